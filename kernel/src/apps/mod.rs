@@ -1,0 +1,102 @@
+//! The app table and the runtimes that serve apps.
+
+pub mod proxy;
+pub mod static_files;
+
+use std::sync::Arc;
+
+use bext_plugin_abi::{Body, Ctx, Request, Response};
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+
+use crate::platform::{AppConfig, RuntimeKind};
+
+/// How an app is served.
+pub enum Runtime {
+    /// Files under a document root.
+    Static(static_files::StaticSite),
+    /// One upstream.
+    Proxy(proxy::ProxyApp),
+}
+
+impl Runtime {
+    /// Builds the runtime an app's configuration asks for.
+    pub fn build(cfg: &AppConfig) -> Result<Runtime, String> {
+        match cfg.runtime {
+            RuntimeKind::Static => {
+                let root = cfg.source.as_deref().ok_or("a static app needs `source`")?;
+                static_files::StaticSite::new(root, cfg.spa_fallback)
+                    .map(Runtime::Static)
+                    .map_err(|e| format!("{}: {e}", root.display()))
+            }
+            RuntimeKind::Proxy => {
+                let upstream = proxy::parse_upstream(cfg.upstream.as_deref().unwrap_or(""))?;
+                Ok(Runtime::Proxy(proxy::ProxyApp::new(
+                    upstream,
+                    cfg.preserve_host,
+                    cfg.connect_timeout,
+                    cfg.response_timeout,
+                )))
+            }
+            RuntimeKind::Js | RuntimeKind::Process => Err("runtime not available in this build".into()),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        match self {
+            Runtime::Static(s) => s.serve(&req, cx).await,
+            Runtime::Proxy(p) => p.serve(req, cx).await,
+        }
+    }
+
+    /// The runtime's name, for health and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Runtime::Static(_) => "static",
+            Runtime::Proxy(_) => "proxy",
+        }
+    }
+}
+
+/// One app of a compiled pipeline.
+pub struct App {
+    /// Its id.
+    pub id: Arc<str>,
+    /// Its runtime, shared with the next pipeline while its configuration
+    /// is unchanged.
+    pub runtime: Arc<Runtime>,
+    /// Response headers added to every answer.
+    pub headers: HeaderMap,
+    /// Its domains, for health output.
+    pub domains: Vec<String>,
+}
+
+impl App {
+    /// Adds the app's configured response headers.
+    pub fn decorate(&self, res: &mut Response) {
+        for (k, v) in &self.headers {
+            res.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Parses configured headers (already validated by the platform loader).
+pub fn header_map(headers: &std::collections::BTreeMap<String, String>) -> HeaderMap {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
+        .collect()
+}
+
+/// A short text response; every kernel-made answer goes through here.
+pub fn plain(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response {
+    let text = text.into();
+    let mut res = Response::new(Body::full(text.clone()));
+    *res.status_mut() = status;
+    if !text.is_empty() {
+        res.headers_mut()
+            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    }
+    res
+}

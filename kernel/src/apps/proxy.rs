@@ -1,0 +1,184 @@
+//! The `proxy` runtime: one upstream URL, bodies streamed both ways.
+
+use std::time::Duration;
+
+use bext_plugin_abi::{Body, Ctx, Request, Response};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::apps::plain;
+use crate::server::body::BodyLimitError;
+
+/// A validated upstream URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    authority: Authority,
+    /// Path prefix of the upstream URL without trailing `/` (may be empty).
+    base_path: String,
+}
+
+/// Parses an upstream URL (`http://host:port[/base]`).
+pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return Err(format!("`{url}`: only http:// upstreams are supported in this build"));
+    }
+    let authority = uri.authority().cloned().ok_or_else(|| format!("`{url}` has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!("`{url}`: credentials in upstream URLs are not supported"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{url}`: an upstream URL cannot have a query"));
+    }
+    Ok(Upstream {
+        authority,
+        base_path: uri.path().trim_end_matches('/').to_owned(),
+    })
+}
+
+/// A proxied app.
+pub struct ProxyApp {
+    upstream: Upstream,
+    client: Client<HttpConnector, Body>,
+    preserve_host: bool,
+    response_timeout: Duration,
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+impl ProxyApp {
+    /// A proxy to `upstream` with its own connection pool.
+    pub fn new(upstream: Upstream, preserve_host: bool, connect_timeout: Duration, response_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        ProxyApp {
+            upstream,
+            client,
+            preserve_host,
+            response_timeout,
+        }
+    }
+
+    /// Forwards one request and streams the answer back.
+    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let target = format!("http://{}{}{}", self.upstream.authority, self.upstream.base_path, path);
+        let Ok(uri) = target.parse::<Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+        };
+        let client_host = cx.host.as_deref().map(str::to_owned);
+        let original_host = parts.headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::HOST);
+        if self.preserve_host
+            && let Some(h) = original_host.or_else(|| client_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()))
+        {
+            parts.headers.insert(header::HOST, h);
+        }
+        forwarded_headers(&mut parts.headers, cx, client_host.as_deref());
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        let upstream_req = Request::from_parts(parts, body);
+
+        let res = match tokio::time::timeout(self.response_timeout, self.client.request(upstream_req)).await {
+            Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+            Ok(Err(e)) => return failure(&e, cx),
+            Ok(Ok(res)) => res,
+        };
+        let (mut parts, body) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, Body::stream(body))
+    }
+}
+
+fn failure(e: &hyper_util::client::legacy::Error, cx: &Ctx) -> Response {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(limit) = err.downcast_ref::<BodyLimitError>() {
+            return plain(limit.status(), "request body refused\n");
+        }
+        source = err.source();
+    }
+    let timed_out = e.is_connect() && format!("{e:?}").contains("timed out");
+    tracing::warn!(request_id = %cx.request_id, app = cx.app().unwrap_or(""), error = ?e, "upstream request failed");
+    if timed_out {
+        plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+    } else {
+        plain(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
+    }
+}
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx, host: Option<&str>) {
+    let peer = cx.peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
+        _ => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Some(h) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert("x-forwarded-host", h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls() {
+        let u = parse_upstream("http://127.0.0.1:8080/api/").unwrap();
+        assert_eq!(u.base_path, "/api");
+        assert!(parse_upstream("https://x").is_err());
+        assert!(parse_upstream("http://u:p@x").is_err());
+        assert!(parse_upstream("nope").is_err());
+    }
+
+    #[test]
+    fn connection_listed_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

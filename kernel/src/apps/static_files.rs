@@ -1,0 +1,453 @@
+//! The `static` runtime: files under a document root.
+//!
+//! Safe by construction: the request path is percent-decoded once, `..`,
+//! encoded separators, NUL bytes and hidden files (except `.well-known`)
+//! are refused, and the resolved file must still lie under the root after
+//! symlinks are followed. Small files are kept in memory and re-checked on
+//! disk at most once a second, as nginx's `open_file_cache` does, so a hit
+//! costs no system call.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bext_plugin_abi::{Body, Ctx, Request, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::apps::plain;
+
+/// Files up to this size are held in memory.
+const MAX_CACHED_FILE: u64 = 1 << 20;
+/// Memory budget of the file cache, per app.
+const CACHE_BYTES: u64 = 64 << 20;
+/// How often a cached file is checked against the disk.
+const REVALIDATE: Duration = Duration::from_secs(1);
+
+/// A static site rooted at one directory.
+pub struct StaticSite {
+    root: PathBuf,
+    spa_fallback: bool,
+    cache: quick_cache::sync::Cache<String, Arc<CachedFile>, ByteWeight>,
+    epoch: std::time::Instant,
+}
+
+#[derive(Clone)]
+struct ByteWeight;
+
+impl quick_cache::Weighter<String, Arc<CachedFile>> for ByteWeight {
+    fn weight(&self, key: &String, val: &Arc<CachedFile>) -> u64 {
+        key.len() as u64 + val.weight()
+    }
+}
+
+/// One resolved file and its precompressed siblings.
+struct CachedFile {
+    file: Variant,
+    br: Option<Variant>,
+    gzip: Option<Variant>,
+    /// Milliseconds since the site's epoch of the last disk check.
+    checked: AtomicU64,
+}
+
+impl CachedFile {
+    fn weight(&self) -> u64 {
+        let w = |v: &Variant| v.bytes.as_ref().map_or(0, |b| b.len() as u64) + 256;
+        w(&self.file) + self.br.as_ref().map_or(0, w) + self.gzip.as_ref().map_or(0, w)
+    }
+}
+
+#[derive(Clone)]
+struct Variant {
+    path: PathBuf,
+    len: u64,
+    modified: SystemTime,
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+    content_type: HeaderValue,
+    /// The content, for files up to [`MAX_CACHED_FILE`].
+    bytes: Option<Bytes>,
+}
+
+enum Resolved {
+    File(Arc<CachedFile>),
+    Redirect(String),
+    NotFound,
+    BadRequest,
+}
+
+impl StaticSite {
+    /// Serves `root`; fails if it is not a readable directory.
+    pub fn new(root: &Path, spa_fallback: bool) -> std::io::Result<Self> {
+        let root = root.canonicalize()?;
+        if !root.is_dir() {
+            return Err(std::io::Error::other(format!("{} is not a directory", root.display())));
+        }
+        Ok(StaticSite {
+            root,
+            spa_fallback,
+            cache: quick_cache::sync::Cache::with_weighter(4096, CACHE_BYTES, ByteWeight),
+            epoch: std::time::Instant::now(),
+        })
+    }
+
+    /// Answers one request.
+    pub async fn serve(&self, req: &Request, cx: &Ctx) -> Response {
+        let method = req.method();
+        if method != Method::GET && method != Method::HEAD {
+            let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return res;
+        }
+        let path = req.uri().path();
+        let file = match self.resolve(path, cx) {
+            Resolved::File(f) => f,
+            Resolved::Redirect(to) => {
+                let mut res = plain(StatusCode::MOVED_PERMANENTLY, "");
+                if let Ok(v) = HeaderValue::from_str(&to) {
+                    res.headers_mut().insert(header::LOCATION, v);
+                }
+                return res;
+            }
+            Resolved::BadRequest => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
+            Resolved::NotFound => {
+                match self.spa_fallback.then(|| self.resolve("/index.html", cx)) {
+                    Some(Resolved::File(f)) if accepts_html(req.headers()) => f,
+                    _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+                }
+            }
+        };
+        respond(&file, req.headers(), method == Method::HEAD).await
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn resolve(&self, raw_path: &str, cx: &Ctx) -> Resolved {
+        if let Some(hit) = self.cache.get(raw_path) {
+            let now = self.now_ms();
+            let checked = hit.checked.load(Ordering::Relaxed);
+            if now.saturating_sub(checked) < REVALIDATE.as_millis() as u64 || unchanged(&hit) {
+                hit.checked.store(now, Ordering::Relaxed);
+                return Resolved::File(hit);
+            }
+            self.cache.remove(raw_path);
+        }
+        let Some(rel) = sanitise(raw_path) else {
+            return Resolved::BadRequest;
+        };
+        let mut full = self.root.join(&rel);
+        let meta = match std::fs::metadata(&full) {
+            Ok(m) => m,
+            Err(_) => return Resolved::NotFound,
+        };
+        if meta.is_dir() {
+            if !raw_path.ends_with('/') {
+                let base = cx.base.as_deref().unwrap_or("/").trim_end_matches('/');
+                return Resolved::Redirect(format!("{base}{raw_path}/"));
+            }
+            full.push("index.html");
+        }
+        // Follow symlinks, then insist on staying under the root.
+        let Ok(real) = full.canonicalize() else {
+            return Resolved::NotFound;
+        };
+        if !real.starts_with(&self.root) {
+            return Resolved::NotFound;
+        }
+        let Some(file) = load_variant(&real) else {
+            return Resolved::NotFound;
+        };
+        let sibling = |ext: &str| {
+            let mut p = real.clone().into_os_string();
+            p.push(ext);
+            let p = PathBuf::from(p);
+            let real = p.canonicalize().ok().filter(|r| r.starts_with(&self.root))?;
+            load_variant(&real).map(|mut v| {
+                v.content_type = file.content_type.clone();
+                v
+            })
+        };
+        let entry = Arc::new(CachedFile {
+            br: sibling(".br"),
+            gzip: sibling(".gz"),
+            file,
+            checked: AtomicU64::new(self.now_ms()),
+        });
+        self.cache.insert(raw_path.to_owned(), entry.clone());
+        Resolved::File(entry)
+    }
+}
+
+/// Whether the file on disk is still the one cached.
+fn unchanged(f: &CachedFile) -> bool {
+    let same = |v: &Variant| {
+        std::fs::metadata(&v.path).is_ok_and(|m| m.len() == v.len && m.modified().ok() == Some(v.modified))
+    };
+    same(&f.file) && f.br.as_ref().is_none_or(same) && f.gzip.as_ref().is_none_or(same)
+}
+
+fn load_variant(path: &Path) -> Option<Variant> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let len = meta.len();
+    let bytes = if len <= MAX_CACHED_FILE {
+        let data = std::fs::read(path).ok()?;
+        if data.len() as u64 != len {
+            return None; // changed while reading; the next request retries
+        }
+        Some(Bytes::from(data))
+    } else {
+        None
+    };
+    let mtime = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+    Some(Variant {
+        path: path.to_owned(),
+        len,
+        modified,
+        etag: HeaderValue::from_str(&format!("\"{:x}-{:x}\"", mtime.as_secs(), len)).ok()?,
+        last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?,
+        content_type: content_type(path),
+        bytes,
+    })
+}
+
+fn content_type(path: &Path) -> HeaderValue {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let text = mime.type_() == "text"
+        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml" | "svg+xml" | "manifest+json");
+    let value = if text { format!("{mime}; charset=utf-8") } else { mime.to_string() };
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+}
+
+/// Decodes a request path into a relative file path, refusing anything that
+/// could leave the root: `..`, encoded `/` or `\`, NUL, hidden segments
+/// (other than `.well-known`), and invalid UTF-8.
+fn sanitise(raw: &str) -> Option<PathBuf> {
+    let mut rel = PathBuf::new();
+    for segment in raw.split('/') {
+        if segment.is_empty() {
+            continue;
+        }
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().ok()?;
+        if decoded.contains(['/', '\\', '\0']) {
+            return None;
+        }
+        if decoded == "." {
+            continue;
+        }
+        if decoded == ".." || (decoded.starts_with('.') && decoded != ".well-known") {
+            return None;
+        }
+        rel.push(&*decoded);
+    }
+    Some(rel)
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|a| a.contains("text/html") || a.contains("*/*"))
+}
+
+/// Picks the encoding to send: `br`, then `gzip`, when the client accepts
+/// it (q > 0) and a sibling file exists.
+fn pick_encoding<'f>(f: &'f CachedFile, headers: &HeaderMap) -> (&'f Variant, Option<&'static str>) {
+    if f.br.is_none() && f.gzip.is_none() {
+        return (&f.file, None);
+    }
+    let accept = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accepts = |name: &str| {
+        accept.split(',').any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+                .unwrap_or(1.0);
+            coding.eq_ignore_ascii_case(name) && q > 0.0
+        })
+    };
+    if let Some(br) = &f.br
+        && accepts("br")
+    {
+        return (br, Some("br"));
+    }
+    if let Some(gz) = &f.gzip
+        && accepts("gzip")
+    {
+        return (gz, Some("gzip"));
+    }
+    (&f.file, None)
+}
+
+async fn respond(f: &CachedFile, req: &HeaderMap, head: bool) -> Response {
+    let (v, encoding) = pick_encoding(f, req);
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(header::CONTENT_TYPE, v.content_type.clone());
+    headers.insert(header::ETAG, v.etag.clone());
+    headers.insert(header::LAST_MODIFIED, v.last_modified.clone());
+    if let Some(enc) = encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
+    } else {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if f.br.is_some() || f.gzip.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if not_modified(v, req) {
+        let mut res = plain(StatusCode::NOT_MODIFIED, "");
+        headers.remove(header::CONTENT_TYPE);
+        *res.headers_mut() = headers;
+        return res;
+    }
+    let range = match (encoding, req.get(header::RANGE)) {
+        (None, Some(r)) if if_range_holds(v, req) => parse_range(r.to_str().unwrap_or(""), v.len),
+        _ => RangeSpec::Full,
+    };
+    let (status, start, len) = match range {
+        RangeSpec::Full => (StatusCode::OK, 0, v.len),
+        RangeSpec::Part(start, end) => {
+            let cr = format!("bytes {start}-{end}/{}", v.len);
+            headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeSpec::Unsatisfiable => {
+            let mut res = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
+            let cr = format!("bytes */{}", v.len);
+            res.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
+            return res;
+        }
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let body = if head {
+        Body::empty()
+    } else if let Some(bytes) = &v.bytes {
+        Body::full(bytes.slice(start as usize..(start + len) as usize))
+    } else {
+        match open_stream(&v.path, start, len).await {
+            Ok(b) => b,
+            Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    };
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    res
+}
+
+async fn open_stream(path: &Path, start: u64, len: u64) -> std::io::Result<Body> {
+    let mut file = tokio::fs::File::open(path).await?;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start)).await?;
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
+    Ok(Body::stream(http_body_util::StreamBody::new(futures_util::StreamExt::map(
+        stream,
+        |chunk| chunk.map(http_body::Frame::data),
+    ))))
+}
+
+fn not_modified(v: &Variant, req: &HeaderMap) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|h| h.to_str().ok()) {
+        let tag = v.etag.to_str().unwrap_or("");
+        return inm.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag
+        });
+    }
+    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|h| h.to_str().ok())
+        && let Ok(since) = httpdate::parse_http_date(ims)
+    {
+        let modified = v.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let since = since.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        return modified <= since;
+    }
+    false
+}
+
+fn if_range_holds(v: &Variant, req: &HeaderMap) -> bool {
+    match req.get(header::IF_RANGE).and_then(|h| h.to_str().ok()) {
+        None => true,
+        Some(r) if r.starts_with('"') => r == v.etag,
+        Some(r) => httpdate::parse_http_date(r).is_ok_and(|d| d == v.modified || {
+            let a = d.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            a == v.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+        }),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeSpec {
+    Full,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range; several ranges or a malformed header get the whole
+/// file, as RFC 9110 allows.
+fn parse_range(h: &str, len: u64) -> RangeSpec {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Full;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return RangeSpec::Full,
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeSpec::Unsatisfiable,
+            Ok(n) => Some((len.saturating_sub(n), len.saturating_sub(1))),
+            Err(_) => None,
+        },
+        (false, _) => match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(s), _) if b.is_empty() => Some((s, len.saturating_sub(1))),
+            (Ok(s), Ok(e)) if e >= s => Some((s, e.min(len.saturating_sub(1)))),
+            _ => None,
+        },
+    };
+    match parsed {
+        None => RangeSpec::Full,
+        Some((s, _)) if s >= len => RangeSpec::Unsatisfiable,
+        Some((s, e)) => RangeSpec::Part(s, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitise_refuses_escapes() {
+        assert_eq!(sanitise("/a/b.txt"), Some(PathBuf::from("a/b.txt")));
+        assert_eq!(sanitise("/a/./b"), Some(PathBuf::from("a/b")));
+        assert_eq!(sanitise("/.well-known/x"), Some(PathBuf::from(".well-known/x")));
+        for bad in ["/../etc/passwd", "/a/%2e%2e/b", "/%2E%2E/x", "/a%2fb", "/a%5cb", "/a%00b", "/.env", "/.git/config", "/%ff"] {
+            assert_eq!(sanitise(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-4", 10), RangeSpec::Part(0, 4));
+        assert_eq!(parse_range("bytes=5-", 10), RangeSpec::Part(5, 9));
+        assert_eq!(parse_range("bytes=-3", 10), RangeSpec::Part(7, 9));
+        assert_eq!(parse_range("bytes=8-100", 10), RangeSpec::Part(8, 9));
+        assert_eq!(parse_range("bytes=10-", 10), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), RangeSpec::Full);
+        assert_eq!(parse_range("items=0-1", 10), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=5-2", 10), RangeSpec::Full);
+    }
+}

@@ -1,0 +1,187 @@
+//! The `bext` command line: `serve`, `run`, `check`, `plugins`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::pipeline::{compile, load_manifests, reload};
+use crate::server::{Tracker, accept_loop};
+use crate::{ConfigSource, Kernel};
+
+/// Many web apps behind one address.
+#[derive(Parser)]
+#[command(name = "bext", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every app of a platform file.
+    Serve {
+        /// The platform file (`platform.toml`, or `.yaml` with the same fields).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Serve one directory as a static site.
+    Run {
+        /// The directory (its `bext.config.toml` is read if present).
+        dir: PathBuf,
+        /// Address to listen on (default 127.0.0.1:3061).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Validate a platform file and its manifests; print every error.
+    Check {
+        /// The platform file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// List the built-in plugins.
+    Plugins,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(ConfigSource::File(config)),
+        Command::Run { dir, listen } => serve(ConfigSource::Dir { dir, listen }),
+        Command::Check { config } => check(ConfigSource::File(config)),
+        Command::Plugins => {
+            let mut regs: Vec<_> = bext_plugin_abi::registrations().collect();
+            regs.sort_by_key(|r| r.name);
+            println!("{:<12} {:>8}  SUMMARY", "NAME", "PRIORITY");
+            for r in regs {
+                println!("{:<12} {:>8}  {}", r.name, r.default_priority, r.summary);
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn check(source: ConfigSource) -> ExitCode {
+    let result = source.load().and_then(|platform| {
+        let manifests = load_manifests(&platform)?;
+        compile(platform, manifests, None)
+    });
+    match result {
+        Ok((p, _)) => {
+            println!(
+                "ok: {} app(s), {} plugin instance(s)",
+                p.apps.len(),
+                p.instances.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s)", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn serve(source: ConfigSource) -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve_async(source)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
+    let pipeline = match reload::build(&source, None).await {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            anyhow::bail!("{} configuration error(s); nothing served", errors.0.len());
+        }
+    };
+    let settings = pipeline.platform.settings.clone();
+    let kernel = Arc::new(Kernel::new(pipeline, source));
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let admin = match &settings.admin_listen {
+        Some(a) => Some(TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot listen on {a}: {e}"))?),
+        None => None,
+    };
+    let addr = listener.local_addr()?;
+    let apps: Vec<String> = kernel.pipeline.load().platform.apps.keys().cloned().collect();
+    println!("bext {} serving http://{addr}/ (apps: {})", env!("CARGO_PKG_VERSION"), apps.join(", "));
+    if let Some(a) = &admin {
+        println!("bext admin endpoints on http://{}/", a.local_addr()?);
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tracker = Tracker::default();
+    tokio::spawn(accept_loop(kernel.clone(), listener, false, stop_rx.clone(), tracker.clone()));
+    if let Some(a) = admin {
+        tokio::spawn(accept_loop(kernel.clone(), a, true, stop_rx.clone(), tracker.clone()));
+    }
+    tokio::spawn(reload::watch(kernel.clone()));
+
+    let signal = shutdown_signal().await;
+    tracing::info!(signal, connections = tracker.live(), "shutting down: no new connections, draining");
+    let _ = stop_tx.send(true);
+    let deadline = kernel.limits.shutdown_timeout;
+    if tokio::time::timeout(deadline, tracker.drained()).await.is_err() {
+        tracing::warn!(connections = tracker.live(), "shutdown deadline reached; closing what is left");
+    }
+    let pipeline = kernel.pipeline.load_full();
+    for (_, p) in pipeline.instances() {
+        if p.hooks().has(bext_plugin_abi::Hooks::SHUTDOWN) {
+            p.on_shutdown().resolve().await;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}

@@ -1,0 +1,90 @@
+//! bext: many web apps behind one address.
+//!
+//! A small kernel (hyper + tokio) accepts HTTP, finds the app a request
+//! belongs to and runs a pipeline of plugins around that app's runtime.
+//! Everything a user would call a feature is a plugin (`bext-plugin-abi`),
+//! switched on and configured by a YAML manifest. See `docs/hooks.md` for
+//! the request's way through.
+
+pub mod admin;
+pub mod apps;
+pub mod cli;
+pub mod diag;
+mod linked;
+pub mod manifest;
+pub mod pipeline;
+pub mod platform;
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bext_plugin_abi::RequestId;
+
+use crate::diag::Diagnostics;
+use crate::pipeline::Pipeline;
+use crate::platform::{Limits, Platform};
+
+/// Where the configuration comes from, so a reload reads it again.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// `bext serve --config FILE`.
+    File(PathBuf),
+    /// `bext run DIR [--listen ADDR]`.
+    Dir {
+        /// The directory served.
+        dir: PathBuf,
+        /// `--listen`, which beats `bext.config.toml`.
+        listen: Option<String>,
+    },
+}
+
+impl ConfigSource {
+    /// Reads and validates the platform.
+    pub fn load(&self) -> Result<Platform, Diagnostics> {
+        match self {
+            ConfigSource::File(f) => Platform::load(f),
+            ConfigSource::Dir { dir, listen } => Platform::for_dir(dir, listen.as_deref()),
+        }
+    }
+}
+
+/// The running server's shared state.
+pub struct Kernel {
+    /// The live pipeline; each request loads it once.
+    pub pipeline: ArcSwap<Pipeline>,
+    /// Where the configuration comes from.
+    pub source: ConfigSource,
+    /// Limits fixed at start (listeners are built with them).
+    pub limits: Limits,
+    /// Start time, for `uptime_secs`.
+    pub started: Instant,
+    request_ids: AtomicU64,
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Kernel {
+    /// A kernel serving `pipeline`.
+    pub fn new(pipeline: Pipeline, source: ConfigSource) -> Self {
+        // Seed ids with the start time so ids differ across restarts.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)
+            << 20;
+        Kernel {
+            limits: pipeline.platform.settings.limits,
+            pipeline: ArcSwap::from_pointee(pipeline),
+            source,
+            started: Instant::now(),
+            request_ids: AtomicU64::new(seed),
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A fresh request id.
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId(self.request_ids.fetch_add(1, Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,5 @@
+//! The built-in plugins linked into this binary. Naming each crate here
+//! keeps the linker from dropping its `inventory` registration; add a line
+//! per new plugin crate.
+
+use bext_plugin_vhosts as _;

@@ -1,0 +1,264 @@
+//! Plugin manifests: one YAML file per plugin, validated strictly.
+//!
+//! ```yaml
+//! name: vhosts        # unique, [a-z][a-z0-9-]*
+//! enabled: true
+//! priority: 10        # optional; else the plugin's default
+//! entry: builtin      # builtin | path/to/libplugin.so | path/to/plugin.js
+//! base: /__bext/x     # optional mount path for the plugin's own routes
+//! on_error: closed    # closed (default) | open
+//! config: { ... }     # the plugin's own typed settings
+//! ```
+
+mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::diag::{Diagnostic, Diagnostics};
+
+pub(crate) use yaml::Located;
+
+/// What a failing hook does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Answer 500 with the request id (the default).
+    #[default]
+    Closed,
+    /// Log the failure and continue as if the hook had not run.
+    Open,
+}
+
+/// How a plugin is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Compiled into this binary.
+    Builtin,
+    /// A shared library or JavaScript module (not supported by this build yet).
+    File(PathBuf),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    name: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    priority: Option<i32>,
+    #[serde(default)]
+    entry: Option<String>,
+    #[serde(default)]
+    base: Option<String>,
+    #[serde(default)]
+    on_error: FailMode,
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A validated manifest.
+#[derive(Clone)]
+pub struct Manifest {
+    /// The plugin's name.
+    pub name: String,
+    /// Whether it runs for every app (apps may still turn it on or off).
+    pub enabled: bool,
+    /// Priority override.
+    pub priority: Option<i32>,
+    /// How to load it.
+    pub entry: Entry,
+    /// Mount path for its own routes.
+    pub base: Option<String>,
+    /// What a failing hook does.
+    pub on_error: FailMode,
+    /// The plugin's `config` block.
+    pub config: serde_json::Value,
+    /// The file it came from.
+    pub file: PathBuf,
+    doc: Arc<Located>,
+}
+
+impl Manifest {
+    /// The position of a field inside this manifest's `config` block.
+    pub fn config_position(&self, path: &str) -> Option<(u64, u64)> {
+        let full = if path.is_empty() { "config".to_owned() } else { format!("config.{path}") };
+        self.doc.position(&full)
+    }
+
+    /// Parses and validates one manifest's text.
+    pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
+        let doc = Located::parse(text)
+            .map_err(|(pos, reason)| Diagnostic::new(file, "", reason).at(pos))?;
+        let m: ManifestFile = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            Diagnostic::new(file, path.clone(), e.into_inner().to_string()).at(doc.position(&path))
+        })?;
+        let mut errors = Diagnostics::default();
+        let here = |field: &str| doc.position(field);
+        if !valid_name(&m.name) {
+            errors.push(Diagnostic::new(file, "name", "must match [a-z][a-z0-9-]*").at(here("name")));
+        }
+        if let Some(base) = &m.base
+            && !base.starts_with('/')
+        {
+            errors.push(Diagnostic::new(file, "base", "must start with `/`").at(here("base")));
+        }
+        let entry = match m.entry.as_deref() {
+            None | Some("builtin") => Entry::Builtin,
+            Some(path) => {
+                let path = file.parent().unwrap_or(Path::new(".")).join(path);
+                errors.push(
+                    Diagnostic::new(
+                        file,
+                        "entry",
+                        format!(
+                            "{}: dynamic (.so) and JavaScript plugins are not supported by this build yet; use `builtin`",
+                            path.display()
+                        ),
+                    )
+                    .at(here("entry")),
+                );
+                Entry::File(path)
+            }
+        };
+        if entry == Entry::Builtin && !bext_plugin_abi::registrations().any(|r| r.name == m.name) {
+            let known: Vec<_> = bext_plugin_abi::registrations().map(|r| r.name).collect();
+            errors.push(
+                Diagnostic::new(
+                    file,
+                    "name",
+                    format!("unknown plugin `{}` (built-in plugins: {})", m.name, known.join(", ")),
+                )
+                .at(here("name")),
+            );
+        }
+        errors.into_result(Manifest {
+            name: m.name,
+            enabled: m.enabled,
+            priority: m.priority,
+            entry,
+            base: m.base,
+            on_error: m.on_error,
+            config: m.config,
+            file: file.to_owned(),
+            doc: Arc::new(doc),
+        })
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut b = n.bytes();
+    b.next().is_some_and(|c| c.is_ascii_lowercase())
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+/// Loads every `*.yaml`/`*.yml` manifest in `dir`, reporting every error.
+pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>, Diagnostics> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostic::new(dir, "", format!("cannot read manifests directory: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    let mut errors = Diagnostics::default();
+    let mut manifests: Vec<Manifest> = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(Diagnostic::new(&file, "", format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        match Manifest::parse(&file, &text) {
+            Ok(m) => {
+                if let Some(other) = manifests.iter().find(|o| o.name == m.name) {
+                    errors.push(Diagnostic::new(
+                        &file,
+                        "name",
+                        format!("plugin `{}` is already declared in {}", m.name, other.file.display()),
+                    ));
+                } else {
+                    manifests.push(m);
+                }
+            }
+            Err(e) => errors.0.extend(e.0),
+        }
+    }
+    errors.into_result(manifests)
+}
+
+/// The default manifest of every built-in plugin, used when the platform
+/// names no manifests directory.
+pub fn defaults() -> Vec<Manifest> {
+    let mut all: Vec<Manifest> = bext_plugin_abi::registrations()
+        .map(|r| {
+            let file = PathBuf::from(format!("<built-in>/{}.yaml", r.name));
+            Manifest::parse(&file, r.default_manifest)
+                .unwrap_or_else(|e| panic!("the default manifest of `{}` is broken: {e}", r.name))
+        })
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+/// The default manifest of one built-in plugin.
+pub fn default_for(name: &str) -> Option<Manifest> {
+    defaults().into_iter().find(|m| m.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match Manifest::parse(Path::new("m.yaml"), text) {
+            Ok(_) => vec![],
+            Err(d) => d.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn every_default_manifest_parses() {
+        assert!(defaults().iter().any(|m| m.name == "vhosts"));
+    }
+
+    #[test]
+    fn unknown_top_level_field_has_file_line_field_reason() {
+        let e = errors("name: vhosts\npriorty: 3\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("m.yaml:2:1: priorty: unknown field `priorty`"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_plugin_and_bad_values_are_errors() {
+        let e = errors("name: nosuch\n");
+        assert!(e[0].contains("unknown plugin `nosuch`"), "{e:?}");
+        let e = errors("name: vhosts\npriority: high\n");
+        assert!(e[0].starts_with("m.yaml:2:"), "{e:?}");
+        assert!(e[0].contains("priority"), "{e:?}");
+        let e = errors("name: vhosts\non_error: maybe\n");
+        assert!(e[0].contains("on_error"), "{e:?}");
+        let e = errors("name: Bad_Name\n");
+        assert!(e.iter().any(|l| l.contains("[a-z][a-z0-9-]*")), "{e:?}");
+        let e = errors("name: vhosts\nentry: ./libx.so\n");
+        assert!(e[0].contains("not supported by this build"), "{e:?}");
+        let e = errors("name: vhosts\nbase: x\n");
+        assert!(e[0].contains("base: must start"), "{e:?}");
+    }
+
+    #[test]
+    fn config_positions_point_into_the_block() {
+        let m = Manifest::parse(Path::new("m.yaml"), "name: vhosts\nconfig:\n  hosts:\n    a.com: {app: x, pathPrefx: /a}\n").unwrap();
+        assert_eq!(m.config_position("hosts.a.com.pathPrefx").map(|p| p.0), Some(4));
+    }
+}

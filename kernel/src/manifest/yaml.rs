@@ -1,0 +1,178 @@
+//! YAML with positions: a manifest is read into a tree that remembers where
+//! each key stands, so an error found later (while a plugin decodes its
+//! `config`) still points at a line and column.
+
+use std::collections::HashMap;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A YAML document with the position of every key and sequence item,
+/// indexed by the dotted paths serde_path_to_error prints (`a.b[0].c`).
+pub(crate) struct Located {
+    pub(crate) value: serde_json::Value,
+    positions: HashMap<String, (u64, u64)>,
+}
+
+impl Located {
+    /// Parses YAML text; a syntax error comes back with its position.
+    pub(crate) fn parse(text: &str) -> Result<Located, (Option<(u64, u64)>, String)> {
+        let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|e| {
+            let pos = e.location().map(|l| (l.line(), l.column()));
+            (pos, first_line(&e.to_string()))
+        })?;
+        let mut positions = HashMap::new();
+        let value = root.value.into_json(String::new(), &mut positions);
+        Ok(Located { value, positions })
+    }
+
+    /// The position of `path`, or of its nearest ancestor that has one.
+    pub(crate) fn position(&self, path: &str) -> Option<(u64, u64)> {
+        let mut p = path;
+        loop {
+            if let Some(pos) = self.positions.get(p) {
+                return Some(*pos);
+            }
+            let cut = p.rfind(['.', '['])?;
+            p = &p[..cut];
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_owned()
+}
+
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Node>>),
+    Map(Vec<(Spanned<String>, Spanned<Node>)>),
+}
+
+impl Node {
+    fn into_json(self, path: String, positions: &mut HashMap<String, (u64, u64)>) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::Int(i) => Value::from(i),
+            Node::UInt(u) => Value::from(u),
+            Node::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+            Node::Str(s) => Value::String(s),
+            Node::Seq(items) => Value::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let p = format!("{path}[{i}]");
+                        positions.insert(p.clone(), pos(&item.referenced));
+                        item.value.into_json(p, positions)
+                    })
+                    .collect(),
+            ),
+            Node::Map(entries) => Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let p = if path.is_empty() { k.value.clone() } else { format!("{path}.{}", k.value) };
+                        positions.insert(p.clone(), pos(&k.referenced));
+                        (k.value, v.value.into_json(p, positions))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn pos(l: &serde_saphyr::Location) -> (u64, u64) {
+    (l.line(), l.column())
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::UInt(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries: Vec<(Spanned<String>, Spanned<Node>)> = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            if entries.iter().any(|(k, _)| k.value == key.value) {
+                return Err(de::Error::custom(format!("duplicate key `{}`", key.value)));
+            }
+            let value = map.next_value()?;
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_nested_keys_and_items() {
+        let doc = Located::parse("name: x\nconfig:\n  hosts:\n    a.com:\n      app: blog\n  list:\n    - 1\n    - 2\n").unwrap();
+        assert_eq!(doc.value["config"]["hosts"]["a.com"]["app"], "blog");
+        assert_eq!(doc.position("config.hosts.a.com.app"), Some((5, 7)));
+        assert_eq!(doc.position("config.list[1]"), Some((8, 7)));
+        // An unknown path falls back to its nearest known ancestor.
+        assert_eq!(doc.position("config.hosts.a.com.nope"), Some((4, 5)));
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let (pos, msg) = Located::parse("name: x\nconfig: [1, 2\n").err().unwrap();
+        assert!(pos.is_some(), "{msg}");
+        let (_, msg) = Located::parse("a: 1\na: 2\n").err().unwrap();
+        assert!(msg.contains("duplicate"), "{msg}");
+    }
+}

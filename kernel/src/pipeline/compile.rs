@@ -1,0 +1,265 @@
+//! Building a [`Pipeline`]: pure apart from opening app directories, so
+//! `bext check` runs the very same code.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use bext_plugin_abi::{AppInfo, Hooks, Plugin, PluginError, Setup};
+
+use super::{AppEntry, Chain, InstanceKey, Pipeline, Slot};
+use crate::apps::{App, Runtime, header_map};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::{self, Manifest};
+use crate::platform::Platform;
+
+/// The manifests a platform uses: its `manifests` directory, or every
+/// built-in plugin's default manifest.
+pub fn load_manifests(platform: &Platform) -> Result<Vec<Manifest>, Diagnostics> {
+    match &platform.settings.manifests {
+        Some(dir) => manifest::load_dir(dir),
+        None => Ok(manifest::defaults()),
+    }
+}
+
+/// Where a plugin's settings for one chain come from.
+struct Use<'m> {
+    manifest: &'m Manifest,
+    enabled: bool,
+    priority: i32,
+    config: serde_json::Value,
+    /// `Some(app)` when the platform file overrides the config for `app`.
+    override_of: Option<&'m str>,
+}
+
+/// Compiles a platform and its manifests. Instances and runtimes whose
+/// configuration did not change are taken from `previous`, so their state
+/// survives. Returns the pipeline and the instances that still need
+/// `on_init`.
+pub fn compile(
+    platform: Platform,
+    manifests: Vec<Manifest>,
+    previous: Option<&Pipeline>,
+) -> Result<(Pipeline, Vec<(Arc<str>, Arc<dyn Plugin>)>), Diagnostics> {
+    let mut errors = Diagnostics::default();
+    let apps_info: Vec<AppInfo> = platform
+        .apps
+        .iter()
+        .map(|(id, a)| AppInfo {
+            id: id.clone(),
+            domains: a.domains.clone(),
+        })
+        .collect();
+    let platform_file = platform.file.clone().unwrap_or_else(|| "<bext run>".into());
+    let mut builder = Builder {
+        previous,
+        instances: HashMap::new(),
+        fresh: Vec::new(),
+        apps: &apps_info,
+        data_dir: &platform.data_dir,
+        platform_file: &platform_file,
+    };
+    let defaults: BTreeMap<String, Manifest> = manifest::defaults().into_iter().map(|m| (m.name.clone(), m)).collect();
+
+    let global_uses: Vec<Use<'_>> = manifests.iter().map(|m| Use::of(m)).collect();
+    let global = builder.chain(&global_uses, &mut errors);
+    let fetch: Box<[Slot]> = global.iter().filter(|s| s.hooks.has(Hooks::FETCH)).cloned().collect();
+    let global_chain = Arc::new(Chain {
+        slots: global.iter().filter(|s| !only_fetch(s)).cloned().collect(),
+    });
+
+    let mut apps = rustc_hash::FxHashMap::default();
+    for (id, cfg) in &platform.apps {
+        let mut uses: Vec<Use<'_>> = manifests.iter().map(|m| Use::of(m)).collect();
+        for (name, over) in &cfg.plugins {
+            let idx = match uses.iter().position(|u| &u.manifest.name == name) {
+                Some(i) => i,
+                None => match defaults.get(name) {
+                    Some(m) => {
+                        let mut u = Use::of(m);
+                        u.enabled = false;
+                        uses.push(u);
+                        uses.len() - 1
+                    }
+                    None => {
+                        errors.push(Diagnostic::new(
+                            &platform_file,
+                            format!("apps.{id}.plugins.{name}"),
+                            format!("unknown plugin `{name}`"),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let u = &mut uses[idx];
+            if let Some(e) = over.enabled {
+                u.enabled = e;
+            }
+            if let Some(p) = over.priority {
+                u.priority = p;
+            }
+            if let Some(c) = &over.config {
+                merge(&mut u.config, c);
+                u.override_of = Some(id);
+            }
+        }
+        let slots = builder.chain(&uses, &mut errors);
+        let chain = Arc::new(Chain {
+            slots: slots.into_iter().filter(|s| !only_fetch(s)).collect(),
+        });
+        let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
+            Some(r) => r,
+            None => match Runtime::build(cfg) {
+                Ok(r) => Arc::new(r),
+                Err(reason) => {
+                    errors.push(Diagnostic::new(&platform_file, format!("apps.{id}"), reason));
+                    continue;
+                }
+            },
+        };
+        let id: Arc<str> = id.as_str().into();
+        apps.insert(
+            id.clone(),
+            AppEntry {
+                app: App {
+                    id,
+                    runtime,
+                    headers: header_map(&cfg.headers),
+                    domains: cfg.domains.clone(),
+                },
+                chain,
+            },
+        );
+    }
+    let fresh = std::mem::take(&mut builder.fresh);
+    let instances = std::mem::take(&mut builder.instances);
+    errors.into_result((
+        Pipeline {
+            generation: previous.map_or(1, |p| p.generation + 1),
+            platform,
+            fetch,
+            global: global_chain,
+            apps,
+            instances,
+        },
+        fresh,
+    ))
+}
+
+impl<'m> Use<'m> {
+    fn of(m: &'m Manifest) -> Self {
+        let default_priority = bext_plugin_abi::registrations()
+            .find(|r| r.name == m.name)
+            .map_or(600, |r| r.default_priority);
+        Use {
+            manifest: m,
+            enabled: m.enabled,
+            priority: m.priority.unwrap_or(default_priority),
+            config: m.config.clone(),
+            override_of: None,
+        }
+    }
+}
+
+fn only_fetch(s: &Slot) -> bool {
+    !s.hooks.has(Hooks::REQUEST) && !s.hooks.has(Hooks::RESPONSE) && !s.hooks.has(Hooks::COMPLETE)
+}
+
+fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<Arc<Runtime>> {
+    let before = previous.platform.apps.get(id)?;
+    let now = platform.apps.get(id)?;
+    (before == now).then(|| previous.apps.get(id).map(|e| e.app.runtime.clone())).flatten()
+}
+
+/// Merges `over` into `base`: objects key by key, anything else replaced.
+fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+struct Builder<'a> {
+    previous: Option<&'a Pipeline>,
+    instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
+    fresh: Vec<(Arc<str>, Arc<dyn Plugin>)>,
+    apps: &'a [AppInfo],
+    data_dir: &'a Path,
+    platform_file: &'a Path,
+}
+
+impl Builder<'_> {
+    /// The enabled plugins of `uses` as sorted slots.
+    fn chain(&mut self, uses: &[Use<'_>], errors: &mut Diagnostics) -> Vec<Slot> {
+        let mut slots = Vec::new();
+        for u in uses.iter().filter(|u| u.enabled) {
+            match self.instance(u) {
+                Ok(plugin) => slots.push(Slot {
+                    name: u.manifest.name.as_str().into(),
+                    hooks: plugin.hooks(),
+                    plugin,
+                    priority: u.priority,
+                    on_error: u.manifest.on_error,
+                }),
+                Err(d) if !errors.0.contains(&d) => errors.push(d),
+                Err(_) => {}
+            }
+        }
+        slots.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+        slots
+    }
+
+    fn instance(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
+        let m = u.manifest;
+        let key = format!("{}\0{}\0{}", m.name, m.base.as_deref().unwrap_or(""), u.config);
+        if let Some(p) = self.instances.get(&key) {
+            return Ok(p.clone());
+        }
+        if let Some(p) = self.previous.and_then(|p| p.instances.get(&key)) {
+            self.instances.insert(key, p.clone());
+            return Ok(p.clone());
+        }
+        let reg = bext_plugin_abi::registrations()
+            .find(|r| r.name == m.name)
+            .ok_or_else(|| Diagnostic::new(&m.file, "name", format!("unknown plugin `{}`", m.name)))?;
+        let setup = Setup {
+            plugin: &m.name,
+            base: m.base.as_deref(),
+            apps: self.apps,
+            data_dir: self.data_dir,
+        };
+        let plugin = (reg.factory)(u.config.clone(), &setup).map_err(|e| self.locate(u, e))?;
+        self.instances.insert(key, plugin.clone());
+        self.fresh.push((m.name.as_str().into(), plugin.clone()));
+        Ok(plugin)
+    }
+
+    /// Points a plugin's config error at its file, line and field.
+    fn locate(&self, u: &Use<'_>, e: PluginError) -> Diagnostic {
+        let (path, reason) = match e {
+            PluginError::Config { path, reason } => (path, reason),
+            other => (String::new(), other.to_string()),
+        };
+        let join = |prefix: &str| if path.is_empty() { prefix.to_owned() } else { format!("{prefix}.{path}") };
+        match u.override_of {
+            Some(app) => Diagnostic::new(self.platform_file, join(&format!("apps.{app}.plugins.{}.config", u.manifest.name)), reason),
+            None => Diagnostic::new(&u.manifest.file, join("config"), reason).at(u.manifest.config_position(&path)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_deep_for_objects_only() {
+        let mut a = serde_json::json!({"a": {"x": 1, "y": 2}, "l": [1]});
+        merge(&mut a, &serde_json::json!({"a": {"y": 3}, "l": [2]}));
+        assert_eq!(a, serde_json::json!({"a": {"x": 1, "y": 3}, "l": [2]}));
+    }
+}

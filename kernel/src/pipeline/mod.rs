@@ -1,0 +1,82 @@
+//! Manifests and the platform file compiled into one immutable
+//! [`Pipeline`]: the fetch stage, a plugin chain per app, and the app
+//! runtimes. A reload compiles a new one and swaps it in atomically.
+
+mod compile;
+pub mod reload;
+pub mod run;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bext_plugin_abi::{Hooks, Plugin};
+use rustc_hash::FxHashMap;
+
+use crate::apps::App;
+use crate::manifest::FailMode;
+use crate::platform::Platform;
+
+pub use compile::{compile, load_manifests};
+
+/// One plugin's place in a stage.
+#[derive(Clone)]
+pub struct Slot {
+    /// The plugin's name.
+    pub name: Arc<str>,
+    /// The instance.
+    pub plugin: Arc<dyn Plugin>,
+    /// Hooks it implements.
+    pub hooks: Hooks,
+    /// Its effective priority.
+    pub priority: i32,
+    /// What a failing hook does.
+    pub on_error: FailMode,
+}
+
+/// The plugins that see an app's requests, in ascending priority.
+#[derive(Default)]
+pub struct Chain {
+    /// Sorted by (priority, name).
+    pub slots: Box<[Slot]>,
+}
+
+impl Chain {
+    /// Whether any plugin wants `on_complete`.
+    pub fn completes(&self) -> bool {
+        self.slots.iter().any(|s| s.hooks.has(Hooks::COMPLETE))
+    }
+}
+
+/// An app with its plugin chain.
+pub struct AppEntry {
+    /// The app.
+    pub app: App,
+    /// The plugins that run for it.
+    pub chain: Arc<Chain>,
+}
+
+/// Key of a plugin instance: instances with the same name, base and
+/// configuration are shared, and survive reloads.
+pub(crate) type InstanceKey = String;
+
+/// A compiled, immutable configuration.
+pub struct Pipeline {
+    /// Increases by one on each reload.
+    pub generation: u64,
+    /// The platform it was built from.
+    pub platform: Platform,
+    /// Plugins with a `fetch` hook, in order.
+    pub fetch: Box<[Slot]>,
+    /// The chain for requests no app claims.
+    pub global: Arc<Chain>,
+    /// Apps by id.
+    pub apps: FxHashMap<Arc<str>, AppEntry>,
+    pub(crate) instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
+}
+
+impl Pipeline {
+    /// Every plugin instance of this pipeline.
+    pub fn instances(&self) -> impl Iterator<Item = (&str, &Arc<dyn Plugin>)> {
+        self.instances.iter().map(|(k, v)| (k.split('\0').next().unwrap_or(""), v))
+    }
+}

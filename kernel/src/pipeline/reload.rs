@@ -1,0 +1,180 @@
+//! Building a pipeline with plugin `on_init`, swapping it in, and retiring
+//! the old one: in-flight requests finish on the pipeline they started on,
+//! and a broken configuration never replaces a working one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bext_plugin_abi::{Host, Plugin};
+
+use super::{Pipeline, compile, load_manifests};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::{ConfigSource, Kernel};
+
+/// How long one plugin's `on_init` may take.
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Loads, compiles and initialises a pipeline (no previous one).
+pub async fn build(source: &ConfigSource, previous: Option<&Pipeline>) -> Result<Pipeline, Diagnostics> {
+    let platform = source.load()?;
+    let manifests = load_manifests(&platform)?;
+    let (pipeline, fresh) = compile(platform, manifests, previous)?;
+    init(&pipeline, fresh).await?;
+    Ok(pipeline)
+}
+
+async fn init(pipeline: &Pipeline, fresh: Vec<(Arc<str>, Arc<dyn Plugin>)>) -> Result<(), Diagnostics> {
+    let apps: Arc<[_]> = pipeline
+        .platform
+        .apps
+        .iter()
+        .map(|(id, a)| bext_plugin_abi::AppInfo {
+            id: id.clone(),
+            domains: a.domains.clone(),
+        })
+        .collect();
+    let host = Host::new(
+        pipeline.platform.data_dir.clone(),
+        apps,
+        Arc::new(|task| {
+            tokio::spawn(task);
+        }),
+    );
+    let mut errors = Diagnostics::default();
+    for (name, plugin) in fresh {
+        if !plugin.hooks().has(bext_plugin_abi::Hooks::INIT) {
+            continue;
+        }
+        let failed = match tokio::time::timeout(INIT_TIMEOUT, plugin.on_init(&host).resolve()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("on_init took longer than {INIT_TIMEOUT:?}")),
+        };
+        if let Some(reason) = failed {
+            errors.push(Diagnostic::new(Path::new(&*name), "on_init", reason));
+        }
+    }
+    errors.into_result(())
+}
+
+/// Re-reads the configuration and swaps in a new pipeline; on any error
+/// the current one keeps serving and the errors are returned.
+pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
+    let _one_at_a_time = kernel.reload_lock.lock().await;
+    let old = kernel.pipeline.load_full();
+    let new = build(&kernel.source, Some(&old)).await?;
+    let s = &new.platform.settings;
+    let o = &old.platform.settings;
+    if s.listen != o.listen || s.admin_listen != o.admin_listen || s.limits != o.limits {
+        tracing::warn!("listen addresses and limits take effect after a restart");
+    }
+    let generation = new.generation;
+    let added: Vec<&str> = new.apps.keys().filter(|k| !old.apps.contains_key(*k)).map(|k| &**k).collect();
+    let removed: Vec<&str> = old.apps.keys().filter(|k| !new.apps.contains_key(*k)).map(|k| &**k).collect();
+    tracing::info!(generation, ?added, ?removed, apps = new.apps.len(), "configuration reloaded");
+    let retired: Vec<Arc<dyn Plugin>> = old
+        .instances
+        .iter()
+        .filter(|(k, _)| !new.instances.contains_key(*k))
+        .map(|(_, p)| p.clone())
+        .collect();
+    kernel.pipeline.store(Arc::new(new));
+    tokio::spawn(retire(old, retired));
+    Ok(generation)
+}
+
+/// Waits for the last request on `old` to finish, then shuts down the
+/// instances the new pipeline no longer uses.
+async fn retire(old: Arc<Pipeline>, retired: Vec<Arc<dyn Plugin>>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(old);
+    for p in retired {
+        if p.hooks().has(bext_plugin_abi::Hooks::SHUTDOWN) {
+            p.on_shutdown().resolve().await;
+        }
+    }
+}
+
+/// Reloads on SIGHUP and, if enabled, when the platform file or a manifest
+/// changes (debounced).
+pub async fn watch(kernel: Arc<Kernel>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
+    #[cfg(unix)]
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let _ = tx.send("SIGHUP").await;
+            }
+        });
+    }
+    let pipeline = kernel.pipeline.load_full();
+    let _watcher = if pipeline.platform.settings.watch {
+        file_watcher(&pipeline, tx.clone())
+    } else {
+        None
+    };
+    drop(pipeline);
+    while let Some(why) = rx.recv().await {
+        match reload(&kernel).await {
+            Ok(g) => tracing::info!(trigger = why, generation = g, "reload done"),
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(trigger = why, "{e}");
+                }
+                tracing::error!("reload rejected; the previous configuration keeps serving");
+            }
+        }
+    }
+}
+
+fn file_watcher(
+    pipeline: &Pipeline,
+    tx: tokio::sync::mpsc::Sender<&'static str>,
+) -> Option<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>> {
+    use notify::RecursiveMode;
+    let mut watched: Vec<PathBuf> = Vec::new();
+    let files: Vec<PathBuf> = pipeline.platform.file.iter().cloned().collect();
+    for f in &files {
+        if let Some(parent) = f.parent() {
+            watched.push(parent.to_owned());
+        }
+    }
+    let manifests = pipeline.platform.settings.manifests.clone();
+    if let Some(m) = &manifests {
+        watched.push(m.clone());
+    }
+    let relevant = move |p: &Path| {
+        files.iter().any(|f| p == f || p.file_name() == f.file_name() && p.parent() == f.parent())
+            || manifests.as_ref().is_some_and(|m| {
+                p.starts_with(m) && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
+    };
+    let handler = move |res: notify_debouncer_mini::DebounceEventResult| {
+        if let Ok(events) = res
+            && events.iter().any(|e| relevant(&e.path))
+        {
+            let _ = tx.try_send("file change");
+        }
+    };
+    let mut debouncer = match notify_debouncer_mini::new_debouncer(Duration::from_millis(250), handler) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch configuration files; reload with SIGHUP");
+            return None;
+        }
+    };
+    for dir in watched {
+        if let Err(e) = debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch");
+        }
+    }
+    Some(debouncer)
+}

@@ -1,0 +1,275 @@
+//! One request's way through a pipeline:
+//!
+//! host check → strip spoofable headers → body limits → `/__bext/` →
+//! fetch stage → app resolution → `on_request` chain → app runtime →
+//! `on_response` (reverse, onion) → app headers → write → `on_complete`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, PluginError, Request, Response};
+use futures_util::FutureExt;
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+use http_body::Body as _;
+use hyper::body::Incoming;
+
+use super::{AppEntry, Chain, Pipeline, Slot};
+use crate::Kernel;
+use crate::apps::plain;
+use crate::manifest::FailMode;
+use crate::server::ConnInfo;
+use crate::server::body::LimitedBody;
+use crate::server::finish::{Finish, ResponseBody};
+use crate::server::host::request_host;
+
+/// Headers only the kernel may set; client copies are always removed.
+static X_BASE: HeaderName = HeaderName::from_static("x-base");
+static X_VHOST_TENANT: HeaderName = HeaderName::from_static("x-vhost-tenant");
+
+/// Prefix of bext's own endpoints on every host.
+pub const INTERNAL_PREFIX: &str = "/__bext";
+
+/// hyper's entry point: never fails; every error is a response.
+pub async fn handle(
+    kernel: Arc<Kernel>,
+    conn: Arc<ConnInfo>,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<ResponseBody>, Infallible> {
+    let pipeline = kernel.pipeline.load_full();
+    conn.activity.begin();
+    let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
+    let (mut parts, incoming) = req.into_parts();
+    let mut finish = Finish::new(&kernel, &pipeline, &conn, &parts);
+
+    let host = match request_host(parts.version, &parts.uri, &parts.headers) {
+        Ok(h) => h,
+        Err(e) => return Ok(finish.done(plain(StatusCode::BAD_REQUEST, format!("{e}\n")), cx)),
+    };
+    cx.host = host;
+    parts.headers.remove(&X_BASE);
+    parts.headers.remove(&X_VHOST_TENANT);
+
+    let limits = &kernel.limits;
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return Ok(finish.done(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"), cx));
+    }
+    let body = if incoming.is_end_stream() {
+        Body::empty()
+    } else {
+        Body::stream(LimitedBody::new(incoming, limits.max_body_bytes, limits.body_read_timeout))
+    };
+    let mut req = Request::from_parts(parts, body);
+
+    let res = route(&kernel, &pipeline, &conn, &mut req, &mut cx, &mut finish).await;
+    Ok(finish.done(res, cx))
+}
+
+async fn route(
+    kernel: &Kernel,
+    pipeline: &Arc<Pipeline>,
+    conn: &ConnInfo,
+    req: &mut Request,
+    cx: &mut Ctx,
+    finish: &mut Finish,
+) -> Response {
+    let path = req.uri().path();
+    if conn.admin {
+        return crate::admin::respond(kernel, pipeline, path).unwrap_or_else(not_found);
+    }
+    let internal_path = path.strip_prefix(INTERNAL_PREFIX).filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    if let Some(rest) = internal_path
+        && let Some(res) = crate::admin::respond(kernel, pipeline, rest)
+    {
+        return res;
+    }
+    let internal = internal_path.is_some();
+
+    for slot in pipeline.fetch.iter() {
+        match guard(slot, || slot.plugin.fetch(req, cx)).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Respond(res)) => return res,
+            Err(e) => {
+                if let Some(res) = fail(slot, e, cx) {
+                    return res;
+                }
+            }
+        }
+    }
+    if internal {
+        return not_found();
+    }
+
+    let entry = match resolve_app(pipeline, req, cx) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            finish.chain(pipeline.global.clone());
+            return run_chain(&pipeline.global, req, cx, None).await;
+        }
+        Err(res) => return res,
+    };
+    if let Some(base) = cx.base.as_deref()
+        && let Ok(v) = HeaderValue::from_str(base)
+    {
+        req.headers_mut().insert(X_BASE.clone(), v);
+    }
+    if let Some(t) = cx.tenant()
+        && let Ok(v) = HeaderValue::from_str(t)
+    {
+        req.headers_mut().insert(X_VHOST_TENANT.clone(), v);
+    }
+    let mut res = if cx.bypass {
+        entry.app.runtime.serve(std::mem::take(req), cx).await
+    } else {
+        finish.chain(entry.chain.clone());
+        run_chain(&entry.chain, req, cx, Some(entry)).await
+    };
+    entry.app.decorate(&mut res);
+    res
+}
+
+/// Runs `on_request`, the app (or a 404 without one), then `on_response`
+/// over the plugins that saw the request, in reverse.
+async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&AppEntry>) -> Response {
+    let slots = &chain.slots;
+    let mut answered = None;
+    for (i, slot) in slots.iter().enumerate() {
+        if !slot.hooks.has(Hooks::REQUEST) {
+            continue;
+        }
+        match guard(slot, || slot.plugin.on_request(req, cx)).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Respond(res)) => {
+                answered = Some((i, res));
+                break;
+            }
+            Err(e) => {
+                if let Some(res) = fail(slot, e, cx) {
+                    answered = Some((i, res));
+                    break;
+                }
+            }
+        }
+    }
+    let (seen, mut res) = match answered {
+        Some((i, res)) => (i + 1, res),
+        None => {
+            let res = match app {
+                Some(entry) => entry.app.runtime.serve(std::mem::take(req), cx).await,
+                None => not_found(),
+            };
+            (slots.len(), res)
+        }
+    };
+    for slot in slots[..seen].iter().rev() {
+        if !slot.hooks.has(Hooks::RESPONSE) {
+            continue;
+        }
+        if let Err(e) = guard(slot, || slot.plugin.on_response(&mut res, cx)).await
+            && let Some(err_res) = fail(slot, e, cx)
+        {
+            res = err_res;
+        }
+    }
+    res
+}
+
+/// Finds the app: set by a fetch plugin (vhosts), else the first path
+/// segment (`/{app}/...`, stripped), else `default_app`.
+fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> Result<Option<&'p AppEntry>, Response> {
+    if let Some(app) = cx.app() {
+        return match pipeline.apps.get(app) {
+            Some(e) => Ok(Some(e)),
+            None => Err(plain(StatusCode::BAD_GATEWAY, format!("Virtual host app not found: {app}\n"))),
+        };
+    }
+    let path = req.uri().path().to_owned();
+    let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
+    if !first.is_empty()
+        && let Some((id, entry)) = pipeline.apps.get_key_value(first)
+    {
+        let rest = &path[1 + first.len()..];
+        if rest.is_empty() {
+            // `/{app}` → `/{app}/`, so the app's relative links resolve.
+            let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+            let mut res = plain(StatusCode::PERMANENT_REDIRECT, "");
+            if let Ok(v) = HeaderValue::from_str(&format!("/{first}/{query}")) {
+                res.headers_mut().insert(http::header::LOCATION, v);
+            }
+            return Err(res);
+        }
+        let stripped = match req.uri().query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_owned(),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = stripped.parse().ok();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        cx.base = Some(format!("/{first}/").into());
+        let _ = cx.set_app(id.clone());
+        return Ok(Some(entry));
+    }
+    if let Some(default) = &pipeline.platform.settings.default_app
+        && let Some((id, entry)) = pipeline.apps.get_key_value(default.as_str())
+    {
+        cx.base = Some("/".into());
+        let _ = cx.set_app(id.clone());
+        return Ok(Some(entry));
+    }
+    Ok(None)
+}
+
+/// Runs a hook, turning a panic into an error.
+async fn guard<'a, T>(
+    slot: &Slot,
+    call: impl FnOnce() -> Hook<'a, Result<T, PluginError>>,
+) -> Result<T, PluginError> {
+    let panicked = |p: Box<dyn std::any::Any + Send>| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        let _ = slot;
+        PluginError::Panic(msg)
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(call)) {
+        Err(p) => Err(panicked(p)),
+        Ok(Hook::Ready(r)) => r,
+        Ok(Hook::Later(fut)) => resolve_later(fut).await.unwrap_or_else(|p| Err(panicked(p))),
+    }
+}
+
+fn resolve_later<F: Future>(fut: F) -> impl Future<Output = std::thread::Result<F::Output>> {
+    AssertUnwindSafe(fut).catch_unwind()
+}
+
+/// Applies a plugin's fail mode: `Some(response)` when it fails closed.
+fn fail(slot: &Slot, e: PluginError, cx: &Ctx) -> Option<Response> {
+    tracing::error!(plugin = %slot.name, request_id = %cx.request_id, error = %e, "plugin hook failed");
+    match slot.on_error {
+        FailMode::Open => None,
+        FailMode::Closed => {
+            let status = match &e {
+                PluginError::Hook { status, .. } => *status,
+                PluginError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let reason = status.canonical_reason().unwrap_or("error");
+            Some(plain(status, format!("{reason} (request id {})\n", cx.request_id)))
+        }
+    }
+}
+
+fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}

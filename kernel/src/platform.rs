@@ -1,0 +1,494 @@
+//! The platform file (`platform.toml` or `.yaml`): listeners, limits and
+//! apps. `bext run DIR` builds the same structure for a one-app platform.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::Located;
+
+/// Where `bext run` listens unless `bext.config.toml` says otherwise.
+pub const DEFAULT_RUN_LISTEN: &str = "127.0.0.1:3061";
+
+/// A whole platform file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformFile {
+    /// Process-wide settings.
+    #[serde(default)]
+    pub platform: PlatformSection,
+    /// Apps by id.
+    #[serde(default)]
+    pub apps: BTreeMap<String, AppConfig>,
+}
+
+/// `[platform]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSection {
+    /// Address to serve HTTP/1.1 and h2c on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Optional second address serving bext's own endpoints without the
+    /// `/__bext` prefix (keep it on a private interface).
+    #[serde(default)]
+    pub admin_listen: Option<String>,
+    /// Where plugins keep their state.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of plugin manifests; without it every built-in plugin
+    /// runs with its default manifest.
+    #[serde(default)]
+    pub manifests: Option<PathBuf>,
+    /// App serving requests no host or path routed.
+    #[serde(default)]
+    pub default_app: Option<String>,
+    /// One log line per request (target `bext::access`).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+    /// Watch the platform file and manifests and reload on change.
+    #[serde(default = "yes")]
+    pub watch: bool,
+    /// Connection and request limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+impl Default for PlatformSection {
+    fn default() -> Self {
+        PlatformSection {
+            listen: default_listen(),
+            admin_listen: None,
+            data_dir: None,
+            manifests: None,
+            default_app: None,
+            access_log: true,
+            watch: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:3060".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[platform.limits]`: every limit has a number and a clear error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Time a client has to send a request head (slowloris guard); for
+    /// HTTP/1 it also bounds the wait for the next request on a kept-alive
+    /// connection. `"10s"`.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Longest pause between two chunks of a request body (408 after).
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Largest request head (request line and headers), HTTP/1 and HTTP/2
+    /// (431 beyond).
+    #[serde(deserialize_with = "size")]
+    pub max_header_bytes: u64,
+    /// Largest request body (413 beyond).
+    #[serde(deserialize_with = "size")]
+    pub max_body_bytes: u64,
+    /// A connection with no request in flight for this long is closed.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long requests in flight may take to finish.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 10 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(75),
+            shutdown_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 256,
+        }
+    }
+}
+
+/// The kind of runtime serving an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Files from `source`.
+    Static,
+    /// One upstream URL.
+    Proxy,
+    /// JavaScript in QuickJS isolates (not in this build yet).
+    Js,
+    /// A supervised child process (not in this build yet).
+    Process,
+}
+
+/// `[apps.<id>]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Directory of the app (the document root for static apps).
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+    /// Hosts routed to this app (exact or `*.` wildcards).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// How the app is served.
+    #[serde(default = "static_runtime")]
+    pub runtime: RuntimeKind,
+    /// Upstream URL of a proxy app (`http://127.0.0.1:8080`).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Plugins for this app: turn one on or off, or override its config.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, AppPlugin>,
+    /// Response headers added to every answer of this app.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Static apps: serve `index.html` for paths that match no file.
+    #[serde(default)]
+    pub spa_fallback: bool,
+    /// Proxy apps: send the client's Host upstream instead of the
+    /// upstream's own.
+    #[serde(default)]
+    pub preserve_host: bool,
+    /// Proxy apps: time to open a connection to the upstream (502 after).
+    #[serde(default = "connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Proxy apps: time for the upstream's response head (504 after).
+    #[serde(default = "response_timeout", deserialize_with = "duration")]
+    pub response_timeout: Duration,
+}
+
+fn static_runtime() -> RuntimeKind {
+    RuntimeKind::Static
+}
+fn connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn response_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// `[apps.<id>.plugins.<name>]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppPlugin {
+    /// Run (or not) this plugin for this app.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Priority override for this app.
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// Merged over the manifest's `config` (objects key by key).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+/// A loaded platform: the file's settings with paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    /// The file it came from (`None` for `bext run`).
+    pub file: Option<PathBuf>,
+    /// Its settings.
+    pub settings: PlatformSection,
+    /// Its apps.
+    pub apps: BTreeMap<String, AppConfig>,
+    /// Data directory (absolute).
+    pub data_dir: PathBuf,
+}
+
+impl Platform {
+    /// Reads and validates a platform file (`.toml`, or `.yaml`/`.yml`).
+    pub fn load(file: &Path) -> Result<Platform, Diagnostics> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Diagnostic::new(file, "", format!("cannot read platform file: {e}")))?;
+        let parsed = match file.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => parse_yaml(file, &text)?,
+            _ => parse_toml(file, &text)?,
+        };
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        Platform::from_file(parsed, Some(file.to_owned()), &dir)
+    }
+
+    /// A one-app platform serving `dir` as a static site (`bext run`).
+    pub fn for_dir(dir: &Path, listen: Option<&str>) -> Result<Platform, Diagnostics> {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        let cfg_file = dir.join("bext.config.toml");
+        let mut server = RunServer::default();
+        if cfg_file.exists() {
+            let text = std::fs::read_to_string(&cfg_file)
+                .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
+            let cfg: RunConfig = toml::from_str(&text).map_err(|e| toml_diag(&cfg_file, &text, e))?;
+            server = cfg.server;
+        }
+        let source = server.static_dir.map_or_else(|| dir.clone(), |s| dir.join(s));
+        let mut settings = PlatformSection {
+            listen: server.listen.unwrap_or_else(|| DEFAULT_RUN_LISTEN.into()),
+            default_app: Some("app".into()),
+            ..PlatformSection::default()
+        };
+        if let Some(l) = listen {
+            settings.listen = l.into();
+        }
+        settings.watch = cfg_file.exists();
+        let app = AppConfig {
+            source: Some(source),
+            domains: vec![],
+            runtime: RuntimeKind::Static,
+            upstream: None,
+            plugins: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            spa_fallback: server.spa_fallback,
+            preserve_host: false,
+            connect_timeout: connect_timeout(),
+            response_timeout: response_timeout(),
+        };
+        let file = PlatformFile {
+            platform: settings,
+            apps: BTreeMap::from([("app".to_owned(), app)]),
+        };
+        let mut p = Platform::from_file(file, None, &dir)?;
+        if cfg_file.exists() {
+            p.file = Some(cfg_file);
+        }
+        Ok(p)
+    }
+
+    fn from_file(mut f: PlatformFile, file: Option<PathBuf>, dir: &Path) -> Result<Platform, Diagnostics> {
+        let name = file.clone().unwrap_or_else(|| dir.to_owned());
+        let mut errors = Diagnostics::default();
+        if f.platform.listen.parse::<SocketAddr>().is_err() {
+            errors.push(Diagnostic::new(&name, "platform.listen", format!("`{}` is not an address like 127.0.0.1:3060", f.platform.listen)));
+        }
+        if let Some(a) = &f.platform.admin_listen
+            && a.parse::<SocketAddr>().is_err()
+        {
+            errors.push(Diagnostic::new(&name, "platform.admin_listen", format!("`{a}` is not an address")));
+        }
+        if let Some(d) = &f.platform.default_app
+            && !f.apps.contains_key(d)
+        {
+            errors.push(Diagnostic::new(&name, "platform.default_app", format!("no app `{d}` is declared")));
+        }
+        if let Some(m) = &mut f.platform.manifests {
+            *m = dir.join(&*m);
+        }
+        let data_dir = dir.join(f.platform.data_dir.clone().unwrap_or_else(|| PathBuf::from(".bext")));
+        for (id, app) in &mut f.apps {
+            let field = |k: &str| format!("apps.{id}.{k}");
+            if !valid_app_id(id) {
+                errors.push(Diagnostic::new(&name, format!("apps.{id}"), "app ids match [a-z0-9][a-z0-9_-]*"));
+            }
+            if let Some(s) = &mut app.source {
+                *s = dir.join(&*s);
+            }
+            match app.runtime {
+                RuntimeKind::Static => match &app.source {
+                    None => errors.push(Diagnostic::new(&name, field("source"), "a static app needs `source`, its document root")),
+                    Some(s) if !s.is_dir() => errors.push(Diagnostic::new(&name, field("source"), format!("{} is not a directory", s.display()))),
+                    Some(_) => {}
+                },
+                RuntimeKind::Proxy => match &app.upstream {
+                    None => errors.push(Diagnostic::new(&name, field("upstream"), "a proxy app needs `upstream`, e.g. http://127.0.0.1:8080")),
+                    Some(u) => {
+                        if let Err(reason) = crate::apps::proxy::parse_upstream(u) {
+                            errors.push(Diagnostic::new(&name, field("upstream"), reason));
+                        }
+                    }
+                },
+                RuntimeKind::Js | RuntimeKind::Process => errors.push(Diagnostic::new(
+                    &name,
+                    field("runtime"),
+                    "the `js` and `process` runtimes are not available in this build yet; use `static` or `proxy`",
+                )),
+            }
+            for (k, v) in &app.headers {
+                if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
+                    errors.push(Diagnostic::new(&name, field(&format!("headers.{k}")), "not a valid header name and value"));
+                }
+            }
+        }
+        errors.into_result(Platform {
+            file,
+            settings: f.platform,
+            apps: f.apps,
+            data_dir,
+        })
+    }
+}
+
+fn valid_app_id(id: &str) -> bool {
+    let mut b = id.bytes();
+    b.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+}
+
+/// `bext.config.toml` of a directory served by `bext run`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunConfig {
+    #[serde(default)]
+    server: RunServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunServer {
+    #[serde(default)]
+    listen: Option<String>,
+    #[serde(default)]
+    static_dir: Option<PathBuf>,
+    #[serde(default)]
+    spa_fallback: bool,
+}
+
+fn parse_toml(file: &Path, text: &str) -> Result<PlatformFile, Diagnostics> {
+    toml::from_str(text).map_err(|e| toml_diag(file, text, e).into())
+}
+
+fn toml_diag(file: &Path, text: &str, e: toml::de::Error) -> Diagnostic {
+    let pos = e.span().map(|s| line_col(text, s.start));
+    Diagnostic::new(file, "", e.message().trim().to_owned()).at(pos)
+}
+
+fn parse_yaml(file: &Path, text: &str) -> Result<PlatformFile, Diagnostics> {
+    let doc = Located::parse(text).map_err(|(pos, reason)| Diagnostic::new(file, "", reason).at(pos))?;
+    serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        let path = e.path().to_string();
+        Diagnostic::new(file, path.clone(), e.into_inner().to_string())
+            .at(doc.position(&path))
+            .into()
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (u64, u64) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u64 + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+    (line, col)
+}
+
+/// Reads `"10s"`, `"500ms"`, `"2m"`, `"1h"` or a number of seconds.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    let parsed = match Raw::deserialize(d)? {
+        Raw::Secs(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+        Raw::Secs(s) => Err(format!("{s} is not a duration")),
+        Raw::Text(t) => parse_duration(&t),
+    };
+    parsed.map_err(serde::de::Error::custom)
+}
+
+/// Parses `"10s"`, `"500ms"`, `"2m"`, `"1h"`.
+pub fn parse_duration(t: &str) -> Result<Duration, String> {
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{t}` is not a duration like \"10s\" or \"500ms\""))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("unknown unit `{u}` in `{t}` (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Reads `"10MiB"`, `"64kb"`, `"1g"` or a number of bytes.
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Bytes(b) => Ok(b),
+        Raw::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `"10MiB"`, `"64kb"`, `"1g"` (binary multiples) or plain bytes.
+pub fn parse_size(t: &str) -> Result<u64, String> {
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{t}` is not a size like \"10MiB\""))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("unknown unit `{u}` in `{t}` (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{t}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("10mb"), Ok(10 << 20));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn toml_errors_have_positions_and_unknown_keys_fail() {
+        let text = "[platform]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n";
+        let e = parse_toml(Path::new("p.toml"), text).unwrap_err().to_string();
+        assert!(e.starts_with("p.toml:3:1"), "{e}");
+        assert!(e.contains("unknown field `listen_port`"), "{e}");
+    }
+
+    #[test]
+    fn yaml_platform_files_work_too() {
+        let f = parse_yaml(Path::new("p.yaml"), "platform:\n  listen: 127.0.0.1:9\n  limits:\n    max_body_bytes: 1KiB\n").unwrap();
+        assert_eq!(f.platform.limits.max_body_bytes, 1024);
+        let e = parse_yaml(Path::new("p.yaml"), "platform:\n  limits:\n    max_body: 1\n").unwrap_err().to_string();
+        assert!(e.starts_with("p.yaml:3:5: platform.limits.max_body"), "{e}");
+    }
+
+    #[test]
+    fn every_app_problem_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nlisten='nope'\ndefault_app='ghost'\n[apps.a]\nruntime='proxy'\n[apps.b]\nsource='missing'\n[apps.c]\nruntime='js'\n",
+        )
+        .unwrap();
+        let e = Platform::from_file(f, Some("p.toml".into()), dir.path()).unwrap_err();
+        let text = e.to_string();
+        for want in ["platform.listen", "platform.default_app", "apps.a.upstream", "apps.b.source", "apps.c.runtime"] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+}

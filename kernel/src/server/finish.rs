@@ -1,0 +1,177 @@
+//! The response body hyper writes, which runs `on_complete` and the access
+//! log once the last byte is handed over (or the client goes away).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bext_plugin_abi::{Body, Completion, Ctx, Hooks, Response};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::ConnInfo;
+use crate::Kernel;
+use crate::pipeline::{Chain, Pipeline};
+
+/// What is needed after the response: who to tell, and what to log.
+pub struct Finish {
+    conn: Arc<ConnInfo>,
+    chain: Option<Arc<Chain>>,
+    access_log: bool,
+    method: Method,
+    path: Box<str>,
+    head: bool,
+    started: Instant,
+}
+
+impl Finish {
+    /// Begins tracking a request.
+    pub fn new(kernel: &Kernel, pipeline: &Pipeline, conn: &Arc<ConnInfo>, parts: &http::request::Parts) -> Self {
+        let _ = kernel;
+        let access_log = pipeline.platform.settings.access_log;
+        Finish {
+            conn: conn.clone(),
+            chain: None,
+            access_log,
+            path: if access_log { parts.uri.path().into() } else { Box::default() },
+            head: parts.method == Method::HEAD,
+            method: parts.method.clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The chain whose `on_complete` hooks run afterwards.
+    pub fn chain(&mut self, chain: Arc<Chain>) {
+        self.chain = Some(chain);
+    }
+
+    /// Wraps the response so completion runs after it is written.
+    pub fn done(&mut self, res: Response, cx: Ctx) -> http::Response<ResponseBody> {
+        let status = res.status();
+        let (parts, body) = res.into_parts();
+        let state = State {
+            conn: self.conn.clone(),
+            chain: self.chain.take().filter(|c| c.completes()),
+            access_log: self.access_log,
+            method: std::mem::replace(&mut self.method, Method::GET),
+            path: std::mem::take(&mut self.path),
+            head: self.head,
+            started: self.started,
+            status,
+            cx,
+        };
+        http::Response::from_parts(
+            parts,
+            ResponseBody {
+                inner: body,
+                bytes: 0,
+                state: Some(Box::new(state)),
+            },
+        )
+    }
+}
+
+struct State {
+    conn: Arc<ConnInfo>,
+    chain: Option<Arc<Chain>>,
+    access_log: bool,
+    method: Method,
+    path: Box<str>,
+    head: bool,
+    started: Instant,
+    status: StatusCode,
+    cx: Ctx,
+}
+
+impl State {
+    fn complete(self, bytes: u64, aborted: bool) {
+        self.conn.activity.end();
+        let duration = self.started.elapsed();
+        if self.access_log {
+            tracing::info!(
+                target: "bext::access",
+                method = %self.method,
+                host = self.cx.host.as_deref().unwrap_or("-"),
+                path = %self.path,
+                status = self.status.as_u16(),
+                app = self.cx.app().unwrap_or("-"),
+                tenant = self.cx.tenant().unwrap_or("-"),
+                bytes,
+                duration_us = duration.as_micros() as u64,
+                aborted,
+                request_id = %self.cx.request_id,
+            );
+        }
+        if let Some(chain) = &self.chain {
+            let done = Completion {
+                status: self.status,
+                body_bytes: bytes,
+                duration,
+                aborted,
+            };
+            for slot in chain.slots.iter().filter(|s| s.hooks.has(Hooks::COMPLETE)) {
+                let run = std::panic::AssertUnwindSafe(|| slot.plugin.on_complete(&self.cx, &done));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!(plugin = %slot.name, request_id = %self.cx.request_id, "on_complete panicked");
+                }
+            }
+        }
+    }
+}
+
+/// The body hyper writes for every response.
+pub struct ResponseBody {
+    inner: Body,
+    bytes: u64,
+    state: Option<Box<State>>,
+}
+
+impl ResponseBody {
+    fn finish(&mut self, aborted: bool) {
+        if let Some(state) = self.state.take() {
+            state.complete(self.bytes, aborted);
+        }
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = bext_plugin_abi::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.bytes += d.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(false);
+                }
+            }
+            Poll::Ready(None) => this.finish(false),
+            Poll::Ready(Some(Err(_))) => this.finish(true),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // HEAD answers and empty bodies are never polled: not an abort.
+        let aborted = !self.inner.is_end_stream() && !self.state.as_ref().is_some_and(|s| s.head);
+        self.finish(aborted);
+    }
+}

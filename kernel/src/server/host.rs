@@ -1,0 +1,131 @@
+//! The request's host, validated and normalised once by the kernel.
+//!
+//! hyper accepts a missing Host, several Host headers and arbitrary bytes in
+//! one; bext answers all of those with 400. An absolute-form target's or
+//! HTTP/2's `:authority` wins over the Host header (RFC 9112 §3.2.2).
+
+use http::{HeaderMap, Uri, Version, header};
+
+/// Why a request's host was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// HTTP/1.1 without Host.
+    #[error("missing Host header")]
+    Missing,
+    /// More than one Host header.
+    #[error("more than one Host header")]
+    Duplicate,
+    /// An empty Host.
+    #[error("empty Host header")]
+    Empty,
+    /// Not a host name, IPv4 or bracketed IPv6 address with optional port.
+    #[error("malformed Host header")]
+    Malformed,
+}
+
+/// The normalised host (lower case, no port, no trailing dot), or `None`
+/// for an HTTP/1.0 request that sent none.
+pub fn request_host(version: Version, uri: &Uri, headers: &HeaderMap) -> Result<Option<Box<str>>, HostError> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HostError::Duplicate);
+    }
+    if let Some(authority) = uri.authority() {
+        return normalise(authority.as_str().as_bytes()).map(Some);
+    }
+    match first {
+        Some(v) => normalise(v.as_bytes()).map(Some),
+        None if version == Version::HTTP_10 || version == Version::HTTP_09 => Ok(None),
+        None if version >= Version::HTTP_2 => Ok(None),
+        None => Err(HostError::Missing),
+    }
+}
+
+/// Normalises `host[:port]`.
+pub fn normalise(raw: &[u8]) -> Result<Box<str>, HostError> {
+    if raw.is_empty() {
+        return Err(HostError::Empty);
+    }
+    let (host, port) = if raw[0] == b'[' {
+        let end = raw.iter().position(|&b| b == b']').ok_or(HostError::Malformed)?;
+        let inner = std::str::from_utf8(&raw[1..end]).map_err(|_| HostError::Malformed)?;
+        inner.parse::<std::net::Ipv6Addr>().map_err(|_| HostError::Malformed)?;
+        let rest = &raw[end + 1..];
+        let port = match rest {
+            [] => None,
+            [b':', port @ ..] => Some(port),
+            _ => return Err(HostError::Malformed),
+        };
+        (&raw[..=end], port)
+    } else {
+        match raw.iter().position(|&b| b == b':') {
+            Some(i) => (&raw[..i], Some(&raw[i + 1..])),
+            None => (raw, None),
+        }
+    };
+    if let Some(port) = port
+        && (port.is_empty() || port.len() > 5 || !port.iter().all(u8::is_ascii_digit))
+    {
+        return Err(HostError::Malformed);
+    }
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    if host.is_empty() {
+        return Err(HostError::Malformed);
+    }
+    if host[0] != b'[' {
+        let ok_label = |l: &[u8]| !l.is_empty() && l.len() <= 63 && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        if host.len() > 253 || !host.split(|b| *b == b'.').all(ok_label) {
+            return Err(HostError::Malformed);
+        }
+    }
+    let s = std::str::from_utf8(host).map_err(|_| HostError::Malformed)?;
+    Ok(if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase().into_boxed_str()
+    } else {
+        s.into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn host(v: &[u8]) -> Result<Box<str>, HostError> {
+        normalise(v)
+    }
+
+    #[test]
+    fn normalises_case_port_and_trailing_dot() {
+        assert_eq!(&*host(b"Example.COM:8080").unwrap(), "example.com");
+        assert_eq!(&*host(b"example.com.").unwrap(), "example.com");
+        assert_eq!(&*host(b"[::1]:3000").unwrap(), "[::1]");
+        assert_eq!(&*host(b"[2001:DB8::1]").unwrap(), "[2001:db8::1]");
+        assert_eq!(&*host(b"localhost").unwrap(), "localhost");
+        assert_eq!(&*host(b"127.0.0.1:80").unwrap(), "127.0.0.1");
+    }
+
+    #[test]
+    fn refuses_malformed_hosts() {
+        assert_eq!(host(b""), Err(HostError::Empty));
+        for bad in [&b"a b"[..], b"a/b", b"a@b", b"[::1", b"[zz]", b"a:xyz", b"a:", b":80", b"a..b", b"a\\b", b"\xff", b"a%2eb", b"[::1]x"] {
+            assert_eq!(host(bad), Err(HostError::Malformed), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn missing_duplicate_and_authority_rules() {
+        let uri: Uri = "/".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(request_host(Version::HTTP_11, &uri, &h), Err(HostError::Missing));
+        assert_eq!(request_host(Version::HTTP_10, &uri, &h), Ok(None));
+        h.append(header::HOST, HeaderValue::from_static("a.com"));
+        h.append(header::HOST, HeaderValue::from_static("b.com"));
+        assert_eq!(request_host(Version::HTTP_11, &uri, &h), Err(HostError::Duplicate));
+        h.remove(header::HOST);
+        h.insert(header::HOST, HeaderValue::from_static("a.com"));
+        let absolute: Uri = "http://B.com/x".parse().unwrap();
+        assert_eq!(request_host(Version::HTTP_11, &absolute, &h).unwrap().as_deref(), Some("b.com"));
+    }
+}

@@ -1,0 +1,39 @@
+//! The contract between the bext kernel and every plugin.
+//!
+//! A plugin is an [`Plugin`] object with optional hooks, run by the kernel in
+//! this order for each request (see `docs/hooks.md`):
+//!
+//! `fetch` (before any app is known) → `on_request` (ascending priority) →
+//! the app's runtime → `on_response` (reverse order) → the response is
+//! written → `on_complete`.
+//!
+//! Built-in plugins implement [`BuiltinPlugin`] and call [`register!`] once;
+//! the kernel finds them by name from their YAML manifest. Plugin crates
+//! depend on this crate only, never on the kernel or on each other; shared
+//! services reach them through [`Host`].
+
+mod body;
+mod context;
+mod error;
+mod host;
+mod plugin;
+mod registry;
+
+pub use body::{Body, BoxError};
+pub use context::{AlreadySet, Ctx, RequestId};
+pub use error::PluginError;
+pub use host::{AppInfo, Host, Setup};
+pub use plugin::{Completion, Flow, Hook, Hooks, Plugin};
+pub use registry::{BuiltinPlugin, Registration, decode_config, registrations};
+
+#[doc(hidden)]
+pub use inventory;
+
+/// The request type every hook sees: `http` types over bext's [`Body`].
+pub type Request = http::Request<Body>;
+/// The response type every hook sees.
+pub type Response = http::Response<Body>;
+
+/// Version of this contract; a dynamic plugin built against another major
+/// version is refused at load time.
+pub const ABI_VERSION: (u16, u16) = (1, 0);

@@ -1,0 +1,184 @@
+use std::future::Future;
+use std::ops::BitOr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::{Body, Ctx, Host, PluginError, Request, Response};
+
+/// What a request hook decides.
+///
+/// Short-circuiting is explicit: `Respond` carries the answer, and no
+/// status code or boolean has a hidden meaning.
+#[must_use]
+#[derive(Debug)]
+pub enum Flow {
+    /// Hand the request to the next plugin (or the app).
+    Continue,
+    /// Answer now; later plugins and the app never see the request.
+    Respond(Response),
+}
+
+impl Flow {
+    /// Answers now with an empty body.
+    pub fn respond(status: StatusCode) -> Self {
+        Flow::Respond(plain(status, ""))
+    }
+
+    /// Answers now with `status` and a short text body (`reason`), the way a
+    /// plugin refuses a request.
+    pub fn deny(status: StatusCode, reason: &'static str) -> Self {
+        Flow::Respond(plain(status, reason))
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut res = Response::new(Body::from(text));
+    *res.status_mut() = status;
+    if !text.is_empty() {
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    res
+}
+
+/// The result of a hook: ready now (no allocation), or a boxed future for
+/// hooks that really wait (a network call, a lock).
+///
+/// Synchronous plugins return `Hook::Ready(..)`; asynchronous ones wrap an
+/// `async` block with [`Hook::later`].
+#[must_use]
+pub enum Hook<'a, T> {
+    /// The hook finished without waiting.
+    Ready(T),
+    /// The hook must be awaited.
+    Later(Pin<Box<dyn Future<Output = T> + Send + 'a>>),
+}
+
+impl<'a, T> Hook<'a, T> {
+    /// Boxes an `async` block as a hook result.
+    pub fn later(fut: impl Future<Output = T> + Send + 'a) -> Self {
+        Hook::Later(Box::pin(fut))
+    }
+
+    /// Waits for the hook's result.
+    pub async fn resolve(self) -> T {
+        match self {
+            Hook::Ready(v) => v,
+            Hook::Later(f) => f.await,
+        }
+    }
+}
+
+/// Which hooks a plugin implements; a stage only calls plugins that have
+/// its hook, so an absent hook costs nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct Hooks(u8);
+
+impl Hooks {
+    /// No hooks.
+    pub const NONE: Hooks = Hooks(0);
+    /// [`Plugin::on_init`].
+    pub const INIT: Hooks = Hooks(1);
+    /// [`Plugin::fetch`].
+    pub const FETCH: Hooks = Hooks(1 << 1);
+    /// [`Plugin::on_request`].
+    pub const REQUEST: Hooks = Hooks(1 << 2);
+    /// [`Plugin::on_response`].
+    pub const RESPONSE: Hooks = Hooks(1 << 3);
+    /// [`Plugin::on_complete`].
+    pub const COMPLETE: Hooks = Hooks(1 << 4);
+    /// [`Plugin::on_shutdown`].
+    pub const SHUTDOWN: Hooks = Hooks(1 << 5);
+
+    /// Whether every hook of `other` is in `self`.
+    pub const fn has(self, other: Hooks) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl BitOr for Hooks {
+    type Output = Hooks;
+    fn bitor(self, rhs: Hooks) -> Hooks {
+        Hooks(self.0 | rhs.0)
+    }
+}
+
+/// What happened to a request, handed to `on_complete` after the response
+/// was written (or the client went away).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// Status sent to the client.
+    pub status: StatusCode,
+    /// Body bytes written.
+    pub body_bytes: u64,
+    /// From receiving the request head to the last body byte.
+    pub duration: Duration,
+    /// The client disconnected before the body was fully sent.
+    pub aborted: bool,
+}
+
+/// A bext plugin: an object with optional hooks.
+///
+/// The kernel holds plugins as `Arc<dyn Plugin>`, one instance per distinct
+/// configuration, shared by every request and kept across reloads while its
+/// configuration is unchanged. Every hook has a default that does nothing;
+/// [`Plugin::hooks`] must name the ones the plugin overrides.
+///
+/// Order: request hooks run in ascending priority; if the plugin at
+/// position *i* answers in `on_request`, only plugins *0..=i* see
+/// `on_response`, in reverse (the onion model). `on_complete` runs for the
+/// whole chain.
+///
+/// Errors follow the manifest's `on_error`: `closed` (the default) answers
+/// 500 with the request id, `open` logs and continues. A panic in a hook is
+/// caught and treated as an error.
+pub trait Plugin: Send + Sync + 'static {
+    /// The hooks this plugin implements.
+    fn hooks(&self) -> Hooks;
+
+    /// Runs once when the instance joins a pipeline, before it serves
+    /// traffic: open files and connections, start timers. An error rejects
+    /// the whole new configuration, and the previous one keeps serving.
+    fn on_init<'a>(&'a self, _host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
+        Hook::Ready(Ok(()))
+    }
+
+    /// Pre-pipeline intercept, before any app is known: route the request
+    /// (set `cx.app`, `cx.tenant`, `cx.base`) or answer it. The first
+    /// `Respond` ends the request; no app chain runs.
+    fn fetch<'a>(&'a self, _req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        Hook::Ready(Ok(Flow::Continue))
+    }
+
+    /// Sees the request on its way to the app: edit it, or answer it.
+    fn on_request<'a>(
+        &'a self,
+        _req: &'a mut Request,
+        _cx: &'a mut Ctx,
+    ) -> Hook<'a, Result<Flow, PluginError>> {
+        Hook::Ready(Ok(Flow::Continue))
+    }
+
+    /// Sees the response on its way back: edit status, headers or body. It
+    /// cannot short-circuit; an error follows the fail mode.
+    fn on_response<'a>(
+        &'a self,
+        _res: &'a mut Response,
+        _cx: &'a mut Ctx,
+    ) -> Hook<'a, Result<(), PluginError>> {
+        Hook::Ready(Ok(()))
+    }
+
+    /// Runs after the response is written; never delays the client. Keep it
+    /// cheap, or hand work to a task spawned through [`Host::spawn`].
+    fn on_complete(&self, _cx: &Ctx, _done: &Completion) {}
+
+    /// Runs once when the last pipeline holding this instance retires.
+    fn on_shutdown(&self) -> Hook<'_, ()> {
+        Hook::Ready(())
+    }
+}

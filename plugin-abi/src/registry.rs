@@ -1,0 +1,126 @@
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::{Plugin, PluginError, Setup};
+
+/// A built-in plugin, registered at compile time with [`crate::register!`]
+/// and built by name from its manifest.
+///
+/// Construction is pure (no I/O) so `bext check` can validate a
+/// configuration without side effects; I/O belongs in `on_init`.
+pub trait BuiltinPlugin: Plugin + Sized {
+    /// The name manifests use (`name: vhosts`); `[a-z][a-z0-9-]*`.
+    const NAME: &'static str;
+    /// Default priority: lower runs earlier on the request.
+    const PRIORITY: i32;
+    /// One line for `bext plugins` and error messages.
+    const SUMMARY: &'static str;
+    /// The plugin's default manifest (YAML, fields documented), used when
+    /// the platform names no manifests directory.
+    const DEFAULT_MANIFEST: &'static str;
+    /// The typed `config` block; use `#[serde(deny_unknown_fields)]`.
+    type Config: DeserializeOwned;
+
+    /// Validates the decoded configuration and builds the instance.
+    fn new(config: Self::Config, setup: &Setup<'_>) -> Result<Self, PluginError>;
+}
+
+/// How the kernel finds and builds one built-in plugin.
+pub struct Registration {
+    /// The plugin's name.
+    pub name: &'static str,
+    /// Its default priority.
+    pub default_priority: i32,
+    /// One line describing it.
+    pub summary: &'static str,
+    /// Its default manifest (YAML).
+    pub default_manifest: &'static str,
+    /// Decodes `config` strictly and builds the instance.
+    pub factory: fn(serde_json::Value, &Setup<'_>) -> Result<Arc<dyn Plugin>, PluginError>,
+}
+
+impl Registration {
+    /// The registration of a [`BuiltinPlugin`]; used by [`crate::register!`].
+    pub const fn of<P: BuiltinPlugin>() -> Self {
+        Registration {
+            name: P::NAME,
+            default_priority: P::PRIORITY,
+            summary: P::SUMMARY,
+            default_manifest: P::DEFAULT_MANIFEST,
+            factory: build::<P>,
+        }
+    }
+}
+
+fn build<P: BuiltinPlugin>(config: serde_json::Value, setup: &Setup<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
+    let config = decode_config::<P::Config>(config)?;
+    Ok(Arc::new(P::new(config, setup)?))
+}
+
+/// Decodes a `config` value strictly, reporting the dotted path of the first
+/// bad field so the kernel can point at its line.
+pub fn decode_config<C: DeserializeOwned>(config: serde_json::Value) -> Result<C, PluginError> {
+    // A manifest without `config:` means "all defaults".
+    let config = if config.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        config
+    };
+    serde_path_to_error::deserialize(config).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        PluginError::config(path, e.into_inner().to_string())
+    })
+}
+
+inventory::collect!(Registration);
+
+/// Every built-in plugin linked into this binary.
+pub fn registrations() -> impl Iterator<Item = &'static Registration> {
+    inventory::iter::<Registration>.into_iter()
+}
+
+/// Registers a [`BuiltinPlugin`] so manifests can name it.
+#[macro_export]
+macro_rules! register {
+    ($plugin:ty) => {
+        $crate::inventory::submit! {
+            $crate::Registration::of::<$plugin>()
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Cfg {
+        #[serde(default)]
+        #[allow(dead_code)]
+        inner: Inner,
+    }
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        #[allow(dead_code)]
+        n: Option<u32>,
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_a_path() {
+        let err = decode_config::<Cfg>(serde_json::json!({"inner": {"m": 1}})).unwrap_err();
+        match err {
+            PluginError::Config { path, reason } => {
+                assert_eq!(path, "inner.m");
+                assert!(reason.contains("unknown field `m`"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = decode_config::<Cfg>(serde_json::json!({"inner": {"n": "x"}})).unwrap_err();
+        assert!(matches!(err, PluginError::Config { ref path, .. } if path == "inner.n"));
+        decode_config::<Cfg>(serde_json::Value::Null).unwrap();
+    }
+}

@@ -1,0 +1,89 @@
+//! The `vhosts` plugin: routes a request to an app by its Host.
+//!
+//! Runs in the `fetch` stage. Its matcher merges the manifest's `hosts`
+//! map with every app's `domains` from the platform file; on a match it
+//! sets the request's app, tenant (wildcard and regex hosts) and base `/`.
+//! The kernel then sends `x-base` and `x-vhost-tenant` to the app, after
+//! removing any client-sent copies. See `manifests/vhosts.yaml`.
+
+pub mod config;
+pub mod matcher;
+
+use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Setup};
+
+use crate::config::Config;
+use crate::matcher::{Matcher, MatcherBuilder};
+
+/// The plugin instance: one compiled matcher.
+#[derive(Debug)]
+pub struct Vhosts {
+    matcher: Matcher,
+}
+
+impl Vhosts {
+    /// The compiled matcher (for benchmarks and diagnostics).
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+}
+
+impl BuiltinPlugin for Vhosts {
+    const NAME: &'static str = "vhosts";
+    const PRIORITY: i32 = 10;
+    const SUMMARY: &'static str = "Host header -> app: exact, wildcard tenants, regex, pathPrefix";
+    const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/vhosts.yaml");
+    type Config = Config;
+
+    fn new(config: Config, setup: &Setup<'_>) -> Result<Self, PluginError> {
+        let mut b = MatcherBuilder::default();
+        for (pattern, entry) in &config.hosts {
+            // An entry naming an app that does not exist is not refused
+            // here: the kernel answers it with 502, and the app may be
+            // deployed later.
+            b.add(pattern, &entry.app, entry.path_prefix.as_deref(), entry.bypass)
+                .map_err(|e| PluginError::config(format!("hosts.{pattern}"), e.reason))?;
+        }
+        if config.app_domains {
+            for app in setup.apps {
+                for domain in &app.domains {
+                    b.add(domain, &app.id, None, false).map_err(|e| {
+                        PluginError::config(
+                            String::new(),
+                            format!("domain `{domain}` of app `{}`: {}", app.id, e.reason),
+                        )
+                    })?;
+                }
+            }
+        }
+        let matcher = b
+            .build()
+            .map_err(|e| PluginError::config("hosts", e.to_string()))?;
+        Ok(Vhosts { matcher })
+    }
+}
+
+impl Plugin for Vhosts {
+    fn hooks(&self) -> Hooks {
+        Hooks::FETCH
+    }
+
+    fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        if cx.app().is_none()
+            && let Some(host) = cx.host.as_deref()
+            && let Some(m) = self.matcher.find(host, req.uri().path())
+        {
+            let tenant = m.tenant.map(Into::<std::sync::Arc<str>>::into);
+            let (app, bypass) = (m.route.app.clone(), m.route.bypass);
+            // Cannot fail: the app was checked to be unset above.
+            let _ = cx.set_app(app);
+            if let Some(t) = tenant {
+                let _ = cx.set_tenant(t);
+            }
+            cx.base = Some("/".into());
+            cx.bypass = bypass;
+        }
+        Hook::Ready(Ok(Flow::Continue))
+    }
+}
+
+bext_plugin_abi::register!(Vhosts);

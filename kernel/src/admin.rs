@@ -44,7 +44,9 @@ fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {
 fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     let mut res = Response::new(Body::from(value.to_string()));
     *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }

@@ -216,15 +216,26 @@ pub struct Platform {
 impl Platform {
     /// Reads and validates a platform file (`.toml`, or `.yaml`/`.yml`).
     pub fn load(file: &Path) -> Result<Platform, Diagnostics> {
+        let (platform, errors) = Platform::load_lenient(file)?;
+        errors.into_result(platform)
+    }
+
+    /// Like [`Platform::load`], but returns the platform even when some
+    /// apps are invalid (they are left out), so `bext check` can go on to
+    /// check manifests and report every error.
+    pub fn load_lenient(file: &Path) -> Result<(Platform, Diagnostics), Diagnostics> {
+        let file = &std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
         let text = std::fs::read_to_string(file)
             .map_err(|e| Diagnostic::new(file, "", format!("cannot read platform file: {e}")))?;
         let parsed = match file.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => parse_yaml(file, &text)?,
             _ => parse_toml(file, &text)?,
         };
-        let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-        Platform::from_file(parsed, Some(file.to_owned()), &dir)
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Ok(Platform::from_file(parsed, Some(file.to_owned()), dir))
     }
 
     /// A one-app platform serving `dir` as a static site (`bext run`).
@@ -264,49 +275,81 @@ impl Platform {
             platform: settings,
             apps: BTreeMap::from([("app".to_owned(), app)]),
         };
-        let mut p = Platform::from_file(file, None, &dir)?;
+        let (mut p, errors) = Platform::from_file(file, None, &dir);
+        errors.into_result(())?;
         if cfg_file.exists() {
             p.file = Some(cfg_file);
         }
         Ok(p)
     }
 
-    fn from_file(mut f: PlatformFile, file: Option<PathBuf>, dir: &Path) -> Result<Platform, Diagnostics> {
+    /// Validates a parsed file; invalid apps are reported and left out.
+    fn from_file(mut f: PlatformFile, file: Option<PathBuf>, dir: &Path) -> (Platform, Diagnostics) {
         let name = file.clone().unwrap_or_else(|| dir.to_owned());
         let mut errors = Diagnostics::default();
         if f.platform.listen.parse::<SocketAddr>().is_err() {
-            errors.push(Diagnostic::new(&name, "platform.listen", format!("`{}` is not an address like 127.0.0.1:3060", f.platform.listen)));
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.listen",
+                format!("`{}` is not an address like 127.0.0.1:3060", f.platform.listen),
+            ));
         }
         if let Some(a) = &f.platform.admin_listen
             && a.parse::<SocketAddr>().is_err()
         {
-            errors.push(Diagnostic::new(&name, "platform.admin_listen", format!("`{a}` is not an address")));
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.admin_listen",
+                format!("`{a}` is not an address"),
+            ));
         }
         if let Some(d) = &f.platform.default_app
             && !f.apps.contains_key(d)
         {
-            errors.push(Diagnostic::new(&name, "platform.default_app", format!("no app `{d}` is declared")));
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.default_app",
+                format!("no app `{d}` is declared"),
+            ));
         }
         if let Some(m) = &mut f.platform.manifests {
             *m = dir.join(&*m);
         }
         let data_dir = dir.join(f.platform.data_dir.clone().unwrap_or_else(|| PathBuf::from(".bext")));
+        let mut invalid = Vec::new();
         for (id, app) in &mut f.apps {
+            let before = errors.0.len();
             let field = |k: &str| format!("apps.{id}.{k}");
             if !valid_app_id(id) {
-                errors.push(Diagnostic::new(&name, format!("apps.{id}"), "app ids match [a-z0-9][a-z0-9_-]*"));
+                errors.push(Diagnostic::new(
+                    &name,
+                    format!("apps.{id}"),
+                    "app ids match [a-z0-9][a-z0-9_-]*",
+                ));
             }
             if let Some(s) = &mut app.source {
                 *s = dir.join(&*s);
             }
             match app.runtime {
                 RuntimeKind::Static => match &app.source {
-                    None => errors.push(Diagnostic::new(&name, field("source"), "a static app needs `source`, its document root")),
-                    Some(s) if !s.is_dir() => errors.push(Diagnostic::new(&name, field("source"), format!("{} is not a directory", s.display()))),
+                    None => errors.push(Diagnostic::new(
+                        &name,
+                        field("source"),
+                        "a static app needs `source`, its document root",
+                    )),
+                    Some(s) if !s.is_dir() => errors.push(Diagnostic::new(
+                        &name,
+                        field("source"),
+                        format!("{} is not a directory", s.display()),
+                    )),
                     Some(_) => {}
                 },
                 RuntimeKind::Proxy => match &app.upstream {
-                    None => errors.push(Diagnostic::new(&name, field("upstream"), "a proxy app needs `upstream`, e.g. http://127.0.0.1:8080")),
+                    None => errors.push(Diagnostic::new(
+                        &name,
+                        field("upstream"),
+                        "a proxy app needs `upstream`, e.g. http://127.0.0.1:8080",
+                    )),
                     Some(u) => {
                         if let Err(reason) = crate::apps::proxy::parse_upstream(u) {
                             errors.push(Diagnostic::new(&name, field("upstream"), reason));
@@ -321,16 +364,27 @@ impl Platform {
             }
             for (k, v) in &app.headers {
                 if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
-                    errors.push(Diagnostic::new(&name, field(&format!("headers.{k}")), "not a valid header name and value"));
+                    errors.push(Diagnostic::new(
+                        &name,
+                        field(&format!("headers.{k}")),
+                        "not a valid header name and value",
+                    ));
                 }
             }
+            if errors.0.len() > before {
+                invalid.push(id.clone());
+            }
         }
-        errors.into_result(Platform {
+        for id in invalid {
+            f.apps.remove(&id);
+        }
+        let platform = Platform {
             file,
             settings: f.platform,
             apps: f.apps,
             data_dir,
-        })
+        };
+        (platform, errors)
     }
 }
 
@@ -406,7 +460,9 @@ pub fn parse_duration(t: &str) -> Result<Duration, String> {
     let t = t.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{t}` is not a duration like \"10s\" or \"500ms\""))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{t}` is not a duration like \"10s\" or \"500ms\""))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "s" | "" => n,
@@ -472,9 +528,15 @@ mod tests {
 
     #[test]
     fn yaml_platform_files_work_too() {
-        let f = parse_yaml(Path::new("p.yaml"), "platform:\n  listen: 127.0.0.1:9\n  limits:\n    max_body_bytes: 1KiB\n").unwrap();
+        let f = parse_yaml(
+            Path::new("p.yaml"),
+            "platform:\n  listen: 127.0.0.1:9\n  limits:\n    max_body_bytes: 1KiB\n",
+        )
+        .unwrap();
         assert_eq!(f.platform.limits.max_body_bytes, 1024);
-        let e = parse_yaml(Path::new("p.yaml"), "platform:\n  limits:\n    max_body: 1\n").unwrap_err().to_string();
+        let e = parse_yaml(Path::new("p.yaml"), "platform:\n  limits:\n    max_body: 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.yaml:3:5: platform.limits.max_body"), "{e}");
     }
 
@@ -485,9 +547,16 @@ mod tests {
             "[platform]\nlisten='nope'\ndefault_app='ghost'\n[apps.a]\nruntime='proxy'\n[apps.b]\nsource='missing'\n[apps.c]\nruntime='js'\n",
         )
         .unwrap();
-        let e = Platform::from_file(f, Some("p.toml".into()), dir.path()).unwrap_err();
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        assert!(p.apps.is_empty(), "invalid apps are left out");
         let text = e.to_string();
-        for want in ["platform.listen", "platform.default_app", "apps.a.upstream", "apps.b.source", "apps.c.runtime"] {
+        for want in [
+            "platform.listen",
+            "platform.default_app",
+            "apps.a.upstream",
+            "apps.b.source",
+            "apps.c.runtime",
+        ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
     }

@@ -27,7 +27,11 @@ pub struct Setup<'a> {
     pub data_dir: &'a Path,
 }
 
-type Spawner = dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync;
+/// A background task handed to the kernel's runtime.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs tasks on the kernel's runtime.
+pub type Spawner = dyn Fn(Task) + Send + Sync;
 
 /// Services the kernel lends a plugin in `on_init`; the plugin may keep it.
 ///
@@ -42,11 +46,7 @@ pub struct Host {
 
 impl Host {
     /// Built by the kernel; tests may build one too.
-    pub fn new(
-        data_dir: PathBuf,
-        apps: Arc<[AppInfo]>,
-        spawner: Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>,
-    ) -> Self {
+    pub fn new(data_dir: PathBuf, apps: Arc<[AppInfo]>, spawner: Arc<Spawner>) -> Self {
         Host {
             data_dir,
             apps,

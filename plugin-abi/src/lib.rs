@@ -22,9 +22,9 @@ mod registry;
 pub use body::{Body, BoxError};
 pub use context::{AlreadySet, Ctx, RequestId};
 pub use error::PluginError;
-pub use host::{AppInfo, Host, Setup};
+pub use host::{AppInfo, Host, Setup, Spawner, Task};
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin};
-pub use registry::{BuiltinPlugin, Registration, decode_config, registrations};
+pub use registry::{BuiltinPlugin, Factory, Registration, decode_config, registrations};
 
 #[doc(hidden)]
 pub use inventory;

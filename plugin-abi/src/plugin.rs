@@ -155,21 +155,13 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// Sees the request on its way to the app: edit it, or answer it.
-    fn on_request<'a>(
-        &'a self,
-        _req: &'a mut Request,
-        _cx: &'a mut Ctx,
-    ) -> Hook<'a, Result<Flow, PluginError>> {
+    fn on_request<'a>(&'a self, _req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
         Hook::Ready(Ok(Flow::Continue))
     }
 
     /// Sees the response on its way back: edit status, headers or body. It
     /// cannot short-circuit; an error follows the fail mode.
-    fn on_response<'a>(
-        &'a self,
-        _res: &'a mut Response,
-        _cx: &'a mut Ctx,
-    ) -> Hook<'a, Result<(), PluginError>> {
+    fn on_response<'a>(&'a self, _res: &'a mut Response, _cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         Hook::Ready(Ok(()))
     }
 

@@ -26,6 +26,9 @@ pub trait BuiltinPlugin: Plugin + Sized {
     fn new(config: Self::Config, setup: &Setup<'_>) -> Result<Self, PluginError>;
 }
 
+/// Decodes a `config` value strictly and builds a plugin instance.
+pub type Factory = fn(serde_json::Value, &Setup<'_>) -> Result<Arc<dyn Plugin>, PluginError>;
+
 /// How the kernel finds and builds one built-in plugin.
 pub struct Registration {
     /// The plugin's name.
@@ -37,7 +40,7 @@ pub struct Registration {
     /// Its default manifest (YAML).
     pub default_manifest: &'static str,
     /// Decodes `config` strictly and builds the instance.
-    pub factory: fn(serde_json::Value, &Setup<'_>) -> Result<Arc<dyn Plugin>, PluginError>,
+    pub factory: Factory,
 }
 
 impl Registration {

@@ -1,1 +1,12 @@
+//! End-to-end tests: the real `bext` binary, started per test on an
+//! ephemeral port, with real HTTP/1.1 and h2c clients and a real upstream.
 
+mod support;
+
+mod cli;
+mod lifecycle;
+mod limits;
+mod proxy;
+mod reload;
+mod routing;
+mod static_site;

@@ -12,6 +12,8 @@ use http::{HeaderMap, StatusCode};
 use crate::platform::{AppConfig, RuntimeKind};
 
 /// How an app is served.
+// One per app, behind an `Arc`: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Runtime {
     /// Files under a document root.
     Static(static_files::StaticSite),
@@ -85,7 +87,12 @@ impl App {
 pub fn header_map(headers: &std::collections::BTreeMap<String, String>) -> HeaderMap {
     headers
         .iter()
-        .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
+        .filter_map(|(k, v)| {
+            Some((
+                HeaderName::from_bytes(k.as_bytes()).ok()?,
+                HeaderValue::from_str(v).ok()?,
+            ))
+        })
         .collect()
 }
 
@@ -95,8 +102,10 @@ pub fn plain(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response {
     let mut res = Response::new(Body::full(text.clone()));
     *res.status_mut() = status;
     if !text.is_empty() {
-        res.headers_mut()
-            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
     }
     res
 }

@@ -90,7 +90,8 @@ impl ProxyApp {
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::HOST);
         if self.preserve_host
-            && let Some(h) = original_host.or_else(|| client_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()))
+            && let Some(h) =
+                original_host.or_else(|| client_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()))
         {
             parts.headers.insert(header::HOST, h);
         }

@@ -100,7 +100,8 @@ impl StaticSite {
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
             let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return res;
         }
         let path = req.uri().path();
@@ -114,12 +115,10 @@ impl StaticSite {
                 return res;
             }
             Resolved::BadRequest => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
-            Resolved::NotFound => {
-                match self.spa_fallback.then(|| self.resolve("/index.html", cx)) {
-                    Some(Resolved::File(f)) if accepts_html(req.headers()) => f,
-                    _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
-                }
-            }
+            Resolved::NotFound => match self.spa_fallback.then(|| self.resolve("/index.html", cx)) {
+                Some(Resolved::File(f)) if accepts_html(req.headers()) => f,
+                _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+            },
         };
         respond(&file, req.headers(), method == Method::HEAD).await
     }
@@ -132,7 +131,10 @@ impl StaticSite {
         if let Some(hit) = self.cache.get(raw_path) {
             let now = self.now_ms();
             let checked = hit.checked.load(Ordering::Relaxed);
-            if now.saturating_sub(checked) < REVALIDATE.as_millis() as u64 || unchanged(&hit) {
+            if now.saturating_sub(checked) < REVALIDATE.as_millis() as u64 {
+                return Resolved::File(hit);
+            }
+            if unchanged(&hit) {
                 hit.checked.store(now, Ordering::Relaxed);
                 return Resolved::File(hit);
             }
@@ -223,8 +225,15 @@ fn load_variant(path: &Path) -> Option<Variant> {
 fn content_type(path: &Path) -> HeaderValue {
     let mime = mime_guess::from_path(path).first_or_octet_stream();
     let text = mime.type_() == "text"
-        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml" | "svg+xml" | "manifest+json");
-    let value = if text { format!("{mime}; charset=utf-8") } else { mime.to_string() };
+        || matches!(
+            mime.subtype().as_str(),
+            "javascript" | "json" | "xml" | "svg+xml" | "manifest+json"
+        );
+    let value = if text {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
@@ -265,7 +274,10 @@ fn pick_encoding<'f>(f: &'f CachedFile, headers: &HeaderMap) -> (&'f Variant, Op
     if f.br.is_none() && f.gzip.is_none() {
         return (&f.file, None);
     }
-    let accept = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let accepts = |name: &str| {
         accept.split(',').any(|part| {
             let mut it = part.split(';');
@@ -323,7 +335,8 @@ async fn respond(f: &CachedFile, req: &HeaderMap, head: bool) -> Response {
         RangeSpec::Unsatisfiable => {
             let mut res = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
             let cr = format!("bytes */{}", v.len);
-            res.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
+            res.headers_mut()
+                .insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
             return res;
         }
     };
@@ -350,10 +363,9 @@ async fn open_stream(path: &Path, start: u64, len: u64) -> std::io::Result<Body>
         file.seek(SeekFrom::Start(start)).await?;
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
-    Ok(Body::stream(http_body_util::StreamBody::new(futures_util::StreamExt::map(
-        stream,
-        |chunk| chunk.map(http_body::Frame::data),
-    ))))
+    Ok(Body::stream(http_body_util::StreamBody::new(
+        futures_util::StreamExt::map(stream, |chunk| chunk.map(http_body::Frame::data)),
+    )))
 }
 
 fn not_modified(v: &Variant, req: &HeaderMap) -> bool {
@@ -378,9 +390,11 @@ fn if_range_holds(v: &Variant, req: &HeaderMap) -> bool {
     match req.get(header::IF_RANGE).and_then(|h| h.to_str().ok()) {
         None => true,
         Some(r) if r.starts_with('"') => r == v.etag,
-        Some(r) => httpdate::parse_http_date(r).is_ok_and(|d| d == v.modified || {
-            let a = d.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            a == v.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+        Some(r) => httpdate::parse_http_date(r).is_ok_and(|d| {
+            d == v.modified || {
+                let a = d.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                a == v.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+            }
         }),
     }
 }
@@ -434,7 +448,17 @@ mod tests {
         assert_eq!(sanitise("/a/b.txt"), Some(PathBuf::from("a/b.txt")));
         assert_eq!(sanitise("/a/./b"), Some(PathBuf::from("a/b")));
         assert_eq!(sanitise("/.well-known/x"), Some(PathBuf::from(".well-known/x")));
-        for bad in ["/../etc/passwd", "/a/%2e%2e/b", "/%2E%2E/x", "/a%2fb", "/a%5cb", "/a%00b", "/.env", "/.git/config", "/%ff"] {
+        for bad in [
+            "/../etc/passwd",
+            "/a/%2e%2e/b",
+            "/%2E%2E/x",
+            "/a%2fb",
+            "/a%5cb",
+            "/a%00b",
+            "/.env",
+            "/.git/config",
+            "/%ff",
+        ] {
             assert_eq!(sanitise(bad), None, "{bad}");
         }
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use crate::pipeline::{compile, load_manifests, reload};
+use crate::pipeline::{compile, load_manifests_lenient, reload};
+use crate::platform::Platform;
 use crate::server::{Tracker, accept_loop};
 use crate::{ConfigSource, Kernel};
 
@@ -51,7 +52,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(ConfigSource::File(config)),
         Command::Run { dir, listen } => serve(ConfigSource::Dir { dir, listen }),
-        Command::Check { config } => check(ConfigSource::File(config)),
+        Command::Check { config } => check(config),
         Command::Plugins => {
             let mut regs: Vec<_> = bext_plugin_abi::registrations().collect();
             regs.sort_by_key(|r| r.name);
@@ -64,28 +65,35 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn check(source: ConfigSource) -> ExitCode {
-    let result = source.load().and_then(|platform| {
-        let manifests = load_manifests(&platform)?;
+/// Validates everything it can: a broken app does not stop the manifests
+/// and the other apps from being checked.
+fn check(file: PathBuf) -> ExitCode {
+    let mut errors = crate::diag::Diagnostics::default();
+    let result = Platform::load_lenient(&file).and_then(|(platform, platform_errors)| {
+        errors.0.extend(platform_errors.0);
+        let (manifests, manifest_errors) = load_manifests_lenient(&platform);
+        errors.0.extend(manifest_errors.0);
         compile(platform, manifests, None)
     });
     match result {
-        Ok((p, _)) => {
-            println!(
-                "ok: {} app(s), {} plugin instance(s)",
-                p.apps.len(),
-                p.instances.len()
-            );
+        Ok((p, _)) if errors.0.is_empty() => {
+            println!("ok: {} app(s), {} plugin instance(s)", p.apps.len(), p.instances.len());
             ExitCode::SUCCESS
         }
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{} error(s)", errors.0.len());
-            ExitCode::FAILURE
+        Ok(_) => report(&errors),
+        Err(more) => {
+            errors.0.extend(more.0);
+            report(&errors)
         }
     }
+}
+
+fn report(errors: &crate::diag::Diagnostics) -> ExitCode {
+    for e in &errors.0 {
+        eprintln!("error: {e}");
+    }
+    eprintln!("{} error(s)", errors.0.len());
+    ExitCode::FAILURE
 }
 
 fn init_logging() {
@@ -133,30 +141,51 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let admin = match &settings.admin_listen {
-        Some(a) => Some(TcpListener::bind(a).await.map_err(|e| anyhow::anyhow!("cannot listen on {a}: {e}"))?),
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {a}: {e}"))?,
+        ),
         None => None,
     };
+    reload::start_reloader(kernel.clone());
     let addr = listener.local_addr()?;
     let apps: Vec<String> = kernel.pipeline.load().platform.apps.keys().cloned().collect();
-    println!("bext {} serving http://{addr}/ (apps: {})", env!("CARGO_PKG_VERSION"), apps.join(", "));
+    println!(
+        "bext {} serving http://{addr}/ (apps: {})",
+        env!("CARGO_PKG_VERSION"),
+        apps.join(", ")
+    );
     if let Some(a) = &admin {
         println!("bext admin endpoints on http://{}/", a.local_addr()?);
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tracker = Tracker::default();
-    tokio::spawn(accept_loop(kernel.clone(), listener, false, stop_rx.clone(), tracker.clone()));
+    tokio::spawn(accept_loop(
+        kernel.clone(),
+        listener,
+        false,
+        stop_rx.clone(),
+        tracker.clone(),
+    ));
     if let Some(a) = admin {
         tokio::spawn(accept_loop(kernel.clone(), a, true, stop_rx.clone(), tracker.clone()));
     }
-    tokio::spawn(reload::watch(kernel.clone()));
 
     let signal = shutdown_signal().await;
-    tracing::info!(signal, connections = tracker.live(), "shutting down: no new connections, draining");
+    tracing::info!(
+        signal,
+        connections = tracker.live(),
+        "shutting down: no new connections, draining"
+    );
     let _ = stop_tx.send(true);
     let deadline = kernel.limits.shutdown_timeout;
     if tokio::time::timeout(deadline, tracker.drained()).await.is_err() {
-        tracing::warn!(connections = tracker.live(), "shutdown deadline reached; closing what is left");
+        tracing::warn!(
+            connections = tracker.live(),
+            "shutdown deadline reached; closing what is left"
+        );
     }
     let pipeline = kernel.pipeline.load_full();
     for (_, p) in pipeline.instances() {

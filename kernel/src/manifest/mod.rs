@@ -88,14 +88,17 @@ pub struct Manifest {
 impl Manifest {
     /// The position of a field inside this manifest's `config` block.
     pub fn config_position(&self, path: &str) -> Option<(u64, u64)> {
-        let full = if path.is_empty() { "config".to_owned() } else { format!("config.{path}") };
+        let full = if path.is_empty() {
+            "config".to_owned()
+        } else {
+            format!("config.{path}")
+        };
         self.doc.position(&full)
     }
 
     /// Parses and validates one manifest's text.
     pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
-        let doc = Located::parse(text)
-            .map_err(|(pos, reason)| Diagnostic::new(file, "", reason).at(pos))?;
+        let doc = Located::parse(text).map_err(|(pos, reason)| Diagnostic::new(file, "", reason).at(pos))?;
         let m: ManifestFile = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
@@ -162,8 +165,20 @@ fn valid_name(n: &str) -> bool {
 
 /// Loads every `*.yaml`/`*.yml` manifest in `dir`, reporting every error.
 pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>, Diagnostics> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Diagnostic::new(dir, "", format!("cannot read manifests directory: {e}")))?;
+    let (manifests, errors) = load_dir_lenient(dir);
+    errors.into_result(manifests)
+}
+
+/// The valid manifests of `dir` and the errors of the others, so `bext
+/// check` can go on checking what did load.
+pub fn load_dir_lenient(dir: &Path) -> (Vec<Manifest>, Diagnostics) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            let d = Diagnostic::new(dir, "", format!("cannot read manifests directory: {e}"));
+            return (Vec::new(), d.into());
+        }
+    };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
@@ -194,7 +209,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>, Diagnostics> {
             Err(e) => errors.0.extend(e.0),
         }
     }
-    errors.into_result(manifests)
+    (manifests, errors)
 }
 
 /// The default manifest of every built-in plugin, used when the platform
@@ -236,7 +251,10 @@ mod tests {
     fn unknown_top_level_field_has_file_line_field_reason() {
         let e = errors("name: vhosts\npriorty: 3\n");
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("m.yaml:2:1: priorty: unknown field `priorty`"), "{e:?}");
+        assert!(
+            e[0].starts_with("m.yaml:2:1: priorty: unknown field `priorty`"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -258,7 +276,11 @@ mod tests {
 
     #[test]
     fn config_positions_point_into_the_block() {
-        let m = Manifest::parse(Path::new("m.yaml"), "name: vhosts\nconfig:\n  hosts:\n    a.com: {app: x, pathPrefx: /a}\n").unwrap();
+        let m = Manifest::parse(
+            Path::new("m.yaml"),
+            "name: vhosts\nconfig:\n  hosts:\n    a.com: {app: x, pathPrefx: /a}\n",
+        )
+        .unwrap();
         assert_eq!(m.config_position("hosts.a.com.pathPrefx").map(|p| p.0), Some(4));
     }
 }

@@ -39,8 +39,17 @@ impl Located {
     }
 }
 
+/// The parser's message without its own `error: line N column M:` prefix
+/// (the position is reported separately).
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_owned()
+    let mut line = s.lines().next().unwrap_or_default().trim();
+    line = line.strip_prefix("error:").unwrap_or(line).trim_start();
+    if line.starts_with("line ")
+        && let Some((_, rest)) = line.split_once(": ")
+    {
+        line = rest;
+    }
+    line.to_owned()
 }
 
 enum Node {
@@ -79,7 +88,11 @@ impl Node {
                 entries
                     .into_iter()
                     .map(|(k, v)| {
-                        let p = if path.is_empty() { k.value.clone() } else { format!("{path}.{}", k.value) };
+                        let p = if path.is_empty() {
+                            k.value.clone()
+                        } else {
+                            format!("{path}.{}", k.value)
+                        };
                         positions.insert(p.clone(), pos(&k.referenced));
                         (k.value, v.value.into_json(p, positions))
                     })
@@ -160,7 +173,9 @@ mod tests {
 
     #[test]
     fn positions_of_nested_keys_and_items() {
-        let doc = Located::parse("name: x\nconfig:\n  hosts:\n    a.com:\n      app: blog\n  list:\n    - 1\n    - 2\n").unwrap();
+        let doc =
+            Located::parse("name: x\nconfig:\n  hosts:\n    a.com:\n      app: blog\n  list:\n    - 1\n    - 2\n")
+                .unwrap();
         assert_eq!(doc.value["config"]["hosts"]["a.com"]["app"], "blog");
         assert_eq!(doc.position("config.hosts.a.com.app"), Some((5, 7)));
         assert_eq!(doc.position("config.list[1]"), Some((8, 7)));

@@ -16,11 +16,21 @@ use crate::platform::Platform;
 /// The manifests a platform uses: its `manifests` directory, or every
 /// built-in plugin's default manifest.
 pub fn load_manifests(platform: &Platform) -> Result<Vec<Manifest>, Diagnostics> {
+    let (manifests, errors) = load_manifests_lenient(platform);
+    errors.into_result(manifests)
+}
+
+/// The manifests that load, and the errors of those that do not.
+pub fn load_manifests_lenient(platform: &Platform) -> (Vec<Manifest>, Diagnostics) {
     match &platform.settings.manifests {
-        Some(dir) => manifest::load_dir(dir),
-        None => Ok(manifest::defaults()),
+        Some(dir) => manifest::load_dir_lenient(dir),
+        None => (manifest::defaults(), Diagnostics::default()),
     }
 }
+
+/// Instances built by a compile (not taken from the previous pipeline),
+/// which still need `on_init`.
+pub(crate) type Fresh = Vec<(Arc<str>, Arc<dyn Plugin>)>;
 
 /// Where a plugin's settings for one chain come from.
 struct Use<'m> {
@@ -40,7 +50,7 @@ pub fn compile(
     platform: Platform,
     manifests: Vec<Manifest>,
     previous: Option<&Pipeline>,
-) -> Result<(Pipeline, Vec<(Arc<str>, Arc<dyn Plugin>)>), Diagnostics> {
+) -> Result<(Pipeline, Fresh), Diagnostics> {
     let mut errors = Diagnostics::default();
     let apps_info: Vec<AppInfo> = platform
         .apps
@@ -56,12 +66,17 @@ pub fn compile(
         instances: HashMap::new(),
         fresh: Vec::new(),
         apps: &apps_info,
+        apps_key: apps_info
+            .iter()
+            .map(|a| format!("{}={}", a.id, a.domains.join(",")))
+            .collect::<Vec<_>>()
+            .join(";"),
         data_dir: &platform.data_dir,
         platform_file: &platform_file,
     };
     let defaults: BTreeMap<String, Manifest> = manifest::defaults().into_iter().map(|m| (m.name.clone(), m)).collect();
 
-    let global_uses: Vec<Use<'_>> = manifests.iter().map(|m| Use::of(m)).collect();
+    let global_uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
     let global = builder.chain(&global_uses, &mut errors);
     let fetch: Box<[Slot]> = global.iter().filter(|s| s.hooks.has(Hooks::FETCH)).cloned().collect();
     let global_chain = Arc::new(Chain {
@@ -70,7 +85,7 @@ pub fn compile(
 
     let mut apps = rustc_hash::FxHashMap::default();
     for (id, cfg) in &platform.apps {
-        let mut uses: Vec<Use<'_>> = manifests.iter().map(|m| Use::of(m)).collect();
+        let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
         for (name, over) in &cfg.plugins {
             let idx = match uses.iter().position(|u| &u.manifest.name == name) {
                 Some(i) => i,
@@ -141,6 +156,7 @@ pub fn compile(
             global: global_chain,
             apps,
             instances,
+            fingerprint: 0,
         },
         fresh,
     ))
@@ -168,7 +184,9 @@ fn only_fetch(s: &Slot) -> bool {
 fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<Arc<Runtime>> {
     let before = previous.platform.apps.get(id)?;
     let now = platform.apps.get(id)?;
-    (before == now).then(|| previous.apps.get(id).map(|e| e.app.runtime.clone())).flatten()
+    (before == now)
+        .then(|| previous.apps.get(id).map(|e| e.app.runtime.clone()))
+        .flatten()
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.
@@ -186,8 +204,9 @@ fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
 struct Builder<'a> {
     previous: Option<&'a Pipeline>,
     instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
-    fresh: Vec<(Arc<str>, Arc<dyn Plugin>)>,
+    fresh: Fresh,
     apps: &'a [AppInfo],
+    apps_key: String,
     data_dir: &'a Path,
     platform_file: &'a Path,
 }
@@ -215,7 +234,15 @@ impl Builder<'_> {
 
     fn instance(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
         let m = u.manifest;
-        let key = format!("{}\0{}\0{}", m.name, m.base.as_deref().unwrap_or(""), u.config);
+        // Everything a factory sees: name, base, config and the app table
+        // (vhosts builds its matcher from the apps' domains).
+        let key = format!(
+            "{}\0{}\0{}\0{}",
+            m.name,
+            m.base.as_deref().unwrap_or(""),
+            u.config,
+            self.apps_key
+        );
         if let Some(p) = self.instances.get(&key) {
             return Ok(p.clone());
         }
@@ -244,9 +271,19 @@ impl Builder<'_> {
             PluginError::Config { path, reason } => (path, reason),
             other => (String::new(), other.to_string()),
         };
-        let join = |prefix: &str| if path.is_empty() { prefix.to_owned() } else { format!("{prefix}.{path}") };
+        let join = |prefix: &str| {
+            if path.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{path}")
+            }
+        };
         match u.override_of {
-            Some(app) => Diagnostic::new(self.platform_file, join(&format!("apps.{app}.plugins.{}.config", u.manifest.name)), reason),
+            Some(app) => Diagnostic::new(
+                self.platform_file,
+                join(&format!("apps.{app}.plugins.{}.config", u.manifest.name)),
+                reason,
+            ),
             None => Diagnostic::new(&u.manifest.file, join("config"), reason).at(u.manifest.config_position(&path)),
         }
     }

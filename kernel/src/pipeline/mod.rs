@@ -16,7 +16,7 @@ use crate::apps::App;
 use crate::manifest::FailMode;
 use crate::platform::Platform;
 
-pub use compile::{compile, load_manifests};
+pub use compile::{compile, load_manifests, load_manifests_lenient};
 
 /// One plugin's place in a stage.
 #[derive(Clone)]
@@ -72,11 +72,16 @@ pub struct Pipeline {
     /// Apps by id.
     pub apps: FxHashMap<Arc<str>, AppEntry>,
     pub(crate) instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
+    /// Hash of the files it was built from, so the watcher reloads only
+    /// when their content changes.
+    pub fingerprint: u64,
 }
 
 impl Pipeline {
     /// Every plugin instance of this pipeline.
     pub fn instances(&self) -> impl Iterator<Item = (&str, &Arc<dyn Plugin>)> {
-        self.instances.iter().map(|(k, v)| (k.split('\0').next().unwrap_or(""), v))
+        self.instances
+            .iter()
+            .map(|(k, v)| (k.split('\0').next().unwrap_or(""), v))
     }
 }

@@ -18,13 +18,15 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Loads, compiles and initialises a pipeline (no previous one).
 pub async fn build(source: &ConfigSource, previous: Option<&Pipeline>) -> Result<Pipeline, Diagnostics> {
     let platform = source.load()?;
+    let fingerprint = fingerprint_of(&platform);
     let manifests = load_manifests(&platform)?;
-    let (pipeline, fresh) = compile(platform, manifests, previous)?;
+    let (mut pipeline, fresh) = compile(platform, manifests, previous)?;
+    pipeline.fingerprint = fingerprint;
     init(&pipeline, fresh).await?;
     Ok(pipeline)
 }
 
-async fn init(pipeline: &Pipeline, fresh: Vec<(Arc<str>, Arc<dyn Plugin>)>) -> Result<(), Diagnostics> {
+async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), Diagnostics> {
     let apps: Arc<[_]> = pipeline
         .platform
         .apps
@@ -70,9 +72,25 @@ pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
         tracing::warn!("listen addresses and limits take effect after a restart");
     }
     let generation = new.generation;
-    let added: Vec<&str> = new.apps.keys().filter(|k| !old.apps.contains_key(*k)).map(|k| &**k).collect();
-    let removed: Vec<&str> = old.apps.keys().filter(|k| !new.apps.contains_key(*k)).map(|k| &**k).collect();
-    tracing::info!(generation, ?added, ?removed, apps = new.apps.len(), "configuration reloaded");
+    let added: Vec<&str> = new
+        .apps
+        .keys()
+        .filter(|k| !old.apps.contains_key(*k))
+        .map(|k| &**k)
+        .collect();
+    let removed: Vec<&str> = old
+        .apps
+        .keys()
+        .filter(|k| !new.apps.contains_key(*k))
+        .map(|k| &**k)
+        .collect();
+    tracing::info!(
+        generation,
+        ?added,
+        ?removed,
+        apps = new.apps.len(),
+        "configuration reloaded"
+    );
     let retired: Vec<Arc<dyn Plugin>> = old
         .instances
         .iter()
@@ -99,40 +117,78 @@ async fn retire(old: Arc<Pipeline>, retired: Vec<Arc<dyn Plugin>>) {
     }
 }
 
-/// Reloads on SIGHUP and, if enabled, when the platform file or a manifest
-/// changes (debounced).
-pub async fn watch(kernel: Arc<Kernel>) {
+/// Starts reloading on SIGHUP and, if enabled, when the platform file or a
+/// manifest changes (debounced). Both are registered before this returns,
+/// so no change made after it is missed.
+pub fn start_reloader(kernel: Arc<Kernel>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
     #[cfg(unix)]
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                let _ = tx.send("SIGHUP").await;
-            }
-        });
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _ = tx.send("SIGHUP").await;
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
     }
     let pipeline = kernel.pipeline.load_full();
-    let _watcher = if pipeline.platform.settings.watch {
+    let watcher = if pipeline.platform.settings.watch {
         file_watcher(&pipeline, tx.clone())
     } else {
         None
     };
+    // Catch a change made between the first load and the watch starting.
+    let _ = tx.try_send(FILE_CHANGE);
+    let mut seen = pipeline.fingerprint;
     drop(pipeline);
-    while let Some(why) = rx.recv().await {
-        match reload(&kernel).await {
-            Ok(g) => tracing::info!(trigger = why, generation = g, "reload done"),
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!(trigger = why, "{e}");
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        while let Some(why) = rx.recv().await {
+            // Reading the files during a reload produces events of its own;
+            // only new content makes the watcher reload, once.
+            if why == FILE_CHANGE {
+                let now = fingerprint_of(&kernel.pipeline.load().platform);
+                if now == seen {
+                    continue;
                 }
-                tracing::error!("reload rejected; the previous configuration keeps serving");
+                seen = now;
+            }
+            match reload(&kernel).await {
+                Ok(g) => tracing::info!(trigger = why, generation = g, "reload done"),
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!(trigger = why, "{e}");
+                    }
+                    tracing::error!("reload rejected; the previous configuration keeps serving");
+                }
             }
         }
+    });
+}
+
+const FILE_CHANGE: &str = "file change";
+
+/// A hash of the platform file and every manifest, names and contents.
+pub(crate) fn fingerprint_of(platform: &crate::platform::Platform) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if let Some(f) = &platform.file {
+        std::fs::read(f).ok().hash(&mut h);
     }
+    if let Some(dir) = &platform.settings.manifests
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for f in files {
+            f.hash(&mut h);
+            std::fs::read(&f).ok().hash(&mut h);
+        }
+    }
+    h.finish()
 }
 
 fn file_watcher(
@@ -152,7 +208,9 @@ fn file_watcher(
         watched.push(m.clone());
     }
     let relevant = move |p: &Path| {
-        files.iter().any(|f| p == f || p.file_name() == f.file_name() && p.parent() == f.parent())
+        files
+            .iter()
+            .any(|f| p == f || p.file_name() == f.file_name() && p.parent() == f.parent())
             || manifests.as_ref().is_some_and(|m| {
                 p.starts_with(m) && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
             })
@@ -161,7 +219,7 @@ fn file_watcher(
         if let Ok(events) = res
             && events.iter().any(|e| relevant(&e.path))
         {
-            let _ = tx.try_send("file change");
+            let _ = tx.try_send(FILE_CHANGE);
         }
     };
     let mut debouncer = match notify_debouncer_mini::new_debouncer(Duration::from_millis(250), handler) {

@@ -64,7 +64,11 @@ pub async fn handle(
     let body = if incoming.is_end_stream() {
         Body::empty()
     } else {
-        Body::stream(LimitedBody::new(incoming, limits.max_body_bytes, limits.body_read_timeout))
+        Body::stream(LimitedBody::new(
+            incoming,
+            limits.max_body_bytes,
+            limits.body_read_timeout,
+        ))
     };
     let mut req = Request::from_parts(parts, body);
 
@@ -84,7 +88,9 @@ async fn route(
     if conn.admin {
         return crate::admin::respond(kernel, pipeline, path).unwrap_or_else(not_found);
     }
-    let internal_path = path.strip_prefix(INTERNAL_PREFIX).filter(|rest| rest.is_empty() || rest.starts_with('/'));
+    let internal_path = path
+        .strip_prefix(INTERNAL_PREFIX)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
     if let Some(rest) = internal_path
         && let Some(res) = crate::admin::respond(kernel, pipeline, rest)
     {
@@ -108,12 +114,12 @@ async fn route(
     }
 
     let entry = match resolve_app(pipeline, req, cx) {
-        Ok(Some(entry)) => entry,
-        Ok(None) => {
+        Resolved::App(entry) => entry,
+        Resolved::NoApp => {
             finish.chain(pipeline.global.clone());
             return run_chain(&pipeline.global, req, cx, None).await;
         }
-        Err(res) => return res,
+        Resolved::Answer(res) => return res,
     };
     if let Some(base) = cx.base.as_deref()
         && let Ok(v) = HeaderValue::from_str(base)
@@ -181,13 +187,26 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
     res
 }
 
+/// Where app resolution sends a request.
+enum Resolved<'p> {
+    /// To this app.
+    App(&'p AppEntry),
+    /// Nowhere: the global chain and a 404.
+    NoApp,
+    /// Answered by the kernel (a redirect, a 502 for a missing app).
+    Answer(Response),
+}
+
 /// Finds the app: set by a fetch plugin (vhosts), else the first path
 /// segment (`/{app}/...`, stripped), else `default_app`.
-fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> Result<Option<&'p AppEntry>, Response> {
+fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> Resolved<'p> {
     if let Some(app) = cx.app() {
         return match pipeline.apps.get(app) {
-            Some(e) => Ok(Some(e)),
-            None => Err(plain(StatusCode::BAD_GATEWAY, format!("Virtual host app not found: {app}\n"))),
+            Some(e) => Resolved::App(e),
+            None => Resolved::Answer(plain(
+                StatusCode::BAD_GATEWAY,
+                format!("Virtual host app not found: {app}\n"),
+            )),
         };
     }
     let path = req.uri().path().to_owned();
@@ -203,7 +222,7 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
             if let Ok(v) = HeaderValue::from_str(&format!("/{first}/{query}")) {
                 res.headers_mut().insert(http::header::LOCATION, v);
             }
-            return Err(res);
+            return Resolved::Answer(res);
         }
         let stripped = match req.uri().query() {
             Some(q) => format!("{rest}?{q}"),
@@ -216,23 +235,20 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
         }
         cx.base = Some(format!("/{first}/").into());
         let _ = cx.set_app(id.clone());
-        return Ok(Some(entry));
+        return Resolved::App(entry);
     }
     if let Some(default) = &pipeline.platform.settings.default_app
         && let Some((id, entry)) = pipeline.apps.get_key_value(default.as_str())
     {
         cx.base = Some("/".into());
         let _ = cx.set_app(id.clone());
-        return Ok(Some(entry));
+        return Resolved::App(entry);
     }
-    Ok(None)
+    Resolved::NoApp
 }
 
 /// Runs a hook, turning a panic into an error.
-async fn guard<'a, T>(
-    slot: &Slot,
-    call: impl FnOnce() -> Hook<'a, Result<T, PluginError>>,
-) -> Result<T, PluginError> {
+async fn guard<'a, T>(slot: &Slot, call: impl FnOnce() -> Hook<'a, Result<T, PluginError>>) -> Result<T, PluginError> {
     let panicked = |p: Box<dyn std::any::Any + Send>| {
         let msg = p
             .downcast_ref::<&str>()
@@ -272,4 +288,132 @@ fn fail(slot: &Slot, e: PluginError, cx: &Ctx) -> Option<Response> {
 
 fn not_found() -> Response {
     plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bext_plugin_abi::{Plugin, RequestId};
+
+    use super::*;
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Act {
+        Pass,
+        Respond,
+        Fail,
+        Panic,
+        Later,
+    }
+
+    struct Recorder {
+        name: &'static str,
+        act: Act,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Plugin for Recorder {
+        fn hooks(&self) -> Hooks {
+            Hooks::REQUEST | Hooks::RESPONSE
+        }
+        fn on_request<'a>(&'a self, _req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+            self.log.lock().unwrap().push(format!("req {}", self.name));
+            match self.act {
+                Act::Pass => Hook::Ready(Ok(Flow::Continue)),
+                Act::Respond => Hook::Ready(Ok(Flow::deny(StatusCode::TOO_MANY_REQUESTS, "slow down"))),
+                Act::Fail => Hook::Ready(Err(PluginError::hook(StatusCode::FORBIDDEN, "nope"))),
+                Act::Panic => panic!("plugin bug"),
+                Act::Later => Hook::later(async {
+                    tokio::task::yield_now().await;
+                    Ok(Flow::Continue)
+                }),
+            }
+        }
+        fn on_response<'a>(&'a self, res: &'a mut Response, _cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+            self.log.lock().unwrap().push(format!("res {}", self.name));
+            res.headers_mut().append("x-seen", HeaderValue::from_static(self.name));
+            Hook::Ready(Ok(()))
+        }
+    }
+
+    fn chain(plugins: &[(&'static str, Act, FailMode)], log: &Arc<Mutex<Vec<String>>>) -> Chain {
+        let slots = plugins
+            .iter()
+            .enumerate()
+            .map(|(i, (name, act, on_error))| {
+                let plugin: Arc<dyn Plugin> = Arc::new(Recorder {
+                    name,
+                    act: *act,
+                    log: log.clone(),
+                });
+                Slot {
+                    name: (*name).into(),
+                    hooks: plugin.hooks(),
+                    plugin,
+                    priority: i as i32,
+                    on_error: *on_error,
+                }
+            })
+            .collect();
+        Chain { slots }
+    }
+
+    async fn run(plugins: &[(&'static str, Act, FailMode)]) -> (Response, Vec<String>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let chain = chain(plugins, &log);
+        let mut req = Request::new(Body::empty());
+        let mut cx = Ctx::new(RequestId(0xabc), "127.0.0.1:1".parse().unwrap());
+        let res = run_chain(&chain, &mut req, &mut cx, None).await;
+        let log = log.lock().unwrap().clone();
+        (res, log)
+    }
+
+    const C: FailMode = FailMode::Closed;
+
+    #[tokio::test]
+    async fn requests_ascend_and_responses_descend() {
+        let (res, log) = run(&[("a", Act::Pass, C), ("b", Act::Later, C), ("c", Act::Pass, C)]).await;
+        assert_eq!(log, ["req a", "req b", "req c", "res c", "res b", "res a"]);
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "no app: the kernel's 404");
+    }
+
+    #[tokio::test]
+    async fn a_short_circuit_is_seen_only_by_the_plugins_before_it() {
+        let (res, log) = run(&[
+            ("cors", Act::Pass, C),
+            ("limit", Act::Respond, C),
+            ("cache", Act::Pass, C),
+        ])
+        .await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(log, ["req cors", "req limit", "res limit", "res cors"]);
+        let seen: Vec<_> = res.headers().get_all("x-seen").iter().collect();
+        assert_eq!(seen, ["limit", "cors"]);
+    }
+
+    #[tokio::test]
+    async fn failures_follow_the_fail_mode() {
+        let (res, log) = run(&[("a", Act::Pass, C), ("b", Act::Fail, C), ("c", Act::Pass, C)]).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(log, ["req a", "req b", "res b", "res a"]);
+        assert!(
+            res.body()
+                .as_bytes()
+                .is_some_and(|b| String::from_utf8_lossy(b).contains("0000000000000abc"))
+        );
+
+        let (res, log) = run(&[("a", Act::Fail, FailMode::Open), ("b", Act::Pass, C)]).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(log, ["req a", "req b", "res b", "res a"]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hook_is_a_500_not_a_crash() {
+        let (res, _) = run(&[("a", Act::Pass, C), ("bug", Act::Panic, C)]).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let (res, log) = run(&[("bug", Act::Panic, FailMode::Open), ("b", Act::Pass, C)]).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(log.last().map(String::as_str), Some("res bug"));
+    }
 }

@@ -35,7 +35,11 @@ impl Finish {
             conn: conn.clone(),
             chain: None,
             access_log,
-            path: if access_log { parts.uri.path().into() } else { Box::default() },
+            path: if access_log {
+                parts.uri.path().into()
+            } else {
+                Box::default()
+            },
             head: parts.method == Method::HEAD,
             method: parts.method.clone(),
             started: Instant::now(),

@@ -74,7 +74,9 @@ pub fn normalise(raw: &[u8]) -> Result<Box<str>, HostError> {
         return Err(HostError::Malformed);
     }
     if host[0] != b'[' {
-        let ok_label = |l: &[u8]| !l.is_empty() && l.len() <= 63 && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        let ok_label = |l: &[u8]| {
+            !l.is_empty() && l.len() <= 63 && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        };
         if host.len() > 253 || !host.split(|b| *b == b'.').all(ok_label) {
             return Err(HostError::Malformed);
         }
@@ -109,8 +111,27 @@ mod tests {
     #[test]
     fn refuses_malformed_hosts() {
         assert_eq!(host(b""), Err(HostError::Empty));
-        for bad in [&b"a b"[..], b"a/b", b"a@b", b"[::1", b"[zz]", b"a:xyz", b"a:", b":80", b"a..b", b"a\\b", b"\xff", b"a%2eb", b"[::1]x"] {
-            assert_eq!(host(bad), Err(HostError::Malformed), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"a@b",
+            b"[::1",
+            b"[zz]",
+            b"a:xyz",
+            b"a:",
+            b":80",
+            b"a..b",
+            b"a\\b",
+            b"\xff",
+            b"a%2eb",
+            b"[::1]x",
+        ] {
+            assert_eq!(
+                host(bad),
+                Err(HostError::Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -126,6 +147,9 @@ mod tests {
         h.remove(header::HOST);
         h.insert(header::HOST, HeaderValue::from_static("a.com"));
         let absolute: Uri = "http://B.com/x".parse().unwrap();
-        assert_eq!(request_host(Version::HTTP_11, &absolute, &h).unwrap().as_deref(), Some("b.com"));
+        assert_eq!(
+            request_host(Version::HTTP_11, &absolute, &h).unwrap().as_deref(),
+            Some("b.com")
+        );
     }
 }

@@ -51,7 +51,8 @@ impl Activity {
 
     /// A response finished (or was abandoned).
     pub fn end(&self) {
-        self.quiet_since_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.quiet_since_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -147,7 +148,15 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let live = tracker.enter();
-        tokio::spawn(serve_connection(kernel.clone(), builder.clone(), stream, peer, admin, stop.clone(), live));
+        tokio::spawn(serve_connection(
+            kernel.clone(),
+            builder.clone(),
+            stream,
+            peer,
+            admin,
+            stop.clone(),
+            live,
+        ));
     }
 }
 
@@ -167,7 +176,8 @@ async fn serve_connection(
     });
     let idle_timeout = kernel.limits.idle_timeout;
     let svc_info = info.clone();
-    let svc = hyper::service::service_fn(move |req| crate::pipeline::run::handle(kernel.clone(), svc_info.clone(), req));
+    let svc =
+        hyper::service::service_fn(move |req| crate::pipeline::run::handle(kernel.clone(), svc_info.clone(), req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     let idle = tokio::time::sleep(idle_timeout);

@@ -55,9 +55,7 @@ impl BuiltinPlugin for Vhosts {
                 }
             }
         }
-        let matcher = b
-            .build()
-            .map_err(|e| PluginError::config("hosts", e.to_string()))?;
+        let matcher = b.build().map_err(|e| PluginError::config("hosts", e.to_string()))?;
         Ok(Vhosts { matcher })
     }
 }

@@ -27,9 +27,7 @@ impl Route {
     fn serves(&self, path: &str) -> bool {
         match &self.path_prefix {
             None => true,
-            Some(p) => {
-                path.starts_with(&**p) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/')
-            }
+            Some(p) => path.starts_with(&**p) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/'),
         }
     }
 }
@@ -108,7 +106,11 @@ impl MatcherBuilder {
             if other.app == route.app {
                 return Ok(()); // the same claim twice (manifest and platform file)
             }
-            let at = route.path_prefix.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
+            let at = route
+                .path_prefix
+                .as_deref()
+                .map(|p| format!(" at {p}"))
+                .unwrap_or_default();
             return Err(err(format!(
                 "claimed by two apps{at}: `{}` and `{}`",
                 other.app, route.app
@@ -175,7 +177,12 @@ impl Matcher {
 
     /// How many host patterns are loaded.
     pub fn len(&self) -> usize {
-        self.exact.values().chain(self.wildcard.values()).map(Vec::len).sum::<usize>() + self.regexes.len()
+        self.exact
+            .values()
+            .chain(self.wildcard.values())
+            .map(Vec::len)
+            .sum::<usize>()
+            + self.regexes.len()
     }
 
     /// Whether no pattern is loaded.
@@ -222,7 +229,10 @@ fn normalise_pattern(pattern: &str) -> Result<String, String> {
         return Err("ports are not part of host matching; drop `:port`".into());
     }
     if name.split('.').any(|label| {
-        label.is_empty() || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        label.is_empty()
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }) {
         return Err("not a valid host name".into());
     }
@@ -280,19 +290,29 @@ mod tests {
         assert_eq!(app(&m, "example.com", "/apix"), Some(("web", None)));
         assert_eq!(app(&m, "example.com", "/"), Some(("web", None)));
         assert_eq!(app(&m, "t.example.com", "/api/x"), Some(("tenant-api", Some("t"))));
-        assert_eq!(app(&m, "t.example.com", "/other"), None, "falls through to the pipeline");
+        assert_eq!(
+            app(&m, "t.example.com", "/other"),
+            None,
+            "falls through to the pipeline"
+        );
     }
 
     #[test]
     fn exact_prefix_entry_falls_through_to_wildcard() {
-        let m = matcher(&[("shop.example.com", "admin", Some("/admin")), ("*.example.com", "saas", None)]);
+        let m = matcher(&[
+            ("shop.example.com", "admin", Some("/admin")),
+            ("*.example.com", "saas", None),
+        ]);
         assert_eq!(app(&m, "shop.example.com", "/admin/x"), Some(("admin", None)));
         assert_eq!(app(&m, "shop.example.com", "/cart"), Some(("saas", Some("shop"))));
     }
 
     #[test]
     fn regex_patterns_capture_a_named_tenant() {
-        let m = matcher(&[(r"~(?P<tenant>[a-z0-9]+)-shop\.example\.net", "shop", None), ("~static\\d+\\.cdn\\.net", "cdn", None)]);
+        let m = matcher(&[
+            (r"~(?P<tenant>[a-z0-9]+)-shop\.example\.net", "shop", None),
+            ("~static\\d+\\.cdn\\.net", "cdn", None),
+        ]);
         assert_eq!(app(&m, "acme-shop.example.net", "/"), Some(("shop", Some("acme"))));
         assert_eq!(app(&m, "static3.cdn.net", "/"), Some(("cdn", None)));
         assert_eq!(app(&m, "xstatic3.cdn.net.evil", "/"), None, "regexes are anchored");
@@ -307,7 +327,11 @@ mod tests {
 
     #[test]
     fn ipv6_and_localhost_hosts() {
-        let m = matcher(&[("[::1]", "v6", None), ("localhost", "local", None), ("*.localhost", "dev", None)]);
+        let m = matcher(&[
+            ("[::1]", "v6", None),
+            ("localhost", "local", None),
+            ("*.localhost", "dev", None),
+        ]);
         assert_eq!(app(&m, "[::1]", "/"), Some(("v6", None)));
         assert_eq!(app(&m, "localhost", "/"), Some(("local", None)));
         assert_eq!(app(&m, "blog.localhost", "/"), Some(("dev", Some("blog"))));
@@ -325,14 +349,25 @@ mod tests {
         b.add("example.com", "blog", None, false).unwrap();
         b.add("example.com", "blog", None, false).unwrap();
         let e = b.add("example.com", "shop", None, false).unwrap_err();
-        assert!(e.to_string().contains("`blog`") && e.to_string().contains("`shop`"), "{e}");
+        assert!(
+            e.to_string().contains("`blog`") && e.to_string().contains("`shop`"),
+            "{e}"
+        );
         b.add("example.com", "shop", Some("/shop"), false).unwrap();
     }
 
     #[test]
     fn bad_patterns_are_refused_with_reasons() {
         let mut b = MatcherBuilder::default();
-        for bad in ["", "foo.*.com", "example.com:8080", "exa mple.com", "[::1", "[nope]", "a..b"] {
+        for bad in [
+            "",
+            "foo.*.com",
+            "example.com:8080",
+            "exa mple.com",
+            "[::1",
+            "[nope]",
+            "a..b",
+        ] {
             assert!(b.add(bad, "x", None, false).is_err(), "{bad:?} accepted");
         }
         assert!(b.add("~(", "x", None, false).is_err());
@@ -343,8 +378,10 @@ mod tests {
     fn lookup_cost_does_not_depend_on_host_count() {
         let mut b = MatcherBuilder::default();
         for i in 0..10_000 {
-            b.add(&format!("site{i}.example.com"), &format!("app{i}"), None, false).unwrap();
-            b.add(&format!("*.t{i}.example.org"), &format!("tenant{i}"), None, false).unwrap();
+            b.add(&format!("site{i}.example.com"), &format!("app{i}"), None, false)
+                .unwrap();
+            b.add(&format!("*.t{i}.example.org"), &format!("tenant{i}"), None, false)
+                .unwrap();
         }
         let m = b.build().unwrap();
         assert_eq!(m.len(), 20_000);

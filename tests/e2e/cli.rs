@@ -1,0 +1,90 @@
+//! `bext check`, `bext run` and `bext plugins`.
+
+use crate::support::*;
+
+#[test]
+fn check_accepts_a_good_platform() {
+    let s = Site::new();
+    s.write("www/index.html", "x");
+    let cfg = s.platform("[apps.www]\nsource = \"www\"\ndomains = [\"a.test\"]\n");
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 1 app(s)"));
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_and_field() {
+    let s = Site::new();
+    s.write("www/index.html", "x");
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: vhosts\npriority: 5\nconfig:\n  hosts:\n    \"a.test\": { app: www, pathPrefx: /a }\n",
+    );
+    s.write("manifests/typo.yaml", "name: vhostz\n");
+    s.write("manifests/extra.yaml", "name: vhosts-extra\nenabeld: true\n");
+    let cfg = s.platform(
+        "[platform]\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\ndomains = [\"dup.test\"]\n[apps.other]\nsource = \"www\"\ndomains = [\"dup.test\"]\n[apps.gone]\nsource = \"nope\"\n",
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "vhosts.yaml:5:27: config.hosts.a.test.pathPrefx: unknown field `pathPrefx`",
+        "typo.yaml:1:1: name: unknown plugin `vhostz`",
+        "extra.yaml:2:1: enabeld: unknown field `enabeld`",
+        "apps.gone.source",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+
+    // Two apps claiming one exact domain: the error names both.
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    std::fs::remove_file(s.path("manifests/typo.yaml")).unwrap();
+    std::fs::remove_file(s.path("manifests/extra.yaml")).unwrap();
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("dup.test") && err.contains("`other`") && err.contains("`www`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_yaml_platform_file_works_like_toml() {
+    let s = Site::new();
+    s.write("www/index.html", "x");
+    let cfg = s.write(
+        "platform.yaml",
+        "platform:\n  listen: 127.0.0.1:0\napps:\n  www:\n    source: www\n    domainz: [a.test]\n",
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("platform.yaml:6:5: apps.www.domainz: unknown field `domainz`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn run_serves_a_directory_and_reads_its_config() {
+    let s = Site::new();
+    s.write("public/index.html", "from public");
+    s.write(
+        "bext.config.toml",
+        "[server]\nlisten = \"127.0.0.1:0\"\nstatic_dir = \"public\"\n",
+    );
+    let b = Bext::start(&["run", s.dir.path().to_str().unwrap()]);
+    assert_eq!(get(b.addr, "anything.test", "/").await.text(), "from public");
+
+    let s2 = Site::new();
+    s2.write("index.html", "plain dir");
+    let b2 = Bext::start(&["run", s2.dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert_eq!(get(b2.addr, "x", "/").await.text(), "plain dir");
+}
+
+#[test]
+fn plugins_lists_the_built_ins() {
+    let out = bext_output(&["plugins"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vhosts"));
+}

@@ -1,0 +1,90 @@
+//! The proxy runtime against a real upstream started by the test.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+async fn proxied(extra: &str) -> (Site, Bext, Echo) {
+    let echo = Echo::start().await;
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{}/base\"\n{extra}\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    (site, b, echo)
+}
+
+#[tokio::test]
+async fn forwards_path_query_and_forwarding_headers() {
+    let (_s, b, echo) = proxied("").await;
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/users?id=7",
+            &[
+                ("host", "Shop.Example.com"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("connection", "x-secret"),
+                ("x-secret", "1"),
+                ("proxy-authorization", "Basic eA=="),
+            ],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let s = r.json();
+    assert_eq!(s["uri"], "/base/users?id=7");
+    let h = &s["headers"];
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "shop.example.com");
+    assert_eq!(h["host"], echo.addr.to_string());
+    assert!(h.get("x-secret").is_none() && h.get("proxy-authorization").is_none());
+    // Hop-by-hop headers of the upstream's answer are dropped too.
+    assert!(r.header("x-upstream-private").is_none() && r.header("keep-alive").is_none());
+}
+
+#[tokio::test]
+async fn preserve_host_sends_the_clients_host() {
+    let (_s, b, _e) = proxied("preserve_host = true").await;
+    let s = get(b.addr, "shop.example.com", "/").await.json();
+    assert_eq!(s["headers"]["host"], "shop.example.com");
+}
+
+#[tokio::test]
+async fn streams_request_bodies_and_speaks_h2_to_clients() {
+    let (_s, b, _e) = proxied("").await;
+    let body = vec![b'x'; 3 << 20];
+    let r = send(b.addr, request("POST", "/upload", &[("host", "x")], body)).await;
+    assert_eq!(r.json()["body_len"], 3 << 20);
+    assert_eq!(r.json()["method"], "POST");
+    let r = send_h2(b.addr, request("PUT", "http://x/h2", &[], vec![1u8; 1000])).await;
+    assert_eq!(r.json()["body_len"], 1000);
+}
+
+#[tokio::test]
+async fn refused_upstream_is_502_and_slow_upstream_is_504() {
+    // A port nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let echo = Echo::start().await;
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.dead]\nruntime = \"proxy\"\nupstream = \"http://{dead}\"\n[apps.slow]\nruntime = \"proxy\"\nupstream = \"http://{}\"\nresponse_timeout = \"300ms\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let r = get(b.addr, "x", "/dead/").await;
+    assert_eq!(r.status, 502);
+    let started = std::time::Instant::now();
+    let r = get(b.addr, "x", "/slow/slow/3000").await;
+    assert_eq!(r.status, 504);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The server is still fine afterwards.
+    assert_eq!(get(b.addr, "x", "/slow/ok").await.status, 200);
+}

@@ -1,0 +1,233 @@
+//! The static runtime: content, caching validators, ranges, precompressed
+//! files, SPA fallback, and every way out of the document root refused.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+fn site(spa: bool) -> (Site, Bext) {
+    let site = Site::new();
+    site.write("www/index.html", "<h1>home</h1>");
+    site.write("www/app.js", "console.log(1)");
+    site.write("www/data.json", "{\"a\":1}");
+    site.write("www/big.bin", vec![7u8; 2 << 20]);
+    site.write("www/ten.txt", "0123456789");
+    site.write("www/style.css", "body{}");
+    site.write("www/style.css.br", "BROTLI");
+    site.write("www/style.css.gz", "GZIP");
+    site.write("www/sub/index.html", "sub index");
+    site.write("www/.env", "SECRET=1");
+    site.write("www/.well-known/security.txt", "contact: x");
+    site.write("outside.txt", "outside the root");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(site.path("outside.txt"), site.path("www/leak.txt")).unwrap();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"www\"\n[apps.www]\nsource = \"www\"\nspa_fallback = {spa}\n"
+    ));
+    let b = Bext::serve(&cfg);
+    (site, b)
+}
+
+#[tokio::test]
+async fn index_and_content_types() {
+    let (_s, b) = site(false);
+    let r = get(b.addr, "x", "/").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "<h1>home</h1>"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        get(b.addr, "x", "/app.js").await.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        get(b.addr, "x", "/data.json").await.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(get(b.addr, "x", "/sub/").await.text(), "sub index");
+    let r = get(b.addr, "x", "/sub").await;
+    assert_eq!((r.status, r.header("location")), (301, Some("/sub/")));
+    assert_eq!(get(b.addr, "x", "/missing").await.status, 404);
+    assert_eq!(get(b.addr, "x", "/.well-known/security.txt").await.text(), "contact: x");
+}
+
+#[tokio::test]
+async fn etag_and_last_modified_give_304() {
+    let (_s, b) = site(false);
+    let r = get(b.addr, "x", "/ten.txt").await;
+    let etag = r.header("etag").unwrap().to_owned();
+    let lm = r.header("last-modified").unwrap().to_owned();
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("if-none-match", &etag)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let weak = format!("W/{etag}");
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("if-none-match", &weak)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("if-modified-since", &lm)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("if-none-match", "\"other\"")], ""),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn ranges_and_head() {
+    let (_s, b) = site(false);
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("range", "bytes=2-4")], ""),
+    )
+    .await;
+    assert_eq!((r.status, r.text().as_str()), (206, "234"));
+    assert_eq!(r.header("content-range"), Some("bytes 2-4/10"));
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("range", "bytes=-3")], ""),
+    )
+    .await;
+    assert_eq!(r.text(), "789");
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("range", "bytes=20-")], ""),
+    )
+    .await;
+    assert_eq!((r.status, r.header("content-range")), (416, Some("bytes */10")));
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/ten.txt",
+            &[("host", "x"), ("range", "bytes=0-1"), ("if-range", "\"stale\"")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "a stale If-Range gets the whole file");
+    // A file too large for the memory cache is streamed, ranges included.
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/big.bin",
+            &[("host", "x"), ("range", "bytes=1048570-1048579")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!((r.status, r.body.len()), (206, 10));
+    let r = get(b.addr, "x", "/big.bin").await;
+    assert_eq!(r.body.len(), 2 << 20);
+
+    let r = send(b.addr, request("HEAD", "/ten.txt", &[("host", "x")], "")).await;
+    assert_eq!((r.status, r.header("content-length")), (200, Some("10")));
+    assert!(r.body.is_empty());
+    let r = send(b.addr, request("POST", "/ten.txt", &[("host", "x")], "x")).await;
+    assert_eq!(r.status, 405);
+}
+
+#[tokio::test]
+async fn precompressed_siblings_are_served_when_accepted() {
+    let (_s, b) = site(false);
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/style.css",
+            &[("host", "x"), ("accept-encoding", "gzip, br")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (r.text().as_str(), r.header("content-encoding")),
+        ("BROTLI", Some("br"))
+    );
+    assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(r.header("vary"), Some("accept-encoding"));
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/style.css",
+            &[("host", "x"), ("accept-encoding", "gzip, br;q=0")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (r.text().as_str(), r.header("content-encoding")),
+        ("GZIP", Some("gzip"))
+    );
+    let r = get(b.addr, "x", "/style.css").await;
+    assert_eq!((r.text().as_str(), r.header("content-encoding")), ("body{}", None));
+}
+
+#[tokio::test]
+async fn spa_fallback_serves_index_for_unknown_paths() {
+    let (_s, b) = site(true);
+    let r = send(
+        b.addr,
+        request("GET", "/app/settings/42", &[("host", "x"), ("accept", "text/html")], ""),
+    )
+    .await;
+    assert_eq!((r.status, r.text().as_str()), (200, "<h1>home</h1>"));
+    let r = send(
+        b.addr,
+        request("GET", "/missing.png", &[("host", "x"), ("accept", "image/png")], ""),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn nothing_outside_the_root_or_hidden_is_served() {
+    let (_s, b) = site(false);
+    let wait = Duration::from_secs(5);
+    for path in [
+        "/../outside.txt",
+        "/sub/../../outside.txt",
+        "/%2e%2e/outside.txt",
+        "/%2E%2E%2Foutside.txt",
+        "/..%5coutside.txt",
+        "/sub%2f..%2f..%2foutside.txt",
+        "/ten.txt%00.html",
+        "/leak.txt",
+        "/.env",
+        "/%2eenv",
+        "/%c0%ae%c0%ae/outside.txt",
+    ] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let out = raw_async(b.addr, req.as_bytes(), wait).await;
+        let status = status_of(&out);
+        assert!(matches!(status, 400 | 404), "{path} -> {status}\n{out}");
+        assert!(
+            !out.contains("outside the root") && !out.contains("SECRET"),
+            "{path} leaked:\n{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn changed_files_are_picked_up() {
+    let (s, b) = site(false);
+    assert_eq!(get(b.addr, "x", "/ten.txt").await.text(), "0123456789");
+    s.write("www/ten.txt", "changed!");
+    let addr = b.addr;
+    eventually(Duration::from_secs(5), || async move {
+        (get(addr, "x", "/ten.txt").await.text() == "changed!").then_some(())
+    })
+    .await;
+}

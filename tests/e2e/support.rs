@@ -1,0 +1,324 @@
+//! Test support: start the real `bext` binary on an ephemeral port, talk
+//! HTTP/1.1 and h2c to it, and run an echo upstream for proxy tests.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// A running `bext` process, killed on drop.
+pub struct Bext {
+    child: Child,
+    /// The main listener.
+    pub addr: SocketAddr,
+    /// Everything it wrote to stderr so far.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Bext {
+    /// `bext serve --config FILE`.
+    pub fn serve(config: &Path) -> Bext {
+        Bext::start(&["serve", "--config", config.to_str().unwrap()])
+    }
+
+    /// Starts bext with `args` and waits for its "serving" line.
+    pub fn start(args: &[&str]) -> Bext {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bext"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start bext");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("serving http://").nth(1) {
+                        let addr = rest.split('/').next().unwrap().parse().unwrap();
+                        return Bext { child, addr, log };
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("bext did not start; stderr:\n{}", log.lock().unwrap());
+                }
+            }
+        }
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Bext {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `bext` to completion (for `check`).
+pub fn bext_output(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bext")).args(args).output().unwrap()
+}
+
+/// A temporary platform: a directory with a platform file, manifests and
+/// app folders.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file, creating folders.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Writes `platform.toml` with `listen` on port 0 prepended.
+    pub fn platform(&self, body: &str) -> PathBuf {
+        self.write("platform.toml", format!("{body}\n"))
+    }
+}
+
+/// An HTTP response read in full.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+}
+
+/// Sends one request over a fresh HTTP/1.1 connection. `req`'s URI may be
+/// origin-form (`/path`) or absolute-form; its headers are sent as given.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let res = sender.send_request(req).await.unwrap();
+    collect(res).await
+}
+
+/// Sends one request over a fresh h2c (prior knowledge) connection.
+pub async fn send_h2(addr: SocketAddr, req: Request<Full<Bytes>>) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let res = sender.send_request(req).await.unwrap();
+    collect(res).await
+}
+
+async fn collect(res: http::Response<hyper::body::Incoming>) -> Reply {
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET path` with `Host: host` over HTTP/1.1.
+pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Reply {
+    send(
+        addr,
+        Request::get(path).header("host", host).body(Full::default()).unwrap(),
+    )
+    .await
+}
+
+/// Builds a request.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(body.into())).unwrap()
+}
+
+/// Writes raw bytes and reads until the server closes or `wait` passes.
+pub fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`raw`] off the async runtime, so upstreams in this process keep running.
+pub async fn raw_async(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let bytes = bytes.to_vec();
+    tokio::task::spawn_blocking(move || raw(addr, &bytes, wait))
+        .await
+        .unwrap()
+}
+
+/// The status code of the first response in raw HTTP/1 output.
+pub fn status_of(raw: &str) -> u16 {
+    raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Polls `f` until it returns `Some`, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An upstream that answers with a JSON description of the request it got:
+/// `{method, uri, headers, body_len}`. `/slow/<ms>` waits first.
+pub struct Echo {
+    pub addr: SocketAddr,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Echo {
+    pub async fn start() -> Echo {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(echo);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Echo { addr, _task: task }
+    }
+}
+
+async fn echo(req: Request<hyper::body::Incoming>) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    if let Some(ms) = req.uri().path().strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+    }
+    let mut headers = BTreeMap::new();
+    for (k, v) in req.headers() {
+        headers.insert(k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned());
+    }
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let out = serde_json::json!({"method": method, "uri": uri, "headers": headers, "body_len": body.len()});
+    let res = http::Response::builder()
+        .header("content-type", "application/json")
+        .header("connection", "keep-alive, x-upstream-private")
+        .header("x-upstream-private", "secret")
+        .header("keep-alive", "timeout=5")
+        .body(Full::new(Bytes::from(out.to_string())))
+        .unwrap();
+    Ok(res)
+}

@@ -73,7 +73,8 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192) as usize)
-        .keep_alive(true);
+        .keep_alive(true)
+        .writev(false);
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as u64) as u32)

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Static-file load benchmark: bext vs nginx, same files, same 1,000 virtual
+# hosts, same load generator, same run. Prints requests/s, p99 and ratios,
+# then bext's resident memory idle and with 10,000 idle keep-alive
+# connections.
+#
+#   bench/run.sh                 # defaults: 1000 hosts, 10 s per round, 2 rounds
+#   HOSTS=1000 DURATION=10 ROUNDS=2 CONNECTIONS=64 bench/run.sh
+#
+# Needs nginx, wrk and python3 (Debian: apt-get install nginx-light wrk).
+# The servers are pinned to CPU 0 with one worker each, wrk to CPU 1, so the
+# two do not fight over the same core. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+HOSTS=${HOSTS:-1000}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+BEXT_PORT=${BEXT_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
+OUT=bench/out
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+
+for tool in nginx wrk python3 taskset; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk)"; exit 1; }
+done
+
+cargo build --release -q -p bext
+BEXT=$PWD/target/release/bext
+
+rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx/logs"
+# The same small file for everyone (a typical small HTML page, 1 KiB).
+python3 - "$OUT/www/index.html" <<'PY'
+import sys
+body = "<!doctype html><title>bench</title>" + "<p>bext static benchmark</p>" * 34
+open(sys.argv[1], "w").write(body[:1024])
+PY
+
+# bext: one app per host, all sharing the same document root.
+{
+  echo "[platform]"
+  echo "listen = \"127.0.0.1:$BEXT_PORT\""
+  echo "access_log = false"
+  echo "watch = false"
+  echo "[platform.limits]"
+  echo "idle_timeout = \"300s\""
+  echo "header_read_timeout = \"300s\""
+  for i in $(seq 1 "$HOSTS"); do
+    echo "[apps.site$i]"
+    echo "source = \"www\""
+    echo "domains = [\"site$i.bench.test\"]"
+  done
+} > "$OUT/platform.toml"
+
+# nginx: one server block per host, same root, no access log, sendfile on.
+{
+  echo "worker_processes 1;"
+  echo "pid $PWD/$OUT/nginx/nginx.pid;"
+  echo "error_log $PWD/$OUT/nginx/logs/error.log warn;"
+  echo "events { worker_connections 20000; }"
+  echo "http {"
+  echo "  access_log off;"
+  echo "  sendfile on; tcp_nopush on; tcp_nodelay on;"
+  echo "  keepalive_timeout 300s; keepalive_requests 1000000;"
+  echo "  open_file_cache max=1000 inactive=60s; open_file_cache_valid 1s;"
+  echo "  include /etc/nginx/mime.types;"
+  echo "  server_names_hash_max_size 4096; server_names_hash_bucket_size 128;"
+  echo "  client_body_temp_path $PWD/$OUT/nginx; proxy_temp_path $PWD/$OUT/nginx;"
+  echo "  fastcgi_temp_path $PWD/$OUT/nginx; uwsgi_temp_path $PWD/$OUT/nginx; scgi_temp_path $PWD/$OUT/nginx;"
+  for i in $(seq 1 "$HOSTS"); do
+    echo "  server { listen 127.0.0.1:$NGINX_PORT; server_name site$i.bench.test; root $PWD/$OUT/www; }"
+  done
+  echo "}"
+} > "$OUT/nginx/nginx.conf"
+
+# wrk spreads requests over every host.
+cat > "$OUT/hosts.lua" <<LUA
+local n = $HOSTS
+local i = 0
+request = function()
+  i = (i % n) + 1
+  return wrk.format("GET", "/index.html", { Host = "site" .. i .. ".bench.test" })
+end
+LUA
+
+ulimit -n 65536 2>/dev/null || true
+cleanup() { kill "${BEXT_PID:-}" 2>/dev/null || true; [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true; }
+trap cleanup EXIT
+
+TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/platform.toml" > "$OUT/bext.out" 2> "$OUT/bext.err" &
+BEXT_PID=$!
+taskset -c "$SERVER_CPU" nginx -c "$PWD/$OUT/nginx/nginx.conf" -e "$PWD/$OUT/nginx/logs/error.log"
+for _ in $(seq 1 100); do
+  curl -sf -H "Host: site1.bench.test" "http://127.0.0.1:$BEXT_PORT/index.html" >/dev/null && \
+  curl -sf -H "Host: site1.bench.test" "http://127.0.0.1:$NGINX_PORT/index.html" >/dev/null && break
+  sleep 0.1
+done
+cmp <(curl -s -H "Host: site$HOSTS.bench.test" "http://127.0.0.1:$BEXT_PORT/index.html") \
+    <(curl -s -H "Host: site$HOSTS.bench.test" "http://127.0.0.1:$NGINX_PORT/index.html") || { echo "servers disagree"; exit 1; }
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+BEXT_IDLE_RSS=$(rss_kib "$BEXT_PID")
+
+run_wrk() { # port -> "rps p99_ms"
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$OUT/hosts.lua" "http://127.0.0.1:$1/" > "$OUT/wrk.$1.txt"
+  local rps p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.$1.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$OUT/wrk.$1.txt")
+  echo "$rps $(to_ms "$p99")"
+}
+to_ms() { # wrk latency like 1.23ms / 456.00us / 1.2s -> ms
+  python3 -c "import sys,re; v=sys.argv[1]; m=re.match(r'([0-9.]+)(us|ms|s)',v); f={'us':0.001,'ms':1,'s':1000}[m.group(2)]; print(round(float(m.group(1))*f,3))" "$1"
+}
+
+# Warm both up (file caches, connection pools).
+taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s -s "$OUT/hosts.lua" "http://127.0.0.1:$BEXT_PORT/" >/dev/null
+taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s -s "$OUT/hosts.lua" "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+
+echo "hosts=$HOSTS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS (server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
+printf '%-6s %-6s %12s %10s\n' round server req/s p99_ms
+sum_b=0; sum_n=0
+for r in $(seq 1 "$ROUNDS"); do
+  read -r b_rps b_p99 < <(run_wrk "$BEXT_PORT")
+  read -r n_rps n_p99 < <(run_wrk "$NGINX_PORT")
+  printf '%-6s %-6s %12s %10s\n' "$r" bext "$b_rps" "$b_p99" "$r" nginx "$n_rps" "$n_p99"
+  printf '%-6s ratio  %12s\n' "$r" "$(python3 -c "print(round($b_rps/$n_rps,3))")"
+  sum_b=$(python3 -c "print($sum_b+$b_rps)"); sum_n=$(python3 -c "print($sum_n+$n_rps)")
+done
+echo "mean ratio bext/nginx (req/s): $(python3 -c "print(round($sum_b/$sum_n,3))")"
+
+# Memory: idle, then holding idle keep-alive connections that each served one request.
+python3 - "$BEXT_PORT" "$IDLE_CONNECTIONS" "$BEXT_PID" "$BEXT_IDLE_RSS" <<'PY'
+import socket, sys, time
+port, n, pid, idle = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /index.html HTTP/1.1\r\nHost: site1.bench.test\r\n\r\n")
+    socks.append(s)
+for s in socks:
+    s.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) < 1100:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+time.sleep(1)
+held = rss()
+alive = sum(1 for s in socks if s.fileno() >= 0)
+print(f"bext RSS idle: {idle/1024:.1f} MiB; with {alive} idle keep-alive connections: {held/1024:.1f} MiB "
+      f"({(held-idle)/alive:.2f} KiB per connection)")
+for s in socks:
+    s.close()
+PY

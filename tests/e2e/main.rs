@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod lifecycle;
 mod limits;
+mod plugins;
 mod proxy;
 mod reload;
 mod routing;

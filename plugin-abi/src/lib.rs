@@ -23,7 +23,7 @@ pub use body::{Body, BoxError};
 pub use context::{AlreadySet, Ctx, RequestId};
 pub use error::PluginError;
 pub use host::{AppInfo, Host, Setup, Spawner, Task};
-pub use plugin::{Completion, Flow, Hook, Hooks, Plugin};
+pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};
 pub use registry::{BuiltinPlugin, Factory, Registration, decode_config, registrations};
 
 #[doc(hidden)]

@@ -23,20 +23,24 @@ pub enum Flow {
 impl Flow {
     /// Answers now with an empty body.
     pub fn respond(status: StatusCode) -> Self {
-        Flow::Respond(plain(status, ""))
+        Flow::Respond(text_response(status, ""))
     }
 
     /// Answers now with `status` and a short text body (`reason`), the way a
     /// plugin refuses a request.
     pub fn deny(status: StatusCode, reason: &'static str) -> Self {
-        Flow::Respond(plain(status, reason))
+        Flow::Respond(text_response(status, reason))
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
-    let mut res = Response::new(Body::from(text));
+/// A short `text/plain` response: how plugins and the kernel refuse or
+/// explain a request.
+pub fn text_response(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response {
+    let text = text.into();
+    let empty = text.is_empty();
+    let mut res = Response::new(Body::full(text));
     *res.status_mut() = status;
-    if !text.is_empty() {
+    if !empty {
         res.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -5,9 +5,9 @@ pub mod static_files;
 
 use std::sync::Arc;
 
-use bext_plugin_abi::{Body, Ctx, Request, Response};
+use bext_plugin_abi::{Ctx, Request, Response};
+use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, StatusCode};
 
 use crate::platform::{AppConfig, RuntimeKind};
 
@@ -96,16 +96,5 @@ pub fn header_map(headers: &std::collections::BTreeMap<String, String>) -> Heade
         .collect()
 }
 
-/// A short text response; every kernel-made answer goes through here.
-pub fn plain(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response {
-    let text = text.into();
-    let mut res = Response::new(Body::full(text.clone()));
-    *res.status_mut() = status;
-    if !text.is_empty() {
-        res.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-    }
-    res
-}
+/// Every kernel-made answer is a short text response.
+pub use bext_plugin_abi::text_response as plain;

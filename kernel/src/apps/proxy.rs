@@ -112,14 +112,17 @@ impl ProxyApp {
 }
 
 fn failure(e: &hyper_util::client::legacy::Error, cx: &Ctx) -> Response {
+    let mut timed_out = false;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(limit) = err.downcast_ref::<BodyLimitError>() {
             return plain(limit.status(), "request body refused\n");
         }
+        timed_out |= err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
         source = err.source();
     }
-    let timed_out = e.is_connect() && format!("{e:?}").contains("timed out");
     tracing::warn!(request_id = %cx.request_id, app = cx.app().unwrap_or(""), error = ?e, "upstream request failed");
     if timed_out {
         plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")

@@ -42,7 +42,7 @@ pub async fn handle(
     conn.activity.begin();
     let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
     let (mut parts, incoming) = req.into_parts();
-    let mut finish = Finish::new(&kernel, &pipeline, &conn, &parts);
+    let mut finish = Finish::new(&pipeline, &conn, &parts);
 
     let host = match request_host(parts.version, &parts.uri, &parts.headers) {
         Ok(h) => h,
@@ -99,7 +99,7 @@ async fn route(
     let internal = internal_path.is_some();
 
     for slot in pipeline.fetch.iter() {
-        match guard(slot, || slot.plugin.fetch(req, cx)).await {
+        match guard(|| slot.plugin.fetch(req, cx)).await {
             Ok(Flow::Continue) => {}
             Ok(Flow::Respond(res)) => return res,
             Err(e) => {
@@ -150,7 +150,7 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::REQUEST) {
             continue;
         }
-        match guard(slot, || slot.plugin.on_request(req, cx)).await {
+        match guard(|| slot.plugin.on_request(req, cx)).await {
             Ok(Flow::Continue) => {}
             Ok(Flow::Respond(res)) => {
                 answered = Some((i, res));
@@ -178,7 +178,7 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::RESPONSE) {
             continue;
         }
-        if let Err(e) = guard(slot, || slot.plugin.on_response(&mut res, cx)).await
+        if let Err(e) = guard(|| slot.plugin.on_response(&mut res, cx)).await
             && let Some(err_res) = fail(slot, e, cx)
         {
             res = err_res;
@@ -248,14 +248,13 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
 }
 
 /// Runs a hook, turning a panic into an error.
-async fn guard<'a, T>(slot: &Slot, call: impl FnOnce() -> Hook<'a, Result<T, PluginError>>) -> Result<T, PluginError> {
+async fn guard<'a, T>(call: impl FnOnce() -> Hook<'a, Result<T, PluginError>>) -> Result<T, PluginError> {
     let panicked = |p: Box<dyn std::any::Any + Send>| {
         let msg = p
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic".into());
-        let _ = slot;
         PluginError::Panic(msg)
     };
     match std::panic::catch_unwind(AssertUnwindSafe(call)) {

@@ -1,6 +1,7 @@
 //! Request-body limits hyper does not have: a byte cap (413) and a
 //! timeout between chunks (408).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -94,5 +95,3 @@ where
         self.inner.size_hint()
     }
 }
-
-use std::future::Future;

@@ -12,7 +12,6 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::ConnInfo;
-use crate::Kernel;
 use crate::pipeline::{Chain, Pipeline};
 
 /// What is needed after the response: who to tell, and what to log.
@@ -28,8 +27,7 @@ pub struct Finish {
 
 impl Finish {
     /// Begins tracking a request.
-    pub fn new(kernel: &Kernel, pipeline: &Pipeline, conn: &Arc<ConnInfo>, parts: &http::request::Parts) -> Self {
-        let _ = kernel;
+    pub fn new(pipeline: &Pipeline, conn: &Arc<ConnInfo>, parts: &http::request::Parts) -> Self {
         let access_log = pipeline.platform.settings.access_log;
         Finish {
             conn: conn.clone(),
@@ -52,73 +50,61 @@ impl Finish {
     }
 
     /// Wraps the response so completion runs after it is written.
-    pub fn done(&mut self, res: Response, cx: Ctx) -> http::Response<ResponseBody> {
+    pub fn done(self, res: Response, cx: Ctx) -> http::Response<ResponseBody> {
         let status = res.status();
         let (parts, body) = res.into_parts();
-        let state = State {
-            conn: self.conn.clone(),
-            chain: self.chain.take().filter(|c| c.completes()),
-            access_log: self.access_log,
-            method: std::mem::replace(&mut self.method, Method::GET),
-            path: std::mem::take(&mut self.path),
-            head: self.head,
-            started: self.started,
-            status,
-            cx,
+        let finish = Finish {
+            chain: self.chain.filter(|c| c.completes()),
+            ..self
         };
         http::Response::from_parts(
             parts,
             ResponseBody {
                 inner: body,
                 bytes: 0,
-                state: Some(Box::new(state)),
+                state: Some(Box::new(State { finish, status, cx })),
             },
         )
     }
 }
 
 struct State {
-    conn: Arc<ConnInfo>,
-    chain: Option<Arc<Chain>>,
-    access_log: bool,
-    method: Method,
-    path: Box<str>,
-    head: bool,
-    started: Instant,
+    finish: Finish,
     status: StatusCode,
     cx: Ctx,
 }
 
 impl State {
     fn complete(self, bytes: u64, aborted: bool) {
-        self.conn.activity.end();
-        let duration = self.started.elapsed();
-        if self.access_log {
+        let State { finish: f, status, cx } = self;
+        f.conn.activity.end();
+        let duration = f.started.elapsed();
+        if f.access_log {
             tracing::info!(
                 target: "bext::access",
-                method = %self.method,
-                host = self.cx.host.as_deref().unwrap_or("-"),
-                path = %self.path,
-                status = self.status.as_u16(),
-                app = self.cx.app().unwrap_or("-"),
-                tenant = self.cx.tenant().unwrap_or("-"),
+                method = %f.method,
+                host = cx.host.as_deref().unwrap_or("-"),
+                path = %f.path,
+                status = status.as_u16(),
+                app = cx.app().unwrap_or("-"),
+                tenant = cx.tenant().unwrap_or("-"),
                 bytes,
                 duration_us = duration.as_micros() as u64,
                 aborted,
-                request_id = %self.cx.request_id,
+                request_id = %cx.request_id,
             );
         }
-        if let Some(chain) = &self.chain {
+        if let Some(chain) = &f.chain {
             let done = Completion {
-                status: self.status,
+                status,
                 body_bytes: bytes,
                 duration,
                 aborted,
             };
             for slot in chain.slots.iter().filter(|s| s.hooks.has(Hooks::COMPLETE)) {
-                let run = std::panic::AssertUnwindSafe(|| slot.plugin.on_complete(&self.cx, &done));
+                let run = std::panic::AssertUnwindSafe(|| slot.plugin.on_complete(&cx, &done));
                 if std::panic::catch_unwind(run).is_err() {
-                    tracing::error!(plugin = %slot.name, request_id = %self.cx.request_id, "on_complete panicked");
+                    tracing::error!(plugin = %slot.name, request_id = %cx.request_id, "on_complete panicked");
                 }
             }
         }
@@ -175,7 +161,7 @@ impl HttpBody for ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         // HEAD answers and empty bodies are never polled: not an abort.
-        let aborted = !self.inner.is_end_stream() && !self.state.as_ref().is_some_and(|s| s.head);
+        let aborted = !self.inner.is_end_stream() && !self.state.as_ref().is_some_and(|s| s.finish.head);
         self.finish(aborted);
     }
 }

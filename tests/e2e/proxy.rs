@@ -88,3 +88,33 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
     // The server is still fine afterwards.
     assert_eq!(get(b.addr, "x", "/slow/ok").await.status, 200);
 }
+
+#[tokio::test]
+async fn websocket_upgrades_become_a_tunnel() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_s, b, _e) = proxied("").await;
+    let mut conn = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    conn.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    for msg in [&b"hello"[..], b"through bext"] {
+        conn.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, msg);
+    }
+}

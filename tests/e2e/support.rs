@@ -288,6 +288,7 @@ impl Echo {
                     let svc = hyper::service::service_fn(echo);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -296,7 +297,26 @@ impl Echo {
     }
 }
 
-async fn echo(req: Request<hyper::body::Incoming>) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+async fn echo(
+    mut req: Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    if req.headers().contains_key("upgrade") {
+        // Accept the upgrade and echo whatever bytes arrive.
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(io) = on.await {
+                let (mut r, mut w) = tokio::io::split(TokioIo::new(io));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let res = http::Response::builder()
+            .status(101)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(Full::default())
+            .unwrap();
+        return Ok(res);
+    }
     if let Some(ms) = req.uri().path().strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
     }

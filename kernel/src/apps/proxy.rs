@@ -77,8 +77,12 @@ impl ProxyApp {
         }
     }
 
-    /// Forwards one request and streams the answer back.
-    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+    /// Forwards one request and streams the answer back; an HTTP/1.1
+    /// `Upgrade` (WebSocket) that the upstream accepts with 101 becomes a
+    /// byte tunnel between client and upstream.
+    pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
+        let upgrade = upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
         let target = format!("http://{}{}{}", self.upstream.authority, self.upstream.base_path, path);
@@ -96,6 +100,12 @@ impl ProxyApp {
             parts.headers.insert(header::HOST, h);
         }
         forwarded_headers(&mut parts.headers, cx, client_host.as_deref());
+        if let Some(protocol) = &upgrade {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol.clone());
+        }
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let upstream_req = Request::from_parts(parts, body);
@@ -105,10 +115,51 @@ impl ProxyApp {
             Ok(Err(e)) => return failure(&e, cx),
             Ok(Ok(res)) => res,
         };
+        if let (StatusCode::SWITCHING_PROTOCOLS, Some(client)) = (res.status(), client_upgrade) {
+            return tunnel(res, client, cx);
+        }
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Response::from_parts(parts, Body::stream(body))
     }
+}
+
+/// The protocol a request asks to upgrade to, when it carries both
+/// `Connection: upgrade` and `Upgrade`.
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned()).flatten()
+}
+
+/// Answers 101 to the client and splices the two upgraded connections.
+fn tunnel(
+    mut upstream: http::Response<hyper::body::Incoming>,
+    client: hyper::upgrade::OnUpgrade,
+    cx: &Ctx,
+) -> Response {
+    let upstream_upgrade = hyper::upgrade::on(&mut upstream);
+    let request_id = cx.request_id;
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream_upgrade) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(%request_id, error = %e, "upgrade did not complete");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(%request_id, error = %e, "upgraded connection ended");
+        }
+    });
+    let (parts, _) = upstream.into_parts();
+    Response::from_parts(parts, Body::empty())
 }
 
 fn failure(e: &hyper_util::client::legacy::Error, cx: &Ctx) -> Response {

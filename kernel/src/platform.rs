@@ -53,6 +53,10 @@ pub struct PlatformSection {
     /// Watch the platform file and manifests and reload on change.
     #[serde(default = "yes")]
     pub watch: bool,
+    /// Worker threads, each with its own listener socket; 0 means one per
+    /// CPU core.
+    #[serde(default)]
+    pub workers: usize,
     /// Connection and request limits.
     #[serde(default)]
     pub limits: Limits,
@@ -68,6 +72,7 @@ impl Default for PlatformSection {
             default_app: None,
             access_log: true,
             watch: true,
+            workers: 0,
             limits: Limits::default(),
         }
     }

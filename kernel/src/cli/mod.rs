@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::pipeline::{compile, load_manifests_lenient, reload};
 use crate::platform::Platform;
-use crate::server::{Tracker, accept_loop};
+use crate::server::{Tracker, accept_loop, bind_workers};
 use crate::{ConfigSource, Kernel};
 
 /// Many web apps behind one address.
@@ -109,7 +109,9 @@ fn init_logging() {
 
 fn serve(source: ConfigSource) -> ExitCode {
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The control runtime: signals, reload, plugin background tasks. Requests
+    // are served by the worker threads `serve_async` starts.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -137,9 +139,13 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     };
     let settings = pipeline.platform.settings.clone();
     let kernel = Arc::new(Kernel::new(pipeline, source));
-    let listener = TcpListener::bind(&settings.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let listen: std::net::SocketAddr = settings.listen.parse()?;
+    let workers = match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let listeners = bind_workers(listen, workers).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listeners[0].local_addr()?;
     let admin = match &settings.admin_listen {
         Some(a) => Some(
             TcpListener::bind(a)
@@ -149,29 +155,41 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         None => None,
     };
     reload::start_reloader(kernel.clone());
-    let addr = listener.local_addr()?;
-    let apps: Vec<String> = kernel.pipeline.load().platform.apps.keys().cloned().collect();
-    println!(
-        "bext {} serving http://{addr}/ (apps: {})",
-        env!("CARGO_PKG_VERSION"),
-        apps.join(", ")
-    );
-    if let Some(a) = &admin {
-        println!("bext admin endpoints on http://{}/", a.local_addr()?);
-    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tracker = Tracker::default();
-    tokio::spawn(accept_loop(
-        kernel.clone(),
-        listener,
-        false,
-        stop_rx.clone(),
-        tracker.clone(),
-    ));
+    let mut threads = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (kernel, stop, tracker) = (kernel.clone(), stop_rx.clone(), tracker.clone());
+        let deadline = kernel.limits.shutdown_timeout;
+        let worker = move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                accept_loop(kernel, listener, false, stop, tracker.clone()).await;
+                // Keep this worker's connections running until all drain.
+                let _ = tokio::time::timeout(deadline, tracker.drained()).await;
+                Ok::<(), std::io::Error>(())
+            })
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("bext-worker-{i}"))
+                .spawn(worker)?,
+        );
+    }
+    if let Some(a) = &admin {
+        println!("bext admin endpoints on http://{}/", a.local_addr()?);
+    }
     if let Some(a) = admin {
         tokio::spawn(accept_loop(kernel.clone(), a, true, stop_rx.clone(), tracker.clone()));
     }
+    let apps: Vec<String> = kernel.pipeline.load().platform.apps.keys().cloned().collect();
+    println!(
+        "bext {} serving http://{addr}/ (apps: {}; {workers} worker(s))",
+        env!("CARGO_PKG_VERSION"),
+        apps.join(", ")
+    );
 
     let signal = shutdown_signal().await;
     tracing::info!(
@@ -186,6 +204,9 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
             connections = tracker.live(),
             "shutdown deadline reached; closing what is left"
         );
+    }
+    for t in threads {
+        let _ = t.join();
     }
     let pipeline = kernel.pipeline.load_full();
     for (_, p) in pipeline.instances() {

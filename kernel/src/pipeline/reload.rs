@@ -36,13 +36,13 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), D
             domains: a.domains.clone(),
         })
         .collect();
-    let host = Host::new(
-        pipeline.platform.data_dir.clone(),
-        apps,
-        Arc::new(|task| {
-            tokio::spawn(task);
-        }),
-    );
+    let host = Host::new(pipeline.platform.data_dir.clone(), apps, {
+        // Plugin tasks run on the control runtime, not on a worker.
+        let control = tokio::runtime::Handle::current();
+        Arc::new(move |task| {
+            control.spawn(task);
+        })
+    });
     let mut errors = Diagnostics::default();
     for (name, plugin) in fresh {
         if !plugin.hooks().has(bext_plugin_abi::Hooks::INIT) {

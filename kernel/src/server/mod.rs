@@ -124,6 +124,32 @@ impl Tracker {
     }
 }
 
+/// Binds `addr` once per worker with `SO_REUSEPORT`, so the kernel spreads
+/// connections over workers that share nothing (nginx's model). With port
+/// 0, every worker gets the port the first one was given.
+pub fn bind_workers(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        socket.set_reuseport(workers > 1)?;
+        socket.set_nodelay(true)?;
+        socket.bind(addr)?;
+        socket.listen(4096)?.into_std()
+    };
+    let first = bind(addr)?;
+    let actual = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(bind(actual)?);
+    }
+    Ok(all)
+}
+
 /// Accepts connections on `listener` until `stop` turns true.
 pub async fn accept_loop(
     kernel: Arc<Kernel>,

@@ -54,3 +54,18 @@ fn miss(bencher: divan::Bencher<'_, '_>, n: usize) {
     let m = matcher(n);
     bencher.bench_local(|| divan::black_box(m.find(divan::black_box("nobody.unknown.test"), "/")));
 }
+
+/// What the matcher avoids: comparing the host with every pattern.
+#[divan::bench(args = SIZES)]
+fn linear_scan_baseline(bencher: divan::Bencher<'_, '_>, n: usize) {
+    let table: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("site{i}.example.com"), format!("app{i}")))
+        .collect();
+    let hs = hosts(n, |i| format!("site{i}.example.com"));
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) & 1023;
+        let host = divan::black_box(&hs[i]);
+        divan::black_box(table.iter().find(|(h, _)| h == host).map(|(_, a)| a))
+    });
+}

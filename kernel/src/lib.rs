@@ -10,7 +10,7 @@ pub mod admin;
 pub mod apps;
 pub mod cli;
 pub mod diag;
-mod linked;
+mod loader;
 pub mod manifest;
 pub mod pipeline;
 pub mod platform;

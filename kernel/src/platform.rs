@@ -90,9 +90,9 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Time a client has to send a request head (slowloris guard); for
-    /// HTTP/1 it also bounds the wait for the next request on a kept-alive
-    /// connection. `"10s"`.
+    /// Time a client has to send a whole request head, counted from its
+    /// first byte (and from accept for a new connection): the slowloris
+    /// guard. Such a connection is dropped. `"10s"`.
     #[serde(deserialize_with = "duration")]
     pub header_read_timeout: Duration,
     /// Longest pause between two chunks of a request body (408 after).
@@ -105,7 +105,8 @@ pub struct Limits {
     /// Largest request body (413 beyond).
     #[serde(deserialize_with = "size")]
     pub max_body_bytes: u64,
-    /// A connection with no request in flight for this long is closed.
+    /// A kept-alive connection with no request in flight and no new request
+    /// arriving is closed after this long.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
     /// On SIGINT/SIGTERM, how long requests in flight may take to finish.

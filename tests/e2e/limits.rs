@@ -149,3 +149,62 @@ async fn idle_connections_are_closed() {
     let closed = tokio::time::timeout(Duration::from_secs(4), conn).await;
     assert!(closed.is_ok(), "idle h2 connection was kept open");
 }
+
+#[tokio::test]
+async fn keep_alive_outlives_the_header_timeout() {
+    // header_read_timeout 500ms, idle_timeout 10s: a quiet keep-alive
+    // connection is idle, not a slow head, and stays open.
+    let (_s, b, _e) = server(LIMITS).await;
+    let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..2 {
+        let r = tx
+            .send_request(request("GET", "/", &[("host", "x")], ""))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        drop(r);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    let r = tx.send_request(request("GET", "/", &[("host", "x")], "")).await;
+    assert!(
+        r.is_ok_and(|r| r.status() == 200),
+        "the idle connection was closed by the header timeout"
+    );
+}
+
+#[tokio::test]
+async fn silent_connections_are_cut_at_the_header_timeout() {
+    let (_s, b, _e) = server(LIMITS).await;
+    let started = Instant::now();
+    let out = raw_async(b.addr, b"", Duration::from_secs(8)).await;
+    assert!(out.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "kept for {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn cancelled_requests_do_not_keep_a_connection_busy() {
+    let limits = LIMITS.replace("idle_timeout = \"10s\"", "idle_timeout = \"400ms\"");
+    let (_s, b, _e) = server(&limits).await;
+    let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    // The client gives up on a slow request: its stream is reset.
+    let slow = tx.send_request(request("GET", "http://x/api/slow/20000", &[], ""));
+    assert!(tokio::time::timeout(Duration::from_millis(300), slow).await.is_err());
+    // With nothing in flight any more, the idle timeout closes the connection.
+    let closed = tokio::time::timeout(Duration::from_secs(4), conn).await;
+    assert!(closed.is_ok(), "a cancelled request kept the connection busy");
+}

@@ -39,10 +39,10 @@ pub async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<ResponseBody>, Infallible> {
     let pipeline = kernel.pipeline.load_full();
-    conn.activity.begin();
+    let in_flight = conn.request_started(req.version());
     let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
     let (mut parts, incoming) = req.into_parts();
-    let mut finish = Finish::new(&pipeline, &conn, &parts);
+    let mut finish = Finish::new(&pipeline, in_flight, &parts);
 
     let host = match request_host(parts.version, &parts.uri, &parts.headers) {
         Ok(h) => h,

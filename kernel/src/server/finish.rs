@@ -11,12 +11,13 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
-use super::ConnInfo;
+use super::InFlight;
 use crate::pipeline::{Chain, Pipeline};
 
 /// What is needed after the response: who to tell, and what to log.
 pub struct Finish {
-    conn: Arc<ConnInfo>,
+    /// Dropped last: marks the request done on its connection.
+    _in_flight: InFlight,
     chain: Option<Arc<Chain>>,
     access_log: bool,
     method: Method,
@@ -27,10 +28,10 @@ pub struct Finish {
 
 impl Finish {
     /// Begins tracking a request.
-    pub fn new(pipeline: &Pipeline, conn: &Arc<ConnInfo>, parts: &http::request::Parts) -> Self {
+    pub fn new(pipeline: &Pipeline, in_flight: InFlight, parts: &http::request::Parts) -> Self {
         let access_log = pipeline.platform.settings.access_log;
         Finish {
-            conn: conn.clone(),
+            _in_flight: in_flight,
             chain: None,
             access_log,
             path: if access_log {
@@ -77,7 +78,6 @@ struct State {
 impl State {
     fn complete(self, bytes: u64, aborted: bool) {
         let State { finish: f, status, cx } = self;
-        f.conn.activity.end();
         let duration = f.started.elapsed();
         if f.access_log {
             tracing::info!(

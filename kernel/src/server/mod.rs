@@ -6,12 +6,15 @@ pub mod finish;
 pub mod host;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -28,11 +31,51 @@ pub struct ConnInfo {
     pub activity: Activity,
 }
 
-/// Requests in flight on one connection and when it last went quiet.
+impl ConnInfo {
+    /// Marks a request as in flight until the returned guard drops, which
+    /// happens after its response is written, or when the client cancels
+    /// it (an HTTP/2 reset, a disconnect) before there was a response.
+    pub fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
+        self.activity.begin(version);
+        InFlight(self.clone())
+    }
+}
+
+/// A request in flight on a connection; see [`ConnInfo::request_started`].
+pub struct InFlight(Arc<ConnInfo>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.activity.end();
+    }
+}
+
+/// Requests in flight on one connection, when it last went quiet, and
+/// whether the head of a next request has started to arrive: the two
+/// clocks behind `idle_timeout` and `header_read_timeout`, kept apart as
+/// nginx keeps `keepalive_timeout` and `client_header_timeout`.
 pub struct Activity {
     in_flight: AtomicUsize,
     quiet_since_ms: AtomicU64,
+    /// 1 + milliseconds at which the first byte of the next request head
+    /// arrived while nothing was in flight; 0 when no head is pending.
+    head_since_ms: AtomicU64,
+    /// HTTP/2 was seen: bytes on an idle connection are frames, not heads.
+    multiplexed: AtomicBool,
     epoch: Instant,
+}
+
+/// What the connection loop should do about an inactive connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// A request is in flight.
+    Busy,
+    /// Check again after this long.
+    Wait(Duration),
+    /// Nothing in flight for `idle_timeout`: close politely.
+    Idle,
+    /// A request head took longer than `header_read_timeout`: drop it.
+    SlowHead,
 }
 
 impl Activity {
@@ -40,29 +83,98 @@ impl Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             quiet_since_ms: AtomicU64::new(0),
+            // A new connection is waiting for its first head.
+            head_since_ms: AtomicU64::new(1),
+            multiplexed: AtomicBool::new(false),
             epoch: Instant::now(),
         }
     }
 
-    /// A request started.
-    pub fn begin(&self) {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A request started (its head is complete).
+    fn begin(&self, version: http::Version) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_since_ms.store(0, Ordering::Relaxed);
+        if version >= http::Version::HTTP_2 {
+            self.multiplexed.store(true, Ordering::Relaxed);
+        }
     }
 
     /// A response finished (or was abandoned).
-    pub fn end(&self) {
-        self.quiet_since_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    fn end(&self) {
+        self.quiet_since_ms.store(self.now_ms(), Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// How long the connection has had nothing in flight, if so.
-    fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
+    /// Bytes arrived from the client.
+    fn bytes_arrived(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since_ms.load(Ordering::Relaxed) == 0
+            && !self.multiplexed.load(Ordering::Relaxed)
+        {
+            self.head_since_ms.store(self.now_ms() + 1, Ordering::Relaxed);
         }
-        let since = self.quiet_since_ms.load(Ordering::Relaxed);
-        Some(self.epoch.elapsed().saturating_sub(Duration::from_millis(since)))
+    }
+
+    fn verdict(&self, idle_timeout: Duration, header_timeout: Duration) -> Verdict {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Verdict::Busy;
+        }
+        let now = self.now_ms();
+        let head = self.head_since_ms.load(Ordering::Relaxed);
+        let (since, limit, verdict) = if head > 0 && !self.multiplexed.load(Ordering::Relaxed) {
+            (head - 1, header_timeout, Verdict::SlowHead)
+        } else {
+            (self.quiet_since_ms.load(Ordering::Relaxed), idle_timeout, Verdict::Idle)
+        };
+        let elapsed = Duration::from_millis(now.saturating_sub(since));
+        if elapsed >= limit {
+            verdict
+        } else {
+            Verdict::Wait(limit - elapsed)
+        }
+    }
+}
+
+/// The client's socket, telling [`Activity`] when bytes arrive.
+struct Watched<IO> {
+    io: IO,
+    conn: Arc<ConnInfo>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.conn.activity.bytes_arrived();
+        }
+        res
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -71,7 +183,9 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // bext times request heads itself (see `Activity`), so that idle
+        // keep-alive connections follow `idle_timeout` instead.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192) as usize)
         .keep_alive(true)
         .writev(false);
@@ -201,14 +315,18 @@ async fn serve_connection(
         admin,
         activity: Activity::new(),
     });
-    let idle_timeout = kernel.limits.idle_timeout;
+    let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();
     let svc =
         hyper::service::service_fn(move |req| crate::pipeline::run::handle(kernel.clone(), svc_info.clone(), req));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    let io = Watched {
+        io: stream,
+        conn: info.clone(),
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let idle = tokio::time::sleep(idle_timeout);
-    tokio::pin!(idle);
+    let timer = tokio::time::sleep(header_timeout.min(idle_timeout));
+    tokio::pin!(timer);
     let mut closing = *stop.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
@@ -225,16 +343,59 @@ async fn serve_connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = &mut idle, if !closing => {
-                match info.activity.idle_for() {
-                    Some(quiet) if quiet >= idle_timeout => {
+            _ = &mut timer => {
+                let next = match info.activity.verdict(idle_timeout, header_timeout) {
+                    Verdict::Busy => idle_timeout.min(header_timeout),
+                    Verdict::Wait(left) => left,
+                    Verdict::Idle if !closing => {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
+                        header_timeout
                     }
-                    Some(quiet) => idle.as_mut().reset(tokio::time::Instant::now() + (idle_timeout - quiet)),
-                    None => idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout),
-                }
+                    // A head that never completes, or a connection that
+                    // would not close politely: drop it.
+                    Verdict::Idle | Verdict::SlowHead => {
+                        tracing::debug!(%peer, "closing a connection that sent no complete request in time");
+                        return;
+                    }
+                };
+                timer.as_mut().reset(tokio::time::Instant::now() + next);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_and_head_clocks_are_separate() {
+        let a = Activity::new();
+        let (idle, head) = (Duration::from_secs(60), Duration::ZERO);
+        // A new connection waits for its first head under the head clock.
+        assert_eq!(a.verdict(idle, head), Verdict::SlowHead);
+        a.begin(http::Version::HTTP_11);
+        assert_eq!(a.verdict(idle, head), Verdict::Busy);
+        a.end();
+        // Quiet keep-alive: the idle clock, however short the head clock.
+        assert!(matches!(a.verdict(idle, head), Verdict::Wait(_)));
+        assert_eq!(a.verdict(Duration::ZERO, head), Verdict::Idle);
+        // The first byte of the next head starts the head clock.
+        a.bytes_arrived();
+        assert_eq!(a.verdict(idle, head), Verdict::SlowHead);
+        assert!(matches!(a.verdict(idle, Duration::from_secs(10)), Verdict::Wait(_)));
+    }
+
+    #[test]
+    fn http2_frames_are_not_heads() {
+        let a = Activity::new();
+        a.begin(http::Version::HTTP_2);
+        a.end();
+        a.bytes_arrived();
+        assert!(matches!(
+            a.verdict(Duration::from_secs(60), Duration::ZERO),
+            Verdict::Wait(_)
+        ));
     }
 }

@@ -96,19 +96,28 @@ fn report(errors: &crate::diag::Diagnostics) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging() {
+/// Logs go to stderr through a bounded buffer drained by its own thread, so
+/// a slow reader of stderr never stalls a worker; when the buffer is full,
+/// lines are dropped rather than requests delayed. Keep the guard alive
+/// until exit: dropping it flushes what is left.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(64 * 1024)
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    guard
 }
 
 fn serve(source: ConfigSource) -> ExitCode {
-    init_logging();
+    let _flush_logs_on_exit = init_logging();
     // The control runtime: signals, reload, plugin background tasks. Requests
     // are served by the worker threads `serve_async` starts.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

@@ -318,6 +318,35 @@ impl Platform {
                 format!("no app `{d}` is declared"),
             ));
         }
+        let limits = &f.platform.limits;
+        for (key, value) in [
+            ("header_read_timeout", limits.header_read_timeout),
+            ("body_read_timeout", limits.body_read_timeout),
+            ("idle_timeout", limits.idle_timeout),
+        ] {
+            if value.is_zero() {
+                errors.push(Diagnostic::new(
+                    &name,
+                    format!("platform.limits.{key}"),
+                    "must be longer than 0",
+                ));
+            }
+        }
+        if limits.max_header_bytes < 8192 {
+            // hyper's HTTP/1 buffer cannot be smaller; say so rather than round up.
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.limits.max_header_bytes",
+                "must be at least 8KiB",
+            ));
+        }
+        if limits.max_concurrent_streams == 0 {
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.limits.max_concurrent_streams",
+                "must be at least 1",
+            ));
+        }
         if let Some(m) = &mut f.platform.manifests {
             *m = dir.join(&*m);
         }
@@ -544,6 +573,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("p.yaml:3:5: platform.limits.max_body"), "{e}");
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f: PlatformFile = toml::from_str(
+            "[platform.limits]\nidle_timeout = 0\nmax_header_bytes = 1024\nmax_concurrent_streams = 0\n",
+        )
+        .unwrap();
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        let text = e.to_string();
+        for want in [
+            "limits.idle_timeout",
+            "limits.max_header_bytes: must be at least 8KiB",
+            "max_concurrent_streams",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         // bext times request heads itself (see `Activity`), so that idle
         // keep-alive connections follow `idle_timeout` instead.
         .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes.max(8192) as usize)
+        .max_buf_size(limits.max_header_bytes as usize)
         .keep_alive(true)
         .writev(false);
     b.http2()

@@ -135,14 +135,7 @@ async fn idle_connections_are_closed() {
     );
 
     // h2c: the connection future ends once the server closes it.
-    let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    let conn = tokio::spawn(conn);
+    let (mut tx, conn) = h2_client(b.addr).await;
     let r = tx.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
     assert_eq!(r.status(), 200);
     drop(r);
@@ -155,11 +148,7 @@ async fn keep_alive_outlives_the_header_timeout() {
     // header_read_timeout 500ms, idle_timeout 10s: a quiet keep-alive
     // connection is idle, not a slow head, and stays open.
     let (_s, b, _e) = server(LIMITS).await;
-    let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (mut tx, _conn) = h1_client(b.addr).await;
     for _ in 0..2 {
         let r = tx
             .send_request(request("GET", "/", &[("host", "x")], ""))
@@ -193,14 +182,7 @@ async fn silent_connections_are_cut_at_the_header_timeout() {
 async fn cancelled_requests_do_not_keep_a_connection_busy() {
     let limits = LIMITS.replace("idle_timeout = \"10s\"", "idle_timeout = \"400ms\"");
     let (_s, b, _e) = server(&limits).await;
-    let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    let conn = tokio::spawn(conn);
+    let (mut tx, conn) = h2_client(b.addr).await;
     // The client gives up on a slow request: its stream is reset.
     let slow = tx.send_request(request("GET", "http://x/api/slow/20000", &[], ""));
     assert!(tokio::time::timeout(Duration::from_millis(300), slow).await.is_err());

@@ -171,27 +171,37 @@ impl Reply {
     }
 }
 
+/// A connection task; it finishes when the server closes the connection.
+pub type ConnTask = tokio::task::JoinHandle<Result<(), hyper::Error>>;
+
+/// A fresh HTTP/1.1 client connection.
+pub async fn h1_client(addr: SocketAddr) -> (hyper::client::conn::http1::SendRequest<Full<Bytes>>, ConnTask) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    (sender, tokio::spawn(conn))
+}
+
+/// A fresh h2c (prior knowledge) client connection.
+pub async fn h2_client(addr: SocketAddr) -> (hyper::client::conn::http2::SendRequest<Full<Bytes>>, ConnTask) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let handshake = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream));
+    let (sender, conn) = handshake.await.unwrap();
+    (sender, tokio::spawn(conn))
+}
+
 /// Sends one request over a fresh HTTP/1.1 connection. `req`'s URI may be
 /// origin-form (`/path`) or absolute-form; its headers are sent as given.
 pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Reply {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let res = sender.send_request(req).await.unwrap();
-    collect(res).await
+    let (mut sender, _conn) = h1_client(addr).await;
+    collect(sender.send_request(req).await.unwrap()).await
 }
 
 /// Sends one request over a fresh h2c (prior knowledge) connection.
 pub async fn send_h2(addr: SocketAddr, req: Request<Full<Bytes>>) -> Reply {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let res = sender.send_request(req).await.unwrap();
-    collect(res).await
+    let (mut sender, _conn) = h2_client(addr).await;
+    collect(sender.send_request(req).await.unwrap()).await
 }
 
 async fn collect(res: http::Response<hyper::body::Incoming>) -> Reply {

@@ -16,6 +16,9 @@ pub mod pipeline;
 pub mod platform;
 pub mod server;
 
+#[cfg(test)]
+mod hostile_input_tests;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

@@ -439,6 +439,12 @@ fn parse_range(h: &str, len: u64) -> RangeSpec {
     }
 }
 
+/// [`sanitise`] for the crate's randomised tests.
+#[cfg(test)]
+pub(crate) fn sanitise_for_tests(raw: &str) -> Option<PathBuf> {
+    sanitise(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +466,26 @@ mod tests {
             "/%ff",
         ] {
             assert_eq!(sanitise(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_never_panic_and_stay_in_bounds() {
+        for h in [
+            "bytes=",
+            "bytes=-",
+            "bytes=--1",
+            "bytes=18446744073709551615-",
+            "bytes=-18446744073709551615",
+            "bytes=0-18446744073709551615",
+            "bytes= 1 - 2 ",
+            "bytes=a-b",
+        ] {
+            for len in [0u64, 1, 10] {
+                if let RangeSpec::Part(s, e) = parse_range(h, len) {
+                    assert!(s <= e && e < len, "{h} {len} -> {s}-{e}");
+                }
+            }
         }
     }
 

@@ -128,6 +128,31 @@ async fn wildcard_captures_the_tenant_and_client_copies_are_removed() {
 }
 
 #[tokio::test]
+async fn every_request_gets_an_access_log_line() {
+    let (_s, b, _e) = platform().await;
+    let _ = get(b.addr, "Acme.example.com", "/orders?page=2").await;
+    let log = || b.log();
+    eventually(std::time::Duration::from_secs(5), || async {
+        log()
+            .lines()
+            .find(|l| l.contains("bext::access") && l.contains("/orders"))
+            .map(str::to_owned)
+    })
+    .await;
+    let line = log().lines().find(|l| l.contains("/orders")).unwrap().to_owned();
+    for field in [
+        "method=GET",
+        "host=\"acme.example.com\"",
+        "status=200",
+        "app=\"tenants\"",
+        "tenant=\"acme\"",
+        "duration_us=",
+    ] {
+        assert!(line.contains(field), "missing {field} in {line}");
+    }
+}
+
+#[tokio::test]
 async fn regex_hosts_capture_a_named_tenant() {
     let (_s, b, _e) = platform().await;
     let s = seen(&get(b.addr, "acme-shop.example.net", "/").await);

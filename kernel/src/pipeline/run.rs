@@ -42,7 +42,7 @@ pub async fn handle(
     let in_flight = conn.request_started(req.version());
     let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
     let (mut parts, incoming) = req.into_parts();
-    let mut finish = Finish::new(&pipeline, in_flight, &parts);
+    let mut finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
 
     let host = match request_host(parts.version, &parts.uri, &parts.headers) {
         Ok(h) => h,

@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
-use crate::pipeline::{Chain, Pipeline};
+use crate::pipeline::Chain;
 
 /// What is needed after the response: who to tell, and what to log.
 pub struct Finish {
@@ -28,8 +28,7 @@ pub struct Finish {
 
 impl Finish {
     /// Begins tracking a request.
-    pub fn new(pipeline: &Pipeline, in_flight: InFlight, parts: &http::request::Parts) -> Self {
-        let access_log = pipeline.platform.settings.access_log;
+    pub fn new(access_log: bool, in_flight: InFlight, parts: &http::request::Parts) -> Self {
         Finish {
             _in_flight: in_flight,
             chain: None,
@@ -163,5 +162,69 @@ impl Drop for ResponseBody {
         // HEAD answers and empty bodies are never polled: not an abort.
         let aborted = !self.inner.is_end_stream() && !self.state.as_ref().is_some_and(|s| s.finish.head);
         self.finish(aborted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bext_plugin_abi::{Hooks, Plugin, RequestId};
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::manifest::FailMode;
+    use crate::pipeline::Slot;
+    use crate::server::ConnInfo;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u16, u64, bool)>>);
+
+    impl Plugin for Recorder {
+        fn hooks(&self) -> Hooks {
+            Hooks::COMPLETE
+        }
+        fn on_complete(&self, _cx: &Ctx, done: &Completion) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((done.status.as_u16(), done.body_bytes, done.aborted));
+        }
+    }
+
+    fn response(recorder: &Arc<Recorder>, body: &'static str) -> http::Response<ResponseBody> {
+        let conn = Arc::new(ConnInfo::for_tests());
+        let parts = http::Request::new(()).into_parts().0;
+        let mut finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &parts);
+        let plugin: Arc<dyn Plugin> = recorder.clone();
+        finish.chain(Arc::new(Chain {
+            slots: vec![Slot {
+                name: "recorder".into(),
+                hooks: plugin.hooks(),
+                plugin,
+                priority: 0,
+                on_error: FailMode::Closed,
+            }]
+            .into(),
+        }));
+        let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
+        finish.done(Response::new(Body::from(body)), cx)
+    }
+
+    #[tokio::test]
+    async fn on_complete_runs_once_after_the_last_byte() {
+        let recorder = Arc::new(Recorder::default());
+        let res = response(&recorder, "hello");
+        assert!(recorder.0.lock().unwrap().is_empty(), "ran before the body was written");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        assert_eq!(*recorder.0.lock().unwrap(), [(200, 5, false)]);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_body_completes_as_aborted() {
+        let recorder = Arc::new(Recorder::default());
+        drop(response(&recorder, "never sent"));
+        assert_eq!(*recorder.0.lock().unwrap(), [(200, 0, true)]);
     }
 }

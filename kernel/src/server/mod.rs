@@ -32,6 +32,16 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// A connection from nowhere, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        ConnInfo {
+            peer: "127.0.0.1:1".parse().expect("address"),
+            admin: false,
+            activity: Activity::new(),
+        }
+    }
+
     /// Marks a request as in flight until the returned guard drops, which
     /// happens after its response is written, or when the client cancels
     /// it (an HTTP/2 reset, a disconnect) before there was a response.

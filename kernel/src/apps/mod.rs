@@ -23,11 +23,11 @@ pub enum Runtime {
 
 impl Runtime {
     /// Builds the runtime an app's configuration asks for.
-    pub fn build(cfg: &AppConfig) -> Result<Runtime, String> {
+    pub fn build(cfg: &AppConfig, files: &Arc<static_files::FileCache>) -> Result<Runtime, String> {
         match cfg.runtime {
             RuntimeKind::Static => {
                 let root = cfg.source.as_deref().ok_or("a static app needs `source`")?;
-                static_files::StaticSite::new(root, cfg.spa_fallback)
+                static_files::StaticSite::new(root, cfg.spa_fallback, files.clone())
                     .map(Runtime::Static)
                     .map_err(|e| format!("{}: {e}", root.display()))
             }

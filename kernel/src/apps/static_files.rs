@@ -23,25 +23,57 @@ use crate::apps::plain;
 
 /// Files up to this size are held in memory.
 const MAX_CACHED_FILE: u64 = 1 << 20;
-/// Memory budget of the file cache, per app.
-const CACHE_BYTES: u64 = 64 << 20;
+/// Memory budget of the file cache shared by every static app.
+const CACHE_BYTES: u64 = 256 << 20;
 /// How often a cached file is checked against the disk.
 const REVALIDATE: Duration = Duration::from_secs(1);
 
 /// A static site rooted at one directory.
 pub struct StaticSite {
-    root: PathBuf,
+    root: Arc<Path>,
     spa_fallback: bool,
-    cache: quick_cache::sync::Cache<String, Arc<CachedFile>, ByteWeight>,
+    cache: Arc<FileCache>,
     epoch: std::time::Instant,
+}
+
+/// The in-memory file cache, shared by every static app of the process so
+/// its byte budget holds in total however many apps there are, and apps
+/// serving the same root share entries. It lives in the pipeline and is
+/// handed on at reload.
+pub struct FileCache(quick_cache::sync::Cache<FileKey, Arc<CachedFile>, ByteWeight>);
+
+impl Default for FileCache {
+    fn default() -> Self {
+        FileCache(quick_cache::sync::Cache::with_weighter(16_384, CACHE_BYTES, ByteWeight))
+    }
+}
+
+/// A cached file: the site's root and the raw request path.
+#[derive(Hash, PartialEq, Eq)]
+struct FileKey {
+    root: Arc<Path>,
+    path: Box<str>,
+}
+
+/// [`FileKey`] borrowed, so a lookup allocates nothing; hashes the same.
+#[derive(Hash)]
+struct FileKeyRef<'a> {
+    root: &'a Path,
+    path: &'a str,
+}
+
+impl quick_cache::Equivalent<FileKey> for FileKeyRef<'_> {
+    fn equivalent(&self, key: &FileKey) -> bool {
+        *self.root == *key.root && self.path == &*key.path
+    }
 }
 
 #[derive(Clone)]
 struct ByteWeight;
 
-impl quick_cache::Weighter<String, Arc<CachedFile>> for ByteWeight {
-    fn weight(&self, key: &String, val: &Arc<CachedFile>) -> u64 {
-        key.len() as u64 + val.weight()
+impl quick_cache::Weighter<FileKey, Arc<CachedFile>> for ByteWeight {
+    fn weight(&self, key: &FileKey, val: &Arc<CachedFile>) -> u64 {
+        key.path.len() as u64 + val.weight()
     }
 }
 
@@ -81,18 +113,23 @@ enum Resolved {
 }
 
 impl StaticSite {
-    /// Serves `root`; fails if it is not a readable directory.
-    pub fn new(root: &Path, spa_fallback: bool) -> std::io::Result<Self> {
+    /// Serves `root`, caching files in `cache`; fails if `root` is not a
+    /// readable directory.
+    pub fn new(root: &Path, spa_fallback: bool, cache: Arc<FileCache>) -> std::io::Result<Self> {
         let root = root.canonicalize()?;
         if !root.is_dir() {
             return Err(std::io::Error::other(format!("{} is not a directory", root.display())));
         }
         Ok(StaticSite {
-            root,
+            root: root.into(),
             spa_fallback,
-            cache: quick_cache::sync::Cache::with_weighter(4096, CACHE_BYTES, ByteWeight),
+            cache,
             epoch: std::time::Instant::now(),
         })
+    }
+
+    fn key<'a>(&'a self, path: &'a str) -> FileKeyRef<'a> {
+        FileKeyRef { root: &self.root, path }
     }
 
     /// Answers one request.
@@ -128,7 +165,7 @@ impl StaticSite {
     }
 
     fn resolve(&self, raw_path: &str, cx: &Ctx) -> Resolved {
-        if let Some(hit) = self.cache.get(raw_path) {
+        if let Some(hit) = self.cache.0.get(&self.key(raw_path)) {
             let now = self.now_ms();
             let checked = hit.checked.load(Ordering::Relaxed);
             if now.saturating_sub(checked) < REVALIDATE.as_millis() as u64 {
@@ -138,7 +175,7 @@ impl StaticSite {
                 hit.checked.store(now, Ordering::Relaxed);
                 return Resolved::File(hit);
             }
-            self.cache.remove(raw_path);
+            self.cache.0.remove(&self.key(raw_path));
         }
         let Some(rel) = sanitise(raw_path) else {
             return Resolved::BadRequest;
@@ -181,7 +218,11 @@ impl StaticSite {
             file,
             checked: AtomicU64::new(self.now_ms()),
         });
-        self.cache.insert(raw_path.to_owned(), entry.clone());
+        let key = FileKey {
+            root: self.root.clone(),
+            path: raw_path.into(),
+        };
+        self.cache.0.insert(key, entry.clone());
         Resolved::File(entry)
     }
 }
@@ -467,6 +508,30 @@ mod tests {
         ] {
             assert_eq!(sanitise(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn apps_on_one_root_share_one_bounded_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "shared").unwrap();
+        let cache = Arc::new(FileCache::default());
+        let one = StaticSite::new(dir.path(), false, cache.clone()).unwrap();
+        let two = StaticSite::new(dir.path(), false, cache.clone()).unwrap();
+        let cx = Ctx::new(bext_plugin_abi::RequestId(1), "127.0.0.1:1".parse().unwrap());
+        for site in [&one, &two, &one] {
+            let mut req = Request::new(Body::empty());
+            *req.uri_mut() = "/a.txt".parse().unwrap();
+            let res = site.serve(&req, &cx).await;
+            assert_eq!(res.body().as_bytes(), Some(&b"shared"[..]));
+        }
+        assert_eq!(cache.0.len(), 1, "both apps use the same entry");
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("a.txt"), "other root").unwrap();
+        let three = StaticSite::new(other.path(), false, cache.clone()).unwrap();
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = "/a.txt".parse().unwrap();
+        assert_eq!(three.serve(&req, &cx).await.body().as_bytes(), Some(&b"other root"[..]));
+        assert_eq!(cache.0.len(), 2, "another root never shares an entry");
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub fn compile(
         slots: global.iter().filter(|s| !only_fetch(s)).cloned().collect(),
     });
 
+    let files = previous.map_or_else(Default::default, |p| p.files.clone());
     let mut apps = rustc_hash::FxHashMap::default();
     for (id, cfg) in &platform.apps {
         let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
@@ -124,7 +125,7 @@ pub fn compile(
         });
         let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
             Some(r) => r,
-            None => match Runtime::build(cfg) {
+            None => match Runtime::build(cfg, &files) {
                 Ok(r) => Arc::new(r),
                 Err(reason) => {
                     errors.push(Diagnostic::new(&platform_file, format!("apps.{id}"), reason));
@@ -157,6 +158,7 @@ pub fn compile(
             apps,
             instances,
             fingerprint: 0,
+            files,
         },
         fresh,
     ))

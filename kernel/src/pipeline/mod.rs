@@ -75,6 +75,8 @@ pub struct Pipeline {
     /// Hash of the files it was built from, so the watcher reloads only
     /// when their content changes.
     pub fingerprint: u64,
+    /// The static file cache, handed on from pipeline to pipeline.
+    pub files: Arc<crate::apps::static_files::FileCache>,
 }
 
 impl Pipeline {

@@ -244,6 +244,17 @@ impl Platform {
         Ok(Platform::from_file(parsed, Some(file.to_owned()), dir))
     }
 
+    /// The apps as plugins see them.
+    pub fn app_infos(&self) -> Vec<bext_plugin_abi::AppInfo> {
+        self.apps
+            .iter()
+            .map(|(id, a)| bext_plugin_abi::AppInfo {
+                id: id.clone(),
+                domains: a.domains.clone(),
+            })
+            .collect()
+    }
+
     /// A one-app platform serving `dir` as a static site (`bext run`).
     pub fn for_dir(dir: &Path, listen: Option<&str>) -> Result<Platform, Diagnostics> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
@@ -458,13 +469,8 @@ fn toml_diag(file: &Path, text: &str, e: toml::de::Error) -> Diagnostic {
 }
 
 fn parse_yaml(file: &Path, text: &str) -> Result<PlatformFile, Diagnostics> {
-    let doc = Located::parse(text).map_err(|(pos, reason)| Diagnostic::new(file, "", reason).at(pos))?;
-    serde_path_to_error::deserialize(&doc.value).map_err(|e| {
-        let path = e.path().to_string();
-        Diagnostic::new(file, path.clone(), e.into_inner().to_string())
-            .at(doc.position(&path))
-            .into()
-    })
+    let doc = Located::parse(file, text)?;
+    Ok(doc.decode(file)?)
 }
 
 fn line_col(text: &str, offset: usize) -> (u64, u64) {

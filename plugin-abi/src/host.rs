@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 /// An app as plugins see it at build time: enough to route to it without
 /// reaching into the kernel's app table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AppInfo {
     /// The app's id (`[apps.<id>]`).
     pub id: String,

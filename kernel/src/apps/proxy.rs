@@ -89,17 +89,14 @@ impl ProxyApp {
         let Ok(uri) = target.parse::<Uri>() else {
             return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
-        let client_host = cx.host.as_deref().map(str::to_owned);
-        let original_host = parts.headers.get(header::HOST).cloned();
+        let original_host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(header::HOST);
         if self.preserve_host
-            && let Some(h) =
-                original_host.or_else(|| client_host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()))
+            && let Some(h) = original_host.or_else(|| cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()))
         {
             parts.headers.insert(header::HOST, h);
         }
-        forwarded_headers(&mut parts.headers, cx, client_host.as_deref());
+        forwarded_headers(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
             parts
                 .headers
@@ -197,7 +194,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx, host: Option<&str>) {
+fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx) {
     let peer = cx.peer.ip().to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
@@ -207,7 +204,7 @@ fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx, host: Option<&str>) {
         headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if let Some(h) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert("x-forwarded-host", h);
     }
 }

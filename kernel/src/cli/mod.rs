@@ -187,10 +187,8 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
                 .spawn(worker)?,
         );
     }
-    if let Some(a) = &admin {
-        println!("bext admin endpoints on http://{}/", a.local_addr()?);
-    }
     if let Some(a) = admin {
+        println!("bext admin endpoints on http://{}/", a.local_addr()?);
         tokio::spawn(accept_loop(kernel.clone(), a, true, stop_rx.clone(), tracker.clone()));
     }
     let apps: Vec<String> = kernel.pipeline.load().platform.apps.keys().cloned().collect();
@@ -215,14 +213,13 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         );
     }
     for t in threads {
-        let _ = t.join();
-    }
-    let pipeline = kernel.pipeline.load_full();
-    for (_, p) in pipeline.instances() {
-        if p.hooks().has(bext_plugin_abi::Hooks::SHUTDOWN) {
-            p.on_shutdown().resolve().await;
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "a worker failed"),
+            Err(_) => tracing::error!("a worker panicked"),
         }
     }
+    reload::shut_down(kernel.pipeline.load().instances().map(|(_, p)| p)).await;
     tracing::info!("stopped");
     Ok(())
 }

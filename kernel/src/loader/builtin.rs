@@ -4,3 +4,8 @@
 
 use bext_plugin_request_id as _;
 use bext_plugin_vhosts as _;
+
+/// The built-in plugin called `name`.
+pub(crate) fn find(name: &str) -> Option<&'static bext_plugin_abi::Registration> {
+    bext_plugin_abi::registrations().find(|r| r.name == name)
+}

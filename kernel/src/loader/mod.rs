@@ -3,3 +3,5 @@
 //! JavaScript loaders come later, behind the same `Plugin` trait.
 
 mod builtin;
+
+pub(crate) use builtin::find;

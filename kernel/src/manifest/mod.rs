@@ -98,12 +98,8 @@ impl Manifest {
 
     /// Parses and validates one manifest's text.
     pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
-        let doc = Located::parse(text).map_err(|(pos, reason)| Diagnostic::new(file, "", reason).at(pos))?;
-        let m: ManifestFile = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            Diagnostic::new(file, path.clone(), e.into_inner().to_string()).at(doc.position(&path))
-        })?;
+        let doc = Located::parse(file, text)?;
+        let m: ManifestFile = doc.decode(file)?;
         let mut errors = Diagnostics::default();
         let here = |field: &str| doc.position(field);
         if !valid_name(&m.name) {
@@ -132,7 +128,7 @@ impl Manifest {
                 Entry::File(path)
             }
         };
-        if entry == Entry::Builtin && !bext_plugin_abi::registrations().any(|r| r.name == m.name) {
+        if entry == Entry::Builtin && crate::loader::find(&m.name).is_none() {
             let known: Vec<_> = bext_plugin_abi::registrations().map(|r| r.name).collect();
             errors.push(
                 Diagnostic::new(
@@ -213,8 +209,13 @@ pub fn load_dir_lenient(dir: &Path) -> (Vec<Manifest>, Diagnostics) {
 }
 
 /// The default manifest of every built-in plugin, used when the platform
-/// names no manifests directory.
+/// names no manifests directory. Parsed once per process.
 pub fn defaults() -> Vec<Manifest> {
+    static DEFAULTS: std::sync::OnceLock<Vec<Manifest>> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(parse_defaults).clone()
+}
+
+fn parse_defaults() -> Vec<Manifest> {
     let mut all: Vec<Manifest> = bext_plugin_abi::registrations()
         .map(|r| {
             let file = PathBuf::from(format!("<built-in>/{}.yaml", r.name));
@@ -224,11 +225,6 @@ pub fn defaults() -> Vec<Manifest> {
         .collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     all
-}
-
-/// The default manifest of one built-in plugin.
-pub fn default_for(name: &str) -> Option<Manifest> {
-    defaults().into_iter().find(|m| m.name == name)
 }
 
 #[cfg(test)]

@@ -3,9 +3,12 @@
 //! `config`) still points at a line and column.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
+
+use crate::diag::Diagnostic;
 
 /// A YAML document with the position of every key and sequence item,
 /// indexed by the dotted paths serde_path_to_error prints (`a.b[0].c`).
@@ -16,14 +19,24 @@ pub(crate) struct Located {
 
 impl Located {
     /// Parses YAML text; a syntax error comes back with its position.
-    pub(crate) fn parse(text: &str) -> Result<Located, (Option<(u64, u64)>, String)> {
+    pub(crate) fn parse(file: &Path, text: &str) -> Result<Located, Diagnostic> {
         let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|e| {
             let pos = e.location().map(|l| (l.line(), l.column()));
-            (pos, first_line(&e.to_string()))
+            Diagnostic::new(file, "", first_line(&e.to_string())).at(pos)
         })?;
         let mut positions = HashMap::new();
         let value = root.value.into_json(String::new(), &mut positions);
         Ok(Located { value, positions })
+    }
+
+    /// Decodes the document strictly into `T`; an error names the field
+    /// (as a dotted path) and points at its line and column.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, file: &Path) -> Result<T, Diagnostic> {
+        serde_path_to_error::deserialize(&self.value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            Diagnostic::new(file, path.clone(), e.into_inner().to_string()).at(self.position(&path))
+        })
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
@@ -173,9 +186,11 @@ mod tests {
 
     #[test]
     fn positions_of_nested_keys_and_items() {
-        let doc =
-            Located::parse("name: x\nconfig:\n  hosts:\n    a.com:\n      app: blog\n  list:\n    - 1\n    - 2\n")
-                .unwrap();
+        let doc = Located::parse(
+            Path::new("m.yaml"),
+            "name: x\nconfig:\n  hosts:\n    a.com:\n      app: blog\n  list:\n    - 1\n    - 2\n",
+        )
+        .unwrap();
         assert_eq!(doc.value["config"]["hosts"]["a.com"]["app"], "blog");
         assert_eq!(doc.position("config.hosts.a.com.app"), Some((5, 7)));
         assert_eq!(doc.position("config.list[1]"), Some((8, 7)));
@@ -185,9 +200,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_positions() {
-        let (pos, msg) = Located::parse("name: x\nconfig: [1, 2\n").err().unwrap();
-        assert!(pos.is_some(), "{msg}");
-        let (_, msg) = Located::parse("a: 1\na: 2\n").err().unwrap();
-        assert!(msg.contains("duplicate"), "{msg}");
+        let err = Located::parse(Path::new("m.yaml"), "name: x\nconfig: [1, 2\n")
+            .err()
+            .unwrap();
+        assert!(err.position.is_some(), "{err}");
+        let err = Located::parse(Path::new("m.yaml"), "a: 1\na: 2\n").err().unwrap();
+        assert!(err.reason.contains("duplicate"), "{err}");
     }
 }

@@ -52,25 +52,19 @@ pub fn compile(
     previous: Option<&Pipeline>,
 ) -> Result<(Pipeline, Fresh), Diagnostics> {
     let mut errors = Diagnostics::default();
-    let apps_info: Vec<AppInfo> = platform
-        .apps
-        .iter()
-        .map(|(id, a)| AppInfo {
-            id: id.clone(),
-            domains: a.domains.clone(),
-        })
-        .collect();
+    let apps_info = platform.app_infos();
     let platform_file = platform.file.clone().unwrap_or_else(|| "<bext run>".into());
     let mut builder = Builder {
         previous,
         instances: HashMap::new(),
         fresh: Vec::new(),
         apps: &apps_info,
-        apps_key: apps_info
-            .iter()
-            .map(|a| format!("{}={}", a.id, a.domains.join(",")))
-            .collect::<Vec<_>>()
-            .join(";"),
+        apps_key: {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            apps_info.hash(&mut h);
+            h.finish()
+        },
         data_dir: &platform.data_dir,
         platform_file: &platform_file,
     };
@@ -79,9 +73,7 @@ pub fn compile(
     let global_uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
     let global = builder.chain(&global_uses, &mut errors);
     let fetch: Box<[Slot]> = global.iter().filter(|s| s.hooks.has(Hooks::FETCH)).cloned().collect();
-    let global_chain = Arc::new(Chain {
-        slots: global.iter().filter(|s| !only_fetch(s)).cloned().collect(),
-    });
+    let global_chain = Arc::new(Chain::new(global.iter().filter(|s| !only_fetch(s)).cloned().collect()));
 
     let files = previous.map_or_else(Default::default, |p| p.files.clone());
     let mut apps = rustc_hash::FxHashMap::default();
@@ -120,9 +112,7 @@ pub fn compile(
             }
         }
         let slots = builder.chain(&uses, &mut errors);
-        let chain = Arc::new(Chain {
-            slots: slots.into_iter().filter(|s| !only_fetch(s)).collect(),
-        });
+        let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
         let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
             Some(r) => r,
             None => match Runtime::build(cfg, &files) {
@@ -166,9 +156,7 @@ pub fn compile(
 
 impl<'m> Use<'m> {
     fn of(m: &'m Manifest) -> Self {
-        let default_priority = bext_plugin_abi::registrations()
-            .find(|r| r.name == m.name)
-            .map_or(600, |r| r.default_priority);
+        let default_priority = crate::loader::find(&m.name).map_or(600, |r| r.default_priority);
         Use {
             manifest: m,
             enabled: m.enabled,
@@ -208,7 +196,8 @@ struct Builder<'a> {
     instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
     fresh: Fresh,
     apps: &'a [AppInfo],
-    apps_key: String,
+    /// Hash of the app table, part of every instance key.
+    apps_key: u64,
     data_dir: &'a Path,
     platform_file: &'a Path,
 }
@@ -252,8 +241,7 @@ impl Builder<'_> {
             self.instances.insert(key, p.clone());
             return Ok(p.clone());
         }
-        let reg = bext_plugin_abi::registrations()
-            .find(|r| r.name == m.name)
+        let reg = crate::loader::find(&m.name)
             .ok_or_else(|| Diagnostic::new(&m.file, "name", format!("unknown plugin `{}`", m.name)))?;
         let setup = Setup {
             plugin: &m.name,

@@ -38,12 +38,16 @@ pub struct Slot {
 pub struct Chain {
     /// Sorted by (priority, name).
     pub slots: Box<[Slot]>,
+    /// Whether any plugin wants `on_complete`, known at compile time so a
+    /// request without such plugins keeps no state for it.
+    pub completes: bool,
 }
 
 impl Chain {
-    /// Whether any plugin wants `on_complete`.
-    pub fn completes(&self) -> bool {
-        self.slots.iter().any(|s| s.hooks.has(Hooks::COMPLETE))
+    /// A chain of already sorted slots.
+    pub fn new(slots: Box<[Slot]>) -> Self {
+        let completes = slots.iter().any(|s| s.hooks.has(Hooks::COMPLETE));
+        Chain { slots, completes }
     }
 }
 

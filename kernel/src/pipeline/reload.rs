@@ -27,15 +27,7 @@ pub async fn build(source: &ConfigSource, previous: Option<&Pipeline>) -> Result
 }
 
 async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), Diagnostics> {
-    let apps: Arc<[_]> = pipeline
-        .platform
-        .apps
-        .iter()
-        .map(|(id, a)| bext_plugin_abi::AppInfo {
-            id: id.clone(),
-            domains: a.domains.clone(),
-        })
-        .collect();
+    let apps: Arc<[_]> = pipeline.platform.app_infos().into();
     let host = Host::new(pipeline.platform.data_dir.clone(), apps, {
         // Plugin tasks run on the control runtime, not on a worker.
         let control = tokio::runtime::Handle::current();
@@ -110,7 +102,12 @@ async fn retire(old: Arc<Pipeline>, retired: Vec<Arc<dyn Plugin>>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(old);
-    for p in retired {
+    shut_down(&retired).await;
+}
+
+/// Runs `on_shutdown` of every instance that has it.
+pub async fn shut_down<'a>(plugins: impl IntoIterator<Item = &'a Arc<dyn Plugin>>) {
+    for p in plugins {
         if p.hooks().has(bext_plugin_abi::Hooks::SHUTDOWN) {
             p.on_shutdown().resolve().await;
         }

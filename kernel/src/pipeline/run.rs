@@ -5,7 +5,6 @@
 //! `on_response` (reverse, onion) → app headers → write → `on_complete`.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -209,17 +208,17 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
             )),
         };
     }
-    let path = req.uri().path().to_owned();
-    let first = path[1.min(path.len())..].split('/').next().unwrap_or("");
-    if !first.is_empty()
-        && let Some((id, entry)) = pipeline.apps.get_key_value(first)
-    {
-        let rest = &path[1 + first.len()..];
+    let first = req.uri().path().get(1..).unwrap_or("").split('/').next().unwrap_or("");
+    let routed = (!first.is_empty())
+        .then(|| pipeline.apps.get_key_value(first))
+        .flatten();
+    if let Some((id, entry)) = routed {
+        let rest = &req.uri().path()[1 + id.len()..];
         if rest.is_empty() {
             // `/{app}` → `/{app}/`, so the app's relative links resolve.
             let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
             let mut res = plain(StatusCode::PERMANENT_REDIRECT, "");
-            if let Ok(v) = HeaderValue::from_str(&format!("/{first}/{query}")) {
+            if let Ok(v) = HeaderValue::from_str(&format!("/{id}/{query}")) {
                 res.headers_mut().insert(http::header::LOCATION, v);
             }
             return Resolved::Answer(res);
@@ -233,7 +232,7 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
         if let Ok(uri) = Uri::from_parts(parts) {
             *req.uri_mut() = uri;
         }
-        cx.base = Some(format!("/{first}/").into());
+        cx.base = Some(format!("/{id}/").into());
         let _ = cx.set_app(id.clone());
         return Resolved::App(entry);
     }
@@ -260,12 +259,11 @@ async fn guard<'a, T>(call: impl FnOnce() -> Hook<'a, Result<T, PluginError>>) -
     match std::panic::catch_unwind(AssertUnwindSafe(call)) {
         Err(p) => Err(panicked(p)),
         Ok(Hook::Ready(r)) => r,
-        Ok(Hook::Later(fut)) => resolve_later(fut).await.unwrap_or_else(|p| Err(panicked(p))),
+        Ok(Hook::Later(fut)) => AssertUnwindSafe(fut)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(panicked(p))),
     }
-}
-
-fn resolve_later<F: Future>(fut: F) -> impl Future<Output = std::thread::Result<F::Output>> {
-    AssertUnwindSafe(fut).catch_unwind()
 }
 
 /// Applies a plugin's fail mode: `Some(response)` when it fails closed.
@@ -355,7 +353,7 @@ mod tests {
                 }
             })
             .collect();
-        Chain { slots }
+        Chain::new(slots)
     }
 
     async fn run(plugins: &[(&'static str, Act, FailMode)]) -> (Response, Vec<String>) {

@@ -22,7 +22,6 @@ pub struct Finish {
     access_log: bool,
     method: Method,
     path: Box<str>,
-    head: bool,
     started: Instant,
 }
 
@@ -38,7 +37,6 @@ impl Finish {
             } else {
                 Box::default()
             },
-            head: parts.method == Method::HEAD,
             method: parts.method.clone(),
             started: Instant::now(),
         }
@@ -54,7 +52,7 @@ impl Finish {
         let status = res.status();
         let (parts, body) = res.into_parts();
         let finish = Finish {
-            chain: self.chain.filter(|c| c.completes()),
+            chain: self.chain.filter(|c| c.completes),
             ..self
         };
         http::Response::from_parts(
@@ -160,7 +158,8 @@ impl HttpBody for ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         // HEAD answers and empty bodies are never polled: not an abort.
-        let aborted = !self.inner.is_end_stream() && !self.state.as_ref().is_some_and(|s| s.finish.head);
+        let aborted =
+            !self.inner.is_end_stream() && self.state.as_ref().is_none_or(|s| s.finish.method != Method::HEAD);
         self.finish(aborted);
     }
 }
@@ -197,8 +196,8 @@ mod tests {
         let parts = http::Request::new(()).into_parts().0;
         let mut finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &parts);
         let plugin: Arc<dyn Plugin> = recorder.clone();
-        finish.chain(Arc::new(Chain {
-            slots: vec![Slot {
+        finish.chain(Arc::new(Chain::new(
+            vec![Slot {
                 name: "recorder".into(),
                 hooks: plugin.hooks(),
                 plugin,
@@ -206,7 +205,7 @@ mod tests {
                 on_error: FailMode::Closed,
             }]
             .into(),
-        }));
+        )));
         let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
         finish.done(Response::new(Body::from(body)), cx)
     }

@@ -261,7 +261,6 @@ pub fn bind_workers(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std
         socket.set_reuseaddr(true)?;
         #[cfg(unix)]
         socket.set_reuseport(workers > 1)?;
-        socket.set_nodelay(true)?;
         socket.bind(addr)?;
         socket.listen(4096)?.into_std()
     };

@@ -1,0 +1,476 @@
+//! One isolate: a QuickJS runtime with its own heap, the prelude, the
+//! user's module, and the loop that settles a call's promise (microtasks
+//! and timers) under the call's deadline.
+
+use std::cell::Cell;
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use rquickjs::loader::{Loader, Resolver};
+use rquickjs::promise::PromiseState;
+use rquickjs::{
+    Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray,
+    Value,
+};
+
+use crate::{Answer, Call, Exports, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
+
+const PRELUDE: &str = include_str!("prelude.js");
+/// QuickJS's own stack limit; the isolate's thread has more than this.
+const MAX_STACK: usize = 1024 * 1024;
+/// The stack of an isolate thread.
+pub(crate) const THREAD_STACK: usize = 4 * 1024 * 1024;
+
+/// The functions a call needs, kept alive across calls.
+struct Handles {
+    app: Persistent<Function<'static>>,
+    request: Persistent<Function<'static>>,
+    response: Persistent<Function<'static>>,
+    next_timer: Persistent<Function<'static>>,
+    run_timers: Persistent<Function<'static>>,
+    /// App: the default export; plugins: unused.
+    entry: Persistent<Value<'static>>,
+    /// App: `env`.
+    env: Persistent<Value<'static>>,
+    fetch: Option<Persistent<Function<'static>>>,
+    on_request: Option<Persistent<Function<'static>>>,
+    on_response: Option<Persistent<Function<'static>>>,
+}
+
+/// A live isolate. Fields drop in order: handles before the context, the
+/// context before the runtime.
+pub(crate) struct Isolate {
+    handles: Handles,
+    context: Context,
+    _runtime: Runtime,
+    deadline: Rc<Cell<Option<Instant>>>,
+    interrupted: Rc<Cell<bool>>,
+    timeout: Duration,
+    /// The prelude's clock (`native.now()` counts from here).
+    clock: Instant,
+}
+
+impl Isolate {
+    /// Starts an isolate: prelude, module, and (plugins) `onInit(config)`.
+    pub(crate) fn new(spec: &Spec) -> Result<(Isolate, Exports), JsError> {
+        let runtime = Runtime::new().map_err(|e| JsError::Load(format!("cannot create a QuickJS runtime: {e}")))?;
+        runtime.set_memory_limit(spec.limits.memory_limit);
+        runtime.set_max_stack_size(MAX_STACK);
+        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let interrupted = Rc::new(Cell::new(false));
+        {
+            let (deadline, interrupted) = (deadline.clone(), interrupted.clone());
+            runtime.set_interrupt_handler(Some(Box::new(move || match deadline.get() {
+                Some(at) if Instant::now() >= at => {
+                    interrupted.set(true);
+                    true
+                }
+                _ => false,
+            })));
+        }
+        let root = spec.entry.parent().map(Path::to_path_buf).unwrap_or_default();
+        runtime.set_loader(RootResolver { root: root.clone() }, FileLoader { root });
+        let context = Context::full(&runtime).map_err(|e| JsError::Load(format!("cannot create a context: {e}")))?;
+
+        let clock = Instant::now();
+        // Module evaluation and onInit get at least five seconds.
+        let init_limit = spec.limits.timeout.max(Duration::from_secs(5));
+        deadline.set(Some(Instant::now() + init_limit));
+        let started = context.with(|ctx| -> Result<(Handles, Exports), JsError> {
+            let caught = |e: rquickjs::Error| describe(&ctx, e);
+            let native = natives::install(&ctx, spec.name.as_str().into(), clock).map_err(caught)?;
+            let prelude: Function = ctx.eval(PRELUDE).map_err(caught)?;
+            let dispatch: Object = prelude.call((native,)).map_err(caught)?;
+            let get = |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
+            let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);
+            let (next_timer, run_timers) = (get("nextTimer")?, get("runTimers")?);
+
+            let source = std::fs::read(&spec.entry)
+                .map_err(|e| JsError::Load(format!("{}: cannot read: {e}", spec.entry.display())))?;
+            let name = spec.entry.to_string_lossy().into_owned();
+            let module = Module::declare(ctx.clone(), name, source).map_err(caught)?;
+            let (module, promise) = module.eval().map_err(caught)?;
+            settle(&ctx, promise.into_value(), &next_timer, &run_timers, &deadline, &interrupted, clock, init_limit)?;
+
+            let export = |name: &str| -> Result<Option<Function<'_>>, JsError> {
+                let value: Value = module.get(name).map_err(|e| describe(&ctx, e))?;
+                Ok(value.into_function())
+            };
+            let mut exports = Exports::default();
+            let mut handles = Handles {
+                app: Persistent::save(&ctx, app),
+                request: Persistent::save(&ctx, request),
+                response: Persistent::save(&ctx, response),
+                next_timer: Persistent::save(&ctx, next_timer.clone()),
+                run_timers: Persistent::save(&ctx, run_timers.clone()),
+                entry: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
+                env: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
+                fetch: None,
+                on_request: None,
+                on_response: None,
+            };
+            match spec.kind {
+                Kind::App => {
+                    let default: Value = module.get("default").map_err(caught)?;
+                    let has_fetch = default
+                        .as_object()
+                        .map(|o| o.get::<_, Value>("fetch").map(|f| f.is_function()).unwrap_or(false))
+                        .unwrap_or(false);
+                    if !has_fetch {
+                        return Err(JsError::Load(format!(
+                            "{}: the default export has no fetch(request, env, ctx) method",
+                            spec.entry.display()
+                        )));
+                    }
+                    exports.fetch = true;
+                    let env = ctx.json_parse(serde_json::to_string(&spec.env).unwrap_or_default()).map_err(caught)?;
+                    handles.entry = Persistent::save(&ctx, default);
+                    handles.env = Persistent::save(&ctx, env);
+                }
+                Kind::Plugin => {
+                    let (fetch, on_request, on_response) = (export("fetch")?, export("onRequest")?, export("onResponse")?);
+                    let on_init = export("onInit")?;
+                    exports = Exports {
+                        fetch: fetch.is_some(),
+                        on_request: on_request.is_some(),
+                        on_response: on_response.is_some(),
+                        on_init: on_init.is_some(),
+                    };
+                    if !(exports.fetch || exports.on_request || exports.on_response || exports.on_init) {
+                        return Err(JsError::Load(format!(
+                            "{}: exports none of fetch, onRequest, onResponse, onInit",
+                            spec.entry.display()
+                        )));
+                    }
+                    handles.fetch = fetch.map(|f| Persistent::save(&ctx, f));
+                    handles.on_request = on_request.map(|f| Persistent::save(&ctx, f));
+                    handles.on_response = on_response.map(|f| Persistent::save(&ctx, f));
+                    if let Some(on_init) = on_init {
+                        let config = ctx.json_parse(spec.config.to_string()).map_err(caught)?;
+                        let done = init.call((on_init, config)).map_err(caught)?;
+                        settle(&ctx, done, &next_timer, &run_timers, &deadline, &interrupted, clock, init_limit)?;
+                    }
+                }
+            }
+            Ok((handles, exports))
+        });
+        deadline.set(None);
+        let (handles, exports) = started.map_err(|e| match e {
+            JsError::Load(_) => e,
+            other => JsError::Load(format!("{}: {other}", spec.entry.display())),
+        })?;
+        let isolate = Isolate {
+            handles,
+            context,
+            _runtime: runtime,
+            deadline,
+            interrupted,
+            timeout: spec.limits.timeout,
+            clock,
+        };
+        Ok((isolate, exports))
+    }
+
+    /// Runs one call to the end, or to its deadline.
+    pub(crate) fn call(&mut self, call: Call) -> Result<Answer, JsError> {
+        self.interrupted.set(false);
+        self.deadline.set(Some(Instant::now() + self.timeout));
+        let h = &self.handles;
+        let (deadline, interrupted, timeout, clock) = (&self.deadline, &self.interrupted, self.timeout, self.clock);
+        let result = self.context.with(|ctx| -> Result<Answer, JsError> {
+            let caught = |e: rquickjs::Error| describe(&ctx, e);
+            let restore = |p: &Persistent<Function<'static>>| p.clone().restore(&ctx).map_err(|e| describe(&ctx, e));
+            let (next_timer, run_timers) = (restore(&h.next_timer)?, restore(&h.run_timers)?);
+            match call {
+                Call::App { method, url, headers, body } => {
+                    let entry = h.entry.clone().restore(&ctx).map_err(caught)?;
+                    let env = h.env.clone().restore(&ctx).map_err(caught)?;
+                    let flat = flat_headers(&ctx, &headers).map_err(caught)?;
+                    let body = js_body(&ctx, &body).map_err(caught)?;
+                    let out = restore(&h.app)?
+                        .call((entry, method.as_str(), url, flat, body, env))
+                        .map_err(caught)?;
+                    let out = settle(&ctx, out, &next_timer, &run_timers, deadline, interrupted, clock, timeout)?;
+                    read_reply(&ctx, &out, 0).map(Answer::Respond)
+                }
+                Call::Request { hook, method, url, headers, ctx: cx } => {
+                    let (f, name) = match hook {
+                        RequestHook::Fetch => (&h.fetch, "fetch"),
+                        RequestHook::OnRequest => (&h.on_request, "onRequest"),
+                    };
+                    let Some(f) = f else { return Ok(Answer::Continue { headers, app: cx.app, tenant: cx.tenant }) };
+                    let flat = flat_headers(&ctx, &headers).map_err(caught)?;
+                    let cx = js_ctx(&ctx, &cx).map_err(caught)?;
+                    let out = restore(&h.request)?
+                        .call((restore(f)?, name, method.as_str(), url, flat, cx))
+                        .map_err(caught)?;
+                    let out = settle(&ctx, out, &next_timer, &run_timers, deadline, interrupted, clock, timeout)?;
+                    let out = out.into_array().ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+                    if out.get::<i32>(0).map_err(caught)? == 1 {
+                        return read_reply(&ctx, &out, 1).map(Answer::Respond);
+                    }
+                    let headers = read_headers(&out.get(1).map_err(caught)?)?;
+                    let app: Option<String> = out.get(2).map_err(caught)?;
+                    let tenant: Option<String> = out.get(3).map_err(caught)?;
+                    Ok(Answer::Continue { headers, app, tenant })
+                }
+                Call::Response { status, headers, ctx: cx } => {
+                    let Some(f) = &h.on_response else { return Ok(Answer::KeepResponse { headers }) };
+                    let flat = flat_headers(&ctx, &headers).map_err(caught)?;
+                    let cx = js_ctx(&ctx, &cx).map_err(caught)?;
+                    let out = restore(&h.response)?.call((restore(f)?, status, flat, cx)).map_err(caught)?;
+                    let out = settle(&ctx, out, &next_timer, &run_timers, deadline, interrupted, clock, timeout)?;
+                    let out = out.into_array().ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+                    if out.get::<i32>(0).map_err(caught)? == 1 {
+                        return read_reply(&ctx, &out, 1).map(Answer::Respond);
+                    }
+                    Ok(Answer::KeepResponse { headers: read_headers(&out.get(1).map_err(caught)?)? })
+                }
+            }
+        });
+        self.deadline.set(None);
+        result.map_err(|e| self.classify(e))
+    }
+
+    /// Fires due timers between calls; returns when the next one is due.
+    pub(crate) fn tick(&mut self) -> Option<Instant> {
+        self.interrupted.set(false);
+        self.deadline.set(Some(Instant::now() + self.timeout));
+        let next = self.context.with(|ctx| {
+            let run: Function = self.handles.run_timers.clone().restore(&ctx).ok()?;
+            if let Err(e) = run.call::<_, ()>(()) {
+                tracing::warn!(target: "bext::js", "timer failed: {}", describe(&ctx, e));
+            }
+            while ctx.execute_pending_job() {}
+            let next: Function = self.handles.next_timer.clone().restore(&ctx).ok()?;
+            next.call::<_, f64>(()).ok()
+        });
+        self.deadline.set(None);
+        next.filter(|at| *at >= 0.0).map(|at| self.clock + Duration::from_secs_f64(at / 1000.0))
+    }
+
+
+    /// When the earliest pending timer is due.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let at = self.context.with(|ctx| {
+            let next: Function = self.handles.next_timer.clone().restore(&ctx).ok()?;
+            next.call::<_, f64>(()).ok()
+        })?;
+        (at >= 0.0).then(|| self.clock + Duration::from_secs_f64(at / 1000.0))
+    }
+
+    /// Interruptions are timeouts whatever JS made of them.
+    fn classify(&self, e: JsError) -> JsError {
+        if self.interrupted.get() { JsError::Timeout(self.timeout) } else { e }
+    }
+}
+
+/// Drives a promise to its end: microtasks first, then timers, sleeping
+/// until the next one is due, never past the deadline.
+#[allow(clippy::too_many_arguments)]
+fn settle<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    next_timer: &Function<'js>,
+    run_timers: &Function<'js>,
+    deadline: &Cell<Option<Instant>>,
+    interrupted: &Cell<bool>,
+    clock: Instant,
+    timeout: Duration,
+) -> Result<Value<'js>, JsError> {
+    let Some(promise) = value.as_promise().cloned() else { return Ok(value) };
+    loop {
+        if interrupted.get() {
+            return Err(JsError::Timeout(timeout));
+        }
+        match promise.state() {
+            PromiseState::Resolved => return promise.result::<Value>().expect("settled").map_err(|e| describe(ctx, e)),
+            PromiseState::Rejected => {
+                let err = promise.result::<Value>().expect("settled").expect_err("rejected");
+                return Err(describe(ctx, err));
+            }
+            PromiseState::Pending => {}
+        }
+        if ctx.execute_pending_job() {
+            continue;
+        }
+        let at: f64 = next_timer.call(()).map_err(|e| describe(ctx, e))?;
+        if at < 0.0 {
+            return Err(JsError::Exception(
+                "the returned promise never settles: nothing is left to wait for".into(),
+            ));
+        }
+        let due = clock + Duration::from_secs_f64(at / 1000.0);
+        let until = deadline.get().unwrap_or_else(|| Instant::now() + timeout);
+        if due >= until {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            interrupted.set(true);
+            return Err(JsError::Timeout(timeout));
+        }
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        run_timers.call::<_, ()>(()).map_err(|e| describe(ctx, e))?;
+    }
+}
+
+/// An engine error as a [`JsError`], with the exception's message and stack.
+fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
+    match CaughtError::from_error(ctx, e) {
+        CaughtError::Exception(ex) => {
+            let message = ex.message().unwrap_or_default();
+            if message.contains("out of memory") {
+                return JsError::OutOfMemory;
+            }
+            let name: String = ex.get("name").unwrap_or_else(|_| "Error".into());
+            match ex.stack().filter(|s| !s.trim().is_empty()) {
+                Some(stack) => JsError::Exception(format!("{name}: {message}\n{}", stack.trim_end())),
+                None => JsError::Exception(format!("{name}: {message}")),
+            }
+        }
+        CaughtError::Value(v) => {
+            let shown = ctx
+                .json_stringify(v.clone())
+                .ok()
+                .flatten()
+                .and_then(|s| s.to_string().ok())
+                .unwrap_or_else(|| format!("{v:?}"));
+            JsError::Exception(format!("uncaught {shown}"))
+        }
+        CaughtError::Error(rquickjs::Error::Allocation) => JsError::OutOfMemory,
+        CaughtError::Error(e) => JsError::Exception(e.to_string()),
+    }
+}
+
+fn flat_headers<'js>(ctx: &Ctx<'js>, headers: &HeaderMap) -> rquickjs::Result<Array<'js>> {
+    let flat = Array::new(ctx.clone())?;
+    let mut i = 0;
+    for (name, value) in headers {
+        flat.set(i, name.as_str())?;
+        match value.to_str() {
+            Ok(v) => flat.set(i + 1, v)?,
+            Err(_) => flat.set(i + 1, String::from_utf8_lossy(value.as_bytes()).as_ref())?,
+        }
+        i += 2;
+    }
+    Ok(flat)
+}
+
+fn js_body<'js>(ctx: &Ctx<'js>, body: &Bytes) -> rquickjs::Result<Value<'js>> {
+    if body.is_empty() {
+        return Ok(Value::new_null(ctx.clone()));
+    }
+    Ok(TypedArray::<u8>::new_copy(ctx.clone(), body)?.into_value())
+}
+
+fn js_ctx<'js>(ctx: &Ctx<'js>, cx: &PluginCtx) -> rquickjs::Result<Array<'js>> {
+    let a = Array::new(ctx.clone())?;
+    a.set(0, cx.app.as_deref())?;
+    a.set(1, cx.tenant.as_deref())?;
+    a.set(2, cx.base.as_str())?;
+    a.set(3, cx.request_id.as_str())?;
+    Ok(a)
+}
+
+fn read_headers(flat: &Array<'_>) -> Result<HeaderMap, JsError> {
+    let mut headers = HeaderMap::with_capacity(flat.len() / 2);
+    let mut i = 0;
+    while i + 1 < flat.len() {
+        let name: String = flat.get(i).map_err(|e| JsError::BadAnswer(e.to_string()))?;
+        let value: String = flat.get(i + 1).map_err(|e| JsError::BadAnswer(e.to_string()))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| JsError::BadAnswer(format!("invalid header name {name:?}")))?;
+        let value =
+            HeaderValue::from_str(&value).map_err(|_| JsError::BadAnswer(format!("invalid value for header {name}")))?;
+        headers.append(name, value);
+        i += 2;
+    }
+    Ok(headers)
+}
+
+/// `[status, flatHeaders, body]` from `at` on.
+fn read_reply<'js>(ctx: &Ctx<'js>, out: &Value<'js>, at: usize) -> Result<Reply, JsError> {
+    let caught = |e: rquickjs::Error| describe(ctx, e);
+    let out = out.as_array().ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+    let status: u16 = out.get::<i32>(at).map_err(caught)?.try_into().unwrap_or(500);
+    let status = StatusCode::from_u16(status).map_err(|_| JsError::BadAnswer(format!("invalid status {status}")))?;
+    let headers = read_headers(&out.get(at + 1).map_err(caught)?)?;
+    let body: Value = out.get(at + 2).map_err(caught)?;
+    let body = if let Some(s) = body.as_string() {
+        Bytes::from(s.to_string().map_err(caught)?)
+    } else if let Some(obj) = body.as_object().and_then(|o| o.as_typed_array::<u8>()) {
+        Bytes::from(natives::copy_bytes(obj))
+    } else {
+        Bytes::new()
+    };
+    Ok(Reply { status, headers, body })
+}
+
+/// Resolves imports relative to the importing module, never outside the
+/// entry's directory.
+struct RootResolver {
+    root: PathBuf,
+}
+
+impl Resolver for RootResolver {
+    fn resolve<'js>(
+        &mut self,
+        _ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
+    ) -> rquickjs::Result<String> {
+        if !(name.starts_with("./") || name.starts_with("../")) {
+            return Err(rquickjs::Error::new_resolving_message(
+                base,
+                name,
+                "only relative imports are supported; bundle packages with esbuild",
+            ));
+        }
+        let dir = Path::new(base).parent().unwrap_or(&self.root);
+        let mut path = normalise(&dir.join(name));
+        if path.extension().is_none() {
+            path.set_extension("js");
+        }
+        if !path.starts_with(&self.root) {
+            return Err(rquickjs::Error::new_resolving_message(base, name, "outside the app's directory"));
+        }
+        Ok(path.to_string_lossy().into_owned())
+    }
+}
+
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Reads modules from disk, under the entry's directory only.
+struct FileLoader {
+    root: PathBuf,
+}
+
+impl Loader for FileLoader {
+    fn load<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        name: &str,
+        _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
+    ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
+        if !Path::new(name).starts_with(&self.root) {
+            return Err(rquickjs::Error::new_loading_message(name, "outside the app's directory"));
+        }
+        let source = std::fs::read(name).map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
+        Module::declare(ctx.clone(), name, source)
+    }
+}

@@ -1,0 +1,220 @@
+//! bext's embedded JavaScript.
+//!
+//! A JS app or a JS plugin runs in an [`IsolatePool`]: a few threads, each
+//! owning one QuickJS isolate (its own heap, memory limit and per-call
+//! deadline), fed from one bounded queue. A call that throws, runs out of
+//! memory or time fails alone; an isolate that ran out of memory or time is
+//! thrown away and rebuilt, with exponential backoff when that repeats.
+//! Nothing in here can take the server down.
+//!
+//! Web APIs come from `prelude.js` (Request, Response, Headers, URL,
+//! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, crypto,
+//! timers, a small ReadableStream) over a few Rust natives (`natives.rs`).
+//! We evaluated AWS LLRT's `llrt_modules`, the ready-made option: it pins
+//! rquickjs 0.11 (bext uses 0.14, the one with a working memory limit) and
+//! is a beta that brings its own HTTP client and crypto stack; the prelude
+//! is ~700 lines we control and test.
+
+mod isolate;
+mod natives;
+mod pool;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+
+pub use pool::IsolatePool;
+
+/// What a pool's module is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `export default { fetch(request, env, ctx) }`.
+    App,
+    /// Named exports `fetch`, `onRequest`, `onResponse`, `onInit`.
+    Plugin,
+}
+
+/// How much an app or plugin may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Isolates (threads) in the pool.
+    pub workers: usize,
+    /// Heap limit of each isolate, in bytes.
+    pub memory_limit: usize,
+    /// Time a call may run, including the promises and timers it waits on.
+    pub timeout: Duration,
+    /// Calls an isolate serves before it is replaced (0: never).
+    pub max_requests: u64,
+    /// Calls that may wait for an isolate; more are refused at once.
+    pub queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            workers: 2,
+            memory_limit: 64 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+            max_requests: 0,
+            queue: 256,
+        }
+    }
+}
+
+/// Everything needed to start a pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// Who this is in logs: `app shop`, `plugin js-hello`.
+    pub name: String,
+    /// The module to load. Its directory is the root imports may not leave.
+    pub entry: PathBuf,
+    /// App or plugin.
+    pub kind: Kind,
+    /// Apps: the `env` argument of `fetch`.
+    pub env: BTreeMap<String, String>,
+    /// Plugins: the argument of `onInit`.
+    pub config: serde_json::Value,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+/// Which hooks a plugin module exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exports {
+    /// `fetch(request, ctx)`, the pre-pipeline stage.
+    pub fetch: bool,
+    /// `onRequest(request, ctx)`.
+    pub on_request: bool,
+    /// `onResponse(response, ctx)`.
+    pub on_response: bool,
+    /// `onInit(config)`.
+    pub on_init: bool,
+}
+
+/// The request context a plugin sees as `ctx`.
+#[derive(Debug, Clone, Default)]
+pub struct PluginCtx {
+    /// The app chosen so far.
+    pub app: Option<String>,
+    /// The tenant chosen so far.
+    pub tenant: Option<String>,
+    /// The mount path prefix.
+    pub base: String,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// Which request hook to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestHook {
+    /// `fetch(request, ctx)`.
+    Fetch,
+    /// `onRequest(request, ctx)`.
+    OnRequest,
+}
+
+/// One unit of work for an isolate.
+#[derive(Debug)]
+pub enum Call {
+    /// An app's `fetch(request, env, ctx)`.
+    App {
+        /// Request method.
+        method: Method,
+        /// Absolute URL.
+        url: String,
+        /// Request headers.
+        headers: HeaderMap,
+        /// The whole request body.
+        body: Bytes,
+    },
+    /// A plugin's `fetch` or `onRequest`.
+    Request {
+        /// Which one.
+        hook: RequestHook,
+        /// Request method.
+        method: Method,
+        /// Absolute URL.
+        url: String,
+        /// Request headers (the plugin may change them).
+        headers: HeaderMap,
+        /// Context values (the plugin may change app and tenant).
+        ctx: PluginCtx,
+    },
+    /// A plugin's `onResponse`.
+    Response {
+        /// Response status.
+        status: u16,
+        /// Response headers (the plugin may change them).
+        headers: HeaderMap,
+        /// Context values.
+        ctx: PluginCtx,
+    },
+}
+
+/// A complete response produced in JavaScript.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body, collected.
+    pub body: Bytes,
+}
+
+/// What a call produced.
+#[derive(Debug)]
+pub enum Answer {
+    /// Send this response (an app's answer, or a plugin answering early).
+    Respond(Reply),
+    /// Request hook: go on with these request headers and context values.
+    Continue {
+        /// The request's headers after the hook.
+        headers: HeaderMap,
+        /// `ctx.app` after the hook.
+        app: Option<String>,
+        /// `ctx.tenant` after the hook.
+        tenant: Option<String>,
+    },
+    /// Response hook: keep the response, with these headers.
+    KeepResponse {
+        /// The response's headers after the hook.
+        headers: HeaderMap,
+    },
+}
+
+/// Why a call or a pool failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum JsError {
+    /// The module could not be loaded, evaluated or initialised.
+    #[error("{0}")]
+    Load(String),
+    /// User code threw.
+    #[error("{0}")]
+    Exception(String),
+    /// The isolate reached its memory limit.
+    #[error("out of memory (the isolate's memory_limit was reached)")]
+    OutOfMemory,
+    /// The call ran past its time limit.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The queue is full.
+    #[error("too many requests waiting for an isolate")]
+    Overloaded,
+    /// The pool is shutting down.
+    #[error("the isolate pool is shut down")]
+    Closed,
+    /// User code answered with something that is not a valid HTTP message.
+    #[error("invalid answer: {0}")]
+    BadAnswer(String),
+}
+
+impl JsError {
+    /// Whether the isolate must be rebuilt after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, JsError::OutOfMemory | JsError::Timeout(_))
+    }
+}

@@ -1,0 +1,180 @@
+//! A pool of isolates behind one bounded queue.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use tokio::sync::oneshot;
+
+use crate::isolate::{Isolate, THREAD_STACK};
+use crate::{Answer, Call, Exports, JsError, Spec};
+
+/// Longest pause between two attempts to rebuild a crashing isolate.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+
+struct Job {
+    call: Call,
+    reply: oneshot::Sender<Result<Answer, JsError>>,
+    queued: Instant,
+}
+
+/// Isolates for one app or plugin. Calls are answered in order of arrival
+/// by whichever isolate is free; dropping the pool stops its threads once
+/// they finish the call in hand.
+pub struct IsolatePool {
+    tx: Sender<Job>,
+    closed: Arc<AtomicBool>,
+    exports: Exports,
+    timeout: Duration,
+}
+
+impl IsolatePool {
+    /// Starts the pool's threads and waits until every isolate has loaded
+    /// the module, so that a broken module is an error here, not later.
+    pub fn start(spec: Spec) -> Result<IsolatePool, JsError> {
+        let workers = spec.limits.workers.max(1);
+        let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let closed = Arc::new(AtomicBool::new(false));
+        let spec = Arc::new(spec);
+        let timeout = spec.limits.timeout;
+        for i in 0..workers {
+            let (spec, rx, ready, closed) = (spec.clone(), rx.clone(), ready_tx.clone(), closed.clone());
+            std::thread::Builder::new()
+                .name(format!("bext-js-{i}"))
+                .stack_size(THREAD_STACK)
+                .spawn(move || work(&spec, &rx, ready, &closed))
+                .map_err(|e| JsError::Load(format!("cannot start an isolate thread: {e}")))?;
+        }
+        drop(ready_tx);
+        let mut exports = None;
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(e)) => exports = Some(e),
+                Ok(Err(e)) => {
+                    closed.store(true, Ordering::Release);
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        let exports = exports.ok_or_else(|| JsError::Load("the isolate threads stopped while starting".into()))?;
+        Ok(IsolatePool { tx, closed, exports, timeout })
+    }
+
+    /// The hooks the module exports.
+    pub fn exports(&self) -> Exports {
+        self.exports
+    }
+
+    /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
+    pub async fn call(&self, call: Call) -> Result<Answer, JsError> {
+        let (reply, answer) = oneshot::channel();
+        match self.tx.try_send(Job { call, reply, queued: Instant::now() }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(JsError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
+        }
+        // Time in the queue counts too; the isolate enforces the call's own limit.
+        match tokio::time::timeout(self.timeout * 2 + Duration::from_secs(1), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(JsError::Closed),
+            Err(_) => Err(JsError::Timeout(self.timeout)),
+        }
+    }
+}
+
+impl Drop for IsolatePool {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+/// One isolate thread: build, serve, rebuild after a crash or after
+/// `max_requests`, until the pool is dropped.
+fn work(
+    spec: &Spec,
+    rx: &Receiver<Job>,
+    ready: std::sync::mpsc::Sender<Result<Exports, JsError>>,
+    closed: &AtomicBool,
+) {
+    let mut ready = Some(ready);
+    let mut crashes: u32 = 0;
+    while !closed.load(Ordering::Acquire) {
+        let mut isolate = match Isolate::new(spec) {
+            Ok((isolate, exports)) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Ok(exports));
+                }
+                isolate
+            }
+            Err(e) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+                crashes += 1;
+                tracing::error!(target: "bext::js", source = %spec.name, "isolate failed to start again: {e}");
+                backoff(crashes, closed);
+                continue;
+            }
+        };
+        let mut served: u64 = 0;
+        let mut next_timer = None;
+        loop {
+            let job = match next_timer {
+                Some(at) => match rx.recv_deadline(at) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        next_timer = isolate.tick();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            if job.reply.is_closed() {
+                continue; // the client went away while the call waited
+            }
+            if job.queued.elapsed() >= spec.limits.timeout {
+                let _ = job.reply.send(Err(JsError::Timeout(spec.limits.timeout)));
+                continue;
+            }
+            let result = catch_unwind(AssertUnwindSafe(|| isolate.call(job.call)))
+                .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())));
+            let fatal = result.as_ref().err().filter(|e| e.is_fatal()).cloned();
+            let _ = job.reply.send(result);
+            served += 1;
+            if let Some(e) = fatal {
+                crashes += 1;
+                tracing::warn!(target: "bext::js", source = %spec.name, "replacing the isolate after: {e}");
+                break;
+            }
+            crashes = 0;
+            if spec.limits.max_requests > 0 && served >= spec.limits.max_requests {
+                tracing::debug!(target: "bext::js", source = %spec.name, served, "rotating the isolate");
+                break;
+            }
+            next_timer = isolate.next_due();
+        }
+        drop(isolate);
+        if crashes > 1 {
+            backoff(crashes - 1, closed);
+        }
+    }
+}
+
+/// Sleeps 10 ms, 20 ms, 40 ms ... up to 5 s, waking early on shutdown.
+fn backoff(attempt: u32, closed: &AtomicBool) {
+    let delay = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(MAX_BACKOFF);
+    let until = Instant::now() + delay;
+    while Instant::now() < until && !closed.load(Ordering::Acquire) {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+    }
+}

@@ -1,0 +1,723 @@
+// bext's Web API prelude, evaluated once in every isolate before user code.
+//
+// It is one function expression: the host calls it with the native helpers
+// (`native`, implemented in Rust: UTF-8, URL parsing, form encoding,
+// randomness, logging, a monotonic clock) and gets back the dispatcher the
+// host uses to call into user code. Nothing here is reachable from user
+// code except the standard globals it defines.
+(function (native) {
+  'use strict';
+  const g = globalThis;
+  const define = (name, value) =>
+    Object.defineProperty(g, name, { value, writable: true, configurable: true, enumerable: false });
+
+  // ---------------------------------------------------------------- errors
+  class DOMException extends Error {
+    constructor(message = '', name = 'Error') {
+      super(message);
+      this.name = name;
+    }
+  }
+  define('DOMException', DOMException);
+
+  // --------------------------------------------------------------- console
+  function inspect(v, depth = 0) {
+    if (typeof v === 'string') return depth ? JSON.stringify(v) : v;
+    if (v instanceof Error) return v.stack ? `${v.name}: ${v.message}\n${v.stack}` : `${v.name}: ${v.message}`;
+    if (typeof v === 'function') return `[Function ${v.name || 'anonymous'}]`;
+    if (typeof v === 'bigint') return `${v}n`;
+    if (typeof v === 'symbol' || v === undefined || v === null || typeof v !== 'object') return String(v);
+    if (depth > 2) return Array.isArray(v) ? '[Array]' : '[Object]';
+    if (Array.isArray(v)) return `[ ${v.map((x) => inspect(x, depth + 1)).join(', ')} ]`;
+    if (v instanceof Map) return `Map(${v.size}) { ${[...v].map(([k, x]) => `${inspect(k, depth + 1)} => ${inspect(x, depth + 1)}`).join(', ')} }`;
+    if (v instanceof Set) return `Set(${v.size}) { ${[...v].map((x) => inspect(x, depth + 1)).join(', ')} }`;
+    if (typeof v.toJSON === 'function' || v instanceof URL) return inspect(v.toJSON ? v.toJSON() : String(v), depth + 1);
+    const keys = Object.keys(v);
+    const name = v.constructor && v.constructor !== Object ? `${v.constructor.name} ` : '';
+    return `${name}{ ${keys.map((k) => `${k}: ${inspect(v[k], depth + 1)}`).join(', ')} }`;
+  }
+  const logAt = (level) => (...args) => native.log(level, args.map((a) => inspect(a)).join(' '));
+  define('console', {
+    trace: logAt(0), debug: logAt(1), log: logAt(2), info: logAt(2), warn: logAt(3), error: logAt(4),
+  });
+
+  // ---------------------------------------------------------------- timers
+  // Timers run on the isolate's own loop: while a call waits on them, and
+  // between calls when one is due.
+  let timerSeq = 0;
+  const timers = new Map();
+  function addTimer(fn, ms, args, repeat) {
+    if (typeof fn !== 'function') throw new TypeError('timer callback must be a function');
+    const delay = Math.max(0, Number(ms) || 0);
+    const id = ++timerSeq;
+    timers.set(id, { at: native.now() + delay, fn, args, every: repeat ? Math.max(1, delay) : -1 });
+    return id;
+  }
+  define('setTimeout', (fn, ms, ...args) => addTimer(fn, ms, args, false));
+  define('setInterval', (fn, ms, ...args) => addTimer(fn, ms, args, true));
+  define('clearTimeout', (id) => void timers.delete(id));
+  define('clearInterval', (id) => void timers.delete(id));
+  define('queueMicrotask', (fn) => void Promise.resolve().then(fn).catch(reportError));
+  function nextTimer() {
+    let at = -1;
+    for (const t of timers.values()) if (at < 0 || t.at < at) at = t.at;
+    return at;
+  }
+  function runTimers() {
+    const now = native.now();
+    const due = [];
+    for (const [id, t] of timers) if (t.at <= now) due.push([id, t]);
+    due.sort((a, b) => a[1].at - b[1].at || a[0] - b[0]);
+    for (const [id, t] of due) {
+      if (!timers.has(id)) continue;
+      if (t.every >= 0) t.at = now + t.every;
+      else timers.delete(id);
+      try {
+        t.fn(...t.args);
+      } catch (e) {
+        reportError(e);
+      }
+    }
+  }
+  function reportError(e) {
+    native.log(4, `uncaught: ${inspect(e)}`);
+  }
+  define('reportError', reportError);
+  const started = native.now();
+  define('performance', { now: () => native.now() - started, timeOrigin: Date.now() - (native.now() - started) });
+
+  // -------------------------------------------------------- structuredClone
+  function cloneValue(v, seen) {
+    if (typeof v === 'function' || typeof v === 'symbol') throw new DOMException(`${String(v)} could not be cloned`, 'DataCloneError');
+    if (typeof v !== 'object' || v === null) return v;
+    if (seen.has(v)) return seen.get(v);
+    let out;
+    if (v instanceof Date) out = new Date(v.getTime());
+    else if (v instanceof RegExp) out = new RegExp(v.source, v.flags);
+    else if (v instanceof ArrayBuffer) out = v.slice(0);
+    else if (v instanceof DataView) out = new DataView(v.buffer.slice(0), v.byteOffset, v.byteLength);
+    else if (ArrayBuffer.isView(v)) out = v.slice();
+    else if (v instanceof Error) out = new v.constructor(v.message);
+    else if (v instanceof Map) {
+      out = new Map();
+      seen.set(v, out);
+      for (const [k, x] of v) out.set(cloneValue(k, seen), cloneValue(x, seen));
+      return out;
+    } else if (v instanceof Set) {
+      out = new Set();
+      seen.set(v, out);
+      for (const x of v) out.add(cloneValue(x, seen));
+      return out;
+    } else {
+      out = Array.isArray(v) ? [] : {};
+      seen.set(v, out);
+      for (const k of Object.keys(v)) out[k] = cloneValue(v[k], seen);
+      return out;
+    }
+    seen.set(v, out);
+    return out;
+  }
+  define('structuredClone', (v) => cloneValue(v, new Map()));
+
+  // -------------------------------------------------------------- encoding
+  function toBytes(x) {
+    if (x instanceof Uint8Array) return x;
+    if (x instanceof ArrayBuffer) return new Uint8Array(x);
+    if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+    throw new TypeError('expected an ArrayBuffer or a view of one');
+  }
+  class TextEncoder {
+    get encoding() { return 'utf-8'; }
+    encode(s = '') { return native.utf8Encode(String(s)); }
+    encodeInto(s, dest) {
+      const bytes = native.utf8Encode(String(s));
+      let n = Math.min(bytes.length, dest.length);
+      while (n > 0 && n < bytes.length && (bytes[n] & 0xc0) === 0x80) n--; // whole characters only
+      dest.set(bytes.subarray(0, n));
+      return { read: native.utf8Decode(bytes.subarray(0, n), false, true).length, written: n };
+    }
+  }
+  class TextDecoder {
+    constructor(label = 'utf-8', options = {}) {
+      const l = String(label).trim().toLowerCase();
+      if (l !== 'utf-8' && l !== 'utf8' && l !== 'unicode-1-1-utf-8') throw new RangeError(`unsupported encoding: ${label}`);
+      this.fatal = !!options.fatal;
+      this.ignoreBOM = !!options.ignoreBOM;
+    }
+    get encoding() { return 'utf-8'; }
+    decode(input, _options) {
+      if (input === undefined || input === null) return '';
+      return native.utf8Decode(toBytes(input), this.fatal, this.ignoreBOM);
+    }
+  }
+  define('TextEncoder', TextEncoder);
+  define('TextDecoder', TextDecoder);
+
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const B64_INDEX = new Map([...B64].map((c, i) => [c, i]));
+  define('btoa', (input) => {
+    const s = String(input);
+    let out = '';
+    for (let i = 0; i < s.length; i += 3) {
+      const a = s.charCodeAt(i), b = s.charCodeAt(i + 1), c = s.charCodeAt(i + 2);
+      if (a > 255 || b > 255 || c > 255) throw new DOMException('btoa: characters outside Latin-1', 'InvalidCharacterError');
+      const n = (a << 16) | ((b || 0) << 8) | (c || 0);
+      out += B64[n >> 18] + B64[(n >> 12) & 63] + (i + 1 < s.length ? B64[(n >> 6) & 63] : '=') + (i + 2 < s.length ? B64[n & 63] : '=');
+    }
+    return out;
+  });
+  define('atob', (input) => {
+    let s = String(input).replace(/[\t\n\f\r ]/g, '');
+    if (s.length % 4 === 0) s = s.replace(/==?$/, '');
+    if (s.length % 4 === 1 || /[^A-Za-z0-9+/]/.test(s)) throw new DOMException('atob: invalid base64', 'InvalidCharacterError');
+    let out = '';
+    let bits = 0, acc = 0;
+    for (const ch of s) {
+      acc = (acc << 6) | B64_INDEX.get(ch);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out += String.fromCharCode((acc >> bits) & 255);
+      }
+    }
+    return out;
+  });
+
+  // ---------------------------------------------------------------- crypto
+  const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+  define('crypto', {
+    getRandomValues(view) {
+      if (!ArrayBuffer.isView(view) || view instanceof Float32Array || view instanceof Float64Array || view instanceof DataView) {
+        throw new DOMException('getRandomValues needs an integer typed array', 'TypeMismatchError');
+      }
+      if (view.byteLength > 65536) throw new DOMException('getRandomValues: more than 65536 bytes', 'QuotaExceededError');
+      new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(native.randomBytes(view.byteLength));
+      return view;
+    },
+    randomUUID() {
+      const b = native.randomBytes(16);
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = Array.from(b, (x) => HEX[x]);
+      return `${h.slice(0, 4).join('')}-${h.slice(4, 6).join('')}-${h.slice(6, 8).join('')}-${h.slice(8, 10).join('')}-${h.slice(10).join('')}`;
+    },
+  });
+
+  // ------------------------------------------------------------------- URL
+  // Parsing and setters are the WHATWG algorithms of the `url` crate.
+  const U = { href: 0, protocol: 1, username: 2, password: 3, host: 4, hostname: 5, port: 6, pathname: 7, search: 8, hash: 9, origin: 10 };
+  class URLSearchParams {
+    constructor(init = '') {
+      this._list = [];
+      this._url = null;
+      if (init instanceof URLSearchParams) this._list = init._list.map((p) => p.slice());
+      else if (typeof init === 'string') this._parse(init);
+      else if (init && typeof init[Symbol.iterator] === 'function') {
+        for (const pair of init) {
+          const p = [...pair];
+          if (p.length !== 2) throw new TypeError('URLSearchParams: each pair needs exactly two items');
+          this._list.push([String(p[0]), String(p[1])]);
+        }
+      } else if (init && typeof init === 'object') {
+        for (const k of Object.keys(init)) this._list.push([k, String(init[k])]);
+      } else if (init !== undefined && init !== null) this._parse(String(init));
+    }
+    _parse(s) {
+      const flat = native.formParse(s.startsWith('?') ? s.slice(1) : s);
+      this._list = [];
+      for (let i = 0; i < flat.length; i += 2) this._list.push([flat[i], flat[i + 1]]);
+    }
+    _changed() {
+      if (this._url) this._url._setQuery(this.toString());
+    }
+    get size() { return this._list.length; }
+    append(name, value) { this._list.push([String(name), String(value)]); this._changed(); }
+    delete(name, value) {
+      name = String(name);
+      this._list = this._list.filter(([k, v]) => k !== name || (value !== undefined && v !== String(value)));
+      this._changed();
+    }
+    get(name) {
+      name = String(name);
+      const p = this._list.find(([k]) => k === name);
+      return p ? p[1] : null;
+    }
+    getAll(name) { name = String(name); return this._list.filter(([k]) => k === name).map(([, v]) => v); }
+    has(name, value) {
+      name = String(name);
+      return this._list.some(([k, v]) => k === name && (value === undefined || v === String(value)));
+    }
+    set(name, value) {
+      name = String(name);
+      value = String(value);
+      const i = this._list.findIndex(([k]) => k === name);
+      if (i < 0) this._list.push([name, value]);
+      else {
+        this._list[i][1] = value;
+        this._list = this._list.filter(([k], j) => j <= i || k !== name);
+      }
+      this._changed();
+    }
+    sort() {
+      this._list = this._list.map((p, i) => [p, i]).sort((a, b) => (a[0][0] < b[0][0] ? -1 : a[0][0] > b[0][0] ? 1 : a[1] - b[1])).map(([p]) => p);
+      this._changed();
+    }
+    forEach(fn, thisArg) { for (const [k, v] of this._list) fn.call(thisArg, v, k, this); }
+    keys() { return this._list.map(([k]) => k)[Symbol.iterator](); }
+    values() { return this._list.map(([, v]) => v)[Symbol.iterator](); }
+    entries() { return this._list.map((p) => p.slice())[Symbol.iterator](); }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() { return native.formSerialize(this._list.flat()); }
+    get [Symbol.toStringTag]() { return 'URLSearchParams'; }
+  }
+  class URL {
+    constructor(url, base) {
+      const parts = native.urlParse(String(url), base === undefined ? undefined : String(base));
+      if (parts === null) throw new TypeError(`Invalid URL: ${url}`);
+      this._p = parts;
+      this._sp = null;
+    }
+    static canParse(url, base) { return native.urlParse(String(url), base === undefined ? undefined : String(base)) !== null; }
+    static parse(url, base) { try { return new URL(url, base); } catch { return null; } }
+    _set(part, value) {
+      const parts = native.urlSet(this._p[0], part, String(value));
+      if (parts !== null) this._p = parts;
+      if (this._sp && part === 'search') this._sp._parse(this._p[U.search]);
+    }
+    _setQuery(query) {
+      this._p = native.urlSet(this._p[0], 'search', query) || this._p;
+    }
+    get searchParams() {
+      if (!this._sp) {
+        this._sp = new URLSearchParams(this._p[U.search]);
+        this._sp._url = this;
+      }
+      return this._sp;
+    }
+    get origin() { return this._p[U.origin]; }
+    toString() { return this._p[0]; }
+    toJSON() { return this._p[0]; }
+    get [Symbol.toStringTag]() { return 'URL'; }
+  }
+  for (const [name, i] of Object.entries(U)) {
+    if (name === 'origin') continue;
+    Object.defineProperty(URL.prototype, name, {
+      get() { return this._p[i]; },
+      set(v) { this._set(name, v); },
+      configurable: true,
+    });
+  }
+  define('URL', URL);
+  define('URLSearchParams', URLSearchParams);
+
+  // --------------------------------------------------------------- Headers
+  const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  function headerName(n) {
+    n = String(n);
+    if (!TOKEN.test(n)) throw new TypeError(`Invalid header name: "${n}"`);
+    return n.toLowerCase();
+  }
+  function headerValue(v) {
+    v = String(v).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+    if (/[\0\r\n]/.test(v)) throw new TypeError('Invalid header value');
+    return v;
+  }
+  class Headers {
+    constructor(init) {
+      this._m = new Map();
+      if (init === undefined || init === null) return;
+      if (init instanceof Headers) {
+        for (const [k, l] of init._m) this._m.set(k, l.slice());
+      } else if (typeof init[Symbol.iterator] === 'function') {
+        for (const pair of init) {
+          const p = [...pair];
+          if (p.length !== 2) throw new TypeError('Headers: each pair needs exactly two items');
+          this.append(p[0], p[1]);
+        }
+      } else if (typeof init === 'object') {
+        for (const k of Object.keys(init)) this.append(k, init[k]);
+      } else throw new TypeError('Headers: init must be an object, an iterable of pairs or Headers');
+    }
+    static _flat(flat) {
+      const h = new Headers();
+      const m = h._m;
+      for (let i = 0; i < flat.length; i += 2) {
+        const l = m.get(flat[i]);
+        if (l) l.push(flat[i + 1]);
+        else m.set(flat[i], [flat[i + 1]]);
+      }
+      return h;
+    }
+    _toFlat() {
+      const out = [];
+      for (const [k, l] of this._m) for (const v of l) out.push(k, v);
+      return out;
+    }
+    append(name, value) {
+      name = headerName(name);
+      value = headerValue(value);
+      const l = this._m.get(name);
+      if (l) l.push(value);
+      else this._m.set(name, [value]);
+    }
+    set(name, value) { this._m.set(headerName(name), [headerValue(value)]); }
+    get(name) {
+      const l = this._m.get(String(name).toLowerCase());
+      return l === undefined ? null : l.length === 1 ? l[0] : l.join(', ');
+    }
+    getSetCookie() { return (this._m.get('set-cookie') || []).slice(); }
+    has(name) { return this._m.has(String(name).toLowerCase()); }
+    delete(name) { this._m.delete(String(name).toLowerCase()); }
+    _sorted() {
+      const out = [];
+      for (const k of [...this._m.keys()].sort()) {
+        const l = this._m.get(k);
+        if (k === 'set-cookie') for (const v of l) out.push([k, v]);
+        else out.push([k, l.length === 1 ? l[0] : l.join(', ')]);
+      }
+      return out;
+    }
+    forEach(fn, thisArg) { for (const [k, v] of this._sorted()) fn.call(thisArg, v, k, this); }
+    entries() { return this._sorted()[Symbol.iterator](); }
+    keys() { return this._sorted().map(([k]) => k)[Symbol.iterator](); }
+    values() { return this._sorted().map(([, v]) => v)[Symbol.iterator](); }
+    [Symbol.iterator]() { return this.entries(); }
+    get [Symbol.toStringTag]() { return 'Headers'; }
+  }
+  define('Headers', Headers);
+
+  // -------------------------------------------------------- ReadableStream
+  // Enough of the Streams API for handlers that build or pass on a stream.
+  // The host collects a response stream before sending it.
+  class ReadableStream {
+    constructor(source = {}, _strategy) {
+      this._q = [];
+      this._closed = false;
+      this._error = undefined;
+      this._waiters = [];
+      this._source = source;
+      this._locked = false;
+      this._bytes = null;
+      const wake = () => {
+        const w = this._waiters;
+        this._waiters = [];
+        for (const f of w) f();
+      };
+      this._controller = {
+        enqueue: (chunk) => { this._q.push(chunk); wake(); },
+        close: () => { this._closed = true; wake(); },
+        error: (e) => { this._error = e === undefined ? new TypeError('stream errored') : e; wake(); },
+        get desiredSize() { return 1; },
+      };
+      if (typeof source.start === 'function') {
+        const r = source.start(this._controller);
+        if (r && typeof r.then === 'function') r.then(undefined, (e) => this._controller.error(e));
+      }
+    }
+    static _of(bytes) {
+      const s = new ReadableStream();
+      s._bytes = bytes;
+      s._q.push(bytes);
+      s._closed = true;
+      return s;
+    }
+    get locked() { return this._locked; }
+    async _read() {
+      for (;;) {
+        if (this._q.length) {
+          this._bytes = null;
+          return { value: this._q.shift(), done: false };
+        }
+        if (this._error !== undefined) throw this._error;
+        if (this._closed) return { value: undefined, done: true };
+        if (typeof this._source.pull === 'function') {
+          await this._source.pull(this._controller);
+          if (this._q.length || this._closed || this._error !== undefined) continue;
+        }
+        await new Promise((resolve) => this._waiters.push(resolve));
+      }
+    }
+    getReader() {
+      if (this._locked) throw new TypeError('ReadableStream is locked');
+      this._locked = true;
+      const s = this;
+      return {
+        read: () => s._read(),
+        releaseLock() { s._locked = false; },
+        cancel(reason) {
+          s._q = [];
+          s._closed = true;
+          if (typeof s._source.cancel === 'function') s._source.cancel(reason);
+          return Promise.resolve();
+        },
+        get closed() { return Promise.resolve(); },
+      };
+    }
+    cancel(reason) { return this.getReader().cancel(reason); }
+    [Symbol.asyncIterator]() {
+      const reader = this.getReader();
+      return {
+        next: () => reader.read(),
+        return: () => { reader.releaseLock(); return Promise.resolve({ value: undefined, done: true }); },
+        [Symbol.asyncIterator]() { return this; },
+      };
+    }
+  }
+  define('ReadableStream', ReadableStream);
+
+  async function collect(stream) {
+    if (stream._bytes) return stream._bytes;
+    const parts = [];
+    let total = 0;
+    const reader = stream.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const b = typeof value === 'string' ? native.utf8Encode(value) : toBytes(value);
+      parts.push(b);
+      total += b.length;
+    }
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+
+  // ------------------------------------------------- AbortController (inert)
+  class AbortSignal {
+    constructor() { this.aborted = false; this.reason = undefined; this.onabort = null; }
+    addEventListener() {}
+    removeEventListener() {}
+    throwIfAborted() { if (this.aborted) throw this.reason; }
+    static abort(reason) { const s = new AbortSignal(); s.aborted = true; s.reason = reason; return s; }
+    static timeout(_ms) { return new AbortSignal(); }
+  }
+  class AbortController {
+    constructor() { this.signal = new AbortSignal(); }
+    abort(reason) {
+      this.signal.aborted = true;
+      this.signal.reason = reason === undefined ? new DOMException('aborted', 'AbortError') : reason;
+    }
+  }
+  define('AbortSignal', AbortSignal);
+  define('AbortController', AbortController);
+
+  // ------------------------------------------------------- Request/Response
+  // A body is null, a string, a Uint8Array, or a ReadableStream.
+  function extractBody(body, headers) {
+    if (body === undefined || body === null) return null;
+    let type = null;
+    let data;
+    if (typeof body === 'string') { data = body; type = 'text/plain;charset=UTF-8'; }
+    else if (body instanceof URLSearchParams) { data = body.toString(); type = 'application/x-www-form-urlencoded;charset=UTF-8'; }
+    else if (body instanceof ReadableStream) data = body._bytes && !body._locked ? body._bytes : body;
+    else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) data = toBytes(body).slice();
+    else { data = String(body); type = 'text/plain;charset=UTF-8'; }
+    if (type && headers && !headers.has('content-type')) headers.set('content-type', type);
+    return data;
+  }
+  class Body {
+    _initBody(data) { this._data = data; this._used = false; this._stream = null; }
+    get bodyUsed() { return this._used; }
+    get body() {
+      if (this._data === null) return null;
+      if (!this._stream) {
+        const d = this._data;
+        this._stream = d instanceof ReadableStream ? d : ReadableStream._of(typeof d === 'string' ? native.utf8Encode(d) : d);
+      }
+      return this._stream;
+    }
+    async _consume() {
+      if (this._used) throw new TypeError('Body has already been consumed');
+      this._used = true;
+      const d = this._stream || this._data;
+      if (d === null) return '';
+      if (d instanceof ReadableStream) return collect(d);
+      return d;
+    }
+    async text() {
+      const d = await this._consume();
+      return typeof d === 'string' ? d : native.utf8Decode(d, false, false);
+    }
+    async json() { return JSON.parse(await this.text()); }
+    async bytes() {
+      const d = await this._consume();
+      return typeof d === 'string' ? native.utf8Encode(d) : d.slice();
+    }
+    async arrayBuffer() { return (await this.bytes()).buffer; }
+    async formData() {
+      const type = this.headers.get('content-type') || '';
+      if (!type.startsWith('application/x-www-form-urlencoded')) {
+        throw new TypeError('formData(): only application/x-www-form-urlencoded bodies are supported');
+      }
+      return new URLSearchParams(await this.text());
+    }
+    _cloneData() {
+      if (this._used) throw new TypeError('Body has already been consumed');
+      const d = this._stream || this._data;
+      if (d instanceof ReadableStream && !d._bytes) throw new TypeError('clone() of a streamed body is not supported');
+      return d instanceof ReadableStream ? d._bytes : d;
+    }
+  }
+  const METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH']);
+  class Request extends Body {
+    constructor(input, init = {}) {
+      super();
+      let data = null;
+      if (input instanceof Request) {
+        this._url = input._url;
+        this._method = input._method;
+        this._headers = new Headers(input._headers);
+        data = input._data === null ? null : input._cloneData();
+      } else {
+        this._url = new URL(String(input)).href;
+        this._method = 'GET';
+        this._headers = new Headers();
+      }
+      if (init.method !== undefined) {
+        const m = String(init.method);
+        this._method = METHODS.has(m.toUpperCase()) ? m.toUpperCase() : m;
+      }
+      if (init.headers !== undefined) this._headers = new Headers(init.headers);
+      if (init.body !== undefined && init.body !== null) {
+        if (this._method === 'GET' || this._method === 'HEAD') throw new TypeError('Request with GET/HEAD method cannot have body');
+        data = extractBody(init.body, this._headers);
+      }
+      this._initBody(data);
+      this.signal = init.signal || new AbortSignal();
+    }
+    static _from(method, url, flat, body) {
+      const r = Object.create(Request.prototype);
+      r._url = url;
+      r._method = method;
+      r._headers = Headers._flat(flat);
+      r._initBody(body);
+      r.signal = new AbortSignal();
+      return r;
+    }
+    get url() { return this._url; }
+    get method() { return this._method; }
+    get headers() { return this._headers; }
+    get redirect() { return 'follow'; }
+    get cache() { return 'default'; }
+    get credentials() { return 'same-origin'; }
+    get mode() { return 'cors'; }
+    clone() { return new Request(this); }
+    get [Symbol.toStringTag]() { return 'Request'; }
+  }
+  const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+  class Response extends Body {
+    constructor(body = null, init = {}) {
+      super();
+      const status = init.status === undefined ? 200 : Number(init.status);
+      if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`Invalid response status: ${init.status}`);
+      this._status = status;
+      this._statusText = init.statusText === undefined ? '' : String(init.statusText);
+      this._headers = new Headers(init.headers);
+      const data = extractBody(body, this._headers);
+      if (data !== null && NULL_BODY.has(status)) throw new TypeError(`Response with status ${status} cannot have a body`);
+      this._initBody(data);
+      this._type = 'default';
+    }
+    static _from(status, flat) {
+      const r = Object.create(Response.prototype);
+      r._status = status;
+      r._statusText = '';
+      r._headers = Headers._flat(flat);
+      r._type = 'default';
+      r._initBody(null);
+      return r;
+    }
+    static json(data, init = {}) {
+      const body = JSON.stringify(data);
+      if (body === undefined) throw new TypeError('Response.json: value is not JSON-serialisable');
+      const headers = new Headers(init.headers);
+      if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+      return new Response(body, { status: init.status, statusText: init.statusText, headers });
+    }
+    static redirect(url, status = 302) {
+      if (![301, 302, 303, 307, 308].includes(status)) throw new RangeError(`Invalid redirect status: ${status}`);
+      return new Response(null, { status, headers: { location: new URL(String(url)).href } });
+    }
+    static error() {
+      const r = new Response(null, { status: 200 });
+      r._status = 0;
+      r._type = 'error';
+      return r;
+    }
+    get status() { return this._status; }
+    get statusText() { return this._statusText; }
+    get ok() { return this._status >= 200 && this._status <= 299; }
+    get headers() { return this._headers; }
+    get type() { return this._type; }
+    get url() { return ''; }
+    get redirected() { return false; }
+    clone() {
+      const r = new Response(null, { status: this._status === 0 ? 200 : this._status, statusText: this._statusText, headers: this._headers });
+      r._status = this._status;
+      r._initBody(this._cloneData());
+      return r;
+    }
+    get [Symbol.toStringTag]() { return 'Response'; }
+  }
+  define('Request', Request);
+  define('Response', Response);
+
+  // ------------------------------------------------------------ dispatcher
+  // Answers are plain arrays the host reads without further calls:
+  //   response: [status, flatHeaders, body]   (body: string | Uint8Array | null)
+  //   request hook: [0, flatHeaders, app, tenant] to go on, [1, ...response] to answer
+  //   response hook: [0, flatHeaders] to go on, [1, ...response] to replace
+  const isThenable = (x) => x !== null && typeof x === 'object' && typeof x.then === 'function';
+  const then = (x, f) => (isThenable(x) ? x.then(f) : f(x));
+
+  function finish(res, what) {
+    if (!(res instanceof Response)) {
+      throw new TypeError(`${what} must return a Response, got ${res === null ? 'null' : typeof res}`);
+    }
+    const status = res._status === 0 ? 500 : res._status;
+    const d = res._used ? null : res._stream || res._data;
+    if (d instanceof ReadableStream) return collect(d).then((b) => [status, res._headers._toFlat(), b]);
+    return [status, res._headers._toFlat(), d];
+  }
+  function makeCtx(c) {
+    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: {} };
+  }
+
+  return {
+    nextTimer,
+    runTimers,
+    // `entry.fetch(request, env, ctx)`: a JS app.
+    app(entry, method, url, flat, body, env) {
+      const request = Request._from(method, url, flat, body);
+      const ctx = { waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} };
+      return then(entry.fetch(request, env, ctx), (res) => finish(res, 'fetch()'));
+    },
+    // `fetch` and `onRequest` of a JS plugin.
+    request(fn, name, method, url, flat, cx) {
+      const request = Request._from(method, url, flat, null);
+      const ctx = makeCtx(cx);
+      return then(fn(request, ctx), (out) => {
+        if (out === undefined || out === null) {
+          const app = ctx.app == null ? null : String(ctx.app);
+          const tenant = ctx.tenant == null ? null : String(ctx.tenant);
+          return [0, request._headers._toFlat(), app, tenant];
+        }
+        return then(finish(out, name), (r) => [1, ...r]);
+      });
+    },
+    // `onResponse` of a JS plugin.
+    response(fn, status, flat, cx) {
+      const response = Response._from(status, flat);
+      return then(fn(response, makeCtx(cx)), (out) => {
+        if (out === undefined || out === null || out === response) return [0, response._headers._toFlat()];
+        return then(finish(out, 'onResponse'), (r) => [1, ...r]);
+      });
+    },
+    // `onInit(config)` of a JS plugin.
+    init(fn, config) {
+      return then(fn(config), () => null);
+    },
+  };
+});

@@ -12,10 +12,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use rquickjs::loader::{Loader, Resolver};
 use rquickjs::promise::PromiseState;
-use rquickjs::{
-    Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray,
-    Value,
-};
+use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
 
 use crate::{Answer, Call, Exports, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
 
@@ -83,9 +80,10 @@ impl Isolate {
         let started = context.with(|ctx| -> Result<(Handles, Exports), JsError> {
             let caught = |e: rquickjs::Error| describe(&ctx, e);
             let native = natives::install(&ctx, spec.name.as_str().into(), clock).map_err(caught)?;
-            let prelude: Function = ctx.eval(PRELUDE).map_err(caught)?;
-            let dispatch: Object = prelude.call((native,)).map_err(caught)?;
-            let get = |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
+            let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
+            let dispatch: Object<'_> = prelude.call((native,)).map_err(caught)?;
+            let get =
+                |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
             let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);
             let (next_timer, run_timers) = (get("nextTimer")?, get("runTimers")?);
 
@@ -94,10 +92,19 @@ impl Isolate {
             let name = spec.entry.to_string_lossy().into_owned();
             let module = Module::declare(ctx.clone(), name, source).map_err(caught)?;
             let (module, promise) = module.eval().map_err(caught)?;
-            settle(&ctx, promise.into_value(), &next_timer, &run_timers, &deadline, &interrupted, clock, init_limit)?;
+            settle(
+                &ctx,
+                promise.into_value(),
+                &next_timer,
+                &run_timers,
+                &deadline,
+                &interrupted,
+                clock,
+                init_limit,
+            )?;
 
             let export = |name: &str| -> Result<Option<Function<'_>>, JsError> {
-                let value: Value = module.get(name).map_err(|e| describe(&ctx, e))?;
+                let value: Value<'_> = module.get(name).map_err(|e| describe(&ctx, e))?;
                 Ok(value.into_function())
             };
             let mut exports = Exports::default();
@@ -115,10 +122,10 @@ impl Isolate {
             };
             match spec.kind {
                 Kind::App => {
-                    let default: Value = module.get("default").map_err(caught)?;
+                    let default: Value<'_> = module.get("default").map_err(caught)?;
                     let has_fetch = default
                         .as_object()
-                        .map(|o| o.get::<_, Value>("fetch").map(|f| f.is_function()).unwrap_or(false))
+                        .map(|o| o.get::<_, Value<'_>>("fetch").map(|f| f.is_function()).unwrap_or(false))
                         .unwrap_or(false);
                     if !has_fetch {
                         return Err(JsError::Load(format!(
@@ -127,12 +134,15 @@ impl Isolate {
                         )));
                     }
                     exports.fetch = true;
-                    let env = ctx.json_parse(serde_json::to_string(&spec.env).unwrap_or_default()).map_err(caught)?;
+                    let env = ctx
+                        .json_parse(serde_json::to_string(&spec.env).unwrap_or_default())
+                        .map_err(caught)?;
                     handles.entry = Persistent::save(&ctx, default);
                     handles.env = Persistent::save(&ctx, env);
                 }
                 Kind::Plugin => {
-                    let (fetch, on_request, on_response) = (export("fetch")?, export("onRequest")?, export("onResponse")?);
+                    let (fetch, on_request, on_response) =
+                        (export("fetch")?, export("onRequest")?, export("onResponse")?);
                     let on_init = export("onInit")?;
                     exports = Exports {
                         fetch: fetch.is_some(),
@@ -152,7 +162,16 @@ impl Isolate {
                     if let Some(on_init) = on_init {
                         let config = ctx.json_parse(spec.config.to_string()).map_err(caught)?;
                         let done = init.call((on_init, config)).map_err(caught)?;
-                        settle(&ctx, done, &next_timer, &run_timers, &deadline, &interrupted, clock, init_limit)?;
+                        settle(
+                            &ctx,
+                            done,
+                            &next_timer,
+                            &run_timers,
+                            &deadline,
+                            &interrupted,
+                            clock,
+                            init_limit,
+                        )?;
                     }
                 }
             }
@@ -186,7 +205,12 @@ impl Isolate {
             let restore = |p: &Persistent<Function<'static>>| p.clone().restore(&ctx).map_err(|e| describe(&ctx, e));
             let (next_timer, run_timers) = (restore(&h.next_timer)?, restore(&h.run_timers)?);
             match call {
-                Call::App { method, url, headers, body } => {
+                Call::App {
+                    method,
+                    url,
+                    headers,
+                    body,
+                } => {
                     let entry = h.entry.clone().restore(&ctx).map_err(caught)?;
                     let env = h.env.clone().restore(&ctx).map_err(caught)?;
                     let flat = flat_headers(&ctx, &headers).map_err(caught)?;
@@ -194,22 +218,54 @@ impl Isolate {
                     let out = restore(&h.app)?
                         .call((entry, method.as_str(), url, flat, body, env))
                         .map_err(caught)?;
-                    let out = settle(&ctx, out, &next_timer, &run_timers, deadline, interrupted, clock, timeout)?;
+                    let out = settle(
+                        &ctx,
+                        out,
+                        &next_timer,
+                        &run_timers,
+                        deadline,
+                        interrupted,
+                        clock,
+                        timeout,
+                    )?;
                     read_reply(&ctx, &out, 0).map(Answer::Respond)
                 }
-                Call::Request { hook, method, url, headers, ctx: cx } => {
+                Call::Request {
+                    hook,
+                    method,
+                    url,
+                    headers,
+                    ctx: cx,
+                } => {
                     let (f, name) = match hook {
                         RequestHook::Fetch => (&h.fetch, "fetch"),
                         RequestHook::OnRequest => (&h.on_request, "onRequest"),
                     };
-                    let Some(f) = f else { return Ok(Answer::Continue { headers, app: cx.app, tenant: cx.tenant }) };
+                    let Some(f) = f else {
+                        return Ok(Answer::Continue {
+                            headers,
+                            app: cx.app,
+                            tenant: cx.tenant,
+                        });
+                    };
                     let flat = flat_headers(&ctx, &headers).map_err(caught)?;
                     let cx = js_ctx(&ctx, &cx).map_err(caught)?;
                     let out = restore(&h.request)?
                         .call((restore(f)?, name, method.as_str(), url, flat, cx))
                         .map_err(caught)?;
-                    let out = settle(&ctx, out, &next_timer, &run_timers, deadline, interrupted, clock, timeout)?;
-                    let out = out.into_array().ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+                    let out = settle(
+                        &ctx,
+                        out,
+                        &next_timer,
+                        &run_timers,
+                        deadline,
+                        interrupted,
+                        clock,
+                        timeout,
+                    )?;
+                    let out = out
+                        .into_array()
+                        .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
                     if out.get::<i32>(0).map_err(caught)? == 1 {
                         return read_reply(&ctx, &out, 1).map(Answer::Respond);
                     }
@@ -218,17 +274,38 @@ impl Isolate {
                     let tenant: Option<String> = out.get(3).map_err(caught)?;
                     Ok(Answer::Continue { headers, app, tenant })
                 }
-                Call::Response { status, headers, ctx: cx } => {
-                    let Some(f) = &h.on_response else { return Ok(Answer::KeepResponse { headers }) };
+                Call::Response {
+                    status,
+                    headers,
+                    ctx: cx,
+                } => {
+                    let Some(f) = &h.on_response else {
+                        return Ok(Answer::KeepResponse { headers });
+                    };
                     let flat = flat_headers(&ctx, &headers).map_err(caught)?;
                     let cx = js_ctx(&ctx, &cx).map_err(caught)?;
-                    let out = restore(&h.response)?.call((restore(f)?, status, flat, cx)).map_err(caught)?;
-                    let out = settle(&ctx, out, &next_timer, &run_timers, deadline, interrupted, clock, timeout)?;
-                    let out = out.into_array().ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+                    let out = restore(&h.response)?
+                        .call((restore(f)?, status, flat, cx))
+                        .map_err(caught)?;
+                    let out = settle(
+                        &ctx,
+                        out,
+                        &next_timer,
+                        &run_timers,
+                        deadline,
+                        interrupted,
+                        clock,
+                        timeout,
+                    )?;
+                    let out = out
+                        .into_array()
+                        .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
                     if out.get::<i32>(0).map_err(caught)? == 1 {
                         return read_reply(&ctx, &out, 1).map(Answer::Respond);
                     }
-                    Ok(Answer::KeepResponse { headers: read_headers(&out.get(1).map_err(caught)?)? })
+                    Ok(Answer::KeepResponse {
+                        headers: read_headers(&out.get(1).map_err(caught)?)?,
+                    })
                 }
             }
         });
@@ -241,23 +318,23 @@ impl Isolate {
         self.interrupted.set(false);
         self.deadline.set(Some(Instant::now() + self.timeout));
         let next = self.context.with(|ctx| {
-            let run: Function = self.handles.run_timers.clone().restore(&ctx).ok()?;
+            let run: Function<'_> = self.handles.run_timers.clone().restore(&ctx).ok()?;
             if let Err(e) = run.call::<_, ()>(()) {
                 tracing::warn!(target: "bext::js", "timer failed: {}", describe(&ctx, e));
             }
             while ctx.execute_pending_job() {}
-            let next: Function = self.handles.next_timer.clone().restore(&ctx).ok()?;
+            let next: Function<'_> = self.handles.next_timer.clone().restore(&ctx).ok()?;
             next.call::<_, f64>(()).ok()
         });
         self.deadline.set(None);
-        next.filter(|at| *at >= 0.0).map(|at| self.clock + Duration::from_secs_f64(at / 1000.0))
+        next.filter(|at| *at >= 0.0)
+            .map(|at| self.clock + Duration::from_secs_f64(at / 1000.0))
     }
-
 
     /// When the earliest pending timer is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         let at = self.context.with(|ctx| {
-            let next: Function = self.handles.next_timer.clone().restore(&ctx).ok()?;
+            let next: Function<'_> = self.handles.next_timer.clone().restore(&ctx).ok()?;
             next.call::<_, f64>(()).ok()
         })?;
         (at >= 0.0).then(|| self.clock + Duration::from_secs_f64(at / 1000.0))
@@ -265,7 +342,11 @@ impl Isolate {
 
     /// Interruptions are timeouts whatever JS made of them.
     fn classify(&self, e: JsError) -> JsError {
-        if self.interrupted.get() { JsError::Timeout(self.timeout) } else { e }
+        if self.interrupted.get() {
+            JsError::Timeout(self.timeout)
+        } else {
+            e
+        }
     }
 }
 
@@ -282,15 +363,22 @@ fn settle<'js>(
     clock: Instant,
     timeout: Duration,
 ) -> Result<Value<'js>, JsError> {
-    let Some(promise) = value.as_promise().cloned() else { return Ok(value) };
+    let Some(promise) = value.as_promise().cloned() else {
+        return Ok(value);
+    };
     loop {
         if interrupted.get() {
             return Err(JsError::Timeout(timeout));
         }
         match promise.state() {
-            PromiseState::Resolved => return promise.result::<Value>().expect("settled").map_err(|e| describe(ctx, e)),
+            PromiseState::Resolved => {
+                return promise
+                    .result::<Value<'_>>()
+                    .expect("settled")
+                    .map_err(|e| describe(ctx, e));
+            }
             PromiseState::Rejected => {
-                let err = promise.result::<Value>().expect("settled").expect_err("rejected");
+                let err = promise.result::<Value<'_>>().expect("settled").expect_err("rejected");
                 return Err(describe(ctx, err));
             }
             PromiseState::Pending => {}
@@ -382,8 +470,8 @@ fn read_headers(flat: &Array<'_>) -> Result<HeaderMap, JsError> {
         let value: String = flat.get(i + 1).map_err(|e| JsError::BadAnswer(e.to_string()))?;
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| JsError::BadAnswer(format!("invalid header name {name:?}")))?;
-        let value =
-            HeaderValue::from_str(&value).map_err(|_| JsError::BadAnswer(format!("invalid value for header {name}")))?;
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| JsError::BadAnswer(format!("invalid value for header {name}")))?;
         headers.append(name, value);
         i += 2;
     }
@@ -393,11 +481,13 @@ fn read_headers(flat: &Array<'_>) -> Result<HeaderMap, JsError> {
 /// `[status, flatHeaders, body]` from `at` on.
 fn read_reply<'js>(ctx: &Ctx<'js>, out: &Value<'js>, at: usize) -> Result<Reply, JsError> {
     let caught = |e: rquickjs::Error| describe(ctx, e);
-    let out = out.as_array().ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+    let out = out
+        .as_array()
+        .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
     let status: u16 = out.get::<i32>(at).map_err(caught)?.try_into().unwrap_or(500);
     let status = StatusCode::from_u16(status).map_err(|_| JsError::BadAnswer(format!("invalid status {status}")))?;
     let headers = read_headers(&out.get(at + 1).map_err(caught)?)?;
-    let body: Value = out.get(at + 2).map_err(caught)?;
+    let body: Value<'_> = out.get(at + 2).map_err(caught)?;
     let body = if let Some(s) = body.as_string() {
         Bytes::from(s.to_string().map_err(caught)?)
     } else if let Some(obj) = body.as_object().and_then(|o| o.as_typed_array::<u8>()) {
@@ -435,7 +525,11 @@ impl Resolver for RootResolver {
             path.set_extension("js");
         }
         if !path.starts_with(&self.root) {
-            return Err(rquickjs::Error::new_resolving_message(base, name, "outside the app's directory"));
+            return Err(rquickjs::Error::new_resolving_message(
+                base,
+                name,
+                "outside the app's directory",
+            ));
         }
         Ok(path.to_string_lossy().into_owned())
     }
@@ -468,7 +562,10 @@ impl Loader for FileLoader {
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
         if !Path::new(name).starts_with(&self.root) {
-            return Err(rquickjs::Error::new_loading_message(name, "outside the app's directory"));
+            return Err(rquickjs::Error::new_loading_message(
+                name,
+                "outside the app's directory",
+            ));
         }
         let source = std::fs::read(name).map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
         Module::declare(ctx.clone(), name, source)

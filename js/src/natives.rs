@@ -43,7 +43,10 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, log_name: Rc<str>, clock: Instant) ->
                 };
                 match std::str::from_utf8(bytes) {
                     Ok(s) => Ok(s.to_owned()),
-                    Err(_) if fatal => Err(rquickjs::Exception::throw_type(&ctx, "The encoded data was not valid UTF-8")),
+                    Err(_) if fatal => Err(rquickjs::Exception::throw_type(
+                        &ctx,
+                        "The encoded data was not valid UTF-8",
+                    )),
                     Err(_) => Ok(String::from_utf8_lossy(bytes).into_owned()),
                 }
             },
@@ -115,16 +118,19 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, log_name: Rc<str>, clock: Instant) ->
     )?;
     native.set(
         "formParse",
-        Function::new(ctx.clone(), |ctx: Ctx<'js>, query: String| -> Result<rquickjs::Array<'js>> {
-            let out = rquickjs::Array::new(ctx)?;
-            let mut i = 0;
-            for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-                out.set(i, k.as_ref())?;
-                out.set(i + 1, v.as_ref())?;
-                i += 2;
-            }
-            Ok(out)
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, query: String| -> Result<rquickjs::Array<'js>> {
+                let out = rquickjs::Array::new(ctx)?;
+                let mut i = 0;
+                for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                    out.set(i, k.as_ref())?;
+                    out.set(i + 1, v.as_ref())?;
+                    i += 2;
+                }
+                Ok(out)
+            },
+        )?,
     )?;
     native.set(
         "formSerialize",

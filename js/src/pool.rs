@@ -62,7 +62,12 @@ impl IsolatePool {
             }
         }
         let exports = exports.ok_or_else(|| JsError::Load("the isolate threads stopped while starting".into()))?;
-        Ok(IsolatePool { tx, closed, exports, timeout })
+        Ok(IsolatePool {
+            tx,
+            closed,
+            exports,
+            timeout,
+        })
     }
 
     /// The hooks the module exports.
@@ -73,7 +78,11 @@ impl IsolatePool {
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
     pub async fn call(&self, call: Call) -> Result<Answer, JsError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job { call, reply, queued: Instant::now() }) {
+        match self.tx.try_send(Job {
+            call,
+            reply,
+            queued: Instant::now(),
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(JsError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
@@ -172,9 +181,15 @@ fn work(
 
 /// Sleeps 10 ms, 20 ms, 40 ms ... up to 5 s, waking early on shutdown.
 fn backoff(attempt: u32, closed: &AtomicBool) {
-    let delay = FIRST_BACKOFF.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(MAX_BACKOFF);
+    let delay = FIRST_BACKOFF
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
     let until = Instant::now() + delay;
     while Instant::now() < until && !closed.load(Ordering::Acquire) {
-        std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50)),
+        );
     }
 }

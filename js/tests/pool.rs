@@ -27,27 +27,49 @@ fn start(kind: Kind, source: &str, limits: Limits) -> Result<Fixture, JsError> {
         config: serde_json::json!({ "label": "from-config" }),
         limits,
     };
-    Ok(Fixture { pool: IsolatePool::start(spec)?, _dir: dir })
+    Ok(Fixture {
+        pool: IsolatePool::start(spec)?,
+        _dir: dir,
+    })
 }
 
 fn app(source: &str) -> Fixture {
-    start(Kind::App, source, Limits { workers: 1, ..Limits::default() }).unwrap()
+    start(
+        Kind::App,
+        source,
+        Limits {
+            workers: 1,
+            ..Limits::default()
+        },
+    )
+    .unwrap()
 }
 
 fn get(url: &str) -> Call {
-    Call::App { method: Method::GET, url: url.into(), headers: HeaderMap::new(), body: Bytes::new() }
+    Call::App {
+        method: Method::GET,
+        url: url.into(),
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+    }
 }
 
 async fn text(pool: &IsolatePool, call: Call) -> (u16, HeaderMap, String) {
     match pool.call(call).await.unwrap() {
-        Answer::Respond(r) => (r.status.as_u16(), r.headers, String::from_utf8(r.body.to_vec()).unwrap()),
+        Answer::Respond(r) => (
+            r.status.as_u16(),
+            r.headers,
+            String::from_utf8(r.body.to_vec()).unwrap(),
+        ),
         other => panic!("unexpected {other:?}"),
     }
 }
 
 #[tokio::test]
 async fn hello_world_and_env() {
-    let f = app("export default { fetch(req, env) { return new Response(`hello ${env.GREETING} ${req.method} ${new URL(req.url).pathname}`) } }");
+    let f = app(
+        "export default { fetch(req, env) { return new Response(`hello ${env.GREETING} ${req.method} ${new URL(req.url).pathname}`) } }",
+    );
     let (status, headers, body) = text(&f.pool, get("http://a.test/x/y?z=1")).await;
     assert_eq!(status, 200);
     assert_eq!(body, "hello hi GET /x/y");
@@ -162,17 +184,27 @@ async fn exceptions_fail_the_call_only() {
           return new Response('fine');
         } }"#);
     let err = f.pool.call(get("http://a.test/throw")).await.unwrap_err();
-    assert!(matches!(&err, JsError::Exception(m) if m.contains("TypeError: boom")), "{err:?}");
+    assert!(
+        matches!(&err, JsError::Exception(m) if m.contains("TypeError: boom")),
+        "{err:?}"
+    );
     let err = f.pool.call(get("http://a.test/reject")).await.unwrap_err();
     assert!(matches!(&err, JsError::Exception(m) if m.contains("nope")), "{err:?}");
     let err = f.pool.call(get("http://a.test/string")).await.unwrap_err();
-    assert!(matches!(&err, JsError::Exception(m) if m.contains("must return a Response")), "{err:?}");
+    assert!(
+        matches!(&err, JsError::Exception(m) if m.contains("must return a Response")),
+        "{err:?}"
+    );
     assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "fine");
 }
 
 #[tokio::test]
 async fn infinite_loops_time_out_and_the_isolate_recovers() {
-    let limits = Limits { workers: 1, timeout: Duration::from_millis(200), ..Limits::default() };
+    let limits = Limits {
+        workers: 1,
+        timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
     let f = start(
         Kind::App,
         r#"let calls = 0;
@@ -197,7 +229,11 @@ async fn infinite_loops_time_out_and_the_isolate_recovers() {
 
 #[tokio::test]
 async fn allocation_bombs_hit_the_memory_limit() {
-    let limits = Limits { workers: 1, memory_limit: 16 * 1024 * 1024, ..Limits::default() };
+    let limits = Limits {
+        workers: 1,
+        memory_limit: 16 * 1024 * 1024,
+        ..Limits::default()
+    };
     let f = start(
         Kind::App,
         r#"export default { fetch(req) {
@@ -214,7 +250,12 @@ async fn allocation_bombs_hit_the_memory_limit() {
 
 #[tokio::test]
 async fn a_full_queue_is_refused() {
-    let limits = Limits { workers: 1, queue: 1, timeout: Duration::from_secs(2), ..Limits::default() };
+    let limits = Limits {
+        workers: 1,
+        queue: 1,
+        timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
     let f = start(
         Kind::App,
         "export default { async fetch() { await new Promise((r) => setTimeout(r, 300)); return new Response('slow'); } }",
@@ -231,8 +272,17 @@ async fn a_full_queue_is_refused() {
 
 #[tokio::test]
 async fn max_requests_rotates_isolates() {
-    let limits = Limits { workers: 1, max_requests: 2, ..Limits::default() };
-    let f = start(Kind::App, "let n = 0; export default { fetch() { return new Response(String(++n)); } }", limits).unwrap();
+    let limits = Limits {
+        workers: 1,
+        max_requests: 2,
+        ..Limits::default()
+    };
+    let f = start(
+        Kind::App,
+        "let n = 0; export default { fetch() { return new Response(String(++n)); } }",
+        limits,
+    )
+    .unwrap();
     let mut seen = Vec::new();
     for _ in 0..5 {
         seen.push(text(&f.pool, get("http://a.test/")).await.2);
@@ -242,24 +292,50 @@ async fn max_requests_rotates_isolates() {
 
 #[tokio::test]
 async fn broken_modules_are_load_errors() {
-    let syntax = start(Kind::App, "export default { fetch( { }", Limits::default()).err().unwrap();
-    assert!(matches!(&syntax, JsError::Load(m) if m.contains("SyntaxError") && m.contains("index.js")), "{syntax:?}");
+    let syntax = start(Kind::App, "export default { fetch( { }", Limits::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&syntax, JsError::Load(m) if m.contains("SyntaxError") && m.contains("index.js")),
+        "{syntax:?}"
+    );
     let no_fetch = start(Kind::App, "export default {}", Limits::default()).err().unwrap();
-    assert!(matches!(&no_fetch, JsError::Load(m) if m.contains("no fetch")), "{no_fetch:?}");
-    let throws = start(Kind::App, "throw new Error('at load')", Limits::default()).err().unwrap();
-    assert!(matches!(&throws, JsError::Load(m) if m.contains("at load")), "{throws:?}");
-    let escape = start(Kind::App, "import x from '../../etc/passwd'; export default { fetch() {} }", Limits::default())
+    assert!(
+        matches!(&no_fetch, JsError::Load(m) if m.contains("no fetch")),
+        "{no_fetch:?}"
+    );
+    let throws = start(Kind::App, "throw new Error('at load')", Limits::default())
         .err()
         .unwrap();
+    assert!(
+        matches!(&throws, JsError::Load(m) if m.contains("at load")),
+        "{throws:?}"
+    );
+    let escape = start(
+        Kind::App,
+        "import x from '../../etc/passwd'; export default { fetch() {} }",
+        Limits::default(),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(&escape, JsError::Load(_)), "{escape:?}");
-    let bare = start(Kind::App, "import { Hono } from 'hono'; export default { fetch() {} }", Limits::default())
-        .err()
-        .unwrap();
+    let bare = start(
+        Kind::App,
+        "import { Hono } from 'hono'; export default { fetch() {} }",
+        Limits::default(),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(&bare, JsError::Load(m) if m.contains("esbuild")), "{bare:?}");
 }
 
 fn plugin_ctx() -> PluginCtx {
-    PluginCtx { app: Some("shop".into()), tenant: None, base: String::new(), request_id: "42".into() }
+    PluginCtx {
+        app: Some("shop".into()),
+        tenant: None,
+        base: String::new(),
+        request_id: "42".into(),
+    }
 }
 
 #[tokio::test]
@@ -278,7 +354,10 @@ async fn plugin_hooks_see_and_change_requests() {
           if (res.status === 404) return new Response('custom 404', { status: 404 });
           res.headers.set('x-app', ctx.app);
         }"#,
-        Limits { workers: 1, ..Limits::default() },
+        Limits {
+            workers: 1,
+            ..Limits::default()
+        },
     )
     .unwrap();
     let exports = f.pool.exports();
@@ -314,12 +393,20 @@ async fn plugin_hooks_see_and_change_requests() {
         Answer::Respond(r) => assert_eq!((r.status.as_u16(), &r.body[..]), (403, &b"denied"[..])),
         other => panic!("{other:?}"),
     }
-    let ok = Call::Response { status: 200, headers: HeaderMap::new(), ctx: plugin_ctx() };
+    let ok = Call::Response {
+        status: 200,
+        headers: HeaderMap::new(),
+        ctx: plugin_ctx(),
+    };
     match f.pool.call(ok).await.unwrap() {
         Answer::KeepResponse { headers } => assert_eq!(headers["x-app"], "shop"),
         other => panic!("{other:?}"),
     }
-    let missing = Call::Response { status: 404, headers: HeaderMap::new(), ctx: plugin_ctx() };
+    let missing = Call::Response {
+        status: 404,
+        headers: HeaderMap::new(),
+        ctx: plugin_ctx(),
+    };
     match f.pool.call(missing).await.unwrap() {
         Answer::Respond(r) => assert_eq!(&r.body[..], b"custom 404"),
         other => panic!("{other:?}"),
@@ -331,9 +418,16 @@ async fn plugins_that_set_bad_headers_fail_cleanly() {
     let f = start(
         Kind::Plugin,
         "export function onResponse(res) { res.headers._m.set('bad name', ['x']); }",
-        Limits { workers: 1, ..Limits::default() },
+        Limits {
+            workers: 1,
+            ..Limits::default()
+        },
     )
     .unwrap();
-    let call = Call::Response { status: 200, headers: HeaderMap::new(), ctx: plugin_ctx() };
+    let call = Call::Response {
+        status: 200,
+        headers: HeaderMap::new(),
+        ctx: plugin_ctx(),
+    };
     assert!(matches!(f.pool.call(call).await, Err(JsError::BadAnswer(_))));
 }

@@ -138,7 +138,7 @@ pub enum RuntimeKind {
     Static,
     /// One upstream URL.
     Proxy,
-    /// JavaScript in QuickJS isolates (not in this build yet).
+    /// JavaScript in a pool of QuickJS isolates.
     Js,
     /// A supervised child process (not in this build yet).
     Process,
@@ -179,6 +179,98 @@ pub struct AppConfig {
     /// Proxy apps: time for the upstream's response head (504 after).
     #[serde(default = "response_timeout", deserialize_with = "duration")]
     pub response_timeout: Duration,
+    /// JS apps: the module exporting `default { fetch }`, relative to
+    /// `source` (`index.js` when unset).
+    #[serde(default)]
+    pub entry: Option<PathBuf>,
+    /// JS apps: the `env` argument of `fetch(request, env, ctx)`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// JS apps: the isolate pool.
+    #[serde(default)]
+    pub isolate: IsolateConfig,
+}
+
+/// `[apps.<id>.isolate]` of a JS app, and `limits` in a JS plugin's
+/// manifest. Unset fields take the defaults of the kind of module.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolateConfig {
+    /// Isolates (each on its own thread).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Heap limit of each isolate (`64MiB`).
+    #[serde(default)]
+    pub memory_limit: Option<ByteSize>,
+    /// Time one call may take in JavaScript, timers included (`30s`).
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// Calls an isolate serves before a fresh one replaces it (0: never).
+    #[serde(default)]
+    pub max_requests: Option<u64>,
+    /// Calls that may wait for a free isolate; beyond it bext answers 503.
+    #[serde(default)]
+    pub queue: Option<usize>,
+}
+
+impl IsolateConfig {
+    /// Defaults of a JS app: 2 isolates of 64 MiB, 30 s per request.
+    pub const APP: bext_js::Limits = bext_js::Limits {
+        workers: 2,
+        memory_limit: 64 << 20,
+        timeout: Duration::from_secs(30),
+        max_requests: 0,
+        queue: 256,
+    };
+    /// Defaults of a JS plugin: 2 isolates of 32 MiB, 1 s per hook call.
+    pub const PLUGIN: bext_js::Limits = bext_js::Limits {
+        workers: 2,
+        memory_limit: 32 << 20,
+        timeout: Duration::from_secs(1),
+        max_requests: 0,
+        queue: 1024,
+    };
+
+    /// These settings over `defaults`.
+    pub fn limits(&self, defaults: bext_js::Limits) -> bext_js::Limits {
+        bext_js::Limits {
+            workers: self.workers.unwrap_or(defaults.workers).max(1),
+            memory_limit: self
+                .memory_limit
+                .map_or(defaults.memory_limit, |m| usize::try_from(m.0).unwrap_or(usize::MAX)),
+            timeout: self.timeout.map_or(defaults.timeout, |t| t.0),
+            max_requests: self.max_requests.unwrap_or(defaults.max_requests),
+            queue: self.queue.unwrap_or(defaults.queue).max(1),
+        }
+    }
+}
+
+/// A byte size, written as a number or with a unit (`64MiB`, `512KiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        size(d).map(ByteSize)
+    }
+}
+
+/// A duration, written as seconds or with a unit (`250ms`, `30s`, `2m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        duration(d).map(Span)
+    }
+}
+
+impl AppConfig {
+    /// The module of a JS app: `source`/`entry`, `index.js` by default.
+    pub fn js_entry(&self) -> Option<PathBuf> {
+        let source = self.source.as_ref()?;
+        Some(source.join(self.entry.as_deref().unwrap_or(Path::new("index.js"))))
+    }
 }
 
 fn static_runtime() -> RuntimeKind {
@@ -279,7 +371,7 @@ impl Platform {
         let app = AppConfig {
             source: Some(source),
             domains: vec![],
-            runtime: RuntimeKind::Static,
+            runtime: server.runtime.unwrap_or(RuntimeKind::Static),
             upstream: None,
             plugins: BTreeMap::new(),
             headers: BTreeMap::new(),
@@ -287,6 +379,9 @@ impl Platform {
             preserve_host: false,
             connect_timeout: connect_timeout(),
             response_timeout: response_timeout(),
+            entry: server.entry,
+            env: BTreeMap::new(),
+            isolate: IsolateConfig::default(),
         };
         let file = PlatformFile {
             platform: settings,
@@ -402,10 +497,26 @@ impl Platform {
                         }
                     }
                 },
-                RuntimeKind::Js | RuntimeKind::Process => errors.push(Diagnostic::new(
+                RuntimeKind::Js => match &app.source {
+                    None => errors.push(Diagnostic::new(
+                        &name,
+                        field("source"),
+                        "a js app needs `source`, the directory of its module",
+                    )),
+                    Some(_) if !app.js_entry().is_some_and(|e| e.is_file()) => errors.push(Diagnostic::new(
+                        &name,
+                        field("entry"),
+                        format!(
+                            "{} is not a file (a js app's `entry` is relative to `source`, index.js when unset)",
+                            app.js_entry().unwrap_or_default().display()
+                        ),
+                    )),
+                    Some(_) => {}
+                },
+                RuntimeKind::Process => errors.push(Diagnostic::new(
                     &name,
                     field("runtime"),
-                    "the `js` and `process` runtimes are not available in this build yet; use `static` or `proxy`",
+                    "the `process` runtime is not available in this build yet; use `static`, `proxy` or `js`",
                 )),
             }
             for (k, v) in &app.headers {
@@ -457,6 +568,10 @@ struct RunServer {
     static_dir: Option<PathBuf>,
     #[serde(default)]
     spa_fallback: bool,
+    #[serde(default)]
+    runtime: Option<RuntimeKind>,
+    #[serde(default)]
+    entry: Option<PathBuf>,
 }
 
 fn parse_toml(file: &Path, text: &str) -> Result<PlatformFile, Diagnostics> {
@@ -603,7 +718,7 @@ mod tests {
     fn every_app_problem_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let f: PlatformFile = toml::from_str(
-            "[platform]\nlisten='nope'\ndefault_app='ghost'\n[apps.a]\nruntime='proxy'\n[apps.b]\nsource='missing'\n[apps.c]\nruntime='js'\n",
+            "[platform]\nlisten='nope'\ndefault_app='ghost'\n[apps.a]\nruntime='proxy'\n[apps.b]\nsource='missing'\n[apps.c]\nruntime='process'\n[apps.d]\nruntime='js'\nsource='.'\nentry='nope.js'\n",
         )
         .unwrap();
         let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
@@ -615,6 +730,7 @@ mod tests {
             "apps.a.upstream",
             "apps.b.source",
             "apps.c.runtime",
+            "apps.d.entry",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -4,6 +4,9 @@
 mod support;
 
 mod cli;
+mod dylib_plugins;
+mod js_apps;
+mod js_plugins;
 mod lifecycle;
 mod limits;
 mod plugins;

@@ -352,3 +352,64 @@ async fn echo(
         .unwrap();
     Ok(res)
 }
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// Builds the plugin libraries of the workspace (the example and the
+/// broken fixtures) once per test run and returns the path of `package`'s.
+pub fn plugin_library(package: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<BTreeMap<String, PathBuf>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--message-format=json", "--manifest-path"])
+            .arg(repo().join("Cargo.toml"));
+        for p in [
+            "bext-plugin-rust-hello",
+            "bext-test-plugin-old-sdk",
+            "bext-test-plugin-wrong-abi",
+            "bext-test-plugin-no-export",
+        ] {
+            cmd.args(["-p", p]);
+        }
+        let out = cmd.stderr(Stdio::inherit()).output().expect("run cargo build");
+        assert!(out.status.success(), "building the plugin libraries failed");
+        let mut libs = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let is_cdylib = msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+            if msg["reason"] == "compiler-artifact" && is_cdylib {
+                let file = msg["filenames"][0].as_str().unwrap().to_owned();
+                let package = msg["target"]["name"].as_str().unwrap().replace('_', "-");
+                libs.insert(package, PathBuf::from(file));
+            }
+        }
+        libs
+    });
+    built
+        .get(package)
+        .unwrap_or_else(|| panic!("no library for {package}: {built:?}"))
+        .clone()
+}
+
+/// Copies the example JS app or plugin folder `rel` (under `examples/`)
+/// into the site.
+pub fn copy_example(site: &Site, rel: &str, to: &str) -> PathBuf {
+    let from = repo().join("examples").join(rel);
+    let dest = site.path(to);
+    std::fs::create_dir_all(&dest).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+    }
+    dest
+}

@@ -1,5 +1,6 @@
 //! The app table and the runtimes that serve apps.
 
+pub mod js;
 pub mod proxy;
 pub mod static_files;
 
@@ -19,11 +20,13 @@ pub enum Runtime {
     Static(static_files::StaticSite),
     /// One upstream.
     Proxy(proxy::ProxyApp),
+    /// A JavaScript module in QuickJS isolates.
+    Js(js::JsApp),
 }
 
 impl Runtime {
     /// Builds the runtime an app's configuration asks for.
-    pub fn build(cfg: &AppConfig, files: &Arc<static_files::FileCache>) -> Result<Runtime, String> {
+    pub fn build(id: &str, cfg: &AppConfig, files: &Arc<static_files::FileCache>) -> Result<Runtime, String> {
         match cfg.runtime {
             RuntimeKind::Static => {
                 let root = cfg.source.as_deref().ok_or("a static app needs `source`")?;
@@ -40,7 +43,8 @@ impl Runtime {
                     cfg.response_timeout,
                 )))
             }
-            RuntimeKind::Js | RuntimeKind::Process => Err("runtime not available in this build".into()),
+            RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
+            RuntimeKind::Process => Err("runtime not available in this build".into()),
         }
     }
 
@@ -49,6 +53,16 @@ impl Runtime {
         match self {
             Runtime::Static(s) => s.serve(&req, cx).await,
             Runtime::Proxy(p) => p.serve(req, cx).await,
+            Runtime::Js(j) => j.serve(req, cx).await,
+        }
+    }
+
+    /// Whether a reload with the same configuration may keep this runtime
+    /// (a JS app whose module changed on disk may not).
+    pub fn is_current(&self) -> bool {
+        match self {
+            Runtime::Js(j) => j.is_current(),
+            _ => true,
         }
     }
 
@@ -57,6 +71,7 @@ impl Runtime {
         match self {
             Runtime::Static(_) => "static",
             Runtime::Proxy(_) => "proxy",
+            Runtime::Js(_) => "js",
         }
     }
 }

@@ -1,7 +1,10 @@
-//! How plugins get into a pipeline. Built-in plugins register at compile
-//! time (`inventory`); `builtin` links their crates. Dynamic (`.so`) and
-//! JavaScript loaders come later, behind the same `Plugin` trait.
+//! How plugins get into a pipeline, three ways behind one `Plugin` trait:
+//! built-in crates register at compile time (`inventory`, `builtin.rs`),
+//! Rust `cdylib`s load through a stable ABI (`dylib.rs`), and JavaScript
+//! modules run in QuickJS isolate pools (`js.rs`).
 
 mod builtin;
+pub(crate) mod dylib;
+pub(crate) mod js;
 
 pub(crate) use builtin::find;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::platform::IsolateConfig;
 
 pub(crate) use yaml::Located;
 
@@ -37,8 +38,20 @@ pub enum FailMode {
 pub enum Entry {
     /// Compiled into this binary.
     Builtin,
-    /// A shared library or JavaScript module (not supported by this build yet).
-    File(PathBuf),
+    /// A JavaScript module (`.js`, `.mjs`), run in QuickJS isolates.
+    Js(PathBuf),
+    /// A Rust `cdylib` (`.so`, `.dylib`, `.dll`) built against `bext-plugin-sdk`.
+    Dylib(PathBuf),
+}
+
+impl Entry {
+    /// The file of a plugin that is not built in.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Entry::Builtin => None,
+            Entry::Js(p) | Entry::Dylib(p) => Some(p),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -57,6 +70,8 @@ struct ManifestFile {
     on_error: FailMode,
     #[serde(default)]
     config: serde_json::Value,
+    #[serde(default)]
+    limits: Option<IsolateConfig>,
 }
 
 fn yes() -> bool {
@@ -80,6 +95,8 @@ pub struct Manifest {
     pub on_error: FailMode,
     /// The plugin's `config` block.
     pub config: serde_json::Value,
+    /// JavaScript plugins: isolate pool and per-call limits.
+    pub limits: IsolateConfig,
     /// The file it came from.
     pub file: PathBuf,
     doc: Arc<Located>,
@@ -114,21 +131,33 @@ impl Manifest {
             None | Some("builtin") => Entry::Builtin,
             Some(path) => {
                 let path = file.parent().unwrap_or(Path::new(".")).join(path);
-                errors.push(
-                    Diagnostic::new(
-                        file,
-                        "entry",
-                        format!(
-                            "{}: dynamic (.so) and JavaScript plugins are not supported by this build yet; use `builtin`",
-                            path.display()
-                        ),
-                    )
-                    .at(here("entry")),
-                );
-                Entry::File(path)
+                let path = std::path::absolute(&path).unwrap_or(path);
+                let entry = match path.extension().and_then(|e| e.to_str()) {
+                    Some("js" | "mjs") => Entry::Js(path.clone()),
+                    Some("so" | "dylib" | "dll") => Entry::Dylib(path.clone()),
+                    _ => {
+                        let reason = "must be `builtin`, a JavaScript module (.js, .mjs) or a shared library (.so, .dylib, .dll)";
+                        errors.push(Diagnostic::new(file, "entry", reason).at(here("entry")));
+                        Entry::Builtin
+                    }
+                };
+                if entry != Entry::Builtin && !path.is_file() {
+                    errors.push(
+                        Diagnostic::new(file, "entry", format!("{}: no such file", path.display())).at(here("entry")),
+                    );
+                }
+                entry
             }
         };
-        if entry == Entry::Builtin && crate::loader::find(&m.name).is_none() {
+        if m.limits.is_some() && !matches!(entry, Entry::Js(_)) {
+            errors.push(
+                Diagnostic::new(file, "limits", "only JavaScript plugins have isolate limits").at(here("limits")),
+            );
+        }
+        if entry == Entry::Builtin
+            && m.entry.as_deref().is_none_or(|e| e == "builtin")
+            && crate::loader::find(&m.name).is_none()
+        {
             let known: Vec<_> = bext_plugin_abi::registrations().map(|r| r.name).collect();
             errors.push(
                 Diagnostic::new(
@@ -147,6 +176,7 @@ impl Manifest {
             base: m.base,
             on_error: m.on_error,
             config: m.config,
+            limits: m.limits.unwrap_or_default(),
             file: file.to_owned(),
             doc: Arc::new(doc),
         })
@@ -208,6 +238,16 @@ pub fn load_dir_lenient(dir: &Path) -> (Vec<Manifest>, Diagnostics) {
     (manifests, errors)
 }
 
+/// The plugin files (JS modules, libraries) that the manifests in `dir`
+/// name, for change detection.
+pub fn file_entries(dir: &Path) -> Vec<PathBuf> {
+    load_dir_lenient(dir)
+        .0
+        .iter()
+        .filter_map(|m| m.entry.file().map(Path::to_path_buf))
+        .collect()
+}
+
 /// The default manifest of every built-in plugin, used when the platform
 /// names no manifests directory. Parsed once per process.
 pub fn defaults() -> Vec<Manifest> {
@@ -265,7 +305,11 @@ mod tests {
         let e = errors("name: Bad_Name\n");
         assert!(e.iter().any(|l| l.contains("[a-z][a-z0-9-]*")), "{e:?}");
         let e = errors("name: vhosts\nentry: ./libx.so\n");
-        assert!(e[0].contains("not supported by this build"), "{e:?}");
+        assert!(e[0].contains("m.yaml:2:1: entry:") && e[0].contains("libx.so: no such file"), "{e:?}");
+        let e = errors("name: vhosts\nentry: ./x.wasm\n");
+        assert!(e[0].contains("a JavaScript module (.js, .mjs) or a shared library"), "{e:?}");
+        let e = errors("name: vhosts\nlimits: { workers: 1 }\n");
+        assert!(e[0].contains("only JavaScript plugins"), "{e:?}");
         let e = errors("name: vhosts\nbase: x\n");
         assert!(e[0].contains("base: must start"), "{e:?}");
     }

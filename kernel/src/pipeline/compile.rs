@@ -10,7 +10,7 @@ use bext_plugin_abi::{AppInfo, Hooks, Plugin, PluginError, Setup};
 use super::{AppEntry, Chain, InstanceKey, Pipeline, Slot};
 use crate::apps::{App, Runtime, header_map};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Entry, Manifest};
 use crate::platform::Platform;
 
 /// The manifests a platform uses: its `manifests` directory, or every
@@ -115,7 +115,7 @@ pub fn compile(
         let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
         let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
             Some(r) => r,
-            None => match Runtime::build(cfg, &files) {
+            None => match Runtime::build(id, cfg, &files) {
                 Ok(r) => Arc::new(r),
                 Err(reason) => {
                     errors.push(Diagnostic::new(&platform_file, format!("apps.{id}"), reason));
@@ -174,9 +174,8 @@ fn only_fetch(s: &Slot) -> bool {
 fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<Arc<Runtime>> {
     let before = previous.platform.apps.get(id)?;
     let now = platform.apps.get(id)?;
-    (before == now)
-        .then(|| previous.apps.get(id).map(|e| e.app.runtime.clone()))
-        .flatten()
+    let runtime = &previous.apps.get(id)?.app.runtime;
+    (before == now && runtime.is_current()).then(|| runtime.clone())
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.
@@ -226,13 +225,16 @@ impl Builder<'_> {
     fn instance(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
         let m = u.manifest;
         // Everything a factory sees: name, base, config and the app table
-        // (vhosts builds its matcher from the apps' domains).
+        // (vhosts builds its matcher from the apps' domains); for plugins
+        // loaded from files, the file's size and time and the JS limits.
         let key = format!(
-            "{}\0{}\0{}\0{}",
+            "{}\0{}\0{}\0{}\0{:?}\0{:?}",
             m.name,
             m.base.as_deref().unwrap_or(""),
             u.config,
-            self.apps_key
+            self.apps_key,
+            m.entry.file().map(|f| (f, crate::apps::js::stamp(f))),
+            m.limits,
         );
         if let Some(p) = self.instances.get(&key) {
             return Ok(p.clone());
@@ -241,15 +243,25 @@ impl Builder<'_> {
             self.instances.insert(key, p.clone());
             return Ok(p.clone());
         }
-        let reg = crate::loader::find(&m.name)
-            .ok_or_else(|| Diagnostic::new(&m.file, "name", format!("unknown plugin `{}`", m.name)))?;
         let setup = Setup {
             plugin: &m.name,
             base: m.base.as_deref(),
             apps: self.apps,
             data_dir: self.data_dir,
         };
-        let plugin = (reg.factory)(u.config.clone(), &setup).map_err(|e| self.locate(u, e))?;
+        let plugin = match &m.entry {
+            Entry::Builtin => {
+                let reg = crate::loader::find(&m.name)
+                    .ok_or_else(|| Diagnostic::new(&m.file, "name", format!("unknown plugin `{}`", m.name)))?;
+                (reg.factory)(u.config.clone(), &setup).map_err(|e| self.locate(u, e))?
+            }
+            Entry::Js(path) => crate::loader::js::load(m, path, &u.config)
+                .map_err(|reason| Diagnostic::new(&m.file, "entry", reason))?,
+            Entry::Dylib(path) => crate::loader::dylib::load(path, &u.config, &setup).map_err(|e| match e {
+                crate::loader::dylib::LoadError::Plugin(e) => self.locate(u, e),
+                other => Diagnostic::new(&m.file, "entry", other.to_string()),
+            })?,
+        };
         self.instances.insert(key, plugin.clone());
         self.fresh.push((m.name.as_str().into(), plugin.clone()));
         Ok(plugin)

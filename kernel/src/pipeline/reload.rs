@@ -168,10 +168,14 @@ pub fn start_reloader(kernel: Arc<Kernel>) {
 
 const FILE_CHANGE: &str = "file change";
 
-/// A hash of the platform file and every manifest, names and contents.
+/// A hash of the platform file and every manifest, names and contents,
+/// and of the size and time of every JS module named by them.
 pub(crate) fn fingerprint_of(platform: &crate::platform::Platform) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    for entry in code_files(platform) {
+        crate::apps::js::stamp(&entry).hash(&mut h);
+    }
     if let Some(f) = &platform.file {
         std::fs::read(f).ok().hash(&mut h);
     }
@@ -186,6 +190,21 @@ pub(crate) fn fingerprint_of(platform: &crate::platform::Platform) -> u64 {
         }
     }
     h.finish()
+}
+
+/// JS modules whose change should reload: JS apps' entries and JS
+/// plugins' entries.
+fn code_files(platform: &crate::platform::Platform) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = platform
+        .apps
+        .values()
+        .filter(|a| a.runtime == crate::platform::RuntimeKind::Js)
+        .filter_map(|a| a.js_entry())
+        .collect();
+    if let Some(dir) = &platform.settings.manifests {
+        out.extend(crate::manifest::file_entries(dir));
+    }
+    out
 }
 
 fn file_watcher(
@@ -204,9 +223,18 @@ fn file_watcher(
     if let Some(m) = &manifests {
         watched.push(m.clone());
     }
+    let code = code_files(&pipeline.platform);
+    for f in &code {
+        if let Some(parent) = f.parent() {
+            watched.push(parent.to_owned());
+        }
+    }
+    watched.sort();
+    watched.dedup();
     let relevant = move |p: &Path| {
         files
             .iter()
+            .chain(code.iter())
             .any(|f| p == f || p.file_name() == f.file_name() && p.parent() == f.parent())
             || manifests.as_ref().is_some_and(|m| {
                 p.starts_with(m) && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))

@@ -1,0 +1,130 @@
+//! The `js` runtime: an app module's `fetch(request, env, ctx)` in a pool
+//! of QuickJS isolates.
+
+use bext_js::{Answer, Call, IsolatePool, JsError, Kind, Spec};
+use bext_plugin_abi::{Body, Ctx, Request, Response};
+use http::header::{HOST, HeaderName, HeaderValue, RETRY_AFTER};
+use http::{StatusCode, uri::PathAndQuery};
+use http_body_util::BodyExt;
+
+use crate::apps::plain;
+use crate::platform::AppConfig;
+use crate::server::body::BodyLimitError;
+
+static X_BASE: HeaderName = HeaderName::from_static("x-base");
+static X_VHOST_TENANT: HeaderName = HeaderName::from_static("x-vhost-tenant");
+
+/// A JavaScript app.
+pub struct JsApp {
+    id: String,
+    pool: IsolatePool,
+    entry: std::path::PathBuf,
+    loaded: Option<Stamp>,
+}
+
+/// Size and modification time of a module file: a changed file means a
+/// reload starts new isolates even when the configuration is the same.
+pub(crate) type Stamp = (u64, std::time::SystemTime);
+
+/// The stamp of `path` now.
+pub(crate) fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+impl JsApp {
+    /// Loads the app's module into its isolates; a module that does not
+    /// load is an error here, before the app takes traffic.
+    pub fn start(id: &str, cfg: &AppConfig) -> Result<JsApp, String> {
+        let entry = cfg.js_entry().ok_or("a js app needs `source`")?;
+        let spec = Spec {
+            name: format!("app {id}"),
+            entry,
+            kind: Kind::App,
+            env: cfg.env.clone(),
+            config: serde_json::Value::Null,
+            limits: cfg.isolate.limits(crate::platform::IsolateConfig::APP),
+        };
+        let loaded = stamp(&spec.entry);
+        let entry = spec.entry.clone();
+        let pool = IsolatePool::start(spec).map_err(|e| e.to_string())?;
+        Ok(JsApp {
+            id: id.to_owned(),
+            pool,
+            entry,
+            loaded,
+        })
+    }
+
+    /// Whether the module on disk is still the one loaded.
+    pub fn is_current(&self) -> bool {
+        stamp(&self.entry) == self.loaded
+    }
+
+    /// Collects the request body and hands the request to an isolate.
+    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        let (mut parts, body) = req.into_parts();
+        let body = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return match e.downcast_ref::<BodyLimitError>() {
+                    Some(limit) => plain(limit.status(), "request body refused\n"),
+                    None => plain(StatusCode::BAD_REQUEST, "request body could not be read\n"),
+                };
+            }
+        };
+        let host = cx.host.as_deref().unwrap_or("localhost");
+        let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let url = format!("http://{host}{path}");
+        if !parts.headers.contains_key(HOST)
+            && let Ok(h) = HeaderValue::from_str(host)
+        {
+            parts.headers.insert(HOST, h);
+        }
+        if let Some(t) = cx.tenant().and_then(|t| HeaderValue::from_str(t).ok()) {
+            parts.headers.insert(X_VHOST_TENANT.clone(), t);
+        }
+        if let Some(b) = cx.base.as_deref().and_then(|b| HeaderValue::from_str(b).ok()) {
+            parts.headers.insert(X_BASE.clone(), b);
+        }
+        let call = Call::App {
+            method: parts.method,
+            url,
+            headers: parts.headers,
+            body,
+        };
+        match self.pool.call(call).await {
+            Ok(Answer::Respond(reply)) => {
+                let mut res = Response::new(Body::full(reply.body));
+                *res.status_mut() = reply.status;
+                *res.headers_mut() = reply.headers;
+                res
+            }
+            Ok(other) => {
+                tracing::error!(app = %self.id, request_id = %cx.request_id, "unexpected answer from the isolate: {other:?}");
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            }
+            Err(e) => failure(&self.id, &e, cx),
+        }
+    }
+}
+
+/// The status a failed call is answered with, and its log line.
+pub(crate) fn failure(app: &str, e: &JsError, cx: &Ctx) -> Response {
+    match e {
+        JsError::Overloaded => {
+            tracing::warn!(app, request_id = %cx.request_id, error = %e, "js app refused a request");
+            let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, "too busy, try again\n");
+            res.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+        JsError::Timeout(_) => {
+            tracing::error!(app, request_id = %cx.request_id, error = %e, "js app failed");
+            plain(StatusCode::GATEWAY_TIMEOUT, "the app took too long\n")
+        }
+        _ => {
+            tracing::error!(app, request_id = %cx.request_id, error = %e, "js app failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! JavaScript plugins: a module exporting `fetch`, `onRequest`,
+//! `onResponse` and/or `onInit`, run in its own isolate pool.
+
+use std::sync::Arc;
+
+use bext_js::{Answer, Call, IsolatePool, JsError, Kind, PluginCtx, Reply, RequestHook, Spec};
+use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response};
+use http::StatusCode;
+use http::uri::PathAndQuery;
+
+use crate::manifest::Manifest;
+use crate::platform::IsolateConfig;
+
+/// A loaded JavaScript plugin.
+pub(crate) struct JsPlugin {
+    pool: IsolatePool,
+    hooks: Hooks,
+}
+
+/// Starts the plugin's isolates and runs `onInit(config)` in each.
+pub(crate) fn load(
+    m: &Manifest,
+    path: &std::path::Path,
+    config: &serde_json::Value,
+) -> Result<Arc<dyn Plugin>, String> {
+    let spec = Spec {
+        name: format!("plugin {}", m.name),
+        entry: path.to_owned(),
+        kind: Kind::Plugin,
+        env: Default::default(),
+        config: config.clone(),
+        limits: m.limits.limits(IsolateConfig::PLUGIN),
+    };
+    let pool = IsolatePool::start(spec).map_err(|e| e.to_string())?;
+    let e = pool.exports();
+    let mut hooks = Hooks::NONE;
+    for (has, hook) in [
+        (e.fetch, Hooks::FETCH),
+        (e.on_request, Hooks::REQUEST),
+        (e.on_response, Hooks::RESPONSE),
+    ] {
+        if has {
+            hooks = hooks | hook;
+        }
+    }
+    Ok(Arc::new(JsPlugin { pool, hooks }))
+}
+
+impl JsPlugin {
+    async fn request_hook(&self, hook: RequestHook, req: &mut Request, cx: &mut Ctx) -> Result<Flow, PluginError> {
+        let host = cx.host.as_deref().unwrap_or("localhost");
+        let path = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let call = Call::Request {
+            hook,
+            method: req.method().clone(),
+            url: format!("http://{host}{path}"),
+            headers: req.headers().clone(),
+            ctx: plugin_ctx(cx),
+        };
+        match self.pool.call(call).await.map_err(hook_error)? {
+            Answer::Continue { headers, app, tenant } => {
+                *req.headers_mut() = headers;
+                if let Some(app) = app.filter(|a| cx.app() != Some(a.as_str())) {
+                    cx.set_app(app)
+                        .map_err(|e| PluginError::hook(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                }
+                if let Some(tenant) = tenant.filter(|t| cx.tenant() != Some(t.as_str())) {
+                    cx.set_tenant(tenant)
+                        .map_err(|e| PluginError::hook(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                }
+                Ok(Flow::Continue)
+            }
+            Answer::Respond(reply) => Ok(Flow::Respond(response(reply))),
+            Answer::KeepResponse { .. } => Err(PluginError::hook(StatusCode::INTERNAL_SERVER_ERROR, "wrong answer")),
+        }
+    }
+
+    async fn response_hook(&self, res: &mut Response, cx: &mut Ctx) -> Result<(), PluginError> {
+        let call = Call::Response {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            ctx: plugin_ctx(cx),
+        };
+        match self.pool.call(call).await.map_err(hook_error)? {
+            Answer::KeepResponse { headers } => *res.headers_mut() = headers,
+            Answer::Respond(reply) => *res = response(reply),
+            Answer::Continue { .. } => {
+                return Err(PluginError::hook(StatusCode::INTERNAL_SERVER_ERROR, "wrong answer"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plugin for JsPlugin {
+    fn hooks(&self) -> Hooks {
+        self.hooks
+    }
+
+    fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        Hook::later(self.request_hook(RequestHook::Fetch, req, cx))
+    }
+
+    fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        Hook::later(self.request_hook(RequestHook::OnRequest, req, cx))
+    }
+
+    fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+        Hook::later(self.response_hook(res, cx))
+    }
+}
+
+fn plugin_ctx(cx: &Ctx) -> PluginCtx {
+    PluginCtx {
+        app: cx.app().map(str::to_owned),
+        tenant: cx.tenant().map(str::to_owned),
+        base: cx.base.as_deref().unwrap_or("").to_owned(),
+        request_id: cx.request_id.to_string(),
+    }
+}
+
+fn response(reply: Reply) -> Response {
+    let mut res = Response::new(Body::full(reply.body));
+    *res.status_mut() = reply.status;
+    *res.headers_mut() = reply.headers;
+    res
+}
+
+/// Exceptions, out-of-memory and timeouts fail the request with 500; a
+/// full queue with 503.
+fn hook_error(e: JsError) -> PluginError {
+    let status = match e {
+        JsError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    PluginError::hook(status, e.to_string())
+}

@@ -1,0 +1,212 @@
+//! `runtime = "js"`: the Workers-shaped `fetch` handler in QuickJS
+//! isolates, behind vhosts, with its env, limits and failures.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+fn js_platform(s: &Site, isolate: &str) -> std::path::PathBuf {
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.hello]
+runtime = "js"
+source = "hello"
+domains = ["hello.test", "*.hello.test"]
+env = {{ NAME = "tester" }}
+
+[apps.app]
+runtime = "js"
+source = "app"
+domains = ["app.test"]
+{isolate}
+"#
+    ))
+}
+
+const APP: &str = r#"
+let served = 0;
+export default {
+  async fetch(request, env, ctx) {
+    served++;
+    const url = new URL(request.url);
+    switch (url.pathname) {
+      case '/echo': {
+        const body = await request.text();
+        return new Response(body, { status: 201, headers: { 'x-method': request.method, 'x-len': String(body.length) } });
+      }
+      case '/bytes': return new Response(new Uint8Array([0, 1, 2, 255]), { headers: { 'content-type': 'application/octet-stream' } });
+      case '/throw': throw new Error('handler exploded');
+      case '/spin': for (;;) {}
+      case '/bomb': { const a = []; for (;;) a.push(new Array(100000).fill(a.length)); }
+      case '/slow': await new Promise((r) => setTimeout(r, 300)); return new Response('slow');
+      case '/served': return new Response(String(served));
+      case '/cookies': {
+        const h = new Headers(); h.append('set-cookie', 'a=1'); h.append('set-cookie', 'b=2');
+        return new Response('c', { headers: h });
+      }
+      default: return new Response('app ' + url.pathname + url.search);
+    }
+  },
+};
+"#;
+
+#[tokio::test]
+async fn the_example_app_serves_with_env_and_tenant() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", APP);
+    let b = Bext::serve(&js_platform(&s, ""));
+
+    let r = get(b.addr, "hello.test", "/").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "Hello from tester!\n");
+    let r = get(b.addr, "acme.hello.test", "/json").await;
+    assert_eq!(r.json(), serde_json::json!({ "hello": "tester", "tenant": "acme" }));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn bodies_headers_and_binary_round_trip() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", APP);
+    let b = Bext::serve(&js_platform(&s, ""));
+
+    let r = send(b.addr, request("POST", "/echo", &[("host", "app.test")], "héllo body")).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.text(), "héllo body");
+    assert_eq!(r.header("x-method"), Some("POST"));
+    assert_eq!(r.header("x-len"), Some("10"));
+
+    let r = get(b.addr, "app.test", "/bytes").await;
+    assert_eq!(&r.body[..], &[0, 1, 2, 255]);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+
+    let r = get(b.addr, "app.test", "/cookies").await;
+    let cookies: Vec<_> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+
+    let r = get(b.addr, "app.test", "/a/b?x=1").await;
+    assert_eq!(r.text(), "app /a/b?x=1");
+}
+
+#[tokio::test]
+async fn failures_stay_inside_the_request() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", APP);
+    let isolate = "[apps.app.isolate]\nworkers = 1\ntimeout = \"300ms\"\nmemory_limit = \"16MiB\"\n";
+    let b = Bext::serve(&js_platform(&s, isolate));
+
+    let r = get(b.addr, "app.test", "/throw").await;
+    assert_eq!(r.status, 500);
+    let named = || {
+        b.log()
+            .lines()
+            .any(|l| l.contains("app=\"app\"") && l.contains("handler exploded"))
+    };
+    eventually(Duration::from_secs(5), || async { named().then_some(()) }).await;
+
+    let r = get(b.addr, "app.test", "/spin").await;
+    assert_eq!(r.status, 504);
+    let r = get(b.addr, "app.test", "/bomb").await;
+    assert_eq!(r.status, 500);
+    eventually(Duration::from_secs(5), || async {
+        b.log().contains("out of memory").then_some(())
+    })
+    .await;
+
+    // The server, and the app, go on; the crashed isolates were replaced.
+    let r = get(b.addr, "app.test", "/served").await;
+    assert_eq!((r.status, r.text()), (200, "1".to_owned()));
+    assert_eq!(get(b.addr, "hello.test", "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", APP);
+    let isolate = "[apps.app.isolate]\nworkers = 1\nqueue = 1\n";
+    let b = Bext::serve(&js_platform(&s, isolate));
+    let calls = (0..8).map(|_| get(b.addr, "app.test", "/slow"));
+    let statuses: Vec<u16> = futures_util::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 503).count() >= 5, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn max_requests_rotates_the_isolate() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", APP);
+    let b = Bext::serve(&js_platform(&s, "[apps.app.isolate]\nworkers = 1\nmax_requests = 2\n"));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(get(b.addr, "app.test", "/served").await.text());
+    }
+    assert_eq!(seen, ["1", "2", "1", "2"]);
+}
+
+#[tokio::test]
+async fn a_changed_module_is_picked_up_by_a_reload() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write(
+        "app/index.js",
+        "export default { fetch() { return new Response('v1'); } }",
+    );
+    let b = Bext::serve(&js_platform(&s, ""));
+    assert_eq!(get(b.addr, "app.test", "/").await.text(), "v1");
+    s.write(
+        "app/index.js",
+        "export default { fetch() { return new Response('version 2'); } }",
+    );
+    b.signal("HUP");
+    eventually(Duration::from_secs(10), || async {
+        (get(b.addr, "app.test", "/").await.text() == "version 2").then_some(())
+    })
+    .await;
+    // A module that no longer loads is refused; the running one keeps serving.
+    s.write("app/index.js", "export default { fetch( {");
+    b.signal("HUP");
+    eventually(Duration::from_secs(10), || async {
+        b.log().contains("reload rejected").then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "app.test", "/").await.text(), "version 2");
+    assert!(b.log().contains("SyntaxError"), "{}", b.log());
+}
+
+#[test]
+fn check_reports_broken_js_apps() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", "export default { nope: 1 }");
+    let out = bext_output(&["check", "--config", js_platform(&s, "").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("apps.app") && err.contains("no fetch(request, env, ctx)"),
+        "{err}"
+    );
+
+    std::fs::remove_file(s.path("app/index.js")).unwrap();
+    let out = bext_output(&["check", "--config", s.path("platform.toml").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apps.app.entry") && err.contains("index.js"), "{err}");
+}

@@ -1,0 +1,137 @@
+//! JavaScript plugins: the js-hello example, and hostile plugins (throw,
+//! infinite loop, allocation bomb) contained to the request.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+fn platform(s: &Site, up: std::net::SocketAddr) -> std::path::PathBuf {
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.shop]
+runtime = "proxy"
+upstream = "http://{up}"
+domains = ["shop.test", "*.shop.test"]
+"#
+    ))
+}
+
+#[tokio::test]
+async fn the_example_plugin_answers_edits_and_blocks() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    copy_example(&s, "plugins/js-hello", "js-hello");
+    s.write(
+        "manifests/js-hello.yaml",
+        "name: js-hello\nentry: ../js-hello/plugin.js\nconfig:\n  greeting: hej\n",
+    );
+    let b = Bext::serve(&platform(&s, echo.addr));
+
+    let r = get(b.addr, "acme.shop.test", "/js-hello").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "greeting": "hej", "app": "shop", "tenant": "acme" })
+    );
+
+    let r = get(b.addr, "shop.test", "/page").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-js-hello"), Some("hej"), "onResponse added a header");
+    assert_eq!(
+        r.json()["headers"]["x-js-hello"],
+        "hej",
+        "onRequest set a request header"
+    );
+
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "shop.test"), ("x-block", "yes")], ""),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.text(), "blocked by js-hello\n");
+}
+
+#[tokio::test]
+async fn a_fetch_stage_plugin_can_route() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "router.js",
+        "export function fetch(req, ctx) { const t = req.headers.get('x-tenant'); if (t) { ctx.app = 'shop'; ctx.tenant = t; } }",
+    );
+    s.write(
+        "manifests/router.yaml",
+        "name: router\nentry: ../router.js\npriority: 5\n",
+    );
+    let b = Bext::serve(&platform(&s, echo.addr));
+    let r = send(
+        b.addr,
+        request("GET", "/x", &[("host", "unknown.test"), ("x-tenant", "globex")], ""),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", b.log());
+    assert_eq!(r.json()["headers"]["x-vhost-tenant"], "globex");
+}
+
+#[tokio::test]
+async fn hostile_plugins_fail_their_request_never_the_server() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "hostile.js",
+        r#"export function onRequest(req) {
+          const p = new URL(req.url).pathname;
+          if (p === '/throw') throw new Error('plugin threw');
+          if (p === '/loop') while (true) {}
+          if (p === '/bomb') { const a = []; for (;;) a.push('x'.repeat(1 << 20) + a.length); }
+          if (p === '/reject') return Promise.reject(new TypeError('async failure'));
+        }"#,
+    );
+    s.write(
+        "manifests/hostile.yaml",
+        "name: hostile\nentry: ../hostile.js\nlimits:\n  workers: 1\n  timeout: 200ms\n  memory_limit: 8MiB\n",
+    );
+    let b = Bext::serve(&platform(&s, echo.addr));
+    for (path, needle) in [
+        ("/throw", "plugin threw"),
+        ("/loop", "timed out"),
+        ("/bomb", "out of memory"),
+        ("/reject", "async failure"),
+    ] {
+        let r = get(b.addr, "shop.test", path).await;
+        assert_eq!(r.status, 500, "{path}");
+        let named = || {
+            b.log()
+                .lines()
+                .any(|l| l.contains("plugin=hostile") && l.contains(needle))
+        };
+        eventually(Duration::from_secs(5), || async { named().then_some(()) }).await;
+        assert_eq!(get(b.addr, "shop.test", "/fine").await.status, 200, "after {path}");
+    }
+}
+
+#[test]
+fn broken_js_plugins_are_load_errors() {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("bad.js", "export function onRequest( {");
+    s.write("manifests/bad.yaml", "name: bad\nentry: ../bad.js\n");
+    s.write("manifests/missing.yaml", "name: missing\nentry: ../missing.js\n");
+    s.write("manifests/odd.yaml", "name: odd\nentry: ../plugin.py\n");
+    let cfg = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n");
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml") && err.contains("SyntaxError"), "{err}");
+    assert!(
+        err.contains("missing.yaml") && err.contains("missing.js: no such file"),
+        "{err}"
+    );
+    assert!(err.contains("odd.yaml") && err.contains("entry"), "{err}");
+}

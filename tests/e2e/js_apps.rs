@@ -210,3 +210,52 @@ fn check_reports_broken_js_apps() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("apps.app.entry") && err.contains("index.js"), "{err}");
 }
+
+/// Hono from the npm registry, bundled with esbuild (`.ci/run` rebuilds
+/// the committed bundle from the lockfile and checks it is unchanged).
+#[tokio::test]
+async fn a_hono_app_runs_unmodified_with_its_tenant() {
+    let dist = repo().join("examples/apps/hono-tenant/dist");
+    assert!(
+        dist.join("index.js").is_file(),
+        "missing {}: run `npm ci && npm run build` in examples/apps/hono-tenant",
+        dist.display()
+    );
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.saas]\nruntime = \"js\"\nsource = \"{}\"\ndomains = [\"saas.test\", \"*.saas.test\"]\nisolate = {{ workers = 1 }}\n",
+        dist.display()
+    ));
+    let b = Bext::serve(&cfg);
+
+    let r = get(b.addr, "acme.saas.test", "/").await;
+    assert_eq!((r.status, r.text()), (200, "Welcome, acme!".to_owned()));
+    assert_eq!(r.header("x-tenant"), Some("acme"), "middleware ran after the handler");
+    assert!(r.header("x-app-time").is_some());
+
+    let r = get(b.addr, "acme.saas.test", "/api/whoami?x=1&y=two").await;
+    assert_eq!(r.json()["tenant"], "acme");
+    assert_eq!(r.json()["path"], "/api/whoami");
+    assert_eq!(r.json()["query"], serde_json::json!({ "x": "1", "y": "two" }));
+
+    let r = get(b.addr, "saas.test", "/").await;
+    assert_eq!(r.text(), "Welcome, public!", "no tenant on the bare domain");
+
+    let post = |host: &'static str, body: &'static str| {
+        send(b.addr, request("POST", "/api/notes", &[("host", host), ("content-type", "application/json")], body))
+    };
+    let r = post("acme.saas.test", r#"{"text":"first"}"#).await;
+    assert_eq!(r.status, 201);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(post("acme.saas.test", "{}").await.status, 400);
+    let r = get(b.addr, "acme.saas.test", &format!("/api/notes/{id}")).await;
+    assert_eq!(r.json()["text"], "first");
+    let r = get(b.addr, "globex.saas.test", "/api/notes").await;
+    assert_eq!(r.json(), serde_json::json!([]), "tenants do not see each other's notes");
+    let r = get(b.addr, "acme.saas.test", "/nope").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "no route");
+    let r = get(b.addr, "acme.saas.test", "/redirect").await;
+    assert_eq!((r.status, r.header("location")), (302, Some("/api/whoami")));
+}

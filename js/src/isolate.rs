@@ -49,6 +49,8 @@ pub(crate) struct Isolate {
     timeout: Duration,
     /// The prelude's clock (`native.now()` counts from here).
     clock: Instant,
+    /// Set by the prelude while any timer is pending.
+    timers_armed: Rc<Cell<bool>>,
 }
 
 impl Isolate {
@@ -57,6 +59,8 @@ impl Isolate {
         let runtime = Runtime::new().map_err(|e| JsError::Load(format!("cannot create a QuickJS runtime: {e}")))?;
         runtime.set_memory_limit(spec.limits.memory_limit);
         runtime.set_max_stack_size(MAX_STACK);
+        // Collect cycles every few MiB of allocation, not every 256 KiB.
+        runtime.set_gc_threshold((spec.limits.memory_limit / 8).clamp(256 << 10, 8 << 20));
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
         let interrupted = Rc::new(Cell::new(false));
         {
@@ -74,12 +78,14 @@ impl Isolate {
         let context = Context::full(&runtime).map_err(|e| JsError::Load(format!("cannot create a context: {e}")))?;
 
         let clock = Instant::now();
+        let timers_armed = Rc::new(Cell::new(false));
         // Module evaluation and onInit get at least five seconds.
         let init_limit = spec.limits.timeout.max(Duration::from_secs(5));
         deadline.set(Some(Instant::now() + init_limit));
         let started = context.with(|ctx| -> Result<(Handles, Exports), JsError> {
             let caught = |e: rquickjs::Error| describe(&ctx, e);
-            let native = natives::install(&ctx, spec.name.as_str().into(), clock).map_err(caught)?;
+            let native =
+                natives::install(&ctx, spec.name.as_str().into(), clock, timers_armed.clone()).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native,)).map_err(caught)?;
             let get =
@@ -190,6 +196,7 @@ impl Isolate {
             interrupted,
             timeout: spec.limits.timeout,
             clock,
+            timers_armed,
         };
         Ok((isolate, exports))
     }
@@ -333,6 +340,9 @@ impl Isolate {
 
     /// When the earliest pending timer is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
+        if !self.timers_armed.get() {
+            return None;
+        }
         let at = self.context.with(|ctx| {
             let next: Function<'_> = self.handles.next_timer.clone().restore(&ctx).ok()?;
             next.call::<_, f64>(()).ok()

@@ -2,14 +2,26 @@
 //! UTF-8, WHATWG URL parsing (the `url` crate), form encoding, randomness,
 //! a monotonic clock and logging.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
 use rquickjs::{Ctx, Function, Object, Result, TypedArray, Value};
 
 /// Builds the `native` object handed to the prelude.
-pub(crate) fn install<'js>(ctx: &Ctx<'js>, log_name: Rc<str>, clock: Instant) -> Result<Object<'js>> {
+pub(crate) fn install<'js>(
+    ctx: &Ctx<'js>,
+    log_name: Rc<str>,
+    clock: Instant,
+    timers_armed: Rc<Cell<bool>>,
+) -> Result<Object<'js>> {
     let native = Object::new(ctx.clone())?;
+    // Whether any timer is pending, so the host asks JS for the next one
+    // only when there is one.
+    native.set(
+        "timersArmed",
+        Function::new(ctx.clone(), move |armed: bool| timers_armed.set(armed))?,
+    )?;
 
     native.set(
         "log",

@@ -51,12 +51,16 @@
     const delay = Math.max(0, Number(ms) || 0);
     const id = ++timerSeq;
     timers.set(id, { at: native.now() + delay, fn, args, every: repeat ? Math.max(1, delay) : -1 });
+    if (timers.size === 1) native.timersArmed(true);
     return id;
   }
   define('setTimeout', (fn, ms, ...args) => addTimer(fn, ms, args, false));
   define('setInterval', (fn, ms, ...args) => addTimer(fn, ms, args, true));
-  define('clearTimeout', (id) => void timers.delete(id));
-  define('clearInterval', (id) => void timers.delete(id));
+  const clear = (id) => {
+    if (timers.delete(id) && timers.size === 0) native.timersArmed(false);
+  };
+  define('clearTimeout', clear);
+  define('clearInterval', clear);
   define('queueMicrotask', (fn) => void Promise.resolve().then(fn).catch(reportError));
   function nextTimer() {
     let at = -1;
@@ -71,7 +75,7 @@
     for (const [id, t] of due) {
       if (!timers.has(id)) continue;
       if (t.every >= 0) t.at = now + t.every;
-      else timers.delete(id);
+      else clear(id);
       try {
         t.fn(...t.args);
       } catch (e) {
@@ -312,13 +316,23 @@
 
   // --------------------------------------------------------------- Headers
   const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  // Validated, lower-cased names, so the usual few are checked once.
+  const NAMES = new Map();
   function headerName(n) {
-    n = String(n);
+    if (typeof n !== 'string') n = String(n);
+    let lower = NAMES.get(n);
+    if (lower !== undefined) return lower;
     if (!TOKEN.test(n)) throw new TypeError(`Invalid header name: "${n}"`);
-    return n.toLowerCase();
+    lower = n.toLowerCase();
+    if (NAMES.size < 512) NAMES.set(n, lower);
+    return lower;
   }
+  // One regex test on the common path: values with nothing to trim or refuse.
+  const VALUE_NEEDS_WORK = /^[\t\n\r ]|[\t\n\r ]$|[\0\r\n]/;
   function headerValue(v) {
-    v = String(v).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+    v = typeof v === 'string' ? v : String(v);
+    if (!VALUE_NEEDS_WORK.test(v)) return v;
+    v = v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
     if (/[\0\r\n]/.test(v)) throw new TypeError('Invalid header value');
     return v;
   }
@@ -514,7 +528,7 @@
     else if (body instanceof ReadableStream) data = body._bytes && !body._locked ? body._bytes : body;
     else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) data = toBytes(body).slice();
     else { data = String(body); type = 'text/plain;charset=UTF-8'; }
-    if (type && headers && !headers.has('content-type')) headers.set('content-type', type);
+    if (type !== null && headers && !headers._m.has('content-type')) headers._m.set('content-type', [type]);
     return data;
   }
   class Body {
@@ -561,14 +575,22 @@
     }
   }
   const METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH']);
-  class Request extends Body {
+  // Body's methods are copied onto Request and Response rather than
+  // inherited: a `super()` call costs as much as the rest of a
+  // constructor in QuickJS.
+  const withBody = (cls) => {
+    for (const name of Object.getOwnPropertyNames(Body.prototype)) {
+      if (name !== 'constructor') Object.defineProperty(cls.prototype, name, Object.getOwnPropertyDescriptor(Body.prototype, name));
+    }
+    return cls;
+  };
+  class Request {
     constructor(input, init = {}) {
-      super();
       let data = null;
       if (input instanceof Request) {
         this._url = input._url;
         this._method = input._method;
-        this._headers = new Headers(input._headers);
+        this._headers = new Headers(input.headers);
         data = input._data === null ? null : input._cloneData();
       } else {
         this._url = new URL(String(input)).href;
@@ -585,20 +607,28 @@
         data = extractBody(init.body, this._headers);
       }
       this._initBody(data);
-      this.signal = init.signal || new AbortSignal();
+      this._signal = init.signal || null;
     }
     static _from(method, url, flat, body) {
       const r = Object.create(Request.prototype);
       r._url = url;
       r._method = method;
-      r._headers = Headers._flat(flat);
+      r._headers = null;
+      r._flat = flat; // Headers are built on first use.
       r._initBody(body);
-      r.signal = new AbortSignal();
+      r._signal = null;
       return r;
     }
     get url() { return this._url; }
     get method() { return this._method; }
-    get headers() { return this._headers; }
+    get headers() {
+      if (this._headers === null) this._headers = Headers._flat(this._flat);
+      return this._headers;
+    }
+    get signal() {
+      if (this._signal === null) this._signal = new AbortSignal();
+      return this._signal;
+    }
     get redirect() { return 'follow'; }
     get cache() { return 'default'; }
     get credentials() { return 'same-origin'; }
@@ -607,17 +637,31 @@
     get [Symbol.toStringTag]() { return 'Request'; }
   }
   const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-  class Response extends Body {
-    constructor(body = null, init = {}) {
-      super();
-      const status = init.status === undefined ? 200 : Number(init.status);
-      if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`Invalid response status: ${init.status}`);
+  class Response {
+    constructor(body = null, init = undefined) {
+      let status = 200;
+      let headers;
+      this._statusText = '';
+      if (init !== undefined && init !== null) {
+        if (init.status !== undefined) {
+          status = Number(init.status);
+          if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`Invalid response status: ${init.status}`);
+        }
+        if (init.statusText !== undefined) this._statusText = String(init.statusText);
+        headers = init.headers;
+      }
       this._status = status;
-      this._statusText = init.statusText === undefined ? '' : String(init.statusText);
-      this._headers = new Headers(init.headers);
-      const data = extractBody(body, this._headers);
+      const h = new Headers(headers);
+      this._headers = h;
+      let data;
+      if (typeof body === 'string') {
+        data = body;
+        if (!h._m.has('content-type')) h._m.set('content-type', ['text/plain;charset=UTF-8']);
+      } else data = extractBody(body, h);
       if (data !== null && NULL_BODY.has(status)) throw new TypeError(`Response with status ${status} cannot have a body`);
-      this._initBody(data);
+      this._data = data;
+      this._used = false;
+      this._stream = null;
       this._type = 'default';
     }
     static _from(status, flat) {
@@ -661,6 +705,8 @@
     }
     get [Symbol.toStringTag]() { return 'Response'; }
   }
+  withBody(Request);
+  withBody(Response);
   define('Request', Request);
   define('Response', Response);
 
@@ -681,6 +727,8 @@
     if (d instanceof ReadableStream) return collect(d).then((b) => [status, res._headers._toFlat(), b]);
     return [status, res._headers._toFlat(), d];
   }
+  const APP_CTX = Object.freeze({ waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} });
+  const finishApp = (res) => finish(res, 'fetch()');
   function makeCtx(c) {
     return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: {} };
   }
@@ -691,8 +739,7 @@
     // `entry.fetch(request, env, ctx)`: a JS app.
     app(entry, method, url, flat, body, env) {
       const request = Request._from(method, url, flat, body);
-      const ctx = { waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} };
-      return then(entry.fetch(request, env, ctx), (res) => finish(res, 'fetch()'));
+      return then(entry.fetch(request, env, APP_CTX), finishApp);
     },
     // `fetch` and `onRequest` of a JS plugin.
     request(fn, name, method, url, flat, cx) {
@@ -702,7 +749,7 @@
         if (out === undefined || out === null) {
           const app = ctx.app == null ? null : String(ctx.app);
           const tenant = ctx.tenant == null ? null : String(ctx.tenant);
-          return [0, request._headers._toFlat(), app, tenant];
+          return [0, request._headers === null ? flat : request._headers._toFlat(), app, tenant];
         }
         return then(finish(out, name), (r) => [1, ...r]);
       });

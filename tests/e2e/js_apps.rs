@@ -243,7 +243,15 @@ async fn a_hono_app_runs_unmodified_with_its_tenant() {
     assert_eq!(r.text(), "Welcome, public!", "no tenant on the bare domain");
 
     let post = |host: &'static str, body: &'static str| {
-        send(b.addr, request("POST", "/api/notes", &[("host", host), ("content-type", "application/json")], body))
+        send(
+            b.addr,
+            request(
+                "POST",
+                "/api/notes",
+                &[("host", host), ("content-type", "application/json")],
+                body,
+            ),
+        )
     };
     let r = post("acme.saas.test", r#"{"text":"first"}"#).await;
     assert_eq!(r.status, 201);

@@ -305,9 +305,15 @@ mod tests {
         let e = errors("name: Bad_Name\n");
         assert!(e.iter().any(|l| l.contains("[a-z][a-z0-9-]*")), "{e:?}");
         let e = errors("name: vhosts\nentry: ./libx.so\n");
-        assert!(e[0].contains("m.yaml:2:1: entry:") && e[0].contains("libx.so: no such file"), "{e:?}");
+        assert!(
+            e[0].contains("m.yaml:2:1: entry:") && e[0].contains("libx.so: no such file"),
+            "{e:?}"
+        );
         let e = errors("name: vhosts\nentry: ./x.wasm\n");
-        assert!(e[0].contains("a JavaScript module (.js, .mjs) or a shared library"), "{e:?}");
+        assert!(
+            e[0].contains("a JavaScript module (.js, .mjs) or a shared library"),
+            "{e:?}"
+        );
         let e = errors("name: vhosts\nlimits: { workers: 1 }\n");
         assert!(e[0].contains("only JavaScript plugins"), "{e:?}");
         let e = errors("name: vhosts\nbase: x\n");

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# JavaScript benchmark, all in one run on this machine:
+#
+# 1. a hello-world JS app: bext (QuickJS isolates) vs Bun (Bun.serve) vs
+#    Node (node:http), requests/s and ratios;
+# 2. the per-request cost of a plugin: none, a built-in (request-id), a
+#    dynamic Rust plugin (rust-hello, .so) and a JS plugin (js-hello), each
+#    setting one request and one response header, in front of a static file.
+#
+#   bench/js.sh                       # 10 s rounds, 3 rounds
+#   DURATION=5 ROUNDS=2 bench/js.sh
+#
+# Needs wrk, node and npm (Bun comes from the npm registry into bench/out).
+# Servers are pinned to CPU 0, wrk to CPU 1; every server gets one core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+OUT=bench/out/js
+for tool in wrk node npm taskset curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
+done
+
+cargo build --release -q -p bext -p bext-plugin-rust-hello
+BEXT=$PWD/target/release/bext
+rm -rf "$OUT"; mkdir -p "$OUT/app" "$OUT/www"
+cp bench/js/*.js bench/js/*.mjs "$OUT/"
+cp bench/js/hello.js "$OUT/app/index.js"
+[ -x bench/out/bun/node_modules/.bin/bun ] || (mkdir -p bench/out/bun && cd bench/out/bun && npm i --no-audit --no-fund bun@1.4.5 >/dev/null)
+BUN=$PWD/bench/out/bun/node_modules/.bin/bun
+head -c 1024 /dev/zero | tr '\0' 'x' > "$OUT/www/index.html"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_up() { for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$1$2" >/dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
+rps() { # port path -> requests/s
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1$2" | awk '/Requests\/sec/ {print $2}'
+}
+warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$1$2" >/dev/null; }
+
+# ---- 1. hello world
+cat > "$OUT/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:19080"
+access_log = false
+watch = false
+workers = 1
+default_app = "hello"
+[apps.hello]
+runtime = "js"
+source = "app"
+isolate = { workers = 1 }
+TOML
+taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/platform.toml" >/dev/null 2>"$OUT/bext.err" & PIDS+=($!)
+(cd "$OUT" && PORT=19081 taskset -c "$SERVER_CPU" "$BUN" bun-server.js) & PIDS+=($!)
+(cd "$OUT" && PORT=19082 taskset -c "$SERVER_CPU" node node-server.mjs) & PIDS+=($!)
+for p in 19080 19081 19082; do wait_up $p /; warm $p /; done
+[ "$(curl -s http://127.0.0.1:19080/)" = "$(curl -s http://127.0.0.1:19081/)" ] || { echo "bext and bun disagree"; exit 1; }
+
+echo "hello-world JS app, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (req/s)"
+printf "%-6s %12s %12s %12s %10s %10s\n" round bext bun node bext/bun bext/node
+for r in $(seq 1 "$ROUNDS"); do
+  b=$(rps 19080 /); u=$(rps 19081 /); n=$(rps 19082 /)
+  printf "%-6s %12s %12s %12s %10s %10s\n" "$r" "$b" "$u" "$n" \
+    "$(python3 -c "print(round($b/$u,3))")" "$(python3 -c "print(round($b/$n,3))")"
+done
+cleanup; PIDS=()
+
+# ---- 2. plugin overhead
+LIB=$PWD/target/release/libbext_plugin_rust_hello.so
+mk() { # name port manifests...
+  local name=$1 port=$2; shift 2
+  mkdir -p "$OUT/$name/manifests"
+  printf 'name: vhosts\n' > "$OUT/$name/manifests/vhosts.yaml"
+  for m in "$@"; do printf '%s' "$m" > "$OUT/$name/manifests/$(echo "$m" | awk 'NR==1 {print $2}').yaml"; done
+  cat > "$OUT/$name/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:$port"
+access_log = false
+watch = false
+workers = 1
+manifests = "manifests"
+default_app = "site"
+[apps.site]
+source = "../www"
+TOML
+  taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/$name/platform.toml" >/dev/null 2>"$OUT/$name.err" & PIDS+=($!)
+}
+cp examples/plugins/js-hello/plugin.js "$OUT/js-hello.js"
+mk none 19090
+mk builtin 19091 $'name: request-id\nenabled: true\n'
+mk dylib 19092 "$(printf 'name: rust-hello\nentry: %s\nconfig:\n  greeting: hi\n' "$LIB")"
+mk js 19093 $'name: js-hello\nentry: ../../js-hello.js\nlimits: { workers: 1 }\nconfig:\n  greeting: hi\n'
+for p in 19090 19091 19092 19093; do wait_up $p /index.html; warm $p /index.html; done
+
+echo
+echo "plugin overhead: static 1 KiB file behind one plugin (req/s; extra µs per request vs none)"
+printf "%-6s %10s %10s %10s %10s %14s %10s %10s\n" round none builtin dylib js dylib/builtin "+us dylib" "+us js"
+for r in $(seq 1 "$ROUNDS"); do
+  a=$(rps 19090 /index.html); bi=$(rps 19091 /index.html); d=$(rps 19092 /index.html); j=$(rps 19093 /index.html)
+  printf "%-6s %10s %10s %10s %10s %14s %10s %10s\n" "$r" "$a" "$bi" "$d" "$j" \
+    "$(python3 -c "print(round($d/$bi,3))")" \
+    "$(python3 -c "print(round(1e6/$d-1e6/$a,2))")" "$(python3 -c "print(round(1e6/$j-1e6/$a,2))")"
+done

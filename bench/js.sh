@@ -4,11 +4,13 @@
 # 1. a hello-world JS app: bext (QuickJS isolates) vs Bun (Bun.serve) vs
 #    Node (node:http), requests/s and ratios;
 # 2. the per-request cost of a plugin: none, a built-in (request-id), a
-#    dynamic Rust plugin (rust-hello, .so) and a JS plugin (js-hello), each
-#    setting one request and one response header, in front of a static file.
+#    dynamic Rust plugin (rust-hello, .so) and a JS plugin (bench/js/plugin.js),
+#    each setting one request and one response header, in front of a static
+#    file.
 #
 #   bench/js.sh                       # 10 s rounds, 3 rounds
 #   DURATION=5 ROUNDS=2 bench/js.sh
+#   PARTS=plugins bench/js.sh         # only part 2 (PARTS=app: only part 1)
 #
 # Needs wrk, node and npm (Bun comes from the npm registry into bench/out).
 # Servers are pinned to CPU 0, wrk to CPU 1; every server gets one core.
@@ -43,7 +45,10 @@ rps() { # port path -> requests/s
 }
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$1$2" >/dev/null; }
 
+PARTS=${PARTS:-app,plugins}
+
 # ---- 1. hello world
+if [[ $PARTS == *app* ]]; then
 cat > "$OUT/platform.toml" <<TOML
 [platform]
 listen = "127.0.0.1:19080"
@@ -70,8 +75,10 @@ for r in $(seq 1 "$ROUNDS"); do
     "$(python3 -c "print(round($b/$u,3))")" "$(python3 -c "print(round($b/$n,3))")"
 done
 cleanup; PIDS=()
+fi
 
 # ---- 2. plugin overhead
+[[ $PARTS == *plugins* ]] || exit 0
 LIB=$PWD/target/release/libbext_plugin_rust_hello.so
 mk() { # name port manifests...
   local name=$1 port=$2; shift 2
@@ -91,11 +98,11 @@ source = "../www"
 TOML
   taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/$name/platform.toml" >/dev/null 2>"$OUT/$name.err" & PIDS+=($!)
 }
-cp examples/plugins/js-hello/plugin.js "$OUT/js-hello.js"
+cp bench/js/plugin.js "$OUT/js-plugin.js"
 mk none 19090
 mk builtin 19091 $'name: request-id\nenabled: true\n'
 mk dylib 19092 "$(printf 'name: rust-hello\nentry: %s\nconfig:\n  greeting: hi\n' "$LIB")"
-mk js 19093 $'name: js-hello\nentry: ../../js-hello.js\nlimits: { workers: 1 }\nconfig:\n  greeting: hi\n'
+mk js 19093 $'name: js-plugin\nentry: ../../js-plugin.js\nlimits: { workers: 1 }\n'
 for p in 19090 19091 19092 19093; do wait_up $p /index.html; warm $p /index.html; done
 
 echo

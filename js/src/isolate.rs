@@ -14,7 +14,7 @@ use rquickjs::loader::{Loader, Resolver};
 use rquickjs::promise::PromiseState;
 use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
 
-use crate::{Answer, Call, Exports, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
+use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
 
 const PRELUDE: &str = include_str!("prelude.js");
 /// QuickJS's own stack limit; the isolate's thread has more than this.
@@ -250,7 +250,7 @@ impl Isolate {
                     };
                     let Some(f) = f else {
                         return Ok(Answer::Continue {
-                            headers,
+                            edits: Vec::new(),
                             app: cx.app,
                             tenant: cx.tenant,
                         });
@@ -276,10 +276,10 @@ impl Isolate {
                     if out.get::<i32>(0).map_err(caught)? == 1 {
                         return read_reply(&ctx, &out, 1).map(Answer::Respond);
                     }
-                    let headers = read_headers(&out.get(1).map_err(caught)?)?;
+                    let edits = read_edits(&out.get(1).map_err(caught)?)?;
                     let app: Option<String> = out.get(2).map_err(caught)?;
                     let tenant: Option<String> = out.get(3).map_err(caught)?;
-                    Ok(Answer::Continue { headers, app, tenant })
+                    Ok(Answer::Continue { edits, app, tenant })
                 }
                 Call::Response {
                     status,
@@ -287,7 +287,7 @@ impl Isolate {
                     ctx: cx,
                 } => {
                     let Some(f) = &h.on_response else {
-                        return Ok(Answer::KeepResponse { headers });
+                        return Ok(Answer::KeepResponse { edits: Vec::new() });
                     };
                     let flat = flat_headers(&ctx, &headers).map_err(caught)?;
                     let cx = js_ctx(&ctx, &cx).map_err(caught)?;
@@ -311,7 +311,7 @@ impl Isolate {
                         return read_reply(&ctx, &out, 1).map(Answer::Respond);
                     }
                     Ok(Answer::KeepResponse {
-                        headers: read_headers(&out.get(1).map_err(caught)?)?,
+                        edits: read_edits(&out.get(1).map_err(caught)?)?,
                     })
                 }
             }
@@ -486,6 +486,30 @@ fn read_headers(flat: &Array<'_>) -> Result<HeaderMap, JsError> {
         i += 2;
     }
     Ok(headers)
+}
+
+/// `[op, name, value, ...]` triples: 0 set, 1 append, 2 delete.
+fn read_edits(flat: &Array<'_>) -> Result<Vec<HeaderEdit>, JsError> {
+    let bad = |e: rquickjs::Error| JsError::BadAnswer(e.to_string());
+    let mut edits = Vec::with_capacity(flat.len() / 3);
+    let mut i = 0;
+    while i + 2 < flat.len() {
+        let op: i32 = flat.get(i).map_err(bad)?;
+        let name: String = flat.get(i + 1).map_err(bad)?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| JsError::BadAnswer(format!("invalid header name {name:?}")))?;
+        let value = || -> Result<HeaderValue, JsError> {
+            let v: String = flat.get(i + 2).map_err(bad)?;
+            HeaderValue::from_str(&v).map_err(|_| JsError::BadAnswer(format!("invalid value for header {name}")))
+        };
+        edits.push(match op {
+            0 => HeaderEdit::Set(name.clone(), value()?),
+            1 => HeaderEdit::Append(name.clone(), value()?),
+            _ => HeaderEdit::Remove(name),
+        });
+        i += 3;
+    }
+    Ok(edits)
 }
 
 /// `[status, flatHeaders, body]` from `at` on.

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
 pub use pool::IsolatePool;
@@ -170,20 +171,51 @@ pub struct Reply {
 pub enum Answer {
     /// Send this response (an app's answer, or a plugin answering early).
     Respond(Reply),
-    /// Request hook: go on with these request headers and context values.
+    /// Request hook: go on, with these header edits and context values.
     Continue {
-        /// The request's headers after the hook.
-        headers: HeaderMap,
+        /// What the hook did to the request's headers, in order.
+        edits: Vec<HeaderEdit>,
         /// `ctx.app` after the hook.
         app: Option<String>,
         /// `ctx.tenant` after the hook.
         tenant: Option<String>,
     },
-    /// Response hook: keep the response, with these headers.
+    /// Response hook: keep the response, with these header edits.
     KeepResponse {
-        /// The response's headers after the hook.
-        headers: HeaderMap,
+        /// What the hook did to the response's headers, in order.
+        edits: Vec<HeaderEdit>,
     },
+}
+
+/// One change a hook made to a message's headers. Hooks report edits, not
+/// whole header sets, so an untouched message costs nothing to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit {
+    /// `headers.set(name, value)`.
+    Set(HeaderName, HeaderValue),
+    /// `headers.append(name, value)`.
+    Append(HeaderName, HeaderValue),
+    /// `headers.delete(name)`.
+    Remove(HeaderName),
+}
+
+impl HeaderEdit {
+    /// Applies `edits` in order.
+    pub fn apply(edits: Vec<HeaderEdit>, headers: &mut HeaderMap) {
+        for edit in edits {
+            match edit {
+                HeaderEdit::Set(n, v) => {
+                    headers.insert(n, v);
+                }
+                HeaderEdit::Append(n, v) => {
+                    headers.append(n, v);
+                }
+                HeaderEdit::Remove(n) => {
+                    headers.remove(n);
+                }
+            }
+        }
+    }
 }
 
 /// Why a call or a pool failed.

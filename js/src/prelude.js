@@ -336,9 +336,14 @@
     if (/[\0\r\n]/.test(v)) throw new TypeError('Invalid header value');
     return v;
   }
+  // Headers made from the host's (a plugin's request or response) log
+  // their changes in `_ops` as [op, name, value] triples (0 set, 1 append,
+  // 2 delete): the host applies the edits instead of copying every header
+  // back.
   class Headers {
     constructor(init) {
       this._m = new Map();
+      this._ops = null;
       if (init === undefined || init === null) return;
       if (init instanceof Headers) {
         for (const [k, l] of init._m) this._m.set(k, l.slice());
@@ -360,6 +365,7 @@
         if (l) l.push(flat[i + 1]);
         else m.set(flat[i], [flat[i + 1]]);
       }
+      h._ops = [];
       return h;
     }
     _toFlat() {
@@ -373,15 +379,25 @@
       const l = this._m.get(name);
       if (l) l.push(value);
       else this._m.set(name, [value]);
+      if (this._ops !== null) this._ops.push(1, name, value);
     }
-    set(name, value) { this._m.set(headerName(name), [headerValue(value)]); }
+    set(name, value) {
+      name = headerName(name);
+      value = headerValue(value);
+      this._m.set(name, [value]);
+      if (this._ops !== null) this._ops.push(0, name, value);
+    }
     get(name) {
       const l = this._m.get(String(name).toLowerCase());
       return l === undefined ? null : l.length === 1 ? l[0] : l.join(', ');
     }
     getSetCookie() { return (this._m.get('set-cookie') || []).slice(); }
     has(name) { return this._m.has(String(name).toLowerCase()); }
-    delete(name) { this._m.delete(String(name).toLowerCase()); }
+    delete(name) {
+      name = String(name).toLowerCase();
+      this._m.delete(name);
+      if (this._ops !== null) this._ops.push(2, name, '');
+    }
     _sorted() {
       const out = [];
       for (const k of [...this._m.keys()].sort()) {
@@ -668,7 +684,8 @@
       const r = Object.create(Response.prototype);
       r._status = status;
       r._statusText = '';
-      r._headers = Headers._flat(flat);
+      r._headers = null;
+      r._flat = flat; // Headers are built on first use.
       r._type = 'default';
       r._initBody(null);
       return r;
@@ -693,12 +710,15 @@
     get status() { return this._status; }
     get statusText() { return this._statusText; }
     get ok() { return this._status >= 200 && this._status <= 299; }
-    get headers() { return this._headers; }
+    get headers() {
+      if (this._headers === null) this._headers = Headers._flat(this._flat);
+      return this._headers;
+    }
     get type() { return this._type; }
     get url() { return ''; }
     get redirected() { return false; }
     clone() {
-      const r = new Response(null, { status: this._status === 0 ? 200 : this._status, statusText: this._statusText, headers: this._headers });
+      const r = new Response(null, { status: this._status === 0 ? 200 : this._status, statusText: this._statusText, headers: this.headers });
       r._status = this._status;
       r._initBody(this._cloneData());
       return r;
@@ -713,8 +733,8 @@
   // ------------------------------------------------------------ dispatcher
   // Answers are plain arrays the host reads without further calls:
   //   response: [status, flatHeaders, body]   (body: string | Uint8Array | null)
-  //   request hook: [0, flatHeaders, app, tenant] to go on, [1, ...response] to answer
-  //   response hook: [0, flatHeaders] to go on, [1, ...response] to replace
+  //   request hook: [0, headerEdits, app, tenant] to go on, [1, ...response] to answer
+  //   response hook: [0, headerEdits] to go on, [1, ...response] to replace
   const isThenable = (x) => x !== null && typeof x === 'object' && typeof x.then === 'function';
   const then = (x, f) => (isThenable(x) ? x.then(f) : f(x));
 
@@ -724,9 +744,11 @@
     }
     const status = res._status === 0 ? 500 : res._status;
     const d = res._used ? null : res._stream || res._data;
-    if (d instanceof ReadableStream) return collect(d).then((b) => [status, res._headers._toFlat(), b]);
-    return [status, res._headers._toFlat(), d];
+    const headers = res.headers._toFlat();
+    if (d instanceof ReadableStream) return collect(d).then((b) => [status, headers, b]);
+    return [status, headers, d];
   }
+  const NO_EDITS = Object.freeze([]);
   const APP_CTX = Object.freeze({ waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} });
   const finishApp = (res) => finish(res, 'fetch()');
   function makeCtx(c) {
@@ -749,7 +771,7 @@
         if (out === undefined || out === null) {
           const app = ctx.app == null ? null : String(ctx.app);
           const tenant = ctx.tenant == null ? null : String(ctx.tenant);
-          return [0, request._headers === null ? flat : request._headers._toFlat(), app, tenant];
+          return [0, request._headers === null ? NO_EDITS : request._headers._ops, app, tenant];
         }
         return then(finish(out, name), (r) => [1, ...r]);
       });
@@ -758,7 +780,9 @@
     response(fn, status, flat, cx) {
       const response = Response._from(status, flat);
       return then(fn(response, makeCtx(cx)), (out) => {
-        if (out === undefined || out === null || out === response) return [0, response._headers._toFlat()];
+        if (out === undefined || out === null || out === response) {
+          return [0, response._headers === null ? NO_EDITS : response._headers._ops];
+        }
         return then(finish(out, 'onResponse'), (r) => [1, ...r]);
       });
     },

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bext_js::{Answer, Call, IsolatePool, JsError, Kind, Limits, PluginCtx, RequestHook, Spec};
+use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, Limits, PluginCtx, RequestHook, Spec};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -374,7 +374,10 @@ async fn plugin_hooks_see_and_change_requests() {
         ctx: plugin_ctx(),
     };
     match f.pool.call(call).await.unwrap() {
-        Answer::Continue { headers, app, tenant } => {
+        Answer::Continue { edits, app, tenant } => {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-secret", HeaderValue::from_static("s"));
+            HeaderEdit::apply(edits, &mut headers);
             assert_eq!(headers["x-label"], "from-config");
             assert!(!headers.contains_key("x-secret"));
             assert_eq!(app.as_deref(), Some("shop"));
@@ -399,7 +402,15 @@ async fn plugin_hooks_see_and_change_requests() {
         ctx: plugin_ctx(),
     };
     match f.pool.call(ok).await.unwrap() {
-        Answer::KeepResponse { headers } => assert_eq!(headers["x-app"], "shop"),
+        Answer::KeepResponse { edits } => {
+            assert_eq!(
+                edits,
+                [HeaderEdit::Set(
+                    "x-app".parse().unwrap(),
+                    HeaderValue::from_static("shop")
+                )]
+            );
+        }
         other => panic!("{other:?}"),
     }
     let missing = Call::Response {
@@ -417,7 +428,7 @@ async fn plugin_hooks_see_and_change_requests() {
 async fn plugins_that_set_bad_headers_fail_cleanly() {
     let f = start(
         Kind::Plugin,
-        "export function onResponse(res) { res.headers._m.set('bad name', ['x']); }",
+        "export function onResponse(res) { res.headers._ops.push(0, 'bad name', 'x'); }",
         Limits {
             workers: 1,
             ..Limits::default()

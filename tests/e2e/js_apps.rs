@@ -267,3 +267,12 @@ async fn a_hono_app_runs_unmodified_with_its_tenant() {
     let r = get(b.addr, "acme.saas.test", "/redirect").await;
     assert_eq!((r.status, r.header("location")), (302, Some("/api/whoami")));
 }
+
+#[tokio::test]
+async fn bext_run_serves_a_js_folder() {
+    let s = Site::new();
+    let dir = copy_example(&s, "apps/hello-js", "hello");
+    let b = Bext::start(&["run", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let r = get(b.addr, "localhost", "/json").await;
+    assert_eq!(r.json(), serde_json::json!({ "hello": "world", "tenant": null }));
+}

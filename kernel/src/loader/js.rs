@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bext_js::{Answer, Call, IsolatePool, JsError, Kind, PluginCtx, Reply, RequestHook, Spec};
+use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, PluginCtx, Reply, RequestHook, Spec};
 use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response};
 use http::StatusCode;
 use http::uri::PathAndQuery;
@@ -58,8 +58,8 @@ impl JsPlugin {
             ctx: plugin_ctx(cx),
         };
         match self.pool.call(call).await.map_err(hook_error)? {
-            Answer::Continue { headers, app, tenant } => {
-                *req.headers_mut() = headers;
+            Answer::Continue { edits, app, tenant } => {
+                HeaderEdit::apply(edits, req.headers_mut());
                 if let Some(app) = app.filter(|a| cx.app() != Some(a.as_str())) {
                     cx.set_app(app)
                         .map_err(|e| PluginError::hook(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -82,7 +82,7 @@ impl JsPlugin {
             ctx: plugin_ctx(cx),
         };
         match self.pool.call(call).await.map_err(hook_error)? {
-            Answer::KeepResponse { headers } => *res.headers_mut() = headers,
+            Answer::KeepResponse { edits } => HeaderEdit::apply(edits, res.headers_mut()),
             Answer::Respond(reply) => *res = response(reply),
             Answer::Continue { .. } => {
                 return Err(PluginError::hook(StatusCode::INTERNAL_SERVER_ERROR, "wrong answer"));

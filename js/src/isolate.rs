@@ -98,16 +98,16 @@ impl Isolate {
             let name = spec.entry.to_string_lossy().into_owned();
             let module = Module::declare(ctx.clone(), name, source).map_err(caught)?;
             let (module, promise) = module.eval().map_err(caught)?;
-            settle(
-                &ctx,
-                promise.into_value(),
-                &next_timer,
-                &run_timers,
-                &deadline,
-                &interrupted,
+            let driver = Driver {
+                ctx: &ctx,
+                next_timer: next_timer.clone(),
+                run_timers: run_timers.clone(),
+                deadline: &deadline,
+                interrupted: &interrupted,
                 clock,
-                init_limit,
-            )?;
+                timeout: init_limit,
+            };
+            driver.settle(promise.into_value())?;
 
             let export = |name: &str| -> Result<Option<Function<'_>>, JsError> {
                 let value: Value<'_> = module.get(name).map_err(|e| describe(&ctx, e))?;
@@ -167,17 +167,7 @@ impl Isolate {
                     handles.on_response = on_response.map(|f| Persistent::save(&ctx, f));
                     if let Some(on_init) = on_init {
                         let config = ctx.json_parse(spec.config.to_string()).map_err(caught)?;
-                        let done = init.call((on_init, config)).map_err(caught)?;
-                        settle(
-                            &ctx,
-                            done,
-                            &next_timer,
-                            &run_timers,
-                            &deadline,
-                            &interrupted,
-                            clock,
-                            init_limit,
-                        )?;
+                        driver.settle(init.call((on_init, config)).map_err(caught)?)?;
                     }
                 }
             }
@@ -210,7 +200,15 @@ impl Isolate {
         let result = self.context.with(|ctx| -> Result<Answer, JsError> {
             let caught = |e: rquickjs::Error| describe(&ctx, e);
             let restore = |p: &Persistent<Function<'static>>| p.clone().restore(&ctx).map_err(|e| describe(&ctx, e));
-            let (next_timer, run_timers) = (restore(&h.next_timer)?, restore(&h.run_timers)?);
+            let driver = Driver {
+                ctx: &ctx,
+                next_timer: restore(&h.next_timer)?,
+                run_timers: restore(&h.run_timers)?,
+                deadline,
+                interrupted,
+                clock,
+                timeout,
+            };
             match call {
                 Call::App {
                     method,
@@ -225,17 +223,7 @@ impl Isolate {
                     let out = restore(&h.app)?
                         .call((entry, method.as_str(), url, flat, body, env))
                         .map_err(caught)?;
-                    let out = settle(
-                        &ctx,
-                        out,
-                        &next_timer,
-                        &run_timers,
-                        deadline,
-                        interrupted,
-                        clock,
-                        timeout,
-                    )?;
-                    read_reply(&ctx, &out, 0).map(Answer::Respond)
+                    read_reply(&ctx, &driver.settle(out)?, 0).map(Answer::Respond)
                 }
                 Call::Request {
                     hook,
@@ -260,22 +248,10 @@ impl Isolate {
                     let out = restore(&h.request)?
                         .call((restore(f)?, name, method.as_str(), url, flat, cx))
                         .map_err(caught)?;
-                    let out = settle(
-                        &ctx,
-                        out,
-                        &next_timer,
-                        &run_timers,
-                        deadline,
-                        interrupted,
-                        clock,
-                        timeout,
-                    )?;
-                    let out = out
-                        .into_array()
-                        .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
-                    if out.get::<i32>(0).map_err(caught)? == 1 {
-                        return read_reply(&ctx, &out, 1).map(Answer::Respond);
-                    }
+                    let out = match driver.hook_answer(out)? {
+                        Ok(out) => out,
+                        Err(reply) => return Ok(Answer::Respond(reply)),
+                    };
                     let edits = read_edits(&out.get(1).map_err(caught)?)?;
                     let app: Option<String> = out.get(2).map_err(caught)?;
                     let tenant: Option<String> = out.get(3).map_err(caught)?;
@@ -294,22 +270,10 @@ impl Isolate {
                     let out = restore(&h.response)?
                         .call((restore(f)?, status, flat, cx))
                         .map_err(caught)?;
-                    let out = settle(
-                        &ctx,
-                        out,
-                        &next_timer,
-                        &run_timers,
-                        deadline,
-                        interrupted,
-                        clock,
-                        timeout,
-                    )?;
-                    let out = out
-                        .into_array()
-                        .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
-                    if out.get::<i32>(0).map_err(caught)? == 1 {
-                        return read_reply(&ctx, &out, 1).map(Answer::Respond);
-                    }
+                    let out = match driver.hook_answer(out)? {
+                        Ok(out) => out,
+                        Err(reply) => return Ok(Answer::Respond(reply)),
+                    };
                     Ok(Answer::KeepResponse {
                         edits: read_edits(&out.get(1).map_err(caught)?)?,
                     })
@@ -360,57 +324,73 @@ impl Isolate {
     }
 }
 
-/// Drives a promise to its end: microtasks first, then timers, sleeping
-/// until the next one is due, never past the deadline.
-#[allow(clippy::too_many_arguments)]
-fn settle<'js>(
-    ctx: &Ctx<'js>,
-    value: Value<'js>,
-    next_timer: &Function<'js>,
-    run_timers: &Function<'js>,
-    deadline: &Cell<Option<Instant>>,
-    interrupted: &Cell<bool>,
+/// Drives a call's promise to its end: microtasks first, then timers,
+/// sleeping until the next one is due, never past the deadline.
+struct Driver<'a, 'js> {
+    ctx: &'a Ctx<'js>,
+    next_timer: Function<'js>,
+    run_timers: Function<'js>,
+    deadline: &'a Cell<Option<Instant>>,
+    interrupted: &'a Cell<bool>,
     clock: Instant,
     timeout: Duration,
-) -> Result<Value<'js>, JsError> {
-    let Some(promise) = value.as_promise().cloned() else {
-        return Ok(value);
-    };
-    loop {
-        if interrupted.get() {
-            return Err(JsError::Timeout(timeout));
-        }
-        match promise.state() {
-            PromiseState::Resolved => {
-                return promise
-                    .result::<Value<'_>>()
-                    .expect("settled")
-                    .map_err(|e| describe(ctx, e));
+}
+
+impl<'js> Driver<'_, 'js> {
+    fn settle(&self, value: Value<'js>) -> Result<Value<'js>, JsError> {
+        let ctx = self.ctx;
+        let Some(promise) = value.as_promise().cloned() else {
+            return Ok(value);
+        };
+        loop {
+            if self.interrupted.get() {
+                return Err(JsError::Timeout(self.timeout));
             }
-            PromiseState::Rejected => {
-                let err = promise.result::<Value<'_>>().expect("settled").expect_err("rejected");
-                return Err(describe(ctx, err));
+            match promise.state() {
+                PromiseState::Resolved => {
+                    return promise
+                        .result::<Value<'_>>()
+                        .expect("settled")
+                        .map_err(|e| describe(ctx, e));
+                }
+                PromiseState::Rejected => {
+                    let err = promise.result::<Value<'_>>().expect("settled").expect_err("rejected");
+                    return Err(describe(ctx, err));
+                }
+                PromiseState::Pending => {}
             }
-            PromiseState::Pending => {}
+            if ctx.execute_pending_job() {
+                continue;
+            }
+            let at: f64 = self.next_timer.call(()).map_err(|e| describe(ctx, e))?;
+            if at < 0.0 {
+                return Err(JsError::Exception(
+                    "the returned promise never settles: nothing is left to wait for".into(),
+                ));
+            }
+            let due = self.clock + Duration::from_secs_f64(at / 1000.0);
+            let until = self.deadline.get().unwrap_or_else(|| Instant::now() + self.timeout);
+            if due >= until {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                self.interrupted.set(true);
+                return Err(JsError::Timeout(self.timeout));
+            }
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            self.run_timers.call::<_, ()>(()).map_err(|e| describe(ctx, e))?;
         }
-        if ctx.execute_pending_job() {
-            continue;
+    }
+
+    /// Settles a hook's answer: `[1, ...reply]` is a response, anything
+    /// else is handed back as the answer array.
+    fn hook_answer(&self, out: Value<'js>) -> Result<Result<Array<'js>, Reply>, JsError> {
+        let out = self.settle(out)?;
+        let out = out
+            .into_array()
+            .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+        if out.get::<i32>(0).map_err(|e| describe(self.ctx, e))? == 1 {
+            return read_reply(self.ctx, out.as_value(), 1).map(Err);
         }
-        let at: f64 = next_timer.call(()).map_err(|e| describe(ctx, e))?;
-        if at < 0.0 {
-            return Err(JsError::Exception(
-                "the returned promise never settles: nothing is left to wait for".into(),
-            ));
-        }
-        let due = clock + Duration::from_secs_f64(at / 1000.0);
-        let until = deadline.get().unwrap_or_else(|| Instant::now() + timeout);
-        if due >= until {
-            std::thread::sleep(until.saturating_duration_since(Instant::now()));
-            interrupted.set(true);
-            return Err(JsError::Timeout(timeout));
-        }
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        run_timers.call::<_, ()>(()).map_err(|e| describe(ctx, e))?;
+        Ok(Ok(out))
     }
 }
 

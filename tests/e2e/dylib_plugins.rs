@@ -3,22 +3,6 @@
 
 use crate::support::*;
 
-fn platform(s: &Site, up: std::net::SocketAddr) -> std::path::PathBuf {
-    s.write("manifests/vhosts.yaml", "name: vhosts\n");
-    s.platform(&format!(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-manifests = "manifests"
-
-[apps.shop]
-runtime = "proxy"
-upstream = "http://{up}"
-domains = ["shop.test", "*.shop.test"]
-"#
-    ))
-}
-
 fn manifest(s: &Site, lib: &std::path::Path, config: &str) {
     s.write(
         "manifests/rust-hello.yaml",
@@ -32,7 +16,7 @@ async fn the_example_plugin_loads_answers_and_adds_headers() {
     let echo = Echo::start().await;
     let s = Site::new();
     manifest(&s, &lib, "  greeting: ahoy\n  path: /hi\n");
-    let b = Bext::serve(&platform(&s, echo.addr));
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
 
     let r = get(b.addr, "acme.shop.test", "/hi").await;
     assert_eq!(r.status, 200);
@@ -60,7 +44,7 @@ async fn a_panic_in_a_hook_is_a_500_for_that_request_only() {
     let echo = Echo::start().await;
     let s = Site::new();
     manifest(&s, &lib, "  greeting: ahoy\n");
-    let b = Bext::serve(&platform(&s, echo.addr));
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
     for _ in 0..3 {
         let r = get(b.addr, "shop.test", "/__panic").await;
         assert_eq!(r.status, 500);

@@ -5,22 +5,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn platform(s: &Site, up: std::net::SocketAddr) -> std::path::PathBuf {
-    s.write("manifests/vhosts.yaml", "name: vhosts\n");
-    s.platform(&format!(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-manifests = "manifests"
-
-[apps.shop]
-runtime = "proxy"
-upstream = "http://{up}"
-domains = ["shop.test", "*.shop.test"]
-"#
-    ))
-}
-
 #[tokio::test]
 async fn the_example_plugin_answers_edits_and_blocks() {
     let echo = Echo::start().await;
@@ -30,7 +14,7 @@ async fn the_example_plugin_answers_edits_and_blocks() {
         "manifests/js-hello.yaml",
         "name: js-hello\nentry: ../js-hello/plugin.js\nconfig:\n  greeting: hej\n",
     );
-    let b = Bext::serve(&platform(&s, echo.addr));
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
 
     let r = get(b.addr, "acme.shop.test", "/js-hello").await;
     assert_eq!(r.status, 200);
@@ -69,7 +53,7 @@ async fn a_fetch_stage_plugin_can_route() {
         "manifests/router.yaml",
         "name: router\nentry: ../router.js\npriority: 5\n",
     );
-    let b = Bext::serve(&platform(&s, echo.addr));
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
     let r = send(
         b.addr,
         request("GET", "/x", &[("host", "unknown.test"), ("x-tenant", "globex")], ""),
@@ -97,7 +81,7 @@ async fn hostile_plugins_fail_their_request_never_the_server() {
         "manifests/hostile.yaml",
         "name: hostile\nentry: ../hostile.js\nlimits:\n  workers: 1\n  timeout: 200ms\n  memory_limit: 8MiB\n",
     );
-    let b = Bext::serve(&platform(&s, echo.addr));
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
     for (path, needle) in [
         ("/throw", "plugin threw"),
         ("/loop", "timed out"),

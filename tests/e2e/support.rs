@@ -413,3 +413,21 @@ pub fn copy_example(site: &Site, rel: &str, to: &str) -> PathBuf {
     }
     dest
 }
+
+/// A platform with the vhosts plugin, the site's `manifests/` and one
+/// proxy app, `shop`, on `shop.test` and `*.shop.test`.
+pub fn shop_platform(s: &Site, upstream: SocketAddr) -> PathBuf {
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.shop]
+runtime = "proxy"
+upstream = "http://{upstream}"
+domains = ["shop.test", "*.shop.test"]
+"#
+    ))
+}

@@ -241,6 +241,7 @@ impl Isolate {
                             edits: Vec::new(),
                             app: cx.app,
                             tenant: cx.tenant,
+                            vars: cx.vars,
                         });
                     };
                     let flat = flat_headers(&ctx, &headers).map_err(caught)?;
@@ -255,7 +256,13 @@ impl Isolate {
                     let edits = read_edits(&out.get(1).map_err(caught)?)?;
                     let app: Option<String> = out.get(2).map_err(caught)?;
                     let tenant: Option<String> = out.get(3).map_err(caught)?;
-                    Ok(Answer::Continue { edits, app, tenant })
+                    let vars = read_vars(&out.get(4).map_err(caught)?)?;
+                    Ok(Answer::Continue {
+                        edits,
+                        app,
+                        tenant,
+                        vars,
+                    })
                 }
                 Call::Response {
                     status,
@@ -449,6 +456,11 @@ fn js_ctx<'js>(ctx: &Ctx<'js>, cx: &PluginCtx) -> rquickjs::Result<Array<'js>> {
     a.set(1, cx.tenant.as_deref())?;
     a.set(2, cx.base.as_str())?;
     a.set(3, cx.request_id.as_str())?;
+    let vars = Object::new(ctx.clone())?;
+    for (k, v) in &cx.vars {
+        vars.set(k.as_str(), v.as_str())?;
+    }
+    a.set(4, vars)?;
     Ok(a)
 }
 
@@ -466,6 +478,17 @@ fn read_headers(flat: &Array<'_>) -> Result<HeaderMap, JsError> {
         i += 2;
     }
     Ok(headers)
+}
+
+/// `ctx.vars` as strings (values are converted with `String(v)`).
+fn read_vars(vars: &Value<'_>) -> Result<std::collections::HashMap<String, String>, JsError> {
+    let mut out = std::collections::HashMap::new();
+    let Some(obj) = vars.as_object() else { return Ok(out) };
+    for entry in obj.props::<String, rquickjs::Coerced<String>>() {
+        let (k, v) = entry.map_err(|e| JsError::BadAnswer(format!("ctx.vars: {e}")))?;
+        out.insert(k, v.0);
+    }
+    Ok(out)
 }
 
 /// `[op, name, value, ...]` triples: 0 set, 1 append, 2 delete.

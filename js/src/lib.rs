@@ -19,7 +19,7 @@ mod isolate;
 mod natives;
 mod pool;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -106,6 +106,8 @@ pub struct PluginCtx {
     pub base: String,
     /// The request id.
     pub request_id: String,
+    /// String values plugins share for this request (`ctx.vars`).
+    pub vars: HashMap<String, String>,
 }
 
 /// Which request hook to call.
@@ -179,6 +181,8 @@ pub enum Answer {
         app: Option<String>,
         /// `ctx.tenant` after the hook.
         tenant: Option<String>,
+        /// `ctx.vars` after the hook.
+        vars: HashMap<String, String>,
     },
     /// Response hook: keep the response, with these header edits.
     KeepResponse {

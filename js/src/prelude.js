@@ -733,7 +733,7 @@
   // ------------------------------------------------------------ dispatcher
   // Answers are plain arrays the host reads without further calls:
   //   response: [status, flatHeaders, body]   (body: string | Uint8Array | null)
-  //   request hook: [0, headerEdits, app, tenant] to go on, [1, ...response] to answer
+  //   request hook: [0, headerEdits, app, tenant, vars] to go on, [1, ...response] to answer
   //   response hook: [0, headerEdits] to go on, [1, ...response] to replace
   const isThenable = (x) => x !== null && typeof x === 'object' && typeof x.then === 'function';
   const then = (x, f) => (isThenable(x) ? x.then(f) : f(x));
@@ -752,7 +752,7 @@
   const APP_CTX = Object.freeze({ waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} });
   const finishApp = (res) => finish(res, 'fetch()');
   function makeCtx(c) {
-    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: {} };
+    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4] };
   }
 
   return {
@@ -771,7 +771,8 @@
         if (out === undefined || out === null) {
           const app = ctx.app == null ? null : String(ctx.app);
           const tenant = ctx.tenant == null ? null : String(ctx.tenant);
-          return [0, request._headers === null ? NO_EDITS : request._headers._ops, app, tenant];
+          const vars = ctx.vars !== null && typeof ctx.vars === 'object' ? ctx.vars : null;
+          return [0, request._headers === null ? NO_EDITS : request._headers._ops, app, tenant, vars];
         }
         return then(finish(out, name), (r) => [1, ...r]);
       });

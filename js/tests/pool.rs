@@ -335,6 +335,7 @@ fn plugin_ctx() -> PluginCtx {
         tenant: None,
         base: String::new(),
         request_id: "42".into(),
+        vars: [("seen".to_string(), "rust".to_string())].into(),
     }
 }
 
@@ -349,6 +350,8 @@ async fn plugin_hooks_see_and_change_requests() {
           req.headers.set('x-label', label);
           req.headers.delete('x-secret');
           ctx.tenant = req.headers.get('x-want-tenant');
+          ctx.vars.seen += ',js';
+          ctx.vars.count = 2;
         }
         export function onResponse(res, ctx) {
           if (res.status === 404) return new Response('custom 404', { status: 404 });
@@ -374,7 +377,14 @@ async fn plugin_hooks_see_and_change_requests() {
         ctx: plugin_ctx(),
     };
     match f.pool.call(call).await.unwrap() {
-        Answer::Continue { edits, app, tenant } => {
+        Answer::Continue {
+            edits,
+            app,
+            tenant,
+            vars,
+        } => {
+            assert_eq!(vars["seen"], "rust,js");
+            assert_eq!(vars["count"], "2");
             let mut headers = HeaderMap::new();
             headers.insert("x-secret", HeaderValue::from_static("s"));
             HeaderEdit::apply(edits, &mut headers);

@@ -58,8 +58,14 @@ impl JsPlugin {
             ctx: plugin_ctx(cx),
         };
         match self.pool.call(call).await.map_err(hook_error)? {
-            Answer::Continue { edits, app, tenant } => {
+            Answer::Continue {
+                edits,
+                app,
+                tenant,
+                vars,
+            } => {
                 HeaderEdit::apply(edits, req.headers_mut());
+                cx.vars = vars;
                 if let Some(app) = app.filter(|a| cx.app() != Some(a.as_str())) {
                     cx.set_app(app)
                         .map_err(|e| PluginError::hook(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -116,6 +122,7 @@ fn plugin_ctx(cx: &Ctx) -> PluginCtx {
         tenant: cx.tenant().map(str::to_owned),
         base: cx.base.as_deref().unwrap_or("").to_owned(),
         request_id: cx.request_id.to_string(),
+        vars: cx.vars.clone(),
     }
 }
 

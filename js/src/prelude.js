@@ -369,8 +369,12 @@
       return h;
     }
     _toFlat() {
+      // forEach, not for-of with destructuring: iterators are slow in QuickJS.
       const out = [];
-      for (const [k, l] of this._m) for (const v of l) out.push(k, v);
+      this._m.forEach((l, k) => {
+        if (l.length === 1) out.push(k, l[0]);
+        else for (let i = 0; i < l.length; i++) out.push(k, l[i]);
+      });
       return out;
     }
     append(name, value) {
@@ -760,8 +764,8 @@
     runTimers,
     // `entry.fetch(request, env, ctx)`: a JS app.
     app(entry, method, url, flat, body, env) {
-      const request = Request._from(method, url, flat, body);
-      return then(entry.fetch(request, env, APP_CTX), finishApp);
+      const res = entry.fetch(Request._from(method, url, flat, body), env, APP_CTX);
+      return res instanceof Response ? finish(res, 'fetch()') : then(res, finishApp);
     },
     // `fetch` and `onRequest` of a JS plugin.
     request(fn, name, method, url, flat, cx) {

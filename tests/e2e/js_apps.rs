@@ -45,6 +45,7 @@ export default {
       case '/bomb': { const a = []; for (;;) a.push(new Array(100000).fill(a.length)); }
       case '/slow': await new Promise((r) => setTimeout(r, 300)); return new Response('slow');
       case '/served': return new Response(String(served));
+      case '/framing': return new Response('short', { headers: { 'content-length': '999', 'transfer-encoding': 'chunked', connection: 'close' } });
       case '/cookies': {
         const h = new Headers(); h.append('set-cookie', 'a=1'); h.append('set-cookie', 'b=2');
         return new Response('c', { headers: h });
@@ -98,6 +99,12 @@ async fn bodies_headers_and_binary_round_trip() {
 
     let r = get(b.addr, "app.test", "/a/b?x=1").await;
     assert_eq!(r.text(), "app /a/b?x=1");
+
+    // Framing headers from JS are bext's to set: the body is what was sent.
+    let r = get(b.addr, "app.test", "/framing").await;
+    assert_eq!((r.status, r.text()), (200, "short".to_owned()));
+    assert_eq!(r.header("content-length"), Some("5"));
+    assert!(r.header("transfer-encoding").is_none() && r.header("connection").is_none());
 }
 
 #[tokio::test]

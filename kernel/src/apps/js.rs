@@ -1,9 +1,9 @@
 //! The `js` runtime: an app module's `fetch(request, env, ctx)` in a pool
 //! of QuickJS isolates.
 
-use bext_js::{Answer, Call, IsolatePool, JsError, Kind, Spec};
+use bext_js::{Answer, Call, IsolatePool, JsError, Kind, Reply, Spec};
 use bext_plugin_abi::{Body, Ctx, Request, Response};
-use http::header::{HOST, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
 use http::{StatusCode, uri::PathAndQuery};
 use http_body_util::BodyExt;
 
@@ -94,12 +94,7 @@ impl JsApp {
             body,
         };
         match self.pool.call(call).await {
-            Ok(Answer::Respond(reply)) => {
-                let mut res = Response::new(Body::full(reply.body));
-                *res.status_mut() = reply.status;
-                *res.headers_mut() = reply.headers;
-                res
-            }
+            Ok(Answer::Respond(reply)) => response(reply),
             Ok(other) => {
                 tracing::error!(app = %self.id, request_id = %cx.request_id, "unexpected answer from the isolate: {other:?}");
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
@@ -107,6 +102,20 @@ impl JsApp {
             Err(e) => failure(&self.id, &e, cx),
         }
     }
+}
+
+/// A response made in JavaScript. Framing is bext's: a `content-length`,
+/// `transfer-encoding` or `connection` header set by JS could contradict
+/// the body actually sent, so they are dropped and hyper sets its own.
+pub(crate) fn response(reply: Reply) -> Response {
+    let mut headers = reply.headers;
+    for name in [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION] {
+        headers.remove(name);
+    }
+    let mut res = Response::new(Body::full(reply.body));
+    *res.status_mut() = reply.status;
+    *res.headers_mut() = headers;
+    res
 }
 
 /// The status a failed call is answered with, and its log line.

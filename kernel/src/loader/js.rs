@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, PluginCtx, Reply, RequestHook, Spec};
-use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response};
+use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, PluginCtx, RequestHook, Spec};
+use bext_plugin_abi::{Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response};
 use http::StatusCode;
 use http::uri::PathAndQuery;
 
+use crate::apps::js::response;
 use crate::manifest::Manifest;
 use crate::platform::IsolateConfig;
 
@@ -124,13 +125,6 @@ fn plugin_ctx(cx: &Ctx) -> PluginCtx {
         request_id: cx.request_id.to_string(),
         vars: cx.vars.clone(),
     }
-}
-
-fn response(reply: Reply) -> Response {
-    let mut res = Response::new(Body::full(reply.body));
-    *res.status_mut() = reply.status;
-    *res.headers_mut() = reply.headers;
-    res
 }
 
 /// Exceptions, out-of-memory and timeouts fail the request with 500; a

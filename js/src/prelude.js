@@ -627,7 +627,7 @@
         data = extractBody(init.body, this._headers);
       }
       this._initBody(data);
-      this._signal = init.signal || null;
+      if (init.signal) this._signal = init.signal;
     }
     static _from(method, url, flat, body) {
       const r = Object.create(Request.prototype);
@@ -635,8 +635,7 @@
       r._method = method;
       r._headers = null;
       r._flat = flat; // Headers are built on first use.
-      r._initBody(body);
-      r._signal = null;
+      r._data = body;
       return r;
     }
     get url() { return this._url; }
@@ -646,7 +645,7 @@
       return this._headers;
     }
     get signal() {
-      if (this._signal === null) this._signal = new AbortSignal();
+      if (!this._signal) this._signal = new AbortSignal();
       return this._signal;
     }
     get redirect() { return 'follow'; }
@@ -657,11 +656,14 @@
     get [Symbol.toStringTag]() { return 'Request'; }
   }
   const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+  // Read-only: shared by every text Response whose headers were not asked for.
+  const TEXT_HEADERS = Object.freeze(['content-type', 'text/plain;charset=UTF-8']);
   class Response {
     constructor(body = null, init = undefined) {
+      // Few properties, set in one order (one shape); Headers only when
+      // asked for: this is the hot path of every JS app.
       let status = 200;
       let headers;
-      this._statusText = '';
       if (init !== undefined && init !== null) {
         if (init.status !== undefined) {
           status = Number(init.status);
@@ -671,27 +673,28 @@
         headers = init.headers;
       }
       this._status = status;
-      const h = new Headers(headers);
-      this._headers = h;
       let data;
-      if (typeof body === 'string') {
+      if (typeof body === 'string' && headers === undefined) {
+        this._headers = null;
+        this._flat = TEXT_HEADERS;
         data = body;
-        if (!h._m.has('content-type')) h._m.set('content-type', ['text/plain;charset=UTF-8']);
-      } else data = extractBody(body, h);
+      } else {
+        const h = new Headers(headers);
+        this._headers = h;
+        if (typeof body === 'string') {
+          data = body;
+          if (!h._m.has('content-type')) h._m.set('content-type', ['text/plain;charset=UTF-8']);
+        } else data = extractBody(body, h);
+      }
       if (data !== null && NULL_BODY.has(status)) throw new TypeError(`Response with status ${status} cannot have a body`);
       this._data = data;
-      this._used = false;
-      this._stream = null;
-      this._type = 'default';
     }
     static _from(status, flat) {
       const r = Object.create(Response.prototype);
       r._status = status;
-      r._statusText = '';
       r._headers = null;
       r._flat = flat; // Headers are built on first use.
-      r._type = 'default';
-      r._initBody(null);
+      r._data = null;
       return r;
     }
     static json(data, init = {}) {
@@ -712,17 +715,17 @@
       return r;
     }
     get status() { return this._status; }
-    get statusText() { return this._statusText; }
+    get statusText() { return this._statusText || ''; }
     get ok() { return this._status >= 200 && this._status <= 299; }
     get headers() {
       if (this._headers === null) this._headers = Headers._flat(this._flat);
       return this._headers;
     }
-    get type() { return this._type; }
+    get type() { return this._type || 'default'; }
     get url() { return ''; }
     get redirected() { return false; }
     clone() {
-      const r = new Response(null, { status: this._status === 0 ? 200 : this._status, statusText: this._statusText, headers: this.headers });
+      const r = new Response(null, { status: this._status === 0 ? 200 : this._status, statusText: this.statusText, headers: this.headers });
       r._status = this._status;
       r._initBody(this._cloneData());
       return r;
@@ -748,7 +751,7 @@
     }
     const status = res._status === 0 ? 500 : res._status;
     const d = res._used ? null : res._stream || res._data;
-    const headers = res.headers._toFlat();
+    const headers = res._headers === null ? res._flat : res._headers._toFlat();
     if (d instanceof ReadableStream) return collect(d).then((b) => [status, headers, b]);
     return [status, headers, d];
   }

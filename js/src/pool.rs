@@ -28,7 +28,6 @@ pub struct IsolatePool {
     tx: Sender<Job>,
     closed: Arc<AtomicBool>,
     exports: Exports,
-    timeout: Duration,
 }
 
 impl IsolatePool {
@@ -40,7 +39,6 @@ impl IsolatePool {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let closed = Arc::new(AtomicBool::new(false));
         let spec = Arc::new(spec);
-        let timeout = spec.limits.timeout;
         for i in 0..workers {
             let (spec, rx, ready, closed) = (spec.clone(), rx.clone(), ready_tx.clone(), closed.clone());
             std::thread::Builder::new()
@@ -62,12 +60,7 @@ impl IsolatePool {
             }
         }
         let exports = exports.ok_or_else(|| JsError::Load("the isolate threads stopped while starting".into()))?;
-        Ok(IsolatePool {
-            tx,
-            closed,
-            exports,
-            timeout,
-        })
+        Ok(IsolatePool { tx, closed, exports })
     }
 
     /// The hooks the module exports.
@@ -87,12 +80,11 @@ impl IsolatePool {
             Err(TrySendError::Full(_)) => return Err(JsError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
         }
-        // Time in the queue counts too; the isolate enforces the call's own limit.
-        match tokio::time::timeout(self.timeout * 2 + Duration::from_secs(1), answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(JsError::Closed),
-            Err(_) => Err(JsError::Timeout(self.timeout)),
-        }
+        // No timer here: the isolate bounds the call by its deadline, and a
+        // call that waited in the queue past the timeout is answered with a
+        // timeout when an isolate picks it up. A pool that stops drops its
+        // calls, which closes the channel.
+        answer.await.unwrap_or(Err(JsError::Closed))
     }
 }
 

@@ -452,3 +452,26 @@ async fn plugins_that_set_bad_headers_fail_cleanly() {
     };
     assert!(matches!(f.pool.call(call).await, Err(JsError::BadAnswer(_))));
 }
+
+#[tokio::test]
+async fn calls_that_waited_past_the_timeout_are_not_run() {
+    let limits = Limits {
+        workers: 1,
+        timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let f = start(
+        Kind::App,
+        "let ran = 0; export default { fetch(req) { ran++; if (req.url.endsWith('/spin')) for (;;) {} return new Response(String(ran)); } }",
+        limits,
+    )
+    .unwrap();
+    let (spin, waited) = tokio::join!(
+        f.pool.call(get("http://a.test/spin")),
+        f.pool.call(get("http://a.test/"))
+    );
+    assert_eq!(spin.unwrap_err(), JsError::Timeout(Duration::from_millis(200)));
+    assert_eq!(waited.unwrap_err(), JsError::Timeout(Duration::from_millis(200)));
+    // The fresh isolate has run nothing yet.
+    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
+}

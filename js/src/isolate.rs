@@ -295,18 +295,17 @@ impl Isolate {
     pub(crate) fn tick(&mut self) -> Option<Instant> {
         self.interrupted.set(false);
         self.deadline.set(Some(Instant::now() + self.timeout));
-        let next = self.context.with(|ctx| {
-            let run: Function<'_> = self.handles.run_timers.clone().restore(&ctx).ok()?;
+        self.context.with(|ctx| {
+            let Ok(run) = self.handles.run_timers.clone().restore(&ctx) else {
+                return;
+            };
             if let Err(e) = run.call::<_, ()>(()) {
                 tracing::warn!(target: "bext::js", "timer failed: {}", describe(&ctx, e));
             }
             while ctx.execute_pending_job() {}
-            let next: Function<'_> = self.handles.next_timer.clone().restore(&ctx).ok()?;
-            next.call::<_, f64>(()).ok()
         });
         self.deadline.set(None);
-        next.filter(|at| *at >= 0.0)
-            .map(|at| self.clock + Duration::from_secs_f64(at / 1000.0))
+        self.next_due()
     }
 
     /// When the earliest pending timer is due.

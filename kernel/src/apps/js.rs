@@ -73,11 +73,9 @@ impl JsApp {
                 };
             }
         };
-        let host = cx.host.as_deref().unwrap_or("localhost");
-        let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let url = format!("http://{host}{path}");
+        let url = request_url(&parts.uri, cx);
         if !parts.headers.contains_key(HOST)
-            && let Ok(h) = HeaderValue::from_str(host)
+            && let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok())
         {
             parts.headers.insert(HOST, h);
         }
@@ -102,6 +100,14 @@ impl JsApp {
             Err(e) => failure(&self.id, &e, cx),
         }
     }
+}
+
+/// The absolute URL JavaScript sees as `request.url`: the request's host
+/// (bext serves plain HTTP) and its path and query.
+pub(crate) fn request_url(uri: &http::Uri, cx: &Ctx) -> String {
+    let host = cx.host.as_deref().unwrap_or("localhost");
+    let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    format!("http://{host}{path}")
 }
 
 /// A response made in JavaScript. Framing is bext's: a `content-length`,

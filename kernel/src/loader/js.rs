@@ -6,9 +6,8 @@ use std::sync::Arc;
 use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, PluginCtx, RequestHook, Spec};
 use bext_plugin_abi::{Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response};
 use http::StatusCode;
-use http::uri::PathAndQuery;
 
-use crate::apps::js::response;
+use crate::apps::js::{request_url, response};
 use crate::manifest::Manifest;
 use crate::platform::IsolateConfig;
 
@@ -49,12 +48,10 @@ pub(crate) fn load(
 
 impl JsPlugin {
     async fn request_hook(&self, hook: RequestHook, req: &mut Request, cx: &mut Ctx) -> Result<Flow, PluginError> {
-        let host = cx.host.as_deref().unwrap_or("localhost");
-        let path = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
         let call = Call::Request {
             hook,
             method: req.method().clone(),
-            url: format!("http://{host}{path}"),
+            url: request_url(req.uri(), cx),
             headers: req.headers().clone(),
             ctx: plugin_ctx(cx),
         };

@@ -1,7 +1,8 @@
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -52,6 +53,59 @@ impl Body {
         }
     }
 
+    /// Reads the first `limit` bytes so a plugin can inspect them (a WAF, a
+    /// signature check) and leaves the body whole for the app: what was read
+    /// is replayed, then the rest streams on. A read error is replayed too,
+    /// at the same place, so the kernel still answers 413/408 for it; the
+    /// returned prefix is what arrived before the error.
+    pub async fn peek(&mut self, limit: usize) -> Bytes {
+        let stream = match &mut self.kind {
+            Kind::Empty => return Bytes::new(),
+            Kind::Full(b) => {
+                let b = b.as_ref().cloned().unwrap_or_default();
+                return b.slice(..b.len().min(limit));
+            }
+            Kind::Stream(_) => match std::mem::replace(&mut self.kind, Kind::Empty) {
+                Kind::Stream(s) => s,
+                _ => unreachable!("matched a stream above"),
+            },
+        };
+        let mut stream = stream;
+        let mut seen = BytesMut::new();
+        let mut replay = VecDeque::new();
+        let mut ended = false;
+        while seen.len() < limit {
+            match stream.frame().await {
+                None => {
+                    ended = true;
+                    break;
+                }
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        seen.extend_from_slice(data);
+                    }
+                    replay.push_back(Ok(frame));
+                }
+                Some(Err(e)) => {
+                    replay.push_back(Err(e));
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended && replay.iter().all(|f| f.as_ref().is_ok_and(Frame::is_data)) {
+            *self = Body::full(seen.clone().freeze());
+        } else {
+            *self = Body::stream(Replay {
+                frames: replay,
+                rest: (!ended).then_some(stream),
+            });
+        }
+        let mut seen = seen.freeze();
+        seen.truncate(limit);
+        seen
+    }
+
     /// The in-memory bytes, if this body is fully buffered; lets caches and
     /// tests read a body without polling it.
     pub fn as_bytes(&self) -> Option<&[u8]> {
@@ -60,6 +114,31 @@ impl Body {
             Kind::Full(b) => Some(b.as_deref().unwrap_or(&[])),
             Kind::Stream(_) => None,
         }
+    }
+}
+
+/// Frames already read by [`Body::peek`], then the rest of the stream.
+struct Replay {
+    frames: VecDeque<Result<Frame<Bytes>, BoxError>>,
+    rest: Option<BoxBody<Bytes, BoxError>>,
+}
+
+impl http_body::Body for Replay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(frame) = self.frames.pop_front() {
+            return Poll::Ready(Some(frame));
+        }
+        match &mut self.rest {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty() && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
     }
 }
 
@@ -130,5 +209,39 @@ mod tests {
         assert_eq!(b.size_hint().exact(), Some(5));
         assert_eq!(b.as_bytes(), Some(&b"hello"[..]));
         assert!(Body::full("").is_end_stream());
+    }
+
+    fn chunks(parts: Vec<Result<&'static str, &'static str>>) -> Body {
+        let frames = parts
+            .into_iter()
+            .map(|p| p.map(|s| Frame::data(Bytes::from(s))).map_err(BoxError::from));
+        Body::stream(http_body_util::StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    async fn collect(body: Body) -> Result<Bytes, BoxError> {
+        Ok(body.collect().await?.to_bytes())
+    }
+
+    #[tokio::test]
+    async fn peek_reads_a_prefix_and_replays_the_whole_body() {
+        let mut body = chunks(vec![Ok("abc"), Ok("def"), Ok("ghi")]);
+        assert_eq!(&body.peek(4).await[..], b"abcd");
+        assert_eq!(&collect(body).await.unwrap()[..], b"abcdefghi");
+
+        let mut short = chunks(vec![Ok("ab")]);
+        assert_eq!(&short.peek(10).await[..], b"ab");
+        assert_eq!(short.as_bytes(), Some(&b"ab"[..]), "a body read to its end is kept in memory");
+
+        let mut full = Body::from("hello");
+        assert_eq!(&full.peek(2).await[..], b"he");
+        assert_eq!(full.as_bytes(), Some(&b"hello"[..]));
+    }
+
+    #[tokio::test]
+    async fn peek_replays_a_read_error_where_it_happened() {
+        let mut body = chunks(vec![Ok("abc"), Err("too large")]);
+        assert_eq!(&body.peek(100).await[..], b"abc");
+        let err = collect(body).await.unwrap_err();
+        assert_eq!(err.to_string(), "too large");
     }
 }

@@ -1,0 +1,1009 @@
+//! Inspection: every value of a request (path, arguments, cookies,
+//! headers, a bounded body parsed as form, JSON, XML or multipart) made
+//! canonical and run through the rules, libinjection and the protocol
+//! checks. Pure: no I/O, no clock, so the corpus test and the benchmark
+//! run exactly what the server runs.
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use http::{HeaderMap, Method};
+use regex::Regex;
+
+use crate::normalize::{canonical, resolve_path};
+use crate::rules::{Category, Part, RULES};
+
+/// What set the WAF off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Rule id (`sqli-union`, `libinjection-sqli`, `protocol-get-body`...).
+    pub rule: &'static str,
+    /// Its family.
+    pub category: Category,
+    /// Which part of the request (`arg`, `header`...).
+    pub part: Part,
+    /// The argument, header or cookie name, when there is one.
+    pub name: String,
+    /// The start of the offending value (canonical form, at most 80 chars).
+    pub sample: String,
+}
+
+/// A request as the WAF sees it: the head, and the body's first bytes.
+pub struct Subject<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Path as sent (still percent-encoded).
+    pub path: &'a str,
+    /// Query string as sent, without `?`.
+    pub query: Option<&'a str>,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The first `body_limit` bytes of the body.
+    pub body: &'a [u8],
+}
+
+/// Which categories run, and which rule ids are off.
+#[derive(Debug, Clone, Default)]
+pub struct Switches {
+    /// Bit set of disabled [`Category`]s.
+    pub off_categories: u16,
+    /// Disabled rule ids.
+    pub off_rules: Vec<String>,
+}
+
+impl Switches {
+    fn on(&self, category: Category, rule: &str) -> bool {
+        self.off_categories & category.bit() == 0 && !self.off_rules.iter().any(|r| r == rule)
+    }
+}
+
+/// The compiled rule set; built once per plugin instance.
+pub struct Engine {
+    triggers: AhoCorasick,
+    /// For each trigger word, the rules it wakes (bit set over `RULES`).
+    trigger_rules: Vec<u128>,
+    regexes: Vec<Regex>,
+    scanners: AhoCorasick,
+    probe_paths: Regex,
+    restricted_ext: Regex,
+    content_type: Regex,
+    rfi_params: Regex,
+}
+
+/// User-agent fragments of attack tools (lower case).
+const SCANNER_AGENTS: &[&str] = &[
+    "havij", "nessus", "zgrab", "nikto", "sqlmap", "nmap", "masscan", "acunetix", "netsparker", "w3af", "wpscan",
+    "dirbuster", "gobuster", "dirb/", "wfuzz", "ffuf", "nuclei", "openvas", "arachni", "skipfish", "zmeu",
+    "morfeus", "jaascois", "paros", "webinspect", "appscan", "commix", "xsser", "fimap", "sqlninja", "webshag",
+    "wikto", "bsqlbf", "blackwidow", "black widow", "cgichk", "absinthe", "crimscanner", "datacha0s", "dotdotpwn",
+    "grendel-scan", "jbrofuzz", "jorgee", "mysqloit", "n-stealth", "nasl", "nsauditor", "pmafind", "springenwerk",
+    "teh forest lobster", "toata", "voideye", "webvulnscan", "x-scan", "brutus", "hydra", "medusa", "pangolin",
+    "netlab360", "nmap scripting engine", "internet ninja", "inspath", "floodgate", "webbandit", "vega/",
+    "httprint", "whatweb", "censysinspect", "interactsh", "jndi", "muieblackcat", "fuzz faster u fool",
+];
+
+/// Largest value inspected; longer ones are cut (the bound on work per
+/// request, with the body limit).
+const MAX_VALUE: usize = 16 * 1024;
+
+/// Arguments and headers inspected per request, at most.
+const MAX_VALUES: usize = 512;
+
+impl Engine {
+    /// Compiles the rules. The rules are constants, so a failure is a bug
+    /// caught by the tests, not an operator error.
+    pub fn new() -> Self {
+        assert!(RULES.len() <= 128, "trigger bit sets hold 128 rules");
+        let mut words: Vec<&str> = Vec::new();
+        let mut trigger_rules: Vec<u128> = Vec::new();
+        for (i, rule) in RULES.iter().enumerate() {
+            for t in rule.triggers {
+                let at = match words.iter().position(|w| w == t) {
+                    Some(at) => at,
+                    None => {
+                        words.push(t);
+                        trigger_rules.push(0);
+                        words.len() - 1
+                    }
+                };
+                trigger_rules[at] |= 1 << i;
+            }
+        }
+        let triggers = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&words)
+            .expect("trigger words compile");
+        let regexes = RULES
+            .iter()
+            .map(|r| Regex::new(r.pattern).unwrap_or_else(|e| panic!("rule {}: {e}", r.id)))
+            .collect();
+        Engine {
+            triggers,
+            trigger_rules,
+            regexes,
+            scanners: AhoCorasick::new(SCANNER_AGENTS).expect("scanner list compiles"),
+            probe_paths: Regex::new(
+                r"^/(?:phpmyadmin|pma|myadmin|mysqladmin|dbadmin|sqladmin)\d*/|^/cgi-bin/(?:php\d?|test-cgi|printenv|bash|sh)\b|^/vendor/phpunit/.*eval-stdin\.php|^/_ignition/execute-solution|^/(?:hnap1|boaform|wls-wsat|solr/admin/cores|actuator/(?:env|heapdump|gateway))\b|^/(?:shell|cmd|c99|r57|wso|b374k|alfa)\.php$|^/manager/html$|^/jmx-console|^/invoker/jmxinvokerservlet|^/console/(?:css|login)/.*\.portal",
+            )
+            .expect("probe paths compile"),
+            restricted_ext: Regex::new(
+                r"\.(?:bak|backup|old|orig|original|save|swp|swo|tmp|temp|sql|sqlite3?|db|dbf|mdb|accdb|rdb|ldb|mdf|ldf|log|ini|conf|cnf|cfg|config|dat|inc|pol|sys|dll|exe|bat|cmd|ps1|vbs|vbe|wsf|cer|crt|key|pem|pfx|p12|jks|keystore|asa|asax|ascx|axd|backup|cs|csproj|vb|vbproj|resources|resx|idq|printer|htr|htw|ida|lnk|licx|rem|dist|kdbx|ovpn|npmrc|history|passwd|pwd|pass|secret|env|yml|yaml|toml|lock|git|svn|hg)$|[^/]\.\w+~(?:/|$)|~$|\.(?:php|asp|aspx|jsp|cgi|pl|py)\.(?:bak|old|orig|save|swp|txt|tmp|\d+)$",
+            )
+            .expect("extensions compile"),
+            rfi_params: Regex::new(
+                r"^(?:mosconfig_absolute_path|_conf\[path\]|_server\[document_root\]|gallery_basedir|path\[docroot\]|appserv_root|config\[root_dir\]|phpbb_root_path|include_path|base_?path|root_?path|abs_?path|dir_?path|template_?path|lang_?path)$",
+            )
+            .expect("rfi parameters compile"),
+            content_type: Regex::new(
+                r#"^[\w!#$&^.+-]+/[\w!#$&^.+*-]+(?:\s*;\s*[\w!#$&^.+-]+=(?:"[^"]*"|[^\s;"]+))*\s*;?\s*$"#,
+            )
+            .expect("content type compiles"),
+        }
+    }
+
+    /// Inspects one request; the first finding wins.
+    pub fn inspect(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
+        if let Some(f) = self.protocol(req, on) {
+            return Some(f);
+        }
+        let json_request = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+        let mut visitor = Visitor {
+            engine: self,
+            cx: Context { on, json_request },
+            budget: MAX_VALUES,
+            found: None,
+        };
+        values(req, &mut visitor);
+        visitor.found
+    }
+
+    /// Checks one value as sent (`raw`) in every decoded form an
+    /// application might see: canonical, then HTML entities and JS
+    /// escapes resolved, then base64 (for values that are base64).
+    fn check(&self, part: Part, name: &str, raw: &[u8], plus: bool, cx: &Context<'_>) -> Option<Finding> {
+        let raw = &raw[..raw.len().min(MAX_VALUE)];
+        let canon = canonical(raw, plus);
+        if let Some(f) = self.check_canonical(part, name, &canon, cx) {
+            return Some(f);
+        }
+        if let Some(decoded) = unescape_entities_and_js(&canon)
+            && let Some(f) = self.check_canonical(part, name, &decoded, cx)
+        {
+            return Some(f);
+        }
+        if let Some(decoded) = base64_text(raw) {
+            let canon = canonical(decoded.as_bytes(), false);
+            return self.check_canonical(part, name, &canon, cx);
+        }
+        None
+    }
+
+    /// Runs the rules that apply to one canonical value.
+    fn check_canonical(&self, part: Part, name: &str, value: &str, cx: &Context<'_>) -> Option<Finding> {
+        let on = cx.on;
+        let value = cut(value, MAX_VALUE);
+        if value.is_empty() {
+            return None;
+        }
+        let hit = |rule: &'static str, category| {
+            Some(Finding {
+                rule,
+                category,
+                part,
+                name: cut(name, 80).to_owned(),
+                sample: cut(value, 80).to_owned(),
+            })
+        };
+        let mut woken: u128 = 0;
+        for m in self.triggers.find_overlapping_iter(value) {
+            woken |= self.trigger_rules[m.pattern().as_usize()];
+        }
+        while woken != 0 {
+            let i = woken.trailing_zeros() as usize;
+            woken &= woken - 1;
+            let rule = &RULES[i];
+            if rule.parts.has(part)
+                && on.on(rule.category, rule.id)
+                && !(cx.json_request && rule.id == "protocol-unicode-escape")
+                && self.regexes[i].is_match(value)
+            {
+                return hit(rule.id, rule.category);
+            }
+        }
+        match part {
+            Part::UserAgent if on.on(Category::Scanner, "scanner-user-agent") && self.scanners.is_match(value) => {
+                return hit("scanner-user-agent", Category::Scanner);
+            }
+            Part::Arg if on.on(Category::Rfi, "rfi-known-parameter")
+                && value.contains("://")
+                && self.rfi_params.is_match(name) =>
+            {
+                return hit("rfi-known-parameter", Category::Rfi);
+            }
+            Part::Path => return None,
+            _ => {}
+        }
+        // A browser's user agent is full of `;` and `()`: tokenize it only
+        // when it carries a quote or markup.
+        let agent = matches!(part, Part::UserAgent);
+        if on.on(Category::Sqli, "libinjection-sqli")
+            && (if agent { value.contains(['\'', '"']) } else { sql_suspect(value) })
+            && libinjection_sqli(value)
+        {
+            return hit("libinjection-sqli", Category::Sqli);
+        }
+        if on.on(Category::Xss, "libinjection-xss")
+            && (if agent { value.contains('<') } else { xss_suspect(value) })
+            && libinjectionrs::detect_xss(value.as_bytes()).is_injection()
+        {
+            return hit("libinjection-xss", Category::Xss);
+        }
+        None
+    }
+
+    /// Request-level protocol checks: things no single value shows.
+    fn protocol(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
+        let finding = |rule: &'static str, category: Category, part: Part, name: &str, sample: &str| {
+            on.on(category, rule).then(|| Finding {
+                rule,
+                category,
+                part,
+                name: name.to_owned(),
+                sample: cut(sample, 80).to_owned(),
+            })
+        };
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let p = Category::Protocol;
+
+        let raw_target = [req.path, req.query.unwrap_or("")];
+        for raw in raw_target {
+            if contains_ci(raw, "%00") {
+                return finding("protocol-nul-byte", p, Part::Path, "", raw);
+            }
+        }
+        let path = canonical(req.path.as_bytes(), false);
+        if path.contains(['\r', '\n']) {
+            return finding("protocol-crlf-in-path", p, Part::Path, "", &path);
+        }
+        let resolved = resolve_path(&path);
+        if self.restricted_ext.is_match(&resolved) || self.restricted_ext.is_match(&path) {
+            return finding("protocol-restricted-extension", p, Part::Path, "", &path);
+        }
+        if on.on(Category::Scanner, "scanner-probe-path") && self.probe_paths.is_match(&resolved) {
+            return Some(Finding {
+                rule: "scanner-probe-path",
+                category: Category::Scanner,
+                part: Part::Path,
+                name: String::new(),
+                sample: cut(&resolved, 80).to_owned(),
+            });
+        }
+        if contains_ci(req.query.unwrap_or(""), "unix:") && req.query.is_some_and(|q| q.contains('|')) {
+            return finding("protocol-proxy-unix-socket", p, Part::Arg, "", req.query.unwrap_or(""));
+        }
+        let has_body = !req.body.is_empty() || header("content-length").is_some_and(|n| n.trim() != "0");
+        if has_body && (req.method == Method::GET || req.method == Method::HEAD) {
+            return finding("protocol-get-with-body", p, Part::Body, "", "");
+        }
+        if let Some(ct) = header("content-type") {
+            let lower = ct.to_ascii_lowercase();
+            if !self.content_type.is_match(&lower) {
+                return finding("protocol-bad-content-type", p, Part::Header, "content-type", ct);
+            }
+            let media_types = lower.matches('/').count() - lower.matches("boundary=").count().min(lower.matches('/').count());
+            if media_types > 1 || (lower.contains("boundary") && !lower.starts_with("multipart/")) {
+                return finding("protocol-content-type-smuggling", p, Part::Header, "content-type", ct);
+            }
+            if lower.matches("charset").count() > 1 {
+                return finding("protocol-duplicate-charset", p, Part::Header, "content-type", ct);
+            }
+            if let Some(cs) = charset(&lower)
+                && !allowed_charset(cs)
+            {
+                return finding("protocol-bad-charset", p, Part::Header, "content-type", ct);
+            }
+        }
+        if let Some(accept) = header("accept") {
+            let lower = accept.to_ascii_lowercase();
+            for range in lower.split(',') {
+                if let Some(cs) = charset(range)
+                    && !allowed_charset(cs)
+                {
+                    return finding("protocol-bad-charset", p, Part::Header, "accept", accept);
+                }
+            }
+        }
+        if header("accept-encoding").is_some_and(|v| v.len() > 100) {
+            return finding("protocol-long-accept-encoding", p, Part::Header, "accept-encoding", "");
+        }
+        for cookie in req.headers.get_all(http::header::COOKIE) {
+            if cookie.as_bytes().starts_with(b"$Version") || contains_ci(cookie.to_str().unwrap_or(""), "; $version") {
+                return finding("protocol-legacy-cookie", p, Part::Cookie, "$Version", "");
+            }
+        }
+        None
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+/// The charset parameter of a media type or media range.
+fn charset(media: &str) -> Option<&str> {
+    let at = media.find("charset")?;
+    let rest = media[at + 7..].trim_start().strip_prefix('=')?;
+    let rest = rest.trim_start().trim_start_matches('"');
+    let end = rest.find(['"', ';', ',', ' ']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// Charsets a browser or API client sends; others (UTF-7, UTF-16, EBCDIC
+/// code pages) are how filters get bypassed.
+fn allowed_charset(cs: &str) -> bool {
+    matches!(cs, "utf-8" | "utf8" | "us-ascii" | "ascii" | "latin1" | "*" | "")
+        || cs.starts_with("iso-8859-")
+        || cs.starts_with("windows-125")
+        || matches!(cs, "shift_jis" | "euc-jp" | "euc-kr" | "gb2312" | "gbk" | "gb18030" | "big5" | "koi8-r" | "koi8-u")
+}
+
+/// `value` with HTML character references (`&lt;`, `&#36;`, `&colon;`,
+/// `&tab;`...) and JavaScript escapes (`\\u0041`, `\\x41`) resolved and
+/// the whitespace they can smuggle in removed; `None` if it has neither.
+fn unescape_entities_and_js(value: &str) -> Option<String> {
+    let entities = value.contains('&') && value.contains(';');
+    let escapes = value.contains("\\u") || value.contains("\\x");
+    if !entities && !escapes {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find(['&', '\\']) {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let (c, used) = if rest.starts_with('&') {
+            entity(rest)
+        } else {
+            js_escape(rest)
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[..used]),
+        }
+        rest = &rest[used..];
+    }
+    out.push_str(rest);
+    out.retain(|c| !matches!(c, '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'));
+    Some(out)
+}
+
+/// One HTML character reference at the start of `s`: the char and the
+/// bytes it took (`None, 1` when it is not one).
+fn entity(s: &str) -> (Option<char>, usize) {
+    let end = s[..s.len().min(12)].find(';');
+    let Some(end) = end else {
+        return (None, 1);
+    };
+    let name = &s[1..end];
+    let c = match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        "colon" => Some(':'),
+        "tab" => Some('\t'),
+        "newline" => Some('\n'),
+        "lpar" => Some('('),
+        "rpar" => Some(')'),
+        "lbrace" | "lcub" => Some('{'),
+        "rbrace" | "rcub" => Some('}'),
+        "lsqb" | "lbrack" => Some('['),
+        "rsqb" | "rbrack" => Some(']'),
+        "sol" => Some('/'),
+        "bsol" => Some('\\'),
+        "dollar" => Some('$'),
+        "num" => Some('#'),
+        "period" => Some('.'),
+        "comma" => Some(','),
+        "semi" => Some(';'),
+        "equals" => Some('='),
+        "plus" => Some('+'),
+        "excl" => Some('!'),
+        "grave" => Some('`'),
+        n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32),
+        n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
+        _ => None,
+    };
+    match c {
+        Some(c) => (Some(c), end + 1),
+        None => (None, 1),
+    }
+}
+
+/// One JavaScript escape (`\\u0041`, `\\u{41}`, `\\x41`) at the start of `s`.
+fn js_escape(s: &str) -> (Option<char>, usize) {
+    let b = s.as_bytes();
+    let hex = |r: std::ops::Range<usize>| s.get(r).and_then(|h| u32::from_str_radix(h, 16).ok());
+    match b.get(1) {
+        Some(b'u') if b.get(2) == Some(&b'{') => match s[3..].find('}') {
+            Some(close) if close <= 6 => (hex(3..3 + close).and_then(char::from_u32), 4 + close),
+            _ => (None, 1),
+        },
+        Some(b'u') => match hex(2..6).and_then(char::from_u32) {
+            Some(c) => (Some(c), 6),
+            None => (None, 1),
+        },
+        Some(b'x') => match hex(2..4).and_then(char::from_u32) {
+            Some(c) => (Some(c), 4),
+            None => (None, 1),
+        },
+        _ => (None, 1),
+    }
+}
+
+/// The text a base64 value stands for, when the value is base64 (16+
+/// chars of its alphabet) and decodes to readable text: attackers wrap
+/// payloads in base64 for apps that decode them.
+fn base64_text(raw: &[u8]) -> Option<String> {
+    let raw = raw.trim_ascii();
+    if raw.len() < 16 || raw.len() > 8192 {
+        return None;
+    }
+    let raw = match raw.iter().position(|&b| b == b'%') {
+        // `%3D` padding in a query string.
+        Some(_) => crate::normalize::percent_decode(raw)?,
+        None => raw.to_vec(),
+    };
+    let body = raw.strip_suffix(b"==").or_else(|| raw.strip_suffix(b"=")).unwrap_or(&raw);
+    if !body.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')) {
+        return None;
+    }
+    let has_upper = body.iter().any(u8::is_ascii_uppercase);
+    let has_lower = body.iter().any(u8::is_ascii_lowercase);
+    if !(has_upper && has_lower) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in body {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            _ => 63,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    let text = String::from_utf8(out).ok()?;
+    let printable = text.chars().filter(|c| !c.is_control() || c.is_whitespace()).count();
+    (printable * 10 >= text.chars().count() * 9).then_some(text)
+}
+
+/// libinjection's verdict, without the fingerprints that only ever fire
+/// on prose: a quoted word between words (`sos`, `s&s`: `the "and" key`)
+/// and a lone word before a comment (`1c`, `nc`: `x/*`).
+fn libinjection_sqli(value: &str) -> bool {
+    let result = libinjectionrs::detect_sqli(value.as_bytes());
+    if !result.is_injection() {
+        return false;
+    }
+    let weak = ["sos", "s&s", "1c", "nc"];
+    !result.fingerprint.is_some_and(|f| weak.contains(&f.to_string().as_str()))
+}
+
+/// Whether a value could hold SQL worth tokenizing: libinjection is the
+/// expensive step, so plain words and numbers skip it.
+fn sql_suspect(v: &str) -> bool {
+    v.bytes().any(|b| matches!(b, b'\'' | b'"' | b'`' | b'#' | b';' | b'=' | b'(' | b')' | b'*' | b'/' | b'-' | b'@' | b'|' | b'&'))
+}
+
+/// Whether a value could hold markup or an attribute break.
+fn xss_suspect(v: &str) -> bool {
+    v.bytes().any(|b| matches!(b, b'<' | b'>' | b'`')) || (v.contains('=') && v.contains(['"', '\''])) || v.contains("script:")
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The longest prefix of `s` of at most `max` bytes, on a char boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Headers whose values are not inspected as free text: checked
+/// structurally above, or never carrying application input.
+fn skipped_header(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "content-length"
+            | "content-type"
+            | "accept"
+            | "accept-encoding"
+            | "accept-language"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "cache-control"
+            | "pragma"
+            | "upgrade-insecure-requests"
+            | "if-none-match"
+            | "if-modified-since"
+            | "te"
+            | "dnt"
+            | "priority"
+    ) || name.starts_with("sec-")
+}
+
+/// Walks a request's values, checking each; the walk stops at the first
+/// finding (every method returns true then).
+struct Visitor<'e> {
+    engine: &'e Engine,
+    cx: Context<'e>,
+    budget: usize,
+    found: Option<Finding>,
+}
+
+/// What a value's checks know about the whole request.
+struct Context<'e> {
+    on: &'e Switches,
+    /// The body is JSON: `\\uXXXX` escapes are normal there.
+    json_request: bool,
+}
+
+impl Visitor<'_> {
+    /// Checks one value as sent; `plus` says `+` means a space (forms).
+    fn value(&mut self, part: Part, name: &str, raw: &[u8], plus: bool) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        self.budget -= 1;
+        self.found = self.engine.check(part, name, raw, plus, &self.cx);
+        self.found.is_some()
+    }
+
+    /// Records a structural finding (not tied to a rule's regex).
+    fn flag(&mut self, rule: &'static str, category: Category, part: Part, name: &str, sample: &str) -> bool {
+        if !self.cx.on.on(category, rule) {
+            return false;
+        }
+        self.found = Some(Finding {
+            rule,
+            category,
+            part,
+            name: cut(name, 80).to_owned(),
+            sample: cut(sample, 80).to_owned(),
+        });
+        true
+    }
+}
+
+/// Visits every value of the request.
+fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
+    if v.value(Part::Path, "", req.path.as_bytes(), false) {
+        return;
+    }
+    if let Some(q) = req.query
+        && form(q.as_bytes(), v)
+    {
+        return;
+    }
+    for (name, value) in req.headers {
+        let name = name.as_str();
+        if skipped_header(name) {
+            continue;
+        }
+        let bytes = value.as_bytes();
+        let stop = match name {
+            "cookie" => cookies(bytes, v),
+            "user-agent" => v.value(Part::UserAgent, name, bytes, false),
+            "referer" => v.value(Part::Referer, name, bytes, false),
+            "x-filename" | "x_filename" | "x.filename" | "x-file-name" => {
+                v.value(Part::Filename, name, bytes, false) || v.value(Part::Header, name, bytes, false)
+            }
+            _ => v.value(Part::Header, name, bytes, false),
+        };
+        if stop {
+            return;
+        }
+    }
+    if req.body.is_empty() {
+        return;
+    }
+    let ct = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    body(ct, req.body, v);
+}
+
+/// Visits a body by its content type.
+fn body(ct: &str, body: &[u8], v: &mut Visitor<'_>) -> bool {
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = mime.as_str();
+    if mime == "application/x-www-form-urlencoded" {
+        return form(body, v);
+    }
+    if mime == "application/json" || mime.ends_with("+json") {
+        return match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(doc) => json(&doc, "", v),
+            Err(_) => v.value(Part::Body, "", body, false),
+        };
+    }
+    if mime == "multipart/form-data" {
+        return multipart(ct, body, v);
+    }
+    if mime.ends_with("/xml") || mime.ends_with("+xml") {
+        return xml(body, v);
+    }
+    // Text and unknown types: the whole body, and its fields when it
+    // looks like a form (many clients mislabel forms).
+    if v.value(Part::Body, "", body, false) {
+        return true;
+    }
+    let looks_like_form = body.contains(&b'=') && !body.contains(&b'\n') && !body.starts_with(b"<") && !body.starts_with(b"{");
+    looks_like_form && form(body, v)
+}
+
+/// `a=1&b=2`, as query strings and form bodies.
+fn form(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    for pair in raw.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name = canonical(name, true);
+        if v.value(Part::ArgName, "", name.as_bytes(), false) || v.value(Part::Arg, &name, value, true) {
+            return true;
+        }
+    }
+    false
+}
+
+fn cookies(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    for pair in raw.split(|&b| b == b';') {
+        let pair = pair.trim_ascii();
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name = canonical(name, false);
+        if v.value(Part::Cookie, &name, name.as_bytes(), false) || v.value(Part::Cookie, &name, value, false) {
+            return true;
+        }
+    }
+    false
+}
+
+fn json(node: &serde_json::Value, key: &str, v: &mut Visitor<'_>) -> bool {
+    match node {
+        serde_json::Value::String(s) => v.value(Part::Arg, key, s.as_bytes(), false),
+        serde_json::Value::Array(items) => items.iter().any(|i| json(i, key, v)),
+        serde_json::Value::Object(map) => map.iter().any(|(k, val)| {
+            let name = canonical(k.as_bytes(), false);
+            v.value(Part::ArgName, "", name.as_bytes(), false) || json(val, &name, v)
+        }),
+        _ => false,
+    }
+}
+
+/// Text nodes and attribute values of an XML document, entities decoded;
+/// not a validating parser, just enough to see what the app will see.
+fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    let text = String::from_utf8_lossy(raw);
+    let mut rest: &str = &text;
+    while !rest.is_empty() {
+        let lt = rest.find('<').unwrap_or(rest.len());
+        let node = rest[..lt].trim();
+        if !node.is_empty() && v.value(Part::Arg, "", unescape_xml(node).as_bytes(), false) {
+            return true;
+        }
+        rest = &rest[lt..];
+        let Some(gt) = find_tag_end(rest) else {
+            return v.value(Part::Body, "", unescape_xml(rest).as_bytes(), false);
+        };
+        let tag = &rest[1..gt];
+        rest = &rest[gt + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') || tag.starts_with('/') {
+            if tag.starts_with("![CDATA[") {
+                let inner = tag.trim_start_matches("![CDATA[").trim_end_matches("]]");
+                if v.value(Part::Arg, "", inner.as_bytes(), false) {
+                    return true;
+                }
+            }
+            continue;
+        }
+        for (name, value) in attributes(tag) {
+            let name = canonical(name.as_bytes(), false);
+            if v.value(Part::ArgName, "", name.as_bytes(), false) || v.value(Part::Arg, &name, unescape_xml(value).as_bytes(), false) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The `>` that closes a tag, skipping quoted attribute values.
+fn find_tag_end(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.char_indices().skip(1) {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `name="value"` pairs of a tag.
+fn attributes(tag: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = tag.split_once(char::is_whitespace).map_or("", |(_, r)| r);
+    while let Some(eq) = rest.find('=') {
+        let name = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            out.push((name, &after[..end]));
+            rest = &after[end..];
+            continue;
+        };
+        let body = &after[1..];
+        let end = body.find(q).unwrap_or(body.len());
+        out.push((name, &body[..end]));
+        rest = body.get(end + 1..).unwrap_or("");
+    }
+    out
+}
+
+/// XML's five named entities and numeric character references.
+fn unescape_xml(s: &str) -> Cow<'_, str> {
+    if !s.contains('&') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..semi];
+        let c = match entity {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// Fields of a `multipart/form-data` body: names, file names, and the
+/// content of each part by its own type. Malformed names (quotes,
+/// semicolons: the classic parser-confusion bypass) are findings.
+fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    let Some(boundary) = ct
+        .split(';')
+        .filter_map(|p| {
+            let (key, value) = p.split_once('=')?;
+            key.trim().eq_ignore_ascii_case("boundary").then_some(value.trim())
+        })
+        .next()
+        .map(|b| b.trim_matches('"'))
+        .filter(|b| !b.is_empty())
+    else {
+        return v.value(Part::Body, "", raw, false);
+    };
+    let text = String::from_utf8_lossy(raw);
+    let delimiter = format!("--{boundary}");
+    for section in text.split(delimiter.as_str()).skip(1) {
+        if section.starts_with("--") {
+            break;
+        }
+        let section = section.strip_prefix("\r\n").or_else(|| section.strip_prefix('\n')).unwrap_or(section);
+        let (head, content) = match section.find("\r\n\r\n") {
+            Some(i) => (&section[..i], &section[i + 4..]),
+            None => match section.find("\n\n") {
+                Some(i) => (&section[..i], &section[i + 2..]),
+                None => (section, ""),
+            },
+        };
+        let content = content.strip_suffix("\r\n").or_else(|| content.strip_suffix('\n')).unwrap_or(content);
+        let mut part_type = String::new();
+        let mut field = String::new();
+        for line in head.lines() {
+            let (hname, hvalue) = line.split_once(':').unwrap_or((line, ""));
+            let hname = hname.trim().to_ascii_lowercase();
+            if hname == "content-type" {
+                part_type = hvalue.trim().to_ascii_lowercase();
+            } else if hname == "content-disposition" {
+                for (key, value) in disposition_params(hvalue) {
+                    if suspicious_multipart_name(&value) {
+                        return v.flag("protocol-multipart-name", Category::Protocol, Part::Filename, &key, &value);
+                    }
+                    let canon = canonical(value.as_bytes(), false);
+                    let stop = match key.as_str() {
+                        "filename" | "filename*" => v.value(Part::Filename, "filename", value.as_bytes(), false),
+                        "name" => {
+                            field = canon.to_string();
+                            v.value(Part::ArgName, "", value.as_bytes(), false)
+                        }
+                        _ => false,
+                    };
+                    if stop {
+                        return true;
+                    }
+                }
+            } else if v.value(Part::Header, &hname, hvalue.as_bytes(), false) {
+                return true;
+            }
+        }
+        let stop = if part_type.is_empty() || part_type.starts_with("text/plain") {
+            v.value(Part::Arg, &field, content.as_bytes(), false)
+        } else if part_type.starts_with("text/") || part_type.contains("json") || part_type.contains("xml") {
+            body(&part_type, content.as_bytes(), v)
+        } else {
+            false
+        };
+        if stop {
+            return true;
+        }
+    }
+    false
+}
+
+/// A field or file name that multipart parsers read differently: quotes,
+/// `;`, `=` or backslashes once HTML entities (`&auml;`) are set aside.
+fn suspicious_multipart_name(value: &str) -> bool {
+    let mut rest = value;
+    let mut plain = String::with_capacity(value.len());
+    while let Some(amp) = rest.find('&') {
+        plain.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let entity_len = rest[1..]
+            .find(';')
+            .filter(|&n| n > 0 && n <= 10 && rest[1..1 + n].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'#'));
+        match entity_len {
+            Some(n) => rest = &rest[n + 2..],
+            None => {
+                plain.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    plain.push_str(rest);
+    plain.contains(['"', '\'', ';', '=', '\\'])
+}
+
+/// `name="x"; filename="y"` of a Content-Disposition, quotes removed.
+fn disposition_params(v: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq].rsplit([';', ' ']).next().unwrap_or("").trim().to_ascii_lowercase();
+        let after = &rest[eq + 1..];
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            // The value runs to the closing quote that ends the parameter.
+            let end = q.find("\";").or_else(|| q.rfind('"')).unwrap_or(q.len());
+            (&q[..end], q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(';').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        out.push((key, value.to_owned()));
+        rest = next;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject<'a>(method: &'a Method, target: &'a str, headers: &'a HeaderMap, body: &'a [u8]) -> Subject<'a> {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        Subject {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        }
+    }
+
+    fn rule_for(target: &str) -> Option<&'static str> {
+        let engine = Engine::new();
+        let headers = HeaderMap::new();
+        engine
+            .inspect(&subject(&Method::GET, target, &headers, b""), &Switches::default())
+            .map(|f| f.rule)
+    }
+
+    #[test]
+    fn every_rule_compiles() {
+        let _ = Engine::new();
+    }
+
+    #[test]
+    fn classic_attacks_are_found() {
+        assert!(rule_for("/?id=1%27%20OR%20%271%27=%271").is_some());
+        assert!(rule_for("/?q=%3Cscript%3Ealert(1)%3C/script%3E").is_some());
+        assert!(rule_for("/?f=..%2f..%2fetc%2fpasswd").is_some());
+        assert!(rule_for("/?c=;cat%20/etc/passwd").is_some());
+        assert!(rule_for("/?x=${jndi:ldap://a/b}").is_some());
+    }
+
+    #[test]
+    fn plain_requests_pass() {
+        assert_eq!(rule_for("/products/42?page=2&sort=price"), None);
+        assert_eq!(rule_for("/search?q=union+station+parking"), None);
+        assert_eq!(rule_for("/search?q=O%27Brien"), None);
+    }
+
+    #[test]
+    fn multipart_and_xml_fields_are_reached() {
+        let engine = Engine::new();
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "multipart/form-data; boundary=XyZ".parse().unwrap());
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n";
+        let f = engine.inspect(&subject(&Method::POST, "/", &headers, body), &Switches::default());
+        assert_eq!(f.map(|f| f.category), Some(Category::Xss));
+
+        headers.insert("content-type", "application/xml".parse().unwrap());
+        let body = b"<?xml version=\"1.0\"?><r><a p=\"x&amp;&amp;cat /etc/passwd\"/></r>";
+        let f = engine.inspect(&subject(&Method::POST, "/", &headers, body), &Switches::default());
+        assert!(f.is_some());
+    }
+}

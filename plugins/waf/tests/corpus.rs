@@ -1,0 +1,133 @@
+//! Accuracy against the labelled corpus in `tests/waf-corpus` (OWASP CRS
+//! regression requests, libinjection's false positives, hand-written
+//! traffic): every record goes through the same inspection the server
+//! runs, and the detection and false-positive rates are checked per
+//! category. `cargo test -p bext-plugin-waf --test corpus -- --nocapture`
+//! prints the table and the ids of the misses.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bext_plugin_waf::inspect::{Engine, Subject, Switches};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Record {
+    id: String,
+    category: String,
+    method: String,
+    uri: String,
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+    expect: String,
+}
+
+fn corpus() -> Vec<Record> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/waf-corpus/corpus.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("corpus record"))
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    block: usize,
+    caught: usize,
+    allow: usize,
+    refused: usize,
+    misses: Vec<String>,
+    false_positives: Vec<String>,
+}
+
+#[test]
+fn corpus_detection_and_false_positive_rates() {
+    let engine = Engine::new();
+    let on = Switches::default();
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    for r in corpus() {
+        let method = Method::from_bytes(r.method.as_bytes()).expect("method");
+        let mut headers = HeaderMap::new();
+        for (k, v) in &r.headers {
+            headers.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                HeaderValue::from_str(v).expect("header value"),
+            );
+        }
+        let body = r.body.clone().unwrap_or_default();
+        if r.body.is_some() || matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        let (path, query) = match r.uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (r.uri.as_str(), None),
+        };
+        let subject = Subject {
+            method: &method,
+            path,
+            query,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let finding = engine.inspect(&subject, &on);
+        let t = tallies.entry(r.category.clone()).or_default();
+        match (r.expect.as_str(), finding) {
+            ("block", Some(_)) => {
+                t.block += 1;
+                t.caught += 1;
+            }
+            ("block", None) => {
+                t.block += 1;
+                t.misses.push(r.id.clone());
+            }
+            (_, Some(f)) => {
+                t.allow += 1;
+                t.refused += 1;
+                t.false_positives.push(format!("{} ({})", r.id, f.rule));
+            }
+            (_, None) => t.allow += 1,
+        }
+    }
+
+    let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+    println!("| category | block | detected | rate | allow | refused | rate |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let (mut allow, mut refused, mut block, mut caught) = (0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for (cat, t) in &tallies {
+        println!(
+            "| {cat} | {} | {} | {:.1}% | {} | {} | {:.1}% |",
+            t.block,
+            t.caught,
+            pct(t.caught, t.block),
+            t.allow,
+            t.refused,
+            pct(t.refused, t.allow)
+        );
+        allow += t.allow;
+        refused += t.refused;
+        block += t.block;
+        caught += t.caught;
+        if t.block > 20 && pct(t.caught, t.block) < 95.0 {
+            failures.push(format!("{cat}: {:.1}% detected", pct(t.caught, t.block)));
+        }
+    }
+    println!(
+        "| **all** | {block} | {caught} | {:.1}% | {allow} | {refused} | {:.1}% |",
+        pct(caught, block),
+        pct(refused, allow)
+    );
+    for (cat, t) in &tallies {
+        if !t.misses.is_empty() {
+            println!("missed {cat}: {}", t.misses.join(" "));
+        }
+        if !t.false_positives.is_empty() {
+            println!("refused {cat}: {}", t.false_positives.join(" "));
+        }
+    }
+    if pct(refused, allow) >= 2.0 {
+        failures.push(format!("{:.1}% of allow records refused", pct(refused, allow)));
+    }
+    assert!(failures.is_empty(), "goals missed: {failures:?}");
+}

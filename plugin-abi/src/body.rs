@@ -230,7 +230,11 @@ mod tests {
 
         let mut short = chunks(vec![Ok("ab")]);
         assert_eq!(&short.peek(10).await[..], b"ab");
-        assert_eq!(short.as_bytes(), Some(&b"ab"[..]), "a body read to its end is kept in memory");
+        assert_eq!(
+            short.as_bytes(),
+            Some(&b"ab"[..]),
+            "a body read to its end is kept in memory"
+        );
 
         let mut full = Body::from("hello");
         assert_eq!(&full.peek(2).await[..], b"he");

@@ -16,6 +16,12 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// The client's address as a security plugin resolved it (the peer, or
+/// the address a trusted proxy reports), shared in [`Ctx::ext`] so later
+/// plugins (rate limits, logs) key on the same address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ClientIp(pub std::net::IpAddr);
+
 /// Returned when a write-once security fact (app, tenant, version) is set a
 /// second time: one writer per fact, so a later plugin cannot re-route a
 /// request another plugin already placed.

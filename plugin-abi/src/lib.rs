@@ -18,9 +18,10 @@ mod error;
 mod host;
 mod plugin;
 mod registry;
+pub mod units;
 
 pub use body::{Body, BoxError};
-pub use context::{AlreadySet, Ctx, RequestId};
+pub use context::{AlreadySet, ClientIp, Ctx, RequestId};
 pub use error::PluginError;
 pub use host::{AppInfo, Host, Setup, Spawner, Task};
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};

@@ -14,3 +14,4 @@ mod proxy;
 mod reload;
 mod routing;
 mod static_site;
+mod waf;

@@ -31,10 +31,21 @@ impl Bext {
         Bext::start(&["serve", "--config", config.to_str().unwrap()])
     }
 
+    /// `bext serve --config FILE` with extra environment variables.
+    pub fn serve_env(config: &Path, env: &[(&str, &str)]) -> Bext {
+        Bext::start_env(&["serve", "--config", config.to_str().unwrap()], env)
+    }
+
     /// Starts bext with `args` and waits for its "serving" line.
     pub fn start(args: &[&str]) -> Bext {
+        Bext::start_env(args, &[])
+    }
+
+    /// [`Bext::start`] with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Bext {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bext"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -4,6 +4,7 @@
 
 use bext_plugin_request_id as _;
 use bext_plugin_vhosts as _;
+use bext_plugin_waf as _;
 
 /// The built-in plugin called `name`.
 pub(crate) fn find(name: &str) -> Option<&'static bext_plugin_abi::Registration> {

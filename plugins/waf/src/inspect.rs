@@ -72,15 +72,110 @@ pub struct Engine {
 
 /// User-agent fragments of attack tools (lower case).
 const SCANNER_AGENTS: &[&str] = &[
-    "havij", "nessus", "zgrab", "nikto", "sqlmap", "nmap", "masscan", "acunetix", "netsparker", "w3af", "wpscan",
-    "dirbuster", "gobuster", "dirb/", "wfuzz", "ffuf", "nuclei", "openvas", "arachni", "skipfish", "zmeu",
-    "morfeus", "jaascois", "paros", "webinspect", "appscan", "commix", "xsser", "fimap", "sqlninja", "webshag",
-    "wikto", "bsqlbf", "blackwidow", "black widow", "cgichk", "absinthe", "crimscanner", "datacha0s", "dotdotpwn",
-    "grendel-scan", "jbrofuzz", "jorgee", "mysqloit", "n-stealth", "nasl", "nsauditor", "pmafind", "springenwerk",
-    "teh forest lobster", "toata", "voideye", "webvulnscan", "x-scan", "brutus", "hydra", "medusa", "pangolin",
-    "netlab360", "nmap scripting engine", "internet ninja", "inspath", "floodgate", "webbandit", "vega/",
-    "httprint", "whatweb", "censysinspect", "interactsh", "jndi", "muieblackcat", "fuzz faster u fool",
+    "havij",
+    "nessus",
+    "zgrab",
+    "nikto",
+    "sqlmap",
+    "nmap",
+    "masscan",
+    "acunetix",
+    "netsparker",
+    "w3af",
+    "wpscan",
+    "dirbuster",
+    "gobuster",
+    "dirb/",
+    "wfuzz",
+    "ffuf",
+    "nuclei",
+    "openvas",
+    "arachni",
+    "skipfish",
+    "zmeu",
+    "morfeus",
+    "jaascois",
+    "paros",
+    "webinspect",
+    "appscan",
+    "commix",
+    "xsser",
+    "fimap",
+    "sqlninja",
+    "webshag",
+    "wikto",
+    "bsqlbf",
+    "blackwidow",
+    "black widow",
+    "cgichk",
+    "absinthe",
+    "crimscanner",
+    "datacha0s",
+    "dotdotpwn",
+    "grendel-scan",
+    "jbrofuzz",
+    "jorgee",
+    "mysqloit",
+    "n-stealth",
+    "nasl",
+    "nsauditor",
+    "pmafind",
+    "springenwerk",
+    "teh forest lobster",
+    "toata",
+    "voideye",
+    "webvulnscan",
+    "x-scan",
+    "brutus",
+    "hydra",
+    "medusa",
+    "pangolin",
+    "netlab360",
+    "nmap scripting engine",
+    "internet ninja",
+    "inspath",
+    "floodgate",
+    "webbandit",
+    "vega/",
+    "httprint",
+    "whatweb",
+    "censysinspect",
+    "interactsh",
+    "jndi",
+    "muieblackcat",
+    "fuzz faster u fool",
 ];
+
+/// Rules implemented in code rather than in the rule table, with their
+/// families; with `RULES` these are every id `disabled_rules` accepts.
+pub const CODE_RULES: &[(&str, Category)] = &[
+    ("libinjection-sqli", Category::Sqli),
+    ("libinjection-xss", Category::Xss),
+    ("rfi-known-parameter", Category::Rfi),
+    ("scanner-user-agent", Category::Scanner),
+    ("scanner-probe-path", Category::Scanner),
+    ("protocol-nul-byte", Category::Protocol),
+    ("protocol-crlf-in-path", Category::Protocol),
+    ("protocol-restricted-extension", Category::Protocol),
+    ("protocol-proxy-unix-socket", Category::Protocol),
+    ("protocol-get-with-body", Category::Protocol),
+    ("protocol-bad-content-type", Category::Protocol),
+    ("protocol-content-type-smuggling", Category::Protocol),
+    ("protocol-duplicate-charset", Category::Protocol),
+    ("protocol-bad-charset", Category::Protocol),
+    ("protocol-long-accept-encoding", Category::Protocol),
+    ("protocol-legacy-cookie", Category::Protocol),
+    ("protocol-multipart-name", Category::Protocol),
+];
+
+/// The family of a rule id, or `None` if no rule has that id.
+pub fn rule_category(id: &str) -> Option<Category> {
+    RULES
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| r.category)
+        .or_else(|| CODE_RULES.iter().find(|(r, _)| *r == id).map(|(_, c)| *c))
+}
 
 /// Largest value inspected; longer ones are cut (the bound on work per
 /// request, with the body limit).
@@ -218,9 +313,10 @@ impl Engine {
             Part::UserAgent if on.on(Category::Scanner, "scanner-user-agent") && self.scanners.is_match(value) => {
                 return hit("scanner-user-agent", Category::Scanner);
             }
-            Part::Arg if on.on(Category::Rfi, "rfi-known-parameter")
-                && value.contains("://")
-                && self.rfi_params.is_match(name) =>
+            Part::Arg
+                if on.on(Category::Rfi, "rfi-known-parameter")
+                    && value.contains("://")
+                    && self.rfi_params.is_match(name) =>
             {
                 return hit("rfi-known-parameter", Category::Rfi);
             }
@@ -231,7 +327,11 @@ impl Engine {
         // when it carries a quote or markup.
         let agent = matches!(part, Part::UserAgent);
         if on.on(Category::Sqli, "libinjection-sqli")
-            && (if agent { value.contains(['\'', '"']) } else { sql_suspect(value) })
+            && (if agent {
+                value.contains(['\'', '"'])
+            } else {
+                sql_suspect(value)
+            })
             && libinjection_sqli(value)
         {
             return hit("libinjection-sqli", Category::Sqli);
@@ -294,7 +394,8 @@ impl Engine {
             if !self.content_type.is_match(&lower) {
                 return finding("protocol-bad-content-type", p, Part::Header, "content-type", ct);
             }
-            let media_types = lower.matches('/').count() - lower.matches("boundary=").count().min(lower.matches('/').count());
+            let media_types =
+                lower.matches('/').count() - lower.matches("boundary=").count().min(lower.matches('/').count());
             if media_types > 1 || (lower.contains("boundary") && !lower.starts_with("multipart/")) {
                 return finding("protocol-content-type-smuggling", p, Part::Header, "content-type", ct);
             }
@@ -350,7 +451,10 @@ fn allowed_charset(cs: &str) -> bool {
     matches!(cs, "utf-8" | "utf8" | "us-ascii" | "ascii" | "latin1" | "*" | "")
         || cs.starts_with("iso-8859-")
         || cs.starts_with("windows-125")
-        || matches!(cs, "shift_jis" | "euc-jp" | "euc-kr" | "gb2312" | "gbk" | "gb18030" | "big5" | "koi8-r" | "koi8-u")
+        || matches!(
+            cs,
+            "shift_jis" | "euc-jp" | "euc-kr" | "gb2312" | "gbk" | "gb18030" | "big5" | "koi8-r" | "koi8-u"
+        )
 }
 
 /// `value` with HTML character references (`&lt;`, `&#36;`, `&colon;`,
@@ -461,8 +565,14 @@ fn base64_text(raw: &[u8]) -> Option<String> {
         Some(_) => crate::normalize::percent_decode(raw)?,
         None => raw.to_vec(),
     };
-    let body = raw.strip_suffix(b"==").or_else(|| raw.strip_suffix(b"=")).unwrap_or(&raw);
-    if !body.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')) {
+    let body = raw
+        .strip_suffix(b"==")
+        .or_else(|| raw.strip_suffix(b"="))
+        .unwrap_or(&raw);
+    if !body
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+    {
         return None;
     }
     let has_upper = body.iter().any(u8::is_ascii_uppercase);
@@ -502,18 +612,27 @@ fn libinjection_sqli(value: &str) -> bool {
         return false;
     }
     let weak = ["sos", "s&s", "1c", "nc"];
-    !result.fingerprint.is_some_and(|f| weak.contains(&f.to_string().as_str()))
+    !result
+        .fingerprint
+        .is_some_and(|f| weak.contains(&f.to_string().as_str()))
 }
 
 /// Whether a value could hold SQL worth tokenizing: libinjection is the
 /// expensive step, so plain words and numbers skip it.
 fn sql_suspect(v: &str) -> bool {
-    v.bytes().any(|b| matches!(b, b'\'' | b'"' | b'`' | b'#' | b';' | b'=' | b'(' | b')' | b'*' | b'/' | b'-' | b'@' | b'|' | b'&'))
+    v.bytes().any(|b| {
+        matches!(
+            b,
+            b'\'' | b'"' | b'`' | b'#' | b';' | b'=' | b'(' | b')' | b'*' | b'/' | b'-' | b'@' | b'|' | b'&'
+        )
+    })
 }
 
 /// Whether a value could hold markup or an attribute break.
 fn xss_suspect(v: &str) -> bool {
-    v.bytes().any(|b| matches!(b, b'<' | b'>' | b'`')) || (v.contains('=') && v.contains(['"', '\''])) || v.contains("script:")
+    v.bytes().any(|b| matches!(b, b'<' | b'>' | b'`'))
+        || (v.contains('=') && v.contains(['"', '\'']))
+        || v.contains("script:")
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
@@ -666,7 +785,8 @@ fn body(ct: &str, body: &[u8], v: &mut Visitor<'_>) -> bool {
     if v.value(Part::Body, "", body, false) {
         return true;
     }
-    let looks_like_form = body.contains(&b'=') && !body.contains(&b'\n') && !body.starts_with(b"<") && !body.starts_with(b"{");
+    let looks_like_form =
+        body.contains(&b'=') && !body.contains(&b'\n') && !body.starts_with(b"<") && !body.starts_with(b"{");
     looks_like_form && form(body, v)
 }
 
@@ -743,7 +863,9 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
         }
         for (name, value) in attributes(tag) {
             let name = canonical(name.as_bytes(), false);
-            if v.value(Part::ArgName, "", name.as_bytes(), false) || v.value(Part::Arg, &name, unescape_xml(value).as_bytes(), false) {
+            if v.value(Part::ArgName, "", name.as_bytes(), false)
+                || v.value(Part::Arg, &name, unescape_xml(value).as_bytes(), false)
+            {
                 return true;
             }
         }
@@ -808,7 +930,9 @@ fn unescape_xml(s: &str) -> Cow<'_, str> {
             "amp" => Some('&'),
             "quot" => Some('"'),
             "apos" => Some('\''),
-            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            e if e.starts_with("#x") || e.starts_with("#X") => {
+                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
+            }
             e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -849,7 +973,10 @@ fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
         if section.starts_with("--") {
             break;
         }
-        let section = section.strip_prefix("\r\n").or_else(|| section.strip_prefix('\n')).unwrap_or(section);
+        let section = section
+            .strip_prefix("\r\n")
+            .or_else(|| section.strip_prefix('\n'))
+            .unwrap_or(section);
         let (head, content) = match section.find("\r\n\r\n") {
             Some(i) => (&section[..i], &section[i + 4..]),
             None => match section.find("\n\n") {
@@ -857,7 +984,10 @@ fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
                 None => (section, ""),
             },
         };
-        let content = content.strip_suffix("\r\n").or_else(|| content.strip_suffix('\n')).unwrap_or(content);
+        let content = content
+            .strip_suffix("\r\n")
+            .or_else(|| content.strip_suffix('\n'))
+            .unwrap_or(content);
         let mut part_type = String::new();
         let mut field = String::new();
         for line in head.lines() {
@@ -868,7 +998,13 @@ fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
             } else if hname == "content-disposition" {
                 for (key, value) in disposition_params(hvalue) {
                     if suspicious_multipart_name(&value) {
-                        return v.flag("protocol-multipart-name", Category::Protocol, Part::Filename, &key, &value);
+                        return v.flag(
+                            "protocol-multipart-name",
+                            Category::Protocol,
+                            Part::Filename,
+                            &key,
+                            &value,
+                        );
                     }
                     let canon = canonical(value.as_bytes(), false);
                     let stop = match key.as_str() {
@@ -929,7 +1065,12 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = v;
     while let Some(eq) = rest.find('=') {
-        let key = rest[..eq].rsplit([';', ' ']).next().unwrap_or("").trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .rsplit([';', ' '])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let after = &rest[eq + 1..];
         let (value, next) = if let Some(q) = after.strip_prefix('"') {
             // The value runs to the closing quote that ends the parameter.
@@ -997,7 +1138,8 @@ mod tests {
         let engine = Engine::new();
         let mut headers = HeaderMap::new();
         headers.insert("content-type", "multipart/form-data; boundary=XyZ".parse().unwrap());
-        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n";
+        let body =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n";
         let f = engine.inspect(&subject(&Method::POST, "/", &headers, body), &Switches::default());
         assert_eq!(f.map(|f| f.category), Some(Category::Xss));
 

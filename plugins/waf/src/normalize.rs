@@ -12,7 +12,10 @@ const DECODE_ROUNDS: usize = 3;
 /// A value made ready for the rules: decoded until stable, overlong UTF-8
 /// folded to ASCII, NUL bytes removed, lower-cased.
 pub fn canonical(raw: &[u8], plus_is_space: bool) -> Cow<'_, str> {
-    if raw.iter().all(|&b| plain_byte(b) && !b.is_ascii_uppercase() && (b != b'+' || !plus_is_space)) {
+    if raw
+        .iter()
+        .all(|&b| plain_byte(b) && !b.is_ascii_uppercase() && (b != b'+' || !plus_is_space))
+    {
         // The common case: nothing to decode, nothing to fold.
         return Cow::Borrowed(std::str::from_utf8(raw).expect("plain bytes are ASCII"));
     }

@@ -1,0 +1,422 @@
+//! The waf plugin in the real server: the labelled corpus sent byte for
+//! byte over TCP, IP lists behind trusted proxies, detect mode,
+//! exclusions, the audit log endpoint, bots, the penalty box and bodies.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::support::*;
+
+const TOKEN: &str = "test-admin-token";
+
+/// A platform with the echo upstream as the default app (every host
+/// reaches it) and the waf manifest given.
+fn waf_platform(s: &Site, upstream: SocketAddr, waf: &str) -> std::path::PathBuf {
+    s.write("manifests/waf.yaml", waf);
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+default_app = "echo"
+data_dir = "data"
+
+[apps.echo]
+runtime = "proxy"
+upstream = "http://{upstream}"
+domains = ["echo.test"]
+"#
+    ))
+}
+
+/// Sends raw bytes and returns the status line's code.
+fn raw_status(addr: SocketAddr, bytes: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    status_of(&String::from_utf8_lossy(&head))
+}
+
+#[derive(serde::Deserialize)]
+struct Record {
+    id: String,
+    category: String,
+    method: String,
+    uri: String,
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+    expect: String,
+}
+
+/// The request bytes of a corpus record, as its README says to send them.
+fn record_bytes(r: &Record) -> Vec<u8> {
+    let mut out = format!("{} {} HTTP/1.1\r\n", r.method, r.uri).into_bytes();
+    for (k, v) in &r.headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    let body = r.body.clone().unwrap_or_default();
+    if r.body.is_some() || matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+#[tokio::test]
+async fn the_corpus_is_judged_the_same_through_the_server() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = waf_platform(
+        &s,
+        echo.addr,
+        "name: waf\nenabled: true\nconfig:\n  audit: { capacity: 5000 }\n",
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let text = std::fs::read_to_string(repo().join("tests/waf-corpus/corpus.jsonl")).unwrap();
+    let records: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let addr = b.addr;
+    let results = tokio::task::spawn_blocking(move || {
+        records
+            .into_iter()
+            .map(|r| {
+                let status = raw_status(addr, &record_bytes(&r));
+                (r, status)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+
+    // category -> (block, refused, allow, wrongly refused)
+    let mut tally: BTreeMap<String, (u32, u32, u32, u32)> = BTreeMap::new();
+    let mut http_400 = Vec::new();
+    let mut misses = Vec::new();
+    for (r, status) in &results {
+        let t = tally.entry(r.category.clone()).or_default();
+        if *status == 400 {
+            http_400.push(r.id.clone());
+        }
+        let refused = *status == 403;
+        if r.expect == "block" {
+            t.0 += 1;
+            t.1 += u32::from(refused);
+            if !refused {
+                misses.push(format!("{} ({status})", r.id));
+            }
+        } else {
+            t.2 += 1;
+            t.3 += u32::from(refused);
+            if refused {
+                misses.push(format!("{} refused", r.id));
+            }
+        }
+    }
+    assert!(http_400.is_empty(), "the HTTP layer refused records: {http_400:?}");
+    let (mut allow, mut wrongly) = (0, 0);
+    for (cat, (block, refused, a, w)) in &tally {
+        if *block > 20 {
+            let rate = f64::from(*refused) / f64::from(*block);
+            assert!(rate >= 0.95, "{cat}: {refused}/{block} detected; misses: {misses:?}");
+        }
+        allow += a;
+        wrongly += w;
+    }
+    assert!(
+        f64::from(wrongly) < 0.02 * f64::from(allow),
+        "{wrongly}/{allow} allow records refused: {misses:?}"
+    );
+
+    // Every refusal is in the audit log.
+    let refused: u32 = tally.values().map(|t| t.1 + t.3).sum();
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/__bext/waf/events?limit=5000",
+            &[("host", "echo.test"), ("authorization", &format!("Bearer {TOKEN}"))],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let events = r.json()["events"].as_array().unwrap().clone();
+    let blocks = events.iter().filter(|e| e["action"] == "block").count();
+    assert_eq!(blocks as u32, refused, "one audit event per refusal");
+}
+
+#[tokio::test]
+async fn ip_lists_follow_trusted_proxies_and_files() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write("data/deny.txt", "# blocked networks\n198.51.100.0/24\n");
+    let cfg = waf_platform(
+        &s,
+        echo.addr,
+        "name: waf\nenabled: true\nconfig:\n  trusted_proxies: [127.0.0.1]\n  ip:\n    deny: [203.0.113.0/24]\n    allow: [203.0.113.7]\n    deny_files: [deny.txt]\n    refresh: 1s\n",
+    );
+    let b = Bext::serve(&cfg);
+    let from = |ip: &'static str, path: &'static str| {
+        send(
+            b.addr,
+            request("GET", path, &[("host", "echo.test"), ("x-forwarded-for", ip)], ""),
+        )
+    };
+    assert_eq!(from("203.0.113.5", "/").await.status, 403, "denied network");
+    assert_eq!(
+        from("203.0.113.7", "/?q=%3Cscript%3Ealert(1)%3C/script%3E")
+            .await
+            .status,
+        200,
+        "the longest prefix (an allowed address) wins and skips inspection"
+    );
+    assert_eq!(from("198.51.100.9", "/").await.status, 403, "denied by file");
+    assert_eq!(from("192.0.2.1", "/").await.status, 200);
+    // Only the last untrusted hop counts: a client cannot hide behind a
+    // forged entry to the left.
+    assert_eq!(from("192.0.2.1, 203.0.113.5", "/").await.status, 403);
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/",
+            &[("host", "echo.test"), ("forwarded", "for=203.0.113.9")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 403, "Forwarded is read too");
+
+    s.write("data/deny.txt", "198.51.100.0/24\n192.0.2.0/24\n");
+    eventually(Duration::from_secs(10), || async {
+        (from("192.0.2.1", "/").await.status == 403).then_some(())
+    })
+    .await;
+    assert!(b.log().contains("waf ip lists reloaded"));
+
+    // Without trusted proxies the header is the client's word and ignored.
+    let s2 = Site::new();
+    let cfg = waf_platform(
+        &s2,
+        echo.addr,
+        "name: waf\nenabled: true\nconfig:\n  ip: { deny: [203.0.113.0/24] }\n",
+    );
+    let b2 = Bext::serve(&cfg);
+    let r = send(
+        b2.addr,
+        request(
+            "GET",
+            "/",
+            &[("host", "echo.test"), ("x-forwarded-for", "203.0.113.5")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn detect_mode_exclusions_and_the_audit_log() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = waf_platform(
+        &s,
+        echo.addr,
+        "name: waf\nenabled: true\nconfig:\n  exclusions:\n    - { path: /editor/*, rules: [xss] }\n    - { path: /raw, rules: [] }\n  disabled_rules: [lfi-traversal]\n",
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let xss = "?body=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    let sqli = "?id=1%27%20UNION%20SELECT%20password%20FROM%20users--";
+    let status = |path: String| async move { get(b.addr, "echo.test", &path).await.status };
+
+    let refused = get(b.addr, "echo.test", &format!("/page{xss}")).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.text().contains("request id"), "{}", refused.text());
+    assert!(!refused.text().contains("xss"), "no detail for the attacker");
+    assert_eq!(
+        status(format!("/editor/save{xss}")).await,
+        200,
+        "xss silenced on /editor/*"
+    );
+    assert_eq!(
+        status(format!("/editor/save{sqli}")).await,
+        403,
+        "other families still on"
+    );
+    assert_eq!(status(format!("/raw{sqli}")).await, 200, "every rule silenced on /raw");
+    assert_eq!(
+        status("/x?f=..%2F..%2Fnotes.txt".into()).await,
+        200,
+        "a disabled rule id"
+    );
+
+    // The audit log: admin token required.
+    let events = |auth: Option<&'static str>| {
+        let mut headers = vec![("host", "echo.test")];
+        if let Some(a) = auth {
+            headers.push(("authorization", a));
+        }
+        send(b.addr, request("GET", "/__bext/waf/events", &headers, ""))
+    };
+    let r = events(None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some());
+    assert_eq!(events(Some("Bearer wrong")).await.status, 401);
+    let r = events(Some("Bearer test-admin-token")).await;
+    assert_eq!(r.status, 200);
+    let list = r.json()["events"].as_array().unwrap().clone();
+    let first = list.iter().find(|e| e["category"] == "xss").expect("xss event");
+    assert_eq!(first["action"], "block");
+    assert_eq!(first["path"], "/page");
+    assert_eq!(first["app"], "echo");
+    assert!(refused.text().contains(first["request_id"].as_str().unwrap()));
+    let log = b.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("waf decision"))
+        .expect("a log line per decision");
+    assert!(
+        line.contains("xss") && line.contains(first["request_id"].as_str().unwrap()),
+        "{line}"
+    );
+
+    // Detect mode: logged, let through.
+    let s2 = Site::new();
+    let cfg = waf_platform(&s2, echo.addr, "name: waf\nenabled: true\nconfig:\n  mode: detect\n");
+    let b2 = Bext::serve(&cfg);
+    assert_eq!(get(b2.addr, "echo.test", &format!("/p{sqli}")).await.status, 200);
+    eventually(Duration::from_secs(5), || async {
+        b2.log().contains("action=\"detect\"").then_some(())
+    })
+    .await;
+
+    // Without a token configured the endpoint does not exist.
+    assert_eq!(get(b2.addr, "echo.test", "/__bext/waf/events").await.status, 404);
+}
+
+#[tokio::test]
+async fn bots_are_challenged_or_blocked_and_repeat_offenders_wait() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write(
+        "manifests/waf.yaml",
+        "name: waf\nenabled: true\nconfig:\n  bots: { mode: challenge }\n  penalty: { after: 3, within: 1m, ban: 1m }\n",
+    );
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.site]
+runtime = "proxy"
+upstream = "http://{0}"
+domains = ["site.test"]
+
+[apps.api]
+runtime = "proxy"
+upstream = "http://{0}"
+domains = ["api.test"]
+[apps.api.plugins.waf]
+config = {{ bots = {{ mode = "block" }} }}
+"#,
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let browser = "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0";
+    let ua = |host: &'static str, agent: &'static str, extra: Vec<(&'static str, String)>| {
+        let mut headers: Vec<(&str, String)> = vec![("host", host.to_owned()), ("user-agent", agent.to_owned())];
+        headers.extend(extra);
+        let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        send(b.addr, request("GET", "/", &refs, ""))
+    };
+    assert_eq!(ua("site.test", browser, vec![]).await.status, 200);
+    assert_eq!(
+        ua("site.test", "Googlebot/2.1", vec![]).await.status,
+        200,
+        "allowed crawler"
+    );
+
+    let page = ua("site.test", "curl/8.5.0", vec![]).await;
+    assert_eq!(page.status, 403);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    let html = page.text();
+    let reversed = html.split("var t=\"").nth(1).unwrap().split('"').next().unwrap();
+    let token: String = reversed.chars().rev().collect();
+    assert!(!html.contains(&token), "the token is only assembled by the script");
+    let cookie = format!("__bext_waf={token}");
+    assert_eq!(
+        ua("site.test", "curl/8.5.0", vec![("cookie", cookie.clone())])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        ua("site.test", "python-requests/2.32", vec![("cookie", cookie)])
+            .await
+            .status,
+        403,
+        "the cookie is bound to the user agent"
+    );
+    assert_eq!(
+        ua("api.test", "curl/8.5.0", vec![]).await.status,
+        403,
+        "per-app block mode"
+    );
+    assert!(!ua("api.test", "curl/8.5.0", vec![]).await.text().contains("<script"));
+
+    // Three refusals, then 429 for everything from that client.
+    for _ in 0..3 {
+        let attack = request(
+            "GET",
+            "/?q=%3Cscript%3Ealert(1)%3C/script%3E",
+            &[("host", "site.test"), ("user-agent", browser)],
+            "",
+        );
+        assert_eq!(send(b.addr, attack).await.status, 403);
+    }
+    let r = ua("site.test", browser, vec![]).await;
+    assert_eq!(r.status, 429);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait));
+}
+
+#[tokio::test]
+async fn bodies_are_inspected_and_reach_the_app_whole() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = waf_platform(&s, echo.addr, "name: waf\nenabled: true\nconfig:\n  body_limit: 1KiB\n");
+    let b = Bext::serve(&cfg);
+    let post = |ct: &'static str, body: String| {
+        send(
+            b.addr,
+            request("POST", "/submit", &[("host", "echo.test"), ("content-type", ct)], body),
+        )
+    };
+    let r = post("application/json", r#"{"user":{"name":"x' OR '1'='1"}}"#.into()).await;
+    assert_eq!(r.status, 403);
+    let r = post("application/x-www-form-urlencoded", "cmd=%3Bcat+%2Fetc%2Fpasswd".into()).await;
+    assert_eq!(r.status, 403);
+
+    let big = format!("note={}", "a".repeat(200_000));
+    let r = post("application/x-www-form-urlencoded", big.clone()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body_len"], big.len(), "the app gets every byte");
+    let late = format!("{}&x=%3Cscript%3Ealert(1)%3C/script%3E", big);
+    assert_eq!(
+        post("application/x-www-form-urlencoded", late).await.status,
+        200,
+        "past body_limit nothing is inspected"
+    );
+}

@@ -6,9 +6,10 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, MatchKind};
-use http::{HeaderMap, Method};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
+use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
 use crate::normalize::{canonical, resolve_path};
 use crate::rules::{Category, Part, RULES};
@@ -59,10 +60,15 @@ impl Switches {
 
 /// The compiled rule set; built once per plugin instance.
 pub struct Engine {
-    triggers: AhoCorasick,
-    /// For each trigger word, the rules it wakes (bit set over `RULES`).
-    trigger_rules: Vec<u128>,
-    regexes: Vec<Regex>,
+    /// Header values already inspected and found clean.
+    clean_headers: CleanCache,
+    /// Trigger words of the rules for the path, the user agent and
+    /// everything else: each scan only looks for words that can matter
+    /// where the value came from.
+    path_triggers: Triggers,
+    agent_triggers: Triggers,
+    other_triggers: Triggers,
+    regexes: Vec<BytesRegex>,
     scanners: AhoCorasick,
     probe_paths: Regex,
     restricted_ext: Regex,
@@ -188,35 +194,30 @@ impl Engine {
     /// Compiles the rules. The rules are constants, so a failure is a bug
     /// caught by the tests, not an operator error.
     pub fn new() -> Self {
-        assert!(RULES.len() <= 128, "trigger bit sets hold 128 rules");
-        let mut words: Vec<&str> = Vec::new();
-        let mut trigger_rules: Vec<u128> = Vec::new();
-        for (i, rule) in RULES.iter().enumerate() {
-            for t in rule.triggers {
-                let at = match words.iter().position(|w| w == t) {
-                    Some(at) => at,
-                    None => {
-                        words.push(t);
-                        trigger_rules.push(0);
-                        words.len() - 1
-                    }
-                };
-                trigger_rules[at] |= 1 << i;
-            }
-        }
-        let triggers = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&words)
-            .expect("trigger words compile");
+        assert!(
+            RULES.len() < SQL_GATE as usize,
+            "trigger bit sets hold 126 rules and 2 gates"
+        );
+        let gates = [(SQL_GATE, SQL_WORDS), (XSS_GATE, &["script:"][..])];
+        // ASCII classes and byte matching: canonical values are mostly
+        // ASCII, and Unicode-aware `\b`/`\s`/`\w` keep the lazy DFA from
+        // running (it falls back to a much slower engine).
         let regexes = RULES
             .iter()
-            .map(|r| Regex::new(r.pattern).unwrap_or_else(|e| panic!("rule {}: {e}", r.id)))
+            .map(|r| {
+                RegexBuilder::new(r.pattern)
+                    .unicode(false)
+                    .build()
+                    .unwrap_or_else(|e| panic!("rule {}: {e}", r.id))
+            })
             .collect();
         Engine {
-            triggers,
-            trigger_rules,
+            clean_headers: CleanCache::new(),
+            path_triggers: Triggers::new(|p| p == Part::Path, &[]),
+            agent_triggers: Triggers::new(|p| p == Part::UserAgent, &[]),
+            other_triggers: Triggers::new(|p| p != Part::Path && p != Part::UserAgent, &gates),
             regexes,
-            scanners: AhoCorasick::new(SCANNER_AGENTS).expect("scanner list compiles"),
+            scanners: dfa(SCANNER_AGENTS.iter().copied()),
             probe_paths: Regex::new(
                 r"^/(?:phpmyadmin|pma|myadmin|mysqladmin|dbadmin|sqladmin)\d*/|^/cgi-bin/(?:php\d?|test-cgi|printenv|bash|sh)\b|^/vendor/phpunit/.*eval-stdin\.php|^/_ignition/execute-solution|^/(?:hnap1|boaform|wls-wsat|solr/admin/cores|actuator/(?:env|heapdump|gateway))\b|^/(?:shell|cmd|c99|r57|wso|b374k|alfa)\.php$|^/manager/html$|^/jmx-console|^/invoker/jmxinvokerservlet|^/console/(?:css|login)/.*\.portal",
             )
@@ -294,9 +295,16 @@ impl Engine {
             })
         };
         let mut woken: u128 = 0;
-        for m in self.triggers.find_overlapping_iter(value) {
-            woken |= self.trigger_rules[m.pattern().as_usize()];
+        let triggers = match part {
+            Part::Path => &self.path_triggers,
+            Part::UserAgent => &self.agent_triggers,
+            _ => &self.other_triggers,
+        };
+        for m in triggers.words.find_overlapping_iter(value) {
+            woken |= triggers.rules[m.pattern().as_usize()];
         }
+        let gates = woken;
+        woken &= !(1 << SQL_GATE | 1 << XSS_GATE);
         while woken != 0 {
             let i = woken.trailing_zeros() as usize;
             woken &= woken - 1;
@@ -304,7 +312,7 @@ impl Engine {
             if rule.parts.has(part)
                 && on.on(rule.category, rule.id)
                 && !(cx.json_request && rule.id == "protocol-unicode-escape")
-                && self.regexes[i].is_match(value)
+                && self.regexes[i].is_match(value.as_bytes())
             {
                 return hit(rule.id, rule.category);
             }
@@ -315,7 +323,7 @@ impl Engine {
             }
             Part::Arg
                 if on.on(Category::Rfi, "rfi-known-parameter")
-                    && value.contains("://")
+                    && value.as_bytes().windows(3).any(|w| w == b"://")
                     && self.rfi_params.is_match(name) =>
             {
                 return hit("rfi-known-parameter", Category::Rfi);
@@ -326,18 +334,23 @@ impl Engine {
         // A browser's user agent is full of `;` and `()`: tokenize it only
         // when it carries a quote or markup.
         let agent = matches!(part, Part::UserAgent);
+        let marks = Marks::of(value);
         if on.on(Category::Sqli, "libinjection-sqli")
             && (if agent {
                 value.contains(['\'', '"'])
             } else {
-                sql_suspect(value)
+                gates & 1 << SQL_GATE != 0 || marks.sql
             })
             && libinjection_sqli(value)
         {
             return hit("libinjection-sqli", Category::Sqli);
         }
         if on.on(Category::Xss, "libinjection-xss")
-            && (if agent { value.contains('<') } else { xss_suspect(value) })
+            && (if agent {
+                value.contains('<')
+            } else {
+                gates & 1 << XSS_GATE != 0 || marks.xss
+            })
             && libinjectionrs::detect_xss(value.as_bytes()).is_injection()
         {
             return hit("libinjection-xss", Category::Xss);
@@ -356,7 +369,7 @@ impl Engine {
                 sample: cut(sample, 80).to_owned(),
             })
         };
-        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let header = |name: http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         let p = Category::Protocol;
 
         let raw_target = [req.path, req.query.unwrap_or("")];
@@ -369,8 +382,14 @@ impl Engine {
         if path.contains(['\r', '\n']) {
             return finding("protocol-crlf-in-path", p, Part::Path, "", &path);
         }
-        let resolved = resolve_path(&path);
-        if self.restricted_ext.is_match(&resolved) || self.restricted_ext.is_match(&path) {
+        // Already resolved unless it has dot segments, backslashes or `//`.
+        let resolved = if path.contains(['.', '\\']) || path.as_bytes().windows(2).any(|w| w == b"//") {
+            Cow::Owned(resolve_path(&path))
+        } else {
+            Cow::Borrowed(&*path)
+        };
+        if path.contains(['.', '~']) && (self.restricted_ext.is_match(&resolved) || self.restricted_ext.is_match(&path))
+        {
             return finding("protocol-restricted-extension", p, Part::Path, "", &path);
         }
         if on.on(Category::Scanner, "scanner-probe-path") && self.probe_paths.is_match(&resolved) {
@@ -385,11 +404,11 @@ impl Engine {
         if contains_ci(req.query.unwrap_or(""), "unix:") && req.query.is_some_and(|q| q.contains('|')) {
             return finding("protocol-proxy-unix-socket", p, Part::Arg, "", req.query.unwrap_or(""));
         }
-        let has_body = !req.body.is_empty() || header("content-length").is_some_and(|n| n.trim() != "0");
+        let has_body = !req.body.is_empty() || header(http::header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
         if has_body && (req.method == Method::GET || req.method == Method::HEAD) {
             return finding("protocol-get-with-body", p, Part::Body, "", "");
         }
-        if let Some(ct) = header("content-type") {
+        if let Some(ct) = header(http::header::CONTENT_TYPE) {
             let lower = ct.to_ascii_lowercase();
             if !self.content_type.is_match(&lower) {
                 return finding("protocol-bad-content-type", p, Part::Header, "content-type", ct);
@@ -408,7 +427,9 @@ impl Engine {
                 return finding("protocol-bad-charset", p, Part::Header, "content-type", ct);
             }
         }
-        if let Some(accept) = header("accept") {
+        if let Some(accept) = header(http::header::ACCEPT)
+            && contains_ci(accept, "charset")
+        {
             let lower = accept.to_ascii_lowercase();
             for range in lower.split(',') {
                 if let Some(cs) = charset(range)
@@ -418,7 +439,7 @@ impl Engine {
                 }
             }
         }
-        if header("accept-encoding").is_some_and(|v| v.len() > 100) {
+        if header(http::header::ACCEPT_ENCODING).is_some_and(|v| v.len() > 100) {
             return finding("protocol-long-accept-encoding", p, Part::Header, "accept-encoding", "");
         }
         for cookie in req.headers.get_all(http::header::COOKIE) {
@@ -428,6 +449,97 @@ impl Engine {
         }
         None
     }
+}
+
+/// Header values (user agents, cookies, referers) recur from request to
+/// request; one found clean with every rule on needs no second look.
+/// Bounded, and keyed by SipHash with a per-process random key, so a
+/// client cannot craft a value whose key collides with a clean one.
+struct CleanCache {
+    seen: quick_cache::sync::Cache<u64, ()>,
+    hasher: std::hash::RandomState,
+}
+
+impl CleanCache {
+    fn new() -> Self {
+        CleanCache {
+            seen: quick_cache::sync::Cache::new(16_384),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn key(&self, name: &str, value: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((name, value))
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        self.seen.get(&key).is_some()
+    }
+
+    fn insert(&self, key: u64) {
+        self.seen.insert(key, ());
+    }
+}
+
+/// One Aho-Corasick automaton over rules' trigger words, and for each
+/// word the rules it wakes (a bit set over `RULES`, plus the gate bits).
+struct Triggers {
+    words: AhoCorasick,
+    rules: Vec<u128>,
+}
+
+impl Triggers {
+    /// The triggers of the rules that apply to a part `wanted` accepts.
+    fn new(wanted: impl Fn(Part) -> bool, gates: &[(u32, &[&'static str])]) -> Self {
+        const PARTS: [Part; 9] = [
+            Part::Path,
+            Part::ArgName,
+            Part::Arg,
+            Part::Cookie,
+            Part::Header,
+            Part::UserAgent,
+            Part::Referer,
+            Part::Filename,
+            Part::Body,
+        ];
+        let mut words: Vec<&str> = Vec::new();
+        let mut rules: Vec<u128> = Vec::new();
+        let applicable = RULES
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| PARTS.iter().any(|p| wanted(*p) && r.parts.has(*p)))
+            .map(|(i, r)| (i as u32, r.triggers));
+        for (bit, triggers) in applicable.chain(gates.iter().copied()) {
+            for t in triggers {
+                let at = match words.iter().position(|w| w == t) {
+                    Some(at) => at,
+                    None => {
+                        words.push(t);
+                        rules.push(0);
+                        words.len() - 1
+                    }
+                };
+                rules[at] |= 1 << bit;
+            }
+        }
+        // A DFA: more memory than an NFA, but this scan of every value is
+        // the hot loop of inspection.
+        let words = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&words)
+            .expect("trigger words compile");
+        Triggers { words, rules }
+    }
+}
+
+/// A DFA-backed matcher for a fixed word list.
+fn dfa<I: IntoIterator<Item = &'static str>>(words: I) -> AhoCorasick {
+    AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(words)
+        .expect("word lists compile")
 }
 
 impl Default for Engine {
@@ -461,8 +573,9 @@ fn allowed_charset(cs: &str) -> bool {
 /// `&tab;`...) and JavaScript escapes (`\\u0041`, `\\x41`) resolved and
 /// the whitespace they can smuggle in removed; `None` if it has neither.
 fn unescape_entities_and_js(value: &str) -> Option<String> {
-    let entities = value.contains('&') && value.contains(';');
-    let escapes = value.contains("\\u") || value.contains("\\x");
+    let bytes = value.as_bytes();
+    let entities = bytes.contains(&b'&') && bytes.contains(&b';');
+    let escapes = bytes.windows(2).any(|w| w[0] == b'\\' && matches!(w[1], b'u' | b'x'));
     if !entities && !escapes {
         return None;
     }
@@ -560,6 +673,10 @@ fn base64_text(raw: &[u8]) -> Option<String> {
     if raw.len() < 16 || raw.len() > 8192 {
         return None;
     }
+    let alphabet = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'%');
+    if !raw.iter().all(alphabet) || !raw.iter().any(u8::is_ascii_uppercase) || !raw.iter().any(u8::is_ascii_lowercase) {
+        return None;
+    }
     let raw = match raw.iter().position(|&b| b == b'%') {
         // `%3D` padding in a query string.
         Some(_) => crate::normalize::percent_decode(raw)?,
@@ -617,22 +734,82 @@ fn libinjection_sqli(value: &str) -> bool {
         .is_some_and(|f| weak.contains(&f.to_string().as_str()))
 }
 
-/// Whether a value could hold SQL worth tokenizing: libinjection is the
-/// expensive step, so plain words and numbers skip it.
-fn sql_suspect(v: &str) -> bool {
-    v.bytes().any(|b| {
-        matches!(
-            b,
-            b'\'' | b'"' | b'`' | b'#' | b';' | b'=' | b'(' | b')' | b'*' | b'/' | b'-' | b'@' | b'|' | b'&'
-        )
-    })
+/// Bits of the trigger set that are gates for libinjection, not rules.
+const SQL_GATE: u32 = 126;
+const XSS_GATE: u32 = 127;
+
+/// Words that make a value worth SQL tokenizing.
+const SQL_WORDS: &[&str] = &[
+    "select",
+    "union",
+    " or ",
+    " and ",
+    " xor ",
+    "having",
+    "sleep",
+    "benchmark",
+    "waitfor",
+    "insert",
+    "update",
+    "delete",
+    "drop",
+    "exec",
+    "declare",
+    "order by",
+    "group by",
+    "information_schema",
+    "null",
+    "case when",
+    "extractvalue",
+    "updatexml",
+    "concat",
+    "char(",
+    "||",
+    "&&",
+    " like ",
+    " div ",
+    "1=1",
+    "rlike",
+    "regexp",
+    "truncate",
+    "alter",
+    "procedure",
+    "into",
+    "load_file",
+    "--",
+    "/*",
+];
+
+/// What one byte pass over a value says about it: whether libinjection
+/// (the expensive step: several parses per value) is worth running.
+struct Marks {
+    /// A quote, backtick, `#` or `;`: SQL string and statement breaks.
+    sql: bool,
+    /// Markup, or an attribute break (`="` / `='`).
+    xss: bool,
 }
 
-/// Whether a value could hold markup or an attribute break.
-fn xss_suspect(v: &str) -> bool {
-    v.bytes().any(|b| matches!(b, b'<' | b'>' | b'`'))
-        || (v.contains('=') && v.contains(['"', '\'']))
-        || v.contains("script:")
+impl Marks {
+    fn of(v: &str) -> Marks {
+        let (mut quote, mut markup, mut eq, mut sql) = (false, false, false, false);
+        for b in v.bytes() {
+            match b {
+                b'\'' | b'"' => quote = true,
+                b'`' => {
+                    quote = true;
+                    markup = true;
+                }
+                b'#' | b';' => sql = true,
+                b'<' | b'>' => markup = true,
+                b'=' => eq = true,
+                _ => {}
+            }
+        }
+        Marks {
+            sql: sql || quote,
+            xss: markup || (eq && quote),
+        }
+    }
 }
 
 fn contains_ci(hay: &str, needle: &str) -> bool {
@@ -654,28 +831,29 @@ fn cut(s: &str, max: usize) -> &str {
 }
 
 /// Headers whose values are not inspected as free text: checked
-/// structurally above, or never carrying application input.
-fn skipped_header(name: &str) -> bool {
-    matches!(
-        name,
-        "host"
-            | "content-length"
-            | "content-type"
-            | "accept"
-            | "accept-encoding"
-            | "accept-language"
-            | "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "cache-control"
-            | "pragma"
-            | "upgrade-insecure-requests"
-            | "if-none-match"
-            | "if-modified-since"
-            | "te"
-            | "dnt"
-            | "priority"
-    ) || name.starts_with("sec-")
+/// structurally above, or never carrying application input. Standard
+/// names compare as enums, not strings.
+fn skipped_header(name: &HeaderName) -> bool {
+    use http::header::*;
+    [
+        HOST,
+        CONTENT_LENGTH,
+        CONTENT_TYPE,
+        ACCEPT,
+        ACCEPT_ENCODING,
+        ACCEPT_LANGUAGE,
+        CONNECTION,
+        CACHE_CONTROL,
+        PRAGMA,
+        UPGRADE_INSECURE_REQUESTS,
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        TE,
+        DNT,
+    ]
+    .contains(name)
+        || matches!(name.as_str().as_bytes(), [b's', b'e', b'c', b'-', ..])
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection" | "priority")
 }
 
 /// Walks a request's values, checking each; the walk stops at the first
@@ -731,23 +909,35 @@ fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
     {
         return;
     }
-    for (name, value) in req.headers {
-        let name = name.as_str();
-        if skipped_header(name) {
+    let cacheable = v.cx.on.off_categories == 0 && v.cx.on.off_rules.is_empty();
+    for (header, value) in req.headers {
+        if skipped_header(header) {
             continue;
         }
         let bytes = value.as_bytes();
-        let stop = match name {
-            "cookie" => cookies(bytes, v),
-            "user-agent" => v.value(Part::UserAgent, name, bytes, false),
-            "referer" => v.value(Part::Referer, name, bytes, false),
-            "x-filename" | "x_filename" | "x.filename" | "x-file-name" => {
-                v.value(Part::Filename, name, bytes, false) || v.value(Part::Header, name, bytes, false)
-            }
-            _ => v.value(Part::Header, name, bytes, false),
+        let name = header.as_str();
+        let key = cacheable.then(|| v.engine.clean_headers.key(name, bytes));
+        if key.is_some_and(|k| v.engine.clean_headers.contains(k)) {
+            continue;
+        }
+        let stop = if header == http::header::COOKIE {
+            cookies(bytes, v)
+        } else if header == http::header::USER_AGENT {
+            v.value(Part::UserAgent, name, bytes, false)
+        } else if header == http::header::REFERER {
+            referer(bytes, v)
+        } else if matches!(name, "x-filename" | "x_filename" | "x.filename" | "x-file-name") {
+            v.value(Part::Filename, name, bytes, false) || v.value(Part::Header, name, bytes, false)
+        } else {
+            v.value(Part::Header, name, bytes, false)
         };
         if stop {
             return;
+        }
+        if let Some(k) = key
+            && v.budget > 0
+        {
+            v.engine.clean_headers.insert(k);
         }
     }
     if req.body.is_empty() {
@@ -788,6 +978,37 @@ fn body(ct: &str, body: &[u8], v: &mut Visitor<'_>) -> bool {
     let looks_like_form =
         body.contains(&b'=') && !body.contains(&b'\n') && !body.starts_with(b"<") && !body.starts_with(b"{");
     looks_like_form && form(body, v)
+}
+
+/// A Referer is a URL: its path and query arguments are what an app
+/// might reflect; scheme and host are not inspected as input.
+fn referer(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    let rest = raw
+        .windows(3)
+        .position(|w| w == b"://")
+        .map(|i| &raw[i + 3..])
+        .map(|r| &r[r.iter().position(|&b| b == b'/').unwrap_or(r.len())..]);
+    let Some(rest) = rest else {
+        return v.value(Part::Referer, "referer", raw, false);
+    };
+    let (path, query) = match rest.iter().position(|&b| b == b'?') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    if !path.is_empty() && v.value(Part::Referer, "referer", path, false) {
+        return true;
+    }
+    let Some(query) = query else { return false };
+    for pair in query.split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        if v.value(Part::Referer, "referer", name, true) || v.value(Part::Referer, "referer", value, true) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `a=1&b=2`, as query strings and form bodies.

@@ -19,6 +19,11 @@ pub fn canonical(raw: &[u8], plus_is_space: bool) -> Cow<'_, str> {
         // The common case: nothing to decode, nothing to fold.
         return Cow::Borrowed(std::str::from_utf8(raw).expect("plain bytes are ASCII"));
     }
+    if raw.iter().all(|&b| plain_byte(b) && (b != b'+' || !plus_is_space)) {
+        // Only upper case to fold (a user agent, a mixed-case token).
+        let lower = raw.to_ascii_lowercase();
+        return Cow::Owned(String::from_utf8(lower).expect("plain bytes are ASCII"));
+    }
     let mut bytes = if plus_is_space {
         raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect()
     } else {

@@ -168,9 +168,15 @@ use Part::*;
 /// Values a client chooses freely: arguments, cookies, bodies, file names.
 const INPUT: Parts = parts(&[ArgName, Arg, Cookie, Body, Filename]);
 /// The above plus free-form headers (not the user agent).
-const INPUT_HEADERS: Parts = parts(&[ArgName, Arg, Cookie, Body, Filename, Header, Referer, UserAgent]);
-/// The above plus the path, for signatures no file name carries.
-const INPUT_PATH: Parts = parts(&[Path, ArgName, Arg, Cookie, Body, Filename, Header, Referer, UserAgent]);
+/// A browser's user agent is full of `;` and `()`: only the rules that
+/// name it (via these sets) look at it.
+const INPUT_HEADERS: Parts = parts(&[ArgName, Arg, Cookie, Body, Filename, Header, Referer]);
+/// The above plus the user agent.
+const INPUT_AGENT: Parts = parts(&[ArgName, Arg, Cookie, Body, Filename, Header, Referer, UserAgent]);
+/// Everything but the user agent, the path included.
+const INPUT_PATH: Parts = parts(&[Path, ArgName, Arg, Cookie, Body, Filename, Header, Referer]);
+/// Everything, the path and the user agent included.
+const INPUT_PATH_AGENT: Parts = parts(&[Path, ArgName, Arg, Cookie, Body, Filename, Header, Referer, UserAgent]);
 /// Everything, the path included.
 const ANY: Parts = parts(&[Path, ArgName, Arg, Cookie, Body, Filename, Header, Referer, UserAgent]);
 /// Everything but the path.
@@ -234,7 +240,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "sqli-time-fn",
         category: Category::Sqli,
-        parts: INPUT_PATH,
+        parts: INPUT_PATH_AGENT,
         triggers: &[
             "sleep",
             "benchmark",
@@ -411,7 +417,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "xss-script-tag",
         category: Category::Xss,
-        parts: INPUT_PATH,
+        parts: INPUT_PATH_AGENT,
         triggers: &["<", "\u{bc}", "+adw-"],
         pattern: r"<\s*/?\s*(?:\w+\s*:\s*)?script\b|\x{bc}\s*/?\s*(?:script|img|svg|iframe)|\+adw-\s*/?\s*(?:script|img|svg|iframe|body|a\b)|<\s*(?:f\s*o\s*r\s*m|d\s*i\s*a\s*l\s*o\s*g|s\s*c\s*r\s*i\s*p\s*t|i\s*f\s*r\s*a\s*m\s*e|s\s*v\s*g|o\s*b\s*j\s*e\s*c\s*t|e\s*m\s*b\s*e\s*d|s\s*t\s*y\s*l\s*e|m\s*e\s*t\s*a|b\s*a\s*s\s*e|l\s*i\s*n\s*k|t\s*e\s*m\s*p\s*l\s*a\s*t\s*e|i\s*m\s*p\s*o\s*r\s*t|i\s*s\s*i\s*n\s*d\s*e\s*x|k\s*e\s*y\s*g\s*e\s*n|a\s*p\s*p\s*l\s*e\s*t|m\s*a\s*r\s*q\s*u\s*e\s*e)(?:\s|/|>|$)|<\s*(?:\w+\s*:\s*)?(?:vmlframe|import\w*|dialog|form)\b|<\s*[a-z]+\b[^>]*\bon[a-z]{3,25}\s*=|<!entity\b|!entity\s+%?\s*\w+\s+system\b",
     },
@@ -425,14 +431,14 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "xss-event-handler",
         category: Category::Xss,
-        parts: INPUT_PATH,
+        parts: INPUT_PATH_AGENT,
         triggers: &["on"],
         pattern: r#"(?:^|[\s"'`/;<>=0-9,(])on[a-z]{3,25}\s*=(?:[^=]|$)|(?:^|[\s"'`/;<>=])on(?:error|load|click|dblclick|mouse\w+|focus\w*|blur|change|submit|key\w+|contextmenu|animation\w+|transition\w+|toggle|pointer\w+|begin|end|start|finish|scroll|resize|input|invalid|select|wheel|drag\w*|drop|paste|copy|cut|hashchange|pageshow|pagehide|message|beforeunload|unload|play|playing|pause|ended|auxclick|afterprint|beforeprint|readystatechange|search|show|abort|canplay\w*|durationchange|emptied|loadeddata|loadedmetadata|loadstart|progress|ratechange|reset|seeked|seeking|stalled|suspend|timeupdate|volumechange|waiting|popstate|storage|online|offline|beforeinput|formdata|securitypolicyviolation|touch\w+)\s*=\s*\S"#,
     },
     RuleDef {
         id: "xss-tag",
         category: Category::Xss,
-        parts: INPUT_PATH,
+        parts: INPUT_PATH_AGENT,
         triggers: &["<"],
         pattern: r#"<\s*/?\s*(?:iframe|frame|frameset|object|embed|applet|meta|base|svg|math|xss|isindex|xml|import|layer|ilayer|bgsound|vmlframe|template|portal|animate|set|handler|listener)\b|<\s*(?:img|image|video|audio|source|input|body|form|button|details|marquee|link|style|a|div|table|td|select|textarea|keygen|object|input|x|html)\b[^>]*?\b(?:src|href|action|formaction|background|dynsrc|lowsrc|data|xlink:href|style)\s*=\s*['"`]?\s*(?:javascript|vbscript|data|livescript)\s*:|<\s*style\b[^>]*>[^<]*(?:expression\s*\(|@import|url\s*\(|behavior\s*:)|<\s*link\b[^>]*\brel\s*=\s*['"]?(?:stylesheet|import)"#,
     },
@@ -588,7 +594,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "rce-substitution",
         category: Category::Rce,
-        parts: INPUT_HEADERS,
+        parts: INPUT_AGENT,
         triggers: &[
             "$(", "`", "${", "$ifs", "<(", ">(", "$[", "$shell", "$bash", "$0", "$sh",
         ],
@@ -719,7 +725,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "php-open-tag",
         category: Category::Php,
-        parts: INPUT_HEADERS,
+        parts: INPUT_AGENT,
         triggers: &["<?", "php]", "php}"],
         pattern: r"<\?(?:php[\s(/]|=|\s)|[\[{]\s*[/\\]?\s*php\s*[\]}]",
     },

@@ -1,0 +1,116 @@
+//! Inspection speed on one core: `cargo bench -p bext-plugin-waf`.
+//! The goal is at least 2 M benign requests per second (500 ns each).
+
+use bext_plugin_waf::inspect::{Engine, Subject, Switches};
+use http::{HeaderMap, HeaderValue, Method};
+
+fn main() {
+    divan::main();
+}
+
+/// What a browser sends for a product page.
+fn browser_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "shop.example.com"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("cookie", "session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"),
+        ("referer", "https://shop.example.com/category/shoes?color=red"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+#[divan::bench]
+fn benign_get(bencher: divan::Bencher<'_, '_>) {
+    let engine = Engine::new();
+    let headers = browser_headers();
+    let on = Switches::default();
+    bencher.bench_local(|| {
+        let req = Subject {
+            method: &Method::GET,
+            path: "/products/42",
+            query: Some("page=2&sort=price"),
+            headers: &headers,
+            body: b"",
+        };
+        assert!(engine.inspect(divan::black_box(&req), &on).is_none());
+    });
+}
+
+/// The same request with a user agent and cookie never seen before, so
+/// nothing comes from the cache of clean header values.
+#[divan::bench]
+fn benign_get_new_headers(bencher: divan::Bencher<'_, '_>) {
+    let engine = Engine::new();
+    let on = Switches::default();
+    let mut n = 0u64;
+    bencher
+        .with_inputs(|| {
+            n += 1;
+            let mut headers = browser_headers();
+            let agent = format!("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/{n}.0");
+            headers.insert("user-agent", HeaderValue::from_str(&agent).unwrap());
+            let cookie = format!("session={n:032x}; theme=dark");
+            headers.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
+            headers
+        })
+        .bench_local_refs(|headers| {
+            let req = Subject {
+                method: &Method::GET,
+                path: "/products/42",
+                query: Some("page=2&sort=price"),
+                headers,
+                body: b"",
+            };
+            assert!(engine.inspect(divan::black_box(&req), &on).is_none());
+        });
+}
+
+#[divan::bench]
+fn benign_json_post(bencher: divan::Bencher<'_, '_>) {
+    let engine = Engine::new();
+    let mut headers = browser_headers();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("content-length", HeaderValue::from_static("96"));
+    let body =
+        br#"{"email":"ana@example.com","name":"Ana O'Neil","items":[{"sku":"AB-12","qty":2}],"note":"ring twice"}"#;
+    let on = Switches::default();
+    bencher.bench_local(|| {
+        let req = Subject {
+            method: &Method::POST,
+            path: "/api/orders",
+            query: None,
+            headers: &headers,
+            body,
+        };
+        assert!(engine.inspect(divan::black_box(&req), &on).is_none());
+    });
+}
+
+#[divan::bench]
+fn sqli_attack(bencher: divan::Bencher<'_, '_>) {
+    let engine = Engine::new();
+    let headers = browser_headers();
+    let on = Switches::default();
+    bencher.bench_local(|| {
+        let req = Subject {
+            method: &Method::GET,
+            path: "/products",
+            query: Some("id=1%27%20UNION%20SELECT%20password%20FROM%20users--"),
+            headers: &headers,
+            body: b"",
+        };
+        assert!(engine.inspect(divan::black_box(&req), &on).is_some());
+    });
+}

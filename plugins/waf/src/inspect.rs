@@ -70,8 +70,8 @@ pub struct Engine {
     other_triggers: Triggers,
     regexes: Vec<BytesRegex>,
     scanners: AhoCorasick,
-    probe_paths: Regex,
-    restricted_ext: Regex,
+    probe_paths: BytesRegex,
+    restricted_ext: BytesRegex,
     content_type: Regex,
     rfi_params: Regex,
 }
@@ -202,15 +202,7 @@ impl Engine {
         // ASCII classes and byte matching: canonical values are mostly
         // ASCII, and Unicode-aware `\b`/`\s`/`\w` keep the lazy DFA from
         // running (it falls back to a much slower engine).
-        let regexes = RULES
-            .iter()
-            .map(|r| {
-                RegexBuilder::new(r.pattern)
-                    .unicode(false)
-                    .build()
-                    .unwrap_or_else(|e| panic!("rule {}: {e}", r.id))
-            })
-            .collect();
+        let regexes = RULES.iter().map(|r| ascii_regex(r.pattern)).collect();
         Engine {
             clean_headers: CleanCache::new(),
             path_triggers: Triggers::new(|p| p == Part::Path, &[]),
@@ -218,14 +210,14 @@ impl Engine {
             other_triggers: Triggers::new(|p| p != Part::Path && p != Part::UserAgent, &gates),
             regexes,
             scanners: dfa(SCANNER_AGENTS.iter().copied()),
-            probe_paths: Regex::new(
+            probe_paths: ascii_regex(
                 r"^/(?:phpmyadmin|pma|myadmin|mysqladmin|dbadmin|sqladmin)\d*/|^/cgi-bin/(?:php\d?|test-cgi|printenv|bash|sh)\b|^/vendor/phpunit/.*eval-stdin\.php|^/_ignition/execute-solution|^/(?:hnap1|boaform|wls-wsat|solr/admin/cores|actuator/(?:env|heapdump|gateway))\b|^/(?:shell|cmd|c99|r57|wso|b374k|alfa)\.php$|^/manager/html$|^/jmx-console|^/invoker/jmxinvokerservlet|^/console/(?:css|login)/.*\.portal",
             )
-            .expect("probe paths compile"),
-            restricted_ext: Regex::new(
+            ,
+            restricted_ext: ascii_regex(
                 r"\.(?:bak|backup|old|orig|original|save|swp|swo|tmp|temp|sql|sqlite3?|db|dbf|mdb|accdb|rdb|ldb|mdf|ldf|log|ini|conf|cnf|cfg|config|dat|inc|pol|sys|dll|exe|bat|cmd|ps1|vbs|vbe|wsf|cer|crt|key|pem|pfx|p12|jks|keystore|asa|asax|ascx|axd|backup|cs|csproj|vb|vbproj|resources|resx|idq|printer|htr|htw|ida|lnk|licx|rem|dist|kdbx|ovpn|npmrc|history|passwd|pwd|pass|secret|env|yml|yaml|toml|lock|git|svn|hg)$|[^/]\.\w+~(?:/|$)|~$|\.(?:php|asp|aspx|jsp|cgi|pl|py)\.(?:bak|old|orig|save|swp|txt|tmp|\d+)$",
             )
-            .expect("extensions compile"),
+            ,
             rfi_params: Regex::new(
                 r"^(?:mosconfig_absolute_path|_conf\[path\]|_server\[document_root\]|gallery_basedir|path\[docroot\]|appserv_root|config\[root_dir\]|phpbb_root_path|include_path|base_?path|root_?path|abs_?path|dir_?path|template_?path|lang_?path)$",
             )
@@ -388,11 +380,12 @@ impl Engine {
         } else {
             Cow::Borrowed(&*path)
         };
-        if path.contains(['.', '~']) && (self.restricted_ext.is_match(&resolved) || self.restricted_ext.is_match(&path))
+        if path.contains(['.', '~'])
+            && (self.restricted_ext.is_match(resolved.as_bytes()) || self.restricted_ext.is_match(path.as_bytes()))
         {
             return finding("protocol-restricted-extension", p, Part::Path, "", &path);
         }
-        if on.on(Category::Scanner, "scanner-probe-path") && self.probe_paths.is_match(&resolved) {
+        if on.on(Category::Scanner, "scanner-probe-path") && self.probe_paths.is_match(resolved.as_bytes()) {
             return Some(Finding {
                 rule: "scanner-probe-path",
                 category: Category::Scanner,
@@ -534,6 +527,14 @@ impl Triggers {
     }
 }
 
+/// A regex over bytes with ASCII classes (see the rules' regexes).
+fn ascii_regex(pattern: &str) -> BytesRegex {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+}
+
 /// A DFA-backed matcher for a fixed word list.
 fn dfa<I: IntoIterator<Item = &'static str>>(words: I) -> AhoCorasick {
     AhoCorasick::builder()
@@ -603,7 +604,7 @@ fn unescape_entities_and_js(value: &str) -> Option<String> {
 /// One HTML character reference at the start of `s`: the char and the
 /// bytes it took (`None, 1` when it is not one).
 fn entity(s: &str) -> (Option<char>, usize) {
-    let end = s[..s.len().min(12)].find(';');
+    let end = s[..s.floor_char_boundary(12)].find(';');
     let Some(end) = end else {
         return (None, 1);
     };
@@ -1139,7 +1140,7 @@ fn unescape_xml(s: &str) -> Cow<'_, str> {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+        let Some(semi) = rest[..rest.floor_char_boundary(12)].find(';') else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -1331,6 +1332,14 @@ mod tests {
         engine
             .inspect(&subject(&Method::GET, target, &headers, b""), &Switches::default())
             .map(|f| f.rule)
+    }
+
+    #[test]
+    fn entities_next_to_multibyte_chars_do_not_panic() {
+        // Found by tests/fuzz.rs: a reference cut inside a UTF-8 sequence.
+        assert_eq!(entity("&\\u00<<\u{fffd}\u{fffd}"), (None, 1));
+        assert!(unescape_entities_and_js("&\\u00<<\u{fffd}\u{fffd}\u{fffd}").is_some());
+        assert_eq!(unescape_xml("&abcdefghij\u{fffd}"), "&abcdefghij\u{fffd}");
     }
 
     #[test]

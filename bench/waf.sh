@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Security plugins' cost on the server, all in one run on this machine:
+# a static 1 KiB file served with the waf plugin off, then on (block mode,
+# every rule), with browser-like requests (user agent, cookies, referer,
+# query arguments). Later issues add the gateway and authn plugins here.
+#
+#   bench/waf.sh                     # 10 s rounds, 3 rounds
+#   DURATION=5 ROUNDS=2 bench/waf.sh
+#
+# Needs wrk. The server is pinned to CPU 0, wrk to CPU 1; one bext worker.
+# For the inspection itself, per request: cargo bench -p bext-plugin-waf
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+OUT=bench/out/waf
+for tool in wrk taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
+done
+
+cargo build --release -q -p bext
+BEXT=$PWD/target/release/bext
+rm -rf "$OUT"; mkdir -p "$OUT/www"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$OUT/www/index.html"
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_up() { for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$1$2" >/dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
+
+TARGET="/index.html?page=2&sort=price&utm_source=newsletter"
+HEADERS=(
+  -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+  -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+  -H "Accept-Language: en-US,en;q=0.9"
+  -H "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"
+  -H "Referer: https://shop.example.com/category/shoes?color=red"
+)
+rps() { # port -> requests/s
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" | awk '/Requests\/sec/ {print $2}'
+}
+warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" >/dev/null; }
+
+mk() { # name port waf-enabled
+  mkdir -p "$OUT/$1/manifests"
+  printf 'name: vhosts\n' > "$OUT/$1/manifests/vhosts.yaml"
+  printf 'name: waf\nenabled: %s\n' "$3" > "$OUT/$1/manifests/waf.yaml"
+  cat > "$OUT/$1/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:$2"
+access_log = false
+watch = false
+workers = 1
+manifests = "manifests"
+default_app = "site"
+[apps.site]
+source = "../www"
+TOML
+  taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/$1/platform.toml" >/dev/null 2>"$OUT/$1.err" & PIDS+=($!)
+}
+mk off 19190 false
+mk on 19191 true
+for p in 19190 19191; do wait_up $p /index.html; warm $p; done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:19191/?q=%27%20OR%201=1--")" = 403 ] || { echo "the waf is not blocking"; exit 1; }
+
+echo "static 1 KiB file, browser-like requests, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (req/s)"
+printf "%-6s %10s %10s %8s %10s\n" round off waf on/off "+us waf"
+for r in $(seq 1 "$ROUNDS"); do
+  a=$(rps 19190); b=$(rps 19191)
+  printf "%-6s %10s %10s %8s %10s\n" "$r" "$a" "$b" \
+    "$(python3 -c "print(round($b/$a,3))")" "$(python3 -c "print(round(1e6/$b-1e6/$a,2))")"
+done

@@ -74,7 +74,7 @@ fn record_bytes(r: &Record) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn the_corpus_is_judged_the_same_through_the_server() {
+async fn the_corpora_are_judged_the_same_through_the_server() {
     let echo = Echo::start().await;
     let s = Site::new();
     let cfg = waf_platform(
@@ -83,8 +83,11 @@ async fn the_corpus_is_judged_the_same_through_the_server() {
         "name: waf\nenabled: true\nconfig:\n  audit: { capacity: 5000 }\n",
     );
     let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let text = std::fs::read_to_string(repo().join("tests/waf-corpus/corpus.jsonl")).unwrap();
-    let records: Vec<Record> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut records: Vec<Record> = Vec::new();
+    for file in ["tests/waf-corpus/corpus.jsonl", "plugins/waf/tests/corpus/bext.jsonl"] {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        records.extend(text.lines().map(|l| serde_json::from_str::<Record>(l).unwrap()));
+    }
     let addr = b.addr;
     let results = tokio::task::spawn_blocking(move || {
         records

@@ -215,7 +215,7 @@ macro_rules! unix_weak_cmds {
 /// Windows commands, for the same purpose.
 macro_rules! win_cmds {
     () => {
-        r"(?:cmd(?:\.exe)?|powershell(?:\.exe)?|pwsh|iwr|irm|iex|certutil|bitsadmin|bcdboot|bcdedit|regedit|regsvr32|rundll32|wmic|net1|netsh|schtasks|tasklist|taskkill|systeminfo|ipconfig|mshta|cscript|wscript|msiexec|vssadmin|wevtutil|icacls|cacls|takeown|diskpart|ntdsutil|nltest|dsquery|whoami|findstr|xcopy|robocopy|tracert|runas|forfiles|pcalua|msbuild|installutil|regasm|regsvcs|cmstp|odbcconf|mavinject)"
+        r"(?:cmd(?:\.exe)?|powershell(?:\.exe)?|pwsh|iwr|irm|iex|iwmi|gwmi|icm|saps|certutil|bitsadmin|bcdboot|bcdedit|regedit|regsvr32|rundll32|wmic|net1|netsh|schtasks|tasklist|taskkill|systeminfo|ipconfig|mshta|cscript|wscript|msiexec|vssadmin|wevtutil|icacls|cacls|takeown|diskpart|ntdsutil|nltest|dsquery|whoami|findstr|xcopy|robocopy|tracert|runas|forfiles|pcalua|msbuild|installutil|regasm|regsvcs|cmstp|odbcconf|mavinject)"
     };
 }
 
@@ -257,8 +257,10 @@ pub static RULES: &[RuleDef] = &[
         id: "sqli-function-call",
         category: Category::Sqli,
         parts: INPUT,
-        triggers: &["(", "::", "table", "insert", " as"],
-        pattern: r"(?:^|[^\w.$>-])(?:database|db_name|schema_name|current_user|session_user|system_user|user_name|suser_sname|concat|concat_ws|compress|uncompress|xmltype|hex|unhex|ifnull|isnull|nullif|md5|sha1|sha2|encode|decode|aes_encrypt|aes_decrypt|des_encrypt|nchar|ascii|ord|substring|substr|instr|locate|lpad|rpad|ltrim|rtrim|load_file|version|found_rows|last_insert_id|connection_id|coalesce|greatest|least|make_set|export_set|json_extract|json_keys|to_base64|from_base64|sysdate|pow|power|rand|sin|cos|benchmark|sleep|exp|log10|sqrt|floor|ceiling|char_length|bit_length|octet_length|soundex|unicode|quotename|object_id|object_name|col_name|has_dbaccess|is_srvrolemember|sqlite_version|zeroblob|typeof|to_char|to_number|nvl2?|utl_\w+|dbms_\w+|xp_\w+|sp_\w+|div|lo_get|lo_import|lo_export|lo_from_bytea|unistr|starts_with|pg_read_file|pg_read_binary_file|pg_ls_dir|current_setting|query_to_xml|database_to_xml|regexp_substr|regexp_replace|string_agg|array_agg|array_to_string|json_agg|xmlagg|listagg)\s*\\?(?:=\s*)?\(|\w\s*\)?\s*::\s*(?:int|integer|int4|int8|bigint|smallint|numeric|text|varchar|char|bool|boolean|regclass|oid|json|jsonb|bytea|float|real)\b|\b(?:alter|create|drop|truncate|rename)\s+table\s+[`'\x22\[]?\w|\binsert\s+into\s+[`'\x22\[]?\w+[`'\x22\]]?\s*(?:\(|values\b|select\b)|['\x22`]\s*as\s*['\x22`][^'\x22`]*['\x22`]\s*from\b|^[\w.+-]+@[\w.-]+['\x22`]\s*(?:;|--|#|\)|or\b)",
+        triggers: &[
+            "(", "::", "table", "insert", " as", "';", "'--", "'#", "')", "' or", "\";", "`;",
+        ],
+        pattern: r"(?:^|[^\w.$>-])(?:database|db_name|schema_name|current_user|session_user|system_user|user_name|suser_sname|concat|concat_ws|compress|uncompress|xmltype|hex|unhex|ifnull|isnull|nullif|md5|sha1|sha2|encode|decode|aes_encrypt|aes_decrypt|des_encrypt|nchar|ascii|ord|substring|substr|instr|locate|lpad|rpad|ltrim|rtrim|load_file|version|found_rows|last_insert_id|connection_id|coalesce|greatest|least|make_set|export_set|json_extract|json_keys|to_base64|from_base64|sysdate|pow|power|rand|sin|cos|benchmark|sleep|exp|log10|sqrt|floor|ceiling|char_length|bit_length|octet_length|soundex|unicode|quotename|object_id|object_name|col_name|has_dbaccess|is_srvrolemember|sqlite_version|zeroblob|typeof|to_char|to_number|nvl2?|utl_\w+|dbms_\w+|xp_\w+|sp_\w+|div|lo_get|lo_import|lo_export|lo_from_bytea|unistr|starts_with|pg_read_file|pg_read_binary_file|pg_ls_dir|current_setting|query_to_xml|database_to_xml|regexp_substr|regexp_replace|string_agg|array_agg|array_to_string|json_agg|xmlagg|listagg)\s*\\?(?:=\s*)?\(|\w\s*\)?\s*::\s*(?:int|integer|int4|int8|bigint|smallint|numeric|text|varchar|char|bool|boolean|regclass|oid|json|jsonb|bytea|float|real|double|decimal|date|timestamp)\b|\b(?:alter|create|drop|truncate|rename)\s+table\s+[`'\x22\[]?\w|\binsert\s+into\s+[`'\x22\[]?\w+[`'\x22\]]?\s*(?:\(|values\b|select\b)|['\x22`]\s*as\s*['\x22`][^'\x22`]*['\x22`]\s*from\b|^[\w.+-]+@[\w.-]+['\x22`]\s*(?:;|--|#|\)|or\b)",
     },
     RuleDef {
         id: "sqli-db-names",
@@ -292,7 +294,7 @@ pub static RULES: &[RuleDef] = &[
         triggers: &[
             "like", "case", "having", "if(", "if (", "iif", "execute", "merge", "match", "declare", "select", " as",
         ],
-        pattern: r#"\)\s*(?:like|rlike|regexp)\s*\(|\bcase\s+when\b.{0,80}\bthen\b|\bhaving\s+(?:count|sum|min|max|avg)\s*\(|\bif\s*\(\s*[\w'"@]+\s*(?:=|<|>)|\biif\s*\(|\bexecute\s+immediate\b|\bmerge\b.{0,60}\busing\b.{0,60}\bon\b|\bmatch\s*\(.{0,60}\)\s*against\s*\(|\bdeclare\s+@\w+|\bselect\s+(?:\w+\s*\(|\*\s+from\b|@@|top\s+\d|distinct\b|count\s*\(|null\b|\d+\s*,)|\b\d+\s+as\s*['"`]\w*['"`]?\s*from\b|unionselect|\bselect\s+\w+\s+(?:group\s+by|from\s+\w+\s+where)"#,
+        pattern: r#"\)\s*(?:like|rlike|regexp)\s*\(|\bcase\s+when\b.{0,80}\bthen\b|\bhaving\s+(?:count|sum|min|max|avg)\s*\(|\bif\s*\(\s*[\w'"@]+\s*(?:=|<|>)|\biif\s*\(|\bexecute\s+immediate\b|\bmerge\b.{0,60}\busing\b.{0,60}\bon\b|\bmatch\s*\(.{0,60}\)\s*against\s*\(|\bdeclare\s+@\w+|\bselect\s+(?:\w+\s*\(|@@|top\s+\d|distinct\b|count\s*\(|null\b|\d+\s*,)|\b\d+\s+as\s*['"`]\w*['"`]?\s*from\b|unionselect|\bselect\s+\w+\s+(?:group\s+by|from\s+\w+\s+where)"#,
     },
     RuleDef {
         id: "sqli-json-operators",
@@ -418,7 +420,7 @@ pub static RULES: &[RuleDef] = &[
         id: "xss-script-tag",
         category: Category::Xss,
         parts: INPUT_PATH_AGENT,
-        triggers: &["<", "\u{bc}", "+adw-"],
+        triggers: &["<", "\u{bc}", "+adw-", "!entity"],
         pattern: r"<\s*/?\s*(?:\w+\s*:\s*)?script\b|\x{bc}\s*/?\s*(?:script|img|svg|iframe)|\+adw-\s*/?\s*(?:script|img|svg|iframe|body|a\b)|<\s*(?:f\s*o\s*r\s*m|d\s*i\s*a\s*l\s*o\s*g|s\s*c\s*r\s*i\s*p\s*t|i\s*f\s*r\s*a\s*m\s*e|s\s*v\s*g|o\s*b\s*j\s*e\s*c\s*t|e\s*m\s*b\s*e\s*d|s\s*t\s*y\s*l\s*e|m\s*e\s*t\s*a|b\s*a\s*s\s*e|l\s*i\s*n\s*k|t\s*e\s*m\s*p\s*l\s*a\s*t\s*e|i\s*m\s*p\s*o\s*r\s*t|i\s*s\s*i\s*n\s*d\s*e\s*x|k\s*e\s*y\s*g\s*e\s*n|a\s*p\s*p\s*l\s*e\s*t|m\s*a\s*r\s*q\s*u\s*e\s*e)(?:\s|/|>|$)|<\s*(?:\w+\s*:\s*)?(?:vmlframe|import\w*|dialog|form)\b|<\s*[a-z]+\b[^>]*\bon[a-z]{3,25}\s*=|<!entity\b|!entity\s+%?\s*\w+\s+system\b",
     },
     RuleDef {
@@ -563,7 +565,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "rce-unix-command",
         category: Category::Rce,
-        parts: INPUT_HEADERS,
+        parts: INPUT_AGENT,
         triggers: &[
             ";", "|", "&", "`", "$(", "\n", "\r", "strace", "ltrace", "nohup", "sudo", "doas", "nice", "timeout",
             "xargs", "busybox", "env ", "exec ", "time ", "watch ", "setsid", "stdbuf", "chroot", "cpulimit", "\\",
@@ -640,7 +642,7 @@ pub static RULES: &[RuleDef] = &[
             ".profile",
             ".ssh",
         ],
-        pattern: r"(?:^|/)(?:\.ht\w+|wp-config[\W_]?php.*|web\.config|\.user\.ini|\.env(?:\.\w+)?|(?:default\.)?settings(?:\.local)?\.php|local\.xml|(?:config(?:_\w+)?|parameters|routing|security|services)\.ya?ml|acpi|authorized_keys|\.bash\w*|\.profile|\.ssh\w*)$",
+        pattern: r"(?:^|/)(?:\.ht\w+|wp-config[\W_]?php.*|web\.config|\.user\.ini|\.env(?:\.\w+)?|(?:default\.)?settings(?:\.local)?\.php|local\.xml|(?:config(?:_\w+)?|parameters|routing|security|services)\.ya?ml|acpi|authorized_keys|\.bash\w*|\.profile|\.ssh\w*)\s*$",
     },
     RuleDef {
         id: "rce-shellshock",
@@ -754,7 +756,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Php,
         parts: INPUT,
         triggers: &["("],
-        pattern: r"(?:^|[^\w$.>-])(?:date|time|link|touch|trim|constant|define|compact|exit|die|file|copy|rename|mail|header|extract|glob|sleep|print|echo|rand|chr|ord|each|list|key|next|end|current|count)(?:\((?:\)|['\x22$])|\s+\(\s*\))",
+        pattern: r"(?:^|[^\w$.>-])(?:date|time|link|touch|trim|constant|define|compact|exit|die|file|copy|rename|mail|header|extract|glob|sleep|print|echo|rand|chr|ord|each|list|key|next|end|current|count)(?:\((?:\)|['\x22$])|\s+\(\s*\))|\b(?:chr|ord)\(\s*\d+\s*\)",
     },
     RuleDef {
         id: "php-function-name",

@@ -191,6 +191,34 @@ pub struct AppConfig {
     /// JS apps: the isolate pool.
     #[serde(default)]
     pub isolate: IsolateConfig,
+    /// A rate limit for the app, enforced by the gateway plugin (which this
+    /// turns on for the app).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `[apps.<id>] rate_limit`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests a minute.
+    pub rpm: u32,
+    /// Requests allowed at once (rpm/60 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// `app` (default): one budget for the whole app; `ip`: one per client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<RateLimitBy>,
+}
+
+/// Who shares a `rate_limit` budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitBy {
+    /// Every client of the app.
+    App,
+    /// Each client address.
+    Ip,
 }
 
 /// `[apps.<id>.isolate]` of a JS app, and `limits` in a JS plugin's
@@ -364,6 +392,7 @@ impl Platform {
             entry: server.entry,
             env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
+            rate_limit: None,
         };
         let file = PlatformFile {
             platform: settings,

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod dylib_plugins;
+mod gateway;
 mod js_apps;
 mod js_plugins;
 mod lifecycle;

@@ -11,7 +11,7 @@ use super::{AppEntry, Chain, InstanceKey, Pipeline, Slot};
 use crate::apps::{App, Runtime, header_map};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::manifest::{self, Entry, Manifest};
-use crate::platform::Platform;
+use crate::platform::{AppConfig, AppPlugin, Platform};
 
 /// The manifests a platform uses: its `manifests` directory, or every
 /// built-in plugin's default manifest.
@@ -79,7 +79,7 @@ pub fn compile(
     let mut apps = rustc_hash::FxHashMap::default();
     for (id, cfg) in &platform.apps {
         let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
-        for (name, over) in &cfg.plugins {
+        for (name, over) in &app_plugins(cfg) {
             let idx = match uses.iter().position(|u| &u.manifest.name == name) {
                 Some(i) => i,
                 None => match defaults.get(name) {
@@ -179,6 +179,27 @@ fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<A
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.
+/// An app's plugin settings: `[apps.<id>.plugins]`, plus what platform
+/// keys that belong to a plugin imply (`rate_limit` turns the gateway on
+/// with an app limit; explicit `plugins.gateway` settings still apply).
+fn app_plugins(cfg: &AppConfig) -> BTreeMap<String, AppPlugin> {
+    let mut plugins = cfg.plugins.clone();
+    if let Some(limit) = &cfg.rate_limit {
+        let gateway = plugins.entry("gateway".to_owned()).or_default();
+        gateway.enabled.get_or_insert(true);
+        let implied = serde_json::json!({ "app_limit": limit });
+        match &mut gateway.config {
+            Some(c) => {
+                let mut merged = implied;
+                merge(&mut merged, c);
+                *c = merged;
+            }
+            None => gateway.config = Some(implied),
+        }
+    }
+    plugins
+}
+
 fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
     match (base, over) {
         (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {

@@ -1,0 +1,266 @@
+//! Rate limiting with GCRA (the generic cell rate algorithm), behind a
+//! small [`RateStore`] trait so a shared store (Redis, a later issue) can
+//! take the in-memory one's place.
+//!
+//! Why GCRA: it keeps one number per key (the "theoretical arrival time",
+//! TAT), where a token bucket keeps two; it allows exactly `burst`
+//! requests at once and then one per `interval`; `Retry-After` and
+//! `RateLimit-Reset` fall out of the TAT; and a key whose TAT is in the
+//! past is indistinguishable from a key never seen, so idle keys can be
+//! dropped without changing any decision, which bounds memory. The same
+//! arithmetic runs as one Redis script. `governor` implements GCRA too, but
+//! its keyed state grows without bound unless pruned and ties one quota to
+//! one limiter; here one store serves every quota.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, RandomState};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Requests allowed: one per `interval` on average, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Time between requests at the sustained rate.
+    pub interval: Duration,
+    /// Requests allowed at once (at least 1).
+    pub burst: u32,
+}
+
+impl Quota {
+    /// `per_minute` requests a minute, `burst` at once.
+    pub fn per_minute(per_minute: u32, burst: u32) -> Quota {
+        Quota {
+            interval: Duration::from_nanos(60_000_000_000 / u64::from(per_minute.max(1))),
+            burst: burst.max(1),
+        }
+    }
+
+    /// `per_second` requests a second, `burst` at once.
+    pub fn per_second(per_second: u32, burst: u32) -> Quota {
+        Quota {
+            interval: Duration::from_nanos(1_000_000_000 / u64::from(per_second.max(1))),
+            burst: burst.max(1),
+        }
+    }
+
+    /// The window the `RateLimit-Limit` header describes: `burst` requests
+    /// per `burst * interval`.
+    pub fn window(&self) -> Duration {
+        self.interval * self.burst
+    }
+
+    fn interval_nanos(&self) -> u64 {
+        self.interval.as_nanos().max(1) as u64
+    }
+
+    /// How far ahead of now the TAT may run: `(burst - 1) * interval`.
+    fn tolerance_nanos(&self) -> u64 {
+        self.interval_nanos() * u64::from(self.burst - 1)
+    }
+}
+
+/// A decision, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may go on.
+    pub allowed: bool,
+    /// Requests still allowed right now.
+    pub remaining: u32,
+    /// Until the bucket is full again (`RateLimit-Reset`).
+    pub reset: Duration,
+    /// When refused: until one request is allowed again (`Retry-After`).
+    pub retry_after: Duration,
+}
+
+/// GCRA on one key: `tat` is the stored time (ns; 0 for a new key),
+/// `now` the current time. Returns the decision and the new TAT (`None`
+/// when refused: the stored value stays).
+pub fn decide(tat: u64, now: u64, quota: &Quota) -> (Decision, Option<u64>) {
+    let interval = quota.interval_nanos();
+    let tolerance = quota.tolerance_nanos();
+    let tat = tat.max(now);
+    let allow_at = tat.saturating_sub(tolerance);
+    if now < allow_at {
+        let reset = Duration::from_nanos(tat - now);
+        let retry = Duration::from_nanos(allow_at - now);
+        return (
+            Decision {
+                allowed: false,
+                remaining: 0,
+                reset,
+                retry_after: retry,
+            },
+            None,
+        );
+    }
+    let new_tat = tat + interval;
+    let used = (new_tat - now).div_ceil(interval);
+    let remaining = u64::from(quota.burst).saturating_sub(used) as u32;
+    (
+        Decision {
+            allowed: true,
+            remaining,
+            reset: Duration::from_nanos(new_tat - now),
+            retry_after: Duration::ZERO,
+        },
+        Some(new_tat),
+    )
+}
+
+/// Where the per-key state lives. `key` identifies a limit and a client
+/// (`"per-ip|203.0.113.7"`); `now` is nanoseconds on the store's clock.
+pub trait RateStore: Send + Sync {
+    /// Decides one request on `key` under `quota`, updating its state.
+    fn check(&self, key: &[u8], quota: &Quota, now: u64) -> Decision;
+}
+
+/// The in-memory store: sharded maps from a keyed hash of the key to its
+/// TAT, bounded by `max_keys`.
+///
+/// Keys are hashed with SipHash under a per-process random key, so a
+/// client cannot choose keys that collide (share a bucket) or flood one
+/// shard. When a shard is full, keys whose TAT has passed (equivalent to
+/// absent) are dropped first; if none has, an arbitrary key is dropped,
+/// which can only let that client burst again: memory stays bounded under
+/// millions of distinct keys either way.
+pub struct MemoryStore {
+    shards: Vec<Mutex<HashMap<u64, u64, BuildHasherDefault<Prehashed>>>>,
+    per_shard: usize,
+    hasher: RandomState,
+}
+
+const SHARDS: usize = 64;
+
+/// The maps' keys are already SipHash outputs: hashing them again would
+/// only cost time.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl MemoryStore {
+    /// A store keeping at most about `max_keys` keys.
+    pub fn new(max_keys: usize) -> Self {
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+            per_shard: (max_keys / SHARDS).max(16),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Keys held now (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RateStore for MemoryStore {
+    fn check(&self, key: &[u8], quota: &Quota, now: u64) -> Decision {
+        let hash = {
+            let mut h = self.hasher.build_hasher();
+            key.hash(&mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        // The top bits pick the shard; the map uses the whole hash.
+        let shard = &self.shards[(hash >> 58) as usize % SHARDS];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = map.get(&hash).copied().unwrap_or(0);
+        let (decision, new_tat) = decide(tat, now, quota);
+        if let Some(new_tat) = new_tat {
+            if map.len() >= self.per_shard && !map.contains_key(&hash) {
+                map.retain(|_, t| *t > now);
+                if map.len() >= self.per_shard
+                    && let Some(victim) = map.keys().next().copied()
+                {
+                    map.remove(&victim);
+                }
+            }
+            map.insert(hash, new_tat);
+        }
+        decision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn allows_a_burst_then_the_rate() {
+        let q = Quota::per_second(10, 5);
+        let store = MemoryStore::new(1000);
+        let allowed = (0..20).filter(|_| store.check(b"k", &q, SEC).allowed).count();
+        assert_eq!(allowed, 5, "the burst, all at once");
+        let d = store.check(b"k", &q, SEC);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Duration::from_millis(100));
+        assert!(
+            store.check(b"k", &q, SEC + SEC / 10).allowed,
+            "one more after an interval"
+        );
+        // Over 10 s at a steady pace: the burst plus the rate.
+        let store = MemoryStore::new(1000);
+        let mut ok = 0;
+        for i in 0..10_000u64 {
+            if store.check(b"k", &q, SEC + i * SEC / 1000).allowed {
+                ok += 1;
+            }
+        }
+        assert!((104..=106).contains(&ok), "{ok}");
+    }
+
+    #[test]
+    fn reports_remaining_and_reset() {
+        let q = Quota::per_minute(60, 3);
+        let (d, tat) = decide(0, SEC, &q);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 2);
+        assert_eq!(d.reset, Duration::from_secs(1));
+        let (d, tat) = decide(tat.unwrap(), SEC, &q);
+        assert_eq!(d.remaining, 1);
+        let (d, tat) = decide(tat.unwrap(), SEC, &q);
+        assert_eq!(d.remaining, 0);
+        assert_eq!(d.reset, Duration::from_secs(3));
+        let (d, _) = decide(tat.unwrap(), SEC, &q);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_many_keys() {
+        let q = Quota::per_minute(60, 10);
+        let store = MemoryStore::new(10_000);
+        for i in 0..300_000u32 {
+            store.check(&i.to_le_bytes(), &q, SEC);
+        }
+        assert!(store.len() <= 10_000 + SHARDS, "{}", store.len());
+        // Idle keys (TAT passed) are dropped first, losing nothing.
+        let later = SEC + 3600 * SEC;
+        for i in 0..20_000u32 {
+            store.check(&(i + 5_000_000).to_le_bytes(), &q, later);
+        }
+        assert!(store.len() <= 10_000 + SHARDS);
+    }
+}

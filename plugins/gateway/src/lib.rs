@@ -1,0 +1,383 @@
+//! The `gateway` plugin: rate limits (GCRA, per client address, app,
+//! route, API key or JWT subject), CORS, and response headers (custom and
+//! security presets), per app.
+//!
+//! On the request: a CORS preflight is answered here; then each limit that
+//! applies decides, and the first refusal answers 429. On the response
+//! (also of a 429, by the onion order): CORS headers for allowed origins,
+//! `RateLimit-*` headers, and the configured headers.
+
+pub mod config;
+pub mod cors;
+pub mod gcra;
+
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use bext_plugin_abi::{
+    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response, Setup, text_response,
+};
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use http::{Method, StatusCode};
+
+use crate::config::{Config, LimitConfig, LimitKey, SecurityPreset};
+use crate::cors::Cors;
+use crate::gcra::{Decision, MemoryStore, Quota, RateStore};
+
+/// Monotonic nanoseconds for the limiter, from a process-wide origin.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_nanos() -> u64 {
+    EPOCH.elapsed().as_nanos() as u64
+}
+
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// The plugin instance.
+pub struct GatewayPlugin {
+    limits: Vec<Limit>,
+    store: Arc<dyn RateStore>,
+    cors: Option<Cors>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    override_headers: bool,
+}
+
+/// A compiled limit.
+struct Limit {
+    name: String,
+    by: LimitKey,
+    header: Option<HeaderName>,
+    quota: Quota,
+    /// `(path, is_prefix)`.
+    routes: Vec<(String, bool)>,
+    methods: Vec<Method>,
+    policy: HeaderValue,
+}
+
+impl Limit {
+    fn applies(&self, method: &Method, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.contains(method))
+            && (self.routes.is_empty()
+                || self.routes.iter().any(|(r, prefix)| {
+                    if *prefix {
+                        path.starts_with(r.as_str())
+                    } else {
+                        path == r
+                    }
+                }))
+    }
+}
+
+/// The tightest decision of the request's limits, for the response.
+#[derive(Clone)]
+struct RateInfo {
+    limit: u32,
+    decision: Decision,
+    policy: HeaderValue,
+}
+
+/// The request's `Origin`, kept for the response's CORS headers.
+#[derive(Clone)]
+struct RequestOrigin(Option<HeaderValue>);
+
+impl BuiltinPlugin for GatewayPlugin {
+    const NAME: &'static str = "gateway";
+    const PRIORITY: i32 = 100;
+    const SUMMARY: &'static str = "rate limits (per IP, app, route, API key, JWT subject), CORS, response headers";
+    const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/gateway.yaml");
+    type Config = Config;
+
+    fn new(config: Config, _setup: &Setup<'_>) -> Result<Self, PluginError> {
+        let mut limits = Vec::new();
+        if let Some(app) = &config.app_limit {
+            let quota = Quota::per_minute(app.rpm, app.burst.unwrap_or(app.rpm.div_ceil(60).max(1)));
+            if app.rpm == 0 {
+                return Err(PluginError::config("app_limit.rpm", "must be at least 1"));
+            }
+            limits.push(Limit {
+                name: "app".into(),
+                by: app.by,
+                header: None,
+                quota,
+                routes: Vec::new(),
+                methods: Vec::new(),
+                policy: policy(&quota),
+            });
+        }
+        for (i, l) in config.limits.iter().enumerate() {
+            limits.push(compile_limit(i, l)?);
+        }
+        let cors = config
+            .cors
+            .as_ref()
+            .map(Cors::new)
+            .transpose()
+            .map_err(|(path, reason)| PluginError::config(path, reason))?;
+        let mut headers = Vec::new();
+        if let Some(preset) = config.security_headers {
+            headers.extend(security_headers(preset));
+        }
+        for (name, value) in &config.headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header name"))?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header value"))?;
+            headers.retain(|(h, _)| *h != n);
+            headers.push((n, v));
+        }
+        Ok(GatewayPlugin {
+            limits,
+            store: Arc::new(MemoryStore::new(config.max_keys.max(1024))),
+            cors,
+            headers,
+            override_headers: config.override_headers,
+        })
+    }
+}
+
+fn compile_limit(i: usize, l: &LimitConfig) -> Result<Limit, PluginError> {
+    let at = |field: &str| format!("limits[{i}].{field}");
+    let quota = match (l.rpm, l.rps) {
+        (Some(rpm), None) if rpm > 0 => Quota::per_minute(rpm, l.burst.unwrap_or(rpm.div_ceil(60).max(1))),
+        (None, Some(rps)) if rps > 0 => Quota::per_second(rps, l.burst.unwrap_or(rps.max(1))),
+        (Some(_), Some(_)) => return Err(PluginError::config(at("rps"), "give `rpm` or `rps`, not both")),
+        _ => {
+            return Err(PluginError::config(
+                at("rpm"),
+                "a limit needs `rpm` or `rps` of at least 1",
+            ));
+        }
+    };
+    let header = match (l.by, &l.header) {
+        (LimitKey::Header, Some(h)) => Some(
+            HeaderName::from_bytes(h.as_bytes()).map_err(|_| PluginError::config(at("header"), "not a header name"))?,
+        ),
+        (LimitKey::Header, None) => return Err(PluginError::config(at("header"), "`by: header` needs `header`")),
+        _ => None,
+    };
+    let mut methods = Vec::new();
+    for (j, m) in l.methods.iter().enumerate() {
+        methods.push(
+            Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| PluginError::config(at(&format!("methods[{j}]")), "not a method"))?,
+        );
+    }
+    let mut routes = Vec::new();
+    for (j, r) in l.routes.iter().enumerate() {
+        if !r.starts_with('/') {
+            return Err(PluginError::config(at(&format!("routes[{j}]")), "must start with `/`"));
+        }
+        routes.push(match r.strip_suffix('*') {
+            Some(p) => (p.to_owned(), true),
+            None => (r.clone(), false),
+        });
+    }
+    Ok(Limit {
+        name: l.name.clone().unwrap_or_else(|| format!("limit-{i}")),
+        by: l.by,
+        header,
+        quota,
+        routes,
+        methods,
+        policy: policy(&quota),
+    })
+}
+
+/// `RateLimit-Policy: <burst>;w=<window seconds>`.
+fn policy(q: &Quota) -> HeaderValue {
+    HeaderValue::from_str(&format!("{};w={}", q.burst, q.window().as_secs().max(1))).expect("digits")
+}
+
+fn security_headers(preset: SecurityPreset) -> Vec<(HeaderName, HeaderValue)> {
+    let pairs: &[(&str, &str)] = match preset {
+        SecurityPreset::Basic => &[
+            ("strict-transport-security", "max-age=31536000"),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("referrer-policy", "strict-origin-when-cross-origin"),
+        ],
+        SecurityPreset::Strict => &[
+            (
+                "strict-transport-security",
+                "max-age=63072000; includeSubDomains; preload",
+            ),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            ("cross-origin-opener-policy", "same-origin"),
+            ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+        ],
+    };
+    pairs
+        .iter()
+        .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+        .collect()
+}
+
+/// The unverified `sub` claim of a bearer JWT: only a bucket key, never
+/// an identity (the authn plugin verifies tokens).
+fn jwt_subject(req: &Request) -> Option<String> {
+    let auth = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let token = auth.strip_prefix("Bearer ")?;
+    let payload = token.split('.').nth(1)?;
+    let json = base64url(payload)?;
+    let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    claims.get("sub")?.as_str().map(str::to_owned)
+}
+
+/// Decodes unpadded base64url (JWT segments).
+fn base64url(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for b in s.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+impl GatewayPlugin {
+    /// The bucket key of `limit` for this request: limit, app, client.
+    fn key(&self, limit: &Limit, req: &Request, cx: &Ctx) -> Vec<u8> {
+        let app = cx.app().unwrap_or("");
+        let ip = || cx.ext.get::<ClientIp>().map_or(cx.peer.ip(), |c| c.0).to_string();
+        let client = match limit.by {
+            LimitKey::App => String::new(),
+            LimitKey::Ip => ip(),
+            LimitKey::Header => match limit.header.as_ref().and_then(|h| req.headers().get(h)) {
+                Some(v) => format!("key:{}", String::from_utf8_lossy(v.as_bytes())),
+                None => ip(),
+            },
+            LimitKey::Subject => match cx.vars.get("auth.sub").cloned().or_else(|| jwt_subject(req)) {
+                Some(sub) => format!("sub:{sub}"),
+                None => ip(),
+            },
+        };
+        format!("{}|{app}|{client}", limit.name).into_bytes()
+    }
+
+    fn too_many(&self, info: &RateInfo) -> Flow {
+        let mut res = text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
+        let secs = info.decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        Flow::Respond(res)
+    }
+}
+
+impl Plugin for GatewayPlugin {
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST | Hooks::RESPONSE
+    }
+
+    fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        if let Some(cors) = &self.cors {
+            if let Some((status, headers)) = cors.preflight(req.method(), req.headers()) {
+                let mut res = Response::new(Body::empty());
+                *res.status_mut() = status;
+                *res.headers_mut() = headers;
+                return Hook::Ready(Ok(Flow::Respond(res)));
+            }
+            cx.ext
+                .insert(RequestOrigin(req.headers().get(http::header::ORIGIN).cloned()));
+        }
+        if self.limits.is_empty() {
+            return Hook::Ready(Ok(Flow::Continue));
+        }
+        let now = now_nanos();
+        let mut tightest: Option<RateInfo> = None;
+        for limit in &self.limits {
+            if !limit.applies(req.method(), req.uri().path()) {
+                continue;
+            }
+            let key = self.key(limit, req, cx);
+            let decision = self.store.check(&key, &limit.quota, now);
+            let info = RateInfo {
+                limit: limit.quota.burst,
+                decision,
+                policy: limit.policy.clone(),
+            };
+            if !decision.allowed {
+                tracing::info!(
+                    target: "bext::gateway",
+                    request_id = %cx.request_id,
+                    limit = %limit.name,
+                    "rate limited"
+                );
+                let flow = self.too_many(&info);
+                cx.ext.insert(info);
+                return Hook::Ready(Ok(flow));
+            }
+            if tightest
+                .as_ref()
+                .is_none_or(|t| decision.remaining < t.decision.remaining)
+            {
+                tightest = Some(info);
+            }
+        }
+        if let Some(info) = tightest {
+            cx.ext.insert(info);
+        }
+        Hook::Ready(Ok(Flow::Continue))
+    }
+
+    fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+        let headers = res.headers_mut();
+        if let Some(cors) = &self.cors {
+            let origin = cx
+                .ext
+                .get::<RequestOrigin>()
+                .and_then(|o| o.0.as_ref())
+                .and_then(|v| v.to_str().ok());
+            cors.decorate(origin, headers);
+        }
+        if let Some(info) = cx.ext.get::<RateInfo>() {
+            headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(info.limit));
+            headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(info.decision.remaining));
+            let reset = info.decision.reset.as_secs_f64().ceil() as u64;
+            headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset));
+            headers.insert(RATELIMIT_POLICY.clone(), info.policy.clone());
+        }
+        for (name, value) in &self.headers {
+            if self.override_headers || !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        Hook::Ready(Ok(()))
+    }
+}
+
+bext_plugin_abi::register!(GatewayPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_subject_of_a_bearer_token() {
+        // {"alg":"none"}.{"sub":"user-42"}.
+        let mut req = Request::new(Body::empty());
+        req.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTQyIn0."),
+        );
+        assert_eq!(jwt_subject(&req).as_deref(), Some("user-42"));
+        assert_eq!(base64url("aGk"), Some(b"hi".to_vec()));
+        assert_eq!(base64url("a b"), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! The gateway plugin in the real server: rate limits that hold over a
+//! 10-second run, limits by route and API key, CORS (preflights, origins,
+//! a 429 that still carries CORS headers) and response headers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn an_app_rate_limit_holds_within_five_percent_over_ten_seconds() {
+    let s = Site::new();
+    s.write("www/index.html", "hi");
+    let cfg = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+default_app = "api"
+
+[apps.api]
+source = "www"
+rate_limit = { rpm = 3000, burst = 20 }
+"#,
+    );
+    let b = Bext::serve(&cfg);
+    let ok = Arc::new(AtomicU32::new(0));
+    let limited = Arc::new(AtomicU32::new(0));
+    let start = Instant::now();
+    let run = Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (ok, limited, addr) = (ok.clone(), limited.clone(), b.addr);
+        tasks.push(tokio::spawn(async move {
+            let (mut client, _conn) = h1_client(addr).await;
+            let mut first = true;
+            while start.elapsed() < run {
+                client.ready().await.unwrap();
+                let res = client
+                    .send_request(request("GET", "/index.html", &[("host", "api.test")], ""))
+                    .await
+                    .unwrap();
+                match res.status().as_u16() {
+                    200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        assert!(res.headers().contains_key("ratelimit-remaining"));
+                    }
+                    429 => {
+                        limited.fetch_add(1, Ordering::Relaxed);
+                        if first {
+                            first = false;
+                            let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                            assert!(retry >= 1);
+                            assert_eq!(res.headers()["ratelimit-remaining"], "0");
+                            assert_eq!(res.headers()["ratelimit-limit"], "20");
+                        }
+                    }
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let expected = 20.0 + 50.0 * elapsed;
+    let got = f64::from(ok.load(Ordering::Relaxed));
+    assert!(
+        limited.load(Ordering::Relaxed) > 0,
+        "the clients went faster than the limit"
+    );
+    assert!(
+        (got - expected).abs() <= expected * 0.05,
+        "{got} requests allowed in {elapsed:.2}s, expected {expected:.0} ± 5%"
+    );
+}
+
+#[tokio::test]
+async fn limits_by_route_and_api_key_and_cors_on_refusals() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "manifests/gateway.yaml",
+        r#"name: gateway
+enabled: true
+config:
+  limits:
+    - { name: login, by: ip, rpm: 60, burst: 2, routes: [/login], methods: [POST] }
+    - { name: per-key, by: header, header: x-api-key, rpm: 60, burst: 3, routes: [/api/*] }
+  cors:
+    origins: [https://app.example.com, "https://*.example.org"]
+    methods: [GET, POST, PUT]
+    headers: [content-type, x-api-key]
+    expose: [ratelimit-remaining]
+    credentials: true
+    max_age: 5m
+  headers: { x-served-by: bext }
+  security_headers: strict
+"#,
+    );
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"echo\"\n\n[apps.echo]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+
+    // Route limit: only POST /login counts.
+    for _ in 0..2 {
+        assert_eq!(
+            send(b.addr, request("POST", "/login", &[("host", "x")], ""))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        send(b.addr, request("POST", "/login", &[("host", "x")], ""))
+            .await
+            .status,
+        429
+    );
+    assert_eq!(
+        send(b.addr, request("GET", "/login", &[("host", "x")], ""))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(b.addr, request("POST", "/other", &[("host", "x")], ""))
+            .await
+            .status,
+        200
+    );
+
+    // Per API key: each key its own bucket.
+    let api = |key: &'static str| {
+        send(
+            b.addr,
+            request("GET", "/api/items", &[("host", "x"), ("x-api-key", key)], ""),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(api("key-a").await.status, 200);
+    }
+    let refused = api("key-a").await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(api("key-b").await.status, 200, "another key, another bucket");
+
+    // A refusal still carries CORS headers, so the browser shows the 429.
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/api/items",
+            &[
+                ("host", "x"),
+                ("x-api-key", "key-a"),
+                ("origin", "https://app.example.com"),
+            ],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.header("access-control-expose-headers"), Some("ratelimit-remaining"));
+
+    // Preflights are answered by bext; the app never sees them.
+    let preflight = |origin: &'static str, method: &'static str| {
+        send(
+            b.addr,
+            request(
+                "OPTIONS",
+                "/api/items",
+                &[
+                    ("host", "x"),
+                    ("origin", origin),
+                    ("access-control-request-method", method),
+                    ("access-control-request-headers", "content-type, x-api-key"),
+                ],
+                "",
+            ),
+        )
+    };
+    let r = preflight("https://shop.example.org", "PUT").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://shop.example.org")
+    );
+    assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST, PUT"));
+    assert_eq!(r.header("access-control-max-age"), Some("300"));
+    assert!(r.text().is_empty(), "not the echo app's answer");
+    let r = preflight("https://evil.test", "PUT").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "disallowed origins get no CORS headers"
+    );
+    let r = preflight("https://app.example.com", "DELETE").await;
+    assert_eq!(r.header("access-control-allow-origin"), None, "nor disallowed methods");
+
+    // Plain responses: CORS only for allowed origins, headers for all.
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "x"), ("origin", "https://evil.test")], ""),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(r.header("vary"), Some("Origin"));
+    assert_eq!(r.header("x-served-by"), Some("bext"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r.header("strict-transport-security").unwrap().contains("preload"));
+}
+
+#[tokio::test]
+async fn bad_gateway_settings_are_clear_errors() {
+    let s = Site::new();
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  cors: { origins: [\"*\"], credentials: true }\n",
+    );
+    s.write("www/index.html", "hi");
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n[apps.a]\nsource = \"www\"\nrate_limit = { rpm = 10, per = \"ip\" }\n",
+    );
+    let check = |cfg: &std::path::Path| {
+        let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = check(&cfg);
+    assert!(
+        err.contains("platform.toml:6:") && err.contains("unknown field `per`"),
+        "{err}"
+    );
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n[apps.a]\nsource = \"www\"\nrate_limit = { rpm = 10, by = \"ip\" }\n",
+    );
+    let err = check(&cfg);
+    assert!(
+        err.contains("gateway.yaml") && err.contains("cors.credentials"),
+        "{err}"
+    );
+}

@@ -89,7 +89,7 @@ impl Cors {
             return true;
         }
         let origin = origin.to_ascii_lowercase();
-        self.exact.iter().any(|o| *o == origin)
+        self.exact.contains(&origin)
             || self.wildcard.iter().any(|(scheme, suffix)| {
                 origin
                     .strip_prefix(scheme.as_str())

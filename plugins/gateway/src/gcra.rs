@@ -13,7 +13,9 @@
 //! one limiter; here one store serves every quota.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash};
+
+use foldhash::quality::RandomState;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -117,9 +119,10 @@ pub trait RateStore: Send + Sync {
 /// The in-memory store: sharded maps from a keyed hash of the key to its
 /// TAT, bounded by `max_keys`.
 ///
-/// Keys are hashed with SipHash under a per-process random key, so a
-/// client cannot choose keys that collide (share a bucket) or flood one
-/// shard. When a shard is full, keys whose TAT has passed (equivalent to
+/// Keys are hashed with foldhash under a per-process random seed: no
+/// client sees a hash, so none can choose keys that collide (share a
+/// bucket with someone else's) or flood one shard; foldhash is several
+/// times faster than SipHash on short keys. When a shard is full, keys whose TAT has passed (equivalent to
 /// absent) are dropped first; if none has, an arbitrary key is dropped,
 /// which can only let that client burst again: memory stays bounded under
 /// millions of distinct keys either way.
@@ -156,7 +159,7 @@ impl MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
             per_shard: (max_keys / SHARDS).max(16),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Security plugins' cost on the server, all in one run on this machine:
-# a static 1 KiB file served with the waf plugin off, then on (block mode,
-# every rule), with browser-like requests (user agent, cookies, referer,
-# query arguments). Later issues add the gateway and authn plugins here.
+# a static 1 KiB file served with no plugin, with the waf (block mode,
+# every rule), and with the waf and the gateway (a per-IP rate limit high
+# enough never to refuse, CORS, security headers), with browser-like
+# requests (user agent, cookies, referer, query arguments). The authn
+# plugin joins when it exists.
 #
-#   bench/waf.sh                     # 10 s rounds, 3 rounds
-#   DURATION=5 ROUNDS=2 bench/waf.sh
+#   bench/security.sh                     # 10 s rounds, 3 rounds
+#   DURATION=5 ROUNDS=2 bench/security.sh
 #
 # Needs wrk. The server is pinned to CPU 0, wrk to CPU 1; one bext worker.
 # For the inspection itself, per request: cargo bench -p bext-plugin-waf
@@ -17,7 +19,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-OUT=bench/out/waf
+OUT=bench/out/security
 for tool in wrk taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
 done
@@ -45,10 +47,18 @@ rps() { # port -> requests/s
 }
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" >/dev/null; }
 
-mk() { # name port waf-enabled
+mk() { # name port waf-enabled gateway-enabled
   mkdir -p "$OUT/$1/manifests"
   printf 'name: vhosts\n' > "$OUT/$1/manifests/vhosts.yaml"
   printf 'name: waf\nenabled: %s\n' "$3" > "$OUT/$1/manifests/waf.yaml"
+  cat > "$OUT/$1/manifests/gateway.yaml" <<YAML
+name: gateway
+enabled: $4
+config:
+  limits: [{ by: ip, rpm: 100000000, burst: 1000000 }]
+  cors: { origins: [https://shop.example.com] }
+  security_headers: basic
+YAML
   cat > "$OUT/$1/platform.toml" <<TOML
 [platform]
 listen = "127.0.0.1:$2"
@@ -62,15 +72,16 @@ source = "../www"
 TOML
   taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/$1/platform.toml" >/dev/null 2>"$OUT/$1.err" & PIDS+=($!)
 }
-mk off 19190 false
-mk on 19191 true
-for p in 19190 19191; do wait_up $p /index.html; warm $p; done
+mk off 19190 false false
+mk waf 19191 true false
+mk both 19192 true true
+for p in 19190 19191 19192; do wait_up $p /index.html; warm $p; done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:19191/?q=%27%20OR%201=1--")" = 403 ] || { echo "the waf is not blocking"; exit 1; }
 
 echo "static 1 KiB file, browser-like requests, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (req/s)"
-printf "%-6s %10s %10s %8s %10s\n" round off waf on/off "+us waf"
+printf "%-6s %10s %10s %12s %8s %10s %10s\n" round off waf waf+gateway waf/off both/off "+us both"
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(rps 19190); b=$(rps 19191)
-  printf "%-6s %10s %10s %8s %10s\n" "$r" "$a" "$b" \
-    "$(python3 -c "print(round($b/$a,3))")" "$(python3 -c "print(round(1e6/$b-1e6/$a,2))")"
+  a=$(rps 19190); b=$(rps 19191); c=$(rps 19192)
+  printf "%-6s %10s %10s %12s %8s %10s %10s\n" "$r" "$a" "$b" "$c" \
+    "$(python3 -c "print(round($b/$a,3))")" "$(python3 -c "print(round($c/$a,3))")" "$(python3 -c "print(round(1e6/$c-1e6/$a,2))")"
 done

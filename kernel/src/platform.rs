@@ -195,6 +195,10 @@ pub struct AppConfig {
     /// turns on for the app).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Authentication for the app: the authn plugin's settings (turns it on
+    /// for the app), e.g. `{ jwt_secret_env = "SHOP_JWT_SECRET" }`.
+    #[serde(default)]
+    pub auth: Option<serde_json::Value>,
 }
 
 /// `[apps.<id>] rate_limit`.
@@ -393,6 +397,7 @@ impl Platform {
             env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
             rate_limit: None,
+            auth: None,
         };
         let file = PlatformFile {
             platform: settings,

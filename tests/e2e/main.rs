@@ -3,6 +3,7 @@
 
 mod support;
 
+mod authn;
 mod cli;
 mod dylib_plugins;
 mod gateway;

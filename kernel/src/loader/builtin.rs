@@ -2,6 +2,7 @@
 //! keeps the linker from dropping its `inventory` registration; add a line
 //! per new plugin crate.
 
+use bext_plugin_authn as _;
 use bext_plugin_gateway as _;
 use bext_plugin_request_id as _;
 use bext_plugin_vhosts as _;

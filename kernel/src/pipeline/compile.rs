@@ -180,22 +180,28 @@ fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<A
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.
 /// An app's plugin settings: `[apps.<id>.plugins]`, plus what platform
-/// keys that belong to a plugin imply (`rate_limit` turns the gateway on
-/// with an app limit; explicit `plugins.gateway` settings still apply).
+/// keys that belong to a plugin imply: `rate_limit` turns the gateway on
+/// with an app limit, `auth` turns authn on with those settings. Explicit
+/// `plugins.<name>` settings still apply over them.
 fn app_plugins(cfg: &AppConfig) -> BTreeMap<String, AppPlugin> {
     let mut plugins = cfg.plugins.clone();
-    if let Some(limit) = &cfg.rate_limit {
-        let gateway = plugins.entry("gateway".to_owned()).or_default();
-        gateway.enabled.get_or_insert(true);
-        let implied = serde_json::json!({ "app_limit": limit });
-        match &mut gateway.config {
+    let mut imply = |plugin: &str, implied: serde_json::Value| {
+        let over = plugins.entry(plugin.to_owned()).or_default();
+        over.enabled.get_or_insert(true);
+        match &mut over.config {
             Some(c) => {
                 let mut merged = implied;
                 merge(&mut merged, c);
                 *c = merged;
             }
-            None => gateway.config = Some(implied),
+            None => over.config = Some(implied),
         }
+    };
+    if let Some(limit) = &cfg.rate_limit {
+        imply("gateway", serde_json::json!({ "app_limit": limit }));
+    }
+    if let Some(auth) = &cfg.auth {
+        imply("authn", auth.clone());
     }
     plugins
 }

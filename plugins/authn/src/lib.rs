@@ -1,0 +1,611 @@
+//! The `authn` plugin: who is calling. JWTs (HS/RS/PS/ES/EdDSA; keys from
+//! the config, the environment, PEM files or a JWKS file or URL) and API
+//! keys (stored hashed, with names and scopes); per-app rules (required or
+//! optional, public paths, scopes per path); the caller forwarded to the
+//! app in headers that clients can never set themselves.
+
+pub mod config;
+pub mod keys;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bext_plugin_abi::{
+    BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Setup, text_response,
+};
+use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use http::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, KeyConfig};
+use crate::keys::{Checks, Key, Rejection, key_from_config, keys_from_jwks};
+
+/// Key in [`Ctx::vars`] holding the verified subject (the gateway's
+/// `by: subject` limits read it when they run after this plugin).
+pub const SUBJECT_VAR: &str = "auth.sub";
+
+/// Headers removed from every request, whatever the configuration: only
+/// this plugin may tell the app who is calling.
+const ALWAYS_STRIPPED: &[&str] = &["x-auth-sub", "x-auth-claims", "x-auth-scopes", "x-auth-key"];
+
+/// Shortest pause between two JWKS fetches caused by unknown `kid`s.
+const REFETCH_GAP: Duration = Duration::from_secs(30);
+
+/// The plugin instance.
+pub struct AuthnPlugin {
+    name: String,
+    required: bool,
+    public: Vec<(String, bool)>,
+    scope_rules: Vec<ScopeRule>,
+    jwt: Option<Jwt>,
+    api_keys: Option<ApiKeys>,
+    subject_header: HeaderName,
+    claims_header: Option<HeaderName>,
+    claim_headers: Vec<(HeaderName, String)>,
+    stripped: Vec<HeaderName>,
+    challenge: HeaderValue,
+    invalid_token: HeaderValue,
+    insufficient_scope: HeaderValue,
+}
+
+struct ScopeRule {
+    path: String,
+    prefix: bool,
+    methods: Vec<Method>,
+    require: Vec<String>,
+}
+
+/// JWT settings, with keys loaded in `on_init`.
+struct Jwt {
+    checks: Checks,
+    cookie: Option<String>,
+    key_configs: Vec<KeyConfig>,
+    secret_env: Option<String>,
+    jwks: Option<JwksSource>,
+    refresh: Duration,
+    data_dir: PathBuf,
+    /// Configured keys plus the JWKS's, swapped on refresh.
+    keys: Arc<ArcSwap<Vec<Key>>>,
+    static_keys: OnceLock<Vec<Key>>,
+    /// Wakes the refresher when a token names an unknown `kid`.
+    refetch: Arc<tokio::sync::Notify>,
+    last_refetch: Mutex<Option<Instant>>,
+}
+
+#[derive(Clone)]
+enum JwksSource {
+    File(PathBuf),
+    Url(String),
+}
+
+struct ApiKeys {
+    header: HeaderName,
+    query: Option<String>,
+    by_hash: HashMap<[u8; 32], (String, Vec<String>)>,
+}
+
+/// Who the request is from.
+struct Principal {
+    subject: Option<String>,
+    scopes: Vec<String>,
+    claims: serde_json::Value,
+}
+
+impl BuiltinPlugin for AuthnPlugin {
+    const NAME: &'static str = "authn";
+    const PRIORITY: i32 = 300;
+    const SUMMARY: &'static str = "JWT and API key authentication, per-app rules, caller headers for the app";
+    const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/authn.yaml");
+    type Config = Config;
+
+    fn new(c: Config, setup: &Setup<'_>) -> Result<Self, PluginError> {
+        let header = |field: &str, name: &str| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PluginError::config(field, format!("`{name}` is not a header name")))
+        };
+        let paths = |field: &str, list: &[String]| -> Result<Vec<(String, bool)>, PluginError> {
+            list.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    if !p.starts_with('/') {
+                        return Err(PluginError::config(format!("{field}[{i}]"), "must start with `/`"));
+                    }
+                    Ok(match p.strip_suffix('*') {
+                        Some(pre) => (pre.to_owned(), true),
+                        None => (p.clone(), false),
+                    })
+                })
+                .collect()
+        };
+        let public = paths("public", &c.public)?;
+        let mut scope_rules = Vec::new();
+        for (i, r) in c.scopes.iter().enumerate() {
+            let (path, prefix) = paths(&format!("scopes[{i}].path"), std::slice::from_ref(&r.path))?.remove(0);
+            let methods = r
+                .methods
+                .iter()
+                .map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()))
+                .collect::<Result<_, _>>()
+                .map_err(|_| PluginError::config(format!("scopes[{i}].methods"), "not a method"))?;
+            scope_rules.push(ScopeRule {
+                path,
+                prefix,
+                methods,
+                require: r.require.clone(),
+            });
+        }
+        let jwt = match (&c.jwt, &c.jwt_secret_env) {
+            (None, None) => None,
+            (jwt, secret_env) => {
+                let defaults = config::JwtConfig {
+                    keys: Vec::new(),
+                    jwks: None,
+                    jwks_refresh: bext_plugin_abi::units::Span(Duration::from_secs(300)),
+                    issuers: Vec::new(),
+                    audiences: Vec::new(),
+                    leeway: bext_plugin_abi::units::Span(Duration::from_secs(30)),
+                    cookie: None,
+                };
+                let j = jwt.clone().unwrap_or(defaults);
+                for (i, k) in j.keys.iter().enumerate() {
+                    let sources = [
+                        k.secret.is_some(),
+                        k.secret_env.is_some(),
+                        k.pem.is_some(),
+                        k.pem_file.is_some(),
+                    ];
+                    if sources.iter().filter(|s| **s).count() != 1 {
+                        return Err(PluginError::config(
+                            format!("jwt.keys[{i}]"),
+                            "give exactly one of secret, secret_env, pem, pem_file",
+                        ));
+                    }
+                    if k.alg.parse::<jsonwebtoken::Algorithm>().is_err() {
+                        return Err(PluginError::config(
+                            format!("jwt.keys[{i}].alg"),
+                            format!("`{}` is not a JWT algorithm (HS256, RS256, ES256, EdDSA...)", k.alg),
+                        ));
+                    }
+                }
+                let jwks = match &j.jwks {
+                    None => None,
+                    Some(s) if s.starts_with("http://") => Some(JwksSource::Url(s.clone())),
+                    Some(s) if s.starts_with("https://") => {
+                        return Err(PluginError::config(
+                            "jwt.jwks",
+                            "https JWKS URLs need TLS, not in this build; use http:// or a file",
+                        ));
+                    }
+                    Some(s) => Some(JwksSource::File(resolve(setup.data_dir, Path::new(s)))),
+                };
+                if j.keys.is_empty() && jwks.is_none() && secret_env.is_none() {
+                    return Err(PluginError::config(
+                        "jwt",
+                        "no keys: give `keys`, `jwks` or `jwt_secret_env`",
+                    ));
+                }
+                Some(Jwt {
+                    checks: Checks::new(&j.issuers, &j.audiences, j.leeway.0),
+                    cookie: j.cookie.clone(),
+                    key_configs: j.keys.clone(),
+                    secret_env: secret_env.clone(),
+                    jwks,
+                    refresh: j.jwks_refresh.0.max(Duration::from_secs(5)),
+                    data_dir: setup.data_dir.to_path_buf(),
+                    keys: Arc::new(ArcSwap::from_pointee(Vec::new())),
+                    static_keys: OnceLock::new(),
+                    refetch: Arc::new(tokio::sync::Notify::new()),
+                    last_refetch: Mutex::new(None),
+                })
+            }
+        };
+        let api_keys = match &c.api_keys {
+            None => None,
+            Some(a) => {
+                let mut by_hash = HashMap::new();
+                for (i, k) in a.keys.iter().enumerate() {
+                    let hash = parse_hash(&k.hash).ok_or_else(|| {
+                        PluginError::config(format!("api_keys.keys[{i}].hash"), "must be sha256:<64 hex digits>")
+                    })?;
+                    by_hash.insert(hash, (k.name.clone(), k.scopes.clone()));
+                }
+                Some(ApiKeys {
+                    header: header("api_keys.header", &a.header)?,
+                    query: a.query.clone(),
+                    by_hash,
+                })
+            }
+        };
+        if jwt.is_none() && api_keys.is_none() {
+            return Err(PluginError::config(
+                "",
+                "configure `jwt`, `jwt_secret_env` or `api_keys`",
+            ));
+        }
+        let subject_header = header("forward.subject", &c.forward.subject)?;
+        let claims_header = (!c.forward.claims.is_empty())
+            .then(|| header("forward.claims", &c.forward.claims))
+            .transpose()?;
+        let mut claim_headers = Vec::new();
+        for (h, claim) in &c.forward.claim_headers {
+            claim_headers.push((header(&format!("forward.claim_headers.{h}"), h)?, claim.clone()));
+        }
+        let mut stripped: Vec<HeaderName> = ALWAYS_STRIPPED.iter().map(|h| HeaderName::from_static(h)).collect();
+        stripped.push(subject_header.clone());
+        stripped.extend(claims_header.clone());
+        stripped.extend(claim_headers.iter().map(|(h, _)| h.clone()));
+        stripped.dedup();
+        let realm = c.realm.replace('"', "");
+        let bearer =
+            |extra: &str| HeaderValue::from_str(&format!("Bearer realm=\"{realm}\"{extra}")).expect("printable realm");
+        Ok(AuthnPlugin {
+            name: setup.plugin.to_owned(),
+            required: c.required,
+            public,
+            scope_rules,
+            jwt,
+            api_keys,
+            subject_header,
+            claims_header,
+            claim_headers,
+            stripped,
+            challenge: bearer(""),
+            invalid_token: bearer(", error=\"invalid_token\""),
+            insufficient_scope: bearer(", error=\"insufficient_scope\""),
+        })
+    }
+}
+
+fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        data_dir.join(p)
+    }
+}
+
+/// `sha256:<hex>` as bytes.
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    let hex = text.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Reads a JWKS document from a file or an `http://` URL.
+async fn load_jwks(source: &JwksSource) -> Result<Vec<Key>, String> {
+    let bytes = match source {
+        JwksSource::File(path) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        JwksSource::Url(url) => fetch(url).await?,
+    };
+    keys_from_jwks(&bytes)
+}
+
+async fn fetch(url: &str) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let res = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
+        .await
+        .map_err(|_| format!("{url}: timed out"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("{url}: status {}", res.status()));
+    }
+    let body = http_body_util::Limited::new(res.into_body(), 1 << 20);
+    let bytes = tokio::time::timeout(Duration::from_secs(5), body.collect())
+        .await
+        .map_err(|_| format!("{url}: timed out"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok(bytes.to_bytes().to_vec())
+}
+
+/// Refetches the JWKS every `every`, or sooner when a token names an
+/// unknown `kid`; ends when the plugin instance is gone.
+async fn refresh_jwks(
+    keys: std::sync::Weak<ArcSwap<Vec<Key>>>,
+    static_keys: Vec<Key>,
+    source: JwksSource,
+    every: Duration,
+    refetch: Arc<tokio::sync::Notify>,
+    plugin: String,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = refetch.notified() => {}
+        }
+        let Some(keys) = keys.upgrade() else { return };
+        match load_jwks(&source).await {
+            Ok(fresh) => {
+                let mut all = static_keys.clone();
+                all.extend(fresh);
+                keys.store(Arc::new(all));
+            }
+            Err(e) => tracing::warn!(plugin = %plugin, error = %e, "JWKS not refreshed; the previous keys stay"),
+        }
+    }
+}
+
+/// JSON with every non-ASCII character escaped, so it fits in a header.
+fn ascii_json(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+fn path_matches(path: &str, rule: &str, prefix: bool) -> bool {
+    if prefix { path.starts_with(rule) } else { path == rule }
+}
+
+impl AuthnPlugin {
+    fn refuse(&self, status: StatusCode, challenge: &HeaderValue, cx: &Ctx, reason: &str) -> Flow {
+        tracing::info!(
+            target: "bext::authn",
+            plugin = %self.name,
+            request_id = %cx.request_id,
+            status = status.as_u16(),
+            reason,
+            "request not authenticated"
+        );
+        let text = if status == StatusCode::FORBIDDEN {
+            "Forbidden\n"
+        } else {
+            "Unauthorized\n"
+        };
+        let mut res = text_response(status, text);
+        res.headers_mut().insert(WWW_AUTHENTICATE, challenge.clone());
+        Flow::Respond(res)
+    }
+
+    /// The credential the request carries, if any.
+    fn principal(&self, req: &Request) -> Option<Result<Principal, Rejection>> {
+        if let Some(api) = &self.api_keys {
+            let presented = req
+                .headers()
+                .get(&api.header)
+                .map(|v| v.as_bytes().to_vec())
+                .or_else(|| {
+                    let q = api.query.as_deref()?;
+                    req.uri()
+                        .query()?
+                        .split('&')
+                        .find_map(|p| p.strip_prefix(q)?.strip_prefix('='))
+                        .map(|v| v.as_bytes().to_vec())
+                });
+            if let Some(key) = presented {
+                let hash: [u8; 32] = Sha256::digest(&key).into();
+                return Some(match api.by_hash.get(&hash) {
+                    Some((name, scopes)) => Ok(Principal {
+                        subject: Some(name.clone()),
+                        scopes: scopes.clone(),
+                        claims: serde_json::json!({ "sub": name, "scope": scopes.join(" "), "auth": "api_key" }),
+                    }),
+                    None => Err(Rejection::Signature),
+                });
+            }
+        }
+        let jwt = self.jwt.as_ref()?;
+        let token = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .map(str::to_owned)
+            .or_else(|| {
+                let name = jwt.cookie.as_deref()?;
+                req.headers()
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(';'))
+                    .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+                    .map(str::to_owned)
+            })?;
+        let keys = jwt.keys.load();
+        let verified = jwt.checks.verify(&token, &keys);
+        if verified == Err(Rejection::UnknownKid) && jwt.jwks.is_some() {
+            let mut last = jwt.last_refetch.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() > REFETCH_GAP) {
+                *last = Some(Instant::now());
+                jwt.refetch.notify_one();
+            }
+        }
+        Some(verified.map(|claims| {
+            let scopes = match (claims.get("scope"), claims.get("scp")) {
+                (Some(serde_json::Value::String(s)), _) => s.split_whitespace().map(str::to_owned).collect(),
+                (_, Some(serde_json::Value::Array(a))) => {
+                    a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+                }
+                (_, Some(serde_json::Value::String(s))) => s.split_whitespace().map(str::to_owned).collect(),
+                _ => Vec::new(),
+            };
+            Principal {
+                subject: claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned),
+                scopes,
+                claims: serde_json::Value::Object(claims),
+            }
+        }))
+    }
+
+    /// Scopes this request needs that `p` lacks (empty when allowed).
+    fn missing_scopes(&self, method: &Method, path: &str, p: &Principal) -> Vec<&str> {
+        self.scope_rules
+            .iter()
+            .filter(|r| path_matches(path, &r.path, r.prefix) && (r.methods.is_empty() || r.methods.contains(method)))
+            .flat_map(|r| r.require.iter())
+            .filter(|s| !p.scopes.contains(s))
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn forward(&self, req: &mut Request, cx: &mut Ctx, p: &Principal) {
+        let headers = req.headers_mut();
+        if let Some(sub) = &p.subject {
+            if let Ok(v) = HeaderValue::from_str(sub) {
+                headers.insert(self.subject_header.clone(), v);
+            }
+            cx.vars.insert(SUBJECT_VAR.to_owned(), sub.clone());
+        }
+        if let Some(h) = &self.claims_header
+            && let Ok(v) = HeaderValue::from_str(&ascii_json(&p.claims))
+        {
+            headers.insert(h.clone(), v);
+        }
+        for (h, claim) in &self.claim_headers {
+            let value = match p.claims.get(claim) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => ascii_json(other),
+                None => continue,
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(h.clone(), v);
+            }
+        }
+    }
+}
+
+impl Plugin for AuthnPlugin {
+    fn hooks(&self) -> Hooks {
+        Hooks::INIT | Hooks::REQUEST
+    }
+
+    fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
+        Hook::later(async move {
+            let Some(jwt) = &self.jwt else { return Ok(()) };
+            let mut keys = Vec::new();
+            for (i, k) in jwt.key_configs.iter().enumerate() {
+                let secret = match (&k.secret, &k.secret_env) {
+                    (Some(s), _) => Some(s.clone().into_bytes()),
+                    (_, Some(env)) => Some(
+                        std::env::var(env)
+                            .map_err(|_| {
+                                PluginError::Init(format!("jwt.keys[{i}].secret_env: `{env}` is not set").into())
+                            })?
+                            .into_bytes(),
+                    ),
+                    _ => None,
+                };
+                let pem = match (&k.pem, &k.pem_file) {
+                    (Some(p), _) => Some(p.clone().into_bytes()),
+                    (_, Some(f)) => {
+                        let path = resolve(&jwt.data_dir, f);
+                        Some(std::fs::read(&path).map_err(|e| {
+                            PluginError::Init(format!("jwt.keys[{i}].pem_file: {}: {e}", path.display()).into())
+                        })?)
+                    }
+                    _ => None,
+                };
+                let key = key_from_config(&k.alg, secret.as_deref(), pem.as_deref(), k.kid.clone())
+                    .map_err(|e| PluginError::Init(format!("jwt.keys[{i}]: {e}").into()))?;
+                keys.push(key);
+            }
+            if let Some(env) = &jwt.secret_env {
+                let secret = std::env::var(env)
+                    .map_err(|_| PluginError::Init(format!("jwt_secret_env: `{env}` is not set").into()))?;
+                keys.push(
+                    key_from_config("HS256", Some(secret.as_bytes()), None, None)
+                        .map_err(|e| PluginError::Init(format!("jwt_secret_env: {e}").into()))?,
+                );
+            }
+            let _ = jwt.static_keys.set(keys.clone());
+            if let Some(source) = &jwt.jwks {
+                let fetched = load_jwks(source)
+                    .await
+                    .map_err(|e| PluginError::Init(format!("jwt.jwks: {e}").into()))?;
+                let mut all = keys.clone();
+                all.extend(fetched);
+                jwt.keys.store(Arc::new(all));
+                host.spawn(refresh_jwks(
+                    Arc::downgrade(&jwt.keys),
+                    keys,
+                    source.clone(),
+                    jwt.refresh,
+                    jwt.refetch.clone(),
+                    self.name.clone(),
+                ));
+            } else {
+                jwt.keys.store(Arc::new(keys));
+            }
+            Ok(())
+        })
+    }
+
+    fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        for h in &self.stripped {
+            req.headers_mut().remove(h);
+        }
+        let path = req.uri().path();
+        if self.public.iter().any(|(p, prefix)| path_matches(path, p, *prefix)) {
+            return Hook::Ready(Ok(Flow::Continue));
+        }
+        let principal = match self.principal(req) {
+            None if self.required => {
+                return Hook::Ready(Ok(self.refuse(
+                    StatusCode::UNAUTHORIZED,
+                    &self.challenge,
+                    cx,
+                    "no credentials",
+                )));
+            }
+            None => return Hook::Ready(Ok(Flow::Continue)),
+            Some(Err(why)) => {
+                return Hook::Ready(Ok(self.refuse(
+                    StatusCode::UNAUTHORIZED,
+                    &self.invalid_token,
+                    cx,
+                    &why.to_string(),
+                )));
+            }
+            Some(Ok(p)) => p,
+        };
+        let missing = self.missing_scopes(req.method(), req.uri().path(), &principal);
+        if !missing.is_empty() {
+            let reason = format!("missing scopes: {}", missing.join(" "));
+            return Hook::Ready(Ok(self.refuse(
+                StatusCode::FORBIDDEN,
+                &self.insufficient_scope,
+                cx,
+                &reason,
+            )));
+        }
+        self.forward(req, cx, &principal);
+        Hook::Ready(Ok(Flow::Continue))
+    }
+}
+
+bext_plugin_abi::register!(AuthnPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_json_for_headers() {
+        let h = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(parse_hash(&h), Some([0xab; 32]));
+        assert_eq!(parse_hash("sha256:zz"), None);
+        assert_eq!(parse_hash("md5:abc"), None);
+        assert_eq!(ascii_json(&serde_json::json!({"n": "Zoë\n"})), r#"{"n":"Zo\u00eb\\n"}"#);
+    }
+}

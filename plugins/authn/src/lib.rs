@@ -606,6 +606,6 @@ mod tests {
         assert_eq!(parse_hash(&h), Some([0xab; 32]));
         assert_eq!(parse_hash("sha256:zz"), None);
         assert_eq!(parse_hash("md5:abc"), None);
-        assert_eq!(ascii_json(&serde_json::json!({"n": "Zoë\n"})), r#"{"n":"Zo\u00eb\\n"}"#);
+        assert_eq!(ascii_json(&serde_json::json!({"n": "Zoë\n"})), r#"{"n":"Zo\u00eb\n"}"#);
     }
 }

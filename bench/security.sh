@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Security plugins' cost on the server, all in one run on this machine:
 # a static 1 KiB file served with no plugin, with the waf (block mode,
-# every rule), and with the waf and the gateway (a per-IP rate limit high
-# enough never to refuse, CORS, security headers), with browser-like
-# requests (user agent, cookies, referer, query arguments). The authn
-# plugin joins when it exists.
+# every rule), and with all three security plugins: waf, gateway (a per-IP
+# rate limit high enough never to refuse, CORS, security headers) and
+# authn (an HS256 JWT on every request), with browser-like requests (user
+# agent, cookies, referer, query arguments, a bearer token).
 #
 #   bench/security.sh                     # 10 s rounds, 3 rounds
 #   DURATION=5 ROUNDS=2 bench/security.sh
@@ -32,22 +32,33 @@ head -c 1024 /dev/zero | tr '\0' 'x' > "$OUT/www/index.html"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_up() { for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$1$2" >/dev/null && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
+wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1$2" && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
 
 TARGET="/index.html?page=2&sort=price&utm_source=newsletter"
+export BENCH_JWT_SECRET=0123456789abcdef0123456789abcdef-bench
+TOKEN=$(python3 - <<'PY'
+import base64, hmac, hashlib, json, os
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b(json.dumps({"sub": "user-42", "exp": 4000000000, "scope": "read"}).encode())
+sig = b(hmac.new(os.environ["BENCH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+print(f"{head}.{body}.{sig}")
+PY
+)
 HEADERS=(
   -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
   -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
   -H "Accept-Language: en-US,en;q=0.9"
   -H "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"
   -H "Referer: https://shop.example.com/category/shoes?color=red"
+  -H "Authorization: Bearer $TOKEN"
 )
 rps() { # port -> requests/s
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" | awk '/Requests\/sec/ {print $2}'
 }
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" >/dev/null; }
 
-mk() { # name port waf-enabled gateway-enabled
+mk() { # name port waf-enabled gateway-enabled authn-enabled
   mkdir -p "$OUT/$1/manifests"
   printf 'name: vhosts\n' > "$OUT/$1/manifests/vhosts.yaml"
   printf 'name: waf\nenabled: %s\n' "$3" > "$OUT/$1/manifests/waf.yaml"
@@ -59,6 +70,7 @@ config:
   cors: { origins: [https://shop.example.com] }
   security_headers: basic
 YAML
+  printf 'name: authn\nenabled: %s\nconfig:\n  jwt_secret_env: BENCH_JWT_SECRET\n' "$5" > "$OUT/$1/manifests/authn.yaml"
   cat > "$OUT/$1/platform.toml" <<TOML
 [platform]
 listen = "127.0.0.1:$2"
@@ -72,16 +84,18 @@ source = "../www"
 TOML
   taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/$1/platform.toml" >/dev/null 2>"$OUT/$1.err" & PIDS+=($!)
 }
-mk off 19190 false false
-mk waf 19191 true false
-mk both 19192 true true
+mk off 19190 false false false
+mk waf 19191 true false false
+mk all 19192 true true true
 for p in 19190 19191 19192; do wait_up $p /index.html; warm $p; done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:19191/?q=%27%20OR%201=1--")" = 403 ] || { echo "the waf is not blocking"; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:19192/index.html")" = 401 ] || { echo "authn is not on"; exit 1; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' "${HEADERS[@]}" "http://127.0.0.1:19192$TARGET")" = 200 ] || { echo "the benchmark request is refused"; exit 1; }
 
 echo "static 1 KiB file, browser-like requests, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (req/s)"
-printf "%-6s %10s %10s %12s %8s %10s %10s\n" round off waf waf+gateway waf/off both/off "+us both"
+printf "%-6s %10s %10s %10s %8s %8s %10s\n" round off waf all-three waf/off all/off "+us all"
 for r in $(seq 1 "$ROUNDS"); do
   a=$(rps 19190); b=$(rps 19191); c=$(rps 19192)
-  printf "%-6s %10s %10s %12s %8s %10s %10s\n" "$r" "$a" "$b" "$c" \
+  printf "%-6s %10s %10s %10s %8s %8s %10s\n" "$r" "$a" "$b" "$c" \
     "$(python3 -c "print(round($b/$a,3))")" "$(python3 -c "print(round($c/$a,3))")" "$(python3 -c "print(round(1e6/$c-1e6/$a,2))")"
 done

@@ -15,6 +15,7 @@ pub mod ip;
 pub mod normalize;
 mod penalty;
 pub mod rules;
+mod walk;
 
 use std::borrow::Cow;
 use std::net::IpAddr;

@@ -1,7 +1,9 @@
 //! Turning what an attacker sent into what the application will see, so
 //! one rule catches every encoding of an attack: percent-encoding (also
 //! doubled, and IIS `%uXXXX`), `+` for space in forms, overlong UTF-8,
-//! NUL bytes, backslashes and dot segments in paths, and letter case.
+//! NUL bytes, backslashes and dot segments in paths, and letter case;
+//! and the second views rules also look at: HTML entities, JavaScript
+//! escapes and base64.
 
 use std::borrow::Cow;
 
@@ -148,6 +150,157 @@ pub fn resolve_path(path: &str) -> String {
         out.push('/');
     }
     out
+}
+
+/// `value` with HTML character references (`&lt;`, `&#36;`, `&colon;`,
+/// `&tab;`...) and JavaScript escapes (`\\u0041`, `\\x41`) resolved and
+/// the whitespace they can smuggle in removed; `None` if it has neither.
+pub(crate) fn unescape_entities_and_js(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let entities = bytes.contains(&b'&') && bytes.contains(&b';');
+    let escapes = bytes.windows(2).any(|w| w[0] == b'\\' && matches!(w[1], b'u' | b'x'));
+    if !entities && !escapes {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find(['&', '\\']) {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let (c, used) = if rest.starts_with('&') {
+            entity(rest)
+        } else {
+            js_escape(rest)
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[..used]),
+        }
+        rest = &rest[used..];
+    }
+    out.push_str(rest);
+    out.retain(|c| !matches!(c, '\t' | '\n' | '\r' | '\u{b}' | '\u{c}'));
+    Some(out)
+}
+
+/// One HTML character reference at the start of `s`: the char and the
+/// bytes it took (`None, 1` when it is not one).
+pub(crate) fn entity(s: &str) -> (Option<char>, usize) {
+    let end = s[..s.floor_char_boundary(12)].find(';');
+    let Some(end) = end else {
+        return (None, 1);
+    };
+    let name = &s[1..end];
+    let c = match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        "colon" => Some(':'),
+        "tab" => Some('\t'),
+        "newline" => Some('\n'),
+        "lpar" => Some('('),
+        "rpar" => Some(')'),
+        "lbrace" | "lcub" => Some('{'),
+        "rbrace" | "rcub" => Some('}'),
+        "lsqb" | "lbrack" => Some('['),
+        "rsqb" | "rbrack" => Some(']'),
+        "sol" => Some('/'),
+        "bsol" => Some('\\'),
+        "dollar" => Some('$'),
+        "num" => Some('#'),
+        "period" => Some('.'),
+        "comma" => Some(','),
+        "semi" => Some(';'),
+        "equals" => Some('='),
+        "plus" => Some('+'),
+        "excl" => Some('!'),
+        "grave" => Some('`'),
+        n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32),
+        n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
+        _ => None,
+    };
+    match c {
+        Some(c) => (Some(c), end + 1),
+        None => (None, 1),
+    }
+}
+
+/// One JavaScript escape (`\\u0041`, `\\u{41}`, `\\x41`) at the start of `s`.
+fn js_escape(s: &str) -> (Option<char>, usize) {
+    let b = s.as_bytes();
+    let hex = |r: std::ops::Range<usize>| s.get(r).and_then(|h| u32::from_str_radix(h, 16).ok());
+    match b.get(1) {
+        Some(b'u') if b.get(2) == Some(&b'{') => match s[3..].find('}') {
+            Some(close) if close <= 6 => (hex(3..3 + close).and_then(char::from_u32), 4 + close),
+            _ => (None, 1),
+        },
+        Some(b'u') => match hex(2..6).and_then(char::from_u32) {
+            Some(c) => (Some(c), 6),
+            None => (None, 1),
+        },
+        Some(b'x') => match hex(2..4).and_then(char::from_u32) {
+            Some(c) => (Some(c), 4),
+            None => (None, 1),
+        },
+        _ => (None, 1),
+    }
+}
+
+/// The text a base64 value stands for, when the value is base64 (16+
+/// chars of its alphabet) and decodes to readable text: attackers wrap
+/// payloads in base64 for apps that decode them.
+pub(crate) fn base64_text(raw: &[u8]) -> Option<String> {
+    let raw = raw.trim_ascii();
+    if raw.len() < 16 || raw.len() > 8192 {
+        return None;
+    }
+    let alphabet = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=' | b'%');
+    if !raw.iter().all(alphabet) || !raw.iter().any(u8::is_ascii_uppercase) || !raw.iter().any(u8::is_ascii_lowercase) {
+        return None;
+    }
+    let raw = match raw.iter().position(|&b| b == b'%') {
+        // `%3D` padding in a query string.
+        Some(_) => percent_decode(raw)?,
+        None => raw.to_vec(),
+    };
+    let body = raw
+        .strip_suffix(b"==")
+        .or_else(|| raw.strip_suffix(b"="))
+        .unwrap_or(&raw);
+    if !body
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+    {
+        return None;
+    }
+    let has_upper = body.iter().any(u8::is_ascii_uppercase);
+    let has_lower = body.iter().any(u8::is_ascii_lowercase);
+    if !(has_upper && has_lower) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in body {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            _ => 63,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    let text = String::from_utf8(out).ok()?;
+    let printable = text.chars().filter(|c| !c.is_control() || c.is_whitespace()).count();
+    (printable * 10 >= text.chars().count() * 9).then_some(text)
 }
 
 #[cfg(test)]

@@ -1,0 +1,489 @@
+//! Walking a request: every value an app could read (path, arguments,
+//! cookies, headers, the Referer's parts, upload names, and the body as
+//! form, JSON, XML, multipart or text), each handed to the engine's
+//! checks as it is found; the walk stops at the first finding.
+
+use std::borrow::Cow;
+
+use http::HeaderName;
+
+use crate::inspect::{Engine, Finding, Subject, Switches, cut};
+use crate::normalize::canonical;
+use crate::rules::{Category, Part};
+
+/// Headers whose values are not inspected as free text: checked
+/// structurally above, or never carrying application input. Standard
+/// names compare as enums, not strings.
+fn skipped_header(name: &HeaderName) -> bool {
+    use http::header::*;
+    [
+        HOST,
+        CONTENT_LENGTH,
+        CONTENT_TYPE,
+        ACCEPT,
+        ACCEPT_ENCODING,
+        ACCEPT_LANGUAGE,
+        CONNECTION,
+        CACHE_CONTROL,
+        PRAGMA,
+        UPGRADE_INSECURE_REQUESTS,
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        TE,
+        DNT,
+    ]
+    .contains(name)
+        || matches!(name.as_str().as_bytes(), [b's', b'e', b'c', b'-', ..])
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection" | "priority")
+}
+
+/// Walks a request's values, checking each; the walk stops at the first
+/// finding (every method returns true then).
+pub(crate) struct Visitor<'e> {
+    pub(crate) engine: &'e Engine,
+    pub(crate) cx: Context<'e>,
+    pub(crate) budget: usize,
+    pub(crate) found: Option<Finding>,
+}
+
+/// What a value's checks know about the whole request.
+pub(crate) struct Context<'e> {
+    pub(crate) on: &'e Switches,
+    /// The body is JSON: `\\uXXXX` escapes are normal there.
+    pub(crate) json_request: bool,
+}
+
+impl Visitor<'_> {
+    /// Checks one value as sent; `plus` says `+` means a space (forms).
+    fn value(&mut self, part: Part, name: &str, raw: &[u8], plus: bool) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        self.budget -= 1;
+        self.found = self.engine.check(part, name, raw, plus, &self.cx);
+        self.found.is_some()
+    }
+
+    /// Records a structural finding (not tied to a rule's regex).
+    fn flag(&mut self, rule: &'static str, category: Category, part: Part, name: &str, sample: &str) -> bool {
+        if !self.cx.on.on(category, rule) {
+            return false;
+        }
+        self.found = Some(Finding {
+            rule,
+            category,
+            part,
+            name: cut(name, 80).to_owned(),
+            sample: cut(sample, 80).to_owned(),
+        });
+        true
+    }
+}
+
+/// Visits every value of the request.
+pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
+    if v.value(Part::Path, "", req.path.as_bytes(), false) {
+        return;
+    }
+    if let Some(q) = req.query
+        && form(q.as_bytes(), v)
+    {
+        return;
+    }
+    let cacheable = v.cx.on.off_categories == 0 && v.cx.on.off_rules.is_empty();
+    for (header, value) in req.headers {
+        if skipped_header(header) {
+            continue;
+        }
+        let bytes = value.as_bytes();
+        let name = header.as_str();
+        let key = cacheable.then(|| v.engine.clean_headers.key(name, bytes));
+        if key.is_some_and(|k| v.engine.clean_headers.contains(k)) {
+            continue;
+        }
+        let stop = if header == http::header::COOKIE {
+            cookies(bytes, v)
+        } else if header == http::header::USER_AGENT {
+            v.value(Part::UserAgent, name, bytes, false)
+        } else if header == http::header::REFERER {
+            referer(bytes, v)
+        } else if matches!(name, "x-filename" | "x_filename" | "x.filename" | "x-file-name") {
+            v.value(Part::Filename, name, bytes, false) || v.value(Part::Header, name, bytes, false)
+        } else {
+            v.value(Part::Header, name, bytes, false)
+        };
+        if stop {
+            return;
+        }
+        if let Some(k) = key
+            && v.budget > 0
+        {
+            v.engine.clean_headers.insert(k);
+        }
+    }
+    if req.body.is_empty() {
+        return;
+    }
+    let ct = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    body(ct, req.body, v);
+}
+
+/// Visits a body by its content type.
+fn body(ct: &str, body: &[u8], v: &mut Visitor<'_>) -> bool {
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = mime.as_str();
+    if mime == "application/x-www-form-urlencoded" {
+        return form(body, v);
+    }
+    if mime == "application/json" || mime.ends_with("+json") {
+        return match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(doc) => json(&doc, "", v),
+            Err(_) => v.value(Part::Body, "", body, false),
+        };
+    }
+    if mime == "multipart/form-data" {
+        return multipart(ct, body, v);
+    }
+    if mime.ends_with("/xml") || mime.ends_with("+xml") {
+        return xml(body, v);
+    }
+    // Text and unknown types: the whole body, and its fields when it
+    // looks like a form (many clients mislabel forms).
+    if v.value(Part::Body, "", body, false) {
+        return true;
+    }
+    let looks_like_form =
+        body.contains(&b'=') && !body.contains(&b'\n') && !body.starts_with(b"<") && !body.starts_with(b"{");
+    looks_like_form && form(body, v)
+}
+
+/// A Referer is a URL: its path and query arguments are what an app
+/// might reflect; scheme and host are not inspected as input.
+fn referer(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    let rest = raw
+        .windows(3)
+        .position(|w| w == b"://")
+        .map(|i| &raw[i + 3..])
+        .map(|r| &r[r.iter().position(|&b| b == b'/').unwrap_or(r.len())..]);
+    let Some(rest) = rest else {
+        return v.value(Part::Referer, "referer", raw, false);
+    };
+    let (path, query) = match rest.iter().position(|&b| b == b'?') {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    if !path.is_empty() && v.value(Part::Referer, "referer", path, false) {
+        return true;
+    }
+    let Some(query) = query else { return false };
+    for pair in query.split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        if v.value(Part::Referer, "referer", name, true) || v.value(Part::Referer, "referer", value, true) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `a=1&b=2`, as query strings and form bodies.
+fn form(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    for pair in raw.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name = canonical(name, true);
+        if v.value(Part::ArgName, "", name.as_bytes(), false) || v.value(Part::Arg, &name, value, true) {
+            return true;
+        }
+    }
+    false
+}
+
+fn cookies(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    for pair in raw.split(|&b| b == b';') {
+        let pair = pair.trim_ascii();
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name = canonical(name, false);
+        if v.value(Part::Cookie, &name, name.as_bytes(), false) || v.value(Part::Cookie, &name, value, false) {
+            return true;
+        }
+    }
+    false
+}
+
+fn json(node: &serde_json::Value, key: &str, v: &mut Visitor<'_>) -> bool {
+    match node {
+        serde_json::Value::String(s) => v.value(Part::Arg, key, s.as_bytes(), false),
+        serde_json::Value::Array(items) => items.iter().any(|i| json(i, key, v)),
+        serde_json::Value::Object(map) => map.iter().any(|(k, val)| {
+            let name = canonical(k.as_bytes(), false);
+            v.value(Part::ArgName, "", name.as_bytes(), false) || json(val, &name, v)
+        }),
+        _ => false,
+    }
+}
+
+/// Text nodes and attribute values of an XML document, entities decoded;
+/// not a validating parser, just enough to see what the app will see.
+fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    let text = String::from_utf8_lossy(raw);
+    let mut rest: &str = &text;
+    while !rest.is_empty() {
+        let lt = rest.find('<').unwrap_or(rest.len());
+        let node = rest[..lt].trim();
+        if !node.is_empty() && v.value(Part::Arg, "", unescape_xml(node).as_bytes(), false) {
+            return true;
+        }
+        rest = &rest[lt..];
+        let Some(gt) = find_tag_end(rest) else {
+            return v.value(Part::Body, "", unescape_xml(rest).as_bytes(), false);
+        };
+        let tag = &rest[1..gt];
+        rest = &rest[gt + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') || tag.starts_with('/') {
+            if tag.starts_with("![CDATA[") {
+                let inner = tag.trim_start_matches("![CDATA[").trim_end_matches("]]");
+                if v.value(Part::Arg, "", inner.as_bytes(), false) {
+                    return true;
+                }
+            }
+            continue;
+        }
+        for (name, value) in attributes(tag) {
+            let name = canonical(name.as_bytes(), false);
+            if v.value(Part::ArgName, "", name.as_bytes(), false)
+                || v.value(Part::Arg, &name, unescape_xml(value).as_bytes(), false)
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The `>` that closes a tag, skipping quoted attribute values.
+fn find_tag_end(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.char_indices().skip(1) {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `name="value"` pairs of a tag.
+fn attributes(tag: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = tag.split_once(char::is_whitespace).map_or("", |(_, r)| r);
+    while let Some(eq) = rest.find('=') {
+        let name = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            out.push((name, &after[..end]));
+            rest = &after[end..];
+            continue;
+        };
+        let body = &after[1..];
+        let end = body.find(q).unwrap_or(body.len());
+        out.push((name, &body[..end]));
+        rest = body.get(end + 1..).unwrap_or("");
+    }
+    out
+}
+
+/// XML's five named entities and numeric character references.
+pub(crate) fn unescape_xml(s: &str) -> Cow<'_, str> {
+    if !s.contains('&') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest[..rest.floor_char_boundary(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..semi];
+        let c = match entity {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") || e.starts_with("#X") => {
+                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
+            }
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match c {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// Fields of a `multipart/form-data` body: names, file names, and the
+/// content of each part by its own type. Malformed names (quotes,
+/// semicolons: the classic parser-confusion bypass) are findings.
+fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
+    let Some(boundary) = ct
+        .split(';')
+        .filter_map(|p| {
+            let (key, value) = p.split_once('=')?;
+            key.trim().eq_ignore_ascii_case("boundary").then_some(value.trim())
+        })
+        .next()
+        .map(|b| b.trim_matches('"'))
+        .filter(|b| !b.is_empty())
+    else {
+        return v.value(Part::Body, "", raw, false);
+    };
+    let text = String::from_utf8_lossy(raw);
+    let delimiter = format!("--{boundary}");
+    for section in text.split(delimiter.as_str()).skip(1) {
+        if section.starts_with("--") {
+            break;
+        }
+        let section = section
+            .strip_prefix("\r\n")
+            .or_else(|| section.strip_prefix('\n'))
+            .unwrap_or(section);
+        let (head, content) = match section.find("\r\n\r\n") {
+            Some(i) => (&section[..i], &section[i + 4..]),
+            None => match section.find("\n\n") {
+                Some(i) => (&section[..i], &section[i + 2..]),
+                None => (section, ""),
+            },
+        };
+        let content = content
+            .strip_suffix("\r\n")
+            .or_else(|| content.strip_suffix('\n'))
+            .unwrap_or(content);
+        let mut part_type = String::new();
+        let mut field = String::new();
+        for line in head.lines() {
+            let (hname, hvalue) = line.split_once(':').unwrap_or((line, ""));
+            let hname = hname.trim().to_ascii_lowercase();
+            if hname == "content-type" {
+                part_type = hvalue.trim().to_ascii_lowercase();
+            } else if hname == "content-disposition" {
+                for (key, value) in disposition_params(hvalue) {
+                    if suspicious_multipart_name(&value) {
+                        return v.flag(
+                            "protocol-multipart-name",
+                            Category::Protocol,
+                            Part::Filename,
+                            &key,
+                            &value,
+                        );
+                    }
+                    let canon = canonical(value.as_bytes(), false);
+                    let stop = match key.as_str() {
+                        "filename" | "filename*" => v.value(Part::Filename, "filename", value.as_bytes(), false),
+                        "name" => {
+                            field = canon.to_string();
+                            v.value(Part::ArgName, "", value.as_bytes(), false)
+                        }
+                        _ => false,
+                    };
+                    if stop {
+                        return true;
+                    }
+                }
+            } else if v.value(Part::Header, &hname, hvalue.as_bytes(), false) {
+                return true;
+            }
+        }
+        let stop = if part_type.is_empty() || part_type.starts_with("text/plain") {
+            v.value(Part::Arg, &field, content.as_bytes(), false)
+        } else if part_type.starts_with("text/") || part_type.contains("json") || part_type.contains("xml") {
+            body(&part_type, content.as_bytes(), v)
+        } else {
+            false
+        };
+        if stop {
+            return true;
+        }
+    }
+    false
+}
+
+/// A field or file name that multipart parsers read differently: quotes,
+/// `;`, `=` or backslashes once HTML entities (`&auml;`) are set aside.
+fn suspicious_multipart_name(value: &str) -> bool {
+    let mut rest = value;
+    let mut plain = String::with_capacity(value.len());
+    while let Some(amp) = rest.find('&') {
+        plain.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let entity_len = rest[1..]
+            .find(';')
+            .filter(|&n| n > 0 && n <= 10 && rest[1..1 + n].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'#'));
+        match entity_len {
+            Some(n) => rest = &rest[n + 2..],
+            None => {
+                plain.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    plain.push_str(rest);
+    plain.contains(['"', '\'', ';', '=', '\\'])
+}
+
+/// `name="x"; filename="y"` of a Content-Disposition, quotes removed.
+fn disposition_params(v: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    while let Some(eq) = rest.find('=') {
+        let key = rest[..eq]
+            .rsplit([';', ' '])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let after = &rest[eq + 1..];
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            // The value runs to the closing quote that ends the parameter.
+            let end = q.find("\";").or_else(|| q.rfind('"')).unwrap_or(q.len());
+            (&q[..end], q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(';').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        out.push((key, value.to_owned()));
+        rest = next;
+    }
+    out
+}

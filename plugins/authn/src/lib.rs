@@ -70,6 +70,8 @@ struct Jwt {
     /// Configured keys plus the JWKS's, swapped on refresh.
     keys: Arc<ArcSwap<Vec<Key>>>,
     static_keys: OnceLock<Vec<Key>>,
+    /// Tokens already verified, for the next request of the same session.
+    verified: VerifiedTokens,
     /// Wakes the refresher when a token names an unknown `kid`.
     refetch: Arc<tokio::sync::Notify>,
     last_refetch: Mutex<Option<Instant>>,
@@ -198,6 +200,7 @@ impl BuiltinPlugin for AuthnPlugin {
                     keys: Arc::new(ArcSwap::from_pointee(Vec::new())),
                     static_keys: OnceLock::new(),
                     refetch: Arc::new(tokio::sync::Notify::new()),
+                    verified: VerifiedTokens::new(j.leeway.0),
                     last_refetch: Mutex::new(None),
                 })
             }
@@ -336,6 +339,63 @@ async fn refresh_jwks(
     }
 }
 
+/// Tokens that passed verification, keyed by the whole token (an exact
+/// match, not a hash). A hit still has its `exp` and `nbf` checked against
+/// the clock, and counts only while the key set it was verified with is
+/// the live one (a JWKS refresh or a reload starts over). Bounded: at most
+/// 4,096 tokens of at most 2 KiB each.
+struct VerifiedTokens {
+    cache: quick_cache::sync::Cache<String, Arc<Verified>>,
+    leeway: u64,
+}
+
+struct Verified {
+    claims: serde_json::Map<String, serde_json::Value>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    /// The key set it was verified with.
+    keys: Arc<Vec<Key>>,
+}
+
+const MAX_CACHED_TOKEN: usize = 2048;
+
+impl VerifiedTokens {
+    fn new(leeway: Duration) -> Self {
+        VerifiedTokens {
+            cache: quick_cache::sync::Cache::new(4096),
+            leeway: leeway.as_secs(),
+        }
+    }
+
+    fn get(&self, token: &str, keys: &Arc<Vec<Key>>) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let hit = self.cache.get(token)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let fresh = hit.exp.is_some_and(|exp| exp + self.leeway >= now)
+            && hit.nbf.is_none_or(|nbf| nbf <= now + self.leeway)
+            && Arc::ptr_eq(&hit.keys, keys);
+        fresh.then(|| hit.claims.clone())
+    }
+
+    fn insert(&self, token: &str, claims: &serde_json::Map<String, serde_json::Value>, keys: &Arc<Vec<Key>>) {
+        if token.len() > MAX_CACHED_TOKEN {
+            return;
+        }
+        let number = |c: &str| claims.get(c).and_then(serde_json::Value::as_u64);
+        self.cache.insert(
+            token.to_owned(),
+            Arc::new(Verified {
+                claims: claims.clone(),
+                exp: number("exp"),
+                nbf: number("nbf"),
+                keys: keys.clone(),
+            }),
+        );
+    }
+}
+
 /// JSON with every non-ASCII character escaped, so it fits in a header.
 fn ascii_json(v: &serde_json::Value) -> String {
     let text = v.to_string();
@@ -422,8 +482,17 @@ impl AuthnPlugin {
                     .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
                     .map(str::to_owned)
             })?;
-        let keys = jwt.keys.load();
-        let verified = jwt.checks.verify(&token, &keys);
+        let keys = jwt.keys.load_full();
+        let verified = match jwt.verified.get(&token, &keys) {
+            Some(claims) => Ok(claims),
+            None => {
+                let verified = jwt.checks.verify(&token, &keys);
+                if let Ok(claims) = &verified {
+                    jwt.verified.insert(&token, claims, &keys);
+                }
+                verified
+            }
+        };
         if verified == Err(Rejection::UnknownKid) && jwt.jwks.is_some() {
             let mut last = jwt.last_refetch.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_none_or(|t| t.elapsed() > REFETCH_GAP) {
@@ -599,6 +668,41 @@ bext_plugin_abi::register!(AuthnPlugin);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_tokens_still_expire_and_follow_the_key_set() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let cache = VerifiedTokens::new(Duration::from_secs(5));
+        let keys = Arc::new(vec![
+            keys::key_from_config("HS256", Some(&[7; 32]), None, None).unwrap(),
+        ]);
+        let claims = |exp: u64| {
+            let mut m = serde_json::Map::new();
+            m.insert("exp".into(), exp.into());
+            m
+        };
+        cache.insert("fresh", &claims(now + 100), &keys);
+        cache.insert("stale", &claims(now - 100), &keys);
+        cache.insert("leeway", &claims(now - 2), &keys);
+        assert!(cache.get("fresh", &keys).is_some());
+        assert!(
+            cache.get("stale", &keys).is_none(),
+            "an expired token is verified again (and refused)"
+        );
+        assert!(cache.get("leeway", &keys).is_some());
+        let rotated = Arc::new(vec![
+            keys::key_from_config("HS256", Some(&[8; 32]), None, None).unwrap(),
+        ]);
+        assert!(cache.get("fresh", &rotated).is_none(), "new keys: verified again");
+        cache.insert(&"x".repeat(MAX_CACHED_TOKEN + 1), &claims(now + 100), &keys);
+        assert!(
+            cache.get(&"x".repeat(MAX_CACHED_TOKEN + 1), &keys).is_none(),
+            "huge tokens are not kept"
+        );
+    }
 
     #[test]
     fn hashes_and_json_for_headers() {

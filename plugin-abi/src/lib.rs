@@ -16,6 +16,7 @@ mod body;
 mod context;
 mod error;
 mod host;
+mod path;
 mod plugin;
 mod registry;
 pub mod units;
@@ -24,6 +25,7 @@ pub use body::{Body, BoxError};
 pub use context::{AlreadySet, ClientIp, Ctx, RequestId};
 pub use error::PluginError;
 pub use host::{AppInfo, Host, Setup, Spawner, Task};
+pub use path::PathPattern;
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};
 pub use registry::{BuiltinPlugin, Factory, Registration, decode_config, registrations};
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bext_plugin_abi::{
-    BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Setup, text_response,
+    BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Setup, text_response,
 };
 use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
@@ -38,7 +38,7 @@ const REFETCH_GAP: Duration = Duration::from_secs(30);
 pub struct AuthnPlugin {
     name: String,
     required: bool,
-    public: Vec<(String, bool)>,
+    public: Vec<PathPattern>,
     scope_rules: Vec<ScopeRule>,
     jwt: Option<Jwt>,
     api_keys: Option<ApiKeys>,
@@ -52,8 +52,7 @@ pub struct AuthnPlugin {
 }
 
 struct ScopeRule {
-    path: String,
-    prefix: bool,
+    path: PathPattern,
     methods: Vec<Method>,
     require: Vec<String>,
 }
@@ -108,24 +107,10 @@ impl BuiltinPlugin for AuthnPlugin {
             HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PluginError::config(field, format!("`{name}` is not a header name")))
         };
-        let paths = |field: &str, list: &[String]| -> Result<Vec<(String, bool)>, PluginError> {
-            list.iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    if !p.starts_with('/') {
-                        return Err(PluginError::config(format!("{field}[{i}]"), "must start with `/`"));
-                    }
-                    Ok(match p.strip_suffix('*') {
-                        Some(pre) => (pre.to_owned(), true),
-                        None => (p.clone(), false),
-                    })
-                })
-                .collect()
-        };
-        let public = paths("public", &c.public)?;
+        let public = PathPattern::parse_all("public", &c.public)?;
         let mut scope_rules = Vec::new();
         for (i, r) in c.scopes.iter().enumerate() {
-            let (path, prefix) = paths(&format!("scopes[{i}].path"), std::slice::from_ref(&r.path))?.remove(0);
+            let path = PathPattern::parse(format!("scopes[{i}].path"), &r.path)?;
             let methods = r
                 .methods
                 .iter()
@@ -134,7 +119,6 @@ impl BuiltinPlugin for AuthnPlugin {
                 .map_err(|_| PluginError::config(format!("scopes[{i}].methods"), "not a method"))?;
             scope_rules.push(ScopeRule {
                 path,
-                prefix,
                 methods,
                 require: r.require.clone(),
             });
@@ -413,10 +397,6 @@ fn ascii_json(v: &serde_json::Value) -> String {
     out
 }
 
-fn path_matches(path: &str, rule: &str, prefix: bool) -> bool {
-    if prefix { path.starts_with(rule) } else { path == rule }
-}
-
 impl AuthnPlugin {
     fn refuse(&self, status: StatusCode, challenge: &HeaderValue, cx: &Ctx, reason: &str) -> Flow {
         tracing::info!(
@@ -521,7 +501,7 @@ impl AuthnPlugin {
     fn missing_scopes(&self, method: &Method, path: &str, p: &Principal) -> Vec<&str> {
         self.scope_rules
             .iter()
-            .filter(|r| path_matches(path, &r.path, r.prefix) && (r.methods.is_empty() || r.methods.contains(method)))
+            .filter(|r| r.path.matches(path) && (r.methods.is_empty() || r.methods.contains(method)))
             .flat_map(|r| r.require.iter())
             .filter(|s| !p.scopes.contains(s))
             .map(String::as_str)
@@ -625,7 +605,7 @@ impl Plugin for AuthnPlugin {
             req.headers_mut().remove(h);
         }
         let path = req.uri().path();
-        if self.public.iter().any(|(p, prefix)| path_matches(path, p, *prefix)) {
+        if self.public.iter().any(|p| p.matches(path)) {
             return Hook::Ready(Ok(Flow::Continue));
         }
         let principal = match self.principal(req) {

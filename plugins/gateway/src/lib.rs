@@ -15,7 +15,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use bext_plugin_abi::{
-    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response, Setup, text_response,
+    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, PathPattern, Plugin, PluginError, Request, Response, Setup,
+    text_response,
 };
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Method, StatusCode};
@@ -51,8 +52,7 @@ struct Limit {
     by: LimitKey,
     header: Option<HeaderName>,
     quota: Quota,
-    /// `(path, is_prefix)`.
-    routes: Vec<(String, bool)>,
+    routes: Vec<PathPattern>,
     methods: Vec<Method>,
     policy: HeaderValue,
 }
@@ -60,14 +60,7 @@ struct Limit {
 impl Limit {
     fn applies(&self, method: &Method, path: &str) -> bool {
         (self.methods.is_empty() || self.methods.contains(method))
-            && (self.routes.is_empty()
-                || self.routes.iter().any(|(r, prefix)| {
-                    if *prefix {
-                        path.starts_with(r.as_str())
-                    } else {
-                        path == r
-                    }
-                }))
+            && (self.routes.is_empty() || self.routes.iter().any(|r| r.matches(path)))
     }
 }
 
@@ -165,16 +158,7 @@ fn compile_limit(i: usize, l: &LimitConfig) -> Result<Limit, PluginError> {
                 .map_err(|_| PluginError::config(at(&format!("methods[{j}]")), "not a method"))?,
         );
     }
-    let mut routes = Vec::new();
-    for (j, r) in l.routes.iter().enumerate() {
-        if !r.starts_with('/') {
-            return Err(PluginError::config(at(&format!("routes[{j}]")), "must start with `/`"));
-        }
-        routes.push(match r.strip_suffix('*') {
-            Some(p) => (p.to_owned(), true),
-            None => (r.clone(), false),
-        });
-    }
+    let routes = PathPattern::parse_all(&at("routes"), &l.routes)?;
     Ok(Limit {
         name: l.name.clone().unwrap_or_else(|| format!("limit-{i}")),
         by: l.by,

@@ -25,8 +25,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use bext_plugin_abi::{
-    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup,
-    text_response,
+    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
+    Setup, text_response,
 };
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http::{Method, StatusCode};
@@ -73,8 +73,7 @@ pub struct WafPlugin {
 
 /// A compiled `exclusions:` entry.
 struct Exclusion {
-    path: String,
-    prefix: bool,
+    path: PathPattern,
     app: Option<String>,
     /// `None`: every rule is silenced.
     silenced: Option<Switches>,
@@ -184,12 +183,7 @@ impl BuiltinPlugin for WafPlugin {
 }
 
 fn compile_exclusion(i: usize, e: &config::Exclusion, base: &Switches) -> Result<Exclusion, PluginError> {
-    if !e.path.starts_with('/') {
-        return Err(PluginError::config(
-            format!("exclusions[{i}].path"),
-            "must start with `/`",
-        ));
-    }
+    let path = PathPattern::parse(format!("exclusions[{i}].path"), &e.path)?;
     let silenced = if e.rules.is_empty() {
         None
     } else {
@@ -208,13 +202,8 @@ fn compile_exclusion(i: usize, e: &config::Exclusion, base: &Switches) -> Result
         }
         Some(s)
     };
-    let (path, prefix) = match e.path.strip_suffix('*') {
-        Some(p) => (p.to_owned(), true),
-        None => (e.path.clone(), false),
-    };
     Ok(Exclusion {
         path,
-        prefix,
         app: e.app.clone(),
         silenced,
     })
@@ -281,11 +270,7 @@ impl WafPlugin {
     /// rule is silenced here.
     fn switches_for(&self, path: &str, app: Option<&str>) -> Option<Cow<'_, Switches>> {
         for e in &self.exclusions {
-            let path_hit = if e.prefix {
-                path.starts_with(&e.path)
-            } else {
-                path == e.path
-            };
+            let path_hit = e.path.matches(path);
             if path_hit && e.app.as_deref().is_none_or(|a| Some(a) == app) {
                 return e.silenced.as_ref().map(Cow::Borrowed);
             }

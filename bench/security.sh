@@ -24,14 +24,15 @@ for tool in wrk taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
 done
 
-cargo build --release -q -p bext
-BEXT=$PWD/target/release/bext
+# BEXT=path/to/bext runs another build (e.g. `cargo build --profile
+# profiling` for perf); KEEP=1 leaves the three servers running afterwards.
+if [ -z "${BEXT:-}" ]; then cargo build --release -q -p bext; BEXT=$PWD/target/release/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$OUT/www/index.html"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+[ -n "${KEEP:-}" ] || trap cleanup EXIT
 wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1$2" && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
 
 TARGET="/index.html?page=2&sort=price&utm_source=newsletter"

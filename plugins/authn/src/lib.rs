@@ -88,11 +88,12 @@ struct ApiKeys {
     by_hash: HashMap<[u8; 32], (String, Vec<String>)>,
 }
 
-/// Who the request is from.
+/// Who the request is from, with the headers that tell the app, built
+/// once per credential (a cached token reuses them).
 struct Principal {
     subject: Option<String>,
     scopes: Vec<String>,
-    claims: serde_json::Value,
+    forwarded: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl BuiltinPlugin for AuthnPlugin {
@@ -334,7 +335,7 @@ struct VerifiedTokens {
 }
 
 struct Verified {
-    claims: serde_json::Map<String, serde_json::Value>,
+    principal: Arc<Principal>,
     exp: Option<u64>,
     nbf: Option<u64>,
     /// The key set it was verified with.
@@ -351,7 +352,7 @@ impl VerifiedTokens {
         }
     }
 
-    fn get(&self, token: &str, keys: &Arc<Vec<Key>>) -> Option<serde_json::Map<String, serde_json::Value>> {
+    fn get(&self, token: &str, keys: &Arc<Vec<Key>>) -> Option<Arc<Principal>> {
         let hit = self.cache.get(token)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -360,10 +361,16 @@ impl VerifiedTokens {
         let fresh = hit.exp.is_some_and(|exp| exp + self.leeway >= now)
             && hit.nbf.is_none_or(|nbf| nbf <= now + self.leeway)
             && Arc::ptr_eq(&hit.keys, keys);
-        fresh.then(|| hit.claims.clone())
+        fresh.then(|| hit.principal.clone())
     }
 
-    fn insert(&self, token: &str, claims: &serde_json::Map<String, serde_json::Value>, keys: &Arc<Vec<Key>>) {
+    fn insert(
+        &self,
+        token: &str,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        principal: &Arc<Principal>,
+        keys: &Arc<Vec<Key>>,
+    ) {
         if token.len() > MAX_CACHED_TOKEN {
             return;
         }
@@ -371,7 +378,7 @@ impl VerifiedTokens {
         self.cache.insert(
             token.to_owned(),
             Arc::new(Verified {
-                claims: claims.clone(),
+                principal: principal.clone(),
                 exp: number("exp"),
                 nbf: number("nbf"),
                 keys: keys.clone(),
@@ -418,7 +425,7 @@ impl AuthnPlugin {
     }
 
     /// The credential the request carries, if any.
-    fn principal(&self, req: &Request) -> Option<Result<Principal, Rejection>> {
+    fn principal(&self, req: &Request) -> Option<Result<Arc<Principal>, Rejection>> {
         if let Some(api) = &self.api_keys {
             let presented = req
                 .headers()
@@ -435,11 +442,13 @@ impl AuthnPlugin {
             if let Some(key) = presented {
                 let hash: [u8; 32] = Sha256::digest(&key).into();
                 return Some(match api.by_hash.get(&hash) {
-                    Some((name, scopes)) => Ok(Principal {
-                        subject: Some(name.clone()),
-                        scopes: scopes.clone(),
-                        claims: serde_json::json!({ "sub": name, "scope": scopes.join(" "), "auth": "api_key" }),
-                    }),
+                    Some((name, scopes)) => Ok(Arc::new(
+                        self.principal_of(
+                            serde_json::json!({ "sub": name, "scope": scopes.join(" "), "auth": "api_key" })
+                                .as_object()
+                                .expect("an object"),
+                        ),
+                    )),
                     None => Err(Rejection::Signature),
                 });
             }
@@ -451,7 +460,6 @@ impl AuthnPlugin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
-            .map(str::to_owned)
             .or_else(|| {
                 let name = jwt.cookie.as_deref()?;
                 req.headers()
@@ -460,41 +468,60 @@ impl AuthnPlugin {
                     .filter_map(|v| v.to_str().ok())
                     .flat_map(|v| v.split(';'))
                     .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
-                    .map(str::to_owned)
             })?;
         let keys = jwt.keys.load_full();
-        let verified = match jwt.verified.get(&token, &keys) {
-            Some(claims) => Ok(claims),
-            None => {
-                let verified = jwt.checks.verify(&token, &keys);
-                if let Ok(claims) = &verified {
-                    jwt.verified.insert(&token, claims, &keys);
-                }
-                verified
-            }
+        let verified = match jwt.verified.get(token, &keys) {
+            Some(principal) => Ok(principal),
+            None => jwt.checks.verify(token, &keys).map(|claims| {
+                let principal = Arc::new(self.principal_of(&claims));
+                jwt.verified.insert(token, &claims, &principal, &keys);
+                principal
+            }),
         };
-        if verified == Err(Rejection::UnknownKid) && jwt.jwks.is_some() {
+        if matches!(verified, Err(Rejection::UnknownKid)) && jwt.jwks.is_some() {
             let mut last = jwt.last_refetch.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_none_or(|t| t.elapsed() > REFETCH_GAP) {
                 *last = Some(Instant::now());
                 jwt.refetch.notify_one();
             }
         }
-        Some(verified.map(|claims| {
-            let scopes = match (claims.get("scope"), claims.get("scp")) {
-                (Some(serde_json::Value::String(s)), _) => s.split_whitespace().map(str::to_owned).collect(),
-                (_, Some(serde_json::Value::Array(a))) => {
-                    a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-                }
-                (_, Some(serde_json::Value::String(s))) => s.split_whitespace().map(str::to_owned).collect(),
-                _ => Vec::new(),
+        Some(verified)
+    }
+
+    /// The caller named by verified claims, with the headers the app gets.
+    fn principal_of(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Principal {
+        use serde_json::Value;
+        let scopes = match (claims.get("scope"), claims.get("scp")) {
+            (Some(Value::String(s)), _) => s.split_whitespace().map(str::to_owned).collect(),
+            (_, Some(Value::Array(a))) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            (_, Some(Value::String(s))) => s.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        let subject = claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned);
+        let mut forwarded = Vec::new();
+        if let Some(v) = subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+            forwarded.push((self.subject_header.clone(), v));
+        }
+        if let Some(h) = &self.claims_header
+            && let Ok(v) = HeaderValue::from_str(&ascii_json(&Value::Object(claims.clone())))
+        {
+            forwarded.push((h.clone(), v));
+        }
+        for (h, claim) in &self.claim_headers {
+            let value = match claims.get(claim) {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => ascii_json(other),
+                None => continue,
             };
-            Principal {
-                subject: claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned),
-                scopes,
-                claims: serde_json::Value::Object(claims),
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                forwarded.push((h.clone(), v));
             }
-        }))
+        }
+        Principal {
+            subject,
+            scopes,
+            forwarded,
+        }
     }
 
     /// Scopes this request needs that `p` lacks (empty when allowed).
@@ -510,26 +537,11 @@ impl AuthnPlugin {
 
     fn forward(&self, req: &mut Request, cx: &mut Ctx, p: &Principal) {
         let headers = req.headers_mut();
+        for (h, v) in &p.forwarded {
+            headers.insert(h.clone(), v.clone());
+        }
         if let Some(sub) = &p.subject {
-            if let Ok(v) = HeaderValue::from_str(sub) {
-                headers.insert(self.subject_header.clone(), v);
-            }
             cx.vars.insert(SUBJECT_VAR.to_owned(), sub.clone());
-        }
-        if let Some(h) = &self.claims_header
-            && let Ok(v) = HeaderValue::from_str(&ascii_json(&p.claims))
-        {
-            headers.insert(h.clone(), v);
-        }
-        for (h, claim) in &self.claim_headers {
-            let value = match p.claims.get(claim) {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => ascii_json(other),
-                None => continue,
-            };
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(h.clone(), v);
-            }
         }
     }
 }
@@ -664,9 +676,14 @@ mod tests {
             m.insert("exp".into(), exp.into());
             m
         };
-        cache.insert("fresh", &claims(now + 100), &keys);
-        cache.insert("stale", &claims(now - 100), &keys);
-        cache.insert("leeway", &claims(now - 2), &keys);
+        let who = Arc::new(Principal {
+            subject: Some("u".into()),
+            scopes: Vec::new(),
+            forwarded: Vec::new(),
+        });
+        cache.insert("fresh", &claims(now + 100), &who, &keys);
+        cache.insert("stale", &claims(now - 100), &who, &keys);
+        cache.insert("leeway", &claims(now - 2), &who, &keys);
         assert!(cache.get("fresh", &keys).is_some());
         assert!(
             cache.get("stale", &keys).is_none(),
@@ -677,7 +694,7 @@ mod tests {
             keys::key_from_config("HS256", Some(&[8; 32]), None, None).unwrap(),
         ]);
         assert!(cache.get("fresh", &rotated).is_none(), "new keys: verified again");
-        cache.insert(&"x".repeat(MAX_CACHED_TOKEN + 1), &claims(now + 100), &keys);
+        cache.insert(&"x".repeat(MAX_CACHED_TOKEN + 1), &claims(now + 100), &who, &keys);
         assert!(
             cache.get(&"x".repeat(MAX_CACHED_TOKEN + 1), &keys).is_none(),
             "huge tokens are not kept"

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cors;
 pub mod gcra;
 
+use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -55,6 +56,8 @@ struct Limit {
     routes: Vec<PathPattern>,
     methods: Vec<Method>,
     policy: HeaderValue,
+    /// `RateLimit-Limit`, the same on every response.
+    limit_header: HeaderValue,
 }
 
 impl Limit {
@@ -67,7 +70,7 @@ impl Limit {
 /// The tightest decision of the request's limits, for the response.
 #[derive(Clone)]
 struct RateInfo {
-    limit: u32,
+    limit: HeaderValue,
     decision: Decision,
     policy: HeaderValue,
 }
@@ -98,6 +101,7 @@ impl BuiltinPlugin for GatewayPlugin {
                 routes: Vec::new(),
                 methods: Vec::new(),
                 policy: policy(&quota),
+                limit_header: HeaderValue::from(quota.burst),
             });
         }
         for (i, l) in config.limits.iter().enumerate() {
@@ -167,6 +171,7 @@ fn compile_limit(i: usize, l: &LimitConfig) -> Result<Limit, PluginError> {
         routes,
         methods,
         policy: policy(&quota),
+        limit_header: HeaderValue::from(quota.burst),
     })
 }
 
@@ -237,23 +242,44 @@ fn base64url(s: &str) -> Option<Vec<u8>> {
 }
 
 impl GatewayPlugin {
-    /// The bucket key of `limit` for this request: limit, app, client.
+    /// The bucket key of `limit` for this request: limit, app, client
+    /// (an address as its raw octets; keys are bytes, never shown).
     fn key(&self, limit: &Limit, req: &Request, cx: &Ctx) -> Vec<u8> {
         let app = cx.app().unwrap_or("");
-        let ip = || cx.ext.get::<ClientIp>().map_or(cx.peer.ip(), |c| c.0).to_string();
-        let client = match limit.by {
-            LimitKey::App => String::new(),
-            LimitKey::Ip => ip(),
+        let mut key = Vec::with_capacity(limit.name.len() + app.len() + 24);
+        key.extend_from_slice(limit.name.as_bytes());
+        key.push(b'|');
+        key.extend_from_slice(app.as_bytes());
+        key.push(b'|');
+        let ip = |key: &mut Vec<u8>| match cx.ext.get::<ClientIp>().map_or(cx.peer.ip(), |c| c.0) {
+            IpAddr::V4(a) => {
+                key.extend_from_slice(b"ip4:");
+                key.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                key.extend_from_slice(b"ip6:");
+                key.extend_from_slice(&a.octets());
+            }
+        };
+        match limit.by {
+            LimitKey::App => {}
+            LimitKey::Ip => ip(&mut key),
             LimitKey::Header => match limit.header.as_ref().and_then(|h| req.headers().get(h)) {
-                Some(v) => format!("key:{}", String::from_utf8_lossy(v.as_bytes())),
-                None => ip(),
+                Some(v) => {
+                    key.extend_from_slice(b"key:");
+                    key.extend_from_slice(v.as_bytes());
+                }
+                None => ip(&mut key),
             },
             LimitKey::Subject => match cx.vars.get("auth.sub").cloned().or_else(|| jwt_subject(req)) {
-                Some(sub) => format!("sub:{sub}"),
-                None => ip(),
+                Some(sub) => {
+                    key.extend_from_slice(b"sub:");
+                    key.extend_from_slice(sub.as_bytes());
+                }
+                None => ip(&mut key),
             },
-        };
-        format!("{}|{app}|{client}", limit.name).into_bytes()
+        }
+        key
     }
 
     fn too_many(&self, info: &RateInfo) -> Flow {
@@ -292,7 +318,7 @@ impl Plugin for GatewayPlugin {
             let key = self.key(limit, req, cx);
             let decision = self.store.check(&key, &limit.quota, now);
             let info = RateInfo {
-                limit: limit.quota.burst,
+                limit: limit.limit_header.clone(),
                 decision,
                 policy: limit.policy.clone(),
             };
@@ -331,7 +357,7 @@ impl Plugin for GatewayPlugin {
             cors.decorate(origin, headers);
         }
         if let Some(info) = cx.ext.get::<RateInfo>() {
-            headers.insert(RATELIMIT_LIMIT.clone(), HeaderValue::from(info.limit));
+            headers.insert(RATELIMIT_LIMIT.clone(), info.limit.clone());
             headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(info.decision.remaining));
             let reset = info.decision.reset.as_secs_f64().ceil() as u64;
             headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset));

@@ -31,8 +31,10 @@ fn browser_headers() -> HeaderMap {
     h
 }
 
+/// The same product page again: path, query and header values were all
+/// seen (and found clean) before, as on a busy site's popular pages.
 #[divan::bench]
-fn benign_get(bencher: divan::Bencher<'_, '_>) {
+fn benign_get_repeat(bencher: divan::Bencher<'_, '_>) {
     let engine = Engine::new();
     let headers = browser_headers();
     let on = Switches::default();
@@ -48,10 +50,34 @@ fn benign_get(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
-/// The same request with a user agent and cookie never seen before, so
-/// nothing comes from the cache of clean header values.
+/// A page never requested before by a browser seen before: the path and
+/// query are inspected, the header values come from the clean cache.
 #[divan::bench]
-fn benign_get_new_headers(bencher: divan::Bencher<'_, '_>) {
+fn benign_get_new_page(bencher: divan::Bencher<'_, '_>) {
+    let engine = Engine::new();
+    let headers = browser_headers();
+    let on = Switches::default();
+    let mut n = 0u64;
+    bencher
+        .with_inputs(|| {
+            n += 1;
+            (format!("/products/{n}"), format!("page={}&sort=price", n % 7))
+        })
+        .bench_local_refs(|(path, query)| {
+            let req = Subject {
+                method: &Method::GET,
+                path,
+                query: Some(query),
+                headers: &headers,
+                body: b"",
+            };
+            assert!(engine.inspect(divan::black_box(&req), &on).is_none());
+        });
+}
+
+/// Nothing seen before: a new page, user agent and cookie.
+#[divan::bench]
+fn benign_get_new_visitor(bencher: divan::Bencher<'_, '_>) {
     let engine = Engine::new();
     let on = Switches::default();
     let mut n = 0u64;
@@ -63,13 +89,13 @@ fn benign_get_new_headers(bencher: divan::Bencher<'_, '_>) {
             headers.insert("user-agent", HeaderValue::from_str(&agent).unwrap());
             let cookie = format!("session={n:032x}; theme=dark");
             headers.insert("cookie", HeaderValue::from_str(&cookie).unwrap());
-            headers
+            (headers, format!("/products/{n}"), format!("page={}&sort=price", n % 7))
         })
-        .bench_local_refs(|headers| {
+        .bench_local_refs(|(headers, path, query)| {
             let req = Subject {
                 method: &Method::GET,
-                path: "/products/42",
-                query: Some("page=2&sort=price"),
+                path,
+                query: Some(query),
                 headers,
                 body: b"",
             };

@@ -62,7 +62,7 @@ impl Switches {
 /// The compiled rule set; built once per plugin instance.
 pub struct Engine {
     /// Header values already inspected and found clean.
-    pub(crate) clean_headers: CleanCache,
+    pub(crate) clean_values: CleanCache,
     /// Trigger words of the rules for the path, the user agent and
     /// everything else: each scan only looks for words that can matter
     /// where the value came from.
@@ -205,7 +205,7 @@ impl Engine {
         // running (it falls back to a much slower engine).
         let regexes = RULES.iter().map(|r| ascii_regex(r.pattern)).collect();
         Engine {
-            clean_headers: CleanCache::new(),
+            clean_values: CleanCache::new(),
             path_triggers: Triggers::new(|p| p == Part::Path, &[]),
             agent_triggers: Triggers::new(|p| p == Part::UserAgent, &[]),
             other_triggers: Triggers::new(|p| p != Part::Path && p != Part::UserAgent, &gates),
@@ -351,6 +351,50 @@ impl Engine {
         None
     }
 
+    /// The path's protocol checks (NUL bytes, line breaks, restricted
+    /// file extensions, scanner probe paths); they depend on the path
+    /// alone, so a path found clean is not checked again.
+    pub(crate) fn protocol_path(&self, raw: &str, on: &Switches) -> Option<Finding> {
+        let finding = |rule: &'static str, category: Category, sample: &str| {
+            on.on(category, rule).then(|| Finding {
+                rule,
+                category,
+                part: Part::Path,
+                name: String::new(),
+                sample: cut(sample, 80).to_owned(),
+            })
+        };
+        let p = Category::Protocol;
+        if contains_ci(raw, "%00") {
+            return finding("protocol-nul-byte", p, raw);
+        }
+        let path = canonical(raw.as_bytes(), false);
+        if path.contains(['\r', '\n']) {
+            return finding("protocol-crlf-in-path", p, &path);
+        }
+        // Already resolved unless it has dot segments, backslashes or `//`.
+        let resolved = if path.contains(['.', '\\']) || path.as_bytes().windows(2).any(|w| w == b"//") {
+            Cow::Owned(resolve_path(&path))
+        } else {
+            Cow::Borrowed(&*path)
+        };
+        if path.contains(['.', '~'])
+            && (self.restricted_ext.is_match(resolved.as_bytes()) || self.restricted_ext.is_match(path.as_bytes()))
+        {
+            return finding("protocol-restricted-extension", p, &path);
+        }
+        if on.on(Category::Scanner, "scanner-probe-path") && self.probe_paths.is_match(resolved.as_bytes()) {
+            return Some(Finding {
+                rule: "scanner-probe-path",
+                category: Category::Scanner,
+                part: Part::Path,
+                name: String::new(),
+                sample: cut(&resolved, 80).to_owned(),
+            });
+        }
+        None
+    }
+
     /// Request-level protocol checks: things no single value shows.
     fn protocol(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
         let finding = |rule: &'static str, category: Category, part: Part, name: &str, sample: &str| {
@@ -365,35 +409,8 @@ impl Engine {
         let header = |name: http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         let p = Category::Protocol;
 
-        let raw_target = [req.path, req.query.unwrap_or("")];
-        for raw in raw_target {
-            if contains_ci(raw, "%00") {
-                return finding("protocol-nul-byte", p, Part::Path, "", raw);
-            }
-        }
-        let path = canonical(req.path.as_bytes(), false);
-        if path.contains(['\r', '\n']) {
-            return finding("protocol-crlf-in-path", p, Part::Path, "", &path);
-        }
-        // Already resolved unless it has dot segments, backslashes or `//`.
-        let resolved = if path.contains(['.', '\\']) || path.as_bytes().windows(2).any(|w| w == b"//") {
-            Cow::Owned(resolve_path(&path))
-        } else {
-            Cow::Borrowed(&*path)
-        };
-        if path.contains(['.', '~'])
-            && (self.restricted_ext.is_match(resolved.as_bytes()) || self.restricted_ext.is_match(path.as_bytes()))
-        {
-            return finding("protocol-restricted-extension", p, Part::Path, "", &path);
-        }
-        if on.on(Category::Scanner, "scanner-probe-path") && self.probe_paths.is_match(resolved.as_bytes()) {
-            return Some(Finding {
-                rule: "scanner-probe-path",
-                category: Category::Scanner,
-                part: Part::Path,
-                name: String::new(),
-                sample: cut(&resolved, 80).to_owned(),
-            });
+        if contains_ci(req.query.unwrap_or(""), "%00") {
+            return finding("protocol-nul-byte", p, Part::Path, "", req.query.unwrap_or(""));
         }
         if contains_ci(req.query.unwrap_or(""), "unix:") && req.query.is_some_and(|q| q.contains('|')) {
             return finding("protocol-proxy-unix-socket", p, Part::Arg, "", req.query.unwrap_or(""));
@@ -445,34 +462,91 @@ impl Engine {
     }
 }
 
-/// Header values (user agents, cookies, referers) recur from request to
-/// request; one found clean with every rule on needs no second look.
-/// Bounded, and keyed by SipHash with a per-process random key, so a
-/// client cannot craft a value whose key collides with a clean one.
+/// Paths, query strings and header values (user agents, cookies,
+/// referers, tokens) recur from request to request; one found clean with
+/// every rule on needs no second look.
+///
+/// Keys are the values themselves, compared exactly, so no crafted value
+/// can pass for a clean one (a hash alone could collide). Bounded in
+/// entries and bytes; values over 4 KiB are not kept.
 pub(crate) struct CleanCache {
-    seen: quick_cache::sync::Cache<u64, ()>,
-    hasher: std::hash::RandomState,
+    seen: quick_cache::sync::Cache<CleanKey, (), CleanWeight>,
 }
+
+/// A value found clean: in a JSON request or not (a JSON body relaxes one
+/// rule), under which name, and its bytes.
+#[derive(PartialEq, Eq)]
+struct CleanKey {
+    json_request: bool,
+    name: Box<str>,
+    value: Box<[u8]>,
+}
+
+/// A lookup of a [`CleanKey`] without building one.
+struct CleanRef<'a> {
+    json_request: bool,
+    name: &'a str,
+    value: &'a [u8],
+}
+
+impl std::hash::Hash for CleanKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.json_request, &*self.name, &*self.value).hash(h);
+    }
+}
+
+impl std::hash::Hash for CleanRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.json_request, self.name, self.value).hash(h);
+    }
+}
+
+impl quick_cache::Equivalent<CleanKey> for CleanRef<'_> {
+    fn equivalent(&self, key: &CleanKey) -> bool {
+        self.json_request == key.json_request && self.name == &*key.name && self.value == &*key.value
+    }
+}
+
+/// An entry's weight: its bytes plus bookkeeping.
+#[derive(Clone)]
+struct CleanWeight;
+
+impl quick_cache::Weighter<CleanKey, ()> for CleanWeight {
+    fn weight(&self, key: &CleanKey, _: &()) -> u64 {
+        (key.name.len() + key.value.len() + 64) as u64
+    }
+}
+
+const CLEAN_MAX_VALUE: usize = 4096;
 
 impl CleanCache {
     fn new() -> Self {
         CleanCache {
-            seen: quick_cache::sync::Cache::new(16_384),
-            hasher: std::hash::RandomState::new(),
+            seen: quick_cache::sync::Cache::with(16_384, 8 << 20, CleanWeight, Default::default(), Default::default()),
         }
     }
 
-    pub(crate) fn key(&self, name: &str, value: &[u8]) -> u64 {
-        use std::hash::BuildHasher;
-        self.hasher.hash_one((name, value))
+    pub(crate) fn contains(&self, json_request: bool, name: &str, value: &[u8]) -> bool {
+        value.len() <= CLEAN_MAX_VALUE
+            && self
+                .seen
+                .get(&CleanRef {
+                    json_request,
+                    name,
+                    value,
+                })
+                .is_some()
     }
 
-    pub(crate) fn contains(&self, key: u64) -> bool {
-        self.seen.get(&key).is_some()
-    }
-
-    pub(crate) fn insert(&self, key: u64) {
-        self.seen.insert(key, ());
+    pub(crate) fn insert(&self, json_request: bool, name: &str, value: &[u8]) {
+        if value.len() <= CLEAN_MAX_VALUE {
+            let key = CleanKey {
+                json_request,
+                name: name.into(),
+                value: value.into(),
+            };
+            self.seen.insert(key, ());
+        }
     }
 }
 
@@ -666,10 +740,21 @@ impl Marks {
     }
 }
 
+/// ASCII case-insensitive substring search; candidates are found with
+/// `memchr` on the needle's first byte (both cases), which skips most of a
+/// long header at SIMD speed.
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    let Some(&first) = needle.first() else { return true };
+    let Some(last_start) = hay.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        &hay[..=last_start],
+    )
+    .any(|i| hay[i..i + needle.len()].eq_ignore_ascii_case(needle))
 }
 
 /// The longest prefix of `s` of at most `max` bytes, on a char boundary.
@@ -739,6 +824,52 @@ mod tests {
         assert_eq!(rule_for("/products/42?page=2&sort=price"), None);
         assert_eq!(rule_for("/search?q=union+station+parking"), None);
         assert_eq!(rule_for("/search?q=O%27Brien"), None);
+    }
+
+    #[test]
+    fn a_value_found_clean_is_clean_only_under_the_same_rules() {
+        let engine = Engine::new();
+        let plain = HeaderMap::new();
+        let mut json = HeaderMap::new();
+        json.insert("content-type", "application/json".parse().unwrap());
+        let target = "/api?x=%5Cu0041";
+        // JSON requests may carry `\u` escapes; the verdict is kept for
+        // JSON requests only.
+        for _ in 0..2 {
+            let f = engine.inspect(&subject(&Method::POST, target, &json, b"{}"), &Switches::default());
+            assert!(f.is_none());
+        }
+        let f = engine.inspect(&subject(&Method::GET, target, &plain, b""), &Switches::default());
+        assert_eq!(f.map(|f| f.rule), Some("protocol-unicode-escape"));
+
+        // Nothing is kept while a rule is switched off.
+        let xss = "/?q=%3Cscript%3Ealert(1)%3C/script%3E";
+        let off = Switches {
+            off_categories: Category::Xss.bit(),
+            off_rules: vec!["libinjection-xss".into()],
+        };
+        assert!(engine.inspect(&subject(&Method::GET, xss, &plain, b""), &off).is_none());
+        let f = engine.inspect(&subject(&Method::GET, xss, &plain, b""), &Switches::default());
+        assert_eq!(f.map(|f| f.category), Some(Category::Xss));
+
+        // A clean path and query are kept; a path that differs by a byte is
+        // inspected afresh.
+        let page = "/products/42?page=2";
+        assert!(
+            engine
+                .inspect(&subject(&Method::GET, page, &plain, b""), &Switches::default())
+                .is_none()
+        );
+        assert!(
+            engine
+                .inspect(&subject(&Method::GET, page, &plain, b""), &Switches::default())
+                .is_none()
+        );
+        let f = engine.inspect(
+            &subject(&Method::GET, "/products/42?page=2'--", &plain, b""),
+            &Switches::default(),
+        );
+        assert!(f.is_some());
     }
 
     #[test]

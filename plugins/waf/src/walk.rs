@@ -64,6 +64,30 @@ impl Visitor<'_> {
         self.found.is_some()
     }
 
+    /// Runs `walk` over a value unless the clean cache already vouches for
+    /// it; a value walked to the end without a finding is then kept. True
+    /// when the walk stopped at a finding.
+    fn cached_clean(
+        &mut self,
+        cacheable: bool,
+        name: &str,
+        value: &[u8],
+        walk: impl FnOnce(&mut Self) -> bool,
+    ) -> bool {
+        let cache = &self.engine.clean_values;
+        let json = self.cx.json_request;
+        if cacheable && cache.contains(json, name, value) {
+            return false;
+        }
+        if walk(self) {
+            return true;
+        }
+        if cacheable && self.budget > 0 {
+            cache.insert(json, name, value);
+        }
+        false
+    }
+
     /// Records a structural finding (not tied to a rule's regex).
     fn flag(&mut self, rule: &'static str, category: Category, part: Part, name: &str, sample: &str) -> bool {
         if !self.cx.on.on(category, rule) {
@@ -82,43 +106,42 @@ impl Visitor<'_> {
 
 /// Visits every value of the request.
 pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
-    if v.value(Part::Path, "", req.path.as_bytes(), false) {
+    // A verdict of "clean" is kept only with every rule on (a JSON body
+    // relaxes one rule, so the cache key says whether there was one).
+    let cacheable = v.cx.on.off_categories == 0 && v.cx.on.off_rules.is_empty();
+    // Names no header can have (NUL), so the keys never meet a header's.
+    if v.cached_clean(cacheable, "\0path", req.path.as_bytes(), |v| {
+        v.found = v.engine.protocol_path(req.path, v.cx.on);
+        v.found.is_some() || v.value(Part::Path, "", req.path.as_bytes(), false)
+    }) {
         return;
     }
     if let Some(q) = req.query
-        && form(q.as_bytes(), v)
+        && v.cached_clean(cacheable, "\0query", q.as_bytes(), |v| form(q.as_bytes(), v))
     {
         return;
     }
-    let cacheable = v.cx.on.off_categories == 0 && v.cx.on.off_rules.is_empty();
     for (header, value) in req.headers {
         if skipped_header(header) {
             continue;
         }
         let bytes = value.as_bytes();
         let name = header.as_str();
-        let key = cacheable.then(|| v.engine.clean_headers.key(name, bytes));
-        if key.is_some_and(|k| v.engine.clean_headers.contains(k)) {
-            continue;
-        }
-        let stop = if header == http::header::COOKIE {
-            cookies(bytes, v)
-        } else if header == http::header::USER_AGENT {
-            v.value(Part::UserAgent, name, bytes, false)
-        } else if header == http::header::REFERER {
-            referer(bytes, v)
-        } else if matches!(name, "x-filename" | "x_filename" | "x.filename" | "x-file-name") {
-            v.value(Part::Filename, name, bytes, false) || v.value(Part::Header, name, bytes, false)
-        } else {
-            v.value(Part::Header, name, bytes, false)
-        };
+        let stop = v.cached_clean(cacheable, name, bytes, |v| {
+            if header == http::header::COOKIE {
+                cookies(bytes, v)
+            } else if header == http::header::USER_AGENT {
+                v.value(Part::UserAgent, name, bytes, false)
+            } else if header == http::header::REFERER {
+                referer(bytes, v)
+            } else if matches!(name, "x-filename" | "x_filename" | "x.filename" | "x-file-name") {
+                v.value(Part::Filename, name, bytes, false) || v.value(Part::Header, name, bytes, false)
+            } else {
+                v.value(Part::Header, name, bytes, false)
+            }
+        });
         if stop {
             return;
-        }
-        if let Some(k) = key
-            && v.budget > 0
-        {
-            v.engine.clean_headers.insert(k);
         }
     }
     if req.body.is_empty() {

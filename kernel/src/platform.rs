@@ -199,6 +199,10 @@ pub struct AppConfig {
     /// for the app), e.g. `{ jwt_secret_env = "SHOP_JWT_SECRET" }`.
     #[serde(default)]
     pub auth: Option<serde_json::Value>,
+    /// The app's response cache: the isr plugin's settings (turns it on
+    /// for the app), e.g. `{ max_entries = 5000, max_bytes = "64MiB" }`.
+    #[serde(default)]
+    pub cache: Option<serde_json::Value>,
 }
 
 /// `[apps.<id>] rate_limit`.
@@ -398,6 +402,7 @@ impl Platform {
             isolate: IsolateConfig::default(),
             rate_limit: None,
             auth: None,
+            cache: None,
         };
         let file = PlatformFile {
             platform: settings,

@@ -42,7 +42,29 @@ pub struct Host {
     data_dir: PathBuf,
     apps: Arc<[AppInfo]>,
     spawner: Arc<Spawner>,
+    app_service: Option<Arc<AppService>>,
 }
+
+/// Whom a request a plugin makes itself is for: the app, and what the
+/// kernel would have resolved for a client's request (host, tenant, mount).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppTarget {
+    /// The app's id.
+    pub app: String,
+    /// The request's host.
+    pub host: Option<String>,
+    /// The tenant of a wildcard host.
+    pub tenant: Option<String>,
+    /// The mount path (`x-base`).
+    pub base: Option<String>,
+}
+
+/// A response from an app's runtime, asked for by a plugin.
+pub type AppResponse = Pin<Box<dyn Future<Output = Option<crate::Response>> + Send>>;
+
+/// Serves a request with an app's runtime, no plugins in between; `None`
+/// when the app does not exist (any more).
+pub type AppService = dyn Fn(AppTarget, crate::Request) -> AppResponse + Send + Sync;
 
 impl Host {
     /// Built by the kernel; tests may build one too.
@@ -51,6 +73,24 @@ impl Host {
             data_dir,
             apps,
             spawner,
+            app_service: None,
+        }
+    }
+
+    /// Lets plugins ask apps for responses themselves (see [`Host::serve_app`]).
+    pub fn with_app_service(mut self, service: Arc<AppService>) -> Self {
+        self.app_service = Some(service);
+        self
+    }
+
+    /// Has an app's runtime answer `req` directly, with no plugin in
+    /// between: a cache refreshing an entry in the background, or
+    /// re-rendering a page on demand. `None` without an app service or
+    /// without that app.
+    pub fn serve_app(&self, to: AppTarget, req: crate::Request) -> AppResponse {
+        match &self.app_service {
+            Some(service) => service(to, req),
+            None => Box::pin(async { None }),
         }
     }
 

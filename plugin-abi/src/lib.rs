@@ -12,6 +12,7 @@
 //! depend on this crate only, never on the kernel or on each other; shared
 //! services reach them through [`Host`].
 
+pub mod admin;
 mod body;
 mod context;
 mod error;
@@ -24,7 +25,7 @@ pub mod units;
 pub use body::{Body, BoxError};
 pub use context::{AlreadySet, ClientIp, Ctx, RequestId};
 pub use error::PluginError;
-pub use host::{AppInfo, Host, Setup, Spawner, Task};
+pub use host::{AppInfo, AppResponse, AppService, AppTarget, Host, Setup, Spawner, Task};
 pub use path::PathPattern;
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};
 pub use registry::{BuiltinPlugin, Factory, Registration, decode_config, registrations};

@@ -7,6 +7,7 @@ mod authn;
 mod cli;
 mod dylib_plugins;
 mod gateway;
+mod isr;
 mod js_apps;
 mod js_plugins;
 mod lifecycle;

@@ -4,6 +4,7 @@
 
 use bext_plugin_authn as _;
 use bext_plugin_gateway as _;
+use bext_plugin_isr as _;
 use bext_plugin_request_id as _;
 use bext_plugin_vhosts as _;
 use bext_plugin_waf as _;

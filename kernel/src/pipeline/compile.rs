@@ -203,6 +203,9 @@ fn app_plugins(cfg: &AppConfig) -> BTreeMap<String, AppPlugin> {
     if let Some(auth) = &cfg.auth {
         imply("authn", auth.clone());
     }
+    if let Some(cache) = &cfg.cache {
+        imply("isr", cache.clone());
+    }
     plugins
 }
 

@@ -6,9 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bext_plugin_abi::{Host, Plugin};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bext_plugin_abi::{AppService, AppTarget, Ctx, Host, Plugin, RequestId};
 
 use super::{Pipeline, compile, load_manifests};
+use crate::apps::Runtime;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::{ConfigSource, Kernel};
 
@@ -34,7 +39,8 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), D
         Arc::new(move |task| {
             control.spawn(task);
         })
-    });
+    })
+    .with_app_service(app_service(pipeline));
     let mut errors = Diagnostics::default();
     for (name, plugin) in fresh {
         if !plugin.hooks().has(bext_plugin_abi::Hooks::INIT) {
@@ -50,6 +56,41 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), D
         }
     }
     errors.into_result(())
+}
+
+/// Lets this pipeline's plugins ask its apps' runtimes for responses
+/// (a cache's background refresh): the runtimes are shared, not the
+/// pipeline, so a retired pipeline's plugins keep working until dropped.
+fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
+    let runtimes: HashMap<Arc<str>, (Arc<Runtime>, http::HeaderMap)> = pipeline
+        .apps
+        .iter()
+        .map(|(id, e)| (id.clone(), (e.app.runtime.clone(), e.app.headers.clone())))
+        .collect();
+    let next_id = AtomicU64::new(1 << 63);
+    Arc::new(move |to: AppTarget, req| {
+        let Some((id, (runtime, headers))) = runtimes.get_key_value(to.app.as_str()) else {
+            return Box::pin(async { None });
+        };
+        let (runtime, headers) = (runtime.clone(), headers.clone());
+        let mut cx = Ctx::new(
+            RequestId(next_id.fetch_add(1, Ordering::Relaxed)),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        );
+        let _ = cx.set_app(id.clone());
+        if let Some(t) = to.tenant {
+            let _ = cx.set_tenant(t);
+        }
+        cx.host = to.host.map(Into::into);
+        cx.base = to.base.map(Into::into);
+        Box::pin(async move {
+            let mut res = runtime.serve(req, &cx).await;
+            for (k, v) in &headers {
+                res.headers_mut().insert(k.clone(), v.clone());
+            }
+            Some(res)
+        })
+    })
 }
 
 /// Re-reads the configuration and swaps in a new pipeline; on any error

@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use bext_plugin_abi::admin::secrets_match;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -129,7 +130,7 @@ impl Challenge {
                     return false;
                 };
                 // Compare in constant time: the MAC is the secret part.
-                expiry >= now && constant_time_eq(mac.as_bytes(), self.mac(ip, agent, expiry).as_bytes())
+                expiry >= now && secrets_match(mac, &self.mac(ip, agent, expiry))
             })
     }
 
@@ -146,15 +147,6 @@ document.cookie=\"{COOKIE}=\"+t+\"; path=/; max-age={ttl}; SameSite=Lax\";locati
             ttl = self.ttl_secs
         )
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Compares two secrets without leaking where they differ.
-pub fn secrets_match(a: &str, b: &str) -> bool {
-    constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use std::sync::{Arc, LazyLock, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use bext_plugin_abi::admin::refuse_unless_admin;
 use bext_plugin_abi::{
     Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
     Setup, text_response,
@@ -412,22 +413,8 @@ impl WafPlugin {
 
     /// `GET {base}/events`: the audit log, newest first, for an admin.
     fn events(&self, req: &Request) -> Response {
-        let Some(token) = self.token.get().and_then(Option::as_deref) else {
-            return text_response(StatusCode::NOT_FOUND, "not found\n");
-        };
-        let presented = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !bots::secrets_match(presented, token) {
-            let mut res = text_response(StatusCode::UNAUTHORIZED, "admin token required\n");
-            res.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"bext\""),
-            );
-            return res;
+        if let Some(refused) = refuse_unless_admin(req, self.token.get().and_then(Option::as_deref)) {
+            return refused;
         }
         if req.method() != Method::GET {
             return text_response(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");

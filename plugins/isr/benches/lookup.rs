@@ -1,0 +1,62 @@
+//! The cost of a cache hit's lookup on one core: `cargo bench -p bext-plugin-isr`
+//! (the key of a request, its `Vary` part, and the entry).
+
+use std::time::{Duration, Instant};
+
+use bext_plugin_isr::key::{IgnoredParams, KeyParts, primary_key};
+use bext_plugin_isr::policy::Freshness;
+use bext_plugin_isr::store::{Entry, Limits, cache_for};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+fn main() {
+    divan::main();
+}
+
+#[divan::bench]
+fn hit_lookup(bencher: divan::Bencher<'_, '_>) {
+    let cache = cache_for(
+        "bench",
+        Limits {
+            entries: 10_000,
+            bytes: 64 << 20,
+        },
+    );
+    let ignored = IgnoredParams::new(&["utm_*".into()]);
+    let parts = |path: &'static str| KeyParts {
+        app: "bench",
+        tenant: None,
+        locale: "",
+        bot: false,
+        path,
+        query: Some("page=2&sort=price&utm_source=newsletter"),
+        scheme: "http",
+        host: "shop.example.com",
+    };
+    let request = HeaderMap::new();
+    let primary = primary_key(&parts("/products/42"), &ignored);
+    cache.put(
+        &primary,
+        &request,
+        Vec::new(),
+        Entry {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; 1024]),
+            etag: HeaderValue::from_static("\"abc\""),
+            stored: Instant::now(),
+            freshness: Freshness {
+                ttl: Duration::from_secs(3600),
+                swr: Duration::ZERO,
+                sie: Duration::ZERO,
+            },
+            tags: Vec::new(),
+            path: "/products/42".into(),
+        },
+    );
+    bencher.bench_local(|| {
+        let primary = primary_key(&parts(divan::black_box("/products/42")), &ignored);
+        let full = cache.full_key(&primary, &request);
+        assert!(cache.get(&full).is_some());
+    });
+}

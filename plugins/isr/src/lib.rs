@@ -1,0 +1,577 @@
+//! The `isr` plugin: whole responses cached per app, served without
+//! touching the app.
+//!
+//! On the request (GET/HEAD, no `Authorization` unless a rule allows it):
+//! a fresh entry is answered at once (`x-cache: HIT`, `Age`, `ETag`, 304
+//! for a matching `If-None-Match`); a stale one within its
+//! stale-while-revalidate window too (`STALE`) while one background request
+//! refreshes it; on a miss exactly one request per key goes on to the app
+//! while the others wait for its answer (the stampede guard). On the
+//! response: what may be kept (see [`policy`]) is stored, up to
+//! `max_entry_bytes`, and the waiting requests are woken.
+//!
+//! Admin endpoints under the manifest's `base` (`/__bext/api`):
+//! `POST {base}/invalidate` (`{"tags": [], "paths": [], "app": ""}`) and
+//! `POST {base}/revalidate` (`{"app": "", "path": "", "host": ""}`), with
+//! `Authorization: Bearer $BEXT_ADMIN_TOKEN`.
+
+pub mod config;
+pub mod key;
+pub mod policy;
+pub mod store;
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bext_plugin_abi::admin::refuse_unless_admin;
+use bext_plugin_abi::{
+    AppTarget, Body, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
+    Setup, text_response,
+};
+use http::header::{
+    AGE, AUTHORIZATION, CACHE_CONTROL, CONNECTION, DATE, ETAG, HeaderName, HeaderValue, IF_NONE_MATCH, RANGE,
+    SET_COOKIE, TRANSFER_ENCODING, USER_AGENT, VARY,
+};
+use http::{HeaderMap, Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::key::{IgnoredParams, KeyParts, is_bot, primary_key};
+use crate::policy::{RuleSay, freshness};
+use crate::store::{AppCache, Entry, Flight, Limits, State, Turn, cache_for, caches};
+
+/// Where the admin endpoints live when the manifest names no `base`.
+const DEFAULT_BASE: &str = "/__bext/api";
+
+static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+static X_BEXT_TAGS: HeaderName = HeaderName::from_static("x-bext-tags");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// The plugin instance.
+pub struct IsrPlugin {
+    limits: Limits,
+    store: Arc<StorePolicy>,
+    wait_timeout: Duration,
+    ignored: IgnoredParams,
+    rules: Vec<Rule>,
+    base: String,
+    token_env: String,
+    token: OnceLock<Option<String>>,
+    host: OnceLock<Host>,
+}
+
+/// What decides whether and how a response is stored; shared with the
+/// background refreshes.
+struct StorePolicy {
+    default_ttl: Option<Duration>,
+    negative_ttl: Duration,
+    max_entry_bytes: usize,
+}
+
+struct Rule {
+    path: PathPattern,
+    say: RuleSay,
+    no_store: bool,
+    authorized: bool,
+}
+
+/// A request whose response may be stored: left in the context by
+/// `on_request` for `on_response`.
+struct Pending {
+    cache: Arc<AppCache>,
+    primary: String,
+    request_headers: HeaderMap,
+    path: String,
+    rule: Option<RuleSay>,
+    /// Held by the request that fetches the key for the others.
+    flight: Option<Flight>,
+    /// An expired entry, still good if the app fails (stale-if-error).
+    fallback: Option<Arc<Entry>>,
+}
+
+/// The request passed the cache by (method, rule, credentials).
+#[derive(Clone)]
+struct Bypass;
+
+/// Where `on_request` leaves a [`Pending`] for `on_response` (context
+/// values must be `Clone`; a pending store is taken exactly once).
+type PendingSlot = Arc<std::sync::Mutex<Option<Pending>>>;
+
+impl BuiltinPlugin for IsrPlugin {
+    const NAME: &'static str = "isr";
+    const PRIORITY: i32 = 800;
+    const SUMMARY: &'static str = "whole-response cache: rules, Cache-Control, stale-while-revalidate, ETags, tags";
+    const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/isr.yaml");
+    type Config = Config;
+
+    fn new(c: Config, setup: &Setup<'_>) -> Result<Self, PluginError> {
+        if c.max_entries == 0 {
+            return Err(PluginError::config("max_entries", "must be at least 1"));
+        }
+        let mut rules = Vec::new();
+        for (i, r) in c.rules.iter().enumerate() {
+            rules.push(Rule {
+                path: PathPattern::parse(format!("rules[{i}].path"), &r.path)?,
+                say: RuleSay {
+                    ttl: r.ttl.map(|s| s.0),
+                    swr: r.swr.map(|s| s.0),
+                },
+                no_store: r.no_store,
+                authorized: r.authorized,
+            });
+        }
+        Ok(IsrPlugin {
+            limits: Limits {
+                entries: c.max_entries,
+                bytes: c.max_bytes.0,
+            },
+            store: Arc::new(StorePolicy {
+                default_ttl: c.default_ttl.map(|s| s.0),
+                negative_ttl: c.negative_ttl.0,
+                max_entry_bytes: usize::try_from(c.max_entry_bytes.0).unwrap_or(usize::MAX),
+            }),
+            wait_timeout: c.wait_timeout.0,
+            ignored: IgnoredParams::new(&c.ignore_params),
+            rules,
+            base: setup.base.unwrap_or(DEFAULT_BASE).trim_end_matches('/').to_owned(),
+            token_env: c.admin_token_env,
+            token: OnceLock::new(),
+            host: OnceLock::new(),
+        })
+    }
+}
+
+impl IsrPlugin {
+    fn rule(&self, path: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.path.matches(path))
+    }
+
+    fn key(&self, req: &Request, cx: &Ctx, app: &str) -> String {
+        let host = cx.host.as_deref().unwrap_or("");
+        let agent = req.headers().get(USER_AGENT).map_or(&b""[..], HeaderValue::as_bytes);
+        primary_key(
+            &KeyParts {
+                app,
+                tenant: cx.tenant(),
+                locale: cx.vars.get("locale").map_or("", String::as_str),
+                bot: is_bot(agent),
+                path: req.uri().path(),
+                query: req.uri().query(),
+                scheme: "http",
+                host,
+            },
+            &self.ignored,
+        )
+    }
+
+    /// Refreshes `key` in the background with the app's runtime.
+    fn refresh(
+        &self,
+        cache: &Arc<AppCache>,
+        primary: String,
+        full: &str,
+        req: &Request,
+        cx: &Ctx,
+        rule: Option<RuleSay>,
+    ) {
+        let (Some(host), Some(app)) = (self.host.get(), cx.app()) else {
+            return;
+        };
+        let Some(claim) = cache.start_refresh(full) else {
+            return; // one refresh at a time
+        };
+        let mut fetch = Request::new(Body::empty());
+        *fetch.uri_mut() = req.uri().clone();
+        *fetch.headers_mut() = req.headers().clone();
+        fetch.headers_mut().remove(IF_NONE_MATCH);
+        let target = AppTarget {
+            app: app.to_owned(),
+            host: cx.host.as_deref().map(str::to_owned),
+            tenant: cx.tenant().map(str::to_owned),
+            base: cx.base.as_deref().map(str::to_owned),
+        };
+        let (cache, policy, request_headers, path) = (
+            cache.clone(),
+            self.store.clone(),
+            req.headers().clone(),
+            req.uri().path().to_owned(),
+        );
+        let answer = host.serve_app(target, fetch);
+        host.spawn(async move {
+            let _claim = claim;
+            if let Some(mut res) = answer.await {
+                if res.status().is_server_error() {
+                    return; // keep serving what we have
+                }
+                let pending = Pending {
+                    cache,
+                    primary,
+                    request_headers,
+                    path,
+                    rule,
+                    flight: None,
+                    fallback: None,
+                };
+                policy.store(pending, &mut res).await;
+            }
+        });
+    }
+
+    /// `{base}/invalidate` and `{base}/revalidate`.
+    async fn admin(&self, req: &mut Request, action: &str) -> Response {
+        if let Some(refused) = refuse_unless_admin(req, self.token.get().and_then(Option::as_deref)) {
+            return refused;
+        }
+        if req.method() != Method::POST {
+            return text_response(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        }
+        let body = req.body_mut().peek(64 << 10).await;
+        let order: AdminOrder = match serde_json::from_slice(&body) {
+            Ok(o) => o,
+            Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}\n")),
+        };
+        match action {
+            "invalidate" => {
+                if order.tags.is_empty() && order.paths.is_empty() && order.app.is_none() {
+                    return text_response(StatusCode::BAD_REQUEST, "give `tags`, `paths` or `app`\n");
+                }
+                let removed = invalidate(&order);
+                json_response(serde_json::json!({ "removed": removed }))
+            }
+            _ => self.revalidate(order).await,
+        }
+    }
+
+    async fn revalidate(&self, order: AdminOrder) -> Response {
+        let (Some(app), Some(path)) = (order.app.clone(), order.path.clone()) else {
+            return text_response(StatusCode::BAD_REQUEST, "give `app` and `path`\n");
+        };
+        let Some(host) = self.host.get() else {
+            return text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
+        };
+        let (path_only, query) = match path.split_once('?') {
+            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+            None => (path.clone(), None),
+        };
+        let removed = invalidate(&AdminOrder {
+            paths: vec![path_only.clone()],
+            ..order.clone()
+        });
+        let Ok(uri) = path.parse::<http::Uri>() else {
+            return text_response(StatusCode::BAD_REQUEST, "`path` is not a request path\n");
+        };
+        let mut fetch = Request::new(Body::empty());
+        *fetch.uri_mut() = uri;
+        if let Some(h) = order.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+            fetch.headers_mut().insert(http::header::HOST, h);
+        }
+        let target = AppTarget {
+            app: app.clone(),
+            host: order.host.clone(),
+            tenant: order.tenant.clone(),
+            base: None,
+        };
+        let Some(mut res) = host.serve_app(target, fetch).await else {
+            return text_response(StatusCode::NOT_FOUND, "no such app\n");
+        };
+        let status = res.status().as_u16();
+        let primary = primary_key(
+            &KeyParts {
+                app: &app,
+                tenant: order.tenant.as_deref(),
+                locale: "",
+                bot: false,
+                path: &path_only,
+                query: query.as_deref(),
+                scheme: "http",
+                host: order.host.as_deref().unwrap_or(""),
+            },
+            &self.ignored,
+        );
+        let rule = self.rule(&path_only).map(|r| r.say);
+        let pending = Pending {
+            cache: cache_for(&app, self.limits),
+            primary,
+            request_headers: HeaderMap::new(),
+            path: path_only,
+            rule,
+            flight: None,
+            fallback: None,
+        };
+        let stored = self.store.store(pending, &mut res).await;
+        json_response(serde_json::json!({ "status": status, "stored": stored, "removed": removed }))
+    }
+}
+
+impl StorePolicy {
+    /// Keeps `res` if it may be kept, whole and small enough; marks it
+    /// `MISS`. True when it was stored.
+    async fn store(&self, p: Pending, res: &mut Response) -> bool {
+        res.headers_mut()
+            .insert(X_CACHE.clone(), HeaderValue::from_static("MISS"));
+        let tags = tags_of(res.headers());
+        let Some(fresh) = freshness(res.status(), res.headers(), p.rule, self.default_ttl, self.negative_ttl) else {
+            return false;
+        };
+        let prefix = res.body_mut().peek(self.max_entry_bytes.saturating_add(1)).await;
+        if res.body().as_bytes().is_none() || prefix.len() > self.max_entry_bytes {
+            return false; // too big, or it failed midway: passed through only
+        }
+        let etag = match res.headers().get(ETAG) {
+            Some(e) => e.clone(),
+            None => {
+                let digest = Sha256::digest(&prefix);
+                let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+                let e = HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex");
+                res.headers_mut().insert(ETAG, e.clone());
+                e
+            }
+        };
+        let mut headers = res.headers().clone();
+        for h in [
+            CONNECTION,
+            TRANSFER_ENCODING,
+            KEEP_ALIVE.clone(),
+            DATE,
+            AGE,
+            X_CACHE.clone(),
+            SET_COOKIE,
+        ] {
+            headers.remove(h);
+        }
+        let vary: Vec<HeaderName> = res
+            .headers()
+            .get_all(VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        p.cache.put(
+            &p.primary,
+            &p.request_headers,
+            vary,
+            Entry {
+                status: res.status(),
+                headers,
+                body: prefix,
+                etag,
+                stored: Instant::now(),
+                freshness: fresh,
+                tags,
+                path: p.path,
+            },
+        );
+        drop(p.flight);
+        true
+    }
+}
+
+/// What an admin endpoint is asked to do.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminOrder {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+/// Drops the entries an order names; how many went.
+fn invalidate(order: &AdminOrder) -> usize {
+    let everything = order.tags.is_empty() && order.paths.is_empty();
+    caches(order.app.as_deref())
+        .iter()
+        .map(|(_, cache)| {
+            cache.remove_where(|e| {
+                everything || e.tags.iter().any(|t| order.tags.contains(t)) || order.paths.iter().any(|p| p == &e.path)
+            })
+        })
+        .sum()
+}
+
+fn json_response(v: serde_json::Value) -> Response {
+    let mut res = text_response(StatusCode::OK, format!("{v}\n"));
+    res.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// The `Cache-Tag` and `x-bext-tags` values (comma or space separated);
+/// the headers are removed, they are for the cache only.
+fn tags_of(headers: &HeaderMap) -> Vec<String> {
+    [&CACHE_TAG, &X_BEXT_TAGS]
+        .iter()
+        .flat_map(|h| headers.get_all(*h))
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ' ']))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `If-None-Match` names `etag` (weak comparison, RFC 9110 §13.1.2).
+fn not_modified(req: &Request, etag: &HeaderValue) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let ours = opaque(etag.to_str().unwrap_or(""));
+    req.headers()
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
+}
+
+/// A stored entry as this request's answer.
+fn answer(e: &Entry, req: &Request, label: &'static str) -> Response {
+    let now = Instant::now();
+    let mut res = if not_modified(req, &e.etag) {
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        for h in [
+            ETAG,
+            CACHE_CONTROL,
+            VARY,
+            http::header::EXPIRES,
+            http::header::CONTENT_LOCATION,
+        ] {
+            for v in e.headers.get_all(&h) {
+                res.headers_mut().append(h.clone(), v.clone());
+            }
+        }
+        res
+    } else {
+        let mut res = Response::new(Body::full(e.body.clone()));
+        *res.status_mut() = e.status;
+        *res.headers_mut() = e.headers.clone();
+        res
+    };
+    res.headers_mut().remove(&CACHE_TAG);
+    res.headers_mut().remove(&X_BEXT_TAGS);
+    res.headers_mut().insert(AGE, HeaderValue::from(e.age(now).as_secs()));
+    res.headers_mut()
+        .insert(X_CACHE.clone(), HeaderValue::from_static(label));
+    res
+}
+
+impl Plugin for IsrPlugin {
+    fn hooks(&self) -> Hooks {
+        Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::RESPONSE
+    }
+
+    fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
+        let _ = self.host.set(host.clone());
+        let token = std::env::var(&self.token_env).ok().filter(|t| !t.is_empty());
+        let _ = self.token.set(token);
+        Hook::Ready(Ok(()))
+    }
+
+    fn fetch<'a>(&'a self, req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        let action = match req.uri().path().strip_prefix(self.base.as_str()) {
+            Some("/invalidate") => "invalidate",
+            Some("/revalidate") => "revalidate",
+            _ => return Hook::Ready(Ok(Flow::Continue)),
+        };
+        Hook::later(async move { Ok(Flow::Respond(self.admin(req, action).await)) })
+    }
+
+    fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        let Some(app) = cx.app().map(str::to_owned) else {
+            return Hook::Ready(Ok(Flow::Continue));
+        };
+        let rule = self.rule(req.uri().path());
+        let bypass = !matches!(*req.method(), Method::GET | Method::HEAD)
+            || rule.is_some_and(|r| r.no_store)
+            || (req.headers().contains_key(AUTHORIZATION) && !rule.is_some_and(|r| r.authorized))
+            || req.headers().contains_key(RANGE);
+        if bypass {
+            cx.ext.insert(Bypass);
+            return Hook::Ready(Ok(Flow::Continue));
+        }
+        let say = rule.map(|r| r.say);
+        let cache = cache_for(&app, self.limits);
+        let primary = self.key(req, cx, &app);
+        let full = cache.full_key(&primary, req.headers());
+        let mut fallback = None;
+        if let Some(e) = cache.get(&full) {
+            match e.state(Instant::now()) {
+                State::Fresh => return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "HIT")))),
+                State::Stale => {
+                    self.refresh(&cache, primary, &full, req, cx, say);
+                    return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "STALE"))));
+                }
+                State::Expired => fallback = Some(e),
+            }
+        }
+        let pending = |flight| Pending {
+            cache: cache.clone(),
+            primary: primary.clone(),
+            request_headers: req.headers().clone(),
+            path: req.uri().path().to_owned(),
+            rule: say,
+            flight,
+            fallback: fallback.clone(),
+        };
+        match cache.take_turn(&full) {
+            Turn::Lead(flight) => {
+                let p = pending(Some(flight));
+                cx.ext.insert::<PendingSlot>(Arc::new(std::sync::Mutex::new(Some(p))));
+                Hook::Ready(Ok(Flow::Continue))
+            }
+            Turn::Wait(mut done) => {
+                let p = pending(None);
+                Hook::later(async move {
+                    let _ = tokio::time::timeout(self.wait_timeout, done.changed()).await;
+                    let full = p.cache.full_key(&p.primary, req.headers());
+                    if let Some(e) = p.cache.get(&full)
+                        && e.state(Instant::now()) != State::Expired
+                    {
+                        return Ok(Flow::Respond(answer(&e, req, "HIT")));
+                    }
+                    cx.ext.insert::<PendingSlot>(Arc::new(std::sync::Mutex::new(Some(p))));
+                    Ok(Flow::Continue)
+                })
+            }
+        }
+    }
+
+    fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+        if cx.ext.get::<Bypass>().is_some() {
+            res.headers_mut()
+                .insert(X_CACHE.clone(), HeaderValue::from_static("BYPASS"));
+            return Hook::Ready(Ok(()));
+        }
+        let pending = cx
+            .ext
+            .get::<PendingSlot>()
+            .and_then(|p| p.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let Some(pending) = pending else {
+            return Hook::Ready(Ok(()));
+        };
+        if res.status().is_server_error()
+            && let Some(e) = pending.fallback.as_ref().filter(|e| e.usable_on_error(Instant::now()))
+        {
+            let mut stale = answer(e, &Request::new(Body::empty()), "STALE");
+            std::mem::swap(res, &mut stale);
+            return Hook::Ready(Ok(()));
+        }
+        Hook::later(async move {
+            self.store.store(pending, res).await;
+            res.headers_mut().remove(&CACHE_TAG);
+            res.headers_mut().remove(&X_BEXT_TAGS);
+            Ok(())
+        })
+    }
+}
+
+bext_plugin_abi::register!(IsrPlugin);

@@ -1,0 +1,283 @@
+//! The entries of one app: bounded by count and bytes (quick_cache's
+//! CLOCK-Pro eviction, weighted by size), with the headers each key
+//! `Vary`s on, the keys being fetched right now (the stampede guard), and
+//! the keys being refreshed in the background.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tokio::sync::watch;
+
+use crate::policy::Freshness;
+
+/// A stored response.
+pub struct Entry {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers, without hop-by-hop ones, `Date` and `Age`.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+    /// Its `ETag` (the app's, or a hash of the body).
+    pub etag: HeaderValue,
+    /// When it was stored.
+    pub stored: Instant,
+    /// How long it stays fresh and then usable stale.
+    pub freshness: Freshness,
+    /// `Cache-Tag` / `x-bext-tags` values, for invalidation.
+    pub tags: Vec<String>,
+    /// The request path, for invalidation by path.
+    pub path: String,
+}
+
+/// Where an entry stands now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Within its TTL.
+    Fresh,
+    /// Past it, within its stale-while-revalidate window.
+    Stale,
+    /// Past both; only usable if the app fails (stale-if-error).
+    Expired,
+}
+
+impl Entry {
+    /// Seconds since it was stored (the `Age` it is served with).
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.stored)
+    }
+
+    /// Fresh, stale or expired at `now`.
+    pub fn state(&self, now: Instant) -> State {
+        let age = self.age(now);
+        if age < self.freshness.ttl {
+            State::Fresh
+        } else if age < self.freshness.ttl + self.freshness.swr {
+            State::Stale
+        } else {
+            State::Expired
+        }
+    }
+
+    /// Usable when the app fails at `now` (stale-if-error).
+    pub fn usable_on_error(&self, now: Instant) -> bool {
+        self.age(now) < self.freshness.ttl + self.freshness.swr + self.freshness.sie
+    }
+
+    fn weight(&self) -> u64 {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
+        (self.body.len() + headers + self.path.len() + 256) as u64
+    }
+}
+
+#[derive(Clone)]
+struct Weight;
+
+impl quick_cache::Weighter<String, Arc<Entry>> for Weight {
+    fn weight(&self, key: &String, e: &Arc<Entry>) -> u64 {
+        key.len() as u64 + e.weight()
+    }
+}
+
+/// The limits a cache was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most entries.
+    pub entries: usize,
+    /// Most bytes.
+    pub bytes: u64,
+}
+
+/// One app's cache.
+pub struct AppCache {
+    limits: Limits,
+    entries: quick_cache::sync::Cache<String, Arc<Entry>, Weight>,
+    /// Primary key → the request headers its response varies on.
+    vary: quick_cache::sync::Cache<String, Arc<[HeaderName]>>,
+    /// Keys some request is fetching from the app now.
+    inflight: Mutex<HashMap<String, watch::Receiver<()>>>,
+    /// Keys being refreshed in the background.
+    refreshing: Mutex<HashSet<String>>,
+}
+
+/// Every app's cache, so the admin endpoints reach them all and a
+/// configuration reload keeps what was cached.
+static CACHES: LazyLock<RwLock<HashMap<String, Arc<AppCache>>>> = LazyLock::new(Default::default);
+
+/// The cache of `app`, made with `limits` (a cache made with other
+/// limits is replaced by an empty one).
+pub fn cache_for(app: &str, limits: Limits) -> Arc<AppCache> {
+    if let Some(c) = CACHES.read().unwrap_or_else(|p| p.into_inner()).get(app)
+        && c.limits == limits
+    {
+        return c.clone();
+    }
+    let mut all = CACHES.write().unwrap_or_else(|p| p.into_inner());
+    match all.get(app) {
+        Some(c) if c.limits == limits => c.clone(),
+        _ => {
+            let c = Arc::new(AppCache::new(limits));
+            all.insert(app.to_owned(), c.clone());
+            c
+        }
+    }
+}
+
+/// The caches of `app`, or of every app.
+pub fn caches(app: Option<&str>) -> Vec<(String, Arc<AppCache>)> {
+    CACHES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(id, _)| app.is_none_or(|a| a == id.as_str()))
+        .map(|(id, c)| (id.clone(), c.clone()))
+        .collect()
+}
+
+/// Held by the one request fetching a key; dropping it (stored or not,
+/// finished or cancelled) wakes the requests waiting for that key.
+pub struct Flight {
+    cache: Arc<AppCache>,
+    key: String,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.cache
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// What a request should do about a key nobody has stored.
+pub enum Turn {
+    /// Fetch it; others wait for this request.
+    Lead(Flight),
+    /// Another request is fetching it: wait for that.
+    Wait(watch::Receiver<()>),
+}
+
+/// Held while a key is refreshed in the background.
+pub struct Refresh {
+    cache: Arc<AppCache>,
+    key: String,
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        self.cache
+            .refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+impl AppCache {
+    fn new(limits: Limits) -> Self {
+        let entries = quick_cache::sync::Cache::with(
+            limits.entries.max(1),
+            limits.bytes.max(1),
+            Weight,
+            Default::default(),
+            Default::default(),
+        );
+        AppCache {
+            limits,
+            entries,
+            vary: quick_cache::sync::Cache::new(limits.entries.max(1)),
+            inflight: Mutex::default(),
+            refreshing: Mutex::default(),
+        }
+    }
+
+    /// The full key of a request: its primary key and the values of the
+    /// headers its stored response varies on.
+    pub fn full_key(&self, primary: &str, request: &HeaderMap) -> String {
+        match self.vary.get(primary) {
+            Some(names) if !names.is_empty() => vary_key(primary, &names, request),
+            _ => primary.to_owned(),
+        }
+    }
+
+    /// The entry under `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.entries.get(key)
+    }
+
+    /// Stores a response for the request with `primary` key and headers
+    /// `request`; its `Vary` names become part of the key.
+    pub fn put(&self, primary: &str, request: &HeaderMap, vary: Vec<HeaderName>, entry: Entry) {
+        let key = if vary.is_empty() {
+            primary.to_owned()
+        } else {
+            vary_key(primary, &vary, request)
+        };
+        self.vary.insert(primary.to_owned(), vary.into());
+        self.entries.insert(key, Arc::new(entry));
+    }
+
+    /// Takes the lead on fetching `key`, or the means to wait for the
+    /// request that has it.
+    pub fn take_turn(self: &Arc<Self>, key: &str) -> Turn {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rx) = inflight.get(key) {
+            return Turn::Wait(rx.clone());
+        }
+        let (tx, rx) = watch::channel(());
+        inflight.insert(key.to_owned(), rx);
+        Turn::Lead(Flight {
+            cache: self.clone(),
+            key: key.to_owned(),
+            _done: tx,
+        })
+    }
+
+    /// Claims the background refresh of `key`; `None` when one runs.
+    pub fn start_refresh(self: &Arc<Self>, key: &str) -> Option<Refresh> {
+        let mut refreshing = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        refreshing.insert(key.to_owned()).then(|| Refresh {
+            cache: self.clone(),
+            key: key.to_owned(),
+        })
+    }
+
+    /// Drops every entry `doomed` picks; how many went.
+    pub fn remove_where(&self, doomed: impl Fn(&Entry) -> bool) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| !doomed(e));
+        before - self.entries.len()
+    }
+
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn vary_key(primary: &str, names: &[HeaderName], request: &HeaderMap) -> String {
+    let mut key = primary.to_owned();
+    for name in names {
+        key.push('\n');
+        key.push_str(name.as_str());
+        key.push('=');
+        for (i, v) in request.get_all(name).iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
+    }
+    key
+}

@@ -144,6 +144,26 @@ async fn hits_skip_the_app_and_answer_304s() {
     assert!(again.header("age").is_some());
     assert_eq!(up.count("/cc/public,_max-age=60/page"), 1);
 
+    let head = send(
+        b.addr,
+        request("HEAD", &format!("{path}?a=1&b=2"), &[("host", "shop.test")], ""),
+    )
+    .await;
+    assert_eq!((head.status, head.header("x-cache")), (200, Some("HIT")));
+    let head_first = send(
+        b.addr,
+        request("HEAD", "/cc/max-age=60/head-first", &[("host", "shop.test")], ""),
+    )
+    .await;
+    assert_eq!(
+        head_first.header("x-cache"),
+        Some("BYPASS"),
+        "HEAD never stores an empty page"
+    );
+    let get = fetch(b.addr, "shop.test", "/cc/max-age=60/head-first", &[]).await;
+    assert_eq!(get.header("x-cache"), Some("MISS"));
+    assert!(get.text().starts_with("n=2 "));
+
     let cond = fetch(
         b.addr,
         "shop.test",

@@ -513,6 +513,12 @@ impl Plugin for IsrPlugin {
                 State::Expired => fallback = Some(e),
             }
         }
+        if *req.method() == Method::HEAD {
+            // A HEAD answer has no body to keep; it is served from entries
+            // a GET stored, and passes by otherwise.
+            cx.ext.insert(Bypass);
+            return Hook::Ready(Ok(Flow::Continue));
+        }
         let pending = |flight| Pending {
             cache: cache.clone(),
             primary: primary.clone(),

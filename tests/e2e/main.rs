@@ -5,6 +5,7 @@ mod support;
 
 mod authn;
 mod cli;
+mod compress;
 mod dylib_plugins;
 mod gateway;
 mod isr;

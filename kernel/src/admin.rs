@@ -37,6 +37,11 @@ fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": kernel.started.elapsed().as_secs(),
         "generation": pipeline.generation,
+        "redis": match crate::edge::current() {
+            Some(e) if e.is_up() => "up",
+            Some(_) => "down",
+            None => "off",
+        },
         "apps": apps,
     })
 }

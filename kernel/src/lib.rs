@@ -10,6 +10,7 @@ pub mod admin;
 pub mod apps;
 pub mod cli;
 pub mod diag;
+pub mod edge;
 mod loader;
 pub mod manifest;
 pub mod pipeline;

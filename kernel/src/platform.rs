@@ -26,6 +26,25 @@ pub struct PlatformFile {
     /// Apps by id.
     #[serde(default)]
     pub apps: BTreeMap<String, AppConfig>,
+    /// Edge mode: the Redis several instances share (`REDIS_URL` also
+    /// turns it on).
+    #[serde(default)]
+    pub redis: Option<RedisSection>,
+}
+
+/// `[redis]`: the shared Redis of an edge fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    /// `redis://host:port/db` (`redis://:password@host` with a password).
+    pub url: String,
+    /// Start of every key and channel, so fleets can share a server.
+    #[serde(default = "default_redis_prefix")]
+    pub prefix: String,
+}
+
+fn default_redis_prefix() -> String {
+    "bext:".into()
 }
 
 /// `[platform]`.
@@ -327,6 +346,8 @@ pub struct Platform {
     pub apps: BTreeMap<String, AppConfig>,
     /// Data directory (absolute).
     pub data_dir: PathBuf,
+    /// Edge mode's Redis, from `[redis]` or `REDIS_URL`.
+    pub redis: Option<RedisSection>,
 }
 
 impl Platform {
@@ -407,6 +428,7 @@ impl Platform {
         let file = PlatformFile {
             platform: settings,
             apps: BTreeMap::from([("app".to_owned(), app)]),
+            redis: None,
         };
         let (mut p, errors) = Platform::from_file(file, None, &dir);
         errors.into_result(())?;
@@ -556,11 +578,21 @@ impl Platform {
         for id in invalid {
             f.apps.remove(&id);
         }
+        let redis = f.redis.or_else(|| {
+            std::env::var("REDIS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|url| RedisSection {
+                    url,
+                    prefix: default_redis_prefix(),
+                })
+        });
         let platform = Platform {
             file,
             settings: f.platform,
             apps: f.apps,
             data_dir,
+            redis,
         };
         (platform, errors)
     }

@@ -43,6 +43,7 @@ pub struct Host {
     apps: Arc<[AppInfo]>,
     spawner: Arc<Spawner>,
     app_service: Option<Arc<AppService>>,
+    services: Vec<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Whom a request a plugin makes itself is for: the app, and what the
@@ -74,7 +75,21 @@ impl Host {
             apps,
             spawner,
             app_service: None,
+            services: Vec::new(),
         }
+    }
+
+    /// Lends plugins a shared service of the kernel's (the edge fleet's
+    /// Redis, for one), found again by its type with [`Host::service`].
+    pub fn with_service<T: Send + Sync + 'static>(mut self, service: Arc<T>) -> Self {
+        self.services.push(service);
+        self
+    }
+
+    /// The service of type `T`, if the kernel runs one (for example
+    /// `bext_edge::Edge` in edge mode).
+    pub fn service<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.services.iter().find_map(|s| s.clone().downcast::<T>().ok())
     }
 
     /// Lets plugins ask apps for responses themselves (see [`Host::serve_app`]).

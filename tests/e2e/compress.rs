@@ -30,7 +30,9 @@ fn page() -> String {
         .collect()
 }
 
-fn site(compress_config: &str) -> (Site, std::path::PathBuf) {
+/// A static app `www` with the page, a small page and a PNG, and the
+/// compress plugin on (with `compress_config` lines); `extra` manifests too.
+fn site(compress_config: &str, extra: &[(&str, &str)]) -> (Site, std::path::PathBuf) {
     let s = Site::new();
     s.write("www/index.html", page());
     s.write("www/small.html", "<p>tiny</p>");
@@ -39,6 +41,9 @@ fn site(compress_config: &str) -> (Site, std::path::PathBuf) {
         "manifests/compress.yaml",
         format!("name: compress\nenabled: true\n{compress_config}"),
     );
+    for (file, text) in extra {
+        s.write(&format!("manifests/{file}"), *text);
+    }
     let cfg = s.platform(
         r#"
 [platform]
@@ -63,7 +68,7 @@ async fn get_with(addr: SocketAddr, path: &str, accept: Option<&str>) -> Reply {
 
 #[tokio::test]
 async fn the_clients_best_coding_is_used_and_decodes_to_the_page() {
-    let (_s, cfg) = site("");
+    let (_s, cfg) = site("", &[]);
     let b = Bext::serve(&cfg);
     for (accept, want) in [
         ("gzip, deflate, br, zstd", "br"),
@@ -94,7 +99,7 @@ async fn the_clients_best_coding_is_used_and_decodes_to_the_page() {
 
 #[tokio::test]
 async fn small_binary_and_head_answers_are_left_alone() {
-    let (_s, cfg) = site("config:\n  min_size: 1KiB\n");
+    let (_s, cfg) = site("config:\n  min_size: 1KiB\n", &[]);
     let b = Bext::serve(&cfg);
     let small = get_with(b.addr, "/small.html", Some("br")).await;
     assert_eq!(small.header("content-encoding"), None);
@@ -126,7 +131,7 @@ async fn small_binary_and_head_answers_are_left_alone() {
 
 #[tokio::test]
 async fn bad_levels_are_refused_with_the_field() {
-    let (_s, cfg) = site("config:\n  levels: { br: 12 }\n");
+    let (_s, cfg) = site("config:\n  levels: { br: 12 }\n", &[]);
     let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
@@ -187,23 +192,9 @@ async fn streamed_upstream_bodies_are_compressed_as_they_stream() {
 
 #[tokio::test]
 async fn cached_pages_are_served_compressed_from_one_stored_copy() {
-    let s = Site::new();
-    s.write("www/index.html", page());
-    s.write("manifests/compress.yaml", "name: compress\nenabled: true\n");
-    s.write(
-        "manifests/isr.yaml",
-        "name: isr\nenabled: true\nconfig:\n  default_ttl: 60s\n",
-    );
-    let cfg = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-manifests = "manifests"
-default_app = "www"
-
-[apps.www]
-source = "www"
-"#,
+    let (_s, cfg) = site(
+        "",
+        &[("isr.yaml", "name: isr\nenabled: true\nconfig:\n  default_ttl: 60s\n")],
     );
     let b = Bext::serve(&cfg);
     let miss = get_with(b.addr, "/index.html", Some("br")).await;

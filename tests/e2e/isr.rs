@@ -25,13 +25,13 @@ use crate::support::*;
 /// - `/tagged/<tag>`: `Cache-Tag: <tag>`;
 /// - `/missing`: a 404 with `max-age=3600`;
 /// - `/flaky`: fresh for 1 s with `stale-if-error=60`, then 500s.
-struct Counting {
-    addr: SocketAddr,
+pub(crate) struct Counting {
+    pub(crate) addr: SocketAddr,
     hits: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl Counting {
-    async fn start() -> Counting {
+    pub(crate) async fn start() -> Counting {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
@@ -56,7 +56,7 @@ impl Counting {
         Counting { addr, hits }
     }
 
-    fn count(&self, path: &str) -> u32 {
+    pub(crate) fn count(&self, path: &str) -> u32 {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 }

@@ -7,6 +7,7 @@ mod authn;
 mod cli;
 mod compress;
 mod dylib_plugins;
+mod edge;
 mod gateway;
 mod isr;
 mod js_apps;

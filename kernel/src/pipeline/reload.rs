@@ -41,6 +41,10 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), D
         })
     })
     .with_app_service(app_service(pipeline));
+    let host = match crate::edge::edge_for(pipeline.platform.redis.as_ref()) {
+        Some(edge) => host.with_service(edge),
+        None => host,
+    };
     let mut errors = Diagnostics::default();
     for (name, plugin) in fresh {
         if !plugin.hooks().has(bext_plugin_abi::Hooks::INIT) {

@@ -10,21 +10,24 @@
 pub mod config;
 pub mod cors;
 pub mod gcra;
+pub mod shared;
 
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
 use bext_plugin_abi::{
-    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, PathPattern, Plugin, PluginError, Request, Response, Setup,
-    text_response,
+    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
+    Setup, text_response,
 };
+use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Method, StatusCode};
 
 use crate::config::{Config, LimitConfig, LimitKey, SecurityPreset};
 use crate::cors::Cors;
 use crate::gcra::{Decision, MemoryStore, Quota, RateStore};
+use crate::shared::SharedStore;
 
 /// Monotonic nanoseconds for the limiter, from a process-wide origin.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -45,6 +48,8 @@ pub struct GatewayPlugin {
     cors: Option<Cors>,
     headers: Vec<(HeaderName, HeaderValue)>,
     override_headers: bool,
+    /// In edge mode, the fleet's store; `store` is the fallback.
+    shared: OnceLock<SharedStore>,
 }
 
 /// A compiled limit.
@@ -131,6 +136,7 @@ impl BuiltinPlugin for GatewayPlugin {
             cors,
             headers,
             override_headers: config.override_headers,
+            shared: OnceLock::new(),
         })
     }
 }
@@ -282,6 +288,53 @@ impl GatewayPlugin {
         key
     }
 
+    /// Decides every limit that applies, in order, stopping at the first
+    /// refusal; with `shared`, the fleet's Redis decides (this instance's
+    /// store when Redis does not answer in time).
+    async fn limit(&self, req: &Request, cx: &mut Ctx, shared: Option<&SharedStore>) -> Result<Flow, PluginError> {
+        let now = now_nanos();
+        let mut tightest: Option<RateInfo> = None;
+        for limit in &self.limits {
+            if !limit.applies(req.method(), req.uri().path()) {
+                continue;
+            }
+            let key = self.key(limit, req, cx);
+            let decision = match shared {
+                Some(s) => match s.check(&key, &limit.quota).await {
+                    Some(d) => d,
+                    None => self.store.check(&key, &limit.quota, now),
+                },
+                None => self.store.check(&key, &limit.quota, now),
+            };
+            let info = RateInfo {
+                limit: limit.limit_header.clone(),
+                decision,
+                policy: limit.policy.clone(),
+            };
+            if !decision.allowed {
+                tracing::info!(
+                    target: "bext::gateway",
+                    request_id = %cx.request_id,
+                    limit = %limit.name,
+                    "rate limited"
+                );
+                let flow = self.too_many(&info);
+                cx.ext.insert(info);
+                return Ok(flow);
+            }
+            if tightest
+                .as_ref()
+                .is_none_or(|t| decision.remaining < t.decision.remaining)
+            {
+                tightest = Some(info);
+            }
+        }
+        if let Some(info) = tightest {
+            cx.ext.insert(info);
+        }
+        Ok(Flow::Continue)
+    }
+
     fn too_many(&self, info: &RateInfo) -> Flow {
         let mut res = text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
         let secs = info.decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -292,7 +345,16 @@ impl GatewayPlugin {
 
 impl Plugin for GatewayPlugin {
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST | Hooks::RESPONSE
+        Hooks::INIT | Hooks::REQUEST | Hooks::RESPONSE
+    }
+
+    fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
+        if !self.limits.is_empty()
+            && let Some(edge) = host.service::<bext_edge::Edge>()
+        {
+            let _ = self.shared.set(SharedStore::new(edge));
+        }
+        Hook::Ready(Ok(()))
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
@@ -309,41 +371,14 @@ impl Plugin for GatewayPlugin {
         if self.limits.is_empty() {
             return Hook::Ready(Ok(Flow::Continue));
         }
-        let now = now_nanos();
-        let mut tightest: Option<RateInfo> = None;
-        for limit in &self.limits {
-            if !limit.applies(req.method(), req.uri().path()) {
-                continue;
-            }
-            let key = self.key(limit, req, cx);
-            let decision = self.store.check(&key, &limit.quota, now);
-            let info = RateInfo {
-                limit: limit.limit_header.clone(),
-                decision,
-                policy: limit.policy.clone(),
-            };
-            if !decision.allowed {
-                tracing::info!(
-                    target: "bext::gateway",
-                    request_id = %cx.request_id,
-                    limit = %limit.name,
-                    "rate limited"
-                );
-                let flow = self.too_many(&info);
-                cx.ext.insert(info);
-                return Hook::Ready(Ok(flow));
-            }
-            if tightest
-                .as_ref()
-                .is_none_or(|t| decision.remaining < t.decision.remaining)
-            {
-                tightest = Some(info);
-            }
+        match self.shared.get().filter(|s| s.is_up()) {
+            None => Hook::Ready(
+                self.limit(req, cx, None)
+                    .now_or_never()
+                    .expect("local limits never wait"),
+            ),
+            Some(shared) => Hook::later(self.limit(req, cx, Some(shared))),
         }
-        if let Some(info) = tightest {
-            cx.ext.insert(info);
-        }
-        Hook::Ready(Ok(Flow::Continue))
     }
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {

@@ -17,12 +17,15 @@
 
 pub mod config;
 pub mod key;
+pub mod l2;
 pub mod policy;
 pub mod store;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use bext_edge::Edge;
 use bext_plugin_abi::admin::refuse_unless_admin;
 use bext_plugin_abi::{
     AppTarget, Body, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
@@ -38,12 +41,13 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::key::{IgnoredParams, KeyParts, is_bot, primary_key};
 use crate::policy::{RuleSay, freshness};
-use crate::store::{AppCache, Entry, Flight, Limits, State, Turn, cache_for, caches};
+use crate::store::{AppCache, Entry, Flight, Limits, State, Turn, cache_for, caches, vary_key};
 
 /// Where the admin endpoints live when the manifest names no `base`.
 const DEFAULT_BASE: &str = "/__bext/api";
 
 static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+static X_CACHE_TIER: HeaderName = HeaderName::from_static("x-cache-tier");
 static CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 static X_BEXT_TAGS: HeaderName = HeaderName::from_static("x-bext-tags");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -59,7 +63,12 @@ pub struct IsrPlugin {
     token_env: String,
     token: OnceLock<Option<String>>,
     host: OnceLock<Host>,
+    /// Every app's id (invalidating a path everywhere names each app's set).
+    apps: Vec<String>,
 }
+
+/// Whether this process listens to the fleet's invalidations already.
+static LISTENING: AtomicBool = AtomicBool::new(false);
 
 /// What decides whether and how a response is stored; shared with the
 /// background refreshes.
@@ -67,6 +76,8 @@ struct StorePolicy {
     default_ttl: Option<Duration>,
     negative_ttl: Duration,
     max_entry_bytes: usize,
+    /// The fleet's Redis in edge mode: entries are written through.
+    edge: OnceLock<Arc<Edge>>,
 }
 
 struct Rule {
@@ -79,6 +90,7 @@ struct Rule {
 /// A request whose response may be stored: left in the context by
 /// `on_request` for `on_response`.
 struct Pending {
+    app: String,
     cache: Arc<AppCache>,
     primary: String,
     request_headers: HeaderMap,
@@ -130,6 +142,7 @@ impl BuiltinPlugin for IsrPlugin {
                 default_ttl: c.default_ttl.map(|s| s.0),
                 negative_ttl: c.negative_ttl.0,
                 max_entry_bytes: usize::try_from(c.max_entry_bytes.0).unwrap_or(usize::MAX),
+                edge: OnceLock::new(),
             }),
             wait_timeout: c.wait_timeout.0,
             ignored: IgnoredParams::new(&c.ignore_params),
@@ -138,6 +151,7 @@ impl BuiltinPlugin for IsrPlugin {
             token_env: c.admin_token_env,
             token: OnceLock::new(),
             host: OnceLock::new(),
+            apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
         })
     }
 }
@@ -191,11 +205,12 @@ impl IsrPlugin {
             tenant: cx.tenant().map(str::to_owned),
             base: cx.base.as_deref().map(str::to_owned),
         };
-        let (cache, policy, request_headers, path) = (
+        let (cache, policy, request_headers, path, target_app) = (
             cache.clone(),
             self.store.clone(),
             req.headers().clone(),
             req.uri().path().to_owned(),
+            app.to_owned(),
         );
         let answer = host.serve_app(target, fetch);
         host.spawn(async move {
@@ -205,6 +220,7 @@ impl IsrPlugin {
                     return; // keep serving what we have
                 }
                 let pending = Pending {
+                    app: target_app,
                     cache,
                     primary,
                     request_headers,
@@ -216,6 +232,32 @@ impl IsrPlugin {
                 policy.store(pending, &mut res).await;
             }
         });
+    }
+
+    /// Drops what `order` names here, and in edge mode from the L2 tier
+    /// and (through the bus) from every other instance's memory; how many
+    /// entries went here.
+    async fn invalidate_everywhere(&self, order: &AdminOrder) -> usize {
+        let removed = invalidate(order);
+        let Some(edge) = self.store.edge.get() else {
+            return removed;
+        };
+        if let Ok(message) = serde_json::to_vec(order) {
+            edge.publish(&message).await;
+        }
+        let apps: Vec<&str> = match &order.app {
+            Some(a) => vec![a.as_str()],
+            None => self.apps.iter().map(String::as_str).collect(),
+        };
+        let mut sets: Vec<String> = order.tags.iter().map(|t| l2::tag_set(edge, t)).collect();
+        for app in &apps {
+            sets.extend(order.paths.iter().map(|p| l2::path_set(edge, app, p)));
+            if order.tags.is_empty() && order.paths.is_empty() {
+                sets.push(l2::app_set(edge, app));
+            }
+        }
+        edge.delete_listed(&sets).await;
+        removed
     }
 
     /// `{base}/invalidate` and `{base}/revalidate`.
@@ -236,7 +278,7 @@ impl IsrPlugin {
                 if order.tags.is_empty() && order.paths.is_empty() && order.app.is_none() {
                     return text_response(StatusCode::BAD_REQUEST, "give `tags`, `paths` or `app`\n");
                 }
-                let removed = invalidate(&order);
+                let removed = self.invalidate_everywhere(&order).await;
                 json_response(serde_json::json!({ "removed": removed }))
             }
             _ => self.revalidate(order).await,
@@ -254,10 +296,12 @@ impl IsrPlugin {
             Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
             None => (path.clone(), None),
         };
-        let removed = invalidate(&AdminOrder {
-            paths: vec![path_only.clone()],
-            ..order.clone()
-        });
+        let removed = self
+            .invalidate_everywhere(&AdminOrder {
+                paths: vec![path_only.clone()],
+                ..order.clone()
+            })
+            .await;
         let Ok(uri) = path.parse::<http::Uri>() else {
             return text_response(StatusCode::BAD_REQUEST, "`path` is not a request path\n");
         };
@@ -291,6 +335,7 @@ impl IsrPlugin {
         );
         let rule = self.rule(&path_only).map(|r| r.say);
         let pending = Pending {
+            app: app.clone(),
             cache: cache_for(&app, self.limits),
             primary,
             request_headers: HeaderMap::new(),
@@ -348,28 +393,43 @@ impl StorePolicy {
             .flat_map(|v| v.split(','))
             .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
             .collect();
-        p.cache.put(
-            &p.primary,
-            &p.request_headers,
-            vary,
-            Entry {
-                status: res.status(),
-                headers,
-                body: prefix,
-                etag,
-                stored: Instant::now(),
-                freshness: fresh,
-                tags,
-                path: p.path,
-            },
-        );
+        let entry = Entry {
+            status: res.status(),
+            headers,
+            body: prefix,
+            etag,
+            stored: Instant::now(),
+            freshness: fresh,
+            tags,
+            path: p.path,
+        };
+        let shared = self.edge.get().map(|edge| {
+            let names: Vec<&str> = vary.iter().map(HeaderName::as_str).collect();
+            (
+                edge.clone(),
+                l2::encode(&entry),
+                l2::index_sets(edge, &p.app, &entry),
+                names.join(","),
+            )
+        });
+        let full = p.cache.put(&p.primary, &p.request_headers, vary, entry);
         drop(p.flight);
+        if let Some((edge, bytes, sets, names)) = shared {
+            let (entry_key, vary_record) = (l2::entry_key(&edge, &full), l2::vary_key(&edge, &p.primary));
+            let keep = l2::keep_for(&fresh);
+            tokio::spawn(async move {
+                if edge.put(&entry_key, &bytes, keep, &sets).await && !names.is_empty() {
+                    edge.put(&vary_record, names.as_bytes(), keep, &[]).await;
+                }
+            });
+        }
         true
     }
 }
 
-/// What an admin endpoint is asked to do.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// What an admin endpoint is asked to do (and what the fleet's bus
+/// carries to every instance).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct AdminOrder {
     #[serde(default)]
@@ -386,7 +446,7 @@ struct AdminOrder {
     tenant: Option<String>,
 }
 
-/// Drops the entries an order names; how many went.
+/// Drops the entries an order names from this process; how many went.
 fn invalidate(order: &AdminOrder) -> usize {
     let everything = order.tags.is_empty() && order.paths.is_empty();
     caches(order.app.as_deref())
@@ -471,6 +531,12 @@ impl Plugin for IsrPlugin {
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let _ = self.host.set(host.clone());
+        if let Some(edge) = host.service::<Edge>() {
+            if !LISTENING.swap(true, Ordering::SeqCst) {
+                host.spawn(listen(edge.clone()));
+            }
+            let _ = self.store.edge.set(edge);
+        }
         let token = std::env::var(&self.token_env).ok().filter(|t| !t.is_empty());
         let _ = self.token.set(token);
         Hook::Ready(Ok(()))
@@ -520,6 +586,7 @@ impl Plugin for IsrPlugin {
             return Hook::Ready(Ok(Flow::Continue));
         }
         let pending = |flight| Pending {
+            app: app.clone(),
             cache: cache.clone(),
             primary: primary.clone(),
             request_headers: req.headers().clone(),
@@ -531,8 +598,21 @@ impl Plugin for IsrPlugin {
         match cache.take_turn(&full) {
             Turn::Lead(flight) => {
                 let p = pending(Some(flight));
-                cx.ext.insert::<PendingSlot>(Arc::new(std::sync::Mutex::new(Some(p))));
-                Hook::Ready(Ok(Flow::Continue))
+                let Some(edge) = self.store.edge.get().filter(|e| e.is_up()) else {
+                    cx.ext.insert::<PendingSlot>(Arc::new(std::sync::Mutex::new(Some(p))));
+                    return Hook::Ready(Ok(Flow::Continue));
+                };
+                Hook::later(async move {
+                    if let Some(e) = lookup_l2(edge, &p.cache, &p.primary, req).await {
+                        drop(p); // wakes the requests waiting for this key
+                        let mut res = answer(&e, req, "HIT");
+                        res.headers_mut()
+                            .insert(X_CACHE_TIER.clone(), HeaderValue::from_static("L2"));
+                        return Ok(Flow::Respond(res));
+                    }
+                    cx.ext.insert::<PendingSlot>(Arc::new(std::sync::Mutex::new(Some(p))));
+                    Ok(Flow::Continue)
+                })
             }
             Turn::Wait(mut done) => {
                 let p = pending(None);
@@ -577,6 +657,48 @@ impl Plugin for IsrPlugin {
             res.headers_mut().remove(&X_BEXT_TAGS);
             Ok(())
         })
+    }
+}
+
+/// Looks `primary` up in the L2 tier after an L1 miss; a hit is
+/// promoted to L1.
+async fn lookup_l2(edge: &Edge, cache: &AppCache, primary: &str, req: &Request) -> Option<Arc<Entry>> {
+    let names: Arc<[HeaderName]> = match cache.vary_names(primary) {
+        Some(n) => n,
+        None => match edge.get(&l2::vary_key(edge, primary)).await {
+            Some(record) => String::from_utf8_lossy(&record)
+                .split(',')
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+                .collect(),
+            None => Arc::from([]),
+        },
+    };
+    let full = if names.is_empty() {
+        primary.to_owned()
+    } else {
+        vary_key(primary, &names, req.headers())
+    };
+    let entry = l2::decode(&edge.get(&l2::entry_key(edge, &full)).await?)?;
+    if entry.state(Instant::now()) == State::Expired {
+        return None;
+    }
+    cache.put_full(primary, names, full.clone(), entry);
+    cache.get(&full)
+}
+
+/// Applies the fleet's invalidations to this process's memory.
+async fn listen(edge: Arc<Edge>) {
+    let mut bus = edge.messages();
+    loop {
+        match bus.recv().await {
+            Ok(message) => {
+                if let Ok(order) = serde_json::from_slice::<AdminOrder>(&message) {
+                    invalidate(&order);
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

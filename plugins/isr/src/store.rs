@@ -212,15 +212,27 @@ impl AppCache {
     }
 
     /// Stores a response for the request with `primary` key and headers
-    /// `request`; its `Vary` names become part of the key.
-    pub fn put(&self, primary: &str, request: &HeaderMap, vary: Vec<HeaderName>, entry: Entry) {
+    /// `request`; its `Vary` names become part of the key, which is
+    /// returned.
+    pub fn put(&self, primary: &str, request: &HeaderMap, vary: Vec<HeaderName>, entry: Entry) -> String {
         let key = if vary.is_empty() {
             primary.to_owned()
         } else {
             vary_key(primary, &vary, request)
         };
-        self.vary.insert(primary.to_owned(), vary.into());
-        self.entries.insert(key, Arc::new(entry));
+        self.put_full(primary, vary.into(), key.clone(), entry);
+        key
+    }
+
+    /// Stores an entry under its full key (an entry from the L2 tier).
+    pub fn put_full(&self, primary: &str, vary: Arc<[HeaderName]>, full: String, entry: Entry) {
+        self.vary.insert(primary.to_owned(), vary);
+        self.entries.insert(full, Arc::new(entry));
+    }
+
+    /// The request headers the entries of `primary` vary on, if known.
+    pub fn vary_names(&self, primary: &str) -> Option<Arc<[HeaderName]>> {
+        self.vary.get(primary)
     }
 
     /// Takes the lead on fetching `key`, or the means to wait for the
@@ -266,7 +278,8 @@ impl AppCache {
     }
 }
 
-fn vary_key(primary: &str, names: &[HeaderName], request: &HeaderMap) -> String {
+/// The full key of a request whose response varies on `names`.
+pub fn vary_key(primary: &str, names: &[HeaderName], request: &HeaderMap) -> String {
     let mut key = primary.to_owned();
     for name in names {
         key.push('\n');

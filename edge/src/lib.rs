@@ -1,0 +1,214 @@
+//! Edge mode: several bext instances sharing one Redis, for the L2 cache
+//! tier, cache invalidation across the fleet and (later) shared limits.
+//!
+//! Redis trouble must never take a site down, so every call here has a
+//! short deadline and fails soft (`None`, `false`, `0`): callers fall back
+//! to what they have locally. The connection is re-established in the
+//! background; [`Edge::is_up`] says how the last call or health probe
+//! went, for `/__bext/health`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::broadcast;
+
+/// Longest a cache read or write may wait for Redis.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How often the connection is probed while Redis is down (and up).
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// Why edge mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The URL is not a Redis URL.
+    #[error("redis url `{url}`: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The shared Redis of an edge fleet.
+pub struct Edge {
+    prefix: String,
+    conn: ConnectionManager,
+    up: AtomicBool,
+    messages: broadcast::Sender<Vec<u8>>,
+}
+
+impl Edge {
+    /// Connects lazily to `url`: bext starts (and serves from its own
+    /// memory) even when Redis is down, and connects when it comes up.
+    /// Keys and channels all start with `prefix`. Must be called inside a
+    /// tokio runtime; the probe and subscriber tasks run on it.
+    pub fn start(url: &str, prefix: &str) -> Result<Arc<Edge>, EdgeError> {
+        let client = redis::Client::open(url).map_err(|e| EdgeError::Url {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(200)))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| EdgeError::Url {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let (messages, _) = broadcast::channel(1024);
+        let edge = Arc::new(Edge {
+            prefix: prefix.to_owned(),
+            conn,
+            up: AtomicBool::new(false),
+            messages,
+        });
+        tokio::spawn(probe(Arc::downgrade(&edge)));
+        tokio::spawn(subscribe(Arc::downgrade(&edge), client));
+        Ok(edge)
+    }
+
+    /// `prefix` + `rest`: every key and channel bext uses.
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    /// Whether the last call or probe reached Redis.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn mark<T>(&self, r: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Option<T> {
+        match r {
+            Ok(Ok(v)) => {
+                self.up.store(true, Ordering::Relaxed);
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                if self.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(target: "bext::edge", error = %e, "redis unreachable; serving from local memory");
+                }
+                None
+            }
+            Err(_) => {
+                if self.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(target: "bext::edge", "redis too slow; serving from local memory");
+                }
+                None
+            }
+        }
+    }
+
+    /// The value under `key`; `None` when absent or when Redis fails.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut c = self.conn.clone();
+        let r = tokio::time::timeout(CALL_TIMEOUT, c.get::<_, Option<Vec<u8>>>(key)).await;
+        self.mark(r).flatten()
+    }
+
+    /// Stores `value` under `key` for `ttl`, and adds `key` to each of the
+    /// `sets` (kept as long), so it can be found to delete by tag or path.
+    pub async fn put(&self, key: &str, value: &[u8], ttl: Duration, sets: &[String]) -> bool {
+        let ms = ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(key).arg(value).arg("PX").arg(ms).ignore();
+        for s in sets {
+            pipe.cmd("SADD").arg(s).arg(key).ignore();
+            pipe.cmd("PEXPIRE").arg(s).arg(ms).arg("GT").ignore();
+            pipe.cmd("PEXPIRE").arg(s).arg(ms).arg("NX").ignore();
+        }
+        let mut c = self.conn.clone();
+        let r = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut c)).await;
+        self.mark(r).is_some()
+    }
+
+    /// Deletes every key listed in the `sets`, and the sets; how many keys.
+    pub async fn delete_listed(&self, sets: &[String]) -> usize {
+        let mut c = self.conn.clone();
+        let mut removed = 0;
+        for s in sets {
+            let r = tokio::time::timeout(CALL_TIMEOUT, c.smembers::<_, Vec<String>>(s)).await;
+            let Some(keys) = self.mark(r) else { return removed };
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("DEL").arg(k).ignore();
+            }
+            pipe.cmd("DEL").arg(s).ignore();
+            let r = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut c)).await;
+            if self.mark(r).is_some() {
+                removed += keys.len();
+            }
+        }
+        removed
+    }
+
+    /// Runs a Lua `script` (by its hash, loading it when Redis lacks it)
+    /// on `keys` with integer `args`; its integer array result.
+    pub async fn run_script(&self, script: &redis::Script, keys: &[&[u8]], args: &[u64]) -> Option<Vec<i64>> {
+        let mut call = script.prepare_invoke();
+        for k in keys {
+            call.key(*k);
+        }
+        for a in args {
+            call.arg(*a);
+        }
+        let mut c = self.conn.clone();
+        let r = tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<Vec<i64>>(&mut c)).await;
+        self.mark(r)
+    }
+
+    /// Publishes `payload` to every instance (this one too).
+    pub async fn publish(&self, payload: &[u8]) -> bool {
+        let mut c = self.conn.clone();
+        let channel = self.key("bus");
+        let r = tokio::time::timeout(CALL_TIMEOUT, c.publish::<_, _, ()>(channel, payload)).await;
+        self.mark(r).is_some()
+    }
+
+    /// What instances publish, from now on.
+    pub fn messages(&self) -> broadcast::Receiver<Vec<u8>> {
+        self.messages.subscribe()
+    }
+}
+
+/// Pings Redis so health is right even when no request uses it, and so a
+/// lazy connection is made as soon as Redis is there.
+async fn probe(edge: std::sync::Weak<Edge>) {
+    loop {
+        let Some(e) = edge.upgrade() else { return };
+        let mut c = e.conn.clone();
+        let r = tokio::time::timeout(CALL_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut c)).await;
+        let was = e.is_up();
+        if e.mark(r).is_some() && !was {
+            tracing::info!(target: "bext::edge", "redis reachable");
+        }
+        drop(e);
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
+/// Listens on the bus channel, resubscribing after any failure.
+async fn subscribe(edge: std::sync::Weak<Edge>, client: redis::Client) {
+    loop {
+        let Some(channel) = edge.upgrade().map(|e| e.key("bus")) else {
+            return;
+        };
+        let connected = tokio::time::timeout(Duration::from_millis(500), client.get_async_pubsub()).await;
+        if let Ok(Ok(mut pubsub)) = connected
+            && pubsub.subscribe(&channel).await.is_ok()
+        {
+            let mut stream = pubsub.into_on_message();
+            while let Some(msg) = stream.next().await {
+                let Some(e) = edge.upgrade() else { return };
+                let _ = e.messages.send(msg.get_payload_bytes().to_vec());
+            }
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}

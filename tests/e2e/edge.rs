@@ -1,0 +1,232 @@
+//! Edge mode: two real bext instances sharing a real `redis-server` (the
+//! tests start their own on a free port; `.ci/run` installs it). A page
+//! rendered by A is an L2 hit on B, a purge on A reaches B, and Redis
+//! going away and coming back never fails a request.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::isr::Counting;
+use crate::support::*;
+
+/// A `redis-server` of its own, killed on drop.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for the edge tests (apt-get install redis-server; .ci/run does)");
+        let redis = Redis {
+            port,
+            child: Some(child),
+        };
+        for _ in 0..100 {
+            if redis.ping() {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on {port}");
+    }
+
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Redis::start_on(port)
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| &buf[..n] == b"+PONG\r\n")
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Two instances of one platform (the shop proxy app, isr on) in edge mode.
+fn fleet(s: &Site, upstream: SocketAddr, redis: &Redis) -> (Bext, Bext) {
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[redis]
+url = "{}"
+prefix = "test:"
+
+[apps.shop]
+runtime = "proxy"
+upstream = "http://{upstream}"
+domains = ["shop.test"]
+"#,
+        redis.url()
+    ));
+    let env = [("BEXT_ADMIN_TOKEN", "sekret")];
+    (Bext::serve_env(&cfg, &env), Bext::serve_env(&cfg, &env))
+}
+
+async fn page(b: &Bext, path: &str) -> Reply {
+    send(b.addr, request("GET", path, &[("host", "shop.test")], "")).await
+}
+
+async fn redis_state(b: &Bext) -> String {
+    let r = send(b.addr, request("GET", "/__bext/health", &[("host", "shop.test")], "")).await;
+    r.json()["redis"].as_str().unwrap_or("").to_owned()
+}
+
+/// Waits until every instance's health says Redis is `state`.
+async fn redis_is(instances: &[&Bext], state: &str, secs: u64) {
+    for b in instances {
+        eventually(Duration::from_secs(secs), || async {
+            (redis_state(b).await == state).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_page_rendered_by_one_instance_is_an_l2_hit_on_the_other_and_purges_reach_both() {
+    let up = Counting::start().await;
+    let redis = Redis::start();
+    let s = Site::new();
+    let (a, b) = fleet(&s, up.addr, &redis);
+    redis_is(&[&a, &b], "up", 5).await;
+
+    let p = "/cc/max-age=60/shared";
+    assert_eq!(page(&a, p).await.header("x-cache"), Some("MISS"));
+    let from_b = eventually(Duration::from_secs(5), || async {
+        let r = page(&b, p).await;
+        (r.header("x-cache-tier") == Some("L2")).then_some(r)
+    })
+    .await;
+    assert_eq!(from_b.header("x-cache"), Some("HIT"));
+    assert!(from_b.text().starts_with("n=1 "));
+    let again = page(&b, p).await;
+    assert_eq!(
+        (again.header("x-cache"), again.header("x-cache-tier")),
+        (Some("HIT"), None),
+        "promoted to L1"
+    );
+    assert_eq!(up.count(p), 1, "rendered once for the fleet");
+
+    // A purge on A empties B's memory too (through the bus) and the L2 tier.
+    let purge = send(
+        a.addr,
+        request(
+            "POST",
+            "/__bext/api/invalidate",
+            &[("host", "shop.test"), ("authorization", "Bearer sekret")],
+            r#"{"paths":["/cc/max-age=60/shared"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(purge.status, 200);
+    let after = eventually(Duration::from_secs(5), || async {
+        let r = page(&b, p).await;
+        (r.header("x-cache") == Some("MISS")).then_some(r)
+    })
+    .await;
+    assert!(after.text().starts_with("n=2 "));
+}
+
+#[tokio::test]
+async fn redis_going_away_fails_no_request_and_its_return_is_noticed() {
+    let up = Counting::start().await;
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let s = Site::new();
+    let (a, b) = fleet(&s, up.addr, &redis);
+    redis_is(&[&a], "up", 5).await;
+    let warm = "/cc/max-age=60/warm";
+    page(&a, warm).await;
+    page(&b, warm).await;
+
+    redis.stop();
+    let mut statuses = Vec::new();
+    for i in 0..60 {
+        let target = if i % 2 == 0 { &a } else { &b };
+        let path = if i % 3 == 0 {
+            format!("/cc/max-age=60/cold-{i}")
+        } else {
+            warm.to_owned()
+        };
+        statuses.push(page(target, &path).await.status);
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    redis_is(&[&a], "down", 5).await;
+    assert_eq!(page(&b, warm).await.header("x-cache"), Some("HIT"), "L1 keeps serving");
+
+    let _back = Redis::start_on(port);
+    redis_is(&[&a, &b], "up", 10).await;
+    let fresh = "/cc/max-age=60/after-restart";
+    assert_eq!(page(&a, fresh).await.header("x-cache"), Some("MISS"));
+    eventually(Duration::from_secs(5), || async {
+        (page(&b, fresh).await.header("x-cache-tier") == Some("L2")).then_some(())
+    })
+    .await;
+    assert_eq!(up.count(fresh), 1);
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_for_the_fleet() {
+    let up = Counting::start().await;
+    let redis = Redis::start();
+    let s = Site::new();
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits: [{ name: fleet, by: app, rpm: 60, burst: 10 }]\n",
+    );
+    let (a, b) = fleet(&s, up.addr, &redis);
+    redis_is(&[&a, &b], "up", 5).await;
+    let mut allowed = 0;
+    for i in 0..30 {
+        let r = page(if i % 2 == 0 { &a } else { &b }, "/cc/no-store/limited").await;
+        match r.status {
+            200 => allowed += 1,
+            429 => assert!(r.header("retry-after").is_some()),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // One bucket of 10 for both (one more may drip in at 1 a second);
+    // two local buckets would have let 20 through.
+    assert!((10..=11).contains(&allowed), "{allowed} allowed");
+}

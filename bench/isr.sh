@@ -4,7 +4,7 @@
 # nginx's proxy_cache, both in front of one upstream (nginx serving the
 # file with `Cache-Control: max-age=3600`). After one warming request
 # every request is a hit; wrk measures requests per second, rounds
-# alternate.
+# alternate. Then the same with `Accept-Encoding: gzip` (level 6 on both).
 #
 #   bench/isr.sh                        # 10 s rounds, 3 rounds
 #   DURATION=5 ROUNDS=2 bench/isr.sh
@@ -55,6 +55,7 @@ http {
       proxy_pass http://127.0.0.1:$UPSTREAM_PORT;
       proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_cache pages;
+      gzip on; gzip_comp_level 6; gzip_min_length 512; gzip_vary on;
       add_header X-Cache \$upstream_cache_status;
     }
   }
@@ -62,6 +63,7 @@ http {
 NGINX
 printf 'name: vhosts\n' > "$OUT/manifests/vhosts.yaml"
 printf 'name: isr\nenabled: true\n' > "$OUT/manifests/isr.yaml"
+printf 'name: compress\nenabled: true\nconfig:\n  encodings: [gzip]\n' > "$OUT/manifests/compress.yaml"
 cat > "$OUT/platform.toml" <<TOML
 [platform]
 listen = "127.0.0.1:$BEXT_PORT"
@@ -87,10 +89,23 @@ for port in $BEXT_PORT $NGINX_PORT; do
   [ "$status" = HIT ] || { echo "port $port: second request was not a cache hit ($status)"; exit 1; }
 done
 
-rps() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/page.html" | awk '/Requests\/sec/ {print $2}'; }
-echo "4 KiB page, cache hits, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (req/s)"
-printf "%-6s %12s %12s %8s\n" round bext nginx ratio
-for r in $(seq 1 "$ROUNDS"); do
-  b=$(rps $BEXT_PORT); n=$(rps $NGINX_PORT)
-  printf "%-6s %12s %12s %8s\n" "$r" "$b" "$n" "$(python3 -c "print(round($b/$n,3))")"
+rps() { # port [header...] -> requests/s
+  local port=$1; shift
+  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" "http://127.0.0.1:$port/page.html" | awk '/Requests\/sec/ {print $2}'
+}
+table() { # title [header...]
+  echo "$1, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (req/s)"; shift
+  printf "%-6s %12s %12s %8s\n" round bext nginx ratio
+  for r in $(seq 1 "$ROUNDS"); do
+    b=$(rps $BEXT_PORT "$@"); n=$(rps $NGINX_PORT "$@")
+    printf "%-6s %12s %12s %8s\n" "$r" "$b" "$n" "$(python3 -c "print(round($b/$n,3))")"
+  done
+}
+table "4 KiB page, cache hits"
+# Compressed hits: bext keeps the gzip variant beside the cached page
+# (compress plugin); nginx gzips the cached page on every hit (gzip on).
+for port in $BEXT_PORT $NGINX_PORT; do
+  enc=$(curl -s -o /dev/null -D - -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/page.html" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-encoding" {print $2}')
+  [ "$enc" = gzip ] || { echo "port $port: no gzip answer ($enc)"; exit 1; }
 done
+table "4 KiB page, gzip-compressed cache hits" -H "Accept-Encoding: gzip"

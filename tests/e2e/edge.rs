@@ -6,6 +6,8 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::isr::Counting;
@@ -59,6 +61,34 @@ impl Redis {
         let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
         let mut buf = [0u8; 7];
         s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| &buf[..n] == b"+PONG\r\n")
+    }
+
+    /// How many keys match `pattern` (`KEYS`, fine for a test's few keys).
+    fn count_keys(&self, pattern: &str) -> usize {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        if s.write_all(format!("KEYS {pattern}\r\n").as_bytes()).is_err() {
+            return 0;
+        }
+        let mut buf = vec![0u8; 64 << 10];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        reply
+            .strip_prefix('*')
+            .and_then(|r| r.split("\r\n").next())
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until A's write-through of a page has reached Redis (it is
+    /// written after A answers).
+    async fn wait_for_entries(&self, at_least: usize) {
+        eventually(Duration::from_secs(5), || async {
+            (self.count_keys("test:isr:e:*") >= at_least).then_some(())
+        })
+        .await;
     }
 
     fn stop(&mut self) {
@@ -133,11 +163,9 @@ async fn a_page_rendered_by_one_instance_is_an_l2_hit_on_the_other_and_purges_re
 
     let p = "/cc/max-age=60/shared";
     assert_eq!(page(&a, p).await.header("x-cache"), Some("MISS"));
-    let from_b = eventually(Duration::from_secs(5), || async {
-        let r = page(&b, p).await;
-        (r.header("x-cache-tier") == Some("L2")).then_some(r)
-    })
-    .await;
+    redis.wait_for_entries(1).await;
+    let from_b = page(&b, p).await;
+    assert_eq!(from_b.header("x-cache-tier"), Some("L2"));
     assert_eq!(from_b.header("x-cache"), Some("HIT"));
     assert!(from_b.text().starts_with("n=1 "));
     let again = page(&b, p).await;
@@ -180,29 +208,42 @@ async fn redis_going_away_fails_no_request_and_its_return_is_noticed() {
     page(&a, warm).await;
     page(&b, warm).await;
 
+    // Requests keep coming to both while Redis is killed under them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, addrs) = (stop.clone(), [a.addr, b.addr]);
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let path = if i.is_multiple_of(3) {
+                    format!("/cc/max-age=60/cold-{i}")
+                } else {
+                    warm.to_owned()
+                };
+                let r = send(addrs[i % 2], request("GET", &path, &[("host", "shop.test")], "")).await;
+                statuses.push(r.status);
+                i += 1;
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     redis.stop();
-    let mut statuses = Vec::new();
-    for i in 0..60 {
-        let target = if i % 2 == 0 { &a } else { &b };
-        let path = if i % 3 == 0 {
-            format!("/cc/max-age=60/cold-{i}")
-        } else {
-            warm.to_owned()
-        };
-        statuses.push(page(target, &path).await.status);
-    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let statuses = load.await.unwrap();
+    assert!(statuses.len() > 20, "only {} requests", statuses.len());
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     redis_is(&[&a], "down", 5).await;
     assert_eq!(page(&b, warm).await.header("x-cache"), Some("HIT"), "L1 keeps serving");
 
-    let _back = Redis::start_on(port);
+    let back = Redis::start_on(port);
     redis_is(&[&a, &b], "up", 10).await;
     let fresh = "/cc/max-age=60/after-restart";
     assert_eq!(page(&a, fresh).await.header("x-cache"), Some("MISS"));
-    eventually(Duration::from_secs(5), || async {
-        (page(&b, fresh).await.header("x-cache-tier") == Some("L2")).then_some(())
-    })
-    .await;
+    back.wait_for_entries(1).await;
+    assert_eq!(page(&b, fresh).await.header("x-cache-tier"), Some("L2"));
     assert_eq!(up.count(fresh), 1);
 }
 
@@ -229,4 +270,28 @@ async fn a_rate_limit_holds_for_the_fleet() {
     // One bucket of 10 for both (one more may drip in at 1 a second);
     // two local buckets would have let 20 through.
     assert!((10..=11).contains(&allowed), "{allowed} allowed");
+}
+
+#[tokio::test]
+async fn bext_run_takes_redis_from_the_environment() {
+    let redis = Redis::start();
+    let s = Site::new();
+    s.write("index.html", "hi");
+    let url = redis.url();
+    let b = Bext::start_env(
+        &["run", s.dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[("REDIS_URL", &url)],
+    );
+    eventually(Duration::from_secs(5), || async {
+        let r = send(b.addr, request("GET", "/__bext/health", &[("host", "localhost")], "")).await;
+        (r.json()["redis"] == "up").then_some(())
+    })
+    .await;
+    let plain = Bext::start(&["run", s.dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let r = send(
+        plain.addr,
+        request("GET", "/__bext/health", &[("host", "localhost")], ""),
+    )
+    .await;
+    assert_eq!(r.json()["redis"], "off");
 }

@@ -254,7 +254,7 @@ async fn a_rate_limit_holds_for_the_fleet() {
     let s = Site::new();
     s.write(
         "manifests/gateway.yaml",
-        "name: gateway\nenabled: true\nconfig:\n  limits: [{ name: fleet, by: app, rpm: 60, burst: 10 }]\n",
+        "name: gateway\nenabled: true\nconfig:\n  limits: [{ name: fleet, by: app, rpm: 6, burst: 10 }]\n",
     );
     let (a, b) = fleet(&s, up.addr, &redis);
     redis_is(&[&a, &b], "up", 5).await;
@@ -267,7 +267,7 @@ async fn a_rate_limit_holds_for_the_fleet() {
             other => panic!("unexpected {other}"),
         }
     }
-    // One bucket of 10 for both (one more may drip in at 1 a second);
+    // One bucket of 10 for both (one more may drip in, at 1 in 10 s);
     // two local buckets would have let 20 through.
     assert!((10..=11).contains(&allowed), "{allowed} allowed");
 }

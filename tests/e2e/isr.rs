@@ -412,3 +412,30 @@ async fn without_a_token_the_endpoints_do_not_exist() {
     .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn a_rule_may_share_pages_among_signed_in_users() {
+    let up = Counting::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&platform(
+        &s,
+        up.addr,
+        "  rules:\n    - { path: /docs/*, ttl: 60s, authorized: true }\n",
+    ));
+    let first = fetch(b.addr, "shop.test", "/docs/guide", &[("authorization", "Bearer a")]).await;
+    let second = fetch(b.addr, "shop.test", "/docs/guide", &[("authorization", "Bearer b")]).await;
+    assert_eq!(
+        (first.header("x-cache"), second.header("x-cache")),
+        (Some("MISS"), Some("HIT"))
+    );
+    assert_eq!(up.count("/docs/guide"), 1);
+    // Outside the rule, credentials still pass the cache by.
+    let other = fetch(
+        b.addr,
+        "shop.test",
+        "/cc/max-age=60/me",
+        &[("authorization", "Bearer a")],
+    )
+    .await;
+    assert_eq!(other.header("x-cache"), Some("BYPASS"));
+}

@@ -73,12 +73,17 @@ impl Entry {
     }
 }
 
+/// An entry weighs its bytes, but never less than `floor` (the byte
+/// budget over the entry limit), so both limits hold: at most
+/// `max_entries` entries fit, and at most `max_bytes` bytes.
 #[derive(Clone)]
-struct Weight;
+struct Weight {
+    floor: u64,
+}
 
 impl quick_cache::Weighter<String, Arc<Entry>> for Weight {
     fn weight(&self, key: &String, e: &Arc<Entry>) -> u64 {
-        key.len() as u64 + e.weight()
+        (key.len() as u64 + e.weight()).max(self.floor)
     }
 }
 
@@ -181,10 +186,13 @@ impl Drop for Refresh {
 
 impl AppCache {
     fn new(limits: Limits) -> Self {
+        let (entries, bytes) = (limits.entries.max(1), limits.bytes.max(1));
         let entries = quick_cache::sync::Cache::with(
-            limits.entries.max(1),
-            limits.bytes.max(1),
-            Weight,
+            entries,
+            bytes,
+            Weight {
+                floor: bytes / entries as u64,
+            },
             Default::default(),
             Default::default(),
         );
@@ -293,4 +301,57 @@ pub fn vary_key(primary: &str, names: &[HeaderName], request: &HeaderMap) -> Str
         }
     }
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(body: usize) -> Entry {
+        Entry {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; body]),
+            etag: HeaderValue::from_static("\"e\""),
+            stored: Instant::now(),
+            freshness: Freshness {
+                ttl: Duration::from_secs(60),
+                swr: Duration::ZERO,
+                sie: Duration::ZERO,
+            },
+            tags: Vec::new(),
+            path: "/".into(),
+        }
+    }
+
+    #[test]
+    fn both_the_entry_and_the_byte_limits_hold() {
+        let few = AppCache::new(Limits {
+            entries: 100,
+            bytes: 64 << 20,
+        });
+        for i in 0..1_000 {
+            few.put(&format!("k{i}"), &HeaderMap::new(), Vec::new(), entry(10));
+        }
+        assert!(few.len() <= 100, "{} entries", few.len());
+        assert!(
+            few.len() >= 50,
+            "small pages still fill the entry budget: {}",
+            few.len()
+        );
+
+        let small = AppCache::new(Limits {
+            entries: 10_000,
+            bytes: 1 << 20,
+        });
+        for i in 0..1_000 {
+            small.put(&format!("k{i}"), &HeaderMap::new(), Vec::new(), entry(10 << 10));
+        }
+        let held: usize = (0..1_000)
+            .filter_map(|i| small.get(&format!("k{i}")))
+            .map(|e| e.body.len())
+            .sum();
+        assert!(held <= 1 << 20, "{held} bytes held");
+        assert!(held >= 512 << 10, "the byte budget is used: {held}");
+    }
 }

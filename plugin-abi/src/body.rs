@@ -106,6 +106,16 @@ impl Body {
         seen
     }
 
+    /// The in-memory bytes as a shared handle (no copy), if this body is
+    /// fully buffered: a cache can keep the very buffer it saw.
+    pub fn full_bytes(&self) -> Option<Bytes> {
+        match &self.kind {
+            Kind::Empty => Some(Bytes::new()),
+            Kind::Full(b) => Some(b.clone().unwrap_or_default()),
+            Kind::Stream(_) => None,
+        }
+    }
+
     /// The in-memory bytes, if this body is fully buffered; lets caches and
     /// tests read a body without polling it.
     pub fn as_bytes(&self) -> Option<&[u8]> {

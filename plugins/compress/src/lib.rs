@@ -3,10 +3,10 @@
 //! `Vary: Accept-Encoding`.
 //!
 //! A body already in memory (a cached page, a static file) is compressed
-//! whole once per coding and the result kept, keyed by a SHA-256 of the
-//! body: the next answer with the same bytes costs a hash and a lookup, no
-//! compression. Streamed bodies (a proxied upstream, a large file) are
-//! compressed as they stream (`async-compression`).
+//! whole once per coding and the result kept: a cache hit sharing the
+//! entry's buffer finds it by that buffer (a lookup), other bodies by a
+//! SHA-256 of their bytes. Streamed bodies (a proxied upstream, a large
+//! file) are compressed as they stream (`async-compression`).
 
 pub mod config;
 pub mod negotiate;
@@ -40,6 +40,20 @@ pub struct CompressPlugin {
     max_stored_body: usize,
     /// (SHA-256 of the body, coding) → the compressed body.
     stored: quick_cache::sync::Cache<([u8; 32], Encoding), Bytes, VariantWeight>,
+    /// (address and length of the identity buffer, coding) → that buffer
+    /// and its compressed body. Holding the buffer keeps its address from
+    /// being reused for other bytes, so a cache hit that shares the
+    /// entry's buffer finds its variant without hashing the body.
+    by_buffer: quick_cache::sync::Cache<(usize, usize, Encoding), (Bytes, Bytes), BufferWeight>,
+}
+
+#[derive(Clone)]
+struct BufferWeight;
+
+impl quick_cache::Weighter<(usize, usize, Encoding), (Bytes, Bytes)> for BufferWeight {
+    fn weight(&self, _: &(usize, usize, Encoding), (identity, z): &(Bytes, Bytes)) -> u64 {
+        (identity.len() + z.len()) as u64 + 64
+    }
 }
 
 #[derive(Clone)]
@@ -93,6 +107,13 @@ impl BuiltinPlugin for CompressPlugin {
                 Default::default(),
                 Default::default(),
             ),
+            by_buffer: quick_cache::sync::Cache::with(
+                usize::try_from(store / 8192).unwrap_or(1).max(16),
+                store,
+                BufferWeight,
+                Default::default(),
+                Default::default(),
+            ),
         })
     }
 }
@@ -129,15 +150,27 @@ impl CompressPlugin {
             }
     }
 
-    /// `bytes` compressed with `e`, from the store or made now and kept.
-    async fn stored_variant(&self, bytes: &[u8], e: Encoding) -> io::Result<Bytes> {
-        let key = (Sha256::digest(bytes).into(), e);
-        if let Some(v) = self.stored.get(&key) {
-            return Ok(v);
+    /// `identity` compressed with `e`: found by its buffer (a cache hit
+    /// sharing the entry's bytes), else by its content's hash, else made
+    /// now; kept both ways.
+    async fn stored_variant(&self, identity: Bytes, e: Encoding) -> io::Result<Bytes> {
+        let buffer = (identity.as_ptr() as usize, identity.len(), e);
+        if let Some((held, z)) = self.by_buffer.get(&buffer)
+            && held.as_ptr() == identity.as_ptr()
+        {
+            return Ok(z);
         }
-        let out = Bytes::from(compress(e, self.levels, bytes).await?);
-        self.stored.insert(key, out.clone());
-        Ok(out)
+        let key = (Sha256::digest(&identity).into(), e);
+        let z = match self.stored.get(&key) {
+            Some(z) => z,
+            None => {
+                let z = Bytes::from(compress(e, self.levels, &identity).await?);
+                self.stored.insert(key, z.clone());
+                z
+            }
+        };
+        self.by_buffer.insert(buffer, (identity, z.clone()));
+        Ok(z)
     }
 }
 
@@ -238,7 +271,7 @@ impl Plugin for CompressPlugin {
         };
         if res.body().as_bytes().is_some_and(|b| b.len() <= self.max_stored_body) {
             return Hook::later(async move {
-                let identity = res.body().as_bytes().unwrap_or_default();
+                let identity = res.body().full_bytes().unwrap_or_default();
                 match self.stored_variant(identity, e).await {
                     Ok(z) => {
                         mark(res, e);

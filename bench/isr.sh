@@ -11,19 +11,10 @@
 #
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk). Both
 # servers are pinned to CPU 0 with one worker, wrk to CPU 1.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
-CONNECTIONS=${CONNECTIONS:-64}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
+source "$(dirname "$0")/common.sh"
 UPSTREAM_PORT=19300 BEXT_PORT=19301 NGINX_PORT=19302
 OUT=$PWD/bench/out/isr
-for tool in nginx wrk taskset curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk)"; exit 1; }
-done
+need nginx wrk taskset curl python3
 
 if [ -z "${BEXT:-}" ]; then cargo build --release -q -p bext; BEXT=$PWD/target/release/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx/cache" "$OUT/upstream" "$OUT/manifests"

@@ -14,18 +14,9 @@
 #
 # Needs wrk, node and npm (Bun comes from the npm registry into bench/out).
 # Servers are pinned to CPU 0, wrk to CPU 1; every server gets one core.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
-CONNECTIONS=${CONNECTIONS:-64}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
+source "$(dirname "$0")/common.sh"
 OUT=bench/out/js
-for tool in wrk node npm taskset curl; do
-  command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
-done
+need wrk node npm taskset curl
 
 cargo build --release -q -p bext -p bext-plugin-rust-hello
 BEXT=$PWD/target/release/bext

@@ -11,18 +11,9 @@
 #
 # Needs wrk. The server is pinned to CPU 0, wrk to CPU 1; one bext worker.
 # For the inspection itself, per request: cargo bench -p bext-plugin-waf
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
-CONNECTIONS=${CONNECTIONS:-64}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
+source "$(dirname "$0")/common.sh"
 OUT=bench/out/security
-for tool in wrk taskset curl python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
-done
+need wrk taskset curl python3
 
 # BEXT=path/to/bext runs another build (e.g. `cargo build --profile
 # profiling` for perf); KEEP=1 leaves the three servers running afterwards.

@@ -439,3 +439,40 @@ async fn a_rule_may_share_pages_among_signed_in_users() {
     .await;
     assert_eq!(other.header("x-cache"), Some("BYPASS"));
 }
+
+#[tokio::test]
+async fn an_app_cached_through_the_platform_file_can_be_purged() {
+    let up = Counting::start().await;
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.shop]
+runtime = "proxy"
+upstream = "http://{}"
+domains = ["shop.test"]
+cache = {{ max_entries = 100 }}
+"#,
+        up.addr
+    ));
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    let p = "/cc/max-age=60/only-this-app";
+    fetch(b.addr, "shop.test", p, &[]).await;
+    assert_eq!(fetch(b.addr, "shop.test", p, &[]).await.header("x-cache"), Some("HIT"));
+    let purge = send(
+        b.addr,
+        request(
+            "POST",
+            "/__bext/api/invalidate",
+            &[("host", "shop.test"), ("authorization", "Bearer sekret")],
+            r#"{"app":"shop"}"#,
+        ),
+    )
+    .await;
+    assert_eq!((purge.status, purge.json()["removed"].as_u64()), (200, Some(1)));
+    assert_eq!(fetch(b.addr, "shop.test", p, &[]).await.header("x-cache"), Some("MISS"));
+}

@@ -72,7 +72,7 @@ pub fn compile(
 
     let global_uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
     let global = builder.chain(&global_uses, &mut errors);
-    let fetch: Box<[Slot]> = global.iter().filter(|s| s.hooks.has(Hooks::FETCH)).cloned().collect();
+    let mut fetch: Vec<Slot> = global.iter().filter(|s| s.hooks.has(Hooks::FETCH)).cloned().collect();
     let global_chain = Arc::new(Chain::new(global.iter().filter(|s| !only_fetch(s)).cloned().collect()));
 
     let files = previous.map_or_else(Default::default, |p| p.files.clone());
@@ -112,6 +112,14 @@ pub fn compile(
             }
         }
         let slots = builder.chain(&uses, &mut errors);
+        // A plugin on only for some apps still serves its own endpoints
+        // (the fetch stage runs before any app is known): the first such
+        // instance of each plugin joins the fetch stage.
+        for s in slots.iter().filter(|s| s.hooks.has(Hooks::FETCH)) {
+            if !fetch.iter().any(|f| f.name == s.name) {
+                fetch.push(s.clone());
+            }
+        }
         let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
         let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
             Some(r) => r,
@@ -143,7 +151,7 @@ pub fn compile(
         Pipeline {
             generation: previous.map_or(1, |p| p.generation + 1),
             platform,
-            fetch,
+            fetch: fetch.into_boxed_slice(),
             global: global_chain,
             apps,
             instances,

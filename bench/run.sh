@@ -10,23 +10,16 @@
 # Needs nginx, wrk and python3 (Debian: apt-get install nginx-light wrk).
 # The servers are pinned to CPU 0 with one worker each, wrk to CPU 1, so the
 # two do not fight over the same core. Loopback only.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-2}
+source "$(dirname "$0")/common.sh"
 
 HOSTS=${HOSTS:-1000}
-DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-2}
-CONNECTIONS=${CONNECTIONS:-64}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 BEXT_PORT=${BEXT_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
 OUT=bench/out
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 
-for tool in nginx wrk python3 taskset; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx-light wrk)"; exit 1; }
-done
+need nginx wrk python3 taskset
 
 cargo build --release -q -p bext
 BEXT=$PWD/target/release/bext

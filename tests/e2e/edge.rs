@@ -111,25 +111,9 @@ impl Drop for Redis {
 
 /// Two instances of one platform (the shop proxy app, isr on) in edge mode.
 fn fleet(s: &Site, upstream: SocketAddr, redis: &Redis) -> (Bext, Bext) {
-    s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
-    let cfg = s.platform(&format!(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-manifests = "manifests"
-
-[redis]
-url = "{}"
-prefix = "test:"
-
-[apps.shop]
-runtime = "proxy"
-upstream = "http://{upstream}"
-domains = ["shop.test"]
-"#,
-        redis.url()
-    ));
+    let redis_table = format!("[redis]\nurl = \"{}\"\nprefix = \"test:\"\n", redis.url());
+    let cfg = shop_platform_with(s, upstream, "", &redis_table);
     let env = [("BEXT_ADMIN_TOKEN", "sekret")];
     (Bext::serve_env(&cfg, &env), Bext::serve_env(&cfg, &env))
 }

@@ -444,21 +444,7 @@ async fn a_rule_may_share_pages_among_signed_in_users() {
 async fn an_app_cached_through_the_platform_file_can_be_purged() {
     let up = Counting::start().await;
     let s = Site::new();
-    s.write("manifests/vhosts.yaml", "name: vhosts\n");
-    let cfg = s.platform(&format!(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-manifests = "manifests"
-
-[apps.shop]
-runtime = "proxy"
-upstream = "http://{}"
-domains = ["shop.test"]
-cache = {{ max_entries = 100 }}
-"#,
-        up.addr
-    ));
+    let cfg = shop_platform_with(&s, up.addr, "cache = { max_entries = 100 }", "");
     let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
     let p = "/cc/max-age=60/only-this-app";
     fetch(b.addr, "shop.test", p, &[]).await;

@@ -428,6 +428,12 @@ pub fn copy_example(site: &Site, rel: &str, to: &str) -> PathBuf {
 /// A platform with the vhosts plugin, the site's `manifests/` and one
 /// proxy app, `shop`, on `shop.test` and `*.shop.test`.
 pub fn shop_platform(s: &Site, upstream: SocketAddr) -> PathBuf {
+    shop_platform_with(s, upstream, "", "")
+}
+
+/// [`shop_platform`] with `app_lines` added to `[apps.shop]` and `tables`
+/// (more TOML tables, such as `[redis]`) after it.
+pub fn shop_platform_with(s: &Site, upstream: SocketAddr, app_lines: &str, tables: &str) -> PathBuf {
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.platform(&format!(
         r#"
@@ -439,6 +445,7 @@ manifests = "manifests"
 runtime = "proxy"
 upstream = "http://{upstream}"
 domains = ["shop.test", "*.shop.test"]
-"#
+{app_lines}
+{tables}"#
     ))
 }

@@ -3,6 +3,7 @@
 //! and timers) under the call's deadline.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ struct Handles {
 /// context before the runtime.
 pub(crate) struct Isolate {
     handles: Handles,
+    /// Calls started by [`Isolate::begin`] whose promise is still pending.
+    pending: HashMap<u64, (Persistent<Value<'static>>, Shape)>,
     context: Context,
     _runtime: Runtime,
     deadline: Rc<Cell<Option<Instant>>>,
@@ -180,6 +183,7 @@ impl Isolate {
         })?;
         let isolate = Isolate {
             handles,
+            pending: HashMap::new(),
             context,
             _runtime: runtime,
             deadline,
@@ -191,14 +195,17 @@ impl Isolate {
         Ok((isolate, exports))
     }
 
-    /// Runs one call to the end, or to its deadline.
+    /// Runs one call to the end, or to its deadline, on this thread.
     pub(crate) fn call(&mut self, call: Call) -> Result<Answer, JsError> {
         self.interrupted.set(false);
         self.deadline.set(Some(Instant::now() + self.timeout));
         let h = &self.handles;
         let (deadline, interrupted, timeout, clock) = (&self.deadline, &self.interrupted, self.timeout, self.clock);
         let result = self.context.with(|ctx| -> Result<Answer, JsError> {
-            let caught = |e: rquickjs::Error| describe(&ctx, e);
+            let (out, shape) = match invoke(&ctx, h, call)? {
+                Invoked::Answer(answer) => return Ok(answer),
+                Invoked::Value(out, shape) => (out, shape),
+            };
             let restore = |p: &Persistent<Function<'static>>| p.clone().restore(&ctx).map_err(|e| describe(&ctx, e));
             let driver = Driver {
                 ctx: &ctx,
@@ -209,92 +216,79 @@ impl Isolate {
                 clock,
                 timeout,
             };
-            match call {
-                Call::App {
-                    method,
-                    url,
-                    headers,
-                    body,
-                } => {
-                    let entry = h.entry.clone().restore(&ctx).map_err(caught)?;
-                    let env = h.env.clone().restore(&ctx).map_err(caught)?;
-                    let flat = flat_headers(&ctx, &headers).map_err(caught)?;
-                    let body = js_body(&ctx, &body).map_err(caught)?;
-                    let out = restore(&h.app)?
-                        .call((entry, method.as_str(), url, flat, body, env))
-                        .map_err(caught)?;
-                    read_reply(&ctx, &driver.settle(out)?, 0).map(Answer::Respond)
-                }
-                Call::Request {
-                    hook,
-                    method,
-                    url,
-                    headers,
-                    ctx: cx,
-                } => {
-                    let (f, name) = match hook {
-                        RequestHook::Fetch => (&h.fetch, "fetch"),
-                        RequestHook::OnRequest => (&h.on_request, "onRequest"),
-                    };
-                    let Some(f) = f else {
-                        return Ok(Answer::Continue {
-                            edits: Vec::new(),
-                            app: cx.app,
-                            tenant: cx.tenant,
-                            vars: cx.vars,
-                        });
-                    };
-                    let flat = flat_headers(&ctx, &headers).map_err(caught)?;
-                    let cx = js_ctx(&ctx, &cx).map_err(caught)?;
-                    let out = restore(&h.request)?
-                        .call((restore(f)?, name, method.as_str(), url, flat, cx))
-                        .map_err(caught)?;
-                    let out = match driver.hook_answer(out)? {
-                        Ok(out) => out,
-                        Err(reply) => return Ok(Answer::Respond(reply)),
-                    };
-                    let edits = read_edits(&out.get(1).map_err(caught)?)?;
-                    let app: Option<String> = out.get(2).map_err(caught)?;
-                    let tenant: Option<String> = out.get(3).map_err(caught)?;
-                    let vars = read_vars(&out.get(4).map_err(caught)?)?;
-                    Ok(Answer::Continue {
-                        edits,
-                        app,
-                        tenant,
-                        vars,
-                    })
-                }
-                Call::Response {
-                    status,
-                    headers,
-                    ctx: cx,
-                } => {
-                    let Some(f) = &h.on_response else {
-                        return Ok(Answer::KeepResponse { edits: Vec::new() });
-                    };
-                    let flat = flat_headers(&ctx, &headers).map_err(caught)?;
-                    let cx = js_ctx(&ctx, &cx).map_err(caught)?;
-                    let out = restore(&h.response)?
-                        .call((restore(f)?, status, flat, cx))
-                        .map_err(caught)?;
-                    let out = match driver.hook_answer(out)? {
-                        Ok(out) => out,
-                        Err(reply) => return Ok(Answer::Respond(reply)),
-                    };
-                    Ok(Answer::KeepResponse {
-                        edits: read_edits(&out.get(1).map_err(caught)?)?,
-                    })
-                }
-            }
+            decode(&ctx, shape, driver.settle(out)?)
         });
         self.deadline.set(None);
         result.map_err(|e| self.classify(e))
     }
 
-    /// Fires due timers between calls; returns when the next one is due.
-    pub(crate) fn tick(&mut self) -> Option<Instant> {
+    /// Starts a call without waiting: runs it and its microtasks, then
+    /// either has the answer or leaves the promise pending in the isolate
+    /// under `id`, for [`Isolate::poll`] once timers have run. JavaScript
+    /// may run until `deadline` at the latest.
+    pub(crate) fn begin(&mut self, id: u64, call: Call, deadline: Instant) -> Option<Result<Answer, JsError>> {
         self.interrupted.set(false);
-        self.deadline.set(Some(Instant::now() + self.timeout));
+        self.deadline.set(Some(deadline));
+        let h = &self.handles;
+        let pending = &mut self.pending;
+        let result = self.context.with(|ctx| -> Option<Result<Answer, JsError>> {
+            let (out, shape) = match invoke(&ctx, h, call) {
+                Ok(Invoked::Answer(answer)) => return Some(Ok(answer)),
+                Ok(Invoked::Value(out, shape)) => (out, shape),
+                Err(e) => return Some(Err(e)),
+            };
+            while ctx.execute_pending_job() {}
+            match settled(&ctx, &out) {
+                Some(Ok(value)) => Some(decode(&ctx, shape, value)),
+                Some(Err(e)) => Some(Err(e)),
+                None => {
+                    pending.insert(id, (Persistent::save(&ctx, out), shape));
+                    None
+                }
+            }
+        });
+        self.deadline.set(None);
+        self.checked(result)
+    }
+
+    /// The answer of the pending call `id`, once its promise has settled.
+    pub(crate) fn poll(&mut self, id: u64) -> Option<Result<Answer, JsError>> {
+        let pending = &mut self.pending;
+        let result = self.context.with(|ctx| {
+            let (promise, _) = pending.get(&id)?;
+            let out = promise.clone().restore(&ctx).ok()?;
+            let result = settled(&ctx, &out)?;
+            let (_, shape) = pending.remove(&id)?;
+            Some(result.and_then(|value| decode(&ctx, shape, value)))
+        });
+        self.checked(result)
+    }
+
+    /// Gives up on the pending call `id` (it timed out, or its client left).
+    pub(crate) fn forget(&mut self, id: u64) {
+        self.pending.remove(&id);
+    }
+
+    /// Calls started with [`Isolate::begin`] that have not settled yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// An interruption is a timeout, whatever JavaScript made of it.
+    fn checked(&self, result: Option<Result<Answer, JsError>>) -> Option<Result<Answer, JsError>> {
+        match result {
+            Some(Err(e)) => Some(Err(self.classify(e))),
+            None if self.interrupted.get() => Some(Err(JsError::Timeout(self.timeout))),
+            other => other,
+        }
+    }
+
+    /// Fires due timers, JavaScript running for `budget` at most; returns
+    /// when the next one is due. An interruption is an `Err`: the isolate
+    /// must be replaced.
+    pub(crate) fn tick(&mut self, budget: Duration) -> Result<Option<Instant>, JsError> {
+        self.interrupted.set(false);
+        self.deadline.set(Some(Instant::now() + budget));
         self.context.with(|ctx| {
             let Ok(run) = self.handles.run_timers.clone().restore(&ctx) else {
                 return;
@@ -305,7 +299,10 @@ impl Isolate {
             while ctx.execute_pending_job() {}
         });
         self.deadline.set(None);
-        self.next_due()
+        if self.interrupted.get() {
+            return Err(JsError::Timeout(budget));
+        }
+        Ok(self.next_due())
     }
 
     /// When the earliest pending timer is due.
@@ -345,25 +342,15 @@ struct Driver<'a, 'js> {
 impl<'js> Driver<'_, 'js> {
     fn settle(&self, value: Value<'js>) -> Result<Value<'js>, JsError> {
         let ctx = self.ctx;
-        let Some(promise) = value.as_promise().cloned() else {
+        if !value.is_promise() {
             return Ok(value);
-        };
+        }
         loop {
             if self.interrupted.get() {
                 return Err(JsError::Timeout(self.timeout));
             }
-            match promise.state() {
-                PromiseState::Resolved => {
-                    return promise
-                        .result::<Value<'_>>()
-                        .expect("settled")
-                        .map_err(|e| describe(ctx, e));
-                }
-                PromiseState::Rejected => {
-                    let err = promise.result::<Value<'_>>().expect("settled").expect_err("rejected");
-                    return Err(describe(ctx, err));
-                }
-                PromiseState::Pending => {}
+            if let Some(result) = settled(ctx, &value) {
+                return result;
             }
             if ctx.execute_pending_job() {
                 continue;
@@ -385,19 +372,129 @@ impl<'js> Driver<'_, 'js> {
             self.run_timers.call::<_, ()>(()).map_err(|e| describe(ctx, e))?;
         }
     }
+}
 
-    /// Settles a hook's answer: `[1, ...reply]` is a response, anything
-    /// else is handed back as the answer array.
-    fn hook_answer(&self, out: Value<'js>) -> Result<Result<Array<'js>, Reply>, JsError> {
-        let out = self.settle(out)?;
-        let out = out
-            .into_array()
-            .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
-        if out.get::<i32>(0).map_err(|e| describe(self.ctx, e))? == 1 {
-            return read_reply(self.ctx, out.as_value(), 1).map(Err);
+/// What a call into JavaScript returned.
+enum Invoked<'js> {
+    /// Nothing to run (a hook the module does not export).
+    Answer(Answer),
+    /// The dispatcher's result, perhaps a promise, to [`decode`] once settled.
+    Value(Value<'js>, Shape),
+}
+
+/// How to read a settled dispatcher result.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape {
+    /// `[status, flatHeaders, body]`.
+    App,
+    /// `[0, edits, app, tenant, vars]` or `[1, ...response]`.
+    Request,
+    /// `[0, edits]` or `[1, ...response]`.
+    Response,
+}
+
+/// Hands `call` to the prelude's dispatcher.
+fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call) -> Result<Invoked<'js>, JsError> {
+    let caught = |e: rquickjs::Error| describe(ctx, e);
+    let restore = |p: &Persistent<Function<'static>>| p.clone().restore(ctx).map_err(caught);
+    match call {
+        Call::App {
+            method,
+            url,
+            headers,
+            body,
+        } => {
+            let entry = h.entry.clone().restore(ctx).map_err(caught)?;
+            let env = h.env.clone().restore(ctx).map_err(caught)?;
+            let flat = flat_headers(ctx, &headers).map_err(caught)?;
+            let body = js_body(ctx, &body).map_err(caught)?;
+            let out = restore(&h.app)?
+                .call((entry, method.as_str(), url, flat, body, env))
+                .map_err(caught)?;
+            Ok(Invoked::Value(out, Shape::App))
         }
-        Ok(Ok(out))
+        Call::Request {
+            hook,
+            method,
+            url,
+            headers,
+            ctx: cx,
+        } => {
+            let (f, name) = match hook {
+                RequestHook::Fetch => (&h.fetch, "fetch"),
+                RequestHook::OnRequest => (&h.on_request, "onRequest"),
+            };
+            let Some(f) = f else {
+                return Ok(Invoked::Answer(Answer::Continue {
+                    edits: Vec::new(),
+                    app: cx.app,
+                    tenant: cx.tenant,
+                    vars: cx.vars,
+                }));
+            };
+            let flat = flat_headers(ctx, &headers).map_err(caught)?;
+            let cx = js_ctx(ctx, &cx).map_err(caught)?;
+            let out = restore(&h.request)?
+                .call((restore(f)?, name, method.as_str(), url, flat, cx))
+                .map_err(caught)?;
+            Ok(Invoked::Value(out, Shape::Request))
+        }
+        Call::Response {
+            status,
+            headers,
+            ctx: cx,
+        } => {
+            let Some(f) = &h.on_response else {
+                return Ok(Invoked::Answer(Answer::KeepResponse { edits: Vec::new() }));
+            };
+            let flat = flat_headers(ctx, &headers).map_err(caught)?;
+            let cx = js_ctx(ctx, &cx).map_err(caught)?;
+            let out = restore(&h.response)?
+                .call((restore(f)?, status, flat, cx))
+                .map_err(caught)?;
+            Ok(Invoked::Value(out, Shape::Response))
+        }
     }
+}
+
+/// The value of `out` if it is not a promise or has settled; `None` while
+/// it is pending.
+fn settled<'js>(ctx: &Ctx<'js>, out: &Value<'js>) -> Option<Result<Value<'js>, JsError>> {
+    let Some(promise) = out.as_promise() else {
+        return Some(Ok(out.clone()));
+    };
+    match promise.state() {
+        PromiseState::Pending => None,
+        PromiseState::Resolved => Some(promise.result::<Value<'_>>()?.map_err(|e| describe(ctx, e))),
+        PromiseState::Rejected => {
+            let err = promise.result::<Value<'_>>()?.err()?;
+            Some(Err(describe(ctx, err)))
+        }
+    }
+}
+
+/// Reads a settled dispatcher result as the answer of its kind of call.
+fn decode<'js>(ctx: &Ctx<'js>, shape: Shape, out: Value<'js>) -> Result<Answer, JsError> {
+    let caught = |e: rquickjs::Error| describe(ctx, e);
+    if let Shape::App = shape {
+        return read_reply(ctx, &out, 0).map(Answer::Respond);
+    }
+    let out = out
+        .into_array()
+        .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
+    if out.get::<i32>(0).map_err(caught)? == 1 {
+        return read_reply(ctx, out.as_value(), 1).map(Answer::Respond);
+    }
+    let edits = read_edits(&out.get(1).map_err(caught)?)?;
+    if let Shape::Response = shape {
+        return Ok(Answer::KeepResponse { edits });
+    }
+    Ok(Answer::Continue {
+        edits,
+        app: out.get(2).map_err(caught)?,
+        tenant: out.get(3).map_err(caught)?,
+        vars: read_vars(&out.get(4).map_err(caught)?)?,
+    })
 }
 
 /// An engine error as a [`JsError`], with the exception's message and stack.

@@ -15,6 +15,7 @@
 //! is a beta that brings its own HTTP client and crypto stack; the prelude
 //! is ~700 lines we control and test.
 
+mod inline;
 mod isolate;
 mod natives;
 mod pool;
@@ -38,9 +39,24 @@ pub enum Kind {
     Plugin,
 }
 
+/// Where an app's or plugin's isolates run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// On threads of their own (`workers` of them), fed by one queue: a
+    /// handler that loops or blocks holds only its isolate.
+    #[default]
+    Threads,
+    /// On the HTTP worker threads, one isolate per worker, with no hand-off
+    /// between threads: the fastest, but JavaScript that runs without
+    /// yielding holds up its worker's other requests for up to `cpu_limit`.
+    Inline,
+}
+
 /// How much an app or plugin may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// Where the isolates run.
+    pub mode: Mode,
     /// Isolates (threads) in the pool.
     pub workers: usize,
     /// Heap limit of each isolate, in bytes.
@@ -49,18 +65,24 @@ pub struct Limits {
     pub timeout: Duration,
     /// Calls an isolate serves before it is replaced (0: never).
     pub max_requests: u64,
-    /// Calls that may wait for an isolate; more are refused at once.
+    /// Calls that may wait for an isolate; more are refused at once. For
+    /// [`Mode::Inline`]: calls one isolate may have pending at once.
     pub queue: usize,
+    /// [`Mode::Inline`]: how long JavaScript may run before it yields (its
+    /// call returns or awaits); past it the isolate is replaced.
+    pub cpu_limit: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            mode: Mode::Threads,
             workers: 2,
             memory_limit: 64 * 1024 * 1024,
             timeout: Duration::from_secs(30),
             max_requests: 0,
             queue: 256,
+            cpu_limit: Duration::from_millis(100),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! A pool of isolates behind one bounded queue.
+//! The isolate pool callers see, and its default runner: isolates on
+//! threads of their own behind one bounded queue.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -8,8 +9,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use crate::inline::InlinePool;
 use crate::isolate::{Isolate, THREAD_STACK};
-use crate::{Answer, Call, Exports, JsError, Spec};
+use crate::{Answer, Call, Exports, JsError, Mode, Spec};
 
 /// Longest pause between two attempts to rebuild a crashing isolate.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -21,19 +23,56 @@ struct Job {
     queued: Instant,
 }
 
-/// Isolates for one app or plugin. Calls are answered in order of arrival
-/// by whichever isolate is free; dropping the pool stops its threads once
-/// they finish the call in hand.
+/// Isolates for one app or plugin, run as its [`Mode`] says. A module that
+/// does not load is an error at start, never on a request.
 pub struct IsolatePool {
-    tx: Sender<Job>,
-    closed: Arc<AtomicBool>,
+    runner: Runner,
     exports: Exports,
 }
 
+enum Runner {
+    Threads(Threads),
+    Inline(InlinePool),
+}
+
 impl IsolatePool {
-    /// Starts the pool's threads and waits until every isolate has loaded
-    /// the module, so that a broken module is an error here, not later.
+    /// Starts the pool: loads the module, and for [`Mode::Threads`] starts
+    /// the isolate threads.
     pub fn start(spec: Spec) -> Result<IsolatePool, JsError> {
+        let (runner, exports) = match spec.limits.mode {
+            Mode::Threads => Threads::start(spec).map(|(t, e)| (Runner::Threads(t), e))?,
+            Mode::Inline => InlinePool::start(spec).map(|(p, e)| (Runner::Inline(p), e))?,
+        };
+        Ok(IsolatePool { runner, exports })
+    }
+
+    /// The hooks the module exports.
+    pub fn exports(&self) -> Exports {
+        self.exports
+    }
+
+    /// Runs one call. Too many calls waiting is [`JsError::Overloaded`] at
+    /// once.
+    pub async fn call(&self, call: Call) -> Result<Answer, JsError> {
+        match &self.runner {
+            Runner::Threads(t) => t.call(call).await,
+            Runner::Inline(p) => p.call(call).await,
+        }
+    }
+}
+
+/// Isolates on threads of their own. Calls are answered in order of
+/// arrival by whichever isolate is free; dropping the pool stops its
+/// threads once they finish the call in hand.
+struct Threads {
+    tx: Sender<Job>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Threads {
+    /// Starts the threads and waits until every isolate has loaded the
+    /// module, so that a broken module is an error here, not later.
+    fn start(spec: Spec) -> Result<(Threads, Exports), JsError> {
         let workers = spec.limits.workers.max(1);
         let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -60,16 +99,11 @@ impl IsolatePool {
             }
         }
         let exports = exports.ok_or_else(|| JsError::Load("the isolate threads stopped while starting".into()))?;
-        Ok(IsolatePool { tx, closed, exports })
-    }
-
-    /// The hooks the module exports.
-    pub fn exports(&self) -> Exports {
-        self.exports
+        Ok((Threads { tx, closed }, exports))
     }
 
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
-    pub async fn call(&self, call: Call) -> Result<Answer, JsError> {
+    async fn call(&self, call: Call) -> Result<Answer, JsError> {
         let (reply, answer) = oneshot::channel();
         match self.tx.try_send(Job {
             call,
@@ -88,7 +122,7 @@ impl IsolatePool {
     }
 }
 
-impl Drop for IsolatePool {
+impl Drop for Threads {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::Release);
     }
@@ -129,10 +163,17 @@ fn work(
             let job = match next_timer {
                 Some(at) => match rx.recv_deadline(at) {
                     Ok(job) => job,
-                    Err(RecvTimeoutError::Timeout) => {
-                        next_timer = isolate.tick();
-                        continue;
-                    }
+                    Err(RecvTimeoutError::Timeout) => match isolate.tick(spec.limits.timeout) {
+                        Ok(next) => {
+                            next_timer = next;
+                            continue;
+                        }
+                        Err(e) => {
+                            crashes += 1;
+                            tracing::warn!(target: "bext::js", source = %spec.name, "replacing the isolate after a timer: {e}");
+                            break;
+                        }
+                    },
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
                 None => match rx.recv() {
@@ -171,12 +212,17 @@ fn work(
     }
 }
 
-/// Sleeps 10 ms, 20 ms, 40 ms ... up to 5 s, waking early on shutdown.
-fn backoff(attempt: u32, closed: &AtomicBool) {
-    let delay = FIRST_BACKOFF
+/// 10 ms, 20 ms, 40 ms ... up to 5 s: the pause before the `attempt`th
+/// rebuild of a crashing isolate.
+pub(crate) fn backoff_delay(attempt: u32) -> Duration {
+    FIRST_BACKOFF
         .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    let until = Instant::now() + delay;
+        .min(MAX_BACKOFF)
+}
+
+/// Sleeps [`backoff_delay`], waking early on shutdown.
+fn backoff(attempt: u32, closed: &AtomicBool) {
+    let until = Instant::now() + backoff_delay(attempt);
     while Instant::now() < until && !closed.load(Ordering::Acquire) {
         std::thread::sleep(
             until

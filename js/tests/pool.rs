@@ -1,477 +1,94 @@
-//! The isolate pool against real QuickJS: Web APIs, async handlers,
-//! plugin hooks, and hostile code (throw, infinite loop, allocation bomb,
-//! flood) contained.
+//! The isolate pool against real QuickJS, in both modes: every case in
+//! `pool/cases.rs` runs once with isolates on their own threads and once
+//! inline on the calling thread; `inline` has the cases only that mode has.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, Limits, PluginCtx, RequestHook, Spec};
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    pool: IsolatePool,
+mod threads {
+    const MODE: bext_js::Mode = bext_js::Mode::Threads;
+    include!("pool/cases.rs");
 }
 
-fn start(kind: Kind, source: &str, limits: Limits) -> Result<Fixture, JsError> {
-    let dir = tempfile::tempdir().unwrap();
-    let entry = dir.path().join("index.js");
-    std::fs::write(&entry, source).unwrap();
-    let env = BTreeMap::from([("GREETING".to_string(), "hi".to_string())]);
-    let spec = Spec {
-        name: "test".into(),
-        entry,
-        kind,
-        env,
-        config: serde_json::json!({ "label": "from-config" }),
-        limits,
-    };
-    Ok(Fixture {
-        pool: IsolatePool::start(spec)?,
-        _dir: dir,
-    })
-}
+mod inline {
+    const MODE: bext_js::Mode = bext_js::Mode::Inline;
+    include!("pool/cases.rs");
 
-fn app(source: &str) -> Fixture {
-    start(
-        Kind::App,
-        source,
-        Limits {
-            workers: 1,
+    /// One inline isolate serves many requests at once: a call waiting on
+    /// a promise does not hold the isolate, so another request can settle
+    /// it (with one isolate on a thread of its own this would deadlock).
+    #[tokio::test]
+    async fn one_isolate_serves_overlapping_requests() {
+        let f = app(r#"
+            let release;
+            const gate = new Promise((r) => { release = r; });
+            export default { async fetch(req) {
+              if (req.url.endsWith('/wait')) { const v = await gate; return new Response('released by ' + v); }
+              release('the second request');
+              return new Response('released');
+            } }"#);
+        let (waiting, releasing) = tokio::join!(
+            f.pool.call(get("http://a.test/wait")),
+            f.pool.call(get("http://a.test/release"))
+        );
+        assert_eq!(text_of(releasing), "released");
+        assert_eq!(text_of(waiting), "released by the second request");
+    }
+
+    /// A loop is cut off at `cpu_limit`, well before the call's timeout,
+    /// and the next request gets a fresh isolate.
+    #[tokio::test]
+    async fn loops_are_cut_off_at_the_cpu_limit() {
+        let limits = Limits {
+            timeout: Duration::from_secs(30),
+            cpu_limit: Duration::from_millis(50),
             ..Limits::default()
-        },
-    )
-    .unwrap()
-}
-
-fn get(url: &str) -> Call {
-    Call::App {
-        method: Method::GET,
-        url: url.into(),
-        headers: HeaderMap::new(),
-        body: Bytes::new(),
-    }
-}
-
-async fn text(pool: &IsolatePool, call: Call) -> (u16, HeaderMap, String) {
-    match pool.call(call).await.unwrap() {
-        Answer::Respond(r) => (
-            r.status.as_u16(),
-            r.headers,
-            String::from_utf8(r.body.to_vec()).unwrap(),
-        ),
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn hello_world_and_env() {
-    let f = app(
-        "export default { fetch(req, env) { return new Response(`hello ${env.GREETING} ${req.method} ${new URL(req.url).pathname}`) } }",
-    );
-    let (status, headers, body) = text(&f.pool, get("http://a.test/x/y?z=1")).await;
-    assert_eq!(status, 200);
-    assert_eq!(body, "hello hi GET /x/y");
-    assert_eq!(headers["content-type"], "text/plain;charset=UTF-8");
-}
-
-#[tokio::test]
-async fn async_handler_with_timers_and_json_body() {
-    let f = app(r#"
-        export default {
-          async fetch(req) {
-            await new Promise((r) => setTimeout(r, 20));
-            const body = await req.json();
-            return Response.json({ got: body, n: body.n + 1 }, { status: 201, headers: { 'x-a': '1' } });
-          }
-        }"#);
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let call = Call::App {
-        method: Method::POST,
-        url: "http://a.test/".into(),
-        headers,
-        body: Bytes::from_static(br#"{"n":41}"#),
-    };
-    let (status, headers, body) = text(&f.pool, call).await;
-    assert_eq!(status, 201);
-    assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["x-a"], "1");
-    assert_eq!(body, r#"{"got":{"n":41},"n":42}"#);
-}
-
-#[tokio::test]
-async fn web_apis() {
-    let f = app(r#"
-        export default {
-          async fetch(req) {
-            const out = [];
-            const u = new URL('/a/../b?x=1&y=two+words#h', 'https://user:pw@Example.COM:8443/base/');
-            out.push(u.href, u.host, u.pathname, u.searchParams.get('y'), u.origin);
-            u.searchParams.append('z', 'a&b');
-            out.push(u.search);
-            u.pathname = '/c d';
-            out.push(u.pathname);
-            const sp = new URLSearchParams({ b: '2', a: '1' }); sp.sort();
-            out.push(sp.toString(), [...new URLSearchParams('q=%F0%9F%98%80&q=2').getAll('q')].join('|'));
-            const bytes = new TextEncoder().encode('héllo €');
-            out.push(bytes.length, new TextDecoder().decode(bytes), new TextDecoder().decode(new Uint8Array([0xff])));
-            out.push(btoa('hello'), atob('aGVsbG8='));
-            try { atob('!!'); } catch (e) { out.push(e.name); }
-            const id = crypto.randomUUID();
-            out.push(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id));
-            const r = crypto.getRandomValues(new Uint32Array(4)); out.push(r.length);
-            const h = new Headers([['Set-Cookie', 'a=1'], ['set-cookie', 'b=2'], ['X-B', '1']]);
-            h.append('x-b', '2');
-            out.push(h.get('x-b'), h.getSetCookie().join(';'), [...h.keys()].join(','));
-            const res = new Response(new Uint8Array([104, 105]));
-            out.push(await res.clone().text(), (await res.arrayBuffer()).byteLength, res.bodyUsed);
-            const stream = new ReadableStream({ start(c) { c.enqueue('a'); c.enqueue(new TextEncoder().encode('b')); c.close(); } });
-            out.push(await new Response(stream).text());
-            const orig = { m: new Map([[1, { d: new Date(5) }]]), list: [1, 2] }; orig.self = orig;
-            const copy = structuredClone(orig);
-            out.push(copy !== orig && copy.self === copy && copy.m.get(1).d.getTime() === 5 && copy.list[1] === 2);
-            out.push(typeof queueMicrotask, typeof performance.now());
-            let waited = await new Promise((r) => { const t = setInterval(() => { clearInterval(t); r('interval'); }, 1); });
-            out.push(waited);
-            console.log('logged', { a: 1 });
-            return new Response(out.join('\n'));
-          }
-        }"#);
-    let (status, _, body) = text(&f.pool, get("http://a.test/")).await;
-    assert_eq!(status, 200, "{body}");
-    let expected = [
-        "https://user:pw@example.com:8443/b?x=1&y=two+words#h",
-        "example.com:8443",
-        "/b",
-        "two words",
-        "https://example.com:8443",
-        "?x=1&y=two+words&z=a%26b",
-        "/c%20d",
-        "a=1&b=2",
-        "😀|2",
-        "10",
-        "héllo €",
-        "\u{fffd}",
-        "aGVsbG8=",
-        "hello",
-        "InvalidCharacterError",
-        "true",
-        "4",
-        "1, 2",
-        "a=1;b=2",
-        "set-cookie,set-cookie,x-b",
-        "hi",
-        "2",
-        "true",
-        "ab",
-        "true",
-        "function",
-        "number",
-        "interval",
-    ];
-    assert_eq!(body.lines().collect::<Vec<_>>(), expected);
-}
-
-#[tokio::test]
-async fn exceptions_fail_the_call_only() {
-    let f = app(r#"
-        export default { fetch(req) {
-          if (req.url.endsWith('/throw')) throw new TypeError('boom');
-          if (req.url.endsWith('/reject')) return Promise.reject(new Error('nope'));
-          if (req.url.endsWith('/string')) return 'not a response';
-          return new Response('fine');
-        } }"#);
-    let err = f.pool.call(get("http://a.test/throw")).await.unwrap_err();
-    assert!(
-        matches!(&err, JsError::Exception(m) if m.contains("TypeError: boom")),
-        "{err:?}"
-    );
-    let err = f.pool.call(get("http://a.test/reject")).await.unwrap_err();
-    assert!(matches!(&err, JsError::Exception(m) if m.contains("nope")), "{err:?}");
-    let err = f.pool.call(get("http://a.test/string")).await.unwrap_err();
-    assert!(
-        matches!(&err, JsError::Exception(m) if m.contains("must return a Response")),
-        "{err:?}"
-    );
-    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "fine");
-}
-
-#[tokio::test]
-async fn infinite_loops_time_out_and_the_isolate_recovers() {
-    let limits = Limits {
-        workers: 1,
-        timeout: Duration::from_millis(200),
-        ..Limits::default()
-    };
-    let f = start(
-        Kind::App,
-        r#"let calls = 0;
-        export default { async fetch(req) {
-          calls++;
-          if (req.url.endsWith('/spin')) { for (;;) { try { while (true) {} } catch (e) {} } }
-          if (req.url.endsWith('/hang')) await new Promise(() => setTimeout(() => {}, 60000));
-          return new Response(String(calls));
-        } }"#,
-        limits,
-    )
-    .unwrap();
-    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
-    let err = f.pool.call(get("http://a.test/spin")).await.unwrap_err();
-    assert_eq!(err, JsError::Timeout(Duration::from_millis(200)));
-    // A fresh isolate: module state starts over.
-    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
-    let err = f.pool.call(get("http://a.test/hang")).await.unwrap_err();
-    assert_eq!(err, JsError::Timeout(Duration::from_millis(200)));
-    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
-}
-
-#[tokio::test]
-async fn allocation_bombs_hit_the_memory_limit() {
-    let limits = Limits {
-        workers: 1,
-        memory_limit: 16 * 1024 * 1024,
-        ..Limits::default()
-    };
-    let f = start(
-        Kind::App,
-        r#"export default { fetch(req) {
-          if (req.url.endsWith('/bomb')) { const a = []; for (;;) a.push('x'.repeat(1 << 16) + a.length); }
-          return new Response('ok');
-        } }"#,
-        limits,
-    )
-    .unwrap();
-    let err = f.pool.call(get("http://a.test/bomb")).await.unwrap_err();
-    assert_eq!(err, JsError::OutOfMemory);
-    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "ok");
-}
-
-#[tokio::test]
-async fn a_full_queue_is_refused() {
-    let limits = Limits {
-        workers: 1,
-        queue: 1,
-        timeout: Duration::from_secs(2),
-        ..Limits::default()
-    };
-    let f = start(
-        Kind::App,
-        "export default { async fetch() { await new Promise((r) => setTimeout(r, 300)); return new Response('slow'); } }",
-        limits,
-    )
-    .unwrap();
-    let calls = (0..6).map(|_| f.pool.call(get("http://a.test/")));
-    let results = futures_util::future::join_all(calls).await;
-    let refused = results.iter().filter(|r| matches!(r, Err(JsError::Overloaded))).count();
-    let served = results.iter().filter(|r| r.is_ok()).count();
-    assert!(refused >= 4, "{results:?}");
-    assert!(served >= 1, "{results:?}");
-}
-
-#[tokio::test]
-async fn max_requests_rotates_isolates() {
-    let limits = Limits {
-        workers: 1,
-        max_requests: 2,
-        ..Limits::default()
-    };
-    let f = start(
-        Kind::App,
-        "let n = 0; export default { fetch() { return new Response(String(++n)); } }",
-        limits,
-    )
-    .unwrap();
-    let mut seen = Vec::new();
-    for _ in 0..5 {
-        seen.push(text(&f.pool, get("http://a.test/")).await.2);
-    }
-    assert_eq!(seen, ["1", "2", "1", "2", "1"]);
-}
-
-#[tokio::test]
-async fn broken_modules_are_load_errors() {
-    let syntax = start(Kind::App, "export default { fetch( { }", Limits::default())
-        .err()
+        };
+        let f = start(
+            Kind::App,
+            "let n = 0; export default { fetch(req) { n++; if (req.url.endsWith('/spin')) for (;;) {} return new Response(String(n)); } }",
+            limits,
+        )
         .unwrap();
-    assert!(
-        matches!(&syntax, JsError::Load(m) if m.contains("SyntaxError") && m.contains("index.js")),
-        "{syntax:?}"
-    );
-    let no_fetch = start(Kind::App, "export default {}", Limits::default()).err().unwrap();
-    assert!(
-        matches!(&no_fetch, JsError::Load(m) if m.contains("no fetch")),
-        "{no_fetch:?}"
-    );
-    let throws = start(Kind::App, "throw new Error('at load')", Limits::default())
-        .err()
+        assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
+        let err = f.pool.call(get("http://a.test/spin")).await.unwrap_err();
+        assert_eq!(err, JsError::Timeout(Duration::from_millis(50)));
+        assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
+    }
+
+    /// A call whose caller gave up leaves the isolate at once.
+    #[tokio::test]
+    async fn a_call_given_up_on_frees_its_place() {
+        let limits = Limits {
+            workers: 1,
+            queue: 1,
+            ..Limits::default()
+        };
+        let f = start(
+            Kind::App,
+            r#"export default { async fetch(req) {
+              if (req.url.endsWith('/hang')) await new Promise(() => setTimeout(() => {}, 60000));
+              return new Response('ok');
+            } }"#,
+            limits,
+        )
         .unwrap();
-    assert!(
-        matches!(&throws, JsError::Load(m) if m.contains("at load")),
-        "{throws:?}"
-    );
-    let escape = start(
-        Kind::App,
-        "import x from '../../etc/passwd'; export default { fetch() {} }",
-        Limits::default(),
-    )
-    .err()
-    .unwrap();
-    assert!(matches!(&escape, JsError::Load(_)), "{escape:?}");
-    let bare = start(
-        Kind::App,
-        "import { Hono } from 'hono'; export default { fetch() {} }",
-        Limits::default(),
-    )
-    .err()
-    .unwrap();
-    assert!(matches!(&bare, JsError::Load(m) if m.contains("esbuild")), "{bare:?}");
-}
-
-fn plugin_ctx() -> PluginCtx {
-    PluginCtx {
-        app: Some("shop".into()),
-        tenant: None,
-        base: String::new(),
-        request_id: "42".into(),
-        vars: [("seen".to_string(), "rust".to_string())].into(),
+        // The client goes away while the call waits on its timer.
+        let gone = tokio::time::timeout(Duration::from_millis(50), f.pool.call(get("http://a.test/hang"))).await;
+        assert!(gone.is_err());
+        // It was forgotten when its future was dropped: the one place is free.
+        assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "ok");
     }
-}
 
-#[tokio::test]
-async fn plugin_hooks_see_and_change_requests() {
-    let f = start(
-        Kind::Plugin,
-        r#"let label = '';
-        export function onInit(config) { label = config.label; }
-        export async function onRequest(req, ctx) {
-          if (new URL(req.url).pathname === '/deny') return new Response('denied', { status: 403 });
-          req.headers.set('x-label', label);
-          req.headers.delete('x-secret');
-          ctx.tenant = req.headers.get('x-want-tenant');
-          ctx.vars.seen += ',js';
-          ctx.vars.count = 2;
-        }
-        export function onResponse(res, ctx) {
-          if (res.status === 404) return new Response('custom 404', { status: 404 });
-          res.headers.set('x-app', ctx.app);
-        }"#,
-        Limits {
-            workers: 1,
-            ..Limits::default()
-        },
-    )
-    .unwrap();
-    let exports = f.pool.exports();
-    assert!(exports.on_init && exports.on_request && exports.on_response && !exports.fetch);
-
-    let mut headers = HeaderMap::new();
-    headers.insert("x-secret", HeaderValue::from_static("s"));
-    headers.insert("x-want-tenant", HeaderValue::from_static("acme"));
-    let call = Call::Request {
-        hook: RequestHook::OnRequest,
-        method: Method::GET,
-        url: "http://a.test/x".into(),
-        headers,
-        ctx: plugin_ctx(),
-    };
-    match f.pool.call(call).await.unwrap() {
-        Answer::Continue {
-            edits,
-            app,
-            tenant,
-            vars,
-        } => {
-            assert_eq!(vars["seen"], "rust,js");
-            assert_eq!(vars["count"], "2");
-            let mut headers = HeaderMap::new();
-            headers.insert("x-secret", HeaderValue::from_static("s"));
-            HeaderEdit::apply(edits, &mut headers);
-            assert_eq!(headers["x-label"], "from-config");
-            assert!(!headers.contains_key("x-secret"));
-            assert_eq!(app.as_deref(), Some("shop"));
-            assert_eq!(tenant.as_deref(), Some("acme"));
-        }
-        other => panic!("{other:?}"),
+    /// Inline isolates need a runtime whose tasks stay on one thread.
+    #[test]
+    fn a_multi_thread_runtime_is_refused() {
+        let f = app("export default { fetch() { return new Response('x'); } }");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let err = rt.block_on(f.pool.call(get("http://a.test/"))).unwrap_err();
+        assert!(
+            matches!(&err, JsError::Exception(m) if m.contains("current-thread")),
+            "{err:?}"
+        );
     }
-    let deny = Call::Request {
-        hook: RequestHook::OnRequest,
-        method: Method::GET,
-        url: "http://a.test/deny".into(),
-        headers: HeaderMap::new(),
-        ctx: plugin_ctx(),
-    };
-    match f.pool.call(deny).await.unwrap() {
-        Answer::Respond(r) => assert_eq!((r.status.as_u16(), &r.body[..]), (403, &b"denied"[..])),
-        other => panic!("{other:?}"),
-    }
-    let ok = Call::Response {
-        status: 200,
-        headers: HeaderMap::new(),
-        ctx: plugin_ctx(),
-    };
-    match f.pool.call(ok).await.unwrap() {
-        Answer::KeepResponse { edits } => {
-            assert_eq!(
-                edits,
-                [HeaderEdit::Set(
-                    "x-app".parse().unwrap(),
-                    HeaderValue::from_static("shop")
-                )]
-            );
-        }
-        other => panic!("{other:?}"),
-    }
-    let missing = Call::Response {
-        status: 404,
-        headers: HeaderMap::new(),
-        ctx: plugin_ctx(),
-    };
-    match f.pool.call(missing).await.unwrap() {
-        Answer::Respond(r) => assert_eq!(&r.body[..], b"custom 404"),
-        other => panic!("{other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn plugins_that_set_bad_headers_fail_cleanly() {
-    let f = start(
-        Kind::Plugin,
-        "export function onResponse(res) { res.headers._ops.push(0, 'bad name', 'x'); }",
-        Limits {
-            workers: 1,
-            ..Limits::default()
-        },
-    )
-    .unwrap();
-    let call = Call::Response {
-        status: 200,
-        headers: HeaderMap::new(),
-        ctx: plugin_ctx(),
-    };
-    assert!(matches!(f.pool.call(call).await, Err(JsError::BadAnswer(_))));
-}
-
-#[tokio::test]
-async fn calls_that_waited_past_the_timeout_are_not_run() {
-    let limits = Limits {
-        workers: 1,
-        timeout: Duration::from_millis(200),
-        ..Limits::default()
-    };
-    let f = start(
-        Kind::App,
-        "let ran = 0; export default { fetch(req) { ran++; if (req.url.endsWith('/spin')) for (;;) {} return new Response(String(ran)); } }",
-        limits,
-    )
-    .unwrap();
-    let (spin, waited) = tokio::join!(
-        f.pool.call(get("http://a.test/spin")),
-        f.pool.call(get("http://a.test/"))
-    );
-    assert_eq!(spin.unwrap_err(), JsError::Timeout(Duration::from_millis(200)));
-    assert_eq!(waited.unwrap_err(), JsError::Timeout(Duration::from_millis(200)));
-    // The fresh isolate has run nothing yet.
-    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
 }

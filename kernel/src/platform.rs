@@ -253,7 +253,11 @@ pub enum RateLimitBy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IsolateConfig {
-    /// Isolates (each on its own thread).
+    /// Where the isolates run: `threads` (default), isolates on threads of
+    /// their own, or `inline`, one isolate on each HTTP worker thread.
+    #[serde(default)]
+    pub mode: Option<IsolateMode>,
+    /// Isolates, in `threads` mode (each on its own thread).
     #[serde(default)]
     pub workers: Option<usize>,
     /// Heap limit of each isolate (`64MiB`).
@@ -265,32 +269,56 @@ pub struct IsolateConfig {
     /// Calls an isolate serves before a fresh one replaces it (0: never).
     #[serde(default)]
     pub max_requests: Option<u64>,
-    /// Calls that may wait for a free isolate; beyond it bext answers 503.
+    /// Calls that may wait for a free isolate (`inline`: calls one isolate
+    /// may have pending); beyond it bext answers 503.
     #[serde(default)]
     pub queue: Option<usize>,
+    /// `inline`: how long JavaScript may run before it yields (`100ms`);
+    /// past it the request fails and the isolate is replaced.
+    #[serde(default)]
+    pub cpu_limit: Option<Span>,
+}
+
+/// `[apps.<id>.isolate] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolateMode {
+    /// Isolates on threads of their own: a slow handler holds only its isolate.
+    Threads,
+    /// One isolate on each HTTP worker thread: no hand-off between threads.
+    Inline,
 }
 
 impl IsolateConfig {
     /// Defaults of a JS app: 2 isolates of 64 MiB, 30 s per request.
     pub const APP: bext_js::Limits = bext_js::Limits {
+        mode: bext_js::Mode::Threads,
         workers: 2,
         memory_limit: 64 << 20,
         timeout: Duration::from_secs(30),
         max_requests: 0,
         queue: 256,
+        cpu_limit: Duration::from_millis(100),
     };
     /// Defaults of a JS plugin: 2 isolates of 32 MiB, 1 s per hook call.
     pub const PLUGIN: bext_js::Limits = bext_js::Limits {
+        mode: bext_js::Mode::Threads,
         workers: 2,
         memory_limit: 32 << 20,
         timeout: Duration::from_secs(1),
         max_requests: 0,
         queue: 1024,
+        cpu_limit: Duration::from_millis(100),
     };
 
     /// These settings over `defaults`.
     pub fn limits(&self, defaults: bext_js::Limits) -> bext_js::Limits {
         bext_js::Limits {
+            mode: match self.mode {
+                None => defaults.mode,
+                Some(IsolateMode::Threads) => bext_js::Mode::Threads,
+                Some(IsolateMode::Inline) => bext_js::Mode::Inline,
+            },
             workers: self.workers.unwrap_or(defaults.workers).max(1),
             memory_limit: self
                 .memory_limit
@@ -298,6 +326,7 @@ impl IsolateConfig {
             timeout: self.timeout.map_or(defaults.timeout, |t| t.0),
             max_requests: self.max_requests.unwrap_or(defaults.max_requests),
             queue: self.queue.unwrap_or(defaults.queue).max(1),
+            cpu_limit: self.cpu_limit.map_or(defaults.cpu_limit, |t| t.0),
         }
     }
 }

@@ -283,3 +283,80 @@ async fn bext_run_serves_a_js_folder() {
     let r = get(b.addr, "localhost", "/json").await;
     assert_eq!(r.json(), serde_json::json!({ "hello": "world", "tenant": null }));
 }
+
+/// `mode = "inline"`: isolates on the HTTP worker itself. One isolate
+/// serves overlapping requests (a request waiting on a promise does not
+/// hold it), and a loop is cut off at `cpu_limit` without taking the
+/// server or the other apps down.
+#[tokio::test]
+async fn inline_isolates_serve_overlapping_requests_and_contain_loops() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write(
+        "app/index.js",
+        APP.replace(
+            "    switch (url.pathname) {",
+            "    if (url.pathname === '/wait') return new Response('released by ' + (await gate));\n    \
+             if (url.pathname === '/release') { release(url.search); return new Response('ok'); }\n    \
+             switch (url.pathname) {",
+        )
+        .replace(
+            "let served = 0;",
+            "let served = 0;\nlet release;\nconst gate = new Promise((r) => { release = r; });",
+        ),
+    );
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let platform = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+workers = 1
+
+[apps.hello]
+runtime = "js"
+source = "hello"
+domains = ["hello.test", "*.hello.test"]
+env = { NAME = "tester" }
+isolate = { mode = "inline" }
+
+[apps.app]
+runtime = "js"
+source = "app"
+domains = ["app.test"]
+isolate = { mode = "inline", cpu_limit = "100ms", memory_limit = "16MiB" }
+"#,
+    );
+    let b = Bext::serve(&platform);
+
+    let r = get(b.addr, "acme.hello.test", "/json").await;
+    assert_eq!(r.json(), serde_json::json!({ "hello": "tester", "tenant": "acme" }));
+    let r = send(b.addr, request("POST", "/echo", &[("host", "app.test")], "héllo body")).await;
+    assert_eq!((r.status, r.text()), (201, "héllo body".to_owned()));
+
+    // One worker, one isolate: the first request waits on a promise the
+    // second one resolves.
+    let (waiting, releasing) = tokio::join!(get(b.addr, "app.test", "/wait"), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        get(b.addr, "app.test", "/release?by-the-second").await
+    });
+    assert_eq!(releasing.text(), "ok");
+    assert_eq!(
+        (waiting.status, waiting.text()),
+        (200, "released by ?by-the-second".to_owned())
+    );
+
+    // A loop is cut off at cpu_limit (the request timeout is 30 s), an
+    // allocation bomb at memory_limit; the worker goes on serving.
+    let r = get(b.addr, "app.test", "/spin").await;
+    assert_eq!(r.status, 504);
+    let r = get(b.addr, "app.test", "/bomb").await;
+    assert_eq!(r.status, 500);
+    eventually(Duration::from_secs(5), || async {
+        b.log().contains("out of memory").then_some(())
+    })
+    .await;
+    let r = get(b.addr, "app.test", "/served").await;
+    assert_eq!((r.status, r.text()), (200, "1".to_owned()), "a fresh isolate");
+    assert_eq!(get(b.addr, "hello.test", "/").await.status, 200);
+}

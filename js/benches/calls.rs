@@ -1,13 +1,14 @@
-//! Cost of one call through an isolate pool (queue, thread hop, Request
-//! and Response objects, the handler): `cargo bench -p bext-js`.
+//! Cost of one call through an isolate pool (threads: queue, thread hop,
+//! Request and Response objects, the handler; inline: the same without
+//! queue and hop): `cargo bench -p bext-js`.
 
 use std::collections::BTreeMap;
 
-use bext_js::{Call, IsolatePool, Kind, Limits, Spec};
+use bext_js::{Call, IsolatePool, Kind, Limits, Mode, Spec};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 
-fn pool(dir: &std::path::Path, source: &str) -> IsolatePool {
+fn pool(dir: &std::path::Path, source: &str, mode: Mode) -> IsolatePool {
     let entry = dir.join("index.js");
     std::fs::write(&entry, source).unwrap();
     let spec = Spec {
@@ -17,6 +18,7 @@ fn pool(dir: &std::path::Path, source: &str) -> IsolatePool {
         env: BTreeMap::new(),
         config: serde_json::Value::Null,
         limits: Limits {
+            mode,
             workers: 1,
             ..Limits::default()
         },
@@ -34,10 +36,20 @@ fn headers() -> HeaderMap {
 
 #[divan::bench(args = [1, 64])]
 fn hello_world(bencher: divan::Bencher<'_, '_>, in_flight: usize) {
+    hello_world_in(bencher, in_flight, Mode::Threads);
+}
+
+#[divan::bench(args = [1, 64])]
+fn hello_world_inline(bencher: divan::Bencher<'_, '_>, in_flight: usize) {
+    hello_world_in(bencher, in_flight, Mode::Inline);
+}
+
+fn hello_world_in(bencher: divan::Bencher<'_, '_>, in_flight: usize, mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
     let pool = pool(
         dir.path(),
         "export default { fetch() { return new Response('Hello, World!'); } }",
+        mode,
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

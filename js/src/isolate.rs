@@ -18,6 +18,14 @@ use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persi
 use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
 
 const PRELUDE: &str = include_str!("prelude.js");
+
+/// The headers of a plain text Response, the prelude's `textHeaders`.
+static TEXT_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(|| {
+    HeaderMap::from_iter([(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain;charset=UTF-8"),
+    )])
+});
 /// QuickJS's own stack limit; the isolate's thread has more than this.
 const MAX_STACK: usize = 1024 * 1024;
 /// The stack of an isolate thread.
@@ -30,6 +38,8 @@ struct Handles {
     response: Persistent<Function<'static>>,
     next_timer: Persistent<Function<'static>>,
     run_timers: Persistent<Function<'static>>,
+    /// The prelude's shared header list of plain text responses.
+    text_headers: Persistent<Value<'static>>,
     /// App: the default export; plugins: unused.
     entry: Persistent<Value<'static>>,
     /// App: `env`.
@@ -95,6 +105,7 @@ impl Isolate {
                 |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
             let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);
             let (next_timer, run_timers) = (get("nextTimer")?, get("runTimers")?);
+            let text_headers: Value<'_> = dispatch.get("textHeaders").map_err(caught)?;
 
             let source = std::fs::read(&spec.entry)
                 .map_err(|e| JsError::Load(format!("{}: cannot read: {e}", spec.entry.display())))?;
@@ -123,6 +134,7 @@ impl Isolate {
                 response: Persistent::save(&ctx, response),
                 next_timer: Persistent::save(&ctx, next_timer.clone()),
                 run_timers: Persistent::save(&ctx, run_timers.clone()),
+                text_headers: Persistent::save(&ctx, text_headers),
                 entry: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
                 env: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
                 fetch: None,
@@ -216,7 +228,7 @@ impl Isolate {
                 clock,
                 timeout,
             };
-            decode(&ctx, shape, driver.settle(out)?)
+            decode(&ctx, h, shape, driver.settle(out)?)
         });
         self.deadline.set(None);
         result.map_err(|e| self.classify(e))
@@ -239,7 +251,7 @@ impl Isolate {
             };
             while ctx.execute_pending_job() {}
             match settled(&ctx, &out) {
-                Some(Ok(value)) => Some(decode(&ctx, shape, value)),
+                Some(Ok(value)) => Some(decode(&ctx, h, shape, value)),
                 Some(Err(e)) => Some(Err(e)),
                 None => {
                     pending.insert(id, (Persistent::save(&ctx, out), shape));
@@ -253,13 +265,13 @@ impl Isolate {
 
     /// The answer of the pending call `id`, once its promise has settled.
     pub(crate) fn poll(&mut self, id: u64) -> Option<Result<Answer, JsError>> {
-        let pending = &mut self.pending;
+        let (h, pending) = (&self.handles, &mut self.pending);
         let result = self.context.with(|ctx| {
             let (promise, _) = pending.get(&id)?;
             let out = promise.clone().restore(&ctx).ok()?;
             let result = settled(&ctx, &out)?;
             let (_, shape) = pending.remove(&id)?;
-            Some(result.and_then(|value| decode(&ctx, shape, value)))
+            Some(result.and_then(|value| decode(&ctx, h, shape, value)))
         });
         self.checked(result)
     }
@@ -474,16 +486,16 @@ fn settled<'js>(ctx: &Ctx<'js>, out: &Value<'js>) -> Option<Result<Value<'js>, J
 }
 
 /// Reads a settled dispatcher result as the answer of its kind of call.
-fn decode<'js>(ctx: &Ctx<'js>, shape: Shape, out: Value<'js>) -> Result<Answer, JsError> {
+fn decode<'js>(ctx: &Ctx<'js>, h: &Handles, shape: Shape, out: Value<'js>) -> Result<Answer, JsError> {
     let caught = |e: rquickjs::Error| describe(ctx, e);
     if let Shape::App = shape {
-        return read_reply(ctx, &out, 0).map(Answer::Respond);
+        return read_reply(ctx, h, &out, 0).map(Answer::Respond);
     }
     let out = out
         .into_array()
         .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
     if out.get::<i32>(0).map_err(caught)? == 1 {
-        return read_reply(ctx, out.as_value(), 1).map(Answer::Respond);
+        return read_reply(ctx, h, out.as_value(), 1).map(Answer::Respond);
     }
     let edits = read_edits(&out.get(1).map_err(caught)?)?;
     if let Shape::Response = shape {
@@ -612,14 +624,23 @@ fn read_edits(flat: &Array<'_>) -> Result<Vec<HeaderEdit>, JsError> {
 }
 
 /// `[status, flatHeaders, body]` from `at` on.
-fn read_reply<'js>(ctx: &Ctx<'js>, out: &Value<'js>, at: usize) -> Result<Reply, JsError> {
+fn read_reply<'js>(ctx: &Ctx<'js>, h: &Handles, out: &Value<'js>, at: usize) -> Result<Reply, JsError> {
     let caught = |e: rquickjs::Error| describe(ctx, e);
     let out = out
         .as_array()
         .ok_or_else(|| JsError::BadAnswer("not an array".into()))?;
     let status: u16 = out.get::<i32>(at).map_err(caught)?.try_into().unwrap_or(500);
     let status = StatusCode::from_u16(status).map_err(|_| JsError::BadAnswer(format!("invalid status {status}")))?;
-    let headers = read_headers(&out.get(at + 1).map_err(caught)?)?;
+    let flat: Value<'_> = out.get(at + 1).map_err(caught)?;
+    let headers = if h.text_headers.clone().restore(ctx).is_ok_and(|t| t == flat) {
+        TEXT_HEADERS.clone()
+    } else {
+        read_headers(
+            &flat
+                .into_array()
+                .ok_or_else(|| JsError::BadAnswer("headers: not an array".into()))?,
+        )?
+    };
     let body: Value<'_> = out.get(at + 2).map_err(caught)?;
     let body = if let Some(s) = body.as_string() {
         Bytes::from(s.to_string().map_err(caught)?)

@@ -765,6 +765,9 @@
   return {
     nextTimer,
     runTimers,
+    // The headers of every plain text Response: the host knows them by
+    // identity and does not read them.
+    textHeaders: TEXT_HEADERS,
     // `entry.fetch(request, env, ctx)`: a JS app.
     app(entry, method, url, flat, body, env) {
       const res = entry.fetch(Request._from(method, url, flat, body), env, APP_CTX);

@@ -222,6 +222,17 @@ fn check_reports_broken_js_apps() {
 /// the committed bundle from the lockfile and checks it is unchanged).
 #[tokio::test]
 async fn a_hono_app_runs_unmodified_with_its_tenant() {
+    hono_with("", "workers = 1").await;
+}
+
+/// The same app inline, on one HTTP worker (its notes are module state,
+/// which exists once per worker in inline mode).
+#[tokio::test]
+async fn a_hono_app_runs_inline() {
+    hono_with("workers = 1\n", "mode = \"inline\"").await;
+}
+
+async fn hono_with(platform: &str, isolate: &str) {
     let dist = repo().join("examples/apps/hono-tenant/dist");
     assert!(
         dist.join("index.js").is_file(),
@@ -231,7 +242,7 @@ async fn a_hono_app_runs_unmodified_with_its_tenant() {
     let s = Site::new();
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     let cfg = s.platform(&format!(
-        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.saas]\nruntime = \"js\"\nsource = \"{}\"\ndomains = [\"saas.test\", \"*.saas.test\"]\nisolate = {{ workers = 1 }}\n",
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n{platform}\n[apps.saas]\nruntime = \"js\"\nsource = \"{}\"\ndomains = [\"saas.test\", \"*.saas.test\"]\nisolate = {{ {isolate} }}\n",
         dist.display()
     ));
     let b = Bext::serve(&cfg);

@@ -7,12 +7,21 @@ use crate::support::*;
 
 #[tokio::test]
 async fn the_example_plugin_answers_edits_and_blocks() {
+    the_example_plugin_with("").await;
+}
+
+#[tokio::test]
+async fn the_example_plugin_runs_inline() {
+    the_example_plugin_with("limits: { mode: inline }\n").await;
+}
+
+async fn the_example_plugin_with(limits: &str) {
     let echo = Echo::start().await;
     let s = Site::new();
     copy_example(&s, "plugins/js-hello", "js-hello");
     s.write(
         "manifests/js-hello.yaml",
-        "name: js-hello\nentry: ../js-hello/plugin.js\nconfig:\n  greeting: hej\n",
+        &format!("name: js-hello\nentry: ../js-hello/plugin.js\nconfig:\n  greeting: hej\n{limits}"),
     );
     let b = Bext::serve(&shop_platform(&s, echo.addr));
 
@@ -65,6 +74,16 @@ async fn a_fetch_stage_plugin_can_route() {
 
 #[tokio::test]
 async fn hostile_plugins_fail_their_request_never_the_server() {
+    hostile_plugins_with("  workers: 1\n  timeout: 200ms\n").await;
+}
+
+/// Inline, the loop is cut off at `cpu_limit`, on the worker itself.
+#[tokio::test]
+async fn hostile_inline_plugins_fail_their_request_never_the_server() {
+    hostile_plugins_with("  mode: inline\n  cpu_limit: 200ms\n").await;
+}
+
+async fn hostile_plugins_with(limits: &str) {
     let echo = Echo::start().await;
     let s = Site::new();
     s.write(
@@ -79,7 +98,7 @@ async fn hostile_plugins_fail_their_request_never_the_server() {
     );
     s.write(
         "manifests/hostile.yaml",
-        "name: hostile\nentry: ../hostile.js\nlimits:\n  workers: 1\n  timeout: 200ms\n  memory_limit: 8MiB\n",
+        &format!("name: hostile\nentry: ../hostile.js\nlimits:\n{limits}  memory_limit: 8MiB\n"),
     );
     let b = Bext::serve(&shop_platform(&s, echo.addr));
     for (path, needle) in [

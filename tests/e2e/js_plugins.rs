@@ -21,7 +21,7 @@ async fn the_example_plugin_with(limits: &str) {
     copy_example(&s, "plugins/js-hello", "js-hello");
     s.write(
         "manifests/js-hello.yaml",
-        &format!("name: js-hello\nentry: ../js-hello/plugin.js\nconfig:\n  greeting: hej\n{limits}"),
+        format!("name: js-hello\nentry: ../js-hello/plugin.js\nconfig:\n  greeting: hej\n{limits}"),
     );
     let b = Bext::serve(&shop_platform(&s, echo.addr));
 
@@ -98,7 +98,7 @@ async fn hostile_plugins_with(limits: &str) {
     );
     s.write(
         "manifests/hostile.yaml",
-        &format!("name: hostile\nentry: ../hostile.js\nlimits:\n{limits}  memory_limit: 8MiB\n"),
+        format!("name: hostile\nentry: ../hostile.js\nlimits:\n{limits}  memory_limit: 8MiB\n"),
     );
     let b = Bext::serve(&shop_platform(&s, echo.addr));
     for (path, needle) in [

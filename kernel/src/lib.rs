@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod apps;
 pub mod cli;
+mod deploy;
 pub mod diag;
 pub mod edge;
 mod loader;
@@ -67,11 +68,18 @@ pub struct Kernel {
     pub started: Instant,
     request_ids: AtomicU64,
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// How plugins reach this kernel to ask for a reload.
+    pub(crate) cell: KernelCell,
 }
+
+/// The kernel as plugins' reload requests reach it, with the control
+/// runtime reloads run on: filled in once the kernel exists, after the
+/// first pipeline (whose plugins already hold it) was built.
+pub(crate) type KernelCell = std::sync::Arc<std::sync::OnceLock<(std::sync::Weak<Kernel>, tokio::runtime::Handle)>>;
 
 impl Kernel {
     /// A kernel serving `pipeline`.
-    pub fn new(pipeline: Pipeline, source: ConfigSource) -> Self {
+    pub(crate) fn new(pipeline: Pipeline, source: ConfigSource, cell: KernelCell) -> Self {
         // Seed ids with the start time so ids differ across restarts.
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -84,6 +92,7 @@ impl Kernel {
             started: Instant::now(),
             request_ids: AtomicU64::new(seed),
             reload_lock: tokio::sync::Mutex::new(()),
+            cell,
         }
     }
 

@@ -224,6 +224,42 @@ pub struct AppConfig {
     pub cache: Option<serde_json::Value>,
 }
 
+impl AppConfig {
+    /// The app a directory describes with its `bext.config.toml` (a static
+    /// site when it has none), and the `listen` that file asks for: what
+    /// `bext run DIR` serves, and what a deploy that creates an app runs.
+    pub fn for_dir(dir: &Path) -> Result<(AppConfig, Option<String>), Diagnostics> {
+        let cfg_file = dir.join("bext.config.toml");
+        let mut server = RunServer::default();
+        if cfg_file.exists() {
+            let text = std::fs::read_to_string(&cfg_file)
+                .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
+            let cfg: RunConfig = toml::from_str(&text).map_err(|e| toml_diag(&cfg_file, &text, e))?;
+            server = cfg.server;
+        }
+        let source = server.static_dir.map_or_else(|| dir.to_owned(), |s| dir.join(s));
+        let app = AppConfig {
+            source: Some(source),
+            domains: vec![],
+            runtime: server.runtime.unwrap_or(RuntimeKind::Static),
+            upstream: None,
+            plugins: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            spa_fallback: server.spa_fallback,
+            preserve_host: false,
+            connect_timeout: connect_timeout(),
+            response_timeout: response_timeout(),
+            entry: server.entry,
+            env: BTreeMap::new(),
+            isolate: IsolateConfig::default(),
+            rate_limit: None,
+            auth: None,
+            cache: None,
+        };
+        Ok((app, server.listen))
+    }
+}
+
 /// `[apps.<id>] rate_limit`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -419,16 +455,9 @@ impl Platform {
     pub fn for_dir(dir: &Path, listen: Option<&str>) -> Result<Platform, Diagnostics> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let cfg_file = dir.join("bext.config.toml");
-        let mut server = RunServer::default();
-        if cfg_file.exists() {
-            let text = std::fs::read_to_string(&cfg_file)
-                .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
-            let cfg: RunConfig = toml::from_str(&text).map_err(|e| toml_diag(&cfg_file, &text, e))?;
-            server = cfg.server;
-        }
-        let source = server.static_dir.map_or_else(|| dir.clone(), |s| dir.join(s));
+        let (app, server_listen) = AppConfig::for_dir(&dir)?;
         let mut settings = PlatformSection {
-            listen: server.listen.unwrap_or_else(|| DEFAULT_RUN_LISTEN.into()),
+            listen: server_listen.unwrap_or_else(|| DEFAULT_RUN_LISTEN.into()),
             default_app: Some("app".into()),
             ..PlatformSection::default()
         };
@@ -436,24 +465,6 @@ impl Platform {
             settings.listen = l.into();
         }
         settings.watch = cfg_file.exists();
-        let app = AppConfig {
-            source: Some(source),
-            domains: vec![],
-            runtime: server.runtime.unwrap_or(RuntimeKind::Static),
-            upstream: None,
-            plugins: BTreeMap::new(),
-            headers: BTreeMap::new(),
-            spa_fallback: server.spa_fallback,
-            preserve_host: false,
-            connect_timeout: connect_timeout(),
-            response_timeout: response_timeout(),
-            entry: server.entry,
-            env: BTreeMap::new(),
-            isolate: IsolateConfig::default(),
-            rate_limit: None,
-            auth: None,
-            cache: None,
-        };
         let file = PlatformFile {
             platform: settings,
             apps: BTreeMap::from([("app".to_owned(), app)]),

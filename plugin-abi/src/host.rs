@@ -67,6 +67,28 @@ pub type AppResponse = Pin<Box<dyn Future<Output = Option<crate::Response>> + Se
 /// when the app does not exist (any more).
 pub type AppService = dyn Fn(AppTarget, crate::Request) -> AppResponse + Send + Sync;
 
+/// Rebuilds the kernel's pipeline from its configuration, as SIGHUP does,
+/// for plugins that change what is served (the deploy registry): new
+/// requests go to the new pipeline, requests in flight finish on theirs.
+/// A host service: `host.service::<Reload>()`.
+pub struct Reload(Box<dyn Fn() -> Reloading + Send + Sync>);
+
+/// A reload under way: the new pipeline's generation, or why it was refused.
+pub type Reloading = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
+
+impl Reload {
+    /// Wraps the kernel's reload.
+    pub fn new(f: impl Fn() -> Reloading + Send + Sync + 'static) -> Self {
+        Reload(Box::new(f))
+    }
+
+    /// Resolves once the new pipeline serves, with its generation, or with
+    /// why the configuration was refused (the old pipeline keeps serving).
+    pub async fn run(&self) -> Result<u64, String> {
+        (self.0)().await
+    }
+}
+
 impl Host {
     /// Built by the kernel; tests may build one too.
     pub fn new(data_dir: PathBuf, apps: Arc<[AppInfo]>, spawner: Arc<Spawner>) -> Self {

@@ -25,7 +25,7 @@ pub mod units;
 pub use body::{Body, BoxError};
 pub use context::{AlreadySet, ClientIp, Ctx, RequestId};
 pub use error::PluginError;
-pub use host::{AppInfo, AppResponse, AppService, AppTarget, Host, Setup, Spawner, Task};
+pub use host::{AppInfo, AppResponse, AppService, AppTarget, Host, Reload, Reloading, Setup, Spawner, Task};
 pub use path::PathPattern;
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};
 pub use registry::{BuiltinPlugin, Factory, Registration, decode_config, registrations};

@@ -6,6 +6,7 @@ mod support;
 mod authn;
 mod cli;
 mod compress;
+mod deploy;
 mod dylib_plugins;
 mod edge;
 mod gateway;

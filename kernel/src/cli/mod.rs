@@ -1,4 +1,5 @@
-//! The `bext` command line: `serve`, `run`, `check`, `plugins`.
+//! The `bext` command line: `serve`, `run`, `check`, `plugins`, and the
+//! registry's `deploy`, `rollback` and `apps`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,68 @@ enum Command {
     },
     /// List the built-in plugins.
     Plugins,
+    /// Store a directory as a new version of an app and serve it.
+    Deploy {
+        /// The bundle: a static site, or a JS app with its bext.config.toml.
+        dir: PathBuf,
+        /// The app (created if the platform file does not declare it).
+        #[arg(long)]
+        app: String,
+        /// The version's name (default v<N>).
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        at: Registry,
+    },
+    /// Serve the version deployed before the current one again.
+    Rollback {
+        /// The app.
+        app: String,
+        #[command(flatten)]
+        at: Registry,
+    },
+    /// The apps of the registry and their versions.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+        #[command(flatten)]
+        at: Registry,
+    },
+}
+
+/// Which registry a command works on, and how it prints.
+#[derive(clap::Args)]
+struct Registry {
+    /// The platform file: its server, when one runs, or its data directory.
+    #[arg(long, short, global = true, default_value = "platform.toml")]
+    config: PathBuf,
+    /// A server's address (`http://host:port`), instead of the platform's.
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Every app with its current version.
+    List,
+    /// One app and its versions.
+    Show {
+        /// The app.
+        app: String,
+    },
+    /// An app's versions, newest first.
+    Versions {
+        /// The app.
+        app: String,
+    },
+    /// Forget an app and remove its versions' files.
+    Rm {
+        /// The app.
+        app: String,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -53,6 +116,27 @@ pub fn run() -> ExitCode {
         Command::Serve { config } => serve(ConfigSource::File(config)),
         Command::Run { dir, listen } => serve(ConfigSource::Dir { dir, listen }),
         Command::Check { config } => check(config),
+        Command::Deploy { dir, app, version, at } => finish(crate::deploy::deploy(
+            &at.config,
+            at.server.as_deref(),
+            &dir,
+            &app,
+            version.as_deref(),
+            at.json,
+        )),
+        Command::Rollback { app, at } => {
+            finish(crate::deploy::rollback(&at.config, at.server.as_deref(), &app, at.json))
+        }
+        Command::Apps { command, at } => {
+            use crate::deploy::AppsCommand as Do;
+            let command = match command {
+                AppsCommand::List => Do::List,
+                AppsCommand::Show { app } => Do::Show(app),
+                AppsCommand::Versions { app } => Do::Versions(app),
+                AppsCommand::Rm { app } => Do::Remove(app),
+            };
+            finish(crate::deploy::apps(&at.config, at.server.as_deref(), command, at.json))
+        }
         Command::Plugins => {
             let mut regs: Vec<_> = bext_plugin_abi::registrations().collect();
             regs.sort_by_key(|r| r.name);
@@ -61,6 +145,17 @@ pub fn run() -> ExitCode {
                 println!("{:<12} {:>8}  {}", r.name, r.default_priority, r.summary);
             }
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The exit code of a registry command; its error on stderr.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -137,7 +232,8 @@ fn serve(source: ConfigSource) -> ExitCode {
 }
 
 async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
-    let pipeline = match reload::build(&source, None).await {
+    let cell = crate::KernelCell::default();
+    let pipeline = match reload::build(&source, None, &cell).await {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors.0 {
@@ -147,7 +243,8 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         }
     };
     let settings = pipeline.platform.settings.clone();
-    let kernel = Arc::new(Kernel::new(pipeline, source));
+    let kernel = Arc::new(Kernel::new(pipeline, source, cell.clone()));
+    let _ = cell.set((Arc::downgrade(&kernel), tokio::runtime::Handle::current()));
     let listen: std::net::SocketAddr = settings.listen.parse()?;
     let workers = match settings.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -4,6 +4,7 @@
 
 use bext_plugin_authn as _;
 use bext_plugin_compress as _;
+use bext_plugin_deploy as _;
 use bext_plugin_gateway as _;
 use bext_plugin_isr as _;
 use bext_plugin_request_id as _;

@@ -10,28 +10,33 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bext_plugin_abi::{AppService, AppTarget, Ctx, Host, Plugin, RequestId};
+use bext_plugin_abi::{AppService, AppTarget, Ctx, Host, Plugin, Reload, RequestId};
 
 use super::{Pipeline, compile, load_manifests};
 use crate::apps::Runtime;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::{ConfigSource, Kernel};
+use crate::{ConfigSource, Kernel, KernelCell};
 
 /// How long one plugin's `on_init` may take.
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Loads, compiles and initialises a pipeline (no previous one).
-pub async fn build(source: &ConfigSource, previous: Option<&Pipeline>) -> Result<Pipeline, Diagnostics> {
-    let platform = source.load()?;
-    let fingerprint = fingerprint_of(&platform);
+pub(crate) async fn build(
+    source: &ConfigSource,
+    previous: Option<&Pipeline>,
+    kernel: &KernelCell,
+) -> Result<Pipeline, Diagnostics> {
+    let mut platform = source.load()?;
     let manifests = load_manifests(&platform)?;
+    crate::deploy::overlay(&mut platform, &manifests)?;
+    let fingerprint = fingerprint_of(&platform);
     let (mut pipeline, fresh) = compile(platform, manifests, previous)?;
     pipeline.fingerprint = fingerprint;
-    init(&pipeline, fresh).await?;
+    init(&pipeline, fresh, kernel).await?;
     Ok(pipeline)
 }
 
-async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), Diagnostics> {
+async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &KernelCell) -> Result<(), Diagnostics> {
     let apps: Arc<[_]> = pipeline.platform.app_infos().into();
     let host = Host::new(pipeline.platform.data_dir.clone(), apps, {
         // Plugin tasks run on the control runtime, not on a worker.
@@ -40,7 +45,8 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), D
             control.spawn(task);
         })
     })
-    .with_app_service(app_service(pipeline));
+    .with_app_service(app_service(pipeline))
+    .with_service(Arc::new(reload_service(kernel.clone())));
     let host = match crate::edge::edge_for(pipeline.platform.redis.as_ref()) {
         Some(edge) => host.with_service(edge),
         None => host,
@@ -60,6 +66,25 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh) -> Result<(), D
         }
     }
     errors.into_result(())
+}
+
+/// Lets plugins (the deploy registry) rebuild the pipeline. The reload runs
+/// on the control runtime whichever thread asks, so plugin tasks started
+/// by the new pipeline's `on_init` land there too.
+fn reload_service(kernel: KernelCell) -> Reload {
+    Reload::new(move || {
+        let kernel = kernel.clone();
+        Box::pin(async move {
+            let (weak, control) = kernel.get().ok_or("the server is still starting")?;
+            let kernel = weak.upgrade().ok_or("the server is shutting down")?;
+            let reloaded = control.spawn(async move { reload(&kernel).await });
+            match reloaded.await {
+                Ok(Ok(generation)) => Ok(generation),
+                Ok(Err(errors)) => Err(errors.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
+                Err(e) => Err(format!("reload failed: {e}")),
+            }
+        })
+    })
 }
 
 /// Lets this pipeline's plugins ask its apps' runtimes for responses
@@ -102,7 +127,7 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
 pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
     let _one_at_a_time = kernel.reload_lock.lock().await;
     let old = kernel.pipeline.load_full();
-    let new = build(&kernel.source, Some(&old)).await?;
+    let new = build(&kernel.source, Some(&old), &kernel.cell).await?;
     let s = &new.platform.settings;
     let o = &old.platform.settings;
     if s.listen != o.listen || s.admin_listen != o.admin_listen || s.limits != o.limits {

@@ -1,0 +1,382 @@
+//! Where the deploy plugin's registry meets the kernel: every pipeline
+//! build serves each app from its current version, and the `deploy`,
+//! `rollback` and `apps` commands drive the registry, through a running
+//! server's admin API or, with none running, on the data directory.
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bext_plugin_deploy::config::Config;
+use bext_plugin_deploy::{AppRecord, Deployed, Registry, VersionRecord};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::Manifest;
+use crate::platform::{AppConfig, Platform};
+
+const PLUGIN: &str = "deploy";
+
+/// Serves each app that has a current version from that version's
+/// directory; an app only the registry knows (created by a deploy) is
+/// added as its bundle's `bext.config.toml` describes it. Nothing changes
+/// when the deploy plugin is off or nothing was ever deployed.
+pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
+    if !manifests.iter().any(|m| m.name == PLUGIN && m.enabled) {
+        return Ok(());
+    }
+    let root = Registry::root_in(&platform.data_dir);
+    let served = Registry::served(&root).map_err(|e| Diagnostic::new(&root, "", e.to_string()))?;
+    for version in served {
+        match platform.apps.get_mut(&version.app) {
+            Some(app) => app.source = Some(version.path.clone()),
+            None => {
+                let (app, _) = AppConfig::for_dir(&version.path)?;
+                platform.apps.insert(version.app.clone(), app);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a command works on: a running server, or the data directory.
+enum Target {
+    Server {
+        base: String,
+        token: String,
+    },
+    Local {
+        root: PathBuf,
+        keep_versions: usize,
+        apps: Vec<String>,
+    },
+}
+
+impl Target {
+    /// `--server URL` when given; else the platform's server if one
+    /// answers on its `listen` address; else its data directory.
+    fn find(config: &Path, server: Option<&str>) -> anyhow::Result<Target> {
+        let platform = Platform::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let manifests = crate::pipeline::load_manifests(&platform).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let manifest = manifests
+            .iter()
+            .find(|m| m.name == PLUGIN && m.enabled)
+            .with_context(|| format!("the deploy plugin is off in the manifests of {}", config.display()))?;
+        let settings: Config = serde_json::from_value(manifest.config.clone())
+            .with_context(|| format!("{}: config", manifest.file.display()))?;
+        let base = manifest.base.clone().unwrap_or_else(|| "/__bext/api/platform".into());
+        let url = match server {
+            Some(url) => Some(url.trim_end_matches('/').to_owned()),
+            None => answering(&platform.settings.listen).map(|addr| format!("http://{addr}")),
+        };
+        let Some(url) = url else {
+            return Ok(Target::Local {
+                root: Registry::root_in(&platform.data_dir),
+                keep_versions: settings.keep_versions,
+                apps: platform.apps.keys().cloned().collect(),
+            });
+        };
+        let token = std::env::var(&settings.admin_token_env)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .with_context(|| {
+                format!(
+                    "a bext server answers at {url}: set {} to change it through its admin API",
+                    settings.admin_token_env
+                )
+            })?;
+        Ok(Target::Server {
+            base: format!("{url}{base}"),
+            token,
+        })
+    }
+
+    /// The registry on disk, with the platform file's apps recorded as a
+    /// starting server would.
+    fn open(&self) -> anyhow::Result<Registry> {
+        let Target::Local {
+            root,
+            keep_versions,
+            apps,
+        } = self
+        else {
+            unreachable!("local targets only")
+        };
+        let mut registry = Registry::open(root, *keep_versions)?;
+        registry.sync_platform_apps(apps.iter().map(String::as_str))?;
+        Ok(registry)
+    }
+}
+
+/// The address of a server listening on `listen`, if one answers.
+fn answering(listen: &str) -> Option<SocketAddr> {
+    let addr = listen.to_socket_addrs().ok()?.next()?;
+    if addr.port() == 0 {
+        return None;
+    }
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+    Some(addr)
+}
+
+/// One admin API call; the answer's JSON, or the error it carried.
+fn call(target: &Target, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<serde_json::Value> {
+    let Target::Server { base, token } = target else {
+        unreachable!("server targets only")
+    };
+    let url = format!("{base}{path}");
+    let user = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let req = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header("x-bext-user", user)
+        .header(http::header::CONTENT_TYPE, "application/x-tar")
+        .body(Full::new(Bytes::from(body)))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (status, bytes) = rt.block_on(async {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<Full<Bytes>>();
+        let res = client.request(req).await.with_context(|| url.clone())?;
+        let status = res.status();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, bytes))
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{url} answered {status}: {}", String::from_utf8_lossy(&bytes).trim()))?;
+    if !status.is_success() {
+        bail!("{}", value["error"].as_str().unwrap_or(status.as_str()));
+    }
+    Ok(value)
+}
+
+/// `bext deploy DIR --app ID [--version V]`.
+pub(crate) fn deploy(
+    config: &Path,
+    server: Option<&str>,
+    dir: &Path,
+    app: &str,
+    version: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    let target = Target::find(config, server)?;
+    let deployed: Deployed = match &target {
+        Target::Local { .. } => {
+            let mut registry = target.open()?;
+            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let mut progress = Progress::new(json);
+            registry.deploy(app, dir, version, &by, &mut |path, size| progress.file(path, size))?
+        }
+        Target::Server { .. } => {
+            let mut tar = tar::Builder::new(Vec::new());
+            tar.follow_symlinks(false);
+            tar.append_dir_all(".", dir)
+                .with_context(|| format!("{}: cannot pack", dir.display()))?;
+            let archive = tar.into_inner()?;
+            if !json {
+                eprintln!("uploading {} ({})", dir.display(), size(archive.len() as u64));
+            }
+            let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+            serde_json::from_value(call(&target, "POST", &format!("/apps/{app}/deploy{query}"), archive)?)?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&deployed)?);
+    } else {
+        let v = &deployed.version;
+        println!(
+            "deployed {} {}: {} files, {} ({} new){}",
+            v.app,
+            v.version,
+            v.files,
+            size(v.bytes),
+            size(deployed.new_bytes),
+            if deployed.pruned.is_empty() {
+                String::new()
+            } else {
+                format!("; removed old {}", deployed.pruned.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `bext rollback ID`.
+pub(crate) fn rollback(config: &Path, server: Option<&str>, app: &str, json: bool) -> anyhow::Result<()> {
+    let target = Target::find(config, server)?;
+    let version: VersionRecord = match &target {
+        Target::Local { .. } => target.open()?.rollback(app)?,
+        Target::Server { .. } => {
+            serde_json::from_value(call(&target, "POST", &format!("/apps/{app}/rollback"), vec![])?)?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&version)?);
+    } else {
+        println!("{} is back on {}", version.app, version.version);
+    }
+    Ok(())
+}
+
+/// What `bext apps` does.
+pub(crate) enum AppsCommand {
+    List,
+    Show(String),
+    Versions(String),
+    Remove(String),
+}
+
+/// `bext apps list|show|versions|rm`.
+pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, json: bool) -> anyhow::Result<()> {
+    let target = Target::find(config, server)?;
+    let local = matches!(target, Target::Local { .. });
+    match command {
+        AppsCommand::List => {
+            let apps: Vec<AppRecord> = if local {
+                target.open()?.apps()?
+            } else {
+                serde_json::from_value(call(&target, "GET", "/apps", vec![])?)?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&apps)?);
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:<9} {:<16} {:>8}  DEPLOYED",
+                "APP", "ORIGIN", "CURRENT", "VERSIONS"
+            );
+            for a in apps {
+                let (current, at) = a.current.as_ref().map_or(("-".to_owned(), "-".to_owned()), |v| {
+                    (v.version.clone(), when(v.deployed_at))
+                });
+                println!("{:<20} {:<9} {:<16} {:>8}  {at}", a.id, a.origin, current, a.versions);
+            }
+        }
+        AppsCommand::Show(ref id) | AppsCommand::Versions(ref id) => {
+            let value = if local {
+                let r = target.open()?;
+                serde_json::json!({ "app": r.app(id)?, "versions": r.versions(id)? })
+            } else {
+                call(&target, "GET", &format!("/apps/{id}"), vec![])?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                return Ok(());
+            }
+            let app: AppRecord = serde_json::from_value(value["app"].clone())?;
+            let versions: Vec<VersionRecord> = serde_json::from_value(value["versions"].clone())?;
+            print_app(&app, &versions, matches!(command, AppsCommand::Show(_)));
+        }
+        AppsCommand::Remove(id) => {
+            if local {
+                target.open()?.remove(&id)?;
+            } else {
+                call(&target, "DELETE", &format!("/apps/{id}"), vec![])?;
+            }
+            if json {
+                println!("{}", serde_json::json!({ "removed": id }));
+            } else {
+                println!("removed {id} and its versions");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An app (with `header`) and its versions as a table.
+fn print_app(app: &AppRecord, versions: &[VersionRecord], header: bool) {
+    if header {
+        println!("app      {}", app.id);
+        println!("origin   {}", app.origin);
+        match &app.current {
+            Some(v) => println!("current  {} ({})", v.version, v.path.display()),
+            None => println!("current  - (served from the platform file's source)"),
+        }
+        println!();
+    }
+    println!(
+        "  {:<16} {:>7} {:>7} {:>10}  {:<20} BY",
+        "VERSION", "CURRENT", "FILES", "SIZE", "DEPLOYED"
+    );
+    for v in versions {
+        println!(
+            "  {:<16} {:>7} {:>7} {:>10}  {:<20} {}",
+            v.version,
+            if v.current { "*" } else { "" },
+            v.files,
+            size(v.bytes),
+            when(v.deployed_at),
+            v.deployed_by
+        );
+    }
+}
+
+/// Reports a local deploy's files as it stores them.
+struct Progress {
+    quiet: bool,
+    tty: bool,
+    files: u64,
+    bytes: u64,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        Progress {
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+            files: 0,
+            bytes: 0,
+        }
+    }
+
+    fn file(&mut self, _path: &Path, size_of: u64) {
+        self.files += 1;
+        self.bytes += size_of;
+        if self.quiet {
+            return;
+        }
+        if self.tty {
+            eprint!("\rstored {} files, {}   ", self.files, size(self.bytes));
+        } else if self.files.is_multiple_of(1000) {
+            eprintln!("stored {} files, {}", self.files, size(self.bytes));
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.tty && !self.quiet && self.files > 0 {
+            eprintln!();
+        }
+    }
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A Unix time as an HTTP date (UTC).
+fn when(unix: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(unix))
+}

@@ -1,0 +1,642 @@
+//! The app registry: a SQLite database of apps and their versions, next to
+//! the [`Store`] that holds the versions' files.
+//!
+//! One rule keeps it crash-safe: files first, database last. A deploy
+//! stores its files and renames its finished tree into place, then one
+//! transaction records the version and makes it current. A process killed
+//! before that commit leaves the previous version current; what it wrote
+//! is removed the next time the registry is opened for writing.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::DeployError;
+use crate::store::{Store, Stored};
+
+/// Schema changes, applied in order; `PRAGMA user_version` counts those
+/// applied. Never edit one that has shipped: add the next.
+const MIGRATIONS: &[&str] = &[
+    // 1: apps and their versions, at most one current version per app.
+    "CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        origin TEXT NOT NULL CHECK (origin IN ('platform', 'deploy')),
+        created_at INTEGER NOT NULL,
+        deploys INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE app_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        path TEXT NOT NULL,
+        routes TEXT NOT NULL,
+        files INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        deployed_at INTEGER NOT NULL,
+        deployed_by TEXT NOT NULL,
+        current INTEGER NOT NULL DEFAULT 0 CHECK (current IN (0, 1)),
+        UNIQUE (app, version)
+    );
+    CREATE UNIQUE INDEX one_current_version ON app_versions (app) WHERE current = 1;",
+];
+
+/// The registry's database file under its root.
+pub const DATABASE: &str = "registry.sqlite3";
+
+/// One app as the registry knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppRecord {
+    /// The app's id.
+    pub id: String,
+    /// `platform` (declared in the platform file) or `deploy` (created by
+    /// a deploy).
+    pub origin: String,
+    /// Its current version, if it has been deployed.
+    pub current: Option<VersionRecord>,
+    /// How many versions are kept.
+    pub versions: u64,
+}
+
+/// One version of an app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// The app.
+    pub app: String,
+    /// Its name (`v3`, or what `--version` said).
+    pub version: String,
+    /// The directory its runtime serves.
+    pub path: PathBuf,
+    /// The pages it serves (URL paths of its HTML files).
+    pub routes: Vec<String>,
+    /// Files in it.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Unix time of the deploy.
+    pub deployed_at: u64,
+    /// Who deployed it.
+    pub deployed_by: String,
+    /// Whether it is the one served.
+    pub current: bool,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deployed {
+    /// The new current version.
+    pub version: VersionRecord,
+    /// Bytes the store had not seen before.
+    pub new_bytes: u64,
+    /// Old versions removed by `keep_versions`.
+    pub pruned: Vec<String>,
+}
+
+/// The registry under one root directory (`<data_dir>/deploy`).
+pub struct Registry {
+    root: PathBuf,
+    db: Connection,
+    store: Store,
+    keep_versions: usize,
+}
+
+impl Registry {
+    /// Where the registry of a data directory lives.
+    pub fn root_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("deploy")
+    }
+
+    /// Whether a registry exists under `root` (nothing was ever deployed
+    /// when not).
+    pub fn exists(root: &Path) -> bool {
+        root.join(DATABASE).is_file()
+    }
+
+    /// Every app's current version, read without opening for writing: what
+    /// the kernel serves, asked for on every pipeline build. Empty when
+    /// nothing was ever deployed.
+    pub fn served(root: &Path) -> Result<Vec<VersionRecord>, DeployError> {
+        let file = root.join(DATABASE);
+        if !file.is_file() {
+            return Ok(Vec::new());
+        }
+        let db = Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| DeployError::db(&file, e))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| DeployError::db(&file, e))?;
+        let applied: i64 = db
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| DeployError::db(&file, e))?;
+        if applied == 0 {
+            return Ok(Vec::new());
+        }
+        let mut q = db
+            .prepare(&format!("{SELECT} WHERE current = 1 ORDER BY app"))
+            .map_err(|e| DeployError::db(&file, e))?;
+        q.query_map([], version_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| DeployError::db(&file, e))
+    }
+
+    /// Opens (creating and upgrading) the registry under `root`, and
+    /// removes what an interrupted deploy left behind.
+    pub fn open(root: &Path, keep_versions: usize) -> Result<Registry, DeployError> {
+        std::fs::create_dir_all(root).map_err(|e| DeployError::io(root, e))?;
+        let file = root.join(DATABASE);
+        let db = Connection::open(&file).map_err(|e| DeployError::db(&file, e))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .and_then(|()| db.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|()| db.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|()| db.pragma_update(None, "foreign_keys", "ON"))
+            .map_err(|e| DeployError::db(&file, e))?;
+        let mut registry = Registry {
+            root: root.to_owned(),
+            store: Store::open(root)?,
+            db,
+            keep_versions,
+        };
+        registry.migrate()?;
+        let _lock = registry.lock()?;
+        registry.recover()?;
+        Ok(registry)
+    }
+
+    fn migrate(&mut self) -> Result<(), DeployError> {
+        let file = self.root.join(DATABASE);
+        let err = |e| DeployError::db(&file, e);
+        let applied: i64 = self
+            .db
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+        if applied > MIGRATIONS.len() {
+            return Err(DeployError::Db(format!(
+                "{}: schema version {applied} was written by a newer bext (this one knows {})",
+                file.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = self.db.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1).map_err(err)?;
+            tx.commit().map_err(err)?;
+            tracing::info!(target: "bext::deploy", version = i + 1, "registry schema upgraded");
+        }
+        Ok(())
+    }
+
+    /// One writer at a time across processes (the server and the CLI).
+    fn lock(&self) -> Result<File, DeployError> {
+        let path = self.root.join("write.lock");
+        let file = File::create(&path).map_err(|e| DeployError::io(&path, e))?;
+        file.lock().map_err(|e| DeployError::io(&path, e))?;
+        Ok(file)
+    }
+
+    /// Partial files, and trees the database does not know (a deploy that
+    /// died between its rename and its commit).
+    fn recover(&self) -> Result<(), DeployError> {
+        self.store.recover()?;
+        for (app, version, path) in self.store.trees()? {
+            let known: bool = self
+                .db
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM app_versions WHERE app = ?1 AND version = ?2)",
+                    params![app, version],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.db_err(e))?;
+            if !known {
+                tracing::info!(target: "bext::deploy", app, version, "removing the files of an unfinished deploy");
+                self.store.remove_tree(&path)?;
+            }
+        }
+        self.store.collect()?;
+        Ok(())
+    }
+
+    fn db_err(&self, e: rusqlite::Error) -> DeployError {
+        DeployError::db(&self.root.join(DATABASE), e)
+    }
+
+    /// Records the apps of the platform file (apps created by deploys are
+    /// kept; a platform app that left the file becomes a deploy app only
+    /// if it has versions).
+    pub fn sync_platform_apps<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), DeployError> {
+        let _lock = self.lock()?;
+        let now = unix_now();
+        let file = self.root.join(DATABASE);
+        let err = |e| DeployError::db(&file, e);
+        let tx = self.db.transaction().map_err(err)?;
+        tx.execute("UPDATE apps SET origin = 'deploy' WHERE origin = 'platform'", [])
+            .map_err(err)?;
+        for id in ids {
+            tx.execute(
+                "INSERT INTO apps (id, origin, created_at) VALUES (?1, 'platform', ?2)
+                 ON CONFLICT (id) DO UPDATE SET origin = 'platform'",
+                params![id, now],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "DELETE FROM apps WHERE origin = 'deploy' AND NOT EXISTS (SELECT 1 FROM app_versions v WHERE v.app = apps.id)",
+            [],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Stores the files under `from` as a new version of `app` and makes
+    /// it current. `version` defaults to `v<N>`, one past the highest.
+    pub fn deploy(
+        &mut self,
+        app: &str,
+        from: &Path,
+        version: Option<&str>,
+        by: &str,
+        progress: &mut dyn FnMut(&Path, u64),
+    ) -> Result<Deployed, DeployError> {
+        check_name("app id", app)?;
+        if !from.is_dir() {
+            return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
+        }
+        let _lock = self.lock()?;
+        let version = match version {
+            Some(v) => {
+                check_name("version", v)?;
+                v.to_owned()
+            }
+            None => self.next_version(app)?,
+        };
+        if self.version(app, &version)?.is_some() {
+            return Err(DeployError::Exists(format!("{app} {version}")));
+        }
+        let (path, stored) = self.store.put(app, &version, from, progress)?;
+        let routes = routes_of(&path);
+        let committed = self.commit(app, &version, &path, &routes, &stored, by);
+        if let Err(e) = committed {
+            let _ = self.store.remove_tree(&path);
+            return Err(e);
+        }
+        let pruned = self.prune(app)?;
+        let version = self.version(app, &version)?.expect("committed above");
+        tracing::info!(target: "bext::deploy", app, version = %version.version, files = stored.files, bytes = stored.bytes, new_bytes = stored.new_bytes, "deployed");
+        Ok(Deployed {
+            version,
+            new_bytes: stored.new_bytes,
+            pruned,
+        })
+    }
+
+    fn commit(
+        &mut self,
+        app: &str,
+        version: &str,
+        path: &Path,
+        routes: &[String],
+        stored: &Stored,
+        by: &str,
+    ) -> Result<(), DeployError> {
+        let file = self.root.join(DATABASE);
+        let err = |e| DeployError::db(&file, e);
+        let tx = self.db.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO apps (id, origin, created_at, deploys) VALUES (?1, 'deploy', ?2, 1)
+             ON CONFLICT (id) DO UPDATE SET deploys = deploys + 1",
+            params![app, unix_now()],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "UPDATE app_versions SET current = 0 WHERE app = ?1 AND current = 1",
+            [app],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT INTO app_versions (app, version, path, routes, files, bytes, deployed_at, deployed_by, current)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)",
+            params![
+                app,
+                version,
+                path.to_string_lossy(),
+                serde_json::to_string(routes).unwrap_or_else(|_| "[]".into()),
+                stored.files as i64,
+                stored.bytes as i64,
+                unix_now(),
+                by
+            ],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Keeps the current version and the `keep_versions` newest others.
+    fn prune(&mut self, app: &str) -> Result<Vec<String>, DeployError> {
+        let old: Vec<(String, String)> = {
+            let mut q = self
+                .db
+                .prepare("SELECT version, path FROM app_versions WHERE app = ?1 AND current = 0 ORDER BY id DESC LIMIT -1 OFFSET ?2")
+                .map_err(|e| self.db_err(e))?;
+            q.query_map(params![app, self.keep_versions as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(Iterator::collect)
+                .map_err(|e| self.db_err(e))?
+        };
+        for (version, path) in &old {
+            self.db
+                .execute(
+                    "DELETE FROM app_versions WHERE app = ?1 AND version = ?2",
+                    params![app, version],
+                )
+                .map_err(|e| self.db_err(e))?;
+            self.store.remove_tree(Path::new(path))?;
+        }
+        if !old.is_empty() {
+            self.store.collect()?;
+        }
+        Ok(old.into_iter().map(|(v, _)| v).collect())
+    }
+
+    /// Makes the version before the current one current again.
+    pub fn rollback(&mut self, app: &str) -> Result<VersionRecord, DeployError> {
+        let _lock = self.lock()?;
+        let current = self
+            .current(app)?
+            .ok_or_else(|| DeployError::NotFound(format!("{app} has no deployed version")))?;
+        let previous: Option<String> = self
+            .db
+            .query_row(
+                "SELECT version FROM app_versions WHERE app = ?1 AND id < (SELECT id FROM app_versions WHERE app = ?1 AND current = 1)
+                 ORDER BY id DESC LIMIT 1",
+                [app],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db_err(e))?;
+        let previous = previous
+            .ok_or_else(|| DeployError::NotFound(format!("{app} has no version older than {}", current.version)))?;
+        self.switch(app, &previous)?;
+        tracing::info!(target: "bext::deploy", app, from = %current.version, to = %previous, "rolled back");
+        Ok(self.version(app, &previous)?.expect("switched to it"))
+    }
+
+    fn switch(&mut self, app: &str, version: &str) -> Result<(), DeployError> {
+        let file = self.root.join(DATABASE);
+        let err = |e| DeployError::db(&file, e);
+        let tx = self.db.transaction().map_err(err)?;
+        tx.execute(
+            "UPDATE app_versions SET current = 0 WHERE app = ?1 AND current = 1",
+            [app],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "UPDATE app_versions SET current = 1 WHERE app = ?1 AND version = ?2",
+            params![app, version],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Forgets an app and removes its versions' files. An app of the
+    /// platform file stays declared there, and is served from its
+    /// `source` again.
+    pub fn remove(&mut self, app: &str) -> Result<(), DeployError> {
+        let _lock = self.lock()?;
+        let versions = self.versions(app)?;
+        let gone = self
+            .db
+            .execute("DELETE FROM apps WHERE id = ?1", [app])
+            .map_err(|e| self.db_err(e))?;
+        if gone == 0 {
+            return Err(DeployError::NotFound(format!("no app {app}")));
+        }
+        for v in versions {
+            self.store.remove_tree(&v.path)?;
+        }
+        self.store.collect()?;
+        Ok(())
+    }
+
+    /// Every app, by id.
+    pub fn apps(&self) -> Result<Vec<AppRecord>, DeployError> {
+        let ids: Vec<(String, String)> = {
+            let mut q = self
+                .db
+                .prepare("SELECT id, origin FROM apps ORDER BY id")
+                .map_err(|e| self.db_err(e))?;
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(Iterator::collect)
+                .map_err(|e| self.db_err(e))?
+        };
+        ids.into_iter()
+            .map(|(id, origin)| {
+                Ok(AppRecord {
+                    current: self.current(&id)?,
+                    versions: self.versions(&id)?.len() as u64,
+                    id,
+                    origin,
+                })
+            })
+            .collect()
+    }
+
+    /// One app.
+    pub fn app(&self, id: &str) -> Result<AppRecord, DeployError> {
+        self.apps()?
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or_else(|| DeployError::NotFound(format!("no app {id}")))
+    }
+
+    /// An app's versions, newest first.
+    pub fn versions(&self, app: &str) -> Result<Vec<VersionRecord>, DeployError> {
+        self.select("WHERE app = ?1 ORDER BY id DESC", app)
+    }
+
+    /// An app's current version.
+    pub fn current(&self, app: &str) -> Result<Option<VersionRecord>, DeployError> {
+        Ok(self.select("WHERE app = ?1 AND current = 1", app)?.pop())
+    }
+
+    fn version(&self, app: &str, version: &str) -> Result<Option<VersionRecord>, DeployError> {
+        Ok(self.versions(app)?.into_iter().find(|v| v.version == version))
+    }
+
+    fn select(&self, tail: &str, app: &str) -> Result<Vec<VersionRecord>, DeployError> {
+        let mut q = self
+            .db
+            .prepare(&format!("{SELECT} {tail}"))
+            .map_err(|e| self.db_err(e))?;
+        q.query_map([app], version_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.db_err(e))
+    }
+
+    /// `v<N>`: N counts the app's deploys, so a name is never reused,
+    /// even after its version was pruned.
+    fn next_version(&self, app: &str) -> Result<String, DeployError> {
+        let deploys: i64 = self
+            .db
+            .query_row("SELECT deploys FROM apps WHERE id = ?1", [app], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.db_err(e))?
+            .unwrap_or(0);
+        let mut n = deploys + 1;
+        while self.version(app, &format!("v{n}"))?.is_some() {
+            n += 1;
+        }
+        Ok(format!("v{n}"))
+    }
+}
+
+const SELECT: &str =
+    "SELECT app, version, path, routes, files, bytes, deployed_at, deployed_by, current FROM app_versions";
+
+fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
+    let routes: String = r.get(3)?;
+    Ok(VersionRecord {
+        app: r.get(0)?,
+        version: r.get(1)?,
+        path: PathBuf::from(r.get::<_, String>(2)?),
+        routes: serde_json::from_str(&routes).unwrap_or_default(),
+        files: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
+        bytes: r.get::<_, i64>(5)?.try_into().unwrap_or(0),
+        deployed_at: r.get::<_, i64>(6)?.try_into().unwrap_or(0),
+        deployed_by: r.get(7)?,
+        current: r.get::<_, i64>(8)? == 1,
+    })
+}
+
+/// App ids and version names become directory names: `[A-Za-z0-9._-]`,
+/// not starting with a dot, 1 to 64 characters.
+fn check_name(what: &str, name: &str) -> Result<(), DeployError> {
+    let ok = (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::Bundle(format!(
+            "{what} {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)"
+        )))
+    }
+}
+
+/// URL paths of the HTML pages of a tree (`/` for a top-level index.html).
+fn routes_of(tree: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "html") {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push(match rel.strip_suffix("index.html") {
+                    Some(dir) => format!("/{dir}"),
+                    None => format!("/{rel}"),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(tree, tree, &mut out);
+    out.sort();
+    out
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().try_into().unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn deploy_rollback_prune_and_reopen() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Registry::open(root.path(), 1).unwrap();
+        r.sync_platform_apps(["blog"]).unwrap();
+        let v1 = bundle(&[("index.html", "one"), ("posts/a.html", "a")]);
+        let d = r.deploy("blog", v1.path(), None, "tester", &mut |_, _| {}).unwrap();
+        assert_eq!(d.version.version, "v1");
+        assert_eq!(d.version.routes, ["/", "/posts/a.html"]);
+        let v2 = bundle(&[("index.html", "two"), ("posts/a.html", "a")]);
+        let d = r.deploy("blog", v2.path(), None, "tester", &mut |_, _| {}).unwrap();
+        assert_eq!(
+            (d.version.version.as_str(), d.new_bytes),
+            ("v2", 3),
+            "posts/a.html was stored already"
+        );
+        assert_eq!(r.rollback("blog").unwrap().version, "v1");
+        assert!(r.rollback("blog").is_err(), "nothing older than v1");
+        let v3 = bundle(&[("index.html", "three")]);
+        let d = r
+            .deploy("blog", v3.path(), Some("2026-12-02"), "tester", &mut |_, _| {})
+            .unwrap();
+        // keep_versions = 1: the new one current, v2 (the newest other)
+        // kept, v1 pruned: versions keep their deploy order.
+        assert_eq!(d.pruned, ["v1"]);
+        assert!(
+            r.deploy("blog", v3.path(), Some("2026-12-02"), "t", &mut |_, _| {})
+                .is_err()
+        );
+        drop(r);
+        let r = Registry::open(root.path(), 1).unwrap();
+        let app = r.app("blog").unwrap();
+        assert_eq!(app.origin, "platform");
+        assert_eq!(app.current.unwrap().version, "2026-12-02");
+        let names: Vec<_> = r.versions("blog").unwrap().into_iter().map(|v| v.version).collect();
+        assert_eq!(names, ["2026-12-02", "v2"]);
+        assert_eq!(
+            std::fs::read_to_string(r.current("blog").unwrap().unwrap().path.join("index.html")).unwrap(),
+            "three"
+        );
+    }
+
+    #[test]
+    fn names_that_could_leave_the_store_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Registry::open(root.path(), 3).unwrap();
+        let b = bundle(&[("index.html", "x")]);
+        for bad in ["../x", ".hidden", "a/b", ""] {
+            assert!(r.deploy(bad, b.path(), None, "t", &mut |_, _| {}).is_err(), "{bad}");
+            assert!(
+                r.deploy("ok", b.path(), Some(bad), "t", &mut |_, _| {}).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tree_without_its_commit_is_removed_on_open() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Registry::open(root.path(), 3).unwrap();
+        let b = bundle(&[("index.html", "x")]);
+        r.deploy("site", b.path(), None, "t", &mut |_, _| {}).unwrap();
+        // As if a deploy died after renaming its tree, before its commit.
+        let orphan = r.store.put("site", "v2", b.path(), &mut |_, _| {}).unwrap().0;
+        drop(r);
+        let r = Registry::open(root.path(), 3).unwrap();
+        assert!(!orphan.exists());
+        assert_eq!(r.current("site").unwrap().unwrap().version, "v1");
+    }
+}

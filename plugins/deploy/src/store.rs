@@ -1,0 +1,327 @@
+//! Version trees stored by content.
+//!
+//! Every file is kept once under `objects/` by its SHA-256; a version is a
+//! directory tree of hard links to those objects, so identical files
+//! across versions and previews cost one copy, and the runtimes serve a
+//! version from a plain directory. An object whose link count drops to one
+//! is referenced by no version and is collected.
+//!
+//! A tree is built under a `.partial-*` name and renamed into place when
+//! complete: a deploy that dies halfway leaves only partial names behind,
+//! which [`Store::recover`] removes.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::DeployError;
+
+/// Prefix of a tree or object still being written.
+const PARTIAL: &str = ".partial-";
+
+/// What was stored for one version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// Files in the version.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Of which were new to the store (the rest were already there).
+    pub new_bytes: u64,
+}
+
+/// The `objects/` and `versions/` directories under the registry's root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    objects: PathBuf,
+    versions: PathBuf,
+}
+
+impl Store {
+    /// The store under `root`, created if missing.
+    pub fn open(root: &Path) -> Result<Store, DeployError> {
+        let store = Store {
+            objects: root.join("objects"),
+            versions: root.join("versions"),
+        };
+        for dir in [&store.objects, &store.versions] {
+            fs::create_dir_all(dir).map_err(|e| DeployError::io(dir, e))?;
+        }
+        Ok(store)
+    }
+
+    /// Where the tree of `app`'s `version` lives.
+    pub fn tree(&self, app: &str, version: &str) -> PathBuf {
+        self.versions.join(app).join(version)
+    }
+
+    /// Copies the regular files under `from` into the store and builds the
+    /// tree of `app`'s `version` from them. `progress` is told each file.
+    pub fn put(
+        &self,
+        app: &str,
+        version: &str,
+        from: &Path,
+        progress: &mut dyn FnMut(&Path, u64),
+    ) -> Result<(PathBuf, Stored), DeployError> {
+        let target = self.tree(app, version);
+        if target.exists() {
+            return Err(DeployError::Exists(format!("{app} {version}")));
+        }
+        let parent = target.parent().expect("versions/<app>");
+        fs::create_dir_all(parent).map_err(|e| DeployError::io(parent, e))?;
+        let partial = parent.join(format!("{PARTIAL}{version}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&partial);
+        let mut stored = Stored::default();
+        let built = self.copy_tree(from, from, &partial, &mut stored, progress);
+        if let Err(e) = built.and_then(|()| sync_dir(&partial)) {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+        fs::rename(&partial, &target).map_err(|e| DeployError::io(&target, e))?;
+        sync_dir(parent)?;
+        Ok((target, stored))
+    }
+
+    fn copy_tree(
+        &self,
+        root: &Path,
+        dir: &Path,
+        to: &Path,
+        stored: &mut Stored,
+        progress: &mut dyn FnMut(&Path, u64),
+    ) -> Result<(), DeployError> {
+        fs::create_dir_all(to).map_err(|e| DeployError::io(to, e))?;
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .map_err(|e| DeployError::io(dir, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| DeployError::io(dir, e))?;
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| DeployError::io(&path, e))?;
+            let dest = to.join(entry.file_name());
+            if kind.is_dir() {
+                self.copy_tree(root, &path, &dest, stored, progress)?;
+            } else if kind.is_file() {
+                let (object, size, new) = self.add_object(&path)?;
+                link_or_copy(&object, &dest)?;
+                stored.files += 1;
+                stored.bytes += size;
+                stored.new_bytes += if new { size } else { 0 };
+                progress(path.strip_prefix(root).unwrap_or(&path), size);
+            } else {
+                // A link could point outside the bundle, at anything on
+                // this machine: bundles hold files and directories only.
+                return Err(DeployError::Bundle(format!(
+                    "{}: only files and directories can be deployed (this is a link or a device)",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores one file by content: (its object, its size, whether new).
+    fn add_object(&self, file: &Path) -> Result<(PathBuf, u64, bool), DeployError> {
+        let mut input = File::open(file).map_err(|e| DeployError::io(file, e))?;
+        let tmp = self.objects.join(format!("{PARTIAL}{}", unique()));
+        let mut out = File::create(&tmp).map_err(|e| DeployError::io(&tmp, e))?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        let copied = (|| -> io::Result<()> {
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hash.update(&buf[..n]);
+                out.write_all(&buf[..n])?;
+                size += n as u64;
+            }
+            out.sync_all()
+        })();
+        drop(out);
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&tmp);
+            return Err(DeployError::io(file, e));
+        }
+        let hex = to_hex(&hash.finalize());
+        let dir = self.objects.join(&hex[..2]);
+        let object = dir.join(&hex[2..]);
+        if object.exists() {
+            let _ = fs::remove_file(&tmp);
+            return Ok((object, size, false));
+        }
+        fs::create_dir_all(&dir).map_err(|e| DeployError::io(&dir, e))?;
+        fs::rename(&tmp, &object).map_err(|e| DeployError::io(&object, e))?;
+        Ok((object, size, true))
+    }
+
+    /// Removes a version's tree (its objects are collected by [`Store::collect`]).
+    pub fn remove_tree(&self, path: &Path) -> Result<(), DeployError> {
+        if !path.starts_with(&self.versions) {
+            return Err(DeployError::Bundle(format!("{} is not in the store", path.display())));
+        }
+        match fs::remove_dir_all(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DeployError::io(path, e)),
+        }
+    }
+
+    /// Deletes objects no tree links to any more; returns the bytes freed.
+    pub fn collect(&self) -> Result<u64, DeployError> {
+        let mut freed = 0;
+        for shard in fs::read_dir(&self.objects).map_err(|e| DeployError::io(&self.objects, e))? {
+            let shard = shard.map_err(|e| DeployError::io(&self.objects, e))?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for object in fs::read_dir(&shard).map_err(|e| DeployError::io(&shard, e))? {
+                let object = object.map_err(|e| DeployError::io(&shard, e))?.path();
+                let meta = fs::symlink_metadata(&object).map_err(|e| DeployError::io(&object, e))?;
+                if meta.nlink() <= 1 {
+                    fs::remove_file(&object).map_err(|e| DeployError::io(&object, e))?;
+                    freed += meta.len();
+                }
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Removes what a deploy that died halfway left: partial objects and
+    /// trees. Safe only while no deploy runs (the registry holds its lock).
+    pub fn recover(&self) -> Result<(), DeployError> {
+        let mut stale = Vec::new();
+        for dir in [&self.objects, &self.versions] {
+            for entry in fs::read_dir(dir).map_err(|e| DeployError::io(dir, e))? {
+                let path = entry.map_err(|e| DeployError::io(dir, e))?.path();
+                if is_partial(&path) {
+                    stale.push(path);
+                } else if dir == &self.versions && path.is_dir() {
+                    for inner in fs::read_dir(&path).map_err(|e| DeployError::io(&path, e))? {
+                        let inner = inner.map_err(|e| DeployError::io(&path, e))?.path();
+                        if is_partial(&inner) {
+                            stale.push(inner);
+                        }
+                    }
+                }
+            }
+        }
+        for path in stale {
+            tracing::info!(path = %path.display(), "removing what an interrupted deploy left");
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(|e| DeployError::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Every tree on disk, as (app, version): to find trees the database
+    /// does not know (a deploy that died between the rename and the commit).
+    pub fn trees(&self) -> Result<Vec<(String, String, PathBuf)>, DeployError> {
+        let mut out = Vec::new();
+        for app in fs::read_dir(&self.versions).map_err(|e| DeployError::io(&self.versions, e))? {
+            let app = app.map_err(|e| DeployError::io(&self.versions, e))?.path();
+            if !app.is_dir() {
+                continue;
+            }
+            for version in fs::read_dir(&app).map_err(|e| DeployError::io(&app, e))? {
+                let version = version.map_err(|e| DeployError::io(&app, e))?.path();
+                if let (Some(a), Some(v)) = (file_name(&app), file_name(&version)) {
+                    out.push((a, v, version));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn file_name(p: &Path) -> Option<String> {
+    p.file_name()?.to_str().map(str::to_owned)
+}
+
+fn is_partial(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(PARTIAL))
+}
+
+/// Hard-links `object` at `dest`, or copies it where links do not work
+/// (another file system).
+fn link_or_copy(object: &Path, dest: &Path) -> Result<(), DeployError> {
+    if fs::hard_link(object, dest).is_ok() {
+        return Ok(());
+    }
+    fs::copy(object, dest).map_err(|e| DeployError::io(dest, e))?;
+    Ok(())
+}
+
+/// Makes a directory's entries durable (the rename of a finished tree).
+fn sync_dir(dir: &Path) -> Result<(), DeployError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| DeployError::io(dir, e))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A name no other writer in this process or another uses.
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_files_are_stored_once_and_collected_when_unused() {
+        let root = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a.txt"), "same").unwrap();
+        fs::create_dir(src.path().join("sub")).unwrap();
+        fs::write(src.path().join("sub/b.txt"), "same").unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let (v1, s1) = store.put("app", "v1", src.path(), &mut |_, _| {}).unwrap();
+        assert_eq!((s1.files, s1.bytes, s1.new_bytes), (2, 8, 4));
+        let (v2, s2) = store.put("app", "v2", src.path(), &mut |_, _| {}).unwrap();
+        assert_eq!(s2.new_bytes, 0, "nothing new");
+        let ino = |p: PathBuf| fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(v1.join("a.txt")), ino(v2.join("sub/b.txt")));
+        store.remove_tree(&v1).unwrap();
+        assert_eq!(store.collect().unwrap(), 0, "v2 still links it");
+        store.remove_tree(&v2).unwrap();
+        assert_eq!(store.collect().unwrap(), 4);
+    }
+
+    #[test]
+    fn links_in_a_bundle_are_refused_and_leave_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a.txt"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.path().join("z-passwd")).unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let err = store.put("app", "v1", src.path(), &mut |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("only files and directories"), "{err}");
+        assert!(store.trees().unwrap().is_empty());
+        store.recover().unwrap();
+        assert!(!store.tree("app", "v1").exists());
+    }
+}

@@ -1,0 +1,371 @@
+//! The deploy plugin: versions deployed with the CLI (on the data
+//! directory with no server, through the admin API with one), served,
+//! rolled back, kept across restarts, stored by content, and switched
+//! under load without a failed request; a deploy killed halfway leaves the
+//! previous version serving.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const TOKEN: &str = "deploy-secret";
+
+fn platform(s: &Site) -> PathBuf {
+    s.write("site/index.html", "from the platform file");
+    s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.blog]
+source = "site"
+domains = ["blog.test"]
+"#,
+    )
+}
+
+/// A bundle directory with `files`.
+fn bundle(s: &Site, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    for (file, body) in files {
+        s.write(&format!("{name}/{file}"), body);
+    }
+    s.path(name)
+}
+
+/// Runs `bext ARGS` to completion, with the admin token set.
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(args)
+        .env("BEXT_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "bext failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(out: Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[tokio::test]
+async fn deploys_switch_roll_back_and_survive_a_restart() {
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "version one"), ("app.css", "body{}")]);
+    let v2 = bundle(&s, "v2", &[("index.html", "version two"), ("app.css", "body{}")]);
+
+    // No server: the CLI works on the data directory.
+    let out = ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
+    assert!(out.contains("deployed blog v1: 2 files"), "{out}");
+
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
+
+    // A server: through its admin API, and the switch is live at once.
+    let server = format!("http://{}", b.addr);
+    let out = json(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--config",
+        c,
+        "--server",
+        &server,
+        "--json",
+    ]));
+    assert_eq!(out["version"]["version"], "v2");
+    assert_eq!(out["new_bytes"], 11, "app.css was stored already");
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version two");
+
+    let shown = json(cli(&[
+        "apps", "show", "blog", "--config", c, "--server", &server, "--json",
+    ]));
+    assert_eq!(shown["app"]["origin"], "platform");
+    assert_eq!(shown["app"]["current"]["version"], "v2");
+    let versions: Vec<_> = shown["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].clone())
+        .collect();
+    assert_eq!(versions, ["v2", "v1"]);
+    let table = ok(cli(&["apps", "list", "--config", c, "--server", &server]));
+    assert!(
+        table.lines().any(|l| l.starts_with("blog") && l.contains("v2")),
+        "{table}"
+    );
+
+    // Identical files across versions are one file on disk.
+    let tree = |v: &str| {
+        PathBuf::from(
+            shown["versions"][if v == "v2" { 0 } else { 1 }]["path"]
+                .as_str()
+                .unwrap(),
+        )
+    };
+    let ino = |f: PathBuf| std::fs::metadata(f).unwrap().ino();
+    assert_eq!(ino(tree("v1").join("app.css")), ino(tree("v2").join("app.css")));
+
+    let out = ok(cli(&["rollback", "blog", "--config", c, "--server", &server]));
+    assert_eq!(out.trim(), "blog is back on v1");
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
+
+    // A deploy can create an app; path routing reaches it.
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "docs",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    assert_eq!(get(b.addr, "any.test", "/docs/").await.text(), "version two");
+
+    // The API wants the admin token.
+    let anonymous = send(
+        b.addr,
+        request("GET", "/__bext/api/platform/apps", &[("host", "x")], ""),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+
+    // A restart serves what the registry says.
+    drop(b);
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
+    assert_eq!(get(b.addr, "any.test", "/docs/").await.text(), "version two");
+    // Without a token the API does not exist.
+    let r = send(
+        b.addr,
+        request("GET", "/__bext/api/platform/apps", &[("host", "x")], ""),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    // Forgetting the app serves the platform file's source again.
+    drop(b);
+    ok(cli(&["apps", "rm", "blog", "--config", c]));
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "from the platform file");
+}
+
+#[tokio::test]
+async fn bad_bundles_and_names_are_refused_clearly() {
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "one")]);
+    let out = cli(&["deploy", p(&v1), "--app", "../etc", "--config", c]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("app id \"../etc\""),
+        "{out:?}"
+    );
+    std::os::unix::fs::symlink("/etc/passwd", s.path("v1/passwd")).unwrap();
+    let out = cli(&["deploy", p(&v1), "--app", "blog", "--config", c]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only files and directories"),
+        "{out:?}"
+    );
+    let out = cli(&["rollback", "blog", "--config", c]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no deployed version"),
+        "{out:?}"
+    );
+
+    // Through the API: a body that is not a tar is a 400, not a crash.
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let auth = format!("Bearer {TOKEN}");
+    let r = send(
+        b.addr,
+        request(
+            "POST",
+            "/__bext/api/platform/apps/blog/deploy",
+            &[("host", "x"), ("authorization", &auth)],
+            "not a tar at all",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "from the platform file");
+}
+
+/// Kills a local deploy of a large bundle at several points; each time the
+/// previous version stays current and complete, and the next deploy works.
+#[tokio::test]
+async fn a_deploy_killed_halfway_leaves_the_previous_version_serving() {
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
+    ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
+    for i in 0..1500 {
+        s.write(&format!("big/f{}/{i}.txt", i % 30), format!("file {i} ").repeat(200));
+    }
+    s.write("big/index.html", "version big");
+    let mut killed_midway = 0;
+    for delay in [30, 100, 250, 500] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bext"))
+            .args(["deploy", p(&s.path("big")), "--app", "blog", "--config", c, "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let finished = out.status.success();
+        let shown = json(cli(&["apps", "show", "blog", "--config", c, "--json"]));
+        let current = &shown["app"]["current"];
+        let index = std::fs::read_to_string(Path::new(current["path"].as_str().unwrap()).join("index.html")).unwrap();
+        if finished {
+            assert_eq!(index, "version big");
+            break;
+        }
+        killed_midway += 1;
+        assert_eq!(current["version"], "v1", "killed after {delay} ms");
+        assert_eq!(index, "version one");
+    }
+    assert!(killed_midway > 0, "every deploy finished before it could be killed");
+    // Nothing half-written is left, and the registry still works.
+    let out = json(cli(&[
+        "deploy",
+        p(&s.path("big")),
+        "--app",
+        "blog",
+        "--config",
+        c,
+        "--json",
+    ]));
+    assert_eq!(out["version"]["files"], 1501);
+    let leftovers: Vec<_> = walk(&s.path(".bext/deploy"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version big");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+/// Ten deploys and rollbacks under steady load: no request fails, and
+/// every answer is one version or the other, whole. (The CLI calls block
+/// their thread; the clients run on the other.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_versions_under_load_fails_no_request() {
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
+    let v2 = bundle(&s, "v2", &[("index.html", "version two")]);
+    ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, served, failed, addr) = (stop.clone(), served.clone(), failed.clone(), b.addr);
+        clients.push(tokio::spawn(async move {
+            // Each client keeps one connection open, as browsers do.
+            let (mut send, _conn) = h1_client(addr).await;
+            while !stop.load(Ordering::Relaxed) {
+                let answer = async {
+                    send.ready().await.ok()?;
+                    let res = send
+                        .send_request(request("GET", "/", &[("host", "blog.test")], ""))
+                        .await
+                        .ok()?;
+                    let status = res.status();
+                    let body = http_body_util::BodyExt::collect(res.into_body()).await.ok()?.to_bytes();
+                    Some((status, body))
+                }
+                .await;
+                match answer {
+                    Some((status, body))
+                        if status == 200 && (&body[..] == b"version one" || &body[..] == b"version two") =>
+                    {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    let deploy = ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    assert!(deploy.contains("v2"), "{deploy}");
+    for i in 0..9 {
+        let cmd: &[&str] = if i % 2 == 0 {
+            &["rollback", "blog", "--config", c, "--server", &server]
+        } else {
+            &["deploy", p(&v2), "--app", "blog", "--config", c, "--server", &server]
+        };
+        ok(cli(cmd));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let (served, failed) = (served.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!(
+        "10 switches in {:?} under 4 keep-alive clients: {served} requests served, {failed} failed",
+        started.elapsed()
+    );
+    assert_eq!(failed, 0);
+    assert!(served > 100, "the load ran ({served} requests)");
+    // The server serves what the registry says is current.
+    let shown = json(cli(&[
+        "apps", "show", "blog", "--config", c, "--server", &server, "--json",
+    ]));
+    let current = Path::new(shown["app"]["current"]["path"].as_str().unwrap()).join("index.html");
+    assert_eq!(
+        get(b.addr, "blog.test", "/").await.text(),
+        std::fs::read_to_string(current).unwrap()
+    );
+}

@@ -20,6 +20,14 @@ use crate::platform::{AppConfig, Platform};
 
 const PLUGIN: &str = "deploy";
 
+/// `println!` that gives up quietly when stdout is closed (`| head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Serves each app that has a current version from that version's
 /// directory; an app only the registry knows (created by a deploy) is
 /// added as its bundle's `bext.config.toml` describes it. Nothing changes
@@ -191,14 +199,15 @@ pub(crate) fn deploy(
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&deployed)?);
+        out!("{}", serde_json::to_string_pretty(&deployed)?);
     } else {
         let v = &deployed.version;
-        println!(
-            "deployed {} {}: {} files, {} ({} new){}",
+        out!(
+            "deployed {} {}: {} file{}, {} ({} new){}",
             v.app,
             v.version,
             v.files,
+            if v.files == 1 { "" } else { "s" },
             size(v.bytes),
             size(deployed.new_bytes),
             if deployed.pruned.is_empty() {
@@ -221,9 +230,9 @@ pub(crate) fn rollback(config: &Path, server: Option<&str>, app: &str, json: boo
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&version)?);
+        out!("{}", serde_json::to_string_pretty(&version)?);
     } else {
-        println!("{} is back on {}", version.app, version.version);
+        out!("{} is back on {}", version.app, version.version);
     }
     Ok(())
 }
@@ -248,18 +257,21 @@ pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, js
                 serde_json::from_value(call(&target, "GET", "/apps", vec![])?)?
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&apps)?);
+                out!("{}", serde_json::to_string_pretty(&apps)?);
                 return Ok(());
             }
-            println!(
+            out!(
                 "{:<20} {:<9} {:<16} {:>8}  DEPLOYED",
-                "APP", "ORIGIN", "CURRENT", "VERSIONS"
+                "APP",
+                "ORIGIN",
+                "CURRENT",
+                "VERSIONS"
             );
             for a in apps {
                 let (current, at) = a.current.as_ref().map_or(("-".to_owned(), "-".to_owned()), |v| {
                     (v.version.clone(), when(v.deployed_at))
                 });
-                println!("{:<20} {:<9} {:<16} {:>8}  {at}", a.id, a.origin, current, a.versions);
+                out!("{:<20} {:<9} {:<16} {:>8}  {at}", a.id, a.origin, current, a.versions);
             }
         }
         AppsCommand::Show(ref id) | AppsCommand::Versions(ref id) => {
@@ -270,7 +282,7 @@ pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, js
                 call(&target, "GET", &format!("/apps/{id}"), vec![])?
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out!("{}", serde_json::to_string_pretty(&value)?);
                 return Ok(());
             }
             let app: AppRecord = serde_json::from_value(value["app"].clone())?;
@@ -284,9 +296,9 @@ pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, js
                 call(&target, "DELETE", &format!("/apps/{id}"), vec![])?;
             }
             if json {
-                println!("{}", serde_json::json!({ "removed": id }));
+                out!("{}", serde_json::json!({ "removed": id }));
             } else {
-                println!("removed {id} and its versions");
+                out!("removed {id} and its versions");
             }
         }
     }
@@ -296,21 +308,25 @@ pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, js
 /// An app (with `header`) and its versions as a table.
 fn print_app(app: &AppRecord, versions: &[VersionRecord], header: bool) {
     if header {
-        println!("app      {}", app.id);
-        println!("origin   {}", app.origin);
+        out!("app      {}", app.id);
+        out!("origin   {}", app.origin);
         match &app.current {
-            Some(v) => println!("current  {} ({})", v.version, v.path.display()),
-            None => println!("current  - (served from the platform file's source)"),
+            Some(v) => out!("current  {} ({})", v.version, v.path.display()),
+            None => out!("current  - (served from the platform file's source)"),
         }
-        println!();
+        out!();
     }
-    println!(
-        "  {:<16} {:>7} {:>7} {:>10}  {:<20} BY",
-        "VERSION", "CURRENT", "FILES", "SIZE", "DEPLOYED"
+    out!(
+        "  {:<16} {:>7} {:>7} {:>10}  {:<29}  BY",
+        "VERSION",
+        "CURRENT",
+        "FILES",
+        "SIZE",
+        "DEPLOYED"
     );
     for v in versions {
-        println!(
-            "  {:<16} {:>7} {:>7} {:>10}  {:<20} {}",
+        out!(
+            "  {:<16} {:>7} {:>7} {:>10}  {:<29}  {}",
             v.version,
             if v.current { "*" } else { "" },
             v.files,

@@ -143,12 +143,7 @@ async fn deploys_switch_roll_back_and_survive_a_restart() {
     assert_eq!(get(b.addr, "any.test", "/docs/").await.text(), "version two");
 
     // The API wants the admin token.
-    let anonymous = send(
-        b.addr,
-        request("GET", "/__bext/api/platform/apps", &[("host", "x")], ""),
-    )
-    .await;
-    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous_list(&b).await, 401);
 
     // A restart serves what the registry says.
     drop(b);
@@ -156,18 +151,19 @@ async fn deploys_switch_roll_back_and_survive_a_restart() {
     assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
     assert_eq!(get(b.addr, "any.test", "/docs/").await.text(), "version two");
     // Without a token the API does not exist.
-    let r = send(
-        b.addr,
-        request("GET", "/__bext/api/platform/apps", &[("host", "x")], ""),
-    )
-    .await;
-    assert_eq!(r.status, 404);
+    assert_eq!(anonymous_list(&b).await, 404);
 
     // Forgetting the app serves the platform file's source again.
     drop(b);
     ok(cli(&["apps", "rm", "blog", "--config", c]));
     let b = Bext::serve(&config);
     assert_eq!(get(b.addr, "blog.test", "/").await.text(), "from the platform file");
+}
+
+/// The status of `GET /apps` without a token.
+async fn anonymous_list(b: &Bext) -> u16 {
+    let req = request("GET", "/__bext/api/platform/apps", &[("host", "x")], "");
+    send(b.addr, req).await.status
 }
 
 #[tokio::test]

@@ -208,21 +208,9 @@ impl DeployPlugin {
             .await
             .map_err(|e| DeployError::Bundle(format!("the upload could not be read: {e}")))?
             .to_bytes();
-        let (id, incoming) = (id.to_owned(), self.root.join("incoming"));
+        let id = id.to_owned();
         let deployed = self
-            .with_registry(move |r| {
-                std::fs::create_dir_all(&incoming).map_err(|e| DeployError::io(&incoming, e))?;
-                let unpacked = tempfile::Builder::new()
-                    .prefix(".partial-upload-")
-                    .tempdir_in(&incoming)
-                    .map_err(|e| DeployError::io(&incoming, e))?;
-                // `unpack` never writes outside its directory; links the
-                // archive holds are refused by the store.
-                tar::Archive::new(&body[..])
-                    .unpack(unpacked.path())
-                    .map_err(|e| DeployError::Bundle(format!("the upload is not a tar archive: {e}")))?;
-                r.deploy(&id, unpacked.path(), version.as_deref(), &by, &mut |_, _| {})
-            })
+            .with_registry(move |r| r.deploy_tar(&id, &body, version.as_deref(), &by))
             .await?;
         let mut res = self.reloaded(json_ok(&deployed)).await?;
         if res.status() == StatusCode::OK {

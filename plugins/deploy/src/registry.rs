@@ -46,6 +46,9 @@ const MIGRATIONS: &[&str] = &[
 /// The registry's database file under its root.
 pub const DATABASE: &str = "registry.sqlite3";
 
+/// Where the admin API unpacks uploads, under the root.
+pub const INCOMING: &str = "incoming";
+
 /// One app as the registry knows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AppRecord {
@@ -200,6 +203,11 @@ impl Registry {
     /// died between its rename and its commit).
     fn recover(&self) -> Result<(), DeployError> {
         self.store.recover()?;
+        // Uploads unpacked by a server that died before storing them.
+        let incoming = self.root.join(INCOMING);
+        if incoming.is_dir() {
+            std::fs::remove_dir_all(&incoming).map_err(|e| DeployError::io(&incoming, e))?;
+        }
         for (app, version, path) in self.store.trees()? {
             let known: bool = self
                 .db
@@ -250,8 +258,44 @@ impl Registry {
     }
 
     /// Stores the files under `from` as a new version of `app` and makes
-    /// it current. `version` defaults to `v<N>`, one past the highest.
+    /// it current. `version` defaults to `v<N>`, N counting the deploys.
     pub fn deploy(
+        &mut self,
+        app: &str,
+        from: &Path,
+        version: Option<&str>,
+        by: &str,
+        progress: &mut dyn FnMut(&Path, u64),
+    ) -> Result<Deployed, DeployError> {
+        let _lock = self.lock()?;
+        self.deploy_locked(app, from, version, by, progress)
+    }
+
+    /// [`Registry::deploy`] of a tar archive (an upload to the admin API),
+    /// unpacked under the registry's root first.
+    pub fn deploy_tar(
+        &mut self,
+        app: &str,
+        tar: &[u8],
+        version: Option<&str>,
+        by: &str,
+    ) -> Result<Deployed, DeployError> {
+        let _lock = self.lock()?;
+        let incoming = self.root.join(INCOMING);
+        std::fs::create_dir_all(&incoming).map_err(|e| DeployError::io(&incoming, e))?;
+        let unpacked = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempdir_in(&incoming)
+            .map_err(|e| DeployError::io(&incoming, e))?;
+        // `unpack` never writes outside its directory; links the archive
+        // holds are refused by the store.
+        tar::Archive::new(tar)
+            .unpack(unpacked.path())
+            .map_err(|e| DeployError::Bundle(format!("the upload is not a tar archive: {e}")))?;
+        self.deploy_locked(app, unpacked.path(), version, by, &mut |_, _| {})
+    }
+
+    fn deploy_locked(
         &mut self,
         app: &str,
         from: &Path,
@@ -263,7 +307,6 @@ impl Registry {
         if !from.is_dir() {
             return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
         }
-        let _lock = self.lock()?;
         let version = match version {
             Some(v) => {
                 check_name("version", v)?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bext_plugin_deploy::config::Config;
-use bext_plugin_deploy::{AppRecord, Deployed, Registry, VersionRecord};
+use bext_plugin_deploy::{AppRecord, CanaryPlan, DeployOptions, Deployed, Registry, VersionRecord};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
@@ -38,7 +38,7 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
     }
     let root = Registry::root_in(&platform.data_dir);
     let served = Registry::served(&root).map_err(|e| Diagnostic::new(&root, "", e.to_string()))?;
-    for version in served {
+    for version in served.current {
         match platform.apps.get_mut(&version.app) {
             Some(app) => app.source = Some(version.path.clone()),
             None => {
@@ -46,6 +46,19 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
                 platform.apps.insert(version.app.clone(), app);
             }
         }
+    }
+    // A canary is the app's configuration with the canary's files, as a
+    // hidden app with no domains: the plugin sends its visitors there.
+    for canary in served.canaries {
+        let Some(stable) = platform.apps.get(&canary.app) else {
+            continue;
+        };
+        let mut app = stable.clone();
+        app.source = Some(canary.path.clone());
+        app.domains.clear();
+        platform
+            .apps
+            .insert(bext_plugin_deploy::canary_app_id(&canary.app, &canary.version), app);
     }
     Ok(())
 }
@@ -172,6 +185,7 @@ pub(crate) fn deploy(
     dir: &Path,
     app: &str,
     version: Option<&str>,
+    canary: Option<CanaryPlan>,
     json: bool,
 ) -> anyhow::Result<()> {
     if !dir.is_dir() {
@@ -183,7 +197,12 @@ pub(crate) fn deploy(
             let mut registry = target.open()?;
             let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
             let mut progress = Progress::new(json);
-            registry.deploy(app, dir, version, &by, &mut |path, size| progress.file(path, size))?
+            let options = DeployOptions {
+                version,
+                by: &by,
+                canary,
+            };
+            registry.deploy(app, dir, &options, &mut |path, size| progress.file(path, size))?
         }
         Target::Server { .. } => {
             let mut tar = tar::Builder::new(Vec::new());
@@ -194,7 +213,24 @@ pub(crate) fn deploy(
             if !json {
                 eprintln!("uploading {} ({})", dir.display(), size(archive.len() as u64));
             }
-            let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+            let mut query = Vec::new();
+            if let Some(v) = version {
+                query.push(format!("version={v}"));
+            }
+            if let Some(c) = canary {
+                query.push(format!("canary={}", c.share));
+                if let Some(after) = c.auto_promote_after {
+                    query.push(format!("auto_promote_after={after}"));
+                }
+                if let Some(max) = c.max_error_rate {
+                    query.push(format!("max_error_rate={max}"));
+                }
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
             serde_json::from_value(call(&target, "POST", &format!("/apps/{app}/deploy{query}"), archive)?)?
         }
     };
@@ -202,8 +238,12 @@ pub(crate) fn deploy(
         out!("{}", serde_json::to_string_pretty(&deployed)?);
     } else {
         let v = &deployed.version;
+        let role = match canary {
+            Some(c) => format!(" as a canary for {}% of new visitors", c.share),
+            None => String::new(),
+        };
         out!(
-            "deployed {} {}: {} file{}, {} ({} new){}",
+            "deployed {} {}{role}: {} file{}, {} ({} new){}",
             v.app,
             v.version,
             v.files,
@@ -233,6 +273,34 @@ pub(crate) fn rollback(config: &Path, server: Option<&str>, app: &str, json: boo
         out!("{}", serde_json::to_string_pretty(&version)?);
     } else {
         out!("{} is back on {}", version.app, version.version);
+    }
+    Ok(())
+}
+
+/// `bext promote ID [--to N%]`.
+pub(crate) fn promote(
+    config: &Path,
+    server: Option<&str>,
+    app: &str,
+    to: Option<u8>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let target = Target::find(config, server)?;
+    let record: AppRecord = match &target {
+        Target::Local { .. } => target.open()?.promote(app, to)?,
+        Target::Server { .. } => {
+            let query = to.map(|t| format!("?to={t}")).unwrap_or_default();
+            serde_json::from_value(call(&target, "POST", &format!("/apps/{app}/promote{query}"), vec![])?)?
+        }
+    };
+    if json {
+        out!("{}", serde_json::to_string_pretty(&record)?);
+        return Ok(());
+    }
+    match (&record.canary, &record.current) {
+        (Some(c), _) => out!("{} canary {} now gets {}% of new visitors", app, c.version, c.share),
+        (None, Some(v)) => out!("{} is now on {}", app, v.version),
+        (None, None) => out!("{app} has no current version"),
     }
     Ok(())
 }
@@ -288,6 +356,9 @@ pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, js
             let app: AppRecord = serde_json::from_value(value["app"].clone())?;
             let versions: Vec<VersionRecord> = serde_json::from_value(value["versions"].clone())?;
             print_app(&app, &versions, matches!(command, AppsCommand::Show(_)));
+            if matches!(command, AppsCommand::Show(_)) {
+                print_history(&app, &value["canary_stats"]);
+            }
         }
         AppsCommand::Remove(id) => {
             if local {
@@ -334,6 +405,48 @@ fn print_app(app: &AppRecord, versions: &[VersionRecord], header: bool) {
             when(v.deployed_at),
             v.deployed_by
         );
+    }
+}
+
+/// A canary's traffic (from a server) and the app's recent events.
+fn print_history(app: &AppRecord, stats: &serde_json::Value) {
+    if let Some(c) = &app.canary {
+        out!();
+        let mut auto = Vec::new();
+        if let Some(after) = c.auto_promote_after {
+            auto.push(format!("promote after {after} s"));
+        }
+        if let Some(max) = c.max_error_rate {
+            auto.push(format!("roll back over {:.1}% 5xx", max * 100.0));
+        }
+        let auto = if auto.is_empty() {
+            "manual".to_owned()
+        } else {
+            auto.join(", ")
+        };
+        out!(
+            "canary   {} for {}% of new visitors since {} ({auto})",
+            c.version,
+            c.share,
+            when(c.started_at)
+        );
+        for (name, key) in [("stable", "stable"), ("canary", "canary")] {
+            let s = &stats[key];
+            if s.is_object() {
+                out!(
+                    "  {name:<8} {:>8} requests  {:>6.2}% 5xx  {:>8.2} ms mean",
+                    s["requests"].as_u64().unwrap_or(0),
+                    s["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                    s["mean_ms"].as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+    }
+    if !app.events.is_empty() {
+        out!();
+        for e in &app.events {
+            out!("  {}  {}", when(e.at), e.what);
+        }
     }
 }
 

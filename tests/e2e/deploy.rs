@@ -365,3 +365,241 @@ async fn switching_versions_under_load_fails_no_request() {
         std::fs::read_to_string(current).unwrap()
     );
 }
+
+/// The `Set-Cookie` value of a canary answer: `name=value`.
+fn version_cookie(r: &Reply) -> String {
+    let c = r.header("set-cookie").expect("a version cookie");
+    c.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_canary_gets_its_share_keeps_its_visitors_and_survives_a_restart() {
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
+    let v2 = bundle(&s, "v2", &[("index.html", "version two")]);
+    ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    let out = ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--canary",
+        "20%",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    assert!(out.contains("as a canary for 20% of new visitors"), "{out}");
+
+    // 2,000 visitors without a cookie.
+    let mut visitors = Vec::new();
+    for _ in 0..2000 {
+        let r = get(b.addr, "blog.test", "/").await;
+        visitors.push((r.text(), version_cookie(&r)));
+    }
+    let on_v2 = visitors.iter().filter(|(body, _)| body == "version two").count();
+    assert!((340..=460).contains(&on_v2), "{on_v2} of 2000 on the canary");
+    for (body, cookie) in &visitors {
+        let expected = if body == "version two" {
+            "bext_canary_blog=v2"
+        } else {
+            "bext_canary_blog=stable"
+        };
+        assert_eq!(cookie, expected);
+    }
+    // Each visitor that comes back with its cookie stays on its version.
+    for (body, cookie) in visitors.iter().step_by(10) {
+        let r = send(
+            b.addr,
+            request("GET", "/", &[("host", "blog.test"), ("cookie", cookie)], ""),
+        )
+        .await;
+        assert_eq!(&r.text(), body);
+        assert!(r.header("set-cookie").is_none(), "no new cookie for a known visitor");
+    }
+    let shown = json(cli(&[
+        "apps", "show", "blog", "--config", c, "--server", &server, "--json",
+    ]));
+    assert_eq!(shown["app"]["canary"]["share"], 20);
+    assert!(shown["canary_stats"]["canary"]["requests"].as_u64().unwrap() >= on_v2 as u64);
+
+    // A restart keeps the canary and its share.
+    drop(b);
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/",
+            &[("host", "blog.test"), ("cookie", "bext_canary_blog=v2")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.text(), "version two");
+    let mut on_v2 = 0;
+    for _ in 0..100 {
+        on_v2 += usize::from(get(b.addr, "blog.test", "/").await.text() == "version two");
+    }
+    assert!((15..=25).contains(&on_v2), "{on_v2} of 100 after the restart");
+
+    // Rollback: everyone, cookie or not, is on v1.
+    let out = ok(cli(&["rollback", "blog", "--config", c, "--server", &server]));
+    assert_eq!(out.trim(), "blog is back on v1");
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/",
+            &[("host", "blog.test"), ("cookie", "bext_canary_blog=v2")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.text(), "version one");
+    for _ in 0..50 {
+        assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
+    }
+
+    // Again as a canary, then promoted: 50%, then current for everyone.
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--canary",
+        "5",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    let out = ok(cli(&[
+        "promote", "blog", "--to", "50%", "--config", c, "--server", &server,
+    ]));
+    assert!(out.contains("now gets 50%"), "{out}");
+    let out = ok(cli(&["promote", "blog", "--config", c, "--server", &server]));
+    assert!(out.contains("is now on v3"), "{out}");
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/",
+            &[("host", "blog.test"), ("cookie", "bext_canary_blog=stable")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.text(), "version two");
+    let events = ok(cli(&["apps", "show", "blog", "--config", c, "--server", &server]));
+    assert!(events.contains("promoted canary v3 to current"), "{events}");
+    assert!(events.contains("canary v2 rolled back"), "{events}");
+}
+
+/// A JS app whose canary answers 500 is rolled back by itself; one that
+/// stays healthy is promoted by itself.
+#[tokio::test]
+async fn canaries_are_rolled_back_or_promoted_automatically() {
+    let s = Site::new();
+    s.write(
+        "api/index.js",
+        "export default { fetch() { return new Response('platform'); } }",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.api]
+runtime = "js"
+source = "api"
+domains = ["api.test"]
+isolate = { mode = "inline" }
+"#,
+    );
+    let c = p(&config);
+    let good = bundle(
+        &s,
+        "good",
+        &[(
+            "index.js",
+            "export default { fetch() { return new Response('good'); } }",
+        )],
+    );
+    let bad = bundle(
+        &s,
+        "bad",
+        &[(
+            "index.js",
+            "export default { fetch() { return new Response('broken', { status: 500 }); } }",
+        )],
+    );
+    ok(cli(&["deploy", p(&good), "--app", "api", "--config", c]));
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    assert_eq!(get(b.addr, "api.test", "/").await.text(), "good");
+
+    ok(cli(&[
+        "deploy",
+        p(&bad),
+        "--app",
+        "api",
+        "--canary",
+        "50%",
+        "--max-error-rate",
+        "10%",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    let mut errors = 0;
+    for _ in 0..60 {
+        errors += usize::from(get(b.addr, "api.test", "/").await.status == 500);
+    }
+    assert!(errors >= 20, "the canary answered {errors} errors");
+    let shown = eventually(Duration::from_secs(10), || async {
+        let shown = json(cli(&[
+            "apps", "show", "api", "--config", c, "--server", &server, "--json",
+        ]));
+        shown["app"]["canary"].is_null().then_some(shown)
+    })
+    .await;
+    let events = shown["app"]["events"].to_string();
+    assert!(events.contains("auto-rollback of canary v2"), "{events}");
+    for _ in 0..20 {
+        assert_eq!(get(b.addr, "api.test", "/").await.text(), "good");
+    }
+
+    ok(cli(&[
+        "deploy",
+        p(&good),
+        "--app",
+        "api",
+        "--canary",
+        "10%",
+        "--auto-promote-after",
+        "1s",
+        "--max-error-rate",
+        "10%",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    let shown = eventually(Duration::from_secs(10), || async {
+        let shown = json(cli(&[
+            "apps", "show", "api", "--config", c, "--server", &server, "--json",
+        ]));
+        (shown["app"]["current"]["version"] == "v3").then_some(shown)
+    })
+    .await;
+    assert!(shown["app"]["canary"].is_null());
+    assert!(shown["app"]["events"].to_string().contains("auto-promote of canary v3"));
+}

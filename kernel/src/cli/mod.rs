@@ -55,6 +55,28 @@ enum Command {
         /// The version's name (default v<N>).
         #[arg(long)]
         version: Option<String>,
+        /// Serve it to this share of new visitors (`5%`) beside the current
+        /// version, instead of making it current.
+        #[arg(long, value_parser = percent)]
+        canary: Option<u8>,
+        /// With --canary: make it current after this long (`30m`) if its
+        /// 5xx rate stayed at or under --max-error-rate.
+        #[arg(long, value_parser = bext_plugin_abi::units::parse_duration, requires = "canary")]
+        auto_promote_after: Option<std::time::Duration>,
+        /// With --canary: roll it back as soon as its 5xx rate is over this
+        /// (`2%`), after 20 requests.
+        #[arg(long, value_parser = rate, requires = "canary")]
+        max_error_rate: Option<f64>,
+        #[command(flatten)]
+        at: Registry,
+    },
+    /// Give a canary a larger share of new visitors, or make it current.
+    Promote {
+        /// The app.
+        app: String,
+        /// The canary's new share (`50%`); 100% or none makes it current.
+        #[arg(long, value_parser = percent)]
+        to: Option<u8>,
         #[command(flatten)]
         at: Registry,
     },
@@ -116,12 +138,35 @@ pub fn run() -> ExitCode {
         Command::Serve { config } => serve(ConfigSource::File(config)),
         Command::Run { dir, listen } => serve(ConfigSource::Dir { dir, listen }),
         Command::Check { config } => check(config),
-        Command::Deploy { dir, app, version, at } => finish(crate::deploy::deploy(
+        Command::Deploy {
+            dir,
+            app,
+            version,
+            canary,
+            auto_promote_after,
+            max_error_rate,
+            at,
+        } => {
+            let canary = canary.map(|share| bext_plugin_deploy::CanaryPlan {
+                share,
+                auto_promote_after: auto_promote_after.map(|d| d.as_secs()),
+                max_error_rate,
+            });
+            finish(crate::deploy::deploy(
+                &at.config,
+                at.server.as_deref(),
+                &dir,
+                &app,
+                version.as_deref(),
+                canary,
+                at.json,
+            ))
+        }
+        Command::Promote { app, to, at } => finish(crate::deploy::promote(
             &at.config,
             at.server.as_deref(),
-            &dir,
             &app,
-            version.as_deref(),
+            to,
             at.json,
         )),
         Command::Rollback { app, at } => {
@@ -146,6 +191,22 @@ pub fn run() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// `20%` or `20`, 0 to 100.
+fn percent(s: &str) -> Result<u8, String> {
+    match s.trim_end_matches('%').parse::<u8>() {
+        Ok(p) if p <= 100 => Ok(p),
+        _ => Err(format!("{s}: a percentage from 0 to 100, like 5%")),
+    }
+}
+
+/// `2%` or `0.5%` as a fraction (0.02, 0.005).
+fn rate(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("{s}: a percentage from 0 to 100, like 2%")),
     }
 }
 

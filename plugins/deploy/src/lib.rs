@@ -26,18 +26,24 @@ pub mod config;
 pub mod registry;
 pub mod store;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use bext_plugin_abi::admin::refuse_unless_admin;
 use bext_plugin_abi::{
-    BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Reload, Request, Response, Setup,
+    AppTarget, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Reload, Request, Response, Setup,
 };
 use http::{Method, StatusCode, header};
 use http_body_util::BodyExt;
 
 use crate::config::Config;
-pub use crate::registry::{AppRecord, Deployed, Registry, VersionRecord};
+pub use crate::registry::{
+    AppRecord, CanaryPlan, CanaryRecord, DeployOptions, Deployed, Event, Registry, Served, VersionRecord,
+};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,21 +93,131 @@ impl DeployError {
     }
 }
 
+/// The hidden app a canary version is served as: `{app}@{version}`. The
+/// kernel adds it to the app table; this plugin sends a canary's share of
+/// visitors to it.
+pub fn canary_app_id(app: &str, version: &str) -> String {
+    format!("{app}@{version}")
+}
+
+/// The cookie that keeps a visitor on one version of `app`.
+fn cookie_name(app: &str) -> String {
+    format!("bext_canary_{app}")
+}
+
+/// Requests a canary must have served before its error rate is judged.
+const MIN_REQUESTS: u64 = 20;
+/// How often automatic promotions and rollbacks are considered.
+const AUTO_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the version cookie lasts.
+const COOKIE_MAX_AGE: u64 = 7 * 24 * 3600;
+
 /// The plugin instance.
 pub struct DeployPlugin {
     base: String,
+    shared: Arc<Shared>,
+}
+
+/// What the plugin's hooks and its background task share.
+struct Shared {
     root: PathBuf,
     config: Config,
     apps: Vec<String>,
     token: OnceLock<Option<String>>,
+    host: OnceLock<Host>,
     reload: OnceLock<Arc<Reload>>,
     registry: Arc<Mutex<Option<Registry>>>,
+    /// Running canaries by app, read on every request.
+    canaries: ArcSwap<HashMap<String, Arc<Canary>>>,
+}
+
+/// A running canary as the request path sees it.
+struct Canary {
+    record: CanaryRecord,
+    /// The hidden app serving the canary version.
+    target: String,
+    cookie: String,
+    /// Counts new visitors, to give the canary exactly its share.
+    visitors: AtomicU64,
+    stats: Arc<[Stats; 2]>,
+}
+
+impl Canary {
+    const STABLE: usize = 0;
+    const CANARY: usize = 1;
+
+    /// Whether the `n`th new visitor goes to the canary: `n × φ mod 1`
+    /// spreads evenly, so any run of visitors gets the share to within one.
+    fn takes(&self, n: u64) -> bool {
+        const PHI: f64 = 0.618_033_988_749_894_9;
+        ((n as f64) * PHI).fract() * 100.0 < f64::from(self.record.share)
+    }
+}
+
+/// Requests, 5xx answers and time spent, per version of a canaried app.
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Stats {
+    fn record(&self, status: StatusCode, took: std::time::Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if status.is_server_error() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.micros
+            .fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> VersionStats {
+        let requests = self.requests.load(Ordering::Relaxed);
+        let errors = self.errors.load(Ordering::Relaxed);
+        let micros = self.micros.load(Ordering::Relaxed);
+        VersionStats {
+            requests,
+            errors,
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                errors as f64 / requests as f64
+            },
+            mean_ms: if requests == 0 {
+                0.0
+            } else {
+                micros as f64 / requests as f64 / 1000.0
+            },
+        }
+    }
+}
+
+/// A version's traffic since its canary started (or since the server did).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct VersionStats {
+    /// Requests answered.
+    pub requests: u64,
+    /// Of which 5xx.
+    pub errors: u64,
+    /// errors / requests.
+    pub error_rate: f64,
+    /// Mean time to the response head, in milliseconds.
+    pub mean_ms: f64,
+}
+
+/// A stable-version request of a canaried app, seen again in `on_response`.
+#[derive(Clone)]
+struct StableVisit {
+    canary: Arc<Canary>,
+    new: bool,
+    started: Instant,
 }
 
 impl BuiltinPlugin for DeployPlugin {
     const NAME: &'static str = "deploy";
-    const PRIORITY: i32 = 20;
-    const SUMMARY: &'static str = "app registry: versions by content, deploys, rollbacks";
+    const PRIORITY: i32 = 750;
+    const SUMMARY: &'static str = "app registry: versions by content, deploys, rollbacks, canaries";
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/deploy.yaml");
     type Config = Config;
 
@@ -112,17 +228,21 @@ impl BuiltinPlugin for DeployPlugin {
                 .unwrap_or("/__bext/api/platform")
                 .trim_end_matches('/')
                 .to_owned(),
-            root: Registry::root_in(setup.data_dir),
-            apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
-            config,
-            token: OnceLock::new(),
-            reload: OnceLock::new(),
-            registry: Arc::new(Mutex::new(None)),
+            shared: Arc::new(Shared {
+                root: Registry::root_in(setup.data_dir),
+                apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
+                config,
+                token: OnceLock::new(),
+                host: OnceLock::new(),
+                reload: OnceLock::new(),
+                registry: Arc::new(Mutex::new(None)),
+                canaries: ArcSwap::from_pointee(HashMap::new()),
+            }),
         })
     }
 }
 
-impl DeployPlugin {
+impl Shared {
     /// Runs `f` on the registry on a blocking thread. The registry is
     /// created on first use (nothing is written for a platform that never
     /// deploys) and records the platform file's apps when opened.
@@ -145,39 +265,158 @@ impl DeployPlugin {
         .map_err(|e| DeployError::Db(format!("registry task failed: {e}")))?
     }
 
+    /// Reads the running canaries again; a canary that goes on keeps its
+    /// counts.
+    async fn refresh(&self) -> Result<(), DeployError> {
+        let records = self.with_registry(|r| r.canaries()).await?;
+        let old = self.canaries.load_full();
+        let next: HashMap<String, Arc<Canary>> = records
+            .into_iter()
+            .map(|record| {
+                let kept = old.get(&record.app).filter(|c| c.record.version == record.version);
+                let canary = Canary {
+                    target: canary_app_id(&record.app, &record.version),
+                    cookie: cookie_name(&record.app),
+                    visitors: AtomicU64::new(kept.map_or(0, |c| c.visitors.load(Ordering::Relaxed))),
+                    stats: kept.map_or_else(|| Arc::new(Default::default()), |c| c.stats.clone()),
+                    record,
+                };
+                (canary.record.app.clone(), Arc::new(canary))
+            })
+            .collect();
+        self.canaries.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// After a change to the registry: this instance's canaries, then the
+    /// kernel's pipeline; `answer` once the new state serves.
+    async fn changed(&self, answer: Response) -> Result<Response, DeployError> {
+        self.refresh().await?;
+        let Some(reload) = self.reload.get() else {
+            return Ok(answer);
+        };
+        match reload.run().await {
+            Ok(_) => Ok(answer),
+            Err(e) => Ok(json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &serde_json::json!({ "error": format!("recorded, but the new configuration was refused: {e}") }),
+            )),
+        }
+    }
+
+    /// One look at every canary with automatic decisions.
+    async fn decide(&self) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        for canary in self.canaries.load().values() {
+            let r = &canary.record;
+            let seen = canary.stats[Canary::CANARY].snapshot();
+            let failing = r
+                .max_error_rate
+                .is_some_and(|max| seen.requests >= MIN_REQUESTS && seen.error_rate > max);
+            let due = r.auto_promote_after.is_some_and(|after| now >= r.started_at + after) && !failing;
+            let (app, version) = (r.app.clone(), r.version.clone());
+            let result = if failing {
+                let why = format!(
+                    "auto-rollback of canary {version}: 5xx rate {:.1}% over {:.1}% ({} of {} requests)",
+                    seen.error_rate * 100.0,
+                    r.max_error_rate.unwrap_or(0.0) * 100.0,
+                    seen.errors,
+                    seen.requests
+                );
+                self.with_registry(move |reg| {
+                    reg.log(&app, &why)?;
+                    reg.rollback(&app).map(drop)
+                })
+                .await
+            } else if due {
+                let why = format!(
+                    "auto-promote of canary {version}: 5xx rate {:.1}% after {} s ({} requests)",
+                    seen.error_rate * 100.0,
+                    now - r.started_at,
+                    seen.requests
+                );
+                self.with_registry(move |reg| {
+                    reg.log(&app, &why)?;
+                    reg.promote(&app, None).map(drop)
+                })
+                .await
+            } else {
+                continue;
+            };
+            match result {
+                Ok(()) => {
+                    if let Err(e) = self.changed(Response::new(bext_plugin_abi::Body::empty())).await {
+                        tracing::error!(target: "bext::deploy", app = %r.app, "after an automatic decision: {e}");
+                    }
+                }
+                Err(e) => tracing::error!(target: "bext::deploy", app = %r.app, "automatic decision failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Considers automatic decisions until the plugin instance is gone.
+async fn decide_forever(shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(AUTO_EVERY).await;
+        let Some(shared) = shared.upgrade() else { return };
+        shared.decide().await;
+    }
+}
+
+impl DeployPlugin {
     async fn api(&self, req: &mut Request, rest: &str) -> Response {
-        if let Some(refused) = refuse_unless_admin(req, self.token.get().and_then(Option::as_deref)) {
+        let shared = &self.shared;
+        if let Some(refused) = refuse_unless_admin(req, shared.token.get().and_then(Option::as_deref)) {
             return refused;
         }
         let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
         let method = req.method().clone();
+        let query = Query(req.uri().query().unwrap_or("").to_owned());
         let result = match (&method, parts.as_slice()) {
-            (&Method::GET, ["apps"]) => self.with_registry(|r| r.apps()).await.map(|a| json_ok(&a)),
+            (&Method::GET, ["apps"]) => shared.with_registry(|r| r.apps()).await.map(|a| json_ok(&a)),
             (&Method::GET, ["apps", id]) => {
                 let id = (*id).to_owned();
-                self.with_registry(move |r| {
-                    let app = r.app(&id)?;
-                    let versions = r.versions(&id)?;
-                    Ok(json_ok(&serde_json::json!({ "app": app, "versions": versions })))
-                })
-                .await
+                let stats = self.stats(&id);
+                shared
+                    .with_registry(move |r| {
+                        let app = r.app(&id)?;
+                        let versions = r.versions(&id)?;
+                        Ok(json_ok(
+                            &serde_json::json!({ "app": app, "versions": versions, "canary_stats": stats }),
+                        ))
+                    })
+                    .await
             }
             (&Method::GET, ["apps", id, "versions"]) => {
                 let id = (*id).to_owned();
-                self.with_registry(move |r| r.versions(&id)).await.map(|v| json_ok(&v))
+                shared
+                    .with_registry(move |r| r.versions(&id))
+                    .await
+                    .map(|v| json_ok(&v))
             }
-            (&Method::POST, ["apps", id, "deploy"]) => self.deploy(req, id).await,
+            (&Method::POST, ["apps", id, "deploy"]) => self.deploy(req, id, &query).await,
+            (&Method::POST, ["apps", id, "promote"]) => match query.percent("to") {
+                Err(e) => Err(e),
+                Ok(to) => {
+                    let id = (*id).to_owned();
+                    match shared.with_registry(move |r| r.promote(&id, to)).await {
+                        Ok(app) => shared.changed(json_ok(&app)).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            },
             (&Method::POST, ["apps", id, "rollback"]) => {
                 let id = (*id).to_owned();
-                match self.with_registry(move |r| r.rollback(&id)).await {
-                    Ok(v) => self.reloaded(json_ok(&v)).await,
+                match shared.with_registry(move |r| r.rollback(&id)).await {
+                    Ok(v) => shared.changed(json_ok(&v)).await,
                     Err(e) => Err(e),
                 }
             }
             (&Method::DELETE, ["apps", id]) => {
                 let id = (*id).to_owned();
-                match self.with_registry(move |r| r.remove(&id)).await {
-                    Ok(()) => self.reloaded(json_ok(&serde_json::json!({ "removed": true }))).await,
+                match shared.with_registry(move |r| r.remove(&id)).await {
+                    Ok(()) => shared.changed(json_ok(&serde_json::json!({ "removed": true }))).await,
                     Err(e) => Err(e),
                 }
             }
@@ -191,12 +430,40 @@ impl DeployPlugin {
         result.unwrap_or_else(|e| json(e.status(), &serde_json::json!({ "error": e.to_string() })))
     }
 
-    async fn deploy(&self, req: &mut Request, id: &str) -> Result<Response, DeployError> {
-        let version = req
-            .uri()
-            .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("version=")))
-            .map(str::to_owned);
+    /// The traffic of each version of a canaried app, if it has a canary.
+    fn stats(&self, app: &str) -> Option<serde_json::Value> {
+        let canaries = self.shared.canaries.load();
+        let c = canaries.get(app)?;
+        Some(serde_json::json!({
+            "stable": c.stats[Canary::STABLE].snapshot(),
+            "canary": c.stats[Canary::CANARY].snapshot(),
+        }))
+    }
+
+    async fn deploy(&self, req: &mut Request, id: &str, query: &Query) -> Result<Response, DeployError> {
+        let version = query.get("version").map(str::to_owned);
+        let canary = match query.percent("canary")? {
+            Some(share) => Some(CanaryPlan {
+                share,
+                auto_promote_after: query
+                    .get("auto_promote_after")
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|_| DeployError::Bundle(format!("auto_promote_after={s}: seconds")))
+                    })
+                    .transpose()?,
+                max_error_rate: query
+                    .get("max_error_rate")
+                    .map(|s| match s.parse::<f64>() {
+                        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                        _ => Err(DeployError::Bundle(format!(
+                            "max_error_rate={s}: a fraction from 0 to 1"
+                        ))),
+                    })
+                    .transpose()?,
+            }),
+            None => None,
+        };
         let by = req
             .headers()
             .get("x-bext-user")
@@ -210,52 +477,80 @@ impl DeployPlugin {
             .to_bytes();
         let id = id.to_owned();
         let deployed = self
-            .with_registry(move |r| r.deploy_tar(&id, &body, version.as_deref(), &by))
+            .shared
+            .with_registry(move |r| {
+                let options = DeployOptions {
+                    version: version.as_deref(),
+                    by: &by,
+                    canary,
+                };
+                r.deploy_tar(&id, &body, &options)
+            })
             .await?;
-        let mut res = self.reloaded(json_ok(&deployed)).await?;
+        let mut res = self.shared.changed(json_ok(&deployed)).await?;
         if res.status() == StatusCode::OK {
             *res.status_mut() = StatusCode::CREATED;
         }
         Ok(res)
     }
+}
 
-    /// `answer`, once the kernel serves what the registry now says.
-    async fn reloaded(&self, answer: Response) -> Result<Response, DeployError> {
-        let Some(reload) = self.reload.get() else {
-            return Ok(answer);
-        };
-        match reload.run().await {
-            Ok(_) => Ok(answer),
-            Err(e) => Ok(json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &serde_json::json!({ "error": format!("recorded, but the new configuration was refused: {e}") }),
-            )),
+/// The query string of an API call.
+struct Query(String);
+
+impl Query {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// `key=20` or `key=20%`, 0 to 100.
+    fn percent(&self, key: &str) -> Result<Option<u8>, DeployError> {
+        let Some(v) = self.get(key) else { return Ok(None) };
+        match v.trim_end_matches("%25").trim_end_matches('%').parse::<u8>() {
+            Ok(p) if p <= 100 => Ok(Some(p)),
+            _ => Err(DeployError::Bundle(format!("{key}={v}: a percentage from 0 to 100"))),
         }
+    }
+}
+
+/// The value of cookie `name` in the request, if sent.
+fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+fn set_cookie(res: &mut Response, name: &str, value: &str) {
+    let cookie = format!("{name}={value}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax");
+    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
 impl Plugin for DeployPlugin {
     fn hooks(&self) -> Hooks {
-        Hooks::INIT | Hooks::FETCH
+        Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::RESPONSE
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
-        let _ = self.token.set(
-            std::env::var(&self.config.admin_token_env)
+        let shared = &self.shared;
+        let _ = shared.token.set(
+            std::env::var(&shared.config.admin_token_env)
                 .ok()
                 .filter(|t| !t.is_empty()),
         );
+        let _ = shared.host.set(host.clone());
         if let Some(reload) = host.service::<Reload>() {
-            let _ = self.reload.set(reload);
+            let _ = shared.reload.set(reload);
         }
-        if !Registry::exists(&self.root) {
+        host.spawn(decide_forever(Arc::downgrade(shared)));
+        if !Registry::exists(&shared.root) {
             return Hook::Ready(Ok(()));
         }
-        Hook::later(async move {
-            self.with_registry(|_| Ok(()))
-                .await
-                .map_err(|e| PluginError::Init(Box::new(e)))
-        })
+        Hook::later(async move { shared.refresh().await.map_err(|e| PluginError::Init(Box::new(e))) })
     }
 
     fn fetch<'a>(&'a self, req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
@@ -267,6 +562,59 @@ impl Plugin for DeployPlugin {
         }
         let rest = rest.to_owned();
         Hook::later(async move { Ok(Flow::Respond(self.api(req, &rest).await)) })
+    }
+
+    /// A canaried app: the visitor's version by its cookie; a new visitor
+    /// gets the canary's share. Canary requests are answered here, by the
+    /// canary version's runtime (the plugins outside this one still see
+    /// them); the rest go on to the current version.
+    fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        let canaries = self.shared.canaries.load();
+        let Some(canary) = cx.app().and_then(|app| canaries.get(app)).cloned() else {
+            return Hook::Ready(Ok(Flow::Continue));
+        };
+        let (to_canary, new) = match cookie(req, &canary.cookie) {
+            Some(v) => (v == canary.record.version, false),
+            None => (canary.takes(canary.visitors.fetch_add(1, Ordering::Relaxed)), true),
+        };
+        let started = Instant::now();
+        if !to_canary {
+            cx.ext.insert(StableVisit { canary, new, started });
+            return Hook::Ready(Ok(Flow::Continue));
+        }
+        let Some(host) = self.shared.host.get() else {
+            return Hook::Ready(Ok(Flow::Continue));
+        };
+        let target = AppTarget {
+            app: canary.target.clone(),
+            host: cx.host.as_deref().map(str::to_owned),
+            tenant: cx.tenant().map(str::to_owned),
+            base: cx.base.as_deref().map(str::to_owned),
+        };
+        let request = std::mem::replace(req, Request::new(bext_plugin_abi::Body::empty()));
+        Hook::later(async move {
+            let Some(mut res) = host.serve_app(target, request).await else {
+                return Err(PluginError::hook(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("canary app {} is not served", canary.target),
+                ));
+            };
+            canary.stats[Canary::CANARY].record(res.status(), started.elapsed());
+            if new {
+                set_cookie(&mut res, &canary.cookie, &canary.record.version);
+            }
+            Ok(Flow::Respond(res))
+        })
+    }
+
+    fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+        if let Some(visit) = cx.ext.remove::<StableVisit>() {
+            visit.canary.stats[Canary::STABLE].record(res.status(), visit.started.elapsed());
+            if visit.new {
+                set_cookie(res, &visit.canary.cookie, "stable");
+            }
+        }
+        Hook::Ready(Ok(()))
     }
 }
 

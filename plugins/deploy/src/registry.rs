@@ -41,6 +41,22 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (app, version)
     );
     CREATE UNIQUE INDEX one_current_version ON app_versions (app) WHERE current = 1;",
+    // 2: canaries (a version serving a share of new visitors) and the
+    // log of what happened to each app.
+    "CREATE TABLE canaries (
+        app TEXT PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        share INTEGER NOT NULL CHECK (share BETWEEN 1 AND 99),
+        started_at INTEGER NOT NULL,
+        auto_promote_after INTEGER,
+        max_error_rate REAL
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        what TEXT NOT NULL
+    );",
 ];
 
 /// The registry's database file under its root.
@@ -50,7 +66,7 @@ pub const DATABASE: &str = "registry.sqlite3";
 pub const INCOMING: &str = "incoming";
 
 /// One app as the registry knows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AppRecord {
     /// The app's id.
     pub id: String,
@@ -61,6 +77,62 @@ pub struct AppRecord {
     pub current: Option<VersionRecord>,
     /// How many versions are kept.
     pub versions: u64,
+    /// A version serving a share of new visitors, if one does.
+    pub canary: Option<CanaryRecord>,
+    /// The newest things that happened to it (deploys, rollbacks,
+    /// promotions, automatic ones included), newest first.
+    pub events: Vec<Event>,
+}
+
+/// A version serving a share of new visitors next to the current one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CanaryRecord {
+    /// The app.
+    pub app: String,
+    /// The canary version.
+    pub version: String,
+    /// Its directory.
+    pub path: PathBuf,
+    /// Percent of new visitors it gets (1 to 99).
+    pub share: u8,
+    /// Unix time it started.
+    pub started_at: u64,
+    /// Promote it after this many seconds if its 5xx rate stayed at or
+    /// under `max_error_rate`.
+    pub auto_promote_after: Option<u64>,
+    /// Roll it back once its 5xx rate goes over this (0 to 1).
+    pub max_error_rate: Option<f64>,
+}
+
+/// How a canary is started.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CanaryPlan {
+    /// Percent of new visitors (1 to 99).
+    pub share: u8,
+    /// See [`CanaryRecord::auto_promote_after`].
+    pub auto_promote_after: Option<u64>,
+    /// See [`CanaryRecord::max_error_rate`].
+    pub max_error_rate: Option<f64>,
+}
+
+/// How a deploy is done.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeployOptions<'a> {
+    /// The version's name; `v<N>` (N counting the app's deploys) when unset.
+    pub version: Option<&'a str>,
+    /// Who deploys, for the record.
+    pub by: &'a str,
+    /// Start the version as a canary instead of making it current.
+    pub canary: Option<CanaryPlan>,
+}
+
+/// One line of an app's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    /// Unix time.
+    pub at: u64,
+    /// What happened.
+    pub what: String,
 }
 
 /// One version of an app.
@@ -117,13 +189,13 @@ impl Registry {
         root.join(DATABASE).is_file()
     }
 
-    /// Every app's current version, read without opening for writing: what
-    /// the kernel serves, asked for on every pipeline build. Empty when
-    /// nothing was ever deployed.
-    pub fn served(root: &Path) -> Result<Vec<VersionRecord>, DeployError> {
+    /// Every app's current version and canary, read without opening for
+    /// writing: what the kernel serves, asked for on every pipeline build.
+    /// Empty when nothing was ever deployed.
+    pub fn served(root: &Path) -> Result<Served, DeployError> {
         let file = root.join(DATABASE);
         if !file.is_file() {
-            return Ok(Vec::new());
+            return Ok(Served::default());
         }
         let db = Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| DeployError::db(&file, e))?;
@@ -133,14 +205,19 @@ impl Registry {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| DeployError::db(&file, e))?;
         if applied == 0 {
-            return Ok(Vec::new());
+            return Ok(Served::default());
         }
-        let mut q = db
+        let current = db
             .prepare(&format!("{SELECT} WHERE current = 1 ORDER BY app"))
+            .and_then(|mut q| q.query_map([], version_row)?.collect())
             .map_err(|e| DeployError::db(&file, e))?;
-        q.query_map([], version_row)
-            .and_then(Iterator::collect)
-            .map_err(|e| DeployError::db(&file, e))
+        // A registry from before canaries has no such table yet.
+        let canaries = if applied >= 2 {
+            canaries(&db, None).map_err(|e| DeployError::db(&file, e))?
+        } else {
+            Vec::new()
+        };
+        Ok(Served { current, canaries })
     }
 
     /// Opens (creating and upgrading) the registry under `root`, and
@@ -263,23 +340,16 @@ impl Registry {
         &mut self,
         app: &str,
         from: &Path,
-        version: Option<&str>,
-        by: &str,
+        options: &DeployOptions<'_>,
         progress: &mut dyn FnMut(&Path, u64),
     ) -> Result<Deployed, DeployError> {
         let _lock = self.lock()?;
-        self.deploy_locked(app, from, version, by, progress)
+        self.deploy_locked(app, from, options, progress)
     }
 
     /// [`Registry::deploy`] of a tar archive (an upload to the admin API),
     /// unpacked under the registry's root first.
-    pub fn deploy_tar(
-        &mut self,
-        app: &str,
-        tar: &[u8],
-        version: Option<&str>,
-        by: &str,
-    ) -> Result<Deployed, DeployError> {
+    pub fn deploy_tar(&mut self, app: &str, tar: &[u8], options: &DeployOptions<'_>) -> Result<Deployed, DeployError> {
         let _lock = self.lock()?;
         let incoming = self.root.join(INCOMING);
         std::fs::create_dir_all(&incoming).map_err(|e| DeployError::io(&incoming, e))?;
@@ -292,22 +362,34 @@ impl Registry {
         tar::Archive::new(tar)
             .unpack(unpacked.path())
             .map_err(|e| DeployError::Bundle(format!("the upload is not a tar archive: {e}")))?;
-        self.deploy_locked(app, unpacked.path(), version, by, &mut |_, _| {})
+        self.deploy_locked(app, unpacked.path(), options, &mut |_, _| {})
     }
 
     fn deploy_locked(
         &mut self,
         app: &str,
         from: &Path,
-        version: Option<&str>,
-        by: &str,
+        options: &DeployOptions<'_>,
         progress: &mut dyn FnMut(&Path, u64),
     ) -> Result<Deployed, DeployError> {
         check_name("app id", app)?;
         if !from.is_dir() {
             return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
         }
-        let version = match version {
+        if let Some(plan) = options.canary {
+            if !(1..=99).contains(&plan.share) {
+                return Err(DeployError::Bundle(format!(
+                    "canary share {}%: use 1 to 99 (100% is a plain deploy)",
+                    plan.share
+                )));
+            }
+            if self.current(app)?.is_none() {
+                return Err(DeployError::NotFound(format!(
+                    "{app} has no current version for a canary to run beside: deploy it without --canary first"
+                )));
+            }
+        }
+        let version = match options.version {
             Some(v) => {
                 check_name("version", v)?;
                 v.to_owned()
@@ -319,7 +401,7 @@ impl Registry {
         }
         let (path, stored) = self.store.put(app, &version, from, progress)?;
         let routes = routes_of(&path);
-        let committed = self.commit(app, &version, &path, &routes, &stored, by);
+        let committed = self.commit(app, &version, &path, &routes, &stored, options);
         if let Err(e) = committed {
             let _ = self.store.remove_tree(&path);
             return Err(e);
@@ -341,8 +423,9 @@ impl Registry {
         path: &Path,
         routes: &[String],
         stored: &Stored,
-        by: &str,
+        options: &DeployOptions<'_>,
     ) -> Result<(), DeployError> {
+        let (by, canary) = (options.by, options.canary);
         let file = self.root.join(DATABASE);
         let err = |e| DeployError::db(&file, e);
         let tx = self.db.transaction().map_err(err)?;
@@ -352,14 +435,43 @@ impl Registry {
             params![app, unix_now()],
         )
         .map_err(err)?;
-        tx.execute(
-            "UPDATE app_versions SET current = 0 WHERE app = ?1 AND current = 1",
-            [app],
-        )
-        .map_err(err)?;
+        let what = match canary {
+            Some(plan) => {
+                tx.execute(
+                    "INSERT INTO canaries (app, version, share, started_at, auto_promote_after, max_error_rate)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (app) DO UPDATE SET version = ?2, share = ?3, started_at = ?4,
+                         auto_promote_after = ?5, max_error_rate = ?6",
+                    params![
+                        app,
+                        version,
+                        plan.share,
+                        unix_now(),
+                        plan.auto_promote_after.map(|s| s as i64),
+                        plan.max_error_rate
+                    ],
+                )
+                .map_err(err)?;
+                format!(
+                    "deployed {version} by {by} as a canary for {}% of new visitors",
+                    plan.share
+                )
+            }
+            None => {
+                tx.execute(
+                    "UPDATE app_versions SET current = 0 WHERE app = ?1 AND current = 1",
+                    [app],
+                )
+                .map_err(err)?;
+                // A plain deploy replaces a running canary.
+                tx.execute("DELETE FROM canaries WHERE app = ?1", [app]).map_err(err)?;
+                format!("deployed {version} by {by}")
+            }
+        };
+        let current = i64::from(canary.is_none());
         tx.execute(
             "INSERT INTO app_versions (app, version, path, routes, files, bytes, deployed_at, deployed_by, current)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 app,
                 version,
@@ -368,11 +480,86 @@ impl Registry {
                 stored.files as i64,
                 stored.bytes as i64,
                 unix_now(),
-                by
+                by,
+                current
             ],
         )
         .map_err(err)?;
+        tx.execute(
+            "INSERT INTO events (app, at, what) VALUES (?1, ?2, ?3)",
+            params![app, unix_now(), what],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Adds a line to an app's history (and to the log).
+    pub fn log(&self, app: &str, what: &str) -> Result<(), DeployError> {
+        tracing::info!(target: "bext::deploy", app, "{what}");
+        self.db
+            .execute(
+                "INSERT INTO events (app, at, what) VALUES (?1, ?2, ?3)",
+                params![app, unix_now(), what],
+            )
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
+    /// An app's newest `limit` events, newest first.
+    pub fn events(&self, app: &str, limit: usize) -> Result<Vec<Event>, DeployError> {
+        let mut q = self
+            .db
+            .prepare("SELECT at, what FROM events WHERE app = ?1 ORDER BY id DESC LIMIT ?2")
+            .map_err(|e| self.db_err(e))?;
+        q.query_map(params![app, limit as i64], |r| {
+            Ok(Event {
+                at: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
+                what: r.get(1)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.db_err(e))
+    }
+
+    /// Every running canary.
+    pub fn canaries(&self) -> Result<Vec<CanaryRecord>, DeployError> {
+        canaries(&self.db, None).map_err(|e| self.db_err(e))
+    }
+
+    /// The canary of `app`, if one runs.
+    pub fn canary(&self, app: &str) -> Result<Option<CanaryRecord>, DeployError> {
+        Ok(canaries(&self.db, Some(app)).map_err(|e| self.db_err(e))?.pop())
+    }
+
+    /// Gives the canary `to` percent of new visitors, or (with `None`, or
+    /// 100) makes it the current version.
+    pub fn promote(&mut self, app: &str, to: Option<u8>) -> Result<AppRecord, DeployError> {
+        let _lock = self.lock()?;
+        let canary = self
+            .canary(app)?
+            .ok_or_else(|| DeployError::NotFound(format!("{app} has no canary to promote")))?;
+        match to {
+            Some(share) if share < 100 => {
+                if share == 0 {
+                    return Err(DeployError::Bundle(
+                        "promote --to 0%: use rollback to stop a canary".into(),
+                    ));
+                }
+                self.db
+                    .execute("UPDATE canaries SET share = ?2 WHERE app = ?1", params![app, share])
+                    .map_err(|e| self.db_err(e))?;
+                self.log(
+                    app,
+                    &format!("canary {} now gets {share}% of new visitors", canary.version),
+                )?;
+            }
+            _ => {
+                self.switch(app, &canary.version)?;
+                self.log(app, &format!("promoted canary {} to current", canary.version))?;
+                self.prune(app)?;
+            }
+        }
+        self.app(app)
     }
 
     /// Keeps the current version and the `keep_versions` newest others.
@@ -380,7 +567,11 @@ impl Registry {
         let old: Vec<(String, String)> = {
             let mut q = self
                 .db
-                .prepare("SELECT version, path FROM app_versions WHERE app = ?1 AND current = 0 ORDER BY id DESC LIMIT -1 OFFSET ?2")
+                .prepare(
+                    "SELECT version, path FROM app_versions WHERE app = ?1 AND current = 0
+                     AND version NOT IN (SELECT version FROM canaries WHERE app = ?1)
+                     ORDER BY id DESC LIMIT -1 OFFSET ?2",
+                )
                 .map_err(|e| self.db_err(e))?;
             q.query_map(params![app, self.keep_versions as i64], |r| Ok((r.get(0)?, r.get(1)?)))
                 .and_then(Iterator::collect)
@@ -401,12 +592,23 @@ impl Registry {
         Ok(old.into_iter().map(|(v, _)| v).collect())
     }
 
-    /// Makes the version before the current one current again.
+    /// Stops a running canary (everyone is back on the current version);
+    /// with none, makes the version before the current one current again.
     pub fn rollback(&mut self, app: &str) -> Result<VersionRecord, DeployError> {
         let _lock = self.lock()?;
         let current = self
             .current(app)?
             .ok_or_else(|| DeployError::NotFound(format!("{app} has no deployed version")))?;
+        if let Some(canary) = self.canary(app)? {
+            self.db
+                .execute("DELETE FROM canaries WHERE app = ?1", [app])
+                .map_err(|e| self.db_err(e))?;
+            self.log(
+                app,
+                &format!("canary {} rolled back: everyone on {}", canary.version, current.version),
+            )?;
+            return Ok(current);
+        }
         let previous: Option<String> = self
             .db
             .query_row(
@@ -420,7 +622,7 @@ impl Registry {
         let previous = previous
             .ok_or_else(|| DeployError::NotFound(format!("{app} has no version older than {}", current.version)))?;
         self.switch(app, &previous)?;
-        tracing::info!(target: "bext::deploy", app, from = %current.version, to = %previous, "rolled back");
+        self.log(app, &format!("rolled back from {} to {previous}", current.version))?;
         Ok(self.version(app, &previous)?.expect("switched to it"))
     }
 
@@ -435,6 +637,11 @@ impl Registry {
         .map_err(err)?;
         tx.execute(
             "UPDATE app_versions SET current = 1 WHERE app = ?1 AND version = ?2",
+            params![app, version],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "DELETE FROM canaries WHERE app = ?1 AND version = ?2",
             params![app, version],
         )
         .map_err(err)?;
@@ -477,6 +684,8 @@ impl Registry {
                 Ok(AppRecord {
                     current: self.current(&id)?,
                     versions: self.versions(&id)?.len() as u64,
+                    canary: self.canary(&id)?,
+                    events: self.events(&id, 10)?,
                     id,
                     origin,
                 })
@@ -531,6 +740,36 @@ impl Registry {
         }
         Ok(format!("v{n}"))
     }
+}
+
+/// What the kernel serves: current versions and canaries.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    /// Each deployed app's current version.
+    pub current: Vec<VersionRecord>,
+    /// Running canaries.
+    pub canaries: Vec<CanaryRecord>,
+}
+
+/// The canaries of one app, or of all.
+fn canaries(db: &Connection, app: Option<&str>) -> rusqlite::Result<Vec<CanaryRecord>> {
+    let mut q = db.prepare(
+        "SELECT c.app, c.version, v.path, c.share, c.started_at, c.auto_promote_after, c.max_error_rate
+         FROM canaries c JOIN app_versions v ON v.app = c.app AND v.version = c.version
+         WHERE ?1 IS NULL OR c.app = ?1 ORDER BY c.app",
+    )?;
+    q.query_map([app], |r| {
+        Ok(CanaryRecord {
+            app: r.get(0)?,
+            version: r.get(1)?,
+            path: PathBuf::from(r.get::<_, String>(2)?),
+            share: r.get(3)?,
+            started_at: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
+            auto_promote_after: r.get::<_, Option<i64>>(5)?.map(|s| s.try_into().unwrap_or(0)),
+            max_error_rate: r.get(6)?,
+        })
+    })?
+    .collect()
 }
 
 const SELECT: &str =
@@ -603,6 +842,14 @@ fn unix_now() -> i64 {
 mod tests {
     use super::*;
 
+    fn opts(version: Option<&str>) -> DeployOptions<'_> {
+        DeployOptions {
+            version,
+            by: "tester",
+            canary: None,
+        }
+    }
+
     fn bundle(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for (name, body) in files {
@@ -619,11 +866,11 @@ mod tests {
         let mut r = Registry::open(root.path(), 1).unwrap();
         r.sync_platform_apps(["blog"]).unwrap();
         let v1 = bundle(&[("index.html", "one"), ("posts/a.html", "a")]);
-        let d = r.deploy("blog", v1.path(), None, "tester", &mut |_, _| {}).unwrap();
+        let d = r.deploy("blog", v1.path(), &opts(None), &mut |_, _| {}).unwrap();
         assert_eq!(d.version.version, "v1");
         assert_eq!(d.version.routes, ["/", "/posts/a.html"]);
         let v2 = bundle(&[("index.html", "two"), ("posts/a.html", "a")]);
-        let d = r.deploy("blog", v2.path(), None, "tester", &mut |_, _| {}).unwrap();
+        let d = r.deploy("blog", v2.path(), &opts(None), &mut |_, _| {}).unwrap();
         assert_eq!(
             (d.version.version.as_str(), d.new_bytes),
             ("v2", 3),
@@ -633,13 +880,13 @@ mod tests {
         assert!(r.rollback("blog").is_err(), "nothing older than v1");
         let v3 = bundle(&[("index.html", "three")]);
         let d = r
-            .deploy("blog", v3.path(), Some("2026-12-02"), "tester", &mut |_, _| {})
+            .deploy("blog", v3.path(), &opts(Some("2026-12-02")), &mut |_, _| {})
             .unwrap();
         // keep_versions = 1: the new one current, v2 (the newest other)
         // kept, v1 pruned: versions keep their deploy order.
         assert_eq!(d.pruned, ["v1"]);
         assert!(
-            r.deploy("blog", v3.path(), Some("2026-12-02"), "t", &mut |_, _| {})
+            r.deploy("blog", v3.path(), &opts(Some("2026-12-02")), &mut |_, _| {})
                 .is_err()
         );
         drop(r);
@@ -661,9 +908,9 @@ mod tests {
         let mut r = Registry::open(root.path(), 3).unwrap();
         let b = bundle(&[("index.html", "x")]);
         for bad in ["../x", ".hidden", "a/b", ""] {
-            assert!(r.deploy(bad, b.path(), None, "t", &mut |_, _| {}).is_err(), "{bad}");
+            assert!(r.deploy(bad, b.path(), &opts(None), &mut |_, _| {}).is_err(), "{bad}");
             assert!(
-                r.deploy("ok", b.path(), Some(bad), "t", &mut |_, _| {}).is_err(),
+                r.deploy("ok", b.path(), &opts(Some(bad)), &mut |_, _| {}).is_err(),
                 "{bad}"
             );
         }
@@ -674,12 +921,56 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let mut r = Registry::open(root.path(), 3).unwrap();
         let b = bundle(&[("index.html", "x")]);
-        r.deploy("site", b.path(), None, "t", &mut |_, _| {}).unwrap();
+        r.deploy("site", b.path(), &opts(None), &mut |_, _| {}).unwrap();
         // As if a deploy died after renaming its tree, before its commit.
         let orphan = r.store.put("site", "v2", b.path(), &mut |_, _| {}).unwrap().0;
         drop(r);
         let r = Registry::open(root.path(), 3).unwrap();
         assert!(!orphan.exists());
         assert_eq!(r.current("site").unwrap().unwrap().version, "v1");
+    }
+
+    #[test]
+    fn canaries_are_promoted_rolled_back_and_never_pruned() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Registry::open(root.path(), 0).unwrap();
+        let b = bundle(&[("index.html", "x")]);
+        let canary = DeployOptions {
+            version: None,
+            by: "t",
+            canary: Some(CanaryPlan {
+                share: 20,
+                ..CanaryPlan::default()
+            }),
+        };
+        assert!(
+            r.deploy("site", b.path(), &canary, &mut |_, _| {}).is_err(),
+            "no current version yet"
+        );
+        r.deploy("site", b.path(), &opts(None), &mut |_, _| {}).unwrap();
+        let d = r.deploy("site", b.path(), &canary, &mut |_, _| {}).unwrap();
+        assert!(!d.version.current);
+        assert_eq!(r.current("site").unwrap().unwrap().version, "v1");
+        assert_eq!(r.canary("site").unwrap().unwrap().share, 20);
+        // keep_versions = 0 prunes neither the current version nor the canary.
+        assert_eq!(r.versions("site").unwrap().len(), 2);
+        assert_eq!(r.promote("site", Some(60)).unwrap().canary.unwrap().share, 60);
+        assert_eq!(r.rollback("site").unwrap().version, "v1");
+        assert!(r.canary("site").unwrap().is_none());
+        r.deploy("site", b.path(), &canary, &mut |_, _| {}).unwrap();
+        let app = r.promote("site", None).unwrap();
+        assert_eq!(app.current.unwrap().version, "v3");
+        assert!(app.canary.is_none());
+        assert_eq!(
+            r.versions("site").unwrap().len(),
+            1,
+            "keep_versions = 0 after the promotion"
+        );
+        let events: Vec<_> = app.events.into_iter().map(|e| e.what).collect();
+        assert_eq!(events[0], "promoted canary v3 to current");
+        assert!(
+            events.contains(&"canary v2 rolled back: everyone on v1".to_owned()),
+            "{events:?}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bext_plugin_deploy::config::Config;
-use bext_plugin_deploy::{AppRecord, CanaryPlan, DeployOptions, Deployed, Registry, VersionRecord};
+use bext_plugin_deploy::{AppRecord, CanaryPlan, DeployOptions, Deployed, PreviewRecord, Registry, VersionRecord};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
@@ -47,6 +47,23 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
             }
         }
     }
+    // A preview is the app's configuration with the preview's files and
+    // `preview_env`, as an app of its own on its own hosts.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for preview in served.previews.iter().filter(|p| p.expires_at > now) {
+        let mut app = match platform.apps.get(&preview.app) {
+            Some(app) => app.clone(),
+            None => AppConfig::for_dir(&preview.path)?.0,
+        };
+        app.source = Some(preview.path.clone());
+        app.env = std::mem::take(&mut app.preview_env);
+        app.domains = preview_domains(&platform.settings.preview_domain, &app.domains, &preview.name);
+        platform
+            .apps
+            .insert(bext_plugin_deploy::preview_app_id(&preview.app, &preview.name), app);
+    }
     // A canary is the app's configuration with the canary's files, as a
     // hidden app with no domains: the plugin sends its visitors there.
     for canary in served.canaries {
@@ -63,6 +80,20 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
     Ok(())
 }
 
+/// The hosts of preview `name` of an app with `domains`, by the
+/// platform's `preview_domain` template (regex hosts have none).
+pub(crate) fn preview_domains(template: &str, domains: &[String], name: &str) -> Vec<String> {
+    domains
+        .iter()
+        .filter(|d| !d.starts_with('~'))
+        .map(|d| {
+            template
+                .replace("{name}", name)
+                .replace("{domain}", d.trim_start_matches("*."))
+        })
+        .collect()
+}
+
 /// What a command works on: a running server, or the data directory.
 enum Target {
     Server {
@@ -72,6 +103,7 @@ enum Target {
     Local {
         root: PathBuf,
         keep_versions: usize,
+        preview_ttl: u64,
         apps: Vec<String>,
     },
 }
@@ -79,7 +111,7 @@ enum Target {
 impl Target {
     /// `--server URL` when given; else the platform's server if one
     /// answers on its `listen` address; else its data directory.
-    fn find(config: &Path, server: Option<&str>) -> anyhow::Result<Target> {
+    fn find(config: &Path, server: Option<&str>) -> anyhow::Result<(Target, Platform)> {
         let platform = Platform::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let manifests = crate::pipeline::load_manifests(&platform).map_err(|e| anyhow::anyhow!("{e}"))?;
         let manifest = manifests
@@ -94,11 +126,13 @@ impl Target {
             None => answering(&platform.settings.listen).map(|addr| format!("http://{addr}")),
         };
         let Some(url) = url else {
-            return Ok(Target::Local {
+            let target = Target::Local {
                 root: Registry::root_in(&platform.data_dir),
                 keep_versions: settings.keep_versions,
+                preview_ttl: settings.preview_ttl.0.as_secs(),
                 apps: platform.apps.keys().cloned().collect(),
-            });
+            };
+            return Ok((target, platform));
         };
         let token = std::env::var(&settings.admin_token_env)
             .ok()
@@ -109,10 +143,11 @@ impl Target {
                     settings.admin_token_env
                 )
             })?;
-        Ok(Target::Server {
+        let target = Target::Server {
             base: format!("{url}{base}"),
             token,
-        })
+        };
+        Ok((target, platform))
     }
 
     /// The registry on disk, with the platform file's apps recorded as a
@@ -122,6 +157,7 @@ impl Target {
             root,
             keep_versions,
             apps,
+            ..
         } = self
         else {
             unreachable!("local targets only")
@@ -179,28 +215,46 @@ fn call(target: &Target, method: &str, path: &str, body: Vec<u8>) -> anyhow::Res
 }
 
 /// `bext deploy DIR --app ID [--version V]`.
+/// What `bext deploy` was asked for, besides where.
+pub(crate) struct DeployArgs<'a> {
+    /// `--version`.
+    pub version: Option<&'a str>,
+    /// `--canary` and its automatic decisions.
+    pub canary: Option<CanaryPlan>,
+    /// `--preview`.
+    pub preview: Option<&'a str>,
+}
+
 pub(crate) fn deploy(
     config: &Path,
     server: Option<&str>,
     dir: &Path,
     app: &str,
-    version: Option<&str>,
-    canary: Option<CanaryPlan>,
+    args: &DeployArgs<'_>,
     json: bool,
 ) -> anyhow::Result<()> {
+    let DeployArgs {
+        version,
+        canary,
+        preview,
+    } = *args;
     if !dir.is_dir() {
         bail!("{}: not a directory", dir.display());
     }
-    let target = Target::find(config, server)?;
+    let (target, platform) = Target::find(config, server)?;
     let deployed: Deployed = match &target {
         Target::Local { .. } => {
             let mut registry = target.open()?;
             let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
             let mut progress = Progress::new(json);
+            let Target::Local { preview_ttl, .. } = &target else {
+                unreachable!("a local target")
+            };
             let options = DeployOptions {
                 version,
                 by: &by,
                 canary,
+                preview: preview.map(|name| (name, *preview_ttl)),
             };
             registry.deploy(app, dir, &options, &mut |path, size| progress.file(path, size))?
         }
@@ -216,6 +270,9 @@ pub(crate) fn deploy(
             let mut query = Vec::new();
             if let Some(v) = version {
                 query.push(format!("version={v}"));
+            }
+            if let Some(p) = preview {
+                query.push(format!("preview={p}"));
             }
             if let Some(c) = canary {
                 query.push(format!("canary={}", c.share));
@@ -238,9 +295,19 @@ pub(crate) fn deploy(
         out!("{}", serde_json::to_string_pretty(&deployed)?);
     } else {
         let v = &deployed.version;
-        let role = match canary {
-            Some(c) => format!(" as a canary for {}% of new visitors", c.share),
-            None => String::new(),
+        let role = match (canary, preview) {
+            (Some(c), _) => format!(" as a canary for {}% of new visitors", c.share),
+            (None, Some(name)) => {
+                let domains = platform.apps.get(app).map_or(&[][..], |a| &a.domains[..]);
+                let hosts = preview_domains(&platform.settings.preview_domain, domains, name);
+                let at = if hosts.is_empty() {
+                    format!("/{}/", bext_plugin_deploy::preview_app_id(app, name))
+                } else {
+                    hosts.join(", ")
+                };
+                format!(" as preview {name} (at {at})")
+            }
+            (None, None) => String::new(),
         };
         out!(
             "deployed {} {}{role}: {} file{}, {} ({} new){}",
@@ -262,7 +329,7 @@ pub(crate) fn deploy(
 
 /// `bext rollback ID`.
 pub(crate) fn rollback(config: &Path, server: Option<&str>, app: &str, json: bool) -> anyhow::Result<()> {
-    let target = Target::find(config, server)?;
+    let (target, _) = Target::find(config, server)?;
     let version: VersionRecord = match &target {
         Target::Local { .. } => target.open()?.rollback(app)?,
         Target::Server { .. } => {
@@ -285,7 +352,7 @@ pub(crate) fn promote(
     to: Option<u8>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let target = Target::find(config, server)?;
+    let (target, _) = Target::find(config, server)?;
     let record: AppRecord = match &target {
         Target::Local { .. } => target.open()?.promote(app, to)?,
         Target::Server { .. } => {
@@ -311,11 +378,13 @@ pub(crate) enum AppsCommand {
     Show(String),
     Versions(String),
     Remove(String),
+    Previews,
+    PrunePreviews,
 }
 
 /// `bext apps list|show|versions|rm`.
 pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, json: bool) -> anyhow::Result<()> {
-    let target = Target::find(config, server)?;
+    let (target, platform) = Target::find(config, server)?;
     let local = matches!(target, Target::Local { .. });
     match command {
         AppsCommand::List => {
@@ -358,6 +427,42 @@ pub(crate) fn apps(config: &Path, server: Option<&str>, command: AppsCommand, js
             print_app(&app, &versions, matches!(command, AppsCommand::Show(_)));
             if matches!(command, AppsCommand::Show(_)) {
                 print_history(&app, &value["canary_stats"]);
+            }
+        }
+        AppsCommand::Previews | AppsCommand::PrunePreviews => {
+            let prune = matches!(command, AppsCommand::PrunePreviews);
+            let previews: Vec<PreviewRecord> = match (&target, prune) {
+                (Target::Local { .. }, false) => target.open()?.previews(None)?,
+                (Target::Local { .. }, true) => target.open()?.prune_previews(unix_now())?,
+                (Target::Server { .. }, false) => serde_json::from_value(call(&target, "GET", "/previews", vec![])?)?,
+                (Target::Server { .. }, true) => {
+                    serde_json::from_value(call(&target, "POST", "/previews/prune", vec![])?)?
+                }
+            };
+            if json {
+                out!("{}", serde_json::to_string_pretty(&previews)?);
+                return Ok(());
+            }
+            if prune {
+                out!("removed {} expired preview(s)", previews.len());
+            }
+            out!(
+                "{:<20} {:<16} {:<10} {:<29}  HOSTS",
+                "APP",
+                "PREVIEW",
+                "VERSION",
+                "EXPIRES"
+            );
+            for p in &previews {
+                let domains = platform.apps.get(&p.app).map_or(&[][..], |a| &a.domains[..]);
+                let hosts = preview_domains(&platform.settings.preview_domain, domains, &p.name).join(", ");
+                out!(
+                    "{:<20} {:<16} {:<10} {:<29}  {hosts}",
+                    p.app,
+                    p.name,
+                    p.version,
+                    when(p.expires_at)
+                );
             }
         }
         AppsCommand::Remove(id) => {
@@ -503,6 +608,12 @@ fn size(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A Unix time as an HTTP date (UTC).

@@ -81,6 +81,14 @@ pub struct PlatformSection {
     /// Connection and request limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Hosts of a deploy preview: `{name}` is the preview's name, `{domain}`
+    /// each of the app's domains (a wildcard's `*.` left out).
+    #[serde(default = "default_preview_domain")]
+    pub preview_domain: String,
+}
+
+fn default_preview_domain() -> String {
+    "{name}.preview.{domain}".into()
 }
 
 impl Default for PlatformSection {
@@ -95,6 +103,7 @@ impl Default for PlatformSection {
             watch: true,
             workers: 0,
             limits: Limits::default(),
+            preview_domain: default_preview_domain(),
         }
     }
 }
@@ -207,6 +216,10 @@ pub struct AppConfig {
     /// JS apps: the `env` argument of `fetch(request, env, ctx)`.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// JS apps: `env` of the app's deploy previews, which never get `env`
+    /// (a preview must not reach production data unless told to).
+    #[serde(default)]
+    pub preview_env: BTreeMap<String, String>,
     /// JS apps: the isolate pool.
     #[serde(default)]
     pub isolate: IsolateConfig,
@@ -251,6 +264,7 @@ impl AppConfig {
             response_timeout: response_timeout(),
             entry: server.entry,
             env: BTreeMap::new(),
+            preview_env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
             rate_limit: None,
             auth: None,

@@ -41,7 +41,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parsed.map_err(serde::de::Error::custom)
 }
 
-/// Parses `"10s"`, `"500ms"`, `"2m"`, `"1h"`.
+/// Parses `"10s"`, `"500ms"`, `"2m"`, `"1h"`, `"7d"`.
 pub fn parse_duration(t: &str) -> Result<Duration, String> {
     let t = t.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
@@ -54,7 +54,8 @@ pub fn parse_duration(t: &str) -> Result<Duration, String> {
         "s" | "" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        u => return Err(format!("unknown unit `{u}` in `{t}` (use ms, s, m or h)")),
+        "d" => n * 86400.0,
+        u => return Err(format!("unknown unit `{u}` in `{t}` (use ms, s, m, h or d)")),
     };
     Ok(Duration::from_secs_f64(secs))
 }

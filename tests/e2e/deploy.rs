@@ -603,3 +603,108 @@ isolate = { mode = "inline" }
     assert!(shown["app"]["canary"].is_null());
     assert!(shown["app"]["events"].to_string().contains("auto-promote of canary v3"));
 }
+
+/// A preview serves its version on its own host, with the app's
+/// `preview_env` instead of its `env`, survives a restart, and is removed
+/// with its files once its `preview_ttl` is over.
+#[tokio::test]
+async fn a_preview_serves_on_its_own_host_until_it_expires() {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("manifests/deploy.yaml", "name: deploy\nconfig:\n  preview_ttl: 4s\n");
+    s.write(
+        "shop/index.js",
+        "export default { fetch() { return new Response('platform'); } }",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.shop]
+runtime = "js"
+source = "shop"
+domains = ["shop.test"]
+env = { DB = "production" }
+preview_env = { DB = "staging" }
+"#,
+    );
+    let c = p(&config);
+    let app = |v: &str| {
+        format!("export default {{ fetch(req, env) {{ return new Response('{v} ' + (env.DB || 'no db')); }} }}")
+    };
+    let v1 = bundle(&s, "v1", &[("index.js", &app("v1"))]);
+    let v2 = bundle(&s, "v2", &[("index.js", &app("v2"))]);
+    ok(cli(&["deploy", p(&v1), "--app", "shop", "--config", c]));
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    assert_eq!(get(b.addr, "shop.test", "/").await.text(), "v1 production");
+
+    let out = ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "shop",
+        "--preview",
+        "pr-7",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    assert!(out.contains("as preview pr-7 (at pr-7.preview.shop.test)"), "{out}");
+    assert_eq!(get(b.addr, "pr-7.preview.shop.test", "/").await.text(), "v2 staging");
+    assert_eq!(
+        get(b.addr, "shop.test", "/").await.text(),
+        "v1 production",
+        "production is untouched"
+    );
+    let previews = json(cli(&[
+        "apps", "previews", "list", "--config", c, "--server", &server, "--json",
+    ]));
+    assert_eq!(previews[0]["name"], "pr-7");
+    let tree = PathBuf::from(previews[0]["path"].as_str().unwrap());
+    assert!(tree.join("index.js").is_file());
+    let bad = cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "shop",
+        "--preview",
+        "PR_7",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("it becomes a host name"),
+        "{bad:?}"
+    );
+
+    // A restart keeps it.
+    drop(b);
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    assert_eq!(get(b.addr, "pr-7.preview.shop.test", "/").await.text(), "v2 staging");
+
+    // Past its TTL it is gone: host, registry entry and files.
+    eventually(Duration::from_secs(15), || async {
+        (get(b.addr, "pr-7.preview.shop.test", "/").await.status == 404).then_some(())
+    })
+    .await;
+    let previews = json(cli(&[
+        "apps", "previews", "list", "--config", c, "--server", &server, "--json",
+    ]));
+    assert_eq!(previews, serde_json::json!([]));
+    assert!(!tree.exists(), "the preview's files are removed");
+    let shown = json(cli(&[
+        "apps", "show", "shop", "--config", c, "--server", &server, "--json",
+    ]));
+    assert!(
+        shown["app"]["events"].to_string().contains("preview pr-7 (v2) expired"),
+        "{shown}"
+    );
+    assert_eq!(get(b.addr, "shop.test", "/").await.text(), "v1 production");
+}

@@ -57,8 +57,12 @@ enum Command {
         version: Option<String>,
         /// Serve it to this share of new visitors (`5%`) beside the current
         /// version, instead of making it current.
-        #[arg(long, value_parser = percent)]
+        #[arg(long, value_parser = percent, conflicts_with = "preview")]
         canary: Option<u8>,
+        /// Serve it as preview NAME (`pr-123`) on `{name}.preview.{domain}`
+        /// until `preview_ttl`, instead of making it current.
+        #[arg(long)]
+        preview: Option<String>,
         /// With --canary: make it current after this long (`30m`) if its
         /// 5xx rate stayed at or under --max-error-rate.
         #[arg(long, value_parser = bext_plugin_abi::units::parse_duration, requires = "canary")]
@@ -129,6 +133,19 @@ enum AppsCommand {
         /// The app.
         app: String,
     },
+    /// Deploy previews.
+    Previews {
+        #[command(subcommand)]
+        command: PreviewsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PreviewsCommand {
+    /// Every preview, with its hosts and expiry.
+    List,
+    /// Remove the previews that have expired, with their files.
+    Prune,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -145,6 +162,7 @@ pub fn run() -> ExitCode {
             canary,
             auto_promote_after,
             max_error_rate,
+            preview,
             at,
         } => {
             let canary = canary.map(|share| bext_plugin_deploy::CanaryPlan {
@@ -157,8 +175,11 @@ pub fn run() -> ExitCode {
                 at.server.as_deref(),
                 &dir,
                 &app,
-                version.as_deref(),
-                canary,
+                &crate::deploy::DeployArgs {
+                    version: version.as_deref(),
+                    canary,
+                    preview: preview.as_deref(),
+                },
                 at.json,
             ))
         }
@@ -179,6 +200,12 @@ pub fn run() -> ExitCode {
                 AppsCommand::Show { app } => Do::Show(app),
                 AppsCommand::Versions { app } => Do::Versions(app),
                 AppsCommand::Rm { app } => Do::Remove(app),
+                AppsCommand::Previews {
+                    command: PreviewsCommand::List,
+                } => Do::Previews,
+                AppsCommand::Previews {
+                    command: PreviewsCommand::Prune,
+                } => Do::PrunePreviews,
             };
             finish(crate::deploy::apps(&at.config, at.server.as_deref(), command, at.json))
         }

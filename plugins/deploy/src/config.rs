@@ -1,5 +1,6 @@
 //! The deploy manifest's `config` block (documented in `manifests/deploy.yaml`).
 
+use bext_plugin_abi::units::Span;
 use serde::Deserialize;
 
 /// Typed `config` of the deploy plugin.
@@ -10,6 +11,9 @@ pub struct Config {
     /// older ones are removed with their files.
     #[serde(default = "default_keep_versions")]
     pub keep_versions: usize,
+    /// How long a preview is served before it is removed.
+    #[serde(default = "default_preview_ttl")]
+    pub preview_ttl: Span,
     /// The admin API needs `Authorization: Bearer` with the value of this
     /// environment variable (and answers 404 when it is unset).
     #[serde(default = "default_token_env")]
@@ -18,6 +22,10 @@ pub struct Config {
 
 fn default_keep_versions() -> usize {
     5
+}
+
+fn default_preview_ttl() -> Span {
+    Span(std::time::Duration::from_secs(7 * 86400))
 }
 
 fn default_token_env() -> String {

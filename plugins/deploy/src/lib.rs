@@ -42,8 +42,14 @@ use http_body_util::BodyExt;
 
 use crate::config::Config;
 pub use crate::registry::{
-    AppRecord, CanaryPlan, CanaryRecord, DeployOptions, Deployed, Event, Registry, Served, VersionRecord,
+    AppRecord, CanaryPlan, CanaryRecord, DeployOptions, Deployed, Event, PreviewRecord, Registry, Served, VersionRecord,
 };
+
+/// The hidden app a preview is served as: `{app}~{name}`, on hosts of its
+/// own (the platform's `preview_domain` template).
+pub fn preview_app_id(app: &str, name: &str) -> String {
+    format!("{app}~{name}")
+}
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +135,8 @@ struct Shared {
     registry: Arc<Mutex<Option<Registry>>>,
     /// Running canaries by app, read on every request.
     canaries: ArcSwap<HashMap<String, Arc<Canary>>>,
+    /// When the next preview expires (Unix time; `u64::MAX` with none).
+    next_expiry: AtomicU64,
 }
 
 /// A running canary as the request path sees it.
@@ -237,6 +245,7 @@ impl BuiltinPlugin for DeployPlugin {
                 reload: OnceLock::new(),
                 registry: Arc::new(Mutex::new(None)),
                 canaries: ArcSwap::from_pointee(HashMap::new()),
+                next_expiry: AtomicU64::new(u64::MAX),
             }),
         })
     }
@@ -268,7 +277,9 @@ impl Shared {
     /// Reads the running canaries again; a canary that goes on keeps its
     /// counts.
     async fn refresh(&self) -> Result<(), DeployError> {
-        let records = self.with_registry(|r| r.canaries()).await?;
+        let (records, previews) = self.with_registry(|r| Ok((r.canaries()?, r.previews(None)?))).await?;
+        let next = previews.iter().map(|p| p.expires_at).min().unwrap_or(u64::MAX);
+        self.next_expiry.store(next, Ordering::Relaxed);
         let old = self.canaries.load_full();
         let next: HashMap<String, Arc<Canary>> = records
             .into_iter()
@@ -304,9 +315,20 @@ impl Shared {
         }
     }
 
-    /// One look at every canary with automatic decisions.
+    /// One look at expired previews and at every canary with automatic
+    /// decisions.
     async fn decide(&self) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if self.next_expiry.load(Ordering::Relaxed) <= now {
+            match self.with_registry(move |r| r.prune_previews(now)).await {
+                Ok(_) => {
+                    if let Err(e) = self.changed(Response::new(bext_plugin_abi::Body::empty())).await {
+                        tracing::error!(target: "bext::deploy", "after removing expired previews: {e}");
+                    }
+                }
+                Err(e) => tracing::error!(target: "bext::deploy", "removing expired previews failed: {e}"),
+            }
+        }
         for canary in self.canaries.load().values() {
             let r = &canary.record;
             let seen = canary.stats[Canary::CANARY].snapshot();
@@ -396,6 +418,14 @@ impl DeployPlugin {
                     .map(|v| json_ok(&v))
             }
             (&Method::POST, ["apps", id, "deploy"]) => self.deploy(req, id, &query).await,
+            (&Method::GET, ["previews"]) => shared.with_registry(|r| r.previews(None)).await.map(|p| json_ok(&p)),
+            (&Method::POST, ["previews", "prune"]) => {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                match shared.with_registry(move |r| r.prune_previews(now)).await {
+                    Ok(pruned) => shared.changed(json_ok(&pruned)).await,
+                    Err(e) => Err(e),
+                }
+            }
             (&Method::POST, ["apps", id, "promote"]) => match query.percent("to") {
                 Err(e) => Err(e),
                 Ok(to) => {
@@ -442,6 +472,8 @@ impl DeployPlugin {
 
     async fn deploy(&self, req: &mut Request, id: &str, query: &Query) -> Result<Response, DeployError> {
         let version = query.get("version").map(str::to_owned);
+        let preview = query.get("preview").map(str::to_owned);
+        let ttl = self.shared.config.preview_ttl.0.as_secs();
         let canary = match query.percent("canary")? {
             Some(share) => Some(CanaryPlan {
                 share,
@@ -483,6 +515,7 @@ impl DeployPlugin {
                     version: version.as_deref(),
                     by: &by,
                     canary,
+                    preview: preview.as_deref().map(|name| (name, ttl)),
                 };
                 r.deploy_tar(&id, &body, &options)
             })

@@ -57,6 +57,15 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         what TEXT NOT NULL
     );",
+    // 3: previews: a version served on hosts of its own, until it expires.
+    "CREATE TABLE previews (
+        app TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (app, name)
+    );",
 ];
 
 /// The registry's database file under its root.
@@ -79,6 +88,8 @@ pub struct AppRecord {
     pub versions: u64,
     /// A version serving a share of new visitors, if one does.
     pub canary: Option<CanaryRecord>,
+    /// Its previews.
+    pub previews: Vec<PreviewRecord>,
     /// The newest things that happened to it (deploys, rollbacks,
     /// promotions, automatic ones included), newest first.
     pub events: Vec<Event>,
@@ -115,6 +126,24 @@ pub struct CanaryPlan {
     pub max_error_rate: Option<f64>,
 }
 
+/// A version served on hosts of its own (`{name}.preview.{domain}`) until
+/// it expires, beside whatever the app serves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PreviewRecord {
+    /// The app.
+    pub app: String,
+    /// The preview's name (`pr-123`): a DNS label.
+    pub name: String,
+    /// The version it serves.
+    pub version: String,
+    /// That version's directory.
+    pub path: PathBuf,
+    /// Unix time it was deployed.
+    pub created_at: u64,
+    /// Unix time it is removed.
+    pub expires_at: u64,
+}
+
 /// How a deploy is done.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeployOptions<'a> {
@@ -124,6 +153,9 @@ pub struct DeployOptions<'a> {
     pub by: &'a str,
     /// Start the version as a canary instead of making it current.
     pub canary: Option<CanaryPlan>,
+    /// Serve the version as this preview (name, lifetime in seconds)
+    /// instead of making it current.
+    pub preview: Option<(&'a str, u64)>,
 }
 
 /// One line of an app's history.
@@ -175,6 +207,8 @@ pub struct Registry {
     db: Connection,
     store: Store,
     keep_versions: usize,
+    /// The version a preview deploy just replaced, to remove once unused.
+    replaced_preview: Option<String>,
 }
 
 impl Registry {
@@ -211,13 +245,22 @@ impl Registry {
             .prepare(&format!("{SELECT} WHERE current = 1 ORDER BY app"))
             .and_then(|mut q| q.query_map([], version_row)?.collect())
             .map_err(|e| DeployError::db(&file, e))?;
-        // A registry from before canaries has no such table yet.
+        // A registry written by an older bext may lack the newer tables.
         let canaries = if applied >= 2 {
             canaries(&db, None).map_err(|e| DeployError::db(&file, e))?
         } else {
             Vec::new()
         };
-        Ok(Served { current, canaries })
+        let previews = if applied >= 3 {
+            previews(&db, None).map_err(|e| DeployError::db(&file, e))?
+        } else {
+            Vec::new()
+        };
+        Ok(Served {
+            current,
+            canaries,
+            previews,
+        })
     }
 
     /// Opens (creating and upgrading) the registry under `root`, and
@@ -236,6 +279,7 @@ impl Registry {
             store: Store::open(root)?,
             db,
             keep_versions,
+            replaced_preview: None,
         };
         registry.migrate()?;
         let _lock = registry.lock()?;
@@ -376,6 +420,14 @@ impl Registry {
         if !from.is_dir() {
             return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
         }
+        if let Some((name, _)) = options.preview {
+            check_label(name)?;
+            if options.canary.is_some() {
+                return Err(DeployError::Bundle(
+                    "a deploy is a preview or a canary, not both".into(),
+                ));
+            }
+        }
         if let Some(plan) = options.canary {
             if !(1..=99).contains(&plan.share) {
                 return Err(DeployError::Bundle(format!(
@@ -406,7 +458,10 @@ impl Registry {
             let _ = self.store.remove_tree(&path);
             return Err(e);
         }
-        let pruned = self.prune(app)?;
+        let mut pruned = self.prune(app)?;
+        if let Some(replaced) = self.replaced_preview.take() {
+            pruned.extend(self.drop_version_if_unused(app, &replaced)?);
+        }
         let version = self.version(app, &version)?.expect("committed above");
         tracing::info!(target: "bext::deploy", app, version = %version.version, files = stored.files, bytes = stored.bytes, new_bytes = stored.new_bytes, "deployed");
         Ok(Deployed {
@@ -435,8 +490,27 @@ impl Registry {
             params![app, unix_now()],
         )
         .map_err(err)?;
-        let what = match canary {
-            Some(plan) => {
+        let what = match (canary, options.preview) {
+            (_, Some((name, ttl))) => {
+                let now = unix_now();
+                let replaced: Option<String> = tx
+                    .query_row(
+                        "SELECT version FROM previews WHERE app = ?1 AND name = ?2",
+                        params![app, name],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(err)?;
+                self.replaced_preview = replaced;
+                tx.execute(
+                    "INSERT INTO previews (app, name, version, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (app, name) DO UPDATE SET version = ?3, created_at = ?4, expires_at = ?5",
+                    params![app, name, version, now, now.saturating_add(ttl as i64)],
+                )
+                .map_err(err)?;
+                format!("deployed {version} by {by} as preview {name}")
+            }
+            (Some(plan), None) => {
                 tx.execute(
                     "INSERT INTO canaries (app, version, share, started_at, auto_promote_after, max_error_rate)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -457,7 +531,7 @@ impl Registry {
                     plan.share
                 )
             }
-            None => {
+            (None, None) => {
                 tx.execute(
                     "UPDATE app_versions SET current = 0 WHERE app = ?1 AND current = 1",
                     [app],
@@ -468,7 +542,7 @@ impl Registry {
                 format!("deployed {version} by {by}")
             }
         };
-        let current = i64::from(canary.is_none());
+        let current = i64::from(canary.is_none() && options.preview.is_none());
         tx.execute(
             "INSERT INTO app_versions (app, version, path, routes, files, bytes, deployed_at, deployed_by, current)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -521,6 +595,65 @@ impl Registry {
         .map_err(|e| self.db_err(e))
     }
 
+    /// Previews of one app, or of all, oldest first.
+    pub fn previews(&self, app: Option<&str>) -> Result<Vec<PreviewRecord>, DeployError> {
+        previews(&self.db, app).map_err(|e| self.db_err(e))
+    }
+
+    /// Removes the previews that expired by `now` (Unix time), with their
+    /// versions' files; returns them.
+    pub fn prune_previews(&mut self, now: u64) -> Result<Vec<PreviewRecord>, DeployError> {
+        let _lock = self.lock()?;
+        let expired: Vec<PreviewRecord> = self
+            .previews(None)?
+            .into_iter()
+            .filter(|p| p.expires_at <= now)
+            .collect();
+        for p in &expired {
+            self.db
+                .execute(
+                    "DELETE FROM previews WHERE app = ?1 AND name = ?2",
+                    params![p.app, p.name],
+                )
+                .map_err(|e| self.db_err(e))?;
+            self.drop_version_if_unused(&p.app, &p.version)?;
+            self.log(
+                &p.app,
+                &format!("preview {} ({}) expired and was removed", p.name, p.version),
+            )?;
+        }
+        Ok(expired)
+    }
+
+    /// Deletes `version` of `app` with its files unless it is current, a
+    /// canary or a preview; returns it if it was deleted.
+    fn drop_version_if_unused(&mut self, app: &str, version: &str) -> Result<Option<String>, DeployError> {
+        let Some(v) = self.version(app, version)? else {
+            return Ok(None);
+        };
+        let used: bool = self
+            .db
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM canaries WHERE app = ?1 AND version = ?2)
+                     OR EXISTS (SELECT 1 FROM previews WHERE app = ?1 AND version = ?2)",
+                params![app, version],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db_err(e))?;
+        if v.current || used {
+            return Ok(None);
+        }
+        self.db
+            .execute(
+                "DELETE FROM app_versions WHERE app = ?1 AND version = ?2",
+                params![app, version],
+            )
+            .map_err(|e| self.db_err(e))?;
+        self.store.remove_tree(&v.path)?;
+        self.store.collect()?;
+        Ok(Some(version.to_owned()))
+    }
+
     /// Every running canary.
     pub fn canaries(&self) -> Result<Vec<CanaryRecord>, DeployError> {
         canaries(&self.db, None).map_err(|e| self.db_err(e))
@@ -570,6 +703,7 @@ impl Registry {
                 .prepare(
                     "SELECT version, path FROM app_versions WHERE app = ?1 AND current = 0
                      AND version NOT IN (SELECT version FROM canaries WHERE app = ?1)
+                     AND version NOT IN (SELECT version FROM previews WHERE app = ?1)
                      ORDER BY id DESC LIMIT -1 OFFSET ?2",
                 )
                 .map_err(|e| self.db_err(e))?;
@@ -685,6 +819,7 @@ impl Registry {
                     current: self.current(&id)?,
                     versions: self.versions(&id)?.len() as u64,
                     canary: self.canary(&id)?,
+                    previews: self.previews(Some(&id))?,
                     events: self.events(&id, 10)?,
                     id,
                     origin,
@@ -749,6 +884,28 @@ pub struct Served {
     pub current: Vec<VersionRecord>,
     /// Running canaries.
     pub canaries: Vec<CanaryRecord>,
+    /// Previews, expired or not (the plugin removes expired ones).
+    pub previews: Vec<PreviewRecord>,
+}
+
+/// The previews of one app, or of all.
+fn previews(db: &Connection, app: Option<&str>) -> rusqlite::Result<Vec<PreviewRecord>> {
+    let mut q = db.prepare(
+        "SELECT p.app, p.name, p.version, v.path, p.created_at, p.expires_at
+         FROM previews p JOIN app_versions v ON v.app = p.app AND v.version = p.version
+         WHERE ?1 IS NULL OR p.app = ?1 ORDER BY p.created_at, p.app, p.name",
+    )?;
+    q.query_map([app], |r| {
+        Ok(PreviewRecord {
+            app: r.get(0)?,
+            name: r.get(1)?,
+            version: r.get(2)?,
+            path: PathBuf::from(r.get::<_, String>(3)?),
+            created_at: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
+            expires_at: r.get::<_, i64>(5)?.try_into().unwrap_or(0),
+        })
+    })?
+    .collect()
 }
 
 /// The canaries of one app, or of all.
@@ -805,6 +962,24 @@ fn check_name(what: &str, name: &str) -> Result<(), DeployError> {
     }
 }
 
+/// Preview names become host names: a DNS label, `[a-z0-9-]`, 1 to 63
+/// characters, no hyphen at either end.
+fn check_label(name: &str) -> Result<(), DeployError> {
+    let ok = (1..=63).contains(&name.len())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::Bundle(format!(
+            "preview name {name:?}: use 1 to 63 of a-z 0-9 - (it becomes a host name)"
+        )))
+    }
+}
+
 /// URL paths of the HTML pages of a tree (`/` for a top-level index.html).
 fn routes_of(tree: &Path) -> Vec<String> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
@@ -847,6 +1022,7 @@ mod tests {
             version,
             by: "tester",
             canary: None,
+            preview: None,
         }
     }
 
@@ -942,6 +1118,7 @@ mod tests {
                 share: 20,
                 ..CanaryPlan::default()
             }),
+            preview: None,
         };
         assert!(
             r.deploy("site", b.path(), &canary, &mut |_, _| {}).is_err(),

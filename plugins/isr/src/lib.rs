@@ -531,6 +531,7 @@ impl Plugin for IsrPlugin {
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let _ = self.host.set(host.clone());
+        store::retain_apps(host.apps());
         if let Some(edge) = host.service::<Edge>() {
             if !LISTENING.swap(true, Ordering::SeqCst) {
                 host.spawn(listen(edge.clone()));

@@ -131,6 +131,15 @@ pub fn cache_for(app: &str, limits: Limits) -> Arc<AppCache> {
     }
 }
 
+/// Forgets the caches of apps that are gone (a removed app, an expired
+/// deploy preview): what they held can never be asked for again.
+pub fn retain_apps(apps: &[bext_plugin_abi::AppInfo]) {
+    CACHES
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|id, _| apps.iter().any(|a| a.id == *id));
+}
+
 /// The caches of `app`, or of every app.
 pub fn caches(app: Option<&str>) -> Vec<(String, Arc<AppCache>)> {
     CACHES

@@ -250,13 +250,21 @@ pub(crate) fn deploy(
             let Target::Local { preview_ttl, .. } = &target else {
                 unreachable!("a local target")
             };
+            let hooks = platform.apps.get(app).map(|a| &a.hooks);
             let options = DeployOptions {
                 version,
                 by: &by,
                 canary,
                 preview: preview.map(|name| (name, *preview_ttl)),
+                hooks,
             };
-            registry.deploy(app, dir, &options, &mut |path, size| progress.file(path, size))?
+            let mut deployed = registry.deploy(app, dir, &options, &mut |path, size| progress.file(path, size))?;
+            drop(progress);
+            // No server: the new version is what a server will serve.
+            if let (Some(hooks), None, None) = (hooks, canary, preview) {
+                deployed.post_deploy = registry.post_deploy(app, &deployed.version, hooks)?;
+            }
+            deployed
         }
         Target::Server { .. } => {
             let mut tar = tar::Builder::new(Vec::new());
@@ -294,6 +302,13 @@ pub(crate) fn deploy(
     if json {
         out!("{}", serde_json::to_string_pretty(&deployed)?);
     } else {
+        for run in deployed.pre_build.iter().chain(&deployed.post_deploy) {
+            eprint!("{}", run.output);
+            eprintln!(
+                "{} `{}`: exit code {:?}, {} ms",
+                run.hook, run.command, run.exit_code, run.millis
+            );
+        }
         let v = &deployed.version;
         let role = match (canary, preview) {
             (Some(c), _) => format!(" as a canary for {}% of new visitors", c.share),

@@ -223,6 +223,10 @@ pub struct AppConfig {
     /// JS apps: the isolate pool.
     #[serde(default)]
     pub isolate: IsolateConfig,
+    /// Shell commands the deploy plugin runs around this app's deploys
+    /// (`{ pre_build = "npm run build", post_deploy = "..." }`).
+    #[serde(default)]
+    pub hooks: bext_plugin_deploy::DeployHooks,
     /// A rate limit for the app, enforced by the gateway plugin (which this
     /// turns on for the app).
     #[serde(default)]
@@ -266,6 +270,7 @@ impl AppConfig {
             env: BTreeMap::new(),
             preview_env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
+            hooks: Default::default(),
             rate_limit: None,
             auth: None,
             cache: None,

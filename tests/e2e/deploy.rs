@@ -708,3 +708,73 @@ preview_env = { DB = "staging" }
     );
     assert_eq!(get(b.addr, "shop.test", "/").await.text(), "v1 production");
 }
+
+/// `hooks.pre_build` runs in the bundle before it is stored (on the server
+/// for uploads) and a failure aborts the deploy; `hooks.post_deploy` runs
+/// once the version serves; their output is kept.
+#[tokio::test]
+async fn deploy_hooks_build_abort_and_report() {
+    let s = Site::new();
+    s.write("site/index.html", "platform");
+    let log = s.path("post.log");
+    let config = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.blog]
+source = "site"
+domains = ["blog.test"]
+hooks = {{ pre_build = "echo building $BEXT_APP $BEXT_VERSION; echo built > built.txt", post_deploy = "echo $BEXT_VERSION >> {}" }}
+
+[apps.broken]
+source = "site"
+domains = ["broken.test"]
+hooks = {{ pre_build = "echo the build broke >&2; exit 7" }}
+"#,
+        log.display()
+    ));
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "one")]);
+    let out = json(cli(&["deploy", p(&v1), "--app", "blog", "--config", c, "--json"]));
+    assert_eq!(out["pre_build"]["output"], "building blog v1\n");
+    assert_eq!(out["post_deploy"]["exit_code"], 0);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "v1\n");
+
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    assert_eq!(get(b.addr, "blog.test", "/built.txt").await.text(), "built\n");
+    let v2 = bundle(&s, "v2", &[("index.html", "two")]);
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    assert!(
+        !s.path("v2/built.txt").exists(),
+        "the server built its own copy of the upload"
+    );
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "two");
+    assert_eq!(get(b.addr, "blog.test", "/built.txt").await.text(), "built\n");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "v1\nv2\n");
+
+    let failed = cli(&["deploy", p(&v2), "--app", "broken", "--config", c, "--server", &server]);
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("exit code 7") && err.contains("the build broke"), "{err}");
+    assert_eq!(
+        get(b.addr, "broken.test", "/").await.text(),
+        "platform",
+        "nothing was deployed"
+    );
+    let shown = json(cli(&[
+        "apps", "show", "broken", "--config", c, "--server", &server, "--json",
+    ]));
+    assert_eq!(shown["app"]["hook_runs"][0]["exit_code"], 7);
+    assert!(shown["app"]["current"].is_null());
+}

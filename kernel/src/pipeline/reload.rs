@@ -46,7 +46,15 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &Kernel
         })
     })
     .with_app_service(app_service(pipeline))
-    .with_service(Arc::new(reload_service(kernel.clone())));
+    .with_service(Arc::new(reload_service(kernel.clone())))
+    .with_service(Arc::new(bext_plugin_deploy::AppHooks(
+        pipeline
+            .platform
+            .apps
+            .iter()
+            .map(|(id, app)| (id.clone(), app.hooks.clone()))
+            .collect(),
+    )));
     let host = match crate::edge::edge_for(pipeline.platform.redis.as_ref()) {
         Some(edge) => host.with_service(edge),
         None => host,

@@ -23,6 +23,7 @@
 //! Changes answer once the new pipeline serves.
 
 pub mod config;
+pub mod hooks;
 pub mod registry;
 pub mod store;
 
@@ -42,8 +43,11 @@ use http_body_util::BodyExt;
 
 use crate::config::Config;
 pub use crate::registry::{
-    AppRecord, CanaryPlan, CanaryRecord, DeployOptions, Deployed, Event, PreviewRecord, Registry, Served, VersionRecord,
+    AppRecord, CanaryPlan, CanaryRecord, DeployOptions, Deployed, Event, HookRecord, PreviewRecord, Registry, Served,
+    VersionRecord,
 };
+
+pub use crate::hooks::{AppHooks, DeployHooks, HookRun};
 
 /// The hidden app a preview is served as: `{app}~{name}`, on hosts of its
 /// own (the platform's `preview_domain` template).
@@ -74,6 +78,9 @@ pub enum DeployError {
     /// That version exists already.
     #[error("version exists already: {0}")]
     Exists(String),
+    /// The app's `pre_build` hook failed; nothing was stored.
+    #[error("pre_build `{}` failed ({}):\n{}", .0.command, .0.exit_code.map_or("killed".to_owned(), |c| format!("exit code {c}")), .0.output.trim_end())]
+    Hook(hooks::HookRun),
 }
 
 impl DeployError {
@@ -94,6 +101,7 @@ impl DeployError {
             DeployError::Bundle(_) => StatusCode::BAD_REQUEST,
             DeployError::NotFound(_) => StatusCode::NOT_FOUND,
             DeployError::Exists(_) => StatusCode::CONFLICT,
+            DeployError::Hook(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DeployError::Io { .. } | DeployError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +140,7 @@ struct Shared {
     token: OnceLock<Option<String>>,
     host: OnceLock<Host>,
     reload: OnceLock<Arc<Reload>>,
+    hooks: OnceLock<Arc<AppHooks>>,
     registry: Arc<Mutex<Option<Registry>>>,
     /// Running canaries by app, read on every request.
     canaries: ArcSwap<HashMap<String, Arc<Canary>>>,
@@ -243,6 +252,7 @@ impl BuiltinPlugin for DeployPlugin {
                 token: OnceLock::new(),
                 host: OnceLock::new(),
                 reload: OnceLock::new(),
+                hooks: OnceLock::new(),
                 registry: Arc::new(Mutex::new(None)),
                 canaries: ArcSwap::from_pointee(HashMap::new()),
                 next_expiry: AtomicU64::new(u64::MAX),
@@ -508,7 +518,15 @@ impl DeployPlugin {
             .map_err(|e| DeployError::Bundle(format!("the upload could not be read: {e}")))?
             .to_bytes();
         let id = id.to_owned();
-        let deployed = self
+        let hooks = self
+            .shared
+            .hooks
+            .get()
+            .and_then(|h| h.0.get(&id).cloned())
+            .unwrap_or_default();
+        let plain = canary.is_none() && preview.is_none();
+        let (app, hooks_after) = (id.clone(), hooks.clone());
+        let mut deployed = self
             .shared
             .with_registry(move |r| {
                 let options = DeployOptions {
@@ -516,11 +534,26 @@ impl DeployPlugin {
                     by: &by,
                     canary,
                     preview: preview.as_deref().map(|name| (name, ttl)),
+                    hooks: Some(&hooks),
                 };
                 r.deploy_tar(&id, &body, &options)
             })
             .await?;
-        let mut res = self.shared.changed(json_ok(&deployed)).await?;
+        let mut res = self
+            .shared
+            .changed(Response::new(bext_plugin_abi::Body::empty()))
+            .await?;
+        if res.status() == StatusCode::OK {
+            if plain {
+                // The new version serves: its post_deploy hook may run.
+                let version = deployed.version.clone();
+                deployed.post_deploy = self
+                    .shared
+                    .with_registry(move |r| r.post_deploy(&app, &version, &hooks_after))
+                    .await?;
+            }
+            res = json_ok(&deployed);
+        }
         if res.status() == StatusCode::OK {
             *res.status_mut() = StatusCode::CREATED;
         }
@@ -578,6 +611,9 @@ impl Plugin for DeployPlugin {
         let _ = shared.host.set(host.clone());
         if let Some(reload) = host.service::<Reload>() {
             let _ = shared.reload.set(reload);
+        }
+        if let Some(hooks) = host.service::<AppHooks>() {
+            let _ = shared.hooks.set(hooks);
         }
         host.spawn(decide_forever(Arc::downgrade(shared)));
         if !Registry::exists(&shared.root) {

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::DeployError;
+use crate::hooks::{self, DeployHooks, HookRun};
 use crate::store::{Store, Stored};
 
 /// Schema changes, applied in order; `PRAGMA user_version` counts those
@@ -66,6 +67,18 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (app, name)
     );",
+    // 4: the output of the apps' deploy hooks.
+    "CREATE TABLE hook_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        hook TEXT NOT NULL,
+        command TEXT NOT NULL,
+        exit_code INTEGER,
+        output TEXT NOT NULL,
+        millis INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );",
 ];
 
 /// The registry's database file under its root.
@@ -90,6 +103,8 @@ pub struct AppRecord {
     pub canary: Option<CanaryRecord>,
     /// Its previews.
     pub previews: Vec<PreviewRecord>,
+    /// Its newest hook runs, newest first.
+    pub hook_runs: Vec<HookRecord>,
     /// The newest things that happened to it (deploys, rollbacks,
     /// promotions, automatic ones included), newest first.
     pub events: Vec<Event>,
@@ -156,6 +171,20 @@ pub struct DeployOptions<'a> {
     /// Serve the version as this preview (name, lifetime in seconds)
     /// instead of making it current.
     pub preview: Option<(&'a str, u64)>,
+    /// The app's hooks: `pre_build` runs here, before anything is stored.
+    pub hooks: Option<&'a DeployHooks>,
+}
+
+/// A hook's run, as kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HookRecord {
+    /// The version it ran for.
+    pub version: String,
+    /// Unix time it ended.
+    pub at: u64,
+    /// What it did.
+    #[serde(flatten)]
+    pub run: HookRun,
 }
 
 /// One line of an app's history.
@@ -199,6 +228,10 @@ pub struct Deployed {
     pub new_bytes: u64,
     /// Old versions removed by `keep_versions`.
     pub pruned: Vec<String>,
+    /// The `pre_build` hook's run, if the app has one.
+    pub pre_build: Option<HookRun>,
+    /// The `post_deploy` hook's run, once the version serves.
+    pub post_deploy: Option<HookRun>,
 }
 
 /// The registry under one root directory (`<data_dir>/deploy`).
@@ -451,6 +484,26 @@ impl Registry {
         if self.version(app, &version)?.is_some() {
             return Err(DeployError::Exists(format!("{app} {version}")));
         }
+        let mut pre_build = None;
+        if let Some(command) = options.hooks.and_then(|h| h.pre_build.as_deref()) {
+            let run = hooks::run(
+                "pre_build",
+                command,
+                from,
+                &[("BEXT_APP", app), ("BEXT_VERSION", &version)],
+            );
+            self.db
+                .execute(
+                    "INSERT INTO apps (id, origin, created_at) VALUES (?1, 'deploy', ?2) ON CONFLICT (id) DO NOTHING",
+                    params![app, unix_now()],
+                )
+                .map_err(|e| self.db_err(e))?;
+            self.record_hook(app, &version, &run)?;
+            if !run.succeeded() {
+                return Err(DeployError::Hook(run));
+            }
+            pre_build = Some(run);
+        }
         let (path, stored) = self.store.put(app, &version, from, progress)?;
         let routes = routes_of(&path);
         let committed = self.commit(app, &version, &path, &routes, &stored, options);
@@ -468,6 +521,8 @@ impl Registry {
             version,
             new_bytes: stored.new_bytes,
             pruned,
+            pre_build,
+            post_deploy: None,
         })
     }
 
@@ -565,6 +620,81 @@ impl Registry {
         )
         .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Runs the app's `post_deploy` hook for its current `version` (once
+    /// that version serves) and keeps its output.
+    pub fn post_deploy(
+        &self,
+        app: &str,
+        version: &VersionRecord,
+        hooks: &DeployHooks,
+    ) -> Result<Option<HookRun>, DeployError> {
+        let Some(command) = hooks.post_deploy.as_deref() else {
+            return Ok(None);
+        };
+        let dir = version.path.to_string_lossy();
+        let env = [
+            ("BEXT_APP", app),
+            ("BEXT_VERSION", version.version.as_str()),
+            ("BEXT_VERSION_DIR", &dir),
+        ];
+        let run = hooks::run("post_deploy", command, &version.path, &env);
+        self.record_hook(app, &version.version, &run)?;
+        if !run.succeeded() {
+            tracing::warn!(target: "bext::deploy", app, version = %version.version, exit = ?run.exit_code, "post_deploy failed");
+        }
+        Ok(Some(run))
+    }
+
+    fn record_hook(&self, app: &str, version: &str, run: &HookRun) -> Result<(), DeployError> {
+        self.db
+            .execute(
+                "INSERT INTO hook_runs (app, version, hook, command, exit_code, output, millis, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    app,
+                    version,
+                    run.hook,
+                    run.command,
+                    run.exit_code,
+                    run.output,
+                    run.millis as i64,
+                    unix_now()
+                ],
+            )
+            .map_err(|e| self.db_err(e))?;
+        let what = match run.exit_code {
+            Some(code) => format!("{} for {version} exited with {code} after {} ms", run.hook, run.millis),
+            None => format!("{} for {version} was killed or did not start", run.hook),
+        };
+        self.log(app, &what)
+    }
+
+    /// An app's newest `limit` hook runs, newest first.
+    pub fn hook_runs(&self, app: &str, limit: usize) -> Result<Vec<HookRecord>, DeployError> {
+        let mut q = self
+            .db
+            .prepare(
+                "SELECT version, at, hook, command, exit_code, output, millis FROM hook_runs
+                 WHERE app = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.db_err(e))?;
+        q.query_map(params![app, limit as i64], |r| {
+            Ok(HookRecord {
+                version: r.get(0)?,
+                at: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                run: HookRun {
+                    hook: r.get(2)?,
+                    command: r.get(3)?,
+                    exit_code: r.get(4)?,
+                    output: r.get(5)?,
+                    millis: r.get::<_, i64>(6)?.try_into().unwrap_or(0),
+                },
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.db_err(e))
     }
 
     /// Adds a line to an app's history (and to the log).
@@ -820,6 +950,7 @@ impl Registry {
                     versions: self.versions(&id)?.len() as u64,
                     canary: self.canary(&id)?,
                     previews: self.previews(Some(&id))?,
+                    hook_runs: self.hook_runs(&id, 5)?,
                     events: self.events(&id, 10)?,
                     id,
                     origin,
@@ -1023,6 +1154,7 @@ mod tests {
             by: "tester",
             canary: None,
             preview: None,
+            hooks: None,
         }
     }
 
@@ -1119,6 +1251,7 @@ mod tests {
                 ..CanaryPlan::default()
             }),
             preview: None,
+            hooks: None,
         };
         assert!(
             r.deploy("site", b.path(), &canary, &mut |_, _| {}).is_err(),

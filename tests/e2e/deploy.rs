@@ -276,18 +276,51 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Ten deploys and rollbacks under steady load: no request fails, and
-/// every answer is one version or the other, whole. (The CLI calls block
-/// their thread; the clients run on the other.)
+/// Ten deploys and rollbacks of a static app under steady load: no
+/// request fails, and every answer is one version or the other, whole.
+/// (The CLI calls block their thread; the clients run on the other.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_versions_under_load_fails_no_request() {
     let s = Site::new();
     let config = platform(&s);
-    let c = p(&config);
     let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
     let v2 = bundle(&s, "v2", &[("index.html", "version two")]);
-    ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    switch_under_load(&config, "blog", "blog.test", &v1, &v2).await;
+}
+
+/// The same for a JS app: each switch starts the new version's isolates
+/// and drains the old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_js_versions_under_load_fails_no_request() {
+    let s = Site::new();
+    s.write(
+        "api/index.js",
+        "export default { fetch() { return new Response('platform'); } }",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.api]
+runtime = "js"
+source = "api"
+domains = ["api.test"]
+"#,
+    );
+    let js =
+        |text: &str| format!("export default {{ async fetch() {{ await null; return new Response('{text}'); }} }}");
+    let v1 = bundle(&s, "v1", &[("index.js", &js("version one"))]);
+    let v2 = bundle(&s, "v2", &[("index.js", &js("version two"))]);
+    switch_under_load(&config, "api", "api.test", &v1, &v2).await;
+}
+
+/// Deploys `v1`, then under four keep-alive clients on `host` deploys
+/// `v2` and alternates rollbacks and deploys, ten switches in all.
+async fn switch_under_load(config: &Path, app: &str, host: &'static str, v1: &Path, v2: &Path) {
+    let c = p(config);
+    ok(cli(&["deploy", p(v1), "--app", app, "--config", c]));
+    let b = Bext::serve_env(config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
     let server = format!("http://{}", b.addr);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -302,7 +335,7 @@ async fn switching_versions_under_load_fails_no_request() {
                 let answer = async {
                     send.ready().await.ok()?;
                     let res = send
-                        .send_request(request("GET", "/", &[("host", "blog.test")], ""))
+                        .send_request(request("GET", "/", &[("host", host)], ""))
                         .await
                         .ok()?;
                     let status = res.status();
@@ -326,9 +359,9 @@ async fn switching_versions_under_load_fails_no_request() {
     let started = Instant::now();
     let deploy = ok(cli(&[
         "deploy",
-        p(&v2),
+        p(v2),
         "--app",
-        "blog",
+        app,
         "--config",
         c,
         "--server",
@@ -337,9 +370,9 @@ async fn switching_versions_under_load_fails_no_request() {
     assert!(deploy.contains("v2"), "{deploy}");
     for i in 0..9 {
         let cmd: &[&str] = if i % 2 == 0 {
-            &["rollback", "blog", "--config", c, "--server", &server]
+            &["rollback", app, "--config", c, "--server", &server]
         } else {
-            &["deploy", p(&v2), "--app", "blog", "--config", c, "--server", &server]
+            &["deploy", p(v2), "--app", app, "--config", c, "--server", &server]
         };
         ok(cli(cmd));
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -350,20 +383,18 @@ async fn switching_versions_under_load_fails_no_request() {
     }
     let (served, failed) = (served.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     eprintln!(
-        "10 switches in {:?} under 4 keep-alive clients: {served} requests served, {failed} failed",
+        "{app}: 10 switches in {:?} under 4 keep-alive clients: {served} requests served, {failed} failed",
         started.elapsed()
     );
     assert_eq!(failed, 0);
     assert!(served > 100, "the load ran ({served} requests)");
     // The server serves what the registry says is current.
     let shown = json(cli(&[
-        "apps", "show", "blog", "--config", c, "--server", &server, "--json",
+        "apps", "show", app, "--config", c, "--server", &server, "--json",
     ]));
-    let current = Path::new(shown["app"]["current"]["path"].as_str().unwrap()).join("index.html");
-    assert_eq!(
-        get(b.addr, "blog.test", "/").await.text(),
-        std::fs::read_to_string(current).unwrap()
-    );
+    let current = shown["app"]["current"]["version"].as_str().unwrap().to_owned();
+    let expected = if current == "v1" { "version one" } else { "version two" };
+    assert_eq!(get(b.addr, host, "/").await.text(), expected);
 }
 
 /// The `Set-Cookie` value of a canary answer: `name=value`.

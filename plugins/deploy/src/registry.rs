@@ -449,7 +449,7 @@ impl Registry {
         options: &DeployOptions<'_>,
         progress: &mut dyn FnMut(&Path, u64),
     ) -> Result<Deployed, DeployError> {
-        check_name("app id", app)?;
+        check_app_id(app)?;
         if !from.is_dir() {
             return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
         }
@@ -1078,7 +1078,7 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
     })
 }
 
-/// App ids and version names become directory names: `[A-Za-z0-9._-]`,
+/// Version names become directory names: `[A-Za-z0-9._-]`,
 /// not starting with a dot, 1 to 64 characters.
 fn check_name(what: &str, name: &str) -> Result<(), DeployError> {
     let ok = (1..=64).contains(&name.len())
@@ -1089,6 +1089,26 @@ fn check_name(what: &str, name: &str) -> Result<(), DeployError> {
     } else {
         Err(DeployError::Bundle(format!(
             "{what} {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)"
+        )))
+    }
+}
+
+/// App ids as the platform file has them: `[a-z0-9][a-z0-9_-]*`, at most
+/// 64 characters.
+fn check_app_id(id: &str) -> Result<(), DeployError> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DeployError::Bundle(format!(
+            "app id {id:?}: use [a-z0-9][a-z0-9_-]*, at most 64 characters"
         )))
     }
 }

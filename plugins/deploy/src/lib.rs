@@ -5,21 +5,16 @@
 //! the kernel from the current version's directory: the kernel reads the
 //! registry when it builds a pipeline, so switching versions is a pipeline
 //! swap (atomic for new requests; requests in flight finish on the old
-//! version, whose runtime is dropped once they are done).
+//! version, whose runtime is dropped once they are done). Canaries and
+//! previews are hidden apps of that pipeline ([`canary_app_id`],
+//! [`preview_app_id`]); this plugin's `on_request` sends a canary's share of
+//! visitors to its app, and a background task makes the automatic
+//! decisions and removes expired previews. [`hooks`] runs an app's
+//! `pre_build` and `post_deploy` commands.
 //!
 //! The plugin serves the admin API the CLI uses when a server runs, at its
-//! manifest's `base` (`/__bext/api/platform`), behind
-//! `Authorization: Bearer $BEXT_ADMIN_TOKEN`:
-//!
-//! | method and path | does |
-//! |---|---|
-//! | `GET {base}/apps` | every app with its current version |
-//! | `GET {base}/apps/{id}` | one app, with its versions |
-//! | `GET {base}/apps/{id}/versions` | its versions, newest first |
-//! | `POST {base}/apps/{id}/deploy?version=V` | a tar of the bundle as the body: store it, make it current |
-//! | `POST {base}/apps/{id}/rollback` | make the previous version current |
-//! | `DELETE {base}/apps/{id}` | forget the app and its versions |
-//!
+//! manifest's `base` (`/__bext/api/platform`), behind `Authorization:
+//! Bearer $BEXT_ADMIN_TOKEN`; `manifests/deploy.yaml` lists its endpoints.
 //! Changes answer once the new pipeline serves.
 
 pub mod config;

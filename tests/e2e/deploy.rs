@@ -809,3 +809,55 @@ hooks = {{ pre_build = "echo the build broke >&2; exit 7" }}
     assert_eq!(shown["app"]["hook_runs"][0]["exit_code"], 7);
     assert!(shown["app"]["current"].is_null());
 }
+
+/// A request in flight when a deploy switches versions finishes on the
+/// version it started on; the next one gets the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_finishes_on_its_version() {
+    let s = Site::new();
+    s.write(
+        "api/index.js",
+        "export default { fetch() { return new Response('platform'); } }",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.api]
+runtime = "js"
+source = "api"
+domains = ["api.test"]
+"#,
+    );
+    let c = p(&config);
+    let js = |v: &str| {
+        format!(
+            "export default {{ async fetch() {{ await new Promise((r) => setTimeout(r, 2500)); return new Response('{v}'); }} }}"
+        )
+    };
+    let v1 = bundle(&s, "v1", &[("index.js", &js("v1"))]);
+    let v2 = bundle(&s, "v2", &[("index.js", &js("v2"))]);
+    ok(cli(&["deploy", p(&v1), "--app", "api", "--config", c]));
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    let addr = b.addr;
+    let in_flight = tokio::spawn(async move { get(addr, "api.test", "/").await.text() });
+    // Well inside the handler's 2.5 s.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (v2, c, server2) = (p(&v2).to_owned(), c.to_owned(), server.clone());
+    let deployed = tokio::task::spawn_blocking(move || {
+        ok(cli(&[
+            "deploy", &v2, "--app", "api", "--config", &c, "--server", &server2,
+        ]))
+    })
+    .await
+    .unwrap();
+    assert!(deployed.contains("deployed api v2"), "{deployed}");
+    assert_eq!(
+        in_flight.await.unwrap(),
+        "v1",
+        "the request that started on v1 ends on v1"
+    );
+    assert_eq!(get(b.addr, "api.test", "/").await.text(), "v2");
+}

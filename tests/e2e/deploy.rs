@@ -293,26 +293,23 @@ async fn switching_versions_under_load_fails_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_js_versions_under_load_fails_no_request() {
     let s = Site::new();
-    s.write(
-        "api/index.js",
-        "export default { fetch() { return new Response('platform'); } }",
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.api]
-runtime = "js"
-source = "api"
-domains = ["api.test"]
-"#,
-    );
+    let config = api_platform(&s, "");
     let js =
         |text: &str| format!("export default {{ async fetch() {{ await null; return new Response('{text}'); }} }}");
     let v1 = bundle(&s, "v1", &[("index.js", &js("version one"))]);
     let v2 = bundle(&s, "v2", &[("index.js", &js("version two"))]);
     switch_under_load(&config, "api", "api.test", &v1, &v2).await;
+}
+
+/// A platform with one JS app, `api` on `api.test`, with `extra` lines.
+fn api_platform(s: &Site, extra: &str) -> PathBuf {
+    s.write(
+        "api/index.js",
+        "export default { fetch() { return new Response('platform'); } }",
+    );
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.api]\nruntime = \"js\"\nsource = \"api\"\ndomains = [\"api.test\"]\n{extra}"
+    ))
 }
 
 /// Deploys `v1`, then under four keep-alive clients on `host` deploys
@@ -538,22 +535,7 @@ async fn a_canary_gets_its_share_keeps_its_visitors_and_survives_a_restart() {
 #[tokio::test]
 async fn canaries_are_rolled_back_or_promoted_automatically() {
     let s = Site::new();
-    s.write(
-        "api/index.js",
-        "export default { fetch() { return new Response('platform'); } }",
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.api]
-runtime = "js"
-source = "api"
-domains = ["api.test"]
-isolate = { mode = "inline" }
-"#,
-    );
+    let config = api_platform(&s, "isolate = { mode = \"inline\" }\n");
     let c = p(&config);
     let good = bundle(
         &s,
@@ -815,21 +797,7 @@ hooks = {{ pre_build = "echo the build broke >&2; exit 7" }}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_on_its_version() {
     let s = Site::new();
-    s.write(
-        "api/index.js",
-        "export default { fetch() { return new Response('platform'); } }",
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.api]
-runtime = "js"
-source = "api"
-domains = ["api.test"]
-"#,
-    );
+    let config = api_platform(&s, "");
     let c = p(&config);
     let js = |v: &str| {
         format!(

@@ -65,16 +65,19 @@ impl InlinePool {
             }
         }
         let deadline = Instant::now() + self.spec.limits.timeout;
-        let mut call = Some(call);
+        let mut call = call;
         let (id, generation, wake) = loop {
-            match self.with_slot(|slot| slot.begin(&mut call, deadline)) {
+            match self.with_slot(|slot| slot.begin(call, deadline)) {
                 Begun::Done(result) => return result,
                 Begun::Pending { id, generation, wake } => break (id, generation, wake),
                 // A crashing isolate is rebuilt after a pause; calls wait
                 // for it (without holding the thread), as they would in a
                 // queue.
-                Begun::Later(at) if at < deadline => tokio::time::sleep_until(at.into()).await,
-                Begun::Later(_) => return Err(JsError::Timeout(self.spec.limits.timeout)),
+                Begun::Later(at, back) if at < deadline => {
+                    call = back;
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                Begun::Later(..) => return Err(JsError::Timeout(self.spec.limits.timeout)),
             }
         };
         let mut guard = Forget {
@@ -102,11 +105,15 @@ impl InlinePool {
 
     fn with_slot<T>(&self, f: impl FnOnce(&mut Slot) -> T) -> T {
         SLOTS.with_borrow_mut(|slots| {
-            if !slots.contains_key(&self.key) {
-                slots.retain(|_, s| s.alive.load(Ordering::Acquire));
-                slots.insert(self.key, Slot::new(self.key, self.spec.clone(), self.alive.clone()));
+            if let Some(slot) = slots.get_mut(&self.key) {
+                return f(slot);
             }
-            f(slots.get_mut(&self.key).expect("inserted above"))
+            // This pool's first call on this thread: forget the isolates of
+            // pools that are gone, then start this one's slot.
+            slots.retain(|_, s| s.alive.load(Ordering::Acquire));
+            f(slots
+                .entry(self.key)
+                .or_insert_with(|| Slot::new(self.key, self.spec.clone(), self.alive.clone())))
         })
     }
 }
@@ -152,8 +159,9 @@ impl Drop for Forget {
 
 enum Begun {
     Done(Result<Answer, JsError>),
-    /// No isolate before this instant (backing off after crashes).
-    Later(Instant),
+    /// No isolate before this instant (backing off after crashes); the
+    /// call is handed back.
+    Later(Instant, Call),
     Pending {
         id: u64,
         generation: u64,
@@ -202,9 +210,8 @@ impl Slot {
         }
     }
 
-    /// Starts `call` (taking it out of the option) unless the isolate is
-    /// backing off.
-    fn begin(&mut self, call: &mut Option<Call>, deadline: Instant) -> Begun {
+    /// Starts `call`, unless the isolate is backing off.
+    fn begin(&mut self, call: Call, deadline: Instant) -> Begun {
         let limits = &self.spec.limits;
         let rotate = limits.max_requests > 0 && self.served >= limits.max_requests;
         if rotate && self.isolate.as_ref().is_some_and(|i| i.pending() == 0) {
@@ -213,7 +220,7 @@ impl Slot {
         }
         if self.isolate.is_none() {
             if let Some(at) = self.retry_at.filter(|at| Instant::now() < *at) {
-                return Begun::Later(at);
+                return Begun::Later(at, call);
             }
             match Isolate::new(&self.spec) {
                 Ok((isolate, _)) => {
@@ -233,9 +240,6 @@ impl Slot {
         if isolate.pending() >= limits.queue {
             return Begun::Done(Err(JsError::Overloaded));
         }
-        let Some(call) = call.take() else {
-            return Begun::Done(Err(JsError::Closed));
-        };
         let id = self.next_id;
         self.next_id += 1;
         self.served += 1;
@@ -298,7 +302,7 @@ impl Slot {
         if self.isolate.as_ref().is_some_and(|i| i.pending() > 0) {
             self.wake.notify_waiters();
         }
-        if self.next_due().is_none() {
+        if !self.isolate.as_ref().is_some_and(Isolate::timers_armed) {
             return;
         }
         if self.driving {

@@ -317,6 +317,12 @@ impl Isolate {
         Ok(self.next_due())
     }
 
+    /// Whether any timer is pending (a flag the prelude keeps: no call
+    /// into JavaScript).
+    pub(crate) fn timers_armed(&self) -> bool {
+        self.timers_armed.get()
+    }
+
     /// When the earliest pending timer is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         if !self.timers_armed.get() {

@@ -39,8 +39,9 @@ pub enum Kind {
     Plugin,
 }
 
-/// Where an app's or plugin's isolates run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Where an app's or plugin's isolates run (`mode = "threads" | "inline"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// On threads of their own (`workers` of them), fed by one queue: a
     /// handler that loops or blocks holds only its isolate.

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bext_plugin_deploy::config::Config;
-use bext_plugin_deploy::{AppRecord, CanaryPlan, DeployOptions, Deployed, PreviewRecord, Registry, VersionRecord};
+use bext_plugin_deploy::{
+    AppRecord, CanaryPlan, DeployOptions, Deployed, PreviewRecord, Registry, VersionRecord, unix_now,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
@@ -49,9 +51,7 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
     }
     // A preview is the app's configuration with the preview's files and
     // `preview_env`, as an app of its own on its own hosts.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_now();
     for preview in served.previews.iter().filter(|p| p.expires_at > now) {
         let mut app = match platform.apps.get(&preview.app) {
             Some(app) => app.clone(),
@@ -183,20 +183,26 @@ fn answering(listen: &str) -> Option<SocketAddr> {
     Some(addr)
 }
 
+/// Who runs the command, for the registry's `deployed_by`.
+fn user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "cli".into())
+}
+
 /// One admin API call; the answer's JSON, or the error it carried.
 fn call(target: &Target, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<serde_json::Value> {
     let Target::Server { base, token } = target else {
         unreachable!("server targets only")
     };
     let url = format!("{base}{path}");
-    let user = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    let req = http::Request::builder()
+    let mut req = http::Request::builder()
         .method(method)
         .uri(&url)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .header("x-bext-user", user)
-        .header(http::header::CONTENT_TYPE, "application/x-tar")
-        .body(Full::new(Bytes::from(body)))?;
+        .header("x-bext-user", user());
+    if !body.is_empty() {
+        req = req.header(http::header::CONTENT_TYPE, "application/x-tar");
+    }
+    let req = req.body(Full::new(Bytes::from(body)))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (status, bytes) = rt.block_on(async {
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -214,7 +220,6 @@ fn call(target: &Target, method: &str, path: &str, body: Vec<u8>) -> anyhow::Res
     Ok(value)
 }
 
-/// `bext deploy DIR --app ID [--version V]`.
 /// What `bext deploy` was asked for, besides where.
 pub(crate) struct DeployArgs<'a> {
     /// `--version`.
@@ -225,6 +230,7 @@ pub(crate) struct DeployArgs<'a> {
     pub preview: Option<&'a str>,
 }
 
+/// `bext deploy DIR --app ID [--version V] [--canary N% | --preview NAME]`.
 pub(crate) fn deploy(
     config: &Path,
     server: Option<&str>,
@@ -243,13 +249,10 @@ pub(crate) fn deploy(
     }
     let (target, platform) = Target::find(config, server)?;
     let deployed: Deployed = match &target {
-        Target::Local { .. } => {
+        Target::Local { preview_ttl, .. } => {
             let mut registry = target.open()?;
-            let by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            let by = user();
             let mut progress = Progress::new(json);
-            let Target::Local { preview_ttl, .. } = &target else {
-                unreachable!("a local target")
-            };
             let hooks = platform.apps.get(app).map(|a| &a.hooks);
             let options = DeployOptions {
                 version,
@@ -623,12 +626,6 @@ fn size(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A Unix time as an HTTP date (UTC).

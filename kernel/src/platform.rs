@@ -311,7 +311,7 @@ pub struct IsolateConfig {
     /// Where the isolates run: `threads` (default), isolates on threads of
     /// their own, or `inline`, one isolate on each HTTP worker thread.
     #[serde(default)]
-    pub mode: Option<IsolateMode>,
+    pub mode: Option<bext_js::Mode>,
     /// Isolates, in `threads` mode (each on its own thread).
     #[serde(default)]
     pub workers: Option<usize>,
@@ -332,16 +332,6 @@ pub struct IsolateConfig {
     /// past it the request fails and the isolate is replaced.
     #[serde(default)]
     pub cpu_limit: Option<Span>,
-}
-
-/// `[apps.<id>.isolate] mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IsolateMode {
-    /// Isolates on threads of their own: a slow handler holds only its isolate.
-    Threads,
-    /// One isolate on each HTTP worker thread: no hand-off between threads.
-    Inline,
 }
 
 impl IsolateConfig {
@@ -369,11 +359,7 @@ impl IsolateConfig {
     /// These settings over `defaults`.
     pub fn limits(&self, defaults: bext_js::Limits) -> bext_js::Limits {
         bext_js::Limits {
-            mode: match self.mode {
-                None => defaults.mode,
-                Some(IsolateMode::Threads) => bext_js::Mode::Threads,
-                Some(IsolateMode::Inline) => bext_js::Mode::Inline,
-            },
+            mode: self.mode.unwrap_or(defaults.mode),
             workers: self.workers.unwrap_or(defaults.workers).max(1),
             memory_limit: self
                 .memory_limit

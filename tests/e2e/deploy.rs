@@ -60,6 +60,18 @@ fn json(out: Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).unwrap()
 }
 
+/// `bext serve` with the admin token, and its address as `--server` takes it.
+fn serve(config: &Path) -> (Bext, String) {
+    let b = Bext::serve_env(config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let server = format!("http://{}", b.addr);
+    (b, server)
+}
+
+/// `GET /` on `host`, as a visitor with `cookie`.
+async fn get_with_cookie(addr: std::net::SocketAddr, host: &str, cookie: &str) -> Reply {
+    send(addr, request("GET", "/", &[("host", host), ("cookie", cookie)], "")).await
+}
+
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -317,8 +329,7 @@ fn api_platform(s: &Site, extra: &str) -> PathBuf {
 async fn switch_under_load(config: &Path, app: &str, host: &'static str, v1: &Path, v2: &Path) {
     let c = p(config);
     ok(cli(&["deploy", p(v1), "--app", app, "--config", c]));
-    let b = Bext::serve_env(config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
+    let (b, server) = serve(config);
 
     let stop = Arc::new(AtomicBool::new(false));
     let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -408,8 +419,7 @@ async fn a_canary_gets_its_share_keeps_its_visitors_and_survives_a_restart() {
     let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
     let v2 = bundle(&s, "v2", &[("index.html", "version two")]);
     ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
+    let (b, server) = serve(&config);
     let out = ok(cli(&[
         "deploy",
         p(&v2),
@@ -442,11 +452,7 @@ async fn a_canary_gets_its_share_keeps_its_visitors_and_survives_a_restart() {
     }
     // Each visitor that comes back with its cookie stays on its version.
     for (body, cookie) in visitors.iter().step_by(10) {
-        let r = send(
-            b.addr,
-            request("GET", "/", &[("host", "blog.test"), ("cookie", cookie)], ""),
-        )
-        .await;
+        let r = get_with_cookie(b.addr, "blog.test", cookie).await;
         assert_eq!(&r.text(), body);
         assert!(r.header("set-cookie").is_none(), "no new cookie for a known visitor");
     }
@@ -458,18 +464,8 @@ async fn a_canary_gets_its_share_keeps_its_visitors_and_survives_a_restart() {
 
     // A restart keeps the canary and its share.
     drop(b);
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
-    let r = send(
-        b.addr,
-        request(
-            "GET",
-            "/",
-            &[("host", "blog.test"), ("cookie", "bext_canary_blog=v2")],
-            "",
-        ),
-    )
-    .await;
+    let (b, server) = serve(&config);
+    let r = get_with_cookie(b.addr, "blog.test", "bext_canary_blog=v2").await;
     assert_eq!(r.text(), "version two");
     let mut on_v2 = 0;
     for _ in 0..100 {
@@ -480,16 +476,7 @@ async fn a_canary_gets_its_share_keeps_its_visitors_and_survives_a_restart() {
     // Rollback: everyone, cookie or not, is on v1.
     let out = ok(cli(&["rollback", "blog", "--config", c, "--server", &server]));
     assert_eq!(out.trim(), "blog is back on v1");
-    let r = send(
-        b.addr,
-        request(
-            "GET",
-            "/",
-            &[("host", "blog.test"), ("cookie", "bext_canary_blog=v2")],
-            "",
-        ),
-    )
-    .await;
+    let r = get_with_cookie(b.addr, "blog.test", "bext_canary_blog=v2").await;
     assert_eq!(r.text(), "version one");
     for _ in 0..50 {
         assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
@@ -514,16 +501,7 @@ async fn a_canary_gets_its_share_keeps_its_visitors_and_survives_a_restart() {
     assert!(out.contains("now gets 50%"), "{out}");
     let out = ok(cli(&["promote", "blog", "--config", c, "--server", &server]));
     assert!(out.contains("is now on v3"), "{out}");
-    let r = send(
-        b.addr,
-        request(
-            "GET",
-            "/",
-            &[("host", "blog.test"), ("cookie", "bext_canary_blog=stable")],
-            "",
-        ),
-    )
-    .await;
+    let r = get_with_cookie(b.addr, "blog.test", "bext_canary_blog=stable").await;
     assert_eq!(r.text(), "version two");
     let events = ok(cli(&["apps", "show", "blog", "--config", c, "--server", &server]));
     assert!(events.contains("promoted canary v3 to current"), "{events}");
@@ -554,8 +532,7 @@ async fn canaries_are_rolled_back_or_promoted_automatically() {
         )],
     );
     ok(cli(&["deploy", p(&good), "--app", "api", "--config", c]));
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
+    let (b, server) = serve(&config);
     assert_eq!(get(b.addr, "api.test", "/").await.text(), "good");
 
     ok(cli(&[
@@ -650,8 +627,7 @@ preview_env = { DB = "staging" }
     let v1 = bundle(&s, "v1", &[("index.js", &app("v1"))]);
     let v2 = bundle(&s, "v2", &[("index.js", &app("v2"))]);
     ok(cli(&["deploy", p(&v1), "--app", "shop", "--config", c]));
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
+    let (b, server) = serve(&config);
     assert_eq!(get(b.addr, "shop.test", "/").await.text(), "v1 production");
 
     let out = ok(cli(&[
@@ -698,8 +674,7 @@ preview_env = { DB = "staging" }
 
     // A restart keeps it.
     drop(b);
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
+    let (b, server) = serve(&config);
     assert_eq!(get(b.addr, "pr-7.preview.shop.test", "/").await.text(), "v2 staging");
 
     // Past its TTL it is gone: host, registry entry and files.
@@ -754,8 +729,7 @@ hooks = {{ pre_build = "echo the build broke >&2; exit 7" }}
     assert_eq!(out["post_deploy"]["exit_code"], 0);
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "v1\n");
 
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
+    let (b, server) = serve(&config);
     assert_eq!(get(b.addr, "blog.test", "/built.txt").await.text(), "built\n");
     let v2 = bundle(&s, "v2", &[("index.html", "two")]);
     ok(cli(&[
@@ -807,8 +781,7 @@ async fn a_request_in_flight_finishes_on_its_version() {
     let v1 = bundle(&s, "v1", &[("index.js", &js("v1"))]);
     let v2 = bundle(&s, "v2", &[("index.js", &js("v2"))]);
     ok(cli(&["deploy", p(&v1), "--app", "api", "--config", c]));
-    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
-    let server = format!("http://{}", b.addr);
+    let (b, server) = serve(&config);
     let addr = b.addr;
     let in_flight = tokio::spawn(async move { get(addr, "api.test", "/").await.text() });
     // Well inside the handler's 2.5 s.

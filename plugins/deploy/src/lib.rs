@@ -44,6 +44,11 @@ pub use crate::registry::{
 
 pub use crate::hooks::{AppHooks, DeployHooks, HookRun};
 
+/// Seconds since the Unix epoch: the registry's clock.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// The hidden app a preview is served as: `{app}~{name}`, on hosts of its
 /// own (the platform's `preview_domain` template).
 pub fn preview_app_id(app: &str, name: &str) -> String {
@@ -73,6 +78,10 @@ pub enum DeployError {
     /// That version exists already.
     #[error("version exists already: {0}")]
     Exists(String),
+    /// The change is recorded, but the kernel refused the configuration
+    /// it makes (the previous one keeps serving).
+    #[error("recorded, but the new configuration was refused: {0}")]
+    Refused(String),
     /// The app's `pre_build` hook failed; nothing was stored.
     #[error("pre_build `{}` failed ({}):\n{}", .0.command, .0.exit_code.map_or("killed".to_owned(), |c| format!("exit code {c}")), .0.output.trim_end())]
     Hook(hooks::HookRun),
@@ -97,7 +106,7 @@ impl DeployError {
             DeployError::NotFound(_) => StatusCode::NOT_FOUND,
             DeployError::Exists(_) => StatusCode::CONFLICT,
             DeployError::Hook(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            DeployError::Io { .. } | DeployError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DeployError::Io { .. } | DeployError::Db(_) | DeployError::Refused(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -305,29 +314,34 @@ impl Shared {
     }
 
     /// After a change to the registry: this instance's canaries, then the
-    /// kernel's pipeline; `answer` once the new state serves.
-    async fn changed(&self, answer: Response) -> Result<Response, DeployError> {
+    /// kernel's pipeline. `Ok` once the new state serves.
+    async fn changed(&self) -> Result<(), DeployError> {
         self.refresh().await?;
-        let Some(reload) = self.reload.get() else {
-            return Ok(answer);
-        };
-        match reload.run().await {
-            Ok(_) => Ok(answer),
-            Err(e) => Ok(json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &serde_json::json!({ "error": format!("recorded, but the new configuration was refused: {e}") }),
-            )),
+        match self.reload.get() {
+            Some(reload) => reload.run().await.map(drop).map_err(DeployError::Refused),
+            None => Ok(()),
         }
+    }
+
+    /// Runs `op` on the registry, then serves what it changed; its result
+    /// as the answer.
+    async fn change<T: serde::Serialize + Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Registry) -> Result<T, DeployError> + Send + 'static,
+    ) -> Result<Response, DeployError> {
+        let out = self.with_registry(op).await?;
+        self.changed().await?;
+        Ok(json_ok(&out))
     }
 
     /// One look at expired previews and at every canary with automatic
     /// decisions.
     async fn decide(&self) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = unix_now();
         if self.next_expiry.load(Ordering::Relaxed) <= now {
             match self.with_registry(move |r| r.prune_previews(now)).await {
                 Ok(_) => {
-                    if let Err(e) = self.changed(Response::new(bext_plugin_abi::Body::empty())).await {
+                    if let Err(e) = self.changed().await {
                         tracing::error!(target: "bext::deploy", "after removing expired previews: {e}");
                     }
                 }
@@ -372,7 +386,7 @@ impl Shared {
             };
             match result {
                 Ok(()) => {
-                    if let Err(e) = self.changed(Response::new(bext_plugin_abi::Body::empty())).await {
+                    if let Err(e) = self.changed().await {
                         tracing::error!(target: "bext::deploy", app = %r.app, "after an automatic decision: {e}");
                     }
                 }
@@ -425,35 +439,25 @@ impl DeployPlugin {
             (&Method::POST, ["apps", id, "deploy"]) => self.deploy(req, id, &query).await,
             (&Method::GET, ["previews"]) => shared.with_registry(|r| r.previews(None)).await.map(|p| json_ok(&p)),
             (&Method::POST, ["previews", "prune"]) => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                match shared.with_registry(move |r| r.prune_previews(now)).await {
-                    Ok(pruned) => shared.changed(json_ok(&pruned)).await,
-                    Err(e) => Err(e),
-                }
+                let now = unix_now();
+                shared.change(move |r| r.prune_previews(now)).await
             }
             (&Method::POST, ["apps", id, "promote"]) => match query.percent("to") {
                 Err(e) => Err(e),
                 Ok(to) => {
                     let id = (*id).to_owned();
-                    match shared.with_registry(move |r| r.promote(&id, to)).await {
-                        Ok(app) => shared.changed(json_ok(&app)).await,
-                        Err(e) => Err(e),
-                    }
+                    shared.change(move |r| r.promote(&id, to)).await
                 }
             },
             (&Method::POST, ["apps", id, "rollback"]) => {
                 let id = (*id).to_owned();
-                match shared.with_registry(move |r| r.rollback(&id)).await {
-                    Ok(v) => shared.changed(json_ok(&v)).await,
-                    Err(e) => Err(e),
-                }
+                shared.change(move |r| r.rollback(&id)).await
             }
             (&Method::DELETE, ["apps", id]) => {
                 let id = (*id).to_owned();
-                match shared.with_registry(move |r| r.remove(&id)).await {
-                    Ok(()) => shared.changed(json_ok(&serde_json::json!({ "removed": true }))).await,
-                    Err(e) => Err(e),
-                }
+                shared
+                    .change(move |r| r.remove(&id).map(|()| serde_json::json!({ "removed": true })))
+                    .await
             }
             _ => {
                 return json(
@@ -534,25 +538,16 @@ impl DeployPlugin {
                 r.deploy_tar(&id, &body, &options)
             })
             .await?;
-        let mut res = self
-            .shared
-            .changed(Response::new(bext_plugin_abi::Body::empty()))
-            .await?;
-        if res.status() == StatusCode::OK {
-            if plain {
-                // The new version serves: its post_deploy hook may run.
-                let version = deployed.version.clone();
-                deployed.post_deploy = self
-                    .shared
-                    .with_registry(move |r| r.post_deploy(&app, &version, &hooks_after))
-                    .await?;
-            }
-            res = json_ok(&deployed);
+        self.shared.changed().await?;
+        if plain {
+            // The new version serves: its post_deploy hook may run.
+            let version = deployed.version.clone();
+            deployed.post_deploy = self
+                .shared
+                .with_registry(move |r| r.post_deploy(&app, &version, &hooks_after))
+                .await?;
         }
-        if res.status() == StatusCode::OK {
-            *res.status_mut() = StatusCode::CREATED;
-        }
-        Ok(res)
+        Ok(json(StatusCode::CREATED, &deployed))
     }
 }
 

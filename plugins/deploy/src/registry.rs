@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -240,8 +239,6 @@ pub struct Registry {
     db: Connection,
     store: Store,
     keep_versions: usize,
-    /// The version a preview deploy just replaced, to remove once unused.
-    replaced_preview: Option<String>,
 }
 
 impl Registry {
@@ -312,7 +309,6 @@ impl Registry {
             store: Store::open(root)?,
             db,
             keep_versions,
-            replaced_preview: None,
         };
         registry.migrate()?;
         let _lock = registry.lock()?;
@@ -449,12 +445,12 @@ impl Registry {
         options: &DeployOptions<'_>,
         progress: &mut dyn FnMut(&Path, u64),
     ) -> Result<Deployed, DeployError> {
-        check_app_id(app)?;
+        check(&APP_ID, app)?;
         if !from.is_dir() {
             return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
         }
         if let Some((name, _)) = options.preview {
-            check_label(name)?;
+            check(&PREVIEW_NAME, name)?;
             if options.canary.is_some() {
                 return Err(DeployError::Bundle(
                     "a deploy is a preview or a canary, not both".into(),
@@ -476,7 +472,7 @@ impl Registry {
         }
         let version = match options.version {
             Some(v) => {
-                check_name("version", v)?;
+                check(&VERSION_NAME, v)?;
                 v.to_owned()
             }
             None => self.next_version(app)?,
@@ -506,13 +502,15 @@ impl Registry {
         }
         let (path, stored) = self.store.put(app, &version, from, progress)?;
         let routes = routes_of(&path);
-        let committed = self.commit(app, &version, &path, &routes, &stored, options);
-        if let Err(e) = committed {
-            let _ = self.store.remove_tree(&path);
-            return Err(e);
-        }
+        let replaced = match self.commit(app, &version, &path, &routes, &stored, options) {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                let _ = self.store.remove_tree(&path);
+                return Err(e);
+            }
+        };
         let mut pruned = self.prune(app)?;
-        if let Some(replaced) = self.replaced_preview.take() {
+        if let Some(replaced) = replaced {
             pruned.extend(self.drop_version_if_unused(app, &replaced)?);
         }
         let version = self.version(app, &version)?.expect("committed above");
@@ -534,8 +532,9 @@ impl Registry {
         routes: &[String],
         stored: &Stored,
         options: &DeployOptions<'_>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<Option<String>, DeployError> {
         let (by, canary) = (options.by, options.canary);
+        let mut replaced = None;
         let file = self.root.join(DATABASE);
         let err = |e| DeployError::db(&file, e);
         let tx = self.db.transaction().map_err(err)?;
@@ -548,7 +547,7 @@ impl Registry {
         let what = match (canary, options.preview) {
             (_, Some((name, ttl))) => {
                 let now = unix_now();
-                let replaced: Option<String> = tx
+                replaced = tx
                     .query_row(
                         "SELECT version FROM previews WHERE app = ?1 AND name = ?2",
                         params![app, name],
@@ -556,7 +555,6 @@ impl Registry {
                     )
                     .optional()
                     .map_err(err)?;
-                self.replaced_preview = replaced;
                 tx.execute(
                     "INSERT INTO previews (app, name, version, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (app, name) DO UPDATE SET version = ?3, created_at = ?4, expires_at = ?5",
@@ -619,7 +617,8 @@ impl Registry {
             params![app, unix_now(), what],
         )
         .map_err(err)?;
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        Ok(replaced)
     }
 
     /// Runs the app's `post_deploy` hook for its current `version` (once
@@ -943,28 +942,35 @@ impl Registry {
                 .and_then(Iterator::collect)
                 .map_err(|e| self.db_err(e))?
         };
-        ids.into_iter()
-            .map(|(id, origin)| {
-                Ok(AppRecord {
-                    current: self.current(&id)?,
-                    versions: self.versions(&id)?.len() as u64,
-                    canary: self.canary(&id)?,
-                    previews: self.previews(Some(&id))?,
-                    hook_runs: self.hook_runs(&id, 5)?,
-                    events: self.events(&id, 10)?,
-                    id,
-                    origin,
-                })
-            })
-            .collect()
+        ids.into_iter().map(|(id, origin)| self.record(id, origin)).collect()
     }
 
     /// One app.
     pub fn app(&self, id: &str) -> Result<AppRecord, DeployError> {
-        self.apps()?
-            .into_iter()
-            .find(|a| a.id == id)
-            .ok_or_else(|| DeployError::NotFound(format!("no app {id}")))
+        let origin: String = self
+            .db
+            .query_row("SELECT origin FROM apps WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.db_err(e))?
+            .ok_or_else(|| DeployError::NotFound(format!("no app {id}")))?;
+        self.record(id.to_owned(), origin)
+    }
+
+    fn record(&self, id: String, origin: String) -> Result<AppRecord, DeployError> {
+        let versions: i64 = self
+            .db
+            .query_row("SELECT COUNT(*) FROM app_versions WHERE app = ?1", [&id], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?;
+        Ok(AppRecord {
+            current: self.current(&id)?,
+            versions: versions.try_into().unwrap_or(0),
+            canary: self.canary(&id)?,
+            previews: self.previews(Some(&id))?,
+            hook_runs: self.hook_runs(&id, 5)?,
+            events: self.events(&id, 10)?,
+            id,
+            origin,
+        })
     }
 
     /// An app's versions, newest first.
@@ -1078,56 +1084,58 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
     })
 }
 
-/// Version names become directory names: `[A-Za-z0-9._-]`,
-/// not starting with a dot, 1 to 64 characters.
-fn check_name(what: &str, name: &str) -> Result<(), DeployError> {
-    let ok = (1..=64).contains(&name.len())
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(DeployError::Bundle(format!(
-            "{what} {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)"
-        )))
-    }
+/// What a name the registry turns into a directory or a host may be.
+struct NameRule {
+    what: &'static str,
+    max: usize,
+    /// Every byte.
+    byte: fn(u8) -> bool,
+    /// The first byte (and, with `ends`, the last).
+    edge: fn(u8) -> bool,
+    ends: bool,
+    says: &'static str,
 }
 
-/// App ids as the platform file has them: `[a-z0-9][a-z0-9_-]*`, at most
-/// 64 characters.
-fn check_app_id(id: &str) -> Result<(), DeployError> {
-    let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(DeployError::Bundle(format!(
-            "app id {id:?}: use [a-z0-9][a-z0-9_-]*, at most 64 characters"
-        )))
-    }
-}
+/// Version names become directory names.
+const VERSION_NAME: NameRule = NameRule {
+    what: "version",
+    max: 64,
+    byte: |b| b.is_ascii_alphanumeric() || b"._-".contains(&b),
+    edge: |b| b != b'.',
+    ends: false,
+    says: "use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)",
+};
 
-/// Preview names become host names: a DNS label, `[a-z0-9-]`, 1 to 63
-/// characters, no hyphen at either end.
-fn check_label(name: &str) -> Result<(), DeployError> {
-    let ok = (1..=63).contains(&name.len())
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+/// App ids as the platform file has them.
+const APP_ID: NameRule = NameRule {
+    what: "app id",
+    max: 64,
+    byte: |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-',
+    edge: |b| b.is_ascii_lowercase() || b.is_ascii_digit(),
+    ends: false,
+    says: "use [a-z0-9][a-z0-9_-]*, at most 64 characters",
+};
+
+/// Preview names become host names: DNS labels.
+const PREVIEW_NAME: NameRule = NameRule {
+    what: "preview name",
+    max: 63,
+    byte: |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-',
+    edge: |b| b != b'-',
+    ends: true,
+    says: "use 1 to 63 of a-z 0-9 - (it becomes a host name)",
+};
+
+fn check(rule: &NameRule, name: &str) -> Result<(), DeployError> {
+    let bytes = name.as_bytes();
+    let ok = (1..=rule.max).contains(&bytes.len())
+        && bytes.iter().all(|&b| (rule.byte)(b))
+        && (rule.edge)(bytes[0])
+        && (!rule.ends || (rule.edge)(bytes[bytes.len() - 1]));
     if ok {
         Ok(())
     } else {
-        Err(DeployError::Bundle(format!(
-            "preview name {name:?}: use 1 to 63 of a-z 0-9 - (it becomes a host name)"
-        )))
+        Err(DeployError::Bundle(format!("{} {name:?}: {}", rule.what, rule.says)))
     }
 }
 
@@ -1158,10 +1166,9 @@ fn routes_of(tree: &Path) -> Vec<String> {
     out
 }
 
+/// [`crate::unix_now`] as SQLite stores it.
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs().try_into().unwrap_or(i64::MAX))
+    crate::unix_now().try_into().unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

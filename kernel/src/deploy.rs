@@ -118,8 +118,9 @@ impl Target {
             .iter()
             .find(|m| m.name == PLUGIN && m.enabled)
             .with_context(|| format!("the deploy plugin is off in the manifests of {}", config.display()))?;
-        let settings: Config = serde_json::from_value(manifest.config.clone())
-            .with_context(|| format!("{}: config", manifest.file.display()))?;
+        // As the server decodes it: a manifest without `config` is all defaults.
+        let settings: Config = bext_plugin_abi::decode_config(manifest.config.clone())
+            .map_err(|e| anyhow::anyhow!("{}: config: {e}", manifest.file.display()))?;
         let base = manifest.base.clone().unwrap_or_else(|| "/__bext/api/platform".into());
         let url = match server {
             Some(url) => Some(url.trim_end_matches('/').to_owned()),

@@ -802,3 +802,171 @@ async fn a_request_in_flight_finishes_on_its_version() {
     );
     assert_eq!(get(b.addr, "api.test", "/").await.text(), "v2");
 }
+
+/// Unmounts a test's small file system however the test ends.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A deploy that fills the disk fails with the reason, leaves the previous
+/// version current and whole, frees what it wrote, and the next deploy
+/// works. The data directory is a 512 KiB tmpfs, which needs root (CI runs
+/// as root); elsewhere the test says so and stops.
+#[tokio::test]
+async fn a_deploy_that_fills_the_disk_leaves_the_previous_version_serving() {
+    let s = Site::new();
+    let data = s.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let _unmount = Mounted(data.clone());
+    s.write("site/index.html", "from the platform file");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+data_dir = "data"
+
+[apps.blog]
+source = "site"
+domains = ["blog.test"]
+"#,
+    );
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
+    ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
+    for i in 0..40 {
+        s.write(&format!("big/{i}.bin"), format!("{i:08}").repeat(4096));
+    }
+    let out = cli(&["deploy", p(&s.path("big")), "--app", "blog", "--config", c]);
+    assert!(!out.status.success(), "1.25 MiB cannot fit in 512 KiB");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+
+    let shown = json(cli(&["apps", "show", "blog", "--config", c, "--json"]));
+    assert_eq!(shown["app"]["current"]["version"], "v1");
+    assert_eq!(shown["app"]["versions"], 1);
+    let leftovers: Vec<_> = walk(&data)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".partial-") || p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let v2 = bundle(&s, "v2", &[("index.html", "version two")]);
+    ok(cli(&["deploy", p(&v2), "--app", "blog", "--config", c]));
+    ok(cli(&["rollback", "blog", "--config", c]));
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
+}
+
+/// The CLI reads the deploy manifest as the server does: without `config`
+/// every setting has its default. It also prints versions and progress,
+/// and prunes expired previews with no server running.
+#[tokio::test]
+async fn the_cli_on_a_data_directory_lists_versions_and_prunes_previews() {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("manifests/deploy.yaml", "name: deploy\n");
+    s.write("site/index.html", "platform");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.blog]
+source = "site"
+domains = ["blog.test"]
+"#,
+    );
+    let c = p(&config);
+    for i in 0..1000 {
+        s.write(&format!("v1/f/{i}.txt"), format!("file {i}"));
+    }
+    let out = cli(&["deploy", p(&s.path("v1")), "--app", "blog", "--config", c]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stored 1000 files"),
+        "progress on stderr: {out:?}"
+    );
+    let v2 = bundle(&s, "v2", &[("index.html", "two")]);
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--version",
+        "second",
+        "--config",
+        c,
+    ]));
+    let table = ok(cli(&["apps", "versions", "blog", "--config", c]));
+    let rows: Vec<_> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    assert_eq!(rows, ["second", "v1"], "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().contains('*'),
+        "the current one is marked: {table}"
+    );
+
+    // The default preview_ttl is 7 days: nothing to prune yet.
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--preview",
+        "pr-1",
+        "--config",
+        c,
+    ]));
+    let out = ok(cli(&["apps", "previews", "prune", "--config", c]));
+    assert!(out.starts_with("removed 0 expired preview(s)"), "{out}");
+    let listed = json(cli(&["apps", "previews", "list", "--config", c, "--json"]));
+    assert_eq!(listed[0]["name"], "pr-1");
+    let expires = listed[0]["expires_at"].as_u64().unwrap();
+    assert!(
+        expires >= bext_plugin_deploy::unix_now() + 6 * 86400,
+        "about a week: {expires}"
+    );
+
+    // With a one-second lifetime it is pruned, with its files.
+    s.write("manifests/deploy.yaml", "name: deploy\nconfig:\n  preview_ttl: 1s\n");
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--preview",
+        "pr-2",
+        "--config",
+        c,
+    ]));
+    let tree = PathBuf::from(
+        json(cli(&["apps", "previews", "list", "--config", c, "--json"]))[1]["path"]
+            .as_str()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = ok(cli(&["apps", "previews", "prune", "--config", c]));
+    assert!(out.starts_with("removed 1 expired preview(s)"), "{out}");
+    assert!(
+        out.contains("pr-2") && !out.contains("pr-1"),
+        "it lists what it removed: {out}"
+    );
+    assert!(!tree.exists());
+}

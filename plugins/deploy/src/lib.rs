@@ -355,6 +355,14 @@ impl Shared {
                 .max_error_rate
                 .is_some_and(|max| seen.requests >= MIN_REQUESTS && seen.error_rate > max);
             let due = r.auto_promote_after.is_some_and(|after| now >= r.started_at + after) && !failing;
+            let (app, version, started) = (r.app.clone(), r.version.clone(), r.started_at);
+            // An instance on its way out (after a reload) may still look:
+            // act only on the canary the registry runs now.
+            let still = move |reg: &Registry| -> Result<bool, DeployError> {
+                Ok(reg
+                    .canary(&app)?
+                    .is_some_and(|c| c.version == version && c.started_at == started))
+            };
             let (app, version) = (r.app.clone(), r.version.clone());
             let result = if failing {
                 let why = format!(
@@ -365,8 +373,11 @@ impl Shared {
                     seen.requests
                 );
                 self.with_registry(move |reg| {
-                    reg.log(&app, &why)?;
-                    reg.rollback(&app).map(drop)
+                    if still(reg)? {
+                        reg.log(&app, &why)?;
+                        reg.rollback(&app)?;
+                    }
+                    Ok(())
                 })
                 .await
             } else if due {
@@ -377,8 +388,11 @@ impl Shared {
                     seen.requests
                 );
                 self.with_registry(move |reg| {
-                    reg.log(&app, &why)?;
-                    reg.promote(&app, None).map(drop)
+                    if still(reg)? {
+                        reg.log(&app, &why)?;
+                        reg.promote(&app, None)?;
+                    }
+                    Ok(())
                 })
                 .await
             } else {

@@ -78,7 +78,9 @@ impl Store {
         let mut stored = Stored::default();
         let built = self.copy_tree(from, from, &partial, &mut stored, progress);
         if let Err(e) = built.and_then(|()| sync_dir(&partial)) {
+            // Free at once what only this tree used (a full disk most of all).
             let _ = fs::remove_dir_all(&partial);
+            let _ = self.collect();
             return Err(e);
         }
         fs::rename(&partial, &target).map_err(|e| DeployError::io(&target, e))?;

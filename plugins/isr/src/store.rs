@@ -363,4 +363,29 @@ mod tests {
         assert!(held <= 1 << 20, "{held} bytes held");
         assert!(held >= 512 << 10, "the byte budget is used: {held}");
     }
+
+    #[test]
+    fn caches_of_apps_that_are_gone_are_forgotten() {
+        let limits = Limits {
+            entries: 10,
+            bytes: 1 << 20,
+        };
+        let (kept, gone) = ("retain-test-kept", "retain-test-gone~pr-1");
+        cache_for(kept, limits);
+        cache_for(gone, limits);
+        let info = |id: &str| bext_plugin_abi::AppInfo {
+            id: id.into(),
+            domains: vec![],
+        };
+        // Other tests' apps stay too: the table is process-wide.
+        let mut table: Vec<_> = caches(None)
+            .into_iter()
+            .map(|(id, _)| info(&id))
+            .filter(|a| a.id != gone)
+            .collect();
+        table.push(info(kept));
+        retain_apps(&table);
+        assert_eq!(caches(Some(kept)).len(), 1);
+        assert!(caches(Some(gone)).is_empty());
+    }
 }

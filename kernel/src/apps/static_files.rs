@@ -344,7 +344,9 @@ fn pick_encoding<'f>(f: &'f CachedFile, headers: &HeaderMap) -> (&'f Variant, Op
 
 async fn respond(f: &CachedFile, req: &HeaderMap, head: bool) -> Response {
     let (v, encoding) = pick_encoding(f, req);
-    let mut headers = HeaderMap::with_capacity(8);
+    // Room for what response plugins add (CORS, rate limit and security
+    // headers) without growing the map.
+    let mut headers = HeaderMap::with_capacity(16);
     headers.insert(header::CONTENT_TYPE, v.content_type.clone());
     headers.insert(header::ETAG, v.etag.clone());
     headers.insert(header::LAST_MODIFIED, v.last_modified.clone());

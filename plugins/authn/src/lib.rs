@@ -469,7 +469,8 @@ impl AuthnPlugin {
                     .flat_map(|v| v.split(';'))
                     .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
             })?;
-        let keys = jwt.keys.load_full();
+        // A guard, not a clone: no reference count touched per request.
+        let keys = jwt.keys.load();
         let verified = match jwt.verified.get(token, &keys) {
             Some(principal) => Ok(principal),
             None => jwt.checks.verify(token, &keys).map(|claims| {

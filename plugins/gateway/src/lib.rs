@@ -34,8 +34,10 @@ use crate::shared::SharedStore;
 /// Monotonic nanoseconds for the limiter, from a process-wide origin.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
-fn now_nanos() -> u64 {
-    EPOCH.elapsed().as_nanos() as u64
+/// When the request arrived, in limiter time: the kernel read the clock
+/// then, so deciding costs no second read.
+fn nanos_at(at: Instant) -> u64 {
+    at.saturating_duration_since(*EPOCH).as_nanos() as u64
 }
 
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -74,6 +76,34 @@ impl Limit {
     }
 }
 
+/// Counts below this have a header value made once per process.
+const SMALL_COUNTS: usize = 1024;
+
+/// `0`, `1`... `1023` as header values over one static string: most
+/// remaining counts and reset times are small, and cloning a static
+/// value neither allocates nor touches a reference count.
+static SMALL_COUNT_VALUES: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    let digits: String = (0..SMALL_COUNTS).map(|n| n.to_string()).collect();
+    let digits: &'static str = Box::leak(digits.into_boxed_str());
+    let mut at = 0;
+    (0..SMALL_COUNTS)
+        .map(|n| {
+            let len = n.checked_ilog10().unwrap_or(0) as usize + 1;
+            at += len;
+            HeaderValue::from_static(&digits[at - len..at])
+        })
+        .collect()
+});
+
+/// A count as a header value.
+fn count_value(n: impl Into<u64>) -> HeaderValue {
+    let n: u64 = n.into();
+    match SMALL_COUNT_VALUES.get(n as usize) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(n),
+    }
+}
+
 /// The tightest decision of the request's limits, for the response.
 #[derive(Clone)]
 struct RateInfo {
@@ -84,7 +114,7 @@ struct RateInfo {
 
 /// The request's `Origin`, kept for the response's CORS headers.
 #[derive(Clone)]
-struct RequestOrigin(Option<HeaderValue>);
+struct RequestOrigin(HeaderValue);
 
 impl BuiltinPlugin for GatewayPlugin {
     const NAME: &'static str = "gateway";
@@ -132,6 +162,7 @@ impl BuiltinPlugin for GatewayPlugin {
             headers.retain(|(h, _)| *h != n);
             headers.push((n, v));
         }
+        LazyLock::force(&EPOCH);
         Ok(GatewayPlugin {
             limits,
             store: Arc::new(MemoryStore::new(config.max_keys.max(1024))),
@@ -279,7 +310,7 @@ impl GatewayPlugin {
     /// refusal; with `shared`, the fleet's Redis decides (this instance's
     /// store when Redis does not answer in time).
     async fn limit(&self, req: &Request, cx: &mut Ctx, shared: Option<&SharedStore>) -> Result<Flow, PluginError> {
-        let now = now_nanos();
+        let now = nanos_at(cx.received_at);
         let mut tightest: Option<RateInfo> = None;
         for limit in &self.limits {
             if !limit.applies(req.method(), req.uri().path()) {
@@ -352,8 +383,11 @@ impl Plugin for GatewayPlugin {
                 *res.headers_mut() = headers;
                 return Hook::Ready(Ok(Flow::Respond(res)));
             }
-            cx.ext
-                .insert(RequestOrigin(req.headers().get(http::header::ORIGIN).cloned()));
+            // Most requests (same-origin navigations) carry no Origin:
+            // nothing to keep for them.
+            if let Some(origin) = req.headers().get(http::header::ORIGIN) {
+                cx.ext.insert(RequestOrigin(origin.clone()));
+            }
         }
         if self.limits.is_empty() {
             return Hook::Ready(Ok(Flow::Continue));
@@ -370,24 +404,25 @@ impl Plugin for GatewayPlugin {
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         let headers = res.headers_mut();
+        let rate = cx.ext.get::<RateInfo>();
+        // One growth of the map for everything added here, not several.
+        headers.reserve(self.headers.len() + if rate.is_some() { 4 } else { 0 } + 2);
         if let Some(cors) = &self.cors {
-            let origin = cx
-                .ext
-                .get::<RequestOrigin>()
-                .and_then(|o| o.0.as_ref())
-                .and_then(|v| v.to_str().ok());
+            let origin = cx.ext.get::<RequestOrigin>().and_then(|o| o.0.to_str().ok());
             cors.decorate(origin, headers);
         }
-        if let Some(info) = cx.ext.get::<RateInfo>() {
+        if let Some(info) = rate {
             headers.insert(RATELIMIT_LIMIT.clone(), info.limit.clone());
-            headers.insert(RATELIMIT_REMAINING.clone(), HeaderValue::from(info.decision.remaining));
+            headers.insert(RATELIMIT_REMAINING.clone(), count_value(info.decision.remaining));
             let reset = info.decision.reset.as_secs_f64().ceil() as u64;
-            headers.insert(RATELIMIT_RESET.clone(), HeaderValue::from(reset));
+            headers.insert(RATELIMIT_RESET.clone(), count_value(reset));
             headers.insert(RATELIMIT_POLICY.clone(), info.policy.clone());
         }
         for (name, value) in &self.headers {
-            if self.override_headers || !headers.contains_key(name) {
+            if self.override_headers {
                 headers.insert(name.clone(), value.clone());
+            } else {
+                headers.entry(name).or_insert_with(|| value.clone());
             }
         }
         Hook::Ready(Ok(()))
@@ -399,6 +434,13 @@ bext_plugin_abi::register!(GatewayPlugin);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_read_the_same_from_the_table_and_beyond_it() {
+        for n in [0u64, 1, 9, 10, 99, 100, 999, 1000, 1023, 1024, 1_000_000] {
+            assert_eq!(count_value(n), HeaderValue::from(n), "{n}");
+        }
+    }
 
     #[test]
     fn reads_the_subject_of_a_bearer_token() {

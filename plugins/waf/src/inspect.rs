@@ -6,12 +6,14 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{Anchored, MatchKind};
 use http::{HeaderMap, Method};
 use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
-use crate::normalize::{base64_text, canonical, resolve_path, unescape_entities_and_js};
+use crate::clean::CleanCache;
+use crate::normalize::{Shape, base64_text, canonical, canonical_shaped, resolve_path, unescape_entities_and_js};
 use crate::rules::{Category, Part, RULES};
 use crate::walk::{Context, Visitor, values};
 
@@ -70,7 +72,6 @@ pub struct Engine {
     agent_triggers: Triggers,
     other_triggers: Triggers,
     regexes: Vec<BytesRegex>,
-    scanners: AhoCorasick,
     probe_paths: BytesRegex,
     restricted_ext: BytesRegex,
     content_type: Regex,
@@ -196,8 +197,8 @@ impl Engine {
     /// caught by the tests, not an operator error.
     pub fn new() -> Self {
         assert!(
-            RULES.len() < SQL_GATE as usize,
-            "trigger bit sets hold 126 rules and 2 gates"
+            RULES.len() < SCANNER_GATE as usize,
+            "trigger bit sets hold 125 rules and 3 gates"
         );
         let gates = [(SQL_GATE, SQL_WORDS), (XSS_GATE, &["script:"][..])];
         // ASCII classes and byte matching: canonical values are mostly
@@ -207,10 +208,9 @@ impl Engine {
         Engine {
             clean_values: CleanCache::new(),
             path_triggers: Triggers::new(|p| p == Part::Path, &[]),
-            agent_triggers: Triggers::new(|p| p == Part::UserAgent, &[]),
+            agent_triggers: Triggers::new(|p| p == Part::UserAgent, &[(SCANNER_GATE, SCANNER_AGENTS)]),
             other_triggers: Triggers::new(|p| p != Part::Path && p != Part::UserAgent, &gates),
             regexes,
-            scanners: dfa(SCANNER_AGENTS.iter().copied()),
             probe_paths: ascii_regex(
                 r"^/(?:phpmyadmin|pma|myadmin|mysqladmin|dbadmin|sqladmin)\d*/|^/cgi-bin/(?:php\d?|test-cgi|printenv|bash|sh)\b|^/vendor/phpunit/.*eval-stdin\.php|^/_ignition/execute-solution|^/(?:hnap1|boaform|wls-wsat|solr/admin/cores|actuator/(?:env|heapdump|gateway))\b|^/(?:shell|cmd|c99|r57|wso|b374k|alfa)\.php$|^/manager/html$|^/jmx-console|^/invoker/jmxinvokerservlet|^/console/(?:css|login)/.*\.portal",
             )
@@ -255,24 +255,28 @@ impl Engine {
     /// escapes resolved, then base64 (for values that are base64).
     pub(crate) fn check(&self, part: Part, name: &str, raw: &[u8], plus: bool, cx: &Context<'_>) -> Option<Finding> {
         let raw = &raw[..raw.len().min(MAX_VALUE)];
-        let canon = canonical(raw, plus);
-        if let Some(f) = self.check_canonical(part, name, &canon, cx) {
+        if raw.is_empty() {
+            return None;
+        }
+        let raw_shape = Shape::of(raw);
+        let (canon, shape) = canonical_shaped(raw, raw_shape, plus);
+        if let Some(f) = self.check_canonical(part, name, &canon, shape, cx) {
             return Some(f);
         }
-        if let Some(decoded) = unescape_entities_and_js(&canon)
-            && let Some(f) = self.check_canonical(part, name, &decoded, cx)
+        if let Some(decoded) = unescape_entities_and_js(&canon, shape)
+            && let Some(f) = self.check_canonical(part, name, &decoded, Shape::of(decoded.as_bytes()), cx)
         {
             return Some(f);
         }
-        if let Some(decoded) = base64_text(raw) {
-            let canon = canonical(decoded.as_bytes(), false);
-            return self.check_canonical(part, name, &canon, cx);
+        if let Some(decoded) = base64_text(raw, raw_shape) {
+            let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
+            return self.check_canonical(part, name, &canon, shape, cx);
         }
         None
     }
 
-    /// Runs the rules that apply to one canonical value.
-    fn check_canonical(&self, part: Part, name: &str, value: &str, cx: &Context<'_>) -> Option<Finding> {
+    /// Runs the rules that apply to one canonical value of that shape.
+    fn check_canonical(&self, part: Part, name: &str, value: &str, shape: Shape, cx: &Context<'_>) -> Option<Finding> {
         let on = cx.on;
         let value = cut(value, MAX_VALUE);
         if value.is_empty() {
@@ -287,17 +291,13 @@ impl Engine {
                 sample: cut(value, 80).to_owned(),
             })
         };
-        let mut woken: u128 = 0;
         let triggers = match part {
             Part::Path => &self.path_triggers,
             Part::UserAgent => &self.agent_triggers,
             _ => &self.other_triggers,
         };
-        for m in triggers.words.find_overlapping_iter(value) {
-            woken |= triggers.rules[m.pattern().as_usize()];
-        }
-        let gates = woken;
-        woken &= !(1 << SQL_GATE | 1 << XSS_GATE);
+        let gates = triggers.scan(value.as_bytes());
+        let mut woken = gates & !(1 << SQL_GATE | 1 << XSS_GATE | 1 << SCANNER_GATE);
         while woken != 0 {
             let i = woken.trailing_zeros() as usize;
             woken &= woken - 1;
@@ -311,7 +311,7 @@ impl Engine {
             }
         }
         match part {
-            Part::UserAgent if on.on(Category::Scanner, "scanner-user-agent") && self.scanners.is_match(value) => {
+            Part::UserAgent if on.on(Category::Scanner, "scanner-user-agent") && gates & 1 << SCANNER_GATE != 0 => {
                 return hit("scanner-user-agent", Category::Scanner);
             }
             Part::Arg
@@ -327,10 +327,10 @@ impl Engine {
         // A browser's user agent is full of `;` and `()`: tokenize it only
         // when it carries a quote or markup.
         let agent = matches!(part, Part::UserAgent);
-        let marks = Marks::of(value);
+        let marks = Marks::of(shape);
         if on.on(Category::Sqli, "libinjection-sqli")
             && (if agent {
-                value.contains(['\'', '"'])
+                shape.has(Shape::QUOTE)
             } else {
                 gates & 1 << SQL_GATE != 0 || marks.sql
             })
@@ -462,98 +462,10 @@ impl Engine {
     }
 }
 
-/// Paths, query strings and header values (user agents, cookies,
-/// referers, tokens) recur from request to request; one found clean with
-/// every rule on needs no second look.
-///
-/// Keys are the values themselves, compared exactly, so no crafted value
-/// can pass for a clean one (a hash alone could collide). Bounded in
-/// entries and bytes; values over 4 KiB are not kept.
-pub(crate) struct CleanCache {
-    seen: quick_cache::sync::Cache<CleanKey, (), CleanWeight>,
-}
-
-/// A value found clean: in a JSON request or not (a JSON body relaxes one
-/// rule), under which name, and its bytes.
-#[derive(PartialEq, Eq)]
-struct CleanKey {
-    json_request: bool,
-    name: Box<str>,
-    value: Box<[u8]>,
-}
-
-/// A lookup of a [`CleanKey`] without building one.
-struct CleanRef<'a> {
-    json_request: bool,
-    name: &'a str,
-    value: &'a [u8],
-}
-
-impl std::hash::Hash for CleanKey {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        (self.json_request, &*self.name, &*self.value).hash(h);
-    }
-}
-
-impl std::hash::Hash for CleanRef<'_> {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        (self.json_request, self.name, self.value).hash(h);
-    }
-}
-
-impl quick_cache::Equivalent<CleanKey> for CleanRef<'_> {
-    fn equivalent(&self, key: &CleanKey) -> bool {
-        self.json_request == key.json_request && self.name == &*key.name && self.value == &*key.value
-    }
-}
-
-/// An entry's weight: its bytes plus bookkeeping.
-#[derive(Clone)]
-struct CleanWeight;
-
-impl quick_cache::Weighter<CleanKey, ()> for CleanWeight {
-    fn weight(&self, key: &CleanKey, _: &()) -> u64 {
-        (key.name.len() + key.value.len() + 64) as u64
-    }
-}
-
-const CLEAN_MAX_VALUE: usize = 4096;
-
-impl CleanCache {
-    fn new() -> Self {
-        CleanCache {
-            seen: quick_cache::sync::Cache::with(16_384, 8 << 20, CleanWeight, Default::default(), Default::default()),
-        }
-    }
-
-    pub(crate) fn contains(&self, json_request: bool, name: &str, value: &[u8]) -> bool {
-        value.len() <= CLEAN_MAX_VALUE
-            && self
-                .seen
-                .get(&CleanRef {
-                    json_request,
-                    name,
-                    value,
-                })
-                .is_some()
-    }
-
-    pub(crate) fn insert(&self, json_request: bool, name: &str, value: &[u8]) {
-        if value.len() <= CLEAN_MAX_VALUE {
-            let key = CleanKey {
-                json_request,
-                name: name.into(),
-                value: value.into(),
-            };
-            self.seen.insert(key, ());
-        }
-    }
-}
-
 /// One Aho-Corasick automaton over rules' trigger words, and for each
 /// word the rules it wakes (a bit set over `RULES`, plus the gate bits).
 struct Triggers {
-    words: AhoCorasick,
+    words: aho_corasick::dfa::DFA,
     rules: Vec<u128>,
 }
 
@@ -592,13 +504,36 @@ impl Triggers {
             }
         }
         // A DFA: more memory than an NFA, but this scan of every value is
-        // the hot loop of inspection.
-        let words = AhoCorasick::builder()
+        // the hot loop of inspection. No prefilter: with hundreds of words
+        // it would not skip anything, and without one only match states
+        // are special.
+        let words = aho_corasick::dfa::Builder::new()
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .prefilter(false)
             .build(&words)
             .expect("trigger words compile");
         Triggers { words, rules }
+    }
+
+    /// The rules (and gates) every trigger word found in `value` wakes.
+    /// Walks the DFA by hand: a state transition per byte, and at match
+    /// states (which hold every word ending there) an OR per word, with
+    /// none of the overlapping iterator's per-match bookkeeping.
+    fn scan(&self, value: &[u8]) -> u128 {
+        let dfa = &self.words;
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return 0;
+        };
+        let mut woken = 0;
+        for &b in value {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                for i in 0..dfa.match_len(sid) {
+                    woken |= self.rules[dfa.match_pattern(sid, i).as_usize()];
+                }
+            }
+        }
+        woken
     }
 }
 
@@ -608,14 +543,6 @@ fn ascii_regex(pattern: &str) -> BytesRegex {
         .unicode(false)
         .build()
         .unwrap_or_else(|e| panic!("{pattern}: {e}"))
-}
-
-/// A DFA-backed matcher for a fixed word list.
-fn dfa<I: IntoIterator<Item = &'static str>>(words: I) -> AhoCorasick {
-    AhoCorasick::builder()
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(words)
-        .expect("word lists compile")
 }
 
 impl Default for Engine {
@@ -662,7 +589,9 @@ fn libinjection_sqli(value: &str) -> bool {
     !matches!(fingerprint.as_str(), "sos" | "s&s" | "1c" | "nc") && (fingerprint != "1&1" || operators)
 }
 
-/// Bits of the trigger set that are gates for libinjection, not rules.
+/// Bits of the trigger set that are gates, not rules: for libinjection,
+/// and for the scanner user agents.
+const SCANNER_GATE: u32 = 125;
 const SQL_GATE: u32 = 126;
 const XSS_GATE: u32 = 127;
 
@@ -708,34 +637,21 @@ const SQL_WORDS: &[&str] = &[
     "/*",
 ];
 
-/// What one byte pass over a value says about it: whether libinjection
-/// (the expensive step: several parses per value) is worth running.
+/// What a value's shape says about it: whether libinjection (the
+/// expensive step: several parses per value) is worth running.
 struct Marks {
     /// A quote, backtick, `#` or `;`: SQL string and statement breaks.
     sql: bool,
-    /// Markup, or an attribute break (`="` / `='`).
+    /// Markup, a backtick, or an attribute break (`="` / `='`).
     xss: bool,
 }
 
 impl Marks {
-    fn of(v: &str) -> Marks {
-        let (mut quote, mut markup, mut eq, mut sql) = (false, false, false, false);
-        for b in v.bytes() {
-            match b {
-                b'\'' | b'"' => quote = true,
-                b'`' => {
-                    quote = true;
-                    markup = true;
-                }
-                b'#' | b';' => sql = true,
-                b'<' | b'>' => markup = true,
-                b'=' => eq = true,
-                _ => {}
-            }
-        }
+    fn of(shape: Shape) -> Marks {
+        let quote = shape.has(Shape::QUOTE | Shape::BACKTICK);
         Marks {
-            sql: sql || quote,
-            xss: markup || (eq && quote),
+            sql: quote || shape.has(Shape::STATEMENT),
+            xss: shape.has(Shape::MARKUP | Shape::BACKTICK) || (shape.has(Shape::EQUALS) && quote),
         }
     }
 }
@@ -801,7 +717,8 @@ mod tests {
         use crate::walk::unescape_xml;
         // Found by tests/fuzz.rs: a reference cut inside a UTF-8 sequence.
         assert_eq!(entity("&\\u00<<\u{fffd}\u{fffd}"), (None, 1));
-        assert!(unescape_entities_and_js("&\\u00<<\u{fffd}\u{fffd}\u{fffd}").is_some());
+        let v = "&\\u00<<\u{fffd}\u{fffd}\u{fffd}";
+        assert!(unescape_entities_and_js(v, Shape::of(v.as_bytes())).is_some());
         assert_eq!(unescape_xml("&abcdefghij\u{fffd}"), "&abcdefghij\u{fffd}");
     }
 

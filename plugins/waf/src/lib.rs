@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod bots;
+mod clean;
 pub mod config;
 pub mod inspect;
 pub mod ip;

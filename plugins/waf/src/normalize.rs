@@ -14,17 +14,23 @@ const DECODE_ROUNDS: usize = 3;
 /// A value made ready for the rules: decoded until stable, overlong UTF-8
 /// folded to ASCII, NUL bytes removed, lower-cased.
 pub fn canonical(raw: &[u8], plus_is_space: bool) -> Cow<'_, str> {
-    if raw
-        .iter()
-        .all(|&b| plain_byte(b) && !b.is_ascii_uppercase() && (b != b'+' || !plus_is_space))
-    {
+    canonical_shaped(raw, Shape::of(raw), plus_is_space).0
+}
+
+/// [`canonical`] of a value whose shape is known, with the shape of the
+/// result: the common values (nothing to decode) need no second pass.
+pub(crate) fn canonical_shaped(raw: &[u8], shape: Shape, plus_is_space: bool) -> (Cow<'_, str>, Shape) {
+    let decode = shape.has(Shape::NOT_PLAIN) || (plus_is_space && shape.has(Shape::PLUS));
+    let plain = !decode;
+    if plain && !shape.has(Shape::UPPER) {
         // The common case: nothing to decode, nothing to fold.
-        return Cow::Borrowed(std::str::from_utf8(raw).expect("plain bytes are ASCII"));
+        let text = std::str::from_utf8(raw).expect("plain bytes are ASCII");
+        return (Cow::Borrowed(text), shape);
     }
-    if raw.iter().all(|&b| plain_byte(b) && (b != b'+' || !plus_is_space)) {
+    if plain {
         // Only upper case to fold (a user agent, a mixed-case token).
-        let lower = raw.to_ascii_lowercase();
-        return Cow::Owned(String::from_utf8(lower).expect("plain bytes are ASCII"));
+        let lower = String::from_utf8(raw.to_ascii_lowercase()).expect("plain bytes are ASCII");
+        return (Cow::Owned(lower), shape.lower_cased());
     }
     let mut bytes = if plus_is_space {
         raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect()
@@ -41,12 +47,83 @@ pub fn canonical(raw: &[u8], plus_is_space: bool) -> Cow<'_, str> {
     let mut out = String::from_utf8_lossy(&bytes).into_owned();
     out.retain(|c| c != '\0');
     out.make_ascii_lowercase();
-    Cow::Owned(out)
+    let shape = Shape::of(out.as_bytes());
+    (Cow::Owned(out), shape)
 }
 
-/// Bytes that never need decoding or folding.
-fn plain_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && b != b'%' || b == b' '
+/// Which kinds of bytes a value holds, from one table-driven pass: what
+/// decoding, folding and the expensive checks need to know, so none of
+/// them has to scan the value again to learn it has nothing for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape(u16);
+
+impl Shape {
+    /// A byte that needs decoding or folding: `%`, controls, non-ASCII.
+    pub(crate) const NOT_PLAIN: u16 = 1;
+    pub(crate) const UPPER: u16 = 1 << 1;
+    pub(crate) const LOWER: u16 = 1 << 2;
+    pub(crate) const PLUS: u16 = 1 << 3;
+    /// `'` or `"`.
+    pub(crate) const QUOTE: u16 = 1 << 4;
+    pub(crate) const BACKTICK: u16 = 1 << 5;
+    /// `#` or `;`.
+    pub(crate) const STATEMENT: u16 = 1 << 6;
+    /// `<` or `>`.
+    pub(crate) const MARKUP: u16 = 1 << 7;
+    pub(crate) const EQUALS: u16 = 1 << 8;
+    pub(crate) const AMPERSAND: u16 = 1 << 9;
+    pub(crate) const SEMICOLON: u16 = 1 << 10;
+    pub(crate) const BACKSLASH: u16 = 1 << 11;
+
+    const TABLE: [u16; 256] = {
+        let mut t = [0u16; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            let mut f = 0;
+            if !(c.is_ascii_graphic() && c != b'%' || c == b' ') {
+                f |= Shape::NOT_PLAIN;
+            }
+            if c.is_ascii_uppercase() {
+                f |= Shape::UPPER;
+            }
+            if c.is_ascii_lowercase() {
+                f |= Shape::LOWER;
+            }
+            f |= match c {
+                b'+' => Shape::PLUS,
+                b'\'' | b'"' => Shape::QUOTE,
+                b'`' => Shape::BACKTICK,
+                b'#' => Shape::STATEMENT,
+                b';' => Shape::STATEMENT | Shape::SEMICOLON,
+                b'<' | b'>' => Shape::MARKUP,
+                b'=' => Shape::EQUALS,
+                b'&' => Shape::AMPERSAND,
+                b'\\' => Shape::BACKSLASH,
+                _ => 0,
+            };
+            t[b] = f;
+            b += 1;
+        }
+        t
+    };
+
+    /// The shape of `value`.
+    pub(crate) fn of(value: &[u8]) -> Shape {
+        Shape(value.iter().fold(0, |acc, &b| acc | Shape::TABLE[b as usize]))
+    }
+
+    pub(crate) fn has(self, flag: u16) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// The shape once ASCII letters are lower-cased.
+    fn lower_cased(self) -> Shape {
+        match self.has(Shape::UPPER) {
+            true => Shape(self.0 & !Shape::UPPER | Shape::LOWER),
+            false => self,
+        }
+    }
 }
 
 /// One round of percent-decoding (`%41`, and IIS's `%u0041`); `None` when
@@ -155,10 +232,10 @@ pub fn resolve_path(path: &str) -> String {
 /// `value` with HTML character references (`&lt;`, `&#36;`, `&colon;`,
 /// `&tab;`...) and JavaScript escapes (`\\u0041`, `\\x41`) resolved and
 /// the whitespace they can smuggle in removed; `None` if it has neither.
-pub(crate) fn unescape_entities_and_js(value: &str) -> Option<String> {
+pub(crate) fn unescape_entities_and_js(value: &str, shape: Shape) -> Option<String> {
     let bytes = value.as_bytes();
-    let entities = bytes.contains(&b'&') && bytes.contains(&b';');
-    let escapes = bytes.windows(2).any(|w| w[0] == b'\\' && matches!(w[1], b'u' | b'x'));
+    let entities = shape.has(Shape::AMPERSAND) && shape.has(Shape::SEMICOLON);
+    let escapes = shape.has(Shape::BACKSLASH) && bytes.windows(2).any(|w| w[0] == b'\\' && matches!(w[1], b'u' | b'x'));
     if !entities && !escapes {
         return None;
     }
@@ -251,7 +328,11 @@ fn js_escape(s: &str) -> (Option<char>, usize) {
 /// The text a base64 value stands for, when the value is base64 (16+
 /// chars of its alphabet) and decodes to readable text: attackers wrap
 /// payloads in base64 for apps that decode them.
-pub(crate) fn base64_text(raw: &[u8]) -> Option<String> {
+pub(crate) fn base64_text(raw: &[u8], shape: Shape) -> Option<String> {
+    // Base64 of text has both cases.
+    if !(shape.has(Shape::UPPER) && shape.has(Shape::LOWER)) {
+        return None;
+    }
     let raw = raw.trim_ascii();
     if raw.len() < 16 || raw.len() > 8192 {
         return None;
@@ -319,6 +400,22 @@ mod tests {
         assert_eq!(canonical(b"100%", false), "100%");
         assert_eq!(canonical(b"%zz%4", false), "%zz%4");
         assert!(matches!(canonical(b"plain-value_1.2", true), Cow::Borrowed(_)));
+        assert!(matches!(canonical(b"a+b", false), Cow::Borrowed(_)));
+        assert_eq!(canonical(b"Mozilla/5.0 (X11)", false), "mozilla/5.0 (x11)");
+    }
+
+    #[test]
+    fn a_shape_is_what_a_second_pass_would_find() {
+        for v in [
+            &b"Mozilla/5.0 (X11; Linux)"[..],
+            b"a%2Bb",
+            b"x=\"1\"&y=<b>;#`\\u0041",
+            b"\xc0\xafetc",
+            b"",
+        ] {
+            let (canon, shape) = canonical_shaped(v, Shape::of(v), true);
+            assert_eq!(shape, Shape::of(canon.as_bytes()), "{:?}", String::from_utf8_lossy(v));
+        }
     }
 
     #[test]

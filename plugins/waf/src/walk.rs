@@ -75,15 +75,21 @@ impl Visitor<'_> {
         walk: impl FnOnce(&mut Self) -> bool,
     ) -> bool {
         let cache = &self.engine.clean_values;
-        let json = self.cx.json_request;
-        if cacheable && cache.contains(json, name, value) {
+        let probe = cacheable
+            .then(|| cache.probe(self.cx.json_request, name, value))
+            .flatten();
+        if let Some(p) = probe
+            && cache.contains(p, name, value)
+        {
             return false;
         }
         if walk(self) {
             return true;
         }
-        if cacheable && self.budget > 0 {
-            cache.insert(json, name, value);
+        if let Some(p) = probe
+            && self.budget > 0
+        {
+            cache.insert(p, name, value);
         }
         false
     }

@@ -1,0 +1,194 @@
+//! Values found clean, remembered so a repeat costs one probe.
+//!
+//! Paths, query strings and header values (user agents, cookies,
+//! referers, tokens) recur from request to request; one found clean with
+//! every rule on needs no second look.
+//!
+//! Each worker thread has its own table: a probe takes no lock and
+//! touches no shared cache line, which matters more here than sharing
+//! what one worker learnt with the others (each learns a value on its
+//! first sight of it). A table is direct-mapped: a value's hash picks its
+//! one slot, and a newer value takes the slot over, so there is no
+//! recency bookkeeping on a hit. Keys are the values themselves, compared
+//! exactly after the hash, so no crafted value can pass for a clean one
+//! (a hash alone could collide); the hash is seeded per process, so
+//! nobody can aim values at one slot.
+//!
+//! Bounded: `SLOTS` entries and `THREAD_BYTES` of values per thread (past
+//! it the table starts again empty); values over `MAX_VALUE` bytes are
+//! not kept.
+
+use std::cell::RefCell;
+use std::hash::BuildHasher;
+
+use thread_local::ThreadLocal;
+
+/// Slots in each thread's table (a power of two).
+const SLOTS: usize = 4096;
+
+/// Bytes of keys a thread's table holds at most.
+const THREAD_BYTES: usize = 2 << 20;
+
+/// Longest value kept.
+const MAX_VALUE: usize = 4096;
+
+/// Bookkeeping charged per entry on top of its bytes.
+const ENTRY_OVERHEAD: usize = 48;
+
+/// The clean values of one engine, a table per thread.
+pub(crate) struct CleanCache {
+    hasher: foldhash::fast::RandomState,
+    tables: ThreadLocal<RefCell<Table>>,
+}
+
+/// Where a value's verdict lives: computed once per value, used by the
+/// probe and, on a miss, by the insert.
+#[derive(Clone, Copy)]
+pub(crate) struct Probe {
+    hash: u64,
+    json_request: bool,
+}
+
+struct Table {
+    slots: Box<[Option<Entry>]>,
+    bytes: usize,
+}
+
+/// A value found clean: in a JSON request or not (a JSON body relaxes
+/// one rule), under which name, and its bytes (`key` is the name, then
+/// the value).
+struct Entry {
+    hash: u64,
+    json_request: bool,
+    name_len: u32,
+    key: Box<[u8]>,
+}
+
+impl Entry {
+    fn is(&self, probe: Probe, name: &str, value: &[u8]) -> bool {
+        self.hash == probe.hash
+            && self.json_request == probe.json_request
+            && self.name_len as usize == name.len()
+            && self.key.len() == name.len() + value.len()
+            && self.key[..name.len()] == *name.as_bytes()
+            && self.key[name.len()..] == *value
+    }
+}
+
+impl CleanCache {
+    pub(crate) fn new() -> Self {
+        CleanCache {
+            hasher: foldhash::fast::RandomState::default(),
+            tables: ThreadLocal::new(),
+        }
+    }
+
+    /// The probe for a value, or `None` for a value too long to keep.
+    pub(crate) fn probe(&self, json_request: bool, name: &str, value: &[u8]) -> Option<Probe> {
+        (value.len() <= MAX_VALUE).then(|| Probe {
+            hash: self.hasher.hash_one((name, value)),
+            json_request,
+        })
+    }
+
+    /// Whether this thread found the value clean before.
+    pub(crate) fn contains(&self, probe: Probe, name: &str, value: &[u8]) -> bool {
+        let Some(table) = self.tables.get() else {
+            return false;
+        };
+        let table = table.borrow();
+        table.slots[slot(probe.hash)]
+            .as_ref()
+            .is_some_and(|e| e.is(probe, name, value))
+    }
+
+    /// Remembers a value found clean, in place of what held its slot.
+    pub(crate) fn insert(&self, probe: Probe, name: &str, value: &[u8]) {
+        let mut table = self.tables.get_or(|| RefCell::new(Table::new())).borrow_mut();
+        let weight = name.len() + value.len() + ENTRY_OVERHEAD;
+        let at = slot(probe.hash);
+        if let Some(old) = &table.slots[at] {
+            table.bytes -= old.key.len() + ENTRY_OVERHEAD;
+        }
+        if table.bytes + weight > THREAD_BYTES {
+            table.slots.iter_mut().for_each(|s| *s = None);
+            table.bytes = 0;
+        }
+        let mut key = Vec::with_capacity(name.len() + value.len());
+        key.extend_from_slice(name.as_bytes());
+        key.extend_from_slice(value);
+        table.slots[at] = Some(Entry {
+            hash: probe.hash,
+            json_request: probe.json_request,
+            name_len: name.len() as u32,
+            key: key.into_boxed_slice(),
+        });
+        table.bytes += weight;
+    }
+}
+
+impl Table {
+    fn new() -> Self {
+        Table {
+            slots: (0..SLOTS).map(|_| None).collect(),
+            bytes: 0,
+        }
+    }
+}
+
+fn slot(hash: u64) -> usize {
+    // The high bits: foldhash mixes them best.
+    (hash >> 52) as usize & (SLOTS - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_same_value_under_the_same_name_and_rules_is_clean() {
+        let cache = CleanCache::new();
+        let p = cache.probe(false, "cookie", b"a=1").unwrap();
+        assert!(!cache.contains(p, "cookie", b"a=1"));
+        cache.insert(p, "cookie", b"a=1");
+        assert!(cache.contains(p, "cookie", b"a=1"));
+        for (json, name, value) in [
+            (true, "cookie", &b"a=1"[..]),
+            (false, "cookiea", b"=1"),
+            (false, "cookie", b"a=2"),
+            (false, "referer", b"a=1"),
+        ] {
+            let q = cache.probe(json, name, value).unwrap();
+            assert!(!cache.contains(q, name, value), "{json} {name}");
+        }
+        // Even a probe forged to the same hash finds nothing but its value.
+        assert!(!cache.contains(p, "cookie", b"a=2"));
+        assert!(!cache.contains(p, "cookiea", b"=1"));
+    }
+
+    #[test]
+    fn long_values_are_not_kept_and_bytes_are_bounded() {
+        let cache = CleanCache::new();
+        assert!(cache.probe(false, "x", &[b'a'; MAX_VALUE + 1]).is_none());
+        for i in 0..20_000u32 {
+            let value = format!("{i:04096}");
+            let p = cache.probe(false, "x", value.as_bytes()).unwrap();
+            cache.insert(p, "x", value.as_bytes());
+            let table = cache.tables.get().unwrap().borrow();
+            assert!(table.bytes <= THREAD_BYTES);
+            let held: usize = table.slots.iter().flatten().map(|e| e.key.len() + ENTRY_OVERHEAD).sum();
+            assert_eq!(held, table.bytes);
+        }
+    }
+
+    #[test]
+    fn each_thread_learns_on_its_own() {
+        let cache = CleanCache::new();
+        let p = cache.probe(false, "ua", b"curl/8").unwrap();
+        cache.insert(p, "ua", b"curl/8");
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(!cache.contains(p, "ua", b"curl/8")));
+        });
+        assert!(cache.contains(p, "ua", b"curl/8"));
+    }
+}

@@ -61,9 +61,14 @@ pub struct JwtConfig {
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
     /// A JWKS document: a file (relative to the data directory) or an
-    /// `http://` URL; cached and refreshed.
+    /// `https://` (or `http://`) URL; cached and refreshed.
     #[serde(default)]
     pub jwks: Option<String>,
+    /// Extra certificate authorities (a PEM file, relative to the data
+    /// directory) trusted for an `https://` JWKS besides the public ones:
+    /// an identity provider behind a private CA.
+    #[serde(default)]
+    pub jwks_ca: Option<String>,
     /// How often the JWKS is fetched again.
     #[serde(default = "jwks_refresh")]
     pub jwks_refresh: Span,

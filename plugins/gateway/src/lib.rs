@@ -107,9 +107,11 @@ fn count_value(n: impl Into<u64>) -> HeaderValue {
 /// The tightest decision of the request's limits, for the response.
 #[derive(Clone)]
 struct RateInfo {
-    limit: HeaderValue,
+    /// The plugin instance that decided (another gateway in the chain
+    /// leaves it alone), and which of its limits.
+    owner: usize,
+    limit: usize,
     decision: Decision,
-    policy: HeaderValue,
 }
 
 /// The request's `Origin`, kept for the response's CORS headers.
@@ -312,7 +314,7 @@ impl GatewayPlugin {
     async fn limit(&self, req: &Request, cx: &mut Ctx, shared: Option<&SharedStore>) -> Result<Flow, PluginError> {
         let now = nanos_at(cx.received_at);
         let mut tightest: Option<RateInfo> = None;
-        for limit in &self.limits {
+        for (index, limit) in self.limits.iter().enumerate() {
             if !limit.applies(req.method(), req.uri().path()) {
                 continue;
             }
@@ -325,9 +327,9 @@ impl GatewayPlugin {
                 None => self.store.check(&key, &limit.quota, now),
             };
             let info = RateInfo {
-                limit: limit.limit_header.clone(),
+                owner: self.identity(),
+                limit: index,
                 decision,
-                policy: limit.policy.clone(),
             };
             if !decision.allowed {
                 tracing::info!(
@@ -351,6 +353,10 @@ impl GatewayPlugin {
             cx.ext.insert(info);
         }
         Ok(Flow::Continue)
+    }
+
+    fn identity(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     fn too_many(&self, info: &RateInfo) -> Flow {
@@ -404,19 +410,23 @@ impl Plugin for GatewayPlugin {
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         let headers = res.headers_mut();
-        let rate = cx.ext.get::<RateInfo>();
+        let rate = cx
+            .ext
+            .get::<RateInfo>()
+            .filter(|r| r.owner == self.identity())
+            .and_then(|r| Some((r, self.limits.get(r.limit)?)));
         // One growth of the map for everything added here, not several.
         headers.reserve(self.headers.len() + if rate.is_some() { 4 } else { 0 } + 2);
         if let Some(cors) = &self.cors {
             let origin = cx.ext.get::<RequestOrigin>().and_then(|o| o.0.to_str().ok());
             cors.decorate(origin, headers);
         }
-        if let Some(info) = rate {
-            headers.insert(RATELIMIT_LIMIT.clone(), info.limit.clone());
+        if let Some((info, limit)) = rate {
+            headers.insert(RATELIMIT_LIMIT.clone(), limit.limit_header.clone());
             headers.insert(RATELIMIT_REMAINING.clone(), count_value(info.decision.remaining));
             let reset = info.decision.reset.as_secs_f64().ceil() as u64;
             headers.insert(RATELIMIT_RESET.clone(), count_value(reset));
-            headers.insert(RATELIMIT_POLICY.clone(), info.policy.clone());
+            headers.insert(RATELIMIT_POLICY.clone(), limit.policy.clone());
         }
         for (name, value) in &self.headers {
             if self.override_headers {

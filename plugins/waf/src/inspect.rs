@@ -395,6 +395,27 @@ impl Engine {
         None
     }
 
+    /// The query string's protocol checks (NUL bytes, a proxy's unix
+    /// socket syntax); like the path's, they ride on its clean entry.
+    pub(crate) fn protocol_query(&self, query: &str, on: &Switches) -> Option<Finding> {
+        let finding = |rule: &'static str, part: Part| {
+            on.on(Category::Protocol, rule).then(|| Finding {
+                rule,
+                category: Category::Protocol,
+                part,
+                name: String::new(),
+                sample: cut(query, 80).to_owned(),
+            })
+        };
+        if contains_ci(query, "%00") {
+            return finding("protocol-nul-byte", Part::Path);
+        }
+        if contains_ci(query, "unix:") && query.contains('|') {
+            return finding("protocol-proxy-unix-socket", Part::Arg);
+        }
+        None
+    }
+
     /// Request-level protocol checks: things no single value shows.
     fn protocol(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
         let finding = |rule: &'static str, category: Category, part: Part, name: &str, sample: &str| {
@@ -409,12 +430,6 @@ impl Engine {
         let header = |name: http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         let p = Category::Protocol;
 
-        if contains_ci(req.query.unwrap_or(""), "%00") {
-            return finding("protocol-nul-byte", p, Part::Path, "", req.query.unwrap_or(""));
-        }
-        if contains_ci(req.query.unwrap_or(""), "unix:") && req.query.is_some_and(|q| q.contains('|')) {
-            return finding("protocol-proxy-unix-socket", p, Part::Arg, "", req.query.unwrap_or(""));
-        }
         let has_body = !req.body.is_empty() || header(http::header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
         if has_body && (req.method == Method::GET || req.method == Method::HEAD) {
             return finding("protocol-get-with-body", p, Part::Body, "", "");

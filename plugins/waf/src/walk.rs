@@ -123,7 +123,10 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
         return;
     }
     if let Some(q) = req.query
-        && v.cached_clean(cacheable, "\0query", q.as_bytes(), |v| form(q.as_bytes(), v))
+        && v.cached_clean(cacheable, "\0query", q.as_bytes(), |v| {
+            v.found = v.engine.protocol_query(q, v.cx.on);
+            v.found.is_some() || form(q.as_bytes(), v)
+        })
     {
         return;
     }

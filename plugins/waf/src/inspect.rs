@@ -32,6 +32,20 @@ pub struct Finding {
     pub sample: String,
 }
 
+impl Finding {
+    /// A finding; its name and sample are cut to 80 chars (the audit log
+    /// and log lines show them, an attacker chooses them).
+    pub(crate) fn new(rule: &'static str, category: Category, part: Part, name: &str, sample: &str) -> Finding {
+        Finding {
+            rule,
+            category,
+            part,
+            name: cut(name, 80).to_owned(),
+            sample: cut(sample, 80).to_owned(),
+        }
+    }
+}
+
 /// A request as the WAF sees it: the head, and the body's first bytes.
 pub struct Subject<'a> {
     /// Request method.
@@ -58,6 +72,19 @@ pub struct Switches {
 impl Switches {
     pub(crate) fn on(&self, category: Category, rule: &str) -> bool {
         self.off_categories & category.bit() == 0 && !self.off_rules.iter().any(|r| r == rule)
+    }
+
+    /// A finding of `rule`, unless it is switched off.
+    pub(crate) fn finding(
+        &self,
+        rule: &'static str,
+        category: Category,
+        part: Part,
+        name: &str,
+        sample: &str,
+    ) -> Option<Finding> {
+        self.on(category, rule)
+            .then(|| Finding::new(rule, category, part, name, sample))
     }
 }
 
@@ -282,15 +309,7 @@ impl Engine {
         if value.is_empty() {
             return None;
         }
-        let hit = |rule: &'static str, category| {
-            Some(Finding {
-                rule,
-                category,
-                part,
-                name: cut(name, 80).to_owned(),
-                sample: cut(value, 80).to_owned(),
-            })
-        };
+        let hit = |rule: &'static str, category| Some(Finding::new(rule, category, part, name, value));
         let triggers = match part {
             Part::Path => &self.path_triggers,
             Part::UserAgent => &self.agent_triggers,
@@ -355,15 +374,8 @@ impl Engine {
     /// file extensions, scanner probe paths); they depend on the path
     /// alone, so a path found clean is not checked again.
     pub(crate) fn protocol_path(&self, raw: &str, on: &Switches) -> Option<Finding> {
-        let finding = |rule: &'static str, category: Category, sample: &str| {
-            on.on(category, rule).then(|| Finding {
-                rule,
-                category,
-                part: Part::Path,
-                name: String::new(),
-                sample: cut(sample, 80).to_owned(),
-            })
-        };
+        let finding =
+            |rule: &'static str, category: Category, sample: &str| on.finding(rule, category, Part::Path, "", sample);
         let p = Category::Protocol;
         if contains_ci(raw, "%00") {
             return finding("protocol-nul-byte", p, raw);
@@ -383,14 +395,8 @@ impl Engine {
         {
             return finding("protocol-restricted-extension", p, &path);
         }
-        if on.on(Category::Scanner, "scanner-probe-path") && self.probe_paths.is_match(resolved.as_bytes()) {
-            return Some(Finding {
-                rule: "scanner-probe-path",
-                category: Category::Scanner,
-                part: Part::Path,
-                name: String::new(),
-                sample: cut(&resolved, 80).to_owned(),
-            });
+        if self.probe_paths.is_match(resolved.as_bytes()) {
+            return finding("scanner-probe-path", Category::Scanner, &resolved);
         }
         None
     }
@@ -398,15 +404,7 @@ impl Engine {
     /// The query string's protocol checks (NUL bytes, a proxy's unix
     /// socket syntax); like the path's, they ride on its clean entry.
     pub(crate) fn protocol_query(&self, query: &str, on: &Switches) -> Option<Finding> {
-        let finding = |rule: &'static str, part: Part| {
-            on.on(Category::Protocol, rule).then(|| Finding {
-                rule,
-                category: Category::Protocol,
-                part,
-                name: String::new(),
-                sample: cut(query, 80).to_owned(),
-            })
-        };
+        let finding = |rule: &'static str, part: Part| on.finding(rule, Category::Protocol, part, "", query);
         if contains_ci(query, "%00") {
             return finding("protocol-nul-byte", Part::Path);
         }
@@ -418,15 +416,7 @@ impl Engine {
 
     /// Request-level protocol checks: things no single value shows.
     fn protocol(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
-        let finding = |rule: &'static str, category: Category, part: Part, name: &str, sample: &str| {
-            on.on(category, rule).then(|| Finding {
-                rule,
-                category,
-                part,
-                name: name.to_owned(),
-                sample: cut(sample, 80).to_owned(),
-            })
-        };
+        let finding = |rule, category, part, name: &str, sample: &str| on.finding(rule, category, part, name, sample);
         let header = |name: http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         let p = Category::Protocol;
 

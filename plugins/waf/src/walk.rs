@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use http::HeaderName;
 
-use crate::inspect::{Engine, Finding, Subject, Switches, cut};
+use crate::inspect::{Engine, Finding, Subject, Switches};
 use crate::normalize::canonical;
 use crate::rules::{Category, Part};
 
@@ -96,17 +96,8 @@ impl Visitor<'_> {
 
     /// Records a structural finding (not tied to a rule's regex).
     fn flag(&mut self, rule: &'static str, category: Category, part: Part, name: &str, sample: &str) -> bool {
-        if !self.cx.on.on(category, rule) {
-            return false;
-        }
-        self.found = Some(Finding {
-            rule,
-            category,
-            part,
-            name: cut(name, 80).to_owned(),
-            sample: cut(sample, 80).to_owned(),
-        });
-        true
+        self.found = self.cx.on.finding(rule, category, part, name, sample);
+        self.found.is_some()
     }
 }
 

@@ -417,9 +417,11 @@ impl StorePolicy {
         if let Some((edge, bytes, sets, names)) = shared {
             let (entry_key, vary_record) = (l2::entry_key(&edge, &full), l2::vary_key(&edge, &p.primary));
             let keep = l2::keep_for(&fresh);
+            // The vary record first: an instance that can see the entry
+            // must be able to see which headers its key was made of.
             tokio::spawn(async move {
-                if edge.put(&entry_key, &bytes, keep, &sets).await && !names.is_empty() {
-                    edge.put(&vary_record, names.as_bytes(), keep, &[]).await;
+                if names.is_empty() || edge.put(&vary_record, names.as_bytes(), keep, &[]).await {
+                    edge.put(&entry_key, &bytes, keep, &sets).await;
                 }
             });
         }

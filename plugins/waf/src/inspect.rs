@@ -416,31 +416,30 @@ impl Engine {
 
     /// Request-level protocol checks: things no single value shows.
     fn protocol(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
-        let finding = |rule, category, part, name: &str, sample: &str| on.finding(rule, category, part, name, sample);
         let header = |name: http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         let p = Category::Protocol;
 
         let has_body = !req.body.is_empty() || header(http::header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
         if has_body && (req.method == Method::GET || req.method == Method::HEAD) {
-            return finding("protocol-get-with-body", p, Part::Body, "", "");
+            return on.finding("protocol-get-with-body", p, Part::Body, "", "");
         }
         if let Some(ct) = header(http::header::CONTENT_TYPE) {
             let lower = ct.to_ascii_lowercase();
             if !self.content_type.is_match(&lower) {
-                return finding("protocol-bad-content-type", p, Part::Header, "content-type", ct);
+                return on.finding("protocol-bad-content-type", p, Part::Header, "content-type", ct);
             }
             let media_types =
                 lower.matches('/').count() - lower.matches("boundary=").count().min(lower.matches('/').count());
             if media_types > 1 || (lower.contains("boundary") && !lower.starts_with("multipart/")) {
-                return finding("protocol-content-type-smuggling", p, Part::Header, "content-type", ct);
+                return on.finding("protocol-content-type-smuggling", p, Part::Header, "content-type", ct);
             }
             if lower.matches("charset").count() > 1 {
-                return finding("protocol-duplicate-charset", p, Part::Header, "content-type", ct);
+                return on.finding("protocol-duplicate-charset", p, Part::Header, "content-type", ct);
             }
             if let Some(cs) = charset(&lower)
                 && !allowed_charset(cs)
             {
-                return finding("protocol-bad-charset", p, Part::Header, "content-type", ct);
+                return on.finding("protocol-bad-charset", p, Part::Header, "content-type", ct);
             }
         }
         if let Some(accept) = header(http::header::ACCEPT)
@@ -451,16 +450,16 @@ impl Engine {
                 if let Some(cs) = charset(range)
                     && !allowed_charset(cs)
                 {
-                    return finding("protocol-bad-charset", p, Part::Header, "accept", accept);
+                    return on.finding("protocol-bad-charset", p, Part::Header, "accept", accept);
                 }
             }
         }
         if header(http::header::ACCEPT_ENCODING).is_some_and(|v| v.len() > 100) {
-            return finding("protocol-long-accept-encoding", p, Part::Header, "accept-encoding", "");
+            return on.finding("protocol-long-accept-encoding", p, Part::Header, "accept-encoding", "");
         }
         for cookie in req.headers.get_all(http::header::COOKIE) {
             if cookie.as_bytes().starts_with(b"$Version") || contains_ci(cookie.to_str().unwrap_or(""), "; $version") {
-                return finding("protocol-legacy-cookie", p, Part::Cookie, "$Version", "");
+                return on.finding("protocol-legacy-cookie", p, Part::Cookie, "$Version", "");
             }
         }
         None

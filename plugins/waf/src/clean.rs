@@ -7,9 +7,13 @@
 //! Each worker thread has its own table: a probe takes no lock and
 //! touches no shared cache line, which matters more here than sharing
 //! what one worker learnt with the others (each learns a value on its
-//! first sight of it). A table is direct-mapped: a value's hash picks its
-//! one slot, and a newer value takes the slot over, so there is no
-//! recency bookkeeping on a hit. Keys are the values themselves, compared
+//! first sight of it). A table is two-way set-associative: a value's hash
+//! picks a pair of slots, a new value takes the first and moves the one
+//! there to the second, and there is no recency bookkeeping on a hit. Two
+//! ways, not one, because two values of the same request that share a
+//! slot would otherwise evict each other on every request (with a dozen
+//! values a request, about one process in a hundred would draw such a
+//! pair from its random seed and inspect them in full forever). Keys are the values themselves, compared
 //! exactly after the hash, so no crafted value can pass for a clean one
 //! (a hash alone could collide); the hash is seeded per process, so
 //! nobody can aim values at one slot.
@@ -83,6 +87,24 @@ impl CleanCache {
         }
     }
 
+    /// This thread's table, made on its first request: looked up once per
+    /// request, not once per value.
+    pub(crate) fn local(&self) -> Local<'_> {
+        Local {
+            hasher: &self.hasher,
+            table: self.tables.get_or(|| RefCell::new(Table::new())),
+        }
+    }
+}
+
+/// One thread's table, for the values of one request.
+#[derive(Clone, Copy)]
+pub(crate) struct Local<'c> {
+    hasher: &'c foldhash::fast::RandomState,
+    table: &'c RefCell<Table>,
+}
+
+impl Local<'_> {
     /// The probe for a value, or `None` for a value too long to keep.
     pub(crate) fn probe(&self, json_request: bool, name: &str, value: &[u8]) -> Option<Probe> {
         (value.len() <= MAX_VALUE).then(|| Probe {
@@ -93,23 +115,24 @@ impl CleanCache {
 
     /// Whether this thread found the value clean before.
     pub(crate) fn contains(&self, probe: Probe, name: &str, value: &[u8]) -> bool {
-        let Some(table) = self.tables.get() else {
-            return false;
-        };
-        let table = table.borrow();
-        table.slots[slot(probe.hash)]
-            .as_ref()
-            .is_some_and(|e| e.is(probe, name, value))
+        let table = self.table.borrow();
+        let at = set(probe.hash);
+        table.slots[at..at + 2]
+            .iter()
+            .flatten()
+            .any(|e| e.is(probe, name, value))
     }
 
-    /// Remembers a value found clean, in place of what held its slot.
+    /// Remembers a value found clean in the first slot of its pair; the
+    /// value there moves to the second, and the second's is dropped.
     pub(crate) fn insert(&self, probe: Probe, name: &str, value: &[u8]) {
-        let mut table = self.tables.get_or(|| RefCell::new(Table::new())).borrow_mut();
+        let mut table = self.table.borrow_mut();
         let weight = name.len() + value.len() + ENTRY_OVERHEAD;
-        let at = slot(probe.hash);
-        if let Some(old) = &table.slots[at] {
+        let at = set(probe.hash);
+        if let Some(old) = table.slots[at + 1].take() {
             table.bytes -= old.key.len() + ENTRY_OVERHEAD;
         }
+        table.slots.swap(at, at + 1);
         if table.bytes + weight > THREAD_BYTES {
             table.slots.iter_mut().for_each(|s| *s = None);
             table.bytes = 0;
@@ -136,9 +159,10 @@ impl Table {
     }
 }
 
-fn slot(hash: u64) -> usize {
+/// The first of a value's two slots.
+fn set(hash: u64) -> usize {
     // The high bits: foldhash mixes them best.
-    (hash >> 52) as usize & (SLOTS - 1)
+    (hash >> 52) as usize & (SLOTS - 2)
 }
 
 #[cfg(test)]
@@ -148,6 +172,7 @@ mod tests {
     #[test]
     fn only_the_same_value_under_the_same_name_and_rules_is_clean() {
         let cache = CleanCache::new();
+        let cache = cache.local();
         let p = cache.probe(false, "cookie", b"a=1").unwrap();
         assert!(!cache.contains(p, "cookie", b"a=1"));
         cache.insert(p, "cookie", b"a=1");
@@ -169,12 +194,13 @@ mod tests {
     #[test]
     fn long_values_are_not_kept_and_bytes_are_bounded() {
         let cache = CleanCache::new();
+        let cache = cache.local();
         assert!(cache.probe(false, "x", &[b'a'; MAX_VALUE + 1]).is_none());
         for i in 0..20_000u32 {
             let value = format!("{i:04096}");
             let p = cache.probe(false, "x", value.as_bytes()).unwrap();
             cache.insert(p, "x", value.as_bytes());
-            let table = cache.tables.get().unwrap().borrow();
+            let table = cache.table.borrow();
             assert!(table.bytes <= THREAD_BYTES);
             let held: usize = table.slots.iter().flatten().map(|e| e.key.len() + ENTRY_OVERHEAD).sum();
             assert_eq!(held, table.bytes);
@@ -182,13 +208,42 @@ mod tests {
     }
 
     #[test]
+    fn two_values_sharing_a_pair_of_slots_both_stay() {
+        let cache = CleanCache::new();
+        let cache = cache.local();
+        // Values whose hashes pick the same pair, found by trying.
+        let mut same: Vec<(String, Probe)> = Vec::new();
+        for i in 0.. {
+            let v = format!("value-{i}");
+            let p = cache.probe(false, "x", v.as_bytes()).unwrap();
+            if same.first().is_none_or(|(_, q)| set(q.hash) == set(p.hash)) {
+                same.push((v, p));
+            }
+            if same.len() == 3 {
+                break;
+            }
+        }
+        let [(a, pa), (b, pb), (c, pc)] = <[_; 3]>::try_from(same).ok().unwrap();
+        cache.insert(pa, "x", a.as_bytes());
+        cache.insert(pb, "x", b.as_bytes());
+        assert!(cache.contains(pa, "x", a.as_bytes()));
+        assert!(cache.contains(pb, "x", b.as_bytes()));
+        // A third takes the pair's first slot: the oldest goes.
+        cache.insert(pc, "x", c.as_bytes());
+        assert!(cache.contains(pc, "x", c.as_bytes()));
+        assert!(cache.contains(pb, "x", b.as_bytes()));
+        assert!(!cache.contains(pa, "x", a.as_bytes()));
+    }
+
+    #[test]
     fn each_thread_learns_on_its_own() {
         let cache = CleanCache::new();
-        let p = cache.probe(false, "ua", b"curl/8").unwrap();
-        cache.insert(p, "ua", b"curl/8");
+        let here = cache.local();
+        let p = here.probe(false, "ua", b"curl/8").unwrap();
+        here.insert(p, "ua", b"curl/8");
         std::thread::scope(|s| {
-            s.spawn(|| assert!(!cache.contains(p, "ua", b"curl/8")));
+            s.spawn(|| assert!(!cache.local().contains(p, "ua", b"curl/8")));
         });
-        assert!(cache.contains(p, "ua", b"curl/8"));
+        assert!(here.contains(p, "ua", b"curl/8"));
     }
 }

@@ -272,6 +272,7 @@ impl Engine {
             cx: Context { on, json_request },
             budget: MAX_VALUES,
             found: None,
+            clean: self.clean_values.local(),
         };
         values(req, &mut visitor);
         visitor.found

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use http::HeaderName;
 
+use crate::clean::Local;
 use crate::inspect::{Engine, Finding, Subject, Switches};
 use crate::normalize::canonical;
 use crate::rules::{Category, Part};
@@ -44,6 +45,8 @@ pub(crate) struct Visitor<'e> {
     pub(crate) cx: Context<'e>,
     pub(crate) budget: usize,
     pub(crate) found: Option<Finding>,
+    /// This thread's clean values.
+    pub(crate) clean: Local<'e>,
 }
 
 /// What a value's checks know about the whole request.
@@ -74,7 +77,7 @@ impl Visitor<'_> {
         value: &[u8],
         walk: impl FnOnce(&mut Self) -> bool,
     ) -> bool {
-        let cache = &self.engine.clean_values;
+        let cache = self.clean;
         let probe = cacheable
             .then(|| cache.probe(self.cx.json_request, name, value))
             .flatten();

@@ -1,9 +1,9 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A process-unique request id, printed as 16 hex digits in logs and
 /// error pages so an operator can find the request a user reports.
@@ -16,22 +16,39 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// The client's address as a security plugin resolved it (the peer, or
-/// the address a trusted proxy reports), shared in [`Ctx::ext`] so later
-/// plugins (rate limits, logs) key on the same address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct ClientIp(pub std::net::IpAddr);
+/// Where a request stands against the rate limit that binds it most
+/// tightly: set by the rate limiter that decided, read for the response's
+/// `RateLimit-*` headers and by anything else that reports it. A field of
+/// [`Ctx`], not an `ext` entry, because a limiter sets it on every request
+/// and an entry would cost an allocation each time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitState {
+    /// Requests allowed at once (`RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests still allowed now (`RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Until the allowance is whole again (`RateLimit-Reset`).
+    pub reset: Duration,
+    /// The limiter instance that decided and which of its limits, for
+    /// its own response hook (another limiter in the chain leaves it be).
+    pub decided_by: (usize, usize),
+}
 
-/// Returned when a write-once security fact (app, tenant, version) is set a
+/// Returned when a write-once security fact (app, tenant, version, subject) is set a
 /// second time: one writer per fact, so a later plugin cannot re-route a
 /// request another plugin already placed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0} is already set for this request")]
 pub struct AlreadySet(pub &'static str);
 
+/// The [`Ctx::vars`] name under which JavaScript and dynamic plugins
+/// read [`Ctx::subject`] (the kernel adds it at their boundary; setting it
+/// there changes nothing, as the subject is write-once).
+pub const SUBJECT_VAR: &str = "auth.sub";
+
 /// Per-request state shared by the kernel and every hook.
 ///
-/// Security facts (`app`, `tenant`, `version`) are write-once. Rust plugins
+/// Security facts (`app`, `tenant`, `version`, `subject`) are write-once. Rust plugins
 /// share typed values through [`Ctx::ext`]; JavaScript and dynamic plugins
 /// use the string map [`Ctx::vars`].
 pub struct Ctx {
@@ -39,6 +56,11 @@ pub struct Ctx {
     pub request_id: RequestId,
     /// Address of the TCP peer (the client, or the proxy in front of bext).
     pub peer: SocketAddr,
+    /// The client's address: the peer's, until a security plugin (the
+    /// waf) resolves the address a trusted proxy reports. Later plugins
+    /// (rate limits, logs) key on it, so all agree on who the client is;
+    /// a field, not an `ext` entry, because every request has one.
+    pub client_ip: IpAddr,
     /// When the kernel received the request head.
     pub received_at: Instant,
     /// Host of the request, lower-cased, without port or trailing dot;
@@ -49,13 +71,16 @@ pub struct Ctx {
     /// Skip the app's `on_request`/`on_response` plugins (a vhost entry's
     /// `bypass: true`).
     pub bypass: bool,
+    /// The binding rate limit's standing, once a limiter decided.
+    pub rate_limit: Option<RateLimitState>,
     /// Typed values plugins share, keyed by type.
-    pub ext: http::Extensions,
+    pub ext: crate::Extensions,
     /// String values for plugins that cannot share Rust types.
     pub vars: HashMap<String, String>,
     app: Option<Arc<str>>,
     tenant: Option<Arc<str>>,
     version: Option<Arc<str>>,
+    subject: Option<Arc<str>>,
 }
 
 impl Ctx {
@@ -64,15 +89,18 @@ impl Ctx {
         Ctx {
             request_id,
             peer,
+            client_ip: peer.ip(),
             received_at: Instant::now(),
             host: None,
             base: None,
             bypass: false,
-            ext: http::Extensions::new(),
+            rate_limit: None,
+            ext: crate::Extensions::new(),
             vars: HashMap::new(),
             app: None,
             tenant: None,
             version: None,
+            subject: None,
         }
     }
 
@@ -91,6 +119,12 @@ impl Ctx {
         self.version.as_deref()
     }
 
+    /// Who the request is from, once an authentication plugin verified
+    /// its credentials (a JWT's `sub`, an API key's name).
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
     /// Routes the request to `app`; only the first call succeeds.
     pub fn set_app(&mut self, app: impl Into<Arc<str>>) -> Result<(), AlreadySet> {
         set_once(&mut self.app, app.into(), "app")
@@ -104,6 +138,12 @@ impl Ctx {
     /// Records the app version; only the first call succeeds.
     pub fn set_version(&mut self, version: impl Into<Arc<str>>) -> Result<(), AlreadySet> {
         set_once(&mut self.version, version.into(), "version")
+    }
+
+    /// Records the verified subject; only the first call succeeds, so a
+    /// later plugin cannot change who the request is from.
+    pub fn set_subject(&mut self, subject: impl Into<Arc<str>>) -> Result<(), AlreadySet> {
+        set_once(&mut self.subject, subject.into(), "subject")
     }
 }
 
@@ -127,6 +167,14 @@ mod tests {
         assert_eq!(cx.app(), Some("a"));
         cx.set_tenant("t").unwrap();
         assert!(cx.set_tenant("u").is_err());
+        cx.set_subject("ana").unwrap();
+        assert_eq!(cx.set_subject("eve"), Err(AlreadySet("subject")));
+        assert_eq!(cx.subject(), Some("ana"));
+        assert_eq!(
+            cx.client_ip,
+            cx.peer.ip(),
+            "the peer until a plugin resolves a proxy's client"
+        );
         assert_eq!(RequestId(255).to_string(), "00000000000000ff");
     }
 }

@@ -16,6 +16,7 @@ pub mod admin;
 mod body;
 mod context;
 mod error;
+mod extensions;
 mod host;
 mod path;
 mod plugin;
@@ -23,8 +24,9 @@ mod registry;
 pub mod units;
 
 pub use body::{Body, BoxError};
-pub use context::{AlreadySet, ClientIp, Ctx, RequestId};
+pub use context::{AlreadySet, Ctx, RateLimitState, RequestId, SUBJECT_VAR};
 pub use error::PluginError;
+pub use extensions::Extensions;
 pub use host::{AppInfo, AppResponse, AppService, AppTarget, Host, Reload, Reloading, Setup, Spawner, Task};
 pub use path::PathPattern;
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};

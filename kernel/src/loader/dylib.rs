@@ -13,7 +13,7 @@ use std::sync::Arc;
 use abi_stable::library::{LibraryError, RootModule, lib_header_from_path};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString};
-use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response, Setup};
+use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response, SUBJECT_VAR, Setup};
 use bext_plugin_sdk::ffi::{FfiError, FfiFlow, FfiPluginBox, HttpView, HttpView_TO, PluginModRef};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
@@ -294,6 +294,11 @@ impl HttpView for View<'_> {
     }
 
     fn var(&self, name: RStr<'_>) -> ROption<RStr<'_>> {
+        if name.as_str() == SUBJECT_VAR
+            && let Some(sub) = self.cx.subject()
+        {
+            return ROption::RSome(RStr::from(sub));
+        }
         self.cx.vars.get(name.as_str()).map(|v| RStr::from(v.as_str())).into()
     }
 

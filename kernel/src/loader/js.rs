@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, PluginCtx, RequestHook, Spec};
-use bext_plugin_abi::{Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response};
+use bext_plugin_abi::{Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response, SUBJECT_VAR};
 use http::StatusCode;
 
 use crate::apps::js::{request_url, response};
@@ -115,12 +115,16 @@ impl Plugin for JsPlugin {
 }
 
 fn plugin_ctx(cx: &Ctx) -> PluginCtx {
+    let mut vars = cx.vars.clone();
+    if let Some(sub) = cx.subject() {
+        vars.insert(SUBJECT_VAR.to_owned(), sub.to_owned());
+    }
     PluginCtx {
         app: cx.app().map(str::to_owned),
         tenant: cx.tenant().map(str::to_owned),
         base: cx.base.as_deref().unwrap_or("").to_owned(),
         request_id: cx.request_id.to_string(),
-        vars: cx.vars.clone(),
+        vars,
     }
 }
 

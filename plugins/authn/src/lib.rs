@@ -23,10 +23,6 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, KeyConfig};
 use crate::keys::{Checks, Key, Rejection, key_from_config, keys_from_jwks};
 
-/// Key in [`Ctx::vars`] holding the verified subject (the gateway's
-/// `by: subject` limits read it when they run after this plugin).
-pub const SUBJECT_VAR: &str = "auth.sub";
-
 /// Headers removed from every request, whatever the configuration: only
 /// this plugin may tell the app who is calling.
 const ALWAYS_STRIPPED: &[&str] = &["x-auth-sub", "x-auth-claims", "x-auth-scopes", "x-auth-key"];
@@ -46,6 +42,9 @@ pub struct AuthnPlugin {
     claims_header: Option<HeaderName>,
     claim_headers: Vec<(HeaderName, String)>,
     stripped: Vec<HeaderName>,
+    /// The stripped names' lengths as bits (all set if one is 64 or
+    /// longer): most request headers are ruled out by length alone.
+    stripped_lengths: u64,
     challenge: HeaderValue,
     invalid_token: HeaderValue,
     insufficient_scope: HeaderValue,
@@ -152,7 +151,8 @@ struct ApiKeys {
 /// Who the request is from, with the headers that tell the app, built
 /// once per credential (a cached token reuses them).
 struct Principal {
-    subject: Option<String>,
+    /// Shared with [`Ctx::set_subject`] per request without a copy.
+    subject: Option<Arc<str>>,
     scopes: Vec<String>,
     forwarded: Vec<(HeaderName, HeaderValue)>,
 }
@@ -294,7 +294,12 @@ impl BuiltinPlugin for AuthnPlugin {
         stripped.push(subject_header.clone());
         stripped.extend(claims_header.clone());
         stripped.extend(claim_headers.iter().map(|(h, _)| h.clone()));
+        stripped.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         stripped.dedup();
+        let stripped_lengths = stripped
+            .iter()
+            .map(|h| 1u64.checked_shl(h.as_str().len() as u32).unwrap_or(u64::MAX))
+            .fold(0, |bits, b| bits | b);
         let realm = c.realm.replace('"', "");
         let bearer =
             |extra: &str| HeaderValue::from_str(&format!("Bearer realm=\"{realm}\"{extra}")).expect("printable realm");
@@ -309,6 +314,7 @@ impl BuiltinPlugin for AuthnPlugin {
             claims_header,
             claim_headers,
             stripped,
+            stripped_lengths,
             challenge: bearer(""),
             invalid_token: bearer(", error=\"invalid_token\""),
             insufficient_scope: bearer(", error=\"insufficient_scope\""),
@@ -575,7 +581,7 @@ impl AuthnPlugin {
             (_, Some(Value::String(s))) => s.split_whitespace().map(str::to_owned).collect(),
             _ => Vec::new(),
         };
-        let subject = claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned);
+        let subject: Option<Arc<str>> = claims.get("sub").and_then(|s| s.as_str()).map(Arc::from);
         let mut forwarded = Vec::new();
         if let Some(v) = subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
             forwarded.push((self.subject_header.clone(), v));
@@ -618,8 +624,12 @@ impl AuthnPlugin {
         for (h, v) in &p.forwarded {
             headers.insert(h.clone(), v.clone());
         }
-        if let Some(sub) = &p.subject {
-            cx.vars.insert(SUBJECT_VAR.to_owned(), sub.clone());
+        // With two authn plugins in a chain (platform and app), the first
+        // one's verified subject stands.
+        if let Some(sub) = &p.subject
+            && cx.subject().is_none()
+        {
+            let _ = cx.set_subject(sub.clone());
         }
     }
 }
@@ -693,7 +703,11 @@ impl Plugin for AuthnPlugin {
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
         // Spoofed identity headers are rare: one look over the names is
         // cheaper than a removal per name on every request.
-        if req.headers().keys().any(|k| self.stripped.contains(k)) {
+        let may_be_stripped = |k: &HeaderName| {
+            let len = k.as_str().len();
+            (len >= 64 || self.stripped_lengths >> len & 1 == 1) && self.stripped.contains(k)
+        };
+        if req.headers().keys().any(may_be_stripped) {
             for h in &self.stripped {
                 req.headers_mut().remove(h);
             }

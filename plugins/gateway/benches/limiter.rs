@@ -1,7 +1,7 @@
 //! Rate limit decisions on one core: `cargo bench -p bext-plugin-gateway`.
 //! The goal is at least 10 M decisions a second (100 ns each).
 
-use bext_plugin_gateway::gcra::{MemoryStore, Quota, RateStore, decide};
+use bext_plugin_gateway::gcra::{Client, MemoryStore, Quota, RateKey, RateStore, decide};
 
 fn main() {
     divan::main();
@@ -29,8 +29,12 @@ fn gcra_decision(bencher: divan::Bencher<'_, '_>) {
 fn store_decision(bencher: divan::Bencher<'_, '_>) {
     let store = MemoryStore::new(1_000_000);
     let q = Quota::per_minute(600, 50);
-    let keys: Vec<Vec<u8>> = (0..10_000)
-        .map(|i| format!("per-ip|shop|10.0.{}.{}", i / 256, i % 256).into_bytes())
+    let keys: Vec<RateKey<'static>> = (0..10_000u32)
+        .map(|i| RateKey {
+            limit: "per-ip",
+            app: "shop",
+            client: Client::Ip(std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes())),
+        })
         .collect();
     let mut i = 0usize;
     let mut now = 1u64;

@@ -4,7 +4,7 @@
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
-    ACCESS_CONTROL_REQUEST_METHOD, HeaderMap, HeaderValue, VARY,
+    ACCESS_CONTROL_REQUEST_METHOD, Entry, HeaderMap, HeaderValue, VARY,
 };
 use http::{Method, StatusCode};
 
@@ -144,7 +144,7 @@ impl Cors {
     /// answers for different origins apart.
     pub fn decorate(&self, origin: Option<&str>, res: &mut HeaderMap) {
         if !self.any_origin || self.credentials {
-            res.append(VARY, HeaderValue::from_static("Origin"));
+            vary_on_origin(res);
         }
         let Some(origin) = origin.filter(|o| self.allows_origin(o)) else {
             return;
@@ -167,6 +167,25 @@ impl Cors {
         out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, value);
         if self.credentials {
             out.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        }
+    }
+}
+
+/// Adds `Origin` to the response's `Vary`. The static runtime's and the
+/// compress plugin's `Vary: accept-encoding` becomes one prebuilt value,
+/// as a second `Vary` line would cost the header map an allocation on
+/// every response; other values get a second line (the same to a cache).
+fn vary_on_origin(res: &mut HeaderMap) {
+    match res.entry(VARY) {
+        Entry::Vacant(v) => {
+            v.insert(HeaderValue::from_static("Origin"));
+        }
+        Entry::Occupied(mut o) => {
+            if o.iter().count() == 1 && o.get().as_bytes().eq_ignore_ascii_case(b"accept-encoding") {
+                o.insert(HeaderValue::from_static("accept-encoding, Origin"));
+            } else {
+                o.append(HeaderValue::from_static("Origin"));
+            }
         }
     }
 }
@@ -229,6 +248,27 @@ mod tests {
         let (_, out) = c.preflight(&Method::OPTIONS, &h).unwrap();
         assert!(out.get("access-control-allow-origin").is_none());
         assert!(c.preflight(&Method::GET, &h).is_none());
+    }
+
+    #[test]
+    fn origin_joins_the_responses_vary() {
+        let c = cors(&["https://app.example.com"], false);
+        let vary = |existing: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in existing {
+                h.append(VARY, HeaderValue::from_static(v));
+            }
+            c.decorate(None, &mut h);
+            h.get_all(VARY)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(vary(&[]), ["Origin"]);
+        assert_eq!(vary(&["accept-encoding"]), ["accept-encoding, Origin"]);
+        assert_eq!(vary(&["Accept-Encoding"]), ["accept-encoding, Origin"]);
+        assert_eq!(vary(&["Cookie"]), ["Cookie", "Origin"]);
+        assert_eq!(vary(&["a", "b"]), ["a", "b", "Origin"]);
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! its keyed state grows without bound unless pruned and ties one quota to
 //! one limiter; here one store serves every quota.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash};
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::net::IpAddr;
 
 use foldhash::quality::RandomState;
 use std::sync::Mutex;
@@ -109,11 +111,69 @@ pub fn decide(tat: u64, now: u64, quota: &Quota) -> (Decision, Option<u64>) {
     )
 }
 
-/// Where the per-key state lives. `key` identifies a limit and a client
-/// (`"per-ip|203.0.113.7"`); `now` is nanoseconds on the store's clock.
+/// One bucket: a limit, the app it counts for, and the client it counts.
+/// Kept as parts, not joined bytes: the in-memory store only hashes it,
+/// and joining costs more than the decision (a shared store joins).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateKey<'a> {
+    /// The limit's name.
+    pub limit: &'a str,
+    /// The app's id (empty outside an app).
+    pub app: &'a str,
+    /// Who is counted.
+    pub client: Client<'a>,
+}
+
+/// Who a bucket counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Client<'a> {
+    /// Everyone (a limit for the whole app).
+    All,
+    /// A client address.
+    Ip(IpAddr),
+    /// An API key (a header's value).
+    Key(&'a [u8]),
+    /// A JWT subject.
+    Subject(Cow<'a, str>),
+}
+
+impl RateKey<'_> {
+    /// The key as bytes, for a store that keeps it (Redis):
+    /// `limit|app|ip4:<4 octets>`, `...|key:<value>`, `...|sub:<subject>`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.limit.len() + self.app.len() + 24);
+        key.extend_from_slice(self.limit.as_bytes());
+        key.push(b'|');
+        key.extend_from_slice(self.app.as_bytes());
+        key.push(b'|');
+        match &self.client {
+            Client::All => {}
+            Client::Ip(IpAddr::V4(a)) => {
+                key.extend_from_slice(b"ip4:");
+                key.extend_from_slice(&a.octets());
+            }
+            Client::Ip(IpAddr::V6(a)) => {
+                key.extend_from_slice(b"ip6:");
+                key.extend_from_slice(&a.octets());
+            }
+            Client::Key(k) => {
+                key.extend_from_slice(b"key:");
+                key.extend_from_slice(k);
+            }
+            Client::Subject(s) => {
+                key.extend_from_slice(b"sub:");
+                key.extend_from_slice(s.as_bytes());
+            }
+        }
+        key
+    }
+}
+
+/// Where the per-key state lives; `now` is nanoseconds on the store's
+/// clock.
 pub trait RateStore: Send + Sync {
     /// Decides one request on `key` under `quota`, updating its state.
-    fn check(&self, key: &[u8], quota: &Quota, now: u64) -> Decision;
+    fn check(&self, key: &RateKey<'_>, quota: &Quota, now: u64) -> Decision;
 }
 
 /// The in-memory store: sharded maps from a keyed hash of the key to its
@@ -178,19 +238,22 @@ impl MemoryStore {
 }
 
 impl RateStore for MemoryStore {
-    fn check(&self, key: &[u8], quota: &Quota, now: u64) -> Decision {
-        let hash = {
-            let mut h = self.hasher.build_hasher();
-            key.hash(&mut h);
-            std::hash::Hasher::finish(&h)
-        };
+    fn check(&self, key: &RateKey<'_>, quota: &Quota, now: u64) -> Decision {
+        let hash = self.hasher.hash_one(key);
         // The top bits pick the shard; the map uses the whole hash.
         let shard = &self.shards[(hash >> 58) as usize % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let tat = map.get(&hash).copied().unwrap_or(0);
-        let (decision, new_tat) = decide(tat, now, quota);
+        // A known key (the common case) is decided and updated in place.
+        if let Some(tat) = map.get_mut(&hash) {
+            let (decision, new_tat) = decide(*tat, now, quota);
+            if let Some(new_tat) = new_tat {
+                *tat = new_tat;
+            }
+            return decision;
+        }
+        let (decision, new_tat) = decide(0, now, quota);
         if let Some(new_tat) = new_tat {
-            if map.len() >= self.per_shard && !map.contains_key(&hash) {
+            if map.len() >= self.per_shard {
                 map.retain(|_, t| *t > now);
                 if map.len() >= self.per_shard
                     && let Some(victim) = map.keys().next().copied()
@@ -210,24 +273,33 @@ mod tests {
 
     const SEC: u64 = 1_000_000_000;
 
+    /// Client `n`'s bucket of one limit.
+    fn key(n: u32) -> RateKey<'static> {
+        RateKey {
+            limit: "l",
+            app: "a",
+            client: Client::Ip(IpAddr::from(n.to_be_bytes())),
+        }
+    }
+
     #[test]
     fn allows_a_burst_then_the_rate() {
         let q = Quota::per_second(10, 5);
         let store = MemoryStore::new(1000);
-        let allowed = (0..20).filter(|_| store.check(b"k", &q, SEC).allowed).count();
+        let allowed = (0..20).filter(|_| store.check(&key(1), &q, SEC).allowed).count();
         assert_eq!(allowed, 5, "the burst, all at once");
-        let d = store.check(b"k", &q, SEC);
+        let d = store.check(&key(1), &q, SEC);
         assert!(!d.allowed);
         assert_eq!(d.retry_after, Duration::from_millis(100));
         assert!(
-            store.check(b"k", &q, SEC + SEC / 10).allowed,
+            store.check(&key(1), &q, SEC + SEC / 10).allowed,
             "one more after an interval"
         );
         // Over 10 s at a steady pace: the burst plus the rate.
         let store = MemoryStore::new(1000);
         let mut ok = 0;
         for i in 0..10_000u64 {
-            if store.check(b"k", &q, SEC + i * SEC / 1000).allowed {
+            if store.check(&key(1), &q, SEC + i * SEC / 1000).allowed {
                 ok += 1;
             }
         }
@@ -252,17 +324,37 @@ mod tests {
     }
 
     #[test]
+    fn keys_as_bytes_keep_their_parts_apart() {
+        let k = |client| {
+            RateKey {
+                limit: "per-ip",
+                app: "shop",
+                client,
+            }
+            .to_bytes()
+        };
+        assert_eq!(k(Client::All), b"per-ip|shop|");
+        assert_eq!(
+            k(Client::Ip("10.0.0.1".parse().unwrap())),
+            b"per-ip|shop|ip4:\x0a\x00\x00\x01"
+        );
+        assert_eq!(k(Client::Key(b"k1")), b"per-ip|shop|key:k1");
+        assert_eq!(k(Client::Subject("ana".into())), b"per-ip|shop|sub:ana");
+        assert_ne!(k(Client::Key(b"ana")), k(Client::Subject("ana".into())));
+    }
+
+    #[test]
     fn memory_stays_bounded_under_many_keys() {
         let q = Quota::per_minute(60, 10);
         let store = MemoryStore::new(10_000);
         for i in 0..300_000u32 {
-            store.check(&i.to_le_bytes(), &q, SEC);
+            store.check(&key(i), &q, SEC);
         }
         assert!(store.len() <= 10_000 + SHARDS, "{}", store.len());
         // Idle keys (TAT passed) are dropped first, losing nothing.
         let later = SEC + 3600 * SEC;
         for i in 0..20_000u32 {
-            store.check(&(i + 5_000_000).to_le_bytes(), &q, later);
+            store.check(&key(i + 5_000_000), &q, later);
         }
         assert!(store.len() <= 10_000 + SHARDS);
     }

@@ -12,15 +12,16 @@ pub mod cors;
 pub mod gcra;
 pub mod shared;
 
-use std::net::IpAddr;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bext_plugin_abi::{
-    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
-    Setup, text_response,
+    Body, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, RateLimitState, Request,
+    Response, Setup, text_response,
 };
 use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
@@ -28,7 +29,7 @@ use http::{Method, StatusCode};
 
 use crate::config::{Config, LimitConfig, LimitKey, SecurityPreset};
 use crate::cors::Cors;
-use crate::gcra::{Decision, MemoryStore, Quota, RateStore};
+use crate::gcra::{Client, Decision, MemoryStore, Quota, RateKey, RateStore};
 use crate::shared::SharedStore;
 
 /// Monotonic nanoseconds for the limiter, from a process-wide origin.
@@ -64,12 +65,38 @@ struct Limit {
     quota: Quota,
     routes: Vec<PathPattern>,
     methods: Vec<Method>,
+    /// `RateLimit-Policy: <burst>;w=<window seconds>`.
     policy: HeaderValue,
     /// `RateLimit-Limit`, the same on every response.
     limit_header: HeaderValue,
+    /// `RateLimit-Remaining` of a client within its rate, which is
+    /// `burst - 1` on nearly every response (made once: a large burst is
+    /// beyond the table of small counts).
+    steady_remaining: HeaderValue,
 }
 
 impl Limit {
+    fn new(
+        name: String,
+        by: LimitKey,
+        header: Option<HeaderName>,
+        quota: Quota,
+        routes: Vec<PathPattern>,
+        methods: Vec<Method>,
+    ) -> Limit {
+        Limit {
+            name,
+            by,
+            header,
+            quota,
+            routes,
+            methods,
+            policy: lasting(format!("{};w={}", quota.burst, quota.window().as_secs().max(1))),
+            limit_header: lasting(quota.burst.to_string()),
+            steady_remaining: lasting((quota.burst - 1).to_string()),
+        }
+    }
+
     fn applies(&self, method: &Method, path: &str) -> bool {
         (self.methods.is_empty() || self.methods.contains(method))
             && (self.routes.is_empty() || self.routes.iter().any(|r| r.matches(path)))
@@ -104,16 +131,6 @@ fn count_value(n: impl Into<u64>) -> HeaderValue {
     }
 }
 
-/// The tightest decision of the request's limits, for the response.
-#[derive(Clone)]
-struct RateInfo {
-    /// The plugin instance that decided (another gateway in the chain
-    /// leaves it alone), and which of its limits.
-    owner: usize,
-    limit: usize,
-    decision: Decision,
-}
-
 /// The request's `Origin`, kept for the response's CORS headers.
 #[derive(Clone)]
 struct RequestOrigin(HeaderValue);
@@ -132,16 +149,7 @@ impl BuiltinPlugin for GatewayPlugin {
             if app.rpm == 0 {
                 return Err(PluginError::config("app_limit.rpm", "must be at least 1"));
             }
-            limits.push(Limit {
-                name: "app".into(),
-                by: app.by,
-                header: None,
-                quota,
-                routes: Vec::new(),
-                methods: Vec::new(),
-                policy: policy(&quota),
-                limit_header: HeaderValue::from(quota.burst),
-            });
+            limits.push(Limit::new("app".into(), app.by, None, quota, Vec::new(), Vec::new()));
         }
         for (i, l) in config.limits.iter().enumerate() {
             limits.push(compile_limit(i, l)?);
@@ -159,8 +167,9 @@ impl BuiltinPlugin for GatewayPlugin {
         for (name, value) in &config.headers {
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header name"))?;
-            let v = HeaderValue::from_str(value)
+            HeaderValue::from_str(value)
                 .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header value"))?;
+            let v = lasting(value.clone());
             headers.retain(|(h, _)| *h != n);
             headers.push((n, v));
         }
@@ -204,21 +213,26 @@ fn compile_limit(i: usize, l: &LimitConfig) -> Result<Limit, PluginError> {
         );
     }
     let routes = PathPattern::parse_all(&at("routes"), &l.routes)?;
-    Ok(Limit {
-        name: l.name.clone().unwrap_or_else(|| format!("limit-{i}")),
-        by: l.by,
-        header,
-        quota,
-        routes,
-        methods,
-        policy: policy(&quota),
-        limit_header: HeaderValue::from(quota.burst),
-    })
+    let name = l.name.clone().unwrap_or_else(|| format!("limit-{i}"));
+    Ok(Limit::new(name, l.by, header, quota, routes, methods))
 }
 
-/// `RateLimit-Policy: <burst>;w=<window seconds>`.
-fn policy(q: &Quota) -> HeaderValue {
-    HeaderValue::from_str(&format!("{};w={}", q.burst, q.window().as_secs().max(1))).expect("digits")
+/// A header value made from configuration, over a `'static` string so a
+/// response's copy is a plain copy: a reference-counted value costs two
+/// atomic operations per response. Each distinct string is kept once for
+/// the process's life, so reloads of the same configuration add nothing.
+fn lasting(text: String) -> HeaderValue {
+    static KEPT: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    let text: &'static str = match kept.get(text.as_str()) {
+        Some(t) => t,
+        None => {
+            let t: &'static str = Box::leak(text.into_boxed_str());
+            kept.insert(t);
+            t
+        }
+    };
+    HeaderValue::from_static(text)
 }
 
 fn security_headers(preset: SecurityPreset) -> Vec<(HeaderName, HeaderValue)> {
@@ -268,44 +282,30 @@ fn jwt_subject(req: &Request) -> Option<String> {
 }
 
 impl GatewayPlugin {
-    /// The bucket key of `limit` for this request: limit, app, client
-    /// (an address as its raw octets; keys are bytes, never shown).
-    fn key(&self, limit: &Limit, req: &Request, cx: &Ctx) -> Vec<u8> {
-        let app = cx.app().unwrap_or("");
-        let mut key = Vec::with_capacity(limit.name.len() + app.len() + 24);
-        key.extend_from_slice(limit.name.as_bytes());
-        key.push(b'|');
-        key.extend_from_slice(app.as_bytes());
-        key.push(b'|');
-        let ip = |key: &mut Vec<u8>| match cx.ext.get::<ClientIp>().map_or(cx.peer.ip(), |c| c.0) {
-            IpAddr::V4(a) => {
-                key.extend_from_slice(b"ip4:");
-                key.extend_from_slice(&a.octets());
-            }
-            IpAddr::V6(a) => {
-                key.extend_from_slice(b"ip6:");
-                key.extend_from_slice(&a.octets());
-            }
-        };
-        match limit.by {
-            LimitKey::App => {}
-            LimitKey::Ip => ip(&mut key),
+    /// The bucket of `limit` this request counts in.
+    fn key<'r>(&self, limit: &'r Limit, req: &'r Request, cx: &'r Ctx) -> RateKey<'r> {
+        let ip = Client::Ip(cx.client_ip);
+        let client = match limit.by {
+            LimitKey::App => Client::All,
+            LimitKey::Ip => ip,
             LimitKey::Header => match limit.header.as_ref().and_then(|h| req.headers().get(h)) {
-                Some(v) => {
-                    key.extend_from_slice(b"key:");
-                    key.extend_from_slice(v.as_bytes());
-                }
-                None => ip(&mut key),
+                Some(v) => Client::Key(v.as_bytes()),
+                None => ip,
             },
-            LimitKey::Subject => match cx.vars.get("auth.sub").cloned().or_else(|| jwt_subject(req)) {
-                Some(sub) => {
-                    key.extend_from_slice(b"sub:");
-                    key.extend_from_slice(sub.as_bytes());
-                }
-                None => ip(&mut key),
+            LimitKey::Subject => match cx
+                .subject()
+                .map(Cow::Borrowed)
+                .or_else(|| jwt_subject(req).map(Cow::Owned))
+            {
+                Some(sub) => Client::Subject(sub),
+                None => ip,
             },
+        };
+        RateKey {
+            limit: &limit.name,
+            app: cx.app().unwrap_or(""),
+            client,
         }
-        key
     }
 
     /// Decides every limit that applies, in order, stopping at the first
@@ -313,7 +313,7 @@ impl GatewayPlugin {
     /// store when Redis does not answer in time).
     async fn limit(&self, req: &Request, cx: &mut Ctx, shared: Option<&SharedStore>) -> Result<Flow, PluginError> {
         let now = nanos_at(cx.received_at);
-        let mut tightest: Option<RateInfo> = None;
+        let mut tightest: Option<RateLimitState> = None;
         for (index, limit) in self.limits.iter().enumerate() {
             if !limit.applies(req.method(), req.uri().path()) {
                 continue;
@@ -326,10 +326,11 @@ impl GatewayPlugin {
                 },
                 None => self.store.check(&key, &limit.quota, now),
             };
-            let info = RateInfo {
-                owner: self.identity(),
-                limit: index,
-                decision,
+            let state = RateLimitState {
+                limit: limit.quota.burst,
+                remaining: decision.remaining,
+                reset: decision.reset,
+                decided_by: (self.identity(), index),
             };
             if !decision.allowed {
                 tracing::info!(
@@ -338,19 +339,15 @@ impl GatewayPlugin {
                     limit = %limit.name,
                     "rate limited"
                 );
-                let flow = self.too_many(&info);
-                cx.ext.insert(info);
-                return Ok(flow);
+                cx.rate_limit = Some(state);
+                return Ok(self.too_many(&decision));
             }
-            if tightest
-                .as_ref()
-                .is_none_or(|t| decision.remaining < t.decision.remaining)
-            {
-                tightest = Some(info);
+            if tightest.is_none_or(|t| decision.remaining < t.remaining) {
+                tightest = Some(state);
             }
         }
-        if let Some(info) = tightest {
-            cx.ext.insert(info);
+        if tightest.is_some() {
+            cx.rate_limit = tightest;
         }
         Ok(Flow::Continue)
     }
@@ -359,9 +356,9 @@ impl GatewayPlugin {
         std::ptr::from_ref(self) as usize
     }
 
-    fn too_many(&self, info: &RateInfo) -> Flow {
+    fn too_many(&self, decision: &Decision) -> Flow {
         let mut res = text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
-        let secs = info.decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let secs = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
         Flow::Respond(res)
     }
@@ -411,10 +408,9 @@ impl Plugin for GatewayPlugin {
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         let headers = res.headers_mut();
         let rate = cx
-            .ext
-            .get::<RateInfo>()
-            .filter(|r| r.owner == self.identity())
-            .and_then(|r| Some((r, self.limits.get(r.limit)?)));
+            .rate_limit
+            .filter(|r| r.decided_by.0 == self.identity())
+            .and_then(|r| Some((r, self.limits.get(r.decided_by.1)?)));
         // One growth of the map for everything added here, not several.
         headers.reserve(self.headers.len() + if rate.is_some() { 4 } else { 0 } + 2);
         if let Some(cors) = &self.cors {
@@ -423,8 +419,16 @@ impl Plugin for GatewayPlugin {
         }
         if let Some((info, limit)) = rate {
             headers.insert(RATELIMIT_LIMIT.clone(), limit.limit_header.clone());
-            headers.insert(RATELIMIT_REMAINING.clone(), count_value(info.decision.remaining));
-            let reset = info.decision.reset.as_secs_f64().ceil() as u64;
+            let remaining = info.remaining;
+            headers.insert(
+                RATELIMIT_REMAINING.clone(),
+                if remaining + 1 == limit.quota.burst {
+                    limit.steady_remaining.clone()
+                } else {
+                    count_value(remaining)
+                },
+            );
+            let reset = info.reset.as_secs_f64().ceil() as u64;
             headers.insert(RATELIMIT_RESET.clone(), count_value(reset));
             headers.insert(RATELIMIT_POLICY.clone(), limit.policy.clone());
         }

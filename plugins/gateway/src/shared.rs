@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bext_edge::Edge;
 
-use crate::gcra::{Decision, Quota};
+use crate::gcra::{Decision, Quota, RateKey};
 
 /// GCRA in microseconds: KEYS[1] holds the theoretical arrival time;
 /// ARGV are the interval and the tolerance. Returns
@@ -55,11 +55,11 @@ impl SharedStore {
 
     /// Decides one request on `key` for the whole fleet; `None` when Redis
     /// did not answer in time.
-    pub async fn check(&self, key: &[u8], quota: &Quota) -> Option<Decision> {
+    pub async fn check(&self, key: &RateKey<'_>, quota: &Quota) -> Option<Decision> {
         let interval = (quota.interval.as_micros() as u64).max(1);
         let tolerance = interval * u64::from(quota.burst - 1);
         let mut redis_key = self.edge.key("rl:").into_bytes();
-        redis_key.extend_from_slice(key);
+        redis_key.extend_from_slice(&key.to_bytes());
         let r = self
             .edge
             .run_script(

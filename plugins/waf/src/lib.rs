@@ -27,8 +27,8 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use bext_plugin_abi::admin::refuse_unless_admin;
 use bext_plugin_abi::{
-    Body, BuiltinPlugin, ClientIp, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
-    Setup, text_response,
+    Body, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response, Setup,
+    text_response,
 };
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http::{Method, StatusCode};
@@ -497,7 +497,7 @@ impl Plugin for WafPlugin {
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
         let ip = client_ip(cx.peer.ip(), req.headers(), &self.trusted);
-        cx.ext.insert(ClientIp(ip));
+        cx.client_ip = ip;
         if let Some(flow) = self.screen(req, cx, ip) {
             return Hook::Ready(Ok(flow));
         }

@@ -65,38 +65,35 @@ struct Limit {
     quota: Quota,
     routes: Vec<PathPattern>,
     methods: Vec<Method>,
+    headers: LimitHeaders,
+}
+
+/// The `RateLimit-*` values a limit's responses share, made once.
+struct LimitHeaders {
     /// `RateLimit-Policy: <burst>;w=<window seconds>`.
     policy: HeaderValue,
-    /// `RateLimit-Limit`, the same on every response.
-    limit_header: HeaderValue,
+    /// `RateLimit-Limit`.
+    limit: HeaderValue,
     /// `RateLimit-Remaining` of a client within its rate, which is
-    /// `burst - 1` on nearly every response (made once: a large burst is
-    /// beyond the table of small counts).
+    /// `burst - 1` on nearly every response (a large burst is beyond the
+    /// table of small counts).
     steady_remaining: HeaderValue,
 }
 
-impl Limit {
-    fn new(
-        name: String,
-        by: LimitKey,
-        header: Option<HeaderName>,
-        quota: Quota,
-        routes: Vec<PathPattern>,
-        methods: Vec<Method>,
-    ) -> Limit {
-        Limit {
-            name,
-            by,
-            header,
-            quota,
-            routes,
-            methods,
-            policy: lasting(format!("{};w={}", quota.burst, quota.window().as_secs().max(1))),
-            limit_header: lasting(quota.burst.to_string()),
-            steady_remaining: lasting((quota.burst - 1).to_string()),
+impl LimitHeaders {
+    fn of(quota: &Quota) -> Self {
+        LimitHeaders {
+            policy: lasting(
+                HeaderValue::from_str(&format!("{};w={}", quota.burst, quota.window().as_secs().max(1)))
+                    .expect("digits"),
+            ),
+            limit: lasting(HeaderValue::from(quota.burst)),
+            steady_remaining: lasting(HeaderValue::from(quota.burst - 1)),
         }
     }
+}
 
+impl Limit {
     fn applies(&self, method: &Method, path: &str) -> bool {
         (self.methods.is_empty() || self.methods.contains(method))
             && (self.routes.is_empty() || self.routes.iter().any(|r| r.matches(path)))
@@ -149,7 +146,15 @@ impl BuiltinPlugin for GatewayPlugin {
             if app.rpm == 0 {
                 return Err(PluginError::config("app_limit.rpm", "must be at least 1"));
             }
-            limits.push(Limit::new("app".into(), app.by, None, quota, Vec::new(), Vec::new()));
+            limits.push(Limit {
+                name: "app".into(),
+                by: app.by,
+                header: None,
+                quota,
+                routes: Vec::new(),
+                methods: Vec::new(),
+                headers: LimitHeaders::of(&quota),
+            });
         }
         for (i, l) in config.limits.iter().enumerate() {
             limits.push(compile_limit(i, l)?);
@@ -167,9 +172,10 @@ impl BuiltinPlugin for GatewayPlugin {
         for (name, value) in &config.headers {
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header name"))?;
-            HeaderValue::from_str(value)
-                .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header value"))?;
-            let v = lasting(value.clone());
+            let v = lasting(
+                HeaderValue::from_str(value)
+                    .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header value"))?,
+            );
             headers.retain(|(h, _)| *h != n);
             headers.push((n, v));
         }
@@ -213,21 +219,32 @@ fn compile_limit(i: usize, l: &LimitConfig) -> Result<Limit, PluginError> {
         );
     }
     let routes = PathPattern::parse_all(&at("routes"), &l.routes)?;
-    let name = l.name.clone().unwrap_or_else(|| format!("limit-{i}"));
-    Ok(Limit::new(name, l.by, header, quota, routes, methods))
+    Ok(Limit {
+        name: l.name.clone().unwrap_or_else(|| format!("limit-{i}")),
+        by: l.by,
+        header,
+        quota,
+        routes,
+        methods,
+        headers: LimitHeaders::of(&quota),
+    })
 }
 
 /// A header value made from configuration, over a `'static` string so a
 /// response's copy is a plain copy: a reference-counted value costs two
 /// atomic operations per response. Each distinct string is kept once for
 /// the process's life, so reloads of the same configuration add nothing.
-fn lasting(text: String) -> HeaderValue {
+/// A value that is not visible ASCII (obs-text) stays as it is.
+fn lasting(value: HeaderValue) -> HeaderValue {
     static KEPT: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    let Ok(text) = value.to_str() else {
+        return value;
+    };
     let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
-    let text: &'static str = match kept.get(text.as_str()) {
+    let text: &'static str = match kept.get(text) {
         Some(t) => t,
         None => {
-            let t: &'static str = Box::leak(text.into_boxed_str());
+            let t: &'static str = Box::leak(text.into());
             kept.insert(t);
             t
         }
@@ -418,19 +435,19 @@ impl Plugin for GatewayPlugin {
             cors.decorate(origin, headers);
         }
         if let Some((info, limit)) = rate {
-            headers.insert(RATELIMIT_LIMIT.clone(), limit.limit_header.clone());
+            headers.insert(RATELIMIT_LIMIT.clone(), limit.headers.limit.clone());
             let remaining = info.remaining;
             headers.insert(
                 RATELIMIT_REMAINING.clone(),
                 if remaining + 1 == limit.quota.burst {
-                    limit.steady_remaining.clone()
+                    limit.headers.steady_remaining.clone()
                 } else {
                     count_value(remaining)
                 },
             );
             let reset = info.reset.as_secs_f64().ceil() as u64;
             headers.insert(RATELIMIT_RESET.clone(), count_value(reset));
-            headers.insert(RATELIMIT_POLICY.clone(), limit.policy.clone());
+            headers.insert(RATELIMIT_POLICY.clone(), limit.headers.policy.clone());
         }
         for (name, value) in &self.headers {
             if self.override_headers {
@@ -454,6 +471,16 @@ mod tests {
         for n in [0u64, 1, 9, 10, 99, 100, 999, 1000, 1023, 1024, 1_000_000] {
             assert_eq!(count_value(n), HeaderValue::from(n), "{n}");
         }
+    }
+
+    #[test]
+    fn lasting_values_read_the_same_and_non_ascii_ones_stay_counted() {
+        assert_eq!(lasting(HeaderValue::from_static("1000;w=60")), "1000;w=60");
+        let first = lasting(HeaderValue::from(42u32));
+        let again = lasting(HeaderValue::from(42u32));
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr(), "kept once");
+        let obs = HeaderValue::from_str("Zoë").unwrap();
+        assert_eq!(lasting(obs.clone()), obs);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use bext_plugin_abi::{
     Body, BuiltinPlugin, Ctx, Flow, Hook, Host, Plugin, Request, RequestId, Response, Setup, decode_config,
 };
+use bext_plugin_authn::AuthnPlugin;
+use bext_plugin_gateway::GatewayPlugin;
+use bext_plugin_waf::WafPlugin;
 use http::HeaderValue;
 use http::header;
 
@@ -33,12 +36,12 @@ fn main() {
 }
 
 struct Chain {
-    waf: bext_plugin_waf::WafPlugin,
-    gateway: bext_plugin_gateway::GatewayPlugin,
-    authn: bext_plugin_authn::AuthnPlugin,
+    waf: WafPlugin,
+    gateway: GatewayPlugin,
+    authn: AuthnPlugin,
     /// The gateway with only its limit, or only its headers.
-    gateway_limit: bext_plugin_gateway::GatewayPlugin,
-    gateway_headers: bext_plugin_gateway::GatewayPlugin,
+    gateway_limit: GatewayPlugin,
+    gateway_headers: GatewayPlugin,
     request: Request,
 }
 
@@ -71,9 +74,6 @@ fn ready<T>(hook: Hook<'_, T>) -> T {
 
 impl Chain {
     fn new() -> Chain {
-        use bext_plugin_authn::AuthnPlugin;
-        use bext_plugin_gateway::GatewayPlugin;
-        use bext_plugin_waf::WafPlugin;
         let waf = WafPlugin::new(config::<WafPlugin>(serde_json::json!({})), &setup("waf")).unwrap();
         let gateway = GatewayPlugin::new(
             config::<GatewayPlugin>(serde_json::json!({
@@ -190,20 +190,16 @@ fn bare(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
-/// Runs the chosen plugins' hooks as the kernel would, in priority order.
-fn run(chain: &Chain, waf: bool, gateway: bool, authn: bool) -> (Request, Ctx, Response) {
+/// Runs `plugins`' request hooks, in priority order, then `gateway`'s
+/// response hook, as the kernel would.
+fn run(chain: &Chain, plugins: &[&dyn Plugin], gateway: Option<&GatewayPlugin>) -> (Request, Ctx, Response) {
     let (mut req, mut cx) = chain.request();
-    let on = [
-        (waf, &chain.waf as &dyn Plugin),
-        (gateway, &chain.gateway),
-        (authn, &chain.authn),
-    ];
-    for (_, p) in on.iter().filter(|(on, _)| *on) {
+    for p in plugins {
         assert!(matches!(ready(p.on_request(&mut req, &mut cx)), Ok(Flow::Continue)));
     }
     let mut res = response();
-    if gateway {
-        ready(chain.gateway.on_response(&mut res, &mut cx)).unwrap();
+    if let Some(g) = gateway {
+        ready(g.on_response(&mut res, &mut cx)).unwrap();
     }
     (req, cx, res)
 }
@@ -212,7 +208,13 @@ fn run(chain: &Chain, waf: bool, gateway: bool, authn: bool) -> (Request, Ctx, R
 #[divan::bench(sample_count = 2000, sample_size = 4)]
 fn all_three(bencher: divan::Bencher<'_, '_>) {
     let chain = Chain::new();
-    bencher.bench_local(|| run(&chain, true, true, true));
+    bencher.bench_local(|| {
+        run(
+            &chain,
+            &[&chain.waf, &chain.gateway, &chain.authn],
+            Some(&chain.gateway),
+        )
+    });
 }
 
 /// The gateway's two halves.
@@ -224,21 +226,17 @@ fn gateway_part(bencher: divan::Bencher<'_, '_>, part: &str) {
     } else {
         &chain.gateway_headers
     };
-    bencher.bench_local(|| {
-        let (mut req, mut cx) = chain.request();
-        assert!(matches!(
-            ready(gateway.on_request(&mut req, &mut cx)),
-            Ok(Flow::Continue)
-        ));
-        let mut res = response();
-        ready(gateway.on_response(&mut res, &mut cx)).unwrap();
-        (req, cx, res)
-    });
+    bencher.bench_local(|| run(&chain, &[gateway], Some(gateway)));
 }
 
 /// Each plugin alone.
 #[divan::bench(sample_count = 2000, sample_size = 4, args = ["waf", "gateway", "authn"])]
 fn one(bencher: divan::Bencher<'_, '_>, plugin: &str) {
     let chain = Chain::new();
-    bencher.bench_local(|| run(&chain, plugin == "waf", plugin == "gateway", plugin == "authn"));
+    let (plugin, gateway): (&dyn Plugin, _) = match plugin {
+        "waf" => (&chain.waf, None),
+        "gateway" => (&chain.gateway, Some(&chain.gateway)),
+        _ => (&chain.authn, None),
+    };
+    bencher.bench_local(|| run(&chain, &[plugin], gateway));
 }

@@ -1,4 +1,4 @@
-use std::any::{Any, TypeId};
+use std::any::Any;
 
 /// Entries kept without a heap allocation of their own.
 const INLINE: usize = 3;
@@ -7,13 +7,13 @@ const INLINE: usize = 3;
 /// keeps what its `on_response` needs from its `on_request`).
 ///
 /// A request carries a few of these, usually none to three, so a short
-/// inline list searched by `TypeId` does better than a hash map: the
-/// first value costs one allocation (its box) where `http::Extensions`
-/// costs three (the map, its table, the box), and a lookup is a few
+/// inline list searched by type does better than a hash map: the first
+/// value costs one allocation (its box) where `http::Extensions` costs
+/// three (the map, its table, the box), and a lookup is a few type
 /// comparisons instead of a hash. Values need not be `Clone`.
 #[derive(Default)]
 pub struct Extensions {
-    entries: smallvec::SmallVec<[(TypeId, Box<dyn Any + Send + Sync>); INLINE]>,
+    entries: smallvec::SmallVec<[Box<dyn Any + Send + Sync>; INLINE]>,
 }
 
 impl Extensions {
@@ -24,42 +24,27 @@ impl Extensions {
 
     /// Stores `value`, returning the value of the same type it replaces.
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
-        let id = TypeId::of::<T>();
-        match self.entries.iter_mut().find(|(t, _)| *t == id) {
-            Some((_, slot)) => {
-                let old = std::mem::replace(slot, Box::new(value));
-                old.downcast().ok().map(|b| *b)
-            }
-            None => {
-                self.entries.push((id, Box::new(value)));
-                None
-            }
+        if let Some(slot) = self.get_mut::<T>() {
+            return Some(std::mem::replace(slot, value));
         }
+        self.entries.push(Box::new(value));
+        None
     }
 
     /// The value of type `T`, if one was stored.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        let id = TypeId::of::<T>();
-        self.entries
-            .iter()
-            .find(|(t, _)| *t == id)
-            .and_then(|(_, v)| v.downcast_ref())
+        self.entries.iter().find_map(|v| (**v).downcast_ref())
     }
 
     /// The value of type `T`, mutably.
     pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
-        let id = TypeId::of::<T>();
-        self.entries
-            .iter_mut()
-            .find(|(t, _)| *t == id)
-            .and_then(|(_, v)| v.downcast_mut())
+        self.entries.iter_mut().find_map(|v| (**v).downcast_mut())
     }
 
     /// Takes the value of type `T` out.
     pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
-        let id = TypeId::of::<T>();
-        let at = self.entries.iter().position(|(t, _)| *t == id)?;
-        self.entries.swap_remove(at).1.downcast().ok().map(|b| *b)
+        let at = self.entries.iter().position(|v| (**v).is::<T>())?;
+        self.entries.swap_remove(at).downcast().ok().map(|b| *b)
     }
 
     /// How many values are stored.

@@ -13,10 +13,10 @@
 //! ways, not one, because two values of the same request that share a
 //! slot would otherwise evict each other on every request (with a dozen
 //! values a request, about one process in a hundred would draw such a
-//! pair from its random seed and inspect them in full forever). Keys are the values themselves, compared
-//! exactly after the hash, so no crafted value can pass for a clean one
-//! (a hash alone could collide); the hash is seeded per process, so
-//! nobody can aim values at one slot.
+//! pair from its random seed and inspect them in full forever). Keys are
+//! the values themselves, compared exactly after the hash, so no crafted
+//! value can pass for a clean one (a hash alone could collide); the hash
+//! is seeded per process, so nobody can aim values at one slot.
 //!
 //! Bounded: `SLOTS` entries and `THREAD_BYTES` of values per thread (past
 //! it the table starts again empty); values over `MAX_VALUE` bytes are

@@ -51,7 +51,7 @@ impl Runtime {
     /// Answers one request.
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
         match self {
-            Runtime::Static(s) => s.serve(&req, cx).await,
+            Runtime::Static(s) => s.serve(req, cx).await,
             Runtime::Proxy(p) => p.serve(req, cx).await,
             Runtime::Js(j) => j.serve(req, cx).await,
         }

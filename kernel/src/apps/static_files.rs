@@ -132,8 +132,9 @@ impl StaticSite {
         FileKeyRef { root: &self.root, path }
     }
 
-    /// Answers one request.
-    pub async fn serve(&self, req: &Request, cx: &Ctx) -> Response {
+    /// Answers one request; the request's header map becomes the
+    /// response's (see [`reuse_headers`]).
+    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
             let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -157,7 +158,8 @@ impl StaticSite {
                 _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
             },
         };
-        respond(&file, req.headers(), method == Method::HEAD).await
+        let head = method == Method::HEAD;
+        respond(&file, req.into_parts().0.headers, head).await
     }
 
     fn now_ms(&self) -> u64 {
@@ -342,11 +344,29 @@ fn pick_encoding<'f>(f: &'f CachedFile, headers: &HeaderMap) -> (&'f Variant, Op
     (&f.file, None)
 }
 
-async fn respond(f: &CachedFile, req: &HeaderMap, head: bool) -> Response {
-    let (v, encoding) = pick_encoding(f, req);
+/// The request's header map, emptied, to hold the response's headers. The
+/// parser has just written it, so it is in cache, and no map is allocated:
+/// a fresh one is cold memory (the allocator hands out a page's blocks in
+/// turn), and every header a response plugin adds is a miss on it. hyper
+/// parses the next request into the written response's map, so a
+/// keep-alive connection keeps one map.
+fn reuse_headers(mut map: HeaderMap) -> HeaderMap {
+    map.clear();
     // Room for what response plugins add (CORS, rate limit and security
-    // headers) without growing the map.
-    let mut headers = HeaderMap::with_capacity(16);
+    // headers) without growing the map; a no-op on a reused map.
+    map.reserve(16);
+    map
+}
+
+async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool) -> Response {
+    let req = &req_headers;
+    let (v, encoding) = pick_encoding(f, req);
+    let not_modified = not_modified(v, req);
+    let range = match (encoding, req.get(header::RANGE)) {
+        (None, Some(r)) if !not_modified && if_range_holds(v, req) => parse_range(r.to_str().unwrap_or(""), v.len),
+        _ => RangeSpec::Full,
+    };
+    let mut headers = reuse_headers(req_headers);
     headers.insert(header::CONTENT_TYPE, v.content_type.clone());
     headers.insert(header::ETAG, v.etag.clone());
     headers.insert(header::LAST_MODIFIED, v.last_modified.clone());
@@ -358,16 +378,12 @@ async fn respond(f: &CachedFile, req: &HeaderMap, head: bool) -> Response {
     if f.br.is_some() || f.gzip.is_some() {
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
-    if not_modified(v, req) {
+    if not_modified {
         let mut res = plain(StatusCode::NOT_MODIFIED, "");
         headers.remove(header::CONTENT_TYPE);
         *res.headers_mut() = headers;
         return res;
     }
-    let range = match (encoding, req.get(header::RANGE)) {
-        (None, Some(r)) if if_range_holds(v, req) => parse_range(r.to_str().unwrap_or(""), v.len),
-        _ => RangeSpec::Full,
-    };
     let (status, start, len) = match range {
         RangeSpec::Full => (StatusCode::OK, 0, v.len),
         RangeSpec::Part(start, end) => {
@@ -523,7 +539,7 @@ mod tests {
         for site in [&one, &two, &one] {
             let mut req = Request::new(Body::empty());
             *req.uri_mut() = "/a.txt".parse().unwrap();
-            let res = site.serve(&req, &cx).await;
+            let res = site.serve(req, &cx).await;
             assert_eq!(res.body().as_bytes(), Some(&b"shared"[..]));
         }
         assert_eq!(cache.0.len(), 1, "both apps use the same entry");
@@ -532,8 +548,33 @@ mod tests {
         let three = StaticSite::new(other.path(), false, cache.clone()).unwrap();
         let mut req = Request::new(Body::empty());
         *req.uri_mut() = "/a.txt".parse().unwrap();
-        assert_eq!(three.serve(&req, &cx).await.body().as_bytes(), Some(&b"other root"[..]));
+        assert_eq!(three.serve(req, &cx).await.body().as_bytes(), Some(&b"other root"[..]));
         assert_eq!(cache.0.len(), 2, "another root never shares an entry");
+    }
+
+    #[tokio::test]
+    async fn the_response_keeps_no_request_header() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        let site = StaticSite::new(dir.path(), false, Arc::new(FileCache::default())).unwrap();
+        let cx = Ctx::new(bext_plugin_abi::RequestId(1), "127.0.0.1:1".parse().unwrap());
+        for (name, value) in [("range", "bytes=0-0"), ("if-none-match", "*"), ("accept", "*/*")] {
+            let mut req = Request::new(Body::empty());
+            *req.uri_mut() = "/a.txt".parse().unwrap();
+            let h = req.headers_mut();
+            h.insert("cookie", HeaderValue::from_static("session=secret"));
+            h.insert("authorization", HeaderValue::from_static("Bearer secret"));
+            h.insert(name, HeaderValue::from_static(value));
+            let res = site.serve(req, &cx).await;
+            let names: Vec<_> = res.headers().keys().map(|k| k.as_str()).collect();
+            for leaked in ["cookie", "authorization", "range", "if-none-match", "accept"] {
+                assert!(!names.contains(&leaked), "{name}: {names:?}");
+            }
+            assert!(
+                names.contains(&"etag"),
+                "{name}: the response's own headers are there: {names:?}"
+            );
+        }
     }
 
     #[test]

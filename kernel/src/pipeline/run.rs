@@ -31,6 +31,43 @@ static X_VHOST_TENANT: HeaderName = HeaderName::from_static("x-vhost-tenant");
 /// Prefix of bext's own endpoints on every host.
 pub const INTERNAL_PREFIX: &str = "/__bext";
 
+/// Runs a hook, turning a panic into an error. A hook that is ready at
+/// once (most are) is answered here, with no future around it; one that
+/// waits is awaited by [`wait`].
+macro_rules! guard {
+    ($call:expr) => {{
+        let result = match start(|| $call) {
+            Err(panic) => Err(panic),
+            Ok(Hook::Ready(r)) => r,
+            Ok(Hook::Later(fut)) => wait(fut).await,
+        };
+        result
+    }};
+}
+
+/// Calls a hook, turning a panic into an error.
+fn start<'a, T>(call: impl FnOnce() -> Hook<'a, T>) -> Result<Hook<'a, T>, PluginError> {
+    std::panic::catch_unwind(AssertUnwindSafe(call)).map_err(panicked)
+}
+
+/// Awaits a hook that waits, turning a panic into an error.
+async fn wait<T>(fut: impl Future<Output = Result<T, PluginError>>) -> Result<T, PluginError> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| Err(panicked(p)))
+}
+
+/// A hook's panic as an error, with its message.
+fn panicked(p: Box<dyn std::any::Any + Send>) -> PluginError {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    PluginError::Panic(msg)
+}
+
 /// hyper's entry point: never fails; every error is a response.
 pub async fn handle(
     kernel: Arc<Kernel>,
@@ -98,7 +135,7 @@ async fn route(
     let internal = internal_path.is_some();
 
     for slot in pipeline.fetch.iter() {
-        match guard(|| slot.plugin.fetch(req, cx)).await {
+        match guard!(slot.plugin.fetch(req, cx)) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Respond(res)) => return res,
             Err(e) => {
@@ -149,7 +186,7 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::REQUEST) {
             continue;
         }
-        match guard(|| slot.plugin.on_request(req, cx)).await {
+        match guard!(slot.plugin.on_request(req, cx)) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Respond(res)) => {
                 answered = Some((i, res));
@@ -177,7 +214,7 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::RESPONSE) {
             continue;
         }
-        if let Err(e) = guard(|| slot.plugin.on_response(&mut res, cx)).await
+        if let Err(e) = guard!(slot.plugin.on_response(&mut res, cx))
             && let Some(err_res) = fail(slot, e, cx)
         {
             res = err_res;
@@ -244,26 +281,6 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
         return Resolved::App(entry);
     }
     Resolved::NoApp
-}
-
-/// Runs a hook, turning a panic into an error.
-async fn guard<'a, T>(call: impl FnOnce() -> Hook<'a, Result<T, PluginError>>) -> Result<T, PluginError> {
-    let panicked = |p: Box<dyn std::any::Any + Send>| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
-        PluginError::Panic(msg)
-    };
-    match std::panic::catch_unwind(AssertUnwindSafe(call)) {
-        Err(p) => Err(panicked(p)),
-        Ok(Hook::Ready(r)) => r,
-        Ok(Hook::Later(fut)) => AssertUnwindSafe(fut)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|p| Err(panicked(p))),
-    }
 }
 
 /// Applies a plugin's fail mode: `Some(response)` when it fails closed.

@@ -208,7 +208,7 @@ impl Checks {
 
 /// A NumericDate claim (RFC 7519 §2) as whole seconds: `None` when absent,
 /// an error when present but not a non-negative number (`"exp": "9999"`).
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Rejection> {
+pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Rejection> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => {

@@ -419,13 +419,20 @@ struct VerifiedTokens {
 
 struct Verified {
     principal: Arc<Principal>,
-    exp: Option<u64>,
-    nbf: Option<u64>,
+    /// When the verdict lapses, on the monotonic clock: when the token
+    /// expires (with leeway), or [`MAX_CACHED_FOR`] after it was checked.
+    /// A hit reads no clock: the kernel read it when the request came.
+    until: Instant,
     /// The key set it was verified with.
     keys: Arc<Vec<Key>>,
 }
 
 const MAX_CACHED_TOKEN: usize = 2048;
+
+/// How long a verdict is kept at most. Expiry is counted on the monotonic
+/// clock from the check, so a stepped wall clock shifts it; this bounds
+/// by how much.
+const MAX_CACHED_FOR: Duration = Duration::from_secs(60);
 
 impl VerifiedTokens {
     fn new(leeway: Duration) -> Self {
@@ -435,35 +442,44 @@ impl VerifiedTokens {
         }
     }
 
-    fn get(&self, token: &str, keys: &Arc<Vec<Key>>) -> Option<Arc<Principal>> {
+    /// The principal of a token verified before with `keys`, if its
+    /// verdict still holds at `at`.
+    fn get(&self, token: &str, keys: &Arc<Vec<Key>>, at: Instant) -> Option<Arc<Principal>> {
         let hit = self.cache.get(token)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_secs();
-        let fresh = hit.exp.is_some_and(|exp| exp + self.leeway >= now)
-            && hit.nbf.is_none_or(|nbf| nbf <= now + self.leeway)
-            && Arc::ptr_eq(&hit.keys, keys);
-        fresh.then(|| hit.principal.clone())
+        (at < hit.until && Arc::ptr_eq(&hit.keys, keys)).then(|| hit.principal.clone())
     }
 
+    /// Keeps the verdict on a token that was verified for a request that
+    /// came `at`; tokens without a numeric `exp` are not kept.
     fn insert(
         &self,
         token: &str,
         claims: &serde_json::Map<String, serde_json::Value>,
         principal: &Arc<Principal>,
         keys: &Arc<Vec<Key>>,
+        at: Instant,
     ) {
         if token.len() > MAX_CACHED_TOKEN {
             return;
         }
-        let number = |c: &str| claims.get(c).and_then(serde_json::Value::as_u64);
+        let Ok(Some(exp)) = keys::numeric_date(claims, "exp") else {
+            return;
+        };
+        let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+            return;
+        };
+        // The checks count whole seconds: the token holds until the second
+        // after `exp + leeway` begins. `at` is a little before now, so the
+        // verdict lapses no later than the token.
+        let lapses = Duration::from_secs(exp.saturating_add(self.leeway).saturating_add(1));
+        let Some(left) = lapses.checked_sub(now) else {
+            return;
+        };
         self.cache.insert(
             token.to_owned(),
             Arc::new(Verified {
                 principal: principal.clone(),
-                exp: number("exp"),
-                nbf: number("nbf"),
+                until: at + left.min(MAX_CACHED_FOR),
                 keys: keys.clone(),
             }),
         );
@@ -508,7 +524,7 @@ impl AuthnPlugin {
     }
 
     /// The credential the request carries, if any.
-    fn principal(&self, req: &Request) -> Option<Result<Arc<Principal>, Rejection>> {
+    fn principal(&self, req: &Request, at: Instant) -> Option<Result<Arc<Principal>, Rejection>> {
         if let Some(api) = &self.api_keys {
             let presented = req
                 .headers()
@@ -554,11 +570,11 @@ impl AuthnPlugin {
             })?;
         // A guard, not a clone: no reference count touched per request.
         let keys = jwt.keys.load();
-        let verified = match jwt.verified.get(token, &keys) {
+        let verified = match jwt.verified.get(token, &keys, at) {
             Some(principal) => Ok(principal),
             None => jwt.checks.verify(token, &keys).map(|claims| {
                 let principal = Arc::new(self.principal_of(&claims));
-                jwt.verified.insert(token, &claims, &principal, &keys);
+                jwt.verified.insert(token, &claims, &principal, &keys, at);
                 principal
             }),
         };
@@ -716,7 +732,7 @@ impl Plugin for AuthnPlugin {
         if self.public.iter().any(|p| p.matches(path)) {
             return Hook::Ready(Ok(Flow::Continue));
         }
-        let principal = match self.principal(req) {
+        let principal = match self.principal(req, cx.received_at) {
             None if self.required => {
                 return Hook::Ready(Ok(self.refuse(
                     StatusCode::UNAUTHORIZED,
@@ -777,24 +793,38 @@ mod tests {
             scopes: Vec::new(),
             forwarded: Vec::new(),
         });
-        cache.insert("fresh", &claims(now + 100), &who, &keys);
-        cache.insert("stale", &claims(now - 100), &who, &keys);
-        cache.insert("leeway", &claims(now - 2), &who, &keys);
-        assert!(cache.get("fresh", &keys).is_some());
+        let at = Instant::now();
+        cache.insert("fresh", &claims(now + 100), &who, &keys, at);
+        cache.insert("stale", &claims(now - 100), &who, &keys, at);
+        cache.insert("leeway", &claims(now - 2), &who, &keys, at);
+        assert!(cache.get("fresh", &keys, at).is_some());
         assert!(
-            cache.get("stale", &keys).is_none(),
+            cache.get("stale", &keys, at).is_none(),
             "an expired token is verified again (and refused)"
         );
-        assert!(cache.get("leeway", &keys).is_some());
+        assert!(cache.get("leeway", &keys, at).is_some());
+        let later = |secs| at + Duration::from_secs(secs);
+        assert!(
+            cache.get("leeway", &keys, later(5)).is_none(),
+            "past exp + leeway, the verdict lapses"
+        );
+        assert!(cache.get("fresh", &keys, later(59)).is_some());
+        assert!(
+            cache.get("fresh", &keys, later(60)).is_none(),
+            "kept at most a minute however far exp is"
+        );
         let rotated = Arc::new(vec![
             keys::key_from_config("HS256", Some(&[8; 32]), None, None).unwrap(),
         ]);
-        assert!(cache.get("fresh", &rotated).is_none(), "new keys: verified again");
-        cache.insert(&"x".repeat(MAX_CACHED_TOKEN + 1), &claims(now + 100), &who, &keys);
+        assert!(cache.get("fresh", &rotated, at).is_none(), "new keys: verified again");
+        cache.insert(&"x".repeat(MAX_CACHED_TOKEN + 1), &claims(now + 100), &who, &keys, at);
         assert!(
-            cache.get(&"x".repeat(MAX_CACHED_TOKEN + 1), &keys).is_none(),
+            cache.get(&"x".repeat(MAX_CACHED_TOKEN + 1), &keys, at).is_none(),
             "huge tokens are not kept"
         );
+        let no_exp = serde_json::Map::new();
+        cache.insert("no-exp", &no_exp, &who, &keys, at);
+        assert!(cache.get("no-exp", &keys, at).is_none(), "no exp: never kept");
     }
 
     #[test]

@@ -23,7 +23,6 @@ use bext_plugin_abi::{
     Body, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, RateLimitState, Request,
     Response, Setup, text_response,
 };
-use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Method, StatusCode};
 
@@ -326,47 +325,84 @@ impl GatewayPlugin {
     }
 
     /// Decides every limit that applies, in order, stopping at the first
-    /// refusal; with `shared`, the fleet's Redis decides (this instance's
-    /// store when Redis does not answer in time).
-    async fn limit(&self, req: &Request, cx: &mut Ctx, shared: Option<&SharedStore>) -> Result<Flow, PluginError> {
+    /// refusal, with this instance's store: no await, no future.
+    fn limit_here(&self, req: &Request, cx: &mut Ctx) -> Flow {
         let now = nanos_at(cx.received_at);
-        let mut tightest: Option<RateLimitState> = None;
-        for (index, limit) in self.limits.iter().enumerate() {
-            if !limit.applies(req.method(), req.uri().path()) {
-                continue;
-            }
-            let key = self.key(limit, req, cx);
-            let decision = match shared {
-                Some(s) => match s.check(&key, &limit.quota).await {
-                    Some(d) => d,
-                    None => self.store.check(&key, &limit.quota, now),
-                },
-                None => self.store.check(&key, &limit.quota, now),
-            };
-            let state = RateLimitState {
-                limit: limit.quota.burst,
-                remaining: decision.remaining,
-                reset: decision.reset,
-                decided_by: (self.identity(), index),
-            };
-            if !decision.allowed {
-                tracing::info!(
-                    target: "bext::gateway",
-                    request_id = %cx.request_id,
-                    limit = %limit.name,
-                    "rate limited"
-                );
-                cx.rate_limit = Some(state);
-                return Ok(self.too_many(&decision));
-            }
-            if tightest.is_none_or(|t| decision.remaining < t.remaining) {
-                tightest = Some(state);
+        let mut tightest = None;
+        for (index, limit) in self.applying(req) {
+            let decision = self.store.check(&self.key(limit, req, cx), &limit.quota, now);
+            if let Some(refused) = self.count(index, limit, &decision, cx, &mut tightest) {
+                return refused;
             }
         }
+        self.keep(cx, tightest)
+    }
+
+    /// The same, in edge mode: the fleet's Redis decides (this instance's
+    /// store when Redis does not answer in time).
+    async fn limit_shared(&self, req: &Request, cx: &mut Ctx, shared: &SharedStore) -> Flow {
+        let now = nanos_at(cx.received_at);
+        let mut tightest = None;
+        for (index, limit) in self.applying(req) {
+            let key = self.key(limit, req, cx);
+            let decision = match shared.check(&key, &limit.quota).await {
+                Some(d) => d,
+                None => self.store.check(&key, &limit.quota, now),
+            };
+            if let Some(refused) = self.count(index, limit, &decision, cx, &mut tightest) {
+                return refused;
+            }
+        }
+        self.keep(cx, tightest)
+    }
+
+    /// The limits that apply to the request, with their indexes.
+    fn applying<'s>(&'s self, req: &'s Request) -> impl Iterator<Item = (usize, &'s Limit)> + 's {
+        let (method, path) = (req.method(), req.uri().path());
+        self.limits
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| l.applies(method, path))
+    }
+
+    /// Takes in one limit's decision: the 429 if it refuses (its state
+    /// kept for the response's headers), else it may be the tightest.
+    fn count(
+        &self,
+        index: usize,
+        limit: &Limit,
+        decision: &Decision,
+        cx: &mut Ctx,
+        tightest: &mut Option<RateLimitState>,
+    ) -> Option<Flow> {
+        let state = RateLimitState {
+            limit: limit.quota.burst,
+            remaining: decision.remaining,
+            reset: decision.reset,
+            decided_by: (self.identity(), index),
+        };
+        if !decision.allowed {
+            tracing::info!(
+                target: "bext::gateway",
+                request_id = %cx.request_id,
+                limit = %limit.name,
+                "rate limited"
+            );
+            cx.rate_limit = Some(state);
+            return Some(self.too_many(decision));
+        }
+        if tightest.is_none_or(|t| decision.remaining < t.remaining) {
+            *tightest = Some(state);
+        }
+        None
+    }
+
+    /// Keeps the tightest limit's state for the response's headers.
+    fn keep(&self, cx: &mut Ctx, tightest: Option<RateLimitState>) -> Flow {
         if tightest.is_some() {
             cx.rate_limit = tightest;
         }
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
     fn identity(&self) -> usize {
@@ -413,12 +449,8 @@ impl Plugin for GatewayPlugin {
             return Hook::Ready(Ok(Flow::Continue));
         }
         match self.shared.get().filter(|s| s.is_up()) {
-            None => Hook::Ready(
-                self.limit(req, cx, None)
-                    .now_or_never()
-                    .expect("local limits never wait"),
-            ),
-            Some(shared) => Hook::later(self.limit(req, cx, Some(shared))),
+            None => Hook::Ready(Ok(self.limit_here(req, cx))),
+            Some(shared) => Hook::later(async move { Ok(self.limit_shared(req, cx, shared).await) }),
         }
     }
 

@@ -259,13 +259,12 @@ impl Engine {
 
     /// Inspects one request; the first finding wins.
     pub fn inspect(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
-        if let Some(f) = self.protocol(req, on) {
+        let notable = Notable::of(req.headers);
+        if let Some(f) = self.protocol(req, &notable, on) {
             return Some(f);
         }
-        let json_request = req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        let json_request = notable
+            .content_type
             .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
         let mut visitor = Visitor {
             engine: self,
@@ -416,15 +415,14 @@ impl Engine {
     }
 
     /// Request-level protocol checks: things no single value shows.
-    fn protocol(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
-        let header = |name: http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+    fn protocol(&self, req: &Subject<'_>, headers: &Notable<'_>, on: &Switches) -> Option<Finding> {
         let p = Category::Protocol;
 
-        let has_body = !req.body.is_empty() || header(http::header::CONTENT_LENGTH).is_some_and(|n| n.trim() != "0");
+        let has_body = !req.body.is_empty() || headers.content_length.is_some_and(|n| n.trim() != "0");
         if has_body && (req.method == Method::GET || req.method == Method::HEAD) {
             return on.finding("protocol-get-with-body", p, Part::Body, "", "");
         }
-        if let Some(ct) = header(http::header::CONTENT_TYPE) {
+        if let Some(ct) = headers.content_type {
             let lower = ct.to_ascii_lowercase();
             if !self.content_type.is_match(&lower) {
                 return on.finding("protocol-bad-content-type", p, Part::Header, "content-type", ct);
@@ -443,7 +441,7 @@ impl Engine {
                 return on.finding("protocol-bad-charset", p, Part::Header, "content-type", ct);
             }
         }
-        if let Some(accept) = header(http::header::ACCEPT)
+        if let Some(accept) = headers.accept
             && contains_ci(accept, "charset")
         {
             let lower = accept.to_ascii_lowercase();
@@ -455,15 +453,59 @@ impl Engine {
                 }
             }
         }
-        if header(http::header::ACCEPT_ENCODING).is_some_and(|v| v.len() > 100) {
+        if headers.accept_encoding.is_some_and(|v| v.len() > 100) {
             return on.finding("protocol-long-accept-encoding", p, Part::Header, "accept-encoding", "");
         }
-        for cookie in req.headers.get_all(http::header::COOKIE) {
-            if cookie.as_bytes().starts_with(b"$Version") || contains_ci(cookie.to_str().unwrap_or(""), "; $version") {
-                return on.finding("protocol-legacy-cookie", p, Part::Cookie, "$Version", "");
-            }
+        if headers.legacy_cookie {
+            return on.finding("protocol-legacy-cookie", p, Part::Cookie, "$Version", "");
         }
         None
+    }
+}
+
+/// What the protocol checks read of the headers, found in one pass over
+/// the map: a lookup per header would hash and probe it once for each.
+/// Each field is the first such header's value, when it is text, as a
+/// lookup would find it.
+struct Notable<'r> {
+    content_length: Option<&'r str>,
+    content_type: Option<&'r str>,
+    accept: Option<&'r str>,
+    accept_encoding: Option<&'r str>,
+    /// A `Cookie` header in the RFC 2109 form (`$Version=...`).
+    legacy_cookie: bool,
+}
+
+impl<'r> Notable<'r> {
+    fn of(headers: &'r HeaderMap) -> Self {
+        use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
+        let [mut length, mut ctype, mut accept, mut encoding] = [None; 4];
+        let mut legacy_cookie = false;
+        for (name, value) in headers {
+            let first = if name == CONTENT_LENGTH {
+                &mut length
+            } else if name == CONTENT_TYPE {
+                &mut ctype
+            } else if name == ACCEPT {
+                &mut accept
+            } else if name == ACCEPT_ENCODING {
+                &mut encoding
+            } else {
+                legacy_cookie |= name == COOKIE
+                    && (value.as_bytes().starts_with(b"$Version")
+                        || contains_ci(value.to_str().unwrap_or(""), "; $version"));
+                continue;
+            };
+            first.get_or_insert(value);
+        }
+        let text = |v: Option<&'r http::HeaderValue>| v.and_then(|v| v.to_str().ok());
+        Notable {
+            content_length: text(length),
+            content_type: text(ctype),
+            accept: text(accept),
+            accept_encoding: text(encoding),
+            legacy_cookie,
+        }
     }
 }
 

@@ -335,7 +335,7 @@ impl GatewayPlugin {
                 return refused;
             }
         }
-        self.keep(cx, tightest)
+        Self::keep(cx, tightest)
     }
 
     /// The same, in edge mode: the fleet's Redis decides (this instance's
@@ -353,7 +353,7 @@ impl GatewayPlugin {
                 return refused;
             }
         }
-        self.keep(cx, tightest)
+        Self::keep(cx, tightest)
     }
 
     /// The limits that apply to the request, with their indexes.
@@ -398,7 +398,7 @@ impl GatewayPlugin {
     }
 
     /// Keeps the tightest limit's state for the response's headers.
-    fn keep(&self, cx: &mut Ctx, tightest: Option<RateLimitState>) -> Flow {
+    fn keep(cx: &mut Ctx, tightest: Option<RateLimitState>) -> Flow {
         if tightest.is_some() {
             cx.rate_limit = tightest;
         }

@@ -422,6 +422,7 @@ struct Verified {
     /// When the verdict lapses, on the monotonic clock: when the token
     /// expires (with leeway), or [`MAX_CACHED_FOR`] after it was checked.
     /// A hit reads no clock: the kernel read it when the request came.
+    /// `nbf` needs no second look: a token that passed it stays past it.
     until: Instant,
     /// The key set it was verified with.
     keys: Arc<Vec<Key>>,

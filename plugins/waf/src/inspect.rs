@@ -491,9 +491,10 @@ impl<'r> Notable<'r> {
             } else if name == ACCEPT_ENCODING {
                 &mut encoding
             } else {
-                legacy_cookie |= name == COOKIE
-                    && (value.as_bytes().starts_with(b"$Version")
-                        || contains_ci(value.to_str().unwrap_or(""), "; $version"));
+                legacy_cookie = legacy_cookie
+                    || name == COOKIE
+                        && (value.as_bytes().starts_with(b"$Version")
+                            || contains_ci(value.to_str().unwrap_or(""), "; $version"));
                 continue;
             };
             first.get_or_insert(value);

@@ -216,6 +216,23 @@ config:
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert!(r.header("strict-transport-security").unwrap().contains("preload"));
+
+    // Without `override_headers`, a header the app set itself stands; the
+    // others are still added.
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/",
+            &[("host", "x"), ("x-echo-set", "x-frame-options=SAMEORIGIN")],
+            "",
+        ),
+    )
+    .await;
+    let frame: Vec<_> = r.headers.get_all("x-frame-options").iter().collect();
+    assert_eq!(frame, ["SAMEORIGIN"], "the app's value, once");
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("x-served-by"), Some("bext"));
 }
 
 #[tokio::test]

@@ -290,7 +290,8 @@ where
 }
 
 /// An upstream that answers with a JSON description of the request it got:
-/// `{method, uri, headers, body_len}`. `/slow/<ms>` waits first.
+/// `{method, uri, headers, body_len}`. `/slow/<ms>` waits first; each
+/// `x-echo-set: name=value` request header becomes a response header.
 pub struct Echo {
     pub addr: SocketAddr,
     _task: tokio::task::JoinHandle<()>,
@@ -341,6 +342,13 @@ async fn echo(
     if let Some(ms) = req.uri().path().strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
     }
+    let set: Vec<(String, String)> = req
+        .headers()
+        .get_all("x-echo-set")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split_once('='))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
     let mut headers = BTreeMap::new();
     for (k, v) in req.headers() {
         headers.insert(k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned());
@@ -354,14 +362,15 @@ async fn echo(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let out = serde_json::json!({"method": method, "uri": uri, "headers": headers, "body_len": body.len()});
-    let res = http::Response::builder()
+    let mut res = http::Response::builder()
         .header("content-type", "application/json")
         .header("connection", "keep-alive, x-upstream-private")
         .header("x-upstream-private", "secret")
-        .header("keep-alive", "timeout=5")
-        .body(Full::new(Bytes::from(out.to_string())))
-        .unwrap();
-    Ok(res)
+        .header("keep-alive", "timeout=5");
+    for (name, value) in set {
+        res = res.header(name, value);
+    }
+    Ok(res.body(Full::new(Bytes::from(out.to_string()))).unwrap())
 }
 
 /// The repository root.

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod keys;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,6 +20,7 @@ use bext_plugin_abi::{
 use http::header::{HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
+use thread_local::ThreadLocal;
 
 use crate::config::{Config, KeyConfig};
 use crate::keys::{Checks, Key, Rejection, key_from_config, keys_from_jwks};
@@ -411,10 +413,34 @@ async fn refresh_jwks(
 /// match, not a hash). A hit still has its `exp` and `nbf` checked against
 /// the clock, and counts only while the key set it was verified with is
 /// the live one (a JWKS refresh or a reload starts over). Bounded: at most
-/// 4,096 tokens of at most 2 KiB each.
+/// 4,096 tokens of at most 2 KiB each, and one more per worker thread.
+///
+/// In front of the shared cache, each worker thread keeps the last token
+/// it saw: a client sends the same token on request after request (a page
+/// and its assets, an API client's calls, all on one connection that one
+/// worker serves), so the next request is usually answered by comparing
+/// bytes, with no hash, lock or probe. Another client's token differs
+/// within its first segments, so a miss costs little.
 struct VerifiedTokens {
     cache: quick_cache::sync::Cache<String, Arc<Verified>>,
+    last: ThreadLocal<RefCell<LastToken>>,
     leeway: u64,
+}
+
+/// A worker thread's last token and its verdict.
+#[derive(Default)]
+struct LastToken {
+    token: String,
+    verdict: Option<Arc<Verified>>,
+}
+
+impl LastToken {
+    fn remember(&mut self, token: &str, verdict: &Arc<Verified>) {
+        // The buffer is reused: no allocation once it fits the tokens seen.
+        self.token.clear();
+        self.token.push_str(token);
+        self.verdict = Some(verdict.clone());
+    }
 }
 
 struct Verified {
@@ -435,10 +461,18 @@ const MAX_CACHED_TOKEN: usize = 2048;
 /// by how much.
 const MAX_CACHED_FOR: Duration = Duration::from_secs(60);
 
+impl Verified {
+    /// The principal, if the verdict holds at `at` under `keys`.
+    fn holds(&self, keys: &Arc<Vec<Key>>, at: Instant) -> Option<Arc<Principal>> {
+        (at < self.until && Arc::ptr_eq(&self.keys, keys)).then(|| self.principal.clone())
+    }
+}
+
 impl VerifiedTokens {
     fn new(leeway: Duration) -> Self {
         VerifiedTokens {
             cache: quick_cache::sync::Cache::new(4096),
+            last: ThreadLocal::new(),
             leeway: leeway.as_secs(),
         }
     }
@@ -446,8 +480,16 @@ impl VerifiedTokens {
     /// The principal of a token verified before with `keys`, if its
     /// verdict still holds at `at`.
     fn get(&self, token: &str, keys: &Arc<Vec<Key>>, at: Instant) -> Option<Arc<Principal>> {
+        let mut last = self.last.get_or_default().borrow_mut();
+        if last.token == token
+            && let Some(verdict) = &last.verdict
+        {
+            return verdict.holds(keys, at);
+        }
         let hit = self.cache.get(token)?;
-        (at < hit.until && Arc::ptr_eq(&hit.keys, keys)).then(|| hit.principal.clone())
+        let principal = hit.holds(keys, at)?;
+        last.remember(token, &hit);
+        Some(principal)
     }
 
     /// Keeps the verdict on a token that was verified for a request that
@@ -476,14 +518,13 @@ impl VerifiedTokens {
         let Some(left) = lapses.checked_sub(now) else {
             return;
         };
-        self.cache.insert(
-            token.to_owned(),
-            Arc::new(Verified {
-                principal: principal.clone(),
-                until: at + left.min(MAX_CACHED_FOR),
-                keys: keys.clone(),
-            }),
-        );
+        let verdict = Arc::new(Verified {
+            principal: principal.clone(),
+            until: at + left.min(MAX_CACHED_FOR),
+            keys: keys.clone(),
+        });
+        self.last.get_or_default().borrow_mut().remember(token, &verdict);
+        self.cache.insert(token.to_owned(), verdict);
     }
 }
 
@@ -639,7 +680,7 @@ impl AuthnPlugin {
     fn forward(&self, req: &mut Request, cx: &mut Ctx, p: &Principal) {
         let headers = req.headers_mut();
         for (h, v) in &p.forwarded {
-            headers.insert(h.clone(), v.clone());
+            headers.insert(h, v.clone());
         }
         // With two authn plugins in a chain (platform and app), the first
         // one's verified subject stands.
@@ -799,6 +840,13 @@ mod tests {
         cache.insert("stale", &claims(now - 100), &who, &keys, at);
         cache.insert("leeway", &claims(now - 2), &who, &keys, at);
         assert!(cache.get("fresh", &keys, at).is_some());
+        // "fresh" is now this thread's last token: only the same bytes hit.
+        for near in ["fres", "freshh", "Fresh", ""] {
+            assert!(cache.get(near, &keys, at).is_none(), "{near:?} is not fresh");
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(cache.get("fresh", &keys, at).is_some(), "shared across threads"));
+        });
         assert!(
             cache.get("stale", &keys, at).is_none(),
             "an expired token is verified again (and refused)"

@@ -467,10 +467,10 @@ impl Plugin for GatewayPlugin {
             cors.decorate(origin, headers);
         }
         if let Some((info, limit)) = rate {
-            headers.insert(RATELIMIT_LIMIT.clone(), limit.headers.limit.clone());
+            headers.insert(&RATELIMIT_LIMIT, limit.headers.limit.clone());
             let remaining = info.remaining;
             headers.insert(
-                RATELIMIT_REMAINING.clone(),
+                &RATELIMIT_REMAINING,
                 if remaining + 1 == limit.quota.burst {
                     limit.headers.steady_remaining.clone()
                 } else {
@@ -478,14 +478,24 @@ impl Plugin for GatewayPlugin {
                 },
             );
             let reset = info.reset.as_secs_f64().ceil() as u64;
-            headers.insert(RATELIMIT_RESET.clone(), count_value(reset));
-            headers.insert(RATELIMIT_POLICY.clone(), limit.headers.policy.clone());
+            headers.insert(&RATELIMIT_RESET, count_value(reset));
+            headers.insert(&RATELIMIT_POLICY, limit.headers.policy.clone());
         }
+        // Names by reference: an owned name costs http's map more per
+        // insert. Without `override_headers`, an app's own value stands;
+        // apps rarely set these, so one look over the names decides for
+        // all, and appending is cheaper than an entry each.
+        let app_set_one = !self.override_headers
+            && headers
+                .keys()
+                .any(|k| self.headers.iter().any(|(name, _)| name == k));
         for (name, value) in &self.headers {
             if self.override_headers {
-                headers.insert(name.clone(), value.clone());
-            } else {
+                headers.insert(name, value.clone());
+            } else if app_set_one {
                 headers.entry(name).or_insert_with(|| value.clone());
+            } else {
+                headers.append(name, value.clone());
             }
         }
         Hook::Ready(Ok(()))

@@ -491,8 +491,11 @@ impl<'r> Notable<'r> {
             } else if name == ACCEPT_ENCODING {
                 &mut encoding
             } else {
+                // Both forms have a `$`, which few cookies do: one byte
+                // search settles nearly every cookie.
                 legacy_cookie = legacy_cookie
                     || name == COOKIE
+                        && memchr::memchr(b'$', value.as_bytes()).is_some()
                         && (value.as_bytes().starts_with(b"$Version")
                             || contains_ci(value.to_str().unwrap_or(""), "; $version"));
                 continue;

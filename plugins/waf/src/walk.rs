@@ -5,37 +5,36 @@
 
 use std::borrow::Cow;
 
-use http::HeaderName;
-
 use crate::clean::Local;
 use crate::inspect::{Engine, Finding, Subject, Switches};
 use crate::normalize::canonical;
 use crate::rules::{Category, Part};
 
 /// Headers whose values are not inspected as free text: checked
-/// structurally above, or never carrying application input. Standard
-/// names compare as enums, not strings.
-fn skipped_header(name: &HeaderName) -> bool {
-    use http::header::*;
-    [
-        HOST,
-        CONTENT_LENGTH,
-        CONTENT_TYPE,
-        ACCEPT,
-        ACCEPT_ENCODING,
-        ACCEPT_LANGUAGE,
-        CONNECTION,
-        CACHE_CONTROL,
-        PRAGMA,
-        UPGRADE_INSECURE_REQUESTS,
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        TE,
-        DNT,
-    ]
-    .contains(name)
-        || matches!(name.as_str().as_bytes(), [b's', b'e', b'c', b'-', ..])
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection" | "priority")
+/// structurally above, or never carrying application input. Matched on
+/// the name's text, which the compiler turns into a length switch and a
+/// compare or two: a list of `HeaderName`s costs a compare per entry.
+fn skipped_header(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "content-length"
+            | "content-type"
+            | "accept"
+            | "accept-encoding"
+            | "accept-language"
+            | "connection"
+            | "cache-control"
+            | "pragma"
+            | "upgrade-insecure-requests"
+            | "if-none-match"
+            | "if-modified-since"
+            | "te"
+            | "dnt"
+            | "keep-alive"
+            | "proxy-connection"
+            | "priority"
+    ) || name.starts_with("sec-")
 }
 
 /// Walks a request's values, checking each; the walk stops at the first
@@ -125,11 +124,11 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
         return;
     }
     for (header, value) in req.headers {
-        if skipped_header(header) {
+        let name = header.as_str();
+        if skipped_header(name) {
             continue;
         }
         let bytes = value.as_bytes();
-        let name = header.as_str();
         let stop = v.cached_clean(cacheable, name, bytes, |v| {
             if header == http::header::COOKIE {
                 cookies(bytes, v)
@@ -512,4 +511,57 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
         rest = next;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skipped_header;
+    use http::header::*;
+
+    #[test]
+    fn only_structural_and_inert_headers_are_skipped() {
+        let standard = [
+            HOST,
+            CONTENT_LENGTH,
+            CONTENT_TYPE,
+            ACCEPT,
+            ACCEPT_ENCODING,
+            ACCEPT_LANGUAGE,
+            CONNECTION,
+            CACHE_CONTROL,
+            PRAGMA,
+            UPGRADE_INSECURE_REQUESTS,
+            IF_NONE_MATCH,
+            IF_MODIFIED_SINCE,
+            TE,
+            DNT,
+            SEC_WEBSOCKET_KEY,
+        ];
+        for name in &standard {
+            assert!(skipped_header(name.as_str()), "{name}");
+        }
+        for name in [
+            "keep-alive",
+            "proxy-connection",
+            "priority",
+            "sec-fetch-mode",
+            "sec-ch-ua",
+        ] {
+            assert!(skipped_header(HeaderName::from_static(name).as_str()), "{name}");
+        }
+        for name in [
+            COOKIE,
+            USER_AGENT,
+            REFERER,
+            AUTHORIZATION,
+            ORIGIN,
+            IF_MATCH,
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderName::from_static("sec"),
+            HeaderName::from_static("hosts"),
+            HeaderName::from_static("x-filename"),
+        ] {
+            assert!(!skipped_header(name.as_str()), "{name}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! fetch stage → app resolution → `on_request` chain → app runtime →
 //! `on_response` (reverse, onion) → app headers → write → `on_complete`.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -157,15 +158,19 @@ async fn route(
         }
         Resolved::Answer(res) => return res,
     };
-    if let Some(base) = cx.base.as_deref()
-        && let Ok(v) = HeaderValue::from_str(base)
-    {
-        req.headers_mut().insert(X_BASE.clone(), v);
+    // A static base (`/` for the default app) needs no copy.
+    let base = match &cx.base {
+        Some(Cow::Borrowed(base)) => HeaderValue::from_maybe_shared(bytes::Bytes::from_static(base.as_bytes())).ok(),
+        Some(Cow::Owned(base)) => HeaderValue::from_str(base).ok(),
+        None => None,
+    };
+    if let Some(v) = base {
+        req.headers_mut().insert(&X_BASE, v);
     }
     if let Some(t) = cx.tenant()
         && let Ok(v) = HeaderValue::from_str(t)
     {
-        req.headers_mut().insert(X_VHOST_TENANT.clone(), v);
+        req.headers_mut().insert(&X_VHOST_TENANT, v);
     }
     let mut res = if cx.bypass {
         entry.app.runtime.serve(std::mem::take(req), cx).await

@@ -176,6 +176,12 @@ impl Cors {
 /// as a second `Vary` line would cost the header map an allocation on
 /// every response; other values get a second line (the same to a cache).
 fn vary_on_origin(res: &mut HeaderMap) {
+    // Most responses have no Vary: a lookup and an append cost http's map
+    // less than an entry.
+    if !res.contains_key(VARY) {
+        res.append(VARY, HeaderValue::from_static("Origin"));
+        return;
+    }
     match res.entry(VARY) {
         Entry::Vacant(v) => {
             v.insert(HeaderValue::from_static("Origin"));

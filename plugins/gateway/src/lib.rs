@@ -485,10 +485,8 @@ impl Plugin for GatewayPlugin {
         // insert. Without `override_headers`, an app's own value stands;
         // apps rarely set these, so one look over the names decides for
         // all, and appending is cheaper than an entry each.
-        let app_set_one = !self.override_headers
-            && headers
-                .keys()
-                .any(|k| self.headers.iter().any(|(name, _)| name == k));
+        let app_set_one =
+            !self.override_headers && headers.keys().any(|k| self.headers.iter().any(|(name, _)| name == k));
         for (name, value) in &self.headers {
             if self.override_headers {
                 headers.insert(name, value.clone());

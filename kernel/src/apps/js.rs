@@ -80,10 +80,10 @@ impl JsApp {
             parts.headers.insert(HOST, h);
         }
         if let Some(t) = cx.tenant().and_then(|t| HeaderValue::from_str(t).ok()) {
-            parts.headers.insert(X_VHOST_TENANT.clone(), t);
+            parts.headers.insert(&X_VHOST_TENANT, t);
         }
         if let Some(b) = cx.base.as_deref().and_then(|b| HeaderValue::from_str(b).ok()) {
-            parts.headers.insert(X_BASE.clone(), b);
+            parts.headers.insert(&X_BASE, b);
         }
         let call = Call::App {
             method: parts.method,

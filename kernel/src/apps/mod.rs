@@ -93,7 +93,7 @@ impl App {
     /// Adds the app's configured response headers.
     pub fn decorate(&self, res: &mut Response) {
         for (k, v) in &self.headers {
-            res.headers_mut().insert(k.clone(), v.clone());
+            res.headers_mut().insert(k, v.clone());
         }
     }
 }

@@ -123,7 +123,7 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
         Box::pin(async move {
             let mut res = runtime.serve(req, &cx).await;
             for (k, v) in &headers {
-                res.headers_mut().insert(k.clone(), v.clone());
+                res.headers_mut().insert(k, v.clone());
             }
             Some(res)
         })

@@ -353,8 +353,7 @@ impl StorePolicy {
     /// Keeps `res` if it may be kept, whole and small enough; marks it
     /// `MISS`. True when it was stored.
     async fn store(&self, p: Pending, res: &mut Response) -> bool {
-        res.headers_mut()
-            .insert(X_CACHE.clone(), HeaderValue::from_static("MISS"));
+        res.headers_mut().insert(&X_CACHE, HeaderValue::from_static("MISS"));
         let tags = tags_of(res.headers());
         let Some(fresh) = freshness(res.status(), res.headers(), p.rule, self.default_ttl, self.negative_ttl) else {
             return false;
@@ -508,7 +507,7 @@ fn answer(e: &Entry, req: &Request, label: &'static str) -> Response {
             http::header::CONTENT_LOCATION,
         ] {
             for v in e.headers.get_all(&h) {
-                res.headers_mut().append(h.clone(), v.clone());
+                res.headers_mut().append(&h, v.clone());
             }
         }
         res
@@ -521,8 +520,7 @@ fn answer(e: &Entry, req: &Request, label: &'static str) -> Response {
     res.headers_mut().remove(&CACHE_TAG);
     res.headers_mut().remove(&X_BEXT_TAGS);
     res.headers_mut().insert(AGE, HeaderValue::from(e.age(now).as_secs()));
-    res.headers_mut()
-        .insert(X_CACHE.clone(), HeaderValue::from_static(label));
+    res.headers_mut().insert(&X_CACHE, HeaderValue::from_static(label));
     res
 }
 
@@ -609,8 +607,7 @@ impl Plugin for IsrPlugin {
                     if let Some(e) = lookup_l2(edge, &p.cache, &p.primary, req).await {
                         drop(p); // wakes the requests waiting for this key
                         let mut res = answer(&e, req, "HIT");
-                        res.headers_mut()
-                            .insert(X_CACHE_TIER.clone(), HeaderValue::from_static("L2"));
+                        res.headers_mut().insert(&X_CACHE_TIER, HeaderValue::from_static("L2"));
                         return Ok(Flow::Respond(res));
                     }
                     cx.ext.insert::<PendingSlot>(Arc::new(std::sync::Mutex::new(Some(p))));
@@ -636,8 +633,7 @@ impl Plugin for IsrPlugin {
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         if cx.ext.get::<Bypass>().is_some() {
-            res.headers_mut()
-                .insert(X_CACHE.clone(), HeaderValue::from_static("BYPASS"));
+            res.headers_mut().insert(&X_CACHE, HeaderValue::from_static("BYPASS"));
             return Hook::Ready(Ok(()));
         }
         let pending = cx

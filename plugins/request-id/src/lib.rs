@@ -58,13 +58,13 @@ impl Plugin for RequestIdPlugin {
             cx.vars
                 .insert(VAR.to_owned(), id.to_str().unwrap_or_default().to_owned());
         }
-        req.headers_mut().insert(self.header.clone(), id);
+        req.headers_mut().insert(&self.header, id);
         Hook::Ready(Ok(Flow::Continue))
     }
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         if let Some(id) = cx.vars.get(VAR).and_then(|v| HeaderValue::from_str(v).ok()) {
-            res.headers_mut().insert(self.header.clone(), id);
+            res.headers_mut().insert(&self.header, id);
         }
         Hook::Ready(Ok(()))
     }

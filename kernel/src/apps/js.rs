@@ -3,16 +3,13 @@
 
 use bext_js::{Answer, Call, IsolatePool, JsError, Kind, Reply, Spec};
 use bext_plugin_abi::{Body, Ctx, Request, Response};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
 use http::{StatusCode, uri::PathAndQuery};
 use http_body_util::BodyExt;
 
-use crate::apps::plain;
+use crate::apps::{add_kernel_headers, plain};
 use crate::platform::AppConfig;
 use crate::server::body::BodyLimitError;
-
-static X_BASE: HeaderName = HeaderName::from_static("x-base");
-static X_VHOST_TENANT: HeaderName = HeaderName::from_static("x-vhost-tenant");
 
 /// A JavaScript app.
 pub struct JsApp {
@@ -79,12 +76,7 @@ impl JsApp {
         {
             parts.headers.insert(HOST, h);
         }
-        if let Some(t) = cx.tenant().and_then(|t| HeaderValue::from_str(t).ok()) {
-            parts.headers.insert(&X_VHOST_TENANT, t);
-        }
-        if let Some(b) = cx.base.as_deref().and_then(|b| HeaderValue::from_str(b).ok()) {
-            parts.headers.insert(&X_BASE, b);
-        }
+        add_kernel_headers(&mut parts.headers, cx);
         let call = Call::App {
             method: parts.method,
             url,

@@ -4,6 +4,7 @@ pub mod js;
 pub mod proxy;
 pub mod static_files;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bext_plugin_abi::{Ctx, Request, Response};
@@ -11,6 +12,28 @@ use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
 use crate::platform::{AppConfig, RuntimeKind};
+
+/// Headers only the kernel may set: the mount path and the tenant, for the
+/// app. Client copies are removed when a request arrives.
+pub(crate) static X_BASE: HeaderName = HeaderName::from_static("x-base");
+pub(crate) static X_VHOST_TENANT: HeaderName = HeaderName::from_static("x-vhost-tenant");
+
+/// Tells the app where it is mounted (`x-base`) and for which tenant
+/// (`x-vhost-tenant`), from the request's context.
+pub(crate) fn add_kernel_headers(headers: &mut HeaderMap, cx: &Ctx) {
+    // A static base (`/` for the default app) needs no copy.
+    let base = match &cx.base {
+        Some(Cow::Borrowed(base)) => HeaderValue::from_maybe_shared(bytes::Bytes::from_static(base.as_bytes())).ok(),
+        Some(Cow::Owned(base)) => HeaderValue::from_str(base).ok(),
+        None => None,
+    };
+    if let Some(v) = base {
+        headers.insert(&X_BASE, v);
+    }
+    if let Some(t) = cx.tenant().and_then(|t| HeaderValue::from_str(t).ok()) {
+        headers.insert(&X_VHOST_TENANT, t);
+    }
+}
 
 /// How an app is served.
 // One per app, behind an `Arc`: the size difference does not matter.

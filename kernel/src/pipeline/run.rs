@@ -4,30 +4,25 @@
 //! fetch stage → app resolution → `on_request` chain → app runtime →
 //! `on_response` (reverse, onion) → app headers → write → `on_complete`.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, PluginError, Request, Response};
 use futures_util::FutureExt;
-use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http::header::{CONTENT_LENGTH, HeaderValue};
 use http::{StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
 use super::{AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::plain;
+use crate::apps::{X_BASE, X_VHOST_TENANT, add_kernel_headers, plain};
 use crate::manifest::FailMode;
 use crate::server::ConnInfo;
 use crate::server::body::LimitedBody;
 use crate::server::finish::{Finish, ResponseBody};
 use crate::server::host::request_host;
-
-/// Headers only the kernel may set; client copies are always removed.
-static X_BASE: HeaderName = HeaderName::from_static("x-base");
-static X_VHOST_TENANT: HeaderName = HeaderName::from_static("x-vhost-tenant");
 
 /// Prefix of bext's own endpoints on every host.
 pub const INTERNAL_PREFIX: &str = "/__bext";
@@ -158,20 +153,7 @@ async fn route(
         }
         Resolved::Answer(res) => return res,
     };
-    // A static base (`/` for the default app) needs no copy.
-    let base = match &cx.base {
-        Some(Cow::Borrowed(base)) => HeaderValue::from_maybe_shared(bytes::Bytes::from_static(base.as_bytes())).ok(),
-        Some(Cow::Owned(base)) => HeaderValue::from_str(base).ok(),
-        None => None,
-    };
-    if let Some(v) = base {
-        req.headers_mut().insert(&X_BASE, v);
-    }
-    if let Some(t) = cx.tenant()
-        && let Ok(v) = HeaderValue::from_str(t)
-    {
-        req.headers_mut().insert(&X_VHOST_TENANT, v);
-    }
+    add_kernel_headers(req.headers_mut(), cx);
     let mut res = if cx.bypass {
         entry.app.runtime.serve(std::mem::take(req), cx).await
     } else {

@@ -547,21 +547,13 @@ mod tests {
             "sec-fetch-mode",
             "sec-ch-ua",
         ] {
-            assert!(skipped_header(HeaderName::from_static(name).as_str()), "{name}");
+            assert!(skipped_header(name), "{name}");
         }
-        for name in [
-            COOKIE,
-            USER_AGENT,
-            REFERER,
-            AUTHORIZATION,
-            ORIGIN,
-            IF_MATCH,
-            HeaderName::from_static("x-forwarded-for"),
-            HeaderName::from_static("sec"),
-            HeaderName::from_static("hosts"),
-            HeaderName::from_static("x-filename"),
-        ] {
+        for name in [COOKIE, USER_AGENT, REFERER, AUTHORIZATION, ORIGIN, IF_MATCH] {
             assert!(!skipped_header(name.as_str()), "{name}");
+        }
+        for name in ["x-forwarded-for", "sec", "hosts", "x-filename"] {
+            assert!(!skipped_header(name), "{name}");
         }
     }
 }

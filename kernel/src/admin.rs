@@ -3,20 +3,46 @@
 
 use std::sync::Arc;
 
-use bext_plugin_abi::{Body, Response};
+use bext_plugin_abi::admin::refuse_unless_admin;
+use bext_plugin_abi::{Body, Ctx, Request, Response};
 use http::StatusCode;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 
 use crate::Kernel;
 use crate::pipeline::Pipeline;
 
 /// Answers `path` (with the `/__bext` prefix removed) if it is a kernel
-/// endpoint.
-pub fn respond(kernel: &Kernel, pipeline: &Arc<Pipeline>, path: &str) -> Option<Response> {
+/// endpoint. `trusted` is a connection on `admin_listen`; elsewhere the
+/// details need the admin token.
+pub fn respond(
+    kernel: &Kernel,
+    pipeline: &Arc<Pipeline>,
+    path: &str,
+    req: &Request,
+    cx: &Ctx,
+    trusted: bool,
+) -> Option<Response> {
     match path {
-        "/health" => Some(json(StatusCode::OK, &health(kernel, pipeline))),
+        "/health" => Some(health_answer(kernel, pipeline, req, cx, trusted)),
         _ => None,
     }
+}
+
+/// `/health`: on a public host, a bare liveness answer (a white-label
+/// platform's app list is every customer's domain); the details on
+/// `admin_listen` or with `Authorization: Bearer <admin token>`.
+fn health_answer(kernel: &Kernel, pipeline: &Pipeline, req: &Request, cx: &Ctx, trusted: bool) -> Response {
+    if !trusted && !req.headers().contains_key(AUTHORIZATION) {
+        let bare = serde_json::json!({ "status": "ok", "generation": pipeline.generation });
+        return json(StatusCode::OK, &bare);
+    }
+    if !trusted {
+        let token = std::env::var(&pipeline.platform.settings.admin_token_env).ok();
+        if let Some(refused) = refuse_unless_admin(req, cx, token.as_deref()) {
+            return refused;
+        }
+    }
+    json(StatusCode::OK, &health(kernel, pipeline))
 }
 
 fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {

@@ -12,6 +12,7 @@ pub use bext_plugin_abi::units::{ByteSize, Span, parse_duration, parse_size};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::manifest::Located;
+pub use crate::server::path::EncodedSlashes;
 
 /// Where `bext run` listens unless `bext.config.toml` says otherwise.
 pub const DEFAULT_RUN_LISTEN: &str = "127.0.0.1:3061";
@@ -85,6 +86,18 @@ pub struct PlatformSection {
     /// each of the app's domains (a wildcard's `*.` left out).
     #[serde(default = "default_preview_domain")]
     pub preview_domain: String,
+    /// What `%2F` in a request path means: `reject` (400) or `decode` (a
+    /// separator). See `server::path`.
+    #[serde(default)]
+    pub encoded_slashes: EncodedSlashes,
+    /// Environment variable holding the admin token that unlocks the
+    /// detailed `/__bext/health` on the public listener.
+    #[serde(default = "default_admin_token_env")]
+    pub admin_token_env: String,
+}
+
+fn default_admin_token_env() -> String {
+    "BEXT_ADMIN_TOKEN".into()
 }
 
 fn default_preview_domain() -> String {
@@ -104,6 +117,8 @@ impl Default for PlatformSection {
             workers: 0,
             limits: Limits::default(),
             preview_domain: default_preview_domain(),
+            encoded_slashes: EncodedSlashes::default(),
+            admin_token_env: default_admin_token_env(),
         }
     }
 }
@@ -144,6 +159,19 @@ pub struct Limits {
     pub shutdown_timeout: Duration,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Longest a whole request body may take, however steadily it
+    /// trickles in (408 after).
+    #[serde(deserialize_with = "duration")]
+    pub body_total_timeout: Duration,
+    /// Longest request target, path and query (414 beyond).
+    #[serde(deserialize_with = "size")]
+    pub max_uri_bytes: u64,
+    /// Open client connections in all; a new one beyond is closed at once.
+    /// Capped at start by the process's file-descriptor limit.
+    pub max_connections: usize,
+    /// Open connections from one client address (an IPv6 client by its
+    /// /64); 0 turns the cap off.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -156,6 +184,10 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(75),
             shutdown_timeout: Duration::from_secs(30),
             max_concurrent_streams: 256,
+            body_total_timeout: Duration::from_secs(300),
+            max_uri_bytes: 8 * 1024,
+            max_connections: 16_384,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -517,6 +549,7 @@ impl Platform {
             ("header_read_timeout", limits.header_read_timeout),
             ("body_read_timeout", limits.body_read_timeout),
             ("idle_timeout", limits.idle_timeout),
+            ("body_total_timeout", limits.body_total_timeout),
         ] {
             if value.is_zero() {
                 errors.push(Diagnostic::new(
@@ -532,6 +565,20 @@ impl Platform {
                 &name,
                 "platform.limits.max_header_bytes",
                 "must be at least 8KiB",
+            ));
+        }
+        if limits.max_uri_bytes < 256 {
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.limits.max_uri_bytes",
+                "must be at least 256 bytes",
+            ));
+        }
+        if limits.max_connections == 0 {
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.limits.max_connections",
+                "must be at least 1",
             ));
         }
         if limits.max_concurrent_streams == 0 {
@@ -643,7 +690,8 @@ impl Platform {
     }
 }
 
-fn valid_app_id(id: &str) -> bool {
+/// Ids users may declare; the apps a deploy adds have others.
+pub(crate) fn valid_app_id(id: &str) -> bool {
     let mut b = id.bytes();
     b.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')

@@ -89,8 +89,12 @@ impl ProxyApp {
         let Ok(uri) = target.parse::<Uri>() else {
             return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
+        // The kernel made Host agree with the host it routed by
+        // (`server::admit`), and already dropped what the client named in
+        // `Connection`, before bext added its own headers: strip only the
+        // fixed hop-by-hop set here.
         let original_host = parts.headers.remove(header::HOST);
-        strip_hop_by_hop(&mut parts.headers);
+        strip_fixed_hop_by_hop(&mut parts.headers);
         if self.preserve_host
             && let Some(h) = original_host.or_else(|| cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()))
         {
@@ -179,7 +183,8 @@ fn failure(e: &hyper_util::client::legacy::Error, cx: &Ctx) -> Response {
     }
 }
 
-/// Removes hop-by-hop headers, including those named in `Connection`.
+/// Removes hop-by-hop headers, including those named in `Connection`: an
+/// upstream's answer, which no plugin has touched yet.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -188,7 +193,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
+    for name in &listed {
+        headers.remove(name);
+    }
+    strip_fixed_hop_by_hop(headers);
+}
+
+/// Removes the headers that are hop-by-hop by definition.
+fn strip_fixed_hop_by_hop(headers: &mut HeaderMap) {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     headers.remove(header::UPGRADE);

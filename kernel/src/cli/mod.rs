@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::pipeline::{compile, load_manifests_lenient, reload};
 use crate::platform::Platform;
+use crate::server::conn_limit::ConnectionLimits;
 use crate::server::{Tracker, accept_loop, bind_workers};
 use crate::{ConfigSource, Kernel};
 
@@ -352,15 +353,23 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tracker = Tracker::default();
+    let caps = ConnectionLimits::new(kernel.limits.max_connections, kernel.limits.max_connections_per_ip);
+    if caps.max_total() < kernel.limits.max_connections {
+        tracing::warn!(
+            configured = kernel.limits.max_connections,
+            in_force = caps.max_total(),
+            "max_connections lowered to what the file-descriptor limit allows"
+        );
+    }
     let mut threads = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (kernel, stop, tracker) = (kernel.clone(), stop_rx.clone(), tracker.clone());
+        let (kernel, stop, tracker, caps) = (kernel.clone(), stop_rx.clone(), tracker.clone(), caps.clone());
         let deadline = kernel.limits.shutdown_timeout;
         let worker = move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 let listener = TcpListener::from_std(listener)?;
-                accept_loop(kernel, listener, false, stop, tracker.clone()).await;
+                accept_loop(kernel, listener, false, stop, tracker.clone(), caps).await;
                 // Keep this worker's connections running until all drain.
                 let _ = tokio::time::timeout(deadline, tracker.drained()).await;
                 Ok::<(), std::io::Error>(())
@@ -374,7 +383,16 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     }
     if let Some(a) = admin {
         println!("bext admin endpoints on http://{}/", a.local_addr()?);
-        tokio::spawn(accept_loop(kernel.clone(), a, true, stop_rx.clone(), tracker.clone()));
+        // Its own caps, so a flood on the public port cannot lock operators out.
+        let admin_caps = ConnectionLimits::new(kernel.limits.max_connections, 0);
+        tokio::spawn(accept_loop(
+            kernel.clone(),
+            a,
+            true,
+            stop_rx.clone(),
+            tracker.clone(),
+            admin_caps,
+        ));
     }
     let apps: Vec<String> = kernel.pipeline.load().platform.apps.keys().cloned().collect();
     println!(

@@ -1,6 +1,8 @@
 //! One request's way through a pipeline:
 //!
-//! host check → strip spoofable headers → body limits → `/__bext/` →
+//! host check → method, target size, one host, one path, hop-by-hop
+//! headers (`server::admit`) → strip spoofable headers → body limits →
+//! `/__bext/` →
 //! fetch stage → app resolution → `on_request` chain → app runtime →
 //! `on_response` (reverse, onion) → app headers → write → `on_complete`.
 
@@ -20,6 +22,7 @@ use crate::Kernel;
 use crate::apps::{X_BASE, X_VHOST_TENANT, add_kernel_headers, plain};
 use crate::manifest::FailMode;
 use crate::server::ConnInfo;
+use crate::server::admit::admit;
 use crate::server::body::LimitedBody;
 use crate::server::finish::{Finish, ResponseBody};
 use crate::server::host::request_host;
@@ -81,10 +84,13 @@ pub async fn handle(
         Err(e) => return Ok(finish.done(plain(StatusCode::BAD_REQUEST, format!("{e}\n")), cx)),
     };
     cx.host = host;
+    let limits = &kernel.limits;
+    if let Err(refusal) = admit(&mut parts, limits, pipeline.platform.settings.encoded_slashes) {
+        return Ok(finish.done(plain(refusal.status, format!("{}\n", refusal.reason)), cx));
+    }
     parts.headers.remove(&X_BASE);
     parts.headers.remove(&X_VHOST_TENANT);
 
-    let limits = &kernel.limits;
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
@@ -100,6 +106,7 @@ pub async fn handle(
             incoming,
             limits.max_body_bytes,
             limits.body_read_timeout,
+            limits.body_total_timeout,
         ))
     };
     let mut req = Request::from_parts(parts, body);
@@ -118,13 +125,13 @@ async fn route(
 ) -> Response {
     let path = req.uri().path();
     if conn.admin {
-        return crate::admin::respond(kernel, pipeline, path).unwrap_or_else(not_found);
+        return crate::admin::respond(kernel, pipeline, path, req, cx, true).unwrap_or_else(not_found);
     }
     let internal_path = path
         .strip_prefix(INTERNAL_PREFIX)
         .filter(|rest| rest.is_empty() || rest.starts_with('/'));
     if let Some(rest) = internal_path
-        && let Some(res) = crate::admin::respond(kernel, pipeline, rest)
+        && let Some(res) = crate::admin::respond(kernel, pipeline, rest, req, cx, false)
     {
         return res;
     }
@@ -233,7 +240,10 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
         };
     }
     let first = req.uri().path().get(1..).unwrap_or("").split('/').next().unwrap_or("");
-    let routed = (!first.is_empty())
+    // Only declared apps are reachable by path: the hidden ones a deploy
+    // adds (a canary `app@v3`, a preview `app~pr-1`) are reached through
+    // their own hosts or the deploy plugin's choice, never `/{id}/`.
+    let routed = (!first.is_empty() && crate::platform::valid_app_id(first))
         .then(|| pipeline.apps.get_key_value(first))
         .flatten();
     if let Some((id, entry)) = routed {

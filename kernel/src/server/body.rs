@@ -1,5 +1,6 @@
-//! Request-body limits hyper does not have: a byte cap (413) and a
-//! timeout between chunks (408).
+//! Request-body limits hyper does not have: a byte cap (413), a timeout
+//! between chunks and a deadline for the whole body (408), and a body
+//! the client framed badly (400, not the upstream's fault).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,13 @@ pub enum BodyLimitError {
     /// No bytes for `body_read_timeout`.
     #[error("request body stalled for {0:?}")]
     Timeout(Duration),
+    /// Still arriving after `body_total_timeout`.
+    #[error("request body took longer than {0:?}")]
+    TooSlow(Duration),
+    /// Not a valid body: a bad chunk size, a short `Content-Length`, a
+    /// broken HTTP/2 stream.
+    #[error("malformed request body")]
+    Malformed,
 }
 
 impl BodyLimitError {
@@ -27,29 +35,38 @@ impl BodyLimitError {
     pub fn status(&self) -> StatusCode {
         match self {
             BodyLimitError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyLimitError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyLimitError::Timeout(_) | BodyLimitError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyLimitError::Malformed => StatusCode::BAD_REQUEST,
         }
     }
 }
 
-/// Wraps a body with a byte cap and an inactivity timeout.
+/// Wraps a body with a byte cap, an inactivity timeout and a deadline.
 pub struct LimitedBody<B> {
     inner: B,
     remaining: u64,
     max: u64,
     timeout: Duration,
+    total: Duration,
+    deadline: Instant,
+    /// Fires at the next chunk's timeout or the deadline, whichever is
+    /// first: one timer for both.
     timer: Pin<Box<Sleep>>,
 }
 
 impl<B> LimitedBody<B> {
-    /// Caps `inner` at `max` bytes, with at most `timeout` between chunks.
-    pub fn new(inner: B, max: u64, timeout: Duration) -> Self {
+    /// Caps `inner` at `max` bytes, with at most `timeout` between chunks
+    /// and `total` for all of it.
+    pub fn new(inner: B, max: u64, timeout: Duration, total: Duration) -> Self {
+        let deadline = Instant::now() + total;
         LimitedBody {
             inner,
             remaining: max,
             max,
             timeout,
-            timer: Box::pin(tokio::time::sleep(timeout)),
+            total,
+            deadline,
+            timer: Box::pin(tokio::time::sleep_until(deadline.min(Instant::now() + timeout))),
         }
     }
 }
@@ -67,7 +84,12 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
                 ready!(this.timer.as_mut().poll(cx));
-                Poll::Ready(Some(Err(BodyLimitError::Timeout(this.timeout).into())))
+                let err = if Instant::now() >= this.deadline {
+                    BodyLimitError::TooSlow(this.total)
+                } else {
+                    BodyLimitError::Timeout(this.timeout)
+                };
+                Poll::Ready(Some(Err(err.into())))
             }
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -78,11 +100,15 @@ where
                     }
                     this.remaining -= n;
                 }
-                let deadline = Instant::now() + this.timeout;
-                this.timer.as_mut().reset(deadline);
+                let next = (Instant::now() + this.timeout).min(this.deadline);
+                this.timer.as_mut().reset(next);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                let e: Self::Error = e.into();
+                tracing::debug!(error = %e, "malformed request body");
+                Poll::Ready(Some(Err(BodyLimitError::Malformed.into())))
+            }
             Poll::Ready(None) => Poll::Ready(None),
         }
     }

@@ -65,7 +65,10 @@ pub fn normalise(raw: &[u8]) -> Result<Box<str>, HostError> {
         }
     };
     if let Some(port) = port
-        && (port.is_empty() || port.len() > 5 || !port.iter().all(u8::is_ascii_digit))
+        && (port.is_empty()
+            || port.len() > 5
+            || !port.iter().all(u8::is_ascii_digit)
+            || port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) > 65535)
     {
         return Err(HostError::Malformed);
     }
@@ -106,6 +109,7 @@ mod tests {
         assert_eq!(&*host(b"[2001:DB8::1]").unwrap(), "[2001:db8::1]");
         assert_eq!(&*host(b"localhost").unwrap(), "localhost");
         assert_eq!(&*host(b"127.0.0.1:80").unwrap(), "127.0.0.1");
+        assert_eq!(&*host(b"x:65535").unwrap(), "x");
     }
 
     #[test]
@@ -125,6 +129,9 @@ mod tests {
             b"\xff",
             b"a%2eb",
             b"[::1]x",
+            b"x:99999",
+            b"x:65536",
+            b"[::1]:70000",
         ] {
             assert_eq!(
                 host(bad),

@@ -1,9 +1,12 @@
 //! Accepting connections and driving hyper: HTTP/1.1 and h2c on one port,
 //! limits, idle connections closed, and a graceful drain on shutdown.
 
+pub mod admit;
 pub mod body;
+pub mod conn_limit;
 pub mod finish;
 pub mod host;
+pub mod path;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::Kernel;
 use crate::platform::Limits;
+use conn_limit::{ConnPermit, ConnectionLimits};
 
 /// What a request knows about its connection.
 pub struct ConnInfo {
@@ -273,13 +277,15 @@ pub fn bind_workers(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std
     Ok(all)
 }
 
-/// Accepts connections on `listener` until `stop` turns true.
+/// Accepts connections on `listener` until `stop` turns true; one over
+/// `caps` is closed at once.
 pub async fn accept_loop(
     kernel: Arc<Kernel>,
     listener: TcpListener,
     admin: bool,
     mut stop: watch::Receiver<bool>,
     tracker: Tracker,
+    caps: Arc<ConnectionLimits>,
 ) {
     let builder = Arc::new(builder(&kernel.limits));
     loop {
@@ -296,6 +302,14 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let permit = match caps.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(refused) => {
+                tracing::debug!(%peer, reason = %refused, "connection closed at accept");
+                drop(stream);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let live = tracker.enter();
         tokio::spawn(serve_connection(
@@ -305,7 +319,7 @@ pub async fn accept_loop(
             peer,
             admin,
             stop.clone(),
-            live,
+            (live, permit),
         ));
     }
 }
@@ -317,7 +331,7 @@ async fn serve_connection(
     peer: SocketAddr,
     admin: bool,
     mut stop: watch::Receiver<bool>,
-    _live: Live,
+    _live: (Live, ConnPermit),
 ) {
     let info = Arc::new(ConnInfo {
         peer,

@@ -1,0 +1,274 @@
+//! What the kernel checks and settles in a request head before any plugin
+//! sees it, so that every plugin, runtime and upstream reads one method,
+//! one host, one path and one set of end-to-end headers.
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Method, StatusCode, Uri, Version};
+
+use super::path::{EncodedSlashes, normalise_path};
+use crate::platform::Limits;
+
+/// A request head refused before routing: its status and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400, 405 or 414.
+    pub status: StatusCode,
+    /// One line for the client.
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Checks the method and the target's size, makes the Host header agree
+/// with the target's authority, normalises the path and drops the headers
+/// the client named hop-by-hop in `Connection`.
+pub fn admit(parts: &mut Parts, limits: &Limits, slashes: EncodedSlashes) -> Result<(), Refusal> {
+    check_method(&parts.method)?;
+    let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len as u64 > limits.max_uri_bytes {
+        return Err(Refusal::new(StatusCode::URI_TOO_LONG, "request target too long"));
+    }
+    settle_host(parts)?;
+    normalise_target(&mut parts.uri, slashes)?;
+    strip_connection_options(&mut parts.headers);
+    Ok(())
+}
+
+/// Methods are case-sensitive tokens (RFC 9110 §9.1): `get` is not `GET`,
+/// and a proxy that forwards it lets the upstream decide what it means.
+/// `CONNECT` asks bext to be a tunnel, which it is not.
+fn check_method(method: &Method) -> Result<(), Refusal> {
+    if method == Method::CONNECT {
+        return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported"));
+    }
+    let standard = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::DELETE | Method::OPTIONS | Method::PATCH
+    );
+    if !standard
+        && !method
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+    {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "malformed method"));
+    }
+    Ok(())
+}
+
+/// With an absolute-form target (HTTP/1.1) or `:authority` (HTTP/2), the
+/// target's authority is the host (RFC 9112 §3.2.2) and the Host header
+/// is made to say the same, so routing and forwarding agree. HTTP/2 with
+/// a `host` that differs from `:authority` is malformed (RFC 9113 §8.3.1).
+fn settle_host(parts: &mut Parts) -> Result<(), Refusal> {
+    let Some(authority) = parts.uri.authority() else {
+        return Ok(());
+    };
+    let same = parts
+        .headers
+        .get(header::HOST)
+        .is_some_and(|h| h.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes()));
+    if same {
+        return Ok(());
+    }
+    if parts.version >= Version::HTTP_2 && parts.headers.contains_key(header::HOST) {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "host and :authority differ"));
+    }
+    let value = HeaderValue::from_str(authority.as_str())
+        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "malformed authority"))?;
+    parts.headers.insert(header::HOST, value);
+    Ok(())
+}
+
+/// Rewrites the target's path into its canonical form (see
+/// [`super::path`]); the query is kept as sent.
+fn normalise_target(uri: &mut Uri, slashes: EncodedSlashes) -> Result<(), Refusal> {
+    let path = uri.path();
+    let canonical = normalise_path(path, slashes).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if canonical == path {
+        return Ok(());
+    }
+    let target = match uri.query() {
+        Some(q) => format!("{canonical}?{q}"),
+        None => canonical.into_owned(),
+    };
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = Some(
+        PathAndQuery::from_maybe_shared(bytes::Bytes::from(target))
+            .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "malformed request target"))?,
+    );
+    *uri = Uri::from_parts(parts).map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "malformed request target"))?;
+    Ok(())
+}
+
+/// Options of `Connection` that name no header.
+fn is_connection_option(token: &str) -> bool {
+    ["close", "keep-alive", "upgrade"]
+        .iter()
+        .any(|o| token.eq_ignore_ascii_case(o))
+}
+
+/// Headers a client may not remove by naming them in `Connection`: the
+/// ones framing and routing this very request.
+fn is_protected(name: &HeaderName) -> bool {
+    *name == header::HOST || *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING
+}
+
+/// Removes the headers the client listed in `Connection` (RFC 9110 §7.6.1)
+/// as the request arrives, before bext adds its own, so a client can drop
+/// only its own headers, never `x-vhost-tenant`, `x-base` or the caller
+/// headers authn adds. `Connection` keeps only its options (`upgrade`...).
+fn strip_connection_options(headers: &mut http::HeaderMap) {
+    let Some(first) = headers.get(header::CONNECTION) else {
+        return;
+    };
+    // The common cases (`keep-alive`, `close`, `Upgrade`) name no header.
+    if headers.get_all(header::CONNECTION).iter().nth(1).is_none()
+        && first.to_str().is_ok_and(|v| v.split(',').all(|t| is_connection_option(t.trim())))
+    {
+        return;
+    }
+    let mut options: Vec<String> = Vec::new();
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        for token in String::from_utf8_lossy(value.as_bytes()).split(',') {
+            let token = token.trim();
+            if token.is_empty() {
+                continue;
+            }
+            if is_connection_option(token) {
+                options.push(token.to_ascii_lowercase());
+            } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                && !is_protected(&name)
+            {
+                named.push(name);
+            }
+        }
+    }
+    for name in &named {
+        headers.remove(name);
+    }
+    headers.remove(header::CONNECTION);
+    if !options.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&options.join(", "))
+    {
+        headers.insert(header::CONNECTION, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: &str, target: &str, headers: &[(&str, &str)], version: Version) -> Parts {
+        let mut b = http::Request::builder().method(method).uri(target).version(version);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn run(p: &mut Parts) -> Result<(), StatusCode> {
+        admit(p, &Limits::default(), EncodedSlashes::Reject).map_err(|r| r.status)
+    }
+
+    #[test]
+    fn methods() {
+        for ok in ["GET", "POST", "PROPFIND", "M-SEARCH", "PURGE"] {
+            assert_eq!(run(&mut parts(ok, "/", &[], Version::HTTP_11)), Ok(()), "{ok}");
+        }
+        for bad in ["get", "Get", "pOST", "G.T"] {
+            assert_eq!(
+                run(&mut parts(bad, "/", &[], Version::HTTP_11)),
+                Err(StatusCode::BAD_REQUEST),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            run(&mut parts("CONNECT", "a.test:443", &[], Version::HTTP_11)),
+            Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
+    }
+
+    #[test]
+    fn long_targets_are_414() {
+        let long = format!("/{}", "a".repeat(10 * 1024));
+        assert_eq!(
+            run(&mut parts("GET", &long, &[], Version::HTTP_11)),
+            Err(StatusCode::URI_TOO_LONG)
+        );
+        let long_query = format!("/?q={}", "a".repeat(10 * 1024));
+        assert_eq!(
+            run(&mut parts("GET", &long_query, &[], Version::HTTP_11)),
+            Err(StatusCode::URI_TOO_LONG)
+        );
+    }
+
+    #[test]
+    fn the_target_authority_is_the_host() {
+        let mut p = parts("GET", "http://pa.test/x", &[("host", "evil.test")], Version::HTTP_11);
+        run(&mut p).unwrap();
+        assert_eq!(p.headers[header::HOST], "pa.test");
+        let mut p = parts("GET", "http://pa.test/x", &[("host", "evil.test")], Version::HTTP_2);
+        assert_eq!(run(&mut p), Err(StatusCode::BAD_REQUEST));
+        let mut p = parts("GET", "http://pa.test:8080/x", &[("host", "PA.test:8080")], Version::HTTP_2);
+        assert_eq!(run(&mut p), Ok(()));
+        let mut p = parts("GET", "http://pa.test/x", &[], Version::HTTP_2);
+        run(&mut p).unwrap();
+        assert_eq!(p.headers[header::HOST], "pa.test");
+    }
+
+    #[test]
+    fn paths_are_rewritten_and_queries_kept() {
+        let mut p = parts("GET", "//%61dmin/./x?a=%2e%2e/b", &[], Version::HTTP_11);
+        run(&mut p).unwrap();
+        assert_eq!(p.uri.path_and_query().unwrap().as_str(), "/admin/x?a=%2e%2e/b");
+        let mut p = parts("GET", "http://pa.test/a/../b", &[], Version::HTTP_11);
+        run(&mut p).unwrap();
+        assert_eq!(p.uri.to_string(), "http://pa.test/b");
+        for bad in ["/../x", "/a%00", "/a%2fb", "/a%5Cb"] {
+            assert_eq!(
+                run(&mut parts("GET", bad, &[], Version::HTTP_11)),
+                Err(StatusCode::BAD_REQUEST),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_names_only_the_clients_headers() {
+        let mut p = parts(
+            "GET",
+            "/",
+            &[
+                ("connection", "X-Vhost-Tenant, x-base ,upgrade"),
+                ("connection", "x-secret, host, content-length"),
+                ("upgrade", "websocket"),
+                ("x-secret", "1"),
+                ("x-base", "/spoof/"),
+                ("content-length", "0"),
+                ("x-kept", "1"),
+            ],
+            Version::HTTP_11,
+        );
+        run(&mut p).unwrap();
+        let h = &p.headers;
+        assert!(!h.contains_key("x-secret") && !h.contains_key("x-base"));
+        assert!(h.contains_key("x-kept") && h.contains_key("content-length"));
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert_eq!(h[header::UPGRADE], "websocket");
+
+        let mut p = parts("GET", "/", &[("connection", "keep-alive")], Version::HTTP_11);
+        run(&mut p).unwrap();
+        assert_eq!(p.headers[header::CONNECTION], "keep-alive");
+    }
+}

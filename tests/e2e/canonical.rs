@@ -1,0 +1,459 @@
+//! One request, one reading: every plugin, runtime and upstream sees the
+//! same path, host and end-to-end headers, however a client spells them
+//! (issue 19 items 1, 3, 5 and 9), and the limits an attacker leans on
+//! have numbers (its "weaker spots").
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// An HS256 token for `sub` with `scope`, signed with the test secret.
+fn token(sub: &str, scope: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = b64(format!(r#"{{"sub":"{sub}","scope":"{scope}","exp":{exp}}}"#).as_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{head}.{claims}").as_bytes());
+    format!("{head}.{claims}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+const SECRET: &str = "canonical-paths-test-secret-0123456789";
+
+/// authn in front of an echo upstream: `/public/*` and `/login` open,
+/// `/admin/*` needs the `admin` scope; a login limit of 2 per client; the
+/// WAF off, so only the kernel stands between a spelling and the app.
+fn guarded(s: &Site, upstream: std::net::SocketAddr, extra: &str) -> std::path::PathBuf {
+    s.write(
+        "manifests/authn.yaml",
+        "name: authn\nenabled: true\nconfig:\n  public: [/public/*, /login]\n  scopes: [{ path: /admin/*, require: [admin] }]\n  jwt:\n    keys:\n      - { alg: HS256, secret_env: TEST_JWT_SECRET }\n",
+    );
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits:\n    - { name: login, by: ip, rpm: 1, burst: 2, routes: [/login], methods: [POST] }\n",
+    );
+    s.write("manifests/waf.yaml", "name: waf\nenabled: false\n");
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"echo\"\n{extra}\n[apps.echo]\nruntime = \"proxy\"\nupstream = \"http://{upstream}\"\n"
+    ))
+}
+
+fn raw_get(b: &Bext, target: &str, headers: &str) -> String {
+    raw(
+        b.addr,
+        format!("GET {target} HTTP/1.1\r\nHost: shop.test\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+        WAIT,
+    )
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_guarded_path_is_the_guarded_path() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = guarded(&s, echo.addr, "");
+    let b = Bext::serve_env(&cfg, &[("TEST_JWT_SECRET", SECRET)]);
+    let (reader_token, admin_token) = (
+        format!("Bearer {}", token("reader", "read")),
+        format!("Bearer {}", token("root", "admin")),
+    );
+    let reader = format!("Authorization: {reader_token}\r\n");
+    let admin = format!("Authorization: {admin_token}\r\n");
+
+    assert_eq!(status_of(&raw_get(&b, "/admin/secret.txt", &reader)), 403);
+    let spellings = [
+        "//admin/secret.txt",
+        "/./admin/secret.txt",
+        "/%61dmin/secret.txt",
+        "/%61%64%6d%69%6E/secret.txt",
+        "/admin/./secret.txt",
+        "///admin//secret.txt",
+        "/public/../admin/secret.txt",
+        "/public/%2e%2e/admin/secret.txt",
+        "/public/%2E%2E/admin/secret.txt",
+        "/public/.%2e/admin/secret.txt",
+        "/x/y/../../admin/secret.txt",
+        "http://shop.test/%61dmin/secret.txt",
+        "http://shop.test//admin/secret.txt",
+    ];
+    for target in spellings {
+        let out = raw_get(&b, target, &reader);
+        assert_eq!(status_of(&out), 403, "{target} with a reader's token: {out}");
+        let out = raw_get(&b, target, "");
+        assert_eq!(status_of(&out), 401, "{target} without a token: {out}");
+    }
+    // Spellings with no single reading are refused outright.
+    for target in [
+        "/public/../../admin/secret.txt",
+        "/public%2F..%2Fadmin/secret.txt",
+        "/admin%2fsecret.txt",
+        "/public/..%5Cadmin/secret.txt",
+        "/public\\..\\admin/secret.txt",
+        "/admin/secret.txt%00.png",
+        "/admin/%zz",
+    ] {
+        let out = raw_get(&b, target, "");
+        assert_eq!(status_of(&out), 400, "{target}: {out}");
+    }
+    // HTTP/2 `:path` is the same path.
+    let h2 = send_h2(
+        b.addr,
+        request(
+            "GET",
+            "http://shop.test/%61dmin/./secret.txt",
+            &[("authorization", admin_token.as_str())],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(h2.status, 200);
+    assert_eq!(h2.json()["uri"], "/admin/secret.txt", "the upstream gets the checked path");
+    let h2 = send_h2(
+        b.addr,
+        request(
+            "GET",
+            "http://shop.test/%61dmin/./secret.txt",
+            &[("authorization", reader_token.as_str())],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(h2.status, 403);
+
+    // The admin reaches the canonical path, with the query as sent.
+    let out = raw_get(&b, "/public/../admin/%7Ex/a%20b?q=%2e%2e/x", &admin);
+    assert_eq!(status_of(&out), 200, "{out}");
+    let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+    assert!(body.contains(r#""uri":"/admin/~x/a%20b?q=%2e%2e/x""#), "{body}");
+}
+
+#[tokio::test]
+async fn a_route_limit_counts_every_spelling_of_its_route() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = guarded(&s, echo.addr, "");
+    let b = Bext::serve_env(&cfg, &[("TEST_JWT_SECRET", SECRET)]);
+    let post = |target: &str| {
+        raw(
+            b.addr,
+            format!("POST {target} HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            WAIT,
+        )
+    };
+    assert_eq!(status_of(&post("/login")), 200);
+    assert_eq!(status_of(&post("/login")), 200);
+    for target in ["/./login", "//login", "/%6cogin", "/x/../login", "/login/."] {
+        let out = post(target);
+        assert_eq!(status_of(&out), 429, "{target}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn decoded_slashes_are_separators_when_asked() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = guarded(&s, echo.addr, "encoded_slashes = \"decode\"");
+    let b = Bext::serve_env(&cfg, &[("TEST_JWT_SECRET", SECRET)]);
+    let reader = format!("Authorization: Bearer {}\r\n", token("reader", "read"));
+    for target in ["/admin%2Fsecret.txt", "/public%2F..%2Fadmin/secret.txt"] {
+        assert_eq!(status_of(&raw_get(&b, target, &reader)), 403, "{target}");
+    }
+    let out = raw_get(&b, "/public%2Fa", "");
+    assert_eq!(status_of(&out), 200, "{out}");
+    assert!(out.contains(r#""uri":"/public/a""#), "{out}");
+}
+
+/// Two proxy apps by host, each sending its client's Host upstream.
+fn two_hosts(s: &Site, upstream: std::net::SocketAddr) -> std::path::PathBuf {
+    s.write(
+        "manifests/isr.yaml",
+        "name: isr\nenabled: true\nconfig:\n  rules: [{ path: /*, ttl: 60s }]\n",
+    );
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.pa]\nruntime = \"proxy\"\nupstream = \"http://{upstream}\"\npreserve_host = true\ndomains = [\"pa.test\"]\nheaders = {{ \"x-app\" = \"pa\" }}\n\n[apps.evil]\nruntime = \"proxy\"\nupstream = \"http://{upstream}\"\npreserve_host = true\ndomains = [\"evil.test\"]\nheaders = {{ \"x-app\" = \"evil\" }}\n"
+    ))
+}
+
+#[tokio::test]
+async fn routing_and_forwarding_see_one_host() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&two_hosts(&s, echo.addr));
+
+    // Absolute form beats Host (RFC 9112 §3.2.2), for routing and forwarding.
+    let out = raw(
+        b.addr,
+        b"GET http://pa.test/abs HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n",
+        WAIT,
+    );
+    assert_eq!(status_of(&out), 200, "{out}");
+    assert!(out.to_ascii_lowercase().contains("x-app: pa"), "{out}");
+    assert!(out.contains(r#""host":"pa.test""#), "the upstream builds pa.test's page: {out}");
+    // A case or port spelling of the authority is still that host.
+    let out = raw(
+        b.addr,
+        b"GET http://PA.test:80/abs2 HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n",
+        WAIT,
+    );
+    assert!(out.contains(r#""host":"PA.test:80""#) && out.to_ascii_lowercase().contains("x-app: pa"), "{out}");
+
+    // So the cache never files evil.test's page under pa.test.
+    let r = get(b.addr, "pa.test", "/abs").await;
+    assert_eq!(r.json()["headers"]["host"], "pa.test");
+
+    // HTTP/2: `host` that differs from `:authority` is malformed.
+    let r = send_h2(b.addr, request("GET", "http://pa.test/h2", &[("host", "evil.test")], "")).await;
+    assert_eq!(r.status, 400);
+    let r = send_h2(b.addr, request("GET", "http://pa.test/h2", &[], "")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["host"], "pa.test");
+}
+
+#[tokio::test]
+async fn connection_cannot_drop_the_headers_bext_adds() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: vhosts\nconfig:\n  hosts:\n    \"*.saas.test\": { app: saas }\n",
+    );
+    s.write(
+        "manifests/authn.yaml",
+        "name: authn\nenabled: true\nconfig:\n  jwt:\n    keys:\n      - { alg: HS256, secret_env: TEST_JWT_SECRET }\n",
+    );
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n[apps.saas]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve_env(&cfg, &[("TEST_JWT_SECRET", SECRET)]);
+    let auth = format!("Authorization: Bearer {}\r\n", token("alice", "read"));
+    let seen = |extra: &str| {
+        let out = raw(
+            b.addr,
+            format!("GET /p HTTP/1.1\r\nHost: acme.saas.test\r\n{auth}{extra}X-Client: 1\r\n\r\n").as_bytes(),
+            WAIT,
+        );
+        assert_eq!(status_of(&out), 200, "{out}");
+        let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+        let body = &body[body.find('{').unwrap()..=body.rfind('}').unwrap()];
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["headers"].clone()
+    };
+    let control = seen("Connection: close\r\n");
+    assert_eq!(control["x-vhost-tenant"], "acme");
+    assert_eq!(control["x-auth-sub"], "alice");
+    for connection in [
+        "x-vhost-tenant, x-base, x-auth-sub",
+        "X-VHOST-TENANT,X-Base , X-Auth-Sub",
+        "close, x-vhost-tenant",
+    ] {
+        let h = seen(&format!("Connection: {connection}\r\nConnection: x-client, close\r\n"));
+        for name in ["x-vhost-tenant", "x-base", "x-auth-sub"] {
+            assert_eq!(h[name], control[name], "{connection}: {name}");
+        }
+        assert!(h.get("x-client").is_none(), "the client's own named header is dropped");
+    }
+}
+
+#[tokio::test]
+async fn health_details_need_the_admin_token() {
+    let s = Site::new();
+    s.write("www/index.html", "ok");
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[apps.www]\nsource = \"www\"\ndomains = [\"secret-customer.test\", \"*.tenant.test\"]\n",
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    for host in ["acme.tenant.test", "unknown.test", "secret-customer.test"] {
+        let r = get(b.addr, host, "/__bext/health").await;
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert_eq!(r.json()["status"], "ok");
+        assert!(
+            !text.contains("secret-customer") && !text.contains("apps") && !text.contains("version"),
+            "{host}: {text}"
+        );
+    }
+    let addr = b.addr;
+    let with = |token: &str| {
+        let auth = format!("Bearer {token}");
+        async move {
+            send(
+                addr,
+                request("GET", "/__bext/health", &[("host", "acme.tenant.test"), ("authorization", &auth)], ""),
+            )
+            .await
+        }
+    };
+    let r = with("sekret").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["apps"][0]["domains"][0], "secret-customer.test");
+    assert_eq!(with("wrong").await.status, 401);
+}
+
+#[tokio::test]
+async fn hidden_app_ids_are_not_path_routes() {
+    // A declared app is reachable as /{id}/; a name no declared app can
+    // have (as canaries `app@v3` and previews `app~pr-1` are named) never is.
+    let s = Site::new();
+    s.write("www/index.html", "www");
+    let cfg = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n[apps.www]\nsource = \"www\"\n");
+    let b = Bext::serve(&cfg);
+    assert_eq!(get(b.addr, "x.test", "/www/").await.status, 200);
+    for target in ["/www@v3/", "/www~pr-1/", "/www%40v3/", "/www%7Epr-1/"] {
+        assert_eq!(get(b.addr, "x.test", target).await.status, 404, "{target}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_heads_get_the_right_4xx() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let status = |head: String| status_of(&raw(b.addr, head.as_bytes(), WAIT));
+    for method in ["get", "Get", "post"] {
+        assert_eq!(
+            status(format!("{method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")),
+            400,
+            "{method}"
+        );
+    }
+    assert_eq!(
+        status("CONNECT x.test:443 HTTP/1.1\r\nHost: x.test:443\r\nConnection: close\r\n\r\n".into()),
+        405
+    );
+    for host in ["x:99999", "x:65536", "[::1]:70000"] {
+        assert_eq!(
+            status(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")),
+            400,
+            "{host}"
+        );
+    }
+    let long = "a".repeat(10 * 1024);
+    assert_eq!(
+        status(format!("GET /{long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")),
+        414
+    );
+    assert_eq!(
+        status(format!("GET /?q={long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")),
+        414
+    );
+    // A bad chunk size is the client's fault: 400, not the upstream's 502.
+    for body in ["zz\r\nabc\r\n0\r\n\r\n", "5\r\nabc\r\n0\r\n\r\n", "-1\r\nx\r\n0\r\n\r\n"] {
+        let out = raw(
+            b.addr,
+            format!("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}")
+                .as_bytes(),
+            WAIT,
+        );
+        assert_eq!(status_of(&out), 400, "{body:?}: {out}");
+    }
+    // The server is unharmed and still forwards upper-case methods.
+    assert_eq!(get(b.addr, "x", "/").await.status, 200);
+    let r = send(b.addr, request("PROPFIND", "/dav", &[("host", "x")], "")).await;
+    assert_eq!(r.json()["method"], "PROPFIND");
+}
+
+#[tokio::test]
+async fn a_trickled_body_meets_a_deadline() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[platform.limits]\nbody_read_timeout = \"10s\"\nbody_total_timeout = \"1s\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let mut c = TcpStream::connect(b.addr).unwrap();
+    c.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    // One byte every 200 ms: each pause is well inside body_read_timeout.
+    let writer = {
+        let mut c = c.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..40 {
+                if c.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    c.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(status_of(&out), 408, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(7), "cut at the deadline, not at the end");
+    let _ = writer.join();
+}
+
+#[tokio::test]
+async fn connections_per_client_are_capped() {
+    let s = Site::new();
+    s.write("www/index.html", "ok");
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"www\"\n[platform.limits]\nmax_connections_per_ip = 5\nheader_read_timeout = \"30s\"\n[apps.www]\nsource = \"www\"\n",
+    );
+    let b = Bext::serve(&cfg);
+    let silent: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(b.addr).unwrap()).collect();
+    // Give the server time to accept the five.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sixth = TcpStream::connect(b.addr).unwrap();
+    sixth.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = sixth.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    let n = sixth.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the sixth connection is closed at once");
+    // A slot given back is usable again.
+    drop(silent);
+    let r = eventually(Duration::from_secs(5), || async {
+        let out = raw_async(b.addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", WAIT).await;
+        (status_of(&out) == 200).then_some(())
+    })
+    .await;
+    let _ = r;
+}
+
+#[tokio::test]
+async fn admin_token_guesses_are_throttled() {
+    let s = Site::new();
+    s.write("www/index.html", "ok");
+    let cfg = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n[apps.www]\nsource = \"www\"\n");
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    let addr = b.addr;
+    let try_token = |t: &'static str| async move {
+        send(
+            addr,
+            request(
+                "GET",
+                "/__bext/health",
+                &[("host", "x"), ("authorization", &format!("Bearer {t}"))],
+                "",
+            ),
+        )
+        .await
+        .status
+    };
+    assert_eq!(try_token("sekret").await, 200);
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(try_token("guess").await);
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Throttled, even the right token is not looked at.
+    assert_eq!(try_token("sekret").await, 429);
+}

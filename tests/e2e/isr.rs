@@ -20,7 +20,10 @@ use crate::support::*;
 /// times that path was asked for (`n=<count>`):
 /// - `/cc/<cache-control>/...`: that `Cache-Control` (`_` for spaces);
 /// - `.../slow-refresh`: every answer after the first takes 500 ms;
-/// - `/cookie`: cacheable, but sets a cookie;
+/// - `.../cookie`: cacheable, but sets a cookie;
+/// - `.../me...`: cacheable (wrongly: a misconfigured app), names the
+///   caller: `sub=` authn's `x-auth-sub`, `cred=` the credentials sent;
+/// - `/vary-cookie`: cacheable, `Vary: Cookie`;
 /// - `/slow`: cacheable, after 300 ms;
 /// - `/vary`: varies on `Accept-Language`;
 /// - `/tagged/<tag>`: `Cache-Tag: <tag>`;
@@ -82,7 +85,24 @@ async fn answer(
     if let Some(rest) = path.strip_prefix("/cc/") {
         let cc = rest.split('/').next().unwrap_or("").replace('_', " ");
         b = b.header("cache-control", cc);
-    } else if path == "/cookie" {
+    } else if path.contains("/me") {
+        let h = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let cred = ["authorization", "cookie", "x-api-key", "proxy-authorization", "x-token"]
+            .map(h)
+            .concat();
+        body = format!("{body} sub={} cred={cred}", h("x-auth-sub"));
+        b = b.header("cache-control", "public, max-age=60");
+    } else if path == "/vary-cookie" {
+        b = b
+            .header("cache-control", "max-age=60")
+            .header("vary", "Accept-Encoding, cookie");
+    } else if path.ends_with("/cookie") {
         b = b.header("cache-control", "max-age=60").header("set-cookie", "sid=1");
     } else if path == "/slow" {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -414,7 +434,7 @@ async fn without_a_token_the_endpoints_do_not_exist() {
 }
 
 #[tokio::test]
-async fn a_rule_may_share_pages_among_signed_in_users() {
+async fn a_rule_keeps_pages_per_caller_never_across_callers() {
     let up = Counting::start().await;
     let s = Site::new();
     let b = Bext::serve(&platform(
@@ -422,22 +442,35 @@ async fn a_rule_may_share_pages_among_signed_in_users() {
         up.addr,
         "  rules:\n    - { path: /docs/*, ttl: 60s, authorized: true }\n",
     ));
-    let first = fetch(b.addr, "shop.test", "/docs/guide", &[("authorization", "Bearer a")]).await;
-    let second = fetch(b.addr, "shop.test", "/docs/guide", &[("authorization", "Bearer b")]).await;
+    let as_a = || fetch(b.addr, "shop.test", "/docs/me", &[("authorization", "Bearer a")]);
+    let first = as_a().await;
+    let again = as_a().await;
     assert_eq!(
-        (first.header("x-cache"), second.header("x-cache")),
-        (Some("MISS"), Some("HIT"))
+        (first.header("x-cache"), again.header("x-cache")),
+        (Some("MISS"), Some("HIT")),
+        "the same caller twice: its own entry"
     );
-    assert_eq!(up.count("/docs/guide"), 1);
+    assert!(again.text().contains("cred=Bearer a"), "{}", again.text());
+    let other = fetch(b.addr, "shop.test", "/docs/me", &[("authorization", "Bearer b")]).await;
+    assert_eq!(
+        other.header("x-cache"),
+        Some("MISS"),
+        "another caller never gets a's page"
+    );
+    assert!(other.text().contains("cred=Bearer b"), "{}", other.text());
+    let anonymous = fetch(b.addr, "shop.test", "/docs/me", &[]).await;
+    assert_eq!(anonymous.header("x-cache"), Some("MISS"));
+    assert!(!anonymous.text().contains("Bearer"), "{}", anonymous.text());
+    assert_eq!(up.count("/docs/me"), 3);
     // Outside the rule, credentials still pass the cache by.
-    let other = fetch(
+    let outside = fetch(
         b.addr,
         "shop.test",
         "/cc/max-age=60/me",
         &[("authorization", "Bearer a")],
     )
     .await;
-    assert_eq!(other.header("x-cache"), Some("BYPASS"));
+    assert_eq!(outside.header("x-cache"), Some("BYPASS"));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod dylib_plugins;
 mod edge;
 mod gateway;
 mod isr;
+mod isr_callers;
 mod js_apps;
 mod js_plugins;
 mod lifecycle;

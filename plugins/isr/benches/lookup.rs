@@ -28,6 +28,7 @@ fn hit_lookup(bencher: divan::Bencher<'_, '_>) {
         tenant: None,
         locale: "",
         bot: false,
+        caller: None,
         path,
         query: Some("page=2&sort=price&utm_source=newsletter"),
         scheme: "http",

@@ -32,6 +32,13 @@ pub struct Config {
     /// Per-path rules; the first whose `path` matches applies.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Request headers that carry a caller's credentials the cache cannot
+    /// see through (RFC 9111 §3.5): a request with any of them passes the
+    /// cache by unless its rule says `authorized: true`, and a response
+    /// that `Vary`s on one is not shared. Add the header authn (or the
+    /// app) reads API keys from when it is not `x-api-key`.
+    #[serde(default = "default_credential_headers")]
+    pub credential_headers: Vec<String>,
     /// Admin endpoints (`{base}/invalidate`, `{base}/revalidate`) need
     /// `Authorization: Bearer` with the value of this environment variable.
     #[serde(default = "default_token_env")]
@@ -53,8 +60,9 @@ pub struct RuleConfig {
     /// Never cached.
     #[serde(default)]
     pub no_store: bool,
-    /// Requests with `Authorization` may be served from and stored in the
-    /// cache (a page that is the same for every signed-in user).
+    /// Requests from a caller (a subject authn verified, or credentials in
+    /// `credential_headers`) may be served from and stored in the cache,
+    /// each caller under its own key: a page per user, kept per user.
     #[serde(default)]
     pub authorized: bool,
 }
@@ -85,6 +93,12 @@ fn default_ignored_params() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+fn default_credential_headers() -> Vec<String> {
+    ["authorization", "proxy-authorization", "cookie", "x-api-key"]
+        .map(String::from)
+        .to_vec()
 }
 
 fn default_token_env() -> String {

@@ -4,6 +4,15 @@
 //! tags) dropped, the rest sorted, so `?b=1&a=2` and `?a=2&b=1&utm_x=y`
 //! are one entry. The values of the headers a response `Vary`s on are
 //! appended per entry (see `store`).
+//!
+//! A request from a caller (only under a rule with `authorized: true`)
+//! has `:u:{caller}` after the bot part: a SHA-256 digest of the verified
+//! subject, or of the credentials sent when no subject was verified. A
+//! digest has a fixed length and no separators, so no subject can spell
+//! another caller's key, and no subject (an e-mail, a name) ends up in
+//! Redis keys in edge mode.
+
+use sha2::{Digest, Sha256};
 
 /// What a request's key is made of.
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +25,9 @@ pub struct KeyParts<'a> {
     pub locale: &'a str,
     /// The client is a crawler (bots may be served different markup).
     pub bot: bool,
+    /// The caller's digest ([`caller_digest`]) when the request is cached
+    /// per caller; `None` for a page shared by everyone.
+    pub caller: Option<&'a str>,
     /// The request's path.
     pub path: &'a str,
     /// The raw query, if any.
@@ -76,6 +88,10 @@ pub fn primary_key(k: &KeyParts<'_>, ignored: &IgnoredParams) -> String {
     key.push_str(":l:");
     key.push_str(k.locale);
     key.push_str(if k.bot { ":b:1" } else { ":b:0" });
+    if let Some(caller) = k.caller {
+        key.push_str(":u:");
+        key.push_str(caller);
+    }
     key.push_str(":p:");
     key.push_str(k.path);
     key.push('?');
@@ -85,6 +101,30 @@ pub fn primary_key(k: &KeyParts<'_>, ignored: &IgnoredParams) -> String {
     key.push_str("://");
     key.push_str(k.host);
     key
+}
+
+/// Who is asking, as it goes into a key: the hex SHA-256 of the subject
+/// authn verified, else of the credential headers sent (name and every
+/// value, in order). The two are told apart by a prefix, so a subject can
+/// never share a key with a credential that hashes alike.
+pub fn caller_digest<'h>(subject: Option<&str>, credentials: impl IntoIterator<Item = (&'h str, &'h [u8])>) -> String {
+    let mut h = Sha256::new();
+    match subject {
+        Some(s) => {
+            h.update(b"subject\0");
+            h.update(s.as_bytes());
+        }
+        None => {
+            h.update(b"credentials\0");
+            for (name, value) in credentials {
+                h.update((name.len() as u64).to_le_bytes());
+                h.update(name.as_bytes());
+                h.update((value.len() as u64).to_le_bytes());
+                h.update(value);
+            }
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether a user agent is a crawler's.
@@ -112,6 +152,7 @@ mod tests {
             tenant,
             locale: "en",
             bot: false,
+            caller: None,
             path,
             query,
             scheme: "http",
@@ -144,6 +185,38 @@ mod tests {
         let t = primary_key(&parts("/p", None, "acme.example", Some("acme")), &ig);
         assert_eq!(t, "a:shop:t:acme:l:en:b:0:p:/p?@http://acme.example");
         assert_ne!(t, primary_key(&parts("/p", None, "acme.example", Some("other")), &ig));
+    }
+
+    #[test]
+    fn callers_get_keys_of_their_own() {
+        let ig = IgnoredParams::default();
+        let alice = caller_digest(Some("alice"), []);
+        let bob = caller_digest(Some("bob"), []);
+        assert_eq!(alice.len(), 64);
+        assert_ne!(alice, bob);
+        assert_eq!(alice, caller_digest(Some("alice"), [("cookie", &b"sid=other"[..])]));
+        let key = |caller: Option<&str>| {
+            primary_key(
+                &KeyParts {
+                    caller,
+                    ..parts("/me", None, "a.example", None)
+                },
+                &ig,
+            )
+        };
+        assert_eq!(
+            key(Some(&alice)),
+            format!("a:shop:l:en:b:0:u:{alice}:p:/me?@http://a.example")
+        );
+        assert_ne!(key(Some(&alice)), key(Some(&bob)));
+        assert_ne!(key(Some(&alice)), key(None), "a caller never reads the shared entry");
+        // Credentials: every header and value counts, and the pairs cannot
+        // be re-split into others.
+        let c = |pairs: &[(&'static str, &'static [u8])]| caller_digest(None, pairs.iter().copied());
+        assert_ne!(c(&[("cookie", b"sid=a")]), c(&[("cookie", b"sid=b")]));
+        assert_ne!(c(&[("x-api-key", b"k")]), c(&[("authorization", b"k")]));
+        assert_ne!(c(&[("cookie", b"ab")]), c(&[("cookiea", b"b")]));
+        assert_ne!(c(&[("cookie", b"sid=a")]), caller_digest(Some("cookie"), []));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The `isr` plugin: whole responses cached per app, served without
 //! touching the app.
 //!
-//! On the request (GET/HEAD, no `Authorization` unless a rule allows it):
+//! On the request (GET/HEAD, from no caller unless a rule allows it: no
+//! subject verified by authn, none of `credential_headers` such as
+//! `Authorization`, `Cookie`, `x-api-key`; see RFC 9111 §3.5):
 //! a fresh entry is answered at once (`x-cache: HIT`, `Age`, `ETag`, 304
 //! for a matching `If-None-Match`); a stale one within its
 //! stale-while-revalidate window too (`STALE`) while one background request
@@ -32,15 +34,15 @@ use bext_plugin_abi::{
     Setup, text_response,
 };
 use http::header::{
-    AGE, AUTHORIZATION, CACHE_CONTROL, CONNECTION, DATE, ETAG, HeaderName, HeaderValue, IF_NONE_MATCH, RANGE,
-    SET_COOKIE, TRANSFER_ENCODING, USER_AGENT, VARY,
+    AGE, CACHE_CONTROL, CONNECTION, DATE, ETAG, HeaderName, HeaderValue, IF_NONE_MATCH, RANGE, SET_COOKIE,
+    TRANSFER_ENCODING, USER_AGENT, VARY,
 };
 use http::{HeaderMap, Method, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::key::{IgnoredParams, KeyParts, is_bot, primary_key};
-use crate::policy::{RuleSay, freshness};
+use crate::key::{IgnoredParams, KeyParts, caller_digest, is_bot, primary_key};
+use crate::policy::{RuleSay, freshness, vary_names};
 use crate::store::{AppCache, Entry, Flight, Limits, State, Turn, cache_for, caches, vary_key};
 
 /// Where the admin endpoints live when the manifest names no `base`.
@@ -78,6 +80,8 @@ struct StorePolicy {
     max_entry_bytes: usize,
     /// The fleet's Redis in edge mode: entries are written through.
     edge: OnceLock<Arc<Edge>>,
+    /// Request headers that carry credentials (`credential_headers`).
+    credentials: Vec<HeaderName>,
 }
 
 struct Rule {
@@ -96,6 +100,9 @@ struct Pending {
     request_headers: HeaderMap,
     path: String,
     rule: Option<RuleSay>,
+    /// The caller is part of `primary` (a rule with `authorized: true`):
+    /// only then may the response `Vary` on a credential header.
+    caller_keyed: bool,
     /// Held by the request that fetches the key for the others.
     flight: Option<Flight>,
     /// An expired entry, still good if the app fails (stale-if-error).
@@ -121,6 +128,13 @@ impl BuiltinPlugin for IsrPlugin {
         if c.max_entries == 0 {
             return Err(PluginError::config("max_entries", "must be at least 1"));
         }
+        let mut credentials = Vec::new();
+        for (i, name) in c.credential_headers.iter().enumerate() {
+            credentials.push(
+                HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| PluginError::config(format!("credential_headers[{i}]"), "is not a header name"))?,
+            );
+        }
         let mut rules = Vec::new();
         for (i, r) in c.rules.iter().enumerate() {
             rules.push(Rule {
@@ -143,6 +157,7 @@ impl BuiltinPlugin for IsrPlugin {
                 negative_ttl: c.negative_ttl.0,
                 max_entry_bytes: usize::try_from(c.max_entry_bytes.0).unwrap_or(usize::MAX),
                 edge: OnceLock::new(),
+                credentials,
             }),
             wait_timeout: c.wait_timeout.0,
             ignored: IgnoredParams::new(&c.ignore_params),
@@ -161,7 +176,24 @@ impl IsrPlugin {
         self.rules.iter().find(|r| r.path.matches(path))
     }
 
-    fn key(&self, req: &Request, cx: &Ctx, app: &str) -> String {
+    /// Whether the request comes from a caller: a subject authn verified
+    /// (it runs before this plugin), or any credential header, which the
+    /// cache cannot see through.
+    fn has_caller(&self, req: &Request, cx: &Ctx) -> bool {
+        cx.subject().is_some() || self.store.credentials.iter().any(|n| req.headers().contains_key(n))
+    }
+
+    /// The caller's part of the key (see [`caller_digest`]).
+    fn caller(&self, req: &Request, cx: &Ctx) -> String {
+        let sent = self
+            .store
+            .credentials
+            .iter()
+            .flat_map(|n| req.headers().get_all(n).iter().map(move |v| (n.as_str(), v.as_bytes())));
+        caller_digest(cx.subject(), sent)
+    }
+
+    fn key(&self, req: &Request, cx: &Ctx, app: &str, caller: Option<&str>) -> String {
         let host = cx.host.as_deref().unwrap_or("");
         let agent = req.headers().get(USER_AGENT).map_or(&b""[..], HeaderValue::as_bytes);
         primary_key(
@@ -170,6 +202,7 @@ impl IsrPlugin {
                 tenant: cx.tenant(),
                 locale: cx.vars.get("locale").map_or("", String::as_str),
                 bot: is_bot(agent),
+                caller,
                 path: req.uri().path(),
                 query: req.uri().query(),
                 scheme: "http",
@@ -195,6 +228,8 @@ impl IsrPlugin {
         let Some(claim) = cache.start_refresh(full) else {
             return; // one refresh at a time
         };
+        // Past the bypass, a caller means its key holds the caller.
+        let caller_keyed = self.has_caller(req, cx);
         let mut fetch = Request::new(Body::empty());
         *fetch.uri_mut() = req.uri().clone();
         *fetch.headers_mut() = req.headers().clone();
@@ -226,6 +261,7 @@ impl IsrPlugin {
                     request_headers,
                     path,
                     rule,
+                    caller_keyed,
                     flight: None,
                     fallback: None,
                 };
@@ -261,8 +297,8 @@ impl IsrPlugin {
     }
 
     /// `{base}/invalidate` and `{base}/revalidate`.
-    async fn admin(&self, req: &mut Request, action: &str) -> Response {
-        if let Some(refused) = refuse_unless_admin(req, self.token.get().and_then(Option::as_deref)) {
+    async fn admin(&self, req: &mut Request, cx: &Ctx, action: &str) -> Response {
+        if let Some(refused) = refuse_unless_admin(req, cx, self.token.get().and_then(Option::as_deref)) {
             return refused;
         }
         if req.method() != Method::POST {
@@ -326,6 +362,7 @@ impl IsrPlugin {
                 tenant: order.tenant.as_deref(),
                 locale: "",
                 bot: false,
+                caller: None,
                 path: &path_only,
                 query: query.as_deref(),
                 scheme: "http",
@@ -341,6 +378,7 @@ impl IsrPlugin {
             request_headers: HeaderMap::new(),
             path: path_only,
             rule,
+            caller_keyed: false,
             flight: None,
             fallback: None,
         };
@@ -358,6 +396,18 @@ impl StorePolicy {
         let Some(fresh) = freshness(res.status(), res.headers(), p.rule, self.default_ttl, self.negative_ttl) else {
             return false;
         };
+        let Some(new) = vary_names(res.headers(), &self.credentials, p.caller_keyed) else {
+            return false; // Vary: *, a credential header, or a name that cannot be keyed
+        };
+        // The names the key's other answers varied on stay in the key: two
+        // answers for one URL that vary on different headers (a page and
+        // its 404 for another `Accept`) then both stay findable.
+        let mut vary: Vec<HeaderName> = p.cache.vary_names(&p.primary).map(|k| k.to_vec()).unwrap_or_default();
+        for name in new {
+            if !vary.contains(&name) {
+                vary.push(name);
+            }
+        }
         let prefix = res.body_mut().peek(self.max_entry_bytes.saturating_add(1)).await;
         if res.body().as_bytes().is_none() || prefix.len() > self.max_entry_bytes {
             return false; // too big, or it failed midway: passed through only
@@ -384,14 +434,6 @@ impl StorePolicy {
         ] {
             headers.remove(h);
         }
-        let vary: Vec<HeaderName> = res
-            .headers()
-            .get_all(VARY)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
         let entry = Entry {
             status: res.status(),
             headers,
@@ -543,13 +585,13 @@ impl Plugin for IsrPlugin {
         Hook::Ready(Ok(()))
     }
 
-    fn fetch<'a>(&'a self, req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+    fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
         let action = match req.uri().path().strip_prefix(self.base.as_str()) {
             Some("/invalidate") => "invalidate",
             Some("/revalidate") => "revalidate",
             _ => return Hook::Ready(Ok(Flow::Continue)),
         };
-        Hook::later(async move { Ok(Flow::Respond(self.admin(req, action).await)) })
+        Hook::later(async move { Ok(Flow::Respond(self.admin(req, cx, action).await)) })
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
@@ -557,9 +599,13 @@ impl Plugin for IsrPlugin {
             return Hook::Ready(Ok(Flow::Continue));
         };
         let rule = self.rule(req.uri().path());
+        let authorized = rule.is_some_and(|r| r.authorized);
+        let has_caller = self.has_caller(req, cx);
+        // A caller's page is never shared (RFC 9111 §3.5): it passes by,
+        // or under `authorized: true` it is kept under the caller's key.
         let bypass = !matches!(*req.method(), Method::GET | Method::HEAD)
             || rule.is_some_and(|r| r.no_store)
-            || (req.headers().contains_key(AUTHORIZATION) && !rule.is_some_and(|r| r.authorized))
+            || (has_caller && !authorized)
             || req.headers().contains_key(RANGE);
         if bypass {
             cx.ext.insert(Bypass);
@@ -567,7 +613,9 @@ impl Plugin for IsrPlugin {
         }
         let say = rule.map(|r| r.say);
         let cache = cache_for(&app, self.limits);
-        let primary = self.key(req, cx, &app);
+        let caller = has_caller.then(|| self.caller(req, cx));
+        let caller_keyed = caller.is_some();
+        let primary = self.key(req, cx, &app, caller.as_deref());
         let full = cache.full_key(&primary, req.headers());
         let mut fallback = None;
         if let Some(e) = cache.get(&full) {
@@ -593,6 +641,7 @@ impl Plugin for IsrPlugin {
             request_headers: req.headers().clone(),
             path: req.uri().path().to_owned(),
             rule: say,
+            caller_keyed,
             flight,
             fallback: fallback.clone(),
         };

@@ -2,11 +2,12 @@
 //! first, else the response's `Cache-Control` (`s-maxage` over `max-age`,
 //! less `Age`), else the configured default; `stale-while-revalidate` and
 //! `stale-if-error` windows; never `private`, `no-store`, `no-cache`,
-//! `Set-Cookie` or `Vary: *`.
+//! `Set-Cookie` or `Vary: *`; and a response that `Vary`s on a
+//! credential header only when the caller is part of the key.
 
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 /// The `Cache-Control` directives that matter to a shared cache.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -131,6 +132,31 @@ pub fn freshness(
     (f.ttl > Duration::ZERO || f.swr > Duration::ZERO).then_some(f)
 }
 
+/// The request headers a response `Vary`s on, which become part of its
+/// key; `None` when it must not be shared: `Vary: *`, a name that is not a
+/// header name (it could not be keyed), or a credential header (`Cookie`,
+/// `Authorization`...) unless `caller_keyed` (the caller is in the key
+/// already, under a rule with `authorized: true`).
+pub fn vary_names(headers: &HeaderMap, credentials: &[HeaderName], caller_keyed: bool) -> Option<Vec<HeaderName>> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(http::header::VARY) {
+        let text = value.to_str().ok()?;
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            if item == "*" {
+                return None;
+            }
+            let name = HeaderName::from_bytes(item.as_bytes()).ok()?;
+            if !caller_keyed && credentials.contains(&name) {
+                return None;
+            }
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Some(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +230,37 @@ mod tests {
         assert_eq!(f(200, &[("vary", "Accept, *")], ttl), None);
         assert_eq!(f(500, &[], ttl), None);
         assert_eq!(f(206, &[], ttl), None);
+    }
+
+    #[test]
+    fn a_vary_on_credentials_is_not_shared() {
+        let creds: Vec<HeaderName> = ["authorization", "cookie", "x-api-key"]
+            .iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect();
+        let names = |vary: &[&str], keyed: bool| {
+            let pairs: Vec<(&str, &str)> = vary.iter().map(|v| ("vary", *v)).collect();
+            vary_names(&headers(&pairs), &creds, keyed)
+                .map(|n| n.iter().map(|h| h.as_str().to_owned()).collect::<Vec<_>>())
+        };
+        assert_eq!(names(&[], false), Some(vec![]));
+        assert_eq!(
+            names(&["Accept-Encoding,  ACCEPT", "accept"], false),
+            Some(vec!["accept-encoding".to_owned(), "accept".to_owned()])
+        );
+        for vary in [
+            "Cookie",
+            "accept, COOKIE",
+            "Authorization",
+            "x-API-key",
+            "*",
+            "accept, *",
+            "bad name",
+        ] {
+            assert_eq!(names(&[vary], false), None, "{vary}");
+        }
+        assert_eq!(names(&["Cookie"], true), Some(vec!["cookie".to_owned()]));
+        assert_eq!(names(&["*"], true), None, "Vary: * is never shared");
     }
 
     #[test]

@@ -193,6 +193,58 @@ async fn spa_fallback_serves_index_for_unknown_paths() {
 }
 
 #[tokio::test]
+async fn one_json_request_cannot_poison_the_spa_fallback_in_the_cache() {
+    let site = Site::new();
+    site.write("www/index.html", "<h1>home</h1>");
+    site.write("www/index.html.gz", "GZIP");
+    let cfg = site.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"www\"\n[apps.www]\nsource = \"www\"\nspa_fallback = true\ncache = { default_ttl = \"60s\" }\n",
+    );
+    let b = Bext::serve(&cfg);
+    let ask = |accept: &'static str| {
+        send(
+            b.addr,
+            request("GET", "/app/settings", &[("host", "x"), ("accept", accept)], ""),
+        )
+    };
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+    let json = ask("application/json").await;
+    assert_eq!((json.status, json.header("x-cache")), (404, Some("MISS")));
+    assert_eq!(json.header("vary"), Some("accept"));
+    let page = ask(browser).await;
+    assert_eq!(
+        (page.status, page.text().as_str()),
+        (200, "<h1>home</h1>"),
+        "{:?}",
+        page.header("x-cache")
+    );
+    assert_eq!(page.header("vary"), Some("accept-encoding, accept"));
+    // Each kept under its own Accept (the JSON answer may be fetched once
+    // more, as the key now holds Accept-Encoding too), then both HITs.
+    assert_eq!(ask("application/json").await.status, 404);
+    for _ in 0..2 {
+        let again = ask(browser).await;
+        assert_eq!((again.status, again.header("x-cache")), (200, Some("HIT")));
+        assert_eq!(again.text(), "<h1>home</h1>");
+        let json_again = ask("application/json").await;
+        assert_eq!((json_again.status, json_again.header("x-cache")), (404, Some("HIT")));
+    }
+    // With the precompressed sibling, both are named in one Vary.
+    let gz = send(
+        b.addr,
+        request(
+            "GET",
+            "/app/other",
+            &[("host", "x"), ("accept", browser), ("accept-encoding", "gzip")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!((gz.status, gz.header("vary")), (200, Some("accept-encoding, accept")));
+}
+
+#[tokio::test]
 async fn nothing_outside_the_root_or_hidden_is_served() {
     let (_s, b) = site(false);
     let wait = Duration::from_secs(5);

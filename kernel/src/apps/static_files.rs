@@ -143,6 +143,10 @@ impl StaticSite {
             return res;
         }
         let path = req.uri().path();
+        // Set when the answer was chosen by `Accept` (the SPA fallback):
+        // caches must then key on it (`Vary: Accept`), or one client's
+        // `Accept: application/json` 404 is served to every browser.
+        let mut by_accept = false;
         let file = match self.resolve(path, cx) {
             Resolved::File(f) => f,
             Resolved::Redirect(to) => {
@@ -154,12 +158,24 @@ impl StaticSite {
             }
             Resolved::BadRequest => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
             Resolved::NotFound => match self.spa_fallback.then(|| self.resolve("/index.html", cx)) {
-                Some(Resolved::File(f)) if accepts_html(req.headers()) => f,
+                Some(Resolved::File(f)) if accepts_html(req.headers()) => {
+                    by_accept = true;
+                    f
+                }
+                Some(Resolved::File(_)) => {
+                    let mut res = plain(StatusCode::NOT_FOUND, "not found\n");
+                    add_vary(res.headers_mut(), "accept");
+                    return res;
+                }
                 _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
             },
         };
         let head = method == Method::HEAD;
-        respond(&file, req.into_parts().0.headers, head).await
+        let mut res = respond(&file, req.into_parts().0.headers, head).await;
+        if by_accept {
+            add_vary(res.headers_mut(), "accept");
+        }
+        res
     }
 
     fn now_ms(&self) -> u64 {
@@ -304,11 +320,54 @@ fn sanitise(raw: &str) -> Option<PathBuf> {
     Some(rel)
 }
 
+/// Whether the client takes HTML (the SPA fallback's index): no `Accept`,
+/// or `text/html`, `text/*` or `*/*` with q > 0 (media types are
+/// case-insensitive).
 fn accepts_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|a| a.contains("text/html") || a.contains("*/*"))
+    let mut values = headers.get_all(header::ACCEPT).iter().peekable();
+    if values.peek().is_none() {
+        return true;
+    }
+    values
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut it = range.split(';');
+            let media = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("q")
+                        .then(|| v.trim().parse::<f32>().ok())?
+                })
+                .unwrap_or(1.0);
+            q > 0.0
+                && ["text/html", "text/*", "*/*"]
+                    .iter()
+                    .any(|m| media.eq_ignore_ascii_case(m))
+        })
+}
+
+/// Adds `name` to the response's `Vary` (merged into one header with
+/// what is there, e.g. `accept-encoding`; never twice).
+fn add_vary(headers: &mut HeaderMap, name: &str) {
+    let mut names: Vec<String> = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.iter().any(|n| n == "*" || n.eq_ignore_ascii_case(name)) {
+        return;
+    }
+    names.push(name.to_owned());
+    if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
+        headers.insert(header::VARY, v);
+    }
 }
 
 /// Picks the encoding to send: `br`, then `gzip`, when the client accepts
@@ -575,6 +634,56 @@ mod tests {
                 "{name}: the response's own headers are there: {names:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn every_answer_chosen_by_accept_varies_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<h1>spa</h1>").unwrap();
+        std::fs::write(dir.path().join("index.html.gz"), "GZ").unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        let site = StaticSite::new(dir.path(), true, Arc::new(FileCache::default())).unwrap();
+        let cx = Ctx::new(bext_plugin_abi::RequestId(1), "127.0.0.1:1".parse().unwrap());
+        let serve = |path: &str, headers: &[(&'static str, &'static str)]| {
+            let mut req = Request::new(Body::empty());
+            *req.uri_mut() = path.parse().unwrap();
+            for (k, v) in headers {
+                req.headers_mut().append(*k, HeaderValue::from_static(v));
+            }
+            site.serve(req, &cx)
+        };
+        let vary = |res: &Response| {
+            let all: Vec<_> = res.headers().get_all(header::VARY).iter().collect();
+            assert!(all.len() <= 1, "one Vary header: {all:?}");
+            all.first().map(|v| v.to_str().unwrap().to_owned())
+        };
+        let index = serve("/app/42", &[("accept", "text/html")]).await;
+        assert_eq!(
+            (index.status(), vary(&index).as_deref()),
+            (StatusCode::OK, Some("accept"))
+        );
+        let json = serve("/app/42", &[("accept", "application/json")]).await;
+        assert_eq!(
+            (json.status(), vary(&json).as_deref()),
+            (StatusCode::NOT_FOUND, Some("accept"))
+        );
+        let gz = serve("/app/42", &[("accept", "*/*"), ("accept-encoding", "gzip")]).await;
+        assert_eq!(vary(&gz).as_deref(), Some("accept-encoding, accept"), "merged");
+        let file = serve("/a.txt", &[("accept", "application/json")]).await;
+        assert_eq!(vary(&file), None, "a file is a file whatever the Accept");
+        for (accept, html) in [
+            ("TEXT/HTML", true),
+            ("application/json, */*;q=0.1", true),
+            ("text/*", true),
+            ("text/html;q=0", false),
+            ("text/htmlx", false),
+            ("application/json", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            assert_eq!(accepts_html(&h), html, "{accept}");
+        }
+        assert!(accepts_html(&HeaderMap::new()), "no Accept: anything goes");
     }
 
     #[test]

@@ -660,7 +660,8 @@ mod tests {
         let index = serve("/app/42", &[("accept", "text/html")]).await;
         assert_eq!(
             (index.status(), vary(&index).as_deref()),
-            (StatusCode::OK, Some("accept"))
+            (StatusCode::OK, Some("accept-encoding, accept")),
+            "index.html has a .gz sibling: both are named"
         );
         let json = serve("/app/42", &[("accept", "application/json")]).await;
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use rquickjs::loader::{Loader, Resolver};
 use rquickjs::promise::PromiseState;
 use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
 
-use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
+use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, modules, natives};
 
 const PRELUDE: &str = include_str!("prelude.js");
 
@@ -86,7 +86,11 @@ impl Isolate {
                 _ => false,
             })));
         }
-        let root = spec.entry.parent().map(Path::to_path_buf).unwrap_or_default();
+        // The entry's real directory is the root no module may leave (see
+        // `modules`); the entry is named by its canonical path, so imports
+        // resolve from where it really is.
+        let (root, entry) = modules::confine_entry(&spec.entry)
+            .map_err(|e| JsError::Load(format!("{}: refused: {e}", spec.entry.display())))?;
         runtime.set_loader(RootResolver { root: root.clone() }, FileLoader { root });
         let context = Context::full(&runtime).map_err(|e| JsError::Load(format!("cannot create a context: {e}")))?;
 
@@ -107,9 +111,9 @@ impl Isolate {
             let (next_timer, run_timers) = (get("nextTimer")?, get("runTimers")?);
             let text_headers: Value<'_> = dispatch.get("textHeaders").map_err(caught)?;
 
-            let source = std::fs::read(&spec.entry)
+            let source = std::fs::read(&entry)
                 .map_err(|e| JsError::Load(format!("{}: cannot read: {e}", spec.entry.display())))?;
-            let name = spec.entry.to_string_lossy().into_owned();
+            let name = entry.to_string_lossy().into_owned();
             let module = Module::declare(ctx.clone(), name, source).map_err(caught)?;
             let (module, promise) = module.eval().map_err(caught)?;
             let driver = Driver {
@@ -658,8 +662,8 @@ fn read_reply<'js>(ctx: &Ctx<'js>, h: &Handles, out: &Value<'js>, at: usize) -> 
     Ok(Reply { status, headers, body })
 }
 
-/// Resolves imports relative to the importing module, never outside the
-/// entry's directory.
+/// Resolves imports relative to the importing module, to canonical paths
+/// inside the entry's directory only (see [`modules::resolve`]).
 struct RootResolver {
     root: PathBuf,
 }
@@ -672,44 +676,16 @@ impl Resolver for RootResolver {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        if !(name.starts_with("./") || name.starts_with("../")) {
-            return Err(rquickjs::Error::new_resolving_message(
-                base,
-                name,
-                "only relative imports are supported; bundle packages with esbuild",
-            ));
+        match modules::resolve(&self.root, base, name) {
+            Ok(path) => Ok(path.to_string_lossy().into_owned()),
+            Err(e) => Err(rquickjs::Error::new_resolving_message(base, name, e.to_string())),
         }
-        let dir = Path::new(base).parent().unwrap_or(&self.root);
-        let mut path = normalise(&dir.join(name));
-        if path.extension().is_none() {
-            path.set_extension("js");
-        }
-        if !path.starts_with(&self.root) {
-            return Err(rquickjs::Error::new_resolving_message(
-                base,
-                name,
-                "outside the app's directory",
-            ));
-        }
-        Ok(path.to_string_lossy().into_owned())
     }
 }
 
-fn normalise(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Reads modules from disk, under the entry's directory only.
+/// Reads modules from disk, under the entry's directory only, checking
+/// again at load time that the resolved path is still canonical and
+/// inside.
 struct FileLoader {
     root: PathBuf,
 }
@@ -721,13 +697,9 @@ impl Loader for FileLoader {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
-        if !Path::new(name).starts_with(&self.root) {
-            return Err(rquickjs::Error::new_loading_message(
-                name,
-                "outside the app's directory",
-            ));
-        }
-        let source = std::fs::read(name).map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
+        let path = modules::check_load(&self.root, name)
+            .map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
+        let source = std::fs::read(&path).map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
         Module::declare(ctx.clone(), name, source)
     }
 }

@@ -17,6 +17,7 @@
 
 mod inline;
 mod isolate;
+mod modules;
 mod natives;
 mod pool;
 
@@ -93,7 +94,8 @@ impl Default for Limits {
 pub struct Spec {
     /// Who this is in logs: `app shop`, `plugin js-hello`.
     pub name: String,
-    /// The module to load. Its directory is the root imports may not leave.
+    /// The module to load. Its real directory (symlinks followed) is the
+    /// root no module, entry or import, may be loaded from outside of.
     pub entry: PathBuf,
     /// App or plugin.
     pub kind: Kind,

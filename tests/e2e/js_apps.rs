@@ -365,3 +365,112 @@ isolate = { mode = "inline", cpu_limit = "100ms", memory_limit = "16MiB" }
     // allocation bomb at memory_limit; the worker goes on serving.
     loops_and_bombs_are_contained(&b).await;
 }
+
+/// A JS app whose `fetch` imports the module named by `?m=` and answers
+/// what it exports, or 403 with the error.
+const IMPORTER: &str = r#"
+import { ok } from './lib/ok.js';
+export default {
+  async fetch(request) {
+    const spec = new URL(request.url).searchParams.get('m');
+    try {
+      const m = await import(spec);
+      return new Response('loaded ' + ok + ' ' + JSON.stringify(m));
+    } catch (e) {
+      return new Response('refused: ' + (e && e.message), { status: 403 });
+    }
+  },
+};
+"#;
+
+/// Nothing outside a JS app's directory is loaded as a module, whatever
+/// the way out: a symlinked file (absolute or relative target, to
+/// `/etc/passwd` too), a symlinked directory, a chain of links, `../`,
+/// an absolute specifier; for the entry, static imports and dynamic ones.
+#[cfg(unix)]
+#[tokio::test]
+async fn modules_outside_the_apps_directory_are_never_loaded() {
+    use std::os::unix::fs::symlink;
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("secret.js", "export const secret = 'TOP SECRET';");
+    s.write("outside/key.js", "export const key = 'TOP SECRET KEY';");
+    s.write("app/index.js", IMPORTER);
+    s.write("app/lib/ok.js", "export const ok = 'fine';");
+    s.write("app/lib/inner.js", "export const inner = 'inside';");
+    symlink(s.path("secret.js"), s.path("app/direct.js")).unwrap();
+    symlink("../secret.js", s.path("app/relative.js")).unwrap();
+    symlink("/etc/passwd", s.path("app/passwd.js")).unwrap();
+    symlink(s.path("outside"), s.path("app/linked-dir")).unwrap();
+    symlink(s.path("app/direct.js"), s.path("app/chain-1.js")).unwrap();
+    symlink("chain-1.js", s.path("app/chain-2.js")).unwrap();
+    symlink("..", s.path("app/up")).unwrap();
+    symlink("lib/inner.js", s.path("app/alias.js")).unwrap();
+    let b = Bext::serve(&js_platform(&s, ""));
+    let import = |spec: &str| {
+        let path = format!("/?m={spec}");
+        async move { get(b.addr, "app.test", &path).await }
+    };
+
+    for spec in [
+        "./direct.js",
+        "./relative.js",
+        "./passwd.js",
+        "./linked-dir/key.js",
+        "./linked-dir/key",
+        "./chain-2.js",
+        "./up/secret.js",
+        "../secret.js",
+        "./lib/../../secret.js",
+        "/etc/passwd",
+        "./%2e%2e/secret.js",
+    ] {
+        let spec_text = spec.replace("%2e", ".");
+        let r = import(spec).await;
+        assert_eq!(r.status, 403, "{spec_text}: {}", r.text());
+        assert!(
+            !r.text().contains("SECRET") && !r.text().contains("root:"),
+            "{spec_text}: {}",
+            r.text()
+        );
+        assert!(
+            r.text().contains("outside the app's directory") || r.text().contains("only relative imports"),
+            "{spec_text}: a clear reason: {}",
+            r.text()
+        );
+    }
+    // Links that stay inside the app still work.
+    for spec in ["./alias.js", "./lib/inner.js", "./lib/../alias"] {
+        let r = import(spec).await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, r#"loaded fine {"inner":"inside"}"#),
+            "{spec}"
+        );
+    }
+
+    // The entry itself, or a static import, linking out: the app does not
+    // load at all, and `bext check` says why.
+    for (entry, import_line) in [("../secret-app.js", ""), ("./real.js", "import './direct.js';\n")] {
+        let s = Site::new();
+        copy_example(&s, "apps/hello-js", "hello");
+        s.write("secret.js", "export const secret = 'TOP SECRET';");
+        s.write(
+            "secret-app.js",
+            "export default { fetch() { return new Response('outside app'); } };",
+        );
+        s.write(
+            "app/real.js",
+            format!("{import_line}export default {{ fetch() {{ return new Response('ok'); }} }};"),
+        );
+        symlink(s.path("secret.js"), s.path("app/direct.js")).unwrap();
+        symlink(entry, s.path("app/index.js")).unwrap();
+        let out = bext_output(&["check", "--config", js_platform(&s, "").to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{entry}: {err}");
+        assert!(
+            err.contains("apps.app") && err.contains("outside the app's directory"),
+            "{entry}: {err}"
+        );
+    }
+}

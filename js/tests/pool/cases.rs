@@ -343,6 +343,84 @@ async fn broken_modules_are_load_errors() {
     assert!(matches!(&bare, JsError::Load(m) if m.contains("esbuild")), "{bare:?}");
 }
 
+/// Symlinks out of the module's directory: the entry, a static import,
+/// a dynamic `import()`, a linked directory; links inside still work.
+#[cfg(unix)]
+#[tokio::test]
+async fn modules_are_never_loaded_from_outside_the_directory() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.js"), "export const secret = 'TOP SECRET';").unwrap();
+    std::fs::write(
+        outside.path().join("app.js"),
+        "export default { fetch() { return new Response('outside'); } };",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("lib")).unwrap();
+    std::fs::write(d.join("lib/inner.js"), "export const inner = 'inside';").unwrap();
+    symlink(outside.path().join("secret.js"), d.join("direct.js")).unwrap();
+    symlink(outside.path(), d.join("linked-dir")).unwrap();
+    symlink("direct.js", d.join("chain.js")).unwrap();
+    symlink("lib/inner.js", d.join("alias.js")).unwrap();
+    symlink(outside.path().join("app.js"), d.join("linked-entry.js")).unwrap();
+    let spec = |entry: &str, source: &str| {
+        if !source.is_empty() {
+            std::fs::write(d.join(entry), source).unwrap();
+        }
+        Spec {
+            name: "test".into(),
+            entry: d.join(entry),
+            kind: Kind::App,
+            env: BTreeMap::new(),
+            config: serde_json::Value::Null,
+            limits: Limits {
+                mode: MODE,
+                workers: 1,
+                ..Limits::default()
+            },
+        }
+    };
+    let refused = |r: Result<IsolatePool, JsError>| match r {
+        Err(JsError::Load(m)) => m,
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("loaded"),
+    };
+    let m = refused(IsolatePool::start(spec("linked-entry.js", "")));
+    assert!(m.contains("outside the app's directory"), "{m}");
+    for import in ["./direct.js", "./chain.js", "./linked-dir/secret.js"] {
+        let source = format!(
+            "import {{ secret }} from '{import}'; export default {{ fetch() {{ return new Response(secret); }} }};"
+        );
+        let m = refused(IsolatePool::start(spec("static.js", &source)));
+        assert!(m.contains("outside the app's directory"), "{import}: {m}");
+    }
+    let dynamic = IsolatePool::start(spec(
+        "dynamic.js",
+        "import { inner } from './alias.js';
+         export default { async fetch(req) {
+           const spec = new URL(req.url).searchParams.get('m');
+           try { const m = await import(spec); return new Response(inner + ' ' + JSON.stringify(m)); }
+           catch (e) { return new Response('refused: ' + e.message, { status: 403 }); }
+         } };",
+    ))
+    .unwrap();
+    for spec in [
+        "./direct.js",
+        "./chain.js",
+        "./linked-dir/secret.js",
+        "../secret.js",
+        "/etc/passwd",
+    ] {
+        let (status, _, body) = text(&dynamic, get(&format!("http://a.test/?m={spec}"))).await;
+        assert_eq!(status, 403, "{spec}: {body}");
+        assert!(!body.contains("SECRET"), "{spec}: {body}");
+    }
+    let (status, _, body) = text(&dynamic, get("http://a.test/?m=./lib/inner.js")).await;
+    assert_eq!((status, body.as_str()), (200, r#"inside {"inner":"inside"}"#));
+}
+
 fn plugin_ctx() -> PluginCtx {
     PluginCtx {
         app: Some("shop".into()),

@@ -23,6 +23,25 @@ pub struct JsApp {
 /// reload starts new isolates even when the configuration is the same.
 pub(crate) type Stamp = (u64, std::time::SystemTime);
 
+/// Refuses an entry whose real path (symlinks followed) is outside the
+/// app's real source directory: `entry = "../x.js"`, or an `index.js`
+/// that links out. The isolate then keeps every import inside the
+/// entry's own real directory.
+fn confined(source: &std::path::Path, entry: &std::path::Path) -> Result<(), String> {
+    let real = |p: &std::path::Path| p.canonicalize().map_err(|e| format!("{}: {e}", p.display()));
+    let (source, real_entry) = (real(source)?, real(entry)?);
+    if real_entry.starts_with(&source) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: refused: {} is outside the app's directory {}",
+            entry.display(),
+            real_entry.display(),
+            source.display()
+        ))
+    }
+}
+
 /// The stamp of `path` now.
 pub(crate) fn stamp(path: &std::path::Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
@@ -34,6 +53,7 @@ impl JsApp {
     /// load is an error here, before the app takes traffic.
     pub fn start(id: &str, cfg: &AppConfig) -> Result<JsApp, String> {
         let entry = cfg.js_entry().ok_or("a js app needs `source`")?;
+        confined(cfg.source.as_deref().unwrap_or(&entry), &entry)?;
         let spec = Spec {
             name: format!("app {id}"),
             entry,

@@ -123,7 +123,8 @@ async fn page(b: &Bext, path: &str) -> Reply {
 }
 
 async fn redis_state(b: &Bext) -> String {
-    let r = send(b.addr, request("GET", "/__bext/health", &[("host", "shop.test")], "")).await;
+    let auth = [("host", "shop.test"), ("authorization", "Bearer sekret")];
+    let r = send(b.addr, request("GET", "/__bext/health", &auth, "")).await;
     r.json()["redis"].as_str().unwrap_or("").to_owned()
 }
 
@@ -264,18 +265,18 @@ async fn bext_run_takes_redis_from_the_environment() {
     let url = redis.url();
     let b = Bext::start_env(
         &["run", s.dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"],
-        &[("REDIS_URL", &url)],
+        &[("REDIS_URL", &url), ("BEXT_ADMIN_TOKEN", "sekret")],
     );
+    let auth = [("host", "localhost"), ("authorization", "Bearer sekret")];
     eventually(Duration::from_secs(5), || async {
-        let r = send(b.addr, request("GET", "/__bext/health", &[("host", "localhost")], "")).await;
+        let r = send(b.addr, request("GET", "/__bext/health", &auth, "")).await;
         (r.json()["redis"] == "up").then_some(())
     })
     .await;
-    let plain = Bext::start(&["run", s.dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"]);
-    let r = send(
-        plain.addr,
-        request("GET", "/__bext/health", &[("host", "localhost")], ""),
-    )
-    .await;
+    let plain = Bext::start_env(
+        &["run", s.dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[("BEXT_ADMIN_TOKEN", "sekret")],
+    );
+    let r = send(plain.addr, request("GET", "/__bext/health", &auth, "")).await;
     assert_eq!(r.json()["redis"], "off");
 }

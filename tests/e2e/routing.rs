@@ -237,8 +237,8 @@ async fn internal_endpoints_live_under_the_prefix_on_every_host() {
         assert_eq!(r.status, 200);
         let h = r.json();
         assert_eq!(h["status"], "ok");
-        assert_eq!(h["apps"].as_array().unwrap().len(), 6);
-        assert!(h["uptime_secs"].is_u64() && h["version"].is_string());
+        // Liveness only: the app list is for the admin (tests/e2e/canonical.rs).
+        assert!(h.get("apps").is_none() && h.get("version").is_none(), "{h}");
     }
     // Apps keep their own /health, and unknown internal paths never reach apps.
     let s = seen(&get(b.addr, "acme.example.com", "/health").await);

@@ -87,7 +87,11 @@ impl GuessLimiter {
     /// How long `client` must wait, if it has no tries left.
     fn blocked(&self, client: u128, now: Instant) -> Option<Duration> {
         let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        let key = if clients.contains_key(&client) { client } else { OVERFLOW };
+        let key = if clients.contains_key(&client) {
+            client
+        } else {
+            OVERFLOW
+        };
         let &(left, since) = clients.get(&key)?;
         let (left, since) = Self::refilled(left, since, now);
         (left == 0).then(|| (since + GUESS_REFILL).saturating_duration_since(now))

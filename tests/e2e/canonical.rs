@@ -119,7 +119,11 @@ async fn every_spelling_of_a_guarded_path_is_the_guarded_path() {
     )
     .await;
     assert_eq!(h2.status, 200);
-    assert_eq!(h2.json()["uri"], "/admin/secret.txt", "the upstream gets the checked path");
+    assert_eq!(
+        h2.json()["uri"],
+        "/admin/secret.txt",
+        "the upstream gets the checked path"
+    );
     let h2 = send_h2(
         b.addr,
         request(
@@ -206,21 +210,31 @@ async fn routing_and_forwarding_see_one_host() {
     );
     assert_eq!(status_of(&out), 200, "{out}");
     assert!(out.to_ascii_lowercase().contains("x-app: pa"), "{out}");
-    assert!(out.contains(r#""host":"pa.test""#), "the upstream builds pa.test's page: {out}");
+    assert!(
+        out.contains(r#""host":"pa.test""#),
+        "the upstream builds pa.test's page: {out}"
+    );
     // A case or port spelling of the authority is still that host.
     let out = raw(
         b.addr,
         b"GET http://PA.test:80/abs2 HTTP/1.1\r\nHost: evil.test\r\nConnection: close\r\n\r\n",
         WAIT,
     );
-    assert!(out.contains(r#""host":"PA.test:80""#) && out.to_ascii_lowercase().contains("x-app: pa"), "{out}");
+    assert!(
+        out.contains(r#""host":"PA.test:80""#) && out.to_ascii_lowercase().contains("x-app: pa"),
+        "{out}"
+    );
 
     // So the cache never files evil.test's page under pa.test.
     let r = get(b.addr, "pa.test", "/abs").await;
     assert_eq!(r.json()["headers"]["host"], "pa.test");
 
     // HTTP/2: `host` that differs from `:authority` is malformed.
-    let r = send_h2(b.addr, request("GET", "http://pa.test/h2", &[("host", "evil.test")], "")).await;
+    let r = send_h2(
+        b.addr,
+        request("GET", "http://pa.test/h2", &[("host", "evil.test")], ""),
+    )
+    .await;
     assert_eq!(r.status, 400);
     let r = send_h2(b.addr, request("GET", "http://pa.test/h2", &[], "")).await;
     assert_eq!(r.status, 200);
@@ -297,7 +311,12 @@ async fn health_details_need_the_admin_token() {
         async move {
             send(
                 addr,
-                request("GET", "/__bext/health", &[("host", "acme.tenant.test"), ("authorization", &auth)], ""),
+                request(
+                    "GET",
+                    "/__bext/health",
+                    &[("host", "acme.tenant.test"), ("authorization", &auth)],
+                    "",
+                ),
             )
             .await
         }
@@ -315,7 +334,8 @@ async fn canaries_and_previews_are_not_path_routes() {
     s.write("v1/index.html", "one");
     s.write("v2/index.html", "two (canary)");
     s.write("v3/index.html", "three (preview)");
-    let config = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n[apps.blog]\nsource = \"site\"\ndomains = [\"blog.test\"]\n");
+    let config =
+        s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n[apps.blog]\nsource = \"site\"\ndomains = [\"blog.test\"]\n");
     let deploy = |args: &[&str]| {
         let mut all = vec!["deploy", "--app", "blog", "--config", config.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -342,7 +362,13 @@ async fn canaries_and_previews_are_not_path_routes() {
     // hidden one never, from any host and in any spelling.
     assert_eq!(get(b.addr, "x.test", "/blog/").await.status, 200);
     for host in ["x.test", "blog.test", "pr-1.preview.blog.test"] {
-        for target in ["/blog@v2/", "/blog~pr-1/", "/blog%40v2/", "/blog%7Epr-1/", "/blog@v2/index.html"] {
+        for target in [
+            "/blog@v2/",
+            "/blog~pr-1/",
+            "/blog%40v2/",
+            "/blog%7Epr-1/",
+            "/blog@v2/index.html",
+        ] {
             let r = get(b.addr, host, target).await;
             assert!(
                 r.status == 404 || (r.status == 308 && !target.contains('@') && !target.contains('~')),
@@ -388,11 +414,17 @@ async fn malformed_heads_get_the_right_4xx() {
         414
     );
     assert_eq!(
-        status(format!("GET /?q={long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")),
+        status(format!(
+            "GET /?q={long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )),
         414
     );
     // A bad chunk size is the client's fault: 400, not the upstream's 502.
-    for body in ["zz\r\nabc\r\n0\r\n\r\n", "5\r\nabc\r\n0\r\n\r\n", "-1\r\nx\r\n0\r\n\r\n"] {
+    for body in [
+        "zz\r\nabc\r\n0\r\n\r\n",
+        "5\r\nabc\r\n0\r\n\r\n",
+        "-1\r\nx\r\n0\r\n\r\n",
+    ] {
         let out = raw(
             b.addr,
             format!("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}")
@@ -437,7 +469,10 @@ async fn a_trickled_body_meets_a_deadline() {
     let _ = c.read_to_end(&mut out);
     let out = String::from_utf8_lossy(&out);
     assert_eq!(status_of(&out), 408, "{out}");
-    assert!(started.elapsed() < Duration::from_secs(7), "cut at the deadline, not at the end");
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "cut at the deadline, not at the end"
+    );
     let _ = writer.join();
 }
 

@@ -133,7 +133,9 @@ fn strip_connection_options(headers: &mut http::HeaderMap) {
     };
     // The common cases (`keep-alive`, `close`, `Upgrade`) name no header.
     if headers.get_all(header::CONNECTION).iter().nth(1).is_none()
-        && first.to_str().is_ok_and(|v| v.split(',').all(|t| is_connection_option(t.trim())))
+        && first
+            .to_str()
+            .is_ok_and(|v| v.split(',').all(|t| is_connection_option(t.trim())))
     {
         return;
     }
@@ -220,7 +222,12 @@ mod tests {
         assert_eq!(p.headers[header::HOST], "pa.test");
         let mut p = parts("GET", "http://pa.test/x", &[("host", "evil.test")], Version::HTTP_2);
         assert_eq!(run(&mut p), Err(StatusCode::BAD_REQUEST));
-        let mut p = parts("GET", "http://pa.test:8080/x", &[("host", "PA.test:8080")], Version::HTTP_2);
+        let mut p = parts(
+            "GET",
+            "http://pa.test:8080/x",
+            &[("host", "PA.test:8080")],
+            Version::HTTP_2,
+        );
         assert_eq!(run(&mut p), Ok(()));
         let mut p = parts("GET", "http://pa.test/x", &[], Version::HTTP_2);
         run(&mut p).unwrap();

@@ -263,3 +263,119 @@ async fn the_credential_headers_are_configured() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("credential_headers[0]"), "{text}");
 }
+
+/// A `redis-server` of its own on a free port, killed on drop (as in
+/// `edge.rs`; `tests/run` installs the package).
+struct Redis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for the edge tests (tests/run installs it)");
+        let redis = Redis { port, child };
+        for _ in 0..100 {
+            if redis.command("PING").starts_with("+PONG") {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on {port}");
+    }
+
+    /// One inline command's raw reply ("" when Redis cannot be reached).
+    fn command(&self, line: &str) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut buf = vec![0u8; 64 << 10];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// In edge mode the caller is part of the L2 key too: alice's page,
+/// written through to Redis by instance A, is an L2 hit for alice on B
+/// and never for bob or an anonymous client; no subject is written into
+/// a Redis key.
+#[tokio::test]
+async fn in_edge_mode_the_l2_tier_keeps_callers_apart() {
+    let up = Counting::start().await;
+    let redis = Redis::start();
+    let s = Site::new();
+    platform(&s, up.addr); // writes the manifests; this instance is not used
+    let cfg = shop_platform_with(
+        &s,
+        up.addr,
+        "",
+        &format!(
+            "[redis]\nurl = \"redis://127.0.0.1:{}/\"\nprefix = \"test:\"\n",
+            redis.port
+        ),
+    );
+    let env = [("TEST_JWT_SECRET", SECRET), ("BEXT_ADMIN_TOKEN", "sekret")];
+    let (a, b) = (Bext::serve_env(&cfg, &env), Bext::serve_env(&cfg, &env));
+    for instance in [&a, &b] {
+        eventually(Duration::from_secs(5), || async {
+            let r = send(
+                instance.addr,
+                request(
+                    "GET",
+                    "/__bext/health",
+                    &[("host", "shop.test"), ("authorization", "Bearer sekret")],
+                    "",
+                ),
+            )
+            .await;
+            (r.json()["redis"] == "up").then_some(())
+        })
+        .await;
+    }
+    let p = "/acct/me";
+    let alice = ("x-api-key", "alice-api-key");
+    let first = fetch(&a, p, &[alice]).await;
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    eventually(Duration::from_secs(5), || async {
+        redis.command("KEYS test:isr:e:*").starts_with("*1\r\n").then_some(())
+    })
+    .await;
+
+    let bob = fetch(&b, p, &[("x-api-key", "bob-api-key")]).await;
+    assert_eq!(bob.header("x-cache"), Some("MISS"), "alice's L2 entry is not bob's");
+    assert!(bob.text().contains("sub=bob "), "{}", bob.text());
+    let anon = fetch(&b, p, &[]).await;
+    assert_eq!(anon.header("x-cache"), Some("MISS"));
+    assert!(anon.text().contains("sub= "), "{}", anon.text());
+    let alice_on_b = fetch(&b, p, &[alice]).await;
+    assert_eq!(
+        (alice_on_b.header("x-cache"), alice_on_b.header("x-cache-tier")),
+        (Some("HIT"), Some("L2"))
+    );
+    assert!(alice_on_b.text().contains("sub=alice "), "{}", alice_on_b.text());
+    assert_eq!(up.count(p), 3);
+    let keys = redis.command("KEYS *");
+    assert!(!keys.contains("alice") && !keys.contains("bob"), "{keys}");
+}

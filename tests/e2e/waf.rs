@@ -188,17 +188,55 @@ async fn ip_lists_follow_trusted_proxies_and_files() {
     // Only the last untrusted hop counts: a client cannot hide behind a
     // forged entry to the left.
     assert_eq!(from("192.0.2.1, 203.0.113.5", "/").await.status, 403);
+    // The proxy reports clients in X-Forwarded-For (the default
+    // `client_ip_header`): a client's own Forwarded names nobody.
+    let both = |xff: &'static str, fwd: &'static str, path: &'static str| {
+        send(
+            b.addr,
+            request(
+                "GET",
+                path,
+                &[("host", "echo.test"), ("x-forwarded-for", xff), ("forwarded", fwd)],
+                "",
+            ),
+        )
+    };
+    assert_eq!(
+        both("203.0.113.5", "for=192.0.2.1", "/").await.status,
+        403,
+        "a denied client cannot escape the deny list with Forwarded"
+    );
+    assert_eq!(
+        both("192.0.2.1", "for=203.0.113.7", "/?q=%3Cscript%3Ealert(1)%3C/script%3E")
+            .await
+            .status,
+        403,
+        "nor land in the allow list that skips inspection"
+    );
+    // Garbage where the walk stops never lets a forged hop to its left
+    // decide: the client is then the proxy (here the peer).
+    assert_eq!(
+        from("203.0.113.7, unknown", "/?q=%3Cscript%3Ealert(1)%3C/script%3E")
+            .await
+            .status,
+        403
+    );
+    assert_eq!(from("203.0.113.7, _hidden", "/").await.status, 200);
     let r = send(
         b.addr,
         request(
             "GET",
             "/",
-            &[("host", "echo.test"), ("forwarded", "for=203.0.113.9")],
+            &[
+                ("host", "echo.test"),
+                ("X-Forwarded-For", "192.0.2.1"),
+                ("X-Forwarded-For", "203.0.113.5:4711"),
+            ],
             "",
         ),
     )
     .await;
-    assert_eq!(r.status, 403, "Forwarded is read too");
+    assert_eq!(r.status, 403, "several lines, any case, with a port");
 
     s.write("data/deny.txt", "198.51.100.0/24\n192.0.2.0/24\n");
     eventually(Duration::from_secs(10), || async {
@@ -206,6 +244,39 @@ async fn ip_lists_follow_trusted_proxies_and_files() {
     })
     .await;
     assert!(b.log().contains("waf ip lists reloaded"));
+
+    // A proxy that writes Forwarded: X-Forwarded-For is then the
+    // client's word.
+    let s3 = Site::new();
+    let cfg = waf_platform(
+        &s3,
+        echo.addr,
+        "name: waf\nenabled: true\nconfig:\n  trusted_proxies: [127.0.0.1]\n  client_ip_header: forwarded\n  ip: { deny: [203.0.113.0/24], allow: [198.51.100.7] }\n",
+    );
+    let b3 = Bext::serve(&cfg);
+    let fwd = |xff: &'static str, fwd: &'static str| {
+        send(
+            b3.addr,
+            request(
+                "GET",
+                "/?q=%3Cscript%3Ealert(1)%3C/script%3E",
+                &[("host", "echo.test"), ("x-forwarded-for", xff), ("forwarded", fwd)],
+                "",
+            ),
+        )
+    };
+    assert_eq!(fwd("192.0.2.1", "for=\"[::ffff:203.0.113.9]:443\"").await.status, 403);
+    assert_eq!(
+        fwd("203.0.113.9", "For=198.51.100.7;proto=https").await.status,
+        200,
+        "allowed"
+    );
+    assert_eq!(
+        fwd("198.51.100.7", "for=198.51.100.7, for=_hidden").await.status,
+        403,
+        "an obfuscated hop stops the walk"
+    );
+    drop(b3);
 
     // Without trusted proxies the header is the client's word and ignored.
     let s2 = Site::new();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use bext_plugin_abi::units::{ByteSize, Span};
 use serde::Deserialize;
 
+use crate::ip::ClientIpHeader;
 use crate::rules::Category;
 
 /// Typed `config` of the waf plugin.
@@ -18,10 +19,15 @@ pub struct Config {
     /// Status of a refusal.
     #[serde(default = "deny_status")]
     pub deny_status: u16,
-    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed
-    /// (CIDRs). Everyone else is the client themselves.
+    /// Peers whose `client_ip_header` is believed (CIDRs). Everyone else
+    /// is the client themselves.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies report the client in
+    /// (`x-forwarded-for` or `forwarded`); the other is the client's own
+    /// word and ignored.
+    #[serde(default)]
+    pub client_ip_header: ClientIpHeader,
     /// IP allow and deny lists.
     #[serde(default)]
     pub ip: IpConfig,

@@ -114,56 +114,148 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The client's address: the peer, or, when the peer is a trusted proxy,
-/// the last address in `Forwarded` / `X-Forwarded-For` that is not itself
-/// a trusted proxy (the rightmost untrusted hop; entries to its left were
-/// written by the client and prove nothing).
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &IpTable) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.lookup(ip) == Some(Verdict::Allow);
-    if trusted.is_empty() || !is_trusted(peer) {
-        return canonical_ip(peer);
-    }
-    let mut hops: Vec<IpAddr> = Vec::new();
-    let forwarded = headers.get_all(http::header::FORWARDED);
-    if forwarded.iter().next().is_some() {
-        for value in forwarded {
-            let Ok(value) = value.to_str() else { continue };
-            for element in value.split(',') {
-                let Some(for_) = element
-                    .split(';')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
-                    .map(|(_, v)| v.trim().trim_matches('"'))
-                else {
-                    continue;
-                };
-                if let Some(ip) = parse_forwarded_node(for_) {
-                    hops.push(ip);
-                }
-            }
-        }
-    } else {
-        for value in headers.get_all("x-forwarded-for") {
-            let Ok(value) = value.to_str() else { continue };
-            hops.extend(value.split(',').filter_map(|h| parse_forwarded_node(h.trim())));
-        }
-    }
-    hops.into_iter()
-        .rev()
-        .map(canonical_ip)
-        .find(|ip| !is_trusted(*ip))
-        .unwrap_or(canonical_ip(peer))
+/// Which header a trusted proxy reports the client in. Only that one is
+/// read: a client can send the other one too, and since the proxy does not
+/// rewrite it, believing it would let the client name its own address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (what most proxies and
+    /// load balancers write).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for="[2001:db8::1]:443"` (RFC 7239).
+    Forwarded,
 }
 
-/// `1.2.3.4`, `1.2.3.4:5678`, `[2001:db8::1]:443` or `2001:db8::1`.
-fn parse_forwarded_node(node: &str) -> Option<IpAddr> {
+/// The client's address: the peer, or, when the peer is a trusted proxy,
+/// the rightmost hop of the configured header that is not itself a
+/// trusted proxy (entries to its left were written by the client and
+/// prove nothing).
+///
+/// Walking from the right, a hop that cannot be read (garbage, an
+/// obfuscated `for=_hidden`, `for=unknown`, an element without `for=`)
+/// stops the walk: skipping it would let a client hide its real address
+/// behind a garbage entry and be judged by a forged one further left.
+/// The answer is then the last trusted hop seen (the proxy that spoke
+/// to the unreadable client), or the peer when there is none; when every
+/// hop is trusted, it is the leftmost one.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &IpTable, header: ClientIpHeader) -> IpAddr {
+    let peer = canonical_ip(peer);
+    let is_trusted = |ip: IpAddr| trusted.lookup(ip) == Some(Verdict::Allow);
+    if trusted.is_empty() || !is_trusted(peer) {
+        return peer;
+    }
+    let hops = match header {
+        ClientIpHeader::XForwardedFor => hops(headers, "x-forwarded-for", parse_xff_element),
+        ClientIpHeader::Forwarded => hops(headers, "forwarded", parse_forwarded_element),
+    };
+    let mut last_trusted = peer;
+    for hop in hops.into_iter().rev() {
+        match hop.map(canonical_ip) {
+            Some(ip) if is_trusted(ip) => last_trusted = ip,
+            Some(ip) => return ip,
+            None => return last_trusted,
+        }
+    }
+    last_trusted
+}
+
+/// Every hop of every `name` header line, in order; `None` for one that
+/// cannot be read. Empty list elements are skipped (RFC 9110 5.6.1); a
+/// line that is not visible ASCII is one unreadable hop.
+fn hops(headers: &HeaderMap, name: &str, parse: fn(&str) -> Option<IpAddr>) -> Vec<Option<IpAddr>> {
+    let mut out = Vec::new();
+    for value in headers.get_all(name) {
+        let Ok(value) = value.to_str() else {
+            out.push(None);
+            continue;
+        };
+        for element in split_outside_quotes(value, b',') {
+            if !element.trim().is_empty() {
+                out.push(parse(element.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// Splits on `sep`, except inside a quoted string (with `\` escapes), as
+/// RFC 7239 values may quote commas and semicolons.
+fn split_outside_quotes(text: &str, sep: u8) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, b) in text.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if b == sep && !quoted {
+            parts.push(&text[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// One `X-Forwarded-For` entry: an address, with a port or brackets.
+fn parse_xff_element(element: &str) -> Option<IpAddr> {
+    parse_node(element)
+}
+
+/// One `Forwarded` element: its single `for=` parameter, unquoted. An
+/// element with no `for=`, or with two, is unreadable.
+fn parse_forwarded_element(element: &str) -> Option<IpAddr> {
+    let mut found = None;
+    for pair in split_outside_quotes(element, b';') {
+        let (key, value) = pair.split_once('=')?;
+        if key.trim().eq_ignore_ascii_case("for") {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(unquote(value.trim())?);
+        }
+    }
+    parse_node(&found?)
+}
+
+/// A token, or a quoted string with its `\` escapes undone.
+fn unquote(value: &str) -> Option<String> {
+    let Some(inner) = value.strip_prefix('"') else {
+        return (!value.contains('"')).then(|| value.to_owned());
+    };
+    let inner = inner.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// `1.2.3.4`, `1.2.3.4:5678`, `[2001:db8::1]:443`, `[2001:db8::1]` or
+/// `2001:db8::1`. Obfuscated identifiers (`_hidden`), `unknown`, zones
+/// and anything after a port are not addresses.
+fn parse_node(node: &str) -> Option<IpAddr> {
     if let Ok(ip) = node.parse() {
         return Some(ip);
     }
+    let port_ok = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
     if let Some(rest) = node.strip_prefix('[') {
-        return rest.split(']').next()?.parse().ok();
+        let (ip, after) = rest.split_once(']')?;
+        let ip: std::net::Ipv6Addr = ip.parse().ok()?;
+        return (after.is_empty() || after.strip_prefix(':').is_some_and(port_ok)).then_some(IpAddr::V6(ip));
     }
-    node.rsplit_once(':')?.0.parse().ok()
+    let (ip, port) = node.rsplit_once(':')?;
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    port_ok(port).then_some(IpAddr::V4(ip))
 }
 
 #[cfg(test)]
@@ -203,22 +295,209 @@ mod tests {
         assert!(parse_net("nope").is_err());
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// Headers from `(name, value)` lines, each its own line.
+    fn lines(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn proxies() -> IpTable {
+        table(&[
+            ("127.0.0.0/8", Verdict::Allow),
+            ("10.0.0.0/8", Verdict::Allow),
+            ("2001:db8:ffff::/48", Verdict::Allow),
+        ])
+    }
+
+    const LO: &str = "127.0.0.1";
+
+    fn xff(pairs: &[(&str, &str)]) -> IpAddr {
+        client_ip(ip(LO), &lines(pairs), &proxies(), ClientIpHeader::XForwardedFor)
+    }
+
+    fn fwd(pairs: &[(&str, &str)]) -> IpAddr {
+        client_ip(ip(LO), &lines(pairs), &proxies(), ClientIpHeader::Forwarded)
+    }
+
     #[test]
     fn forwarded_headers_count_only_from_trusted_proxies() {
-        let trusted = table(&[("127.0.0.0/8", Verdict::Allow), ("10.0.0.0/8", Verdict::Allow)]);
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.5".parse().unwrap());
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(client_ip(lo, &h, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
-        let outsider: IpAddr = "9.9.9.9".parse().unwrap();
-        assert_eq!(client_ip(outsider, &h, &trusted), outsider, "spoofed header ignored");
-
-        let mut h = HeaderMap::new();
-        h.insert(
-            "forwarded",
-            "for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.2".parse().unwrap(),
+        let h = lines(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.5")]);
+        let t = proxies();
+        assert_eq!(client_ip(ip(LO), &h, &t, ClientIpHeader::XForwardedFor), ip("1.2.3.4"));
+        let outsider = ip("9.9.9.9");
+        assert_eq!(
+            client_ip(outsider, &h, &t, ClientIpHeader::XForwardedFor),
+            outsider,
+            "spoofed header ignored"
         );
-        assert_eq!(client_ip(lo, &h, &trusted), "2001:db8::7".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(lo, &HeaderMap::new(), &trusted), lo);
+        assert_eq!(
+            client_ip(ip(LO), &h, &IpTable::default(), ClientIpHeader::XForwardedFor),
+            ip(LO),
+            "no trusted proxies: the peer"
+        );
+        assert_eq!(xff(&[]), ip(LO), "no header: the peer");
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &h, &t, ClientIpHeader::XForwardedFor),
+            ip("1.2.3.4"),
+            "an IPv4-mapped peer is the IPv4 proxy"
+        );
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read() {
+        // The attack: behind a proxy that appends to X-Forwarded-For, the
+        // client sends its own Forwarded, which the proxy passes on.
+        let both = [("x-forwarded-for", "198.51.100.20"), ("forwarded", "for=203.0.113.7")];
+        assert_eq!(xff(&both), ip("198.51.100.20"), "Forwarded is the client's word");
+        assert_eq!(fwd(&both), ip("203.0.113.7"), "and the other way round");
+        assert_eq!(xff(&[("forwarded", "for=203.0.113.7")]), ip(LO));
+        assert_eq!(fwd(&[("x-forwarded-for", "203.0.113.7")]), ip(LO));
+        assert_eq!(
+            xff(&[("X-Forwarded-For", "198.51.100.20"), ("FORWARDED", "for=203.0.113.7")]),
+            ip("198.51.100.20"),
+            "header names in any case"
+        );
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_wins_over_lines_and_lists() {
+        // Several lines are one list, in order.
+        assert_eq!(
+            xff(&[
+                ("x-forwarded-for", "203.0.113.7"),
+                ("x-forwarded-for", "198.51.100.20, 10.0.0.1")
+            ]),
+            ip("198.51.100.20")
+        );
+        assert_eq!(
+            xff(&[
+                ("x-forwarded-for", "203.0.113.7, 198.51.100.20"),
+                ("x-forwarded-for", "10.0.0.1")
+            ]),
+            ip("198.51.100.20")
+        );
+        assert_eq!(
+            xff(&[("x-forwarded-for", "203.0.113.7,,198.51.100.20,")]),
+            ip("198.51.100.20")
+        );
+        assert_eq!(xff(&[("x-forwarded-for", " 198.51.100.20 ")]), ip("198.51.100.20"));
+        assert_eq!(xff(&[("x-forwarded-for", "198.51.100.20:4711")]), ip("198.51.100.20"));
+        assert_eq!(xff(&[("x-forwarded-for", "[2001:db8::7]:443")]), ip("2001:db8::7"));
+        assert_eq!(xff(&[("x-forwarded-for", "2001:db8::7")]), ip("2001:db8::7"));
+        assert_eq!(
+            xff(&[("x-forwarded-for", "::ffff:198.51.100.20")]),
+            ip("198.51.100.20"),
+            "IPv4-mapped IPv6 is the IPv4 address"
+        );
+        assert_eq!(
+            xff(&[("x-forwarded-for", "203.0.113.7, ::ffff:10.0.0.9")]),
+            ip("203.0.113.7"),
+            "a mapped trusted proxy is still trusted"
+        );
+        assert_eq!(
+            xff(&[("x-forwarded-for", "10.0.0.9, 10.0.0.5")]),
+            ip("10.0.0.9"),
+            "all hops trusted: the leftmost"
+        );
+        assert_eq!(
+            xff(&[("x-forwarded-for", "203.0.113.7, 2001:db8:ffff::1")]),
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_hop_stops_the_walk() {
+        // The client's garbage where the proxy's entry for it would be
+        // must never let a forged address further left decide.
+        for garbage in [
+            "unknown",
+            "_hidden",
+            "nope",
+            "1.2.3",
+            "198.51.100.20:port",
+            "198.51.100.20:80:80",
+            "[2001:db8::7]x",
+            "fe80::1%eth0",
+            "\"198.51.100.20\"",
+            "999.1.1.1",
+        ] {
+            let list = format!("203.0.113.7, {garbage}");
+            assert_eq!(xff(&[("x-forwarded-for", &list)]), ip(LO), "{garbage}: the peer");
+            let list = format!("203.0.113.7, {garbage}, 10.0.0.5");
+            assert_eq!(
+                xff(&[("x-forwarded-for", &list)]),
+                ip("10.0.0.5"),
+                "{garbage}: the last trusted hop"
+            );
+        }
+        // A line that is not visible ASCII is one unreadable hop.
+        let h = lines(&[("x-forwarded-for", "203.0.113.7"), ("x-forwarded-for", "h\u{e9}llo")]);
+        assert_eq!(client_ip(ip(LO), &h, &proxies(), ClientIpHeader::XForwardedFor), ip(LO));
+        // Garbage to the left of the real client changes nothing.
+        assert_eq!(xff(&[("x-forwarded-for", "junk, 198.51.100.20")]), ip("198.51.100.20"));
+    }
+
+    #[test]
+    fn forwarded_spellings() {
+        assert_eq!(
+            fwd(&[("forwarded", "for=\"[2001:db8::7]:4711\";proto=https, for=10.0.0.2")]),
+            ip("2001:db8::7")
+        );
+        assert_eq!(fwd(&[("forwarded", "For=198.51.100.20")]), ip("198.51.100.20"));
+        assert_eq!(fwd(&[("forwarded", "for = 198.51.100.20")]), ip("198.51.100.20"));
+        assert_eq!(fwd(&[("forwarded", "for=\"198.51.100.20:80\"")]), ip("198.51.100.20"));
+        assert_eq!(fwd(&[("forwarded", "for=\"198.51.100.20\"")]), ip("198.51.100.20"));
+        assert_eq!(
+            fwd(&[("forwarded", "for=\"[::ffff:198.51.100.20]\"")]),
+            ip("198.51.100.20")
+        );
+        assert_eq!(
+            fwd(&[("forwarded", "proto=http;for=198.51.100.20;by=10.0.0.1;host=x")]),
+            ip("198.51.100.20")
+        );
+        assert_eq!(
+            fwd(&[
+                ("forwarded", "for=203.0.113.7"),
+                ("forwarded", "for=198.51.100.20, for=10.0.0.3")
+            ]),
+            ip("198.51.100.20"),
+            "several lines"
+        );
+        // A quoted comma does not split the element: this is one hop
+        // with an unreadable address, not two.
+        assert_eq!(fwd(&[("forwarded", "for=\"203.0.113.7, 198.51.100.20\"")]), ip(LO));
+        // Unreadable elements where the walk stops: the peer, or the
+        // last trusted hop.
+        for garbage in [
+            "for=_hidden",
+            "for=unknown",
+            "for=\"_x\"",
+            "proto=https",
+            "for=198.51.100.20;for=203.0.113.7",
+            "for=198.51.100.20\"x\"",
+            "garbage",
+            "for=[2001:db8::7]:x",
+        ] {
+            let list = format!("for=203.0.113.7, {garbage}");
+            assert_eq!(fwd(&[("forwarded", &list)]), ip(LO), "{garbage}");
+            let list = format!("for=203.0.113.7, {garbage}, for=10.0.0.5");
+            assert_eq!(fwd(&[("forwarded", &list)]), ip("10.0.0.5"), "{garbage}");
+        }
+        // An unclosed quote swallows the rest of its line (here the
+        // proxy's own entry): unreadable, so the peer.
+        assert_eq!(
+            fwd(&[("forwarded", "for=203.0.113.7, for=\"198.51.100.20, for=10.0.0.5")]),
+            ip(LO)
+        );
     }
 }

@@ -37,7 +37,7 @@ use crate::audit::{AUDIT, Event};
 use crate::bots::{BotFilter, Challenge};
 use crate::config::{BotMode, Config, IpDefault, Mode};
 use crate::inspect::{Engine, Finding, Subject, Switches};
-use crate::ip::{IpTable, Verdict, client_ip, parse_net};
+use crate::ip::{ClientIpHeader, IpTable, Verdict, client_ip, parse_net};
 use crate::penalty::PenaltyBox;
 use crate::rules::Category;
 
@@ -51,6 +51,7 @@ pub struct WafPlugin {
     mode: Mode,
     deny_status: StatusCode,
     trusted: IpTable,
+    client_ip_header: ClientIpHeader,
     /// The manifest's lists.
     listed: IpTable,
     /// The manifest's lists plus the files, swapped when a file changes.
@@ -162,6 +163,7 @@ impl BuiltinPlugin for WafPlugin {
             mode: config.mode,
             deny_status,
             trusted,
+            client_ip_header: config.client_ip_header,
             lists: Arc::new(ArcSwap::from_pointee(listed.clone())),
             listed,
             list_files,
@@ -413,8 +415,8 @@ impl WafPlugin {
     }
 
     /// `GET {base}/events`: the audit log, newest first, for an admin.
-    fn events(&self, req: &Request) -> Response {
-        if let Some(refused) = refuse_unless_admin(req, self.token.get().and_then(Option::as_deref)) {
+    fn events(&self, req: &Request, cx: &Ctx) -> Response {
+        if let Some(refused) = refuse_unless_admin(req, cx, self.token.get().and_then(Option::as_deref)) {
             return refused;
         }
         if req.method() != Method::GET {
@@ -488,15 +490,15 @@ impl Plugin for WafPlugin {
         Hook::Ready(Ok(()))
     }
 
-    fn fetch<'a>(&'a self, req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+    fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
         if req.uri().path() == self.events_path {
-            return Hook::Ready(Ok(Flow::Respond(self.events(req))));
+            return Hook::Ready(Ok(Flow::Respond(self.events(req, cx))));
         }
         Hook::Ready(Ok(Flow::Continue))
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
-        let ip = client_ip(cx.peer.ip(), req.headers(), &self.trusted);
+        let ip = client_ip(cx.peer.ip(), req.headers(), &self.trusted, self.client_ip_header);
         cx.client_ip = ip;
         if let Some(flow) = self.screen(req, cx, ip) {
             return Hook::Ready(Ok(flow));

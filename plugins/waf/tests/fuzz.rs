@@ -5,7 +5,7 @@
 //! keep them.
 
 use bext_plugin_waf::inspect::{Engine, Subject, Switches};
-use bext_plugin_waf::ip::{IpTable, Verdict, client_ip, parse_net};
+use bext_plugin_waf::ip::{ClientIpHeader, IpTable, Verdict, client_ip, parse_net};
 use bext_plugin_waf::normalize::{canonical, percent_decode, resolve_path};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proptest::prelude::*;
@@ -127,12 +127,15 @@ proptest! {
         let mut trusted = IpTable::default();
         trusted.insert(parse_net("127.0.0.0/8").unwrap(), Verdict::Allow);
         let peer = "127.0.0.1".parse().unwrap();
-        for (name, value) in [("x-forwarded-for", &xff), ("forwarded", &fwd)] {
+        for (name, value, header) in [
+            ("x-forwarded-for", &xff, ClientIpHeader::XForwardedFor),
+            ("forwarded", &fwd, ClientIpHeader::Forwarded),
+        ] {
             let mut headers = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(HeaderName::from_static(name), v);
             }
-            let ip = client_ip(peer, &headers, &trusted);
+            let ip = client_ip(peer, &headers, &trusted, header);
             prop_assert!(ip == peer || value.contains(&ip.to_string()) || ip.to_string().contains(':'));
         }
     }

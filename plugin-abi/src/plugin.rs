@@ -163,6 +163,26 @@ pub trait Plugin: Send + Sync + 'static {
         Hook::Ready(Ok(Flow::Continue))
     }
 
+    /// A second, later place in the request chain for this same instance,
+    /// at this priority: the kernel then also calls
+    /// [`Plugin::on_late_request`] there. For a decision that needs what a
+    /// later plugin establishes (the gateway's per-subject limits run after
+    /// authn verified the subject) while the cheap part of the work stays
+    /// early. `None` (the default): no late place, no cost. A late priority
+    /// not after the plugin's own runs right after it.
+    fn late_priority(&self) -> Option<i32> {
+        None
+    }
+
+    /// The request hook of the late place ([`Plugin::late_priority`]), with
+    /// the same contract as `on_request`: `Respond` answers, and the
+    /// response then goes back through every plugin before this late
+    /// place (this plugin's `on_response` included). It runs only when
+    /// the plugin's own `on_request` let the request on.
+    fn on_late_request<'a>(&'a self, _req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        Hook::Ready(Ok(Flow::Continue))
+    }
+
     /// Sees the response on its way back: edit status, headers or body. It
     /// cannot short-circuit; an error follows the fail mode.
     fn on_response<'a>(&'a self, _res: &'a mut Response, _cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {

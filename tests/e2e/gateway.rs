@@ -265,3 +265,132 @@ async fn bad_gateway_settings_are_clear_errors() {
         "{err}"
     );
 }
+
+const JWT_SECRET: &str = "0123456789abcdef0123456789abcdef-gateway-test";
+
+/// An HS256 token for `sub`, signed with `secret`.
+fn token(sub: &str, secret: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": sub, "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// `{"alg":"none"}` and a `sub` claim, no signature: what an attacker
+/// writes without any key.
+fn unsigned(sub: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#.into()),
+        b64(format!(r#"{{"sub":"{sub}","exp":4000000000}}"#))
+    )
+}
+
+/// The echo app behind a gateway with a subject limit of `burst` at once
+/// (and a generous per-address limit), and authn if `authn`.
+fn subject_platform(s: &Site, upstream: std::net::SocketAddr, authn: bool) -> std::path::PathBuf {
+    s.write(
+        "manifests/gateway.yaml",
+        r#"name: gateway
+enabled: true
+config:
+  limits:
+    - { name: per-user, by: subject, rpm: 60, burst: 3 }
+    - { name: per-ip, by: ip, rpm: 6000, burst: 100 }
+"#,
+    );
+    if authn {
+        s.write(
+            "manifests/authn.yaml",
+            format!(
+                "name: authn\nenabled: true\nconfig:\n  jwt:\n    keys:\n      - {{ alg: HS256, secret: \"{JWT_SECRET}\" }}\n"
+            ),
+        );
+    }
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"echo\"\n\n[apps.echo]\nruntime = \"proxy\"\nupstream = \"http://{upstream}\"\n"
+    ))
+}
+
+async fn with_bearer(addr: std::net::SocketAddr, token: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    send(
+        addr,
+        request("GET", "/", &[("host", "x"), ("authorization", auth.as_str())], ""),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn forged_subjects_never_spend_a_verified_subjects_budget() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&subject_platform(&s, echo.addr, true));
+
+    // Tokens naming the victim, unsigned or signed with a guessed key:
+    // authn refuses each; none of them counts in the victim's bucket.
+    for forged in [
+        unsigned("victim"),
+        token("victim", "not-the-key-not-the-key-not-the-key!"),
+        unsigned("victim"),
+        unsigned("victim"),
+        unsigned("victim"),
+        token("Victim", "not-the-key-not-the-key-not-the-key!"),
+    ] {
+        assert_eq!(with_bearer(b.addr, &forged).await.status, 401);
+    }
+
+    // The victim's own budget is whole: three at once, then 429.
+    let valid = token("victim", JWT_SECRET);
+    let first = with_bearer(b.addr, &valid).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(
+        first.header("ratelimit-limit"),
+        Some("3"),
+        "the tightest limit is the subject's"
+    );
+    assert_eq!(first.header("ratelimit-remaining"), Some("2"));
+    for _ in 0..2 {
+        assert_eq!(with_bearer(b.addr, &valid).await.status, 200);
+    }
+    let refused = with_bearer(b.addr, &valid).await;
+    assert_eq!(refused.status, 429, "a verified subject's limit still applies");
+    assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
+    assert!(refused.header("retry-after").is_some());
+
+    // Another verified subject has its own bucket, from the same address.
+    assert_eq!(with_bearer(b.addr, &token("other", JWT_SECRET)).await.status, 200);
+}
+
+#[tokio::test]
+async fn without_authn_subject_limits_count_by_address() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&subject_platform(&s, echo.addr, false));
+
+    // Nobody verifies tokens here, so a `sub` names nothing: rotating it
+    // (signed or not) buys no fresh bucket; the address's is shared.
+    let subs = ["a", "b", "c", "d", "e"];
+    let mut statuses = Vec::new();
+    for (i, sub) in subs.iter().enumerate() {
+        let t = if i % 2 == 0 {
+            unsigned(sub)
+        } else {
+            token(sub, JWT_SECRET)
+        };
+        statuses.push(with_bearer(b.addr, &t).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let plain = get(b.addr, "x", "/").await;
+    assert_eq!(plain.status, 429, "no token: the same address bucket");
+    assert_eq!(plain.header("ratelimit-limit"), Some("3"));
+}

@@ -228,6 +228,58 @@ fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
     }
 }
 
+/// An instance's slots in a chain: its own, and its late place if it has
+/// one.
+fn slots_of(u: &Use<'_>, plugin: Arc<dyn Plugin>) -> impl Iterator<Item = Slot> {
+    let late = plugin
+        .late_priority()
+        .map(|late| LatePass::slot(&u.manifest.name, &plugin, late.max(u.priority), u));
+    let own = Slot {
+        name: u.manifest.name.as_str().into(),
+        hooks: plugin.hooks(),
+        plugin,
+        priority: u.priority,
+        on_error: u.manifest.on_error,
+    };
+    std::iter::once(own).chain(late)
+}
+
+/// A plugin's late place in a chain ([`Plugin::late_priority`]): the same
+/// instance, seen by the chain as one more plugin with only a request
+/// hook, which calls [`Plugin::on_late_request`]. The onion order needs
+/// nothing more: a late answer goes back through every plugin before it,
+/// the instance's own `on_response` included.
+struct LatePass(Arc<dyn Plugin>);
+
+impl LatePass {
+    /// The slot at `priority` (never before the plugin's own: a late place
+    /// a manifest moved the plugin past runs right after it, the name
+    /// breaking the tie), failing as the plugin's manifest says.
+    fn slot(name: &str, plugin: &Arc<dyn Plugin>, priority: i32, u: &Use<'_>) -> Slot {
+        Slot {
+            name: format!("{name}:late").into(),
+            plugin: Arc::new(LatePass(plugin.clone())),
+            hooks: Hooks::REQUEST,
+            priority,
+            on_error: u.manifest.on_error,
+        }
+    }
+}
+
+impl Plugin for LatePass {
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        req: &'a mut bext_plugin_abi::Request,
+        cx: &'a mut bext_plugin_abi::Ctx,
+    ) -> bext_plugin_abi::Hook<'a, Result<bext_plugin_abi::Flow, PluginError>> {
+        self.0.on_late_request(req, cx)
+    }
+}
+
 struct Builder<'a> {
     previous: Option<&'a Pipeline>,
     instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
@@ -245,13 +297,7 @@ impl Builder<'_> {
         let mut slots = Vec::new();
         for u in uses.iter().filter(|u| u.enabled) {
             match self.instance(u) {
-                Ok(plugin) => slots.push(Slot {
-                    name: u.manifest.name.as_str().into(),
-                    hooks: plugin.hooks(),
-                    plugin,
-                    priority: u.priority,
-                    on_error: u.manifest.on_error,
-                }),
+                Ok(plugin) => slots.extend(slots_of(u, plugin)),
                 Err(d) if !errors.0.contains(&d) => errors.push(d),
                 Err(_) => {}
             }
@@ -332,6 +378,53 @@ impl Builder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plugin with a late place that records which pass saw a request.
+    struct TwoPass(Option<i32>);
+
+    impl Plugin for TwoPass {
+        fn hooks(&self) -> Hooks {
+            Hooks::REQUEST | Hooks::RESPONSE
+        }
+        fn late_priority(&self) -> Option<i32> {
+            self.0
+        }
+    }
+
+    /// The slots of one instance at `priority` with late place `late`,
+    /// sorted as a chain sorts them.
+    fn uses_slot(priority: i32, late: Option<i32>) -> Vec<(String, i32, bool)> {
+        let m: Manifest = manifest::defaults().into_iter().next().unwrap();
+        let u = Use {
+            manifest: &m,
+            enabled: true,
+            priority,
+            config: serde_json::Value::Null,
+            override_of: None,
+        };
+        let mut slots: Vec<Slot> = slots_of(&u, Arc::new(TwoPass(late))).collect();
+        slots.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+        slots
+            .iter()
+            .map(|s| (s.name.to_string(), s.priority, s.hooks.has(Hooks::RESPONSE)))
+            .collect()
+    }
+
+    #[test]
+    fn a_late_place_is_a_request_only_slot_never_before_its_plugin() {
+        assert_eq!(uses_slot(100, None).len(), 1, "no late place, no slot");
+        let name = manifest::defaults().into_iter().next().unwrap().name;
+        let late = format!("{name}:late");
+        assert_eq!(
+            uses_slot(100, Some(350)),
+            [(name.clone(), 100, true), (late.clone(), 350, false)]
+        );
+        assert_eq!(
+            uses_slot(400, Some(350)),
+            [(name, 400, true), (late, 400, false)],
+            "moved past its late place: right after itself"
+        );
+    }
 
     #[test]
     fn merge_is_deep_for_objects_only() {

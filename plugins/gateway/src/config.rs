@@ -7,7 +7,7 @@ use bext_plugin_abi::units::Span;
 use serde::Deserialize;
 
 /// Typed `config` of the gateway plugin.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Rate limits, each checked in order; the first that refuses answers.
@@ -17,6 +17,12 @@ pub struct Config {
     /// file (the kernel fills this in).
     #[serde(default)]
     pub app_limit: Option<AppLimitConfig>,
+    /// Where in the request chain `by: subject` limits decide: after
+    /// authn (300) verified the subject, so a forged token cannot pick a
+    /// bucket. The other limits decide at the plugin's own priority,
+    /// before authn spends time on cryptography.
+    #[serde(default = "subject_priority")]
+    pub subject_priority: i32,
     /// Keys kept by the in-memory limiter at most (idle ones go first).
     #[serde(default = "max_keys")]
     pub max_keys: usize,
@@ -80,8 +86,8 @@ pub enum LimitKey {
     /// A header's value, such as an API key; requests without it fall
     /// back to the client address.
     Header,
-    /// The `sub` claim of the bearer JWT (the authn plugin's verified
-    /// subject when it ran first); else the client address.
+    /// The subject the authn plugin verified (a JWT's `sub`, an API key's
+    /// name); else the client address. Decided at `subject_priority`.
     Subject,
 }
 
@@ -101,6 +107,10 @@ pub struct AppLimitConfig {
 
 fn app_key() -> LimitKey {
     LimitKey::App
+}
+
+fn subject_priority() -> i32 {
+    350
 }
 
 fn max_keys() -> usize {

@@ -1,11 +1,17 @@
 //! The `gateway` plugin: rate limits (GCRA, per client address, app,
-//! route, API key or JWT subject), CORS, and response headers (custom and
-//! security presets), per app.
+//! route, API key or verified subject), CORS, and response headers (custom
+//! and security presets), per app.
 //!
 //! On the request: a CORS preflight is answered here; then each limit that
-//! applies decides, and the first refusal answers 429. On the response
-//! (also of a 429, by the onion order): CORS headers for allowed origins,
-//! `RateLimit-*` headers, and the configured headers.
+//! applies decides, and the first refusal answers 429. `by: subject`
+//! limits decide later, in the plugin's late place
+//! ([`Plugin::late_priority`], after authn by default), keyed by the
+//! subject authn verified, or by the client address without one: a
+//! subject read from an unverified token would let anyone spend someone
+//! else's budget or make up fresh ones. On the response (also of a 429,
+//! by the onion order): CORS headers for allowed origins, `RateLimit-*`
+//! headers of the tightest limit of both places, and the configured
+//! headers.
 
 pub mod config;
 pub mod cors;
@@ -17,8 +23,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Instant;
 
-use base64::Engine as _;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bext_plugin_abi::{
     Body, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, RateLimitState, Request,
     Response, Setup, text_response,
@@ -54,6 +58,25 @@ pub struct GatewayPlugin {
     override_headers: bool,
     /// In edge mode, the fleet's store; `store` is the fallback.
     shared: OnceLock<SharedStore>,
+    /// Where `by: subject` limits decide: `Some(priority)` when there are
+    /// any.
+    subject_priority: Option<i32>,
+}
+
+/// Which of the plugin's two places in the chain is deciding.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pass {
+    /// At the plugin's priority, before authn: every limit but `by:
+    /// subject` (cheap refusals before authn's cryptography).
+    Early,
+    /// At `subject_priority`, after authn: the `by: subject` limits.
+    Late,
+}
+
+impl Pass {
+    fn decides(self, by: LimitKey) -> bool {
+        (by == LimitKey::Subject) == (self == Pass::Late)
+    }
 }
 
 /// A compiled limit.
@@ -179,6 +202,10 @@ impl BuiltinPlugin for GatewayPlugin {
             headers.push((n, v));
         }
         LazyLock::force(&EPOCH);
+        let subject_priority = limits
+            .iter()
+            .any(|l| l.by == LimitKey::Subject)
+            .then_some(config.subject_priority);
         Ok(GatewayPlugin {
             limits,
             store: Arc::new(MemoryStore::new(config.max_keys.max(1024))),
@@ -186,6 +213,7 @@ impl BuiltinPlugin for GatewayPlugin {
             headers,
             override_headers: config.override_headers,
             shared: OnceLock::new(),
+            subject_priority,
         })
     }
 }
@@ -277,26 +305,6 @@ fn security_headers(preset: SecurityPreset) -> Vec<(HeaderName, HeaderValue)> {
         .collect()
 }
 
-/// base64url as JWT segments are written, lenient about padding and
-/// trailing bits: this only picks a bucket, it verifies nothing.
-const JWT_SEGMENT: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true),
-);
-
-/// The unverified `sub` claim of a bearer JWT: only a bucket key, never
-/// an identity (the authn plugin verifies tokens).
-fn jwt_subject(req: &Request) -> Option<String> {
-    let auth = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let token = auth.strip_prefix("Bearer ")?;
-    let payload = token.split('.').nth(1)?;
-    let json = JWT_SEGMENT.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    claims.get("sub")?.as_str().map(str::to_owned)
-}
-
 impl GatewayPlugin {
     /// The bucket of `limit` this request counts in.
     fn key<'r>(&self, limit: &'r Limit, req: &'r Request, cx: &'r Ctx) -> RateKey<'r> {
@@ -308,12 +316,10 @@ impl GatewayPlugin {
                 Some(v) => Client::Key(v.as_bytes()),
                 None => ip,
             },
-            LimitKey::Subject => match cx
-                .subject()
-                .map(Cow::Borrowed)
-                .or_else(|| jwt_subject(req).map(Cow::Owned))
-            {
-                Some(sub) => Client::Subject(sub),
+            // Only a subject authn verified: a claim read from an unsigned
+            // token names whoever the caller likes.
+            LimitKey::Subject => match cx.subject() {
+                Some(sub) => Client::Subject(Cow::Borrowed(sub)),
                 None => ip,
             },
         };
@@ -324,12 +330,12 @@ impl GatewayPlugin {
         }
     }
 
-    /// Decides every limit that applies, in order, stopping at the first
-    /// refusal, with this instance's store: no await, no future.
-    fn limit_here(&self, req: &Request, cx: &mut Ctx) -> Flow {
+    /// Decides every limit of `pass` that applies, in order, stopping at
+    /// the first refusal, with this instance's store: no await, no future.
+    fn limit_here(&self, req: &Request, cx: &mut Ctx, pass: Pass) -> Flow {
         let now = nanos_at(cx.received_at);
-        let mut tightest = None;
-        for (index, limit) in self.applying(req) {
+        let mut tightest = self.standing(cx);
+        for (index, limit) in self.applying(req, pass) {
             let decision = self.store.check(&self.key(limit, req, cx), &limit.quota, now);
             if let Some(refused) = self.count(index, limit, &decision, cx, &mut tightest) {
                 return refused;
@@ -340,10 +346,10 @@ impl GatewayPlugin {
 
     /// The same, in edge mode: the fleet's Redis decides (this instance's
     /// store when Redis does not answer in time).
-    async fn limit_shared(&self, req: &Request, cx: &mut Ctx, shared: &SharedStore) -> Flow {
+    async fn limit_shared(&self, req: &Request, cx: &mut Ctx, shared: &SharedStore, pass: Pass) -> Flow {
         let now = nanos_at(cx.received_at);
-        let mut tightest = None;
-        for (index, limit) in self.applying(req) {
+        let mut tightest = self.standing(cx);
+        for (index, limit) in self.applying(req, pass) {
             let key = self.key(limit, req, cx);
             let decision = match shared.check(&key, &limit.quota).await {
                 Some(d) => d,
@@ -356,13 +362,28 @@ impl GatewayPlugin {
         Self::keep(cx, tightest)
     }
 
-    /// The limits that apply to the request, with their indexes.
-    fn applying<'s>(&'s self, req: &'s Request) -> impl Iterator<Item = (usize, &'s Limit)> + 's {
+    /// The limits of `pass` that apply to the request, with their indexes.
+    fn applying<'s>(&'s self, req: &'s Request, pass: Pass) -> impl Iterator<Item = (usize, &'s Limit)> + 's {
         let (method, path) = (req.method(), req.uri().path());
         self.limits
             .iter()
             .enumerate()
-            .filter(move |(_, l)| l.applies(method, path))
+            .filter(move |(_, l)| pass.decides(l.by) && l.applies(method, path))
+    }
+
+    /// The tightest standing this instance already recorded for the
+    /// request (the early place's, when the late one decides), so the
+    /// `RateLimit-*` headers report the tightest of both.
+    fn standing(&self, cx: &Ctx) -> Option<RateLimitState> {
+        cx.rate_limit.filter(|r| r.decided_by.0 == self.identity())
+    }
+
+    /// Decides the limits of `pass`, here or in the fleet's store.
+    fn limit<'a>(&'a self, req: &'a Request, cx: &'a mut Ctx, pass: Pass) -> Hook<'a, Result<Flow, PluginError>> {
+        match self.shared.get().filter(|s| s.is_up()) {
+            None => Hook::Ready(Ok(self.limit_here(req, cx, pass))),
+            Some(shared) => Hook::later(async move { Ok(self.limit_shared(req, cx, shared, pass).await) }),
+        }
     }
 
     /// Takes in one limit's decision: the 429 if it refuses (its state
@@ -448,10 +469,15 @@ impl Plugin for GatewayPlugin {
         if self.limits.is_empty() {
             return Hook::Ready(Ok(Flow::Continue));
         }
-        match self.shared.get().filter(|s| s.is_up()) {
-            None => Hook::Ready(Ok(self.limit_here(req, cx))),
-            Some(shared) => Hook::later(async move { Ok(self.limit_shared(req, cx, shared).await) }),
-        }
+        self.limit(req, cx, Pass::Early)
+    }
+
+    fn late_priority(&self) -> Option<i32> {
+        self.subject_priority
+    }
+
+    fn on_late_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        self.limit(req, cx, Pass::Late)
     }
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
@@ -521,16 +547,5 @@ mod tests {
         assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr(), "kept once");
         let obs = HeaderValue::from_str("Zoë").unwrap();
         assert_eq!(lasting(obs.clone()), obs);
-    }
-
-    #[test]
-    fn reads_the_subject_of_a_bearer_token() {
-        // {"alg":"none"}.{"sub":"user-42"}.
-        let mut req = Request::new(Body::empty());
-        req.headers_mut().insert(
-            http::header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTQyIn0."),
-        );
-        assert_eq!(jwt_subject(&req).as_deref(), Some("user-42"));
     }
 }

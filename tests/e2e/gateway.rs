@@ -394,3 +394,45 @@ async fn without_authn_subject_limits_count_by_address() {
     assert_eq!(plain.status, 429, "no token: the same address bucket");
     assert_eq!(plain.header("ratelimit-limit"), Some("3"));
 }
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_per_slash_64() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    // The WAF believes the proxy on 127.0.0.1, so the test can speak for
+    // clients anywhere.
+    s.write(
+        "manifests/waf.yaml",
+        "name: waf\nenabled: true\nconfig:\n  trusted_proxies: [127.0.0.1]\n",
+    );
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits:\n    - { name: per-ip, by: ip, rpm: 60, burst: 2 }\n",
+    );
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"echo\"\n\n[apps.echo]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let from = |ip: &'static str| {
+        send(
+            b.addr,
+            request("GET", "/", &[("host", "x"), ("x-forwarded-for", ip)], ""),
+        )
+    };
+    // Three addresses of one /64 are one client: a host that owns the
+    // /64 cannot take a fresh bucket per address.
+    assert_eq!(from("2001:db8:1:2::1").await.status, 200);
+    assert_eq!(from("2001:db8:1:2:ffff:ffff:ffff:fffe").await.status, 200);
+    assert_eq!(from("[2001:db8:1:2::abcd]:443").await.status, 429);
+    assert_eq!(
+        from("2001:db8:1:3::1").await.status,
+        200,
+        "the next /64 is someone else"
+    );
+    // IPv4-mapped IPv6 is the IPv4 client.
+    assert_eq!(from("::ffff:198.51.100.7").await.status, 200);
+    assert_eq!(from("198.51.100.7").await.status, 200);
+    assert_eq!(from("::ffff:198.51.100.7").await.status, 429);
+    assert_eq!(from("198.51.100.8").await.status, 200, "each IPv4 address");
+}

@@ -23,6 +23,15 @@ pub struct Config {
     /// before authn spends time on cryptography.
     #[serde(default = "subject_priority")]
     pub subject_priority: i32,
+    /// Leading bits of an IPv4 address that make one client for `by: ip`
+    /// (and the address fallback of the other keys): 32, each address.
+    #[serde(default = "ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address that make one client: 64, since a
+    /// host usually holds a whole /64 and could otherwise take a fresh
+    /// bucket per address.
+    #[serde(default = "ipv6_prefix")]
+    pub ipv6_prefix: u8,
     /// Keys kept by the in-memory limiter at most (idle ones go first).
     #[serde(default = "max_keys")]
     pub max_keys: usize,
@@ -111,6 +120,14 @@ fn app_key() -> LimitKey {
 
 fn subject_priority() -> i32 {
     350
+}
+
+fn ipv4_prefix() -> u8 {
+    32
+}
+
+fn ipv6_prefix() -> u8 {
+    64
 }
 
 fn max_keys() -> usize {

@@ -129,12 +129,56 @@ pub struct RateKey<'a> {
 pub enum Client<'a> {
     /// Everyone (a limit for the whole app).
     All,
-    /// A client address.
+    /// A client address, as [`IpPrefixes::bucket`] made it.
     Ip(IpAddr),
     /// An API key (a header's value).
     Key(&'a [u8]),
     /// A JWT subject.
     Subject(Cow<'a, str>),
+}
+
+/// How much of a client address is one client: IPv6 hosts get a whole
+/// /64 each (one customer's line, SLAAC privacy addresses), so keying by
+/// the /128 would give every caller 2^64 buckets. IPv4-mapped IPv6
+/// (`::ffff:1.2.3.4`, a dual-stack socket's view of an IPv4 client)
+/// counts as the IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpPrefixes {
+    /// Leading bits of an IPv4 address that name a client (32: each
+    /// address).
+    pub v4: u8,
+    /// Leading bits of an IPv6 address that name a client (64: each
+    /// subnet).
+    pub v6: u8,
+}
+
+impl Default for IpPrefixes {
+    fn default() -> Self {
+        IpPrefixes { v4: 32, v6: 64 }
+    }
+}
+
+impl IpPrefixes {
+    /// The bucket's address: `ip`'s network, IPv4-mapped as IPv4. With
+    /// the default /32, an IPv4 address is itself, so its stored key is
+    /// what it always was.
+    pub fn bucket(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => self.bucket(IpAddr::V4(v4)),
+                None => {
+                    let keep = u32::from(self.v6.min(128));
+                    let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+                    IpAddr::V6((u128::from(v6) & mask).into())
+                }
+            },
+            IpAddr::V4(v4) => {
+                let keep = u32::from(self.v4.min(32));
+                let mask = u32::MAX.checked_shl(32 - keep).unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+        }
+    }
 }
 
 impl RateKey<'_> {
@@ -341,6 +385,71 @@ mod tests {
         assert_eq!(k(Client::Key(b"k1")), b"per-ip|shop|key:k1");
         assert_eq!(k(Client::Subject("ana".into())), b"per-ip|shop|sub:ana");
         assert_ne!(k(Client::Key(b"ana")), k(Client::Subject("ana".into())));
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_slash_64_and_mapped_ipv4_is_ipv4() {
+        let p = IpPrefixes::default();
+        let b = |s: &str| p.bucket(s.parse().unwrap());
+        assert_eq!(b("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), b("2001:db8:1:2::1"), "one /64");
+        assert_eq!(b("2001:db8:1:2:ffff:ffff:ffff:ffff"), b("2001:db8:1:2::"));
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"), "the next /64");
+        assert_eq!(b("::ffff:198.51.100.7"), b("198.51.100.7"), "IPv4-mapped is IPv4");
+        assert_ne!(b("198.51.100.7"), b("198.51.100.8"), "each IPv4 address");
+        assert_ne!(
+            b("::ffff:198.51.100.7"),
+            b("::ffff:198.51.100.8"),
+            "mapped addresses are not one /64"
+        );
+        let wide = IpPrefixes { v4: 24, v6: 48 };
+        let w = |s: &str| wide.bucket(s.parse().unwrap());
+        assert_eq!(w("198.51.100.7"), w("198.51.100.200"));
+        assert_eq!(w("2001:db8:1:2::1"), w("2001:db8:1:ffff::1"));
+        let exact = IpPrefixes { v4: 32, v6: 128 };
+        assert_ne!(
+            exact.bucket("2001:db8::1".parse().unwrap()),
+            exact.bucket("2001:db8::2".parse().unwrap())
+        );
+        let all = IpPrefixes { v4: 0, v6: 0 };
+        assert_eq!(
+            all.bucket("198.51.100.7".parse().unwrap()),
+            "0.0.0.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            all.bucket("2001:db8::1".parse().unwrap()),
+            "::".parse::<IpAddr>().unwrap()
+        );
+
+        // The stored key of an IPv4 client is what it always was; IPv6
+        // ones name the network.
+        let key = |ip: &str| {
+            RateKey {
+                limit: "l",
+                app: "a",
+                client: Client::Ip(p.bucket(ip.parse().unwrap())),
+            }
+            .to_bytes()
+        };
+        assert_eq!(key("10.0.0.1"), b"l|a|ip4:\x0a\x00\x00\x01");
+        assert_eq!(key("::ffff:10.0.0.1"), b"l|a|ip4:\x0a\x00\x00\x01");
+        let mut v6 = b"l|a|ip6:".to_vec();
+        v6.extend_from_slice(&"2001:db8:1:2::".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), v6);
+
+        // Through the store: one /64 shares one bucket.
+        let q = Quota::per_minute(60, 2);
+        let store = MemoryStore::new(1000);
+        let mut allowed = 0;
+        for host in 1..=10u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 1, 2, host, host, host, host]);
+            let k = RateKey {
+                limit: "l",
+                app: "a",
+                client: Client::Ip(p.bucket(ip)),
+            };
+            allowed += usize::from(store.check(&k, &q, SEC).allowed);
+        }
+        assert_eq!(allowed, 2, "ten addresses of one /64 are one client");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use http::{Method, StatusCode};
 
 use crate::config::{Config, LimitConfig, LimitKey, SecurityPreset};
 use crate::cors::Cors;
-use crate::gcra::{Client, Decision, MemoryStore, Quota, RateKey, RateStore};
+use crate::gcra::{Client, Decision, IpPrefixes, MemoryStore, Quota, RateKey, RateStore};
 use crate::shared::SharedStore;
 
 /// Monotonic nanoseconds for the limiter, from a process-wide origin.
@@ -61,6 +61,8 @@ pub struct GatewayPlugin {
     /// Where `by: subject` limits decide: `Some(priority)` when there are
     /// any.
     subject_priority: Option<i32>,
+    /// How much of an address is one client.
+    prefixes: IpPrefixes,
 }
 
 /// Which of the plugin's two places in the chain is deciding.
@@ -201,6 +203,12 @@ impl BuiltinPlugin for GatewayPlugin {
             headers.retain(|(h, _)| *h != n);
             headers.push((n, v));
         }
+        if config.ipv4_prefix > 32 {
+            return Err(PluginError::config("ipv4_prefix", "must be 0 to 32"));
+        }
+        if config.ipv6_prefix > 128 {
+            return Err(PluginError::config("ipv6_prefix", "must be 0 to 128"));
+        }
         LazyLock::force(&EPOCH);
         let subject_priority = limits
             .iter()
@@ -214,6 +222,10 @@ impl BuiltinPlugin for GatewayPlugin {
             override_headers: config.override_headers,
             shared: OnceLock::new(),
             subject_priority,
+            prefixes: IpPrefixes {
+                v4: config.ipv4_prefix,
+                v6: config.ipv6_prefix,
+            },
         })
     }
 }
@@ -308,7 +320,7 @@ fn security_headers(preset: SecurityPreset) -> Vec<(HeaderName, HeaderValue)> {
 impl GatewayPlugin {
     /// The bucket of `limit` this request counts in.
     fn key<'r>(&self, limit: &'r Limit, req: &'r Request, cx: &'r Ctx) -> RateKey<'r> {
-        let ip = Client::Ip(cx.client_ip);
+        let ip = Client::Ip(self.prefixes.bucket(cx.client_ip));
         let client = match limit.by {
             LimitKey::App => Client::All,
             LimitKey::Ip => ip,

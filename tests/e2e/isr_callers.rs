@@ -44,6 +44,7 @@ config:
       - { alg: HS256, secret_env: TEST_JWT_SECRET }
     cookie: session
   api_keys:
+    query: api_key
     keys:
       - { name: alice, hash: "sha256:2cbbcfe7fd37158359af7580018de9583df5f782d34b3f87a0cf2e12c4d01e53" }
       - { name: bob, hash: "sha256:9e345dd651f221d578c6e0d7c65c4518d315d1d5583c480dd4ae30803142c256" }
@@ -119,6 +120,13 @@ async fn callers_found_by_authn_never_share_a_cached_page() {
         assert_eq!(a2.header("x-cache"), Some("BYPASS"), "{path}");
         assert!(a2.text().contains("sub=alice "), "{path}: {}", a2.text());
         assert_eq!(up.count(path), 4, "{path}");
+    }
+
+    // An API key in the query string: authn finds the caller all the same.
+    for (who, key) in [("alice", "alice-api-key"), ("bob", "bob-api-key")] {
+        let r = fetch(&b, &format!("/me/query?api_key={key}"), &[]).await;
+        assert_eq!(r.header("x-cache"), Some("BYPASS"), "{who}");
+        assert!(r.text().contains(&format!("sub={who} ")), "{who}: {}", r.text());
     }
 
     // Other spellings of the same headers.
@@ -216,6 +224,19 @@ async fn without_authn_credentials_the_cache_cannot_see_through_pass_it_by() {
         assert_eq!(fetch(&b, &path, &[]).await.header("x-cache"), Some("MISS"), "{name}");
         assert_eq!(up.count(&path), 3, "{name}");
     }
+    // HTTP/2 (where a cookie may come as several fields) is no way round.
+    for cookies in [&["sid=alice"][..], &["theme=dark", "sid=alice"][..]] {
+        let mut req = request("GET", "http://shop.test/me/h2", &[], "");
+        for c in cookies {
+            req.headers_mut().append("cookie", c.parse().unwrap());
+        }
+        let r = send_h2(b.addr, req).await;
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("BYPASS")), "{cookies:?}");
+    }
+    let anon = send_h2(b.addr, request("GET", "http://shop.test/me/h2", &[], "")).await;
+    assert_eq!(anon.header("x-cache"), Some("MISS"));
+    assert!(!anon.text().contains("alice"), "{}", anon.text());
+
     // Answers that Vary on a credential header, or set a cookie, are not
     // shared with anyone.
     for path in ["/vary-cookie", "/cookie"] {

@@ -90,7 +90,9 @@ async fn callers_found_by_authn_never_share_a_cached_page() {
     let (alice_jwt, bob_jwt) = (token("alice"), token("bob"));
     let (alice_bearer, bob_bearer) = (format!("Bearer {alice_jwt}"), format!("bearer {bob_jwt}"));
     let (alice_cookie, bob_cookie) = (format!("session={alice_jwt}"), format!("theme=dark; session={bob_jwt}"));
-    let cases: [(&str, (&str, &str), (&str, &str)); 3] = [
+    /// A request header: name and value.
+    type Credential<'a> = (&'a str, &'a str);
+    let cases: [(&str, Credential<'_>, Credential<'_>); 3] = [
         (
             "/me/api-key",
             ("x-api-key", "alice-api-key"),

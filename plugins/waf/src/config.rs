@@ -32,9 +32,13 @@ pub struct Config {
     #[serde(default)]
     pub ip: IpConfig,
     /// How much of a request body is inspected (form, JSON, XML,
-    /// multipart, text); the rest passes uninspected.
+    /// multipart, text), after `Content-Encoding` is undone.
     #[serde(default = "body_limit")]
     pub body_limit: ByteSize,
+    /// What happens to a body the WAF cannot inspect whole: larger than
+    /// `body_limit`, in a coding it does not decode, or broken.
+    #[serde(default)]
+    pub uninspectable_body: Uninspectable,
     /// Attack families switched on or off (`sqli: false`); all are on.
     #[serde(default)]
     pub rules: BTreeMap<Category, bool>,
@@ -64,6 +68,20 @@ pub enum Mode {
     Block,
     /// Log it and let it through (to try rules on real traffic first).
     Detect,
+}
+
+/// `uninspectable_body`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Uninspectable {
+    /// Refuse it: 413 (too large), 415 (a coding not decoded here), 400
+    /// (a coding that does not decode). What the rules did not see could
+    /// be the attack.
+    #[default]
+    Refuse,
+    /// Inspect what can be read (the first `body_limit` bytes; the raw
+    /// bytes of a coding not decoded) and let it through.
+    Pass,
 }
 
 /// `ip:`.

@@ -212,12 +212,27 @@ pub fn rule_category(id: &str) -> Option<Category> {
         .or_else(|| CODE_RULES.iter().find(|(r, _)| *r == id).map(|(_, c)| *c))
 }
 
-/// Largest value inspected; longer ones are cut (the bound on work per
-/// request, with the body limit).
+/// Largest stretch of a value inspected at once; longer values are
+/// inspected in windows of this size.
 const MAX_VALUE: usize = 16 * 1024;
+
+/// How much consecutive windows of a long value share, so an attack up to
+/// this long is whole in one of them wherever it sits. The step between
+/// windows (`MAX_VALUE - WINDOW_OVERLAP`) is a multiple of 4, so a long
+/// base64 value is cut on its own boundaries.
+const WINDOW_OVERLAP: usize = 1024;
 
 /// Arguments and headers inspected per request, at most.
 const MAX_VALUES: usize = 512;
+
+/// What inspecting a request found.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The first finding, if any.
+    pub finding: Option<Finding>,
+    /// Whether every value was inspected (false past `MAX_VALUES`).
+    pub complete: bool,
+}
 
 impl Engine {
     /// Compiles the rules. The rules are constants, so a failure is a bug
@@ -259,9 +274,19 @@ impl Engine {
 
     /// Inspects one request; the first finding wins.
     pub fn inspect(&self, req: &Subject<'_>, on: &Switches) -> Option<Finding> {
+        self.inspect_whole(req, on).finding
+    }
+
+    /// Inspects one request, and says whether every value was inspected:
+    /// past `MAX_VALUES` values the rest are not, and what was not seen
+    /// may be the attack.
+    pub fn inspect_whole(&self, req: &Subject<'_>, on: &Switches) -> Inspection {
         let notable = Notable::of(req.headers);
         if let Some(f) = self.protocol(req, &notable, on) {
-            return Some(f);
+            return Inspection {
+                finding: Some(f),
+                complete: true,
+            };
         }
         let json_request = notable
             .content_type
@@ -270,18 +295,42 @@ impl Engine {
             engine: self,
             cx: Context { on, json_request },
             budget: MAX_VALUES,
+            skipped: false,
             found: None,
             clean: self.clean_values.local(),
         };
         values(req, &mut visitor);
-        visitor.found
+        Inspection {
+            complete: !visitor.skipped,
+            finding: visitor.found,
+        }
     }
 
     /// Checks one value as sent (`raw`) in every decoded form an
     /// application might see: canonical, then HTML entities and JS
     /// escapes resolved, then base64 (for values that are base64).
+    /// A value longer than `MAX_VALUE` is checked in overlapping windows,
+    /// so an attack past its first `MAX_VALUE` bytes is seen too.
     pub(crate) fn check(&self, part: Part, name: &str, raw: &[u8], plus: bool, cx: &Context<'_>) -> Option<Finding> {
-        let raw = &raw[..raw.len().min(MAX_VALUE)];
+        if raw.len() <= MAX_VALUE {
+            return self.check_window(part, name, raw, plus, cx);
+        }
+        let step = MAX_VALUE - WINDOW_OVERLAP;
+        let mut start = 0;
+        loop {
+            let end = (start + MAX_VALUE).min(raw.len());
+            if let Some(f) = self.check_window(part, name, &raw[start..end], plus, cx) {
+                return Some(f);
+            }
+            if end == raw.len() {
+                return None;
+            }
+            start += step;
+        }
+    }
+
+    /// [`Engine::check`] on at most `MAX_VALUE` bytes.
+    fn check_window(&self, part: Part, name: &str, raw: &[u8], plus: bool, cx: &Context<'_>) -> Option<Finding> {
         if raw.is_empty() {
             return None;
         }
@@ -752,6 +801,52 @@ mod tests {
             headers,
             body,
         }
+    }
+
+    /// A POST of `body` as `ct`, inspected.
+    fn post(ct: &'static str, body: &[u8]) -> Inspection {
+        let engine = Engine::new();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+        engine.inspect_whole(&subject(&Method::POST, "/submit", &headers, body), &Switches::default())
+    }
+
+    #[test]
+    fn long_values_are_inspected_to_their_end() {
+        let attack = "<script>alert(document.cookie)</script>";
+        // Past the first window, across a window edge, at the very end.
+        for at in [
+            20_000,
+            MAX_VALUE - 10,
+            MAX_VALUE - WINDOW_OVERLAP - 10,
+            2 * (MAX_VALUE - WINDOW_OVERLAP) - 5,
+            60_000,
+        ] {
+            let mut text = "a ".repeat(at / 2);
+            text.push_str(attack);
+            text.push_str(&" b".repeat(1000));
+            let found = post("text/plain", text.as_bytes());
+            assert!(found.finding.is_some(), "attack at {at}");
+            let json = format!(r#"{{"note":"{text}"}}"#);
+            assert!(
+                post("application/json", json.as_bytes()).finding.is_some(),
+                "JSON, at {at}"
+            );
+        }
+        let clean = "a ".repeat(40_000);
+        let r = post("text/plain", clean.as_bytes());
+        assert!(r.finding.is_none() && r.complete);
+    }
+
+    #[test]
+    fn values_past_the_budget_make_an_incomplete_inspection() {
+        let mut form: String = (0..MAX_VALUES + 10).map(|i| format!("f{i}=x&")).collect();
+        form.push_str("q=%3Cscript%3Ealert(1)%3C/script%3E");
+        let r = post("application/x-www-form-urlencoded", form.as_bytes());
+        assert!(r.finding.is_none(), "the last value was never looked at");
+        assert!(!r.complete);
+        let few: String = (0..10).map(|i| format!("f{i}=x&")).collect();
+        assert!(post("application/x-www-form-urlencoded", few.as_bytes()).complete);
     }
 
     fn rule_for(target: &str) -> Option<&'static str> {

@@ -8,6 +8,7 @@
 //! to the audit log (`GET /__bext/waf/events`) and the log.
 
 pub mod audit;
+mod body;
 pub mod bots;
 mod clean;
 pub mod config;
@@ -34,8 +35,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_A
 use http::{Method, StatusCode};
 
 use crate::audit::{AUDIT, Event};
+use crate::body::Read;
 use crate::bots::{BotFilter, Challenge};
-use crate::config::{BotMode, Config, IpDefault, Mode};
+use crate::config::{BotMode, Config, IpDefault, Mode, Uninspectable};
 use crate::inspect::{Engine, Finding, Subject, Switches};
 use crate::ip::{ClientIpHeader, IpTable, Verdict, client_ip, parse_net};
 use crate::penalty::PenaltyBox;
@@ -60,6 +62,7 @@ pub struct WafPlugin {
     refresh: Duration,
     ip_default: IpDefault,
     body_limit: usize,
+    uninspectable: Uninspectable,
     switches: Switches,
     exclusions: Vec<Exclusion>,
     bot_mode: BotMode,
@@ -170,6 +173,7 @@ impl BuiltinPlugin for WafPlugin {
             refresh: config.ip.refresh.0.max(Duration::from_secs(1)),
             ip_default: config.ip.default,
             body_limit: usize::try_from(config.body_limit.0).unwrap_or(usize::MAX),
+            uninspectable: config.uninspectable_body,
             switches,
             exclusions,
             bot_mode: config.bots.mode,
@@ -326,6 +330,24 @@ impl WafPlugin {
         Flow::Respond(res)
     }
 
+    /// A body the rules cannot see whole: refused with `status` unless
+    /// `uninspectable_body: pass` or detect mode, which log it and go on
+    /// (`None`) to inspect what could be read.
+    fn uninspectable(&self, req: &Request, cx: &Ctx, ip: IpAddr, status: StatusCode) -> Option<Flow> {
+        if self.uninspectable == Uninspectable::Pass {
+            return None;
+        }
+        self.record(req, cx, ip, "uninspectable_body", None);
+        if self.mode == Mode::Detect {
+            return None;
+        }
+        let reason = status.canonical_reason().unwrap_or("Refused");
+        let mut res = text_response(status, format!("{reason} (request id {})\n", cx.request_id));
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(Flow::Respond(res))
+    }
+
     fn too_many(&self, retry_after: u64) -> Flow {
         let mut res = text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
         res.headers_mut()
@@ -396,7 +418,14 @@ impl WafPlugin {
             headers: req.headers(),
             body,
         };
-        let Some(finding) = ENGINE.inspect(&subject, on) else {
+        let inspection = ENGINE.inspect_whole(&subject, on);
+        let Some(finding) = inspection.finding else {
+            // Values past the inspection budget were never looked at.
+            if !inspection.complete
+                && let Some(refused) = self.uninspectable(req, cx, ip, StatusCode::PAYLOAD_TOO_LARGE)
+            {
+                return refused;
+            }
             return Flow::Continue;
         };
         match self.mode {
@@ -438,14 +467,11 @@ impl WafPlugin {
     }
 }
 
-/// Whether the request has a body to read.
+/// Whether the request may have a body to read: the kernel hands over an
+/// empty body when the client's ended with the head, so anything else
+/// (an HTTP/2 stream without `Content-Length` included) is read.
 fn has_body(req: &Request) -> bool {
-    let h = req.headers();
-    h.contains_key(http::header::TRANSFER_ENCODING)
-        || h.get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|n| n.trim() != "0")
-        || req.body().as_bytes().is_some_and(|b| !b.is_empty())
+    req.body().as_bytes().is_none_or(|b| !b.is_empty())
 }
 
 impl Plugin for WafPlugin {
@@ -509,8 +535,33 @@ impl Plugin for WafPlugin {
         if !has_body(req) {
             return Hook::Ready(Ok(self.judge(req, cx, ip, &on, b"")));
         }
+        // Refusals that need no byte of the body come first.
+        let refusing = self.uninspectable == Uninspectable::Refuse && self.mode == Mode::Block;
+        if refusing
+            && body::declared_over(req.headers(), self.body_limit)
+            && let Some(refused) = self.uninspectable(req, cx, ip, StatusCode::PAYLOAD_TOO_LARGE)
+        {
+            return Hook::Ready(Ok(refused));
+        }
+        let codings = match body::codings(req.headers()) {
+            Some(codings) => codings,
+            None => match self.uninspectable(req, cx, ip, StatusCode::UNSUPPORTED_MEDIA_TYPE) {
+                Some(refused) => return Hook::Ready(Ok(refused)),
+                // Passed on: the raw bytes are all there is to inspect.
+                None => Vec::new(),
+            },
+        };
         Hook::later(async move {
-            let body = req.body_mut().peek(self.body_limit).await;
+            let (body, status) = match body::read(req.body_mut(), &codings, self.body_limit).await {
+                Read::Whole(b) => (b, None),
+                Read::TooLarge(prefix) => (prefix, Some(StatusCode::PAYLOAD_TOO_LARGE)),
+                Read::Corrupt(raw) => (raw, Some(StatusCode::BAD_REQUEST)),
+            };
+            if let Some(status) = status
+                && let Some(refused) = self.uninspectable(req, cx, ip, status)
+            {
+                return Ok(refused);
+            }
             Ok(self.judge(req, cx, ip, &on, &body))
         })
     }

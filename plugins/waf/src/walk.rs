@@ -43,6 +43,8 @@ pub(crate) struct Visitor<'e> {
     pub(crate) engine: &'e Engine,
     pub(crate) cx: Context<'e>,
     pub(crate) budget: usize,
+    /// A value was left unchecked because the budget ran out.
+    pub(crate) skipped: bool,
     pub(crate) found: Option<Finding>,
     /// This thread's clean values.
     pub(crate) clean: Local<'e>,
@@ -59,6 +61,7 @@ impl Visitor<'_> {
     /// Checks one value as sent; `plus` says `+` means a space (forms).
     fn value(&mut self, part: Part, name: &str, raw: &[u8], plus: bool) -> bool {
         if self.budget == 0 {
+            self.skipped = true;
             return false;
         }
         self.budget -= 1;

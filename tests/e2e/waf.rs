@@ -664,3 +664,38 @@ async fn encoded_and_oversized_bodies_are_inspected_or_refused() {
     assert_eq!(status(chunked("/submit", &gz_headers, &attack, 5)).await.unwrap(), 403);
     assert_eq!(status(chunked("/submit", ct, benign, 5)).await.unwrap(), 200);
 }
+
+#[tokio::test]
+async fn http2_bodies_without_a_length_are_inspected() {
+    use http_body_util::StreamBody;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = waf_platform(&s, echo.addr, "name: waf\nenabled: true\n");
+    let b = Bext::serve(&cfg);
+    // An HTTP/2 body sent as a stream: no Content-Length, no
+    // Transfer-Encoding, nothing in the head says a body follows.
+    let post = |body: &'static [u8]| async move {
+        let stream = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let frames = futures_util::stream::iter(
+            body.chunks(8)
+                .map(|c| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from_static(c)))),
+        );
+        let req = hyper::Request::post("http://echo.test/submit")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(StreamBody::new(frames))
+            .unwrap();
+        let res = sender.send_request(req).await.unwrap();
+        res.status().as_u16()
+    };
+    assert_eq!(post(b"user=ana&q=union+station+parking").await, 200);
+    assert_eq!(
+        post(b"user=admin&q=1%27%20UNION%20SELECT%20password%20FROM%20users--").await,
+        403
+    );
+}

@@ -495,12 +495,11 @@ async fn connections_per_client_are_capped() {
     assert_eq!(n, 0, "the sixth connection is closed at once");
     // A slot given back is usable again.
     drop(silent);
-    let r = eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), || async {
         let out = raw_async(b.addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", WAIT).await;
         (status_of(&out) == 200).then_some(())
     })
     .await;
-    let _ = r;
 }
 
 #[tokio::test]

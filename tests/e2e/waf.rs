@@ -547,8 +547,13 @@ async fn gzip(data: &[u8]) -> Vec<u8> {
 /// A chunked POST of `body` in chunks of at most `chunk` bytes, as raw
 /// bytes (no Content-Length).
 fn chunked(path: &str, headers: &str, body: &[u8], chunk: usize) -> Vec<u8> {
+    chunked_as(path, headers, body, chunk, "chunked")
+}
+
+/// [`chunked`] with `Transfer-Encoding: <te>` (ending in `chunked`).
+fn chunked_as(path: &str, headers: &str, body: &[u8], chunk: usize, te: &str) -> Vec<u8> {
     let mut out = format!(
-        "POST {path} HTTP/1.1\r\nHost: echo.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n{headers}\r\n"
+        "POST {path} HTTP/1.1\r\nHost: echo.test\r\nTransfer-Encoding: {te}\r\nConnection: close\r\n{headers}\r\n"
     )
     .into_bytes();
     for part in body.chunks(chunk) {
@@ -662,6 +667,9 @@ async fn encoded_and_oversized_bodies_are_inspected_or_refused() {
     );
     let gz_headers = format!("{ct}Content-Encoding: gzip\r\n");
     assert_eq!(status(chunked("/submit", &gz_headers, &attack, 5)).await.unwrap(), 403);
+    // gzip as a transfer coding, under chunked: decoded the same.
+    let te = chunked_as("/submit", ct, &attack, 64, "gzip, chunked");
+    assert_eq!(status(te).await.unwrap(), 403);
     assert_eq!(status(chunked("/submit", ct, benign, 5)).await.unwrap(), 200);
 }
 

@@ -14,7 +14,7 @@
 use bext_plugin_abi::Body;
 use bytes::Bytes;
 use http::HeaderMap;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
 
 /// Content codings deeper than this are refused as undecodable: each
 /// layer costs a decode of up to `body_limit` bytes.
@@ -30,17 +30,27 @@ pub(crate) enum Coding {
     Deflate,
 }
 
-/// The codings of `Content-Encoding`, in the order they were applied
-/// (every header line, comma lists, any case, `identity` and empty
-/// elements skipped); `None` when one is not decoded here or there are
-/// too many.
+/// The codings of `Content-Encoding`, then those of `Transfer-Encoding`
+/// but `chunked` (which the server already undid), in the order they were
+/// applied (every header line, comma lists, any case, `identity` and
+/// empty elements skipped); `None` when one is not decoded here or there
+/// are too many.
 pub(crate) fn codings(headers: &HeaderMap) -> Option<Vec<Coding>> {
     let mut out = Vec::new();
-    for value in headers.get_all(CONTENT_ENCODING) {
+    let transfer = headers.get_all(TRANSFER_ENCODING).iter().map(|v| (v, true));
+    for (value, is_transfer) in headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .map(|v| (v, false))
+        .chain(transfer)
+    {
         let value = value.to_str().ok()?;
         for token in value.split(',') {
             let token = token.trim();
-            if token.is_empty() || token.eq_ignore_ascii_case("identity") {
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("identity")
+                || (is_transfer && token.eq_ignore_ascii_case("chunked"))
+            {
                 continue;
             }
             if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
@@ -187,6 +197,15 @@ mod tests {
         }
         let mut h = HeaderMap::new();
         h.insert(CONTENT_ENCODING, http::HeaderValue::from_bytes(b"gz\xffip").unwrap());
+        assert_eq!(codings(&h), None);
+        // Transfer codings come after the content codings; `chunked` is
+        // the server's to undo.
+        let mut h = headers(&["deflate"]);
+        h.insert(TRANSFER_ENCODING, "gzip, Chunked".parse().unwrap());
+        assert_eq!(codings(&h), Some(vec![Deflate, Gzip]));
+        h.insert(TRANSFER_ENCODING, "chunked".parse().unwrap());
+        assert_eq!(codings(&h), Some(vec![Deflate]));
+        h.insert(TRANSFER_ENCODING, "br, chunked".parse().unwrap());
         assert_eq!(codings(&h), None);
     }
 

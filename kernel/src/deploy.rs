@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bext_plugin_deploy::bundle::Limits;
 use bext_plugin_deploy::config::Config;
 use bext_plugin_deploy::{
     AppRecord, CanaryPlan, DeployOptions, Deployed, PreviewRecord, Registry, VersionRecord, unix_now,
@@ -44,7 +45,7 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
         match platform.apps.get_mut(&version.app) {
             Some(app) => app.source = Some(version.path.clone()),
             None => {
-                let (app, _) = AppConfig::for_dir(&version.path)?;
+                let app = bundle_app(&version.path)?;
                 platform.apps.insert(version.app.clone(), app);
             }
         }
@@ -55,7 +56,7 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
     for preview in served.previews.iter().filter(|p| p.expires_at > now) {
         let mut app = match platform.apps.get(&preview.app) {
             Some(app) => app.clone(),
-            None => AppConfig::for_dir(&preview.path)?.0,
+            None => bundle_app(&preview.path)?,
         };
         app.source = Some(preview.path.clone());
         app.env = std::mem::take(&mut app.preview_env);
@@ -78,6 +79,45 @@ pub(crate) fn overlay(platform: &mut Platform, manifests: &[Manifest]) -> Result
             .insert(bext_plugin_deploy::canary_app_id(&canary.app, &canary.version), app);
     }
     Ok(())
+}
+
+/// The app a stored version's own `bext.config.toml` describes, refused
+/// when a path it names (`static_dir`, `entry`) resolves outside the
+/// version's directory. The deploy plugin refuses such bundles; this
+/// keeps one stored by an older bext from serving the host's files.
+fn bundle_app(version: &Path) -> Result<AppConfig, Diagnostics> {
+    let (app, _) = AppConfig::for_dir(version)?;
+    let file = version.join(bext_plugin_deploy::bundle::CONFIG_FILE);
+    let root = std::fs::canonicalize(version).map_err(|e| Diagnostic::new(version, "", e.to_string()))?;
+    let entry = (app.runtime == crate::platform::RuntimeKind::Js)
+        .then(|| app.js_entry())
+        .flatten();
+    for (field, path) in [("server.static_dir", app.source.clone()), ("server.entry", entry)] {
+        let Some(path) = path else { continue };
+        // Lexically first (a missing path cannot be resolved), then as the
+        // file system resolves it, every link followed.
+        let lexical = path.strip_prefix(version).is_ok_and(|rest| {
+            rest.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+        });
+        let resolved = match std::fs::canonicalize(&path) {
+            Ok(real) => real.starts_with(&root),
+            Err(_) => true,
+        };
+        if !(lexical && resolved) {
+            return Err(Diagnostic::new(
+                &file,
+                field,
+                format!(
+                    "{} is outside the version's directory {}: the deploy plugin no longer accepts such a bundle; roll the app back or remove it",
+                    path.display(),
+                    version.display()
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(app)
 }
 
 /// The hosts of preview `name` of an app with `domains`, by the
@@ -103,6 +143,7 @@ enum Target {
     Local {
         root: PathBuf,
         keep_versions: usize,
+        limits: Limits,
         preview_ttl: u64,
         apps: Vec<String>,
     },
@@ -130,6 +171,7 @@ impl Target {
             let target = Target::Local {
                 root: Registry::root_in(&platform.data_dir),
                 keep_versions: settings.keep_versions,
+                limits: settings.limits(),
                 preview_ttl: settings.preview_ttl.0.as_secs(),
                 apps: platform.apps.keys().cloned().collect(),
             };
@@ -157,6 +199,7 @@ impl Target {
         let Target::Local {
             root,
             keep_versions,
+            limits,
             apps,
             ..
         } = self
@@ -164,6 +207,7 @@ impl Target {
             unreachable!("local targets only")
         };
         let mut registry = Registry::open(root, *keep_versions)?;
+        registry.set_limits(*limits);
         registry.sync_platform_apps(apps.iter().map(String::as_str))?;
         Ok(registry)
     }
@@ -272,7 +316,10 @@ pub(crate) fn deploy(
         }
         Target::Server { .. } => {
             let mut tar = tar::Builder::new(Vec::new());
+            // Links go as links, and a file with holes as its bytes: the
+            // server refuses links and sparse entries, and counts holes.
             tar.follow_symlinks(false);
+            tar.sparse(false);
             tar.append_dir_all(".", dir)
                 .with_context(|| format!("{}: cannot pack", dir.display()))?;
             let archive = tar.into_inner()?;
@@ -632,4 +679,46 @@ fn size(bytes: u64) -> String {
 /// A Unix time as an HTTP date (UTC).
 fn when(unix: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(unix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version stored by an older bext, whose `bext.config.toml` names a
+    /// path outside it, is not served from there.
+    #[test]
+    fn a_stored_bundle_config_that_leaves_its_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = dir.path().join("versions/app/v1");
+        std::fs::create_dir_all(version.join("dist")).unwrap();
+        std::fs::write(version.join("dist/index.js"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path(), version.join("up")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", version.join("dist/passwd.js")).unwrap();
+        let config = |text: &str| std::fs::write(version.join("bext.config.toml"), text).unwrap();
+        for bad in [
+            "[server]\nstatic_dir = \"/\"",
+            "[server]\nstatic_dir = \"/etc\"",
+            "[server]\nstatic_dir = \"../../..\"",
+            "[server]\nstatic_dir = \"up\"",
+            "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"../../../../x.js\"",
+            "[server]\nruntime = \"js\"\nentry = \"/etc/passwd\"",
+            "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"passwd.js\"",
+        ] {
+            config(bad);
+            let err = bundle_app(&version).unwrap_err().to_string();
+            assert!(err.contains("bext.config.toml: server."), "{bad}: {err}");
+            assert!(err.contains("is outside the version's directory"), "{bad}: {err}");
+        }
+        for good in [
+            "",
+            "[server]\nstatic_dir = \"dist\"",
+            "[server]\nstatic_dir = \"./dist/\"",
+            "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"",
+        ] {
+            config(good);
+            let app = bundle_app(&version).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert!(app.source.unwrap().starts_with(&version));
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! The deploy manifest's `config` block (documented in `manifests/deploy.yaml`).
 
-use bext_plugin_abi::units::Span;
+use bext_plugin_abi::units::{ByteSize, Span};
 use serde::Deserialize;
+
+use crate::bundle::Limits;
 
 /// Typed `config` of the deploy plugin.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,6 +20,24 @@ pub struct Config {
     /// environment variable (and answers 404 when it is unset).
     #[serde(default = "default_token_env")]
     pub admin_token_env: String,
+    /// Largest total size of one bundle's files, unpacked: a bigger one is
+    /// refused (413 from the admin API) before it is stored.
+    #[serde(default = "default_max_bundle_bytes")]
+    pub max_bundle_bytes: ByteSize,
+    /// Most entries (files and directories) in one bundle: a bundle with
+    /// more is refused (413 from the admin API) before it is stored.
+    #[serde(default = "default_max_bundle_entries")]
+    pub max_bundle_entries: u64,
+}
+
+impl Config {
+    /// The bounds every bundle is held to.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: self.max_bundle_bytes.0,
+            max_entries: self.max_bundle_entries,
+        }
+    }
 }
 
 fn default_keep_versions() -> usize {
@@ -30,4 +50,37 @@ fn default_preview_ttl() -> Span {
 
 fn default_token_env() -> String {
     "BEXT_ADMIN_TOKEN".into()
+}
+
+fn default_max_bundle_bytes() -> ByteSize {
+    ByteSize(Limits::default().max_bytes)
+}
+
+fn default_max_bundle_entries() -> u64 {
+    Limits::default().max_entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_limits_decode_and_the_manifest_documents_their_defaults() {
+        let config: Config = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(config.limits(), Limits::default());
+        let config: Config =
+            serde_json::from_value(serde_json::json!({ "max_bundle_bytes": "64KiB", "max_bundle_entries": 50 }))
+                .unwrap();
+        assert_eq!(
+            config.limits(),
+            Limits {
+                max_bytes: 64 << 10,
+                max_entries: 50
+            }
+        );
+        let manifest = include_str!("../../../manifests/deploy.yaml");
+        let defaults = Limits::default();
+        assert!(manifest.contains(&format!("  max_bundle_bytes: {}GiB\n", defaults.max_bytes >> 30)));
+        assert!(manifest.contains(&format!("  max_bundle_entries: {}\n", defaults.max_entries)));
+    }
 }

@@ -10,13 +10,17 @@
 //! [`preview_app_id`]); this plugin's `on_request` sends a canary's share of
 //! visitors to its app, and a background task makes the automatic
 //! decisions and removes expired previews. [`hooks`] runs an app's
-//! `pre_build` and `post_deploy` commands.
+//! `pre_build` and `post_deploy` commands. [`bundle`] decides what a
+//! deploy may store: regular files and directories named inside the
+//! bundle, within the manifest's size and entry limits, and a
+//! `bext.config.toml` whose paths stay inside it.
 //!
 //! The plugin serves the admin API the CLI uses when a server runs, at its
 //! manifest's `base` (`/__bext/api/platform`), behind `Authorization:
 //! Bearer $BEXT_ADMIN_TOKEN`; `manifests/deploy.yaml` lists its endpoints.
 //! Changes answer once the new pipeline serves.
 
+pub mod bundle;
 pub mod config;
 pub mod hooks;
 pub mod registry;
@@ -72,6 +76,10 @@ pub enum DeployError {
     /// The bundle, an app id or a version name is not acceptable.
     #[error("{0}")]
     Bundle(String),
+    /// The bundle is larger than the deploy manifest allows
+    /// (`max_bundle_bytes`, `max_bundle_entries`).
+    #[error("{0}")]
+    TooLarge(String),
     /// No such app or version.
     #[error("{0}")]
     NotFound(String),
@@ -103,6 +111,7 @@ impl DeployError {
     pub fn status(&self) -> StatusCode {
         match self {
             DeployError::Bundle(_) => StatusCode::BAD_REQUEST,
+            DeployError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             DeployError::NotFound(_) => StatusCode::NOT_FOUND,
             DeployError::Exists(_) => StatusCode::CONFLICT,
             DeployError::Hook(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -274,11 +283,12 @@ impl Shared {
         f: impl FnOnce(&mut Registry) -> Result<T, DeployError> + Send + 'static,
     ) -> Result<T, DeployError> {
         let (registry, root, keep) = (self.registry.clone(), self.root.clone(), self.config.keep_versions);
-        let apps = self.apps.clone();
+        let (apps, limits) = (self.apps.clone(), self.config.limits());
         tokio::task::spawn_blocking(move || {
             let mut guard = registry.lock().unwrap_or_else(|e| e.into_inner());
             if guard.is_none() {
                 let mut opened = Registry::open(&root, keep)?;
+                opened.set_limits(limits);
                 opened.sync_platform_apps(apps.iter().map(String::as_str))?;
                 *guard = Some(opened);
             }
@@ -420,9 +430,9 @@ async fn decide_forever(shared: std::sync::Weak<Shared>) {
 }
 
 impl DeployPlugin {
-    async fn api(&self, req: &mut Request, rest: &str) -> Response {
+    async fn api(&self, req: &mut Request, cx: &Ctx, rest: &str) -> Response {
         let shared = &self.shared;
-        if let Some(refused) = refuse_unless_admin(req, shared.token.get().and_then(Option::as_deref)) {
+        if let Some(refused) = refuse_unless_admin(req, cx, shared.token.get().and_then(Option::as_deref)) {
             return refused;
         }
         let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
@@ -626,7 +636,7 @@ impl Plugin for DeployPlugin {
         Hook::later(async move { shared.refresh().await.map_err(|e| PluginError::Init(Box::new(e))) })
     }
 
-    fn fetch<'a>(&'a self, req: &'a mut Request, _cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+    fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
         let Some(rest) = req.uri().path().strip_prefix(self.base.as_str()) else {
             return Hook::Ready(Ok(Flow::Continue));
         };
@@ -634,7 +644,7 @@ impl Plugin for DeployPlugin {
             return Hook::Ready(Ok(Flow::Continue));
         }
         let rest = rest.to_owned();
-        Hook::later(async move { Ok(Flow::Respond(self.api(req, &rest).await)) })
+        Hook::later(async move { Ok(Flow::Respond(self.api(req, cx, &rest).await)) })
     }
 
     /// A canaried app: the visitor's version by its cookie; a new visitor

@@ -1,0 +1,877 @@
+//! What a bundle may hold, and how an uploaded one is unpacked.
+//!
+//! A bundle is regular files and directories, named by relative paths that
+//! stay inside it, with at most [`Limits::max_bytes`] of files and
+//! [`Limits::max_entries`] entries (the manifest's `max_bundle_bytes` and
+//! `max_bundle_entries`). An upload (a tar archive) is unpacked here entry
+//! by entry, not with `tar::Archive::unpack`, which writes sparse files
+//! (a 2.5 KB archive can make a 2 GiB file), hard links, devices and FIFOs
+//! and has no bounds: every entry is checked before a byte of it is
+//! written. A local directory is held to the same rules by the store as it
+//! copies it ([`crate::store`]). The bundle's own `bext.config.toml` names
+//! paths too (`static_dir`, `entry`); [`check_config`] keeps them inside
+//! the stored version.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::DeployError;
+
+/// How large a bundle may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total size of its files, unpacked.
+    pub max_bytes: u64,
+    /// Files and directories in it (for an upload: the archive's entries,
+    /// and every directory an entry's name makes).
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    /// 1 GiB and 100,000 entries: a large site (a Next.js build with its
+    /// `node_modules` pruned, a documentation site of thousands of pages)
+    /// fits, a disk-filling one does not.
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1 << 30,
+            max_entries: 100_000,
+        }
+    }
+}
+
+/// Longest name below a bundle's root, in bytes.
+pub const MAX_PATH: usize = 1024;
+
+/// Longest single file or directory name, in bytes (most file systems' own
+/// limit).
+pub const MAX_COMPONENT: usize = 255;
+
+/// The bundle's own configuration file, read for apps a deploy creates.
+pub const CONFIG_FILE: &str = "bext.config.toml";
+
+/// Counts a bundle's entries and bytes against its [`Limits`].
+#[derive(Debug)]
+pub(crate) struct Tally {
+    limits: Limits,
+    entries: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    pub(crate) fn new(limits: Limits) -> Tally {
+        Tally {
+            limits,
+            entries: 0,
+            bytes: 0,
+        }
+    }
+
+    /// One more entry, `name`.
+    pub(crate) fn entry(&mut self, name: &str) -> Result<(), DeployError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(DeployError::TooLarge(format!(
+                "bundle entry `{name}`: the bundle has more than {} entries (files and directories; the deploy manifest's max_bundle_entries)",
+                self.limits.max_entries
+            )));
+        }
+        Ok(())
+    }
+
+    /// `size` more bytes, of entry `name`: checked before they are written.
+    pub(crate) fn bytes(&mut self, size: u64, name: &str) -> Result<(), DeployError> {
+        self.bytes = self.bytes.saturating_add(size);
+        if self.bytes > self.limits.max_bytes {
+            return Err(DeployError::TooLarge(format!(
+                "bundle entry `{name}` ({}): the bundle's files come to more than {} (the deploy manifest's max_bundle_bytes)",
+                human(size),
+                human(self.limits.max_bytes)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `1 GiB`, `512 KiB`, `1000 bytes`.
+fn human(bytes: u64) -> String {
+    for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{} {name}", bytes / unit);
+        }
+        if bytes >= unit {
+            return format!("{:.1} {name}", bytes as f64 / unit as f64);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// A name as an error message shows it: lossy UTF-8, control characters
+/// escaped, cut at 120 characters.
+pub(crate) fn shown(name: &[u8]) -> String {
+    let text = String::from_utf8_lossy(name);
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 120 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Why one file or directory name (no `/` in it) cannot be in a bundle.
+pub(crate) fn check_component(name: &str) -> Result<(), String> {
+    if name.len() > MAX_COMPONENT {
+        return Err(format!(
+            "a name of {} bytes (at most {MAX_COMPONENT} for one file or directory)",
+            name.len()
+        ));
+    }
+    if name.contains('\\') {
+        return Err(
+            "a backslash in a name: use `/` between directories (a `\\` would be part of a file's name here)".into(),
+        );
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a control character in a name".into());
+    }
+    Ok(())
+}
+
+/// The directories and file name of a bundle entry's name (empty for the
+/// bundle's root, `.` or `./`), or why it is refused: not UTF-8, too long,
+/// absolute, with a `..`, a backslash or a control character.
+pub(crate) fn components(name: &[u8]) -> Result<Vec<&str>, String> {
+    let text = std::str::from_utf8(name).map_err(|_| "a name that is not UTF-8".to_owned())?;
+    if text.len() > MAX_PATH {
+        return Err(format!("a name of {} bytes (at most {MAX_PATH})", text.len()));
+    }
+    if text.starts_with('/') {
+        return Err("an absolute path: names in a bundle are relative to it".into());
+    }
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("a `..` in the name, which would leave the bundle".into()),
+            part => {
+                check_component(part)?;
+                parts.push(part);
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// What a name in an unpacked archive is so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    File,
+    /// A directory; `named` when the archive has an entry for it (not
+    /// only entries inside it).
+    Dir {
+        named: bool,
+    },
+}
+
+/// Unpacks the tar archive `tar` into the empty directory `into`: regular
+/// files and directories only, every name inside `into`, each name once,
+/// within `limits`. The first entry that breaks a rule stops it with an
+/// error naming the entry and the rule; the caller removes `into`.
+pub(crate) fn unpack(tar: &[u8], into: &Path, limits: Limits) -> Result<(), DeployError> {
+    let not_a_tar = |e: io::Error| DeployError::Bundle(format!("the upload is not a valid tar archive: {e}"));
+    let mut archive = tar::Archive::new(tar);
+    let mut tally = Tally::new(limits);
+    let mut seen: HashMap<String, Seen> = HashMap::new();
+    for entry in archive.entries().map_err(not_a_tar)? {
+        let mut entry = entry.map_err(not_a_tar)?;
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            // Archive-wide metadata (`git archive` puts its commit there):
+            // no file, and nothing the entries after it take from it.
+            tally.entry("(pax global header)")?;
+            continue;
+        }
+        let raw = entry.path_bytes().into_owned();
+        let name = shown(&raw);
+        let refuse = |why: String| DeployError::Bundle(format!("bundle entry `{name}`: {why}"));
+        tally.entry(&name)?;
+        let parts = components(&raw).map_err(refuse)?;
+        if kind.is_gnu_sparse() {
+            return Err(refuse(SPARSE.replace("{}", "GNU sparse file")));
+        }
+        if is_pax_sparse(&mut entry).map_err(not_a_tar)? {
+            return Err(refuse(SPARSE.replace("{}", "PAX sparse file (GNU.sparse.* headers)")));
+        }
+        let is_file = match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => true,
+            tar::EntryType::Directory => false,
+            other => return Err(refuse(format!("{}: {ONLY}", special(&entry, other)))),
+        };
+        let key = parts.join("/");
+        let mut path = into.to_path_buf();
+        parents(&mut path, &parts, &mut seen, &mut tally, &name)?;
+        if let Some(last) = parts.last() {
+            path.push(last);
+        }
+        match (is_file, seen.get(&key).copied()) {
+            (_, Some(Seen::File) | Some(Seen::Dir { named: true })) => {
+                return Err(refuse("named twice in the archive".into()));
+            }
+            (true, Some(Seen::Dir { named: false })) => {
+                return Err(refuse("a file, but other entries are inside it".into()));
+            }
+            (true, None) => {
+                if parts.is_empty() {
+                    return Err(refuse("a file in place of the bundle's root directory".into()));
+                }
+                let size = entry.size();
+                tally.bytes(size, &name)?;
+                seen.insert(key, Seen::File);
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| DeployError::io(&path, e))?;
+                // The archive is in memory: what can fail here is the write.
+                let written =
+                    io::copy(&mut (&mut entry).take(size), &mut out).map_err(|e| DeployError::io(&path, e))?;
+                if written != size {
+                    return Err(refuse(format!(
+                        "the archive ends inside it ({written} of its {size} bytes): a truncated upload"
+                    )));
+                }
+            }
+            (false, existing) => {
+                if existing.is_none() && !parts.is_empty() {
+                    fs::create_dir(&path).map_err(|e| DeployError::io(&path, e))?;
+                }
+                seen.insert(key, Seen::Dir { named: true });
+            }
+        }
+    }
+    Ok(())
+}
+
+const ONLY: &str = "bundles hold regular files and directories only";
+
+/// `{}` is the kind of sparse file.
+const SPARSE: &str = "a {}: sparse files are refused (a few bytes of archive can stand for gigabytes of file); \
+                      bundles hold regular files and directories only";
+
+/// Whether the entry's PAX headers describe a sparse file (the `GNU.sparse.*`
+/// keys of GNU tar's PAX sparse formats 0.0, 0.1 and 1.0).
+fn is_pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<bool> {
+    let Some(extensions) = entry.pax_extensions()? else {
+        return Ok(false);
+    };
+    for extension in extensions {
+        if extension?.key_bytes().starts_with(b"GNU.sparse.") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What a refused entry is, with where a link points.
+fn special<R: Read>(entry: &tar::Entry<'_, R>, kind: tar::EntryType) -> String {
+    let target = || {
+        entry
+            .link_name_bytes()
+            .map_or_else(|| "nothing".to_owned(), |t| format!("`{}`", shown(&t)))
+    };
+    match kind {
+        tar::EntryType::Symlink => format!("a symbolic link (to {})", target()),
+        tar::EntryType::Link => format!("a hard link (to {})", target()),
+        tar::EntryType::Char => "a character device".into(),
+        tar::EntryType::Block => "a block device".into(),
+        tar::EntryType::Fifo => "a FIFO (named pipe)".into(),
+        other => format!("an entry of tar type {:?}", char::from(other.as_byte())),
+    }
+}
+
+/// Makes the directories the name of entry `name` goes through (each
+/// counted as an entry the first time); a name going through a file is
+/// refused.
+fn parents(
+    path: &mut PathBuf,
+    parts: &[&str],
+    seen: &mut HashMap<String, Seen>,
+    tally: &mut Tally,
+    name: &str,
+) -> Result<(), DeployError> {
+    let mut key = String::new();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        if !key.is_empty() {
+            key.push('/');
+        }
+        key.push_str(part);
+        path.push(part);
+        match seen.get(&key) {
+            Some(Seen::File) => {
+                return Err(DeployError::Bundle(format!(
+                    "bundle entry `{name}`: `{key}` is a file in the archive, so nothing can be inside it"
+                )));
+            }
+            Some(Seen::Dir { .. }) => {}
+            None => {
+                tally.entry(name)?;
+                fs::create_dir(&*path).map_err(|e| DeployError::io(path, e))?;
+                seen.insert(key.clone(), Seen::Dir { named: false });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Largest `bext.config.toml` a bundle may have (the kernel reads it on
+/// every pipeline build).
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// `bext.config.toml` as the kernel reads it (`RunConfig` in
+/// `kernel/src/platform.rs`, which `bext run` uses too): a key or a type
+/// it does not take would fail every pipeline build once the version is
+/// current, so it refuses the deploy here. Keep the two in step; a field
+/// missing here refuses bundles, it never breaks the server.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleConfig {
+    #[serde(default)]
+    server: BundleServer,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleServer {
+    #[serde(default)]
+    #[allow(dead_code)] // checked for its type only
+    listen: Option<String>,
+    #[serde(default)]
+    static_dir: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // checked for its type only
+    spa_fallback: bool,
+    #[serde(default)]
+    runtime: Option<String>,
+    #[serde(default)]
+    entry: Option<String>,
+}
+
+/// Why a path the bundle's configuration names (`field`, relative to the
+/// bundle or to its `static_dir`) cannot be: absolute, with a `..`, a
+/// backslash or a control character, too long.
+fn check_config_path(field: &str, value: &str) -> Result<(), DeployError> {
+    let refuse = |why: String| DeployError::Bundle(format!("{CONFIG_FILE}: server.{field} = {value:?}: {why}"));
+    components(value.as_bytes()).map_err(refuse).map(drop)
+}
+
+/// Checks the configuration of the stored version `tree`
+/// (`bext.config.toml`, which the kernel reads for an app a deploy
+/// creates): what the kernel takes, a runtime a bundle can be, and the
+/// paths it names (`[server] static_dir` and `entry`) relative, without
+/// `..` and, resolved on disk with every link followed, inside `tree`;
+/// `static_dir` a directory of it, a JS app's `entry` a file of it.
+pub(crate) fn check_config(tree: &Path) -> Result<(), DeployError> {
+    let file = tree.join(CONFIG_FILE);
+    let refuse = |why: String| DeployError::Bundle(format!("{CONFIG_FILE}: {why}"));
+    match fs::symlink_metadata(&file) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(DeployError::io(&file, e)),
+        Ok(meta) if !meta.is_file() => return Err(refuse("not a regular file".into())),
+        Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
+            return Err(refuse(format!(
+                "{} bytes (at most {})",
+                meta.len(),
+                human(MAX_CONFIG_BYTES)
+            )));
+        }
+        Ok(_) => {}
+    }
+    let text = fs::read_to_string(&file).map_err(|e| refuse(format!("cannot be read: {e}")))?;
+    let config: BundleConfig = toml::from_str(&text).map_err(|e| refuse(e.message().trim().to_owned()))?;
+    let server = config.server;
+    let js = match server.runtime.as_deref() {
+        None | Some("static") => false,
+        Some("js") => true,
+        Some("proxy") => {
+            return Err(refuse(
+                "server.runtime = \"proxy\": a bundle cannot name an upstream; declare a proxy app in the platform file"
+                    .into(),
+            ));
+        }
+        Some(other) => {
+            return Err(refuse(format!(
+                "server.runtime = {other:?}: a bundle is a `static` or a `js` app"
+            )));
+        }
+    };
+    for (field, value) in [("static_dir", &server.static_dir), ("entry", &server.entry)] {
+        if let Some(value) = value {
+            check_config_path(field, value)?;
+        }
+    }
+    let root = fs::canonicalize(tree).map_err(|e| DeployError::io(tree, e))?;
+    // Lexically inside; now as the file system resolves it.
+    let inside = |field: &str, value: &str, path: &Path| -> Result<Option<PathBuf>, DeployError> {
+        match fs::canonicalize(path) {
+            Ok(real) if real.starts_with(&root) => Ok(Some(real)),
+            Ok(real) => Err(refuse(format!(
+                "server.{field} = {value:?} resolves to {}, outside the bundle",
+                real.display()
+            ))),
+            // Missing, or under a file: nothing there to leave by.
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
+            Err(e) => Err(DeployError::io(path, e)),
+        }
+    };
+    let source = match server.static_dir.as_deref() {
+        Some(dir) => match inside("static_dir", dir, &root.join(dir))? {
+            Some(real) if real.is_dir() => real,
+            _ => {
+                return Err(refuse(format!(
+                    "server.static_dir = {dir:?} is not a directory of the bundle"
+                )));
+            }
+        },
+        None => root.clone(),
+    };
+    let name = server.entry.as_deref().unwrap_or("index.js");
+    let found = inside("entry", name, &source.join(name))?;
+    if js && !found.is_some_and(|real| real.is_file()) {
+        return Err(refuse(format!(
+            "server.entry = {name:?} is not a file of the bundle (a JS app's entry is relative to static_dir)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header for `name` of `kind` and `size`, its name written raw (the
+    /// builder's own setters refuse `..` and absolute paths).
+    fn header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        h
+    }
+
+    /// A PAX extended header (type `x`) with `records`, describing the
+    /// entry appended after it.
+    fn append_pax(b: &mut tar::Builder<Vec<u8>>, records: &[(&str, &[u8])]) {
+        let mut body = Vec::new();
+        for (key, value) in records {
+            // "LEN key=value\n", LEN counting its own digits.
+            let base = key.len() + value.len() + 3;
+            let mut len = base + 1;
+            while len != base + len.to_string().len() {
+                len += 1;
+            }
+            body.extend(format!("{len} {key}=").as_bytes());
+            body.extend(*value);
+            body.push(b'\n');
+        }
+        let h = header(b"PaxHeaders/x", tar::EntryType::XHeader, body.len() as u64);
+        b.append(&h, &body[..]).unwrap();
+    }
+
+    fn archive(entries: &[(&[u8], tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, body) in entries {
+            b.append(&header(name, *kind, body.len() as u64), *body).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    const FILE: tar::EntryType = tar::EntryType::Regular;
+    const DIR: tar::EntryType = tar::EntryType::Directory;
+
+    fn unpack_err(tar: &[u8], limits: Limits) -> (String, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack(tar, dir.path(), limits).unwrap_err();
+        (err.to_string(), dir)
+    }
+
+    fn refused(entries: &[(&[u8], tar::EntryType, &[u8])]) -> String {
+        unpack_err(&archive(entries), Limits::default()).0
+    }
+
+    #[test]
+    fn files_and_directories_unpack() {
+        let tar = archive(&[
+            (b"./", DIR, b""),
+            (b"./index.html", FILE, b"home"),
+            (b"./a/b/c.css", FILE, b"body{}"),
+            (b"a/b/", DIR, b""),
+            (b"./a//d.txt", FILE, b"d"),
+            (b"empty", FILE, b""),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        unpack(&tar, dir.path(), Limits::default()).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("index.html")).unwrap(), "home");
+        assert_eq!(fs::read_to_string(dir.path().join("a/b/c.css")).unwrap(), "body{}");
+        assert_eq!(fs::read_to_string(dir.path().join("a/d.txt")).unwrap(), "d");
+        assert_eq!(fs::metadata(dir.path().join("empty")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn names_that_leave_the_bundle_or_mislead_are_refused() {
+        let long_component = "x".repeat(MAX_COMPONENT + 1);
+        let long_path = format!("{}/f", ["d"; MAX_PATH / 2].join("/"));
+        for (name, why) in [
+            (&b"/etc/passwd"[..], "an absolute path"),
+            (b"//etc/passwd", "an absolute path"),
+            (b"../x", "a `..`"),
+            (b"./a/../../x", "a `..`"),
+            (b"a/..", "a `..`"),
+            (b"..\\..\\etc\\passwd", "a backslash"),
+            (b"a\\b", "a backslash"),
+            (b"a\nb", "a control character"),
+            (b"caf\xe9", "not UTF-8"),
+            (long_component.as_bytes(), "a name of 256 bytes"),
+            (long_path.as_bytes(), "at most 1024"),
+        ] {
+            // Long names go through a GNU long-name entry, as tar writes them.
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_entry_type(FILE);
+            if name.len() < 100 {
+                h.as_old_mut().name[..name.len()].copy_from_slice(name);
+                h.set_cksum();
+                b.append(&h, &b"x"[..]).unwrap();
+            } else {
+                b.append_data(&mut h, std::str::from_utf8(name).unwrap(), &b"x"[..])
+                    .unwrap();
+            }
+            let (err, dir) = unpack_err(&b.into_inner().unwrap(), Limits::default());
+            assert!(err.starts_with("bundle entry `"), "{err}");
+            assert!(err.contains(why), "{name:?}: {err}");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "{name:?} wrote nothing");
+        }
+        // A PAX `path` header names the entry too.
+        let mut b = tar::Builder::new(Vec::new());
+        append_pax(&mut b, &[("path", &b"../../etc/cron.d/x"[..])]);
+        b.append(&header(b"innocent", FILE, 1), &b"x"[..]).unwrap();
+        let (err, _) = unpack_err(&b.into_inner().unwrap(), Limits::default());
+        assert!(err.contains("`../../etc/cron.d/x`: a `..`"), "{err}");
+    }
+
+    #[test]
+    fn links_devices_and_fifos_are_refused() {
+        for (kind, target, why) in [
+            (
+                tar::EntryType::Symlink,
+                &b"/etc/passwd"[..],
+                "a symbolic link (to `/etc/passwd`)",
+            ),
+            (
+                tar::EntryType::Symlink,
+                b"../../../etc",
+                "a symbolic link (to `../../../etc`)",
+            ),
+            (
+                tar::EntryType::Symlink,
+                b"other-link",
+                "a symbolic link (to `other-link`)",
+            ),
+            (tar::EntryType::Link, b"/etc/shadow", "a hard link (to `/etc/shadow`)"),
+            (tar::EntryType::Link, b"index.html", "a hard link (to `index.html`)"),
+            (tar::EntryType::Char, b"", "a character device"),
+            (tar::EntryType::Block, b"", "a block device"),
+            (tar::EntryType::Fifo, b"", "a FIFO"),
+            (tar::EntryType::new(b'V'), b"", "tar type 'V'"),
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            b.append(&header(b"index.html", FILE, 2), &b"ok"[..]).unwrap();
+            let mut h = header(b"x", kind, 0);
+            if !target.is_empty() {
+                h.as_old_mut().linkname[..target.len()].copy_from_slice(target);
+                h.set_cksum();
+            }
+            b.append(&h, &b""[..]).unwrap();
+            let (err, dir) = unpack_err(&b.into_inner().unwrap(), Limits::default());
+            assert!(err.starts_with("bundle entry `x`: "), "{err}");
+            assert!(err.contains(why) && err.contains(ONLY), "{err}");
+            assert!(!dir.path().join("x").exists());
+        }
+    }
+
+    #[test]
+    fn gnu_sparse_entries_are_refused_before_a_byte_is_written() {
+        // 2 GiB of holes around one 512-byte block: 2.5 KB of archive.
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..8].copy_from_slice(b"huge.img");
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_mode(0o644);
+        h.set_size(512);
+        let gnu = h.as_gnu_mut().unwrap();
+        let real: u64 = 2 << 30;
+        let octal = |field: &mut [u8], v: u64| {
+            let s = format!("{v:0w$o}", w = field.len() - 1);
+            field[..s.len()].copy_from_slice(s.as_bytes());
+        };
+        octal(&mut gnu.sparse[0].offset, real - 512);
+        octal(&mut gnu.sparse[0].numbytes, 512);
+        octal(&mut gnu.realsize, real);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend([7u8; 512]);
+        tar.extend([0u8; 1024]);
+        assert!(tar.len() < 2600);
+        let (err, dir) = unpack_err(&tar, Limits::default());
+        assert!(err.contains("bundle entry `huge.img`: a GNU sparse file"), "{err}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn pax_sparse_entries_are_refused() {
+        // GNU tar's PAX sparse 1.0 (the map is in the data) and 0.1.
+        for keys in [
+            &[
+                ("GNU.sparse.major", &b"1"[..]),
+                ("GNU.sparse.minor", b"0"),
+                ("GNU.sparse.name", b"huge.img"),
+                ("GNU.sparse.realsize", b"8589934592"),
+            ][..],
+            &[
+                ("GNU.sparse.size", b"8589934592"),
+                ("GNU.sparse.numblocks", b"1"),
+                ("GNU.sparse.map", b"8589934080,512"),
+            ],
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            append_pax(&mut b, keys);
+            b.append(&header(b"GNUSparseFile.0/huge.img", FILE, 512), &[0u8; 512][..])
+                .unwrap();
+            let (err, dir) = unpack_err(&b.into_inner().unwrap(), Limits::default());
+            assert!(err.contains("a PAX sparse file"), "{err}");
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn duplicates_and_clashes_are_refused() {
+        for (entries, why) in [
+            (
+                &[(&b"a.txt"[..], FILE, &b"one"[..]), (b"./a.txt", FILE, b"two")][..],
+                "bundle entry `./a.txt`: named twice",
+            ),
+            (&[(b"d/", DIR, b""), (b"d", DIR, b"")], "bundle entry `d`: named twice"),
+            (
+                &[(b"d", FILE, b"x"), (b"d/", DIR, b"")],
+                "bundle entry `d/`: named twice",
+            ),
+            (
+                &[(b"d/x", FILE, b"x"), (b"d", FILE, b"y")],
+                "bundle entry `d`: a file, but other",
+            ),
+            (
+                &[(b"d", FILE, b"x"), (b"d/x", FILE, b"y")],
+                "`d` is a file in the archive",
+            ),
+            (&[(b"./", FILE, b"x")], "in place of the bundle's root"),
+        ] {
+            let err = refused(entries);
+            assert!(err.contains(why), "{err}");
+        }
+        // A directory named after the files inside it is fine.
+        let tar = archive(&[(b"d/x", FILE, b"x"), (b"d/", DIR, b"")]);
+        unpack(&tar, tempfile::tempdir().unwrap().path(), Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn bytes_and_entries_are_capped() {
+        let limits = Limits {
+            max_bytes: 10,
+            max_entries: 4,
+        };
+        let (err, _) = unpack_err(&archive(&[(b"a", FILE, b"123456"), (b"b", FILE, b"123456")]), limits);
+        assert!(
+            err.contains("bundle entry `b` (6 bytes): the bundle's files come to more than 10 bytes"),
+            "{err}"
+        );
+        let (err, _) = unpack_err(
+            &archive(&[
+                (b"1", FILE, b""),
+                (b"2", FILE, b""),
+                (b"3", FILE, b""),
+                (b"4", FILE, b""),
+                (b"5", FILE, b""),
+            ]),
+            limits,
+        );
+        assert!(
+            err.contains("bundle entry `5`: the bundle has more than 4 entries"),
+            "{err}"
+        );
+        // Directories a name makes count too: one entry cannot make thousands.
+        let (err, _) = unpack_err(&archive(&[(b"a/b/c/d/e", FILE, b"")]), limits);
+        assert!(err.contains("more than 4 entries"), "{err}");
+        // A size claimed in the header is refused before anything is read.
+        let mut h = header(b"big", FILE, 0);
+        h.set_size(8 << 30);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend([0u8; 1024]);
+        let (err, dir) = unpack_err(&tar, Limits::default());
+        assert!(
+            err.contains("bundle entry `big` (8 GiB): the bundle's files come to more than 1 GiB"),
+            "{err}"
+        );
+        assert!(!dir.path().join("big").exists());
+        // A claim the archive does not back is a truncated upload.
+        let mut h = header(b"short", FILE, 0);
+        h.set_size(4096);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend([1u8; 100]);
+        let (err, _) = unpack_err(&tar, Limits::default());
+        assert!(
+            err.contains("the archive ends inside it (100 of its 4096 bytes)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_pax_global_header_is_skipped() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header(b"pax_global_header", tar::EntryType::XGlobalHeader, 0);
+        let body = b"52 comment=3f1c2e0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d\n";
+        h.set_size(body.len() as u64);
+        h.set_cksum();
+        b.append(&h, &body[..]).unwrap();
+        b.append(&header(b"index.html", FILE, 2), &b"ok"[..]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        unpack(&b.into_inner().unwrap(), dir.path(), Limits::default()).unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["index.html"]);
+    }
+
+    fn config_tree(config: &str, files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(CONFIG_FILE), config).unwrap();
+        for f in files {
+            let path = dir.path().join(f);
+            if f.ends_with('/') {
+                fs::create_dir_all(path).unwrap();
+            } else {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(path, "x").unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn config_paths_stay_inside_the_bundle() {
+        for (config, why) in [
+            ("[server]\nstatic_dir = \"/\"", "an absolute path"),
+            ("[server]\nstatic_dir = \"/etc\"", "an absolute path"),
+            ("[server]\nstatic_dir = \"../../etc\"", "a `..`"),
+            ("[server]\nstatic_dir = \"dist/../..\"", "a `..`"),
+            ("[server]\nstatic_dir = \"..\\\\..\\\\etc\"", "a backslash"),
+            ("[server]\nstatic_dir = \"missing\"", "is not a directory of the bundle"),
+            (
+                "[server]\nstatic_dir = \"index.html\"",
+                "is not a directory of the bundle",
+            ),
+            (
+                "[server]\nstatic_dir = 3",
+                "invalid type: integer `3`, expected a string",
+            ),
+            (
+                "[server]\nruntime = \"js\"\nentry = \"/etc/passwd\"",
+                "server.entry = \"/etc/passwd\": an absolute path",
+            ),
+            ("[server]\nruntime = \"js\"\nentry = \"../../x.js\"", "a `..`"),
+            (
+                "[server]\nruntime = \"js\"\nentry = \"missing.js\"",
+                "is not a file of the bundle",
+            ),
+            (
+                "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"",
+                "\"index.js\" is not a file",
+            ),
+            ("server = 1", "invalid type: integer `1`"),
+            ("[server\n", "bext.config.toml: "),
+            ("[server]\nstatic_dirs = \"dist\"", "unknown field `static_dirs`"),
+            ("[build]\ncommand = \"make\"", "unknown field `build`"),
+            (
+                "[server]\nspa_fallback = \"yes\"",
+                "invalid type: string \"yes\", expected a boolean",
+            ),
+            ("[server]\nruntime = \"proxy\"", "a bundle cannot name an upstream"),
+            (
+                "[server]\nruntime = \"process\"",
+                "a bundle is a `static` or a `js` app",
+            ),
+        ] {
+            let tree = config_tree(config, &["index.html", "dist/"]);
+            let err = check_config(tree.path()).unwrap_err().to_string();
+            assert!(
+                err.starts_with("bext.config.toml: ") && err.contains(why),
+                "{config}: {err}"
+            );
+        }
+        for config in [
+            "",
+            "[server]\nlisten = \"127.0.0.1:1\"",
+            "[server]\nstatic_dir = \"dist\"\nspa_fallback = true",
+            "[server]\nstatic_dir = \"./dist/\"",
+            "[server]\nstatic_dir = \".\"",
+            "[server]\nstatic_dir = \"\"",
+            "[server]\nruntime = \"js\"",
+            "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"server/app.mjs\"",
+        ] {
+            let tree = config_tree(config, &["index.html", "index.js", "dist/server/app.mjs"]);
+            check_config(tree.path()).unwrap_or_else(|e| panic!("{config}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_huge_config_is_refused_unread() {
+        let tree = config_tree(&"# padding\n".repeat(7000), &[]);
+        let err = check_config(tree.path()).unwrap_err().to_string();
+        assert_eq!(err, "bext.config.toml: 70000 bytes (at most 64 KiB)");
+    }
+
+    #[test]
+    fn config_paths_that_resolve_outside_through_links_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("app.js"), "x").unwrap();
+        let tree = config_tree("[server]\nstatic_dir = \"public\"", &[]);
+        std::os::unix::fs::symlink(outside.path(), tree.path().join("public")).unwrap();
+        let err = check_config(tree.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("resolves to") && err.contains("outside the bundle"),
+            "{err}"
+        );
+        // Chained: a link to a link that leaves.
+        let tree = config_tree("[server]\nruntime = \"js\"\nentry = \"a.js\"", &[]);
+        std::os::unix::fs::symlink("b.js", tree.path().join("a.js")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("app.js"), tree.path().join("b.js")).unwrap();
+        let err = check_config(tree.path()).unwrap_err().to_string();
+        assert!(err.contains("server.entry = \"a.js\" resolves to"), "{err}");
+        // The configuration file itself as a link.
+        let tree = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", tree.path().join(CONFIG_FILE)).unwrap();
+        let err = check_config(tree.path()).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+}

@@ -231,9 +231,17 @@ fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
 /// An instance's slots in a chain: its own, and its late place if it has
 /// one.
 fn slots_of(u: &Use<'_>, plugin: Arc<dyn Plugin>) -> impl Iterator<Item = Slot> {
-    let late = plugin
-        .late_priority()
-        .map(|late| LatePass::slot(&u.manifest.name, &plugin, late.max(u.priority), u));
+    let late = plugin.late_priority().map(|late| {
+        if late < u.priority {
+            tracing::warn!(
+                plugin = %u.manifest.name,
+                priority = u.priority,
+                late_priority = late,
+                "the plugin's late place is before its own priority; it runs right after the plugin instead"
+            );
+        }
+        LatePass::slot(&u.manifest.name, &plugin, late.max(u.priority), u)
+    });
     let own = Slot {
         name: u.manifest.name.as_str().into(),
         hooks: plugin.hooks(),

@@ -312,7 +312,7 @@ config:
         s.write(
             "manifests/authn.yaml",
             format!(
-                "name: authn\nenabled: true\nconfig:\n  jwt:\n    keys:\n      - {{ alg: HS256, secret: \"{JWT_SECRET}\" }}\n"
+                "name: authn\nenabled: true\nconfig:\n  public: [/public/*]\n  jwt:\n    keys:\n      - {{ alg: HS256, secret: \"{JWT_SECRET}\" }}\n"
             ),
         );
     }
@@ -348,6 +348,26 @@ async fn forged_subjects_never_spend_a_verified_subjects_budget() {
     ] {
         assert_eq!(with_bearer(b.addr, &forged).await.status, 401);
     }
+
+    // On a public path authn lets callers through unverified: forged
+    // subjects, naming the victim or rotated, all count in the address's
+    // bucket there, never in a bucket of their choosing.
+    let mut statuses = Vec::new();
+    for forged in [unsigned("victim"), unsigned("a"), unsigned("b"), unsigned("c")] {
+        let auth = format!("Bearer {forged}");
+        let r = send(
+            b.addr,
+            request(
+                "GET",
+                "/public/page",
+                &[("host", "x"), ("authorization", auth.as_str())],
+                "",
+            ),
+        )
+        .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
 
     // The victim's own budget is whole: three at once, then 429.
     let valid = token("victim", JWT_SECRET);

@@ -544,6 +544,39 @@ bext_plugin_abi::register!(GatewayPlugin);
 mod tests {
     use super::*;
 
+    fn build(config: serde_json::Value) -> Result<GatewayPlugin, PluginError> {
+        let setup = Setup {
+            plugin: "gateway",
+            base: None,
+            apps: &[],
+            data_dir: std::path::Path::new("/tmp"),
+        };
+        GatewayPlugin::new(bext_plugin_abi::decode_config(config).unwrap(), &setup)
+    }
+
+    #[test]
+    fn prefixes_and_the_late_place_follow_the_config() {
+        let limit = serde_json::json!([{ "by": "subject", "rpm": 60 }]);
+        let g = build(serde_json::json!({ "limits": limit })).unwrap();
+        assert_eq!(g.late_priority(), Some(350), "after authn by default");
+        assert_eq!(g.prefixes, IpPrefixes { v4: 32, v6: 64 });
+        let g = build(serde_json::json!({ "limits": limit, "subject_priority": 450 })).unwrap();
+        assert_eq!(g.late_priority(), Some(450));
+        let ip_only = serde_json::json!([{ "by": "ip", "rpm": 60 }]);
+        assert_eq!(
+            build(serde_json::json!({ "limits": ip_only })).unwrap().late_priority(),
+            None,
+            "no subject limit, no late place"
+        );
+        for (field, bad) in [("ipv4_prefix", 33), ("ipv6_prefix", 129)] {
+            match build(serde_json::json!({ field: bad })) {
+                Err(PluginError::Config { path, .. }) => assert_eq!(path, field),
+                Err(other) => panic!("{other}"),
+                Ok(_) => panic!("{field}: {bad} accepted"),
+            }
+        }
+    }
+
     #[test]
     fn counts_read_the_same_from_the_table_and_beyond_it() {
         for n in [0u64, 1, 9, 10, 99, 100, 999, 1000, 1023, 1024, 1_000_000] {

@@ -4,6 +4,7 @@
 mod support;
 
 mod authn;
+mod canonical;
 mod cli;
 mod compress;
 mod deploy;

@@ -21,7 +21,10 @@ fn main() {
 fn head(target: &str) -> Parts {
     http::Request::get(target)
         .header("host", "shop.example.com")
-        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0")
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0",
+        )
         .header("accept", "text/html,application/xhtml+xml")
         .header("connection", "keep-alive")
         .header("cookie", "session=abc; theme=dark")

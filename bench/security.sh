@@ -8,6 +8,9 @@
 #
 #   bench/security.sh                     # 10 s rounds, 3 rounds
 #   DURATION=5 ROUNDS=2 bench/security.sh
+#   BASELINE=/path/to/older/bext bench/security.sh
+#                                         # also the older build, plugin-free and with all
+#                                         # three, in the same rounds: new/old ratios
 #
 # Needs wrk. The server is pinned to CPU 0, wrk to CPU 1; one bext worker.
 # For the inspection itself, per request: cargo bench -p bext-plugin-waf
@@ -50,7 +53,7 @@ rps() { # port -> requests/s
 }
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" >/dev/null; }
 
-mk() { # name port waf-enabled gateway-enabled authn-enabled
+mk() { # name port waf-enabled gateway-enabled authn-enabled [binary]
   mkdir -p "$OUT/$1/manifests"
   printf 'name: vhosts\n' > "$OUT/$1/manifests/vhosts.yaml"
   printf 'name: waf\nenabled: %s\n' "$3" > "$OUT/$1/manifests/waf.yaml"
@@ -74,21 +77,32 @@ default_app = "site"
 [apps.site]
 source = "../www"
 TOML
-  taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/$1/platform.toml" >/dev/null 2>"$OUT/$1.err" & PIDS+=($!)
+  taskset -c "$SERVER_CPU" "${6:-$BEXT}" serve --config "$OUT/$1/platform.toml" >/dev/null 2>"$OUT/$1.err" & PIDS+=($!)
 }
 mk off 19190 false false false
 mk waf 19191 true false false
 mk all 19192 true true true
-for p in 19190 19191 19192; do wait_up $p /index.html; warm $p; done
+PORTS=(19190 19191 19192)
+if [ -n "${BASELINE:-}" ]; then
+  mk old-off 19193 false false false "$BASELINE"
+  mk old-all 19194 true true true "$BASELINE"
+  PORTS+=(19193 19194)
+fi
+for p in "${PORTS[@]}"; do wait_up $p /index.html; warm $p; done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:19191/?q=%27%20OR%201=1--")" = 403 ] || { echo "the waf is not blocking"; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:19192/index.html")" = 401 ] || { echo "authn is not on"; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' "${HEADERS[@]}" "http://127.0.0.1:19192$TARGET")" = 200 ] || { echo "the benchmark request is refused"; exit 1; }
 
 echo "static 1 KiB file, browser-like requests, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (req/s)"
 printf "%-6s %10s %10s %10s %8s %8s %10s\n" round off waf all-three waf/off all/off "+us all"
-WAF_RATIOS=(); ALL_RATIOS=()
+WAF_RATIOS=(); ALL_RATIOS=(); NEW_OFF=(); NEW_ALL=()
 for r in $(seq 1 "$ROUNDS"); do
   a=$(rps 19190); b=$(rps 19191); c=$(rps 19192)
+  if [ -n "${BASELINE:-}" ]; then
+    d=$(rps 19193); e=$(rps 19194)
+    NEW_OFF+=("$(python3 -c "print(round($a/$d,3))")"); NEW_ALL+=("$(python3 -c "print(round($c/$e,3))")")
+    printf "%-6s baseline: off %10s all %10s   new/old: off %s all %s\n" "$r" "$d" "$e" "${NEW_OFF[-1]}" "${NEW_ALL[-1]}"
+  fi
   WAF_RATIOS+=("$(python3 -c "print(round($b/$a,3))")"); ALL_RATIOS+=("$(python3 -c "print(round($c/$a,3))")")
   printf "%-6s %10s %10s %10s %8s %8s %10s\n" "$r" "$a" "$b" "$c" \
     "${WAF_RATIOS[-1]}" "${ALL_RATIOS[-1]}" "$(python3 -c "print(round(1e6/$c-1e6/$a,2))")"
@@ -97,3 +111,6 @@ done
 # many short rounds are the figures to quote.
 median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
 echo "median waf/off $(median "${WAF_RATIOS[@]}"), median all/off $(median "${ALL_RATIOS[@]}")"
+if [ -n "${BASELINE:-}" ]; then
+  echo "median new/old: plugin-free $(median "${NEW_OFF[@]}"), all three $(median "${NEW_ALL[@]}")"
+fi

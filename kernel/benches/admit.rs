@@ -34,7 +34,7 @@ fn head(target: &str) -> Parts {
         .0
 }
 
-#[divan::bench(args = [
+#[divan::bench(sample_count = 1000, sample_size = 32, args = [
     "/index.html?page=2&sort=price&utm_source=newsletter",
     "/shop/./items//42/../43?x=1",
     "http://shop.example.com/index.html",

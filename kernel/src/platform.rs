@@ -12,7 +12,7 @@ pub use bext_plugin_abi::units::{ByteSize, Span, parse_duration, parse_size};
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::manifest::Located;
-pub use crate::server::path::EncodedSlashes;
+pub use bext_plugin_abi::EncodedSlashes;
 
 /// Where `bext run` listens unless `bext.config.toml` says otherwise.
 pub const DEFAULT_RUN_LISTEN: &str = "127.0.0.1:3061";
@@ -87,7 +87,7 @@ pub struct PlatformSection {
     #[serde(default = "default_preview_domain")]
     pub preview_domain: String,
     /// What `%2F` in a request path means: `reject` (400) or `decode` (a
-    /// separator). See `server::path`.
+    /// separator). See `bext_plugin_abi::normalise_path`.
     #[serde(default)]
     pub encoded_slashes: EncodedSlashes,
     /// Environment variable holding the admin token that unlocks the

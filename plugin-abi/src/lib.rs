@@ -14,6 +14,7 @@
 
 pub mod admin;
 mod body;
+mod canonical;
 mod context;
 mod error;
 mod extensions;
@@ -24,6 +25,7 @@ mod registry;
 pub mod units;
 
 pub use body::{Body, BoxError};
+pub use canonical::{EncodedSlashes, PathError, normalise_path};
 pub use context::{AlreadySet, Ctx, RateLimitState, RequestId, SUBJECT_VAR};
 pub use error::PluginError;
 pub use extensions::Extensions;

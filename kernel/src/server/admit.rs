@@ -7,8 +7,8 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 
-use super::path::{EncodedSlashes, normalise_path};
 use crate::platform::Limits;
+use bext_plugin_abi::{EncodedSlashes, normalise_path};
 
 /// A request head refused before routing: its status and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ fn settle_host(parts: &mut Parts) -> Result<(), Refusal> {
 }
 
 /// Rewrites the target's path into its canonical form (see
-/// [`super::path`]); the query is kept as sent.
+/// [`bext_plugin_abi::normalise_path`]); the query is kept as sent.
 fn normalise_target(uri: &mut Uri, slashes: EncodedSlashes) -> Result<(), Refusal> {
     let path = uri.path();
     let canonical = normalise_path(path, slashes).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;

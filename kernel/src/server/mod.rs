@@ -6,7 +6,6 @@ pub mod body;
 pub mod conn_limit;
 pub mod finish;
 pub mod host;
-pub mod path;
 
 use std::net::SocketAddr;
 use std::pin::Pin;

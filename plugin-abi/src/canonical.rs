@@ -1,4 +1,6 @@
-//! The request path, normalised once by the kernel before any plugin runs.
+//! The request path's canonical form: the kernel rewrites every request
+//! into it before any plugin runs, and plugins use the same function on
+//! paths they are given some other way (an invalidation list, a config).
 //!
 //! Plugins match paths (authn's `public`, the gateway's `routes`, isr's
 //! `rules`, vhosts' `pathPrefix`), and runtimes and upstreams resolve them

@@ -90,6 +90,11 @@ pub struct PlatformSection {
     /// separator). See `bext_plugin_abi::normalise_path`.
     #[serde(default)]
     pub encoded_slashes: EncodedSlashes,
+    /// Keep request headers whose names have `_` (nginx's setting of the
+    /// same name). Off: they are dropped, since CGI-style apps read
+    /// `X_Base` as `x-base`.
+    #[serde(default)]
+    pub underscores_in_headers: bool,
     /// Environment variable holding the admin token that unlocks the
     /// detailed `/__bext/health` on the public listener.
     #[serde(default = "default_admin_token_env")]
@@ -118,6 +123,7 @@ impl Default for PlatformSection {
             limits: Limits::default(),
             preview_domain: default_preview_domain(),
             encoded_slashes: EncodedSlashes::default(),
+            underscores_in_headers: false,
             admin_token_env: default_admin_token_env(),
         }
     }

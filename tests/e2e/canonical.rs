@@ -221,7 +221,7 @@ async fn routing_and_forwarding_see_one_host() {
         WAIT,
     );
     assert!(
-        out.contains(r#""host":"PA.test:80""#) && out.to_ascii_lowercase().contains("x-app: pa"),
+        out.contains(r#""host":"pa.test""#) && out.to_ascii_lowercase().contains("x-app: pa"),
         "{out}"
     );
 
@@ -531,4 +531,110 @@ async fn admin_token_guesses_are_throttled() {
     assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
     // Throttled, even the right token is not looked at.
     assert_eq!(try_token("sekret").await, 429);
+}
+
+#[tokio::test]
+async fn forged_bext_headers_never_reach_an_app_without_authn() {
+    // No authn, no vhosts match: only the kernel stands between the
+    // client's copies (in any spelling a CGI-style app would read) and the app.
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: vhosts\nconfig:\n  hosts:\n    \"internal.test\": { app: api, bypass: true }\n",
+    );
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let forged = [
+        ("x-auth-sub", "root"),
+        ("X-Auth-Claims", r#"{"sub":"root","scope":"admin"}"#),
+        ("x-auth-scopes", "admin"),
+        ("X_Auth_Sub", "root"),
+        ("x_vhost_tenant", "victim-corp"),
+        ("X_Base", "/evil/"),
+        ("X_Forwarded_For", "6.6.6.6"),
+    ];
+    for host in ["internal.test", "other.test"] {
+        let mut headers = vec![("host", host), ("x-app-header", "kept")];
+        headers.extend_from_slice(&forged);
+        let r = send(b.addr, request("GET", "/admin/x", &headers, "")).await;
+        let h = r.json()["headers"].clone();
+        for (name, _) in forged {
+            assert!(h.get(name.to_ascii_lowercase()).is_none(), "{host}: {name} reached the app: {h}");
+        }
+        assert_eq!(h["x-app-header"], "kept");
+        assert_ne!(h["x-forwarded-for"], "6.6.6.6");
+    }
+}
+
+#[tokio::test]
+async fn the_upstream_gets_the_host_the_cache_keys_on() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&two_hosts(&s, echo.addr));
+    for (n, host) in ["pa.test:6666", "PA.test.", "Pa.Test:80"].iter().enumerate() {
+        let path = format!("/port{n}");
+        let r = send(b.addr, request("GET", &path, &[("host", host)], "")).await;
+        assert_eq!(r.json()["headers"]["host"], "pa.test", "{host}");
+        // The page the cache now holds was built for the host it is filed under.
+        let again = get(b.addr, "pa.test", &path).await;
+        assert_eq!(again.json()["headers"]["host"], "pa.test");
+    }
+    let r = send_h2(b.addr, request("GET", "http://pa.test:6666/h2port", &[], "")).await;
+    assert_eq!(r.json()["headers"]["host"], "pa.test");
+    // An IPv6 literal has one spelling too.
+    let out = raw_async(
+        b.addr,
+        b"GET / HTTP/1.1\r\nHost: [0:0:0:0:0:0:0:1]:80\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert_eq!(status_of(&out), 404, "no app has that host: {out}");
+}
+
+#[tokio::test]
+async fn h2_cookies_are_one_line_and_only_websocket_upgrades() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let r = send_h2(
+        b.addr,
+        request("GET", "http://x.test/c", &[("cookie", "a=1"), ("cookie", "b=2")], ""),
+    )
+    .await;
+    assert_eq!(r.json()["headers"]["cookie"], "a=1; b=2");
+    // An h2c upgrade would open a tunnel whose requests skip every plugin:
+    // it is forwarded as a plain request, without the Upgrade.
+    for upgrade in ["h2c", "H2C", "websocket, h2c"] {
+        let out = raw_async(
+            b.addr,
+            format!(
+                "GET /up HTTP/1.1\r\nHost: x.test\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+            )
+            .as_bytes(),
+            WAIT,
+        )
+        .await;
+        assert_eq!(status_of(&out), 200, "{upgrade}: {out}");
+        assert!(!out.to_ascii_lowercase().contains("\"upgrade\""), "{upgrade}: {out}");
+    }
+    // A second Authorization is refused: a checker and an app could each read another.
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/",
+            &[("host", "x.test"), ("authorization", "Bearer a"), ("authorization", "Bearer b")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400);
 }

@@ -89,17 +89,21 @@ impl ProxyApp {
         let Ok(uri) = target.parse::<Uri>() else {
             return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
-        // The kernel made Host agree with the host it routed by
-        // (`server::admit`), and already dropped what the client named in
-        // `Connection`, before bext added its own headers: strip only the
-        // fixed hop-by-hop set here.
-        let original_host = parts.headers.remove(header::HOST);
+        // The kernel already dropped what the client named in `Connection`,
+        // before bext added its own headers: strip only the fixed
+        // hop-by-hop set here.
+        parts.headers.remove(header::HOST);
         strip_fixed_hop_by_hop(&mut parts.headers);
+        // The host bext routed, authenticated and cached by, in its
+        // canonical form (lower case, no port, no trailing dot), so an
+        // upstream cannot build a page for `site.test:6666` that the
+        // cache then files under `site.test`.
         if self.preserve_host
-            && let Some(h) = original_host.or_else(|| cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()))
+            && let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok())
         {
             parts.headers.insert(header::HOST, h);
         }
+        join_cookies(&mut parts.headers);
         forwarded_headers(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
             parts
@@ -126,7 +130,11 @@ impl ProxyApp {
 }
 
 /// The protocol a request asks to upgrade to, when it carries both
-/// `Connection: upgrade` and `Upgrade`.
+/// `Connection: upgrade` and `Upgrade: websocket`. Only WebSocket is
+/// tunnelled: after an `h2c` (or any other) upgrade, the requests inside
+/// the tunnel would reach the upstream without passing bext's plugins
+/// (h2c smuggling), so such an `Upgrade` is dropped and the request
+/// forwarded as a plain one.
 fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     let asks = headers
         .get_all(header::CONNECTION)
@@ -134,7 +142,30 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    asks.then(|| headers.get(header::UPGRADE).cloned()).flatten()
+    let upgrade = headers.get(header::UPGRADE)?;
+    (asks
+        && headers.get_all(header::UPGRADE).iter().count() == 1
+        && upgrade.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    .then(|| upgrade.clone())
+}
+
+/// HTTP/2 clients may send `cookie` as several fields; an HTTP/1.1
+/// upstream gets them as one line joined by `; ` (RFC 9113 §8.2.3), so it
+/// reads the same cookies the plugins read.
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
+    }
 }
 
 /// Answers 101 to the client and splices the two upgraded connections.
@@ -233,6 +264,25 @@ mod tests {
         assert!(parse_upstream("https://x").is_err());
         assert!(parse_upstream("http://u:p@x").is_err());
         assert!(parse_upstream("nope").is_err());
+    }
+
+    #[test]
+    fn only_websocket_is_tunnelled_and_cookies_are_one_line() {
+        let ask = |up: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static(up));
+            upgrade_protocol(&h)
+        };
+        assert!(ask("websocket").is_some() && ask("WebSocket").is_some());
+        for other in ["h2c", "websocket, h2c", "TLS/1.2"] {
+            assert!(ask(other).is_none(), "{other}");
+        }
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
     }
 
     #[test]

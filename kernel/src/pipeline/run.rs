@@ -1,7 +1,7 @@
 //! One request's way through a pipeline:
 //!
-//! host check → method, target size, one host, one path, hop-by-hop
-//! headers (`server::admit`) → strip spoofable headers → body limits →
+//! host check → method, target size, one host, one path, hop-by-hop and
+//! spoofable headers (`server::admit`) → body limits →
 //! `/__bext/` →
 //! fetch stage → app resolution → `on_request` chain → app runtime →
 //! `on_response` (reverse, onion) → app headers → write → `on_complete`.
@@ -19,10 +19,10 @@ use hyper::body::Incoming;
 
 use super::{AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::{X_BASE, X_VHOST_TENANT, add_kernel_headers, plain};
+use crate::apps::{add_kernel_headers, plain};
 use crate::manifest::FailMode;
 use crate::server::ConnInfo;
-use crate::server::admit::admit;
+use crate::server::admit::{Rules, admit};
 use crate::server::body::LimitedBody;
 use crate::server::finish::{Finish, ResponseBody};
 use crate::server::host::request_host;
@@ -85,11 +85,15 @@ pub async fn handle(
     };
     cx.host = host;
     let limits = &kernel.limits;
-    if let Err(refusal) = admit(&mut parts, limits, pipeline.platform.settings.encoded_slashes) {
+    let settings = &pipeline.platform.settings;
+    let rules = Rules {
+        limits,
+        slashes: settings.encoded_slashes,
+        underscores_in_headers: settings.underscores_in_headers,
+    };
+    if let Err(refusal) = admit(&mut parts, rules) {
         return Ok(finish.done(plain(refusal.status, format!("{}\n", refusal.reason)), cx));
     }
-    parts.headers.remove(&X_BASE);
-    parts.headers.remove(&X_VHOST_TENANT);
 
     let declared = parts
         .headers

@@ -28,19 +28,72 @@ impl Refusal {
     }
 }
 
+/// How the kernel reads a request head: the platform's settings for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// Sizes and timeouts.
+    pub limits: &'a Limits,
+    /// What `%2F` means.
+    pub slashes: EncodedSlashes,
+    /// Keep header names with `_` (nginx's `underscores_in_headers`).
+    pub underscores_in_headers: bool,
+}
+
+/// Headers only bext sets: the mount path, the tenant, and the caller
+/// authn verified. Client copies never reach a plugin or an app.
+const BEXT_HEADERS: [&str; 6] = [
+    "x-base",
+    "x-vhost-tenant",
+    "x-auth-sub",
+    "x-auth-claims",
+    "x-auth-scopes",
+    "x-auth-key",
+];
+
 /// Checks the method and the target's size, makes the Host header agree
-/// with the target's authority, normalises the path and drops the headers
-/// the client named hop-by-hop in `Connection`.
-pub fn admit(parts: &mut Parts, limits: &Limits, slashes: EncodedSlashes) -> Result<(), Refusal> {
+/// with the target's authority, normalises the path, refuses a second
+/// `Authorization`, and drops client copies of bext's headers, names
+/// with `_` and the headers the client named in `Connection`.
+pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<(), Refusal> {
     check_method(&parts.method)?;
-    let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
-    if target_len as u64 > limits.max_uri_bytes {
+    let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len());
+    if target_len as u64 > rules.limits.max_uri_bytes {
         return Err(Refusal::new(StatusCode::URI_TOO_LONG, "request target too long"));
     }
+    if parts.headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+        // A singleton field: with two, a checker may verify one and the
+        // app read the other.
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "more than one Authorization header",
+        ));
+    }
     settle_host(parts)?;
-    normalise_target(&mut parts.uri, slashes)?;
+    normalise_target(&mut parts.uri, rules.slashes)?;
     strip_connection_options(&mut parts.headers);
+    strip_reserved(&mut parts.headers, rules.underscores_in_headers);
     Ok(())
+}
+
+/// Removes client copies of [`BEXT_HEADERS`] and, unless allowed, every
+/// header whose name has `_`: CGI, WSGI and PHP read `X_Base` as
+/// `HTTP_X_BASE`, the same variable as `x-base`, so an underscore
+/// spelling would forge bext's headers there (nginx drops such names by
+/// default for the same reason). One pass over the names; nothing is
+/// allocated unless something is removed.
+fn strip_reserved(headers: &mut http::HeaderMap, underscores_in_headers: bool) {
+    let doomed = |name: &HeaderName| {
+        let n = name.as_str();
+        (n.starts_with("x-") && BEXT_HEADERS.contains(&n)) || (!underscores_in_headers && n.contains('_'))
+    };
+    if !headers.keys().any(doomed) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 /// Methods are case-sensitive tokens (RFC 9110 §9.1): `get` is not `GET`,
@@ -180,7 +233,47 @@ mod tests {
     }
 
     fn run(p: &mut Parts) -> Result<(), StatusCode> {
-        admit(p, &Limits::default(), EncodedSlashes::Reject).map_err(|r| r.status)
+        let rules = Rules {
+            limits: &Limits::default(),
+            slashes: EncodedSlashes::Reject,
+            underscores_in_headers: false,
+        };
+        admit(p, rules).map_err(|r| r.status)
+    }
+
+    #[test]
+    fn client_copies_of_bext_headers_and_underscore_names_are_dropped() {
+        let mut p = parts(
+            "GET",
+            "/",
+            &[
+                ("X-Base", "/spoof/"),
+                ("x-vhost-tenant", "victim"),
+                ("X-Auth-Sub", "root"),
+                ("x-auth-claims", "{}"),
+                ("X_Vhost_Tenant", "victim"),
+                ("x_auth_sub", "root"),
+                ("X_Forwarded_For", "1.2.3.4"),
+                ("x-kept", "1"),
+                ("x-auth-token", "app's own"),
+            ],
+            Version::HTTP_11,
+        );
+        run(&mut p).unwrap();
+        let mut names: Vec<&str> = p.headers.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["x-auth-token", "x-kept"]);
+    }
+
+    #[test]
+    fn a_second_authorization_is_refused() {
+        let mut p = parts(
+            "GET",
+            "/",
+            &[("authorization", "Bearer a"), ("Authorization", "Bearer b")],
+            Version::HTTP_11,
+        );
+        assert_eq!(run(&mut p), Err(StatusCode::BAD_REQUEST));
     }
 
     #[test]
@@ -206,6 +299,11 @@ mod tests {
         let long = format!("/{}", "a".repeat(10 * 1024));
         assert_eq!(
             run(&mut parts("GET", &long, &[], Version::HTTP_11)),
+            Err(StatusCode::URI_TOO_LONG)
+        );
+        let long_authority = format!("http://{}.test/{}", "a".repeat(60), "b".repeat(8 * 1024 - 60));
+        assert_eq!(
+            run(&mut parts("GET", &long_authority, &[], Version::HTTP_11)),
             Err(StatusCode::URI_TOO_LONG)
         );
         let long_query = format!("/?q={}", "a".repeat(10 * 1024));

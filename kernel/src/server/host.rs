@@ -47,42 +47,31 @@ pub fn normalise(raw: &[u8]) -> Result<Box<str>, HostError> {
     if raw.is_empty() {
         return Err(HostError::Empty);
     }
-    let (host, port) = if raw[0] == b'[' {
+    if raw[0] == b'[' {
         let end = raw.iter().position(|&b| b == b']').ok_or(HostError::Malformed)?;
         let inner = std::str::from_utf8(&raw[1..end]).map_err(|_| HostError::Malformed)?;
-        inner.parse::<std::net::Ipv6Addr>().map_err(|_| HostError::Malformed)?;
-        let rest = &raw[end + 1..];
-        let port = match rest {
-            [] => None,
-            [b':', port @ ..] => Some(port),
+        let ip = inner.parse::<std::net::Ipv6Addr>().map_err(|_| HostError::Malformed)?;
+        match &raw[end + 1..] {
+            [] => {}
+            [b':', port @ ..] => check_port(port)?,
             _ => return Err(HostError::Malformed),
-        };
-        (&raw[..=end], port)
-    } else {
-        match raw.iter().position(|&b| b == b':') {
-            Some(i) => (&raw[..i], Some(&raw[i + 1..])),
-            None => (raw, None),
         }
+        // One spelling per address: `[0:0::1]` and `[::0001]` are `[::1]`.
+        return Ok(format!("[{ip}]").into_boxed_str());
+    }
+    let host = match raw.iter().position(|&b| b == b':') {
+        Some(i) => {
+            check_port(&raw[i + 1..])?;
+            &raw[..i]
+        }
+        None => raw,
     };
-    if let Some(port) = port
-        && (port.is_empty()
-            || port.len() > 5
-            || !port.iter().all(u8::is_ascii_digit)
-            || port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) > 65535)
-    {
-        return Err(HostError::Malformed);
-    }
     let host = host.strip_suffix(b".").unwrap_or(host);
-    if host.is_empty() {
+    let ok_label = |l: &[u8]| {
+        !l.is_empty() && l.len() <= 63 && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    };
+    if host.is_empty() || host.len() > 253 || !host.split(|b| *b == b'.').all(ok_label) {
         return Err(HostError::Malformed);
-    }
-    if host[0] != b'[' {
-        let ok_label = |l: &[u8]| {
-            !l.is_empty() && l.len() <= 63 && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-        };
-        if host.len() > 253 || !host.split(|b| *b == b'.').all(ok_label) {
-            return Err(HostError::Malformed);
-        }
     }
     let s = std::str::from_utf8(host).map_err(|_| HostError::Malformed)?;
     Ok(if s.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -90,6 +79,16 @@ pub fn normalise(raw: &[u8]) -> Result<Box<str>, HostError> {
     } else {
         s.into()
     })
+}
+
+/// A port: one to five digits, at most 65535.
+fn check_port(port: &[u8]) -> Result<(), HostError> {
+    let digits = !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+    if digits && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535 {
+        Ok(())
+    } else {
+        Err(HostError::Malformed)
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +106,8 @@ mod tests {
         assert_eq!(&*host(b"example.com.").unwrap(), "example.com");
         assert_eq!(&*host(b"[::1]:3000").unwrap(), "[::1]");
         assert_eq!(&*host(b"[2001:DB8::1]").unwrap(), "[2001:db8::1]");
+        assert_eq!(&*host(b"[0:0:0:0:0:0:0:1]").unwrap(), "[::1]");
+        assert_eq!(&*host(b"[::0001]:80").unwrap(), "[::1]");
         assert_eq!(&*host(b"localhost").unwrap(), "localhost");
         assert_eq!(&*host(b"127.0.0.1:80").unwrap(), "127.0.0.1");
         assert_eq!(&*host(b"x:65535").unwrap(), "x");

@@ -517,6 +517,10 @@ impl Plugin for WafPlugin {
     }
 
     fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        // Admin endpoints answer in the fetch stage, before `on_request`:
+        // they, and their throttle of wrong tokens, see the client behind
+        // trusted proxies too, not the proxy.
+        cx.client_ip = client_ip(cx.peer.ip(), req.headers(), &self.trusted, self.client_ip_header);
         if req.uri().path() == self.events_path {
             return Hook::Ready(Ok(Flow::Respond(self.events(req, cx))));
         }

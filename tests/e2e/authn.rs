@@ -545,3 +545,326 @@ async fn a_jwks_over_https_is_verified_fetched_and_fetched_again_for_a_new_kid()
     assert_eq!(idp.fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(call("k1").await.status, 200, "the old key still works");
 }
+
+/// The H1 platform: scope rules and `public` in the manifest, and the app
+/// (`cached`) turning `required` off in the platform file, as an operator
+/// who wants anonymous pages next to an admin area would.
+fn optional_platform(s: &Site, upstream: std::net::SocketAddr) -> std::path::PathBuf {
+    s.write(
+        "manifests/authn.yaml",
+        r#"name: authn
+enabled: true
+config:
+  public: [/health, /api/*]
+  scopes:
+    - { path: /admin/*, require: [admin] }
+    - { path: /api/admin/*, require: [admin] }
+    - { path: /orders, methods: [POST], require: [orders:write] }
+    - { path: /me/*, require: [] }
+  jwt:
+    keys:
+      - { alg: HS256, secret_env: TEST_JWT_SECRET }
+    issuers: [https://idp.test]
+    audiences: [shop]
+"#,
+    );
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"cached\"\n\n\
+         [apps.cached]\nruntime = \"proxy\"\nupstream = \"http://{upstream}\"\n\
+         [apps.cached.plugins.authn]\nconfig = {{ required = false }}\n"
+    ))
+}
+
+#[tokio::test]
+async fn scope_rules_bind_anonymous_callers_and_win_over_public_paths() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve_env(&optional_platform(&s, echo.addr), &[("TEST_JWT_SECRET", SECRET)]);
+    let reader = sign(Algorithm::HS256, None, claims(serde_json::json!({})));
+    let admin = sign(
+        Algorithm::HS256,
+        None,
+        claims(serde_json::json!({"scope": "read admin"})),
+    );
+    let call = |method: &'static str, path: &'static str, token: Option<&str>| {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        async move {
+            let mut headers = vec![("host", "shop.test"), ("x-auth-sub", "admin")];
+            if let Some(a) = &auth {
+                headers.push(("authorization", a.as_str()));
+            }
+            send(b.addr, request(method, path, &headers, "")).await
+        }
+    };
+
+    // The pentest's repro: a reader gets 403, so nobody may get 200.
+    for path in [
+        "/admin/secret",
+        "/admin",
+        "/admin/",
+        "//admin/secret",
+        "/x/../admin/secret",
+        "/%61dmin/secret",
+    ] {
+        let r = call("GET", path, None).await;
+        assert_eq!(r.status, 401, "{path} without a credential: {}", r.text());
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"bext\""), "{path}");
+        assert_eq!(r.text(), "Unauthorized\n");
+    }
+    assert_eq!(call("GET", "/admin/secret", Some(&reader)).await.status, 403);
+    assert_eq!(call("GET", "/admin/secret", Some(&admin)).await.status, 200);
+
+    // A scope rule under a public prefix still holds.
+    assert_eq!(call("GET", "/api/admin/users", None).await.status, 401);
+    assert_eq!(call("GET", "/api/admin/users", Some(&reader)).await.status, 403);
+    assert_eq!(call("GET", "/api/admin/users", Some(&admin)).await.status, 200);
+    let r = call("GET", "/api/items", None).await;
+    assert_eq!(r.status, 200, "the rest of the public prefix stays public");
+    assert!(r.json()["headers"].get("x-auth-sub").is_none());
+
+    // A rule for some methods guards only those.
+    assert_eq!(call("POST", "/orders", None).await.status, 401);
+    assert_eq!(call("POST", "/orders", Some(&reader)).await.status, 403);
+    assert_eq!(call("GET", "/orders", None).await.status, 200);
+
+    // `require: []`: any verified caller, never an anonymous one.
+    assert_eq!(call("GET", "/me/profile", None).await.status, 401);
+    let r = call("GET", "/me/profile", Some(&reader)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-auth-sub"], "user-42");
+
+    // Paths without a rule stay optional; a credential sent is checked.
+    let r = call("GET", "/pages/home", None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.json()["headers"].get("x-auth-sub").is_none(),
+        "spoofed header removed"
+    );
+    let r = call("GET", "/pages/home", Some(&reader)).await;
+    assert_eq!(r.json()["headers"]["x-auth-sub"], "user-42");
+    assert_eq!(call("GET", "/pages/home", Some("not.a.token")).await.status, 401);
+    assert_eq!(call("GET", "/health", None).await.status, 200);
+}
+
+/// A raw HTTP/1.1 request to `b` with these header lines; the status.
+async fn raw_status(b: &Bext, target: &str, lines: &str) -> u16 {
+    let text = format!("GET {target} HTTP/1.1\r\nHost: shop.test\r\n{lines}Connection: close\r\n\r\n");
+    status_of(&raw_async(b.addr, text.as_bytes(), std::time::Duration::from_secs(10)).await)
+}
+
+#[tokio::test]
+async fn a_request_with_more_than_one_credential_is_refused_in_every_spelling() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = authn_platform(&s, echo.addr);
+    let b = Bext::serve_env(&cfg, &[("TEST_JWT_SECRET", SECRET)]);
+    let good = sign(Algorithm::HS256, None, claims(serde_json::json!({})));
+    let none = raw_token(
+        serde_json::json!({"alg": "none"}),
+        claims(serde_json::json!({"sub": "admin", "scope": "admin"})),
+        "",
+    );
+    let (good_bearer, none_bearer) = (format!("Bearer {good}"), format!("Bearer {none}"));
+    let key = "billing-secret-key";
+
+    // Each credential alone still works (the scheme in any case).
+    for (name, value) in [
+        ("authorization", good_bearer.clone()),
+        ("authorization", format!("BEARER {good}")),
+        ("cookie", format!("theme=dark; session={good}")),
+        ("x-api-key", key.to_owned()),
+    ] {
+        let r = send(
+            b.addr,
+            request("GET", "/orders", &[("host", "shop.test"), (name, &value)], ""),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {value}");
+    }
+
+    let two = |lines: Vec<(&'static str, String)>, target: &'static str| {
+        let mut headers: Vec<(&str, String)> = vec![("host", "shop.test".to_owned())];
+        headers.extend(lines);
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request("GET", target, &pairs, "")
+    };
+    let cases: Vec<(&str, Vec<(&'static str, String)>, &'static str)> = vec![
+        (
+            "two Authorization fields, valid first",
+            vec![
+                ("authorization", good_bearer.clone()),
+                ("authorization", none_bearer.clone()),
+            ],
+            "/orders",
+        ),
+        (
+            "two Authorization fields, valid last",
+            vec![
+                ("authorization", none_bearer.clone()),
+                ("authorization", good_bearer.clone()),
+            ],
+            "/orders",
+        ),
+        (
+            "two API key fields",
+            vec![("x-api-key", key.to_owned()), ("x-api-key", "other".to_owned())],
+            "/orders",
+        ),
+        (
+            "an API key in the header and the query",
+            vec![("x-api-key", key.to_owned())],
+            "/orders?api_key=other",
+        ),
+        (
+            "two api_key parameters",
+            vec![],
+            "/orders?api_key=billing-secret-key&api_key=other",
+        ),
+        (
+            "two api_key parameters, one name escaped",
+            vec![],
+            "/orders?api_key=billing-secret-key&api%5Fkey=other",
+        ),
+        (
+            "the token cookie twice in one Cookie",
+            vec![("cookie", format!("session={good}; session={none}"))],
+            "/orders",
+        ),
+        (
+            "the token cookie in two Cookie fields",
+            vec![
+                ("cookie", format!("session={good}")),
+                ("cookie", format!("session={none}")),
+            ],
+            "/orders",
+        ),
+        (
+            "a bearer token and the token cookie",
+            vec![
+                ("authorization", good_bearer.clone()),
+                ("cookie", format!("session={none}")),
+            ],
+            "/orders",
+        ),
+        (
+            "an API key and a bearer token",
+            vec![("x-api-key", key.to_owned()), ("authorization", none_bearer.clone())],
+            "/admin/jobs",
+        ),
+    ];
+    for (what, lines, target) in cases {
+        for h2 in [false, true] {
+            let req = two(lines.clone(), target);
+            let r = if h2 {
+                send_h2(b.addr, req).await
+            } else {
+                send(b.addr, req).await
+            };
+            assert_eq!(r.status, 400, "{what} (h2: {h2}): {}", r.text());
+            assert!(!r.text().contains("headers"), "{what}: the app never saw it");
+            // The kernel refuses a second Authorization before any plugin.
+            if !what.starts_with("two Authorization") {
+                assert_eq!(
+                    r.header("www-authenticate"),
+                    Some("Bearer realm=\"bext\", error=\"invalid_request\""),
+                    "{what}"
+                );
+                assert_eq!(r.text(), "Bad Request\n", "{what}");
+            }
+        }
+    }
+    assert!(b.log().contains("more than one credential"), "the operator sees why");
+
+    // Header names in any case are one header.
+    let lines = [
+        format!("Authorization: {good_bearer}\r\nAUTHORIZATION: {none_bearer}\r\n"),
+        format!("authorization: {good_bearer}\r\naUTHORIZATION: Basic dTpw\r\n"),
+        format!("X-Api-Key: {key}\r\nx-API-key: other\r\n"),
+        format!("Cookie: session={good}\r\nCOOKIE: session={none}\r\n"),
+    ];
+    for l in &lines {
+        assert_eq!(raw_status(&b, "/orders", l).await, 400, "{l}");
+    }
+    assert_eq!(raw_status(&b, "/orders", &format!("X-API-KEY: {key}\r\n")).await, 200);
+
+    // Values joined with commas in one line are one value: not a valid one.
+    for l in [
+        format!("Authorization: {good_bearer}, {none_bearer}\r\n"),
+        format!("x-api-key: {key}, other\r\n"),
+        format!("x-api-key: {key},{key}\r\n"),
+    ] {
+        assert_eq!(raw_status(&b, "/orders", &l).await, 401, "{l}");
+    }
+}
+
+/// isr keeps `/acct/*` per caller, and authn knows an API key named
+/// `reader-key` and tokens from two issuers.
+fn per_caller_platform(s: &Site, upstream: std::net::SocketAddr) -> std::path::PathBuf {
+    s.write(
+        "manifests/authn.yaml",
+        r#"name: authn
+enabled: true
+config:
+  required: false
+  jwt:
+    keys:
+      - { alg: HS256, secret_env: TEST_JWT_SECRET }
+    issuers: [https://a.test, https://b.test]
+  api_keys:
+    keys:
+      - { name: reader-key, hash: "sha256:f03319dee240faa729e0cfa7ab5ffd80a1d64a127e3643f239009abff6382914" }
+"#,
+    );
+    s.write(
+        "manifests/isr.yaml",
+        "name: isr\nenabled: true\nconfig:\n  rules:\n    - { path: /acct/*, authorized: true }\n",
+    );
+    shop_platform(s, upstream)
+}
+
+#[tokio::test]
+async fn an_api_key_and_tokens_of_two_issuers_with_one_name_are_three_callers() {
+    let up = crate::isr::Counting::start().await;
+    let s = Site::new();
+    let b = Bext::serve_env(&per_caller_platform(&s, up.addr), &[("TEST_JWT_SECRET", SECRET)]);
+    let token = |iss: &str| {
+        format!(
+            "Bearer {}",
+            sign(
+                Algorithm::HS256,
+                None,
+                serde_json::json!({"sub": "reader-key", "iss": iss, "exp": now() + 600}),
+            )
+        )
+    };
+    let fetch = |name: &'static str, value: String| async move {
+        send(
+            b.addr,
+            request("GET", "/acct/me", &[("host", "shop.test"), (name, &value)], ""),
+        )
+        .await
+    };
+    let callers = [
+        ("x-api-key", "reader-secret".to_owned()),
+        ("authorization", token("https://a.test")),
+        ("authorization", token("https://b.test")),
+    ];
+    let mut pages = Vec::new();
+    for (name, value) in &callers {
+        let r = fetch(name, value.clone()).await;
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.header("x-cache"), Some("MISS"), "{name}: not another caller's page");
+        assert!(
+            r.text().contains("sub=reader-key "),
+            "the app's x-auth-sub is the plain name: {}",
+            r.text()
+        );
+        pages.push(r.text());
+    }
+    for ((name, value), page) in callers.iter().zip(&pages) {
+        let r = fetch(name, value.clone()).await;
+        assert_eq!(r.header("x-cache"), Some("HIT"), "{name}: its own page");
+        assert_eq!(&r.text(), page, "{name}");
+    }
+    assert_eq!(up.count("/acct/me"), 3, "one page per caller");
+}

@@ -563,7 +563,10 @@ async fn forged_bext_headers_never_reach_an_app_without_authn() {
         let r = send(b.addr, request("GET", "/admin/x", &headers, "")).await;
         let h = r.json()["headers"].clone();
         for (name, _) in forged {
-            assert!(h.get(name.to_ascii_lowercase()).is_none(), "{host}: {name} reached the app: {h}");
+            assert!(
+                h.get(name.to_ascii_lowercase()).is_none(),
+                "{host}: {name} reached the app: {h}"
+            );
         }
         assert_eq!(h["x-app-header"], "kept");
         assert_ne!(h["x-forwarded-for"], "6.6.6.6");
@@ -631,7 +634,11 @@ async fn h2_cookies_are_one_line_and_only_websocket_upgrades() {
         request(
             "GET",
             "/",
-            &[("host", "x.test"), ("authorization", "Bearer a"), ("authorization", "Bearer b")],
+            &[
+                ("host", "x.test"),
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b"),
+            ],
             "",
         ),
     )

@@ -13,6 +13,7 @@ mod edge;
 mod gateway;
 mod isr;
 mod isr_callers;
+mod isr_poison;
 mod js_apps;
 mod js_plugins;
 mod lifecycle;

@@ -49,6 +49,7 @@ pub struct AuthnPlugin {
     stripped_lengths: u64,
     challenge: HeaderValue,
     invalid_token: HeaderValue,
+    invalid_request: HeaderValue,
     insufficient_scope: HeaderValue,
 }
 
@@ -56,6 +57,12 @@ struct ScopeRule {
     path: PathPattern,
     methods: Vec<Method>,
     require: Vec<String>,
+}
+
+impl ScopeRule {
+    fn covers(&self, method: &Method, path: &str) -> bool {
+        self.path.matches(path) && (self.methods.is_empty() || self.methods.contains(method))
+    }
 }
 
 /// JWT settings, with keys loaded in `on_init`.
@@ -153,7 +160,10 @@ struct ApiKeys {
 /// Who the request is from, with the headers that tell the app, built
 /// once per credential (a cached token reuses them).
 struct Principal {
-    /// Shared with [`Ctx::set_subject`] per request without a copy.
+    /// The subject for [`Ctx::set_subject`], namespaced by credential kind
+    /// and issuer (see [`api_key_subject`], [`jwt_subject`]) so that caches
+    /// and rate limits keyed by it never merge two callers; shared per
+    /// request without a copy.
     subject: Option<Arc<str>>,
     scopes: Vec<String>,
     forwarded: Vec<(HeaderName, HeaderValue)>,
@@ -319,9 +329,169 @@ impl BuiltinPlugin for AuthnPlugin {
             stripped_lengths,
             challenge: bearer(""),
             invalid_token: bearer(", error=\"invalid_token\""),
+            invalid_request: bearer(", error=\"invalid_request\""),
             insufficient_scope: bearer(", error=\"insufficient_scope\""),
         })
     }
+}
+
+/// Where a request carries a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Authorization,
+    ApiKeyHeader,
+    ApiKeyQuery,
+    Cookie,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Authorization => "Authorization header",
+            Source::ApiKeyHeader => "API key header",
+            Source::ApiKeyQuery => "API key query parameter",
+            Source::Cookie => "token cookie",
+        })
+    }
+}
+
+/// A request with more than one credential: refused (400) before any is
+/// verified, because whichever one authn picked, the app and anything in
+/// between could read another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("more than one credential: {0} and {1}")]
+struct Ambiguous(Source, Source);
+
+/// The one credential of a request, as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential<'r> {
+    ApiKey(&'r [u8]),
+    Token(&'r [u8]),
+}
+
+/// The request's one credential among the sources authn reads: the API
+/// key header and query parameter (`api`, when keys are on) and, when JWTs
+/// are on (`jwt`, holding the cookie's name if any), `Authorization:
+/// Bearer` and the cookie. Every field and list element counts, so HTTP/1
+/// lines, HTTP/2 fields and `;`-joined cookies are all seen; a value with
+/// commas in one line is one value (and fails verification).
+fn find_credential<'r>(
+    api: Option<(&HeaderName, Option<&str>)>,
+    jwt: Option<Option<&str>>,
+    headers: &'r http::HeaderMap,
+    query: Option<&'r str>,
+) -> Result<Option<Credential<'r>>, Ambiguous> {
+    let mut found: Option<(Credential<'r>, Source)> = None;
+    let mut add = |credential, source| match found {
+        Some((_, first)) => Err(Ambiguous(first, source)),
+        None => {
+            found = Some((credential, source));
+            Ok(())
+        }
+    };
+    if let Some((header, param)) = api {
+        for v in headers.get_all(header) {
+            add(Credential::ApiKey(v.as_bytes()), Source::ApiKeyHeader)?;
+        }
+        if let (Some(param), Some(query)) = (param, query) {
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if form_name_is(name, param) {
+                    add(Credential::ApiKey(value.as_bytes()), Source::ApiKeyQuery)?;
+                }
+            }
+        }
+    }
+    if let Some(cookie) = jwt {
+        let mut lines = headers.get_all(http::header::AUTHORIZATION).iter();
+        if let Some(first) = lines.next() {
+            // Not a list header: two lines are malformed, whatever the scheme.
+            if lines.next().is_some() {
+                return Err(Ambiguous(Source::Authorization, Source::Authorization));
+            }
+            if let Some(token) = bearer_token(first.as_bytes()) {
+                add(Credential::Token(token), Source::Authorization)?;
+            }
+        }
+        if let Some(cookie) = cookie {
+            for line in headers.get_all(http::header::COOKIE) {
+                for pair in line.as_bytes().split(|b| *b == b';') {
+                    let Some(at) = pair.iter().position(|b| *b == b'=') else {
+                        continue;
+                    };
+                    if pair[..at].trim_ascii() == cookie.as_bytes() {
+                        add(Credential::Token(pair[at + 1..].trim_ascii()), Source::Cookie)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(found.map(|(c, _)| c))
+}
+
+/// The token of an `Authorization: Bearer` value (the scheme in any case).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii();
+    let space = value.iter().position(|b| *b == b' ')?;
+    value[..space]
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| value[space..].trim_ascii())
+}
+
+/// Whether a query parameter's name, as sent, is `want` once decoded
+/// (`api%5Fkey` is `api_key` to the app, so it is to authn too).
+fn form_name_is(raw: &str, want: &str) -> bool {
+    if raw == want {
+        return true;
+    }
+    if !raw.contains(['%', '+']) {
+        return false;
+    }
+    let raw = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match raw[i] {
+            b'+' => decoded.push(b' '),
+            b'%' if i + 2 < raw.len() => match (hex(raw[i + 1]), hex(raw[i + 2])) {
+                (Some(h), Some(l)) => {
+                    decoded.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => decoded.push(b'%'),
+            },
+            b => decoded.push(b),
+        }
+        i += 1;
+    }
+    decoded == want.as_bytes()
+}
+
+/// The subject an API key sets: `apikey:<name>`, never equal to a JWT's.
+fn api_key_subject(name: &str) -> String {
+    format!("apikey:{name}")
+}
+
+/// The subject a JWT sets: `jwt:<iss>|<sub>` (`jwt:|<sub>` without `iss`),
+/// since a `sub` is only unique within its issuer. `%` and `|` in the
+/// issuer are escaped (`%25`, `%7C`), so the first `|` ends it and two
+/// different (issuer, sub) pairs never give one subject.
+fn jwt_subject(iss: Option<&str>, sub: &str) -> String {
+    let iss = iss.unwrap_or("");
+    let mut out = String::with_capacity(5 + iss.len() + sub.len());
+    out.push_str("jwt:");
+    for c in iss.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '|' => out.push_str("%7C"),
+            c => out.push(c),
+        }
+    }
+    out.push('|');
+    out.push_str(sub);
+    out
 }
 
 fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
@@ -555,67 +725,64 @@ impl AuthnPlugin {
             reason,
             "request not authenticated"
         );
-        let text = if status == StatusCode::FORBIDDEN {
-            "Forbidden\n"
-        } else {
-            "Unauthorized\n"
+        let text = match status {
+            StatusCode::FORBIDDEN => "Forbidden\n",
+            StatusCode::BAD_REQUEST => "Bad Request\n",
+            _ => "Unauthorized\n",
         };
         let mut res = text_response(status, text);
         res.headers_mut().insert(WWW_AUTHENTICATE, challenge.clone());
         Flow::Respond(res)
     }
 
-    /// The credential the request carries, if any.
-    fn principal(&self, req: &Request, at: Instant) -> Option<Result<Arc<Principal>, Rejection>> {
-        if let Some(api) = &self.api_keys {
-            let presented = req
-                .headers()
-                .get(&api.header)
-                .map(|v| v.as_bytes().to_vec())
-                .or_else(|| {
-                    let q = api.query.as_deref()?;
-                    req.uri()
-                        .query()?
-                        .split('&')
-                        .find_map(|p| p.strip_prefix(q)?.strip_prefix('='))
-                        .map(|v| v.as_bytes().to_vec())
-                });
-            if let Some(key) = presented {
-                let hash: [u8; 32] = Sha256::digest(&key).into();
-                return Some(match api.by_hash.get(&hash) {
+    /// The one credential the request carries, if any; several (two
+    /// `Authorization` lines, an API key in the header and the query, a
+    /// key and a token...) are refused rather than one picked: the app and
+    /// anything between would see the others.
+    fn credential<'r>(&self, req: &'r Request) -> Result<Option<Credential<'r>>, Ambiguous> {
+        find_credential(
+            self.api_keys.as_ref().map(|a| (&a.header, a.query.as_deref())),
+            self.jwt.as_ref().map(|j| j.cookie.as_deref()),
+            req.headers(),
+            req.uri().query(),
+        )
+    }
+
+    /// The verified caller of `credential`.
+    fn principal(&self, credential: Credential<'_>, at: Instant) -> Result<Arc<Principal>, Rejection> {
+        let token = match credential {
+            Credential::ApiKey(key) => {
+                let api = self.api_keys.as_ref().expect("API keys are only read when configured");
+                let hash: [u8; 32] = Sha256::digest(key).into();
+                return match api.by_hash.get(&hash) {
                     Some((name, scopes)) => Ok(Arc::new(
                         self.principal_of(
                             serde_json::json!({ "sub": name, "scope": scopes.join(" "), "auth": "api_key" })
                                 .as_object()
                                 .expect("an object"),
+                            Some(api_key_subject(name)),
                         ),
                     )),
                     None => Err(Rejection::Signature),
-                });
+                };
             }
-        }
-        let jwt = self.jwt.as_ref()?;
-        let token = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .or_else(|| {
-                let name = jwt.cookie.as_deref()?;
-                req.headers()
-                    .get_all(http::header::COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(';'))
-                    .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
-            })?;
+            Credential::Token(token) => token,
+        };
+        let jwt = self
+            .jwt
+            .as_ref()
+            .expect("tokens are only read when JWTs are configured");
+        let token = std::str::from_utf8(token).map_err(|_| Rejection::Malformed)?;
         // A guard, not a clone: no reference count touched per request.
         let keys = jwt.keys.load();
         let verified = match jwt.verified.get(token, &keys, at) {
             Some(principal) => Ok(principal),
             None => jwt.checks.verify(token, &keys).map(|claims| {
-                let principal = Arc::new(self.principal_of(&claims));
+                let subject = claims.get("sub").and_then(|s| s.as_str()).map(|sub| {
+                    let iss = claims.get("iss").and_then(|i| i.as_str());
+                    jwt_subject(iss, sub)
+                });
+                let principal = Arc::new(self.principal_of(&claims, subject));
                 jwt.verified.insert(token, &claims, &principal, &keys, at);
                 principal
             }),
@@ -627,11 +794,13 @@ impl AuthnPlugin {
                 jwt.refetch.notify_one();
             }
         }
-        Some(verified)
+        verified
     }
 
-    /// The caller named by verified claims, with the headers the app gets.
-    fn principal_of(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Principal {
+    /// The caller named by verified claims, with the headers the app gets:
+    /// `subject` is the namespaced one for [`Ctx::set_subject`], while the
+    /// app's subject header keeps the plain `sub` (or API key name).
+    fn principal_of(&self, claims: &serde_json::Map<String, serde_json::Value>, subject: Option<String>) -> Principal {
         use serde_json::Value;
         let scopes = match (claims.get("scope"), claims.get("scp")) {
             (Some(Value::String(s)), _) => s.split_whitespace().map(str::to_owned).collect(),
@@ -639,9 +808,13 @@ impl AuthnPlugin {
             (_, Some(Value::String(s))) => s.split_whitespace().map(str::to_owned).collect(),
             _ => Vec::new(),
         };
-        let subject: Option<Arc<str>> = claims.get("sub").and_then(|s| s.as_str()).map(Arc::from);
+        let subject: Option<Arc<str>> = subject.map(Arc::from);
         let mut forwarded = Vec::new();
-        if let Some(v) = subject.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        if let Some(v) = claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .and_then(|s| HeaderValue::from_str(s).ok())
+        {
             forwarded.push((self.subject_header.clone(), v));
         }
         if let Some(h) = &self.claims_header
@@ -666,11 +839,16 @@ impl AuthnPlugin {
         }
     }
 
+    /// Whether a scope rule covers this request.
+    fn guarded(&self, method: &Method, path: &str) -> bool {
+        self.scope_rules.iter().any(|r| r.covers(method, path))
+    }
+
     /// Scopes this request needs that `p` lacks (empty when allowed).
     fn missing_scopes(&self, method: &Method, path: &str, p: &Principal) -> Vec<&str> {
         self.scope_rules
             .iter()
-            .filter(|r| r.path.matches(path) && (r.methods.is_empty() || r.methods.contains(method)))
+            .filter(|r| r.covers(method, path))
             .flat_map(|r| r.require.iter())
             .filter(|s| !p.scopes.contains(s))
             .map(String::as_str)
@@ -770,12 +948,26 @@ impl Plugin for AuthnPlugin {
                 req.headers_mut().remove(h);
             }
         }
-        let path = req.uri().path();
-        if self.public.iter().any(|p| p.matches(path)) {
+        let (method, path) = (req.method(), req.uri().path());
+        // A scope rule wins over `public` and `required: false`: a path it
+        // covers is never served to a caller without its scopes.
+        let guarded = self.guarded(method, path);
+        if !guarded && self.public.iter().any(|p| p.matches(path)) {
             return Hook::Ready(Ok(Flow::Continue));
         }
-        let principal = match self.principal(req, cx.received_at) {
-            None if self.required => {
+        let credential = match self.credential(req) {
+            Ok(c) => c,
+            Err(why) => {
+                return Hook::Ready(Ok(self.refuse(
+                    StatusCode::BAD_REQUEST,
+                    &self.invalid_request,
+                    cx,
+                    &why.to_string(),
+                )));
+            }
+        };
+        let principal = match credential.map(|c| self.principal(c, cx.received_at)) {
+            None if self.required || guarded => {
                 return Hook::Ready(Ok(self.refuse(
                     StatusCode::UNAUTHORIZED,
                     &self.challenge,
@@ -874,6 +1066,133 @@ mod tests {
         let no_exp = serde_json::Map::new();
         cache.insert("no-exp", &no_exp, &who, &keys, at);
         assert!(cache.get("no-exp", &keys, at).is_none(), "no exp: never kept");
+    }
+
+    /// The request's credential with API keys (header `x-api-key`, query
+    /// `api_key`) and JWTs (cookie `session`) on.
+    fn credential_of(lines: &[(&str, &str)], query: Option<&str>) -> Result<Option<Credential<'static>>, Ambiguous> {
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in lines {
+            headers.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let headers: &'static http::HeaderMap = Box::leak(Box::new(headers));
+        let query = query.map(|q| &*Box::leak(q.to_owned().into_boxed_str()));
+        let api = HeaderName::from_static("x-api-key");
+        find_credential(Some((&api, Some("api_key"))), Some(Some("session")), headers, query)
+    }
+
+    #[test]
+    fn one_credential_is_read_and_several_are_refused() {
+        use Credential::*;
+        use Source::*;
+        let one: &[(&[(&str, &str)], Option<&str>, Credential<'_>)] = &[
+            (&[("x-api-key", "k")], None, ApiKey(b"k")),
+            (&[], Some("a=1&api_key=k&b=2"), ApiKey(b"k")),
+            (&[], Some("api%5Fkey=k"), ApiKey(b"k")),
+            (&[("authorization", "Bearer t")], None, Token(b"t")),
+            (&[("authorization", "BEARER  t ")], None, Token(b"t")),
+            (&[("cookie", "theme=dark; session=t")], None, Token(b"t")),
+            (&[("cookie", "a=1"), ("cookie", " session = t ")], None, Token(b"t")),
+            // One line with commas is one value, which then fails to verify.
+            (&[("x-api-key", "good, other")], None, ApiKey(b"good, other")),
+            (&[("authorization", "Bearer a, Bearer b")], None, Token(b"a, Bearer b")),
+            // Not authn's credentials: forwarded as they are.
+            (
+                &[("authorization", "Basic dTpw"), ("x-api-key", "k")],
+                None,
+                ApiKey(b"k"),
+            ),
+            (
+                &[("x-api-key", "k"), ("cookie", "sessions=t; xsession=u")],
+                Some("api_keyx=1"),
+                ApiKey(b"k"),
+            ),
+        ];
+        for (lines, query, want) in one {
+            assert_eq!(credential_of(lines, *query), Ok(Some(*want)), "{lines:?} {query:?}");
+        }
+        assert_eq!(credential_of(&[("authorization", "Basic dTpw")], None), Ok(None));
+        assert_eq!(credential_of(&[], Some("x=1")), Ok(None));
+
+        let several: &[(&[(&str, &str)], Option<&str>, Ambiguous)] = &[
+            (
+                &[("authorization", "Bearer a"), ("Authorization", "Bearer b")],
+                None,
+                Ambiguous(Authorization, Authorization),
+            ),
+            (
+                &[("authorization", "Basic dTpw"), ("authorization", "Bearer b")],
+                None,
+                Ambiguous(Authorization, Authorization),
+            ),
+            (
+                &[("x-api-key", "a"), ("X-Api-Key", "b")],
+                None,
+                Ambiguous(ApiKeyHeader, ApiKeyHeader),
+            ),
+            (
+                &[("x-api-key", "a")],
+                Some("api_key=b"),
+                Ambiguous(ApiKeyHeader, ApiKeyQuery),
+            ),
+            (&[], Some("api_key=a&api_key=b"), Ambiguous(ApiKeyQuery, ApiKeyQuery)),
+            (&[], Some("api_key=a&api%5fkey=b"), Ambiguous(ApiKeyQuery, ApiKeyQuery)),
+            (&[("cookie", "session=a; session=b")], None, Ambiguous(Cookie, Cookie)),
+            (
+                &[("cookie", "session=a"), ("cookie", "session=b")],
+                None,
+                Ambiguous(Cookie, Cookie),
+            ),
+            (
+                &[("authorization", "Bearer a"), ("cookie", "session=b")],
+                None,
+                Ambiguous(Authorization, Cookie),
+            ),
+            (
+                &[("x-api-key", "a"), ("authorization", "bearer b")],
+                None,
+                Ambiguous(ApiKeyHeader, Authorization),
+            ),
+        ];
+        for (lines, query, want) in several {
+            assert_eq!(credential_of(lines, *query), Err(*want), "{lines:?} {query:?}");
+        }
+    }
+
+    #[test]
+    fn subjects_differ_by_credential_kind_and_issuer() {
+        let all = [
+            api_key_subject("reader-key"),
+            jwt_subject(None, "reader-key"),
+            jwt_subject(Some("https://a.test"), "reader-key"),
+            jwt_subject(Some("https://b.test"), "reader-key"),
+            // A separator inside the issuer or the subject moves nothing.
+            jwt_subject(Some("https://a.test|reader"), "key"),
+            jwt_subject(Some("https://a.test"), "reader|key"),
+            jwt_subject(Some("x%7C"), "y"),
+            jwt_subject(Some("x|"), "y"),
+            jwt_subject(None, "apikey:reader-key"),
+        ];
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "{all:?}");
+        assert_eq!(api_key_subject("billing-job"), "apikey:billing-job");
+        assert_eq!(
+            jwt_subject(Some("https://idp.test"), "user-42"),
+            "jwt:https://idp.test|user-42"
+        );
+        assert_eq!(jwt_subject(None, "u1"), "jwt:|u1");
+    }
+
+    #[test]
+    fn query_names_are_compared_decoded() {
+        assert!(form_name_is("api_key", "api_key"));
+        assert!(form_name_is("api%5Fkey", "api_key") && form_name_is("%61pi_key", "api_key"));
+        assert!(form_name_is("a+b", "a b"));
+        assert!(!form_name_is("api_key%", "api_key") && !form_name_is("api%5", "api_key"));
+        assert!(!form_name_is("api_keys", "api_key"));
     }
 
     #[test]

@@ -165,12 +165,17 @@ async fn an_authorized_rule_keeps_each_callers_page_under_its_own_key() {
     let again = fetch(&b, p, &[alice_key]).await;
     assert_eq!(again.header("x-cache"), Some("HIT"), "the same caller twice");
     assert!(again.text().contains("sub=alice "), "{}", again.text());
-    // The key holds the caller authn verified, not the credential: alice's
-    // token finds alice's page.
+    // The key holds the caller authn verified, not the credential: a token
+    // for `alice` finds the page of the token caller `alice` whether sent as
+    // a bearer or a cookie; the API key named `alice` is another caller
+    // (authn's subjects are namespaced by credential kind, docs/authn.md).
     let bearer = format!("Bearer {}", token("alice"));
     let by_token = fetch(&b, p, &[("authorization", &bearer)]).await;
-    assert_eq!(by_token.header("x-cache"), Some("HIT"));
+    assert_eq!(by_token.header("x-cache"), Some("MISS"), "not the key's page");
     assert!(by_token.text().contains("sub=alice "), "{}", by_token.text());
+    let cookie = format!("session={}", token("alice"));
+    let by_cookie = fetch(&b, p, &[("cookie", &cookie)]).await;
+    assert_eq!(by_cookie.header("x-cache"), Some("HIT"), "the token caller's page");
 
     for bob in [
         ("x-api-key", "bob-api-key".to_owned()),
@@ -187,7 +192,11 @@ async fn an_authorized_rule_keeps_each_callers_page_under_its_own_key() {
     let anon = fetch(&b, p, &[]).await;
     assert_eq!(anon.header("x-cache"), Some("MISS"), "no caller: the shared entry");
     assert!(anon.text().contains("sub= "), "{}", anon.text());
-    assert_eq!(up.count(p), 3, "one render per caller and one shared");
+    assert_eq!(
+        up.count(p),
+        5,
+        "one render per caller (two keys, two token subjects) and one shared"
+    );
 
     // An answer that sets a cookie is never kept, even per caller.
     for _ in 0..2 {

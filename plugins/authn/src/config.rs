@@ -12,13 +12,16 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Refuse requests without valid credentials (401); `false` checks
-    /// credentials when present and lets anonymous requests through.
+    /// credentials when present and lets anonymous requests through on
+    /// paths that no scope rule covers.
     #[serde(default = "yes")]
     pub required: bool,
-    /// Paths that need no credentials (`/health`, `/assets/*`).
+    /// Paths that need no credentials (`/health`, `/assets/*`), unless a
+    /// scope rule covers them: rules win over `public`.
     #[serde(default)]
     pub public: Vec<String>,
-    /// Paths that need scopes (403 without them).
+    /// Paths that need scopes (401 without a credential, 403 without the
+    /// scopes), whatever `required` and `public` say.
     #[serde(default)]
     pub scopes: Vec<ScopeRule>,
     /// JWT settings; JWTs are off when absent.
@@ -132,7 +135,8 @@ pub struct ApiKeysConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
-    /// Who the key belongs to; forwarded as the subject.
+    /// Who the key belongs to; forwarded as the subject header, and the
+    /// request's subject is `apikey:<name>`.
     pub name: String,
     /// `sha256:<64 hex digits>` of the key
     /// (`printf %s "$KEY" | sha256sum`).

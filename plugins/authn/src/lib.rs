@@ -1088,7 +1088,9 @@ mod tests {
     fn one_credential_is_read_and_several_are_refused() {
         use Credential::*;
         use Source::*;
-        let one: &[(&[(&str, &str)], Option<&str>, Credential<'_>)] = &[
+        /// Header lines, a query string and what authn makes of them.
+        type Case<'a, T> = (&'a [(&'a str, &'a str)], Option<&'a str>, T);
+        let one: &[Case<'_, Credential<'_>>] = &[
             (&[("x-api-key", "k")], None, ApiKey(b"k")),
             (&[], Some("a=1&api_key=k&b=2"), ApiKey(b"k")),
             (&[], Some("api%5Fkey=k"), ApiKey(b"k")),
@@ -1117,7 +1119,7 @@ mod tests {
         assert_eq!(credential_of(&[("authorization", "Basic dTpw")], None), Ok(None));
         assert_eq!(credential_of(&[], Some("x=1")), Ok(None));
 
-        let several: &[(&[(&str, &str)], Option<&str>, Ambiguous)] = &[
+        let several: &[Case<'_, Ambiguous>] = &[
             (
                 &[("authorization", "Bearer a"), ("Authorization", "Bearer b")],
                 None,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use bext_plugin_isr::key::{IgnoredParams, KeyParts, primary_key};
+use bext_plugin_isr::key::{IgnoredParams, KeyParts, normalise_query, primary_key};
 use bext_plugin_isr::policy::Freshness;
 use bext_plugin_isr::store::{Entry, Limits, cache_for};
 use bytes::Bytes;
@@ -23,19 +23,22 @@ fn hit_lookup(bencher: divan::Bencher<'_, '_>) {
         },
     );
     let ignored = IgnoredParams::new(&["utm_*".into()]);
-    let parts = |path: &'static str| KeyParts {
-        app: "bench",
-        tenant: None,
-        locale: "",
-        bot: false,
-        caller: None,
-        path,
-        query: Some("page=2&sort=price&utm_source=newsletter"),
-        scheme: "http",
-        host: "shop.example.com",
+    let parts = |path: &'static str, query: &str| -> String {
+        primary_key(&KeyParts {
+            app: "bench",
+            tenant: None,
+            locale: "",
+            bot: false,
+            caller: None,
+            path,
+            query: Some(query),
+            scheme: "http",
+            host: "shop.example.com",
+        })
     };
+    let raw_query = "page=2&sort=price&utm_source=newsletter";
     let request = HeaderMap::new();
-    let primary = primary_key(&parts("/products/42"), &ignored);
+    let primary = parts("/products/42", &normalise_query(raw_query, &ignored).unwrap());
     cache.put(
         &primary,
         &request,
@@ -56,7 +59,8 @@ fn hit_lookup(bencher: divan::Bencher<'_, '_>) {
         },
     );
     bencher.bench_local(|| {
-        let primary = primary_key(&parts(divan::black_box("/products/42")), &ignored);
+        let query = normalise_query(divan::black_box(raw_query), &ignored).unwrap();
+        let primary = parts(divan::black_box("/products/42"), &query);
         let full = cache.full_key(&primary, &request);
         assert!(cache.get(&full).is_some());
     });

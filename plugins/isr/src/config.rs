@@ -26,7 +26,9 @@ pub struct Config {
     /// How long requests for a key being fetched wait for the first one.
     #[serde(default = "default_wait")]
     pub wait_timeout: Span,
-    /// Query parameters left out of the key (`name` or `prefix*`).
+    /// Query parameters left out of the key (`name` or `prefix*`), and so
+    /// removed from requests that go through the cache: what the key does
+    /// not say must not reach the app.
     #[serde(default = "default_ignored_params")]
     pub ignore_params: Vec<String>,
     /// Per-path rules; the first whose `path` matches applies.

@@ -1,14 +1,16 @@
 //! The `isr` plugin: whole responses cached per app, served without
 //! touching the app.
 //!
-//! On the request (GET/HEAD, from no caller unless a rule allows it: no
-//! subject verified by authn, none of `credential_headers` such as
-//! `Authorization`, `Cookie`, `x-api-key`; see RFC 9111 §3.5):
+//! On the request (GET/HEAD without a body and without `;` in the query,
+//! from no caller unless a rule allows it: no subject verified by authn,
+//! none of `credential_headers` such as `Authorization`, `Cookie`,
+//! `x-api-key`; see RFC 9111 §3.5):
 //! a fresh entry is answered at once (`x-cache: HIT`, `Age`, `ETag`, 304
 //! for a matching `If-None-Match`); a stale one within its
 //! stale-while-revalidate window too (`STALE`) while one background request
 //! refreshes it; on a miss exactly one request per key goes on to the app
-//! while the others wait for its answer (the stampede guard). On the
+//! while the others wait for its answer (the stampede guard), asking the
+//! app for the key's query (ignored parameters removed). On the
 //! response: what may be kept (see [`policy`]) is stored, up to
 //! `max_entry_bytes`, and the waiting requests are woken.
 //!
@@ -30,18 +32,19 @@ use std::time::{Duration, Instant};
 use bext_edge::Edge;
 use bext_plugin_abi::admin::refuse_unless_admin;
 use bext_plugin_abi::{
-    AppTarget, Body, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, PathPattern, Plugin, PluginError, Request, Response,
-    Setup, text_response,
+    AppTarget, Body, BuiltinPlugin, Ctx, EncodedSlashes, Flow, Hook, Hooks, Host, PathError, PathPattern, Plugin,
+    PluginError, Request, Response, Setup, normalise_path, text_response,
 };
 use http::header::{
-    AGE, CACHE_CONTROL, CONNECTION, DATE, ETAG, HeaderName, HeaderValue, IF_NONE_MATCH, RANGE, SET_COOKIE,
-    TRANSFER_ENCODING, USER_AGENT, VARY,
+    AGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, DATE, ETAG, HeaderName, HeaderValue, IF_NONE_MATCH, RANGE,
+    SET_COOKIE, TRANSFER_ENCODING, USER_AGENT, VARY,
 };
-use http::{HeaderMap, Method, StatusCode};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, StatusCode, Uri};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::key::{IgnoredParams, KeyParts, caller_digest, is_bot, primary_key};
+use crate::key::{IgnoredParams, KeyParts, caller_digest, encode_path, is_bot, normalise_query, primary_key};
 use crate::policy::{RuleSay, freshness, vary_names};
 use crate::store::{AppCache, Entry, Flight, Limits, State, Turn, cache_for, caches, vary_key};
 
@@ -193,32 +196,34 @@ impl IsrPlugin {
         caller_digest(cx.subject(), sent)
     }
 
-    fn key(&self, req: &Request, cx: &Ctx, app: &str, caller: Option<&str>) -> String {
+    /// `query` is the request's, normalised.
+    fn key(&self, req: &Request, cx: &Ctx, app: &str, caller: Option<&str>, query: Option<&str>) -> String {
         let host = cx.host.as_deref().unwrap_or("");
         let agent = req.headers().get(USER_AGENT).map_or(&b""[..], HeaderValue::as_bytes);
-        primary_key(
-            &KeyParts {
-                app,
-                tenant: cx.tenant(),
-                locale: cx.vars.get("locale").map_or("", String::as_str),
-                bot: is_bot(agent),
-                caller,
-                path: req.uri().path(),
-                query: req.uri().query(),
-                scheme: "http",
-                host,
-            },
-            &self.ignored,
-        )
+        primary_key(&KeyParts {
+            app,
+            tenant: cx.tenant(),
+            locale: cx.vars.get("locale").map_or("", String::as_str),
+            bot: is_bot(agent),
+            caller,
+            path: req.uri().path(),
+            query,
+            scheme: "http",
+            host,
+        })
     }
 
-    /// Refreshes `key` in the background with the app's runtime.
+    /// Refreshes `key` in the background with the app's runtime, asking
+    /// for `target`: the request's URI with the key's query, so the app
+    /// sees nothing the key leaves out.
+    #[allow(clippy::too_many_arguments)]
     fn refresh(
         &self,
         cache: &Arc<AppCache>,
         primary: String,
         full: &str,
         req: &Request,
+        target: Uri,
         cx: &Ctx,
         rule: Option<RuleSay>,
     ) {
@@ -231,7 +236,7 @@ impl IsrPlugin {
         // Past the bypass, a caller means its key holds the caller.
         let caller_keyed = self.has_caller(req, cx);
         let mut fetch = Request::new(Body::empty());
-        *fetch.uri_mut() = req.uri().clone();
+        *fetch.uri_mut() = target;
         *fetch.headers_mut() = req.headers().clone();
         fetch.headers_mut().remove(IF_NONE_MATCH);
         let target = AppTarget {
@@ -244,7 +249,7 @@ impl IsrPlugin {
             cache.clone(),
             self.store.clone(),
             req.headers().clone(),
-            req.uri().path().to_owned(),
+            encode_path(req.uri().path()).into_owned(),
             app.to_owned(),
         );
         let answer = host.serve_app(target, fetch);
@@ -305,10 +310,18 @@ impl IsrPlugin {
             return text_response(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
         }
         let body = req.body_mut().peek(64 << 10).await;
-        let order: AdminOrder = match serde_json::from_slice(&body) {
+        let mut order: AdminOrder = match serde_json::from_slice(&body) {
             Ok(o) => o,
             Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}\n")),
         };
+        // Paths in the form entries record (the kernel's canonical one), so
+        // `/café`, `/caf%c3%a9` and `/caf%C3%A9` name the same entries.
+        for path in &mut order.paths {
+            match admin_path(path) {
+                Ok(canonical) => *path = canonical,
+                Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("{e}\n")),
+            }
+        }
         match action {
             "invalidate" => {
                 if order.tags.is_empty() && order.paths.is_empty() && order.app.is_none() {
@@ -329,8 +342,25 @@ impl IsrPlugin {
             return text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
         };
         let (path_only, query) = match path.split_once('?') {
-            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-            None => (path.clone(), None),
+            Some((p, q)) => (p, Some(q)),
+            None => (path.as_str(), None),
+        };
+        let path_only = match admin_path(path_only) {
+            Ok(p) => p,
+            Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        };
+        // The app is asked for what the key will say, as for any request
+        // that goes through the cache.
+        let query = match query
+            .map(|q| normalise_query(&encode_path(q), &self.ignored))
+            .transpose()
+        {
+            Ok(q) => q.filter(|q| !q.is_empty()),
+            Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("`path` {path:?}: {e}\n")),
+        };
+        let target = match &query {
+            Some(q) => format!("{path_only}?{q}"),
+            None => path_only.clone(),
         };
         let removed = self
             .invalidate_everywhere(&AdminOrder {
@@ -338,7 +368,7 @@ impl IsrPlugin {
                 ..order.clone()
             })
             .await;
-        let Ok(uri) = path.parse::<http::Uri>() else {
+        let Ok(uri) = target.parse::<http::Uri>() else {
             return text_response(StatusCode::BAD_REQUEST, "`path` is not a request path\n");
         };
         let mut fetch = Request::new(Body::empty());
@@ -356,20 +386,17 @@ impl IsrPlugin {
             return text_response(StatusCode::NOT_FOUND, "no such app\n");
         };
         let status = res.status().as_u16();
-        let primary = primary_key(
-            &KeyParts {
-                app: &app,
-                tenant: order.tenant.as_deref(),
-                locale: "",
-                bot: false,
-                caller: None,
-                path: &path_only,
-                query: query.as_deref(),
-                scheme: "http",
-                host: order.host.as_deref().unwrap_or(""),
-            },
-            &self.ignored,
-        );
+        let primary = primary_key(&KeyParts {
+            app: &app,
+            tenant: order.tenant.as_deref(),
+            locale: "",
+            bot: false,
+            caller: None,
+            path: &path_only,
+            query: query.as_deref(),
+            scheme: "http",
+            host: order.host.as_deref().unwrap_or(""),
+        });
         let rule = self.rule(&path_only).map(|r| r.say);
         let pending = Pending {
             app: app.clone(),
@@ -489,6 +516,39 @@ struct AdminOrder {
     tenant: Option<String>,
 }
 
+/// Why a path given to an admin endpoint names no entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BadPath {
+    /// It has a query or a fragment (`invalidate` takes paths only).
+    NotAPath(String),
+    /// The kernel would refuse it as a request path.
+    Refused(String, PathError),
+}
+
+impl std::fmt::Display for BadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadPath::NotAPath(p) => write!(f, "path {p:?}: give a path without `?` or `#`"),
+            BadPath::Refused(p, e) => write!(f, "path {p:?}: {e}"),
+        }
+    }
+}
+
+/// A path an admin endpoint was given, in the form entries record: bytes
+/// a request target cannot carry raw percent-encoded (`/café` is
+/// `/caf%C3%A9`), then the kernel's canonical form
+/// ([`normalise_path`]: `%c3` is `%C3`, `%61` is `a`, `//` and `..` gone).
+fn admin_path(given: &str) -> Result<String, BadPath> {
+    if given.contains(['?', '#']) {
+        return Err(BadPath::NotAPath(given.to_owned()));
+    }
+    let encoded = encode_path(given);
+    match normalise_path(&encoded, EncodedSlashes::Reject) {
+        Ok(p) => Ok(p.into_owned()),
+        Err(e) => Err(BadPath::Refused(given.to_owned(), e)),
+    }
+}
+
 /// Drops the entries an order names from this process; how many went.
 fn invalidate(order: &AdminOrder) -> usize {
     let everything = order.tags.is_empty() && order.paths.is_empty();
@@ -521,6 +581,36 @@ fn tags_of(headers: &HeaderMap) -> Vec<String> {
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Whether a GET or HEAD carries a body: a `Content-Length` other than
+/// 0, any `Transfer-Encoding`, or a body the kernel did not find ended
+/// with the head (an HTTP/2 request without END_STREAM on its HEADERS; the
+/// kernel hands plugins an empty body exactly when `is_end_stream` held).
+fn has_body(req: &Request) -> bool {
+    let headers = req.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers.get_all(CONTENT_LENGTH).iter().any(|v| v.as_bytes() != b"0")
+        || req.body().as_bytes().is_none_or(|b| !b.is_empty())
+}
+
+/// `uri` with `query` (the normalised one) as its query; none when it is
+/// empty. `None` if that is not a valid target (it always is: it is a
+/// subset of a valid one).
+fn with_query(uri: &Uri, query: Option<&str>) -> Option<Uri> {
+    if uri.query() == query && query.is_none_or(|q| !q.is_empty()) {
+        return Some(uri.clone()); // the common case: nothing to take out
+    }
+    let target = match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{}?{q}", uri.path()),
+        None => uri.path().to_owned(),
+    };
+    if uri.path_and_query().map(PathAndQuery::as_str) == Some(target.as_str()) {
+        return Some(uri.clone());
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(target).ok()?);
+    Uri::from_parts(parts).ok()
 }
 
 /// Whether `If-None-Match` names `etag` (weak comparison, RFC 9110 §13.1.2).
@@ -603,26 +693,45 @@ impl Plugin for IsrPlugin {
         let has_caller = self.has_caller(req, cx);
         // A caller's page is never shared (RFC 9111 §3.5): it passes by,
         // or under `authorized: true` it is kept under the caller's key.
+        // A GET with a body ("fat GET") passes by too: the body is not in
+        // the key, and a lead request must not be one whose client can
+        // hold the key's waiters by trickling it.
         let bypass = !matches!(*req.method(), Method::GET | Method::HEAD)
             || rule.is_some_and(|r| r.no_store)
             || (has_caller && !authorized)
-            || req.headers().contains_key(RANGE);
-        if bypass {
+            || req.headers().contains_key(RANGE)
+            || has_body(req);
+        // The query as keyed; what goes to the app through the cache is
+        // exactly that (ignored parameters gone). A query the key cannot
+        // describe for every app (a `;`) passes by, unrewritten.
+        let keyed = (!bypass)
+            .then(|| {
+                let query = req
+                    .uri()
+                    .query()
+                    .map(|q| normalise_query(q, &self.ignored))
+                    .transpose()
+                    .ok()?;
+                let target = with_query(req.uri(), query.as_deref())?;
+                Some((query, target))
+            })
+            .flatten();
+        let Some((query, target)) = keyed else {
             cx.ext.insert(Bypass);
             return Hook::Ready(Ok(Flow::Continue));
-        }
+        };
         let say = rule.map(|r| r.say);
         let cache = cache_for(&app, self.limits);
         let caller = has_caller.then(|| self.caller(req, cx));
         let caller_keyed = caller.is_some();
-        let primary = self.key(req, cx, &app, caller.as_deref());
+        let primary = self.key(req, cx, &app, caller.as_deref(), query.as_deref());
         let full = cache.full_key(&primary, req.headers());
         let mut fallback = None;
         if let Some(e) = cache.get(&full) {
             match e.state(Instant::now()) {
                 State::Fresh => return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "HIT")))),
                 State::Stale => {
-                    self.refresh(&cache, primary, &full, req, cx, say);
+                    self.refresh(&cache, primary, &full, req, target, cx, say);
                     return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "STALE"))));
                 }
                 State::Expired => fallback = Some(e),
@@ -634,12 +743,15 @@ impl Plugin for IsrPlugin {
             cx.ext.insert(Bypass);
             return Hook::Ready(Ok(Flow::Continue));
         }
+        // From here the answer may be stored under `primary`: the app gets
+        // the key's query.
+        *req.uri_mut() = target;
         let pending = |flight| Pending {
             app: app.clone(),
             cache: cache.clone(),
             primary: primary.clone(),
             request_headers: req.headers().clone(),
-            path: req.uri().path().to_owned(),
+            path: encode_path(req.uri().path()).into_owned(),
             rule: say,
             caller_keyed,
             flight,
@@ -751,3 +863,68 @@ async fn listen(edge: Arc<Edge>) {
 }
 
 bext_plugin_abi::register!(IsrPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(uri: &str, headers: &[(&str, &str)], body: Body) -> Request {
+        let mut req = Request::new(body);
+        *req.uri_mut() = uri.parse().unwrap();
+        for (k, v) in headers {
+            req.headers_mut()
+                .append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        req
+    }
+
+    /// M3: a GET with a body in any framing is told apart.
+    #[test]
+    fn bodies_are_found_in_every_framing() {
+        assert!(!has_body(&get("/", &[], Body::empty())));
+        assert!(!has_body(&get("/", &[("content-length", "0")], Body::empty())));
+        assert!(has_body(&get("/", &[("content-length", "5")], Body::empty())));
+        assert!(has_body(&get("/", &[("transfer-encoding", "chunked")], Body::empty())));
+        assert!(has_body(&get("/", &[], Body::full("x=1"))));
+        // The kernel hands on a stream exactly when the body had not ended
+        // with the head (HTTP/2 without END_STREAM, or a framing above).
+        let stream = Body::stream(String::from("x=1"));
+        assert!(has_body(&get("/", &[], stream)));
+    }
+
+    #[test]
+    fn the_app_is_asked_for_the_keyed_query() {
+        let uri: Uri = "/p?utm_source=x&b=2&a=1".parse().unwrap();
+        let ig = IgnoredParams::new(&["utm_*".into()]);
+        let q = normalise_query(uri.query().unwrap(), &ig).unwrap();
+        assert_eq!(with_query(&uri, Some(&q)).unwrap(), "/p?a=1&b=2");
+        assert_eq!(with_query(&uri, Some("")).unwrap(), "/p");
+        assert_eq!(with_query(&uri, None).unwrap(), "/p");
+        let absolute: Uri = "http://shop.test/p?utm_x=1".parse().unwrap();
+        assert_eq!(with_query(&absolute, Some("")).unwrap(), "http://shop.test/p");
+    }
+
+    /// L9: every spelling of a path names the entries the kernel's form does.
+    #[test]
+    fn admin_paths_take_the_kernel_form() {
+        for given in ["/caf%C3%A9", "/caf%c3%a9", "/café", "//caf%c3%a9", "/x/../caf%C3%A9"] {
+            assert_eq!(admin_path(given).as_deref(), Ok("/caf%C3%A9"), "{given}");
+        }
+        assert_eq!(admin_path("/%61b").as_deref(), Ok("/ab"));
+        assert_eq!(
+            admin_path("/a%2Fb"),
+            Err(BadPath::Refused("/a%2Fb".into(), PathError::EncodedSlash))
+        );
+        assert_eq!(
+            admin_path("/../x"),
+            Err(BadPath::Refused("/../x".into(), PathError::AboveRoot))
+        );
+        assert_eq!(admin_path("/p?x=1"), Err(BadPath::NotAPath("/p?x=1".into())));
+        assert!(admin_path("p").is_err());
+        assert!(
+            BadPath::Refused("/a%2Fb".into(), PathError::EncodedSlash)
+                .to_string()
+                .contains("\"/a%2Fb\"")
+        );
+    }
+}

@@ -682,13 +682,15 @@ async fn a_request_with_more_than_one_credential_is_refused_in_every_spelling() 
         assert_eq!(r.status, 200, "{name}: {value}");
     }
 
-    let two = |lines: Vec<(&'static str, String)>, target: &'static str| {
+    /// Header fields: name and value.
+    type Fields = Vec<(&'static str, String)>;
+    let two = |lines: Fields, target: &'static str| {
         let mut headers: Vec<(&str, String)> = vec![("host", "shop.test".to_owned())];
         headers.extend(lines);
         let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         request("GET", target, &pairs, "")
     };
-    let cases: Vec<(&str, Vec<(&'static str, String)>, &'static str)> = vec![
+    let cases: Vec<(&str, Fields, &str)> = vec![
         (
             "two Authorization fields, valid first",
             vec![

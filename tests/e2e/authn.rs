@@ -560,6 +560,7 @@ config:
     - { path: /admin/*, require: [admin] }
     - { path: /api/admin/*, require: [admin] }
     - { path: /orders, methods: [POST], require: [orders:write] }
+    - { path: /reports/*, methods: [get], require: [reports] }
     - { path: /me/*, require: [] }
   jwt:
     keys:
@@ -626,6 +627,12 @@ async fn scope_rules_bind_anonymous_callers_and_win_over_public_paths() {
     assert_eq!(call("POST", "/orders", None).await.status, 401);
     assert_eq!(call("POST", "/orders", Some(&reader)).await.status, 403);
     assert_eq!(call("GET", "/orders", None).await.status, 200);
+    // A rule for GET guards HEAD (the same handler, without the body).
+    for method in ["GET", "HEAD"] {
+        assert_eq!(call(method, "/reports/q3", None).await.status, 401, "{method}");
+        assert_eq!(call(method, "/reports/q3", Some(&reader)).await.status, 403, "{method}");
+    }
+    assert_eq!(call("POST", "/reports/q3", None).await.status, 200);
 
     // `require: []`: any verified caller, never an anonymous one.
     assert_eq!(call("GET", "/me/profile", None).await.status, 401);

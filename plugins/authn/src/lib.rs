@@ -185,12 +185,17 @@ impl BuiltinPlugin for AuthnPlugin {
         let mut scope_rules = Vec::new();
         for (i, r) in c.scopes.iter().enumerate() {
             let path = PathPattern::parse(format!("scopes[{i}].path"), &r.path)?;
-            let methods = r
+            let mut methods: Vec<Method> = r
                 .methods
                 .iter()
                 .map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()))
                 .collect::<Result<_, _>>()
                 .map_err(|_| PluginError::config(format!("scopes[{i}].methods"), "not a method"))?;
+            // HEAD is GET without the body: apps answer it with the GET
+            // handler, so a rule for GET guards HEAD too.
+            if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+                methods.push(Method::HEAD);
+            }
             scope_rules.push(ScopeRule {
                 path,
                 methods,

@@ -8,7 +8,7 @@
 //! target whose authority replaces the Host header.
 
 use bext::platform::{EncodedSlashes, Limits};
-use bext::server::admit::admit;
+use bext::server::admit::{Rules, admit};
 use http::request::Parts;
 
 #[global_allocator]
@@ -41,7 +41,12 @@ fn head(target: &str) -> Parts {
 ])]
 fn admit_head(bencher: divan::Bencher<'_, '_>, target: &str) {
     let limits = Limits::default();
+    let rules = Rules {
+        limits: &limits,
+        slashes: EncodedSlashes::Reject,
+        underscores_in_headers: false,
+    };
     bencher
         .with_inputs(|| head(target))
-        .bench_local_refs(|parts| admit(parts, &limits, EncodedSlashes::Reject));
+        .bench_local_refs(|parts| admit(parts, rules));
 }

@@ -120,7 +120,9 @@ impl Ctx {
     }
 
     /// Who the request is from, once an authentication plugin verified
-    /// its credentials (a JWT's `sub`, an API key's name).
+    /// its credentials, unambiguous across credential kinds and issuers
+    /// (authn writes `apikey:<name>` or `jwt:<iss>|<sub>`), so it can key
+    /// caches and rate limits.
     pub fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
     }

@@ -41,6 +41,9 @@ PY
   echo "[platform.limits]"
   echo "idle_timeout = \"300s\""
   echo "header_read_timeout = \"300s\""
+  # Every idle connection of the memory test comes from 127.0.0.1.
+  echo "max_connections_per_ip = 0"
+  echo "max_connections = $((IDLE_CONNECTIONS + 1000))"
   for i in $(seq 1 "$HOSTS"); do
     echo "[apps.site$i]"
     echo "source = \"www\""

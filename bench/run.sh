@@ -6,6 +6,7 @@
 #
 #   bench/run.sh                 # defaults: 1000 hosts, 10 s per round, 2 rounds
 #   HOSTS=1000 DURATION=10 ROUNDS=2 CONNECTIONS=64 bench/run.sh
+#   BEXT=/path/to/older/bext bench/run.sh   # another build against the same nginx
 #
 # Needs nginx, wrk and python3 (Debian: apt-get install nginx-light wrk).
 # The servers are pinned to CPU 0 with one worker each, wrk to CPU 1, so the
@@ -21,8 +22,8 @@ OUT=bench/out
 
 need nginx wrk python3 taskset
 
-cargo build --release -q -p bext
-BEXT=$PWD/target/release/bext
+# BEXT=path/to/bext measures another build (an older one, to compare).
+if [ -z "${BEXT:-}" ]; then cargo build --release -q -p bext; BEXT=$PWD/target/release/bext; fi
 
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx/logs"
 # The same small file for everyone (a typical small HTML page, 1 KiB).

@@ -45,6 +45,7 @@ fn admit_head(bencher: divan::Bencher<'_, '_>, target: &str) {
         limits: &limits,
         slashes: EncodedSlashes::Reject,
         underscores_in_headers: false,
+        owned: &[],
     };
     bencher
         .with_inputs(|| head(target))

@@ -174,6 +174,14 @@ pub trait Plugin: Send + Sync + 'static {
         None
     }
 
+    /// Request headers only this plugin may set (authn's caller headers,
+    /// renamed or not): the kernel removes client copies from every
+    /// request as it arrives, for every app, also those this plugin does
+    /// not run for, so no app can be handed a forged one.
+    fn owned_request_headers(&self) -> &[http::HeaderName] {
+        &[]
+    }
+
     /// The request hook of the late place ([`Plugin::late_priority`]), with
     /// the same contract as `on_request`: `Respond` answers, and the
     /// response then goes back through every plugin before this late

@@ -645,3 +645,98 @@ async fn h2_cookies_are_one_line_and_only_websocket_upgrades() {
     .await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn renamed_caller_headers_and_routing_overrides_never_reach_an_app() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write(
+        "manifests/authn.yaml",
+        "name: authn\nenabled: true\nconfig:\n  required: false\n  jwt:\n    keys:\n      - { alg: HS256, secret_env: TEST_JWT_SECRET }\n  forward:\n    subject: x-user\n    claims: x-user-claims\n    claim_headers: { x-user-email: email }\n",
+    );
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n[apps.guarded]\nruntime = \"proxy\"\nupstream = \"http://{0}\"\ndomains = [\"guarded.test\"]\n[apps.open]\nruntime = \"proxy\"\nupstream = \"http://{0}\"\ndomains = [\"open.test\"]\n[apps.open.plugins.authn]\nenabled = false\n",
+        echo.addr
+    ));
+    let b = Bext::serve_env(&cfg, &[("TEST_JWT_SECRET", SECRET)]);
+    let forged = [
+        ("x-user", "admin"),
+        ("X-User-Claims", r#"{"scope":"admin"}"#),
+        ("x-user-email", "ceo@example.com"),
+        ("X-Original-URL", "/admin/x"),
+        ("X-Rewrite-URL", "/admin/x"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("x-method-override", "DELETE"),
+        ("Forwarded", "for=6.6.6.6;host=evil.test;proto=https"),
+        ("X-Forwarded-Port", "6666"),
+        ("X-Real-IP", "6.6.6.6"),
+    ];
+    for host in ["open.test", "guarded.test"] {
+        let mut headers = vec![("host", host)];
+        headers.extend_from_slice(&forged);
+        let r = send(b.addr, request("GET", "/p", &headers, "")).await;
+        assert_eq!(r.status, 200, "{host}");
+        let h = r.json()["headers"].clone();
+        for (name, _) in forged {
+            assert!(h.get(name.to_ascii_lowercase()).is_none(), "{host}: {name} reached the app: {h}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_asterisk_target_is_the_servers_and_only_for_options() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{}\"\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    for method in ["GET", "POST", "DELETE"] {
+        let out = raw_async(
+            b.addr,
+            format!("{method} * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            WAIT,
+        )
+        .await;
+        assert_eq!(status_of(&out), 400, "{method} *: {out}");
+    }
+    let out = raw_async(b.addr, b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", WAIT).await;
+    assert_eq!(status_of(&out), 204, "{out}");
+    assert!(out.to_ascii_lowercase().contains("allow: get"), "{out}");
+    for target in ["ftp://x/a", "file:///etc/passwd"] {
+        let out = raw_async(
+            b.addr,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            WAIT,
+        )
+        .await;
+        assert_eq!(status_of(&out), 400, "{target}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_wrong_tokens_count_against_the_client() {
+    let s = Site::new();
+    s.write("www/index.html", "ok");
+    s.write(
+        "manifests/waf.yaml",
+        "name: waf\nenabled: true\nconfig:\n  trusted_proxies: [127.0.0.1/32]\n",
+    );
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\n",
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    let addr = b.addr;
+    let health = |client: &'static str, token: &'static str| async move {
+        let auth = format!("Bearer {token}");
+        let headers = [("host", "x.test"), ("x-forwarded-for", client), ("authorization", auth.as_str())];
+        send(addr, request("GET", "/__bext/health", &headers, "")).await.status
+    };
+    for _ in 0..12 {
+        health("203.0.113.66", "guess").await;
+    }
+    assert_eq!(health("203.0.113.66", "sekret").await, 429, "the guesser is throttled");
+    assert_eq!(health("198.51.100.7", "sekret").await, 200, "the admin behind the same proxy is not");
+}

@@ -238,7 +238,23 @@ fn strip_fixed_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+/// Forwarding facts bext does not write: a client's copies would reach
+/// the upstream as if a proxy had vouched for them (a framework that
+/// honours `Forwarded: host=` builds pages for that host, which the cache
+/// then shares). The upstream learns the client, scheme and host from
+/// bext's own `X-Forwarded-*` only.
+const UNVOUCHED: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-real-ip",
+];
+
 fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx) {
+    for name in UNVOUCHED {
+        headers.remove(name);
+    }
     let peer = cx.peer.ip().to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),

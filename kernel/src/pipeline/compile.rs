@@ -147,6 +147,13 @@ pub fn compile(
     }
     let fresh = std::mem::take(&mut builder.fresh);
     let instances = std::mem::take(&mut builder.instances);
+    let mut owned_headers: Vec<http::HeaderName> = instances
+        .values()
+        .flat_map(|p| p.owned_request_headers().iter().cloned())
+        .filter(|h| !crate::server::admit::BEXT_HEADERS.contains(&h.as_str()))
+        .collect();
+    owned_headers.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    owned_headers.dedup();
     errors.into_result((
         Pipeline {
             generation: previous.map_or(1, |p| p.generation + 1),
@@ -155,6 +162,7 @@ pub fn compile(
             global: global_chain,
             apps,
             instances,
+            owned_headers: owned_headers.into_boxed_slice(),
             fingerprint: 0,
             files,
         },

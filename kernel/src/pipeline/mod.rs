@@ -76,6 +76,9 @@ pub struct Pipeline {
     /// Apps by id.
     pub apps: FxHashMap<Arc<str>, AppEntry>,
     pub(crate) instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
+    /// Request headers plugins own (beyond bext's own), stripped from every
+    /// request on arrival: see `Plugin::owned_request_headers`.
+    pub owned_headers: Box<[http::HeaderName]>,
     /// Hash of the files it was built from, so the watcher reloads only
     /// when their content changes.
     pub fingerprint: u64,

@@ -90,6 +90,7 @@ pub async fn handle(
         limits,
         slashes: settings.encoded_slashes,
         underscores_in_headers: settings.underscores_in_headers,
+        owned: &pipeline.owned_headers,
     };
     if let Err(refusal) = admit(&mut parts, rules) {
         return Ok(finish.done(plain(refusal.status, format!("{}\n", refusal.reason)), cx));
@@ -131,15 +132,17 @@ async fn route(
     if conn.admin {
         return crate::admin::respond(kernel, pipeline, path, req, cx, true).unwrap_or_else(not_found);
     }
-    let internal_path = path
-        .strip_prefix(INTERNAL_PREFIX)
-        .filter(|rest| rest.is_empty() || rest.starts_with('/'));
-    if let Some(rest) = internal_path
-        && let Some(res) = crate::admin::respond(kernel, pipeline, rest, req, cx, false)
-    {
+    if path == "*" {
+        // `OPTIONS *` (the only method `server::admit` lets through with
+        // it) asks about the server, not an app.
+        let mut res = plain(StatusCode::NO_CONTENT, "");
+        res.headers_mut().insert(
+            http::header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+        );
         return res;
     }
-    let internal = internal_path.is_some();
+    let internal = internal_rest(path).is_some();
 
     for slot in pipeline.fetch.iter() {
         match guard!(slot.plugin.fetch(req, cx)) {
@@ -153,7 +156,11 @@ async fn route(
         }
     }
     if internal {
-        return not_found();
+        // After the fetch stage, so the kernel's endpoints (and their
+        // throttle of wrong tokens) see the client the WAF resolved
+        // behind trusted proxies, as plugins' admin routes do.
+        let rest = internal_rest(req.uri().path()).unwrap_or("");
+        return crate::admin::respond(kernel, pipeline, rest, req, cx, false).unwrap_or_else(not_found);
     }
 
     let entry = match resolve_app(pipeline, req, cx) {
@@ -219,6 +226,12 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         }
     }
     res
+}
+
+/// The path under `/__bext`, when the request is for bext's own endpoints.
+fn internal_rest(path: &str) -> Option<&str> {
+    path.strip_prefix(INTERNAL_PREFIX)
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Where app resolution sends a request.

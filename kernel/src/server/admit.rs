@@ -37,11 +37,14 @@ pub struct Rules<'a> {
     pub slashes: EncodedSlashes,
     /// Keep header names with `_` (nginx's `underscores_in_headers`).
     pub underscores_in_headers: bool,
+    /// Headers plugins own besides [`BEXT_HEADERS`] (authn's renamed
+    /// caller headers), dropped like them.
+    pub owned: &'a [HeaderName],
 }
 
 /// Headers only bext sets: the mount path, the tenant, and the caller
 /// authn verified. Client copies never reach a plugin or an app.
-const BEXT_HEADERS: [&str; 6] = [
+pub(crate) const BEXT_HEADERS: [&str; 6] = [
     "x-base",
     "x-vhost-tenant",
     "x-auth-sub",
@@ -70,22 +73,37 @@ pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<(), Refusal> {
         ));
     }
     settle_host(parts)?;
-    normalise_target(&mut parts.uri, rules.slashes)?;
+    normalise_target(&mut parts.uri, &parts.method, rules.slashes)?;
     strip_connection_options(&mut parts.headers);
-    strip_reserved(&mut parts.headers, rules.underscores_in_headers);
+    strip_reserved(&mut parts.headers, &rules);
     Ok(())
 }
 
-/// Removes client copies of [`BEXT_HEADERS`] and, unless allowed, every
+/// Headers some frameworks take as the real path or method (IIS and
+/// Symfony's `X-Original-URL`, the method overrides of Rails, Express and
+/// ASP.NET): a request could pass rules written for one path or method
+/// and be served as another. Dropped, so one request has one of each.
+const OVERRIDE_HEADERS: [&str; 5] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Removes client copies of [`BEXT_HEADERS`], [`OVERRIDE_HEADERS`], the
+/// headers plugins own and, unless allowed, every
 /// header whose name has `_`: CGI, WSGI and PHP read `X_Base` as
 /// `HTTP_X_BASE`, the same variable as `x-base`, so an underscore
 /// spelling would forge bext's headers there (nginx drops such names by
 /// default for the same reason). One pass over the names; nothing is
 /// allocated unless something is removed.
-fn strip_reserved(headers: &mut http::HeaderMap, underscores_in_headers: bool) {
+fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) {
     let doomed = |name: &HeaderName| {
         let n = name.as_str();
-        (n.starts_with("x-") && BEXT_HEADERS.contains(&n)) || (!underscores_in_headers && n.contains('_'))
+        (n.starts_with("x-") && (BEXT_HEADERS.contains(&n) || OVERRIDE_HEADERS.contains(&n)))
+            || (!rules.underscores_in_headers && n.contains('_'))
+            || rules.owned.contains(name)
     };
     if !headers.keys().any(doomed) {
         return;
@@ -96,12 +114,18 @@ fn strip_reserved(headers: &mut http::HeaderMap, underscores_in_headers: bool) {
     }
 }
 
+/// Longer than any method in use (`VERSION-CONTROL` has 15 bytes).
+const MAX_METHOD_LEN: usize = 32;
+
 /// Methods are case-sensitive tokens (RFC 9110 §9.1): `get` is not `GET`,
 /// and a proxy that forwards it lets the upstream decide what it means.
 /// `CONNECT` asks bext to be a tunnel, which it is not.
 fn check_method(method: &Method) -> Result<(), Refusal> {
     if method == Method::CONNECT {
         return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported"));
+    }
+    if method.as_str().len() > MAX_METHOD_LEN {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "method name too long"));
     }
     let standard = matches!(
         *method,
@@ -123,6 +147,12 @@ fn check_method(method: &Method) -> Result<(), Refusal> {
 /// is made to say the same, so routing and forwarding agree. HTTP/2 with
 /// a `host` that differs from `:authority` is malformed (RFC 9113 §8.3.1).
 fn settle_host(parts: &mut Parts) -> Result<(), Refusal> {
+    if let Some(scheme) = parts.uri.scheme_str()
+        && !scheme.eq_ignore_ascii_case("http")
+        && !scheme.eq_ignore_ascii_case("https")
+    {
+        return Err(Refusal::new(StatusCode::BAD_REQUEST, "not an http target"));
+    }
     let Some(authority) = parts.uri.authority() else {
         return Ok(());
     };
@@ -144,8 +174,15 @@ fn settle_host(parts: &mut Parts) -> Result<(), Refusal> {
 
 /// Rewrites the target's path into its canonical form (see
 /// [`bext_plugin_abi::normalise_path`]); the query is kept as sent.
-fn normalise_target(uri: &mut Uri, slashes: EncodedSlashes) -> Result<(), Refusal> {
+fn normalise_target(uri: &mut Uri, method: &Method, slashes: EncodedSlashes) -> Result<(), Refusal> {
     let path = uri.path();
+    if path == "*" && method != Method::OPTIONS {
+        // `*` names the server, and only for OPTIONS (RFC 9112 §3.2.4).
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "`*` is a target for OPTIONS only",
+        ));
+    }
     let canonical = normalise_path(path, slashes).map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     if canonical == path {
         return Ok(());
@@ -233,10 +270,12 @@ mod tests {
     }
 
     fn run(p: &mut Parts) -> Result<(), StatusCode> {
+        let owned = [HeaderName::from_static("x-user")];
         let rules = Rules {
             limits: &Limits::default(),
             slashes: EncodedSlashes::Reject,
             underscores_in_headers: false,
+            owned: &owned,
         };
         admit(p, rules).map_err(|r| r.status)
     }
@@ -254,6 +293,10 @@ mod tests {
                 ("X_Vhost_Tenant", "victim"),
                 ("x_auth_sub", "root"),
                 ("X_Forwarded_For", "1.2.3.4"),
+                ("X-User", "renamed caller header"),
+                ("X-Original-URL", "/admin/x"),
+                ("x-http-method-override", "GET"),
+                ("X-Method-Override", "GET"),
                 ("x-kept", "1"),
                 ("x-auth-token", "app's own"),
             ],
@@ -281,7 +324,8 @@ mod tests {
         for ok in ["GET", "POST", "PROPFIND", "M-SEARCH", "PURGE"] {
             assert_eq!(run(&mut parts(ok, "/", &[], Version::HTTP_11)), Ok(()), "{ok}");
         }
-        for bad in ["get", "Get", "pOST", "G.T"] {
+        let long = "A".repeat(33);
+        for bad in ["get", "Get", "pOST", "G.T", long.as_str()] {
             assert_eq!(
                 run(&mut parts(bad, "/", &[], Version::HTTP_11)),
                 Err(StatusCode::BAD_REQUEST),
@@ -291,6 +335,18 @@ mod tests {
         assert_eq!(
             run(&mut parts("CONNECT", "a.test:443", &[], Version::HTTP_11)),
             Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        assert_eq!(run(&mut parts("OPTIONS", "*", &[], Version::HTTP_11)), Ok(()));
+        for method in ["GET", "POST"] {
+            assert_eq!(
+                run(&mut parts(method, "*", &[], Version::HTTP_11)),
+                Err(StatusCode::BAD_REQUEST),
+                "{method} *"
+            );
+        }
+        assert_eq!(
+            run(&mut parts("GET", "ftp://a.test/x", &[], Version::HTTP_11)),
+            Err(StatusCode::BAD_REQUEST)
         );
     }
 

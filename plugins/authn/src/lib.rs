@@ -880,6 +880,10 @@ impl Plugin for AuthnPlugin {
         Hooks::INIT | Hooks::REQUEST
     }
 
+    fn owned_request_headers(&self) -> &[HeaderName] {
+        &self.stripped
+    }
+
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         Hook::later(async move {
             let Some(jwt) = &self.jwt else { return Ok(()) };

@@ -673,6 +673,109 @@ async fn encoded_and_oversized_bodies_are_inspected_or_refused() {
     assert_eq!(status(chunked("/submit", ct, benign, 5)).await.unwrap(), 200);
 }
 
+/// `q=1' UNION SELECT username,password FROM users--` in EBCDIC (cp037).
+const EBCDIC_FORM: &[u8] = b"\x98\x7e\xf1\x7d\x40\xe4\xd5\xc9\xd6\xd5\x40\xe2\xc5\xd3\xc5\xc3\xe3\x40\xa4\xa2\x85\x99\x95\x81\x94\x85\x6b\x97\x81\xa2\xa2\xa6\x96\x99\x84\x40\xc6\xd9\xd6\xd4\x40\xa4\xa2\x85\x99\xa2\x60\x60";
+/// `<?xml version="1.0" encoding="IBM037"?><a>1' UNION SELECT
+/// username,password FROM users--</a>`, all in cp037.
+const EBCDIC_XML: &[u8] = b"\x4c\x6f\xa7\x94\x93\x40\xa5\x85\x99\xa2\x89\x96\x95\x7e\x7f\xf1\x4b\xf0\x7f\x40\x85\x95\x83\x96\x84\x89\x95\x87\x7e\x7f\xc9\xc2\xd4\xf0\xf3\xf7\x7f\x6f\x6e\x4c\x81\x6e\xf1\x7d\x40\xe4\xd5\xc9\xd6\xd5\x40\xe2\xc5\xd3\xc5\xc3\xe3\x40\xa4\xa2\x85\x99\x95\x81\x94\x85\x6b\x97\x81\xa2\xa2\xa6\x96\x99\x84\x40\xc6\xd9\xd6\xd4\x40\xa4\xa2\x85\x99\xa2\x60\x60\x4c\x61\x81\x6e";
+
+#[tokio::test]
+async fn bodies_in_unreadable_charsets_and_split_xml_text_are_refused() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = waf_platform(&s, echo.addr, "name: waf\nenabled: true\n");
+    let b = Bext::serve(&cfg);
+    let post = |ct: String, body: Vec<u8>| {
+        send(
+            b.addr,
+            request("POST", "/submit", &[("host", "echo.test"), ("content-type", &ct)], body),
+        )
+    };
+    let sqli = "1' UNION SELECT username,password FROM users--";
+    assert_eq!(
+        post(
+            "application/x-www-form-urlencoded".into(),
+            format!("q={sqli}").into_bytes()
+        )
+        .await
+        .status,
+        403
+    );
+
+    // A charset the rules cannot read, in every spelling: refused.
+    for cs in [
+        "ibm037",
+        "IBM037",
+        "cp037",
+        "\"IBM037\"",
+        "ibm500",
+        "cp1026",
+        "ebcdic-cp-us",
+        "ibm01140",
+        "cp875",
+        "ibm273",
+        "x-ebcdic-koreanextended",
+    ] {
+        for mime in ["application/x-www-form-urlencoded", "application/json", "text/plain"] {
+            let ct = format!("{mime}; charset={cs}");
+            assert_eq!(post(ct.clone(), EBCDIC_FORM.to_vec()).await.status, 403, "{ct}");
+        }
+    }
+    // An XML document declaring one, in EBCDIC or in ASCII.
+    for ct in ["application/xml", "text/xml", "application/xml; charset=utf-8"] {
+        assert_eq!(post(ct.into(), EBCDIC_XML.to_vec()).await.status, 403, "{ct}");
+        let ascii = format!("<?xml version=\"1.0\" encoding=\"IBM037\"?><a>{sqli}</a>");
+        assert_eq!(post(ct.into(), ascii.into_bytes()).await.status, 403, "{ct}");
+    }
+    // Charsets the rules read pass.
+    for ct in [
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "application/x-www-form-urlencoded; charset=iso-8859-1",
+        "application/x-www-form-urlencoded; charset=windows-1252",
+    ] {
+        assert_eq!(
+            post(ct.into(), b"q=union+station+parking".to_vec()).await.status,
+            200,
+            "{ct}"
+        );
+    }
+    let fine =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><!-- order --><order><item><![CDATA[union]]> station</item></order>";
+    assert_eq!(post("application/xml".into(), fine.into()).await.status, 200);
+
+    // XML text as the parser reports it: character references decoded,
+    // CDATA sections and comments joined into the element's text.
+    let refs = |s: &str, hex: bool| -> String {
+        s.chars()
+            .map(|c| {
+                if hex {
+                    format!("&#x{:x};", c as u32)
+                } else {
+                    format!("&#{};", c as u32)
+                }
+            })
+            .collect()
+    };
+    for body in [
+        format!("<a>{sqli}</a>"),
+        format!("<a>{}</a>", refs(sqli, false)),
+        format!("<a>{}</a>", refs(sqli, true)),
+        format!("<a>{}</a>", refs("<script>alert(1)</script>", false)),
+        format!("<a>{}</a>", refs("<script>alert(1)</script>", true)),
+        "<a>1' UNI<![CDATA[ON SEL]]>ECT username,password FROM users--</a>".into(),
+        "<a>1' UNI<!---->ON SEL<!---->ECT username,password FROM users--</a>".into(),
+        format!("<r><!-- ' --><q>{sqli}</q></r>"),
+    ] {
+        for ct in ["application/xml", "text/xml"] {
+            assert_eq!(
+                post(ct.into(), body.clone().into_bytes()).await.status,
+                403,
+                "{ct}: {body}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn http2_bodies_without_a_length_are_inspected() {
     use http_body_util::StreamBody;

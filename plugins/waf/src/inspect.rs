@@ -490,6 +490,16 @@ impl Engine {
                 return on.finding("protocol-bad-charset", p, Part::Header, "content-type", ct);
             }
         }
+        // What the body says of its own encoding (an XML declaration, a
+        // byte order mark): an XML parser or a text reader honours it.
+        if !req.body.is_empty() {
+            let mime = headers.content_type.map_or("", |ct| ct.split(';').next().unwrap_or(""));
+            if let Some(cs) = body_charset(mime, req.body)
+                && !allowed_charset(&cs)
+            {
+                return on.finding("protocol-bad-charset", p, Part::Body, "encoding", &cs);
+            }
+        }
         if let Some(accept) = headers.accept
             && contains_ci(accept, "charset")
         {
@@ -651,8 +661,8 @@ impl Default for Engine {
     }
 }
 
-/// The charset parameter of a media type or media range.
-fn charset(media: &str) -> Option<&str> {
+/// The charset parameter of a media type or media range (lowercase).
+pub(crate) fn charset(media: &str) -> Option<&str> {
     let at = media.find("charset")?;
     let rest = media[at + 7..].trim_start().strip_prefix('=')?;
     let rest = rest.trim_start().trim_start_matches('"');
@@ -661,8 +671,11 @@ fn charset(media: &str) -> Option<&str> {
 }
 
 /// Charsets a browser or API client sends; others (UTF-7, UTF-16, EBCDIC
-/// code pages) are how filters get bypassed.
-fn allowed_charset(cs: &str) -> bool {
+/// code pages) are how filters get bypassed. An allow-list: the rules
+/// read bytes as ASCII, which these charsets keep readable; any other
+/// name, however spelled (`ibm037`, `cp1026`, `x-ebcdic-...`), is refused.
+/// `cs` is lowercase.
+pub(crate) fn allowed_charset(cs: &str) -> bool {
     matches!(cs, "utf-8" | "utf8" | "us-ascii" | "ascii" | "latin1" | "*" | "")
         || cs.starts_with("iso-8859-")
         || cs.starts_with("windows-125")
@@ -670,6 +683,43 @@ fn allowed_charset(cs: &str) -> bool {
             cs,
             "shift_jis" | "euc-jp" | "euc-kr" | "gb2312" | "gbk" | "gb18030" | "big5" | "koi8-r" | "koi8-u"
         )
+}
+
+/// The charset a body declares in its own bytes, lowercase: for a
+/// textual `mime` (text, JSON, XML, a form), a UTF-16 or UTF-32 byte order
+/// mark or NUL bytes at the start (UTF-16 or UTF-32 text, which JSON and
+/// XML parsers detect); for those and a body without a type, the first
+/// bytes of an EBCDIC XML document (`<?xm` in EBCDIC) or an XML
+/// declaration's `encoding`, which an XML parser honours over the
+/// Content-Type.
+pub(crate) fn body_charset<'b>(mime: &str, body: &'b [u8]) -> Option<Cow<'b, str>> {
+    let mime = mime.trim().to_ascii_lowercase();
+    let textual = mime.starts_with("text/")
+        || mime.contains("json")
+        || mime.contains("xml")
+        || mime == "application/x-www-form-urlencoded";
+    if !textual && !mime.is_empty() {
+        return None;
+    }
+    let start = &body[..body.len().min(4)];
+    if start.starts_with(&[0x4c, 0x6f, 0xa7, 0x94]) {
+        return Some(Cow::Borrowed("ebcdic"));
+    }
+    if textual && (start.starts_with(&[0xfe, 0xff]) || start.starts_with(&[0xff, 0xfe]) || start.contains(&0)) {
+        return Some(Cow::Borrowed("utf-16"));
+    }
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let decl = body.strip_prefix(b"<?xml")?;
+    let decl = &decl[..decl.len().min(256)];
+    let decl = &decl[..memchr::memmem::find(decl, b"?>").unwrap_or(decl.len())];
+    let at = memchr::memmem::find(decl, b"encoding")?;
+    let rest = decl[at + 8..].trim_ascii_start().strip_prefix(b"=")?.trim_ascii_start();
+    // Quoted, as XML has it; unquoted, as a lenient parser reads it.
+    let value = match rest.split_first()? {
+        (&q, inner) if q == b'"' || q == b'\'' => &inner[..inner.iter().position(|&b| b == q).unwrap_or(inner.len())],
+        _ => &rest[..rest.iter().position(u8::is_ascii_whitespace).unwrap_or(rest.len())],
+    };
+    Some(Cow::Owned(String::from_utf8_lossy(value).to_ascii_lowercase()))
 }
 
 /// libinjection's verdict, without the fingerprints that only ever fire
@@ -949,5 +999,173 @@ mod tests {
         let body = b"<?xml version=\"1.0\"?><r><a p=\"x&amp;&amp;cat /etc/passwd\"/></r>";
         let f = engine.inspect(&subject(&Method::POST, "/", &headers, body), &Switches::default());
         assert!(f.is_some());
+    }
+
+    /// `1' UNION SELECT username,password FROM users--` as the form field
+    /// `q`, in EBCDIC (cp037).
+    const EBCDIC_FORM: &[u8] = b"\x98\x7e\xf1\x7d\x40\xe4\xd5\xc9\xd6\xd5\x40\xe2\xc5\xd3\xc5\xc3\xe3\x40\xa4\xa2\x85\x99\x95\x81\x94\x85\x6b\x97\x81\xa2\xa2\xa6\x96\x99\x84\x40\xc6\xd9\xd6\xd4\x40\xa4\xa2\x85\x99\xa2\x60\x60";
+    /// `<?xml version="1.0" encoding="IBM037"?><a>` and the same, in cp037.
+    const EBCDIC_XML: &[u8] = b"\x4c\x6f\xa7\x94\x93\x40\xa5\x85\x99\xa2\x89\x96\x95\x7e\x7f\xf1\x4b\xf0\x7f\x40\x85\x95\x83\x96\x84\x89\x95\x87\x7e\x7f\xc9\xc2\xd4\xf0\xf3\xf7\x7f\x6f\x6e\x4c\x81\x6e\xf1\x7d\x40\xe4\xd5\xc9\xd6\xd5\x40\xe2\xc5\xd3\xc5\xc3\xe3\x40\xa4\xa2\x85\x99\x95\x81\x94\x85\x6b\x97\x81\xa2\xa2\xa6\x96\x99\x84\x40\xc6\xd9\xd6\xd4\x40\xa4\xa2\x85\x99\xa2\x60\x60\x4c\x61\x81\x6e";
+
+    /// A POST of `body` as `ct` (any header text), inspected.
+    fn post_as(ct: &str, body: &[u8]) -> Option<&'static str> {
+        let engine = Engine::new();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        engine
+            .inspect(&subject(&Method::POST, "/submit", &headers, body), &Switches::default())
+            .map(|f| f.rule)
+    }
+
+    #[test]
+    fn bodies_in_charsets_the_rules_cannot_read_are_refused() {
+        for cs in [
+            "ibm037",
+            "IBM037",
+            "cp037",
+            "ibm500",
+            "cp1026",
+            "ebcdic-cp-us",
+            "ibm01140",
+            "cp875",
+            "ibm273",
+            "x-ebcdic-koreanextended",
+            "\"IBM037\"",
+            "utf-7",
+            "utf-16",
+            "utf-16le",
+            "utf-32",
+        ] {
+            for mime in ["application/x-www-form-urlencoded", "application/json", "text/plain"] {
+                for param in ["charset", "Charset", "CHARSET"] {
+                    let ct = format!("{mime}; {param}={cs}");
+                    assert_eq!(post_as(&ct, EBCDIC_FORM), Some("protocol-bad-charset"), "{ct}");
+                }
+            }
+        }
+        // The XML declaration, in ASCII or itself in EBCDIC, with or
+        // without a charset on the Content-Type.
+        let sqli = "<a>1' UNION SELECT username,password FROM users--</a>";
+        for ct in [
+            "application/xml",
+            "text/xml",
+            "application/soap+xml",
+            "text/plain",
+            "application/xml; charset=utf-8",
+        ] {
+            assert_eq!(post_as(ct, EBCDIC_XML), Some("protocol-bad-charset"), "{ct}");
+            for decl in [
+                "<?xml version=\"1.0\" encoding=\"IBM037\"?>",
+                "<?xml version='1.0' encoding='ibm500'?>",
+                "<?xml version=\"1.0\" encoding = \"cp1026\" standalone=\"yes\"?>",
+                "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-16\"?>",
+                "<?xml version=\"1.0\" encoding=x-ebcdic-koreanextended?>",
+            ] {
+                let body = format!("{decl}{sqli}");
+                assert_eq!(
+                    post_as(ct, body.as_bytes()),
+                    Some("protocol-bad-charset"),
+                    "{ct} {decl}"
+                );
+            }
+        }
+        // UTF-16 text (a byte order mark, or NUL bytes), which JSON and XML
+        // parsers detect by themselves.
+        let utf16le: Vec<u8> = "{\"q\":\"1' UNION SELECT 1--\"}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(post_as("application/json", &utf16le), Some("protocol-bad-charset"));
+        let mut bom = vec![0xff, 0xfe];
+        bom.extend(&utf16le);
+        assert_eq!(post_as("text/plain", &bom), Some("protocol-bad-charset"));
+        // A multipart part declaring one.
+        let part = b"--XyZ\r\nContent-Disposition: form-data; name=\"q\"\r\nContent-Type: text/plain; charset=IBM037\r\n\r\nx\r\n--XyZ--\r\n";
+        assert_eq!(
+            post_as("multipart/form-data; boundary=XyZ", part),
+            Some("protocol-bad-charset")
+        );
+        let part = b"--XyZ\r\nContent-Disposition: form-data; name=\"d\"\r\nContent-Type: application/xml\r\n\r\n<?xml version=\"1.0\" encoding=\"ibm037\"?><a/>\r\n--XyZ--\r\n";
+        assert_eq!(
+            post_as("multipart/form-data; boundary=XyZ", part),
+            Some("protocol-bad-charset")
+        );
+    }
+
+    #[test]
+    fn charsets_the_rules_read_pass() {
+        for cs in [
+            "utf-8",
+            "UTF-8",
+            "\"utf-8\"",
+            "us-ascii",
+            "iso-8859-1",
+            "ISO-8859-15",
+            "windows-1252",
+            "latin1",
+        ] {
+            for mime in ["application/x-www-form-urlencoded", "application/json", "text/plain"] {
+                let ct = format!("{mime}; charset={cs}");
+                assert_eq!(post_as(&ct, b"{\"q\":\"union station\"}"), None, "{ct}");
+            }
+        }
+        for decl in [
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+            "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+            "<?xml version='1.0' encoding='ISO-8859-1'?>",
+            "<?xml version=\"1.0\"?>",
+            "",
+        ] {
+            let body = format!("{decl}<order><item>union station parking</item></order>");
+            assert_eq!(post_as("application/xml", body.as_bytes()), None, "{decl}");
+        }
+        // Binary bodies are not text: their first bytes mean nothing.
+        assert_eq!(post_as("application/octet-stream", b"\xff\xfe\x00\x00\x01"), None);
+        assert_eq!(post_as("image/png", b"\x89PNG\r\n\x1a\n\x00\x00"), None);
+        let part = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--XyZ--\r\n";
+        assert_eq!(post_as("multipart/form-data; boundary=XyZ", part), None);
+    }
+
+    #[test]
+    fn xml_text_is_inspected_as_the_parser_reports_it() {
+        let sqli = "1' UNION SELECT username,password FROM users--";
+        let xss = "<script>alert(1)</script>";
+        let dec = |s: &str| s.chars().map(|c| format!("&#{};", c as u32)).collect::<String>();
+        let hex = |s: &str| s.chars().map(|c| format!("&#x{:x};", c as u32)).collect::<String>();
+        let hex_upper = |s: &str| s.chars().map(|c| format!("&#X{:X};", c as u32)).collect::<String>();
+        let bodies = [
+            format!("<a>{sqli}</a>"),
+            format!("<a>{}</a>", dec(sqli)),
+            format!("<a>{}</a>", hex(sqli)),
+            format!("<a>{}</a>", hex_upper(sqli)),
+            format!("<a>{}</a>", dec(xss)),
+            format!("<a>{}</a>", hex(xss)),
+            format!("<a b=\"{}\"/>", dec(sqli)),
+            // Split by CDATA, comments and processing instructions.
+            "<a>1' UNI<![CDATA[ON SEL]]>ECT username,password FROM users--</a>".into(),
+            "<a><![CDATA[1' UNION]]><![CDATA[ SELECT username,password FROM users--]]></a>".into(),
+            "<a>1' UNI<!---->ON SEL<!---->ECT username,password FROM users--</a>".into(),
+            "<a>1' UNI<!-- x -->ON SEL<?pi x?>ECT username,password FROM users--</a>".into(),
+            "<a>&#49;&#39; UNI<![CDATA[ON]]> SEL<!---->ECT username,password FROM users--</a>".into(),
+            "<a>&lt;scr<!---->ipt&gt;alert(1)&lt;/script&gt;</a>".into(),
+            // A quote or `>` inside a comment hides nothing after it.
+            format!("<r><!-- ' --><q>{sqli}</q></r>"),
+            format!("<r><!-- a > b \" --><q>{sqli}</q><!-- \" --></r>"),
+            // Left open: the rest is inspected.
+            format!("<r><!-- {sqli}"),
+            format!("<r><![CDATA[{sqli}"),
+        ];
+        for ct in ["application/xml", "text/xml"] {
+            for body in &bodies {
+                assert!(post_as(ct, body.as_bytes()).is_some(), "{ct}: {body}");
+            }
+        }
+        for benign in [
+            "<note><!-- draft --><title>Tom &amp; Jerry</title><body><![CDATA[Bring 2 < 3 apples]]> today</body></note>",
+            "<order>\n  <!-- the usual -->\n  <item sku=\"42\">union station parking</item>\n  <?render fast?>\n</order>",
+            "<p>O&#39;Brien &#x26; sons</p>",
+        ] {
+            assert_eq!(post_as("application/xml", benign.as_bytes()), None, "{benign}");
+        }
     }
 }

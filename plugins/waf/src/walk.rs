@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use crate::clean::Local;
-use crate::inspect::{Engine, Finding, Subject, Switches};
+use crate::inspect::{Engine, Finding, Subject, Switches, allowed_charset, body_charset, charset};
 use crate::normalize::canonical;
 use crate::rules::{Category, Part};
 
@@ -267,28 +267,49 @@ fn json(node: &serde_json::Value, key: &str, v: &mut Visitor<'_>) -> bool {
 
 /// Text nodes and attribute values of an XML document, entities decoded;
 /// not a validating parser, just enough to see what the app will see.
+/// An element's text is one value, as a parser reports it: its text and
+/// CDATA sections joined across comments and processing instructions
+/// (`UNI<!---->ON`, `UNI<![CDATA[ON]]>` are `UNION` to the app).
 fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
     let text = String::from_utf8_lossy(raw);
     let mut rest: &str = &text;
+    let mut joined = String::new();
     while !rest.is_empty() {
         let lt = rest.find('<').unwrap_or(rest.len());
-        let node = rest[..lt].trim();
-        if !node.is_empty() && v.value(Part::Arg, "", unescape_xml(node).as_bytes(), false) {
+        joined.push_str(&unescape_xml(&rest[..lt]));
+        rest = &rest[lt..];
+        if rest.is_empty() {
+            break;
+        }
+        // Comments, CDATA and processing instructions end at their own
+        // terminator (a `>` or a quote inside them ends nothing); one left
+        // open is inspected to the end of the body.
+        if let Some(inner) = rest.strip_prefix("<![CDATA[") {
+            let end = inner.find("]]>");
+            joined.push_str(&inner[..end.unwrap_or(inner.len())]);
+            rest = end.map_or("", |e| &inner[e + 3..]);
+            continue;
+        }
+        let skipped = [("<!--", "-->"), ("<?", "?>")]
+            .into_iter()
+            .find_map(|(open, close)| Some((rest.strip_prefix(open)?, close)));
+        if let Some((inner, close)) = skipped {
+            match inner.find(close) {
+                Some(e) => rest = &inner[e + close.len()..],
+                None => return text_value(&mut joined, v) || v.value(Part::Body, "", inner.as_bytes(), false),
+            }
+            continue;
+        }
+        // A tag: the element's text so far is complete.
+        if text_value(&mut joined, v) {
             return true;
         }
-        rest = &rest[lt..];
         let Some(gt) = find_tag_end(rest) else {
             return v.value(Part::Body, "", unescape_xml(rest).as_bytes(), false);
         };
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
-        if tag.starts_with('?') || tag.starts_with('!') || tag.starts_with('/') {
-            if tag.starts_with("![CDATA[") {
-                let inner = tag.trim_start_matches("![CDATA[").trim_end_matches("]]");
-                if v.value(Part::Arg, "", inner.as_bytes(), false) {
-                    return true;
-                }
-            }
+        if tag.starts_with('!') || tag.starts_with('/') {
             continue;
         }
         for (name, value) in attributes(tag) {
@@ -300,7 +321,15 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
             }
         }
     }
-    false
+    text_value(&mut joined, v)
+}
+
+/// Checks (and empties) the text gathered between two tags.
+fn text_value(joined: &mut String, v: &mut Visitor<'_>) -> bool {
+    let value = joined.trim();
+    let stop = !value.is_empty() && v.value(Part::Arg, "", value.as_bytes(), false);
+    joined.clear();
+    stop
 }
 
 /// The `>` that closes a tag, skipping quoted attribute values.
@@ -452,6 +481,17 @@ fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
             } else if v.value(Part::Header, &hname, hvalue.as_bytes(), false) {
                 return true;
             }
+        }
+        // A part in a charset the rules cannot read, declared on the part
+        // or, for XML, in its own declaration.
+        let declared = charset(&part_type).map(Cow::Borrowed).or_else(|| {
+            part_type
+                .contains("xml")
+                .then(|| body_charset(&part_type, content.as_bytes()))
+                .flatten()
+        });
+        if let Some(cs) = declared.filter(|cs| !allowed_charset(cs)) {
+            return v.flag("protocol-bad-charset", Category::Protocol, Part::Body, &field, &cs);
         }
         let stop = if part_type.is_empty() || part_type.starts_with("text/plain") {
             v.value(Part::Arg, &field, content.as_bytes(), false)

@@ -679,7 +679,10 @@ async fn renamed_caller_headers_and_routing_overrides_never_reach_an_app() {
         assert_eq!(r.status, 200, "{host}");
         let h = r.json()["headers"].clone();
         for (name, _) in forged {
-            assert!(h.get(name.to_ascii_lowercase()).is_none(), "{host}: {name} reached the app: {h}");
+            assert!(
+                h.get(name.to_ascii_lowercase()).is_none(),
+                "{host}: {name} reached the app: {h}"
+            );
         }
     }
 }
@@ -702,7 +705,12 @@ async fn an_asterisk_target_is_the_servers_and_only_for_options() {
         .await;
         assert_eq!(status_of(&out), 400, "{method} *: {out}");
     }
-    let out = raw_async(b.addr, b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", WAIT).await;
+    let out = raw_async(
+        b.addr,
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
     assert_eq!(status_of(&out), 204, "{out}");
     assert!(out.to_ascii_lowercase().contains("allow: get"), "{out}");
     for target in ["ftp://x/a", "file:///etc/passwd"] {
@@ -724,19 +732,26 @@ async fn behind_a_trusted_proxy_wrong_tokens_count_against_the_client() {
         "manifests/waf.yaml",
         "name: waf\nenabled: true\nconfig:\n  trusted_proxies: [127.0.0.1/32]\n",
     );
-    let cfg = s.platform(
-        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\n",
-    );
+    let cfg =
+        s.platform("[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\n");
     let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
     let addr = b.addr;
     let health = |client: &'static str, token: &'static str| async move {
         let auth = format!("Bearer {token}");
-        let headers = [("host", "x.test"), ("x-forwarded-for", client), ("authorization", auth.as_str())];
+        let headers = [
+            ("host", "x.test"),
+            ("x-forwarded-for", client),
+            ("authorization", auth.as_str()),
+        ];
         send(addr, request("GET", "/__bext/health", &headers, "")).await.status
     };
     for _ in 0..12 {
         health("203.0.113.66", "guess").await;
     }
     assert_eq!(health("203.0.113.66", "sekret").await, 429, "the guesser is throttled");
-    assert_eq!(health("198.51.100.7", "sekret").await, 200, "the admin behind the same proxy is not");
+    assert_eq!(
+        health("198.51.100.7", "sekret").await,
+        200,
+        "the admin behind the same proxy is not"
+    );
 }

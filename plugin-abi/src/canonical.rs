@@ -81,23 +81,30 @@ pub fn normalise_path(path: &str, slashes: EncodedSlashes) -> Result<Cow<'_, str
 /// Whether `path` needs no work: no escapes, no empty or dot segments.
 /// A backslash is refused here already.
 fn is_canonical(path: &str) -> Result<bool, PathError> {
-    let bytes = path.as_bytes();
-    if memchr::memchr(b'\\', bytes).is_some() {
-        return Err(PathError::Backslash);
-    }
-    if memchr::memchr(b'%', bytes).is_some() {
-        return Ok(false);
-    }
-    // Every segment after the leading `/`; the last may be empty (a
-    // trailing slash), no other may.
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        if (segment.is_empty() && !last) || segment == "." || segment == ".." {
-            return Ok(false);
+    // One pass over the bytes (paths are short; a plain loop beats
+    // several searches): a `%` or an empty or dot segment needs work.
+    // `seg` is the length of the segment so far, `dots` how many of its
+    // bytes are dots.
+    let (mut seg, mut dots) = (0usize, 0usize);
+    for &b in &path.as_bytes()[1..] {
+        match b {
+            b'\\' => return Err(PathError::Backslash),
+            b'%' => return Ok(false),
+            b'/' => {
+                if seg == 0 || (seg == dots && seg <= 2) {
+                    return Ok(false);
+                }
+                (seg, dots) = (0, 0);
+            }
+            b'.' => {
+                seg += 1;
+                dots += 1;
+            }
+            _ => seg += 1,
         }
     }
-    Ok(true)
+    // The last segment may be empty (a trailing slash), not a dot one.
+    Ok(!(seg > 0 && seg == dots && seg <= 2))
 }
 
 fn hex(b: u8) -> Option<u8> {

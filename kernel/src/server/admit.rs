@@ -107,7 +107,7 @@ fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) {
         let n = name.as_str().as_bytes();
         // Byte tests first: most names are neither `x-` nor have a `_`.
         (n.starts_with(b"x-") && (BEXT_HEADERS.iter().chain(&OVERRIDE_HEADERS).any(|h| h.as_bytes() == n)))
-            || (!rules.underscores_in_headers && n.iter().any(|&b| b == b'_'))
+            || (!rules.underscores_in_headers && n.contains(&b'_'))
             || (!rules.owned.is_empty() && rules.owned.contains(name))
     };
     if !headers.keys().any(doomed) {

@@ -114,9 +114,11 @@ impl GuessLimiter {
     }
 }
 
-/// An IPv4 client by its address (also when mapped into IPv6), an IPv6
-/// client by its /64, the block one subscriber is usually given.
-fn client_key(ip: IpAddr) -> u128 {
+/// One client's key, for anything counted per client (wrong admin tokens,
+/// the kernel's connection caps): an IPv4 address (also when mapped into
+/// IPv6), or an IPv6 address's /64, the block one subscriber is usually
+/// given.
+pub fn client_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -12,6 +12,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bext_plugin_abi::admin::client_key;
+
 /// Shards of the per-address table, so workers accepting at once rarely
 /// meet on one lock.
 const SHARDS: usize = 32;
@@ -108,19 +110,6 @@ impl ConnectionLimits {
             permit.client = Some(key);
         }
         Ok(permit)
-    }
-}
-
-/// A client's key: an IPv4 address (also when mapped into IPv6), or an
-/// IPv6 address's /64, the block one subscriber is usually given.
-pub fn client_key(ip: IpAddr) -> u128 {
-    match ip {
-        // As `::ffff:a.b.c.d`, whose low 64 bits are never all zero.
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(v4.to_ipv6_mapped()),
-            None => u128::from(v6) & !u128::from(u64::MAX),
-        },
     }
 }
 

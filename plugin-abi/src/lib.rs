@@ -22,6 +22,7 @@ mod host;
 mod path;
 mod plugin;
 mod registry;
+pub mod testing;
 pub mod units;
 
 pub use body::{Body, BoxError};

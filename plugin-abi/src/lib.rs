@@ -42,7 +42,3 @@ pub use inventory;
 pub type Request = http::Request<Body>;
 /// The response type every hook sees.
 pub type Response = http::Response<Body>;
-
-/// Version of this contract; a dynamic plugin built against another major
-/// version is refused at load time.
-pub const ABI_VERSION: (u16, u16) = (1, 0);

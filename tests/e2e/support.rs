@@ -392,6 +392,7 @@ pub fn plugin_library(package: &str) -> PathBuf {
             "bext-test-plugin-old-sdk",
             "bext-test-plugin-wrong-abi",
             "bext-test-plugin-no-export",
+            "bext-test-plugin-rebuilt",
         ] {
             cmd.args(["-p", p]);
         }

@@ -1,33 +1,27 @@
-//! The vhosts plugin through its public contract, as the kernel drives it.
+//! The vhosts plugin through its public contract, as the kernel drives it
+//! (`bext_plugin_abi::testing`).
 
-use std::path::Path;
-
-use bext_plugin_abi::{AppInfo, Body, BuiltinPlugin, Ctx, Hook, Plugin, Request, RequestId, Setup, decode_config};
+use bext_plugin_abi::testing::{Harness, block_on, request};
+use bext_plugin_abi::{AppInfo, Ctx, Hook, Plugin, PluginError, Request, Response, text_response};
 use bext_plugin_vhosts::Vhosts;
+use http::StatusCode;
 
-fn vhosts(config: serde_json::Value, apps: &[AppInfo]) -> Result<Vhosts, bext_plugin_abi::PluginError> {
-    let setup = Setup {
-        plugin: "vhosts",
-        base: None,
-        apps,
-        data_dir: Path::new("/tmp"),
-    };
-    Vhosts::new(decode_config(config)?, &setup)
+fn vhosts(config: serde_json::Value, apps: &[AppInfo]) -> Result<Harness<Vhosts>, PluginError> {
+    block_on(Harness::builder(config).apps(apps.to_vec()).start())
 }
 
-fn fetch(p: &Vhosts, host: &str, path: &str) -> Ctx {
-    let mut req = Request::new(Body::empty());
-    *req.uri_mut() = path.parse().unwrap();
-    let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
-    cx.host = Some(host.into());
-    match p.fetch(&mut req, &mut cx) {
-        Hook::Ready(r) => drop(r.unwrap()),
-        Hook::Later(_) => panic!("vhosts never waits"),
-    }
-    cx
+fn app(_req: Request, _cx: &Ctx) -> Response {
+    text_response(StatusCode::OK, "app")
 }
 
-fn app(id: &str, domains: &[&str]) -> AppInfo {
+/// The context after the fetch stage, for `host` and `path`.
+fn fetch(h: &Harness<Vhosts>, host: &str, path: &str) -> Ctx {
+    let ex = block_on(h.send(request("GET", path).header("host", host), app));
+    assert!(ex.reached_app && ex.errors.is_empty(), "vhosts routes, never answers");
+    ex.cx
+}
+
+fn app_info(id: &str, domains: &[&str]) -> AppInfo {
     AppInfo {
         id: id.into(),
         domains: domains.iter().map(|d| d.to_string()).collect(),
@@ -36,7 +30,7 @@ fn app(id: &str, domains: &[&str]) -> AppInfo {
 
 #[test]
 fn a_match_sets_app_tenant_base_and_bypass() {
-    let apps = [app("saas", &["*.example.com"]), app("site", &["example.com"])];
+    let apps = [app_info("saas", &["*.example.com"]), app_info("site", &["example.com"])];
     let p = vhosts(
         serde_json::json!({"hosts": {"raw.example.org": {"app": "site", "bypass": true}}}),
         &apps,
@@ -56,24 +50,42 @@ fn a_match_sets_app_tenant_base_and_bypass() {
 }
 
 #[test]
+fn the_fetch_hook_never_waits() {
+    let h = vhosts(serde_json::json!({}), &[app_info("site", &["example.com"])]).unwrap();
+    let (mut req, mut cx) = request("GET", "/").header("host", "example.com").into_parts();
+    match h.plugin().fetch(&mut req, &mut cx) {
+        Hook::Ready(r) => drop(r.unwrap()),
+        Hook::Later(_) => panic!("vhosts never waits"),
+    }
+    assert_eq!(cx.app(), Some("site"));
+}
+
+#[test]
 fn app_domains_can_be_left_out() {
-    let apps = [app("site", &["example.com"])];
+    let apps = [app_info("site", &["example.com"])];
     let p = vhosts(serde_json::json!({"app_domains": false}), &apps).unwrap();
-    assert!(p.matcher().is_empty());
+    assert!(p.plugin().matcher().is_empty());
     assert_eq!(fetch(&p, "example.com", "/").app(), None);
 }
 
 #[test]
 fn config_errors_carry_the_field_path() {
-    let err = vhosts(serde_json::json!({"hosts": {"bad host!": {"app": "x"}}}), &[]).unwrap_err();
+    let err = vhosts(serde_json::json!({"hosts": {"bad host!": {"app": "x"}}}), &[])
+        .err()
+        .unwrap();
     match err {
-        bext_plugin_abi::PluginError::Config { path, reason } => {
+        PluginError::Config { path, reason } => {
             assert_eq!(path, "hosts.bad host!");
             assert!(reason.contains("not a valid host name"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
-    let err = vhosts(serde_json::json!({}), &[app("a", &["x.test"]), app("b", &["x.test"])]).unwrap_err();
+    let err = vhosts(
+        serde_json::json!({}),
+        &[app_info("a", &["x.test"]), app_info("b", &["x.test"])],
+    )
+    .err()
+    .unwrap();
     assert!(
         err.to_string().contains("`a`") && err.to_string().contains("`b`"),
         "{err}"

@@ -138,13 +138,20 @@ async fn a_panic_in_a_hook_is_a_500_for_that_request_only() {
         let r = get(b.addr, "shop.test", "/__panic").await;
         assert_eq!(r.status, 500);
         assert_eq!(get(b.addr, "shop.test", "/fine").await.status, 200);
+        let r = send(b.addr, request("POST", "/__panic", &[("host", "shop.test")], "abc")).await;
+        assert_eq!(r.status, 500, "a panic in a hook's future too");
+        assert_eq!(get(b.addr, "shop.test", "/fine").await.status, 200);
     }
-    let named = || {
-        b.log()
-            .lines()
-            .any(|l| l.contains("plugin=rust-hello") && l.contains("rust-hello was asked to panic"))
+    let named = |in_future: bool| {
+        b.log().lines().any(|l| {
+            l.contains("plugin=rust-hello")
+                && l.contains("rust-hello was asked to panic")
+                && l.contains("after reading 3 bytes") == in_future
+        })
     };
-    eventually(std::time::Duration::from_secs(5), || async { named().then_some(()) }).await;
+    for in_future in [false, true] {
+        eventually(Duration::from_secs(5), || async { named(in_future).then_some(()) }).await;
+    }
 }
 
 #[test]

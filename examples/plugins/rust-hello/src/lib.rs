@@ -9,7 +9,8 @@
 //! - `on_response` adds `x-hello: <greeting>` to every response,
 //! - `on_complete` appends `<request id> <status> <body bytes>` to the log,
 //! - `on_shutdown` writes `shutdown` to it and closes it,
-//! - `GET /__panic` panics, to show that a panic stays inside the request.
+//! - `/__panic` panics (`GET` in the hook, `POST` in its future), to show
+//!   that a panic stays inside the request.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -99,18 +100,21 @@ impl Plugin for Hello {
     }
 
     fn on_request<'a>(&'a self, mut req: Request<'a>) -> Hook<'a, Result<Flow, Error>> {
-        if req.path() == "/__panic" {
-            panic!("rust-hello was asked to panic");
-        }
-        if req.path() == self.path && req.method() == "GET" {
-            return Hook::Ready(Ok(self.greet(&req)));
-        }
         if req.method() != "POST" {
+            if req.path() == "/__panic" {
+                panic!("rust-hello was asked to panic");
+            }
+            if req.path() == self.path {
+                return Hook::Ready(Ok(self.greet(&req)));
+            }
             return Hook::Ready(req.set_header("x-hello-seen", "1").map(|()| Flow::Continue));
         }
         // Reading the body waits for the client: an asynchronous hook.
         Hook::later(async move {
             let body = req.body(self.max_body).await;
+            if req.path() == "/__panic" {
+                panic!("rust-hello was asked to panic after reading {} bytes", body.len());
+            }
             if req.path() == self.path {
                 let text = format!("{}: {} bytes\n", self.greeting, body.len());
                 return Ok(Flow::Respond(Response::text(200, text)));

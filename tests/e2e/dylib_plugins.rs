@@ -70,7 +70,7 @@ async fn on_init_on_complete_and_on_shutdown_run() {
     let lib = plugin_library("bext-plugin-rust-hello");
     let echo = Echo::start().await;
     let s = Site::new();
-    manifest(&s, &lib, "  greeting: ahoy\n  path: /hi\n");
+    manifest(&s, &lib, "  greeting: ahoy\n  path: /hi\n  log: true\n");
     let b = Bext::serve(&shop_platform(&s, echo.addr));
     let log = s.path(".bext/rust-hello/completed.log");
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -85,7 +85,7 @@ async fn on_init_on_complete_and_on_shutdown_run() {
     assert!(!read().contains("shutdown"));
 
     // A new config retires the old instance.
-    manifest(&s, &lib, "  greeting: hoy\n  path: /hi\n");
+    manifest(&s, &lib, "  greeting: hoy\n  path: /hi\n  log: true\n");
     eventually(Duration::from_secs(10), || async {
         read().contains("shutdown\n").then_some(())
     })

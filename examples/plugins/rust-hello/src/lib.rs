@@ -1,14 +1,15 @@
 //! An example bext plugin built as a shared library, using all six hooks.
 //!
-//! - `on_init` opens `<data_dir>/rust-hello/completed.log`,
+//! - with `log: true`, `on_init` opens `<data_dir>/rust-hello/completed.log`,
 //! - `on_request` answers `GET <path>` (`/hello` by default) with the
 //!   greeting, the app and the tenant; answers `POST <path>` with the
 //!   size of the body it read (asynchronously, at most `max_body` bytes);
 //!   and tells the app the size of any other request's body in
 //!   `x-hello-body-bytes` (the app still gets the whole body),
 //! - `on_response` adds `x-hello: <greeting>` to every response,
-//! - `on_complete` appends `<request id> <status> <body bytes>` to the log,
-//! - `on_shutdown` writes `shutdown` to it and closes it,
+//! - with `log: true`, `on_complete` appends `<request id> <status> <body
+//!   bytes>` to the log and `on_shutdown` writes `shutdown` to it and closes
+//!   it (without, the plugin has no such hooks and costs nothing there),
 //! - `/__panic` panics (`GET` in the hook, `POST` in its future), to show
 //!   that a panic stays inside the request.
 
@@ -34,6 +35,9 @@ struct Config {
     /// Most request body bytes read.
     #[serde(default = "default_max_body")]
     max_body: usize,
+    /// Log every finished request to `<data_dir>/rust-hello/completed.log`.
+    #[serde(default)]
+    log: bool,
 }
 
 fn default_path() -> String {
@@ -48,7 +52,8 @@ struct Hello {
     greeting: String,
     path: String,
     max_body: usize,
-    log_file: PathBuf,
+    /// Where finished requests are logged, when they are.
+    log_file: Option<PathBuf>,
     /// Opened by `on_init`; `new` does no I/O (`bext check` calls it).
     log: Mutex<Option<BufWriter<File>>>,
 }
@@ -76,26 +81,35 @@ impl Plugin for Hello {
             greeting: config.greeting,
             path: config.path,
             max_body: config.max_body,
-            log_file: setup.data_dir.join("rust-hello").join("completed.log"),
+            log_file: config
+                .log
+                .then(|| setup.data_dir.join("rust-hello").join("completed.log")),
             log: Mutex::new(None),
         })
     }
 
     fn hooks(&self) -> Hooks {
-        Hooks::INIT | Hooks::REQUEST | Hooks::RESPONSE | Hooks::COMPLETE | Hooks::SHUTDOWN
+        let hooks = Hooks::REQUEST | Hooks::RESPONSE;
+        match self.log_file {
+            Some(_) => hooks | Hooks::INIT | Hooks::COMPLETE | Hooks::SHUTDOWN,
+            None => hooks,
+        }
     }
 
     fn on_init(&self) -> Hook<'_, Result<(), Error>> {
+        let Some(path) = &self.log_file else {
+            return Hook::Ready(Ok(()));
+        };
         let open = || {
-            std::fs::create_dir_all(self.log_file.parent().expect("a file in a folder"))?;
-            File::options().create(true).append(true).open(&self.log_file)
+            std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+            File::options().create(true).append(true).open(path)
         };
         Hook::Ready(match open() {
             Ok(file) => {
                 *self.log.lock().unwrap() = Some(BufWriter::new(file));
                 Ok(())
             }
-            Err(e) => Err(Error::new(500, format!("{}: {e}", self.log_file.display()))),
+            Err(e) => Err(Error::new(500, format!("{}: {e}", path.display()))),
         })
     }
 

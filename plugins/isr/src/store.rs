@@ -365,6 +365,89 @@ mod tests {
     }
 
     #[test]
+    fn entries_are_fresh_then_stale_then_usable_only_on_error() {
+        let mut e = entry(1);
+        e.freshness = Freshness {
+            ttl: Duration::from_secs(10),
+            swr: Duration::from_secs(5),
+            sie: Duration::from_secs(20),
+        };
+        let at = |secs: u64| e.stored + Duration::from_secs(secs);
+        assert_eq!(e.state(at(0)), State::Fresh);
+        assert_eq!(e.state(at(9)), State::Fresh);
+        assert_eq!(e.state(at(10)), State::Stale, "the TTL is exclusive");
+        assert_eq!(e.state(at(14)), State::Stale);
+        assert_eq!(e.state(at(15)), State::Expired);
+        assert!(e.usable_on_error(at(34)));
+        assert!(!e.usable_on_error(at(35)), "ttl + swr + sie");
+        assert_eq!(e.age(at(7)), Duration::from_secs(7));
+        assert_eq!(
+            e.age(e.stored - Duration::from_secs(1)),
+            Duration::ZERO,
+            "a clock before storing"
+        );
+        assert_eq!(e.state(e.stored - Duration::from_secs(1)), State::Fresh);
+        e.freshness.swr = Duration::ZERO;
+        assert_eq!(e.state(at(10)), State::Expired, "no window, no stale answers");
+    }
+
+    fn small() -> Arc<AppCache> {
+        Arc::new(AppCache::new(Limits {
+            entries: 10,
+            bytes: 1 << 20,
+        }))
+    }
+
+    #[tokio::test]
+    async fn one_request_per_key_leads_and_the_others_wait_for_it() {
+        let cache = small();
+        let Turn::Lead(flight) = cache.take_turn("k") else {
+            panic!("the first request leads");
+        };
+        let Turn::Wait(mut waiter) = cache.take_turn("k") else {
+            panic!("the second waits");
+        };
+        assert!(matches!(cache.take_turn("other"), Turn::Lead(_)), "keys are apart");
+        drop(flight);
+        let woken = tokio::time::timeout(Duration::from_secs(5), waiter.changed()).await;
+        assert!(woken.is_ok(), "dropping the flight wakes the waiters");
+        assert!(matches!(cache.take_turn("k"), Turn::Lead(_)), "the key is free again");
+    }
+
+    #[test]
+    fn one_background_refresh_per_key() {
+        let cache = small();
+        let claim = cache.start_refresh("k").unwrap();
+        assert!(cache.start_refresh("k").is_none());
+        assert!(cache.start_refresh("j").is_some());
+        drop(claim);
+        assert!(cache.start_refresh("k").is_some());
+    }
+
+    #[test]
+    fn vary_names_make_the_full_key() {
+        let cache = small();
+        let names = [
+            HeaderName::from_static("accept"),
+            HeaderName::from_static("accept-language"),
+        ];
+        let mut request = HeaderMap::new();
+        request.append("accept", HeaderValue::from_static("text/html"));
+        request.append("accept", HeaderValue::from_static("*/*"));
+        assert_eq!(
+            vary_key("p", &names, &request),
+            "p\naccept=text/html,*/*\naccept-language="
+        );
+        assert_eq!(cache.full_key("p", &request), "p", "nothing stored: the primary key");
+        let full = cache.put("p", &request, names.to_vec(), entry(1));
+        assert_eq!(full, vary_key("p", &names, &request));
+        assert_eq!(cache.full_key("p", &request), full);
+        assert!(cache.get(&full).is_some() && cache.get("p").is_none());
+        assert_eq!(cache.vary_names("p").as_deref(), Some(&names[..]));
+        assert_eq!(cache.put("q", &request, vec![], entry(1)), "q");
+    }
+
+    #[test]
     fn caches_of_apps_that_are_gone_are_forgotten() {
         let limits = Limits {
             entries: 10,

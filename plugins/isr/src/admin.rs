@@ -1,0 +1,271 @@
+//! The admin endpoints under the manifest's `base`, behind the admin
+//! token: `POST {base}/invalidate` drops entries by tag, path or app
+//! (here and across the fleet), and `POST {base}/revalidate` drops one
+//! path's entries and has the app render it again into the cache.
+
+use bext_plugin_abi::admin::refuse_unless_admin;
+use bext_plugin_abi::{
+    AppTarget, Body, Ctx, EncodedSlashes, PathError, Request, Response, normalise_path, text_response,
+};
+use http::header::HeaderValue;
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::IsrPlugin;
+use crate::invalidate::AdminOrder;
+use crate::key::{IgnoredParams, KeyParts, encode_path, normalise_query, primary_key};
+use crate::save::Pending;
+use crate::store::cache_for;
+
+/// Where the admin endpoints live when the manifest names no `base`.
+pub(crate) const DEFAULT_BASE: &str = "/__bext/api";
+
+/// An admin endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// `{base}/invalidate`.
+    Invalidate,
+    /// `{base}/revalidate`.
+    Revalidate,
+}
+
+impl Action {
+    /// The endpoint `path` names under `base` (given without a trailing
+    /// `/`), if any.
+    pub(crate) fn of(base: &str, path: &str) -> Option<Action> {
+        match path.strip_prefix(base) {
+            Some("/invalidate") => Some(Action::Invalidate),
+            Some("/revalidate") => Some(Action::Revalidate),
+            _ => None,
+        }
+    }
+}
+
+/// Why a path given to an admin endpoint names no entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BadPath {
+    /// It has a query or a fragment (`invalidate` takes paths only).
+    NotAPath(String),
+    /// The kernel would refuse it as a request path.
+    Refused(String, PathError),
+}
+
+impl std::fmt::Display for BadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadPath::NotAPath(p) => write!(f, "path {p:?}: give a path without `?` or `#`"),
+            BadPath::Refused(p, e) => write!(f, "path {p:?}: {e}"),
+        }
+    }
+}
+
+/// A path an admin endpoint was given, in the form entries record: bytes
+/// a request target cannot carry raw percent-encoded (`/café` is
+/// `/caf%C3%A9`), then the kernel's canonical form
+/// ([`normalise_path`]: `%c3` is `%C3`, `%61` is `a`, `//` and `..` gone).
+fn admin_path(given: &str) -> Result<String, BadPath> {
+    if given.contains(['?', '#']) {
+        return Err(BadPath::NotAPath(given.to_owned()));
+    }
+    let encoded = encode_path(given);
+    match normalise_path(&encoded, EncodedSlashes::Reject) {
+        Ok(p) => Ok(p.into_owned()),
+        Err(e) => Err(BadPath::Refused(given.to_owned(), e)),
+    }
+}
+
+/// `revalidate`'s `path` as a request through the cache is keyed: the
+/// path in the kernel's form, and the query normalised (ignored
+/// parameters gone, `None` when nothing is left). The error is the 400's
+/// text.
+fn keyed_target(path: &str, ignored: &IgnoredParams) -> Result<(String, Option<String>), String> {
+    let (path_only, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let path_only = admin_path(path_only).map_err(|e| format!("{e}\n"))?;
+    let query = query
+        .map(|q| normalise_query(&encode_path(q), ignored))
+        .transpose()
+        .map_err(|e| format!("`path` {path:?}: {e}\n"))?
+        .filter(|q| !q.is_empty());
+    Ok((path_only, query))
+}
+
+fn json_response(v: serde_json::Value) -> Response {
+    let mut res = text_response(StatusCode::OK, format!("{v}\n"));
+    res.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+impl IsrPlugin {
+    /// Answers `{base}/invalidate` and `{base}/revalidate`.
+    pub(crate) async fn admin(&self, req: &mut Request, cx: &Ctx, action: Action) -> Response {
+        if let Some(refused) = refuse_unless_admin(req, cx, self.token.get().and_then(Option::as_deref)) {
+            return refused;
+        }
+        if req.method() != Method::POST {
+            return text_response(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        }
+        let body = req.body_mut().peek(64 << 10).await;
+        let mut order: AdminOrder = match serde_json::from_slice(&body) {
+            Ok(o) => o,
+            Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}\n")),
+        };
+        // Paths in the form entries record (the kernel's canonical one), so
+        // `/café`, `/caf%c3%a9` and `/caf%C3%A9` name the same entries.
+        for path in &mut order.paths {
+            match admin_path(path) {
+                Ok(canonical) => *path = canonical,
+                Err(e) => return text_response(StatusCode::BAD_REQUEST, format!("{e}\n")),
+            }
+        }
+        match action {
+            Action::Invalidate => {
+                if order.tags.is_empty() && order.paths.is_empty() && order.app.is_none() {
+                    return text_response(StatusCode::BAD_REQUEST, "give `tags`, `paths` or `app`\n");
+                }
+                let removed = self.invalidate_everywhere(&order).await;
+                json_response(serde_json::json!({ "removed": removed }))
+            }
+            Action::Revalidate => self.revalidate(order).await,
+        }
+    }
+
+    /// Drops the entries of `order.path` and has the app render it again
+    /// into the cache, as a request through the cache would ask for it.
+    async fn revalidate(&self, order: AdminOrder) -> Response {
+        let (Some(app), Some(path)) = (order.app.clone(), order.path.clone()) else {
+            return text_response(StatusCode::BAD_REQUEST, "give `app` and `path`\n");
+        };
+        let Some(host) = self.host.get() else {
+            return text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
+        };
+        // The app is asked for what the key will say, as for any request
+        // that goes through the cache.
+        let (path_only, query) = match keyed_target(&path, &self.ignored) {
+            Ok(t) => t,
+            Err(e) => return text_response(StatusCode::BAD_REQUEST, e),
+        };
+        let target = match &query {
+            Some(q) => format!("{path_only}?{q}"),
+            None => path_only.clone(),
+        };
+        let removed = self
+            .invalidate_everywhere(&AdminOrder {
+                paths: vec![path_only.clone()],
+                ..order.clone()
+            })
+            .await;
+        let Ok(uri) = target.parse::<http::Uri>() else {
+            return text_response(StatusCode::BAD_REQUEST, "`path` is not a request path\n");
+        };
+        let mut fetch = Request::new(Body::empty());
+        *fetch.uri_mut() = uri;
+        if let Some(h) = order.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+            fetch.headers_mut().insert(http::header::HOST, h);
+        }
+        let target = AppTarget {
+            app: app.clone(),
+            host: order.host.clone(),
+            tenant: order.tenant.clone(),
+            base: None,
+        };
+        let Some(mut res) = host.serve_app(target, fetch).await else {
+            return text_response(StatusCode::NOT_FOUND, "no such app\n");
+        };
+        let status = res.status().as_u16();
+        let primary = primary_key(&KeyParts {
+            app: &app,
+            tenant: order.tenant.as_deref(),
+            locale: "",
+            bot: false,
+            caller: None,
+            path: &path_only,
+            query: query.as_deref(),
+            scheme: "http",
+            host: order.host.as_deref().unwrap_or(""),
+        });
+        let rule = self.rules.find(&path_only).map(|r| r.say);
+        let pending = Pending {
+            app: app.clone(),
+            cache: cache_for(&app, self.limits),
+            primary,
+            request_headers: HeaderMap::new(),
+            path: path_only,
+            rule,
+            caller_keyed: false,
+            flight: None,
+            fallback: None,
+        };
+        let stored = self.store.store(pending, &mut res).await;
+        json_response(serde_json::json!({ "status": status, "stored": stored, "removed": removed }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// L9: every spelling of a path names the entries the kernel's form does.
+    #[test]
+    fn admin_paths_take_the_kernel_form() {
+        for given in ["/caf%C3%A9", "/caf%c3%a9", "/café", "//caf%c3%a9", "/x/../caf%C3%A9"] {
+            assert_eq!(admin_path(given).as_deref(), Ok("/caf%C3%A9"), "{given}");
+        }
+        assert_eq!(admin_path("/%61b").as_deref(), Ok("/ab"));
+        assert_eq!(
+            admin_path("/a%2Fb"),
+            Err(BadPath::Refused("/a%2Fb".into(), PathError::EncodedSlash))
+        );
+        assert_eq!(
+            admin_path("/../x"),
+            Err(BadPath::Refused("/../x".into(), PathError::AboveRoot))
+        );
+        assert_eq!(admin_path("/p?x=1"), Err(BadPath::NotAPath("/p?x=1".into())));
+        assert!(admin_path("p").is_err());
+        assert!(
+            BadPath::Refused("/a%2Fb".into(), PathError::EncodedSlash)
+                .to_string()
+                .contains("\"/a%2Fb\"")
+        );
+    }
+
+    #[test]
+    fn endpoints_are_found_under_the_base_only() {
+        let base = DEFAULT_BASE;
+        assert_eq!(Action::of(base, "/__bext/api/invalidate"), Some(Action::Invalidate));
+        assert_eq!(Action::of(base, "/__bext/api/revalidate"), Some(Action::Revalidate));
+        for path in [
+            "/__bext/api/invalidate/",
+            "/__bext/api/invalidatex",
+            "/__bext/api",
+            "/__bext/apix/invalidate",
+            "/invalidate",
+            "/other/__bext/api/invalidate",
+        ] {
+            assert_eq!(Action::of(base, path), None, "{path}");
+        }
+        assert_eq!(Action::of("/ops", "/ops/revalidate"), Some(Action::Revalidate));
+    }
+
+    #[test]
+    fn revalidation_asks_for_the_keyed_target() {
+        let ig = IgnoredParams::new(&["utm_*".into()]);
+        assert_eq!(
+            keyed_target("/p?utm_source=x&b=2&a=1", &ig),
+            Ok(("/p".into(), Some("a=1&b=2".into())))
+        );
+        assert_eq!(keyed_target("/p?utm_source=x", &ig), Ok(("/p".into(), None)));
+        assert_eq!(keyed_target("/p?", &ig), Ok(("/p".into(), None)));
+        assert_eq!(
+            keyed_target("/café?q=é", &ig),
+            Ok(("/caf%C3%A9".into(), Some("q=%C3%A9".into())))
+        );
+        let semicolon = keyed_target("/p?a=1;b=2", &ig).unwrap_err();
+        assert!(semicolon.starts_with("`path` \"/p?a=1;b=2\": `;`"), "{semicolon}");
+        assert!(semicolon.ends_with('\n'));
+        let slash = keyed_target("/a%2Fb?x=1", &ig).unwrap_err();
+        assert!(slash.starts_with("path \"/a%2Fb\": "), "{slash}");
+    }
+}

@@ -1,0 +1,169 @@
+//! Dropping entries: from this process's memory (by tag, by path, or an
+//! app's all), and in edge mode from the fleet's L2 tier and, through
+//! the fleet's bus, from every other instance's memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bext_edge::Edge;
+use bext_plugin_abi::Host;
+
+use crate::IsrPlugin;
+use crate::l2;
+use crate::store::{Entry, caches};
+
+/// Whether this process listens to the fleet's invalidations already.
+static LISTENING: AtomicBool = AtomicBool::new(false);
+
+/// What an admin endpoint is asked to do (and what the fleet's bus
+/// carries to every instance).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminOrder {
+    /// Entries with any of these tags (`invalidate`).
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    /// Entries for any of these paths (`invalidate`).
+    #[serde(default)]
+    pub(crate) paths: Vec<String>,
+    /// Only this app's entries; every app's without it.
+    #[serde(default)]
+    pub(crate) app: Option<String>,
+    /// The path (and query) to render again (`revalidate`).
+    #[serde(default)]
+    pub(crate) path: Option<String>,
+    /// The host to render it for (`revalidate`).
+    #[serde(default)]
+    pub(crate) host: Option<String>,
+    /// The tenant to render it for (`revalidate`).
+    #[serde(default)]
+    pub(crate) tenant: Option<String>,
+}
+
+impl AdminOrder {
+    /// Names neither tags nor paths: every entry (of `app`, or of all).
+    fn everything(&self) -> bool {
+        self.tags.is_empty() && self.paths.is_empty()
+    }
+
+    /// Whether the order drops `e` (from a cache it reaches).
+    fn covers(&self, e: &Entry) -> bool {
+        self.everything() || e.tags.iter().any(|t| self.tags.contains(t)) || self.paths.iter().any(|p| p == &e.path)
+    }
+}
+
+/// Drops the entries an order names from this process; how many went.
+pub(crate) fn invalidate(order: &AdminOrder) -> usize {
+    caches(order.app.as_deref())
+        .iter()
+        .map(|(_, cache)| cache.remove_where(|e| order.covers(e)))
+        .sum()
+}
+
+impl IsrPlugin {
+    /// Drops what `order` names here, and in edge mode from the L2 tier
+    /// and (through the bus) from every other instance's memory; how many
+    /// entries went here.
+    pub(crate) async fn invalidate_everywhere(&self, order: &AdminOrder) -> usize {
+        let removed = invalidate(order);
+        let Some(edge) = self.store.edge.get() else {
+            return removed;
+        };
+        if let Ok(message) = serde_json::to_vec(order) {
+            edge.publish(&message).await;
+        }
+        let apps: Vec<&str> = match &order.app {
+            Some(a) => vec![a.as_str()],
+            None => self.apps.iter().map(String::as_str).collect(),
+        };
+        let mut sets: Vec<String> = order.tags.iter().map(|t| l2::tag_set(edge, t)).collect();
+        for app in &apps {
+            sets.extend(order.paths.iter().map(|p| l2::path_set(edge, app, p)));
+            if order.everything() {
+                sets.push(l2::app_set(edge, app));
+            }
+        }
+        edge.delete_listed(&sets).await;
+        removed
+    }
+}
+
+/// Starts applying the fleet's invalidations to this process's memory,
+/// once per process (every instance of the plugin shares the caches).
+pub(crate) fn listen_once(host: &Host, edge: &Arc<Edge>) {
+    if !LISTENING.swap(true, Ordering::SeqCst) {
+        host.spawn(listen(edge.clone()));
+    }
+}
+
+/// Applies the fleet's invalidations to this process's memory.
+async fn listen(edge: Arc<Edge>) {
+    let mut bus = edge.messages();
+    loop {
+        match bus.recv().await {
+            Ok(message) => {
+                if let Ok(order) = serde_json::from_slice::<AdminOrder>(&message) {
+                    invalidate(&order);
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
+    use super::*;
+    use crate::policy::Freshness;
+
+    fn entry(path: &str, tags: &[&str]) -> Entry {
+        Entry {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            etag: HeaderValue::from_static("\"e\""),
+            stored: Instant::now(),
+            freshness: Freshness {
+                ttl: Duration::from_secs(60),
+                swr: Duration::ZERO,
+                sie: Duration::ZERO,
+            },
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            path: path.into(),
+        }
+    }
+
+    fn order(json: serde_json::Value) -> AdminOrder {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn orders_name_entries_by_tag_or_path_or_all() {
+        let post = entry("/posts/1", &["post-1", "posts"]);
+        let home = entry("/", &[]);
+        let by_tag = order(serde_json::json!({"tags": ["posts"]}));
+        assert!(by_tag.covers(&post) && !by_tag.covers(&home));
+        let by_path = order(serde_json::json!({"paths": ["/"]}));
+        assert!(!by_path.covers(&post) && by_path.covers(&home));
+        let either = order(serde_json::json!({"tags": ["nope"], "paths": ["/posts/1"]}));
+        assert!(either.covers(&post) && !either.covers(&home));
+        let prefix = order(serde_json::json!({"paths": ["/posts"]}));
+        assert!(!prefix.covers(&post), "paths are exact");
+        let all = order(serde_json::json!({"app": "blog"}));
+        assert!(all.covers(&post) && all.covers(&home));
+    }
+
+    #[test]
+    fn orders_are_strict_and_survive_the_bus() {
+        assert!(serde_json::from_value::<AdminOrder>(serde_json::json!({"tag": ["x"]})).is_err());
+        let o = order(serde_json::json!({"tags": ["a"], "app": "blog"}));
+        let back: AdminOrder = serde_json::from_slice(&serde_json::to_vec(&o).unwrap()).unwrap();
+        assert_eq!((back.tags, back.app, back.paths), (o.tags, o.app, o.paths));
+    }
+}

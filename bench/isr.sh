@@ -53,6 +53,8 @@ http {
 }
 NGINX
 printf 'name: vhosts\n' > "$OUT/manifests/vhosts.yaml"
+# A folder overrides only the plugins it names: deploy is on by default.
+printf 'name: deploy\nenabled: false\n' > "$OUT/manifests/deploy.yaml"
 printf 'name: isr\nenabled: true\n' > "$OUT/manifests/isr.yaml"
 printf 'name: compress\nenabled: true\nconfig:\n  encodings: [gzip]\n' > "$OUT/manifests/compress.yaml"
 cat > "$OUT/platform.toml" <<TOML

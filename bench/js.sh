@@ -80,6 +80,8 @@ mk() { # name port manifests...
   local name=$1 port=$2; shift 2
   mkdir -p "$OUT/$name/manifests"
   printf 'name: vhosts\n' > "$OUT/$name/manifests/vhosts.yaml"
+  # A folder overrides only the plugins it names: deploy is on by default.
+  printf 'name: deploy\nenabled: false\n' > "$OUT/$name/manifests/deploy.yaml"
   for m in "$@"; do printf '%s' "$m" > "$OUT/$name/manifests/$(echo "$m" | awk 'NR==1 {print $2}').yaml"; done
   cat > "$OUT/$name/platform.toml" <<TOML
 [platform]

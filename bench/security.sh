@@ -56,6 +56,8 @@ warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" 
 mk() { # name port waf-enabled gateway-enabled authn-enabled [binary]
   mkdir -p "$OUT/$1/manifests"
   printf 'name: vhosts\n' > "$OUT/$1/manifests/vhosts.yaml"
+  # A folder overrides only the plugins it names: deploy is on by default.
+  printf 'name: deploy\nenabled: false\n' > "$OUT/$1/manifests/deploy.yaml"
   printf 'name: waf\nenabled: %s\n' "$3" > "$OUT/$1/manifests/waf.yaml"
   cat > "$OUT/$1/manifests/gateway.yaml" <<YAML
 name: gateway

@@ -88,3 +88,39 @@ fn plugins_lists_the_built_ins() {
     let out = bext_output(&["plugins"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("vhosts"));
 }
+
+#[test]
+fn check_refuses_a_fail_open_waf_and_warns_when_host_routing_is_off() {
+    let s = Site::new();
+    s.write("www/index.html", "x");
+    s.write("manifests/waf.yaml", "name: waf\nenabled: true\non_error: open\n");
+    s.write("manifests/vhosts.yaml", "name: vhosts\nenabled: false\n");
+    let cfg =
+        s.platform("[platform]\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\ndomains = [\"a.test\"]\n");
+    let check = || bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("manifests/waf.yaml:3:1: on_error: `waf` must fail closed"),
+        "{err}"
+    );
+    let warning = "manifests/vhosts.yaml:2:1: enabled: vhosts is off, so host routing is off";
+    assert!(
+        err.contains(&format!("warning: {}", s.path(warning).display())),
+        "{err}"
+    );
+
+    // A WAF that fails closed passes; host routing off is still said.
+    s.write("manifests/waf.yaml", "name: waf\nenabled: true\n");
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(warning), "{err}");
+
+    // An app that turns vhosts on routes by host again: no warning.
+    s.platform("[platform]\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\ndomains = [\"a.test\"]\n[apps.www.plugins.vhosts]\nenabled = true\n");
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("warning"), "{err}");
+}

@@ -109,3 +109,42 @@ async fn requests_in_flight_finish_on_the_old_pipeline() {
     let r = slow.await.unwrap();
     assert_eq!(r.status, 200, "the in-flight request was cut: {}", r.text());
 }
+
+/// A manifests folder overrides only the plugins it names: one holding just
+/// `deploy.yaml` leaves virtual hosts on; turning them off takes a manifest
+/// that says so, and the load says host routing is off.
+#[tokio::test]
+async fn a_manifests_folder_overrides_only_the_plugins_it_names() {
+    let s = Site::new();
+    s.write("a/index.html", "a");
+    s.write("b/index.html", "b");
+    let a = "[apps.a]\nsource = \"a\"\ndomains = [\"a.test\"]\n";
+    let cfg = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n{a}"));
+    let b = Bext::serve(&cfg);
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "a");
+
+    // The folder and a new app in one reload: the new app answers on its
+    // host, so the reload happened with virtual hosts on.
+    s.write("manifests/deploy.yaml", "name: deploy\nconfig:\n  keep_versions: 2\n");
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n{a}[apps.b]\nsource = \"b\"\ndomains = [\"b.test\"]\n"
+    ));
+    let addr = b.addr;
+    eventually(Duration::from_secs(10), || async move {
+        (get(addr, "b.test", "/").await.text() == "b").then_some(())
+    })
+    .await;
+    assert_eq!(get(addr, "a.test", "/").await.text(), "a");
+    assert!(!b.log().contains("host routing is off"), "{}", b.log());
+
+    s.write("manifests/vhosts.yaml", "name: vhosts\nenabled: false\n");
+    eventually(Duration::from_secs(10), || async move {
+        (get(addr, "a.test", "/").await.status == 404).then_some(())
+    })
+    .await;
+    let log = b.log();
+    assert!(
+        log.contains("vhosts.yaml:2:1: enabled: vhosts is off, so host routing is off"),
+        "{log}"
+    );
+}

@@ -257,6 +257,9 @@ fn check(file: PathBuf) -> ExitCode {
         errors.0.extend(platform_errors.0);
         let (manifests, manifest_errors) = load_manifests_lenient(&platform);
         errors.0.extend(manifest_errors.0);
+        for w in crate::pipeline::warnings(&platform, &manifests) {
+            eprintln!("warning: {w}");
+        }
         compile(platform, manifests, None)
     });
     match result {
@@ -394,11 +397,10 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
             admin_caps,
         ));
     }
-    let apps: Vec<String> = kernel.pipeline.load().platform.apps.keys().cloned().collect();
     println!(
-        "bext {} serving http://{addr}/ (apps: {}; {workers} worker(s))",
+        "bext {} serving http://{addr}/ ({}; {workers} worker(s))",
         env!("CARGO_PKG_VERSION"),
-        apps.join(", ")
+        apps_summary(kernel.pipeline.load().platform.apps.keys())
     );
 
     let signal = shutdown_signal().await;
@@ -427,6 +429,20 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Most app ids the startup line names; past that it gives only their
+/// number, so a platform of 1,000 apps still starts with a short line.
+const APPS_NAMED_AT_START: usize = 10;
+
+/// The apps part of the startup line: `3 app(s): a, b, c`, or `1000 app(s)`.
+fn apps_summary<'a>(ids: impl ExactSizeIterator<Item = &'a String>) -> String {
+    let count = ids.len();
+    if count == 0 || count > APPS_NAMED_AT_START {
+        return format!("{count} app(s)");
+    }
+    let names: Vec<&str> = ids.map(String::as_str).collect();
+    format!("{count} app(s): {}", names.join(", "))
+}
+
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
@@ -442,5 +458,21 @@ async fn shutdown_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "ctrl-c"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_startup_line_names_few_apps_and_counts_many() {
+        let few: Vec<String> = ["blog", "shop"].map(String::from).to_vec();
+        assert_eq!(apps_summary(few.iter()), "2 app(s): blog, shop");
+        let ten: Vec<String> = (1..=APPS_NAMED_AT_START).map(|i| format!("a{i}")).collect();
+        assert!(apps_summary(ten.iter()).ends_with(": a1, a2, a3, a4, a5, a6, a7, a8, a9, a10"));
+        let many: Vec<String> = (0..1000).map(|i| format!("site{i}")).collect();
+        assert_eq!(apps_summary(many.iter()), "1000 app(s)");
+        assert_eq!(apps_summary([].iter()), "0 app(s)");
     }
 }

@@ -78,6 +78,11 @@ fn yes() -> bool {
     true
 }
 
+/// Built-in plugins whose manifest may not say `on_error: open`: a WAF or
+/// an authentication check that is skipped when it fails lets through the
+/// very requests it exists to stop.
+const FAIL_CLOSED: [&str; 2] = ["waf", "authn"];
+
 /// A validated manifest.
 #[derive(Clone)]
 pub struct Manifest {
@@ -111,6 +116,12 @@ impl Manifest {
             format!("config.{path}")
         };
         self.doc.position(&full)
+    }
+
+    /// The position of a top-level field (`enabled`, `priority`, ...), for
+    /// diagnostics about the manifest itself rather than its `config`.
+    pub fn position(&self, field: &str) -> Option<(u64, u64)> {
+        self.doc.position(field)
     }
 
     /// Parses and validates one manifest's text.
@@ -149,6 +160,19 @@ impl Manifest {
                 entry
             }
         };
+        if m.on_error == FailMode::Open && entry == Entry::Builtin && FAIL_CLOSED.contains(&m.name.as_str()) {
+            errors.push(
+                Diagnostic::new(
+                    file,
+                    "on_error",
+                    format!(
+                        "`{}` must fail closed: with `open`, a failing check would let the request through",
+                        m.name
+                    ),
+                )
+                .at(here("on_error")),
+            );
+        }
         if m.limits.is_some() && !matches!(entry, Entry::Js(_)) {
             errors.push(
                 Diagnostic::new(file, "limits", "only JavaScript plugins have isolate limits").at(here("limits")),
@@ -189,7 +213,8 @@ fn valid_name(n: &str) -> bool {
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
-/// Loads every `*.yaml`/`*.yml` manifest in `dir`, reporting every error.
+/// Loads every `*.yaml`/`*.yml` manifest in `dir` over the defaults (see
+/// [`load_dir_lenient`]), reporting every error.
 pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>, Diagnostics> {
     let (manifests, errors) = load_dir_lenient(dir);
     errors.into_result(manifests)
@@ -197,6 +222,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>, Diagnostics> {
 
 /// The valid manifests of `dir` and the errors of the others, so `bext
 /// check` can go on checking what did load.
+///
+/// A folder overrides only the plugins it names: every built-in plugin
+/// without a manifest there keeps its default one, so a folder holding
+/// only `deploy.yaml` does not turn virtual hosts off. A plugin is turned
+/// off by a manifest that says `enabled: false`.
 pub fn load_dir_lenient(dir: &Path) -> (Vec<Manifest>, Diagnostics) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -235,6 +265,11 @@ pub fn load_dir_lenient(dir: &Path) -> (Vec<Manifest>, Diagnostics) {
             Err(e) => errors.0.extend(e.0),
         }
     }
+    for default in defaults() {
+        if !manifests.iter().any(|m| m.name == default.name) {
+            manifests.push(default);
+        }
+    }
     (manifests, errors)
 }
 
@@ -248,8 +283,9 @@ pub fn file_entries(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The default manifest of every built-in plugin, used when the platform
-/// names no manifests directory. Parsed once per process.
+/// The default manifest of every built-in plugin: all of them when the
+/// platform names no manifests directory, else those the directory does
+/// not name. Parsed once per process.
 pub fn defaults() -> Vec<Manifest> {
     static DEFAULTS: std::sync::OnceLock<Vec<Manifest>> = std::sync::OnceLock::new();
     DEFAULTS.get_or_init(parse_defaults).clone()
@@ -318,6 +354,41 @@ mod tests {
         assert!(e[0].contains("only JavaScript plugins"), "{e:?}");
         let e = errors("name: vhosts\nbase: x\n");
         assert!(e[0].contains("base: must start"), "{e:?}");
+    }
+
+    #[test]
+    fn waf_and_authn_must_fail_closed() {
+        for name in ["waf", "authn"] {
+            let e = errors(&format!("name: {name}\non_error: open\n"));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].starts_with(&format!("m.yaml:2:1: on_error: `{name}` must fail closed")),
+                "{e:?}"
+            );
+            assert!(errors(&format!("name: {name}\non_error: closed\n")).is_empty());
+        }
+        assert!(errors("name: vhosts\non_error: open\n").is_empty());
+    }
+
+    #[test]
+    fn a_folder_overrides_only_the_plugins_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("request-id.yaml"), "name: request-id\nenabled: true\n").unwrap();
+        std::fs::write(dir.path().join("vhosts.yaml"), "name: vhosts\nenabled: false\n").unwrap();
+        let loaded = load_dir(dir.path()).unwrap();
+        for r in bext_plugin_abi::registrations() {
+            assert_eq!(loaded.iter().filter(|m| m.name == r.name).count(), 1, "{}", r.name);
+        }
+        let named = |n: &str| loaded.iter().find(|m| m.name == n).unwrap();
+        assert!(named("request-id").enabled);
+        assert!(named("request-id").file.starts_with(dir.path()));
+        assert!(!named("vhosts").enabled);
+        let waf = named("waf");
+        assert_eq!(waf.file, Path::new("<built-in>/waf.yaml"));
+        assert_eq!(
+            waf.config,
+            defaults().into_iter().find(|m| m.name == "waf").unwrap().config
+        );
     }
 
     #[test]

@@ -28,6 +28,31 @@ pub fn load_manifests_lenient(platform: &Platform) -> (Vec<Manifest>, Diagnostic
     }
 }
 
+/// What a configuration turns off that its author may not have meant to,
+/// logged at every load and printed by `bext check`: host routing, when
+/// the vhosts manifest says `enabled: false` and no app turns it on.
+pub fn warnings(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> {
+    let vhosts_on_for_an_app = platform
+        .apps
+        .values()
+        .any(|a| a.plugins.get(VHOSTS).and_then(|p| p.enabled) == Some(true));
+    manifests
+        .iter()
+        .filter(|m| m.name == VHOSTS && !m.enabled && !vhosts_on_for_an_app)
+        .map(|m| {
+            Diagnostic::new(
+                &m.file,
+                "enabled",
+                "vhosts is off, so host routing is off: apps' `domains` and the `hosts` map route nothing; only `/{app}/` paths and `default_app` do",
+            )
+            .at(m.position("enabled"))
+        })
+        .collect()
+}
+
+/// The plugin that routes requests by Host.
+const VHOSTS: &str = "vhosts";
+
 /// Instances built by a compile (not taken from the previous pipeline),
 /// which still need `on_init`.
 pub(crate) type Fresh = Vec<(Arc<str>, Arc<dyn Plugin>)>;
@@ -68,7 +93,6 @@ pub fn compile(
         data_dir: &platform.data_dir,
         platform_file: &platform_file,
     };
-    let defaults: BTreeMap<String, Manifest> = manifest::defaults().into_iter().map(|m| (m.name.clone(), m)).collect();
 
     let global_uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
     let global = builder.chain(&global_uses, &mut errors);
@@ -80,24 +104,15 @@ pub fn compile(
     for (id, cfg) in &platform.apps {
         let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
         for (name, over) in &app_plugins(cfg) {
-            let idx = match uses.iter().position(|u| &u.manifest.name == name) {
-                Some(i) => i,
-                None => match defaults.get(name) {
-                    Some(m) => {
-                        let mut u = Use::of(m);
-                        u.enabled = false;
-                        uses.push(u);
-                        uses.len() - 1
-                    }
-                    None => {
-                        errors.push(Diagnostic::new(
-                            &platform_file,
-                            format!("apps.{id}.plugins.{name}"),
-                            format!("unknown plugin `{name}`"),
-                        ));
-                        continue;
-                    }
-                },
+            // Every built-in plugin has a manifest (its default one when
+            // the manifests folder does not name it).
+            let Some(idx) = uses.iter().position(|u| &u.manifest.name == name) else {
+                errors.push(Diagnostic::new(
+                    &platform_file,
+                    format!("apps.{id}.plugins.{name}"),
+                    format!("unknown plugin `{name}`"),
+                ));
+                continue;
             };
             let u = &mut uses[idx];
             if let Some(e) = over.enabled {

@@ -16,7 +16,7 @@ use crate::apps::App;
 use crate::manifest::FailMode;
 use crate::platform::Platform;
 
-pub use compile::{compile, load_manifests, load_manifests_lenient};
+pub use compile::{compile, load_manifests, load_manifests_lenient, warnings};
 
 /// One plugin's place in a stage.
 #[derive(Clone)]

@@ -28,6 +28,9 @@ pub(crate) async fn build(
 ) -> Result<Pipeline, Diagnostics> {
     let mut platform = source.load()?;
     let manifests = load_manifests(&platform)?;
+    for w in super::warnings(&platform, &manifests) {
+        tracing::warn!("{w}");
+    }
     crate::deploy::overlay(&mut platform, &manifests)?;
     let fingerprint = fingerprint_of(&platform);
     let (mut pipeline, fresh) = compile(platform, manifests, previous)?;

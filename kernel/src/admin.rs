@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use bext_plugin_abi::admin::refuse_unless_admin;
-use bext_plugin_abi::{Body, Ctx, Request, Response};
+use bext_plugin_abi::admin::{json, refuse_unless_admin};
+use bext_plugin_abi::{Ctx, Request, Response};
 use http::StatusCode;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::AUTHORIZATION;
 
 use crate::Kernel;
 use crate::pipeline::Pipeline;
@@ -70,14 +70,4 @@ fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {
         },
         "apps": apps,
     })
-}
-
-fn json(status: StatusCode, value: &serde_json::Value) -> Response {
-    let mut res = Response::new(Body::from(value.to_string()));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }

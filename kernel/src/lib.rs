@@ -9,7 +9,6 @@
 pub mod admin;
 pub mod apps;
 pub mod cli;
-mod deploy;
 pub mod diag;
 pub mod edge;
 mod loader;

@@ -262,9 +262,10 @@ pub struct AppConfig {
     #[serde(default)]
     pub isolate: IsolateConfig,
     /// Shell commands the deploy plugin runs around this app's deploys
-    /// (`{ pre_build = "npm run build", post_deploy = "..." }`).
+    /// (`{ pre_build = "npm run build", post_deploy = "..." }`): passed on,
+    /// unread, as the deploy plugin's `app_hooks.<id>`.
     #[serde(default)]
-    pub hooks: bext_plugin_deploy::DeployHooks,
+    pub hooks: Option<serde_json::Value>,
     /// A rate limit for the app, enforced by the gateway plugin (which this
     /// turns on for the app).
     #[serde(default)]
@@ -308,7 +309,7 @@ impl AppConfig {
             env: BTreeMap::new(),
             preview_env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
-            hooks: Default::default(),
+            hooks: None,
             rate_limit: None,
             auth: None,
             cache: None,

@@ -1,6 +1,11 @@
-//! The one check every admin endpoint makes: an `Authorization: Bearer`
-//! token equal to the operator's admin token, with wrong guesses
-//! throttled per client.
+//! Admin endpoints: the one check every admin request gets (an
+//! `Authorization: Bearer` token equal to the operator's admin token,
+//! wrong guesses throttled per client), where a plugin's admin routes
+//! mount ([`AdminRoutes`]) and how they answer ([`json`]).
+
+mod routes;
+
+pub use routes::{AdminRoutes, LocalUpload, Progress, json};
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -13,6 +13,7 @@
 //! services reach them through [`Host`].
 
 pub mod admin;
+mod app_table;
 mod body;
 mod canonical;
 mod context;
@@ -25,6 +26,7 @@ mod registry;
 pub mod testing;
 pub mod units;
 
+pub use app_table::{AppChange, Domains, Env};
 pub use body::{Body, BoxError};
 pub use canonical::{EncodedSlashes, PathError, normalise_path};
 pub use context::{AlreadySet, Ctx, RateLimitState, RequestId, SUBJECT_VAR};
@@ -33,7 +35,7 @@ pub use extensions::Extensions;
 pub use host::{AppInfo, AppResponse, AppService, AppTarget, Host, Reload, Reloading, Setup, Spawner, Task};
 pub use path::PathPattern;
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};
-pub use registry::{BuiltinPlugin, Factory, Registration, decode_config, registrations};
+pub use registry::{AppChanges, BuiltinPlugin, Factory, Registration, decode_config, registrations};
 
 #[doc(hidden)]
 pub use inventory;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::admin::AdminRoutes;
 use crate::{Body, Ctx, Host, PluginError, Request, Response};
 
 /// What a request hook decides.
@@ -97,6 +98,8 @@ impl Hooks {
     pub const COMPLETE: Hooks = Hooks(1 << 4);
     /// [`Plugin::on_shutdown`].
     pub const SHUTDOWN: Hooks = Hooks(1 << 5);
+    /// [`Plugin::admin`], at the routes [`Plugin::admin_routes`] declares.
+    pub const ADMIN: Hooks = Hooks(1 << 6);
 
     /// Whether every hook of `other` is in `self`.
     pub const fn has(self, other: Hooks) -> bool {
@@ -204,5 +207,23 @@ pub trait Plugin: Send + Sync + 'static {
     /// Runs once when the last pipeline holding this instance retires.
     fn on_shutdown(&self) -> Hook<'_, ()> {
         Hook::Ready(())
+    }
+
+    /// Where this plugin's admin routes are and which token guards them,
+    /// for a plugin whose [`Plugin::hooks`] has [`Hooks::ADMIN`]. The
+    /// kernel mounts them under `/__bext/`, checks the token once for all
+    /// plugins ([`crate::admin::refuse_unless_admin`]) and then calls
+    /// [`Plugin::admin`]; no plugin matches paths or reads tokens itself.
+    fn admin_routes(&self) -> Option<&AdminRoutes> {
+        None
+    }
+
+    /// Answers a request for one of [`Plugin::admin_routes`], after the
+    /// kernel checked the admin token (or for the operator's own `bext`
+    /// command, in-process: see [`crate::admin::LocalUpload`]). It runs
+    /// after the fetch stage, so `cx.client_ip` is the client behind
+    /// trusted proxies. An error is answered with its status.
+    fn admin<'a>(&'a self, _req: &'a mut Request, _cx: &'a Ctx) -> Hook<'a, Result<Response, PluginError>> {
+        Hook::Ready(Ok(text_response(http::StatusCode::NOT_FOUND, "not found\n")))
     }
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::{Plugin, PluginError, Setup};
+use crate::{AppChange, Plugin, PluginError, Setup};
 
 /// A built-in plugin, registered at compile time with [`crate::register!`]
 /// and built by name from its manifest.
@@ -24,10 +24,24 @@ pub trait BuiltinPlugin: Plugin + Sized {
 
     /// Validates the decoded configuration and builds the instance.
     fn new(config: Self::Config, setup: &Setup<'_>) -> Result<Self, PluginError>;
+
+    /// Apps this plugin adds to the app table, or changes, before pipelines
+    /// are built (the deploy registry's current versions, canaries and
+    /// previews), for an enabled manifest. `setup.apps` is the platform
+    /// file's table. Unlike [`BuiltinPlugin::new`] it may read files: it
+    /// runs when a server builds a pipeline, not in `bext check`. None by
+    /// default.
+    fn app_changes(_config: &Self::Config, _setup: &Setup<'_>) -> Result<Vec<AppChange>, PluginError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Decodes a `config` value strictly and builds a plugin instance.
 pub type Factory = fn(serde_json::Value, &Setup<'_>) -> Result<Arc<dyn Plugin>, PluginError>;
+
+/// Decodes a `config` value strictly and lists the plugin's
+/// [`BuiltinPlugin::app_changes`].
+pub type AppChanges = fn(serde_json::Value, &Setup<'_>) -> Result<Vec<AppChange>, PluginError>;
 
 /// How the kernel finds and builds one built-in plugin.
 pub struct Registration {
@@ -41,6 +55,8 @@ pub struct Registration {
     pub default_manifest: &'static str,
     /// Decodes `config` strictly and builds the instance.
     pub factory: Factory,
+    /// Decodes `config` strictly and lists the apps the plugin adds.
+    pub app_changes: AppChanges,
 }
 
 impl Registration {
@@ -52,6 +68,7 @@ impl Registration {
             summary: P::SUMMARY,
             default_manifest: P::DEFAULT_MANIFEST,
             factory: build::<P>,
+            app_changes: changes::<P>,
         }
     }
 }
@@ -59,6 +76,10 @@ impl Registration {
 fn build<P: BuiltinPlugin>(config: serde_json::Value, setup: &Setup<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
     let config = decode_config::<P::Config>(config)?;
     Ok(Arc::new(P::new(config, setup)?))
+}
+
+fn changes<P: BuiltinPlugin>(config: serde_json::Value, setup: &Setup<'_>) -> Result<Vec<AppChange>, PluginError> {
+    P::app_changes(&decode_config::<P::Config>(config)?, setup)
 }
 
 /// Decodes a `config` value strictly, reporting the dotted path of the first

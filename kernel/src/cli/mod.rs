@@ -1,5 +1,9 @@
 //! The `bext` command line: `serve`, `run`, `check`, `plugins`, and the
-//! registry's `deploy`, `rollback` and `apps`.
+//! registry's `deploy`, `promote`, `rollback` and `apps` ([`registry`],
+//! through the deploy plugin's admin API: [`admin_client`]).
+
+mod admin_client;
+mod registry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,6 +119,16 @@ struct Registry {
     json: bool,
 }
 
+impl Registry {
+    fn at(&self) -> registry::At<'_> {
+        registry::At {
+            config: &self.config,
+            server: self.server.as_deref(),
+            json: self.json,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum AppsCommand {
     /// Every app with its current version.
@@ -166,36 +180,24 @@ pub fn run() -> ExitCode {
             preview,
             at,
         } => {
-            let canary = canary.map(|share| bext_plugin_deploy::CanaryPlan {
+            let canary = canary.map(|share| registry::Canary {
                 share,
                 auto_promote_after: auto_promote_after.map(|d| d.as_secs()),
                 max_error_rate,
             });
-            finish(crate::deploy::deploy(
-                &at.config,
-                at.server.as_deref(),
-                &dir,
-                &app,
-                &crate::deploy::DeployArgs {
-                    version: version.as_deref(),
-                    canary,
-                    preview: preview.as_deref(),
-                },
-                at.json,
-            ))
+            let args = registry::DeployArgs {
+                dir: &dir,
+                app: &app,
+                version: version.as_deref(),
+                canary,
+                preview: preview.as_deref(),
+            };
+            finish(registry::deploy(&at.at(), &args))
         }
-        Command::Promote { app, to, at } => finish(crate::deploy::promote(
-            &at.config,
-            at.server.as_deref(),
-            &app,
-            to,
-            at.json,
-        )),
-        Command::Rollback { app, at } => {
-            finish(crate::deploy::rollback(&at.config, at.server.as_deref(), &app, at.json))
-        }
+        Command::Promote { app, to, at } => finish(registry::promote(&at.at(), &app, to)),
+        Command::Rollback { app, at } => finish(registry::rollback(&at.at(), &app)),
         Command::Apps { command, at } => {
-            use crate::deploy::AppsCommand as Do;
+            use registry::AppsCommand as Do;
             let command = match command {
                 AppsCommand::List => Do::List,
                 AppsCommand::Show { app } => Do::Show(app),
@@ -208,7 +210,7 @@ pub fn run() -> ExitCode {
                     command: PreviewsCommand::Prune,
                 } => Do::PrunePreviews,
             };
-            finish(crate::deploy::apps(&at.config, at.server.as_deref(), command, at.json))
+            finish(registry::apps(&at.at(), command))
         }
         Command::Plugins => {
             let mut regs: Vec<_> = bext_plugin_abi::registrations().collect();

@@ -4,6 +4,7 @@
 
 use bext_plugin_authn as _;
 use bext_plugin_compress as _;
+#[cfg(feature = "deploy")]
 use bext_plugin_deploy as _;
 use bext_plugin_gateway as _;
 use bext_plugin_isr as _;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bext_plugin_abi::{AppInfo, Hooks, Plugin, PluginError, Setup};
 
-use super::{AppEntry, Chain, InstanceKey, Pipeline, Slot};
+use super::{AdminMount, AppEntry, Chain, InstanceKey, Pipeline, Slot};
 use crate::apps::{App, Runtime, header_map};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::manifest::{self, Entry, Manifest};
@@ -21,11 +21,15 @@ pub fn load_manifests(platform: &Platform) -> Result<Vec<Manifest>, Diagnostics>
 }
 
 /// The manifests that load, and the errors of those that do not.
+/// Each app's `hooks` are passed on to the deploy manifest
+/// ([`super::shortcuts`]).
 pub fn load_manifests_lenient(platform: &Platform) -> (Vec<Manifest>, Diagnostics) {
-    match &platform.settings.manifests {
+    let (mut manifests, errors) = match &platform.settings.manifests {
         Some(dir) => manifest::load_dir_lenient(dir),
         None => (manifest::defaults(), Diagnostics::default()),
-    }
+    };
+    super::shortcuts::pass_on(platform, &mut manifests);
+    (manifests, errors)
 }
 
 /// What a configuration turns off that its author may not have meant to,
@@ -92,11 +96,15 @@ pub fn compile(
         },
         data_dir: &platform.data_dir,
         platform_file: &platform_file,
+        platform: &platform,
     };
 
     let global_uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
     let global = builder.chain(&global_uses, &mut errors);
-    let mut fetch: Vec<Slot> = global.iter().filter(|s| s.hooks.has(Hooks::FETCH)).cloned().collect();
+    // The fetch stage and the admin routes: plugins that serve requests
+    // before any app is known.
+    let before_apps = |s: &&Slot| s.hooks.has(Hooks::FETCH) || s.hooks.has(Hooks::ADMIN);
+    let mut fetch_and_admin: Vec<Slot> = global.iter().filter(before_apps).cloned().collect();
     let global_chain = Arc::new(Chain::new(global.iter().filter(|s| !only_fetch(s)).cloned().collect()));
 
     let files = previous.map_or_else(Default::default, |p| p.files.clone());
@@ -128,11 +136,11 @@ pub fn compile(
         }
         let slots = builder.chain(&uses, &mut errors);
         // A plugin on only for some apps still serves its own endpoints
-        // (the fetch stage runs before any app is known): the first such
-        // instance of each plugin joins the fetch stage.
-        for s in slots.iter().filter(|s| s.hooks.has(Hooks::FETCH)) {
-            if !fetch.iter().any(|f| f.name == s.name) {
-                fetch.push(s.clone());
+        // (the fetch stage and the admin routes come before any app is
+        // known): the first such instance of each plugin joins them.
+        for s in slots.iter().filter(before_apps) {
+            if !fetch_and_admin.iter().any(|f| f.name == s.name) {
+                fetch_and_admin.push(s.clone());
             }
         }
         let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
@@ -160,6 +168,11 @@ pub fn compile(
             },
         );
     }
+    let admin = admin_mounts(&fetch_and_admin, &platform.settings.admin_token_env);
+    let fetch: Vec<Slot> = fetch_and_admin
+        .into_iter()
+        .filter(|s| s.hooks.has(Hooks::FETCH))
+        .collect();
     let fresh = std::mem::take(&mut builder.fresh);
     let instances = std::mem::take(&mut builder.instances);
     let mut owned_headers: Vec<http::HeaderName> = instances
@@ -174,6 +187,7 @@ pub fn compile(
             generation: previous.map_or(1, |p| p.generation + 1),
             platform,
             fetch: fetch.into_boxed_slice(),
+            admin,
             global: global_chain,
             apps,
             instances,
@@ -196,6 +210,31 @@ impl<'m> Use<'m> {
             override_of: None,
         }
     }
+}
+
+/// The admin routes of `slots`, longest base first, each with the token
+/// that guards it (the plugin's own environment variable, else the
+/// platform's `admin_token_env`), read once per build. A path two
+/// plugins declare goes to the longer base, then to the first by name.
+fn admin_mounts(slots: &[Slot], platform_token_env: &str) -> Box<[AdminMount]> {
+    let mut mounts: Vec<AdminMount> = slots
+        .iter()
+        .filter(|s| s.hooks.has(Hooks::ADMIN))
+        .filter_map(|s| {
+            let routes = s.plugin.admin_routes()?;
+            let env = routes.token_env_name().unwrap_or(platform_token_env);
+            Some(AdminMount {
+                routes: routes.clone(),
+                token: std::env::var(env).ok().filter(|t| !t.is_empty()),
+                slot: s.clone(),
+            })
+        })
+        .collect();
+    mounts.sort_by(|a, b| {
+        let len = |m: &AdminMount| m.routes.base().len();
+        len(b).cmp(&len(a)).then_with(|| a.slot.name.cmp(&b.slot.name))
+    });
+    mounts.into_boxed_slice()
 }
 
 fn only_fetch(s: &Slot) -> bool {
@@ -320,6 +359,7 @@ struct Builder<'a> {
     apps_key: u64,
     data_dir: &'a Path,
     platform_file: &'a Path,
+    platform: &'a Platform,
 }
 
 impl Builder<'_> {
@@ -395,6 +435,9 @@ impl Builder<'_> {
                 format!("{prefix}.{path}")
             }
         };
+        if let Some(field) = super::shortcuts::origin(self.platform, &u.manifest.name, &path) {
+            return Diagnostic::new(self.platform_file, field, reason);
+        }
         match u.override_of {
             Some(app) => Diagnostic::new(
                 self.platform_file,

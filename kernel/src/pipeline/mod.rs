@@ -2,13 +2,16 @@
 //! [`Pipeline`]: the fetch stage, a plugin chain per app, and the app
 //! runtimes. A reload compiles a new one and swaps it in atomically.
 
+mod app_changes;
 mod compile;
 pub mod reload;
 pub mod run;
+mod shortcuts;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bext_plugin_abi::admin::AdminRoutes;
 use bext_plugin_abi::{Hooks, Plugin};
 use rustc_hash::FxHashMap;
 
@@ -16,6 +19,7 @@ use crate::apps::App;
 use crate::manifest::FailMode;
 use crate::platform::Platform;
 
+pub(crate) use app_changes::preview_domains;
 pub use compile::{compile, load_manifests, load_manifests_lenient, warnings};
 
 /// One plugin's place in a stage.
@@ -31,6 +35,17 @@ pub struct Slot {
     pub priority: i32,
     /// What a failing hook does.
     pub on_error: FailMode,
+}
+
+/// A plugin's admin routes, mounted by the kernel under `/__bext/`.
+pub struct AdminMount {
+    /// Where the routes are.
+    pub routes: AdminRoutes,
+    /// The admin token they need; `None` when its variable is unset (the
+    /// routes answer 404 then).
+    pub token: Option<String>,
+    /// The plugin serving them.
+    pub slot: Slot,
 }
 
 /// The plugins that see an app's requests, in ascending priority.
@@ -71,6 +86,8 @@ pub struct Pipeline {
     pub platform: Platform,
     /// Plugins with a `fetch` hook, in order.
     pub fetch: Box<[Slot]>,
+    /// Plugins' admin routes, longest base first.
+    pub admin: Box<[AdminMount]>,
     /// The chain for requests no app claims.
     pub global: Arc<Chain>,
     /// Apps by id.

@@ -31,7 +31,7 @@ pub(crate) async fn build(
     for w in super::warnings(&platform, &manifests) {
         tracing::warn!("{w}");
     }
-    crate::deploy::overlay(&mut platform, &manifests)?;
+    super::app_changes::apply(&mut platform, &manifests)?;
     let fingerprint = fingerprint_of(&platform);
     let (mut pipeline, fresh) = compile(platform, manifests, previous)?;
     pipeline.fingerprint = fingerprint;
@@ -49,15 +49,7 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &Kernel
         })
     })
     .with_app_service(app_service(pipeline))
-    .with_service(Arc::new(reload_service(kernel.clone())))
-    .with_service(Arc::new(bext_plugin_deploy::AppHooks(
-        pipeline
-            .platform
-            .apps
-            .iter()
-            .map(|(id, app)| (id.clone(), app.hooks.clone()))
-            .collect(),
-    )));
+    .with_service(Arc::new(reload_service(kernel.clone())));
     let host = match crate::edge::edge_for(pipeline.platform.redis.as_ref()) {
         Some(edge) => host.with_service(edge),
         None => host,

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use bext_plugin_abi::admin::refuse_unless_admin;
 use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, PluginError, Request, Response};
 use futures_util::FutureExt;
 use http::header::{CONTENT_LENGTH, HeaderValue};
@@ -17,7 +18,7 @@ use http::{StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use super::{AppEntry, Chain, Pipeline, Slot};
+use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
 use crate::apps::{add_kernel_headers, plain};
 use crate::manifest::FailMode;
@@ -156,9 +157,13 @@ async fn route(
         }
     }
     if internal {
-        // After the fetch stage, so the kernel's endpoints (and their
-        // throttle of wrong tokens) see the client the WAF resolved
-        // behind trusted proxies, as plugins' admin routes do.
+        // After the fetch stage, so the admin routes (and their throttle
+        // of wrong tokens) see the client the WAF resolved behind trusted
+        // proxies.
+        let path = req.uri().path();
+        if let Some(mount) = pipeline.admin.iter().find(|m| m.routes.rest(path).is_some()) {
+            return serve_admin(mount, req, cx).await;
+        }
         let rest = internal_rest(req.uri().path()).unwrap_or("");
         return crate::admin::respond(kernel, pipeline, rest, req, cx, false).unwrap_or_else(not_found);
     }
@@ -226,6 +231,23 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         }
     }
     res
+}
+
+/// A plugin's admin route: the one token check, then the plugin. Its
+/// errors are answered whatever its fail mode (an admin request has no app
+/// to go on to).
+async fn serve_admin(mount: &AdminMount, req: &mut Request, cx: &mut Ctx) -> Response {
+    if let Some(refused) = refuse_unless_admin(req, cx, mount.token.as_deref()) {
+        return refused;
+    }
+    let cx = &*cx;
+    match guard!(mount.slot.plugin.admin(req, cx)) {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::error!(plugin = %mount.slot.name, request_id = %cx.request_id, error = %e, "admin route failed");
+            error_answer(&e, cx)
+        }
+    }
 }
 
 /// The path under `/__bext`, when the request is for bext's own endpoints.
@@ -302,16 +324,20 @@ fn fail(slot: &Slot, e: PluginError, cx: &Ctx) -> Option<Response> {
     tracing::error!(plugin = %slot.name, request_id = %cx.request_id, error = %e, "plugin hook failed");
     match slot.on_error {
         FailMode::Open => None,
-        FailMode::Closed => {
-            let status = match &e {
-                PluginError::Hook { status, .. } => *status,
-                PluginError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            let reason = status.canonical_reason().unwrap_or("error");
-            Some(plain(status, format!("{reason} (request id {})\n", cx.request_id)))
-        }
+        FailMode::Closed => Some(error_answer(&e, cx)),
     }
+}
+
+/// What the client gets for a failed hook: the error's status and the
+/// request id, never the reason (that is for the log).
+fn error_answer(e: &PluginError, cx: &Ctx) -> Response {
+    let status = match e {
+        PluginError::Hook { status, .. } => *status,
+        PluginError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let reason = status.canonical_reason().unwrap_or("error");
+    plain(status, format!("{reason} (request id {})\n", cx.request_id))
 }
 
 fn not_found() -> Response {

@@ -3,6 +3,9 @@
 use bext_plugin_abi::units::{ByteSize, Span};
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use crate::DeployHooks;
 use crate::bundle::Limits;
 
 /// Typed `config` of the deploy plugin.
@@ -28,6 +31,11 @@ pub struct Config {
     /// more is refused (413 from the admin API) before it is stored.
     #[serde(default = "default_max_bundle_entries")]
     pub max_bundle_entries: u64,
+    /// Each app's `pre_build` and `post_deploy` commands, by app id: what
+    /// the platform file's `[apps.<id>] hooks = { ... }` says, passed on by
+    /// the kernel (a manifest may set them here too).
+    #[serde(default)]
+    pub app_hooks: BTreeMap<String, DeployHooks>,
 }
 
 impl Config {

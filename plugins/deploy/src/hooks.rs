@@ -3,7 +3,6 @@
 //! anything is stored, and a failure aborts the deploy; a post-deploy runs
 //! once the new version serves. Their output is kept in the registry.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,7 +15,8 @@ const MAX_OUTPUT: usize = 64 * 1024;
 /// How long a hook may run before it is killed.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-/// An app's hooks (`[apps.<id>] hooks` in the platform file).
+/// An app's hooks (`[apps.<id>] hooks` in the platform file, which the
+/// kernel passes on as [`crate::config::Config::app_hooks`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeployHooks {
@@ -28,10 +28,6 @@ pub struct DeployHooks {
     #[serde(default)]
     pub post_deploy: Option<String>,
 }
-
-/// Every app's hooks: a host service the kernel lends the plugin.
-#[derive(Debug, Clone, Default)]
-pub struct AppHooks(pub HashMap<String, DeployHooks>);
 
 /// One run of a hook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,16 +15,21 @@
 //! bundle, within the manifest's size and entry limits, and a
 //! `bext.config.toml` whose paths stay inside it.
 //!
-//! The plugin serves the admin API the CLI uses when a server runs, at its
-//! manifest's `base` (`/__bext/api/platform`), behind `Authorization:
+//! The kernel adds what the registry serves to its app table before each
+//! pipeline build ([`table`], through the contract's `app_changes`).
+//!
+//! The plugin's admin API, which the CLI uses, is mounted by the kernel at
+//! the manifest's `base` (`/__bext/api/platform`) behind `Authorization:
 //! Bearer $BEXT_ADMIN_TOKEN`; `manifests/deploy.yaml` lists its endpoints.
-//! Changes answer once the new pipeline serves.
+//! Changes answer once the new pipeline serves. With no server running,
+//! the CLI builds this plugin and sends it the same requests in-process.
 
 pub mod bundle;
 pub mod config;
 pub mod hooks;
 pub mod registry;
 pub mod store;
+pub mod table;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,9 +38,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use bext_plugin_abi::admin::refuse_unless_admin;
+use bext_plugin_abi::admin::{AdminRoutes, LocalUpload, json};
 use bext_plugin_abi::{
-    AppTarget, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Reload, Request, Response, Setup,
+    AppChange, AppTarget, BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Reload, Request, Response,
+    Setup,
 };
 use http::{Method, StatusCode, header};
 use http_body_util::BodyExt;
@@ -46,7 +52,7 @@ pub use crate::registry::{
     VersionRecord,
 };
 
-pub use crate::hooks::{AppHooks, DeployHooks, HookRun};
+pub use crate::hooks::{DeployHooks, HookRun};
 
 /// Seconds since the Unix epoch: the registry's clock.
 pub fn unix_now() -> u64 {
@@ -141,7 +147,7 @@ const COOKIE_MAX_AGE: u64 = 7 * 24 * 3600;
 
 /// The plugin instance.
 pub struct DeployPlugin {
-    base: String,
+    admin: AdminRoutes,
     shared: Arc<Shared>,
 }
 
@@ -150,10 +156,8 @@ struct Shared {
     root: PathBuf,
     config: Config,
     apps: Vec<String>,
-    token: OnceLock<Option<String>>,
     host: OnceLock<Host>,
     reload: OnceLock<Arc<Reload>>,
-    hooks: OnceLock<Arc<AppHooks>>,
     registry: Arc<Mutex<Option<Registry>>>,
     /// Running canaries by app, read on every request.
     canaries: ArcSwap<HashMap<String, Arc<Canary>>>,
@@ -253,24 +257,24 @@ impl BuiltinPlugin for DeployPlugin {
 
     fn new(config: Config, setup: &Setup<'_>) -> Result<Self, PluginError> {
         Ok(DeployPlugin {
-            base: setup
-                .base
-                .unwrap_or("/__bext/api/platform")
-                .trim_end_matches('/')
-                .to_owned(),
+            admin: AdminRoutes::under("base", setup.base.unwrap_or("/__bext/api/platform"))?
+                .token_env(config.admin_token_env.clone()),
             shared: Arc::new(Shared {
                 root: Registry::root_in(setup.data_dir),
                 apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
                 config,
-                token: OnceLock::new(),
                 host: OnceLock::new(),
                 reload: OnceLock::new(),
-                hooks: OnceLock::new(),
                 registry: Arc::new(Mutex::new(None)),
                 canaries: ArcSwap::from_pointee(HashMap::new()),
                 next_expiry: AtomicU64::new(u64::MAX),
             }),
         })
+    }
+
+    fn app_changes(_config: &Config, setup: &Setup<'_>) -> Result<Vec<AppChange>, PluginError> {
+        let served = Registry::served(&Registry::root_in(setup.data_dir)).map_err(|e| PluginError::Init(e.into()))?;
+        Ok(table::changes(served, unix_now()))
     }
 }
 
@@ -341,7 +345,7 @@ impl Shared {
     ) -> Result<Response, DeployError> {
         let out = self.with_registry(op).await?;
         self.changed().await?;
-        Ok(json_ok(&out))
+        Ok(json(StatusCode::OK, &out))
     }
 
     /// One look at expired previews and at every canary with automatic
@@ -430,16 +434,23 @@ async fn decide_forever(shared: std::sync::Weak<Shared>) {
 }
 
 impl DeployPlugin {
-    async fn api(&self, req: &mut Request, cx: &Ctx, rest: &str) -> Response {
+    async fn api(&self, req: &mut Request, rest: &str) -> Response {
         let shared = &self.shared;
-        if let Some(refused) = refuse_unless_admin(req, cx, shared.token.get().and_then(Option::as_deref)) {
-            return refused;
-        }
-        let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
+        // Segments arrive escaped (an app id the CLI was given is sent as
+        // is, `%2F` and all, for the registry to judge).
+        let parts: Vec<String> = rest
+            .trim_matches('/')
+            .split('/')
+            .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let method = req.method().clone();
         let query = Query(req.uri().query().unwrap_or("").to_owned());
         let result = match (&method, parts.as_slice()) {
-            (&Method::GET, ["apps"]) => shared.with_registry(|r| r.apps()).await.map(|a| json_ok(&a)),
+            (&Method::GET, ["apps"]) => shared
+                .with_registry(|r| r.apps())
+                .await
+                .map(|a| json(StatusCode::OK, &a)),
             (&Method::GET, ["apps", id]) => {
                 let id = (*id).to_owned();
                 let stats = self.stats(&id);
@@ -447,7 +458,8 @@ impl DeployPlugin {
                     .with_registry(move |r| {
                         let app = r.app(&id)?;
                         let versions = r.versions(&id)?;
-                        Ok(json_ok(
+                        Ok(json(
+                            StatusCode::OK,
                             &serde_json::json!({ "app": app, "versions": versions, "canary_stats": stats }),
                         ))
                     })
@@ -458,10 +470,13 @@ impl DeployPlugin {
                 shared
                     .with_registry(move |r| r.versions(&id))
                     .await
-                    .map(|v| json_ok(&v))
+                    .map(|v| json(StatusCode::OK, &v))
             }
             (&Method::POST, ["apps", id, "deploy"]) => self.deploy(req, id, &query).await,
-            (&Method::GET, ["previews"]) => shared.with_registry(|r| r.previews(None)).await.map(|p| json_ok(&p)),
+            (&Method::GET, ["previews"]) => shared
+                .with_registry(|r| r.previews(None))
+                .await
+                .map(|p| json(StatusCode::OK, &p)),
             (&Method::POST, ["previews", "prune"]) => {
                 let now = unix_now();
                 shared.change(move |r| r.prune_previews(now)).await
@@ -535,18 +550,19 @@ impl DeployPlugin {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("api")
             .to_owned();
-        let body = std::mem::take(req.body_mut())
-            .collect()
-            .await
-            .map_err(|e| DeployError::Bundle(format!("the upload could not be read: {e}")))?
-            .to_bytes();
+        // The operator's own command with no server running hands over its
+        // directory; anything else uploads a tar archive.
+        let local = req.extensions_mut().remove::<LocalUpload>();
+        let body = match local {
+            Some(_) => bytes::Bytes::new(),
+            None => std::mem::take(req.body_mut())
+                .collect()
+                .await
+                .map_err(|e| DeployError::Bundle(format!("the upload could not be read: {e}")))?
+                .to_bytes(),
+        };
         let id = id.to_owned();
-        let hooks = self
-            .shared
-            .hooks
-            .get()
-            .and_then(|h| h.0.get(&id).cloned())
-            .unwrap_or_default();
+        let hooks = self.shared.config.app_hooks.get(&id).cloned().unwrap_or_default();
         let plain = canary.is_none() && preview.is_none();
         let (app, hooks_after) = (id.clone(), hooks.clone());
         let mut deployed = self
@@ -559,7 +575,10 @@ impl DeployPlugin {
                     preview: preview.as_deref().map(|name| (name, ttl)),
                     hooks: Some(&hooks),
                 };
-                r.deploy_tar(&id, &body, &options)
+                match local {
+                    Some(LocalUpload { dir, progress }) => r.deploy(&id, &dir, &options, &mut |p, n| progress(p, n)),
+                    None => r.deploy_tar(&id, &body, &options),
+                }
             })
             .await?;
         self.shared.changed().await?;
@@ -612,22 +631,14 @@ fn set_cookie(res: &mut Response, name: &str, value: &str) {
 
 impl Plugin for DeployPlugin {
     fn hooks(&self) -> Hooks {
-        Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::RESPONSE
+        Hooks::INIT | Hooks::REQUEST | Hooks::RESPONSE | Hooks::ADMIN
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let shared = &self.shared;
-        let _ = shared.token.set(
-            std::env::var(&shared.config.admin_token_env)
-                .ok()
-                .filter(|t| !t.is_empty()),
-        );
         let _ = shared.host.set(host.clone());
         if let Some(reload) = host.service::<Reload>() {
             let _ = shared.reload.set(reload);
-        }
-        if let Some(hooks) = host.service::<AppHooks>() {
-            let _ = shared.hooks.set(hooks);
         }
         host.spawn(decide_forever(Arc::downgrade(shared)));
         if !Registry::exists(&shared.root) {
@@ -636,15 +647,13 @@ impl Plugin for DeployPlugin {
         Hook::later(async move { shared.refresh().await.map_err(|e| PluginError::Init(Box::new(e))) })
     }
 
-    fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
-        let Some(rest) = req.uri().path().strip_prefix(self.base.as_str()) else {
-            return Hook::Ready(Ok(Flow::Continue));
-        };
-        if !(rest.is_empty() || rest.starts_with('/')) {
-            return Hook::Ready(Ok(Flow::Continue));
-        }
-        let rest = rest.to_owned();
-        Hook::later(async move { Ok(Flow::Respond(self.api(req, cx, &rest).await)) })
+    fn admin_routes(&self) -> Option<&AdminRoutes> {
+        Some(&self.admin)
+    }
+
+    fn admin<'a>(&'a self, req: &'a mut Request, _cx: &'a Ctx) -> Hook<'a, Result<Response, PluginError>> {
+        let rest = self.admin.rest(req.uri().path()).unwrap_or_default().to_owned();
+        Hook::later(async move { Ok(self.api(req, &rest).await) })
     }
 
     /// A canaried app: the visitor's version by its cookie; a new visitor
@@ -699,19 +708,6 @@ impl Plugin for DeployPlugin {
         }
         Hook::Ready(Ok(()))
     }
-}
-
-fn json_ok(value: &impl serde::Serialize) -> Response {
-    json(StatusCode::OK, value)
-}
-
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
-    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
-    let mut res = Response::new(bext_plugin_abi::Body::full(bytes::Bytes::from(body)));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    res
 }
 
 bext_plugin_abi::register!(DeployPlugin);

@@ -1,12 +1,10 @@
-//! The admin endpoints under the manifest's `base`, behind the admin
-//! token: `POST {base}/invalidate` drops entries by tag, path or app
+//! The admin endpoints under the manifest's `base`, which the kernel
+//! mounts behind the admin token: `POST {base}/invalidate` drops entries by tag, path or app
 //! (here and across the fleet), and `POST {base}/revalidate` drops one
 //! path's entries and has the app render it again into the cache.
 
-use bext_plugin_abi::admin::refuse_unless_admin;
-use bext_plugin_abi::{
-    AppTarget, Body, Ctx, EncodedSlashes, PathError, Request, Response, normalise_path, text_response,
-};
+use bext_plugin_abi::admin::json;
+use bext_plugin_abi::{AppTarget, Body, EncodedSlashes, PathError, Request, Response, normalise_path, text_response};
 use http::header::HeaderValue;
 use http::{HeaderMap, Method, StatusCode};
 
@@ -18,6 +16,9 @@ use crate::store::cache_for;
 
 /// Where the admin endpoints live when the manifest names no `base`.
 pub(crate) const DEFAULT_BASE: &str = "/__bext/api";
+
+/// The endpoints under the base.
+pub(crate) const PATHS: &[&str] = &["/invalidate", "/revalidate"];
 
 /// An admin endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,19 +92,10 @@ fn keyed_target(path: &str, ignored: &IgnoredParams) -> Result<(String, Option<S
     Ok((path_only, query))
 }
 
-fn json_response(v: serde_json::Value) -> Response {
-    let mut res = text_response(StatusCode::OK, format!("{v}\n"));
-    res.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res
-}
-
 impl IsrPlugin {
-    /// Answers `{base}/invalidate` and `{base}/revalidate`.
-    pub(crate) async fn admin(&self, req: &mut Request, cx: &Ctx, action: Action) -> Response {
-        if let Some(refused) = refuse_unless_admin(req, cx, self.token.get().and_then(Option::as_deref)) {
-            return refused;
-        }
+    /// Answers `{base}/invalidate` and `{base}/revalidate` (the kernel
+    /// checked the token).
+    pub(crate) async fn serve_admin(&self, req: &mut Request, action: Action) -> Response {
         if req.method() != Method::POST {
             return text_response(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
         }
@@ -126,7 +118,7 @@ impl IsrPlugin {
                     return text_response(StatusCode::BAD_REQUEST, "give `tags`, `paths` or `app`\n");
                 }
                 let removed = self.invalidate_everywhere(&order).await;
-                json_response(serde_json::json!({ "removed": removed }))
+                json(StatusCode::OK, &serde_json::json!({ "removed": removed }))
             }
             Action::Revalidate => self.revalidate(order).await,
         }
@@ -199,7 +191,10 @@ impl IsrPlugin {
             fallback: None,
         };
         let stored = self.store.store(pending, &mut res).await;
-        json_response(serde_json::json!({ "status": status, "stored": stored, "removed": removed }))
+        json(
+            StatusCode::OK,
+            &serde_json::json!({ "status": status, "stored": stored, "removed": removed }),
+        )
     }
 }
 

@@ -14,10 +14,10 @@
 //! response: what may be kept (see [`policy`]) is stored, up to
 //! `max_entry_bytes`, and the waiting requests are woken.
 //!
-//! Admin endpoints under the manifest's `base` (`/__bext/api`):
-//! `POST {base}/invalidate` (`{"tags": [], "paths": [], "app": ""}`) and
-//! `POST {base}/revalidate` (`{"app": "", "path": "", "host": ""}`), with
-//! `Authorization: Bearer $BEXT_ADMIN_TOKEN`.
+//! Admin endpoints under the manifest's `base` (`/__bext/api`), mounted by
+//! the kernel: `POST {base}/invalidate` (`{"tags": [], "paths": [], "app":
+//! ""}`) and `POST {base}/revalidate` (`{"app": "", "path": "", "host":
+//! ""}`), with `Authorization: Bearer $BEXT_ADMIN_TOKEN`.
 //!
 //! One file per concern: [`config`] (the manifest's block), `rules` (what
 //! it compiles to), `lookup` (the request side: bypass, key, hits, the
@@ -44,6 +44,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bext_edge::Edge;
+use bext_plugin_abi::admin::AdminRoutes;
 use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
 
 use crate::config::Config;
@@ -64,12 +65,8 @@ pub struct IsrPlugin {
     ignored: IgnoredParams,
     /// The compiled `rules`.
     rules: Rules,
-    /// Where the admin endpoints live, without a trailing `/`.
-    base: String,
-    /// The environment variable holding the admin token.
-    token_env: String,
-    /// The admin token, read in `on_init`.
-    token: OnceLock<Option<String>>,
+    /// Where the admin endpoints live, and whose token guards them.
+    admin: AdminRoutes,
     /// The kernel's services, from `on_init`.
     host: OnceLock<Host>,
     /// Every app's id (invalidating a path everywhere names each app's set).
@@ -104,13 +101,9 @@ impl BuiltinPlugin for IsrPlugin {
             wait_timeout: c.wait_timeout.0,
             ignored: IgnoredParams::new(&c.ignore_params),
             rules,
-            base: setup
-                .base
-                .unwrap_or(admin::DEFAULT_BASE)
-                .trim_end_matches('/')
-                .to_owned(),
-            token_env: c.admin_token_env,
-            token: OnceLock::new(),
+            admin: AdminRoutes::under("base", setup.base.unwrap_or(admin::DEFAULT_BASE))?
+                .only(admin::PATHS)
+                .token_env(c.admin_token_env),
             host: OnceLock::new(),
             apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
         })
@@ -119,7 +112,7 @@ impl BuiltinPlugin for IsrPlugin {
 
 impl Plugin for IsrPlugin {
     fn hooks(&self) -> Hooks {
-        Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::RESPONSE
+        Hooks::INIT | Hooks::REQUEST | Hooks::RESPONSE | Hooks::ADMIN
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
@@ -129,16 +122,21 @@ impl Plugin for IsrPlugin {
             invalidate::listen_once(host, &edge);
             let _ = self.store.edge.set(edge);
         }
-        let token = std::env::var(&self.token_env).ok().filter(|t| !t.is_empty());
-        let _ = self.token.set(token);
         Hook::Ready(Ok(()))
     }
 
-    fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
-        let Some(action) = admin::Action::of(&self.base, req.uri().path()) else {
-            return Hook::Ready(Ok(Flow::Continue));
+    fn admin_routes(&self) -> Option<&AdminRoutes> {
+        Some(&self.admin)
+    }
+
+    fn admin<'a>(&'a self, req: &'a mut Request, _cx: &'a Ctx) -> Hook<'a, Result<Response, PluginError>> {
+        let Some(action) = admin::Action::of(self.admin.base(), req.uri().path()) else {
+            return Hook::Ready(Ok(bext_plugin_abi::text_response(
+                http::StatusCode::NOT_FOUND,
+                "not found\n",
+            )));
         };
-        Hook::later(async move { Ok(Flow::Respond(self.admin(req, cx, action).await)) })
+        Hook::later(async move { Ok(self.serve_admin(req, action).await) })
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {

@@ -1,0 +1,224 @@
+//! How the CLI reaches a plugin's admin routes: over HTTP on a running
+//! server (with the admin token), or, with none running, in-process: the
+//! plugin is built from its manifest as a server builds it, `on_init` runs,
+//! and it gets the very request the server would have passed it, minus the
+//! token check (whoever runs the command holds the data directory). The
+//! CLI names no plugin type either way: it speaks the admin API's JSON.
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bext_plugin_abi::admin::LocalUpload;
+use bext_plugin_abi::{Body, Ctx, Hooks, Host, Plugin, RequestId, Setup};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use crate::platform::Platform;
+
+/// A plugin's admin API, on a server or in this process.
+pub(super) struct AdminClient {
+    target: Target,
+    /// The platform file the command was pointed at.
+    pub(super) platform: Platform,
+    runtime: tokio::runtime::Runtime,
+}
+
+enum Target {
+    Server { base: String, token: String },
+    Local { plugin: Arc<dyn Plugin>, base: String },
+}
+
+impl AdminClient {
+    /// The admin API of `plugin` on `--server URL` when given; else on the
+    /// platform's server if one answers on its `listen` address; else in
+    /// this process, on the platform's data directory.
+    pub(super) fn find(config: &Path, server: Option<&str>, plugin: &str) -> anyhow::Result<AdminClient> {
+        let platform = Platform::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let manifests = crate::pipeline::load_manifests(&platform).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let manifest = manifests
+            .iter()
+            .find(|m| m.name == plugin && m.enabled)
+            .with_context(|| format!("the {plugin} plugin is off in the manifests of {}", config.display()))?;
+        let reg = crate::loader::find(plugin).with_context(|| format!("this bext has no {plugin} plugin built in"))?;
+        let apps: Arc<[_]> = platform.app_infos().into();
+        let setup = Setup {
+            plugin,
+            base: manifest.base.as_deref(),
+            apps: &apps,
+            data_dir: &platform.data_dir,
+        };
+        // As the server builds it: a manifest without `config` is all defaults.
+        let instance = (reg.factory)(manifest.config.clone(), &setup)
+            .map_err(|e| anyhow::anyhow!("{}: config: {e}", manifest.file.display()))?;
+        let routes = instance
+            .admin_routes()
+            .filter(|_| instance.hooks().has(Hooks::ADMIN))
+            .with_context(|| format!("the {plugin} plugin has no admin routes"))?;
+        let base = routes.base().to_owned();
+        let token_env = routes
+            .token_env_name()
+            .unwrap_or(&platform.settings.admin_token_env)
+            .to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let url = match server {
+            Some(url) => Some(url.trim_end_matches('/').to_owned()),
+            None => answering(&platform.settings.listen).map(|addr| format!("http://{addr}")),
+        };
+        let target = match url {
+            Some(url) => {
+                let token = std::env::var(&token_env)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .with_context(|| {
+                        format!("a bext server answers at {url}: set {token_env} to change it through its admin API")
+                    })?;
+                Target::Server {
+                    base: format!("{url}{base}"),
+                    token,
+                }
+            }
+            None => {
+                // No background tasks here: the command ends with its request.
+                let host = Host::new(platform.data_dir.clone(), apps, Arc::new(|_task| {}));
+                if instance.hooks().has(Hooks::INIT) {
+                    runtime
+                        .block_on(instance.on_init(&host).resolve())
+                        .with_context(|| format!("the {plugin} plugin"))?;
+                }
+                Target::Local { plugin: instance, base }
+            }
+        };
+        Ok(AdminClient {
+            target,
+            platform,
+            runtime,
+        })
+    }
+
+    /// `method` on `path` (with its query) under the plugin's base; the
+    /// answer's JSON, or the error it carried. `upload` is a tar archive
+    /// for a server, and the directory itself in-process.
+    pub(super) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        upload: Option<Upload<'_>>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (status, bytes, url) = match &self.target {
+            Target::Server { base, token } => {
+                let url = format!("{base}{path}");
+                let mut req = http::Request::builder()
+                    .method(method)
+                    .uri(&url)
+                    .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+                    .header("x-bext-user", user());
+                let body = match upload {
+                    Some(upload) => {
+                        req = req.header(http::header::CONTENT_TYPE, "application/x-tar");
+                        upload.pack()?
+                    }
+                    None => Vec::new(),
+                };
+                let req = req.body(Full::new(Bytes::from(body)))?;
+                let (status, bytes) = self.runtime.block_on(async {
+                    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                        .build_http::<Full<Bytes>>();
+                    let res = client.request(req).await.with_context(|| url.clone())?;
+                    let status = res.status();
+                    anyhow::Ok((status, res.into_body().collect().await?.to_bytes()))
+                })?;
+                (status, bytes, url)
+            }
+            Target::Local { plugin, base } => {
+                let url = format!("{base}{path}");
+                let mut req = http::Request::builder()
+                    .method(method)
+                    .uri(&url)
+                    .header("x-bext-user", user())
+                    .body(Body::empty())?;
+                if let Some(Upload { dir, progress, .. }) = upload {
+                    req.extensions_mut().insert(LocalUpload {
+                        dir: dir.to_owned(),
+                        progress,
+                    });
+                }
+                let cx = Ctx::new(RequestId(0), SocketAddr::from(([127, 0, 0, 1], 0)));
+                let (status, bytes) = self.runtime.block_on(async {
+                    let res = plugin.admin(&mut req, &cx).resolve().await?;
+                    let status = res.status();
+                    anyhow::Ok((
+                        status,
+                        res.into_body()
+                            .collect()
+                            .await
+                            .map_err(|e| anyhow::anyhow!(e))?
+                            .to_bytes(),
+                    ))
+                })?;
+                (status, bytes, url)
+            }
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{url} answered {status}: {}", String::from_utf8_lossy(&bytes).trim()))?;
+        if !status.is_success() {
+            bail!("{}", value["error"].as_str().unwrap_or(status.as_str()));
+        }
+        Ok(value)
+    }
+}
+
+/// A directory to upload, and who hears of its files when they are stored
+/// in-process.
+pub(super) struct Upload<'a> {
+    /// The directory.
+    pub(super) dir: &'a Path,
+    /// Told of each file stored (in-process only).
+    pub(super) progress: Arc<bext_plugin_abi::admin::Progress>,
+    /// Whether to say what is uploaded.
+    pub(super) quiet: bool,
+}
+
+impl Upload<'_> {
+    /// The directory as a tar archive: links go as links, and a file with
+    /// holes as its bytes (the server refuses links and sparse entries, and
+    /// counts holes).
+    fn pack(self) -> anyhow::Result<Vec<u8>> {
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.follow_symlinks(false);
+        tar.sparse(false);
+        tar.append_dir_all(".", self.dir)
+            .with_context(|| format!("{}: cannot pack", self.dir.display()))?;
+        let archive = tar.into_inner()?;
+        if !self.quiet {
+            eprintln!(
+                "uploading {} ({})",
+                self.dir.display(),
+                super::registry::size(archive.len() as u64)
+            );
+        }
+        Ok(archive)
+    }
+}
+
+/// The address of a server listening on `listen`, if one answers.
+fn answering(listen: &str) -> Option<SocketAddr> {
+    let addr = listen.to_socket_addrs().ok()?.next()?;
+    if addr.port() == 0 {
+        return None;
+    }
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+    Some(addr)
+}
+
+/// Who runs the command, for the registry's `deployed_by`.
+fn user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "cli".into())
+}

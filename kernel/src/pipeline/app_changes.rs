@@ -1,0 +1,209 @@
+//! Apps plugins add to the table before a pipeline is built (the contract's
+//! `BuiltinPlugin::app_changes`: the deploy registry's current versions,
+//! canaries and previews), applied in order to the platform file's apps.
+
+use std::path::{Component, Path};
+
+use bext_plugin_abi::{AppChange, Domains, Env, Setup};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::manifest::{Entry, Manifest};
+use crate::platform::{AppConfig, Platform, RuntimeKind};
+
+/// Asks every enabled built-in plugin for its app changes and applies
+/// them. Nothing changes when no plugin has any.
+pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
+    for m in manifests
+        .iter()
+        .filter(|m| m.enabled && matches!(m.entry, Entry::Builtin))
+    {
+        let Some(reg) = crate::loader::find(&m.name) else {
+            continue;
+        };
+        let apps = platform.app_infos();
+        let setup = Setup {
+            plugin: &m.name,
+            base: m.base.as_deref(),
+            apps: &apps,
+            data_dir: &platform.data_dir,
+        };
+        let changes = (reg.app_changes)(m.config.clone(), &setup)
+            .map_err(|e| Diagnostic::new(&m.file, "", format!("the apps plugin `{}` adds: {e}", m.name)))?;
+        for change in changes {
+            apply_one(platform, change)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_one(platform: &mut Platform, change: AppChange) -> Result<(), Diagnostics> {
+    let mut app = match platform.apps.get(&change.like) {
+        Some(like) => {
+            let mut app = like.clone();
+            app.source = Some(change.source);
+            app
+        }
+        None => described_by(&change.source)?,
+    };
+    match change.domains {
+        Domains::Same => {}
+        Domains::Hidden => app.domains.clear(),
+        Domains::Preview(name) => {
+            app.domains = preview_domains(&platform.settings.preview_domain, &app.domains, &name);
+        }
+    }
+    if change.env == Env::Preview {
+        app.env = std::mem::take(&mut app.preview_env);
+    }
+    platform.apps.insert(change.id, app);
+    Ok(())
+}
+
+/// The hosts of preview `name` of an app with `domains`, by the
+/// platform's `preview_domain` template (regex hosts have none).
+pub(crate) fn preview_domains(template: &str, domains: &[String], name: &str) -> Vec<String> {
+    domains
+        .iter()
+        .filter(|d| !d.starts_with('~'))
+        .map(|d| {
+            template
+                .replace("{name}", name)
+                .replace("{domain}", d.trim_start_matches("*."))
+        })
+        .collect()
+}
+
+/// The app a directory's own `bext.config.toml` describes, refused when a
+/// path it names (`static_dir`, `entry`) resolves outside the directory:
+/// a plugin's directory (a stored version) must not serve the host's
+/// files, whatever an older plugin let into it.
+fn described_by(dir: &Path) -> Result<AppConfig, Diagnostics> {
+    let (app, _) = AppConfig::for_dir(dir)?;
+    let file = dir.join("bext.config.toml");
+    let root = std::fs::canonicalize(dir).map_err(|e| Diagnostic::new(dir, "", e.to_string()))?;
+    let entry = (app.runtime == RuntimeKind::Js).then(|| app.js_entry()).flatten();
+    for (field, path) in [("server.static_dir", app.source.clone()), ("server.entry", entry)] {
+        let Some(path) = path else { continue };
+        // Lexically first (a missing path cannot be resolved), then as the
+        // file system resolves it, every link followed.
+        let lexical = path.strip_prefix(dir).is_ok_and(|rest| {
+            rest.components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        });
+        let resolved = match std::fs::canonicalize(&path) {
+            Ok(real) => real.starts_with(&root),
+            Err(_) => true,
+        };
+        if !(lexical && resolved) {
+            return Err(Diagnostic::new(
+                &file,
+                field,
+                format!(
+                    "{} is outside the version's directory {}: the deploy plugin no longer accepts such a bundle; roll the app back or remove it",
+                    path.display(),
+                    dir.display()
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version stored by an older bext, whose `bext.config.toml` names a
+    /// path outside it, is not served from there.
+    #[test]
+    fn a_stored_bundle_config_that_leaves_its_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = dir.path().join("versions/app/v1");
+        std::fs::create_dir_all(version.join("dist")).unwrap();
+        std::fs::write(version.join("dist/index.js"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path(), version.join("up")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", version.join("dist/passwd.js")).unwrap();
+        let config = |text: &str| std::fs::write(version.join("bext.config.toml"), text).unwrap();
+        for bad in [
+            "[server]\nstatic_dir = \"/\"",
+            "[server]\nstatic_dir = \"/etc\"",
+            "[server]\nstatic_dir = \"../../..\"",
+            "[server]\nstatic_dir = \"up\"",
+            "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"../../../../x.js\"",
+            "[server]\nruntime = \"js\"\nentry = \"/etc/passwd\"",
+            "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"passwd.js\"",
+        ] {
+            config(bad);
+            let err = described_by(&version).unwrap_err().to_string();
+            assert!(err.contains("bext.config.toml: server."), "{bad}: {err}");
+            assert!(err.contains("is outside the version's directory"), "{bad}: {err}");
+        }
+        for good in [
+            "",
+            "[server]\nstatic_dir = \"dist\"",
+            "[server]\nstatic_dir = \"./dist/\"",
+            "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"",
+        ] {
+            config(good);
+            let app = described_by(&version).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert!(app.source.unwrap().starts_with(&version));
+        }
+    }
+
+    /// Copies keep what the app they copy has, with the change's files,
+    /// hosts and env; an app the table lacks is what its directory says.
+    #[test]
+    fn changes_copy_hide_and_preview_apps() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(&site).unwrap();
+        std::fs::write(site.join("index.js"), "export default {}").unwrap();
+        let file = dir.path().join("platform.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[platform]\n[apps.shop]\nsource = {site:?}\nruntime = \"js\"\ndomains = [\"shop.test\", \"*.shop.test\", \"~^(?P<tenant>x)$\"]\nenv = {{ DB = \"prod\" }}\npreview_env = {{ DB = \"staging\" }}\n"
+            ),
+        )
+        .unwrap();
+        let mut platform = Platform::load(&file).unwrap();
+        let v2 = dir.path().join("v2");
+        std::fs::create_dir_all(v2.join("dist")).unwrap();
+        std::fs::write(v2.join("bext.config.toml"), "[server]\nstatic_dir = \"dist\"").unwrap();
+        let change = |id: &str, like: &str, domains, env| AppChange {
+            id: id.into(),
+            like: like.into(),
+            source: v2.clone(),
+            domains,
+            env,
+        };
+        apply_one(
+            &mut platform,
+            change("shop~pr-1", "shop", Domains::Preview("pr-1".into()), Env::Preview),
+        )
+        .unwrap();
+        apply_one(&mut platform, change("shop@v2", "shop", Domains::Hidden, Env::Same)).unwrap();
+        apply_one(&mut platform, change("new", "new", Domains::Same, Env::Same)).unwrap();
+        let preview = &platform.apps["shop~pr-1"];
+        assert_eq!(preview.domains, ["pr-1.preview.shop.test", "pr-1.preview.shop.test"]);
+        assert_eq!(preview.env["DB"], "staging");
+        assert_eq!(
+            (preview.runtime, preview.source.as_deref()),
+            (RuntimeKind::Js, Some(v2.as_path()))
+        );
+        let canary = &platform.apps["shop@v2"];
+        assert!(canary.domains.is_empty());
+        assert_eq!(canary.env["DB"], "prod");
+        assert_eq!(
+            platform.apps["shop"].source.as_deref(),
+            Some(site.as_path()),
+            "the copied app is unchanged"
+        );
+        let new = &platform.apps["new"];
+        assert_eq!(
+            (new.runtime, new.source.clone()),
+            (RuntimeKind::Static, Some(v2.join("dist")))
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! `[apps.<id>] hooks = { ... }` in the platform file: the deploy plugin's
+//! setting for one app, passed on unread as its `app_hooks.<id>`. (Keys
+//! that turn a plugin on for one app, `rate_limit`, `auth` and `cache`,
+//! become that app's plugin config instead: see `compile::app_plugins`.)
+//! The deploy plugin keeps one registry, with one admin API, for every
+//! app, so an app's hooks go to its one instance rather than making an
+//! instance for that app.
+
+use crate::manifest::Manifest;
+use crate::platform::Platform;
+
+/// The plugin the `hooks` key belongs to.
+const PLUGIN: &str = "deploy";
+/// The field of its config that holds every app's hooks by app id.
+const FIELD: &str = "app_hooks";
+
+/// Adds each app's `hooks` to the deploy manifest's `app_hooks` (hooks
+/// the manifest sets for the same app win).
+pub(crate) fn pass_on(platform: &Platform, manifests: &mut [Manifest]) {
+    let by_app: serde_json::Map<String, serde_json::Value> = platform
+        .apps
+        .iter()
+        .filter_map(|(id, app)| Some((id.clone(), app.hooks.clone()?)))
+        .collect();
+    if by_app.is_empty() {
+        return;
+    }
+    for m in manifests.iter_mut().filter(|m| m.name == PLUGIN) {
+        if !m.config.is_object() {
+            m.config = serde_json::Value::Object(Default::default());
+        }
+        let Some(config) = m.config.as_object_mut() else {
+            continue;
+        };
+        let slot = config
+            .entry(FIELD)
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let Some(slot) = slot.as_object_mut() {
+            for (id, hooks) in &by_app {
+                slot.entry(id.clone()).or_insert_with(|| hooks.clone());
+            }
+        }
+    }
+}
+
+/// Where in the platform file a config error of `plugin` at `path` comes
+/// from, when [`pass_on`] put the value there: `apps.<id>.hooks...`.
+pub(crate) fn origin(platform: &Platform, plugin: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(FIELD)?.strip_prefix('.')?;
+    let (id, inner) = rest.split_once('.').unwrap_or((rest, ""));
+    let passed = plugin == PLUGIN && platform.apps.get(id).is_some_and(|a| a.hooks.is_some());
+    passed.then(|| match inner {
+        "" => format!("apps.{id}.hooks"),
+        inner => format!("apps.{id}.hooks.{inner}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "deploy")]
+    #[test]
+    fn hooks_reach_the_deploy_manifest_and_errors_point_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("platform.toml");
+        std::fs::write(
+            &file,
+            "[apps.blog]\nsource = \".\"\nhooks = { pre_build = \"make\" }\n[apps.plain]\nsource = \".\"\n",
+        )
+        .unwrap();
+        let platform = Platform::load(&file).unwrap();
+        let mut manifests = crate::manifest::defaults();
+        pass_on(&platform, &mut manifests);
+        let deploy = manifests.iter().find(|m| m.name == "deploy").unwrap();
+        assert_eq!(
+            deploy.config["app_hooks"],
+            serde_json::json!({ "blog": { "pre_build": "make" } })
+        );
+        let vhosts = manifests.iter().find(|m| m.name == "vhosts").unwrap();
+        assert!(vhosts.config.get("app_hooks").is_none());
+        assert_eq!(
+            origin(&platform, "deploy", "app_hooks.blog.pre_buil").as_deref(),
+            Some("apps.blog.hooks.pre_buil")
+        );
+        assert_eq!(origin(&platform, "deploy", "app_hooks.plain.x"), None);
+        assert_eq!(origin(&platform, "deploy", "keep_versions"), None);
+    }
+}

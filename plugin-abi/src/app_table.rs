@@ -1,0 +1,47 @@
+//! Apps a plugin adds to the platform's app table before any pipeline is
+//! built ([`crate::BuiltinPlugin::app_changes`]): the deploy registry
+//! serves each app from its current version, and adds its canaries and
+//! previews as apps of their own. The kernel applies the changes in
+//! order, each to the table as the ones before left it.
+
+use std::path::PathBuf;
+
+/// One app to add to the table, or to replace in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppChange {
+    /// The app's id in the table (an existing one is replaced).
+    pub id: String,
+    /// The app to copy (runtime, headers, plugins, env...) when the table
+    /// has it; otherwise the app `source`'s own `bext.config.toml`
+    /// describes (a static site without one), as `bext run` reads it.
+    pub like: String,
+    /// The directory the app serves from.
+    pub source: PathBuf,
+    /// The hosts it answers on.
+    pub domains: Domains,
+    /// The `env` its JavaScript gets.
+    pub env: Env,
+}
+
+/// The hosts of a changed app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Domains {
+    /// Those of the app it copies.
+    Same,
+    /// None: the app is reached only when a plugin sends requests to it
+    /// ([`crate::Host::serve_app`]).
+    Hidden,
+    /// Those of the app it copies, as the platform's `preview_domain`
+    /// template makes them for preview `name` (`{name}.preview.{domain}`).
+    Preview(String),
+}
+
+/// The `env` of a changed app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Env {
+    /// That of the app it copies.
+    Same,
+    /// The copied app's `preview_env`, never its `env`: a preview must not
+    /// reach production data unless told to.
+    Preview,
+}

@@ -6,11 +6,15 @@
 //! apps' decisions and a reload keeps the history.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::SystemTime;
 
+use bext_plugin_abi::{Ctx, Request};
 use serde::Serialize;
+
+use crate::inspect::Finding;
 
 /// One decision.
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +23,8 @@ pub struct Event {
     pub time: u64,
     /// The request id (as in the access log and error pages).
     pub request_id: String,
-    /// `block`, `detect`, `deny_ip`, `rate_limit`, `challenge` or `bot`.
+    /// `block`, `detect`, `deny_ip`, `rate_limit`, `challenge`, `bot` or
+    /// `uninspectable_body`.
     pub action: &'static str,
     /// The client address the decision was about.
     pub client_ip: String,
@@ -78,6 +83,49 @@ impl AuditLog {
     }
 }
 
+/// Records a decision about `req` from `ip` (`action`, and the finding
+/// when a rule decided): in the audit log, and as a `bext::waf` log line
+/// naming `plugin`.
+pub(crate) fn record(
+    plugin: &str,
+    req: &Request,
+    cx: &Ctx,
+    ip: IpAddr,
+    action: &'static str,
+    finding: Option<&Finding>,
+) {
+    let path = req.uri().path();
+    let event = Event {
+        time: now(),
+        request_id: cx.request_id.to_string(),
+        action,
+        client_ip: ip.to_string(),
+        method: req.method().to_string(),
+        host: cx.host.as_deref().unwrap_or("").to_owned(),
+        path: path[..path.floor_char_boundary(200)].to_owned(),
+        app: cx.app().map(str::to_owned),
+        rule: finding.map(|f| f.rule),
+        category: finding.map(|f| f.category.as_str()),
+        part: finding.map(|f| f.part.as_str()),
+        name: finding.map(|f| f.name.clone()),
+        sample: finding.map(|f| f.sample.clone()),
+    };
+    tracing::warn!(
+        target: "bext::waf",
+        plugin = %plugin,
+        request_id = %cx.request_id,
+        action,
+        client_ip = %ip,
+        rule = finding.map_or("", |f| f.rule),
+        category = finding.map_or("", |f| f.category.as_str()),
+        part = finding.map_or("", |f| f.part.as_str()),
+        name = finding.map_or("", |f| f.name.as_str()),
+        path = %event.path,
+        "waf decision"
+    );
+    AUDIT.push(event);
+}
+
 /// Seconds since the epoch, for event times.
 pub fn now() -> u64 {
     SystemTime::now()
@@ -105,6 +153,55 @@ mod tests {
             name: None,
             sample: None,
         }
+    }
+
+    #[test]
+    fn a_record_says_who_what_and_which_rule() {
+        use crate::rules::{Category, Part};
+        use bext_plugin_abi::{Body, RequestId};
+
+        let mut req = Request::new(Body::empty());
+        *req.method_mut() = http::Method::POST;
+        let long = format!("/{}", "a".repeat(300));
+        *req.uri_mut() = long.parse().unwrap();
+        let mut cx = Ctx::new(RequestId(0xa0d17), "192.0.2.9:4000".parse().unwrap());
+        cx.host = Some("shop.test".into());
+        let _ = cx.set_app("shop");
+        let finding = Finding::new("sqli-union", Category::Sqli, Part::Arg, "q", "' union select");
+        record(
+            "waf",
+            &req,
+            &cx,
+            "203.0.113.7".parse().unwrap(),
+            "block",
+            Some(&finding),
+        );
+        let id = cx.request_id.to_string();
+        let e = AUDIT
+            .recent(usize::MAX)
+            .into_iter()
+            .find(|e| e.request_id == id)
+            .unwrap();
+        assert_eq!(
+            (
+                e.action,
+                e.client_ip.as_str(),
+                e.method.as_str(),
+                e.host.as_str(),
+                e.app.as_deref()
+            ),
+            ("block", "203.0.113.7", "POST", "shop.test", Some("shop"))
+        );
+        assert_eq!(
+            (e.rule, e.category, e.part),
+            (Some("sqli-union"), Some("sqli"), Some("arg"))
+        );
+        assert_eq!(
+            (e.name.as_deref(), e.sample.as_deref()),
+            (Some("q"), Some("' union select"))
+        );
+        // The path as sent, cut to 200 bytes.
+        assert_eq!(e.path, long[..200]);
     }
 
     #[test]

@@ -77,6 +77,15 @@ impl IpTable {
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
+
+    /// Adds every address or CIDR of a configured list with `verdict`;
+    /// an error says which entry (its index) and why.
+    pub fn insert_all(&mut self, list: &[String], verdict: Verdict) -> Result<(), (usize, String)> {
+        for (i, net) in list.iter().enumerate() {
+            self.insert(parse_net(net).map_err(|e| (i, e))?, verdict);
+        }
+        Ok(())
+    }
 }
 
 fn slot<K>(levels: &mut Vec<(u8, HashMap<K, Verdict>)>, len: u8) -> &mut HashMap<K, Verdict> {
@@ -126,6 +135,29 @@ pub enum ClientIpHeader {
     XForwardedFor,
     /// `Forwarded: for=client, for="[2001:db8::1]:443"` (RFC 7239).
     Forwarded,
+}
+
+/// The proxies whose word on the client's address is believed, and the
+/// header they write it in.
+#[derive(Debug, Clone, Default)]
+pub struct Proxies {
+    trusted: IpTable,
+    header: ClientIpHeader,
+}
+
+impl Proxies {
+    /// The `trusted_proxies` CIDRs and `client_ip_header`; an error says
+    /// which entry (its index) and why.
+    pub fn new(trusted: &[String], header: ClientIpHeader) -> Result<Self, (usize, String)> {
+        let mut table = IpTable::default();
+        table.insert_all(trusted, Verdict::Allow)?;
+        Ok(Proxies { trusted: table, header })
+    }
+
+    /// The client's address, as [`client_ip`] finds it.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.trusted, self.header)
+    }
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy,
@@ -293,6 +325,27 @@ mod tests {
         );
         assert!(parse_net("10.0.0.0/33").is_err());
         assert!(parse_net("nope").is_err());
+    }
+
+    #[test]
+    fn configured_lists_name_the_bad_entry() {
+        let mut t = IpTable::default();
+        t.insert_all(&["10.0.0.0/8".into(), "192.0.2.7".into()], Verdict::Deny)
+            .unwrap();
+        assert_eq!(t.lookup(ip("10.2.3.4")), Some(Verdict::Deny));
+        assert_eq!(t.lookup(ip("192.0.2.7")), Some(Verdict::Deny));
+        let err = t.insert_all(&["10.0.0.1".into(), "bad".into()], Verdict::Allow);
+        assert_eq!(err, Err((1, "`bad` is not an IP address or CIDR".into())));
+        assert_eq!(Proxies::new(&["x".into()], ClientIpHeader::Forwarded).unwrap_err().0, 0);
+    }
+
+    #[test]
+    fn proxies_find_the_client() {
+        let proxies = Proxies::new(&["10.0.0.0/8".into()], ClientIpHeader::XForwardedFor).unwrap();
+        let h = lines(&[("x-forwarded-for", "203.0.113.7, 10.0.0.9")]);
+        assert_eq!(proxies.client(ip("10.0.0.1"), &h), ip("203.0.113.7"));
+        assert_eq!(proxies.client(ip("198.51.100.1"), &h), ip("198.51.100.1"));
+        assert_eq!(Proxies::default().client(ip("10.0.0.1"), &h), ip("10.0.0.1"));
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -260,8 +260,37 @@ pub(crate) fn unescape_entities_and_js(value: &str, shape: Shape) -> Option<Stri
     Some(out)
 }
 
-/// One HTML character reference at the start of `s`: the char and the
-/// bytes it took (`None, 1` when it is not one).
+/// `s` with every character reference resolved, as an XML parser (or an
+/// HTML one) reports text and attribute values: see [`entity`].
+pub(crate) fn unescape_entities(s: &str) -> Cow<'_, str> {
+    if !s.contains('&') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let (c, used) = entity(rest);
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[..used]),
+        }
+        rest = &rest[used..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// The one decoder of character references, for HTML views and XML
+/// bodies alike: the reference at the start of `s` (which starts with
+/// `&`), as the char and the bytes it took, or `None, 1` when it is not
+/// one. Known are XML's five names, the HTML names that spell the
+/// punctuation of an attack (`&colon;`, `&lpar;`, `&tab;`...), all in
+/// lower case (the HTML views are of canonical, lower-cased values; an
+/// XML body's text gets an HTML view too), and decimal (`&#36;`) and hexadecimal
+/// (`&#x24;`, `&#X24;`) references, leading zeros allowed; a reference
+/// ends at a `;` within its first 12 bytes.
 pub(crate) fn entity(s: &str) -> (Option<char>, usize) {
     let end = s[..s.floor_char_boundary(12)].find(';');
     let Some(end) = end else {
@@ -294,7 +323,9 @@ pub(crate) fn entity(s: &str) -> (Option<char>, usize) {
         "plus" => Some('+'),
         "excl" => Some('!'),
         "grave" => Some('`'),
-        n if n.starts_with("#x") => u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32),
+        n if n.starts_with("#x") || n.starts_with("#X") => {
+            u32::from_str_radix(&n[2..], 16).ok().and_then(char::from_u32)
+        }
         n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
         _ => None,
     };
@@ -416,6 +447,99 @@ mod tests {
             let (canon, shape) = canonical_shaped(v, Shape::of(v), true);
             assert_eq!(shape, Shape::of(canon.as_bytes()), "{:?}", String::from_utf8_lossy(v));
         }
+    }
+
+    #[test]
+    fn every_form_of_character_reference_is_decoded() {
+        // XML's five names, and the HTML names of attack punctuation.
+        for (text, c) in [
+            ("&lt;", '<'),
+            ("&gt;", '>'),
+            ("&amp;", '&'),
+            ("&quot;", '"'),
+            ("&apos;", '\''),
+            ("&colon;", ':'),
+            ("&tab;", '\t'),
+            ("&newline;", '\n'),
+            ("&lpar;", '('),
+            ("&rpar;", ')'),
+            ("&lcub;", '{'),
+            ("&rbrace;", '}'),
+            ("&lsqb;", '['),
+            ("&rbrack;", ']'),
+            ("&sol;", '/'),
+            ("&bsol;", '\\'),
+            ("&dollar;", '$'),
+            ("&num;", '#'),
+            ("&period;", '.'),
+            ("&comma;", ','),
+            ("&semi;", ';'),
+            ("&equals;", '='),
+            ("&plus;", '+'),
+            ("&excl;", '!'),
+            ("&grave;", '`'),
+            // Decimal and hexadecimal, either `x`, leading zeros.
+            ("&#60;", '<'),
+            ("&#0000060;", '<'),
+            ("&#x3c;", '<'),
+            ("&#X3C;", '<'),
+            ("&#x00003c;", '<'),
+            ("&#x1F600;", '\u{1F600}'),
+        ] {
+            assert_eq!(entity(text), (Some(c), text.len()), "{text}");
+            assert_eq!(entity(&format!("{text}rest")), (Some(c), text.len()), "{text}");
+        }
+        // Not references: `&` alone is taken as itself.
+        for text in [
+            "&",
+            "&lt",
+            "&unknown;",
+            "&LT;",
+            "&#;",
+            "&#x;",
+            "&#xzz;",
+            "&#xd800;",
+            "&#1114112;",
+            "&#00000000060;",
+            "& lt;",
+        ] {
+            assert_eq!(entity(text), (None, 1), "{text}");
+        }
+    }
+
+    #[test]
+    fn whole_values_have_their_references_resolved() {
+        assert!(matches!(unescape_entities("no references"), Cow::Borrowed(_)));
+        assert_eq!(unescape_entities("Tom &amp; Jerry"), "Tom & Jerry");
+        assert_eq!(unescape_entities("x&amp;&amp;cat /etc/passwd"), "x&&cat /etc/passwd");
+        assert_eq!(unescape_entities("&#49;&#39; or &#X31;&#x3d;1"), "1' or 1=1");
+        assert_eq!(unescape_entities("java&Tab;script&colon;"), "java&Tab;script:");
+        // One level only: `&amp;lt;` is `&lt;` to the app.
+        assert_eq!(unescape_entities("&amp;lt;"), "&lt;");
+        assert_eq!(unescape_entities("a & b &c"), "a & b &c");
+    }
+
+    #[test]
+    fn the_html_view_resolves_references_and_js_escapes() {
+        let view = |v: &str| unescape_entities_and_js(v, Shape::of(v.as_bytes()));
+        assert_eq!(view("plain"), None);
+        assert_eq!(view("a&b;"), Some("a&b;".into()));
+        assert_eq!(
+            view("java&#x09;script&colon;alert&lpar;1&rpar;"),
+            Some("javascript:alert(1)".into())
+        );
+        assert_eq!(view("&#X3C;svg&#62;"), Some("<svg>".into()));
+        assert_eq!(view("\\u003cscript\\x3e"), Some("<script>".into()));
+        assert_eq!(view("\\u{3c}b"), Some("<b".into()));
+    }
+
+    #[test]
+    fn entities_next_to_multibyte_chars_do_not_panic() {
+        // Found by tests/fuzz.rs: a reference cut inside a UTF-8 sequence.
+        assert_eq!(entity("&\\u00<<\u{fffd}\u{fffd}"), (None, 1));
+        let v = "&\\u00<<\u{fffd}\u{fffd}\u{fffd}";
+        assert!(unescape_entities_and_js(v, Shape::of(v.as_bytes())).is_some());
+        assert_eq!(unescape_entities("&abcdefghij\u{fffd}"), "&abcdefghij\u{fffd}");
     }
 
     #[test]

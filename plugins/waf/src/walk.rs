@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use crate::clean::Local;
 use crate::inspect::{Engine, Finding, Subject, Switches, allowed_charset, body_charset, charset};
-use crate::normalize::canonical;
+use crate::normalize::{canonical, unescape_entities};
 use crate::rules::{Category, Part};
 
 /// Headers whose values are not inspected as free text: checked
@@ -276,7 +276,7 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
     let mut joined = String::new();
     while !rest.is_empty() {
         let lt = rest.find('<').unwrap_or(rest.len());
-        joined.push_str(&unescape_xml(&rest[..lt]));
+        joined.push_str(&unescape_entities(&rest[..lt]));
         rest = &rest[lt..];
         if rest.is_empty() {
             break;
@@ -305,7 +305,7 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
             return true;
         }
         let Some(gt) = find_tag_end(rest) else {
-            return v.value(Part::Body, "", unescape_xml(rest).as_bytes(), false);
+            return v.value(Part::Body, "", unescape_entities(rest).as_bytes(), false);
         };
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
@@ -315,7 +315,7 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
         for (name, value) in attributes(tag) {
             let name = canonical(name.as_bytes(), false);
             if v.value(Part::ArgName, "", name.as_bytes(), false)
-                || v.value(Part::Arg, &name, unescape_xml(value).as_bytes(), false)
+                || v.value(Part::Arg, &name, unescape_entities(value).as_bytes(), false)
             {
                 return true;
             }
@@ -365,49 +365,6 @@ fn attributes(tag: &str) -> Vec<(&str, &str)> {
         rest = body.get(end + 1..).unwrap_or("");
     }
     out
-}
-
-/// XML's five named entities and numeric character references.
-pub(crate) fn unescape_xml(s: &str) -> Cow<'_, str> {
-    if !s.contains('&') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let Some(semi) = rest[..rest.floor_char_boundary(12)].find(';') else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..semi];
-        let c = match entity {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            e if e.starts_with("#x") || e.starts_with("#X") => {
-                u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32)
-            }
-            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match c {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
 }
 
 /// Fields of a `multipart/form-data` body: names, file names, and the

@@ -1,0 +1,184 @@
+//! The `on_request` step: screening (`screen.rs`), then the rules for this
+//! path (`switches.rs`), the body read for inspection (`body.rs`) and the
+//! engine's verdict (`inspect.rs`), acted on as `mode` says. Every
+//! decision is recorded (`audit.rs`); refusals are `respond.rs`'s.
+
+use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
+use bext_plugin_abi::{Ctx, Flow, Hook, PluginError, Request};
+use http::StatusCode;
+
+use crate::audit::record;
+use crate::body::{self, Read};
+use crate::config::{Config, Mode, Uninspectable};
+use crate::inspect::{Engine, Finding, Subject, Switches};
+use crate::ip::IpTable;
+use crate::respond;
+use crate::screen::{Screen, Screened};
+use crate::switches::RuleSwitches;
+
+/// The rules compiled once per process: they are constants, and per-app
+/// instances share them.
+static ENGINE: LazyLock<Engine> = LazyLock::new(Engine::new);
+
+/// The request step of one plugin instance.
+pub(crate) struct Guard {
+    /// The plugin's name, for the log.
+    name: String,
+    mode: Mode,
+    deny_status: StatusCode,
+    body_limit: usize,
+    uninspectable: Uninspectable,
+    screen: Screen,
+    switches: RuleSwitches,
+}
+
+impl Guard {
+    /// The step as `config` says, screening against `lists`.
+    pub(crate) fn new(config: &Config, plugin: &str, lists: Arc<ArcSwap<IpTable>>) -> Result<Self, PluginError> {
+        let deny_status = StatusCode::from_u16(config.deny_status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .ok_or_else(|| PluginError::config("deny_status", "must be a 4xx or 5xx status"))?;
+        Ok(Guard {
+            name: plugin.to_owned(),
+            mode: config.mode,
+            deny_status,
+            body_limit: usize::try_from(config.body_limit.0).unwrap_or(usize::MAX),
+            uninspectable: config.uninspectable_body,
+            screen: Screen::new(config, lists)?,
+            switches: RuleSwitches::new(config)?,
+        })
+    }
+
+    /// What needs the environment: the bot challenge's key.
+    pub(crate) fn init(&self) -> Result<(), String> {
+        self.screen.init()
+    }
+
+    /// Screens and inspects a request from `ip` (the client behind trusted
+    /// proxies); waits only to read a body.
+    pub(crate) fn on_request<'a>(
+        &'a self,
+        req: &'a mut Request,
+        cx: &'a Ctx,
+        ip: IpAddr,
+    ) -> Hook<'a, Result<Flow, PluginError>> {
+        if let Some(screened) = self.screen.screen(req.headers(), ip) {
+            return Hook::Ready(Ok(self.screened(req, cx, ip, screened)));
+        }
+        let Some(on) = self.switches.for_request(req.uri().path(), cx.app()) else {
+            return Hook::Ready(Ok(Flow::Continue));
+        };
+        if !has_body(req) {
+            return Hook::Ready(Ok(self.judge(req, cx, ip, on, b"")));
+        }
+        // Refusals that need no byte of the body come first.
+        let refusing = self.uninspectable == Uninspectable::Refuse && self.mode == Mode::Block;
+        if refusing
+            && body::declared_over(req.headers(), self.body_limit)
+            && let Some(refused) = self.uninspectable(req, cx, ip, StatusCode::PAYLOAD_TOO_LARGE)
+        {
+            return Hook::Ready(Ok(refused));
+        }
+        let codings = match body::codings(req.headers()) {
+            Some(codings) => codings,
+            None => match self.uninspectable(req, cx, ip, StatusCode::UNSUPPORTED_MEDIA_TYPE) {
+                Some(refused) => return Hook::Ready(Ok(refused)),
+                // Passed on: the raw bytes are all there is to inspect.
+                None => Vec::new(),
+            },
+        };
+        Hook::later(async move {
+            let (body, status) = match body::read(req.body_mut(), &codings, self.body_limit).await {
+                Read::Whole(b) => (b, None),
+                Read::TooLarge(prefix) => (prefix, Some(StatusCode::PAYLOAD_TOO_LARGE)),
+                Read::Corrupt(raw) => (raw, Some(StatusCode::BAD_REQUEST)),
+            };
+            if let Some(status) = status
+                && let Some(refused) = self.uninspectable(req, cx, ip, status)
+            {
+                return Ok(refused);
+            }
+            Ok(self.judge(req, cx, ip, on, &body))
+        })
+    }
+
+    /// Acts on what screening decided.
+    fn screened(&self, req: &Request, cx: &Ctx, ip: IpAddr, screened: Screened) -> Flow {
+        let (action, res) = match screened {
+            Screened::Allowed => return Flow::Continue,
+            Screened::DeniedIp => ("deny_ip", self.refusal(cx)),
+            Screened::Banned(wait) => ("rate_limit", respond::too_many(wait.as_secs())),
+            Screened::Bot => ("bot", self.refusal(cx)),
+            Screened::Challenge(page) => ("challenge", respond::challenge(page)),
+        };
+        record(&self.name, req, cx, ip, action, None);
+        Flow::Respond(res)
+    }
+
+    /// Inspects the request and acts on a finding.
+    fn judge(&self, req: &Request, cx: &Ctx, ip: IpAddr, on: &Switches, body: &[u8]) -> Flow {
+        let subject = Subject {
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+            body,
+        };
+        let inspection = ENGINE.inspect_whole(&subject, on);
+        let Some(finding) = inspection.finding else {
+            // Values past the inspection budget were never looked at.
+            if !inspection.complete
+                && let Some(refused) = self.uninspectable(req, cx, ip, StatusCode::PAYLOAD_TOO_LARGE)
+            {
+                return refused;
+            }
+            return Flow::Continue;
+        };
+        self.found(req, cx, ip, &finding)
+    }
+
+    /// A finding: logged in detect mode, refused (and a strike towards the
+    /// penalty box) in block mode.
+    fn found(&self, req: &Request, cx: &Ctx, ip: IpAddr, finding: &Finding) -> Flow {
+        match self.mode {
+            Mode::Detect => {
+                record(&self.name, req, cx, ip, "detect", Some(finding));
+                Flow::Continue
+            }
+            Mode::Block => {
+                record(&self.name, req, cx, ip, "block", Some(finding));
+                self.screen.strike(ip);
+                Flow::Respond(self.refusal(cx))
+            }
+        }
+    }
+
+    /// A body the rules cannot see whole: refused with `status` unless
+    /// `uninspectable_body: pass` or detect mode, which log it and go on
+    /// (`None`) to inspect what could be read.
+    fn uninspectable(&self, req: &Request, cx: &Ctx, ip: IpAddr, status: StatusCode) -> Option<Flow> {
+        if self.uninspectable == Uninspectable::Pass {
+            return None;
+        }
+        record(&self.name, req, cx, ip, "uninspectable_body", None);
+        if self.mode == Mode::Detect {
+            return None;
+        }
+        Some(Flow::Respond(respond::refusal(status, cx.request_id)))
+    }
+
+    fn refusal(&self, cx: &Ctx) -> bext_plugin_abi::Response {
+        respond::refusal(self.deny_status, cx.request_id)
+    }
+}
+
+/// Whether the request may have a body to read: the kernel hands over an
+/// empty body when the client's ended with the head, so anything else
+/// (an HTTP/2 stream without `Content-Length` included) is read.
+fn has_body(req: &Request) -> bool {
+    req.body().as_bytes().is_none_or(|b| !b.is_empty())
+}

@@ -1,0 +1,157 @@
+//! Which rules run for a request: the config's `rules` (families) and
+//! `disabled_rules` (ids), then the first `exclusions` entry whose path
+//! (and app) matches the request, which silences more of them or all.
+
+use bext_plugin_abi::{PathPattern, PluginError};
+
+use crate::config::{self, Config};
+use crate::inspect::{Switches, rule_category};
+use crate::rules::Category;
+
+/// The switches of every request, and the exclusions' own.
+pub(crate) struct RuleSwitches {
+    all: Switches,
+    exclusions: Vec<Exclusion>,
+}
+
+/// A compiled `exclusions:` entry.
+struct Exclusion {
+    path: PathPattern,
+    app: Option<String>,
+    /// `None`: every rule is silenced.
+    silenced: Option<Switches>,
+}
+
+impl RuleSwitches {
+    /// Compiles the config's switches; an unknown family, rule id or path
+    /// pattern is an error naming its field.
+    pub(crate) fn new(config: &Config) -> Result<Self, PluginError> {
+        let mut all = Switches::default();
+        for (category, on) in &config.rules {
+            if !on {
+                all.off_categories |= category.bit();
+            }
+        }
+        for (i, id) in config.disabled_rules.iter().enumerate() {
+            if rule_category(id).is_none() {
+                return Err(PluginError::config(
+                    format!("disabled_rules[{i}]"),
+                    format!("unknown rule `{id}`"),
+                ));
+            }
+        }
+        all.off_rules = config.disabled_rules.clone();
+        let exclusions = config
+            .exclusions
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Exclusion::new(i, e, &all))
+            .collect::<Result<_, _>>()?;
+        Ok(RuleSwitches { all, exclusions })
+    }
+
+    /// The switches for a request to `path` (routed to `app`); `None`
+    /// when every rule is silenced there.
+    pub(crate) fn for_request(&self, path: &str, app: Option<&str>) -> Option<&Switches> {
+        for e in &self.exclusions {
+            if e.path.matches(path) && e.app.as_deref().is_none_or(|a| Some(a) == app) {
+                return e.silenced.as_ref();
+            }
+        }
+        Some(&self.all)
+    }
+}
+
+impl Exclusion {
+    /// Entry `i`, silencing its rules on top of `base`.
+    fn new(i: usize, e: &config::Exclusion, base: &Switches) -> Result<Exclusion, PluginError> {
+        let path = PathPattern::parse(format!("exclusions[{i}].path"), &e.path)?;
+        let silenced = if e.rules.is_empty() {
+            None
+        } else {
+            let mut s = base.clone();
+            for (j, r) in e.rules.iter().enumerate() {
+                match Category::ALL.iter().find(|c| c.as_str() == r) {
+                    Some(c) => s.off_categories |= c.bit(),
+                    None if rule_category(r).is_some() => s.off_rules.push(r.clone()),
+                    None => {
+                        return Err(PluginError::config(
+                            format!("exclusions[{i}].rules[{j}]"),
+                            format!("`{r}` is neither a category nor a rule id"),
+                        ));
+                    }
+                }
+            }
+            Some(s)
+        };
+        Ok(Exclusion {
+            path,
+            app: e.app.clone(),
+            silenced,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn switches(config: serde_json::Value) -> Result<RuleSwitches, PluginError> {
+        RuleSwitches::new(&serde_json::from_value(config).unwrap())
+    }
+
+    fn field(err: PluginError) -> String {
+        match err {
+            PluginError::Config { path, .. } => path,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn families_and_rules_are_switched_off_everywhere() {
+        let s = switches(serde_json::json!({
+            "rules": {"php": false, "sqli": true},
+            "disabled_rules": ["libinjection-xss"],
+        }))
+        .unwrap();
+        let on = s.for_request("/any", None).unwrap();
+        assert!(!on.on(Category::Php, "php-open-tag"));
+        assert!(on.on(Category::Sqli, "sqli-union"));
+        assert!(!on.on(Category::Xss, "libinjection-xss"));
+        assert!(on.on(Category::Xss, "xss-script-tag"));
+    }
+
+    #[test]
+    fn the_first_matching_exclusion_decides() {
+        let s = switches(serde_json::json!({
+            "disabled_rules": ["libinjection-xss"],
+            "exclusions": [
+                {"path": "/editor/*", "rules": ["xss", "sqli-union"]},
+                {"path": "/console", "app": "tools"},
+                {"path": "/editor/raw"},
+            ],
+        }))
+        .unwrap();
+        let editor = s.for_request("/editor/page", Some("site")).unwrap();
+        assert!(!editor.on(Category::Xss, "xss-script-tag"));
+        assert!(!editor.on(Category::Sqli, "sqli-union"));
+        assert!(editor.on(Category::Sqli, "sqli-tautology"));
+        // The first entry matched, so the third one never silences all.
+        assert!(s.for_request("/editor/raw", None).is_some());
+        // An app's exclusion holds for that app only.
+        assert!(s.for_request("/console", Some("tools")).is_none());
+        let elsewhere = s.for_request("/console", Some("site")).unwrap();
+        assert!(elsewhere.on(Category::Sqli, "sqli-union"));
+        assert!(!elsewhere.on(Category::Xss, "libinjection-xss"));
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_their_field() {
+        let err = switches(serde_json::json!({"disabled_rules": ["sqli-union", "nope"]}));
+        assert_eq!(field(err.err().unwrap()), "disabled_rules[1]");
+        let err = switches(serde_json::json!({"exclusions": [{"path": "/a", "rules": ["xss", "nope"]}]}));
+        assert_eq!(field(err.err().unwrap()), "exclusions[0].rules[1]");
+        let err = switches(serde_json::json!({"exclusions": [{"path": "no-slash"}]}));
+        assert_eq!(field(err.err().unwrap()), "exclusions[0].path");
+    }
+}

@@ -2,9 +2,11 @@
 //! `manifests/authn.yaml`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use bext_plugin_abi::PluginError;
 use bext_plugin_abi::units::Span;
+use http::HeaderName;
 use serde::Deserialize;
 
 /// Typed `config` of the authn plugin.
@@ -91,6 +93,23 @@ pub struct JwtConfig {
     pub cookie: Option<String>,
 }
 
+impl Default for JwtConfig {
+    /// The settings of `jwt_secret_env` without a `jwt` block: every field
+    /// at its default, as an empty `jwt: {}` gives.
+    fn default() -> Self {
+        JwtConfig {
+            keys: Vec::new(),
+            jwks: None,
+            jwks_ca: None,
+            jwks_refresh: jwks_refresh(),
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: leeway(),
+            cookie: None,
+        }
+    }
+}
+
 /// One key of `jwt.keys`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +191,21 @@ impl Default for ForwardConfig {
     }
 }
 
+/// The header named by the config field `field`.
+pub(crate) fn header_name(field: &str, name: &str) -> Result<HeaderName, PluginError> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| PluginError::config(field, format!("`{name}` is not a header name")))
+}
+
+/// A path from the config: relative ones are under the data directory.
+pub(crate) fn resolve(data_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        data_dir.join(p)
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -192,4 +226,49 @@ fn sub_header() -> String {
 }
 fn claims_header() -> String {
     "x-auth-claims".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_defaults_are_an_empty_jwt_block() {
+        let empty: JwtConfig = bext_plugin_abi::decode_config(serde_json::json!({})).unwrap();
+        let default = JwtConfig::default();
+        assert_eq!(
+            (default.jwks_refresh.0, default.leeway.0),
+            (empty.jwks_refresh.0, empty.leeway.0)
+        );
+        assert_eq!(
+            (default.keys.len(), default.issuers, default.audiences),
+            (empty.keys.len(), empty.issuers, empty.audiences)
+        );
+        assert_eq!(
+            (default.jwks, default.jwks_ca, default.cookie),
+            (empty.jwks, empty.jwks_ca, empty.cookie)
+        );
+        assert_eq!(default.jwks_refresh.0, std::time::Duration::from_secs(300));
+        assert_eq!(default.leeway.0, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = bext_plugin_abi::decode_config::<Config>(serde_json::json!({"jwt": {"leway": "5s"}})).unwrap_err();
+        assert!(err.to_string().contains("leway"), "{err}");
+        let err = bext_plugin_abi::decode_config::<Config>(serde_json::json!({"forwrd": {}})).unwrap_err();
+        assert!(err.to_string().contains("forwrd"), "{err}");
+    }
+
+    #[test]
+    fn header_names_are_checked() {
+        assert_eq!(header_name("f", "X-Auth-Sub").unwrap(), "x-auth-sub");
+        match header_name("forward.subject", "x auth") {
+            Err(PluginError::Config { path, reason }) => {
+                assert_eq!(path, "forward.subject");
+                assert_eq!(reason, "`x auth` is not a header name");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

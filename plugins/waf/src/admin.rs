@@ -1,14 +1,11 @@
 //! The audit log's endpoint, `GET {base}/events[?limit=N]`: the newest
-//! decisions first, as JSON, for an admin (`Authorization: Bearer` and
-//! the token in `audit.token_env`; without a token it does not exist).
-//! Answered in the fetch stage, so it, and its throttle of wrong tokens,
-//! see the client behind trusted proxies.
+//! decisions first, as JSON, for an admin. The kernel mounts it and
+//! checks the token (`Authorization: Bearer` and the token in
+//! `audit.token_env`; without a token it does not exist) after the fetch
+//! stage, where this plugin resolves the client behind trusted proxies.
 
-use std::sync::OnceLock;
-
-use bext_plugin_abi::admin::refuse_unless_admin;
-use bext_plugin_abi::{Body, Ctx, PluginError, Request, Response, text_response};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use bext_plugin_abi::admin::{AdminRoutes, json};
+use bext_plugin_abi::{PluginError, Request, Response, text_response};
 use http::{Method, StatusCode};
 
 use crate::audit::AUDIT;
@@ -19,11 +16,8 @@ const DEFAULT_LIMIT: usize = 100;
 
 /// The endpoint of one plugin instance.
 pub(crate) struct Admin {
-    events_path: String,
+    routes: AdminRoutes,
     capacity: usize,
-    token_env: String,
-    /// Read in [`Admin::init`]; `None` inside: no token, no endpoint.
-    token: OnceLock<Option<String>>,
 }
 
 impl Admin {
@@ -32,41 +26,32 @@ impl Admin {
         if audit.capacity == 0 {
             return Err(PluginError::config("audit.capacity", "must be at least 1"));
         }
-        let base = base.unwrap_or("/__bext/waf").trim_end_matches('/');
+        let routes = AdminRoutes::under("base", base.unwrap_or("/__bext/waf"))?
+            .only(&["/events"])
+            .token_env(audit.token_env.clone());
         Ok(Admin {
-            events_path: format!("{base}/events"),
+            routes,
             capacity: audit.capacity,
-            token_env: audit.token_env.clone(),
-            token: OnceLock::new(),
         })
     }
 
-    /// Sizes the process's audit log and reads the admin token.
+    /// Where the endpoint is, for the kernel.
+    pub(crate) fn routes(&self) -> &AdminRoutes {
+        &self.routes
+    }
+
+    /// Sizes the process's audit log.
     pub(crate) fn init(&self) {
         AUDIT.set_capacity(self.capacity);
-        let token = std::env::var(&self.token_env).ok().filter(|t| !t.is_empty());
-        let _ = self.token.set(token);
     }
 
-    /// The answer to a request for the endpoint; `None` for any other path.
-    pub(crate) fn answer(&self, req: &Request, cx: &Ctx) -> Option<Response> {
-        (req.uri().path() == self.events_path).then(|| self.events(req, cx))
-    }
-
-    fn events(&self, req: &Request, cx: &Ctx) -> Response {
-        if let Some(refused) = refuse_unless_admin(req, cx, self.token.get().and_then(Option::as_deref)) {
-            return refused;
-        }
+    /// The audit log (the kernel checked the token).
+    pub(crate) fn events(&self, req: &Request) -> Response {
         if req.method() != Method::GET {
             return text_response(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
         }
         let body = serde_json::json!({ "events": AUDIT.recent(limit(req.uri().query())) });
-        let mut res = Response::new(Body::from(body.to_string()));
-        res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        res.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
+        json(StatusCode::OK, &body)
     }
 }
 
@@ -94,8 +79,21 @@ mod tests {
     #[test]
     fn the_path_is_under_the_base_and_capacity_is_checked() {
         let audit = AuditConfig::default();
-        assert_eq!(Admin::new(None, &audit).unwrap().events_path, "/__bext/waf/events");
-        assert_eq!(Admin::new(Some("/sec/"), &audit).unwrap().events_path, "/sec/events");
+        let events = |base| {
+            Admin::new(base, &audit)
+                .unwrap()
+                .routes
+                .rest("/__bext/waf/events")
+                .is_some()
+        };
+        assert!(events(None));
+        assert!(!events(Some("/__bext/sec/")));
+        let moved = Admin::new(Some("/__bext/sec/"), &audit).unwrap();
+        assert_eq!(moved.routes.rest("/__bext/sec/events"), Some("/events"));
+        assert!(
+            Admin::new(Some("/sec/"), &audit).is_err(),
+            "admin routes live under /__bext/"
+        );
         let none = AuditConfig {
             capacity: 0,
             ..AuditConfig::default()

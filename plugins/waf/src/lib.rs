@@ -27,7 +27,8 @@ mod screen;
 mod switches;
 mod walk;
 
-use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Setup};
+use bext_plugin_abi::admin::AdminRoutes;
+use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
 
 use crate::admin::Admin;
 use crate::config::Config;
@@ -73,7 +74,7 @@ impl BuiltinPlugin for WafPlugin {
 
 impl Plugin for WafPlugin {
     fn hooks(&self) -> Hooks {
-        Hooks::INIT | Hooks::FETCH | Hooks::REQUEST
+        Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::ADMIN
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
@@ -83,12 +84,19 @@ impl Plugin for WafPlugin {
     }
 
     fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
-        // Admin endpoints answer in the fetch stage, before `on_request`:
-        // they, and their throttle of wrong tokens, see the client behind
-        // trusted proxies too, not the proxy.
+        // The client behind trusted proxies, before any app is known: the
+        // kernel's admin routes (and their throttle of wrong tokens),
+        // which come after the fetch stage, see it too, not the proxy.
         cx.client_ip = self.proxies.client(cx.peer.ip(), req.headers());
-        let answer = self.admin.answer(req, cx);
-        Hook::Ready(Ok(answer.map_or(Flow::Continue, Flow::Respond)))
+        Hook::Ready(Ok(Flow::Continue))
+    }
+
+    fn admin_routes(&self) -> Option<&AdminRoutes> {
+        Some(self.admin.routes())
+    }
+
+    fn admin<'a>(&'a self, req: &'a mut Request, _cx: &'a Ctx) -> Hook<'a, Result<Response, PluginError>> {
+        Hook::Ready(Ok(self.admin.events(req)))
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_compression::tokio::bufread::GzipEncoder;
 use bext_plugin_abi::testing::{Exchange, Harness, Stage, TestRequest, request};
-use bext_plugin_abi::{Ctx, PluginError, Request, Response, text_response};
+use bext_plugin_abi::{Ctx, Plugin, PluginError, Request, Response, text_response};
 use bext_plugin_waf::WafPlugin;
 use bext_plugin_waf::audit::{AUDIT, Event};
 use http::StatusCode;
@@ -316,22 +316,35 @@ async fn repeat_offenders_and_bots_are_screened() {
 }
 
 #[tokio::test]
-async fn the_audit_log_is_answered_in_fetch_and_needs_a_token() {
+async fn the_audit_log_is_an_admin_route_under_the_base() {
     let h = waf(json!({"audit": {"token_env": "BEXT_WAF_CONTRACT_NO_SUCH_TOKEN"}})).await;
-    let ex = send(&h, get("/__bext/waf/events")).await;
-    assert_eq!(
-        (ex.status(), ex.answered_by),
-        (StatusCode::NOT_FOUND, Some(Stage::Fetch))
-    );
-    assert!(!ex.reached_app);
-    // The base is the manifest's.
-    let h = Harness::<WafPlugin>::builder(json!({"audit": {"token_env": "BEXT_WAF_CONTRACT_NO_SUCH_TOKEN"}}))
-        .base(Some("/sec"))
-        .start()
-        .await
-        .unwrap();
-    assert_eq!(send(&h, get("/sec/events")).await.answered_by, Some(Stage::Fetch));
+    // The kernel mounts it and checks the token from `audit.token_env`:
+    // the fetch stage lets the request by.
+    let routes = h.plugin().admin_routes().expect("admin routes");
+    assert_eq!(routes.rest("/__bext/waf/events"), Some("/events"));
+    assert_eq!(routes.rest("/__bext/waf/other"), None);
+    assert_eq!(routes.token_env_name(), Some("BEXT_WAF_CONTRACT_NO_SUCH_TOKEN"));
     passed(&send(&h, get("/__bext/waf/events")).await);
+    let (mut req, cx) = get("/__bext/waf/events?limit=1").into_parts();
+    let res = h.plugin().admin(&mut req, &cx).resolve().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let events: Value = serde_json::from_slice(res.body().as_bytes().unwrap()).unwrap();
+    assert!(events["events"].as_array().is_some_and(|e| e.len() <= 1), "{events}");
+    let (mut req, cx) = request("POST", "/__bext/waf/events").into_parts();
+    let res = h.plugin().admin(&mut req, &cx).resolve().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // The base is the manifest's, under /__bext/.
+    let moved = Harness::<WafPlugin>::builder(json!({}))
+        .base(Some("/__bext/sec"))
+        .check()
+        .unwrap();
+    assert_eq!(
+        moved.admin_routes().unwrap().rest("/__bext/sec/events"),
+        Some("/events")
+    );
+    let outside = Harness::<WafPlugin>::builder(json!({})).base(Some("/sec")).check();
+    assert!(matches!(outside, Err(PluginError::Config { ref path, .. }) if path == "base"));
 }
 
 #[tokio::test]

@@ -101,6 +101,9 @@ struct Variant {
     etag: HeaderValue,
     last_modified: HeaderValue,
     content_type: HeaderValue,
+    /// `len` as a header value, made once: formatting it per request
+    /// allocates twice.
+    full_length: HeaderValue,
     /// The content, for files up to [`MAX_CACHED_FILE`].
     bytes: Option<Bytes>,
 }
@@ -277,6 +280,7 @@ fn load_variant(path: &Path) -> Option<Variant> {
         etag: HeaderValue::from_str(&format!("\"{:x}-{:x}\"", mtime.as_secs(), len)).ok()?,
         last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?,
         content_type: content_type(path),
+        full_length: HeaderValue::from(len),
         bytes,
     })
 }
@@ -443,6 +447,7 @@ async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool) -> Response
         *res.headers_mut() = headers;
         return res;
     }
+    let whole = matches!(range, RangeSpec::Full);
     let (status, start, len) = match range {
         RangeSpec::Full => (StatusCode::OK, 0, v.len),
         RangeSpec::Part(start, end) => {
@@ -458,7 +463,12 @@ async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool) -> Response
             return res;
         }
     };
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let length = if whole {
+        v.full_length.clone()
+    } else {
+        HeaderValue::from(len)
+    };
+    headers.insert(header::CONTENT_LENGTH, length);
     let body = if head {
         Body::empty()
     } else if let Some(bytes) = &v.bytes {

@@ -59,22 +59,47 @@ pub fn normalise(raw: &[u8]) -> Result<Box<str>, HostError> {
         // One spelling per address: `[0:0::1]` and `[::0001]` are `[::1]`.
         return Ok(format!("[{ip}]").into_boxed_str());
     }
-    let host = match raw.iter().position(|&b| b == b':') {
-        Some(i) => {
-            check_port(&raw[i + 1..])?;
-            &raw[..i]
+    // One pass over the name: the port's colon, each label's length and
+    // characters, and whether anything needs lowering.
+    let mut end = raw.len();
+    let mut label = 0usize;
+    let mut upper = false;
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label += 1,
+            b'A'..=b'Z' => {
+                upper = true;
+                label += 1;
+            }
+            b'.' => {
+                if label == 0 {
+                    // An empty label, unless it is the one trailing dot.
+                    let trailing = i + 1 == raw.len() || raw[i + 1] == b':';
+                    if !trailing || i == 0 {
+                        return Err(HostError::Malformed);
+                    }
+                }
+                label = 0;
+            }
+            b':' => {
+                check_port(&raw[i + 1..])?;
+                end = i;
+                break;
+            }
+            _ => return Err(HostError::Malformed),
         }
-        None => raw,
-    };
+        if label > 63 {
+            return Err(HostError::Malformed);
+        }
+    }
+    let host = &raw[..end];
     let host = host.strip_suffix(b".").unwrap_or(host);
-    let ok_label = |l: &[u8]| {
-        !l.is_empty() && l.len() <= 63 && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-    };
-    if host.is_empty() || host.len() > 253 || !host.split(|b| *b == b'.').all(ok_label) {
+    if host.is_empty() || host.len() > 253 || host.ends_with(b".") {
         return Err(HostError::Malformed);
     }
+    // Only ASCII letters, digits, `-`, `_` and `.` got here.
     let s = std::str::from_utf8(host).map_err(|_| HostError::Malformed)?;
-    Ok(if s.bytes().any(|b| b.is_ascii_uppercase()) {
+    Ok(if upper {
         s.to_ascii_lowercase().into_boxed_str()
     } else {
         s.into()

@@ -142,7 +142,7 @@ fn has_underscore(name: &[u8]) -> bool {
     };
     if name.len() < 8 {
         if name.len() < 4 {
-            return name.iter().any(|&b| b == b'_');
+            return name.contains(&b'_');
         }
         // Two overlapping four-byte words.
         let found4 = |word: &[u8]| {

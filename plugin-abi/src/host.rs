@@ -136,7 +136,16 @@ impl Host {
         &self.data_dir
     }
 
-    /// Every app of the platform.
+    /// The same services with an empty app table: what the kernel lends a
+    /// plugin that does not read the table
+    /// ([`crate::BuiltinPlugin::READS_APP_TABLE`]).
+    pub fn without_apps(mut self) -> Self {
+        self.apps = Arc::new([]);
+        self
+    }
+
+    /// Every app of the platform; none for a plugin that does not read the
+    /// table ([`crate::BuiltinPlugin::READS_APP_TABLE`]).
     pub fn apps(&self) -> &[AppInfo] {
         &self.apps
     }

@@ -19,6 +19,14 @@ pub trait BuiltinPlugin: Plugin + Sized {
     /// The plugin's default manifest (YAML, fields documented), used when
     /// the platform names no manifests directory.
     const DEFAULT_MANIFEST: &'static str;
+    /// Whether the plugin reads the app table (`Setup::apps` in
+    /// [`BuiltinPlugin::new`], [`crate::Host::apps`] in `on_init`). The
+    /// table is then part of the instance's key: every reload that changes
+    /// it (a new app, a canary or preview deploy) builds a new instance.
+    /// A plugin that says `false` keeps its instance, and its in-memory
+    /// state (rate-limit buckets), across such reloads, and sees an empty
+    /// table. `true` by default, the safe side.
+    const READS_APP_TABLE: bool = true;
     /// The typed `config` block; use `#[serde(deny_unknown_fields)]`.
     type Config: DeserializeOwned;
 
@@ -51,6 +59,8 @@ pub struct Registration {
     pub default_priority: i32,
     /// One line describing it.
     pub summary: &'static str,
+    /// [`BuiltinPlugin::READS_APP_TABLE`].
+    pub reads_app_table: bool,
     /// Its default manifest (YAML).
     pub default_manifest: &'static str,
     /// Decodes `config` strictly and builds the instance.
@@ -66,6 +76,7 @@ impl Registration {
             name: P::NAME,
             default_priority: P::PRIORITY,
             summary: P::SUMMARY,
+            reads_app_table: P::READS_APP_TABLE,
             default_manifest: P::DEFAULT_MANIFEST,
             factory: build::<P>,
             app_changes: changes::<P>,

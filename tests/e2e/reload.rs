@@ -148,3 +148,37 @@ async fn a_manifests_folder_overrides_only_the_plugins_it_names() {
         "{log}"
     );
 }
+
+/// Rate-limit buckets survive a reload that changes the app table (a new
+/// app, or a canary or preview deploy adding a hidden one): the gateway
+/// does not read the table, so its instance is kept.
+#[tokio::test]
+async fn a_new_app_does_not_reset_rate_limits() {
+    let s = Site::new();
+    s.write("a/index.html", "a");
+    s.write("b/index.html", "b");
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let limited = "rate_limit = { rpm = 5, burst = 5 }\n";
+    let cfg = s.platform(&format!("{}{limited}", platform("")));
+    let b = Bext::serve(&cfg);
+    for i in 0..5 {
+        assert_eq!(get(b.addr, "a.test", "/").await.status, 200, "request {i}");
+    }
+    assert_eq!(get(b.addr, "a.test", "/").await.status, 429);
+
+    s.platform(&format!(
+        "{}{limited}[apps.b]\nsource = \"b\"\ndomains = [\"b.test\"]\n",
+        platform("")
+    ));
+    let addr = b.addr;
+    eventually(Duration::from_secs(10), || async move {
+        (get(addr, "b.test", "/").await.text() == "b").then_some(())
+    })
+    .await;
+    assert_eq!(generation(&b).await, 2);
+    assert_eq!(
+        get(addr, "a.test", "/").await.status,
+        429,
+        "the reload gave the client a fresh budget"
+    );
+}

@@ -27,8 +27,15 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
             apps: &apps,
             data_dir: &platform.data_dir,
         };
-        let changes = (reg.app_changes)(m.config.clone(), &setup)
-            .map_err(|e| Diagnostic::new(&m.file, "", format!("the apps plugin `{}` adds: {e}", m.name)))?;
+        let changes = match (reg.app_changes)(m.config.clone(), &setup) {
+            Ok(changes) => changes,
+            // A bad config is left to the compile, which points at its
+            // line and field; a plugin with a bad config adds no apps.
+            Err(bext_plugin_abi::PluginError::Config { .. }) => continue,
+            Err(e) => {
+                return Err(Diagnostic::new(&m.file, "", format!("the apps plugin `{}` adds: {e}", m.name)).into());
+            }
+        };
         for change in changes {
             apply_one(platform, change)?;
         }

@@ -58,8 +58,19 @@ pub fn warnings(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> 
 const VHOSTS: &str = "vhosts";
 
 /// Instances built by a compile (not taken from the previous pipeline),
-/// which still need `on_init`.
-pub(crate) type Fresh = Vec<(Arc<str>, Arc<dyn Plugin>)>;
+/// which still need `on_init`: name, instance, and whether it reads the
+/// app table ([`reads_app_table`]).
+pub(crate) type Fresh = Vec<(Arc<str>, Arc<dyn Plugin>, bool)>;
+
+/// Whether a manifest's plugin reads the app table
+/// (`BuiltinPlugin::READS_APP_TABLE`); plugins loaded from files may, so
+/// they do.
+pub(crate) fn reads_app_table(m: &Manifest) -> bool {
+    match m.entry {
+        Entry::Builtin => crate::loader::find(&m.name).is_none_or(|r| r.reads_app_table),
+        Entry::Js(_) | Entry::Dylib(_) => true,
+    }
+}
 
 /// Where a plugin's settings for one chain come from.
 struct Use<'m> {
@@ -355,7 +366,8 @@ struct Builder<'a> {
     instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
     fresh: Fresh,
     apps: &'a [AppInfo],
-    /// Hash of the app table, part of every instance key.
+    /// Hash of the app table, part of the key of every instance that
+    /// reads it.
     apps_key: u64,
     data_dir: &'a Path,
     platform_file: &'a Path,
@@ -379,15 +391,18 @@ impl Builder<'_> {
 
     fn instance(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
         let m = u.manifest;
-        // Everything a factory sees: name, base, config and the app table
-        // (vhosts builds its matcher from the apps' domains); for plugins
-        // loaded from files, the file's size and time and the JS limits.
+        // Everything a factory sees: name, base, config and, for plugins
+        // that read it, the app table (vhosts builds its matcher from the
+        // apps' domains; the others keep their instance, and its state,
+        // when an app comes or goes); for plugins loaded from files, the
+        // file's size and time and the JS limits.
+        let reads_apps = reads_app_table(m);
         let key = format!(
             "{}\0{}\0{}\0{}\0{:?}\0{:?}",
             m.name,
             m.base.as_deref().unwrap_or(""),
             u.config,
-            self.apps_key,
+            if reads_apps { self.apps_key } else { 0 },
             m.entry.file().map(|f| (f, crate::apps::js::stamp(f))),
             m.limits,
         );
@@ -401,7 +416,9 @@ impl Builder<'_> {
         let setup = Setup {
             plugin: &m.name,
             base: m.base.as_deref(),
-            apps: self.apps,
+            // A plugin that says it does not read the table sees none, so
+            // it cannot go stale.
+            apps: if reads_apps { self.apps } else { &[] },
             data_dir: self.data_dir,
         };
         let plugin = match &m.entry {
@@ -418,7 +435,7 @@ impl Builder<'_> {
             })?,
         };
         self.instances.insert(key, plugin.clone());
-        self.fresh.push((m.name.as_str().into(), plugin.clone()));
+        self.fresh.push((m.name.as_str().into(), plugin.clone(), reads_apps));
         Ok(plugin)
     }
 

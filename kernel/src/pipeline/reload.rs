@@ -54,12 +54,15 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &Kernel
         Some(edge) => host.with_service(edge),
         None => host,
     };
+    // Plugins that do not read the app table see an empty one.
+    let host_without_apps = host.clone().without_apps();
     let mut errors = Diagnostics::default();
-    for (name, plugin) in fresh {
+    for (name, plugin, reads_apps) in fresh {
+        let host = if reads_apps { &host } else { &host_without_apps };
         if !plugin.hooks().has(bext_plugin_abi::Hooks::INIT) {
             continue;
         }
-        let failed = match tokio::time::timeout(INIT_TIMEOUT, plugin.on_init(&host).resolve()).await {
+        let failed = match tokio::time::timeout(INIT_TIMEOUT, plugin.on_init(host).resolve()).await {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some(format!("on_init took longer than {INIT_TIMEOUT:?}")),

@@ -57,6 +57,9 @@ impl BuiltinPlugin for AuthnPlugin {
     const NAME: &'static str = "authn";
     const PRIORITY: i32 = 300;
     const SUMMARY: &'static str = "JWT and API key authentication, per-app rules, caller headers for the app";
+    // Reads neither `setup.apps` nor `host.apps()`: its instance, and its
+    // in-memory state, outlive reloads that change the app table.
+    const READS_APP_TABLE: bool = false;
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/authn.yaml");
     type Config = Config;
 

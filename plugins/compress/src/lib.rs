@@ -73,6 +73,9 @@ impl BuiltinPlugin for CompressPlugin {
     const NAME: &'static str = "compress";
     const PRIORITY: i32 = 700;
     const SUMMARY: &'static str = "gzip, brotli and zstd by Accept-Encoding; stored bodies compressed once";
+    // Reads neither `setup.apps` nor `host.apps()`: its instance, and its
+    // in-memory state, outlive reloads that change the app table.
+    const READS_APP_TABLE: bool = false;
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/compress.yaml");
     type Config = Config;
 

@@ -160,6 +160,9 @@ impl BuiltinPlugin for GatewayPlugin {
     const NAME: &'static str = "gateway";
     const PRIORITY: i32 = 100;
     const SUMMARY: &'static str = "rate limits (per IP, app, route, API key, JWT subject), CORS, response headers";
+    // Reads neither `setup.apps` nor `host.apps()`: its instance, and its
+    // in-memory state, outlive reloads that change the app table.
+    const READS_APP_TABLE: bool = false;
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/gateway.yaml");
     type Config = Config;
 

@@ -77,6 +77,8 @@ impl BuiltinPlugin for IsrPlugin {
     const NAME: &'static str = "isr";
     const PRIORITY: i32 = 800;
     const SUMMARY: &'static str = "whole-response cache: rules, Cache-Control, stale-while-revalidate, ETags, tags";
+    // Rebuilt when the app table changes: it keeps one cache per app of the table.
+    const READS_APP_TABLE: bool = true;
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/isr.yaml");
     type Config = Config;
 

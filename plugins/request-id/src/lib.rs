@@ -24,6 +24,9 @@ impl BuiltinPlugin for RequestIdPlugin {
     const NAME: &'static str = "request-id";
     const PRIORITY: i32 = 500;
     const SUMMARY: &'static str = "x-request-id to the app and back to the client";
+    // Reads neither `setup.apps` nor `host.apps()`: its instance, and its
+    // in-memory state, outlive reloads that change the app table.
+    const READS_APP_TABLE: bool = false;
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/request-id.yaml");
     type Config = Config;
 

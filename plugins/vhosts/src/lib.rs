@@ -31,6 +31,8 @@ impl BuiltinPlugin for Vhosts {
     const NAME: &'static str = "vhosts";
     const PRIORITY: i32 = 10;
     const SUMMARY: &'static str = "Host header -> app: exact, wildcard tenants, regex, pathPrefix";
+    // Rebuilt when the app table changes: its matcher is built from the apps' domains.
+    const READS_APP_TABLE: bool = true;
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/vhosts.yaml");
     type Config = Config;
 

@@ -53,6 +53,9 @@ impl BuiltinPlugin for WafPlugin {
     const NAME: &'static str = "waf";
     const PRIORITY: i32 = 50;
     const SUMMARY: &'static str = "web application firewall: IP lists, attack signatures, bots, audit log";
+    // Reads neither `setup.apps` nor `host.apps()`: its instance, and its
+    // in-memory state, outlive reloads that change the app table.
+    const READS_APP_TABLE: bool = false;
     const DEFAULT_MANIFEST: &'static str = include_str!("../../../manifests/waf.yaml");
     type Config = Config;
 

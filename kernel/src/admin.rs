@@ -1,5 +1,14 @@
-//! bext's own endpoints: under `/__bext/` on every host, and without the
-//! prefix on `admin_listen`.
+//! bext's own endpoints, and where the admin surface answers.
+//!
+//! The admin surface is the detailed `/__bext/health` and every plugin's
+//! admin routes (deploy's `/__bext/api/platform/...`, isr's
+//! `/__bext/api/invalidate`, the WAF's `/__bext/waf/events`). It answers on
+//! `admin_listen` (kernel endpoints there also without the `/__bext`
+//! prefix) and, on the public listener, only on the hosts [`access`]
+//! allows: `[platform] admin_hosts`, or every host when neither that nor
+//! `admin_listen` is set. Any other host gets a bare liveness answer on
+//! `/__bext/health`, token or not, and the 404 of an unknown path on admin
+//! routes.
 
 use std::sync::Arc;
 
@@ -10,33 +19,75 @@ use http::header::AUTHORIZATION;
 
 use crate::Kernel;
 use crate::pipeline::Pipeline;
+use crate::platform::PlatformSection;
+
+/// How much of the admin surface a request may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A connection on `admin_listen`: health details without a token
+    /// (plugins' admin routes still check theirs).
+    Listener,
+    /// An admin host of the public listener: everything, behind the admin
+    /// token.
+    Host,
+    /// Any other host: the bare liveness answer, nothing else.
+    Tenant,
+}
+
+/// What a request for `host` (the kernel's normalised host; `None` for an
+/// HTTP/1.0 request without one) on the public listener may see: see the
+/// module's doc. Decided before any plugin runs, on the host bext routes
+/// by.
+pub fn access(settings: &PlatformSection, host: Option<&str>) -> Access {
+    let admin = match (&settings.admin_hosts, &settings.admin_listen) {
+        (Some(hosts), _) => host.is_some_and(|h| hosts.iter().any(|a| a == h)),
+        (None, Some(_)) => false,
+        (None, None) => true,
+    };
+    if admin { Access::Host } else { Access::Tenant }
+}
+
+/// Says at startup when the admin surface answers on every host.
+pub fn warn_if_on_every_host(settings: &PlatformSection) {
+    if settings.admin_hosts.is_none() && settings.admin_listen.is_none() {
+        tracing::warn!(
+            "admin routes and the detailed /__bext/health answer on every host (behind the admin token): \
+             set [platform] admin_hosts or admin_listen to keep them off tenants' hosts"
+        );
+    }
+}
 
 /// Answers `path` (with the `/__bext` prefix removed) if it is a kernel
-/// endpoint. `trusted` is a connection on `admin_listen`; elsewhere the
-/// details need the admin token.
+/// endpoint.
 pub fn respond(
     kernel: &Kernel,
     pipeline: &Arc<Pipeline>,
     path: &str,
     req: &Request,
     cx: &Ctx,
-    trusted: bool,
+    access: Access,
 ) -> Option<Response> {
     match path {
-        "/health" => Some(health_answer(kernel, pipeline, req, cx, trusted)),
+        "/health" => Some(health_answer(kernel, pipeline, req, cx, access)),
         _ => None,
     }
 }
 
-/// `/health`: on a public host, a bare liveness answer (a white-label
-/// platform's app list is every customer's domain); the details on
-/// `admin_listen` or with `Authorization: Bearer <admin token>`.
-fn health_answer(kernel: &Kernel, pipeline: &Pipeline, req: &Request, cx: &Ctx, trusted: bool) -> Response {
-    if !trusted && !req.headers().contains_key(AUTHORIZATION) {
+/// `/health`: a bare liveness answer (a white-label platform's app list is
+/// every customer's domain), always on a tenant's host and without an
+/// `Authorization` header on an admin host; the details on `admin_listen`,
+/// or on an admin host with `Authorization: Bearer <admin token>`.
+fn health_answer(kernel: &Kernel, pipeline: &Pipeline, req: &Request, cx: &Ctx, access: Access) -> Response {
+    let bare = match access {
+        Access::Listener => false,
+        Access::Host => !req.headers().contains_key(AUTHORIZATION),
+        Access::Tenant => true,
+    };
+    if bare {
         let bare = serde_json::json!({ "status": "ok", "generation": pipeline.generation });
         return json(StatusCode::OK, &bare);
     }
-    if !trusted {
+    if access == Access::Host {
         let token = std::env::var(&pipeline.platform.settings.admin_token_env).ok();
         if let Some(refused) = refuse_unless_admin(req, cx, token.as_deref()) {
             return refused;
@@ -70,4 +121,40 @@ fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {
         },
         "apps": apps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(hosts: Option<&[&str]>, listen: Option<&str>) -> PlatformSection {
+        PlatformSection {
+            admin_hosts: hosts.map(|h| h.iter().map(|s| (*s).to_owned()).collect()),
+            admin_listen: listen.map(Into::into),
+            ..PlatformSection::default()
+        }
+    }
+
+    #[test]
+    fn admin_hosts_then_admin_listen_then_every_host() {
+        let open = settings(None, None);
+        assert_eq!(access(&open, Some("acme.tenant.test")), Access::Host);
+        assert_eq!(access(&open, None), Access::Host);
+
+        let listener = settings(None, Some("127.0.0.1:3070"));
+        assert_eq!(access(&listener, Some("acme.tenant.test")), Access::Tenant);
+        assert_eq!(access(&listener, Some("localhost")), Access::Tenant);
+
+        let hosts = ["admin.test"];
+        for s in [
+            settings(Some(&hosts), None),
+            settings(Some(&hosts), Some("127.0.0.1:3070")),
+        ] {
+            assert_eq!(access(&s, Some("admin.test")), Access::Host);
+            assert_eq!(access(&s, Some("acme.tenant.test")), Access::Tenant);
+            assert_eq!(access(&s, Some("admin.test.evil.test")), Access::Tenant);
+            assert_eq!(access(&s, None), Access::Tenant, "HTTP/1.0 without a host");
+        }
+        assert_eq!(access(&settings(Some(&[]), None), Some("admin.test")), Access::Tenant);
+    }
 }

@@ -59,6 +59,14 @@ pub struct PlatformSection {
     /// `/__bext` prefix (keep it on a private interface).
     #[serde(default)]
     pub admin_listen: Option<String>,
+    /// Hosts of the public listener that serve the detailed
+    /// `/__bext/health` and plugins' admin routes: exact names, compared
+    /// with the request's normalised host (lower case, no port, no
+    /// trailing dot). Unset: every host when `admin_listen` is unset, none
+    /// when it is set. Other hosts get a bare liveness answer on
+    /// `/__bext/health` and 404 on admin routes. See `crate::admin`.
+    #[serde(default)]
+    pub admin_hosts: Option<Vec<String>>,
     /// Where plugins keep their state.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -101,6 +109,25 @@ pub struct PlatformSection {
     pub admin_token_env: String,
 }
 
+/// One `admin_hosts` entry as requests' hosts are compared with it (see
+/// `server::host::normalise`): a host name or address without port or
+/// wildcard.
+fn admin_host(raw: &str) -> Result<String, String> {
+    let normal = crate::server::host::normalise(raw.as_bytes())
+        .map_err(|_| format!("`{raw}` is not a host name (exact names only, no wildcard)"))?;
+    let port = if raw.starts_with('[') {
+        !raw.ends_with(']')
+    } else {
+        raw.contains(':')
+    };
+    if port {
+        return Err(format!(
+            "`{raw}`: a host without port (requests are compared without theirs)"
+        ));
+    }
+    Ok(normal.into())
+}
+
 fn default_admin_token_env() -> String {
     "BEXT_ADMIN_TOKEN".into()
 }
@@ -114,6 +141,7 @@ impl Default for PlatformSection {
         PlatformSection {
             listen: default_listen(),
             admin_listen: None,
+            admin_hosts: None,
             data_dir: None,
             manifests: None,
             default_app: None,
@@ -542,6 +570,14 @@ impl Platform {
                 format!("`{a}` is not an address"),
             ));
         }
+        if let Some(hosts) = &mut f.platform.admin_hosts {
+            for (i, host) in hosts.iter_mut().enumerate() {
+                match admin_host(host) {
+                    Ok(h) => *host = h,
+                    Err(reason) => errors.push(Diagnostic::new(&name, format!("platform.admin_hosts[{i}]"), reason)),
+                }
+            }
+        }
         if let Some(d) = &f.platform.default_app
             && !f.apps.contains_key(d)
         {
@@ -800,6 +836,33 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+    }
+
+    #[test]
+    fn admin_hosts_are_kept_as_requests_are_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let f: PlatformFile =
+            toml::from_str("[platform]\nadmin_hosts = ['Admin.Example.COM.', '[0:0::1]', '10.0.0.5']\n").unwrap();
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        assert!(e.0.is_empty(), "{e}");
+        let hosts = p.settings.admin_hosts.unwrap();
+        assert_eq!(hosts, ["admin.example.com", "[::1]", "10.0.0.5"]);
+
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nadmin_hosts = ['ok.test', '*.example.com', 'admin.test:8443', '[::1]:80', '']\n",
+        )
+        .unwrap();
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        let text = e.to_string();
+        for want in [
+            "admin_hosts[1]: `*.example.com` is not a host name",
+            "admin_hosts[2]: `admin.test:8443`: a host without port",
+            "admin_hosts[3]",
+            "admin_hosts[4]",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        assert!(!text.contains("admin_hosts[0]"), "{text}");
     }
 
     #[test]

@@ -287,12 +287,14 @@ async fn connection_cannot_drop_the_headers_bext_adds() {
     }
 }
 
+/// With neither `admin_hosts` nor `admin_listen`, every host may ask for
+/// the details (tests/e2e/admin_hosts.rs covers both settings).
 #[tokio::test]
 async fn health_details_need_the_admin_token() {
     let s = Site::new();
     s.write("www/index.html", "ok");
     let cfg = s.platform(
-        "[platform]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[apps.www]\nsource = \"www\"\ndomains = [\"secret-customer.test\", \"*.tenant.test\"]\n",
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.www]\nsource = \"www\"\ndomains = [\"secret-customer.test\", \"*.tenant.test\"]\n",
     );
     let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
     for host in ["acme.tenant.test", "unknown.test", "secret-customer.test"] {

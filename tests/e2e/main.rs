@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin_hosts;
 mod authn;
 mod canonical;
 mod cli;

@@ -21,6 +21,8 @@ pub struct Bext {
     child: Child,
     /// The main listener.
     pub addr: SocketAddr,
+    /// The `admin_listen` listener, when there is one.
+    pub admin: Option<SocketAddr>,
     /// Everything it wrote to stderr so far.
     pub log: Arc<Mutex<String>>,
 }
@@ -69,13 +71,22 @@ impl Bext {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut admin = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    if let Some(rest) = line.split("admin endpoints on http://").nth(1) {
+                        admin = rest.split('/').next().unwrap().parse().ok();
+                    }
                     if let Some(rest) = line.split("serving http://").nth(1) {
                         let addr = rest.split('/').next().unwrap().parse().unwrap();
-                        return Bext { child, addr, log };
+                        return Bext {
+                            child,
+                            addr,
+                            admin,
+                            log,
+                        };
                     }
                 }
                 Err(_) => {

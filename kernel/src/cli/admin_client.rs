@@ -27,14 +27,25 @@ pub(super) struct AdminClient {
 }
 
 enum Target {
-    Server { base: String, token: String },
-    Local { plugin: Arc<dyn Plugin>, base: String },
+    /// `host`: the `Host` to send, when the URL's is not one of the
+    /// platform's `admin_hosts`.
+    Server {
+        base: String,
+        token: String,
+        host: Option<String>,
+    },
+    Local {
+        plugin: Arc<dyn Plugin>,
+        base: String,
+    },
 }
 
 impl AdminClient {
     /// The admin API of `plugin` on `--server URL` when given; else on the
-    /// platform's server if one answers on its `listen` address; else in
-    /// this process, on the platform's data directory.
+    /// platform's server if one answers on its `admin_listen` address,
+    /// then on its `listen` address; else in this process, on the
+    /// platform's data directory. A server is asked under the first of
+    /// the platform's `admin_hosts` unless the URL names one of them.
     pub(super) fn find(config: &Path, server: Option<&str>, plugin: &str) -> anyhow::Result<AdminClient> {
         let platform = Platform::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let manifests = crate::pipeline::load_manifests(&platform).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -65,7 +76,13 @@ impl AdminClient {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let url = match server {
             Some(url) => Some(url.trim_end_matches('/').to_owned()),
-            None => answering(&platform.settings.listen).map(|addr| format!("http://{addr}")),
+            None => platform
+                .settings
+                .admin_listen
+                .as_deref()
+                .and_then(answering)
+                .or_else(|| answering(&platform.settings.listen))
+                .map(|addr| format!("http://{addr}")),
         };
         let target = match url {
             Some(url) => {
@@ -76,6 +93,7 @@ impl AdminClient {
                         format!("a bext server answers at {url}: set {token_env} to change it through its admin API")
                     })?;
                 Target::Server {
+                    host: admin_host(&platform, &url),
                     base: format!("{url}{base}"),
                     token,
                 }
@@ -108,13 +126,16 @@ impl AdminClient {
         upload: Option<Upload<'_>>,
     ) -> anyhow::Result<serde_json::Value> {
         let (status, bytes, url) = match &self.target {
-            Target::Server { base, token } => {
+            Target::Server { base, token, host } => {
                 let url = format!("{base}{path}");
                 let mut req = http::Request::builder()
                     .method(method)
                     .uri(&url)
                     .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
                     .header("x-bext-user", user());
+                if let Some(host) = host {
+                    req = req.header(http::header::HOST, host);
+                }
                 let body = match upload {
                     Some(upload) => {
                         req = req.header(http::header::CONTENT_TYPE, "application/x-tar");
@@ -200,6 +221,21 @@ impl Upload<'_> {
             );
         }
         Ok(archive)
+    }
+}
+
+/// The `Host` to send to `url`: the first of the platform's `admin_hosts`
+/// when there are some and the URL's host is none of them (bext serves
+/// admin routes on the public listener only for those hosts).
+fn admin_host(platform: &Platform, url: &str) -> Option<String> {
+    let hosts = platform.settings.admin_hosts.as_ref()?;
+    let named = url.parse::<http::Uri>().ok().and_then(|u| {
+        u.authority()
+            .and_then(|a| crate::server::host::normalise(a.as_str().as_bytes()).ok())
+    });
+    match named {
+        Some(h) if hosts.iter().any(|a| **a == *h) => None,
+        _ => hosts.first().cloned(),
     }
 }
 

@@ -337,6 +337,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         }
     };
     let settings = pipeline.platform.settings.clone();
+    crate::admin::warn_if_on_every_host(&settings);
     let kernel = Arc::new(Kernel::new(pipeline, source, cell.clone()));
     let _ = cell.set((Arc::downgrade(&kernel), tokio::runtime::Handle::current()));
     let listen: std::net::SocketAddr = settings.listen.parse()?;

@@ -2,7 +2,7 @@
 //!
 //! host check → method, target size, one host, one path, hop-by-hop and
 //! spoofable headers (`server::admit`) → body limits →
-//! `/__bext/` →
+//! `/__bext/` (what the host may see: `admin::access`) →
 //! fetch stage → app resolution → `on_request` chain → app runtime →
 //! `on_response` (reverse, onion) → app headers → write → `on_complete`.
 
@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
+use crate::admin::Access;
 use crate::apps::{add_kernel_headers, plain};
 use crate::manifest::FailMode;
 use crate::server::ConnInfo;
@@ -129,10 +130,10 @@ async fn route(
     cx: &mut Ctx,
     finish: &mut Finish,
 ) -> Response {
-    let path = req.uri().path();
     if conn.admin {
-        return crate::admin::respond(kernel, pipeline, path, req, cx, true).unwrap_or_else(not_found);
+        return admin_listener(kernel, pipeline, req, cx).await;
     }
+    let path = req.uri().path();
     if path == "*" {
         // `OPTIONS *` (the only method `server::admit` lets through with
         // it) asks about the server, not an app.
@@ -143,7 +144,8 @@ async fn route(
         );
         return res;
     }
-    let internal = internal_rest(path).is_some();
+    // Decided on the host the kernel normalised, before a plugin runs.
+    let access = internal_rest(path).map(|_| crate::admin::access(&pipeline.platform.settings, cx.host.as_deref()));
 
     for slot in pipeline.fetch.iter() {
         match guard!(slot.plugin.fetch(req, cx)) {
@@ -156,16 +158,18 @@ async fn route(
             }
         }
     }
-    if internal {
+    if let Some(access) = access {
         // After the fetch stage, so the admin routes (and their throttle
         // of wrong tokens) see the client the WAF resolved behind trusted
-        // proxies.
-        let path = req.uri().path();
-        if let Some(mount) = pipeline.admin.iter().find(|m| m.routes.rest(path).is_some()) {
+        // proxies. On a tenant's host they do not exist: the 404 of an
+        // unknown path.
+        if access == Access::Host
+            && let Some(mount) = admin_mount(pipeline, req.uri().path())
+        {
             return serve_admin(mount, req, cx).await;
         }
         let rest = internal_rest(req.uri().path()).unwrap_or("");
-        return crate::admin::respond(kernel, pipeline, rest, req, cx, false).unwrap_or_else(not_found);
+        return crate::admin::respond(kernel, pipeline, rest, req, cx, access).unwrap_or_else(not_found);
     }
 
     let entry = match resolve_app(pipeline, req, cx) {
@@ -231,6 +235,28 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         }
     }
     res
+}
+
+/// A request on `admin_listen`: the kernel's endpoints with or without
+/// the `/__bext` prefix, and plugins' admin routes at the paths they have
+/// on the public listener (so a script or the CLI may target either). No
+/// fetch stage and no apps.
+async fn admin_listener(kernel: &Kernel, pipeline: &Arc<Pipeline>, req: &mut Request, cx: &mut Ctx) -> Response {
+    let path = req.uri().path();
+    let rest = internal_rest(path).unwrap_or(path);
+    if let Some(res) = crate::admin::respond(kernel, pipeline, rest, req, cx, Access::Listener) {
+        return res;
+    }
+    match admin_mount(pipeline, req.uri().path()) {
+        Some(mount) => serve_admin(mount, req, cx).await,
+        None => not_found(),
+    }
+}
+
+/// The plugin admin route serving `path`, if any (mounts are longest base
+/// first).
+fn admin_mount<'p>(pipeline: &'p Pipeline, path: &str) -> Option<&'p AdminMount> {
+    pipeline.admin.iter().find(|m| m.routes.rest(path).is_some())
 }
 
 /// A plugin's admin route: the one token check, then the plugin. Its

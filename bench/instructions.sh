@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Instructions per request on the server, counted by callgrind: a number
+# that does not move with the machine's load, for changes too small for
+# wrk to see (a few percent). A plugin-free static 1 KiB file, the
+# browser-like request of bench/security.sh, one connection at a time (so
+# no batching of requests per wake-up changes the count).
+#
+#   bench/instructions.sh                        # this checkout
+#   BASELINE=/path/to/older/bext bench/instructions.sh
+#                                                # both, and new/old
+#
+# Builds `--profile profiling` (release code with line tables) so that
+# `callgrind_annotate --inclusive=yes bench/out/instructions/<name>/cg.out.1`
+# names the functions. Needs valgrind, wrk and curl.
+source "$(dirname "$0")/common.sh"
+OUT=bench/out/instructions
+need valgrind callgrind_control callgrind_annotate wrk curl
+DURATION=${DURATION:-8}
+
+if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+HEADERS=(
+  -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+  -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+  -H "Accept-Language: en-US,en;q=0.9"
+  -H "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"
+  -H "Referer: https://shop.example.com/category/shoes?color=red"
+  -H "Authorization: Bearer abc.def.ghi"
+)
+
+count() { # name binary port -> prints instructions per request
+  local dir="$OUT/$1" bin=$2 port=$3
+  mkdir -p "$dir/www" "$dir/manifests"
+  head -c 1024 /dev/zero | tr '\0' 'x' > "$dir/www/index.html"
+  # vhosts on (as by default), the rest off: the kernel's own cost.
+  printf 'name: vhosts\n' > "$dir/manifests/vhosts.yaml"
+  for p in waf gateway authn deploy; do printf 'name: %s\nenabled: false\n' "$p" > "$dir/manifests/$p.yaml"; done
+  cat > "$dir/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:$port"
+access_log = false
+watch = false
+workers = 1
+manifests = "manifests"
+default_app = "site"
+[apps.site]
+source = "www"
+TOML
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.out" \
+    "$bin" serve --config "$dir/platform.toml" >"$dir/log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/index.html" && break; sleep 0.2; done
+  local url="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
+  wrk -t1 -c1 -d2s "${HEADERS[@]}" "$url" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  local n
+  n=$(wrk -t1 -c1 -d"${DURATION}s" "${HEADERS[@]}" "$url" | awk '/requests in/ {print $1}')
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  sleep 1
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local total
+  total=$(callgrind_annotate "$dir/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+  echo $((total / n))
+}
+
+new=$(count new "$BEXT" 18481)
+echo "instructions per request: $new ($BEXT)"
+if [ -n "${BASELINE:-}" ]; then
+  old=$(count old "$BASELINE" 18482)
+  echo "instructions per request: $old ($BASELINE)"
+  python3 -c "print(f'new/old instructions: {$new/$old:.3f}')"
+fi

@@ -3,6 +3,8 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::SharedPool;
+
 /// An app as plugins see it at build time: enough to route to it without
 /// reaching into the kernel's app table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,6 +46,7 @@ pub struct Host {
     spawner: Arc<Spawner>,
     app_service: Option<Arc<AppService>>,
     services: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+    shared: Arc<SharedPool>,
 }
 
 /// Whom a request a plugin makes itself is for: the app, and what the
@@ -98,7 +101,26 @@ impl Host {
             spawner,
             app_service: None,
             services: Vec::new(),
+            shared: Arc::default(),
         }
+    }
+
+    /// Lends plugins the kernel's pool of shared values ([`Host::shared`]),
+    /// the same for every pipeline; a new host has a pool of its own.
+    pub fn with_shared_pool(mut self, pool: Arc<SharedPool>) -> Self {
+        self.shared = pool;
+        self
+    }
+
+    /// A value that outlives a reload: the one of type `T` under `key` that
+    /// an instance of a live pipeline holds (the instance this one
+    /// replaces, or another instance of the plugin: per-app configurations
+    /// are instances of their own), else `make()`. Keep the `Arc` in the
+    /// instance: the value lives while some instance holds it and is
+    /// dropped with the last one (reference-counted, as Caddy's
+    /// `UsagePool`). Start `key` with the plugin's name (`"waf:audit"`).
+    pub fn shared<T: Send + Sync + 'static>(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
+        self.shared.get_or_make(key, make)
     }
 
     /// Lends plugins a shared service of the kernel's (the edge fleet's

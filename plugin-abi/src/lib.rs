@@ -23,6 +23,7 @@ mod host;
 mod path;
 mod plugin;
 mod registry;
+mod shared;
 pub mod testing;
 pub mod units;
 
@@ -36,6 +37,7 @@ pub use host::{AppInfo, AppResponse, AppService, AppTarget, Host, Reload, Reload
 pub use path::PathPattern;
 pub use plugin::{Completion, Flow, Hook, Hooks, Plugin, text_response};
 pub use registry::{AppChanges, BuiltinPlugin, Factory, Registration, decode_config, registrations};
+pub use shared::SharedPool;
 
 #[doc(hidden)]
 pub use inventory;

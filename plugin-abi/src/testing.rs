@@ -345,6 +345,13 @@ impl<P: BuiltinPlugin> Builder<P> {
         self
     }
 
+    /// Lends the plugin a pool of shared values ([`Host::shared`]): give
+    /// two harnesses one pool to see what a reload keeps.
+    pub fn shared_pool(mut self, pool: Arc<crate::SharedPool>) -> Self {
+        self.host.push(Box::new(move |h| h.with_shared_pool(pool)));
+        self
+    }
+
     /// Lets the plugin ask apps for responses ([`Host::serve_app`]).
     pub fn app_service(mut self, service: Arc<AppService>) -> Self {
         self.host.push(Box::new(move |h| h.with_app_service(service)));

@@ -119,6 +119,7 @@ pub fn compile(
     let global_chain = Arc::new(Chain::new(global.iter().filter(|s| !only_fetch(s)).cloned().collect()));
 
     let files = previous.map_or_else(Default::default, |p| p.files.clone());
+    let shared = previous.map_or_else(Default::default, |p| p.shared.clone());
     let mut apps = rustc_hash::FxHashMap::default();
     for (id, cfg) in &platform.apps {
         let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
@@ -205,6 +206,7 @@ pub fn compile(
             owned_headers: owned_headers.into_boxed_slice(),
             fingerprint: 0,
             files,
+            shared,
         },
         fresh,
     ))
@@ -522,5 +524,48 @@ mod tests {
         let mut a = serde_json::json!({"a": {"x": 1, "y": 2}, "l": [1]});
         merge(&mut a, &serde_json::json!({"a": {"y": 3}, "l": [2]}));
         assert_eq!(a, serde_json::json!({"a": {"x": 1, "y": 3}, "l": [2]}));
+    }
+
+    /// Builds the pipeline of `apps` (a platform file's `[apps...]`),
+    /// after `previous`.
+    fn build(dir: &Path, apps: &str, previous: Option<&Pipeline>) -> Pipeline {
+        let file = dir.join("platform.toml");
+        std::fs::write(&file, format!("[platform]\nlisten = \"127.0.0.1:0\"\n{apps}")).unwrap();
+        let platform = Platform::load(&file).unwrap();
+        let manifests = load_manifests(&platform).unwrap();
+        compile(platform, manifests, previous)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .0
+    }
+
+    fn instance<'p>(p: &'p Pipeline, name: &str) -> &'p Arc<dyn Plugin> {
+        p.instances().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[test]
+    fn only_plugins_that_read_the_app_table_are_rebuilt_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        for app in ["a", "b"] {
+            std::fs::create_dir_all(dir.path().join(app)).unwrap();
+        }
+        let a = "[apps.a]\nsource = \"a\"\ndomains = [\"a.test\"]\nrate_limit = { rpm = 5 }\n";
+        let first = build(dir.path(), a, None);
+        let second = build(
+            dir.path(),
+            &format!("{a}[apps.b]\nsource = \"b\"\ndomains = [\"b.test\"]\n"),
+            Some(&first),
+        );
+        assert!(
+            Arc::ptr_eq(instance(&first, "gateway"), instance(&second, "gateway")),
+            "the gateway (and its buckets) kept"
+        );
+        assert!(
+            !Arc::ptr_eq(instance(&first, VHOSTS), instance(&second, VHOSTS)),
+            "vhosts routes the new app"
+        );
+        assert!(
+            Arc::ptr_eq(&first.shared, &second.shared),
+            "one pool for every pipeline"
+        );
     }
 }

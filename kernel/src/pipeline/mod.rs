@@ -101,6 +101,9 @@ pub struct Pipeline {
     pub fingerprint: u64,
     /// The static file cache, handed on from pipeline to pipeline.
     pub files: Arc<crate::apps::static_files::FileCache>,
+    /// Values plugins keep across reloads (`Host::shared`), handed on from
+    /// pipeline to pipeline.
+    pub shared: Arc<bext_plugin_abi::SharedPool>,
 }
 
 impl Pipeline {

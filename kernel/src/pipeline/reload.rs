@@ -49,6 +49,7 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &Kernel
         })
     })
     .with_app_service(app_service(pipeline))
+    .with_shared_pool(pipeline.shared.clone())
     .with_service(Arc::new(reload_service(kernel.clone())));
     let host = match crate::edge::edge_for(pipeline.platform.redis.as_ref()) {
         Some(edge) => host.with_service(edge),

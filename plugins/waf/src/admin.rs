@@ -8,7 +8,7 @@ use bext_plugin_abi::admin::{AdminRoutes, json};
 use bext_plugin_abi::{PluginError, Request, Response, text_response};
 use http::{Method, StatusCode};
 
-use crate::audit::AUDIT;
+use crate::audit::AuditLog;
 use crate::config::AuditConfig;
 
 /// Events listed when the request does not say how many.
@@ -40,17 +40,17 @@ impl Admin {
         &self.routes
     }
 
-    /// Sizes the process's audit log.
-    pub(crate) fn init(&self) {
-        AUDIT.set_capacity(self.capacity);
+    /// Sizes the instances' audit log (the newest configuration wins).
+    pub(crate) fn init(&self, log: &AuditLog) {
+        log.set_capacity(self.capacity);
     }
 
-    /// The audit log (the kernel checked the token).
-    pub(crate) fn events(&self, req: &Request) -> Response {
+    /// The events of `log` (the kernel checked the token).
+    pub(crate) fn events(&self, req: &Request, log: &AuditLog) -> Response {
         if req.method() != Method::GET {
             return text_response(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
         }
-        let body = serde_json::json!({ "events": AUDIT.recent(limit(req.uri().query())) });
+        let body = serde_json::json!({ "events": log.recent(limit(req.uri().query())) });
         json(StatusCode::OK, &body)
     }
 }

@@ -1,14 +1,15 @@
 //! The audit log: every decision the WAF takes, in a bounded ring buffer
 //! readable at `GET /__bext/waf/events`, and as a log line.
 //!
-//! One log per process, shared by every instance of the plugin (per-app
-//! configurations build separate instances), so the endpoint shows all
-//! apps' decisions and a reload keeps the history.
+//! One log shared by every instance of the plugin (per-app configurations
+//! build separate instances), so the endpoint shows all apps' decisions;
+//! it is the host's shared value [`AUDIT_KEY`] (`Host::shared`), so a
+//! reload that rebuilds the instances keeps the history.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex};
 use std::time::SystemTime;
 
 use bext_plugin_abi::{Ctx, Request};
@@ -54,11 +55,17 @@ pub struct AuditLog {
     capacity: AtomicUsize,
 }
 
-/// The process-wide audit log.
-pub static AUDIT: LazyLock<AuditLog> = LazyLock::new(|| AuditLog {
-    events: Mutex::new(VecDeque::new()),
-    capacity: AtomicUsize::new(1000),
-});
+/// The key of the instances' log among the host's shared values.
+pub const AUDIT_KEY: &str = "waf:audit";
+
+impl Default for AuditLog {
+    fn default() -> Self {
+        AuditLog {
+            events: Mutex::new(VecDeque::new()),
+            capacity: AtomicUsize::new(1000),
+        }
+    }
+}
 
 impl AuditLog {
     /// Sets how many events are kept (the newest configuration wins).
@@ -84,9 +91,10 @@ impl AuditLog {
 }
 
 /// Records a decision about `req` from `ip` (`action`, and the finding
-/// when a rule decided): in the audit log, and as a `bext::waf` log line
-/// naming `plugin`.
+/// when a rule decided): in `log`, and as a `bext::waf` log line naming
+/// `plugin`.
 pub(crate) fn record(
+    log: &AuditLog,
     plugin: &str,
     req: &Request,
     cx: &Ctx,
@@ -123,7 +131,7 @@ pub(crate) fn record(
         path = %event.path,
         "waf decision"
     );
-    AUDIT.push(event);
+    log.push(event);
 }
 
 /// Seconds since the epoch, for event times.
@@ -168,7 +176,9 @@ mod tests {
         cx.host = Some("shop.test".into());
         let _ = cx.set_app("shop");
         let finding = Finding::new("sqli-union", Category::Sqli, Part::Arg, "q", "' union select");
+        let log = AuditLog::default();
         record(
+            &log,
             "waf",
             &req,
             &cx,
@@ -177,11 +187,7 @@ mod tests {
             Some(&finding),
         );
         let id = cx.request_id.to_string();
-        let e = AUDIT
-            .recent(usize::MAX)
-            .into_iter()
-            .find(|e| e.request_id == id)
-            .unwrap();
+        let e = log.recent(usize::MAX).into_iter().find(|e| e.request_id == id).unwrap();
         assert_eq!(
             (
                 e.action,

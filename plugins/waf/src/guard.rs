@@ -4,13 +4,13 @@
 //! decision is recorded (`audit.rs`); refusals are `respond.rs`'s.
 
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use arc_swap::ArcSwap;
 use bext_plugin_abi::{Ctx, Flow, Hook, PluginError, Request};
 use http::StatusCode;
 
-use crate::audit::record;
+use crate::audit::{AuditLog, record};
 use crate::body::{self, Read};
 use crate::config::{Config, Mode, Uninspectable};
 use crate::inspect::{Engine, Finding, Subject, Switches};
@@ -33,6 +33,8 @@ pub(crate) struct Guard {
     uninspectable: Uninspectable,
     screen: Screen,
     switches: RuleSwitches,
+    /// The plugin's audit log, the host's shared one from `on_init`.
+    audit: OnceLock<Arc<AuditLog>>,
 }
 
 impl Guard {
@@ -50,12 +52,21 @@ impl Guard {
             uninspectable: config.uninspectable_body,
             screen: Screen::new(config, lists)?,
             switches: RuleSwitches::new(config)?,
+            audit: OnceLock::new(),
         })
     }
 
-    /// What needs the environment: the bot challenge's key.
-    pub(crate) fn init(&self) -> Result<(), String> {
+    /// What needs the environment: the bot challenge's key; and the audit
+    /// log the instances share.
+    pub(crate) fn init(&self, audit: Arc<AuditLog>) -> Result<(), String> {
+        let _ = self.audit.set(audit);
         self.screen.init()
+    }
+
+    /// The audit log: the shared one, or (before `on_init`) the
+    /// instance's own.
+    pub(crate) fn audit(&self) -> &AuditLog {
+        self.audit.get_or_init(Default::default)
     }
 
     /// Screens and inspects a request from `ip` (the client behind trusted
@@ -115,7 +126,7 @@ impl Guard {
             Screened::Bot => ("bot", self.refusal(cx)),
             Screened::Challenge(page) => ("challenge", respond::challenge(page)),
         };
-        record(&self.name, req, cx, ip, action, None);
+        record(self.audit(), &self.name, req, cx, ip, action, None);
         Flow::Respond(res)
     }
 
@@ -146,11 +157,11 @@ impl Guard {
     fn found(&self, req: &Request, cx: &Ctx, ip: IpAddr, finding: &Finding) -> Flow {
         match self.mode {
             Mode::Detect => {
-                record(&self.name, req, cx, ip, "detect", Some(finding));
+                record(self.audit(), &self.name, req, cx, ip, "detect", Some(finding));
                 Flow::Continue
             }
             Mode::Block => {
-                record(&self.name, req, cx, ip, "block", Some(finding));
+                record(self.audit(), &self.name, req, cx, ip, "block", Some(finding));
                 self.screen.strike(ip);
                 Flow::Respond(self.refusal(cx))
             }
@@ -164,7 +175,7 @@ impl Guard {
         if self.uninspectable == Uninspectable::Pass {
             return None;
         }
-        record(&self.name, req, cx, ip, "uninspectable_body", None);
+        record(self.audit(), &self.name, req, cx, ip, "uninspectable_body", None);
         if self.mode == Mode::Detect {
             return None;
         }

@@ -31,6 +31,7 @@ use bext_plugin_abi::admin::AdminRoutes;
 use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
 
 use crate::admin::Admin;
+use crate::audit::{AUDIT_KEY, AuditLog};
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::ip::Proxies;
@@ -75,14 +76,23 @@ impl BuiltinPlugin for WafPlugin {
     }
 }
 
+impl WafPlugin {
+    /// The audit log this instance records to (what `{base}/events`
+    /// lists): the one every instance shares, after `on_init`.
+    pub fn audit(&self) -> &AuditLog {
+        self.guard.audit()
+    }
+}
+
 impl Plugin for WafPlugin {
     fn hooks(&self) -> Hooks {
         Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::ADMIN
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
-        self.admin.init();
-        let started = self.guard.init().and_then(|()| self.lists.start(host, &self.name));
+        let audit = host.shared(AUDIT_KEY, AuditLog::default);
+        self.admin.init(&audit);
+        let started = self.guard.init(audit).and_then(|()| self.lists.start(host, &self.name));
         Hook::Ready(started.map_err(|e| PluginError::Init(e.into())))
     }
 
@@ -99,7 +109,7 @@ impl Plugin for WafPlugin {
     }
 
     fn admin<'a>(&'a self, req: &'a mut Request, _cx: &'a Ctx) -> Hook<'a, Result<Response, PluginError>> {
-        Hook::Ready(Ok(self.admin.events(req)))
+        Hook::Ready(Ok(self.admin.events(req, self.guard.audit())))
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {

@@ -3,13 +3,15 @@
 //! `fetch` and `on_request` in the kernel's order, the app behind them.
 //! What was decided is read back from the audit log, as an operator would.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use async_compression::tokio::bufread::GzipEncoder;
 use bext_plugin_abi::testing::{Exchange, Harness, Stage, TestRequest, request};
 use bext_plugin_abi::{Ctx, Plugin, PluginError, Request, Response, text_response};
 use bext_plugin_waf::WafPlugin;
-use bext_plugin_waf::audit::{AUDIT, Event};
+use bext_plugin_waf::audit::Event;
 use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -25,8 +27,8 @@ async fn waf(config: Value) -> Harness<WafPlugin> {
     Harness::<WafPlugin>::builder(config).start().await.unwrap()
 }
 
-/// The audit log is one per process: every request gets an id of its own
-/// so each test finds its own events.
+/// Every request gets an id of its own so each test finds its own events
+/// (the harnesses of one test may share a log).
 fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0x3af_0000);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -34,8 +36,16 @@ fn next_id() -> u64 {
 
 /// Sends `req` (with a fresh id) to an app that answers 200 "app".
 async fn send(h: &Harness<WafPlugin>, req: TestRequest) -> Exchange {
-    h.send(req.id(next_id()), app).await
+    let ex = h.send(req.id(next_id()), app).await;
+    let id = ex.cx.request_id.to_string();
+    let mine = h.plugin().audit().recent(usize::MAX);
+    let mine = mine.into_iter().filter(|e| e.request_id == id).collect();
+    SENT.lock().unwrap().insert(id, mine);
+    ex
 }
+
+/// The audit events of each request [`send`] sent, by request id.
+static SENT: LazyLock<Mutex<HashMap<String, Vec<Event>>>> = LazyLock::new(Default::default);
 
 fn app(_req: Request, _cx: &Ctx) -> Response {
     text_response(StatusCode::OK, "app")
@@ -62,11 +72,7 @@ fn post(content_type: &str, body: impl Into<Vec<u8>>) -> TestRequest {
 /// The audit events of the request `ex` answered.
 fn events(ex: &Exchange) -> Vec<Event> {
     let id = ex.cx.request_id.to_string();
-    AUDIT
-        .recent(usize::MAX)
-        .into_iter()
-        .filter(|e| e.request_id == id)
-        .collect()
+    SENT.lock().unwrap().get(&id).cloned().unwrap_or_default()
 }
 
 fn actions(ex: &Exchange) -> Vec<&'static str> {
@@ -415,4 +421,23 @@ async fn exclusions_silence_rules_where_they_misfire() {
         StatusCode::FORBIDDEN,
         "block",
     );
+}
+
+/// The audit log is the host's shared value: an instance built by a reload
+/// (its configuration changed) takes over the history of the one it
+/// replaces, and the log goes with the last instance.
+#[tokio::test]
+async fn a_rebuilt_instance_keeps_the_audit_history() {
+    let pool = std::sync::Arc::new(bext_plugin_abi::SharedPool::default());
+    let start = |config: Value| Harness::<WafPlugin>::builder(config).shared_pool(pool.clone()).start();
+    let old = start(json!({})).await.unwrap();
+    let ex = send(&old, get(SQLI_QUERY)).await;
+    let id = ex.cx.request_id.to_string();
+    let new = start(json!({"deny_status": 406})).await.unwrap();
+    drop(old);
+    let kept = |h: &Harness<WafPlugin>| h.plugin().audit().recent(usize::MAX).iter().any(|e| e.request_id == id);
+    assert!(kept(&new), "the history went with the old instance");
+    drop(new);
+    assert!(pool.is_empty());
+    assert!(!kept(&start(json!({})).await.unwrap()), "no instance left, no log");
 }

@@ -18,6 +18,17 @@ use crate::platform::{AppConfig, RuntimeKind};
 pub(crate) static X_BASE: HeaderName = HeaderName::from_static("x-base");
 pub(crate) static X_VHOST_TENANT: HeaderName = HeaderName::from_static("x-vhost-tenant");
 
+/// Headers only bext sets: the mount path, the tenant, and the caller
+/// authn verified. Client copies never reach a plugin or an app.
+pub(crate) const BEXT_HEADERS: [&str; 6] = [
+    "x-base",
+    "x-vhost-tenant",
+    "x-auth-sub",
+    "x-auth-claims",
+    "x-auth-scopes",
+    "x-auth-key",
+];
+
 /// Tells the app where it is mounted (`x-base`) and for which tenant
 /// (`x-vhost-tenant`), from the request's context.
 pub(crate) fn add_kernel_headers(headers: &mut HeaderMap, cx: &Ctx) {

@@ -190,7 +190,7 @@ pub fn compile(
     let mut owned_headers: Vec<http::HeaderName> = instances
         .values()
         .flat_map(|p| p.owned_request_headers().iter().cloned())
-        .filter(|h| !crate::server::admit::BEXT_HEADERS.contains(&h.as_str()))
+        .filter(|h| !crate::apps::BEXT_HEADERS.contains(&h.as_str()))
         .collect();
     owned_headers.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     owned_headers.dedup();

@@ -1,33 +1,28 @@
-//! One request's way through a pipeline:
+//! One request's way through a pipeline, after the server has settled
+//! its head (`server::request`: host, admit's checks, body limits):
 //!
-//! host check → method, target size, one host, one path, hop-by-hop and
-//! spoofable headers (`server::admit`) → body limits →
 //! `/__bext/` (what the host may see: `admin::access`) →
 //! fetch stage → app resolution → `on_request` chain → app runtime →
-//! `on_response` (reverse, onion) → app headers → write → `on_complete`.
+//! `on_response` (reverse, onion) → app headers; then the server writes
+//! the response and runs [`AfterResponse`] (`on_complete`).
+//!
+//! The seam is one-way: the server calls [`route`]; nothing here names the
+//! server.
 
-use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bext_plugin_abi::admin::refuse_unless_admin;
-use bext_plugin_abi::{Body, Ctx, Flow, Hook, Hooks, PluginError, Request, Response};
+use bext_plugin_abi::{Completion, Ctx, Flow, Hook, Hooks, PluginError, Request, Response};
 use futures_util::FutureExt;
-use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::header::HeaderValue;
 use http::{StatusCode, Uri};
-use http_body::Body as _;
-use hyper::body::Incoming;
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
 use crate::admin::Access;
 use crate::apps::{add_kernel_headers, plain};
 use crate::manifest::FailMode;
-use crate::server::ConnInfo;
-use crate::server::admit::{Rules, admit};
-use crate::server::body::LimitedBody;
-use crate::server::finish::{Finish, ResponseBody};
-use crate::server::host::request_host;
 
 /// Prefix of bext's own endpoints on every host.
 pub const INTERNAL_PREFIX: &str = "/__bext";
@@ -69,68 +64,70 @@ fn panicked(p: Box<dyn std::any::Any + Send>) -> PluginError {
     PluginError::Panic(msg)
 }
 
-/// hyper's entry point: never fails; every error is a response.
-pub async fn handle(
-    kernel: Arc<Kernel>,
-    conn: Arc<ConnInfo>,
-    req: http::Request<Incoming>,
-) -> Result<http::Response<ResponseBody>, Infallible> {
-    let pipeline = kernel.pipeline.load_full();
-    let in_flight = conn.request_started(req.version());
-    let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
-    let (mut parts, incoming) = req.into_parts();
-    let mut finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
-
-    let host = match request_host(parts.version, &parts.uri, &parts.headers) {
-        Ok(h) => h,
-        Err(e) => return Ok(finish.done(plain(StatusCode::BAD_REQUEST, format!("{e}\n")), cx)),
-    };
-    cx.host = host;
-    let limits = &kernel.limits;
-    let settings = &pipeline.platform.settings;
-    let rules = Rules {
-        limits,
-        slashes: settings.encoded_slashes,
-        underscores_in_headers: settings.underscores_in_headers,
-        owned: &pipeline.owned_headers,
-    };
-    if let Err(refusal) = admit(&mut parts, rules) {
-        return Ok(finish.done(plain(refusal.status, format!("{}\n", refusal.reason)), cx));
-    }
-
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes) {
-        return Ok(finish.done(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"), cx));
-    }
-    let body = if incoming.is_end_stream() {
-        Body::empty()
-    } else {
-        Body::stream(LimitedBody::new(
-            incoming,
-            limits.max_body_bytes,
-            limits.body_read_timeout,
-            limits.body_total_timeout,
-        ))
-    };
-    let mut req = Request::from_parts(parts, body);
-
-    let res = route(&kernel, &pipeline, &conn, &mut req, &mut cx, &mut finish).await;
-    Ok(finish.done(res, cx))
+/// What routing a request produced: the response, and what must run once
+/// it has been written.
+pub struct Routed {
+    /// The answer, from a plugin, the app or the kernel.
+    pub response: Response,
+    /// The `on_complete` hooks owed for it.
+    pub after: AfterResponse,
 }
 
-async fn route(
+/// The `on_complete` hooks of the chain that handled a request, which the
+/// server runs after the last byte is handed over (or the client goes
+/// away), so they never delay the client. Empty for chains without one.
+#[derive(Default)]
+pub struct AfterResponse(Option<Arc<Chain>>);
+
+impl AfterResponse {
+    /// What `chain` owes after its response (nothing if no plugin of it
+    /// has `on_complete`: no reference kept).
+    pub(crate) fn of(chain: &Arc<Chain>) -> Self {
+        AfterResponse(chain.completes.then(|| chain.clone()))
+    }
+
+    /// Whether anything runs afterwards.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Runs the hooks in chain order; a panic is logged and the next hook
+    /// still runs.
+    pub fn run(&self, cx: &Ctx, done: &Completion) {
+        let Some(chain) = &self.0 else { return };
+        for slot in chain.slots.iter().filter(|s| s.hooks.has(Hooks::COMPLETE)) {
+            let run = AssertUnwindSafe(|| slot.plugin.on_complete(cx, done));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::error!(plugin = %slot.name, request_id = %cx.request_id, "on_complete panicked");
+            }
+        }
+    }
+}
+
+/// Routes a request whose head the server has admitted: the kernel's and
+/// plugins' `/__bext/` endpoints, the fetch stage, the app and its chain.
+/// `on_admin_listener` is a request on `admin_listen`.
+pub async fn route(
     kernel: &Kernel,
     pipeline: &Arc<Pipeline>,
-    conn: &ConnInfo,
+    on_admin_listener: bool,
     req: &mut Request,
     cx: &mut Ctx,
-    finish: &mut Finish,
+) -> Routed {
+    let mut after = AfterResponse::default();
+    let response = dispatch(kernel, pipeline, on_admin_listener, req, cx, &mut after).await;
+    Routed { response, after }
+}
+
+async fn dispatch(
+    kernel: &Kernel,
+    pipeline: &Arc<Pipeline>,
+    on_admin_listener: bool,
+    req: &mut Request,
+    cx: &mut Ctx,
+    after: &mut AfterResponse,
 ) -> Response {
-    if conn.admin {
+    if on_admin_listener {
         return admin_listener(kernel, pipeline, req, cx).await;
     }
     let path = req.uri().path();
@@ -175,7 +172,7 @@ async fn route(
     let entry = match resolve_app(pipeline, req, cx) {
         Resolved::App(entry) => entry,
         Resolved::NoApp => {
-            finish.chain(pipeline.global.clone());
+            *after = AfterResponse::of(&pipeline.global);
             return run_chain(&pipeline.global, req, cx, None).await;
         }
         Resolved::Answer(res) => return res,
@@ -184,7 +181,7 @@ async fn route(
     let mut res = if cx.bypass {
         entry.app.runtime.serve(std::mem::take(req), cx).await
     } else {
-        finish.chain(entry.chain.clone());
+        *after = AfterResponse::of(&entry.chain);
         run_chain(&entry.chain, req, cx, Some(entry)).await
     };
     entry.app.decorate(&mut res);
@@ -374,7 +371,7 @@ fn not_found() -> Response {
 mod tests {
     use std::sync::Mutex;
 
-    use bext_plugin_abi::{Plugin, RequestId};
+    use bext_plugin_abi::{Body, Plugin, RequestId};
 
     use super::*;
 

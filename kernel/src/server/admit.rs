@@ -7,6 +7,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 
+use crate::apps::BEXT_HEADERS;
 use crate::platform::Limits;
 use bext_plugin_abi::{EncodedSlashes, normalise_path};
 
@@ -41,17 +42,6 @@ pub struct Rules<'a> {
     /// caller headers), dropped like them.
     pub owned: &'a [HeaderName],
 }
-
-/// Headers only bext sets: the mount path, the tenant, and the caller
-/// authn verified. Client copies never reach a plugin or an app.
-pub(crate) const BEXT_HEADERS: [&str; 6] = [
-    "x-base",
-    "x-vhost-tenant",
-    "x-auth-sub",
-    "x-auth-claims",
-    "x-auth-scopes",
-    "x-auth-key",
-];
 
 /// Checks the method and the target's size, makes the Host header agree
 /// with the target's authority, normalises the path, refuses a second

@@ -2,23 +2,22 @@
 //! log once the last byte is handed over (or the client goes away).
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bext_plugin_abi::{Body, Completion, Ctx, Hooks, Response};
+use bext_plugin_abi::{Body, Completion, Ctx, Response};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
-use crate::pipeline::Chain;
+use crate::pipeline::run::AfterResponse;
 
 /// What is needed after the response: who to tell, and what to log.
 pub struct Finish {
     /// Dropped last: marks the request done on its connection.
     _in_flight: InFlight,
-    chain: Option<Arc<Chain>>,
+    after: AfterResponse,
     access_log: bool,
     method: Method,
     path: Box<str>,
@@ -30,7 +29,7 @@ impl Finish {
     pub fn new(access_log: bool, in_flight: InFlight, parts: &http::request::Parts) -> Self {
         Finish {
             _in_flight: in_flight,
-            chain: None,
+            after: AfterResponse::default(),
             access_log,
             path: if access_log {
                 parts.uri.path().into()
@@ -42,19 +41,12 @@ impl Finish {
         }
     }
 
-    /// The chain whose `on_complete` hooks run afterwards.
-    pub fn chain(&mut self, chain: Arc<Chain>) {
-        self.chain = Some(chain);
-    }
-
-    /// Wraps the response so completion runs after it is written.
-    pub fn done(self, res: Response, cx: Ctx) -> http::Response<ResponseBody> {
+    /// Wraps the response so that `after` (and the access log) run once it
+    /// is written.
+    pub fn done(self, res: Response, after: AfterResponse, cx: Ctx) -> http::Response<ResponseBody> {
         let status = res.status();
         let (parts, body) = res.into_parts();
-        let finish = Finish {
-            chain: self.chain.filter(|c| c.completes),
-            ..self
-        };
+        let finish = Finish { after, ..self };
         http::Response::from_parts(
             parts,
             ResponseBody {
@@ -91,19 +83,14 @@ impl State {
                 request_id = %cx.request_id,
             );
         }
-        if let Some(chain) = &f.chain {
+        if !f.after.is_empty() {
             let done = Completion {
                 status,
                 body_bytes: bytes,
                 duration,
                 aborted,
             };
-            for slot in chain.slots.iter().filter(|s| s.hooks.has(Hooks::COMPLETE)) {
-                let run = std::panic::AssertUnwindSafe(|| slot.plugin.on_complete(&cx, &done));
-                if std::panic::catch_unwind(run).is_err() {
-                    tracing::error!(plugin = %slot.name, request_id = %cx.request_id, "on_complete panicked");
-                }
-            }
+            f.after.run(&cx, &done);
         }
     }
 }
@@ -166,14 +153,14 @@ impl Drop for ResponseBody {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use bext_plugin_abi::{Hooks, Plugin, RequestId};
     use http_body_util::BodyExt;
 
     use super::*;
     use crate::manifest::FailMode;
-    use crate::pipeline::Slot;
+    use crate::pipeline::{Chain, Slot};
     use crate::server::ConnInfo;
 
     #[derive(Default)]
@@ -194,9 +181,9 @@ mod tests {
     fn response(recorder: &Arc<Recorder>, body: &'static str) -> http::Response<ResponseBody> {
         let conn = Arc::new(ConnInfo::for_tests());
         let parts = http::Request::new(()).into_parts().0;
-        let mut finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &parts);
+        let finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &parts);
         let plugin: Arc<dyn Plugin> = recorder.clone();
-        finish.chain(Arc::new(Chain::new(
+        let after = AfterResponse::of(&Arc::new(Chain::new(
             vec![Slot {
                 name: "recorder".into(),
                 hooks: plugin.hooks(),
@@ -207,7 +194,7 @@ mod tests {
             .into(),
         )));
         let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
-        finish.done(Response::new(Body::from(body)), cx)
+        finish.done(Response::new(Body::from(body)), after, cx)
     }
 
     #[tokio::test]

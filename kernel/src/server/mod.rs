@@ -6,6 +6,7 @@ pub mod body;
 pub mod conn_limit;
 pub mod finish;
 pub mod host;
+pub mod request;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -339,8 +340,7 @@ async fn serve_connection(
     });
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();
-    let svc =
-        hyper::service::service_fn(move |req| crate::pipeline::run::handle(kernel.clone(), svc_info.clone(), req));
+    let svc = hyper::service::service_fn(move |req| request::handle(kernel.clone(), svc_info.clone(), req));
     let io = Watched {
         io: stream,
         conn: info.clone(),

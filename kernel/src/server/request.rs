@@ -1,0 +1,81 @@
+//! hyper's entry point: what the server settles in a request before the
+//! pipeline sees it (the host, admit's checks, the body's limits), then
+//! [`pipeline::run::route`], then the response with its completion.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bext_plugin_abi::{Body, Ctx, Request};
+use http::StatusCode;
+use http::header::CONTENT_LENGTH;
+use http_body::Body as _;
+use hyper::body::Incoming;
+
+use super::ConnInfo;
+use super::admit::{Rules, admit};
+use super::body::LimitedBody;
+use super::finish::{Finish, ResponseBody};
+use super::host::request_host;
+use crate::Kernel;
+use crate::apps::plain;
+use crate::pipeline::run::{AfterResponse, route};
+
+/// Serves one request: never fails; every error is a response.
+pub async fn handle(
+    kernel: Arc<Kernel>,
+    conn: Arc<ConnInfo>,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<ResponseBody>, Infallible> {
+    let pipeline = kernel.pipeline.load_full();
+    let in_flight = conn.request_started(req.version());
+    let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
+    let (mut parts, incoming) = req.into_parts();
+    let finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
+    let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
+        Ok(finish.done(plain(status, reason), AfterResponse::default(), cx))
+    };
+
+    cx.host = match request_host(parts.version, &parts.uri, &parts.headers) {
+        Ok(h) => h,
+        Err(e) => return refuse(finish, StatusCode::BAD_REQUEST, format!("{e}\n"), cx),
+    };
+    let limits = &kernel.limits;
+    let settings = &pipeline.platform.settings;
+    let rules = Rules {
+        limits,
+        slashes: settings.encoded_slashes,
+        underscores_in_headers: settings.underscores_in_headers,
+        owned: &pipeline.owned_headers,
+    };
+    if let Err(refusal) = admit(&mut parts, rules) {
+        return refuse(finish, refusal.status, format!("{}\n", refusal.reason), cx);
+    }
+
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return refuse(
+            finish,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n".into(),
+            cx,
+        );
+    }
+    let body = if incoming.is_end_stream() {
+        Body::empty()
+    } else {
+        Body::stream(LimitedBody::new(
+            incoming,
+            limits.max_body_bytes,
+            limits.body_read_timeout,
+            limits.body_total_timeout,
+        ))
+    };
+    let mut req = Request::from_parts(parts, body);
+
+    let routed = route(&kernel, &pipeline, conn.admin, &mut req, &mut cx).await;
+    Ok(finish.done(routed.response, routed.after, cx))
+}

@@ -1,5 +1,6 @@
 //! Edge mode: several bext instances sharing one Redis, for the L2 cache
-//! tier, cache invalidation across the fleet and (later) shared limits.
+//! tier, cache invalidation across the fleet and the gateway's shared
+//! rate limits.
 //!
 //! Redis trouble must never take a site down, so every call here has a
 //! short deadline and fails soft (`None`, `false`, `0`): callers fall back

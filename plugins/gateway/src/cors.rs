@@ -8,6 +8,8 @@ use http::header::{
 };
 use http::{Method, StatusCode};
 
+use bext_plugin_abi::{Body, Ctx, Request, Response};
+
 use crate::config::CorsConfig;
 
 /// A compiled `cors:` block.
@@ -139,6 +141,30 @@ impl Cors {
         Some((StatusCode::NO_CONTENT, out))
     }
 
+    /// On the request: the answer to a preflight; otherwise the request's
+    /// `Origin`, if any, kept for [`respond`](Self::respond).
+    pub fn request(&self, req: &Request, cx: &mut Ctx) -> Option<Response> {
+        if let Some((status, headers)) = self.preflight(req.method(), req.headers()) {
+            let mut res = Response::new(Body::empty());
+            *res.status_mut() = status;
+            *res.headers_mut() = headers;
+            return Some(res);
+        }
+        // Most requests (same-origin navigations) carry no Origin:
+        // nothing to keep for them.
+        if let Some(origin) = req.headers().get(http::header::ORIGIN) {
+            cx.ext.insert(RequestOrigin(origin.clone()));
+        }
+        None
+    }
+
+    /// On the response: [`decorate`](Self::decorate) for the `Origin`
+    /// [`request`](Self::request) kept.
+    pub fn respond(&self, cx: &Ctx, res: &mut HeaderMap) {
+        let origin = cx.ext.get::<RequestOrigin>().and_then(|o| o.0.to_str().ok());
+        self.decorate(origin, res);
+    }
+
     /// Adds CORS headers to an actual response for `origin` (the request's
     /// `Origin`), if allowed; `Vary: Origin` either way, so caches keep
     /// answers for different origins apart.
@@ -170,6 +196,10 @@ impl Cors {
         }
     }
 }
+
+/// The request's `Origin`, kept for the response's CORS headers.
+#[derive(Clone)]
+struct RequestOrigin(HeaderValue);
 
 /// Adds `Origin` to the response's `Vary`. The static runtime's and the
 /// compress plugin's `Vary: accept-encoding` becomes one prebuilt value,
@@ -248,6 +278,29 @@ mod tests {
         let (_, out) = c.preflight(&Method::OPTIONS, &h).unwrap();
         assert!(out.get("access-control-allow-origin").is_none());
         assert!(c.preflight(&Method::GET, &h).is_none());
+    }
+
+    #[test]
+    fn the_requests_origin_is_kept_for_its_response() {
+        let c = cors(&["https://app.example.com"], false);
+        let mut cx = Ctx::new(bext_plugin_abi::RequestId(1), "127.0.0.1:1".parse().unwrap());
+        let get = http::Request::builder()
+            .header("origin", "https://app.example.com")
+            .body(Body::empty())
+            .unwrap();
+        assert!(c.request(&get, &mut cx).is_none(), "not a preflight");
+        let mut out = HeaderMap::new();
+        c.respond(&cx, &mut out);
+        assert_eq!(out["access-control-allow-origin"], "https://app.example.com");
+        let preflight = http::Request::builder()
+            .method("OPTIONS")
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "GET")
+            .body(Body::empty())
+            .unwrap();
+        let res = c.request(&preflight, &mut cx).expect("answered here");
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(res.headers()["access-control-allow-methods"], "GET, PUT");
     }
 
     #[test]

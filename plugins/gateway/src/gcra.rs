@@ -1,6 +1,7 @@
 //! Rate limiting with GCRA (the generic cell rate algorithm), behind a
-//! small [`RateStore`] trait so a shared store (Redis, a later issue) can
-//! take the in-memory one's place.
+//! small [`RateStore`] trait with an in-memory store. In edge mode the
+//! fleet's Redis runs the same algorithm (`shared.rs`) and this store is
+//! the fallback when Redis does not answer in time.
 //!
 //! Why GCRA: it keeps one number per key (the "theoretical arrival time",
 //! TAT), where a token bucket keeps two; it allows exactly `burst`

@@ -1,0 +1,105 @@
+//! What the limits say to the client: the 429 of a refusal, and the
+//! `RateLimit-*` headers of the tightest limit on every response.
+
+use bext_plugin_abi::{Flow, RateLimitState, text_response};
+use http::StatusCode;
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+use crate::gcra::Decision;
+use crate::limits::Limit;
+use crate::values::count_value;
+
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// How many headers [`rate_limit_headers`] adds.
+pub(crate) const RATE_LIMIT_HEADERS: usize = 4;
+
+/// The answer to a refused request: 429 with `Retry-After` in whole
+/// seconds, rounded up and at least 1 (0 would invite an instant retry).
+pub(crate) fn too_many(decision: &Decision) -> Flow {
+    let mut res = text_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n");
+    let secs = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    Flow::Respond(res)
+}
+
+/// `RateLimit-Limit`, `-Remaining`, `-Reset` (whole seconds, rounded up)
+/// and `-Policy` of `limit` in the state `info`.
+pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, info: RateLimitState, limit: &Limit) {
+    headers.insert(&RATELIMIT_LIMIT, limit.headers.limit.clone());
+    let remaining = info.remaining;
+    headers.insert(
+        &RATELIMIT_REMAINING,
+        if remaining + 1 == limit.quota.burst {
+            limit.headers.steady_remaining.clone()
+        } else {
+            count_value(remaining)
+        },
+    );
+    let reset = info.reset.as_secs_f64().ceil() as u64;
+    headers.insert(&RATELIMIT_RESET, count_value(reset));
+    headers.insert(&RATELIMIT_POLICY, limit.headers.policy.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn refused(retry_after: Duration) -> Decision {
+        Decision {
+            allowed: false,
+            remaining: 0,
+            reset: retry_after,
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_never_zero() {
+        for (wait, secs) in [(0, "1"), (1, "1"), (999, "1"), (1000, "1"), (1001, "2"), (59_500, "60")] {
+            let Flow::Respond(res) = too_many(&refused(Duration::from_millis(wait))) else {
+                panic!("a refusal answers");
+            };
+            assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(res.headers()[RETRY_AFTER], secs, "{wait} ms");
+        }
+    }
+
+    #[test]
+    fn the_headers_of_a_state() {
+        let limit = Limit::compile(
+            0,
+            &serde_json::from_value(serde_json::json!({ "rpm": 60, "burst": 5 })).unwrap(),
+        )
+        .unwrap();
+        let state = |remaining, reset_ms| RateLimitState {
+            limit: 5,
+            remaining,
+            reset: Duration::from_millis(reset_ms),
+            decided_by: (0, 0),
+        };
+        let mut h = HeaderMap::new();
+        rate_limit_headers(&mut h, state(4, 1000), &limit);
+        assert_eq!(h.len(), RATE_LIMIT_HEADERS);
+        assert_eq!(
+            [
+                &h["ratelimit-limit"],
+                &h["ratelimit-remaining"],
+                &h["ratelimit-reset"],
+                &h["ratelimit-policy"]
+            ],
+            ["5", "4", "1", "5;w=5"]
+        );
+        rate_limit_headers(&mut h, state(0, 4001), &limit);
+        assert_eq!(
+            (&h["ratelimit-remaining"], &h["ratelimit-reset"]),
+            (&"0".parse().unwrap(), &"5".parse().unwrap())
+        );
+        assert_eq!(h.len(), RATE_LIMIT_HEADERS, "replaced, not added");
+    }
+}

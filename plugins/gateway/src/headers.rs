@@ -1,0 +1,160 @@
+//! The configured response headers: a security preset, then `headers:`
+//! (which replace the preset's of the same name), added to every answer;
+//! an app's own value wins unless `override_headers`.
+
+use std::collections::BTreeMap;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use bext_plugin_abi::PluginError;
+
+use crate::config::SecurityPreset;
+use crate::values::lasting;
+
+/// The compiled `security_headers`, `headers` and `override_headers`.
+pub(crate) struct ResponseHeaders {
+    /// Added in this order; one entry a name.
+    list: Vec<(HeaderName, HeaderValue)>,
+    /// Replace an app's own value rather than keep it.
+    override_app: bool,
+}
+
+impl ResponseHeaders {
+    /// Compiles the preset and the configured headers; an error names the
+    /// `headers.<name>` entry that is no header name or value.
+    pub(crate) fn new(
+        preset: Option<SecurityPreset>,
+        configured: &BTreeMap<String, String>,
+        override_app: bool,
+    ) -> Result<Self, PluginError> {
+        let mut list = Vec::new();
+        if let Some(preset) = preset {
+            list.extend(security_headers(preset));
+        }
+        for (name, value) in configured {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header name"))?;
+            let v = lasting(
+                HeaderValue::from_str(value)
+                    .map_err(|_| PluginError::config(format!("headers.{name}"), "not a header value"))?,
+            );
+            list.retain(|(h, _)| *h != n);
+            list.push((n, v));
+        }
+        Ok(ResponseHeaders { list, override_app })
+    }
+
+    /// How many headers [`apply`](Self::apply) may add, to size the map once.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Adds the headers to a response's.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        // Names by reference: an owned name costs http's map more per
+        // insert. Without `override_headers`, an app's own value stands;
+        // apps rarely set these, so one look over the names decides for
+        // all, and appending is cheaper than an entry each.
+        let app_set_one = !self.override_app && headers.keys().any(|k| self.list.iter().any(|(name, _)| name == k));
+        for (name, value) in &self.list {
+            if self.override_app {
+                headers.insert(name, value.clone());
+            } else if app_set_one {
+                headers.entry(name).or_insert_with(|| value.clone());
+            } else {
+                headers.append(name, value.clone());
+            }
+        }
+    }
+}
+
+/// The headers of a preset, as documented on [`SecurityPreset`].
+fn security_headers(preset: SecurityPreset) -> Vec<(HeaderName, HeaderValue)> {
+    let pairs: &[(&str, &str)] = match preset {
+        SecurityPreset::Basic => &[
+            ("strict-transport-security", "max-age=31536000"),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("referrer-policy", "strict-origin-when-cross-origin"),
+        ],
+        SecurityPreset::Strict => &[
+            (
+                "strict-transport-security",
+                "max-age=63072000; includeSubDomains; preload",
+            ),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            ("cross-origin-opener-policy", "same-origin"),
+            ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+        ],
+    };
+    pairs
+        .iter()
+        .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configured(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_configured_header_replaces_the_presets_of_its_name() {
+        let h = ResponseHeaders::new(
+            Some(SecurityPreset::Basic),
+            &configured(&[("X-Frame-Options", "DENY"), ("x-app", "shop")]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(h.len(), 5);
+        let mut out = HeaderMap::new();
+        h.apply(&mut out);
+        assert_eq!(out.get_all("x-frame-options").iter().collect::<Vec<_>>(), ["DENY"]);
+        assert_eq!(out["x-app"], "shop");
+        assert_eq!(out["strict-transport-security"], "max-age=31536000");
+    }
+
+    #[test]
+    fn the_apps_value_stands_unless_overridden() {
+        let list = configured(&[("x-app", "shop"), ("x-b", "1")]);
+        let mut app = HeaderMap::new();
+        app.insert("x-app", HeaderValue::from_static("own"));
+        let mut kept = app.clone();
+        ResponseHeaders::new(None, &list, false).unwrap().apply(&mut kept);
+        assert_eq!(kept.get_all("x-app").iter().collect::<Vec<_>>(), ["own"]);
+        assert_eq!(kept["x-b"], "1");
+        let mut replaced = app;
+        ResponseHeaders::new(None, &list, true).unwrap().apply(&mut replaced);
+        assert_eq!(replaced.get_all("x-app").iter().collect::<Vec<_>>(), ["shop"]);
+    }
+
+    #[test]
+    fn a_bad_name_or_value_names_its_entry() {
+        for (name, value) in [("bad name", "v"), ("x-ok", "line\nbreak")] {
+            match ResponseHeaders::new(None, &configured(&[(name, value)]), false) {
+                Err(PluginError::Config { path, .. }) => assert_eq!(path, format!("headers.{name}")),
+                Err(other) => panic!("{other}"),
+                Ok(_) => panic!("{name}: {value:?} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn strict_is_stricter_than_basic() {
+        let basic = security_headers(SecurityPreset::Basic);
+        let strict = security_headers(SecurityPreset::Strict);
+        let get =
+            |list: &[(HeaderName, HeaderValue)], n: &str| list.iter().find(|(h, _)| h == n).map(|(_, v)| v.clone());
+        assert_eq!(get(&basic, "x-frame-options").unwrap(), "SAMEORIGIN");
+        assert_eq!(get(&strict, "x-frame-options").unwrap(), "DENY");
+        assert!(
+            basic.iter().all(|(n, _)| get(&strict, n.as_str()).is_some()),
+            "strict sets every basic header"
+        );
+    }
+}

@@ -1,5 +1,8 @@
 //! The compress manifest's `config` block (documented in `manifests/compress.yaml`).
 
+use std::ops::RangeInclusive;
+
+use bext_plugin_abi::PluginError;
 use bext_plugin_abi::units::ByteSize;
 use serde::Deserialize;
 
@@ -46,6 +49,25 @@ pub struct Levels {
     /// zstd, 1 to 22.
     #[serde(default = "default_zstd")]
     pub zstd: i32,
+}
+
+impl Levels {
+    /// Each level within its coding's range; an error names the field.
+    pub fn check(&self) -> Result<(), PluginError> {
+        let within = |field: &str, v: i32, range: RangeInclusive<i32>| {
+            if range.contains(&v) {
+                Ok(())
+            } else {
+                Err(PluginError::config(
+                    format!("levels.{field}"),
+                    format!("{v} is outside {}..={}", range.start(), range.end()),
+                ))
+            }
+        };
+        within("gzip", self.gzip, 1..=9)?;
+        within("br", self.br, 0..=11)?;
+        within("zstd", self.zstd, 1..=22)
+    }
 }
 
 impl Default for Levels {
@@ -100,4 +122,48 @@ fn default_br() -> i32 {
 
 fn default_zstd() -> i32 {
     3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_outside_their_range_name_the_field() {
+        assert!(Levels::default().check().is_ok());
+        let edges = Levels {
+            gzip: 9,
+            br: 0,
+            zstd: 22,
+        };
+        assert!(edges.check().is_ok());
+        for (levels, field) in [
+            (
+                Levels {
+                    gzip: 0,
+                    ..Levels::default()
+                },
+                "levels.gzip",
+            ),
+            (
+                Levels {
+                    br: 12,
+                    ..Levels::default()
+                },
+                "levels.br",
+            ),
+            (
+                Levels {
+                    zstd: 23,
+                    ..Levels::default()
+                },
+                "levels.zstd",
+            ),
+        ] {
+            match levels.check() {
+                Err(PluginError::Config { path, .. }) => assert_eq!(path, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
 }

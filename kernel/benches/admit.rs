@@ -7,7 +7,7 @@
 //! the second needs its path rewritten; the third has an absolute-form
 //! target whose authority replaces the Host header.
 
-use bext::platform::{EncodedSlashes, Limits};
+use bext::config::platform::{EncodedSlashes, Limits};
 use bext::server::admit::{Rules, admit};
 use http::request::Parts;
 

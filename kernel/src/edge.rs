@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use bext_edge::Edge;
 
-use crate::platform::RedisSection;
+use crate::config::platform::RedisSection;
 
 static EDGE: OnceLock<Option<(RedisSection, Arc<Edge>)>> = OnceLock::new();
 

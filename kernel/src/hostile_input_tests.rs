@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::apps::static_files::sanitise_for_tests as sanitise;
-use crate::server::host::normalise;
+use bext_plugin_abi::normalise_host as normalise;
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -79,7 +79,10 @@ fn yaml_garbage_is_an_error_never_a_panic() {
     let mut rng = Rng(42);
     for _ in 0..5_000 {
         let text = String::from_utf8_lossy(&rng.bytes(80)).into_owned();
-        let _ = crate::manifest::Manifest::parse(Path::new("fuzz.yaml"), &text);
-        let _ = crate::manifest::Manifest::parse(Path::new("fuzz.yaml"), &format!("name: vhosts\nconfig:\n  {text}"));
+        let _ = crate::config::manifest::Manifest::parse(Path::new("fuzz.yaml"), &text);
+        let _ = crate::config::manifest::Manifest::parse(
+            Path::new("fuzz.yaml"),
+            &format!("name: vhosts\nconfig:\n  {text}"),
+        );
     }
 }

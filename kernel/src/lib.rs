@@ -6,15 +6,12 @@
 //! switched on and configured by a YAML manifest. See `docs/hooks.md` for
 //! the request's way through.
 
-pub mod admin;
 pub mod apps;
 pub mod cli;
-pub mod diag;
+pub mod config;
 pub mod edge;
 mod loader;
-pub mod manifest;
 pub mod pipeline;
-pub mod platform;
 pub mod server;
 
 #[cfg(test)]
@@ -27,9 +24,9 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bext_plugin_abi::RequestId;
 
-use crate::diag::Diagnostics;
+use crate::config::diag::Diagnostics;
+use crate::config::platform::{Limits, Platform};
 use crate::pipeline::Pipeline;
-use crate::platform::{Limits, Platform};
 
 /// Where the configuration comes from, so a reload reads it again.
 #[derive(Debug, Clone)]

@@ -7,6 +7,36 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 
+/// Why the kernel cut a request body off: a runtime or plugin reading the
+/// body gets it as the stream's error and answers with its `status()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyLimitError {
+    /// More bytes than `max_body_bytes`.
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(u64),
+    /// No bytes for `body_read_timeout`.
+    #[error("request body stalled for {0:?}")]
+    Timeout(std::time::Duration),
+    /// Still arriving after `body_total_timeout`.
+    #[error("request body took longer than {0:?}")]
+    TooSlow(std::time::Duration),
+    /// Not a valid body: a bad chunk size, a short `Content-Length`, a
+    /// broken HTTP/2 stream.
+    #[error("malformed request body")]
+    Malformed,
+}
+
+impl BodyLimitError {
+    /// The status a client gets for this error.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            BodyLimitError::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+            BodyLimitError::Timeout(_) | BodyLimitError::TooSlow(_) => http::StatusCode::REQUEST_TIMEOUT,
+            BodyLimitError::Malformed => http::StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 /// The error type carried by streaming bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

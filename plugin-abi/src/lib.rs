@@ -14,6 +14,7 @@
 
 pub mod admin;
 mod app_table;
+mod authority;
 mod body;
 mod canonical;
 mod context;
@@ -28,7 +29,8 @@ pub mod testing;
 pub mod units;
 
 pub use app_table::{AppChange, Domains, Env};
-pub use body::{Body, BoxError};
+pub use authority::{HostError, normalise_host};
+pub use body::{Body, BodyLimitError, BoxError};
 pub use canonical::{EncodedSlashes, PathError, normalise_path};
 pub use context::{AlreadySet, Ctx, RateLimitState, RequestId, SUBJECT_VAR};
 pub use error::PluginError;

@@ -622,22 +622,10 @@ impl TestRequest {
             cx.host = req
                 .headers()
                 .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(normalise_host);
+                .and_then(|h| crate::normalise_host(h.as_bytes()).ok());
         }
         (req, cx)
     }
-}
-
-/// `host[:port]` as the kernel keeps it in `cx.host`.
-fn normalise_host(raw: &str) -> Box<str> {
-    if let Some(rest) = raw.strip_prefix('[') {
-        let inner = rest.split(']').next().unwrap_or("");
-        let ip: std::net::Ipv6Addr = inner.parse().expect("an IPv6 host");
-        return format!("[{ip}]").into();
-    }
-    let host = raw.split(':').next().unwrap_or(raw);
-    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase().into()
 }
 
 /// Runs a future to its end on this thread, with no runtime: enough for

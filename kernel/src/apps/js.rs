@@ -8,8 +8,8 @@ use http::{StatusCode, uri::PathAndQuery};
 use http_body_util::BodyExt;
 
 use crate::apps::{add_kernel_headers, plain};
-use crate::platform::AppConfig;
-use crate::server::body::BodyLimitError;
+use crate::config::platform::AppConfig;
+use bext_plugin_abi::BodyLimitError;
 
 /// A JavaScript app.
 pub struct JsApp {
@@ -60,7 +60,7 @@ impl JsApp {
             kind: Kind::App,
             env: cfg.env.clone(),
             config: serde_json::Value::Null,
-            limits: cfg.isolate.limits(crate::platform::IsolateConfig::APP),
+            limits: cfg.isolate.limits(crate::config::isolate::IsolateConfig::APP),
         };
         let loaded = stamp(&spec.entry);
         let entry = spec.entry.clone();

@@ -11,7 +11,7 @@ use bext_plugin_abi::{Ctx, Request, Response};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
-use crate::platform::{AppConfig, RuntimeKind};
+use crate::config::platform::{AppConfig, RuntimeKind};
 
 /// Headers only the kernel may set: the mount path and the tenant, for the
 /// app. Client copies are removed when a request arrives.
@@ -69,7 +69,7 @@ impl Runtime {
                     .map_err(|e| format!("{}: {e}", root.display()))
             }
             RuntimeKind::Proxy => {
-                let upstream = proxy::parse_upstream(cfg.upstream.as_deref().unwrap_or(""))?;
+                let upstream = crate::config::upstream::parse_upstream(cfg.upstream.as_deref().unwrap_or(""))?;
                 Ok(Runtime::Proxy(proxy::ProxyApp::new(
                     upstream,
                     cfg.preserve_host,

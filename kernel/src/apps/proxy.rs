@@ -4,41 +4,15 @@ use std::time::Duration;
 
 use bext_plugin_abi::{Body, Ctx, Request, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::apps::plain;
-use crate::server::body::BodyLimitError;
-
-/// A validated upstream URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    authority: Authority,
-    /// Path prefix of the upstream URL without trailing `/` (may be empty).
-    base_path: String,
-}
-
-/// Parses an upstream URL (`http://host:port[/base]`).
-pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
-    let uri: Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    if uri.scheme() != Some(&Scheme::HTTP) {
-        return Err(format!("`{url}`: only http:// upstreams are supported in this build"));
-    }
-    let authority = uri.authority().cloned().ok_or_else(|| format!("`{url}` has no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(format!("`{url}`: credentials in upstream URLs are not supported"));
-    }
-    if uri.query().is_some() {
-        return Err(format!("`{url}`: an upstream URL cannot have a query"));
-    }
-    Ok(Upstream {
-        authority,
-        base_path: uri.path().trim_end_matches('/').to_owned(),
-    })
-}
+use crate::config::upstream::Upstream;
+use bext_plugin_abi::BodyLimitError;
 
 /// A proxied app.
 pub struct ProxyApp {
@@ -272,15 +246,6 @@ fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upstream_urls() {
-        let u = parse_upstream("http://127.0.0.1:8080/api/").unwrap();
-        assert_eq!(u.base_path, "/api");
-        assert!(parse_upstream("https://x").is_err());
-        assert!(parse_upstream("http://u:p@x").is_err());
-        assert!(parse_upstream("nope").is_err());
-    }
 
     #[test]
     fn only_websocket_is_tunnelled_and_cookies_are_one_line() {

@@ -16,7 +16,7 @@ use bext_plugin_abi::{Body, Ctx, Hooks, Host, Plugin, RequestId, Setup};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use crate::platform::Platform;
+use crate::config::platform::Platform;
 
 /// A plugin's admin API, on a server or in this process.
 pub(super) struct AdminClient {
@@ -231,7 +231,7 @@ fn admin_host(platform: &Platform, url: &str) -> Option<String> {
     let hosts = platform.settings.admin_hosts.as_ref()?;
     let named = url.parse::<http::Uri>().ok().and_then(|u| {
         u.authority()
-            .and_then(|a| crate::server::host::normalise(a.as_str().as_bytes()).ok())
+            .and_then(|a| bext_plugin_abi::normalise_host(a.as_str().as_bytes()).ok())
     });
     match named {
         Some(h) if hosts.iter().any(|a| **a == *h) => None,

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use crate::config::platform::Platform;
 use crate::pipeline::{compile, load_manifests_lenient, reload};
-use crate::platform::Platform;
 use crate::server::conn_limit::ConnectionLimits;
 use crate::server::{Tracker, accept_loop, bind_workers};
 use crate::{ConfigSource, Kernel};
@@ -254,7 +254,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 /// Validates everything it can: a broken app does not stop the manifests
 /// and the other apps from being checked.
 fn check(file: PathBuf) -> ExitCode {
-    let mut errors = crate::diag::Diagnostics::default();
+    let mut errors = crate::config::diag::Diagnostics::default();
     let result = Platform::load_lenient(&file).and_then(|(platform, platform_errors)| {
         errors.0.extend(platform_errors.0);
         let (manifests, manifest_errors) = load_manifests_lenient(&platform);
@@ -277,7 +277,7 @@ fn check(file: PathBuf) -> ExitCode {
     }
 }
 
-fn report(errors: &crate::diag::Diagnostics) -> ExitCode {
+fn report(errors: &crate::config::diag::Diagnostics) -> ExitCode {
     for e in &errors.0 {
         eprintln!("error: {e}");
     }
@@ -337,7 +337,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         }
     };
     let settings = pipeline.platform.settings.clone();
-    crate::admin::warn_if_on_every_host(&settings);
+    crate::pipeline::admin::warn_if_on_every_host(&settings);
     let kernel = Arc::new(Kernel::new(pipeline, source, cell.clone()));
     let _ = cell.set((Arc::downgrade(&kernel), tokio::runtime::Handle::current()));
     let listen: std::net::SocketAddr = settings.listen.parse()?;

@@ -10,17 +10,14 @@
 //! config: { ... }     # the plugin's own typed settings
 //! ```
 
-mod yaml;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::diag::{Diagnostic, Diagnostics};
-use crate::platform::IsolateConfig;
-
-pub(crate) use yaml::Located;
+use super::diag::{Diagnostic, Diagnostics};
+use super::isolate::IsolateConfig;
+use super::yaml::Located;
 
 /// What a failing hook does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -180,7 +177,7 @@ impl Manifest {
         }
         if entry == Entry::Builtin
             && m.entry.as_deref().is_none_or(|e| e == "builtin")
-            && crate::loader::find(&m.name).is_none()
+            && !bext_plugin_abi::registrations().any(|r| r.name == m.name)
         {
             let known: Vec<_> = bext_plugin_abi::registrations().map(|r| r.name).collect();
             errors.push(

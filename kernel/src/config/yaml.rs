@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::diag::Diagnostic;
+use super::diag::Diagnostic;
 
 /// A YAML document with the position of every key and sequence item,
 /// indexed by the dotted paths serde_path_to_error prints (`a.b[0].c`).

@@ -8,8 +8,8 @@ use bext_plugin_abi::{Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Resp
 use http::StatusCode;
 
 use crate::apps::js::{request_url, response};
-use crate::manifest::Manifest;
-use crate::platform::IsolateConfig;
+use crate::config::isolate::IsolateConfig;
+use crate::config::manifest::Manifest;
 
 /// A loaded JavaScript plugin.
 pub(crate) struct JsPlugin {

@@ -6,9 +6,9 @@ use std::path::{Component, Path};
 
 use bext_plugin_abi::{AppChange, Domains, Env, Setup};
 
-use crate::diag::{Diagnostic, Diagnostics};
-use crate::manifest::{Entry, Manifest};
-use crate::platform::{AppConfig, Platform, RuntimeKind};
+use crate::config::diag::{Diagnostic, Diagnostics};
+use crate::config::manifest::{Entry, Manifest};
+use crate::config::platform::{AppConfig, Platform, RuntimeKind};
 
 /// Asks every enabled built-in plugin for its app changes and applies
 /// them. Nothing changes when no plugin has any.

@@ -9,9 +9,9 @@ use bext_plugin_abi::{AppInfo, Hooks, Plugin, PluginError, Setup};
 
 use super::{AdminMount, AppEntry, Chain, InstanceKey, Pipeline, Slot};
 use crate::apps::{App, Runtime, header_map};
-use crate::diag::{Diagnostic, Diagnostics};
-use crate::manifest::{self, Entry, Manifest};
-use crate::platform::{AppConfig, AppPlugin, Platform};
+use crate::config::diag::{Diagnostic, Diagnostics};
+use crate::config::manifest::{self, Entry, Manifest};
+use crate::config::platform::{AppConfig, AppPlugin, Platform};
 
 /// The manifests a platform uses: its `manifests` directory, or every
 /// built-in plugin's default manifest.

@@ -2,6 +2,7 @@
 //! [`Pipeline`]: the fetch stage, a plugin chain per app, and the app
 //! runtimes. A reload compiles a new one and swaps it in atomically.
 
+pub mod admin;
 mod app_changes;
 mod compile;
 pub mod reload;
@@ -16,8 +17,8 @@ use bext_plugin_abi::{Hooks, Plugin};
 use rustc_hash::FxHashMap;
 
 use crate::apps::App;
-use crate::manifest::FailMode;
-use crate::platform::Platform;
+use crate::config::manifest::FailMode;
+use crate::config::platform::Platform;
 
 pub(crate) use app_changes::preview_domains;
 pub use compile::{compile, load_manifests, load_manifests_lenient, warnings};

@@ -14,7 +14,7 @@ use bext_plugin_abi::{AppService, AppTarget, Ctx, Host, Plugin, Reload, RequestI
 
 use super::{Pipeline, compile, load_manifests};
 use crate::apps::Runtime;
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::config::diag::{Diagnostic, Diagnostics};
 use crate::{ConfigSource, Kernel, KernelCell};
 
 /// How long one plugin's `on_init` may take.
@@ -247,7 +247,7 @@ const FILE_CHANGE: &str = "file change";
 
 /// A hash of the platform file and every manifest, names and contents,
 /// and of the size and time of every JS module named by them.
-pub(crate) fn fingerprint_of(platform: &crate::platform::Platform) -> u64 {
+pub(crate) fn fingerprint_of(platform: &crate::config::platform::Platform) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for entry in code_files(platform) {
@@ -271,15 +271,15 @@ pub(crate) fn fingerprint_of(platform: &crate::platform::Platform) -> u64 {
 
 /// JS modules whose change should reload: JS apps' entries and JS
 /// plugins' entries.
-fn code_files(platform: &crate::platform::Platform) -> Vec<PathBuf> {
+fn code_files(platform: &crate::config::platform::Platform) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = platform
         .apps
         .values()
-        .filter(|a| a.runtime == crate::platform::RuntimeKind::Js)
+        .filter(|a| a.runtime == crate::config::platform::RuntimeKind::Js)
         .filter_map(|a| a.js_entry())
         .collect();
     if let Some(dir) = &platform.settings.manifests {
-        out.extend(crate::manifest::file_entries(dir));
+        out.extend(crate::config::manifest::file_entries(dir));
     }
     out
 }

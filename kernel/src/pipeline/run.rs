@@ -20,9 +20,9 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::admin::Access;
+use crate::pipeline::admin::Access;
 use crate::apps::{add_kernel_headers, plain};
-use crate::manifest::FailMode;
+use crate::config::manifest::FailMode;
 
 /// Prefix of bext's own endpoints on every host.
 pub const INTERNAL_PREFIX: &str = "/__bext";
@@ -142,7 +142,7 @@ async fn dispatch(
         return res;
     }
     // Decided on the host the kernel normalised, before a plugin runs.
-    let access = internal_rest(path).map(|_| crate::admin::access(&pipeline.platform.settings, cx.host.as_deref()));
+    let access = internal_rest(path).map(|_| crate::pipeline::admin::access(&pipeline.platform.settings, cx.host.as_deref()));
 
     for slot in pipeline.fetch.iter() {
         match guard!(slot.plugin.fetch(req, cx)) {
@@ -166,7 +166,7 @@ async fn dispatch(
             return serve_admin(mount, req, cx).await;
         }
         let rest = internal_rest(req.uri().path()).unwrap_or("");
-        return crate::admin::respond(kernel, pipeline, rest, req, cx, access).unwrap_or_else(not_found);
+        return crate::pipeline::admin::respond(kernel, pipeline, rest, req, cx, access).unwrap_or_else(not_found);
     }
 
     let entry = match resolve_app(pipeline, req, cx) {
@@ -241,7 +241,7 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
 async fn admin_listener(kernel: &Kernel, pipeline: &Arc<Pipeline>, req: &mut Request, cx: &mut Ctx) -> Response {
     let path = req.uri().path();
     let rest = internal_rest(path).unwrap_or(path);
-    if let Some(res) = crate::admin::respond(kernel, pipeline, rest, req, cx, Access::Listener) {
+    if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, rest, req, cx, Access::Listener) {
         return res;
     }
     match admin_mount(pipeline, req.uri().path()) {
@@ -305,7 +305,7 @@ fn resolve_app<'p>(pipeline: &'p Pipeline, req: &mut Request, cx: &mut Ctx) -> R
     // Only declared apps are reachable by path: the hidden ones a deploy
     // adds (a canary `app@v3`, a preview `app~pr-1`) are reached through
     // their own hosts or the deploy plugin's choice, never `/{id}/`.
-    let routed = (!first.is_empty() && crate::platform::valid_app_id(first))
+    let routed = (!first.is_empty() && crate::config::platform::valid_app_id(first))
         .then(|| pipeline.apps.get_key_value(first))
         .flatten();
     if let Some((id, entry)) = routed {

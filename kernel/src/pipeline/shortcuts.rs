@@ -6,8 +6,8 @@
 //! app, so an app's hooks go to its one instance rather than making an
 //! instance for that app.
 
-use crate::manifest::Manifest;
-use crate::platform::Platform;
+use crate::config::manifest::Manifest;
+use crate::config::platform::Platform;
 
 /// The plugin the `hooks` key belongs to.
 const PLUGIN: &str = "deploy";
@@ -70,7 +70,7 @@ mod tests {
         )
         .unwrap();
         let platform = Platform::load(&file).unwrap();
-        let mut manifests = crate::manifest::defaults();
+        let mut manifests = crate::config::manifest::defaults();
         pass_on(&platform, &mut manifests);
         let deploy = manifests.iter().find(|m| m.name == "deploy").unwrap();
         assert_eq!(

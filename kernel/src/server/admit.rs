@@ -8,7 +8,7 @@ use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 
 use crate::apps::BEXT_HEADERS;
-use crate::platform::Limits;
+use crate::config::platform::Limits;
 use bext_plugin_abi::{EncodedSlashes, normalise_path};
 
 /// A request head refused before routing: its status and why.

@@ -7,39 +7,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bext_plugin_abi::BodyLimitError;
 use bytes::Bytes;
-use http::StatusCode;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
-
-/// Why a request body was cut off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BodyLimitError {
-    /// More bytes than `max_body_bytes`.
-    #[error("request body exceeds {0} bytes")]
-    TooLarge(u64),
-    /// No bytes for `body_read_timeout`.
-    #[error("request body stalled for {0:?}")]
-    Timeout(Duration),
-    /// Still arriving after `body_total_timeout`.
-    #[error("request body took longer than {0:?}")]
-    TooSlow(Duration),
-    /// Not a valid body: a bad chunk size, a short `Content-Length`, a
-    /// broken HTTP/2 stream.
-    #[error("malformed request body")]
-    Malformed,
-}
-
-impl BodyLimitError {
-    /// The status a client gets for this error.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            BodyLimitError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyLimitError::Timeout(_) | BodyLimitError::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
-            BodyLimitError::Malformed => StatusCode::BAD_REQUEST,
-        }
-    }
-}
 
 /// Wraps a body with a byte cap, an inactivity timeout and a deadline.
 pub struct LimitedBody<B> {

@@ -159,7 +159,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::manifest::FailMode;
+    use crate::config::manifest::FailMode;
     use crate::pipeline::{Chain, Slot};
     use crate::server::ConnInfo;
 

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::Kernel;
-use crate::platform::Limits;
+use crate::config::platform::Limits;
 use conn_limit::{ConnPermit, ConnectionLimits};
 
 /// What a request knows about its connection.

@@ -336,7 +336,7 @@ fn parents(
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 /// `bext.config.toml` as the kernel reads it (`RunConfig` in
-/// `kernel/src/platform.rs`, which `bext run` uses too): a key or a type
+/// `kernel/src/config/platform.rs`, which `bext run` uses too): a key or a type
 /// it does not take would fail every pipeline build once the version is
 /// current, so it refuses the deploy here. Keep the two in step; a field
 /// missing here refuses bundles, it never breaks the server.

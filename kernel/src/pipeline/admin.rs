@@ -18,8 +18,8 @@ use http::StatusCode;
 use http::header::AUTHORIZATION;
 
 use crate::Kernel;
-use crate::pipeline::Pipeline;
-use crate::platform::PlatformSection;
+use crate::config::platform::PlatformSection;
+use super::Pipeline;
 
 /// How much of the admin surface a request may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

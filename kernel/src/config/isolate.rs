@@ -1,0 +1,77 @@
+//! JavaScript isolate settings, shared by the platform file (an app's
+//! `isolate`) and manifests (a JS plugin's `limits`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use bext_plugin_abi::units::{ByteSize, Span};
+
+/// `[apps.<id>.isolate]` of a JS app, and `limits` in a JS plugin's
+/// manifest. Unset fields take the defaults of the kind of module.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolateConfig {
+    /// Where the isolates run: `threads` (default), isolates on threads of
+    /// their own, or `inline`, one isolate on each HTTP worker thread.
+    #[serde(default)]
+    pub mode: Option<bext_js::Mode>,
+    /// Isolates, in `threads` mode (each on its own thread).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Heap limit of each isolate (`64MiB`).
+    #[serde(default)]
+    pub memory_limit: Option<ByteSize>,
+    /// Time one call may take in JavaScript, timers included (`30s`).
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// Calls an isolate serves before a fresh one replaces it (0: never).
+    #[serde(default)]
+    pub max_requests: Option<u64>,
+    /// Calls that may wait for a free isolate (`inline`: calls one isolate
+    /// may have pending); beyond it bext answers 503.
+    #[serde(default)]
+    pub queue: Option<usize>,
+    /// `inline`: how long JavaScript may run before it yields (`100ms`);
+    /// past it the request fails and the isolate is replaced.
+    #[serde(default)]
+    pub cpu_limit: Option<Span>,
+}
+
+impl IsolateConfig {
+    /// Defaults of a JS app: 2 isolates of 64 MiB, 30 s per request.
+    pub const APP: bext_js::Limits = bext_js::Limits {
+        mode: bext_js::Mode::Threads,
+        workers: 2,
+        memory_limit: 64 << 20,
+        timeout: Duration::from_secs(30),
+        max_requests: 0,
+        queue: 256,
+        cpu_limit: Duration::from_millis(100),
+    };
+    /// Defaults of a JS plugin: 2 isolates of 32 MiB, 1 s per hook call.
+    pub const PLUGIN: bext_js::Limits = bext_js::Limits {
+        mode: bext_js::Mode::Threads,
+        workers: 2,
+        memory_limit: 32 << 20,
+        timeout: Duration::from_secs(1),
+        max_requests: 0,
+        queue: 1024,
+        cpu_limit: Duration::from_millis(100),
+    };
+
+    /// These settings over `defaults`.
+    pub fn limits(&self, defaults: bext_js::Limits) -> bext_js::Limits {
+        bext_js::Limits {
+            mode: self.mode.unwrap_or(defaults.mode),
+            workers: self.workers.unwrap_or(defaults.workers).max(1),
+            memory_limit: self
+                .memory_limit
+                .map_or(defaults.memory_limit, |m| usize::try_from(m.0).unwrap_or(usize::MAX)),
+            timeout: self.timeout.map_or(defaults.timeout, |t| t.0),
+            max_requests: self.max_requests.unwrap_or(defaults.max_requests),
+            queue: self.queue.unwrap_or(defaults.queue).max(1),
+            cpu_limit: self.cpu_limit.map_or(defaults.cpu_limit, |t| t.0),
+        }
+    }
+}

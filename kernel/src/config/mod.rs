@@ -1,0 +1,14 @@
+//! Configuration: the platform file (`platform.toml`, or a directory's
+//! `bext.config.toml`), plugin manifests, and the diagnostics both report
+//! (`file:line:col: field: reason`).
+//!
+//! Dependencies run one way: `diag` <- `yaml`, `isolate`, `upstream` <-
+//! `manifest`, `platform`; neither of the last two imports the other, and
+//! nothing here imports the rest of the kernel.
+
+pub mod diag;
+pub mod isolate;
+pub mod manifest;
+pub mod platform;
+pub mod upstream;
+mod yaml;

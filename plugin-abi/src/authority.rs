@@ -1,0 +1,150 @@
+//! The request host's canonical form: lower case, no port, no trailing
+//! dot, one spelling per IPv6 address. The kernel puts it in `cx.host`
+//! before any plugin runs; the platform file's domains and admin hosts are
+//! checked and compared in the same form, so a host matches whatever way
+//! a client spells it.
+
+/// Why a request's host was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// HTTP/1.1 without Host.
+    #[error("missing Host header")]
+    Missing,
+    /// More than one Host header.
+    #[error("more than one Host header")]
+    Duplicate,
+    /// An empty Host.
+    #[error("empty Host header")]
+    Empty,
+    /// Not a host name, IPv4 or bracketed IPv6 address with optional port.
+    #[error("malformed Host header")]
+    Malformed,
+}
+
+/// The canonical form of `host[:port]`: a host name (letters, digits,
+/// `-`, `_`, labels of at most 63 bytes, 253 in all), an IPv4 address or
+/// a bracketed IPv6 one, with an optional port up to 65535.
+pub fn normalise_host(raw: &[u8]) -> Result<Box<str>, HostError> {
+    if raw.is_empty() {
+        return Err(HostError::Empty);
+    }
+    if raw[0] == b'[' {
+        let end = raw.iter().position(|&b| b == b']').ok_or(HostError::Malformed)?;
+        let inner = std::str::from_utf8(&raw[1..end]).map_err(|_| HostError::Malformed)?;
+        let ip = inner.parse::<std::net::Ipv6Addr>().map_err(|_| HostError::Malformed)?;
+        match &raw[end + 1..] {
+            [] => {}
+            [b':', port @ ..] => check_port(port)?,
+            _ => return Err(HostError::Malformed),
+        }
+        // One spelling per address: `[0:0::1]` and `[::0001]` are `[::1]`.
+        return Ok(format!("[{ip}]").into_boxed_str());
+    }
+    // One pass over the name: the port's colon, each label's length and
+    // characters, and whether anything needs lowering.
+    let mut end = raw.len();
+    let mut label = 0usize;
+    let mut upper = false;
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label += 1,
+            b'A'..=b'Z' => {
+                upper = true;
+                label += 1;
+            }
+            b'.' => {
+                if label == 0 {
+                    // An empty label, unless it is the one trailing dot.
+                    let trailing = i + 1 == raw.len() || raw[i + 1] == b':';
+                    if !trailing || i == 0 {
+                        return Err(HostError::Malformed);
+                    }
+                }
+                label = 0;
+            }
+            b':' => {
+                check_port(&raw[i + 1..])?;
+                end = i;
+                break;
+            }
+            _ => return Err(HostError::Malformed),
+        }
+        if label > 63 {
+            return Err(HostError::Malformed);
+        }
+    }
+    let host = &raw[..end];
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    if host.is_empty() || host.len() > 253 || host.ends_with(b".") {
+        return Err(HostError::Malformed);
+    }
+    // Only ASCII letters, digits, `-`, `_` and `.` got here.
+    let s = std::str::from_utf8(host).map_err(|_| HostError::Malformed)?;
+    Ok(if upper {
+        s.to_ascii_lowercase().into_boxed_str()
+    } else {
+        s.into()
+    })
+}
+
+/// A port: one to five digits, at most 65535.
+fn check_port(port: &[u8]) -> Result<(), HostError> {
+    let digits = !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+    if digits && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535 {
+        Ok(())
+    } else {
+        Err(HostError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(v: &[u8]) -> Result<Box<str>, HostError> {
+        normalise_host(v)
+    }
+
+    #[test]
+    fn normalises_case_port_and_trailing_dot() {
+        assert_eq!(&*host(b"Example.COM:8080").unwrap(), "example.com");
+        assert_eq!(&*host(b"example.com.").unwrap(), "example.com");
+        assert_eq!(&*host(b"[::1]:3000").unwrap(), "[::1]");
+        assert_eq!(&*host(b"[2001:DB8::1]").unwrap(), "[2001:db8::1]");
+        assert_eq!(&*host(b"[0:0:0:0:0:0:0:1]").unwrap(), "[::1]");
+        assert_eq!(&*host(b"[::0001]:80").unwrap(), "[::1]");
+        assert_eq!(&*host(b"localhost").unwrap(), "localhost");
+        assert_eq!(&*host(b"127.0.0.1:80").unwrap(), "127.0.0.1");
+        assert_eq!(&*host(b"x:65535").unwrap(), "x");
+    }
+
+    #[test]
+    fn refuses_malformed_hosts() {
+        assert_eq!(host(b""), Err(HostError::Empty));
+        for bad in [
+            &b"a b"[..],
+            b"a/b",
+            b"a@b",
+            b"[::1",
+            b"[zz]",
+            b"a:xyz",
+            b"a:",
+            b":80",
+            b"a..b",
+            b"a\\b",
+            b"\xff",
+            b"a%2eb",
+            b"[::1]x",
+            b"x:99999",
+            b"x:65536",
+            b"[::1]:70000",
+        ] {
+            assert_eq!(
+                host(bad),
+                Err(HostError::Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

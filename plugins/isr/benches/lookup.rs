@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bext_plugin_isr::key::{IgnoredParams, KeyParts, normalise_query, primary_key};
 use bext_plugin_isr::policy::Freshness;
-use bext_plugin_isr::store::{Entry, Limits, cache_for};
+use bext_plugin_isr::store::{Caches, Entry, Limits};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -15,7 +15,7 @@ fn main() {
 
 #[divan::bench]
 fn hit_lookup(bencher: divan::Bencher<'_, '_>) {
-    let cache = cache_for(
+    let cache = Caches::default().cache_for(
         "bench",
         Limits {
             entries: 10_000,

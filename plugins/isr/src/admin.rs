@@ -12,7 +12,6 @@ use crate::IsrPlugin;
 use crate::invalidate::AdminOrder;
 use crate::key::{IgnoredParams, KeyParts, encode_path, normalise_query, primary_key};
 use crate::save::Pending;
-use crate::store::cache_for;
 
 /// Where the admin endpoints live when the manifest names no `base`.
 pub(crate) const DEFAULT_BASE: &str = "/__bext/api";
@@ -181,7 +180,7 @@ impl IsrPlugin {
         let rule = self.rules.find(&path_only).map(|r| r.say);
         let pending = Pending {
             app: app.clone(),
-            cache: cache_for(&app, self.limits),
+            cache: self.caches().cache_for(&app, self.limits),
             primary,
             request_headers: HeaderMap::new(),
             path: path_only,

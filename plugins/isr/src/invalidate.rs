@@ -3,17 +3,14 @@
 //! the fleet's bus, from every other instance's memory.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bext_edge::Edge;
 use bext_plugin_abi::Host;
+use tokio::sync::watch;
 
 use crate::IsrPlugin;
 use crate::l2;
-use crate::store::{Entry, caches};
-
-/// Whether this process listens to the fleet's invalidations already.
-static LISTENING: AtomicBool = AtomicBool::new(false);
+use crate::store::{Caches, Entry};
 
 /// What an admin endpoint is asked to do (and what the fleet's bus
 /// carries to every instance).
@@ -52,9 +49,10 @@ impl AdminOrder {
     }
 }
 
-/// Drops the entries an order names from this process; how many went.
-pub(crate) fn invalidate(order: &AdminOrder) -> usize {
-    caches(order.app.as_deref())
+/// Drops the entries an order names from `caches`; how many went.
+pub(crate) fn invalidate(caches: &Caches, order: &AdminOrder) -> usize {
+    caches
+        .caches(order.app.as_deref())
         .iter()
         .map(|(_, cache)| cache.remove_where(|e| order.covers(e)))
         .sum()
@@ -65,7 +63,7 @@ impl IsrPlugin {
     /// and (through the bus) from every other instance's memory; how many
     /// entries went here.
     pub(crate) async fn invalidate_everywhere(&self, order: &AdminOrder) -> usize {
-        let removed = invalidate(order);
+        let removed = invalidate(self.caches(), order);
         let Some(edge) = self.store.edge.get() else {
             return removed;
         };
@@ -88,22 +86,41 @@ impl IsrPlugin {
     }
 }
 
-/// Starts applying the fleet's invalidations to this process's memory,
-/// once per process (every instance of the plugin shares the caches).
-pub(crate) fn listen_once(host: &Host, edge: &Arc<Edge>) {
-    if !LISTENING.swap(true, Ordering::SeqCst) {
-        host.spawn(listen(edge.clone()));
-    }
+/// The task applying the fleet's invalidations to a table of caches: a
+/// host's shared value (`Host::shared`), held by the instances that hold
+/// the table, so there is one per table and edge, a reload keeps it, and
+/// the last instance to go stops it.
+pub(crate) struct Listener {
+    /// Dropped with the listener: the task sees it closed and ends.
+    _stop: watch::Sender<()>,
 }
 
-/// Applies the fleet's invalidations to this process's memory.
-async fn listen(edge: Arc<Edge>) {
+/// Starts applying the fleet's invalidations to `caches`, unless an
+/// instance holds a listener for this edge already; the instance keeps
+/// what this returns.
+pub(crate) fn listen(host: &Host, edge: &Arc<Edge>, caches: &Arc<Caches>) -> Arc<Listener> {
+    // Keyed by the edge's address: the task holds the edge, so the
+    // address names that one edge while the listener lives.
+    let key = format!("isr:listener:{:p}", Arc::as_ptr(edge));
+    host.shared(&key, || {
+        let (stop, stopped) = watch::channel(());
+        host.spawn(apply(edge.clone(), caches.clone(), stopped));
+        Listener { _stop: stop }
+    })
+}
+
+/// Applies the fleet's invalidations to `caches` until `stopped` closes.
+async fn apply(edge: Arc<Edge>, caches: Arc<Caches>, mut stopped: watch::Receiver<()>) {
     let mut bus = edge.messages();
     loop {
-        match bus.recv().await {
+        let received = tokio::select! {
+            _ = stopped.changed() => return,
+            r = bus.recv() => r,
+        };
+        match received {
             Ok(message) => {
                 if let Ok(order) = serde_json::from_slice::<AdminOrder>(&message) {
-                    invalidate(&order);
+                    invalidate(&caches, &order);
                 }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

@@ -48,10 +48,11 @@ use bext_plugin_abi::admin::AdminRoutes;
 use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
 
 use crate::config::Config;
+use crate::invalidate::Listener;
 use crate::key::IgnoredParams;
 use crate::rules::Rules;
 use crate::save::StorePolicy;
-use crate::store::Limits;
+use crate::store::{CACHES_KEY, Caches, Limits};
 
 /// The plugin instance.
 pub struct IsrPlugin {
@@ -71,6 +72,11 @@ pub struct IsrPlugin {
     host: OnceLock<Host>,
     /// Every app's id (invalidating a path everywhere names each app's set).
     apps: Vec<String>,
+    /// Every app's cache: the host's shared table, from `on_init`.
+    caches: OnceLock<Arc<Caches>>,
+    /// In edge mode, the task applying the fleet's invalidations to
+    /// `caches`, held so that it runs while this instance lives.
+    _listener: OnceLock<Arc<Listener>>,
 }
 
 impl BuiltinPlugin for IsrPlugin {
@@ -108,7 +114,17 @@ impl BuiltinPlugin for IsrPlugin {
                 .token_env(c.admin_token_env),
             host: OnceLock::new(),
             apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
+            caches: OnceLock::new(),
+            _listener: OnceLock::new(),
         })
+    }
+}
+
+impl IsrPlugin {
+    /// Every app's cache: the shared table, or (before `on_init`) the
+    /// instance's own.
+    fn caches(&self) -> &Arc<Caches> {
+        self.caches.get_or_init(Default::default)
     }
 }
 
@@ -119,9 +135,11 @@ impl Plugin for IsrPlugin {
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let _ = self.host.set(host.clone());
-        store::retain_apps(host.apps());
+        let _ = self.caches.set(host.shared(CACHES_KEY, Caches::default));
+        let caches = self.caches();
+        caches.retain_apps(host.apps());
         if let Some(edge) = host.service::<Edge>() {
-            invalidate::listen_once(host, &edge);
+            let _ = self._listener.set(invalidate::listen(host, &edge, caches));
             let _ = self.store.edge.set(edge);
         }
         Hook::Ready(Ok(()))

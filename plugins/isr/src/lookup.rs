@@ -19,7 +19,7 @@ use crate::key::{KeyParts, caller_digest, encode_path, is_bot, normalise_query, 
 use crate::l2;
 use crate::rules::Rule;
 use crate::save::{Pending, park};
-use crate::store::{AppCache, Entry, State, Turn, cache_for, vary_key};
+use crate::store::{AppCache, Entry, State, Turn, vary_key};
 
 /// The request passed the cache by (method, rule, credentials, body,
 /// query): left in the context for `on_response`.
@@ -136,7 +136,7 @@ impl IsrPlugin {
             return Hook::Ready(Ok(Flow::Continue));
         };
         let say = rule.map(|r| r.say);
-        let cache = cache_for(&app, self.limits);
+        let cache = self.caches().cache_for(&app, self.limits);
         let caller = has_caller.then(|| caller(&self.store.credentials, req, cx));
         let caller_keyed = caller.is_some();
         let primary = key(req, cx, &app, caller.as_deref(), query.as_deref());

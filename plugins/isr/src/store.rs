@@ -4,7 +4,7 @@
 //! the keys being refreshed in the background.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -108,47 +108,58 @@ pub struct AppCache {
     refreshing: Mutex<HashSet<String>>,
 }
 
-/// Every app's cache, so the admin endpoints reach them all and a
-/// configuration reload keeps what was cached.
-static CACHES: LazyLock<RwLock<HashMap<String, Arc<AppCache>>>> = LazyLock::new(Default::default);
+/// The key of the table of caches among the host's shared values.
+pub const CACHES_KEY: &str = "isr:caches";
 
-/// The cache of `app`, made with `limits` (a cache made with other
-/// limits is replaced by an empty one).
-pub fn cache_for(app: &str, limits: Limits) -> Arc<AppCache> {
-    if let Some(c) = CACHES.read().unwrap_or_else(|p| p.into_inner()).get(app)
-        && c.limits == limits
-    {
-        return c.clone();
-    }
-    let mut all = CACHES.write().unwrap_or_else(|p| p.into_inner());
-    match all.get(app) {
-        Some(c) if c.limits == limits => c.clone(),
-        _ => {
-            let c = Arc::new(AppCache::new(limits));
-            all.insert(app.to_owned(), c.clone());
-            c
+/// Every app's cache, by app id: one table for every instance of the
+/// plugin (per-app configurations build separate instances), so the
+/// admin endpoints reach them all; it is the host's shared value
+/// [`CACHES_KEY`] (`Host::shared`), so a reload that rebuilds the
+/// instances keeps what was cached.
+#[derive(Default)]
+pub struct Caches {
+    by_app: RwLock<HashMap<String, Arc<AppCache>>>,
+}
+
+impl Caches {
+    /// The cache of `app`, made with `limits` (a cache made with other
+    /// limits is replaced by an empty one).
+    pub fn cache_for(&self, app: &str, limits: Limits) -> Arc<AppCache> {
+        if let Some(c) = self.by_app.read().unwrap_or_else(|p| p.into_inner()).get(app)
+            && c.limits == limits
+        {
+            return c.clone();
+        }
+        let mut all = self.by_app.write().unwrap_or_else(|p| p.into_inner());
+        match all.get(app) {
+            Some(c) if c.limits == limits => c.clone(),
+            _ => {
+                let c = Arc::new(AppCache::new(limits));
+                all.insert(app.to_owned(), c.clone());
+                c
+            }
         }
     }
-}
 
-/// Forgets the caches of apps that are gone (a removed app, an expired
-/// deploy preview): what they held can never be asked for again.
-pub fn retain_apps(apps: &[bext_plugin_abi::AppInfo]) {
-    CACHES
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .retain(|id, _| apps.iter().any(|a| a.id == *id));
-}
+    /// Forgets the caches of apps that are gone (a removed app, an expired
+    /// deploy preview): what they held can never be asked for again.
+    pub fn retain_apps(&self, apps: &[bext_plugin_abi::AppInfo]) {
+        self.by_app
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| apps.iter().any(|a| a.id == *id));
+    }
 
-/// The caches of `app`, or of every app.
-pub fn caches(app: Option<&str>) -> Vec<(String, Arc<AppCache>)> {
-    CACHES
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter(|(id, _)| app.is_none_or(|a| a == id.as_str()))
-        .map(|(id, c)| (id.clone(), c.clone()))
-        .collect()
+    /// The caches of `app`, or of every app.
+    pub fn caches(&self, app: Option<&str>) -> Vec<(String, Arc<AppCache>)> {
+        self.by_app
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(id, _)| app.is_none_or(|a| a == id.as_str()))
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect()
+    }
 }
 
 /// Held by the one request fetching a key; dropping it (stored or not,
@@ -453,22 +464,25 @@ mod tests {
             entries: 10,
             bytes: 1 << 20,
         };
-        let (kept, gone) = ("retain-test-kept", "retain-test-gone~pr-1");
-        cache_for(kept, limits);
-        cache_for(gone, limits);
+        let caches = Caches::default();
+        let kept = caches.cache_for("kept", limits);
+        caches.cache_for("gone~pr-1", limits);
+        assert!(
+            Arc::ptr_eq(&kept, &caches.cache_for("kept", limits)),
+            "one cache per app"
+        );
         let info = |id: &str| bext_plugin_abi::AppInfo {
             id: id.into(),
             domains: vec![],
         };
-        // Other tests' apps stay too: the table is process-wide.
-        let mut table: Vec<_> = caches(None)
-            .into_iter()
-            .map(|(id, _)| info(&id))
-            .filter(|a| a.id != gone)
-            .collect();
-        table.push(info(kept));
-        retain_apps(&table);
-        assert_eq!(caches(Some(kept)).len(), 1);
-        assert!(caches(Some(gone)).is_empty());
+        caches.retain_apps(&[info("kept"), info("new")]);
+        assert_eq!(caches.caches(Some("kept")).len(), 1);
+        assert!(caches.caches(Some("gone~pr-1")).is_empty());
+        assert_eq!(caches.caches(None).len(), 1, "retaining makes no cache");
+        let bigger = Limits { entries: 20, ..limits };
+        assert!(
+            !Arc::ptr_eq(&kept, &caches.cache_for("kept", bigger)),
+            "other limits, a new cache"
+        );
     }
 }

@@ -3,21 +3,26 @@
 //! `on_init` with a host (a fresh data dir, the tokio runtime for
 //! background tasks, an app service for refreshes), then per request
 //! `fetch`, `on_request`, the app unless the plugin answered, and
-//! `on_response`. The caches are process-wide and keyed by app, so each
-//! test has an app id of its own.
+//! `on_response`. The caches are the host's shared value, keyed by app:
+//! a harness has a pool of its own unless given one, as a reload hands
+//! the kernel's pool to the new instances.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bext_plugin_abi::testing::{Exchange, Harness, TestRequest, request};
-use bext_plugin_abi::{AppInfo, AppService, Body, Flow, Hook, Plugin, PluginError, Request, Response, Spawner};
+use bext_plugin_abi::{
+    AppInfo, AppService, Body, Flow, Hook, Plugin, PluginError, Request, Response, SharedPool, Spawner,
+};
 use bext_plugin_isr::IsrPlugin;
 use http::{HeaderValue, StatusCode};
 
-/// Every app id the tests use: `on_init` forgets the caches of apps not
-/// in the table, so all tests' plugins share one table.
-const APPS: [&str; 7] = ["miss-hit", "callers", "methods", "cookies", "tags", "stale", "stampede"];
+/// Every app id the tests use: each test's app is in the table its
+/// plugin sees.
+const APPS: [&str; 8] = [
+    "miss-hit", "callers", "methods", "cookies", "tags", "stale", "stampede", "rebuilt",
+];
 
 /// Headers the app answers `path` with, on its `n`th request.
 type Headers = fn(path: &str, n: u32) -> Vec<(&'static str, &'static str)>;
@@ -64,6 +69,12 @@ fn table() -> Vec<AppInfo> {
 }
 
 async fn rig(app_id: &'static str, config: serde_json::Value, headers: Headers) -> Rig {
+    rig_on(Arc::default(), app_id, config, headers).await
+}
+
+/// A rig whose host lends `pool`'s shared values: one pool for two rigs
+/// is one process across a reload.
+async fn rig_on(pool: Arc<SharedPool>, app_id: &'static str, config: serde_json::Value, headers: Headers) -> Rig {
     assert!(APPS.contains(&app_id), "add `{app_id}` to APPS");
     let data = tempfile::tempdir().unwrap();
     let app = Arc::new(App {
@@ -85,6 +96,7 @@ async fn rig(app_id: &'static str, config: serde_json::Value, headers: Headers) 
         .data_dir(data.path())
         .spawner(spawner)
         .app_service(service)
+        .shared_pool(pool)
         .start()
         .await
         .unwrap();
@@ -158,6 +170,31 @@ async fn a_cacheable_get_is_a_miss_then_a_hit() {
     let elsewhere = request("GET", "http://other.test/p").app(rig.app_id);
     assert_eq!(seen(&rig.send(elsewhere).await), page("MISS", 3));
     assert_eq!(rig.app.calls(), 3);
+}
+
+#[tokio::test]
+async fn a_rebuilt_instance_keeps_the_cache_of_the_one_it_replaces() {
+    let pool = Arc::new(SharedPool::default());
+    let old = rig_on(pool.clone(), "rebuilt", serde_json::json!({}), cacheable).await;
+    assert_eq!(seen(&old.get("/p").await), page("MISS", 1));
+    // A reload that changed the config: the new instance's `on_init`
+    // runs before the old instance is dropped.
+    let config = serde_json::json!({"ignore_params": ["ref"]});
+    let new = rig_on(pool.clone(), "rebuilt", config.clone(), cacheable).await;
+    drop(old);
+    let hit = new.get("/p").await;
+    assert_eq!(seen(&hit), page("HIT", 1), "stored by the instance replaced");
+    assert_eq!(new.app.calls(), 0);
+
+    // Another pool is another process: a cache of its own.
+    let apart = rig("rebuilt", serde_json::json!({}), cacheable).await;
+    assert_eq!(seen(&apart.get("/p").await), page("MISS", 1));
+
+    // The last instance holding the cache gone, the cache goes too.
+    drop(new);
+    assert!(pool.is_empty());
+    let later = rig_on(pool, "rebuilt", config, cacheable).await;
+    assert_eq!(seen(&later.get("/p").await), page("MISS", 1));
 }
 
 #[tokio::test]

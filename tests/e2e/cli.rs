@@ -51,6 +51,37 @@ fn check_reports_every_error_with_file_line_and_field() {
 }
 
 #[test]
+fn check_reports_every_platform_error_at_its_line_and_field() {
+    let s = Site::new();
+    s.write("www/index.html", "x");
+    // A type error in one app, a missing folder in another, a bad domain in
+    // a third: all three, each at its value, and the bad domain blamed on
+    // the platform file, not on the vhosts manifest.
+    let cfg = s.platform(
+        "[apps.shop]\nsource = \"www\"\nrate_limit = { rpm = \"many\" }\n\n[apps.blog]\nsource = \"missing\"\n\n[apps.www]\nsource = \"www\"\ndomains = [\"ok.test\", \"bad domain.test\"]\n",
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "platform.toml:3:22: apps.shop.rate_limit.rpm: invalid type: string \"many\", expected u32",
+        "platform.toml:6:10: apps.blog.source: ",
+        "platform.toml:10:23: apps.www.domains[1]: `bad domain.test`: not a valid host name",
+        "3 error(s)",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    assert!(!err.contains("vhosts"), "{err}");
+
+    // A syntax error: its line and column, and the field of its line.
+    s.platform("[platform]\nworkers = 3x\n");
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("platform.toml:2:11: platform.workers: "), "{err}");
+}
+
+#[test]
 fn a_yaml_platform_file_works_like_toml() {
     let s = Site::new();
     s.write("www/index.html", "x");

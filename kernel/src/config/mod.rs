@@ -2,7 +2,7 @@
 //! `bext.config.toml`), plugin manifests, and the diagnostics both report
 //! (`file:line:col: field: reason`).
 //!
-//! Dependencies run one way: `diag` <- `yaml`, `isolate`, `upstream` <-
+//! Dependencies run one way: `diag` <- `yaml`, `toml_doc`, `isolate`, `upstream` <-
 //! `manifest`, `platform`; neither of the last two imports the other, and
 //! nothing here imports the rest of the kernel.
 
@@ -10,5 +10,6 @@ pub mod diag;
 pub mod isolate;
 pub mod manifest;
 pub mod platform;
+mod toml_doc;
 pub mod upstream;
 mod yaml;

@@ -1,7 +1,7 @@
 //! The platform file (`platform.toml` or `.yaml`): listeners, limits and
 //! apps. `bext run DIR` builds the same structure for a one-app platform.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +12,7 @@ pub use bext_plugin_abi::units::{ByteSize, Span, parse_duration, parse_size};
 
 use super::diag::{Diagnostic, Diagnostics};
 pub use super::isolate::IsolateConfig;
+use super::toml_doc::TomlDoc;
 use super::yaml::Located;
 pub use bext_plugin_abi::EncodedSlashes;
 
@@ -319,7 +320,7 @@ impl AppConfig {
         if cfg_file.exists() {
             let text = std::fs::read_to_string(&cfg_file)
                 .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
-            let cfg: RunConfig = toml::from_str(&text).map_err(|e| toml_diag(&cfg_file, &text, e))?;
+            let cfg: RunConfig = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
             server = cfg.server;
         }
         let source = server.static_dir.map_or_else(|| dir.to_owned(), |s| dir.join(s));
@@ -433,15 +434,35 @@ impl Platform {
         let file = &std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
         let text = std::fs::read_to_string(file)
             .map_err(|e| Diagnostic::new(file, "", format!("cannot read platform file: {e}")))?;
-        let parsed = match file.extension().and_then(|e| e.to_str()) {
-            Some("yaml" | "yml") => parse_yaml(file, &text)?,
-            _ => parse_toml(file, &text)?,
-        };
         let dir = file
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        Ok(Platform::from_file(parsed, Some(file.to_owned()), dir))
+        // Problems found after decoding get the position of their field,
+        // and the file's problems are listed in its order.
+        let own = |errors: &mut Diagnostics, position: &dyn Fn(&str) -> Option<(u64, u64)>| {
+            for d in errors.0.iter_mut().filter(|d| d.position.is_none() && d.file == *file) {
+                d.position = position(&d.field);
+            }
+            errors.0.sort_by_key(|d| d.position);
+        };
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => {
+                let doc = Located::parse(file, &text)?;
+                let parsed = doc.decode(file)?;
+                let (platform, mut errors) = Platform::from_file(parsed, Some(file.to_owned()), dir, &BTreeSet::new());
+                own(&mut errors, &|f| doc.position(f));
+                Ok((platform, errors))
+            }
+            _ => {
+                let doc = TomlDoc::parse(file, &text)?;
+                let (parsed, undecoded, mut errors) = decode_toml(&doc, file);
+                let (platform, more) = Platform::from_file(parsed, Some(file.to_owned()), dir, &undecoded);
+                errors.0.extend(more.0);
+                own(&mut errors, &|f| doc.position(f));
+                Ok((platform, errors))
+            }
+        }
     }
 
     /// The apps as plugins see them.
@@ -474,7 +495,7 @@ impl Platform {
             apps: BTreeMap::from([("app".to_owned(), app)]),
             redis: None,
         };
-        let (mut p, errors) = Platform::from_file(file, None, &dir);
+        let (mut p, errors) = Platform::from_file(file, None, &dir, &BTreeSet::new());
         errors.into_result(())?;
         if cfg_file.exists() {
             p.file = Some(cfg_file);
@@ -483,7 +504,14 @@ impl Platform {
     }
 
     /// Validates a parsed file; invalid apps are reported and left out.
-    fn from_file(mut f: PlatformFile, file: Option<PathBuf>, dir: &Path) -> (Platform, Diagnostics) {
+    /// `undecoded` names apps already reported as undecodable, which
+    /// `default_app` may still name.
+    fn from_file(
+        mut f: PlatformFile,
+        file: Option<PathBuf>,
+        dir: &Path,
+        undecoded: &BTreeSet<String>,
+    ) -> (Platform, Diagnostics) {
         let name = file.clone().unwrap_or_else(|| dir.to_owned());
         let mut errors = Diagnostics::default();
         if f.platform.listen.parse::<SocketAddr>().is_err() {
@@ -512,6 +540,7 @@ impl Platform {
         }
         if let Some(d) = &f.platform.default_app
             && !f.apps.contains_key(d)
+            && !undecoded.contains(d)
         {
             errors.push(Diagnostic::new(
                 &name,
@@ -568,6 +597,9 @@ impl Platform {
         }
         let data_dir = dir.join(f.platform.data_dir.clone().unwrap_or_else(|| PathBuf::from(".bext")));
         let mut invalid = Vec::new();
+        // The app table as the vhosts plugin builds it, so a domain it would
+        // refuse is blamed here, on the app's own field.
+        let mut hosts = bext_plugin_vhosts::matcher::MatcherBuilder::default();
         for (id, app) in &mut f.apps {
             let before = errors.0.len();
             let field = |k: &str| format!("apps.{id}.{k}");
@@ -628,6 +660,15 @@ impl Platform {
                     field("runtime"),
                     "the `process` runtime is not available in this build yet; use `static`, `proxy` or `js`",
                 )),
+            }
+            for (i, domain) in app.domains.iter().enumerate() {
+                if let Err(e) = hosts.add(domain, id, None, false) {
+                    errors.push(Diagnostic::new(
+                        &name,
+                        field(&format!("domains[{i}]")),
+                        format!("`{domain}`: {}", e.reason),
+                    ));
+                }
             }
             for (k, v) in &app.headers {
                 if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
@@ -695,25 +736,52 @@ struct RunServer {
     entry: Option<PathBuf>,
 }
 
-fn parse_toml(file: &Path, text: &str) -> Result<PlatformFile, Diagnostics> {
-    toml::from_str(text).map_err(|e| toml_diag(file, text, e).into())
-}
-
-fn toml_diag(file: &Path, text: &str, e: toml::de::Error) -> Diagnostic {
-    let pos = e.span().map(|s| line_col(text, s.start));
-    Diagnostic::new(file, "", e.message().trim().to_owned()).at(pos)
-}
-
-fn parse_yaml(file: &Path, text: &str) -> Result<PlatformFile, Diagnostics> {
-    let doc = Located::parse(file, text)?;
-    Ok(doc.decode(file)?)
-}
-
-fn line_col(text: &str, offset: usize) -> (u64, u64) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() as u64 + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
-    (line, col)
+/// Decodes a TOML platform file part by part (each top-level section, and
+/// each app on its own), so one bad value does not hide the others: every
+/// decoding error is returned, with the names of the apps that could not be
+/// decoded (left out, the rest still validated).
+fn decode_toml(doc: &TomlDoc<'_>, file: &Path) -> (PlatformFile, BTreeSet<String>, Diagnostics) {
+    let mut f = PlatformFile {
+        platform: PlatformSection::default(),
+        apps: BTreeMap::new(),
+        redis: None,
+    };
+    let mut undecoded = BTreeSet::new();
+    let mut errors = Diagnostics::default();
+    let root = doc.root();
+    for (key, value) in root.get_ref() {
+        if key.get_ref() == "apps"
+            && let toml::de::DeValue::Table(apps) = value.get_ref()
+        {
+            for (id, app) in apps {
+                let id = id.get_ref().to_string();
+                match doc.decode::<AppConfig>(file, &format!("apps.{id}"), app.clone()) {
+                    Ok(app) => {
+                        f.apps.insert(id, app);
+                    }
+                    Err(d) => {
+                        errors.push(d);
+                        undecoded.insert(id);
+                    }
+                }
+            }
+            continue;
+        }
+        // One section at a time through the whole file's type, so unknown
+        // sections get serde's own message.
+        let section = toml::de::DeTable::from_iter([(key.clone(), value.clone())]);
+        let section = toml::Spanned::new(root.span(), toml::de::DeValue::Table(section));
+        match doc.decode::<PlatformFile>(file, "", section) {
+            Ok(part) => {
+                if key.get_ref() == "platform" {
+                    f.platform = part.platform;
+                }
+                f.redis = f.redis.or(part.redis);
+            }
+            Err(d) => errors.push(d),
+        }
+    }
+    (f, undecoded, errors)
 }
 
 /// Reads `"10s"`, `"500ms"`, `"2m"`, `"1h"` or a number of seconds.
@@ -733,20 +801,45 @@ mod tests {
     #[test]
     fn toml_errors_have_positions_and_unknown_keys_fail() {
         let text = "[platform]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n";
-        let e = parse_toml(Path::new("p.toml"), text).unwrap_err().to_string();
-        assert!(e.starts_with("p.toml:3:1"), "{e}");
+        let file = Path::new("p.toml");
+        let (_, _, e) = decode_toml(&TomlDoc::parse(file, text).unwrap(), file);
+        let e = e.to_string();
+        assert!(e.starts_with("p.toml:3:1: platform.listen_port:"), "{e}");
         assert!(e.contains("unknown field `listen_port`"), "{e}");
     }
 
     #[test]
+    fn every_toml_decoding_error_is_reported_with_its_field() {
+        let text = "[platform]\nworkers = 'x'\n[apps.a]\nsource = '.'\n[apps.b]\nrate_limit = { rpm = 'x' }\n[apps.c]\nspa_fallback = 3\n[nope]\n";
+        let file = Path::new("p.toml");
+        let (f, undecoded, e) = decode_toml(&TomlDoc::parse(file, text).unwrap(), file);
+        assert_eq!(f.apps.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(undecoded, BTreeSet::from(["b".to_owned(), "c".to_owned()]));
+        let text = e.to_string();
+        for want in [
+            "p.toml:2:11: platform.workers:",
+            "p.toml:6:22: apps.b.rate_limit.rpm:",
+            "p.toml:8:16: apps.c.spa_fallback:",
+            "p.toml:9:2: nope: unknown field `nope`",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_the_field_of_their_line() {
+        let text = "[platform]\nlisten = '127.0.0.1:1'\nworkers = 3x\n";
+        let e = TomlDoc::parse(Path::new("p.toml"), text).err().unwrap().to_string();
+        assert!(e.starts_with("p.toml:3:11: platform.workers: "), "{e}");
+    }
+
+    #[test]
     fn yaml_platform_files_work_too() {
-        let f = parse_yaml(
-            Path::new("p.yaml"),
-            "platform:\n  listen: 127.0.0.1:9\n  limits:\n    max_body_bytes: 1KiB\n",
-        )
-        .unwrap();
+        let file = Path::new("p.yaml");
+        let parse_yaml = |text| Located::parse(file, text).unwrap().decode::<PlatformFile>(file);
+        let f = parse_yaml("platform:\n  listen: 127.0.0.1:9\n  limits:\n    max_body_bytes: 1KiB\n").unwrap();
         assert_eq!(f.platform.limits.max_body_bytes, 1024);
-        let e = parse_yaml(Path::new("p.yaml"), "platform:\n  limits:\n    max_body: 1\n")
+        let e = parse_yaml("platform:\n  limits:\n    max_body: 1\n")
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("p.yaml:3:5: platform.limits.max_body"), "{e}");
@@ -759,7 +852,7 @@ mod tests {
             "[platform.limits]\nidle_timeout = 0\nmax_header_bytes = 1024\nmax_concurrent_streams = 0\n",
         )
         .unwrap();
-        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
         let text = e.to_string();
         for want in [
             "limits.idle_timeout",
@@ -775,7 +868,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f: PlatformFile =
             toml::from_str("[platform]\nadmin_hosts = ['Admin.Example.COM.', '[0:0::1]', '10.0.0.5']\n").unwrap();
-        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
         assert!(e.0.is_empty(), "{e}");
         let hosts = p.settings.admin_hosts.unwrap();
         assert_eq!(hosts, ["admin.example.com", "[::1]", "10.0.0.5"]);
@@ -784,7 +877,7 @@ mod tests {
             "[platform]\nadmin_hosts = ['ok.test', '*.example.com', 'admin.test:8443', '[::1]:80', '']\n",
         )
         .unwrap();
-        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
         let text = e.to_string();
         for want in [
             "admin_hosts[1]: `*.example.com` is not a host name",
@@ -804,7 +897,7 @@ mod tests {
             "[platform]\nlisten='nope'\ndefault_app='ghost'\n[apps.a]\nruntime='proxy'\n[apps.b]\nsource='missing'\n[apps.c]\nruntime='process'\n[apps.d]\nruntime='js'\nsource='.'\nentry='nope.js'\n",
         )
         .unwrap();
-        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path());
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
         assert!(p.apps.is_empty(), "invalid apps are left out");
         let text = e.to_string();
         for want in [

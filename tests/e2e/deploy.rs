@@ -1339,3 +1339,283 @@ async fn nineteen_thousand_empty_files_deploy_in_seconds() {
     let reply = get(b.addr, "blog.test", "/d7/e18907.txt").await;
     assert_eq!((reply.status, reply.text()), (200, String::new()));
 }
+
+/// `bext ARGS` with the admin token and `env` (`None` removes a variable).
+fn cli_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bext"));
+    command.args(args).env("BEXT_ADMIN_TOKEN", TOKEN);
+    for (key, value) in env {
+        match value {
+            Some(v) => command.env(key, v),
+            None => command.env_remove(key),
+        };
+    }
+    command.output().unwrap()
+}
+
+/// The rows of a `bext apps versions` table: (version, current, the one
+/// `rollback` restores), read at the marks' columns.
+fn marks(table: &str) -> Vec<(String, bool, bool)> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    let at = |name: &str| header.find(name).unwrap() + name.len() - 1;
+    let (current, rollback) = (at("CURRENT"), at("ROLLBACK"));
+    lines
+        .map(|l| {
+            let mark = |i: usize| l.as_bytes().get(i) == Some(&b'*');
+            (
+                l.split_whitespace().next().unwrap().to_owned(),
+                mark(current),
+                mark(rollback),
+            )
+        })
+        .collect()
+}
+
+/// Deploy v2, roll back (v1 live), deploy v3, roll back: v1 is live again,
+/// not v2, which was rolled back from already. On the data directory and
+/// through a server alike; `bext apps versions` and `show` say which
+/// version a rollback restores.
+#[tokio::test]
+async fn rollback_restores_what_was_current_before_with_a_server_and_without() {
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v: Vec<PathBuf> = ["one", "two", "three", "four", "five", "six"]
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            bundle(
+                &s,
+                &format!("v{}", i + 1),
+                &[("index.html", &format!("version {body}"))],
+            )
+        })
+        .collect();
+    let deploy = |dir: &Path, server: Option<&str>| {
+        let mut args = vec!["deploy", p(dir), "--app", "blog", "--config", c];
+        args.extend(server.map(|s| ["--server", s]).into_iter().flatten());
+        ok(cli(&args))
+    };
+    let rollback = |server: Option<&str>| {
+        let mut args = vec!["rollback", "blog", "--config", c];
+        args.extend(server.map(|s| ["--server", s]).into_iter().flatten());
+        ok(cli(&args)).trim().to_owned()
+    };
+    let versions = |server: Option<&str>| {
+        let mut args = vec!["apps", "versions", "blog", "--config", c];
+        args.extend(server.map(|s| ["--server", s]).into_iter().flatten());
+        marks(&ok(cli(&args)))
+    };
+    let row = |version: &str, current: bool, rollback: bool| (version.to_owned(), current, rollback);
+
+    // No server.
+    deploy(&v[0], None);
+    deploy(&v[1], None);
+    assert_eq!(versions(None), [row("v2", true, false), row("v1", false, true)]);
+    assert_eq!(rollback(None), "blog is back on v1");
+    deploy(&v[2], None);
+    assert_eq!(
+        versions(None),
+        [row("v3", true, false), row("v2", false, false), row("v1", false, true)]
+    );
+    let shown = ok(cli(&["apps", "show", "blog", "--config", c]));
+    assert!(
+        shown.contains("rollback v1, current before (`bext rollback blog`)"),
+        "{shown}"
+    );
+    assert_eq!(rollback(None), "blog is back on v1");
+    let out = cli(&["rollback", "blog", "--config", c]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("blog has no version to roll back to"),
+        "{out:?}"
+    );
+
+    // A server: the same history, through its API.
+    let (b, url) = serve(&config);
+    let server = Some(url.as_str());
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
+    deploy(&v[3], server);
+    deploy(&v[4], server);
+    assert_eq!(rollback(server), "blog is back on v4");
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version four");
+    deploy(&v[5], server);
+    let marked = versions(server);
+    assert_eq!(marked[0], row("v6", true, false));
+    assert!(marked.contains(&row("v4", false, true)), "{marked:?}");
+    assert!(marked.contains(&row("v5", false, false)), "{marked:?}");
+    let shown = json(cli(&[
+        "apps", "show", "blog", "--config", c, "--server", &url, "--json",
+    ]));
+    assert_eq!(shown["app"]["rollback_to"], "v4");
+    assert_eq!(rollback(server), "blog is back on v4");
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version four");
+    assert_eq!(rollback(server), "blog is back on v1");
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "version one");
+    let events = ok(cli(&["apps", "show", "blog", "--config", c, "--server", &url]));
+    assert!(events.contains("rolled back from v6 to v4 by"), "{events}");
+
+    // A restart keeps the history.
+    drop(b);
+    deploy(&v[1], None);
+    assert_eq!(rollback(None), "blog is back on v1");
+}
+
+/// A deploy through the admin API as `user` (no `X-Bext-User` with
+/// `None`), with `query`.
+async fn upload_as(b: &Bext, app: &str, query: &str, user: Option<&str>, tar: Vec<u8>) -> Reply {
+    let auth = format!("Bearer {TOKEN}");
+    let path = format!("/__bext/api/platform/apps/{app}/deploy{query}");
+    let mut headers = vec![
+        ("host", "x"),
+        ("authorization", auth.as_str()),
+        ("content-type", "application/x-tar"),
+    ];
+    if let Some(user) = user {
+        headers.push(("x-bext-user", user));
+    }
+    send(b.addr, request("POST", &path, &headers, tar)).await
+}
+
+/// `bext apps list` lists the apps (those of the platform file as
+/// `platform`, those created by deploys as `deploy`), not the previews and
+/// canaries a running server serves as hidden apps; each version records
+/// who deployed it as the caller says (the CLI, an API caller naming
+/// itself or not); a preview's name is checked before its bundle is read,
+/// and its lifetime is set per deploy with `--ttl`.
+#[tokio::test]
+async fn listings_through_a_server_show_apps_who_deployed_and_preview_lifetimes() {
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
+    let v2 = bundle(&s, "v2", &[("index.html", "version two")]);
+    let as_alice = [("USER", Some("alice")), ("LOGNAME", None)];
+    ok(cli_env(&["deploy", p(&v1), "--app", "blog", "--config", c], &as_alice));
+    let (b, server) = serve(&config);
+    let at = ["--config", c, "--server", server.as_str()];
+    fn with<'a>(at: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        [args, at].concat()
+    }
+
+    // A preview for two hours, a canary, an app created by a deploy.
+    let out = ok(cli_env(
+        &with(
+            &at,
+            &["deploy", p(&v2), "--app", "blog", "--preview", "pr-7", "--ttl", "2h"],
+        ),
+        &as_alice,
+    ));
+    assert!(
+        out.contains("as preview pr-7 (at pr-7.preview.blog.test) until "),
+        "{out}"
+    );
+    assert_eq!(get(b.addr, "pr-7.preview.blog.test", "/").await.text(), "version two");
+    let previews = json(cli(&with(&at, &["apps", "previews", "list", "--json"])));
+    let lifetime = previews[0]["expires_at"].as_u64().unwrap() - previews[0]["created_at"].as_u64().unwrap();
+    assert_eq!(lifetime, 7200);
+    ok(cli_env(
+        &with(&at, &["deploy", p(&v2), "--app", "blog", "--canary", "10%"]),
+        &[("USER", None), ("LOGNAME", None)],
+    ));
+    ok(cli(&with(&at, &["deploy", p(&v2), "--app", "docs"])));
+
+    let listed = |server: bool| {
+        let args = if server {
+            with(&at, &["apps", "list", "--json"])
+        } else {
+            vec!["apps", "list", "--json", "--config", c]
+        };
+        let apps = json(cli(&args));
+        apps.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["id"].as_str().unwrap().to_owned(),
+                    a["origin"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = [
+        ("blog".to_owned(), "platform".to_owned()),
+        ("docs".to_owned(), "deploy".to_owned()),
+    ];
+    assert_eq!(listed(true), expected);
+    let table = ok(cli(&with(&at, &["apps", "list"])));
+    assert!(!table.contains('~') && !table.contains('@'), "{table}");
+
+    // deployed_by: the CLI with and without a user, the API as it says.
+    let tar = || hostile_tar(&[("index.html", tar::EntryType::Regular, "by the api", "")]);
+    let r = upload_as(&b, "blog", "?version=anon", None, tar()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = upload_as(&b, "blog", "?version=bot", Some("ci-bot"), tar()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = upload_as(&b, "blog", "?version=long", Some(&"x".repeat(65)), tar()).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("x-bext-user"), "{}", r.text());
+    let shown = json(cli(&with(&at, &["apps", "versions", "blog", "--json"])));
+    let by: Vec<(String, String)> = shown["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap().to_owned(),
+                v["deployed_by"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let by = |version: &str| by.iter().find(|(v, _)| v == version).map(|(_, b)| b.as_str()).unwrap();
+    assert_eq!(by("v1"), "alice (cli)");
+    assert_eq!(by("v2"), "alice (cli)", "the preview, through the server");
+    assert_eq!(by("v3"), "cli", "the canary, with no user set");
+    assert_eq!(by("anon"), "api");
+    assert_eq!(by("bot"), "ci-bot");
+    let rolled = ok(cli_env(&with(&at, &["rollback", "blog"]), &as_alice));
+    assert!(rolled.contains("blog is back on"), "{rolled}");
+
+    // A bad preview name is refused before the upload is read: the
+    // garbage after it is never looked at.
+    let r = upload_as(&b, "blog", "?preview=PR_7", None, b"not a tar archive".to_vec()).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("preview name \\\"PR_7\\\""), "{}", r.text());
+    for (query, why) in [
+        ("?preview=pr-9&ttl=0", "preview lifetime 0 s"),
+        ("?preview=pr-9&ttl=soon", "ttl=soon"),
+        ("?ttl=60", "ttl is a preview's lifetime"),
+    ] {
+        let r = upload_as(&b, "blog", query, None, b"not a tar archive".to_vec()).await;
+        assert_eq!(r.status, 400, "{query}");
+        assert!(r.text().contains(why), "{query}: {}", r.text());
+    }
+    // The CLI checks the name and the lifetime before it reads the bundle.
+    for (args, why) in [
+        (vec!["--preview", "PR_7"], "it becomes a host name"),
+        (
+            vec!["--preview", "pr-9", "--ttl", "0s"],
+            "a preview's lifetime from 1s to 3650d",
+        ),
+        (
+            vec!["--preview", "pr-9", "--ttl", "soon"],
+            "a preview's lifetime from 1s to 3650d",
+        ),
+        (vec!["--ttl", "2h"], "--preview"),
+    ] {
+        let out = cli(&with(
+            &at,
+            &[&["deploy", "/no/such/bundle", "--app", "blog"][..], &args[..]].concat(),
+        ));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{args:?}: {err}");
+        assert!(!err.contains("/no/such/bundle"), "{args:?}: {err}");
+    }
+
+    // Without a server: the same apps, nothing of the hidden ones.
+    drop(b);
+    assert_eq!(listed(false), expected);
+    let table = ok(cli(&["apps", "list", "--config", c]));
+    assert!(!table.contains('~') && !table.contains('@'), "{table}");
+}

@@ -254,7 +254,19 @@ fn answering(listen: &str) -> Option<SocketAddr> {
     Some(addr)
 }
 
-/// Who runs the command, for the registry's `deployed_by`.
+/// Who runs the command, for the registry's records (`deployed_by`,
+/// events): `<user> (cli)`, or `cli` when the environment names no user
+/// the registry would take (1 to 50 printable ASCII characters). Sent as
+/// `X-Bext-User`, which any API caller may set (`api` when none does).
 fn user() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "cli".into())
+    let named = ["USER", "LOGNAME"].into_iter().find_map(|var| {
+        std::env::var(var)
+            .ok()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| (1..=50).contains(&u.len()) && u.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+    });
+    match named {
+        Some(user) => format!("{user} (cli)"),
+        None => "cli".into(),
+    }
 }

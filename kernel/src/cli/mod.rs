@@ -66,8 +66,12 @@ enum Command {
         canary: Option<u8>,
         /// Serve it as preview NAME (`pr-123`) on `{name}.preview.{domain}`
         /// until `preview_ttl`, instead of making it current.
-        #[arg(long)]
+        #[arg(long, value_parser = preview_name)]
         preview: Option<String>,
+        /// With --preview: how long it lives (`2h`, `3d`; 1s to 3650d)
+        /// instead of the deploy manifest's `preview_ttl`.
+        #[arg(long, value_parser = ttl, requires = "preview")]
+        ttl: Option<u64>,
         /// With --canary: make it current after this long (`30m`) if its
         /// 5xx rate stayed at or under --max-error-rate.
         #[arg(long, value_parser = bext_plugin_abi::units::parse_duration, requires = "canary")]
@@ -89,7 +93,8 @@ enum Command {
         #[command(flatten)]
         at: Registry,
     },
-    /// Serve the version deployed before the current one again.
+    /// Stop a running canary; with none, serve again the version that was
+    /// current before the current one (`bext apps versions` marks it).
     Rollback {
         /// The app.
         app: String,
@@ -138,7 +143,8 @@ enum AppsCommand {
         /// The app.
         app: String,
     },
-    /// An app's versions, newest first.
+    /// An app's versions, newest first: the current one and the one
+    /// `bext rollback` would restore marked.
     Versions {
         /// The app.
         app: String,
@@ -178,6 +184,7 @@ pub fn run() -> ExitCode {
             auto_promote_after,
             max_error_rate,
             preview,
+            ttl,
             at,
         } => {
             let canary = canary.map(|share| registry::Canary {
@@ -191,6 +198,7 @@ pub fn run() -> ExitCode {
                 version: version.as_deref(),
                 canary,
                 preview: preview.as_deref(),
+                ttl,
             };
             finish(registry::deploy(&at.at(), &args))
         }
@@ -237,6 +245,42 @@ fn rate(s: &str) -> Result<f64, String> {
     match s.trim_end_matches('%').parse::<f64>() {
         Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
         _ => Err(format!("{s}: a percentage from 0 to 100, like 2%")),
+    }
+}
+
+/// A preview's name: a DNS label, as the registry takes it. Checked here
+/// too, so a bad name stops the command before the bundle is read.
+fn preview_name(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let ok = (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-';
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "preview name {s:?}: use 1 to 63 of a-z 0-9 - (it becomes a host name)"
+        ))
+    }
+}
+
+/// Most seconds a preview may live: 3650 days, as the registry takes it.
+const MAX_TTL: u64 = 3650 * 86400;
+
+/// A preview's lifetime (`2h`, `3d`) in whole seconds, 1 s to 3650 days.
+fn ttl(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s}: a preview's lifetime from 1s to 3650d, like 2h or 3d");
+    // Ten digits before any unit are past the longest lifetime already
+    // (and a duration past u64::MAX seconds cannot be made).
+    if s.trim().bytes().take_while(u8::is_ascii_digit).count() > 9 {
+        return Err(bad());
+    }
+    let d = bext_plugin_abi::units::parse_duration(s).map_err(|e| format!("{e}; {}", bad()))?;
+    match d.as_secs() {
+        secs @ 1..=MAX_TTL => Ok(secs),
+        _ => Err(bad()),
     }
 }
 
@@ -467,6 +511,34 @@ async fn shutdown_signal() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preview_names_and_lifetimes_are_checked_as_the_registry_does() {
+        for good in ["pr-7", "a", "0-x", &"a".repeat(63)] {
+            assert_eq!(preview_name(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "PR_7", "-x", "x-", "a.b", "pr 7", &"a".repeat(64)] {
+            let err = preview_name(bad).unwrap_err();
+            assert!(err.contains("it becomes a host name"), "{bad}: {err}");
+        }
+        assert_eq!(ttl("2h"), Ok(7200));
+        assert_eq!(ttl("3d"), Ok(3 * 86400));
+        assert_eq!(ttl("90"), Ok(90));
+        assert_eq!(ttl("3650d"), Ok(MAX_TTL));
+        for bad in [
+            "0s",
+            "500ms",
+            "3651d",
+            "soon",
+            "-1h",
+            "99999999999999999999999d",
+            "1y",
+            "",
+        ] {
+            let err = ttl(bad).unwrap_err();
+            assert!(err.contains("a preview's lifetime from 1s to 3650d"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn the_startup_line_names_few_apps_and_counts_many() {

@@ -78,9 +78,11 @@ pub(crate) struct DeployArgs<'a> {
     pub canary: Option<Canary>,
     /// `--preview`.
     pub preview: Option<&'a str>,
+    /// `--ttl`: the preview's lifetime in seconds.
+    pub ttl: Option<u64>,
 }
 
-/// `bext deploy DIR --app ID [--version V] [--canary N% | --preview NAME]`.
+/// `bext deploy DIR --app ID [--version V] [--canary N% | --preview NAME [--ttl T]]`.
 pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
     let DeployArgs {
         dir,
@@ -88,6 +90,7 @@ pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
         version,
         canary,
         preview,
+        ttl,
     } = *args;
     if !dir.is_dir() {
         bail!("{}: not a directory", dir.display());
@@ -95,10 +98,13 @@ pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
     let client = at.client()?;
     let mut query = Vec::new();
     if let Some(v) = version {
-        query.push(format!("version={v}"));
+        query.push(format!("version={}", segment(v)));
     }
     if let Some(p) = preview {
-        query.push(format!("preview={p}"));
+        query.push(format!("preview={}", segment(p)));
+    }
+    if let Some(t) = ttl {
+        query.push(format!("ttl={t}"));
     }
     if let Some(c) = canary {
         query.push(format!("canary={}", c.share));
@@ -154,7 +160,11 @@ pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
             } else {
                 hosts.join(", ")
             };
-            format!(" as preview {name} (at {at})")
+            let until = match deployed["preview"]["expires_at"].as_u64() {
+                Some(t) => format!(" until {}", when(t)),
+                None => String::new(),
+            };
+            format!(" as preview {name} (at {at}){until}")
         }
         (None, None) => String::new(),
     };
@@ -326,21 +336,34 @@ fn print_app(app: &Value, versions: &Value, header: bool) {
         } else {
             out!("current  - (served from the platform file's source)");
         }
+        let id = text(&app["id"]);
+        match (&app["canary"], app["rollback_to"].as_str()) {
+            (c, _) if c.is_object() => out!("rollback stops canary {} (`bext rollback {id}`)", text(&c["version"])),
+            (_, Some(v)) => out!("rollback {v}, current before (`bext rollback {id}`)"),
+            _ => out!("rollback - (nothing kept was current before)"),
+        }
         out!();
     }
+    let rollback_to = app["rollback_to"].as_str();
     out!(
-        "  {:<16} {:>7} {:>7} {:>10}  {:<29}  BY",
+        "  {:<16} {:>7} {:>8} {:>7} {:>10}  {:<29}  BY",
         "VERSION",
         "CURRENT",
+        "ROLLBACK",
         "FILES",
         "SIZE",
         "DEPLOYED"
     );
     for v in list(versions) {
         out!(
-            "  {:<16} {:>7} {:>7} {:>10}  {:<29}  {}",
+            "  {:<16} {:>7} {:>8} {:>7} {:>10}  {:<29}  {}",
             text(&v["version"]),
             if v["current"].as_bool() == Some(true) { "*" } else { "" },
+            if v["version"].as_str().is_some_and(|v| Some(v) == rollback_to) {
+                "*"
+            } else {
+                ""
+            },
             number(&v["files"]),
             size(number(&v["bytes"])),
             when(number(&v["deployed_at"])),

@@ -4,7 +4,10 @@
 //! become that app's plugin config instead: see `compile::app_plugins`.)
 //! The deploy plugin keeps one registry, with one admin API, for every
 //! app, so an app's hooks go to its one instance rather than making an
-//! instance for that app.
+//! instance for that app. It also gets the platform file's app ids as its
+//! `platform_apps`: the app table it is built with holds the apps it adds
+//! too (created by deploys, previews, canaries), and its registry tells
+//! the platform's apps from those.
 
 use crate::config::manifest::Manifest;
 use crate::config::platform::Platform;
@@ -13,18 +16,19 @@ use crate::config::platform::Platform;
 const PLUGIN: &str = "deploy";
 /// The field of its config that holds every app's hooks by app id.
 const FIELD: &str = "app_hooks";
+/// The field of its config that lists the platform file's app ids.
+const APPS_FIELD: &str = "platform_apps";
 
 /// Adds each app's `hooks` to the deploy manifest's `app_hooks` (hooks
-/// the manifest sets for the same app win).
+/// the manifest sets for the same app win), and the platform file's app
+/// ids as its `platform_apps` (replacing what the manifest says).
 pub(crate) fn pass_on(platform: &Platform, manifests: &mut [Manifest]) {
     let by_app: serde_json::Map<String, serde_json::Value> = platform
         .apps
         .iter()
         .filter_map(|(id, app)| Some((id.clone(), app.hooks.clone()?)))
         .collect();
-    if by_app.is_empty() {
-        return;
-    }
+    let ids: Vec<serde_json::Value> = platform.apps.keys().cloned().map(serde_json::Value::String).collect();
     for m in manifests.iter_mut().filter(|m| m.name == PLUGIN) {
         if !m.config.is_object() {
             m.config = serde_json::Value::Object(Default::default());
@@ -32,6 +36,10 @@ pub(crate) fn pass_on(platform: &Platform, manifests: &mut [Manifest]) {
         let Some(config) = m.config.as_object_mut() else {
             continue;
         };
+        config.insert(APPS_FIELD.into(), serde_json::Value::Array(ids.clone()));
+        if by_app.is_empty() {
+            continue;
+        }
         let slot = config
             .entry(FIELD)
             .or_insert_with(|| serde_json::Value::Object(Default::default()));
@@ -77,8 +85,10 @@ mod tests {
             deploy.config["app_hooks"],
             serde_json::json!({ "blog": { "pre_build": "make" } })
         );
+        assert_eq!(deploy.config["platform_apps"], serde_json::json!(["blog", "plain"]));
         let vhosts = manifests.iter().find(|m| m.name == "vhosts").unwrap();
         assert!(vhosts.config.get("app_hooks").is_none());
+        assert!(vhosts.config.get("platform_apps").is_none());
         assert_eq!(
             origin(&platform, "deploy", "app_hooks.blog.pre_buil").as_deref(),
             Some("apps.blog.hooks.pre_buil")

@@ -36,6 +36,13 @@ pub struct Config {
     /// the kernel (a manifest may set them here too).
     #[serde(default)]
     pub app_hooks: BTreeMap<String, DeployHooks>,
+    /// The ids of the apps the platform file declares, passed on by the
+    /// kernel (it replaces what a manifest says): the registry records them
+    /// as `platform` apps, and every other app it knows as created by a
+    /// deploy. The app table the plugin is built with also holds the apps
+    /// the registry adds (created by deploys, canaries, previews).
+    #[serde(default)]
+    pub platform_apps: Option<Vec<String>>,
 }
 
 impl Config {

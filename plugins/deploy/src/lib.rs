@@ -261,7 +261,7 @@ impl BuiltinPlugin for DeployPlugin {
                 .token_env(config.admin_token_env.clone()),
             shared: Arc::new(Shared {
                 root: Registry::root_in(setup.data_dir),
-                apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
+                apps: platform_apps(&config, setup),
                 config,
                 host: OnceLock::new(),
                 reload: OnceLock::new(),
@@ -276,6 +276,42 @@ impl BuiltinPlugin for DeployPlugin {
         let served = Registry::served(&Registry::root_in(setup.data_dir)).map_err(|e| PluginError::Init(e.into()))?;
         Ok(table::changes(served, unix_now()))
     }
+}
+
+/// The apps the platform file declares: what the kernel passes on as
+/// `platform_apps`. Without it, the app table less the hidden apps this
+/// plugin adds (whose ids no platform file may use), which may still hold
+/// apps created by deploys.
+fn platform_apps(config: &Config, setup: &Setup<'_>) -> Vec<String> {
+    match &config.platform_apps {
+        Some(ids) => ids.clone(),
+        None => setup
+            .apps
+            .iter()
+            .map(|a| a.id.clone())
+            .filter(|id| !id.contains(['~', '@']))
+            .collect(),
+    }
+}
+
+/// The header an admin API caller names itself in, for the registry's
+/// records (`deployed_by`, the history of current versions, events): the
+/// CLI sends `cli`, or `<user> (cli)`.
+pub const USER_HEADER: &str = "x-bext-user";
+
+/// Who makes an API call: what it says in [`USER_HEADER`], `api` when it
+/// says nothing.
+fn caller(req: &Request) -> Result<String, DeployError> {
+    let Some(value) = req.headers().get(USER_HEADER) else {
+        return Ok("api".into());
+    };
+    value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|s| (1..=64).contains(&s.len()) && !s.contains(|c: char| c.is_control()))
+        .map(str::to_owned)
+        .ok_or_else(|| DeployError::Bundle(format!("{USER_HEADER}: 1 to 64 printable ASCII characters")))
 }
 
 impl Shared {
@@ -389,7 +425,7 @@ impl Shared {
                 self.with_registry(move |reg| {
                     if still(reg)? {
                         reg.log(&app, &why)?;
-                        reg.rollback(&app)?;
+                        reg.rollback(&app, "auto")?;
                     }
                     Ok(())
                 })
@@ -404,7 +440,7 @@ impl Shared {
                 self.with_registry(move |reg| {
                     if still(reg)? {
                         reg.log(&app, &why)?;
-                        reg.promote(&app, None)?;
+                        reg.promote(&app, None, "auto")?;
                     }
                     Ok(())
                 })
@@ -481,17 +517,20 @@ impl DeployPlugin {
                 let now = unix_now();
                 shared.change(move |r| r.prune_previews(now)).await
             }
-            (&Method::POST, ["apps", id, "promote"]) => match query.percent("to") {
-                Err(e) => Err(e),
-                Ok(to) => {
+            (&Method::POST, ["apps", id, "promote"]) => match (query.percent("to"), caller(req)) {
+                (Err(e), _) | (_, Err(e)) => Err(e),
+                (Ok(to), Ok(by)) => {
                     let id = (*id).to_owned();
-                    shared.change(move |r| r.promote(&id, to)).await
+                    shared.change(move |r| r.promote(&id, to, &by)).await
                 }
             },
-            (&Method::POST, ["apps", id, "rollback"]) => {
-                let id = (*id).to_owned();
-                shared.change(move |r| r.rollback(&id)).await
-            }
+            (&Method::POST, ["apps", id, "rollback"]) => match caller(req) {
+                Err(e) => Err(e),
+                Ok(by) => {
+                    let id = (*id).to_owned();
+                    shared.change(move |r| r.rollback(&id, &by)).await
+                }
+            },
             (&Method::DELETE, ["apps", id]) => {
                 let id = (*id).to_owned();
                 shared
@@ -518,10 +557,24 @@ impl DeployPlugin {
         }))
     }
 
+    /// A deploy: everything it asks for is checked before its upload is
+    /// read.
     async fn deploy(&self, req: &mut Request, id: &str, query: &Query) -> Result<Response, DeployError> {
-        let version = query.get("version").map(str::to_owned);
-        let preview = query.get("preview").map(str::to_owned);
-        let ttl = self.shared.config.preview_ttl.0.as_secs();
+        // Names arrive escaped as the CLI sends them, for the registry to judge.
+        let decoded = |v: &str| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+        let version = query.get("version").map(decoded);
+        let preview = query.get("preview").map(decoded);
+        let ttl = match (query.get("ttl"), &preview) {
+            (None, _) => self.shared.config.preview_ttl.0.as_secs(),
+            (Some(s), Some(_)) => s
+                .parse()
+                .map_err(|_| DeployError::Bundle(format!("ttl={s}: the preview's lifetime in seconds")))?,
+            (Some(_), None) => {
+                return Err(DeployError::Bundle(
+                    "ttl is a preview's lifetime: give preview=NAME with it".into(),
+                ));
+            }
+        };
         let canary = match query.percent("canary")? {
             Some(share) => Some(CanaryPlan {
                 share,
@@ -544,12 +597,17 @@ impl DeployPlugin {
             }),
             None => None,
         };
-        let by = req
-            .headers()
-            .get("x-bext-user")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("api")
-            .to_owned();
+        let by = caller(req)?;
+        registry::check_deploy(
+            id,
+            &DeployOptions {
+                version: version.as_deref(),
+                by: &by,
+                canary,
+                preview: preview.as_deref().map(|name| (name, ttl)),
+                hooks: None,
+            },
+        )?;
         // The operator's own command with no server running hands over its
         // directory; anything else uploads a tar archive.
         let local = req.extensions_mut().remove::<LocalUpload>();
@@ -711,3 +769,28 @@ impl Plugin for DeployPlugin {
 }
 
 bext_plugin_abi::register!(DeployPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_user(value: Option<&[u8]>) -> Request {
+        let mut req = Request::new(bext_plugin_abi::Body::empty());
+        if let Some(v) = value {
+            req.headers_mut()
+                .insert(USER_HEADER, http::HeaderValue::from_bytes(v).unwrap());
+        }
+        req
+    }
+
+    #[test]
+    fn the_caller_is_who_the_request_says_or_api() {
+        assert_eq!(caller(&with_user(None)).unwrap(), "api");
+        assert_eq!(caller(&with_user(Some(b"ci-bot"))).unwrap(), "ci-bot");
+        assert_eq!(caller(&with_user(Some(b" alice (cli) "))).unwrap(), "alice (cli)");
+        for bad in [&b""[..], b"  ", b"a\tb", "é".as_bytes(), &[b'x'; 65]] {
+            let err = caller(&with_user(Some(bad))).unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+    }
+}

@@ -79,6 +79,34 @@ const MIGRATIONS: &[&str] = &[
         millis INTEGER NOT NULL,
         at INTEGER NOT NULL
     );",
+    // 5: what was current, in order: a deploy or a promotion pushes the
+    // version it makes current; a rollback marks the top rolled back and
+    // serves the one beneath. Seeded with what a rollback went back to
+    // until now: each app's versions up to its current one, in deploy
+    // order, less the previews and the canaries never promoted.
+    "CREATE TABLE current_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        how TEXT NOT NULL,
+        by TEXT NOT NULL,
+        rolled_back_at INTEGER
+    );
+    CREATE INDEX current_history_of_app ON current_history (app, id);
+    INSERT INTO current_history (app, version, at, how, by)
+    SELECT v.app, v.version, v.deployed_at, 'deploy', v.deployed_by
+    FROM app_versions v JOIN app_versions c ON c.app = v.app AND c.current = 1
+    WHERE v.id <= c.id AND (v.current = 1 OR (
+        NOT EXISTS (SELECT 1 FROM previews p WHERE p.app = v.app AND p.version = v.version)
+        AND NOT EXISTS (SELECT 1 FROM canaries k WHERE k.app = v.app AND k.version = v.version)
+        AND NOT (
+            EXISTS (SELECT 1 FROM events e WHERE e.app = v.app
+                AND substr(e.what, 1, length('deployed ' || v.version || ' by ' || v.deployed_by || ' as '))
+                    = 'deployed ' || v.version || ' by ' || v.deployed_by || ' as ')
+            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.app = v.app
+                AND e.what = 'promoted canary ' || v.version || ' to current'))))
+    ORDER BY v.id;",
 ];
 
 /// The registry's database file under its root.
@@ -103,6 +131,11 @@ pub struct AppRecord {
     pub canary: Option<CanaryRecord>,
     /// Its previews.
     pub previews: Vec<PreviewRecord>,
+    /// The version `rollback` makes current again when no canary runs:
+    /// the one that was current before the current one (a rollback of a
+    /// running canary stops the canary instead).
+    #[serde(default)]
+    pub rollback_to: Option<String>,
     /// Its newest hook runs, newest first.
     pub hook_runs: Vec<HookRecord>,
     /// The newest things that happened to it (deploys, rollbacks,
@@ -175,6 +208,44 @@ pub struct DeployOptions<'a> {
     pub hooks: Option<&'a DeployHooks>,
 }
 
+/// The longest a preview may live: ten years (the lifetime is added to
+/// the current time as SQLite stores it).
+pub const MAX_PREVIEW_TTL: u64 = 3650 * 86400;
+
+/// Checks what a deploy of `app` asks for (the app id, the version and
+/// preview names, the preview's lifetime, the canary's share) before any
+/// of its bundle is read: the admin API answers a bad request without
+/// taking its upload.
+pub fn check_deploy(app: &str, options: &DeployOptions<'_>) -> Result<(), DeployError> {
+    check(&APP_ID, app)?;
+    if let Some(version) = options.version {
+        check(&VERSION_NAME, version)?;
+    }
+    if let Some((name, ttl)) = options.preview {
+        check(&PREVIEW_NAME, name)?;
+        if !(1..=MAX_PREVIEW_TTL).contains(&ttl) {
+            return Err(DeployError::Bundle(format!(
+                "preview lifetime {ttl} s: use 1 s to {} days",
+                MAX_PREVIEW_TTL / 86400
+            )));
+        }
+        if options.canary.is_some() {
+            return Err(DeployError::Bundle(
+                "a deploy is a preview or a canary, not both".into(),
+            ));
+        }
+    }
+    if let Some(plan) = options.canary
+        && !(1..=99).contains(&plan.share)
+    {
+        return Err(DeployError::Bundle(format!(
+            "canary share {}%: use 1 to 99 (100% is a plain deploy)",
+            plan.share
+        )));
+    }
+    Ok(())
+}
+
 /// A hook's run, as kept.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HookRecord {
@@ -232,6 +303,9 @@ pub struct Deployed {
     pub pre_build: Option<HookRun>,
     /// The `post_deploy` hook's run, once the version serves.
     pub post_deploy: Option<HookRun>,
+    /// The preview it serves as, for a preview deploy.
+    #[serde(default)]
+    pub preview: Option<PreviewRecord>,
 }
 
 /// The registry under one root directory (`<data_dir>/deploy`).
@@ -435,7 +509,7 @@ impl Registry {
     /// directories only, every name inside the bundle, within the limits
     /// ([`bundle`]). A refused archive leaves nothing behind.
     pub fn deploy_tar(&mut self, app: &str, tar: &[u8], options: &DeployOptions<'_>) -> Result<Deployed, DeployError> {
-        check(&APP_ID, app)?;
+        check_deploy(app, options)?;
         let _lock = self.lock()?;
         let incoming = self.root.join(INCOMING);
         std::fs::create_dir_all(&incoming).map_err(|e| DeployError::io(&incoming, e))?;
@@ -455,36 +529,17 @@ impl Registry {
         options: &DeployOptions<'_>,
         progress: &mut dyn FnMut(&Path, u64),
     ) -> Result<Deployed, DeployError> {
-        check(&APP_ID, app)?;
+        check_deploy(app, options)?;
         if !from.is_dir() {
             return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
         }
-        if let Some((name, _)) = options.preview {
-            check(&PREVIEW_NAME, name)?;
-            if options.canary.is_some() {
-                return Err(DeployError::Bundle(
-                    "a deploy is a preview or a canary, not both".into(),
-                ));
-            }
-        }
-        if let Some(plan) = options.canary {
-            if !(1..=99).contains(&plan.share) {
-                return Err(DeployError::Bundle(format!(
-                    "canary share {}%: use 1 to 99 (100% is a plain deploy)",
-                    plan.share
-                )));
-            }
-            if self.current(app)?.is_none() {
-                return Err(DeployError::NotFound(format!(
-                    "{app} has no current version for a canary to run beside: deploy it without --canary first"
-                )));
-            }
+        if options.canary.is_some() && self.current(app)?.is_none() {
+            return Err(DeployError::NotFound(format!(
+                "{app} has no current version for a canary to run beside: deploy it without --canary first"
+            )));
         }
         let version = match options.version {
-            Some(v) => {
-                check(&VERSION_NAME, v)?;
-                v.to_owned()
-            }
+            Some(v) => v.to_owned(),
             None => self.next_version(app)?,
         };
         if self.version(app, &version)?.is_some() {
@@ -530,6 +585,10 @@ impl Registry {
             pruned.extend(self.drop_version_if_unused(app, &replaced)?);
         }
         let version = self.version(app, &version)?.expect("committed above");
+        let preview = match options.preview {
+            Some((name, _)) => self.previews(Some(app))?.into_iter().find(|p| p.name == name),
+            None => None,
+        };
         tracing::info!(target: "bext::deploy", app, version = %version.version, files = stored.files, bytes = stored.bytes, new_bytes = stored.new_bytes, "deployed");
         Ok(Deployed {
             version,
@@ -537,6 +596,7 @@ impl Registry {
             pruned,
             pre_build,
             post_deploy: None,
+            preview,
         })
     }
 
@@ -608,6 +668,7 @@ impl Registry {
                 .map_err(err)?;
                 // A plain deploy replaces a running canary.
                 tx.execute("DELETE FROM canaries WHERE app = ?1", [app]).map_err(err)?;
+                push_current(&tx, app, version, "deploy", by).map_err(err)?;
                 format!("deployed {version} by {by}")
             }
         };
@@ -810,8 +871,8 @@ impl Registry {
     }
 
     /// Gives the canary `to` percent of new visitors, or (with `None`, or
-    /// 100) makes it the current version.
-    pub fn promote(&mut self, app: &str, to: Option<u8>) -> Result<AppRecord, DeployError> {
+    /// 100) makes it the current version (`by` whom, for the history).
+    pub fn promote(&mut self, app: &str, to: Option<u8>, by: &str) -> Result<AppRecord, DeployError> {
         let _lock = self.lock()?;
         let canary = self
             .canary(app)?
@@ -832,7 +893,7 @@ impl Registry {
                 )?;
             }
             _ => {
-                self.switch(app, &canary.version)?;
+                self.switch(app, &canary.version, Some(("promote", by)), &[])?;
                 self.log(app, &format!("promoted canary {} to current", canary.version))?;
                 self.prune(app)?;
             }
@@ -840,22 +901,34 @@ impl Registry {
         self.app(app)
     }
 
-    /// Keeps the current version and the `keep_versions` newest others.
+    /// Keeps the current version and `keep_versions` others: the one a
+    /// rollback makes current first, then the newest (canaries and
+    /// previews are never removed here).
     fn prune(&mut self, app: &str) -> Result<Vec<String>, DeployError> {
-        let old: Vec<(String, String)> = {
+        let target = match self.keep_versions {
+            0 => None,
+            _ => self.rollback_target(app)?,
+        };
+        let others: Vec<(String, String)> = {
             let mut q = self
                 .db
                 .prepare(
                     "SELECT version, path FROM app_versions WHERE app = ?1 AND current = 0
                      AND version NOT IN (SELECT version FROM canaries WHERE app = ?1)
                      AND version NOT IN (SELECT version FROM previews WHERE app = ?1)
-                     ORDER BY id DESC LIMIT -1 OFFSET ?2",
+                     ORDER BY id DESC",
                 )
                 .map_err(|e| self.db_err(e))?;
-            q.query_map(params![app, self.keep_versions as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            q.query_map([app], |r| Ok((r.get(0)?, r.get(1)?)))
                 .and_then(Iterator::collect)
                 .map_err(|e| self.db_err(e))?
         };
+        let kept_besides = self.keep_versions - usize::from(target.is_some());
+        let old: Vec<(String, String)> = others
+            .into_iter()
+            .filter(|(version, _)| Some(version) != target.as_ref())
+            .skip(kept_besides)
+            .collect();
         for (version, path) in &old {
             self.db
                 .execute(
@@ -872,8 +945,11 @@ impl Registry {
     }
 
     /// Stops a running canary (everyone is back on the current version);
-    /// with none, makes the version before the current one current again.
-    pub fn rollback(&mut self, app: &str) -> Result<VersionRecord, DeployError> {
+    /// with none, makes the version that was current before the current
+    /// one current again (`by` whom, for the record): the history of
+    /// current versions is popped, so a second rollback goes further back,
+    /// never to a version already rolled back from.
+    pub fn rollback(&mut self, app: &str, by: &str) -> Result<VersionRecord, DeployError> {
         let _lock = self.lock()?;
         let current = self
             .current(app)?
@@ -888,24 +964,67 @@ impl Registry {
             )?;
             return Ok(current);
         }
-        let previous: Option<String> = self
-            .db
-            .query_row(
-                "SELECT version FROM app_versions WHERE app = ?1 AND id < (SELECT id FROM app_versions WHERE app = ?1 AND current = 1)
-                 ORDER BY id DESC LIMIT 1",
-                [app],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.db_err(e))?;
-        let previous = previous
-            .ok_or_else(|| DeployError::NotFound(format!("{app} has no version older than {}", current.version)))?;
-        self.switch(app, &previous)?;
-        self.log(app, &format!("rolled back from {} to {previous}", current.version))?;
+        let (popped, previous) = self.rollback_plan(app, &current.version)?;
+        let previous = previous.ok_or_else(|| {
+            DeployError::NotFound(format!(
+                "{app} has no version to roll back to: nothing kept was current before {}",
+                current.version
+            ))
+        })?;
+        self.switch(app, &previous, None, &popped)?;
+        self.log(
+            app,
+            &format!("rolled back from {} to {previous} by {by}", current.version),
+        )?;
         Ok(self.version(app, &previous)?.expect("switched to it"))
     }
 
-    fn switch(&mut self, app: &str, version: &str) -> Result<(), DeployError> {
+    /// The version a rollback makes current when no canary runs, if any.
+    pub fn rollback_target(&self, app: &str) -> Result<Option<String>, DeployError> {
+        match self.current(app)? {
+            Some(current) => Ok(self.rollback_plan(app, &current.version)?.1),
+            None => Ok(None),
+        }
+    }
+
+    /// What a rollback from `current` does to the history: the entries it
+    /// marks rolled back (the current one, and any whose version was
+    /// removed since), and the version it makes current: the newest entry
+    /// beneath them whose version is still kept.
+    fn rollback_plan(&self, app: &str, current: &str) -> Result<(Vec<i64>, Option<String>), DeployError> {
+        let stack: Vec<(i64, String, bool)> = {
+            let mut q = self
+                .db
+                .prepare(
+                    "SELECT h.id, h.version,
+                         EXISTS (SELECT 1 FROM app_versions v WHERE v.app = h.app AND v.version = h.version)
+                     FROM current_history h WHERE h.app = ?1 AND h.rolled_back_at IS NULL ORDER BY h.id DESC",
+                )
+                .map_err(|e| self.db_err(e))?;
+            q.query_map([app], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(Iterator::collect)
+                .map_err(|e| self.db_err(e))?
+        };
+        let mut popped = Vec::new();
+        for (id, version, kept) in stack {
+            if kept && version != current {
+                return Ok((popped, Some(version)));
+            }
+            popped.push(id);
+        }
+        Ok((popped, None))
+    }
+
+    /// Makes `version` current in one transaction: pushes it on the
+    /// history (`push`: how, by whom) or marks the `popped` entries rolled
+    /// back.
+    fn switch(
+        &mut self,
+        app: &str,
+        version: &str,
+        push: Option<(&str, &str)>,
+        popped: &[i64],
+    ) -> Result<(), DeployError> {
         let file = self.root.join(DATABASE);
         let err = |e| DeployError::db(&file, e);
         let tx = self.db.transaction().map_err(err)?;
@@ -924,6 +1043,16 @@ impl Registry {
             params![app, version],
         )
         .map_err(err)?;
+        if let Some((how, by)) = push {
+            push_current(&tx, app, version, how, by).map_err(err)?;
+        }
+        for id in popped {
+            tx.execute(
+                "UPDATE current_history SET rolled_back_at = ?2 WHERE id = ?1",
+                params![id, unix_now()],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)
     }
 
@@ -979,6 +1108,7 @@ impl Registry {
             .map_err(|e| self.db_err(e))?;
         Ok(AppRecord {
             current: self.current(&id)?,
+            rollback_to: self.rollback_target(&id)?,
             versions: versions.try_into().unwrap_or(0),
             canary: self.canary(&id)?,
             previews: self.previews(Some(&id))?,
@@ -1039,6 +1169,16 @@ pub struct Served {
     pub canaries: Vec<CanaryRecord>,
     /// Previews, expired or not (the plugin removes expired ones).
     pub previews: Vec<PreviewRecord>,
+}
+
+/// Records that `version` became the current version of `app` (`how`:
+/// `deploy` or `promote`).
+fn push_current(tx: &rusqlite::Transaction<'_>, app: &str, version: &str, how: &str, by: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO current_history (app, version, at, how, by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![app, version, unix_now(), how, by],
+    )
+    .map(drop)
 }
 
 /// The previews of one app, or of all.
@@ -1227,15 +1367,15 @@ mod tests {
             ("v2", 3),
             "posts/a.html was stored already"
         );
-        assert_eq!(r.rollback("blog").unwrap().version, "v1");
-        assert!(r.rollback("blog").is_err(), "nothing older than v1");
+        assert_eq!(r.rollback("blog", "t").unwrap().version, "v1");
+        assert!(r.rollback("blog", "t").is_err(), "nothing was current before v1");
         let v3 = bundle(&[("index.html", "three")]);
         let d = r
             .deploy("blog", v3.path(), &opts(Some("2026-12-02")), &mut |_, _| {})
             .unwrap();
-        // keep_versions = 1: the new one current, v2 (the newest other)
-        // kept, v1 pruned: versions keep their deploy order.
-        assert_eq!(d.pruned, ["v1"]);
+        // keep_versions = 1: the new one current, v1 (what a rollback
+        // restores) kept, v2 (rolled back from) pruned.
+        assert_eq!(d.pruned, ["v2"]);
         assert!(
             r.deploy("blog", v3.path(), &opts(Some("2026-12-02")), &mut |_, _| {})
                 .is_err()
@@ -1244,9 +1384,10 @@ mod tests {
         let r = Registry::open(root.path(), 1).unwrap();
         let app = r.app("blog").unwrap();
         assert_eq!(app.origin, "platform");
-        assert_eq!(app.current.unwrap().version, "2026-12-02");
+        assert_eq!(app.current.as_ref().unwrap().version, "2026-12-02");
         let names: Vec<_> = r.versions("blog").unwrap().into_iter().map(|v| v.version).collect();
-        assert_eq!(names, ["2026-12-02", "v2"]);
+        assert_eq!(names, ["2026-12-02", "v1"]);
+        assert_eq!(app.rollback_to.as_deref(), Some("v1"));
         assert_eq!(
             std::fs::read_to_string(r.current("blog").unwrap().unwrap().path.join("index.html")).unwrap(),
             "three"
@@ -1311,11 +1452,11 @@ mod tests {
         assert_eq!(r.canary("site").unwrap().unwrap().share, 20);
         // keep_versions = 0 prunes neither the current version nor the canary.
         assert_eq!(r.versions("site").unwrap().len(), 2);
-        assert_eq!(r.promote("site", Some(60)).unwrap().canary.unwrap().share, 60);
-        assert_eq!(r.rollback("site").unwrap().version, "v1");
+        assert_eq!(r.promote("site", Some(60), "t").unwrap().canary.unwrap().share, 60);
+        assert_eq!(r.rollback("site", "t").unwrap().version, "v1");
         assert!(r.canary("site").unwrap().is_none());
         r.deploy("site", b.path(), &canary, &mut |_, _| {}).unwrap();
-        let app = r.promote("site", None).unwrap();
+        let app = r.promote("site", None, "t").unwrap();
         assert_eq!(app.current.unwrap().version, "v3");
         assert!(app.canary.is_none());
         assert_eq!(
@@ -1328,6 +1469,142 @@ mod tests {
         assert!(
             events.contains(&"canary v2 rolled back: everyone on v1".to_owned()),
             "{events:?}"
+        );
+    }
+
+    /// Deploy v2, roll back (v1 live), deploy v3, roll back: v1 is live
+    /// again, not v2, which was rolled back from once already.
+    #[test]
+    fn rollback_restores_what_was_current_before() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Registry::open(root.path(), 5).unwrap();
+        let b = bundle(&[("index.html", "x")]);
+        let deploy = |r: &mut Registry| r.deploy("site", b.path(), &opts(None), &mut |_, _| {}).unwrap();
+        let target = |r: &Registry| r.app("site").unwrap().rollback_to;
+        deploy(&mut r);
+        assert_eq!(target(&r), None);
+        deploy(&mut r);
+        assert_eq!(target(&r).as_deref(), Some("v1"));
+        assert_eq!(r.rollback("site", "t").unwrap().version, "v1");
+        assert_eq!(target(&r), None, "v1 was the first current version");
+        assert_eq!(deploy(&mut r).version.version, "v3");
+        assert_eq!(target(&r).as_deref(), Some("v1"));
+        assert_eq!(r.rollback("site", "alice (cli)").unwrap().version, "v1");
+        assert!(r.rollback("site", "t").is_err());
+
+        // A promotion is a change of the current version too.
+        deploy(&mut r);
+        let canary = DeployOptions {
+            canary: Some(CanaryPlan {
+                share: 10,
+                ..CanaryPlan::default()
+            }),
+            ..opts(None)
+        };
+        r.deploy("site", b.path(), &canary, &mut |_, _| {}).unwrap();
+        assert_eq!(target(&r).as_deref(), Some("v1"), "a canary is not current");
+        r.promote("site", None, "t").unwrap();
+        assert_eq!(target(&r).as_deref(), Some("v4"));
+        assert_eq!(r.rollback("site", "t").unwrap().version, "v4");
+        assert_eq!(r.rollback("site", "t").unwrap().version, "v1");
+        let events: Vec<_> = r.events("site", 20).unwrap().into_iter().map(|e| e.what).collect();
+        assert!(
+            events.contains(&"rolled back from v3 to v1 by alice (cli)".to_owned()),
+            "{events:?}"
+        );
+    }
+
+    /// `keep_versions` keeps the version a rollback restores first; a
+    /// rollback skips what was removed anyway.
+    #[test]
+    fn pruning_keeps_the_rollback_target() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Registry::open(root.path(), 1).unwrap();
+        let b = bundle(&[("index.html", "x")]);
+        for _ in 0..2 {
+            r.deploy("site", b.path(), &opts(None), &mut |_, _| {}).unwrap();
+        }
+        r.rollback("site", "t").unwrap();
+        // v3 current, v1 what a rollback restores: v2, though newer, goes.
+        let d = r.deploy("site", b.path(), &opts(None), &mut |_, _| {}).unwrap();
+        assert_eq!(d.pruned, ["v2"]);
+        let d = r.deploy("site", b.path(), &opts(None), &mut |_, _| {}).unwrap();
+        assert_eq!(d.pruned, ["v1"]);
+        assert_eq!(r.rollback("site", "t").unwrap().version, "v3");
+        let err = r.rollback("site", "t").unwrap_err().to_string();
+        assert!(err.contains("nothing kept was current before v3"), "{err}");
+    }
+
+    /// A registry written with the schema before the history (4
+    /// migrations) is upgraded in place: nothing stored is lost, and the
+    /// history holds what a rollback went back to until then, less the
+    /// canaries never promoted and the previews.
+    #[test]
+    fn the_history_is_seeded_from_a_registry_of_the_previous_schema() {
+        let root = tempfile::tempdir().unwrap();
+        {
+            let db = Connection::open(root.path().join(DATABASE)).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                db.execute_batch(sql).unwrap();
+            }
+            db.pragma_update(None, "user_version", 4).unwrap();
+            db.execute_batch(
+                "INSERT INTO apps (id, origin, created_at, deploys) VALUES
+                    ('blog', 'platform', 1, 6), ('site', 'deploy', 1, 1), ('blog~pr-7', 'platform', 1, 0);
+                 INSERT INTO app_versions (app, version, path, routes, files, bytes, deployed_at, deployed_by, current) VALUES
+                    ('blog', 'v1', '/x/v1', '[]', 1, 10, 100, 'alice', 0),
+                    ('blog', 'v2', '/x/v2', '[]', 1, 10, 200, 'alice', 0),
+                    ('blog', 'v3', '/x/v3', '[]', 1, 10, 300, 'bob', 0),
+                    ('blog', 'v4', '/x/v4', '[\"/\"]', 1, 10, 400, 'bob', 1),
+                    ('blog', 'v5', '/x/v5', '[]', 1, 10, 500, 'bob', 0),
+                    ('blog', 'v6', '/x/v6', '[]', 1, 10, 600, 'bob', 0),
+                    ('site', 'v1', '/y/v1', '[]', 1, 10, 100, 'cli', 1);
+                 INSERT INTO previews (app, name, version, created_at, expires_at) VALUES ('blog', 'pr-7', 'v5', 500, 99999999999);
+                 INSERT INTO events (app, at, what) VALUES
+                    ('blog', 100, 'deployed v1 by alice'),
+                    ('blog', 200, 'deployed v2 by alice as a canary for 10% of new visitors'),
+                    ('blog', 210, 'canary v2 rolled back: everyone on v1'),
+                    ('blog', 300, 'deployed v3 by bob as a canary for 20% of new visitors'),
+                    ('blog', 310, 'promoted canary v3 to current'),
+                    ('blog', 400, 'deployed v4 by bob'),
+                    ('blog', 500, 'deployed v5 by bob as preview pr-7'),
+                    ('blog', 600, 'deployed v6 by bob'),
+                    ('blog', 610, 'rolled back from v6 to v4'),
+                    ('site', 100, 'deployed v1 by cli');
+                 INSERT INTO hook_runs (app, version, hook, command, exit_code, output, millis, at) VALUES
+                    ('blog', 'v4', 'pre_build', 'make', 0, 'ok', 5, 400);",
+            )
+            .unwrap();
+        }
+        let mut r = Registry::open(root.path(), 5).unwrap();
+        let applied: i64 = r.db.pragma_query_value(None, "user_version", |q| q.get(0)).unwrap();
+        assert_eq!(applied as usize, MIGRATIONS.len());
+        // Everything stored is still there.
+        let blog = r.app("blog").unwrap();
+        assert_eq!(blog.current.as_ref().unwrap().version, "v4");
+        assert_eq!(blog.current.as_ref().unwrap().routes, ["/"]);
+        assert_eq!(blog.versions, 6);
+        assert_eq!(blog.previews.len(), 1);
+        assert_eq!(blog.hook_runs.len(), 1);
+        assert_eq!(r.events("blog", 100).unwrap().len(), 9);
+        assert_eq!(r.app("site").unwrap().current.unwrap().deployed_by, "cli");
+        // v2 was a canary rolled back, v5 is a preview, v6 was rolled
+        // back from: a rollback goes to v3, then v1.
+        assert_eq!(blog.rollback_to.as_deref(), Some("v3"));
+        assert_eq!(r.rollback("blog", "t").unwrap().version, "v3");
+        assert_eq!(r.rollback("blog", "t").unwrap().version, "v1");
+        assert!(r.rollback("blog", "t").is_err());
+        assert!(r.rollback("site", "t").is_err());
+        // What an older server recorded for the app table's hidden apps
+        // goes once the platform's own apps are recorded.
+        r.sync_platform_apps(["blog"]).unwrap();
+        let ids: Vec<_> = r.apps().unwrap().into_iter().map(|a| (a.id, a.origin)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("blog".to_owned(), "platform".to_owned()),
+                ("site".to_owned(), "deploy".to_owned())
+            ]
         );
     }
 

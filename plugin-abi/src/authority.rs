@@ -97,6 +97,45 @@ fn check_port(port: &[u8]) -> Result<(), HostError> {
     }
 }
 
+/// The canonical form of a host pattern in configuration (an app's
+/// `domains`, vhosts' `hosts`): a host name, `*.suffix` for every
+/// subdomain, or a bracketed IPv6 address; no port. Lower case, no
+/// trailing dot, one spelling per IPv6 address, so that it compares equal
+/// to the `cx.host` of every request for it.
+pub fn normalise_host_pattern(pattern: &str) -> Result<String, String> {
+    let host = pattern.trim().to_ascii_lowercase();
+    let host = host.strip_suffix('.').unwrap_or(&host).to_owned();
+    if host.is_empty() {
+        return Err("empty host".into());
+    }
+    if host.starts_with('[') {
+        let inner = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .ok_or("an IPv6 literal is written `[addr]` with no port")?;
+        let ip = inner
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
+        return Ok(format!("[{ip}]"));
+    }
+    let name = host.strip_prefix("*.").unwrap_or(&host);
+    if name.contains('*') {
+        return Err("a wildcard is only allowed as the whole first label (`*.example.com`)".into());
+    }
+    if name.contains(':') {
+        return Err("ports are not part of host matching; drop `:port`".into());
+    }
+    if name.split('.').any(|label| {
+        label.is_empty()
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err("not a valid host name".into());
+    }
+    Ok(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +184,26 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn patterns_take_the_form_of_request_hosts() {
+        let p = |s: &str| normalise_host_pattern(s);
+        assert_eq!(p("Example.COM.").unwrap(), "example.com");
+        assert_eq!(p("*.Tenants.Example.com").unwrap(), "*.tenants.example.com");
+        assert_eq!(p("[0:0::1]").unwrap(), "[::1]");
+        assert_eq!(p("[0:0::1]").unwrap(), &*normalise_host(b"[::0001]:8080").unwrap());
+        for bad in [
+            "",
+            "a.*.b",
+            "example.com:80",
+            "a..b",
+            "bad domain.test",
+            "[::1]:80",
+            "[zz]",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
         }
     }
 }

@@ -29,7 +29,7 @@ pub mod testing;
 pub mod units;
 
 pub use app_table::{AppChange, Domains, Env};
-pub use authority::{HostError, normalise_host};
+pub use authority::{HostError, normalise_host, normalise_host_pattern};
 pub use body::{Body, BodyLimitError, BoxError};
 pub use canonical::{EncodedSlashes, PathError, normalise_path};
 pub use context::{AlreadySet, Ctx, RateLimitState, RequestId, SUBJECT_VAR};

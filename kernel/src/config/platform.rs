@@ -597,9 +597,10 @@ impl Platform {
         }
         let data_dir = dir.join(f.platform.data_dir.clone().unwrap_or_else(|| PathBuf::from(".bext")));
         let mut invalid = Vec::new();
-        // The app table as the vhosts plugin builds it, so a domain it would
-        // refuse is blamed here, on the app's own field.
-        let mut hosts = bext_plugin_vhosts::matcher::MatcherBuilder::default();
+        // Each app's domains in the form vhosts matches them, so a domain it
+        // would refuse, or one two apps claim, is blamed here, on the app's
+        // own field (`~regex` patterns are compiled, and checked, by vhosts).
+        let mut claimed: BTreeMap<String, String> = BTreeMap::new();
         for (id, app) in &mut f.apps {
             let before = errors.0.len();
             let field = |k: &str| format!("apps.{id}.{k}");
@@ -662,13 +663,24 @@ impl Platform {
                 )),
             }
             for (i, domain) in app.domains.iter().enumerate() {
-                if let Err(e) = hosts.add(domain, id, None, false) {
-                    errors.push(Diagnostic::new(
-                        &name,
-                        field(&format!("domains[{i}]")),
-                        format!("`{domain}`: {}", e.reason),
-                    ));
+                if domain.starts_with('~') {
+                    continue;
                 }
+                let reason = match bext_plugin_abi::normalise_host_pattern(domain) {
+                    Err(reason) => reason,
+                    Ok(host) => match claimed.get(&host) {
+                        Some(other) if other != id => format!("claimed by two apps: `{other}` and `{id}`"),
+                        _ => {
+                            claimed.insert(host, id.clone());
+                            continue;
+                        }
+                    },
+                };
+                errors.push(Diagnostic::new(
+                    &name,
+                    field(&format!("domains[{i}]")),
+                    format!("`{domain}`: {reason}"),
+                ));
             }
             for (k, v) in &app.headers {
                 if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {

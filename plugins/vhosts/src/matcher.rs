@@ -96,7 +96,7 @@ impl MatcherBuilder {
             self.matcher.regexes.push((regex, route));
             return Ok(());
         }
-        let host = normalise_pattern(pattern).map_err(err)?;
+        let host = bext_plugin_abi::normalise_host_pattern(pattern).map_err(err)?;
         let (table, key) = match host.strip_prefix("*.") {
             Some(suffix) => (&mut self.matcher.wildcard, suffix),
             None => (&mut self.matcher.exact, host.as_str()),
@@ -202,41 +202,6 @@ fn normalise_prefix(prefix: Option<&str>) -> Result<Option<Box<str>>, String> {
     }
     let p = p.trim_end_matches('/');
     Ok((!p.is_empty()).then(|| p.into()))
-}
-
-/// Lower-cases a configured host pattern and checks its shape.
-fn normalise_pattern(pattern: &str) -> Result<String, String> {
-    let host = pattern.trim().to_ascii_lowercase();
-    let host = host.strip_suffix('.').unwrap_or(&host).to_owned();
-    if host.is_empty() {
-        return Err("empty host".into());
-    }
-    if host.starts_with('[') {
-        let inner = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .ok_or("an IPv6 literal is written `[addr]` with no port")?;
-        inner
-            .parse::<std::net::Ipv6Addr>()
-            .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
-        return Ok(host);
-    }
-    let name = host.strip_prefix("*.").unwrap_or(&host);
-    if name.contains('*') {
-        return Err("a wildcard is only allowed as the whole first label (`*.example.com`)".into());
-    }
-    if name.contains(':') {
-        return Err("ports are not part of host matching; drop `:port`".into());
-    }
-    if name.split('.').any(|label| {
-        label.is_empty()
-            || !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }) {
-        return Err("not a valid host name".into());
-    }
-    Ok(host)
 }
 
 #[cfg(test)]

@@ -34,8 +34,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Text(String),
     }
     let parsed = match Raw::deserialize(d)? {
-        Raw::Secs(s) if s >= 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        Raw::Secs(s) => Err(format!("{s} is not a duration")),
+        Raw::Secs(s) => Duration::try_from_secs_f64(s).map_err(|_| format!("{s} is not a duration")),
         Raw::Text(t) => parse_duration(&t),
     };
     parsed.map_err(serde::de::Error::custom)
@@ -57,7 +56,8 @@ pub fn parse_duration(t: &str) -> Result<Duration, String> {
         "d" => n * 86400.0,
         u => return Err(format!("unknown unit `{u}` in `{t}` (use ms, s, m, h or d)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    // A number too large for a `Duration` is an error, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{t}` is too long a duration"))
 }
 
 /// Reads `"10MiB"`, `"64kb"`, `"1g"` or a number of bytes.
@@ -100,6 +100,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("10 parsecs").is_err());
+        // Too large for a Duration: an error, never a panic.
+        assert!(parse_duration("1e300s").is_err());
+        assert!(parse_duration("99999999999999999999999d").is_err());
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("10mb"), Ok(10 << 20));
         assert!(parse_size("lots").is_err());

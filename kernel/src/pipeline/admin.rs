@@ -17,9 +17,9 @@ use bext_plugin_abi::{Ctx, Request, Response};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
 
+use super::Pipeline;
 use crate::Kernel;
 use crate::config::platform::PlatformSection;
-use super::Pipeline;
 
 /// How much of the admin surface a request may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

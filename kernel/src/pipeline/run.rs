@@ -20,9 +20,9 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::pipeline::admin::Access;
 use crate::apps::{add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
+use crate::pipeline::admin::Access;
 
 /// Prefix of bext's own endpoints on every host.
 pub const INTERNAL_PREFIX: &str = "/__bext";
@@ -142,7 +142,8 @@ async fn dispatch(
         return res;
     }
     // Decided on the host the kernel normalised, before a plugin runs.
-    let access = internal_rest(path).map(|_| crate::pipeline::admin::access(&pipeline.platform.settings, cx.host.as_deref()));
+    let access =
+        internal_rest(path).map(|_| crate::pipeline::admin::access(&pipeline.platform.settings, cx.host.as_deref()));
 
     for slot in pipeline.fetch.iter() {
         match guard!(slot.plugin.fetch(req, cx)) {

@@ -22,8 +22,8 @@ use std::time::Instant;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
 
+use crate::backoff::backoff_delay;
 use crate::isolate::Isolate;
-use crate::pool::backoff_delay;
 use crate::{Answer, Call, Exports, JsError, Spec};
 
 /// Tells pools apart in the thread-local tables.

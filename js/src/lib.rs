@@ -15,6 +15,7 @@
 //! is a beta that brings its own HTTP client and crypto stack; the prelude
 //! is ~700 lines we control and test.
 
+mod backoff;
 mod inline;
 mod isolate;
 mod modules;

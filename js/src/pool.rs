@@ -9,13 +9,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use crate::backoff::backoff_delay;
 use crate::inline::InlinePool;
 use crate::isolate::{Isolate, THREAD_STACK};
 use crate::{Answer, Call, Exports, JsError, Mode, Spec};
-
-/// Longest pause between two attempts to rebuild a crashing isolate.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 
 struct Job {
     call: Call,
@@ -212,15 +209,7 @@ fn work(
     }
 }
 
-/// 10 ms, 20 ms, 40 ms ... up to 5 s: the pause before the `attempt`th
-/// rebuild of a crashing isolate.
-pub(crate) fn backoff_delay(attempt: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF)
-}
-
-/// Sleeps [`backoff_delay`], waking early on shutdown.
+/// Sleeps `backoff_delay`, waking early on shutdown.
 fn backoff(attempt: u32, closed: &AtomicBool) {
     let until = Instant::now() + backoff_delay(attempt);
     while Instant::now() < until && !closed.load(Ordering::Acquire) {

@@ -362,11 +362,11 @@ async fn detect_mode_exclusions_and_the_audit_log() {
     assert_eq!(first["path"], "/page");
     assert_eq!(first["app"], "echo");
     assert!(refused.text().contains(first["request_id"].as_str().unwrap()));
-    let log = b.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("waf decision"))
-        .expect("a log line per decision");
+    // The log is written by another thread: wait for the line.
+    let line = eventually(Duration::from_secs(5), || async {
+        b.log().lines().find(|l| l.contains("waf decision")).map(str::to_owned)
+    })
+    .await;
     assert!(
         line.contains("xss") && line.contains(first["request_id"].as_str().unwrap()),
         "{line}"

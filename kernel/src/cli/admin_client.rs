@@ -217,7 +217,7 @@ impl Upload<'_> {
             eprintln!(
                 "uploading {} ({})",
                 self.dir.display(),
-                super::registry::size(archive.len() as u64)
+                super::human::size(archive.len() as u64)
             );
         }
         Ok(archive)

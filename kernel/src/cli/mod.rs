@@ -3,6 +3,7 @@
 //! through the deploy plugin's admin API: [`admin_client`]).
 
 mod admin_client;
+mod human;
 mod registry;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use anyhow::bail;
 use serde_json::Value;
 
 use super::admin_client::{AdminClient, Upload};
+use super::human::size;
 use crate::pipeline::preview_domains;
 
 /// The plugin whose admin API these commands use.
@@ -468,22 +469,6 @@ impl Drop for Progress {
         if self.tty && !self.quiet && self.files > 0 {
             eprintln!();
         }
-    }
-}
-
-/// A size in B, KiB, MiB or GiB.
-pub(super) fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

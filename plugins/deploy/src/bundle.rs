@@ -8,7 +8,7 @@
 //! (a 2.5 KB archive can make a 2 GiB file), hard links, devices and FIFOs
 //! and has no bounds: every entry is checked before a byte of it is
 //! written. A local directory is held to the same rules by the store as it
-//! copies it ([`crate::store`]). The bundle's own `bext.config.toml` names
+//! copies it (`store.rs`). The bundle's own `bext.config.toml` names
 //! paths too (`static_dir`, `entry`); [`check_config`] keeps them inside
 //! the stored version.
 

@@ -18,13 +18,8 @@ use crate::answer::{X_CACHE_TIER, answer};
 use crate::key::{KeyParts, caller_digest, encode_path, is_bot, normalise_query, primary_key};
 use crate::l2;
 use crate::rules::Rule;
-use crate::save::{Pending, park};
+use crate::save::{Bypass, Pending, park};
 use crate::store::{AppCache, Entry, State, Turn, vary_key};
-
-/// The request passed the cache by (method, rule, credentials, body,
-/// query): left in the context for `on_response`.
-#[derive(Clone)]
-pub(crate) struct Bypass;
 
 /// Whether the request comes from a caller: a subject authn verified
 /// (it runs before this plugin), or any credential header, which the

@@ -16,9 +16,13 @@ use http::{HeaderMap, HeaderName};
 use crate::IsrPlugin;
 use crate::answer::{answer, etag_of, kept_headers, mark, strip_tags, tags_of};
 use crate::l2;
-use crate::lookup::Bypass;
 use crate::policy::{RuleSay, freshness, vary_names};
 use crate::store::{AppCache, Entry, Flight};
+
+/// The request passed the cache by (method, rule, credentials, body,
+/// query): left in the context for `on_response`.
+#[derive(Clone)]
+pub(crate) struct Bypass;
 
 /// What decides whether and how a response is stored; shared with the
 /// background refreshes.

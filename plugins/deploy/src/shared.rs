@@ -1,0 +1,168 @@
+//! The state an instance's hooks, its admin API and its background task
+//! share: the registry (opened on first use, on a blocking thread), the
+//! running canaries the request path reads, and the way back to the
+//! kernel once the registry changed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+use bext_plugin_abi::admin::json;
+use bext_plugin_abi::{Host, Reload, Response, Setup};
+use http::StatusCode;
+
+use crate::canary::Canary;
+use crate::config::Config;
+use crate::error::DeployError;
+use crate::ids::{canary_app_id, cookie_name};
+use crate::registry::Registry;
+
+/// What the plugin's hooks and its background task share.
+pub(crate) struct Shared {
+    /// `<data_dir>/deploy`.
+    pub(crate) root: PathBuf,
+    pub(crate) config: Config,
+    /// The platform file's apps, recorded when the registry opens.
+    apps: Vec<String>,
+    /// Serves a canary's requests (set by `on_init`).
+    pub(crate) host: OnceLock<Host>,
+    /// Rebuilds the kernel's pipeline after a change (set by `on_init`).
+    pub(crate) reload: OnceLock<Arc<Reload>>,
+    registry: Arc<Mutex<Option<Registry>>>,
+    /// Running canaries by app, read on every request.
+    pub(crate) canaries: ArcSwap<HashMap<String, Arc<Canary>>>,
+    /// When the next preview expires (Unix time; `u64::MAX` with none).
+    pub(crate) next_expiry: AtomicU64,
+}
+
+impl Shared {
+    /// The state of a new instance: no registry opened, no canary read.
+    pub(crate) fn new(config: Config, setup: &Setup<'_>) -> Shared {
+        Shared {
+            root: Registry::root_in(setup.data_dir),
+            apps: platform_apps(&config, setup),
+            config,
+            host: OnceLock::new(),
+            reload: OnceLock::new(),
+            registry: Arc::new(Mutex::new(None)),
+            canaries: ArcSwap::from_pointee(HashMap::new()),
+            next_expiry: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Runs `f` on the registry on a blocking thread. The registry is
+    /// created on first use (nothing is written for a platform that never
+    /// deploys) and records the platform file's apps when opened.
+    pub(crate) async fn with_registry<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Registry) -> Result<T, DeployError> + Send + 'static,
+    ) -> Result<T, DeployError> {
+        let (registry, root, keep) = (self.registry.clone(), self.root.clone(), self.config.keep_versions);
+        let (apps, limits) = (self.apps.clone(), self.config.limits());
+        tokio::task::spawn_blocking(move || {
+            let mut guard = registry.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.is_none() {
+                let mut opened = Registry::open(&root, keep)?;
+                opened.set_limits(limits);
+                opened.sync_platform_apps(apps.iter().map(String::as_str))?;
+                *guard = Some(opened);
+            }
+            f(guard.as_mut().expect("opened above"))
+        })
+        .await
+        .map_err(|e| DeployError::Db(format!("registry task failed: {e}")))?
+    }
+
+    /// Reads the running canaries again; a canary that goes on keeps its
+    /// counts.
+    pub(crate) async fn refresh(&self) -> Result<(), DeployError> {
+        let (records, previews) = self.with_registry(|r| Ok((r.canaries()?, r.previews(None)?))).await?;
+        let next = previews.iter().map(|p| p.expires_at).min().unwrap_or(u64::MAX);
+        self.next_expiry.store(next, Ordering::Relaxed);
+        let old = self.canaries.load_full();
+        let next: HashMap<String, Arc<Canary>> = records
+            .into_iter()
+            .map(|record| {
+                let kept = old.get(&record.app).filter(|c| c.record.version == record.version);
+                let canary = Canary {
+                    target: canary_app_id(&record.app, &record.version),
+                    cookie: cookie_name(&record.app),
+                    visitors: AtomicU64::new(kept.map_or(0, |c| c.visitors.load(Ordering::Relaxed))),
+                    stats: kept.map_or_else(|| Arc::new(Default::default()), |c| c.stats.clone()),
+                    record,
+                };
+                (canary.record.app.clone(), Arc::new(canary))
+            })
+            .collect();
+        self.canaries.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// After a change to the registry: this instance's canaries, then the
+    /// kernel's pipeline. `Ok` once the new state serves.
+    pub(crate) async fn changed(&self) -> Result<(), DeployError> {
+        self.refresh().await?;
+        match self.reload.get() {
+            Some(reload) => reload.run().await.map(drop).map_err(DeployError::Refused),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `op` on the registry, then serves what it changed; its result
+    /// as the answer.
+    pub(crate) async fn change<T: serde::Serialize + Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Registry) -> Result<T, DeployError> + Send + 'static,
+    ) -> Result<Response, DeployError> {
+        let out = self.with_registry(op).await?;
+        self.changed().await?;
+        Ok(json(StatusCode::OK, &out))
+    }
+}
+
+/// The apps the platform file declares: what the kernel passes on as
+/// `platform_apps`. Without it, the app table less the hidden apps this
+/// plugin adds (whose ids no platform file may use), which may still hold
+/// apps created by deploys.
+fn platform_apps(config: &Config, setup: &Setup<'_>) -> Vec<String> {
+    match &config.platform_apps {
+        Some(ids) => ids.clone(),
+        None => setup
+            .apps
+            .iter()
+            .map(|a| a.id.clone())
+            .filter(|id| !id.contains(['~', '@']))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bext_plugin_abi::AppInfo;
+
+    #[test]
+    fn platform_apps_are_the_config_s_or_the_table_less_hidden_apps() {
+        let apps: Vec<AppInfo> = ["shop", "shop@v2", "shop~pr-1", "blog"]
+            .into_iter()
+            .map(|id| AppInfo {
+                id: id.into(),
+                domains: Vec::new(),
+            })
+            .collect();
+        let setup = Setup {
+            plugin: "deploy",
+            base: None,
+            apps: &apps,
+            data_dir: std::path::Path::new("/nonexistent"),
+        };
+        let config = |v| bext_plugin_abi::decode_config::<Config>(v).unwrap();
+        assert_eq!(platform_apps(&config(serde_json::json!({})), &setup), ["shop", "blog"]);
+        assert_eq!(
+            platform_apps(&config(serde_json::json!({ "platform_apps": ["docs"] })), &setup),
+            ["docs"]
+        );
+    }
+}

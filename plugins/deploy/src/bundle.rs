@@ -9,7 +9,7 @@
 //! and has no bounds: every entry is checked before a byte of it is
 //! written. A local directory is held to the same rules by the store as it
 //! copies it (`store.rs`). The bundle's own `bext.config.toml` names
-//! paths too (`static_dir`, `entry`); [`check_config`] keeps them inside
+//! paths too (`static_dir`, `entry`); `check_config` keeps them inside
 //! the stored version.
 
 use std::collections::HashMap;

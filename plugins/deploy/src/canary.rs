@@ -1,6 +1,6 @@
 //! A running canary as the request path sees it: the share of new visitors
 //! it takes, and the traffic of both versions, which the automatic
-//! decisions ([`crate::auto`]) and `GET {base}/apps/{id}` read.
+//! decisions (`auto.rs`) and `GET {base}/apps/{id}` read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

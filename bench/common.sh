@@ -16,3 +16,14 @@ need() {
     command -v "$tool" >/dev/null || { echo "missing $tool (Debian: apt-get install nginx-light wrk; node and npm for bench/js.sh)"; exit 1; }
   done
 }
+
+# A browser's request headers (user agent, accept, language, cookies,
+# referer): what security.sh and instructions.sh send, each adding its own
+# Authorization.
+BROWSER_HEADERS=(
+  -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+  -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+  -H "Accept-Language: en-US,en;q=0.9"
+  -H "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"
+  -H "Referer: https://shop.example.com/category/shoes?color=red"
+)

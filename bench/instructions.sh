@@ -20,14 +20,7 @@ DURATION=${DURATION:-8}
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 
-HEADERS=(
-  -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-  -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-  -H "Accept-Language: en-US,en;q=0.9"
-  -H "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"
-  -H "Referer: https://shop.example.com/category/shoes?color=red"
-  -H "Authorization: Bearer abc.def.ghi"
-)
+HEADERS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer abc.def.ghi")
 
 count() { # name binary port -> prints instructions per request
   local dir="$OUT/$1" bin=$2 port=$3

@@ -40,14 +40,7 @@ sig = b(hmac.new(os.environ["BENCH_JWT_SECRET"].encode(), f"{head}.{body}".encod
 print(f"{head}.{body}.{sig}")
 PY
 )
-HEADERS=(
-  -H "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-  -H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-  -H "Accept-Language: en-US,en;q=0.9"
-  -H "Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark"
-  -H "Referer: https://shop.example.com/category/shoes?color=red"
-  -H "Authorization: Bearer $TOKEN"
-)
+HEADERS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer $TOKEN")
 rps() { # port -> requests/s
   taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" | awk '/Requests\/sec/ {print $2}'
 }

@@ -13,6 +13,8 @@ use crate::config::platform::{AppConfig, Platform, RuntimeKind};
 /// Asks every enabled built-in plugin for its app changes and applies
 /// them. Nothing changes when no plugin has any.
 pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
+    // The table each plugin sees: rebuilt only after a plugin changed it.
+    let mut apps = platform.app_infos();
     for m in manifests
         .iter()
         .filter(|m| m.enabled && matches!(m.entry, Entry::Builtin))
@@ -20,7 +22,6 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
         let Some(reg) = crate::loader::find(&m.name) else {
             continue;
         };
-        let apps = platform.app_infos();
         let setup = Setup {
             plugin: &m.name,
             base: m.base.as_deref(),
@@ -36,9 +37,13 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
                 return Err(Diagnostic::new(&m.file, "", format!("the apps plugin `{}` adds: {e}", m.name)).into());
             }
         };
+        if changes.is_empty() {
+            continue;
+        }
         for change in changes {
             apply_one(platform, change)?;
         }
+        apps = platform.app_infos();
     }
     Ok(())
 }

@@ -138,16 +138,7 @@ mod tests {
     }
 
     fn seen(requests: u64, errors: u64) -> VersionStats {
-        VersionStats {
-            requests,
-            errors,
-            error_rate: if requests == 0 {
-                0.0
-            } else {
-                errors as f64 / requests as f64
-            },
-            mean_ms: 1.0,
-        }
+        VersionStats::of(requests, errors, requests * 1000)
     }
 
     #[test]

@@ -68,20 +68,7 @@ impl Stats {
         let requests = self.requests.load(Ordering::Relaxed);
         let errors = self.errors.load(Ordering::Relaxed);
         let micros = self.micros.load(Ordering::Relaxed);
-        VersionStats {
-            requests,
-            errors,
-            error_rate: if requests == 0 {
-                0.0
-            } else {
-                errors as f64 / requests as f64
-            },
-            mean_ms: if requests == 0 {
-                0.0
-            } else {
-                micros as f64 / requests as f64 / 1000.0
-            },
-        }
+        VersionStats::of(requests, errors, micros)
     }
 }
 
@@ -96,6 +83,20 @@ pub struct VersionStats {
     pub error_rate: f64,
     /// Mean time to the response head, in milliseconds.
     pub mean_ms: f64,
+}
+
+impl VersionStats {
+    /// From the counts: `requests`, of which `errors`, taking `micros` in
+    /// all; both rates are 0 before the first request.
+    pub(crate) fn of(requests: u64, errors: u64, micros: u64) -> VersionStats {
+        let per_request = |n: u64| if requests == 0 { 0.0 } else { n as f64 / requests as f64 };
+        VersionStats {
+            requests,
+            errors,
+            error_rate: per_request(errors),
+            mean_ms: per_request(micros) / 1000.0,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -42,15 +42,19 @@ impl Wanted {
     }
 
     /// Whether a `Content-Type` (parameters ignored) is one of `types`.
+    /// Compared without regard to case, with no lowercase copy per answer.
     fn compressible(&self, media: &str) -> bool {
-        let media = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = media.split(';').next().unwrap_or("").trim();
         self.types.iter().any(|t| {
             if let Some(prefix) = t.strip_suffix("/*") {
-                media.split('/').next() == Some(prefix)
+                media.split('/').next().is_some_and(|m| m.eq_ignore_ascii_case(prefix))
             } else if let Some(suffix) = t.strip_prefix('*') {
-                media.ends_with(suffix)
+                media.len() >= suffix.len()
+                    && media
+                        .get(media.len() - suffix.len()..)
+                        .is_some_and(|m| m.eq_ignore_ascii_case(suffix))
             } else {
-                *t == media
+                media.eq_ignore_ascii_case(t)
             }
         })
     }

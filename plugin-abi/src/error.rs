@@ -2,7 +2,7 @@ use std::borrow::Cow;
 
 use http::StatusCode;
 
-use crate::BoxError;
+use crate::{BoxError, RequestId, Response, text_response};
 
 /// Everything a plugin can report to the kernel.
 ///
@@ -54,5 +54,23 @@ impl PluginError {
             status,
             reason: reason.into(),
         }
+    }
+
+    /// The status a client gets when the hook fails closed: a hook error's
+    /// own, 503 for a timeout, 500 for anything else.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PluginError::Hook { status, .. } => *status,
+            PluginError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a client gets when the hook fails closed: [`PluginError::status`]
+    /// and the request id, never the reason (that is for the log).
+    pub fn answer(&self, request_id: RequestId) -> Response {
+        let status = self.status();
+        let reason = status.canonical_reason().unwrap_or("error");
+        text_response(status, format!("{reason} (request id {request_id})\n"))
     }
 }

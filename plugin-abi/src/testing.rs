@@ -65,7 +65,7 @@ use http_body_util::BodyExt;
 
 use crate::{
     AppInfo, AppService, Body, BoxError, BuiltinPlugin, Completion, Ctx, Flow, Hooks, Host, PluginError, Request,
-    RequestId, Response, Setup, Spawner, Task, decode_config, text_response,
+    RequestId, Response, Setup, Spawner, Task, decode_config,
 };
 
 /// What a failing hook does: the manifest's `on_error`.
@@ -279,25 +279,12 @@ impl<P: BuiltinPlugin> Harness<P> {
         }
     }
 
-    /// The kernel's fail mode: the same status and body as `fail` in
-    /// `kernel/src/pipeline/run.rs`; the error is kept for the test.
+    /// The kernel's fail mode: failing closed answers
+    /// [`PluginError::answer`]; the error is kept for the test.
     fn fail(&self, stage: Stage, e: PluginError, errors: &mut Vec<(Stage, PluginError)>, cx: &Ctx) -> Option<Response> {
-        let status = match &e {
-            PluginError::Hook { status, .. } => *status,
-            PluginError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let answer = (self.on_error == FailMode::Closed).then(|| e.answer(cx.request_id));
         errors.push((stage, e));
-        match self.on_error {
-            FailMode::Open => None,
-            FailMode::Closed => {
-                let reason = status.canonical_reason().unwrap_or("error");
-                Some(text_response(
-                    status,
-                    format!("{reason} (request id {})\n", cx.request_id),
-                ))
-            }
-        }
+        answer
     }
 }
 
@@ -655,7 +642,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::{Hook, Plugin};
+    use crate::{Hook, Plugin, text_response};
 
     /// A plugin that logs each hook into `cx.vars["log"]` and answers
     /// where its config says.

@@ -3,7 +3,7 @@
 //! listed flaw are refused; spoofed caller headers never reach the app;
 //! API keys, scopes, per-app secrets from the environment and JWKS.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 
@@ -262,6 +262,12 @@ async fn tokens_with_any_listed_flaw_are_refused() {
         "a client cannot claim to be someone"
     );
     assert!(r.json()["headers"].get("x-auth-email").is_none());
+    // The log is written by another thread: wait for the lines.
+    let logged = |b: &Bext| {
+        let log = b.log();
+        log.contains("request not authenticated") && log.contains("unknown kid") && log.contains("expired")
+    };
+    eventually(Duration::from_secs(5), || async { logged(&b).then_some(()) }).await;
     assert!(b.log().contains("request not authenticated"));
     assert!(
         b.log().contains("unknown kid") && b.log().contains("expired"),

@@ -269,7 +269,7 @@ async fn serve_admin(mount: &AdminMount, req: &mut Request, cx: &mut Ctx) -> Res
         Ok(res) => res,
         Err(e) => {
             tracing::error!(plugin = %mount.slot.name, request_id = %cx.request_id, error = %e, "admin route failed");
-            error_answer(&e, cx)
+            e.answer(cx.request_id)
         }
     }
 }
@@ -348,20 +348,8 @@ fn fail(slot: &Slot, e: PluginError, cx: &Ctx) -> Option<Response> {
     tracing::error!(plugin = %slot.name, request_id = %cx.request_id, error = %e, "plugin hook failed");
     match slot.on_error {
         FailMode::Open => None,
-        FailMode::Closed => Some(error_answer(&e, cx)),
+        FailMode::Closed => Some(e.answer(cx.request_id)),
     }
-}
-
-/// What the client gets for a failed hook: the error's status and the
-/// request id, never the reason (that is for the log).
-fn error_answer(e: &PluginError, cx: &Ctx) -> Response {
-    let status = match e {
-        PluginError::Hook { status, .. } => *status,
-        PluginError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let reason = status.canonical_reason().unwrap_or("error");
-    plain(status, format!("{reason} (request id {})\n", cx.request_id))
 }
 
 fn not_found() -> Response {

@@ -5,13 +5,18 @@
 //! Redis trouble must never take a site down, so every call here has a
 //! short deadline and fails soft (`None`, `false`, `0`): callers fall back
 //! to what they have locally. The connection is re-established in the
-//! background; [`Edge::is_up`] says how the last call or health probe
+//! background; [`Fleet::is_up`] says how the last call or health probe
 //! went, for `/__bext/health`.
+//!
+//! Plugins see it only as plugin-abi's [`Fleet`], which [`Edge`]
+//! implements: they depend neither on Redis nor on this crate.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bext_plugin_abi::{Fleet, FleetMessages};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -42,6 +47,8 @@ pub struct Edge {
     conn: ConnectionManager,
     up: AtomicBool,
     messages: broadcast::Sender<Vec<u8>>,
+    /// Lua scripts by the address of their source.
+    scripts: Mutex<HashMap<usize, redis::Script>>,
 }
 
 impl Edge {
@@ -69,20 +76,11 @@ impl Edge {
             conn,
             up: AtomicBool::new(false),
             messages,
+            scripts: Mutex::default(),
         });
         tokio::spawn(probe(Arc::downgrade(&edge)));
         tokio::spawn(subscribe(Arc::downgrade(&edge), client));
         Ok(edge)
-    }
-
-    /// `prefix` + `rest`: every key and channel bext uses.
-    pub fn key(&self, rest: &str) -> String {
-        format!("{}{rest}", self.prefix)
-    }
-
-    /// Whether the last call or probe reached Redis.
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
     }
 
     fn mark<T>(&self, r: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Option<T> {
@@ -106,16 +104,34 @@ impl Edge {
         }
     }
 
-    /// The value under `key`; `None` when absent or when Redis fails.
-    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+    /// `script` ready to run by its hash: hashed once per script, not per
+    /// call (plugins pass the same `&'static str` each time).
+    fn script(&self, source: &'static str) -> redis::Script {
+        let mut scripts = self.scripts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        scripts
+            .entry(source.as_ptr() as usize)
+            .or_insert_with(|| redis::Script::new(source))
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Fleet for Edge {
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
         let mut c = self.conn.clone();
         let r = tokio::time::timeout(CALL_TIMEOUT, c.get::<_, Option<Vec<u8>>>(key)).await;
         self.mark(r).flatten()
     }
 
-    /// Stores `value` under `key` for `ttl`, and adds `key` to each of the
-    /// `sets` (kept as long), so it can be found to delete by tag or path.
-    pub async fn put(&self, key: &str, value: &[u8], ttl: Duration, sets: &[String]) -> bool {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration, sets: &[String]) -> bool {
         let ms = ttl.as_millis().clamp(1, u64::MAX as u128) as u64;
         let mut pipe = redis::pipe();
         pipe.cmd("SET").arg(key).arg(value).arg("PX").arg(ms).ignore();
@@ -129,8 +145,7 @@ impl Edge {
         self.mark(r).is_some()
     }
 
-    /// Deletes every key listed in the `sets`, and the sets; how many keys.
-    pub async fn delete_listed(&self, sets: &[String]) -> usize {
+    async fn delete_listed(&self, sets: &[String]) -> usize {
         let mut c = self.conn.clone();
         let mut removed = 0;
         for s in sets {
@@ -149,9 +164,8 @@ impl Edge {
         removed
     }
 
-    /// Runs a Lua `script` (by its hash, loading it when Redis lacks it)
-    /// on `keys` with integer `args`; its integer array result.
-    pub async fn run_script(&self, script: &redis::Script, keys: &[&[u8]], args: &[u64]) -> Option<Vec<i64>> {
+    async fn run_script(&self, script: &'static str, keys: &[&[u8]], args: &[u64]) -> Option<Vec<i64>> {
+        let script = self.script(script);
         let mut call = script.prepare_invoke();
         for k in keys {
             call.key(*k);
@@ -164,17 +178,31 @@ impl Edge {
         self.mark(r)
     }
 
-    /// Publishes `payload` to every instance (this one too).
-    pub async fn publish(&self, payload: &[u8]) -> bool {
+    async fn publish(&self, payload: &[u8]) -> bool {
         let mut c = self.conn.clone();
         let channel = self.key("bus");
         let r = tokio::time::timeout(CALL_TIMEOUT, c.publish::<_, _, ()>(channel, payload)).await;
         self.mark(r).is_some()
     }
 
-    /// What instances publish, from now on.
-    pub fn messages(&self) -> broadcast::Receiver<Vec<u8>> {
-        self.messages.subscribe()
+    fn messages(&self) -> Box<dyn FleetMessages> {
+        Box::new(Bus(self.messages.subscribe()))
+    }
+}
+
+/// One listener's place on the bus.
+struct Bus(broadcast::Receiver<Vec<u8>>);
+
+#[async_trait::async_trait]
+impl FleetMessages for Bus {
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match self.0.recv().await {
+                Ok(message) => return Some(message),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
     }
 }
 

@@ -1,41 +1,40 @@
-//! Edge mode for the process: one connection to the fleet's Redis, made
-//! when the first pipeline is initialised and lent to plugins through
-//! [`bext_plugin_abi::Host::service`]. A later reload with another
-//! `[redis]` keeps the first (a warning says so): changing Redis needs a
-//! restart.
+//! Edge mode: the connection to the fleet's Redis, lent to plugins as
+//! plugin-abi's [`bext_plugin_abi::Fleet`]. The pipeline owns it and hands
+//! it on to the next pipeline while `[redis]` stays the same; a reload
+//! with another `[redis]` connects anew, and the old connection closes
+//! with the last pipeline that holds it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bext_edge::Edge;
 
 use crate::config::platform::RedisSection;
+use crate::pipeline::Pipeline;
 
-static EDGE: OnceLock<Option<(RedisSection, Arc<Edge>)>> = OnceLock::new();
-
-/// The process's edge connection, started on first use from `redis`.
-pub fn edge_for(redis: Option<&RedisSection>) -> Option<Arc<Edge>> {
-    let started = EDGE.get_or_init(|| {
-        let r = redis?;
-        match Edge::start(&r.url, &r.prefix) {
-            Ok(edge) => {
-                tracing::info!(target: "bext::edge", prefix = %r.prefix, "edge mode: sharing cache and invalidation through redis");
-                Some((r.clone(), edge))
-            }
-            Err(e) => {
-                tracing::error!(target: "bext::edge", error = %e, "edge mode off");
-                None
-            }
-        }
-    });
-    if let Some((first, _)) = started
-        && redis.is_some_and(|r| r != first)
-    {
-        tracing::warn!(target: "bext::edge", "a changed [redis] section takes effect after a restart");
+/// The fleet's store for a pipeline built from `redis`: the one of
+/// `previous` when its `[redis]` is the same, else a new connection
+/// (made lazily: bext serves while Redis is down). Must run inside the
+/// tokio runtime.
+pub(crate) fn fleet_for(redis: Option<&RedisSection>, previous: Option<&Pipeline>) -> Option<Arc<Edge>> {
+    let r = redis?;
+    if let Some(p) = previous.filter(|p| p.platform.redis.as_ref() == Some(r)) {
+        return p.fleet.clone();
     }
-    started.as_ref().map(|(_, e)| e.clone())
+    match Edge::start(&r.url, &r.prefix) {
+        Ok(edge) => {
+            tracing::info!(target: "bext::edge", prefix = %r.prefix, "edge mode: sharing cache and invalidation through redis");
+            Some(edge)
+        }
+        Err(e) => {
+            tracing::error!(target: "bext::edge", error = %e, "edge mode off");
+            None
+        }
+    }
 }
 
-/// The edge connection, if one was started (for health).
-pub fn current() -> Option<Arc<Edge>> {
-    EDGE.get().and_then(|e| e.as_ref()).map(|(_, e)| e.clone())
+/// What plugin instances built for `redis` depend on: part of their key,
+/// so a changed `[redis]` builds them anew and their `on_init` sees the
+/// new store.
+pub(crate) fn instance_key(redis: Option<&RedisSection>) -> String {
+    redis.map_or_else(String::new, |r| format!("{}\0{}", r.url, r.prefix))
 }

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::SharedPool;
+use crate::{Fleet, SharedPool};
 
 /// An app as plugins see it at build time: enough to route to it without
 /// reaching into the kernel's app table.
@@ -37,8 +37,8 @@ pub type Spawner = dyn Fn(Task) + Send + Sync;
 
 /// Services the kernel lends a plugin in `on_init`; the plugin may keep it.
 ///
-/// Later versions add more services (Redis, a pub/sub bus, metrics) as new
-/// methods, so plugins never need the kernel as a dependency.
+/// Later versions add more services (metrics, say) as new methods, so
+/// plugins never need the kernel as a dependency.
 #[derive(Clone)]
 pub struct Host {
     data_dir: PathBuf,
@@ -47,6 +47,7 @@ pub struct Host {
     app_service: Option<Arc<AppService>>,
     services: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     shared: Arc<SharedPool>,
+    fleet: Option<Arc<dyn Fleet>>,
 }
 
 /// Whom a request a plugin makes itself is for: the app, and what the
@@ -102,6 +103,7 @@ impl Host {
             app_service: None,
             services: Vec::new(),
             shared: Arc::default(),
+            fleet: None,
         }
     }
 
@@ -123,15 +125,27 @@ impl Host {
         self.shared.get_or_make(key, make)
     }
 
-    /// Lends plugins a shared service of the kernel's (the edge fleet's
-    /// Redis, for one), found again by its type with [`Host::service`].
+    /// Lends plugins the store an edge fleet shares ([`Host::fleet`]).
+    pub fn with_fleet(mut self, fleet: Arc<dyn Fleet>) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// In edge mode, the store the instances of the fleet share (the L2
+    /// cache, invalidation, shared limits); `None` for a lone instance.
+    pub fn fleet(&self) -> Option<&Arc<dyn Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    /// Lends plugins a shared service of the kernel's ([`Reload`], for
+    /// one), found again by its type with [`Host::service`].
     pub fn with_service<T: Send + Sync + 'static>(mut self, service: Arc<T>) -> Self {
         self.services.push(service);
         self
     }
 
     /// The service of type `T`, if the kernel runs one (for example
-    /// `bext_edge::Edge` in edge mode).
+    /// [`Reload`]).
     pub fn service<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.services.iter().find_map(|s| s.clone().downcast::<T>().ok())
     }

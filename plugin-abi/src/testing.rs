@@ -332,6 +332,12 @@ impl<P: BuiltinPlugin> Builder<P> {
         self
     }
 
+    /// Lends the plugin a fleet store ([`Host::fleet`]), as in edge mode.
+    pub fn fleet(mut self, fleet: Arc<dyn crate::Fleet>) -> Self {
+        self.host.push(Box::new(move |h| h.with_fleet(fleet)));
+        self
+    }
+
     /// Lends the plugin a pool of shared values ([`Host::shared`]): give
     /// two harnesses one pool to see what a reload keeps.
     pub fn shared_pool(mut self, pool: Arc<crate::SharedPool>) -> Self {

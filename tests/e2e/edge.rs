@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::isr::Counting;
@@ -279,4 +279,49 @@ async fn bext_run_takes_redis_from_the_environment() {
     );
     let r = send(plain.addr, request("GET", "/__bext/health", &auth, "")).await;
     assert_eq!(r.json()["redis"], "off");
+}
+
+#[tokio::test]
+async fn a_reload_with_another_redis_moves_the_cache_and_the_limits_there() {
+    let up = Counting::start().await;
+    let (first, mut second) = (Redis::start(), Redis::start());
+    let s = Site::new();
+    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits: [{ name: fleet, by: app, rpm: 600, burst: 100 }]\n",
+    );
+    let table = |r: &Redis| format!("[redis]\nurl = \"{}\"\nprefix = \"test:\"\n", r.url());
+    let cfg = shop_platform_with(&s, up.addr, "", &table(&first));
+    let a = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    redis_is(&[&a], "up", 5).await;
+    page(&a, "/cc/max-age=60/before").await;
+    first.wait_for_entries(1).await;
+    assert_eq!(first.count_keys("test:rl:*"), 1, "the limit is kept in the first redis");
+
+    // The platform file now names the second Redis: no restart needed.
+    shop_platform_with(&s, up.addr, "", &table(&second));
+    // A new page each time: one cached in memory is not written again.
+    let tries = AtomicUsize::new(0);
+    eventually(Duration::from_secs(10), || async {
+        let n = tries.fetch_add(1, Ordering::Relaxed);
+        page(&a, &format!("/cc/max-age=60/after-{n}")).await;
+        (second.count_keys("test:isr:e:*") >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(second.count_keys("test:rl:*"), 1, "the limit moved too");
+    let (in_first, in_second) = (first.count_keys("test:isr:e:*"), second.count_keys("test:isr:e:*"));
+    page(&a, "/cc/max-age=60/third").await;
+    second.wait_for_entries(in_second + 1).await;
+    assert_eq!(
+        first.count_keys("test:isr:e:*"),
+        in_first,
+        "nothing more goes to the first"
+    );
+
+    // The old connection went with the old pipeline: health follows the
+    // new Redis alone.
+    redis_is(&[&a], "up", 5).await;
+    second.stop();
+    redis_is(&[&a], "down", 5).await;
 }

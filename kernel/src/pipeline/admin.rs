@@ -114,8 +114,8 @@ fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": kernel.started.elapsed().as_secs(),
         "generation": pipeline.generation,
-        "redis": match crate::edge::current() {
-            Some(e) if e.is_up() => "up",
+        "redis": match &pipeline.fleet {
+            Some(e) if bext_plugin_abi::Fleet::is_up(&**e) => "up",
             Some(_) => "down",
             None => "off",
         },

@@ -106,6 +106,7 @@ pub fn compile(
             h.finish()
         },
         data_dir: &platform.data_dir,
+        fleet_key: crate::edge::instance_key(platform.redis.as_ref()),
         platform_file: &platform_file,
         platform: &platform,
     };
@@ -207,6 +208,7 @@ pub fn compile(
             fingerprint: 0,
             files,
             shared,
+            fleet: None,
         },
         fresh,
     ))
@@ -372,6 +374,8 @@ struct Builder<'a> {
     /// reads it.
     apps_key: u64,
     data_dir: &'a Path,
+    /// Which fleet store instances get ([`crate::edge::instance_key`]).
+    fleet_key: String,
     platform_file: &'a Path,
     platform: &'a Platform,
 }
@@ -400,13 +404,14 @@ impl Builder<'_> {
         // file's size and time and the JS limits.
         let reads_apps = reads_app_table(m);
         let key = format!(
-            "{}\0{}\0{}\0{}\0{:?}\0{:?}",
+            "{}\0{}\0{}\0{}\0{:?}\0{:?}\0{}",
             m.name,
             m.base.as_deref().unwrap_or(""),
             u.config,
             if reads_apps { self.apps_key } else { 0 },
             m.entry.file().map(|f| (f, crate::apps::js::stamp(f))),
             m.limits,
+            self.fleet_key,
         );
         if let Some(p) = self.instances.get(&key) {
             return Ok(p.clone());

@@ -105,6 +105,9 @@ pub struct Pipeline {
     /// Values plugins keep across reloads (`Host::shared`), handed on from
     /// pipeline to pipeline.
     pub shared: Arc<bext_plugin_abi::SharedPool>,
+    /// In edge mode, the fleet's Redis, handed on from pipeline to
+    /// pipeline while `[redis]` stays the same.
+    pub fleet: Option<Arc<bext_edge::Edge>>,
 }
 
 impl Pipeline {

@@ -33,8 +33,10 @@ pub(crate) async fn build(
     }
     super::app_changes::apply(&mut platform, &manifests)?;
     let fingerprint = fingerprint_of(&platform);
+    let fleet = crate::edge::fleet_for(platform.redis.as_ref(), previous);
     let (mut pipeline, fresh) = compile(platform, manifests, previous)?;
     pipeline.fingerprint = fingerprint;
+    pipeline.fleet = fleet;
     init(&pipeline, fresh, kernel).await?;
     Ok(pipeline)
 }
@@ -51,8 +53,8 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &Kernel
     .with_app_service(app_service(pipeline))
     .with_shared_pool(pipeline.shared.clone())
     .with_service(Arc::new(reload_service(kernel.clone())));
-    let host = match crate::edge::edge_for(pipeline.platform.redis.as_ref()) {
-        Some(edge) => host.with_service(edge),
+    let host = match &pipeline.fleet {
+        Some(edge) => host.with_fleet(edge.clone()),
         None => host,
     };
     // Plugins that do not read the app table see an empty one.

@@ -88,9 +88,9 @@ impl Plugin for GatewayPlugin {
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         if !self.limiter.is_empty()
-            && let Some(edge) = host.service::<bext_edge::Edge>()
+            && let Some(fleet) = host.fleet()
         {
-            self.limiter.share(edge);
+            self.limiter.share(fleet.clone());
         }
         Hook::Ready(Ok(()))
     }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
-use bext_plugin_abi::{Ctx, Flow, Hook, PluginError, RateLimitState, Request};
+use bext_plugin_abi::{Ctx, Fleet, Flow, Hook, PluginError, RateLimitState, Request};
 
 use crate::answer::too_many;
 use crate::config::{Config, LimitKey};
@@ -71,9 +71,9 @@ impl Limiter {
         self.limits.is_empty()
     }
 
-    /// Decides in the fleet's Redis from now on (edge mode).
-    pub(crate) fn share(&self, edge: Arc<bext_edge::Edge>) {
-        let _ = self.shared.set(SharedStore::new(edge));
+    /// Decides in the fleet's store from now on (edge mode).
+    pub(crate) fn share(&self, fleet: Arc<dyn Fleet>) {
+        let _ = self.shared.set(SharedStore::new(fleet));
     }
 
     /// Decides the limits of `pass`, here or in the fleet's store.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bext_edge::Edge;
+use bext_plugin_abi::Fleet;
 
 use crate::gcra::{Decision, Quota, RateKey};
 
@@ -35,22 +35,18 @@ return {1, remaining, new_tat - now, 0}
 
 /// The fleet's rate-limit store.
 pub struct SharedStore {
-    edge: Arc<Edge>,
-    script: redis::Script,
+    fleet: Arc<dyn Fleet>,
 }
 
 impl SharedStore {
-    /// Limits kept in `edge`'s Redis.
-    pub fn new(edge: Arc<Edge>) -> Self {
-        SharedStore {
-            edge,
-            script: redis::Script::new(GCRA_LUA),
-        }
+    /// Limits kept in the fleet's store.
+    pub fn new(fleet: Arc<dyn Fleet>) -> Self {
+        SharedStore { fleet }
     }
 
     /// Whether Redis answered lately (otherwise decide locally at once).
     pub fn is_up(&self) -> bool {
-        self.edge.is_up()
+        self.fleet.is_up()
     }
 
     /// Decides one request on `key` for the whole fleet; `None` when Redis
@@ -58,15 +54,11 @@ impl SharedStore {
     pub async fn check(&self, key: &RateKey<'_>, quota: &Quota) -> Option<Decision> {
         let interval = (quota.interval.as_micros() as u64).max(1);
         let tolerance = interval * u64::from(quota.burst - 1);
-        let mut redis_key = self.edge.key("rl:").into_bytes();
+        let mut redis_key = self.fleet.key("rl:").into_bytes();
         redis_key.extend_from_slice(&key.to_bytes());
         let r = self
-            .edge
-            .run_script(
-                &self.script,
-                &[&redis_key],
-                &[interval, tolerance, u64::from(quota.burst)],
-            )
+            .fleet
+            .run_script(GCRA_LUA, &[&redis_key], &[interval, tolerance, u64::from(quota.burst)])
             .await?;
         let [allowed, remaining, reset, retry] = r.as_slice() else {
             return None;

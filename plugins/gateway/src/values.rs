@@ -35,22 +35,33 @@ pub(crate) fn count_value(n: impl Into<u64>) -> HeaderValue {
     }
 }
 
+/// How many bytes of configured values [`lasting`] keeps for the
+/// process's life: far more than any configuration holds, so only a
+/// stream of ever-new values (a version string changed on every deploy,
+/// for years) reaches it, and then values are simply counted.
+const KEPT_BYTES: usize = 1 << 20;
+
 /// A header value made from configuration, over a `'static` string so a
 /// response's copy is a plain copy: a reference-counted value costs two
 /// atomic operations per response. Each distinct string is kept once for
-/// the process's life, so reloads of the same configuration add nothing.
-/// A value that is not visible ASCII (obs-text) stays as it is.
+/// the process's life (a process-wide interner by design, not state that
+/// must survive a reload), so reloads of the same configuration add
+/// nothing; past [`KEPT_BYTES`], and for a value that is not visible ASCII
+/// (obs-text), the value stays as it is.
 pub(crate) fn lasting(value: HeaderValue) -> HeaderValue {
-    static KEPT: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    static KEPT: LazyLock<Mutex<(HashSet<&'static str>, usize)>> = LazyLock::new(Default::default);
     let Ok(text) = value.to_str() else {
         return value;
     };
     let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
-    let text: &'static str = match kept.get(text) {
+    let (strings, bytes) = &mut *kept;
+    let text: &'static str = match strings.get(text) {
         Some(t) => t,
+        None if *bytes + text.len() > KEPT_BYTES => return value,
         None => {
             let t: &'static str = Box::leak(text.into());
-            kept.insert(t);
+            strings.insert(t);
+            *bytes += t.len();
             t
         }
     };
@@ -76,5 +87,21 @@ mod tests {
         assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr(), "kept once");
         let obs = HeaderValue::from_str("Zoë").unwrap();
         assert_eq!(lasting(obs.clone()), obs);
+    }
+
+    #[test]
+    fn past_the_bound_values_are_counted_not_kept() {
+        let big = "x".repeat(KEPT_BYTES / 4);
+        // Whether `lasting` kept value `i` (a kept value is a new copy).
+        let kept = |i: usize| {
+            let v = HeaderValue::from_str(&format!("{i}{big}")).unwrap();
+            let given = v.as_bytes().as_ptr();
+            let out = lasting(v);
+            assert_eq!(out.to_str().unwrap(), format!("{i}{big}"), "reads the same");
+            out.as_bytes().as_ptr() != given
+        };
+        let kept: Vec<bool> = (0..8).map(kept).collect();
+        assert!(kept[0], "the first is kept");
+        assert!(!kept[7], "past the bound, values stay as given");
     }
 }

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use bext_edge::Edge;
-use bext_plugin_abi::Host;
+use bext_plugin_abi::{Fleet, Host};
 use tokio::sync::watch;
 
 use crate::IsrPlugin;
@@ -74,11 +73,11 @@ impl IsrPlugin {
             Some(a) => vec![a.as_str()],
             None => self.apps.iter().map(String::as_str).collect(),
         };
-        let mut sets: Vec<String> = order.tags.iter().map(|t| l2::tag_set(edge, t)).collect();
+        let mut sets: Vec<String> = order.tags.iter().map(|t| l2::tag_set(&**edge, t)).collect();
         for app in &apps {
-            sets.extend(order.paths.iter().map(|p| l2::path_set(edge, app, p)));
+            sets.extend(order.paths.iter().map(|p| l2::path_set(&**edge, app, p)));
             if order.everything() {
-                sets.push(l2::app_set(edge, app));
+                sets.push(l2::app_set(&**edge, app));
             }
         }
         edge.delete_listed(&sets).await;
@@ -98,7 +97,7 @@ pub(crate) struct Listener {
 /// Starts applying the fleet's invalidations to `caches`, unless an
 /// instance holds a listener for this edge already; the instance keeps
 /// what this returns.
-pub(crate) fn listen(host: &Host, edge: &Arc<Edge>, caches: &Arc<Caches>) -> Arc<Listener> {
+pub(crate) fn listen(host: &Host, edge: &Arc<dyn Fleet>, caches: &Arc<Caches>) -> Arc<Listener> {
     // Keyed by the edge's address: the task holds the edge, so the
     // address names that one edge while the listener lives.
     let key = format!("isr:listener:{:p}", Arc::as_ptr(edge));
@@ -110,21 +109,16 @@ pub(crate) fn listen(host: &Host, edge: &Arc<Edge>, caches: &Arc<Caches>) -> Arc
 }
 
 /// Applies the fleet's invalidations to `caches` until `stopped` closes.
-async fn apply(edge: Arc<Edge>, caches: Arc<Caches>, mut stopped: watch::Receiver<()>) {
+async fn apply(edge: Arc<dyn Fleet>, caches: Arc<Caches>, mut stopped: watch::Receiver<()>) {
     let mut bus = edge.messages();
     loop {
-        let received = tokio::select! {
+        let message = tokio::select! {
             _ = stopped.changed() => return,
-            r = bus.recv() => r,
+            m = bus.next() => m,
         };
-        match received {
-            Ok(message) => {
-                if let Ok(order) = serde_json::from_slice::<AdminOrder>(&message) {
-                    invalidate(&caches, &order);
-                }
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        let Some(message) = message else { return };
+        if let Ok(order) = serde_json::from_slice::<AdminOrder>(&message) {
+            invalidate(&caches, &order);
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bext_edge::Edge;
+use bext_plugin_abi::Fleet;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
@@ -15,17 +15,17 @@ use crate::store::Entry;
 const VERSION: u8 = 1;
 
 /// Redis key of the entry under the full key `full`.
-pub fn entry_key(edge: &Edge, full: &str) -> String {
+pub fn entry_key(edge: &dyn Fleet, full: &str) -> String {
     edge.key(&format!("isr:e:{full}"))
 }
 
 /// Redis key of the `Vary` names of a primary key.
-pub fn vary_key(edge: &Edge, primary: &str) -> String {
+pub fn vary_key(edge: &dyn Fleet, primary: &str) -> String {
     edge.key(&format!("isr:v:{primary}"))
 }
 
 /// The index sets an entry belongs to: its tags, its path, its app.
-pub fn index_sets(edge: &Edge, app: &str, e: &Entry) -> Vec<String> {
+pub fn index_sets(edge: &dyn Fleet, app: &str, e: &Entry) -> Vec<String> {
     let mut sets: Vec<String> = e.tags.iter().map(|t| tag_set(edge, t)).collect();
     sets.push(path_set(edge, app, &e.path));
     sets.push(app_set(edge, app));
@@ -33,17 +33,17 @@ pub fn index_sets(edge: &Edge, app: &str, e: &Entry) -> Vec<String> {
 }
 
 /// The index set of a tag.
-pub fn tag_set(edge: &Edge, tag: &str) -> String {
+pub fn tag_set(edge: &dyn Fleet, tag: &str) -> String {
     edge.key(&format!("isr:tag:{tag}"))
 }
 
 /// The index set of a path of an app.
-pub fn path_set(edge: &Edge, app: &str, path: &str) -> String {
+pub fn path_set(edge: &dyn Fleet, app: &str, path: &str) -> String {
     edge.key(&format!("isr:path:{app}:{path}"))
 }
 
 /// The index set of an app.
-pub fn app_set(edge: &Edge, app: &str) -> String {
+pub fn app_set(edge: &dyn Fleet, app: &str) -> String {
     edge.key(&format!("isr:app:{app}"))
 }
 

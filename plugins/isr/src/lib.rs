@@ -43,7 +43,6 @@ pub mod store;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bext_edge::Edge;
 use bext_plugin_abi::admin::AdminRoutes;
 use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
 
@@ -138,7 +137,7 @@ impl Plugin for IsrPlugin {
         let _ = self.caches.set(host.shared(CACHES_KEY, Caches::default));
         let caches = self.caches();
         caches.retain_apps(host.apps());
-        if let Some(edge) = host.service::<Edge>() {
+        if let Some(edge) = host.fleet().cloned() {
             let _ = self._listener.set(invalidate::listen(host, &edge, caches));
             let _ = self.store.edge.set(edge);
         }

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bext_edge::Edge;
-use bext_plugin_abi::{Ctx, Flow, Hook, PluginError, Request};
+use bext_plugin_abi::{Ctx, Fleet, Flow, Hook, PluginError, Request};
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, RANGE, TRANSFER_ENCODING, USER_AGENT};
 use http::uri::PathAndQuery;
 use http::{Method, Uri};
@@ -175,7 +174,7 @@ impl IsrPlugin {
                     return Hook::Ready(Ok(Flow::Continue));
                 };
                 Hook::later(async move {
-                    if let Some(e) = lookup_l2(edge, &p.cache, &p.primary, req).await {
+                    if let Some(e) = lookup_l2(&**edge, &p.cache, &p.primary, req).await {
                         drop(p); // wakes the requests waiting for this key
                         let mut res = answer(&e, req, "HIT");
                         res.headers_mut().insert(&X_CACHE_TIER, HeaderValue::from_static("L2"));
@@ -205,7 +204,7 @@ impl IsrPlugin {
 
 /// Looks `primary` up in the L2 tier after an L1 miss; a hit is
 /// promoted to L1.
-async fn lookup_l2(edge: &Edge, cache: &AppCache, primary: &str, req: &Request) -> Option<Arc<Entry>> {
+async fn lookup_l2(edge: &dyn Fleet, cache: &AppCache, primary: &str, req: &Request) -> Option<Arc<Entry>> {
     let names: Arc<[HeaderName]> = match cache.vary_names(primary) {
         Some(n) => n,
         None => match edge.get(&l2::vary_key(edge, primary)).await {

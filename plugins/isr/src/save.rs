@@ -8,8 +8,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bext_edge::Edge;
-use bext_plugin_abi::{Body, Ctx, Hook, PluginError, Request, Response};
+use bext_plugin_abi::{Body, Ctx, Fleet, Hook, PluginError, Request, Response};
 use http::header::ETAG;
 use http::{HeaderMap, HeaderName};
 
@@ -34,7 +33,7 @@ pub(crate) struct StorePolicy {
     /// Larger bodies are passed through, never kept.
     pub(crate) max_entry_bytes: usize,
     /// The fleet's Redis in edge mode: entries are written through.
-    pub(crate) edge: OnceLock<Arc<Edge>>,
+    pub(crate) edge: OnceLock<Arc<dyn Fleet>>,
     /// Request headers that carry credentials (`credential_headers`).
     pub(crate) credentials: Vec<HeaderName>,
 }
@@ -126,14 +125,14 @@ impl StorePolicy {
             (
                 edge.clone(),
                 l2::encode(&entry),
-                l2::index_sets(edge, &p.app, &entry),
+                l2::index_sets(&**edge, &p.app, &entry),
                 names.join(","),
             )
         });
         let full = p.cache.put(&p.primary, &p.request_headers, vary, entry);
         drop(p.flight);
         if let Some((edge, bytes, sets, names)) = shared {
-            let (entry_key, vary_record) = (l2::entry_key(&edge, &full), l2::vary_key(&edge, &p.primary));
+            let (entry_key, vary_record) = (l2::entry_key(&*edge, &full), l2::vary_key(&*edge, &p.primary));
             let keep = l2::keep_for(&fresh);
             // The vary record first: an instance that can see the entry
             // must be able to see which headers its key was made of.

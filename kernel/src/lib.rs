@@ -9,7 +9,6 @@
 pub mod apps;
 pub mod cli;
 pub mod config;
-pub mod edge;
 mod loader;
 pub mod pipeline;
 pub mod server;

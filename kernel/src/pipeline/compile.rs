@@ -106,7 +106,7 @@ pub fn compile(
             h.finish()
         },
         data_dir: &platform.data_dir,
-        fleet_key: crate::edge::instance_key(platform.redis.as_ref()),
+        fleet_key: super::fleet::instance_key(platform.redis.as_ref()),
         platform_file: &platform_file,
         platform: &platform,
     };
@@ -374,7 +374,7 @@ struct Builder<'a> {
     /// reads it.
     apps_key: u64,
     data_dir: &'a Path,
-    /// Which fleet store instances get ([`crate::edge::instance_key`]).
+    /// Which fleet store instances get ([`super::fleet::instance_key`]).
     fleet_key: String,
     platform_file: &'a Path,
     platform: &'a Platform,

@@ -5,6 +5,7 @@
 pub mod admin;
 mod app_changes;
 mod compile;
+mod fleet;
 pub mod reload;
 pub mod run;
 mod shortcuts;

@@ -33,7 +33,7 @@ pub(crate) async fn build(
     }
     super::app_changes::apply(&mut platform, &manifests)?;
     let fingerprint = fingerprint_of(&platform);
-    let fleet = crate::edge::fleet_for(platform.redis.as_ref(), previous);
+    let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
     let (mut pipeline, fresh) = compile(platform, manifests, previous)?;
     pipeline.fingerprint = fingerprint;
     pipeline.fleet = fleet;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use bext_edge::Edge;
 
+use super::Pipeline;
 use crate::config::platform::RedisSection;
-use crate::pipeline::Pipeline;
 
 /// The fleet's store for a pipeline built from `redis`: the one of
 /// `previous` when its `[redis]` is the same, else a new connection

@@ -21,7 +21,10 @@ fn check_reports_every_error_with_file_line_and_field() {
         "name: vhosts\npriority: 5\nconfig:\n  hosts:\n    \"a.test\": { app: www, pathPrefx: /a }\n",
     );
     s.write("manifests/typo.yaml", "name: vhostz\n");
-    s.write("manifests/extra.yaml", "name: vhosts-extra\nenabeld: true\n");
+    s.write(
+        "manifests/extra.yaml",
+        "name: vhosts-extra\nenabeld: true\npriorty: 3\n",
+    );
     let cfg = s.platform(
         "[platform]\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\ndomains = [\"dup.test\"]\n[apps.other]\nsource = \"www\"\ndomains = [\"dup.test\"]\n[apps.gone]\nsource = \"nope\"\n",
     );
@@ -32,6 +35,7 @@ fn check_reports_every_error_with_file_line_and_field() {
         "vhosts.yaml:5:27: config.hosts.a.test.pathPrefx: unknown field `pathPrefx`",
         "typo.yaml:1:1: name: unknown plugin `vhostz`",
         "extra.yaml:2:1: enabeld: unknown field `enabeld`",
+        "extra.yaml:3:1: priorty: unknown field `priorty`",
         "apps.gone.source",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
@@ -54,20 +58,23 @@ fn check_reports_every_error_with_file_line_and_field() {
 fn check_reports_every_platform_error_at_its_line_and_field() {
     let s = Site::new();
     s.write("www/index.html", "x");
-    // A type error in one app, a missing folder in another, a bad domain in
-    // a third: all three, each at its value, and the bad domain blamed on
-    // the platform file, not on the vhosts manifest.
+    // A type error and an unknown key in one app, a missing folder in
+    // another, a bad domain and an unknown key in a third: all five, each
+    // at its value, and the bad domain blamed on the platform file, not on
+    // the vhosts manifest.
     let cfg = s.platform(
-        "[apps.shop]\nsource = \"www\"\nrate_limit = { rpm = \"many\" }\n\n[apps.blog]\nsource = \"missing\"\n\n[apps.www]\nsource = \"www\"\ndomains = [\"ok.test\", \"bad domain.test\"]\n",
+        "[apps.shop]\nsource = \"www\"\nrate_limit = { rpm = \"many\" }\ncolour = 1\n[apps.blog]\nsource = \"missing\"\n\n[apps.www]\nsource = \"www\"\ndomains = [\"ok.test\", \"bad domain.test\"]\nshade = 2\n",
     );
     let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     for want in [
         "platform.toml:3:22: apps.shop.rate_limit.rpm: invalid type: string \"many\", expected u32",
+        "platform.toml:4:1: apps.shop.colour: unknown field `colour`",
         "platform.toml:6:10: apps.blog.source: ",
         "platform.toml:10:23: apps.www.domains[1]: `bad domain.test`: not a valid host name",
-        "3 error(s)",
+        "platform.toml:11:1: apps.www.shade: unknown field `shade`",
+        "5 error(s)",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }
@@ -154,4 +161,27 @@ fn check_refuses_a_fail_open_waf_and_warns_when_host_routing_is_off() {
     let out = check();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("warning"), "{err}");
+}
+
+#[test]
+fn run_blames_its_config_file_lines_and_the_listen_flag() {
+    let s = Site::new();
+    s.write(
+        "bext.config.toml",
+        "[server]\nlisten = \"nope\"\nstatic_dir = \"missing\"\n",
+    );
+    let dir = s.dir.path().to_str().unwrap();
+    let out = bext_output(&["run", dir]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "bext.config.toml:2:10: server.listen: `nope` is not an address",
+        "bext.config.toml:3:14: server.static_dir: ",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    let out = bext_output(&["run", dir, "--listen", "bad"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--listen: `bad` is not an address"), "{err}");
+    assert!(!err.contains("server.listen"), "{err}");
 }

@@ -81,3 +81,53 @@ impl fmt::Display for Diagnostics {
         Ok(())
     }
 }
+
+/// Every error of a strict decoding of `value`, not only serde's first:
+/// `decode` tries once and on failure gives the failing field's path inside
+/// `value` (as serde_path_to_error prints it) and its diagnostic;
+/// `take_out` removes that field, and decoding is tried again. The value
+/// comes back when its only problems were unknown keys (what remains means
+/// what it says); a field of the wrong type leaves it undecoded.
+pub(crate) fn decode_every<V, T>(
+    value: &mut V,
+    decode: impl Fn(&V) -> Result<T, (String, Diagnostic)>,
+    take_out: impl Fn(&mut V, &str) -> bool,
+) -> (Option<T>, Vec<Diagnostic>) {
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let mut usable = true;
+    let mut taken: Vec<String> = Vec::new();
+    let in_file_order = |mut errors: Vec<Diagnostic>| {
+        errors.sort_by_key(|d| d.position);
+        errors
+    };
+    // Bounded: each round takes one field out.
+    for _ in 0..64 {
+        let (inner, diagnostic) = match decode(value) {
+            Ok(t) => return (usable.then_some(t), in_file_order(errors)),
+            Err(e) => e,
+        };
+        // Taking a required field out makes serde miss it: not a problem
+        // of the file.
+        let missed = |k: &String| {
+            let key = k.split('[').next().unwrap_or(k);
+            diagnostic.reason == format!("missing field `{}`", key.rsplit('.').next().unwrap_or(key))
+        };
+        if taken.iter().any(missed) {
+            return (None, in_file_order(errors));
+        }
+        usable &= diagnostic.reason.starts_with("unknown field");
+        errors.push(diagnostic);
+        if !take_out(value, &inner) {
+            return (None, in_file_order(errors));
+        }
+        taken.push(inner);
+    }
+    (None, in_file_order(errors))
+}
+
+/// The dotted `path` serde_path_to_error prints for a field, as the keys
+/// of the tables down to it. An error inside an array names the array:
+/// taking one element out would shift the indexes of later errors.
+pub(crate) fn table_keys(path: &str) -> Vec<&str> {
+    path.split('[').next().unwrap_or(path).split('.').collect()
+}

@@ -124,8 +124,9 @@ impl Manifest {
     /// Parses and validates one manifest's text.
     pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
         let doc = Located::parse(file, text)?;
-        let m: ManifestFile = doc.decode(file)?;
-        let mut errors = Diagnostics::default();
+        let (m, problems) = doc.decode_every::<ManifestFile>(file);
+        let m = m.ok_or_else(|| Diagnostics(problems.clone()))?;
+        let mut errors = Diagnostics(problems);
         let here = |field: &str| doc.position(field);
         if !valid_name(&m.name) {
             errors.push(Diagnostic::new(file, "name", "must match [a-z][a-z0-9-]*").at(here("name")));

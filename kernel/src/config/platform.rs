@@ -449,8 +449,10 @@ impl Platform {
         match file.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => {
                 let doc = Located::parse(file, &text)?;
-                let parsed = doc.decode(file)?;
+                let (parsed, problems) = doc.decode_every(file);
+                let parsed = parsed.ok_or_else(|| Diagnostics(problems.clone()))?;
                 let (platform, mut errors) = Platform::from_file(parsed, Some(file.to_owned()), dir, &BTreeSet::new());
+                errors.0.extend(problems);
                 own(&mut errors, &|f| doc.position(f));
                 Ok((platform, errors))
             }
@@ -495,7 +497,10 @@ impl Platform {
             apps: BTreeMap::from([("app".to_owned(), app)]),
             redis: None,
         };
-        let (mut p, errors) = Platform::from_file(file, None, &dir, &BTreeSet::new());
+        let (mut p, mut errors) = Platform::from_file(file, None, &dir, &BTreeSet::new());
+        if cfg_file.exists() {
+            blame_run_config(&mut errors, &cfg_file, listen.is_some());
+        }
         errors.into_result(())?;
         if cfg_file.exists() {
             p.file = Some(cfg_file);
@@ -748,6 +753,35 @@ struct RunServer {
     entry: Option<PathBuf>,
 }
 
+/// Points problems found in the platform `bext run DIR` made at the
+/// `bext.config.toml` lines they come from (`[server] static_dir` for the
+/// app's source, say), with their line and column; `--listen` given on the
+/// command line is blamed on the flag.
+fn blame_run_config(errors: &mut Diagnostics, cfg_file: &Path, listen_flag: bool) {
+    let Ok(text) = std::fs::read_to_string(cfg_file) else {
+        return;
+    };
+    let Ok(doc) = TomlDoc::parse(cfg_file, &text) else {
+        return;
+    };
+    for d in &mut errors.0 {
+        let field = match d.field.as_str() {
+            "platform.listen" if listen_flag => {
+                d.field = "--listen".into();
+                continue;
+            }
+            "platform.listen" => "server.listen",
+            "apps.app.source" => "server.static_dir",
+            "apps.app.entry" => "server.entry",
+            "apps.app.runtime" => "server.runtime",
+            _ => continue,
+        };
+        d.file = cfg_file.to_owned();
+        d.field = field.into();
+        d.position = doc.position(field);
+    }
+}
+
 /// Decodes a TOML platform file part by part (each top-level section, and
 /// each app on its own), so one bad value does not hide the others: every
 /// decoding error is returned, with the names of the apps that could not be
@@ -767,12 +801,13 @@ fn decode_toml(doc: &TomlDoc<'_>, file: &Path) -> (PlatformFile, BTreeSet<String
         {
             for (id, app) in apps {
                 let id = id.get_ref().to_string();
-                match doc.decode::<AppConfig>(file, &format!("apps.{id}"), app.clone()) {
-                    Ok(app) => {
+                let (decoded, problems) = doc.decode_every::<AppConfig>(file, &format!("apps.{id}"), app.clone());
+                errors.0.extend(problems);
+                match decoded {
+                    Some(app) => {
                         f.apps.insert(id, app);
                     }
-                    Err(d) => {
-                        errors.push(d);
+                    None => {
                         undecoded.insert(id);
                     }
                 }
@@ -783,14 +818,13 @@ fn decode_toml(doc: &TomlDoc<'_>, file: &Path) -> (PlatformFile, BTreeSet<String
         // sections get serde's own message.
         let section = toml::de::DeTable::from_iter([(key.clone(), value.clone())]);
         let section = toml::Spanned::new(root.span(), toml::de::DeValue::Table(section));
-        match doc.decode::<PlatformFile>(file, "", section) {
-            Ok(part) => {
-                if key.get_ref() == "platform" {
-                    f.platform = part.platform;
-                }
-                f.redis = f.redis.or(part.redis);
+        let (decoded, problems) = doc.decode_every::<PlatformFile>(file, "", section);
+        errors.0.extend(problems);
+        if let Some(part) = decoded {
+            if key.get_ref() == "platform" {
+                f.platform = part.platform;
             }
-            Err(d) => errors.push(d),
+            f.redis = f.redis.or(part.redis);
         }
     }
     (f, undecoded, errors)
@@ -848,13 +882,43 @@ mod tests {
     #[test]
     fn yaml_platform_files_work_too() {
         let file = Path::new("p.yaml");
-        let parse_yaml = |text| Located::parse(file, text).unwrap().decode::<PlatformFile>(file);
-        let f = parse_yaml("platform:\n  listen: 127.0.0.1:9\n  limits:\n    max_body_bytes: 1KiB\n").unwrap();
-        assert_eq!(f.platform.limits.max_body_bytes, 1024);
-        let e = parse_yaml("platform:\n  limits:\n    max_body: 1\n")
-            .unwrap_err()
-            .to_string();
+        let parse_yaml = |text| Located::parse(file, text).unwrap().decode_every::<PlatformFile>(file);
+        let (f, errors) = parse_yaml("platform:\n  listen: 127.0.0.1:9\n  limits:\n    max_body_bytes: 1KiB\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(f.unwrap().platform.limits.max_body_bytes, 1024);
+        let (_, errors) = parse_yaml("platform:\n  limits:\n    max_body: 1\n    idle_timeout: soon\n");
+        let e = Diagnostics(errors).to_string();
         assert!(e.starts_with("p.yaml:3:5: platform.limits.max_body"), "{e}");
+        assert!(
+            e.contains("p.yaml:4:5: platform.limits.idle_timeout"),
+            "every error: {e}"
+        );
+    }
+
+    #[test]
+    fn every_error_of_a_section_is_reported_not_only_the_first() {
+        let file = Path::new("p.toml");
+        let text = "[platform]\nlisten = 5\nlistne = 1\n[platform.limits]\nbogus = 1\nidle_timeout = \"x\"\n\n[apps.a]\nsource = \".\"\ncolour = 1\nshade = 2\n\n[apps.b]\nsource = \".\"\nruntime = 7\ndomains = [\"a.test\", 3]\n";
+        let (f, undecoded, e) = decode_toml(&TomlDoc::parse(file, text).unwrap(), file);
+        let e = e.to_string();
+        for want in [
+            "p.toml:2:10: platform.listen: invalid type",
+            "p.toml:3:1: platform.listne: unknown field",
+            "p.toml:5:1: platform.limits.bogus: unknown field",
+            "p.toml:6:16: platform.limits.idle_timeout: ",
+            "p.toml:10:1: apps.a.colour: unknown field",
+            "p.toml:11:1: apps.a.shade: unknown field",
+            "p.toml:15:11: apps.b.runtime: ",
+            "p.toml:16:22: apps.b.domains[1]: invalid type",
+        ] {
+            assert!(e.contains(want), "missing `{want}` in\n{e}");
+        }
+        // Taking a bad key out never invents a "missing field" error.
+        assert!(!e.contains("missing field"), "{e}");
+        // An app whose only problems are unknown keys is still checked (its
+        // other fields mean what they say); one with a wrong type is not.
+        assert!(f.apps.contains_key("a"));
+        assert_eq!(undecoded, BTreeSet::from(["b".to_owned()]));
     }
 
     #[test]

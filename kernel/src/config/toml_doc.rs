@@ -76,6 +76,28 @@ impl<'i> TomlDoc<'i> {
         path: &str,
         value: Spanned<DeValue<'i>>,
     ) -> Result<T, Diagnostic> {
+        self.try_decode(file, path, value).map_err(|(_, d)| d)
+    }
+
+    /// Decodes `value` like [`TomlDoc::decode`], but reports every error
+    /// in it, not only serde's first ([`super::diag::decode_every`]).
+    pub(crate) fn decode_every<T: DeserializeOwned>(
+        &self,
+        file: &Path,
+        path: &str,
+        mut value: Spanned<DeValue<'i>>,
+    ) -> (Option<T>, Vec<Diagnostic>) {
+        super::diag::decode_every(&mut value, |v| self.try_decode(file, path, v.clone()), take_out)
+    }
+
+    /// Decodes `value` once; on failure, the failing field's path inside
+    /// `value` and its diagnostic.
+    fn try_decode<T: DeserializeOwned>(
+        &self,
+        file: &Path,
+        path: &str,
+        value: Spanned<DeValue<'i>>,
+    ) -> Result<T, (String, Diagnostic)> {
         serde_path_to_error::deserialize(ValueDeserializer::from(value)).map_err(|e| {
             let inner = e.path().to_string();
             let field = match (path, inner.as_str()) {
@@ -88,7 +110,7 @@ impl<'i> TomlDoc<'i> {
                 .span()
                 .map(|s| self.line_col(s.start))
                 .or_else(|| self.position(&field));
-            Diagnostic::new(file, field, err.message().trim()).at(at)
+            (inner, Diagnostic::new(file, field, err.message().trim()).at(at))
         })
     }
 
@@ -119,6 +141,24 @@ impl<'i> TomlDoc<'i> {
     fn line_col(&self, offset: usize) -> (u64, u64) {
         line_col(self.text, offset)
     }
+}
+
+/// Removes the field at `path` (as serde_path_to_error prints it) from
+/// `value`; whether there was one.
+fn take_out(value: &mut Spanned<DeValue<'_>>, path: &str) -> bool {
+    let mut keys = super::diag::table_keys(path);
+    let Some(last) = keys.pop() else { return false };
+    let mut table = match value.get_mut() {
+        DeValue::Table(t) => t,
+        _ => return false,
+    };
+    for k in keys {
+        table = match table.get_mut(k).map(Spanned::get_mut) {
+            Some(DeValue::Table(t)) => t,
+            _ => return false,
+        };
+    }
+    table.remove(last).is_some()
 }
 
 /// 1-based line and column of a byte offset in `text`.

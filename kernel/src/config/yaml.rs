@@ -29,14 +29,20 @@ impl Located {
         Ok(Located { value, positions })
     }
 
-    /// Decodes the document strictly into `T`; an error names the field
-    /// (as a dotted path) and points at its line and column.
-    pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, file: &Path) -> Result<T, Diagnostic> {
-        serde_path_to_error::deserialize(&self.value).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            Diagnostic::new(file, path.clone(), e.into_inner().to_string()).at(self.position(&path))
-        })
+    /// Decodes the document strictly into `T`, reporting every error, not
+    /// only serde's first ([`super::diag::decode_every`]); each names the
+    /// field (as a dotted path) and points at its line and column.
+    pub(crate) fn decode_every<T: serde::de::DeserializeOwned>(&self, file: &Path) -> (Option<T>, Vec<Diagnostic>) {
+        let mut value = self.value.clone();
+        let decode = |v: &serde_json::Value| {
+            serde_path_to_error::deserialize(v).map_err(|e| {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                let d = Diagnostic::new(file, path.clone(), e.into_inner().to_string()).at(self.position(&path));
+                (path, d)
+            })
+        };
+        super::diag::decode_every(&mut value, decode, take_out)
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
@@ -50,6 +56,20 @@ impl Located {
             p = &p[..cut];
         }
     }
+}
+
+/// Removes the field at `path` (as serde_path_to_error prints it) from
+/// `value`; whether there was one.
+fn take_out(value: &mut serde_json::Value, path: &str) -> bool {
+    let mut keys = super::diag::table_keys(path);
+    let Some(last) = keys.pop() else { return false };
+    let mut map = value.as_object_mut();
+    for k in keys {
+        map = map
+            .and_then(|m| m.get_mut(k))
+            .and_then(serde_json::Value::as_object_mut);
+    }
+    map.is_some_and(|m| m.remove(last).is_some())
 }
 
 /// The parser's message without its own `error: line N column M:` prefix

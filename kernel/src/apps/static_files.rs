@@ -7,6 +7,7 @@
 //! disk at most once a second, as nginx's `open_file_cache` does, so a hit
 //! costs no system call.
 
+use std::hash::{Hash, Hasher};
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,22 +50,42 @@ impl Default for FileCache {
 }
 
 /// A cached file: the site's root and the raw request path.
-#[derive(Hash, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 struct FileKey {
     root: Arc<Path>,
     path: Box<str>,
 }
 
 /// [`FileKey`] borrowed, so a lookup allocates nothing; hashes the same.
-#[derive(Hash)]
 struct FileKeyRef<'a> {
     root: &'a Path,
     path: &'a str,
 }
 
+/// Hashes a key as bytes: `Path`'s own hash walks its components, which
+/// cost more than the rest of a cached file's lookup.
+fn hash_key<H: Hasher>(root: &Path, path: &str, state: &mut H) {
+    let root = root.as_os_str().as_encoded_bytes();
+    state.write_usize(root.len());
+    state.write(root);
+    state.write(path.as_bytes());
+}
+
+impl Hash for FileKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(&self.root, &self.path, state);
+    }
+}
+
+impl Hash for FileKeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(self.root, self.path, state);
+    }
+}
+
 impl quick_cache::Equivalent<FileKey> for FileKeyRef<'_> {
     fn equivalent(&self, key: &FileKey) -> bool {
-        *self.root == *key.root && self.path == &*key.path
+        self.path == &*key.path && (std::ptr::eq(self.root, &*key.root) || *self.root == *key.root)
     }
 }
 
@@ -181,13 +202,15 @@ impl StaticSite {
         res
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    /// Milliseconds since the site's epoch at the request's arrival: the
+    /// clock read once per request already, not again.
+    fn now_ms(&self, cx: &Ctx) -> u64 {
+        cx.received_at.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
     fn resolve(&self, raw_path: &str, cx: &Ctx) -> Resolved {
         if let Some(hit) = self.cache.0.get(&self.key(raw_path)) {
-            let now = self.now_ms();
+            let now = self.now_ms(cx);
             let checked = hit.checked.load(Ordering::Relaxed);
             if now.saturating_sub(checked) < REVALIDATE.as_millis() as u64 {
                 return Resolved::File(hit);
@@ -237,7 +260,7 @@ impl StaticSite {
             br: sibling(".br"),
             gzip: sibling(".gz"),
             file,
-            checked: AtomicU64::new(self.now_ms()),
+            checked: AtomicU64::new(self.now_ms(cx)),
         });
         let key = FileKey {
             root: self.root.clone(),
@@ -576,6 +599,61 @@ pub(crate) fn sanitise_for_tests(raw: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_borrowed_key_finds_its_owned_entry_and_only_it() {
+        use std::hash::BuildHasher;
+        let root: Arc<Path> = Path::new("/srv/site").into();
+        let owned = FileKey {
+            root: root.clone(),
+            path: "/a.css".into(),
+        };
+        let state = std::hash::RandomState::new();
+        let borrowed = FileKeyRef {
+            root: &root,
+            path: "/a.css",
+        };
+        assert_eq!(state.hash_one(&owned), state.hash_one(&borrowed));
+        let cache = FileCache::default();
+        let file = |path: &str| Variant {
+            path: path.into(),
+            len: 0,
+            modified: SystemTime::UNIX_EPOCH,
+            etag: HeaderValue::from_static("\"e\""),
+            last_modified: HeaderValue::from_static("x"),
+            content_type: HeaderValue::from_static("text/css"),
+            full_length: HeaderValue::from_static("0"),
+            bytes: None,
+        };
+        let entry = Arc::new(CachedFile {
+            file: file("/srv/site/a.css"),
+            br: None,
+            gzip: None,
+            checked: AtomicU64::new(0),
+        });
+        cache.0.insert(owned, entry);
+        assert!(cache.0.get(&borrowed).is_some());
+        // Another root with the same bytes split differently is another key.
+        let other: Arc<Path> = Path::new("/srv/sit").into();
+        assert!(
+            cache
+                .0
+                .get(&FileKeyRef {
+                    root: &other,
+                    path: "e/a.css"
+                })
+                .is_none()
+        );
+        assert!(
+            cache
+                .0
+                .get(&FileKeyRef {
+                    root: &root,
+                    path: "/b.css"
+                })
+                .is_none()
+        );
+    }
 
     #[test]
     fn sanitise_refuses_escapes() {

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bext_plugin_abi::{Body, Completion, Ctx, Response};
 use bytes::Bytes;
@@ -21,7 +20,6 @@ pub struct Finish {
     access_log: bool,
     method: Method,
     path: Box<str>,
-    started: Instant,
 }
 
 impl Finish {
@@ -37,7 +35,6 @@ impl Finish {
                 Box::default()
             },
             method: parts.method.clone(),
-            started: Instant::now(),
         }
     }
 
@@ -67,7 +64,8 @@ struct State {
 impl State {
     fn complete(self, bytes: u64, aborted: bool) {
         let State { finish: f, status, cx } = self;
-        let duration = f.started.elapsed();
+        // From the request's arrival, as plugins see it (`cx.received_at`).
+        let duration = cx.received_at.elapsed();
         if f.access_log {
             tracing::info!(
                 target: "bext::access",

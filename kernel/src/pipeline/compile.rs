@@ -205,6 +205,7 @@ pub fn compile(
             instances,
             owned_headers: owned_headers.into_boxed_slice(),
             fingerprint: 0,
+            tls: Default::default(),
             files,
             shared,
         },

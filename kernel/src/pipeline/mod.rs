@@ -8,6 +8,7 @@ mod compile;
 pub mod reload;
 pub mod run;
 mod shortcuts;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub struct Pipeline {
     /// Values plugins keep across reloads (`Host::shared`), handed on from
     /// pipeline to pipeline.
     pub shared: Arc<bext_plugin_abi::SharedPool>,
+    /// Certificates by SNI and apps' https policies.
+    pub tls: tls::Tls,
 }
 
 impl Pipeline {

@@ -445,6 +445,73 @@ async fn https_redirect_keeps_host_path_and_query_and_hostile_hosts_go_nowhere_e
     assert!(r.header("strict-transport-security").is_none());
 }
 
+/// One HTTP/1.1 request over a fresh connection made with `config`; how
+/// its handshake went (full or resumed) and the status line. Reading the
+/// answer also reads the session tickets TLS 1.3 sends after the handshake.
+async fn request_with(
+    config: &Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    name: &str,
+) -> (rustls::HandshakeKind, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server_name = ServerName::try_from(name.to_owned()).unwrap();
+    let mut tls = TlsConnector::from(config.clone())
+        .connect(server_name, tcp)
+        .await
+        .unwrap();
+    let kind = tls.get_ref().1.handshake_kind().unwrap();
+    let head = format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    (kind, answer.lines().next().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn sessions_resume_by_ticket_and_by_session_id() {
+    use rustls::client::{Resumption, Tls12Resumption};
+    let s = Site::new();
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["a.test"]);
+    let b = Bext::serve(&tls_platform(&s, &app(&s, "a", "\"a.test\"", &files(&s, "a", &leaf))));
+    let tls = b.tls.unwrap();
+    let config = |versions: &[&'static rustls::SupportedProtocolVersion], tls12: Tls12Resumption| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.root.clone()).unwrap();
+        let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        c.resumption = Resumption::in_memory_sessions(16).tls12_resumption(tls12);
+        Arc::new(c)
+    };
+    let cases = [
+        (
+            "TLS 1.3 tickets",
+            config(&[&rustls::version::TLS13], Tls12Resumption::Disabled),
+        ),
+        (
+            "TLS 1.2 tickets",
+            config(&[&rustls::version::TLS12], Tls12Resumption::SessionIdOrTickets),
+        ),
+        (
+            "TLS 1.2 session ids",
+            config(&[&rustls::version::TLS12], Tls12Resumption::SessionIdOnly),
+        ),
+    ];
+    for (what, config) in cases {
+        let (first, status) = request_with(&config, tls, "a.test").await;
+        assert_eq!(first, rustls::HandshakeKind::Full, "{what}");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{what}");
+        let (second, status) = request_with(&config, tls, "a.test").await;
+        assert_eq!(second, rustls::HandshakeKind::Resumed, "{what}");
+        assert_eq!(status, "HTTP/1.1 200 OK", "{what}");
+    }
+}
+
 #[tokio::test]
 async fn proxied_requests_say_which_scheme_the_client_used() {
     let echo = Echo::start().await;

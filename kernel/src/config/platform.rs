@@ -1038,6 +1038,78 @@ mod tests {
     }
 
     #[test]
+    fn app_tls_is_files_self_signed_or_acme_in_toml_and_yaml() {
+        let f: PlatformFile = toml::from_str(
+            "[apps.a]\ntls = 'self-signed'\n[apps.b]\ntls = { cert = 'c.pem', key = 'k.pem' }\n[apps.c]\ntls = 'acme'\n",
+        )
+        .unwrap();
+        assert_eq!(f.apps["a"].tls, Some(AppTls::SelfSigned));
+        assert_eq!(
+            f.apps["b"].tls,
+            Some(AppTls::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert_eq!(f.apps["c"].tls, Some(AppTls::Acme));
+        for bad in [
+            "tls = 'selfsigned'",
+            "tls = { cert = 'c.pem' }",
+            "tls = { cert = 'c', key = 'k', chain = 'x' }",
+            "tls = true",
+        ] {
+            let e = toml::from_str::<PlatformFile>(&format!("[apps.a]\n{bad}\n")).unwrap_err();
+            assert!(!e.to_string().is_empty(), "{bad}");
+        }
+        let file = Path::new("p.yaml");
+        let yaml = "apps:\n  a:\n    tls:\n      cert: c.pem\n      key: k.pem\n  b:\n    tls: self-signed\n";
+        let f: PlatformFile = Located::parse(file, yaml).unwrap().decode(file).unwrap();
+        assert!(matches!(f.apps["a"].tls, Some(AppTls::Files { .. })));
+        assert_eq!(f.apps["b"].tls, Some(AppTls::SelfSigned));
+    }
+
+    #[test]
+    fn https_settings_are_checked_and_certificate_paths_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("s")).unwrap();
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nlisten_tls = '127.0.0.1:0'\n[apps.a]\nsource = 's'\ntls = { cert = 'c/a.pem', key = 'c/a.key' }\nhsts = 'max-age=60; preload'\nhttps_redirect = true\n",
+        )
+        .unwrap();
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        assert!(e.0.is_empty(), "{e}");
+        assert_eq!(
+            p.apps["a"].tls,
+            Some(AppTls::Files {
+                cert: dir.path().join("c/a.pem"),
+                key: dir.path().join("c/a.key")
+            })
+        );
+
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nlisten_tls = 'nope'\n[apps.a]\nsource = 's'\ntls = 'acme'\n[apps.b]\nsource = 's'\nhsts = 'max-age=soon'\n[apps.c]\nsource = 's'\nhsts = 'MAX-AGE=5'\n",
+        )
+        .unwrap();
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        let text = e.to_string();
+        for want in [
+            "platform.listen_tls: `nope` is not an address",
+            "apps.a.tls: ACME is not available yet",
+            "apps.b.hsts: `max-age=soon`: starts with max-age=<seconds>",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        assert!(!text.contains("apps.c"), "{text}");
+
+        let f: PlatformFile = toml::from_str("[apps.a]\nsource = 's'\ntls = 'self-signed'\n").unwrap();
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        assert!(
+            e.to_string().contains("apps.a.tls: needs `[platform] listen_tls`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_app_problem_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let f: PlatformFile = toml::from_str(

@@ -140,7 +140,8 @@ pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
     let new = build(&kernel.source, Some(&old), &kernel.cell).await?;
     let s = &new.platform.settings;
     let o = &old.platform.settings;
-    if s.listen != o.listen || s.admin_listen != o.admin_listen || s.limits != o.limits {
+    if s.listen != o.listen || s.listen_tls != o.listen_tls || s.admin_listen != o.admin_listen || s.limits != o.limits
+    {
         tracing::warn!("listen addresses and limits take effect after a restart");
     }
     let generation = new.generation;

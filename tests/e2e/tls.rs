@@ -530,6 +530,12 @@ async fn proxied_requests_say_which_scheme_the_client_used() {
 
     let (r, _, _) = client.get(b.tls.unwrap(), "shop.test", "/x").await;
     assert_eq!(r.json()["headers"]["x-forwarded-proto"], "https");
+    let (r, _, _) = client
+        .clone()
+        .alpn(&[b"http/1.1"])
+        .get(b.tls.unwrap(), "t.shop.test", "/x")
+        .await;
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"], "https");
     let r = send(
         b.addr,
         request(
@@ -545,6 +551,27 @@ async fn proxied_requests_say_which_scheme_the_client_used() {
         "http",
         "a client's claim is replaced"
     );
+}
+
+#[tokio::test]
+async fn javascript_sees_the_scheme_the_client_used() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["js.test"]);
+    s.write(
+        "js/index.js",
+        "export default { fetch(request) { return new Response(request.url); } }",
+    );
+    let apps = format!(
+        "[apps.js]\nruntime = \"js\"\nsource = \"js\"\ndomains = [\"js.test\"]\ntls = {}\n",
+        files(&s, "js", &leaf)
+    );
+    let b = Bext::serve(&tls_platform(&s, &apps));
+    let (r, _, _) = Client::trusting(&[&ca.root])
+        .get(b.tls.unwrap(), "js.test", "/a?b=1")
+        .await;
+    assert_eq!(r.text(), "https://js.test/a?b=1");
+    assert_eq!(get(b.addr, "js.test", "/a?b=1").await.text(), "http://js.test/a?b=1");
 }
 
 #[tokio::test]

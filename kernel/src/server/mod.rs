@@ -349,13 +349,19 @@ async fn serve_connection(
     stop: watch::Receiver<bool>,
     live: (Live, ConnPermit),
 ) {
+    let info = |admin, tls| ConnInfo {
+        peer,
+        admin,
+        tls,
+        activity: Activity::new(),
+    };
     match kind {
-        Listener::Plain => drive(kernel, builder, stream, peer, false, false, stop, live).await,
-        Listener::Admin => drive(kernel, builder, stream, peer, true, false, stop, live).await,
+        Listener::Plain => drive(kernel, builder, stream, info(false, false), stop, live).await,
+        Listener::Admin => drive(kernel, builder, stream, info(true, false), stop, live).await,
         Listener::Tls(acceptor) => {
             let limit = kernel.limits.header_read_timeout;
             if let Some(stream) = tls::handshake(stream, &acceptor, limit, peer).await {
-                drive(kernel, builder, stream, peer, false, true, stop, live).await;
+                drive(kernel, builder, stream, info(false, true), stop, live).await;
             }
         }
     }
@@ -363,25 +369,18 @@ async fn serve_connection(
 
 /// Serves one connection's requests with hyper until it closes, is idle
 /// too long, or the server drains.
-#[allow(clippy::too_many_arguments)]
 async fn drive<IO>(
     kernel: Arc<Kernel>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: IO,
-    peer: SocketAddr,
-    admin: bool,
-    tls: bool,
+    info: ConnInfo,
     mut stop: watch::Receiver<bool>,
     _live: (Live, ConnPermit),
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let info = Arc::new(ConnInfo {
-        peer,
-        admin,
-        tls,
-        activity: Activity::new(),
-    });
+    let info = Arc::new(info);
+    let peer = info.peer;
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();
     let svc = hyper::service::service_fn(move |req| request::handle(kernel.clone(), svc_info.clone(), req));

@@ -445,6 +445,67 @@ async fn https_redirect_keeps_host_path_and_query_and_hostile_hosts_go_nowhere_e
     assert!(r.header("strict-transport-security").is_none());
 }
 
+/// Whether the server closes `stream` (rather than the wait running out).
+async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(mut stream: S) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn the_tls_port_has_the_limits_of_the_plain_port() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["a.test"]);
+    let apps = app(&s, "a", "\"a.test\"", &files(&s, "a", &leaf));
+    let limits = "[platform.limits]\nheader_read_timeout = \"300ms\"\n";
+    let b = Bext::serve(&tls_platform(&s, &format!("{limits}{apps}")));
+    let tls = b.tls.unwrap();
+    let client = Client::trusting(&[&ca.root]).alpn(&[b"http/1.1"]);
+    // A client that never says hello, and one that says nothing after the
+    // handshake: both dropped by header_read_timeout, as on plain HTTP.
+    let silent = tokio::net::TcpStream::connect(tls).await.unwrap();
+    assert!(closed_by_server(silent).await, "a silent TCP connection is closed");
+    let quiet = client.connect(tls, "a.test").await.unwrap();
+    assert!(
+        closed_by_server(quiet).await,
+        "a TLS connection sending no request is closed"
+    );
+
+    // One connection cap for both ports.
+    let s = Site::new();
+    let apps = app(&s, "a", "\"a.test\"", &files(&s, "a", &leaf));
+    let limits = "[platform.limits]\nmax_connections_per_ip = 2\n";
+    let b = Bext::serve(&tls_platform(&s, &format!("{limits}{apps}")));
+    let tls = b.tls.unwrap();
+    // Two kept-alive plain connections, each known to be accepted (it
+    // answered), fill the cap.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (mut sender, conn) = h1_client(b.addr).await;
+        let req = Request::get("/")
+            .header("host", "a.test")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        assert_eq!(collect(sender.send_request(req).await.unwrap()).await.text(), "a");
+        held.push((sender, conn));
+    }
+    // The refusal happens at accept, after the TCP handshake: the TLS
+    // handshake is what fails.
+    let refused = client.connect(tls, "a.test").await;
+    assert!(refused.is_err(), "a third connection, on the TLS port, is over the cap");
+    drop(held);
+    let c = client.clone();
+    eventually(Duration::from_secs(10), || {
+        let c = c.clone();
+        async move { c.connect(tls, "a.test").await.ok().map(|_| ()) }
+    })
+    .await;
+}
+
 /// One HTTP/1.1 request over a fresh connection made with `config`; how
 /// its handshake went (full or resumed) and the status line. Reading the
 /// answer also reads the session tickets TLS 1.3 sends after the handshake.

@@ -130,15 +130,20 @@ fn domains(app: &AppConfig) -> Vec<String> {
         .collect()
 }
 
+/// Seconds before a kept self-signed certificate expires that a start or
+/// reload makes a new one.
+const SELF_SIGNED_RENEW_BEFORE: i64 = 30 * 86_400;
+
 /// The app's self-signed certificate, kept under `data_dir/tls/` so a
 /// reload or a restart serves the same one (and a developer can trust it),
-/// made anew when the names changed or it expired.
+/// made anew when the names changed or it has less than a month left.
 fn self_signed(data_dir: &Path, id: &str, names: &[String], now: i64) -> Result<Arc<CertifiedKey>, TlsError> {
     let dir = data_dir.join("tls").join("self-signed");
     let (cert, key) = (dir.join(format!("{id}.crt")), dir.join(format!("{id}.key")));
     let wanted: BTreeSet<&String> = names.iter().collect();
     if let Ok((pair, info)) = bext_tls::load_pair(&cert, &key, now)
         && info.names.iter().collect::<BTreeSet<_>>() == wanted
+        && info.not_after - now > SELF_SIGNED_RENEW_BEFORE
     {
         return Ok(pair);
     }

@@ -38,6 +38,8 @@ pub enum ConfigSource {
         dir: PathBuf,
         /// `--listen`, which beats `bext.config.toml`.
         listen: Option<String>,
+        /// `--tls`: HTTPS there too, with a self-signed certificate.
+        listen_tls: Option<String>,
     },
 }
 
@@ -46,7 +48,11 @@ impl ConfigSource {
     pub fn load(&self) -> Result<Platform, Diagnostics> {
         match self {
             ConfigSource::File(f) => Platform::load(f),
-            ConfigSource::Dir { dir, listen } => Platform::for_dir(dir, listen.as_deref()),
+            ConfigSource::Dir {
+                dir,
+                listen,
+                listen_tls,
+            } => Platform::for_dir(dir, listen.as_deref(), listen_tls.as_deref()),
         }
     }
 }
@@ -65,6 +71,9 @@ pub struct Kernel {
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     /// How plugins reach this kernel to ask for a reload.
     pub(crate) cell: KernelCell,
+    /// The port `listen_tls` got, once bound: where `https_redirect`
+    /// sends plain-HTTP requests.
+    pub tls_port: std::sync::OnceLock<u16>,
 }
 
 /// The kernel as plugins' reload requests reach it, with the control
@@ -88,6 +97,7 @@ impl Kernel {
             request_ids: AtomicU64::new(seed),
             reload_lock: tokio::sync::Mutex::new(()),
             cell,
+            tls_port: std::sync::OnceLock::new(),
         }
     }
 

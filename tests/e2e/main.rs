@@ -24,4 +24,5 @@ mod proxy;
 mod reload;
 mod routing;
 mod static_site;
+mod tls;
 mod waf;

@@ -23,6 +23,9 @@ pub struct Bext {
     pub addr: SocketAddr,
     /// The `admin_listen` listener, when there is one.
     pub admin: Option<SocketAddr>,
+    /// The `listen_tls` listener, when there is one (on 127.0.0.1 when
+    /// bext names it `localhost`).
+    pub tls: Option<SocketAddr>,
     /// Everything it wrote to stderr so far.
     pub log: Arc<Mutex<String>>,
 }
@@ -72,6 +75,7 @@ impl Bext {
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut admin = None;
+        let mut tls = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
@@ -79,12 +83,17 @@ impl Bext {
                     if let Some(rest) = line.split("admin endpoints on http://").nth(1) {
                         admin = rest.split('/').next().unwrap().parse().ok();
                     }
+                    if let Some(rest) = line.split("serving https://").nth(1) {
+                        let at = rest.split('/').next().unwrap().replace("localhost:", "127.0.0.1:");
+                        tls = at.parse().ok();
+                    }
                     if let Some(rest) = line.split("serving http://").nth(1) {
                         let addr = rest.split('/').next().unwrap().parse().unwrap();
                         return Bext {
                             child,
                             addr,
                             admin,
+                            tls,
                             log,
                         };
                     }
@@ -226,7 +235,8 @@ pub async fn send_h2(addr: SocketAddr, req: Request<Full<Bytes>>) -> Reply {
     collect(sender.send_request(req).await.unwrap()).await
 }
 
-async fn collect(res: http::Response<hyper::body::Incoming>) -> Reply {
+/// Reads a response in full.
+pub async fn collect(res: http::Response<hyper::body::Incoming>) -> Reply {
     let (parts, body) = res.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     Reply {

@@ -114,12 +114,17 @@ impl JsApp {
     }
 }
 
-/// The absolute URL JavaScript sees as `request.url`: the request's host
-/// (bext serves plain HTTP) and its path and query.
+/// The absolute URL JavaScript sees as `request.url`: the scheme the
+/// client used, the request's host, and its path and query.
 pub(crate) fn request_url(uri: &http::Uri, cx: &Ctx) -> String {
     let host = cx.host.as_deref().unwrap_or("localhost");
     let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-    format!("http://{host}{path}")
+    let scheme = if cx.ext.get::<super::OverTls>().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}{path}")
 }
 
 /// A response made in JavaScript. Framing is bext's: a `content-length`,

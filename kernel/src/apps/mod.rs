@@ -29,6 +29,11 @@ pub(crate) const BEXT_HEADERS: [&str; 6] = [
     "x-auth-key",
 ];
 
+/// Marks a request that arrived over TLS: set by the server, read by
+/// `https_redirect`, `hsts` and the proxy's `X-Forwarded-Proto`. A kernel
+/// type, so no plugin can claim it.
+pub(crate) struct OverTls;
+
 /// Tells the app where it is mounted (`x-base`) and for which tenant
 /// (`x-vhost-tenant`), from the request's context.
 pub(crate) fn add_kernel_headers(headers: &mut HeaderMap, cx: &Ctx) {

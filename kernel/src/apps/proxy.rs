@@ -237,7 +237,12 @@ fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx) {
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let proto = if cx.ext.get::<super::OverTls>().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
     if let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         headers.insert("x-forwarded-host", h);
     }

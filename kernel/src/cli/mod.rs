@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use crate::config::platform::Platform;
 use crate::pipeline::{compile, load_manifests_lenient, reload};
 use crate::server::conn_limit::ConnectionLimits;
-use crate::server::{Tracker, accept_loop, bind_workers};
+use crate::server::{Listener, Tracker, accept_loop, bind_workers};
 use crate::{ConfigSource, Kernel};
 
 /// Many web apps behind one address.
@@ -42,6 +42,14 @@ enum Command {
         /// Address to listen on (default 127.0.0.1:3061).
         #[arg(long)]
         listen: Option<String>,
+        /// Serve HTTPS too, with a self-signed certificate for localhost
+        /// (kept in the directory's .bext/tls/), on 127.0.0.1:3443 unless
+        /// --listen-tls says otherwise.
+        #[arg(long)]
+        tls: bool,
+        /// Address of the HTTPS listener (implies --tls).
+        #[arg(long)]
+        listen_tls: Option<String>,
     },
     /// Validate a platform file and its manifests; print every error.
     Check {
@@ -173,9 +181,23 @@ enum PreviewsCommand {
 /// Runs the command line; returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // One crypto provider for every TLS object (listener, outbound fetches).
+    bext_tls::install_provider();
     match cli.command {
         Command::Serve { config } => serve(ConfigSource::File(config)),
-        Command::Run { dir, listen } => serve(ConfigSource::Dir { dir, listen }),
+        Command::Run {
+            dir,
+            listen,
+            tls,
+            listen_tls,
+        } => {
+            let listen_tls = listen_tls.or_else(|| tls.then(|| DEFAULT_RUN_LISTEN_TLS.to_owned()));
+            serve(ConfigSource::Dir {
+                dir,
+                listen,
+                listen_tls,
+            })
+        }
         Command::Check { config } => check(config),
         Command::Deploy {
             dir,
@@ -232,6 +254,10 @@ pub fn run() -> ExitCode {
         }
     }
 }
+
+/// Where `bext run --tls` serves HTTPS: 443's digits after 3, beside
+/// plain HTTP's 3061.
+const DEFAULT_RUN_LISTEN_TLS: &str = "127.0.0.1:3443";
 
 /// `20%` or `20`, 0 to 100.
 fn percent(s: &str) -> Result<u8, String> {
@@ -302,6 +328,9 @@ fn check(file: PathBuf) -> ExitCode {
     let mut errors = crate::config::diag::Diagnostics::default();
     let result = Platform::load_lenient(&file).and_then(|(platform, platform_errors)| {
         errors.0.extend(platform_errors.0);
+        if let Err(certs) = crate::pipeline::tls::certificates(&platform, crate::pipeline::tls::Purpose::Check) {
+            errors.0.extend(certs.0);
+        }
         let (manifests, manifest_errors) = load_manifests_lenient(&platform);
         errors.0.extend(manifest_errors.0);
         for w in crate::pipeline::warnings(&platform, &manifests) {
@@ -392,6 +421,22 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     };
     let listeners = bind_workers(listen, workers).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listeners[0].local_addr()?;
+    // HTTPS on the same workers, each with its own socket.
+    let mut tls_listeners: Vec<Option<std::net::TcpListener>> = (0..workers).map(|_| None).collect();
+    let mut tls = None;
+    if let Some(listen_tls) = &settings.listen_tls {
+        let at: std::net::SocketAddr = listen_tls.parse()?;
+        let bound = bind_workers(at, workers).map_err(|e| anyhow::anyhow!("cannot listen on {at}: {e}"))?;
+        let tls_addr = bound[0].local_addr()?;
+        let _ = kernel.tls_port.set(tls_addr.port());
+        tls = Some((tls_addr, crate::server::tls::acceptor(&kernel)?));
+        for (slot, l) in tls_listeners.iter_mut().zip(bound) {
+            *slot = Some(l);
+        }
+        if kernel.pipeline.load().tls.certs.is_empty() {
+            tracing::warn!("listen_tls is set but no app has `tls`: every handshake will be refused");
+        }
+    }
     let admin = match &settings.admin_listen {
         Some(a) => Some(
             TcpListener::bind(a)
@@ -413,14 +458,30 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         );
     }
     let mut threads = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
+    for (i, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
         let (kernel, stop, tracker, caps) = (kernel.clone(), stop_rx.clone(), tracker.clone(), caps.clone());
         let deadline = kernel.limits.shutdown_timeout;
+        let acceptor = tls.as_ref().map(|(_, a)| a.clone());
         let worker = move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 let listener = TcpListener::from_std(listener)?;
-                accept_loop(kernel, listener, false, stop, tracker.clone(), caps).await;
+                let plain = accept_loop(
+                    kernel.clone(),
+                    listener,
+                    Listener::Plain,
+                    stop.clone(),
+                    tracker.clone(),
+                    caps.clone(),
+                );
+                match (tls_listener, acceptor) {
+                    (Some(l), Some(acceptor)) => {
+                        let l = TcpListener::from_std(l)?;
+                        let https = accept_loop(kernel, l, Listener::Tls(acceptor), stop, tracker.clone(), caps);
+                        tokio::join!(plain, https);
+                    }
+                    _ => plain.await,
+                }
                 // Keep this worker's connections running until all drain.
                 let _ = tokio::time::timeout(deadline, tracker.drained()).await;
                 Ok::<(), std::io::Error>(())
@@ -439,11 +500,19 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         tokio::spawn(accept_loop(
             kernel.clone(),
             a,
-            true,
+            Listener::Admin,
             stop_rx.clone(),
             tracker.clone(),
             admin_caps,
         ));
+    }
+    if let Some((tls_addr, _)) = &tls {
+        let shown = match kernel.source {
+            // `bext run --tls`: its certificate is for localhost.
+            ConfigSource::Dir { .. } => format!("localhost:{}", tls_addr.port()),
+            ConfigSource::File(_) => tls_addr.to_string(),
+        };
+        println!("bext serving https://{shown}/ (TLS 1.2 and 1.3, h2 and http/1.1)");
     }
     println!(
         "bext {} serving http://{addr}/ ({}; {workers} worker(s))",

@@ -57,6 +57,10 @@ pub struct PlatformSection {
     /// Address to serve HTTP/1.1 and h2c on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Address to serve HTTPS on (HTTP/1.1 and HTTP/2 by ALPN), with the
+    /// certificates of apps' `tls`; unset: no TLS listener.
+    #[serde(default)]
+    pub listen_tls: Option<String>,
     /// Optional second address serving bext's own endpoints without the
     /// `/__bext` prefix (keep it on a private interface).
     #[serde(default)]
@@ -142,6 +146,7 @@ impl Default for PlatformSection {
     fn default() -> Self {
         PlatformSection {
             listen: default_listen(),
+            listen_tls: None,
             admin_listen: None,
             admin_hosts: None,
             data_dir: None,
@@ -308,6 +313,66 @@ pub struct AppConfig {
     /// for the app), e.g. `{ max_entries = 5000, max_bytes = "64MiB" }`.
     #[serde(default)]
     pub cache: Option<serde_json::Value>,
+    /// The app's certificate on `listen_tls`: `{ cert, key }` files,
+    /// `"self-signed"`, or `"acme"` (not available yet).
+    #[serde(default)]
+    pub tls: Option<AppTls>,
+    /// Answer plain-HTTP requests with a 308 to the same URL on https.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// `Strict-Transport-Security` for the app's HTTPS responses
+    /// (`"max-age=31536000; includeSubDomains"`).
+    #[serde(default)]
+    pub hsts: Option<String>,
+}
+
+/// `[apps.<id>] tls`: where the app's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppTls {
+    /// A PEM chain and its key (paths relative to the platform file).
+    Files {
+        /// The chain, leaf first.
+        cert: PathBuf,
+        /// The private key (PKCS#8, RSA or EC).
+        key: PathBuf,
+    },
+    /// Generated at start for the app's domains (development).
+    SelfSigned,
+    /// Ordered from an ACME CA: parsed, refused until it is built.
+    Acme,
+}
+
+impl<'de> Deserialize<'de> for AppTls {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Files {
+            cert: PathBuf,
+            key: PathBuf,
+        }
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AppTls;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#""self-signed", "acme" or { cert = "file.pem", key = "file.key" }"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AppTls, E> {
+                match v {
+                    "self-signed" => Ok(AppTls::SelfSigned),
+                    "acme" => Ok(AppTls::Acme),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AppTls, A::Error> {
+                let f = Files::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(AppTls::Files {
+                    cert: f.cert,
+                    key: f.key,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl AppConfig {
@@ -343,6 +408,9 @@ impl AppConfig {
             rate_limit: None,
             auth: None,
             cache: None,
+            tls: None,
+            https_redirect: false,
+            hsts: None,
         };
         Ok((app, server.listen))
     }
@@ -479,10 +547,15 @@ impl Platform {
     }
 
     /// A one-app platform serving `dir` as a static site (`bext run`).
-    pub fn for_dir(dir: &Path, listen: Option<&str>) -> Result<Platform, Diagnostics> {
+    /// With `listen_tls`, the site is also served over HTTPS there with a
+    /// self-signed certificate (`bext run --tls`).
+    pub fn for_dir(dir: &Path, listen: Option<&str>, listen_tls: Option<&str>) -> Result<Platform, Diagnostics> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let cfg_file = dir.join("bext.config.toml");
-        let (app, server_listen) = AppConfig::for_dir(&dir)?;
+        let (mut app, server_listen) = AppConfig::for_dir(&dir)?;
+        if listen_tls.is_some() {
+            app.tls = Some(AppTls::SelfSigned);
+        }
         let mut settings = PlatformSection {
             listen: server_listen.unwrap_or_else(|| DEFAULT_RUN_LISTEN.into()),
             default_app: Some("app".into()),
@@ -491,6 +564,7 @@ impl Platform {
         if let Some(l) = listen {
             settings.listen = l.into();
         }
+        settings.listen_tls = listen_tls.map(Into::into);
         settings.watch = cfg_file.exists();
         let file = PlatformFile {
             platform: settings,
@@ -533,6 +607,15 @@ impl Platform {
                 &name,
                 "platform.admin_listen",
                 format!("`{a}` is not an address"),
+            ));
+        }
+        if let Some(a) = &f.platform.listen_tls
+            && a.parse::<SocketAddr>().is_err()
+        {
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.listen_tls",
+                format!("`{a}` is not an address like 0.0.0.0:443"),
             ));
         }
         if let Some(hosts) = &mut f.platform.admin_hosts {
@@ -687,6 +770,9 @@ impl Platform {
                     format!("`{domain}`: {reason}"),
                 ));
             }
+            check_https(app, f.platform.listen_tls.is_some(), dir, &mut |k, reason| {
+                errors.push(Diagnostic::new(&name, field(k), reason));
+            });
             for (k, v) in &app.headers {
                 if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
                     errors.push(Diagnostic::new(
@@ -720,6 +806,55 @@ impl Platform {
             redis,
         };
         (platform, errors)
+    }
+}
+
+/// Checks an app's `tls`, `https_redirect` and `hsts` without I/O (the
+/// certificate files are read when the pipeline is compiled) and makes
+/// certificate paths absolute; `fail(field, reason)` reports a problem.
+fn check_https(app: &mut AppConfig, has_tls_listener: bool, dir: &Path, fail: &mut dyn FnMut(&str, String)) {
+    match &mut app.tls {
+        Some(AppTls::Acme) => fail(
+            "tls",
+            "ACME is not available yet (it comes in the next release); use tls = { cert = \"file.pem\", key = \"file.key\" } or tls = \"self-signed\"".into(),
+        ),
+        Some(AppTls::Files { cert, key }) => {
+            *cert = dir.join(&*cert);
+            *key = dir.join(&*key);
+        }
+        Some(AppTls::SelfSigned) | None => {}
+    }
+    let wants_tls = app.tls.is_some() || app.https_redirect || app.hsts.is_some();
+    if wants_tls && !has_tls_listener {
+        let key = if app.tls.is_some() {
+            "tls"
+        } else if app.https_redirect {
+            "https_redirect"
+        } else {
+            "hsts"
+        };
+        fail(
+            key,
+            "needs `[platform] listen_tls`, the address HTTPS is served on".into(),
+        );
+    }
+    if let Some(hsts) = &app.hsts {
+        let max_age = hsts
+            .split(';')
+            .next()
+            .map(str::trim)
+            .and_then(|d| {
+                d.get(..8)
+                    .filter(|p| p.eq_ignore_ascii_case("max-age="))
+                    .map(|_| &d[8..])
+            })
+            .is_some_and(|secs| !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()));
+        if !max_age || http::HeaderValue::from_str(hsts).is_err() {
+            fail(
+                "hsts",
+                format!("`{hsts}`: starts with max-age=<seconds>, like \"max-age=31536000; includeSubDomains\""),
+            );
+        }
     }
 }
 
@@ -964,6 +1099,80 @@ mod tests {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
         assert!(!text.contains("admin_hosts[0]"), "{text}");
+    }
+
+    #[test]
+    fn app_tls_is_files_self_signed_or_acme_in_toml_and_yaml() {
+        let f: PlatformFile = toml::from_str(
+            "[apps.a]\ntls = 'self-signed'\n[apps.b]\ntls = { cert = 'c.pem', key = 'k.pem' }\n[apps.c]\ntls = 'acme'\n",
+        )
+        .unwrap();
+        assert_eq!(f.apps["a"].tls, Some(AppTls::SelfSigned));
+        assert_eq!(
+            f.apps["b"].tls,
+            Some(AppTls::Files {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert_eq!(f.apps["c"].tls, Some(AppTls::Acme));
+        for bad in [
+            "tls = 'selfsigned'",
+            "tls = { cert = 'c.pem' }",
+            "tls = { cert = 'c', key = 'k', chain = 'x' }",
+            "tls = true",
+        ] {
+            let e = toml::from_str::<PlatformFile>(&format!("[apps.a]\n{bad}\n")).unwrap_err();
+            assert!(!e.to_string().is_empty(), "{bad}");
+        }
+        let file = Path::new("p.yaml");
+        let yaml = "apps:\n  a:\n    tls:\n      cert: c.pem\n      key: k.pem\n  b:\n    tls: self-signed\n";
+        let (f, errors) = Located::parse(file, yaml).unwrap().decode_every::<PlatformFile>(file);
+        assert!(errors.is_empty(), "{errors:?}");
+        let f = f.unwrap();
+        assert!(matches!(f.apps["a"].tls, Some(AppTls::Files { .. })));
+        assert_eq!(f.apps["b"].tls, Some(AppTls::SelfSigned));
+    }
+
+    #[test]
+    fn https_settings_are_checked_and_certificate_paths_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("s")).unwrap();
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nlisten_tls = '127.0.0.1:0'\n[apps.a]\nsource = 's'\ntls = { cert = 'c/a.pem', key = 'c/a.key' }\nhsts = 'max-age=60; preload'\nhttps_redirect = true\n",
+        )
+        .unwrap();
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        assert!(e.0.is_empty(), "{e}");
+        assert_eq!(
+            p.apps["a"].tls,
+            Some(AppTls::Files {
+                cert: dir.path().join("c/a.pem"),
+                key: dir.path().join("c/a.key")
+            })
+        );
+
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nlisten_tls = 'nope'\n[apps.a]\nsource = 's'\ntls = 'acme'\n[apps.b]\nsource = 's'\nhsts = 'max-age=soon'\n[apps.c]\nsource = 's'\nhsts = 'MAX-AGE=5'\n",
+        )
+        .unwrap();
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        let text = e.to_string();
+        for want in [
+            "platform.listen_tls: `nope` is not an address",
+            "apps.a.tls: ACME is not available yet",
+            "apps.b.hsts: `max-age=soon`: starts with max-age=<seconds>",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        assert!(!text.contains("apps.c"), "{text}");
+
+        let f: PlatformFile = toml::from_str("[apps.a]\nsource = 's'\ntls = 'self-signed'\n").unwrap();
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        assert!(
+            e.to_string().contains("apps.a.tls: needs `[platform] listen_tls`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -206,6 +206,7 @@ pub fn compile(
             instances,
             owned_headers: owned_headers.into_boxed_slice(),
             fingerprint: 0,
+            tls: Default::default(),
             files,
             shared,
             fleet: None,

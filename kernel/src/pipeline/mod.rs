@@ -9,6 +9,7 @@ mod fleet;
 pub mod reload;
 pub mod run;
 mod shortcuts;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,6 +110,8 @@ pub struct Pipeline {
     /// In edge mode, the fleet's Redis, handed on from pipeline to
     /// pipeline while `[redis]` stays the same.
     pub fleet: Option<Arc<bext_edge::Edge>>,
+    /// Certificates by SNI and apps' https policies.
+    pub tls: tls::Tls,
 }
 
 impl Pipeline {

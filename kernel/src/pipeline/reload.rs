@@ -27,6 +27,8 @@ pub(crate) async fn build(
     kernel: &KernelCell,
 ) -> Result<Pipeline, Diagnostics> {
     let mut platform = source.load()?;
+    // From the apps the file declares, before a deploy adds its own.
+    let certs = super::tls::certificates(&platform, super::tls::Purpose::Serve)?;
     let manifests = load_manifests(&platform)?;
     for w in super::warnings(&platform, &manifests) {
         tracing::warn!("{w}");
@@ -37,6 +39,7 @@ pub(crate) async fn build(
     let (mut pipeline, fresh) = compile(platform, manifests, previous)?;
     pipeline.fingerprint = fingerprint;
     pipeline.fleet = fleet;
+    pipeline.tls = super::tls::build(certs, &pipeline.platform);
     init(&pipeline, fresh, kernel).await?;
     Ok(pipeline)
 }
@@ -139,7 +142,8 @@ pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
     let new = build(&kernel.source, Some(&old), &kernel.cell).await?;
     let s = &new.platform.settings;
     let o = &old.platform.settings;
-    if s.listen != o.listen || s.admin_listen != o.admin_listen || s.limits != o.limits {
+    if s.listen != o.listen || s.listen_tls != o.listen_tls || s.admin_listen != o.admin_listen || s.limits != o.limits
+    {
         tracing::warn!("listen addresses and limits take effect after a restart");
     }
     let generation = new.generation;
@@ -258,6 +262,9 @@ pub(crate) fn fingerprint_of(platform: &crate::config::platform::Platform) -> u6
     if let Some(f) = &platform.file {
         std::fs::read(f).ok().hash(&mut h);
     }
+    for f in super::tls::watched_files(platform) {
+        std::fs::read(f).ok().hash(&mut h);
+    }
     if let Some(dir) = &platform.settings.manifests
         && let Ok(entries) = std::fs::read_dir(dir)
     {
@@ -292,7 +299,8 @@ fn file_watcher(
 ) -> Option<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>> {
     use notify::RecursiveMode;
     let mut watched: Vec<PathBuf> = Vec::new();
-    let files: Vec<PathBuf> = pipeline.platform.file.iter().cloned().collect();
+    let mut files: Vec<PathBuf> = pipeline.platform.file.iter().cloned().collect();
+    files.extend(super::tls::watched_files(&pipeline.platform));
     for f in &files {
         if let Some(parent) = f.parent() {
             watched.push(parent.to_owned());

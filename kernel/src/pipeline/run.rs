@@ -20,7 +20,7 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::{add_kernel_headers, plain};
+use crate::apps::{OverTls, add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
 use crate::pipeline::admin::Access;
 
@@ -141,6 +141,14 @@ async fn dispatch(
         );
         return res;
     }
+    let over_tls = cx.ext.get::<OverTls>().is_some();
+    // The target as the client sent it (before a path route strips its
+    // prefix), kept only when some app redirects plain HTTP to https.
+    let asked = if !over_tls && pipeline.tls.redirects() {
+        req.uri().path_and_query().cloned()
+    } else {
+        None
+    };
     // Decided on the host the kernel normalised, before a plugin runs.
     let access =
         internal_rest(path).map(|_| crate::pipeline::admin::access(&pipeline.platform.settings, cx.host.as_deref()));
@@ -178,6 +186,12 @@ async fn dispatch(
         }
         Resolved::Answer(res) => return res,
     };
+    let https = pipeline.tls.https(&entry.app.id);
+    if let Some(asked) = &asked
+        && https.is_some_and(|h| h.redirect)
+    {
+        return to_https(kernel, entry, asked, cx);
+    }
     add_kernel_headers(req.headers_mut(), cx);
     let mut res = if cx.bypass {
         entry.app.runtime.serve(std::mem::take(req), cx).await
@@ -186,7 +200,65 @@ async fn dispatch(
         run_chain(&entry.chain, req, cx, Some(entry)).await
     };
     entry.app.decorate(&mut res);
+    if over_tls && let Some(hsts) = https.and_then(|h| h.hsts.clone()) {
+        res.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
     res
+}
+
+/// `https_redirect`: a 308 (the method and body kept) to the same path and
+/// query on https. The host is the request's own only when the app serves
+/// it (else the app's first exact domain): a request that reached the app
+/// as the default app, or by path, cannot send the client elsewhere.
+fn to_https(kernel: &Kernel, entry: &AppEntry, asked: &http::uri::PathAndQuery, cx: &Ctx) -> Response {
+    let host = cx
+        .host
+        .as_deref()
+        .filter(|h| entry.app.domains.is_empty() || serves(&entry.app.domains, h))
+        .map(str::to_owned)
+        .or_else(|| {
+            entry
+                .app
+                .domains
+                .iter()
+                .find(|d| !d.starts_with('~') && !d.starts_with("*."))
+                .and_then(|d| bext_plugin_abi::normalise_host_pattern(d).ok())
+        });
+    let Some(host) = host else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "this app is served over https only; send a Host it serves\n",
+        );
+    };
+    let port = match kernel.tls_port.get() {
+        Some(443) | None => String::new(),
+        Some(p) => format!(":{p}"),
+    };
+    let mut res = plain(StatusCode::PERMANENT_REDIRECT, "");
+    match HeaderValue::from_str(&format!("https://{host}{port}{asked}")) {
+        Ok(v) => {
+            res.headers_mut().insert(http::header::LOCATION, v);
+            res
+        }
+        Err(_) => plain(StatusCode::BAD_REQUEST, "bad request target\n"),
+    }
+}
+
+/// Whether `host` (normalised) is one of `domains` or under one of their
+/// wildcards, as vhosts matches them.
+fn serves(domains: &[String], host: &str) -> bool {
+    domains.iter().filter(|d| !d.starts_with('~')).any(|d| {
+        let Ok(d) = bext_plugin_abi::normalise_host_pattern(d) else {
+            return false;
+        };
+        match d.strip_prefix("*.") {
+            Some(suffix) => host
+                .strip_suffix(suffix)
+                .and_then(|h| h.strip_suffix('.'))
+                .is_some_and(|label| !label.is_empty()),
+            None => d == host,
+        }
+    })
 }
 
 /// Runs `on_request`, the app (or a 404 without one), then `on_response`

@@ -1,5 +1,6 @@
 //! Accepting connections and driving hyper: HTTP/1.1 and h2c on one port,
-//! limits, idle connections closed, and a graceful drain on shutdown.
+//! HTTPS (h2 and HTTP/1.1 by ALPN) on another with the same limits, idle
+//! connections closed, and a graceful drain on shutdown.
 
 pub mod admit;
 pub mod body;
@@ -7,6 +8,7 @@ pub mod conn_limit;
 pub mod finish;
 pub mod host;
 pub mod request;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,6 +33,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Accepted on `admin_listen`: bext's endpoints without prefix, no apps.
     pub admin: bool,
+    /// Arrived over TLS (`listen_tls`).
+    pub tls: bool,
     /// Requests in flight, for the idle timeout.
     pub activity: Activity,
 }
@@ -42,6 +46,7 @@ impl ConnInfo {
         ConnInfo {
             peer: "127.0.0.1:1".parse().expect("address"),
             admin: false,
+            tls: false,
             activity: Activity::new(),
         }
     }
@@ -277,12 +282,23 @@ pub fn bind_workers(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std
     Ok(all)
 }
 
+/// What a listener serves.
+#[derive(Clone)]
+pub enum Listener {
+    /// `listen`: plain HTTP/1.1 and h2c.
+    Plain,
+    /// `admin_listen`: bext's endpoints, plain.
+    Admin,
+    /// `listen_tls`: HTTPS with this acceptor.
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
 /// Accepts connections on `listener` until `stop` turns true; one over
 /// `caps` is closed at once.
 pub async fn accept_loop(
     kernel: Arc<Kernel>,
     listener: TcpListener,
-    admin: bool,
+    kind: Listener,
     mut stop: watch::Receiver<bool>,
     tracker: Tracker,
     caps: Arc<ConnectionLimits>,
@@ -317,7 +333,7 @@ pub async fn accept_loop(
             builder.clone(),
             stream,
             peer,
-            admin,
+            kind.clone(),
             stop.clone(),
             (live, permit),
         ));
@@ -329,15 +345,42 @@ async fn serve_connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     peer: SocketAddr,
-    admin: bool,
-    mut stop: watch::Receiver<bool>,
-    _live: (Live, ConnPermit),
+    kind: Listener,
+    stop: watch::Receiver<bool>,
+    live: (Live, ConnPermit),
 ) {
-    let info = Arc::new(ConnInfo {
+    let info = |admin, tls| ConnInfo {
         peer,
         admin,
+        tls,
         activity: Activity::new(),
-    });
+    };
+    match kind {
+        Listener::Plain => drive(kernel, builder, stream, info(false, false), stop, live).await,
+        Listener::Admin => drive(kernel, builder, stream, info(true, false), stop, live).await,
+        Listener::Tls(acceptor) => {
+            let limit = kernel.limits.header_read_timeout;
+            if let Some(stream) = tls::handshake(stream, &acceptor, limit, peer).await {
+                drive(kernel, builder, stream, info(false, true), stop, live).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection's requests with hyper until it closes, is idle
+/// too long, or the server drains.
+async fn drive<IO>(
+    kernel: Arc<Kernel>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: IO,
+    info: ConnInfo,
+    mut stop: watch::Receiver<bool>,
+    _live: (Live, ConnPermit),
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let info = Arc::new(info);
+    let peer = info.peer;
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();
     let svc = hyper::service::service_fn(move |req| request::handle(kernel.clone(), svc_info.clone(), req));

@@ -29,6 +29,9 @@ pub async fn handle(
     let pipeline = kernel.pipeline.load_full();
     let in_flight = conn.request_started(req.version());
     let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
+    if conn.tls {
+        cx.ext.insert(crate::apps::OverTls);
+    }
     let (mut parts, incoming) = req.into_parts();
     let finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
     let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {

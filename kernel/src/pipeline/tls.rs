@@ -1,0 +1,208 @@
+//! The pipeline's TLS part, compiled with the rest of the configuration:
+//! the certificates by SNI (a reload swaps them; a handshake that already
+//! picked one keeps it) and each app's `https_redirect` and `hsts`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bext_tls::{CertStore, CertifiedKey, TlsError};
+use http::HeaderValue;
+use rustc_hash::FxHashMap;
+
+use crate::config::diag::{Diagnostic, Diagnostics};
+use crate::config::platform::{AppConfig, AppTls, Platform};
+
+/// Certificates and https policies of one pipeline.
+#[derive(Default)]
+pub struct Tls {
+    /// Certificates by the names they serve.
+    pub certs: CertStore,
+    https: FxHashMap<Arc<str>, Https>,
+    /// Some app has `https_redirect`, known once per pipeline.
+    any_redirect: bool,
+}
+
+/// What an app asks of plain HTTP and HTTPS responses.
+pub struct Https {
+    /// Plain-HTTP requests get a 308 to https.
+    pub redirect: bool,
+    /// `Strict-Transport-Security` on HTTPS responses.
+    pub hsts: Option<HeaderValue>,
+}
+
+impl Tls {
+    /// An app's policy; `None` for most apps, at the cost of one empty-map
+    /// check.
+    pub fn https(&self, app: &str) -> Option<&Https> {
+        if self.https.is_empty() {
+            return None;
+        }
+        self.https.get(app)
+    }
+
+    /// Whether any app redirects plain HTTP to https.
+    pub fn redirects(&self) -> bool {
+        self.any_redirect
+    }
+}
+
+/// Whether compiling makes self-signed certificates (serving) or only
+/// checks the files (`bext check`, which writes nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Serve,
+    Check,
+}
+
+/// The certificates of the apps the platform file declares (apps a deploy
+/// adds share their app's domains, or are hidden). Every unusable file is
+/// reported with the app's field, the file and the reason.
+pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<CertStore, Diagnostics> {
+    let file = platform.file.clone().unwrap_or_else(|| PathBuf::from("<bext run>"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut store = CertStore::default();
+    let mut errors = Diagnostics::default();
+    for (id, app) in &platform.apps {
+        let Some(tls) = &app.tls else { continue };
+        let domains = domains(app);
+        let field = |k: &str| format!("apps.{id}.{k}");
+        let (key, names) = match tls {
+            AppTls::Files { cert, key } => match bext_tls::load_pair(cert, key, now) {
+                Ok((pair, info)) => {
+                    if !domains.is_empty()
+                        && let Err(e) = info.check_covers(cert, &domains)
+                    {
+                        errors.push(Diagnostic::new(&file, field("tls.cert"), e.to_string()));
+                        continue;
+                    }
+                    (pair, info.names)
+                }
+                Err(e) => {
+                    let which = match e {
+                        TlsError::KeyMismatch { .. } | TlsError::Key { .. } => "tls.key",
+                        TlsError::Read { ref path, .. } | TlsError::Pem { ref path, .. } if path == key => "tls.key",
+                        _ => "tls.cert",
+                    };
+                    errors.push(Diagnostic::new(&file, field(which), e.to_string()));
+                    continue;
+                }
+            },
+            AppTls::SelfSigned if purpose == Purpose::Check => continue,
+            AppTls::SelfSigned => {
+                let names = if domains.is_empty() {
+                    vec!["localhost".to_owned()]
+                } else {
+                    domains.clone()
+                };
+                match self_signed(&platform.data_dir, id, &names, now) {
+                    Ok(key) => (key, names),
+                    Err(e) => {
+                        errors.push(Diagnostic::new(&file, field("tls"), e.to_string()));
+                        continue;
+                    }
+                }
+            }
+            // Refused with the platform file's other problems.
+            AppTls::Acme => continue,
+        };
+        // An app without domains (a default app) is reached by its
+        // certificate's own names.
+        let patterns = if domains.is_empty() { names } else { domains };
+        for p in patterns {
+            if let Err(reason) = store.insert(&p, key.clone()) {
+                tracing::debug!(app = %id, pattern = %p, reason, "name not served over TLS");
+            }
+        }
+    }
+    errors.into_result(store)
+}
+
+/// An app's host patterns as certificates are chosen by them (regex
+/// domains cannot be: SNI has no path and no pattern).
+fn domains(app: &AppConfig) -> Vec<String> {
+    app.domains
+        .iter()
+        .filter(|d| !d.starts_with('~'))
+        .filter_map(|d| bext_plugin_abi::normalise_host_pattern(d).ok())
+        .collect()
+}
+
+/// Seconds before a kept self-signed certificate expires that a start or
+/// reload makes a new one.
+const SELF_SIGNED_RENEW_BEFORE: i64 = 30 * 86_400;
+
+/// The app's self-signed certificate, kept under `data_dir/tls/` so a
+/// reload or a restart serves the same one (and a developer can trust it),
+/// made anew when the names changed or it has less than a month left.
+fn self_signed(data_dir: &Path, id: &str, names: &[String], now: i64) -> Result<Arc<CertifiedKey>, TlsError> {
+    let dir = data_dir.join("tls").join("self-signed");
+    let (cert, key) = (dir.join(format!("{id}.crt")), dir.join(format!("{id}.key")));
+    let wanted: BTreeSet<&String> = names.iter().collect();
+    if let Ok((pair, info)) = bext_tls::load_pair(&cert, &key, now)
+        && info.names.iter().collect::<BTreeSet<_>>() == wanted
+        && info.not_after - now > SELF_SIGNED_RENEW_BEFORE
+    {
+        return Ok(pair);
+    }
+    let made = bext_tls::self_signed(names)?;
+    if let Err(e) = write_pair(&dir, &cert, &key, &made) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot keep the self-signed certificate; a restart makes a new one");
+    } else {
+        tracing::info!(app = id, cert = %cert.display(), "self-signed certificate made; trust this file to avoid browser warnings");
+    }
+    Ok(made.key)
+}
+
+fn write_pair(dir: &Path, cert: &Path, key: &Path, made: &bext_tls::SelfSigned) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(key)?.write_all(made.key_pem.as_bytes())?;
+    std::fs::write(cert, &made.cert_pem)
+}
+
+/// Each app's `https_redirect` and `hsts`, for every app of the table
+/// (a deploy's canary or preview behaves as its app).
+pub(crate) fn policies(platform: &Platform) -> FxHashMap<Arc<str>, Https> {
+    platform
+        .apps
+        .iter()
+        .filter(|(_, a)| a.https_redirect || a.hsts.is_some())
+        .map(|(id, a)| {
+            let https = Https {
+                redirect: a.https_redirect,
+                hsts: a.hsts.as_deref().and_then(|h| HeaderValue::from_str(h).ok()),
+            };
+            (Arc::from(id.as_str()), https)
+        })
+        .collect()
+}
+
+/// The pipeline's TLS part.
+pub(crate) fn build(certs: CertStore, platform: &Platform) -> Tls {
+    let https = policies(platform);
+    Tls {
+        certs,
+        any_redirect: https.values().any(|h| h.redirect),
+        https,
+    }
+}
+
+/// Certificate and key files, watched like the platform file.
+pub(crate) fn watched_files(platform: &Platform) -> Vec<PathBuf> {
+    platform
+        .apps
+        .values()
+        .filter_map(|a| match &a.tls {
+            Some(AppTls::Files { cert, key }) => Some([cert.clone(), key.clone()]),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}

@@ -34,8 +34,8 @@ impl Certificate {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("chain is not PEM certificates: {e}"))?;
         let leaf = chain.first().ok_or("the chain has no certificate")?;
-        let (_, parsed) =
-            x509_parser::parse_x509_certificate(leaf).map_err(|e| format!("the leaf certificate does not parse: {e}"))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
+            .map_err(|e| format!("the leaf certificate does not parse: {e}"))?;
         let validity = parsed.validity();
         let not_before = unix(validity.not_before.timestamp());
         let not_after = unix(validity.not_after.timestamp());
@@ -52,7 +52,9 @@ impl Certificate {
             _ => Vec::new(),
         };
         if let Some(missing) = names.iter().find(|n| !sans.iter().any(|s| s == *n)) {
-            return Err(format!("the certificate does not cover `{missing}` (it names {sans:?})"));
+            return Err(format!(
+                "the certificate does not cover `{missing}` (it names {sans:?})"
+            ));
         }
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| format!("key is not PEM: {e}"))?;
         let provider = rustls::crypto::ring::default_provider();

@@ -69,7 +69,9 @@ impl Challenges {
 
     /// Whether a ClientHello asks for a TLS-ALPN-01 validation.
     pub fn is_validation(hello: &ClientHello<'_>) -> bool {
-        hello.alpn().is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+        hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
     }
 
     /// How many answers are published (HTTP-01 and TLS-ALPN-01).
@@ -175,7 +177,10 @@ mod tests {
     fn http01_answers_only_its_exact_path() {
         let c = Challenges::default();
         c.publish_http01("tok-1", "tok-1.thumb");
-        assert_eq!(c.http01_for_path("/.well-known/acme-challenge/tok-1").as_deref(), Some("tok-1.thumb"));
+        assert_eq!(
+            c.http01_for_path("/.well-known/acme-challenge/tok-1").as_deref(),
+            Some("tok-1.thumb")
+        );
         for other in [
             "/.well-known/acme-challenge/",
             "/.well-known/acme-challenge/tok-1/",

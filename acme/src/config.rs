@@ -116,9 +116,10 @@ impl AcmeConfig {
             http_url("on_demand_ask", ask)?;
         }
         if let Some(email) = &self.email {
-            let ok = email.split_once('@').is_some_and(|(user, host)| {
-                !user.is_empty() && host.contains('.') && !host.ends_with('.')
-            }) && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
+            let ok = email
+                .split_once('@')
+                .is_some_and(|(user, host)| !user.is_empty() && host.contains('.') && !host.ends_with('.'))
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
             if !ok {
                 return Err(config_error("email", format!("`{email}` is not an e-mail address")));
             }
@@ -145,7 +146,10 @@ fn config_error(field: &'static str, reason: String) -> AcmeError {
 fn http_url(field: &'static str, raw: &str) -> Result<url::Url, AcmeError> {
     let url = url::Url::parse(raw).map_err(|e| config_error(field, format!("`{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(config_error(field, format!("`{raw}` is not an http(s) URL with a host")));
+        return Err(config_error(
+            field,
+            format!("`{raw}` is not an http(s) URL with a host"),
+        ));
     }
     Ok(url)
 }
@@ -183,7 +187,10 @@ mod tests {
         assert_eq!(cfg.challenge, ChallengeKind::TlsAlpn01);
         assert_eq!(cfg.order_timeout.0, Duration::from_secs(45));
         assert_eq!(cfg.on_demand_remember.0, Duration::from_secs(3600));
-        assert_eq!(cfg.ca_root.as_deref(), Some(std::path::Path::new("/etc/bext/pebble.pem")));
+        assert_eq!(
+            cfg.ca_root.as_deref(),
+            Some(std::path::Path::new("/etc/bext/pebble.pem"))
+        );
     }
 
     #[test]

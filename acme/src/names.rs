@@ -48,7 +48,10 @@ mod tests {
             assert_eq!(acme_name(raw, false).unwrap(), "shop.customer.com");
         }
         assert_eq!(acme_name("*.Saas.Example.com.", true).unwrap(), "*.saas.example.com");
-        assert_eq!(acme_name("xn--bcher-kva.example", false).unwrap(), "xn--bcher-kva.example");
+        assert_eq!(
+            acme_name("xn--bcher-kva.example", false).unwrap(),
+            "xn--bcher-kva.example"
+        );
     }
 
     #[test]

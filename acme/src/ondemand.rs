@@ -201,18 +201,22 @@ impl OnDemand {
             Ok(cert) => (self.on_cert)(cert.clone()),
             Err(e) if !matches!(**e, AcmeError::Busy { .. }) => {
                 tracing::warn!(name = %name, error = %e, "on-demand certificate refused or failed");
-                self.gate
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remember(&name, &e.to_string(), Instant::now());
+                self.gate.lock().unwrap_or_else(PoisonError::into_inner).remember(
+                    &name,
+                    &e.to_string(),
+                    Instant::now(),
+                );
             }
             Err(e) => tracing::warn!(name = %name, error = %e, "on-demand certificate not ordered"),
         }
-        let _ = tx.send(Some(outcome.clone()));
+        // Out of `pending` before the waiters hear: a handshake that comes
+        // after them finds the refusal remembered (or the certificate in
+        // the kernel's store), never a finished entry.
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(name.as_str());
+        let _ = tx.send(Some(outcome.clone()));
         if let Ok(cert) = outcome {
             let manager = self.manager.clone();
             manager.keep_fresh_from(names, Some(cert), self.on_cert.clone()).await;
@@ -222,10 +226,15 @@ impl OnDemand {
     async fn ask_and_order(&self, name: &str) -> Result<Arc<Certificate>, AcmeError> {
         let mut url = self.ask.clone();
         url.query_pairs_mut().append_pair("domain", name);
-        let status = self.manager.http().get_status(url.as_str()).await.map_err(|e| AcmeError::Refused {
-            name: name.to_owned(),
-            reason: format!("the ask {} failed: {e}", self.ask),
-        })?;
+        let status = self
+            .manager
+            .http()
+            .get_status(url.as_str())
+            .await
+            .map_err(|e| AcmeError::Refused {
+                name: name.to_owned(),
+                reason: format!("the ask {} failed: {e}", self.ask),
+            })?;
         if status != http::StatusCode::OK {
             return Err(AcmeError::Refused {
                 name: name.to_owned(),
@@ -274,13 +283,19 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Gate::new(10, Duration::from_secs(600));
         g.remember("a.test", "ask answered 403", t0);
-        assert_eq!(g.refused("a.test", t0 + Duration::from_secs(599)).as_deref(), Some("ask answered 403"));
+        assert_eq!(
+            g.refused("a.test", t0 + Duration::from_secs(599)).as_deref(),
+            Some("ask answered 403")
+        );
         assert_eq!(g.refused("b.test", t0), None);
         assert_eq!(g.refused("a.test", t0 + Duration::from_secs(600)), None);
         // Refused again later: the newer memory counts, not the first.
         g.remember("b.test", "first", t0);
         g.remember("b.test", "second", t0 + Duration::from_secs(300));
-        assert_eq!(g.refused("b.test", t0 + Duration::from_secs(700)).as_deref(), Some("second"));
+        assert_eq!(
+            g.refused("b.test", t0 + Duration::from_secs(700)).as_deref(),
+            Some("second")
+        );
         assert_eq!(g.refused("b.test", t0 + Duration::from_secs(900)), None);
     }
 

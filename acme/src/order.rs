@@ -50,9 +50,10 @@ pub(crate) async fn order(
             ChallengeKind::Http01 => ChallengeType::Http01,
             ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
         };
-        let mut challenge = authz
-            .challenge(challenge_type)
-            .ok_or_else(|| AcmeError::NoChallenge { name: name.clone(), kind })?;
+        let mut challenge = authz.challenge(challenge_type).ok_or_else(|| AcmeError::NoChallenge {
+            name: name.clone(),
+            kind,
+        })?;
         let key_authorization = challenge.key_authorization();
         match kind {
             ChallengeKind::Http01 => {
@@ -71,7 +72,10 @@ pub(crate) async fn order(
         .initial_delay(Duration::from_millis(250))
         .backoff(1.5)
         .timeout(timeout);
-    let status = order.poll_ready(&polling).await.map_err(timeout_or("validation", timeout))?;
+    let status = order
+        .poll_ready(&polling)
+        .await
+        .map_err(timeout_or("validation", timeout))?;
     if status != OrderStatus::Ready {
         return Err(match validation_problem(&mut order).await {
             Some(problem) => AcmeError::Problem {
@@ -126,7 +130,9 @@ async fn validation_problem(order: &mut Order) -> Option<Problem> {
         if let Some(p) = state.challenges.iter().find_map(|c| c.error.as_ref()) {
             let mut problem = Problem::from_acme(p);
             if problem.subproblems.is_empty() {
-                problem.subproblems.push(format!("{name}: {}", p.r#type.as_deref().unwrap_or("")));
+                problem
+                    .subproblems
+                    .push(format!("{name}: {}", p.r#type.as_deref().unwrap_or("")));
             }
             return Some(problem);
         }

@@ -36,9 +36,7 @@ const JITTER_SHARE: u32 = 15;
 pub fn renew_at(not_before: SystemTime, not_after: SystemTime, jitter: f64) -> SystemTime {
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
     let early = (lifetime / JITTER_SHARE).mul_f64(jitter.clamp(0.0, 1.0));
-    not_after
-        .checked_sub(lifetime / 3 + early)
-        .unwrap_or(not_before)
+    not_after.checked_sub(lifetime / 3 + early).unwrap_or(not_before)
 }
 
 /// How long to wait before the next attempt after `failures` failures in a

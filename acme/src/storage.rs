@@ -128,7 +128,10 @@ impl Storage {
         };
         let meta: Meta = serde_json::from_slice(&meta).map_err(|e| storage_error(&meta_path, e))?;
         if meta.names != names {
-            return Err(storage_error(&meta_path, format!("is for {:?}, not {names:?}", meta.names)));
+            return Err(storage_error(
+                &meta_path,
+                format!("is for {:?}, not {names:?}", meta.names),
+            ));
         }
         let read_text = |path: &Path| -> Result<String, AcmeError> {
             let bytes = read_if_present(path)?.ok_or_else(|| storage_error(path, "missing"))?;
@@ -181,7 +184,9 @@ fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, AcmeError> {
 /// Writes `data` to `path` whole or not at all, the file created with
 /// `mode` (so a key is never readable by others, even for a moment).
 fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), AcmeError> {
-    let dir = path.parent().ok_or_else(|| storage_error(path, "no parent directory"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| storage_error(path, "no parent directory"))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let nonce = getrandom::u64().unwrap_or(0);
     let tmp = dir.join(format!(".{name}.{}.{nonce:016x}.tmp", std::process::id()));
@@ -207,12 +212,21 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), AcmeError> {
 fn safe_label(name: &str) -> String {
     name.chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 fn short_hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -278,7 +292,8 @@ mod tests {
     #[test]
     fn certificates_that_do_not_cover_their_names_are_refused() {
         let c = cert_for(&["a.bext.test"]);
-        let err = Certificate::from_pem(vec!["b.bext.test".into()], c.chain_pem.clone(), c.key_pem.clone()).unwrap_err();
+        let err =
+            Certificate::from_pem(vec!["b.bext.test".into()], c.chain_pem.clone(), c.key_pem.clone()).unwrap_err();
         assert!(err.contains("does not cover `b.bext.test`"), "{err}");
     }
 
@@ -289,7 +304,13 @@ mod tests {
         let a = storage.account_path("https://acme-v02.api.letsencrypt.org/directory");
         let b = storage.account_path("https://acme-staging-v02.api.letsencrypt.org/directory");
         assert_ne!(a, b);
-        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("acme-v02.api.letsencrypt.org-"));
+        assert!(
+            a.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("acme-v02.api.letsencrypt.org-")
+        );
         assert!(storage.load_account("https://ca.test/dir").unwrap().is_none());
         fs::write(storage.account_path("https://ca.test/dir"), "{").unwrap();
         assert!(storage.load_account("https://ca.test/dir").is_err());

@@ -1,0 +1,298 @@
+//! bext-acme against a real pebble on loopback: issuance by HTTP-01 and
+//! TLS-ALPN-01, a second manager on the same storage that does not order
+//! again, renewal of a short-lived certificate, refusals with the ACME
+//! server's problem document, and on-demand issuance gated by an ask
+//! server.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bext_acme::{AcmeConfig, AcmeError, Certificate, ChallengeKind, Manager, OnCertificate, OnDemand, renewal};
+use support::*;
+
+fn config(pebble: &Pebble, challenge: ChallengeKind) -> AcmeConfig {
+    let mut config = AcmeConfig::new(pebble.directory.clone());
+    config.email = Some("ops@bext.test".into());
+    config.ca_root = Some(pebble.ca_root.clone());
+    config.challenge = challenge;
+    config.order_timeout = bext_plugin_abi::units::Span(Duration::from_secs(60));
+    config
+}
+
+/// Collects the certificates a manager hands over.
+fn collector() -> (OnCertificate, Arc<Mutex<Vec<Arc<Certificate>>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    (Arc::new(move |c: Arc<Certificate>| sink.lock().unwrap().push(c)), got)
+}
+
+async fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http01_issues_and_a_second_manager_reuses_the_stored_certificate() {
+    let mut pebble = Pebble::start();
+    let data = tempfile::tempdir().unwrap();
+    let storage = data.path().join("acme");
+    let manager = Manager::new(config(&pebble, ChallengeKind::Http01), &storage).unwrap();
+    let _http = serve_http01(pebble.http_port, manager.challenges()).await;
+
+    let names = vec!["www.bext.test".to_owned(), "Bext.Test.".to_owned()];
+    let cert = manager
+        .certificate(&names)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
+    assert_eq!(cert.names, ["www.bext.test", "bext.test"], "names are kept normalised");
+    assert!(cert.not_after > SystemTime::now());
+    assert!(manager.challenges().is_empty(), "answers withdrawn after the order");
+    let root = pebble.issuing_root().await;
+
+    // Stored where the docs say, the key private, the account kept.
+    let dir = manager.storage().certificate_dir(&cert.names);
+    for file in ["chain.pem", "key.pem", "meta.json"] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let accounts: Vec<_> = std::fs::read_dir(storage.join("accounts")).unwrap().collect();
+    assert_eq!(accounts.len(), 1);
+
+    // The chain verifies against pebble's issuing root (served by a real
+    // TLS listener, as the kernel will).
+    let served = Arc::new(Served::default());
+    served.put("www.bext.test", cert.key.clone());
+    let _tls = serve_tls(pebble.tls_port, manager.challenges(), served).await;
+    assert_eq!(
+        handshake_serial(pebble.tls_port, "www.bext.test", &root).await,
+        Ok(cert.serial())
+    );
+
+    // pebble goes away: a second manager on the same storage (a restart)
+    // still has the certificate, so it did not order.
+    pebble.stop();
+    let again = Manager::new(config(&pebble, ChallengeKind::Http01), &storage).unwrap();
+    let stored = again.certificate(&names).await.expect("served from storage, no order");
+    assert_eq!(stored.serial(), cert.serial());
+    let (on_cert, got) = collector();
+    let keeper = tokio::spawn({
+        let again = again.clone();
+        async move { again.keep_fresh(names, on_cert).await }
+    });
+    let first = wait_for(Duration::from_secs(10), || got.lock().unwrap().first().cloned()).await;
+    assert_eq!(first.serial(), cert.serial(), "handed over at once from storage");
+    keeper.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn01_issues_through_a_rustls_listener() {
+    let pebble = Pebble::start();
+    let data = tempfile::tempdir().unwrap();
+    let manager = Manager::new(config(&pebble, ChallengeKind::TlsAlpn01), data.path()).unwrap();
+    let served = Arc::new(Served::default());
+    let _tls = serve_tls(pebble.tls_port, manager.challenges(), served.clone()).await;
+    // No HTTP-01 server: only TLS-ALPN-01 can succeed.
+
+    let cert = manager
+        .certificate(&["alpn.bext.test".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
+    assert!(manager.challenges().is_empty());
+    served.put("alpn.bext.test", cert.key.clone());
+    let root = pebble.issuing_root().await;
+    assert_eq!(
+        handshake_serial(pebble.tls_port, "alpn.bext.test", &root).await,
+        Ok(cert.serial())
+    );
+    // A name nobody serves gets no certificate at all.
+    assert!(
+        handshake_serial(pebble.tls_port, "other.bext.test", &root)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_certificate_is_renewed_and_the_old_one_served_until_then() {
+    let pebble = Pebble::start_with(PebbleOptions {
+        validity_secs: Some(15),
+        ..Default::default()
+    });
+    let data = tempfile::tempdir().unwrap();
+    let manager = Manager::new(config(&pebble, ChallengeKind::Http01), data.path())
+        .unwrap()
+        .with_policy(renewal::RenewalPolicy {
+            retry_first: Duration::from_millis(200),
+            retry_max: Duration::from_secs(2),
+        });
+    let _http = serve_http01(pebble.http_port, manager.challenges()).await;
+    let (on_cert, got) = collector();
+    let names = vec!["short.bext.test".to_owned()];
+    let keeper = tokio::spawn({
+        let manager = manager.clone();
+        let names = names.clone();
+        async move { manager.keep_fresh(names, on_cert).await }
+    });
+    let first = wait_for(Duration::from_secs(60), || got.lock().unwrap().first().cloned()).await;
+    let lifetime = first.not_after.duration_since(first.not_before).unwrap();
+    assert!(
+        lifetime <= Duration::from_secs(20),
+        "pebble honoured the short validity: {lifetime:?}"
+    );
+    let second = wait_for(Duration::from_secs(60), || got.lock().unwrap().get(1).cloned()).await;
+    let handed_over = SystemTime::now();
+    keeper.abort();
+    assert_ne!(second.serial(), first.serial(), "a new certificate");
+    assert!(first.not_after >= handed_over, "renewed before the old one expired");
+    // The new one was stored before it was handed over.
+    let stored = manager.storage().load_certificate(&names).unwrap().unwrap();
+    assert_eq!(stored.chain_pem, second.chain_pem);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_the_acme_server_s_problem_document() {
+    let pebble = Pebble::start_with(PebbleOptions {
+        blocklist: vec!["blocked.bext.test".into()],
+        ..Default::default()
+    });
+    let data = tempfile::tempdir().unwrap();
+    let manager = Manager::new(config(&pebble, ChallengeKind::Http01), data.path()).unwrap();
+
+    // Refused at the new order: a name pebble's policy forbids.
+    let err = manager
+        .certificate(&["blocked.bext.test".to_owned()])
+        .await
+        .unwrap_err();
+    let problem = err.problem().unwrap_or_else(|| panic!("no problem document: {err}"));
+    assert_eq!(
+        problem.kind.as_deref(),
+        Some("urn:ietf:params:acme:error:rejectedIdentifier")
+    );
+    assert!(
+        problem.detail.as_deref().unwrap_or("").contains("blocked.bext.test"),
+        "{problem}"
+    );
+    assert!(
+        matches!(
+            err,
+            AcmeError::Problem {
+                during: "new order",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("rejectedIdentifier"), "{err}");
+
+    // Refused at validation: nothing answers HTTP-01 on pebble's port.
+    let err = manager.certificate(&["nobody.bext.test".to_owned()]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcmeError::Problem {
+                during: "validation",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let problem = err.problem().unwrap();
+    assert!(
+        problem
+            .kind
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("urn:ietf:params:acme:error:"),
+        "{problem}"
+    );
+    assert!(manager.challenges().is_empty(), "answers withdrawn after a failure");
+
+    // A directory that does not answer is an error, not a hang or a panic.
+    let mut bad = config(&pebble, ChallengeKind::Http01);
+    bad.directory = format!("https://127.0.0.1:{}/dir", free_port());
+    let other = tempfile::tempdir().unwrap();
+    let err = Manager::new(bad, other.path())
+        .unwrap()
+        .certificate(&["x.bext.test".to_owned()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AcmeError::Protocol {
+                during: "new account",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_asks_once_orders_once_and_remembers_refusals() {
+    let pebble = Pebble::start();
+    let ask = AskServer::start(&["tenant.customer.test", "second.customer.test", "third.customer.test"]).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(&pebble, ChallengeKind::Http01);
+    cfg.on_demand_ask = Some(ask.url.clone());
+    cfg.on_demand_orders_per_minute = 2;
+    let manager = Manager::new(cfg, data.path()).unwrap();
+    let _http = serve_http01(pebble.http_port, manager.challenges()).await;
+    let (on_cert, got) = collector();
+    let on_demand = OnDemand::new(manager.clone(), on_cert).expect("on_demand_ask is set");
+
+    // Five handshakes at once, in several spellings: one ask, one order.
+    let spellings = [
+        "tenant.customer.test",
+        "TENANT.customer.test",
+        "tenant.customer.test.",
+        "Tenant.Customer.Test",
+        "tenant.customer.test",
+    ];
+    let waits = spellings.map(|name| {
+        let on_demand = on_demand.clone();
+        tokio::spawn(async move { on_demand.certificate(name).await })
+    });
+    let mut serials = Vec::new();
+    for w in waits {
+        let cert = w.await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
+        serials.push(cert.serial());
+    }
+    assert!(serials.iter().all(|s| *s == serials[0]), "{serials:?}");
+    assert_eq!(ask.asked(), ["tenant.customer.test"]);
+    assert_eq!(got.lock().unwrap().len(), 1, "handed to the kernel once");
+
+    // Refused by the ask, then remembered: no second ask.
+    let err = on_demand.certificate("evil.customer.test").await.unwrap_err();
+    assert!(matches!(*err, AcmeError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("403"), "{err}");
+    let err = on_demand.certificate("EVIL.customer.test.").await.unwrap_err();
+    assert!(err.to_string().contains("remembered"), "{err}");
+    assert_eq!(ask.asked(), ["tenant.customer.test", "evil.customer.test"]);
+
+    // What is not a DNS name never reaches the ask.
+    for bad in [
+        "127.0.0.1",
+        "localhost",
+        "a_b.customer.test",
+        "*.customer.test",
+        "x.test:443",
+    ] {
+        let err = on_demand.certificate(bad).await.unwrap_err();
+        assert!(matches!(*err, AcmeError::BadName { .. }), "{bad}: {err}");
+    }
+    assert_eq!(ask.asked().len(), 2);
+
+    // Two orders a minute: the second allowed name gets one, the third waits its turn.
+    on_demand.certificate("second.customer.test").await.unwrap();
+    let err = on_demand.certificate("third.customer.test").await.unwrap_err();
+    assert!(matches!(*err, AcmeError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("2 on-demand orders a minute"), "{err}");
+}

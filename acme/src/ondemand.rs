@@ -113,6 +113,17 @@ pub struct OnDemand {
     gate: Mutex<Gate>,
     pending: Mutex<HashMap<Box<str>, watch::Receiver<Outcome>>>,
     on_cert: OnCertificate,
+    /// The renewal tasks of the names it issued, stopped when it is dropped
+    /// (a reload with another `[platform.acme]` replaces it).
+    keepers: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Drop for OnDemand {
+    fn drop(&mut self) {
+        for keeper in self.keepers.get_mut().unwrap_or_else(PoisonError::into_inner).drain(..) {
+            keeper.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for OnDemand {
@@ -136,6 +147,7 @@ impl OnDemand {
             gate: Mutex::new(gate),
             pending: Mutex::new(HashMap::new()),
             on_cert,
+            keepers: Mutex::new(Vec::new()),
         }))
     }
 
@@ -192,9 +204,9 @@ impl OnDemand {
     async fn issue(self: Arc<Self>, name: String, tx: watch::Sender<Outcome>) {
         let names = vec![name.clone()];
         let outcome = match self.manager.stored(&names) {
-            // Issued before (a restart): serve it; keep_fresh renews it.
-            Some(cert) => Ok(cert),
-            None => self.ask_and_order(&name).await,
+            // Issued before (a restart): serve it; its keeper renews it.
+            Some(cert) if cert.not_after > std::time::SystemTime::now() => Ok(cert),
+            _ => self.ask_and_order(&name).await,
         };
         let outcome = outcome.map_err(Arc::new);
         match &outcome {
@@ -218,8 +230,13 @@ impl OnDemand {
             .remove(name.as_str());
         let _ = tx.send(Some(outcome.clone()));
         if let Ok(cert) = outcome {
-            let manager = self.manager.clone();
-            manager.keep_fresh_from(names, Some(cert), self.on_cert.clone()).await;
+            // Its own task, holding no `Arc<OnDemand>`, so dropping the
+            // `OnDemand` can stop it.
+            let (manager, on_cert) = (self.manager.clone(), self.on_cert.clone());
+            let keeper = tokio::spawn(async move { manager.keep_fresh_from(names, Some(cert), on_cert).await });
+            let mut keepers = self.keepers.lock().unwrap_or_else(PoisonError::into_inner);
+            keepers.retain(|k| !k.is_finished());
+            keepers.push(keeper.abort_handle());
         }
     }
 

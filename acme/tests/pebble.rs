@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -132,7 +133,7 @@ async fn a_short_lived_certificate_is_renewed_and_the_old_one_served_until_then(
             retry_first: Duration::from_millis(200),
             retry_max: Duration::from_secs(2),
         });
-    let _http = serve_http01(pebble.http_port, manager.challenges()).await;
+    let http = serve_http01(pebble.http_port, manager.challenges()).await;
     let (on_cert, got) = collector();
     let names = vec!["short.bext.test".to_owned()];
     let keeper = tokio::spawn({
@@ -148,12 +149,31 @@ async fn a_short_lived_certificate_is_renewed_and_the_old_one_served_until_then(
     );
     let second = wait_for(Duration::from_secs(60), || got.lock().unwrap().get(1).cloned()).await;
     let handed_over = SystemTime::now();
-    keeper.abort();
     assert_ne!(second.serial(), first.serial(), "a new certificate");
     assert!(first.not_after >= handed_over, "renewed before the old one expired");
     // The new one was stored before it was handed over.
     let stored = manager.storage().load_certificate(&names).unwrap().unwrap();
     assert_eq!(stored.chain_pem, second.chain_pem);
+
+    // Validation starts failing: the renewal is retried (more than once),
+    // nothing new is handed over, the last good certificate stays.
+    http.answering.store(false, Ordering::SeqCst);
+    wait_for(Duration::from_secs(60), || {
+        (http.refused.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(got.lock().unwrap().len(), 2, "a failed renewal hands nothing over");
+    let stored = manager.storage().load_certificate(&names).unwrap().unwrap();
+    assert_eq!(
+        stored.serial(),
+        second.serial(),
+        "a failed renewal leaves storage alone"
+    );
+    // It answers again: the next retry renews.
+    http.answering.store(true, Ordering::SeqCst);
+    let third = wait_for(Duration::from_secs(60), || got.lock().unwrap().get(2).cloned()).await;
+    assert_ne!(third.serial(), second.serial());
+    keeper.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,44 +257,69 @@ async fn refusals_carry_the_acme_server_s_problem_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_asks_once_orders_once_and_remembers_refusals() {
-    let pebble = Pebble::start();
+    let mut pebble = Pebble::start();
     let ask = AskServer::start(&["tenant.customer.test", "second.customer.test", "third.customer.test"]).await;
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(&pebble, ChallengeKind::Http01);
     cfg.on_demand_ask = Some(ask.url.clone());
     cfg.on_demand_orders_per_minute = 2;
-    let manager = Manager::new(cfg, data.path()).unwrap();
+    let manager = Manager::new(cfg.clone(), data.path()).unwrap();
     let _http = serve_http01(pebble.http_port, manager.challenges()).await;
+    let served = Arc::new(Served::default());
     let (on_cert, got) = collector();
-    let on_demand = OnDemand::new(manager.clone(), on_cert).expect("on_demand_ask is set");
-
-    // Five handshakes at once, in several spellings: one ask, one order.
-    let spellings = [
-        "tenant.customer.test",
-        "TENANT.customer.test",
-        "tenant.customer.test.",
-        "Tenant.Customer.Test",
-        "tenant.customer.test",
-    ];
-    let waits = spellings.map(|name| {
-        let on_demand = on_demand.clone();
-        tokio::spawn(async move { on_demand.certificate(name).await })
+    let on_cert: OnCertificate = Arc::new({
+        let served = served.clone();
+        move |cert: Arc<Certificate>| {
+            served.put(&cert.names[0], cert.key.clone());
+            on_cert(cert)
+        }
     });
+    let on_demand = OnDemand::new(manager.clone(), on_cert.clone()).expect("on_demand_ask is set");
+    let (port, _tls) = serve_on_demand_tls(served.clone(), on_demand.clone()).await;
+    let root = pebble.issuing_root().await;
+
+    // Four TLS handshakes and two direct calls at once, in several
+    // spellings of one name: one ask, one order, one certificate for all.
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let root = root.clone();
+        waits.push(tokio::spawn(async move {
+            handshake_serial(port, "tenant.customer.test", &root).await
+        }));
+    }
+    for name in ["TENANT.customer.test.", "Tenant.Customer.Test"] {
+        let on_demand = on_demand.clone();
+        waits.push(tokio::spawn(async move {
+            on_demand
+                .certificate(name)
+                .await
+                .map(|c| c.serial())
+                .map_err(|e| e.to_string())
+        }));
+    }
     let mut serials = Vec::new();
     for w in waits {
-        let cert = w.await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
-        serials.push(cert.serial());
+        serials.push(w.await.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", pebble.log())));
     }
     assert!(serials.iter().all(|s| *s == serials[0]), "{serials:?}");
     assert_eq!(ask.asked(), ["tenant.customer.test"]);
     assert_eq!(got.lock().unwrap().len(), 1, "handed to the kernel once");
+    // Later handshakes are served from the store: no ask.
+    assert_eq!(
+        handshake_serial(port, "tenant.customer.test", &root).await,
+        Ok(serials[0].clone())
+    );
+    assert_eq!(ask.asked().len(), 1);
 
-    // Refused by the ask, then remembered: no second ask.
-    let err = on_demand.certificate("evil.customer.test").await.unwrap_err();
-    assert!(matches!(*err, AcmeError::Refused { .. }), "{err}");
-    assert!(err.to_string().contains("403"), "{err}");
+    // Refused by the ask: the handshake fails, and the name is remembered,
+    // so the next handshake is refused without asking.
+    assert!(handshake_serial(port, "evil.customer.test", &root).await.is_err());
     let err = on_demand.certificate("EVIL.customer.test.").await.unwrap_err();
-    assert!(err.to_string().contains("remembered"), "{err}");
+    assert!(matches!(*err, AcmeError::Refused { .. }), "{err}");
+    assert!(
+        err.to_string().contains("403") && err.to_string().contains("remembered"),
+        "{err}"
+    );
     assert_eq!(ask.asked(), ["tenant.customer.test", "evil.customer.test"]);
 
     // What is not a DNS name never reaches the ask.
@@ -295,4 +340,14 @@ async fn on_demand_asks_once_orders_once_and_remembers_refusals() {
     let err = on_demand.certificate("third.customer.test").await.unwrap_err();
     assert!(matches!(*err, AcmeError::Busy { .. }), "{err}");
     assert!(err.to_string().contains("2 on-demand orders a minute"), "{err}");
+
+    // A restart: a new OnDemand on the same storage serves the stored
+    // certificate without asking or ordering (pebble is not even needed).
+    drop(on_demand);
+    pebble.stop();
+    let asked_before = ask.asked().len();
+    let restarted = OnDemand::new(Manager::new(cfg, data.path()).unwrap(), on_cert).unwrap();
+    let again = restarted.certificate("tenant.customer.test").await.unwrap();
+    assert_eq!(again.serial(), serials[0]);
+    assert_eq!(ask.asked().len(), asked_before);
 }

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -209,18 +210,39 @@ fn https_client(root: &Path) -> TestClient {
 }
 
 /// The plain listener's share of ACME: `GET /.well-known/acme-challenge/<token>`
-/// answered from `challenges`, anything else 404. Returns when listening.
-pub async fn serve_http01(port: u16, challenges: Arc<Challenges>) -> tokio::task::JoinHandle<()> {
+/// answered from `challenges`, anything else 404. While `answering` is
+/// off, challenge requests get 404 too and are counted as `refused`.
+pub struct Http01Server {
+    /// Whether challenges are answered.
+    pub answering: Arc<AtomicBool>,
+    /// Challenge requests answered 404 while not answering.
+    pub refused: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts an [`Http01Server`] on 127.0.0.1:`port`; returns when listening.
+pub async fn serve_http01(port: u16, challenges: Arc<Challenges>) -> Http01Server {
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move {
+    let answering = Arc::new(AtomicBool::new(true));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (on, count) = (answering.clone(), refused.clone());
+    let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let challenges = challenges.clone();
+            let (challenges, on, count) = (challenges.clone(), on.clone(), count.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let answer = challenges.http01_for_path(req.uri().path());
+                    let path = req.uri().path();
+                    let answer = if on.load(Ordering::SeqCst) {
+                        challenges.http01_for_path(path)
+                    } else {
+                        if path.starts_with(bext_acme::HTTP01_PREFIX) {
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        None
+                    };
                     async move {
                         let rsp = match answer {
                             Some(key_authorization) => Response::builder()
@@ -236,7 +258,12 @@ pub async fn serve_http01(port: u16, challenges: Arc<Challenges>) -> tokio::task
                     .await;
             });
         }
-    })
+    });
+    Http01Server {
+        answering,
+        refused,
+        _task: task,
+    }
 }
 
 /// The app certificates a test's TLS listener serves (the kernel's SNI
@@ -250,6 +277,17 @@ impl Served {
         let mut all = self.0.lock().unwrap();
         all.retain(|(n, _)| n != name);
         all.push((name.to_owned(), key));
+    }
+
+    /// The certificate for a ClientHello's name, in any spelling.
+    pub fn get(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = bext_plugin_abi::normalise_host(server_name.as_bytes()).ok()?;
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(n, _)| **n == *name)
+            .map(|(_, k)| k.clone())
     }
 }
 
@@ -301,6 +339,52 @@ pub async fn serve_tls(port: u16, challenges: Arc<Challenges>, served: Arc<Serve
             });
         }
     })
+}
+
+/// The TLS listener with on-demand certificates, as the kernel will accept:
+/// read the ClientHello first (`LazyConfigAcceptor`); a name `served` does
+/// not know waits for `on_demand` (whose callback puts it in `served`);
+/// no certificate means the handshake is dropped. Returns when listening.
+pub async fn serve_on_demand_tls(
+    served: Arc<Served>,
+    on_demand: Arc<bext_acme::OnDemand>,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(served.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (served, on_demand, config) = (served.clone(), on_demand.clone(), config.clone());
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+                let Ok(start) = acceptor.await else { return };
+                let Some(name) = start.client_hello().server_name().map(str::to_owned) else {
+                    return;
+                };
+                if served.get(&name).is_none() && on_demand.certificate(&name).await.is_err() {
+                    return;
+                }
+                let Ok(mut tls) = start.into_stream(config).await else {
+                    return;
+                };
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, task)
 }
 
 /// Handshakes with `name` on `port` trusting only `root_pem`, and returns

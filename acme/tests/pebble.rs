@@ -224,14 +224,12 @@ async fn refusals_carry_the_acme_server_s_problem_document() {
         "{err}"
     );
     let problem = err.problem().unwrap();
-    assert!(
-        problem
-            .kind
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("urn:ietf:params:acme:error:"),
+    assert_eq!(
+        problem.kind.as_deref(),
+        Some("urn:ietf:params:acme:error:connection"),
         "{problem}"
     );
+    assert!(err.to_string().contains("nobody.bext.test"), "{err}");
     assert!(manager.challenges().is_empty(), "answers withdrawn after a failure");
 
     // A directory that does not answer is an error, not a hang or a panic.
@@ -253,6 +251,7 @@ async fn refusals_carry_the_acme_server_s_problem_document() {
         ),
         "{err}"
     );
+    assert!(err.to_string().contains("Connection refused"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use instant_acme::{Account, NewAccount};
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 use crate::certificate::Certificate;
 use crate::challenges::Challenges;
@@ -35,7 +35,9 @@ struct Inner {
     storage: Storage,
     challenges: Arc<Challenges>,
     http: HttpClient,
-    account: OnceCell<Account>,
+    /// Loaded or made at the first order; forgotten when the ACME server
+    /// no longer knows it, so the next order makes a new one.
+    account: Mutex<Option<Account>>,
     policy: RenewalPolicy,
 }
 
@@ -62,7 +64,7 @@ impl Manager {
                 storage,
                 challenges: Arc::new(Challenges::default()),
                 http,
-                account: OnceCell::new(),
+                account: Mutex::new(None),
                 policy: RenewalPolicy::default(),
             }),
         })
@@ -125,17 +127,30 @@ impl Manager {
     pub async fn obtain(&self, names: &[String]) -> Result<Arc<Certificate>, AcmeError> {
         let names = canonical(names)?;
         let config = &self.inner.config;
-        let account = self.account().await?;
         let limit = config.order_timeout.0;
-        let ordered = tokio::time::timeout(
-            limit,
-            order(account, &self.inner.challenges, config.challenge, &names, limit),
-        )
-        .await
-        .map_err(|_| AcmeError::Timeout {
-            during: "order",
-            after: limit,
-        })??;
+        let mut fresh_account = false;
+        let ordered = loop {
+            let account = self.account(fresh_account).await?;
+            let result = tokio::time::timeout(
+                limit,
+                order(&account, &self.inner.challenges, config.challenge, &names, limit),
+            )
+            .await
+            .map_err(|_| AcmeError::Timeout {
+                during: "order",
+                after: limit,
+            })
+            .and_then(|r| r);
+            match result {
+                // The server forgot the stored account (a reset staging or
+                // test server, a deactivated account): make a new one, once.
+                Err(e) if !fresh_account && is_unknown_account(&e) => {
+                    tracing::warn!(directory = %config.directory, error = %e, "ACME account unknown to the server; making a new one");
+                    fresh_account = true;
+                }
+                other => break other?,
+            }
+        };
         self.inner.storage.save_certificate(&config.directory, &ordered)?;
         tracing::info!(names = ?names, serial = %ordered.serial(), "ACME certificate issued and stored");
         Ok(Arc::new(ordered))
@@ -156,7 +171,9 @@ impl Manager {
                 return;
             }
         };
-        let current = self.stored(&names);
+        // An expired certificate is not handed over: it would fail every
+        // handshake anyway; it is replaced at once.
+        let current = self.stored(&names).filter(|c| c.not_after > SystemTime::now());
         if let Some(cert) = &current {
             on_cert(cert.clone());
         }
@@ -220,39 +237,62 @@ impl Manager {
         futures_util::future::join_all(tasks).await;
     }
 
-    /// The ACME account: loaded from storage, else created and stored.
-    async fn account(&self) -> Result<&Account, AcmeError> {
-        self.inner
-            .account
-            .get_or_try_init(|| async {
-                let config = &self.inner.config;
-                let storage = &self.inner.storage;
-                let builder = || Account::builder_with_http(Box::new(self.inner.http.clone()));
-                if let Some(credentials) = storage.load_account(&config.directory)? {
-                    return builder()
-                        .from_credentials(credentials)
-                        .await
-                        .map_err(AcmeError::acme("account"));
-                }
-                let contact = config.email.as_ref().map(|e| format!("mailto:{e}"));
-                let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
-                let (account, credentials) = builder()
-                    .create(
-                        &NewAccount {
-                            contact: &contacts,
-                            terms_of_service_agreed: true,
-                            only_return_existing: false,
-                        },
-                        config.directory.clone(),
-                        None,
-                    )
-                    .await
-                    .map_err(AcmeError::acme("new account"))?;
-                storage.save_account(&config.directory, credentials)?;
-                tracing::info!(directory = %config.directory, id = %account.id(), "ACME account created");
-                Ok(account)
-            })
+    /// The ACME account: the one in use, else the stored one, else a new
+    /// one (stored). `fresh` skips the first two.
+    async fn account(&self, fresh: bool) -> Result<Account, AcmeError> {
+        let mut slot = self.inner.account.lock().await;
+        if !fresh && let Some(account) = &*slot {
+            return Ok(account.clone());
+        }
+        let config = &self.inner.config;
+        let storage = &self.inner.storage;
+        let builder = || Account::builder_with_http(Box::new(self.inner.http.clone()));
+        if !fresh && let Some(credentials) = storage.load_account(&config.directory)? {
+            let account = builder()
+                .from_credentials(credentials)
+                .await
+                .map_err(AcmeError::acme("account"))?;
+            *slot = Some(account.clone());
+            return Ok(account);
+        }
+        let contact = config.email.as_ref().map(|e| format!("mailto:{e}"));
+        let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+        let (account, credentials) = builder()
+            .create(
+                &NewAccount {
+                    contact: &contacts,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                config.directory.clone(),
+                None,
+            )
             .await
+            .map_err(AcmeError::acme("new account"))?;
+        storage.save_account(&config.directory, credentials)?;
+        tracing::info!(directory = %config.directory, id = %account.id(), "ACME account created");
+        *slot = Some(account.clone());
+        Ok(account)
+    }
+}
+
+/// Whether the ACME server refused a new order because it does not know
+/// (or no longer accepts) the account that signed it.
+fn is_unknown_account(e: &AcmeError) -> bool {
+    let AcmeError::Problem {
+        during: "new order",
+        problem,
+    } = e
+    else {
+        return false;
+    };
+    match problem.kind.as_deref() {
+        Some("urn:ietf:params:acme:error:accountDoesNotExist") => true,
+        Some("urn:ietf:params:acme:error:unauthorized") => problem
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.to_ascii_lowercase().contains("account")),
+        _ => false,
     }
 }
 

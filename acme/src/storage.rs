@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! accounts/<directory host>-<hash>.json       account credentials (0600)
-//! certs/<first name>-<hash>/chain.pem          the chain, leaf first
-//! certs/<first name>-<hash>/key.pem            its private key (0600)
-//! certs/<first name>-<hash>/meta.json          names, directory, validity
+//! certs/<name>-<hash>/chain.pem                the chain, leaf first
+//! certs/<name>-<hash>/key.pem                  its private key (0600)
+//! certs/<name>-<hash>/meta.json                names, directory, validity
 //! ```
 //!
 //! Every file is written whole or not at all (temporary file, fsync,
@@ -79,12 +79,14 @@ impl Storage {
             .join(format!("{host}-{}.json", short_hash(directory)))
     }
 
-    /// The folder of the certificate for `names` (in the order given).
+    /// The folder of the certificate for `names`, in whatever order they
+    /// come (a reordered `domains` list is the same certificate).
     pub fn certificate_dir(&self, names: &[String]) -> PathBuf {
-        let first = names.first().map(|n| safe_label(n)).unwrap_or_default();
+        let sorted = sorted(names);
+        let first = sorted.first().map(|n| safe_label(n)).unwrap_or_default();
         self.root
             .join("certs")
-            .join(format!("{first}-{}", short_hash(&names.join(","))))
+            .join(format!("{first}-{}", short_hash(&sorted.join(","))))
     }
 
     pub(crate) fn load_account(&self, directory: &str) -> Result<Option<instant_acme::AccountCredentials>, AcmeError> {
@@ -127,7 +129,7 @@ impl Storage {
             return Ok(None);
         };
         let meta: Meta = serde_json::from_slice(&meta).map_err(|e| storage_error(&meta_path, e))?;
-        if meta.names != names {
+        if sorted(&meta.names) != sorted(names) {
             return Err(storage_error(
                 &meta_path,
                 format!("is for {:?}, not {names:?}", meta.names),
@@ -222,6 +224,12 @@ fn safe_label(name: &str) -> String {
         .collect()
 }
 
+fn sorted(names: &[String]) -> Vec<&str> {
+    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted
+}
+
 fn short_hash(text: &str) -> String {
     Sha256::digest(text.as_bytes())[..8]
         .iter()
@@ -260,7 +268,15 @@ mod tests {
         assert_eq!(back.key_pem, cert.key_pem);
         assert_eq!(back.not_after, cert.not_after);
         let dir = storage.certificate_dir(&names);
-        assert!(dir.file_name().unwrap().to_str().unwrap().starts_with("a.bext.test-"));
+        assert!(
+            dir.file_name().unwrap().to_str().unwrap().starts_with("_.b.bext.test-"),
+            "{dir:?}"
+        );
+        // The same names in another order are the same certificate.
+        let reordered = vec![names[1].clone(), names[0].clone()];
+        assert_eq!(storage.certificate_dir(&reordered), dir);
+        let back = storage.load_certificate(&reordered).unwrap().unwrap();
+        assert_eq!(back.names, reordered);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("key.pem")), 0o600);
         assert_eq!(mode(&storage.root().join("certs")), 0o700);

@@ -255,6 +255,30 @@ async fn refusals_carry_the_acme_server_s_problem_document() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_forgot_the_account_gets_a_new_one() {
+    let mut pebble = Pebble::start();
+    let data = tempfile::tempdir().unwrap();
+    let manager = Manager::new(config(&pebble, ChallengeKind::Http01), data.path()).unwrap();
+    let _http = serve_http01(pebble.http_port, manager.challenges()).await;
+    manager.certificate(&["one.bext.test".to_owned()]).await.unwrap();
+    let account_file = manager.storage().account_path(&pebble.directory);
+    let first_account = std::fs::read(&account_file).unwrap();
+
+    // pebble keeps accounts in memory: restarted, it knows none.
+    pebble.restart();
+    let cert = manager
+        .certificate(&["two.bext.test".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
+    assert_eq!(cert.names, ["two.bext.test"]);
+    assert_ne!(
+        std::fs::read(&account_file).unwrap(),
+        first_account,
+        "the new account is stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_asks_once_orders_once_and_remembers_refusals() {
     let mut pebble = Pebble::start();
     let ask = AskServer::start(&["tenant.customer.test", "second.customer.test", "third.customer.test"]).await;

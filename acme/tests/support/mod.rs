@@ -44,6 +44,8 @@ pub struct Pebble {
     pub http_port: u16,
     /// Where pebble connects for TLS-ALPN-01.
     pub tls_port: u16,
+    /// pebble's own, its DNS server's and that one's management port.
+    ports: [u16; 3],
 }
 
 /// What a test changes in pebble's configuration.
@@ -102,21 +104,45 @@ impl Pebble {
         let config = dir.path().join("pebble.json");
         std::fs::write(&config, serde_json::json!({ "pebble": pebble }).to_string()).unwrap();
 
-        let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+        let mut pebble = Pebble {
+            dir,
+            children: Vec::new(),
+            directory: format!("https://127.0.0.1:{acme}/dir"),
+            ca_root,
+            management: SocketAddr::from(([127, 0, 0, 1], management)),
+            http_port,
+            tls_port,
+            ports: [acme, dns, dns_mgmt],
+        };
+        pebble.spawn();
+        pebble
+    }
+
+    /// Starts the two processes on the ports chosen at first.
+    fn spawn(&mut self) {
+        let [acme, dns, dns_mgmt] = self.ports;
+        let dir = self.dir.path();
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+                .unwrap()
+        };
         let dns_server = Command::new("pebble-challtestsrv")
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
             .stdout(log("challtestsrv.log"))
-            .stderr(log("challtestsrv.err"))
+            .stderr(log("challtestsrv.log"))
             .spawn()
             .expect("pebble-challtestsrv is needed (apt-get install pebble; tests/run does)");
-        let mut children = vec![dns_server];
+        self.children.push(dns_server);
         wait_listening(dns_mgmt, "pebble-challtestsrv");
         let server = Command::new("pebble")
             .arg("-config")
-            .arg(&config)
+            .arg(dir.join("pebble.json"))
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
             .env("PEBBLE_VA_NOSLEEP", "1")
             // Every nonce good and every authorization new, so each order
@@ -124,21 +150,18 @@ impl Pebble {
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
             .stdout(log("pebble.log"))
-            .stderr(log("pebble.err"))
+            .stderr(log("pebble.log"))
             .spawn()
             .expect("pebble is needed (apt-get install pebble; tests/run does)");
-        children.push(server);
-        let pebble = Pebble {
-            dir,
-            children,
-            directory: format!("https://127.0.0.1:{acme}/dir"),
-            ca_root,
-            management: SocketAddr::from(([127, 0, 0, 1], management)),
-            http_port,
-            tls_port,
-        };
+        self.children.push(server);
         wait_listening(acme, "pebble");
-        pebble
+    }
+
+    /// Stops pebble and starts it again on the same ports: a server that
+    /// has forgotten every account and order (pebble keeps them in memory).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     /// What pebble logged so far (for failure messages).
@@ -148,7 +171,7 @@ impl Pebble {
 
     /// Stops pebble (and its DNS server) now.
     pub fn stop(&mut self) {
-        for child in &mut self.children {
+        for mut child in self.children.drain(..) {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -9,7 +9,6 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A certificate with its key, ready to serve.
-#[derive(Debug)]
 pub struct Certificate {
     /// The names it was ordered for, in order (normalised, lower case).
     pub names: Vec<String>,
@@ -81,6 +80,18 @@ impl Certificate {
                     .map(|(_, c)| c.raw_serial_as_string())
             })
             .unwrap_or_default()
+    }
+}
+
+/// Never the key: a `{:?}` in a log line must not leak it.
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("names", &self.names)
+            .field("serial", &self.serial())
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
     }
 }
 

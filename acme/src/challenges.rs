@@ -67,11 +67,11 @@ impl Challenges {
         map.get(&*name).cloned()
     }
 
-    /// Whether a ClientHello asks for a TLS-ALPN-01 validation.
+    /// Whether a ClientHello asks for a TLS-ALPN-01 validation: its ALPN
+    /// list is `acme-tls/1` alone, as RFC 8737 requires of validators. A
+    /// client that also offers `h2` or `http/1.1` is an ordinary client.
     pub fn is_validation(hello: &ClientHello<'_>) -> bool {
-        hello
-            .alpn()
-            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+        hello.alpn().is_some_and(only_acme_tls)
     }
 
     /// How many answers are published (HTTP-01 and TLS-ALPN-01).
@@ -122,6 +122,10 @@ impl Challenges {
             map
         });
     }
+}
+
+fn only_acme_tls<'a>(mut protocols: impl Iterator<Item = &'a [u8]>) -> bool {
+    protocols.next() == Some(ACME_TLS_ALPN) && protocols.next().is_none()
 }
 
 fn validation_certificate(name: &str, digest: &[u8]) -> Result<CertifiedKey, AcmeError> {
@@ -196,6 +200,18 @@ mod tests {
         c.remove_http01("tok-1");
         assert_eq!(c.http01("tok-1"), None);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn only_an_alpn_list_of_acme_tls_alone_is_a_validation() {
+        let check = |list: &[&[u8]]| only_acme_tls(list.iter().copied());
+        assert!(check(&[b"acme-tls/1"]));
+        assert!(!check(&[]));
+        assert!(!check(&[b"h2", b"acme-tls/1"]));
+        assert!(!check(&[b"acme-tls/1", b"http/1.1"]));
+        assert!(!check(&[b"ACME-TLS/1"]));
+        assert!(!check(&[b"acme-tls/1\0"]));
+        assert!(!check(&[b"acme-tls/2"]));
     }
 
     #[test]

@@ -264,6 +264,10 @@ mod tests {
         let cert = cert_for(&["a.bext.test", "*.b.bext.test"]);
         storage.save_certificate("https://ca.test/dir", &cert).unwrap();
         let back = storage.load_certificate(&names).unwrap().unwrap();
+        assert!(
+            !format!("{back:?}").contains("PRIVATE KEY"),
+            "Debug never shows the key"
+        );
         assert_eq!(back.chain_pem, cert.chain_pem);
         assert_eq!(back.key_pem, cert.key_pem);
         assert_eq!(back.not_after, cert.not_after);

@@ -113,6 +113,9 @@ pub struct OnDemand {
     gate: Mutex<Gate>,
     pending: Mutex<HashMap<Box<str>, watch::Receiver<Outcome>>>,
     on_cert: OnCertificate,
+    /// Where asks, orders and renewals run (the kernel's control
+    /// runtime), whichever worker's handshake started them.
+    runtime: tokio::runtime::Handle,
     /// The renewal tasks of the names it issued, stopped when it is dropped
     /// (a reload with another `[platform.acme]` replaces it).
     keepers: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -136,7 +139,9 @@ impl OnDemand {
     /// On-demand issuance through `manager`, gated by its configuration's
     /// `on_demand_*` keys; `None` when `on_demand_ask` is not set (off).
     /// Each certificate it gets, and each renewal of it, goes to `on_cert`.
-    pub fn new(manager: Manager, on_cert: OnCertificate) -> Option<Arc<OnDemand>> {
+    /// Asks, orders and renewals run on `runtime` (the control runtime),
+    /// not on the serving worker whose handshake needed the name.
+    pub fn new(manager: Manager, on_cert: OnCertificate, runtime: tokio::runtime::Handle) -> Option<Arc<OnDemand>> {
         let config = manager.config();
         let ask = url::Url::parse(config.on_demand_ask.as_deref()?).ok()?;
         let gate = Gate::new(config.on_demand_orders_per_minute, config.on_demand_remember.0);
@@ -147,6 +152,7 @@ impl OnDemand {
             gate: Mutex::new(gate),
             pending: Mutex::new(HashMap::new()),
             on_cert,
+            runtime,
             keepers: Mutex::new(Vec::new()),
         }))
     }
@@ -180,7 +186,7 @@ impl OnDemand {
                     }
                     let (tx, rx) = watch::channel(None);
                     pending.insert(name.as_str().into(), rx.clone());
-                    tokio::spawn(self.clone().issue(name.clone(), tx));
+                    self.runtime.spawn(self.clone().issue(name.clone(), tx));
                     rx
                 }
             }
@@ -233,7 +239,9 @@ impl OnDemand {
             // Its own task, holding no `Arc<OnDemand>`, so dropping the
             // `OnDemand` can stop it.
             let (manager, on_cert) = (self.manager.clone(), self.on_cert.clone());
-            let keeper = tokio::spawn(async move { manager.keep_fresh_from(names, Some(cert), on_cert).await });
+            let keeper = self
+                .runtime
+                .spawn(async move { manager.keep_fresh_from(names, Some(cert), on_cert).await });
             let mut keepers = self.keepers.lock().unwrap_or_else(PoisonError::into_inner);
             keepers.retain(|k| !k.is_finished());
             keepers.push(keeper.abort_handle());

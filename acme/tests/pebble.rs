@@ -297,7 +297,8 @@ async fn on_demand_asks_once_orders_once_and_remembers_refusals() {
             on_cert(cert)
         }
     });
-    let on_demand = OnDemand::new(manager.clone(), on_cert.clone()).expect("on_demand_ask is set");
+    let on_demand = OnDemand::new(manager.clone(), on_cert.clone(), tokio::runtime::Handle::current())
+        .expect("on_demand_ask is set");
     let (port, _tls) = serve_on_demand_tls(served.clone(), on_demand.clone()).await;
     let root = pebble.issuing_root().await;
 
@@ -369,7 +370,12 @@ async fn on_demand_asks_once_orders_once_and_remembers_refusals() {
     drop(on_demand);
     pebble.stop();
     let asked_before = ask.asked().len();
-    let restarted = OnDemand::new(Manager::new(cfg, data.path()).unwrap(), on_cert).unwrap();
+    let restarted = OnDemand::new(
+        Manager::new(cfg, data.path()).unwrap(),
+        on_cert,
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap();
     let again = restarted.certificate("tenant.customer.test").await.unwrap();
     assert_eq!(again.serial(), serials[0]);
     assert_eq!(ask.asked().len(), asked_before);

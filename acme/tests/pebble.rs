@@ -56,6 +56,13 @@ async fn http01_issues_and_a_second_manager_reuses_the_stored_certificate() {
     assert_eq!(cert.names, ["www.bext.test", "bext.test"], "names are kept normalised");
     assert!(cert.not_after > SystemTime::now());
     assert!(manager.challenges().is_empty(), "answers withdrawn after the order");
+    // An ECDSA P-256 key of its own (not the account's).
+    let leaf = cert.key.end_entity_cert().unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).unwrap();
+    let spki = &parsed.public_key().algorithm;
+    assert_eq!(spki.algorithm.to_id_string(), "1.2.840.10045.2.1", "id-ecPublicKey");
+    let curve = spki.parameters.as_ref().unwrap().as_oid().unwrap();
+    assert_eq!(curve.to_id_string(), "1.2.840.10045.3.1.7", "prime256v1");
     let root = pebble.issuing_root().await;
 
     // Stored where the docs say, the key private, the account kept.
@@ -231,6 +238,14 @@ async fn refusals_carry_the_acme_server_s_problem_document() {
     );
     assert!(err.to_string().contains("nobody.bext.test"), "{err}");
     assert!(manager.challenges().is_empty(), "answers withdrawn after a failure");
+
+    // A wildcard needs DNS-01, which bext does not answer: a clear error.
+    let err = manager.certificate(&["*.Wild.bext.test".to_owned()]).await.unwrap_err();
+    assert!(matches!(err, AcmeError::NoChallenge { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "*.wild.bext.test: the ACME server offers no http-01 challenge"
+    );
 
     // A directory that does not answer is an error, not a hang or a panic.
     let mut bad = config(&pebble, ChallengeKind::Http01);

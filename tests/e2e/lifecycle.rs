@@ -73,3 +73,51 @@ async fn admin_listen_serves_endpoints_without_prefix_and_no_apps() {
     assert_eq!(get(admin, "x", "/").await.status, 404);
     assert_eq!(get(b.addr, "x", "/").await.text(), "app");
 }
+
+/// hyper is patched so that an HTTP/1 connection idle for 2 s between
+/// requests gives its buffers back (vendor/hyper/BEXT-PATCH.md; bext wakes
+/// it 3 s after its last answer): the connection must then serve its next
+/// requests as before, a large body, a large head and pipelined requests
+/// included.
+#[tokio::test]
+async fn a_connection_serves_again_after_it_gave_its_buffers_back() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
+    let (mut sender, _conn) = h1_client(b.addr).await;
+    let post = |body: Vec<u8>, header_len: usize| {
+        let mut req = request("POST", "/echo", &[("host", "shop.test")], body);
+        req.headers_mut()
+            .insert("x-pad", "p".repeat(header_len).parse().unwrap());
+        req
+    };
+    let first = collect(sender.send_request(post(b"one".to_vec(), 10)).await.unwrap()).await;
+    assert_eq!(first.json()["body_len"], 3);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // A body and a head larger than the 8 KiB buffers given back.
+    let big = collect(sender.send_request(post(vec![b'x'; 40_000], 12_000)).await.unwrap()).await;
+    assert_eq!(big.status, 200, "{}", big.text());
+    assert_eq!(big.json()["body_len"], 40_000);
+    assert_eq!(big.json()["headers"]["x-pad"].as_str().map(str::len), Some(12_000));
+    drop(sender);
+
+    // Pipelined requests after an idle pause, on one raw connection.
+    let mut raw_conn = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    let get = "GET /a HTTP/1.1\r\nHost: shop.test\r\n\r\n";
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raw_conn.write_all(get.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = raw_conn.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    raw_conn.write_all(format!("{get}{get}").as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    while seen.matches("HTTP/1.1 200").count() < 2 {
+        let n = tokio::time::timeout(Duration::from_secs(5), raw_conn.read(&mut buf))
+            .await
+            .expect("both pipelined answers")
+            .unwrap();
+        assert!(n > 0, "closed after {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}

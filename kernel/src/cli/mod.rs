@@ -465,6 +465,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         let worker = move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
+                tokio::spawn(crate::server::memory::trim_periodically());
                 let listener = TcpListener::from_std(listener)?;
                 let plain = accept_loop(
                     kernel.clone(),

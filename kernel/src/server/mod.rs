@@ -7,6 +7,7 @@ pub mod body;
 pub mod conn_limit;
 pub mod finish;
 pub mod host;
+pub mod memory;
 pub mod request;
 pub mod tls;
 
@@ -196,6 +197,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
+
+/// How long after its last response a keep-alive connection's task is
+/// woken once more, so that hyper (patched, see vendor/hyper/BEXT-PATCH.md)
+/// sees it idle and gives back its read and write buffers.
+const IDLE_WAKE: Duration = Duration::from_secs(3);
 
 /// hyper's connection builder with bext's limits applied.
 pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
@@ -390,7 +396,7 @@ async fn drive<IO>(
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
-    let timer = tokio::time::sleep(header_timeout.min(idle_timeout));
+    let timer = tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE));
     tokio::pin!(timer);
     let mut closing = *stop.borrow();
     if closing {
@@ -410,8 +416,13 @@ async fn drive<IO>(
             }
             _ = &mut timer => {
                 let next = match info.activity.verdict(idle_timeout, header_timeout) {
-                    Verdict::Busy => idle_timeout.min(header_timeout),
-                    Verdict::Wait(left) => left,
+                    Verdict::Busy => idle_timeout.min(header_timeout).min(IDLE_WAKE),
+                    // Once more after `IDLE_WAKE` of quiet: hyper gives an
+                    // idle connection's buffers back when it is polled then.
+                    Verdict::Wait(left) => match idle_timeout.checked_sub(left) {
+                        Some(quiet) if quiet < IDLE_WAKE => left.min(IDLE_WAKE - quiet),
+                        _ => left,
+                    },
                     Verdict::Idle if !closing => {
                         closing = true;
                         conn.as_mut().graceful_shutdown();

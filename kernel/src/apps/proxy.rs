@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bext_plugin_abi::{Body, Ctx, Request, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
+use http::uri::{PathAndQuery, Scheme};
 use http::{StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,8 +22,9 @@ pub struct ProxyApp {
     response_timeout: Duration,
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1, and `Upgrade` outside a
+/// tunnel), never forwarded.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -32,7 +33,27 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes every header named in `names`: one pass over the names the
+/// message has (most have none of them, and nothing is allocated then)
+/// instead of a lookup for each.
+fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+    let mut found: Vec<HeaderName> = Vec::new();
+    for key in headers.keys() {
+        if names.contains(key) {
+            found.push(key.clone());
+        }
+    }
+    for name in found {
+        headers.remove(name);
+    }
+}
 
 impl ProxyApp {
     /// A proxy to `upstream` with its own connection pool.
@@ -51,6 +72,27 @@ impl ProxyApp {
         }
     }
 
+    /// The upstream's URI for a request to `uri`: the request's path and
+    /// query as they are (already parsed and checked) when the upstream URL
+    /// has no path of its own, so a request costs no formatting and no
+    /// parsing.
+    fn target(&self, uri: &Uri) -> Option<Uri> {
+        let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let path_and_query = if self.upstream.base_path.is_empty() {
+            match uri.path_and_query() {
+                Some(pq) => pq.clone(),
+                None => PathAndQuery::from_static("/"),
+            }
+        } else {
+            format!("{}{path}", self.upstream.base_path).parse().ok()?
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(self.upstream.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).ok()
+    }
+
     /// Forwards one request and streams the answer back; an HTTP/1.1
     /// `Upgrade` (WebSocket) that the upstream accepts with 101 becomes a
     /// byte tunnel between client and upstream.
@@ -58,9 +100,7 @@ impl ProxyApp {
         let upgrade = upgrade_protocol(req.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let target = format!("http://{}{}{}", self.upstream.authority, self.upstream.base_path, path);
-        let Ok(uri) = target.parse::<Uri>() else {
+        let Some(uri) = self.target(&parts.uri) else {
             return plain(StatusCode::BAD_REQUEST, "bad request target\n");
         };
         // The kernel already dropped what the client named in `Connection`,
@@ -191,12 +231,15 @@ fn failure(e: &hyper_util::client::legacy::Error, cx: &Ctx) -> Response {
 /// Removes hop-by-hop headers, including those named in `Connection`: an
 /// upstream's answer, which no plugin has touched yet.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // `keep-alive` and `close`, what most answers name, go anyway.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|name| !name.eq_ignore_ascii_case("keep-alive") && !name.eq_ignore_ascii_case("close"))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in &listed {
         headers.remove(name);
@@ -206,10 +249,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes the headers that are hop-by-hop by definition.
 fn strip_fixed_hop_by_hop(headers: &mut HeaderMap) {
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::UPGRADE);
+    remove_all(headers, &HOP_BY_HOP);
 }
 
 /// Forwarding facts bext does not write: a client's copies would reach
@@ -217,35 +257,61 @@ fn strip_fixed_hop_by_hop(headers: &mut HeaderMap) {
 /// honours `Forwarded: host=` builds pages for that host, which the cache
 /// then shares). The upstream learns the client, scheme and host from
 /// bext's own `X-Forwarded-*` only.
-const UNVOUCHED: [&str; 5] = [
-    "forwarded",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
-    "x-real-ip",
+static UNVOUCHED: [HeaderName; 5] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-real-ip"),
 ];
 
 fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx) {
-    for name in UNVOUCHED {
-        headers.remove(name);
-    }
-    let peer = cx.peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
-        _ => peer,
+    remove_all(headers, &UNVOUCHED);
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => HeaderValue::from_str(&format!("{prev}, {}", cx.peer.ip())).ok(),
+        _ => Some(ip_value(cx.peer.ip())),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        headers.insert(&X_FORWARDED_FOR, v);
     }
     let proto = if cx.ext.get::<super::OverTls>().is_some() {
         "https"
     } else {
         "http"
     };
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert("x-forwarded-host", h);
+        headers.insert(&X_FORWARDED_HOST, h);
     }
+}
+
+/// An address as a header value, written without the formatting machinery
+/// for IPv4 (every proxied request has one).
+fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).expect("an address is a valid header value");
+    };
+    let mut out = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            out[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&out[..len]).expect("digits and dots are a valid header value")
 }
 
 #[cfg(test)]
@@ -269,6 +335,56 @@ mod tests {
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         join_cookies(&mut h);
         assert_eq!(h.get_all(header::COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
+    }
+
+    #[test]
+    fn addresses_read_as_std_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "192.168.1.9",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let parsed: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_value(parsed), parsed.to_string(), "{ip}");
+        }
+    }
+
+    #[test]
+    fn the_request_target_keeps_path_and_query_and_adds_the_base() {
+        let app = |url: &str| {
+            ProxyApp::new(
+                crate::config::upstream::parse_upstream(url).unwrap(),
+                false,
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )
+        };
+        let uri: Uri = "/a/b?x=1&y=%20".parse().unwrap();
+        assert_eq!(
+            app("http://127.0.0.1:9").target(&uri).unwrap(),
+            "http://127.0.0.1:9/a/b?x=1&y=%20"
+        );
+        assert_eq!(
+            app("http://up.test:81/api/").target(&uri).unwrap(),
+            "http://up.test:81/api/a/b?x=1&y=%20"
+        );
+    }
+
+    #[test]
+    fn every_fixed_hop_by_hop_and_unvouched_header_goes_whatever_its_place() {
+        let mut h = HeaderMap::new();
+        for name in HOP_BY_HOP.iter().chain(&UNVOUCHED).rev() {
+            h.append(name, HeaderValue::from_static("1"));
+            h.append(name, HeaderValue::from_static("2"));
+        }
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_fixed_hop_by_hop(&mut h);
+        remove_all(&mut h, &UNVOUCHED);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, bext next to nginx, counted by
+# callgrind (a number the machine's load does not move): both proxies in
+# front of the same nginx upstream serving a 1 KiB file over keep-alive,
+# one client connection at a time, plugins off. Only the proxy runs under
+# callgrind; the upstream runs natively.
+#
+#   bench/proxy-instructions.sh
+#   BEXT=/path/to/bext bench/proxy-instructions.sh
+#
+# Builds `--profile profiling`; `callgrind_annotate --inclusive=yes
+# bench/out/proxy-instructions/bext.cg.1` names the functions. Needs
+# valgrind, nginx, wrk and curl.
+source "$(dirname "$0")/common.sh"
+need valgrind callgrind_control callgrind_annotate nginx wrk curl
+OUT=$PWD/bench/out/proxy-instructions
+DURATION=${DURATION:-6}
+UP=18701 NGX=18702 BX=18703
+if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
+rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/manifests" "$OUT/up/logs" "$OUT/nginx/logs"
+head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/index.html"
+printf 'name: vhosts\n' > "$OUT/manifests/vhosts.yaml"
+for p in waf gateway authn deploy isr; do printf 'name: %s\nenabled: false\n' "$p" > "$OUT/manifests/$p.yaml"; done
+cat > "$OUT/up/nginx.conf" <<CONF
+worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000; server { listen 127.0.0.1:$UP; root $OUT/www; } }
+CONF
+cat > "$OUT/nginx/nginx.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NGX;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+cat > "$OUT/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:$BX"
+access_log = false
+watch = false
+workers = 1
+manifests = "manifests"
+default_app = "shop"
+[apps.shop]
+runtime = "proxy"
+upstream = "http://127.0.0.1:$UP"
+TOML
+nginx -c "$OUT/up/nginx.conf" -p "$OUT/up"
+trap 'nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -s quit 2>/dev/null || true' EXIT
+
+count() { # name port command... -> instructions per request
+  local name=$1 port=$2; shift 2
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$name.cg" "$@" >"$OUT/$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/index.html" && break; sleep 0.3; done
+  wrk -t1 -c1 -d2s "http://127.0.0.1:$port/index.html" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  local n
+  n=$(wrk -t1 -c1 -d"${DURATION}s" "http://127.0.0.1:$port/index.html" | awk '/requests in/ {print $1}')
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  sleep 1
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local total
+  total=$(callgrind_annotate "$OUT/$name.cg.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+  echo $((total / n))
+}
+b=$(count bext "$BX" "$BEXT" serve --config "$OUT/platform.toml")
+n=$(count nginx "$NGX" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
+echo "instructions per proxied request: bext $b, nginx $n, bext/nginx $(python3 -c "print(round($b/$n, 2))")"

@@ -59,6 +59,9 @@ async fn http01_issues_through_bext_and_a_restart_serves_the_stored_certificate_
     let root = pebble.issuing_root().await;
     let s = Site::new();
     let cfg = acme_platform(&s, &pebble, "", "\"www.acme.bext.test\", \"acme.bext.test\"");
+    // The app sends plain HTTP to https: validations are answered first.
+    let text = std::fs::read_to_string(&cfg).unwrap() + "https_redirect = true\n";
+    std::fs::write(&cfg, text).unwrap();
     let bext = Bext::serve(&cfg);
     let serial = issued_serial(&pebble, &root, "www.acme.bext.test", &bext).await;
     // One certificate for both names, in any spelling.
@@ -73,12 +76,12 @@ async fn http01_issues_through_bext_and_a_restart_serves_the_stored_certificate_
         "{}",
         bext.log()
     );
-    // The app is served over it; the challenge prefix with an unknown
-    // token is the app's own path (404), not an answer.
+    // Plain HTTP is redirected, the challenge prefix with an unknown token
+    // too: only a token being validated is answered.
     let plain = get(bext.addr, "acme.bext.test", "/").await;
-    assert_eq!(plain.text(), "hello over acme");
+    assert_eq!(plain.status, 308);
     let unknown = get(bext.addr, "acme.bext.test", "/.well-known/acme-challenge/nothing-here").await;
-    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.status, 308);
     // An `acme-tls/1` ClientHello never gets the app's certificate.
     assert!(
         alpn_handshake(pebble.tls_port, "acme.bext.test", b"acme-tls/1")
@@ -99,6 +102,41 @@ async fn http01_issues_through_bext_and_a_restart_serves_the_stored_certificate_
         bext.log()
     );
     assert!(!bext.log().contains("ACME order failed"), "{}", bext.log());
+}
+
+#[tokio::test]
+async fn a_reload_orders_for_an_app_it_adds_and_keeps_the_others() {
+    let pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let s = Site::new();
+    let cfg = acme_platform(&s, &pebble, "", "\"first.bext.test\"");
+    let bext = Bext::serve(&cfg);
+    let first = issued_serial(&pebble, &root, "first.bext.test", &bext).await;
+    assert!(
+        handshake_serial(pebble.tls_port, "second.bext.test", &root)
+            .await
+            .is_err()
+    );
+    s.write("second/index.html", "second");
+    let text = std::fs::read_to_string(&cfg).unwrap()
+        + "[apps.second]\nsource = \"second\"\ndomains = [\"second.bext.test\"]\ntls = \"acme\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    bext.signal("HUP");
+    let second = issued_serial(&pebble, &root, "second.bext.test", &bext).await;
+    assert_ne!(first, second);
+    // The first app's certificate was kept, not ordered again.
+    assert_eq!(
+        handshake_serial(pebble.tls_port, "first.bext.test", &root)
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(
+        bext.log().matches("ACME certificate issued and stored").count(),
+        2,
+        "{}",
+        bext.log()
+    );
 }
 
 #[tokio::test]

@@ -172,7 +172,11 @@ async fn on_demand_orders_for_names_the_ask_allows_and_refuses_the_others_with_a
         "\"saas.bext.test\"",
     );
     let bext = Bext::serve(&cfg);
-    // The first handshake waits for the order.
+    // The app's own name is ordered by the kernel, never through the ask,
+    // even by handshakes that arrive while its order runs.
+    issued_serial(&pebble, &root, "saas.bext.test", &bext).await;
+    assert_eq!(ask.asked(), Vec::<String>::new());
+    // The first handshake for a tenant's name waits for the order.
     let serial = handshake_serial(pebble.tls_port, "shop.customer.test", &root)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", bext.log(), pebble.log()));

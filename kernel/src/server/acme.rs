@@ -107,6 +107,18 @@ impl Acme {
         self.on_demand.as_ref()
     }
 
+    /// Whether `name` is one of the configured apps' names (their order
+    /// may still be running): such a name never goes to on-demand.
+    pub fn is_kept(&self, name: &str) -> bool {
+        let Ok(name) = bext_plugin_abi::normalise_host(name.as_bytes()) else {
+            return false;
+        };
+        let keeping = self.keeping.lock().unwrap_or_else(|e| e.into_inner());
+        keeping
+            .as_ref()
+            .is_some_and(|(sets, _)| sets.iter().flatten().any(|n| **n == *name))
+    }
+
     /// Whether `config` differs from the one the service runs with.
     pub fn config_changed(&self, config: Option<&AcmeConfig>) -> bool {
         config.is_none_or(|c| format!("{c:?}") != format!("{:?}", self.config))

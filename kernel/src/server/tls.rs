@@ -113,7 +113,11 @@ pub(crate) async fn handshake(
             let unknown = {
                 let hello = start.client_hello();
                 match hello.server_name() {
-                    Some(name) if !Challenges::is_validation(&hello) && known(kernel, Some(name)).is_none() => {
+                    Some(name)
+                        if !Challenges::is_validation(&hello)
+                            && known(kernel, Some(name)).is_none()
+                            && !kernel.acme.get().is_some_and(|a| a.is_kept(name)) =>
+                    {
                         Some(name.to_owned())
                     }
                     _ => None,

@@ -137,6 +137,23 @@ async fn a_reload_orders_for_an_app_it_adds_and_keeps_the_others() {
         "{}",
         bext.log()
     );
+
+    // An app removed: its name is no longer served (an alert, no leftover).
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"first.bext.test\"", "");
+    std::fs::write(&cfg, text).unwrap();
+    bext.signal("HUP");
+    eventually(Duration::from_secs(20), || async {
+        handshake_serial(pebble.tls_port, "first.bext.test", &root).await.err()
+    })
+    .await;
+    assert_eq!(
+        handshake_serial(pebble.tls_port, "second.bext.test", &root)
+            .await
+            .unwrap(),
+        second
+    );
 }
 
 #[tokio::test]

@@ -134,8 +134,25 @@ impl Acme {
         if keeping.as_ref().is_some_and(|(kept, _)| *kept == sets) {
             return;
         }
-        if let Some((_, task)) = keeping.take() {
+        if let Some((old, task)) = keeping.take() {
             task.abort();
+            // Names no app has any more stop being served (a name nobody
+            // serves gets a handshake alert, not a leftover certificate).
+            let gone: Vec<&String> = old
+                .iter()
+                .flatten()
+                .filter(|n| !sets.iter().flatten().any(|k| k == *n))
+                .collect();
+            if !gone.is_empty() {
+                self.issued.rcu(|map| {
+                    let mut map = Issued::clone(map);
+                    for name in &gone {
+                        map.remove(name.as_str());
+                    }
+                    map
+                });
+                tracing::info!(names = ?gone, "ACME: no longer serving or renewing these names");
+            }
         }
         let now = std::time::SystemTime::now();
         for names in &sets {

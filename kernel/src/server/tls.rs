@@ -128,7 +128,7 @@ pub(crate) async fn handshake(
                 // name unknown, so the resolver fails the handshake with an
                 // alert.
                 if let Err(e) = on_demand.certificate(&name).await {
-                    tracing::info!(%peer, sni = %name, error = %e, "no on-demand certificate; handshake refused");
+                    tracing::debug!(%peer, sni = %name, error = %e, "no on-demand certificate; handshake refused");
                 }
             }
             tokio::time::timeout(limit, start.into_stream(acceptor.config().clone())).await

@@ -266,6 +266,14 @@ fn check_names_the_acme_key_with_its_position() {
         "{err}"
     );
 
+    // ACME without a TLS listener has nowhere to serve its certificates.
+    let s = Site::new();
+    s.write("a/index.html", "a");
+    let cfg = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n[platform.acme]\n[apps.a]\nsource = \"a\"\n");
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("platform.acme: needs `[platform] listen_tls`"), "{err}");
+
     // A good one passes.
     let s = Site::new();
     s.write("a/index.html", "a");

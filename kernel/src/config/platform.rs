@@ -624,6 +624,13 @@ impl Platform {
                 format!("`{a}` is not an address like 0.0.0.0:443"),
             ));
         }
+        if f.platform.acme.is_some() && f.platform.listen_tls.is_none() {
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.acme",
+                "needs `[platform] listen_tls`: ACME certificates are served (and TLS-ALPN-01 answered) there",
+            ));
+        }
         if let Some(acme) = &mut f.platform.acme {
             check_acme(acme, dir, &mut |k, reason| {
                 errors.push(Diagnostic::new(&name, format!("platform.acme.{k}"), reason));
@@ -1277,11 +1284,12 @@ mod tests {
         assert!(p.apps.contains_key("a"), "the app itself is fine: {text}");
         let f: PlatformFile = toml::from_str("[platform.acme]\nemail = 'nobody'\n[apps.a]\nsource = 's'\n").unwrap();
         let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
-        assert!(
-            e.to_string()
-                .contains("platform.acme.email: `nobody` is not an e-mail address"),
-            "{e}"
-        );
+        for want in [
+            "platform.acme.email: `nobody` is not an e-mail address",
+            "platform.acme: needs `[platform] listen_tls`",
+        ] {
+            assert!(e.to_string().contains(want), "missing {want} in\n{e}");
+        }
         assert!(toml::from_str::<PlatformFile>("[platform.acme]\nchallenge = 'dns-01'\n").is_err());
     }
 

@@ -63,7 +63,7 @@ impl Pebble {
     /// Starts pebble-challtestsrv (DNS only) and pebble, and waits until
     /// both listen.
     pub fn start_with(options: PebbleOptions) -> Pebble {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
         // pebble's HTTPS certificate, signed by a root of the test's own
         // (the package ships no test certificates).
         let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -82,41 +82,53 @@ impl Pebble {
         std::fs::write(dir.path().join("pebble-cert.pem"), leaf.pem()).unwrap();
         std::fs::write(dir.path().join("pebble-key.pem"), leaf_key.serialize_pem()).unwrap();
 
-        let (acme, management, dns, dns_mgmt) = (free_port(), free_port(), free_port(), free_port());
-        let (http_port, tls_port) = (free_port(), free_port());
-        let mut pebble = serde_json::json!({
-            "listenAddress": format!("127.0.0.1:{acme}"),
-            "managementListenAddress": format!("127.0.0.1:{management}"),
-            "certificate": dir.path().join("pebble-cert.pem"),
-            "privateKey": dir.path().join("pebble-key.pem"),
-            "httpPort": http_port,
-            "tlsPort": tls_port,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
-            "domainBlocklist": options.blocklist,
-        });
-        if let Some(secs) = options.validity_secs {
-            pebble["certificateValidityPeriod"] = secs.into();
+        // A port picked free may be taken again before pebble binds it
+        // (other tests bind port 0 all the time): new ports, a few times.
+        let mut last = String::new();
+        for _ in 0..5 {
+            let (acme, management, dns, dns_mgmt) = (free_port(), free_port(), free_port(), free_port());
+            let (http_port, tls_port) = (free_port(), free_port());
+            let mut config = serde_json::json!({
+                "listenAddress": format!("127.0.0.1:{acme}"),
+                "managementListenAddress": format!("127.0.0.1:{management}"),
+                "certificate": dir.path().join("pebble-cert.pem"),
+                "privateKey": dir.path().join("pebble-key.pem"),
+                "httpPort": http_port,
+                "tlsPort": tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false,
+                "domainBlocklist": options.blocklist,
+            });
+            if let Some(secs) = options.validity_secs {
+                config["certificateValidityPeriod"] = secs.into();
+            }
+            let file = dir.path().join("pebble.json");
+            std::fs::write(&file, serde_json::json!({ "pebble": config }).to_string()).unwrap();
+            let mut pebble = Pebble {
+                dir,
+                children: Vec::new(),
+                directory: format!("https://127.0.0.1:{acme}/dir"),
+                ca_root: ca_root.clone(),
+                management: SocketAddr::from(([127, 0, 0, 1], management)),
+                http_port,
+                tls_port,
+                ports: [acme, dns, dns_mgmt],
+            };
+            match pebble.spawn() {
+                Ok(()) => return pebble,
+                Err(e) => {
+                    last = e;
+                    pebble.stop();
+                    dir = std::mem::replace(&mut pebble.dir, tempfile::tempdir().unwrap());
+                }
+            }
         }
-        let config = dir.path().join("pebble.json");
-        std::fs::write(&config, serde_json::json!({ "pebble": pebble }).to_string()).unwrap();
-
-        let mut pebble = Pebble {
-            dir,
-            children: Vec::new(),
-            directory: format!("https://127.0.0.1:{acme}/dir"),
-            ca_root,
-            management: SocketAddr::from(([127, 0, 0, 1], management)),
-            http_port,
-            tls_port,
-            ports: [acme, dns, dns_mgmt],
-        };
-        pebble.spawn();
-        pebble
+        panic!("pebble did not start: {last}");
     }
 
-    /// Starts the two processes on the ports chosen at first.
-    fn spawn(&mut self) {
+    /// Starts the two processes on the ports chosen at first; an error
+    /// when one exits before it listens (its port was taken).
+    fn spawn(&mut self) -> Result<(), String> {
         let [acme, dns, dns_mgmt] = self.ports;
         let dir = self.dir.path();
         let log = |name: &str| {
@@ -136,7 +148,7 @@ impl Pebble {
             .spawn()
             .expect("pebble-challtestsrv is needed (apt-get install pebble; tests/run does)");
         self.children.push(dns_server);
-        wait_listening(dns_mgmt, "pebble-challtestsrv");
+        wait_listening(dns_mgmt, "pebble-challtestsrv", self.children.last_mut().unwrap())?;
         let server = Command::new("pebble")
             .arg("-config")
             .arg(dir.join("pebble.json"))
@@ -151,14 +163,14 @@ impl Pebble {
             .spawn()
             .expect("pebble is needed (apt-get install pebble; tests/run does)");
         self.children.push(server);
-        wait_listening(acme, "pebble");
+        wait_listening(acme, "pebble", self.children.last_mut().unwrap()).map_err(|e| format!("{e}\n{}", self.log()))
     }
 
     /// Stops pebble and starts it again on the same ports: a server that
     /// has forgotten every account and order (pebble keeps them in memory).
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        self.spawn().unwrap();
     }
 
     /// What pebble logged so far (for failure messages).
@@ -193,15 +205,20 @@ impl Drop for Pebble {
     }
 }
 
-fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Waits until `port` accepts connections; an error if `child` exits
+/// first, or after a minute (a loaded machine starts pebble slowly).
+fn wait_listening(port: u16, what: &str, child: &mut Child) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited ({status}) before listening on {port}"));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    panic!("{what} did not listen on {port}");
+    Err(format!("{what} did not listen on {port}"))
 }
 
 type TestClient = hyper_util::client::legacy::Client<

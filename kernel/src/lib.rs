@@ -74,6 +74,9 @@ pub struct Kernel {
     /// The port `listen_tls` got, once bound: where `https_redirect`
     /// sends plain-HTTP requests.
     pub tls_port: std::sync::OnceLock<u16>,
+    /// The ACME service of `[platform.acme]`, set once at start: it
+    /// outlives every pipeline, so renewals and orders survive reloads.
+    pub acme: std::sync::OnceLock<std::sync::Arc<server::acme::Acme>>,
 }
 
 /// The kernel as plugins' reload requests reach it, with the control
@@ -98,6 +101,7 @@ impl Kernel {
             reload_lock: tokio::sync::Mutex::new(()),
             cell,
             tls_port: std::sync::OnceLock::new(),
+            acme: std::sync::OnceLock::new(),
         }
     }
 

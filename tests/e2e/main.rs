@@ -1,8 +1,12 @@
 //! End-to-end tests: the real `bext` binary, started per test on an
 //! ephemeral port, with real HTTP/1.1 and h2c clients and a real upstream.
 
+/// pebble, shared with bext-acme's tests.
+#[path = "../../acme/tests/support/pebble.rs"]
+mod pebble;
 mod support;
 
+mod acme;
 mod admin_hosts;
 mod authn;
 mod canonical;

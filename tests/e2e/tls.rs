@@ -782,7 +782,7 @@ fn check_names_the_file_and_the_reason_for_every_bad_certificate() {
             "apps.names.tls.cert: {dir}/certs/names.pem: the certificate's names (elsewhere.test, *.elsewhere.test) cover none of the app's domains (shop.test, *.shop.test)"
         ),
         format!("apps.notpem.tls.cert: {dir}/index-not-pem.txt: no CERTIFICATE block"),
-        "apps.acme.tls: ACME is not available yet".to_owned(),
+        "apps.acme.tls: `acme` needs a `[platform.acme]` table".to_owned(),
         "apps.typo.tls".to_owned(),
     ] {
         assert!(err.contains(&want), "missing {want:?} in\n{err}");

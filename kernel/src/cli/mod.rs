@@ -414,6 +414,13 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     crate::pipeline::admin::warn_if_on_every_host(&settings);
     let kernel = Arc::new(Kernel::new(pipeline, source, cell.clone()));
     let _ = cell.set((Arc::downgrade(&kernel), tokio::runtime::Handle::current()));
+    if let Some(config) = settings.acme.clone() {
+        let data_dir = kernel.pipeline.load().platform.data_dir.clone();
+        let acme = crate::server::acme::Acme::start(config, &data_dir, tokio::runtime::Handle::current())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        acme.keep(&kernel.pipeline.load().platform);
+        let _ = kernel.acme.set(acme);
+    }
     let listen: std::net::SocketAddr = settings.listen.parse()?;
     let workers = match settings.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -433,7 +440,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         for (slot, l) in tls_listeners.iter_mut().zip(bound) {
             *slot = Some(l);
         }
-        if kernel.pipeline.load().tls.certs.is_empty() {
+        if kernel.pipeline.load().tls.certs.is_empty() && kernel.acme.get().is_none() {
             tracing::warn!("listen_tls is set but no app has `tls`: every handshake will be refused");
         }
     }

@@ -113,6 +113,10 @@ pub struct PlatformSection {
     /// detailed `/__bext/health` on the public listener.
     #[serde(default = "default_admin_token_env")]
     pub admin_token_env: String,
+    /// `[platform.acme]`: the ACME server apps with `tls = "acme"` get
+    /// their certificates from, and on-demand issuance; unset: no ACME.
+    #[serde(default)]
+    pub acme: Option<bext_acme::AcmeConfig>,
 }
 
 /// One `admin_hosts` entry as requests' hosts are compared with it (see
@@ -160,6 +164,7 @@ impl Default for PlatformSection {
             encoded_slashes: EncodedSlashes::default(),
             underscores_in_headers: false,
             admin_token_env: default_admin_token_env(),
+            acme: None,
         }
     }
 }
@@ -314,7 +319,7 @@ pub struct AppConfig {
     #[serde(default)]
     pub cache: Option<serde_json::Value>,
     /// The app's certificate on `listen_tls`: `{ cert, key }` files,
-    /// `"self-signed"`, or `"acme"` (not available yet).
+    /// `"self-signed"`, or `"acme"` (from `[platform.acme]`).
     #[serde(default)]
     pub tls: Option<AppTls>,
     /// Answer plain-HTTP requests with a 308 to the same URL on https.
@@ -338,7 +343,8 @@ pub enum AppTls {
     },
     /// Generated at start for the app's domains (development).
     SelfSigned,
-    /// Ordered from an ACME CA: parsed, refused until it is built.
+    /// Ordered from the ACME server of `[platform.acme]` for the app's
+    /// domains, kept fresh by the kernel.
     Acme,
 }
 
@@ -618,6 +624,18 @@ impl Platform {
                 format!("`{a}` is not an address like 0.0.0.0:443"),
             ));
         }
+        if f.platform.acme.is_some() && f.platform.listen_tls.is_none() {
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.acme",
+                "needs `[platform] listen_tls`: ACME certificates are served (and TLS-ALPN-01 answered) there",
+            ));
+        }
+        if let Some(acme) = &mut f.platform.acme {
+            check_acme(acme, dir, &mut |k, reason| {
+                errors.push(Diagnostic::new(&name, format!("platform.acme.{k}"), reason));
+            });
+        }
         if let Some(hosts) = &mut f.platform.admin_hosts {
             for (i, host) in hosts.iter_mut().enumerate() {
                 match admin_host(host) {
@@ -770,7 +788,11 @@ impl Platform {
                     format!("`{domain}`: {reason}"),
                 ));
             }
-            check_https(app, f.platform.listen_tls.is_some(), dir, &mut |k, reason| {
+            let has = Listeners {
+                tls: f.platform.listen_tls.is_some(),
+                acme: f.platform.acme.is_some(),
+            };
+            check_https(app, has, dir, &mut |k, reason| {
                 errors.push(Diagnostic::new(&name, field(k), reason));
             });
             for (k, v) in &app.headers {
@@ -809,15 +831,69 @@ impl Platform {
     }
 }
 
+/// Checks `[platform.acme]` the way the ACME client will use it: its own
+/// checks (URLs, e-mail, limits) and a `ca_root` (made absolute) that
+/// holds at least one PEM certificate; `fail(key, reason)` reports a
+/// problem with the key inside `[platform.acme]`.
+fn check_acme(acme: &mut bext_acme::AcmeConfig, dir: &Path, fail: &mut dyn FnMut(&str, String)) {
+    // `validate` stops at the first mistake: each one found is reported,
+    // set aside on a copy, and the copy checked again, so every key is.
+    let mut rest = acme.clone();
+    for _ in 0..8 {
+        let Err(e) = rest.validate() else { break };
+        let bext_acme::AcmeError::Config { field, reason } = e else {
+            fail("directory", e.to_string());
+            break;
+        };
+        fail(field, reason);
+        match field {
+            "directory" => rest.directory = bext_acme::LETS_ENCRYPT.into(),
+            "on_demand_ask" => rest.on_demand_ask = None,
+            "email" => rest.email = None,
+            "on_demand_orders_per_minute" => rest.on_demand_orders_per_minute = 1,
+            "order_timeout" => rest.order_timeout.0 = std::time::Duration::from_secs(1),
+            "on_demand_wait" => rest.on_demand_wait.0 = std::time::Duration::from_secs(1),
+            _ => break,
+        }
+    }
+    if let Some(root) = &mut acme.ca_root {
+        *root = dir.join(&*root);
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        match std::fs::read(&*root) {
+            Err(e) => fail("ca_root", format!("{}: {e}", root.display())),
+            Ok(pem) => {
+                let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+                match certs {
+                    Ok(c) if !c.is_empty() => {}
+                    Ok(_) => fail("ca_root", format!("{}: no PEM certificate in it", root.display())),
+                    Err(e) => fail("ca_root", format!("{}: not PEM certificates: {e}", root.display())),
+                }
+            }
+        }
+    }
+}
+
+/// Which platform-wide settings an app's `tls` can rely on.
+#[derive(Clone, Copy)]
+struct Listeners {
+    /// `[platform] listen_tls` is set.
+    tls: bool,
+    /// `[platform.acme]` is there.
+    acme: bool,
+}
+
 /// Checks an app's `tls`, `https_redirect` and `hsts` without I/O (the
 /// certificate files are read when the pipeline is compiled) and makes
 /// certificate paths absolute; `fail(field, reason)` reports a problem.
-fn check_https(app: &mut AppConfig, has_tls_listener: bool, dir: &Path, fail: &mut dyn FnMut(&str, String)) {
+fn check_https(app: &mut AppConfig, has: Listeners, dir: &Path, fail: &mut dyn FnMut(&str, String)) {
+    let has_tls_listener = has.tls;
     match &mut app.tls {
-        Some(AppTls::Acme) => fail(
+        Some(AppTls::Acme) if !has.acme => fail(
             "tls",
-            "ACME is not available yet (it comes in the next release); use tls = { cert = \"file.pem\", key = \"file.key\" } or tls = \"self-signed\"".into(),
+            "`acme` needs a `[platform.acme]` table (at least `directory`, or an empty table for Let's Encrypt); or use tls = { cert = \"file.pem\", key = \"file.key\" } or tls = \"self-signed\"".into(),
         ),
+        Some(AppTls::Acme) => {}
         Some(AppTls::Files { cert, key }) => {
             *cert = dir.join(&*cert);
             *key = dir.join(&*key);
@@ -1160,7 +1236,7 @@ mod tests {
         let text = e.to_string();
         for want in [
             "platform.listen_tls: `nope` is not an address",
-            "apps.a.tls: ACME is not available yet",
+            "apps.a.tls: `acme` needs a `[platform.acme]` table",
             "apps.b.hsts: `max-age=soon`: starts with max-age=<seconds>",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
@@ -1173,6 +1249,48 @@ mod tests {
             e.to_string().contains("apps.a.tls: needs `[platform] listen_tls`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn acme_apps_need_platform_acme_and_its_mistakes_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("s")).unwrap();
+        std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nlisten_tls = '127.0.0.1:0'\n[platform.acme]\ndirectory = 'https://127.0.0.1:14000/dir'\n[apps.a]\nsource = 's'\ndomains = ['a.test']\ntls = 'acme'\n",
+        )
+        .unwrap();
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        assert!(e.0.is_empty(), "{e}");
+        assert_eq!(p.apps["a"].tls, Some(AppTls::Acme));
+        assert_eq!(
+            p.settings.acme.as_ref().map(|a| a.directory.as_str()),
+            Some("https://127.0.0.1:14000/dir")
+        );
+
+        let f: PlatformFile = toml::from_str(
+            "[platform]\nlisten_tls = '127.0.0.1:0'\n[platform.acme]\nemail = 'nobody'\non_demand_ask = 'file:///etc/passwd'\nca_root = 'empty.pem'\n[apps.a]\nsource = 's'\ntls = 'acme'\n",
+        )
+        .unwrap();
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        let text = e.to_string();
+        for want in [
+            "platform.acme.on_demand_ask: `file:///etc/passwd` is not an http(s) URL with a host",
+            "platform.acme.ca_root: ",
+            "empty.pem: no PEM certificate in it",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        assert!(p.apps.contains_key("a"), "the app itself is fine: {text}");
+        let f: PlatformFile = toml::from_str("[platform.acme]\nemail = 'nobody'\n[apps.a]\nsource = 's'\n").unwrap();
+        let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        for want in [
+            "platform.acme.email: `nobody` is not an e-mail address",
+            "platform.acme: needs `[platform] listen_tls`",
+        ] {
+            assert!(e.to_string().contains(want), "missing {want} in\n{e}");
+        }
+        assert!(toml::from_str::<PlatformFile>("[platform.acme]\nchallenge = 'dns-01'\n").is_err());
     }
 
     #[test]

@@ -146,6 +146,16 @@ pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
     {
         tracing::warn!("listen addresses and limits take effect after a restart");
     }
+    if let Some(acme) = kernel.acme.get() {
+        if acme.config_changed(s.acme.as_ref()) {
+            tracing::warn!("[platform.acme] changes take effect after a restart");
+        }
+        // The names to keep fresh follow the apps; stored certificates
+        // make a set that did not change free.
+        acme.keep(&new.platform);
+    } else if s.acme.is_some() {
+        tracing::warn!("[platform.acme] takes effect after a restart");
+    }
     let generation = new.generation;
     let added: Vec<&str> = new
         .apps

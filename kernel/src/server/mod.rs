@@ -2,6 +2,7 @@
 //! HTTPS (h2 and HTTP/1.1 by ALPN) on another with the same limits, idle
 //! connections closed, and a graceful drain on shutdown.
 
+pub mod acme;
 pub mod admit;
 pub mod body;
 pub mod conn_limit;
@@ -366,7 +367,7 @@ async fn serve_connection(
         Listener::Admin => drive(kernel, builder, stream, info(true, false), stop, live).await,
         Listener::Tls(acceptor) => {
             let limit = kernel.limits.header_read_timeout;
-            if let Some(stream) = tls::handshake(stream, &acceptor, limit, peer).await {
+            if let Some(stream) = tls::handshake(&kernel, stream, &acceptor, limit, peer).await {
                 drive(kernel, builder, stream, info(false, true), stop, live).await;
             }
         }

@@ -53,6 +53,21 @@ pub async fn handle(
     if let Err(refusal) = admit(&mut parts, rules) {
         return refuse(finish, refusal.status, format!("{}\n", refusal.reason), cx);
     }
+    // ACME's HTTP-01 validations, on the plain listener before any plugin
+    // (and before `https_redirect`): the ACME server must reach them.
+    if !conn.tls
+        && !conn.admin
+        && let Some(acme) = kernel.acme.get()
+        && let Some(answer) = acme.http01(parts.uri.path())
+        && matches!(parts.method, http::Method::GET | http::Method::HEAD)
+    {
+        let mut res = plain(StatusCode::OK, bytes::Bytes::copy_from_slice(answer.as_bytes()));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/octet-stream"),
+        );
+        return Ok(finish.done(res, AfterResponse::default(), cx));
+    }
 
     let declared = parts
         .headers

@@ -1,17 +1,22 @@
 //! HTTPS on `listen_tls`: the handshake in front of the same hyper
 //! connection as plain HTTP. The certificate comes from the pipeline
 //! current at the handshake (so a reload swaps certificates for new
-//! connections only); a plain-HTTP request sent here gets a clear 400.
+//! connections only), then from the kernel's ACME service; a plain-HTTP
+//! request sent here gets a clear 400. With `[platform.acme]`, the
+//! listener also answers TLS-ALPN-01 validations (`acme-tls/1`) and, with
+//! `on_demand_ask`, waits for an on-demand certificate for a name nobody
+//! serves yet.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bext_acme::{ACME_TLS_ALPN, ChallengeResolver, Challenges};
 use bext_tls::{CertifiedKey, ResolvesServerCert};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 
 use crate::Kernel;
 
@@ -30,7 +35,7 @@ impl std::fmt::Debug for PipelineCerts {
 impl ResolvesServerCert for PipelineCerts {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name();
-        let key = self.0.pipeline.load().tls.certs.resolve(name);
+        let key = known(&self.0, name);
         if key.is_none() {
             tracing::debug!(
                 sni = name.unwrap_or("(none)"),
@@ -41,17 +46,40 @@ impl ResolvesServerCert for PipelineCerts {
     }
 }
 
+/// The certificate for a server name: the pipeline's (files,
+/// self-signed) first, then one the ACME service issued.
+fn known(kernel: &Kernel, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+    let key = kernel.pipeline.load().tls.certs.resolve(name);
+    if key.is_some() {
+        return key;
+    }
+    kernel.acme.get()?.resolve(name?)
+}
+
 /// The acceptor every TLS listener shares (one session cache and ticket
 /// key for all workers, so resumption works whichever worker accepts).
+/// With ACME, validations (`acme-tls/1` alone) are answered from its
+/// challenges and never get an app's certificate.
 pub fn acceptor(kernel: &Arc<Kernel>) -> Result<TlsAcceptor, bext_tls::TlsError> {
-    let config = bext_tls::server_config(Arc::new(PipelineCerts(kernel.clone())))?;
+    let certs: Arc<dyn ResolvesServerCert> = Arc::new(PipelineCerts(kernel.clone()));
+    let config = match kernel.acme.get() {
+        Some(acme) => {
+            let mut config =
+                bext_tls::server_config(Arc::new(ChallengeResolver::new(acme.challenges().clone(), certs)))?;
+            config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+            config
+        }
+        None => bext_tls::server_config(certs)?,
+    };
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Runs the handshake, within `limit` (the header timeout: a client that
 /// never finishes one holds a connection like a slow head). `None` when it
-/// failed, or when the client spoke plain HTTP (answered with a 400).
+/// failed, when the client spoke plain HTTP (answered with a 400), or when
+/// it was an ACME validation (closed once the handshake is done).
 pub(crate) async fn handshake(
+    kernel: &Kernel,
     stream: TcpStream,
     acceptor: &TlsAcceptor,
     limit: Duration,
@@ -66,7 +94,54 @@ pub(crate) async fn handshake(
         }
         _ => return None,
     }
-    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+    let on_demand = kernel.acme.get().and_then(|a| a.on_demand().cloned());
+    let accepted = match on_demand {
+        None => tokio::time::timeout(limit, acceptor.accept(stream)).await,
+        Some(on_demand) => {
+            let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+            let start = match tokio::time::timeout(limit, lazy).await {
+                Ok(Ok(start)) => start,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS ClientHello unreadable");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS ClientHello took too long");
+                    return None;
+                }
+            };
+            let unknown = {
+                let hello = start.client_hello();
+                match hello.server_name() {
+                    Some(name)
+                        if !Challenges::is_validation(&hello)
+                            && known(kernel, Some(name)).is_none()
+                            && !kernel.acme.get().is_some_and(|a| a.is_kept(name)) =>
+                    {
+                        Some(name.to_owned())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(name) = unknown {
+                // Bounded by `on_demand_wait` inside; a refusal leaves the
+                // name unknown, so the resolver fails the handshake with an
+                // alert.
+                if let Err(e) = on_demand.certificate(&name).await {
+                    tracing::debug!(%peer, sni = %name, error = %e, "no on-demand certificate; handshake refused");
+                }
+            }
+            tokio::time::timeout(limit, start.into_stream(acceptor.config().clone())).await
+        }
+    };
+    match accepted {
+        Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {
+            // RFC 8737: the validation is the handshake; no HTTP follows.
+            tracing::info!(%peer, "ACME TLS-ALPN-01 validation answered");
+            let mut tls = tls;
+            let _ = tls.shutdown().await;
+            None
+        }
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");

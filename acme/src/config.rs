@@ -9,6 +9,7 @@ use bext_plugin_abi::units::Span;
 use serde::Deserialize;
 
 use crate::error::AcmeError;
+use crate::kind::ChallengeKind;
 
 /// Let's Encrypt's production directory, used when `directory` is not set.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -53,27 +54,6 @@ pub struct AcmeConfig {
     /// refused again without asking or ordering.
     #[serde(default = "default_remember")]
     pub on_demand_remember: Span,
-}
-
-/// The ACME challenge type used to prove control of a name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum ChallengeKind {
-    /// A token served at `/.well-known/acme-challenge/<token>` over plain HTTP.
-    #[default]
-    #[serde(rename = "http-01")]
-    Http01,
-    /// A special certificate served to a ClientHello offering ALPN `acme-tls/1`.
-    #[serde(rename = "tls-alpn-01")]
-    TlsAlpn01,
-}
-
-impl std::fmt::Display for ChallengeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ChallengeKind::Http01 => "http-01",
-            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
-        })
-    }
 }
 
 fn default_directory() -> String {

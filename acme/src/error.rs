@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::ChallengeKind;
+use crate::kind::ChallengeKind;
 
 /// An ACME server's problem document (RFC 7807, RFC 8555 section 6.7):
 /// why it refused a request, as it said it.

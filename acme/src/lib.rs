@@ -21,6 +21,7 @@ mod challenges;
 mod config;
 mod error;
 mod http;
+mod kind;
 mod manager;
 mod names;
 mod ondemand;
@@ -30,8 +31,9 @@ mod storage;
 
 pub use certificate::Certificate;
 pub use challenges::{ACME_TLS_ALPN, ChallengeResolver, Challenges, HTTP01_PREFIX};
-pub use config::{AcmeConfig, ChallengeKind, LETS_ENCRYPT};
+pub use config::{AcmeConfig, LETS_ENCRYPT};
 pub use error::{AcmeError, Problem};
+pub use kind::ChallengeKind;
 pub use manager::{Manager, OnCertificate};
 pub use names::acme_name;
 pub use ondemand::{Gate, OnDemand};

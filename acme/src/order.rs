@@ -11,8 +11,8 @@ use instant_acme::{
 
 use crate::certificate::Certificate;
 use crate::challenges::Challenges;
-use crate::config::ChallengeKind;
 use crate::error::{AcmeError, Problem};
+use crate::kind::ChallengeKind;
 
 /// Orders a certificate for `names` and returns it, checked.
 pub(crate) async fn order(

@@ -179,6 +179,11 @@ fn tls_platform(s: &Site, apps: &str) -> std::path::PathBuf {
     ))
 }
 
+/// [`tls_platform`] with `default_app` set: unknown hosts reach that app.
+fn tls_platform_with_default(s: &Site, apps: &str, default_app: &str) -> std::path::PathBuf {
+    tls_platform(s, &format!("default_app = \"{default_app}\"\n{apps}"))
+}
+
 /// A static app `id` answering its own id, on `domains`, with `tls`.
 fn app(s: &Site, id: &str, domains: &str, tls: &str) -> String {
     s.write(&format!("{id}/index.html"), id);
@@ -356,17 +361,8 @@ async fn https_redirect_keeps_host_path_and_query_and_hostile_hosts_go_nowhere_e
     ) + "https_redirect = true\nhsts = \"max-age=63072000; includeSubDomains\"\n"
         + &app(&s, "open", "\"open.test\"", &files(&s, "open", &open))
         + "hsts = \"max-age=600\"\n";
-    let cfg = tls_platform(&s, &apps);
     // The secure app is also the default app: unknown hosts reach it.
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace(
-            "manifests = \"manifests\"\n",
-            "manifests = \"manifests\"\ndefault_app = \"secure\"\n",
-        ),
-    )
-    .unwrap();
+    let cfg = tls_platform_with_default(&s, &apps, "secure");
     let b = Bext::serve(&cfg);
     let tls = b.tls.unwrap();
     let port = tls.port();
@@ -443,6 +439,37 @@ async fn https_redirect_keeps_host_path_and_query_and_hostile_hosts_go_nowhere_e
     let r = get(b.addr, "open.test", "/").await;
     assert_eq!((r.status, r.text().as_str()), (200, "open"));
     assert!(r.header("strict-transport-security").is_none());
+}
+
+/// A default app with no domains of its own reaches any Host: its
+/// redirect may name only a host bext holds a certificate for, never the
+/// one the client sent.
+#[tokio::test]
+async fn a_default_app_without_domains_redirects_only_to_names_it_has_certificates_for() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["home.test"]);
+    let apps = app(&s, "home", "", &files(&s, "home", &leaf)) + "https_redirect = true\n";
+    let cfg = tls_platform_with_default(&s, &apps, "home");
+    let b = Bext::serve(&cfg);
+    let port = b.tls.unwrap().port();
+    let r = get(b.addr, "HOME.test.", "/p?q=1").await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (308, Some(format!("https://home.test:{port}/p?q=1").as_str()))
+    );
+    for host in ["evil.test", "evil.test:1234", "home.test.evil.test"] {
+        let r = get(b.addr, host, "/p").await;
+        assert_eq!(r.status, 400, "{host}");
+        assert!(r.header("location").is_none(), "{host}");
+    }
+    let raw = raw_async(
+        b.addr,
+        b"GET http://evil.test/x HTTP/1.1\r\nHost: home.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(!raw.to_ascii_lowercase().contains("location: https://evil"), "{raw}");
 }
 
 /// Whether the server closes `stream` (rather than the wait running out).
@@ -612,6 +639,26 @@ async fn proxied_requests_say_which_scheme_the_client_used() {
         "http",
         "a client's claim is replaced"
     );
+    // Every other spelling of the claim that frameworks honour is dropped.
+    let spellings = [
+        ("x-forwarded-ssl", "on"),
+        ("x-forwarded-scheme", "https"),
+        ("x-forwarded-protocol", "https"),
+        ("front-end-https", "on"),
+        ("x-url-scheme", "https"),
+        ("x-scheme", "https"),
+        ("cf-visitor", "{\"scheme\":\"https\"}"),
+        ("X-Forwarded-SSL", "on"),
+    ];
+    let mut headers = vec![("host", "shop.test")];
+    headers.extend(spellings);
+    let r = send(b.addr, request("GET", "/x", &headers, "")).await;
+    for (name, _) in spellings {
+        assert!(
+            r.json()["headers"].get(name.to_ascii_lowercase()).is_none(),
+            "{name} reached the upstream"
+        );
+    }
 }
 
 #[tokio::test]
@@ -621,7 +668,10 @@ async fn javascript_sees_the_scheme_the_client_used() {
     let leaf = ca.leaf(&["js.test"]);
     s.write(
         "js/index.js",
-        "export default { fetch(request) { return new Response(request.url); } }",
+        "export default { fetch(request) { const h = request.headers; \
+         if (new URL(request.url).pathname === '/h') return Response.json({ proto: h.get('x-forwarded-proto'), \
+         ssl: h.get('x-forwarded-ssl'), scheme: h.get('x-forwarded-scheme') }); \
+         return new Response(request.url); } }",
     );
     let apps = format!(
         "[apps.js]\nruntime = \"js\"\nsource = \"js\"\ndomains = [\"js.test\"]\ntls = {}\n",
@@ -633,6 +683,20 @@ async fn javascript_sees_the_scheme_the_client_used() {
         .await;
     assert_eq!(r.text(), "https://js.test/a?b=1");
     assert_eq!(get(b.addr, "js.test", "/a?b=1").await.text(), "http://js.test/a?b=1");
+    // The forwarding headers are bext's, not the client's claims.
+    let claims = [
+        ("host", "js.test"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-ssl", "on"),
+        ("x-forwarded-scheme", "https"),
+    ];
+    let r = send(b.addr, request("GET", "/h", &claims, "")).await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"proto": "http", "ssl": null, "scheme": null})
+    );
+    let (r, _, _) = Client::trusting(&[&ca.root]).get(b.tls.unwrap(), "js.test", "/h").await;
+    assert_eq!(r.json()["proto"], "https");
 }
 
 #[tokio::test]

@@ -59,11 +59,44 @@ pub fn load_pair(cert: &Path, key: &Path, now: i64) -> Result<(Arc<CertifiedKey>
     Ok((Arc::new(pair), info))
 }
 
+/// The largest certificate or key file read: a long chain is a few
+/// dozen KiB; `/dev/zero` named by mistake must not fill memory.
+const MAX_PEM_FILE: u64 = 1 << 20;
+
+/// Reads a regular file of at most [`MAX_PEM_FILE`] bytes (a FIFO or a
+/// device would block a reload or never end).
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    use std::io::Read;
+    let refuse = |reason: String| TlsError::Pem {
+        path: path.to_owned(),
+        reason,
+    };
+    let io = |source| TlsError::Read {
         path: path.to_owned(),
         source,
-    })
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    if meta.len() > MAX_PEM_FILE {
+        return Err(refuse(format!(
+            "{} bytes, more than a PEM file holds (at most {MAX_PEM_FILE})",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(refuse(format!(
+            "more than a PEM file holds (at most {MAX_PEM_FILE} bytes)"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn pem_error(path: &Path, e: rustls_pki_types::pem::Error) -> TlsError {
@@ -125,6 +158,9 @@ mod tests {
         let err = |c: &Path, k: &Path, at: i64| load_pair(c, k, at).err().unwrap().to_string();
         assert!(err(&c, &other_k, now()).contains("other.key: the private key does not match the certificate"));
         assert!(err(&missing, &k, now()).contains("missing.pem: cannot read"));
+        assert!(err(Path::new("/dev/zero"), &k, now()).contains("/dev/zero: not a regular file"));
+        let big = write(dir.path(), "big.pem", &"x".repeat(MAX_PEM_FILE as usize + 1));
+        assert!(err(&big, &k, now()).contains("more than a PEM file holds"));
         assert!(err(&junk, &k, now()).contains("junk.pem: no CERTIFICATE block"));
         assert!(err(&c, &junk, now()).contains("junk.pem: no PRIVATE KEY block"));
         // The key file given as the certificate, and the other way round.

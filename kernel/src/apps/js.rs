@@ -97,6 +97,7 @@ impl JsApp {
             parts.headers.insert(HOST, h);
         }
         add_kernel_headers(&mut parts.headers, cx);
+        super::forwarded::vouch(&mut parts.headers, cx);
         let call = Call::App {
             method: parts.method,
             url,

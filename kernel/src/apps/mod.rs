@@ -1,5 +1,6 @@
 //! The app table and the runtimes that serve apps.
 
+mod forwarded;
 pub mod js;
 pub mod proxy;
 pub mod static_files;

@@ -36,25 +36,6 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-/// Removes every header named in `names`: one pass over the names the
-/// message has (most have none of them, and nothing is allocated then)
-/// instead of a lookup for each.
-fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
-    let mut found: Vec<HeaderName> = Vec::new();
-    for key in headers.keys() {
-        if names.contains(key) {
-            found.push(key.clone());
-        }
-    }
-    for name in found {
-        headers.remove(name);
-    }
-}
-
 impl ProxyApp {
     /// A proxy to `upstream` with its own connection pool.
     pub fn new(upstream: Upstream, preserve_host: bool, connect_timeout: Duration, response_timeout: Duration) -> Self {
@@ -118,7 +99,7 @@ impl ProxyApp {
             parts.headers.insert(header::HOST, h);
         }
         join_cookies(&mut parts.headers);
-        forwarded_headers(&mut parts.headers, cx);
+        super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
             parts
                 .headers
@@ -249,69 +230,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes the headers that are hop-by-hop by definition.
 fn strip_fixed_hop_by_hop(headers: &mut HeaderMap) {
-    remove_all(headers, &HOP_BY_HOP);
-}
-
-/// Forwarding facts bext does not write: a client's copies would reach
-/// the upstream as if a proxy had vouched for them (a framework that
-/// honours `Forwarded: host=` builds pages for that host, which the cache
-/// then shares). The upstream learns the client, scheme and host from
-/// bext's own `X-Forwarded-*` only.
-static UNVOUCHED: [HeaderName; 5] = [
-    header::FORWARDED,
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-    HeaderName::from_static("x-forwarded-server"),
-    HeaderName::from_static("x-real-ip"),
-];
-
-fn forwarded_headers(headers: &mut HeaderMap, cx: &Ctx) {
-    remove_all(headers, &UNVOUCHED);
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => HeaderValue::from_str(&format!("{prev}, {}", cx.peer.ip())).ok(),
-        _ => Some(ip_value(cx.peer.ip())),
-    };
-    if let Some(v) = xff {
-        headers.insert(&X_FORWARDED_FOR, v);
-    }
-    let proto = if cx.ext.get::<super::OverTls>().is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert(&X_FORWARDED_HOST, h);
-    }
-}
-
-/// An address as a header value, written without the formatting machinery
-/// for IPv4 (every proxied request has one).
-fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
-    let std::net::IpAddr::V4(v4) = ip else {
-        return HeaderValue::from_str(&ip.to_string()).expect("an address is a valid header value");
-    };
-    let mut out = [0u8; 15];
-    let mut len = 0;
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            out[len] = b'.';
-            len += 1;
-        }
-        let digits = [octet / 100, octet / 10 % 10, octet % 10];
-        let skip = if octet >= 100 {
-            0
-        } else if octet >= 10 {
-            1
-        } else {
-            2
-        };
-        for d in &digits[skip..] {
-            out[len] = b'0' + d;
-            len += 1;
-        }
-    }
-    HeaderValue::from_bytes(&out[..len]).expect("digits and dots are a valid header value")
+    super::forwarded::remove_all(headers, &HOP_BY_HOP);
 }
 
 #[cfg(test)]
@@ -338,22 +257,6 @@ mod tests {
     }
 
     #[test]
-    fn addresses_read_as_std_writes_them() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.30.40",
-            "255.255.255.255",
-            "192.168.1.9",
-            "::1",
-            "2001:db8::7",
-        ] {
-            let parsed: std::net::IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_value(parsed), parsed.to_string(), "{ip}");
-        }
-    }
-
-    #[test]
     fn the_request_target_keeps_path_and_query_and_adds_the_base() {
         let app = |url: &str| {
             ProxyApp::new(
@@ -377,13 +280,13 @@ mod tests {
     #[test]
     fn every_fixed_hop_by_hop_and_unvouched_header_goes_whatever_its_place() {
         let mut h = HeaderMap::new();
-        for name in HOP_BY_HOP.iter().chain(&UNVOUCHED).rev() {
+        for name in HOP_BY_HOP.iter().chain(&crate::apps::forwarded::UNVOUCHED).rev() {
             h.append(name, HeaderValue::from_static("1"));
             h.append(name, HeaderValue::from_static("2"));
         }
         h.insert("x-kept", HeaderValue::from_static("1"));
         strip_fixed_hop_by_hop(&mut h);
-        remove_all(&mut h, &UNVOUCHED);
+        crate::apps::forwarded::remove_all(&mut h, &crate::apps::forwarded::UNVOUCHED);
         assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-kept"]);
     }
 

@@ -190,7 +190,7 @@ async fn dispatch(
     if let Some(asked) = &asked
         && https.is_some_and(|h| h.redirect)
     {
-        return to_https(kernel, entry, asked, cx);
+        return to_https(kernel, pipeline, entry, asked, cx);
     }
     add_kernel_headers(req.headers_mut(), cx);
     let mut res = if cx.bypass {
@@ -209,12 +209,26 @@ async fn dispatch(
 /// `https_redirect`: a 308 (the method and body kept) to the same path and
 /// query on https. The host is the request's own only when the app serves
 /// it (else the app's first exact domain): a request that reached the app
-/// as the default app, or by path, cannot send the client elsewhere.
-fn to_https(kernel: &Kernel, entry: &AppEntry, asked: &http::uri::PathAndQuery, cx: &Ctx) -> Response {
+/// as the default app, or by path, cannot send the client elsewhere. An
+/// app with no domains (a default app) sends a client only to a host bext
+/// holds a certificate for, never to whatever Host the client named.
+fn to_https(
+    kernel: &Kernel,
+    pipeline: &Pipeline,
+    entry: &AppEntry,
+    asked: &http::uri::PathAndQuery,
+    cx: &Ctx,
+) -> Response {
     let host = cx
         .host
         .as_deref()
-        .filter(|h| entry.app.domains.is_empty() || serves(&entry.app.domains, h))
+        .filter(|h| {
+            if entry.app.domains.is_empty() {
+                pipeline.tls.certs.resolve(Some(h)).is_some()
+            } else {
+                serves(&entry.app.domains, h)
+            }
+        })
         .map(str::to_owned)
         .or_else(|| {
             entry

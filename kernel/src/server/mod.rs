@@ -266,9 +266,12 @@ impl Tracker {
 
 /// Binds `addr` once per worker with `SO_REUSEPORT`, so the kernel spreads
 /// connections over workers that share nothing (nginx's model). With port
-/// 0, every worker gets the port the first one was given.
+/// 0, every worker gets the port the first one was given. A port another
+/// process listens on is refused ("address in use") even when that process
+/// set `SO_REUSEPORT` too (a second bext, or a forgotten one, would
+/// otherwise take half the connections).
 pub fn bind_workers(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+    let bind = |addr: SocketAddr, reuseport: bool| -> std::io::Result<std::net::TcpListener> {
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
@@ -276,15 +279,19 @@ pub fn bind_workers(addr: SocketAddr, workers: usize) -> std::io::Result<Vec<std
         };
         socket.set_reuseaddr(true)?;
         #[cfg(unix)]
-        socket.set_reuseport(workers > 1)?;
+        socket.set_reuseport(reuseport)?;
         socket.bind(addr)?;
         socket.listen(4096)?.into_std()
     };
-    let first = bind(addr)?;
+    if workers > 1 && addr.port() != 0 {
+        // Without SO_REUSEPORT, the probe fails if anyone listens there.
+        drop(bind(addr, false)?);
+    }
+    let first = bind(addr, workers > 1)?;
     let actual = first.local_addr()?;
     let mut all = vec![first];
     for _ in 1..workers {
-        all.push(bind(actual)?);
+        all.push(bind(actual, true)?);
     }
     Ok(all)
 }
@@ -445,6 +452,16 @@ async fn drive<IO>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_port_another_process_listens_on_is_refused_even_with_reuseport() {
+        let first = bind_workers("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let taken = first[0].local_addr().unwrap();
+        let second = bind_workers(taken, 2).expect_err("the port is taken");
+        assert_eq!(second.kind(), std::io::ErrorKind::AddrInUse);
+        drop(first);
+        assert_eq!(bind_workers(taken, 2).unwrap().len(), 2, "free again");
+    }
 
     #[test]
     fn idle_and_head_clocks_are_separate() {

@@ -85,8 +85,10 @@ pub(crate) async fn handshake(
     limit: Duration,
     peer: SocketAddr,
 ) -> Option<TlsStream<TcpStream>> {
+    // One deadline for the first byte and the handshake together.
+    let deadline = tokio::time::Instant::now() + limit;
     let mut first = [0u8; 1];
-    match tokio::time::timeout(limit, stream.peek(&mut first)).await {
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
         Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {}
         Ok(Ok(1)) => {
             refuse_plain_http(stream).await;
@@ -96,10 +98,10 @@ pub(crate) async fn handshake(
     }
     let on_demand = kernel.acme.get().and_then(|a| a.on_demand().cloned());
     let accepted = match on_demand {
-        None => tokio::time::timeout(limit, acceptor.accept(stream)).await,
+        None => tokio::time::timeout_at(deadline, acceptor.accept(stream)).await,
         Some(on_demand) => {
             let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
-            let start = match tokio::time::timeout(limit, lazy).await {
+            let start = match tokio::time::timeout_at(deadline, lazy).await {
                 Ok(Ok(start)) => start,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS ClientHello unreadable");
@@ -131,6 +133,8 @@ pub(crate) async fn handshake(
                     tracing::debug!(%peer, sni = %name, error = %e, "no on-demand certificate; handshake refused");
                 }
             }
+            // After an on-demand order, the rest of the handshake gets a
+            // limit of its own.
             tokio::time::timeout(limit, start.into_stream(acceptor.config().clone())).await
         }
     };

@@ -472,6 +472,39 @@ async fn a_default_app_without_domains_redirects_only_to_names_it_has_certificat
     assert!(!raw.to_ascii_lowercase().contains("location: https://evil"), "{raw}");
 }
 
+/// A name is served with the certificate of the app that claims it as a
+/// domain, whatever the order of the apps: a default app's certificate
+/// covers only names no app claims, and an app with only `~regex` domains
+/// gets no certificate (it would claim `localhost`).
+#[tokio::test]
+async fn a_name_gets_the_certificate_of_the_app_that_claims_it() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let (wide, own, local) = (
+        ca.leaf(&["b.test", "c.test"]),
+        ca.leaf(&["b.test"]),
+        ca.leaf(&["localhost"]),
+    );
+    // "aaa" sorts first; it has no domains and a certificate for b and c.
+    let apps = app(&s, "aaa", "", &files(&s, "aaa", &wide))
+        + &app(&s, "b", "\"b.test\"", &files(&s, "b", &own))
+        + &app(&s, "local", "\"localhost\"", &files(&s, "local", &local))
+        + &app(&s, "apattern", "\"~^r[0-9]+\\\\.test$\"", "\"self-signed\"");
+    let b = Bext::serve(&tls_platform_with_default(&s, &apps, "aaa"));
+    let (tls, client) = (b.tls.unwrap(), Client::trusting(&[&ca.root]));
+    assert_eq!(client.leaf_for(tls, "b.test").await.unwrap(), own.der, "b's own");
+    assert_eq!(
+        client.leaf_for(tls, "c.test").await.unwrap(),
+        wide.der,
+        "the default app's"
+    );
+    assert_eq!(
+        client.leaf_for(tls, "localhost").await.unwrap(),
+        local.der,
+        "not the regex app's"
+    );
+}
+
 /// Whether the server closes `stream` (rather than the wait running out).
 async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(mut stream: S) -> bool {
     use tokio::io::AsyncReadExt;

@@ -65,9 +65,18 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<Cert
         .map_or(0, |d| d.as_secs() as i64);
     let mut store = CertStore::default();
     let mut errors = Diagnostics::default();
+    // Apps without domains (a default app) are reached by their
+    // certificates' own names, but only names no app claims as a domain:
+    // inserted after every app's domains.
+    let mut by_their_names = Vec::new();
     for (id, app) in &platform.apps {
         let Some(tls) = &app.tls else { continue };
         let domains = domains(app);
+        if !app.domains.is_empty() && domains.is_empty() {
+            // Only `~regex` domains: SNI cannot be matched against them.
+            tracing::warn!(app = %id, "an app with only ~regex domains gets no certificate");
+            continue;
+        }
         let field = |k: &str| format!("apps.{id}.{k}");
         let (key, names) = match tls {
             AppTls::Files { cert, key } => match bext_tls::load_pair(cert, key, now) {
@@ -108,12 +117,22 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<Cert
             // Refused with the platform file's other problems.
             AppTls::Acme => continue,
         };
-        // An app without domains (a default app) is reached by its
-        // certificate's own names.
-        let patterns = if domains.is_empty() { names } else { domains };
-        for p in patterns {
+        if domains.is_empty() {
+            by_their_names.push((id, names, key));
+            continue;
+        }
+        for p in domains {
             if let Err(reason) = store.insert(&p, key.clone()) {
                 tracing::debug!(app = %id, pattern = %p, reason, "name not served over TLS");
+            }
+        }
+    }
+    for (id, names, key) in by_their_names {
+        for p in names {
+            match store.insert(&p, key.clone()) {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(app = %id, name = %p, "name served by the app that claims it"),
+                Err(reason) => tracing::debug!(app = %id, pattern = %p, reason, "name not served over TLS"),
             }
         }
     }

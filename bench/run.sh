@@ -149,7 +149,9 @@ for s in socks:
         if not chunk:
             break
         data += chunk
-time.sleep(1)
+# bext gives an idle connection's buffers back 3 s after its answer and its
+# pages to the system every 5 s (vendor/hyper/BEXT-PATCH.md).
+time.sleep(10)
 held = rss()
 alive = sum(1 for s in socks if s.fileno() >= 0)
 print(f"bext RSS idle: {idle/1024:.1f} MiB; with {alive} idle keep-alive connections: {held/1024:.1f} MiB "

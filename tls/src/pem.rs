@@ -28,7 +28,13 @@ pub fn load_pair(cert: &Path, key: &Path, now: i64) -> Result<(Arc<CertifiedKey>
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => TlsError::Pem {
             path: key.to_owned(),
-            reason: "no PRIVATE KEY block (expected a PEM key: PKCS#8, RSA or EC)".into(),
+            reason: if key_pem.windows(27).any(|w| w == b"BEGIN ENCRYPTED PRIVATE KEY") {
+                "the private key is encrypted, which bext cannot use unattended; write it \
+                 decrypted (`openssl pkey -in KEY -out PLAIN.key`) and keep that file private"
+                    .into()
+            } else {
+                "no PRIVATE KEY block (expected a PEM key: PKCS#8, RSA or EC)".into()
+            },
         },
         e => pem_error(key, e),
     })?;
@@ -163,6 +169,12 @@ mod tests {
         assert!(err(&big, &k, now()).contains("more than a PEM file holds"));
         assert!(err(&junk, &k, now()).contains("junk.pem: no CERTIFICATE block"));
         assert!(err(&c, &junk, now()).contains("junk.pem: no PRIVATE KEY block"));
+        let encrypted = write(
+            dir.path(),
+            "enc.key",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        );
+        assert!(err(&c, &encrypted, now()).contains("enc.key: the private key is encrypted"));
         // The key file given as the certificate, and the other way round.
         assert!(err(&k, &c, now()).contains("k.pem: no CERTIFICATE block"));
         let dated = |from: (i32, u8, u8), to: (i32, u8, u8), name: &str| {

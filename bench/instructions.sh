@@ -20,7 +20,7 @@ DURATION=${DURATION:-8}
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 
-HEADERS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer abc.def.ghi")
+WRK_ARGS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer abc.def.ghi")
 
 count() { # name binary port -> prints instructions per request
   local dir="$OUT/$1" bin=$2 port=$3
@@ -40,22 +40,8 @@ default_app = "site"
 [apps.site]
 source = "www"
 TOML
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.out" \
-    "$bin" serve --config "$dir/platform.toml" >"$dir/log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/index.html" && break; sleep 0.2; done
-  local url="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
-  wrk -t1 -c1 -d2s "${HEADERS[@]}" "$url" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
-  local n
-  n=$(wrk -t1 -c1 -d"${DURATION}s" "${HEADERS[@]}" "$url" | awk '/requests in/ {print $1}')
-  callgrind_control -i off "$pid" >/dev/null
-  callgrind_control -d "$pid" >/dev/null
-  sleep 1
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  local total
-  total=$(callgrind_annotate "$dir/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
-  echo $((total / n))
+  callgrind_per_request "$dir/cg.out" "http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter" \
+    "$bin" serve --config "$dir/platform.toml"
 }
 
 new=$(count new "$BEXT" 18481)

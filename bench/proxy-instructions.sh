@@ -52,22 +52,10 @@ TOML
 nginx -c "$OUT/up/nginx.conf" -p "$OUT/up"
 trap 'nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -s quit 2>/dev/null || true' EXIT
 
+WRK_ARGS=()
 count() { # name port command... -> instructions per request
   local name=$1 port=$2; shift 2
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$name.cg" "$@" >"$OUT/$name.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/index.html" && break; sleep 0.3; done
-  wrk -t1 -c1 -d2s "http://127.0.0.1:$port/index.html" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
-  local n
-  n=$(wrk -t1 -c1 -d"${DURATION}s" "http://127.0.0.1:$port/index.html" | awk '/requests in/ {print $1}')
-  callgrind_control -i off "$pid" >/dev/null
-  callgrind_control -d "$pid" >/dev/null
-  sleep 1
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  local total
-  total=$(callgrind_annotate "$OUT/$name.cg.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
-  echo $((total / n))
+  callgrind_per_request "$OUT/$name.cg" "http://127.0.0.1:$port/index.html" "$@"
 }
 b=$(count bext "$BX" "$BEXT" serve --config "$OUT/platform.toml")
 n=$(count nginx "$NGX" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")

@@ -85,6 +85,18 @@ pub struct Kernel {
 pub(crate) type KernelCell = std::sync::Arc<std::sync::OnceLock<(std::sync::Weak<Kernel>, tokio::runtime::Handle)>>;
 
 impl Kernel {
+    /// The certificate bext serves for a server name: the live pipeline's
+    /// (files, self-signed) first, then one the ACME service issued. What
+    /// the TLS handshake serves, and where `https_redirect` may send a
+    /// client of an app with no domains.
+    pub(crate) fn certificate_for(&self, name: Option<&str>) -> Option<std::sync::Arc<bext_tls::CertifiedKey>> {
+        let key = self.pipeline.load().tls.certs.resolve(name);
+        if key.is_some() {
+            return key;
+        }
+        self.acme.get()?.resolve(name?)
+    }
+
     /// A kernel serving `pipeline`.
     pub(crate) fn new(pipeline: Pipeline, source: ConfigSource, cell: KernelCell) -> Self {
         // Seed ids with the start time so ids differ across restarts.

@@ -58,14 +58,14 @@ impl ProxyApp {
     /// has no path of its own, so a request costs no formatting and no
     /// parsing.
     fn target(&self, uri: &Uri) -> Option<Uri> {
-        let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let path_and_query = if self.upstream.base_path.is_empty() {
-            match uri.path_and_query() {
-                Some(pq) => pq.clone(),
-                None => PathAndQuery::from_static("/"),
+        let asked = uri.path_and_query();
+        let path_and_query = match asked {
+            Some(pq) if self.upstream.base_path.is_empty() => pq.clone(),
+            None if self.upstream.base_path.is_empty() => PathAndQuery::from_static("/"),
+            _ => {
+                let path = asked.map_or("/", PathAndQuery::as_str);
+                format!("{}{path}", self.upstream.base_path).parse().ok()?
             }
-        } else {
-            format!("{}{path}", self.upstream.base_path).parse().ok()?
         };
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTP);

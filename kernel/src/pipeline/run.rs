@@ -190,7 +190,7 @@ async fn dispatch(
     if let Some(asked) = &asked
         && https.is_some_and(|h| h.redirect)
     {
-        return to_https(kernel, pipeline, entry, asked, cx);
+        return to_https(kernel, entry, asked, cx);
     }
     add_kernel_headers(req.headers_mut(), cx);
     let mut res = if cx.bypass {
@@ -212,19 +212,13 @@ async fn dispatch(
 /// as the default app, or by path, cannot send the client elsewhere. An
 /// app with no domains (a default app) sends a client only to a host bext
 /// holds a certificate for, never to whatever Host the client named.
-fn to_https(
-    kernel: &Kernel,
-    pipeline: &Pipeline,
-    entry: &AppEntry,
-    asked: &http::uri::PathAndQuery,
-    cx: &Ctx,
-) -> Response {
+fn to_https(kernel: &Kernel, entry: &AppEntry, asked: &http::uri::PathAndQuery, cx: &Ctx) -> Response {
     let host = cx
         .host
         .as_deref()
         .filter(|h| {
             if entry.app.domains.is_empty() {
-                pipeline.tls.certs.resolve(Some(h)).is_some()
+                kernel.certificate_for(Some(h)).is_some()
             } else {
                 serves(&entry.app.domains, h)
             }

@@ -35,7 +35,7 @@ impl std::fmt::Debug for PipelineCerts {
 impl ResolvesServerCert for PipelineCerts {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name();
-        let key = known(&self.0, name);
+        let key = self.0.certificate_for(name);
         if key.is_none() {
             tracing::debug!(
                 sni = name.unwrap_or("(none)"),
@@ -44,16 +44,6 @@ impl ResolvesServerCert for PipelineCerts {
         }
         key
     }
-}
-
-/// The certificate for a server name: the pipeline's (files,
-/// self-signed) first, then one the ACME service issued.
-fn known(kernel: &Kernel, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
-    let key = kernel.pipeline.load().tls.certs.resolve(name);
-    if key.is_some() {
-        return key;
-    }
-    kernel.acme.get()?.resolve(name?)
 }
 
 /// The acceptor every TLS listener shares (one session cache and ticket
@@ -117,7 +107,7 @@ pub(crate) async fn handshake(
                 match hello.server_name() {
                     Some(name)
                         if !Challenges::is_validation(&hello)
-                            && known(kernel, Some(name)).is_none()
+                            && kernel.certificate_for(Some(name)).is_none()
                             && !kernel.acme.get().is_some_and(|a| a.is_kept(name)) =>
                     {
                         Some(name.to_owned())

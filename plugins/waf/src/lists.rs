@@ -215,26 +215,22 @@ mod tests {
         // Let it note the files' times before they change.
         tokio::time::sleep(Duration::from_millis(100)).await;
         // The modification time must move on for a change to be seen.
+        let rewrite = |text: &str, at: SystemTime| {
+            std::fs::write(&file, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        };
         let later = SystemTime::now() + Duration::from_secs(10);
-        std::fs::write(&file, "10.0.0.2\n").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
+        rewrite("10.0.0.2\n", later);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(current.load().lookup(ip("10.0.0.2")), Some(Verdict::Deny));
         assert_eq!(current.load().lookup(ip("10.0.0.1")), None);
 
-        std::fs::write(&file, "garbage\n").unwrap();
-        let later = later + Duration::from_secs(10);
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
+        rewrite("garbage\n", later + Duration::from_secs(10));
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(current.load().lookup(ip("10.0.0.2")), Some(Verdict::Deny), "kept");
 

@@ -97,6 +97,20 @@ impl Kernel {
         self.acme.get()?.resolve(name?)
     }
 
+    /// Whether a request for `host` may be served on a connection whose
+    /// handshake was for `sni`: the same name, or a name bext serves with
+    /// the very certificate that connection got (HTTP/2 clients reuse a
+    /// connection for every name its certificate covers, RFC 9113 §9.1.1).
+    /// Otherwise the request is misdirected: its Host would pick an app
+    /// whose certificate the client never checked.
+    pub(crate) fn same_certificate(&self, host: &str, sni: &str) -> bool {
+        host == sni
+            || match (self.certificate_for(Some(host)), self.certificate_for(Some(sni))) {
+                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(&a, &b),
+                _ => false,
+            }
+    }
+
     /// A kernel serving `pipeline`.
     pub(crate) fn new(pipeline: Pipeline, source: ConfigSource, cell: KernelCell) -> Self {
         // Seed ids with the start time so ids differ across restarts.

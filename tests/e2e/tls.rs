@@ -903,3 +903,76 @@ fn check_names_the_file_and_the_reason_for_every_bad_certificate() {
         "{err}"
     );
 }
+
+/// Writes `raw` on a TLS connection for `sni` made by `client` and reads
+/// until the server closes or 10 s pass: what came back, as text.
+async fn raw_exchange(client: &Client, addr: SocketAddr, sni: &str, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = client.connect(addr, sni).await.unwrap();
+    tls.write_all(raw).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_request_for_a_host_the_connection_was_not_opened_for_is_misdirected() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let (a, b_leaf, w) = (ca.leaf(&["a.test"]), ca.leaf(&["b.test"]), ca.leaf(&["*.w.test"]));
+    let apps = app(&s, "a", "\"a.test\"", &files(&s, "a", &a))
+        + &app(&s, "b", "\"b.test\"", &files(&s, "b", &b_leaf))
+        + &app(&s, "w", "\"*.w.test\"", &files(&s, "w", &w));
+    let b = Bext::serve(&tls_platform(&s, &apps));
+    let tls = b.tls.unwrap();
+    let h1 = Client::trusting(&[&ca.root]).alpn(&[b"http/1.1"]);
+    let status = |answer: &str| answer.lines().next().unwrap_or("").to_owned();
+    let ask = |sni: &'static str, head: String| {
+        let h1 = h1.clone();
+        async move { raw_exchange(&h1, tls, sni, head.as_bytes()).await }
+    };
+    let close = "Connection: close\r\n\r\n";
+
+    // The name the connection was opened for, in other spellings: served.
+    for host in ["a.test", "A.TEST", "a.test.", "a.test:443"] {
+        let answer = ask("a.test", format!("GET / HTTP/1.1\r\nHost: {host}\r\n{close}")).await;
+        assert_eq!(status(&answer), "HTTP/1.1 200 OK", "{host}");
+        assert!(answer.ends_with('a'), "{host}: {answer}");
+    }
+    // Another app's host on a.test's connection: 421, never b's content
+    // behind a certificate the client checked for a.test. Also when the
+    // other host hides in an absolute-form target.
+    for head in [
+        format!("GET / HTTP/1.1\r\nHost: b.test\r\n{close}"),
+        format!("GET / HTTP/1.1\r\nHost: B.Test.\r\n{close}"),
+        format!("GET https://b.test/ HTTP/1.1\r\nHost: a.test\r\n{close}"),
+        format!("GET / HTTP/1.1\r\nHost: unknown.test\r\n{close}"),
+    ] {
+        let answer = ask("a.test", head.clone()).await;
+        assert_eq!(status(&answer), "HTTP/1.1 421 Misdirected Request", "{head}");
+        assert!(!answer.ends_with('b'), "{head}: {answer}");
+    }
+    // Two tenants under one wildcard certificate share connections (what
+    // HTTP/2 clients do); the app answers.
+    let answer = ask("x.w.test", format!("GET / HTTP/1.1\r\nHost: y.w.test\r\n{close}")).await;
+    assert_eq!(status(&answer), "HTTP/1.1 200 OK");
+    // HTTP/1.0 without a Host: the app of the name the handshake was for.
+    let answer = ask("b.test", "GET / HTTP/1.0\r\n\r\n".into()).await;
+    assert!(answer.starts_with("HTTP/1.0 200") && answer.ends_with('b'), "{answer}");
+
+    // HTTP/2: `:authority` is checked the same way.
+    let client = Client::trusting(&[&ca.root]);
+    let connection = client.connect(tls, "a.test").await.unwrap();
+    assert_eq!(connection.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(connection))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for (authority, want) in [("a.test", 200), ("b.test", 421), ("A.test", 200), ("b.test:443", 421)] {
+        let req = Request::get(format!("https://{authority}/"))
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let reply = collect(sender.send_request(req).await.unwrap()).await;
+        assert_eq!(reply.status, want, "{authority}");
+    }
+}

@@ -37,6 +37,10 @@ pub struct ConnInfo {
     pub admin: bool,
     /// Arrived over TLS (`listen_tls`).
     pub tls: bool,
+    /// The server name the TLS client asked for (SNI), normalised like a
+    /// Host: a request for a host this connection's certificate was not
+    /// chosen for is misdirected (421).
+    pub sni: Option<Box<str>>,
     /// Requests in flight, for the idle timeout.
     pub activity: Activity,
 }
@@ -49,6 +53,7 @@ impl ConnInfo {
             peer: "127.0.0.1:1".parse().expect("address"),
             admin: false,
             tls: false,
+            sni: None,
             activity: Activity::new(),
         }
     }
@@ -205,7 +210,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 const IDLE_WAKE: Duration = Duration::from_secs(3);
 
 /// hyper's connection builder with bext's limits applied.
-pub fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
@@ -363,19 +368,22 @@ async fn serve_connection(
     stop: watch::Receiver<bool>,
     live: (Live, ConnPermit),
 ) {
-    let info = |admin, tls| ConnInfo {
+    let info = |admin, sni: Option<Option<Box<str>>>| ConnInfo {
         peer,
         admin,
-        tls,
+        tls: sni.is_some(),
+        sni: sni.flatten(),
         activity: Activity::new(),
     };
     match kind {
-        Listener::Plain => drive(kernel, builder, stream, info(false, false), stop, live).await,
-        Listener::Admin => drive(kernel, builder, stream, info(true, false), stop, live).await,
+        Listener::Plain => drive(kernel, &builder, stream, info(false, None), stop, live).await,
+        Listener::Admin => drive(kernel, &builder, stream, info(true, None), stop, live).await,
         Listener::Tls(acceptor) => {
             let limit = kernel.limits.header_read_timeout;
             if let Some(stream) = tls::handshake(&kernel, stream, &acceptor, limit, peer).await {
-                drive(kernel, builder, stream, info(false, true), stop, live).await;
+                let sni = (stream.get_ref().1.server_name())
+                    .and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
+                drive(kernel, &builder, stream, info(false, Some(sni)), stop, live).await;
             }
         }
     }
@@ -385,7 +393,7 @@ async fn serve_connection(
 /// too long, or the server drains.
 async fn drive<IO>(
     kernel: Arc<Kernel>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: &auto::Builder<TokioExecutor>,
     stream: IO,
     info: ConnInfo,
     mut stop: watch::Receiver<bool>,

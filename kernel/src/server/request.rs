@@ -42,6 +42,21 @@ pub async fn handle(
         Ok(h) => h,
         Err(e) => return refuse(finish, StatusCode::BAD_REQUEST, format!("{e}\n"), cx),
     };
+    if let Some(sni) = &conn.sni {
+        match &cx.host {
+            // HTTP/1.0 without a Host: the name the handshake was for.
+            None => cx.host = Some(sni.clone()),
+            Some(host) if !kernel.same_certificate(host, sni) => {
+                return refuse(
+                    finish,
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!("this connection was opened for {sni}, not {host}; open one for {host}\n"),
+                    cx,
+                );
+            }
+            Some(_) => {}
+        }
+    }
     let limits = &kernel.limits;
     let settings = &pipeline.platform.settings;
     let rules = Rules {

@@ -814,7 +814,8 @@ async fn self_signed_certificates_for_an_app_and_for_bext_run() {
     let site = Site::new();
     site.write("index.html", "hello");
     let dir = site.dir.path().to_str().unwrap();
-    let b = Bext::start(&["run", dir, "--listen", "127.0.0.1:0", "--listen-tls", "127.0.0.1:0"]);
+    // (written as users of nginx and Caddy do: a name and a port)
+    let b = Bext::start(&["run", dir, "--listen", "localhost:0", "--listen-tls", "localhost:0"]);
     let kept = std::fs::read(site.path(".bext/tls/self-signed/app.crt")).unwrap();
     let root = first_cert(&kept);
     let (r, _, _) = Client::trusting(&[&root]).get(b.tls.unwrap(), "localhost", "/").await;

@@ -599,30 +599,18 @@ impl Platform {
     ) -> (Platform, Diagnostics) {
         let name = file.clone().unwrap_or_else(|| dir.to_owned());
         let mut errors = Diagnostics::default();
-        if f.platform.listen.parse::<SocketAddr>().is_err() {
-            errors.push(Diagnostic::new(
-                &name,
-                "platform.listen",
-                format!("`{}` is not an address like 127.0.0.1:3060", f.platform.listen),
-            ));
+        if let Err(reason) = canonical_address(&mut f.platform.listen) {
+            errors.push(Diagnostic::new(&name, "platform.listen", reason));
         }
-        if let Some(a) = &f.platform.admin_listen
-            && a.parse::<SocketAddr>().is_err()
+        if let Some(a) = &mut f.platform.admin_listen
+            && let Err(reason) = canonical_address(a)
         {
-            errors.push(Diagnostic::new(
-                &name,
-                "platform.admin_listen",
-                format!("`{a}` is not an address"),
-            ));
+            errors.push(Diagnostic::new(&name, "platform.admin_listen", reason));
         }
-        if let Some(a) = &f.platform.listen_tls
-            && a.parse::<SocketAddr>().is_err()
+        if let Some(a) = &mut f.platform.listen_tls
+            && let Err(reason) = canonical_address(a)
         {
-            errors.push(Diagnostic::new(
-                &name,
-                "platform.listen_tls",
-                format!("`{a}` is not an address like 0.0.0.0:443"),
-            ));
+            errors.push(Diagnostic::new(&name, "platform.listen_tls", reason));
         }
         if f.platform.acme.is_some() && f.platform.listen_tls.is_none() {
             errors.push(Diagnostic::new(
@@ -874,6 +862,28 @@ fn check_acme(acme: &mut bext_acme::AcmeConfig, dir: &Path, fail: &mut dyn FnMut
     }
 }
 
+/// Rewrites a listen address to the `IP:port` form the listeners bind:
+/// besides `127.0.0.1:3060` and `[::1]:3060`, the spellings nginx and
+/// Caddy users write, `localhost:3060` (the loopback), `*:443` and `:443`
+/// (every IPv4 address). No name is looked up: a config check does no I/O.
+fn canonical_address(address: &mut String) -> Result<(), String> {
+    let reason = || {
+        format!("`{address}` is not an address like 127.0.0.1:3060, [::1]:3060, localhost:3060 or *:443")
+    };
+    if address.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = address.rsplit_once(':').ok_or_else(reason)?;
+    let port: u16 = port.parse().map_err(|_| reason())?;
+    let ip: std::net::IpAddr = match host.to_ascii_lowercase().as_str() {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        "" | "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        _ => return Err(reason()),
+    };
+    *address = SocketAddr::new(ip, port).to_string();
+    Ok(())
+}
+
 /// Which platform-wide settings an app's `tls` can rely on.
 #[derive(Clone, Copy)]
 struct Listeners {
@@ -1080,6 +1090,28 @@ mod tests {
             "p.toml:9:2: nope: unknown field `nope`",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_in_the_spellings_users_write() {
+        for (given, bound) in [
+            ("127.0.0.1:3060", "127.0.0.1:3060"),
+            ("[::1]:3443", "[::1]:3443"),
+            ("localhost:3443", "127.0.0.1:3443"),
+            ("LocalHost:80", "127.0.0.1:80"),
+            ("*:443", "0.0.0.0:443"),
+            (":443", "0.0.0.0:443"),
+        ] {
+            let mut a = given.to_owned();
+            canonical_address(&mut a).unwrap();
+            assert_eq!(a, bound, "{given}");
+        }
+        for bad in ["nope", "localhost", "localhost:99999", "example.com:80", "127.0.0.1", ":", "*:x", "[::1]"] {
+            let mut a = bad.to_owned();
+            let e = canonical_address(&mut a).unwrap_err();
+            assert!(e.contains("is not an address"), "{bad}: {e}");
+            assert_eq!(a, bad, "left as written");
         }
     }
 

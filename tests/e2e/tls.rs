@@ -905,6 +905,46 @@ fn check_names_the_file_and_the_reason_for_every_bad_certificate() {
     );
 }
 
+#[test]
+fn check_warns_of_names_a_certificate_leaves_out_and_redirects_to_no_certificate() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let part = ca.leaf(&["a.test"]);
+    let apps = app(&s, "part", "\"a.test\", \"b.test\"", &files(&s, "part", &part))
+        + "https_redirect = true\n"
+        + "[apps.bare]\nsource = \"part\"\ndomains = [\"bare.test\", \"*.bare.test\"]\nhttps_redirect = true\n"
+        + &app(&s, "dev", "\"dev.test\"", "\"self-signed\"")
+        + "https_redirect = true\n";
+    let cfg = tls_platform(&s, &apps);
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "warnings, not errors: {err}");
+    let dir = s.dir.path().display().to_string();
+    for want in [
+        format!("warning: {dir}/platform.toml: apps.part.tls.cert: {dir}/certs/part.pem serves a.test but not b.test"),
+        "apps.part.https_redirect: no certificate serves b.test:".to_owned(),
+        "apps.bare.https_redirect: no certificate serves bare.test:".to_owned(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in\n{err}");
+    }
+    assert!(!err.contains("apps.dev"), "its own certificate covers it: {err}");
+}
+
+#[tokio::test]
+async fn a_certificate_is_not_served_for_an_app_domain_it_does_not_name() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let part = ca.leaf(&["a.test"]);
+    let b = Bext::serve(&tls_platform(
+        &s,
+        &app(&s, "part", "\"a.test\", \"b.test\"", &files(&s, "part", &part)),
+    ));
+    let (tls, client) = (b.tls.unwrap(), Client::trusting(&[&ca.root]));
+    assert_eq!(client.leaf_for(tls, "a.test").await.unwrap(), part.der);
+    let err = client.leaf_for(tls, "b.test").await.unwrap_err();
+    assert!(err.contains("alert") || err.contains("Alert"), "{err}");
+}
+
 /// Writes `raw` on a TLS connection for `sni` made by `client` and reads
 /// until the server closes or 10 s pass: what came back, as text.
 async fn raw_exchange(client: &Client, addr: SocketAddr, sni: &str, raw: &[u8]) -> String {

@@ -328,8 +328,9 @@ fn check(file: PathBuf) -> ExitCode {
     let mut errors = crate::config::diag::Diagnostics::default();
     let result = Platform::load_lenient(&file).and_then(|(platform, platform_errors)| {
         errors.0.extend(platform_errors.0);
-        if let Err(certs) = crate::pipeline::tls::certificates(&platform, crate::pipeline::tls::Purpose::Check) {
-            errors.0.extend(certs.0);
+        match crate::pipeline::tls::certificates(&platform, crate::pipeline::tls::Purpose::Check) {
+            Ok((_, warnings)) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
+            Err(certs) => errors.0.extend(certs.0),
         }
         let (manifests, manifest_errors) = load_manifests_lenient(&platform);
         errors.0.extend(manifest_errors.0);

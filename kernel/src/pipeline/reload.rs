@@ -28,9 +28,9 @@ pub(crate) async fn build(
 ) -> Result<Pipeline, Diagnostics> {
     let mut platform = source.load()?;
     // From the apps the file declares, before a deploy adds its own.
-    let certs = super::tls::certificates(&platform, super::tls::Purpose::Serve)?;
+    let (certs, tls_warnings) = super::tls::certificates(&platform, super::tls::Purpose::Serve)?;
     let manifests = load_manifests(&platform)?;
-    for w in super::warnings(&platform, &manifests) {
+    for w in tls_warnings.iter().chain(&super::warnings(&platform, &manifests)) {
         tracing::warn!("{w}");
     }
     super::app_changes::apply(&mut platform, &manifests)?;

@@ -57,8 +57,9 @@ pub(crate) enum Purpose {
 
 /// The certificates of the apps the platform file declares (apps a deploy
 /// adds share their app's domains, or are hidden). Every unusable file is
-/// reported with the app's field, the file and the reason.
-pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<CertStore, Diagnostics> {
+/// reported with the app's field, the file and the reason; the warnings
+/// name what still works but surprises (see [`coverage_warnings`]).
+pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<(CertStore, Vec<Diagnostic>), Diagnostics> {
     let file = platform.file.clone().unwrap_or_else(|| PathBuf::from("<bext run>"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -69,9 +70,10 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<Cert
     // certificates' own names, but only names no app claims as a domain:
     // inserted after every app's domains.
     let mut by_their_names = Vec::new();
+    let mut warnings = Vec::new();
     for (id, app) in &platform.apps {
         let Some(tls) = &app.tls else { continue };
-        let domains = domains(app);
+        let mut domains = domains(app);
         if !app.domains.is_empty() && domains.is_empty() {
             // Only `~regex` domains: SNI cannot be matched against them.
             tracing::warn!(app = %id, "an app with only ~regex domains gets no certificate");
@@ -86,6 +88,22 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<Cert
                     {
                         errors.push(Diagnostic::new(&file, field("tls.cert"), e.to_string()));
                         continue;
+                    }
+                    let uncovered: Vec<&str> = (domains.iter())
+                        .filter(|d| !info.covers_any(std::slice::from_ref(d)))
+                        .map(String::as_str)
+                        .collect();
+                    if !uncovered.is_empty() {
+                        let reason = format!(
+                            "{} serves {} but not {}: handshakes for those get no certificate from this app",
+                            cert.display(),
+                            info.names.join(", "),
+                            uncovered.join(", ")
+                        );
+                        warnings.push(Diagnostic::new(&file, field("tls.cert"), reason));
+                        // A certificate a client would reject is not served.
+                        let uncovered: Vec<String> = uncovered.into_iter().map(Into::into).collect();
+                        domains.retain(|d| !uncovered.contains(d));
                     }
                     (pair, info.names)
                 }
@@ -136,7 +154,49 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<Cert
             }
         }
     }
-    errors.into_result(store)
+    warnings.extend(coverage_warnings(platform, &store, &file));
+    errors.into_result((store, warnings))
+}
+
+/// Apps with `https_redirect` whose exact domains no certificate serves
+/// (files in `store`, or an app's own self-signed or ACME certificate; an
+/// on-demand ACME service may still order one): a redirected client would
+/// meet a handshake alert.
+fn coverage_warnings(platform: &Platform, store: &CertStore, file: &Path) -> Vec<Diagnostic> {
+    let on_demand = platform
+        .settings
+        .acme
+        .as_ref()
+        .is_some_and(|a| a.on_demand_ask.is_some());
+    // Patterns made certificates of at start (self-signed) or by ACME.
+    let own: Vec<String> = (platform.apps.values())
+        .filter(|a| matches!(a.tls, Some(AppTls::SelfSigned | AppTls::Acme)))
+        .flat_map(domains)
+        .collect();
+    let covered_by_own = |name: &str| {
+        own.iter().any(|p| match p.strip_prefix("*.") {
+            Some(suffix) => name
+                .strip_suffix(suffix)
+                .and_then(|h| h.strip_suffix('.'))
+                .is_some_and(|label| !label.is_empty()),
+            None => p == name,
+        })
+    };
+    let mut warnings = Vec::new();
+    for (id, app) in platform.apps.iter().filter(|(_, a)| a.https_redirect) {
+        let bare: Vec<String> = (domains(app).into_iter())
+            .filter(|d| !d.starts_with("*."))
+            .filter(|d| store.resolve(Some(d)).is_none() && !covered_by_own(d))
+            .collect();
+        if !bare.is_empty() && !on_demand {
+            let reason = format!(
+                "no certificate serves {}: plain-HTTP clients are redirected to https and then refused the handshake; give the app `tls`",
+                bare.join(", ")
+            );
+            warnings.push(Diagnostic::new(file, format!("apps.{id}.https_redirect"), reason));
+        }
+    }
+    warnings
 }
 
 /// An app's host patterns as certificates are chosen by them (regex

@@ -867,9 +867,7 @@ fn check_acme(acme: &mut bext_acme::AcmeConfig, dir: &Path, fail: &mut dyn FnMut
 /// Caddy users write, `localhost:3060` (the loopback), `*:443` and `:443`
 /// (every IPv4 address). No name is looked up: a config check does no I/O.
 fn canonical_address(address: &mut String) -> Result<(), String> {
-    let reason = || {
-        format!("`{address}` is not an address like 127.0.0.1:3060, [::1]:3060, localhost:3060 or *:443")
-    };
+    let reason = || format!("`{address}` is not an address like 127.0.0.1:3060, [::1]:3060, localhost:3060 or *:443");
     if address.parse::<SocketAddr>().is_ok() {
         return Ok(());
     }
@@ -1107,7 +1105,16 @@ mod tests {
             canonical_address(&mut a).unwrap();
             assert_eq!(a, bound, "{given}");
         }
-        for bad in ["nope", "localhost", "localhost:99999", "example.com:80", "127.0.0.1", ":", "*:x", "[::1]"] {
+        for bad in [
+            "nope",
+            "localhost",
+            "localhost:99999",
+            "example.com:80",
+            "127.0.0.1",
+            ":",
+            "*:x",
+            "[::1]",
+        ] {
             let mut a = bad.to_owned();
             let e = canonical_address(&mut a).unwrap_err();
             assert!(e.contains("is not an address"), "{bad}: {e}");

@@ -381,8 +381,8 @@ async fn serve_connection(
         Listener::Tls(acceptor) => {
             let limit = kernel.limits.header_read_timeout;
             if let Some(stream) = tls::handshake(&kernel, stream, &acceptor, limit, peer).await {
-                let sni = (stream.get_ref().1.server_name())
-                    .and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
+                let sni =
+                    (stream.get_ref().1.server_name()).and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
                 drive(kernel, &builder, stream, info(false, Some(sni)), stop, live).await;
             }
         }

@@ -1,5 +1,7 @@
 //! The proxy runtime against a real upstream started by the test.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::*;
@@ -116,5 +118,77 @@ async fn websocket_upgrades_become_a_tunnel() {
             .unwrap()
             .unwrap();
         assert_eq!(back, msg);
+    }
+}
+
+/// An upstream speaking HTTP/1.1 by hand: answers every request head with
+/// `ok`, counts the connections it accepted and, with `close_after_each`,
+/// closes each connection after its answer without saying so (what an
+/// upstream's keep-alive timeout does between two requests).
+async fn counting_upstream(close_after_each: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() || close_after_each {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_and_one_the_upstream_closed_is_not_a_failure() {
+    for close_after_each in [false, true] {
+        let (up, accepted) = counting_upstream(close_after_each).await;
+        let site = Site::new();
+        let cfg = site.platform(&format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n"
+        ));
+        let b = Bext::serve(&cfg);
+        let (mut client, _conn) = h1_client(b.addr).await;
+        for i in 0..40 {
+            // Sometimes a moment for the upstream's close to arrive first,
+            // sometimes none: both orders must work.
+            if i % 2 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let res = client
+                .send_request(request("GET", "/x", &[("host", "x")], ""))
+                .await
+                .unwrap();
+            let reply = collect(res).await;
+            assert_eq!(
+                (reply.status, reply.text().as_str()),
+                (200, "ok"),
+                "request {i}, close_after_each {close_after_each}"
+            );
+        }
+        let connections = accepted.load(Ordering::SeqCst);
+        if close_after_each {
+            assert_eq!(connections, 40, "one connection a request");
+        } else {
+            assert_eq!(connections, 1, "one kept connection for 40 requests on one worker");
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod forwarded;
 pub mod js;
+mod pool;
 pub mod proxy;
 pub mod static_files;
 

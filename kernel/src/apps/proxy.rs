@@ -1,23 +1,21 @@
-//! The `proxy` runtime: one upstream URL, bodies streamed both ways.
+//! The `proxy` runtime: one upstream URL, bodies streamed both ways,
+//! over keep-alive connections kept per worker ([`super::pool`]).
 
 use std::time::Duration;
 
-use bext_plugin_abi::{Body, Ctx, Request, Response};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
-use http::{StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
 use crate::apps::plain;
+use crate::apps::pool::{Pool, PoolError, PooledBody};
 use crate::config::upstream::Upstream;
 use bext_plugin_abi::BodyLimitError;
+use bext_plugin_abi::{Body, Ctx, Request, Response};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{StatusCode, Uri, Version};
 
 /// A proxied app.
 pub struct ProxyApp {
     upstream: Upstream,
-    client: Client<HttpConnector, Body>,
+    pool: Pool,
     preserve_host: bool,
     response_timeout: Duration,
 }
@@ -37,26 +35,20 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 impl ProxyApp {
-    /// A proxy to `upstream` with its own connection pool.
+    /// A proxy to `upstream`, on the connections its workers keep.
     pub fn new(upstream: Upstream, preserve_host: bool, connect_timeout: Duration, response_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         ProxyApp {
+            pool: Pool::new(&upstream.authority, connect_timeout),
             upstream,
-            client,
             preserve_host,
             response_timeout,
         }
     }
 
-    /// The upstream's URI for a request to `uri`: the request's path and
-    /// query as they are (already parsed and checked) when the upstream URL
-    /// has no path of its own, so a request costs no formatting and no
-    /// parsing.
+    /// The upstream's request target (origin form) for a request to `uri`:
+    /// the request's path and query as they are (already parsed and
+    /// checked) when the upstream URL has no path of its own, so a request
+    /// costs no formatting and no parsing.
     fn target(&self, uri: &Uri) -> Option<Uri> {
         let asked = uri.path_and_query();
         let path_and_query = match asked {
@@ -67,11 +59,7 @@ impl ProxyApp {
                 format!("{}{path}", self.upstream.base_path).parse().ok()?
             }
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(self.upstream.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).ok()
+        Some(Uri::from(path_and_query))
     }
 
     /// Forwards one request and streams the answer back; an HTTP/1.1
@@ -93,11 +81,13 @@ impl ProxyApp {
         // canonical form (lower case, no port, no trailing dot), so an
         // upstream cannot build a page for `site.test:6666` that the
         // cache then files under `site.test`.
-        if self.preserve_host
-            && let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok())
-        {
-            parts.headers.insert(header::HOST, h);
-        }
+        let host = match cx.host.as_deref() {
+            Some(h) if self.preserve_host => HeaderValue::from_str(h).ok(),
+            _ => None,
+        };
+        parts
+            .headers
+            .insert(header::HOST, host.unwrap_or_else(|| self.pool.host().clone()));
         join_cookies(&mut parts.headers);
         super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
@@ -110,17 +100,17 @@ impl ProxyApp {
         parts.version = Version::HTTP_11;
         let upstream_req = Request::from_parts(parts, body);
 
-        let res = match tokio::time::timeout(self.response_timeout, self.client.request(upstream_req)).await {
+        let (res, lease) = match tokio::time::timeout(self.response_timeout, self.pool.send(upstream_req)).await {
             Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
             Ok(Err(e)) => return failure(&e, cx),
-            Ok(Ok(res)) => res,
+            Ok(Ok(answer)) => answer,
         };
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(client)) = (res.status(), client_upgrade) {
             return tunnel(res, client, cx);
         }
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        Response::from_parts(parts, Body::stream(body))
+        Response::from_parts(parts, Body::stream(PooledBody::new(body, lease)))
     }
 }
 
@@ -189,8 +179,8 @@ fn tunnel(
     Response::from_parts(parts, Body::empty())
 }
 
-fn failure(e: &hyper_util::client::legacy::Error, cx: &Ctx) -> Response {
-    let mut timed_out = false;
+fn failure(e: &PoolError, cx: &Ctx) -> Response {
+    let mut timed_out = matches!(e, PoolError::ConnectTimeout { .. });
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(limit) = err.downcast_ref::<BodyLimitError>() {
@@ -267,14 +257,13 @@ mod tests {
             )
         };
         let uri: Uri = "/a/b?x=1&y=%20".parse().unwrap();
-        assert_eq!(
-            app("http://127.0.0.1:9").target(&uri).unwrap(),
-            "http://127.0.0.1:9/a/b?x=1&y=%20"
-        );
+        assert_eq!(app("http://127.0.0.1:9").target(&uri).unwrap(), "/a/b?x=1&y=%20");
         assert_eq!(
             app("http://up.test:81/api/").target(&uri).unwrap(),
-            "http://up.test:81/api/a/b?x=1&y=%20"
+            "/api/a/b?x=1&y=%20"
         );
+        let absolute: Uri = "http://other.test/x?q".parse().unwrap();
+        assert_eq!(app("http://127.0.0.1:9").target(&absolute).unwrap(), "/x?q");
     }
 
     #[test]

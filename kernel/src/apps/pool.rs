@@ -1,0 +1,248 @@
+//! Keep-alive connections to a proxy app's upstream, kept per worker
+//! thread: each worker is a single-threaded runtime, so its idle
+//! connections sit in a thread-local stack that a request takes from and
+//! gives back to without a lock, a shared hash or a task of its own
+//! (hyper-util's pool paid for all three: about a fifth of a proxied
+//! request's instructions). A connection goes back when its response body
+//! has been read to the end; one the upstream closed, or idle longer than
+//! the idle timeout, is dropped when next seen. Pools outlive reloads:
+//! they are keyed by the upstream's address, not by the app.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bext_plugin_abi::Body;
+use http::HeaderValue;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustc_hash::FxHashMap;
+
+/// Idle connections kept per upstream and worker, at most; more are
+/// closed as their responses end.
+const MAX_IDLE: usize = 256;
+
+/// How long an idle connection may wait for its next request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+thread_local! {
+    /// This worker's idle connections by upstream address, the most
+    /// recently used last.
+    static IDLE: RefCell<FxHashMap<Box<str>, Vec<Idle>>> = RefCell::default();
+}
+
+struct Idle {
+    sender: SendRequest<Body>,
+    since: Instant,
+}
+
+/// Why an upstream request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PoolError {
+    /// No connection within the connect timeout.
+    #[error("connecting to {addr} took longer than {timeout:?}")]
+    ConnectTimeout { addr: Box<str>, timeout: Duration },
+    /// The connection was refused, reset or could not be made.
+    #[error("connecting to {addr}: {source}")]
+    Connect { addr: Box<str>, source: std::io::Error },
+    /// The request or its response failed on the connection.
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+/// The connections to one upstream address.
+#[derive(Debug, Clone)]
+pub(crate) struct Pool {
+    /// `host:port`, what is connected to and what keys the idle stacks.
+    addr: Box<str>,
+    /// The `Host` a request gets when the app does not preserve the
+    /// client's.
+    host: HeaderValue,
+    connect_timeout: Duration,
+}
+
+/// A connection lent to one request: given back when its response body
+/// ends (see [`PooledBody`]).
+pub(crate) struct Lease {
+    addr: Box<str>,
+    sender: SendRequest<Body>,
+}
+
+impl Pool {
+    /// The pool of `authority` (`host[:port]`, port 80 by default).
+    pub(crate) fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Pool {
+        let port = authority.port_u16().unwrap_or(80);
+        Pool {
+            addr: format!("{}:{port}", authority.host()).into(),
+            host: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
+            connect_timeout,
+        }
+    }
+
+    /// The upstream's own `Host`.
+    pub(crate) fn host(&self) -> &HeaderValue {
+        &self.host
+    }
+
+    /// Sends `req` (origin-form target, headers final) on an idle
+    /// connection, or a new one. A request an idle connection could not
+    /// take (the upstream closed it meanwhile) is sent again on a fresh
+    /// connection: it was not written, so resending is safe for any
+    /// method.
+    pub(crate) async fn send(
+        &self,
+        mut req: http::Request<Body>,
+    ) -> Result<(http::Response<Incoming>, Lease), PoolError> {
+        while let Some(mut sender) = self.take_idle() {
+            if !sender.is_ready() && sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(res) => return Ok((res, self.lease(sender))),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        let res = sender.send_request(req).await?;
+        Ok((res, self.lease(sender)))
+    }
+
+    fn lease(&self, sender: SendRequest<Body>) -> Lease {
+        Lease {
+            addr: self.addr.clone(),
+            sender,
+        }
+    }
+
+    /// The most recently used idle connection that is still open; older
+    /// ones past the idle timeout are closed on the way.
+    fn take_idle(&self) -> Option<SendRequest<Body>> {
+        IDLE.with_borrow_mut(|idle| {
+            let stack = idle.get_mut(&*self.addr)?;
+            while let Some(conn) = stack.pop() {
+                if !conn.sender.is_closed() && conn.since.elapsed() < IDLE_TIMEOUT {
+                    return Some(conn.sender);
+                }
+            }
+            None
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
+        let tcp = match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&*self.addr)).await {
+            Err(_) => {
+                return Err(PoolError::ConnectTimeout {
+                    addr: self.addr.clone(),
+                    timeout: self.connect_timeout,
+                });
+            }
+            Ok(Err(source)) => {
+                return Err(PoolError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                });
+            }
+            Ok(Ok(tcp)) => tcp,
+        };
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(tcp))
+            .await?;
+        let addr = self.addr.clone();
+        // On this worker's runtime; it ends when the upstream or the last
+        // sender closes the connection. `with_upgrades`: a WebSocket 101
+        // hands the socket to the tunnel.
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(upstream = %addr, error = %e, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+impl Lease {
+    /// Keeps the connection for the next request of this worker.
+    fn give_back(self) {
+        if self.sender.is_closed() {
+            return;
+        }
+        IDLE.with_borrow_mut(|idle| {
+            let stack = match idle.get_mut(&*self.addr) {
+                Some(stack) => stack,
+                None => idle.entry(self.addr).or_default(),
+            };
+            if stack.len() < MAX_IDLE {
+                stack.push(Idle {
+                    sender: self.sender,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+}
+
+/// An upstream's response body that gives its connection back once read
+/// to the end (a body dropped before its end closes the connection, whose
+/// rest hyper could not skip).
+pub(crate) struct PooledBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl PooledBody {
+    /// `inner`, whose end gives `lease` back; an empty body gives it back
+    /// at once.
+    pub(crate) fn new(inner: Incoming, lease: Lease) -> PooledBody {
+        let mut body = PooledBody {
+            inner,
+            lease: Some(lease),
+        };
+        body.give_back_at_end();
+        body
+    }
+
+    fn give_back_at_end(&mut self) {
+        if http_body::Body::is_end_stream(&self.inner)
+            && let Some(lease) = self.lease.take()
+        {
+            lease.give_back();
+        }
+    }
+}
+
+impl http_body::Body for PooledBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(lease) = self.lease.take() {
+                    lease.give_back();
+                }
+            }
+            Poll::Ready(Some(Ok(_))) => self.give_back_at_end(),
+            Poll::Ready(Some(Err(_))) => self.lease = None,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -12,11 +12,16 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 
 /// Removes every header named in `names`: one pass over the names the
 /// message has (most have none of them, and nothing is allocated then)
-/// instead of a lookup for each.
+/// instead of a lookup for each. A name is compared only with those of
+/// its length, which rules out nearly every name a message has at the
+/// cost of a bit test.
 pub(crate) fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+    // One bit a length; names of 63 bytes and more share the last.
+    let bit = |name: &HeaderName| 1u64 << name.as_str().len().min(63);
+    let lengths = names.iter().fold(0, |mask, n| mask | bit(n));
     let mut found: Vec<HeaderName> = Vec::new();
     for key in headers.keys() {
-        if names.contains(key) {
+        if lengths & bit(key) != 0 && names.contains(key) {
             found.push(key.clone());
         }
     }

@@ -262,6 +262,13 @@ pub struct AppConfig {
     /// Hosts routed to this app (exact or `*.` wildcards).
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Tenants' own domains (`{ "shop.customer.com" = "customer" }`): each
+    /// reaches the app with that tenant in `x-vhost-tenant`, as
+    /// `customer.<wildcard domain>` does. The deploy registry adds the ones
+    /// `bext domains add` records; an ACME certificate for one is ordered
+    /// at its first handshake, never up front.
+    #[serde(default)]
+    pub tenant_domains: BTreeMap<String, String>,
     /// How the app is served.
     #[serde(default = "static_runtime")]
     pub runtime: RuntimeKind,
@@ -398,6 +405,7 @@ impl AppConfig {
         let app = AppConfig {
             source: Some(source),
             domains: vec![],
+            tenant_domains: BTreeMap::new(),
             runtime: server.runtime.unwrap_or(RuntimeKind::Static),
             upstream: None,
             plugins: BTreeMap::new(),
@@ -548,6 +556,7 @@ impl Platform {
             .map(|(id, a)| bext_plugin_abi::AppInfo {
                 id: id.clone(),
                 domains: a.domains.clone(),
+                tenant_domains: a.tenant_domains.clone(),
             })
             .collect()
     }

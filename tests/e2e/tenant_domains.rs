@@ -5,7 +5,8 @@
 //! gone from routing once removed. Against pebble: a tenant's domain gets
 //! its certificate at its first handshake although `on_demand_ask`
 //! refuses everything, while a name nobody added, or one removed, does
-//! not.
+//! not, and the app's `tls = "acme"` never orders it up front; without
+//! `on_demand_ask`, only tenants' domains are ordered on demand.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -249,14 +250,15 @@ async fn a_tenant_domain_reaches_its_app_as_that_tenant_until_removed_and_surviv
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 }
 
-/// A platform on pebble's validation ports with `[platform.acme]` asking
-/// `ask`, and the `saas` app on `saas.bext.test` with `tls = "acme"`.
-fn acme_platform(s: &Site, pebble: &Pebble, ask: &str) -> std::path::PathBuf {
+/// A platform on pebble's validation ports with `[platform.acme]`
+/// (`acme_extra` lines added to it), and the `saas` app on
+/// `saas.bext.test` with `tls = "acme"`.
+fn acme_platform(s: &Site, pebble: &Pebble, acme_extra: &str) -> std::path::PathBuf {
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.write("site/index.html", "hello over acme");
     s.platform(&format!(
         "[platform]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"127.0.0.1:{tls}\"\nmanifests = \"manifests\"\nworkers = 1\n\
-         [platform.acme]\ndirectory = \"{dir}\"\nca_root = \"{root}\"\nemail = \"ops@bext.test\"\non_demand_ask = \"{ask}\"\n\
+         [platform.acme]\ndirectory = \"{dir}\"\nca_root = \"{root}\"\nemail = \"ops@bext.test\"\n{acme_extra}\n\
          [apps.saas]\nsource = \"site\"\ndomains = [\"saas.bext.test\"]\ntls = \"acme\"\n",
         http = pebble.http_port,
         tls = pebble.tls_port,
@@ -271,7 +273,7 @@ async fn a_tenant_domain_gets_a_certificate_at_its_first_handshake_without_the_a
     let root = pebble.issuing_root().await;
     let ask = AskServer::start(&[]).await;
     let s = Site::new();
-    let config = acme_platform(&s, &pebble, &ask.url);
+    let config = acme_platform(&s, &pebble, &format!("on_demand_ask = \"{}\"", ask.url));
     let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
     for domain in ["shop.customer.test", "gone.customer.test"] {
         let body = format!(r#"{{"domain": "{domain}", "app": "saas", "tenant": "customer"}}"#);
@@ -299,4 +301,54 @@ async fn a_tenant_domain_gets_a_certificate_at_its_first_handshake_without_the_a
         assert!(refused.to_lowercase().contains("alert"), "{name}: {refused}");
     }
     assert_eq!(ask.asked(), ["evil.customer.test", "gone.customer.test"]);
+    // Never among the names the app's `tls = "acme"` keeps ordered (each
+    // reload that changes them says so).
+    let log = b.log();
+    let kept: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("keeping certificates fresh"))
+        .collect();
+    assert!(!kept.is_empty(), "{log}");
+    assert!(kept.iter().all(|l| !l.contains("customer.test")), "{kept:?}");
+}
+
+/// Without `on_demand_ask`, only tenants' own domains are ordered on
+/// demand; any other name is refused at once.
+#[tokio::test]
+async fn without_an_ask_only_tenant_domains_get_on_demand_certificates() {
+    let pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let s = Site::new();
+    let config = acme_platform(&s, &pebble, "");
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let unknown = handshake_serial(pebble.tls_port, "shop.customer.test", &root)
+        .await
+        .unwrap_err();
+    assert!(unknown.to_lowercase().contains("alert"), "{unknown}");
+    // Refused before it was added, not remembered: adding it is enough.
+    let out = ok(cli(
+        &config,
+        &[
+            "domains",
+            "add",
+            "shop.customer.test",
+            "--app",
+            "saas",
+            "--tenant",
+            "customer",
+            "--server",
+            &format!("http://{}", b.addr),
+        ],
+    ));
+    assert!(
+        out.contains("its certificate is ordered at its first HTTPS handshake"),
+        "{out}"
+    );
+    handshake_serial(pebble.tls_port, "shop.customer.test", &root)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", b.log(), pebble.log()));
+    let refused = handshake_serial(pebble.tls_port, "other.customer.test", &root)
+        .await
+        .unwrap_err();
+    assert!(refused.to_lowercase().contains("alert"), "{refused}");
 }

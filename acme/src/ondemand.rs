@@ -1,12 +1,15 @@
 //! Certificates for names nobody configured (tenants' own domains), on
 //! the model of Caddy's `on_demand_tls`: the first handshake for such a
-//! name asks `on_demand_ask?domain=NAME`; a 200 lets one order start. The
+//! name asks `on_demand_ask?domain=NAME`; a 200 lets one order start. A
+//! name the operator vouched for ([`OnDemand::vouch`]: the tenants'
+//! domains recorded with `bext domains add`) is ordered without asking;
+//! without `on_demand_ask`, only those are. The
 //! [`Gate`] (pure, tested without I/O) bounds it: at most N orders a
 //! minute, a refused or failed name is refused again without asking for a
 //! while, and a bounded number of names is pending at once. Concurrent
 //! handshakes for one name wait for the same order, each up to a timeout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -72,6 +75,11 @@ impl Gate {
         self.refused_order.push_back((until, name.into()));
     }
 
+    /// Forgets that `name` was refused (the operator vouched for it since).
+    pub fn forget(&mut self, name: &str) {
+        self.refused.remove(name);
+    }
+
     /// Takes one order slot at `now`, if the last minute has one left.
     pub fn try_start_order(&mut self, now: Instant) -> bool {
         while let Some(&t) = self.started.front() {
@@ -108,7 +116,11 @@ type Outcome = Option<Result<Arc<Certificate>, Arc<AcmeError>>>;
 /// path awaits for a name its SNI store does not know.
 pub struct OnDemand {
     manager: Manager,
-    ask: url::Url,
+    /// `on_demand_ask`, if set: names nobody vouched for are ordered only
+    /// when it answers 200.
+    ask: Option<url::Url>,
+    /// Names ordered without asking: tenants' domains the operator added.
+    vouched: Mutex<HashSet<Box<str>>>,
     wait: Duration,
     gate: Mutex<Gate>,
     pending: Mutex<HashMap<Box<str>, watch::Receiver<Outcome>>>,
@@ -131,24 +143,32 @@ impl Drop for OnDemand {
 
 impl std::fmt::Debug for OnDemand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnDemand").field("ask", &self.ask.as_str()).finish()
+        f.debug_struct("OnDemand")
+            .field("ask", &self.ask.as_ref().map(url::Url::as_str))
+            .finish()
     }
 }
 
 impl OnDemand {
     /// On-demand issuance through `manager`, gated by its configuration's
-    /// `on_demand_*` keys; `None` when `on_demand_ask` is not set (off).
+    /// `on_demand_*` keys; without `on_demand_ask`, for vouched names only.
+    /// `None` when `on_demand_ask` is not a URL (the configuration check
+    /// refuses it first).
     /// Each certificate it gets, and each renewal of it, goes to `on_cert`.
     /// Asks, orders and renewals run on `runtime` (the control runtime),
     /// not on the serving worker whose handshake needed the name.
     pub fn new(manager: Manager, on_cert: OnCertificate, runtime: tokio::runtime::Handle) -> Option<Arc<OnDemand>> {
         let config = manager.config();
-        let ask = url::Url::parse(config.on_demand_ask.as_deref()?).ok()?;
+        let ask = match config.on_demand_ask.as_deref() {
+            Some(ask) => Some(url::Url::parse(ask).ok()?),
+            None => None,
+        };
         let gate = Gate::new(config.on_demand_orders_per_minute, config.on_demand_remember.0);
         Some(Arc::new(OnDemand {
             wait: config.on_demand_wait.0,
             manager,
             ask,
+            vouched: Mutex::new(HashSet::new()),
             gate: Mutex::new(gate),
             pending: Mutex::new(HashMap::new()),
             on_cert,
@@ -157,11 +177,41 @@ impl OnDemand {
         }))
     }
 
+    /// Replaces the names ordered without asking (canonical, as
+    /// [`acme_name`] spells them). A name that leaves the set is asked
+    /// about again (refused without `on_demand_ask`) from its next order;
+    /// one that joins it is no longer refused for an earlier refusal.
+    pub fn vouch(&self, names: impl IntoIterator<Item = String>) {
+        let names: HashSet<Box<str>> = names.into_iter().map(String::into_boxed_str).collect();
+        let mut vouched = self.vouched.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        for name in names.difference(&vouched) {
+            gate.forget(name);
+        }
+        *vouched = names;
+    }
+
+    /// Whether `name` (canonical) is ordered without asking.
+    pub fn is_vouched(&self, name: &str) -> bool {
+        self.vouched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(name)
+    }
+
     /// The certificate for `server_name` (a ClientHello's SNI, any
     /// spelling): the stored one, or a new order if the ask allows it.
     /// Waits at most `on_demand_wait`; the order goes on after a timeout.
     pub async fn certificate(self: &Arc<Self>, server_name: &str) -> Result<Arc<Certificate>, Arc<AcmeError>> {
         let name = acme_name(server_name, false).map_err(Arc::new)?;
+        if self.ask.is_none() && !self.is_vouched(&name) {
+            // Nothing to ask and nobody vouched: refused at once, and not
+            // remembered (it may be vouched for by the next reload).
+            return Err(Arc::new(AcmeError::Refused {
+                name,
+                reason: "not a tenant's domain, and no on_demand_ask to ask".into(),
+            }));
+        }
         let mut rx = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             match pending.get(name.as_str()) {
@@ -249,22 +299,8 @@ impl OnDemand {
     }
 
     async fn ask_and_order(&self, name: &str) -> Result<Arc<Certificate>, AcmeError> {
-        let mut url = self.ask.clone();
-        url.query_pairs_mut().append_pair("domain", name);
-        let status = self
-            .manager
-            .http()
-            .get_status(url.as_str())
-            .await
-            .map_err(|e| AcmeError::Refused {
-                name: name.to_owned(),
-                reason: format!("the ask {} failed: {e}", self.ask),
-            })?;
-        if status != http::StatusCode::OK {
-            return Err(AcmeError::Refused {
-                name: name.to_owned(),
-                reason: format!("the ask answered {}", status.as_u16()),
-            });
+        if !self.is_vouched(name) {
+            self.ask(name).await?;
         }
         let allowed = self
             .gate
@@ -281,6 +317,31 @@ impl OnDemand {
             });
         }
         self.manager.obtain(&[name.to_owned()]).await
+    }
+
+    /// Whether `on_demand_ask` allows `name`: `Ok` for a 200.
+    async fn ask(&self, name: &str) -> Result<(), AcmeError> {
+        let refused = |reason: String| AcmeError::Refused {
+            name: name.to_owned(),
+            reason,
+        };
+        let Some(ask) = &self.ask else {
+            return Err(refused(
+                "no longer a tenant's domain, and no on_demand_ask to ask".into(),
+            ));
+        };
+        let mut url = ask.clone();
+        url.query_pairs_mut().append_pair("domain", name);
+        let status = self
+            .manager
+            .http()
+            .get_status(url.as_str())
+            .await
+            .map_err(|e| refused(format!("the ask {ask} failed: {e}")))?;
+        if status != http::StatusCode::OK {
+            return Err(refused(format!("the ask answered {}", status.as_u16())));
+        }
+        Ok(())
     }
 }
 
@@ -322,6 +383,15 @@ mod tests {
             Some("second")
         );
         assert_eq!(g.refused("b.test", t0 + Duration::from_secs(900)), None);
+    }
+
+    #[test]
+    fn a_forgotten_refusal_is_not_refused_again() {
+        let t0 = Instant::now();
+        let mut g = Gate::new(10, Duration::from_secs(600));
+        g.remember("a.test", "no", t0);
+        g.forget("a.test");
+        assert_eq!(g.refused("a.test", t0), None);
     }
 
     #[test]

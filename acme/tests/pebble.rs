@@ -395,3 +395,44 @@ async fn on_demand_asks_once_orders_once_and_remembers_refusals() {
     assert_eq!(again.serial(), serials[0]);
     assert_eq!(ask.asked().len(), asked_before);
 }
+
+/// Names the operator vouched for (tenants' own domains) are ordered
+/// without asking, an earlier refusal forgotten, but within the same
+/// orders-a-minute limit; once no longer vouched for, they are asked
+/// about again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vouched_names_are_ordered_without_asking_within_the_rate_limit() {
+    let pebble = Pebble::start();
+    let ask = AskServer::start(&[]).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(&pebble, ChallengeKind::Http01);
+    cfg.on_demand_ask = Some(ask.url.clone());
+    cfg.on_demand_orders_per_minute = 1;
+    let manager = Manager::new(cfg, data.path()).unwrap();
+    let _http = serve_http01(pebble.http_port, manager.challenges()).await;
+    let (on_cert, got) = collector();
+    let on_demand = OnDemand::new(manager, on_cert, tokio::runtime::Handle::current()).unwrap();
+
+    let err = on_demand.certificate("one.customer.test").await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    assert_eq!(ask.asked(), ["one.customer.test"]);
+
+    on_demand.vouch(["one.customer.test".to_owned(), "two.customer.test".to_owned()]);
+    on_demand
+        .certificate("One.Customer.Test.")
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
+    assert_eq!(got.lock().unwrap().len(), 1);
+    let err = on_demand.certificate("two.customer.test").await.unwrap_err();
+    assert!(matches!(*err, AcmeError::Busy { .. }), "{err}");
+    assert_eq!(
+        ask.asked(),
+        ["one.customer.test"],
+        "vouched names are never asked about"
+    );
+
+    on_demand.vouch([]);
+    let err = on_demand.certificate("two.customer.test").await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    assert_eq!(ask.asked(), ["one.customer.test", "two.customer.test"]);
+}

@@ -1,9 +1,11 @@
 //! Apps a plugin adds to the platform's app table before any pipeline is
 //! built ([`crate::BuiltinPlugin::app_changes`]): the deploy registry
 //! serves each app from its current version, and adds its canaries and
-//! previews as apps of their own. The kernel applies the changes in
-//! order, each to the table as the ones before left it.
+//! previews as apps of their own, and gives apps the tenants' own domains
+//! recorded for them. The kernel applies the changes in order, each to the
+//! table as the ones before left it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// One app to add to the table, or to replace in it.
@@ -15,8 +17,10 @@ pub struct AppChange {
     /// has it; otherwise the app `source`'s own `bext.config.toml`
     /// describes (a static site without one), as `bext run` reads it.
     pub like: String,
-    /// The directory the app serves from.
-    pub source: PathBuf,
+    /// The directory the app serves from; `None` keeps that of the app it
+    /// copies, which the table must have (a change that only adds
+    /// [`Domains::Tenants`]).
+    pub source: Option<PathBuf>,
     /// The hosts it answers on.
     pub domains: Domains,
     /// The `env` its JavaScript gets.
@@ -28,12 +32,20 @@ pub struct AppChange {
 pub enum Domains {
     /// Those of the app it copies.
     Same,
-    /// None: the app is reached only when a plugin sends requests to it
-    /// ([`crate::Host::serve_app`]).
+    /// None, tenants' own domains included: the app is reached only when
+    /// a plugin sends requests to it ([`crate::Host::serve_app`]).
     Hidden,
     /// Those of the app it copies, as the platform's `preview_domain`
-    /// template makes them for preview `name` (`{name}.preview.{domain}`).
+    /// template makes them for preview `name` (`{name}.preview.{domain}`);
+    /// none of its tenants' own domains.
     Preview(String),
+    /// Those of the app it copies, and these tenants' own domains
+    /// (`shop.customer.com` → `customer`) besides the ones it has: each an
+    /// exact host that reaches the app with that tenant, as
+    /// `customer.<wildcard>` would. Not ordered certificates up front (the
+    /// name may not point at bext yet) and never templated for previews;
+    /// apply them after the changes that copy the app.
+    Tenants(BTreeMap<String, String>),
 }
 
 /// The `env` of a changed app.

@@ -13,6 +13,11 @@ pub struct AppInfo {
     pub id: String,
     /// Domains the platform file gives it (exact or `*.` wildcards).
     pub domains: Vec<String>,
+    /// Tenants' own domains (`shop.customer.com` → `customer`): exact
+    /// hosts that reach the app as that tenant, as a wildcard host would.
+    /// Kept apart from `domains` so that nothing orders certificates for
+    /// them up front or templates them for previews.
+    pub tenant_domains: std::collections::BTreeMap<String, String>,
 }
 
 /// What a plugin may know while its configuration is checked and built:

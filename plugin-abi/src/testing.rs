@@ -946,6 +946,7 @@ mod tests {
                 .apps([AppInfo {
                     id: "a".into(),
                     domains: vec![],
+                    tenant_domains: Default::default(),
                 }]);
             let p = b.check().unwrap();
             assert_eq!((p.base, p.apps), (None, 1));

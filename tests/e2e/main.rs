@@ -28,5 +28,6 @@ mod proxy;
 mod reload;
 mod routing;
 mod static_site;
+mod tenant_domains;
 mod tls;
 mod waf;

@@ -125,6 +125,20 @@ impl AdminClient {
         path: &str,
         upload: Option<Upload<'_>>,
     ) -> anyhow::Result<serde_json::Value> {
+        self.send(method, path, upload.map_or(Payload::None, Payload::Upload))
+    }
+
+    /// `method` on `path` with `body` as JSON; as [`AdminClient::call`].
+    pub(super) fn call_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.send(method, path, Payload::Json(serde_json::to_vec(body)?))
+    }
+
+    fn send(&self, method: &str, path: &str, payload: Payload<'_>) -> anyhow::Result<serde_json::Value> {
         let (status, bytes, url) = match &self.target {
             Target::Server { base, token, host } => {
                 let url = format!("{base}{path}");
@@ -136,12 +150,16 @@ impl AdminClient {
                 if let Some(host) = host {
                     req = req.header(http::header::HOST, host);
                 }
-                let body = match upload {
-                    Some(upload) => {
+                let body = match payload {
+                    Payload::Upload(upload) => {
                         req = req.header(http::header::CONTENT_TYPE, "application/x-tar");
                         upload.pack()?
                     }
-                    None => Vec::new(),
+                    Payload::Json(json) => {
+                        req = req.header(http::header::CONTENT_TYPE, "application/json");
+                        json
+                    }
+                    Payload::None => Vec::new(),
                 };
                 let req = req.body(Full::new(Bytes::from(body)))?;
                 let (status, bytes) = self.runtime.block_on(async {
@@ -155,11 +173,16 @@ impl AdminClient {
             }
             Target::Local { plugin, base } => {
                 let url = format!("{base}{path}");
-                let mut req = http::Request::builder()
+                let builder = http::Request::builder()
                     .method(method)
                     .uri(&url)
-                    .header("x-bext-user", user())
-                    .body(Body::empty())?;
+                    .header("x-bext-user", user());
+                let (body, upload) = match payload {
+                    Payload::Json(json) => (Body::from(json), None),
+                    Payload::Upload(upload) => (Body::empty(), Some(upload)),
+                    Payload::None => (Body::empty(), None),
+                };
+                let mut req = builder.body(body)?;
                 if let Some(Upload { dir, progress, .. }) = upload {
                     req.extensions_mut().insert(LocalUpload {
                         dir: dir.to_owned(),
@@ -189,6 +212,15 @@ impl AdminClient {
         }
         Ok(value)
     }
+}
+
+/// What a request carries.
+enum Payload<'a> {
+    None,
+    /// A deploy's directory.
+    Upload(Upload<'a>),
+    /// A JSON body.
+    Json(Vec<u8>),
 }
 
 /// A directory to upload, and who hears of its files when they are stored

@@ -3,6 +3,7 @@
 //! through the deploy plugin's admin API: [`admin_client`]).
 
 mod admin_client;
+mod domains;
 mod human;
 mod registry;
 
@@ -117,6 +118,14 @@ enum Command {
         #[command(flatten)]
         at: Registry,
     },
+    /// Tenants' own domains: each reaches an app as a tenant, as
+    /// `tenant.<its wildcard domain>` does.
+    Domains {
+        #[command(subcommand)]
+        command: DomainsCommand,
+        #[command(flatten)]
+        at: Registry,
+    },
 }
 
 /// Which registry a command works on, and how it prints.
@@ -167,6 +176,30 @@ enum AppsCommand {
     Previews {
         #[command(subcommand)]
         command: PreviewsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainsCommand {
+    /// Every tenant's domain, with its app and tenant.
+    List,
+    /// Route a tenant's own domain (`shop.customer.com`) to an app as that
+    /// tenant; with `[platform.acme]`, its certificate is ordered at its
+    /// first HTTPS handshake.
+    Add {
+        /// The domain: one host name (no wildcard, port or IP address).
+        domain: String,
+        /// The app it reaches.
+        #[arg(long)]
+        app: String,
+        /// The tenant the app is told of (`x-vhost-tenant`).
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Stop routing a tenant's domain (no new certificate is ordered for it).
+    Rm {
+        /// The domain.
+        domain: String,
     },
 }
 
@@ -242,6 +275,15 @@ pub fn run() -> ExitCode {
                 } => Do::PrunePreviews,
             };
             finish(registry::apps(&at.at(), command))
+        }
+        Command::Domains { command, at } => {
+            use domains::DomainsCommand as Do;
+            let command = match command {
+                DomainsCommand::List => Do::List,
+                DomainsCommand::Add { domain, app, tenant } => Do::Add { domain, app, tenant },
+                DomainsCommand::Rm { domain } => Do::Remove(domain),
+            };
+            finish(domains::domains(&at.at(), command))
         }
         Command::Plugins => {
             let mut regs: Vec<_> = bext_plugin_abi::registrations().collect();

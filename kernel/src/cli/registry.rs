@@ -27,7 +27,7 @@ const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 
 /// `name` as one URL path segment: an app id is sent as given, for the
 /// registry to judge, never read as more of the path.
-fn segment(name: &str) -> percent_encoding::PercentEncode<'_> {
+pub(super) fn segment(name: &str) -> percent_encoding::PercentEncode<'_> {
     percent_encoding::utf8_percent_encode(name, ESCAPED)
 }
 
@@ -38,6 +38,7 @@ macro_rules! out {
         let _ = writeln!(std::io::stdout().lock(), $($arg)*);
     }};
 }
+pub(super) use out;
 
 /// Where a command works, and how it prints.
 pub(crate) struct At<'a> {
@@ -50,7 +51,7 @@ pub(crate) struct At<'a> {
 }
 
 impl At<'_> {
-    fn client(&self) -> anyhow::Result<AdminClient> {
+    pub(super) fn client(&self) -> anyhow::Result<AdminClient> {
         AdminClient::find(self.config, self.server, PLUGIN)
     }
 }
@@ -418,17 +419,17 @@ fn print_history(app: &Value, stats: &Value) {
 }
 
 /// A JSON array's items (none for anything else).
-fn list(value: &Value) -> &[Value] {
+pub(super) fn list(value: &Value) -> &[Value] {
     value.as_array().map_or(&[], Vec::as_slice)
 }
 
 /// A JSON string, or `-`.
-fn text(value: &Value) -> &str {
+pub(super) fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("-")
 }
 
 /// A JSON number, or 0.
-fn number(value: &Value) -> u64 {
+pub(super) fn number(value: &Value) -> u64 {
     value.as_u64().unwrap_or(0)
 }
 
@@ -473,6 +474,6 @@ impl Drop for Progress {
 }
 
 /// A Unix time as an HTTP date (UTC).
-fn when(unix: u64) -> String {
+pub(super) fn when(unix: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(unix))
 }

@@ -262,6 +262,13 @@ pub struct AppConfig {
     /// Hosts routed to this app (exact or `*.` wildcards).
     #[serde(default)]
     pub domains: Vec<String>,
+    /// Tenants' own domains (`{ "shop.customer.com" = "customer" }`): each
+    /// reaches the app with that tenant in `x-vhost-tenant`, as
+    /// `customer.<wildcard domain>` does. The deploy registry adds the ones
+    /// `bext domains add` records; an ACME certificate for one is ordered
+    /// at its first handshake, never up front.
+    #[serde(default)]
+    pub tenant_domains: BTreeMap<String, String>,
     /// How the app is served.
     #[serde(default = "static_runtime")]
     pub runtime: RuntimeKind,
@@ -398,6 +405,7 @@ impl AppConfig {
         let app = AppConfig {
             source: Some(source),
             domains: vec![],
+            tenant_domains: BTreeMap::new(),
             runtime: server.runtime.unwrap_or(RuntimeKind::Static),
             upstream: None,
             plugins: BTreeMap::new(),
@@ -420,6 +428,37 @@ impl AppConfig {
         };
         Ok((app, server.listen))
     }
+}
+
+/// Whether `domain = "tenant"` in an app's `tenant_domains` can be
+/// routed: one exact host name (no wildcard, pattern or IP literal), and a
+/// tenant spelled as a wildcard host would capture it.
+fn check_tenant_domain(domain: &str, tenant: &str) -> Result<(), String> {
+    let exact = |host: &str| !(domain.starts_with('~') || host.starts_with("*.") || host.starts_with('['));
+    if !exact(domain) {
+        return Err(format!(
+            "`{domain}`: a tenant's own domain is one exact host name (no wildcard, pattern or IP literal)"
+        ));
+    }
+    let host = bext_plugin_abi::normalise_host_pattern(domain).map_err(|reason| format!("`{domain}`: {reason}"))?;
+    if !exact(&host) {
+        return Err(format!(
+            "`{domain}`: a tenant's own domain is one exact host name (no wildcard, pattern or IP literal)"
+        ));
+    }
+    let tenant_ok = !tenant.is_empty()
+        && tenant.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        });
+    if !tenant_ok {
+        return Err(format!(
+            "tenant `{tenant}`: labels of a-z 0-9 - _ joined by dots, as a wildcard host captures it"
+        ));
+    }
+    Ok(())
 }
 
 /// `[apps.<id>] rate_limit`.
@@ -548,6 +587,7 @@ impl Platform {
             .map(|(id, a)| bext_plugin_abi::AppInfo {
                 id: id.clone(),
                 domains: a.domains.clone(),
+                tenant_domains: a.tenant_domains.clone(),
             })
             .collect()
     }
@@ -775,6 +815,15 @@ impl Platform {
                     field(&format!("domains[{i}]")),
                     format!("`{domain}`: {reason}"),
                 ));
+            }
+            for (domain, tenant) in &app.tenant_domains {
+                if let Err(reason) = check_tenant_domain(domain, tenant) {
+                    errors.push(Diagnostic::new(
+                        &name,
+                        field(&format!("tenant_domains.\"{domain}\"")),
+                        reason,
+                    ));
+                }
             }
             let has = Listeners {
                 tls: f.platform.listen_tls.is_some(),
@@ -1351,6 +1400,37 @@ mod tests {
             "apps.d.entry",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
+    /// A tenant's own domain in the platform file is one exact host with a
+    /// tenant a wildcard could capture; anything else names the field.
+    #[test]
+    fn tenant_domains_are_exact_hosts_with_plain_tenants() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("s")).unwrap();
+        let load = |table: &str| {
+            let file = dir.path().join("p.toml");
+            std::fs::write(
+                &file,
+                format!("[platform]\n[apps.a]\nsource = \"s\"\ntenant_domains = {table}\n"),
+            )
+            .unwrap();
+            Platform::load(&file).map(|p| p.apps["a"].tenant_domains.clone())
+        };
+        let ok = load(r#"{ "Shop.Customer.COM." = "customer", "b.test" = "eu.acme_1" }"#).unwrap();
+        assert_eq!(ok.len(), 2);
+        for (table, want) in [
+            (r#"{ "*.customer.com" = "c" }"#, "one exact host name"),
+            (r#"{ "[::1]" = "c" }"#, "one exact host name"),
+            (r#"{ "~^x$" = "c" }"#, "one exact host name"),
+            (r#"{ "a.test:443" = "c" }"#, "ports"),
+            (r#"{ "a.test" = "" }"#, "tenant ``"),
+            (r#"{ "a.test" = "Bad Tenant" }"#, "tenant `Bad Tenant`"),
+        ] {
+            let err = load(table).unwrap_err().to_string();
+            assert!(err.contains("apps.a.tenant_domains."), "{table}: {err}");
+            assert!(err.contains(want), "{table}: {err}");
         }
     }
 }

@@ -49,20 +49,38 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
 }
 
 fn apply_one(platform: &mut Platform, change: AppChange) -> Result<(), Diagnostics> {
-    let mut app = match platform.apps.get(&change.like) {
-        Some(like) => {
+    let mut app = match (platform.apps.get(&change.like), change.source) {
+        (Some(like), source) => {
             let mut app = like.clone();
-            app.source = Some(change.source);
+            if source.is_some() {
+                app.source = source;
+            }
             app
         }
-        None => described_by(&change.source)?,
+        (None, Some(source)) => described_by(&source)?,
+        (None, None) => {
+            return Err(Diagnostic::new(
+                Path::new(""),
+                "",
+                format!(
+                    "a plugin changes app `{}` like app `{}`, which the table does not have, and gives no directory",
+                    change.id, change.like
+                ),
+            )
+            .into());
+        }
     };
     match change.domains {
         Domains::Same => {}
-        Domains::Hidden => app.domains.clear(),
+        Domains::Hidden => {
+            app.domains.clear();
+            app.tenant_domains.clear();
+        }
         Domains::Preview(name) => {
             app.domains = preview_domains(&platform.settings.preview_domain, &app.domains, &name);
+            app.tenant_domains.clear();
         }
+        Domains::Tenants(domains) => app.tenant_domains.extend(domains),
     }
     if change.env == Env::Preview {
         app.env = std::mem::take(&mut app.preview_env);
@@ -186,7 +204,7 @@ mod tests {
         let change = |id: &str, like: &str, domains, env| AppChange {
             id: id.into(),
             like: like.into(),
-            source: v2.clone(),
+            source: Some(v2.clone()),
             domains,
             env,
         };
@@ -217,5 +235,60 @@ mod tests {
             (new.runtime, new.source.clone()),
             (RuntimeKind::Static, Some(v2.join("dist")))
         );
+    }
+
+    /// Tenants' own domains are added to the app as it stands (its files
+    /// kept); a copy that hides the app or previews it has none of them.
+    #[test]
+    fn tenant_domains_join_the_app_and_leave_its_hidden_and_preview_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("site")).unwrap();
+        let file = dir.path().join("platform.toml");
+        std::fs::write(
+            &file,
+            "[platform]\n[apps.saas]\nsource = \"site\"\ndomains = [\"*.saas.test\"]\ntenant_domains = { \"static.customer.test\" = \"static\" }\n",
+        )
+        .unwrap();
+        let mut platform = Platform::load(&file).unwrap();
+        let source = platform.apps["saas"].source.clone();
+        let tenants = |pairs: &[(&str, &str)]| {
+            Domains::Tenants(pairs.iter().map(|(d, t)| ((*d).to_owned(), (*t).to_owned())).collect())
+        };
+        let change = |id: &str, domains, source: Option<&Path>| AppChange {
+            id: id.into(),
+            like: "saas".into(),
+            source: source.map(Path::to_owned),
+            domains,
+            env: Env::Same,
+        };
+        apply_one(
+            &mut platform,
+            change("saas", tenants(&[("shop.customer.test", "customer")]), None),
+        )
+        .unwrap();
+        let saas = &platform.apps["saas"];
+        assert_eq!(saas.source, source, "the app's files are kept");
+        assert_eq!(saas.domains, ["*.saas.test"]);
+        assert_eq!(
+            saas.tenant_domains
+                .iter()
+                .map(|(d, t)| (d.as_str(), t.as_str()))
+                .collect::<Vec<_>>(),
+            [("shop.customer.test", "customer"), ("static.customer.test", "static")]
+        );
+        let v2 = dir.path().join("site");
+        apply_one(&mut platform, change("saas@v2", Domains::Hidden, Some(&v2))).unwrap();
+        apply_one(
+            &mut platform,
+            change("saas~pr-1", Domains::Preview("pr-1".into()), Some(&v2)),
+        )
+        .unwrap();
+        assert!(platform.apps["saas@v2"].tenant_domains.is_empty());
+        assert!(platform.apps["saas~pr-1"].tenant_domains.is_empty());
+        assert_eq!(platform.apps["saas~pr-1"].domains, ["pr-1.preview.saas.test"]);
+        let mut gone = change("gone", tenants(&[("x.test", "x")]), None);
+        gone.like = "gone".into();
+        let err = apply_one(&mut platform, gone).unwrap_err().to_string();
+        assert!(err.contains("which the table does not have"), "{err}");
     }
 }

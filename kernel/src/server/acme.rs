@@ -3,8 +3,9 @@
 //! renewals and pending orders survive reloads. It answers HTTP-01 on the
 //! plain listener, lends its TLS-ALPN-01 challenges to the TLS listener,
 //! keeps the certificates of apps with `tls = "acme"` fresh on the control
-//! runtime, and orders on-demand certificates for names nobody configured
-//! when `on_demand_ask` allows them. How it works inside: `docs/acme.md`.
+//! runtime, and orders on-demand certificates for tenants' own domains
+//! (`bext domains add`) and for names nobody configured when
+//! `on_demand_ask` allows them. How it works inside: `docs/acme.md`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -102,7 +103,8 @@ impl Acme {
         map.get(&*name).cloned()
     }
 
-    /// On-demand issuance, when `on_demand_ask` is set.
+    /// On-demand issuance: tenants' own domains, and names
+    /// `on_demand_ask` allows when it is set.
     pub fn on_demand(&self) -> Option<&Arc<OnDemand>> {
         self.on_demand.as_ref()
     }
@@ -129,6 +131,9 @@ impl Acme {
     /// background task is restarted only when the sets of names changed
     /// (a reload that touches nothing ACME cares about costs nothing).
     pub fn keep(&self, platform: &Platform) {
+        if let Some(on_demand) = &self.on_demand {
+            on_demand.vouch(tenant_domains(platform));
+        }
         let sets = names_to_keep(platform);
         let mut keeping = self.keeping.lock().unwrap_or_else(|e| e.into_inner());
         if keeping.as_ref().is_some_and(|(kept, _)| *kept == sets) {
@@ -176,6 +181,19 @@ impl Drop for Acme {
             task.abort();
         }
     }
+}
+
+/// The apps' tenants' own domains, in ACME's spelling: ordered on demand
+/// at their first handshake without asking `on_demand_ask` (the operator
+/// vouched for them by adding them), never up front (their DNS may not
+/// point at bext yet).
+fn tenant_domains(platform: &Platform) -> Vec<String> {
+    platform
+        .apps
+        .values()
+        .flat_map(|app| app.tenant_domains.keys())
+        .filter_map(|domain| bext_acme::acme_name(domain, false).ok())
+        .collect()
 }
 
 /// One set of names per app with `tls = "acme"`: its exact domains,

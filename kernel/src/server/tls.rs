@@ -3,9 +3,9 @@
 //! current at the handshake (so a reload swaps certificates for new
 //! connections only), then from the kernel's ACME service; a plain-HTTP
 //! request sent here gets a clear 400. With `[platform.acme]`, the
-//! listener also answers TLS-ALPN-01 validations (`acme-tls/1`) and, with
-//! `on_demand_ask`, waits for an on-demand certificate for a name nobody
-//! serves yet.
+//! listener also answers TLS-ALPN-01 validations (`acme-tls/1`) and waits
+//! for an on-demand certificate for a name nobody serves yet: a tenant's
+//! own domain, or one `on_demand_ask` allows.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

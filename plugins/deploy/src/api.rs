@@ -74,6 +74,18 @@ pub(crate) async fn handle(shared: &Shared, req: &mut Request, rest: &str) -> Re
                 shared.change(move |r| r.rollback(&id, &by)).await
             }
         },
+        (&Method::GET, ["domains"]) => shared
+            .with_registry(|r| r.domains())
+            .await
+            .map(|d| json(StatusCode::OK, &d)),
+        (&Method::POST, ["domains"]) => add_domain(shared, req).await,
+        (&Method::DELETE, ["domains", domain]) => match caller(req) {
+            Err(e) => Err(e),
+            Ok(by) => {
+                let domain = (*domain).to_owned();
+                shared.change(move |r| r.remove_domain(&domain, &by)).await
+            }
+        },
         (&Method::DELETE, ["apps", id]) => {
             let id = (*id).to_owned();
             shared
@@ -144,6 +156,44 @@ async fn deploy(shared: &Shared, req: &mut Request, id: &str, query: &Query) -> 
             .await?;
     }
     Ok(json(StatusCode::CREATED, &deployed))
+}
+
+/// The largest body `POST {base}/domains` reads.
+const MAX_DOMAIN_BODY: usize = 16 * 1024;
+
+/// What `POST {base}/domains` carries.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainAsk {
+    domain: String,
+    app: String,
+    tenant: String,
+}
+
+/// `POST {base}/domains`: records a tenant's own domain, then serves it
+/// (201 with the record once the new pipeline routes it).
+async fn add_domain(shared: &Shared, req: &mut Request) -> Result<Response, DeployError> {
+    let by = caller(req)?;
+    let body = http_body_util::Limited::new(std::mem::take(req.body_mut()), MAX_DOMAIN_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            DeployError::Bundle(format!(
+                "the body could not be read (at most {MAX_DOMAIN_BODY} bytes): {e}"
+            ))
+        })?
+        .to_bytes();
+    let ask: DomainAsk = serde_json::from_slice(&body).map_err(|e| {
+        DeployError::Bundle(format!(
+            "the body is {{\"domain\": NAME, \"app\": ID, \"tenant\": NAME}} in JSON: {e}"
+        ))
+    })?;
+    let claims = shared.claims.clone();
+    let added = shared
+        .with_registry(move |r| r.add_domain(&ask.domain, &ask.app, &ask.tenant, &by, &claims))
+        .await?;
+    shared.changed().await?;
+    Ok(json(StatusCode::CREATED, &added))
 }
 
 /// What a deploy's query asks for, read before anything else of it.

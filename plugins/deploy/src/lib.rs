@@ -67,8 +67,8 @@ pub use crate::error::DeployError;
 pub use crate::hooks::{DeployHooks, HookRun};
 pub use crate::ids::{canary_app_id, preview_app_id};
 pub use crate::registry::{
-    AppRecord, CanaryPlan, CanaryRecord, DeployOptions, Deployed, Event, HookRecord, PreviewRecord, Registry, Served,
-    VersionRecord,
+    AppRecord, CanaryPlan, CanaryRecord, DeployOptions, Deployed, DomainRecord, Event, HookRecord, PreviewRecord,
+    Registry, Served, VersionRecord,
 };
 
 /// Seconds since the Unix epoch: the registry's clock.
@@ -99,7 +99,7 @@ impl BuiltinPlugin for DeployPlugin {
 
     fn app_changes(_config: &Config, setup: &Setup<'_>) -> Result<Vec<AppChange>, PluginError> {
         let served = Registry::served(&Registry::root_in(setup.data_dir)).map_err(|e| PluginError::Init(e.into()))?;
-        Ok(table::changes(served, unix_now()))
+        Ok(table::changes(served, unix_now(), setup.apps))
     }
 }
 

@@ -18,6 +18,10 @@ use crate::bundle::{self, Limits};
 use crate::hooks::{self, DeployHooks, HookRun};
 use crate::store::{Store, Stored};
 
+pub mod domains;
+
+pub use domains::DomainRecord;
+
 /// Schema changes, applied in order; `PRAGMA user_version` counts those
 /// applied. Never edit one that has shipped: add the next.
 const MIGRATIONS: &[&str] = &[
@@ -107,6 +111,16 @@ const MIGRATIONS: &[&str] = &[
             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.app = v.app
                 AND e.what = 'promoted canary ' || v.version || ' to current'))))
     ORDER BY v.id;",
+    // 6: tenants' own domains. Not tied to `apps` by a foreign key: a
+    // platform app that leaves the file for a while keeps its domains
+    // (they are not served meanwhile); removing a deploy app removes them.
+    "CREATE TABLE domains (
+        domain TEXT PRIMARY KEY,
+        app TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        added_at INTEGER NOT NULL,
+        added_by TEXT NOT NULL
+    );",
 ];
 
 /// The registry's database file under its root.
@@ -362,10 +376,16 @@ impl Registry {
         } else {
             Vec::new()
         };
+        let domains = if applied >= 6 {
+            domains::domains(&db).map_err(|e| DeployError::db(&file, e))?
+        } else {
+            Vec::new()
+        };
         Ok(Served {
             current,
             canaries,
             previews,
+            domains,
         })
     }
 
@@ -1058,10 +1078,17 @@ impl Registry {
 
     /// Forgets an app and removes its versions' files. An app of the
     /// platform file stays declared there, and is served from its
-    /// `source` again.
+    /// `source` again, on its tenants' domains too; an app a deploy
+    /// created is gone, with its tenants' domains.
     pub fn remove(&mut self, app: &str) -> Result<(), DeployError> {
         let _lock = self.lock()?;
         let versions = self.versions(app)?;
+        self.db
+            .execute(
+                "DELETE FROM domains WHERE app = ?1 AND EXISTS (SELECT 1 FROM apps WHERE id = ?1 AND origin = 'deploy')",
+                [app],
+            )
+            .map_err(|e| self.db_err(e))?;
         let gone = self
             .db
             .execute("DELETE FROM apps WHERE id = ?1", [app])
@@ -1169,6 +1196,8 @@ pub struct Served {
     pub canaries: Vec<CanaryRecord>,
     /// Previews, expired or not (the plugin removes expired ones).
     pub previews: Vec<PreviewRecord>,
+    /// Tenants' own domains.
+    pub domains: Vec<DomainRecord>,
 }
 
 /// Records that `version` became the current version of `app` (`how`:

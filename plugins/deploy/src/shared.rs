@@ -26,6 +26,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// The platform file's apps, recorded when the registry opens.
     apps: Vec<String>,
+    /// `(app, host pattern)` of every app in the table: the hosts a
+    /// tenant's own domain may not take.
+    pub(crate) claims: Vec<(String, String)>,
     /// Serves a canary's requests (set by `on_init`).
     pub(crate) host: OnceLock<Host>,
     /// Rebuilds the kernel's pipeline after a change (set by `on_init`).
@@ -43,6 +46,11 @@ impl Shared {
         Shared {
             root: Registry::root_in(setup.data_dir),
             apps: platform_apps(&config, setup),
+            claims: setup
+                .apps
+                .iter()
+                .flat_map(|a| a.domains.iter().map(|d| (a.id.clone(), d.clone())))
+                .collect(),
             config,
             host: OnceLock::new(),
             reload: OnceLock::new(),
@@ -150,6 +158,7 @@ mod tests {
             .map(|id| AppInfo {
                 id: id.into(),
                 domains: Vec::new(),
+                tenant_domains: Default::default(),
             })
             .collect();
         let setup = Setup {

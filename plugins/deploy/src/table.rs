@@ -5,20 +5,35 @@
 //! `bext.config.toml` describes it); a live preview is the app with the
 //! preview's files and `preview_env` on the preview's own hosts; a
 //! canary is the app with the canary's files as a hidden app, which this
-//! plugin's `on_request` sends its share of visitors to.
+//! plugin's `on_request` sends its share of visitors to. Last, each app
+//! gets its tenants' own domains (after the copies, so that no preview or
+//! canary has them).
 
-use bext_plugin_abi::{AppChange, Domains, Env};
+use std::collections::BTreeMap;
+
+use bext_plugin_abi::{AppChange, AppInfo, Domains, Env};
 
 use crate::registry::Served;
 use crate::{canary_app_id, preview_app_id};
 
-/// The changes `served` makes to the table at Unix time `now` (expired
-/// previews are left out), in the order the kernel applies them.
-pub fn changes(served: Served, now: u64) -> Vec<AppChange> {
+/// The changes `served` makes to `table` at Unix time `now` (expired
+/// previews are left out), in the order the kernel applies them. A
+/// tenant's domain whose app is in neither `table` nor the registry's
+/// current versions (an app that left the platform file) is left out.
+pub fn changes(served: Served, now: u64, table: &[AppInfo]) -> Vec<AppChange> {
+    let mut tenants: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for d in served.domains {
+        let known = table.iter().any(|a| a.id == d.app) || served.current.iter().any(|v| v.app == d.app);
+        if known {
+            tenants.entry(d.app).or_default().insert(d.domain, d.tenant);
+        } else {
+            tracing::warn!(target: "bext::deploy", app = %d.app, domain = %d.domain, "tenant domain not served: no such app");
+        }
+    }
     let current = served.current.into_iter().map(|v| AppChange {
         id: v.app.clone(),
         like: v.app,
-        source: v.path,
+        source: Some(v.path),
         domains: Domains::Same,
         env: Env::Same,
     });
@@ -29,18 +44,25 @@ pub fn changes(served: Served, now: u64) -> Vec<AppChange> {
         .map(|p| AppChange {
             id: preview_app_id(&p.app, &p.name),
             like: p.app,
-            source: p.path,
+            source: Some(p.path),
             domains: Domains::Preview(p.name),
             env: Env::Preview,
         });
     let canaries = served.canaries.into_iter().map(|c| AppChange {
         id: canary_app_id(&c.app, &c.version),
         like: c.app,
-        source: c.path,
+        source: Some(c.path),
         domains: Domains::Hidden,
         env: Env::Same,
     });
-    current.chain(previews).chain(canaries).collect()
+    let domains = tenants.into_iter().map(|(app, domains)| AppChange {
+        id: app.clone(),
+        like: app,
+        source: None,
+        domains: Domains::Tenants(domains),
+        env: Env::Same,
+    });
+    current.chain(previews).chain(canaries).chain(domains).collect()
 }
 
 #[cfg(test)]
@@ -48,10 +70,10 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::{CanaryRecord, PreviewRecord, VersionRecord};
+    use crate::{CanaryRecord, DomainRecord, PreviewRecord, VersionRecord};
 
     #[test]
-    fn current_versions_then_live_previews_then_canaries() {
+    fn current_versions_then_live_previews_then_canaries_then_tenant_domains() {
         let version = VersionRecord {
             app: "shop".into(),
             version: "v2".into(),
@@ -80,30 +102,62 @@ mod tests {
             auto_promote_after: None,
             max_error_rate: None,
         };
+        let domain = |domain: &str, app: &str| DomainRecord {
+            domain: domain.into(),
+            app: app.into(),
+            tenant: "customer".into(),
+            added_at: 1,
+            added_by: "me".into(),
+        };
         let served = Served {
             current: vec![version],
             canaries: vec![canary],
             previews: vec![preview("pr-1", 100), preview("old", 50)],
+            domains: vec![
+                domain("b.customer.test", "shop"),
+                domain("a.customer.test", "shop"),
+                domain("c.customer.test", "blog"),
+                domain("d.customer.test", "gone"),
+            ],
         };
-        let changes = changes(served, 60);
-        let summary: Vec<(&str, &str, PathBuf, &Domains, Env)> = changes
+        let blog = AppInfo {
+            id: "blog".into(),
+            domains: vec![],
+            tenant_domains: Default::default(),
+        };
+        let changes = changes(served, 60, &[blog]);
+        let summary: Vec<(&str, &str, Option<PathBuf>, &Domains, Env)> = changes
             .iter()
             .map(|c| (c.id.as_str(), c.like.as_str(), c.source.clone(), &c.domains, c.env))
             .collect();
+        let tenants =
+            |names: &[&str]| Domains::Tenants(names.iter().map(|n| ((*n).to_owned(), "customer".to_owned())).collect());
+        let (blog_domains, shop_domains) = (
+            tenants(&["c.customer.test"]),
+            tenants(&["a.customer.test", "b.customer.test"]),
+        );
         assert_eq!(
             summary,
             [
-                ("shop", "shop", "/d/shop/v2".into(), &Domains::Same, Env::Same),
+                ("shop", "shop", Some("/d/shop/v2".into()), &Domains::Same, Env::Same),
                 (
                     "shop~pr-1",
                     "shop",
-                    "/d/shop/v3".into(),
+                    Some("/d/shop/v3".into()),
                     &Domains::Preview("pr-1".into()),
                     Env::Preview
                 ),
-                ("shop@v4", "shop", "/d/shop/v4".into(), &Domains::Hidden, Env::Same),
+                (
+                    "shop@v4",
+                    "shop",
+                    Some("/d/shop/v4".into()),
+                    &Domains::Hidden,
+                    Env::Same
+                ),
+                ("blog", "blog", None, &blog_domains, Env::Same),
+                ("shop", "shop", None, &shop_domains, Env::Same),
             ],
-            "the expired preview is left out"
+            "the expired preview is left out, and the domain of an app nobody has"
         );
     }
 }

@@ -119,7 +119,7 @@ async fn a_local_deploy_is_stored_and_served_from_the_next_table() {
     assert_eq!((shop.id.as_str(), shop.like.as_str()), ("shop", "shop"));
     assert_eq!(shop.domains, Domains::Same);
     assert_eq!(
-        std::fs::read_to_string(shop.source.join("index.html")).unwrap(),
+        std::fs::read_to_string(shop.source.as_ref().unwrap().join("index.html")).unwrap(),
         "<h1>v1</h1>"
     );
 
@@ -199,4 +199,134 @@ async fn a_canary_is_a_hidden_app_and_its_stable_visitors_are_counted() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let ids: Vec<_> = app_changes(data.path()).into_iter().map(|c| c.id).collect();
     assert_eq!(ids, ["shop"]);
+}
+
+fn json_call(method: &str, path: &str, body: &str) -> Request {
+    let mut req = call(method, path);
+    *req.body_mut() = bext_plugin_abi::Body::from(body.to_owned());
+    req
+}
+
+/// Tenants' own domains through the admin API: added once (201), listed,
+/// refused with the reason and its status, removed, and handed to the
+/// kernel as the app's tenant domains.
+#[tokio::test]
+async fn tenant_domains_are_added_listed_refused_and_removed_over_the_api() {
+    let data = tempfile::tempdir().unwrap();
+    let apps: Vec<bext_plugin_abi::AppInfo> = [("saas", "*.saas.test"), ("site", "www.customer.test")]
+        .into_iter()
+        .map(|(id, domain)| bext_plugin_abi::AppInfo {
+            id: id.into(),
+            domains: vec![domain.into()],
+            tenant_domains: Default::default(),
+        })
+        .collect();
+    let h = Harness::<DeployPlugin>::builder(Value::Null)
+        .data_dir(data.path())
+        .apps(apps)
+        .start()
+        .await
+        .unwrap();
+    let add = |body: &str| json_call("POST", "/domains", body);
+    let (status, added) = admin(
+        &h,
+        add(r#"{"domain": "Shop.Customer.TEST.", "app": "saas", "tenant": "customer"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(
+        (&added["domain"], &added["app"], &added["tenant"], &added["added_by"]),
+        (
+            &json!("shop.customer.test"),
+            &json!("saas"),
+            &json!("customer"),
+            &json!("contract")
+        )
+    );
+    for (body, status, why) in [
+        (
+            r#"{"domain": "shop.customer.test", "app": "saas", "tenant": "other"}"#,
+            StatusCode::CONFLICT,
+            "already the domain of tenant customer",
+        ),
+        (
+            r#"{"domain": "acme.saas.test", "app": "saas", "tenant": "x"}"#,
+            StatusCode::CONFLICT,
+            "through its domain *.saas.test",
+        ),
+        (
+            r#"{"domain": "WWW.customer.test", "app": "saas", "tenant": "x"}"#,
+            StatusCode::CONFLICT,
+            "already reaches app site",
+        ),
+        (
+            r#"{"domain": "new.customer.test", "app": "nope", "tenant": "x"}"#,
+            StatusCode::NOT_FOUND,
+            "no app nope",
+        ),
+        (
+            r#"{"domain": "new.customer.test:443", "app": "saas", "tenant": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "port",
+        ),
+        (
+            r#"{"domain": "new.customer.test", "app": "saas"}"#,
+            StatusCode::BAD_REQUEST,
+            "missing field `tenant`",
+        ),
+        (
+            r#"{"domain": "new.customer.test", "app": "saas", "tenant": "x", "admin": true}"#,
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        ("not json", StatusCode::BAD_REQUEST, "in JSON"),
+    ] {
+        let (got, v) = admin(&h, add(body)).await;
+        assert_eq!(got, status, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(why), "{body}: {v}");
+    }
+    let huge = format!(
+        r#"{{"domain": "{}", "app": "saas", "tenant": "x"}}"#,
+        "a".repeat(20_000)
+    );
+    assert_eq!(admin(&h, add(&huge)).await.0, StatusCode::BAD_REQUEST);
+
+    let (status, list) = admin(&h, call("GET", "/domains")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["domain"], "shop.customer.test");
+
+    let expected: std::collections::BTreeMap<String, String> =
+        [("shop.customer.test".to_owned(), "customer".to_owned())].into();
+    assert!(app_changes(data.path()).is_empty(), "an app the table lacks gets none");
+    let table = [bext_plugin_abi::AppInfo {
+        id: "saas".into(),
+        domains: vec![],
+        tenant_domains: Default::default(),
+    }];
+    let setup = Setup {
+        plugin: "deploy",
+        base: Some(BASE),
+        apps: &table,
+        data_dir: data.path(),
+    };
+    let config: Config = decode_config(Value::Null).unwrap();
+    let changes = DeployPlugin::app_changes(&config, &setup).unwrap();
+    assert_eq!(
+        changes,
+        [AppChange {
+            id: "saas".into(),
+            like: "saas".into(),
+            source: None,
+            domains: Domains::Tenants(expected),
+            env: bext_plugin_abi::Env::Same,
+        }]
+    );
+
+    let (status, v) = admin(&h, call("DELETE", "/domains/SHOP.customer.test.")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["tenant"], "customer");
+    let (status, v) = admin(&h, call("DELETE", "/domains/shop.customer.test")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(admin(&h, call("GET", "/domains")).await, (StatusCode::OK, json!([])));
 }

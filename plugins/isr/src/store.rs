@@ -474,6 +474,7 @@ mod tests {
         let info = |id: &str| bext_plugin_abi::AppInfo {
             id: id.into(),
             domains: vec![],
+            tenant_domains: Default::default(),
         };
         caches.retain_apps(&[info("kept"), info("new")]);
         assert_eq!(caches.caches(Some("kept")).len(), 1);

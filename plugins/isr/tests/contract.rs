@@ -64,6 +64,7 @@ fn table() -> Vec<AppInfo> {
         .map(|id| AppInfo {
             id: (*id).into(),
             domains: vec![],
+            tenant_domains: Default::default(),
         })
         .collect()
 }

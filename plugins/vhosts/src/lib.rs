@@ -2,7 +2,9 @@
 //!
 //! Runs in the `fetch` stage. Its matcher merges the manifest's `hosts`
 //! map with every app's `domains` from the platform file; on a match it
-//! sets the request's app, tenant (wildcard and regex hosts) and base `/`.
+//! sets the request's app, tenant (wildcard and regex hosts, and apps'
+//! `tenant_domains`: tenants' own domains, each naming its tenant) and
+//! base `/`.
 //! The kernel then sends `x-base` and `x-vhost-tenant` to the app, after
 //! removing any client-sent copies. See `manifests/vhosts.yaml`.
 
@@ -57,6 +59,18 @@ impl BuiltinPlugin for Vhosts {
                 }
             }
         }
+        if config.app_domains {
+            // Last: a tenant's own domain never takes a host the manifest or
+            // the platform file routes; such a one is left out, not fatal
+            // (it was recorded at run time, and must not stop a reload).
+            for app in setup.apps {
+                for (domain, tenant) in &app.tenant_domains {
+                    if let Err(e) = b.add_tenant_domain(domain, &app.id, tenant) {
+                        tracing::warn!(target: "bext::vhosts", app = %app.id, domain, reason = %e.reason, "tenant domain not routed");
+                    }
+                }
+            }
+        }
         let matcher = b.build().map_err(|e| PluginError::config("hosts", e.to_string()))?;
         Ok(Vhosts { matcher })
     }
@@ -72,7 +86,9 @@ impl Plugin for Vhosts {
             && let Some(host) = cx.host.as_deref()
             && let Some(m) = self.matcher.find(host, req.uri().path())
         {
-            let tenant = m.tenant.map(Into::<std::sync::Arc<str>>::into);
+            // A tenant's own domain shares its route's tenant; a captured
+            // one is copied out of the host.
+            let tenant = m.route.tenant.clone().or_else(|| m.tenant.map(Into::into));
             let (app, bypass) = (m.route.app.clone(), m.route.bypass);
             // Cannot fail: the app was checked to be unset above.
             let _ = cx.set_app(app);

@@ -21,6 +21,10 @@ pub struct Route {
     pub bypass: bool,
     /// The pattern as written, for logs and error messages.
     pub pattern: Arc<str>,
+    /// The tenant every request on this host is for: a tenant's own
+    /// domain (`shop.customer.com` → `customer`) names it instead of
+    /// capturing it from the host.
+    pub tenant: Option<Arc<str>>,
 }
 
 impl Route {
@@ -33,13 +37,21 @@ impl Route {
 }
 
 /// A successful match: the route and, for wildcard and pattern hosts, the
-/// tenant (a slice of the request's host).
+/// tenant (a slice of the request's host). A tenant's own domain has its
+/// tenant in [`Route::tenant`]; [`Match::tenant_name`] gives either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Match<'m, 'h> {
     /// The matching route.
     pub route: &'m Route,
     /// The captured tenant.
     pub tenant: Option<&'h str>,
+}
+
+impl Match<'_, '_> {
+    /// The request's tenant: the route's own, else the captured one.
+    pub fn tenant_name(&self) -> Option<&str> {
+        self.route.tenant.as_deref().or(self.tenant)
+    }
 }
 
 /// A host pattern that cannot be used, with the reason.
@@ -88,6 +100,7 @@ impl MatcherBuilder {
             path_prefix,
             bypass,
             pattern: pattern.into(),
+            tenant: None,
         };
         if let Some(re) = pattern.strip_prefix('~') {
             let anchored = format!("^(?:{re})$");
@@ -119,6 +132,36 @@ impl MatcherBuilder {
         routes.push(route);
         // Longest prefix first; the entry without a prefix last.
         routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.as_ref().map_or(0, |p| p.len() + 1)));
+        Ok(())
+    }
+
+    /// Adds a tenant's own domain: the exact host `domain` reaches `app`
+    /// with `tenant`, for every path. Refused when another route has the
+    /// host already (the platform file's and the manifest's claims come
+    /// first) or when it is not one exact host name.
+    pub fn add_tenant_domain(&mut self, domain: &str, app: &str, tenant: &str) -> Result<(), PatternError> {
+        let err = |reason: String| PatternError {
+            pattern: domain.to_owned(),
+            reason,
+        };
+        let host = bext_plugin_abi::normalise_host_pattern(domain).map_err(err)?;
+        if host.starts_with("*.") || host.starts_with('[') || domain.starts_with('~') {
+            return Err(err("a tenant's own domain is one exact host name".into()));
+        }
+        if tenant.is_empty() {
+            return Err(err("its tenant is empty".into()));
+        }
+        let routes = self.matcher.exact.entry(host.as_str().into()).or_default();
+        if let Some(other) = routes.first() {
+            return Err(err(format!("already routed to app `{}`", other.app)));
+        }
+        routes.push(Route {
+            app: app.into(),
+            path_prefix: None,
+            bypass: false,
+            pattern: domain.into(),
+            tenant: Some(tenant.into()),
+        });
         Ok(())
     }
 
@@ -352,5 +395,39 @@ mod tests {
         assert_eq!(m.len(), 20_000);
         assert_eq!(app(&m, "site9999.example.com", "/"), Some(("app9999", None)));
         assert_eq!(app(&m, "acme.t42.example.org", "/"), Some(("tenant42", Some("acme"))));
+    }
+
+    #[test]
+    fn a_tenant_domain_is_an_exact_host_with_its_tenant_named() {
+        let mut b = MatcherBuilder::default();
+        b.add("*.saas.test", "saas", None, false).unwrap();
+        b.add("www.customer.test", "site", None, false).unwrap();
+        b.add_tenant_domain("Shop.Customer.TEST.", "saas", "customer").unwrap();
+        b.add_tenant_domain("acme.saas.test", "saas", "other").unwrap();
+        let e = b
+            .add_tenant_domain("www.customer.test", "saas", "customer")
+            .unwrap_err();
+        assert!(e.to_string().contains("already routed to app `site`"), "{e}");
+        for bad in ["*.customer.test", "[::1]", "shop.customer.test:443", "~x", ""] {
+            assert!(b.add_tenant_domain(bad, "saas", "c").is_err(), "{bad:?} accepted");
+        }
+        assert!(b.add_tenant_domain("x.test", "saas", "").is_err());
+        let m = b.build().unwrap();
+        let tenant = |host: &str| {
+            m.find(host, "/any/path")
+                .map(|m| (m.route.app.to_string(), m.tenant_name().map(str::to_owned)))
+        };
+        assert_eq!(
+            tenant("shop.customer.test"),
+            Some(("saas".into(), Some("customer".into())))
+        );
+        assert_eq!(
+            tenant("acme.saas.test"),
+            Some(("saas".into(), Some("other".into()))),
+            "exact beats wildcard"
+        );
+        assert_eq!(tenant("bob.saas.test"), Some(("saas".into(), Some("bob".into()))));
+        assert_eq!(tenant("www.customer.test"), Some(("site".into(), None)));
+        assert_eq!(tenant("x.shop.customer.test"), None, "no wildcard below it");
     }
 }

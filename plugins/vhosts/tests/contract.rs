@@ -25,6 +25,7 @@ fn app_info(id: &str, domains: &[&str]) -> AppInfo {
     AppInfo {
         id: id.into(),
         domains: domains.iter().map(|d| d.to_string()).collect(),
+        tenant_domains: Default::default(),
     }
 }
 
@@ -90,4 +91,28 @@ fn config_errors_carry_the_field_path() {
         err.to_string().contains("`a`") && err.to_string().contains("`b`"),
         "{err}"
     );
+}
+
+/// A tenant's own domain routes to its app with its tenant named; one that
+/// takes a host the manifest or another app routes is left out, and the
+/// plugin still builds (it was recorded at run time: a reload must go on).
+#[test]
+fn tenant_domains_route_with_their_tenant_and_never_take_a_claimed_host() {
+    let mut saas = app_info("saas", &["*.saas.test"]);
+    saas.tenant_domains = [
+        ("shop.customer.test", "customer"),
+        ("www.other.test", "other"),
+        ("raw.other.test", "other"),
+    ]
+    .into_iter()
+    .map(|(d, t)| (d.to_owned(), t.to_owned()))
+    .collect();
+    let apps = [saas, app_info("site", &["www.other.test"])];
+    let p = vhosts(serde_json::json!({"hosts": {"raw.other.test": {"app": "site"}}}), &apps).unwrap();
+    let cx = fetch(&p, "shop.customer.test", "/cart");
+    assert_eq!((cx.app(), cx.tenant()), (Some("saas"), Some("customer")));
+    let cx = fetch(&p, "www.other.test", "/");
+    assert_eq!((cx.app(), cx.tenant()), (Some("site"), None));
+    let cx = fetch(&p, "raw.other.test", "/");
+    assert_eq!((cx.app(), cx.tenant()), (Some("site"), None));
 }

@@ -565,6 +565,12 @@ async fn canaries_are_rolled_back_or_promoted_automatically() {
     .await;
     let events = shown["app"]["events"].to_string();
     assert!(events.contains("auto-rollback of canary v2"), "{events}");
+    // The registry records the decision, then the reload swaps the
+    // pipeline: once the first request sees it, every one does.
+    eventually(Duration::from_secs(10), || async {
+        (get(b.addr, "api.test", "/").await.text() == "good").then_some(())
+    })
+    .await;
     for _ in 0..20 {
         assert_eq!(get(b.addr, "api.test", "/").await.text(), "good");
     }

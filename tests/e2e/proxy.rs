@@ -126,6 +126,11 @@ async fn websocket_upgrades_become_a_tunnel() {
 /// closes each connection after its answer without saying so (what an
 /// upstream's keep-alive timeout does between two requests).
 async fn counting_upstream(close_after_each: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    answering_upstream(close_after_each, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await
+}
+
+/// [`counting_upstream`] with its own `answer`.
+async fn answering_upstream(close_after_each: bool, answer: &'static [u8]) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -146,7 +151,6 @@ async fn counting_upstream(close_after_each: bool) -> (std::net::SocketAddr, Arc
                     }
                     let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                     buf.drain(..end);
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
                     if stream.write_all(answer).await.is_err() || close_after_each {
                         return;
                     }
@@ -191,4 +195,26 @@ async fn upstream_connections_are_kept_and_one_the_upstream_closed_is_not_a_fail
             assert_eq!(connections, 1, "one kept connection for 40 requests on one worker");
         }
     }
+}
+
+#[tokio::test]
+async fn the_client_gets_its_own_http_version_not_the_upstreams() {
+    let (up, _) = answering_upstream(true, b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n"
+    ));
+    let b = Bext::serve(&cfg);
+    let answer = raw_async(
+        b.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert_eq!(
+        answer.matches("HTTP/1.1 200 OK").count(),
+        2,
+        "the connection stays open: {answer}"
+    );
 }

@@ -110,6 +110,10 @@ impl ProxyApp {
         }
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        // The client's connection speaks its own version; an HTTP/1.0
+        // upstream's is not relayed (hyper would write it in the status
+        // line and close a kept-alive connection).
+        parts.version = Version::HTTP_11;
         Response::from_parts(parts, Body::stream(PooledBody::new(body, lease)))
     }
 }

@@ -1,0 +1,410 @@
+//! ACME in edge mode: real `bext` instances sharing a real `redis-server`
+//! and one real pebble. They order each certificate once for the fleet
+//! (the others load it from Redis), a later instance orders nothing, and a
+//! short-lived certificate is renewed once for the fleet while clients
+//! keep connecting, without a failed request.
+//!
+//! pebble validates HTTP-01 on one port; a TCP balancer there (the fleet's
+//! load balancer) hands each validation to an instance that is NOT the one
+//! ordering, so a validation only succeeds when the orderer's challenge
+//! answer reached the others over the fleet's bus. Orders are counted
+//! three ways: pebble's own log, bext's log line per order, and the serials
+//! the instances serve. Nothing asserts on timing; waits poll.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::edge::Redis;
+use crate::pebble::{Pebble, PebbleOptions, handshake_serial};
+use crate::support::*;
+
+/// Long enough for an order on a slow machine; only a failure waits it out.
+const ISSUED_WITHIN: Duration = Duration::from_secs(90);
+
+/// bext's log line before an order placed under the fleet's lock.
+const ORDERING: &str = "ACME: ordering for the fleet";
+/// bext's log line after each order.
+const ISSUED: &str = "ACME certificate issued and stored";
+/// bext's log line when it uses a certificate another instance ordered.
+const LOADED: &str = "ACME certificate loaded from the fleet";
+/// pebble's log line per certificate it issues.
+const PEBBLE_ISSUED: &str = "Issued certificate serial";
+
+/// One instance's platform: its own data dir, the fleet's `[redis]` and
+/// `[platform.acme]`, and the app `site` on `name` with `tls = "acme"`.
+fn fleet_platform(s: &Site, pebble: &Pebble, redis: &Redis, name: &str) -> std::path::PathBuf {
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("site/index.html", "hello from the fleet");
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\nmanifests = \"manifests\"\nworkers = 1\n\
+         [platform.acme]\ndirectory = \"{dir}\"\nca_root = \"{root}\"\nemail = \"ops@bext.test\"\n\
+         [redis]\nurl = \"{redis}\"\nprefix = \"fleet:\"\n\
+         [apps.site]\nsource = \"site\"\ndomains = [\"{name}\"]\ntls = \"acme\"\n",
+        dir = pebble.directory,
+        root = pebble.ca_root.display(),
+        redis = redis.url(),
+    ))
+}
+
+/// Starts one bext per configuration at the same time.
+fn start_together(configs: &[std::path::PathBuf]) -> Vec<Bext> {
+    std::thread::scope(|scope| {
+        let started: Vec<_> = configs.iter().map(|c| scope.spawn(move || Bext::serve(c))).collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// The fleet's load balancer on the port pebble validates HTTP-01 on.
+/// Each connection goes to an instance whose log has no [`ORDERING`] line
+/// (waiting until `expected` instances are known).
+struct Balancer {
+    targets: Arc<Mutex<Vec<(SocketAddr, Arc<Mutex<String>>)>>>,
+    /// Which target (by index) each connection went to.
+    sent_to: Arc<Mutex<Vec<usize>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Balancer {
+    async fn start(port: u16, expected: usize) -> Balancer {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let targets: Arc<Mutex<Vec<(SocketAddr, Arc<Mutex<String>>)>>> = Arc::default();
+        let sent_to: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let (t, sent) = (targets.clone(), sent_to.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (t, sent) = (t.clone(), sent.clone());
+                tokio::spawn(async move {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    let chosen = loop {
+                        let pick = {
+                            let targets = t.lock().unwrap();
+                            (targets.len() >= expected)
+                                .then(|| {
+                                    targets
+                                        .iter()
+                                        .position(|(_, log)| !log.lock().unwrap().contains(ORDERING))
+                                        .map(|i| (i, targets[i].0))
+                                })
+                                .flatten()
+                        };
+                        match pick {
+                            Some(p) => break Some(p),
+                            None if Instant::now() > deadline => break None,
+                            None => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    };
+                    let Some((index, addr)) = chosen else { return };
+                    sent.lock().unwrap().push(index);
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(addr).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        Balancer { targets, sent_to, task }
+    }
+
+    fn add(&self, bext: &Bext) {
+        self.targets.lock().unwrap().push((bext.addr, bext.log.clone()));
+    }
+
+    fn sent_to(&self) -> Vec<usize> {
+        self.sent_to.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Polls until a handshake with `bext`'s TLS listener for `name` verifies
+/// against pebble's issuing root, and returns the served serial.
+async fn served_serial(bext: &Bext, name: &str, root: &str, others: &[&Bext], pebble: &Pebble) -> String {
+    let port = bext.tls.unwrap().port();
+    let deadline = Instant::now() + ISSUED_WITHIN;
+    loop {
+        match handshake_serial(port, name, root).await {
+            Ok(serial) => return serial,
+            Err(e) if Instant::now() > deadline => panic!(
+                "no certificate for {name}: {e}\nthis bext:\n{}\nothers:\n{}\npebble:\n{}",
+                bext.log(),
+                others.iter().map(|b| b.log()).collect::<Vec<_>>().join("\n----\n"),
+                pebble.log()
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn count(logs: &[&Bext], line: &str) -> usize {
+    logs.iter().map(|b| b.log().matches(line).count()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_orders_one_certificate_and_a_later_instance_loads_it_from_redis() {
+    let redis = Redis::start();
+    let mut pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let name = "fleet.bext.test";
+    let balancer = Balancer::start(pebble.http_port, 2).await;
+    let (sa, sb) = (Site::new(), Site::new());
+    let configs = [
+        fleet_platform(&sa, &pebble, &redis, name),
+        fleet_platform(&sb, &pebble, &redis, name),
+    ];
+    let fleet = start_together(&configs);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    balancer.add(a);
+    balancer.add(b);
+
+    let serial_a = served_serial(a, name, &root, &[b], &pebble).await;
+    let serial_b = served_serial(b, name, &root, &[a], &pebble).await;
+    assert_eq!(serial_a, serial_b, "both serve the same certificate");
+    let all = [a, b];
+    let logs = || format!("A:\n{}\nB:\n{}\npebble:\n{}", a.log(), b.log(), pebble.log());
+    // One order: pebble issued one certificate, one instance ordered, the
+    // other loaded it, and one ACME account was made for the fleet.
+    assert_eq!(pebble.log().matches(PEBBLE_ISSUED).count(), 1, "{}", logs());
+    assert_eq!(count(&all, ORDERING), 1, "{}", logs());
+    assert_eq!(count(&all, ISSUED), 1, "{}", logs());
+    assert_eq!(count(&all, LOADED), 1, "{}", logs());
+    assert_eq!(count(&all, "ACME account created"), 1, "{}", logs());
+    // The validation reached the instance that did not order: it answered
+    // with the challenge the orderer sent over the bus.
+    let orderer = usize::from(!a.log().contains(ORDERING));
+    let sent = balancer.sent_to();
+    assert!(!sent.is_empty(), "pebble validated through the balancer\n{}", logs());
+    assert!(!sent.contains(&orderer), "{sent:?}\n{}", logs());
+
+    // A third instance, started later: it serves the fleet's certificate
+    // without ordering (pebble issues nothing more).
+    let sc = Site::new();
+    let cfg_c = fleet_platform(&sc, &pebble, &redis, name);
+    let c = Bext::serve(&cfg_c);
+    let serial_c = served_serial(&c, name, &root, &all, &pebble).await;
+    assert_eq!(serial_c, serial_a);
+    assert!(c.log().contains(LOADED), "{}", c.log());
+    assert!(!c.log().contains(ORDERING), "{}", c.log());
+    assert_eq!(pebble.log().matches(PEBBLE_ISSUED).count(), 1, "{}", pebble.log());
+    // It stored it locally: a restart serves it with Redis and pebble gone.
+    drop(c);
+    drop(redis);
+    pebble.stop();
+    let c = Bext::serve(&cfg_c);
+    let port = c.tls.unwrap().port();
+    assert_eq!(
+        handshake_serial(port, name, &root).await.unwrap(),
+        serial_a,
+        "{}",
+        c.log()
+    );
+    assert!(!c.log().contains(ISSUED), "{}", c.log());
+}
+
+/// What the clients saw during the renewal test.
+#[derive(Default)]
+struct Load {
+    ok: AtomicUsize,
+    failed: Mutex<Vec<String>>,
+    serials: Mutex<std::collections::BTreeSet<String>>,
+    stop: AtomicBool,
+}
+
+fn client_config(root: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A verified TLS connection speaking HTTP/1.1, and the served serial.
+async fn connect(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, name: &str) -> Result<(Sender, String), String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let serial = cert.raw_serial_as_string();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok((sender, serial))
+}
+
+/// `GET /` on an open connection; an error unless it is the site's page.
+async fn get_page(sender: &mut Sender, name: &str) -> Result<(), String> {
+    let req = hyper::Request::get("/")
+        .header("host", name)
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let res = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
+    let status = res.status();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    if status != 200 || &body[..] != b"hello from the fleet" {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+    }
+    Ok(())
+}
+
+/// Until `load.stop`: one new connection per request on `addr`.
+async fn new_connections(load: Arc<Load>, config: Arc<rustls::ClientConfig>, addr: SocketAddr, name: &'static str) {
+    while !load.stop.load(Ordering::SeqCst) {
+        let result = match connect(&config, addr, name).await {
+            Ok((mut sender, serial)) => {
+                load.serials.lock().unwrap().insert(serial);
+                get_page(&mut sender, name).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => load.ok.fetch_add(1, Ordering::SeqCst),
+            Err(e) => {
+                load.failed
+                    .lock()
+                    .unwrap()
+                    .push(format!("new connection to {addr}: {e}"));
+                0
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Until `load.stop`: requests on one kept-alive connection to `addr`
+/// (a new one only when the server closed it between requests).
+async fn kept_alive(load: Arc<Load>, config: Arc<rustls::ClientConfig>, addr: SocketAddr, name: &'static str) {
+    let mut open: Option<Sender> = None;
+    while !load.stop.load(Ordering::SeqCst) {
+        if open.as_ref().is_none_or(|s| s.is_closed()) {
+            match connect(&config, addr, name).await {
+                Ok((sender, _)) => open = Some(sender),
+                Err(e) => {
+                    load.failed
+                        .lock()
+                        .unwrap()
+                        .push(format!("keep-alive connect to {addr}: {e}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+        }
+        let sender = open.as_mut().unwrap();
+        if sender.ready().await.is_err() {
+            open = None;
+            continue;
+        }
+        match get_page(sender, name).await {
+            Ok(()) => {
+                load.ok.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => load
+                .failed
+                .lock()
+                .unwrap()
+                .push(format!("keep-alive request to {addr}: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_certificate_is_renewed_once_for_the_fleet_while_clients_keep_connecting() {
+    let redis = Redis::start();
+    // 30 s certificates: renewed when 10 s are left (up to 2 s earlier).
+    let pebble = Pebble::start_with(PebbleOptions {
+        validity_secs: Some(30),
+        ..Default::default()
+    });
+    let root = pebble.issuing_root().await;
+    let name = "renew.fleet.bext.test";
+    let balancer = Balancer::start(pebble.http_port, 2).await;
+    let (sa, sb) = (Site::new(), Site::new());
+    let fleet = start_together(&[
+        fleet_platform(&sa, &pebble, &redis, name),
+        fleet_platform(&sb, &pebble, &redis, name),
+    ]);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    balancer.add(a);
+    balancer.add(b);
+    let first = served_serial(a, name, &root, &[b], &pebble).await;
+    assert_eq!(served_serial(b, name, &root, &[a], &pebble).await, first);
+    assert_eq!(pebble.log().matches(PEBBLE_ISSUED).count(), 1, "{}", pebble.log());
+
+    // Clients on both instances: new connections and kept-alive ones.
+    let load = Arc::new(Load::default());
+    let config = client_config(&root);
+    let mut clients = Vec::new();
+    for bext in [a, b] {
+        let addr = bext.tls.unwrap();
+        clients.push(tokio::spawn(new_connections(load.clone(), config.clone(), addr, name)));
+        clients.push(tokio::spawn(kept_alive(load.clone(), config.clone(), addr, name)));
+    }
+    // Both instances move to one new certificate.
+    let renewed = eventually(ISSUED_WITHIN, || async {
+        let sa = handshake_serial(a.tls.unwrap().port(), name, &root).await.ok()?;
+        let sb = handshake_serial(b.tls.unwrap().port(), name, &root).await.ok()?;
+        (sa != first && sa == sb).then_some(sa)
+    })
+    .await;
+    // Keep the load on a little after the switch, then stop it.
+    let seen = load.ok.load(Ordering::SeqCst);
+    eventually(Duration::from_secs(30), || async {
+        (load.ok.load(Ordering::SeqCst) >= seen + 50).then_some(())
+    })
+    .await;
+    load.stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let logs = || format!("A:\n{}\nB:\n{}\npebble:\n{}", a.log(), b.log(), pebble.log());
+    let failed = load.failed.lock().unwrap().clone();
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {failed:?}\n{}",
+        failed.len(),
+        logs()
+    );
+    let serials = load.serials.lock().unwrap().clone();
+    assert!(
+        serials.contains(&first) && serials.contains(&renewed),
+        "clients saw both certificates: {serials:?}"
+    );
+    // Renewed once for the fleet: two certificates issued in all, two
+    // orders placed (the first and the renewal).
+    assert_eq!(pebble.log().matches(PEBBLE_ISSUED).count(), 2, "{}", logs());
+    assert_eq!(count(&[a, b], ISSUED), 2, "{}", logs());
+    eprintln!(
+        "renewal under load: {} requests, 0 failed, serials {serials:?}",
+        load.ok.load(Ordering::SeqCst)
+    );
+}

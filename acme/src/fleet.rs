@@ -124,7 +124,7 @@ impl Message {
         serde_json::from_slice(payload.strip_prefix(BUS_PREFIX)?).ok()
     }
 
-    fn from(&self) -> u64 {
+    fn sender(&self) -> u64 {
         match self {
             Message::Certificate { from, .. }
             | Message::Http01 { from, .. }
@@ -210,7 +210,7 @@ impl Manager {
             let Some(message) = Message::decode(&payload) else {
                 continue;
             };
-            if message.from() == self.inner.instance {
+            if message.sender() == self.inner.instance {
                 continue;
             }
             match message {
@@ -271,7 +271,7 @@ impl Manager {
         let mut waiting = false;
         reachable(&**store).await;
         loop {
-            if let Some(cert) = self.from_fleet(store, &keys, names, replacing).await {
+            if let Some(cert) = self.fleet_certificate(store, &keys, names, replacing).await {
                 return Ok(cert);
             }
             let token = getrandom::u64().unwrap_or(0) | 1;
@@ -316,7 +316,7 @@ impl Manager {
         replacing: Option<&Certificate>,
     ) -> Result<Arc<Certificate>, AcmeError> {
         // Another instance may have stored it between the look and the lock.
-        if let Some(cert) = self.from_fleet(store, keys, names, replacing).await {
+        if let Some(cert) = self.fleet_certificate(store, keys, names, replacing).await {
             return Ok(cert);
         }
         tracing::info!(names = ?names, "ACME: ordering for the fleet");
@@ -374,7 +374,7 @@ impl Manager {
     /// ordering: it matches its key and names, is not due for renewal and
     /// is newer than `replacing`. Stored locally too, so a restart without
     /// the store still serves it.
-    pub(crate) async fn from_fleet(
+    pub(crate) async fn fleet_certificate(
         &self,
         store: &Arc<dyn SharedStore>,
         keys: &Keys,
@@ -418,7 +418,7 @@ impl Manager {
     pub(crate) async fn newer_from_fleet(&self, names: &[String], current: &Certificate) -> Option<Arc<Certificate>> {
         let store = self.shared_store()?;
         let keys = Keys::new(&*store, &self.config().directory, names);
-        self.from_fleet(&store, &keys, names, Some(current)).await
+        self.fleet_certificate(&store, &keys, names, Some(current)).await
     }
 
     /// The fleet's account for the directory, stored locally too.

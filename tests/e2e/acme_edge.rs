@@ -60,11 +60,20 @@ fn start_together(configs: &[std::path::PathBuf]) -> Vec<Bext> {
     })
 }
 
+/// Whether an instance's log says it is ordering now: an [`ORDERING`]
+/// line after its last [`ISSUED`] one.
+fn ordering_now(log: &str) -> bool {
+    log.rfind(ORDERING) > log.rfind(ISSUED)
+}
+
 /// The fleet's load balancer on the port pebble validates HTTP-01 on.
-/// Each connection goes to an instance whose log has no [`ORDERING`] line
+/// Each connection goes to an instance that is not ordering now
 /// (waiting until `expected` instances are known).
+/// Instances behind the balancer: where each listens and its log.
+type Targets = Arc<Mutex<Vec<(SocketAddr, Arc<Mutex<String>>)>>>;
+
 struct Balancer {
-    targets: Arc<Mutex<Vec<(SocketAddr, Arc<Mutex<String>>)>>>,
+    targets: Targets,
     /// Which target (by index) each connection went to.
     sent_to: Arc<Mutex<Vec<usize>>>,
     task: tokio::task::JoinHandle<()>,
@@ -73,7 +82,7 @@ struct Balancer {
 impl Balancer {
     async fn start(port: u16, expected: usize) -> Balancer {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        let targets: Arc<Mutex<Vec<(SocketAddr, Arc<Mutex<String>>)>>> = Arc::default();
+        let targets: Targets = Arc::default();
         let sent_to: Arc<Mutex<Vec<usize>>> = Arc::default();
         let (t, sent) = (targets.clone(), sent_to.clone());
         let task = tokio::spawn(async move {
@@ -91,7 +100,7 @@ impl Balancer {
                                 .then(|| {
                                     targets
                                         .iter()
-                                        .position(|(_, log)| !log.lock().unwrap().contains(ORDERING))
+                                        .position(|(_, log)| !ordering_now(&log.lock().unwrap()))
                                         .map(|i| (i, targets[i].0))
                                 })
                                 .flatten()
@@ -407,4 +416,179 @@ async fn a_short_lived_certificate_is_renewed_once_for_the_fleet_while_clients_k
         "renewal under load: {} requests, 0 failed, serials {serials:?}",
         load.ok.load(Ordering::SeqCst)
     );
+}
+
+/// One instance of the fleet listening on pebble's HTTP-01 port itself.
+fn lone_platform(s: &Site, pebble: &Pebble, redis_url: &str, name: &str) -> std::path::PathBuf {
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("site/index.html", "hello from the fleet");
+    s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"127.0.0.1:0\"\nmanifests = \"manifests\"\nworkers = 1\n\
+         [platform.acme]\ndirectory = \"{dir}\"\nca_root = \"{root}\"\n\
+         [redis]\nurl = \"{redis_url}\"\nprefix = \"fleet:\"\n\
+         [apps.site]\nsource = \"site\"\ndomains = [\"{name}\"]\ntls = \"acme\"\n",
+        http = pebble.http_port,
+        dir = pebble.directory,
+        root = pebble.ca_root.display(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_an_instance_orders_alone_and_serves() {
+    let pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let name = "alone.fleet.bext.test";
+    // Nothing listens there.
+    let down = format!("redis://127.0.0.1:{}/", crate::pebble::free_port());
+    let s = Site::new();
+    let bext = Bext::serve(&lone_platform(&s, &pebble, &down, name));
+    let serial = served_serial(&bext, name, &root, &[], &pebble).await;
+    assert!(!serial.is_empty());
+    let log = bext.log();
+    assert!(
+        log.contains("the fleet's store is unreachable; ordering without it"),
+        "{log}"
+    );
+    assert_eq!(log.matches(ISSUED).count(), 1, "{log}");
+}
+
+/// Sends one command to `redis` and returns its answer's first line.
+fn redis_command(redis: &Redis, args: &[&str]) -> String {
+    use std::io::{BufRead, Write};
+    let mut stream =
+        std::net::TcpStream::connect(redis.url().trim_start_matches("redis://").trim_end_matches('/')).unwrap();
+    let mut command = format!("*{}\r\n", args.len());
+    for a in args {
+        command.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(command.as_bytes()).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).unwrap();
+    line.trim_end().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_of_a_crashed_holder_expires_and_the_waiting_instance_orders() {
+    let redis = Redis::start();
+    let pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let name = "crashed.fleet.bext.test";
+    // The lock a holder that crashed mid-order left: bext's key for this
+    // directory and name set, under the fleet's prefix, expiring in 3 s.
+    let lock = fleet_key("lock", &pebble.directory, name);
+    assert_eq!(redis_command(&redis, &["SET", &lock, "12345", "PX", "3000"]), "+OK");
+    let s = Site::new();
+    let bext = Bext::serve(&lone_platform(&s, &pebble, &redis.url(), name));
+    served_serial(&bext, name, &root, &[], &pebble).await;
+    let log = bext.log();
+    let waited = log
+        .find("another instance is ordering; waiting")
+        .unwrap_or_else(|| panic!("{log}"));
+    let ordered = log.find(ORDERING).unwrap_or_else(|| panic!("{log}"));
+    assert!(waited < ordered, "{log}");
+    assert_eq!(log.matches(ISSUED).count(), 1, "{log}");
+    // Released after the order: nobody holds it now.
+    assert_eq!(redis_command(&redis, &["EXISTS", &lock]), ":0");
+}
+
+/// bext's key for `what` (`lock`, `cert`) of the name set `[name]` from
+/// `directory`, under the tests' prefix `fleet:`.
+fn fleet_key(what: &str, directory: &str, name: &str) -> String {
+    use sha2::Digest;
+    let id: String = sha2::Sha256::digest(format!("{directory}\n{name}").as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("fleet:acme:{what}:{id}")
+}
+
+/// Stores a certificate under `key` as an instance of the fleet would, and
+/// tells the fleet on its bus.
+fn store_in_fleet(redis: &Redis, key: &str, directory: &str, name: &str, chain: &str, private_key: &str) {
+    let entry = serde_json::json!({
+        "directory": directory,
+        "names": [name],
+        "chain_pem": chain,
+        "key_pem": private_key,
+    });
+    assert_eq!(
+        redis_command(redis, &["SET", key, &entry.to_string(), "EX", "3600"]),
+        "+OK"
+    );
+    let message = format!(
+        "bext-acme {}",
+        serde_json::json!({"kind": "certificate", "from": 1, "key": key})
+    );
+    redis_command(redis, &["PUBLISH", "fleet:bus", &message]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_stored_by_another_instance_is_served_by_every_instance_at_once() {
+    let redis = Redis::start();
+    let pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let name = "news.fleet.bext.test";
+    let balancer = Balancer::start(pebble.http_port, 2).await;
+    let (sa, sb) = (Site::new(), Site::new());
+    let fleet = start_together(&[
+        fleet_platform(&sa, &pebble, &redis, name),
+        fleet_platform(&sb, &pebble, &redis, name),
+    ]);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    balancer.add(a);
+    balancer.add(b);
+    let first = served_serial(a, name, &root, &[b], &pebble).await;
+    assert_eq!(served_serial(b, name, &root, &[a], &pebble).await, first);
+
+    // Another member of the fleet renews: a certificate valid longer than
+    // pebble's five years. Neither instance is due for years, so only the
+    // bus message can make them switch. Signed by a CA of the test's own.
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        (params.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+    };
+    let key = fleet_key("cert", &pebble.directory, name);
+    // First what an attacker with write access but no certificate for the
+    // name could store: one for another name, and the right one with a key
+    // that does not go with it. Both are refused.
+    // (Each is read when its message arrives: the next waits until both
+    // instances refused the one before.)
+    const REFUSED: &str = "the fleet's certificate is unusable; ignoring it";
+    let refused = |times: usize| {
+        eventually(Duration::from_secs(30), move || async move {
+            (a.log().matches(REFUSED).count() == times && b.log().matches(REFUSED).count() == times).then_some(())
+        })
+    };
+    let (other_chain, other_key) = leaf(vec!["other.bext.test".into()]);
+    store_in_fleet(&redis, &key, &pebble.directory, name, &other_chain, &other_key);
+    refused(1).await;
+    let (chain, private_key) = leaf(vec![name.into()]);
+    store_in_fleet(&redis, &key, &pebble.directory, name, &chain, &other_key);
+    refused(2).await;
+    // Then a good one.
+    store_in_fleet(&redis, &key, &pebble.directory, name, &chain, &private_key);
+    for bext in [a, b] {
+        let port = bext.tls.unwrap().port();
+        let serial = eventually(Duration::from_secs(30), || async {
+            handshake_serial(port, name, &ca_pem).await.ok()
+        })
+        .await;
+        assert_ne!(serial, first);
+        let log = bext.log();
+        assert_eq!(
+            log.matches("the fleet's certificate is unusable; ignoring it").count(),
+            2,
+            "{log}"
+        );
+        assert!(log.contains(LOADED), "{log}");
+    }
+    // Nothing was ordered for it.
+    assert_eq!(pebble.log().matches(PEBBLE_ISSUED).count(), 1, "{}", pebble.log());
 }

@@ -379,12 +379,21 @@ async fn a_short_lived_certificate_is_renewed_once_for_the_fleet_while_clients_k
         clients.push(tokio::spawn(kept_alive(load.clone(), config.clone(), addr, name)));
     }
     // Both instances move to one new certificate.
-    let renewed = eventually(ISSUED_WITHIN, || async {
-        let sa = handshake_serial(a.tls.unwrap().port(), name, &root).await.ok()?;
-        let sb = handshake_serial(b.tls.unwrap().port(), name, &root).await.ok()?;
-        (sa != first && sa == sb).then_some(sa)
-    })
-    .await;
+    let deadline = Instant::now() + ISSUED_WITHIN;
+    let renewed = loop {
+        let sa = handshake_serial(a.tls.unwrap().port(), name, &root).await;
+        let sb = handshake_serial(b.tls.unwrap().port(), name, &root).await;
+        match (sa, sb) {
+            (Ok(sa), Ok(sb)) if sa != first && sa == sb => break sa,
+            _ if Instant::now() > deadline => panic!(
+                "not renewed on both\nA:\n{}\nB:\n{}\npebble:\n{}",
+                a.log(),
+                b.log(),
+                pebble.log()
+            ),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
     // Keep the load on a little after the switch, then stop it.
     let seen = load.ok.load(Ordering::SeqCst);
     eventually(Duration::from_secs(30), || async {

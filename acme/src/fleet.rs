@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::certificate::Certificate;
 use crate::error::AcmeError;
-use crate::manager::Manager;
+use crate::manager::{Inner, Manager};
 use crate::names::acme_name;
 use crate::renewal::renew_at;
 use crate::storage::{AccountFile, short_hash, sorted};
@@ -188,7 +188,9 @@ impl Manager {
     /// `runtime`. The kernel calls it with each new pipeline's fleet.
     pub fn share(&self, store: Option<Arc<dyn SharedStore>>, runtime: &tokio::runtime::Handle) {
         let attached = store.map(|store| {
-            let follower = runtime.spawn(self.clone().follow(store.clone())).abort_handle();
+            // The task holds the manager weakly: the manager holds the task.
+            let manager = Arc::downgrade(&self.inner);
+            let follower = runtime.spawn(follow(manager, store.clone())).abort_handle();
             Attached { store, follower }
         });
         let mut slot = self.inner.fleet.write().unwrap_or_else(|e| e.into_inner());
@@ -199,61 +201,6 @@ impl Manager {
     pub(crate) fn shared_store(&self) -> Option<Arc<dyn SharedStore>> {
         let slot = self.inner.fleet.read().unwrap_or_else(|e| e.into_inner());
         slot.as_ref().map(|a| a.store.clone())
-    }
-
-    /// Reads the bus: certificates stored by others wake the tasks keeping
-    /// certificates fresh; challenge answers of others' orders are
-    /// answered here too.
-    async fn follow(self, store: Arc<dyn SharedStore>) {
-        let mut messages = store.messages();
-        let challenges = self.challenges();
-        let keep_for = self.config().order_timeout.0;
-        while let Some(payload) = messages.next().await {
-            let Some(message) = Message::decode(&payload) else {
-                continue;
-            };
-            if message.sender() == self.inner.instance {
-                continue;
-            }
-            match message {
-                Message::Certificate { .. } => {
-                    self.inner.fleet_news.send_modify(|n| *n = n.wrapping_add(1));
-                }
-                Message::Http01 {
-                    token,
-                    key_authorization,
-                    ..
-                } => {
-                    if !plausible_token(&token) || !plausible_token(&key_authorization) {
-                        tracing::warn!(token, "ACME: ignoring a malformed HTTP-01 answer from the fleet");
-                        continue;
-                    }
-                    challenges.publish_http01(&token, &key_authorization);
-                    let challenges = challenges.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(keep_for).await;
-                        challenges.remove_http01(&token);
-                    });
-                }
-                Message::TlsAlpn01 { name, digest, .. } => {
-                    let (Ok(name), Some(digest)) = (acme_name(&name, false), unhex(&digest)) else {
-                        tracing::warn!(name, "ACME: ignoring a malformed TLS-ALPN-01 answer from the fleet");
-                        continue;
-                    };
-                    if let Err(e) = challenges.publish_tls_alpn01(&name, &digest) {
-                        tracing::warn!(name, error = %e, "ACME: cannot answer the fleet's TLS-ALPN-01 validation");
-                        continue;
-                    }
-                    let challenges = challenges.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(keep_for).await;
-                        challenges.remove_tls_alpn01(&name);
-                    });
-                }
-                Message::Http01Done { token, .. } => challenges.remove_http01(&token),
-                Message::TlsAlpn01Done { name, .. } => challenges.remove_tls_alpn01(&name),
-            }
-        }
     }
 
     /// A certificate for `names` the fleet's way: one another instance
@@ -451,6 +398,62 @@ impl Manager {
             store
                 .put(&account_key(&*store, &self.config().directory), &bytes, ACCOUNT_TTL)
                 .await;
+        }
+    }
+}
+
+/// Reads the bus: certificates stored by others wake the tasks keeping
+/// certificates fresh; challenge answers of others' orders are
+/// answered here too.
+async fn follow(manager: std::sync::Weak<Inner>, store: Arc<dyn SharedStore>) {
+    let mut messages = store.messages();
+    while let Some(payload) = messages.next().await {
+        let Some(message) = Message::decode(&payload) else {
+            continue;
+        };
+        let Some(inner) = manager.upgrade() else { return };
+        if message.sender() == inner.instance {
+            continue;
+        }
+        let challenges = inner.challenges.clone();
+        let keep_for = inner.config.order_timeout.0;
+        match message {
+            Message::Certificate { .. } => {
+                inner.fleet_news.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Message::Http01 {
+                token,
+                key_authorization,
+                ..
+            } => {
+                if !plausible_token(&token) || !plausible_token(&key_authorization) {
+                    tracing::warn!(token, "ACME: ignoring a malformed HTTP-01 answer from the fleet");
+                    continue;
+                }
+                challenges.publish_http01(&token, &key_authorization);
+                let challenges = challenges.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(keep_for).await;
+                    challenges.remove_http01(&token);
+                });
+            }
+            Message::TlsAlpn01 { name, digest, .. } => {
+                let (Ok(name), Some(digest)) = (acme_name(&name, false), unhex(&digest)) else {
+                    tracing::warn!(name, "ACME: ignoring a malformed TLS-ALPN-01 answer from the fleet");
+                    continue;
+                };
+                if let Err(e) = challenges.publish_tls_alpn01(&name, &digest) {
+                    tracing::warn!(name, error = %e, "ACME: cannot answer the fleet's TLS-ALPN-01 validation");
+                    continue;
+                }
+                let challenges = challenges.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(keep_for).await;
+                    challenges.remove_tls_alpn01(&name);
+                });
+            }
+            Message::Http01Done { token, .. } => challenges.remove_http01(&token),
+            Message::TlsAlpn01Done { name, .. } => challenges.remove_tls_alpn01(&name),
         }
     }
 }

@@ -32,9 +32,9 @@ pub struct Manager {
 }
 
 pub(crate) struct Inner {
-    config: AcmeConfig,
+    pub(crate) config: AcmeConfig,
     storage: Storage,
-    challenges: Arc<Challenges>,
+    pub(crate) challenges: Arc<Challenges>,
     http: HttpClient,
     /// Loaded or made at the first order; forgotten when the ACME server
     /// no longer knows it, so the next order makes a new one.

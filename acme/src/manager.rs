@@ -42,9 +42,10 @@ pub(crate) struct Inner {
     policy: RenewalPolicy,
     /// In edge mode, the fleet's store ([`Manager::share`]).
     pub(crate) fleet: std::sync::RwLock<Option<Attached>>,
-    /// Bumped when another instance stored a certificate: the tasks
-    /// keeping certificates fresh look for a newer one of theirs.
-    pub(crate) fleet_news: tokio::sync::watch::Sender<u64>,
+    /// The store key of each certificate another instance stored: the
+    /// task keeping that certificate fresh looks for the newer one (a
+    /// receiver that lagged looks in any case).
+    pub(crate) fleet_news: tokio::sync::broadcast::Sender<Arc<str>>,
     /// This instance's id on the fleet's bus (random).
     pub(crate) instance: u64,
 }
@@ -75,7 +76,7 @@ impl Manager {
                 account: Mutex::new(None),
                 policy: RenewalPolicy::default(),
                 fleet: std::sync::RwLock::new(None),
-                fleet_news: tokio::sync::watch::Sender::new(0),
+                fleet_news: tokio::sync::broadcast::Sender::new(64),
                 instance: getrandom::u64().unwrap_or(0),
             }),
         })
@@ -239,8 +240,13 @@ impl Manager {
                         _ = tokio::time::sleep(wait) => {}
                         // Another instance of the fleet stored a
                         // certificate: a renewal of ours is served at once.
-                        Ok(()) = fleet_news.changed() => {
-                            if let Some(newer) = self.newer_from_fleet(&names, cert).await {
+                        news = fleet_news.recv() => {
+                            let key = match news {
+                                Ok(key) => Some(key),
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => continue,
+                            };
+                            if let Some(newer) = self.newer_from_fleet(&names, cert, key.as_deref()).await {
                                 spread = jitter();
                                 on_cert(newer.clone());
                                 current = Some(newer);

@@ -83,8 +83,9 @@ pub(super) async fn follow(manager: std::sync::Weak<Inner>, store: Arc<dyn Share
         let challenges = inner.challenges.clone();
         let keep_for = inner.config.order_timeout.0;
         match message {
-            Message::Certificate { .. } => {
-                inner.fleet_news.send_modify(|n| *n = n.wrapping_add(1));
+            Message::Certificate { key, .. } => {
+                // No receiver (no certificate kept, nobody waiting) is fine.
+                let _ = inner.fleet_news.send(key.into());
             }
             Message::Http01 {
                 token,

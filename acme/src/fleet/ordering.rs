@@ -84,10 +84,16 @@ impl Manager {
                             after: wait_limit,
                         });
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(POLL_EVERY) => {}
-                        _ = news.changed() => {}
-                    }
+                    // Woken early when the awaited certificate is stored.
+                    let _ = tokio::time::timeout(POLL_EVERY, async {
+                        loop {
+                            match news.recv().await {
+                                Ok(key) if *key != *keys.cert => continue,
+                                _ => return,
+                            }
+                        }
+                    })
+                    .await;
                 }
             }
         }
@@ -201,11 +207,20 @@ impl Manager {
         Some(Arc::new(cert))
     }
 
-    /// The fleet's newer certificate for `names` after a bus message, if
-    /// there is one.
-    pub(crate) async fn newer_from_fleet(&self, names: &[String], current: &Certificate) -> Option<Arc<Certificate>> {
+    /// The fleet's newer certificate for `names` after a bus message about
+    /// the certificate `stored_under` (`None`: messages were missed), if
+    /// there is one. Another set of names' message costs no lookup.
+    pub(crate) async fn newer_from_fleet(
+        &self,
+        names: &[String],
+        current: &Certificate,
+        stored_under: Option<&str>,
+    ) -> Option<Arc<Certificate>> {
         let store = self.shared_store()?;
         let keys = Keys::new(&*store, &self.config().directory, names);
+        if stored_under.is_some_and(|key| key != keys.cert) {
+            return None;
+        }
         self.fleet_certificate(&store, &keys, names, Some(current)).await
     }
 

@@ -601,3 +601,39 @@ async fn a_certificate_stored_by_another_instance_is_served_by_every_instance_at
     // Nothing was ordered for it.
     assert_eq!(pebble.log().matches(PEBBLE_ISSUED).count(), 1, "{}", pebble.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_redis_shares_the_next_orders_with_the_fleet() {
+    let redis = Redis::start();
+    let pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let s = Site::new();
+    // Started without `[redis]`: the first app's order is this instance's.
+    let cfg = lone_platform(&s, &pebble, &redis.url(), "solo.fleet.bext.test");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let without_redis = text.replace(
+        &format!("[redis]\nurl = \"{}\"\nprefix = \"fleet:\"\n", redis.url()),
+        "",
+    );
+    assert_ne!(without_redis, text);
+    std::fs::write(&cfg, &without_redis).unwrap();
+    let bext = Bext::serve(&cfg);
+    served_serial(&bext, "solo.fleet.bext.test", &root, &[], &pebble).await;
+    assert!(!bext.log().contains(ORDERING), "{}", bext.log());
+
+    // A reload adds `[redis]` and an app: its order goes through the fleet,
+    // and its certificate is in Redis for the others.
+    s.write("second/index.html", "second");
+    std::fs::write(
+        &cfg,
+        text + "[apps.second]\nsource = \"second\"\ndomains = [\"second.fleet.bext.test\"]\ntls = \"acme\"\n",
+    )
+    .unwrap();
+    bext.signal("HUP");
+    served_serial(&bext, "second.fleet.bext.test", &root, &[], &pebble).await;
+    let log = bext.log();
+    assert_eq!(log.matches(ORDERING).count(), 1, "{log}");
+    assert!(log.contains("ACME certificate shared with the fleet"), "{log}");
+    let key = fleet_key("cert", &pebble.directory, "second.fleet.bext.test");
+    assert_eq!(redis_command(&redis, &["EXISTS", &key]), ":1");
+}

@@ -81,6 +81,9 @@ pub(crate) struct Keys {
     pub(crate) cert: String,
     /// The lock taken to order it.
     pub(crate) lock: String,
+    /// Why the fleet's last order for it failed, for a short while: the
+    /// others back off instead of ordering again at once.
+    pub(crate) failed: String,
 }
 
 impl Keys {
@@ -91,6 +94,7 @@ impl Keys {
         Keys {
             cert: store.key(&format!("acme:cert:{id}")),
             lock: store.key(&format!("acme:lock:{id}")),
+            failed: store.key(&format!("acme:failed:{id}")),
         }
     }
 }

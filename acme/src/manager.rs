@@ -39,7 +39,7 @@ pub(crate) struct Inner {
     /// Loaded or made at the first order; forgotten when the ACME server
     /// no longer knows it, so the next order makes a new one.
     account: Mutex<Option<Account>>,
-    policy: RenewalPolicy,
+    pub(crate) policy: RenewalPolicy,
     /// In edge mode, the fleet's store ([`Manager::share`]).
     pub(crate) fleet: std::sync::RwLock<Option<Attached>>,
     /// The store key of each certificate another instance stored: the

@@ -637,3 +637,34 @@ async fn a_reload_that_adds_redis_shares_the_next_orders_with_the_fleet() {
     let key = fleet_key("cert", &pebble.directory, "second.fleet.bext.test");
     assert_eq!(redis_command(&redis, &["EXISTS", &key]), ":1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_that_fails_is_not_repeated_at_once_by_the_rest_of_the_fleet() {
+    let redis = Redis::start();
+    // pebble refuses to issue for the name: the new order fails.
+    let name = "refused.fleet.bext.test";
+    let pebble = Pebble::start_with(PebbleOptions {
+        blocklist: vec![name.into()],
+        ..Default::default()
+    });
+    let (sa, sb) = (Site::new(), Site::new());
+    let fleet = start_together(&[
+        fleet_platform(&sa, &pebble, &redis, name),
+        fleet_platform(&sb, &pebble, &redis, name),
+    ]);
+    let (a, b) = (&fleet[0], &fleet[1]);
+    // Both instances fail: one placed the order, the other backed off.
+    eventually(Duration::from_secs(30), || async {
+        (a.log().contains("ACME order failed") && b.log().contains("ACME order failed")).then_some(())
+    })
+    .await;
+    let logs = format!("A:\n{}\nB:\n{}\npebble:\n{}", a.log(), b.log(), pebble.log());
+    assert_eq!(pebble.log().matches("POST /order-plz").count(), 1, "{logs}");
+    assert_eq!(count(&[a, b], ORDERING), 1, "{logs}");
+    assert_eq!(
+        count(&[a, b], "another instance's order failed a moment ago"),
+        1,
+        "{logs}"
+    );
+    assert!(logs.contains("rejectedIdentifier"), "{logs}");
+}

@@ -62,6 +62,11 @@ impl Manager {
             if let Some(cert) = self.fleet_certificate(store, &keys, names, replacing).await {
                 return Ok(cert);
             }
+            if let Some(reason) = store.get(&keys.failed).await {
+                return Err(AcmeError::FleetFailed {
+                    reason: String::from_utf8_lossy(&reason).into_owned(),
+                });
+            }
             let token = getrandom::u64().unwrap_or(0) | 1;
             match store.lock(&keys.lock, token, LOCK_TTL).await {
                 None => {
@@ -122,9 +127,18 @@ impl Manager {
                 }
             }
         };
-        let cert = tokio::select! {
-            cert = self.order_now(names) => cert?,
+        let ordered = tokio::select! {
+            cert = self.order_now(names) => cert,
             never = extend => never,
+        };
+        let cert = match ordered {
+            Ok(cert) => cert,
+            Err(e) => {
+                // The others wait as long as this instance's first retry.
+                let backoff = self.inner.policy.retry_first;
+                store.put(&keys.failed, e.to_string().as_bytes(), backoff).await;
+                return Err(e);
+            }
         };
         self.publish_certificate(store, keys, &cert).await;
         Ok(cert)

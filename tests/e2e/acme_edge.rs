@@ -168,10 +168,18 @@ async fn a_fleet_orders_one_certificate_and_a_later_instance_loads_it_from_redis
     let name = "fleet.bext.test";
     let balancer = Balancer::start(pebble.http_port, 2).await;
     let (sa, sb) = (Site::new(), Site::new());
-    let configs = [
-        fleet_platform(&sa, &pebble, &redis, name),
-        fleet_platform(&sb, &pebble, &redis, name),
-    ];
+    // Two names in one certificate: two validations, both answered by the
+    // instance that is not ordering.
+    let two_names = |s: &Site| {
+        let cfg = fleet_platform(s, &pebble, &redis, name);
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            &format!("domains = [\"{name}\"]"),
+            &format!("domains = [\"{name}\", \"www.{name}\"]"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    };
+    let configs = [two_names(&sa), two_names(&sb)];
     let fleet = start_together(&configs);
     let (a, b) = (&fleet[0], &fleet[1]);
     balancer.add(a);
@@ -180,6 +188,8 @@ async fn a_fleet_orders_one_certificate_and_a_later_instance_loads_it_from_redis
     let serial_a = served_serial(a, name, &root, &[b], &pebble).await;
     let serial_b = served_serial(b, name, &root, &[a], &pebble).await;
     assert_eq!(serial_a, serial_b, "both serve the same certificate");
+    let www = format!("www.{name}");
+    assert_eq!(served_serial(b, &www, &root, &[a], &pebble).await, serial_a);
     let all = [a, b];
     let logs = || format!("A:\n{}\nB:\n{}\npebble:\n{}", a.log(), b.log(), pebble.log());
     // One order: pebble issued one certificate, one instance ordered, the
@@ -199,7 +209,7 @@ async fn a_fleet_orders_one_certificate_and_a_later_instance_loads_it_from_redis
     // A third instance, started later: it serves the fleet's certificate
     // without ordering (pebble issues nothing more).
     let sc = Site::new();
-    let cfg_c = fleet_platform(&sc, &pebble, &redis, name);
+    let cfg_c = two_names(&sc);
     let c = Bext::serve(&cfg_c);
     let serial_c = served_serial(&c, name, &root, &all, &pebble).await;
     assert_eq!(serial_c, serial_a);

@@ -227,6 +227,14 @@ impl Manager {
         let mut spread = jitter();
         let mut failures = 0u32;
         let mut fleet_news = self.inner.fleet_news.subscribe();
+        // In edge mode, the fleet may have renewed while this instance was
+        // down: its certificate replaces the one from disk at once.
+        if let Some(cert) = &current
+            && let Some(newer) = self.newer_from_fleet(&names, cert, None).await
+        {
+            on_cert(newer.clone());
+            current = Some(newer);
+        }
         loop {
             if failures == 0
                 && let Some(cert) = &current

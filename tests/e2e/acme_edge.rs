@@ -541,6 +541,24 @@ fn store_in_fleet(redis: &Redis, key: &str, directory: &str, name: &str, chain: 
     redis_command(redis, &["PUBLISH", "fleet:bus", &message]);
 }
 
+/// A CA of the test's own (its PEM) and a maker of leaves it signs for
+/// some names, valid until 2099 (longer than pebble's five years): chain
+/// and key PEM.
+fn long_lived_issuer() -> (String, impl Fn(Vec<String>) -> (String, String)) {
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = move |names: Vec<String>| {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        (params.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+    };
+    (ca_pem, leaf)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_stored_by_another_instance_is_served_by_every_instance_at_once() {
     let redis = Redis::start();
@@ -562,17 +580,7 @@ async fn a_certificate_stored_by_another_instance_is_served_by_every_instance_at
     // Another member of the fleet renews: a certificate valid longer than
     // pebble's five years. Neither instance is due for years, so only the
     // bus message can make them switch. Signed by a CA of the test's own.
-    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = rcgen::CertificateParams::new(names).unwrap();
-        params.not_after = rcgen::date_time_ymd(2099, 1, 1);
-        (params.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
-    };
+    let (ca_pem, leaf) = long_lived_issuer();
     let key = fleet_key("cert", &pebble.directory, name);
     // First what an attacker with write access but no certificate for the
     // name could store: one for another name, and the right one with a key
@@ -677,4 +685,38 @@ async fn an_order_that_fails_is_not_repeated_at_once_by_the_rest_of_the_fleet() 
         "{logs}"
     );
     assert!(logs.contains("rejectedIdentifier"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_after_the_fleet_renewed_serves_the_renewal_at_once() {
+    let redis = Redis::start();
+    let pebble = Pebble::start();
+    let root = pebble.issuing_root().await;
+    let name = "back.fleet.bext.test";
+    let s = Site::new();
+    let cfg = lone_platform(&s, &pebble, &redis.url(), name);
+    let bext = Bext::serve(&cfg);
+    let first = served_serial(&bext, name, &root, &[], &pebble).await;
+    drop(bext);
+    // While it is down, the fleet renews (with a certificate valid longer
+    // than the five-year one on its disk, so it is not due for years).
+    let (ca_pem, leaf) = long_lived_issuer();
+    let (chain, key) = leaf(vec![name.into()]);
+    store_in_fleet(
+        &redis,
+        &fleet_key("cert", &pebble.directory, name),
+        &pebble.directory,
+        name,
+        &chain,
+        &key,
+    );
+    let bext = Bext::serve(&cfg);
+    let port = bext.tls.unwrap().port();
+    let renewed = eventually(Duration::from_secs(30), || async {
+        handshake_serial(port, name, &ca_pem).await.ok()
+    })
+    .await;
+    assert_ne!(renewed, first);
+    assert!(bext.log().contains(LOADED), "{}", bext.log());
+    assert!(!bext.log().contains(ORDERING), "{}", bext.log());
 }

@@ -222,8 +222,9 @@ impl Manager {
     }
 
     /// The fleet's newer certificate for `names` after a bus message about
-    /// the certificate `stored_under` (`None`: messages were missed), if
-    /// there is one. Another set of names' message costs no lookup.
+    /// the certificate `stored_under` (`None`: at start, or messages were
+    /// missed), if there is one. Another set of names' message costs no
+    /// lookup.
     pub(crate) async fn newer_from_fleet(
         &self,
         names: &[String],
@@ -232,8 +233,11 @@ impl Manager {
     ) -> Option<Arc<Certificate>> {
         let store = self.shared_store()?;
         let keys = Keys::new(&*store, &self.config().directory, names);
-        if stored_under.is_some_and(|key| key != keys.cert) {
-            return None;
+        match stored_under {
+            Some(key) if key != keys.cert => return None,
+            Some(_) => {}
+            // At start the connection may still be being made.
+            None => reachable(&*store).await,
         }
         self.fleet_certificate(&store, &keys, names, Some(current)).await
     }

@@ -116,6 +116,13 @@ pub enum AcmeError {
         /// Why not.
         reason: &'static str,
     },
+    /// Another instance of the fleet ordered these names a moment ago and
+    /// failed: this one backs off rather than failing the same way.
+    #[error("another instance's order failed a moment ago ({reason}); not ordering again yet")]
+    FleetFailed {
+        /// The other instance's error.
+        reason: String,
+    },
     /// The on-demand gate refused the name (the ask said no, or it was
     /// refused or failed a short while ago).
     #[error("{name}: on-demand certificate refused: {reason}")]

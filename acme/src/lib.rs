@@ -13,6 +13,8 @@
 //! - [`OnDemand`] orders certificates for names nobody configured, when an
 //!   ask URL allows them, within the limits of a [`Gate`].
 //! - [`renewal`] is the pure renewal policy.
+//! - [`SharedStore`] is an edge fleet's store (Redis, lent by the kernel):
+//!   with it, a fleet orders each certificate once ([`Manager::share`]).
 //!
 //! How it fits the kernel, storage layout and tests: `docs/acme.md`.
 
@@ -20,6 +22,7 @@ mod certificate;
 mod challenges;
 mod config;
 mod error;
+mod fleet;
 mod http;
 mod kind;
 mod manager;
@@ -33,6 +36,7 @@ pub use certificate::Certificate;
 pub use challenges::{ACME_TLS_ALPN, ChallengeResolver, Challenges, HTTP01_PREFIX};
 pub use config::{AcmeConfig, LETS_ENCRYPT};
 pub use error::{AcmeError, Problem};
+pub use fleet::SharedStore;
 pub use kind::ChallengeKind;
 pub use manager::{Manager, OnCertificate};
 pub use names::acme_name;

@@ -14,11 +14,12 @@ use crate::certificate::Certificate;
 use crate::challenges::Challenges;
 use crate::config::AcmeConfig;
 use crate::error::AcmeError;
+use crate::fleet::{Attached, Spread};
 use crate::http::HttpClient;
 use crate::names::acme_name;
 use crate::order::order;
 use crate::renewal::{RenewalPolicy, jitter, renew_at, retry_delay, until};
-use crate::storage::Storage;
+use crate::storage::{AccountFile, Storage};
 
 /// A callback that receives each certificate to serve (stored at start,
 /// then each renewal); the kernel inserts it in its SNI store.
@@ -27,18 +28,26 @@ pub type OnCertificate = Arc<dyn Fn(Arc<Certificate>) + Send + Sync>;
 /// Gets and keeps certificates; cheap to clone (one shared state).
 #[derive(Clone)]
 pub struct Manager {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: AcmeConfig,
+pub(crate) struct Inner {
+    pub(crate) config: AcmeConfig,
     storage: Storage,
-    challenges: Arc<Challenges>,
+    pub(crate) challenges: Arc<Challenges>,
     http: HttpClient,
     /// Loaded or made at the first order; forgotten when the ACME server
     /// no longer knows it, so the next order makes a new one.
     account: Mutex<Option<Account>>,
-    policy: RenewalPolicy,
+    pub(crate) policy: RenewalPolicy,
+    /// In edge mode, the fleet's store ([`Manager::share`]).
+    pub(crate) fleet: std::sync::RwLock<Option<Attached>>,
+    /// The store key of each certificate another instance stored: the
+    /// task keeping that certificate fresh looks for the newer one (a
+    /// receiver that lagged looks in any case).
+    pub(crate) fleet_news: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// This instance's id on the fleet's bus (random).
+    pub(crate) instance: u64,
 }
 
 impl std::fmt::Debug for Manager {
@@ -66,6 +75,9 @@ impl Manager {
                 http,
                 account: Mutex::new(None),
                 policy: RenewalPolicy::default(),
+                fleet: std::sync::RwLock::new(None),
+                fleet_news: tokio::sync::broadcast::Sender::new(64),
+                instance: getrandom::u64().unwrap_or(0),
             }),
         })
     }
@@ -122,10 +134,27 @@ impl Manager {
         self.obtain(&names).await
     }
 
-    /// Orders a new certificate for `names` now and stores it; only a
-    /// stored certificate is returned, so what is served survives a restart.
+    /// A new certificate for `names`, stored; only a stored certificate is
+    /// returned, so what is served survives a restart. In edge mode, one
+    /// another instance stored is used when it is not due, and the order
+    /// is placed under the fleet's lock ([`Manager::share`]).
     pub async fn obtain(&self, names: &[String]) -> Result<Arc<Certificate>, AcmeError> {
         let names = canonical(names)?;
+        self.replace(&names, None).await
+    }
+
+    /// [`Manager::obtain`] for canonical `names`, in place of `replacing`
+    /// (a certificate from the fleet must be newer than it).
+    async fn replace(&self, names: &[String], replacing: Option<&Certificate>) -> Result<Arc<Certificate>, AcmeError> {
+        match self.shared_store() {
+            Some(store) => self.obtain_in_fleet(&store, names, replacing).await,
+            None => self.order_now(names).await,
+        }
+    }
+
+    /// Orders a certificate for canonical `names` now and stores it.
+    pub(crate) async fn order_now(&self, names: &[String]) -> Result<Arc<Certificate>, AcmeError> {
+        let names = names.to_vec();
         let config = &self.inner.config;
         let limit = config.order_timeout.0;
         let mut fresh_account = false;
@@ -133,7 +162,14 @@ impl Manager {
             let account = self.account(fresh_account).await?;
             let result = tokio::time::timeout(
                 limit,
-                order(&account, &self.inner.challenges, config.challenge, &names, limit),
+                order(
+                    &account,
+                    &self.inner.challenges,
+                    Spread::of(self),
+                    config.challenge,
+                    &names,
+                    limit,
+                ),
             )
             .await
             .map_err(|_| AcmeError::Timeout {
@@ -190,6 +226,15 @@ impl Manager {
     ) {
         let mut spread = jitter();
         let mut failures = 0u32;
+        let mut fleet_news = self.inner.fleet_news.subscribe();
+        // In edge mode, the fleet may have renewed while this instance was
+        // down: its certificate replaces the one from disk at once.
+        if let Some(cert) = &current
+            && let Some(newer) = self.newer_from_fleet(&names, cert, None).await
+        {
+            on_cert(newer.clone());
+            current = Some(newer);
+        }
         loop {
             if failures == 0
                 && let Some(cert) = &current
@@ -199,11 +244,27 @@ impl Manager {
                 // machine or a clock change is noticed.
                 let wait = until(SystemTime::now(), due).min(std::time::Duration::from_secs(3600));
                 if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        // Another instance of the fleet stored a
+                        // certificate: a renewal of ours is served at once.
+                        news = fleet_news.recv() => {
+                            let key = match news {
+                                Ok(key) => Some(key),
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => continue,
+                            };
+                            if let Some(newer) = self.newer_from_fleet(&names, cert, key.as_deref()).await {
+                                spread = jitter();
+                                on_cert(newer.clone());
+                                current = Some(newer);
+                            }
+                        }
+                    }
                     continue;
                 }
             }
-            match self.obtain(&names).await {
+            match self.replace(&names, current.as_deref()).await {
                 Ok(cert) => {
                     failures = 0;
                     spread = jitter();
@@ -247,7 +308,13 @@ impl Manager {
         let config = &self.inner.config;
         let storage = &self.inner.storage;
         let builder = || Account::builder_with_http(Box::new(self.inner.http.clone()));
-        if !fresh && let Some(credentials) = storage.load_account(&config.directory)? {
+        // The fleet's account when this instance has none (edge mode).
+        let known = match (fresh, storage.load_account(&config.directory)?) {
+            (true, _) => None,
+            (false, Some(credentials)) => Some(credentials),
+            (false, None) => self.account_from_fleet().await,
+        };
+        if let Some(credentials) = known {
             let account = builder()
                 .from_credentials(credentials)
                 .await
@@ -269,7 +336,12 @@ impl Manager {
             )
             .await
             .map_err(AcmeError::acme("new account"))?;
-        storage.save_account(&config.directory, credentials)?;
+        let file = AccountFile {
+            directory: config.directory.clone(),
+            credentials,
+        };
+        self.share_account(&file).await;
+        storage.save_account(&config.directory, file.credentials)?;
         tracing::info!(directory = %config.directory, id = %account.id(), "ACME account created");
         *slot = Some(account.clone());
         Ok(account)

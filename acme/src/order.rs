@@ -12,12 +12,16 @@ use instant_acme::{
 use crate::certificate::Certificate;
 use crate::challenges::Challenges;
 use crate::error::{AcmeError, Problem};
+use crate::fleet::{CHALLENGE_SPREAD, Spread};
 use crate::kind::ChallengeKind;
 
-/// Orders a certificate for `names` and returns it, checked.
+/// Orders a certificate for `names` and returns it, checked. With
+/// `spread` (edge mode), the challenge answers go to the whole fleet,
+/// since the ACME server's validation may reach any instance.
 pub(crate) async fn order(
     account: &Account,
     challenges: &Arc<Challenges>,
+    spread: Option<Spread>,
     kind: ChallengeKind,
     names: &[String],
     timeout: Duration,
@@ -31,6 +35,7 @@ pub(crate) async fn order(
         challenges: challenges.clone(),
         http: Vec::new(),
         alpn: Vec::new(),
+        spread,
     };
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
@@ -59,11 +64,21 @@ pub(crate) async fn order(
             ChallengeKind::Http01 => {
                 challenges.publish_http01(&challenge.token, key_authorization.as_str());
                 published.http.push(challenge.token.clone());
+                if let Some(spread) = &published.spread {
+                    spread.http01(&challenge.token, key_authorization.as_str()).await;
+                }
             }
             ChallengeKind::TlsAlpn01 => {
                 challenges.publish_tls_alpn01(&name, key_authorization.digest().as_ref())?;
                 published.alpn.push(name.clone());
+                if let Some(spread) = &published.spread {
+                    spread.tls_alpn01(&name, key_authorization.digest().as_ref()).await;
+                }
             }
+        }
+        if published.spread.is_some() {
+            // Time for the bus to carry the answer to the other instances.
+            tokio::time::sleep(CHALLENGE_SPREAD).await;
         }
         challenge.set_ready().await.map_err(AcmeError::acme("challenge"))?;
     }
@@ -146,6 +161,8 @@ struct Published {
     challenges: Arc<Challenges>,
     http: Vec<String>,
     alpn: Vec<String>,
+    /// The fleet that answers them too, in edge mode.
+    spread: Option<Spread>,
 }
 
 impl Drop for Published {
@@ -155,6 +172,9 @@ impl Drop for Published {
         }
         for name in &self.alpn {
             self.challenges.remove_tls_alpn01(name);
+        }
+        if let Some(spread) = &self.spread {
+            spread.withdraw(&self.http, &self.alpn);
         }
     }
 }

@@ -44,9 +44,9 @@ struct Meta {
 /// The account file: the directory it belongs to and instant-acme's
 /// credentials (the account URL and its private key).
 #[derive(Serialize, Deserialize)]
-struct AccountFile {
-    directory: String,
-    credentials: instant_acme::AccountCredentials,
+pub(crate) struct AccountFile {
+    pub(crate) directory: String,
+    pub(crate) credentials: instant_acme::AccountCredentials,
 }
 
 impl Storage {
@@ -224,13 +224,13 @@ fn safe_label(name: &str) -> String {
         .collect()
 }
 
-fn sorted(names: &[String]) -> Vec<&str> {
+pub(crate) fn sorted(names: &[String]) -> Vec<&str> {
     let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
     sorted.sort_unstable();
     sorted
 }
 
-fn short_hash(text: &str) -> String {
+pub(crate) fn short_hash(text: &str) -> String {
     Sha256::digest(text.as_bytes())[..8]
         .iter()
         .map(|b| format!("{b:02x}"))

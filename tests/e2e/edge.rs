@@ -14,7 +14,7 @@ use crate::isr::Counting;
 use crate::support::*;
 
 /// A `redis-server` of its own, killed on drop.
-struct Redis {
+pub(crate) struct Redis {
     port: u16,
     child: Option<Child>,
 }
@@ -49,7 +49,7 @@ impl Redis {
         panic!("redis-server did not start on {port}");
     }
 
-    fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         Redis::start_on(port)
     }
@@ -98,7 +98,7 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }

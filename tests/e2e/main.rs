@@ -7,6 +7,7 @@ mod pebble;
 mod support;
 
 mod acme;
+mod acme_edge;
 mod admin_hosts;
 mod authn;
 mod canonical;

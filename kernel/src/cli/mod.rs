@@ -461,6 +461,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         let data_dir = kernel.pipeline.load().platform.data_dir.clone();
         let acme = crate::server::acme::Acme::start(config, &data_dir, tokio::runtime::Handle::current())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        acme.use_fleet(kernel.pipeline.load().fleet.as_ref());
         acme.keep(&kernel.pipeline.load().platform);
         let _ = kernel.acme.set(acme);
     }

@@ -152,6 +152,7 @@ pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
         }
         // The names to keep fresh follow the apps; stored certificates
         // make a set that did not change free.
+        acme.use_fleet(new.fleet.as_ref());
         acme.keep(&new.platform);
     } else if s.acme.is_some() {
         tracing::warn!("[platform.acme] takes effect after a restart");

@@ -17,6 +17,8 @@ use rustc_hash::FxHashMap;
 
 use crate::config::platform::{AppTls, Platform};
 
+mod fleet;
+
 /// Issued certificates by the exact name they serve (ACME certificates
 /// have no wildcard: neither challenge can validate one).
 type Issued = FxHashMap<Box<str>, Arc<CertifiedKey>>;
@@ -36,6 +38,9 @@ pub struct Acme {
     /// The configuration it was started with (a reload that changes it
     /// takes effect after a restart).
     config: AcmeConfig,
+    /// In edge mode, the fleet's Redis it shares certificates through
+    /// (see `acme/fleet.rs`).
+    fleet: Mutex<Option<Arc<bext_edge::Edge>>>,
 }
 
 impl std::fmt::Debug for Acme {
@@ -74,6 +79,7 @@ impl Acme {
             control,
             keeping: Mutex::new(None),
             config,
+            fleet: Mutex::new(None),
         }))
     }
 

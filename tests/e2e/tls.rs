@@ -743,7 +743,12 @@ async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_old_one() {
     assert_eq!(client.leaf_for(tls, "a.test").await.unwrap(), first.der);
 
     // A connection opened before the swap keeps working after it.
-    let before = client.connect(tls, "a.test").await.unwrap();
+    let before = client
+        .clone()
+        .alpn(&[b"http/1.1"])
+        .connect(tls, "a.test")
+        .await
+        .unwrap();
     let (mut before_tx, before_conn) = hyper::client::conn::http1::handshake(TokioIo::new(before))
         .await
         .unwrap();
@@ -1016,4 +1021,47 @@ async fn a_request_for_a_host_the_connection_was_not_opened_for_is_misdirected()
         let reply = collect(sender.send_request(req).await.unwrap()).await;
         assert_eq!(reply.status, want, "{authority}");
     }
+}
+
+#[tokio::test]
+async fn the_protocol_alpn_settled_is_the_one_spoken() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let a = ca.leaf(&["a.test"]);
+    let b = Bext::serve(&tls_platform(&s, &app(&s, "a", "\"a.test\"", &files(&s, "a", &a))));
+    let tls = b.tls.unwrap();
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    let is_h2 = |answer: &str| answer.as_bytes().get(3) == Some(&4);
+    // Agreed on http/1.1, then an HTTP/2 preface: HTTP/1.1 refuses it
+    // (hyper closes), never answers with HTTP/2's SETTINGS.
+    let h1 = Client::trusting(&[&ca.root]).alpn(&[b"http/1.1"]);
+    let answer = raw_exchange(&h1, tls, "a.test", preface).await;
+    assert!(!is_h2(&answer) && (answer.is_empty() || answer.starts_with("HTTP/1.1 400")), "{answer:?}");
+    // Agreed on h2, then HTTP/1.1: HTTP/2 (a GOAWAY for the bad preface),
+    // never an HTTP/1.1 answer.
+    let h2 = Client::trusting(&[&ca.root]).alpn(&[b"h2"]);
+    let answer = raw_exchange(&h2, tls, "a.test", b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(!answer.contains("HTTP/1.1"), "{answer:?}");
+    // Without ALPN, HTTP/1.1 only (RFC 9113 §3.2: h2 over TLS needs ALPN).
+    let none = Client::trusting(&[&ca.root]).alpn(&[]);
+    let answer = raw_exchange(
+        &none,
+        tls,
+        "a.test",
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    let answer = raw_exchange(&none, tls, "a.test", preface).await;
+    assert!(!is_h2(&answer), "{answer:?}");
+    // Plain HTTP still tells h2c (prior knowledge) from HTTP/1.1.
+    let answer = raw_async(b.addr, preface, Duration::from_secs(2)).await;
+    assert!(is_h2(&answer), "{answer:?}");
+    let answer = raw_async(
+        b.addr,
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }

@@ -187,14 +187,25 @@ impl Pebble {
     }
 
     /// The root pebble issues under (from its management interface), PEM.
+    /// pebble may answer on its ACME port before its management one is up
+    /// (seen on a loaded machine): asked again for up to 20 s.
     pub async fn issuing_root(&self) -> String {
         let client = https_client(&self.ca_root);
         let url = format!("https://127.0.0.1:{}/roots/0", self.management.port());
-        let rsp = client
-            .request(Request::get(url).body(Full::new(Bytes::new())).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(rsp.status(), 200);
+        let mut tries = 0;
+        let rsp = loop {
+            let asked = client
+                .request(Request::get(&url).body(Full::new(Bytes::new())).unwrap())
+                .await;
+            match asked {
+                Ok(rsp) if rsp.status() == 200 => break rsp,
+                other if tries == 100 => panic!("pebble's management interface: {other:?}"),
+                _ => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        };
         String::from_utf8(rsp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
     }
 }

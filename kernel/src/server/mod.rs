@@ -9,6 +9,7 @@ pub mod conn_limit;
 pub mod finish;
 pub mod host;
 pub mod memory;
+mod protocol;
 pub mod request;
 pub mod tls;
 
@@ -19,15 +20,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::Kernel;
-use crate::config::platform::Limits;
 use conn_limit::{ConnPermit, ConnectionLimits};
+use protocol::{Builders, Protocol};
 
 /// What a request knows about its connection.
 pub struct ConnInfo {
@@ -209,26 +209,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 /// sees it idle and gives back its read and write buffers.
 const IDLE_WAKE: Duration = Duration::from_secs(3);
 
-/// hyper's connection builder with bext's limits applied.
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        // bext times request heads itself (see `Activity`), so that idle
-        // keep-alive connections follow `idle_timeout` instead.
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes as usize)
-        .keep_alive(true)
-        .writev(false);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as u64) as u32)
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    b
-}
-
 /// Tracks live connections so shutdown can wait for them.
 #[derive(Clone, Default)]
 pub struct Tracker {
@@ -322,7 +302,7 @@ pub async fn accept_loop(
     tracker: Tracker,
     caps: Arc<ConnectionLimits>,
 ) {
-    let builder = Arc::new(builder(&kernel.limits));
+    let builders = Arc::new(Builders::new(&kernel.limits));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -349,7 +329,7 @@ pub async fn accept_loop(
         let live = tracker.enter();
         tokio::spawn(serve_connection(
             kernel.clone(),
-            builder.clone(),
+            builders.clone(),
             stream,
             peer,
             kind.clone(),
@@ -361,11 +341,11 @@ pub async fn accept_loop(
 
 async fn serve_connection(
     kernel: Arc<Kernel>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     stream: TcpStream,
     peer: SocketAddr,
     kind: Listener,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
     live: (Live, ConnPermit),
 ) {
     let info = |admin, sni: Option<Option<Box<str>>>| ConnInfo {
@@ -375,30 +355,43 @@ async fn serve_connection(
         sni: sni.flatten(),
         activity: Activity::new(),
     };
-    match kind {
-        Listener::Plain => drive(kernel, &builder, stream, info(false, None), stop, live).await,
-        Listener::Admin => drive(kernel, &builder, stream, info(true, None), stop, live).await,
+    let admin = match kind {
+        Listener::Plain => false,
+        Listener::Admin => true,
         // In an allocation of its own: the handshake's and the TLS
         // stream's states are several times a plain connection's, which
-        // would otherwise pay for them in every task (about 10 KiB instead
-        // of 2 for each idle plain connection).
-        Listener::Tls(acceptor) => Box::pin(async move {
-            let limit = kernel.limits.header_read_timeout;
-            if let Some(stream) = tls::handshake(&kernel, stream, &acceptor, limit, peer).await {
-                let sni =
-                    (stream.get_ref().1.server_name()).and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
-                drive(kernel, &builder, stream, info(false, Some(sni)), stop, live).await;
-            }
-        })
-        .await,
-    }
+        // would otherwise pay for them in every task.
+        Listener::Tls(acceptor) => {
+            return Box::pin(async move {
+                let limit = kernel.limits.header_read_timeout;
+                if let Some(stream) = tls::handshake(&kernel, stream, &acceptor, limit, peer).await {
+                    let session = stream.get_ref().1;
+                    let sni = (session.server_name()).and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
+                    let protocol = Protocol::by_alpn(session.alpn_protocol());
+                    drive(kernel, &builders, protocol, stream, info(false, Some(sni)), stop, live).await;
+                }
+            })
+            .await;
+        }
+    };
+    // The first bytes, within the head's time (a client that sends none
+    // holds a connection like a slow head) and not past a drain.
+    let protocol = tokio::select! {
+        sniffed = tokio::time::timeout(kernel.limits.header_read_timeout, Protocol::sniff(&stream)) => match sniffed {
+            Ok(protocol) => protocol,
+            Err(_) => return,
+        },
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    drive(kernel, &builders, protocol, stream, info(admin, None), stop, live).await;
 }
 
 /// Serves one connection's requests with hyper until it closes, is idle
 /// too long, or the server drains.
 async fn drive<IO>(
     kernel: Arc<Kernel>,
-    builder: &auto::Builder<TokioExecutor>,
+    builders: &Builders,
+    protocol: Protocol,
     stream: IO,
     info: ConnInfo,
     mut stop: watch::Receiver<bool>,
@@ -415,17 +408,16 @@ async fn drive<IO>(
         io: stream,
         conn: info.clone(),
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    tokio::pin!(conn);
+    let mut conn = builders.serve(protocol, TokioIo::new(io), svc);
     let timer = tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE));
     tokio::pin!(timer);
     let mut closing = *stop.borrow();
     if closing {
-        conn.as_mut().graceful_shutdown();
+        conn.graceful_shutdown();
     }
     loop {
         tokio::select! {
-            res = conn.as_mut() => {
+            res = &mut conn => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -433,7 +425,7 @@ async fn drive<IO>(
             }
             _ = stop.wait_for(|s| *s), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                conn.graceful_shutdown();
             }
             _ = &mut timer => {
                 let next = match info.activity.verdict(idle_timeout, header_timeout) {
@@ -446,7 +438,7 @@ async fn drive<IO>(
                     },
                     Verdict::Idle if !closing => {
                         closing = true;
-                        conn.as_mut().graceful_shutdown();
+                        conn.graceful_shutdown();
                         header_timeout
                     }
                     // A head that never completes, or a connection that

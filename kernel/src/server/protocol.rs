@@ -1,0 +1,202 @@
+//! Which HTTP a connection speaks, and hyper's connection for it. Over
+//! TLS, ALPN settled it (`h2`, else HTTP/1.1: RFC 9113 §3.2 allows h2 over
+//! TLS only by ALPN); on plain TCP, a peek at the first bytes tells an
+//! HTTP/2 preface (h2c with prior knowledge) from HTTP/1.1.
+//!
+//! hyper-util's `auto` connection did the same by reading into a buffer it
+//! replays, but every connection's task then had room for both protocols'
+//! states inline (1.5 KB where an HTTP/1.1 one needs 0.6), and it sniffed
+//! even when ALPN had decided. Here each protocol's connection is boxed
+//! at its own size.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::rt::{Read, Write};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::config::platform::Limits;
+
+/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long to wait before peeking again at a connection that has sent
+/// part of the HTTP/2 preface (clients send it in one write; a split one
+/// is rare, and bounded by the head timeout).
+const PARTIAL_PREFACE_WAIT: Duration = Duration::from_millis(2);
+
+/// The protocol of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Protocol {
+    Http1,
+    Http2,
+}
+
+impl Protocol {
+    /// What ALPN settled on a TLS connection.
+    pub(super) fn by_alpn(alpn: Option<&[u8]>) -> Protocol {
+        match alpn {
+            Some(b"h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        }
+    }
+
+    /// What a plain connection's first bytes say, without consuming them.
+    /// A closed or failing connection is HTTP/1.1: hyper then sees the end.
+    pub(super) async fn sniff(stream: &TcpStream) -> Protocol {
+        let mut first = [0u8; PREFACE.len()];
+        loop {
+            let n = match stream.peek(&mut first).await {
+                Ok(0) | Err(_) => return Protocol::Http1,
+                Ok(n) => n,
+            };
+            if first[..n] != PREFACE[..n] {
+                return Protocol::Http1;
+            }
+            if n == PREFACE.len() {
+                return Protocol::Http2;
+            }
+            tokio::time::sleep(PARTIAL_PREFACE_WAIT).await;
+        }
+    }
+}
+
+/// hyper's connection builders with bext's limits applied.
+pub(super) struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    /// Both builders, configured once per listener.
+    pub(super) fn new(limits: &Limits) -> Builders {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            // bext times request heads itself (see `Activity`), so that idle
+            // keep-alive connections follow `idle_timeout` instead.
+            .header_read_timeout(None)
+            .max_buf_size(limits.max_header_bytes as usize)
+            .keep_alive(true)
+            .writev(false);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(limits.max_header_bytes.min(u32::MAX as u64) as u32)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Builders { http1, http2 }
+    }
+
+    /// hyper serving `io` in `protocol` with `service` (HTTP/1.1 with
+    /// upgrades, for WebSocket tunnels).
+    pub(super) fn serve<IO, S>(&self, protocol: Protocol, io: IO, service: S) -> Connection<IO, S>
+    where
+        IO: Read + Write + Unpin + Send + 'static,
+        S: hyper::service::HttpService<hyper::body::Incoming>,
+        S::Future: Send + 'static,
+        S::ResBody: Send + 'static,
+        <S::ResBody as hyper::body::Body>::Data: Send,
+        <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match protocol {
+            Protocol::Http1 => Connection::Http1(Box::pin(self.http1.serve_connection(io, service).with_upgrades())),
+            Protocol::Http2 => Connection::Http2(Box::pin(self.http2.serve_connection(io, service))),
+        }
+    }
+}
+
+/// One connection served by hyper, in its protocol.
+pub(super) enum Connection<IO, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+{
+    Http1(Pin<Box<http1::UpgradeableConnection<IO, S>>>),
+    Http2(Pin<Box<http2::Connection<IO, S, TokioExecutor>>>),
+}
+
+impl<IO, S> Connection<IO, S>
+where
+    IO: Read + Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Finishes the requests in flight, then closes (HTTP/2 sends GOAWAY).
+    pub(super) fn graceful_shutdown(&mut self) {
+        match self {
+            Connection::Http1(c) => c.as_mut().graceful_shutdown(),
+            Connection::Http2(c) => c.as_mut().graceful_shutdown(),
+        }
+    }
+}
+
+impl<IO, S> Future for Connection<IO, S>
+where
+    IO: Read + Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = hyper::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Connection::Http1(c) => c.as_mut().poll(cx),
+            Connection::Http2(c) => c.as_mut().poll(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpn_decides_over_tls() {
+        assert_eq!(Protocol::by_alpn(Some(b"h2")), Protocol::Http2);
+        for other in [Some(&b"http/1.1"[..]), None, Some(b"h2c"), Some(b"H2")] {
+            assert_eq!(Protocol::by_alpn(other), Protocol::Http1, "{other:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_bytes_tell_h2c_from_http1_and_a_split_preface_is_waited_for() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for (parts, want) in [
+            (vec![&PREFACE[..]], Protocol::Http2),
+            (vec![&PREFACE[..5], &PREFACE[5..]], Protocol::Http2),
+            (vec![&b"GET / HTTP/1.1\r\n"[..]], Protocol::Http1),
+            (vec![&b"PRI * HTTP/1.1\r\n\r\n"[..]], Protocol::Http1),
+            (vec![&b"PRI"[..], &b"X"[..]], Protocol::Http1),
+            (vec![], Protocol::Http1),
+        ] {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            // Each part on its own, then the end (a client that sends
+            // nothing and closes is HTTP/1.1 too).
+            let writer = tokio::spawn(async move {
+                for part in parts {
+                    client.write_all(part).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                client.shutdown().await.unwrap();
+                client
+            });
+            let got = tokio::time::timeout(Duration::from_secs(5), Protocol::sniff(&server)).await;
+            drop(writer.await.unwrap());
+            assert_eq!(got.ok(), Some(want));
+        }
+    }
+}

@@ -1036,7 +1036,10 @@ async fn the_protocol_alpn_settled_is_the_one_spoken() {
     // (hyper closes), never answers with HTTP/2's SETTINGS.
     let h1 = Client::trusting(&[&ca.root]).alpn(&[b"http/1.1"]);
     let answer = raw_exchange(&h1, tls, "a.test", preface).await;
-    assert!(!is_h2(&answer) && (answer.is_empty() || answer.starts_with("HTTP/1.1 400")), "{answer:?}");
+    assert!(
+        !is_h2(&answer) && (answer.is_empty() || answer.starts_with("HTTP/1.1 400")),
+        "{answer:?}"
+    );
     // Agreed on h2, then HTTP/1.1: HTTP/2 (a GOAWAY for the bad preface),
     // never an HTTP/1.1 answer.
     let h2 = Client::trusting(&[&ca.root]).alpn(&[b"h2"]);

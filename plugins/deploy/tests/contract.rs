@@ -274,11 +274,7 @@ async fn tenant_domains_are_added_listed_refused_and_removed_over_the_api() {
             StatusCode::CONFLICT,
             "already reaches admin_hosts",
         ),
-        (
-            r#"["j3.test", "saas", "t"]"#,
-            StatusCode::BAD_REQUEST,
-            "in JSON",
-        ),
+        (r#"["j3.test", "saas", "t"]"#, StatusCode::BAD_REQUEST, "in JSON"),
         (
             r#"{"domain": "new.customer.test", "app": "nope", "tenant": "x"}"#,
             StatusCode::NOT_FOUND,

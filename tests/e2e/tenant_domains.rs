@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use crate::pebble::{AskServer, Pebble, handshake_serial};
 use crate::support::*;
@@ -63,6 +64,11 @@ fn ok(out: Output) -> String {
 
 /// An admin API call with the token.
 async fn api(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
+    api_at(addr, "x", method, path, body).await
+}
+
+/// [`api`] under `host` (one of the platform's `admin_hosts`).
+async fn api_at(addr: SocketAddr, host: &str, method: &str, path: &str, body: &str) -> Reply {
     let auth = format!("Bearer {TOKEN}");
     send(
         addr,
@@ -70,7 +76,7 @@ async fn api(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
             method,
             path,
             &[
-                ("host", "x"),
+                ("host", host),
                 ("authorization", &auth),
                 ("content-type", "application/json"),
             ],
@@ -254,12 +260,17 @@ async fn a_tenant_domain_reaches_its_app_as_that_tenant_until_removed_and_surviv
 /// (`acme_extra` lines added to it), and the `saas` app on
 /// `saas.bext.test` with `tls = "acme"`.
 fn acme_platform(s: &Site, pebble: &Pebble, acme_extra: &str) -> std::path::PathBuf {
+    acme_platform_with(s, pebble, acme_extra, "")
+}
+
+/// [`acme_platform`] with `app_extra` lines added to `saas`.
+fn acme_platform_with(s: &Site, pebble: &Pebble, acme_extra: &str, app_extra: &str) -> std::path::PathBuf {
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.write("site/index.html", "hello over acme");
     s.platform(&format!(
         "[platform]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"127.0.0.1:{tls}\"\nmanifests = \"manifests\"\nworkers = 1\n\
          [platform.acme]\ndirectory = \"{dir}\"\nca_root = \"{root}\"\nemail = \"ops@bext.test\"\n{acme_extra}\n\
-         [apps.saas]\nsource = \"site\"\ndomains = [\"saas.bext.test\"]\ntls = \"acme\"\n",
+         [apps.saas]\nsource = \"site\"\ndomains = [\"saas.bext.test\"]\ntls = \"acme\"\n{app_extra}\n",
         http = pebble.http_port,
         tls = pebble.tls_port,
         dir = pebble.directory,
@@ -273,7 +284,12 @@ async fn a_tenant_domain_gets_a_certificate_at_its_first_handshake_without_the_a
     let root = pebble.issuing_root().await;
     let ask = AskServer::start(&[]).await;
     let s = Site::new();
-    let config = acme_platform(&s, &pebble, &format!("on_demand_ask = \"{}\"", ask.url));
+    let config = acme_platform_with(
+        &s,
+        &pebble,
+        &format!("on_demand_ask = \"{}\"", ask.url),
+        "hsts = \"max-age=100; includeSubDomains; preload\"",
+    );
     let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
     for domain in ["shop.customer.test", "gone.customer.test"] {
         let body = format!(r#"{{"domain": "{domain}", "app": "saas", "tenant": "customer"}}"#);
@@ -294,6 +310,13 @@ async fn a_tenant_domain_gets_a_certificate_at_its_first_handshake_without_the_a
         serial
     );
     assert!(ask.asked().is_empty(), "{:?}", ask.asked());
+    // The app's `hsts` pins the tenant's own host only: the customer's
+    // other subdomains are not the platform's.
+    let client = crate::tls::Client::trusting(&[&crate::tls::first_cert(root.as_bytes())]);
+    let tls: SocketAddr = ([127, 0, 0, 1], pebble.tls_port).into();
+    let (r, _, _) = client.get(tls, "shop.customer.test", "/").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("strict-transport-security"), Some("max-age=100"));
 
     // A name nobody added, and one removed, are asked about: refused.
     for name in ["evil.customer.test", "gone.customer.test"] {
@@ -351,4 +374,159 @@ async fn without_an_ask_only_tenant_domains_get_on_demand_certificates() {
         .await
         .unwrap_err();
     assert!(refused.to_lowercase().contains("alert"), "{refused}");
+}
+
+/// No tenant's own domain takes a name someone else reaches: under the
+/// vhosts `hosts` map (exact or wildcard), an `admin_hosts` name, the
+/// platform file's tenant domain, another app's domain, a name a default
+/// app serves by its certificate, a live preview's host (in-process
+/// too); what those reach stays as it was. A plain-HTTP request on a
+/// tenant's own domain of an app with `https_redirect` goes to https on
+/// that same domain.
+#[tokio::test]
+async fn a_name_someone_else_reaches_is_refused_and_keeps_its_route() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let ca = crate::tls::Ca::new();
+    let home_tls = crate::tls::files(&s, "home", &ca.leaf(&["home.test", "www.home.test"]));
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: vhosts\nconfig:\n  hosts:\n    mapped.test: { app: other }\n    \"*.mapped.test\": { app: other }\n",
+    );
+    for dir in ["home", "blog", "v2"] {
+        s.write(&format!("{dir}/index.html"), dir);
+    }
+    let proxy = |id: &str, extra: &str| {
+        format!(
+            "[apps.{id}]\nruntime = \"proxy\"\nupstream = \"http://{}\"\nheaders = {{ \"x-app-id\" = \"{id}\" }}\n{extra}\n",
+            echo.addr
+        )
+    };
+    let body = format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\
+         default_app = \"home\"\nadmin_hosts = [\"admin.lab.test\"]\n\
+         [apps.home]\nsource = \"home\"\ntls = {home_tls}\n\
+         [apps.blog]\nsource = \"blog\"\ndomains = [\"blog.test\"]\n{}{}{}{}",
+        proxy(
+            "saas",
+            "domains = [\"*.saas.test\"]\ntenant_domains = { \"static.cust.test\" = \"static\" }"
+        ),
+        proxy("other", ""),
+        proxy(
+            "s",
+            "domains = [\"s.test\", \"*.s.test\"]\ntls = \"self-signed\"\nhttps_redirect = true"
+        ),
+        proxy(
+            "w",
+            "domains = [\"*.w.test\"]\ntls = \"self-signed\"\nhttps_redirect = true"
+        ),
+    );
+    let config = s.platform(&body);
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let admin = "admin.lab.test";
+    let add = |domain: &str, app: &str| format!(r#"{{"domain": "{domain}", "app": "{app}", "tenant": "evil"}}"#);
+    for (domain, app, held_by) in [
+        ("x.mapped.test", "saas", "the vhosts hosts map (app other)"),
+        ("a.b.Mapped.Test.", "saas", "the vhosts hosts map (app other)"),
+        ("MAPPED.test.", "saas", "the vhosts hosts map (app other)"),
+        ("admin.lab.test", "saas", "admin_hosts"),
+        ("Admin.Lab.Test.", "blog", "admin_hosts"),
+        ("static.cust.test", "saas", "tenant static of app saas"),
+        ("static.cust.test", "blog", "tenant static of app saas"),
+        ("home.test", "saas", "app home's certificate"),
+        ("www.home.test", "saas", "app home's certificate"),
+        ("blog.test", "saas", "app blog's domain"),
+        ("acme.saas.test", "saas", "app saas's domain"),
+    ] {
+        let r = api_at(b.addr, admin, "POST", API, &add(domain, app)).await;
+        assert_eq!(r.status, 409, "{domain} for {app}: {}", r.text());
+        let error = r.json()["error"].as_str().unwrap_or_default().to_owned();
+        assert!(error.contains(held_by), "{domain} for {app}: {error}");
+    }
+    let r = api_at(b.addr, admin, "POST", API, r#"["j3.test", "saas", "t"]"#).await;
+    assert_eq!(r.status, 400, "a JSON array: {}", r.text());
+    let listed = api_at(b.addr, admin, "GET", API, "").await.json();
+    assert_eq!(listed, serde_json::json!([]), "nothing was recorded");
+    assert_eq!(
+        reached(b.addr, "x.mapped.test").await,
+        ("other".into(), Some("x".into()))
+    );
+    assert_eq!(reached(b.addr, "static.cust.test").await, saas("static"));
+
+    // On a tenant's own domain, `https_redirect` keeps the domain (an app
+    // with exact domains, and one with only a wildcard).
+    for (domain, app) in [("st.cust.test", "s"), ("zz.cust.test", "w")] {
+        let body = format!(r#"{{"domain": "{domain}", "app": "{app}", "tenant": "t"}}"#);
+        let r = api_at(b.addr, admin, "POST", API, &body).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let port = b.tls.unwrap().port();
+    for (host, location) in [
+        ("st.cust.test", "https://st.cust.test"),
+        ("ST.Cust.Test.", "https://st.cust.test"),
+        ("zz.cust.test", "https://zz.cust.test"),
+        ("a.s.test", "https://a.s.test"),
+    ] {
+        let r = get(b.addr, host, "/p?q=1").await;
+        let expected = format!("{location}:{port}/p?q=1");
+        assert_eq!(
+            (r.status, r.header("location")),
+            (308, Some(expected.as_str())),
+            "{host}"
+        );
+    }
+
+    // A recorded domain that an app's new domain reaches is skipped at the
+    // reload, with a warning: the app's domain wins, whatever the ids.
+    let r = api_at(b.addr, admin, "POST", API, &add("new.cust.test", "saas")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(reached(b.addr, "new.cust.test").await, saas("evil"));
+    s.platform(&body.replace(
+        "domains = [\"blog.test\"]",
+        "domains = [\"blog.test\", \"new.cust.test\"]",
+    ));
+    eventually(Duration::from_secs(10), || async {
+        (get(b.addr, "new.cust.test", "/").await.text() == "blog").then_some(())
+    })
+    .await;
+    let log = b.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("tenant domain not served") && l.contains("new.cust.test")),
+        "{log}"
+    );
+
+    // In-process (no server answers the file's port 0), a live preview's
+    // host is as taken as on the server.
+    drop(b);
+    ok(cli(
+        &config,
+        &[
+            "deploy",
+            s.path("v2").to_str().unwrap(),
+            "--app",
+            "blog",
+            "--preview",
+            "pr-1",
+        ],
+    ));
+    let failed = cli(
+        &config,
+        &[
+            "domains",
+            "add",
+            "PR-1.preview.blog.test",
+            "--app",
+            "saas",
+            "--tenant",
+            "t",
+        ],
+    );
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{err}");
+    assert!(err.contains("preview pr-1 of app blog"), "{err}");
+    ok(cli(
+        &config,
+        &["domains", "add", "free.cust.test", "--app", "saas", "--tenant", "t"],
+    ));
 }

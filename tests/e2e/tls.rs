@@ -20,23 +20,23 @@ use tokio_rustls::client::TlsStream;
 use crate::support::*;
 
 /// The tests' certificate authority.
-struct Ca {
-    root: CertificateDer<'static>,
+pub(crate) struct Ca {
+    pub(crate) root: CertificateDer<'static>,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
 /// A leaf certificate and its key, PEM.
-struct Leaf {
-    cert: String,
-    key: String,
-    der: CertificateDer<'static>,
+pub(crate) struct Leaf {
+    pub(crate) cert: String,
+    pub(crate) key: String,
+    pub(crate) der: CertificateDer<'static>,
 }
 
 /// ring signs with RSA keys but cannot make them: the tests' RSA key.
 const RSA_KEY: &str = include_str!("../../tls/tests/rsa2048.key");
 
 impl Ca {
-    fn new() -> Ca {
+    pub(crate) fn new() -> Ca {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -51,7 +51,7 @@ impl Ca {
     }
 
     /// An ECDSA P-256 leaf for `names`.
-    fn leaf(&self, names: &[&str]) -> Leaf {
+    pub(crate) fn leaf(&self, names: &[&str]) -> Leaf {
         self.leaf_with(names, rcgen::KeyPair::generate().unwrap(), false)
     }
 
@@ -84,14 +84,14 @@ impl Ca {
 
 /// How a test client connects.
 #[derive(Clone)]
-struct Client {
+pub(crate) struct Client {
     roots: Vec<CertificateDer<'static>>,
     alpn: Vec<Vec<u8>>,
     sni: bool,
 }
 
 impl Client {
-    fn trusting(roots: &[&CertificateDer<'static>]) -> Client {
+    pub(crate) fn trusting(roots: &[&CertificateDer<'static>]) -> Client {
         Client {
             roots: roots.iter().map(|r| (*r).clone()).collect(),
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
@@ -130,7 +130,12 @@ impl Client {
 
     /// `GET path` on `host` over a fresh TLS connection: the reply, the
     /// HTTP version ALPN chose, and the leaf certificate presented.
-    async fn get(&self, addr: SocketAddr, host: &str, path: &str) -> (Reply, http::Version, CertificateDer<'static>) {
+    pub(crate) async fn get(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+    ) -> (Reply, http::Version, CertificateDer<'static>) {
         let tls = self.connect(addr, host).await.unwrap();
         let (_, session) = tls.get_ref();
         let leaf = session.peer_certificates().unwrap()[0].clone();
@@ -163,7 +168,7 @@ impl Client {
     }
 
     /// The leaf certificate presented for `name`, or the handshake error.
-    async fn leaf_for(&self, addr: SocketAddr, name: &str) -> Result<CertificateDer<'static>, String> {
+    pub(crate) async fn leaf_for(&self, addr: SocketAddr, name: &str) -> Result<CertificateDer<'static>, String> {
         match self.connect(addr, name).await {
             Ok(tls) => Ok(tls.get_ref().1.peer_certificates().unwrap()[0].clone()),
             Err(e) => Err(e.to_string()),
@@ -191,7 +196,7 @@ fn app(s: &Site, id: &str, domains: &str, tls: &str) -> String {
 }
 
 /// Writes a leaf's files as `name.pem` and `name.key`.
-fn files(s: &Site, name: &str, leaf: &Leaf) -> String {
+pub(crate) fn files(s: &Site, name: &str, leaf: &Leaf) -> String {
     s.write(&format!("certs/{name}.pem"), &leaf.cert);
     s.write(&format!("certs/{name}.key"), &leaf.key);
     format!("{{ cert = \"certs/{name}.pem\", key = \"certs/{name}.key\" }}")
@@ -828,7 +833,7 @@ async fn self_signed_certificates_for_an_app_and_for_bext_run() {
 }
 
 /// The first certificate of a PEM file.
-fn first_cert(pem: &[u8]) -> CertificateDer<'static> {
+pub(crate) fn first_cert(pem: &[u8]) -> CertificateDer<'static> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::pem_slice_iter(pem).next().unwrap().unwrap()
 }

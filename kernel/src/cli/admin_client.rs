@@ -54,7 +54,15 @@ impl AdminClient {
             .find(|m| m.name == plugin && m.enabled)
             .with_context(|| format!("the {plugin} plugin is off in the manifests of {}", config.display()))?;
         let reg = crate::loader::find(plugin).with_context(|| format!("this bext has no {plugin} plugin built in"))?;
-        let apps: Arc<[_]> = platform.app_infos().into();
+        // The table as the server builds it (the registry's previews and
+        // tenant domains applied), so that an in-process plugin judges
+        // the same hosts taken as a server would.
+        let mut table = platform.clone();
+        if let Err(e) = crate::pipeline::app_changes::apply(&mut table, &manifests) {
+            eprintln!("warning: the apps the registry adds are left out: {e}");
+            table = platform.clone();
+        }
+        let apps: Arc<[_]> = table.app_infos().into();
         let setup = Setup {
             plugin,
             base: manifest.base.as_deref(),

@@ -430,6 +430,45 @@ impl AppConfig {
     }
 }
 
+/// Refuses a `tenant_domains` entry that another name of the file
+/// already reaches: an app's `domains` (exact, or a wildcard above it,
+/// the entry's own app's included: that name is the wildcard's tenant's),
+/// `admin_hosts`, or another entry of the same name (the first app by id
+/// keeps it). Entries are kept in the spelling requests are compared in.
+/// The vhosts `hosts` map and default apps' certificates are judged when
+/// the pipeline is built (`pipeline::app_changes`).
+fn check_tenant_domains_unclaimed(
+    apps: &mut BTreeMap<String, AppConfig>,
+    admin_hosts: Option<&[String]>,
+    fail: &mut dyn FnMut(&str, &str, String),
+) {
+    use bext_plugin_vhosts::claims::{Claim, claimed_by};
+    let mut claims: Vec<Claim> = (apps.iter())
+        .flat_map(|(id, a)| (a.domains.iter()).map(move |d| Claim::new(d.clone(), format!("app `{id}`'s domain"))))
+        .collect();
+    claims.extend((admin_hosts.into_iter().flatten()).map(|h| Claim::new(h.clone(), "`platform.admin_hosts`")));
+    for (id, app) in apps.iter_mut() {
+        let mut kept = BTreeMap::new();
+        for (domain, tenant) in std::mem::take(&mut app.tenant_domains) {
+            let Ok(host) = bext_plugin_abi::normalise_host_pattern(&domain) else {
+                kept.insert(domain, tenant); // refused by `check_tenant_domain`
+                continue;
+            };
+            if let Some(claim) = claimed_by(&host, &claims) {
+                fail(
+                    id,
+                    &domain,
+                    format!("`{domain}` is already reached by {} `{}`", claim.by, claim.pattern),
+                );
+                continue;
+            }
+            claims.push(Claim::new(host.clone(), format!("tenant `{tenant}` of app `{id}`")));
+            kept.insert(host, tenant);
+        }
+        app.tenant_domains = kept;
+    }
+}
+
 /// Whether `domain = "tenant"` in an app's `tenant_domains` can be
 /// routed: one exact host name (no wildcard, pattern or IP literal), and a
 /// tenant spelled as a wildcard host would capture it.
@@ -845,6 +884,18 @@ impl Platform {
                 invalid.push(id.clone());
             }
         }
+        check_tenant_domains_unclaimed(
+            &mut f.apps,
+            f.platform.admin_hosts.as_deref(),
+            &mut |id, domain, reason| {
+                errors.push(Diagnostic::new(
+                    &name,
+                    format!("apps.{id}.tenant_domains.\"{domain}\""),
+                    reason,
+                ));
+                invalid.push(id.to_owned());
+            },
+        );
         for id in invalid {
             f.apps.remove(&id);
         }
@@ -1405,6 +1456,54 @@ mod tests {
 
     /// A tenant's own domain in the platform file is one exact host with a
     /// tenant a wildcard could capture; anything else names the field.
+    #[test]
+    fn tenant_domains_that_another_name_of_the_file_reaches_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("s")).unwrap();
+        let file = dir.path().join("platform.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, format!("[platform]\nadmin_hosts = [\"Admin.Lab.Test\"]\n{text}")).unwrap();
+            Platform::load(&file)
+        };
+        for (apps, field, why) in [
+            (
+                "[apps.shop]\nsource = \"s\"\ndomains = [\"*.shop.test\"]\n[apps.saas]\nsource = \"s\"\ntenant_domains = { \"Y.Shop.Test.\" = \"t\" }\n",
+                "apps.saas.tenant_domains.\"Y.Shop.Test.\"",
+                "app `shop`'s domain `*.shop.test`",
+            ),
+            (
+                "[apps.saas]\nsource = \"s\"\ndomains = [\"*.saas.test\"]\ntenant_domains = { \"acme.saas.test\" = \"evil\" }\n",
+                "apps.saas.tenant_domains.\"acme.saas.test\"",
+                "app `saas`'s domain",
+            ),
+            (
+                "[apps.site]\nsource = \"s\"\ndomains = [\"www.cust.test\"]\n[apps.saas]\nsource = \"s\"\ntenant_domains = { \"WWW.cust.test\" = \"t\" }\n",
+                "apps.saas.tenant_domains.\"WWW.cust.test\"",
+                "app `site`'s domain",
+            ),
+            (
+                "[apps.saas]\nsource = \"s\"\ntenant_domains = { \"admin.lab.test\" = \"t\" }\n",
+                "apps.saas.tenant_domains.\"admin.lab.test\"",
+                "`platform.admin_hosts`",
+            ),
+            (
+                "[apps.a]\nsource = \"s\"\ntenant_domains = { \"vip.cust.test\" = \"vip\" }\n[apps.b]\nsource = \"s\"\ntenant_domains = { \"VIP.cust.test.\" = \"evil\" }\n",
+                "apps.b.tenant_domains.\"VIP.cust.test.\"",
+                "tenant `vip` of app `a`",
+            ),
+        ] {
+            let err = load(apps).unwrap_err().to_string();
+            assert!(err.contains(field), "{apps}: {err}");
+            assert!(err.contains(why), "{apps}: {err}");
+        }
+        let ok = load("[apps.saas]\nsource = \"s\"\ndomains = [\"*.saas.test\"]\ntenant_domains = { \"Shop.Cust.Test.\" = \"c\" }\n")
+            .unwrap();
+        assert_eq!(
+            ok.apps["saas"].tenant_domains.keys().collect::<Vec<_>>(),
+            ["shop.cust.test"]
+        );
+    }
+
     #[test]
     fn tenant_domains_are_exact_hosts_with_plain_tenants() {
         let dir = tempfile::tempdir().unwrap();

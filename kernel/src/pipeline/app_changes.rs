@@ -1,10 +1,14 @@
 //! Apps plugins add to the table before a pipeline is built (the contract's
 //! `BuiltinPlugin::app_changes`: the deploy registry's current versions,
 //! canaries and previews), applied in order to the platform file's apps.
+//! Tenants' own domains join last, each only if no one else reaches it
+//! ([`claims`]): one that collides is skipped with a warning, whatever the
+//! apps' ids, never routed by whichever app comes first.
 
 use std::path::{Component, Path};
 
 use bext_plugin_abi::{AppChange, Domains, Env, Setup};
+use bext_plugin_vhosts::claims::{Claim, claimed_by};
 
 use crate::config::diag::{Diagnostic, Diagnostics};
 use crate::config::manifest::{Entry, Manifest};
@@ -13,6 +17,8 @@ use crate::config::platform::{AppConfig, Platform, RuntimeKind};
 /// Asks every enabled built-in plugin for its app changes and applies
 /// them. Nothing changes when no plugin has any.
 pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
+    let reserved = reserved_hosts(platform, manifests);
+    keep_unclaimed_platform_tenants(platform, &reserved);
     // The table each plugin sees: rebuilt only after a plugin changed it.
     let mut apps = platform.app_infos();
     for m in manifests
@@ -41,14 +47,89 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
             continue;
         }
         for change in changes {
-            apply_one(platform, change)?;
+            apply_one(platform, change, &reserved)?;
         }
         apps = platform.app_infos();
     }
     Ok(())
 }
 
-fn apply_one(platform: &mut Platform, change: AppChange) -> Result<(), Diagnostics> {
+/// Hosts routed outside the app table, which no tenant's own domain may
+/// take: the vhosts manifest's `hosts` map, `admin_hosts` (the admin API
+/// answers there: a tenant's app must not get its token) and the names a
+/// default app serves by its certificate. The deploy plugin gets them as
+/// its `reserved_hosts` ([`super::shortcuts`]).
+pub(crate) fn reserved_hosts(platform: &Platform, manifests: &[Manifest]) -> Vec<Claim> {
+    let mut reserved = Vec::new();
+    for m in manifests.iter().filter(|m| m.name == "vhosts" && m.enabled) {
+        let hosts = m.config.get("hosts").and_then(|h| h.as_object());
+        for (pattern, entry) in hosts.into_iter().flatten() {
+            let app = entry.get("app").and_then(|a| a.as_str()).unwrap_or("?");
+            reserved.push(Claim::new(pattern.clone(), format!("the vhosts hosts map (app {app})")));
+        }
+    }
+    for host in platform.settings.admin_hosts.iter().flatten() {
+        reserved.push(Claim::new(host.clone(), "admin_hosts (the admin API's host)"));
+    }
+    for (app, names) in super::tls::names_by_their_certificates(platform) {
+        for name in names {
+            reserved.push(Claim::new(name, format!("app {app}'s certificate (it has no domains)")));
+        }
+    }
+    reserved
+}
+
+/// Who reaches which host in `platform` as it stands: every app's
+/// `domains` (a live preview's hosts once applied), its `tenant_domains`,
+/// and `reserved`.
+pub(crate) fn claims(platform: &Platform, reserved: &[Claim]) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    for (id, app) in &platform.apps {
+        claims.extend(
+            app.domains
+                .iter()
+                .map(|d| Claim::new(d.clone(), format!("app {id}'s domain"))),
+        );
+        claims
+            .extend((app.tenant_domains.iter()).map(|(d, t)| Claim::new(d.clone(), format!("tenant {t} of app {id}"))));
+    }
+    claims.extend(reserved.iter().cloned());
+    claims
+}
+
+/// The platform file's own `tenant_domains` that a reserved host reaches
+/// (the file's check cannot see the manifests and certificates) are left
+/// out with a warning.
+fn keep_unclaimed_platform_tenants(platform: &mut Platform, reserved: &[Claim]) {
+    for (id, app) in platform.apps.iter_mut() {
+        app.tenant_domains.retain(|domain, _| {
+            let Ok(host) = bext_plugin_abi::normalise_host_pattern(domain) else {
+                return true; // refused by the file's check
+            };
+            let Some(claim) = claimed_by(&host, reserved) else {
+                return true;
+            };
+            tracing::warn!(app = %id, domain, held_by = %claim.by, "tenant domain not served: the name is already reached");
+            false
+        });
+    }
+}
+
+fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> Result<(), Diagnostics> {
+    let mut change = change;
+    if let Domains::Tenants(domains) = &mut change.domains {
+        // Judged against the table as it stands (the platform file's
+        // hosts, live previews, other apps' tenant domains), whichever
+        // app's change comes first.
+        let claims = claims(platform, reserved);
+        domains.retain(|domain, _| match claimed_by(domain, &claims) {
+            None => true,
+            Some(claim) => {
+                tracing::warn!(app = %change.id, domain, held_by = %claim.by, pattern = %claim.pattern, "tenant domain not served: the name is already reached");
+                false
+            }
+        });
+    }
     let mut app = match (platform.apps.get(&change.like), change.source) {
         (Some(like), source) => {
             let mut app = like.clone();
@@ -211,10 +292,16 @@ mod tests {
         apply_one(
             &mut platform,
             change("shop~pr-1", "shop", Domains::Preview("pr-1".into()), Env::Preview),
+            &[],
         )
         .unwrap();
-        apply_one(&mut platform, change("shop@v2", "shop", Domains::Hidden, Env::Same)).unwrap();
-        apply_one(&mut platform, change("new", "new", Domains::Same, Env::Same)).unwrap();
+        apply_one(
+            &mut platform,
+            change("shop@v2", "shop", Domains::Hidden, Env::Same),
+            &[],
+        )
+        .unwrap();
+        apply_one(&mut platform, change("new", "new", Domains::Same, Env::Same), &[]).unwrap();
         let preview = &platform.apps["shop~pr-1"];
         assert_eq!(preview.domains, ["pr-1.preview.shop.test", "pr-1.preview.shop.test"]);
         assert_eq!(preview.env["DB"], "staging");
@@ -264,6 +351,7 @@ mod tests {
         apply_one(
             &mut platform,
             change("saas", tenants(&[("shop.customer.test", "customer")]), None),
+            &[],
         )
         .unwrap();
         let saas = &platform.apps["saas"];
@@ -277,10 +365,11 @@ mod tests {
             [("shop.customer.test", "customer"), ("static.customer.test", "static")]
         );
         let v2 = dir.path().join("site");
-        apply_one(&mut platform, change("saas@v2", Domains::Hidden, Some(&v2))).unwrap();
+        apply_one(&mut platform, change("saas@v2", Domains::Hidden, Some(&v2)), &[]).unwrap();
         apply_one(
             &mut platform,
             change("saas~pr-1", Domains::Preview("pr-1".into()), Some(&v2)),
+            &[],
         )
         .unwrap();
         assert!(platform.apps["saas@v2"].tenant_domains.is_empty());
@@ -288,7 +377,80 @@ mod tests {
         assert_eq!(platform.apps["saas~pr-1"].domains, ["pr-1.preview.saas.test"]);
         let mut gone = change("gone", tenants(&[("x.test", "x")]), None);
         gone.like = "gone".into();
-        let err = apply_one(&mut platform, gone).unwrap_err().to_string();
+        let err = apply_one(&mut platform, gone, &[]).unwrap_err().to_string();
         assert!(err.contains("which the table does not have"), "{err}");
+    }
+
+    /// A registry domain that another app, another tenant, a live preview
+    /// or a reserved host reaches is skipped, whichever app's id sorts
+    /// first; the platform file's own tenant domains under a reserved
+    /// host too.
+    #[test]
+    fn a_tenant_domain_someone_else_reaches_is_skipped_whatever_the_app_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("site")).unwrap();
+        let file = dir.path().join("platform.toml");
+        let tenants = |pairs: &[(&str, &str)]| {
+            Domains::Tenants(pairs.iter().map(|(d, t)| ((*d).to_owned(), (*t).to_owned())).collect())
+        };
+        for (vip_app, other) in [("aaa", "zzz"), ("zzz", "aaa")] {
+            std::fs::write(
+                &file,
+                format!(
+                    "[platform]\n[apps.{vip_app}]\nsource = \"site\"\ndomains = [\"*.saas.test\"]\ntenant_domains = {{ \"vip.cust.test\" = \"vip\", \"Static.Mapped.Test.\" = \"s\" }}\n[apps.{other}]\nsource = \"site\"\ndomains = [\"blog.test\"]\n"
+                ),
+            )
+            .unwrap();
+            let mut platform = Platform::load(&file).unwrap();
+            let reserved = vec![
+                Claim::new("*.mapped.test", "the vhosts hosts map (app m)"),
+                Claim::new("admin.lab.test", "admin_hosts"),
+                Claim::new("home.test", "app home's certificate"),
+            ];
+            keep_unclaimed_platform_tenants(&mut platform, &reserved);
+            assert_eq!(
+                platform.apps[vip_app].tenant_domains.keys().collect::<Vec<_>>(),
+                ["vip.cust.test"]
+            );
+            platform.apps.insert(
+                format!("{other}~pr-1"),
+                AppConfig {
+                    domains: vec!["pr-1.preview.blog.test".into()],
+                    ..platform.apps[other].clone()
+                },
+            );
+            let change = |id: &str, domains| AppChange {
+                id: id.into(),
+                like: id.into(),
+                source: None,
+                domains,
+                env: Env::Same,
+            };
+            for (app, asked) in [
+                (other, tenants(&[("vip.cust.test", "evil"), ("ok.cust.test", "ok")])),
+                (vip_app, tenants(&[("vip.cust.test", "evil"), ("x.saas.test", "evil")])),
+                (
+                    other,
+                    tenants(&[
+                        ("x.mapped.test", "evil"),
+                        ("admin.lab.test", "evil"),
+                        ("home.test", "evil"),
+                        ("pr-1.preview.blog.test", "evil"),
+                        ("blog.test", "evil"),
+                    ]),
+                ),
+            ] {
+                apply_one(&mut platform, change(app, asked), &reserved).unwrap();
+            }
+            let routed = |id: &str| {
+                platform.apps[id]
+                    .tenant_domains
+                    .iter()
+                    .map(|(d, t)| format!("{d}={t}"))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(routed(vip_app), ["vip.cust.test=vip"], "{vip_app} first");
+            assert_eq!(routed(other), ["ok.cust.test=ok"], "{vip_app} first");
+        }
     }
 }

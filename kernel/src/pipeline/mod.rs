@@ -3,7 +3,7 @@
 //! runtimes. A reload compiles a new one and swaps it in atomically.
 
 pub mod admin;
-mod app_changes;
+pub(crate) mod app_changes;
 mod compile;
 mod fleet;
 pub mod reload;

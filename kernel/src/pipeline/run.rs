@@ -187,10 +187,13 @@ async fn dispatch(
         Resolved::Answer(res) => return res,
     };
     let https = pipeline.tls.https(&entry.app.id);
+    // A tenant's own domain of the app (or of the app a canary copies):
+    // redirected to itself, and pinned without its subdomains.
+    let own_domain = https.is_some() && on_own_domain(pipeline, &entry.app.id, cx.host.as_deref());
     if let Some(asked) = &asked
         && https.is_some_and(|h| h.redirect)
     {
-        return to_https(kernel, entry, asked, cx);
+        return to_https(kernel, entry, asked, cx, own_domain);
     }
     add_kernel_headers(req.headers_mut(), cx);
     let mut res = if cx.bypass {
@@ -200,7 +203,14 @@ async fn dispatch(
         run_chain(&entry.chain, req, cx, Some(entry)).await
     };
     entry.app.decorate(&mut res);
-    if over_tls && let Some(hsts) = https.and_then(|h| h.hsts.clone()) {
+    let hsts = https.and_then(|h| {
+        if own_domain {
+            h.hsts_own_domain.clone()
+        } else {
+            h.hsts.clone()
+        }
+    });
+    if over_tls && let Some(hsts) = hsts {
         res.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     res
@@ -211,13 +221,23 @@ async fn dispatch(
 /// it (else the app's first exact domain): a request that reached the app
 /// as the default app, or by path, cannot send the client elsewhere. An
 /// app with no domains (a default app) sends a client only to a host bext
-/// holds a certificate for, never to whatever Host the client named.
-fn to_https(kernel: &Kernel, entry: &AppEntry, asked: &http::uri::PathAndQuery, cx: &Ctx) -> Response {
+/// holds a certificate for, never to whatever Host the client named. A
+/// tenant's own domain (`own_domain`) is sent to itself: the app serves
+/// it, and its certificate is ordered on demand.
+fn to_https(
+    kernel: &Kernel,
+    entry: &AppEntry,
+    asked: &http::uri::PathAndQuery,
+    cx: &Ctx,
+    own_domain: bool,
+) -> Response {
     let host = cx
         .host
         .as_deref()
         .filter(|h| {
-            if entry.app.domains.is_empty() {
+            if own_domain {
+                true
+            } else if entry.app.domains.is_empty() {
                 kernel.certificate_for(Some(h)).is_some()
             } else {
                 serves(&entry.app.domains, h)
@@ -250,6 +270,18 @@ fn to_https(kernel: &Kernel, entry: &AppEntry, asked: &http::uri::PathAndQuery, 
         }
         Err(_) => plain(StatusCode::BAD_REQUEST, "bad request target\n"),
     }
+}
+
+/// Whether `host` (normalised) is one of the tenants' own domains of app
+/// `id`, or of the app a canary (`app@version`) copies.
+fn on_own_domain(pipeline: &Pipeline, id: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let app = id.split_once('@').map_or(id, |(app, _)| app);
+    pipeline
+        .platform
+        .apps
+        .get(app)
+        .is_some_and(|a| a.tenant_domains.contains_key(host))
 }
 
 /// Whether `host` (normalised) is one of `domains` or under one of their

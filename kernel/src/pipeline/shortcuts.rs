@@ -7,7 +7,8 @@
 //! instance for that app. It also gets the platform file's app ids as its
 //! `platform_apps`: the app table it is built with holds the apps it adds
 //! too (created by deploys, previews, canaries), and its registry tells
-//! the platform's apps from those.
+//! the platform's apps from those; and the hosts routed outside the app
+//! table as its `reserved_hosts`, which no tenant's own domain may take.
 
 use crate::config::manifest::Manifest;
 use crate::config::platform::Platform;
@@ -18,6 +19,9 @@ const PLUGIN: &str = "deploy";
 const FIELD: &str = "app_hooks";
 /// The field of its config that lists the platform file's app ids.
 const APPS_FIELD: &str = "platform_apps";
+/// The field of its config that lists the hosts no tenant's own domain
+/// may take besides the app table's ([`super::app_changes::reserved_hosts`]).
+const RESERVED_FIELD: &str = "reserved_hosts";
 
 /// Adds each app's `hooks` to the deploy manifest's `app_hooks` (hooks
 /// the manifest sets for the same app win), and the platform file's app
@@ -29,6 +33,7 @@ pub(crate) fn pass_on(platform: &Platform, manifests: &mut [Manifest]) {
         .filter_map(|(id, app)| Some((id.clone(), app.hooks.clone()?)))
         .collect();
     let ids: Vec<serde_json::Value> = platform.apps.keys().cloned().map(serde_json::Value::String).collect();
+    let reserved = serde_json::to_value(super::app_changes::reserved_hosts(platform, manifests)).unwrap_or_default();
     for m in manifests.iter_mut().filter(|m| m.name == PLUGIN) {
         if !m.config.is_object() {
             m.config = serde_json::Value::Object(Default::default());
@@ -37,6 +42,7 @@ pub(crate) fn pass_on(platform: &Platform, manifests: &mut [Manifest]) {
             continue;
         };
         config.insert(APPS_FIELD.into(), serde_json::Value::Array(ids.clone()));
+        config.insert(RESERVED_FIELD.into(), reserved.clone());
         if by_app.is_empty() {
             continue;
         }

@@ -29,6 +29,10 @@ pub struct Https {
     pub redirect: bool,
     /// `Strict-Transport-Security` on HTTPS responses.
     pub hsts: Option<HeaderValue>,
+    /// The same on a tenant's own domain, without `includeSubDomains`
+    /// and `preload`: the customer's other subdomains are not the
+    /// platform's to pin to https.
+    pub hsts_own_domain: Option<HeaderValue>,
 }
 
 impl Tls {
@@ -158,6 +162,27 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<(Cer
     errors.into_result((store, warnings))
 }
 
+/// The names each app without domains (a default app) is reached by
+/// through its certificate files, as [`certificates`] serves them: a
+/// tenant's own domain must not take one, or the tenant's app would be
+/// served under that app's certificate. Unreadable files name nothing
+/// (they are reported by [`certificates`]).
+pub(crate) fn names_by_their_certificates(platform: &Platform) -> Vec<(String, Vec<String>)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    (platform.apps.iter())
+        .filter(|(_, app)| app.domains.is_empty())
+        .filter_map(|(id, app)| match &app.tls {
+            Some(AppTls::Files { cert, key }) => {
+                let (_, info) = bext_tls::load_pair(cert, key, now).ok()?;
+                Some((id.clone(), info.names))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Apps with `https_redirect` whose exact domains no certificate serves
 /// (files in `store`, or an app's own self-signed or ACME certificate; an
 /// on-demand ACME service may still order one): a redirected client would
@@ -257,10 +282,25 @@ pub(crate) fn policies(platform: &Platform) -> FxHashMap<Arc<str>, Https> {
             let https = Https {
                 redirect: a.https_redirect,
                 hsts: a.hsts.as_deref().and_then(|h| HeaderValue::from_str(h).ok()),
+                hsts_own_domain: a
+                    .hsts
+                    .as_deref()
+                    .and_then(|h| HeaderValue::from_str(&for_one_host(h)).ok()),
             };
             (Arc::from(id.as_str()), https)
         })
         .collect()
+}
+
+/// An `hsts` value for one host only: its `includeSubDomains` and
+/// `preload` directives (any case, any spacing) left out.
+fn for_one_host(hsts: &str) -> String {
+    hsts.split(';')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter(|d| !d.eq_ignore_ascii_case("includesubdomains") && !d.eq_ignore_ascii_case("preload"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The pipeline's TLS part.
@@ -284,4 +324,21 @@ pub(crate) fn watched_files(platform: &Platform) -> Vec<PathBuf> {
         })
         .flatten()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_on_a_tenant_s_own_domain_pins_that_host_only() {
+        for (hsts, own) in [
+            ("max-age=63072000; includeSubDomains", "max-age=63072000"),
+            ("max-age=1;INCLUDESUBDOMAINS ;  preload", "max-age=1"),
+            ("includeSubDomains; max-age=5", "max-age=5"),
+            ("max-age=5", "max-age=5"),
+        ] {
+            assert_eq!(for_one_host(hsts), own, "{hsts}");
+        }
+    }
 }

@@ -170,6 +170,19 @@ struct DomainAsk {
     tenant: String,
 }
 
+/// The body of `POST {base}/domains`: one JSON object with exactly its
+/// three fields. serde would take an array of three strings for the
+/// struct too; only an object is accepted, so a body means one thing.
+fn domain_ask(body: &[u8]) -> Result<DomainAsk, DeployError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        DeployError::Bundle(format!(
+            "the body is {{\"domain\": NAME, \"app\": ID, \"tenant\": NAME}} in JSON: {e}"
+        ))
+    };
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).map_err(|e| bad(&e))?;
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| bad(&e))
+}
+
 /// `POST {base}/domains`: records a tenant's own domain, then serves it
 /// (201 with the record once the new pipeline routes it).
 async fn add_domain(shared: &Shared, req: &mut Request) -> Result<Response, DeployError> {
@@ -183,11 +196,7 @@ async fn add_domain(shared: &Shared, req: &mut Request) -> Result<Response, Depl
             ))
         })?
         .to_bytes();
-    let ask: DomainAsk = serde_json::from_slice(&body).map_err(|e| {
-        DeployError::Bundle(format!(
-            "the body is {{\"domain\": NAME, \"app\": ID, \"tenant\": NAME}} in JSON: {e}"
-        ))
-    })?;
+    let ask = domain_ask(&body)?;
     let claims = shared.claims.clone();
     let added = shared
         .with_registry(move |r| r.add_domain(&ask.domain, &ask.app, &ask.tenant, &by, &claims))
@@ -299,6 +308,30 @@ fn caller(req: &Request) -> Result<String, DeployError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_is_asked_for_by_one_object_only() {
+        let ask = domain_ask(br#"{"domain":"a.test","app":"saas","tenant":"t"}"#).unwrap();
+        assert_eq!(
+            (ask.domain.as_str(), ask.app.as_str(), ask.tenant.as_str()),
+            ("a.test", "saas", "t")
+        );
+        for bad in [
+            &br#"["j3.test","saas","t"]"#[..],
+            br#"{"domain":"a.test","app":"saas"}"#,
+            br#"{"domain":"a.test","app":"saas","tenant":"t","x":1}"#,
+            br#""a.test""#,
+            b"",
+        ] {
+            let err = domain_ask(bad).unwrap_err();
+            assert_eq!(
+                err.status(),
+                StatusCode::BAD_REQUEST,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     fn with_user(value: Option<&[u8]>) -> Request {
         let mut req = Request::new(bext_plugin_abi::Body::empty());

@@ -43,6 +43,13 @@ pub struct Config {
     /// the registry adds (created by deploys, canaries, previews).
     #[serde(default)]
     pub platform_apps: Option<Vec<String>>,
+    /// Hosts the platform routes outside the app table, passed on by the
+    /// kernel (it replaces what a manifest says): the vhosts `hosts` map,
+    /// `admin_hosts`, the names a default app serves by its certificate.
+    /// With the table's apps' `domains` and `tenant_domains`, none may
+    /// become a tenant's own domain.
+    #[serde(default)]
+    pub reserved_hosts: Vec<bext_plugin_vhosts::claims::Claim>,
 }
 
 impl Config {

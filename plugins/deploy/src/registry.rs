@@ -111,9 +111,11 @@ const MIGRATIONS: &[&str] = &[
             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.app = v.app
                 AND e.what = 'promoted canary ' || v.version || ' to current'))))
     ORDER BY v.id;",
-    // 6: tenants' own domains. Not tied to `apps` by a foreign key: a
-    // platform app that leaves the file for a while keeps its domains
-    // (they are not served meanwhile); removing a deploy app removes them.
+    // 6: tenants' own domains. Not tied to `apps` by a foreign key (a
+    // platform app removed from the registry keeps them: it is served
+    // from its source again); removing a deploy app removes them, and so
+    // does the registry's next open once their app is gone (left the
+    // platform file with no versions): see `sync_platform_apps`.
     "CREATE TABLE domains (
         domain TEXT PRIMARY KEY,
         app TEXT NOT NULL,
@@ -486,7 +488,9 @@ impl Registry {
 
     /// Records the apps of the platform file (apps created by deploys are
     /// kept; a platform app that left the file becomes a deploy app only
-    /// if it has versions).
+    /// if it has versions). The tenants' domains of an app that is gone
+    /// are dropped (with a warning): a later app of the same id, made by a
+    /// deploy or the platform file, never inherits a customer's name.
     pub fn sync_platform_apps<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), DeployError> {
         let _lock = self.lock()?;
         let now = unix_now();
@@ -508,6 +512,26 @@ impl Registry {
             [],
         )
         .map_err(err)?;
+        let orphans = domains::domains(&tx)
+            .map_err(err)?
+            .into_iter()
+            .map(|d| (d.domain, d.app))
+            .collect::<Vec<_>>();
+        let dropped = tx
+            .execute("DELETE FROM domains WHERE app NOT IN (SELECT id FROM apps)", [])
+            .map_err(err)?;
+        if dropped > 0 {
+            let known: std::collections::BTreeSet<String> = {
+                let mut q = tx.prepare("SELECT id FROM apps").map_err(err)?;
+                q.query_map([], |r| r.get(0))
+                    .map_err(err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?
+            };
+            for (domain, app) in orphans.iter().filter(|(_, app)| !known.contains(app)) {
+                tracing::warn!(target: "bext::deploy", app = %app, domain = %domain, "tenant domain dropped: its app is gone");
+            }
+        }
         tx.commit().map_err(err)
     }
 

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use bext_plugin_abi::admin::json;
-use bext_plugin_abi::{Host, Reload, Response, Setup};
+use bext_plugin_abi::{AppInfo, Host, Reload, Response, Setup};
+use bext_plugin_vhosts::claims::Claim;
 use http::StatusCode;
 
 use crate::canary::Canary;
@@ -26,9 +27,10 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// The platform file's apps, recorded when the registry opens.
     apps: Vec<String>,
-    /// `(app, host pattern)` of every app in the table: the hosts a
-    /// tenant's own domain may not take.
-    pub(crate) claims: Vec<(String, String)>,
+    /// Every host the platform already routes: the table's apps'
+    /// `domains` (live previews' too) and `tenant_domains`, and the
+    /// config's `reserved_hosts`. A tenant's own domain may take none.
+    pub(crate) claims: Vec<Claim>,
     /// Serves a canary's requests (set by `on_init`).
     pub(crate) host: OnceLock<Host>,
     /// Rebuilds the kernel's pipeline after a change (set by `on_init`).
@@ -46,11 +48,7 @@ impl Shared {
         Shared {
             root: Registry::root_in(setup.data_dir),
             apps: platform_apps(&config, setup),
-            claims: setup
-                .apps
-                .iter()
-                .flat_map(|a| a.domains.iter().map(|d| (a.id.clone(), d.clone())))
-                .collect(),
+            claims: claims(&config, setup.apps),
             config,
             host: OnceLock::new(),
             reload: OnceLock::new(),
@@ -130,6 +128,26 @@ impl Shared {
     }
 }
 
+/// Who already reaches which host: every app's `domains` (a live
+/// preview's are its preview hosts), every app's `tenant_domains` (the
+/// platform file's and the registry's), and what the kernel reserves.
+fn claims(config: &Config, apps: &[AppInfo]) -> Vec<Claim> {
+    let by = |id: &str| match id.split_once('~') {
+        Some((app, preview)) => format!("preview {preview} of app {app}"),
+        None => format!("app {id}'s domain"),
+    };
+    let domains = apps
+        .iter()
+        .flat_map(|a| a.domains.iter().map(move |d| Claim::new(d.clone(), by(&a.id))));
+    let tenants = apps.iter().flat_map(|a| {
+        (a.tenant_domains.iter()).map(|(d, t)| Claim::new(d.clone(), format!("tenant {t} of app {}", a.id)))
+    });
+    domains
+        .chain(tenants)
+        .chain(config.reserved_hosts.iter().cloned())
+        .collect()
+}
+
 /// The apps the platform file declares: what the kernel passes on as
 /// `platform_apps`. Without it, the app table less the hidden apps this
 /// plugin adds (whose ids no platform file may use), which may still hold
@@ -149,7 +167,40 @@ fn platform_apps(config: &Config, setup: &Setup<'_>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bext_plugin_abi::AppInfo;
+
+    /// What the API refuses: apps' and previews' domains, platform and
+    /// registry tenant domains, and the kernel's reserved hosts.
+    #[test]
+    fn claims_are_the_table_s_hosts_and_the_reserved_ones() {
+        let app = |id: &str, domains: &[&str], tenants: &[(&str, &str)]| AppInfo {
+            id: id.into(),
+            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+            tenant_domains: tenants
+                .iter()
+                .map(|(d, t)| ((*d).to_owned(), (*t).to_owned()))
+                .collect(),
+        };
+        let apps = [
+            app("saas", &["*.saas.test"], &[("static.cust.test", "static")]),
+            app("blog", &["blog.test"], &[]),
+            app("blog~pr-1", &["pr-1.preview.blog.test"], &[]),
+            app("blog@v2", &[], &[]),
+        ];
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "reserved_hosts": [{ "pattern": "*.mapped.test", "by": "the vhosts hosts map (app other)" }]
+        }))
+        .unwrap();
+        let claims = claims(&config, &apps);
+        let by = |host: &str| bext_plugin_vhosts::claims::claimed_by(host, &claims).map(|c| c.by.clone());
+        assert_eq!(by("x.saas.test").as_deref(), Some("app saas's domain"));
+        assert_eq!(by("static.cust.test").as_deref(), Some("tenant static of app saas"));
+        assert_eq!(
+            by("pr-1.preview.blog.test").as_deref(),
+            Some("preview pr-1 of app blog")
+        );
+        assert_eq!(by("y.mapped.test").as_deref(), Some("the vhosts hosts map (app other)"));
+        assert_eq!(by("free.cust.test"), None);
+    }
 
     #[test]
     fn platform_apps_are_the_config_s_or_the_table_less_hidden_apps() {

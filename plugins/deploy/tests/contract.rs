@@ -221,7 +221,12 @@ async fn tenant_domains_are_added_listed_refused_and_removed_over_the_api() {
             tenant_domains: Default::default(),
         })
         .collect();
-    let h = Harness::<DeployPlugin>::builder(Value::Null)
+    // What the kernel passes on: hosts routed outside the app table.
+    let config = json!({ "reserved_hosts": [
+        { "pattern": "*.mapped.test", "by": "the vhosts hosts map (app other)" },
+        { "pattern": "admin.lab.test", "by": "admin_hosts" },
+    ] });
+    let h = Harness::<DeployPlugin>::builder(config)
         .data_dir(data.path())
         .apps(apps)
         .start()
@@ -252,13 +257,24 @@ async fn tenant_domains_are_added_listed_refused_and_removed_over_the_api() {
         (
             r#"{"domain": "acme.saas.test", "app": "saas", "tenant": "x"}"#,
             StatusCode::CONFLICT,
-            "through its domain *.saas.test",
+            "already reaches app saas's domain (*.saas.test)",
         ),
         (
             r#"{"domain": "WWW.customer.test", "app": "saas", "tenant": "x"}"#,
             StatusCode::CONFLICT,
             "already reaches app site",
         ),
+        (
+            r#"{"domain": "x.Mapped.test.", "app": "saas", "tenant": "x"}"#,
+            StatusCode::CONFLICT,
+            "already reaches the vhosts hosts map (app other)",
+        ),
+        (
+            r#"{"domain": "admin.lab.test", "app": "site", "tenant": "x"}"#,
+            StatusCode::CONFLICT,
+            "already reaches admin_hosts",
+        ),
+        (r#"["j3.test", "saas", "t"]"#, StatusCode::BAD_REQUEST, "in JSON"),
         (
             r#"{"domain": "new.customer.test", "app": "nope", "tenant": "x"}"#,
             StatusCode::NOT_FOUND,

@@ -137,8 +137,8 @@ impl MatcherBuilder {
 
     /// Adds a tenant's own domain: the exact host `domain` reaches `app`
     /// with `tenant`, for every path. Refused when another route has the
-    /// host already (the platform file's and the manifest's claims come
-    /// first) or when it is not one exact host name.
+    /// host already, exactly or by a wildcard above it (the platform
+    /// file's and the manifest's claims come first), or when it is not one exact host name.
     pub fn add_tenant_domain(&mut self, domain: &str, app: &str, tenant: &str) -> Result<(), PatternError> {
         let err = |reason: String| PatternError {
             pattern: domain.to_owned(),
@@ -150,6 +150,16 @@ impl MatcherBuilder {
         }
         if tenant.is_empty() {
             return Err(err("its tenant is empty".into()));
+        }
+        // Under a wildcard route, the name is that route's (with its
+        // captured tenant): a tenant's domain never takes it over.
+        for (i, _) in host.match_indices('.') {
+            if let Some(other) = self.matcher.wildcard.get(&host[i + 1..]).and_then(|rs| rs.first()) {
+                return Err(err(format!(
+                    "already routed to app `{}` by `{}`",
+                    other.app, other.pattern
+                )));
+            }
         }
         let routes = self.matcher.exact.entry(host.as_str().into()).or_default();
         if let Some(other) = routes.first() {
@@ -403,7 +413,22 @@ mod tests {
         b.add("*.saas.test", "saas", None, false).unwrap();
         b.add("www.customer.test", "site", None, false).unwrap();
         b.add_tenant_domain("Shop.Customer.TEST.", "saas", "customer").unwrap();
-        b.add_tenant_domain("acme.saas.test", "saas", "other").unwrap();
+        b.add("*.mapped.test", "other", None, false).unwrap();
+        // A name under a wildcard is that wildcard's tenant's, even under
+        // the tenant's own app's wildcard: never re-tenanted.
+        for (taken, by) in [
+            ("acme.saas.test", "saas"),
+            ("ACME.saas.test.", "saas"),
+            ("a.b.saas.test", "saas"),
+            ("x.mapped.test", "other"),
+        ] {
+            let e = b.add_tenant_domain(taken, "saas", "evil").unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("already routed to app `{by}`")),
+                "{taken}: {e}"
+            );
+        }
+        b.add_tenant_domain("mapped.test", "saas", "t").unwrap();
         let e = b
             .add_tenant_domain("www.customer.test", "saas", "customer")
             .unwrap_err();
@@ -421,11 +446,9 @@ mod tests {
             tenant("shop.customer.test"),
             Some(("saas".into(), Some("customer".into())))
         );
-        assert_eq!(
-            tenant("acme.saas.test"),
-            Some(("saas".into(), Some("other".into()))),
-            "exact beats wildcard"
-        );
+        assert_eq!(tenant("acme.saas.test"), Some(("saas".into(), Some("acme".into()))));
+        assert_eq!(tenant("x.mapped.test"), Some(("other".into(), Some("x".into()))));
+        assert_eq!(tenant("mapped.test"), Some(("saas".into(), Some("t".into()))));
         assert_eq!(tenant("bob.saas.test"), Some(("saas".into(), Some("bob".into()))));
         assert_eq!(tenant("www.customer.test"), Some(("site".into(), None)));
         assert_eq!(tenant("x.shop.customer.test"), None, "no wildcard below it");

@@ -105,23 +105,7 @@ pub fn normalise_tenant(raw: &str) -> Result<String, DeployError> {
     }
 }
 
-/// The app and host pattern of the platform that already reach `domain`
-/// (normalised): an exact domain, or a `*.` wildcard above it. `claims`
-/// are `(app, pattern)` as apps declare them; `~regex` patterns are not
-/// judged (an exact host beats them anyway).
-pub fn claimed_by<'a>(domain: &str, claims: &'a [(String, String)]) -> Option<&'a (String, String)> {
-    claims.iter().find(|(_, pattern)| {
-        let Ok(p) = bext_plugin_abi::normalise_host_pattern(pattern) else {
-            return false;
-        };
-        match p.strip_prefix("*.") {
-            Some(suffix) => domain
-                .strip_suffix(suffix)
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-            None => p == domain,
-        }
-    })
-}
+pub use bext_plugin_vhosts::claims::{Claim, claimed_by};
 
 impl Registry {
     /// Every tenant's own domain, by name.
@@ -130,8 +114,8 @@ impl Registry {
     }
 
     /// Records `domain` for `tenant` of `app` (both checked and
-    /// normalised); `claims` are the platform's `(app, host pattern)`s,
-    /// none of which may reach it already. Taken names are refused, never
+    /// normalised); `claims` are every host the platform already routes
+    /// (see [`bext_plugin_vhosts::claims`]), none of which may reach it. Taken names are refused, never
     /// moved: remove one first.
     pub fn add_domain(
         &mut self,
@@ -139,16 +123,11 @@ impl Registry {
         app: &str,
         tenant: &str,
         by: &str,
-        claims: &[(String, String)],
+        claims: &[Claim],
     ) -> Result<DomainRecord, DeployError> {
         let domain = normalise_domain(domain)?;
         let tenant = normalise_tenant(tenant)?;
         super::check(&super::APP_ID, app)?;
-        if let Some((owner, pattern)) = claimed_by(&domain, claims) {
-            return Err(DeployError::Taken(format!(
-                "{domain} already reaches app {owner} through its domain {pattern}"
-            )));
-        }
         let _lock = self.lock()?;
         let known: bool = self
             .db
@@ -169,6 +148,12 @@ impl Registry {
         if let Some((app, tenant)) = taken {
             return Err(DeployError::Taken(format!(
                 "{domain} is already the domain of tenant {tenant} of app {app}: remove it first"
+            )));
+        }
+        if let Some(claim) = claimed_by(&domain, claims) {
+            return Err(DeployError::Taken(format!(
+                "{domain} already reaches {} ({})",
+                claim.by, claim.pattern
             )));
         }
         let record = DomainRecord {
@@ -311,28 +296,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn platform_hosts_claim_their_names_and_those_under_their_wildcards() {
-        let claims: Vec<(String, String)> = [
-            ("site", "Www.Customer.com."),
-            ("saas", "*.saas.example.com"),
-            ("re", "~^(?P<tenant>.+)\\.re\\.test$"),
+    fn claims() -> Vec<Claim> {
+        vec![
+            Claim::new("www.customer.com", "app site's domain"),
+            Claim::new("*.mapped.test", "the vhosts hosts map (app other)"),
+            Claim::new("admin.lab.test", "admin_hosts"),
         ]
-        .into_iter()
-        .map(|(a, p)| (a.to_owned(), p.to_owned()))
-        .collect();
-        let owner = |d: &str| claimed_by(d, &claims).map(|(app, _)| app.as_str());
-        assert_eq!(owner("www.customer.com"), Some("site"));
-        assert_eq!(owner("acme.saas.example.com"), Some("saas"));
-        assert_eq!(owner("a.b.saas.example.com"), Some("saas"));
-        assert_eq!(owner("saas.example.com"), None, "a wildcard needs a tenant");
-        assert_eq!(owner("xsaas.example.com"), None);
-        assert_eq!(owner("shop.customer.com"), None);
-        assert_eq!(owner("x.re.test"), None, "regexes are not judged");
-    }
-
-    fn claims() -> Vec<(String, String)> {
-        vec![("site".into(), "www.customer.com".into())]
     }
 
     #[test]
@@ -361,7 +330,21 @@ mod tests {
                 "already the domain of tenant customer of app saas",
             ),
             ("SHOP.customer.com.", "site", "x", 409, "already the domain"),
-            ("www.customer.com", "saas", "x", 409, "already reaches app site"),
+            (
+                "www.customer.com",
+                "saas",
+                "x",
+                409,
+                "already reaches app site's domain",
+            ),
+            (
+                "X.Mapped.Test.",
+                "saas",
+                "evil",
+                409,
+                "already reaches the vhosts hosts map",
+            ),
+            ("admin.lab.test", "saas", "x", 409, "already reaches admin_hosts"),
             ("new.customer.com", "nope", "x", 404, "no app nope"),
             ("new.customer.com", "../x", "x", 400, "app id"),
             ("new.customer.com", "saas", "", 400, "tenant"),
@@ -413,5 +396,39 @@ mod tests {
         r.remove("made").unwrap();
         let names: Vec<String> = r.domains().unwrap().into_iter().map(|d| d.domain).collect();
         assert_eq!(names, ["a.customer.test"]);
+    }
+
+    /// An app that left the platform file with no versions is gone at the
+    /// registry's next open, with its tenants' domains: a later deploy of
+    /// an app with its id does not inherit them. One with versions stays
+    /// (a deploy app now), and keeps them.
+    #[test]
+    fn the_domains_of_an_app_that_is_gone_are_dropped_at_the_next_open() {
+        let root = tempfile::tempdir().unwrap();
+        let mut r = Registry::open(root.path(), 3).unwrap();
+        r.sync_platform_apps(["saas", "gone", "kept"]).unwrap();
+        let site = tempfile::tempdir().unwrap();
+        std::fs::write(site.path().join("index.html"), "x").unwrap();
+        let options = super::super::DeployOptions {
+            by: "t",
+            ..Default::default()
+        };
+        r.deploy("kept", site.path(), &options, &mut |_, _| {}).unwrap();
+        for (domain, app) in [
+            ("a.cust.test", "saas"),
+            ("g.cust.test", "gone"),
+            ("k.cust.test", "kept"),
+        ] {
+            r.add_domain(domain, app, "t", "t", &[]).unwrap();
+        }
+        drop(r);
+        let mut r = Registry::open(root.path(), 3).unwrap();
+        r.sync_platform_apps(["saas"]).unwrap();
+        let names: Vec<String> = r.domains().unwrap().into_iter().map(|d| d.domain).collect();
+        assert_eq!(names, ["a.cust.test", "k.cust.test"]);
+        r.deploy("gone", site.path(), &options, &mut |_, _| {}).unwrap();
+        assert!(r.domains().unwrap().iter().all(|d| d.app != "gone"));
+        let served = Registry::served(root.path()).unwrap();
+        assert!(served.domains.iter().all(|d| d.app != "gone"));
     }
 }

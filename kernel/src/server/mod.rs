@@ -408,16 +408,17 @@ async fn drive<IO>(
         io: stream,
         conn: info.clone(),
     };
-    let mut conn = builders.serve(protocol, TokioIo::new(io), svc);
+    let conn = builders.serve(protocol, TokioIo::new(io), svc);
+    tokio::pin!(conn);
     let timer = tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE));
     tokio::pin!(timer);
     let mut closing = *stop.borrow();
     if closing {
-        conn.graceful_shutdown();
+        conn.as_mut().graceful_shutdown();
     }
     loop {
         tokio::select! {
-            res = &mut conn => {
+            res = conn.as_mut() => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -425,7 +426,7 @@ async fn drive<IO>(
             }
             _ = stop.wait_for(|s| *s), if !closing => {
                 closing = true;
-                conn.graceful_shutdown();
+                conn.as_mut().graceful_shutdown();
             }
             _ = &mut timer => {
                 let next = match info.activity.verdict(idle_timeout, header_timeout) {
@@ -438,7 +439,7 @@ async fn drive<IO>(
                     },
                     Verdict::Idle if !closing => {
                         closing = true;
-                        conn.graceful_shutdown();
+                        conn.as_mut().graceful_shutdown();
                         header_timeout
                     }
                     // A head that never completes, or a connection that

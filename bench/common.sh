@@ -34,18 +34,88 @@ BROWSER_HEADERS=(
 # the WRK_ARGS array, headers say) and prints instructions per request.
 # The server's output goes to CG_FILE.log.
 callgrind_per_request() {
-  local cg=$1 url=$2; shift 2
+  local cg=$1
+  CG_URL=$2
+  shift 2
+  callgrind_count "$cg" cg_curl_ready cg_wrk_one_connection "$@"
+}
+cg_curl_ready() { curl -s -o /dev/null "$CG_URL"; }
+cg_wrk_one_connection() { # seconds -> requests done
+  wrk -t1 -c1 -d"$1s" "${WRK_ARGS[@]}" "$CG_URL" | awk '/requests in/ {print $1}'
+}
+
+# callgrind_count CG_FILE READY LOAD COMMAND...: the same with other
+# clients: READY (a command) succeeds once the server answers, LOAD SECONDS
+# sends load for that long and prints how many requests (or handshakes) it
+# completed. Prints instructions per request.
+callgrind_count() {
+  local cg=$1 ready=$2 load=$3; shift 3
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg" "$@" >"$cg.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 300); do curl -s -o /dev/null "$url" && break; sleep 0.2; done
-  wrk -t1 -c1 -d2s "${WRK_ARGS[@]}" "$url" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
+  for _ in $(seq 1 300); do "$ready" && break; sleep 0.2; done
+  "$load" 2 >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
   local n total
-  n=$(wrk -t1 -c1 -d"${DURATION}s" "${WRK_ARGS[@]}" "$url" | awk '/requests in/ {print $1}')
-  callgrind_control -i off "$pid" >/dev/null
-  callgrind_control -d "$pid" >/dev/null
+  n=$("$load" "$DURATION")
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   total=$(callgrind_annotate "$cg.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
   echo $((total / n))
+}
+
+# idle_per_connection NAME PID PORT MODE: opens N connections to PORT on
+# loopback, sends one GET /index.html on each (MODE h1: HTTP/1.1; h2c:
+# HTTP/2 with prior knowledge; tls: HTTP/1.1 over TLS with SNI $TLS_NAME,
+# verified against $TLS_CA, ALPN http/1.1), reads each answer, then leaves
+# them idle and prints how much PID's resident memory grew per connection
+# WAIT seconds later.
+idle_per_connection() {
+  python3 - "$3" "$N" "$2" "$WAIT" "$4" "$1" "${TLS_CA:-}" "${TLS_NAME:-}" <<'PY'
+import resource, socket, ssl, struct, sys, time
+port, n, pid, wait, mode, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5], sys.argv[6]
+ca, sni = sys.argv[7], sys.argv[8]
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1000, n + 1000))
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+def frame(t, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", stream) + payload
+if mode == "h2c":  # preface, SETTINGS, GET /index.html (HPACK: static indexes and literals)
+    req = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+           + frame(1, 5, 1, b"\x82\x86\x44\x0b/index.html\x41\x01x"))
+else:
+    host = sni.encode() if mode == "tls" else b"x"
+    req = b"GET /index.html HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+if mode == "tls":
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_alpn_protocols(["http/1.1"])
+time.sleep(0.5)
+base = rss()
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    if mode == "tls":
+        s = ctx.wrap_socket(s, server_hostname=sni)
+    s.sendall(req)
+    socks.append(s)
+for s in socks:
+    s.settimeout(10)
+    got = 0
+    while got < 1100:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += len(chunk)
+    if mode == "h2c":
+        s.sendall(frame(4, 1, 0, b""))
+time.sleep(wait)
+held = rss()
+open_ = sum(1 for s in socks if s.fileno() >= 0)
+print(f"{name:6} {mode:4} {open_} idle connections: {(held - base) / n:6.2f} KiB each ({base/1024:.1f} -> {held/1024:.1f} MiB)")
+for s in socks:
+    s.close()
+PY
 }

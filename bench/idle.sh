@@ -54,59 +54,17 @@ http {
 }
 CONF
 
-measure() { # name pid port mode
-  python3 - "$3" "$N" "$2" "$WAIT" "$4" "$1" <<'PY'
-import resource, socket, struct, sys, time
-port, n, pid, wait, mode, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5], sys.argv[6]
-resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1000, n + 1000))
-def rss():
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1])
-def frame(t, flags, stream, payload):
-    return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", stream) + payload
-if mode == "h1":
-    req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
-else:  # h2c: preface, SETTINGS, GET /index.html (HPACK: static indexes and literals)
-    req = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
-           + frame(1, 5, 1, b"\x82\x86\x44\x0b/index.html\x41\x01x"))
-time.sleep(0.5)
-base = rss()
-socks = []
-for _ in range(n):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(req)
-    socks.append(s)
-for s in socks:
-    s.settimeout(10)
-    got = 0
-    while got < 1100:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += len(chunk)
-    if mode == "h2c":
-        s.sendall(frame(4, 1, 0, b""))
-time.sleep(wait)
-held = rss()
-open_ = sum(1 for s in socks if s.fileno() >= 0)
-print(f"{name:6} {mode:4} {open_} idle connections: {(held - base) / n:6.2f} KiB each ({base/1024:.1f} -> {held/1024:.1f} MiB)")
-for s in socks:
-    s.close()
-PY
-}
-
 for mode in h1 h2c; do
   "$BEXT" serve --config "$OUT/platform.toml" >"$OUT/bext.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $BEXT_PORT))" 2>/dev/null && break; sleep 0.1; done
-  measure bext "$pid" "$BEXT_PORT" "$mode"
+  idle_per_connection bext "$pid" "$BEXT_PORT" "$mode"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 
   nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx"
   sleep 0.5
   worker=$(pgrep -P "$(cat "$OUT/nginx/nginx.pid")" | head -1)
   port=$NGINX_PORT; [ "$mode" = h2c ] && port=$((NGINX_PORT + 1))
-  measure nginx "$worker" "$port" "$mode"
+  idle_per_connection nginx "$worker" "$port" "$mode"
   nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" -s quit; sleep 0.5
 done

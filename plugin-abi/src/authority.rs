@@ -136,9 +136,47 @@ pub fn normalise_host_pattern(pattern: &str) -> Result<String, String> {
     Ok(host)
 }
 
+/// Whether a configured host pattern reaches `host` (normalised, as
+/// `cx.host`): the same name, or for `*.suffix` a name with at least one
+/// label before the suffix (tenants may contain dots). `~regex` patterns
+/// and unusable ones reach nothing here: vhosts judges regexes itself.
+/// One rule for routing, certificates, redirects and claims.
+pub fn pattern_reaches(pattern: &str, host: &str) -> bool {
+    if pattern.starts_with('~') {
+        return false;
+    }
+    let Ok(p) = normalise_host_pattern(pattern) else {
+        return false;
+    };
+    match p.strip_prefix("*.") {
+        Some(suffix) => host
+            .strip_suffix(suffix)
+            .and_then(|head| head.strip_suffix('.'))
+            .is_some_and(|head| !head.is_empty()),
+        None => p == host,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_reach_their_name_or_any_name_below_their_wildcard() {
+        for (pattern, host, reaches) in [
+            ("Shop.test.", "shop.test", true),
+            ("*.shop.test", "a.shop.test", true),
+            ("*.shop.test", "a.b.shop.test", true),
+            ("*.shop.test", "shop.test", false),
+            ("*.shop.test", "xshop.test", false),
+            ("*.shop.test", ".shop.test", false),
+            ("shop.test", "a.shop.test", false),
+            ("~^shop\\.test$", "shop.test", false),
+            ("*.*.test", "a.b.test", false),
+        ] {
+            assert_eq!(pattern_reaches(pattern, host), reaches, "{pattern} {host}");
+        }
+    }
 
     fn host(v: &[u8]) -> Result<Box<str>, HostError> {
         normalise_host(v)

@@ -30,7 +30,7 @@ pub mod testing;
 pub mod units;
 
 pub use app_table::{AppChange, Domains, Env};
-pub use authority::{HostError, normalise_host, normalise_host_pattern};
+pub use authority::{HostError, normalise_host, normalise_host_pattern, pattern_reaches};
 pub use body::{Body, BodyLimitError, BoxError};
 pub use canonical::{EncodedSlashes, PathError, normalise_path};
 pub use context::{AlreadySet, Ctx, RateLimitState, RequestId, SUBJECT_VAR};

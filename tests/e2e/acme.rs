@@ -131,6 +131,11 @@ async fn a_reload_orders_for_an_app_it_adds_and_keeps_the_others() {
             .unwrap(),
         first
     );
+    // (bext's stderr reaches the test through a reader thread: wait for it)
+    eventually(Duration::from_secs(5), || async {
+        (bext.log().matches("ACME certificate issued and stored").count() == 2).then_some(())
+    })
+    .await;
     assert_eq!(
         bext.log().matches("ACME certificate issued and stored").count(),
         2,

@@ -287,18 +287,7 @@ fn on_own_domain(pipeline: &Pipeline, id: &str, host: Option<&str>) -> bool {
 /// Whether `host` (normalised) is one of `domains` or under one of their
 /// wildcards, as vhosts matches them.
 fn serves(domains: &[String], host: &str) -> bool {
-    domains.iter().filter(|d| !d.starts_with('~')).any(|d| {
-        let Ok(d) = bext_plugin_abi::normalise_host_pattern(d) else {
-            return false;
-        };
-        match d.strip_prefix("*.") {
-            Some(suffix) => host
-                .strip_suffix(suffix)
-                .and_then(|h| h.strip_suffix('.'))
-                .is_some_and(|label| !label.is_empty()),
-            None => d == host,
-        }
-    })
+    domains.iter().any(|d| bext_plugin_abi::pattern_reaches(d, host))
 }
 
 /// Runs `on_request`, the app (or a 404 without one), then `on_response`

@@ -198,15 +198,7 @@ fn coverage_warnings(platform: &Platform, store: &CertStore, file: &Path) -> Vec
         .filter(|a| matches!(a.tls, Some(AppTls::SelfSigned | AppTls::Acme)))
         .flat_map(domains)
         .collect();
-    let covered_by_own = |name: &str| {
-        own.iter().any(|p| match p.strip_prefix("*.") {
-            Some(suffix) => name
-                .strip_suffix(suffix)
-                .and_then(|h| h.strip_suffix('.'))
-                .is_some_and(|label| !label.is_empty()),
-            None => p == name,
-        })
-    };
+    let covered_by_own = |name: &str| own.iter().any(|p| bext_plugin_abi::pattern_reaches(p, name));
     let mut warnings = Vec::new();
     for (id, app) in platform.apps.iter().filter(|(_, a)| a.https_redirect) {
         let bare: Vec<String> = (domains(app).into_iter())

@@ -34,24 +34,9 @@ impl Claim {
 /// trailing dot): the same exact host, or a wildcard above it with one or
 /// more labels in front (as the matcher routes `a.b.x.test` by `*.x.test`).
 pub fn claimed_by<'a>(host: &str, claims: &'a [Claim]) -> Option<&'a Claim> {
-    claims.iter().find(|c| covers(&c.pattern, host))
-}
-
-/// Whether `pattern` reaches `host` (normalised).
-pub fn covers(pattern: &str, host: &str) -> bool {
-    if pattern.starts_with('~') {
-        return false;
-    }
-    let Ok(p) = bext_plugin_abi::normalise_host_pattern(pattern) else {
-        return false;
-    };
-    match p.strip_prefix("*.") {
-        Some(suffix) => host
-            .strip_suffix(suffix)
-            .and_then(|head| head.strip_suffix('.'))
-            .is_some_and(|head| !head.is_empty()),
-        None => p == host,
-    }
+    claims
+        .iter()
+        .find(|c| bext_plugin_abi::pattern_reaches(&c.pattern, host))
 }
 
 #[cfg(test)]

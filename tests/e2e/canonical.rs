@@ -505,6 +505,27 @@ async fn connections_per_client_are_capped() {
 }
 
 #[tokio::test]
+async fn a_client_that_sends_part_of_an_http2_preface_and_leaves_gives_its_slot_back() {
+    let s = Site::new();
+    s.write("www/index.html", "ok");
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"www\"\n[platform.limits]\nmax_connections_per_ip = 3\nheader_read_timeout = \"30s\"\n[apps.www]\nsource = \"www\"\n",
+    );
+    let b = Bext::serve(&cfg);
+    for _ in 0..10 {
+        let mut c = TcpStream::connect(b.addr).unwrap();
+        c.write_all(b"PRI").unwrap();
+        drop(c);
+    }
+    // Well before the head timeout, the slots are free again.
+    eventually(Duration::from_secs(5), || async {
+        let out = raw_async(b.addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", WAIT).await;
+        (status_of(&out) == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn admin_token_guesses_are_throttled() {
     let s = Site::new();
     s.write("www/index.html", "ok");

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::Kernel;
 use conn_limit::{ConnPermit, ConnectionLimits};
-use protocol::{Builders, Protocol};
+use protocol::{Builders, Protocol, Replay};
 
 /// What a request knows about its connection.
 pub struct ConnInfo {
@@ -169,10 +169,16 @@ impl Activity {
 struct Watched<IO> {
     io: IO,
     conn: Arc<ConnInfo>,
+    /// What the protocol sniff read first.
+    replay: Replay,
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if self.replay.read_into(buf) {
+            self.conn.activity.bytes_arrived();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut self.io).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -367,7 +373,7 @@ async fn serve_connection(
                 if let Some(stream) = tls::handshake(&kernel, stream, &acceptor, limit, peer).await {
                     let session = stream.get_ref().1;
                     let sni = (session.server_name()).and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
-                    let protocol = Protocol::by_alpn(session.alpn_protocol());
+                    let protocol = (Protocol::by_alpn(session.alpn_protocol()), Replay::default());
                     drive(kernel, &builders, protocol, stream, info(false, Some(sni)), stop, live).await;
                 }
             })
@@ -376,8 +382,9 @@ async fn serve_connection(
     };
     // The first bytes, within the head's time (a client that sends none
     // holds a connection like a slow head) and not past a drain.
+    let mut stream = stream;
     let protocol = tokio::select! {
-        sniffed = tokio::time::timeout(kernel.limits.header_read_timeout, Protocol::sniff(&stream)) => match sniffed {
+        sniffed = tokio::time::timeout(kernel.limits.header_read_timeout, Protocol::sniff(&mut stream)) => match sniffed {
             Ok(protocol) => protocol,
             Err(_) => return,
         },
@@ -391,7 +398,7 @@ async fn serve_connection(
 async fn drive<IO>(
     kernel: Arc<Kernel>,
     builders: &Builders,
-    protocol: Protocol,
+    (protocol, replay): (Protocol, Replay),
     stream: IO,
     info: ConnInfo,
     mut stop: watch::Receiver<bool>,
@@ -407,6 +414,7 @@ async fn drive<IO>(
     let io = Watched {
         io: stream,
         conn: info.clone(),
+        replay,
     };
     let conn = builders.serve(protocol, TokioIo::new(io), svc);
     tokio::pin!(conn);

@@ -1,13 +1,13 @@
 //! Which HTTP a connection speaks, and hyper's connection for it. Over
 //! TLS, ALPN settled it (`h2`, else HTTP/1.1: RFC 9113 §3.2 allows h2 over
-//! TLS only by ALPN); on plain TCP, a peek at the first bytes tells an
-//! HTTP/2 preface (h2c with prior knowledge) from HTTP/1.1.
+//! TLS only by ALPN); on plain TCP, the first bytes tell an HTTP/2 preface
+//! (h2c with prior knowledge) from HTTP/1.1, and are replayed to hyper.
 //!
-//! hyper-util's `auto` connection did the same by reading into a buffer it
-//! replays, but every connection's task then had room for both protocols'
-//! states inline (1.5 KB where an HTTP/1.1 one needs 0.6), and it sniffed
-//! even when ALPN had decided. Here an HTTP/1.1 connection's task holds
-//! just its state, and HTTP/2's is boxed.
+//! hyper-util's `auto` connection did the same, but every connection's
+//! task then had room for both protocols' states inline (1.5 KB where an
+//! HTTP/1.1 one needs 0.6), and it sniffed even when ALPN had decided.
+//! Here an HTTP/1.1 connection's task holds just its state, and HTTP/2's
+//! is boxed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,23 +17,41 @@ use std::time::Duration;
 use hyper::rt::{Read, Write};
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::config::platform::Limits;
 
 /// The first bytes of every HTTP/2 connection (RFC 9113 §3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// How long to wait before peeking again at a connection that has sent
-/// part of the HTTP/2 preface (clients send it in one write; a split one
-/// is rare, and bounded by the head timeout).
-const PARTIAL_PREFACE_WAIT: Duration = Duration::from_millis(2);
-
 /// The protocol of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Protocol {
     Http1,
     Http2,
+}
+
+/// The bytes read to tell the protocol, handed to hyper before the
+/// socket's (at most the preface's 24, kept inline: no allocation).
+#[derive(Debug, Default)]
+pub(super) struct Replay {
+    bytes: [u8; PREFACE.len()],
+    start: u8,
+    end: u8,
+}
+
+impl Replay {
+    /// Copies what is left into `buf`; `false` when nothing was.
+    pub(super) fn read_into(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let left = &self.bytes[self.start as usize..self.end as usize];
+        let n = left.len().min(buf.remaining());
+        if n == 0 {
+            return false;
+        }
+        buf.put_slice(&left[..n]);
+        self.start += n as u8;
+        true
+    }
 }
 
 impl Protocol {
@@ -45,22 +63,25 @@ impl Protocol {
         }
     }
 
-    /// What a plain connection's first bytes say, without consuming them.
-    /// A closed or failing connection is HTTP/1.1: hyper then sees the end.
-    pub(super) async fn sniff(stream: &TcpStream) -> Protocol {
-        let mut first = [0u8; PREFACE.len()];
+    /// What a plain connection's first bytes say: read until they differ
+    /// from the preface, complete it, or end (a closed or failing
+    /// connection is HTTP/1.1: hyper then sees the end). The caller bounds
+    /// the wait.
+    pub(super) async fn sniff<S: AsyncRead + Unpin>(stream: &mut S) -> (Protocol, Replay) {
+        let mut replay = Replay::default();
         loop {
-            let n = match stream.peek(&mut first).await {
-                Ok(0) | Err(_) => return Protocol::Http1,
-                Ok(n) => n,
-            };
-            if first[..n] != PREFACE[..n] {
-                return Protocol::Http1;
+            let end = replay.end as usize;
+            match stream.read(&mut replay.bytes[end..]).await {
+                Ok(0) | Err(_) => return (Protocol::Http1, replay),
+                Ok(n) => replay.end += n as u8,
             }
-            if n == PREFACE.len() {
-                return Protocol::Http2;
+            let got = &replay.bytes[..replay.end as usize];
+            if got != &PREFACE[..got.len()] {
+                return (Protocol::Http1, replay);
             }
-            tokio::time::sleep(PARTIAL_PREFACE_WAIT).await;
+            if got.len() == PREFACE.len() {
+                return (Protocol::Http2, replay);
+            }
         }
     }
 }
@@ -167,6 +188,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::TcpStream;
+
     use super::*;
 
     #[test]
@@ -178,22 +201,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_first_bytes_tell_h2c_from_http1_and_a_split_preface_is_waited_for() {
+    async fn the_first_bytes_tell_h2c_from_http1_and_are_replayed() {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         for (parts, want) in [
             (vec![&PREFACE[..]], Protocol::Http2),
             (vec![&PREFACE[..5], &PREFACE[5..]], Protocol::Http2),
-            (vec![&b"GET / HTTP/1.1\r\n"[..]], Protocol::Http1),
+            (vec![&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]], Protocol::Http1),
             (vec![&b"PRI * HTTP/1.1\r\n\r\n"[..]], Protocol::Http1),
             (vec![&b"PRI"[..], &b"X"[..]], Protocol::Http1),
+            // Part of the preface, then the end: decided at once.
+            (vec![&b"PRI"[..]], Protocol::Http1),
             (vec![], Protocol::Http1),
         ] {
+            let sent: Vec<u8> = parts.concat();
             let mut client = TcpStream::connect(addr).await.unwrap();
-            let (server, _) = listener.accept().await.unwrap();
-            // Each part on its own, then the end (a client that sends
-            // nothing and closes is HTTP/1.1 too).
+            let (mut server, _) = listener.accept().await.unwrap();
             let writer = tokio::spawn(async move {
                 for part in parts {
                     client.write_all(part).await.unwrap();
@@ -202,9 +226,19 @@ mod tests {
                 client.shutdown().await.unwrap();
                 client
             });
-            let got = tokio::time::timeout(Duration::from_secs(5), Protocol::sniff(&server)).await;
+            let (got, mut replay) = tokio::time::timeout(Duration::from_secs(5), Protocol::sniff(&mut server))
+                .await
+                .expect("decided without waiting for more than the client sends");
             drop(writer.await.unwrap());
-            assert_eq!(got.ok(), Some(want));
+            assert_eq!(got, want, "{sent:?}");
+            // What was read, then the rest from the socket: all of it.
+            let mut seen = [0u8; 64];
+            let mut buf = ReadBuf::new(&mut seen);
+            while replay.read_into(&mut buf) {}
+            let replayed = buf.filled().len();
+            let mut rest = Vec::new();
+            server.read_to_end(&mut rest).await.unwrap();
+            assert_eq!([&seen[..replayed], &rest[..]].concat(), sent);
         }
     }
 }

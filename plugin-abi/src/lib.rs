@@ -17,6 +17,7 @@ mod app_table;
 mod authority;
 mod body;
 mod canonical;
+pub mod claims;
 mod context;
 mod error;
 mod extensions;

@@ -442,7 +442,7 @@ fn check_tenant_domains_unclaimed(
     admin_hosts: Option<&[String]>,
     fail: &mut dyn FnMut(&str, &str, String),
 ) {
-    use bext_plugin_vhosts::claims::{Claim, claimed_by};
+    use bext_plugin_abi::claims::{Claim, claimed_by};
     let mut claims: Vec<Claim> = (apps.iter())
         .flat_map(|(id, a)| (a.domains.iter()).map(move |d| Claim::new(d.clone(), format!("app `{id}`'s domain"))))
         .collect();

@@ -7,8 +7,8 @@
 
 use std::path::{Component, Path};
 
+use bext_plugin_abi::claims::{Claim, claimed_by};
 use bext_plugin_abi::{AppChange, Domains, Env, Setup};
-use bext_plugin_vhosts::claims::{Claim, claimed_by};
 
 use crate::config::diag::{Diagnostic, Diagnostics};
 use crate::config::manifest::{Entry, Manifest};

@@ -49,7 +49,7 @@ pub struct Config {
     /// With the table's apps' `domains` and `tenant_domains`, none may
     /// become a tenant's own domain.
     #[serde(default)]
-    pub reserved_hosts: Vec<bext_plugin_vhosts::claims::Claim>,
+    pub reserved_hosts: Vec<bext_plugin_abi::claims::Claim>,
 }
 
 impl Config {

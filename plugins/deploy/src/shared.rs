@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use bext_plugin_abi::admin::json;
+use bext_plugin_abi::claims::Claim;
 use bext_plugin_abi::{AppInfo, Host, Reload, Response, Setup};
-use bext_plugin_vhosts::claims::Claim;
 use http::StatusCode;
 
 use crate::canary::Canary;
@@ -191,7 +191,7 @@ mod tests {
         }))
         .unwrap();
         let claims = claims(&config, &apps);
-        let by = |host: &str| bext_plugin_vhosts::claims::claimed_by(host, &claims).map(|c| c.by.clone());
+        let by = |host: &str| bext_plugin_abi::claims::claimed_by(host, &claims).map(|c| c.by.clone());
         assert_eq!(by("x.saas.test").as_deref(), Some("app saas's domain"));
         assert_eq!(by("static.cust.test").as_deref(), Some("tenant static of app saas"));
         assert_eq!(

@@ -8,7 +8,6 @@
 //! The kernel then sends `x-base` and `x-vhost-tenant` to the app, after
 //! removing any client-sent copies. See `manifests/vhosts.yaml`.
 
-pub mod claims;
 pub mod config;
 pub mod matcher;
 

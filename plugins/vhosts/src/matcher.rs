@@ -161,6 +161,14 @@ impl MatcherBuilder {
                 )));
             }
         }
+        // Nor one a `~regex` route matches: the API and the platform file's
+        // check do not judge regexes, so the router does.
+        if let Some((_, other)) = self.matcher.regexes.iter().find(|(re, _)| re.is_match(&host)) {
+            return Err(err(format!(
+                "already routed to app `{}` by `{}`",
+                other.app, other.pattern
+            )));
+        }
         let routes = self.matcher.exact.entry(host.as_str().into()).or_default();
         if let Some(other) = routes.first() {
             return Err(err(format!("already routed to app `{}`", other.app)));
@@ -414,13 +422,17 @@ mod tests {
         b.add("www.customer.test", "site", None, false).unwrap();
         b.add_tenant_domain("Shop.Customer.TEST.", "saas", "customer").unwrap();
         b.add("*.mapped.test", "other", None, false).unwrap();
+        b.add(r"~(?P<tenant>[a-z]+)-rx\.test", "rx", None, false).unwrap();
         // A name under a wildcard is that wildcard's tenant's, even under
-        // the tenant's own app's wildcard: never re-tenanted.
+        // the tenant's own app's wildcard: never re-tenanted; so is a name
+        // a regex route matches.
         for (taken, by) in [
             ("acme.saas.test", "saas"),
             ("ACME.saas.test.", "saas"),
             ("a.b.saas.test", "saas"),
             ("x.mapped.test", "other"),
+            ("abc-rx.test", "rx"),
+            ("ABC-rx.Test.", "rx"),
         ] {
             let e = b.add_tenant_domain(taken, "saas", "evil").unwrap_err();
             assert!(
@@ -452,5 +464,6 @@ mod tests {
         assert_eq!(tenant("bob.saas.test"), Some(("saas".into(), Some("bob".into()))));
         assert_eq!(tenant("www.customer.test"), Some(("site".into(), None)));
         assert_eq!(tenant("x.shop.customer.test"), None, "no wildcard below it");
+        assert_eq!(tenant("abc-rx.test"), Some(("rx".into(), Some("abc".into()))));
     }
 }

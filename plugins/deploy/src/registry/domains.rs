@@ -105,7 +105,7 @@ pub fn normalise_tenant(raw: &str) -> Result<String, DeployError> {
     }
 }
 
-pub use bext_plugin_vhosts::claims::{Claim, claimed_by};
+pub use bext_plugin_abi::claims::{Claim, claimed_by};
 
 impl Registry {
     /// Every tenant's own domain, by name.
@@ -115,7 +115,7 @@ impl Registry {
 
     /// Records `domain` for `tenant` of `app` (both checked and
     /// normalised); `claims` are every host the platform already routes
-    /// (see [`bext_plugin_vhosts::claims`]), none of which may reach it. Taken names are refused, never
+    /// (see [`bext_plugin_abi::claims`]), none of which may reach it. Taken names are refused, never
     /// moved: remove one first.
     pub fn add_domain(
         &mut self,

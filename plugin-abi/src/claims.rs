@@ -1,7 +1,8 @@
 //! Who already reaches a host name: the one answer the deploy registry's
 //! API, `bext domains add` (on a server or in-process), the platform
 //! file's check and each reload's merge of tenants' own domains give when
-//! a tenant's own domain is asked for. A name an app's `domains`, another
+//! a tenant's own domain is asked for (in the contract, so that the
+//! kernel and the plugins share it without depending on one another). A name an app's `domains`, another
 //! `tenant_domains` entry, the vhosts `hosts` map, `admin_hosts`, a live
 //! preview or a default app's certificate already reaches is not a
 //! tenant's to take: it would be routed to the tenant's app under another
@@ -14,7 +15,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Claim {
     /// An exact host or `*.suffix` (any spelling: compared normalised);
-    /// `~regex` patterns are never judged (an exact host beats them).
+    /// `~regex` patterns are not judged here (vhosts refuses to route a
+    /// tenant's domain that a regex route matches).
     pub pattern: String,
     /// Who holds it: `app shop's domain *.shop.test`.
     pub by: String,
@@ -34,9 +36,7 @@ impl Claim {
 /// trailing dot): the same exact host, or a wildcard above it with one or
 /// more labels in front (as the matcher routes `a.b.x.test` by `*.x.test`).
 pub fn claimed_by<'a>(host: &str, claims: &'a [Claim]) -> Option<&'a Claim> {
-    claims
-        .iter()
-        .find(|c| bext_plugin_abi::pattern_reaches(&c.pattern, host))
+    claims.iter().find(|c| crate::pattern_reaches(&c.pattern, host))
 }
 
 #[cfg(test)]

@@ -405,6 +405,7 @@ async fn a_name_someone_else_reaches_is_refused_and_keeps_its_route() {
     let body = format!(
         "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\
          default_app = \"home\"\nadmin_hosts = [\"admin.lab.test\"]\n\
+         [platform.acme]\ndirectory = \"https://127.0.0.1:1/dir\"\n\
          [apps.home]\nsource = \"home\"\ntls = {home_tls}\n\
          [apps.blog]\nsource = \"blog\"\ndomains = [\"blog.test\"]\n{}{}{}{}",
         proxy(
@@ -454,7 +455,8 @@ async fn a_name_someone_else_reaches_is_refused_and_keeps_its_route() {
     assert_eq!(reached(b.addr, "static.cust.test").await, saas("static"));
 
     // On a tenant's own domain, `https_redirect` keeps the domain (an app
-    // with exact domains, and one with only a wildcard).
+    // with exact domains, and one with only a wildcard; ACME is on, so
+    // its certificate comes on demand).
     for (domain, app) in [("st.cust.test", "s"), ("zz.cust.test", "w")] {
         let body = format!(r#"{{"domain": "{domain}", "app": "{app}", "tenant": "t"}}"#);
         let r = api_at(b.addr, admin, "POST", API, &body).await;
@@ -529,4 +531,26 @@ async fn a_name_someone_else_reaches_is_refused_and_keeps_its_route() {
         &config,
         &["domains", "add", "free.cust.test", "--app", "saas", "--tenant", "t"],
     ));
+}
+
+/// Without ACME and without a certificate file naming it, a tenant's own
+/// domain has no certificate: `https_redirect` leaves it on plain HTTP
+/// instead of sending clients into a handshake alert; the app's own
+/// domains are still redirected.
+#[tokio::test]
+async fn without_a_certificate_a_tenant_domain_is_not_redirected_to_https() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\n\
+         [apps.s]\nruntime = \"proxy\"\nupstream = \"http://{}\"\nheaders = {{ \"x-app-id\" = \"s\" }}\n\
+         domains = [\"s.test\", \"*.s.test\"]\ntls = \"self-signed\"\nhttps_redirect = true\n\
+         tenant_domains = {{ \"st.cust.test\" = \"t\" }}\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&config);
+    assert_eq!(reached(b.addr, "st.cust.test").await, ("s".into(), Some("t".into())));
+    assert_eq!(reached(b.addr, "ST.Cust.Test.").await, ("s".into(), Some("t".into())));
+    let r = get(b.addr, "a.s.test", "/p").await;
+    assert_eq!(r.status, 308, "the app's own domain is still redirected");
 }

@@ -190,8 +190,14 @@ async fn dispatch(
     // A tenant's own domain of the app (or of the app a canary copies):
     // redirected to itself, and pinned without its subdomains.
     let own_domain = https.is_some() && on_own_domain(pipeline, &entry.app.id, cx.host.as_deref());
+    // A tenant's own domain bext can have no certificate for (no ACME and
+    // none from a file) stays on plain HTTP rather than be sent into a
+    // handshake alert.
+    let reachable_over_https =
+        !own_domain || kernel.acme.get().is_some() || kernel.certificate_for(cx.host.as_deref()).is_some();
     if let Some(asked) = &asked
         && https.is_some_and(|h| h.redirect)
+        && reachable_over_https
     {
         return to_https(kernel, entry, asked, cx, own_domain);
     }

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Reverse proxy load benchmark: bext's proxy app vs nginx's proxy_pass,
+# both in front of the same upstream (nginx serving a 1 KiB and a 64 KiB
+# file, and answering a 16 KiB POST), with keep-alive to it. nginx runs
+# two variants in its one worker (proxy_buffering on, its default, and
+# off); bext is compared with the faster one for each case. The proxies
+# are pinned to CPU 0, the upstream and wrk share CPU 1 (two cores). Each
+# round runs every server for DURATION seconds, alternating; prints req/s,
+# p99 and the median ratio per case.
+#
+#   bench/proxy.sh                       # ROUNDS=5 DURATION=5
+#   ROUNDS=7 BEXT=/path/to/bext bench/proxy.sh
+#
+# Needs nginx, wrk, curl and python3. Loopback only.
+source "$(dirname "$0")/common.sh"
+need nginx wrk curl python3
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+OUT=$PWD/bench/out/proxy
+UP=18801 NGX=18802 BX=18804
+if [ -z "${BEXT:-}" ]; then cargo build --release -q -p bext; BEXT=$PWD/target/release/bext; fi
+rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/manifests" "$OUT/up/logs" "$OUT/nginx/logs"
+head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/1k.html"
+head -c 65536 /dev/zero | tr '\0' y > "$OUT/www/64k.html"
+printf 'name: vhosts\n' > "$OUT/manifests/vhosts.yaml"
+for p in waf gateway authn deploy isr compress; do printf 'name: %s\nenabled: false\n' "$p" > "$OUT/manifests/$p.yaml"; done
+temp_paths() { echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"; }
+cat > "$OUT/up/nginx.conf" <<CONF
+worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000; keepalive_timeout 300s; $(temp_paths "$OUT/up")
+  server { listen 127.0.0.1:$UP; root $OUT/www;
+    location = /post { client_body_buffer_size 64k; return 200 "ok\n"; } }
+}
+CONF
+cat > "$OUT/nginx/nginx.conf" <<CONF
+worker_processes 1; pid $OUT/nginx/nginx.pid; error_log $OUT/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000; keepalive_timeout 300s; $(temp_paths "$OUT/nginx")
+  client_body_buffer_size 64k;
+  upstream up { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NGX;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:$((NGX + 1));
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } }
+}
+CONF
+cat > "$OUT/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:$BX"
+access_log = false
+watch = false
+workers = 1
+manifests = "manifests"
+default_app = "up"
+[platform.limits]
+max_connections_per_ip = 0
+[apps.up]
+runtime = "proxy"
+upstream = "http://127.0.0.1:$UP"
+TOML
+head -c 16384 /dev/zero | tr '\0' z > "$OUT/body"
+cat > "$OUT/post.lua" <<'LUA'
+local f = io.open(os.getenv("BODY_FILE"), "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
+
+cleanup() {
+  kill "${BEXT_PID:-}" 2>/dev/null || true
+  for d in nginx up; do [ -f "$OUT/$d/nginx.pid" ] && kill "$(cat "$OUT/$d/nginx.pid")" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+taskset -c "$CLIENT_CPU" nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -e "$OUT/up/logs/error.log"
+taskset -c "$SERVER_CPU" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" -e "$OUT/nginx/logs/error.log"
+taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/platform.toml" > "$OUT/bext.out" 2> "$OUT/bext.err" &
+BEXT_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$BX/1k.html" >/dev/null && break; sleep 0.1; done
+for port in "$BX" "$NGX" "$((NGX + 1))"; do
+  cmp <(curl -s "http://127.0.0.1:$port/64k.html") "$OUT/www/64k.html" || { echo "proxy on $port answers wrong"; exit 1; }
+done
+
+run_wrk() { # port case -> "rps p99"
+  local args=() path
+  case $2 in
+    1k) path=/1k.html ;;
+    64k) path=/64k.html ;;
+    post16k) path=/post; args=(-s "$OUT/post.lua") ;;
+  esac
+  BODY_FILE=$OUT/body taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${args[@]}" \
+    "http://127.0.0.1:$1$path" > "$OUT/wrk.txt"
+  grep -q "Non-2xx" "$OUT/wrk.txt" && { echo "non-2xx answers on $1 $2" >&2; cat "$OUT/wrk.txt" >&2; exit 1; }
+  echo "$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt") $(awk '$1=="99%" {print $2}' "$OUT/wrk.txt")"
+}
+
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg); rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS"
+for case in 1k 64k post16k; do
+  for port in "$BX" "$NGX" "$((NGX + 1))"; do run_wrk "$port" "$case" >/dev/null; done # warm up
+  rows=()
+  for r in $(seq 1 "$ROUNDS"); do
+    read -r b bp < <(run_wrk "$BX" "$case")
+    read -r n np < <(run_wrk "$NGX" "$case")
+    read -r o op < <(run_wrk "$((NGX + 1))" "$case")
+    printf '%-8s round %s: bext %10s (p99 %s)  nginx %10s (p99 %s)  nginx-unbuffered %10s (p99 %s)\n' \
+      "$case" "$r" "$b" "$bp" "$n" "$np" "$o" "$op"
+    rows+=("$b/$n/$o")
+  done
+  python3 - "$case" "${rows[@]}" <<'PY'
+import statistics, sys
+case, rows = sys.argv[1], [tuple(map(float, r.split("/"))) for r in sys.argv[2:]]
+buffered, unbuffered = sum(r[1] for r in rows), sum(r[2] for r in rows)
+best = 1 if buffered >= unbuffered else 2
+ratios = [r[0] / r[best] for r in rows]
+name = "proxy_buffering on" if best == 1 else "proxy_buffering off"
+print(f"{case}: nginx's faster variant {name}; bext/nginx per round "
+      + " ".join(f"{x:.3f}" for x in ratios)
+      + f"; median {statistics.median(ratios):.3f}")
+PY
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -119,3 +119,28 @@ for s in socks:
     s.close()
 PY
 }
+
+# proxy_platform DIR PORT UPSTREAM_PORT PLUGIN...: DIR/platform.toml with
+# one proxy app (the default app) on 127.0.0.1:PORT to
+# 127.0.0.1:UPSTREAM_PORT, one worker, no access log and no per-client
+# connection cap, and DIR/manifests turning the PLUGINs off.
+proxy_platform() {
+  local dir=$1 port=$2 upstream=$3; shift 3
+  mkdir -p "$dir/manifests"
+  printf 'name: vhosts\n' > "$dir/manifests/vhosts.yaml"
+  for p in "$@"; do printf 'name: %s\nenabled: false\n' "$p" > "$dir/manifests/$p.yaml"; done
+  cat > "$dir/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:$port"
+access_log = false
+watch = false
+workers = 1
+manifests = "manifests"
+default_app = "up"
+[platform.limits]
+max_connections_per_ip = 0
+[apps.up]
+runtime = "proxy"
+upstream = "http://127.0.0.1:$upstream"
+TOML
+}

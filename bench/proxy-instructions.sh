@@ -17,10 +17,8 @@ OUT=$PWD/bench/out/proxy-instructions
 DURATION=${DURATION:-6}
 UP=18701 NGX=18702 BX=18703
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
-rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/manifests" "$OUT/up/logs" "$OUT/nginx/logs"
+rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/up/logs" "$OUT/nginx/logs"
 head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/index.html"
-printf 'name: vhosts\n' > "$OUT/manifests/vhosts.yaml"
-for p in waf gateway authn deploy isr; do printf 'name: %s\nenabled: false\n' "$p" > "$OUT/manifests/$p.yaml"; done
 cat > "$OUT/up/nginx.conf" <<CONF
 worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
 events { worker_connections 1024; }
@@ -37,18 +35,7 @@ http {
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 CONF
-cat > "$OUT/platform.toml" <<TOML
-[platform]
-listen = "127.0.0.1:$BX"
-access_log = false
-watch = false
-workers = 1
-manifests = "manifests"
-default_app = "shop"
-[apps.shop]
-runtime = "proxy"
-upstream = "http://127.0.0.1:$UP"
-TOML
+proxy_platform "$OUT" "$BX" "$UP" waf gateway authn deploy isr
 nginx -c "$OUT/up/nginx.conf" -p "$OUT/up"
 trap 'nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -s quit 2>/dev/null || true' EXIT
 

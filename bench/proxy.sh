@@ -19,11 +19,9 @@ DURATION=${DURATION:-5}
 OUT=$PWD/bench/out/proxy
 UP=18801 NGX=18802 BX=18804
 if [ -z "${BEXT:-}" ]; then cargo build --release -q -p bext; BEXT=$PWD/target/release/bext; fi
-rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/manifests" "$OUT/up/logs" "$OUT/nginx/logs"
+rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/up/logs" "$OUT/nginx/logs"
 head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/1k.html"
 head -c 65536 /dev/zero | tr '\0' y > "$OUT/www/64k.html"
-printf 'name: vhosts\n' > "$OUT/manifests/vhosts.yaml"
-for p in waf gateway authn deploy isr compress; do printf 'name: %s\nenabled: false\n' "$p" > "$OUT/manifests/$p.yaml"; done
 temp_paths() { echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"; }
 cat > "$OUT/up/nginx.conf" <<CONF
 worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
@@ -47,20 +45,7 @@ http {
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } }
 }
 CONF
-cat > "$OUT/platform.toml" <<TOML
-[platform]
-listen = "127.0.0.1:$BX"
-access_log = false
-watch = false
-workers = 1
-manifests = "manifests"
-default_app = "up"
-[platform.limits]
-max_connections_per_ip = 0
-[apps.up]
-runtime = "proxy"
-upstream = "http://127.0.0.1:$UP"
-TOML
+proxy_platform "$OUT" "$BX" "$UP" waf gateway authn deploy isr compress
 head -c 16384 /dev/zero | tr '\0' z > "$OUT/body"
 cat > "$OUT/post.lua" <<'LUA'
 local f = io.open(os.getenv("BODY_FILE"), "rb")

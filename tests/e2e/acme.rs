@@ -20,12 +20,25 @@ const ISSUED_WITHIN: Duration = Duration::from_secs(90);
 /// (`acme_extra` lines added to it) and one static app `site` on
 /// `domains` with `tls = "acme"`.
 fn acme_platform(s: &Site, pebble: &Pebble, acme_extra: &str, domains: &str) -> std::path::PathBuf {
+    acme_platform_app(s, pebble, acme_extra, "site", domains, "")
+}
+
+/// [`acme_platform`] with the static app named `app`, and `app_extra`
+/// lines added to it.
+pub(crate) fn acme_platform_app(
+    s: &Site,
+    pebble: &Pebble,
+    acme_extra: &str,
+    app: &str,
+    domains: &str,
+    app_extra: &str,
+) -> std::path::PathBuf {
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.write("site/index.html", "hello over acme");
     s.platform(&format!(
         "[platform]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"127.0.0.1:{tls}\"\nmanifests = \"manifests\"\nworkers = 1\n\
          [platform.acme]\ndirectory = \"{dir}\"\nca_root = \"{root}\"\nemail = \"ops@bext.test\"\n{acme_extra}\n\
-         [apps.site]\nsource = \"site\"\ndomains = [{domains}]\ntls = \"acme\"\n",
+         [apps.{app}]\nsource = \"site\"\ndomains = [{domains}]\ntls = \"acme\"\n{app_extra}\n",
         http = pebble.http_port,
         tls = pebble.tls_port,
         dir = pebble.directory,

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 use crate::edge::Redis;
-use crate::pebble::{Pebble, PebbleOptions, handshake_serial};
+use crate::pebble::{Pebble, PebbleOptions, client_config, handshake_serial};
 use crate::support::*;
 
 /// Long enough for an order on a slow machine; only a failure waits it out.
@@ -53,6 +53,21 @@ fn fleet_platform(s: &Site, pebble: &Pebble, redis: &Redis, name: &str) -> std::
 }
 
 /// Starts one bext per configuration at the same time.
+/// Two instances of `name`'s fleet platform started together, both behind
+/// a balancer on pebble's validation port (kept, with their sites, for the
+/// test's length).
+async fn balanced_pair(pebble: &Pebble, redis: &Redis, name: &str) -> (Balancer, [Site; 2], Vec<Bext>) {
+    let balancer = Balancer::start(pebble.http_port, 2).await;
+    let sites = [Site::new(), Site::new()];
+    let fleet = start_together(&[
+        fleet_platform(&sites[0], pebble, redis, name),
+        fleet_platform(&sites[1], pebble, redis, name),
+    ]);
+    balancer.add(&fleet[0]);
+    balancer.add(&fleet[1]);
+    (balancer, sites, fleet)
+}
+
 fn start_together(configs: &[std::path::PathBuf]) -> Vec<Bext> {
     std::thread::scope(|scope| {
         let started: Vec<_> = configs.iter().map(|c| scope.spawn(move || Bext::serve(c))).collect();
@@ -240,21 +255,6 @@ struct Load {
     stop: AtomicBool,
 }
 
-fn client_config(root: &str) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// A verified TLS connection speaking HTTP/1.1, and the served serial.
@@ -366,15 +366,8 @@ async fn a_short_lived_certificate_is_renewed_once_for_the_fleet_while_clients_k
     });
     let root = pebble.issuing_root().await;
     let name = "renew.fleet.bext.test";
-    let balancer = Balancer::start(pebble.http_port, 2).await;
-    let (sa, sb) = (Site::new(), Site::new());
-    let fleet = start_together(&[
-        fleet_platform(&sa, &pebble, &redis, name),
-        fleet_platform(&sb, &pebble, &redis, name),
-    ]);
+    let (_balancer, _sites, fleet) = balanced_pair(&pebble, &redis, name).await;
     let (a, b) = (&fleet[0], &fleet[1]);
-    balancer.add(a);
-    balancer.add(b);
     let first = served_serial(a, name, &root, &[b], &pebble).await;
     assert_eq!(served_serial(b, name, &root, &[a], &pebble).await, first);
     assert_eq!(pebble.log().matches(PEBBLE_ISSUED).count(), 1, "{}", pebble.log());
@@ -565,15 +558,8 @@ async fn a_certificate_stored_by_another_instance_is_served_by_every_instance_at
     let pebble = Pebble::start();
     let root = pebble.issuing_root().await;
     let name = "news.fleet.bext.test";
-    let balancer = Balancer::start(pebble.http_port, 2).await;
-    let (sa, sb) = (Site::new(), Site::new());
-    let fleet = start_together(&[
-        fleet_platform(&sa, &pebble, &redis, name),
-        fleet_platform(&sb, &pebble, &redis, name),
-    ]);
+    let (_balancer, _sites, fleet) = balanced_pair(&pebble, &redis, name).await;
     let (a, b) = (&fleet[0], &fleet[1]);
-    balancer.add(a);
-    balancer.add(b);
     let first = served_serial(a, name, &root, &[b], &pebble).await;
     assert_eq!(served_serial(b, name, &root, &[a], &pebble).await, first);
 

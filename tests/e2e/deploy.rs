@@ -48,7 +48,8 @@ fn cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: Output) -> String {
+/// The stdout of a `bext` run that must have succeeded.
+pub(crate) fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
         "bext failed: {}{}",

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::deploy::ok;
 use crate::pebble::{AskServer, Pebble, handshake_serial};
 use crate::support::*;
 
@@ -50,16 +51,6 @@ fn cli(config: &Path, args: &[&str]) -> Output {
         .env("BEXT_ADMIN_TOKEN", TOKEN)
         .output()
         .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "bext failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// An admin API call with the token.
@@ -265,17 +256,7 @@ fn acme_platform(s: &Site, pebble: &Pebble, acme_extra: &str) -> std::path::Path
 
 /// [`acme_platform`] with `app_extra` lines added to `saas`.
 fn acme_platform_with(s: &Site, pebble: &Pebble, acme_extra: &str, app_extra: &str) -> std::path::PathBuf {
-    s.write("manifests/vhosts.yaml", "name: vhosts\n");
-    s.write("site/index.html", "hello over acme");
-    s.platform(&format!(
-        "[platform]\nlisten = \"127.0.0.1:{http}\"\nlisten_tls = \"127.0.0.1:{tls}\"\nmanifests = \"manifests\"\nworkers = 1\n\
-         [platform.acme]\ndirectory = \"{dir}\"\nca_root = \"{root}\"\nemail = \"ops@bext.test\"\n{acme_extra}\n\
-         [apps.saas]\nsource = \"site\"\ndomains = [\"saas.bext.test\"]\ntls = \"acme\"\n{app_extra}\n",
-        http = pebble.http_port,
-        tls = pebble.tls_port,
-        dir = pebble.directory,
-        root = pebble.ca_root.display(),
-    ))
+    crate::acme::acme_platform_app(s, pebble, acme_extra, "saas", "\"saas.bext.test\"", app_extra)
 }
 
 #[tokio::test]

@@ -257,9 +257,8 @@ fn https_client(root: &Path) -> TestClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
 }
 
-/// Handshakes with `name` on `port` trusting only `root_pem`, and returns
-/// the serial of the certificate the server presented.
-pub async fn handshake_serial(port: u16, name: &str, root_pem: &str) -> Result<String, String> {
+/// A TLS client (HTTP/1.1 by ALPN) that trusts only `root_pem`.
+pub fn client_config(root_pem: &str) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
@@ -271,7 +270,13 @@ pub async fn handshake_serial(port: u16, name: &str, root_pem: &str) -> Result<S
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Arc::new(config)
+}
+
+/// Handshakes with `name` on `port` trusting only `root_pem`, and returns
+/// the serial of the certificate the server presented.
+pub async fn handshake_serial(port: u16, name: &str, root_pem: &str) -> Result<String, String> {
+    let connector = tokio_rustls::TlsConnector::from(client_config(root_pem));
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;

@@ -86,6 +86,27 @@ impl Protocol {
     }
 }
 
+/// What hyper asks of a service on either protocol, named once.
+pub(super) trait Service:
+    hyper::service::HttpService<
+        hyper::body::Incoming,
+        Future: Send + 'static,
+        ResBody: Send + 'static + hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>,
+    >
+{
+}
+
+impl<S> Service for S where
+    S: hyper::service::HttpService<
+            hyper::body::Incoming,
+            Future: Send + 'static,
+            ResBody: Send
+                         + 'static
+                         + hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>,
+        >
+{
+}
+
 /// hyper's connection builders with bext's limits applied.
 pub(super) struct Builders {
     http1: http1::Builder,
@@ -119,11 +140,7 @@ impl Builders {
     pub(super) fn serve<IO, S>(&self, protocol: Protocol, io: IO, service: S) -> Connection<IO, S>
     where
         IO: Read + Write + Unpin + Send + 'static,
-        S: hyper::service::HttpService<hyper::body::Incoming>,
-        S::Future: Send + 'static,
-        S::ResBody: Send + 'static,
-        <S::ResBody as hyper::body::Body>::Data: Send,
-        <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: Service,
     {
         match protocol {
             Protocol::Http1 => Connection::Http1 {
@@ -152,11 +169,7 @@ pin_project_lite::pin_project! {
 impl<IO, S> Connection<IO, S>
 where
     IO: Read + Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    S::Future: Send + 'static,
-    S::ResBody: Send + 'static,
-    <S::ResBody as hyper::body::Body>::Data: Send,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: Service,
 {
     /// Finishes the requests in flight, then closes (HTTP/2 sends GOAWAY).
     pub(super) fn graceful_shutdown(self: Pin<&mut Self>) {
@@ -170,11 +183,7 @@ where
 impl<IO, S> Future for Connection<IO, S>
 where
     IO: Read + Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    S::Future: Send + 'static,
-    S::ResBody: Send + 'static,
-    <S::ResBody as hyper::body::Body>::Data: Send,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: Service,
 {
     type Output = hyper::Result<()>;
 

@@ -9,11 +9,22 @@
 #   bench/run.sh                 # defaults: 1000 hosts, 10 s per round, 2 rounds
 #   HOSTS=1000 DURATION=10 ROUNDS=2 CONNECTIONS=64 bench/run.sh
 #   BEXT=/path/to/older/bext bench/run.sh   # another build against the same nginx
+#   WORKERS=2 bench/run.sh       # bext `workers = 2` against nginx `worker_processes 2`,
+#                                # servers and wrk (2 threads) sharing CPUs 0-1
 #
 # Needs nginx, wrk and python3 (Debian: apt-get install nginx-light wrk).
 # The servers are pinned to CPU 0 with one worker each, wrk to CPU 1, so the
 # two do not fight over the same core. Loopback only.
 ROUNDS=${ROUNDS:-2}
+WORKERS=${WORKERS:-1}
+# NGINX_LISTEN=" reuseport": a listening socket per nginx worker, as bext
+# has per worker (try both ways with WORKERS=2; keep nginx's faster).
+NGINX_LISTEN=${NGINX_LISTEN:-}
+if [ "$WORKERS" -gt 1 ]; then
+  # Scaling: every process on the same cores, as on a real machine.
+  SERVER_CPU=${SERVER_CPU:-0-$((WORKERS - 1))}
+  CLIENT_CPU=${CLIENT_CPU:-0-$((WORKERS - 1))}
+fi
 source "$(dirname "$0")/common.sh"
 
 HOSTS=${HOSTS:-1000}
@@ -41,6 +52,7 @@ PY
   echo "listen = \"127.0.0.1:$BEXT_PORT\""
   echo "access_log = false"
   echo "watch = false"
+  echo "workers = $WORKERS"
   echo "[platform.limits]"
   echo "idle_timeout = \"300s\""
   echo "header_read_timeout = \"300s\""
@@ -56,7 +68,7 @@ PY
 
 # nginx: one server block per host and variant, same root, no access log.
 {
-  echo "worker_processes 1;"
+  echo "worker_processes $WORKERS;"
   echo "pid $PWD/$OUT/nginx/nginx.pid;"
   echo "error_log $PWD/$OUT/nginx/logs/error.log warn;"
   echo "events { worker_connections 20000; }"
@@ -73,8 +85,10 @@ PY
   # usual advice) on NGINX_PORT, and plain writes (often faster for a
   # 1 KiB file) on NGINX_PORT+1; bext is compared with the faster one.
   for i in $(seq 1 "$HOSTS"); do
-    echo "  server { listen 127.0.0.1:$NGINX_PORT; server_name site$i.bench.test; root $PWD/$OUT/www; sendfile on; tcp_nopush on; }"
-    echo "  server { listen 127.0.0.1:$((NGINX_PORT + 1)); server_name site$i.bench.test; root $PWD/$OUT/www; sendfile off; }"
+    # Listen options go on an address's first server only.
+    opts=""; [ "$i" = 1 ] && opts=$NGINX_LISTEN
+    echo "  server { listen 127.0.0.1:$NGINX_PORT$opts; server_name site$i.bench.test; root $PWD/$OUT/www; sendfile on; tcp_nopush on; }"
+    echo "  server { listen 127.0.0.1:$((NGINX_PORT + 1))$opts; server_name site$i.bench.test; root $PWD/$OUT/www; sendfile off; }"
   done
   echo "}"
 } > "$OUT/nginx/nginx.conf"
@@ -93,7 +107,7 @@ ulimit -n 65536 2>/dev/null || true
 cleanup() { kill "${BEXT_PID:-}" 2>/dev/null || true; [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 
-TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/platform.toml" > "$OUT/bext.out" 2> "$OUT/bext.err" &
+taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/platform.toml" > "$OUT/bext.out" 2> "$OUT/bext.err" &
 BEXT_PID=$!
 taskset -c "$SERVER_CPU" nginx -c "$PWD/$OUT/nginx/nginx.conf" -e "$PWD/$OUT/nginx/logs/error.log"
 for _ in $(seq 1 100); do
@@ -108,7 +122,7 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 BEXT_IDLE_RSS=$(rss_kib "$BEXT_PID")
 
 run_wrk() { # port -> "rps p99_ms"
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$OUT/hosts.lua" "http://127.0.0.1:$1/" > "$OUT/wrk.$1.txt"
+  taskset -c "$CLIENT_CPU" wrk -t"$WORKERS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$OUT/hosts.lua" "http://127.0.0.1:$1/" > "$OUT/wrk.$1.txt"
   local rps p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.$1.txt")
   p99=$(awk '$1=="99%" {print $2}' "$OUT/wrk.$1.txt")
@@ -120,10 +134,10 @@ to_ms() { # wrk latency like 1.23ms / 456.00us / 1.2s -> ms
 
 # Warm all up (file caches, connection pools).
 for port in "$BEXT_PORT" "$NGINX_PORT" "$((NGINX_PORT + 1))"; do
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s -s "$OUT/hosts.lua" "http://127.0.0.1:$port/" >/dev/null
+  taskset -c "$CLIENT_CPU" wrk -t"$WORKERS" -c"$CONNECTIONS" -d2s -s "$OUT/hosts.lua" "http://127.0.0.1:$port/" >/dev/null
 done
 
-echo "hosts=$HOSTS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS (server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
+echo "hosts=$HOSTS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS workers=$WORKERS (server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
 printf '%-6s %-6s %12s %10s\n' round server req/s p99_ms
 sum_b=0; sum_s=0; sum_w=0; ratios=()
 for r in $(seq 1 "$ROUNDS"); do

@@ -2,8 +2,9 @@
 # Static-file load benchmark: bext vs nginx, same files, same 1,000 virtual
 # hosts, same load generator, same run. nginx runs in two variants
 # (sendfile on with tcp_nopush, sendfile off; open_file_cache on both) and
-# bext is compared with the faster one. Prints requests/s, p99 and ratios,
-# then bext's resident memory idle and with 10,000 idle keep-alive
+# bext is compared with the faster one. Prints requests/s, p99, each
+# server's CPU time per request (and wrk's) and the ratios of both, then
+# bext's resident memory idle and with 10,000 idle keep-alive
 # connections.
 #
 #   bench/run.sh                 # defaults: 1000 hosts, 10 s per round, 2 rounds
@@ -121,12 +122,21 @@ cmp <(curl -s -H "Host: site$HOSTS.bench.test" "http://127.0.0.1:$BEXT_PORT/inde
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 BEXT_IDLE_RSS=$(rss_kib "$BEXT_PID")
 
-run_wrk() { # port -> "rps p99_ms"
-  taskset -c "$CLIENT_CPU" wrk -t"$WORKERS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$OUT/hosts.lua" "http://127.0.0.1:$1/" > "$OUT/wrk.$1.txt"
-  local rps p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.$1.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$OUT/wrk.$1.txt")
-  echo "$rps $(to_ms "$p99")"
+# Server CPU time of the given processes, every thread, in nanoseconds
+# (the scheduler's own count: /proc/PID/task/*/schedstat).
+cpu_ns() { local p; for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done | awk '{t += $1} END {print t}'; }
+run_wrk() { # port pid... -> "rps p99_ms server_us_per_request wrk_us_per_request"
+  local port=$1; shift
+  local before after
+  before=$(cpu_ns "$@")
+  /usr/bin/time -f '%U %S' -o "$OUT/wrk.time" taskset -c "$CLIENT_CPU" \
+    wrk -t"$WORKERS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$OUT/hosts.lua" "http://127.0.0.1:$port/" > "$OUT/wrk.$port.txt"
+  after=$(cpu_ns "$@")
+  local rps p99 n
+  rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.$port.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$OUT/wrk.$port.txt")
+  n=$(awk '/requests in/ {print $1}' "$OUT/wrk.$port.txt")
+  python3 -c "n = $n; u, s = map(float, open('$OUT/wrk.time').read().split()[-2:]); print($rps, $(to_ms "$p99"), round(($after - $before) / 1e3 / n, 3), round((u + s) * 1e6 / n, 3))"
 }
 to_ms() { # wrk latency like 1.23ms / 456.00us / 1.2s -> ms
   python3 -c "import sys,re; v=sys.argv[1]; m=re.match(r'([0-9.]+)(us|ms|s)',v); f={'us':0.001,'ms':1,'s':1000}[m.group(2)]; print(round(float(m.group(1))*f,3))" "$1"
@@ -138,26 +148,37 @@ for port in "$BEXT_PORT" "$NGINX_PORT" "$((NGINX_PORT + 1))"; do
 done
 
 echo "hosts=$HOSTS connections=$CONNECTIONS duration=${DURATION}s rounds=$ROUNDS workers=$WORKERS (server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
-printf '%-6s %-6s %12s %10s\n' round server req/s p99_ms
-sum_b=0; sum_s=0; sum_w=0; ratios=()
+NGINX_WORKERS=($(pgrep -P "$(cat "$OUT/nginx/nginx.pid")"))
+printf '%-6s %-14s %12s %10s %14s %12s\n' round server req/s p99_ms server_us/req wrk_us/req
+rows=()
 for r in $(seq 1 "$ROUNDS"); do
-  read -r b_rps b_p99 < <(run_wrk "$BEXT_PORT")
-  read -r s_rps s_p99 < <(run_wrk "$NGINX_PORT")
-  read -r w_rps w_p99 < <(run_wrk "$((NGINX_PORT + 1))")
-  printf '%-6s %-14s %12s %10s\n' "$r" bext "$b_rps" "$b_p99" "$r" nginx-sendfile "$s_rps" "$s_p99" "$r" nginx-write "$w_rps" "$w_p99"
-  sum_b=$(python3 -c "print($sum_b+$b_rps)"); sum_s=$(python3 -c "print($sum_s+$s_rps)"); sum_w=$(python3 -c "print($sum_w+$w_rps)")
-  ratios+=("$b_rps/$s_rps/$w_rps")
+  read -r b_rps b_p99 b_cpu b_wrk < <(run_wrk "$BEXT_PORT" "$BEXT_PID")
+  read -r s_rps s_p99 s_cpu s_wrk < <(run_wrk "$NGINX_PORT" "${NGINX_WORKERS[@]}")
+  read -r w_rps w_p99 w_cpu w_wrk < <(run_wrk "$((NGINX_PORT + 1))" "${NGINX_WORKERS[@]}")
+  printf '%-6s %-14s %12s %10s %14s %12s\n' "$r" bext "$b_rps" "$b_p99" "$b_cpu" "$b_wrk" \
+    "$r" nginx-sendfile "$s_rps" "$s_p99" "$s_cpu" "$s_wrk" "$r" nginx-write "$w_rps" "$w_p99" "$w_cpu" "$w_wrk"
+  rows+=("$b_rps,$b_p99,$b_cpu,$s_rps,$s_p99,$s_cpu,$w_rps,$w_p99,$w_cpu")
 done
-# Against nginx's faster variant over the whole run (by its mean).
-python3 - "$sum_s" "$sum_w" "${ratios[@]}" <<'PY'
+# Two comparisons against nginx's faster variant: requests per second
+# (which wrk, on one core, may cap), and the server's CPU per request
+# (what a core of each serves when the client is not the limit).
+python3 - "${rows[@]}" <<'PY'
 import statistics, sys
-s, w = float(sys.argv[1]), float(sys.argv[2])
-best = 1 if s >= w else 2
-name = "sendfile on, tcp_nopush" if best == 1 else "sendfile off"
-rs = [float(x.split("/")[0]) / float(x.split("/")[best]) for x in sys.argv[3:]]
-print(f"nginx's faster variant: {name} (mean {max(s, w) / len(rs):.0f} req/s, the other {min(s, w) / len(rs):.0f})")
-print("ratio bext/nginx per round:", " ".join(f"{r:.3f}" for r in rs))
-print(f"mean ratio {sum(float(x.split('/')[0]) for x in sys.argv[3:]) / max(s, w):.3f}, median {statistics.median(rs):.3f}")
+rows = [list(map(float, r.split(","))) for r in sys.argv[1:]]
+variants = {1: "sendfile on, tcp_nopush", 2: "sendfile off"}
+rps = {v: statistics.mean(r[3 * v] for r in rows) for v in variants}
+best = max(variants, key=lambda v: rps[v])
+print(f"nginx's faster variant by req/s: {variants[best]} (mean {rps[best]:.0f} req/s, the other {min(rps.values()):.0f})")
+ratios = [r[0] / r[3 * best] for r in rows]
+print("req/s ratio bext/nginx per round:", " ".join(f"{x:.3f}" for x in ratios))
+print(f"req/s ratio: mean {statistics.mean(ratios):.3f}, median {statistics.median(ratios):.3f}")
+print(f"p99 ms: bext median {statistics.median(r[1] for r in rows):.3f}, nginx median {statistics.median(r[3 * best + 1] for r in rows):.3f}")
+cpu = {v: statistics.median(r[3 * v + 2] for r in rows) for v in variants}
+cheap = min(variants, key=lambda v: cpu[v])
+cpu_ratios = [r[3 * cheap + 2] / r[2] for r in rows]
+print(f"server CPU per request: bext median {statistics.median(r[2] for r in rows):.2f} us, nginx ({variants[cheap]}) {cpu[cheap]:.2f} us")
+print("capacity ratio (nginx us / bext us) per round:", " ".join(f"{x:.3f}" for x in cpu_ratios))
+print(f"capacity ratio: median {statistics.median(cpu_ratios):.3f}")
 PY
 
 # Memory: idle, then holding idle keep-alive connections that each served one request.

@@ -15,7 +15,7 @@ use crate::pipeline::run::AfterResponse;
 /// What is needed after the response: who to tell, and what to log.
 pub struct Finish {
     /// Dropped last: marks the request done on its connection.
-    _in_flight: InFlight,
+    in_flight: InFlight,
     after: AfterResponse,
     access_log: bool,
     method: Method,
@@ -26,7 +26,7 @@ impl Finish {
     /// Begins tracking a request.
     pub fn new(access_log: bool, in_flight: InFlight, parts: &http::request::Parts) -> Self {
         Finish {
-            _in_flight: in_flight,
+            in_flight,
             after: AfterResponse::default(),
             access_log,
             path: if access_log {
@@ -43,13 +43,23 @@ impl Finish {
     pub fn done(self, res: Response, after: AfterResponse, cx: Ctx) -> http::Response<ResponseBody> {
         let status = res.status();
         let (parts, body) = res.into_parts();
-        let finish = Finish { after, ..self };
+        let end = if self.access_log || !after.is_empty() {
+            let finish = Finish { after, ..self };
+            End::Tell(Box::new(State { finish, status, cx }))
+        } else {
+            // Nobody to tell: the context goes now, and the end only
+            // marks the request done (no box, no clock read).
+            End::Quiet {
+                head: self.method == Method::HEAD,
+                _in_flight: self.in_flight,
+            }
+        };
         http::Response::from_parts(
             parts,
             ResponseBody {
                 inner: body,
                 bytes: 0,
-                state: Some(Box::new(State { finish, status, cx })),
+                end,
             },
         )
     }
@@ -93,16 +103,26 @@ impl State {
     }
 }
 
+/// What happens when a response ends.
+enum End {
+    /// `on_complete` hooks or the access log run.
+    Tell(Box<State>),
+    /// Only the connection learns the request is done (when this drops).
+    Quiet { _in_flight: InFlight, head: bool },
+    /// Done already.
+    Done,
+}
+
 /// The body hyper writes for every response.
 pub struct ResponseBody {
     inner: Body,
     bytes: u64,
-    state: Option<Box<State>>,
+    end: End,
 }
 
 impl ResponseBody {
     fn finish(&mut self, aborted: bool) {
-        if let Some(state) = self.state.take() {
+        if let End::Tell(state) = std::mem::replace(&mut self.end, End::Done) {
             state.complete(self.bytes, aborted);
         }
     }
@@ -143,8 +163,12 @@ impl HttpBody for ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         // HEAD answers and empty bodies are never polled: not an abort.
-        let aborted =
-            !self.inner.is_end_stream() && self.state.as_ref().is_none_or(|s| s.finish.method != Method::HEAD);
+        let head = match &self.end {
+            End::Tell(s) => s.finish.method == Method::HEAD,
+            End::Quiet { head, .. } => *head,
+            End::Done => true,
+        };
+        let aborted = !self.inner.is_end_stream() && !head;
         self.finish(aborted);
     }
 }

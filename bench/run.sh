@@ -136,6 +136,8 @@ run_wrk() { # port pid... -> "rps p99_ms server_us_per_request wrk_us_per_reques
   rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.$port.txt")
   p99=$(awk '$1=="99%" {print $2}' "$OUT/wrk.$port.txt")
   n=$(awk '/requests in/ {print $1}' "$OUT/wrk.$port.txt")
+  # Every request must succeed: wrk's error lines are shown as they are.
+  grep -E 'Socket errors|Non-2xx' "$OUT/wrk.$port.txt" | sed "s/^/  port $port: /" >&2 || true
   python3 -c "n = $n; u, s = map(float, open('$OUT/wrk.time').read().split()[-2:]); print($rps, $(to_ms "$p99"), round(($after - $before) / 1e3 / n, 3), round((u + s) * 1e6 / n, 3))"
 }
 to_ms() { # wrk latency like 1.23ms / 456.00us / 1.2s -> ms

@@ -484,3 +484,108 @@ command = "node server.js"
     assert!(!err.contains("apps.good"), "{err}");
     assert!(!s.path("app/started").exists(), "bext check started a process");
 }
+
+/// Runs `bext ARGS` with the admin token; its exit status and output.
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(args)
+        .env("BEXT_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_switch_once_the_new_instances_are_ready_and_a_version_that_never_is_is_undone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let s = Site::new();
+    let lines = "command = \"node server.js\"\ninstances = 2\nready = { path = \"/health\", timeout = \"3s\" }";
+    let config = node_platform(&s, lines);
+    std::fs::write(s.path("web/VERSION"), "1").unwrap();
+    let b = serve(&config);
+    assert_eq!(first_answer(&b).await["version"], "1");
+    eventually(Duration::from_secs(20), || async {
+        (logs(&b, "web").await["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["ready"] == true))
+        .then_some(())
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, served, failed, addr) = (stop.clone(), served.clone(), failed.clone(), b.addr);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = get(addr, "web.test", "/").await;
+                    let counter = if r.status == 200 { &served } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+
+    copy_example(&s, "apps/process-node", "v2");
+    std::fs::write(s.path("v2/VERSION"), "2").unwrap();
+    let server = format!("http://{}", b.addr);
+    let (c, v2) = (config.to_str().unwrap(), s.path("v2"));
+    let out = cli(&[
+        "deploy",
+        v2.to_str().unwrap(),
+        "--app",
+        "web",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Served at once by the new version, which was ready before it got
+    // traffic.
+    let r = get(b.addr, "web.test", "/").await;
+    assert_eq!(r.json()["version"], "2");
+
+    // A version that never answers: the deploy fails, v2 keeps serving,
+    // and the registry says so.
+    s.write(
+        "v3/server.js",
+        "console.log('never listening'); setInterval(() => {}, 1000);\n",
+    );
+    let v3 = s.path("v3");
+    let out = cli(&[
+        "deploy",
+        v3.to_str().unwrap(),
+        "--app",
+        "web",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not get ready"), "{err}");
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "{} served",
+        served.load(Ordering::Relaxed)
+    );
+    assert!(served.load(Ordering::Relaxed) > 0);
+    assert_eq!(get(b.addr, "web.test", "/").await.json()["version"], "2");
+    let shown = cli(&["apps", "show", "web", "--config", c, "--server", &server, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    // The registry names deploys v1, v2...: the first (our "2") is current
+    // again, the refused one rolled back from.
+    assert_eq!(shown["app"]["current"]["version"], "v1", "{shown:#}");
+    assert!(shown.to_string().contains("rolled back from v2 to v1"), "{shown:#}");
+    assert!(b.log().contains("[web/0] never listening"), "{}", b.log());
+}

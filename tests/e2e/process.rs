@@ -303,6 +303,104 @@ command = "sh -c 'echo booting; exit 3'"
     let app = &h.json()["apps"][0];
     assert_eq!(app["state"], "crash-loop");
     assert!(app["reason"].as_str().unwrap().contains("exit status: 3"));
+    // A reload (the same file) starts it afresh: five more starts, then
+    // down again.
+    b.signal("HUP");
+    eventually(Duration::from_secs(20), || async {
+        (b.log().matches("[bad/0] booting").count() == 10 && b.log().matches("crash loop").count() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(b.log().matches("[bad/0] booting").count(), 10, "{}", b.log());
+}
+
+/// The logs are on the admin surface: not on a tenant's host whatever the
+/// token, nor without the token on `admin_listen`; other spellings of the
+/// path are not a way around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logs_are_only_on_the_admin_surface_and_only_with_the_token() {
+    let s = Site::new();
+    s.write("app/x", "");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+admin_hosts = ["admin.test"]
+
+[apps.web]
+runtime = "process"
+source = "app"
+command = "sh -c 'echo secret-output; exec sleep 300'"
+ready = { timeout = "1s" }
+domains = ["web.test"]
+"#,
+    );
+    let b = serve(&config);
+    let auth = format!("Bearer {TOKEN}");
+    let ask = |host: &'static str, path: &'static str, token: bool| {
+        let auth = auth.clone();
+        async move {
+            let mut headers = vec![("host", host)];
+            if token {
+                headers.push(("authorization", auth.as_str()));
+            }
+            send(b.addr, request("GET", path, &headers, "")).await
+        }
+    };
+    let path = "/__bext/api/platform/apps/web/logs";
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = ask("admin.test", path, true).await;
+        r.text().contains("secret-output").then_some(r)
+    })
+    .await;
+    assert_eq!(r.status, 200);
+    for (host, path, token) in [
+        ("web.test", path, true),
+        ("WEB.test", path, true),
+        ("web.test.", path, true),
+        ("web.test", "/__bext/api/platform/apps/web/logs/", true),
+        ("web.test", "/__bext/api/platform/apps/web%2Flogs", true),
+        ("web.test", "/__bext/api/platform/apps/./web/logs", true),
+        ("admin.test", "/__bext/api/platform/apps/web/logs", false),
+        ("admin.test", "/__bext/api/platform/apps/web%2Flogs", true),
+        ("admin.test", "/__bext/api/platform/apps/web/logs/", true),
+    ] {
+        let r = ask(host, path, token).await;
+        assert!(
+            [400, 401, 404].contains(&r.status),
+            "{host} {path} {token}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(!r.text().contains("secret-output"), "{host} {path}");
+    }
+    // On admin_listen, with and without the /__bext prefix, the token is
+    // still asked for.
+    let admin = b.admin.unwrap();
+    for path in [path, "/api/platform/apps/web/logs"] {
+        let r = send(admin, request("GET", path, &[("host", "x")], "")).await;
+        assert_eq!(r.status, 401, "{path}");
+        let r = send(
+            admin,
+            request("GET", path, &[("host", "x"), ("authorization", &auth)], ""),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.text().contains("secret-output"));
+    }
+    // A bad `lines` is a 400, not a panic.
+    let r = send(
+        admin,
+        request(
+            "GET",
+            "/api/platform/apps/web/logs?lines=-1",
+            &[("host", "x"), ("authorization", &auth)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -686,4 +686,27 @@ async fn deploys_switch_once_the_new_instances_are_ready_and_a_version_that_neve
     assert_eq!(shown["app"]["current"]["version"], "v1", "{shown:#}");
     assert!(shown.to_string().contains("rolled back from v2 to v1"), "{shown:#}");
     assert!(b.log().contains("[web/0] never listening"), "{}", b.log());
+
+    // A deploy that creates an app never runs its bundle's start command:
+    // the app is a static site, its package.json a file.
+    let marker = s.path("ran");
+    let package = format!(r#"{{"scripts":{{"start":"touch {}"}}}}"#, marker.display());
+    s.write("fresh/package.json", &package);
+    s.write("fresh/index.html", "static fresh");
+    let fresh = s.path("fresh");
+    let out = cli(&[
+        "deploy",
+        fresh.to_str().unwrap(),
+        "--app",
+        "fresh",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(b.addr, "localhost", "/fresh/").await.text(), "static fresh");
+    assert_eq!(get(b.addr, "localhost", "/fresh/package.json").await.text(), package);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!marker.exists(), "a bundle's start script ran");
 }

@@ -406,9 +406,17 @@ impl<'de> Deserialize<'de> for AppTls {
 
 impl AppConfig {
     /// The app a directory describes with its `bext.config.toml` (a static
-    /// site when it has none), and the `listen` that file asks for: what
-    /// `bext run DIR` serves, and what a deploy that creates an app runs.
+    /// site when it has none), and the `listen` that file asks for: what a
+    /// deploy that creates an app runs (a bundle is a static or a js app:
+    /// its start command is never run).
     pub fn for_dir(dir: &Path) -> Result<(AppConfig, Option<String>), Diagnostics> {
+        AppConfig::described_by(dir, false)
+    }
+
+    /// [`AppConfig::for_dir`], and with `detect_start` a directory whose
+    /// `bext.config.toml` says nothing of how it is served runs its
+    /// `package.json` `start` script or `Procfile` (`bext run DIR`).
+    fn described_by(dir: &Path, detect_start: bool) -> Result<(AppConfig, Option<String>), Diagnostics> {
         let cfg_file = dir.join("bext.config.toml");
         let mut server = RunServer::default();
         if cfg_file.exists() {
@@ -424,9 +432,9 @@ impl AppConfig {
         // A directory that says nothing of how it is served: its start
         // command, if it has one, else its files.
         let says = server.runtime.is_some() || server.static_dir.is_some() || server.command.is_some();
-        let detected = match says {
-            false => super::process::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
-            true => None,
+        let detected = match detect_start && !says {
+            true => super::process::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
+            false => None,
         };
         if let Some(d) = &detected {
             tracing::info!("{}: a process app, from its {}", dir.display(), d.from);
@@ -680,7 +688,7 @@ impl Platform {
     pub fn for_dir(dir: &Path, listen: Option<&str>, listen_tls: Option<&str>) -> Result<Platform, Diagnostics> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let cfg_file = dir.join("bext.config.toml");
-        let (mut app, server_listen) = AppConfig::for_dir(&dir)?;
+        let (mut app, server_listen) = AppConfig::described_by(&dir, true)?;
         if listen_tls.is_some() {
             app.tls = Some(AppTls::SelfSigned);
         }

@@ -2,10 +2,11 @@
 //! stopped by bext. Instances share the traffic and their output is in the
 //! logs endpoint with their prefix; a killed instance comes back; a
 //! process that exits at once is restarted a bounded number of times, then
-//! the app answers 503 and says why; a process that ignores SIGTERM is
+//! the app answers 503 and says why; one failing its check is out of
+//! rotation until it passes; a process that ignores SIGTERM is
 //! killed with its whole group after `stop_timeout`; `bext run` starts a
-//! `package.json` app; a new version that never gets ready leaves the old
-//! one serving.
+//! `package.json` or `Procfile` app; a new version that never gets ready
+//! leaves the old one serving, through a reload or a deploy.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -453,7 +454,7 @@ stop_timeout = "1s"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bext_run_starts_a_package_json_start_script() {
+async fn bext_run_starts_a_package_json_start_script_or_a_procfile() {
     let s = Site::new();
     let dir = copy_example(&s, "apps/process-node", "app");
     let b = Bext::start(&["run", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
@@ -464,6 +465,26 @@ async fn bext_run_starts_a_package_json_start_script() {
     .await;
     assert_eq!(r.json()["path"], "/from-run");
     assert!(b.log().contains("package.json `start` script"), "{}", b.log());
+    // bext killed outright (SIGKILL, no stop): the kernel kills the
+    // instance too, which is the server itself, not a shell above it.
+    let pid = r.json()["pid"].as_u64().unwrap();
+    drop(b);
+    eventually(Duration::from_secs(10), || async { gone(pid).then_some(()) }).await;
+
+    // A Procfile's `web` process, run by sh (so `$PORT` is the shell's).
+    s.write(
+        "py/Procfile",
+        "worker: sleep 1000\nweb: python3 -m http.server $PORT --bind 127.0.0.1\n",
+    );
+    s.write("py/hello.txt", "from the Procfile\n");
+    let b = Bext::start(&["run", s.path("py").to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "localhost", "/hello.txt").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(r.text(), "from the Procfile\n");
+    assert!(b.log().contains("from its Procfile"), "{}", b.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -709,4 +730,74 @@ async fn deploys_switch_once_the_new_instances_are_ready_and_a_version_that_neve
     assert_eq!(get(b.addr, "localhost", "/fresh/package.json").await.text(), package);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!marker.exists(), "a bundle's start script ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_failing_its_check_is_out_of_rotation_until_it_passes_again() {
+    let s = Site::new();
+    s.write(
+        "app/server.js",
+        r#"
+const http = require("node:http");
+const fs = require("node:fs");
+const me = process.env.BEXT_INSTANCE;
+http.createServer((req, res) => {
+  if (req.url === "/health" && fs.existsSync(`sick-${me}`)) {
+    res.writeHead(500);
+    return res.end();
+  }
+  res.end(me);
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "app"
+domains = ["web.test"]
+command = "node server.js"
+instances = 2
+ready = { path = "/health", timeout = "10s" }
+"#,
+    );
+    let b = serve(&config);
+    let answers = || async {
+        let mut seen = BTreeSet::new();
+        for _ in 0..6 {
+            let r = get(b.addr, "web.test", "/").await;
+            assert_eq!(r.status, 200);
+            seen.insert(r.text());
+        }
+        seen
+    };
+    let both: BTreeSet<String> = ["0".to_owned(), "1".to_owned()].into();
+    eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        (l["instances"].as_array().unwrap().iter().all(|i| i["ready"] == true)).then_some(())
+    })
+    .await;
+    assert_eq!(answers().await, both);
+    s.write("app/sick-0", "");
+    let out = eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        (l["instances"][0]["ready"] == false).then_some(l)
+    })
+    .await;
+    assert_eq!(out["state"], "running");
+    assert_eq!(out["instances"][0]["starts"], 1, "taken out, not restarted");
+    assert_eq!(
+        count(&out["lines"], "[web/0] bext: failed its check 3 times in a row"),
+        1,
+        "{out:#}"
+    );
+    assert_eq!(answers().await, ["1".to_owned()].into());
+    std::fs::remove_file(s.path("app/sick-0")).unwrap();
+    eventually(Duration::from_secs(20), || async {
+        (answers().await == both).then_some(())
+    })
+    .await;
 }

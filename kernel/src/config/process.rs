@@ -183,7 +183,8 @@ pub fn check(
 /// as a process app (`bext run DIR`, a deploy that creates an app): the
 /// `start` script of its `package.json`, else the `web` (or first)
 /// process of its `Procfile`, each run by `sh -c` as npm and Procfile
-/// runners do. `None` when it has neither: a static site.
+/// runners do unless it is plain words ([`shell`]). `None` when it has
+/// neither: a static site.
 pub fn detect(dir: &std::path::Path) -> Result<Option<Detected>, String> {
     let package = dir.join("package.json");
     if package.is_file() {
@@ -234,8 +235,18 @@ pub struct Detected {
     pub from: &'static str,
 }
 
+/// A script of plain words (and `$PORT`, which bext fills in) runs as
+/// those words, without a shell in between: the server itself is the
+/// instance's process, which the kernel kills if bext is killed outright
+/// (a shell's children outlive it then). Anything a shell would interpret
+/// runs by `sh -c`.
 fn shell(script: &str) -> CommandLine {
-    CommandLine(vec!["sh".into(), "-c".into(), script.into()])
+    let without_port = script.replace("${PORT}", "").replace("$PORT", "");
+    let plain = !without_port.contains(|c: char| "$;&|<>()`*?[]{}~!#\n\\".contains(c));
+    match split_words(script) {
+        Ok(words) if plain && !words.is_empty() && !words[0].contains('=') => CommandLine(words),
+        _ => CommandLine(vec!["sh".into(), "-c".into(), script.into()]),
+    }
 }
 
 #[cfg(test)]
@@ -272,7 +283,11 @@ mod tests {
         )
         .unwrap();
         let found = detect(dir.path()).unwrap().unwrap();
-        assert_eq!(found.command.0, ["sh", "-c", "python3 app.py $PORT"]);
+        assert_eq!(
+            found.command.0,
+            ["python3", "app.py", "$PORT"],
+            "plain words need no shell"
+        );
         std::fs::write(dir.path().join("package.json"), r#"{"scripts":{"build":"x"}}"#).unwrap();
         assert_eq!(detect(dir.path()).unwrap().unwrap().from, "Procfile", "no start script");
         std::fs::write(
@@ -281,8 +296,19 @@ mod tests {
         )
         .unwrap();
         let found = detect(dir.path()).unwrap().unwrap();
-        assert_eq!(found.command.0, ["sh", "-c", "node server.js"]);
+        assert_eq!(found.command.0, ["node", "server.js"]);
         assert!(found.env["PATH"].contains("node_modules/.bin"));
+        for script in [
+            "npm run build && node server.js",
+            "NODE_ENV=production node server.js",
+            "node server.js > log",
+            "node $ENTRY",
+            "node dist/*.js",
+            "node 'server.js",
+        ] {
+            assert_eq!(shell(script).0, ["sh", "-c", script], "{script}");
+        }
+        assert_eq!(shell("next start -p ${PORT}").0, ["next", "start", "-p", "${PORT}"]);
         std::fs::write(dir.path().join("package.json"), "{").unwrap();
         assert!(detect(dir.path()).unwrap_err().contains("not JSON"));
         std::fs::remove_file(dir.path().join("package.json")).unwrap();

@@ -1,5 +1,5 @@
-//! One instance's life: start it, wait until it is ready, route to it,
-//! and when it ends on its own start it again after a backoff (100 ms
+//! One instance's life: start it, wait until it is ready, route to it
+//! while its `ready` check keeps passing, and when it ends on its own start it again after a backoff (100 ms
 //! doubling to 30 s), until it fails [`CRASH_LIMIT`] times within
 //! [`CRASH_WINDOW`]: then it stays down, with the reason in the log and
 //! the admin API, until the app is reloaded or deployed.
@@ -24,6 +24,11 @@ const CRASH_LIMIT: usize = 5;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
 /// An instance up this long had a good run: its failures are forgotten.
 const STABLE: Duration = Duration::from_secs(30);
+/// How often a ready instance is checked again (the `ready` check).
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// Failed checks in a row that take a ready instance out of rotation; one
+/// passing check puts it back.
+const UNHEALTHY_AFTER: u32 = 3;
 
 /// How one run of an instance ended.
 enum Ended {
@@ -153,6 +158,7 @@ async fn run_once(
     let then = tokio::select! {
         status = instance.child.wait() => Event::Exited(exit_reason(status)),
         () = stopped(stop) => Event::Stop,
+        () = watch_health(run, index) => Event::Stop,
     };
     slot.ready.store(false, Ordering::Release);
     match then {
@@ -161,6 +167,39 @@ async fn run_once(
             Ended::Failed(reason)
         }
         _ => graceful(run, index, instance).await,
+    }
+}
+
+/// Runs the `ready` check on a ready instance every [`HEALTH_EVERY`]: one
+/// that stops answering (a server stuck but alive) is out of rotation
+/// after [`UNHEALTHY_AFTER`] failures in a row, and back at the first
+/// pass. Never returns.
+async fn watch_health(run: &Running, index: usize) {
+    let (spec, slot) = (&run.spec, &run.slots[index]);
+    let app = &*spec.app;
+    let mut failed = 0;
+    loop {
+        tokio::time::sleep(HEALTH_EVERY).await;
+        if ready::probe(slot.port, spec.ready.path.as_deref()).await {
+            if failed >= UNHEALTHY_AFTER {
+                tracing::info!(
+                    app,
+                    instance = index,
+                    "instance passes its check again: back in rotation"
+                );
+                run.logs.event(app, index, "passes its check again: back in rotation");
+                slot.ready.store(true, Ordering::Release);
+            }
+            failed = 0;
+            continue;
+        }
+        failed += 1;
+        if failed == UNHEALTHY_AFTER {
+            slot.ready.store(false, Ordering::Release);
+            let what = format!("failed its check {UNHEALTHY_AFTER} times in a row: out of rotation");
+            tracing::warn!(app, instance = index, "{what}");
+            run.logs.event(app, index, &what);
+        }
     }
 }
 

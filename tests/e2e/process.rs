@@ -490,7 +490,7 @@ async fn bext_run_starts_a_package_json_start_script_or_a_procfile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_version_that_never_gets_ready_leaves_the_old_one_serving() {
     let s = Site::new();
-    let lines = "command = \"node server.js\"\nready = { path = \"/health\", timeout = \"2s\" }";
+    let lines = "command = \"node server.js\"\nready = { path = \"/health\", timeout = \"5s\" }";
     let config = node_platform(&s, lines);
     let b = serve(&config);
     let old = first_answer(&b).await["pid"].as_u64().unwrap();
@@ -618,7 +618,7 @@ async fn deploys_switch_once_the_new_instances_are_ready_and_a_version_that_neve
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let s = Site::new();
-    let lines = "command = \"node server.js\"\ninstances = 2\nready = { path = \"/health\", timeout = \"3s\" }";
+    let lines = "command = \"node server.js\"\ninstances = 2\nready = { path = \"/health\", timeout = \"5s\" }";
     let config = node_platform(&s, lines);
     std::fs::write(s.path("web/VERSION"), "1").unwrap();
     let b = serve(&config);

@@ -64,7 +64,14 @@ pub(super) async fn pump(
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&buf);
-                ring.line(&app, index, text.trim_end_matches(['\n', '\r']));
+                // An app's escape sequences must not reach an operator's
+                // terminal through bext's log.
+                let line: String = text
+                    .trim_end_matches(['\n', '\r'])
+                    .chars()
+                    .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+                    .collect();
+                ring.line(&app, index, &line);
             }
         }
     }
@@ -77,11 +84,11 @@ mod tests {
     #[tokio::test]
     async fn lines_are_prefixed_cut_and_only_the_last_kept() {
         let ring = std::sync::Arc::new(LogRing::default());
-        let mut input = b"one\r\ntwo\n".to_vec();
+        let mut input = b"one\r\ntwo\x1b[2J\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', MAX_LINE as usize + 10));
         pump(&input[..], ring.clone(), "web".into(), 1).await;
         let lines = ring.last(10);
-        assert_eq!(lines[..2], ["[web/1] one", "[web/1] two"]);
+        assert_eq!(lines[..2], ["[web/1] one", "[web/1] two\u{fffd}[2J"]);
         assert_eq!(lines[2].len(), "[web/1] ".len() + MAX_LINE as usize);
         assert_eq!(lines[3], format!("[web/1] {}", "x".repeat(10)));
         for i in 0..KEPT_LINES {

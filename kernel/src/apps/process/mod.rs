@@ -36,7 +36,7 @@ pub use logs::KEPT_LINES;
 
 /// What an app's configuration says to run, checked by the platform
 /// loader.
-pub struct Spec {
+struct Spec {
     app: Arc<str>,
     command: Vec<String>,
     dir: PathBuf,

@@ -881,27 +881,7 @@ impl Platform {
                     Some(_) => {}
                 },
                 RuntimeKind::Process => {
-                    match &app.source {
-                        None => errors.push(Diagnostic::new(
-                            &name,
-                            field("source"),
-                            "a process app needs `source`, its directory (where `command` starts)",
-                        )),
-                        Some(s) if !s.is_dir() => errors.push(Diagnostic::new(
-                            &name,
-                            field("source"),
-                            format!("{} is not a directory", s.display()),
-                        )),
-                        Some(_) => {}
-                    }
-                    let problems = super::process::check(
-                        app.command.as_ref(),
-                        app.instances,
-                        app.ready.as_ref(),
-                        app.stop_timeout,
-                        &app.env,
-                    );
-                    for (k, reason) in problems {
+                    for (k, reason) in super::process::check(app) {
                         errors.push(Diagnostic::new(&name, field(&k), reason));
                     }
                 }

@@ -128,17 +128,21 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// The problems of a process app's keys, as `(field, reason)`.
-pub fn check(
-    command: Option<&CommandLine>,
-    instances: usize,
-    ready: Option<&ReadyCheck>,
-    stop_timeout: Duration,
-    env: &BTreeMap<String, String>,
-) -> Vec<(String, String)> {
+/// The problems of a process app's keys (its `source` already made
+/// absolute), as `(field, reason)`.
+pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     let mut fail = |field: &str, reason: String| problems.push((field.to_owned(), reason));
-    match command {
+    match &app.source {
+        None => fail(
+            "source",
+            "a process app needs `source`, its directory (where `command` starts)".into(),
+        ),
+        Some(s) if !s.is_dir() => fail("source", format!("{} is not a directory", s.display())),
+        Some(_) => {}
+    }
+    let (instances, stop_timeout, env) = (app.instances, app.stop_timeout, &app.env);
+    match &app.command {
         None => fail(
             "command",
             "a process app needs `command`, e.g. \"node server.js\" or [\"node\", \"server.js\"]".into(),
@@ -154,7 +158,7 @@ pub fn check(
     if !(1..=MAX_INSTANCES).contains(&instances) {
         fail("instances", format!("must be from 1 to {MAX_INSTANCES}"));
     }
-    if let Some(r) = ready {
+    if let Some(r) = &app.ready {
         if let Some(p) = &r.path
             && (!p.starts_with('/') || p.parse::<http::uri::PathAndQuery>().is_err())
         {
@@ -318,22 +322,20 @@ mod tests {
 
     #[test]
     fn every_problem_of_the_keys_names_its_field() {
-        let env = BTreeMap::from([
-            ("PORT".to_owned(), "1".to_owned()),
-            ("A=B".to_owned(), "1".to_owned()),
-            ("OK".to_owned(), "fine".to_owned()),
-        ]);
-        let ready = ReadyCheck {
-            path: Some("health".into()),
-            timeout: Duration::ZERO,
+        let dir = tempfile::tempdir().unwrap();
+        let app = |lines: &str| {
+            let mut app: super::super::platform::AppConfig =
+                toml::from_str(&format!("runtime = 'process'\n{lines}")).unwrap();
+            app.source = app.source.map(|s| dir.path().join(s));
+            app
         };
-        let fields: Vec<String> = check(None, 0, Some(&ready), Duration::ZERO, &env)
-            .into_iter()
-            .map(|(f, _)| f)
-            .collect();
+        let fields = |lines: &str| -> Vec<String> { check(&app(lines)).into_iter().map(|(f, _)| f).collect() };
         assert_eq!(
-            fields,
+            fields(
+                "instances = 0\nready = { path = 'health', timeout = '0s' }\nstop_timeout = '0s'\nenv = { PORT = '1', 'A=B' = '1', OK = 'fine' }"
+            ),
             [
+                "source",
                 "command",
                 "instances",
                 "ready.path",
@@ -343,21 +345,9 @@ mod tests {
                 "env.PORT"
             ]
         );
-        let empty = CommandLine(vec![]);
-        assert_eq!(
-            check(Some(&empty), 1, None, Duration::from_secs(1), &BTreeMap::new()).len(),
-            1
-        );
-        let good = CommandLine(vec!["node".into()]);
-        assert!(
-            check(
-                Some(&good),
-                2,
-                Some(&ReadyCheck::default()),
-                Duration::from_secs(1),
-                &BTreeMap::new()
-            )
-            .is_empty()
-        );
+        assert_eq!(fields("source = 'missing'\ncommand = []"), ["source", "command"]);
+        assert_eq!(fields("source = '.'\ncommand = ['node', \"a\\u0000b\"]"), ["command"]);
+        assert!(fields("source = '.'\ncommand = 'node server.js'\ninstances = 64\nready = {}").is_empty());
+        assert_eq!(fields("source = '.'\ncommand = 'node'\ninstances = 65"), ["instances"]);
     }
 }

@@ -25,6 +25,7 @@ mod js_plugins;
 mod lifecycle;
 mod limits;
 mod plugins;
+mod process;
 mod proxy;
 mod reload;
 mod routing;

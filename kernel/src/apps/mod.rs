@@ -3,6 +3,7 @@
 mod forwarded;
 pub mod js;
 mod pool;
+pub mod process;
 pub mod proxy;
 pub mod static_files;
 
@@ -63,6 +64,8 @@ pub enum Runtime {
     Proxy(proxy::ProxyApp),
     /// A JavaScript module in QuickJS isolates.
     Js(js::JsApp),
+    /// Supervised server processes of the app's own.
+    Process(process::ProcessApp),
 }
 
 impl Runtime {
@@ -85,7 +88,7 @@ impl Runtime {
                 )))
             }
             RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
-            RuntimeKind::Process => Err("runtime not available in this build".into()),
+            RuntimeKind::Process => process::ProcessApp::new(id, cfg).map(Runtime::Process),
         }
     }
 
@@ -95,6 +98,7 @@ impl Runtime {
             Runtime::Static(s) => s.serve(req, cx).await,
             Runtime::Proxy(p) => p.serve(req, cx).await,
             Runtime::Js(j) => j.serve(req, cx).await,
+            Runtime::Process(p) => p.serve(req, cx).await,
         }
     }
 
@@ -103,6 +107,7 @@ impl Runtime {
     pub fn is_current(&self) -> bool {
         match self {
             Runtime::Js(j) => j.is_current(),
+            Runtime::Process(p) => p.is_current(),
             _ => true,
         }
     }
@@ -113,6 +118,16 @@ impl Runtime {
             Runtime::Static(_) => "static",
             Runtime::Proxy(_) => "proxy",
             Runtime::Js(_) => "js",
+            Runtime::Process(_) => "process",
+        }
+    }
+
+    /// The process app this runtime is, if it is one: started, waited for
+    /// and stopped by the pipeline's lifecycle.
+    pub fn process(&self) -> Option<&process::ProcessApp> {
+        match self {
+            Runtime::Process(p) => Some(p),
+            _ => None,
         }
     }
 }

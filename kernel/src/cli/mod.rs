@@ -593,6 +593,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
             Err(_) => tracing::error!("a worker panicked"),
         }
     }
+    crate::apps::process::stop_everything().await;
     reload::shut_down(kernel.pipeline.load().instances().map(|(_, p)| p)).await;
     tracing::info!("stopped");
     Ok(())

@@ -2,7 +2,7 @@
 //! `bext.config.toml`), plugin manifests, and the diagnostics both report
 //! (`file:line:col: field: reason`).
 //!
-//! Dependencies run one way: `diag` <- `yaml`, `toml_doc`, `isolate`, `upstream` <-
+//! Dependencies run one way: `diag` <- `yaml`, `toml_doc`, `isolate`, `process`, `upstream` <-
 //! `manifest`, `platform`; neither of the last two imports the other, and
 //! nothing here imports the rest of the kernel.
 
@@ -10,6 +10,7 @@ pub mod diag;
 pub mod isolate;
 pub mod manifest;
 pub mod platform;
+pub mod process;
 mod toml_doc;
 pub mod upstream;
 mod yaml;

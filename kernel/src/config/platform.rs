@@ -12,6 +12,7 @@ pub use bext_plugin_abi::units::{ByteSize, Span, parse_duration, parse_size};
 
 use super::diag::{Diagnostic, Diagnostics};
 pub use super::isolate::IsolateConfig;
+pub use super::process::{CommandLine, ReadyCheck};
 use super::toml_doc::TomlDoc;
 use super::yaml::Located;
 pub use bext_plugin_abi::EncodedSlashes;
@@ -248,7 +249,8 @@ pub enum RuntimeKind {
     Proxy,
     /// JavaScript in a pool of QuickJS isolates.
     Js,
-    /// A supervised child process (not in this build yet).
+    /// Supervised child processes, each a server on its own port
+    /// (docs/process.md).
     Process,
 }
 
@@ -298,9 +300,23 @@ pub struct AppConfig {
     /// `source` (`index.js` when unset).
     #[serde(default)]
     pub entry: Option<PathBuf>,
-    /// JS apps: the `env` argument of `fetch(request, env, ctx)`.
+    /// JS apps: the `env` argument of `fetch(request, env, ctx)`; process
+    /// apps: environment variables of every instance.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Process apps: the program and its arguments, started in `source`.
+    #[serde(default)]
+    pub command: Option<CommandLine>,
+    /// Process apps: how many copies run, each on its own port.
+    #[serde(default = "super::process::one_instance")]
+    pub instances: usize,
+    /// Process apps: when an instance counts as ready (the port opening
+    /// when unset).
+    #[serde(default)]
+    pub ready: Option<ReadyCheck>,
+    /// Process apps: time between SIGTERM and SIGKILL when stopping.
+    #[serde(default = "super::process::default_stop_timeout", deserialize_with = "duration")]
+    pub stop_timeout: Duration,
     /// JS apps: `env` of the app's deploy previews, which never get `env`
     /// (a preview must not reach production data unless told to).
     #[serde(default)]
@@ -390,9 +406,17 @@ impl<'de> Deserialize<'de> for AppTls {
 
 impl AppConfig {
     /// The app a directory describes with its `bext.config.toml` (a static
-    /// site when it has none), and the `listen` that file asks for: what
-    /// `bext run DIR` serves, and what a deploy that creates an app runs.
+    /// site when it has none), and the `listen` that file asks for: what a
+    /// deploy that creates an app runs (a bundle is a static or a js app:
+    /// its start command is never run).
     pub fn for_dir(dir: &Path) -> Result<(AppConfig, Option<String>), Diagnostics> {
+        AppConfig::described_by(dir, false)
+    }
+
+    /// [`AppConfig::for_dir`], and with `detect_start` a directory whose
+    /// `bext.config.toml` says nothing of how it is served runs its
+    /// `package.json` `start` script or `Procfile` (`bext run DIR`).
+    fn described_by(dir: &Path, detect_start: bool) -> Result<(AppConfig, Option<String>), Diagnostics> {
         let cfg_file = dir.join("bext.config.toml");
         let mut server = RunServer::default();
         if cfg_file.exists() {
@@ -401,12 +425,35 @@ impl AppConfig {
             let cfg: RunConfig = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
             server = cfg.server;
         }
-        let source = server.static_dir.map_or_else(|| dir.to_owned(), |s| dir.join(s));
+        let source = server
+            .static_dir
+            .clone()
+            .map_or_else(|| dir.to_owned(), |s| dir.join(s));
+        // A directory that says nothing of how it is served: its start
+        // command, if it has one, else its files.
+        let says = server.runtime.is_some() || server.static_dir.is_some() || server.command.is_some();
+        let detected = match detect_start && !says {
+            true => super::process::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
+            false => None,
+        };
+        if let Some(d) = &detected {
+            tracing::info!("{}: a process app, from its {}", dir.display(), d.from);
+        }
+        let runtime = match (&detected, server.runtime) {
+            (_, Some(runtime)) => runtime,
+            (Some(_), None) => RuntimeKind::Process,
+            (None, None) if server.command.is_some() => RuntimeKind::Process,
+            (None, None) => RuntimeKind::Static,
+        };
+        let (command, env) = match detected {
+            Some(d) => (Some(d.command), d.env),
+            None => (server.command, BTreeMap::new()),
+        };
         let app = AppConfig {
             source: Some(source),
             domains: vec![],
             tenant_domains: BTreeMap::new(),
-            runtime: server.runtime.unwrap_or(RuntimeKind::Static),
+            runtime,
             upstream: None,
             plugins: BTreeMap::new(),
             headers: BTreeMap::new(),
@@ -415,7 +462,11 @@ impl AppConfig {
             connect_timeout: connect_timeout(),
             response_timeout: response_timeout(),
             entry: server.entry,
-            env: BTreeMap::new(),
+            env,
+            command,
+            instances: super::process::one_instance(),
+            ready: None,
+            stop_timeout: super::process::default_stop_timeout(),
             preview_env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
             hooks: None,
@@ -637,7 +688,7 @@ impl Platform {
     pub fn for_dir(dir: &Path, listen: Option<&str>, listen_tls: Option<&str>) -> Result<Platform, Diagnostics> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let cfg_file = dir.join("bext.config.toml");
-        let (mut app, server_listen) = AppConfig::for_dir(&dir)?;
+        let (mut app, server_listen) = AppConfig::described_by(&dir, true)?;
         if listen_tls.is_some() {
             app.tls = Some(AppTls::SelfSigned);
         }
@@ -829,11 +880,18 @@ impl Platform {
                     )),
                     Some(_) => {}
                 },
-                RuntimeKind::Process => errors.push(Diagnostic::new(
+                RuntimeKind::Process => {
+                    for (k, reason) in super::process::check(app) {
+                        errors.push(Diagnostic::new(&name, field(&k), reason));
+                    }
+                }
+            }
+            if app.runtime != RuntimeKind::Process && app.command.is_some() {
+                errors.push(Diagnostic::new(
                     &name,
-                    field("runtime"),
-                    "the `process` runtime is not available in this build yet; use `static`, `proxy` or `js`",
-                )),
+                    field("command"),
+                    "only a process app (`runtime = \"process\"`) runs a command",
+                ));
             }
             for (i, domain) in app.domains.iter().enumerate() {
                 if domain.starts_with('~') {
@@ -1070,6 +1128,8 @@ struct RunServer {
     runtime: Option<RuntimeKind>,
     #[serde(default)]
     entry: Option<PathBuf>,
+    #[serde(default)]
+    command: Option<CommandLine>,
 }
 
 /// Points problems found in the platform `bext run DIR` made at the
@@ -1447,7 +1507,8 @@ mod tests {
             "platform.default_app",
             "apps.a.upstream",
             "apps.b.source",
-            "apps.c.runtime",
+            "apps.c.source",
+            "apps.c.command",
             "apps.d.entry",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");

@@ -8,7 +8,8 @@
 //! allows: `[platform] admin_hosts`, or every host when neither that nor
 //! `admin_listen` is set. Any other host gets a bare liveness answer on
 //! `/__bext/health`, token or not, and the 404 of an unknown path on admin
-//! routes.
+//! routes. A process app's logs (`/__bext/api/platform/apps/<id>/logs`)
+//! are the kernel's, behind the admin token wherever they are asked for.
 
 use std::sync::Arc;
 
@@ -69,8 +70,56 @@ pub fn respond(
 ) -> Option<Response> {
     match path {
         "/health" => Some(health_answer(kernel, pipeline, req, cx, access)),
-        _ => None,
+        _ => {
+            let id = path.strip_prefix("/api/platform/apps/")?.strip_suffix("/logs")?;
+            (access != Access::Tenant && !id.contains('/')).then(|| logs_answer(pipeline, id, req, cx))
+        }
     }
+}
+
+/// Lines a logs request gets unless `?lines=N` asks for fewer (or more, up
+/// to what is kept).
+const DEFAULT_LOG_LINES: usize = 200;
+
+/// `GET /__bext/api/platform/apps/<id>/logs[?lines=N]`: a process app's
+/// state, its instances, and the last lines of their output (each with
+/// `[app/instance]` in front), behind the admin token.
+fn logs_answer(pipeline: &Pipeline, id: &str, req: &Request, cx: &Ctx) -> Response {
+    let token = std::env::var(&pipeline.platform.settings.admin_token_env).ok();
+    if let Some(refused) = refuse_unless_admin(req, cx, token.as_deref()) {
+        return refused;
+    }
+    let Some(entry) = pipeline.apps.get(id) else {
+        return json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": format!("no app `{id}`") }),
+        );
+    };
+    let Some(app) = entry.app.runtime.process() else {
+        let error = format!(
+            "`{id}` is a {} app: only process apps have logs",
+            entry.app.runtime.kind()
+        );
+        return json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": error }));
+    };
+    let asked = req
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("lines="));
+    let lines = match asked.map(str::parse::<usize>) {
+        None => DEFAULT_LOG_LINES,
+        Some(Ok(n)) => n.min(crate::apps::process::KEPT_LINES),
+        Some(Err(_)) => {
+            let error = "`lines` is a number of lines";
+            return json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": error }));
+        }
+    };
+    let mut answer = app.status();
+    answer["app"] = id.into();
+    answer["lines"] = app.logs(lines).into();
+    json(StatusCode::OK, &answer)
 }
 
 /// `/health`: a bare liveness answer (a white-label platform's app list is
@@ -101,11 +150,17 @@ fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {
         .apps
         .values()
         .map(|e| {
-            serde_json::json!({
+            let mut app = serde_json::json!({
                 "id": &*e.app.id,
                 "runtime": e.app.runtime.kind(),
                 "domains": e.app.domains,
-            })
+            });
+            if let Some(p) = e.app.runtime.process() {
+                let status = p.status();
+                app["state"] = status["state"].clone();
+                app["reason"] = status["reason"].clone();
+            }
+            app
         })
         .collect();
     apps.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));

@@ -41,7 +41,56 @@ pub(crate) async fn build(
     pipeline.fleet = fleet;
     pipeline.tls = super::tls::build(certs, &pipeline.platform);
     init(&pipeline, fresh, kernel).await?;
+    start_processes(&pipeline, previous).await?;
     Ok(pipeline)
+}
+
+/// Starts the pipeline's process apps that do not run yet (here, not when
+/// compiled: `bext check` compiles too). An app whose previous runtime
+/// serves keeps it until every new instance is ready, so a new version
+/// (a deploy, a changed `command`) that never gets ready fails the reload
+/// and the old one keeps serving.
+async fn start_processes(pipeline: &Pipeline, previous: Option<&Pipeline>) -> Result<(), Diagnostics> {
+    let file = pipeline.platform.file.clone().unwrap_or_else(|| "<bext run>".into());
+    let mut errors = Diagnostics::default();
+    let mut started = Vec::new();
+    let mut replacing = Vec::new();
+    for (id, entry) in &pipeline.apps {
+        let Some(app) = entry.app.runtime.process() else {
+            continue;
+        };
+        match app.start() {
+            Ok(false) => {}
+            Ok(true) => {
+                started.push(app);
+                let before = previous.and_then(|old| old.apps.get(id));
+                if before.is_some_and(|e| e.app.runtime.process().is_none_or(|p| p.serving())) {
+                    replacing.push((id, app));
+                }
+            }
+            Err(e) => errors.push(Diagnostic::new(
+                &file,
+                format!("apps.{id}"),
+                format!("cannot start: {e}"),
+            )),
+        }
+    }
+    let waits = replacing
+        .iter()
+        .map(|(id, app)| async move { (id, app.wait_ready().await) });
+    for (id, ready) in futures_util::future::join_all(waits).await {
+        if let Err(reason) = ready {
+            errors.push(Diagnostic::new(
+                &file,
+                format!("apps.{id}"),
+                format!("the new instances did not get ready, so the running ones keep serving: {reason}"),
+            ));
+        }
+    }
+    if !errors.0.is_empty() {
+        futures_util::future::join_all(started.iter().map(|app| app.stop())).await;
+    }
+    errors.into_result(())
 }
 
 async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &KernelCell) -> Result<(), Diagnostics> {
@@ -183,20 +232,31 @@ pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
         .filter(|(k, _)| !new.instances.contains_key(*k))
         .map(|(_, p)| p.clone())
         .collect();
+    // Process apps the new pipeline replaced stop once the old one's
+    // requests are done, even if a plugin's handle to the old app table
+    // still holds them.
+    let replaced: Vec<Arc<Runtime>> = old
+        .apps
+        .values()
+        .map(|e| e.app.runtime.clone())
+        .filter(|r| r.process().is_some() && !new.apps.values().any(|n| Arc::ptr_eq(&n.app.runtime, r)))
+        .collect();
     kernel.pipeline.store(Arc::new(new));
-    tokio::spawn(retire(old, retired));
+    tokio::spawn(retire(old, retired, replaced));
     Ok(generation)
 }
 
 /// Waits for the last request on `old` to finish, then shuts down the
-/// instances the new pipeline no longer uses.
-async fn retire(old: Arc<Pipeline>, retired: Vec<Arc<dyn Plugin>>) {
+/// instances and process apps the new pipeline no longer uses.
+async fn retire(old: Arc<Pipeline>, retired: Vec<Arc<dyn Plugin>>, replaced: Vec<Arc<Runtime>>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while Arc::strong_count(&old) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(old);
     shut_down(&retired).await;
+    let stops = replaced.iter().filter_map(|r| r.process()).map(|p| p.stop());
+    futures_util::future::join_all(stops).await;
 }
 
 /// Runs `on_shutdown` of every instance that has it.

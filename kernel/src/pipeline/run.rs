@@ -169,13 +169,18 @@ async fn dispatch(
         // of wrong tokens) see the client the WAF resolved behind trusted
         // proxies. On a tenant's host they do not exist: the 404 of an
         // unknown path.
+        // The kernel's own endpoints first: an app's logs live under the
+        // deploy plugin's base.
+        let rest = internal_rest(req.uri().path()).unwrap_or("");
+        if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, rest, req, cx, access) {
+            return res;
+        }
         if access == Access::Host
             && let Some(mount) = admin_mount(pipeline, req.uri().path())
         {
             return serve_admin(mount, req, cx).await;
         }
-        let rest = internal_rest(req.uri().path()).unwrap_or("");
-        return crate::pipeline::admin::respond(kernel, pipeline, rest, req, cx, access).unwrap_or_else(not_found);
+        return not_found();
     }
 
     let entry = match resolve_app(pipeline, req, cx) {

@@ -147,7 +147,21 @@ async fn deploy(shared: &Shared, req: &mut Request, id: &str, query: &Query) -> 
             }
         })
         .await?;
-    shared.changed().await?;
+    if let Err(refused) = shared.changed().await {
+        // The new version is not served (a process app's instances never
+        // got ready, say): the registry goes back to what still serves, so
+        // the next reload does not try it again.
+        if plain {
+            let app = app.clone();
+            let undone = shared
+                .with_registry(move |r| r.rollback(&app, "bext (the new version could not be served)"))
+                .await;
+            if undone.is_ok() {
+                let _ = shared.changed().await;
+            }
+        }
+        return Err(refused);
+    }
     if plain {
         // The new version serves: its post_deploy hook may run.
         let version = deployed.version.clone();

@@ -1,0 +1,323 @@
+//! The `process` runtime: an app that is a server of its own (Node,
+//! Python, Go...). bext starts `instances` copies of its `command` in its
+//! `source` directory, each on a port of its own (`PORT`), waits until
+//! each is ready, forwards requests to the ready ones in turn through the
+//! proxy runtime, restarts one that ends ([`supervisor`]), keeps its output
+//! ([`logs`]) and stops its process group gracefully ([`child`]).
+//!
+//! A runtime is built without starting anything (`bext check` builds
+//! them too); [`ProcessApp::start`] starts it once the pipeline holding it
+//! is about to serve. Dropping it (the pipeline that used it is retired)
+//! stops its instances.
+
+mod child;
+mod logs;
+mod ready;
+mod supervisor;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bext_plugin_abi::{Ctx, Request, Response};
+use http::StatusCode;
+use http::header::{HeaderValue, RETRY_AFTER};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::plain;
+use super::proxy::ProxyApp;
+use crate::config::platform::AppConfig;
+use crate::config::process::ReadyCheck;
+
+pub use logs::KEPT_LINES;
+
+/// What an app's configuration says to run, checked by the platform
+/// loader.
+struct Spec {
+    app: Arc<str>,
+    command: Vec<String>,
+    dir: PathBuf,
+    env: BTreeMap<String, String>,
+    instances: usize,
+    ready: ReadyCheck,
+    stop_timeout: Duration,
+    preserve_host: bool,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+/// A process app: its configuration, and its instances once started.
+pub struct ProcessApp {
+    spec: Arc<Spec>,
+    running: OnceLock<Arc<Running>>,
+}
+
+/// The started app: one slot per instance, shared with the supervisors.
+struct Running {
+    spec: Arc<Spec>,
+    slots: Box<[Slot]>,
+    logs: Arc<logs::LogRing>,
+    stop: watch::Sender<bool>,
+    supervisors: Mutex<Vec<JoinHandle<()>>>,
+    next: AtomicUsize,
+}
+
+/// One instance as requests and the admin API see it.
+struct Slot {
+    port: u16,
+    proxy: ProxyApp,
+    ready: AtomicBool,
+    pid: AtomicU32,
+    starts: AtomicU32,
+    gave_up: Mutex<Option<String>>,
+}
+
+/// Every started app, for bext's exit.
+static STARTED: Mutex<Vec<Weak<Running>>> = Mutex::new(Vec::new());
+
+impl ProcessApp {
+    /// The runtime `cfg` describes (nothing runs until [`Self::start`]).
+    pub fn new(id: &str, cfg: &AppConfig) -> Result<ProcessApp, String> {
+        let command = cfg.command.as_ref().map(|c| c.0.clone()).unwrap_or_default();
+        if command.first().is_none_or(String::is_empty) {
+            return Err("a process app needs `command`".into());
+        }
+        let dir = cfg.source.clone().ok_or("a process app needs `source`")?;
+        Ok(ProcessApp {
+            spec: Arc::new(Spec {
+                app: id.into(),
+                command,
+                dir,
+                env: cfg.env.clone(),
+                instances: cfg.instances.max(1),
+                ready: cfg.ready.clone().unwrap_or_default(),
+                stop_timeout: cfg.stop_timeout,
+                preserve_host: cfg.preserve_host,
+                connect_timeout: cfg.connect_timeout,
+                response_timeout: cfg.response_timeout,
+            }),
+            running: OnceLock::new(),
+        })
+    }
+
+    /// Starts the instances on the current tokio runtime (bext's control
+    /// runtime, whose thread lives as long as bext: a child's
+    /// parent-death signal follows the thread that started it). `Ok(false)`
+    /// when already started.
+    pub fn start(&self) -> std::io::Result<bool> {
+        if self.running.get().is_some() {
+            return Ok(false);
+        }
+        // Each instance keeps its port across restarts. The ports are
+        // held together while chosen, so two instances never share one.
+        let held: Vec<std::net::TcpListener> = (0..self.spec.instances)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<_>>()?;
+        let mut slots = Vec::with_capacity(held.len());
+        for l in &held {
+            let port = l.local_addr()?.port();
+            let upstream = crate::config::upstream::parse_upstream(&format!("http://127.0.0.1:{port}"))
+                .map_err(std::io::Error::other)?;
+            slots.push(Slot {
+                port,
+                proxy: ProxyApp::new(
+                    upstream,
+                    self.spec.preserve_host,
+                    self.spec.connect_timeout,
+                    self.spec.response_timeout,
+                ),
+                ready: AtomicBool::new(false),
+                pid: AtomicU32::new(0),
+                starts: AtomicU32::new(0),
+                gave_up: Mutex::new(None),
+            });
+        }
+        drop(held);
+        let run = Arc::new(Running {
+            spec: self.spec.clone(),
+            slots: slots.into_boxed_slice(),
+            logs: Arc::default(),
+            stop: watch::Sender::new(false),
+            supervisors: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+        });
+        if self.running.set(run.clone()).is_err() {
+            return Ok(false);
+        }
+        let tasks = (0..run.slots.len())
+            .map(|i| tokio::spawn(supervisor::supervise(run.clone(), i, run.stop.subscribe())))
+            .collect();
+        *run.supervisors.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        let mut started = STARTED.lock().unwrap_or_else(|p| p.into_inner());
+        started.retain(|w| w.strong_count() > 0);
+        started.push(Arc::downgrade(&run));
+        Ok(true)
+    }
+
+    /// Forwards a request to the next ready instance; 503 with
+    /// `Retry-After` while none is.
+    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        if let Some(run) = self.running.get() {
+            let n = run.slots.len();
+            let first = run.next.fetch_add(1, Ordering::Relaxed);
+            if let Some(slot) = (0..n)
+                .map(|k| &run.slots[(first + k) % n])
+                .find(|s| s.ready.load(Ordering::Acquire))
+            {
+                return slot.proxy.serve(req, cx).await;
+            }
+        }
+        let (body, retry) = match self.crash_looped() {
+            // The reason (an exit status, the app's output) is for the
+            // operator: the log and the admin API.
+            true => ("app unavailable: its processes keep failing\n", 60),
+            false => ("app starting\n", 1),
+        };
+        let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, body);
+        res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry));
+        res
+    }
+
+    /// Whether every instance gave up after a crash loop.
+    fn crash_looped(&self) -> bool {
+        self.running.get().is_some_and(|run| {
+            run.slots
+                .iter()
+                .all(|s| s.gave_up.lock().unwrap_or_else(|p| p.into_inner()).is_some())
+        })
+    }
+
+    /// A crash-looped app is started afresh by the next reload or deploy.
+    pub fn is_current(&self) -> bool {
+        !self.crash_looped()
+    }
+
+    /// Whether at least one instance takes requests.
+    pub fn serving(&self) -> bool {
+        self.running
+            .get()
+            .is_some_and(|run| run.slots.iter().any(|s| s.ready.load(Ordering::Acquire)))
+    }
+
+    /// Waits until every instance is ready: what a new version must reach
+    /// before traffic moves to it. Errs after the `ready` timeout, or when
+    /// an instance gives up sooner.
+    pub async fn wait_ready(&self) -> Result<(), String> {
+        let Some(run) = self.running.get() else {
+            return Err("not started".into());
+        };
+        let limit = self.spec.ready.timeout + Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if run.slots.iter().all(|s| s.ready.load(Ordering::Acquire)) {
+                return Ok(());
+            }
+            for (i, s) in run.slots.iter().enumerate() {
+                if let Some(why) = &*s.gave_up.lock().unwrap_or_else(|p| p.into_inner()) {
+                    return Err(format!("instance {i}: {why}"));
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let last = run.logs.last(3).join(" | ");
+                return Err(format!(
+                    "not ready after {}s (ready check: {}); last lines: {last}",
+                    self.spec.ready.timeout.as_secs_f32(),
+                    self.spec.ready.path.as_deref().unwrap_or("the port opening"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops every instance gracefully and waits until they are gone.
+    pub async fn stop(&self) {
+        if let Some(run) = self.running.get() {
+            run.stop_all().await;
+        }
+    }
+
+    /// The app's state for the admin API: `running`, `starting`,
+    /// `crash-loop` or `stopped`, each instance, and why it gave up.
+    pub fn status(&self) -> serde_json::Value {
+        let Some(run) = self.running.get() else {
+            return serde_json::json!({ "state": "stopped", "instances": [] });
+        };
+        let stopping = *run.stop.borrow();
+        let instances: Vec<_> = run
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let gave_up = s.gave_up.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                serde_json::json!({
+                    "instance": i,
+                    "pid": match s.pid.load(Ordering::Relaxed) { 0 => None, pid => Some(pid) },
+                    "port": s.port,
+                    "ready": s.ready.load(Ordering::Acquire),
+                    "starts": s.starts.load(Ordering::Relaxed),
+                    "reason": gave_up,
+                })
+            })
+            .collect();
+        let state = if stopping {
+            "stopped"
+        } else if self.serving() {
+            "running"
+        } else if self.crash_looped() {
+            "crash-loop"
+        } else {
+            "starting"
+        };
+        let reason = run
+            .slots
+            .iter()
+            .find_map(|s| s.gave_up.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        serde_json::json!({ "state": state, "reason": reason, "instances": instances })
+    }
+
+    /// The last `n` lines of the instances' output and of bext's notes on
+    /// them, oldest first.
+    pub fn logs(&self, n: usize) -> Vec<String> {
+        self.running.get().map_or_else(Vec::new, |run| run.logs.last(n))
+    }
+}
+
+impl Running {
+    async fn stop_all(&self) {
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for ProcessApp {
+    /// The pipeline that used this app is gone: its instances stop (their
+    /// supervisors run the graceful stop).
+    fn drop(&mut self) {
+        if let Some(run) = self.running.get() {
+            run.stop.send_replace(true);
+        }
+    }
+}
+
+/// Stops every app's instances gracefully, then kills whatever is left:
+/// bext's exit, after the connections drained.
+pub async fn stop_everything() {
+    let started: Vec<Arc<Running>> = STARTED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain(..)
+        .filter_map(|w| w.upgrade())
+        .collect();
+    let stops = started.iter().map(|r| r.stop_all());
+    futures_util::future::join_all(stops).await;
+    let killed = child::kill_all_left();
+    if killed > 0 {
+        tracing::warn!(groups = killed, "killed app processes that were still stopping");
+    }
+}

@@ -1,0 +1,236 @@
+//! One instance's life: start it, wait until it is ready, route to it
+//! while its `ready` check keeps passing, and when it ends on its own start it again after a backoff (100 ms
+//! doubling to 30 s), until it fails [`CRASH_LIMIT`] times within
+//! [`CRASH_WINDOW`]: then it stays down, with the reason in the log and
+//! the admin API, until the app is reloaded or deployed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Running, child, logs, ready};
+
+/// The first pause before a restart; each failure doubles it.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause before a restart.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Failures within [`CRASH_WINDOW`] after which an instance stays down.
+const CRASH_LIMIT: usize = 5;
+/// See [`CRASH_LIMIT`].
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// An instance up this long had a good run: its failures are forgotten.
+const STABLE: Duration = Duration::from_secs(30);
+/// How often a ready instance is checked again (the `ready` check).
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// Failed checks in a row that take a ready instance out of rotation; one
+/// passing check puts it back.
+const UNHEALTHY_AFTER: u32 = 3;
+
+/// How one run of an instance ended.
+enum Ended {
+    /// bext stopped it.
+    Stopped,
+    /// It failed: exited, or never got ready.
+    Failed(String),
+}
+
+/// Runs instance `index` of `run` until `stop` says so (or it crash-loops).
+pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::Receiver<bool>) {
+    let spec = &run.spec;
+    let slot = &run.slots[index];
+    let app = &*spec.app;
+    let mut backoff = FIRST_BACKOFF;
+    let mut failures: VecDeque<Instant> = VecDeque::new();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let reason = match child::spawn(spec, index, slot.port) {
+            Err(e) => format!("cannot start `{}` in {}: {e}", spec.command[0], spec.dir.display()),
+            Ok(mut instance) => {
+                slot.starts.fetch_add(1, Ordering::Relaxed);
+                slot.pid.store(instance.pid, Ordering::Relaxed);
+                let what = format!("started pid {} on port {}", instance.pid, slot.port);
+                tracing::info!(
+                    app,
+                    instance = index,
+                    pid = instance.pid,
+                    port = slot.port,
+                    "instance started"
+                );
+                run.logs.event(app, index, &what);
+                for stream in [
+                    instance
+                        .child
+                        .stdout
+                        .take()
+                        .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                    instance.child.stderr.take().map(|s| Box::new(s) as _),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    tokio::spawn(logs::pump(stream, run.logs.clone(), spec.app.clone(), index));
+                }
+                let started = Instant::now();
+                let ended = run_once(&run, index, &mut instance, &mut stop).await;
+                slot.ready.store(false, Ordering::Release);
+                slot.pid.store(0, Ordering::Relaxed);
+                match ended {
+                    Ended::Stopped => return,
+                    Ended::Failed(reason) => {
+                        if started.elapsed() >= STABLE {
+                            failures.clear();
+                            backoff = FIRST_BACKOFF;
+                        }
+                        reason
+                    }
+                }
+            }
+        };
+        let now = Instant::now();
+        failures.push_back(now);
+        while failures.front().is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW) {
+            failures.pop_front();
+        }
+        if failures.len() >= CRASH_LIMIT {
+            let why = format!(
+                "crash loop: failed {} times within {}s, the last: {reason}; not restarted until the app is reloaded or deployed",
+                failures.len(),
+                CRASH_WINDOW.as_secs()
+            );
+            tracing::error!(app, instance = index, "{why}");
+            run.logs.event(app, index, &why);
+            *slot.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            return;
+        }
+        let what = format!("{reason}; restarting in {backoff:?}");
+        tracing::warn!(app, instance = index, "{what}");
+        run.logs.event(app, index, &what);
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stopped(&mut stop) => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One run of a started instance: until it is ready, then until it ends.
+async fn run_once(
+    run: &Running,
+    index: usize,
+    instance: &mut child::Instance,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
+    enum Event {
+        Ready(bool),
+        Exited(String),
+        Stop,
+    }
+    let spec = &run.spec;
+    let slot = &run.slots[index];
+    let app = &*spec.app;
+    let limit = spec.ready.timeout;
+    let first = tokio::select! {
+        ok = ready::wait(slot.port, spec.ready.path.as_deref(), limit) => Event::Ready(ok),
+        status = instance.child.wait() => Event::Exited(exit_reason(status)),
+        () = stopped(stop) => Event::Stop,
+    };
+    match first {
+        Event::Ready(true) => {}
+        Event::Ready(false) => {
+            child::stop(instance, spec.stop_timeout).await;
+            return Ended::Failed(format!("not ready after {}s", limit.as_secs_f32()));
+        }
+        Event::Exited(reason) => {
+            child::clean_up_after(instance.pid);
+            return Ended::Failed(reason);
+        }
+        Event::Stop => return graceful(run, index, instance).await,
+    }
+    slot.ready.store(true, Ordering::Release);
+    tracing::info!(app, instance = index, port = slot.port, "instance ready");
+    run.logs.event(app, index, "ready");
+    let then = tokio::select! {
+        status = instance.child.wait() => Event::Exited(exit_reason(status)),
+        () = stopped(stop) => Event::Stop,
+        () = watch_health(run, index) => Event::Stop,
+    };
+    slot.ready.store(false, Ordering::Release);
+    match then {
+        Event::Exited(reason) => {
+            child::clean_up_after(instance.pid);
+            Ended::Failed(reason)
+        }
+        _ => graceful(run, index, instance).await,
+    }
+}
+
+/// Runs the `ready` check on a ready instance every [`HEALTH_EVERY`]: one
+/// that stops answering (a server stuck but alive) is out of rotation
+/// after [`UNHEALTHY_AFTER`] failures in a row, and back at the first
+/// pass. Never returns.
+async fn watch_health(run: &Running, index: usize) {
+    let (spec, slot) = (&run.spec, &run.slots[index]);
+    let app = &*spec.app;
+    let mut failed = 0;
+    loop {
+        tokio::time::sleep(HEALTH_EVERY).await;
+        if ready::probe(slot.port, spec.ready.path.as_deref()).await {
+            if failed >= UNHEALTHY_AFTER {
+                tracing::info!(
+                    app,
+                    instance = index,
+                    "instance passes its check again: back in rotation"
+                );
+                run.logs.event(app, index, "passes its check again: back in rotation");
+                slot.ready.store(true, Ordering::Release);
+            }
+            failed = 0;
+            continue;
+        }
+        failed += 1;
+        if failed == UNHEALTHY_AFTER {
+            slot.ready.store(false, Ordering::Release);
+            let what = format!("failed its check {UNHEALTHY_AFTER} times in a row: out of rotation");
+            tracing::warn!(app, instance = index, "{what}");
+            run.logs.event(app, index, &what);
+        }
+    }
+}
+
+/// Stops an instance because bext asked (reload, deploy, exit).
+async fn graceful(run: &Running, index: usize, instance: &mut child::Instance) -> Ended {
+    let (app, grace) = (&*run.spec.app, run.spec.stop_timeout);
+    let what = if child::stop(instance, grace).await {
+        format!(
+            "stopped: SIGKILL after stop_timeout ({}s) as SIGTERM did not end it",
+            grace.as_secs_f32()
+        )
+    } else {
+        "stopped by SIGTERM".to_owned()
+    };
+    tracing::info!(app, instance = index, "{what}");
+    run.logs.event(app, index, &what);
+    Ended::Stopped
+}
+
+/// Resolves once `stop` says stop (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn exit_reason(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => format!("exited ({s})"),
+        Err(e) => format!("lost: {e}"),
+    }
+}

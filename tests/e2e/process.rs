@@ -1,0 +1,803 @@
+//! Process apps: real Node and Python servers started, supervised and
+//! stopped by bext. Instances share the traffic and their output is in the
+//! logs endpoint with their prefix; a killed instance comes back; a
+//! process that exits at once is restarted a bounded number of times, then
+//! the app answers 503 and says why; one failing its check is out of
+//! rotation until it passes; a process that ignores SIGTERM is
+//! killed with its whole group after `stop_timeout`; `bext run` starts a
+//! `package.json` or `Procfile` app; a new version that never gets ready
+//! leaves the old one serving, through a reload or a deploy.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::*;
+
+const TOKEN: &str = "process-secret";
+
+/// A platform with one process app `web` on `web.test`, its `source` the
+/// example Node app copied into the site, `app_lines` added to it.
+fn node_platform(s: &Site, app_lines: &str) -> PathBuf {
+    copy_example(s, "apps/process-node", "web");
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "web"
+domains = ["web.test"]
+{app_lines}
+"#
+    ))
+}
+
+fn serve(config: &Path) -> Bext {
+    Bext::serve_env(config, &[("BEXT_ADMIN_TOKEN", TOKEN)])
+}
+
+/// The logs endpoint's answer for `app`, with the admin token.
+async fn logs(b: &Bext, app: &str) -> serde_json::Value {
+    let path = format!("/__bext/api/platform/apps/{app}/logs");
+    let auth = format!("Bearer {TOKEN}");
+    let reply = send(
+        b.addr,
+        request("GET", &path, &[("host", "web.test"), ("authorization", &auth)], ""),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()
+}
+
+/// Waits for `web.test` to answer 200, and returns the answer's JSON.
+async fn first_answer(b: &Bext) -> serde_json::Value {
+    eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "web.test", "/hello").await;
+        (r.status == 200).then(|| r.json())
+    })
+    .await
+}
+
+/// Whether process `pid` is gone (or a zombie nobody has reaped yet).
+fn gone(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn count(lines: &serde_json::Value, needle: &str) -> usize {
+    lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.as_str().unwrap().contains(needle))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_instances_share_requests_log_with_their_prefix_and_come_back_when_killed() {
+    let s = Site::new();
+    let config = node_platform(
+        &s,
+        "command = \"node server.js\"\ninstances = 2\nready = { path = \"/health\", timeout = \"20s\" }\nenv = { GREETING = \"hi there\" }",
+    );
+    let mut b = serve(&config);
+    let first = first_answer(&b).await;
+    assert_eq!(first["greeting"], "hi there", "the app's env");
+    assert_eq!(first["path"], "/hello");
+    assert_eq!(first["sees_admin_token"], false, "bext's secrets stay in bext");
+    // Both instances answer, in turn.
+    let status = eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        (l["state"] == "running" && l["instances"].as_array().unwrap().iter().all(|i| i["ready"] == true)).then_some(l)
+    })
+    .await;
+    let mut pids = BTreeSet::new();
+    for _ in 0..6 {
+        let r = get(b.addr, "web.test", "/").await;
+        assert_eq!(r.status, 200);
+        pids.insert(r.json()["pid"].as_u64().unwrap());
+    }
+    let listed: BTreeSet<u64> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert_eq!(pids, listed);
+    // Their output, with the app and instance in front, in bext's log and
+    // the logs endpoint.
+    for i in 0..2 {
+        assert_eq!(
+            count(&status["lines"], &format!("[web/{i}] listening on 127.0.0.1:")),
+            1,
+            "{status:#}"
+        );
+        assert!(b.log().contains(&format!("[web/{i}] listening on")), "{}", b.log());
+    }
+    let lines = send(
+        b.addr,
+        request(
+            "GET",
+            "/__bext/api/platform/apps/web/logs?lines=1",
+            &[("host", "web.test"), ("authorization", &format!("Bearer {TOKEN}"))],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(lines.json()["lines"].as_array().unwrap().len(), 1);
+    // The logs are the operator's: no token, a wrong one, an unknown app,
+    // or an app that is not a process, get nothing.
+    let path = "/__bext/api/platform/apps/web/logs";
+    assert_eq!(get(b.addr, "web.test", path).await.status, 401);
+    let wrong = request(
+        "GET",
+        path,
+        &[("host", "web.test"), ("authorization", "Bearer nope")],
+        "",
+    );
+    assert_eq!(send(b.addr, wrong).await.status, 401);
+    let auth = format!("Bearer {TOKEN}");
+    let ghost = request(
+        "GET",
+        "/__bext/api/platform/apps/ghost/logs",
+        &[("host", "web.test"), ("authorization", &auth)],
+        "",
+    );
+    assert_eq!(send(b.addr, ghost).await.status, 404);
+    // The deploy plugin's routes beside it still answer.
+    let apps = request(
+        "GET",
+        "/__bext/api/platform/apps",
+        &[("host", "web.test"), ("authorization", &auth)],
+        "",
+    );
+    assert_eq!(send(b.addr, apps).await.status, 200);
+
+    // An instance killed from outside is started again on its port.
+    let victim = listed.iter().next().copied().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &victim.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let back = eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        let instances = l["instances"].as_array().unwrap().clone();
+        let restarted = instances
+            .iter()
+            .any(|i| i["starts"] == 2 && i["ready"] == true && i["pid"].as_u64() != Some(victim));
+        restarted.then_some(l)
+    })
+    .await;
+    assert_eq!(count(&back["lines"], "exited (signal: 9"), 1, "{back:#}");
+    let mut now = BTreeSet::new();
+    for _ in 0..6 {
+        let r = get(b.addr, "web.test", "/").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        now.insert(r.json()["pid"].as_u64().unwrap());
+    }
+    assert_eq!(now.len(), 2);
+    assert!(!now.contains(&victim));
+
+    // bext's exit stops every instance with SIGTERM (the app handles it).
+    b.signal("TERM");
+    assert!(b.wait_exit(Duration::from_secs(20)).is_some(), "bext did not exit");
+    for pid in &now {
+        assert!(gone(*pid), "instance {pid} outlived bext");
+    }
+    assert_eq!(b.log().matches("stopped by SIGTERM").count(), 2, "{}", b.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_http_server_with_the_port_in_its_arguments() {
+    let s = Site::new();
+    s.write("py/index.html", "served by python\n");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.py]
+runtime = "process"
+source = "py"
+domains = ["py.test"]
+command = ["python3", "-m", "http.server", "$PORT", "--bind", "127.0.0.1"]
+stop_timeout = "5s"
+"#,
+    );
+    let b = serve(&config);
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "py.test", "/index.html").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(r.text(), "served by python\n");
+    // Its request log (stderr) is in bext's, prefixed.
+    eventually(Duration::from_secs(10), || async {
+        b.log().contains("[py/0] 127.0.0.1 - - ").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_exits_at_once_is_restarted_a_bounded_number_of_times_then_503_with_the_reason() {
+    let s = Site::new();
+    s.write("bad/README", "exits at once");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.bad]
+runtime = "process"
+source = "bad"
+domains = ["bad.test"]
+command = "sh -c 'echo booting; exit 3'"
+"#,
+    );
+    let b = serve(&config);
+    let auth = format!("Bearer {TOKEN}");
+    let status = eventually(Duration::from_secs(20), || async {
+        let r = send(
+            b.addr,
+            request(
+                "GET",
+                "/__bext/api/platform/apps/bad/logs",
+                &[("host", "bad.test"), ("authorization", &auth)],
+                "",
+            ),
+        )
+        .await;
+        let l = r.json();
+        (l["state"] == "crash-loop").then_some(l)
+    })
+    .await;
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("crash loop") && reason.contains("exited (exit status: 3)"),
+        "{reason}"
+    );
+    assert_eq!(status["instances"][0]["starts"], 5, "{status:#}");
+    assert_eq!(count(&status["lines"], "[bad/0] booting"), 5);
+    let r = get(b.addr, "bad.test", "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("60"));
+    assert!(
+        !r.text().contains("exit status"),
+        "the reason is the operator's: {}",
+        r.text()
+    );
+    assert!(b.log().contains("crash loop"), "{}", b.log());
+    // No more starts while it stays down.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/__bext/api/platform/apps/bad/logs",
+            &[("host", "bad.test"), ("authorization", &auth)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.json()["instances"][0]["starts"], 5);
+    // The detailed health lists it with its reason.
+    let h = send(
+        b.addr,
+        request(
+            "GET",
+            "/__bext/health",
+            &[("host", "bad.test"), ("authorization", &auth)],
+            "",
+        ),
+    )
+    .await;
+    let app = &h.json()["apps"][0];
+    assert_eq!(app["state"], "crash-loop");
+    assert!(app["reason"].as_str().unwrap().contains("exit status: 3"));
+    // A reload (the same file) starts it afresh: five more starts, then
+    // down again.
+    b.signal("HUP");
+    eventually(Duration::from_secs(20), || async {
+        (b.log().matches("[bad/0] booting").count() == 10 && b.log().matches("crash loop").count() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(b.log().matches("[bad/0] booting").count(), 10, "{}", b.log());
+}
+
+/// The logs are on the admin surface: not on a tenant's host whatever the
+/// token, nor without the token on `admin_listen`; other spellings of the
+/// path are not a way around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logs_are_only_on_the_admin_surface_and_only_with_the_token() {
+    let s = Site::new();
+    s.write("app/x", "");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+admin_hosts = ["admin.test"]
+
+[apps.web]
+runtime = "process"
+source = "app"
+command = "sh -c 'echo secret-output; exec sleep 300'"
+ready = { timeout = "1s" }
+domains = ["web.test"]
+"#,
+    );
+    let b = serve(&config);
+    let auth = format!("Bearer {TOKEN}");
+    let ask = |host: &'static str, path: &'static str, token: bool| {
+        let auth = auth.clone();
+        async move {
+            let mut headers = vec![("host", host)];
+            if token {
+                headers.push(("authorization", auth.as_str()));
+            }
+            send(b.addr, request("GET", path, &headers, "")).await
+        }
+    };
+    let path = "/__bext/api/platform/apps/web/logs";
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = ask("admin.test", path, true).await;
+        r.text().contains("secret-output").then_some(r)
+    })
+    .await;
+    assert_eq!(r.status, 200);
+    for (host, path, token) in [
+        ("web.test", path, true),
+        ("WEB.test", path, true),
+        ("web.test.", path, true),
+        ("web.test", "/__bext/api/platform/apps/web/logs/", true),
+        ("web.test", "/__bext/api/platform/apps/web%2Flogs", true),
+        ("web.test", "/__bext/api/platform/apps/./web/logs", true),
+        ("admin.test", "/__bext/api/platform/apps/web/logs", false),
+        ("admin.test", "/__bext/api/platform/apps/web%2Flogs", true),
+        ("admin.test", "/__bext/api/platform/apps/web/logs/", true),
+    ] {
+        let r = ask(host, path, token).await;
+        assert!(
+            [400, 401, 404].contains(&r.status),
+            "{host} {path} {token}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(!r.text().contains("secret-output"), "{host} {path}");
+    }
+    // On admin_listen, with and without the /__bext prefix, the token is
+    // still asked for.
+    let admin = b.admin.unwrap();
+    for path in [path, "/api/platform/apps/web/logs"] {
+        let r = send(admin, request("GET", path, &[("host", "x")], "")).await;
+        assert_eq!(r.status, 401, "{path}");
+        let r = send(
+            admin,
+            request("GET", path, &[("host", "x"), ("authorization", &auth)], ""),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.text().contains("secret-output"));
+    }
+    // A bad `lines` is a 400, not a panic.
+    let r = send(
+        admin,
+        request(
+            "GET",
+            "/api/platform/apps/web/logs?lines=-1",
+            &[("host", "x"), ("authorization", &auth)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_ignoring_sigterm_is_killed_after_stop_timeout_with_its_children() {
+    let s = Site::new();
+    s.write(
+        "stubborn/server.js",
+        r#"
+const http = require("node:http");
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+process.on("SIGTERM", () => console.log("ignoring SIGTERM"));
+const child = spawn("sleep", ["300"], { stdio: "ignore" });
+fs.writeFileSync("pids", `${process.pid} ${child.pid}`);
+http.createServer((req, res) => res.end("stubborn\n")).listen(Number(process.env.PORT), "127.0.0.1");
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.stubborn]
+runtime = "process"
+source = "stubborn"
+domains = ["stubborn.test"]
+command = "node server.js"
+stop_timeout = "1s"
+"#,
+    );
+    let mut b = serve(&config);
+    eventually(Duration::from_secs(20), || async {
+        (get(b.addr, "stubborn.test", "/").await.status == 200).then_some(())
+    })
+    .await;
+    let pids: Vec<u64> = std::fs::read_to_string(s.path("stubborn/pids"))
+        .unwrap()
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(pids.iter().all(|p| !gone(*p)));
+    b.signal("TERM");
+    assert!(b.wait_exit(Duration::from_secs(20)).is_some(), "bext did not exit");
+    for pid in &pids {
+        assert!(gone(*pid), "{pid} outlived bext: {}", b.log());
+    }
+    let log = b.log();
+    assert!(log.contains("[stubborn/0] ignoring SIGTERM"), "{log}");
+    assert!(log.contains("SIGKILL after stop_timeout"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bext_run_starts_a_package_json_start_script_or_a_procfile() {
+    let s = Site::new();
+    let dir = copy_example(&s, "apps/process-node", "app");
+    let b = Bext::start(&["run", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "localhost", "/from-run").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(r.json()["path"], "/from-run");
+    assert!(b.log().contains("package.json `start` script"), "{}", b.log());
+    // bext killed outright (SIGKILL, no stop): the kernel kills the
+    // instance too, which is the server itself, not a shell above it.
+    let pid = r.json()["pid"].as_u64().unwrap();
+    drop(b);
+    eventually(Duration::from_secs(10), || async { gone(pid).then_some(()) }).await;
+
+    // A Procfile's `web` process, run by sh (so `$PORT` is the shell's).
+    s.write(
+        "py/Procfile",
+        "worker: sleep 1000\nweb: python3 -m http.server $PORT --bind 127.0.0.1\n",
+    );
+    s.write("py/hello.txt", "from the Procfile\n");
+    let b = Bext::start(&["run", s.path("py").to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "localhost", "/hello.txt").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(r.text(), "from the Procfile\n");
+    assert!(b.log().contains("from its Procfile"), "{}", b.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_that_never_gets_ready_leaves_the_old_one_serving() {
+    let s = Site::new();
+    let lines = "command = \"node server.js\"\nready = { path = \"/health\", timeout = \"5s\" }";
+    let config = node_platform(&s, lines);
+    let b = serve(&config);
+    let old = first_answer(&b).await["pid"].as_u64().unwrap();
+    // The next version listens nowhere: the reload waits for it, gives up
+    // and keeps the running one.
+    s.write(
+        "never/server.js",
+        "require('fs').writeFileSync('pid', String(process.pid)); console.log('not listening'); setInterval(() => {}, 1000);\n",
+    );
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("source = \"web\"", "source = \"never\""),
+    )
+    .unwrap();
+    b.signal("HUP");
+    eventually(Duration::from_secs(20), || async {
+        b.log().contains("did not get ready").then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        let r = get(b.addr, "web.test", "/").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["pid"].as_u64(), Some(old));
+    }
+    // The failed version's instance was started, and is stopped, not left
+    // behind.
+    assert!(b.log().contains("[web/0] not listening"), "{}", b.log());
+    let never: u64 = std::fs::read_to_string(s.path("never/pid")).unwrap().parse().unwrap();
+    eventually(Duration::from_secs(10), || async { gone(never).then_some(()) }).await;
+    assert_eq!(logs(&b, "web").await["state"], "running");
+    // A version that gets ready replaces it once ready; the old one stops.
+    s.write("v2/VERSION", "2");
+    copy_example(&s, "apps/process-node", "v2");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("source = \"never\"", "source = \"v2\""),
+    )
+    .unwrap();
+    b.signal("HUP");
+    let new = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "web.test", "/").await;
+        (r.status == 200 && r.json()["version"] == "2").then(|| r.json()["pid"].as_u64().unwrap())
+    })
+    .await;
+    assert_ne!(new, old);
+    eventually(Duration::from_secs(20), || async { gone(old).then_some(()) }).await;
+}
+
+#[test]
+fn check_names_the_file_line_and_field_of_each_process_mistake_and_starts_nothing() {
+    let s = Site::new();
+    s.write("app/server.js", "require('fs').writeFileSync('started', 'yes');\n");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.nocommand]
+runtime = "process"
+source = "app"
+
+[apps.many]
+runtime = "process"
+source = "app"
+command = "node server.js"
+instances = 0
+ready = { path = "health", timeout = "0s" }
+stop_timeout = "0s"
+env = { PORT = "80" }
+
+[apps.nosource]
+runtime = "process"
+command = ["node", "server.js"]
+
+[apps.quote]
+runtime = "process"
+source = "app"
+command = "node 'server.js"
+
+[apps.static]
+source = "app"
+command = "node server.js"
+
+[apps.good]
+runtime = "process"
+source = "app"
+command = "node server.js"
+"#,
+    );
+    let out = bext_output(&["check", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "platform.toml:5:1: apps.nocommand.command: a process app needs `command`",
+        "platform.toml:13:13: apps.many.instances: must be from 1 to 64",
+        "apps.many.ready.path: `health` is not a request path",
+        "apps.many.ready.timeout: must be longer than 0",
+        "apps.many.stop_timeout: must be longer than 0",
+        "apps.many.env.PORT: set by bext for each instance",
+        "apps.nosource.source: a process app needs `source`",
+        "apps.quote.command: `node 'server.js`: a ' is not closed",
+        "apps.static.command: only a process app",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    assert!(!err.contains("apps.good"), "{err}");
+    assert!(!s.path("app/started").exists(), "bext check started a process");
+}
+
+/// Runs `bext ARGS` with the admin token; its exit status and output.
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(args)
+        .env("BEXT_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_switch_once_the_new_instances_are_ready_and_a_version_that_never_is_is_undone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let s = Site::new();
+    let lines = "command = \"node server.js\"\ninstances = 2\nready = { path = \"/health\", timeout = \"5s\" }";
+    let config = node_platform(&s, lines);
+    std::fs::write(s.path("web/VERSION"), "1").unwrap();
+    let b = serve(&config);
+    assert_eq!(first_answer(&b).await["version"], "1");
+    eventually(Duration::from_secs(20), || async {
+        (logs(&b, "web").await["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["ready"] == true))
+        .then_some(())
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, served, failed, addr) = (stop.clone(), served.clone(), failed.clone(), b.addr);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = get(addr, "web.test", "/").await;
+                    let counter = if r.status == 200 { &served } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+
+    copy_example(&s, "apps/process-node", "v2");
+    std::fs::write(s.path("v2/VERSION"), "2").unwrap();
+    let server = format!("http://{}", b.addr);
+    let (c, v2) = (config.to_str().unwrap(), s.path("v2"));
+    let out = cli(&[
+        "deploy",
+        v2.to_str().unwrap(),
+        "--app",
+        "web",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Served at once by the new version, which was ready before it got
+    // traffic.
+    let r = get(b.addr, "web.test", "/").await;
+    assert_eq!(r.json()["version"], "2");
+
+    // A version that never answers: the deploy fails, v2 keeps serving,
+    // and the registry says so.
+    s.write(
+        "v3/server.js",
+        "console.log('never listening'); setInterval(() => {}, 1000);\n",
+    );
+    let v3 = s.path("v3");
+    let out = cli(&[
+        "deploy",
+        v3.to_str().unwrap(),
+        "--app",
+        "web",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not get ready"), "{err}");
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "{} served",
+        served.load(Ordering::Relaxed)
+    );
+    assert!(served.load(Ordering::Relaxed) > 0);
+    assert_eq!(get(b.addr, "web.test", "/").await.json()["version"], "2");
+    let shown = cli(&["apps", "show", "web", "--config", c, "--server", &server, "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    // The registry names deploys v1, v2...: the first (our "2") is current
+    // again, the refused one rolled back from.
+    assert_eq!(shown["app"]["current"]["version"], "v1", "{shown:#}");
+    assert!(shown.to_string().contains("rolled back from v2 to v1"), "{shown:#}");
+    assert!(b.log().contains("[web/0] never listening"), "{}", b.log());
+
+    // A deploy that creates an app never runs its bundle's start command:
+    // the app is a static site, its package.json a file.
+    let marker = s.path("ran");
+    let package = format!(r#"{{"scripts":{{"start":"touch {}"}}}}"#, marker.display());
+    s.write("fresh/package.json", &package);
+    s.write("fresh/index.html", "static fresh");
+    let fresh = s.path("fresh");
+    let out = cli(&[
+        "deploy",
+        fresh.to_str().unwrap(),
+        "--app",
+        "fresh",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(b.addr, "localhost", "/fresh/").await.text(), "static fresh");
+    assert_eq!(get(b.addr, "localhost", "/fresh/package.json").await.text(), package);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!marker.exists(), "a bundle's start script ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_failing_its_check_is_out_of_rotation_until_it_passes_again() {
+    let s = Site::new();
+    s.write(
+        "app/server.js",
+        r#"
+const http = require("node:http");
+const fs = require("node:fs");
+const me = process.env.BEXT_INSTANCE;
+http.createServer((req, res) => {
+  if (req.url === "/health" && fs.existsSync(`sick-${me}`)) {
+    res.writeHead(500);
+    return res.end();
+  }
+  res.end(me);
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "app"
+domains = ["web.test"]
+command = "node server.js"
+instances = 2
+ready = { path = "/health", timeout = "10s" }
+"#,
+    );
+    let b = serve(&config);
+    let answers = || async {
+        let mut seen = BTreeSet::new();
+        for _ in 0..6 {
+            let r = get(b.addr, "web.test", "/").await;
+            assert_eq!(r.status, 200);
+            seen.insert(r.text());
+        }
+        seen
+    };
+    let both: BTreeSet<String> = ["0".to_owned(), "1".to_owned()].into();
+    eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        (l["instances"].as_array().unwrap().iter().all(|i| i["ready"] == true)).then_some(())
+    })
+    .await;
+    assert_eq!(answers().await, both);
+    s.write("app/sick-0", "");
+    let out = eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        (l["instances"][0]["ready"] == false).then_some(l)
+    })
+    .await;
+    assert_eq!(out["state"], "running");
+    assert_eq!(out["instances"][0]["starts"], 1, "taken out, not restarted");
+    assert_eq!(
+        count(&out["lines"], "[web/0] bext: failed its check 3 times in a row"),
+        1,
+        "{out:#}"
+    );
+    assert_eq!(answers().await, ["1".to_owned()].into());
+    std::fs::remove_file(s.path("app/sick-0")).unwrap();
+    eventually(Duration::from_secs(20), || async {
+        (answers().await == both).then_some(())
+    })
+    .await;
+}

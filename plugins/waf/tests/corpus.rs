@@ -86,6 +86,8 @@ struct Goals {
     benign_refused: f64,
     /// Most refused `allow` records of every category together (percent).
     allow_refused: f64,
+    /// Least detection of the attacks from each named source (percent).
+    by_source: &'static [(&'static str, f64)],
 }
 
 impl Goals {
@@ -94,12 +96,22 @@ impl Goals {
         detection: 95.0,
         benign_refused: 1.0,
         allow_refused: 2.0,
+        by_source: &[],
     };
-    /// The extra sets (floors; see the module doc).
+    /// The extra sets (floors; see the module doc). CRS's PL2-4 tests
+    /// are written for stricter rules than the default level and are held
+    /// to what was measured, not to the goal; the other sources
+    /// are attacks of the kinds PL1 covers.
     const EXTRA: Goals = Goals {
-        detection: 0.0,
-        benign_refused: 100.0,
-        allow_refused: 100.0,
+        detection: 15.0,
+        benign_refused: 11.0,
+        allow_refused: 10.0,
+        by_source: &[
+            ("crs", 34.0),
+            ("gotestwaf", 92.0),
+            ("libinjection", 95.0),
+            ("handmade", 84.0),
+        ],
     };
 }
 
@@ -193,6 +205,12 @@ fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
     );
     for (source, (block, caught)) in &by_source {
         println!("attacks from {source}: {caught}/{block} ({:.1}%)", pct(*caught, *block));
+    }
+    for (source, least) in goals.by_source {
+        let (block, caught) = by_source.get(*source).copied().unwrap_or_default();
+        if pct(caught, block) < *least {
+            failures.push(format!("{source}: {:.1}% detected", pct(caught, block)));
+        }
     }
     for (cat, t) in &tallies {
         if !t.misses.is_empty() {

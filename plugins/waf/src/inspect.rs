@@ -70,9 +70,26 @@ pub struct Switches {
     pub off_categories: u16,
     /// Disabled rule ids.
     pub off_rules: Vec<String>,
+    /// Arguments (lower-case names) whose values run under other switches
+    /// (`exclusions[].args`); the rest of the request runs under these.
+    pub args: Vec<(String, Switches)>,
 }
 
 impl Switches {
+    /// The switches for the value of argument `name`.
+    pub(crate) fn for_arg(&self, name: &str) -> Option<&Switches> {
+        self.args
+            .iter()
+            .find(|(arg, _)| arg.eq_ignore_ascii_case(name))
+            .map(|(_, s)| s)
+    }
+
+    /// Whether every rule runs everywhere (what the clean-value cache
+    /// needs to vouch for a value).
+    pub(crate) fn all_on(&self) -> bool {
+        self.off_categories == 0 && self.off_rules.is_empty() && self.args.is_empty()
+    }
+
     pub(crate) fn on(&self, category: Category, rule: &str) -> bool {
         self.off_categories & category.bit() == 0 && !self.off_rules.iter().any(|r| r == rule)
     }
@@ -315,6 +332,15 @@ impl Engine {
     /// A value longer than `MAX_VALUE` is checked in overlapping windows,
     /// so an attack past its first `MAX_VALUE` bytes is seen too.
     pub(crate) fn check(&self, part: Part, name: &str, raw: &[u8], plus: bool, cx: &Context<'_>) -> Option<Finding> {
+        if part == Part::Arg
+            && let Some(on) = cx.on.for_arg(name)
+        {
+            let cx = Context {
+                on,
+                json_request: cx.json_request,
+            };
+            return self.check(part, name, raw, plus, &cx);
+        }
         if raw.len() <= MAX_VALUE {
             return self.check_window(part, name, raw, plus, cx);
         }
@@ -1055,6 +1081,7 @@ mod tests {
         let off = Switches {
             off_categories: Category::Xss.bit(),
             off_rules: vec!["libinjection-xss".into()],
+            args: Vec::new(),
         };
         assert!(engine.inspect(&subject(&Method::GET, xss, &plain, b""), &off).is_none());
         let f = engine.inspect(&subject(&Method::GET, xss, &plain, b""), &Switches::default());

@@ -187,7 +187,10 @@ mod tests {
         let engine = Engine::new();
         let form = |path: &str, body: &'static str| {
             let mut headers = HeaderMap::new();
-            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
             let on = s.for_request(path, None).expect("inspected");
             engine
                 .inspect(

@@ -383,6 +383,16 @@ impl Engine {
             let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
             return self.check_canonical(part, name, &canon, shape, cx);
         }
+        // Base64 behind JS escapes (`\u0058\u0079QkTk...`): the escapes
+        // undone with the letters' case kept, which base64 needs.
+        if raw_shape.has(Shape::BACKSLASH)
+            && let Ok(text) = std::str::from_utf8(raw)
+            && let Some(unescaped) = unescape_entities_and_js(text, raw_shape)
+            && let Some(decoded) = base64_text(unescaped.as_bytes(), Shape::of(unescaped.as_bytes()))
+        {
+            let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
+            return self.check_canonical(part, name, &canon, shape, cx);
+        }
         None
     }
 
@@ -1027,6 +1037,11 @@ mod tests {
         assert!(rule_for("/?q=%27+select+name+from+users--").is_some());
         assert_eq!(rule_for("/?q=java.lang.StringBuilder"), Some("java-class"));
         assert_eq!(rule_for("/?q=java.lang.Runtime"), Some("java-class"));
+        // Strings joined by an operator only SQL has.
+        assert_eq!(rule_for("/?q=A%27+SOUNDS+LIKE+%27B"), Some("sqli-quoted-operator"));
+        assert_eq!(rule_for("/?q=x%27+%26+%27y"), Some("sqli-quoted-operator"));
+        assert_eq!(rule_for("/?q=the+%27xor%27+gate"), None);
+        assert_eq!(rule_for("/?q=Tom%27s+%26+Jerry%27s"), None);
     }
 
     #[test]
@@ -1051,6 +1066,28 @@ mod tests {
         assert_eq!(rule_for("/?q=call+the+alert+team"), None);
         assert_eq!(rule_for("/docs/javascript/document.cookie"), None);
         assert_eq!(rule_for("/?q=tom+%26amp;+jerry"), None);
+    }
+
+    #[test]
+    fn node_globals_reached_another_way_are_found() {
+        for target in [
+            "/?a=Function(%22return%20process%22)()",
+            "/?a=global%5B%27process%27%5D.mainModule",
+            "/?a=globalThis.process",
+            "/?a=process%5B%27mainModule%27%5D.require(%27fs%27)",
+        ] {
+            assert_eq!(rule_for(target), Some("nodejs-code"), "{target}");
+        }
+        assert_eq!(rule_for("/?q=global+process+improvement"), None);
+        // node-serialize's marker in base64, its first letters JS-escaped.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_static("session=\\u0058\\u0079QkTkRfRlVOQyQkX2Z1bmN0aW9uKCkK"),
+        );
+        let f = Engine::new().inspect(&subject(&Method::GET, "/", &headers, b""), &Switches::default());
+        // (`$$` in the decoded text is also PHP's variable variable.)
+        assert!(f.is_some_and(|f| matches!(f.category, Category::Nodejs | Category::Php)));
     }
 
     #[test]

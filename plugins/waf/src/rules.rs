@@ -395,6 +395,15 @@ pub static RULES: &[RuleDef] = &[
         pattern: r#"['"`\)]\s*(?:or|and|xor|\|\||&&|div|having)\b\s*[\(\s]*['"`]?\s*[\w.-]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bis\s+(?:not\s+)?null\b|\bbetween\b|\bin\b\s*\()|\b(?:or|and)\s+(\d+)\s*(?:=|<=>|>=|<=|<|>)\s*\d+\s*(?:$|--|#|/\*|;|\))|\b(?:or|and)\s+['"](\w*)['"]\s*=\s*['"]\w*|['"]\s*(?:or|and|\|\|)\s*(?:true|false|not|!|\d+)\b|\bwhere\s+\d+\s*=\s*\d+|['"`]\w*['"`]\s*(?:!=|<>|<=>|=)\s*['"`]"#,
     },
     RuleDef {
+        // A string closed, an operator, a string opened: `x' sounds like 'y`,
+        // `a' & 'b` (MySQL compares and combines strings with these).
+        id: "sqli-quoted-operator",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["sounds", "rlike", "regexp", "xor", "div", "&", "|", "^"],
+        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|[&|^]|<=>)\s*['"`]"#,
+    },
+    RuleDef {
         id: "sqli-comment",
         category: Category::Sqli,
         parts: INPUT_HEADERS,
@@ -984,10 +993,10 @@ pub static RULES: &[RuleDef] = &[
             "eval",
             "function(",
             "import(",
-            "global.",
+            "global",
             "module.",
         ],
-        pattern: r#"\brequire\s*(?:\(|\[)|\bchild_process\b|\bprocess\s*(?:\.\s*(?:env|mainmodule|binding|exit|kill|dlopen|argv|cwd|chdir|execpath|versions|getuid|setuid|memoryusage|emitwarning|stdout|stderr|stdin)\b|\[\s*['"`])|_\$\$nd_func\$\$_|\bconstructor\s*(?:\.|\[\s*['"`]?)\s*constructor\b|\beval\s*\(\s*(?:string\.fromcharcode|atob|buffer|unescape|decodeuricomponent|require|process|['"`])|\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{.*\}\s*\(\s*\)|\bimport\s*\(\s*['"`](?:child_process|fs|net|vm|os|http|worker_threads|node:)|\bglobal\s*\.\s*(?:process|require)|\bmodule\s*\.\s*(?:constructor|require|children)\b|\bthis\s*\.\s*constructor\s*\.\s*constructor"#,
+        pattern: r#"\bfunction\s*\(\s*['"`][^'"`]*\b(?:process|require|global(?:this)?)\b|\bglobal(?:this)?\s*(?:\.\s*process\b|\[\s*['"`]process)|\brequire\s*(?:\(|\[)|\bchild_process\b|\bprocess\s*(?:\.\s*(?:env|mainmodule|binding|exit|kill|dlopen|argv|cwd|chdir|execpath|versions|getuid|setuid|memoryusage|emitwarning|stdout|stderr|stdin)\b|\[\s*['"`])|_\$\$nd_func\$\$_|\bconstructor\s*(?:\.|\[\s*['"`]?)\s*constructor\b|\beval\s*\(\s*(?:string\.fromcharcode|atob|buffer|unescape|decodeuricomponent|require|process|['"`])|\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{.*\}\s*\(\s*\)|\bimport\s*\(\s*['"`](?:child_process|fs|net|vm|os|http|worker_threads|node:)|\bglobal\s*\.\s*(?:process|require)|\bmodule\s*\.\s*(?:constructor|require|children)\b|\bthis\s*\.\s*constructor\s*\.\s*constructor"#,
     },
     RuleDef {
         id: "nodejs-proto-pollution",

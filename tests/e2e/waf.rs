@@ -314,7 +314,7 @@ async fn detect_mode_exclusions_and_the_audit_log() {
     let cfg = waf_platform(
         &s,
         echo.addr,
-        "name: waf\nenabled: true\nconfig:\n  exclusions:\n    - { path: /editor/*, rules: [xss] }\n    - { path: /raw, rules: [] }\n  disabled_rules: [lfi-traversal]\n",
+        "name: waf\nenabled: true\nconfig:\n  exclusions:\n    - { path: /editor/*, rules: [xss] }\n    - { path: /raw, rules: [] }\n    - { path: /comments, args: [body], rules: [rce] }\n  disabled_rules: [lfi-traversal]\n",
     );
     let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
     let xss = "?body=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
@@ -340,6 +340,29 @@ async fn detect_mode_exclusions_and_the_audit_log() {
         status("/x?f=..%2F..%2Fnotes.txt".into()).await,
         200,
         "a disabled rule id"
+    );
+    // By argument: code in the excluded field passes, the same code in
+    // another field (or an attack of another family there) does not.
+    let shell = "Run%20%60ls%20-la%60";
+    assert_eq!(
+        status(format!("/comments?body={shell}")).await,
+        200,
+        "rce silenced in `body`"
+    );
+    assert_eq!(
+        status(format!("/comments?Body={shell}")).await,
+        200,
+        "names in any case"
+    );
+    assert_eq!(
+        status(format!("/comments?title={shell}")).await,
+        403,
+        "other arguments inspected"
+    );
+    assert_eq!(
+        status("/comments?body=1%27%20UNION%20SELECT%20password%20FROM%20users--".into()).await,
+        403,
+        "other families still on in `body`"
     );
 
     // The audit log: admin token required.

@@ -146,6 +146,11 @@ pub struct Exclusion {
     /// Categories or rule ids silenced; empty means every rule.
     #[serde(default)]
     pub rules: Vec<String>,
+    /// Only in these arguments (query, form, JSON key, multipart field
+    /// names, any case): the rules stay on for the rest of the request,
+    /// as CRS's `ctl:ruleRemoveTargetById` does. Empty: the whole request.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// `bots:`.

@@ -17,6 +17,9 @@ use crate::normalize::{Shape, base64_text, canonical, canonical_shaped, resolve_
 use crate::rules::{Category, Part, RULES};
 use crate::walk::{Context, Visitor, values};
 
+/// How many rounds of HTML-entity and JS-escape decoding a value gets.
+const ENTITY_ROUNDS: usize = 2;
+
 /// What set the WAF off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -67,9 +70,26 @@ pub struct Switches {
     pub off_categories: u16,
     /// Disabled rule ids.
     pub off_rules: Vec<String>,
+    /// Arguments (lower-case names) whose values run under other switches
+    /// (`exclusions[].args`); the rest of the request runs under these.
+    pub args: Vec<(String, Switches)>,
 }
 
 impl Switches {
+    /// The switches for the value of argument `name`.
+    pub(crate) fn for_arg(&self, name: &str) -> Option<&Switches> {
+        self.args
+            .iter()
+            .find(|(arg, _)| arg.eq_ignore_ascii_case(name))
+            .map(|(_, s)| s)
+    }
+
+    /// Whether every rule runs everywhere (what the clean-value cache
+    /// needs to vouch for a value).
+    pub(crate) fn all_on(&self) -> bool {
+        self.off_categories == 0 && self.off_rules.is_empty() && self.args.is_empty()
+    }
+
     pub(crate) fn on(&self, category: Category, rule: &str) -> bool {
         self.off_categories & category.bit() == 0 && !self.off_rules.iter().any(|r| r == rule)
     }
@@ -312,6 +332,15 @@ impl Engine {
     /// A value longer than `MAX_VALUE` is checked in overlapping windows,
     /// so an attack past its first `MAX_VALUE` bytes is seen too.
     pub(crate) fn check(&self, part: Part, name: &str, raw: &[u8], plus: bool, cx: &Context<'_>) -> Option<Finding> {
+        if part == Part::Arg
+            && let Some(on) = cx.on.for_arg(name)
+        {
+            let cx = Context {
+                on,
+                json_request: cx.json_request,
+            };
+            return self.check(part, name, raw, plus, &cx);
+        }
         if raw.len() <= MAX_VALUE {
             return self.check_window(part, name, raw, plus, cx);
         }
@@ -339,12 +368,28 @@ impl Engine {
         if let Some(f) = self.check_canonical(part, name, &canon, shape, cx) {
             return Some(f);
         }
-        if let Some(decoded) = unescape_entities_and_js(&canon, shape)
-            && let Some(f) = self.check_canonical(part, name, &decoded, Shape::of(decoded.as_bytes()), cx)
-        {
-            return Some(f);
+        // Twice: `&amp;lpar;` is `(` to a page that decodes what its
+        // template already decoded once.
+        let mut view = unescape_entities_and_js(&canon, shape);
+        for _ in 0..ENTITY_ROUNDS {
+            let Some(decoded) = view else { break };
+            let decoded_shape = Shape::of(decoded.as_bytes());
+            if let Some(f) = self.check_canonical(part, name, &decoded, decoded_shape, cx) {
+                return Some(f);
+            }
+            view = unescape_entities_and_js(&decoded, decoded_shape).filter(|again| *again != decoded);
         }
         if let Some(decoded) = base64_text(raw, raw_shape) {
+            let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
+            return self.check_canonical(part, name, &canon, shape, cx);
+        }
+        // Base64 behind JS escapes (`\u0058\u0079QkTk...`): the escapes
+        // undone with the letters' case kept, which base64 needs.
+        if raw_shape.has(Shape::BACKSLASH)
+            && let Ok(text) = std::str::from_utf8(raw)
+            && let Some(unescaped) = unescape_entities_and_js(text, raw_shape)
+            && let Some(decoded) = base64_text(unescaped.as_bytes(), Shape::of(unescaped.as_bytes()))
+        {
             let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
             return self.check_canonical(part, name, &canon, shape, cx);
         }
@@ -921,6 +966,130 @@ mod tests {
         assert!(rule_for("/?x=${jndi:ldap://a/b}").is_some());
     }
 
+    /// Each family in the spellings an attacker picks to get past a
+    /// check written for the plain one.
+    #[test]
+    fn ssrf_addresses_are_found_in_every_spelling() {
+        for url in [
+            "http://2130706433/",                 // one decimal number
+            "http://0x7f000001/",                 // hex
+            "http://0x41414141A9FEA9FE/",         // hex with overflow
+            "http://0251.00376.000251.0000376/",  // octal with padding
+            "http://127.1/admin",                 // short form
+            "http://169.16689662/",               // two parts
+            "http://10.0.0.5:8500/v1/agent/self", // private ranges
+            "http://192.168.1.1/",
+            "http://[::ffff:169.254.169.254]/",                    // IPv6-mapped
+            "http://[fd00::1]/",                                   // any IPv6 literal
+            "http://localhost.:8080/",                             // trailing dot
+            "http://db.internal/",                                 // internal names
+            "http://127.0.0.1.nip.io/",                            // wildcard DNS
+            "http://evil.com%20%26%40good.com%23%20%40127.0.0.1/", // userinfo confusion
+            "http://%E2%91%A0%E2%91%A1%E2%91%A6.%E2%93%AA.%E2%93%AA.%E2%91%A0/", // enclosed digits
+            "http://%5C%5Cg%5C%5Co.com/",                          // backslashes in the host
+            "gopher://example.com:70/_x",
+        ] {
+            let target = format!("/fetch?url={}", url.replace('&', "%26"));
+            // A URL to an IP address is also remote file inclusion.
+            let rule = rule_for(&target);
+            assert!(
+                rule.is_some_and(|r| r.starts_with("ssrf") || r.starts_with("rfi")),
+                "{url}: {rule:?}"
+            );
+        }
+        assert_eq!(rule_for("/fetch?url=https://example.com/a.png"), None);
+    }
+
+    #[test]
+    fn lfi_in_other_spellings_is_found() {
+        for target in [
+            "/?f=file:///etc/./passwd",
+            "/?f=/./etc/./shadow",
+            "/?f=%5C%5C%3A%3A1%5Cc%24%5Cusers%5Cdefault%5Cntuser.dat",
+            "/?f=%c0%ae%c0%ae%c0%af%c0%ae%c0%ae%c0%afetc%c0%afpasswd",
+            "/?f=....//....//etc/hosts",
+        ] {
+            assert!(rule_for(target).is_some_and(|r| r.starts_with("lfi")), "{target}");
+        }
+        assert_eq!(rule_for("/?q=profile+files+explained"), None);
+    }
+
+    #[test]
+    fn ldap_filter_breakouts_are_found_and_whole_filters_pass() {
+        for target in [
+            "/?u=*(%7C(objectclass=*))",
+            "/?u=x(%26(uid=*)(userPassword=*))",
+            "/?u=userPassword:2.5.13.18:=123",
+            "/?u=cn:dn:1.2.3:=admin",
+        ] {
+            assert_eq!(rule_for(target), Some("ldap-filter"), "{target}");
+        }
+        // What an LDAP search form sends: a whole filter, as in CRS.
+        assert_eq!(rule_for("/?f=(%26(objectCategory=computer)(cn=web*))"), None);
+        assert_eq!(rule_for("/?t=x%20:=%201"), None);
+    }
+
+    #[test]
+    fn near_misses_of_sqli_and_java_pass() {
+        assert_eq!(rule_for("/?q=%22select+all%22+checkbox+not+working"), None);
+        assert_eq!(rule_for("/?q=java.lang.NullPointerException+how+to+fix"), None);
+        assert!(rule_for("/?q=%27+union+select+1,2--").is_some());
+        assert!(rule_for("/?q=%27+select+name+from+users--").is_some());
+        assert_eq!(rule_for("/?q=java.lang.StringBuilder"), Some("java-class"));
+        assert_eq!(rule_for("/?q=java.lang.Runtime"), Some("java-class"));
+        // Strings joined by an operator only SQL has.
+        assert_eq!(rule_for("/?q=A%27+SOUNDS+LIKE+%27B"), Some("sqli-quoted-operator"));
+        assert_eq!(rule_for("/?q=x%27+%26+%27y"), Some("sqli-quoted-operator"));
+        assert_eq!(rule_for("/?q=the+%27xor%27+gate"), None);
+        assert_eq!(rule_for("/?q=Tom%27s+%26+Jerry%27s"), None);
+    }
+
+    #[test]
+    fn script_calls_templates_and_object_tags_in_other_spellings_are_found() {
+        for (target, family) in [
+            ("/?q=alert?.(document?.cookie)", "xss"),
+            ("/?q=alert.apply(null,%20[1])", "xss"),
+            ("/?q=confirm.call(null,1)", "xss"),
+            ("/files/alert.apply(null,%20[1])", "xss"),
+            ("/files/javascript:setInterval('con'+'firm(1)')", "xss"),
+            ("/?q=%26gt;+src+onerror=confirm%26amp;lpar;1%26amp;rpar;%26lt;", "xss"),
+            (
+                "/?q=%3C%23assign+ex=%22freemarker.template.utility.Execute%22?new()%3E",
+                "ssti",
+            ),
+            ("/?q=!!python/object/new:exec+[import+os]", "generic"),
+            ("/?q=--- !ruby/object:Gem::Installer", "generic"),
+        ] {
+            let rule = rule_for(target);
+            assert!(rule.is_some_and(|r| r.contains(family)), "{target}: {rule:?}");
+        }
+        assert_eq!(rule_for("/?q=call+the+alert+team"), None);
+        assert_eq!(rule_for("/docs/javascript/document.cookie"), None);
+        assert_eq!(rule_for("/?q=tom+%26amp;+jerry"), None);
+    }
+
+    #[test]
+    fn node_globals_reached_another_way_are_found() {
+        for target in [
+            "/?a=Function(%22return%20process%22)()",
+            "/?a=global%5B%27process%27%5D.mainModule",
+            "/?a=globalThis.process",
+            "/?a=process%5B%27mainModule%27%5D.require(%27fs%27)",
+        ] {
+            assert_eq!(rule_for(target), Some("nodejs-code"), "{target}");
+        }
+        assert_eq!(rule_for("/?q=global+process+improvement"), None);
+        // node-serialize's marker in base64, its first letters JS-escaped.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_static("session=\\u0058\\u0079QkTkRfRlVOQyQkX2Z1bmN0aW9uKCkK"),
+        );
+        let f = Engine::new().inspect(&subject(&Method::GET, "/", &headers, b""), &Switches::default());
+        // (`$$` in the decoded text is also PHP's variable variable.)
+        assert!(f.is_some_and(|f| matches!(f.category, Category::Nodejs | Category::Php)));
+    }
+
     #[test]
     fn plain_requests_pass() {
         assert_eq!(rule_for("/products/42?page=2&sort=price"), None);
@@ -949,6 +1118,7 @@ mod tests {
         let off = Switches {
             off_categories: Category::Xss.bit(),
             off_rules: vec!["libinjection-xss".into()],
+            args: Vec::new(),
         };
         assert!(engine.inspect(&subject(&Method::GET, xss, &plain, b""), &off).is_none());
         let f = engine.inspect(&subject(&Method::GET, xss, &plain, b""), &Switches::default());

@@ -395,11 +395,20 @@ pub static RULES: &[RuleDef] = &[
         pattern: r#"['"`\)]\s*(?:or|and|xor|\|\||&&|div|having)\b\s*[\(\s]*['"`]?\s*[\w.-]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bis\s+(?:not\s+)?null\b|\bbetween\b|\bin\b\s*\()|\b(?:or|and)\s+(\d+)\s*(?:=|<=>|>=|<=|<|>)\s*\d+\s*(?:$|--|#|/\*|;|\))|\b(?:or|and)\s+['"](\w*)['"]\s*=\s*['"]\w*|['"]\s*(?:or|and|\|\|)\s*(?:true|false|not|!|\d+)\b|\bwhere\s+\d+\s*=\s*\d+|['"`]\w*['"`]\s*(?:!=|<>|<=>|=)\s*['"`]"#,
     },
     RuleDef {
+        // A string closed, an operator, a string opened: `x' sounds like 'y`,
+        // `a' & 'b` (MySQL compares and combines strings with these).
+        id: "sqli-quoted-operator",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["sounds", "rlike", "regexp", "xor", "div", "&", "|", "^"],
+        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|[&|^]|<=>)\s*['"`]"#,
+    },
+    RuleDef {
         id: "sqli-comment",
         category: Category::Sqli,
         parts: INPUT_HEADERS,
         triggers: &["'", "\"", "`", "/*!"],
-        pattern: r#"^[\w.@-]*['"`]\s*(?:--|#|/\*|;\s*--|\)\s*(?:--|#))|/\*!\d*\s*\w|^\s*['"`]\s*(?:\)\s*)*(?:or|and|union|select|having)\s+(?:\d|['"`(]|select\b|all\b|null\b|true\b|false\b)"#,
+        pattern: r#"^[\w.@-]*['"`]\s*(?:--|#|/\*|;\s*--|\)\s*(?:--|#))|/\*!\d*\s*\w|^\s*['"`]\s*(?:\)\s*)*(?:(?:or|and|having)\s+(?:\d|['"`(]|null\b|true\b|false\b)|union\s+(?:\d|['"`(]|select\b|all\b|null\b)|select\s+(?:\d|['"`(]|null\b|[\w,*\s]+\bfrom\b))"#,
     },
     RuleDef {
         id: "sqli-order-by",
@@ -426,7 +435,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "xss-js-uri",
         category: Category::Xss,
-        parts: INPUT_HEADERS,
+        parts: parts(&[Path, ArgName, Arg, Cookie, Body, Filename, Header, Referer]),
         triggers: &["script", "vbs", "&#", "livescript", "mocha", "url", "data"],
         pattern: r"\burl\s*\(\s*['\x22]?\s*(?:javascript|vbscript|data)\b|\bdata\s*:[^,]{0,40},\s*<|(?:j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:|\bmocha\s*:|&#(?:x0*6a|0*106);?\s*(?:&#(?:x0*61|0*97);?|a)",
     },
@@ -472,7 +481,16 @@ pub static RULES: &[RuleDef] = &[
             ".call",
             ".apply",
         ],
-        pattern: r#"\b(?:alert|prompt|confirm)\s*(?:\(|`|&#)|\b(?:document|window|top|self|parent|frames)\s*(?:\.\s*(?:cookie|write|writeln|location|domain|body|open)\b|\[\s*['"`])|\bstring\s*\.\s*fromcharcode\b|\bstyle\s*=.{0,40}\bexpression\s*\(|\b(?:settimeout|setinterval)\s*\(\s*['"`]|\.innerhtml\s*=|\b(?:settimeout|setinterval|setimmediate|execscript|btoa|atob)\s*\(|\bdocument\s*\.\s*(?:queryselector\w*|getelement\w+|createelement|documentelement|forms|scripts|images|links|head)\b|\breflect\s*\.\s*\w+|\.\s*(?:call|apply|bind)\s*`|!!?\s*\[\s*\]|\[\s*\]\s*\[|\[\s*\+\s*\[\s*\]\s*\]"#,
+        pattern: r#"\b(?:alert|prompt|confirm)\s*(?:\?\.\s*)?(?:\(|`|&#)|\b(?:alert|prompt|confirm|eval)\s*\??\.\s*(?:call|apply|bind)\s*\(|\b(?:document|window|top|self|parent|frames)\s*\??(?:\.\s*(?:cookie|write|writeln|location|domain|body|open)\b|\[\s*['"`])|\bstring\s*\.\s*fromcharcode\b|\bstyle\s*=.{0,40}\bexpression\s*\(|\b(?:settimeout|setinterval)\s*\(\s*['"`]|\.innerhtml\s*=|\b(?:settimeout|setinterval|setimmediate|execscript|btoa|atob)\s*\(|\bdocument\s*\.\s*(?:queryselector\w*|getelement\w+|createelement|documentelement|forms|scripts|images|links|head)\b|\breflect\s*\.\s*\w+|\.\s*(?:call|apply|bind)\s*`|!!?\s*\[\s*\]|\[\s*\]\s*\[|\[\s*\+\s*\[\s*\]\s*\]"#,
+    },
+    RuleDef {
+        // A script call in the path runs on a page that echoes it (a 404
+        // page); DOM names alone are documentation URLs there.
+        id: "xss-path-call",
+        category: Category::Xss,
+        parts: parts(&[Path]),
+        triggers: &["alert", "prompt", "confirm", "eval"],
+        pattern: r"\b(?:alert|prompt|confirm|eval)\s*(?:\?\.\s*)?(?:\(|`)|\b(?:alert|prompt|confirm|eval)\s*\??\.\s*(?:call|apply|bind)\s*\(",
     },
     // ---- local file inclusion and path traversal
     RuleDef {
@@ -515,8 +533,12 @@ pub static RULES: &[RuleDef] = &[
             "environ",
             "/.",
             "../",
+            "file:",
+            "ntuser",
+            "$\\",
+            "$/",
         ],
-        pattern: r"/etc/(?:passwd|shadow|group|gshadow|hosts|issue|motd|crontab|sudoers|master\.passwd|subuid|subgid|security|ssh|mysql|httpd|apache2?|nginx|php|environment|profile|bashrc|hostname|resolv\.conf|fstab|network|os-release|cron|init\.d|rc\.d|pam\.d|ld\.so|aliases|inetd|xinetd)|/proc/(?:self|\d+|thread-self)/(?:environ|cmdline|fd|maps|status|mem|exe|cwd|root|mounts|net)|/proc/(?:version|cpuinfo|meminfo|net|mounts|sched_debug|kcore)|/sys/(?:class|kernel|devices|firmware|power|module|bus|block)\b|(?:^|[/\\])(?:win|boot|system|php|desktop)\.ini\b|[/\\]windows[/\\](?:system32|win\.ini|repair|panther|debug)|(?:^|[/\\])\.ssh[/\\]|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/var/(?:log|lib|run|mail|spool|www|backups|tmp)/|/root/|/home/\w+/\.|(?:^|[\s>|;&=])/(?:tmp|dev/shm|var/tmp)/\w|/dev/(?:tcp|udp|null|zero|random|urandom|mem|kmem|fd)\b|(?:^|[/\\.])\.(?:history|bash_history|zsh_history|mysql_history|psql_history|sh_history|viminfo|lesshst|netrc|pgpass|git-credentials|docker|kube|aws|azure|gnupg|npmrc|pypirc|bash_profile|bashrc|profile)(?:$|[/\\])",
+        pattern: r"(?:^|[\s'\x22=(])file:/|/(?:\./)*etc/(?:\./)*(?:passwd|shadow|group|gshadow|hosts|issue|motd|crontab|sudoers|master\.passwd|subuid|subgid|security|ssh|mysql|httpd|apache2?|nginx|php|environment|profile|bashrc|hostname|resolv\.conf|fstab|network|os-release|cron|init\.d|rc\.d|pam\.d|ld\.so|aliases|inetd|xinetd)|\bntuser\.dat\b|(?:^|[/\\]{2})[^/\\\s]+[/\\][a-z]\$(?:[/\\]|$)|/(?:\./)*proc/(?:self|\d+|thread-self)/(?:environ|cmdline|fd|maps|status|mem|exe|cwd|root|mounts|net)|/proc/(?:version|cpuinfo|meminfo|net|mounts|sched_debug|kcore)|/sys/(?:class|kernel|devices|firmware|power|module|bus|block)\b|(?:^|[/\\])(?:win|boot|system|php|desktop)\.ini\b|[/\\]windows[/\\](?:system32|win\.ini|repair|panther|debug)|(?:^|[/\\])\.ssh[/\\]|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/var/(?:log|lib|run|mail|spool|www|backups|tmp)/|/root/|/home/\w+/\.|(?:^|[\s>|;&=])/(?:tmp|dev/shm|var/tmp)/\w|/dev/(?:tcp|udp|null|zero|random|urandom|mem|kmem|fd)\b|(?:^|[/\\.])\.(?:history|bash_history|zsh_history|mysql_history|psql_history|sh_history|viminfo|lesshst|netrc|pgpass|git-credentials|docker|kube|aws|azure|gnupg|npmrc|pypirc|bash_profile|bashrc|profile)(?:$|[/\\])",
     },
     RuleDef {
         id: "lfi-restricted-paths",
@@ -912,7 +934,7 @@ pub static RULES: &[RuleDef] = &[
             "sun.",
             "jdk.",
         ],
-        pattern: r"\bjava\.(?:lang|io|util|net|nio|beans|rmi|security|sql|text|math|awt|applet|time|naming)\.\w|\bjava\.(?:runtime|processbuilder|system)\b|\borg\.apache\.commons\b|\bjavax\.(?:script|naming|management|xml|el|swing|imageio|sql|crypto)\b|\borg\.apache\.(?:commons\.(?:collections|beanutils|fileupload|io)|xalan|xbean|struts2?|tomcat|log4j|catalina|myfaces|wicket|naming|jasper|batik|velocity|ibatis)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|syndication|corba|management|script)\b|\bcom\.opensymphony\.xwork2\b|\borg\.springframework\.(?:context|beans|core|aop|jndi|transaction|web)\b|\borg\.codehaus\.groovy\b|\bcom\.thoughtworks\.xstream\b|\bbsh\.(?:interpreter|xthis)\b|\bgroovy\.(?:util|lang)\b|\bcom\.mchange\.v2\b|\borg\.hibernate\.\w|\bsun\.(?:misc|reflect|rmi)\.\w|\bjdk\.(?:nashorn|jshell)\b|\borg\.omg\.\w|\bcom\.ibm\.(?:ws|websphere)\.\w|\bweblogic\.\w|\borg\.jboss\.\w|\bnet\.sf\.json\b|\bcom\.alibaba\.fastjson\b|\bcom\.fasterxml\.jackson\.databind\b",
+        pattern: r"\bjava\.lang\.(?:runtime|process|class|system|thread|reflect|invoke|object|string|integer|number|enum|compiler|module|securitymanager|instrument|management|ref)|\bjava\.(?:io|util|net|nio|beans|rmi|security|sql|text|math|awt|applet|time|naming)\.\w|\bjava\.(?:runtime|processbuilder|system)\b|\borg\.apache\.commons\b|\bjavax\.(?:script|naming|management|xml|el|swing|imageio|sql|crypto)\b|\borg\.apache\.(?:commons\.(?:collections|beanutils|fileupload|io)|xalan|xbean|struts2?|tomcat|log4j|catalina|myfaces|wicket|naming|jasper|batik|velocity|ibatis)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|syndication|corba|management|script)\b|\bcom\.opensymphony\.xwork2\b|\borg\.springframework\.(?:context|beans|core|aop|jndi|transaction|web)\b|\borg\.codehaus\.groovy\b|\bcom\.thoughtworks\.xstream\b|\bbsh\.(?:interpreter|xthis)\b|\bgroovy\.(?:util|lang)\b|\bcom\.mchange\.v2\b|\borg\.hibernate\.\w|\bsun\.(?:misc|reflect|rmi)\.\w|\bjdk\.(?:nashorn|jshell)\b|\borg\.omg\.\w|\bcom\.ibm\.(?:ws|websphere)\.\w|\bweblogic\.\w|\borg\.jboss\.\w|\bnet\.sf\.json\b|\bcom\.alibaba\.fastjson\b|\bcom\.fasterxml\.jackson\.databind\b",
     },
     RuleDef {
         id: "java-process",
@@ -971,10 +993,10 @@ pub static RULES: &[RuleDef] = &[
             "eval",
             "function(",
             "import(",
-            "global.",
+            "global",
             "module.",
         ],
-        pattern: r#"\brequire\s*(?:\(|\[)|\bchild_process\b|\bprocess\s*(?:\.\s*(?:env|mainmodule|binding|exit|kill|dlopen|argv|cwd|chdir|execpath|versions|getuid|setuid|memoryusage|emitwarning|stdout|stderr|stdin)\b|\[\s*['"`])|_\$\$nd_func\$\$_|\bconstructor\s*(?:\.|\[\s*['"`]?)\s*constructor\b|\beval\s*\(\s*(?:string\.fromcharcode|atob|buffer|unescape|decodeuricomponent|require|process|['"`])|\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{.*\}\s*\(\s*\)|\bimport\s*\(\s*['"`](?:child_process|fs|net|vm|os|http|worker_threads|node:)|\bglobal\s*\.\s*(?:process|require)|\bmodule\s*\.\s*(?:constructor|require|children)\b|\bthis\s*\.\s*constructor\s*\.\s*constructor"#,
+        pattern: r#"\bfunction\s*\(\s*['"`][^'"`]*\b(?:process|require|global(?:this)?)\b|\bglobal(?:this)?\s*(?:\.\s*process\b|\[\s*['"`]process)|\brequire\s*(?:\(|\[)|\bchild_process\b|\bprocess\s*(?:\.\s*(?:env|mainmodule|binding|exit|kill|dlopen|argv|cwd|chdir|execpath|versions|getuid|setuid|memoryusage|emitwarning|stdout|stderr|stdin)\b|\[\s*['"`])|_\$\$nd_func\$\$_|\bconstructor\s*(?:\.|\[\s*['"`]?)\s*constructor\b|\beval\s*\(\s*(?:string\.fromcharcode|atob|buffer|unescape|decodeuricomponent|require|process|['"`])|\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{.*\}\s*\(\s*\)|\bimport\s*\(\s*['"`](?:child_process|fs|net|vm|os|http|worker_threads|node:)|\bglobal\s*\.\s*(?:process|require)|\bmodule\s*\.\s*(?:constructor|require|children)\b|\bthis\s*\.\s*constructor\s*\.\s*constructor"#,
     },
     RuleDef {
         id: "nodejs-proto-pollution",
@@ -1027,6 +1049,18 @@ pub static RULES: &[RuleDef] = &[
         ],
         pattern: r"^\s*(?:(?:https?|ftps?|gopher|dict|ldaps?|tftp|file|jar|netdoc|sftp|smb|telnet|ws|wss)://?(?:[^@/]*@)?)?(?:localhost(?:\.localdomain)?|(?:host|gateway)\.(?:docker|containers)\.internal|kubernetes\.default(?:\.svc)?|ip6-(?:localhost|loopback)|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|0\.0\.0\.0|0x7f[0-9a-f.x]*|2130706433|0177\.0*\.0*\.0*1|\[(?:0*:)*:?0*1?\]|\[::ffff:[0-9a-f.:]+\])(?::\d+(?:/|$)|/)|^\s*(?:https?|ftps?|gopher|dict|ldaps?|tftp|file|jar|netdoc|sftp|smb|telnet|wss?)://(?:[^@/]*@)?(?:localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[::1?\])(?::\d+)?$|^\s*(?:https?|ftp):(?:127\.|localhost|0\.0\.0\.0|\[)|^\s*(?:gopher|dict|ldap|tftp|jar|netdoc)://",
     },
+    RuleDef {
+        // An address an attacker spells so that an allow-list or a naive
+        // check misses it: one number (`2130706433`), hex or octal parts,
+        // short forms (`127.1`), private ranges, any IPv6 literal,
+        // backslashes or enclosed/fullwidth digits in the host, the
+        // `localhost.` and `*.internal` names, an `@` that moves the host.
+        id: "ssrf-address-spelling",
+        category: Category::Ssrf,
+        parts: INPUT,
+        triggers: &["://"],
+        pattern: r"^\s*[a-z][a-z0-9+.-]{1,15}://(?:[^@/?#\s]*@)?(?:\d{8,10}|0x[0-9a-f]+(?:\.[0-9a-fx]+)*|(?:\d+\.){1,2}\d+|(?:\d+\.){0,3}0\d+(?:\.\d+)*|(?:10|127|0)\.\d{1,3}\.\d{1,3}\.\d{1,3}|172\.(?:1[6-9]|2\d|3[01])\.\d{1,3}\.\d{1,3}|192\.168\.\d{1,3}\.\d{1,3}|100\.(?:6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d{1,3}\.\d{1,3}|\[[0-9a-f:.%]*\]|localhost\.?|[\w.-]*\.(?:localhost|internal|localdomain|local|intranet|corp|lan)\.?|(?:[\w-]+\.)*(?:localtest\.me|lvh\.me|nip\.io|sslip\.io|xip\.io))(?:[:/?#\\]|$)|^\s*[a-z][a-z0-9+.-]{1,15}://[^/?#\s]*(?:\\|\xe2[\x91-\x93][\x80-\xbf]|\xef\xbc[\x90-\x99])|^\s*[a-z][a-z0-9+.-]{1,15}://[^/]*@\s*(?:(?:127|10|0)\.|192\.168\.|169\.254\.|localhost\b|\[)",
+    },
     // ---- server-side template injection
     RuleDef {
         id: "ssti-expression",
@@ -1045,16 +1079,21 @@ pub static RULES: &[RuleDef] = &[
             "__builtins__",
             "__import__",
             "*{",
+            "<#",
+            "freemarker",
+            "?new",
         ],
-        pattern: r#"\{\{[^}]*(?:[*+/%\[|(]|\.\w|__)[^}]*\}\}|\{%-?\s*(?:import|include|set|for|if|raw|macro|extends|load|debug|exec|python)\b|<%=?\s*[^%>]*[*+/(.\[`][^%>]*%>|[#$*]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{[^}]*(?:\(|\.\w+\()[^}]*\}|__(?:class|mro|subclasses|globals|builtins|import|init|base|bases)__"#,
+        pattern: r#"<#(?:assign|import|include|list|if|macro|function|local|global|setting|attempt|visit)\b|freemarker\.template\.utility\.(?:execute|objectconstructor|jythonruntime)|\?new\s*\(\s*\)|\{\{[^}]*(?:[*+/%\[|(]|\.\w|__)[^}]*\}\}|\{%-?\s*(?:import|include|set|for|if|raw|macro|extends|load|debug|exec|python)\b|<%=?\s*[^%>]*[*+/(.\[`][^%>]*%>|[#$*]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{[^}]*(?:\(|\.\w+\()[^}]*\}|__(?:class|mro|subclasses|globals|builtins|import|init|base|bases)__"#,
     },
-    // ---- LDAP injection
+    // ---- LDAP injection: a value that breaks out of the filter it is put
+    // in (`x)(`, `*(|(`, an extensible match with an OID); a whole filter
+    // that starts with `(` is what an LDAP search form sends, as in CRS.
     RuleDef {
         id: "ldap-filter",
         category: Category::Ldap,
         parts: INPUT,
-        triggers: &[")(", ")!(", ") (", ")\t("],
-        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]",
+        triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":="],
+        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=",
     },
     // ---- other injections
     RuleDef {
@@ -1084,6 +1123,16 @@ pub static RULES: &[RuleDef] = &[
             "file.",
         ],
         pattern: r"\b(?:process\s*\.\s*(?:spawn|exec|fork|kill)|kernel\s*\.\s*(?:exec|system|spawn|open|eval|fork|`)|io\s*\.\s*(?:popen|read|write|readlines|foreach|sysopen)|open3\s*\.\s*\w+|file\s*\.\s*(?:read|write|open|delete|readlines|binread)|marshal\s*\.\s*load|yaml\s*\.\s*(?:load|unsafe_load)|erb\s*\.\s*new)\s*[(\s]|%x\{|\b(?:instance_eval|class_eval|module_eval)\b",
+    },
+    RuleDef {
+        // A YAML document that builds objects when an application loads it
+        // with an unsafe loader (PyYAML `!!python/object`, Psych `!ruby/`,
+        // SnakeYAML `!!javax.script...`).
+        id: "generic-yaml-object",
+        category: Category::Generic,
+        parts: INPUT_HEADERS,
+        triggers: &["!!python/", "!ruby/", "!!java", "!!com.", "!!org."],
+        pattern: r"!!python/(?:object|name|module|apply)|!ruby/(?:object|hash|struct|marshal)|!!(?:javax?|com|org)\.[a-z]",
     },
     // ---- protocol attacks in values
     RuleDef {

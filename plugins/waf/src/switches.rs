@@ -66,8 +66,13 @@ impl Exclusion {
     /// Entry `i`, silencing its rules on top of `base`.
     fn new(i: usize, e: &config::Exclusion, base: &Switches) -> Result<Exclusion, PluginError> {
         let path = PathPattern::parse(format!("exclusions[{i}].path"), &e.path)?;
-        let silenced = if e.rules.is_empty() {
+        let silenced = if e.rules.is_empty() && e.args.is_empty() {
             None
+        } else if e.rules.is_empty() {
+            // Every rule, in these arguments only.
+            let mut every = base.clone();
+            every.off_categories = u16::MAX;
+            Some(with_args(base, e, every, i)?)
         } else {
             let mut s = base.clone();
             for (j, r) in e.rules.iter().enumerate() {
@@ -82,7 +87,11 @@ impl Exclusion {
                     }
                 }
             }
-            Some(s)
+            if e.args.is_empty() {
+                Some(s)
+            } else {
+                Some(with_args(base, e, s, i)?)
+            }
         };
         Ok(Exclusion {
             path,
@@ -90,6 +99,21 @@ impl Exclusion {
             silenced,
         })
     }
+}
+
+/// `base` for the request, with `silenced` for the arguments `e.args`.
+fn with_args(base: &Switches, e: &config::Exclusion, silenced: Switches, i: usize) -> Result<Switches, PluginError> {
+    let mut s = base.clone();
+    for (j, arg) in e.args.iter().enumerate() {
+        if arg.is_empty() {
+            return Err(PluginError::config(
+                format!("exclusions[{i}].args[{j}]"),
+                "an argument name cannot be empty",
+            ));
+        }
+        s.args.push((arg.to_ascii_lowercase(), silenced.clone()));
+    }
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -143,6 +167,77 @@ mod tests {
         let elsewhere = s.for_request("/console", Some("site")).unwrap();
         assert!(elsewhere.on(Category::Sqli, "sqli-union"));
         assert!(!elsewhere.on(Category::Xss, "libinjection-xss"));
+    }
+
+    /// `args`: silenced in those arguments' values only, under every
+    /// spelling of the name; the rest of the request is inspected, and no
+    /// verdict reached there is remembered for requests elsewhere.
+    #[test]
+    fn exclusions_by_argument_silence_only_those_values() {
+        use crate::inspect::{Engine, Subject};
+        use http::{HeaderMap, HeaderValue, Method};
+
+        let s = switches(serde_json::json!({
+            "exclusions": [
+                {"path": "/comments", "args": ["body"], "rules": ["rce", "xss"]},
+                {"path": "/notes", "args": ["text"]},
+            ],
+        }))
+        .unwrap();
+        let engine = Engine::new();
+        let form = |path: &str, body: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            let on = s.for_request(path, None).expect("inspected");
+            engine
+                .inspect(
+                    &Subject {
+                        method: &Method::POST,
+                        path,
+                        query: None,
+                        headers: &headers,
+                        body: body.as_bytes(),
+                    },
+                    on,
+                )
+                .map(|f| f.rule)
+        };
+        let code = "body=Run+%60ls+-la%60%0Aimport+os";
+        assert_eq!(form("/comments", code), None);
+        assert_eq!(form("/comments", "BODY=Run+%60ls+-la%60"), None, "names in any case");
+        // The same value in another argument, or on another path, is found.
+        assert!(form("/comments", "title=Run+%60ls+-la%60").is_some());
+        assert!(form("/elsewhere", code).is_some());
+        // Only the families named: SQLi in the excluded argument is found.
+        assert!(form("/comments", "body=1%27+union+select+password+from+users--").is_some());
+        // No rules named: every rule, in that argument only.
+        assert_eq!(form("/notes", "text=%3Cscript%3Ealert(1)%3C/script%3E"), None);
+        assert!(form("/notes", "title=%3Cscript%3Ealert(1)%3C/script%3E").is_some());
+        // A query found clean under the exclusion is not remembered as clean.
+        let get = |path: &str| {
+            let headers = HeaderMap::new();
+            let on = s.for_request(path, None).expect("inspected");
+            engine
+                .inspect(
+                    &Subject {
+                        method: &Method::GET,
+                        path,
+                        query: Some("text=%3Cscript%3Ealert(1)%3C/script%3E"),
+                        headers: &headers,
+                        body: b"",
+                    },
+                    on,
+                )
+                .map(|f| f.rule)
+        };
+        assert_eq!(get("/notes"), None);
+        assert!(get("/elsewhere").is_some());
+
+        let err = switches(serde_json::json!({"exclusions": [{"path": "/a", "args": ["ok", ""]}]}));
+        assert_eq!(field(err.err().unwrap()), "exclusions[0].args[1]");
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Visitor<'_> {
 pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
     // A verdict of "clean" is kept only with every rule on (a JSON body
     // relaxes one rule, so the cache key says whether there was one).
-    let cacheable = v.cx.on.off_categories == 0 && v.cx.on.off_rules.is_empty();
+    let cacheable = v.cx.on.all_on();
     // Names no header can have (NUL), so the keys never meet a header's.
     if v.cached_clean(cacheable, "\0path", req.path.as_bytes(), |v| {
         v.found = v.engine.protocol_path(req.path, v.cx.on);

@@ -4,6 +4,13 @@
 //! runs, and the detection and false-positive rates are checked per
 //! category. `cargo test -p bext-plugin-waf --test corpus -- --nocapture`
 //! prints the table and the ids of the misses.
+//!
+//! Three sets are measured: the given corpus (tuned on), and the two halves
+//! of `tests/waf-corpus/extra.jsonl` (built by `extra.py` from sources that
+//! do not overlap the corpus's hidden half): `dev`, which detection may be
+//! tuned on, and `test`, which is only reported. On the extra sets the goals
+//! are floors set at what the WAF measured when they were written, so that
+//! a change that loses ground on attacks nobody tuned for fails here.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,19 +22,24 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct Record {
     id: String,
+    source: String,
     category: String,
     method: String,
     uri: String,
     headers: BTreeMap<String, String>,
     body: Option<String>,
     expect: String,
+    /// `dev` or `test` in `extra.jsonl`; absent in the other files.
+    #[serde(default)]
+    split: Option<String>,
 }
 
-fn corpus(rel: &str) -> Vec<Record> {
+fn corpus(rel: &str, split: Option<&str>) -> Vec<Record> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
-        .map(|l| serde_json::from_str(l).expect("corpus record"))
+        .map(|l| serde_json::from_str::<Record>(l).expect("corpus record"))
+        .filter(|r| split.is_none() || r.split.as_deref() == split)
         .collect()
 }
 
@@ -45,20 +57,72 @@ struct Tally {
 /// false positives, hand-written traffic).
 #[test]
 fn shared_corpus_detection_and_false_positive_rates() {
-    check_corpus("../../tests/waf-corpus/corpus.jsonl");
+    check_corpus("../../tests/waf-corpus/corpus.jsonl", None, &Goals::TUNED);
 }
 
 /// bext's own attacks and benign traffic (`tests/corpus/bext.jsonl`).
 #[test]
 fn own_corpus_detection_and_false_positive_rates() {
-    check_corpus("tests/corpus/bext.jsonl");
+    check_corpus("tests/corpus/bext.jsonl", None, &Goals::TUNED);
 }
 
-fn check_corpus(rel: &str) {
+/// The extra set's tuning half.
+#[test]
+fn extra_dev_detection_and_false_positive_rates() {
+    check_corpus("../../tests/waf-corpus/extra.jsonl", Some("dev"), &Goals::EXTRA);
+}
+
+/// The extra set's held-out half: reported, never tuned on.
+#[test]
+fn extra_test_detection_and_false_positive_rates() {
+    check_corpus("../../tests/waf-corpus/extra.jsonl", Some("test"), &Goals::EXTRA);
+}
+
+/// What a set must reach.
+struct Goals {
+    /// Least detection in a category with more than 20 attacks (percent).
+    detection: f64,
+    /// Most refused `benign` records (percent).
+    benign_refused: f64,
+    /// Most refused `allow` records of every category together (percent).
+    allow_refused: f64,
+    /// Least detection of the attacks from each named source (percent).
+    by_source: &'static [(&'static str, f64)],
+}
+
+impl Goals {
+    /// The sets detection was tuned on.
+    const TUNED: Goals = Goals {
+        detection: 95.0,
+        benign_refused: 1.0,
+        allow_refused: 2.0,
+        by_source: &[],
+    };
+    /// The extra sets (floors; see the module doc). CRS's PL2-4 tests
+    /// are written for stricter rules than the default level and are held
+    /// to what was measured, not to the goal; the other sources
+    /// are attacks of the kinds PL1 covers.
+    const EXTRA: Goals = Goals {
+        detection: 15.0,
+        benign_refused: 11.0,
+        allow_refused: 10.5,
+        by_source: &[
+            ("crs", 34.0),
+            ("gotestwaf", 92.0),
+            ("libinjection", 95.0),
+            ("handmade", 84.0),
+        ],
+    };
+}
+
+fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
     let engine = Engine::new();
     let on = Switches::default();
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    for r in corpus(rel) {
+    // Attacks by source: CRS's paranoia-level-2+ tests are written for
+    // stricter rules than the default level, so they are told apart.
+    let mut by_source: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in corpus(rel, split) {
         let method = Method::from_bytes(r.method.as_bytes()).expect("method");
         let mut headers = HeaderMap::new();
         for (k, v) in &r.headers {
@@ -83,6 +147,11 @@ fn check_corpus(rel: &str) {
             body: body.as_bytes(),
         };
         let finding = engine.inspect(&subject, &on);
+        if r.expect == "block" {
+            let s = by_source.entry(r.source.clone()).or_default();
+            s.0 += 1;
+            s.1 += usize::from(finding.is_some());
+        }
         let t = tallies.entry(r.category.clone()).or_default();
         match (r.expect.as_str(), finding) {
             ("block", Some(_)) => {
@@ -103,7 +172,7 @@ fn check_corpus(rel: &str) {
     }
 
     let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
-    println!("{rel}");
+    println!("{rel} {}", split.unwrap_or(""));
     println!("| category | block | detected | rate | allow | refused | rate |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let (mut allow, mut refused, mut block, mut caught) = (0, 0, 0, 0);
@@ -125,7 +194,7 @@ fn check_corpus(rel: &str) {
         // The goal for categories with more than 20 records; every
         // attack in our own small corpus must be caught.
         let small_own = rel.ends_with("bext.jsonl") && t.caught < t.block;
-        if (t.block > 20 && pct(t.caught, t.block) < 95.0) || small_own {
+        if (t.block > 20 && pct(t.caught, t.block) < goals.detection) || small_own {
             failures.push(format!("{cat}: {:.1}% detected", pct(t.caught, t.block)));
         }
     }
@@ -134,6 +203,15 @@ fn check_corpus(rel: &str) {
         pct(caught, block),
         pct(refused, allow)
     );
+    for (source, (block, caught)) in &by_source {
+        println!("attacks from {source}: {caught}/{block} ({:.1}%)", pct(*caught, *block));
+    }
+    for (source, least) in goals.by_source {
+        let (block, caught) = by_source.get(*source).copied().unwrap_or_default();
+        if pct(caught, block) < *least {
+            failures.push(format!("{source}: {:.1}% detected", pct(caught, block)));
+        }
+    }
     for (cat, t) in &tallies {
         if !t.misses.is_empty() {
             println!("missed {cat}: {}", t.misses.join(" "));
@@ -142,8 +220,16 @@ fn check_corpus(rel: &str) {
             println!("refused {cat}: {}", t.false_positives.join(" "));
         }
     }
-    if pct(refused, allow) >= 2.0 {
+    if pct(refused, allow) >= goals.allow_refused {
         failures.push(format!("{:.1}% of allow records refused", pct(refused, allow)));
+    }
+    if let Some(benign) = tallies.get("benign")
+        && pct(benign.refused, benign.allow) >= goals.benign_refused
+    {
+        failures.push(format!(
+            "{:.1}% of benign records refused",
+            pct(benign.refused, benign.allow)
+        ));
     }
     assert!(failures.is_empty(), "goals missed: {failures:?}");
 }

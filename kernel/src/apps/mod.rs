@@ -1,10 +1,12 @@
 //! The app table and the runtimes that serve apps.
 
 mod forwarded;
+mod health;
 pub mod js;
 mod pool;
 pub mod proxy;
 pub mod static_files;
+mod upstreams;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -59,7 +61,7 @@ pub(crate) fn add_kernel_headers(headers: &mut HeaderMap, cx: &Ctx) {
 pub enum Runtime {
     /// Files under a document root.
     Static(static_files::StaticSite),
-    /// One upstream.
+    /// One upstream or several.
     Proxy(proxy::ProxyApp),
     /// A JavaScript module in QuickJS isolates.
     Js(js::JsApp),
@@ -75,15 +77,7 @@ impl Runtime {
                     .map(Runtime::Static)
                     .map_err(|e| format!("{}: {e}", root.display()))
             }
-            RuntimeKind::Proxy => {
-                let upstream = crate::config::upstream::parse_upstream(cfg.upstream.as_deref().unwrap_or(""))?;
-                Ok(Runtime::Proxy(proxy::ProxyApp::new(
-                    upstream,
-                    cfg.preserve_host,
-                    cfg.connect_timeout,
-                    cfg.response_timeout,
-                )))
-            }
+            RuntimeKind::Proxy => proxy::ProxyApp::from_config(cfg).map(Runtime::Proxy),
             RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
             RuntimeKind::Process => Err("runtime not available in this build".into()),
         }

@@ -9,6 +9,7 @@
 //! they are keyed by the upstream's address, not by the app.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustc_hash::FxHashMap;
+
+use super::upstreams::InFlight;
 
 /// Idle connections kept per upstream and worker, at most; more are
 /// closed as their responses end.
@@ -50,6 +53,27 @@ pub(crate) enum PoolError {
     /// The request or its response failed on the connection.
     #[error(transparent)]
     Http(#[from] hyper::Error),
+}
+
+/// A request that failed, and the request itself when it was never
+/// written to a connection.
+#[derive(Debug)]
+pub(crate) struct SendFailed {
+    pub(crate) error: PoolError,
+    pub(crate) unsent: Option<Box<http::Request<Body>>>,
+}
+
+impl SendFailed {
+    fn sent(error: PoolError) -> SendFailed {
+        SendFailed { error, unsent: None }
+    }
+}
+
+impl PoolError {
+    /// Whether no connection could be made (the backend is not there).
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(self, PoolError::Connect { .. } | PoolError::ConnectTimeout { .. })
+    }
 }
 
 /// The connections to one upstream address.
@@ -86,15 +110,23 @@ impl Pool {
         &self.host
     }
 
+    /// `host:port`, for logs (never for answers: clients are not told
+    /// where upstreams are).
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Sends `req` (origin-form target, headers final) on an idle
     /// connection, or a new one. A request an idle connection could not
     /// take (the upstream closed it meanwhile) is sent again on a fresh
     /// connection: it was not written, so resending is safe for any
     /// method.
+    /// A request no connection could be made for comes back unsent, so
+    /// it can go to another backend whatever its method.
     pub(crate) async fn send(
         &self,
         mut req: http::Request<Body>,
-    ) -> Result<(http::Response<Incoming>, Lease), PoolError> {
+    ) -> Result<(http::Response<Incoming>, Lease), SendFailed> {
         while let Some(mut sender) = self.take_idle() {
             if !sender.is_ready() && sender.ready().await.is_err() {
                 continue;
@@ -103,13 +135,23 @@ impl Pool {
                 Ok(res) => return Ok((res, self.lease(sender))),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Err(e.into_error().into()),
+                    None => return Err(SendFailed::sent(e.into_error().into())),
                 },
             }
         }
-        let mut sender = self.connect().await?;
-        let res = sender.send_request(req).await?;
-        Ok((res, self.lease(sender)))
+        let mut sender = match self.connect().await {
+            Ok(sender) => sender,
+            Err(error) => {
+                return Err(SendFailed {
+                    error,
+                    unsent: Some(Box::new(req)),
+                });
+            }
+        };
+        match sender.send_request(req).await {
+            Ok(res) => Ok((res, self.lease(sender))),
+            Err(e) => Err(SendFailed::sent(e.into())),
+        }
     }
 
     fn lease(&self, sender: SendRequest<Body>) -> Lease {
@@ -193,15 +235,33 @@ impl Lease {
 pub(crate) struct PooledBody {
     inner: Incoming,
     lease: Option<Lease>,
+    /// Counts the request in its backend's `in_flight` until the body
+    /// ends or is dropped.
+    _in_flight: Option<InFlight>,
+    /// The longest pause allowed between two frames, and its timer.
+    idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
 }
+
+/// The upstream's response body paused longer than the app's
+/// `body_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream's response body paused longer than {0:?}")]
+pub(crate) struct BodyTimedOut(Duration);
 
 impl PooledBody {
     /// `inner`, whose end gives `lease` back; an empty body gives it back
-    /// at once.
-    pub(crate) fn new(inner: Incoming, lease: Lease) -> PooledBody {
+    /// at once. `idle`: the longest pause between frames, if limited.
+    pub(crate) fn new(
+        inner: Incoming,
+        lease: Lease,
+        in_flight: Option<InFlight>,
+        idle: Option<Duration>,
+    ) -> PooledBody {
         let mut body = PooledBody {
             inner,
             lease: Some(lease),
+            _in_flight: in_flight,
+            idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
         };
         body.give_back_at_end();
         body
@@ -218,7 +278,7 @@ impl PooledBody {
 
 impl http_body::Body for PooledBody {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = bext_plugin_abi::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -231,11 +291,24 @@ impl http_body::Body for PooledBody {
                     lease.give_back();
                 }
             }
-            Poll::Ready(Some(Ok(_))) => self.give_back_at_end(),
+            Poll::Ready(Some(Ok(_))) => {
+                self.give_back_at_end();
+                if let Some((limit, timer)) = &mut self.idle {
+                    timer.as_mut().reset(tokio::time::Instant::now() + *limit);
+                }
+            }
             Poll::Ready(Some(Err(_))) => self.lease = None,
-            Poll::Pending => {}
+            Poll::Pending => {
+                if let Some((limit, timer)) = &mut self.idle
+                    && timer.as_mut().poll(cx).is_ready()
+                {
+                    let limit = *limit;
+                    self.lease = None;
+                    return Poll::Ready(Some(Err(BodyTimedOut(limit).into())));
+                }
+            }
         }
-        polled
+        polled.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

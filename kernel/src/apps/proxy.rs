@@ -1,23 +1,35 @@
-//! The `proxy` runtime: one upstream URL, bodies streamed both ways,
-//! over keep-alive connections kept per worker ([`super::pool`]).
+//! The `proxy` runtime: one upstream URL or several
+//! ([`super::upstreams`]), bodies streamed both ways, over keep-alive
+//! connections kept per worker ([`super::pool`]). A request that failed
+//! goes to another backend when that is safe: always when it was never
+//! sent (no connection), and after a 502, a 503, a reset or a timeout
+//! when its method is idempotent and it has no body, within the app's
+//! retry budget.
 
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use crate::apps::plain;
-use crate::apps::pool::{Pool, PoolError, PooledBody};
-use crate::config::upstream::Upstream;
+use crate::apps::pool::{Lease, PoolError, PooledBody};
+use crate::apps::upstreams::{InFlight, NoBackend, Upstreams};
+use crate::config::platform::AppConfig;
+use crate::config::upstream::HealthCheck;
 use bext_plugin_abi::BodyLimitError;
 use bext_plugin_abi::{Body, Ctx, Request, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{StatusCode, Uri, Version};
+use http::{Method, StatusCode, Uri, Version};
 
 /// A proxied app.
 pub struct ProxyApp {
-    upstream: Upstream,
-    pool: Pool,
+    upstreams: Arc<Upstreams>,
     preserve_host: bool,
     response_timeout: Duration,
+    body_timeout: Option<Duration>,
+    /// Other backends a failed request may try.
+    retries: u32,
+    /// The active check, started on the first runtime that has the app.
+    health: Option<(HealthCheck, Once)>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, and `Upgrade` outside a
@@ -35,43 +47,48 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 impl ProxyApp {
-    /// A proxy to `upstream`, on the connections its workers keep.
-    pub fn new(upstream: Upstream, preserve_host: bool, connect_timeout: Duration, response_timeout: Duration) -> Self {
-        ProxyApp {
-            pool: Pool::new(&upstream.authority, connect_timeout),
-            upstream,
-            preserve_host,
-            response_timeout,
+    /// The proxy an app's configuration describes (`upstream` or
+    /// `upstreams`, balancing, health, retries, limits).
+    pub fn from_config(cfg: &AppConfig) -> Result<Self, String> {
+        let list = crate::config::upstream::backends(cfg.upstream.as_deref(), &cfg.upstreams)?;
+        let upstreams = Arc::new(Upstreams::new(
+            &list,
+            cfg.balance,
+            cfg.hash.clone(),
+            cfg.max_connections,
+            cfg.health.as_ref().map(|h| h.interval),
+            cfg.connect_timeout,
+        ));
+        let app = ProxyApp {
+            upstreams,
+            preserve_host: cfg.preserve_host,
+            response_timeout: cfg.response_timeout,
+            body_timeout: cfg.body_timeout.map(|t| t.0),
+            retries: cfg.retries.unwrap_or(1),
+            health: cfg.health.clone().map(|h| (h, Once::new())),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            app.start_checks();
         }
+        Ok(app)
     }
 
-    /// The upstream's request target (origin form) for a request to `uri`:
-    /// the request's path and query as they are (already parsed and
-    /// checked) when the upstream URL has no path of its own, so a request
-    /// costs no formatting and no parsing.
-    fn target(&self, uri: &Uri) -> Option<Uri> {
-        let asked = uri.path_and_query();
-        let path_and_query = match asked {
-            Some(pq) if self.upstream.base_path.is_empty() => pq.clone(),
-            None if self.upstream.base_path.is_empty() => PathAndQuery::from_static("/"),
-            _ => {
-                let path = asked.map_or("/", PathAndQuery::as_str);
-                format!("{}{path}", self.upstream.base_path).parse().ok()?
-            }
-        };
-        Some(Uri::from(path_and_query))
+    /// Starts the active checks once, on the current runtime.
+    fn start_checks(&self) {
+        if let Some((check, started)) = &self.health {
+            started.call_once(|| super::health::spawn(&self.upstreams, check.clone()));
+        }
     }
 
     /// Forwards one request and streams the answer back; an HTTP/1.1
     /// `Upgrade` (WebSocket) that the upstream accepts with 101 becomes a
     /// byte tunnel between client and upstream.
     pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
+        self.start_checks();
         let upgrade = upgrade_protocol(req.headers());
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let mut client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let Some(uri) = self.target(&parts.uri) else {
-            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
-        };
+        let asked = std::mem::take(&mut parts.uri);
         // The kernel already dropped what the client named in `Connection`,
         // before bext added its own headers: strip only the fixed
         // hop-by-hop set here.
@@ -81,13 +98,10 @@ impl ProxyApp {
         // canonical form (lower case, no port, no trailing dot), so an
         // upstream cannot build a page for `site.test:6666` that the
         // cache then files under `site.test`.
-        let host = match cx.host.as_deref() {
+        let client_host = match cx.host.as_deref() {
             Some(h) if self.preserve_host => HeaderValue::from_str(h).ok(),
             _ => None,
         };
-        parts
-            .headers
-            .insert(header::HOST, host.unwrap_or_else(|| self.pool.host().clone()));
         join_cookies(&mut parts.headers);
         super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
@@ -96,15 +110,104 @@ impl ProxyApp {
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, protocol.clone());
         }
-        parts.uri = uri;
         parts.version = Version::HTTP_11;
-        let upstream_req = Request::from_parts(parts, body);
 
-        let (res, lease) = match tokio::time::timeout(self.response_timeout, self.pool.send(upstream_req)).await {
-            Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-            Ok(Err(e)) => return failure(&e, cx),
-            Ok(Ok(answer)) => answer,
-        };
+        let set = self.upstreams.current();
+        let key = self.upstreams.key(&parts.headers, cx);
+        let retries = if set.list.len() > 1 { self.retries as usize } else { 0 };
+        if retries > 0 {
+            self.upstreams.deposit();
+        }
+        let replayable = retries > 0
+            && upgrade.is_none()
+            && is_idempotent(&parts.method)
+            && body.as_bytes().is_some_and(<[u8]>::is_empty);
+        let passive = self.upstreams.passive;
+        let mut next = Request::from_parts(parts, body);
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last: Option<Response> = None;
+        loop {
+            let i = match self.upstreams.pick(&set, key, &tried) {
+                Ok(i) => i,
+                Err(_) if last.is_some() => return last.unwrap_or_default(),
+                Err(NoBackend::Unhealthy(wait)) => return unavailable(cx, "no healthy upstream", wait),
+                Err(NoBackend::Full) => return unavailable(cx, "every upstream is busy", Duration::from_secs(1)),
+            };
+            let backend = &set.list[i];
+            let mut req = next;
+            let Some(uri) = target(&backend.base_path, &asked) else {
+                return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+            };
+            *req.uri_mut() = uri;
+            let host = client_host.clone().unwrap_or_else(|| backend.pool.host().clone());
+            req.headers_mut().insert(header::HOST, host);
+            let spare = replayable.then(|| replay_of(&req));
+            let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
+            let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
+            match tokio::time::timeout(self.response_timeout, backend.pool.send(req)).await {
+                Ok(Ok((res, lease))) => {
+                    let status = res.status();
+                    if passive {
+                        if status.is_server_error() {
+                            backend.failed(false);
+                        } else {
+                            backend.succeeded();
+                        }
+                    }
+                    let retry = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
+                        && spare.is_some()
+                        && may_retry(&tried);
+                    let answer = self.relay(res, lease, in_flight, client_upgrade.take(), cx);
+                    match spare {
+                        Some(spare) if retry => {
+                            tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
+                            (next, last) = (spare, Some(answer));
+                            tried.push(i);
+                        }
+                        _ => return answer,
+                    }
+                }
+                Ok(Err(failed)) => {
+                    if passive {
+                        backend.failed(failed.error.is_connect());
+                    }
+                    let answer = failure(&failed.error, cx);
+                    match failed.unsent.map(|r| *r).or(spare) {
+                        Some(again) if may_retry(&tried) => {
+                            tracing::debug!(request_id = %cx.request_id, error = %failed.error, "retrying on another upstream");
+                            (next, last) = (again, Some(answer));
+                            tried.push(i);
+                        }
+                        _ => return answer,
+                    }
+                }
+                Err(_) => {
+                    if passive {
+                        backend.failed(false);
+                    }
+                    let answer = timed_out(cx);
+                    match spare {
+                        Some(spare) if may_retry(&tried) => {
+                            (next, last) = (spare, Some(answer));
+                            tried.push(i);
+                        }
+                        _ => return answer,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The upstream's answer as the client's: a WebSocket 101 becomes a
+    /// tunnel, anything else streams back without hop-by-hop headers.
+    fn relay(
+        &self,
+        res: http::Response<hyper::body::Incoming>,
+        lease: Lease,
+        in_flight: Option<InFlight>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        cx: &Ctx,
+    ) -> Response {
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(client)) = (res.status(), client_upgrade) {
             return tunnel(res, client, cx);
         }
@@ -114,8 +217,67 @@ impl ProxyApp {
         // upstream's is not relayed (hyper would write it in the status
         // line and close a kept-alive connection).
         parts.version = Version::HTTP_11;
-        Response::from_parts(parts, Body::stream(PooledBody::new(body, lease)))
+        Response::from_parts(
+            parts,
+            Body::stream(PooledBody::new(body, lease, in_flight, self.body_timeout)),
+        )
     }
+}
+
+/// The upstream's request target (origin form) for a request to `uri`:
+/// the request's path and query as they are (already parsed and checked)
+/// when the upstream URL has no path of its own, so a request costs no
+/// formatting and no parsing.
+fn target(base_path: &str, uri: &Uri) -> Option<Uri> {
+    let asked = uri.path_and_query();
+    let path_and_query = match asked {
+        Some(pq) if base_path.is_empty() => pq.clone(),
+        None if base_path.is_empty() => PathAndQuery::from_static("/"),
+        _ => {
+            let path = asked.map_or("/", PathAndQuery::as_str);
+            format!("{base_path}{path}").parse().ok()?
+        }
+    };
+    Some(Uri::from(path_and_query))
+}
+
+/// Methods a server must treat as safe to repeat (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// A copy of a request without a body (only bodiless requests are
+/// replayed), to send again if the first backend fails it.
+fn replay_of(req: &Request) -> Request {
+    let mut copy = Request::new(Body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// 503 with `Retry-After` (whole seconds, at least one), naming the app.
+fn unavailable(cx: &Ctx, why: &str, wait: Duration) -> Response {
+    let mut res = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("app `{}`: {why}\n", cx.app().unwrap_or("")),
+    );
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+    res
+}
+
+/// 504 naming the app, never the upstream's address.
+fn timed_out(cx: &Ctx) -> Response {
+    plain(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!("app `{}`: upstream timed out\n", cx.app().unwrap_or("")),
+    )
 }
 
 /// The protocol a request asks to upgrade to, when it carries both
@@ -197,9 +359,12 @@ fn failure(e: &PoolError, cx: &Ctx) -> Response {
     }
     tracing::warn!(request_id = %cx.request_id, app = cx.app().unwrap_or(""), error = ?e, "upstream request failed");
     if timed_out {
-        plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+        self::timed_out(cx)
     } else {
-        plain(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
+        plain(
+            StatusCode::BAD_GATEWAY,
+            format!("app `{}`: upstream unavailable\n", cx.app().unwrap_or("")),
+        )
     }
 }
 
@@ -252,22 +417,15 @@ mod tests {
 
     #[test]
     fn the_request_target_keeps_path_and_query_and_adds_the_base() {
-        let app = |url: &str| {
-            ProxyApp::new(
-                crate::config::upstream::parse_upstream(url).unwrap(),
-                false,
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            )
-        };
+        let base = |url: &str| crate::config::upstream::parse_upstream(url).unwrap().base_path;
         let uri: Uri = "/a/b?x=1&y=%20".parse().unwrap();
-        assert_eq!(app("http://127.0.0.1:9").target(&uri).unwrap(), "/a/b?x=1&y=%20");
+        assert_eq!(target(&base("http://127.0.0.1:9"), &uri).unwrap(), "/a/b?x=1&y=%20");
         assert_eq!(
-            app("http://up.test:81/api/").target(&uri).unwrap(),
+            target(&base("http://up.test:81/api/"), &uri).unwrap(),
             "/api/a/b?x=1&y=%20"
         );
         let absolute: Uri = "http://other.test/x?q".parse().unwrap();
-        assert_eq!(app("http://127.0.0.1:9").target(&absolute).unwrap(), "/x?q");
+        assert_eq!(target(&base("http://127.0.0.1:9"), &absolute).unwrap(), "/x?q");
     }
 
     #[test]

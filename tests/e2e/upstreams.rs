@@ -415,3 +415,106 @@ async fn bad_upstream_settings_are_refused_with_their_field() {
         assert!(text.contains(field) && text.contains(reason), "{app}: {text}");
     }
 }
+
+#[tokio::test]
+async fn https_upstreams_are_verified_against_the_apps_ca_and_their_name() {
+    let up = HttpsServer::start("over tls".into()).await;
+    let port = up.addr.port();
+    let site = Site::new();
+    site.write("ca.pem", &up.ca_pem);
+    let serve = |app: String| {
+        let cfg = site.platform(&format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\n{app}\n"
+        ));
+        Bext::serve(&cfg)
+    };
+    // Trusted CA, name matching: through.
+    let b = serve(format!("upstream = \"https://localhost:{port}\"\nca = \"ca.pem\""));
+    let r = get(b.addr, "x", "/").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "over tls"));
+    assert_eq!(
+        up.sni.lock().unwrap().as_deref(),
+        Some("localhost"),
+        "SNI is the URL's host"
+    );
+    // The system's CAs do not know the test CA: refused, naming the app only.
+    let b = serve(format!("upstream = \"https://localhost:{port}\""));
+    let r = get(b.addr, "x", "/").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.text(), "app `api`: upstream unavailable\n");
+    // The operator's log says why.
+    eventually(Duration::from_secs(5), || async {
+        b.log().contains("UnknownIssuer").then_some(())
+    })
+    .await;
+    // The right CA, but the certificate is for `localhost`, not this IP.
+    let b = serve(format!("upstream = \"https://127.0.0.1:{port}\"\nca = \"ca.pem\""));
+    assert_eq!(get(b.addr, "x", "/").await.status, 502);
+    // Only when told by name does bext take any certificate.
+    let b = serve(format!(
+        "upstream = \"https://127.0.0.1:{port}\"\ninsecure_skip_verify = true"
+    ));
+    assert_eq!(get(b.addr, "x", "/").await.text(), "over tls");
+    eventually(Duration::from_secs(5), || async {
+        b.log().contains("insecure_skip_verify").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_tls_settings_are_refused_with_their_field() {
+    let site = Site::new();
+    site.write("not-a-ca.pem", "hello");
+    for (app, field, reason) in [
+        (
+            "upstream = \"https://a:1\"\nca = \"missing.pem\"",
+            "apps.api.ca",
+            "missing.pem",
+        ),
+        (
+            "upstream = \"https://a:1\"\nca = \"not-a-ca.pem\"",
+            "apps.api.ca",
+            "no CERTIFICATE",
+        ),
+        (
+            "upstream = \"http://a:1\"\nca = \"not-a-ca.pem\"",
+            "apps.api.ca",
+            "https://",
+        ),
+        (
+            "upstream = \"http://a:1\"\ninsecure_skip_verify = true",
+            "apps.api.insecure_skip_verify",
+            "https://",
+        ),
+    ] {
+        let cfg = site.platform(&format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.api]\nruntime = \"proxy\"\n{app}\n"
+        ));
+        let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{app}: {text}");
+        assert!(text.contains(field) && text.contains(reason), "{app}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn max_connections_queues_a_bounded_number_and_refuses_the_rest_at_once() {
+    let slow = Backend::start("slow", Duration::from_millis(1500)).await;
+    let (_s, bext) = serve_api(&format!(
+        "upstream = \"{}\"\nmax_connections = 1\nqueue = 1",
+        slow.url()
+    ));
+    let addr = bext.addr;
+    let (a, b, c) = tokio::join!(get(addr, "x", "/"), get(addr, "x", "/"), get(addr, "x", "/"));
+    let mut statuses = [a.status, b.status, c.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 200, 503],
+        "one runs, one waits its turn, one is refused"
+    );
+    let refused = [&a, &b, &c].into_iter().find(|r| r.status == 503).unwrap();
+    assert_eq!(refused.text(), "app `api`: every upstream is busy\n");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(slow.hits.load(Ordering::SeqCst), 2);
+}

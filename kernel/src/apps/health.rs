@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
 use bext_plugin_abi::Body;
-use hyper_util::rt::TokioIo;
 
 use super::upstreams::{Backend, Upstreams};
 use crate::config::upstream::HealthCheck;
@@ -60,13 +59,7 @@ async fn run(upstreams: Weak<Upstreams>, check: HealthCheck) {
 /// One check: `Ok` for a 2xx or 3xx answer within the timeout.
 async fn probe(backend: &Backend, check: &HealthCheck) -> Result<(), String> {
     let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(backend.pool.addr())
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
+        let mut sender = backend.pool.connect().await.map_err(|e| e.to_string())?;
         let req = http::Request::get(format!("{}{}", backend.base_path, check.path))
             .header(http::header::HOST, backend.pool.host())
             .header(http::header::USER_AGENT, "bext-health-check")

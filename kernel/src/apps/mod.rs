@@ -6,6 +6,7 @@ pub mod js;
 mod pool;
 pub mod proxy;
 pub mod static_files;
+pub(crate) mod upstream_tls;
 mod upstreams;
 
 use std::borrow::Cow;
@@ -77,7 +78,7 @@ impl Runtime {
                     .map(Runtime::Static)
                     .map_err(|e| format!("{}: {e}", root.display()))
             }
-            RuntimeKind::Proxy => proxy::ProxyApp::from_config(cfg).map(Runtime::Proxy),
+            RuntimeKind::Proxy => proxy::ProxyApp::from_config(id, cfg).map(Runtime::Proxy),
             RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
             RuntimeKind::Process => Err("runtime not available in this build".into()),
         }

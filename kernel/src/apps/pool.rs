@@ -6,7 +6,8 @@
 //! request's instructions). A connection goes back when its response body
 //! has been read to the end; one the upstream closed, or idle longer than
 //! the idle timeout, is dropped when next seen. Pools outlive reloads:
-//! they are keyed by the upstream's address, not by the app.
+//! they are keyed by the upstream's address (and TLS settings), not by
+//! the app.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -50,6 +51,10 @@ pub(crate) enum PoolError {
     /// The connection was refused, reset or could not be made.
     #[error("connecting to {addr}: {source}")]
     Connect { addr: Box<str>, source: std::io::Error },
+    /// The TLS handshake failed (a certificate not trusted, or not for
+    /// the upstream's name).
+    #[error("TLS to {addr}: {source}")]
+    Tls { addr: Box<str>, source: std::io::Error },
     /// The request or its response failed on the connection.
     #[error(transparent)]
     Http(#[from] hyper::Error),
@@ -72,15 +77,28 @@ impl SendFailed {
 impl PoolError {
     /// Whether no connection could be made (the backend is not there).
     pub(crate) fn is_connect(&self) -> bool {
-        matches!(self, PoolError::Connect { .. } | PoolError::ConnectTimeout { .. })
+        matches!(
+            self,
+            PoolError::Connect { .. } | PoolError::ConnectTimeout { .. } | PoolError::Tls { .. }
+        )
     }
 }
 
 /// The connections to one upstream address.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
-    /// `host:port`, what is connected to and what keys the idle stacks.
+    /// `host:port`, what is connected to.
     addr: Box<str>,
+    /// What keys the idle stacks: the address, and for TLS the settings
+    /// its connections were verified with, so no app reuses a connection
+    /// another app's laxer settings accepted.
+    key: Box<str>,
+    /// For https:// upstreams: the app's TLS settings and the name the
+    /// certificate must have.
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     /// The `Host` a request gets when the app does not preserve the
     /// client's.
     host: HeaderValue,
@@ -90,19 +108,35 @@ pub(crate) struct Pool {
 /// A connection lent to one request: given back when its response body
 /// ends (see [`PooledBody`]).
 pub(crate) struct Lease {
-    addr: Box<str>,
+    key: Box<str>,
     sender: SendRequest<Body>,
 }
 
 impl Pool {
-    /// The pool of `authority` (`host[:port]`, port 80 by default).
-    pub(crate) fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Pool {
-        let port = authority.port_u16().unwrap_or(80);
-        Pool {
-            addr: format!("{}:{port}", authority.host()).into(),
+    /// The pool of `authority` (`host[:port]`, port 80 by default, 443
+    /// with `tls`): `tls` is the app's TLS client settings for an https://
+    /// upstream, and the name that keys them apart from other apps'.
+    pub(crate) fn new(
+        authority: &http::uri::Authority,
+        connect_timeout: Duration,
+        tls: Option<(&std::sync::Arc<rustls::ClientConfig>, &str)>,
+    ) -> Result<Pool, String> {
+        let port = authority.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
+        let addr: Box<str> = format!("{}:{port}", authority.host()).into();
+        let (key, tls) = match tls {
+            None => (addr.clone(), None),
+            Some((config, settings)) => (
+                format!("tls {settings} {addr}").into(),
+                Some((config.clone(), super::upstream_tls::server_name(authority.host())?)),
+            ),
+        };
+        Ok(Pool {
+            addr,
+            key,
+            tls,
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
             connect_timeout,
-        }
+        })
     }
 
     /// The upstream's own `Host`.
@@ -156,7 +190,7 @@ impl Pool {
 
     fn lease(&self, sender: SendRequest<Body>) -> Lease {
         Lease {
-            addr: self.addr.clone(),
+            key: self.key.clone(),
             sender,
         }
     }
@@ -165,7 +199,7 @@ impl Pool {
     /// ones past the idle timeout are closed on the way.
     fn take_idle(&self) -> Option<SendRequest<Body>> {
         IDLE.with_borrow_mut(|idle| {
-            let stack = idle.get_mut(&*self.addr)?;
+            let stack = idle.get_mut(&*self.key)?;
             while let Some(conn) = stack.pop() {
                 if !conn.sender.is_closed() && conn.since.elapsed() < IDLE_TIMEOUT {
                     return Some(conn.sender);
@@ -175,8 +209,11 @@ impl Pool {
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
-        let tcp = match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&*self.addr)).await {
+    /// A new connection, TLS included, within the connect timeout (what
+    /// health checks use, so they test what requests would get).
+    pub(crate) async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let tcp = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await {
             Err(_) => {
                 return Err(PoolError::ConnectTimeout {
                     addr: self.addr.clone(),
@@ -192,8 +229,30 @@ impl Pool {
             Ok(Ok(tcp)) => tcp,
         };
         let _ = tcp.set_nodelay(true);
+        let Some((config, name)) = &self.tls else {
+            return self.handshake(tcp).await;
+        };
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        match tokio::time::timeout_at(deadline, connector.connect(name.clone(), tcp)).await {
+            Err(_) => Err(PoolError::ConnectTimeout {
+                addr: self.addr.clone(),
+                timeout: self.connect_timeout,
+            }),
+            Ok(Err(source)) => Err(PoolError::Tls {
+                addr: self.addr.clone(),
+                source,
+            }),
+            Ok(Ok(tls)) => self.handshake(tls).await,
+        }
+    }
+
+    /// HTTP/1.1 on a connection made.
+    async fn handshake<T>(&self, io: T) -> Result<SendRequest<Body>, PoolError>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(tcp))
+            .handshake(TokioIo::new(io))
             .await?;
         let addr = self.addr.clone();
         // On this worker's runtime; it ends when the upstream or the last
@@ -215,9 +274,9 @@ impl Lease {
             return;
         }
         IDLE.with_borrow_mut(|idle| {
-            let stack = match idle.get_mut(&*self.addr) {
+            let stack = match idle.get_mut(&*self.key) {
                 Some(stack) => stack,
-                None => idle.entry(self.addr).or_default(),
+                None => idle.entry(self.key).or_default(),
             };
             if stack.len() < MAX_IDLE {
                 stack.push(Idle {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::apps::plain;
 use crate::apps::pool::{Lease, PoolError, PooledBody};
-use crate::apps::upstreams::{InFlight, NoBackend, Upstreams};
+use crate::apps::upstreams::{InFlight, NoBackend, Policy, Upstreams, UpstreamsTls};
 use crate::config::platform::AppConfig;
 use crate::config::upstream::HealthCheck;
 use bext_plugin_abi::BodyLimitError;
@@ -20,9 +20,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 
+/// Requests that may wait for room when every backend is at
+/// `max_connections`, when `queue` is unset.
+const DEFAULT_QUEUE: u32 = 128;
+
 /// A proxied app.
 pub struct ProxyApp {
     upstreams: Arc<Upstreams>,
+    connect_timeout: Duration,
     preserve_host: bool,
     response_timeout: Duration,
     body_timeout: Option<Duration>,
@@ -49,18 +54,38 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 impl ProxyApp {
     /// The proxy an app's configuration describes (`upstream` or
     /// `upstreams`, balancing, health, retries, limits).
-    pub fn from_config(cfg: &AppConfig) -> Result<Self, String> {
+    pub fn from_config(id: &str, cfg: &AppConfig) -> Result<Self, String> {
         let list = crate::config::upstream::backends(cfg.upstream.as_deref(), &cfg.upstreams)?;
-        let upstreams = Arc::new(Upstreams::new(
-            &list,
-            cfg.balance,
-            cfg.hash.clone(),
-            cfg.max_connections,
-            cfg.health.as_ref().map(|h| h.interval),
-            cfg.connect_timeout,
-        ));
+        let mut tls = UpstreamsTls::default();
+        if list.iter().any(|(u, _)| u.tls) {
+            tls.config = Some(super::upstream_tls::client_config(
+                cfg.ca.as_deref(),
+                cfg.insecure_skip_verify,
+            )?);
+            tls.settings = match (&cfg.ca, cfg.insecure_skip_verify) {
+                (_, true) => "insecure".into(),
+                (Some(ca), false) => format!("ca={}", ca.display()),
+                (None, false) => "system".into(),
+            };
+            if cfg.insecure_skip_verify {
+                tracing::warn!(
+                    app = id,
+                    "insecure_skip_verify: the app's https:// upstreams' certificates are not verified"
+                );
+            }
+        }
+        let policy = Policy {
+            balance: cfg.balance,
+            hash: cfg.hash.clone(),
+            max_connections: cfg.max_connections,
+            queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
+            check_interval: cfg.health.as_ref().map(|h| h.interval),
+            connect_timeout: cfg.connect_timeout,
+        };
+        let upstreams = Arc::new(Upstreams::new(&list, policy, &tls)?);
         let app = ProxyApp {
             upstreams,
+            connect_timeout: cfg.connect_timeout,
             preserve_host: cfg.preserve_host,
             response_timeout: cfg.response_timeout,
             body_timeout: cfg.body_timeout.map(|t| t.0),
@@ -126,12 +151,20 @@ impl ProxyApp {
         let mut next = Request::from_parts(parts, body);
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<Response> = None;
+        // Waiting for room counts as getting a connection.
+        let mut queued_until = None;
         loop {
             let i = match self.upstreams.pick(&set, key, &tried) {
                 Ok(i) => i,
                 Err(_) if last.is_some() => return last.unwrap_or_default(),
                 Err(NoBackend::Unhealthy(wait)) => return unavailable(cx, "no healthy upstream", wait),
-                Err(NoBackend::Full) => return unavailable(cx, "every upstream is busy", Duration::from_secs(1)),
+                Err(NoBackend::Full) => {
+                    let until = *queued_until.get_or_insert_with(|| tokio::time::Instant::now() + self.connect_timeout);
+                    if self.upstreams.wait_for_room(until).await {
+                        continue;
+                    }
+                    return unavailable(cx, "every upstream is busy", Duration::from_secs(1));
+                }
             };
             let backend = &set.list[i];
             let mut req = next;

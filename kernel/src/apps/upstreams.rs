@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bext_plugin_abi::Ctx;
 use http::HeaderMap;
+use tokio::sync::Notify;
 
 use super::pool::Pool;
 use crate::config::upstream::{Balance, HashKey, Upstream};
@@ -65,14 +66,29 @@ pub(crate) struct Backend {
     ejected_until: AtomicU64,
     /// Down by its active checks.
     pub(crate) down: AtomicBool,
+    /// Woken when a request ends, with `max_connections`: the app's
+    /// queued requests wait on it.
+    freed: Option<Arc<Notify>>,
 }
 
 impl Backend {
-    fn new(upstream: &Upstream, weight: u32, connect_timeout: Duration) -> Backend {
-        let pool = Pool::new(&upstream.authority, connect_timeout);
+    fn new(
+        upstream: &Upstream,
+        weight: u32,
+        policy: &Policy,
+        tls: &UpstreamsTls,
+        freed: Option<Arc<Notify>>,
+    ) -> Result<Backend, String> {
+        let tls = upstream.tls.then(|| (&tls.config, &*tls.settings));
+        let tls = match tls {
+            Some((Some(config), settings)) => Some((config, settings)),
+            Some((None, _)) => return Err("an https:// upstream needs TLS settings".into()),
+            None => None,
+        };
+        let pool = Pool::new(&upstream.authority, policy.connect_timeout, tls)?;
         let mut h = rustc_hash::FxHasher::default();
         pool.addr().hash(&mut h);
-        Backend {
+        Ok(Backend {
             id_hash: mix(h.finish()),
             pool,
             base_path: upstream.base_path.clone(),
@@ -82,7 +98,8 @@ impl Backend {
             ejections: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
             down: AtomicBool::new(false),
-        }
+            freed,
+        })
     }
 
     /// Whether it may take a request now. An ejection that has run out
@@ -159,6 +176,9 @@ pub(crate) struct InFlight(Arc<Backend>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Relaxed);
+        if let Some(freed) = &self.0.freed {
+            freed.notify_one();
+        }
     }
 }
 
@@ -189,6 +209,30 @@ impl BackendSet {
     }
 }
 
+/// An app's TLS client settings for its https:// backends.
+#[derive(Default)]
+pub(crate) struct UpstreamsTls {
+    /// `None` when no backend is https://.
+    pub(crate) config: Option<Arc<rustls::ClientConfig>>,
+    /// What the settings are (`ca` file, `insecure`), keeping idle
+    /// connections of different settings apart.
+    pub(crate) settings: String,
+}
+
+/// How an app spreads and limits its requests (its configuration).
+pub(crate) struct Policy {
+    pub(crate) balance: Balance,
+    pub(crate) hash: Option<HashKey>,
+    /// Per-backend limit of requests in flight.
+    pub(crate) max_connections: Option<u32>,
+    /// Requests that may wait for room when every backend is at
+    /// `max_connections`.
+    pub(crate) queue: u32,
+    /// The active checks' interval, if there are checks.
+    pub(crate) check_interval: Option<Duration>,
+    pub(crate) connect_timeout: Duration,
+}
+
 /// How to pick among backends, and the state picking shares.
 pub(crate) struct Upstreams {
     set: ArcSwap<BackendSet>,
@@ -196,6 +240,11 @@ pub(crate) struct Upstreams {
     hash: HashKey,
     /// Per-backend limit of requests in flight.
     max_connections: Option<u32>,
+    /// Requests waiting for room, and how many may.
+    queued: AtomicU32,
+    queue: u32,
+    /// Rung as requests end (with `max_connections`).
+    freed: Arc<Notify>,
     /// Whether answers are judged to eject backends: not for a lone
     /// backend without active checks, which then fails as it always did
     /// (there is nowhere else to go).
@@ -216,28 +265,26 @@ pub(crate) enum NoBackend {
 
 impl Upstreams {
     /// The backends `list` of `(upstream, weight)`.
-    pub(crate) fn new(
-        list: &[(Upstream, u32)],
-        balance: Balance,
-        hash: Option<HashKey>,
-        max_connections: Option<u32>,
-        check_interval: Option<Duration>,
-        connect_timeout: Duration,
-    ) -> Upstreams {
+    pub(crate) fn new(list: &[(Upstream, u32)], policy: Policy, tls: &UpstreamsTls) -> Result<Upstreams, String> {
+        let freed = Arc::new(Notify::new());
+        let ring = policy.max_connections.map(|_| freed.clone());
         let backends = list
             .iter()
-            .map(|(u, w)| Arc::new(Backend::new(u, *w, connect_timeout)))
-            .collect::<Vec<_>>();
-        Upstreams {
-            passive: backends.len() > 1 || check_interval.is_some(),
+            .map(|(u, w)| Backend::new(u, *w, &policy, tls, ring.clone()).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Upstreams {
+            passive: backends.len() > 1 || policy.check_interval.is_some(),
             set: ArcSwap::from_pointee(BackendSet::new(backends)),
-            balance,
-            hash: hash.unwrap_or(HashKey::Client),
-            max_connections,
-            check_interval,
+            balance: policy.balance,
+            hash: policy.hash.unwrap_or(HashKey::Client),
+            max_connections: policy.max_connections,
+            queued: AtomicU32::new(0),
+            queue: policy.queue,
+            freed,
+            check_interval: policy.check_interval,
             turn: AtomicUsize::new(0),
             budget: AtomicI64::new(BUDGET_MAX),
-        }
+        })
     }
 
     /// The backends now.
@@ -333,6 +380,19 @@ impl Upstreams {
         }
     }
 
+    /// Waits, in the bounded queue, until a request ends somewhere or
+    /// `deadline` passes; `false` when the queue is full or the deadline
+    /// passed (the caller answers 503).
+    pub(crate) async fn wait_for_room(&self, deadline: tokio::time::Instant) -> bool {
+        if self.queued.fetch_add(1, Relaxed) >= self.queue {
+            self.queued.fetch_sub(1, Relaxed);
+            return false;
+        }
+        let woken = tokio::time::timeout_at(deadline, self.freed.notified()).await.is_ok();
+        self.queued.fetch_sub(1, Relaxed);
+        woken
+    }
+
     /// Counts a request into the retry budget.
     pub(crate) fn deposit(&self) {
         if self.budget.load(Relaxed) < BUDGET_MAX {
@@ -387,7 +447,19 @@ mod tests {
         let list: Vec<_> = (weights.iter().enumerate())
             .map(|(i, &w)| (parse_upstream(&format!("http://10.0.0.{i}:80")).unwrap(), w))
             .collect();
-        Upstreams::new(&list, balance, None, None, None, Duration::from_secs(1))
+        limited(&list, balance, None)
+    }
+
+    fn limited(list: &[(Upstream, u32)], balance: Balance, max_connections: Option<u32>) -> Upstreams {
+        let policy = Policy {
+            balance,
+            hash: None,
+            max_connections,
+            queue: 0,
+            check_interval: None,
+            connect_timeout: Duration::from_secs(1),
+        };
+        Upstreams::new(list, policy, &UpstreamsTls::default()).unwrap()
     }
 
     fn picks(u: &Upstreams, n: usize, key: Option<u64>) -> Vec<usize> {
@@ -464,10 +536,8 @@ mod tests {
         let set = u.current();
         let _busy = Upstreams::enter(&set.list[0]);
         assert_eq!(picks(&u, 3, None), [1, 1, 1]);
-        let u = Upstreams {
-            max_connections: Some(1),
-            ..upstreams(&[1, 1], Balance::RoundRobin)
-        };
+        let list = [1, 2].map(|i| (parse_upstream(&format!("http://10.0.0.{i}:80")).unwrap(), 1));
+        let u = limited(&list, Balance::RoundRobin, Some(1));
         let set = u.current();
         let _a = Upstreams::enter(&set.list[0]);
         let b = Upstreams::enter(&set.list[1]);

@@ -315,10 +315,22 @@ pub struct AppConfig {
     /// Proxy apps: requests in flight to one backend, at most.
     #[serde(default)]
     pub max_connections: Option<u32>,
+    /// Proxy apps with `max_connections`: requests that may wait for room
+    /// (128 when unset; 0 answers 503 at once).
+    #[serde(default)]
+    pub queue: Option<u32>,
     /// Proxy apps: longest pause inside the upstream's response body (the
     /// response is cut after it); none when unset.
     #[serde(default)]
     pub body_timeout: Option<Span>,
+    /// Proxy apps with https:// upstreams: a PEM file of the CAs their
+    /// certificates are verified against, instead of the system's.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Proxy apps with https:// upstreams: accept any certificate
+    /// (development only; spelled out, never a default).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
     /// JS apps: the module exporting `default { fetch }`, relative to
     /// `source` (`index.js` when unset).
     #[serde(default)]
@@ -445,7 +457,10 @@ impl AppConfig {
             health: None,
             retries: None,
             max_connections: None,
+            queue: None,
             body_timeout: None,
+            ca: None,
+            insecure_skip_verify: false,
             entry: server.entry,
             env: BTreeMap::new(),
             preview_env: BTreeMap::new(),
@@ -818,6 +833,9 @@ impl Platform {
             }
             if let Some(s) = &mut app.source {
                 *s = dir.join(&*s);
+            }
+            if let Some(ca) = &mut app.ca {
+                *ca = dir.join(&*ca);
             }
             match app.runtime {
                 RuntimeKind::Static => match &app.source {

@@ -15,14 +15,18 @@ pub struct Upstream {
     pub(crate) authority: Authority,
     /// Path prefix of the upstream URL without trailing `/` (may be empty).
     pub(crate) base_path: String,
+    /// `https://`: spoken to over TLS, its certificate verified.
+    pub(crate) tls: bool,
 }
 
-/// Parses an upstream URL (`http://host:port[/base]`).
+/// Parses an upstream URL (`http[s]://host:port[/base]`).
 pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
     let uri: Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    if uri.scheme() != Some(&Scheme::HTTP) {
-        return Err(format!("`{url}`: only http:// upstreams are supported in this build"));
-    }
+    let tls = match uri.scheme() {
+        Some(s) if *s == Scheme::HTTP => false,
+        Some(s) if *s == Scheme::HTTPS => true,
+        _ => return Err(format!("`{url}`: an upstream URL starts with http:// or https://")),
+    };
     let authority = uri.authority().cloned().ok_or_else(|| format!("`{url}` has no host"))?;
     if authority.as_str().contains('@') {
         return Err(format!("`{url}`: credentials in upstream URLs are not supported"));
@@ -33,6 +37,7 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
     Ok(Upstream {
         authority,
         base_path: uri.path().trim_end_matches('/').to_owned(),
+        tls,
     })
 }
 
@@ -219,6 +224,25 @@ pub fn proxy_problems(app: &super::platform::AppConfig) -> Vec<(&'static str, St
     if app.max_connections == Some(0) {
         problems.push(("max_connections", "must be at least 1".into()));
     }
+    if app.queue.is_some() && app.max_connections.is_none() {
+        problems.push(("queue", "`queue` goes with `max_connections`".into()));
+    }
+    let any_https = (app.upstream.iter().map(String::as_str))
+        .chain(app.upstreams.iter().map(|e| e.url.as_str()))
+        .any(|u| u.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")));
+    if let Some(ca) = &app.ca {
+        if !any_https {
+            problems.push(("ca", "`ca` is for https:// upstreams".into()));
+        } else if let Err(reason) = crate::apps::upstream_tls::read_roots(ca) {
+            problems.push(("ca", reason));
+        }
+    }
+    if app.insecure_skip_verify && !any_https {
+        problems.push((
+            "insecure_skip_verify",
+            "`insecure_skip_verify` is for https:// upstreams".into(),
+        ));
+    }
     if app.body_timeout.is_some_and(|t| t.0.is_zero()) {
         problems.push(("body_timeout", "must be more than zero".into()));
     }
@@ -233,7 +257,9 @@ mod tests {
     fn upstream_urls() {
         let u = parse_upstream("http://127.0.0.1:8080/api/").unwrap();
         assert_eq!(u.base_path, "/api");
-        assert!(parse_upstream("https://x").is_err());
+        assert!(parse_upstream("https://x").unwrap().tls);
+        assert!(!parse_upstream("HTTP://x").unwrap().tls);
+        assert!(parse_upstream("ftp://x").is_err());
         assert!(parse_upstream("http://u:p@x").is_err());
         assert!(parse_upstream("nope").is_err());
     }

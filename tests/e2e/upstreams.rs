@@ -450,6 +450,12 @@ async fn https_upstreams_are_verified_against_the_apps_ca_and_their_name() {
     // The right CA, but the certificate is for `localhost`, not this IP.
     let b = serve(format!("upstream = \"https://127.0.0.1:{port}\"\nca = \"ca.pem\""));
     assert_eq!(get(b.addr, "x", "/").await.status, 502);
+    // `http2` offers h2 by ALPN; an upstream that only speaks HTTP/1.1
+    // gets HTTP/1.1.
+    let b = serve(format!(
+        "upstream = \"https://localhost:{port}\"\nca = \"ca.pem\"\nhttp2 = true"
+    ));
+    assert_eq!(get(b.addr, "x", "/").await.text(), "over tls");
     // Only when told by name does bext take any certificate.
     let b = serve(format!(
         "upstream = \"https://127.0.0.1:{port}\"\ninsecure_skip_verify = true"
@@ -517,4 +523,61 @@ async fn max_connections_queues_a_bounded_number_and_refuses_the_rest_at_once() 
     assert_eq!(refused.text(), "app `api`: every upstream is busy\n");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(slow.hits.load(Ordering::SeqCst), 2);
+}
+
+/// An HTTP/2 upstream (h2c, prior knowledge) answering as a gRPC server
+/// does: trailers carry `grpc-status`; the body says which protocol,
+/// `te` and `:authority` the request came with.
+async fn h2c_upstream() -> SocketAddr {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let te = req.headers().get("te").map_or("", |v| v.to_str().unwrap()).to_owned();
+                    let authority = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+                    let body = format!("{:?} te={te} authority={authority}", req.version());
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let body = Full::new(Bytes::from(body)).with_trailers(async move { Some(Ok(trailers)) });
+                    let res = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(body)
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(res)
+                });
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn h2c_upstreams_carry_grpc_trailers_end_to_end() {
+    use http_body_util::BodyExt;
+    let up = h2c_upstream().await;
+    let (_s, bext) = serve_api(&format!("upstream = \"http://{up}\"\nhttp2 = true"));
+    let (mut sender, _conn) = h2_client(bext.addr).await;
+    let req = http::Request::post("http://x/pkg.Greeter/SayHello")
+        .header("te", "trailers")
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    let body = String::from_utf8(collected.to_bytes().to_vec()).unwrap();
+    assert_eq!(body, format!("HTTP/2.0 te=trailers authority={up}"));
+    assert_eq!(trailers.expect("trailers reach the client")["grpc-status"], "0");
+    // HTTP/1.1 clients reach it too, over the worker's shared connection.
+    for _ in 0..3 {
+        let r = get(bext.addr, "x", "/").await;
+        assert_eq!(r.text(), format!("HTTP/2.0 te= authority={up}"));
+    }
 }

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
-use bext_plugin_abi::Body;
-
 use super::upstreams::{Backend, Upstreams};
 use crate::config::upstream::HealthCheck;
 
@@ -58,15 +56,9 @@ async fn run(upstreams: Weak<Upstreams>, check: HealthCheck) {
 
 /// One check: `Ok` for a 2xx or 3xx answer within the timeout.
 async fn probe(backend: &Backend, check: &HealthCheck) -> Result<(), String> {
+    let path = format!("{}{}", backend.base_path, check.path);
     let attempt = async {
-        let mut sender = backend.pool.connect().await.map_err(|e| e.to_string())?;
-        let req = http::Request::get(format!("{}{}", backend.base_path, check.path))
-            .header(http::header::HOST, backend.pool.host())
-            .header(http::header::USER_AGENT, "bext-health-check")
-            .body(Body::empty())
-            .map_err(|e| e.to_string())?;
-        let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = res.status();
+        let status = backend.pool.check(&path).await.map_err(|e| e.to_string())?;
         if status.is_success() || status.is_redirection() {
             Ok(())
         } else {

@@ -7,7 +7,9 @@
 //! has been read to the end; one the upstream closed, or idle longer than
 //! the idle timeout, is dropped when next seen. Pools outlive reloads:
 //! they are keyed by the upstream's address (and TLS settings), not by
-//! the app.
+//! the app. An HTTP/2 upstream (h2c by prior knowledge, or h2 chosen by
+//! ALPN) gets one multiplexed connection per worker instead, shared by
+//! that worker's requests.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -19,7 +21,8 @@ use bext_plugin_abi::Body;
 use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustc_hash::FxHashMap;
 
 use super::upstreams::InFlight;
@@ -35,6 +38,14 @@ thread_local! {
     /// This worker's idle connections by upstream address, the most
     /// recently used last.
     static IDLE: RefCell<FxHashMap<Box<str>, Vec<Idle>>> = RefCell::default();
+    /// This worker's HTTP/2 connection to each HTTP/2 upstream.
+    static SHARED_H2: RefCell<FxHashMap<Box<str>, http2::SendRequest<Body>>> = RefCell::default();
+}
+
+/// A new connection: HTTP/1.1, or HTTP/2.
+pub(crate) enum Sender {
+    H1(SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
 }
 
 struct Idle {
@@ -103,13 +114,16 @@ pub(crate) struct Pool {
     /// client's.
     host: HeaderValue,
     connect_timeout: Duration,
+    /// `http2`: h2c by prior knowledge on http://, h2 offered by ALPN
+    /// (HTTP/1.1 if the upstream declines) on https://.
+    http2: bool,
 }
 
 /// A connection lent to one request: given back when its response body
-/// ends (see [`PooledBody`]).
+/// ends (see [`PooledBody`]). An HTTP/2 stream has nothing to give back.
 pub(crate) struct Lease {
     key: Box<str>,
-    sender: SendRequest<Body>,
+    sender: Option<SendRequest<Body>>,
 }
 
 impl Pool {
@@ -120,6 +134,7 @@ impl Pool {
         authority: &http::uri::Authority,
         connect_timeout: Duration,
         tls: Option<(&std::sync::Arc<rustls::ClientConfig>, &str)>,
+        http2: bool,
     ) -> Result<Pool, String> {
         let port = authority.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
         let addr: Box<str> = format!("{}:{port}", authority.host()).into();
@@ -136,6 +151,7 @@ impl Pool {
             tls,
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
             connect_timeout,
+            http2,
         })
     }
 
@@ -161,6 +177,14 @@ impl Pool {
         &self,
         mut req: http::Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendFailed> {
+        if self.http2
+            && let Some(mut shared) = self.shared_h2()
+        {
+            if shared.ready().await.is_ok() {
+                return self.send_h2(shared, req).await;
+            }
+            SHARED_H2.with_borrow_mut(|h2| h2.remove(&*self.key));
+        }
         while let Some(mut sender) = self.take_idle() {
             if !sender.is_ready() && sender.ready().await.is_err() {
                 continue;
@@ -173,8 +197,14 @@ impl Pool {
                 },
             }
         }
-        let mut sender = match self.connect().await {
-            Ok(sender) => sender,
+        // Boxed: a new connection's future (TLS handshake included) is
+        // large, and every request's future would carry its size.
+        let mut sender = match Box::pin(self.connect()).await {
+            Ok(Sender::H1(sender)) => sender,
+            Ok(Sender::H2(shared)) => {
+                SHARED_H2.with_borrow_mut(|h2| h2.insert(self.key.clone(), shared.clone()));
+                return self.send_h2(shared, req).await;
+            }
             Err(error) => {
                 return Err(SendFailed {
                     error,
@@ -188,10 +218,76 @@ impl Pool {
         }
     }
 
+    /// One request on an HTTP/2 connection.
+    async fn send_h2(
+        &self,
+        mut sender: http2::SendRequest<Body>,
+        req: http::Request<Body>,
+    ) -> Result<(http::Response<Incoming>, Lease), SendFailed> {
+        match sender.send_request(self.h2_request(req)).await {
+            Ok(res) => Ok((
+                res,
+                Lease {
+                    key: self.key.clone(),
+                    sender: None,
+                },
+            )),
+            Err(e) => Err(SendFailed::sent(e.into())),
+        }
+    }
+
+    /// An HTTP/1.1-shaped request as HTTP/2 wants it: the target in
+    /// absolute form (its authority becomes `:authority`, from the `Host`
+    /// the proxy chose), no `Host` and no connection-specific headers.
+    fn h2_request(&self, mut req: http::Request<Body>) -> http::Request<Body> {
+        let host = req.headers_mut().remove(http::header::HOST);
+        let authority = host
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .or_else(|| http::uri::Authority::try_from(self.host.as_bytes()).ok());
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
+        parts.authority = authority;
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = http::Uri::from_parts(parts).unwrap_or_default();
+        *req.version_mut() = http::Version::HTTP_2;
+        let headers = req.headers_mut();
+        headers.remove(http::header::CONNECTION);
+        headers.remove(http::header::UPGRADE);
+        req
+    }
+
+    /// This worker's HTTP/2 connection to the upstream, if open.
+    fn shared_h2(&self) -> Option<http2::SendRequest<Body>> {
+        SHARED_H2.with_borrow(|h2| h2.get(&*self.key).filter(|s| !s.is_closed()).cloned())
+    }
+
+    /// `GET path` on a new connection: a health check, which tests what
+    /// a request would get (TLS, the protocol).
+    pub(crate) async fn check(&self, path: &str) -> Result<http::StatusCode, PoolError> {
+        let req = || {
+            http::Request::get(path)
+                .header(http::header::HOST, self.host.clone())
+                .header(http::header::USER_AGENT, "bext-health-check")
+                .body(Body::empty())
+                .unwrap_or_default()
+        };
+        let res = match self.connect().await? {
+            Sender::H1(mut sender) => sender.send_request(req()).await?,
+            Sender::H2(mut sender) => sender.send_request(self.h2_request(req())).await?,
+        };
+        Ok(res.status())
+    }
+
     fn lease(&self, sender: SendRequest<Body>) -> Lease {
         Lease {
             key: self.key.clone(),
-            sender,
+            sender: Some(sender),
         }
     }
 
@@ -209,9 +305,8 @@ impl Pool {
         })
     }
 
-    /// A new connection, TLS included, within the connect timeout (what
-    /// health checks use, so they test what requests would get).
-    pub(crate) async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
+    /// A new connection, TLS included, within the connect timeout.
+    async fn connect(&self) -> Result<Sender, PoolError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let tcp = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await {
             Err(_) => {
@@ -230,7 +325,7 @@ impl Pool {
         };
         let _ = tcp.set_nodelay(true);
         let Some((config, name)) = &self.tls else {
-            return self.handshake(tcp).await;
+            return self.handshake(tcp, self.http2).await;
         };
         let connector = tokio_rustls::TlsConnector::from(config.clone());
         match tokio::time::timeout_at(deadline, connector.connect(name.clone(), tcp)).await {
@@ -242,19 +337,33 @@ impl Pool {
                 addr: self.addr.clone(),
                 source,
             }),
-            Ok(Ok(tls)) => self.handshake(tls).await,
+            Ok(Ok(tls)) => {
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                self.handshake(tls, h2).await
+            }
         }
     }
 
-    /// HTTP/1.1 on a connection made.
-    async fn handshake<T>(&self, io: T) -> Result<SendRequest<Body>, PoolError>
+    /// HTTP/1.1, or HTTP/2 when `h2`, on a connection made.
+    async fn handshake<T>(&self, io: T, h2: bool) -> Result<Sender, PoolError>
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let addr = self.addr.clone();
+        if h2 {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .handshake(TokioIo::new(io))
+                .await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(upstream = %addr, error = %e, "upstream h2 connection ended");
+                }
+            });
+            return Ok(Sender::H2(sender));
+        }
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await?;
-        let addr = self.addr.clone();
         // On this worker's runtime; it ends when the upstream or the last
         // sender closes the connection. `with_upgrades`: a WebSocket 101
         // hands the socket to the tunnel.
@@ -263,16 +372,16 @@ impl Pool {
                 tracing::debug!(upstream = %addr, error = %e, "upstream connection ended");
             }
         });
-        Ok(sender)
+        Ok(Sender::H1(sender))
     }
 }
 
 impl Lease {
     /// Keeps the connection for the next request of this worker.
     fn give_back(self) {
-        if self.sender.is_closed() {
+        let Some(sender) = self.sender.filter(|s| !s.is_closed()) else {
             return;
-        }
+        };
         IDLE.with_borrow_mut(|idle| {
             let stack = match idle.get_mut(&*self.key) {
                 Some(stack) => stack,
@@ -280,7 +389,7 @@ impl Lease {
             };
             if stack.len() < MAX_IDLE {
                 stack.push(Idle {
-                    sender: self.sender,
+                    sender,
                     since: Instant::now(),
                 });
             }

@@ -28,6 +28,8 @@ const DEFAULT_QUEUE: u32 = 128;
 pub struct ProxyApp {
     upstreams: Arc<Upstreams>,
     connect_timeout: Duration,
+    /// HTTP/2 to the upstreams: `TE: trailers` (gRPC) goes through.
+    http2: bool,
     preserve_host: bool,
     response_timeout: Duration,
     body_timeout: Option<Duration>,
@@ -61,6 +63,7 @@ impl ProxyApp {
             tls.config = Some(super::upstream_tls::client_config(
                 cfg.ca.as_deref(),
                 cfg.insecure_skip_verify,
+                cfg.http2,
             )?);
             tls.settings = match (&cfg.ca, cfg.insecure_skip_verify) {
                 (_, true) => "insecure".into(),
@@ -81,11 +84,13 @@ impl ProxyApp {
             queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
             check_interval: cfg.health.as_ref().map(|h| h.interval),
             connect_timeout: cfg.connect_timeout,
+            http2: cfg.http2,
         };
         let upstreams = Arc::new(Upstreams::new(&list, policy, &tls)?);
         let app = ProxyApp {
             upstreams,
             connect_timeout: cfg.connect_timeout,
+            http2: cfg.http2,
             preserve_host: cfg.preserve_host,
             response_timeout: cfg.response_timeout,
             body_timeout: cfg.body_timeout.map(|t| t.0),
@@ -118,7 +123,13 @@ impl ProxyApp {
         // before bext added its own headers: strip only the fixed
         // hop-by-hop set here.
         parts.headers.remove(header::HOST);
+        // gRPC asks `TE: trailers` and an HTTP/2 upstream (the only one
+        // that may get it) insists on it.
+        let te_trailers = self.http2 && asks_trailers(&parts.headers);
         strip_fixed_hop_by_hop(&mut parts.headers);
+        if te_trailers {
+            parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         // The host bext routed, authenticated and cached by, in its
         // canonical form (lower case, no port, no trailing dot), so an
         // upstream cannot build a page for `site.test:6666` that the
@@ -160,7 +171,7 @@ impl ProxyApp {
                 Err(NoBackend::Unhealthy(wait)) => return unavailable(cx, "no healthy upstream", wait),
                 Err(NoBackend::Full) => {
                     let until = *queued_until.get_or_insert_with(|| tokio::time::Instant::now() + self.connect_timeout);
-                    if self.upstreams.wait_for_room(until).await {
+                    if Box::pin(self.upstreams.wait_for_room(until)).await {
                         continue;
                     }
                     return unavailable(cx, "every upstream is busy", Duration::from_secs(1));
@@ -272,6 +283,20 @@ fn target(base_path: &str, uri: &Uri) -> Option<Uri> {
         }
     };
     Some(Uri::from(path_and_query))
+}
+
+/// Whether a request's `TE` names `trailers`.
+fn asks_trailers(headers: &HeaderMap) -> bool {
+    (headers.get_all(header::TE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        })
 }
 
 /// Methods a server must treat as safe to repeat (RFC 9110 §9.2.2).

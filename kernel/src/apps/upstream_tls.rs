@@ -55,7 +55,12 @@ fn system_roots() -> Result<RootCertStore, String> {
 }
 
 /// The TLS client settings of one proxy app.
-pub(crate) fn client_config(ca: Option<&Path>, insecure_skip_verify: bool) -> Result<Arc<ClientConfig>, String> {
+/// `http2`: ALPN offers h2 before http/1.1.
+pub(crate) fn client_config(
+    ca: Option<&Path>,
+    insecure_skip_verify: bool,
+    http2: bool,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = bext_tls::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -72,7 +77,11 @@ pub(crate) fn client_config(ca: Option<&Path>, insecure_skip_verify: bool) -> Re
         };
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Arc::new(config))
 }
 

@@ -85,7 +85,7 @@ impl Backend {
             Some((None, _)) => return Err("an https:// upstream needs TLS settings".into()),
             None => None,
         };
-        let pool = Pool::new(&upstream.authority, policy.connect_timeout, tls)?;
+        let pool = Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)?;
         let mut h = rustc_hash::FxHasher::default();
         pool.addr().hash(&mut h);
         Ok(Backend {
@@ -231,6 +231,8 @@ pub(crate) struct Policy {
     /// The active checks' interval, if there are checks.
     pub(crate) check_interval: Option<Duration>,
     pub(crate) connect_timeout: Duration,
+    /// Speak HTTP/2 to the backends.
+    pub(crate) http2: bool,
 }
 
 /// How to pick among backends, and the state picking shares.
@@ -458,6 +460,7 @@ mod tests {
             queue: 0,
             check_interval: None,
             connect_timeout: Duration::from_secs(1),
+            http2: false,
         };
         Upstreams::new(list, policy, &UpstreamsTls::default()).unwrap()
     }

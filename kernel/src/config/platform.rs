@@ -331,6 +331,10 @@ pub struct AppConfig {
     /// (development only; spelled out, never a default).
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Proxy apps: speak HTTP/2 to the upstreams (h2c on http://, h2 by
+    /// ALPN on https://), as gRPC needs.
+    #[serde(default)]
+    pub http2: bool,
     /// JS apps: the module exporting `default { fetch }`, relative to
     /// `source` (`index.js` when unset).
     #[serde(default)]
@@ -461,6 +465,7 @@ impl AppConfig {
             body_timeout: None,
             ca: None,
             insecure_skip_verify: false,
+            http2: false,
             entry: server.entry,
             env: BTreeMap::new(),
             preview_env: BTreeMap::new(),

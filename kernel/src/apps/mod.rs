@@ -86,6 +86,11 @@ impl Runtime {
 
     /// Answers one request.
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        // Only a proxy app tunnels a WebSocket over HTTP/2 (extended
+        // CONNECT); for the others it is a method they do not have.
+        if req.method() == http::Method::CONNECT && !matches!(self, Runtime::Proxy(_)) {
+            return plain(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
         match self {
             Runtime::Static(s) => s.serve(req, cx).await,
             Runtime::Proxy(p) => p.serve(req, cx).await,

@@ -181,7 +181,7 @@ impl Pool {
             && let Some(mut shared) = self.shared_h2()
         {
             if shared.ready().await.is_ok() {
-                return self.send_h2(shared, req).await;
+                return Box::pin(self.send_h2(shared, req)).await;
             }
             SHARED_H2.with_borrow_mut(|h2| h2.remove(&*self.key));
         }
@@ -203,7 +203,7 @@ impl Pool {
             Ok(Sender::H1(sender)) => sender,
             Ok(Sender::H2(shared)) => {
                 SHARED_H2.with_borrow_mut(|h2| h2.insert(self.key.clone(), shared.clone()));
-                return self.send_h2(shared, req).await;
+                return Box::pin(self.send_h2(shared, req)).await;
             }
             Err(error) => {
                 return Err(SendFailed {

@@ -115,10 +115,22 @@ impl ProxyApp {
     /// byte tunnel between client and upstream.
     pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
         self.start_checks();
-        let upgrade = upgrade_protocol(req.headers());
+        let over_h2 = req.method() == Method::CONNECT;
+        let upgrade = match over_h2 {
+            // Admitted only with `:protocol websocket` (RFC 8441).
+            true => Some(HeaderValue::from_static("websocket")),
+            false => upgrade_protocol(req.headers()),
+        };
         let mut client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
-        let asked = std::mem::take(&mut parts.uri);
+        let (mut parts, mut body) = req.into_parts();
+        if over_h2 {
+            // The upstream gets the HTTP/1.1 handshake (RFC 8441 §5), with
+            // a key of bext's own: HTTP/2 has none.
+            parts.method = Method::GET;
+            parts.extensions.remove::<hyper::ext::Protocol>();
+            parts.headers.insert(&SEC_WEBSOCKET_KEY, websocket_key(cx));
+            body = Body::empty();
+        }
         // The kernel already dropped what the client named in `Connection`,
         // before bext added its own headers: strip only the fixed
         // hop-by-hop set here.
@@ -159,6 +171,9 @@ impl ProxyApp {
             && is_idempotent(&parts.method)
             && body.as_bytes().is_some_and(<[u8]>::is_empty);
         let passive = self.upstreams.passive;
+        // The target as asked, kept only when the request may go to
+        // another backend (whose URL may have another base path).
+        let asked = (retries > 0).then(|| parts.uri.clone());
         let mut next = Request::from_parts(parts, body);
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<Response> = None;
@@ -179,7 +194,7 @@ impl ProxyApp {
             };
             let backend = &set.list[i];
             let mut req = next;
-            let Some(uri) = target(&backend.base_path, &asked) else {
+            let Some(uri) = target(&backend.base_path, asked.as_ref().unwrap_or(req.uri())) else {
                 return plain(StatusCode::BAD_REQUEST, "bad request target\n");
             };
             *req.uri_mut() = uri;
@@ -201,7 +216,7 @@ impl ProxyApp {
                     let retry = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
                         && spare.is_some()
                         && may_retry(&tried);
-                    let answer = self.relay(res, lease, in_flight, client_upgrade.take(), cx);
+                    let answer = self.relay(res, lease, in_flight, client_upgrade.take(), over_h2, cx);
                     match spare {
                         Some(spare) if retry => {
                             tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
@@ -250,10 +265,18 @@ impl ProxyApp {
         lease: Lease,
         in_flight: Option<InFlight>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        over_h2: bool,
         cx: &Ctx,
     ) -> Response {
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(client)) = (res.status(), client_upgrade) {
-            return tunnel(res, client, cx);
+            let mut answer = tunnel(res, client, cx);
+            if over_h2 {
+                // An HTTP/2 client's WebSocket is accepted with a 200.
+                *answer.status_mut() = StatusCode::OK;
+                strip_fixed_hop_by_hop(answer.headers_mut());
+                answer.headers_mut().remove(&SEC_WEBSOCKET_ACCEPT);
+            }
+            return answer;
         }
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -283,6 +306,31 @@ fn target(base_path: &str, uri: &Uri) -> Option<Uri> {
         }
     };
     Some(Uri::from(path_and_query))
+}
+
+static SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
+static SEC_WEBSOCKET_ACCEPT: HeaderName = HeaderName::from_static("sec-websocket-accept");
+
+/// A `Sec-WebSocket-Key` for the upstream: 16 bytes (the request id in
+/// hex, unique per request), base64.
+fn websocket_key(cx: &Ctx) -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{:016x}", cx.request_id.0);
+    let mut out = Vec::with_capacity(24);
+    for chunk in raw.as_bytes()[..16].chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    HeaderValue::from_bytes(&out).expect("base64 is a valid header value")
 }
 
 /// Whether a request's `TE` names `trailers`.
@@ -516,6 +564,25 @@ mod tests {
         );
         crate::apps::forwarded::remove_all(&mut h, &[HeaderName::from_bytes(long.as_bytes()).unwrap()]);
         assert!(h.is_empty(), "a long name in the set is removed too");
+    }
+
+    #[test]
+    fn the_websocket_key_is_16_bytes_in_base64() {
+        let cx = Ctx::new(bext_plugin_abi::RequestId(1), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(websocket_key(&cx), "MDAwMDAwMDAwMDAwMDAwMQ==");
+        let cx = Ctx::new(bext_plugin_abi::RequestId(u64::MAX), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(websocket_key(&cx), "ZmZmZmZmZmZmZmZmZmZmZg==");
+    }
+
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        let te = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::TE, HeaderValue::from_static(v));
+            asks_trailers(&h)
+        };
+        assert!(te("trailers") && te("gzip, Trailers") && te("trailers;q=1"));
+        assert!(!te("gzip") && !te("trailersx"));
     }
 
     #[test]

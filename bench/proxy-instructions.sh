@@ -2,8 +2,10 @@
 # Instructions per proxied request, bext next to nginx, counted by
 # callgrind (a number the machine's load does not move): both proxies in
 # front of the same nginx upstream serving a 1 KiB file over keep-alive,
-# one client connection at a time, plugins off. Only the proxy runs under
-# callgrind; the upstream runs natively.
+# one client connection at a time, plugins off; then both with a pool of
+# two backends (the same nginx on two ports; nginx `upstream` with two
+# servers, bext `upstreams` with two URLs, round robin). Only the proxy
+# runs under callgrind; the upstream runs natively.
 #
 #   bench/proxy-instructions.sh
 #   BEXT=/path/to/bext bench/proxy-instructions.sh
@@ -15,14 +17,15 @@ source "$(dirname "$0")/common.sh"
 need valgrind callgrind_control callgrind_annotate nginx wrk curl
 OUT=$PWD/bench/out/proxy-instructions
 DURATION=${DURATION:-6}
-UP=18701 NGX=18702 BX=18703
+UP=18701 NGX=18702 BX=18703 UP2=18704 NGX2=18705 BX2=18706
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/up/logs" "$OUT/nginx/logs"
 head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/index.html"
 cat > "$OUT/up/nginx.conf" <<CONF
 worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
 events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000; server { listen 127.0.0.1:$UP; root $OUT/www; } }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; listen 127.0.0.1:$UP2; root $OUT/www; } }
 CONF
 cat > "$OUT/nginx/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $OUT/nginx/nginx.pid;
@@ -31,11 +34,16 @@ events { worker_connections 1024; }
 http {
   access_log off; keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$UP; keepalive 64; }
+  upstream two { server 127.0.0.1:$UP; server 127.0.0.1:$UP2; keepalive 64; }
   server { listen 127.0.0.1:$NGX;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:$NGX2;
+    location / { proxy_pass http://two; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 CONF
 proxy_platform "$OUT" "$BX" "$UP" waf gateway authn deploy isr
+proxy_platform "$OUT/two" "$BX2" "$UP" waf gateway authn deploy isr
+sed -i "s|^upstream = .*|upstreams = [\"http://127.0.0.1:$UP\", \"http://127.0.0.1:$UP2\"]|" "$OUT/two/platform.toml"
 nginx -c "$OUT/up/nginx.conf" -p "$OUT/up"
 trap 'nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -s quit 2>/dev/null || true' EXIT
 
@@ -47,3 +55,6 @@ count() { # name port command... -> instructions per request
 b=$(count bext "$BX" "$BEXT" serve --config "$OUT/platform.toml")
 n=$(count nginx "$NGX" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
 echo "instructions per proxied request: bext $b, nginx $n, bext/nginx $(python3 -c "print(round($b/$n, 2))")"
+b2=$(count bext-two "$BX2" "$BEXT" serve --config "$OUT/two/platform.toml")
+n2=$(count nginx-two "$NGX2" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
+echo "two backends: bext $b2, nginx $n2, bext/nginx $(python3 -c "print(round($b2/$n2, 2))")"

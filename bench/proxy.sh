@@ -6,7 +6,9 @@
 # off); bext is compared with the faster one for each case. The proxies
 # are pinned to CPU 0, the upstream and wrk share CPU 1 (two cores). Each
 # round runs every server for DURATION seconds, alternating; prints req/s,
-# p99 and the median ratio per case.
+# p99 and the median ratio per case. Last, a pool of two backends (the
+# same upstream nginx on two ports): bext `upstreams` against nginx
+# `upstream { server a; server b; keepalive 64; }`, 1 KiB.
 #
 #   bench/proxy.sh                       # ROUNDS=5 DURATION=5
 #   ROUNDS=7 BEXT=/path/to/bext bench/proxy.sh
@@ -17,7 +19,7 @@ need nginx wrk curl python3
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 OUT=$PWD/bench/out/proxy
-UP=18801 NGX=18802 BX=18804
+UP=18801 NGX=18802 BX=18804 UP2=18806 NGX2=18807 BX2=18808
 if [ -z "${BEXT:-}" ]; then cargo build --release -q -p bext; BEXT=$PWD/target/release/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/up/logs" "$OUT/nginx/logs"
 head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/1k.html"
@@ -28,7 +30,7 @@ worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn
 events { worker_connections 4096; }
 http {
   access_log off; keepalive_requests 1000000; keepalive_timeout 300s; $(temp_paths "$OUT/up")
-  server { listen 127.0.0.1:$UP; root $OUT/www;
+  server { listen 127.0.0.1:$UP; listen 127.0.0.1:$UP2; root $OUT/www;
     location = /post { client_body_buffer_size 64k; return 200 "ok\n"; } }
 }
 CONF
@@ -43,9 +45,14 @@ http {
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }
   server { listen 127.0.0.1:$((NGX + 1));
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } }
+  upstream two { server 127.0.0.1:$UP; server 127.0.0.1:$UP2; keepalive 64; }
+  server { listen 127.0.0.1:$NGX2;
+    location / { proxy_pass http://two; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 CONF
 proxy_platform "$OUT" "$BX" "$UP" waf gateway authn deploy isr compress
+proxy_platform "$OUT/two" "$BX2" "$UP" waf gateway authn deploy isr compress
+sed -i "s|^upstream = .*|upstreams = [\"http://127.0.0.1:$UP\", \"http://127.0.0.1:$UP2\"]|" "$OUT/two/platform.toml"
 head -c 16384 /dev/zero | tr '\0' z > "$OUT/body"
 cat > "$OUT/post.lua" <<'LUA'
 local f = io.open(os.getenv("BODY_FILE"), "rb")
@@ -56,7 +63,7 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 LUA
 
 cleanup() {
-  kill "${BEXT_PID:-}" 2>/dev/null || true
+  kill "${BEXT_PID:-}" "${BEXT2_PID:-}" 2>/dev/null || true
   for d in nginx up; do [ -f "$OUT/$d/nginx.pid" ] && kill "$(cat "$OUT/$d/nginx.pid")" 2>/dev/null || true; done
 }
 trap cleanup EXIT
@@ -64,8 +71,11 @@ taskset -c "$CLIENT_CPU" nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -e "$OUT/up/
 taskset -c "$SERVER_CPU" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" -e "$OUT/nginx/logs/error.log"
 taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/platform.toml" > "$OUT/bext.out" 2> "$OUT/bext.err" &
 BEXT_PID=$!
+taskset -c "$SERVER_CPU" "$BEXT" serve --config "$OUT/two/platform.toml" > "$OUT/bext2.out" 2> "$OUT/bext2.err" &
+BEXT2_PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$BX/1k.html" >/dev/null && break; sleep 0.1; done
-for port in "$BX" "$NGX" "$((NGX + 1))"; do
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$BX2/1k.html" >/dev/null && break; sleep 0.1; done
+for port in "$BX" "$NGX" "$((NGX + 1))" "$BX2" "$NGX2"; do
   cmp <(curl -s "http://127.0.0.1:$port/64k.html") "$OUT/www/64k.html" || { echo "proxy on $port answers wrong"; exit 1; }
 done
 
@@ -106,4 +116,19 @@ print(f"{case}: nginx's faster variant {name}; bext/nginx per round "
       + f"; median {statistics.median(ratios):.3f}")
 PY
 done
+# Two backends, 1 KiB: bext's pool against nginx's upstream block.
+for port in "$BX2" "$NGX2"; do run_wrk "$port" 1k >/dev/null; done # warm up
+rows=()
+for r in $(seq 1 "$ROUNDS"); do
+  read -r b bp < <(run_wrk "$BX2" 1k)
+  read -r n np < <(run_wrk "$NGX2" 1k)
+  printf '%-8s round %s: bext %10s (p99 %s)  nginx %10s (p99 %s)\n' two-1k "$r" "$b" "$bp" "$n" "$np"
+  rows+=("$b/$n")
+done
+python3 - "${rows[@]}" <<'PY'
+import statistics, sys
+ratios = [float(b) / float(n) for b, n in (r.split("/") for r in sys.argv[1:])]
+print("two-1k: bext/nginx per round " + " ".join(f"{x:.3f}" for x in ratios)
+      + f"; median {statistics.median(ratios):.3f}")
+PY
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -388,85 +388,9 @@ auth = {{ jwt = {{ jwks = "jwks.json" }} }}
     );
 }
 
-/// A JWKS endpoint over https, its certificate from a CA of its own (as
-/// an identity provider behind a private CA): serves the document it
-/// holds now and counts the fetches.
-struct JwksOverHttps {
-    addr: std::net::SocketAddr,
-    document: std::sync::Arc<std::sync::Mutex<String>>,
-    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ca_pem: String,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl JwksOverHttps {
-    async fn start(document: String) -> JwksOverHttps {
-        use tokio_rustls::rustls;
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "bext test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let tls =
-            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![leaf.der().clone()],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-                )
-                .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let document = std::sync::Arc::new(std::sync::Mutex::new(document));
-        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (doc, count) = (document.clone(), fetches.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, doc, count) = (acceptor.clone(), doc.clone(), count.clone());
-                tokio::spawn(async move {
-                    // A client that does not trust the CA hangs up here.
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let svc = hyper::service::service_fn(move |_req| {
-                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let body = doc.lock().unwrap().clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                http::Response::builder()
-                                    .header("content-type", "application/json")
-                                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
-        });
-        JwksOverHttps {
-            addr,
-            document,
-            fetches,
-            ca_pem: ca.pem(),
-            _task: task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://localhost:{}/.well-known/jwks.json", self.addr.port())
-    }
+/// The JWKS URL of an identity provider over https.
+fn jwks_url(idp: &HttpsServer) -> String {
+    format!("https://localhost:{}/.well-known/jwks.json", idp.addr.port())
 }
 
 /// The public half of tests/keys/rsa.key under each of these `kid`s.
@@ -488,7 +412,7 @@ fn rsa_jwks(kids: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jwks_over_https_is_verified_fetched_and_fetched_again_for_a_new_kid() {
     let echo = Echo::start().await;
-    let idp = JwksOverHttps::start(rsa_jwks(&["k1"])).await;
+    let idp = HttpsServer::start(rsa_jwks(&["k1"])).await;
     let s = Site::new();
     s.write("data/idp-ca.pem", &idp.ca_pem);
     let platform = |jwt: &str| {
@@ -500,12 +424,15 @@ async fn a_jwks_over_https_is_verified_fetched_and_fetched_again_for_a_new_kid()
     };
 
     // Not trusted without the CA: the server refuses to start, and says why.
-    let untrusted = s.platform(&platform(&format!("jwks = \"{}\"", idp.url())));
+    let untrusted = s.platform(&platform(&format!("jwks = \"{}\"", jwks_url(&idp))));
     let out = bext_output(&["serve", "--config", untrusted.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("jwt.jwks") && err.contains("certificate"), "{err}");
-    let missing = s.platform(&platform(&format!("jwks = \"{}\", jwks_ca = \"nope.pem\"", idp.url())));
+    let missing = s.platform(&platform(&format!(
+        "jwks = \"{}\", jwks_ca = \"nope.pem\"",
+        jwks_url(&idp)
+    )));
     let out = bext_output(&["check", "--config", missing.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -515,7 +442,7 @@ async fn a_jwks_over_https_is_verified_fetched_and_fetched_again_for_a_new_kid()
 
     let cfg = s.platform(&platform(&format!(
         "jwks = \"{}\", jwks_ca = \"idp-ca.pem\"",
-        idp.url()
+        jwks_url(&idp)
     )));
     let b = Bext::serve(&cfg);
     let call = |kid: &'static str| {

@@ -32,4 +32,5 @@ mod routing;
 mod static_site;
 mod tenant_domains;
 mod tls;
+mod upstreams;
 mod waf;

@@ -218,3 +218,42 @@ async fn the_client_gets_its_own_http_version_not_the_upstreams() {
         "the connection stays open: {answer}"
     );
 }
+
+#[tokio::test]
+async fn websocket_over_http2_extended_connect_becomes_a_tunnel() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_s, b, _e) = proxied("").await;
+    let (mut sender, _conn) = h2_client(b.addr).await;
+    // A first request, so the server's SETTINGS (extended CONNECT on)
+    // have arrived before the CONNECT is sent.
+    let first = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
+    assert_eq!(collect(first).await.status, 200);
+    let connect = http::Request::builder()
+        .method("CONNECT")
+        .uri("http://x/chat")
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(http_body_util::Full::<bytes::Bytes>::default())
+        .unwrap();
+    let res = sender.send_request(connect).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("sec-websocket-accept").is_none() && res.headers().get("upgrade").is_none());
+    let mut io = hyper_util::rt::TokioIo::new(hyper::upgrade::on(res).await.unwrap());
+    for msg in [&b"hello"[..], b"over h2"] {
+        io.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(5), io.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, msg);
+    }
+    // A CONNECT for anything else is still refused.
+    let other = http::Request::builder()
+        .method("CONNECT")
+        .uri("http://x/chat")
+        .extension(hyper::ext::Protocol::from_static("connect-udp"))
+        .body(http_body_util::Full::<bytes::Bytes>::default())
+        .unwrap();
+    assert_eq!(sender.send_request(other).await.unwrap().status(), 405);
+}

@@ -480,3 +480,86 @@ domains = ["shop.test", "*.shop.test"]
 {tables}"#
     ))
 }
+
+/// An https server whose certificate comes from a CA of its own (as a
+/// service behind a private CA): answers every request with the document
+/// it holds now, and counts the requests.
+pub struct HttpsServer {
+    pub addr: SocketAddr,
+    pub document: Arc<Mutex<String>>,
+    pub fetches: Arc<std::sync::atomic::AtomicUsize>,
+    /// The server name (SNI) the last client sent.
+    pub sni: Arc<Mutex<Option<String>>>,
+    /// The CA's certificate, PEM.
+    pub ca_pem: String,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpsServer {
+    /// A server with a certificate for `localhost`.
+    pub async fn start(document: String) -> HttpsServer {
+        use tokio_rustls::rustls;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "bext test CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let document = Arc::new(Mutex::new(document));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sni = Arc::new(Mutex::new(None));
+        let (doc, count, seen) = (document.clone(), fetches.clone(), sni.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, doc, count, seen) = (acceptor.clone(), doc.clone(), count.clone(), seen.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the CA hangs up here.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    *seen.lock().unwrap() = tls.get_ref().1.server_name().map(str::to_owned);
+                    let svc = hyper::service::service_fn(move |_req| {
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let body = doc.lock().unwrap().clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        HttpsServer {
+            addr,
+            document,
+            fetches,
+            sni,
+            ca_pem: ca.pem(),
+            _task: task,
+        }
+    }
+}

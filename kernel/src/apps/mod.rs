@@ -1,11 +1,14 @@
 //! The app table and the runtimes that serve apps.
 
 mod forwarded;
+mod health;
 pub mod js;
 mod pool;
 pub mod process;
 pub mod proxy;
 pub mod static_files;
+pub(crate) mod upstream_tls;
+mod upstreams;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -60,7 +63,7 @@ pub(crate) fn add_kernel_headers(headers: &mut HeaderMap, cx: &Ctx) {
 pub enum Runtime {
     /// Files under a document root.
     Static(static_files::StaticSite),
-    /// One upstream.
+    /// One upstream or several.
     Proxy(proxy::ProxyApp),
     /// A JavaScript module in QuickJS isolates.
     Js(js::JsApp),
@@ -78,15 +81,7 @@ impl Runtime {
                     .map(Runtime::Static)
                     .map_err(|e| format!("{}: {e}", root.display()))
             }
-            RuntimeKind::Proxy => {
-                let upstream = crate::config::upstream::parse_upstream(cfg.upstream.as_deref().unwrap_or(""))?;
-                Ok(Runtime::Proxy(proxy::ProxyApp::new(
-                    upstream,
-                    cfg.preserve_host,
-                    cfg.connect_timeout,
-                    cfg.response_timeout,
-                )))
-            }
+            RuntimeKind::Proxy => proxy::ProxyApp::from_config(id, cfg).map(Runtime::Proxy),
             RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
             RuntimeKind::Process => process::ProcessApp::new(id, cfg).map(Runtime::Process),
         }
@@ -94,6 +89,11 @@ impl Runtime {
 
     /// Answers one request.
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        // Only a proxy app tunnels a WebSocket over HTTP/2 (extended
+        // CONNECT); for the others it is a method they do not have.
+        if req.method() == http::Method::CONNECT && !matches!(self, Runtime::Proxy(_)) {
+            return plain(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
         match self {
             Runtime::Static(s) => s.serve(req, cx).await,
             Runtime::Proxy(p) => p.serve(req, cx).await,

@@ -6,9 +6,13 @@
 //! request's instructions). A connection goes back when its response body
 //! has been read to the end; one the upstream closed, or idle longer than
 //! the idle timeout, is dropped when next seen. Pools outlive reloads:
-//! they are keyed by the upstream's address, not by the app.
+//! they are keyed by the upstream's address (and TLS settings), not by
+//! the app. An HTTP/2 upstream (h2c by prior knowledge, or h2 chosen by
+//! ALPN) gets one multiplexed connection per worker instead, shared by
+//! that worker's requests.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -17,8 +21,11 @@ use bext_plugin_abi::Body;
 use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustc_hash::FxHashMap;
+
+use super::upstreams::InFlight;
 
 /// Idle connections kept per upstream and worker, at most; more are
 /// closed as their responses end.
@@ -31,6 +38,14 @@ thread_local! {
     /// This worker's idle connections by upstream address, the most
     /// recently used last.
     static IDLE: RefCell<FxHashMap<Box<str>, Vec<Idle>>> = RefCell::default();
+    /// This worker's HTTP/2 connection to each HTTP/2 upstream.
+    static SHARED_H2: RefCell<FxHashMap<Box<str>, http2::SendRequest<Body>>> = RefCell::default();
+}
+
+/// A new connection: HTTP/1.1, or HTTP/2.
+pub(crate) enum Sender {
+    H1(SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
 }
 
 struct Idle {
@@ -47,38 +62,97 @@ pub(crate) enum PoolError {
     /// The connection was refused, reset or could not be made.
     #[error("connecting to {addr}: {source}")]
     Connect { addr: Box<str>, source: std::io::Error },
+    /// The TLS handshake failed (a certificate not trusted, or not for
+    /// the upstream's name).
+    #[error("TLS to {addr}: {source}")]
+    Tls { addr: Box<str>, source: std::io::Error },
     /// The request or its response failed on the connection.
     #[error(transparent)]
     Http(#[from] hyper::Error),
 }
 
+/// A request that failed, and the request itself when it was never
+/// written to a connection.
+#[derive(Debug)]
+pub(crate) struct SendFailed {
+    pub(crate) error: PoolError,
+    pub(crate) unsent: Option<Box<http::Request<Body>>>,
+}
+
+impl SendFailed {
+    fn sent(error: PoolError) -> SendFailed {
+        SendFailed { error, unsent: None }
+    }
+}
+
+impl PoolError {
+    /// Whether no connection could be made (the backend is not there).
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            PoolError::Connect { .. } | PoolError::ConnectTimeout { .. } | PoolError::Tls { .. }
+        )
+    }
+}
+
 /// The connections to one upstream address.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
-    /// `host:port`, what is connected to and what keys the idle stacks.
+    /// `host:port`, what is connected to.
     addr: Box<str>,
+    /// What keys the idle stacks: the address, and for TLS the settings
+    /// its connections were verified with, so no app reuses a connection
+    /// another app's laxer settings accepted.
+    key: Box<str>,
+    /// For https:// upstreams: the app's TLS settings and the name the
+    /// certificate must have.
+    tls: Option<(
+        std::sync::Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     /// The `Host` a request gets when the app does not preserve the
     /// client's.
     host: HeaderValue,
     connect_timeout: Duration,
+    /// `http2`: h2c by prior knowledge on http://, h2 offered by ALPN
+    /// (HTTP/1.1 if the upstream declines) on https://.
+    http2: bool,
 }
 
 /// A connection lent to one request: given back when its response body
-/// ends (see [`PooledBody`]).
+/// ends (see [`PooledBody`]). An HTTP/2 stream has nothing to give back.
 pub(crate) struct Lease {
-    addr: Box<str>,
-    sender: SendRequest<Body>,
+    key: Box<str>,
+    sender: Option<SendRequest<Body>>,
 }
 
 impl Pool {
-    /// The pool of `authority` (`host[:port]`, port 80 by default).
-    pub(crate) fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Pool {
-        let port = authority.port_u16().unwrap_or(80);
-        Pool {
-            addr: format!("{}:{port}", authority.host()).into(),
+    /// The pool of `authority` (`host[:port]`, port 80 by default, 443
+    /// with `tls`): `tls` is the app's TLS client settings for an https://
+    /// upstream, and the name that keys them apart from other apps'.
+    pub(crate) fn new(
+        authority: &http::uri::Authority,
+        connect_timeout: Duration,
+        tls: Option<(&std::sync::Arc<rustls::ClientConfig>, &str)>,
+        http2: bool,
+    ) -> Result<Pool, String> {
+        let port = authority.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
+        let addr: Box<str> = format!("{}:{port}", authority.host()).into();
+        let (key, tls) = match tls {
+            None => (addr.clone(), None),
+            Some((config, settings)) => (
+                format!("tls {settings} {addr}").into(),
+                Some((config.clone(), super::upstream_tls::server_name(authority.host())?)),
+            ),
+        };
+        Ok(Pool {
+            addr,
+            key,
+            tls,
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
             connect_timeout,
-        }
+            http2,
+        })
     }
 
     /// The upstream's own `Host`.
@@ -86,15 +160,31 @@ impl Pool {
         &self.host
     }
 
+    /// `host:port`, for logs (never for answers: clients are not told
+    /// where upstreams are).
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Sends `req` (origin-form target, headers final) on an idle
     /// connection, or a new one. A request an idle connection could not
     /// take (the upstream closed it meanwhile) is sent again on a fresh
     /// connection: it was not written, so resending is safe for any
     /// method.
+    /// A request no connection could be made for comes back unsent, so
+    /// it can go to another backend whatever its method.
     pub(crate) async fn send(
         &self,
         mut req: http::Request<Body>,
-    ) -> Result<(http::Response<Incoming>, Lease), PoolError> {
+    ) -> Result<(http::Response<Incoming>, Lease), SendFailed> {
+        if self.http2
+            && let Some(mut shared) = self.shared_h2()
+        {
+            if shared.ready().await.is_ok() {
+                return Box::pin(self.send_h2(shared, req)).await;
+            }
+            SHARED_H2.with_borrow_mut(|h2| h2.remove(&*self.key));
+        }
         while let Some(mut sender) = self.take_idle() {
             if !sender.is_ready() && sender.ready().await.is_err() {
                 continue;
@@ -103,19 +193,101 @@ impl Pool {
                 Ok(res) => return Ok((res, self.lease(sender))),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
-                    None => return Err(e.into_error().into()),
+                    None => return Err(SendFailed::sent(e.into_error().into())),
                 },
             }
         }
-        let mut sender = self.connect().await?;
-        let res = sender.send_request(req).await?;
-        Ok((res, self.lease(sender)))
+        // Boxed: a new connection's future (TLS handshake included) is
+        // large, and every request's future would carry its size.
+        let mut sender = match Box::pin(self.connect()).await {
+            Ok(Sender::H1(sender)) => sender,
+            Ok(Sender::H2(shared)) => {
+                SHARED_H2.with_borrow_mut(|h2| h2.insert(self.key.clone(), shared.clone()));
+                return Box::pin(self.send_h2(shared, req)).await;
+            }
+            Err(error) => {
+                return Err(SendFailed {
+                    error,
+                    unsent: Some(Box::new(req)),
+                });
+            }
+        };
+        match sender.send_request(req).await {
+            Ok(res) => Ok((res, self.lease(sender))),
+            Err(e) => Err(SendFailed::sent(e.into())),
+        }
+    }
+
+    /// One request on an HTTP/2 connection.
+    async fn send_h2(
+        &self,
+        mut sender: http2::SendRequest<Body>,
+        req: http::Request<Body>,
+    ) -> Result<(http::Response<Incoming>, Lease), SendFailed> {
+        match sender.send_request(self.h2_request(req)).await {
+            Ok(res) => Ok((
+                res,
+                Lease {
+                    key: self.key.clone(),
+                    sender: None,
+                },
+            )),
+            Err(e) => Err(SendFailed::sent(e.into())),
+        }
+    }
+
+    /// An HTTP/1.1-shaped request as HTTP/2 wants it: the target in
+    /// absolute form (its authority becomes `:authority`, from the `Host`
+    /// the proxy chose), no `Host` and no connection-specific headers.
+    fn h2_request(&self, mut req: http::Request<Body>) -> http::Request<Body> {
+        let host = req.headers_mut().remove(http::header::HOST);
+        let authority = host
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .or_else(|| http::uri::Authority::try_from(self.host.as_bytes()).ok());
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
+        parts.authority = authority;
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = http::Uri::from_parts(parts).unwrap_or_default();
+        *req.version_mut() = http::Version::HTTP_2;
+        let headers = req.headers_mut();
+        headers.remove(http::header::CONNECTION);
+        headers.remove(http::header::UPGRADE);
+        req
+    }
+
+    /// This worker's HTTP/2 connection to the upstream, if open.
+    fn shared_h2(&self) -> Option<http2::SendRequest<Body>> {
+        SHARED_H2.with_borrow(|h2| h2.get(&*self.key).filter(|s| !s.is_closed()).cloned())
+    }
+
+    /// `GET path` on a new connection: a health check, which tests what
+    /// a request would get (TLS, the protocol).
+    pub(crate) async fn check(&self, path: &str) -> Result<http::StatusCode, PoolError> {
+        let req = || {
+            http::Request::get(path)
+                .header(http::header::HOST, self.host.clone())
+                .header(http::header::USER_AGENT, "bext-health-check")
+                .body(Body::empty())
+                .unwrap_or_default()
+        };
+        let res = match self.connect().await? {
+            Sender::H1(mut sender) => sender.send_request(req()).await?,
+            Sender::H2(mut sender) => sender.send_request(self.h2_request(req())).await?,
+        };
+        Ok(res.status())
     }
 
     fn lease(&self, sender: SendRequest<Body>) -> Lease {
         Lease {
-            addr: self.addr.clone(),
-            sender,
+            key: self.key.clone(),
+            sender: Some(sender),
         }
     }
 
@@ -123,7 +295,7 @@ impl Pool {
     /// ones past the idle timeout are closed on the way.
     fn take_idle(&self) -> Option<SendRequest<Body>> {
         IDLE.with_borrow_mut(|idle| {
-            let stack = idle.get_mut(&*self.addr)?;
+            let stack = idle.get_mut(&*self.key)?;
             while let Some(conn) = stack.pop() {
                 if !conn.sender.is_closed() && conn.since.elapsed() < IDLE_TIMEOUT {
                     return Some(conn.sender);
@@ -133,8 +305,10 @@ impl Pool {
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
-        let tcp = match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&*self.addr)).await {
+    /// A new connection, TLS included, within the connect timeout.
+    async fn connect(&self) -> Result<Sender, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let tcp = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await {
             Err(_) => {
                 return Err(PoolError::ConnectTimeout {
                     addr: self.addr.clone(),
@@ -150,10 +324,46 @@ impl Pool {
             Ok(Ok(tcp)) => tcp,
         };
         let _ = tcp.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(tcp))
-            .await?;
+        let Some((config, name)) = &self.tls else {
+            return self.handshake(tcp, self.http2).await;
+        };
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        match tokio::time::timeout_at(deadline, connector.connect(name.clone(), tcp)).await {
+            Err(_) => Err(PoolError::ConnectTimeout {
+                addr: self.addr.clone(),
+                timeout: self.connect_timeout,
+            }),
+            Ok(Err(source)) => Err(PoolError::Tls {
+                addr: self.addr.clone(),
+                source,
+            }),
+            Ok(Ok(tls)) => {
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                self.handshake(tls, h2).await
+            }
+        }
+    }
+
+    /// HTTP/1.1, or HTTP/2 when `h2`, on a connection made.
+    async fn handshake<T>(&self, io: T, h2: bool) -> Result<Sender, PoolError>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let addr = self.addr.clone();
+        if h2 {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .handshake(TokioIo::new(io))
+                .await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(upstream = %addr, error = %e, "upstream h2 connection ended");
+                }
+            });
+            return Ok(Sender::H2(sender));
+        }
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await?;
         // On this worker's runtime; it ends when the upstream or the last
         // sender closes the connection. `with_upgrades`: a WebSocket 101
         // hands the socket to the tunnel.
@@ -162,24 +372,24 @@ impl Pool {
                 tracing::debug!(upstream = %addr, error = %e, "upstream connection ended");
             }
         });
-        Ok(sender)
+        Ok(Sender::H1(sender))
     }
 }
 
 impl Lease {
     /// Keeps the connection for the next request of this worker.
     fn give_back(self) {
-        if self.sender.is_closed() {
+        let Some(sender) = self.sender.filter(|s| !s.is_closed()) else {
             return;
-        }
+        };
         IDLE.with_borrow_mut(|idle| {
-            let stack = match idle.get_mut(&*self.addr) {
+            let stack = match idle.get_mut(&*self.key) {
                 Some(stack) => stack,
-                None => idle.entry(self.addr).or_default(),
+                None => idle.entry(self.key).or_default(),
             };
             if stack.len() < MAX_IDLE {
                 stack.push(Idle {
-                    sender: self.sender,
+                    sender,
                     since: Instant::now(),
                 });
             }
@@ -193,15 +403,33 @@ impl Lease {
 pub(crate) struct PooledBody {
     inner: Incoming,
     lease: Option<Lease>,
+    /// Counts the request in its backend's `in_flight` until the body
+    /// ends or is dropped.
+    _in_flight: Option<InFlight>,
+    /// The longest pause allowed between two frames, and its timer.
+    idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
 }
+
+/// The upstream's response body paused longer than the app's
+/// `body_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream's response body paused longer than {0:?}")]
+pub(crate) struct BodyTimedOut(Duration);
 
 impl PooledBody {
     /// `inner`, whose end gives `lease` back; an empty body gives it back
-    /// at once.
-    pub(crate) fn new(inner: Incoming, lease: Lease) -> PooledBody {
+    /// at once. `idle`: the longest pause between frames, if limited.
+    pub(crate) fn new(
+        inner: Incoming,
+        lease: Lease,
+        in_flight: Option<InFlight>,
+        idle: Option<Duration>,
+    ) -> PooledBody {
         let mut body = PooledBody {
             inner,
             lease: Some(lease),
+            _in_flight: in_flight,
+            idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
         };
         body.give_back_at_end();
         body
@@ -218,7 +446,7 @@ impl PooledBody {
 
 impl http_body::Body for PooledBody {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = bext_plugin_abi::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -231,11 +459,24 @@ impl http_body::Body for PooledBody {
                     lease.give_back();
                 }
             }
-            Poll::Ready(Some(Ok(_))) => self.give_back_at_end(),
+            Poll::Ready(Some(Ok(_))) => {
+                self.give_back_at_end();
+                if let Some((limit, timer)) = &mut self.idle {
+                    timer.as_mut().reset(tokio::time::Instant::now() + *limit);
+                }
+            }
             Poll::Ready(Some(Err(_))) => self.lease = None,
-            Poll::Pending => {}
+            Poll::Pending => {
+                if let Some((limit, timer)) = &mut self.idle
+                    && timer.as_mut().poll(cx).is_ready()
+                {
+                    let limit = *limit;
+                    self.lease = None;
+                    return Poll::Ready(Some(Err(BodyTimedOut(limit).into())));
+                }
+            }
         }
-        polled
+        polled.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

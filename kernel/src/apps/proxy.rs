@@ -1,23 +1,42 @@
-//! The `proxy` runtime: one upstream URL, bodies streamed both ways,
-//! over keep-alive connections kept per worker ([`super::pool`]).
+//! The `proxy` runtime: one upstream URL or several
+//! ([`super::upstreams`]), bodies streamed both ways, over keep-alive
+//! connections kept per worker ([`super::pool`]). A request that failed
+//! goes to another backend when that is safe: always when it was never
+//! sent (no connection), and after a 502, a 503, a reset or a timeout
+//! when its method is idempotent and it has no body, within the app's
+//! retry budget.
 
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use crate::apps::plain;
-use crate::apps::pool::{Pool, PoolError, PooledBody};
-use crate::config::upstream::Upstream;
+use crate::apps::pool::{Lease, PoolError, PooledBody};
+use crate::apps::upstreams::{InFlight, NoBackend, Policy, Upstreams, UpstreamsTls};
+use crate::config::platform::AppConfig;
+use crate::config::upstream::HealthCheck;
 use bext_plugin_abi::BodyLimitError;
 use bext_plugin_abi::{Body, Ctx, Request, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{StatusCode, Uri, Version};
+use http::{Method, StatusCode, Uri, Version};
+
+/// Requests that may wait for room when every backend is at
+/// `max_connections`, when `queue` is unset.
+const DEFAULT_QUEUE: u32 = 128;
 
 /// A proxied app.
 pub struct ProxyApp {
-    upstream: Upstream,
-    pool: Pool,
+    upstreams: Arc<Upstreams>,
+    connect_timeout: Duration,
+    /// HTTP/2 to the upstreams: `TE: trailers` (gRPC) goes through.
+    http2: bool,
     preserve_host: bool,
     response_timeout: Duration,
+    body_timeout: Option<Duration>,
+    /// Other backends a failed request may try.
+    retries: u32,
+    /// The active check, started on the first runtime that has the app.
+    health: Option<(HealthCheck, Once)>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, and `Upgrade` outside a
@@ -35,59 +54,102 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 impl ProxyApp {
-    /// A proxy to `upstream`, on the connections its workers keep.
-    pub fn new(upstream: Upstream, preserve_host: bool, connect_timeout: Duration, response_timeout: Duration) -> Self {
-        ProxyApp {
-            pool: Pool::new(&upstream.authority, connect_timeout),
-            upstream,
-            preserve_host,
-            response_timeout,
+    /// The proxy an app's configuration describes (`upstream` or
+    /// `upstreams`, balancing, health, retries, limits).
+    pub fn from_config(id: &str, cfg: &AppConfig) -> Result<Self, String> {
+        let list = crate::config::upstream::backends(cfg.upstream.as_deref(), &cfg.upstreams)?;
+        let mut tls = UpstreamsTls::default();
+        if list.iter().any(|(u, _)| u.tls) {
+            tls.config = Some(super::upstream_tls::client_config(
+                cfg.ca.as_deref(),
+                cfg.insecure_skip_verify,
+                cfg.http2,
+            )?);
+            tls.settings = match (&cfg.ca, cfg.insecure_skip_verify) {
+                (_, true) => "insecure".into(),
+                (Some(ca), false) => format!("ca={}", ca.display()),
+                (None, false) => "system".into(),
+            };
+            if cfg.insecure_skip_verify {
+                tracing::warn!(
+                    app = id,
+                    "insecure_skip_verify: the app's https:// upstreams' certificates are not verified"
+                );
+            }
         }
+        let policy = Policy {
+            balance: cfg.balance,
+            hash: cfg.hash.clone(),
+            max_connections: cfg.max_connections,
+            queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
+            check_interval: cfg.health.as_ref().map(|h| h.interval),
+            connect_timeout: cfg.connect_timeout,
+            http2: cfg.http2,
+        };
+        let upstreams = Arc::new(Upstreams::new(&list, policy, &tls)?);
+        let app = ProxyApp {
+            upstreams,
+            connect_timeout: cfg.connect_timeout,
+            http2: cfg.http2,
+            preserve_host: cfg.preserve_host,
+            response_timeout: cfg.response_timeout,
+            body_timeout: cfg.body_timeout.map(|t| t.0),
+            retries: cfg.retries.unwrap_or(1),
+            health: cfg.health.clone().map(|h| (h, Once::new())),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            app.start_checks();
+        }
+        Ok(app)
     }
 
-    /// The upstream's request target (origin form) for a request to `uri`:
-    /// the request's path and query as they are (already parsed and
-    /// checked) when the upstream URL has no path of its own, so a request
-    /// costs no formatting and no parsing.
-    fn target(&self, uri: &Uri) -> Option<Uri> {
-        let asked = uri.path_and_query();
-        let path_and_query = match asked {
-            Some(pq) if self.upstream.base_path.is_empty() => pq.clone(),
-            None if self.upstream.base_path.is_empty() => PathAndQuery::from_static("/"),
-            _ => {
-                let path = asked.map_or("/", PathAndQuery::as_str);
-                format!("{}{path}", self.upstream.base_path).parse().ok()?
-            }
-        };
-        Some(Uri::from(path_and_query))
+    /// Starts the active checks once, on the current runtime.
+    fn start_checks(&self) {
+        if let Some((check, started)) = &self.health {
+            started.call_once(|| super::health::spawn(&self.upstreams, check.clone()));
+        }
     }
 
     /// Forwards one request and streams the answer back; an HTTP/1.1
     /// `Upgrade` (WebSocket) that the upstream accepts with 101 becomes a
     /// byte tunnel between client and upstream.
     pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
-        let upgrade = upgrade_protocol(req.headers());
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
-        let Some(uri) = self.target(&parts.uri) else {
-            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+        self.start_checks();
+        let over_h2 = req.method() == Method::CONNECT;
+        let upgrade = match over_h2 {
+            // Admitted only with `:protocol websocket` (RFC 8441).
+            true => Some(HeaderValue::from_static("websocket")),
+            false => upgrade_protocol(req.headers()),
         };
+        let mut client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, mut body) = req.into_parts();
+        if over_h2 {
+            // The upstream gets the HTTP/1.1 handshake (RFC 8441 §5), with
+            // a key of bext's own: HTTP/2 has none.
+            parts.method = Method::GET;
+            parts.extensions.remove::<hyper::ext::Protocol>();
+            parts.headers.insert(&SEC_WEBSOCKET_KEY, websocket_key(cx));
+            body = Body::empty();
+        }
         // The kernel already dropped what the client named in `Connection`,
         // before bext added its own headers: strip only the fixed
         // hop-by-hop set here.
         parts.headers.remove(header::HOST);
+        // gRPC asks `TE: trailers` and an HTTP/2 upstream (the only one
+        // that may get it) insists on it.
+        let te_trailers = self.http2 && asks_trailers(&parts.headers);
         strip_fixed_hop_by_hop(&mut parts.headers);
+        if te_trailers {
+            parts.headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         // The host bext routed, authenticated and cached by, in its
         // canonical form (lower case, no port, no trailing dot), so an
         // upstream cannot build a page for `site.test:6666` that the
         // cache then files under `site.test`.
-        let host = match cx.host.as_deref() {
+        let client_host = match cx.host.as_deref() {
             Some(h) if self.preserve_host => HeaderValue::from_str(h).ok(),
             _ => None,
         };
-        parts
-            .headers
-            .insert(header::HOST, host.unwrap_or_else(|| self.pool.host().clone()));
         join_cookies(&mut parts.headers);
         super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
@@ -96,17 +158,125 @@ impl ProxyApp {
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, protocol.clone());
         }
-        parts.uri = uri;
         parts.version = Version::HTTP_11;
-        let upstream_req = Request::from_parts(parts, body);
 
-        let (res, lease) = match tokio::time::timeout(self.response_timeout, self.pool.send(upstream_req)).await {
-            Err(_) => return plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-            Ok(Err(e)) => return failure(&e, cx),
-            Ok(Ok(answer)) => answer,
-        };
+        let set = self.upstreams.current();
+        let key = self.upstreams.key(&parts.headers, cx);
+        let retries = if set.list.len() > 1 { self.retries as usize } else { 0 };
+        if retries > 0 {
+            self.upstreams.deposit();
+        }
+        let replayable = retries > 0
+            && upgrade.is_none()
+            && is_idempotent(&parts.method)
+            && body.as_bytes().is_some_and(<[u8]>::is_empty);
+        let passive = self.upstreams.passive;
+        // The target as asked, kept only when the request may go to
+        // another backend (whose URL may have another base path).
+        let asked = (retries > 0).then(|| parts.uri.clone());
+        let mut next = Request::from_parts(parts, body);
+        let mut tried: Vec<usize> = Vec::new();
+        let mut last: Option<Response> = None;
+        // Waiting for room counts as getting a connection.
+        let mut queued_until = None;
+        loop {
+            let i = match self.upstreams.pick(&set, key, &tried) {
+                Ok(i) => i,
+                Err(_) if last.is_some() => return last.unwrap_or_default(),
+                Err(NoBackend::Unhealthy(wait)) => return unavailable(cx, "no healthy upstream", wait),
+                Err(NoBackend::Full) => {
+                    let until = *queued_until.get_or_insert_with(|| tokio::time::Instant::now() + self.connect_timeout);
+                    if Box::pin(self.upstreams.wait_for_room(until)).await {
+                        continue;
+                    }
+                    return unavailable(cx, "every upstream is busy", Duration::from_secs(1));
+                }
+            };
+            let backend = &set.list[i];
+            let mut req = next;
+            let Some(uri) = target(&backend.base_path, asked.as_ref().unwrap_or(req.uri())) else {
+                return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+            };
+            *req.uri_mut() = uri;
+            let host = client_host.clone().unwrap_or_else(|| backend.pool.host().clone());
+            req.headers_mut().insert(header::HOST, host);
+            let spare = replayable.then(|| replay_of(&req));
+            let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
+            let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
+            match tokio::time::timeout(self.response_timeout, backend.pool.send(req)).await {
+                Ok(Ok((res, lease))) => {
+                    let status = res.status();
+                    if passive {
+                        if status.is_server_error() {
+                            backend.failed(false);
+                        } else {
+                            backend.succeeded();
+                        }
+                    }
+                    let retry = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
+                        && spare.is_some()
+                        && may_retry(&tried);
+                    let answer = self.relay(res, lease, in_flight, client_upgrade.take(), over_h2, cx);
+                    match spare {
+                        Some(spare) if retry => {
+                            tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
+                            (next, last) = (spare, Some(answer));
+                            tried.push(i);
+                        }
+                        _ => return answer,
+                    }
+                }
+                Ok(Err(failed)) => {
+                    if passive {
+                        backend.failed(failed.error.is_connect());
+                    }
+                    let answer = failure(&failed.error, cx);
+                    match failed.unsent.map(|r| *r).or(spare) {
+                        Some(again) if may_retry(&tried) => {
+                            tracing::debug!(request_id = %cx.request_id, error = %failed.error, "retrying on another upstream");
+                            (next, last) = (again, Some(answer));
+                            tried.push(i);
+                        }
+                        _ => return answer,
+                    }
+                }
+                Err(_) => {
+                    if passive {
+                        backend.failed(false);
+                    }
+                    let answer = timed_out(cx);
+                    match spare {
+                        Some(spare) if may_retry(&tried) => {
+                            (next, last) = (spare, Some(answer));
+                            tried.push(i);
+                        }
+                        _ => return answer,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The upstream's answer as the client's: a WebSocket 101 becomes a
+    /// tunnel, anything else streams back without hop-by-hop headers.
+    fn relay(
+        &self,
+        res: http::Response<hyper::body::Incoming>,
+        lease: Lease,
+        in_flight: Option<InFlight>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        over_h2: bool,
+        cx: &Ctx,
+    ) -> Response {
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(client)) = (res.status(), client_upgrade) {
-            return tunnel(res, client, cx);
+            let mut answer = tunnel(res, client, cx);
+            if over_h2 {
+                // An HTTP/2 client's WebSocket is accepted with a 200.
+                *answer.status_mut() = StatusCode::OK;
+                strip_fixed_hop_by_hop(answer.headers_mut());
+                answer.headers_mut().remove(&SEC_WEBSOCKET_ACCEPT);
+            }
+            return answer;
         }
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -114,8 +284,106 @@ impl ProxyApp {
         // upstream's is not relayed (hyper would write it in the status
         // line and close a kept-alive connection).
         parts.version = Version::HTTP_11;
-        Response::from_parts(parts, Body::stream(PooledBody::new(body, lease)))
+        Response::from_parts(
+            parts,
+            Body::stream(PooledBody::new(body, lease, in_flight, self.body_timeout)),
+        )
     }
+}
+
+/// The upstream's request target (origin form) for a request to `uri`:
+/// the request's path and query as they are (already parsed and checked)
+/// when the upstream URL has no path of its own, so a request costs no
+/// formatting and no parsing.
+fn target(base_path: &str, uri: &Uri) -> Option<Uri> {
+    let asked = uri.path_and_query();
+    let path_and_query = match asked {
+        Some(pq) if base_path.is_empty() => pq.clone(),
+        None if base_path.is_empty() => PathAndQuery::from_static("/"),
+        _ => {
+            let path = asked.map_or("/", PathAndQuery::as_str);
+            format!("{base_path}{path}").parse().ok()?
+        }
+    };
+    Some(Uri::from(path_and_query))
+}
+
+static SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
+static SEC_WEBSOCKET_ACCEPT: HeaderName = HeaderName::from_static("sec-websocket-accept");
+
+/// A `Sec-WebSocket-Key` for the upstream: 16 bytes (the request id in
+/// hex, unique per request), base64.
+fn websocket_key(cx: &Ctx) -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{:016x}", cx.request_id.0);
+    let mut out = Vec::with_capacity(24);
+    for chunk in raw.as_bytes()[..16].chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    HeaderValue::from_bytes(&out).expect("base64 is a valid header value")
+}
+
+/// Whether a request's `TE` names `trailers`.
+fn asks_trailers(headers: &HeaderMap) -> bool {
+    (headers.get_all(header::TE).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        })
+}
+
+/// Methods a server must treat as safe to repeat (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// A copy of a request without a body (only bodiless requests are
+/// replayed), to send again if the first backend fails it.
+fn replay_of(req: &Request) -> Request {
+    let mut copy = Request::new(Body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// 503 with `Retry-After` (whole seconds, at least one), naming the app.
+fn unavailable(cx: &Ctx, why: &str, wait: Duration) -> Response {
+    let mut res = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("app `{}`: {why}\n", cx.app().unwrap_or("")),
+    );
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+    res
+}
+
+/// 504 naming the app, never the upstream's address.
+fn timed_out(cx: &Ctx) -> Response {
+    plain(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!("app `{}`: upstream timed out\n", cx.app().unwrap_or("")),
+    )
 }
 
 /// The protocol a request asks to upgrade to, when it carries both
@@ -197,9 +465,12 @@ fn failure(e: &PoolError, cx: &Ctx) -> Response {
     }
     tracing::warn!(request_id = %cx.request_id, app = cx.app().unwrap_or(""), error = ?e, "upstream request failed");
     if timed_out {
-        plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+        self::timed_out(cx)
     } else {
-        plain(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
+        plain(
+            StatusCode::BAD_GATEWAY,
+            format!("app `{}`: upstream unavailable\n", cx.app().unwrap_or("")),
+        )
     }
 }
 
@@ -252,22 +523,15 @@ mod tests {
 
     #[test]
     fn the_request_target_keeps_path_and_query_and_adds_the_base() {
-        let app = |url: &str| {
-            ProxyApp::new(
-                crate::config::upstream::parse_upstream(url).unwrap(),
-                false,
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            )
-        };
+        let base = |url: &str| crate::config::upstream::parse_upstream(url).unwrap().base_path;
         let uri: Uri = "/a/b?x=1&y=%20".parse().unwrap();
-        assert_eq!(app("http://127.0.0.1:9").target(&uri).unwrap(), "/a/b?x=1&y=%20");
+        assert_eq!(target(&base("http://127.0.0.1:9"), &uri).unwrap(), "/a/b?x=1&y=%20");
         assert_eq!(
-            app("http://up.test:81/api/").target(&uri).unwrap(),
+            target(&base("http://up.test:81/api/"), &uri).unwrap(),
             "/api/a/b?x=1&y=%20"
         );
         let absolute: Uri = "http://other.test/x?q".parse().unwrap();
-        assert_eq!(app("http://127.0.0.1:9").target(&absolute).unwrap(), "/x?q");
+        assert_eq!(target(&base("http://127.0.0.1:9"), &absolute).unwrap(), "/x?q");
     }
 
     #[test]
@@ -300,6 +564,25 @@ mod tests {
         );
         crate::apps::forwarded::remove_all(&mut h, &[HeaderName::from_bytes(long.as_bytes()).unwrap()]);
         assert!(h.is_empty(), "a long name in the set is removed too");
+    }
+
+    #[test]
+    fn the_websocket_key_is_16_bytes_in_base64() {
+        let cx = Ctx::new(bext_plugin_abi::RequestId(1), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(websocket_key(&cx), "MDAwMDAwMDAwMDAwMDAwMQ==");
+        let cx = Ctx::new(bext_plugin_abi::RequestId(u64::MAX), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(websocket_key(&cx), "ZmZmZmZmZmZmZmZmZmZmZg==");
+    }
+
+    #[test]
+    fn te_trailers_is_found_among_other_codings() {
+        let te = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::TE, HeaderValue::from_static(v));
+            asks_trailers(&h)
+        };
+        assert!(te("trailers") && te("gzip, Trailers") && te("trailers;q=1"));
+        assert!(!te("gzip") && !te("trailersx"));
     }
 
     #[test]

@@ -296,6 +296,47 @@ pub struct AppConfig {
     /// Proxy apps: time for the upstream's response head (504 after).
     #[serde(default = "response_timeout", deserialize_with = "duration")]
     pub response_timeout: Duration,
+    /// Proxy apps: several backends instead of one `upstream`, each a URL
+    /// or `{ url, weight }`.
+    #[serde(default)]
+    pub upstreams: Vec<super::upstream::UpstreamEntry>,
+    /// Proxy apps: how a request's backend is picked.
+    #[serde(default)]
+    pub balance: super::upstream::Balance,
+    /// Proxy apps with `balance = "consistent_hash"`: what a request is
+    /// hashed by (`client` when unset).
+    #[serde(default)]
+    pub hash: Option<super::upstream::HashKey>,
+    /// Proxy apps: the active health check of each backend.
+    #[serde(default)]
+    pub health: Option<super::upstream::HealthCheck>,
+    /// Proxy apps: how many other backends a failed request may try (1
+    /// when unset), when that is safe.
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Proxy apps: requests in flight to one backend, at most.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Proxy apps with `max_connections`: requests that may wait for room
+    /// (128 when unset; 0 answers 503 at once).
+    #[serde(default)]
+    pub queue: Option<u32>,
+    /// Proxy apps: longest pause inside the upstream's response body (the
+    /// response is cut after it); none when unset.
+    #[serde(default)]
+    pub body_timeout: Option<Span>,
+    /// Proxy apps with https:// upstreams: a PEM file of the CAs their
+    /// certificates are verified against, instead of the system's.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Proxy apps with https:// upstreams: accept any certificate
+    /// (development only; spelled out, never a default).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Proxy apps: speak HTTP/2 to the upstreams (h2c on http://, h2 by
+    /// ALPN on https://), as gRPC needs.
+    #[serde(default)]
+    pub http2: bool,
     /// JS apps: the module exporting `default { fetch }`, relative to
     /// `source` (`index.js` when unset).
     #[serde(default)]
@@ -461,6 +502,17 @@ impl AppConfig {
             preserve_host: false,
             connect_timeout: connect_timeout(),
             response_timeout: response_timeout(),
+            upstreams: Vec::new(),
+            balance: Default::default(),
+            hash: None,
+            health: None,
+            retries: None,
+            max_connections: None,
+            queue: None,
+            body_timeout: None,
+            ca: None,
+            insecure_skip_verify: false,
+            http2: false,
             entry: server.entry,
             env,
             command,
@@ -838,6 +890,9 @@ impl Platform {
             if let Some(s) = &mut app.source {
                 *s = dir.join(&*s);
             }
+            if let Some(ca) = &mut app.ca {
+                *ca = dir.join(&*ca);
+            }
             match app.runtime {
                 RuntimeKind::Static => match &app.source {
                     None => errors.push(Diagnostic::new(
@@ -852,18 +907,11 @@ impl Platform {
                     )),
                     Some(_) => {}
                 },
-                RuntimeKind::Proxy => match &app.upstream {
-                    None => errors.push(Diagnostic::new(
-                        &name,
-                        field("upstream"),
-                        "a proxy app needs `upstream`, e.g. http://127.0.0.1:8080",
-                    )),
-                    Some(u) => {
-                        if let Err(reason) = super::upstream::parse_upstream(u) {
-                            errors.push(Diagnostic::new(&name, field("upstream"), reason));
-                        }
+                RuntimeKind::Proxy => {
+                    for (key, reason) in super::upstream::proxy_problems(app) {
+                        errors.push(Diagnostic::new(&name, field(key), reason));
                     }
-                },
+                }
                 RuntimeKind::Js => match &app.source {
                     None => errors.push(Diagnostic::new(
                         &name,

@@ -48,7 +48,7 @@ pub struct Rules<'a> {
 /// `Authorization`, and drops client copies of bext's headers, names
 /// with `_` and the headers the client named in `Connection`.
 pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<(), Refusal> {
-    check_method(&parts.method)?;
+    check_method(&parts.method, parts.extensions.get::<hyper::ext::Protocol>())?;
     let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
         + parts.uri.authority().map_or(0, |a| a.as_str().len());
     if target_len as u64 > rules.limits.max_uri_bytes {
@@ -154,9 +154,12 @@ const MAX_METHOD_LEN: usize = 32;
 
 /// Methods are case-sensitive tokens (RFC 9110 §9.1): `get` is not `GET`,
 /// and a proxy that forwards it lets the upstream decide what it means.
-/// `CONNECT` asks bext to be a tunnel, which it is not.
-fn check_method(method: &Method) -> Result<(), Refusal> {
-    if method == Method::CONNECT {
+/// `CONNECT` asks bext to be a tunnel, which it is not, except for a
+/// WebSocket over HTTP/2 (extended CONNECT with `:protocol websocket`,
+/// RFC 8441), which a proxy app tunnels as it does an HTTP/1.1 upgrade.
+fn check_method(method: &Method, protocol: Option<&hyper::ext::Protocol>) -> Result<(), Refusal> {
+    let websocket = protocol.is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if method == Method::CONNECT && !websocket {
         return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported"));
     }
     if method.as_str().len() > MAX_METHOD_LEN {
@@ -387,6 +390,17 @@ mod tests {
             run(&mut parts("CONNECT", "a.test:443", &[], Version::HTTP_11)),
             Err(StatusCode::METHOD_NOT_ALLOWED)
         );
+        // Extended CONNECT: only for a WebSocket.
+        for (protocol, allowed) in [("websocket", true), ("WebSocket", true), ("connect-udp", false)] {
+            let mut p = parts("CONNECT", "http://a.test/chat", &[], Version::HTTP_2);
+            p.extensions.insert(hyper::ext::Protocol::from_static(protocol));
+            let want = if allowed {
+                Ok(())
+            } else {
+                Err(StatusCode::METHOD_NOT_ALLOWED)
+            };
+            assert_eq!(run(&mut p), want, "{protocol}");
+        }
         assert_eq!(run(&mut parts("OPTIONS", "*", &[], Version::HTTP_11)), Ok(()));
         for method in ["GET", "POST"] {
             assert_eq!(

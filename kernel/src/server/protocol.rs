@@ -130,6 +130,8 @@ impl Builders {
             .timer(TokioTimer::new())
             .max_header_list_size(limits.max_header_bytes.min(u32::MAX as u64) as u32)
             .max_concurrent_streams(limits.max_concurrent_streams)
+            // WebSocket over HTTP/2 (RFC 8441), for proxy apps.
+            .enable_connect_protocol()
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
         Builders { http1, http2 }

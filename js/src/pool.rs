@@ -17,7 +17,6 @@ use crate::{Answer, Call, Exports, JsError, Mode, Spec};
 struct Job {
     call: Call,
     reply: oneshot::Sender<Result<Answer, JsError>>,
-    queued: Instant,
 }
 
 /// Isolates for one app or plugin, run as its [`Mode`] says. A module that
@@ -102,19 +101,18 @@ impl Threads {
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
     async fn call(&self, call: Call) -> Result<Answer, JsError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job {
-            call,
-            reply,
-            queued: Instant::now(),
-        }) {
+        match self.tx.try_send(Job { call, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(JsError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
         }
-        // No timer here: the isolate bounds the call by its deadline, and a
-        // call that waited in the queue past the timeout is answered with a
-        // timeout when an isolate picks it up. A pool that stops drops its
-        // calls, which closes the channel.
+        // No timer here: the isolate bounds the call by its deadline, which
+        // starts when an isolate picks the call up. Time spent waiting for
+        // an isolate is not the handler's: a handler that loops must not
+        // make the innocent calls queued behind it time out. The wait is
+        // bounded by the queue's length (a full queue is refused at once)
+        // and by the client, whose call is skipped if it went away. A pool
+        // that stops drops its calls, which closes the channel.
         answer.await.unwrap_or(Err(JsError::Closed))
     }
 }
@@ -180,10 +178,6 @@ fn work(
             };
             if job.reply.is_closed() {
                 continue; // the client went away while the call waited
-            }
-            if job.queued.elapsed() >= spec.limits.timeout {
-                let _ = job.reply.send(Err(JsError::Timeout(spec.limits.timeout)));
-                continue;
             }
             let result = catch_unwind(AssertUnwindSafe(|| isolate.call(job.call)))
                 .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())));

@@ -545,8 +545,12 @@ async fn plugins_that_set_bad_headers_fail_cleanly() {
     assert!(matches!(f.pool.call(call).await, Err(JsError::BadAnswer(_))));
 }
 
+/// Waiting for an isolate is not running: a call queued behind a loop
+/// runs with its whole timeout once an isolate is free, on the fresh
+/// isolate that replaced the looping one (inline: after the loop was cut
+/// off at `cpu_limit`).
 #[tokio::test]
-async fn calls_that_waited_past_the_timeout_are_not_run() {
+async fn calls_that_waited_behind_a_loop_still_run() {
     let limits = Limits {
         workers: 1,
         timeout: Duration::from_millis(100),
@@ -563,21 +567,8 @@ async fn calls_that_waited_past_the_timeout_are_not_run() {
         f.pool.call(get("http://a.test/"))
     );
     assert_eq!(spin.unwrap_err(), JsError::Timeout(Duration::from_millis(100)));
-    match MODE {
-        // The second call waited in the queue behind the loop, past its
-        // timeout: it is answered without running, and the fresh isolate
-        // has run nothing yet.
-        Mode::Threads => {
-            assert_eq!(waited.unwrap_err(), JsError::Timeout(Duration::from_millis(100)));
-            assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
-        }
-        // Inline, there is no queue: the loop was cut off at `cpu_limit`
-        // and the second call ran on a fresh isolate right after.
-        Mode::Inline => {
-            assert_eq!(text_of(waited), "1");
-            assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "2");
-        }
-    }
+    assert_eq!(text_of(waited), "1");
+    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "2");
 }
 
 #[tokio::test]
@@ -598,4 +589,33 @@ async fn timers_set_after_the_answer_still_fire() {
         }
     }
     assert_eq!(seen, "1", "the timer never fired");
+}
+
+/// A thrown error is reported with its stack, in the user's file, for sync
+/// and async throws alike; a thrown non-Error is shown as JSON.
+#[tokio::test]
+async fn exceptions_carry_their_stack() {
+    let f = app(r#"
+        function deep() { throw new Error('deep'); }
+        export default { async fetch(req) {
+          const p = new URL(req.url).pathname;
+          if (p === '/sync') deep();
+          if (p === '/later') { await new Promise((r) => setTimeout(r, 1)); deep(); }
+          if (p === '/type') null.x;
+          throw { code: 1 };
+        } }"#);
+    for p in ["/sync", "/later"] {
+        let err = f.pool.call(get(&format!("http://a.test{p}"))).await.unwrap_err();
+        let JsError::Exception(m) = &err else { panic!("{err:?}") };
+        assert!(m.starts_with("Error: deep\n"), "{m}");
+        assert!(m.contains("at deep (") && m.contains("index.js:2:"), "{m}");
+        assert!(m.contains("at fetch (") && m.contains("index.js:"), "{m}");
+    }
+    let err = f.pool.call(get("http://a.test/type")).await.unwrap_err();
+    assert!(
+        matches!(&err, JsError::Exception(m) if m.starts_with("TypeError: ") && m.contains("index.js:7:")),
+        "{err:?}"
+    );
+    let err = f.pool.call(get("http://a.test/obj")).await.unwrap_err();
+    assert_eq!(err, JsError::Exception(r#"uncaught {"code":1}"#.into()));
 }

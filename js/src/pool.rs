@@ -73,13 +73,15 @@ impl Threads {
         let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let closed = Arc::new(AtomicBool::new(false));
+        let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
         let spec = Arc::new(spec);
         for i in 0..workers {
             let (spec, rx, ready, closed) = (spec.clone(), rx.clone(), ready_tx.clone(), closed.clone());
+            let fetcher = fetcher.clone();
             std::thread::Builder::new()
                 .name(format!("bext-js-{i}"))
                 .stack_size(THREAD_STACK)
-                .spawn(move || work(&spec, &rx, ready, &closed))
+                .spawn(move || work(&spec, fetcher.as_ref(), &rx, ready, &closed))
                 .map_err(|e| JsError::Load(format!("cannot start an isolate thread: {e}")))?;
         }
         drop(ready_tx);
@@ -127,6 +129,7 @@ impl Drop for Threads {
 /// `max_requests`, until the pool is dropped.
 fn work(
     spec: &Spec,
+    fetcher: Option<&Arc<crate::fetch::Fetcher>>,
     rx: &Receiver<Job>,
     ready: std::sync::mpsc::Sender<Result<Exports, JsError>>,
     closed: &AtomicBool,
@@ -134,7 +137,7 @@ fn work(
     let mut ready = Some(ready);
     let mut crashes: u32 = 0;
     while !closed.load(Ordering::Acquire) {
-        let mut isolate = match Isolate::new(spec) {
+        let mut isolate = match Isolate::new(spec, fetcher.cloned()) {
             Ok((isolate, exports)) => {
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(Ok(exports));

@@ -518,21 +518,40 @@
     return out;
   }
 
-  // ------------------------------------------------- AbortController (inert)
+  // ------------------------------------------------------ AbortController
   class AbortSignal {
-    constructor() { this.aborted = false; this.reason = undefined; this.onabort = null; }
-    addEventListener() {}
-    removeEventListener() {}
+    constructor() { this.aborted = false; this.reason = undefined; this.onabort = null; this._listeners = []; }
+    addEventListener(type, fn) { if (type === 'abort' && typeof fn === 'function') this._listeners.push(fn); }
+    removeEventListener(type, fn) { if (type === 'abort') this._listeners = this._listeners.filter((f) => f !== fn); }
     throwIfAborted() { if (this.aborted) throw this.reason; }
-    static abort(reason) { const s = new AbortSignal(); s.aborted = true; s.reason = reason; return s; }
-    static timeout(_ms) { return new AbortSignal(); }
+    _abort(reason) {
+      if (this.aborted) return;
+      this.aborted = true;
+      this.reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
+      const event = { type: 'abort', target: this };
+      for (const fn of [...(this.onabort ? [this.onabort] : []), ...this._listeners]) {
+        try { fn.call(this, event); } catch (e) { reportError(e); }
+      }
+      this._listeners = [];
+    }
+    static abort(reason) { const s = new AbortSignal(); s._abort(reason); return s; }
+    static timeout(ms) {
+      const s = new AbortSignal();
+      setTimeout(() => s._abort(new DOMException('The operation timed out', 'TimeoutError')), ms);
+      return s;
+    }
+    static any(signals) {
+      const s = new AbortSignal();
+      for (const x of signals) {
+        if (x.aborted) { s._abort(x.reason); break; }
+        x.addEventListener('abort', () => s._abort(x.reason));
+      }
+      return s;
+    }
   }
   class AbortController {
     constructor() { this.signal = new AbortSignal(); }
-    abort(reason) {
-      this.signal.aborted = true;
-      this.signal.reason = reason === undefined ? new DOMException('aborted', 'AbortError') : reason;
-    }
+    abort(reason) { this.signal._abort(reason); }
   }
   define('AbortSignal', AbortSignal);
   define('AbortController', AbortController);
@@ -628,6 +647,9 @@
       }
       this._initBody(data);
       if (init.signal) this._signal = init.signal;
+      else if (input instanceof Request && input._signal) this._signal = input._signal;
+      if (init.redirect !== undefined) this._redirect = String(init.redirect);
+      else if (input instanceof Request && input._redirect) this._redirect = input._redirect;
     }
     static _from(method, url, flat, body) {
       const r = Object.create(Request.prototype);
@@ -648,7 +670,7 @@
       if (!this._signal) this._signal = new AbortSignal();
       return this._signal;
     }
-    get redirect() { return 'follow'; }
+    get redirect() { return this._redirect || 'follow'; }
     get cache() { return 'default'; }
     get credentials() { return 'same-origin'; }
     get mode() { return 'cors'; }
@@ -722,8 +744,8 @@
       return this._headers;
     }
     get type() { return this._type || 'default'; }
-    get url() { return ''; }
-    get redirected() { return false; }
+    get url() { return this._url || ''; }
+    get redirected() { return this._redirected === true; }
     clone() {
       const r = new Response(null, { status: this._status === 0 ? 200 : this._status, statusText: this.statusText, headers: this.headers });
       r._status = this._status;
@@ -736,6 +758,51 @@
   withBody(Response);
   define('Request', Request);
   define('Response', Response);
+
+  // ----------------------------------------------------------------- fetch
+  // The request runs in Rust (bext's HTTP client, the app's allow list);
+  // its answer comes back through `fetchDone`.
+  const REDIRECT = { follow: 0, manual: 1, error: 2 };
+  const fetches = new Map();
+  async function fetch(input, init) {
+    const req = new Request(input, init || {});
+    const mode = init && init.redirect !== undefined ? String(init.redirect) : (input instanceof Request && input._redirect) || 'follow';
+    const redirect = REDIRECT[mode];
+    if (redirect === undefined) throw new TypeError(`fetch: invalid redirect mode ${mode}`);
+    const signal = req._signal;
+    if (signal) signal.throwIfAborted();
+    const body = req._data === null ? null : await req.bytes();
+    if (signal) signal.throwIfAborted();
+    const id = native.fetchStart(req.method, req.url, req.headers._toFlat(), body, redirect);
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, signal, onAbort: null };
+      if (signal) {
+        entry.onAbort = () => {
+          if (!fetches.delete(id)) return;
+          native.fetchAbort(id);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', entry.onAbort);
+      }
+      fetches.set(id, entry);
+    });
+  }
+  define('fetch', fetch);
+  function fetchDone(id, error, status, flat, body, url, redirected) {
+    const f = fetches.get(id);
+    if (!f) return;
+    fetches.delete(id);
+    if (f.signal) f.signal.removeEventListener('abort', f.onAbort);
+    if (error !== null) {
+      f.reject(new TypeError(`fetch failed: ${error}`));
+      return;
+    }
+    const r = Response._from(status, flat);
+    r._initBody(NULL_BODY.has(status) ? null : body);
+    r._url = url;
+    r._redirected = redirected;
+    f.resolve(r);
+  }
 
   // ------------------------------------------------------------ dispatcher
   // Answers are plain arrays the host reads without further calls:
@@ -765,6 +832,7 @@
   return {
     nextTimer,
     runTimers,
+    fetchDone,
     // The headers of every plain text Response: the host knows them by
     // identity and does not read them.
     textHeaders: TEXT_HEADERS,

@@ -174,6 +174,53 @@ async fn waiting_for_a_busy_plugin_is_not_its_timeout() {
     assert!(statuses.contains(&500), "{statuses:?}");
 }
 
+/// A JS plugin calls out with `fetch()` within its manifest's
+/// `limits.fetch`: it may reach what its `allow` lists, and nothing else.
+#[tokio::test]
+async fn a_plugin_can_fetch_what_its_limits_allow() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "caller.js",
+        r#"export async function onRequest(req) {
+          const to = req.headers.get('x-call');
+          if (!to) return;
+          try {
+            const r = await fetch(to, { headers: { 'x-from': 'plugin' } });
+            req.headers.set('x-called', `${r.status} ${(await r.json()).headers['x-from']}`);
+          } catch (e) {
+            return new Response(String(e), { status: 502 });
+          }
+        }"#,
+    );
+    s.write(
+        "manifests/caller.yaml",
+        "name: caller\nentry: ../caller.js\nlimits:\n  fetch:\n    allow: [localhost]\n    timeout: 2s\n",
+    );
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
+    let port = echo.addr.port();
+    let allowed = format!("http://localhost:{port}/");
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "shop.test"), ("x-call", &allowed)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-called"], "200 plugin");
+    let refused = format!("http://127.0.0.1:{port}/");
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "shop.test"), ("x-call", &refused)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text().contains("private address not in isolate.fetch.allow"),
+        "{}",
+        r.text()
+    );
+}
+
 #[test]
 fn broken_js_plugins_are_load_errors() {
     let s = Site::new();

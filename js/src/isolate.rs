@@ -111,6 +111,7 @@ impl Isolate {
             let native =
                 natives::install(&ctx, spec.name.as_str().into(), clock, timers_armed.clone()).map_err(caught)?;
             crate::fetch::install(&ctx, &native, fetch.clone()).map_err(caught)?;
+            crate::subtle::install(&ctx, &native).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native,)).map_err(caught)?;
             let get =

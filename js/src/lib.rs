@@ -22,6 +22,7 @@ mod isolate;
 mod modules;
 mod natives;
 mod pool;
+mod subtle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -294,3 +294,55 @@ async fn limits_time_size_concurrency_and_abort() {
     let r = fetch_via(&b, "app.test", "/get", &format!("{me}/small")).await;
     assert_eq!(r.json()["body"], "app /small");
 }
+
+/// examples/apps/webhook-js: an HMAC-signed event is checked with
+/// `crypto.subtle` and forwarded with `fetch()`; a bad signature is not.
+#[tokio::test]
+async fn the_webhook_example_verifies_and_forwards() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    copy_example(&s, "apps/webhook-js", "hook");
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.hook]
+runtime = "js"
+source = "hook"
+domains = ["hook.test"]
+env = {{ SECRET = "s3cret", FORWARD_TO = "http://localhost:{}/events" }}
+isolate = {{ fetch = {{ allow = ["localhost"] }} }}
+"#,
+        echo.addr.port()
+    ));
+    let b = Bext::serve(&cfg);
+    let body = r#"{"event":"paid"}"#;
+    // HMAC-SHA256("s3cret", body), computed outside bext.
+    let good = "sha256=1ddb7b2578fcae7ce93bc82d9fb3b2afc9f0b62dc4401529644d44e0d5ddc740";
+    let bad = "sha256=0ddb7b2578fcae7ce93bc82d9fb3b2afc9f0b62dc4401529644d44e0d5ddc740";
+    let post = |sig: &'static str| {
+        let addr = b.addr;
+        async move {
+            let headers = [
+                ("host", "hook.test"),
+                ("x-signature", sig),
+                ("content-type", "application/json"),
+            ];
+            send(addr, request("POST", "/", &headers, body)).await
+        }
+    };
+    let r = post(good).await;
+    assert_eq!(
+        (r.status, r.text()),
+        (202, "forwarded: 200\n".to_owned()),
+        "{}",
+        b.log()
+    );
+    let r = post(bad).await;
+    assert_eq!((r.status, r.text()), (401, "bad signature\n".to_owned()));
+    let r = post("sha256=zz").await;
+    assert_eq!(r.status, 401);
+}

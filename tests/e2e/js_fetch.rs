@@ -101,6 +101,12 @@ source = "app"
 domains = ["inline.test"]
 isolate = { mode = "inline", cpu_limit = "50ms", fetch = { allow = ["localhost"] } }
 
+[apps.short]
+runtime = "js"
+source = "app"
+domains = ["short.test"]
+isolate = { timeout = "300ms", fetch = { allow = ["127.0.0.1"] } }
+
 [apps.closed]
 runtime = "js"
 source = "app"
@@ -278,6 +284,11 @@ async fn limits_time_size_concurrency_and_abort() {
         "{}",
         r.text()
     );
+    // The wait counts against the request's own timeout (300 ms, the
+    // fetch's is 30 s): 504, and the app goes on.
+    let r = fetch_via(&b, "short.test", "/get", &hole_url).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(get(b.addr, "short.test", "/fine").await.text(), "app /fine");
     // An aborted fetch rejects with the signal's reason.
     let r = fetch_via(&b, "hole.test", "/abort", &hole_url).await;
     assert!(r.status == 200 && r.text().starts_with("AbortError: "), "{}", r.text());

@@ -357,3 +357,27 @@ isolate = {{ fetch = {{ allow = ["localhost"] }} }}
     let r = post("sha256=zz").await;
     assert_eq!(r.status, 401);
 }
+
+#[test]
+fn a_bad_allow_entry_is_reported_by_check() {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("app/index.js", APP);
+    let cfg = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.app]
+runtime = "js"
+source = "app"
+domains = ["app.test"]
+isolate = { fetch = { allow = ["*.10.0.0.1"] } }
+"#,
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("isolate.fetch.allow") && err.contains("*.10.0.0.1"), "{err}");
+}

@@ -244,6 +244,12 @@ impl Slot {
                 }
             }
         }
+        // Answers of fetches that outlived their call (`waitUntil`).
+        if let Err(e) = self.isolate.as_mut().expect("started above").deliver(limits.cpu_limit) {
+            tracing::warn!(target: "bext::js", source = %self.spec.name, "replacing the isolate after a fetch's answer: {e}");
+            self.failed(e.clone());
+            return Begun::Done(Err(e));
+        }
         let isolate = self.isolate.as_mut().expect("started above");
         if isolate.pending() >= limits.queue {
             return Begun::Done(Err(JsError::Overloaded));

@@ -305,7 +305,7 @@ impl Isolate {
     /// they resolve, for `budget` at most; returns whether there were any.
     /// An interruption is an `Err`: the isolate must be replaced.
     pub(crate) fn deliver(&mut self, budget: Duration) -> Result<bool, JsError> {
-        if self.fetch.in_flight() == 0 {
+        if !self.fetch.has_answers() {
             return Ok(false);
         }
         self.interrupted.set(false);
@@ -322,6 +322,16 @@ impl Isolate {
             return Err(JsError::Timeout(budget));
         }
         delivered
+    }
+
+    /// Whether fetches are in flight or answered and not yet delivered.
+    pub(crate) fn fetches_pending(&self) -> bool {
+        self.fetch.in_flight() > 0 || self.fetch.has_answers()
+    }
+
+    /// Where the answers of this isolate's fetches arrive.
+    pub(crate) fn fetch_answers(&self) -> &crossbeam_channel::Receiver<crate::fetch::Done> {
+        self.fetch.answers()
     }
 
     /// Gives up on the pending call `id` (it timed out, or its client left).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::backoff::backoff_delay;
@@ -158,8 +158,35 @@ fn work(
         let mut served: u64 = 0;
         let mut next_timer = None;
         loop {
-            let job = match next_timer {
-                Some(at) => match rx.recv_deadline(at) {
+            // Fetches still in flight after their call answered (say, in
+            // `ctx.waitUntil`): their answers are handed to JavaScript as
+            // they arrive, between calls.
+            let woken = if isolate.fetches_pending() {
+                match wait_for_answer(rx, &isolate, next_timer) {
+                    Wake::Answer => {
+                        if let Err(e) = isolate.deliver(spec.limits.timeout) {
+                            crashes += 1;
+                            tracing::warn!(target: "bext::js", source = %spec.name, "replacing the isolate after a fetch's answer: {e}");
+                            break;
+                        }
+                        next_timer = isolate.next_due();
+                        continue;
+                    }
+                    // Another isolate may have taken the call: never block
+                    // here while answers may arrive.
+                    Wake::Job => match rx.try_recv() {
+                        Ok(job) => Some(job),
+                        Err(TryRecvError::Empty) => continue,
+                        Err(TryRecvError::Disconnected) => return,
+                    },
+                    Wake::Timer => None,
+                }
+            } else {
+                None
+            };
+            let job = match (woken, next_timer) {
+                (Some(job), _) => job,
+                (None, Some(at)) => match rx.recv_deadline(at) {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Timeout) => match isolate.tick(spec.limits.timeout) {
                         Ok(next) => {
@@ -174,7 +201,7 @@ fn work(
                     },
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
-                None => match rx.recv() {
+                (None, None) => match rx.recv() {
                     Ok(job) => job,
                     Err(_) => return,
                 },
@@ -203,6 +230,36 @@ fn work(
         if crashes > 1 {
             backoff(crashes - 1, closed);
         }
+    }
+}
+
+/// What woke an isolate thread that has fetches in flight.
+enum Wake {
+    /// A fetch's answer arrived.
+    Answer,
+    /// A call is waiting (or the queue closed): take it as usual.
+    Job,
+    /// The next timer is due.
+    Timer,
+}
+
+/// Waits for a call, a fetch's answer or the next timer, consuming none.
+fn wait_for_answer(rx: &Receiver<Job>, isolate: &Isolate, next_timer: Option<Instant>) -> Wake {
+    let answers = isolate.fetch_answers();
+    let mut select = crossbeam_channel::Select::new();
+    let job = select.recv(rx);
+    let answer = select.recv(answers);
+    let ready = match next_timer {
+        Some(at) => select.ready_deadline(at),
+        None => Ok(select.ready()),
+    };
+    match ready {
+        Ok(i) if i == answer => Wake::Answer,
+        Ok(i) => {
+            debug_assert_eq!(i, job);
+            Wake::Job
+        }
+        Err(_) => Wake::Timer,
     }
 }
 

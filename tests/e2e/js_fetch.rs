@@ -10,13 +10,16 @@ use crate::support::*;
 /// Fetches `?to=` and describes the answer as JSON, or answers 502 with the
 /// error; `/redirect?to=` and `/big` are the upstream side of the tests.
 const APP: &str = r#"
+let last = 'none';
 export default {
-  async fetch(request) {
+  async fetch(request, env, ctx) {
     const u = new URL(request.url);
     const to = u.searchParams.get('to');
     switch (u.pathname) {
       case '/redirect': return Response.redirect(to, Number(u.searchParams.get('status') || 302));
       case '/big': return new Response('x'.repeat(100000));
+      case '/bg': ctx.waitUntil(fetch(to).then((r) => r.json()).then((j) => { last = j.uri; })); return new Response('started');
+      case '/last': return new Response(last);
       case '/get': try {
         const r = await fetch(to, { redirect: u.searchParams.get('redirect') || 'follow' });
         return Response.json({ status: r.status, url: r.url, redirected: r.redirected, body: await r.text(), location: r.headers.get('location') });
@@ -107,6 +110,18 @@ source = "app"
 domains = ["short.test"]
 isolate = { timeout = "300ms", fetch = { allow = ["127.0.0.1"] } }
 
+[apps.bg]
+runtime = "js"
+source = "app"
+domains = ["bg.test"]
+isolate = { workers = 1, fetch = { allow = ["localhost"] } }
+
+[apps.bginline]
+runtime = "js"
+source = "app"
+domains = ["bginline.test"]
+isolate = { mode = "inline", fetch = { allow = ["localhost"] } }
+
 [apps.closed]
 runtime = "js"
 source = "app"
@@ -158,6 +173,25 @@ async fn an_allowed_name_reaches_its_upstream() {
     let r = fetch_via(&b, "inline.test", "/get", &format!("{up}/slow/300")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], 200);
+}
+
+/// A fetch that outlives its call (`ctx.waitUntil`) still completes: the
+/// isolate hands its answer to JavaScript between calls (threads), or on
+/// its next call (inline).
+#[tokio::test]
+async fn a_fetch_in_wait_until_completes_after_the_response() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&platform(&s));
+    let to = format!("http://localhost:{}/slow/100", echo.addr.port());
+    for app in ["bg.test", "bginline.test"] {
+        let r = fetch_via(&b, app, "/bg", &to).await;
+        assert_eq!((r.status, r.text()), (200, "started".to_owned()));
+        eventually(std::time::Duration::from_secs(5), || async {
+            (get(b.addr, app, "/last").await.text() == "/slow/100").then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -379,5 +413,8 @@ isolate = { fetch = { allow = ["*.10.0.0.1"] } }
     let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("isolate.fetch.allow") && err.contains("*.10.0.0.1"), "{err}");
+    assert!(
+        err.contains("isolate.fetch.allow") && err.contains("*.10.0.0.1"),
+        "{err}"
+    );
 }

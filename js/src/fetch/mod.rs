@@ -36,7 +36,7 @@ static RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
 });
 
 /// A fetch's outcome, on its way back to the isolate.
-struct Done {
+pub(crate) struct Done {
     id: u64,
     result: Result<Fetched, String>,
 }
@@ -81,6 +81,16 @@ impl FetchHost {
         if let Ok(mut w) = self.wake.lock() {
             *w = Some(notify);
         }
+    }
+
+    /// Whether answers wait to be delivered.
+    pub(crate) fn has_answers(&self) -> bool {
+        !self.done_rx.is_empty()
+    }
+
+    /// Where answers arrive (to wait on with other channels).
+    pub(crate) fn answers(&self) -> &Receiver<Done> {
+        &self.done_rx
     }
 
     /// Fetches started and not yet delivered.

@@ -303,7 +303,7 @@ impl Isolate {
 
     /// Hands the fetch answers that arrived to JavaScript and runs what
     /// they resolve, for `budget` at most; returns whether there were any.
-    /// An interruption is an `Err`: the isolate must be replaced.
+    /// An `Err` (out of time or memory) means the isolate must be replaced.
     pub(crate) fn deliver(&mut self, budget: Duration) -> Result<bool, JsError> {
         if !self.fetch.has_answers() {
             return Ok(false);
@@ -311,7 +311,7 @@ impl Isolate {
         self.interrupted.set(false);
         self.deadline.set(Some(Instant::now() + budget));
         let (h, fetch) = (&self.handles, &self.fetch);
-        let delivered = self.context.with(|ctx| {
+        let delivered = self.context.with(|ctx| -> Result<bool, JsError> {
             let done = h.fetch_done.clone().restore(&ctx).map_err(|e| describe(&ctx, e))?;
             let n = fetch.deliver(&ctx, &done).map_err(|e| describe(&ctx, e))?;
             while ctx.execute_pending_job() {}
@@ -321,7 +321,14 @@ impl Isolate {
         if self.interrupted.get() {
             return Err(JsError::Timeout(budget));
         }
-        delivered
+        match delivered {
+            // Only running out of time or memory costs the isolate.
+            Err(e) if !e.is_fatal() => {
+                tracing::warn!(target: "bext::js", "delivering a fetch's answer failed: {e}");
+                Ok(true)
+            }
+            other => other,
+        }
     }
 
     /// Whether fetches are in flight or answered and not yet delivered.

@@ -23,6 +23,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Notify;
 
 use crate::backoff::backoff_delay;
+use crate::fetch::Fetcher;
 use crate::isolate::Isolate;
 use crate::{Answer, Call, Exports, JsError, Spec};
 
@@ -36,6 +37,8 @@ thread_local! {
 /// An app's or plugin's module, run inline on whichever thread calls it.
 pub(crate) struct InlinePool {
     spec: Arc<Spec>,
+    /// The app's outbound client, shared by its isolates on every thread.
+    fetcher: Option<Arc<Fetcher>>,
     key: u64,
     /// Cleared on drop: threads then free their isolates of this pool.
     alive: Arc<AtomicBool>,
@@ -45,8 +48,10 @@ impl InlinePool {
     /// Loads the module once here, so that a broken module is an error
     /// now and not on some worker's first request.
     pub(crate) fn start(spec: Spec) -> Result<(InlinePool, Exports), JsError> {
-        let (_probe, exports) = Isolate::new(&spec)?;
+        let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
+        let (_probe, exports) = Isolate::new(&spec, None)?;
         let pool = InlinePool {
+            fetcher,
             spec: Arc::new(spec),
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             alive: Arc::new(AtomicBool::new(true)),
@@ -113,7 +118,7 @@ impl InlinePool {
             slots.retain(|_, s| s.alive.load(Ordering::Acquire));
             f(slots
                 .entry(self.key)
-                .or_insert_with(|| Slot::new(self.key, self.spec.clone(), self.alive.clone())))
+                .or_insert_with(|| Slot::new(self.key, self.spec.clone(), self.fetcher.clone(), self.alive.clone())))
         })
     }
 }
@@ -173,6 +178,7 @@ enum Begun {
 struct Slot {
     key: u64,
     spec: Arc<Spec>,
+    fetcher: Option<Arc<Fetcher>>,
     alive: Arc<AtomicBool>,
     isolate: Option<Isolate>,
     /// Counts isolates: a pending call of a replaced isolate is lost.
@@ -192,10 +198,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(key: u64, spec: Arc<Spec>, alive: Arc<AtomicBool>) -> Slot {
+    fn new(key: u64, spec: Arc<Spec>, fetcher: Option<Arc<Fetcher>>, alive: Arc<AtomicBool>) -> Slot {
         Slot {
             key,
             spec,
+            fetcher,
             alive,
             isolate: None,
             generation: 0,
@@ -222,8 +229,9 @@ impl Slot {
             if let Some(at) = self.retry_at.filter(|at| Instant::now() < *at) {
                 return Begun::Later(at, call);
             }
-            match Isolate::new(&self.spec) {
+            match Isolate::new(&self.spec, self.fetcher.clone()) {
                 Ok((isolate, _)) => {
+                    isolate.wake_with(self.wake.clone());
                     self.isolate = Some(isolate);
                     self.generation += 1;
                     self.served = 0;
@@ -235,6 +243,12 @@ impl Slot {
                     return Begun::Done(Err(e));
                 }
             }
+        }
+        // Answers of fetches that outlived their call (`waitUntil`).
+        if let Err(e) = self.isolate.as_mut().expect("started above").deliver(limits.cpu_limit) {
+            tracing::warn!(target: "bext::js", source = %self.spec.name, "replacing the isolate after a fetch's answer: {e}");
+            self.failed(e.clone());
+            return Begun::Done(Err(e));
         }
         let isolate = self.isolate.as_mut().expect("started above");
         if isolate.pending() >= limits.queue {
@@ -272,6 +286,20 @@ impl Slot {
     }
 
     fn poll(&mut self, id: u64, generation: u64) -> Option<Result<Answer, JsError>> {
+        // Answers of fetches first: they may settle this call, or others
+        // (woken by `ran`), and may set timers.
+        if self.generation == generation
+            && let Some(isolate) = self.isolate.as_mut()
+        {
+            match isolate.deliver(self.spec.limits.cpu_limit) {
+                Ok(true) => self.ran(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(target: "bext::js", source = %self.spec.name, "replacing the isolate after a fetch's answer: {e}");
+                    self.failed(e);
+                }
+            }
+        }
         match self.isolate.as_mut() {
             Some(isolate) if self.generation == generation => isolate.poll(id),
             _ => Some(Err(JsError::Exception(match &self.last_failure {

@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use rquickjs::loader::{Loader, Resolver};
 use rquickjs::promise::PromiseState;
 use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
 
+use crate::fetch::{FetchHost, Fetcher};
 use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, modules, natives};
 
 const PRELUDE: &str = include_str!("prelude.js");
@@ -38,6 +40,8 @@ struct Handles {
     response: Persistent<Function<'static>>,
     next_timer: Persistent<Function<'static>>,
     run_timers: Persistent<Function<'static>>,
+    /// Resolves a fetch's promise with its answer.
+    fetch_done: Persistent<Function<'static>>,
     /// The prelude's shared header list of plain text responses.
     text_headers: Persistent<Value<'static>>,
     /// App: the default export; plugins: unused.
@@ -64,11 +68,13 @@ pub(crate) struct Isolate {
     clock: Instant,
     /// Set by the prelude while any timer is pending.
     timers_armed: Rc<Cell<bool>>,
+    /// Outbound fetches of this isolate.
+    fetch: Rc<FetchHost>,
 }
 
 impl Isolate {
     /// Starts an isolate: prelude, module, and (plugins) `onInit(config)`.
-    pub(crate) fn new(spec: &Spec) -> Result<(Isolate, Exports), JsError> {
+    pub(crate) fn new(spec: &Spec, fetcher: Option<Arc<Fetcher>>) -> Result<(Isolate, Exports), JsError> {
         let runtime = Runtime::new().map_err(|e| JsError::Load(format!("cannot create a QuickJS runtime: {e}")))?;
         runtime.set_memory_limit(spec.limits.memory_limit);
         runtime.set_max_stack_size(MAX_STACK);
@@ -96,6 +102,7 @@ impl Isolate {
 
         let clock = Instant::now();
         let timers_armed = Rc::new(Cell::new(false));
+        let fetch = FetchHost::new(fetcher);
         // Module evaluation and onInit get at least five seconds.
         let init_limit = spec.limits.timeout.max(Duration::from_secs(5));
         deadline.set(Some(Instant::now() + init_limit));
@@ -103,12 +110,14 @@ impl Isolate {
             let caught = |e: rquickjs::Error| describe(&ctx, e);
             let native =
                 natives::install(&ctx, spec.name.as_str().into(), clock, timers_armed.clone()).map_err(caught)?;
+            crate::fetch::install(&ctx, &native, fetch.clone()).map_err(caught)?;
+            crate::subtle::install(&ctx, &native).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native,)).map_err(caught)?;
             let get =
                 |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
             let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);
-            let (next_timer, run_timers) = (get("nextTimer")?, get("runTimers")?);
+            let (next_timer, run_timers, fetch_done) = (get("nextTimer")?, get("runTimers")?, get("fetchDone")?);
             let text_headers: Value<'_> = dispatch.get("textHeaders").map_err(caught)?;
 
             let source = std::fs::read(&entry)
@@ -120,6 +129,8 @@ impl Isolate {
                 ctx: &ctx,
                 next_timer: next_timer.clone(),
                 run_timers: run_timers.clone(),
+                fetch: &fetch,
+                fetch_done: fetch_done.clone(),
                 deadline: &deadline,
                 interrupted: &interrupted,
                 clock,
@@ -138,6 +149,7 @@ impl Isolate {
                 response: Persistent::save(&ctx, response),
                 next_timer: Persistent::save(&ctx, next_timer.clone()),
                 run_timers: Persistent::save(&ctx, run_timers.clone()),
+                fetch_done: Persistent::save(&ctx, fetch_done.clone()),
                 text_headers: Persistent::save(&ctx, text_headers),
                 entry: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
                 env: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
@@ -207,6 +219,7 @@ impl Isolate {
             timeout: spec.limits.timeout,
             clock,
             timers_armed,
+            fetch,
         };
         Ok((isolate, exports))
     }
@@ -217,6 +230,7 @@ impl Isolate {
         self.deadline.set(Some(Instant::now() + self.timeout));
         let h = &self.handles;
         let (deadline, interrupted, timeout, clock) = (&self.deadline, &self.interrupted, self.timeout, self.clock);
+        let fetch = &*self.fetch;
         let result = self.context.with(|ctx| -> Result<Answer, JsError> {
             let (out, shape) = match invoke(&ctx, h, call)? {
                 Invoked::Answer(answer) => return Ok(answer),
@@ -227,6 +241,8 @@ impl Isolate {
                 ctx: &ctx,
                 next_timer: restore(&h.next_timer)?,
                 run_timers: restore(&h.run_timers)?,
+                fetch,
+                fetch_done: restore(&h.fetch_done)?,
                 deadline,
                 interrupted,
                 clock,
@@ -278,6 +294,51 @@ impl Isolate {
             Some(result.and_then(|value| decode(&ctx, h, shape, value)))
         });
         self.checked(result)
+    }
+
+    /// Inline isolates: who to wake when a fetch's answer arrives.
+    pub(crate) fn wake_with(&self, notify: Arc<tokio::sync::Notify>) {
+        self.fetch.wake_with(notify);
+    }
+
+    /// Hands the fetch answers that arrived to JavaScript and runs what
+    /// they resolve, for `budget` at most; returns whether there were any.
+    /// An `Err` (out of time or memory) means the isolate must be replaced.
+    pub(crate) fn deliver(&mut self, budget: Duration) -> Result<bool, JsError> {
+        if !self.fetch.has_answers() {
+            return Ok(false);
+        }
+        self.interrupted.set(false);
+        self.deadline.set(Some(Instant::now() + budget));
+        let (h, fetch) = (&self.handles, &self.fetch);
+        let delivered = self.context.with(|ctx| -> Result<bool, JsError> {
+            let done = h.fetch_done.clone().restore(&ctx).map_err(|e| describe(&ctx, e))?;
+            let n = fetch.deliver(&ctx, &done).map_err(|e| describe(&ctx, e))?;
+            while ctx.execute_pending_job() {}
+            Ok(n > 0)
+        });
+        self.deadline.set(None);
+        if self.interrupted.get() {
+            return Err(JsError::Timeout(budget));
+        }
+        match delivered {
+            // Only running out of time or memory costs the isolate.
+            Err(e) if !e.is_fatal() => {
+                tracing::warn!(target: "bext::js", "delivering a fetch's answer failed: {e}");
+                Ok(true)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether fetches are in flight or answered and not yet delivered.
+    pub(crate) fn fetches_pending(&self) -> bool {
+        self.fetch.in_flight() > 0 || self.fetch.has_answers()
+    }
+
+    /// Where the answers of this isolate's fetches arrive.
+    pub(crate) fn fetch_answers(&self) -> &crossbeam_channel::Receiver<crate::fetch::Done> {
+        self.fetch.answers()
     }
 
     /// Gives up on the pending call `id` (it timed out, or its client left).
@@ -355,6 +416,8 @@ struct Driver<'a, 'js> {
     ctx: &'a Ctx<'js>,
     next_timer: Function<'js>,
     run_timers: Function<'js>,
+    fetch: &'a FetchHost,
+    fetch_done: Function<'js>,
     deadline: &'a Cell<Option<Instant>>,
     interrupted: &'a Cell<bool>,
     clock: Instant,
@@ -377,21 +440,36 @@ impl<'js> Driver<'_, 'js> {
             if ctx.execute_pending_job() {
                 continue;
             }
+            if self
+                .fetch
+                .deliver(ctx, &self.fetch_done)
+                .map_err(|e| describe(ctx, e))?
+                > 0
+            {
+                continue;
+            }
             let at: f64 = self.next_timer.call(()).map_err(|e| describe(ctx, e))?;
-            if at < 0.0 {
+            if at < 0.0 && self.fetch.in_flight() == 0 {
                 return Err(JsError::Exception(
                     "the returned promise never settles: nothing is left to wait for".into(),
                 ));
             }
-            let due = self.clock + Duration::from_secs_f64(at / 1000.0);
             let until = self.deadline.get().unwrap_or_else(|| Instant::now() + self.timeout);
-            if due >= until {
-                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            let due = (at >= 0.0).then(|| self.clock + Duration::from_secs_f64(at / 1000.0));
+            let wake = due.map_or(until, |d| d.min(until));
+            // Waiting for a timer or a fetch runs no JavaScript.
+            match self.fetch.wait(wake) {
+                Some(true) => continue,
+                Some(false) => {}
+                None => std::thread::sleep(wake.saturating_duration_since(Instant::now())),
+            }
+            if Instant::now() >= until {
                 self.interrupted.set(true);
                 return Err(JsError::Timeout(self.timeout));
             }
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            self.run_timers.call::<_, ()>(()).map_err(|e| describe(ctx, e))?;
+            if due.is_some_and(|d| Instant::now() >= d) {
+                self.run_timers.call::<_, ()>(()).map_err(|e| describe(ctx, e))?;
+            }
         }
     }
 }

@@ -16,11 +16,13 @@
 //! is ~700 lines we control and test.
 
 mod backoff;
+mod fetch;
 mod inline;
 mod isolate;
 mod modules;
 mod natives;
 mod pool;
+mod subtle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -74,6 +76,41 @@ pub struct Limits {
     /// [`Mode::Inline`]: how long JavaScript may run before it yields (its
     /// call returns or awaits); past it the isolate is replaced.
     pub cpu_limit: Duration,
+    /// Outbound `fetch()`.
+    pub fetch: FetchLimits,
+}
+
+/// Where and how much an app may `fetch()`. Nothing is allowed by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// Hosts that may be fetched: names (`api.example.com`), `*.suffix`,
+    /// `*` (any public host) or addresses (`127.0.0.1`). Private and
+    /// loopback addresses are reached only through a name or address
+    /// listed here, never through `*`.
+    pub allow: Vec<String>,
+    /// Fetches in flight at once for the whole app; more fail at once.
+    pub max_concurrent: usize,
+    /// Largest response body a fetch may read.
+    pub max_response_bytes: u64,
+    /// Time one fetch may take, redirects and body included (the call's
+    /// own `timeout` still bounds it).
+    pub timeout: Duration,
+}
+
+impl FetchLimits {
+    /// No host allowed; 16 in flight, 10 MiB, 30 s.
+    pub const DEFAULT: FetchLimits = FetchLimits {
+        allow: Vec::new(),
+        max_concurrent: 16,
+        max_response_bytes: 10 << 20,
+        timeout: Duration::from_secs(30),
+    };
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        FetchLimits::DEFAULT
+    }
 }
 
 impl Default for Limits {
@@ -86,6 +123,7 @@ impl Default for Limits {
             max_requests: 0,
             queue: 256,
             cpu_limit: Duration::from_millis(100),
+            fetch: FetchLimits::DEFAULT,
         }
     }
 }

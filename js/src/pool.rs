@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::backoff::backoff_delay;
@@ -17,7 +17,6 @@ use crate::{Answer, Call, Exports, JsError, Mode, Spec};
 struct Job {
     call: Call,
     reply: oneshot::Sender<Result<Answer, JsError>>,
-    queued: Instant,
 }
 
 /// Isolates for one app or plugin, run as its [`Mode`] says. A module that
@@ -74,13 +73,15 @@ impl Threads {
         let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let closed = Arc::new(AtomicBool::new(false));
+        let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
         let spec = Arc::new(spec);
         for i in 0..workers {
             let (spec, rx, ready, closed) = (spec.clone(), rx.clone(), ready_tx.clone(), closed.clone());
+            let fetcher = fetcher.clone();
             std::thread::Builder::new()
                 .name(format!("bext-js-{i}"))
                 .stack_size(THREAD_STACK)
-                .spawn(move || work(&spec, &rx, ready, &closed))
+                .spawn(move || work(&spec, fetcher.as_ref(), &rx, ready, &closed))
                 .map_err(|e| JsError::Load(format!("cannot start an isolate thread: {e}")))?;
         }
         drop(ready_tx);
@@ -102,19 +103,18 @@ impl Threads {
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
     async fn call(&self, call: Call) -> Result<Answer, JsError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job {
-            call,
-            reply,
-            queued: Instant::now(),
-        }) {
+        match self.tx.try_send(Job { call, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(JsError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
         }
-        // No timer here: the isolate bounds the call by its deadline, and a
-        // call that waited in the queue past the timeout is answered with a
-        // timeout when an isolate picks it up. A pool that stops drops its
-        // calls, which closes the channel.
+        // No timer here: the isolate bounds the call by its deadline, which
+        // starts when an isolate picks the call up. Time spent waiting for
+        // an isolate is not the handler's: a handler that loops must not
+        // make the innocent calls queued behind it time out. The wait is
+        // bounded by the queue's length (a full queue is refused at once)
+        // and by the client, whose call is skipped if it went away. A pool
+        // that stops drops its calls, which closes the channel.
         answer.await.unwrap_or(Err(JsError::Closed))
     }
 }
@@ -129,6 +129,7 @@ impl Drop for Threads {
 /// `max_requests`, until the pool is dropped.
 fn work(
     spec: &Spec,
+    fetcher: Option<&Arc<crate::fetch::Fetcher>>,
     rx: &Receiver<Job>,
     ready: std::sync::mpsc::Sender<Result<Exports, JsError>>,
     closed: &AtomicBool,
@@ -136,7 +137,7 @@ fn work(
     let mut ready = Some(ready);
     let mut crashes: u32 = 0;
     while !closed.load(Ordering::Acquire) {
-        let mut isolate = match Isolate::new(spec) {
+        let mut isolate = match Isolate::new(spec, fetcher.cloned()) {
             Ok((isolate, exports)) => {
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(Ok(exports));
@@ -157,8 +158,35 @@ fn work(
         let mut served: u64 = 0;
         let mut next_timer = None;
         loop {
-            let job = match next_timer {
-                Some(at) => match rx.recv_deadline(at) {
+            // Fetches still in flight after their call answered (say, in
+            // `ctx.waitUntil`): their answers are handed to JavaScript as
+            // they arrive, between calls.
+            let woken = if isolate.fetches_pending() {
+                match wait_for_answer(rx, &isolate, next_timer) {
+                    Wake::Answer => {
+                        if let Err(e) = isolate.deliver(spec.limits.timeout) {
+                            crashes += 1;
+                            tracing::warn!(target: "bext::js", source = %spec.name, "replacing the isolate after a fetch's answer: {e}");
+                            break;
+                        }
+                        next_timer = isolate.next_due();
+                        continue;
+                    }
+                    // Another isolate may have taken the call: never block
+                    // here while answers may arrive.
+                    Wake::Job => match rx.try_recv() {
+                        Ok(job) => Some(job),
+                        Err(TryRecvError::Empty) => continue,
+                        Err(TryRecvError::Disconnected) => return,
+                    },
+                    Wake::Timer => None,
+                }
+            } else {
+                None
+            };
+            let job = match (woken, next_timer) {
+                (Some(job), _) => job,
+                (None, Some(at)) => match rx.recv_deadline(at) {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Timeout) => match isolate.tick(spec.limits.timeout) {
                         Ok(next) => {
@@ -173,17 +201,13 @@ fn work(
                     },
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
-                None => match rx.recv() {
+                (None, None) => match rx.recv() {
                     Ok(job) => job,
                     Err(_) => return,
                 },
             };
             if job.reply.is_closed() {
                 continue; // the client went away while the call waited
-            }
-            if job.queued.elapsed() >= spec.limits.timeout {
-                let _ = job.reply.send(Err(JsError::Timeout(spec.limits.timeout)));
-                continue;
             }
             let result = catch_unwind(AssertUnwindSafe(|| isolate.call(job.call)))
                 .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())));
@@ -206,6 +230,36 @@ fn work(
         if crashes > 1 {
             backoff(crashes - 1, closed);
         }
+    }
+}
+
+/// What woke an isolate thread that has fetches in flight.
+enum Wake {
+    /// A fetch's answer arrived.
+    Answer,
+    /// A call is waiting (or the queue closed): take it as usual.
+    Job,
+    /// The next timer is due.
+    Timer,
+}
+
+/// Waits for a call, a fetch's answer or the next timer, consuming none.
+fn wait_for_answer(rx: &Receiver<Job>, isolate: &Isolate, next_timer: Option<Instant>) -> Wake {
+    let answers = isolate.fetch_answers();
+    let mut select = crossbeam_channel::Select::new();
+    let job = select.recv(rx);
+    let answer = select.recv(answers);
+    let ready = match next_timer {
+        Some(at) => select.ready_deadline(at),
+        None => Ok(select.ready()),
+    };
+    match ready {
+        Ok(i) if i == answer => Wake::Answer,
+        Ok(i) => {
+            debug_assert_eq!(i, job);
+            Wake::Job
+        }
+        Err(_) => Wake::Timer,
     }
 }
 

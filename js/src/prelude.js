@@ -189,7 +189,117 @@
 
   // ---------------------------------------------------------------- crypto
   const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+  // --------------------------------------------------------- crypto.subtle
+  // Digests and HMAC, computed in Rust (`ring`); keys live in a WeakMap,
+  // out of reach of user code. Other algorithms reject NotSupportedError.
+  const HASHES = new Map([['sha-1', 'SHA-1'], ['sha-256', 'SHA-256'], ['sha-384', 'SHA-384'], ['sha-512', 'SHA-512']]);
+  const HASH_BLOCK_BITS = { 'SHA-1': 512, 'SHA-256': 512, 'SHA-384': 1024, 'SHA-512': 1024 };
+  const notSupported = (what) => new DOMException(`${what} is not supported yet`, 'NotSupportedError');
+  function algName(a) {
+    const name = typeof a === 'string' ? a : a && a.name;
+    if (typeof name !== 'string') throw new TypeError('algorithm: a name is needed');
+    return name;
+  }
+  function hashName(h) {
+    const n = HASHES.get(algName(h).toLowerCase());
+    if (!n) throw notSupported(`hash ${algName(h)}`);
+    return n;
+  }
+  function bufferSource(x, what) {
+    if (x instanceof ArrayBuffer || ArrayBuffer.isView(x)) return toBytes(x).slice();
+    throw new TypeError(`${what}: expected an ArrayBuffer or a view of one`);
+  }
+  const keyBytes = new WeakMap();
+  class CryptoKey {
+    constructor() { throw new TypeError('Illegal constructor'); }
+    get [Symbol.toStringTag]() { return 'CryptoKey'; }
+  }
+  function makeKey(raw, algorithm, extractable, usages) {
+    const k = Object.create(CryptoKey.prototype);
+    Object.defineProperties(k, {
+      type: { value: 'secret', enumerable: true },
+      extractable: { value: !!extractable, enumerable: true },
+      algorithm: { value: Object.freeze(algorithm), enumerable: true },
+      usages: { value: Object.freeze([...usages]), enumerable: true },
+    });
+    keyBytes.set(k, raw);
+    return k;
+  }
+  const b64url = (bytes) => btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join('')).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const unb64url = (s) => Uint8Array.from(atob(String(s).replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+  const JWK_ALG = { 'SHA-1': 'HS1', 'SHA-256': 'HS256', 'SHA-384': 'HS384', 'SHA-512': 'HS512' };
+  function hmacParams(algorithm, usages) {
+    if (algName(algorithm).toUpperCase() !== 'HMAC') throw notSupported(`algorithm ${algName(algorithm)}`);
+    const hash = hashName(algorithm.hash);
+    for (const u of usages) {
+      if (u !== 'sign' && u !== 'verify') throw new DOMException(`an HMAC key cannot be used to ${u}`, 'SyntaxError');
+    }
+    return hash;
+  }
+  function hmacKey(key, usage) {
+    if (!keyBytes.has(key)) throw new TypeError('expected a CryptoKey');
+    if (key.algorithm.name !== 'HMAC') throw new DOMException('not an HMAC key', 'InvalidAccessError');
+    if (!key.usages.includes(usage)) throw new DOMException(`the key cannot be used to ${usage}`, 'InvalidAccessError');
+    return keyBytes.get(key);
+  }
+  function checkHmac(algorithm) {
+    if (algName(algorithm).toUpperCase() !== 'HMAC') throw notSupported(`algorithm ${algName(algorithm)}`);
+  }
+  const subtle = {
+    async digest(algorithm, data) {
+      return native.digest(hashName(algorithm), bufferSource(data, 'digest')).buffer;
+    },
+    async importKey(format, key, algorithm, extractable, usages) {
+      const hash = hmacParams(algorithm, usages);
+      let raw;
+      if (format === 'raw') raw = bufferSource(key, 'importKey');
+      else if (format === 'jwk') {
+        if (!key || key.kty !== 'oct' || typeof key.k !== 'string') throw new DOMException('a JWK of kty "oct" with "k" is needed', 'DataError');
+        if (key.alg !== undefined && key.alg !== JWK_ALG[hash]) throw new DOMException(`the JWK's alg ${key.alg} is not ${JWK_ALG[hash]}`, 'DataError');
+        if (key.ext === false && extractable) throw new DOMException('the JWK is not extractable', 'DataError');
+        raw = unb64url(key.k);
+      } else throw notSupported(`key format ${format}`);
+      if (raw.length === 0) throw new DOMException('an HMAC key cannot be empty', 'DataError');
+      let length = raw.length * 8;
+      if (algorithm.length !== undefined) {
+        const l = Number(algorithm.length);
+        if (!(l <= length && l > length - 8)) throw new DOMException('length does not match the key', 'DataError');
+        length = l;
+      }
+      return makeKey(raw, { name: 'HMAC', hash: { name: hash }, length }, extractable, usages);
+    },
+    async exportKey(format, key) {
+      if (!keyBytes.has(key)) throw new TypeError('expected a CryptoKey');
+      if (!key.extractable) throw new DOMException('the key is not extractable', 'InvalidAccessError');
+      const raw = keyBytes.get(key);
+      if (format === 'raw') return raw.slice().buffer;
+      if (format === 'jwk') return { kty: 'oct', k: b64url(raw), alg: JWK_ALG[key.algorithm.hash.name], key_ops: [...key.usages], ext: true };
+      throw notSupported(`key format ${format}`);
+    },
+    async generateKey(algorithm, extractable, usages) {
+      const hash = hmacParams(algorithm, usages);
+      const length = algorithm.length !== undefined ? Number(algorithm.length) : HASH_BLOCK_BITS[hash];
+      if (!(length > 0) || length % 8 !== 0) throw new DOMException('an HMAC key length is a positive multiple of 8', 'OperationError');
+      return makeKey(native.randomBytes(length / 8), { name: 'HMAC', hash: { name: hash }, length }, extractable, usages);
+    },
+    async sign(algorithm, key, data) {
+      checkHmac(algorithm);
+      const raw = hmacKey(key, 'sign');
+      return native.hmacSign(key.algorithm.hash.name, raw, bufferSource(data, 'sign')).buffer;
+    },
+    async verify(algorithm, key, signature, data) {
+      checkHmac(algorithm);
+      const raw = hmacKey(key, 'verify');
+      return native.hmacVerify(key.algorithm.hash.name, raw, bufferSource(signature, 'verify'), bufferSource(data, 'verify'));
+    },
+  };
+  for (const op of ['encrypt', 'decrypt', 'deriveBits', 'deriveKey', 'wrapKey', 'unwrapKey']) {
+    subtle[op] = async () => { throw notSupported(`crypto.subtle.${op}`); };
+  }
+  define('CryptoKey', CryptoKey);
+
   define('crypto', {
+    subtle,
     getRandomValues(view) {
       if (!ArrayBuffer.isView(view) || view instanceof Float32Array || view instanceof Float64Array || view instanceof DataView) {
         throw new DOMException('getRandomValues needs an integer typed array', 'TypeMismatchError');
@@ -518,21 +628,40 @@
     return out;
   }
 
-  // ------------------------------------------------- AbortController (inert)
+  // ------------------------------------------------------ AbortController
   class AbortSignal {
-    constructor() { this.aborted = false; this.reason = undefined; this.onabort = null; }
-    addEventListener() {}
-    removeEventListener() {}
+    constructor() { this.aborted = false; this.reason = undefined; this.onabort = null; this._listeners = []; }
+    addEventListener(type, fn) { if (type === 'abort' && typeof fn === 'function') this._listeners.push(fn); }
+    removeEventListener(type, fn) { if (type === 'abort') this._listeners = this._listeners.filter((f) => f !== fn); }
     throwIfAborted() { if (this.aborted) throw this.reason; }
-    static abort(reason) { const s = new AbortSignal(); s.aborted = true; s.reason = reason; return s; }
-    static timeout(_ms) { return new AbortSignal(); }
+    _abort(reason) {
+      if (this.aborted) return;
+      this.aborted = true;
+      this.reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
+      const event = { type: 'abort', target: this };
+      for (const fn of [...(this.onabort ? [this.onabort] : []), ...this._listeners]) {
+        try { fn.call(this, event); } catch (e) { reportError(e); }
+      }
+      this._listeners = [];
+    }
+    static abort(reason) { const s = new AbortSignal(); s._abort(reason); return s; }
+    static timeout(ms) {
+      const s = new AbortSignal();
+      setTimeout(() => s._abort(new DOMException('The operation timed out', 'TimeoutError')), ms);
+      return s;
+    }
+    static any(signals) {
+      const s = new AbortSignal();
+      for (const x of signals) {
+        if (x.aborted) { s._abort(x.reason); break; }
+        x.addEventListener('abort', () => s._abort(x.reason));
+      }
+      return s;
+    }
   }
   class AbortController {
     constructor() { this.signal = new AbortSignal(); }
-    abort(reason) {
-      this.signal.aborted = true;
-      this.signal.reason = reason === undefined ? new DOMException('aborted', 'AbortError') : reason;
-    }
+    abort(reason) { this.signal._abort(reason); }
   }
   define('AbortSignal', AbortSignal);
   define('AbortController', AbortController);
@@ -628,6 +757,9 @@
       }
       this._initBody(data);
       if (init.signal) this._signal = init.signal;
+      else if (input instanceof Request && input._signal) this._signal = input._signal;
+      if (init.redirect !== undefined) this._redirect = String(init.redirect);
+      else if (input instanceof Request && input._redirect) this._redirect = input._redirect;
     }
     static _from(method, url, flat, body) {
       const r = Object.create(Request.prototype);
@@ -648,7 +780,7 @@
       if (!this._signal) this._signal = new AbortSignal();
       return this._signal;
     }
-    get redirect() { return 'follow'; }
+    get redirect() { return this._redirect || 'follow'; }
     get cache() { return 'default'; }
     get credentials() { return 'same-origin'; }
     get mode() { return 'cors'; }
@@ -722,8 +854,8 @@
       return this._headers;
     }
     get type() { return this._type || 'default'; }
-    get url() { return ''; }
-    get redirected() { return false; }
+    get url() { return this._url || ''; }
+    get redirected() { return this._redirected === true; }
     clone() {
       const r = new Response(null, { status: this._status === 0 ? 200 : this._status, statusText: this.statusText, headers: this.headers });
       r._status = this._status;
@@ -736,6 +868,51 @@
   withBody(Response);
   define('Request', Request);
   define('Response', Response);
+
+  // ----------------------------------------------------------------- fetch
+  // The request runs in Rust (bext's HTTP client, the app's allow list);
+  // its answer comes back through `fetchDone`.
+  const REDIRECT = { follow: 0, manual: 1, error: 2 };
+  const fetches = new Map();
+  async function fetch(input, init) {
+    const req = new Request(input, init || {});
+    const mode = init && init.redirect !== undefined ? String(init.redirect) : (input instanceof Request && input._redirect) || 'follow';
+    const redirect = REDIRECT[mode];
+    if (redirect === undefined) throw new TypeError(`fetch: invalid redirect mode ${mode}`);
+    const signal = req._signal;
+    if (signal) signal.throwIfAborted();
+    const body = req._data === null ? null : await req.bytes();
+    if (signal) signal.throwIfAborted();
+    const id = native.fetchStart(req.method, req.url, req.headers._toFlat(), body, redirect);
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, signal, onAbort: null };
+      if (signal) {
+        entry.onAbort = () => {
+          if (!fetches.delete(id)) return;
+          native.fetchAbort(id);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', entry.onAbort);
+      }
+      fetches.set(id, entry);
+    });
+  }
+  define('fetch', fetch);
+  function fetchDone(id, error, status, flat, body, url, redirected) {
+    const f = fetches.get(id);
+    if (!f) return;
+    fetches.delete(id);
+    if (f.signal) f.signal.removeEventListener('abort', f.onAbort);
+    if (error !== null) {
+      f.reject(new TypeError(`fetch failed: ${error}`));
+      return;
+    }
+    const r = Response._from(status, flat);
+    r._initBody(NULL_BODY.has(status) ? null : body);
+    r._url = url;
+    r._redirected = redirected;
+    f.resolve(r);
+  }
 
   // ------------------------------------------------------------ dispatcher
   // Answers are plain arrays the host reads without further calls:
@@ -765,6 +942,7 @@
   return {
     nextTimer,
     runTimers,
+    fetchDone,
     // The headers of every plain text Response: the host knows them by
     // identity and does not read them.
     textHeaders: TEXT_HEADERS,

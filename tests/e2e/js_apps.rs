@@ -45,6 +45,7 @@ export default {
       case '/bomb': { const a = []; for (;;) a.push(new Array(100000).fill(a.length)); }
       case '/slow': await new Promise((r) => setTimeout(r, 300)); return new Response('slow');
       case '/served': return new Response(String(served));
+      case '/url': return new Response(request.url);
       case '/framing': return new Response('short', { headers: { 'content-length': '999', 'transfer-encoding': 'chunked', connection: 'close' } });
       case '/cookies': {
         const h = new Headers(); h.append('set-cookie', 'a=1'); h.append('set-cookie', 'b=2');
@@ -108,6 +109,30 @@ async fn bodies_headers_and_binary_round_trip() {
 }
 
 #[tokio::test]
+async fn request_url_keeps_a_port_the_client_named() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", APP);
+    let b = Bext::serve(&js_platform(&s, ""));
+    let url = |host: &'static str| {
+        let addr = b.addr;
+        async move {
+            send(addr, request("GET", "/url?q=1", &[("host", host)], ""))
+                .await
+                .text()
+        }
+    };
+    assert_eq!(url("app.test:8080").await, "http://app.test:8080/url?q=1");
+    assert_eq!(url("APP.test:8080").await, "http://app.test:8080/url?q=1");
+    assert_eq!(
+        url("app.test:80").await,
+        "http://app.test/url?q=1",
+        "the default port is implied"
+    );
+    assert_eq!(url("app.test").await, "http://app.test/url?q=1");
+}
+
+#[tokio::test]
 async fn failures_stay_inside_the_request() {
     let s = Site::new();
     copy_example(&s, "apps/hello-js", "hello");
@@ -123,6 +148,11 @@ async fn failures_stay_inside_the_request() {
             .any(|l| l.contains("app=\"app\"") && l.contains("handler exploded"))
     };
     eventually(Duration::from_secs(5), || async { named().then_some(()) }).await;
+    // ... with its stack: the frame in the app's own file.
+    let log = b.log();
+    let at = log.find("handler exploded").unwrap();
+    let frame = log[at..].lines().nth(1).unwrap_or_default();
+    assert!(frame.contains("at fetch (") && frame.contains("app/index.js:"), "{log}");
 
     loops_and_bombs_are_contained(&b).await;
 }

@@ -115,8 +115,110 @@ async fn hostile_plugins_with(limits: &str) {
                 .any(|l| l.contains("plugin=hostile") && l.contains(needle))
         };
         eventually(Duration::from_secs(5), || async { named().then_some(()) }).await;
+        if path == "/throw" {
+            let log = b.log();
+            let frame = log[log.find("plugin threw").unwrap()..]
+                .lines()
+                .nth(1)
+                .unwrap_or_default();
+            assert!(
+                frame.contains("at onRequest (") && frame.contains("hostile.js:"),
+                "{log}"
+            );
+        }
         assert_eq!(get(b.addr, "shop.test", "/fine").await.status, 200, "after {path}");
     }
+}
+
+/// A plugin that loops on one path: calls queued behind the loops wait for
+/// the isolate, and that wait is not charged to their own `timeout`; a full
+/// queue is refused with 503 at once.
+#[tokio::test]
+async fn waiting_for_a_busy_plugin_is_not_its_timeout() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "looper.js",
+        r#"export function onRequest(req) {
+          const p = new URL(req.url).pathname;
+          if (p === '/loop') for (;;) {}
+          if (p === '/busy') { const end = Date.now() + 250; while (Date.now() < end) {} }
+        }"#,
+    );
+    s.write(
+        "manifests/looper.yaml",
+        "name: looper\nentry: ../looper.js\nlimits:\n  workers: 1\n  timeout: 300ms\n  queue: 4\n",
+    );
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
+    // Four calls that each run 250 ms of a 300 ms timeout hold the one
+    // isolate for a second; the calls queued behind them wait far longer
+    // than their timeout, and still run: only running is timed.
+    let busy: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(get(b.addr, "shop.test", "/busy")))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let innocent = get(b.addr, "shop.test", "/fine").await;
+    assert_eq!(innocent.status, 200, "{}", b.log());
+    for call in busy {
+        assert_eq!(call.await.unwrap().status, 200, "{}", b.log());
+    }
+
+    // More loops than isolate + queue: the extra ones get 503 at once.
+    let calls = (0..8).map(|_| get(b.addr, "shop.test", "/loop"));
+    let statuses: Vec<u16> = futures_util::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.contains(&500), "{statuses:?}");
+}
+
+/// A JS plugin calls out with `fetch()` within its manifest's
+/// `limits.fetch`: it may reach what its `allow` lists, and nothing else.
+#[tokio::test]
+async fn a_plugin_can_fetch_what_its_limits_allow() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "caller.js",
+        r#"export async function onRequest(req) {
+          const to = req.headers.get('x-call');
+          if (!to) return;
+          try {
+            const r = await fetch(to, { headers: { 'x-from': 'plugin' } });
+            req.headers.set('x-called', `${r.status} ${(await r.json()).headers['x-from']}`);
+          } catch (e) {
+            return new Response(String(e), { status: 502 });
+          }
+        }"#,
+    );
+    s.write(
+        "manifests/caller.yaml",
+        "name: caller\nentry: ../caller.js\nlimits:\n  fetch:\n    allow: [localhost]\n    timeout: 2s\n",
+    );
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
+    let port = echo.addr.port();
+    let allowed = format!("http://localhost:{port}/");
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "shop.test"), ("x-call", &allowed)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-called"], "200 plugin");
+    let refused = format!("http://127.0.0.1:{port}/");
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "shop.test"), ("x-call", &refused)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text().contains("private address not in isolate.fetch.allow"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]

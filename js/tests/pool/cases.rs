@@ -545,8 +545,12 @@ async fn plugins_that_set_bad_headers_fail_cleanly() {
     assert!(matches!(f.pool.call(call).await, Err(JsError::BadAnswer(_))));
 }
 
+/// Waiting for an isolate is not running: a call queued behind a loop
+/// runs with its whole timeout once an isolate is free, on the fresh
+/// isolate that replaced the looping one (inline: after the loop was cut
+/// off at `cpu_limit`).
 #[tokio::test]
-async fn calls_that_waited_past_the_timeout_are_not_run() {
+async fn calls_that_waited_behind_a_loop_still_run() {
     let limits = Limits {
         workers: 1,
         timeout: Duration::from_millis(100),
@@ -563,21 +567,8 @@ async fn calls_that_waited_past_the_timeout_are_not_run() {
         f.pool.call(get("http://a.test/"))
     );
     assert_eq!(spin.unwrap_err(), JsError::Timeout(Duration::from_millis(100)));
-    match MODE {
-        // The second call waited in the queue behind the loop, past its
-        // timeout: it is answered without running, and the fresh isolate
-        // has run nothing yet.
-        Mode::Threads => {
-            assert_eq!(waited.unwrap_err(), JsError::Timeout(Duration::from_millis(100)));
-            assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
-        }
-        // Inline, there is no queue: the loop was cut off at `cpu_limit`
-        // and the second call ran on a fresh isolate right after.
-        Mode::Inline => {
-            assert_eq!(text_of(waited), "1");
-            assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "2");
-        }
-    }
+    assert_eq!(text_of(waited), "1");
+    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "2");
 }
 
 #[tokio::test]
@@ -598,4 +589,92 @@ async fn timers_set_after_the_answer_still_fire() {
         }
     }
     assert_eq!(seen, "1", "the timer never fired");
+}
+
+/// A thrown error is reported with its stack, in the user's file, for sync
+/// and async throws alike; a thrown non-Error is shown as JSON.
+#[tokio::test]
+async fn exceptions_carry_their_stack() {
+    let f = app(r#"
+        function deep() { throw new Error('deep'); }
+        export default { async fetch(req) {
+          const p = new URL(req.url).pathname;
+          if (p === '/sync') deep();
+          if (p === '/later') { await new Promise((r) => setTimeout(r, 1)); deep(); }
+          if (p === '/type') null.x;
+          throw { code: 1 };
+        } }"#);
+    for p in ["/sync", "/later"] {
+        let err = f.pool.call(get(&format!("http://a.test{p}"))).await.unwrap_err();
+        let JsError::Exception(m) = &err else { panic!("{err:?}") };
+        assert!(m.starts_with("Error: deep\n"), "{m}");
+        assert!(m.contains("at deep (") && m.contains("index.js:2:"), "{m}");
+        assert!(m.contains("at fetch (") && m.contains("index.js:"), "{m}");
+    }
+    let err = f.pool.call(get("http://a.test/type")).await.unwrap_err();
+    assert!(
+        matches!(&err, JsError::Exception(m) if m.starts_with("TypeError: ") && m.contains("index.js:7:")),
+        "{err:?}"
+    );
+    let err = f.pool.call(get("http://a.test/obj")).await.unwrap_err();
+    assert_eq!(err, JsError::Exception(r#"uncaught {"code":1}"#.into()));
+}
+
+/// `crypto.subtle` digests and HMAC against the published vectors: FIPS
+/// 180 ("abc"), RFC 4231 case 2 and RFC 2202 case 2 ("Jefe").
+#[tokio::test]
+async fn subtle_digest_and_hmac_vectors() {
+    let f = app(r#"
+        const hex = (b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, '0')).join('');
+        const enc = (s) => new TextEncoder().encode(s);
+        export default { async fetch() {
+          const out = [];
+          for (const h of ['SHA-1', 'SHA-256', { name: 'sha-384' }, 'SHA-512']) out.push(hex(await crypto.subtle.digest(h, enc('abc'))));
+          for (const hash of ['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512']) {
+            const key = await crypto.subtle.importKey('raw', enc('Jefe'), { name: 'HMAC', hash }, true, ['sign', 'verify']);
+            const data = enc('what do ya want for nothing?');
+            const sig = await crypto.subtle.sign('HMAC', key, data);
+            out.push(hex(sig));
+            const bad = new Uint8Array(sig).slice(); bad[0] ^= 1;
+            out.push([await crypto.subtle.verify('HMAC', key, sig, data), await crypto.subtle.verify('HMAC', key, bad, data),
+              await crypto.subtle.verify('HMAC', key, sig, enc('other'))].join(','));
+          }
+          const key = await crypto.subtle.importKey('jwk', { kty: 'oct', k: 'SmVmZQ', alg: 'HS256' }, { name: 'HMAC', hash: 'SHA-256' }, true, ['sign']);
+          const jwk = await crypto.subtle.exportKey('jwk', key);
+          out.push(`${jwk.k} ${jwk.alg} ${key.algorithm.length} ${hex(await crypto.subtle.exportKey('raw', key))}`);
+          const errors = [];
+          const hidden = await crypto.subtle.importKey('raw', enc('k'), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+          for (const p of [
+            () => crypto.subtle.exportKey('raw', hidden),
+            () => crypto.subtle.sign('HMAC', hidden, enc('x')),
+            () => crypto.subtle.digest('MD5', enc('x')),
+            () => crypto.subtle.digest('SHA-256', 'not bytes'),
+            () => crypto.subtle.importKey('raw', enc(''), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']),
+            () => crypto.subtle.importKey('raw', enc('k'), { name: 'HMAC', hash: 'SHA-256' }, false, ['encrypt']),
+            () => crypto.subtle.encrypt({ name: 'AES-GCM' }, hidden, enc('x')),
+          ]) { try { await p(); errors.push('none'); } catch (e) { errors.push(e.name); } }
+          out.push(errors.join(','));
+          const gen = await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-512' }, true, ['sign']);
+          out.push(`${gen.algorithm.length} ${(await crypto.subtle.exportKey('raw', gen)).byteLength} ${Object.prototype.toString.call(gen)}`);
+          return new Response(out.join('\n'));
+        } }"#);
+    let (_, _, body) = text(&f.pool, get("http://a.test/")).await;
+    let expected = [
+        "a9993e364706816aba3e25717850c26c9cd0d89d",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7",
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+        "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
+        "true,false,false",
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        "true,false,false",
+        "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649",
+        "true,false,false",
+        "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
+        "true,false,false",
+        "SmVmZQ HS256 32 4a656665",
+        "InvalidAccessError,InvalidAccessError,NotSupportedError,TypeError,DataError,SyntaxError,NotSupportedError",
+        "1024 128 [object CryptoKey]",
+    ];
+    assert_eq!(body.lines().collect::<Vec<_>>(), expected);
 }

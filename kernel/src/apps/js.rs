@@ -90,7 +90,7 @@ impl JsApp {
                 };
             }
         };
-        let url = request_url(&parts.uri, cx);
+        let url = request_url(&parts.uri, &parts.headers, cx);
         if !parts.headers.contains_key(HOST)
             && let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok())
         {
@@ -116,16 +116,30 @@ impl JsApp {
 }
 
 /// The absolute URL JavaScript sees as `request.url`: the scheme the
-/// client used, the request's host, and its path and query.
-pub(crate) fn request_url(uri: &http::Uri, cx: &Ctx) -> String {
+/// client used, the request's host and port (the port the client named,
+/// unless it is the scheme's default), and its path and query.
+pub(crate) fn request_url(uri: &http::Uri, headers: &http::HeaderMap, cx: &Ctx) -> String {
     let host = cx.host.as_deref().unwrap_or("localhost");
     let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-    let scheme = if cx.ext.get::<super::OverTls>().is_some() {
-        "https"
+    let (scheme, default_port) = if cx.ext.get::<super::OverTls>().is_some() {
+        ("https", 443)
     } else {
-        "http"
+        ("http", 80)
     };
-    format!("{scheme}://{host}{path}")
+    match named_port(uri, headers).filter(|p| *p != default_port) {
+        Some(port) => format!("{scheme}://{host}:{port}{path}"),
+        None => format!("{scheme}://{host}{path}"),
+    }
+}
+
+/// The port of the request's authority: the absolute-form target's, else
+/// the `Host` header's (`cx.host` keeps the name only).
+fn named_port(uri: &http::Uri, headers: &http::HeaderMap) -> Option<u16> {
+    if let Some(authority) = uri.authority() {
+        return authority.port_u16();
+    }
+    let host = headers.get(HOST)?.to_str().ok()?;
+    host.parse::<http::uri::Authority>().ok()?.port_u16()
 }
 
 /// A response made in JavaScript. Framing is bext's: a `content-length`,

@@ -36,6 +36,42 @@ pub struct IsolateConfig {
     /// past it the request fails and the isolate is replaced.
     #[serde(default)]
     pub cpu_limit: Option<Span>,
+    /// Outbound `fetch()`: where to and how much. Unset, nothing may be
+    /// fetched.
+    #[serde(default)]
+    pub fetch: Option<FetchConfig>,
+}
+
+/// `isolate = { fetch = { allow = [...], ... } }`: an app's outbound
+/// `fetch()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Hosts that may be fetched: `api.example.com`, `*.internal`, `*`
+    /// (any public host) or an address (`127.0.0.1`). Empty: none.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Fetches in flight at once for the whole app (16); more fail at once.
+    #[serde(default)]
+    pub max_concurrent: Option<usize>,
+    /// Largest response body one fetch may read (`10MiB`).
+    #[serde(default)]
+    pub max_response_bytes: Option<ByteSize>,
+    /// Time one fetch may take, redirects and body included (`30s`).
+    #[serde(default)]
+    pub timeout: Option<Span>,
+}
+
+impl FetchConfig {
+    fn limits(&self) -> bext_js::FetchLimits {
+        let d = bext_js::FetchLimits::DEFAULT;
+        bext_js::FetchLimits {
+            allow: self.allow.clone(),
+            max_concurrent: self.max_concurrent.unwrap_or(d.max_concurrent).max(1),
+            max_response_bytes: self.max_response_bytes.map_or(d.max_response_bytes, |b| b.0),
+            timeout: self.timeout.map_or(d.timeout, |t| t.0),
+        }
+    }
 }
 
 impl IsolateConfig {
@@ -48,6 +84,7 @@ impl IsolateConfig {
         max_requests: 0,
         queue: 256,
         cpu_limit: Duration::from_millis(100),
+        fetch: bext_js::FetchLimits::DEFAULT,
     };
     /// Defaults of a JS plugin: 2 isolates of 32 MiB, 1 s per hook call.
     pub const PLUGIN: bext_js::Limits = bext_js::Limits {
@@ -58,6 +95,7 @@ impl IsolateConfig {
         max_requests: 0,
         queue: 1024,
         cpu_limit: Duration::from_millis(100),
+        fetch: bext_js::FetchLimits::DEFAULT,
     };
 
     /// These settings over `defaults`.
@@ -72,6 +110,7 @@ impl IsolateConfig {
             max_requests: self.max_requests.unwrap_or(defaults.max_requests),
             queue: self.queue.unwrap_or(defaults.queue).max(1),
             cpu_limit: self.cpu_limit.map_or(defaults.cpu_limit, |t| t.0),
+            fetch: self.fetch.as_ref().map_or(defaults.fetch, FetchConfig::limits),
         }
     }
 }

@@ -51,7 +51,7 @@ impl JsPlugin {
         let call = Call::Request {
             hook,
             method: req.method().clone(),
-            url: request_url(req.uri(), cx),
+            url: request_url(req.uri(), req.headers(), cx),
             headers: req.headers().clone(),
             ctx: plugin_ctx(cx),
         };

@@ -1,0 +1,291 @@
+//! One app's outbound HTTP client: hyper's pooled client over rustls, a
+//! resolver that refuses private addresses the app did not allow by name,
+//! redirects followed hop by hop (each hop checked again), and the app's
+//! limits (concurrency, response size, time).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, TRANSFER_ENCODING,
+};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+
+use super::policy::{Policy, is_public};
+use crate::FetchLimits;
+
+/// Redirects followed before a fetch fails, as browsers do.
+const MAX_REDIRECTS: usize = 20;
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
+
+/// What `redirect` in a fetch's init says to do with a 3xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redirect {
+    /// Follow it (each hop checked like the first).
+    Follow,
+    /// Answer with the 3xx itself.
+    Manual,
+    /// Fail the fetch.
+    Error,
+}
+
+/// A request JavaScript asked for.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    pub(crate) method: Method,
+    pub(crate) url: url::Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) redirect: Redirect,
+}
+
+/// A response, collected.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    /// The URL of the last hop.
+    pub(crate) url: String,
+    pub(crate) redirected: bool,
+}
+
+/// An app's (or plugin's) client and limits, shared by its isolates: its
+/// connections are pooled for it alone, so one app's allowed connection is
+/// never reused by another app.
+pub(crate) struct Fetcher {
+    client: Client<Https, Full<Bytes>>,
+    policy: Arc<Policy>,
+    limits: FetchLimits,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a fetch in flight until dropped (finished, failed or aborted).
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Fetcher {
+    /// Builds the client; an `allow` entry that is not a host is an error.
+    pub(crate) fn new(limits: &FetchLimits) -> Result<Fetcher, String> {
+        let policy = Arc::new(Policy::new(&limits.allow)?);
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver { policy: policy.clone() });
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(limits.timeout));
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        // The provider is named here, not installed process-wide.
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(https);
+        Ok(Fetcher {
+            client,
+            policy,
+            limits: limits.clone(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Checks a fetch before it starts: the URL's scheme and host, and
+    /// `max_concurrent`. The slot it returns counts the fetch until dropped.
+    pub(crate) fn admit(&self, url: &url::Url) -> Result<Slot, String> {
+        self.check(url)?;
+        let max = self.limits.max_concurrent.max(1);
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!(
+                "{max} fetches are already in flight (isolate.fetch.max_concurrent)"
+            ));
+        }
+        Ok(Slot(self.in_flight.clone()))
+    }
+
+    fn check(&self, url: &url::Url) -> Result<(), String> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{}: only http and https can be fetched", url.scheme()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("a URL with credentials (user@host) cannot be fetched".into());
+        }
+        if self.policy.is_empty() {
+            return Err("fetch is not allowed: isolate.fetch.allow is empty".into());
+        }
+        self.policy.check(url)
+    }
+
+    /// Runs a fetch to its end or to `timeout`.
+    pub(crate) async fn run(&self, req: Outbound) -> Result<Fetched, String> {
+        let timeout = self.limits.timeout;
+        match tokio::time::timeout(timeout, self.follow(req)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("timed out after {timeout:?} (isolate.fetch.timeout)")),
+        }
+    }
+
+    async fn follow(&self, req: Outbound) -> Result<Fetched, String> {
+        let Outbound {
+            mut method,
+            mut url,
+            mut headers,
+            mut body,
+            redirect,
+        } = req;
+        for name in [HOST, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING] {
+            headers.remove(name);
+        }
+        let mut redirected = false;
+        for hop in 0.. {
+            self.check(&url)?;
+            let uri: http::Uri = url.as_str().parse().map_err(|e| format!("{url}: {e}"))?;
+            let mut request = http::Request::new(Full::new(body.clone()));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri;
+            *request.headers_mut() = headers.clone();
+            let res = self.client.request(request).await.map_err(|e| why(&url, &e))?;
+            let status = res.status();
+            let location = res.headers().get(LOCATION).and_then(|l| l.to_str().ok());
+            let is_redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
+            if !is_redirect || redirect == Redirect::Manual || location.is_none() {
+                return self.collect(res, url, redirected).await;
+            }
+            if redirect == Redirect::Error {
+                return Err(format!("{url} redirected, and redirect is 'error'"));
+            }
+            if hop >= MAX_REDIRECTS {
+                return Err(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            let next = url
+                .join(location.unwrap_or_default())
+                .map_err(|e| format!("{url}: bad location: {e}"))?;
+            // Fetch's rules: 303 (but HEAD), and 301/302 after a POST, go on
+            // as a GET without a body.
+            if (status == StatusCode::SEE_OTHER && method != Method::HEAD)
+                || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+            {
+                method = Method::GET;
+                body = Bytes::new();
+                headers.remove(CONTENT_TYPE);
+            }
+            // Credentials stay with their origin.
+            if next.origin() != url.origin() {
+                headers.remove(AUTHORIZATION);
+                headers.remove(COOKIE);
+            }
+            url = next;
+            redirected = true;
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn collect(
+        &self,
+        res: http::Response<hyper::body::Incoming>,
+        url: url::Url,
+        redirected: bool,
+    ) -> Result<Fetched, String> {
+        let max = self.limits.max_response_bytes;
+        let too_big = || format!("{url}: the response is larger than {max} bytes (isolate.fetch.max_response_bytes)");
+        let declared = res
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(too_big());
+        }
+        let (parts, body) = res.into_parts();
+        let limit = usize::try_from(max).unwrap_or(usize::MAX);
+        let body = Limited::new(body, limit).collect().await.map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                too_big()
+            } else {
+                format!("{url}: reading the response: {e}")
+            }
+        })?;
+        Ok(Fetched {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.to_bytes(),
+            url: url.to_string(),
+            redirected,
+        })
+    }
+}
+
+/// An error with its sources: the top level alone says only "client error".
+fn why(url: &url::Url, e: &dyn std::error::Error) -> String {
+    let mut text = format!("{url}: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Resolves names like the system does, then keeps only the addresses the
+/// app may reach: all of them for a name it allowed by name, public ones
+/// otherwise. The connector connects to these addresses only, so a name
+/// that resolves (or rebinds) to 127.0.0.1 never reaches it.
+#[derive(Clone)]
+struct GuardedResolver {
+    policy: Arc<Policy>,
+}
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if policy.named(&host) {
+                return Ok(found.into_iter());
+            }
+            let public: Vec<SocketAddr> = found.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let shown: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "refused: {host} resolves to a private address ({}) and is not allowed by name in isolate.fetch.allow",
+                        shown.join(", ")
+                    ),
+                ));
+            }
+            Ok(public.into_iter())
+        })
+    }
+}

@@ -103,6 +103,36 @@ impl ProxyApp {
         Ok(app)
     }
 
+    /// A proxy to one `http://` upstream with no balancing, checks or
+    /// retries of its own: a process app's instance, which its supervisor
+    /// watches and the process runtime takes in turn.
+    pub fn single(
+        upstream: crate::config::upstream::Upstream,
+        preserve_host: bool,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self, String> {
+        let policy = Policy {
+            balance: Default::default(),
+            hash: None,
+            max_connections: None,
+            queue: DEFAULT_QUEUE,
+            check_interval: None,
+            connect_timeout,
+            http2: false,
+        };
+        Ok(ProxyApp {
+            upstreams: Arc::new(Upstreams::new(&[(upstream, 1)], policy, &UpstreamsTls::default())?),
+            connect_timeout,
+            http2: false,
+            preserve_host,
+            response_timeout,
+            body_timeout: None,
+            retries: 0,
+            health: None,
+        })
+    }
+
     /// Starts the active checks once, on the current runtime.
     fn start_checks(&self) {
         if let Some((check, started)) = &self.health {

@@ -123,12 +123,13 @@ impl ProcessApp {
                 .map_err(std::io::Error::other)?;
             slots.push(Slot {
                 port,
-                proxy: ProxyApp::new(
+                proxy: ProxyApp::single(
                     upstream,
                     self.spec.preserve_host,
                     self.spec.connect_timeout,
                     self.spec.response_timeout,
-                ),
+                )
+                .map_err(std::io::Error::other)?,
                 ready: AtomicBool::new(false),
                 pid: AtomicU32::new(0),
                 starts: AtomicU32::new(0),

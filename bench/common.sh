@@ -144,3 +144,9 @@ runtime = "proxy"
 upstream = "http://127.0.0.1:$upstream"
 TOML
 }
+
+# cpu_ns PID...: the CPU time of those processes, every thread, in
+# nanoseconds (the scheduler's own count, /proc/PID/task/*/schedstat):
+# per request, what a core of each server serves when the client, not the
+# server, limits requests per second.
+cpu_ns() { local p; for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done | awk '{t += $1} END {print t}'; }

@@ -79,30 +79,36 @@ for port in "$BX" "$NGX" "$((NGX + 1))" "$BX2" "$NGX2"; do
   cmp <(curl -s "http://127.0.0.1:$port/64k.html") "$OUT/www/64k.html" || { echo "proxy on $port answers wrong"; exit 1; }
 done
 
-run_wrk() { # port case -> "rps p99"
-  local args=() path
-  case $2 in
+run_wrk() { # port case pid... -> "rps p99 server_us_per_request"
+  local port=$1 case=$2 args=() path before after
+  shift 2
+  case $case in
     1k) path=/1k.html ;;
     64k) path=/64k.html ;;
     post16k) path=/post; args=(-s "$OUT/post.lua") ;;
   esac
+  before=$(cpu_ns "$@")
   BODY_FILE=$OUT/body taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${args[@]}" \
-    "http://127.0.0.1:$1$path" > "$OUT/wrk.txt"
-  grep -q "Non-2xx" "$OUT/wrk.txt" && { echo "non-2xx answers on $1 $2" >&2; cat "$OUT/wrk.txt" >&2; exit 1; }
-  echo "$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt") $(awk '$1=="99%" {print $2}' "$OUT/wrk.txt")"
+    "http://127.0.0.1:$port$path" > "$OUT/wrk.txt"
+  after=$(cpu_ns "$@")
+  grep -qE "Non-2xx|Socket errors" "$OUT/wrk.txt" && { echo "failed requests on $port $case" >&2; cat "$OUT/wrk.txt" >&2; exit 1; }
+  local n
+  n=$(awk '/requests in/ {print $1}' "$OUT/wrk.txt")
+  echo "$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt") $(awk '$1=="99%" {print $2}' "$OUT/wrk.txt") $(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN {printf "%.2f", (a - b) / n / 1000}')"
 }
+NGINX_WORKERS=($(pgrep -P "$(cat "$OUT/nginx/nginx.pid")"))
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS"
 for case in 1k 64k post16k; do
-  for port in "$BX" "$NGX" "$((NGX + 1))"; do run_wrk "$port" "$case" >/dev/null; done # warm up
+  for port in "$BX" "$NGX" "$((NGX + 1))"; do run_wrk "$port" "$case" "$BEXT_PID" >/dev/null; done # warm up
   rows=()
   for r in $(seq 1 "$ROUNDS"); do
-    read -r b bp < <(run_wrk "$BX" "$case")
-    read -r n np < <(run_wrk "$NGX" "$case")
-    read -r o op < <(run_wrk "$((NGX + 1))" "$case")
-    printf '%-8s round %s: bext %10s (p99 %s)  nginx %10s (p99 %s)  nginx-unbuffered %10s (p99 %s)\n' \
-      "$case" "$r" "$b" "$bp" "$n" "$np" "$o" "$op"
-    rows+=("$b/$n/$o")
+    read -r b bp bc < <(run_wrk "$BX" "$case" "$BEXT_PID")
+    read -r n np nc < <(run_wrk "$NGX" "$case" "${NGINX_WORKERS[@]}")
+    read -r o op oc < <(run_wrk "$((NGX + 1))" "$case" "${NGINX_WORKERS[@]}")
+    printf '%-8s round %s: bext %10s (p99 %s, %s us)  nginx %10s (p99 %s, %s us)  nginx-unbuffered %10s (p99 %s, %s us)\n' \
+      "$case" "$r" "$b" "$bp" "$bc" "$n" "$np" "$nc" "$o" "$op" "$oc"
+    rows+=("$b/$n/$o/$bc/$nc/$oc")
   done
   python3 - "$case" "${rows[@]}" <<'PY'
 import statistics, sys
@@ -114,21 +120,31 @@ name = "proxy_buffering on" if best == 1 else "proxy_buffering off"
 print(f"{case}: nginx's faster variant {name}; bext/nginx per round "
       + " ".join(f"{x:.3f}" for x in ratios)
       + f"; median {statistics.median(ratios):.3f}")
+# Capacity: server CPU per request, against nginx's cheaper variant.
+cheap = min((1, 2), key=lambda v: statistics.median(r[3 + v] for r in rows))
+cpu = [r[3 + cheap] / r[3] for r in rows]
+print(f"{case}: server CPU per request bext {statistics.median(r[3] for r in rows):.2f} us, nginx "
+      f"{statistics.median(r[3 + cheap] for r in rows):.2f} us; capacity ratio per round "
+      + " ".join(f"{x:.3f}" for x in cpu) + f"; median {statistics.median(cpu):.3f}")
 PY
 done
 # Two backends, 1 KiB: bext's pool against nginx's upstream block.
-for port in "$BX2" "$NGX2"; do run_wrk "$port" 1k >/dev/null; done # warm up
+for port in "$BX2" "$NGX2"; do run_wrk "$port" 1k "$BEXT2_PID" >/dev/null; done # warm up
 rows=()
 for r in $(seq 1 "$ROUNDS"); do
-  read -r b bp < <(run_wrk "$BX2" 1k)
-  read -r n np < <(run_wrk "$NGX2" 1k)
-  printf '%-8s round %s: bext %10s (p99 %s)  nginx %10s (p99 %s)\n' two-1k "$r" "$b" "$bp" "$n" "$np"
-  rows+=("$b/$n")
+  read -r b bp bc < <(run_wrk "$BX2" 1k "$BEXT2_PID")
+  read -r n np nc < <(run_wrk "$NGX2" 1k "${NGINX_WORKERS[@]}")
+  printf '%-8s round %s: bext %10s (p99 %s, %s us)  nginx %10s (p99 %s, %s us)\n' two-1k "$r" "$b" "$bp" "$bc" "$n" "$np" "$nc"
+  rows+=("$b/$n/$bc/$nc")
 done
 python3 - "${rows[@]}" <<'PY'
 import statistics, sys
-ratios = [float(b) / float(n) for b, n in (r.split("/") for r in sys.argv[1:])]
+rows = [list(map(float, r.split("/"))) for r in sys.argv[1:]]
+ratios = [r[0] / r[1] for r in rows]
 print("two-1k: bext/nginx per round " + " ".join(f"{x:.3f}" for x in ratios)
       + f"; median {statistics.median(ratios):.3f}")
+cpu = [r[3] / r[2] for r in rows]
+print(f"two-1k: server CPU per request bext {statistics.median(r[2] for r in rows):.2f} us, nginx "
+      f"{statistics.median(r[3] for r in rows):.2f} us; capacity ratio median {statistics.median(cpu):.3f}")
 PY
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -122,9 +122,6 @@ cmp <(curl -s -H "Host: site$HOSTS.bench.test" "http://127.0.0.1:$BEXT_PORT/inde
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 BEXT_IDLE_RSS=$(rss_kib "$BEXT_PID")
 
-# Server CPU time of the given processes, every thread, in nanoseconds
-# (the scheduler's own count: /proc/PID/task/*/schedstat).
-cpu_ns() { local p; for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done | awk '{t += $1} END {print t}'; }
 run_wrk() { # port pid... -> "rps p99_ms server_us_per_request wrk_us_per_request"
   local port=$1; shift
   local before after

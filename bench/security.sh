@@ -41,8 +41,15 @@ print(f"{head}.{body}.{sig}")
 PY
 )
 HEADERS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer $TOKEN")
-rps() { # port -> requests/s
-  taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" | awk '/Requests\/sec/ {print $2}'
+rps() { # port [pid] -> requests/s; with a pid, its CPU µs per request goes to $OUT/cpu.<port>
+  local before after out
+  [ -n "${2:-}" ] && before=$(cpu_ns "$2")
+  out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET")
+  if [ -n "${2:-}" ]; then
+    after=$(cpu_ns "$2")
+    awk -v a="$after" -v b="$before" '/requests in/ {printf "%.3f\n", (a - b) / $1 / 1000}' <<<"$out" >> "$OUT/cpu.$1"
+  fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" >/dev/null; }
 
@@ -92,7 +99,7 @@ echo "static 1 KiB file, browser-like requests, $CONNECTIONS connections, ${DURA
 printf "%-6s %10s %10s %10s %8s %8s %10s\n" round off waf all-three waf/off all/off "+us all"
 WAF_RATIOS=(); ALL_RATIOS=(); NEW_OFF=(); NEW_ALL=()
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(rps 19190); b=$(rps 19191); c=$(rps 19192)
+  a=$(rps 19190 "${PIDS[0]}"); b=$(rps 19191 "${PIDS[1]}"); c=$(rps 19192 "${PIDS[2]}")
   if [ -n "${BASELINE:-}" ]; then
     d=$(rps 19193); e=$(rps 19194)
     NEW_OFF+=("$(python3 -c "print(round($a/$d,3))")"); NEW_ALL+=("$(python3 -c "print(round($c/$e,3))")")
@@ -106,6 +113,16 @@ done
 # many short rounds are the figures to quote.
 median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
 echo "median waf/off $(median "${WAF_RATIOS[@]}"), median all/off $(median "${ALL_RATIOS[@]}")"
+# The same as capacity: server CPU per request, off over on (1.0 = free).
+python3 - "$OUT" <<'PY'
+import statistics, sys
+cpu = {p: [float(x) for x in open(f"{sys.argv[1]}/cpu.{p}")] for p in (19190, 19191, 19192)}
+off, waf, all3 = (statistics.median(cpu[p]) for p in (19190, 19191, 19192))
+waf_r = statistics.median(o / w for o, w in zip(cpu[19190], cpu[19191]))
+all_r = statistics.median(o / a for o, a in zip(cpu[19190], cpu[19192]))
+print(f"server CPU per request (median): off {off:.2f} us, waf {waf:.2f} us, all three {all3:.2f} us; "
+      f"capacity waf/off {waf_r:.3f}, all/off {all_r:.3f}")
+PY
 if [ -n "${BASELINE:-}" ]; then
   echo "median new/old: plugin-free $(median "${NEW_OFF[@]}"), all three $(median "${NEW_ALL[@]}")"
 fi

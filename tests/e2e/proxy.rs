@@ -219,6 +219,65 @@ async fn the_client_gets_its_own_http_version_not_the_upstreams() {
     );
 }
 
+/// An extended CONNECT is the GET of the WebSocket handshake to the
+/// plugins too: a scope rule for GET holds over HTTP/2 as over HTTP/1.1.
+#[tokio::test]
+async fn websocket_over_http2_meets_the_rules_for_its_get() {
+    let echo = Echo::start().await;
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\n\
+         upstream = \"http://{}\"\nauth = {{ jwt_secret_env = \"WS_JWT_SECRET\", required = false, \
+         scopes = [{{ path = \"/admin/*\", methods = [\"GET\"], require = [\"admin\"] }}] }}\n",
+        echo.addr
+    ));
+    let b = Bext::serve_env(&cfg, &[("WS_JWT_SECRET", "0123456789abcdef0123456789abcdef-ws")]);
+    let upgrade = [
+        ("host", "x"),
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+    ];
+    let h1 = send(b.addr, request("GET", "/admin/chat", &upgrade, "")).await;
+    assert_eq!(h1.status, 401, "HTTP/1.1 handshake without a token: {:?}", h1.body);
+    let (mut sender, _conn) = h2_client(b.addr).await;
+    let first = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
+    assert_eq!(collect(first).await.status, 200);
+    let connect = http::Request::builder()
+        .method("CONNECT")
+        .uri("http://x/admin/chat")
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(http_body_util::Full::<bytes::Bytes>::default())
+        .unwrap();
+    let res = sender.send_request(connect).await.unwrap();
+    assert_eq!(res.status(), 401, "the same handshake over HTTP/2 without a token");
+}
+
+/// An upstream answer with both framings reaches the client framed by
+/// its Transfer-Encoding, without the Content-Length (RFC 9112 §6.3).
+#[tokio::test]
+async fn an_answer_with_content_length_and_chunked_loses_its_content_length() {
+    let (up, _) = answering_upstream(
+        true,
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    )
+    .await;
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n"
+    ));
+    let b = Bext::serve(&cfg);
+    let r = send(b.addr, request("GET", "/", &[("host", "x")], "")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], b"ok");
+    assert!(
+        r.headers.get("content-length").is_none_or(|v| *v == "2"),
+        "{:?}",
+        r.headers
+    );
+}
+
 #[tokio::test]
 async fn websocket_over_http2_extended_connect_becomes_a_tunnel() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -91,7 +91,9 @@ impl Runtime {
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
         // Only a proxy app tunnels a WebSocket over HTTP/2 (extended
         // CONNECT); for the others it is a method they do not have.
-        if req.method() == http::Method::CONNECT && !matches!(self, Runtime::Proxy(_)) {
+        if req.extensions().get::<hyper::ext::Protocol>().is_some()
+            && !matches!(self, Runtime::Proxy(_) | Runtime::Process(_))
+        {
             return plain(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
         match self {

@@ -145,18 +145,31 @@ impl ProxyApp {
     /// byte tunnel between client and upstream.
     pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
         self.start_checks();
-        let over_h2 = req.method() == Method::CONNECT;
-        let upgrade = match over_h2 {
-            // Admitted only with `:protocol websocket` (RFC 8441).
-            true => Some(HeaderValue::from_static("websocket")),
-            false => upgrade_protocol(req.headers()),
+        // A WebSocket over HTTP/2: admitted only with `:protocol
+        // websocket` (RFC 8441), and already the handshake's GET.
+        let over_h2 = req.extensions().get::<hyper::ext::Protocol>().is_some();
+        let upgrade = if over_h2 {
+            Some(HeaderValue::from_static("websocket"))
+        } else if req.method() == Method::GET {
+            // RFC 6455 §4.1: the opening handshake is a GET; an upgrade
+            // asked with another method goes up as that method, plainly.
+            upgrade_protocol(req.headers())
+        } else {
+            None
         };
+        if upgrade.is_some() && self.http2 {
+            // HTTP/2 upstreams get no HTTP/1.1 handshake; a 200 with no
+            // tunnel behind it would fool the client.
+            return plain(
+                StatusCode::NOT_IMPLEMENTED,
+                "this app's upstreams speak HTTP/2: WebSockets do not go through\n",
+            );
+        }
         let mut client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, mut body) = req.into_parts();
         if over_h2 {
             // The upstream gets the HTTP/1.1 handshake (RFC 8441 §5), with
             // a key of bext's own: HTTP/2 has none.
-            parts.method = Method::GET;
             parts.extensions.remove::<hyper::ext::Protocol>();
             parts.headers.insert(&SEC_WEBSOCKET_KEY, websocket_key(cx));
             body = Body::empty();
@@ -238,7 +251,7 @@ impl ProxyApp {
                     let status = res.status();
                     if passive {
                         if status.is_server_error() {
-                            backend.failed(false);
+                            set.failed(i, false);
                         } else {
                             backend.succeeded();
                         }
@@ -258,7 +271,7 @@ impl ProxyApp {
                 }
                 Ok(Err(failed)) => {
                     if passive {
-                        backend.failed(failed.error.is_connect());
+                        set.failed(i, failed.error.is_connect());
                     }
                     let answer = failure(&failed.error, cx);
                     match failed.unsent.map(|r| *r).or(spare) {
@@ -272,7 +285,7 @@ impl ProxyApp {
                 }
                 Err(_) => {
                     if passive {
-                        backend.failed(false);
+                        set.failed(i, false);
                     }
                     let answer = timed_out(cx);
                     match spare {
@@ -308,7 +321,24 @@ impl ProxyApp {
             }
             return answer;
         }
+        if over_h2 && res.status().is_success() {
+            // A 2xx would open the client's tunnel (RFC 8441 §5) with
+            // nothing behind it: the upstream did not switch protocols.
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "app `{}`: the upstream did not accept the WebSocket\n",
+                    cx.app().unwrap_or("")
+                ),
+            );
+        }
         let (mut parts, body) = res.into_parts();
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            // Framed by its Transfer-Encoding: a Content-Length beside it
+            // must not go on (RFC 9112 §6.3), or the client reads the
+            // body to the wrong length.
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(&mut parts.headers);
         // The client's connection speaks its own version; an HTTP/1.0
         // upstream's is not relayed (hyper would write it in the status

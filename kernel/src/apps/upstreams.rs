@@ -143,12 +143,27 @@ impl Backend {
         }
     }
 
+    /// Whether it takes requests now (without taking a half-open trial).
+    fn in_service(&self, now: u64) -> bool {
+        let until = self.ejected_until.load(Relaxed);
+        !self.down.load(Relaxed) && (until == 0 || now >= until)
+    }
+
     /// A failed answer: after [`PASSIVE_FAILURES`] in a row (or at once
     /// for a connection that could not be made, or a half-open trial that
-    /// failed) the backend is ejected.
-    pub(crate) fn failed(&self, at_once: bool) {
+    /// failed) the backend is ejected. A failed answer (5xx, timeout, not
+    /// a connection that could not be made) never ejects the last backend
+    /// in service (`others_in_service` false): a client that can make an
+    /// app answer 5xx must not take the whole pool out (at most all but
+    /// one, as Envoy's `max_ejection_percent` allows).
+    pub(crate) fn failed(&self, at_once: bool, others_in_service: bool) {
         let failures = self.failures.fetch_add(1, Relaxed) + 1;
         let half_open = self.ejected_until.load(Relaxed) != 0;
+        if !at_once && !others_in_service && (half_open || failures >= PASSIVE_FAILURES) {
+            self.failures.store(0, Relaxed);
+            self.ejected_until.store(0, Relaxed);
+            return;
+        }
         if at_once || half_open || failures >= PASSIVE_FAILURES {
             let n = self.ejections.fetch_add(1, Relaxed);
             self.ejected_until
@@ -191,6 +206,14 @@ pub(crate) struct BackendSet {
 }
 
 impl BackendSet {
+    /// A failed answer from `list[i]`, judged with the rest of the set
+    /// (see [`Backend::failed`]).
+    pub(crate) fn failed(&self, i: usize, at_once: bool) {
+        let now = now_ms();
+        let others = (self.list.iter().enumerate()).any(|(j, b)| j != i && b.in_service(now));
+        self.list[i].failed(at_once, others);
+    }
+
     fn new(list: Vec<Arc<Backend>>) -> BackendSet {
         let total: i64 = list.iter().map(|b| i64::from(b.weight)).sum();
         let mut current = vec![0i64; list.len()];
@@ -483,9 +506,9 @@ mod tests {
     fn an_ejected_backend_gets_nothing_until_its_half_open_trial() {
         let u = upstreams(&[1, 1], Balance::RoundRobin);
         let set = u.current();
-        set.list[0].failed(true);
+        set.list[0].failed(true, true);
         assert_eq!(picks(&u, 4, None), [1, 1, 1, 1]);
-        set.list[1].failed(true);
+        set.list[1].failed(true, false);
         match u.pick(&set, None, &[]) {
             Err(NoBackend::Unhealthy(wait)) => assert!(wait <= Duration::from_secs(2) && !wait.is_zero()),
             _ => panic!("both are ejected"),
@@ -495,7 +518,7 @@ mod tests {
         assert_eq!(u.pick(&set, None, &[]).ok(), Some(0));
         assert!(u.pick(&set, None, &[]).is_err());
         // Its failure ejects it again, twice as long.
-        set.list[0].failed(false);
+        set.list[0].failed(false, true);
         assert_eq!(set.list[0].ejections.load(Relaxed), 2);
         set.list[0].ejected_until.store(1, Relaxed);
         assert_eq!(u.pick(&set, None, &[]).ok(), Some(0));
@@ -503,11 +526,29 @@ mod tests {
         assert_eq!(picks(&u, 2, None), [0, 0]);
         // Three failed answers in a row eject, a success between resets.
         for _ in 0..2 {
-            set.list[0].failed(false);
+            set.list[0].failed(false, true);
         }
         set.list[0].succeeded();
-        set.list[0].failed(false);
+        set.list[0].failed(false, true);
         assert_eq!(set.list[0].ejected_until.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn failed_answers_never_eject_the_last_backend_in_service() {
+        let u = upstreams(&[1, 1], Balance::RoundRobin);
+        let set = u.current();
+        // 5xx answers from both (a client asking for a page that fails):
+        // the first to reach three goes, the other stays.
+        for _ in 0..PASSIVE_FAILURES {
+            set.failed(0, false);
+            set.failed(1, false);
+        }
+        assert_ne!(set.list[0].ejected_until.load(Relaxed), 0);
+        assert_eq!(set.list[1].ejected_until.load(Relaxed), 0, "the last one stays");
+        assert_eq!(picks(&u, 3, None), [1, 1, 1]);
+        // A connection that cannot be made is the backend's own fault.
+        set.failed(1, true);
+        assert!(u.pick(&set, None, &[]).is_err(), "both out after a connect error");
     }
 
     #[test]

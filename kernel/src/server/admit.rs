@@ -49,6 +49,13 @@ pub struct Rules<'a> {
 /// with `_` and the headers the client named in `Connection`.
 pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<(), Refusal> {
     check_method(&parts.method, parts.extensions.get::<hyper::ext::Protocol>())?;
+    if parts.method == Method::CONNECT {
+        // An admitted extended CONNECT is a WebSocket over HTTP/2: the GET
+        // of its HTTP/1.1 handshake (RFC 8441 §5), and plugins judge it as
+        // that GET (authn scopes and rate limits by method). The
+        // `:protocol` extension left on it marks it for the proxy.
+        parts.method = Method::GET;
+    }
     let target_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len())
         + parts.uri.authority().map_or(0, |a| a.as_str().len());
     if target_len as u64 > rules.limits.max_uri_bytes {
@@ -400,6 +407,9 @@ mod tests {
                 Err(StatusCode::METHOD_NOT_ALLOWED)
             };
             assert_eq!(run(&mut p), want, "{protocol}");
+            if allowed {
+                assert_eq!(p.method, Method::GET, "plugins see the handshake's GET");
+            }
         }
         assert_eq!(run(&mut parts("OPTIONS", "*", &[], Version::HTTP_11)), Ok(()));
         for method in ["GET", "POST"] {

@@ -101,7 +101,29 @@ impl<T> FramedRead<T> {
     pub fn set_header_table_size(&mut self, val: usize) {
         self.decoder.set_header_table_size(val);
     }
+
+    /// bext: whether nothing read waits to be decoded (no partial frame
+    /// bytes, no partial header block).
+    pub(crate) fn is_read_idle(&self) -> bool {
+        self.inner.read_buffer().is_empty() && self.decoder.partial.is_none()
+    }
+
+    /// bext: gives back the read buffer and HPACK's string buffer when
+    /// nothing read waits in them; the next read allocates them again.
+    pub(crate) fn release_idle_buffers(&mut self, compact_hpack_table: bool) {
+        if !self.is_read_idle() {
+            return;
+        }
+        *self.inner.read_buffer_mut() = BytesMut::new();
+        if compact_hpack_table {
+            self.decoder.hpack.release_idle_buffers();
+        }
+    }
 }
+
+/// bext: tokio-util's initial read buffer size, allocated again after a
+/// release (reading into an empty `BytesMut` would grow it from 8 bytes).
+const READ_BUFFER_CAPACITY: usize = 8 * 1024;
 
 fn calc_max_continuation_frames(header_max: usize, frame_max: usize) -> usize {
     // At least this many frames needed to use max header list size
@@ -419,6 +441,10 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let span = tracing::trace_span!("FramedRead::poll_next");
         let _e = span.enter();
+        // bext: the read buffer is allocated again after a release.
+        if self.inner.read_buffer().capacity() == 0 {
+            self.inner.read_buffer_mut().reserve(READ_BUFFER_CAPACITY);
+        }
         loop {
             tracing::trace!("poll");
             let bytes = match ready!(Pin::new(&mut self.inner).poll_next(cx)) {

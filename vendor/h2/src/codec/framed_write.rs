@@ -93,7 +93,9 @@ where
             final_flush_done: false,
             encoder: Encoder {
                 hpack: hpack::Encoder::default(),
-                buf: Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY)),
+                // bext: allocated at the first frame (see `Encoder::buffer`),
+                // and given back by `release_idle_buffer`.
+                buf: Cursor::new(BytesMut::new()),
                 next: None,
                 last_data_frame: None,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
@@ -223,6 +225,10 @@ where
     fn buffer(&mut self, item: Frame<B>) -> Result<(), UserError> {
         // Ensure that we have enough capacity to accept the write.
         assert!(self.has_capacity());
+        // bext: the buffer is allocated at the first frame after a release.
+        if self.buf.get_ref().capacity() == 0 {
+            self.buf = Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY));
+        }
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
         let _e = span.enter();
 
@@ -307,9 +313,11 @@ where
     }
 
     fn has_capacity(&self) -> bool {
+        // bext: a released (unallocated) buffer has room: `buffer` allocates it.
         self.next.is_none()
-            && (self.buf.get_ref().capacity() - self.buf.get_ref().len()
-                >= self.min_buffer_capacity)
+            && (self.buf.get_ref().capacity() == 0
+                || self.buf.get_ref().capacity() - self.buf.get_ref().len()
+                    >= self.min_buffer_capacity)
     }
 
     fn is_empty(&self) -> bool {
@@ -327,6 +335,19 @@ impl<B> Encoder<B> {
 }
 
 impl<T, B> FramedWrite<T, B> {
+    /// bext: whether nothing is waiting to be written.
+    pub(crate) fn is_write_idle(&self) -> bool {
+        self.encoder.next.is_none() && self.encoder.buf.get_ref().is_empty()
+    }
+
+    /// bext: gives the write buffer back when nothing is waiting in it; the
+    /// next frame allocates it again.
+    pub(crate) fn release_idle_buffer(&mut self) {
+        if self.is_write_idle() && self.encoder.buf.get_ref().capacity() > 0 {
+            self.encoder.buf = Cursor::new(BytesMut::new());
+        }
+    }
+
     /// Returns the max frame size that can be sent
     pub fn max_frame_size(&self) -> usize {
         self.encoder.max_frame_size()

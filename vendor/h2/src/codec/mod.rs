@@ -117,6 +117,19 @@ impl<T, B> Codec<T, B> {
     }
 
     /// Takes the data payload value that was fully written to the socket
+    /// bext: whether nothing waits to be written or decoded.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.inner.is_read_idle() && self.inner.get_ref().is_write_idle()
+    }
+
+    /// bext: gives back the read, write and HPACK string buffers (and
+    /// copies HPACK's table out of them when `compact_hpack_table`), each
+    /// only if nothing waits in it; they are allocated again when needed.
+    pub(crate) fn release_idle_buffers(&mut self, compact_hpack_table: bool) {
+        self.inner.release_idle_buffers(compact_hpack_table);
+        self.inner.get_mut().release_idle_buffer();
+    }
+
     pub(crate) fn take_last_data_frame(&mut self) -> Option<Data<B>> {
         self.framed_write().take_last_data_frame()
     }

@@ -149,6 +149,9 @@ struct StringMarker {
     string: Option<Bytes>,
 }
 
+/// bext: the Huffman string buffer's size, named for `release_idle_buffers`.
+const DECODE_BUFFER_CAPACITY: usize = 4096;
+
 // ===== impl Decoder =====
 
 impl Decoder {
@@ -158,7 +161,19 @@ impl Decoder {
             max_size_update: None,
             last_max_update: size,
             table: Table::new(size),
-            buffer: BytesMut::with_capacity(4096),
+            buffer: BytesMut::with_capacity(DECODE_BUFFER_CAPACITY),
+        }
+    }
+
+    /// bext: gives back the Huffman string buffer, and copies the dynamic
+    /// table's entries into allocations of their own: an entry is a slice of
+    /// the connection's read buffer or of the string buffer, and would
+    /// otherwise keep those (8 and 4 KiB) alive while the connection idles.
+    /// `decode` allocates the buffer again.
+    pub fn release_idle_buffers(&mut self) {
+        self.buffer = BytesMut::new();
+        for entry in self.table.entries.iter_mut() {
+            *entry = entry.to_owned_copy();
         }
     }
 
@@ -185,6 +200,11 @@ impl Decoder {
         use self::Representation::*;
 
         let mut can_resize = true;
+
+        // bext: the string buffer is allocated again after a release.
+        if self.buffer.capacity() == 0 {
+            self.buffer = BytesMut::with_capacity(DECODE_BUFFER_CAPACITY);
+        }
 
         if let Some(size) = self.max_size_update.take() {
             self.last_max_update = size;
@@ -838,6 +858,56 @@ pub fn get_static(idx: usize) -> Header {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    /// bext: after a release the table's entries are copies, equal to what
+    /// was decoded, and the next block decodes (into a new string buffer).
+    #[test]
+    fn release_idle_buffers_keeps_the_table() {
+        let mut de = Decoder::new(4096);
+        // Literal with incremental indexing, new name: a Huffman name and
+        // a plain value; then the same, to `:path` (static index 4).
+        let mut buf = BytesMut::new();
+        let foo = huff_encode(b"foo");
+        buf.extend([0b0100_0000, 0x80 | foo.len() as u8]);
+        buf.extend(foo);
+        buf.extend([3]);
+        buf.extend(b"bar");
+        buf.extend([0b0100_0100, 2]);
+        buf.extend(b"/a");
+        let mut first = vec![];
+        de.decode(&mut Cursor::new(&mut buf), |h| {
+            first.push(h);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let before: Vec<Header> = de.table.entries.iter().cloned().collect();
+        de.release_idle_buffers();
+        assert_eq!(de.buffer.capacity(), 0);
+        assert_eq!(de.table.entries.iter().cloned().collect::<Vec<_>>(), before);
+        // Both entries by index (62: the latest, `:path`; 63: `foo`), and a
+        // new Huffman string.
+        let mut buf = BytesMut::new();
+        let baz = huff_encode(b"baz");
+        buf.extend([0x80 | 62, 0x80 | 63, 0b0000_0000, 0x80 | baz.len() as u8]);
+        buf.extend(baz);
+        buf.extend([1]);
+        buf.extend(b"q");
+        let mut second = vec![];
+        de.decode(&mut Cursor::new(&mut buf), |h| {
+            second.push(h);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(second[0], first[1]);
+        assert_eq!(second[1], first[0]);
+        match &second[2] {
+            Header::Field { name, value } => {
+                assert_eq!(name, "baz");
+                assert_eq!(value, "q");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn test_peek_u8() {

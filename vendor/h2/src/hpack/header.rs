@@ -61,6 +61,28 @@ impl Header<Option<HeaderName>> {
 }
 
 impl Header {
+    /// bext: the same header in allocations of its own, sharing no buffer.
+    pub fn to_owned_copy(&self) -> Header {
+        match self {
+            Header::Field { name, value } => {
+                let mut copy = HeaderValue::from_bytes(value.as_bytes())
+                    .expect("a valid value stays valid");
+                copy.set_sensitive(value.is_sensitive());
+                Header::Field {
+                    name: HeaderName::from_bytes(name.as_str().as_bytes())
+                        .expect("a valid name stays valid"),
+                    value: copy,
+                }
+            }
+            Header::Authority(v) => Header::Authority(BytesStr::from(v.as_str())),
+            Header::Scheme(v) => Header::Scheme(BytesStr::from(v.as_str())),
+            Header::Path(v) => Header::Path(BytesStr::from(v.as_str())),
+            Header::Protocol(v) => Header::Protocol(v.as_str().into()),
+            Header::Method(v) => Header::Method(v.clone()),
+            Header::Status(v) => Header::Status(*v),
+        }
+    }
+
     pub fn new(name: Bytes, value: Bytes) -> Result<Header, DecoderError> {
         if name.is_empty() {
             return Err(DecoderError::NeedMore(NeedMore::UnexpectedEndOfStream));

@@ -60,6 +60,9 @@ where
     /// A `tracing` span tracking the lifetime of the connection.
     span: tracing::Span,
 
+    /// bext: when the connection, idle, gives its buffers back.
+    idle: super::idle::IdleRelease,
+
     /// Client or server
     _phantom: PhantomData<P>,
 }
@@ -168,6 +171,7 @@ where
                 settings: Settings::new(config.settings),
                 streams,
                 span,
+                idle: Default::default(), // bext
                 _phantom: PhantomData,
             },
         }
@@ -330,6 +334,16 @@ where
                             {
                                 self.inner.as_dyn().go_away_now(Reason::NO_ERROR);
                                 continue;
+                            }
+
+                            // bext: an idle connection gives its buffers back.
+                            let idle = !self.inner.streams.has_streams() && self.codec.is_idle();
+                            if let super::idle::Release::Now {
+                                compact_hpack_table,
+                            } = self.inner.idle.on_wait(idle)
+                            {
+                                self.codec.release_idle_buffers(compact_hpack_table);
+                                self.inner.streams.release_idle_memory();
                             }
 
                             return Poll::Pending;

@@ -85,6 +85,13 @@ pub(crate) enum Open {
 }
 
 impl Recv {
+    /// bext: gives back the received-frame queue's slab when it is empty.
+    pub(super) fn release_idle_buffer(&mut self) {
+        if self.buffer.is_empty() {
+            self.buffer = Buffer::new();
+        }
+    }
+
     pub fn new(peer: peer::Dyn, config: &Config) -> Self {
         let next_stream_id = if peer.is_server() { 1 } else { 2 };
 

@@ -206,6 +206,11 @@ impl ops::IndexMut<Key> for Store {
 }
 
 impl Store {
+    /// bext: no stream is stored (so no key to one exists).
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty() && self.ids.is_empty()
+    }
+
     #[cfg(feature = "unstable")]
     pub fn num_active_streams(&self) -> usize {
         self.ids.len()

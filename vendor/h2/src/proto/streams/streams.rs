@@ -1144,6 +1144,22 @@ where
         me.counts.has_streams()
     }
 
+    /// bext: gives back the stream store's and the frame queues'
+    /// allocations (slabs sized for the streams a connection once had)
+    /// when no stream and no frame is left in them.
+    pub fn release_idle_memory(&self) {
+        let mut me = self.inner.lock().unwrap();
+        if me.store.is_empty() {
+            me.store = Store::new();
+        }
+        me.actions.recv.release_idle_buffer();
+        drop(me);
+        let mut send_buffer = self.send_buffer.inner.lock().unwrap();
+        if send_buffer.is_empty() {
+            *send_buffer = Buffer::new();
+        }
+    }
+
     pub fn has_streams_or_other_references(&self) -> bool {
         let me = self.inner.lock().unwrap();
         me.counts.has_streams() || me.refs > 1

@@ -70,12 +70,15 @@ callgrind_count() {
 # HTTP/2 with prior knowledge; tls: HTTP/1.1 over TLS with SNI $TLS_NAME,
 # verified against $TLS_CA, ALPN http/1.1), reads each answer, then leaves
 # them idle and prints how much PID's resident memory grew per connection
-# WAIT seconds later.
+# WAIT seconds later; then, while they still idle, times REQS requests
+# (default 100) on each of FRESH (default 4) new connections, one request
+# at a time, and prints the p50, p99 and worst answer time.
 idle_per_connection() {
-  python3 - "$3" "$N" "$2" "$WAIT" "$4" "$1" "${TLS_CA:-}" "${TLS_NAME:-}" <<'PY'
+  python3 - "$3" "$N" "$2" "$WAIT" "$4" "$1" "${TLS_CA:-}" "${TLS_NAME:-}" "${FRESH:-4}" "${REQS:-100}" <<'PY'
 import resource, socket, ssl, struct, sys, time
 port, n, pid, wait, mode, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5], sys.argv[6]
 ca, sni = sys.argv[7], sys.argv[8]
+fresh, reqs = int(sys.argv[9]), int(sys.argv[10])
 resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1000, n + 1000))
 def rss():
     for line in open(f"/proc/{pid}/status"):
@@ -115,6 +118,59 @@ time.sleep(wait)
 held = rss()
 open_ = sum(1 for s in socks if s.fileno() >= 0)
 print(f"{name:6} {mode:4} {open_} idle connections: {(held - base) / n:6.2f} KiB each ({base/1024:.1f} -> {held/1024:.1f} MiB)")
+
+# While they idle: FRESH connections of REQS requests each, one at a time,
+# in the same protocol; the time from sending a request to the end of its
+# answer.
+def read_exact(s, k):
+    data = b""
+    while len(data) < k:
+        chunk = s.recv(k - len(data))
+        if not chunk:
+            raise EOFError("closed")
+        data += chunk
+    return data
+def h2_answer(s, stream):  # frames until END_STREAM on `stream`
+    while True:
+        head = read_exact(s, 9)
+        length, kind, flags, sid = int.from_bytes(head[:3], "big"), head[3], head[4], int.from_bytes(head[5:], "big") & 0x7FFFFFFF
+        read_exact(s, length)
+        if sid == stream and kind in (0, 1) and flags & 1:
+            return
+def h1_answer(s):  # head, then Content-Length bytes
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError("closed")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    if len(body) < length:
+        read_exact(s, length - len(body))
+times = []
+for _ in range(fresh):
+    s = socket.create_connection(("127.0.0.1", port))
+    if mode == "tls":
+        s = ctx.wrap_socket(s, server_hostname=sni)
+    s.settimeout(10)
+    if mode == "h2c":  # and a connection window large enough for all answers
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(8, 0, 0, struct.pack(">I", 1 << 30)))
+    for i in range(reqs):
+        started = time.perf_counter()
+        if mode == "h2c":
+            stream = 2 * i + 1
+            s.sendall(frame(1, 5, stream, b"\x82\x86\x44\x0b/index.html\x41\x01x"))
+            h2_answer(s, stream)
+        else:
+            s.sendall(req)
+            h1_answer(s)
+        times.append(time.perf_counter() - started)
+    s.close()
+if times:
+    times.sort()
+    pct = lambda q: times[min(len(times) - 1, int(q * len(times)))] * 1000
+    print(f"{name:6} {mode:4} meanwhile {len(times)} requests on {fresh} fresh connections: p50 {pct(0.5):.3f} ms, p99 {pct(0.99):.3f} ms, max {times[-1] * 1000:.3f} ms")
 for s in socks:
     s.close()
 PY

@@ -3,11 +3,14 @@
 # N connections each send one GET for a 1 KiB file, read the answer, then
 # idle; the server's resident memory is read WAIT seconds later (bext gives
 # an idle connection's buffers back 3 s after its last answer and its pages
-# to the system every 5 s, see vendor/hyper/BEXT-PATCH.md). HTTP/1.1 and
-# HTTP/2 without TLS (h2c, prior knowledge).
+# to the system every 5 s, see vendor/hyper/BEXT-PATCH.md and
+# vendor/h2/BEXT-PATCH.md). HTTP/1.1 and HTTP/2 without TLS (h2c, prior
+# knowledge). While the N connections still idle, FRESH new connections
+# (default 4) send REQS requests each (default 100), one at a time: the
+# p50/p99/worst time to a full answer is printed.
 #
 #   bench/idle.sh                       # N=5000 WAIT=10
-#   N=9000 WAIT=10 BEXT=/path/to/bext bench/idle.sh
+#   N=9000 WAIT=10 BEXT=/path/to/bext bench/idle.sh   # this machine's fd limit
 #
 # Needs nginx and python3. Loopback only.
 source "$(dirname "$0")/common.sh"

@@ -8,6 +8,9 @@
 #   bench/instructions.sh                        # this checkout
 #   BASELINE=/path/to/older/bext bench/instructions.sh
 #                                                # both, and new/old
+#   PROTOCOL=h2c bench/instructions.sh           # HTTP/2 (prior knowledge)
+#                                                # with h2load, one stream
+#                                                # at a time
 #
 # Builds `--profile profiling` (release code with line tables) so that
 # `callgrind_annotate --inclusive=yes bench/out/instructions/<name>/cg.out.1`
@@ -40,9 +43,20 @@ default_app = "site"
 [apps.site]
 source = "www"
 TOML
-  callgrind_per_request "$dir/cg.out" "http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter" \
-    "$bin" serve --config "$dir/platform.toml"
+  CG_URL="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
+  if [ "${PROTOCOL:-h1}" = h2c ]; then
+    callgrind_count "$dir/cg.out" cg_curl_ready cg_h2load_one_stream "$bin" serve --config "$dir/platform.toml"
+  else
+    callgrind_per_request "$dir/cg.out" "$CG_URL" "$bin" serve --config "$dir/platform.toml"
+  fi
 }
+
+cg_h2load_one_stream() { # seconds -> requests done, over one h2c connection
+  h2load -c1 -m1 -D"$1" "${H2LOAD_ARGS[@]}" "$CG_URL" | awk '/^requests:/ {print $8}'
+}
+H2LOAD_ARGS=()
+for ((i = 0; i < ${#WRK_ARGS[@]}; i += 2)); do H2LOAD_ARGS+=(-H "${WRK_ARGS[i + 1]}"); done
+[ "${PROTOCOL:-h1}" = h2c ] && need h2load
 
 new=$(count new "$BEXT" 18481)
 echo "instructions per request: $new ($BEXT)"

@@ -508,6 +508,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
             "max_connections lowered to what the file-descriptor limit allows"
         );
     }
+    crate::server::memory::no_huge_pages();
     let mut threads = Vec::new();
     for (i, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
         let (kernel, stop, tracker, caps) = (kernel.clone(), stop_rx.clone(), tracker.clone(), caps.clone());

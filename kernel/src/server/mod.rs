@@ -211,8 +211,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 }
 
 /// How long after its last response a keep-alive connection's task is
-/// woken once more, so that hyper (patched, see vendor/hyper/BEXT-PATCH.md)
-/// sees it idle and gives back its read and write buffers.
+/// woken once more, so that hyper for HTTP/1.1 and h2 for HTTP/2 (both
+/// patched, see vendor/hyper/BEXT-PATCH.md and vendor/h2/BEXT-PATCH.md) see
+/// it idle and give back its read and write buffers.
 const IDLE_WAKE: Duration = Duration::from_secs(3);
 
 /// Tracks live connections so shutdown can wait for them.

@@ -24,6 +24,7 @@ mod js_apps;
 mod js_plugins;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod plugins;
 mod process;
 mod proxy;

@@ -118,6 +118,31 @@ pub struct PlatformSection {
     /// their certificates from, and on-demand issuance; unset: no ACME.
     #[serde(default)]
     pub acme: Option<bext_acme::AcmeConfig>,
+    /// `[platform.metrics]`: what `/__bext/metrics` counts.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// `[platform.metrics]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Count requests per app (on by default; off only to measure what
+    /// counting costs). `/__bext/metrics` answers either way.
+    pub enabled: bool,
+    /// Tenants (as a wildcard host or a tenant's own domain names them)
+    /// whose requests are also counted by tenant: an allow-list, so the
+    /// number of series stays what the operator chose.
+    pub tenants: Vec<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            tenants: Vec::new(),
+        }
+    }
 }
 
 /// One `admin_hosts` entry as requests' hosts are compared with it (see
@@ -166,6 +191,7 @@ impl Default for PlatformSection {
             underscores_in_headers: false,
             admin_token_env: default_admin_token_env(),
             acme: None,
+            metrics: MetricsSettings::default(),
         }
     }
 }

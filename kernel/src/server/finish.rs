@@ -1,5 +1,6 @@
-//! The response body hyper writes, which runs `on_complete` and the access
-//! log once the last byte is handed over (or the client goes away).
+//! The response body hyper writes, which runs `on_complete`, the access
+//! log and the request's metrics once the last byte is handed over (or the
+//! client goes away).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,6 +11,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
+use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
 
 /// What is needed after the response: who to tell, and what to log.
@@ -20,6 +22,7 @@ pub struct Finish {
     access_log: bool,
     method: Method,
     path: Box<str>,
+    record: Record,
 }
 
 impl Finish {
@@ -35,22 +38,28 @@ impl Finish {
                 Box::default()
             },
             method: parts.method.clone(),
+            record: Record::default(),
         }
     }
 
-    /// Wraps the response so that `after` (and the access log) run once it
-    /// is written.
-    pub fn done(self, res: Response, after: AfterResponse, cx: Ctx) -> http::Response<ResponseBody> {
+    /// Wraps the response so that `after` (and the access log and
+    /// `record`'s counters) run once it is written.
+    pub fn done(self, res: Response, after: AfterResponse, record: Record, cx: Ctx) -> http::Response<ResponseBody> {
         let status = res.status();
         let (parts, body) = res.into_parts();
         let end = if self.access_log || !after.is_empty() {
-            let finish = Finish { after, ..self };
+            let finish = Finish { after, record, ..self };
             End::Tell(Box::new(State { finish, status, cx }))
         } else {
             // Nobody to tell: the context goes now, and the end only
-            // marks the request done (no box, no clock read).
+            // counts the request and marks it done (no box; no clock read
+            // when metrics are off).
             End::Quiet {
                 head: self.method == Method::HEAD,
+                method: method_index(&self.method),
+                status: status.as_u16(),
+                received_at: cx.received_at,
+                record,
                 _in_flight: self.in_flight,
             }
         };
@@ -76,6 +85,8 @@ impl State {
         let State { finish: f, status, cx } = self;
         // From the request's arrival, as plugins see it (`cx.received_at`).
         let duration = cx.received_at.elapsed();
+        f.record
+            .finish(method_index(&f.method), status.as_u16(), duration, bytes);
         if f.access_log {
             tracing::info!(
                 target: "bext::access",
@@ -107,8 +118,17 @@ impl State {
 enum End {
     /// `on_complete` hooks or the access log run.
     Tell(Box<State>),
-    /// Only the connection learns the request is done (when this drops).
-    Quiet { _in_flight: InFlight, head: bool },
+    /// The request is counted, and the connection learns it is done
+    /// (when this drops).
+    Quiet {
+        _in_flight: InFlight,
+        head: bool,
+        method: u8,
+        status: u16,
+        received_at: std::time::Instant,
+        /// Taken once counted.
+        record: Record,
+    },
     /// Done already.
     Done,
 }
@@ -122,8 +142,24 @@ pub struct ResponseBody {
 
 impl ResponseBody {
     fn finish(&mut self, aborted: bool) {
-        if let End::Tell(state) = std::mem::replace(&mut self.end, End::Done) {
-            state.complete(self.bytes, aborted);
+        match &mut self.end {
+            End::Quiet {
+                method,
+                status,
+                received_at,
+                record,
+                ..
+            } => {
+                if !record.is_off() {
+                    std::mem::take(record).finish(*method, *status, received_at.elapsed(), self.bytes);
+                }
+            }
+            End::Tell(_) => {
+                if let End::Tell(state) = std::mem::replace(&mut self.end, End::Done) {
+                    state.complete(self.bytes, aborted);
+                }
+            }
+            End::Done => {}
         }
     }
 }
@@ -216,7 +252,7 @@ mod tests {
             .into(),
         )));
         let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
-        finish.done(Response::new(Body::from(body)), after, cx)
+        finish.done(Response::new(Body::from(body)), after, Record::default(), cx)
     }
 
     #[tokio::test]

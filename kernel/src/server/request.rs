@@ -35,7 +35,8 @@ pub async fn handle(
     let (mut parts, incoming) = req.into_parts();
     let finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
     let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
-        Ok(finish.done(plain(status, reason), AfterResponse::default(), cx))
+        let record = pipeline.record(None, None);
+        Ok(finish.done(plain(status, reason), AfterResponse::default(), record, cx))
     };
 
     cx.host = match request_host(parts.version, &parts.uri, &parts.headers) {
@@ -81,7 +82,8 @@ pub async fn handle(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/octet-stream"),
         );
-        return Ok(finish.done(res, AfterResponse::default(), cx));
+        let record = pipeline.record(None, None);
+        return Ok(finish.done(res, AfterResponse::default(), record, cx));
     }
 
     let declared = parts
@@ -110,5 +112,5 @@ pub async fn handle(
     let mut req = Request::from_parts(parts, body);
 
     let routed = route(&kernel, &pipeline, conn.admin, &mut req, &mut cx).await;
-    Ok(finish.done(routed.response, routed.after, cx))
+    Ok(finish.done(routed.response, routed.after, routed.record, cx))
 }

@@ -184,6 +184,40 @@ fn requests(samples: &[Sample], app: &str, class: &str, method: &str) -> Option<
     )
 }
 
+/// Every `bext_...` name the dashboard and the docs use that `which`
+/// selects is in the scrape `m`.
+fn documented_names_are_scraped(m: &[Sample], which: impl Fn(&str) -> bool) {
+    for doc in ["docs/grafana/bext.json", "docs/observability.md"] {
+        let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+        for name in metric_names(&text) {
+            if name.starts_with("bext_plugin_my_plugin_") || name == "bext_plugin_abi" || !which(&name) {
+                continue;
+            }
+            let scraped =
+                |s: &Sample| [name.clone(), format!("{name}_total"), format!("{name}_count")].contains(&s.name);
+            assert!(m.iter().any(scraped), "{doc} names {name}, which is not scraped");
+        }
+    }
+}
+
+/// Every `bext_...` name in a document.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("bext_") {
+        if text[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if !name.ends_with('_') {
+            names.insert(name);
+        }
+    }
+    names
+}
+
 /// The WAF's blocks of a family, whatever rule of it fired.
 fn waf_blocks(samples: &[Sample], family: &str) -> f64 {
     samples
@@ -299,6 +333,20 @@ async fn known_traffic_is_counted_exactly_and_survives_reloads() {
         Some(1.0)
     );
 
+    // The dashboard and the docs name only metrics that exist (process
+    // apps' need a process app, which this platform has not; the other
+    // plugins' are checked below).
+    documented_names_are_scraped(&m, |name| {
+        ![
+            "bext_process_",
+            "bext_plugin_gateway_",
+            "bext_plugin_authn_",
+            "bext_plugin_isr_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+    });
+
     // A reload keeps the counts; a broken one is counted as an error.
     b.signal("HUP");
     let m = eventually(Duration::from_secs(10), || async {
@@ -329,6 +377,143 @@ async fn known_traffic_is_counted_exactly_and_survives_reloads() {
         "the old one serves"
     );
     assert_eq!(waf_blocks(&m, "sqli"), 1.0, "kept across reloads");
+}
+
+/// The gateway's, authn's and isr's decisions, published through
+/// `Host::metrics`, each at its decision point.
+#[tokio::test]
+async fn plugins_publish_rate_limit_refusals_authn_failures_and_cache_statuses() {
+    let s = Site::new();
+    s.write("www/index.html", PAGE);
+    s.write("locked/index.html", "secret");
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits:\n    - { name: tight, by: ip, rpm: 1, burst: 2, routes: [/limited/*] }\n",
+    );
+    s.write(
+        "manifests/isr.yaml",
+        "name: isr\nenabled: true\nconfig:\n  rules:\n    - { path: /cached/*, ttl: 60s }\n",
+    );
+    s.write(
+        "manifests/authn.yaml",
+        "name: authn\nenabled: false\nconfig:\n  api_keys:\n    query: api_key\n    keys:\n      - { name: job, hash: \"sha256:3b09f674e7b604c2fabeb5bc4527a4f2312db150ad58fd1472ac01943e91cabb\" }\n",
+    );
+    s.write("www/cached/page.html", "cache me");
+    s.write("www/limited/page.html", "limited");
+    let cfg = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+access_log = false
+manifests = "manifests"
+
+[apps.site]
+source = "www"
+domains = ["site.test"]
+
+[apps.locked]
+source = "locked"
+domains = ["locked.test"]
+[apps.locked.plugins.authn]
+enabled = true
+"#,
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+
+    // Every `x-cache` the client saw, to compare with isr's counts.
+    let mut seen: BTreeMap<String, f64> = BTreeMap::new();
+    let mut saw = |r: &Reply| {
+        if let Some(x) = r.header("x-cache") {
+            *seen.entry(x.to_owned()).or_default() += 1.0;
+        }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = get(b.addr, "site.test", "/limited/page.html").await;
+        saw(&r);
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [200, 200, 429, 429], "burst 2");
+    let mut caches = Vec::new();
+    for _ in 0..3 {
+        let r = get(b.addr, "site.test", "/cached/page.html").await;
+        saw(&r);
+        caches.push(r.header("x-cache").map(str::to_owned));
+    }
+    assert_eq!(caches, [Some("MISS".into()), Some("HIT".into()), Some("HIT".into())]);
+    let bypass = send(
+        b.addr,
+        request("POST", "/index.html", &[("host", "site.test")], "a body"),
+    )
+    .await;
+    saw(&bypass);
+    assert_eq!(bypass.header("x-cache"), Some("BYPASS"), "a request with a body");
+    for _ in 0..2 {
+        assert_eq!(get(b.addr, "locked.test", "/").await.status, 401);
+    }
+
+    let m = scrape(b.addr).await;
+    assert_eq!(
+        value(&m, "bext_plugin_gateway_rejections_total", &[("limit", "tight")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&m, "bext_plugin_authn_failures_total", &[("reason", "no_credentials")]),
+        Some(2.0)
+    );
+    let counted: BTreeMap<String, f64> = m
+        .iter()
+        .filter(|s| s.name == "bext_plugin_isr_responses_total")
+        .map(|s| (s.labels["status"].clone(), s.value))
+        .collect();
+    assert_eq!(counted, seen, "isr counts what it told the client");
+    assert_eq!(seen.get("HIT"), Some(&2.0));
+    assert_eq!(requests(&m, "locked", "4xx", "GET"), Some(2.0));
+    assert_eq!(requests(&m, "site", "4xx", "GET"), Some(2.0), "the two 429s");
+    documented_names_are_scraped(&m, |name| {
+        ["bext_plugin_gateway_", "bext_plugin_authn_", "bext_plugin_isr_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    });
+}
+
+/// A process app's state and instances, read from its status when
+/// scraped.
+#[tokio::test]
+async fn process_apps_show_their_state_and_instances() {
+    let s = Site::new();
+    copy_example(&s, "apps/process-node", "web");
+    let cfg = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "web"
+domains = ["web.test"]
+command = "node server.js"
+instances = 2
+"#,
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    eventually(Duration::from_secs(20), || async {
+        (get(b.addr, "web.test", "/hello").await.status == 200).then_some(())
+    })
+    .await;
+    let m = scrape(b.addr).await;
+    for state in ["running", "starting", "crash-loop", "stopped"] {
+        let want = if state == "running" { 1.0 } else { 0.0 };
+        let got = value(&m, "bext_process_app_state", &[("app", "web"), ("state", state)]);
+        assert_eq!(got, Some(want), "{state}");
+    }
+    for instance in ["0", "1"] {
+        let labels = [("app", "web"), ("instance", instance)];
+        assert_eq!(value(&m, "bext_process_instance_ready", &labels), Some(1.0));
+        assert_eq!(value(&m, "bext_process_instance_starts_total", &labels), Some(1.0));
+    }
+    assert_eq!(requests(&m, "web", "2xx", "GET"), Some(1.0));
+    documented_names_are_scraped(&m, |name| name.starts_with("bext_process_"));
 }
 
 /// Every other spelling of the endpoint, and the right one without the

@@ -334,11 +334,12 @@ async fn known_traffic_is_counted_exactly_and_survives_reloads() {
     );
 
     // The dashboard and the docs name only metrics that exist (process
-    // apps' need a process app, which this platform has not; the other
-    // plugins' are checked below).
+    // apps' need a process app and certificates a TLS app, which this
+    // platform has not; they and the other plugins' are checked below).
     documented_names_are_scraped(&m, |name| {
         ![
             "bext_process_",
+            "bext_certificate_",
             "bext_plugin_gateway_",
             "bext_plugin_authn_",
             "bext_plugin_isr_",
@@ -514,6 +515,38 @@ instances = 2
     }
     assert_eq!(requests(&m, "web", "2xx", "GET"), Some(1.0));
     documented_names_are_scraped(&m, |name| name.starts_with("bext_process_"));
+}
+
+/// The expiry of each certificate bext serves, by the name it serves.
+#[tokio::test]
+async fn certificates_show_when_they_expire() {
+    let s = Site::new();
+    s.write("dev/index.html", "dev");
+    let cfg = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+listen_tls = "127.0.0.1:0"
+
+[apps.dev]
+source = "dev"
+domains = ["dev.test", "*.dev.test"]
+tls = "self-signed"
+"#,
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let dir = s.path(".bext/tls/self-signed");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (_, info) = bext_tls::load_pair(&dir.join("dev.crt"), &dir.join("dev.key"), now).unwrap();
+    let m = scrape(b.addr).await;
+    for name in ["dev.test", "*.dev.test"] {
+        let got = value(&m, "bext_certificate_expiry_timestamp_seconds", &[("name", name)]);
+        assert_eq!(got, Some(info.not_after as f64), "{name}");
+    }
+    documented_names_are_scraped(&m, |name| name.starts_with("bext_certificate_"));
 }
 
 /// Every other spelling of the endpoint, and the right one without the

@@ -140,9 +140,40 @@ impl prometheus_client::collector::Collector for Scrape {
             )?;
         }
 
+        certificates(pipeline, &mut encoder)?;
         process_apps(pipeline, &mut encoder)?;
         metrics.plugins.encode(&mut encoder)
     }
+}
+
+/// When each certificate of the pipeline (from files, or self-signed)
+/// expires, by the name it is served for: names from the platform file,
+/// so bounded. Certificates the ACME service issued are not here yet.
+fn certificates(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    let mut expiries: Vec<(String, i64)> = pipeline
+        .tls
+        .certs
+        .served()
+        .filter_map(|(name, key)| {
+            let der = key.cert.first()?;
+            let info = bext_tls::CertInfo::parse(std::path::Path::new(&name), der).ok()?;
+            Some((name, info.not_after))
+        })
+        .collect();
+    if expiries.is_empty() {
+        return Ok(());
+    }
+    expiries.sort();
+    let mut m = encoder.encode_descriptor(
+        "bext_certificate_expiry_timestamp_seconds",
+        "When the certificate served for a name expires (Unix seconds).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (name, not_after) in &expiries {
+        m.encode_family(&[("name", name.as_str())])?.encode_gauge(not_after)?;
+    }
+    Ok(())
 }
 
 /// Process apps' state (one series per state, 1 for the current one),

@@ -1,7 +1,7 @@
 //! Prometheus metrics: what requests update on their way ([`AppCounters`],
 //! relaxed atomics per app), what the kernel counts elsewhere (reloads),
 //! and `/__bext/metrics`, which reads everything else (connections, process
-//! apps, plugins' own metrics) when scraped. See docs/observability.md.
+//! apps, certificates, plugins' own metrics) when scraped. See docs/observability.md.
 //!
 //! Label values are bounded: app ids come from the platform file (a
 //! canary `shop@v2` or a preview `shop~pr-1` counts as `shop`), methods

@@ -254,6 +254,23 @@ async fn known_traffic_is_counted_exactly_and_survives_reloads() {
         assert_eq!(r.status, 200);
         site_bytes += r.body.len();
     }
+    // The WAF reads a body to inspect it: what is read is counted.
+    let form = "name=metrics&value=12345";
+    let post = send(
+        b.addr,
+        request(
+            "POST",
+            "/index.html",
+            &[
+                ("host", "site.test"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form,
+        ),
+    )
+    .await;
+    site_bytes += post.body.len();
+    let post_class = format!("{}xx", post.status / 100);
     let brew = send(b.addr, request("BREW", "/index.html", &[("host", "site.test")], "")).await;
     let brew_class = format!("{}xx", brew.status / 100);
 
@@ -286,19 +303,25 @@ async fn known_traffic_is_counted_exactly_and_survives_reloads() {
             .any(|s| s.labels.values().any(|v| v.contains("tenant.test") || v.contains('/'))),
         "no host or path in a label"
     );
+    assert_eq!(requests(&m, "site", &post_class, "POST"), Some(1.0));
     assert_eq!(
         value(&m, "bext_response_bytes_total", &[("app", "site")]),
         Some(site_bytes as f64)
     );
+    assert_eq!(
+        value(&m, "bext_request_bytes_total", &[("app", "site")]),
+        Some(form.len() as f64),
+        "the WAF read the form to inspect it"
+    );
     let count = value(&m, "bext_request_duration_seconds_count", &[("app", "site")]);
-    assert_eq!(count, Some(10.0));
+    assert_eq!(count, Some(11.0));
     assert_eq!(
         value(
             &m,
             "bext_request_duration_seconds_bucket",
             &[("app", "site"), ("le", "+Inf")]
         ),
-        Some(10.0)
+        Some(11.0)
     );
     let buckets: Vec<f64> = m
         .iter()
@@ -502,7 +525,13 @@ instances = 2
         (get(b.addr, "web.test", "/hello").await.status == 200).then_some(())
     })
     .await;
-    let m = scrape(b.addr).await;
+    // Serving once one instance is ready; both in a moment.
+    let ready = |m: &[Sample], i: &str| value(m, "bext_process_instance_ready", &[("app", "web"), ("instance", i)]);
+    let m = eventually(Duration::from_secs(20), || async {
+        let m = scrape(b.addr).await;
+        (ready(&m, "0") == Some(1.0) && ready(&m, "1") == Some(1.0)).then_some(m)
+    })
+    .await;
     for state in ["running", "starting", "crash-loop", "stopped"] {
         let want = if state == "running" { 1.0 } else { 0.0 };
         let got = value(&m, "bext_process_app_state", &[("app", "web"), ("state", state)]);
@@ -510,7 +539,6 @@ instances = 2
     }
     for instance in ["0", "1"] {
         let labels = [("app", "web"), ("instance", instance)];
-        assert_eq!(value(&m, "bext_process_instance_ready", &labels), Some(1.0));
         assert_eq!(value(&m, "bext_process_instance_starts_total", &labels), Some(1.0));
     }
     assert_eq!(requests(&m, "web", "2xx", "GET"), Some(1.0));

@@ -65,6 +65,8 @@ pub struct AppCounters {
     duration_us: AtomicU64,
     /// Response body bytes written.
     response_bytes: AtomicU64,
+    /// Request body bytes read (by the app or a plugin).
+    request_bytes: AtomicU64,
 }
 
 impl AppCounters {
@@ -80,6 +82,16 @@ impl AppCounters {
         if response_bytes > 0 {
             self.response_bytes.fetch_add(response_bytes, Ordering::Relaxed);
         }
+    }
+
+    /// Counts request body bytes read.
+    pub fn read(&self, bytes: u64) {
+        self.request_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Request body bytes read.
+    pub fn request_bytes(&self) -> u64 {
+        self.request_bytes.load(Ordering::Relaxed)
     }
 
     /// Requests of a status class (`0` = 1xx) and method index.

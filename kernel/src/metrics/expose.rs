@@ -89,6 +89,15 @@ impl prometheus_client::collector::Collector for Scrape {
         for (app, c) in &apps {
             counter(&mut m.encode_family(&[("app", &**app)])?, c.response_bytes())?;
         }
+        let mut m = encoder.encode_descriptor(
+            "bext_request_bytes",
+            "Request body bytes read (by the app or a plugin), by app.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (app, c) in &apps {
+            counter(&mut m.encode_family(&[("app", &**app)])?, c.request_bytes())?;
+        }
 
         let tenants: Vec<_> = {
             let t = metrics.tenants.lock().unwrap_or_else(|e| e.into_inner());

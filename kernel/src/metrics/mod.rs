@@ -99,9 +99,12 @@ pub struct Record {
 
 impl Record {
     /// Counts a finished response.
-    pub fn finish(&self, method: u8, status: u16, duration: std::time::Duration, bytes: u64) {
+    pub fn finish(&self, method: u8, status: u16, duration: std::time::Duration, bytes: u64, read: u64) {
         if let Some(app) = &self.app {
             app.record(method, status, duration, bytes);
+            if read > 0 {
+                app.read(read);
+            }
         }
         if let Some(tenant) = &self.tenant {
             tenant.record(status);

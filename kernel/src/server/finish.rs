@@ -3,6 +3,8 @@
 //! client goes away).
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bext_plugin_abi::{Body, Completion, Ctx, Response};
@@ -23,6 +25,8 @@ pub struct Finish {
     method: Method,
     path: Box<str>,
     record: Record,
+    /// The request body's bytes read, when it has one and metrics count.
+    read: Option<Arc<AtomicU64>>,
 }
 
 impl Finish {
@@ -39,7 +43,14 @@ impl Finish {
             },
             method: parts.method.clone(),
             record: Record::default(),
+            read: None,
         }
+    }
+
+    /// Where the request body's reader adds the bytes it read, counted
+    /// for the app when the response ends.
+    pub fn count_body(&mut self) -> Arc<AtomicU64> {
+        self.read.get_or_insert_with(Arc::default).clone()
     }
 
     /// Wraps the response so that `after` (and the access log and
@@ -60,6 +71,7 @@ impl Finish {
                 status: status.as_u16(),
                 received_at: cx.received_at,
                 record,
+                read: self.read,
                 _in_flight: self.in_flight,
             }
         };
@@ -85,8 +97,9 @@ impl State {
         let State { finish: f, status, cx } = self;
         // From the request's arrival, as plugins see it (`cx.received_at`).
         let duration = cx.received_at.elapsed();
+        let read = f.read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
         f.record
-            .finish(method_index(&f.method), status.as_u16(), duration, bytes);
+            .finish(method_index(&f.method), status.as_u16(), duration, bytes, read);
         if f.access_log {
             tracing::info!(
                 target: "bext::access",
@@ -128,6 +141,7 @@ enum End {
         received_at: std::time::Instant,
         /// Taken once counted.
         record: Record,
+        read: Option<Arc<AtomicU64>>,
     },
     /// Done already.
     Done,
@@ -148,10 +162,12 @@ impl ResponseBody {
                 status,
                 received_at,
                 record,
+                read,
                 ..
             } => {
                 if !record.is_off() {
-                    std::mem::take(record).finish(*method, *status, received_at.elapsed(), self.bytes);
+                    let read = read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
+                    std::mem::take(record).finish(*method, *status, received_at.elapsed(), self.bytes, read);
                 }
             }
             End::Tell(_) => {

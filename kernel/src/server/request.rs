@@ -33,7 +33,7 @@ pub async fn handle(
         cx.ext.insert(crate::apps::OverTls);
     }
     let (mut parts, incoming) = req.into_parts();
-    let finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
+    let mut finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
     let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
         let record = pipeline.record(None, None);
         Ok(finish.done(plain(status, reason), AfterResponse::default(), record, cx))
@@ -102,12 +102,17 @@ pub async fn handle(
     let body = if incoming.is_end_stream() {
         Body::empty()
     } else {
-        Body::stream(LimitedBody::new(
+        let limited = LimitedBody::new(
             incoming,
             limits.max_body_bytes,
             limits.body_read_timeout,
             limits.body_total_timeout,
-        ))
+        );
+        if settings.metrics.enabled {
+            Body::stream(limited.counting(finish.count_body()))
+        } else {
+            Body::stream(limited)
+        }
     };
     let mut req = Request::from_parts(parts, body);
 

@@ -282,6 +282,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_response_is_counted_once_with_its_bytes_whichever_way_it_ends() {
+        let counters = Arc::new(crate::metrics::AppCounters::default());
+        let quiet = |method: &str, body: &'static str| {
+            let conn = Arc::new(ConnInfo::for_tests());
+            let req = http::Request::builder().method(method).body(()).unwrap();
+            let finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &req.into_parts().0);
+            let record = Record {
+                app: Some(counters.clone()),
+                tenant: None,
+            };
+            let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
+            finish.done(Response::new(Body::from(body)), AfterResponse::default(), record, cx)
+        };
+        // Written to the end, then dropped: once.
+        let body = quiet("GET", "hello").into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        // A HEAD answer is never polled: counted when dropped.
+        drop(quiet("HEAD", ""));
+        // Abandoned by the client: counted, with what was written (nothing).
+        drop(quiet("POST", "never sent"));
+        assert_eq!(counters.requests(1, 0), 1, "GET 2xx");
+        assert_eq!(counters.requests(1, 1), 1, "HEAD 2xx");
+        assert_eq!(counters.requests(1, 2), 1, "POST 2xx");
+        assert_eq!(counters.response_bytes(), 5);
+        assert_eq!(counters.durations().1, 3);
+    }
+
+    #[tokio::test]
     async fn an_abandoned_body_completes_as_aborted() {
         let recorder = Arc::new(Recorder::default());
         drop(response(&recorder, "never sent"));

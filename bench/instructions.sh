@@ -11,6 +11,9 @@
 #   PROTOCOL=h2c bench/instructions.sh           # HTTP/2 (prior knowledge)
 #                                                # with h2load, one stream
 #                                                # at a time
+#   METRICS_OFF=1 bench/instructions.sh          # also with [platform.metrics]
+#                                                # enabled = false: what
+#                                                # counting costs, same binary
 #
 # Builds `--profile profiling` (release code with line tables) so that
 # `callgrind_annotate --inclusive=yes bench/out/instructions/<name>/cg.out.1`
@@ -25,8 +28,8 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 
 WRK_ARGS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer abc.def.ghi")
 
-count() { # name binary port -> prints instructions per request
-  local dir="$OUT/$1" bin=$2 port=$3
+count() { # name binary port [platform tables] -> prints instructions per request
+  local dir="$OUT/$1" bin=$2 port=$3 tables=${4:-}
   mkdir -p "$dir/www" "$dir/manifests"
   head -c 1024 /dev/zero | tr '\0' 'x' > "$dir/www/index.html"
   # vhosts on (as by default), the rest off: the kernel's own cost.
@@ -40,6 +43,7 @@ watch = false
 workers = 1
 manifests = "manifests"
 default_app = "site"
+$tables
 [apps.site]
 source = "www"
 TOML
@@ -60,6 +64,11 @@ for ((i = 0; i < ${#WRK_ARGS[@]}; i += 2)); do H2LOAD_ARGS+=(-H "${WRK_ARGS[i + 
 
 new=$(count new "$BEXT" 18481)
 echo "instructions per request: $new ($BEXT)"
+if [ -n "${METRICS_OFF:-}" ]; then
+  off=$(count metrics-off "$BEXT" 18483 $'[platform.metrics]\nenabled = false')
+  echo "instructions per request: $off (metrics off)"
+  python3 -c "print(f'metrics on/off instructions: {$new/$off:.4f}')"
+fi
 if [ -n "${BASELINE:-}" ]; then
   old=$(count old "$BASELINE" 18482)
   echo "instructions per request: $old ($BASELINE)"

@@ -10,6 +10,7 @@ pub mod apps;
 pub mod cli;
 pub mod config;
 mod loader;
+pub mod metrics;
 pub mod pipeline;
 pub mod server;
 

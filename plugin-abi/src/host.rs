@@ -53,6 +53,7 @@ pub struct Host {
     services: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     shared: Arc<SharedPool>,
     fleet: Option<Arc<dyn Fleet>>,
+    metrics: Arc<crate::MetricsRegistry>,
 }
 
 /// Whom a request a plugin makes itself is for: the app, and what the
@@ -109,6 +110,7 @@ impl Host {
             services: Vec::new(),
             shared: Arc::default(),
             fleet: None,
+            metrics: Arc::default(),
         }
     }
 
@@ -128,6 +130,20 @@ impl Host {
     /// `UsagePool`). Start `key` with the plugin's name (`"waf:audit"`).
     pub fn shared<T: Send + Sync + 'static>(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
         self.shared.get_or_make(key, make)
+    }
+
+    /// Lends plugins the kernel's metrics registry ([`Host::metrics`]),
+    /// the one `/__bext/metrics` shows; a new host has a registry of its own.
+    pub fn with_metrics(mut self, registry: Arc<crate::MetricsRegistry>) -> Self {
+        self.metrics = registry;
+        self
+    }
+
+    /// Where plugin `plugin` (its manifest name) publishes metrics: every
+    /// name gets the prefix `bext_plugin_<plugin>_`, and shows on
+    /// `/__bext/metrics`.
+    pub fn metrics(&self, plugin: &str) -> crate::PluginMetrics {
+        self.metrics.for_plugin(plugin)
     }
 
     /// Lends plugins the store an edge fleet shares ([`Host::fleet`]).

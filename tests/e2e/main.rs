@@ -25,6 +25,7 @@ mod js_fetch;
 mod js_plugins;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod plugins;
 mod process;
 mod proxy;

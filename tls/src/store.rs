@@ -56,6 +56,14 @@ impl CertStore {
             .cloned()
     }
 
+    /// Every pattern served (`shop.test`, `*.shop.test`) with its
+    /// certificate, in no order: what `/__bext/metrics` reports expiry for.
+    pub fn served(&self) -> impl Iterator<Item = (String, &Arc<CertifiedKey>)> {
+        let exact = self.exact.iter().map(|(name, key)| (name.to_string(), key));
+        let wildcard = self.wildcard.iter().map(|(suffix, key)| (format!("*.{suffix}"), key));
+        exact.chain(wildcard)
+    }
+
     /// How many patterns are served.
     pub fn len(&self) -> usize {
         self.exact.len() + self.wildcard.len()

@@ -500,6 +500,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tracker = Tracker::default();
+    kernel.pipeline.load().metrics.watch_connections(tracker.clone());
     let caps = ConnectionLimits::new(kernel.limits.max_connections, kernel.limits.max_connections_per_ip);
     if caps.max_total() < kernel.limits.max_connections {
         tracing::warn!(

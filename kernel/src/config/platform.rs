@@ -118,6 +118,31 @@ pub struct PlatformSection {
     /// their certificates from, and on-demand issuance; unset: no ACME.
     #[serde(default)]
     pub acme: Option<bext_acme::AcmeConfig>,
+    /// `[platform.metrics]`: what `/__bext/metrics` counts.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// `[platform.metrics]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Count requests per app (on by default; off only to measure what
+    /// counting costs). `/__bext/metrics` answers either way.
+    pub enabled: bool,
+    /// Tenants (as a wildcard host or a tenant's own domain names them)
+    /// whose requests are also counted by tenant: an allow-list, so the
+    /// number of series stays what the operator chose.
+    pub tenants: Vec<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            tenants: Vec::new(),
+        }
+    }
 }
 
 /// One `admin_hosts` entry as requests' hosts are compared with it (see
@@ -166,6 +191,7 @@ impl Default for PlatformSection {
             underscores_in_headers: false,
             admin_token_env: default_admin_token_env(),
             acme: None,
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -806,6 +832,27 @@ impl Platform {
                 errors.push(Diagnostic::new(&name, format!("platform.acme.{k}"), reason));
             });
         }
+        for (i, tenant) in f.platform.metrics.tenants.iter().enumerate() {
+            let problem = if tenant.is_empty() {
+                Some("an empty tenant name")
+            } else if tenant
+                .chars()
+                .any(|c| c.is_uppercase() || c.is_whitespace() || c == '.')
+            {
+                Some("a tenant as vhosts names it: lower case, no spaces or dots (`acme` of `acme.shop.test`)")
+            } else if f.platform.metrics.tenants[..i].contains(tenant) {
+                Some("listed twice")
+            } else {
+                None
+            };
+            if let Some(reason) = problem {
+                errors.push(Diagnostic::new(
+                    &name,
+                    format!("platform.metrics.tenants[{i}]"),
+                    format!("`{tenant}`: {reason}"),
+                ));
+            }
+        }
         if let Some(hosts) = &mut f.platform.admin_hosts {
             for (i, host) in hosts.iter_mut().enumerate() {
                 match admin_host(host) {
@@ -1422,6 +1469,37 @@ mod tests {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
         assert!(!text.contains("admin_hosts[0]"), "{text}");
+    }
+
+    #[test]
+    fn metrics_tenants_are_checked_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f: PlatformFile = toml::from_str(
+            "[platform.metrics]
+tenants = ['acme', 'Globex', '', 'acme', 'a.b']
+",
+        )
+        .unwrap();
+        let (p, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());
+        let text = e.to_string();
+        for want in [
+            "platform.metrics.tenants[1]: `Globex`: a tenant as vhosts names it",
+            "platform.metrics.tenants[2]: ``: an empty tenant name",
+            "platform.metrics.tenants[3]: `acme`: listed twice",
+            "platform.metrics.tenants[4]: `a.b`",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        assert!(!text.contains("tenants[0]"), "{text}");
+        assert!(p.settings.metrics.enabled, "on unless switched off");
+        assert!(
+            toml::from_str::<PlatformFile>(
+                "[platform.metrics]
+tennants = []
+"
+            )
+            .is_err()
+        );
     }
 
     #[test]

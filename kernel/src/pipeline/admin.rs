@@ -10,6 +10,8 @@
 //! `/__bext/health`, token or not, and the 404 of an unknown path on admin
 //! routes. A process app's logs (`/__bext/api/platform/apps/<id>/logs`)
 //! are the kernel's, behind the admin token wherever they are asked for.
+//! So is `/__bext/metrics` on the public listener (Prometheus' text format;
+//! on `admin_listen` without a token, like the health details).
 
 use std::sync::Arc;
 
@@ -70,11 +72,31 @@ pub fn respond(
 ) -> Option<Response> {
     match path {
         "/health" => Some(health_answer(kernel, pipeline, req, cx, access)),
+        "/metrics" => (access != Access::Tenant).then(|| metrics_answer(pipeline, req, cx, access)),
         _ => {
             let id = path.strip_prefix("/api/platform/apps/")?.strip_suffix("/logs")?;
             (access != Access::Tenant && !id.contains('/')).then(|| logs_answer(pipeline, id, req, cx))
         }
     }
+}
+
+/// `GET /__bext/metrics`: every metric in Prometheus' text format, on
+/// `admin_listen`, or on an admin host behind the admin token.
+fn metrics_answer(pipeline: &Arc<Pipeline>, req: &Request, cx: &Ctx, access: Access) -> Response {
+    if access == Access::Host {
+        let token = std::env::var(&pipeline.platform.settings.admin_token_env).ok();
+        if let Some(refused) = refuse_unless_admin(req, cx, token.as_deref()) {
+            return refused;
+        }
+    }
+    let mut res = Response::new(crate::metrics::render(pipeline).into());
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    res.headers_mut()
+        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    res
 }
 
 /// Lines a logs request gets unless `?lines=N` asks for fewer (or more, up

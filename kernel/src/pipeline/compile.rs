@@ -121,6 +121,8 @@ pub fn compile(
 
     let files = previous.map_or_else(Default::default, |p| p.files.clone());
     let shared = previous.map_or_else(Default::default, |p| p.shared.clone());
+    let metrics: Arc<crate::metrics::Metrics> = previous.map_or_else(Default::default, |p| p.metrics.clone());
+    let metering = &platform.settings.metrics;
     let mut apps = rustc_hash::FxHashMap::default();
     for (id, cfg) in &platform.apps {
         let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
@@ -167,6 +169,7 @@ pub fn compile(
                 }
             },
         };
+        let counters = metering.enabled.then(|| metrics.app(id));
         let id: Arc<str> = id.as_str().into();
         apps.insert(
             id.clone(),
@@ -178,6 +181,7 @@ pub fn compile(
                     domains: cfg.domains.clone(),
                 },
                 chain,
+                counters,
             },
         );
     }
@@ -195,6 +199,11 @@ pub fn compile(
         .collect();
     owned_headers.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     owned_headers.dedup();
+    let metered_tenants = metering
+        .tenants
+        .iter()
+        .map(|t| (t.as_str().into(), metrics.tenant(t)))
+        .collect();
     errors.into_result((
         Pipeline {
             generation: previous.map_or(1, |p| p.generation + 1),
@@ -210,6 +219,8 @@ pub fn compile(
             files,
             shared,
             fleet: None,
+            metered_tenants,
+            metrics,
         },
         fresh,
     ))

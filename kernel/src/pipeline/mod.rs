@@ -75,6 +75,8 @@ pub struct AppEntry {
     pub app: App,
     /// The plugins that run for it.
     pub chain: Arc<Chain>,
+    /// Its request counters; `None` with `[platform.metrics] enabled = false`.
+    pub counters: Option<Arc<crate::metrics::AppCounters>>,
 }
 
 /// Key of a plugin instance: instances with the same name, base and
@@ -112,6 +114,37 @@ pub struct Pipeline {
     pub fleet: Option<Arc<bext_edge::Edge>>,
     /// Certificates by SNI and apps' https policies.
     pub tls: tls::Tls,
+    /// The process's metrics, handed on from pipeline to pipeline.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The counters of `[platform.metrics] tenants`, by tenant name.
+    pub metered_tenants: Box<[(Box<str>, Arc<crate::metrics::TenantCounters>)]>,
+}
+
+impl Pipeline {
+    /// What the end of a request served by the app with `counters`
+    /// (`None`: no app served it) for `tenant` updates; nothing when
+    /// metrics are off.
+    pub fn record(
+        &self,
+        counters: Option<Arc<crate::metrics::AppCounters>>,
+        tenant: Option<&str>,
+    ) -> crate::metrics::Record {
+        if !self.platform.settings.metrics.enabled {
+            return crate::metrics::Record::default();
+        }
+        let tenant = match tenant {
+            Some(t) if !self.metered_tenants.is_empty() => self
+                .metered_tenants
+                .iter()
+                .find(|(name, _)| &**name == t)
+                .map(|(_, c)| c.clone()),
+            _ => None,
+        };
+        crate::metrics::Record {
+            app: Some(counters.unwrap_or_else(|| self.metrics.unrouted().clone())),
+            tenant,
+        }
+    }
 }
 
 impl Pipeline {

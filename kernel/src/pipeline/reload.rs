@@ -104,6 +104,7 @@ async fn init(pipeline: &Pipeline, fresh: super::compile::Fresh, kernel: &Kernel
     })
     .with_app_service(app_service(pipeline))
     .with_shared_pool(pipeline.shared.clone())
+    .with_metrics(pipeline.metrics.plugins().clone())
     .with_service(Arc::new(reload_service(kernel.clone())));
     let host = match &pipeline.fleet {
         Some(edge) => host.with_fleet(edge.clone()),
@@ -188,7 +189,13 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
 pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
     let _one_at_a_time = kernel.reload_lock.lock().await;
     let old = kernel.pipeline.load_full();
-    let new = build(&kernel.source, Some(&old), &kernel.cell).await?;
+    let new = match build(&kernel.source, Some(&old), &kernel.cell).await {
+        Ok(new) => new,
+        Err(errors) => {
+            old.metrics.reloaded(false);
+            return Err(errors);
+        }
+    };
     let s = &new.platform.settings;
     let o = &old.platform.settings;
     if s.listen != o.listen || s.listen_tls != o.listen_tls || s.admin_listen != o.admin_listen || s.limits != o.limits
@@ -241,6 +248,7 @@ pub async fn reload(kernel: &Kernel) -> Result<u64, Diagnostics> {
         .map(|e| e.app.runtime.clone())
         .filter(|r| r.process().is_some() && !new.apps.values().any(|n| Arc::ptr_eq(&n.app.runtime, r)))
         .collect();
+    new.metrics.reloaded(true);
     kernel.pipeline.store(Arc::new(new));
     tokio::spawn(retire(old, retired, replaced));
     Ok(generation)

@@ -71,6 +71,8 @@ pub struct Routed {
     pub response: Response,
     /// The `on_complete` hooks owed for it.
     pub after: AfterResponse,
+    /// The counters its end updates.
+    pub record: crate::metrics::Record,
 }
 
 /// The `on_complete` hooks of the chain that handled a request, which the
@@ -115,8 +117,14 @@ pub async fn route(
     cx: &mut Ctx,
 ) -> Routed {
     let mut after = AfterResponse::default();
-    let response = dispatch(kernel, pipeline, on_admin_listener, req, cx, &mut after).await;
-    Routed { response, after }
+    let mut served = None;
+    let response = dispatch(kernel, pipeline, on_admin_listener, req, cx, &mut after, &mut served).await;
+    let record = pipeline.record(served, cx.tenant());
+    Routed {
+        response,
+        after,
+        record,
+    }
 }
 
 async fn dispatch(
@@ -126,6 +134,7 @@ async fn dispatch(
     req: &mut Request,
     cx: &mut Ctx,
     after: &mut AfterResponse,
+    served: &mut Option<Arc<crate::metrics::AppCounters>>,
 ) -> Response {
     if on_admin_listener {
         return admin_listener(kernel, pipeline, req, cx).await;
@@ -191,6 +200,7 @@ async fn dispatch(
         }
         Resolved::Answer(res) => return res,
     };
+    served.clone_from(&entry.counters);
     let https = pipeline.tls.https(&entry.app.id);
     // A tenant's own domain of the app (or of the app a canary copies):
     // redirected to itself, and pinned without its subdomains.

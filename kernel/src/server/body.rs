@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -23,6 +25,8 @@ pub struct LimitedBody<B> {
     /// Fires at the next chunk's timeout or the deadline, whichever is
     /// first: one timer for both.
     timer: Pin<Box<Sleep>>,
+    /// Bytes read so far, for the app's `bext_request_bytes_total`.
+    read: Option<Arc<AtomicU64>>,
 }
 
 impl<B> LimitedBody<B> {
@@ -38,7 +42,14 @@ impl<B> LimitedBody<B> {
             total,
             deadline,
             timer: Box::pin(tokio::time::sleep_until(deadline.min(Instant::now() + timeout))),
+            read: None,
         }
+    }
+
+    /// Adds every byte read to `read` (metrics).
+    pub fn counting(mut self, read: Arc<AtomicU64>) -> Self {
+        self.read = Some(read);
+        self
     }
 }
 
@@ -70,6 +81,9 @@ where
                         return Poll::Ready(Some(Err(BodyLimitError::TooLarge(this.max).into())));
                     }
                     this.remaining -= n;
+                    if let Some(read) = &this.read {
+                        read.fetch_add(n, Ordering::Relaxed);
+                    }
                 }
                 let next = (Instant::now() + this.timeout).min(this.deadline);
                 this.timer.as_mut().reset(next);

@@ -1,7 +1,10 @@
-//! The response body hyper writes, which runs `on_complete` and the access
-//! log once the last byte is handed over (or the client goes away).
+//! The response body hyper writes, which runs `on_complete`, the access
+//! log and the request's metrics once the last byte is handed over (or the
+//! client goes away).
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bext_plugin_abi::{Body, Completion, Ctx, Response};
@@ -10,6 +13,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
+use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
 
 /// What is needed after the response: who to tell, and what to log.
@@ -20,6 +24,9 @@ pub struct Finish {
     access_log: bool,
     method: Method,
     path: Box<str>,
+    record: Record,
+    /// The request body's bytes read, when it has one and metrics count.
+    read: Option<Arc<AtomicU64>>,
 }
 
 impl Finish {
@@ -35,22 +42,36 @@ impl Finish {
                 Box::default()
             },
             method: parts.method.clone(),
+            record: Record::default(),
+            read: None,
         }
     }
 
-    /// Wraps the response so that `after` (and the access log) run once it
-    /// is written.
-    pub fn done(self, res: Response, after: AfterResponse, cx: Ctx) -> http::Response<ResponseBody> {
+    /// Where the request body's reader adds the bytes it read, counted
+    /// for the app when the response ends.
+    pub fn count_body(&mut self) -> Arc<AtomicU64> {
+        self.read.get_or_insert_with(Arc::default).clone()
+    }
+
+    /// Wraps the response so that `after` (and the access log and
+    /// `record`'s counters) run once it is written.
+    pub fn done(self, res: Response, after: AfterResponse, record: Record, cx: Ctx) -> http::Response<ResponseBody> {
         let status = res.status();
         let (parts, body) = res.into_parts();
         let end = if self.access_log || !after.is_empty() {
-            let finish = Finish { after, ..self };
+            let finish = Finish { after, record, ..self };
             End::Tell(Box::new(State { finish, status, cx }))
         } else {
             // Nobody to tell: the context goes now, and the end only
-            // marks the request done (no box, no clock read).
+            // counts the request and marks it done (no box; no clock read
+            // when metrics are off).
             End::Quiet {
                 head: self.method == Method::HEAD,
+                method: method_index(&self.method),
+                status: status.as_u16(),
+                received_at: cx.received_at,
+                record,
+                read: self.read,
                 _in_flight: self.in_flight,
             }
         };
@@ -76,6 +97,9 @@ impl State {
         let State { finish: f, status, cx } = self;
         // From the request's arrival, as plugins see it (`cx.received_at`).
         let duration = cx.received_at.elapsed();
+        let read = f.read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
+        f.record
+            .finish(method_index(&f.method), status.as_u16(), duration, bytes, read);
         if f.access_log {
             tracing::info!(
                 target: "bext::access",
@@ -107,8 +131,18 @@ impl State {
 enum End {
     /// `on_complete` hooks or the access log run.
     Tell(Box<State>),
-    /// Only the connection learns the request is done (when this drops).
-    Quiet { _in_flight: InFlight, head: bool },
+    /// The request is counted, and the connection learns it is done
+    /// (when this drops).
+    Quiet {
+        _in_flight: InFlight,
+        head: bool,
+        method: u8,
+        status: u16,
+        received_at: std::time::Instant,
+        /// Taken once counted.
+        record: Record,
+        read: Option<Arc<AtomicU64>>,
+    },
     /// Done already.
     Done,
 }
@@ -122,8 +156,26 @@ pub struct ResponseBody {
 
 impl ResponseBody {
     fn finish(&mut self, aborted: bool) {
-        if let End::Tell(state) = std::mem::replace(&mut self.end, End::Done) {
-            state.complete(self.bytes, aborted);
+        match &mut self.end {
+            End::Quiet {
+                method,
+                status,
+                received_at,
+                record,
+                read,
+                ..
+            } => {
+                if !record.is_off() {
+                    let read = read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
+                    std::mem::take(record).finish(*method, *status, received_at.elapsed(), self.bytes, read);
+                }
+            }
+            End::Tell(_) => {
+                if let End::Tell(state) = std::mem::replace(&mut self.end, End::Done) {
+                    state.complete(self.bytes, aborted);
+                }
+            }
+            End::Done => {}
         }
     }
 }
@@ -216,7 +268,7 @@ mod tests {
             .into(),
         )));
         let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
-        finish.done(Response::new(Body::from(body)), after, cx)
+        finish.done(Response::new(Body::from(body)), after, Record::default(), cx)
     }
 
     #[tokio::test]
@@ -227,6 +279,34 @@ mod tests {
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"hello");
         assert_eq!(*recorder.0.lock().unwrap(), [(200, 5, false)]);
+    }
+
+    #[tokio::test]
+    async fn a_response_is_counted_once_with_its_bytes_whichever_way_it_ends() {
+        let counters = Arc::new(crate::metrics::AppCounters::default());
+        let quiet = |method: &str, body: &'static str| {
+            let conn = Arc::new(ConnInfo::for_tests());
+            let req = http::Request::builder().method(method).body(()).unwrap();
+            let finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &req.into_parts().0);
+            let record = Record {
+                app: Some(counters.clone()),
+                tenant: None,
+            };
+            let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
+            finish.done(Response::new(Body::from(body)), AfterResponse::default(), record, cx)
+        };
+        // Written to the end, then dropped: once.
+        let body = quiet("GET", "hello").into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        // A HEAD answer is never polled: counted when dropped.
+        drop(quiet("HEAD", ""));
+        // Abandoned by the client: counted, with what was written (nothing).
+        drop(quiet("POST", "never sent"));
+        assert_eq!(counters.requests(1, 0), 1, "GET 2xx");
+        assert_eq!(counters.requests(1, 1), 1, "HEAD 2xx");
+        assert_eq!(counters.requests(1, 2), 1, "POST 2xx");
+        assert_eq!(counters.response_bytes(), 5);
+        assert_eq!(counters.durations().1, 3);
     }
 
     #[tokio::test]

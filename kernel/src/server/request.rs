@@ -33,9 +33,10 @@ pub async fn handle(
         cx.ext.insert(crate::apps::OverTls);
     }
     let (mut parts, incoming) = req.into_parts();
-    let finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
+    let mut finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
     let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
-        Ok(finish.done(plain(status, reason), AfterResponse::default(), cx))
+        let record = pipeline.record(None, None);
+        Ok(finish.done(plain(status, reason), AfterResponse::default(), record, cx))
     };
 
     cx.host = match request_host(parts.version, &parts.uri, &parts.headers) {
@@ -81,7 +82,8 @@ pub async fn handle(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/octet-stream"),
         );
-        return Ok(finish.done(res, AfterResponse::default(), cx));
+        let record = pipeline.record(None, None);
+        return Ok(finish.done(res, AfterResponse::default(), record, cx));
     }
 
     let declared = parts
@@ -100,15 +102,20 @@ pub async fn handle(
     let body = if incoming.is_end_stream() {
         Body::empty()
     } else {
-        Body::stream(LimitedBody::new(
+        let limited = LimitedBody::new(
             incoming,
             limits.max_body_bytes,
             limits.body_read_timeout,
             limits.body_total_timeout,
-        ))
+        );
+        if settings.metrics.enabled {
+            Body::stream(limited.counting(finish.count_body()))
+        } else {
+            Body::stream(limited)
+        }
     };
     let mut req = Request::from_parts(parts, body);
 
     let routed = route(&kernel, &pipeline, conn.admin, &mut req, &mut cx).await;
-    Ok(finish.done(routed.response, routed.after, cx))
+    Ok(finish.done(routed.response, routed.after, routed.record, cx))
 }

@@ -108,6 +108,24 @@ pub enum Rejection {
     Claim(String),
 }
 
+impl Rejection {
+    /// A fixed name of the reason, for metrics' labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::Crit => "crit",
+            Rejection::UnknownKid => "unknown_kid",
+            Rejection::NoKeyForAlgorithm(_) => "no_key_for_algorithm",
+            Rejection::Signature => "signature",
+            Rejection::Expired => "expired",
+            Rejection::NotYetValid => "not_yet_valid",
+            Rejection::Issuer => "issuer",
+            Rejection::Audience => "audience",
+            Rejection::Claim(_) => "claim",
+        }
+    }
+}
+
 /// The JOSE header fields that matter here; others are ignored.
 #[derive(Deserialize)]
 struct JoseHeader<'a> {

@@ -51,6 +51,9 @@ pub struct AuthnPlugin {
     api_keys: Option<ApiKeys>,
     caller_headers: CallerHeaders,
     challenges: Challenges,
+    /// Refusals by reason on `/__bext/metrics`
+    /// (`bext_plugin_authn_failures_total{reason}`), from `on_init`.
+    failures: std::sync::OnceLock<bext_plugin_abi::metrics::CounterFamily>,
 }
 
 impl BuiltinPlugin for AuthnPlugin {
@@ -80,6 +83,7 @@ impl BuiltinPlugin for AuthnPlugin {
             api_keys,
             caller_headers: CallerHeaders::new(&c.forward)?,
             challenges: Challenges::new(&c.realm),
+            failures: std::sync::OnceLock::new(),
         })
     }
 }
@@ -115,6 +119,9 @@ impl AuthnPlugin {
     }
 
     fn refuse<'a>(&self, why: Refusal<'_>, cx: &Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        if let Some(f) = self.failures.get() {
+            f.get_or_create(&vec![("reason", why.reason().to_owned())]).inc();
+        }
         Hook::Ready(Ok(self.challenges.refuse(&why, &self.name, cx)))
     }
 }
@@ -129,6 +136,15 @@ impl Plugin for AuthnPlugin {
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
+        let failures = host
+            .metrics(&self.name)
+            .counter_family("failures", "Requests refused for their credentials, by reason.");
+        match failures {
+            Ok(f) => {
+                let _ = self.failures.set(f);
+            }
+            Err(e) => return Hook::Ready(Err(PluginError::Init(e.into()))),
+        }
         Hook::later(async move {
             match &self.jwt {
                 Some(jwt) => jwt.load_keys(host, &self.name).await,

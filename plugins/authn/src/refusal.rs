@@ -27,6 +27,17 @@ pub(crate) enum Refusal<'a> {
 }
 
 impl Refusal<'_> {
+    /// A fixed name of the reason, for metrics' labels (never the
+    /// caller's input).
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Ambiguous(_) => "ambiguous",
+            Refusal::NoCredentials => "no_credentials",
+            Refusal::Invalid(r) => r.label(),
+            Refusal::MissingScopes(_) => "missing_scopes",
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Refusal::Ambiguous(_) => StatusCode::BAD_REQUEST,

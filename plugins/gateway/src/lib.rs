@@ -87,12 +87,13 @@ impl Plugin for GatewayPlugin {
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
-        if !self.limiter.is_empty()
-            && let Some(fleet) = host.fleet()
-        {
+        if self.limiter.is_empty() {
+            return Hook::Ready(Ok(()));
+        }
+        if let Some(fleet) = host.fleet() {
             self.limiter.share(fleet.clone());
         }
-        Hook::Ready(Ok(()))
+        Hook::Ready(self.limiter.publish(&host.metrics(Self::NAME)))
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {

@@ -4,12 +4,14 @@
 //! those count by a subject authn verified. The instance's in-memory
 //! store decides, or in edge mode the fleet's Redis with that store as
 //! the fallback. The tightest limit of both places is kept in
-//! [`Ctx::rate_limit`] for the response's headers.
+//! [`Ctx::rate_limit`] for the response's headers. Refusals are counted on
+//! `/__bext/metrics` as `bext_plugin_gateway_rejections_total{limit}`.
 
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
-use bext_plugin_abi::{Ctx, Fleet, Flow, Hook, PluginError, RateLimitState, Request};
+use bext_plugin_abi::metrics::CounterFamily;
+use bext_plugin_abi::{Ctx, Fleet, Flow, Hook, PluginError, PluginMetrics, RateLimitState, Request};
 
 use crate::answer::too_many;
 use crate::config::{Config, LimitKey};
@@ -37,6 +39,8 @@ pub(crate) struct Limiter {
     /// Where `by: subject` limits decide: `Some(priority)` when there are
     /// any.
     pub(crate) late_priority: Option<i32>,
+    /// Refusals by limit name, from `on_init`.
+    rejections: OnceLock<CounterFamily>,
 }
 
 impl Limiter {
@@ -63,7 +67,18 @@ impl Limiter {
                 v6: config.ipv6_prefix,
             },
             late_priority,
+            rejections: OnceLock::new(),
         })
+    }
+
+    /// Counts refusals, by the limit's name (the operator's, so bounded),
+    /// in `metrics` from now on.
+    pub(crate) fn publish(&self, metrics: &PluginMetrics) -> Result<(), PluginError> {
+        let rejections = metrics
+            .counter_family("rejections", "Requests refused by a rate limit, by limit.")
+            .map_err(|e| PluginError::Init(e.into()))?;
+        let _ = self.rejections.set(rejections);
+        Ok(())
     }
 
     /// Whether there is any limit to decide.
@@ -168,6 +183,9 @@ impl Limiter {
                 "rate limited"
             );
             cx.rate_limit = Some(state);
+            if let Some(r) = self.rejections.get() {
+                r.get_or_create(&vec![("limit", limit.name.clone())]).inc();
+            }
             return Some(too_many(decision));
         }
         if tightest.is_none_or(|t| decision.remaining < t.remaining) {

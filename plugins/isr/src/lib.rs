@@ -76,6 +76,9 @@ pub struct IsrPlugin {
     /// In edge mode, the task applying the fleet's invalidations to
     /// `caches`, held so that it runs while this instance lives.
     _listener: OnceLock<Arc<Listener>>,
+    /// Answers by cache status on `/__bext/metrics`
+    /// (`bext_plugin_isr_responses_total{status}`), from `on_init`.
+    statuses: OnceLock<bext_plugin_abi::metrics::CounterFamily>,
 }
 
 impl BuiltinPlugin for IsrPlugin {
@@ -115,6 +118,7 @@ impl BuiltinPlugin for IsrPlugin {
             apps: setup.apps.iter().map(|a| a.id.clone()).collect(),
             caches: OnceLock::new(),
             _listener: OnceLock::new(),
+            statuses: OnceLock::new(),
         })
     }
 }
@@ -125,6 +129,14 @@ impl IsrPlugin {
     fn caches(&self) -> &Arc<Caches> {
         self.caches.get_or_init(Default::default)
     }
+
+    /// Counts an answer's `x-cache` status (`HIT`, `STALE`, `MISS`,
+    /// `BYPASS`).
+    pub(crate) fn count(&self, status: &'static str) {
+        if let Some(s) = self.statuses.get() {
+            s.get_or_create(&vec![("status", status.to_owned())]).inc();
+        }
+    }
 }
 
 impl Plugin for IsrPlugin {
@@ -134,6 +146,15 @@ impl Plugin for IsrPlugin {
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let _ = self.host.set(host.clone());
+        match host
+            .metrics(Self::NAME)
+            .counter_family("responses", "Answers of cached paths, by x-cache status.")
+        {
+            Ok(s) => {
+                let _ = self.statuses.set(s);
+            }
+            Err(e) => return Hook::Ready(Err(PluginError::Init(e.into()))),
+        }
         let _ = self.caches.set(host.shared(CACHES_KEY, Caches::default));
         let caches = self.caches();
         caches.retain_apps(host.apps());

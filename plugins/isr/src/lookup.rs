@@ -138,9 +138,13 @@ impl IsrPlugin {
         let mut fallback = None;
         if let Some(e) = cache.get(&full) {
             match e.state(Instant::now()) {
-                State::Fresh => return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "HIT")))),
+                State::Fresh => {
+                    self.count("HIT");
+                    return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "HIT"))));
+                }
                 State::Stale => {
                     self.refresh(&cache, primary, &full, req, target, cx, say);
+                    self.count("STALE");
                     return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "STALE"))));
                 }
                 State::Expired => fallback = Some(e),
@@ -176,6 +180,7 @@ impl IsrPlugin {
                 Hook::later(async move {
                     if let Some(e) = lookup_l2(&**edge, &p.cache, &p.primary, req).await {
                         drop(p); // wakes the requests waiting for this key
+                        self.count("HIT");
                         let mut res = answer(&e, req, "HIT");
                         res.headers_mut().insert(&X_CACHE_TIER, HeaderValue::from_static("L2"));
                         return Ok(Flow::Respond(res));
@@ -192,6 +197,7 @@ impl IsrPlugin {
                     if let Some(e) = p.cache.get(&full)
                         && e.state(Instant::now()) != State::Expired
                     {
+                        self.count("HIT");
                         return Ok(Flow::Respond(answer(&e, req, "HIT")));
                     }
                     park(cx, p);

@@ -154,6 +154,7 @@ impl IsrPlugin {
     pub(crate) fn save<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         if cx.ext.get::<Bypass>().is_some() {
             mark(res.headers_mut(), "BYPASS");
+            self.count("BYPASS");
             return Hook::Ready(Ok(()));
         }
         let pending = cx
@@ -166,12 +167,14 @@ impl IsrPlugin {
         if res.status().is_server_error()
             && let Some(e) = pending.fallback.as_ref().filter(|e| e.usable_on_error(Instant::now()))
         {
+            self.count("STALE");
             let mut stale = answer(e, &Request::new(Body::empty()), "STALE");
             std::mem::swap(res, &mut stale);
             return Hook::Ready(Ok(()));
         }
         Hook::later(async move {
             self.store.store(pending, res).await;
+            self.count("MISS");
             strip_tags(res.headers_mut());
             Ok(())
         })

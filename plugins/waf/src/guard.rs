@@ -1,13 +1,17 @@
 //! The `on_request` step: screening (`screen.rs`), then the rules for this
 //! path (`switches.rs`), the body read for inspection (`body.rs`) and the
 //! engine's verdict (`inspect.rs`), acted on as `mode` says. Every
-//! decision is recorded (`audit.rs`); refusals are `respond.rs`'s.
+//! decision is recorded (`audit.rs`) and counted (`/__bext/metrics`:
+//! `bext_plugin_waf_decisions_total{action}` and
+//! `bext_plugin_waf_blocks_total{family,rule}`); refusals are
+//! `respond.rs`'s.
 
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use arc_swap::ArcSwap;
-use bext_plugin_abi::{Ctx, Flow, Hook, PluginError, Request};
+use bext_plugin_abi::metrics::CounterFamily;
+use bext_plugin_abi::{Ctx, Flow, Hook, Host, PluginError, Request};
 use http::StatusCode;
 
 use crate::audit::{AuditLog, record};
@@ -35,6 +39,15 @@ pub(crate) struct Guard {
     switches: RuleSwitches,
     /// The plugin's audit log, the host's shared one from `on_init`.
     audit: OnceLock<Arc<AuditLog>>,
+    /// Its counters on `/__bext/metrics`, from `on_init`.
+    counters: OnceLock<Counters>,
+}
+
+/// What the WAF publishes: every decision by action, and blocks by rule
+/// family and rule (both fixed sets, so the series stay few).
+struct Counters {
+    decisions: CounterFamily,
+    blocks: CounterFamily,
 }
 
 impl Guard {
@@ -53,14 +66,35 @@ impl Guard {
             screen: Screen::new(config, lists)?,
             switches: RuleSwitches::new(config)?,
             audit: OnceLock::new(),
+            counters: OnceLock::new(),
         })
     }
 
     /// What needs the environment: the bot challenge's key; and the audit
     /// log the instances share.
-    pub(crate) fn init(&self, audit: Arc<AuditLog>) -> Result<(), String> {
+    pub(crate) fn init(&self, audit: Arc<AuditLog>, host: &Host) -> Result<(), String> {
         let _ = self.audit.set(audit);
+        let metrics = host.metrics(&self.name);
+        let decisions = metrics.counter_family("decisions", "Requests the WAF acted on, by action.");
+        let blocks = metrics.counter_family("blocks", "Requests the WAF refused on a rule, by family and rule.");
+        let (decisions, blocks) = (
+            decisions.map_err(|e| e.to_string())?,
+            blocks.map_err(|e| e.to_string())?,
+        );
+        let _ = self.counters.set(Counters { decisions, blocks });
         self.screen.init()
+    }
+
+    /// Counts a decision (and a block's rule) on `/__bext/metrics`.
+    fn count(&self, action: &'static str, finding: Option<&Finding>) {
+        let Some(c) = self.counters.get() else { return };
+        c.decisions.get_or_create(&vec![("action", action.to_owned())]).inc();
+        if action == "block"
+            && let Some(f) = finding
+        {
+            let labels = vec![("family", f.category.as_str().to_owned()), ("rule", f.rule.to_owned())];
+            c.blocks.get_or_create(&labels).inc();
+        }
     }
 
     /// The audit log: the shared one, or (before `on_init`) the
@@ -127,6 +161,7 @@ impl Guard {
             Screened::Challenge(page) => ("challenge", respond::challenge(page)),
         };
         record(self.audit(), &self.name, req, cx, ip, action, None);
+        self.count(action, None);
         Flow::Respond(res)
     }
 
@@ -158,10 +193,12 @@ impl Guard {
         match self.mode {
             Mode::Detect => {
                 record(self.audit(), &self.name, req, cx, ip, "detect", Some(finding));
+                self.count("detect", Some(finding));
                 Flow::Continue
             }
             Mode::Block => {
                 record(self.audit(), &self.name, req, cx, ip, "block", Some(finding));
+                self.count("block", Some(finding));
                 self.screen.strike(ip);
                 Flow::Respond(self.refusal(cx))
             }
@@ -176,6 +213,7 @@ impl Guard {
             return None;
         }
         record(self.audit(), &self.name, req, cx, ip, "uninspectable_body", None);
+        self.count("uninspectable_body", None);
         if self.mode == Mode::Detect {
             return None;
         }

@@ -92,7 +92,10 @@ impl Plugin for WafPlugin {
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let audit = host.shared(AUDIT_KEY, AuditLog::default);
         self.admin.init(&audit);
-        let started = self.guard.init(audit).and_then(|()| self.lists.start(host, &self.name));
+        let started = self
+            .guard
+            .init(audit, host)
+            .and_then(|()| self.lists.start(host, &self.name));
         Hook::Ready(started.map_err(|e| PluginError::Init(e.into())))
     }
 

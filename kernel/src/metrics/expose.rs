@@ -1,0 +1,263 @@
+//! `/__bext/metrics` in the text format, built when scraped from the
+//! counters and from what the kernel already knows (connections, process
+//! apps, the pipeline's generation), then every plugin's metrics.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use bext_plugin_abi::metrics::prometheus_client;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet, text::encode};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::{AppCounters, METHODS, NO_APP, STATUS_CLASSES};
+use crate::pipeline::Pipeline;
+
+/// The `Content-Type` of the answer: OpenMetrics' text format, which
+/// Prometheus scrapes (and which `prometheus-client` writes).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// States a process app reports (`apps::process`'s status).
+const PROCESS_STATES: [&str; 4] = ["running", "starting", "crash-loop", "stopped"];
+
+/// The scrape's text.
+pub fn render(pipeline: &Arc<Pipeline>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(pipeline.clone())));
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}
+
+/// One scrape of one pipeline.
+struct Scrape(Arc<Pipeline>);
+
+impl std::fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scrape of generation {}", self.0.generation)
+    }
+}
+
+impl prometheus_client::collector::Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let pipeline = &*self.0;
+        let metrics = &*pipeline.metrics;
+        let apps: Vec<(Arc<str>, Arc<AppCounters>)> = {
+            let known = metrics.apps.lock().unwrap_or_else(|e| e.into_inner());
+            let mut apps: Vec<_> = known.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            apps.push((NO_APP.into(), metrics.unrouted.clone()));
+            apps
+        };
+
+        let mut m = encoder.encode_descriptor(
+            "bext_requests",
+            "Requests answered, by app, status class and method.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (app, c) in &apps {
+            for (class, class_name) in STATUS_CLASSES.iter().enumerate() {
+                for (method, method_name) in METHODS.iter().enumerate() {
+                    let n = c.requests(class, method);
+                    if n > 0 {
+                        let labels = [("app", &**app), ("status_class", class_name), ("method", method_name)];
+                        counter(&mut m.encode_family(&labels)?, n)?;
+                    }
+                }
+            }
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "bext_request_duration_seconds",
+            "Time from a request's arrival to its response's last byte, by app.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (app, c) in &apps {
+            let (sum, count, buckets) = c.durations();
+            m.encode_family(&[("app", &**app)])?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "bext_response_bytes",
+            "Response body bytes written, by app.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (app, c) in &apps {
+            counter(&mut m.encode_family(&[("app", &**app)])?, c.response_bytes())?;
+        }
+        let mut m = encoder.encode_descriptor(
+            "bext_request_bytes",
+            "Request body bytes read (by the app or a plugin), by app.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (app, c) in &apps {
+            counter(&mut m.encode_family(&[("app", &**app)])?, c.request_bytes())?;
+        }
+
+        let tenants: Vec<_> = {
+            let t = metrics.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        if !tenants.is_empty() {
+            let mut m = encoder.encode_descriptor(
+                "bext_tenant_requests",
+                "Requests of the tenants `[platform.metrics] tenants` names, by status class.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (tenant, c) in &tenants {
+                for (class, class_name) in STATUS_CLASSES.iter().enumerate() {
+                    let n = c.requests[class].load(std::sync::atomic::Ordering::Relaxed);
+                    counter(
+                        &mut m.encode_family(&[("tenant", &**tenant), ("status_class", class_name)])?,
+                        n,
+                    )?;
+                }
+            }
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "bext_reloads",
+            "Pipeline reloads (SIGHUP, file watcher, deploys), by result.",
+            None,
+            MetricType::Counter,
+        )?;
+        let ok = metrics.reloads_ok.load(std::sync::atomic::Ordering::Relaxed);
+        let failed = metrics.reloads_failed.load(std::sync::atomic::Ordering::Relaxed);
+        counter(&mut m.encode_family(&[("result", "ok")])?, ok)?;
+        counter(&mut m.encode_family(&[("result", "error")])?, failed)?;
+
+        let generation = i64::try_from(pipeline.generation).unwrap_or(i64::MAX);
+        gauge(
+            &mut encoder,
+            "bext_pipeline_generation",
+            "The serving pipeline's generation (1 at start, one more per reload).",
+            generation,
+        )?;
+        if let Some(tracker) = metrics.connections.get() {
+            let open = i64::try_from(tracker.live()).unwrap_or(i64::MAX);
+            gauge(
+                &mut encoder,
+                "bext_connections_open",
+                "Client connections open on the public listeners.",
+                open,
+            )?;
+        }
+
+        certificates(pipeline, &mut encoder)?;
+        process_apps(pipeline, &mut encoder)?;
+        metrics.plugins.encode(&mut encoder)
+    }
+}
+
+/// When each certificate of the pipeline (from files, or self-signed)
+/// expires, by the name it is served for: names from the platform file,
+/// so bounded. Certificates the ACME service issued are not here yet.
+fn certificates(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    let mut expiries: Vec<(String, i64)> = pipeline
+        .tls
+        .certs
+        .served()
+        .filter_map(|(name, key)| {
+            let der = key.cert.first()?;
+            let info = bext_tls::CertInfo::parse(std::path::Path::new(&name), der).ok()?;
+            Some((name, info.not_after))
+        })
+        .collect();
+    if expiries.is_empty() {
+        return Ok(());
+    }
+    expiries.sort();
+    let mut m = encoder.encode_descriptor(
+        "bext_certificate_expiry_timestamp_seconds",
+        "When the certificate served for a name expires (Unix seconds).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (name, not_after) in &expiries {
+        m.encode_family(&[("name", name.as_str())])?.encode_gauge(not_after)?;
+    }
+    Ok(())
+}
+
+/// Process apps' state (one series per state, 1 for the current one),
+/// their instances' readiness and starts, read from the status model the
+/// admin API shows.
+fn process_apps(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    let mut statuses: Vec<(&str, serde_json::Value)> = pipeline
+        .apps
+        .iter()
+        .filter_map(|(id, e)| Some((&**id, e.app.runtime.process()?.status())))
+        .collect();
+    if statuses.is_empty() {
+        return Ok(());
+    }
+    statuses.sort_by(|a, b| a.0.cmp(b.0));
+    let mut m = encoder.encode_descriptor(
+        "bext_process_app_state",
+        "A process app's state: 1 for the state it is in.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (app, status) in &statuses {
+        for state in PROCESS_STATES {
+            let on = i64::from(status["state"] == state);
+            m.encode_family(&[("app", *app), ("state", state)])?.encode_gauge(&on)?;
+        }
+    }
+    let instances = |status: &serde_json::Value| -> Vec<(String, bool, u64)> {
+        status["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                let mut n = String::new();
+                let _ = write!(n, "{}", i["instance"].as_u64().unwrap_or(0));
+                (
+                    n,
+                    i["ready"].as_bool().unwrap_or(false),
+                    i["starts"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let mut m = encoder.encode_descriptor(
+        "bext_process_instance_ready",
+        "1 when a process app's instance answers its ready check.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (app, status) in &statuses {
+        for (i, ready, _) in instances(status) {
+            m.encode_family(&[("app", *app), ("instance", &i)])?
+                .encode_gauge(&i64::from(ready))?;
+        }
+    }
+    let mut m = encoder.encode_descriptor(
+        "bext_process_instance_starts",
+        "Times a process app's instance was started (restarts are starts after the first).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (app, status) in &statuses {
+        for (i, _, starts) in instances(status) {
+            counter(&mut m.encode_family(&[("app", *app), ("instance", &i)])?, starts)?;
+        }
+    }
+    Ok(())
+}
+
+fn counter(m: &mut MetricEncoder<'_>, n: u64) -> std::fmt::Result {
+    m.encode_counter::<NoLabelSet, _, u64>(&n, None)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&v)
+}

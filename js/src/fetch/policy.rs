@@ -109,40 +109,88 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether an address is on the public internet: not loopback, private,
-/// link-local, shared (CGNAT), unspecified, multicast or broadcast, nor an
-/// IPv6 form of one of these.
+/// Whether an address is globally reachable, so that `*` may fetch it:
+/// not in any block IANA's special-purpose address registries mark as not
+/// globally reachable (loopback, private, shared, link-local, benchmarking,
+/// documentation, reserved, discard, ORCHID, Teredo ...), nor multicast or
+/// broadcast. The few globally reachable anycast exceptions inside such
+/// blocks (192.0.0.9, 2001:1::1 ...) are refused too: nothing an app needs.
+/// 6to4 and NAT64 addresses are judged by the IPv4 address they embed.
 pub(crate) fn is_public(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            // NAT64 (64:ff9b::/96) and IPv4-compatible (::/96) forms.
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0; 6] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return !v6.is_unspecified() && !v6.is_loopback() && is_public_v4(Ipv4Addr::new(a, b, c, d));
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // fc00::/7, unique local
-                || (s[0] & 0xffc0) == 0xfe80 // fe80::/10, link-local
-                || (s[0] & 0xffc0) == 0xfec0) // fec0::/10, site-local
-        }
+        IpAddr::V6(v6) => is_public_v6(v6),
     }
 }
 
+/// IPv4 blocks not globally reachable (RFC 6890 and IANA's registry),
+/// multicast and the limited broadcast address included.
+const NOT_GLOBAL_V4: &[(Ipv4Addr, u8)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network"
+    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),   // shared address space (CGNAT)
+    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local
+    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // deprecated 6to4 relay anycast
+    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
+    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, and 255.255.255.255
+];
+
 fn is_public_v4(v4: Ipv4Addr) -> bool {
-    let [a, b, ..] = v4.octets();
-    !(v4.is_loopback()
-        || v4.is_private()
-        || v4.is_link_local()
-        || v4.is_unspecified()
-        || v4.is_broadcast()
-        || v4.is_multicast()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)))
+    let ip = u32::from(v4);
+    !NOT_GLOBAL_V4
+        .iter()
+        .any(|&(net, len)| ip >> (32 - len) == u32::from(net) >> (32 - len))
+}
+
+/// IPv6 blocks not globally reachable (IANA's registry), multicast
+/// included. `::/96` (IPv4-compatible, deprecated) and `::ffff:0:0/96`
+/// (mapped; an address in it is checked as its IPv4 address before this)
+/// are refused whole, as is `::ffff:0:0:0/96` (`::ffff:0:a.b.c.d`, SIIT
+/// translated).
+const NOT_GLOBAL_V6: &[(Ipv6Addr, u8)] = &[
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96), // ::/96: unspecified, loopback, IPv4-compatible
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96), // IPv4-mapped
+    (Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0, 0), 96), // ::ffff:0:0:0/96, SIIT translated
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48), // local-use NAT64
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64), // discard-only
+    (Ipv6Addr::new(0x100, 0, 0, 1, 0, 0, 0, 0), 64), // dummy IPv6 prefix
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocol assignments: Teredo, benchmarking, ORCHID ...
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20), // documentation
+    (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16), // segment routing SIDs
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7), // unique local
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10), // link-local
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10), // site-local (deprecated)
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8), // multicast
+];
+
+fn is_public_v6(v6: Ipv6Addr) -> bool {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits;
+    // 6to4 (2002::/16) the one in bits 16..48.
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_public_v4(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return is_public_v4(v4(s[1], s[2]));
+    }
+    let ip = u128::from(v6);
+    !NOT_GLOBAL_V6
+        .iter()
+        .any(|&(net, len)| ip >> (128 - len) == u128::from(net) >> (128 - len))
 }
 
 #[cfg(test)]
@@ -179,6 +227,89 @@ mod tests {
             assert!(e.contains("private address"), "{u}: {e}");
         }
         assert!(p.check(&url("http://93.184.215.14/")).is_ok(), "a public address, by *");
+    }
+
+    /// One address inside each block IANA's special-purpose registries mark
+    /// as not globally reachable (and multicast, broadcast), refused by `*`.
+    #[test]
+    fn every_special_purpose_block_is_private() {
+        for ip in [
+            "0.1.2.3",
+            "192.0.0.1",
+            "192.0.0.9",
+            "192.0.2.1",
+            "192.88.99.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.254",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::7f00:1",
+            "::8.8.8.8",
+            "::ffff:0:8.8.8.8",
+            "::ffff:0:7f00:1",
+            "64:ff9b:1::8.8.8.8",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::c000:201",
+            "100::1",
+            "100:0:0:1::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
+            "2001:db8::1",
+            "2001:db8:ffff::1",
+            "2002:7f00:1::1",
+            "2002:a00:1::1",
+            "2002:c0a8:101::1",
+            "2002:cb00:7101::",
+            "3fff::1",
+            "5f00::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert!(!is_public(addr), "{ip} counted as public");
+        }
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.215.14",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "192.0.1.1",
+            "192.0.3.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "223.255.255.255",
+            "2606:4700::1111",
+            "2a00:1450::1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:4860::8888",
+            "2001:db9::1",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert!(is_public(addr), "{ip} counted as private");
+        }
+        let p = Policy::new(&["*".into()]).unwrap();
+        for u in [
+            "http://198.51.100.7/",
+            "http://[2002:7f00:1::1]/",
+            "http://[::ffff:0:7f00:1]/",
+        ] {
+            assert!(p.check(&url(u)).unwrap_err().contains("private address"), "{u}");
+        }
     }
 
     #[test]

@@ -1,104 +1,214 @@
-//! Where an app's `fetch()` may go: its `allow` list, and the addresses
+//! Where an app's `fetch()` may go: its `allow` list (hosts, each with
+//! its port or only the scheme's default port), and the addresses
 //! (loopback, private, link-local ...) no fetch reaches unless its host
 //! was allowed by name. The list is checked on the URL of every hop; the
 //! address rule again on the addresses DNS gave, which are the only ones
-//! connected to (see `client::GuardedResolver`).
+//! connected to (see `client::GuardedResolver`); bext's own listeners are
+//! refused on the connection itself (see `client::NotOurselves`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// What one `allow` entry names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// `*`: any name, but only to public addresses.
+    Any,
+    /// `api.example.com`: this name (punycode, lower case, no final dot).
+    Name(String),
+    /// `*.internal`: names ending in `.internal` (kept with its dot).
+    Suffix(String),
+    /// `127.0.0.1`, `[::1]`: this address, written as an address in the URL.
+    Address(IpAddr),
+}
+
+/// One compiled `allow` entry: a target and its port; without a port only
+/// the URL scheme's default port (80 for http, 443 for https) is allowed,
+/// so `localhost` never opens every loopback port.
+#[derive(Debug, Clone)]
+struct Rule {
+    target: Target,
+    port: Option<u16>,
+}
+
+impl Rule {
+    fn allows_port(&self, url: &url::Url) -> bool {
+        match self.port {
+            // `url` leaves out a port that is its scheme's default.
+            None => url.port().is_none(),
+            Some(p) => url.port_or_known_default() == Some(p),
+        }
+    }
+
+    fn names(&self, name: &str) -> bool {
+        match &self.target {
+            Target::Name(n) => n == name,
+            Target::Suffix(s) => name.ends_with(s.as_str()),
+            Target::Any | Target::Address(_) => false,
+        }
+    }
+}
 
 /// An app's compiled `isolate.fetch.allow`.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Policy {
-    /// `api.example.com`: this name (punycode, lower case, no final dot).
-    names: Vec<String>,
-    /// `*.internal`: names ending in `.internal`.
-    suffixes: Vec<String>,
-    /// `*`: any name, but only to public addresses.
-    any: bool,
-    /// `127.0.0.1`, `::1`: this address, written as an address in the URL.
-    addresses: Vec<IpAddr>,
+    rules: Vec<Rule>,
 }
 
 impl Policy {
     /// Compiles `allow`; an entry that is no host name, `*.name`, `*` or
-    /// address is an error naming it.
+    /// address, each with an optional `:port`, is an error naming it.
     pub(crate) fn new(allow: &[String]) -> Result<Policy, String> {
-        let mut p = Policy::default();
-        for entry in allow {
-            let e = entry.trim();
-            if e == "*" {
-                p.any = true;
-                continue;
-            }
-            let (wild, name) = match e.strip_prefix("*.") {
-                Some(rest) => (true, rest),
-                None => (false, e),
-            };
-            let bare = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
-            let parsed = if let Ok(ip) = bare.parse::<Ipv6Addr>() {
-                url::Host::Ipv6(ip)
-            } else {
-                url::Host::parse(name).map_err(|e| format!("isolate.fetch.allow: {entry:?}: {e}"))?
-            };
-            match parsed {
-                url::Host::Domain(d) if !d.is_empty() => {
-                    let d = d.trim_end_matches('.').to_owned();
-                    if wild {
-                        p.suffixes.push(format!(".{d}"));
-                    } else {
-                        p.names.push(d);
-                    }
-                }
-                url::Host::Ipv4(ip) if !wild => p.addresses.push(IpAddr::V4(ip)),
-                url::Host::Ipv6(ip) if !wild => p.addresses.push(canonical(IpAddr::V6(ip))),
-                _ => {
-                    return Err(format!(
-                        "isolate.fetch.allow: {entry:?} is not a host name, *.name, * or address"
-                    ));
-                }
-            }
-        }
-        Ok(p)
+        let rules = allow.iter().map(|e| rule(e)).collect::<Result<_, _>>()?;
+        Ok(Policy { rules })
     }
 
     /// Whether anything may be fetched at all.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.any && self.names.is_empty() && self.suffixes.is_empty() && self.addresses.is_empty()
+        self.rules.is_empty()
     }
 
-    /// Whether `name` is allowed by name (exactly or by `*.suffix`): then
-    /// it may resolve to a private address.
+    /// Whether `name` is allowed by name (exactly or by `*.suffix`, on any
+    /// port): then it may resolve to a private address. [`Policy::check`]
+    /// holds such a name to its own entries' ports.
     pub(crate) fn named(&self, name: &str) -> bool {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        self.names.contains(&name) || self.suffixes.iter().any(|s| name.ends_with(s.as_str()))
+        self.rules.iter().any(|r| r.names(&name))
     }
 
-    /// Checks the host of a URL before anything is connected to.
+    /// Checks the host and port of a URL before anything is connected to.
     pub(crate) fn check(&self, url: &url::Url) -> Result<(), String> {
         match url.host() {
             Some(url::Host::Domain(d)) => {
-                if self.named(d) || self.any {
+                let name = d.trim_end_matches('.').to_ascii_lowercase();
+                let own: Vec<&Rule> = self.rules.iter().filter(|r| r.names(&name)).collect();
+                // A name listed by name keeps to its own entries' ports:
+                // `*` must not open `localhost:80` beside `localhost:8081`.
+                let candidates = if own.is_empty() {
+                    self.rules.iter().filter(|r| r.target == Target::Any).collect()
+                } else {
+                    own
+                };
+                if candidates.is_empty() {
+                    Err(format!("{d} is not in isolate.fetch.allow"))
+                } else if candidates.iter().any(|r| r.allows_port(url)) {
                     Ok(())
                 } else {
-                    Err(format!("{d} is not in isolate.fetch.allow"))
+                    Err(port_refused(d, url))
                 }
             }
-            Some(url::Host::Ipv4(ip)) => self.check_address(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => self.check_address(IpAddr::V6(ip)),
+            Some(url::Host::Ipv4(ip)) => self.check_address(IpAddr::V4(ip), url),
+            Some(url::Host::Ipv6(ip)) => self.check_address(IpAddr::V6(ip), url),
             None => Err("the URL has no host".into()),
         }
     }
 
-    fn check_address(&self, ip: IpAddr) -> Result<(), String> {
+    fn check_address(&self, ip: IpAddr, url: &url::Url) -> Result<(), String> {
         let ip = canonical(ip);
-        if self.addresses.contains(&ip) || (self.any && is_public(ip)) {
-            Ok(())
-        } else if !is_public(ip) {
-            Err(format!("{ip} is a private address not in isolate.fetch.allow"))
+        let own: Vec<&Rule> = self.rules.iter().filter(|r| r.target == Target::Address(ip)).collect();
+        let candidates = if !own.is_empty() {
+            own
+        } else if is_public(ip) {
+            self.rules.iter().filter(|r| r.target == Target::Any).collect()
         } else {
+            return Err(format!("{ip} is a private address not in isolate.fetch.allow"));
+        };
+        if candidates.is_empty() {
             Err(format!("{ip} is not in isolate.fetch.allow"))
+        } else if candidates.iter().any(|r| r.allows_port(url)) {
+            Ok(())
+        } else {
+            Err(port_refused(&ip.to_string(), url))
         }
     }
+}
+
+fn port_refused(host: &str, url: &url::Url) -> String {
+    let port = url.port_or_known_default().unwrap_or(0);
+    format!(
+        "{host}: port {port} is not in isolate.fetch.allow (an entry without a :port allows only 80 for http and 443 for https)"
+    )
+}
+
+/// Parses one `allow` entry: `*`, `name`, `*.name`, an address
+/// (`127.0.0.1`, `::1`, `[::1]`), each but a bare IPv6 address with an
+/// optional `:port`.
+fn rule(entry: &str) -> Result<Rule, String> {
+    let bad = |why: &str| format!("isolate.fetch.allow: {entry:?}: {why}");
+    let e = entry.trim();
+    // A bare IPv6 address has colons but no port.
+    if let Ok(ip) = e.parse::<Ipv6Addr>() {
+        return Ok(Rule {
+            target: Target::Address(canonical(IpAddr::V6(ip))),
+            port: None,
+        });
+    }
+    let (host, port) = if let Some(rest) = e.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']').ok_or_else(|| bad("no closing ]"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad("expected :port after ]"))?),
+        };
+        let ip: Ipv6Addr = ip.parse().map_err(|_| bad("not an IPv6 address"))?;
+        return Ok(Rule {
+            target: Target::Address(canonical(IpAddr::V6(ip))),
+            port: port.map(|p| parse_port(p).map_err(|w| bad(&w))).transpose()?,
+        });
+    } else {
+        match e.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (e, None),
+        }
+    };
+    let port = port.map(|p| parse_port(p).map_err(|w| bad(&w))).transpose()?;
+    if host == "*" {
+        return Ok(Rule {
+            target: Target::Any,
+            port,
+        });
+    }
+    let (wild, name) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, host),
+    };
+    let target = match url::Host::parse(name).map_err(|e| bad(&e.to_string()))? {
+        url::Host::Domain(d) if !d.is_empty() && !d.contains(['*', ':']) => {
+            let d = d.trim_end_matches('.').to_owned();
+            if wild {
+                Target::Suffix(format!(".{d}"))
+            } else {
+                Target::Name(d)
+            }
+        }
+        url::Host::Ipv4(ip) if !wild => Target::Address(IpAddr::V4(ip)),
+        _ => {
+            return Err(bad(
+                "not a host name, *.name, * or address (each with an optional :port)",
+            ));
+        }
+    };
+    Ok(Rule { target, port })
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("{p:?} is not a port (1-65535)")),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// Whether a connection to `peer` (made from `local`) reaches one of
+/// bext's own listeners, `own`: never allowed, whatever `allow` says (the
+/// admin listener answers health details without a token). `peer` is on
+/// this host when it is a loopback or unspecified address or the
+/// connection's own local address (how the kernel routes to itself); a
+/// listener on `0.0.0.0`/`::` is then reached on its port.
+pub(crate) fn is_own_listener(peer: SocketAddr, local: Option<IpAddr>, own: &[SocketAddr]) -> bool {
+    let ip = canonical(peer.ip());
+    let this_host = ip.is_loopback() || ip.is_unspecified() || local.map(canonical) == Some(ip);
+    own.iter().any(|o| {
+        let at = canonical(o.ip());
+        o.port() == peer.port() && (at == ip || (this_host && (at.is_unspecified() || ip.is_unspecified())))
+    })
 }
 
 /// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is that IPv4 address.
@@ -328,7 +438,7 @@ mod tests {
         assert!(p.check(&url("http://evilinternal/")).is_err());
         assert!(p.check(&url("http://api.example.com.evil.test/")).is_err());
         assert!(
-            p.check(&url("http://127.1:8080/")).is_ok(),
+            p.check(&url("http://127.1/")).is_ok(),
             "the allowed address, spelled otherwise"
         );
         assert!(p.check(&url("http://[::ffff:127.0.0.1]/")).is_ok());
@@ -338,10 +448,144 @@ mod tests {
         assert!(p.named("db.internal.") && p.named("api.example.com") && !p.named("localhost"));
     }
 
+    /// An entry without a port allows only the scheme's default port, for
+    /// every kind of target; with one, only that port, however the URL
+    /// spells it.
+    #[test]
+    fn entries_allow_their_port_or_only_the_default_one() {
+        let p = Policy::new(&[
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "[::1]".into(),
+            "*.internal".into(),
+            "api.example.com".into(),
+            "*".into(),
+        ])
+        .unwrap();
+        for ok in [
+            "http://localhost/",
+            "http://localhost:80/",
+            "https://localhost/",
+            "https://localhost:443/",
+            "http://127.0.0.1/",
+            "https://[::1]/",
+            "http://db.internal/",
+            "https://api.example.com/",
+            "https://93.184.215.14/",
+            "http://public.example.org/",
+        ] {
+            assert!(p.check(&url(ok)).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://localhost:8081/",
+            "http://LOCALHOST.:8081/",
+            "http://localhost:443/",
+            "https://localhost:80/",
+            "http://127.0.0.1:8081/",
+            "http://127.1:8081/",
+            "http://2130706433:22/",
+            "http://[::ffff:127.0.0.1]:6379/",
+            "http://[::1]:8081/",
+            "http://db.internal:5432/",
+            "https://api.example.com:8443/",
+            "http://93.184.215.14:25/",
+            "http://public.example.org:8080/",
+        ] {
+            let e = p.check(&url(refused)).unwrap_err();
+            assert!(e.contains("is not in isolate.fetch.allow"), "{refused}: {e}");
+        }
+
+        let p = Policy::new(&[
+            "localhost:8081".into(),
+            "127.0.0.1:9000".into(),
+            "[::1]:8081".into(),
+            "*.internal:443".into(),
+            "*:8443".into(),
+        ])
+        .unwrap();
+        for ok in [
+            "http://localhost:8081/",
+            "https://localhost:8081/",
+            "http://127.0.0.1:9000/",
+            "http://0x7f.1:9000/",
+            "http://[::ffff:7f00:1]:9000/",
+            "http://[::1]:8081/",
+            "https://db.internal/",
+            "http://db.internal:443/",
+            "https://93.184.215.14:8443/",
+        ] {
+            assert!(p.check(&url(ok)).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://localhost/",
+            "http://localhost:8082/",
+            "http://127.0.0.1/",
+            "http://127.0.0.1:8081/",
+            "http://[::1]/",
+            "http://db.internal/",
+            "https://93.184.215.14/",
+            // `*` does not widen a name listed by name to other ports.
+            "https://localhost:8443/",
+        ] {
+            assert!(p.check(&url(refused)).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn bext_s_own_listeners_are_recognised_in_every_form() {
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let own = [
+            sa("127.0.0.1:8080"),
+            sa("0.0.0.0:8443"),
+            sa("10.0.0.5:9000"),
+            sa("[::]:7000"),
+        ];
+        for (peer, local) in [
+            ("127.0.0.1:8080", ip("127.0.0.1")),
+            ("[::ffff:127.0.0.1]:8080", ip("127.0.0.1")),
+            ("127.0.0.1:8443", ip("127.0.0.1")),
+            ("127.0.0.9:8443", ip("127.0.0.1")),
+            ("[::1]:8443", ip("::1")),
+            ("192.168.1.4:8443", ip("192.168.1.4")),
+            ("10.0.0.5:9000", ip("10.0.0.5")),
+            ("10.0.0.5:9000", None),
+            ("127.0.0.1:7000", ip("127.0.0.1")),
+            ("0.0.0.0:8080", None),
+        ] {
+            assert!(is_own_listener(sa(peer), local, &own), "{peer} from {local:?}");
+        }
+        for (peer, local) in [
+            ("127.0.0.1:8081", ip("127.0.0.1")),
+            ("127.0.0.2:8080", ip("127.0.0.1")),
+            ("192.168.1.9:8443", ip("192.168.1.4")),
+            ("93.184.215.14:8443", ip("192.168.1.4")),
+            ("10.0.0.6:9000", ip("10.0.0.5")),
+        ] {
+            assert!(!is_own_listener(sa(peer), local, &own), "{peer} from {local:?}");
+        }
+    }
+
     #[test]
     fn bad_entries_and_empty_lists() {
         assert!(Policy::new(&["*.127.0.0.1".into()]).is_err());
-        assert!(Policy::new(&["a b".into()]).is_err());
+        for bad in [
+            "a b",
+            "localhost:",
+            "localhost:0",
+            "localhost:65536",
+            "localhost:http",
+            "http://localhost",
+            "[::1",
+            "[::1]8081",
+            "[localhost]:80",
+            "a.*.com",
+            "*.[::1]",
+        ] {
+            let e = Policy::new(&[bad.into()]).unwrap_err();
+            assert!(e.contains("isolate.fetch.allow") && e.contains(bad), "{bad}: {e}");
+        }
+        assert!(Policy::new(&["::1".into(), "*:443".into(), "*.internal:8443".into()]).is_ok());
         assert!(Policy::new(&[]).unwrap().is_empty());
         let idn = Policy::new(&["bücher.example".into()]).unwrap();
         assert!(idn.check(&url("http://xn--bcher-kva.example/")).is_ok());

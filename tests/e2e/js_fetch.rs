@@ -502,6 +502,37 @@ isolate = {{ fetch = {{ allow = ["localhost"] }} }}
     );
 }
 
+/// `authorization`, `cookie` and `proxy-authorization` reach the origin
+/// they were set for, and none follows a redirect to another origin.
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let ups = Upstreams::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&platform(&s, &ups));
+    let echo = format!("http://localhost:{}/creds", ups.echo.addr.port());
+    let names = ["authorization", "cookie", "proxy-authorization"];
+
+    let r = fetch_via(&b, "app.test", "/creds", &echo).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = r.json()["headers"].clone();
+    for name in names {
+        assert!(sent[name].is_string(), "{name} is sent to its own origin: {sent}");
+    }
+    for status in [301, 302, 303, 307, 308] {
+        let via = format!("{}/redirect?status={status}&to={}", ups.peer_url(), urlencode(&echo));
+        let r = fetch_via(&b, "app.test", "/creds", &via).await;
+        assert_eq!(r.status, 200, "{status}: {}", r.text());
+        let sent = r.json()["headers"].clone();
+        assert_eq!(r.json()["uri"], "/creds", "{status}: the redirect was followed");
+        for name in names {
+            assert!(
+                sent.get(name).is_none(),
+                "{status}: {name} followed the redirect: {sent}"
+            );
+        }
+    }
+}
+
 /// examples/apps/webhook-js: an HMAC-signed event is checked with
 /// `crypto.subtle` and forwarded with `fetch()`; a bad signature is not.
 #[tokio::test]

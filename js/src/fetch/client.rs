@@ -213,6 +213,7 @@ impl Fetcher {
             if next.origin() != url.origin() {
                 headers.remove(AUTHORIZATION);
                 headers.remove(COOKIE);
+                headers.remove(PROXY_AUTHORIZATION);
             }
             url = next;
             redirected = true;

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
+pub use fetch::set_own_listeners;
 pub use pool::IsolatePool;
 
 /// What a pool's module is.
@@ -84,9 +85,10 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchLimits {
     /// Hosts that may be fetched: names (`api.example.com`), `*.suffix`,
-    /// `*` (any public host) or addresses (`127.0.0.1`). Private and
-    /// loopback addresses are reached only through a name or address
-    /// listed here, never through `*`.
+    /// `*` (any public host) or addresses (`127.0.0.1`), each with an
+    /// optional `:port` (without one: only 80/443, so `localhost` is not
+    /// every loopback port). Private and loopback addresses are reached
+    /// only through a name or address listed here, never through `*`.
     pub allow: Vec<String>,
     /// Fetches in flight at once for the whole app; more fail at once.
     pub max_concurrent: usize,

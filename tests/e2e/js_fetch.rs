@@ -1,7 +1,9 @@
 //! Outbound `fetch()` from JS apps: a real upstream reached by an allowed
-//! name, every spelling of a private address refused (before and after
-//! DNS, on each redirect hop), the app's limits, and the wait for an answer
-//! not counted against `cpu_limit`.
+//! name and port, every spelling of a private address refused (before and
+//! after DNS, on each redirect hop), other ports than an entry's refused,
+//! bext's own listeners never reached, credentials not following a redirect
+//! to another origin, the app's limits, and the wait for an answer not
+//! counted against `cpu_limit`.
 
 use std::net::SocketAddr;
 
@@ -20,6 +22,10 @@ export default {
       case '/big': return new Response('x'.repeat(100000));
       case '/bg': ctx.waitUntil(fetch(to).then((r) => r.json()).then((j) => { last = j.uri; })); return new Response('started');
       case '/last': return new Response(last);
+      case '/creds': {
+        const r = await fetch(to, { headers: { authorization: 'Bearer a', cookie: 'c=1', 'proxy-authorization': 'Basic cA==' } });
+        return new Response(await r.text());
+      }
       case '/get': try {
         const r = await fetch(to, { redirect: u.searchParams.get('redirect') || 'follow' });
         return Response.json({ status: r.status, url: r.url, redirected: r.redirected, body: await r.text(), location: r.headers.get('location') });
@@ -71,10 +77,52 @@ impl BlackHole {
     }
 }
 
-fn platform(s: &Site) -> std::path::PathBuf {
+/// What the apps fetch: an echo, a black hole, and a second bext running
+/// the same app (redirects, big answers), since no bext fetches itself.
+struct Upstreams {
+    echo: Echo,
+    hole: BlackHole,
+    peer: Bext,
+    _peer_site: Site,
+}
+
+impl Upstreams {
+    async fn start() -> Upstreams {
+        let site = Site::new();
+        site.write("manifests/vhosts.yaml", "name: vhosts\n");
+        site.write("app/index.js", APP);
+        let cfg = site.platform(
+            r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.peer]
+runtime = "js"
+source = "app"
+domains = ["localhost"]
+"#,
+        );
+        Upstreams {
+            echo: Echo::start().await,
+            hole: BlackHole::start().await,
+            peer: Bext::serve(&cfg),
+            _peer_site: site,
+        }
+    }
+
+    /// The peer bext, by name.
+    fn peer_url(&self) -> String {
+        format!("http://localhost:{}", self.peer.addr.port())
+    }
+}
+
+/// The apps under test; each `allow` entry names the port it opens.
+fn platform(s: &Site, up: &Upstreams) -> std::path::PathBuf {
+    let (echo, hole, peer) = (up.echo.addr.port(), up.hole.addr.port(), up.peer.addr.port());
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.write("app/index.js", APP);
-    s.platform(
+    s.platform(&format!(
         r#"
 [platform]
 listen = "127.0.0.1:0"
@@ -84,50 +132,56 @@ manifests = "manifests"
 runtime = "js"
 source = "app"
 domains = ["app.test", "localhost"]
-isolate = { workers = 4, fetch = { allow = ["localhost"], max_response_bytes = "50KiB" } }
+isolate = {{ workers = 4, fetch = {{ allow = ["localhost:{echo}", "localhost:{peer}"], max_response_bytes = "50KiB" }} }}
 
 [apps.open]
 runtime = "js"
 source = "app"
 domains = ["open.test"]
-isolate = { fetch = { allow = ["*"] } }
+isolate = {{ fetch = {{ allow = ["*", "*:{echo}"] }} }}
 
 [apps.hole]
 runtime = "js"
 source = "app"
 domains = ["hole.test"]
-isolate = { fetch = { allow = ["127.0.0.1"], timeout = "300ms", max_concurrent = 1 } }
+isolate = {{ fetch = {{ allow = ["127.0.0.1:{hole}"], timeout = "300ms", max_concurrent = 1 }} }}
 
 [apps.inline]
 runtime = "js"
 source = "app"
 domains = ["inline.test"]
-isolate = { mode = "inline", cpu_limit = "50ms", fetch = { allow = ["localhost"] } }
+isolate = {{ mode = "inline", cpu_limit = "50ms", fetch = {{ allow = ["localhost:{echo}"] }} }}
 
 [apps.short]
 runtime = "js"
 source = "app"
 domains = ["short.test"]
-isolate = { timeout = "300ms", fetch = { allow = ["127.0.0.1"] } }
+isolate = {{ timeout = "300ms", fetch = {{ allow = ["127.0.0.1:{hole}"] }} }}
 
 [apps.bg]
 runtime = "js"
 source = "app"
 domains = ["bg.test"]
-isolate = { workers = 1, fetch = { allow = ["localhost"] } }
+isolate = {{ workers = 1, fetch = {{ allow = ["localhost:{echo}"] }} }}
 
 [apps.bginline]
 runtime = "js"
 source = "app"
 domains = ["bginline.test"]
-isolate = { mode = "inline", fetch = { allow = ["localhost"] } }
+isolate = {{ mode = "inline", fetch = {{ allow = ["localhost:{echo}"] }} }}
+
+[apps.plain]
+runtime = "js"
+source = "app"
+domains = ["plain.test"]
+isolate = {{ fetch = {{ allow = ["localhost", "127.0.0.1", "[::1]"] }} }}
 
 [apps.closed]
 runtime = "js"
 source = "app"
 domains = ["closed.test"]
-"#,
-    )
+"#
+    ))
 }
 
 async fn fetch_via(b: &Bext, app: &str, path: &str, to: &str) -> Reply {
@@ -141,10 +195,10 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test]
 async fn an_allowed_name_reaches_its_upstream() {
-    let echo = Echo::start().await;
+    let ups = Upstreams::start().await;
     let s = Site::new();
-    let b = Bext::serve(&platform(&s));
-    let up = format!("http://localhost:{}", echo.addr.port());
+    let b = Bext::serve(&platform(&s, &ups));
+    let up = format!("http://localhost:{}", ups.echo.addr.port());
 
     let r = fetch_via(&b, "app.test", "/get", &format!("{up}/hello?x=1")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -180,10 +234,10 @@ async fn an_allowed_name_reaches_its_upstream() {
 /// its next call (inline).
 #[tokio::test]
 async fn a_fetch_in_wait_until_completes_after_the_response() {
-    let echo = Echo::start().await;
+    let ups = Upstreams::start().await;
     let s = Site::new();
-    let b = Bext::serve(&platform(&s));
-    let to = format!("http://localhost:{}/slow/100", echo.addr.port());
+    let b = Bext::serve(&platform(&s, &ups));
+    let to = format!("http://localhost:{}/slow/100", ups.echo.addr.port());
     for app in ["bg.test", "bginline.test"] {
         let r = fetch_via(&b, app, "/bg", &to).await;
         assert_eq!((r.status, r.text()), (200, "started".to_owned()));
@@ -196,10 +250,10 @@ async fn a_fetch_in_wait_until_completes_after_the_response() {
 
 #[tokio::test]
 async fn private_addresses_are_refused_in_every_spelling() {
-    let echo = Echo::start().await;
+    let ups = Upstreams::start().await;
     let s = Site::new();
-    let b = Bext::serve(&platform(&s));
-    let port = echo.addr.port();
+    let b = Bext::serve(&platform(&s, &ups));
+    let port = ups.echo.addr.port();
     for host in [
         "127.0.0.1",
         "127.1",
@@ -240,8 +294,8 @@ async fn private_addresses_are_refused_in_every_spelling() {
         r.text()
     );
 
-    // `*` allows any public host; `localhost` is a name, but it resolves to
-    // a loopback address: refused after DNS.
+    // `*` allows any public host (`*:<port>` on that port); `localhost` is
+    // a name, but it resolves to a loopback address: refused after DNS.
     let r = fetch_via(&b, "open.test", "/get", &format!("http://localhost:{port}/")).await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.text().contains("resolves to a private address"), "{}", r.text());
@@ -259,14 +313,14 @@ async fn private_addresses_are_refused_in_every_spelling() {
 
 #[tokio::test]
 async fn each_redirect_hop_is_checked_again() {
-    let echo = Echo::start().await;
+    let ups = Upstreams::start().await;
     let s = Site::new();
-    let b = Bext::serve(&platform(&s));
-    // The app itself redirects, reached as `localhost` (allowed).
-    let me = format!("http://localhost:{}", b.addr.port());
-    let redirect = |to: &str, status: u16| format!("{me}/redirect?status={status}&to={}", urlencode(to));
-    let echo_by_name = format!("http://localhost:{}/landed", echo.addr.port());
-    let echo_by_ip = format!("http://127.0.0.1:{}/landed", echo.addr.port());
+    let b = Bext::serve(&platform(&s, &ups));
+    // The peer bext redirects, reached as `localhost:<port>` (allowed).
+    let peer = ups.peer_url();
+    let redirect = |to: &str, status: u16| format!("{peer}/redirect?status={status}&to={}", urlencode(to));
+    let echo_by_name = format!("http://localhost:{}/landed", ups.echo.addr.port());
+    let echo_by_ip = format!("http://127.0.0.1:{}/landed", ups.echo.addr.port());
 
     for status in [301, 302, 303, 307, 308] {
         let r = fetch_via(&b, "app.test", "/get", &redirect(&echo_by_name, status)).await;
@@ -305,10 +359,10 @@ async fn each_redirect_hop_is_checked_again() {
 
 #[tokio::test]
 async fn limits_time_size_concurrency_and_abort() {
-    let hole = BlackHole::start().await;
+    let ups = Upstreams::start().await;
     let s = Site::new();
-    let b = Bext::serve(&platform(&s));
-    let hole_url = format!("http://127.0.0.1:{}/", hole.addr.port());
+    let b = Bext::serve(&platform(&s, &ups));
+    let hole_url = format!("http://127.0.0.1:{}/", ups.hole.addr.port());
 
     // A black hole ends at the fetch's timeout, as a rejected fetch.
     let r = fetch_via(&b, "hole.test", "/get", &hole_url).await;
@@ -332,12 +386,151 @@ async fn limits_time_size_concurrency_and_abort() {
     assert!(r.text().contains("max_concurrent"), "{}", r.text());
 
     // max_response_bytes (50 KiB) against a 100 000 byte answer.
-    let me = format!("http://localhost:{}", b.addr.port());
+    let me = ups.peer_url();
     let r = fetch_via(&b, "app.test", "/get", &format!("{me}/big")).await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.text().contains("larger than 51200 bytes"), "{}", r.text());
     let r = fetch_via(&b, "app.test", "/get", &format!("{me}/small")).await;
     assert_eq!(r.json()["body"], "app /small");
+}
+
+/// An `allow` entry without a port opens only the scheme's default port
+/// (`localhost` is not every loopback port); with one, only that port.
+#[tokio::test]
+async fn an_entry_opens_its_own_port_only() {
+    let ups = Upstreams::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&platform(&s, &ups));
+    let port = ups.echo.addr.port();
+    for host in [
+        "localhost",
+        "LOCALHOST.",
+        "127.0.0.1",
+        "127.1",
+        "[::ffff:127.0.0.1]",
+        "[::1]",
+    ] {
+        let r = fetch_via(&b, "plain.test", "/get", &format!("http://{host}:{port}/")).await;
+        assert_eq!(r.status, 502, "{host}: {}", r.text());
+        assert!(
+            r.text().contains(&format!("port {port} is not in isolate.fetch.allow")),
+            "{host}: {}",
+            r.text()
+        );
+    }
+    // `localhost:<port>` reaches that port, and no other.
+    let r = fetch_via(&b, "app.test", "/get", &format!("http://localhost:{port}/in")).await;
+    assert_eq!(r.json()["status"], 200, "{}", r.text());
+    let r = fetch_via(
+        &b,
+        "app.test",
+        "/get",
+        &format!("http://localhost:{}/", ups.hole.addr.port()),
+    )
+    .await;
+    assert!(
+        r.status == 502 && r.text().contains("is not in isolate.fetch.allow"),
+        "{}",
+        r.text()
+    );
+}
+
+/// A port nobody listens on now (a race with another test taking it is
+/// harmless: bext then fails to start and says so).
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// bext's own listeners (main, TLS, admin: health details without a token)
+/// are never fetched, even when `allow` lists them, by any name or spelling.
+#[tokio::test]
+async fn bext_s_own_listeners_are_never_fetched() {
+    let (main, tls, admin) = (unused_port(), unused_port(), unused_port());
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("app/index.js", APP);
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:{main}"
+listen_tls = "127.0.0.1:{tls}"
+admin_listen = "127.0.0.1:{admin}"
+manifests = "manifests"
+
+[apps.app]
+runtime = "js"
+source = "app"
+domains = ["app.test"]
+isolate = {{ fetch = {{ allow = ["localhost:{main}", "localhost:{tls}", "localhost:{admin}", "127.0.0.1:{admin}", "0.0.0.0:{main}", "[::ffff:127.0.0.1]:{admin}"] }} }}
+
+[apps.webhook]
+runtime = "js"
+source = "app"
+domains = ["webhook.test"]
+isolate = {{ fetch = {{ allow = ["localhost"] }} }}
+"#
+    ));
+    let b = Bext::serve(&cfg);
+    let r = get(b.admin.expect("admin listener"), "x", "/__bext/health").await;
+    assert_eq!(r.status, 200, "what an app must not read: {}", r.text());
+    for to in [
+        format!("http://localhost:{admin}/__bext/health"),
+        format!("http://127.0.0.1:{admin}/health"),
+        format!("http://127.1:{admin}/health"),
+        format!("http://[::ffff:127.0.0.1]:{admin}/health"),
+        format!("http://localhost:{main}/"),
+        format!("http://0.0.0.0:{main}/"),
+        format!("https://localhost:{tls}/"),
+    ] {
+        let r = fetch_via(&b, "app.test", "/get", &to).await;
+        assert_eq!(r.status, 502, "{to}: {}", r.text());
+        assert!(r.text().contains("bext's own listeners"), "{to}: {}", r.text());
+    }
+    // The issue's case: `allow = ["localhost"]` (the webhook example's)
+    // does not open the admin port.
+    let to = format!("http://localhost:{admin}/__bext/health");
+    let r = fetch_via(&b, "webhook.test", "/get", &to).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text()
+            .contains(&format!("port {admin} is not in isolate.fetch.allow")),
+        "{}",
+        r.text()
+    );
+}
+
+/// `authorization`, `cookie` and `proxy-authorization` reach the origin
+/// they were set for, and none follows a redirect to another origin.
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let ups = Upstreams::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&platform(&s, &ups));
+    let echo = format!("http://localhost:{}/creds", ups.echo.addr.port());
+    let names = ["authorization", "cookie", "proxy-authorization"];
+
+    let r = fetch_via(&b, "app.test", "/creds", &echo).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = r.json()["headers"].clone();
+    for name in names {
+        assert!(sent[name].is_string(), "{name} is sent to its own origin: {sent}");
+    }
+    for status in [301, 302, 303, 307, 308] {
+        let via = format!("{}/redirect?status={status}&to={}", ups.peer_url(), urlencode(&echo));
+        let r = fetch_via(&b, "app.test", "/creds", &via).await;
+        assert_eq!(r.status, 200, "{status}: {}", r.text());
+        let sent = r.json()["headers"].clone();
+        assert_eq!(r.json()["uri"], "/creds", "{status}: the redirect was followed");
+        for name in names {
+            assert!(
+                sent.get(name).is_none(),
+                "{status}: {name} followed the redirect: {sent}"
+            );
+        }
+    }
 }
 
 /// examples/apps/webhook-js: an HMAC-signed event is checked with
@@ -358,10 +551,10 @@ manifests = "manifests"
 runtime = "js"
 source = "hook"
 domains = ["hook.test"]
-env = {{ SECRET = "s3cret", FORWARD_TO = "http://localhost:{}/events" }}
-isolate = {{ fetch = {{ allow = ["localhost"] }} }}
+env = {{ SECRET = "s3cret", FORWARD_TO = "http://localhost:{port}/events" }}
+isolate = {{ fetch = {{ allow = ["localhost:{port}"] }} }}
 "#,
-        echo.addr.port()
+        port = echo.addr.port()
     ));
     let b = Bext::serve(&cfg);
     let body = r#"{"event":"paid"}"#;

@@ -195,7 +195,10 @@ async fn a_plugin_can_fetch_what_its_limits_allow() {
     );
     s.write(
         "manifests/caller.yaml",
-        "name: caller\nentry: ../caller.js\nlimits:\n  fetch:\n    allow: [localhost]\n    timeout: 2s\n",
+        format!(
+            "name: caller\nentry: ../caller.js\nlimits:\n  fetch:\n    allow: [\"localhost:{}\"]\n    timeout: 2s\n",
+            echo.addr.port()
+        ),
     );
     let b = Bext::serve(&shop_platform(&s, echo.addr));
     let port = echo.addr.port();

@@ -1,7 +1,8 @@
 // A webhook relay: checks the sender's signature (`x-signature:
 // sha256=<hex>`, HMAC-SHA256 of the raw body with env.SECRET), then
 // forwards the event to env.FORWARD_TO with fetch(), which the app's
-// `isolate.fetch.allow` must list. See docs/js-apps.md, "Outbound fetch".
+// `isolate.fetch.allow` must list with its port (`localhost:8081`). See
+// docs/js-apps.md, "Outbound fetch".
 const enc = new TextEncoder();
 let key; // one import per isolate
 const hmacKey = (secret) =>

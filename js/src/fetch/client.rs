@@ -1,7 +1,8 @@
 //! One app's outbound HTTP client: hyper's pooled client over rustls, a
 //! resolver that refuses private addresses the app did not allow by name,
-//! redirects followed hop by hop (each hop checked again), and the app's
-//! limits (concurrency, response size, time).
+//! redirects followed hop by hop (each hop checked again), connections to
+//! bext's own listeners refused, and the app's limits (concurrency,
+//! response size, time).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,21 +13,25 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, TRANSFER_ENCODING,
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, PROXY_AUTHORIZATION,
+    TRANSFER_ENCODING,
 };
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
-use super::policy::{Policy, is_public};
+use super::own_listeners;
+use super::policy::{Policy, is_own_listener, is_public};
 use crate::FetchLimits;
 
 /// Redirects followed before a fetch fails, as browsers do.
 const MAX_REDIRECTS: usize = 20;
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
+type Https = hyper_rustls::HttpsConnector<NotOurselves>;
 
 /// What `redirect` in a fetch's init says to do with a 3xx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +104,7 @@ impl Fetcher {
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(NotOurselves { inner: http });
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(https);
@@ -135,7 +140,20 @@ impl Fetcher {
         if self.policy.is_empty() {
             return Err("fetch is not allowed: isolate.fetch.allow is empty".into());
         }
-        self.policy.check(url)
+        self.policy.check(url)?;
+        // An address in the URL that is one of bext's own listeners is
+        // refused before connecting (a name is caught on its connection).
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let (Some(ip), Some(port)) = (ip, url.port_or_known_default())
+            && is_own_listener(SocketAddr::new(ip, port), None, &own_listeners())
+        {
+            return Err(own_listener_refused(SocketAddr::new(ip, port)));
+        }
+        Ok(())
     }
 
     /// Runs a fetch to its end or to `timeout`.
@@ -195,6 +213,7 @@ impl Fetcher {
             if next.origin() != url.origin() {
                 headers.remove(AUTHORIZATION);
                 headers.remove(COOKIE);
+                headers.remove(PROXY_AUTHORIZATION);
             }
             url = next;
             redirected = true;
@@ -286,6 +305,44 @@ impl tower_service::Service<Name> for GuardedResolver {
                 ));
             }
             Ok(public.into_iter())
+        })
+    }
+}
+
+fn own_listener_refused(to: SocketAddr) -> String {
+    format!("refused: {to} is one of bext's own listeners, which fetch never reaches")
+}
+
+/// The TCP connector, refusing a connection that reached one of bext's
+/// own listeners (by any name or address): it is closed before a byte is
+/// sent, so an app never talks to the admin listener or to bext's front
+/// door, whatever its `allow` says.
+#[derive(Clone)]
+struct NotOurselves {
+    inner: HttpConnector<GuardedResolver>,
+}
+
+impl tower_service::Service<http::Uri> for NotOurselves {
+    type Response = TokioIo<TcpStream>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        Box::pin(async move {
+            let io = connecting.await?;
+            let peer = io.inner().peer_addr()?;
+            let local = io.inner().local_addr().ok().map(|a| a.ip());
+            if is_own_listener(peer, local, &own_listeners()) {
+                return Err(
+                    std::io::Error::new(std::io::ErrorKind::PermissionDenied, own_listener_refused(peer)).into(),
+                );
+            }
+            Ok(io)
         })
     }
 }

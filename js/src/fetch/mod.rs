@@ -9,8 +9,9 @@ mod policy;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,6 +35,24 @@ static RUNTIME: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(|| {
         .inspect_err(|e| tracing::error!(target: "bext::js", "cannot start the fetch runtime: {e}"))
         .ok()
 });
+
+/// bext's own listeners (main, TLS, admin), which no fetch may reach
+/// whatever an app's `allow` says; set by the kernel once it has bound them.
+static OWN_LISTENERS: RwLock<Vec<SocketAddr>> = RwLock::new(Vec::new());
+
+/// Tells every app's `fetch()` the addresses bext itself listens on (as
+/// bound: a port 0 resolved), so that no app reaches the admin listener or
+/// goes around another app's plugins through bext's front door.
+pub fn set_own_listeners(addrs: &[SocketAddr]) {
+    if let Ok(mut own) = OWN_LISTENERS.write() {
+        *own = addrs.to_vec();
+    }
+}
+
+/// The addresses [`set_own_listeners`] last set.
+pub(crate) fn own_listeners() -> Vec<SocketAddr> {
+    OWN_LISTENERS.read().map(|o| o.clone()).unwrap_or_default()
+}
 
 /// A fetch's outcome, on its way back to the isolate.
 pub(crate) struct Done {

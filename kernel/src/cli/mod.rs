@@ -496,6 +496,13 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // No app's fetch() reaches bext itself, as bound: the admin listener
+    // answers health details without a token, and the front door would
+    // let one app call others' routes from inside.
+    let mut own = vec![addr];
+    own.extend(tls.as_ref().map(|(a, _)| *a));
+    own.extend(admin.as_ref().and_then(|a| a.local_addr().ok()));
+    bext_js::set_own_listeners(&own);
     reload::start_reloader(kernel.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

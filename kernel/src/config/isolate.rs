@@ -48,7 +48,8 @@ pub struct IsolateConfig {
 #[serde(deny_unknown_fields)]
 pub struct FetchConfig {
     /// Hosts that may be fetched: `api.example.com`, `*.internal`, `*`
-    /// (any public host) or an address (`127.0.0.1`). Empty: none.
+    /// (any public host) or an address (`127.0.0.1`), each with an optional
+    /// `:port`; without one only 80 (http) and 443 (https). Empty: none.
     #[serde(default)]
     pub allow: Vec<String>,
     /// Fetches in flight at once for the whole app (16); more fail at once.

@@ -69,12 +69,23 @@ pub(super) async fn pump(
                 let line: String = text
                     .trim_end_matches(['\n', '\r'])
                     .chars()
-                    .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+                    .map(|c| if hides_or_breaks(c) { '\u{fffd}' } else { c })
                     .collect();
                 ring.line(&app, index, &line);
             }
         }
     }
+}
+
+/// Characters an app's output must not put in bext's log: controls
+/// (escape sequences), line and paragraph separators (a new line to some
+/// log viewers) and the invisible format characters (bidi overrides that
+/// reorder what an operator reads, zero-width ones, tags).
+fn hides_or_breaks(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
 }
 
 #[cfg(test)]
@@ -84,11 +95,14 @@ mod tests {
     #[tokio::test]
     async fn lines_are_prefixed_cut_and_only_the_last_kept() {
         let ring = std::sync::Arc::new(LogRing::default());
-        let mut input = b"one\r\ntwo\x1b[2J\n".to_vec();
+        let mut input = "one\r\ntwo\x1b[2J\u{2028}\u{202e}rev\u{200b}\n".as_bytes().to_vec();
         input.extend(std::iter::repeat_n(b'x', MAX_LINE as usize + 10));
         pump(&input[..], ring.clone(), "web".into(), 1).await;
         let lines = ring.last(10);
-        assert_eq!(lines[..2], ["[web/1] one", "[web/1] two\u{fffd}[2J"]);
+        assert_eq!(
+            lines[..2],
+            ["[web/1] one", "[web/1] two\u{fffd}[2J\u{fffd}\u{fffd}rev\u{fffd}"]
+        );
         assert_eq!(lines[2].len(), "[web/1] ".len() + MAX_LINE as usize);
         assert_eq!(lines[3], format!("[web/1] {}", "x".repeat(10)));
         for i in 0..KEPT_LINES {

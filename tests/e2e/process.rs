@@ -801,3 +801,111 @@ ready = { path = "/health", timeout = "10s" }
     })
     .await;
 }
+
+/// The pids of the instances of `dir` that hold a `/hang` request (their
+/// `hung-PID` marker files).
+fn hung(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("hung-")?.parse().ok())
+        .collect()
+}
+
+fn kill(pid: u64) {
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_whose_instance_dies_under_it_goes_to_the_other_and_a_post_is_not_replayed() {
+    let s = Site::new();
+    // `/hang` is held (never answered) by the first instance to get it
+    // while no other holds one; every POST is written down.
+    s.write(
+        "app/server.js",
+        r#"
+const http = require("node:http");
+const fs = require("node:fs");
+http.createServer((req, res) => {
+  if (req.method === "POST") fs.appendFileSync("posts.log", `${process.pid}\n`);
+  if (req.url === "/hang" && !fs.readdirSync(".").some((f) => f.startsWith("hung-"))) {
+    fs.writeFileSync(`hung-${process.pid}`, "");
+    return;
+  }
+  req.resume();
+  req.on("end", () => res.end(String(process.pid)));
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "app"
+domains = ["web.test"]
+command = "node server.js"
+instances = 2
+"#,
+    );
+    let b = serve(&config);
+    let all_ready_after = |starts: u64| {
+        let b = &b;
+        move || async move {
+            let l = logs(b, "web").await;
+            let instances = l["instances"].as_array().unwrap().clone();
+            let total: u64 = instances.iter().map(|i| i["starts"].as_u64().unwrap()).sum();
+            (total == starts && instances.iter().all(|i| i["ready"] == true)).then_some(())
+        }
+    };
+    eventually(Duration::from_secs(20), all_ready_after(2)).await;
+    let dir = s.path("app");
+    let addr = b.addr;
+
+    // A loop of GETs runs through the whole kill and restart.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let (mut sent, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = get(addr, "web.test", "/").await;
+                if r.status != 200 {
+                    failed.push((r.status, r.text()));
+                }
+                sent += 1;
+            }
+            (sent, failed)
+        }
+    });
+    let held = tokio::spawn(async move { get(addr, "web.test", "/hang").await });
+    let victim = eventually(Duration::from_secs(20), || async { hung(&dir).pop() }).await;
+    kill(victim);
+    let answer = held.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_ne!(answer.text(), victim.to_string(), "answered by the other instance");
+    eventually(Duration::from_secs(20), all_ready_after(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = looping.await.unwrap();
+    assert!(sent > 0);
+    assert!(failed.is_empty(), "{failed:?} of {sent}");
+
+    // A POST whose instance dies under it is answered 502, not sent again.
+    std::fs::remove_file(dir.join(format!("hung-{victim}"))).unwrap();
+    let held = tokio::spawn(async move { send(addr, request("POST", "/hang", &[("host", "web.test")], "once")).await });
+    let victim = eventually(Duration::from_secs(20), || async { hung(&dir).pop() }).await;
+    kill(victim);
+    let answer = held.await.unwrap();
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    let posts = std::fs::read_to_string(dir.join("posts.log")).unwrap();
+    assert_eq!(
+        posts.lines().collect::<Vec<_>>(),
+        [victim.to_string()],
+        "the POST reached one instance once"
+    );
+}

@@ -300,28 +300,29 @@ pub struct AppConfig {
     /// or `{ url, weight }`.
     #[serde(default)]
     pub upstreams: Vec<super::upstream::UpstreamEntry>,
-    /// Proxy apps: how a request's backend is picked.
+    /// Proxy and process apps: how a request's backend (upstream or
+    /// instance) is picked.
     #[serde(default)]
     pub balance: super::upstream::Balance,
-    /// Proxy apps with `balance = "consistent_hash"`: what a request is
+    /// Proxy and process apps with `balance = "consistent_hash"`: what a request is
     /// hashed by (`client` when unset).
     #[serde(default)]
     pub hash: Option<super::upstream::HashKey>,
     /// Proxy apps: the active health check of each backend.
     #[serde(default)]
     pub health: Option<super::upstream::HealthCheck>,
-    /// Proxy apps: how many other backends a failed request may try (1
+    /// Proxy and process apps: how many other backends a failed request may try (1
     /// when unset), when that is safe.
     #[serde(default)]
     pub retries: Option<u32>,
-    /// Proxy apps: requests in flight to one backend, at most.
+    /// Proxy and process apps: requests in flight to one backend, at most.
     #[serde(default)]
     pub max_connections: Option<u32>,
-    /// Proxy apps with `max_connections`: requests that may wait for room
+    /// Proxy and process apps with `max_connections`: requests that may wait for room
     /// (128 when unset; 0 answers 503 at once).
     #[serde(default)]
     pub queue: Option<u32>,
-    /// Proxy apps: longest pause inside the upstream's response body (the
+    /// Proxy and process apps: longest pause inside the upstream's response body (the
     /// response is cut after it); none when unset.
     #[serde(default)]
     pub body_timeout: Option<Span>,

@@ -171,6 +171,9 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
     if stop_timeout.is_zero() {
         fail("stop_timeout", "must be longer than 0".into());
     }
+    for (field, reason) in super::upstream::pool_problems(app) {
+        fail(field, reason);
+    }
     for (k, v) in env {
         if RESERVED_ENV.contains(&k.as_str()) {
             fail(&format!("env.{k}"), "set by bext for each instance".into());
@@ -348,6 +351,15 @@ mod tests {
         assert_eq!(fields("source = 'missing'\ncommand = []"), ["source", "command"]);
         assert_eq!(fields("source = '.'\ncommand = ['node', \"a\\u0000b\"]"), ["command"]);
         assert!(fields("source = '.'\ncommand = 'node server.js'\ninstances = 64\nready = {}").is_empty());
+        // The pool's keys are checked as a proxy app's.
+        assert_eq!(
+            fields("source = '.'\ncommand = 'node'\nhash = 'client'\nmax_connections = 0\nbody_timeout = '0s'"),
+            ["hash", "max_connections", "body_timeout"]
+        );
+        assert_eq!(fields("source = '.'\ncommand = 'node'\nqueue = 3"), ["queue"]);
+        assert!(
+            fields("source = '.'\ncommand = 'node'\nbalance = 'consistent_hash'\nhash = 'header:X-User'\nretries = 1\nmax_connections = 8\nqueue = 4\nbody_timeout = '5s'").is_empty()
+        );
         assert_eq!(fields("source = '.'\ncommand = 'node'\ninstances = 65"), ["instances"]);
     }
 }

@@ -1,9 +1,11 @@
 //! The `process` runtime: an app that is a server of its own (Node,
 //! Python, Go...). bext starts `instances` copies of its `command` in its
 //! `source` directory, each on a port of its own (`PORT`), waits until
-//! each is ready, forwards requests to the ready ones in turn through the
-//! proxy runtime, restarts one that ends ([`supervisor`]), keeps its output
-//! ([`logs`]) and stops its process group gracefully ([`child`]).
+//! each is ready, and forwards requests through one proxy whose backends
+//! are the ready instances (balanced, ejected and retried as a proxy app's
+//! upstreams; the set is replaced as instances get ready, fail their
+//! checks or end), restarts one that ends ([`supervisor`]), keeps its
+//! output ([`logs`]) and stops its process group gracefully ([`child`]).
 //!
 //! A runtime is built without starting anything (`bext check` builds
 //! them too); [`ProcessApp::start`] starts it once the pipeline holding it
@@ -17,7 +19,7 @@ mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use super::plain;
 use super::proxy::ProxyApp;
+use super::upstreams::Backend;
 use crate::config::platform::AppConfig;
 use crate::config::process::ReadyCheck;
 
@@ -44,9 +47,9 @@ struct Spec {
     instances: usize,
     ready: ReadyCheck,
     stop_timeout: Duration,
-    preserve_host: bool,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    /// The proxy keys (`balance`, `retries`, timeouts...), for the
+    /// instances' proxy.
+    cfg: AppConfig,
 }
 
 /// A process app: its configuration, and its instances once started.
@@ -59,16 +62,24 @@ pub struct ProcessApp {
 struct Running {
     spec: Arc<Spec>,
     slots: Box<[Slot]>,
+    /// Requests go through it to the ready instances.
+    proxy: ProxyApp,
+    /// Every instance's backend, by instance: the proxy's set is the
+    /// ready ones among them.
+    backends: Box<[Arc<Backend>]>,
+    /// Held while the proxy's set is rebuilt, so two supervisors never
+    /// publish out of order.
+    publishing: Mutex<()>,
     logs: Arc<logs::LogRing>,
     stop: watch::Sender<bool>,
     supervisors: Mutex<Vec<JoinHandle<()>>>,
-    next: AtomicUsize,
 }
 
 /// One instance as requests and the admin API see it.
 struct Slot {
     port: u16,
-    proxy: ProxyApp,
+    /// Whether it is in the proxy's set; changed by
+    /// [`Running::set_ready`] only.
     ready: AtomicBool,
     pid: AtomicU32,
     starts: AtomicU32,
@@ -95,9 +106,7 @@ impl ProcessApp {
                 instances: cfg.instances.max(1),
                 ready: cfg.ready.clone().unwrap_or_default(),
                 stop_timeout: cfg.stop_timeout,
-                preserve_host: cfg.preserve_host,
-                connect_timeout: cfg.connect_timeout,
-                response_timeout: cfg.response_timeout,
+                cfg: cfg.clone(),
             }),
             running: OnceLock::new(),
         })
@@ -117,19 +126,15 @@ impl ProcessApp {
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
             .collect::<std::io::Result<_>>()?;
         let mut slots = Vec::with_capacity(held.len());
+        let mut urls = Vec::with_capacity(held.len());
         for l in &held {
             let port = l.local_addr()?.port();
-            let upstream = crate::config::upstream::parse_upstream(&format!("http://127.0.0.1:{port}"))
-                .map_err(std::io::Error::other)?;
+            urls.push(
+                crate::config::upstream::parse_upstream(&format!("http://127.0.0.1:{port}"))
+                    .map_err(std::io::Error::other)?,
+            );
             slots.push(Slot {
                 port,
-                proxy: ProxyApp::single(
-                    upstream,
-                    self.spec.preserve_host,
-                    self.spec.connect_timeout,
-                    self.spec.response_timeout,
-                )
-                .map_err(std::io::Error::other)?,
                 ready: AtomicBool::new(false),
                 pid: AtomicU32::new(0),
                 starts: AtomicU32::new(0),
@@ -137,13 +142,19 @@ impl ProcessApp {
             });
         }
         drop(held);
+        let proxy = ProxyApp::for_instances(&urls, &self.spec.cfg).map_err(std::io::Error::other)?;
+        let backends = proxy.upstreams().current().list.clone().into_boxed_slice();
+        // No instance is ready yet.
+        proxy.upstreams().replace(Vec::new());
         let run = Arc::new(Running {
             spec: self.spec.clone(),
             slots: slots.into_boxed_slice(),
+            proxy,
+            backends,
+            publishing: Mutex::new(()),
             logs: Arc::default(),
             stop: watch::Sender::new(false),
             supervisors: Mutex::new(Vec::new()),
-            next: AtomicUsize::new(0),
         });
         if self.running.set(run.clone()).is_err() {
             return Ok(false);
@@ -158,18 +169,14 @@ impl ProcessApp {
         Ok(true)
     }
 
-    /// Forwards a request to the next ready instance; 503 with
-    /// `Retry-After` while none is.
+    /// Forwards a request to a ready instance (picked by `balance`,
+    /// retried on another when safe); 503 with `Retry-After` while none
+    /// is ready.
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
-        if let Some(run) = self.running.get() {
-            let n = run.slots.len();
-            let first = run.next.fetch_add(1, Ordering::Relaxed);
-            if let Some(slot) = (0..n)
-                .map(|k| &run.slots[(first + k) % n])
-                .find(|s| s.ready.load(Ordering::Acquire))
-            {
-                return slot.proxy.serve(req, cx).await;
-            }
+        if let Some(run) = self.running.get()
+            && run.slots.iter().any(|s| s.ready.load(Ordering::Acquire))
+        {
+            return run.proxy.serve(req, cx).await;
         }
         let (body, retry) = match self.crash_looped() {
             // The reason (an exit status, the app's output) is for the
@@ -287,6 +294,24 @@ impl ProcessApp {
 }
 
 impl Running {
+    /// Puts instance `index` in the proxy's set or takes it out. One put
+    /// back starts afresh: what its previous run's failures said of it
+    /// is forgotten.
+    fn set_ready(&self, index: usize, ready: bool) {
+        let _order = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.slots[index].ready.swap(ready, Ordering::AcqRel) == ready {
+            return;
+        }
+        if ready {
+            self.backends[index].succeeded();
+        }
+        let set = (self.slots.iter().zip(&self.backends))
+            .filter(|(s, _)| s.ready.load(Ordering::Acquire))
+            .map(|(_, b)| b.clone())
+            .collect();
+        self.proxy.upstreams().replace(set);
+    }
+
     async fn stop_all(&self) {
         self.stop.send_replace(true);
         let tasks = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));

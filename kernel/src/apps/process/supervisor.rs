@@ -78,7 +78,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::
                 }
                 let started = Instant::now();
                 let ended = run_once(&run, index, &mut instance, &mut stop).await;
-                slot.ready.store(false, Ordering::Release);
+                run.set_ready(index, false);
                 slot.pid.store(0, Ordering::Relaxed);
                 match ended {
                     Ended::Stopped => return,
@@ -152,7 +152,7 @@ async fn run_once(
         }
         Event::Stop => return graceful(run, index, instance).await,
     }
-    slot.ready.store(true, Ordering::Release);
+    run.set_ready(index, true);
     tracing::info!(app, instance = index, port = slot.port, "instance ready");
     run.logs.event(app, index, "ready");
     let then = tokio::select! {
@@ -160,7 +160,7 @@ async fn run_once(
         () = stopped(stop) => Event::Stop,
         () = watch_health(run, index) => Event::Stop,
     };
-    slot.ready.store(false, Ordering::Release);
+    run.set_ready(index, false);
     match then {
         Event::Exited(reason) => {
             child::clean_up_after(instance.pid);
@@ -188,14 +188,14 @@ async fn watch_health(run: &Running, index: usize) {
                     "instance passes its check again: back in rotation"
                 );
                 run.logs.event(app, index, "passes its check again: back in rotation");
-                slot.ready.store(true, Ordering::Release);
+                run.set_ready(index, true);
             }
             failed = 0;
             continue;
         }
         failed += 1;
         if failed == UNHEALTHY_AFTER {
-            slot.ready.store(false, Ordering::Release);
+            run.set_ready(index, false);
             let what = format!("failed its check {UNHEALTHY_AFTER} times in a row: out of rotation");
             tracing::warn!(app, instance = index, "{what}");
             run.logs.event(app, index, &what);

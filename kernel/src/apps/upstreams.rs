@@ -85,7 +85,10 @@ impl Backend {
             Some((None, _)) => return Err("an https:// upstream needs TLS settings".into()),
             None => None,
         };
-        let pool = Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)?;
+        let pool = match &upstream.unix {
+            Some(path) => Pool::unix(path, policy.connect_timeout),
+            None => Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)?,
+        };
         let mut h = rustc_hash::FxHasher::default();
         pool.addr().hash(&mut h);
         Ok(Backend {

@@ -352,6 +352,10 @@ pub struct AppConfig {
     /// Process apps: how many copies run, each on its own port.
     #[serde(default = "super::process::one_instance")]
     pub instances: usize,
+    /// Process apps: what each instance listens on, a port (`PORT`) or
+    /// a Unix socket (`BEXT_SOCKET`).
+    #[serde(default)]
+    pub listen: super::process::Listen,
     /// Process apps: when an instance counts as ready (the port opening
     /// when unset).
     #[serde(default)]
@@ -518,6 +522,7 @@ impl AppConfig {
             env,
             command,
             instances: super::process::one_instance(),
+            listen: Default::default(),
             ready: None,
             stop_timeout: super::process::default_stop_timeout(),
             preview_env: BTreeMap::new(),
@@ -934,6 +939,13 @@ impl Platform {
                         errors.push(Diagnostic::new(&name, field(&k), reason));
                     }
                 }
+            }
+            if app.runtime != RuntimeKind::Process && app.listen != super::process::Listen::Port {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("listen"),
+                    "only a process app's instances listen (`runtime = \"process\"`)",
+                ));
             }
             if app.runtime != RuntimeKind::Process && app.command.is_some() {
                 errors.push(Diagnostic::new(

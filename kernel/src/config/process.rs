@@ -69,6 +69,19 @@ pub fn default_stop_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+/// What a process app's instances listen on (`listen`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Listen {
+    /// A TCP port on 127.0.0.1, in `PORT`: what every server can do.
+    #[default]
+    Port,
+    /// A Unix socket path, in `BEXT_SOCKET`, in a directory only bext's
+    /// user may enter: no port to allocate, nothing another local user
+    /// can connect to, and no TCP cost between bext and the app.
+    Socket,
+}
+
 /// One instance, when `instances` is not set.
 pub fn one_instance() -> usize {
     1

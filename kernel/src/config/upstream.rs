@@ -17,6 +17,22 @@ pub struct Upstream {
     pub(crate) base_path: String,
     /// `https://`: spoken to over TLS, its certificate verified.
     pub(crate) tls: bool,
+    /// A Unix socket to connect to instead of the authority's port: a
+    /// process app's instance with `listen = "socket"`.
+    pub(crate) unix: Option<std::path::PathBuf>,
+}
+
+impl Upstream {
+    /// The server on the Unix socket at `path`; requests to it say
+    /// `Host: localhost` unless the app preserves the client's.
+    pub fn unix(path: &std::path::Path) -> Upstream {
+        Upstream {
+            authority: Authority::from_static("localhost"),
+            base_path: String::new(),
+            tls: false,
+            unix: Some(path.to_owned()),
+        }
+    }
 }
 
 /// Parses an upstream URL (`http[s]://host:port[/base]`).
@@ -38,6 +54,7 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
         authority,
         base_path: uri.path().trim_end_matches('/').to_owned(),
         tls,
+        unix: None,
     })
 }
 

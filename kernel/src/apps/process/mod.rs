@@ -1,6 +1,7 @@
 //! The `process` runtime: an app that is a server of its own (Node,
 //! Python, Go...). bext starts `instances` copies of its `command` in its
-//! `source` directory, each on a port of its own (`PORT`), waits until
+//! `source` directory, each on a port of its own (`PORT`) or a Unix socket
+//! (`BEXT_SOCKET`, with `listen = "socket"`), waits until
 //! each is ready, and forwards requests through one proxy whose backends
 //! are the ready instances (balanced, ejected and retried as a proxy app's
 //! upstreams; the set is replaced as instances get ready, fail their
@@ -33,7 +34,7 @@ use super::plain;
 use super::proxy::ProxyApp;
 use super::upstreams::Backend;
 use crate::config::platform::AppConfig;
-use crate::config::process::ReadyCheck;
+use crate::config::process::{Listen, ReadyCheck};
 
 pub use logs::KEPT_LINES;
 
@@ -73,11 +74,73 @@ struct Running {
     logs: Arc<logs::LogRing>,
     stop: watch::Sender<bool>,
     supervisors: Mutex<Vec<JoinHandle<()>>>,
+    /// With `listen = "socket"`: where the sockets are.
+    sockets: Option<SocketDir>,
+}
+
+/// Where an instance listens.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    /// A port on 127.0.0.1 (`PORT`).
+    Port(u16),
+    /// A Unix socket (`BEXT_SOCKET`) in the app's [`SocketDir`].
+    Socket(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Port(port) => write!(f, "port {port}"),
+            Endpoint::Socket(path) => write!(f, "socket {}", path.display()),
+        }
+    }
+}
+
+/// The directory of a started app's sockets: created 0700 (only bext's
+/// user may reach the sockets), removed with everything in it when the
+/// app stops.
+struct SocketDir(PathBuf);
+
+/// Tells apart the socket directories of one bext (an app and its next
+/// version run side by side during a reload).
+static SOCKET_DIRS: AtomicU32 = AtomicU32::new(0);
+
+impl SocketDir {
+    fn create() -> std::io::Result<SocketDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let name = format!(
+            "bext-sockets-{}-{}",
+            std::process::id(),
+            SOCKET_DIRS.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut dir = std::env::temp_dir().join(&name);
+        // A socket's path has at most 107 bytes; `/tmp` when TMPDIR is
+        // too deep for it.
+        if dir.as_os_str().len() > 80 {
+            dir = PathBuf::from("/tmp").join(&name);
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(SocketDir(dir))
+    }
+
+    fn remove(&self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.0.display(), error = %e, "cannot remove the app's socket directory");
+        }
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        self.remove();
+    }
 }
 
 /// One instance as requests and the admin API see it.
 struct Slot {
-    port: u16,
+    at: Endpoint,
     /// Whether it is in the proxy's set; changed by
     /// [`Running::set_ready`] only.
     ready: AtomicBool,
@@ -120,28 +183,32 @@ impl ProcessApp {
         if self.running.get().is_some() {
             return Ok(false);
         }
-        // Each instance keeps its port across restarts. The ports are
-        // held together while chosen, so two instances never share one.
-        let held: Vec<std::net::TcpListener> = (0..self.spec.instances)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<std::io::Result<_>>()?;
-        let mut slots = Vec::with_capacity(held.len());
-        let mut urls = Vec::with_capacity(held.len());
-        for l in &held {
-            let port = l.local_addr()?.port();
-            urls.push(
-                crate::config::upstream::parse_upstream(&format!("http://127.0.0.1:{port}"))
+        let n = self.spec.instances;
+        let (sockets, endpoints) = match self.spec.cfg.listen {
+            Listen::Port => (None, Self::ports(n)?),
+            Listen::Socket => {
+                let dir = SocketDir::create()?;
+                let paths = (0..n).map(|i| Endpoint::Socket(dir.0.join(format!("{i}.sock"))));
+                let paths = paths.collect();
+                (Some(dir), paths)
+            }
+        };
+        let mut slots = Vec::with_capacity(n);
+        let mut urls = Vec::with_capacity(n);
+        for at in endpoints {
+            urls.push(match &at {
+                Endpoint::Port(port) => crate::config::upstream::parse_upstream(&format!("http://127.0.0.1:{port}"))
                     .map_err(std::io::Error::other)?,
-            );
+                Endpoint::Socket(path) => crate::config::upstream::Upstream::unix(path),
+            });
             slots.push(Slot {
-                port,
+                at,
                 ready: AtomicBool::new(false),
                 pid: AtomicU32::new(0),
                 starts: AtomicU32::new(0),
                 gave_up: Mutex::new(None),
             });
         }
-        drop(held);
         let proxy = ProxyApp::for_instances(&urls, &self.spec.cfg).map_err(std::io::Error::other)?;
         let backends = proxy.upstreams().current().list.clone().into_boxed_slice();
         // No instance is ready yet.
@@ -155,6 +222,7 @@ impl ProcessApp {
             logs: Arc::default(),
             stop: watch::Sender::new(false),
             supervisors: Mutex::new(Vec::new()),
+            sockets,
         });
         if self.running.set(run.clone()).is_err() {
             return Ok(false);
@@ -167,6 +235,18 @@ impl ProcessApp {
         started.retain(|w| w.strong_count() > 0);
         started.push(Arc::downgrade(&run));
         Ok(true)
+    }
+
+    /// `n` free ports on 127.0.0.1, each an instance's across its
+    /// restarts. They are held together while chosen, so two instances
+    /// never share one.
+    fn ports(n: usize) -> std::io::Result<Vec<Endpoint>> {
+        let held: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<_>>()?;
+        held.iter()
+            .map(|l| Ok(Endpoint::Port(l.local_addr()?.port())))
+            .collect()
     }
 
     /// Forwards a request to a ready instance (picked by `balance`,
@@ -233,7 +313,10 @@ impl ProcessApp {
                 return Err(format!(
                     "not ready after {}s (ready check: {}); last lines: {last}",
                     self.spec.ready.timeout.as_secs_f32(),
-                    self.spec.ready.path.as_deref().unwrap_or("the port opening"),
+                    self.spec.ready.path.as_deref().unwrap_or(match self.spec.cfg.listen {
+                        Listen::Port => "the port opening",
+                        Listen::Socket => "the socket accepting",
+                    }),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -263,7 +346,8 @@ impl ProcessApp {
                 serde_json::json!({
                     "instance": i,
                     "pid": match s.pid.load(Ordering::Relaxed) { 0 => None, pid => Some(pid) },
-                    "port": s.port,
+                    "port": match &s.at { Endpoint::Port(port) => Some(*port), Endpoint::Socket(_) => None },
+                    "socket": match &s.at { Endpoint::Socket(path) => Some(path.display().to_string()), Endpoint::Port(_) => None },
                     "ready": s.ready.load(Ordering::Acquire),
                     "starts": s.starts.load(Ordering::Relaxed),
                     "reason": gave_up,
@@ -317,6 +401,9 @@ impl Running {
         let tasks = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {
             let _ = t.await;
+        }
+        if let Some(dir) = &self.sockets {
+            dir.remove();
         }
     }
 }

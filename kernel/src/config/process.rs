@@ -184,6 +184,12 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
     if stop_timeout.is_zero() {
         fail("stop_timeout", "must be longer than 0".into());
     }
+    if app.health.is_some() {
+        fail(
+            "health",
+            "a process app's instances are checked by `ready` (again every second while they run)".into(),
+        );
+    }
     for (field, reason) in super::upstream::pool_problems(app) {
         fail(field, reason);
     }
@@ -370,6 +376,10 @@ mod tests {
             ["hash", "max_connections", "body_timeout"]
         );
         assert_eq!(fields("source = '.'\ncommand = 'node'\nqueue = 3"), ["queue"]);
+        assert_eq!(
+            fields("source = '.'\ncommand = 'node'\nhealth = { path = '/health' }"),
+            ["health"]
+        );
         assert!(
             fields("source = '.'\ncommand = 'node'\nbalance = 'consistent_hash'\nhash = 'header:X-User'\nretries = 1\nmax_connections = 8\nqueue = 4\nbody_timeout = '5s'").is_empty()
         );

@@ -101,18 +101,15 @@ impl std::fmt::Display for Endpoint {
 /// app stops.
 struct SocketDir(PathBuf);
 
-/// Tells apart the socket directories of one bext (an app and its next
-/// version run side by side during a reload).
-static SOCKET_DIRS: AtomicU32 = AtomicU32::new(0);
-
 impl SocketDir {
+    /// A new directory with a name nobody can guess (another local user
+    /// who made it first would keep the app from starting).
     fn create() -> std::io::Result<SocketDir> {
+        use std::io::Read;
         use std::os::unix::fs::DirBuilderExt;
-        let name = format!(
-            "bext-sockets-{}-{}",
-            std::process::id(),
-            SOCKET_DIRS.fetch_add(1, Ordering::Relaxed)
-        );
+        let mut nonce = [0u8; 8];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut nonce)?;
+        let name = format!("bext-sockets-{:016x}", u64::from_ne_bytes(nonce));
         let mut dir = std::env::temp_dir().join(&name);
         // A socket's path has at most 107 bytes; `/tmp` when TMPDIR is
         // too deep for it.

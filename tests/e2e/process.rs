@@ -6,7 +6,10 @@
 //! rotation until it passes; a process that ignores SIGTERM is
 //! killed with its whole group after `stop_timeout`; `bext run` starts a
 //! `package.json` or `Procfile` app; a new version that never gets ready
-//! leaves the old one serving, through a reload or a deploy.
+//! leaves the old one serving, through a reload or a deploy. Instances
+//! are a pool's backends: a GET whose instance dies under it is answered
+//! by another, a POST is not sent twice; with `listen = "socket"` they
+//! listen on Unix sockets in a private directory.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -564,6 +567,8 @@ instances = 0
 ready = { path = "health", timeout = "0s" }
 stop_timeout = "0s"
 env = { PORT = "80" }
+hash = "client"
+max_connections = 0
 
 [apps.nosource]
 runtime = "process"
@@ -577,6 +582,7 @@ command = "node 'server.js"
 [apps.static]
 source = "app"
 command = "node server.js"
+listen = "socket"
 
 [apps.good]
 runtime = "process"
@@ -597,6 +603,9 @@ command = "node server.js"
         "apps.nosource.source: a process app needs `source`",
         "apps.quote.command: `node 'server.js`: a ' is not closed",
         "apps.static.command: only a process app",
+        "apps.static.listen: only a process app's instances listen",
+        "apps.many.hash: `hash` goes with `balance = \"consistent_hash\"`",
+        "apps.many.max_connections: must be at least 1",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }
@@ -800,4 +809,189 @@ ready = { path = "/health", timeout = "10s" }
         (answers().await == both).then_some(())
     })
     .await;
+}
+
+/// The pids of the instances of `dir` that hold a `/hang` request (their
+/// `hung-PID` marker files).
+fn hung(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("hung-")?.parse().ok())
+        .collect()
+}
+
+fn kill(pid: u64) {
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_whose_instance_dies_under_it_goes_to_the_other_and_a_post_is_not_replayed() {
+    let s = Site::new();
+    // `/hang` is held (never answered) by the first instance to get it
+    // while no other holds one; every POST is written down.
+    s.write(
+        "app/server.js",
+        r#"
+const http = require("node:http");
+const fs = require("node:fs");
+http.createServer((req, res) => {
+  if (req.method === "POST") fs.appendFileSync("posts.log", `${process.pid}\n`);
+  if (req.url === "/hang" && !fs.readdirSync(".").some((f) => f.startsWith("hung-"))) {
+    fs.writeFileSync(`hung-${process.pid}`, "");
+    return;
+  }
+  req.resume();
+  req.on("end", () => res.end(String(process.pid)));
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "app"
+domains = ["web.test"]
+command = "node server.js"
+instances = 2
+"#,
+    );
+    let b = serve(&config);
+    let all_ready_after = |starts: u64| {
+        let b = &b;
+        move || async move {
+            let l = logs(b, "web").await;
+            let instances = l["instances"].as_array().unwrap().clone();
+            let total: u64 = instances.iter().map(|i| i["starts"].as_u64().unwrap()).sum();
+            (total == starts && instances.iter().all(|i| i["ready"] == true)).then_some(())
+        }
+    };
+    eventually(Duration::from_secs(20), all_ready_after(2)).await;
+    let dir = s.path("app");
+    let addr = b.addr;
+
+    // A loop of GETs runs through the whole kill and restart.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let (mut sent, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = get(addr, "web.test", "/").await;
+                if r.status != 200 {
+                    failed.push((r.status, r.text()));
+                }
+                sent += 1;
+            }
+            (sent, failed)
+        }
+    });
+    let held = tokio::spawn(async move { get(addr, "web.test", "/hang").await });
+    let victim = eventually(Duration::from_secs(20), || async { hung(&dir).pop() }).await;
+    kill(victim);
+    let answer = held.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_ne!(answer.text(), victim.to_string(), "answered by the other instance");
+    eventually(Duration::from_secs(20), all_ready_after(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = looping.await.unwrap();
+    assert!(sent > 0);
+    assert!(failed.is_empty(), "{failed:?} of {sent}");
+
+    // A POST whose instance dies under it is answered 502, not sent again.
+    std::fs::remove_file(dir.join(format!("hung-{victim}"))).unwrap();
+    let held = tokio::spawn(async move { send(addr, request("POST", "/hang", &[("host", "web.test")], "once")).await });
+    let victim = eventually(Duration::from_secs(20), || async { hung(&dir).pop() }).await;
+    kill(victim);
+    let answer = held.await.unwrap();
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    let posts = std::fs::read_to_string(dir.join("posts.log")).unwrap();
+    assert_eq!(
+        posts.lines().collect::<Vec<_>>(),
+        [victim.to_string()],
+        "the POST reached one instance once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_listen_on_unix_sockets_in_a_private_directory_removed_at_stop() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Site::new();
+    s.write(
+        "app/server.js",
+        r#"
+const http = require("node:http");
+http.createServer((req, res) => {
+  res.end(JSON.stringify({ pid: process.pid, socket: process.env.BEXT_SOCKET, port: process.env.PORT ?? null, host: req.headers.host }));
+}).listen(process.env.BEXT_SOCKET);
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "app"
+domains = ["web.test"]
+command = "node server.js"
+instances = 2
+listen = "socket"
+"#,
+    );
+    let mut b = serve(&config);
+    let status = eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        (l["instances"].as_array().unwrap().iter().all(|i| i["ready"] == true)).then_some(l)
+    })
+    .await;
+    let sockets: BTreeSet<String> = (status["instances"].as_array().unwrap().iter())
+        .map(|i| {
+            assert!(i["port"].is_null(), "{i}");
+            i["socket"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(sockets.len(), 2);
+    let dir = Path::new(sockets.first().unwrap()).parent().unwrap().to_owned();
+    assert!(sockets.iter().all(|p| Path::new(p).parent() == Some(&*dir)));
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    // Requests reach both instances, over their sockets.
+    let mut seen = BTreeSet::new();
+    for _ in 0..6 {
+        let r = get(b.addr, "web.test", "/").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let answer = r.json();
+        assert!(answer["port"].is_null(), "no PORT with a socket");
+        assert_eq!(answer["host"], "localhost");
+        seen.insert(answer["socket"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen, sockets);
+    // A killed instance comes back on the same path (its old socket file
+    // removed before the restart).
+    let victim = status["instances"][0]["pid"].as_u64().unwrap();
+    kill(victim);
+    eventually(Duration::from_secs(20), || async {
+        let l = logs(&b, "web").await;
+        (l["instances"][0]["starts"] == 2 && l["instances"][0]["ready"] == true).then_some(())
+    })
+    .await;
+    let mut again = BTreeSet::new();
+    for _ in 0..6 {
+        let r = get(b.addr, "web.test", "/").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        again.insert(r.json()["socket"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(again, sockets);
+    // bext's exit stops the instances and removes the directory.
+    b.signal("TERM");
+    assert!(b.wait_exit(Duration::from_secs(20)).is_some(), "bext did not exit");
+    assert!(!dir.exists(), "{} outlived bext", dir.display());
 }

@@ -98,8 +98,11 @@ impl PoolError {
 /// The connections to one upstream address.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
-    /// `host:port`, what is connected to.
+    /// `host:port`, what is connected to, or `unix:PATH`.
     addr: Box<str>,
+    /// The Unix socket connected to instead of `addr`: an address of
+    /// another kind, keyed apart by its `unix:` prefix.
+    unix: Option<Box<std::path::Path>>,
     /// What keys the idle stacks: the address, and for TLS the settings
     /// its connections were verified with, so no app reuses a connection
     /// another app's laxer settings accepted.
@@ -147,6 +150,7 @@ impl Pool {
         };
         Ok(Pool {
             addr,
+            unix: None,
             key,
             tls,
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
@@ -155,13 +159,28 @@ impl Pool {
         })
     }
 
+    /// The pool of the server on the Unix socket at `path` (HTTP/1.1,
+    /// `Host: localhost`): a process app's instance.
+    pub(crate) fn unix(path: &std::path::Path, connect_timeout: Duration) -> Pool {
+        let addr: Box<str> = format!("unix:{}", path.display()).into();
+        Pool {
+            key: addr.clone(),
+            addr,
+            unix: Some(path.into()),
+            tls: None,
+            host: HeaderValue::from_static("localhost"),
+            connect_timeout,
+            http2: false,
+        }
+    }
+
     /// The upstream's own `Host`.
     pub(crate) fn host(&self) -> &HeaderValue {
         &self.host
     }
 
-    /// `host:port`, for logs (never for answers: clients are not told
-    /// where upstreams are).
+    /// `host:port` or `unix:PATH`, for logs (never for answers: clients
+    /// are not told where upstreams are).
     pub(crate) fn addr(&self) -> &str {
         &self.addr
     }
@@ -308,21 +327,13 @@ impl Pool {
     /// A new connection, TLS included, within the connect timeout.
     async fn connect(&self) -> Result<Sender, PoolError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
-        let tcp = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await {
-            Err(_) => {
-                return Err(PoolError::ConnectTimeout {
-                    addr: self.addr.clone(),
-                    timeout: self.connect_timeout,
-                });
-            }
-            Ok(Err(source)) => {
-                return Err(PoolError::Connect {
-                    addr: self.addr.clone(),
-                    source,
-                });
-            }
-            Ok(Ok(tcp)) => tcp,
-        };
+        if let Some(path) = &self.unix {
+            let stream =
+                self.connected(tokio::time::timeout_at(deadline, tokio::net::UnixStream::connect(path)).await)?;
+            return self.handshake(stream, self.http2).await;
+        }
+        let tcp =
+            self.connected(tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await)?;
         let _ = tcp.set_nodelay(true);
         let Some((config, name)) = &self.tls else {
             return self.handshake(tcp, self.http2).await;
@@ -341,6 +352,21 @@ impl Pool {
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 self.handshake(tls, h2).await
             }
+        }
+    }
+
+    /// A connection attempt's outcome, its failure named.
+    fn connected<S>(&self, attempt: Result<std::io::Result<S>, tokio::time::error::Elapsed>) -> Result<S, PoolError> {
+        match attempt {
+            Err(_) => Err(PoolError::ConnectTimeout {
+                addr: self.addr.clone(),
+                timeout: self.connect_timeout,
+            }),
+            Ok(Err(source)) => Err(PoolError::Connect {
+                addr: self.addr.clone(),
+                source,
+            }),
+            Ok(Ok(stream)) => Ok(stream),
         }
     }
 

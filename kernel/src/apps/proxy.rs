@@ -103,34 +103,39 @@ impl ProxyApp {
         Ok(app)
     }
 
-    /// A proxy to one `http://` upstream with no balancing, checks or
-    /// retries of its own: a process app's instance, which its supervisor
-    /// watches and the process runtime takes in turn.
-    pub fn single(
-        upstream: crate::config::upstream::Upstream,
-        preserve_host: bool,
-        connect_timeout: Duration,
-        response_timeout: Duration,
+    /// A process app's proxy: its instances (`http://` on loopback) are
+    /// the backends, balanced, ejected and retried as a proxy app's, with
+    /// the app's pool keys; its supervisors do the active checks and say
+    /// which instances are in the set ([`Self::upstreams`]).
+    pub(crate) fn for_instances(
+        instances: &[crate::config::upstream::Upstream],
+        cfg: &AppConfig,
     ) -> Result<Self, String> {
         let policy = Policy {
-            balance: Default::default(),
-            hash: None,
-            max_connections: None,
-            queue: DEFAULT_QUEUE,
+            balance: cfg.balance,
+            hash: cfg.hash.clone(),
+            max_connections: cfg.max_connections,
+            queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
             check_interval: None,
-            connect_timeout,
+            connect_timeout: cfg.connect_timeout,
             http2: false,
         };
+        let list: Vec<_> = instances.iter().map(|u| (u.clone(), 1)).collect();
         Ok(ProxyApp {
-            upstreams: Arc::new(Upstreams::new(&[(upstream, 1)], policy, &UpstreamsTls::default())?),
-            connect_timeout,
+            upstreams: Arc::new(Upstreams::new(&list, policy, &UpstreamsTls::default())?),
+            connect_timeout: cfg.connect_timeout,
             http2: false,
-            preserve_host,
-            response_timeout,
-            body_timeout: None,
-            retries: 0,
+            preserve_host: cfg.preserve_host,
+            response_timeout: cfg.response_timeout,
+            body_timeout: cfg.body_timeout.map(|t| t.0),
+            retries: cfg.retries.unwrap_or(1),
             health: None,
         })
+    }
+
+    /// Its backends, whose set a process app's supervisors replace.
+    pub(crate) fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
     }
 
     /// Starts the active checks once, on the current runtime.

@@ -85,7 +85,10 @@ impl Backend {
             Some((None, _)) => return Err("an https:// upstream needs TLS settings".into()),
             None => None,
         };
-        let pool = Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)?;
+        let pool = match &upstream.unix {
+            Some(path) => Pool::unix(path, policy.connect_timeout),
+            None => Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)?,
+        };
         let mut h = rustc_hash::FxHasher::default();
         pool.addr().hash(&mut h);
         Ok(Backend {
@@ -315,6 +318,13 @@ impl Upstreams {
     /// The backends now.
     pub(crate) fn current(&self) -> Arc<BackendSet> {
         self.set.load_full()
+    }
+
+    /// Replaces the backends: a process app's instances as they get
+    /// ready, fail their checks or end. Requests already running keep the
+    /// set they loaded; the next ones see the new one.
+    pub(crate) fn replace(&self, list: Vec<Arc<Backend>>) {
+        self.set.store(Arc::new(BackendSet::new(list)));
     }
 
     /// Whether picking must count requests in flight.
@@ -588,6 +598,21 @@ mod tests {
         assert!(matches!(u.pick(&set, None, &[]), Err(NoBackend::Full)));
         drop(b);
         assert_eq!(picks(&u, 2, None), [1, 1]);
+    }
+
+    #[test]
+    fn a_replaced_set_is_what_the_next_pick_sees() {
+        let u = upstreams(&[1, 1], Balance::RoundRobin);
+        let all = u.current().list.clone();
+        u.replace(vec![all[1].clone()]);
+        let set = u.current();
+        assert_eq!(set.list.len(), 1);
+        assert!(Arc::ptr_eq(&set.list[u.pick(&set, None, &[]).ok().unwrap()], &all[1]));
+        u.replace(Vec::new());
+        let empty = u.current();
+        assert!(matches!(u.pick(&empty, None, &[]), Err(NoBackend::Unhealthy(_))));
+        u.replace(all.clone());
+        assert_eq!(picks(&u, 4, None).iter().filter(|&&i| i == 0).count(), 2);
     }
 
     #[test]

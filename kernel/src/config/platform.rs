@@ -326,28 +326,29 @@ pub struct AppConfig {
     /// or `{ url, weight }`.
     #[serde(default)]
     pub upstreams: Vec<super::upstream::UpstreamEntry>,
-    /// Proxy apps: how a request's backend is picked.
+    /// Proxy and process apps: how a request's backend (upstream or
+    /// instance) is picked.
     #[serde(default)]
     pub balance: super::upstream::Balance,
-    /// Proxy apps with `balance = "consistent_hash"`: what a request is
+    /// Proxy and process apps with `balance = "consistent_hash"`: what a request is
     /// hashed by (`client` when unset).
     #[serde(default)]
     pub hash: Option<super::upstream::HashKey>,
     /// Proxy apps: the active health check of each backend.
     #[serde(default)]
     pub health: Option<super::upstream::HealthCheck>,
-    /// Proxy apps: how many other backends a failed request may try (1
+    /// Proxy and process apps: how many other backends a failed request may try (1
     /// when unset), when that is safe.
     #[serde(default)]
     pub retries: Option<u32>,
-    /// Proxy apps: requests in flight to one backend, at most.
+    /// Proxy and process apps: requests in flight to one backend, at most.
     #[serde(default)]
     pub max_connections: Option<u32>,
-    /// Proxy apps with `max_connections`: requests that may wait for room
+    /// Proxy and process apps with `max_connections`: requests that may wait for room
     /// (128 when unset; 0 answers 503 at once).
     #[serde(default)]
     pub queue: Option<u32>,
-    /// Proxy apps: longest pause inside the upstream's response body (the
+    /// Proxy and process apps: longest pause inside the upstream's response body (the
     /// response is cut after it); none when unset.
     #[serde(default)]
     pub body_timeout: Option<Span>,
@@ -377,6 +378,10 @@ pub struct AppConfig {
     /// Process apps: how many copies run, each on its own port.
     #[serde(default = "super::process::one_instance")]
     pub instances: usize,
+    /// Process apps: what each instance listens on, a port (`PORT`) or
+    /// a Unix socket (`BEXT_SOCKET`).
+    #[serde(default)]
+    pub listen: super::process::Listen,
     /// Process apps: when an instance counts as ready (the port opening
     /// when unset).
     #[serde(default)]
@@ -543,6 +548,7 @@ impl AppConfig {
             env,
             command,
             instances: super::process::one_instance(),
+            listen: Default::default(),
             ready: None,
             stop_timeout: super::process::default_stop_timeout(),
             preview_env: BTreeMap::new(),
@@ -980,6 +986,13 @@ impl Platform {
                         errors.push(Diagnostic::new(&name, field(&k), reason));
                     }
                 }
+            }
+            if app.runtime != RuntimeKind::Process && app.listen != super::process::Listen::Port {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("listen"),
+                    "only a process app's instances listen (`runtime = \"process\"`)",
+                ));
             }
             if app.runtime != RuntimeKind::Process && app.command.is_some() {
                 errors.push(Diagnostic::new(

@@ -69,6 +69,19 @@ pub fn default_stop_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+/// What a process app's instances listen on (`listen`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Listen {
+    /// A TCP port on 127.0.0.1, in `PORT`: what every server can do.
+    #[default]
+    Port,
+    /// A Unix socket path, in `BEXT_SOCKET`, in a directory only bext's
+    /// user may enter: no port to allocate, nothing another local user
+    /// can connect to, and no TCP cost between bext and the app.
+    Socket,
+}
+
 /// One instance, when `instances` is not set.
 pub fn one_instance() -> usize {
     1
@@ -170,6 +183,15 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
     }
     if stop_timeout.is_zero() {
         fail("stop_timeout", "must be longer than 0".into());
+    }
+    if app.health.is_some() {
+        fail(
+            "health",
+            "a process app's instances are checked by `ready` (again every second while they run)".into(),
+        );
+    }
+    for (field, reason) in super::upstream::pool_problems(app) {
+        fail(field, reason);
     }
     for (k, v) in env {
         if RESERVED_ENV.contains(&k.as_str()) {
@@ -348,6 +370,19 @@ mod tests {
         assert_eq!(fields("source = 'missing'\ncommand = []"), ["source", "command"]);
         assert_eq!(fields("source = '.'\ncommand = ['node', \"a\\u0000b\"]"), ["command"]);
         assert!(fields("source = '.'\ncommand = 'node server.js'\ninstances = 64\nready = {}").is_empty());
+        // The pool's keys are checked as a proxy app's.
+        assert_eq!(
+            fields("source = '.'\ncommand = 'node'\nhash = 'client'\nmax_connections = 0\nbody_timeout = '0s'"),
+            ["hash", "max_connections", "body_timeout"]
+        );
+        assert_eq!(fields("source = '.'\ncommand = 'node'\nqueue = 3"), ["queue"]);
+        assert_eq!(
+            fields("source = '.'\ncommand = 'node'\nhealth = { path = '/health' }"),
+            ["health"]
+        );
+        assert!(
+            fields("source = '.'\ncommand = 'node'\nbalance = 'consistent_hash'\nhash = 'header:X-User'\nretries = 1\nmax_connections = 8\nqueue = 4\nbody_timeout = '5s'").is_empty()
+        );
         assert_eq!(fields("source = '.'\ncommand = 'node'\ninstances = 65"), ["instances"]);
     }
 }

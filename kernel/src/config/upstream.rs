@@ -17,6 +17,22 @@ pub struct Upstream {
     pub(crate) base_path: String,
     /// `https://`: spoken to over TLS, its certificate verified.
     pub(crate) tls: bool,
+    /// A Unix socket to connect to instead of the authority's port: a
+    /// process app's instance with `listen = "socket"`.
+    pub(crate) unix: Option<std::path::PathBuf>,
+}
+
+impl Upstream {
+    /// The server on the Unix socket at `path`; requests to it say
+    /// `Host: localhost` unless the app preserves the client's.
+    pub fn unix(path: &std::path::Path) -> Upstream {
+        Upstream {
+            authority: Authority::from_static("localhost"),
+            base_path: String::new(),
+            tls: false,
+            unix: Some(path.to_owned()),
+        }
+    }
 }
 
 /// Parses an upstream URL (`http[s]://host:port[/base]`).
@@ -38,6 +54,7 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
         authority,
         base_path: uri.path().trim_end_matches('/').to_owned(),
         tls,
+        unix: None,
     })
 }
 
@@ -215,17 +232,9 @@ pub fn proxy_problems(app: &super::platform::AppConfig) -> Vec<(&'static str, St
         };
         problems.push((key, reason));
     }
-    if app.hash.is_some() && app.balance != Balance::ConsistentHash {
-        problems.push(("hash", r#"`hash` goes with `balance = "consistent_hash"`"#.into()));
-    }
+    problems.extend(pool_problems(app));
     if let Some(reason) = app.health.as_ref().and_then(HealthCheck::problem) {
         problems.push(("health", reason));
-    }
-    if app.max_connections == Some(0) {
-        problems.push(("max_connections", "must be at least 1".into()));
-    }
-    if app.queue.is_some() && app.max_connections.is_none() {
-        problems.push(("queue", "`queue` goes with `max_connections`".into()));
     }
     let any_https = (app.upstream.iter().map(String::as_str))
         .chain(app.upstreams.iter().map(|e| e.url.as_str()))
@@ -242,6 +251,23 @@ pub fn proxy_problems(app: &super::platform::AppConfig) -> Vec<(&'static str, St
             "insecure_skip_verify",
             "`insecure_skip_verify` is for https:// upstreams".into(),
         ));
+    }
+    problems
+}
+
+/// What is wrong with the keys that say how requests spread over a pool
+/// (`balance`, `hash`, `max_connections`, `queue`, `body_timeout`): a
+/// proxy app's upstreams and a process app's instances take the same.
+pub fn pool_problems(app: &super::platform::AppConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if app.hash.is_some() && app.balance != Balance::ConsistentHash {
+        problems.push(("hash", r#"`hash` goes with `balance = "consistent_hash"`"#.into()));
+    }
+    if app.max_connections == Some(0) {
+        problems.push(("max_connections", "must be at least 1".into()));
+    }
+    if app.queue.is_some() && app.max_connections.is_none() {
+        problems.push(("queue", "`queue` goes with `max_connections`".into()));
     }
     if app.body_timeout.is_some_and(|t| t.0.is_zero()) {
         problems.push(("body_timeout", "must be more than zero".into()));

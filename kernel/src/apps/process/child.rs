@@ -9,7 +9,7 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
 use tokio::process::{Child, Command};
 
-use super::Spec;
+use super::{Endpoint, Spec};
 
 /// Process groups bext started and has not seen end: what bext's exit
 /// kills when an app's own stop did not finish.
@@ -27,21 +27,37 @@ pub(super) struct Instance {
 /// run (never bext's secrets, such as the admin token).
 const PASSED_ON: [&str; 8] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM"];
 
-/// Starts instance `index` of `spec` on `port`: `command` in `source`, with
-/// `PORT`, `BEXT_APP`, `BEXT_INSTANCE`, the passed-on variables and the
-/// app's `env`; `$PORT` in an argument becomes the port.
-pub(super) fn spawn(spec: &Spec, index: usize, port: u16) -> std::io::Result<Instance> {
-    let port_text = port.to_string();
+/// Starts instance `index` of `spec` on `at`: `command` in `source`, with
+/// `PORT` (or `BEXT_SOCKET`), `BEXT_APP`, `BEXT_INSTANCE`, the passed-on
+/// variables and the app's `env`; `$PORT` (or `$BEXT_SOCKET`) in an
+/// argument becomes the port (or the socket's path). A socket left by the
+/// instance's previous run is removed first: a server cannot listen on a
+/// path that exists.
+pub(super) fn spawn(spec: &Spec, index: usize, at: &Endpoint) -> std::io::Result<Instance> {
+    let (name, value) = match at {
+        Endpoint::Port(port) => ("PORT", port.to_string()),
+        Endpoint::Socket(path) => {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let path = path
+                .to_str()
+                .ok_or_else(|| std::io::Error::other("the socket path is not UTF-8"))?;
+            ("BEXT_SOCKET", path.to_owned())
+        }
+    };
+    let (braced, plain) = (format!("${{{name}}}"), format!("${name}"));
     let args = spec.command[1..]
         .iter()
-        .map(|a| a.replace("${PORT}", &port_text).replace("$PORT", &port_text));
+        .map(|a| a.replace(&braced, &value).replace(&plain, &value));
     let mut cmd = Command::new(&spec.command[0]);
     cmd.args(args)
         .current_dir(&spec.dir)
         .env_clear()
         .envs(PASSED_ON.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
         .envs(&spec.env)
-        .env("PORT", &port_text)
+        .env(name, &value)
         .env("BEXT_APP", &*spec.app)
         .env("BEXT_INSTANCE", index.to_string())
         .stdin(std::process::Stdio::null())

@@ -1,9 +1,12 @@
 //! The `process` runtime: an app that is a server of its own (Node,
 //! Python, Go...). bext starts `instances` copies of its `command` in its
-//! `source` directory, each on a port of its own (`PORT`), waits until
-//! each is ready, forwards requests to the ready ones in turn through the
-//! proxy runtime, restarts one that ends ([`supervisor`]), keeps its output
-//! ([`logs`]) and stops its process group gracefully ([`child`]).
+//! `source` directory, each on a port of its own (`PORT`) or a Unix socket
+//! (`BEXT_SOCKET`, with `listen = "socket"`), waits until
+//! each is ready, and forwards requests through one proxy whose backends
+//! are the ready instances (balanced, ejected and retried as a proxy app's
+//! upstreams; the set is replaced as instances get ready, fail their
+//! checks or end), restarts one that ends ([`supervisor`]), keeps its
+//! output ([`logs`]) and stops its process group gracefully ([`child`]).
 //!
 //! A runtime is built without starting anything (`bext check` builds
 //! them too); [`ProcessApp::start`] starts it once the pipeline holding it
@@ -17,7 +20,7 @@ mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -29,8 +32,9 @@ use tokio::task::JoinHandle;
 
 use super::plain;
 use super::proxy::ProxyApp;
+use super::upstreams::Backend;
 use crate::config::platform::AppConfig;
-use crate::config::process::ReadyCheck;
+use crate::config::process::{Listen, ReadyCheck};
 
 pub use logs::KEPT_LINES;
 
@@ -44,9 +48,9 @@ struct Spec {
     instances: usize,
     ready: ReadyCheck,
     stop_timeout: Duration,
-    preserve_host: bool,
-    connect_timeout: Duration,
-    response_timeout: Duration,
+    /// The proxy keys (`balance`, `retries`, timeouts...), for the
+    /// instances' proxy.
+    cfg: AppConfig,
 }
 
 /// A process app: its configuration, and its instances once started.
@@ -59,16 +63,83 @@ pub struct ProcessApp {
 struct Running {
     spec: Arc<Spec>,
     slots: Box<[Slot]>,
+    /// Requests go through it to the ready instances.
+    proxy: ProxyApp,
+    /// Every instance's backend, by instance: the proxy's set is the
+    /// ready ones among them.
+    backends: Box<[Arc<Backend>]>,
+    /// Held while the proxy's set is rebuilt, so two supervisors never
+    /// publish out of order.
+    publishing: Mutex<()>,
     logs: Arc<logs::LogRing>,
     stop: watch::Sender<bool>,
     supervisors: Mutex<Vec<JoinHandle<()>>>,
-    next: AtomicUsize,
+    /// With `listen = "socket"`: where the sockets are.
+    sockets: Option<SocketDir>,
+}
+
+/// Where an instance listens.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    /// A port on 127.0.0.1 (`PORT`).
+    Port(u16),
+    /// A Unix socket (`BEXT_SOCKET`) in the app's [`SocketDir`].
+    Socket(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Port(port) => write!(f, "port {port}"),
+            Endpoint::Socket(path) => write!(f, "socket {}", path.display()),
+        }
+    }
+}
+
+/// The directory of a started app's sockets: created 0700 (only bext's
+/// user may reach the sockets), removed with everything in it when the
+/// app stops.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    /// A new directory with a name nobody can guess (another local user
+    /// who made it first would keep the app from starting).
+    fn create() -> std::io::Result<SocketDir> {
+        use std::io::Read;
+        use std::os::unix::fs::DirBuilderExt;
+        let mut nonce = [0u8; 8];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut nonce)?;
+        let name = format!("bext-sockets-{:016x}", u64::from_ne_bytes(nonce));
+        let mut dir = std::env::temp_dir().join(&name);
+        // A socket's path has at most 107 bytes; `/tmp` when TMPDIR is
+        // too deep for it.
+        if dir.as_os_str().len() > 80 {
+            dir = PathBuf::from("/tmp").join(&name);
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(SocketDir(dir))
+    }
+
+    fn remove(&self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %self.0.display(), error = %e, "cannot remove the app's socket directory");
+        }
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        self.remove();
+    }
 }
 
 /// One instance as requests and the admin API see it.
 struct Slot {
-    port: u16,
-    proxy: ProxyApp,
+    at: Endpoint,
+    /// Whether it is in the proxy's set; changed by
+    /// [`Running::set_ready`] only.
     ready: AtomicBool,
     pid: AtomicU32,
     starts: AtomicU32,
@@ -95,9 +166,7 @@ impl ProcessApp {
                 instances: cfg.instances.max(1),
                 ready: cfg.ready.clone().unwrap_or_default(),
                 stop_timeout: cfg.stop_timeout,
-                preserve_host: cfg.preserve_host,
-                connect_timeout: cfg.connect_timeout,
-                response_timeout: cfg.response_timeout,
+                cfg: cfg.clone(),
             }),
             running: OnceLock::new(),
         })
@@ -111,39 +180,46 @@ impl ProcessApp {
         if self.running.get().is_some() {
             return Ok(false);
         }
-        // Each instance keeps its port across restarts. The ports are
-        // held together while chosen, so two instances never share one.
-        let held: Vec<std::net::TcpListener> = (0..self.spec.instances)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<std::io::Result<_>>()?;
-        let mut slots = Vec::with_capacity(held.len());
-        for l in &held {
-            let port = l.local_addr()?.port();
-            let upstream = crate::config::upstream::parse_upstream(&format!("http://127.0.0.1:{port}"))
-                .map_err(std::io::Error::other)?;
+        let n = self.spec.instances;
+        let (sockets, endpoints) = match self.spec.cfg.listen {
+            Listen::Port => (None, Self::ports(n)?),
+            Listen::Socket => {
+                let dir = SocketDir::create()?;
+                let paths = (0..n).map(|i| Endpoint::Socket(dir.0.join(format!("{i}.sock"))));
+                let paths = paths.collect();
+                (Some(dir), paths)
+            }
+        };
+        let mut slots = Vec::with_capacity(n);
+        let mut urls = Vec::with_capacity(n);
+        for at in endpoints {
+            urls.push(match &at {
+                Endpoint::Port(port) => crate::config::upstream::parse_upstream(&format!("http://127.0.0.1:{port}"))
+                    .map_err(std::io::Error::other)?,
+                Endpoint::Socket(path) => crate::config::upstream::Upstream::unix(path),
+            });
             slots.push(Slot {
-                port,
-                proxy: ProxyApp::single(
-                    upstream,
-                    self.spec.preserve_host,
-                    self.spec.connect_timeout,
-                    self.spec.response_timeout,
-                )
-                .map_err(std::io::Error::other)?,
+                at,
                 ready: AtomicBool::new(false),
                 pid: AtomicU32::new(0),
                 starts: AtomicU32::new(0),
                 gave_up: Mutex::new(None),
             });
         }
-        drop(held);
+        let proxy = ProxyApp::for_instances(&urls, &self.spec.cfg).map_err(std::io::Error::other)?;
+        let backends = proxy.upstreams().current().list.clone().into_boxed_slice();
+        // No instance is ready yet.
+        proxy.upstreams().replace(Vec::new());
         let run = Arc::new(Running {
             spec: self.spec.clone(),
             slots: slots.into_boxed_slice(),
+            proxy,
+            backends,
+            publishing: Mutex::new(()),
             logs: Arc::default(),
             stop: watch::Sender::new(false),
             supervisors: Mutex::new(Vec::new()),
-            next: AtomicUsize::new(0),
+            sockets,
         });
         if self.running.set(run.clone()).is_err() {
             return Ok(false);
@@ -158,18 +234,26 @@ impl ProcessApp {
         Ok(true)
     }
 
-    /// Forwards a request to the next ready instance; 503 with
-    /// `Retry-After` while none is.
+    /// `n` free ports on 127.0.0.1, each an instance's across its
+    /// restarts. They are held together while chosen, so two instances
+    /// never share one.
+    fn ports(n: usize) -> std::io::Result<Vec<Endpoint>> {
+        let held: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<_>>()?;
+        held.iter()
+            .map(|l| Ok(Endpoint::Port(l.local_addr()?.port())))
+            .collect()
+    }
+
+    /// Forwards a request to a ready instance (picked by `balance`,
+    /// retried on another when safe); 503 with `Retry-After` while none
+    /// is ready.
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
-        if let Some(run) = self.running.get() {
-            let n = run.slots.len();
-            let first = run.next.fetch_add(1, Ordering::Relaxed);
-            if let Some(slot) = (0..n)
-                .map(|k| &run.slots[(first + k) % n])
-                .find(|s| s.ready.load(Ordering::Acquire))
-            {
-                return slot.proxy.serve(req, cx).await;
-            }
+        if let Some(run) = self.running.get()
+            && run.slots.iter().any(|s| s.ready.load(Ordering::Acquire))
+        {
+            return run.proxy.serve(req, cx).await;
         }
         let (body, retry) = match self.crash_looped() {
             // The reason (an exit status, the app's output) is for the
@@ -226,7 +310,10 @@ impl ProcessApp {
                 return Err(format!(
                     "not ready after {}s (ready check: {}); last lines: {last}",
                     self.spec.ready.timeout.as_secs_f32(),
-                    self.spec.ready.path.as_deref().unwrap_or("the port opening"),
+                    self.spec.ready.path.as_deref().unwrap_or(match self.spec.cfg.listen {
+                        Listen::Port => "the port opening",
+                        Listen::Socket => "the socket accepting",
+                    }),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -256,7 +343,8 @@ impl ProcessApp {
                 serde_json::json!({
                     "instance": i,
                     "pid": match s.pid.load(Ordering::Relaxed) { 0 => None, pid => Some(pid) },
-                    "port": s.port,
+                    "port": match &s.at { Endpoint::Port(port) => Some(*port), Endpoint::Socket(_) => None },
+                    "socket": match &s.at { Endpoint::Socket(path) => Some(path.display().to_string()), Endpoint::Port(_) => None },
                     "ready": s.ready.load(Ordering::Acquire),
                     "starts": s.starts.load(Ordering::Relaxed),
                     "reason": gave_up,
@@ -287,11 +375,32 @@ impl ProcessApp {
 }
 
 impl Running {
+    /// Puts instance `index` in the proxy's set or takes it out. One put
+    /// back starts afresh: what its previous run's failures said of it
+    /// is forgotten.
+    fn set_ready(&self, index: usize, ready: bool) {
+        let _order = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.slots[index].ready.swap(ready, Ordering::AcqRel) == ready {
+            return;
+        }
+        if ready {
+            self.backends[index].succeeded();
+        }
+        let set = (self.slots.iter().zip(&self.backends))
+            .filter(|(s, _)| s.ready.load(Ordering::Acquire))
+            .map(|(_, b)| b.clone())
+            .collect();
+        self.proxy.upstreams().replace(set);
+    }
+
     async fn stop_all(&self) {
         self.stop.send_replace(true);
         let tasks = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {
             let _ = t.await;
+        }
+        if let Some(dir) = &self.sockets {
+            dir.remove();
         }
     }
 }

@@ -1,30 +1,44 @@
-//! Whether an instance takes requests: its port accepts a connection, or,
-//! with `ready.path`, a `GET` of that path answers below 500.
+//! Whether an instance takes requests: its port (or socket) accepts a
+//! connection, or, with `ready.path`, a `GET` of that path answers below
+//! 500.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use super::Endpoint;
 
 /// Longest one probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One look at the instance on `port`.
-pub(super) async fn probe(port: u16, path: Option<&str>) -> bool {
-    tokio::time::timeout(PROBE_TIMEOUT, answer(port, path))
+/// One look at the instance on `at`.
+pub(super) async fn probe(at: &Endpoint, path: Option<&str>) -> bool {
+    tokio::time::timeout(PROBE_TIMEOUT, answer(at, path))
         .await
         .unwrap_or(false)
 }
 
-async fn answer(port: u16, path: Option<&str>) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
+async fn answer(at: &Endpoint, path: Option<&str>) -> bool {
+    match at {
+        Endpoint::Port(port) => match TcpStream::connect(("127.0.0.1", *port)).await {
+            Ok(stream) => ask(stream, &format!("127.0.0.1:{port}"), path).await,
+            Err(_) => false,
+        },
+        Endpoint::Socket(socket) => match UnixStream::connect(socket).await {
+            Ok(stream) => ask(stream, "localhost", path).await,
+            Err(_) => false,
+        },
+    }
+}
+
+/// `GET path` on a connection made (nothing without a path: the
+/// connection was the check).
+async fn ask<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, host: &str, path: Option<&str>) -> bool {
     let Some(path) = path else {
         return true;
     };
-    let ask =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bext-ready\r\nConnection: close\r\n\r\n");
+    let ask = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bext-ready\r\nConnection: close\r\n\r\n");
     if stream.write_all(ask.as_bytes()).await.is_err() {
         return false;
     }
@@ -46,11 +60,11 @@ fn status(head: &[u8]) -> Option<u16> {
 }
 
 /// Probes until the instance answers (`true`) or `limit` passes.
-pub(super) async fn wait(port: u16, path: Option<&str>, limit: Duration) -> bool {
+pub(super) async fn wait(at: &Endpoint, path: Option<&str>, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     let mut pause = Duration::from_millis(20);
     while tokio::time::Instant::now() < deadline {
-        if probe(port, path).await {
+        if probe(at, path).await {
             return true;
         }
         tokio::time::sleep(pause).await;
@@ -86,11 +100,32 @@ mod tests {
                     .unwrap();
             }
         };
-        let (ok, ()) = tokio::join!(probe(port, Some("/health")), serve("204 No Content"));
+        let at = Endpoint::Port(port);
+        let (ok, ()) = tokio::join!(probe(&at, Some("/health")), serve("204 No Content"));
         assert!(ok);
-        let (ok, ()) = tokio::join!(probe(port, Some("/health")), serve("502 Bad Gateway"));
+        let (ok, ()) = tokio::join!(probe(&at, Some("/health")), serve("502 Bad Gateway"));
         assert!(!ok);
         drop(l);
-        assert!(!probe(port, None).await);
+        assert!(!probe(&at, None).await);
+    }
+
+    #[tokio::test]
+    async fn a_socket_is_ready_once_it_accepts_and_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = Endpoint::Socket(dir.path().join("0.sock"));
+        assert!(!probe(&at, None).await, "no socket yet");
+        let Endpoint::Socket(path) = &at else { unreachable!() };
+        let l = tokio::net::UnixListener::bind(path).unwrap();
+        let serve = async {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"GET /health HTTP/1.1\r\nHost: localhost\r\n"));
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+        };
+        let (ok, ()) = tokio::join!(probe(&at, Some("/health")), serve);
+        assert!(ok);
     }
 }

@@ -49,17 +49,17 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::
         if *stop.borrow() {
             return;
         }
-        let reason = match child::spawn(spec, index, slot.port) {
+        let reason = match child::spawn(spec, index, &slot.at) {
             Err(e) => format!("cannot start `{}` in {}: {e}", spec.command[0], spec.dir.display()),
             Ok(mut instance) => {
                 slot.starts.fetch_add(1, Ordering::Relaxed);
                 slot.pid.store(instance.pid, Ordering::Relaxed);
-                let what = format!("started pid {} on port {}", instance.pid, slot.port);
+                let what = format!("started pid {} on {}", instance.pid, slot.at);
                 tracing::info!(
                     app,
                     instance = index,
                     pid = instance.pid,
-                    port = slot.port,
+                    on = %slot.at,
                     "instance started"
                 );
                 run.logs.event(app, index, &what);
@@ -78,7 +78,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::
                 }
                 let started = Instant::now();
                 let ended = run_once(&run, index, &mut instance, &mut stop).await;
-                slot.ready.store(false, Ordering::Release);
+                run.set_ready(index, false);
                 slot.pid.store(0, Ordering::Relaxed);
                 match ended {
                     Ended::Stopped => return,
@@ -136,7 +136,7 @@ async fn run_once(
     let app = &*spec.app;
     let limit = spec.ready.timeout;
     let first = tokio::select! {
-        ok = ready::wait(slot.port, spec.ready.path.as_deref(), limit) => Event::Ready(ok),
+        ok = ready::wait(&slot.at, spec.ready.path.as_deref(), limit) => Event::Ready(ok),
         status = instance.child.wait() => Event::Exited(exit_reason(status)),
         () = stopped(stop) => Event::Stop,
     };
@@ -152,15 +152,15 @@ async fn run_once(
         }
         Event::Stop => return graceful(run, index, instance).await,
     }
-    slot.ready.store(true, Ordering::Release);
-    tracing::info!(app, instance = index, port = slot.port, "instance ready");
+    run.set_ready(index, true);
+    tracing::info!(app, instance = index, on = %slot.at, "instance ready");
     run.logs.event(app, index, "ready");
     let then = tokio::select! {
         status = instance.child.wait() => Event::Exited(exit_reason(status)),
         () = stopped(stop) => Event::Stop,
         () = watch_health(run, index) => Event::Stop,
     };
-    slot.ready.store(false, Ordering::Release);
+    run.set_ready(index, false);
     match then {
         Event::Exited(reason) => {
             child::clean_up_after(instance.pid);
@@ -180,7 +180,7 @@ async fn watch_health(run: &Running, index: usize) {
     let mut failed = 0;
     loop {
         tokio::time::sleep(HEALTH_EVERY).await;
-        if ready::probe(slot.port, spec.ready.path.as_deref()).await {
+        if ready::probe(&slot.at, spec.ready.path.as_deref()).await {
             if failed >= UNHEALTHY_AFTER {
                 tracing::info!(
                     app,
@@ -188,14 +188,14 @@ async fn watch_health(run: &Running, index: usize) {
                     "instance passes its check again: back in rotation"
                 );
                 run.logs.event(app, index, "passes its check again: back in rotation");
-                slot.ready.store(true, Ordering::Release);
+                run.set_ready(index, true);
             }
             failed = 0;
             continue;
         }
         failed += 1;
         if failed == UNHEALTHY_AFTER {
-            slot.ready.store(false, Ordering::Release);
+            run.set_ready(index, false);
             let what = format!("failed its check {UNHEALTHY_AFTER} times in a row: out of rotation");
             tracing::warn!(app, instance = index, "{what}");
             run.logs.event(app, index, &what);

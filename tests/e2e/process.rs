@@ -318,6 +318,42 @@ command = "sh -c 'echo booting; exit 3'"
     assert_eq!(b.log().matches("[bad/0] booting").count(), 10, "{}", b.log());
 }
 
+/// A crash-looped instance rests for `crash_pause` (the app's
+/// `Retry-After` meanwhile), then is tried again: a bug a client can
+/// trigger does not keep the app down until an operator acts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looped_instance_is_tried_again_after_its_pause() {
+    let s = Site::new();
+    s.write("bad/README", "exits at once");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.bad]
+runtime = "process"
+source = "bad"
+domains = ["bad.test"]
+command = "sh -c 'echo booting; exit 3'"
+crash_pause = "3s"
+"#,
+    );
+    let b = serve(&config);
+    eventually(Duration::from_secs(20), || async {
+        (b.log().matches("crash loop").count() == 1).then_some(())
+    })
+    .await;
+    let r = get(b.addr, "bad.test", "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("3"));
+    assert_eq!(b.log().matches("[bad/0] booting").count(), 5, "{}", b.log());
+    // After the pause, five more tries and a second rest, with no reload.
+    eventually(Duration::from_secs(20), || async {
+        (b.log().matches("[bad/0] booting").count() == 10 && b.log().matches("crash loop").count() == 2).then_some(())
+    })
+    .await;
+}
+
 /// The logs are on the admin surface: not on a tenant's host whatever the
 /// token, nor without the token on `admin_listen`; other spellings of the
 /// path are not a way around it.

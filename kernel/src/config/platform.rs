@@ -389,6 +389,10 @@ pub struct AppConfig {
     /// Process apps: time between SIGTERM and SIGKILL when stopping.
     #[serde(default = "super::process::default_stop_timeout", deserialize_with = "duration")]
     pub stop_timeout: Duration,
+    /// Process apps: how long a crash-looping instance rests before it is
+    /// tried again (the app's `Retry-After` meanwhile).
+    #[serde(default = "super::process::default_crash_pause", deserialize_with = "duration")]
+    pub crash_pause: Duration,
     /// JS apps: `env` of the app's deploy previews, which never get `env`
     /// (a preview must not reach production data unless told to).
     #[serde(default)]
@@ -551,6 +555,7 @@ impl AppConfig {
             listen: Default::default(),
             ready: None,
             stop_timeout: super::process::default_stop_timeout(),
+            crash_pause: super::process::default_crash_pause(),
             preview_env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
             hooks: None,

@@ -69,6 +69,11 @@ pub fn default_stop_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+/// How long a crash-looping instance rests when no `crash_pause` is set.
+pub fn default_crash_pause() -> Duration {
+    Duration::from_secs(60)
+}
+
 /// What a process app's instances listen on (`listen`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -183,6 +188,9 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
     }
     if stop_timeout.is_zero() {
         fail("stop_timeout", "must be longer than 0".into());
+    }
+    if app.crash_pause.is_zero() {
+        fail("crash_pause", "must be longer than 0".into());
     }
     if app.health.is_some() {
         fail(
@@ -354,7 +362,7 @@ mod tests {
         let fields = |lines: &str| -> Vec<String> { check(&app(lines)).into_iter().map(|(f, _)| f).collect() };
         assert_eq!(
             fields(
-                "instances = 0\nready = { path = 'health', timeout = '0s' }\nstop_timeout = '0s'\nenv = { PORT = '1', 'A=B' = '1', OK = 'fine' }"
+                "instances = 0\nready = { path = 'health', timeout = '0s' }\nstop_timeout = '0s'\ncrash_pause = '0s'\nenv = { PORT = '1', 'A=B' = '1', OK = 'fine' }"
             ),
             [
                 "source",
@@ -363,6 +371,7 @@ mod tests {
                 "ready.path",
                 "ready.timeout",
                 "stop_timeout",
+                "crash_pause",
                 "env.A=B",
                 "env.PORT"
             ]

@@ -258,7 +258,10 @@ impl ProcessApp {
         let (body, retry) = match self.crash_looped() {
             // The reason (an exit status, the app's output) is for the
             // operator: the log and the admin API.
-            true => ("app unavailable: its processes keep failing\n", 60),
+            true => (
+                "app unavailable: its processes keep failing\n",
+                self.spec.cfg.crash_pause.as_secs().max(1),
+            ),
             false => ("app starting\n", 1),
         };
         let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, body);

@@ -1,8 +1,9 @@
 //! One instance's life: start it, wait until it is ready, route to it
 //! while its `ready` check keeps passing, and when it ends on its own start it again after a backoff (100 ms
 //! doubling to 30 s), until it fails [`CRASH_LIMIT`] times within
-//! [`CRASH_WINDOW`]: then it stays down, with the reason in the log and
-//! the admin API, until the app is reloaded or deployed.
+//! [`CRASH_WINDOW`]: then it rests for `crash_pause`, with the reason in
+//! the log and the admin API (the app answers 503 with that
+//! `Retry-After`), and tries again; a reload or deploy starts it at once.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,7 +19,11 @@ use super::{Running, child, logs, ready};
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest pause before a restart.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Failures within [`CRASH_WINDOW`] after which an instance stays down.
+/// Failures within [`CRASH_WINDOW`] after which an instance rests for the
+/// app's `crash_pause` (60 s unless set) and is then tried again: a bug
+/// any client can trigger (a thrown error that ends the process) must not
+/// leave the app down until an operator acts, and a few starts a minute
+/// is no fork storm.
 const CRASH_LIMIT: usize = 5;
 /// See [`CRASH_LIMIT`].
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
@@ -99,14 +104,22 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::
         }
         if failures.len() >= CRASH_LIMIT {
             let why = format!(
-                "crash loop: failed {} times within {}s, the last: {reason}; not restarted until the app is reloaded or deployed",
+                "crash loop: failed {} times within {}s, the last: {reason}; trying again in {}s (or at a reload or deploy)",
                 failures.len(),
-                CRASH_WINDOW.as_secs()
+                CRASH_WINDOW.as_secs(),
+                spec.cfg.crash_pause.as_secs_f64()
             );
             tracing::error!(app, instance = index, "{why}");
             run.logs.event(app, index, &why);
             *slot.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-            return;
+            tokio::select! {
+                () = tokio::time::sleep(spec.cfg.crash_pause) => {}
+                () = stopped(&mut stop) => return,
+            }
+            *slot.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            failures.clear();
+            backoff = FIRST_BACKOFF;
+            continue;
         }
         let what = format!("{reason}; restarting in {backoff:?}");
         tracing::warn!(app, instance = index, "{what}");

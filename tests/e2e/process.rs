@@ -234,19 +234,7 @@ stop_timeout = "5s"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_exits_at_once_is_restarted_a_bounded_number_of_times_then_503_with_the_reason() {
     let s = Site::new();
-    s.write("bad/README", "exits at once");
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.bad]
-runtime = "process"
-source = "bad"
-domains = ["bad.test"]
-command = "sh -c 'echo booting; exit 3'"
-"#,
-    );
+    let config = crash_looping(&s, "");
     let b = serve(&config);
     let auth = format!("Bearer {TOKEN}");
     let status = eventually(Duration::from_secs(20), || async {
@@ -318,14 +306,11 @@ command = "sh -c 'echo booting; exit 3'"
     assert_eq!(b.log().matches("[bad/0] booting").count(), 10, "{}", b.log());
 }
 
-/// A crash-looped instance rests for `crash_pause` (the app's
-/// `Retry-After` meanwhile), then is tried again: a bug a client can
-/// trigger does not keep the app down until an operator acts.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_looped_instance_is_tried_again_after_its_pause() {
-    let s = Site::new();
+/// A platform with one process app `bad` on `bad.test` whose process
+/// prints a line and exits at once, `app_lines` added to it.
+fn crash_looping(s: &Site, app_lines: &str) -> PathBuf {
     s.write("bad/README", "exits at once");
-    let config = s.platform(
+    s.platform(&format!(
         r#"
 [platform]
 listen = "127.0.0.1:0"
@@ -335,9 +320,18 @@ runtime = "process"
 source = "bad"
 domains = ["bad.test"]
 command = "sh -c 'echo booting; exit 3'"
-crash_pause = "3s"
-"#,
-    );
+{app_lines}
+"#
+    ))
+}
+
+/// A crash-looped instance rests for `crash_pause` (the app's
+/// `Retry-After` meanwhile), then is tried again: a bug a client can
+/// trigger does not keep the app down until an operator acts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looped_instance_is_tried_again_after_its_pause() {
+    let s = Site::new();
+    let config = crash_looping(&s, "crash_pause = \"3s\"");
     let b = serve(&config);
     eventually(Duration::from_secs(20), || async {
         (b.log().matches("crash loop").count() == 1).then_some(())

@@ -325,6 +325,27 @@ command = "sh -c 'echo booting; exit 3'"
     ))
 }
 
+/// A platform with one process app `web` on `web.test`, two instances of
+/// `node server.js` with `server_js` written into the site's `app`,
+/// `app_lines` added to it.
+fn two_node_instances(s: &Site, server_js: &str, app_lines: &str) -> PathBuf {
+    s.write("app/server.js", server_js);
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "app"
+domains = ["web.test"]
+command = "node server.js"
+instances = 2
+{app_lines}
+"#
+    ))
+}
+
 /// A crash-looped instance rests for `crash_pause` (the app's
 /// `Retry-After` meanwhile), then is tried again: a bug a client can
 /// trigger does not keep the app down until an operator acts.
@@ -774,8 +795,8 @@ async fn deploys_switch_once_the_new_instances_are_ready_and_a_version_that_neve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_failing_its_check_is_out_of_rotation_until_it_passes_again() {
     let s = Site::new();
-    s.write(
-        "app/server.js",
+    let config = two_node_instances(
+        &s,
         r#"
 const http = require("node:http");
 const fs = require("node:fs");
@@ -788,20 +809,7 @@ http.createServer((req, res) => {
   res.end(me);
 }).listen(Number(process.env.PORT), "127.0.0.1");
 "#,
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.web]
-runtime = "process"
-source = "app"
-domains = ["web.test"]
-command = "node server.js"
-instances = 2
-ready = { path = "/health", timeout = "10s" }
-"#,
+        r#"ready = { path = "/health", timeout = "10s" }"#,
     );
     let b = serve(&config);
     let answers = || async {
@@ -863,8 +871,8 @@ async fn a_get_whose_instance_dies_under_it_goes_to_the_other_and_a_post_is_not_
     let s = Site::new();
     // `/hang` is held (never answered) by the first instance to get it
     // while no other holds one; every POST is written down.
-    s.write(
-        "app/server.js",
+    let config = two_node_instances(
+        &s,
         r#"
 const http = require("node:http");
 const fs = require("node:fs");
@@ -878,19 +886,7 @@ http.createServer((req, res) => {
   req.on("end", () => res.end(String(process.pid)));
 }).listen(Number(process.env.PORT), "127.0.0.1");
 "#,
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.web]
-runtime = "process"
-source = "app"
-domains = ["web.test"]
-command = "node server.js"
-instances = 2
-"#,
+        "",
     );
     let b = serve(&config);
     let all_ready_after = |starts: u64| {
@@ -953,28 +949,15 @@ instances = 2
 async fn instances_listen_on_unix_sockets_in_a_private_directory_removed_at_stop() {
     use std::os::unix::fs::PermissionsExt;
     let s = Site::new();
-    s.write(
-        "app/server.js",
+    let config = two_node_instances(
+        &s,
         r#"
 const http = require("node:http");
 http.createServer((req, res) => {
   res.end(JSON.stringify({ pid: process.pid, socket: process.env.BEXT_SOCKET, port: process.env.PORT ?? null, host: req.headers.host }));
 }).listen(process.env.BEXT_SOCKET);
 "#,
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.web]
-runtime = "process"
-source = "app"
-domains = ["web.test"]
-command = "node server.js"
-instances = 2
-listen = "socket"
-"#,
+        r#"listen = "socket""#,
     );
     let mut b = serve(&config);
     let status = eventually(Duration::from_secs(20), || async {

@@ -75,12 +75,32 @@ pub(crate) struct Fetcher {
     in_flight: Arc<AtomicUsize>,
 }
 
-/// Counts a fetch in flight until dropped (finished, failed or aborted).
-pub(crate) struct Slot(Arc<AtomicUsize>);
+/// Counts a fetch in flight until it is freed: by the last of its clones
+/// dropped (the fetch finished or failed), or at once by [`Slot::free`]
+/// when JavaScript aborts it (the aborted task is dropped later, on the
+/// fetch runtime's thread, and must not hold `max_concurrent` meanwhile).
+#[derive(Clone)]
+pub(crate) struct Slot(Arc<SlotCount>);
 
-impl Drop for Slot {
+pub(crate) struct SlotCount {
+    in_flight: Arc<AtomicUsize>,
+    freed: std::sync::atomic::AtomicBool,
+}
+
+impl Slot {
+    /// Stops counting the fetch now; later frees do nothing.
+    pub(crate) fn free(&self) {
+        if !self.0.freed.swap(true, Ordering::AcqRel) {
+            self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for SlotCount {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if !*self.freed.get_mut() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -127,7 +147,10 @@ impl Fetcher {
                 "{max} fetches are already in flight (isolate.fetch.max_concurrent)"
             ));
         }
-        Ok(Slot(self.in_flight.clone()))
+        Ok(Slot(Arc::new(SlotCount {
+            in_flight: self.in_flight.clone(),
+            freed: std::sync::atomic::AtomicBool::new(false),
+        })))
     }
 
     fn check(&self, url: &url::Url) -> Result<(), String> {
@@ -344,5 +367,35 @@ impl tower_service::Service<http::Uri> for NotOurselves {
             }
             Ok(io)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aborted_fetch_frees_its_place_at_once_and_only_once() {
+        let limits = FetchLimits {
+            allow: vec!["localhost:8080".into()],
+            max_concurrent: 1,
+            ..FetchLimits::DEFAULT
+        };
+        let fetcher = Fetcher::new(&limits).unwrap();
+        let url = url::Url::parse("http://localhost:8080/").unwrap();
+        let running = fetcher.admit(&url).unwrap();
+        let kept = running.clone();
+        assert!(fetcher.admit(&url).is_err(), "max_concurrent = 1");
+        // JavaScript aborts: the place is free before the task is dropped.
+        kept.free();
+        let next = fetcher.admit(&url).unwrap();
+        drop(running);
+        drop(kept);
+        assert!(
+            fetcher.admit(&url).is_err(),
+            "the aborted fetch did not free a second place"
+        );
+        drop(next);
+        assert!(fetcher.admit(&url).is_ok());
     }
 }

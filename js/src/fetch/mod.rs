@@ -68,14 +68,15 @@ pub(crate) struct FetchHost {
     /// Inline isolates: woken when an answer arrives (threads wait on the
     /// channel itself).
     wake: Arc<Mutex<Option<Arc<Notify>>>>,
-    in_flight: RefCell<HashMap<u64, tokio::task::AbortHandle>>,
+    in_flight: RefCell<HashMap<u64, (tokio::task::AbortHandle, client::Slot)>>,
     next_id: Cell<u64>,
 }
 
 impl Drop for FetchHost {
     fn drop(&mut self) {
-        for (_, task) in self.in_flight.borrow_mut().drain() {
+        for (_, (task, slot)) in self.in_flight.borrow_mut().drain() {
             task.abort();
+            slot.free();
         }
     }
 }
@@ -150,22 +151,24 @@ impl FetchHost {
             body,
             redirect,
         };
+        let kept = slot.clone();
         let task = runtime.spawn(async move {
             let result = fetcher.run(req).await;
-            drop(slot); // free before JavaScript hears of it
+            slot.free(); // before JavaScript hears of it
             let _ = tx.send(Done { id, result });
             if let Some(n) = wake.lock().ok().and_then(|w| w.clone()) {
                 n.notify_waiters();
             }
         });
-        self.in_flight.borrow_mut().insert(id, task.abort_handle());
+        self.in_flight.borrow_mut().insert(id, (task.abort_handle(), kept));
         Ok(id)
     }
 
     /// Abandons a fetch (its signal aborted).
     fn abort(&self, id: u64) {
-        if let Some(task) = self.in_flight.borrow_mut().remove(&id) {
+        if let Some((task, slot)) = self.in_flight.borrow_mut().remove(&id) {
             task.abort();
+            slot.free();
         }
     }
 

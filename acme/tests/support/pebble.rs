@@ -163,7 +163,22 @@ impl Pebble {
             .spawn()
             .expect("pebble is needed (apt-get install pebble; tests/run does)");
         self.children.push(server);
-        wait_listening(acme, "pebble", self.children.last_mut().unwrap()).map_err(|e| format!("{e}\n{}", self.log()))
+        wait_listening(acme, "pebble", self.children.last_mut().unwrap())
+            .map_err(|e| format!("{e}\n{}", self.log()))?;
+        // The management port is bound after the ACME one: when another
+        // process took it meanwhile, pebble exits, and the port answers
+        // someone else (seen in CI). Then new ports, as for the others.
+        let management = self.management.port();
+        let child = self.children.last_mut().unwrap();
+        wait_listening(management, "pebble's management", child).map_err(|e| format!("{e}\n{}", self.log()))?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        match self.children.last_mut().unwrap().try_wait() {
+            Ok(None) => Ok(()),
+            _ => Err(format!(
+                "pebble exited after it listened: a port was taken\n{}",
+                self.log()
+            )),
+        }
     }
 
     /// Stops pebble and starts it again on the same ports: a server that

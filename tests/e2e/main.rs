@@ -28,6 +28,7 @@ mod limits;
 mod metrics;
 mod plugins;
 mod process;
+mod process_limits;
 mod proxy;
 mod reload;
 mod routing;

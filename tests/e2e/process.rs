@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use crate::support::*;
 
-const TOKEN: &str = "process-secret";
+pub(crate) const TOKEN: &str = "process-secret";
 
 /// A platform with one process app `web` on `web.test`, its `source` the
 /// example Node app copied into the site, `app_lines` added to it.
-fn node_platform(s: &Site, app_lines: &str) -> PathBuf {
+pub(crate) fn node_platform(s: &Site, app_lines: &str) -> PathBuf {
     copy_example(s, "apps/process-node", "web");
     s.platform(&format!(
         r#"
@@ -37,12 +37,12 @@ domains = ["web.test"]
     ))
 }
 
-fn serve(config: &Path) -> Bext {
+pub(crate) fn serve(config: &Path) -> Bext {
     Bext::serve_env(config, &[("BEXT_ADMIN_TOKEN", TOKEN)])
 }
 
 /// The logs endpoint's answer for `app`, with the admin token.
-async fn logs(b: &Bext, app: &str) -> serde_json::Value {
+pub(crate) async fn logs(b: &Bext, app: &str) -> serde_json::Value {
     let path = format!("/__bext/api/platform/apps/{app}/logs");
     let auth = format!("Bearer {TOKEN}");
     let reply = send(
@@ -55,7 +55,7 @@ async fn logs(b: &Bext, app: &str) -> serde_json::Value {
 }
 
 /// Waits for `web.test` to answer 200, and returns the answer's JSON.
-async fn first_answer(b: &Bext) -> serde_json::Value {
+pub(crate) async fn first_answer(b: &Bext) -> serde_json::Value {
     eventually(Duration::from_secs(20), || async {
         let r = get(b.addr, "web.test", "/hello").await;
         (r.status == 200).then(|| r.json())
@@ -64,7 +64,7 @@ async fn first_answer(b: &Bext) -> serde_json::Value {
 }
 
 /// Whether process `pid` is gone (or a zombie nobody has reaped yet).
-fn gone(pid: u64) -> bool {
+pub(crate) fn gone(pid: u64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => stat
@@ -73,7 +73,7 @@ fn gone(pid: u64) -> bool {
     }
 }
 
-fn count(lines: &serde_json::Value, needle: &str) -> usize {
+pub(crate) fn count(lines: &serde_json::Value, needle: &str) -> usize {
     lines
         .as_array()
         .unwrap()
@@ -574,7 +574,11 @@ async fn a_new_version_that_never_gets_ready_leaves_the_old_one_serving() {
     // The failed version's instance was started, and is stopped, not left
     // behind.
     assert!(b.log().contains("[web/0] not listening"), "{}", b.log());
-    let never: u64 = std::fs::read_to_string(s.path("never/pid")).unwrap().parse().unwrap();
+    // Read once written whole (the file exists, empty, a moment first).
+    let never: u64 = eventually(Duration::from_secs(10), || async {
+        std::fs::read_to_string(s.path("never/pid")).ok()?.trim().parse().ok()
+    })
+    .await;
     eventually(Duration::from_secs(10), || async { gone(never).then_some(()) }).await;
     assert_eq!(logs(&b, "web").await["state"], "running");
     // A version that gets ready replaces it once ready; the old one stops.
@@ -620,6 +624,8 @@ stop_timeout = "0s"
 env = { PORT = "80" }
 hash = "client"
 max_connections = 0
+limits = { memory = "1MiB", cpu = 0 }
+idle_stop = "0s"
 
 [apps.nosource]
 runtime = "process"
@@ -634,6 +640,8 @@ command = "node 'server.js"
 source = "app"
 command = "node server.js"
 listen = "socket"
+limits = { memory = "64MiB" }
+idle_stop = "15m"
 
 [apps.good]
 runtime = "process"
@@ -657,6 +665,11 @@ command = "node server.js"
         "apps.static.listen: only a process app's instances listen",
         "apps.many.hash: `hash` goes with `balance = \"consistent_hash\"`",
         "apps.many.max_connections: must be at least 1",
+        "apps.many.limits.memory: must be at least 8MiB",
+        "apps.many.limits.cpu: a number of cores above 0",
+        "apps.many.idle_stop: must be longer than 0",
+        "apps.static.limits: only a process app's instances have it",
+        "apps.static.idle_stop: only a process app's instances have it",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }

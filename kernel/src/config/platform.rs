@@ -393,6 +393,13 @@ pub struct AppConfig {
     /// tried again (the app's `Retry-After` meanwhile).
     #[serde(default = "super::process::default_crash_pause", deserialize_with = "duration")]
     pub crash_pause: Duration,
+    /// Process apps: memory and CPU of each instance, at most.
+    #[serde(default)]
+    pub limits: Option<super::process::Limits>,
+    /// Process apps: stop the instances after this long without a
+    /// request; the next request starts them again.
+    #[serde(default)]
+    pub idle_stop: Option<Span>,
     /// JS apps: `env` of the app's deploy previews, which never get `env`
     /// (a preview must not reach production data unless told to).
     #[serde(default)]
@@ -556,6 +563,8 @@ impl AppConfig {
             ready: None,
             stop_timeout: super::process::default_stop_timeout(),
             crash_pause: super::process::default_crash_pause(),
+            limits: None,
+            idle_stop: None,
             preview_env: BTreeMap::new(),
             isolate: IsolateConfig::default(),
             hooks: None,
@@ -998,6 +1007,15 @@ impl Platform {
                     field("listen"),
                     "only a process app's instances listen (`runtime = \"process\"`)",
                 ));
+            }
+            for (key, set) in [("limits", app.limits.is_some()), ("idle_stop", app.idle_stop.is_some())] {
+                if set && app.runtime != RuntimeKind::Process {
+                    errors.push(Diagnostic::new(
+                        &name,
+                        field(key),
+                        "only a process app's instances have it (`runtime = \"process\"`)",
+                    ));
+                }
             }
             if app.runtime != RuntimeKind::Process && app.command.is_some() {
                 errors.push(Diagnostic::new(

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bext_plugin_abi::units::Span;
+use bext_plugin_abi::units::{ByteSize, Span};
 use serde::{Deserialize, Deserializer};
 
 /// Most instances one app may ask for: each is a process and a port.
@@ -86,6 +86,27 @@ pub enum Listen {
     /// can connect to, and no TCP cost between bext and the app.
     Socket,
 }
+
+/// `limits = { memory = "256MiB", cpu = 0.5 }`: what each instance may
+/// use, so one app cannot starve the others on the host (enforced by
+/// cgroup v2 when bext may create groups, by rlimits otherwise).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory of one instance (with its children under cgroups), at most.
+    #[serde(default)]
+    pub memory: Option<ByteSize>,
+    /// CPU time of one instance, in cores (`0.5`: half of one core).
+    #[serde(default)]
+    pub cpu: Option<f64>,
+}
+
+/// The smallest `limits.memory`: below it no runtime starts at all, and
+/// the instance would only crash-loop.
+pub const MIN_MEMORY: u64 = 8 << 20;
+
+/// The most cores `limits.cpu` may name.
+pub const MAX_CPU: f64 = 1024.0;
 
 /// One instance, when `instances` is not set.
 pub fn one_instance() -> usize {
@@ -191,6 +212,23 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
     }
     if app.crash_pause.is_zero() {
         fail("crash_pause", "must be longer than 0".into());
+    }
+    if let Some(limits) = &app.limits {
+        if limits.memory.is_some_and(|m| m.0 < MIN_MEMORY) {
+            fail("limits.memory", "must be at least 8MiB".into());
+        }
+        if limits.cpu.is_some_and(|c| !(c > 0.0 && c <= MAX_CPU)) {
+            fail(
+                "limits.cpu",
+                format!("a number of cores above 0 and at most {MAX_CPU} (0.5: half a core)"),
+            );
+        }
+    }
+    if app.idle_stop.is_some_and(|s| s.0.is_zero()) {
+        fail(
+            "idle_stop",
+            "must be longer than 0 (leave it unset to keep the app running)".into(),
+        );
     }
     if app.health.is_some() {
         fail(
@@ -393,5 +431,19 @@ mod tests {
             fields("source = '.'\ncommand = 'node'\nbalance = 'consistent_hash'\nhash = 'header:X-User'\nretries = 1\nmax_connections = 8\nqueue = 4\nbody_timeout = '5s'").is_empty()
         );
         assert_eq!(fields("source = '.'\ncommand = 'node'\ninstances = 65"), ["instances"]);
+        assert_eq!(
+            fields("source = '.'\ncommand = 'node'\nlimits = { memory = '4MiB', cpu = 0 }\nidle_stop = '0s'"),
+            ["limits.memory", "limits.cpu", "idle_stop"]
+        );
+        assert_eq!(
+            fields("source = '.'\ncommand = 'node'\nlimits = { cpu = 1e9 }"),
+            ["limits.cpu"]
+        );
+        assert!(
+            fields("source = '.'\ncommand = 'node'\nlimits = { memory = '256MiB', cpu = 0.5 }\nidle_stop = '15m'")
+                .is_empty()
+        );
+        let unknown = toml::from_str::<super::super::platform::AppConfig>("limits = { mem = '1GiB' }");
+        assert!(unknown.unwrap_err().to_string().contains("unknown field `mem`"));
     }
 }

@@ -18,7 +18,7 @@ use crate::pipeline::Pipeline;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// States a process app reports (`apps::process`'s status).
-const PROCESS_STATES: [&str; 4] = ["running", "starting", "crash-loop", "stopped"];
+const PROCESS_STATES: [&str; 5] = ["running", "starting", "crash-loop", "idle", "stopped"];
 
 /// The scrape's text.
 pub fn render(pipeline: &Arc<Pipeline>) -> String {

@@ -32,8 +32,13 @@ const PASSED_ON: [&str; 8] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "T
 /// variables and the app's `env`; `$PORT` (or `$BEXT_SOCKET`) in an
 /// argument becomes the port (or the socket's path). A socket left by the
 /// instance's previous run is removed first: a server cannot listen on a
-/// path that exists.
-pub(super) fn spawn(spec: &Spec, index: usize, at: &Endpoint) -> std::io::Result<Instance> {
+/// path that exists. `limits` are applied before the command executes.
+pub(super) fn spawn(
+    spec: &Spec,
+    index: usize,
+    at: &Endpoint,
+    limits: &super::limits::Applied,
+) -> std::io::Result<Instance> {
     let (name, value) = match at {
         Endpoint::Port(port) => ("PORT", port.to_string()),
         Endpoint::Socket(path) => {
@@ -66,6 +71,12 @@ pub(super) fn spawn(spec: &Spec, index: usize, at: &Endpoint) -> std::io::Result
         .process_group(0)
         .kill_on_drop(false);
     die_with_bext(&mut cmd);
+    // SAFETY: the closure makes one async-signal-safe system call (a
+    // write to an open file, or setrlimit) and allocates nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(limits.entry());
+    }
     let child = cmd.spawn()?;
     let pid = child.id().unwrap_or(0);
     LIVE_GROUPS

@@ -33,6 +33,12 @@ impl LogRing {
         self.keep(format!("[{app}/{index}] bext: {what}"));
     }
 
+    /// Keeps what bext says about the whole app (how its limits apply),
+    /// already logged by the caller.
+    pub(super) fn app_event(&self, app: &str, what: &str) {
+        self.keep(format!("[{app}] bext: {what}"));
+    }
+
     fn keep(&self, line: String) {
         let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         if lines.len() == KEPT_LINES {

@@ -14,13 +14,14 @@
 //! stops its instances.
 
 mod child;
+mod limits;
 mod logs;
 mod ready;
 mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -72,11 +73,28 @@ struct Running {
     /// publish out of order.
     publishing: Mutex<()>,
     logs: Arc<logs::LogRing>,
-    stop: watch::Sender<bool>,
-    supervisors: Mutex<Vec<JoinHandle<()>>>,
+    /// The supervisors' generation; [`STOPPED`] once the app is stopped
+    /// for good (reload, deploy, exit). Supervisors stop when it moves.
+    stop: watch::Sender<u64>,
+    /// The instances' supervisors while they run (none while idle); held
+    /// while they stop, so a new run never meets the old one's ports.
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// With `idle_stop`: whether the instances were stopped for want of
+    /// traffic (the next request starts them).
+    idle: AtomicBool,
+    /// When the last request came, in ms since `born`; and how many are
+    /// in flight (an app answering a long request is not idle).
+    last_request: AtomicU64,
+    in_flight: AtomicUsize,
+    born: tokio::time::Instant,
     /// With `listen = "socket"`: where the sockets are.
     sockets: Option<SocketDir>,
+    /// How `limits` apply to each run of an instance.
+    limits: limits::Enforcer,
 }
+
+/// The generation of an app stopped for good.
+const STOPPED: u64 = u64::MAX;
 
 /// Where an instance listens.
 #[derive(Debug, Clone)]
@@ -207,6 +225,12 @@ impl ProcessApp {
             });
         }
         let proxy = ProxyApp::for_instances(&urls, &self.spec.cfg).map_err(std::io::Error::other)?;
+        let (limits, note) = limits::Enforcer::new(&self.spec.app, self.spec.cfg.limits);
+        let logs: Arc<logs::LogRing> = Arc::default();
+        if let Some(note) = note {
+            tracing::info!(app = &*self.spec.app, "{note}");
+            logs.app_event(&self.spec.app, &note);
+        }
         let backends = proxy.upstreams().current().list.clone().into_boxed_slice();
         // No instance is ready yet.
         proxy.upstreams().replace(Vec::new());
@@ -216,18 +240,25 @@ impl ProcessApp {
             proxy,
             backends,
             publishing: Mutex::new(()),
-            logs: Arc::default(),
-            stop: watch::Sender::new(false),
-            supervisors: Mutex::new(Vec::new()),
+            logs,
+            stop: watch::Sender::new(0),
+            tasks: tokio::sync::Mutex::default(),
+            idle: AtomicBool::new(false),
+            last_request: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            born: tokio::time::Instant::now(),
             sockets,
+            limits,
         });
         if self.running.set(run.clone()).is_err() {
             return Ok(false);
         }
-        let tasks = (0..run.slots.len())
-            .map(|i| tokio::spawn(supervisor::supervise(run.clone(), i, run.stop.subscribe())))
-            .collect();
-        *run.supervisors.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        if let Ok(mut tasks) = run.tasks.try_lock() {
+            run.spawn_supervisors(&mut tasks);
+        }
+        if let Some(after) = self.spec.cfg.idle_stop {
+            tokio::spawn(idle_watch(Arc::downgrade(&run), after.0));
+        }
         let mut started = STARTED.lock().unwrap_or_else(|p| p.into_inner());
         started.retain(|w| w.strong_count() > 0);
         started.push(Arc::downgrade(&run));
@@ -250,10 +281,22 @@ impl ProcessApp {
     /// retried on another when safe); 503 with `Retry-After` while none
     /// is ready.
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
-        if let Some(run) = self.running.get()
-            && run.slots.iter().any(|s| s.ready.load(Ordering::Acquire))
-        {
-            return run.proxy.serve(req, cx).await;
+        if let Some(run) = self.running.get() {
+            let _busy = run.request();
+            if self.spec.cfg.idle_stop.is_some() && !run.any_ready() {
+                // An idle app starts again for this request, which waits
+                // for an instance (as long as a start may take).
+                if run.idle.load(Ordering::Acquire) {
+                    run.wake().await;
+                }
+                let deadline = tokio::time::Instant::now() + self.spec.ready.timeout;
+                while !run.any_ready() && !self.crash_looped() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            if run.any_ready() {
+                return run.proxy.serve(req, cx).await;
+            }
         }
         let (body, retry) = match self.crash_looped() {
             // The reason (an exit status, the app's output) is for the
@@ -331,12 +374,13 @@ impl ProcessApp {
     }
 
     /// The app's state for the admin API: `running`, `starting`,
-    /// `crash-loop` or `stopped`, each instance, and why it gave up.
+    /// `crash-loop`, `idle` or `stopped`, each instance, and why it gave
+    /// up.
     pub fn status(&self) -> serde_json::Value {
         let Some(run) = self.running.get() else {
             return serde_json::json!({ "state": "stopped", "instances": [] });
         };
-        let stopping = *run.stop.borrow();
+        let stopping = *run.stop.borrow() == STOPPED;
         let instances: Vec<_> = run
             .slots
             .iter()
@@ -356,6 +400,8 @@ impl ProcessApp {
             .collect();
         let state = if stopping {
             "stopped"
+        } else if run.idle.load(Ordering::Acquire) {
+            "idle"
         } else if self.serving() {
             "running"
         } else if self.crash_looped() {
@@ -396,12 +442,74 @@ impl Running {
         self.proxy.upstreams().replace(set);
     }
 
-    async fn stop_all(&self) {
-        self.stop.send_replace(true);
-        let tasks = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in tasks {
+    /// Whether an instance takes requests.
+    fn any_ready(&self) -> bool {
+        self.slots.iter().any(|s| s.ready.load(Ordering::Acquire))
+    }
+
+    /// Counts a request (for `idle_stop`) until the guard is dropped.
+    fn request(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        InFlight(self)
+    }
+
+    fn touch(&self) {
+        let now = self.born.elapsed().as_millis() as u64;
+        self.last_request.store(now, Ordering::Release);
+    }
+
+    /// One supervisor per instance, of the current generation.
+    fn spawn_supervisors(self: &Arc<Self>, tasks: &mut Vec<JoinHandle<()>>) {
+        let generation = *self.stop.borrow();
+        if generation == STOPPED || !tasks.is_empty() {
+            return;
+        }
+        *tasks = (0..self.slots.len())
+            .map(|i| {
+                let stop = supervisor::Stop {
+                    rx: self.stop.subscribe(),
+                    generation,
+                };
+                tokio::spawn(supervisor::supervise(self.clone(), i, stop))
+            })
+            .collect();
+    }
+
+    /// Starts the instances of an idle app again, once the stop that made
+    /// it idle is over.
+    async fn wake(self: &Arc<Self>) {
+        let mut tasks = self.tasks.lock().await;
+        if self.idle.swap(false, Ordering::AcqRel) {
+            let what = "a request came: starting the instances";
+            tracing::info!(app = &*self.spec.app, "{what}");
+            self.logs.app_event(&self.spec.app, what);
+            self.spawn_supervisors(&mut tasks);
+        }
+    }
+
+    /// Stops the instances gracefully and waits until they are gone: for
+    /// good (`forever`), or until the next request (idle).
+    async fn sleep(&self, forever: bool) {
+        if forever {
+            self.stop.send_replace(STOPPED);
+        }
+        let mut tasks = self.tasks.lock().await;
+        if !forever {
+            self.idle.store(true, Ordering::Release);
+            self.stop.send_modify(|g| {
+                if *g != STOPPED {
+                    *g += 1;
+                }
+            });
+        }
+        for t in std::mem::take(&mut *tasks) {
             let _ = t.await;
         }
+    }
+
+    async fn stop_all(&self) {
+        self.sleep(true).await;
         if let Some(dir) = &self.sockets {
             dir.remove();
         }
@@ -413,9 +521,51 @@ impl Drop for ProcessApp {
     /// supervisors run the graceful stop).
     fn drop(&mut self) {
         if let Some(run) = self.running.get() {
-            run.stop.send_replace(true);
+            run.stop.send_replace(STOPPED);
         }
     }
+}
+
+/// A request in flight to a process app.
+struct InFlight<'a>(&'a Running);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `idle_stop`: stops the instances of an app that had no request (and
+/// none in flight) for `after`; the next request starts them
+/// ([`ProcessApp::serve`]). Ends with the app.
+async fn idle_watch(run: Weak<Running>, after: Duration) {
+    let every = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(run) = run.upgrade() else { return };
+        if *run.stop.borrow() == STOPPED {
+            return;
+        }
+        let quiet = run
+            .born
+            .elapsed()
+            .saturating_sub(Duration::from_millis(run.last_request.load(Ordering::Acquire)));
+        if quiet < after || run.in_flight.load(Ordering::Acquire) > 0 || run.idle.load(Ordering::Acquire) {
+            continue;
+        }
+        let what = format!(
+            "no request for {}: stopping the instances until the next one (idle_stop)",
+            humantime_secs(after)
+        );
+        tracing::info!(app = &*run.spec.app, "{what}");
+        run.logs.app_event(&run.spec.app, &what);
+        run.sleep(false).await;
+    }
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// Stops every app's instances gracefully, then kills whatever is left:
@@ -430,6 +580,7 @@ pub async fn stop_everything() {
     let stops = started.iter().map(|r| r.stop_all());
     futures_util::future::join_all(stops).await;
     let killed = child::kill_all_left();
+    limits::remove_bext_group();
     if killed > 0 {
         tracing::warn!(groups = killed, "killed app processes that were still stopping");
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Running, child, logs, ready};
+use super::{Running, child, limits, logs, ready};
 
 /// The first pause before a restart; each failure doubles it.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -44,18 +44,31 @@ enum Ended {
 }
 
 /// Runs instance `index` of `run` until `stop` says so (or it crash-loops).
-pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::Receiver<bool>) {
+pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
     let spec = &run.spec;
     let slot = &run.slots[index];
     let app = &*spec.app;
     let mut backoff = FIRST_BACKOFF;
     let mut failures: VecDeque<Instant> = VecDeque::new();
     loop {
-        if *stop.borrow() {
+        if stop.is_set() {
             return;
         }
-        let reason = match child::spawn(spec, index, &slot.at) {
-            Err(e) => format!("cannot start `{}` in {}: {e}", spec.command[0], spec.dir.display()),
+        let applied = run.limits.for_run(index);
+        let spawned = applied
+            .as_ref()
+            .map_err(|e| format!("cannot make its cgroup: {e}"))
+            .and_then(|applied| {
+                child::spawn(spec, index, &slot.at, applied)
+                    .map_err(|e| format!("cannot start `{}` in {}: {e}", spec.command[0], spec.dir.display()))
+            });
+        let reason = match spawned {
+            Err(reason) => {
+                if let Ok(applied) = &applied {
+                    applied.remove().await;
+                }
+                reason
+            }
             Ok(mut instance) => {
                 slot.starts.fetch_add(1, Ordering::Relaxed);
                 slot.pid.store(instance.pid, Ordering::Relaxed);
@@ -85,9 +98,21 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::
                 let ended = run_once(&run, index, &mut instance, &mut stop).await;
                 run.set_ready(index, false);
                 slot.pid.store(0, Ordering::Relaxed);
+                let applied = applied.as_ref().ok();
+                let out_of_memory = applied.is_some_and(limits::Applied::out_of_memory);
+                if let Some(applied) = applied {
+                    applied.remove().await;
+                }
                 match ended {
                     Ended::Stopped => return,
                     Ended::Failed(reason) => {
+                        let reason = match (out_of_memory, spec.cfg.limits.and_then(|l| l.memory)) {
+                            (true, Some(max)) => format!(
+                                "{reason}: killed by the kernel for passing its memory limit ({} bytes)",
+                                max.0
+                            ),
+                            _ => reason,
+                        };
                         if started.elapsed() >= STABLE {
                             failures.clear();
                             backoff = FIRST_BACKOFF;
@@ -114,7 +139,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::
             *slot.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
             tokio::select! {
                 () = tokio::time::sleep(spec.cfg.crash_pause) => {}
-                () = stopped(&mut stop) => return,
+                () = stop.wait() => return,
             }
             *slot.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = None;
             failures.clear();
@@ -126,19 +151,14 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: watch::
         run.logs.event(app, index, &what);
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = stopped(&mut stop) => return,
+            () = stop.wait() => return,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// One run of a started instance: until it is ready, then until it ends.
-async fn run_once(
-    run: &Running,
-    index: usize,
-    instance: &mut child::Instance,
-    stop: &mut watch::Receiver<bool>,
-) -> Ended {
+async fn run_once(run: &Running, index: usize, instance: &mut child::Instance, stop: &mut Stop) -> Ended {
     enum Event {
         Ready(bool),
         Exited(String),
@@ -151,7 +171,7 @@ async fn run_once(
     let first = tokio::select! {
         ok = ready::wait(&slot.at, spec.ready.path.as_deref(), limit) => Event::Ready(ok),
         status = instance.child.wait() => Event::Exited(exit_reason(status)),
-        () = stopped(stop) => Event::Stop,
+        () = stop.wait() => Event::Stop,
     };
     match first {
         Event::Ready(true) => {}
@@ -170,7 +190,7 @@ async fn run_once(
     run.logs.event(app, index, "ready");
     let then = tokio::select! {
         status = instance.child.wait() => Event::Exited(exit_reason(status)),
-        () = stopped(stop) => Event::Stop,
+        () = stop.wait() => Event::Stop,
         () = watch_health(run, index) => Event::Stop,
     };
     run.set_ready(index, false);
@@ -232,11 +252,25 @@ async fn graceful(run: &Running, index: usize, instance: &mut child::Instance) -
     Ended::Stopped
 }
 
-/// Resolves once `stop` says stop (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
-        if stop.changed().await.is_err() {
-            return;
+/// What tells one run's supervisors to stop: the app's generation moved
+/// on (its instances stop for want of traffic, `idle_stop`) or the app
+/// stops for good ([`super::STOPPED`]).
+pub(super) struct Stop {
+    pub(super) rx: watch::Receiver<u64>,
+    pub(super) generation: u64,
+}
+
+impl Stop {
+    fn is_set(&self) -> bool {
+        *self.rx.borrow() != self.generation
+    }
+
+    /// Resolves once the supervisors must stop (or the sender is gone).
+    async fn wait(&mut self) {
+        while *self.rx.borrow_and_update() == self.generation {
+            if self.rx.changed().await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -316,3 +316,37 @@ async fn websocket_over_http2_extended_connect_becomes_a_tunnel() {
         .unwrap();
     assert_eq!(sender.send_request(other).await.unwrap().status(), 405);
 }
+
+#[tokio::test]
+async fn a_websocket_to_an_app_with_http2_upstreams_is_501_over_either_protocol() {
+    let (_s, b, _e) = proxied("http2 = true").await;
+    let (mut sender, _conn) = h2_client(b.addr).await;
+    let first = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
+    let _ = collect(first).await;
+    let connect = http::Request::builder()
+        .method("CONNECT")
+        .uri("http://x/chat")
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .body(http_body_util::Full::<bytes::Bytes>::default())
+        .unwrap();
+    assert_eq!(sender.send_request(connect).await.unwrap().status(), 501, "over HTTP/2");
+    let upgrade = request(
+        "GET",
+        "/chat",
+        &[
+            ("host", "x"),
+            ("connection", "upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        "",
+    );
+    let r = send(b.addr, upgrade).await;
+    assert_eq!(r.status, 501, "over HTTP/1.1");
+    assert_eq!(
+        r.text(),
+        "this app's upstreams speak HTTP/2: WebSockets do not go through\n"
+    );
+}

@@ -483,7 +483,8 @@ domains = ["shop.test", "*.shop.test"]
 
 /// An https server whose certificate comes from a CA of its own (as a
 /// service behind a private CA): answers every request with the document
-/// it holds now, and counts the requests.
+/// it holds now (and the HTTP version it was asked with in
+/// `x-request-version`), and counts the requests.
 pub struct HttpsServer {
     pub addr: SocketAddr,
     pub document: Arc<Mutex<String>>,
@@ -496,8 +497,15 @@ pub struct HttpsServer {
 }
 
 impl HttpsServer {
-    /// A server with a certificate for `localhost`.
+    /// A server with a certificate for `localhost`, speaking HTTP/1.1
+    /// only.
     pub async fn start(document: String) -> HttpsServer {
+        HttpsServer::start_alpn(document, false).await
+    }
+
+    /// With `h2`, it accepts h2 by ALPN (before http/1.1) and speaks
+    /// HTTP/2 on the connections that chose it.
+    pub async fn start_alpn(document: String, h2: bool) -> HttpsServer {
         use tokio_rustls::rustls;
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -512,7 +520,7 @@ impl HttpsServer {
             .unwrap()
             .signed_by(&leaf_key, &issuer)
             .unwrap();
-        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
@@ -521,6 +529,9 @@ impl HttpsServer {
                 rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
             )
             .unwrap();
+        if h2 {
+            tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -535,21 +546,30 @@ impl HttpsServer {
                     // A client that does not trust the CA hangs up here.
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     *seen.lock().unwrap() = tls.get_ref().1.server_name().map(str::to_owned);
-                    let svc = hyper::service::service_fn(move |_req| {
+                    let chose_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let body = doc.lock().unwrap().clone();
+                        let version = format!("{:?}", req.version());
                         async move {
                             Ok::<_, std::convert::Infallible>(
                                 http::Response::builder()
                                     .header("content-type", "application/json")
+                                    .header("x-request-version", version)
                                     .body(Full::new(Bytes::from(body)))
                                     .unwrap(),
                             )
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
+                    if chose_h2 {
+                        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                            .serve_connection(TokioIo::new(tls), svc)
+                            .await;
+                    } else {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), svc)
+                            .await;
+                    }
                 });
             }
         });

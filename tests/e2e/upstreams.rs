@@ -455,7 +455,11 @@ async fn https_upstreams_are_verified_against_the_apps_ca_and_their_name() {
     let b = serve(format!(
         "upstream = \"https://localhost:{port}\"\nca = \"ca.pem\"\nhttp2 = true"
     ));
-    assert_eq!(get(b.addr, "x", "/").await.text(), "over tls");
+    let r = get(b.addr, "x", "/").await;
+    assert_eq!(
+        (r.text().as_str(), r.header("x-request-version")),
+        ("over tls", Some("HTTP/1.1"))
+    );
     // Only when told by name does bext take any certificate.
     let b = serve(format!(
         "upstream = \"https://127.0.0.1:{port}\"\ninsecure_skip_verify = true"
@@ -523,6 +527,35 @@ async fn max_connections_queues_a_bounded_number_and_refuses_the_rest_at_once() 
     assert_eq!(refused.text(), "app `api`: every upstream is busy\n");
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(slow.hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn h2_over_tls_is_chosen_by_alpn_when_the_upstream_accepts_it() {
+    let up = HttpsServer::start_alpn("over h2".into(), true).await;
+    let site = Site::new();
+    site.write("ca.pem", &up.ca_pem);
+    let serve = |app: &str| {
+        let cfg = site.platform(&format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"https://localhost:{}\"\nca = \"ca.pem\"\n{app}\n",
+            up.addr.port()
+        ));
+        Bext::serve(&cfg)
+    };
+    // `http2`: h2 offered first, accepted; the certificate still checked.
+    let b = serve("http2 = true");
+    for _ in 0..3 {
+        let r = get(b.addr, "x", "/").await;
+        assert_eq!((r.status, r.text().as_str()), (200, "over h2"));
+        assert_eq!(r.header("x-request-version"), Some("HTTP/2.0"));
+    }
+    let (mut sender, _conn) = h2_client(b.addr).await;
+    let res = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
+    assert_eq!(res.headers()["x-request-version"], "HTTP/2.0", "an HTTP/2 client too");
+    assert_eq!(up.sni.lock().unwrap().as_deref(), Some("localhost"));
+    // Without `http2`, bext offers http/1.1 only, and gets it.
+    let b = serve("");
+    let r = get(b.addr, "x", "/").await;
+    assert_eq!(r.header("x-request-version"), Some("HTTP/1.1"));
 }
 
 /// An HTTP/2 upstream (h2c, prior knowledge) answering as a gRPC server

@@ -4,7 +4,7 @@
 //! to bext. Generic handlers and calls on raw bytes, so no protoc step:
 //! a unary call with trailing metadata, a server-streaming call, and an
 //! error status, each with its trailers (`grpc-status`, `grpc-message`)
-//! intact through bext.
+//! intact through bext. The same server runs as a process app too.
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use crate::support::*;
 
 const SERVER: &str = r#"
-import sys
+import os
 from concurrent import futures
 import grpc
 
@@ -34,7 +34,7 @@ handlers = grpc.method_handlers_generic_handler("test.Greeter", {
 })
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 server.add_generic_rpc_handlers((handlers,))
-port = server.add_insecure_port("127.0.0.1:0")
+port = server.add_insecure_port("127.0.0.1:" + os.environ.get("PORT", "0"))
 server.start()
 print(port, flush=True)
 server.wait_for_termination()
@@ -105,6 +105,33 @@ impl Drop for GrpcServer {
     }
 }
 
+/// What the client saw through bext at `b` for `authority`, line by line.
+async fn calls_through(b: Bext, site: &Site, authority: &'static str) -> Vec<String> {
+    let client = site.write("grpc/client.py", CLIENT);
+    let (out, b) = tokio::task::spawn_blocking(move || {
+        let out = Command::new(python_with_grpc())
+            .arg(client)
+            .arg(b.addr.to_string())
+            .arg(authority)
+            .output()
+            .unwrap();
+        (out, b)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\nstderr: {stderr}\nbext: {}", b.log());
+    stdout.lines().map(str::to_owned).collect()
+}
+
+/// What every call answers when it went through whole.
+const EXPECTED: [&str; 3] = [
+    "unary hello bext python-grpcio OK",
+    "stream 0,1,2,3,4 OK",
+    "error NOT_FOUND no such greeting",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grpcio_client_reaches_a_grpcio_server_through_bext_with_its_trailers() {
     let site = Site::new();
@@ -123,34 +150,34 @@ http2 = true
         server.port
     ));
     let b = Bext::serve(&cfg);
-    let client = site.write("grpc/client.py", CLIENT);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python_with_grpc())
-            .arg(client)
-            .arg(b.addr.to_string())
-            .arg("grpc.test")
-            .output()
-            .map(|o| (o, b))
+    assert_eq!(calls_through(b, &site, "grpc.test").await, EXPECTED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpcio_server_runs_as_a_process_app_with_http2() {
+    let site = Site::new();
+    site.write("grpc/server.py", SERVER);
+    let cfg = site.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.greeter]
+runtime = "process"
+source = "grpc"
+command = ["{}", "server.py"]
+instances = 2
+http2 = true
+stop_timeout = "5s"
+domains = ["grpc.test"]
+"#,
+        python_with_grpc()
+    ));
+    let b = Bext::serve(&cfg);
+    // The port opening is its readiness; wait until both instances listen.
+    eventually(std::time::Duration::from_secs(30), || async {
+        (b.log().matches("instance ready").count() >= 2).then_some(())
     })
-    .await
-    .unwrap()
-    .unwrap();
-    let (out, b) = out;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let said = format!(
-        "{stdout}\nstderr: {}\nbext: {}",
-        String::from_utf8_lossy(&out.stderr),
-        b.log()
-    );
-    assert!(out.status.success(), "{said}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            "unary hello bext python-grpcio OK",
-            "stream 0,1,2,3,4 OK",
-            "error NOT_FOUND no such greeting",
-        ],
-        "{said}"
-    );
+    .await;
+    assert_eq!(calls_through(b, &site, "grpc.test").await, EXPECTED);
 }

@@ -159,9 +159,9 @@ impl Pool {
         })
     }
 
-    /// The pool of the server on the Unix socket at `path` (HTTP/1.1,
-    /// `Host: localhost`): a process app's instance.
-    pub(crate) fn unix(path: &std::path::Path, connect_timeout: Duration) -> Pool {
+    /// The pool of the server on the Unix socket at `path` (HTTP/1.1, or
+    /// h2c with `http2`; `Host: localhost`): a process app's instance.
+    pub(crate) fn unix(path: &std::path::Path, connect_timeout: Duration, http2: bool) -> Pool {
         let addr: Box<str> = format!("unix:{}", path.display()).into();
         Pool {
             key: addr.clone(),
@@ -170,7 +170,7 @@ impl Pool {
             tls: None,
             host: HeaderValue::from_static("localhost"),
             connect_timeout,
-            http2: false,
+            http2,
         }
     }
 

@@ -118,13 +118,13 @@ impl ProxyApp {
             queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
             check_interval: None,
             connect_timeout: cfg.connect_timeout,
-            http2: false,
+            http2: cfg.http2,
         };
         let list: Vec<_> = instances.iter().map(|u| (u.clone(), 1)).collect();
         Ok(ProxyApp {
             upstreams: Arc::new(Upstreams::new(&list, policy, &UpstreamsTls::default())?),
             connect_timeout: cfg.connect_timeout,
-            http2: false,
+            http2: cfg.http2,
             preserve_host: cfg.preserve_host,
             response_timeout: cfg.response_timeout,
             body_timeout: cfg.body_timeout.map(|t| t.0),

@@ -86,7 +86,7 @@ impl Backend {
             None => None,
         };
         let pool = match &upstream.unix {
-            Some(path) => Pool::unix(path, policy.connect_timeout),
+            Some(path) => Pool::unix(path, policy.connect_timeout, policy.http2),
             None => Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)?,
         };
         let mut h = rustc_hash::FxHasher::default();

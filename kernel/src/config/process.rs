@@ -203,6 +203,12 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
         {
             fail("ready.path", format!("`{p}` is not a request path like /health"));
         }
+        if r.path.is_some() && app.http2 {
+            fail(
+                "ready.path",
+                "the ready check asks over HTTP/1.1, which an `http2` (h2c) server may not speak: leave `path` unset (the port opening)".into(),
+            );
+        }
         if r.timeout.is_zero() {
             fail("ready.timeout", "must be longer than 0".into());
         }

@@ -112,13 +112,14 @@ async fn an_idle_app_stops_its_instances_and_the_next_request_starts_them_and_wa
     );
     let b = serve(&config);
     let before = first_answer(&b).await["pid"].as_u64().unwrap();
+    // `idle` from the moment the stops begin; done once no pid is left.
     let status = eventually(Duration::from_secs(20), || async {
         let status = logs(&b, "web").await;
-        (status["state"] == "idle").then_some(status)
+        let stopped = (status["instances"].as_array().unwrap().iter()).all(|i| i["pid"].is_null());
+        (status["state"] == "idle" && stopped).then_some(status)
     })
     .await;
     for instance in status["instances"].as_array().unwrap() {
-        assert!(instance["pid"].is_null(), "{status:#}");
         assert_eq!(instance["ready"], false, "{status:#}");
     }
     assert!(gone(before), "the instance that answered was stopped");
@@ -208,4 +209,51 @@ stop_timeout = "2s"
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(r.text(), "app starting\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_still_streaming_keeps_an_idle_stop_app_awake() {
+    let s = Site::new();
+    // Streams 8 lines 400 ms apart (longer than idle_stop), and ends at
+    // once on SIGTERM: a stop under the stream would cut it.
+    s.write(
+        "app/server.js",
+        r#"
+process.on("SIGTERM", () => process.exit(0));
+require("node:http").createServer((req, res) => {
+  if (req.url !== "/stream") return res.end("ok\n");
+  let n = 0;
+  const timer = setInterval(() => {
+    res.write(`line ${n}\n`);
+    if (++n === 8) { clearInterval(timer); res.end(); }
+  }, 400);
+}).listen(Number(process.env.PORT), "127.0.0.1");
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.web]
+runtime = "process"
+source = "app"
+domains = ["web.test"]
+command = "node server.js"
+idle_stop = "1s"
+"#,
+    );
+    let b = serve(&config);
+    eventually(Duration::from_secs(20), || async {
+        (get(b.addr, "web.test", "/").await.status == 200).then_some(())
+    })
+    .await;
+    let streamed = get(b.addr, "web.test", "/stream").await;
+    let want: String = (0..8).map(|n| format!("line {n}\n")).collect();
+    assert_eq!(streamed.text(), want, "the whole stream, uncut");
+    // Once it is done, the app goes idle as usual.
+    eventually(Duration::from_secs(20), || async {
+        (logs(&b, "web").await["state"] == "idle").then_some(())
+    })
+    .await;
 }

@@ -1,5 +1,6 @@
 //! The app table and the runtimes that serve apps.
 
+mod activity;
 mod forwarded;
 mod health;
 pub mod js;

@@ -432,6 +432,8 @@ pub(crate) struct PooledBody {
     /// Counts the request in its backend's `in_flight` until the body
     /// ends or is dropped.
     _in_flight: Option<InFlight>,
+    /// Keeps a process app with `idle_stop` awake until the body is done.
+    _busy: Option<super::activity::Busy>,
     /// The longest pause allowed between two frames, and its timer.
     idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
 }
@@ -449,12 +451,14 @@ impl PooledBody {
         inner: Incoming,
         lease: Lease,
         in_flight: Option<InFlight>,
+        busy: Option<super::activity::Busy>,
         idle: Option<Duration>,
     ) -> PooledBody {
         let mut body = PooledBody {
             inner,
             lease: Some(lease),
             _in_flight: in_flight,
+            _busy: busy,
             idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
         };
         body.give_back_at_end();

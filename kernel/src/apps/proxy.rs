@@ -9,6 +9,7 @@
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use crate::apps::activity::{Activity, Busy};
 use crate::apps::plain;
 use crate::apps::pool::{Lease, PoolError, PooledBody};
 use crate::apps::upstreams::{InFlight, NoBackend, Policy, Upstreams, UpstreamsTls};
@@ -37,6 +38,9 @@ pub struct ProxyApp {
     retries: u32,
     /// The active check, started on the first runtime that has the app.
     health: Option<(HealthCheck, Once)>,
+    /// A process app with `idle_stop`: its use, which requests, their
+    /// bodies and tunnels count in.
+    activity: Option<Arc<Activity>>,
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, and `Upgrade` outside a
@@ -96,6 +100,7 @@ impl ProxyApp {
             body_timeout: cfg.body_timeout.map(|t| t.0),
             retries: cfg.retries.unwrap_or(1),
             health: cfg.health.clone().map(|h| (h, Once::new())),
+            activity: None,
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             app.start_checks();
@@ -130,7 +135,13 @@ impl ProxyApp {
             body_timeout: cfg.body_timeout.map(|t| t.0),
             retries: cfg.retries.unwrap_or(1),
             health: None,
+            activity: cfg.idle_stop.is_some().then(Activity::new),
         })
+    }
+
+    /// A process app's use (with `idle_stop`).
+    pub(crate) fn activity(&self) -> Option<&Arc<Activity>> {
+        self.activity.as_ref()
     }
 
     /// Its backends, whose set a process app's supervisors replace.
@@ -150,6 +161,7 @@ impl ProxyApp {
     /// byte tunnel between client and upstream.
     pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
         self.start_checks();
+        let mut busy = self.activity.as_ref().map(|a| a.enter());
         // A WebSocket over HTTP/2: admitted only with `:protocol
         // websocket` (RFC 8441), and already the handshake's GET.
         let over_h2 = req.extensions().get::<hyper::ext::Protocol>().is_some();
@@ -264,7 +276,7 @@ impl ProxyApp {
                     let retry = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
                         && spare.is_some()
                         && may_retry(&tried);
-                    let answer = self.relay(res, lease, in_flight, client_upgrade.take(), over_h2, cx);
+                    let answer = self.relay(res, lease, in_flight, busy.take(), client_upgrade.take(), over_h2, cx);
                     match spare {
                         Some(spare) if retry => {
                             tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
@@ -312,12 +324,13 @@ impl ProxyApp {
         res: http::Response<hyper::body::Incoming>,
         lease: Lease,
         in_flight: Option<InFlight>,
+        busy: Option<Busy>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         over_h2: bool,
         cx: &Ctx,
     ) -> Response {
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(client)) = (res.status(), client_upgrade) {
-            let mut answer = tunnel(res, client, cx);
+            let mut answer = tunnel(res, client, busy, cx);
             if over_h2 {
                 // An HTTP/2 client's WebSocket is accepted with a 200.
                 *answer.status_mut() = StatusCode::OK;
@@ -351,7 +364,7 @@ impl ProxyApp {
         parts.version = Version::HTTP_11;
         Response::from_parts(
             parts,
-            Body::stream(PooledBody::new(body, lease, in_flight, self.body_timeout)),
+            Body::stream(PooledBody::new(body, lease, in_flight, busy, self.body_timeout)),
         )
     }
 }
@@ -494,11 +507,14 @@ fn join_cookies(headers: &mut HeaderMap) {
 fn tunnel(
     mut upstream: http::Response<hyper::body::Incoming>,
     client: hyper::upgrade::OnUpgrade,
+    busy: Option<Busy>,
     cx: &Ctx,
 ) -> Response {
     let upstream_upgrade = hyper::upgrade::on(&mut upstream);
     let request_id = cx.request_id;
     tokio::spawn(async move {
+        // An open tunnel keeps an idle_stop app awake.
+        let _busy = busy;
         let (client, upstream) = match tokio::try_join!(client, upstream_upgrade) {
             Ok(both) => both,
             Err(e) => {

@@ -21,7 +21,7 @@ mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -82,11 +82,6 @@ struct Running {
     /// With `idle_stop`: whether the instances were stopped for want of
     /// traffic (the next request starts them).
     idle: AtomicBool,
-    /// When the last request came, in ms since `born`; and how many are
-    /// in flight (an app answering a long request is not idle).
-    last_request: AtomicU64,
-    in_flight: AtomicUsize,
-    born: tokio::time::Instant,
     /// With `listen = "socket"`: where the sockets are.
     sockets: Option<SocketDir>,
     /// How `limits` apply to each run of an instance.
@@ -244,9 +239,6 @@ impl ProcessApp {
             stop: watch::Sender::new(0),
             tasks: tokio::sync::Mutex::default(),
             idle: AtomicBool::new(false),
-            last_request: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            born: tokio::time::Instant::now(),
             sockets,
             limits,
         });
@@ -282,7 +274,9 @@ impl ProcessApp {
     /// is ready.
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
         if let Some(run) = self.running.get() {
-            let _busy = run.request();
+            // Counted from its arrival, so a request waiting for a start
+            // keeps the app from going idle again.
+            let _busy = run.proxy.activity().map(|a| a.enter());
             if self.spec.cfg.idle_stop.is_some() && !run.any_ready() {
                 // An idle app starts again for this request, which waits
                 // for an instance (as long as a start may take).
@@ -447,18 +441,6 @@ impl Running {
         self.slots.iter().any(|s| s.ready.load(Ordering::Acquire))
     }
 
-    /// Counts a request (for `idle_stop`) until the guard is dropped.
-    fn request(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.touch();
-        InFlight(self)
-    }
-
-    fn touch(&self) {
-        let now = self.born.elapsed().as_millis() as u64;
-        self.last_request.store(now, Ordering::Release);
-    }
-
     /// One supervisor per instance, of the current generation.
     fn spawn_supervisors(self: &Arc<Self>, tasks: &mut Vec<JoinHandle<()>>) {
         let generation = *self.stop.borrow();
@@ -526,18 +508,9 @@ impl Drop for ProcessApp {
     }
 }
 
-/// A request in flight to a process app.
-struct InFlight<'a>(&'a Running);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// `idle_stop`: stops the instances of an app that had no request (and
-/// none in flight) for `after`; the next request starts them
+/// `idle_stop`: stops the instances of an app that nothing used (no
+/// request, response body or WebSocket in flight) for `after`; the next
+/// request starts them
 /// ([`ProcessApp::serve`]). Ends with the app.
 async fn idle_watch(run: Weak<Running>, after: Duration) {
     let every = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -547,11 +520,8 @@ async fn idle_watch(run: Weak<Running>, after: Duration) {
         if *run.stop.borrow() == STOPPED {
             return;
         }
-        let quiet = run
-            .born
-            .elapsed()
-            .saturating_sub(Duration::from_millis(run.last_request.load(Ordering::Acquire)));
-        if quiet < after || run.in_flight.load(Ordering::Acquire) > 0 || run.idle.load(Ordering::Acquire) {
+        let quiet = run.proxy.activity().and_then(|a| a.quiet_for());
+        if quiet.is_none_or(|q| q < after) || run.idle.load(Ordering::Acquire) {
             continue;
         }
         let what = format!(

@@ -429,13 +429,21 @@ impl Lease {
 pub(crate) struct PooledBody {
     inner: Incoming,
     lease: Option<Lease>,
-    /// Counts the request in its backend's `in_flight` until the body
-    /// ends or is dropped.
-    _in_flight: Option<InFlight>,
-    /// Keeps a process app with `idle_stop` awake until the body is done.
-    _busy: Option<super::activity::Busy>,
+    /// What stays counted until the body ends or is dropped.
+    _counted: Counted,
     /// The longest pause allowed between two frames, and its timer.
     idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+/// What a proxied request keeps counted until its response is done.
+#[derive(Default)]
+pub(crate) struct Counted {
+    /// The request in its backend's `in_flight` (with `max_connections`
+    /// or `least_connections`).
+    #[expect(dead_code, reason = "held for its Drop, never read")]
+    pub(crate) in_flight: Option<InFlight>,
+    /// A process app's use, which keeps it from `idle_stop`.
+    pub(crate) busy: Option<super::activity::Busy>,
 }
 
 /// The upstream's response body paused longer than the app's
@@ -447,18 +455,11 @@ pub(crate) struct BodyTimedOut(Duration);
 impl PooledBody {
     /// `inner`, whose end gives `lease` back; an empty body gives it back
     /// at once. `idle`: the longest pause between frames, if limited.
-    pub(crate) fn new(
-        inner: Incoming,
-        lease: Lease,
-        in_flight: Option<InFlight>,
-        busy: Option<super::activity::Busy>,
-        idle: Option<Duration>,
-    ) -> PooledBody {
+    pub(crate) fn new(inner: Incoming, lease: Lease, counted: Counted, idle: Option<Duration>) -> PooledBody {
         let mut body = PooledBody {
             inner,
             lease: Some(lease),
-            _in_flight: in_flight,
-            _busy: busy,
+            _counted: counted,
             idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
         };
         body.give_back_at_end();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::apps::activity::{Activity, Busy};
 use crate::apps::plain;
-use crate::apps::pool::{Lease, PoolError, PooledBody};
-use crate::apps::upstreams::{InFlight, NoBackend, Policy, Upstreams, UpstreamsTls};
+use crate::apps::pool::{Counted, Lease, PoolError, PooledBody};
+use crate::apps::upstreams::{NoBackend, Policy, Upstreams, UpstreamsTls};
 use crate::config::platform::AppConfig;
 use crate::config::upstream::HealthCheck;
 use bext_plugin_abi::BodyLimitError;
@@ -276,7 +276,11 @@ impl ProxyApp {
                     let retry = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
                         && spare.is_some()
                         && may_retry(&tried);
-                    let answer = self.relay(res, lease, in_flight, busy.take(), client_upgrade.take(), over_h2, cx);
+                    let counted = Counted {
+                        in_flight,
+                        busy: busy.take(),
+                    };
+                    let answer = self.relay(res, lease, counted, client_upgrade.take(), over_h2, cx);
                     match spare {
                         Some(spare) if retry => {
                             tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
@@ -323,14 +327,13 @@ impl ProxyApp {
         &self,
         res: http::Response<hyper::body::Incoming>,
         lease: Lease,
-        in_flight: Option<InFlight>,
-        busy: Option<Busy>,
+        counted: Counted,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         over_h2: bool,
         cx: &Ctx,
     ) -> Response {
         if let (StatusCode::SWITCHING_PROTOCOLS, Some(client)) = (res.status(), client_upgrade) {
-            let mut answer = tunnel(res, client, busy, cx);
+            let mut answer = tunnel(res, client, counted.busy, cx);
             if over_h2 {
                 // An HTTP/2 client's WebSocket is accepted with a 200.
                 *answer.status_mut() = StatusCode::OK;
@@ -364,7 +367,7 @@ impl ProxyApp {
         parts.version = Version::HTTP_11;
         Response::from_parts(
             parts,
-            Body::stream(PooledBody::new(body, lease, in_flight, busy, self.body_timeout)),
+            Body::stream(PooledBody::new(body, lease, counted, self.body_timeout)),
         )
     }
 }

@@ -157,12 +157,16 @@ impl Applied {
         })
     }
 
-    /// Removes the run's group once its processes are gone (the kernel
-    /// refuses while one is left, briefly after they were reaped too).
+    /// Removes the run's group once the instance ended or was stopped:
+    /// what is left in it (a process that left the instance's process
+    /// group, a daemon it started) is killed first (`cgroup.kill`, Linux
+    /// 5.14), then the group goes (the kernel refuses while a process is
+    /// left, briefly after they were reaped too).
     pub(super) async fn remove(&self) {
         let Applied::Cgroup { dir, .. } = self else {
             return;
         };
+        let _ = std::fs::write(dir.join("cgroup.kill"), "1");
         for _ in 0..40 {
             match std::fs::remove_dir(dir) {
                 Ok(()) => return,

@@ -433,3 +433,25 @@ async fn caches_default_matches_what_was_put_per_app() {
     assert_eq!(call(&b, "DELETE", "one.test", "/cache/page", "").await.json(), false);
     assert_eq!(call(&b, "GET", "one.test", "/cache/page", "").await.status, 404);
 }
+
+/// examples/apps/kv-js, as docs/js-apps.md runs it.
+#[tokio::test]
+async fn the_bindings_example_counts_keeps_sessions_and_caches_a_page() {
+    let s = Site::new();
+    copy_example(&s, "apps/kv-js", "kv-js");
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.kv]\nruntime = \"js\"\nsource = \"kv-js\"\ndomains = [\"kv.test\"]\nkv = [\"SESSIONS\"]\nsecrets = [\"STRIPE_KEY\"]\n",
+    );
+    let b = Bext::serve_env(&cfg, &[("STRIPE_KEY", "sk_test_123")]);
+    assert_eq!(get(b.addr, "kv.test", "/visits").await.text(), "visit 1\n");
+    assert_eq!(get(b.addr, "kv.test", "/visits").await.text(), "visit 2\n");
+    let id = get(b.addr, "kv.test", "/login?user=ada").await.json()["session"].as_str().unwrap().to_owned();
+    let sessions = get(b.addr, "kv.test", "/sessions").await.json();
+    assert_eq!(sessions[0]["id"], id.as_str());
+    assert_eq!(sessions[0]["user"], "ada");
+    assert!(sessions[0]["expires"].as_u64().is_some());
+    let first = get(b.addr, "kv.test", "/slow-page").await.text();
+    assert!(first.starts_with("rendered at "), "{first}");
+    assert_eq!(get(b.addr, "kv.test", "/slow-page").await.text(), first, "the second answer is the cached one");
+    assert_eq!(get(b.addr, "kv.test", "/key-check").await.text(), "stripe key loaded\n");
+}

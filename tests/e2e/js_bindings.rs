@@ -455,3 +455,27 @@ async fn the_bindings_example_counts_keeps_sessions_and_caches_a_page() {
     assert_eq!(get(b.addr, "kv.test", "/slow-page").await.text(), first, "the second answer is the cached one");
     assert_eq!(get(b.addr, "kv.test", "/key-check").await.text(), "stripe key loaded\n");
 }
+
+/// SQLite held by another writer: the put waits out the busy timeout off
+/// the isolate's thread (inline, with a `cpu_limit` far shorter than that
+/// wait, the isolate is not cut off), then rejects with an error the
+/// handler catches.
+#[tokio::test]
+async fn a_busy_sqlite_is_a_catchable_rejection_and_its_wait_is_not_cpu_time() {
+    let s = Site::new();
+    s.write("app/index.js", APP);
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.one]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"one.test\"]\nkv = [\"STORE\"]\nisolate = { mode = \"inline\", cpu_limit = \"50ms\" }\n",
+    );
+    let b = Bext::serve(&cfg);
+    assert_eq!(call(&b, "PUT", "one.test", "/kv/k", "before").await.status, 201);
+    let db = rusqlite::Connection::open(s.path(".bext/kv.sqlite3")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let r = call(&b, "PUT", "one.test", "/kv/k", "during").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("KV STORE.put() failed: sqlite: database is locked"), "{}", r.text());
+    db.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(call(&b, "GET", "one.test", "/kv/k", "").await.text(), "before", "nothing was lost");
+    assert_eq!(call(&b, "PUT", "one.test", "/kv/k", "after").await.status, 201);
+    assert_eq!(call(&b, "GET", "one.test", "/kv/k", "").await.text(), "after");
+}

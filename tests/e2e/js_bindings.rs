@@ -445,14 +445,21 @@ async fn the_bindings_example_counts_keeps_sessions_and_caches_a_page() {
     let b = Bext::serve_env(&cfg, &[("STRIPE_KEY", "sk_test_123")]);
     assert_eq!(get(b.addr, "kv.test", "/visits").await.text(), "visit 1\n");
     assert_eq!(get(b.addr, "kv.test", "/visits").await.text(), "visit 2\n");
-    let id = get(b.addr, "kv.test", "/login?user=ada").await.json()["session"].as_str().unwrap().to_owned();
+    let id = get(b.addr, "kv.test", "/login?user=ada").await.json()["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let sessions = get(b.addr, "kv.test", "/sessions").await.json();
     assert_eq!(sessions[0]["id"], id.as_str());
     assert_eq!(sessions[0]["user"], "ada");
     assert!(sessions[0]["expires"].as_u64().is_some());
     let first = get(b.addr, "kv.test", "/slow-page").await.text();
     assert!(first.starts_with("rendered at "), "{first}");
-    assert_eq!(get(b.addr, "kv.test", "/slow-page").await.text(), first, "the second answer is the cached one");
+    assert_eq!(
+        get(b.addr, "kv.test", "/slow-page").await.text(),
+        first,
+        "the second answer is the cached one"
+    );
     assert_eq!(get(b.addr, "kv.test", "/key-check").await.text(), "stripe key loaded\n");
 }
 
@@ -473,9 +480,63 @@ async fn a_busy_sqlite_is_a_catchable_rejection_and_its_wait_is_not_cpu_time() {
     db.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let r = call(&b, "PUT", "one.test", "/kv/k", "during").await;
     assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.text().contains("KV STORE.put() failed: sqlite: database is locked"), "{}", r.text());
+    assert!(
+        r.text().contains("KV STORE.put() failed: sqlite: database is locked"),
+        "{}",
+        r.text()
+    );
     db.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(call(&b, "GET", "one.test", "/kv/k", "").await.text(), "before", "nothing was lost");
+    assert_eq!(
+        call(&b, "GET", "one.test", "/kv/k", "").await.text(),
+        "before",
+        "nothing was lost"
+    );
     assert_eq!(call(&b, "PUT", "one.test", "/kv/k", "after").await.status, 201);
     assert_eq!(call(&b, "GET", "one.test", "/kv/k", "").await.text(), "after");
+}
+
+/// With the isr plugin on for the app, `caches.default` lives in the isr
+/// store: the isr admin endpoint's invalidation by path drops what the
+/// app put (a private memory cache would keep it).
+#[tokio::test]
+async fn caches_default_is_kept_in_the_isr_store_when_isr_is_on() {
+    let s = Site::new();
+    s.write("app/index.js", APP);
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.one]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"one.test\"]\ncache = { max_entries = 100 }\n",
+    );
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    assert_eq!(
+        call(&b, "PUT", "one.test", "/cache/page?cc=max-age%3D600", "in isr")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        call(&b, "PUT", "one.test", "/cache/other?cc=max-age%3D600", "stays")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(call(&b, "GET", "one.test", "/cache/page", "").await.text(), "in isr");
+    let auth = [("host", "one.test"), ("authorization", "Bearer sekret")];
+    let r = send(
+        b.addr,
+        request(
+            "POST",
+            "/__bext/api/invalidate",
+            &auth,
+            r#"{"paths":["/page"],"app":"one"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        call(&b, "GET", "one.test", "/cache/page", "").await.status,
+        404,
+        "purged with the app's isr entries"
+    );
+    assert_eq!(call(&b, "GET", "one.test", "/cache/other", "").await.text(), "stays");
+    assert_eq!(call(&b, "DELETE", "one.test", "/cache/other", "").await.json(), true);
+    assert_eq!(call(&b, "GET", "one.test", "/cache/other", "").await.status, 404);
 }

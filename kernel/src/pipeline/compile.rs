@@ -163,6 +163,8 @@ pub fn compile(
         let sources = crate::apps::bindings::Sources {
             data_dir: &platform.data_dir,
             fleet: fleet.as_ref(),
+            shared: &shared,
+            isr: isr_limits(&uses),
         };
         let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
             Some(r) => r,
@@ -281,6 +283,18 @@ fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<A
     // read again from the environment at each load.
     let same_bindings = (now.kv.is_empty() || previous.platform.redis == platform.redis) && now.secrets.is_empty();
     (before == now && same_bindings && runtime.is_current()).then(|| runtime.clone())
+}
+
+/// The limits of the isr plugin's cache when it is on in `uses` (an app's
+/// plugins): a JS app keeps `caches.default` in that cache then. A config
+/// that does not decode is reported by the plugin itself.
+fn isr_limits(uses: &[Use<'_>]) -> Option<bext_plugin_isr::store::Limits> {
+    let u = uses.iter().find(|u| u.enabled && u.manifest.name == "isr")?;
+    let c: bext_plugin_isr::config::Config = serde_json::from_value(u.config.clone()).ok()?;
+    Some(bext_plugin_isr::store::Limits {
+        entries: c.max_entries,
+        bytes: c.max_bytes.0,
+    })
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.

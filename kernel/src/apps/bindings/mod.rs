@@ -1,8 +1,10 @@
 //! Where a JS app's bindings live: its KV namespaces (SQLite under the
 //! data dir on one instance, the fleet's Redis in edge mode), its
-//! `caches.default` (memory) and its secrets (bext's environment).
+//! `caches.default` (the isr plugin's store when the plugin is on for the
+//! app, else memory) and its secrets (bext's environment).
 
 mod cache;
+mod isr;
 mod redis;
 mod sqlite;
 
@@ -21,6 +23,11 @@ pub struct Sources<'a> {
     pub data_dir: &'a Path,
     /// Edge mode's Redis (KV there instead).
     pub fleet: Option<&'a Arc<bext_edge::Edge>>,
+    /// The pool plugins share values through (the isr plugin's caches).
+    pub shared: &'a bext_plugin_abi::SharedPool,
+    /// The limits of the isr plugin's cache for this app, when the plugin
+    /// is on for it: `caches.default` is kept in that cache then.
+    pub isr: Option<bext_plugin_isr::store::Limits>,
 }
 
 /// The KV namespaces and cache of app `id`.
@@ -41,10 +48,11 @@ pub(crate) fn for_app(id: &str, cfg: &AppConfig, sources: Sources<'_>) -> Result
             }
         }
     }
-    Ok(Bindings {
-        kv,
-        cache: Some(Arc::new(cache::MemoryCache::new())),
-    })
+    let cache: Arc<dyn bext_js::CacheStore> = match sources.isr {
+        Some(limits) => Arc::new(isr::IsrCache::new(sources.shared, id, limits)),
+        None => Arc::new(cache::MemoryCache::new()),
+    };
+    Ok(Bindings { kv, cache: Some(cache) })
 }
 
 /// `env` with the app's secrets added, read from bext's environment now;

@@ -384,13 +384,14 @@ async fn secrets_come_from_the_environment_and_a_missing_one_names_the_app() {
 
     // Names that cannot be an `env` key, or clash, are refused with their field.
     let bad = s.platform(
-        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.pay]\nruntime = \"js\"\nsource = \"app\"\nenv = { A = \"1\" }\nkv = [\"A\", \"my-ns\"]\nsecrets = [\"B\", \"B\"]\n[apps.site]\nsource = \"app\"\nkv = [\"C\"]\n",
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.pay]\nruntime = \"js\"\nsource = \"app\"\nenv = { A = \"1\" }\nkv = [\"A\", \"my-ns\", \"__proto__\"]\nsecrets = [\"B\", \"B\"]\n[apps.site]\nsource = \"app\"\nkv = [\"C\"]\n",
     );
     let out = bext_output(&["check", "--config", bad.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     for needle in [
         "apps.pay.kv[0]",
         "apps.pay.kv[1]",
+        "apps.pay.kv[2]",
         "apps.pay.secrets[1]",
         "apps.site.kv",
     ] {

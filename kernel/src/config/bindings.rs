@@ -33,6 +33,9 @@ pub(crate) fn problems(app: &AppConfig) -> Vec<(String, String)> {
                     field,
                     format!("`{name}` is not a JavaScript identifier ([A-Za-z_$][A-Za-z0-9_$]*)"),
                 ));
+            } else if name == "__proto__" {
+                // Set on `env`, it would change env's prototype.
+                out.push((field, "`__proto__` cannot be a key of `env`".to_owned()));
             } else if app.env.contains_key(name) {
                 out.push((field, format!("`{name}` is also a key of `env`")));
             } else if names[..i].contains(name) || (key == "secrets" && app.kv.contains(name)) {

@@ -371,10 +371,19 @@ async fn secrets_come_from_the_environment_and_a_missing_one_names_the_app() {
     let cfg = s.platform(
         "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.pay]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"pay.test\"]\nsecrets = [\"KV_TEST_SECRET\"]\n",
     );
-    let b = Bext::serve_env(&cfg, &[("KV_TEST_SECRET", "sk_live_hush")]);
+    let b = Bext::serve_env(
+        &cfg,
+        &[("KV_TEST_SECRET", "sk_live_hush"), ("BEXT_ADMIN_TOKEN", "sekret")],
+    );
     let r = get(b.addr, "pay.test", "/secret").await;
     assert_eq!(r.text(), "sk_live_hush");
     assert!(!b.log().contains("sk_live_hush"), "the value is never logged");
+    for path in ["/__bext/health", "/__bext/metrics"] {
+        let auth = [("host", "pay.test"), ("authorization", "Bearer sekret")];
+        let r = send(b.addr, request("GET", path, &auth, "")).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(!r.text().contains("sk_live_hush"), "{path} shows no secret");
+    }
     drop(b);
 
     let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);

@@ -175,7 +175,7 @@ impl Isolate {
                     let env = ctx
                         .json_parse(serde_json::to_string(&spec.env).unwrap_or_default())
                         .map_err(caught)?;
-                    crate::bindings::fill_env(&env, &bindings, &spec.bindings).map_err(caught)?;
+                    crate::bindings::fill_env(&env, bindings.as_ref(), &spec.bindings).map_err(caught)?;
                     handles.entry = Persistent::save(&ctx, default);
                     handles.env = Persistent::save(&ctx, env);
                 }

@@ -72,21 +72,24 @@ pub(crate) fn op_value(f: impl for<'js> FnOnce(&Ctx<'js>) -> rquickjs::Result<Va
     Box::new(f)
 }
 
-/// Adds the bindings' natives to `native` and evaluates their JavaScript;
-/// returns the kit [`fill_env`] makes `env` entries with.
+/// Adds the bindings' natives to `native` and evaluates their JavaScript
+/// (only what the app uses: an isolate starts faster without); returns
+/// the kit [`fill_env`] makes `env` entries with, when there are KV
+/// namespaces.
 pub(crate) fn install<'js>(
     ctx: &Ctx<'js>,
     native: &Object<'js>,
     host: &Rc<FetchHost>,
     bindings: &Bindings,
-) -> rquickjs::Result<Object<'js>> {
-    kv::install(ctx, native, host.clone(), &bindings.kv)?;
+) -> rquickjs::Result<Option<Object<'js>>> {
+    let mut kit = None;
+    if !bindings.kv.is_empty() {
+        kv::install(ctx, native, host.clone(), &bindings.kv)?;
+        let kv: Function<'js> = ctx.eval(KV_JS)?;
+        kit = Some(kv.call((native.clone(),))?);
+    }
     if let Some(cache) = &bindings.cache {
         cache::install(ctx, native, host.clone(), cache.clone())?;
-    }
-    let kv: Function<'js> = ctx.eval(KV_JS)?;
-    let kit: Object<'js> = kv.call((native.clone(),))?;
-    if bindings.cache.is_some() {
         let cache: Function<'js> = ctx.eval(CACHE_JS)?;
         cache.call::<_, ()>((native.clone(),))?;
     }
@@ -94,8 +97,10 @@ pub(crate) fn install<'js>(
 }
 
 /// Puts one KV namespace object in `env` per binding name.
-pub(crate) fn fill_env<'js>(env: &Value<'js>, kit: &Object<'js>, bindings: &Bindings) -> rquickjs::Result<()> {
-    let Some(env) = env.as_object() else { return Ok(()) };
+pub(crate) fn fill_env<'js>(env: &Value<'js>, kit: Option<&Object<'js>>, bindings: &Bindings) -> rquickjs::Result<()> {
+    let (Some(env), Some(kit)) = (env.as_object(), kit) else {
+        return Ok(());
+    };
     let make: Function<'js> = kit.get("namespace")?;
     for (name, _) in &bindings.kv {
         let ns: Value<'js> = make.call((name.as_str(),))?;

@@ -22,6 +22,9 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::broadcast;
 
+mod kv;
+pub use kv::{KvEntry, KvListed};
+
 /// Longest a cache read or write may wait for Redis.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 

@@ -22,6 +22,7 @@ fn pool(dir: &std::path::Path, source: &str, mode: Mode) -> IsolatePool {
             workers: 1,
             ..Limits::default()
         },
+        bindings: Default::default(),
     };
     IsolatePool::start(spec).unwrap()
 }

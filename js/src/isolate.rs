@@ -113,7 +113,8 @@ impl Isolate {
             crate::fetch::install(&ctx, &native, fetch.clone()).map_err(caught)?;
             crate::subtle::install(&ctx, &native).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
-            let dispatch: Object<'_> = prelude.call((native,)).map_err(caught)?;
+            let dispatch: Object<'_> = prelude.call((native.clone(),)).map_err(caught)?;
+            let bindings = crate::bindings::install(&ctx, &native, &fetch, &spec.bindings).map_err(caught)?;
             let get =
                 |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
             let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);
@@ -174,6 +175,7 @@ impl Isolate {
                     let env = ctx
                         .json_parse(serde_json::to_string(&spec.env).unwrap_or_default())
                         .map_err(caught)?;
+                    crate::bindings::fill_env(&env, bindings.as_ref(), &spec.bindings).map_err(caught)?;
                     handles.entry = Persistent::save(&ctx, default);
                     handles.env = Persistent::save(&ctx, env);
                 }

@@ -16,6 +16,7 @@
 //! is ~700 lines we control and test.
 
 mod backoff;
+mod bindings;
 mod fetch;
 mod inline;
 mod isolate;
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
+pub use bindings::{Bindings, CacheStore, CachedResponse, KvError, KvKey, KvPage, KvQuery, KvStore, KvValue};
 pub use fetch::set_own_listeners;
 pub use pool::IsolatePool;
 
@@ -146,6 +148,8 @@ pub struct Spec {
     pub config: serde_json::Value,
     /// Resource limits.
     pub limits: Limits,
+    /// Apps: KV namespaces in `env` and `caches.default`.
+    pub bindings: Bindings,
 }
 
 /// Which hooks a plugin module exports.

@@ -874,6 +874,9 @@
   // its answer comes back through `fetchDone`.
   const REDIRECT = { follow: 0, manual: 1, error: 2 };
   const fetches = new Map();
+  // Bindings' operations (web/kv.js, web/cache.js) wait here too, as
+  // `{ op(error, value) }`.
+  native.pending = fetches;
   async function fetch(input, init) {
     const req = new Request(input, init || {});
     const mode = init && init.redirect !== undefined ? String(init.redirect) : (input instanceof Request && input._redirect) || 'follow';
@@ -902,6 +905,7 @@
     const f = fetches.get(id);
     if (!f) return;
     fetches.delete(id);
+    if (f.op) return f.op(error, status);
     if (f.signal) f.signal.removeEventListener('abort', f.onAbort);
     if (error !== null) {
       f.reject(new TypeError(`fetch failed: ${error}`));

@@ -64,7 +64,7 @@ impl Redis {
     }
 
     /// How many keys match `pattern` (`KEYS`, fine for a test's few keys).
-    fn count_keys(&self, pattern: &str) -> usize {
+    pub(crate) fn count_keys(&self, pattern: &str) -> usize {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return 0;
         };
@@ -91,7 +91,7 @@ impl Redis {
         .await;
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

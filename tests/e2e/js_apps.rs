@@ -254,16 +254,16 @@ fn check_reports_broken_js_apps() {
 
 /// Hono from the npm registry, bundled with esbuild (`.ci/run` rebuilds
 /// the committed bundle from the lockfile and checks it is unchanged).
+/// Two isolates: its notes are in the KV binding, so both see them.
 #[tokio::test]
 async fn a_hono_app_runs_unmodified_with_its_tenant() {
-    hono_with("", "workers = 1").await;
+    hono_with("", "workers = 2").await;
 }
 
-/// The same app inline, on one HTTP worker (its notes are module state,
-/// which exists once per worker in inline mode).
+/// The same app inline, on two HTTP workers (an isolate each).
 #[tokio::test]
 async fn a_hono_app_runs_inline() {
-    hono_with("workers = 1\n", "mode = \"inline\"").await;
+    hono_with("workers = 2\n", "mode = \"inline\"").await;
 }
 
 async fn hono_with(platform: &str, isolate: &str) {
@@ -276,7 +276,7 @@ async fn hono_with(platform: &str, isolate: &str) {
     let s = Site::new();
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     let cfg = s.platform(&format!(
-        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n{platform}\n[apps.saas]\nruntime = \"js\"\nsource = \"{}\"\ndomains = [\"saas.test\", \"*.saas.test\"]\nisolate = {{ {isolate} }}\n",
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n{platform}\n[apps.saas]\nruntime = \"js\"\nsource = \"{}\"\ndomains = [\"saas.test\", \"*.saas.test\"]\nkv = [\"NOTES\"]\nisolate = {{ {isolate} }}\n",
         dist.display()
     ));
     let b = Bext::serve(&cfg);
@@ -311,6 +311,24 @@ async fn hono_with(platform: &str, isolate: &str) {
     assert_eq!(post("acme.saas.test", "{}").await.status, 400);
     let r = get(b.addr, "acme.saas.test", &format!("/api/notes/{id}")).await;
     assert_eq!(r.json()["text"], "first");
+    // Every isolate answers with the note (module state would differ per
+    // isolate: `x-isolate` is module state, and both isolates answer).
+    let mut isolates = std::collections::HashSet::new();
+    let mut answers = 0;
+    while isolates.len() < 2 {
+        assert!(answers < 200, "only one isolate ever answered");
+        let (one, other) = tokio::join!(
+            get(b.addr, "acme.saas.test", "/api/notes"),
+            get(b.addr, "acme.saas.test", "/api/notes")
+        );
+        for r in [one, other] {
+            answers += 1;
+            let notes = r.json();
+            assert_eq!(notes.as_array().map(Vec::len), Some(1), "answer {answers}: {notes}");
+            assert_eq!(notes[0]["id"], id.as_str());
+            isolates.insert(r.header("x-isolate").unwrap().to_owned());
+        }
+    }
     let r = get(b.addr, "globex.saas.test", "/api/notes").await;
     assert_eq!(r.json(), serde_json::json!([]), "tenants do not see each other's notes");
     let r = get(b.addr, "acme.saas.test", "/nope").await;

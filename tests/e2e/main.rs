@@ -22,6 +22,7 @@ mod isr;
 mod isr_callers;
 mod isr_poison;
 mod js_apps;
+mod js_bindings;
 mod js_fetch;
 mod js_plugins;
 mod lifecycle;

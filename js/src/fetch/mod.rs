@@ -57,7 +57,15 @@ pub(crate) fn own_listeners() -> Vec<SocketAddr> {
 /// A fetch's outcome, on its way back to the isolate.
 pub(crate) struct Done {
     id: u64,
-    result: Result<Fetched, String>,
+    result: Outcome,
+}
+
+/// What came back: a fetch's answer, or a binding operation's value
+/// (`env.KV.get`, `caches.default.match`, ...; see `crate::bindings`),
+/// which shares the fetch's channel so every wait loop sees it.
+enum Outcome {
+    Fetch(Result<Fetched, String>),
+    Op(Result<crate::bindings::OpValue, String>),
 }
 
 /// One isolate's fetches: started by JavaScript, answered through `done`.
@@ -68,7 +76,7 @@ pub(crate) struct FetchHost {
     /// Inline isolates: woken when an answer arrives (threads wait on the
     /// channel itself).
     wake: Arc<Mutex<Option<Arc<Notify>>>>,
-    in_flight: RefCell<HashMap<u64, (tokio::task::AbortHandle, client::Slot)>>,
+    in_flight: RefCell<HashMap<u64, (tokio::task::AbortHandle, Option<client::Slot>)>>,
     next_id: Cell<u64>,
 }
 
@@ -76,7 +84,9 @@ impl Drop for FetchHost {
     fn drop(&mut self) {
         for (_, (task, slot)) in self.in_flight.borrow_mut().drain() {
             task.abort();
-            slot.free();
+            if let Some(slot) = slot {
+                slot.free();
+            }
         }
     }
 }
@@ -155,12 +165,39 @@ impl FetchHost {
         let task = runtime.spawn(async move {
             let result = fetcher.run(req).await;
             slot.free(); // before JavaScript hears of it
+            let _ = tx.send(Done {
+                id,
+                result: Outcome::Fetch(result),
+            });
+            if let Some(n) = wake.lock().ok().and_then(|w| w.clone()) {
+                n.notify_waiters();
+            }
+        });
+        self.in_flight
+            .borrow_mut()
+            .insert(id, (task.abort_handle(), Some(kept)));
+        Ok(id)
+    }
+
+    /// Starts a binding's operation on the fetch runtime (its blocking
+    /// pool for SQLite): like a fetch, waiting for it runs no JavaScript,
+    /// and its value reaches JavaScript through `fetchDone`.
+    pub(crate) fn start_op(
+        &self,
+        op: impl std::future::Future<Output = Result<crate::bindings::OpValue, String>> + Send + 'static,
+    ) -> Result<u64, String> {
+        let runtime = RUNTIME.as_ref().ok_or("the fetch runtime could not start")?;
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let (tx, wake) = (self.done_tx.clone(), self.wake.clone());
+        let task = runtime.spawn(async move {
+            let result = Outcome::Op(op.await);
             let _ = tx.send(Done { id, result });
             if let Some(n) = wake.lock().ok().and_then(|w| w.clone()) {
                 n.notify_waiters();
             }
         });
-        self.in_flight.borrow_mut().insert(id, (task.abort_handle(), kept));
+        self.in_flight.borrow_mut().insert(id, (task.abort_handle(), None));
         Ok(id)
     }
 
@@ -168,7 +205,9 @@ impl FetchHost {
     fn abort(&self, id: u64) {
         if let Some((task, slot)) = self.in_flight.borrow_mut().remove(&id) {
             task.abort();
-            slot.free();
+            if let Some(slot) = slot {
+                slot.free();
+            }
         }
     }
 
@@ -197,6 +236,18 @@ impl FetchHost {
                 continue; // aborted meanwhile
             }
             n += 1;
+            let result = match result {
+                Outcome::Fetch(result) => result,
+                Outcome::Op(Ok(value)) => {
+                    let value = value(ctx)?;
+                    done.call::<_, ()>((id as f64, Value::new_null(ctx.clone()), value))?;
+                    continue;
+                }
+                Outcome::Op(Err(e)) => {
+                    done.call::<_, ()>((id as f64, e))?;
+                    continue;
+                }
+            };
             match result {
                 Ok(f) => {
                     let flat = rquickjs::Array::new(ctx.clone())?;

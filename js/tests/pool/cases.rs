@@ -26,6 +26,7 @@ fn start(kind: Kind, source: &str, limits: Limits) -> Result<Fixture, JsError> {
         env,
         config: serde_json::json!({ "label": "from-config" }),
         limits: Limits { mode: MODE, ..limits },
+        bindings: Default::default(),
     };
     Ok(Fixture {
         pool: IsolatePool::start(spec)?,
@@ -380,6 +381,7 @@ async fn modules_are_never_loaded_from_outside_the_directory() {
                 workers: 1,
                 ..Limits::default()
             },
+            bindings: Default::default(),
         }
     };
     let refused = |r: Result<IsolatePool, JsError>| match r {

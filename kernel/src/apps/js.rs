@@ -51,16 +51,17 @@ pub(crate) fn stamp(path: &std::path::Path) -> Option<Stamp> {
 impl JsApp {
     /// Loads the app's module into its isolates; a module that does not
     /// load is an error here, before the app takes traffic.
-    pub fn start(id: &str, cfg: &AppConfig) -> Result<JsApp, String> {
+    pub fn start(id: &str, cfg: &AppConfig, sources: super::bindings::Sources<'_>) -> Result<JsApp, String> {
         let entry = cfg.js_entry().ok_or("a js app needs `source`")?;
         confined(cfg.source.as_deref().unwrap_or(&entry), &entry)?;
         let spec = Spec {
             name: format!("app {id}"),
             entry,
             kind: Kind::App,
-            env: cfg.env.clone(),
+            env: super::bindings::env_with_secrets(cfg)?,
             config: serde_json::Value::Null,
             limits: cfg.isolate.limits(crate::config::isolate::IsolateConfig::APP),
+            bindings: super::bindings::for_app(id, cfg, sources)?,
         };
         let loaded = stamp(&spec.entry);
         let entry = spec.entry.clone();

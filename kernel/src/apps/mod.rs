@@ -1,6 +1,7 @@
 //! The app table and the runtimes that serve apps.
 
 mod activity;
+pub mod bindings;
 mod forwarded;
 mod health;
 pub mod js;
@@ -74,7 +75,12 @@ pub enum Runtime {
 
 impl Runtime {
     /// Builds the runtime an app's configuration asks for.
-    pub fn build(id: &str, cfg: &AppConfig, files: &Arc<static_files::FileCache>) -> Result<Runtime, String> {
+    pub fn build(
+        id: &str,
+        cfg: &AppConfig,
+        files: &Arc<static_files::FileCache>,
+        sources: bindings::Sources<'_>,
+    ) -> Result<Runtime, String> {
         match cfg.runtime {
             RuntimeKind::Static => {
                 let root = cfg.source.as_deref().ok_or("a static app needs `source`")?;
@@ -83,7 +89,7 @@ impl Runtime {
                     .map_err(|e| format!("{}: {e}", root.display()))
             }
             RuntimeKind::Proxy => proxy::ProxyApp::from_config(id, cfg).map(Runtime::Proxy),
-            RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
+            RuntimeKind::Js => js::JsApp::start(id, cfg, sources).map(Runtime::Js),
             RuntimeKind::Process => process::ProcessApp::new(id, cfg).map(Runtime::Process),
         }
     }

@@ -379,7 +379,7 @@ fn check(file: PathBuf) -> ExitCode {
         for w in crate::pipeline::warnings(&platform, &manifests) {
             eprintln!("warning: {w}");
         }
-        compile(platform, manifests, None)
+        compile(platform, manifests, None, None)
     });
     match result {
         Ok((p, _)) if errors.0.is_empty() => {

@@ -6,6 +6,7 @@
 //! `manifest`, `platform`; neither of the last two imports the other, and
 //! nothing here imports the rest of the kernel.
 
+mod bindings;
 pub mod diag;
 pub mod isolate;
 pub mod manifest;

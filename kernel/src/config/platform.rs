@@ -404,6 +404,14 @@ pub struct AppConfig {
     /// (a preview must not reach production data unless told to).
     #[serde(default)]
     pub preview_env: BTreeMap<String, String>,
+    /// JS apps: KV namespaces, each a binding in `env` (`kv = ["SESSIONS"]`
+    /// gives `env.SESSIONS`), kept in SQLite or, in edge mode, in Redis.
+    #[serde(default)]
+    pub kv: Vec<String>,
+    /// JS apps: variables of bext's environment put in `env` at load
+    /// (`secrets = ["STRIPE_KEY"]`), so the value never sits in a file.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// JS apps: the isolate pool.
     #[serde(default)]
     pub isolate: IsolateConfig,
@@ -566,6 +574,8 @@ impl AppConfig {
             limits: None,
             idle_stop: None,
             preview_env: BTreeMap::new(),
+            kv: Vec::new(),
+            secrets: Vec::new(),
             isolate: IsolateConfig::default(),
             hooks: None,
             rate_limit: None,
@@ -1060,6 +1070,9 @@ impl Platform {
             check_https(app, has, dir, &mut |k, reason| {
                 errors.push(Diagnostic::new(&name, field(k), reason));
             });
+            for (k, reason) in super::bindings::problems(app) {
+                errors.push(Diagnostic::new(&name, field(&k), reason));
+            }
             for (k, v) in &app.headers {
                 if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
                     errors.push(Diagnostic::new(

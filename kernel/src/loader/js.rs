@@ -30,6 +30,7 @@ pub(crate) fn load(
         env: Default::default(),
         config: config.clone(),
         limits: m.limits.limits(IsolateConfig::PLUGIN),
+        bindings: Default::default(),
     };
     let pool = IsolatePool::start(spec).map_err(|e| e.to_string())?;
     let e = pool.exports();

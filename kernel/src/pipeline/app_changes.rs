@@ -165,6 +165,9 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
     }
     if change.env == Env::Preview {
         app.env = std::mem::take(&mut app.preview_env);
+        // Production secrets stay out of previews too (`preview_env` can
+        // give a preview its own values).
+        app.secrets.clear();
     }
     platform.apps.insert(change.id, app);
     Ok(())
@@ -274,7 +277,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "[platform]\n[apps.shop]\nsource = {site:?}\nruntime = \"js\"\ndomains = [\"shop.test\", \"*.shop.test\", \"~^(?P<tenant>x)$\"]\nenv = {{ DB = \"prod\" }}\npreview_env = {{ DB = \"staging\" }}\n"
+                "[platform]\n[apps.shop]\nsource = {site:?}\nruntime = \"js\"\ndomains = [\"shop.test\", \"*.shop.test\", \"~^(?P<tenant>x)$\"]\nenv = {{ DB = \"prod\" }}\npreview_env = {{ DB = \"staging\" }}\nsecrets = [\"PAY_KEY\"]\nkv = [\"STORE\"]\n"
             ),
         )
         .unwrap();
@@ -305,6 +308,8 @@ mod tests {
         let preview = &platform.apps["shop~pr-1"];
         assert_eq!(preview.domains, ["pr-1.preview.shop.test", "pr-1.preview.shop.test"]);
         assert_eq!(preview.env["DB"], "staging");
+        assert!(preview.secrets.is_empty(), "production secrets stay out of previews");
+        assert_eq!(preview.kv, ["STORE"], "KV of its own (another app id)");
         assert_eq!(
             (preview.runtime, preview.source.as_deref()),
             (RuntimeKind::Js, Some(v2.as_path()))
@@ -312,6 +317,7 @@ mod tests {
         let canary = &platform.apps["shop@v2"];
         assert!(canary.domains.is_empty());
         assert_eq!(canary.env["DB"], "prod");
+        assert_eq!(canary.secrets, ["PAY_KEY"]);
         assert_eq!(
             platform.apps["shop"].source.as_deref(),
             Some(site.as_path()),

@@ -85,11 +85,12 @@ struct Use<'m> {
 /// Compiles a platform and its manifests. Instances and runtimes whose
 /// configuration did not change are taken from `previous`, so their state
 /// survives. Returns the pipeline and the instances that still need
-/// `on_init`.
+/// `on_init`. `fleet` is edge mode's Redis (JS apps keep KV there).
 pub fn compile(
     platform: Platform,
     manifests: Vec<Manifest>,
     previous: Option<&Pipeline>,
+    fleet: Option<Arc<bext_edge::Edge>>,
 ) -> Result<(Pipeline, Fresh), Diagnostics> {
     let mut errors = Diagnostics::default();
     let apps_info = platform.app_infos();
@@ -159,9 +160,15 @@ pub fn compile(
             }
         }
         let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
+        let sources = crate::apps::bindings::Sources {
+            data_dir: &platform.data_dir,
+            fleet: fleet.as_ref(),
+            shared: &shared,
+            isr: isr_limits(&uses),
+        };
         let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
             Some(r) => r,
-            None => match Runtime::build(id, cfg, &files) {
+            None => match Runtime::build(id, cfg, &files, sources) {
                 Ok(r) => Arc::new(r),
                 Err(reason) => {
                     errors.push(Diagnostic::new(&platform_file, format!("apps.{id}"), reason));
@@ -218,7 +225,7 @@ pub fn compile(
             tls: Default::default(),
             files,
             shared,
-            fleet: None,
+            fleet: fleet.clone(),
             metered_tenants,
             metrics,
         },
@@ -272,7 +279,22 @@ fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<A
     let before = previous.platform.apps.get(id)?;
     let now = platform.apps.get(id)?;
     let runtime = &previous.apps.get(id)?.app.runtime;
-    (before == now && runtime.is_current()).then(|| runtime.clone())
+    // KV moves between SQLite and Redis with `[redis]`, and secrets are
+    // read again from the environment at each load.
+    let same_bindings = (now.kv.is_empty() || previous.platform.redis == platform.redis) && now.secrets.is_empty();
+    (before == now && same_bindings && runtime.is_current()).then(|| runtime.clone())
+}
+
+/// The limits of the isr plugin's cache when it is on in `uses` (an app's
+/// plugins): a JS app keeps `caches.default` in that cache then. A config
+/// that does not decode is reported by the plugin itself.
+fn isr_limits(uses: &[Use<'_>]) -> Option<bext_plugin_isr::store::Limits> {
+    let u = uses.iter().find(|u| u.enabled && u.manifest.name == "isr")?;
+    let c: bext_plugin_isr::config::Config = serde_json::from_value(u.config.clone()).ok()?;
+    Some(bext_plugin_isr::store::Limits {
+        entries: c.max_entries,
+        bytes: c.max_bytes.0,
+    })
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.
@@ -550,7 +572,7 @@ mod tests {
         std::fs::write(&file, format!("[platform]\nlisten = \"127.0.0.1:0\"\n{apps}")).unwrap();
         let platform = Platform::load(&file).unwrap();
         let manifests = load_manifests(&platform).unwrap();
-        compile(platform, manifests, previous)
+        compile(platform, manifests, previous, None)
             .unwrap_or_else(|e| panic!("{e:?}"))
             .0
     }

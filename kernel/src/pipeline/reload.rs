@@ -36,9 +36,8 @@ pub(crate) async fn build(
     super::app_changes::apply(&mut platform, &manifests)?;
     let fingerprint = fingerprint_of(&platform);
     let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
-    let (mut pipeline, fresh) = compile(platform, manifests, previous)?;
+    let (mut pipeline, fresh) = compile(platform, manifests, previous, fleet)?;
     pipeline.fingerprint = fingerprint;
-    pipeline.fleet = fleet;
     pipeline.tls = super::tls::build(certs, &pipeline.platform);
     init(&pipeline, fresh, kernel).await?;
     start_processes(&pipeline, previous).await?;

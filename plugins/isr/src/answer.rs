@@ -31,7 +31,7 @@ pub(crate) fn mark(headers: &mut HeaderMap, label: &'static str) {
 
 /// The `Cache-Tag` and `x-bext-tags` values (comma or space separated);
 /// the headers are removed, they are for the cache only.
-pub(crate) fn tags_of(headers: &HeaderMap) -> Vec<String> {
+pub fn tags_of(headers: &HeaderMap) -> Vec<String> {
     [&CACHE_TAG, &X_BEXT_TAGS]
         .iter()
         .flat_map(|h| headers.get_all(*h))

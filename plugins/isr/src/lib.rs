@@ -53,6 +53,10 @@ use crate::rules::Rules;
 use crate::save::StorePolicy;
 use crate::store::{CACHES_KEY, Caches, Limits};
 
+/// The tags of a response (`Cache-Tag`, `x-bext-tags`): also what the
+/// kernel files JS apps' `caches.default` entries under.
+pub use crate::answer::tags_of;
+
 /// The plugin instance.
 pub struct IsrPlugin {
     /// Each app's cache is made with these.

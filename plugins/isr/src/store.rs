@@ -288,6 +288,11 @@ impl AppCache {
         })
     }
 
+    /// Drops the entry under `key`; whether there was one.
+    pub fn remove(&self, key: &str) -> bool {
+        self.entries.remove(key).is_some()
+    }
+
     /// Drops every entry `doomed` picks; how many went.
     pub fn remove_where(&self, doomed: impl Fn(&Entry) -> bool) -> usize {
         let before = self.entries.len();

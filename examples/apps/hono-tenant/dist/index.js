@@ -1860,14 +1860,26 @@ var Hono3 = class extends Hono {
 
 // src/index.js
 var app = new Hono3();
+var ISOLATE = crypto.randomUUID();
 app.use("*", async (c, next) => {
   const started = performance.now();
   c.set("tenant", c.req.header("x-vhost-tenant") ?? "public");
   await next();
   c.header("x-tenant", c.get("tenant"));
   c.header("x-app-time", `${(performance.now() - started).toFixed(2)}ms`);
+  c.header("x-isolate", ISOLATE);
 });
-var notes = /* @__PURE__ */ new Map();
+async function notesOf(kv, tenant) {
+  const found = [];
+  let cursor;
+  do {
+    const page = await kv.list({ prefix: `${tenant}/`, cursor });
+    found.push(...page.keys.map((k) => k.name));
+    cursor = page.list_complete ? void 0 : page.cursor;
+  } while (cursor);
+  const notes = await Promise.all(found.map((key) => kv.get(key, "json")));
+  return notes.filter(Boolean).sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
+}
 app.get("/", (c) => c.text(`Welcome, ${c.get("tenant")}!`));
 app.get(
   "/api/whoami",
@@ -1878,20 +1890,18 @@ app.get(
     query: c.req.query()
   })
 );
-app.get("/api/notes", (c) => c.json(notes.get(c.get("tenant")) ?? []));
+app.get("/api/notes", async (c) => c.json(await notesOf(c.env.NOTES, c.get("tenant"))));
 app.post("/api/notes", async (c) => {
   const body = await c.req.json().catch(() => null);
   if (!body || typeof body.text !== "string" || body.text.length === 0) {
     return c.json({ error: "text is required" }, 400);
   }
-  const list = notes.get(c.get("tenant")) ?? [];
-  const note = { id: crypto.randomUUID(), text: body.text };
-  list.push(note);
-  notes.set(c.get("tenant"), list);
+  const note = { id: crypto.randomUUID(), text: body.text, created: Date.now() };
+  await c.env.NOTES.put(`${c.get("tenant")}/${note.id}`, JSON.stringify(note));
   return c.json(note, 201);
 });
-app.get("/api/notes/:id", (c) => {
-  const note = (notes.get(c.get("tenant")) ?? []).find((n) => n.id === c.req.param("id"));
+app.get("/api/notes/:id", async (c) => {
+  const note = await c.env.NOTES.get(`${c.get("tenant")}/${c.req.param("id")}`, "json");
   return note ? c.json(note) : c.json({ error: "not found" }, 404);
 });
 app.get("/redirect", (c) => c.redirect("/api/whoami", 302));

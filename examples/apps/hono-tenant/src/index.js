@@ -2,10 +2,16 @@
 //
 // bext's vhosts plugin maps `*.saas.test` to this app and passes the
 // subdomain as the `x-vhost-tenant` header; the app reads it like any
-// other header.
+// other header. Notes live in the KV namespace `NOTES`
+// (`[apps.saas] kv = ["NOTES"]`), not in module state: each of the app's
+// isolates has its own module state, so a note kept in a Map would be seen
+// only by the isolate that stored it.
 import { Hono } from 'hono';
 
 const app = new Hono();
+
+// Module state: one per isolate. Sent as `x-isolate` to show which one answered.
+const ISOLATE = crypto.randomUUID();
 
 // Middleware: every request gets the tenant, and every answer says how
 // long the app took and who served it.
@@ -15,9 +21,21 @@ app.use('*', async (c, next) => {
   await next();
   c.header('x-tenant', c.get('tenant'));
   c.header('x-app-time', `${(performance.now() - started).toFixed(2)}ms`);
+  c.header('x-isolate', ISOLATE);
 });
 
-const notes = new Map(); // tenant -> [{ id, text }]
+// A tenant's notes are the keys `<tenant>/<id>` of NOTES.
+async function notesOf(kv, tenant) {
+  const found = [];
+  let cursor;
+  do {
+    const page = await kv.list({ prefix: `${tenant}/`, cursor });
+    found.push(...page.keys.map((k) => k.name));
+    cursor = page.list_complete ? undefined : page.cursor;
+  } while (cursor);
+  const notes = await Promise.all(found.map((key) => kv.get(key, 'json')));
+  return notes.filter(Boolean).sort((a, b) => a.created - b.created || (a.id < b.id ? -1 : 1));
+}
 
 app.get('/', (c) => c.text(`Welcome, ${c.get('tenant')}!`));
 
@@ -30,22 +48,20 @@ app.get('/api/whoami', (c) =>
   }),
 );
 
-app.get('/api/notes', (c) => c.json(notes.get(c.get('tenant')) ?? []));
+app.get('/api/notes', async (c) => c.json(await notesOf(c.env.NOTES, c.get('tenant'))));
 
 app.post('/api/notes', async (c) => {
   const body = await c.req.json().catch(() => null);
   if (!body || typeof body.text !== 'string' || body.text.length === 0) {
     return c.json({ error: 'text is required' }, 400);
   }
-  const list = notes.get(c.get('tenant')) ?? [];
-  const note = { id: crypto.randomUUID(), text: body.text };
-  list.push(note);
-  notes.set(c.get('tenant'), list);
+  const note = { id: crypto.randomUUID(), text: body.text, created: Date.now() };
+  await c.env.NOTES.put(`${c.get('tenant')}/${note.id}`, JSON.stringify(note));
   return c.json(note, 201);
 });
 
-app.get('/api/notes/:id', (c) => {
-  const note = (notes.get(c.get('tenant')) ?? []).find((n) => n.id === c.req.param('id'));
+app.get('/api/notes/:id', async (c) => {
+  const note = await c.env.NOTES.get(`${c.get('tenant')}/${c.req.param('id')}`, 'json');
   return note ? c.json(note) : c.json({ error: 'not found' }, 404);
 });
 

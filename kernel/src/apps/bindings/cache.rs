@@ -1,0 +1,56 @@
+//! `caches.default` in memory: a small LRU per app (its own, so apps
+//! never see each other's entries), bounded in bytes, emptied when the
+//! app is reloaded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bext_js::{CacheStore, CachedResponse};
+
+/// Bytes one app's cache may hold.
+const CACHE_BYTES: u64 = 16 << 20;
+
+#[derive(Clone)]
+struct Weight;
+
+impl quick_cache::Weighter<String, Arc<Stored>> for Weight {
+    fn weight(&self, key: &String, val: &Arc<Stored>) -> u64 {
+        let headers: usize = val.response.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        (key.len() + headers + val.response.body.len() + 64) as u64
+    }
+}
+
+struct Stored {
+    response: CachedResponse,
+    until: Option<Instant>,
+}
+
+/// One app's cache.
+pub(crate) struct MemoryCache(quick_cache::sync::Cache<String, Arc<Stored>, Weight>);
+
+impl MemoryCache {
+    pub(crate) fn new() -> MemoryCache {
+        MemoryCache(quick_cache::sync::Cache::with_weighter(64, CACHE_BYTES, Weight))
+    }
+}
+
+#[async_trait::async_trait]
+impl CacheStore for MemoryCache {
+    async fn get(&self, url: &str) -> Option<CachedResponse> {
+        let stored = self.0.get(url)?;
+        if stored.until.is_some_and(|u| Instant::now() >= u) {
+            self.0.remove(url);
+            return None;
+        }
+        Some(stored.response.clone())
+    }
+
+    async fn put(&self, url: &str, response: CachedResponse, ttl: Option<Duration>) {
+        let until = ttl.map(|t| Instant::now() + t);
+        self.0.insert(url.to_owned(), Arc::new(Stored { response, until }));
+    }
+
+    async fn delete(&self, url: &str) -> bool {
+        self.0.remove(url).is_some()
+    }
+}

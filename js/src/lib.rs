@@ -22,7 +22,7 @@ mod isolate;
 mod modules;
 mod natives;
 mod pool;
-mod subtle;
+mod crypto;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

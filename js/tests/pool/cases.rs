@@ -673,7 +673,7 @@ async fn subtle_digest_and_hmac_vectors() {
         "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
         "true,false,false",
         "SmVmZQ HS256 32 4a656665",
-        "InvalidAccessError,InvalidAccessError,NotSupportedError,TypeError,DataError,SyntaxError,NotSupportedError",
+        "InvalidAccessError,InvalidAccessError,NotSupportedError,TypeError,DataError,SyntaxError,InvalidAccessError",
         "1024 128 [object CryptoKey]",
     ];
     assert_eq!(body.lines().collect::<Vec<_>>(), expected);

@@ -21,6 +21,7 @@ mod isr;
 mod isr_callers;
 mod isr_poison;
 mod js_apps;
+mod js_crypto;
 mod js_fetch;
 mod js_plugins;
 mod lifecycle;

@@ -23,6 +23,7 @@ mod modules;
 mod natives;
 mod pool;
 mod crypto;
+mod url_pattern;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -61,7 +61,10 @@
   };
   define('clearTimeout', clear);
   define('clearInterval', clear);
-  define('queueMicrotask', (fn) => void Promise.resolve().then(fn).catch(reportError));
+  define('queueMicrotask', (fn) => {
+    if (typeof fn !== 'function') throw new TypeError('queueMicrotask: the callback must be a function');
+    Promise.resolve().then(fn).catch(reportError);
+  });
   function nextTimer() {
     let at = -1;
     for (const t of timers.values()) if (at < 0 || t.at < at) at = t.at;

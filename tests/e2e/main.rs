@@ -24,6 +24,7 @@ mod js_apps;
 mod js_crypto;
 mod js_fetch;
 mod js_plugins;
+mod js_web_apis;
 mod lifecycle;
 mod limits;
 mod metrics;

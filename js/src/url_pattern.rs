@@ -15,7 +15,10 @@ fn parse_input(json: &str) -> std::result::Result<StringOrInit<'static>, String>
 /// `groupNameList` each) and `hasRegexpGroups`, as JSON.
 fn parse(input: &str, base_url: Option<&str>, ignore_case: bool) -> std::result::Result<String, String> {
     let init = quirks::process_construct_pattern_input(parse_input(input)?, base_url).map_err(|e| e.to_string())?;
-    let options = urlpattern::UrlPatternOptions { ignore_case, ..Default::default() };
+    let options = urlpattern::UrlPatternOptions {
+        ignore_case,
+        ..Default::default()
+    };
     let pattern = quirks::parse_pattern::<quirks::EcmaRegexp>(init, options).map_err(|e| e.to_string())?;
     serde_json::to_string(&pattern).map_err(|e| e.to_string())
 }
@@ -23,7 +26,8 @@ fn parse(input: &str, base_url: Option<&str>, ignore_case: bool) -> std::result:
 /// The eight canonical component strings of a URL or init to match, as
 /// JSON; `None` when it is not a URL (the match then fails, not throws).
 fn match_input(input: &str, base_url: Option<&str>) -> std::result::Result<Option<String>, String> {
-    let Some((input, _)) = quirks::process_match_input(parse_input(input)?, base_url).map_err(|e| e.to_string())? else {
+    let Some((input, _)) = quirks::process_match_input(parse_input(input)?, base_url).map_err(|e| e.to_string())?
+    else {
         return Ok(None);
     };
     let Some(values) = quirks::parse_match_input(input) else {
@@ -66,14 +70,22 @@ mod tests {
         assert_eq!(v["pathname"]["groupNameList"], serde_json::json!(["id"]));
         assert_eq!(v["hostname"]["groupNameList"], serde_json::json!(["0"]));
         assert!(parse(r#""/books/:id(""#, Some("https://example.com"), false).is_err());
-        assert!(parse(r#"{"pathname": "/x"}"#, Some("https://example.com"), false).is_err(), "init with a base URL");
+        assert!(
+            parse(r#"{"pathname": "/x"}"#, Some("https://example.com"), false).is_err(),
+            "init with a base URL"
+        );
     }
 
     #[test]
     fn inputs_are_canonicalised_or_refused() {
-        let json = match_input(r#""https://EXAMPLE.com:443/a/../b?q#h""#, None).unwrap().unwrap();
+        let json = match_input(r#""https://EXAMPLE.com:443/a/../b?q#h""#, None)
+            .unwrap()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!((v["hostname"].as_str(), v["port"].as_str(), v["pathname"].as_str()), (Some("example.com"), Some(""), Some("/b")));
+        assert_eq!(
+            (v["hostname"].as_str(), v["port"].as_str(), v["pathname"].as_str()),
+            (Some("example.com"), Some(""), Some("/b"))
+        );
         assert_eq!(match_input(r#""not a url""#, None).unwrap(), None);
     }
 }

@@ -5,7 +5,7 @@
 //! `js_crypto/app.js`; `js_crypto/check-in-node.mjs` runs the same app
 //! under Node, which is where the non-RFC expectations were checked.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -30,7 +30,11 @@ domains = ["crypto.test"]
 }
 
 async fn answer(b: &Bext, method: &str, path: &str, body: &str) -> Value {
-    let r = send(b.addr, request(method, path, &[("host", "crypto.test")], body.to_owned())).await;
+    let r = send(
+        b.addr,
+        request(method, path, &[("host", "crypto.test")], body.to_owned()),
+    )
+    .await;
     assert_eq!(r.status, 200, "{path}: {}\n{}", r.text(), b.log());
     r.json()
 }
@@ -174,12 +178,28 @@ async fn jose_verifies_rs256_es256_and_eddsa_tokens() {
     use jsonwebtoken::{Algorithm, EncodingKey};
 
     let dist = repo().join("examples/apps/jwt-jose/dist");
-    assert!(dist.join("index.js").is_file(), "missing {}: run `npm ci && npm run build` in examples/apps/jwt-jose", dist.display());
+    assert!(
+        dist.join("index.js").is_file(),
+        "missing {}: run `npm ci && npm run build` in examples/apps/jwt-jose",
+        dist.display()
+    );
     let mut keys = Vec::new();
     for (alg, kid, key) in [
-        (Algorithm::RS256, "rsa", EncodingKey::from_rsa_pem(&key_file("rsa.key")).unwrap()),
-        (Algorithm::ES256, "ec", EncodingKey::from_ec_pem(&key_file("ec.key")).unwrap()),
-        (Algorithm::EdDSA, "ed", EncodingKey::from_ed_pem(&key_file("ed.key")).unwrap()),
+        (
+            Algorithm::RS256,
+            "rsa",
+            EncodingKey::from_rsa_pem(&key_file("rsa.key")).unwrap(),
+        ),
+        (
+            Algorithm::ES256,
+            "ec",
+            EncodingKey::from_ec_pem(&key_file("ec.key")).unwrap(),
+        ),
+        (
+            Algorithm::EdDSA,
+            "ed",
+            EncodingKey::from_ed_pem(&key_file("ed.key")).unwrap(),
+        ),
     ] {
         let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).unwrap();
         jwk.common.key_id = Some(kid.into());
@@ -204,32 +224,63 @@ env = {{ JWKS = '{jwks}', ISSUER = "https://idp.test", AUDIENCE = "shop" }}
     ));
     let b = Bext::serve(&cfg);
     let me = |token: String| {
-        send(b.addr, request("GET", "/me", &[("host", "api.test"), ("authorization", &format!("Bearer {token}"))], ""))
+        send(
+            b.addr,
+            request(
+                "GET",
+                "/me",
+                &[("host", "api.test"), ("authorization", &format!("Bearer {token}"))],
+                "",
+            ),
+        )
     };
 
-    for (alg, kid, name) in [(Algorithm::RS256, "rsa", "RS256"), (Algorithm::ES256, "ec", "ES256"), (Algorithm::EdDSA, "ed", "EdDSA")] {
+    for (alg, kid, name) in [
+        (Algorithm::RS256, "rsa", "RS256"),
+        (Algorithm::ES256, "ec", "ES256"),
+        (Algorithm::EdDSA, "ed", "EdDSA"),
+    ] {
         let r = me(sign(alg, Some(kid), claims(json!({})))).await;
         assert_eq!(r.status, 200, "{name}: {}\n{}", r.text(), b.log());
         assert_eq!(r.json(), json!({ "sub": "user-42", "alg": name, "kid": kid }));
     }
 
     // The payload changed after signing (another subject), each algorithm.
-    for (alg, kid) in [(Algorithm::RS256, "rsa"), (Algorithm::ES256, "ec"), (Algorithm::EdDSA, "ed")] {
+    for (alg, kid) in [
+        (Algorithm::RS256, "rsa"),
+        (Algorithm::ES256, "ec"),
+        (Algorithm::EdDSA, "ed"),
+    ] {
         let token = sign(alg, Some(kid), claims(json!({})));
         let forged = sign(alg, Some(kid), claims(json!({ "sub": "admin" })));
         let parts: Vec<&str> = token.split('.').collect();
         let forged_payload = forged.split('.').nth(1).unwrap();
         let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
         let r = me(tampered).await;
-        assert_eq!((r.status, r.json()), (401, json!({ "error": "ERR_JWS_SIGNATURE_VERIFICATION_FAILED" })), "{kid}");
+        assert_eq!(
+            (r.status, r.json()),
+            (401, json!({ "error": "ERR_JWS_SIGNATURE_VERIFICATION_FAILED" })),
+            "{kid}"
+        );
     }
     // Signed by the EC key but naming the RSA key's kid; expired; wrong audience.
     let r = me(sign(Algorithm::ES256, Some("rsa"), claims(json!({})))).await;
-    assert_eq!((r.status, r.json()), (401, json!({ "error": "ERR_JWKS_NO_MATCHING_KEY" })));
-    let r = me(sign(Algorithm::EdDSA, Some("ed"), claims(json!({ "exp": now() - 3600 })))).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (401, json!({ "error": "ERR_JWKS_NO_MATCHING_KEY" }))
+    );
+    let r = me(sign(
+        Algorithm::EdDSA,
+        Some("ed"),
+        claims(json!({ "exp": now() - 3600 })),
+    ))
+    .await;
     assert_eq!((r.status, r.json()), (401, json!({ "error": "ERR_JWT_EXPIRED" })));
     let r = me(sign(Algorithm::RS256, Some("rsa"), claims(json!({ "aud": "other" })))).await;
-    assert_eq!((r.status, r.json()), (401, json!({ "error": "ERR_JWT_CLAIM_VALIDATION_FAILED" })));
+    assert_eq!(
+        (r.status, r.json()),
+        (401, json!({ "error": "ERR_JWT_CLAIM_VALIDATION_FAILED" }))
+    );
     let r = send(b.addr, request("GET", "/me", &[("host", "api.test")], "")).await;
     assert_eq!(r.status, 401);
 }

@@ -4,7 +4,7 @@
 //! and console lines in the log under the app's name. The app is
 //! `js_web_apis/app.js`.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -140,7 +140,10 @@ async fn abort_controller_and_signals() {
 #[tokio::test]
 async fn timers_run_within_the_request() {
     let (_s, b) = web_site();
-    assert_eq!(answer(&b, "/timers").await, json!({ "ticks": 3, "order": ["early", "late xy"] }));
+    assert_eq!(
+        answer(&b, "/timers").await,
+        json!({ "ticks": 3, "order": ["early", "late xy"] })
+    );
 }
 
 /// console.log/info/warn/error reach bext's log at their levels, under the
@@ -149,12 +152,27 @@ async fn timers_run_within_the_request() {
 async fn console_lines_reach_the_log_with_the_app_name() {
     let (_s, b) = web_site();
     assert_eq!(get(b.addr, "web.test", "/console").await.text(), "logged");
-    let lines = || -> Vec<String> { b.log().lines().filter(|l| l.contains("console-marker")).map(str::to_owned).collect() };
-    eventually(std::time::Duration::from_secs(5), || async { (lines().len() >= 4).then_some(()) }).await;
+    let lines = || -> Vec<String> {
+        b.log()
+            .lines()
+            .filter(|l| l.contains("console-marker"))
+            .map(str::to_owned)
+            .collect()
+    };
+    eventually(std::time::Duration::from_secs(5), || async {
+        (lines().len() >= 4).then_some(())
+    })
+    .await;
     let lines = lines();
-    for (level, text) in [("INFO", "console-marker log { a: 1 }"), ("INFO", "console-marker info"), ("WARN", "console-marker warn")] {
+    for (level, text) in [
+        ("INFO", "console-marker log { a: 1 }"),
+        ("INFO", "console-marker info"),
+        ("WARN", "console-marker warn"),
+    ] {
         assert!(
-            lines.iter().any(|l| l.contains(level) && l.contains(text) && l.contains("web")),
+            lines
+                .iter()
+                .any(|l| l.contains(level) && l.contains(text) && l.contains("web")),
             "{level} {text}: {lines:#?}"
         );
     }
@@ -164,6 +182,14 @@ async fn console_lines_reach_the_log_with_the_app_name() {
     let entry = &log[log[..at].rfind('\n').map_or(0, |i| i + 1)..];
     let entry = &entry[..entry.find("source=").expect("the entry names its source") + "source=app web".len()];
     assert!(entry.contains("ERROR bext::js:"), "{entry}");
-    assert!(entry.lines().nth(1).unwrap_or_default().trim_start().starts_with("at /console ("), "{entry}");
+    assert!(
+        entry
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with("at /console ("),
+        "{entry}"
+    );
     assert!(entry.ends_with("source=app web"), "{entry}");
 }

@@ -5,12 +5,16 @@
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 
-use super::error::{data, operation, CryptoResult};
+use super::error::{CryptoResult, data, operation};
 use super::hash::Hash;
 use super::keys::Imported;
 
 fn imported(der: &[u8]) -> Imported {
-    Imported { der: der.to_vec(), modulus_bits: 0, exponent: Vec::new() }
+    Imported {
+        der: der.to_vec(),
+        modulus_bits: 0,
+        exponent: Vec::new(),
+    }
 }
 
 /// One NIST curve's key handling and ECDSA, the same code for each crate.
@@ -50,8 +54,7 @@ macro_rules! nist_curve {
                     ("pkcs8", true) => private_der(&secret(bytes)?),
                     ("spki", false) => public_der(&public(bytes)?),
                     ("raw", false) => public_der(
-                        &PublicKey::from_sec1_bytes(bytes)
-                            .map_err(|_| data(format!("not a {} point", $label)))?,
+                        &PublicKey::from_sec1_bytes(bytes).map_err(|_| data(format!("not a {} point", $label)))?,
                     ),
                     _ => Err(data(format!("{format} is not a {} key format here", $label))),
                 }
@@ -61,14 +64,19 @@ macro_rules! nist_curve {
                 if x.len() != SIZE || y.len() != SIZE {
                     return Err(data(format!("{} JWK coordinates are {SIZE} bytes", $label)));
                 }
-                let p = EncodedPoint::from_affine_coordinates(FieldBytes::from_slice(x), FieldBytes::from_slice(y), false);
-                Option::from(PublicKey::from_encoded_point(&p)).ok_or_else(|| data(format!("the JWK's x, y are not a point on {}", $label)))
+                let p =
+                    EncodedPoint::from_affine_coordinates(FieldBytes::from_slice(x), FieldBytes::from_slice(y), false);
+                Option::from(PublicKey::from_encoded_point(&p))
+                    .ok_or_else(|| data(format!("the JWK's x, y are not a point on {}", $label)))
             }
 
             /// A JWK's `[x, y, d]`; `d` must match `x`, `y`.
             pub(crate) fn import_jwk(private: bool, parts: &[Option<Vec<u8>>]) -> CryptoResult<Imported> {
                 let get = |i: usize, name: &str| {
-                    parts.get(i).and_then(|p| p.as_deref()).ok_or_else(|| data(format!("the EC JWK has no \"{name}\"")))
+                    parts
+                        .get(i)
+                        .and_then(|p| p.as_deref())
+                        .ok_or_else(|| data(format!("the EC JWK has no \"{name}\"")))
                 };
                 let public_key = point(get(0, "x")?, get(1, "y")?)?;
                 if !private {
@@ -89,7 +97,10 @@ macro_rules! nist_curve {
                 match (format, private) {
                     ("pkcs8", true) | ("spki", false) => Ok(der.to_vec()),
                     ("raw", false) => Ok(public(der)?.to_encoded_point(false).as_bytes().to_vec()),
-                    _ => Err(super::super::error::operation(format!("a {} key cannot be exported as {format}", $label))),
+                    _ => Err(super::super::error::operation(format!(
+                        "a {} key cannot be exported as {format}",
+                        $label
+                    ))),
                 }
             }
 
@@ -115,8 +126,9 @@ macro_rules! nist_curve {
             pub(crate) fn sign(hash: Hash, der: &[u8], message: &[u8]) -> CryptoResult<Vec<u8>> {
                 let key = SigningKey::from(secret(der)?);
                 let prehash = super::super::hash::digest(hash, message);
-                let signature: Signature =
-                    key.sign_prehash(&prehash).map_err(|e| operation(format!("ECDSA signing failed: {e}")))?;
+                let signature: Signature = key
+                    .sign_prehash(&prehash)
+                    .map_err(|e| operation(format!("ECDSA signing failed: {e}")))?;
                 Ok(signature.to_bytes().to_vec())
             }
 
@@ -150,16 +162,22 @@ pub(crate) mod ed25519 {
     }
 
     fn from_raw(bytes: &[u8]) -> CryptoResult<VerifyingKey> {
-        let bytes: &[u8; 32] = bytes.try_into().map_err(|_| data("an Ed25519 public key is 32 bytes"))?;
+        let bytes: &[u8; 32] = bytes
+            .try_into()
+            .map_err(|_| data("an Ed25519 public key is 32 bytes"))?;
         VerifyingKey::from_bytes(bytes).map_err(|_| data("not an Ed25519 point"))
     }
 
     fn private_der(key: &SigningKey) -> CryptoResult<Imported> {
-        Ok(imported(key.to_pkcs8_der().map_err(|e| data(e.to_string()))?.as_bytes()))
+        Ok(imported(
+            key.to_pkcs8_der().map_err(|e| data(e.to_string()))?.as_bytes(),
+        ))
     }
 
     fn public_der(key: &VerifyingKey) -> CryptoResult<Imported> {
-        Ok(imported(key.to_public_key_der().map_err(|e| data(e.to_string()))?.as_bytes()))
+        Ok(imported(
+            key.to_public_key_der().map_err(|e| data(e.to_string()))?.as_bytes(),
+        ))
     }
 
     pub(crate) fn import(format: &str, private: bool, bytes: &[u8]) -> CryptoResult<Imported> {
@@ -173,12 +191,18 @@ pub(crate) mod ed25519 {
 
     /// A JWK's `[x, d]`; `d` (the 32-byte seed) must match `x`.
     pub(crate) fn import_jwk(private: bool, parts: &[Option<Vec<u8>>]) -> CryptoResult<Imported> {
-        let x = parts.first().and_then(|p| p.as_deref()).ok_or_else(|| data("the OKP JWK has no \"x\""))?;
+        let x = parts
+            .first()
+            .and_then(|p| p.as_deref())
+            .ok_or_else(|| data("the OKP JWK has no \"x\""))?;
         let public_key = from_raw(x)?;
         if !private {
             return public_der(&public_key);
         }
-        let d = parts.get(1).and_then(|p| p.as_deref()).ok_or_else(|| data("the OKP JWK has no \"d\""))?;
+        let d = parts
+            .get(1)
+            .and_then(|p| p.as_deref())
+            .ok_or_else(|| data("the OKP JWK has no \"d\""))?;
         let d: &[u8; 32] = d.try_into().map_err(|_| data("an Ed25519 JWK d is 32 bytes"))?;
         let key = SigningKey::from_bytes(d);
         if key.verifying_key() != public_key {
@@ -229,7 +253,10 @@ pub(crate) mod ed25519 {
         use super::*;
 
         fn hex(s: &str) -> Vec<u8> {
-            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
         }
 
         /// RFC 8032 7.1, test 2 (one-byte message), through the PKCS#8 and raw encodings.
@@ -239,7 +266,12 @@ pub(crate) mod ed25519 {
             let x = hex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
             let private = import_jwk(true, &[Some(x.clone()), Some(seed)]).unwrap();
             let sig = sign(&private.der, &[0x72]).unwrap();
-            assert_eq!(sig, hex("92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"));
+            assert_eq!(
+                sig,
+                hex(
+                    "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+                )
+            );
             let public = import("raw", false, &x).unwrap();
             assert!(verify(&public.der, &sig, &[0x72]).unwrap());
             assert!(!verify(&public.der, &sig, &[0x73]).unwrap());
@@ -260,7 +292,11 @@ mod tests {
         assert_eq!(sig.len(), 64);
         assert!(nist_p256::verify(Hash::Sha256, &public.der, &sig, b"hello").unwrap());
         assert!(!nist_p256::verify(Hash::Sha256, &public.der, &sig, b"hellO").unwrap());
-        let parts: Vec<Option<Vec<u8>>> = nist_p256::export_jwk(true, &private.der).unwrap().into_iter().map(Some).collect();
+        let parts: Vec<Option<Vec<u8>>> = nist_p256::export_jwk(true, &private.der)
+            .unwrap()
+            .into_iter()
+            .map(Some)
+            .collect();
         assert_eq!(nist_p256::import_jwk(true, &parts).unwrap().der, private.der);
         let mut wrong = parts.clone();
         wrong[0] = parts[1].clone();

@@ -1,6 +1,6 @@
 //! Digests and HMAC on `ring` (the crypto rustls already uses here).
 
-use super::error::{not_supported, CryptoResult};
+use super::error::{CryptoResult, not_supported};
 
 /// A Web Crypto hash, as algorithms name it in their `hash` member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -76,8 +79,21 @@ mod tests {
     #[test]
     fn rfc4231_case_2() {
         let tag = hmac_sign(Hash::Sha256, b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(tag, hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
-        assert!(hmac_verify(Hash::Sha256, b"Jefe", &tag, b"what do ya want for nothing?"));
-        assert!(!hmac_verify(Hash::Sha256, b"Jefe", &tag, b"what do ya want for nothing!"));
+        assert_eq!(
+            tag,
+            hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
+        assert!(hmac_verify(
+            Hash::Sha256,
+            b"Jefe",
+            &tag,
+            b"what do ya want for nothing?"
+        ));
+        assert!(!hmac_verify(
+            Hash::Sha256,
+            b"Jefe",
+            &tag,
+            b"what do ya want for nothing!"
+        ));
     }
 }

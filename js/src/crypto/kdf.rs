@@ -2,12 +2,12 @@
 
 use std::num::NonZeroU32;
 
-use super::error::{operation, CryptoResult};
+use super::error::{CryptoResult, operation};
 use super::hash::Hash;
 
 /// Bits to bytes: Web Crypto derives whole bytes only.
 fn byte_len(bits: u32) -> CryptoResult<usize> {
-    if bits == 0 || bits % 8 != 0 {
+    if bits == 0 || !bits.is_multiple_of(8) {
         return Err(operation(format!("length {bits} is not a positive multiple of 8")));
     }
     Ok(bits as usize / 8)
@@ -61,7 +61,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -73,13 +76,26 @@ mod tests {
     #[test]
     fn rfc5869_case_1() {
         let ikm = hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
-        let out = hkdf(Hash::Sha256, &ikm, &hex("000102030405060708090a0b0c"), &hex("f0f1f2f3f4f5f6f7f8f9"), 42 * 8).unwrap();
-        assert_eq!(out, hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"));
+        let out = hkdf(
+            Hash::Sha256,
+            &ikm,
+            &hex("000102030405060708090a0b0c"),
+            &hex("f0f1f2f3f4f5f6f7f8f9"),
+            42 * 8,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+        );
     }
 
     #[test]
     fn lengths_and_iterations_are_checked() {
-        assert!(matches!(pbkdf2(Hash::Sha256, b"p", b"s", 0, 256), Err(super::super::error::CryptoError::Operation(_))));
+        assert!(matches!(
+            pbkdf2(Hash::Sha256, b"p", b"s", 0, 256),
+            Err(super::super::error::CryptoError::Operation(_))
+        ));
         assert!(pbkdf2(Hash::Sha256, b"p", b"s", 1, 12).is_err());
         assert!(hkdf(Hash::Sha256, b"k", b"", b"", 0).is_err());
         assert!(hkdf(Hash::Sha256, b"k", b"", b"", 255 * 32 * 8).is_ok());

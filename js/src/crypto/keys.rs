@@ -2,7 +2,7 @@
 //! `rsa` or `ec`. The JS side holds the DER this returns (PKCS#8 for
 //! private keys, SPKI for public ones) and never parses it.
 
-use super::error::{data, not_supported, CryptoResult};
+use super::error::{CryptoResult, data, not_supported};
 use super::{ec, rsa};
 
 /// The key families Web Crypto's asymmetric algorithms use.
@@ -65,7 +65,9 @@ pub(crate) fn export(kind: Kind, format: &str, private: bool, der: &[u8]) -> Cry
     match kind {
         Kind::Rsa => match (format, private) {
             ("pkcs8", true) | ("spki", false) => Ok(der.to_vec()),
-            _ => Err(super::error::operation(format!("an RSA key cannot be exported as {format}"))),
+            _ => Err(super::error::operation(format!(
+                "an RSA key cannot be exported as {format}"
+            ))),
         },
         Kind::P256 => ec::nist_p256::export(format, private, der),
         Kind::P384 => ec::nist_p384::export(format, private, der),

@@ -85,7 +85,15 @@ fn sign(alg: &str, kind: Kind, hash: &str, salt: u32, der: &[u8], message: &[u8]
     }
 }
 
-fn verify(alg: &str, kind: Kind, hash: &str, salt: u32, der: &[u8], signature: &[u8], message: &[u8]) -> CryptoResult<bool> {
+fn verify(
+    alg: &str,
+    kind: Kind,
+    hash: &str,
+    salt: u32,
+    der: &[u8],
+    signature: &[u8],
+    message: &[u8],
+) -> CryptoResult<bool> {
     match (scheme(alg, salt)?, kind) {
         (Scheme::Rsa(padding), Kind::Rsa) => rsa::verify(padding, Hash::parse(hash)?, der, signature, message),
         (Scheme::Ecdsa, Kind::P256) => ec::nist_p256::verify(Hash::parse(hash)?, der, signature, message),
@@ -108,9 +116,15 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
     )?;
     native.set(
         "hmacSign",
-        Function::new(c(), |ctx: Ctx<'js>, hash: String, key: Bytes<'js>, input: Bytes<'js>| {
-            bytes_out(&ctx, Hash::parse(&hash).map(|h| hash::hmac_sign(h, &copy_bytes(&key), &copy_bytes(&input))))
-        })?,
+        Function::new(
+            c(),
+            |ctx: Ctx<'js>, hash: String, key: Bytes<'js>, input: Bytes<'js>| {
+                bytes_out(
+                    &ctx,
+                    Hash::parse(&hash).map(|h| hash::hmac_sign(h, &copy_bytes(&key), &copy_bytes(&input))),
+                )
+            },
+        )?,
     )?;
     native.set(
         "hmacVerify",
@@ -118,7 +132,12 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
             c(),
             |ctx: Ctx<'js>, hash: String, key: Bytes<'js>, signature: Bytes<'js>, input: Bytes<'js>| -> Result<bool> {
                 let h = Hash::parse(&hash).map_err(|e| throw(&ctx, e))?;
-                Ok(hash::hmac_verify(h, &copy_bytes(&key), &copy_bytes(&signature), &copy_bytes(&input)))
+                Ok(hash::hmac_verify(
+                    h,
+                    &copy_bytes(&key),
+                    &copy_bytes(&signature),
+                    &copy_bytes(&input),
+                ))
             },
         )?,
     )?;
@@ -155,48 +174,82 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
              aad: Bytes<'js>,
              tag_bits: u32,
              input: Bytes<'js>| {
-                let r = aes::gcm(encrypt, &copy_bytes(&key), &copy_bytes(&iv), &copy_bytes(&aad), tag_bits, &copy_bytes(&input));
+                let r = aes::gcm(
+                    encrypt,
+                    &copy_bytes(&key),
+                    &copy_bytes(&iv),
+                    &copy_bytes(&aad),
+                    tag_bits,
+                    &copy_bytes(&input),
+                );
                 bytes_out(&ctx, r)
             },
         )?,
     )?;
     native.set(
         "aesCbc",
-        Function::new(c(), |ctx: Ctx<'js>, encrypt: bool, key: Bytes<'js>, iv: Bytes<'js>, input: Bytes<'js>| {
-            bytes_out(&ctx, aes::cbc(encrypt, &copy_bytes(&key), &copy_bytes(&iv), &copy_bytes(&input)))
-        })?,
+        Function::new(
+            c(),
+            |ctx: Ctx<'js>, encrypt: bool, key: Bytes<'js>, iv: Bytes<'js>, input: Bytes<'js>| {
+                bytes_out(
+                    &ctx,
+                    aes::cbc(encrypt, &copy_bytes(&key), &copy_bytes(&iv), &copy_bytes(&input)),
+                )
+            },
+        )?,
     )?;
     native.set(
         "aesCtr",
-        Function::new(c(), |ctx: Ctx<'js>, key: Bytes<'js>, counter: Bytes<'js>, length: u32, input: Bytes<'js>| {
-            bytes_out(&ctx, aes::ctr(&copy_bytes(&key), &copy_bytes(&counter), length, &copy_bytes(&input)))
-        })?,
+        Function::new(
+            c(),
+            |ctx: Ctx<'js>, key: Bytes<'js>, counter: Bytes<'js>, length: u32, input: Bytes<'js>| {
+                bytes_out(
+                    &ctx,
+                    aes::ctr(&copy_bytes(&key), &copy_bytes(&counter), length, &copy_bytes(&input)),
+                )
+            },
+        )?,
     )?;
     native.set(
         "keyImport",
-        Function::new(c(), |ctx: Ctx<'js>, kind: String, format: String, private: bool, input: Bytes<'js>| {
-            let r = Kind::parse(&kind).and_then(|k| keys::import(k, &format, private, &copy_bytes(&input)));
-            key_out(&ctx, r.map_err(|e| throw(&ctx, e))?)
-        })?,
+        Function::new(
+            c(),
+            |ctx: Ctx<'js>, kind: String, format: String, private: bool, input: Bytes<'js>| {
+                let r = Kind::parse(&kind).and_then(|k| keys::import(k, &format, private, &copy_bytes(&input)));
+                key_out(&ctx, r.map_err(|e| throw(&ctx, e))?)
+            },
+        )?,
     )?;
     native.set(
         "keyImportJwk",
-        Function::new(c(), |ctx: Ctx<'js>, kind: String, private: bool, parts: Vec<Option<Bytes<'js>>>| {
-            let parts: Vec<Option<Vec<u8>>> = parts.iter().map(|p| p.as_ref().map(copy_bytes)).collect();
-            let r = Kind::parse(&kind).and_then(|k| keys::import_jwk(k, private, &parts));
-            key_out(&ctx, r.map_err(|e| throw(&ctx, e))?)
-        })?,
+        Function::new(
+            c(),
+            |ctx: Ctx<'js>, kind: String, private: bool, parts: Vec<Option<Bytes<'js>>>| {
+                let parts: Vec<Option<Vec<u8>>> = parts.iter().map(|p| p.as_ref().map(copy_bytes)).collect();
+                let r = Kind::parse(&kind).and_then(|k| keys::import_jwk(k, private, &parts));
+                key_out(&ctx, r.map_err(|e| throw(&ctx, e))?)
+            },
+        )?,
     )?;
     native.set(
         "keyExport",
-        Function::new(c(), |ctx: Ctx<'js>, kind: String, format: String, private: bool, der: Bytes<'js>| {
-            bytes_out(&ctx, Kind::parse(&kind).and_then(|k| keys::export(k, &format, private, &copy_bytes(&der))))
-        })?,
+        Function::new(
+            c(),
+            |ctx: Ctx<'js>, kind: String, format: String, private: bool, der: Bytes<'js>| {
+                bytes_out(
+                    &ctx,
+                    Kind::parse(&kind).and_then(|k| keys::export(k, &format, private, &copy_bytes(&der))),
+                )
+            },
+        )?,
     )?;
     native.set(
         "keyExportJwk",
         Function::new(c(), |ctx: Ctx<'js>, kind: String, private: bool, der: Bytes<'js>| {
-            list_out(&ctx, Kind::parse(&kind).and_then(|k| keys::export_jwk(k, private, &copy_bytes(&der))))
+            list_out(
+                &ctx,
+                Kind::parse(&kind).and_then(|k| keys::export_jwk(k, private, &copy_bytes(&der))),
+            )
         })?,
     )?;
     native.set(
@@ -215,7 +268,8 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
         Function::new(
             c(),
             |ctx: Ctx<'js>, alg: String, kind: String, hash: String, salt: u32, der: Bytes<'js>, input: Bytes<'js>| {
-                let r = Kind::parse(&kind).and_then(|k| sign(&alg, k, &hash, salt, &copy_bytes(&der), &copy_bytes(&input)));
+                let r =
+                    Kind::parse(&kind).and_then(|k| sign(&alg, k, &hash, salt, &copy_bytes(&der), &copy_bytes(&input)));
                 bytes_out(&ctx, r)
             },
         )?,
@@ -226,11 +280,25 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
         "verify",
         Function::new(
             c(),
-            |ctx: Ctx<'js>, spec: Vec<String>, salt: u32, der: Bytes<'js>, signature: Bytes<'js>, input: Bytes<'js>| -> Result<bool> {
+            |ctx: Ctx<'js>,
+             spec: Vec<String>,
+             salt: u32,
+             der: Bytes<'js>,
+             signature: Bytes<'js>,
+             input: Bytes<'js>|
+             -> Result<bool> {
                 let [alg, kind, hash] = <[String; 3]>::try_from(spec)
                     .map_err(|_| Exception::throw_type(&ctx, "verify: [alg, kind, hash] expected"))?;
                 let r = Kind::parse(&kind).and_then(|k| {
-                    verify(&alg, k, &hash, salt, &copy_bytes(&der), &copy_bytes(&signature), &copy_bytes(&input))
+                    verify(
+                        &alg,
+                        k,
+                        &hash,
+                        salt,
+                        &copy_bytes(&der),
+                        &copy_bytes(&signature),
+                        &copy_bytes(&input),
+                    )
                 });
                 r.map_err(|e| throw(&ctx, e))
             },

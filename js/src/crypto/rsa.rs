@@ -6,7 +6,7 @@ use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePubl
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{BigUint, Oaep, Pkcs1v15Sign, Pss, RsaPrivateKey, RsaPublicKey};
 
-use super::error::{data, operation, CryptoResult};
+use super::error::{CryptoResult, data, operation};
 use super::hash::Hash;
 use super::keys::Imported;
 
@@ -51,19 +51,28 @@ fn public_key(der: &[u8]) -> CryptoResult<RsaPublicKey> {
 
 fn imported_private(key: &RsaPrivateKey) -> CryptoResult<Imported> {
     let der = key.to_pkcs8_der().map_err(|e| data(e.to_string()))?;
-    Ok(Imported { der: der.as_bytes().to_vec(), modulus_bits: key.n().bits() as u32, exponent: key.e().to_bytes_be() })
+    Ok(Imported {
+        der: der.as_bytes().to_vec(),
+        modulus_bits: key.n().bits() as u32,
+        exponent: key.e().to_bytes_be(),
+    })
 }
 
 fn imported_public(key: &RsaPublicKey) -> CryptoResult<Imported> {
     let der = key.to_public_key_der().map_err(|e| data(e.to_string()))?;
-    Ok(Imported { der: der.as_bytes().to_vec(), modulus_bits: key.n().bits() as u32, exponent: key.e().to_bytes_be() })
+    Ok(Imported {
+        der: der.as_bytes().to_vec(),
+        modulus_bits: key.n().bits() as u32,
+        exponent: key.e().to_bytes_be(),
+    })
 }
 
 /// A PKCS#8 or SPKI key, checked and re-encoded.
 pub(crate) fn import_der(private: bool, der: &[u8]) -> CryptoResult<Imported> {
     if private {
         let key = private_key(der)?;
-        key.validate().map_err(|e| data(format!("invalid RSA private key: {e}")))?;
+        key.validate()
+            .map_err(|e| data(format!("invalid RSA private key: {e}")))?;
         imported_private(&key)
     } else {
         imported_public(&public_key(der)?)
@@ -86,12 +95,16 @@ pub(crate) fn import_jwk(private: bool, parts: &[Option<Vec<u8>>]) -> CryptoResu
         return imported_public(&key);
     }
     let (d, p, q) = (part(2, "d")?, part(3, "p")?, part(4, "q")?);
-    let mut key =
-        RsaPrivateKey::from_components(n, e, d, vec![p, q]).map_err(|err| data(format!("invalid RSA private key: {err}")))?;
-    key.validate().map_err(|err| data(format!("invalid RSA private key: {err}")))?;
-    key.precompute().map_err(|err| data(format!("invalid RSA private key: {err}")))?;
+    let mut key = RsaPrivateKey::from_components(n, e, d, vec![p, q])
+        .map_err(|err| data(format!("invalid RSA private key: {err}")))?;
+    key.validate()
+        .map_err(|err| data(format!("invalid RSA private key: {err}")))?;
+    key.precompute()
+        .map_err(|err| data(format!("invalid RSA private key: {err}")))?;
     // The CRT values given must be the ones the primes imply.
-    let given: Vec<Option<BigUint>> = (5..8).map(|i| parts.get(i).and_then(|p| p.as_deref()).map(BigUint::from_bytes_be)).collect();
+    let given: Vec<Option<BigUint>> = (5..8)
+        .map(|i| parts.get(i).and_then(|p| p.as_deref()).map(BigUint::from_bytes_be))
+        .collect();
     let implied = [key.dp().cloned(), key.dq().cloned(), key.crt_coefficient()];
     for (g, i) in given.iter().zip(implied.iter()) {
         if g.is_some() && g != i {
@@ -129,8 +142,10 @@ pub(crate) fn export_jwk(private: bool, der: &[u8]) -> CryptoResult<Vec<Vec<u8>>
 /// A new key pair. Sizes from 1024 to 4096 bits (larger ones take seconds
 /// of a shared JS thread), exponents 3 or 65537.
 pub(crate) fn generate(bits: u32, exponent: &[u8]) -> CryptoResult<(Imported, Imported)> {
-    if !(1024..=4096).contains(&bits) || bits % 8 != 0 {
-        return Err(operation(format!("RSA modulusLength {bits}: 1024 to 4096, a multiple of 8")));
+    if !(1024..=4096).contains(&bits) || !bits.is_multiple_of(8) {
+        return Err(operation(format!(
+            "RSA modulusLength {bits}: 1024 to 4096, a multiple of 8"
+        )));
     }
     let e = BigUint::from_bytes_be(exponent);
     if e != BigUint::from(3u32) && e != BigUint::from(65537u32) {

@@ -38,7 +38,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A token assembled by hand (for headers the library will not write).
-fn raw_token(header: serde_json::Value, claims: serde_json::Value, signature: &str) -> String {
+pub(crate) fn raw_token(header: serde_json::Value, claims: serde_json::Value, signature: &str) -> String {
     format!(
         "{}.{}.{}",
         b64(header.to_string().as_bytes()),

@@ -127,8 +127,10 @@ async fn signatures_made_by_node_verify() {
 
 /// Each misuse rejects (never throws synchronously) with the DOMException
 /// the spec names; argument type errors are TypeErrors. Where Node differs
-/// it is noted: it supports P-521, and names the non-extractable export
-/// error `InvalidAccessException`.
+/// it is noted: it supports P-521, names the non-extractable export error
+/// `InvalidAccessException`, and has no PBKDF2 iteration cap or HMAC key
+/// size cap (bext's are Cloudflare's: native code is not interrupted by
+/// the isolate's time limits).
 #[tokio::test]
 async fn misuse_rejects_with_the_spec_errors() {
     let (_s, b) = crypto_site();
@@ -155,8 +157,12 @@ async fn misuse_rejects_with_the_spec_errors() {
         "pbkdf2_bits_not_bytes": "OperationError",
         "pbkdf2_zero_iterations": "OperationError",
         "pbkdf2_extractable": "SyntaxError",
+        "pbkdf2_over_the_iteration_cap": "NotSupportedError",
+        "hmac_key_too_long": "OperationError",
+        "curve_name_is_case_sensitive": "NotSupportedError",
         "digest_of_a_string": "TypeError (not a DOMException)",
         "bad_usage_name": "TypeError (not a DOMException)",
+        "names_any_case": "ECDSA true",
         "verify_short_signature": false,
         "rejects_not_throws": true,
         "random_over_quota": "QuotaExceededError",
@@ -283,4 +289,26 @@ env = {{ JWKS = '{jwks}', ISSUER = "https://idp.test", AUDIENCE = "shop" }}
     );
     let r = send(b.addr, request("GET", "/me", &[("host", "api.test")], "")).await;
     assert_eq!(r.status, 401);
+
+    // What an attacker tries: no signature at all, and the RSA public key
+    // (which anyone has) used as an HMAC secret under the RSA key's kid.
+    let none = crate::authn::raw_token(json!({ "alg": "none", "kid": "rsa" }), claims(json!({})), "");
+    let r = me(none).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (401, json!({ "error": "ERR_JOSE_ALG_NOT_ALLOWED" }))
+    );
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.kid = Some("rsa".into());
+    let confused = jsonwebtoken::encode(
+        &header,
+        &claims(json!({})),
+        &EncodingKey::from_secret(&key_file("rsa.pub")),
+    )
+    .unwrap();
+    let r = me(confused).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (401, json!({ "error": "ERR_JOSE_ALG_NOT_ALLOWED" }))
+    );
 }

@@ -2,7 +2,7 @@
 
 use std::num::NonZeroU32;
 
-use super::error::{CryptoResult, operation};
+use super::error::{CryptoResult, not_supported, operation};
 use super::hash::Hash;
 
 /// Bits to bytes: Web Crypto derives whole bytes only.
@@ -13,10 +13,30 @@ fn byte_len(bits: u32) -> CryptoResult<usize> {
     Ok(bits as usize / 8)
 }
 
-/// PBKDF2 as RFC 8018 defines it; zero iterations is an OperationError.
+/// The most PBKDF2 iterations one call may ask for, as in Cloudflare
+/// Workers: native code is not interrupted by the isolate's `timeout` or
+/// `cpu_limit`, so an unbounded count would hold a JS thread (in inline
+/// mode, an HTTP worker) for as long as the app likes.
+pub(crate) const PBKDF2_MAX_ITERATIONS: u32 = 100_000;
+
+/// The most PBKDF2 output one call may ask for (every block costs all the
+/// iterations again); far more than any key needs.
+pub(crate) const PBKDF2_MAX_BITS: u32 = 8192;
+
+/// PBKDF2 as RFC 8018 defines it; zero iterations is an OperationError,
+/// more than the limits above NotSupportedError.
 pub(crate) fn pbkdf2(hash: Hash, password: &[u8], salt: &[u8], iterations: u32, bits: u32) -> CryptoResult<Vec<u8>> {
     let iterations = NonZeroU32::new(iterations).ok_or_else(|| operation("PBKDF2 iterations must be positive"))?;
-    let mut out = vec![0u8; byte_len(bits)?];
+    if iterations.get() > PBKDF2_MAX_ITERATIONS {
+        return Err(not_supported(format!(
+            "PBKDF2 with more than {PBKDF2_MAX_ITERATIONS} iterations (asked for {iterations})"
+        )));
+    }
+    let len = byte_len(bits)?;
+    if bits > PBKDF2_MAX_BITS {
+        return Err(not_supported(format!("PBKDF2 output over {PBKDF2_MAX_BITS} bits")));
+    }
+    let mut out = vec![0u8; len];
     let alg = match hash {
         Hash::Sha1 => ring::pbkdf2::PBKDF2_HMAC_SHA1,
         Hash::Sha256 => ring::pbkdf2::PBKDF2_HMAC_SHA256,
@@ -97,6 +117,12 @@ mod tests {
             Err(super::super::error::CryptoError::Operation(_))
         ));
         assert!(pbkdf2(Hash::Sha256, b"p", b"s", 1, 12).is_err());
+        assert!(pbkdf2(Hash::Sha256, b"p", b"s", PBKDF2_MAX_ITERATIONS, 256).is_ok());
+        assert!(matches!(
+            pbkdf2(Hash::Sha256, b"p", b"s", PBKDF2_MAX_ITERATIONS + 1, 256),
+            Err(super::super::error::CryptoError::NotSupported(_))
+        ));
+        assert!(pbkdf2(Hash::Sha256, b"p", b"s", 1, PBKDF2_MAX_BITS + 8).is_err());
         assert!(hkdf(Hash::Sha256, b"k", b"", b"", 0).is_err());
         assert!(hkdf(Hash::Sha256, b"k", b"", b"", 255 * 32 * 8).is_ok());
         assert!(hkdf(Hash::Sha256, b"k", b"", b"", 255 * 32 * 8 + 8).is_err());

@@ -311,7 +311,9 @@
       const hash = hashOf(params, 'generateKey');
       const block = { 'SHA-1': 512, 'SHA-256': 512, 'SHA-384': 1024, 'SHA-512': 1024 }[hash];
       const length = params.length !== undefined ? Number(params.length) : block;
-      if (!(length > 0) || length % 8 !== 0) throw dom('an HMAC key length is a positive multiple of 8', 'OperationError');
+      if (!(length > 0) || length % 8 !== 0 || length > 65536 * 8) {
+        throw dom('an HMAC key length is a positive multiple of 8, at most 65536 bytes', 'OperationError');
+      }
       return makeKey('secret', extractable, { name, hash: { name: hash }, length }, usages, native.randomBytes(length / 8));
     }
     if (AES.includes(name)) {

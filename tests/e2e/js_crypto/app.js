@@ -197,6 +197,9 @@ async function errors() {
     pbkdf2_bits_not_bytes: async () => subtle.deriveBits({ name: 'PBKDF2', salt: enc('s'), iterations: 1, hash: 'SHA-256' }, await subtle.importKey('raw', enc('p'), 'PBKDF2', false, ['deriveBits']), 12),
     pbkdf2_zero_iterations: async () => subtle.deriveBits({ name: 'PBKDF2', salt: enc('s'), iterations: 0, hash: 'SHA-256' }, await subtle.importKey('raw', enc('p'), 'PBKDF2', false, ['deriveBits']), 256),
     pbkdf2_extractable: () => subtle.importKey('raw', enc('p'), 'PBKDF2', true, ['deriveBits']),
+    pbkdf2_over_the_iteration_cap: async () => subtle.deriveBits({ name: 'PBKDF2', salt: enc('s'), iterations: 100001, hash: 'SHA-256' }, await subtle.importKey('raw', enc('p'), 'PBKDF2', false, ['deriveBits']), 256),
+    hmac_key_too_long: () => subtle.generateKey({ name: 'HMAC', hash: 'SHA-256', length: 65536 * 8 + 8 }, false, ['sign']),
+    curve_name_is_case_sensitive: () => subtle.generateKey({ name: 'ECDSA', namedCurve: 'p-256' }, false, ['sign']),
     digest_of_a_string: () => subtle.digest('SHA-256', 'abc'),
     bad_usage_name: () => subtle.importKey('raw', new Uint8Array(16), 'AES-GCM', false, ['fly']),
   };
@@ -208,6 +211,10 @@ async function errors() {
       out[name] = `${e.name}${e instanceof DOMException ? '' : ' (not a DOMException)'}`;
     }
   }
+  // Algorithm names match whatever their case; the key says the canonical one.
+  const lower = await subtle.generateKey({ name: 'ecdsa', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  const sig = await subtle.sign({ name: 'EcDsA', hash: 'sha-256' }, lower.privateKey, enc('x'));
+  out.names_any_case = `${lower.privateKey.algorithm.name} ${await subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, lower.publicKey, sig, enc('x'))}`;
   out.verify_short_signature = await subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, ec.publicKey, new Uint8Array(3), enc('x'));
   out.rejects_not_throws = subtle.digest('MD5', enc('x')).catch(() => {}) instanceof Promise;
   for (const [name, f] of Object.entries({

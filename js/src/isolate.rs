@@ -20,10 +20,6 @@ use crate::fetch::{FetchHost, Fetcher};
 use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, modules, natives};
 
 const PRELUDE: &str = include_str!("prelude.js");
-/// Web Crypto's JS half, evaluated after the prelude with the same natives.
-const WEB_CRYPTO: &str = include_str!("web/crypto.js");
-/// `URLPattern`, evaluated after the prelude with the same natives.
-const WEB_URLPATTERN: &str = include_str!("web/urlpattern.js");
 
 /// The headers of a plain text Response, the prelude's `textHeaders`.
 static TEXT_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(|| {
@@ -119,10 +115,7 @@ impl Isolate {
             crate::url_pattern::install(&ctx, &native).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native.clone(),)).map_err(caught)?;
-            for web in [WEB_CRYPTO, WEB_URLPATTERN] {
-                let install: Function<'_> = ctx.eval(web).map_err(caught)?;
-                install.call::<_, ()>((native.clone(),)).map_err(caught)?;
-            }
+            crate::web::install(&ctx, &native).map_err(caught)?;
             let get =
                 |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
             let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);

@@ -11,7 +11,7 @@
 //! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, timers, a
 //! small ReadableStream) over a few Rust natives (`natives.rs`); Web Crypto
 //! from `web/crypto.js` over `crypto/`, URLPattern from `web/urlpattern.js`
-//! over `url_pattern.rs`.
+//! over `url_pattern.rs`, both loaded on first use (`web`).
 //! We evaluated AWS LLRT's `llrt_modules`, the ready-made option: it pins
 //! rquickjs 0.11 (bext uses 0.14, the one with a working memory limit) and
 //! is a beta that brings its own HTTP client and crypto stack; the prelude
@@ -26,6 +26,7 @@ mod modules;
 mod natives;
 mod pool;
 mod url_pattern;
+mod web;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -41,8 +41,22 @@ pub(crate) enum Padding {
     Pss(usize),
 }
 
+/// The largest modulus accepted, private or public (the `rsa` crate's own
+/// limit for public keys): private operations on larger keys would hold a
+/// JS thread for seconds, out of reach of the isolate's time limits.
+const MAX_MODULUS_BITS: usize = 4096;
+
+fn check_size(n: &BigUint) -> CryptoResult<()> {
+    if n.bits() > MAX_MODULUS_BITS {
+        return Err(data(format!("RSA keys over {MAX_MODULUS_BITS} bits are not accepted")));
+    }
+    Ok(())
+}
+
 fn private_key(der: &[u8]) -> CryptoResult<RsaPrivateKey> {
-    RsaPrivateKey::from_pkcs8_der(der).map_err(|e| data(format!("not an RSA private key: {e}")))
+    let key = RsaPrivateKey::from_pkcs8_der(der).map_err(|e| data(format!("not an RSA private key: {e}")))?;
+    check_size(key.n())?;
+    Ok(key)
 }
 
 fn public_key(der: &[u8]) -> CryptoResult<RsaPublicKey> {
@@ -90,6 +104,7 @@ pub(crate) fn import_jwk(private: bool, parts: &[Option<Vec<u8>>]) -> CryptoResu
             .ok_or_else(|| data(format!("the RSA JWK has no \"{name}\"")))
     };
     let (n, e) = (part(0, "n")?, part(1, "e")?);
+    check_size(&n)?;
     if !private {
         let key = RsaPublicKey::new(n, e).map_err(|err| data(format!("invalid RSA public key: {err}")))?;
         return imported_public(&key);
@@ -203,5 +218,44 @@ pub(crate) fn oaep(encrypt: bool, hash: Hash, label: &[u8], der: &[u8], input: &
         private_key(der)?
             .decrypt_blinded(&mut rand_core::OsRng, padding(), input)
             .map_err(|_| operation("RSA-OAEP decryption failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JWK with a modulus over 4096 bits is refused before any work on it.
+    #[test]
+    fn oversized_keys_are_refused() {
+        let n = vec![0xffu8; 4096 / 8 + 1];
+        let parts = [
+            Some(n),
+            Some(vec![1, 0, 1]),
+            Some(vec![1]),
+            Some(vec![3]),
+            Some(vec![5]),
+        ];
+        assert!(
+            matches!(import_jwk(true, &parts), Err(super::super::error::CryptoError::Data(m)) if m.contains("4096"))
+        );
+        assert!(matches!(
+            import_jwk(false, &parts[..2]),
+            Err(super::super::error::CryptoError::Data(_))
+        ));
+    }
+
+    #[test]
+    fn pss_salt_lengths_other_than_the_hash_length() {
+        let (private, public) = generate(1024, &[1, 0, 1]).unwrap();
+        let sig = sign(Padding::Pss(0), Hash::Sha256, &private.der, b"m").unwrap();
+        assert!(verify(Padding::Pss(0), Hash::Sha256, &public.der, &sig, b"m").unwrap());
+        assert!(!verify(Padding::Pss(32), Hash::Sha256, &public.der, &sig, b"m").unwrap());
+        assert_eq!(
+            (public.modulus_bits, public.exponent.as_slice()),
+            (1024, &[1u8, 0, 1][..])
+        );
+        assert!(generate(1000, &[1, 0, 1]).is_err());
+        assert!(generate(2048, &[17]).is_err());
     }
 }

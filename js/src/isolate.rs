@@ -111,10 +111,12 @@ impl Isolate {
             let native =
                 natives::install(&ctx, spec.name.as_str().into(), clock, timers_armed.clone()).map_err(caught)?;
             crate::fetch::install(&ctx, &native, fetch.clone()).map_err(caught)?;
-            crate::subtle::install(&ctx, &native).map_err(caught)?;
+            crate::crypto::install(&ctx, &native).map_err(caught)?;
+            crate::url_pattern::install(&ctx, &native).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native.clone(),)).map_err(caught)?;
             let bindings = crate::bindings::install(&ctx, &native, &fetch, &spec.bindings).map_err(caught)?;
+            crate::web::install(&ctx, &native).map_err(caught)?;
             let get =
                 |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
             let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);

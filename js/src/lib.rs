@@ -8,8 +8,10 @@
 //! Nothing in here can take the server down.
 //!
 //! Web APIs come from `prelude.js` (Request, Response, Headers, URL,
-//! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, crypto,
-//! timers, a small ReadableStream) over a few Rust natives (`natives.rs`).
+//! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, timers, a
+//! small ReadableStream) over a few Rust natives (`natives.rs`); Web Crypto
+//! from `web/crypto.js` over `crypto/`, URLPattern from `web/urlpattern.js`
+//! over `url_pattern.rs`, both loaded on first use (`web`).
 //! We evaluated AWS LLRT's `llrt_modules`, the ready-made option: it pins
 //! rquickjs 0.11 (bext uses 0.14, the one with a working memory limit) and
 //! is a beta that brings its own HTTP client and crypto stack; the prelude
@@ -17,13 +19,15 @@
 
 mod backoff;
 mod bindings;
+mod crypto;
 mod fetch;
 mod inline;
 mod isolate;
 mod modules;
 mod natives;
 mod pool;
-mod subtle;
+mod url_pattern;
+mod web;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

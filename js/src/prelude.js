@@ -61,7 +61,10 @@
   };
   define('clearTimeout', clear);
   define('clearInterval', clear);
-  define('queueMicrotask', (fn) => void Promise.resolve().then(fn).catch(reportError));
+  define('queueMicrotask', (fn) => {
+    if (typeof fn !== 'function') throw new TypeError('queueMicrotask: the callback must be a function');
+    Promise.resolve().then(fn).catch(reportError);
+  });
   function nextTimer() {
     let at = -1;
     for (const t of timers.values()) if (at < 0 || t.at < at) at = t.at;
@@ -188,134 +191,7 @@
   });
 
   // ---------------------------------------------------------------- crypto
-  const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-  // --------------------------------------------------------- crypto.subtle
-  // Digests and HMAC, computed in Rust (`ring`); keys live in a WeakMap,
-  // out of reach of user code. Other algorithms reject NotSupportedError.
-  const HASHES = new Map([['sha-1', 'SHA-1'], ['sha-256', 'SHA-256'], ['sha-384', 'SHA-384'], ['sha-512', 'SHA-512']]);
-  const HASH_BLOCK_BITS = { 'SHA-1': 512, 'SHA-256': 512, 'SHA-384': 1024, 'SHA-512': 1024 };
-  const notSupported = (what) => new DOMException(`${what} is not supported yet`, 'NotSupportedError');
-  function algName(a) {
-    const name = typeof a === 'string' ? a : a && a.name;
-    if (typeof name !== 'string') throw new TypeError('algorithm: a name is needed');
-    return name;
-  }
-  function hashName(h) {
-    const n = HASHES.get(algName(h).toLowerCase());
-    if (!n) throw notSupported(`hash ${algName(h)}`);
-    return n;
-  }
-  function bufferSource(x, what) {
-    if (x instanceof ArrayBuffer || ArrayBuffer.isView(x)) return toBytes(x).slice();
-    throw new TypeError(`${what}: expected an ArrayBuffer or a view of one`);
-  }
-  const keyBytes = new WeakMap();
-  class CryptoKey {
-    constructor() { throw new TypeError('Illegal constructor'); }
-    get [Symbol.toStringTag]() { return 'CryptoKey'; }
-  }
-  function makeKey(raw, algorithm, extractable, usages) {
-    const k = Object.create(CryptoKey.prototype);
-    Object.defineProperties(k, {
-      type: { value: 'secret', enumerable: true },
-      extractable: { value: !!extractable, enumerable: true },
-      algorithm: { value: Object.freeze(algorithm), enumerable: true },
-      usages: { value: Object.freeze([...usages]), enumerable: true },
-    });
-    keyBytes.set(k, raw);
-    return k;
-  }
-  const b64url = (bytes) => btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join('')).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  const unb64url = (s) => Uint8Array.from(atob(String(s).replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
-  const JWK_ALG = { 'SHA-1': 'HS1', 'SHA-256': 'HS256', 'SHA-384': 'HS384', 'SHA-512': 'HS512' };
-  function hmacParams(algorithm, usages) {
-    if (algName(algorithm).toUpperCase() !== 'HMAC') throw notSupported(`algorithm ${algName(algorithm)}`);
-    const hash = hashName(algorithm.hash);
-    for (const u of usages) {
-      if (u !== 'sign' && u !== 'verify') throw new DOMException(`an HMAC key cannot be used to ${u}`, 'SyntaxError');
-    }
-    return hash;
-  }
-  function hmacKey(key, usage) {
-    if (!keyBytes.has(key)) throw new TypeError('expected a CryptoKey');
-    if (key.algorithm.name !== 'HMAC') throw new DOMException('not an HMAC key', 'InvalidAccessError');
-    if (!key.usages.includes(usage)) throw new DOMException(`the key cannot be used to ${usage}`, 'InvalidAccessError');
-    return keyBytes.get(key);
-  }
-  function checkHmac(algorithm) {
-    if (algName(algorithm).toUpperCase() !== 'HMAC') throw notSupported(`algorithm ${algName(algorithm)}`);
-  }
-  const subtle = {
-    async digest(algorithm, data) {
-      return native.digest(hashName(algorithm), bufferSource(data, 'digest')).buffer;
-    },
-    async importKey(format, key, algorithm, extractable, usages) {
-      const hash = hmacParams(algorithm, usages);
-      let raw;
-      if (format === 'raw') raw = bufferSource(key, 'importKey');
-      else if (format === 'jwk') {
-        if (!key || key.kty !== 'oct' || typeof key.k !== 'string') throw new DOMException('a JWK of kty "oct" with "k" is needed', 'DataError');
-        if (key.alg !== undefined && key.alg !== JWK_ALG[hash]) throw new DOMException(`the JWK's alg ${key.alg} is not ${JWK_ALG[hash]}`, 'DataError');
-        if (key.ext === false && extractable) throw new DOMException('the JWK is not extractable', 'DataError');
-        raw = unb64url(key.k);
-      } else throw notSupported(`key format ${format}`);
-      if (raw.length === 0) throw new DOMException('an HMAC key cannot be empty', 'DataError');
-      let length = raw.length * 8;
-      if (algorithm.length !== undefined) {
-        const l = Number(algorithm.length);
-        if (!(l <= length && l > length - 8)) throw new DOMException('length does not match the key', 'DataError');
-        length = l;
-      }
-      return makeKey(raw, { name: 'HMAC', hash: { name: hash }, length }, extractable, usages);
-    },
-    async exportKey(format, key) {
-      if (!keyBytes.has(key)) throw new TypeError('expected a CryptoKey');
-      if (!key.extractable) throw new DOMException('the key is not extractable', 'InvalidAccessError');
-      const raw = keyBytes.get(key);
-      if (format === 'raw') return raw.slice().buffer;
-      if (format === 'jwk') return { kty: 'oct', k: b64url(raw), alg: JWK_ALG[key.algorithm.hash.name], key_ops: [...key.usages], ext: true };
-      throw notSupported(`key format ${format}`);
-    },
-    async generateKey(algorithm, extractable, usages) {
-      const hash = hmacParams(algorithm, usages);
-      const length = algorithm.length !== undefined ? Number(algorithm.length) : HASH_BLOCK_BITS[hash];
-      if (!(length > 0) || length % 8 !== 0) throw new DOMException('an HMAC key length is a positive multiple of 8', 'OperationError');
-      return makeKey(native.randomBytes(length / 8), { name: 'HMAC', hash: { name: hash }, length }, extractable, usages);
-    },
-    async sign(algorithm, key, data) {
-      checkHmac(algorithm);
-      const raw = hmacKey(key, 'sign');
-      return native.hmacSign(key.algorithm.hash.name, raw, bufferSource(data, 'sign')).buffer;
-    },
-    async verify(algorithm, key, signature, data) {
-      checkHmac(algorithm);
-      const raw = hmacKey(key, 'verify');
-      return native.hmacVerify(key.algorithm.hash.name, raw, bufferSource(signature, 'verify'), bufferSource(data, 'verify'));
-    },
-  };
-  for (const op of ['encrypt', 'decrypt', 'deriveBits', 'deriveKey', 'wrapKey', 'unwrapKey']) {
-    subtle[op] = async () => { throw notSupported(`crypto.subtle.${op}`); };
-  }
-  define('CryptoKey', CryptoKey);
-
-  define('crypto', {
-    subtle,
-    getRandomValues(view) {
-      if (!ArrayBuffer.isView(view) || view instanceof Float32Array || view instanceof Float64Array || view instanceof DataView) {
-        throw new DOMException('getRandomValues needs an integer typed array', 'TypeMismatchError');
-      }
-      if (view.byteLength > 65536) throw new DOMException('getRandomValues: more than 65536 bytes', 'QuotaExceededError');
-      new Uint8Array(view.buffer, view.byteOffset, view.byteLength).set(native.randomBytes(view.byteLength));
-      return view;
-    },
-    randomUUID() {
-      const b = native.randomBytes(16);
-      b[6] = (b[6] & 0x0f) | 0x40;
-      b[8] = (b[8] & 0x3f) | 0x80;
-      const h = Array.from(b, (x) => HEX[x]);
-      return `${h.slice(0, 4).join('')}-${h.slice(4, 6).join('')}-${h.slice(6, 8).join('')}-${h.slice(8, 10).join('')}-${h.slice(10).join('')}`;
-    },
-  });
+  // `crypto` and `crypto.subtle` are web/crypto.js, evaluated next.
 
   // ------------------------------------------------------------------- URL
   // Parsing and setters are the WHATWG algorithms of the `url` crate.

@@ -11,15 +11,15 @@ use crate::support::*;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn key_file(name: &str) -> Vec<u8> {
+pub(crate) fn key_file(name: &str) -> Vec<u8> {
     std::fs::read(repo().join("plugins/authn/tests/keys").join(name)).unwrap()
 }
 
-fn sign(alg: Algorithm, kid: Option<&str>, claims: serde_json::Value) -> String {
+pub(crate) fn sign(alg: Algorithm, kid: Option<&str>, claims: serde_json::Value) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     let key = match alg {
@@ -38,7 +38,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A token assembled by hand (for headers the library will not write).
-fn raw_token(header: serde_json::Value, claims: serde_json::Value, signature: &str) -> String {
+pub(crate) fn raw_token(header: serde_json::Value, claims: serde_json::Value, signature: &str) -> String {
     format!(
         "{}.{}.{}",
         b64(header.to_string().as_bytes()),
@@ -47,7 +47,7 @@ fn raw_token(header: serde_json::Value, claims: serde_json::Value, signature: &s
     )
 }
 
-fn claims(extra: serde_json::Value) -> serde_json::Value {
+pub(crate) fn claims(extra: serde_json::Value) -> serde_json::Value {
     let mut c = serde_json::json!({
         "sub": "user-42", "iss": "https://idp.test", "aud": "shop", "exp": now() + 600,
         "email": "ana@example.com", "scope": "read write",

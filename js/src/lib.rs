@@ -9,7 +9,8 @@
 //!
 //! Web APIs come from `prelude.js` (Request, Response, Headers, URL,
 //! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, crypto,
-//! timers, a small ReadableStream) over a few Rust natives (`natives.rs`).
+//! timers; the Streams API from `web/`, loaded on first use) over a few Rust
+//! natives (`natives.rs`, `streams.rs`).
 //! We evaluated AWS LLRT's `llrt_modules`, the ready-made option: it pins
 //! rquickjs 0.11 (bext uses 0.14, the one with a working memory limit) and
 //! is a beta that brings its own HTTP client and crypto stack; the prelude
@@ -22,6 +23,8 @@ mod isolate;
 mod modules;
 mod natives;
 mod pool;
+mod reply_stream;
+mod streams;
 mod subtle;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +37,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 pub use fetch::set_own_listeners;
 pub use pool::IsolatePool;
+pub use reply_stream::{CHUNKS_IN_FLIGHT, ReplyStream, StreamCut};
 
 /// What a pool's module is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +236,10 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// Body, collected.
     pub body: Bytes,
+    /// A body the app streams (`new Response(readableStream)`); `body`
+    /// is then empty. The isolate stays with the stream until it ends,
+    /// the client leaves, or the call's `timeout`.
+    pub stream: Option<ReplyStream>,
 }
 
 /// What a call produced.

@@ -530,94 +530,53 @@
   }
   define('Headers', Headers);
 
-  // -------------------------------------------------------- ReadableStream
-  // Enough of the Streams API for handlers that build or pass on a stream.
-  // The host collects a response stream before sending it.
-  class ReadableStream {
-    constructor(source = {}, _strategy) {
-      this._q = [];
-      this._closed = false;
-      this._error = undefined;
-      this._waiters = [];
-      this._source = source;
-      this._locked = false;
-      this._bytes = null;
-      const wake = () => {
-        const w = this._waiters;
-        this._waiters = [];
-        for (const f of w) f();
-      };
-      this._controller = {
-        enqueue: (chunk) => { this._q.push(chunk); wake(); },
-        close: () => { this._closed = true; wake(); },
-        error: (e) => { this._error = e === undefined ? new TypeError('stream errored') : e; wake(); },
-        get desiredSize() { return 1; },
-      };
-      if (typeof source.start === 'function') {
-        const r = source.start(this._controller);
-        if (r && typeof r.then === 'function') r.then(undefined, (e) => this._controller.error(e));
-      }
+  // ---------------------------------------------------------------- streams
+  // The Streams API (web/streams.js over a vendored polyfill) is loaded on
+  // the first use of one of its globals, or of a body as a stream: an app
+  // that never touches a stream does not pay for it.
+  const STREAM_GLOBALS = ['ReadableStream', 'ReadableStreamDefaultReader', 'ReadableStreamBYOBReader',
+    'ReadableStreamDefaultController', 'ReadableByteStreamController', 'ReadableStreamBYOBRequest',
+    'WritableStream', 'WritableStreamDefaultWriter', 'WritableStreamDefaultController', 'TransformStream',
+    'TransformStreamDefaultController', 'ByteLengthQueuingStrategy', 'CountQueuingStrategy',
+    'TextEncoderStream', 'TextDecoderStream', 'CompressionStream', 'DecompressionStream'];
+  let S = null;
+  function streams() {
+    if (S === null) {
+      S = native.loadStreams();
+      for (const name of STREAM_GLOBALS) define(name, S[name]);
     }
-    static _of(bytes) {
-      const s = new ReadableStream();
-      s._bytes = bytes;
-      s._q.push(bytes);
-      s._closed = true;
-      return s;
-    }
-    get locked() { return this._locked; }
-    async _read() {
-      for (;;) {
-        if (this._q.length) {
-          this._bytes = null;
-          return { value: this._q.shift(), done: false };
-        }
-        if (this._error !== undefined) throw this._error;
-        if (this._closed) return { value: undefined, done: true };
-        if (typeof this._source.pull === 'function') {
-          await this._source.pull(this._controller);
-          if (this._q.length || this._closed || this._error !== undefined) continue;
-        }
-        await new Promise((resolve) => this._waiters.push(resolve));
-      }
-    }
-    getReader() {
-      if (this._locked) throw new TypeError('ReadableStream is locked');
-      this._locked = true;
-      const s = this;
-      return {
-        read: () => s._read(),
-        releaseLock() { s._locked = false; },
-        cancel(reason) {
-          s._q = [];
-          s._closed = true;
-          if (typeof s._source.cancel === 'function') s._source.cancel(reason);
-          return Promise.resolve();
-        },
-        get closed() { return Promise.resolve(); },
-      };
-    }
-    cancel(reason) { return this.getReader().cancel(reason); }
-    [Symbol.asyncIterator]() {
-      const reader = this.getReader();
-      return {
-        next: () => reader.read(),
-        return: () => { reader.releaseLock(); return Promise.resolve({ value: undefined, done: true }); },
-        [Symbol.asyncIterator]() { return this; },
-      };
-    }
+    return S;
   }
-  define('ReadableStream', ReadableStream);
-
+  for (const name of STREAM_GLOBALS) {
+    Object.defineProperty(g, name, {
+      get() { return streams()[name]; },
+      set(v) { streams(); define(name, v); },
+      configurable: true,
+      enumerable: false,
+    });
+  }
+  const isStream = (x) => S !== null && x instanceof S.ReadableStream;
+  function streamOf(bytes) {
+    return new (streams().ReadableStream)({
+      start(c) {
+        if (bytes.length) c.enqueue(bytes);
+        c.close();
+      },
+    });
+  }
+  function chunkBytes(value) {
+    if (typeof value === 'string') return native.utf8Encode(value);
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return toBytes(value);
+    throw new TypeError('a body stream chunk must be a Uint8Array (or a string)');
+  }
   async function collect(stream) {
-    if (stream._bytes) return stream._bytes;
     const parts = [];
     let total = 0;
     const reader = stream.getReader();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      const b = typeof value === 'string' ? native.utf8Encode(value) : toBytes(value);
+      const b = chunkBytes(value);
       parts.push(b);
       total += b.length;
     }
@@ -626,6 +585,15 @@
     let at = 0;
     for (const p of parts) { out.set(p, at); at += p.length; }
     return out;
+  }
+  // How the host reads a streamed response body: `next()` gives the next
+  // chunk's bytes, or null at the end.
+  function pumpOf(stream) {
+    const reader = stream.getReader();
+    return {
+      next: () => reader.read().then(({ value, done }) => (done ? null : chunkBytes(value))),
+      cancel: (why) => reader.cancel(why).catch(() => {}),
+    };
   }
 
   // ------------------------------------------------------ AbortController
@@ -674,7 +642,10 @@
     let data;
     if (typeof body === 'string') { data = body; type = 'text/plain;charset=UTF-8'; }
     else if (body instanceof URLSearchParams) { data = body.toString(); type = 'application/x-www-form-urlencoded;charset=UTF-8'; }
-    else if (body instanceof ReadableStream) data = body._bytes && !body._locked ? body._bytes : body;
+    else if (isStream(body)) {
+      if (body.locked) throw new TypeError('the body stream is locked or was read');
+      data = body;
+    }
     else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) data = toBytes(body).slice();
     else { data = String(body); type = 'text/plain;charset=UTF-8'; }
     if (type !== null && headers && !headers._m.has('content-type')) headers._m.set('content-type', [type]);
@@ -687,7 +658,7 @@
       if (this._data === null) return null;
       if (!this._stream) {
         const d = this._data;
-        this._stream = d instanceof ReadableStream ? d : ReadableStream._of(typeof d === 'string' ? native.utf8Encode(d) : d);
+        this._stream = isStream(d) ? d : streamOf(typeof d === 'string' ? native.utf8Encode(d) : d);
       }
       return this._stream;
     }
@@ -696,7 +667,7 @@
       this._used = true;
       const d = this._stream || this._data;
       if (d === null) return '';
-      if (d instanceof ReadableStream) return collect(d);
+      if (isStream(d)) return collect(d);
       return d;
     }
     async text() {
@@ -719,8 +690,12 @@
     _cloneData() {
       if (this._used) throw new TypeError('Body has already been consumed');
       const d = this._stream || this._data;
-      if (d instanceof ReadableStream && !d._bytes) throw new TypeError('clone() of a streamed body is not supported');
-      return d instanceof ReadableStream ? d._bytes : d;
+      if (!isStream(d)) return d;
+      // A streamed body is teed: this body reads one branch, the clone the other.
+      const [mine, theirs] = d.tee();
+      this._stream = mine;
+      this._data = mine;
+      return theirs;
     }
   }
   const METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH']);
@@ -922,19 +897,23 @@
   const isThenable = (x) => x !== null && typeof x === 'object' && typeof x.then === 'function';
   const then = (x, f) => (isThenable(x) ? x.then(f) : f(x));
 
-  function finish(res, what) {
+  function finish(res, what, streaming) {
     if (!(res instanceof Response)) {
       throw new TypeError(`${what} must return a Response, got ${res === null ? 'null' : typeof res}`);
     }
     const status = res._status === 0 ? 500 : res._status;
     const d = res._used ? null : res._stream || res._data;
     const headers = res._headers === null ? res._flat : res._headers._toFlat();
-    if (d instanceof ReadableStream) return collect(d).then((b) => [status, headers, b]);
+    if (isStream(d)) {
+      res._used = true;
+      return streaming ? [status, headers, pumpOf(d)] : collect(d).then((b) => [status, headers, b]);
+    }
     return [status, headers, d];
   }
   const NO_EDITS = Object.freeze([]);
   const APP_CTX = Object.freeze({ waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} });
-  const finishApp = (res) => finish(res, 'fetch()');
+  const finishApp = (res) => finish(res, 'fetch()', false);
+  const finishAppStreaming = (res) => finish(res, 'fetch()', true);
   function makeCtx(c) {
     return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4] };
   }
@@ -947,9 +926,12 @@
     // identity and does not read them.
     textHeaders: TEXT_HEADERS,
     // `entry.fetch(request, env, ctx)`: a JS app.
-    app(entry, method, url, flat, body, env) {
+    // `streaming`: a body stream is handed to the host as it comes
+    // (`pumpOf`), else collected first.
+    app(entry, method, url, flat, body, env, streaming) {
       const res = entry.fetch(Request._from(method, url, flat, body), env, APP_CTX);
-      return res instanceof Response ? finish(res, 'fetch()') : then(res, finishApp);
+      if (res instanceof Response) return finish(res, 'fetch()', streaming);
+      return then(res, streaming ? finishAppStreaming : finishApp);
     },
     // `fetch` and `onRequest` of a JS plugin.
     request(fn, name, method, url, flat, cx) {
@@ -962,7 +944,7 @@
           const vars = ctx.vars !== null && typeof ctx.vars === 'object' ? ctx.vars : null;
           return [0, request._headers === null ? NO_EDITS : request._headers._ops, app, tenant, vars];
         }
-        return then(finish(out, name), (r) => [1, ...r]);
+        return then(finish(out, name, false), (r) => [1, ...r]);
       });
     },
     // `onResponse` of a JS plugin.
@@ -972,7 +954,7 @@
         if (out === undefined || out === null || out === response) {
           return [0, response._headers === null ? NO_EDITS : response._headers._ops];
         }
-        return then(finish(out, 'onResponse'), (r) => [1, ...r]);
+        return then(finish(out, 'onResponse', false), (r) => [1, ...r]);
       });
     },
     // `onInit(config)` of a JS plugin.

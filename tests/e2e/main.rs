@@ -23,6 +23,7 @@ mod isr_poison;
 mod js_apps;
 mod js_fetch;
 mod js_plugins;
+mod js_streams;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -125,6 +125,7 @@ impl Isolate {
             crate::fetch::install(&ctx, &native, fetch.clone()).map_err(caught)?;
             crate::subtle::install(&ctx, &native).map_err(caught)?;
             crate::streams::install(&ctx, &native, spec.limits.memory_limit).map_err(caught)?;
+            crate::multipart::install(&ctx, &native).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native,)).map_err(caught)?;
             let get =
@@ -279,7 +280,12 @@ impl Isolate {
     /// that does not read blocks this thread (bounded memory, see
     /// `reply_stream`), never past the deadline. Without a stream: nothing.
     pub(crate) fn pump(&mut self) -> Result<(), JsError> {
-        let Some(Streaming { source, tx, deadline: at }) = self.streaming.take() else {
+        let Some(Streaming {
+            source,
+            tx,
+            deadline: at,
+        }) = self.streaming.take()
+        else {
             return Ok(());
         };
         self.interrupted.set(false);

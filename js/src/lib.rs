@@ -21,6 +21,7 @@ mod fetch;
 mod inline;
 mod isolate;
 mod modules;
+mod multipart;
 mod natives;
 mod pool;
 mod reply_stream;

@@ -539,23 +539,33 @@
     'WritableStream', 'WritableStreamDefaultWriter', 'WritableStreamDefaultController', 'TransformStream',
     'TransformStreamDefaultController', 'ByteLengthQueuingStrategy', 'CountQueuingStrategy',
     'TextEncoderStream', 'TextDecoderStream', 'CompressionStream', 'DecompressionStream'];
-  let S = null;
-  function streams() {
-    if (S === null) {
-      S = native.loadStreams();
-      for (const name of STREAM_GLOBALS) define(name, S[name]);
+  // Globals whose classes are loaded on first use: reading one loads its
+  // group, writing one (a polyfill of the app's own) replaces it.
+  function lazyGlobals(names, load) {
+    let api = null;
+    const get = () => {
+      if (api === null) {
+        api = load();
+        for (const name of names) define(name, api[name]);
+      }
+      return api;
+    };
+    for (const name of names) {
+      Object.defineProperty(g, name, {
+        get() { return get()[name]; },
+        set(v) { get(); define(name, v); },
+        configurable: true,
+        enumerable: false,
+      });
     }
-    return S;
+    return { get, loaded: () => api };
   }
-  for (const name of STREAM_GLOBALS) {
-    Object.defineProperty(g, name, {
-      get() { return streams()[name]; },
-      set(v) { streams(); define(name, v); },
-      configurable: true,
-      enumerable: false,
-    });
-  }
-  const isStream = (x) => S !== null && x instanceof S.ReadableStream;
+  const streamsApi = lazyGlobals(STREAM_GLOBALS, () => native.loadStreams());
+  const streams = streamsApi.get;
+  const formsApi = lazyGlobals(['Blob', 'File', 'FormData'], () => native.loadForms());
+  const forms = formsApi.get;
+  const isStream = (x) => streamsApi.loaded() !== null && x instanceof streamsApi.loaded().ReadableStream;
+  const formsLoaded = () => formsApi.loaded();
   function streamOf(bytes) {
     return new (streams().ReadableStream)({
       start(c) {
@@ -642,6 +652,8 @@
     let data;
     if (typeof body === 'string') { data = body; type = 'text/plain;charset=UTF-8'; }
     else if (body instanceof URLSearchParams) { data = body.toString(); type = 'application/x-www-form-urlencoded;charset=UTF-8'; }
+    else if (formsLoaded() && body instanceof formsLoaded().FormData) [data, type] = forms().encodeMultipart(body);
+    else if (formsLoaded() && body instanceof formsLoaded().Blob) { data = body._bytes.slice(); type = body.type || null; }
     else if (isStream(body)) {
       if (body.locked) throw new TypeError('the body stream is locked or was read');
       data = body;
@@ -682,10 +694,11 @@
     async arrayBuffer() { return (await this.bytes()).buffer; }
     async formData() {
       const type = this.headers.get('content-type') || '';
-      if (!type.startsWith('application/x-www-form-urlencoded')) {
-        throw new TypeError('formData(): only application/x-www-form-urlencoded bodies are supported');
-      }
-      return new URLSearchParams(await this.text());
+      const d = await this._consume();
+      return forms().decodeForm(typeof d === 'string' ? native.utf8Encode(d) : d, type);
+    }
+    async blob() {
+      return new (forms().Blob)([await this.bytes()], { type: this.headers.get('content-type') || '' });
     }
     _cloneData() {
       if (this._used) throw new TypeError('Body has already been consumed');

@@ -45,10 +45,7 @@ impl http_body::Body for ReplyStream {
     type Data = Bytes;
     type Error = StreamCut;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
         if self.ended {
             return Poll::Ready(None);
         }
@@ -172,7 +169,10 @@ mod tests {
             for _ in 0..CHUNKS_IN_FLIGHT {
                 assert!(body.frame().await.unwrap().is_ok());
             }
-            assert!(body.frame().await.unwrap().is_err(), "a stream that did not finish is an error");
+            assert!(
+                body.frame().await.unwrap().is_err(),
+                "a stream that did not finish is an error"
+            );
         });
     }
 

@@ -73,7 +73,10 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>, max_output: usi
                 };
                 match out {
                     Ok(out) => TypedArray::new(ctx, out),
-                    Err(e) => Err(rquickjs::Exception::throw_type(&ctx, &format!("compression stream: {e}"))),
+                    Err(e) => Err(rquickjs::Exception::throw_type(
+                        &ctx,
+                        &format!("compression stream: {e}"),
+                    )),
                 }
             },
         )?,

@@ -133,7 +133,9 @@ async fn api_in(mode: Mode) {
     );
     let gz = body_of(reply(&f.pool, "/gzip").await).await.unwrap();
     let mut plain = String::new();
-    flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
     assert_eq!(plain, "zipped by js");
 }
 

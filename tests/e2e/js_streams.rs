@@ -97,7 +97,10 @@ async fn server_sent_events_stream_until_the_timeout_cuts_them() {
     let b = Bext::serve(&sse_platform(&s, "workers = 2, timeout = \"2s\""));
 
     let (mut h1, _c1) = h1_client(b.addr).await;
-    let req = Request::get("/events").header("host", "sse.test").body(Full::<Bytes>::default()).unwrap();
+    let req = Request::get("/events")
+        .header("host", "sse.test")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let res = h1.send_request(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
@@ -106,10 +109,15 @@ async fn server_sent_events_stream_until_the_timeout_cuts_them() {
     let first = read_until(&mut body, "\n\n").await;
     assert!(first.starts_with("id: 1\ndata: tick 1\n\n"), "{first:?}");
     read_until(&mut body, "data: tick 3\n\n").await;
-    assert!(read_to_end(&mut body).await.is_err(), "a stream cut at the timeout must not look complete");
+    assert!(
+        read_to_end(&mut body).await.is_err(),
+        "a stream cut at the timeout must not look complete"
+    );
 
     let (mut h2, _c2) = h2_client(b.addr).await;
-    let req = Request::get("http://sse.test/events").body(Full::<Bytes>::default()).unwrap();
+    let req = Request::get("http://sse.test/events")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let res = h2.send_request(req).await.unwrap();
     assert_eq!(res.status(), 200);
     let mut body = res.into_body();
@@ -149,7 +157,10 @@ async fn a_client_that_does_not_read_pauses_the_handler() {
     println!("flood: {made} chunks of 64 KiB made for a client that read nothing");
     // Loopback socket buffers take a few MiB at most; without
     // backpressure 3 s of this loop make gigabytes.
-    assert!(made_bytes < 48 << 20, "{made} chunks ({made_bytes} bytes) made for a client that read nothing");
+    assert!(
+        made_bytes < 48 << 20,
+        "{made} chunks ({made_bytes} bytes) made for a client that read nothing"
+    );
     drop(socket);
     // The one isolate is free again.
     assert_eq!(get(b.addr, "sse.test", "/").await.text(), "ok");
@@ -160,7 +171,11 @@ async fn a_client_that_does_not_read_pauses_the_handler() {
 async fn a_request_body_is_a_stream_within_the_body_limit() {
     let s = Site::new();
     let b = Bext::serve(&sse_platform(&s, "workers = 1"));
-    let r = send(b.addr, request("POST", "/upload", &[("host", "sse.test")], vec![7u8; 300_000])).await;
+    let r = send(
+        b.addr,
+        request("POST", "/upload", &[("host", "sse.test")], vec![7u8; 300_000]),
+    )
+    .await;
     assert_eq!(r.json(), serde_json::json!({ "bytes": 300000 }));
 
     let s = Site::new();
@@ -170,7 +185,11 @@ async fn a_request_body_is_a_stream_within_the_body_limit() {
         "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[platform.limits]\nmax_body_bytes = \"1KiB\"\n\n[apps.sse]\nruntime = \"js\"\nsource = \"sse\"\ndomains = [\"sse.test\"]\n",
     );
     let b = Bext::serve(&cfg);
-    let r = send(b.addr, request("POST", "/upload", &[("host", "sse.test")], vec![7u8; 4096])).await;
+    let r = send(
+        b.addr,
+        request("POST", "/upload", &[("host", "sse.test")], vec![7u8; 4096]),
+    )
+    .await;
     assert_eq!(r.status, 413, "{}", r.text());
 }
 
@@ -209,7 +228,10 @@ async fn a_react_page_streams_its_shell_before_its_data() {
     let mut body = res.into_body();
     let shell = read_until(&mut body, "Loading the menu").await;
     assert!(shell.contains("Welcome to café <!-- -->acme"), "{shell}");
-    assert!(!shell.contains("flat white"), "the data came with the shell: not streamed\n{shell}");
+    assert!(
+        !shell.contains("flat white"),
+        "the data came with the shell: not streamed\n{shell}"
+    );
     let rest = read_until(&mut body, "flat white").await;
     assert!(rest.contains("<li>espresso</li>"), "{rest}");
     read_to_end(&mut body).await.unwrap();
@@ -220,7 +242,11 @@ async fn a_react_page_streams_its_shell_before_its_data() {
         assert_eq!(r.status, 200);
         assert!(r.text().contains("<li>cortado</li>"), "{}", r.text());
     }
-    let r = send_h2(b.addr, Request::get("http://web.test/?delay=0").body(Full::default()).unwrap()).await;
+    let r = send_h2(
+        b.addr,
+        Request::get("http://web.test/?delay=0").body(Full::default()).unwrap(),
+    )
+    .await;
     assert!(r.text().contains("Welcome to café <!-- -->bext"), "{}", r.text());
 }
 
@@ -240,7 +266,11 @@ async fn a_preact_page_renders_on_the_server() {
     let r = get(b.addr, "web.test", "/api/items?item=x").await;
     assert_eq!(r.json(), serde_json::json!({ "tenant": "bext", "items": ["x"] }));
     let r = get(b.addr, "web.test", "/?item=%3Cscript%3E").await;
-    assert!(r.text().contains("<li>&lt;script></li>"), "text is escaped: {}", r.text());
+    assert!(
+        r.text().contains("<li>&lt;script></li>"),
+        "text is escaped: {}",
+        r.text()
+    );
 }
 
 /// itty-router's `AutoRouter`, unmodified.
@@ -250,11 +280,19 @@ async fn an_itty_router_app_routes() {
     let b = Bext::serve(&npm_app_platform(&s, "itty-router"));
     assert_eq!(get(b.addr, "acme.web.test", "/").await.json(), "hello acme");
     let r = get(b.addr, "web.test", "/api/items/42?sort=asc").await;
-    assert_eq!(r.json(), serde_json::json!({ "id": "42", "tenant": "public", "sort": "asc" }));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "id": "42", "tenant": "public", "sort": "asc" })
+    );
     let post = |body: &'static str| {
         send(
             b.addr,
-            request("POST", "/api/items", &[("host", "acme.web.test"), ("content-type", "application/json")], body),
+            request(
+                "POST",
+                "/api/items",
+                &[("host", "acme.web.test"), ("content-type", "application/json")],
+                body,
+            ),
         )
     };
     let r = post(r#"{"name":"lamp"}"#).await;

@@ -410,6 +410,11 @@ impl Isolate {
         self.fetch.in_flight() > 0 || self.fetch.has_answers()
     }
 
+    /// Whether fetch answers wait to be delivered.
+    pub(crate) fn answers_ready(&self) -> bool {
+        self.fetch.has_answers()
+    }
+
     /// Where the answers of this isolate's fetches arrive.
     pub(crate) fn fetch_answers(&self) -> &crossbeam_channel::Receiver<crate::fetch::Done> {
         self.fetch.answers()

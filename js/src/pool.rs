@@ -254,6 +254,9 @@ enum Wake {
 
 /// Waits for a call, a fetch's answer or the next timer, consuming none.
 fn wait_for_answer(rx: &Receiver<Job>, isolate: &Isolate, next_timer: Option<Instant>) -> Wake {
+    if isolate.answers_ready() {
+        return Wake::Answer; // one already taken off the channel, held for delivery
+    }
     let answers = isolate.fetch_answers();
     let mut select = crossbeam_channel::Select::new();
     let job = select.recv(rx);

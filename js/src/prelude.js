@@ -886,7 +886,29 @@
     });
   }
   define('fetch', fetch);
-  function fetchDone(id, error, status, flat, body, url, redirected) {
+  // Streamed response bodies of fetches: id -> { c: controller, owed }.
+  const fetchBodies = new Map();
+  // A fetch's head: (id, error) or (id, null, status, flat, body, url,
+  // flags: 1 redirected, 2 streamed body); a streamed body's events have
+  // status -1: a chunk (body), the end (neither) or a failure (error).
+  function fetchDone(id, error, status, flat, body, url, flags) {
+    const redirected = (flags & 1) === 1;
+    const streamed = (flags & 2) === 2;
+    if (status === -1) {
+      const b = fetchBodies.get(id);
+      if (!b) return;
+      if (error !== null) {
+        fetchBodies.delete(id);
+        b.c.error(new TypeError(`fetch failed: ${error}`));
+      } else if (body === null) {
+        fetchBodies.delete(id);
+        b.c.close();
+      } else {
+        b.owed += body.length;
+        b.c.enqueue(body);
+      }
+      return;
+    }
     const f = fetches.get(id);
     if (!f) return;
     fetches.delete(id);
@@ -896,7 +918,27 @@
       return;
     }
     const r = Response._from(status, flat);
-    r._initBody(NULL_BODY.has(status) ? null : body);
+    let data = body;
+    if (streamed) {
+      // What arrived with the head first, the rest as the network gives
+      // it; bytes read are credited back so the fetch reads on.
+      const entry = { c: null, owed: 0 };
+      fetchBodies.set(id, entry);
+      const stop = () => { if (fetchBodies.delete(id)) native.fetchAbort(id); };
+      data = new (streams().ReadableStream)({
+        start(c) {
+          entry.c = c;
+          if (body.length) c.enqueue(body);
+        },
+        pull() {
+          if (entry.owed) native.fetchCredit(id, entry.owed);
+          entry.owed = 0;
+        },
+        cancel: stop,
+      }, { highWaterMark: 0 });
+      if (f.signal) f.signal.addEventListener('abort', () => { if (fetchBodies.has(id)) { entry.c.error(f.signal.reason); stop(); } });
+    }
+    r._initBody(NULL_BODY.has(status) ? null : data);
     r._url = url;
     r._redirected = redirected;
     f.resolve(r);

@@ -302,3 +302,119 @@ async fn an_itty_router_app_routes() {
     assert_eq!(get(b.addr, "web.test", "/missing").await.status, 404);
     assert_eq!(get(b.addr, "web.test", "/boom").await.status, 500);
 }
+
+/// An upstream whose chunked body sends `first\n`, then waits for the test
+/// (`release`) before `second\n` and its end; it counts connections the
+/// client closed in the middle of the body.
+struct SlowUpstream {
+    addr: std::net::SocketAddr,
+    release: std::sync::Arc<tokio::sync::Notify>,
+    closed_early: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowUpstream {
+    async fn start() -> SlowUpstream {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let release = std::sync::Arc::new(tokio::sync::Notify::new());
+        let closed_early = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r, c) = (release.clone(), closed_early.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (release, closed_early) = (r.clone(), c.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let start = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n6\r\nfirst\n\r\n";
+                    if conn.write_all(start).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = release.notified() => {
+                            let _ = conn.write_all(b"7\r\nsecond\n\r\n0\r\n\r\n").await;
+                        }
+                        n = conn.read(&mut buf) => {
+                            if matches!(n, Ok(0) | Err(_)) {
+                                closed_early.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        SlowUpstream {
+            addr,
+            release,
+            closed_early,
+            _task: task,
+        }
+    }
+}
+
+const FETCHER: &str = r#"
+export default {
+  async fetch(request) {
+    const u = new URL(request.url);
+    const to = u.searchParams.get('to');
+    if (u.pathname === '/first') {
+      // Reads the first chunk of a body that has not ended, then gives up on it.
+      const r = await fetch(to);
+      const reader = r.body.getReader();
+      const { value } = await reader.read();
+      await reader.cancel();
+      return new Response(`${r.status} ${new TextDecoder().decode(value)}`);
+    }
+    if (u.pathname === '/proxy') return fetch(to);
+    return new Response('?');
+  },
+};
+"#;
+
+/// `fetch()`'s `response.body` is a stream: a handler reads the first
+/// chunk of an upstream body that has not ended (buffered, the fetch would
+/// wait for the end), cancelling it closes the upstream connection, and a
+/// fetched body passed on as the response streams through to the client.
+#[tokio::test]
+async fn fetched_bodies_stream_in_and_out() {
+    use std::sync::atomic::Ordering;
+    let up = SlowUpstream::start().await;
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("f/index.js", FETCHER);
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.f]\nruntime = \"js\"\nsource = \"f\"\ndomains = [\"f.test\"]\nisolate = {{ workers = 1, timeout = \"20s\", fetch = {{ allow = [\"127.0.0.1:{}\"] }} }}\n",
+        up.addr.port()
+    ));
+    let b = Bext::serve(&cfg);
+    let to = format!("http://127.0.0.1:{}/", up.addr.port());
+
+    let r = get(b.addr, "f.test", &format!("/first?to={to}")).await;
+    assert_eq!((r.status, r.text()), (200, "200 first\n".to_owned()));
+    eventually(Duration::from_secs(10), || async {
+        (up.closed_early.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+
+    let (mut h1, _c) = h1_client(b.addr).await;
+    let req = Request::get(format!("/proxy?to={to}"))
+        .header("host", "f.test")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let res = h1.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/plain");
+    let mut body = res.into_body();
+    assert_eq!(read_until(&mut body, "first\n").await, "first\n");
+    up.release.notify_one();
+    assert_eq!(read_until(&mut body, "second\n").await, "second\n");
+    read_to_end(&mut body).await.unwrap();
+}

@@ -239,6 +239,38 @@ async fn a_client_that_does_not_read_pauses_the_stream() {
     );
 }
 
+/// The writer side, as Hono's `streamSSE` uses it: a handler writing into a
+/// TransformStream in a loop waits on `write` while the client does not
+/// read, so its loop pauses too.
+#[tokio::test]
+async fn a_writer_loop_waits_for_the_client() {
+    let f = start(
+        r#"globalThis.written = 0;
+        export default { fetch(req) {
+          if (req.url.endsWith('/written')) return new Response(String(globalThis.written));
+          const { readable, writable } = new TransformStream();
+          const writer = writable.getWriter();
+          (async () => {
+            for (;;) { await writer.ready; await writer.write(new Uint8Array(1024)); globalThis.written++; }
+          })().catch(() => {});
+          return new Response(readable);
+        } };"#,
+        one_worker(Mode::Threads),
+    );
+    let mut stream = reply(&f.pool, "/").await.stream.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.frame().await.unwrap().unwrap();
+    drop(stream);
+    let written: usize = String::from_utf8(body_of(reply(&f.pool, "/written").await).await.unwrap().to_vec())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        written <= bext_js::CHUNKS_IN_FLIGHT + 4,
+        "{written} writes done for a client that read one chunk"
+    );
+}
+
 /// A stream that errors cuts the body; the isolate lives on.
 #[tokio::test]
 async fn a_stream_that_errors_cuts_the_body() {

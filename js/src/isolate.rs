@@ -60,6 +60,9 @@ pub(crate) struct Isolate {
     handles: Handles,
     /// Calls started by [`Isolate::begin`] whose promise is still pending.
     pending: HashMap<u64, (Persistent<Value<'static>>, Shape)>,
+    /// The body stream of the call just answered, for [`Isolate::pump`]
+    /// (it holds a JavaScript value: it drops before the context).
+    streaming: Option<Streaming>,
     context: Context,
     _runtime: Runtime,
     deadline: Rc<Cell<Option<Instant>>>,
@@ -71,8 +74,6 @@ pub(crate) struct Isolate {
     timers_armed: Rc<Cell<bool>>,
     /// Outbound fetches of this isolate.
     fetch: Rc<FetchHost>,
-    /// The body stream of the call just answered, for [`Isolate::pump`].
-    streaming: Option<Streaming>,
 }
 
 /// A response body still being streamed from JavaScript.
@@ -226,6 +227,7 @@ impl Isolate {
         let isolate = Isolate {
             handles,
             pending: HashMap::new(),
+            streaming: None,
             context,
             _runtime: runtime,
             deadline,
@@ -234,7 +236,6 @@ impl Isolate {
             clock,
             timers_armed,
             fetch,
-            streaming: None,
         };
         Ok((isolate, exports))
     }

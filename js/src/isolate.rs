@@ -17,6 +17,7 @@ use rquickjs::promise::PromiseState;
 use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
 
 use crate::fetch::{FetchHost, Fetcher};
+use crate::reply_stream::{ChunkSender, Sent};
 use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, modules, natives};
 
 const PRELUDE: &str = include_str!("prelude.js");
@@ -59,6 +60,9 @@ pub(crate) struct Isolate {
     handles: Handles,
     /// Calls started by [`Isolate::begin`] whose promise is still pending.
     pending: HashMap<u64, (Persistent<Value<'static>>, Shape)>,
+    /// The body stream of the call just answered, for [`Isolate::pump`]
+    /// (it holds a JavaScript value: it drops before the context).
+    streaming: Option<Streaming>,
     context: Context,
     _runtime: Runtime,
     deadline: Rc<Cell<Option<Instant>>>,
@@ -70,6 +74,15 @@ pub(crate) struct Isolate {
     timers_armed: Rc<Cell<bool>>,
     /// Outbound fetches of this isolate.
     fetch: Rc<FetchHost>,
+}
+
+/// A response body still being streamed from JavaScript.
+struct Streaming {
+    /// The prelude's `pumpOf(stream)`: `next()` and `cancel(reason)`.
+    source: Persistent<Object<'static>>,
+    tx: ChunkSender,
+    /// The call's deadline: streaming is part of the call.
+    deadline: Instant,
 }
 
 impl Isolate {
@@ -113,6 +126,8 @@ impl Isolate {
             crate::fetch::install(&ctx, &native, fetch.clone()).map_err(caught)?;
             crate::crypto::install(&ctx, &native).map_err(caught)?;
             crate::url_pattern::install(&ctx, &native).map_err(caught)?;
+            crate::streams::install(&ctx, &native, spec.limits.memory_limit).map_err(caught)?;
+            crate::multipart::install(&ctx, &native).map_err(caught)?;
             let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native.clone(),)).map_err(caught)?;
             let bindings = crate::bindings::install(&ctx, &native, &fetch, &spec.bindings).map_err(caught)?;
@@ -216,6 +231,7 @@ impl Isolate {
         let isolate = Isolate {
             handles,
             pending: HashMap::new(),
+            streaming: None,
             context,
             _runtime: runtime,
             deadline,
@@ -228,31 +244,90 @@ impl Isolate {
         Ok((isolate, exports))
     }
 
-    /// Runs one call to the end, or to its deadline, on this thread.
+    /// Runs one call to the end, or to its deadline, on this thread. An
+    /// app's streamed body is then sent by [`Isolate::pump`].
     pub(crate) fn call(&mut self, call: Call) -> Result<Answer, JsError> {
         self.interrupted.set(false);
-        self.deadline.set(Some(Instant::now() + self.timeout));
+        self.streaming = None;
+        let deadline_at = Instant::now() + self.timeout;
+        self.deadline.set(Some(deadline_at));
         let h = &self.handles;
         let (deadline, interrupted, timeout, clock) = (&self.deadline, &self.interrupted, self.timeout, self.clock);
         let fetch = &*self.fetch;
+        let streaming = &mut self.streaming;
         let result = self.context.with(|ctx| -> Result<Answer, JsError> {
-            let (out, shape) = match invoke(&ctx, h, call)? {
+            let (out, shape) = match invoke(&ctx, h, call, true)? {
                 Invoked::Answer(answer) => return Ok(answer),
                 Invoked::Value(out, shape) => (out, shape),
             };
-            let restore = |p: &Persistent<Function<'static>>| p.clone().restore(&ctx).map_err(|e| describe(&ctx, e));
-            let driver = Driver {
-                ctx: &ctx,
-                next_timer: restore(&h.next_timer)?,
-                run_timers: restore(&h.run_timers)?,
-                fetch,
-                fetch_done: restore(&h.fetch_done)?,
-                deadline,
-                interrupted,
-                clock,
-                timeout,
-            };
-            decode(&ctx, h, shape, driver.settle(out)?)
+            let driver = Driver::new(&ctx, h, fetch, deadline, interrupted, clock, timeout)?;
+            let value = driver.settle(out)?;
+            if let (Shape::App, Some(source)) = (shape, stream_source(&value)) {
+                let mut reply = read_reply(&ctx, h, &value, 0)?;
+                let (tx, rx) = crate::reply_stream::channel();
+                reply.stream = Some(rx);
+                *streaming = Some(Streaming {
+                    source: Persistent::save(&ctx, source),
+                    tx,
+                    deadline: deadline_at,
+                });
+                return Ok(Answer::Respond(reply));
+            }
+            decode(&ctx, h, shape, value)
+        });
+        self.deadline.set(None);
+        result.map_err(|e| self.classify(e))
+    }
+
+    /// Sends the body stream of the call just answered, chunk by chunk as
+    /// JavaScript makes them, until it ends, the client goes away, or the
+    /// call's deadline: the isolate is the stream's until then. A client
+    /// that does not read blocks this thread (bounded memory, see
+    /// `reply_stream`), never past the deadline. Without a stream: nothing.
+    pub(crate) fn pump(&mut self) -> Result<(), JsError> {
+        let Some(Streaming {
+            source,
+            tx,
+            deadline: at,
+        }) = self.streaming.take()
+        else {
+            return Ok(());
+        };
+        self.interrupted.set(false);
+        self.deadline.set(Some(at));
+        let h = &self.handles;
+        let (deadline, interrupted, timeout, clock) = (&self.deadline, &self.interrupted, self.timeout, self.clock);
+        let fetch = &*self.fetch;
+        let result = self.context.with(|ctx| -> Result<(), JsError> {
+            let caught = |e: rquickjs::Error| describe(&ctx, e);
+            let source = source.restore(&ctx).map_err(caught)?;
+            let next: Function<'_> = source.get("next").map_err(caught)?;
+            let driver = Driver::new(&ctx, h, fetch, deadline, interrupted, clock, timeout)?;
+            loop {
+                let chunk = driver.settle(next.call(()).map_err(caught)?)?;
+                let Some(bytes) = chunk.as_object().and_then(|o| o.as_typed_array::<u8>()) else {
+                    tx.finish();
+                    return Ok(());
+                };
+                let bytes = Bytes::from(natives::copy_bytes(bytes));
+                if bytes.is_empty() {
+                    continue;
+                }
+                match tx.send(bytes, at) {
+                    Sent::Ok => {}
+                    Sent::Gone => {
+                        // The client left: tell the stream (its `cancel`).
+                        let cancel: Function<'_> = source.get("cancel").map_err(caught)?;
+                        cancel.call::<_, Value<'_>>(("the client went away",)).map_err(caught)?;
+                        while ctx.execute_pending_job() {}
+                        return Ok(());
+                    }
+                    Sent::TimedOut => {
+                        interrupted.set(true);
+                        return Err(JsError::Timeout(timeout));
+                    }
+                }
+            }
         });
         self.deadline.set(None);
         result.map_err(|e| self.classify(e))
@@ -268,7 +343,7 @@ impl Isolate {
         let h = &self.handles;
         let pending = &mut self.pending;
         let result = self.context.with(|ctx| -> Option<Result<Answer, JsError>> {
-            let (out, shape) = match invoke(&ctx, h, call) {
+            let (out, shape) = match invoke(&ctx, h, call, false) {
                 Ok(Invoked::Answer(answer)) => return Some(Ok(answer)),
                 Ok(Invoked::Value(out, shape)) => (out, shape),
                 Err(e) => return Some(Err(e)),
@@ -338,6 +413,11 @@ impl Isolate {
     /// Whether fetches are in flight or answered and not yet delivered.
     pub(crate) fn fetches_pending(&self) -> bool {
         self.fetch.in_flight() > 0 || self.fetch.has_answers()
+    }
+
+    /// Whether fetch answers wait to be delivered.
+    pub(crate) fn answers_ready(&self) -> bool {
+        self.fetch.has_answers()
     }
 
     /// Where the answers of this isolate's fetches arrive.
@@ -428,7 +508,31 @@ struct Driver<'a, 'js> {
     timeout: Duration,
 }
 
-impl<'js> Driver<'_, 'js> {
+impl<'a, 'js> Driver<'a, 'js> {
+    /// A driver for a call of this isolate.
+    fn new(
+        ctx: &'a Ctx<'js>,
+        h: &Handles,
+        fetch: &'a FetchHost,
+        deadline: &'a Cell<Option<Instant>>,
+        interrupted: &'a Cell<bool>,
+        clock: Instant,
+        timeout: Duration,
+    ) -> Result<Driver<'a, 'js>, JsError> {
+        let restore = |p: &Persistent<Function<'static>>| p.clone().restore(ctx).map_err(|e| describe(ctx, e));
+        Ok(Driver {
+            ctx,
+            next_timer: restore(&h.next_timer)?,
+            run_timers: restore(&h.run_timers)?,
+            fetch,
+            fetch_done: restore(&h.fetch_done)?,
+            deadline,
+            interrupted,
+            clock,
+            timeout,
+        })
+    }
+
     fn settle(&self, value: Value<'js>) -> Result<Value<'js>, JsError> {
         let ctx = self.ctx;
         if !value.is_promise() {
@@ -497,8 +601,9 @@ pub(crate) enum Shape {
     Response,
 }
 
-/// Hands `call` to the prelude's dispatcher.
-fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call) -> Result<Invoked<'js>, JsError> {
+/// Hands `call` to the prelude's dispatcher. `streaming`: an app's body
+/// stream comes back as a source for [`Isolate::pump`], not collected.
+fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Result<Invoked<'js>, JsError> {
     let caught = |e: rquickjs::Error| describe(ctx, e);
     let restore = |p: &Persistent<Function<'static>>| p.clone().restore(ctx).map_err(caught);
     match call {
@@ -513,7 +618,7 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call) -> Result<Invoked<'js>, 
             let flat = flat_headers(ctx, &headers).map_err(caught)?;
             let body = js_body(ctx, &body).map_err(caught)?;
             let out = restore(&h.app)?
-                .call((entry, method.as_str(), url, flat, body, env))
+                .call((entry, method.as_str(), url, flat, body, env, streaming))
                 .map_err(caught)?;
             Ok(Invoked::Value(out, Shape::App))
         }
@@ -575,6 +680,17 @@ fn settled<'js>(ctx: &Ctx<'js>, out: &Value<'js>) -> Option<Result<Value<'js>, J
             Some(Err(describe(ctx, err)))
         }
     }
+}
+
+/// The body source of an app's `[status, headers, pumpOf(stream)]`, if its
+/// body is a stream.
+fn stream_source<'js>(out: &Value<'js>) -> Option<Object<'js>> {
+    let body: Value<'js> = out.as_array()?.get(2).ok()?;
+    let body = body.into_object()?;
+    if body.as_typed_array::<u8>().is_some() {
+        return None;
+    }
+    body.get::<_, Value<'js>>("next").ok()?.is_function().then_some(body)
 }
 
 /// Reads a settled dispatcher result as the answer of its kind of call.
@@ -741,7 +857,12 @@ fn read_reply<'js>(ctx: &Ctx<'js>, h: &Handles, out: &Value<'js>, at: usize) -> 
     } else {
         Bytes::new()
     };
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+        stream: None,
+    })
 }
 
 /// Resolves imports relative to the importing module, to canonical paths

@@ -8,10 +8,11 @@
 //! Nothing in here can take the server down.
 //!
 //! Web APIs come from `prelude.js` (Request, Response, Headers, URL,
-//! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, timers, a
-//! small ReadableStream) over a few Rust natives (`natives.rs`); Web Crypto
-//! from `web/crypto.js` over `crypto/`, URLPattern from `web/urlpattern.js`
-//! over `url_pattern.rs`, both loaded on first use (`web`).
+//! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, timers)
+//! over a few Rust natives (`natives.rs`); loaded on first use from `web/`:
+//! Web Crypto (`web/crypto.js` over `crypto/`), URLPattern
+//! (`web/urlpattern.js` over `url_pattern.rs`) and the Streams API (the
+//! vendored polyfill over `streams.rs`).
 //! We evaluated AWS LLRT's `llrt_modules`, the ready-made option: it pins
 //! rquickjs 0.11 (bext uses 0.14, the one with a working memory limit) and
 //! is a beta that brings its own HTTP client and crypto stack; the prelude
@@ -24,8 +25,11 @@ mod fetch;
 mod inline;
 mod isolate;
 mod modules;
+mod multipart;
 mod natives;
 mod pool;
+mod reply_stream;
+mod streams;
 mod url_pattern;
 mod web;
 
@@ -40,6 +44,7 @@ use http::{HeaderMap, Method, StatusCode};
 pub use bindings::{Bindings, CacheStore, CachedResponse, KvError, KvKey, KvPage, KvQuery, KvStore, KvValue};
 pub use fetch::set_own_listeners;
 pub use pool::IsolatePool;
+pub use reply_stream::{CHUNKS_IN_FLIGHT, ReplyStream, StreamCut};
 
 /// What a pool's module is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +245,10 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// Body, collected.
     pub body: Bytes,
+    /// A body the app streams (`new Response(readableStream)`); `body`
+    /// is then empty. The isolate stays with the stream until it ends,
+    /// the client leaves, or the call's `timeout`.
+    pub stream: Option<ReplyStream>,
 }
 
 /// What a call produced.

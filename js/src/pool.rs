@@ -211,8 +211,17 @@ fn work(
             }
             let result = catch_unwind(AssertUnwindSafe(|| isolate.call(job.call)))
                 .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())));
-            let fatal = result.as_ref().err().filter(|e| e.is_fatal()).cloned();
+            let mut fatal = result.as_ref().err().filter(|e| e.is_fatal()).cloned();
             let _ = job.reply.send(result);
+            // A streamed body: this isolate sends it before taking another
+            // call (it counts in the app's `workers` until it ends).
+            match catch_unwind(AssertUnwindSafe(|| isolate.pump()))
+                .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())))
+            {
+                Ok(()) => {}
+                Err(e) if e.is_fatal() => fatal = Some(e),
+                Err(e) => tracing::warn!(target: "bext::js", source = %spec.name, "response stream failed: {e}"),
+            }
             served += 1;
             if let Some(e) = fatal {
                 crashes += 1;
@@ -245,6 +254,9 @@ enum Wake {
 
 /// Waits for a call, a fetch's answer or the next timer, consuming none.
 fn wait_for_answer(rx: &Receiver<Job>, isolate: &Isolate, next_timer: Option<Instant>) -> Wake {
+    if isolate.answers_ready() {
+        return Wake::Answer; // one already taken off the channel, held for delivery
+    }
     let answers = isolate.fetch_answers();
     let mut select = crossbeam_channel::Select::new();
     let job = select.recv(rx);

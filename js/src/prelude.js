@@ -406,94 +406,63 @@
   }
   define('Headers', Headers);
 
-  // -------------------------------------------------------- ReadableStream
-  // Enough of the Streams API for handlers that build or pass on a stream.
-  // The host collects a response stream before sending it.
-  class ReadableStream {
-    constructor(source = {}, _strategy) {
-      this._q = [];
-      this._closed = false;
-      this._error = undefined;
-      this._waiters = [];
-      this._source = source;
-      this._locked = false;
-      this._bytes = null;
-      const wake = () => {
-        const w = this._waiters;
-        this._waiters = [];
-        for (const f of w) f();
-      };
-      this._controller = {
-        enqueue: (chunk) => { this._q.push(chunk); wake(); },
-        close: () => { this._closed = true; wake(); },
-        error: (e) => { this._error = e === undefined ? new TypeError('stream errored') : e; wake(); },
-        get desiredSize() { return 1; },
-      };
-      if (typeof source.start === 'function') {
-        const r = source.start(this._controller);
-        if (r && typeof r.then === 'function') r.then(undefined, (e) => this._controller.error(e));
+  // ---------------------------------------------------------------- streams
+  // The Streams API (web/streams.js over a vendored polyfill) is loaded on
+  // the first use of one of its globals, or of a body as a stream: an app
+  // that never touches a stream does not pay for it.
+  const STREAM_GLOBALS = ['ReadableStream', 'ReadableStreamDefaultReader', 'ReadableStreamBYOBReader',
+    'ReadableStreamDefaultController', 'ReadableByteStreamController', 'ReadableStreamBYOBRequest',
+    'WritableStream', 'WritableStreamDefaultWriter', 'WritableStreamDefaultController', 'TransformStream',
+    'TransformStreamDefaultController', 'ByteLengthQueuingStrategy', 'CountQueuingStrategy',
+    'TextEncoderStream', 'TextDecoderStream', 'CompressionStream', 'DecompressionStream'];
+  // Globals whose classes are loaded on first use: reading one loads its
+  // group, writing one (a polyfill of the app's own) replaces it.
+  function lazyGlobals(names, load) {
+    let api = null;
+    const get = () => {
+      if (api === null) {
+        api = load();
+        for (const name of names) define(name, api[name]);
       }
+      return api;
+    };
+    for (const name of names) {
+      Object.defineProperty(g, name, {
+        get() { return get()[name]; },
+        set(v) { get(); define(name, v); },
+        configurable: true,
+        enumerable: false,
+      });
     }
-    static _of(bytes) {
-      const s = new ReadableStream();
-      s._bytes = bytes;
-      s._q.push(bytes);
-      s._closed = true;
-      return s;
-    }
-    get locked() { return this._locked; }
-    async _read() {
-      for (;;) {
-        if (this._q.length) {
-          this._bytes = null;
-          return { value: this._q.shift(), done: false };
-        }
-        if (this._error !== undefined) throw this._error;
-        if (this._closed) return { value: undefined, done: true };
-        if (typeof this._source.pull === 'function') {
-          await this._source.pull(this._controller);
-          if (this._q.length || this._closed || this._error !== undefined) continue;
-        }
-        await new Promise((resolve) => this._waiters.push(resolve));
-      }
-    }
-    getReader() {
-      if (this._locked) throw new TypeError('ReadableStream is locked');
-      this._locked = true;
-      const s = this;
-      return {
-        read: () => s._read(),
-        releaseLock() { s._locked = false; },
-        cancel(reason) {
-          s._q = [];
-          s._closed = true;
-          if (typeof s._source.cancel === 'function') s._source.cancel(reason);
-          return Promise.resolve();
-        },
-        get closed() { return Promise.resolve(); },
-      };
-    }
-    cancel(reason) { return this.getReader().cancel(reason); }
-    [Symbol.asyncIterator]() {
-      const reader = this.getReader();
-      return {
-        next: () => reader.read(),
-        return: () => { reader.releaseLock(); return Promise.resolve({ value: undefined, done: true }); },
-        [Symbol.asyncIterator]() { return this; },
-      };
-    }
+    return { get, loaded: () => api };
   }
-  define('ReadableStream', ReadableStream);
-
+  const streamsApi = lazyGlobals(STREAM_GLOBALS, () => native.loadStreams());
+  const streams = streamsApi.get;
+  const formsApi = lazyGlobals(['Blob', 'File', 'FormData'], () => native.loadForms());
+  const forms = formsApi.get;
+  const isStream = (x) => streamsApi.loaded() !== null && x instanceof streamsApi.loaded().ReadableStream;
+  const formsLoaded = () => formsApi.loaded();
+  function streamOf(bytes) {
+    return new (streams().ReadableStream)({
+      start(c) {
+        if (bytes.length) c.enqueue(bytes);
+        c.close();
+      },
+    });
+  }
+  function chunkBytes(value) {
+    if (typeof value === 'string') return native.utf8Encode(value);
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return toBytes(value);
+    throw new TypeError('a body stream chunk must be a Uint8Array (or a string)');
+  }
   async function collect(stream) {
-    if (stream._bytes) return stream._bytes;
     const parts = [];
     let total = 0;
     const reader = stream.getReader();
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      const b = typeof value === 'string' ? native.utf8Encode(value) : toBytes(value);
+      const b = chunkBytes(value);
       parts.push(b);
       total += b.length;
     }
@@ -502,6 +471,15 @@
     let at = 0;
     for (const p of parts) { out.set(p, at); at += p.length; }
     return out;
+  }
+  // How the host reads a streamed response body: `next()` gives the next
+  // chunk's bytes, or null at the end.
+  function pumpOf(stream) {
+    const reader = stream.getReader();
+    return {
+      next: () => reader.read().then(({ value, done }) => (done ? null : chunkBytes(value))),
+      cancel: (why) => reader.cancel(why).catch(() => {}),
+    };
   }
 
   // ------------------------------------------------------ AbortController
@@ -550,7 +528,12 @@
     let data;
     if (typeof body === 'string') { data = body; type = 'text/plain;charset=UTF-8'; }
     else if (body instanceof URLSearchParams) { data = body.toString(); type = 'application/x-www-form-urlencoded;charset=UTF-8'; }
-    else if (body instanceof ReadableStream) data = body._bytes && !body._locked ? body._bytes : body;
+    else if (formsLoaded() && body instanceof formsLoaded().FormData) [data, type] = forms().encodeMultipart(body);
+    else if (formsLoaded() && body instanceof formsLoaded().Blob) { data = body._bytes.slice(); type = body.type || null; }
+    else if (isStream(body)) {
+      if (body.locked) throw new TypeError('the body stream is locked or was read');
+      data = body;
+    }
     else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) data = toBytes(body).slice();
     else { data = String(body); type = 'text/plain;charset=UTF-8'; }
     if (type !== null && headers && !headers._m.has('content-type')) headers._m.set('content-type', [type]);
@@ -563,7 +546,7 @@
       if (this._data === null) return null;
       if (!this._stream) {
         const d = this._data;
-        this._stream = d instanceof ReadableStream ? d : ReadableStream._of(typeof d === 'string' ? native.utf8Encode(d) : d);
+        this._stream = isStream(d) ? d : streamOf(typeof d === 'string' ? native.utf8Encode(d) : d);
       }
       return this._stream;
     }
@@ -572,7 +555,7 @@
       this._used = true;
       const d = this._stream || this._data;
       if (d === null) return '';
-      if (d instanceof ReadableStream) return collect(d);
+      if (isStream(d)) return collect(d);
       return d;
     }
     async text() {
@@ -587,16 +570,21 @@
     async arrayBuffer() { return (await this.bytes()).buffer; }
     async formData() {
       const type = this.headers.get('content-type') || '';
-      if (!type.startsWith('application/x-www-form-urlencoded')) {
-        throw new TypeError('formData(): only application/x-www-form-urlencoded bodies are supported');
-      }
-      return new URLSearchParams(await this.text());
+      const d = await this._consume();
+      return forms().decodeForm(typeof d === 'string' ? native.utf8Encode(d) : d, type);
+    }
+    async blob() {
+      return new (forms().Blob)([await this.bytes()], { type: this.headers.get('content-type') || '' });
     }
     _cloneData() {
       if (this._used) throw new TypeError('Body has already been consumed');
       const d = this._stream || this._data;
-      if (d instanceof ReadableStream && !d._bytes) throw new TypeError('clone() of a streamed body is not supported');
-      return d instanceof ReadableStream ? d._bytes : d;
+      if (!isStream(d)) return d;
+      // A streamed body is teed: this body reads one branch, the clone the other.
+      const [mine, theirs] = d.tee();
+      this._stream = mine;
+      this._data = mine;
+      return theirs;
     }
   }
   const METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH']);
@@ -777,18 +765,65 @@
     });
   }
   define('fetch', fetch);
-  function fetchDone(id, error, status, flat, body, url, redirected) {
+  // Streamed response bodies of fetches: id -> { c: controller, owed }.
+  const fetchBodies = new Map();
+  // A fetch's head: (id, error) or (id, null, status, flat, body, url,
+  // flags: 1 redirected, 2 streamed body); a streamed body's events have
+  // status -1: a chunk (body), the end (neither) or a failure (error).
+  function fetchDone(id, error, status, flat, body, url, flags) {
+    const redirected = (flags & 1) === 1;
+    const streamed = (flags & 2) === 2;
+    const op = fetches.get(id);
+    if (op && op.op) {
+      // A binding's operation: its value may be any JavaScript value.
+      fetches.delete(id);
+      return op.op(error, status);
+    }
+    if (status === -1) {
+      const b = fetchBodies.get(id);
+      if (!b) return;
+      if (error !== null) {
+        fetchBodies.delete(id);
+        b.c.error(new TypeError(`fetch failed: ${error}`));
+      } else if (body === null) {
+        fetchBodies.delete(id);
+        b.c.close();
+      } else {
+        b.owed += body.length;
+        b.c.enqueue(body);
+      }
+      return;
+    }
     const f = fetches.get(id);
     if (!f) return;
     fetches.delete(id);
-    if (f.op) return f.op(error, status);
     if (f.signal) f.signal.removeEventListener('abort', f.onAbort);
     if (error !== null) {
       f.reject(new TypeError(`fetch failed: ${error}`));
       return;
     }
     const r = Response._from(status, flat);
-    r._initBody(NULL_BODY.has(status) ? null : body);
+    let data = body;
+    if (streamed) {
+      // What arrived with the head first, the rest as the network gives
+      // it; bytes read are credited back so the fetch reads on.
+      const entry = { c: null, owed: 0 };
+      fetchBodies.set(id, entry);
+      const stop = () => { if (fetchBodies.delete(id)) native.fetchAbort(id); };
+      data = new (streams().ReadableStream)({
+        start(c) {
+          entry.c = c;
+          if (body.length) c.enqueue(body);
+        },
+        pull() {
+          if (entry.owed) native.fetchCredit(id, entry.owed);
+          entry.owed = 0;
+        },
+        cancel: stop,
+      }, { highWaterMark: 0 });
+      if (f.signal) f.signal.addEventListener('abort', () => { if (fetchBodies.has(id)) { entry.c.error(f.signal.reason); stop(); } });
+    }
+    r._initBody(NULL_BODY.has(status) ? null : data);
     r._url = url;
     r._redirected = redirected;
     f.resolve(r);
@@ -802,19 +837,23 @@
   const isThenable = (x) => x !== null && typeof x === 'object' && typeof x.then === 'function';
   const then = (x, f) => (isThenable(x) ? x.then(f) : f(x));
 
-  function finish(res, what) {
+  function finish(res, what, streaming) {
     if (!(res instanceof Response)) {
       throw new TypeError(`${what} must return a Response, got ${res === null ? 'null' : typeof res}`);
     }
     const status = res._status === 0 ? 500 : res._status;
     const d = res._used ? null : res._stream || res._data;
     const headers = res._headers === null ? res._flat : res._headers._toFlat();
-    if (d instanceof ReadableStream) return collect(d).then((b) => [status, headers, b]);
+    if (isStream(d)) {
+      res._used = true;
+      return streaming ? [status, headers, pumpOf(d)] : collect(d).then((b) => [status, headers, b]);
+    }
     return [status, headers, d];
   }
   const NO_EDITS = Object.freeze([]);
   const APP_CTX = Object.freeze({ waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} });
-  const finishApp = (res) => finish(res, 'fetch()');
+  const finishApp = (res) => finish(res, 'fetch()', false);
+  const finishAppStreaming = (res) => finish(res, 'fetch()', true);
   function makeCtx(c) {
     return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4] };
   }
@@ -827,9 +866,12 @@
     // identity and does not read them.
     textHeaders: TEXT_HEADERS,
     // `entry.fetch(request, env, ctx)`: a JS app.
-    app(entry, method, url, flat, body, env) {
+    // `streaming`: a body stream is handed to the host as it comes
+    // (`pumpOf`), else collected first.
+    app(entry, method, url, flat, body, env, streaming) {
       const res = entry.fetch(Request._from(method, url, flat, body), env, APP_CTX);
-      return res instanceof Response ? finish(res, 'fetch()') : then(res, finishApp);
+      if (res instanceof Response) return finish(res, 'fetch()', streaming);
+      return then(res, streaming ? finishAppStreaming : finishApp);
     },
     // `fetch` and `onRequest` of a JS plugin.
     request(fn, name, method, url, flat, cx) {
@@ -842,7 +884,7 @@
           const vars = ctx.vars !== null && typeof ctx.vars === 'object' ? ctx.vars : null;
           return [0, request._headers === null ? NO_EDITS : request._headers._ops, app, tenant, vars];
         }
-        return then(finish(out, name), (r) => [1, ...r]);
+        return then(finish(out, name, false), (r) => [1, ...r]);
       });
     },
     // `onResponse` of a JS plugin.
@@ -852,7 +894,7 @@
         if (out === undefined || out === null || out === response) {
           return [0, response._headers === null ? NO_EDITS : response._headers._ops];
         }
-        return then(finish(out, 'onResponse'), (r) => [1, ...r]);
+        return then(finish(out, 'onResponse', false), (r) => [1, ...r]);
       });
     },
     // `onInit(config)` of a JS plugin.

@@ -27,6 +27,7 @@ mod js_crypto;
 mod js_fetch;
 mod js_plugins;
 mod js_web_apis;
+mod js_streams;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -17,7 +17,7 @@ use http::header::{
     TRANSFER_ENCODING,
 };
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
@@ -54,15 +54,62 @@ pub(crate) struct Outbound {
     pub(crate) redirect: Redirect,
 }
 
-/// A response, collected.
+/// A response: its head, and its body whole or as it arrives.
 #[derive(Debug)]
 pub(crate) struct Fetched {
     pub(crate) status: u16,
     pub(crate) headers: HeaderMap,
+    /// The whole body; or, when `rest` is set, what arrived with the head.
     pub(crate) body: Bytes,
+    /// The rest of a body still arriving (no declared length, or larger
+    /// than [`WHOLE_BODY`]): JavaScript reads it as a stream.
+    pub(crate) rest: Option<BodyRest>,
+    /// Set once `rest` was taken to be streamed.
+    pub(crate) streamed: bool,
     /// The URL of the last hop.
     pub(crate) url: String,
     pub(crate) redirected: bool,
+}
+
+/// A body with a declared length up to this is read whole before the
+/// fetch resolves (one message to the isolate); others are streamed.
+pub(crate) const WHOLE_BODY: u64 = 256 << 10;
+
+/// The part of a response body still to come, within the fetch's limits.
+#[derive(Debug)]
+pub(crate) struct BodyRest {
+    body: hyper::body::Incoming,
+    read: u64,
+    max: u64,
+    url: String,
+    /// The fetch's own deadline (`isolate.fetch.timeout`) bounds the body too.
+    pub(crate) deadline: tokio::time::Instant,
+}
+
+impl BodyRest {
+    /// The next chunk; `None` at the end.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            let frame = match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
+                Err(_) => return Err(format!("{}: the body timed out (isolate.fetch.timeout)", self.url)),
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => return Err(why_str(&self.url, &e)),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            self.read += data.len() as u64;
+            if self.read > self.max {
+                return Err(too_big(&self.url, self.max));
+            }
+            if !data.is_empty() {
+                return Ok(Some(data));
+            }
+        }
+    }
+}
+
+fn too_big(url: &str, max: u64) -> String {
+    format!("{url}: the response is larger than {max} bytes (isolate.fetch.max_response_bytes)")
 }
 
 /// An app's (or plugin's) client and limits, shared by its isolates: its
@@ -179,16 +226,17 @@ impl Fetcher {
         Ok(())
     }
 
-    /// Runs a fetch to its end or to `timeout`.
+    /// Runs a fetch to its head (and a small body) or to `timeout`.
     pub(crate) async fn run(&self, req: Outbound) -> Result<Fetched, String> {
         let timeout = self.limits.timeout;
-        match tokio::time::timeout(timeout, self.follow(req)).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, self.follow(req, deadline)).await {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {timeout:?} (isolate.fetch.timeout)")),
         }
     }
 
-    async fn follow(&self, req: Outbound) -> Result<Fetched, String> {
+    async fn follow(&self, req: Outbound, deadline: tokio::time::Instant) -> Result<Fetched, String> {
         let Outbound {
             mut method,
             mut url,
@@ -212,7 +260,7 @@ impl Fetcher {
             let location = res.headers().get(LOCATION).and_then(|l| l.to_str().ok());
             let is_redirect = matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308);
             if !is_redirect || redirect == Redirect::Manual || location.is_none() {
-                return self.collect(res, url, redirected).await;
+                return self.head(res, url, redirected, deadline).await;
             }
             if redirect == Redirect::Error {
                 return Err(format!("{url} redirected, and redirect is 'error'"));
@@ -244,39 +292,73 @@ impl Fetcher {
         unreachable!("the loop returns")
     }
 
-    async fn collect(
+    /// The response with its body whole if it is small and declared so, or
+    /// if it had all arrived with the head; else with what had arrived and
+    /// the rest to stream.
+    async fn head(
         &self,
         res: http::Response<hyper::body::Incoming>,
         url: url::Url,
         redirected: bool,
+        deadline: tokio::time::Instant,
     ) -> Result<Fetched, String> {
         let max = self.limits.max_response_bytes;
-        let too_big = || format!("{url}: the response is larger than {max} bytes (isolate.fetch.max_response_bytes)");
         let declared = res
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max) {
-            return Err(too_big());
+            return Err(too_big(url.as_str(), max));
         }
         let (parts, body) = res.into_parts();
-        let limit = usize::try_from(max).unwrap_or(usize::MAX);
-        let body = Limited::new(body, limit).collect().await.map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                too_big()
+        let mut rest = BodyRest {
+            body,
+            read: 0,
+            max,
+            url: url.to_string(),
+            deadline,
+        };
+        let mut whole = bytes::BytesMut::new();
+        let small = declared.is_some_and(|n| n <= WHOLE_BODY);
+        let ended = loop {
+            let next = if small {
+                rest.next().await?
             } else {
-                format!("{url}: reading the response: {e}")
+                // Only what is already here: a stream must not wait.
+                match tokio::time::timeout(std::time::Duration::ZERO, rest.next()).await {
+                    Ok(next) => next?,
+                    Err(_) => break false,
+                }
+            };
+            match next {
+                None => break true,
+                Some(chunk) => whole.extend_from_slice(&chunk),
             }
-        })?;
+            if !small && whole.len() as u64 >= WHOLE_BODY {
+                break false;
+            }
+        };
         Ok(Fetched {
             status: parts.status.as_u16(),
             headers: parts.headers,
-            body: body.to_bytes(),
+            body: whole.freeze(),
+            rest: (!ended).then_some(rest),
+            streamed: false,
             url: url.to_string(),
             redirected,
         })
     }
+}
+
+fn why_str(url: &str, e: &dyn std::error::Error) -> String {
+    let mut text = format!("{url}: reading the response: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
 }
 
 /// An error with its sources: the top level alone says only "client error".

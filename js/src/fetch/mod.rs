@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use rquickjs::{Ctx, Function, Object, TypedArray, Value};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 pub(crate) use client::Fetcher;
 use client::{Fetched, Outbound, Redirect};
@@ -54,29 +54,61 @@ pub(crate) fn own_listeners() -> Vec<SocketAddr> {
     OWN_LISTENERS.read().map(|o| o.clone()).unwrap_or_default()
 }
 
-/// A fetch's outcome, on its way back to the isolate.
+/// Something a fetch has for the isolate.
 pub(crate) struct Done {
     id: u64,
-    result: Outcome,
+    event: Event,
 }
 
-/// What came back: a fetch's answer, or a binding operation's value
-/// (`env.KV.get`, `caches.default.match`, ...; see `crate::bindings`),
-/// which shares the fetch's channel so every wait loop sees it.
-enum Outcome {
-    Fetch(Result<Fetched, String>),
+/// What a fetch has to say: its head, then, for a streamed body, its
+/// chunks and how it ended.
+enum Event {
+    /// The response (body whole unless `rest` was set), or why it failed.
+    Head(Result<Box<Fetched>, String>),
+    /// A chunk of a streamed body.
+    Chunk(Bytes),
+    /// The streamed body ended.
+    End,
+    /// The streamed body failed (reset, too large, timed out).
+    Failed(String),
+    /// A binding operation's value (`env.KV.get`, `caches.default.match`,
+    /// ...; see `crate::bindings`), which shares the fetch's channel so
+    /// every wait loop sees it.
     Op(Result<crate::bindings::OpValue, String>),
 }
+
+impl Event {
+    /// The fetch's last word: it is no longer in flight after this.
+    fn is_last(&self) -> bool {
+        match self {
+            Event::Head(Ok(f)) => !f.streamed,
+            Event::Chunk(_) => false,
+            Event::Head(Err(_)) | Event::End | Event::Failed(_) | Event::Op(_) => true,
+        }
+    }
+}
+
+/// Bytes of a streamed body that may wait for JavaScript to read them;
+/// past this the fetch stops reading from the network (backpressure).
+const BODY_WINDOW: usize = 256 << 10;
 
 /// One isolate's fetches: started by JavaScript, answered through `done`.
 pub(crate) struct FetchHost {
     fetcher: Option<Arc<Fetcher>>,
     done_tx: Sender<Done>,
     done_rx: Receiver<Done>,
+    /// An answer [`FetchHost::wait`] took off the channel, delivered
+    /// before the ones behind it (a streamed body's events keep their order).
+    held: RefCell<Option<Done>>,
     /// Inline isolates: woken when an answer arrives (threads wait on the
     /// channel itself).
     wake: Arc<Mutex<Option<Arc<Notify>>>>,
+    /// Fetches hold a place in the app's `max_concurrent`; binding
+    /// operations hold none.
     in_flight: RefCell<HashMap<u64, (tokio::task::AbortHandle, Option<client::Slot>)>>,
+    /// Streamed bodies: bytes JavaScript has read and gives back to the
+    /// fetch's window (`fetchCredit`).
+    credits: RefCell<HashMap<u64, Arc<Semaphore>>>,
     next_id: Cell<u64>,
 }
 
@@ -100,8 +132,10 @@ impl FetchHost {
             fetcher,
             done_tx,
             done_rx,
+            held: RefCell::new(None),
             wake: Arc::new(Mutex::new(None)),
             in_flight: RefCell::new(HashMap::new()),
+            credits: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
         })
     }
@@ -115,7 +149,7 @@ impl FetchHost {
 
     /// Whether answers wait to be delivered.
     pub(crate) fn has_answers(&self) -> bool {
-        !self.done_rx.is_empty()
+        self.held.borrow().is_some() || !self.done_rx.is_empty()
     }
 
     /// Where answers arrive (to wait on with other channels).
@@ -162,20 +196,46 @@ impl FetchHost {
             redirect,
         };
         let kept = slot.clone();
+        let credit = Arc::new(Semaphore::new(BODY_WINDOW));
+        let window = credit.clone();
         let task = runtime.spawn(async move {
-            let result = fetcher.run(req).await;
-            slot.free(); // before JavaScript hears of it
-            let _ = tx.send(Done {
-                id,
-                result: Outcome::Fetch(result),
-            });
-            if let Some(n) = wake.lock().ok().and_then(|w| w.clone()) {
-                n.notify_waiters();
+            let send = |event: Event| {
+                let _ = tx.send(Done { id, event });
+                if let Some(n) = wake.lock().ok().and_then(|w| w.clone()) {
+                    n.notify_waiters();
+                }
+            };
+            let mut result = fetcher.run(req).await;
+            let rest = result.as_mut().ok().and_then(|f| f.rest.take());
+            let Some(mut rest) = rest else {
+                slot.free(); // before JavaScript hears of it
+                send(Event::Head(result.map(Box::new)));
+                return;
+            };
+            if let Ok(f) = result.as_mut() {
+                f.streamed = true;
             }
+            send(Event::Head(result.map(Box::new)));
+            let last = loop {
+                match rest.next().await {
+                    Ok(Some(chunk)) => {
+                        // Wait until JavaScript has read enough of what was sent.
+                        let want = u32::try_from(chunk.len().min(BODY_WINDOW)).unwrap_or(u32::MAX);
+                        match tokio::time::timeout_at(rest.deadline, window.acquire_many(want)).await {
+                            Ok(Ok(permit)) => permit.forget(),
+                            _ => break Event::Failed("the body was not read in time (isolate.fetch.timeout)".into()),
+                        }
+                        send(Event::Chunk(chunk));
+                    }
+                    Ok(None) => break Event::End,
+                    Err(e) => break Event::Failed(e),
+                }
+            };
+            slot.free();
+            send(last);
         });
-        self.in_flight
-            .borrow_mut()
-            .insert(id, (task.abort_handle(), Some(kept)));
+        self.in_flight.borrow_mut().insert(id, (task.abort_handle(), Some(kept)));
+        self.credits.borrow_mut().insert(id, credit);
         Ok(id)
     }
 
@@ -191,8 +251,8 @@ impl FetchHost {
         self.next_id.set(id + 1);
         let (tx, wake) = (self.done_tx.clone(), self.wake.clone());
         let task = runtime.spawn(async move {
-            let result = Outcome::Op(op.await);
-            let _ = tx.send(Done { id, result });
+            let event = Event::Op(op.await);
+            let _ = tx.send(Done { id, event });
             if let Some(n) = wake.lock().ok().and_then(|w| w.clone()) {
                 n.notify_waiters();
             }
@@ -201,8 +261,16 @@ impl FetchHost {
         Ok(id)
     }
 
+    /// JavaScript read `n` bytes of fetch `id`'s streamed body.
+    fn credit(&self, id: u64, n: usize) {
+        if let Some(window) = self.credits.borrow().get(&id) {
+            window.add_permits(n.min(BODY_WINDOW));
+        }
+    }
+
     /// Abandons a fetch (its signal aborted).
     fn abort(&self, id: u64) {
+        self.credits.borrow_mut().remove(&id);
         if let Some((task, slot)) = self.in_flight.borrow_mut().remove(&id) {
             task.abort();
             if let Some(slot) = slot {
@@ -217,10 +285,13 @@ impl FetchHost {
         if self.in_flight() == 0 {
             return None;
         }
+        if self.held.borrow().is_some() {
+            return Some(true);
+        }
         match self.done_rx.recv_deadline(until) {
             Ok(done) => {
-                // Put it back for `deliver`: the channel is ours alone.
-                let _ = self.done_tx.send(done);
+                // Kept for `deliver`, ahead of what arrives after it.
+                *self.held.borrow_mut() = Some(done);
                 Some(true)
             }
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => Some(false),
@@ -231,25 +302,24 @@ impl FetchHost {
     /// returns how many.
     pub(crate) fn deliver<'js>(&self, ctx: &Ctx<'js>, done: &Function<'js>) -> rquickjs::Result<usize> {
         let mut n = 0;
-        while let Ok(Done { id, result }) = self.done_rx.try_recv() {
-            if self.in_flight.borrow_mut().remove(&id).is_none() {
+        loop {
+            let held = self.held.borrow_mut().take();
+            let Some(Done { id, event }) = held.or_else(|| self.done_rx.try_recv().ok()) else {
+                break;
+            };
+            if !self.in_flight.borrow().contains_key(&id) {
                 continue; // aborted meanwhile
             }
+            if event.is_last() {
+                self.in_flight.borrow_mut().remove(&id);
+                self.credits.borrow_mut().remove(&id);
+            }
             n += 1;
-            let result = match result {
-                Outcome::Fetch(result) => result,
-                Outcome::Op(Ok(value)) => {
-                    let value = value(ctx)?;
-                    done.call::<_, ()>((id as f64, Value::new_null(ctx.clone()), value))?;
-                    continue;
-                }
-                Outcome::Op(Err(e)) => {
-                    done.call::<_, ()>((id as f64, e))?;
-                    continue;
-                }
-            };
-            match result {
-                Ok(f) => {
+            // `fetchDone(id, error, status, ...)`: status -1 is a streamed
+            // body's event (a chunk, its end with neither, or an error).
+            let null = || Value::new_null(ctx.clone());
+            match event {
+                Event::Head(Ok(f)) => {
                     let flat = rquickjs::Array::new(ctx.clone())?;
                     let mut i = 0;
                     for (name, value) in &f.headers {
@@ -260,15 +330,26 @@ impl FetchHost {
                     let body = TypedArray::<u8>::new_copy(ctx.clone(), &f.body)?;
                     done.call::<_, ()>((
                         id as f64,
-                        Value::new_null(ctx.clone()),
+                        null(),
                         f.status,
                         flat,
                         body,
                         f.url,
-                        f.redirected,
+                        i32::from(f.redirected) | i32::from(f.streamed) << 1,
                     ))?;
                 }
-                Err(e) => done.call::<_, ()>((id as f64, e))?,
+                Event::Head(Err(e)) => done.call::<_, ()>((id as f64, e))?,
+                Event::Chunk(chunk) => {
+                    let chunk = TypedArray::<u8>::new_copy(ctx.clone(), &chunk)?;
+                    done.call::<_, ()>((id as f64, null(), -1, null(), chunk))?;
+                }
+                Event::End => done.call::<_, ()>((id as f64, null(), -1, null(), null()))?,
+                Event::Failed(e) => done.call::<_, ()>((id as f64, e, -1))?,
+                Event::Op(Ok(value)) => {
+                    let value = value(ctx)?;
+                    done.call::<_, ()>((id as f64, null(), value))?;
+                }
+                Event::Op(Err(e)) => done.call::<_, ()>((id as f64, e))?,
             }
         }
         Ok(n)
@@ -298,6 +379,13 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>, host: Rc<FetchH
                 }
             },
         )?,
+    )?;
+    let creditor = host.clone();
+    native.set(
+        "fetchCredit",
+        Function::new(ctx.clone(), move |id: f64, n: f64| {
+            creditor.credit(id as u64, n as usize)
+        })?,
     )?;
     native.set(
         "fetchAbort",

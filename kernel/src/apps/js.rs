@@ -151,7 +151,11 @@ pub(crate) fn response(reply: Reply) -> Response {
     for name in [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION] {
         headers.remove(name);
     }
-    let mut res = Response::new(Body::full(reply.body));
+    let body = match reply.stream {
+        Some(stream) => Body::stream(stream),
+        None => Body::full(reply.body),
+    };
+    let mut res = Response::new(body);
     *res.status_mut() = reply.status;
     *res.headers_mut() = headers;
     res

@@ -1,6 +1,8 @@
 //! Whether an answer is worth compressing: a 200 of a compressible media
 //! type, at least `min_size` bytes, not already encoded, and not marked
-//! `Cache-Control: no-transform`.
+//! `Cache-Control: no-transform`. Server-sent events (`text/event-stream`)
+//! are never compressed: the encoder would hold each event in its buffer
+//! until more arrive, and the client must see it when it is sent.
 
 use bext_plugin_abi::Response;
 use http::StatusCode;
@@ -45,6 +47,9 @@ impl Wanted {
     /// Compared without regard to case, with no lowercase copy per answer.
     fn compressible(&self, media: &str) -> bool {
         let media = media.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("text/event-stream") {
+            return false;
+        }
         self.types.iter().any(|t| {
             if let Some(prefix) = t.strip_suffix("/*") {
                 media.split('/').next().is_some_and(|m| m.eq_ignore_ascii_case(prefix))
@@ -77,6 +82,17 @@ mod tests {
             res.headers_mut().append(*n, v.parse().unwrap());
         }
         res
+    }
+
+    #[test]
+    fn server_sent_events_are_never_compressed() {
+        let w = Wanted::new(&["text/*".into(), "text/event-stream".into()], 0);
+        for t in ["text/event-stream", "Text/Event-Stream; charset=utf-8", " text/event-stream "] {
+            let res = response(200, &[("content-type", t)], Body::from("data: 1\n\n"));
+            assert!(!w.wants(&res), "{t}");
+        }
+        let res = response(200, &[("content-type", "text/plain")], Body::from("data: 1\n\n"));
+        assert!(w.wants(&res));
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Redis {
     }
 
     /// How many keys match `pattern` (`KEYS`, fine for a test's few keys).
-    fn count_keys(&self, pattern: &str) -> usize {
+    pub(crate) fn count_keys(&self, pattern: &str) -> usize {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return 0;
         };

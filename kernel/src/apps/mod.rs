@@ -84,6 +84,14 @@ impl Runtime {
             RuntimeKind::Proxy => proxy::ProxyApp::from_config(id, cfg).map(Runtime::Proxy),
             RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
             RuntimeKind::Process => process::ProcessApp::new(id, cfg).map(Runtime::Process),
+            // `config::framework` turns these into the ones above when the
+            // platform is loaded.
+            RuntimeKind::Hono | RuntimeKind::Express | RuntimeKind::Ssr | RuntimeKind::Hybrid | RuntimeKind::Nextjs => {
+                Err(format!(
+                    "runtime {:?} was not resolved when the platform was loaded",
+                    cfg.runtime
+                ))
+            }
         }
     }
 

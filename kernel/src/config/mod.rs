@@ -7,6 +7,7 @@
 //! nothing here imports the rest of the kernel.
 
 pub mod diag;
+pub mod framework;
 pub mod isolate;
 pub mod manifest;
 pub mod platform;

@@ -34,7 +34,13 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
             apps: &apps,
             data_dir: &platform.data_dir,
         };
-        let changes = match (reg.app_changes)(m.config.clone(), &setup) {
+        let mut config = m.config.clone();
+        if m.name == "deploy"
+            && let Some(c) = config.as_object_mut()
+        {
+            c.insert("pinned_versions".into(), serde_json::json!(pinned_versions(manifests)));
+        }
+        let changes = match (reg.app_changes)(config, &setup) {
             Ok(changes) => changes,
             // A bad config is left to the compile, which points at its
             // line and field; a plugin with a bad config adds no apps.
@@ -52,6 +58,23 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
         apps = platform.app_infos();
     }
     Ok(())
+}
+
+/// The apps the vhosts `hosts` map names with a version (`skedly@1.2`, as
+/// Buntime's manifest writes them; `@latest` is the app itself): the
+/// deploy registry adds each, served from the version it names.
+pub(crate) fn pinned_versions(manifests: &[Manifest]) -> Vec<String> {
+    let mut pins: Vec<String> = (manifests.iter())
+        .filter(|m| m.name == "vhosts" && m.enabled)
+        .filter_map(|m| m.config.get("hosts")?.as_object())
+        .flat_map(|hosts| hosts.values())
+        .filter_map(|entry| entry.get("app")?.as_str())
+        .filter(|app| app.contains('@') && !app.ends_with("@latest"))
+        .map(str::to_owned)
+        .collect();
+    pins.sort();
+    pins.dedup();
+    pins
 }
 
 /// Hosts routed outside the app table, which no tenant's own domain may

@@ -22,11 +22,6 @@ fn check(config: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// The `error:` lines of a check.
-fn errors(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| l.starts_with("error:")).collect()
-}
-
 fn js_app(s: &Site, dir: &str, answer: &str) {
     s.write(
         &format!("{dir}/index.js"),
@@ -38,40 +33,33 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// multi-app-routing.txt's platform.toml: every `[platform]` key is read
-/// (no unknown field); `runtime = "ssr"` is refused naming what to write;
-/// written so, the file serves each app on its domains.
+/// multi-app-routing.txt's platform.toml, as written: every `[platform]`
+/// key is read, `ssr` apps render in isolates (a `render(request)` export
+/// or a fetch handler) behind their static files, and each app answers on
+/// its domains with its cache, rate limit and auth.
 #[tokio::test]
-async fn the_multi_app_routing_platform_toml_runs_once_ssr_is_written_as_told() {
+async fn the_multi_app_routing_platform_toml_runs_as_written() {
     let s = Site::new();
-    js_app(&s, "apps/marketing", "marketing");
+    s.write(
+        "apps/marketing/index.js",
+        "export function render(request) { return '<h1>marketing ' + new URL(request.url).pathname + '</h1>'; }",
+    );
+    s.write("apps/marketing/public/logo.svg", "<svg/>");
     js_app(&s, "apps/dashboard", "dashboard");
     js_app(&s, "apps/api", "api");
     s.write("apps/docs/index.html", "docs");
     let page = fixture("multi-app-routing.platform.toml").replace("0.0.0.0:3000", "127.0.0.1:0");
     let config = s.platform(&page);
     let (passed, text) = check(&config);
-    assert!(!passed);
-    let errors = errors(&text);
-    assert_eq!(errors.len(), 2, "{text}");
-    for (e, app) in errors.iter().zip(["marketing", "dashboard"]) {
-        assert!(
-            e.contains(&format!(
-                "apps.{app}.runtime: `ssr` is not a runtime of this build; write runtime = \"js\""
-            )),
-            "{e}"
-        );
-    }
-
-    // As the error says: the bundle's module as a js app.
-    let config = s.platform(&page.replace("runtime = \"ssr\"", "runtime = \"js\""));
-    let (passed, text) = check(&config);
     assert!(passed, "{text}");
     let b = Bext::serve_env(
         &config,
         &[("DASHBOARD_JWT_SECRET", "a-secret-of-the-dashboard-32-bytes")],
     );
-    assert_eq!(get(b.addr, "www.example.com", "/a").await.text(), "marketing /a");
+    let rendered = get(b.addr, "www.example.com", "/a").await;
+    assert_eq!(rendered.text(), "<h1>marketing /a</h1>");
+    assert_eq!(rendered.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(get(b.addr, "example.com", "/logo.svg").await.text(), "<svg/>");
     assert_eq!(get(b.addr, "api.example.com", "/v1").await.text(), "api /v1");
     assert_eq!(get(b.addr, "docs.example.com", "/").await.text(), "docs");
     // `auth.required = true`: no token, no page.
@@ -80,6 +68,67 @@ async fn the_multi_app_routing_platform_toml_runs_once_ssr_is_written_as_told() 
     // page that says nothing about caching.
     assert_eq!(get(b.addr, "example.com", "/c").await.header("x-cache"), Some("MISS"));
     assert_eq!(get(b.addr, "example.com", "/c").await.header("x-cache"), Some("HIT"));
+
+    // A bundle with neither fetch nor render is refused by name.
+    s.write("apps/marketing/index.js", "export const nothing = 1;");
+    let (passed, text) = check(&config);
+    assert!(!passed && text.contains("no render(request) is exported"), "{text}");
+}
+
+/// `hybrid`: the SSR bundle and its static files, with `/api/*` (or the
+/// app's `api_prefix`) proxied to its upstream; other spellings of the
+/// prefix are pages, not API calls.
+#[tokio::test]
+async fn hybrid_sends_its_api_prefix_upstream_and_renders_the_rest() {
+    let s = Site::new();
+    let upstream = Echo::start().await;
+    s.write(
+        "web/dist/server.js",
+        "export default { render(request) { return 'page ' + new URL(request.url).pathname; } }",
+    );
+    s.write("web/package.json", r#"{"main": "dist/server.js"}"#);
+    s.write("web/dist/client/app.css", "body{}");
+    let app = format!(
+        "[apps.web]\nruntime = \"hybrid\"\nsource = \"web\"\nstatic_dir = \"dist/client\"\nupstream = \"http://{}\"\ndomains = [\"web.test\"]\n",
+        upstream.addr
+    );
+    let config = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n\n{app}"));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "web.test", "/about").await.text(), "page /about");
+    assert_eq!(get(b.addr, "web.test", "/app.css").await.text(), "body{}");
+    let api = get(b.addr, "web.test", "/api/users?x=1").await;
+    assert!(
+        api.text().contains("/api/users?x=1"),
+        "the echo upstream answers: {}",
+        api.text()
+    );
+    for page in ["/apix", "/API/users", "/api/../about"] {
+        let r = get(b.addr, "web.test", page).await;
+        assert!(r.text().starts_with("page /"), "{page}: {}", r.text());
+    }
+
+    // Without an upstream it says what to write; a prefix elsewhere.
+    let config =
+        s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.web]\nruntime = \"hybrid\"\nsource = \"web\"\n");
+    let (passed, text) = check(&config);
+    assert!(
+        !passed && text.contains("apps.web.upstream: a `hybrid` app sends `/api/*`"),
+        "{text}"
+    );
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n{}api_prefix = \"/backend\"\n",
+        app.replace("static_dir = \"dist/client\"\n", "")
+    ));
+    let b = Bext::serve(&config);
+    assert!(
+        get(b.addr, "web.test", "/backend/x")
+            .await
+            .text()
+            .contains("/backend/x")
+    );
+    assert_eq!(get(b.addr, "web.test", "/api/x").await.text(), "page /api/x");
 }
 
 /// `max_isolates`: the JS apps' isolates added up, refused at load with
@@ -465,19 +514,31 @@ async fn a_pinned_version_is_served_from_the_registry() {
     );
 }
 
-/// deployment-modes.txt's multi-app platform.toml: `hono` is a js app
-/// with its entry from package.json, `express` runs the package's start
-/// script (a real Express app from npm) as a process app, and `nextjs`
-/// is refused naming what to write, which then runs.
+/// deployment-modes.txt's multi-app platform.toml, as written: `hono` is
+/// a js app with its entry from package.json, `express` runs the
+/// package's start script (a real Express app from npm) as a process app,
+/// `nextjs` runs its standalone server.js with bext serving
+/// `/_next/static/*` and `public/` (immutable) and caching pages by their
+/// Cache-Control.
 #[tokio::test]
-async fn hono_and_express_runtimes_run_and_nextjs_says_what_to_write() {
+async fn hono_express_and_nextjs_runtimes_run_as_written() {
     let s = Site::new();
     let express = repo().join("tests/compat/express-app");
     assert!(
         express.join("node_modules/express").is_dir(),
         "the Express fixture's packages are missing: tests/run installs them (npm ci in tests/compat/express-app)"
     );
-    s.write("srv/marketing/server.js", "require('http').createServer((q, r) => r.end('next-like ' + q.url)).listen(Number(process.env.PORT), '127.0.0.1');");
+    // What `next build` with `output: "standalone"` leaves, reduced to the
+    // parts bext relies on: the server, the hashed assets, public/.
+    s.write(
+        "srv/marketing/.next/standalone/server.js",
+        "let n = 0; require('http').createServer((q, r) => { n++; r.setHeader('cache-control', q.url === '/fresh' ? 'no-store' : 's-maxage=60, stale-while-revalidate=600'); r.end('next page ' + q.url + ' #' + n + ' on ' + process.env.HOSTNAME); }).listen(Number(process.env.PORT), process.env.HOSTNAME);",
+    );
+    s.write(
+        "srv/marketing/.next/static/chunks/main-abc123.js",
+        "console.log('chunk')",
+    );
+    s.write("srv/marketing/public/robots.txt", "User-agent: *");
     s.write(
         "srv/blog/package.json",
         r#"{"name": "blog", "type": "module", "main": "./dist/index.js", "dependencies": {"hono": "^4"}}"#,
@@ -492,20 +553,6 @@ async fn hono_and_express_runtimes_run_and_nextjs_says_what_to_write() {
         .replace("/var/lib/bext", "data")
         .replace("\"/srv/", "\"srv/");
     let config = s.platform(&page);
-    let (passed, text) = check(&config);
-    assert!(!passed);
-    let errors = errors(&text);
-    assert_eq!(errors.len(), 1, "{text}");
-    assert!(
-        errors[0].contains("apps.marketing.runtime: `nextjs` is not a runtime of this build; write runtime = \"process\" with command = \"npx next start -p $PORT\""),
-        "{}",
-        errors[0]
-    );
-
-    let config = s.platform(&page.replace(
-        "runtime = \"nextjs\"",
-        "runtime = \"process\"\ncommand = \"node server.js\"",
-    ));
     let (passed, text) = check(&config);
     assert!(passed, "{text}");
     let b = Bext::serve(&config);
@@ -525,12 +572,44 @@ async fn hono_and_express_runtimes_run_and_nextjs_says_what_to_write() {
     );
     let user = get(b.addr, "api.example.com", "/users/7").await;
     assert_eq!(user.json(), serde_json::json!({"id": "7", "framework": "express"}));
-    let next = eventually(Duration::from_secs(20), || async {
-        let r = get(b.addr, "example.com", "/x").await;
+
+    let first = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "example.com", "/pricing").await;
         (r.status == 200).then_some(r)
     })
     .await;
-    assert_eq!(next.text(), "next-like /x");
+    assert_eq!(first.text(), "next page /pricing #1 on 127.0.0.1");
+    let again = get(b.addr, "example.com", "/pricing").await;
+    assert_eq!(
+        (again.text().as_str(), again.header("x-cache")),
+        ("next page /pricing #1 on 127.0.0.1", Some("HIT"))
+    );
+    let fresh = get(b.addr, "example.com", "/fresh").await;
+    assert_ne!(fresh.header("x-cache"), Some("HIT"));
+    let chunk = get(b.addr, "example.com", "/_next/static/chunks/main-abc123.js").await;
+    assert_eq!(chunk.text(), "console.log('chunk')");
+    assert_eq!(
+        chunk.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let robots = get(b.addr, "example.com", "/robots.txt").await;
+    assert_eq!(
+        (robots.text().as_str(), robots.header("cache-control")),
+        ("User-agent: *", Some("public, max-age=31536000, immutable"))
+    );
+    // A static path with no file is the app's, never a file elsewhere.
+    assert!(
+        get(b.addr, "example.com", "/_next/static/../../package.json")
+            .await
+            .text()
+            .starts_with("next page")
+    );
+    assert!(
+        get(b.addr, "example.com", "/_next/static/missing.js")
+            .await
+            .text()
+            .starts_with("next page")
+    );
 
     // A `hono` app with nothing to run says where it looked.
     std::fs::remove_file(s.path("srv/blog/dist/index.js")).unwrap();

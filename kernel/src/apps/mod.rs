@@ -3,6 +3,7 @@
 mod forwarded;
 mod health;
 pub mod js;
+pub mod layered;
 mod pool;
 pub mod process;
 pub mod proxy;
@@ -69,11 +70,24 @@ pub enum Runtime {
     Js(js::JsApp),
     /// Supervised server processes of the app's own.
     Process(process::ProcessApp),
+    /// A framework runtime of the original bext (`ssr`, `hybrid`,
+    /// `nextjs`): one of the above behind bext's own static folders and
+    /// API upstream.
+    Layered(Box<layered::Layered>),
 }
 
 impl Runtime {
     /// Builds the runtime an app's configuration asks for.
     pub fn build(id: &str, cfg: &AppConfig, files: &Arc<static_files::FileCache>) -> Result<Runtime, String> {
+        let inner = Runtime::build_own(id, cfg, files)?;
+        match &cfg.layers {
+            Some(layers) => layered::Layered::new(id, cfg, layers, inner, files).map(|l| Runtime::Layered(Box::new(l))),
+            None => Ok(inner),
+        }
+    }
+
+    /// The runtime of bext's own an app's `runtime` names.
+    fn build_own(id: &str, cfg: &AppConfig, files: &Arc<static_files::FileCache>) -> Result<Runtime, String> {
         match cfg.runtime {
             RuntimeKind::Static => {
                 let root = cfg.source.as_deref().ok_or("a static app needs `source`")?;
@@ -100,7 +114,7 @@ impl Runtime {
         // Only a proxy app tunnels a WebSocket over HTTP/2 (extended
         // CONNECT); for the others it is a method they do not have.
         if req.extensions().get::<hyper::ext::Protocol>().is_some()
-            && !matches!(self, Runtime::Proxy(_) | Runtime::Process(_))
+            && !matches!(self, Runtime::Proxy(_) | Runtime::Process(_) | Runtime::Layered(_))
         {
             return plain(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
@@ -109,6 +123,7 @@ impl Runtime {
             Runtime::Proxy(p) => p.serve(req, cx).await,
             Runtime::Js(j) => j.serve(req, cx).await,
             Runtime::Process(p) => p.serve(req, cx).await,
+            Runtime::Layered(l) => l.serve(req, cx).await,
         }
     }
 
@@ -118,6 +133,7 @@ impl Runtime {
         match self {
             Runtime::Js(j) => j.is_current(),
             Runtime::Process(p) => p.is_current(),
+            Runtime::Layered(l) => l.inner.is_current(),
             _ => true,
         }
     }
@@ -129,6 +145,7 @@ impl Runtime {
             Runtime::Proxy(_) => "proxy",
             Runtime::Js(_) => "js",
             Runtime::Process(_) => "process",
+            Runtime::Layered(l) => l.kind(),
         }
     }
 
@@ -137,6 +154,7 @@ impl Runtime {
     pub fn process(&self) -> Option<&process::ProcessApp> {
         match self {
             Runtime::Process(p) => Some(p),
+            Runtime::Layered(l) => l.inner.process(),
             _ => None,
         }
     }

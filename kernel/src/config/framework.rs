@@ -1,12 +1,13 @@
 //! Runtimes named after frameworks, as the original bext's platform.toml
 //! names them (`runtime = "hono"`, `"express"`, ...): each is one of
 //! bext's own runtimes with settings found in the app's folder, so a file
-//! written for the original runs unchanged. Those bext cannot serve as the
-//! original did are refused with the configuration to write instead.
+//! written for the original runs unchanged. What bext serves itself in
+//! front of such an app (static files, an API upstream) is its [`Layers`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::platform::{AppConfig, RuntimeKind};
+use super::process::CommandLine;
 
 /// What a framework runtime became, for the startup log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,19 +18,37 @@ pub struct Resolved {
     pub how: String,
 }
 
+/// What bext serves itself in front of a framework app's runtime: static
+/// folders at URL prefixes, and an API prefix sent to the app's upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layers {
+    /// The original's runtime name (`ssr`, `hybrid`, `nextjs`).
+    pub named: &'static str,
+    /// Folders served before the app: `(URL prefix, folder, immutable)`;
+    /// an immutable file is answered with a year-long `Cache-Control`.
+    pub statics: Vec<(String, PathBuf, bool)>,
+    /// Requests under this prefix go to the app's `upstream` (hybrid).
+    pub api_prefix: Option<String>,
+}
+
+/// Far-future caching for files whose names change with their content.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
 /// Turns a framework runtime into one of bext's own (`hono` -> `js` with
 /// the entry found from package.json, `express` -> `process` with the
-/// package's `start` script). `Ok(None)` for bext's own runtimes; `Err`
-/// with `(field, reason)` when the folder does not say enough, or for a
-/// runtime bext serves differently (the reason says what to write).
+/// package's `start` script, `ssr`/`hybrid` -> `js` with static files and
+/// an API upstream in front, `nextjs` -> `process` running `next start`
+/// with `.next/static` and `public/` in front). `Ok(None)` for bext's own
+/// runtimes; `Err` with `(field, reason)` when the folder does not say
+/// enough.
 pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, String)> {
     let named = match app.runtime {
         RuntimeKind::Static | RuntimeKind::Proxy | RuntimeKind::Js | RuntimeKind::Process => return Ok(None),
         RuntimeKind::Hono => "hono",
         RuntimeKind::Express => "express",
-        RuntimeKind::Ssr => return Err(("runtime", not_yet("ssr", SSR_INSTEAD))),
-        RuntimeKind::Hybrid => return Err(("runtime", not_yet("hybrid", HYBRID_INSTEAD))),
-        RuntimeKind::Nextjs => return Err(("runtime", not_yet("nextjs", NEXTJS_INSTEAD))),
+        RuntimeKind::Ssr => "ssr",
+        RuntimeKind::Hybrid => "hybrid",
+        RuntimeKind::Nextjs => "nextjs",
     };
     let Some(source) = app.source.clone() else {
         return Err((
@@ -40,17 +59,102 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
     if !source.is_dir() {
         return Err(("source", format!("{} is not a directory", source.display())));
     }
-    let how = match app.runtime {
-        RuntimeKind::Hono => {
+    let kind = app.runtime;
+    let how = match kind {
+        RuntimeKind::Hono | RuntimeKind::Ssr | RuntimeKind::Hybrid => {
             app.runtime = RuntimeKind::Js;
-            match &app.entry {
+            let mut how = match &app.entry {
                 Some(_) => "its `entry`".to_owned(),
                 None => {
                     let (entry, how) = fetch_handler_entry(&source).map_err(|reason| ("entry", reason))?;
                     app.entry = Some(entry.into());
                     how
                 }
+            };
+            if kind != RuntimeKind::Hono {
+                let statics = match &app.static_dir {
+                    Some(dir) if !super::platform::stays_inside(dir) => {
+                        return Err(("static_dir", format!("{} leaves the app's folder", dir.display())));
+                    }
+                    Some(dir) if !source.join(dir).is_dir() => {
+                        return Err((
+                            "static_dir",
+                            format!("{} is not a directory", source.join(dir).display()),
+                        ));
+                    }
+                    Some(dir) => vec![("/".to_owned(), source.join(dir), false)],
+                    None if source.join("public").is_dir() => vec![("/".to_owned(), source.join("public"), false)],
+                    None => vec![],
+                };
+                let api_prefix = match kind {
+                    RuntimeKind::Hybrid => {
+                        if app.upstream.is_none() && app.upstreams.is_empty() {
+                            return Err((
+                                "upstream",
+                                "a `hybrid` app sends `/api/*` (its `api_prefix`) to `upstream = \"http://host:port\"`, which is unset".into(),
+                            ));
+                        }
+                        let prefix = app.api_prefix.clone().unwrap_or_else(|| "/api".into());
+                        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+                            return Err(("api_prefix", format!("`{prefix}`: a path like \"/api\"")));
+                        }
+                        Some(prefix)
+                    }
+                    _ => None,
+                };
+                if let Some((_, dir, _)) = statics.first() {
+                    how.push_str(&format!(", static files from {}", dir.display()));
+                }
+                if let Some(p) = &api_prefix {
+                    how.push_str(&format!(", {p}/* to the upstream"));
+                }
+                app.layers = Some(Layers {
+                    named,
+                    statics,
+                    api_prefix,
+                });
             }
+            how
+        }
+        RuntimeKind::Nextjs => {
+            app.runtime = RuntimeKind::Process;
+            let how = match &app.command {
+                Some(_) => "its `command`".to_owned(),
+                None if source.join(".next/standalone/server.js").is_file() => {
+                    app.command = Some(CommandLine(vec!["node".into(), ".next/standalone/server.js".into()]));
+                    app.env.entry("HOSTNAME".into()).or_insert_with(|| "127.0.0.1".into());
+                    "the standalone .next/standalone/server.js".to_owned()
+                }
+                None => {
+                    let bin = source.join("node_modules/.bin");
+                    let path = std::env::var("PATH").unwrap_or_default();
+                    app.env
+                        .entry("PATH".into())
+                        .or_insert_with(|| format!("{}:{path}", bin.display()));
+                    app.command = Some(CommandLine(vec![
+                        "next".into(),
+                        "start".into(),
+                        "-H".into(),
+                        "127.0.0.1".into(),
+                        "-p".into(),
+                        "$PORT".into(),
+                    ]));
+                    "`next start`".to_owned()
+                }
+            };
+            // Built assets never change under a name; `public/` is the app's.
+            let statics = vec![
+                ("/_next/static".to_owned(), source.join(".next/static"), true),
+                ("/".to_owned(), source.join("public"), true),
+            ];
+            // Pages are kept as their Cache-Control (and ISR's s-maxage) say.
+            app.cache.get_or_insert_with(|| serde_json::json!({}));
+            app.layers = Some(Layers {
+                named,
+                statics: statics.into_iter().filter(|(_, d, _)| d.is_dir()).collect(),
+                api_prefix: None,
+            });
+            format!("{how}, /_next/static/* and public/ served by bext")
         }
         _ => {
             app.runtime = RuntimeKind::Process;
@@ -77,15 +181,6 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
         }
     };
     Ok(Some(Resolved { named, how }))
-}
-
-const SSR_INSTEAD: &str = "runtime = \"js\" with `entry` naming the server bundle (a module exporting `default { fetch(request) }`), and its static files as a second app with runtime = \"static\"";
-const HYBRID_INSTEAD: &str = "runtime = \"js\" for the pages and a `runtime = \"proxy\"` app with `upstream` for the API, routed by a vhosts `pathPrefix: /api` entry";
-const NEXTJS_INSTEAD: &str =
-    "runtime = \"process\" with command = \"npx next start -p $PORT\" (or [\"node\", \".next/standalone/server.js\"])";
-
-fn not_yet(named: &str, instead: &str) -> String {
-    format!("`{named}` is not a runtime of this build; write {instead} (docs/migrating.md)")
 }
 
 /// Files a fetch-handler build usually leaves, tried in order when

@@ -468,6 +468,18 @@ pub struct AppConfig {
     /// the deploy plugin's own.
     #[serde(default)]
     pub deploy: Option<AppDeploy>,
+    /// `ssr` and `hybrid` apps: the folder of their static assets,
+    /// relative to `source` (`public` when unset and there), served before
+    /// the render.
+    #[serde(default)]
+    pub static_dir: Option<PathBuf>,
+    /// `hybrid` apps: requests under this path go to `upstream` (`/api`).
+    #[serde(default)]
+    pub api_prefix: Option<String>,
+    /// What bext serves in front of a framework runtime (set by
+    /// `config::framework::resolve`).
+    #[serde(skip)]
+    pub layers: Option<super::framework::Layers>,
     /// The app's certificate is `[platform] tls_cert`, not its own: a
     /// name it does not cover is a warning, not an error.
     #[serde(skip)]
@@ -664,6 +676,9 @@ impl AppConfig {
             https_redirect: false,
             hsts: None,
             deploy: None,
+            static_dir: None,
+            api_prefix: None,
+            layers: None,
             tls_from_platform: false,
         };
         let mut app = AppConfig { cache, ..app };
@@ -1175,6 +1190,20 @@ impl Platform {
                     invalid.push(id.clone());
                     continue;
                 }
+            }
+            if app.static_dir.is_some() && app.layers.is_none() {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("static_dir"),
+                    "only `ssr`, `hybrid` apps serve a `static_dir` (a static app's folder is its `source`)",
+                ));
+            }
+            if app.api_prefix.is_some() && app.layers.as_ref().is_none_or(|l| l.api_prefix.is_none()) {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("api_prefix"),
+                    "only a `hybrid` app has an `api_prefix`",
+                ));
             }
             if app.tls.is_none()
                 && f.platform.listen_tls.is_some()

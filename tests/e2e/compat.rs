@@ -672,3 +672,63 @@ fn fixtures_name_their_pages() {
         assert!(text.starts_with(&format!("# seeds/{page}")), "{fixture_name}");
     }
 }
+
+/// A real Next.js app (tests/compat/nextjs-app, built by tests/run with
+/// `next build`, `output: "standalone"`) through `runtime = "nextjs"`:
+/// its server renders, bext serves the hashed assets and `public/` with
+/// immutable caching, and keeps the ISR page as its Cache-Control says.
+#[tokio::test]
+async fn a_next_build_runs_through_the_nextjs_runtime() {
+    let app = repo().join("tests/compat/nextjs-app");
+    assert!(
+        app.join(".next/standalone/server.js").is_file(),
+        "the Next.js fixture is not built: tests/run does it (npm ci and next build in tests/compat/nextjs-app)"
+    );
+    let s = Site::new();
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.marketing]\nsource = \"{}\"\ndomains = [\"example.com\"]\nruntime = \"nextjs\"\nenv = {{ NEXT_TELEMETRY_DISABLED = \"1\" }}\n",
+        app.display()
+    ));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    let home = eventually(Duration::from_secs(30), || async {
+        let r = get(b.addr, "example.com", "/").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    let html = home.text();
+    assert!(html.contains("next home rendered at"), "{html}");
+    assert!(
+        home.header("cache-control").is_some_and(|c| c.contains("s-maxage=60")),
+        "{:?}",
+        home.headers
+    );
+    let again = get(b.addr, "example.com", "/").await;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.text(), html, "the same rendering, from the cache");
+
+    let chunk = html
+        .split("src=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .find(|src| src.starts_with("/_next/static/chunks/"))
+        .expect("the page loads a chunk");
+    let served = get(b.addr, "example.com", chunk).await;
+    let file = std::fs::read(
+        app.join(".next/static")
+            .join(chunk.trim_start_matches("/_next/static/")),
+    )
+    .unwrap();
+    assert_eq!(served.body, file);
+    assert_eq!(
+        served.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let robots = get(b.addr, "example.com", "/robots.txt").await;
+    assert_eq!(robots.text().trim(), "User-agent: *");
+    assert_eq!(
+        robots.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+}

@@ -336,12 +336,32 @@ async fn the_single_app_bext_config_toml_serves_and_caches() {
     let second = get(b.addr, "localhost", "/").await;
     assert_eq!(second.header("x-cache"), Some("HIT"));
 
-    // `bext check` reads it too, and a key of another spelling is named.
-    s.write("bext.config.toml", format!("{page}\n[cache.isr]\nttl = 5\n"));
-    let out = bext_output(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("bext.config.toml"), "{said}");
+    // request-lifecycle.txt's other `[framework] type`s and `[render]`
+    // are refused with what to write instead, at their line.
+    for (extra, said) in [
+        (
+            "[framework]\ntype = \"prism\"\n",
+            "framework.type: `prism` is not a runtime of bext: build the pages to a module exporting render(request)",
+        ),
+        (
+            "[framework]\ntype = \"astro\"\n",
+            "`astro` is not a runtime of bext: write \"static\"",
+        ),
+        ("[render]\nrsc = true\n", "render: bext does not render React itself"),
+        ("[cache]\nisr = { ttl = 5 }\n", "unknown field `ttl`"),
+    ] {
+        s.write(
+            "bext.config.toml",
+            format!("[server]\nstatic_dir = \"./dist/static\"\n{extra}"),
+        );
+        let out = bext_output(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            text.contains("bext.config.toml:") && text.contains(said),
+            "{extra}: {text}"
+        );
+    }
 }
 
 /// deployment-modes.txt's edge bext.config.toml: `[redis] url` and
@@ -359,16 +379,21 @@ async fn the_edge_bext_config_toml_shares_the_cache_through_redis() {
         s.write("bext.config.toml", &page);
         s.write("public/index.html", format!("rendered by {who}"));
     }
-    let a = Bext::start(&["run", p(a_dir.dir.path())]);
-    let b = Bext::start(&["run", p(b_dir.dir.path())]);
+    let token = [("BEXT_ADMIN_TOKEN", "sekret")];
+    let a = Bext::start_env(&["run", p(a_dir.dir.path())], &token);
+    let b = Bext::start_env(&["run", p(b_dir.dir.path())], &token);
+    crate::edge::redis_is(&[&a, &b], "up", 10).await;
     assert_eq!(get(a.addr, "localhost", "/").await.text(), "rendered by a");
-    let from_b = eventually(Duration::from_secs(10), || async {
-        let r = get(b.addr, "localhost", "/").await;
-        (r.header("x-cache-tier") == Some("L2")).then_some(r)
+    // Written through to Redis, under the prefix.
+    eventually(Duration::from_secs(10), || async {
+        (redis.count_keys("bext:isr:e:*") > 0).then_some(())
     })
     .await;
-    assert_eq!(from_b.text(), "rendered by a");
-    assert!(redis.count_keys("bext:*") > 0);
+    let from_b = get(b.addr, "localhost", "/").await;
+    assert_eq!(
+        (from_b.text().as_str(), from_b.header("x-cache-tier")),
+        ("rendered by a", Some("L2"))
+    );
 }
 
 /// A bundle's bext.config.toml names only paths inside the bundle, in
@@ -616,6 +641,11 @@ async fn hono_express_and_nextjs_runtimes_run_as_written() {
     let (passed, text) = check(&config);
     assert!(
         !passed && text.contains("apps.blog.entry:") && text.contains("no module to run"),
+        "{text}"
+    );
+    let (passed, text) = check(&s.platform(&page.replace("runtime = \"hono\"", "runtime = \"sveltekit\"")));
+    assert!(
+        !passed && text.contains("apps.blog.runtime: `sveltekit` is not a runtime of bext: write \"express\""),
         "{text}"
     );
 }

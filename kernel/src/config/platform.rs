@@ -290,8 +290,7 @@ impl Default for Limits {
 }
 
 /// The kind of runtime serving an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
     /// Files from `source`.
     Static,
@@ -314,6 +313,61 @@ pub enum RuntimeKind {
     Hybrid,
     /// The original bext's Next.js runtime: refused with what to write instead.
     Nextjs,
+}
+
+/// Every runtime name, as files write them.
+const RUNTIMES: [(&str, RuntimeKind); 9] = [
+    ("static", RuntimeKind::Static),
+    ("proxy", RuntimeKind::Proxy),
+    ("js", RuntimeKind::Js),
+    ("process", RuntimeKind::Process),
+    ("hono", RuntimeKind::Hono),
+    ("express", RuntimeKind::Express),
+    ("ssr", RuntimeKind::Ssr),
+    ("hybrid", RuntimeKind::Hybrid),
+    ("nextjs", RuntimeKind::Nextjs),
+];
+
+/// The original bext's framework types bext has no runtime of, with what
+/// to write instead.
+const INSTEAD: [(&str, &str); 6] = [
+    (
+        "prism",
+        "build the pages to a module exporting render(request) or a fetch handler and write \"ssr\"",
+    ),
+    (
+        "astro",
+        "write \"static\" with `static_dir = \"dist\"` for a static build, or \"express\" for its Node adapter's server (package.json `start`)",
+    ),
+    (
+        "sveltekit",
+        "write \"express\" for adapter-node's server (package.json `start`: node build), or \"static\" for adapter-static's folder",
+    ),
+    (
+        "solidstart",
+        "write \"express\" for its Node server (package.json `start`), or \"static\" for a static build",
+    ),
+    (
+        "qwik",
+        "write \"express\" for its Node server (package.json `start`), or \"static\" for a static build",
+    ),
+    ("bun", "write \"process\" with command = \"bun run start\""),
+];
+
+impl<'de> Deserialize<'de> for RuntimeKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if let Some((_, kind)) = RUNTIMES.iter().find(|(n, _)| *n == name) {
+            return Ok(*kind);
+        }
+        let names: Vec<&str> = RUNTIMES.iter().map(|(n, _)| *n).collect();
+        Err(serde::de::Error::custom(
+            match INSTEAD.iter().find(|(n, _)| *n == name) {
+                Some((_, instead)) => format!("`{name}` is not a runtime of bext: {instead} (docs/migrating.md)"),
+                None => format!("unknown runtime `{name}`, expected one of {}", names.join(", ")),
+            },
+        ))
+    }
 }
 
 /// `[apps.<id>]`.
@@ -574,6 +628,12 @@ impl AppConfig {
                 .and_then(|t| TomlDoc::parse(&cfg_file, &t).ok()?.position(field));
             Diagnostic::new(&cfg_file, field, reason).at(position).into()
         };
+        if cfg.render.is_some() {
+            return Err(at(
+                "render",
+                "bext does not render React itself: a Next.js app runs its own server (`[framework] type = \"nextjs\"`), which renders server components; remove [render]".into(),
+            ));
+        }
         if !detect_start {
             if cfg.redis.is_some() {
                 return Err(at("redis", "a deployed app shares the platform's Redis: `[redis]` belongs in the platform file, not in a bundle".into()));
@@ -1561,17 +1621,7 @@ fn check_isolates(settings: &PlatformSection, apps: &BTreeMap<String, AppConfig>
 
 /// The name a runtime is written with, for messages.
 fn runtime_name(r: RuntimeKind) -> &'static str {
-    match r {
-        RuntimeKind::Static => "static",
-        RuntimeKind::Proxy => "proxy",
-        RuntimeKind::Js => "js",
-        RuntimeKind::Process => "process",
-        RuntimeKind::Hono => "hono",
-        RuntimeKind::Express => "express",
-        RuntimeKind::Ssr => "ssr",
-        RuntimeKind::Hybrid => "hybrid",
-        RuntimeKind::Nextjs => "nextjs",
-    }
+    RUNTIMES.iter().find(|(_, k)| *k == r).map_or("?", |(name, _)| name)
 }
 
 /// Whether a relative path stays inside the folder it is relative to:
@@ -1618,6 +1668,9 @@ struct RunConfig {
     /// `[hooks] pre_build`: run before `bext run` serves the folder.
     #[serde(default)]
     hooks: Option<RunHooks>,
+    /// The original's `[render] rsc`: refused, naming what bext does.
+    #[serde(default)]
+    render: Option<toml::Value>,
 }
 
 /// `[cache]` of bext.config.toml.

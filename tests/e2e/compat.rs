@@ -207,6 +207,22 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
         &server,
     ]));
     assert_eq!(get(b.addr, "site.test", "/").await.text(), "deployed");
+    drop(b);
+
+    // The registry's apps count too: with one created by a deploy, a file
+    // declaring one more app than before is past max_apps = 2.
+    let two = one.replace("max_apps = 1", "max_apps = 2");
+    s.platform(&two);
+    ok(cli(&["deploy", p(&s.path("bundle")), "--app", "made", "--config", c]));
+    let config = s.platform(&format!("{two}\n[apps.more]\nsource = \"site\"\n"));
+    let out = bext_output(&["serve", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "platform.max_apps: 3 apps with those deploys created (made, more, site), more than max_apps = 2"
+        ),
+        "{said}"
+    );
 }
 
 /// `[platform] tls_cert`/`tls_key`: the certificate of every app without

@@ -57,7 +57,35 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
         }
         apps = platform.app_infos();
     }
-    Ok(())
+    within_max_apps(platform)
+}
+
+/// `[platform] max_apps` over the whole table: the file's apps and those
+/// deploys created (canaries `app@v`, previews `app~name` and pinned
+/// versions are an app's versions, not apps), so a reload that adds apps
+/// to a registry already holding some is refused too.
+fn within_max_apps(platform: &Platform) -> Result<(), Diagnostics> {
+    let Some(max) = platform.settings.max_apps else {
+        return Ok(());
+    };
+    let ids: Vec<&str> = (platform.apps.keys())
+        .map(String::as_str)
+        .filter(|id| !id.contains(['@', '~']))
+        .collect();
+    if ids.len() <= max {
+        return Ok(());
+    }
+    let file = platform.file.clone().unwrap_or_default();
+    Err(Diagnostic::new(
+        &file,
+        "platform.max_apps",
+        format!(
+            "{} apps with those deploys created ({}), more than max_apps = {max}: raise it, or `bext apps rm` some",
+            ids.len(),
+            ids.join(", ")
+        ),
+    )
+    .into())
 }
 
 /// The apps the vhosts `hosts` map names with a version (`skedly@1.2`, as

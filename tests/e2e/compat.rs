@@ -129,6 +129,27 @@ async fn hybrid_sends_its_api_prefix_upstream_and_renders_the_rest() {
             .contains("/backend/x")
     );
     assert_eq!(get(b.addr, "web.test", "/api/x").await.text(), "page /api/x");
+    drop(b);
+
+    // A deployed version renders and serves its own files.
+    let config = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n\n{app}"));
+    s.write("v2/package.json", r#"{"main": "dist/server.js"}"#);
+    s.write(
+        "v2/dist/server.js",
+        "export function render(request) { return 'v2 ' + new URL(request.url).pathname; }",
+    );
+    s.write("v2/dist/client/app.css", "v2{}");
+    ok(cli(&[
+        "deploy",
+        p(&s.path("v2")),
+        "--app",
+        "web",
+        "--config",
+        p(&config),
+    ]));
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "web.test", "/about").await.text(), "v2 /about");
+    assert_eq!(get(b.addr, "web.test", "/app.css").await.text(), "v2{}");
 }
 
 /// `max_isolates`: the JS apps' isolates added up, refused at load with

@@ -33,7 +33,8 @@ pub struct Layered {
 }
 
 impl Layered {
-    /// Wraps `inner` in the folders and API prefix `layers` name.
+    /// Wraps `inner` in the folders and API prefix `layers` name, under
+    /// the app's `source` (a folder the version does not have is left out).
     pub fn new(
         id: &str,
         cfg: &AppConfig,
@@ -41,13 +42,17 @@ impl Layered {
         inner: Runtime,
         files: &Arc<FileCache>,
     ) -> Result<Self, String> {
+        let source = cfg.source.as_deref().ok_or("a framework app needs `source`")?;
         let folders = (layers.statics.iter())
-            .map(|(prefix, dir, immutable): &(String, PathBuf, bool)| {
-                let site = StaticSite::new(dir, false, files.clone()).map_err(|e| format!("{}: {e}", dir.display()))?;
+            .map(|(prefix, rel, immutable): &(String, PathBuf, bool)| (prefix, source.join(rel), *immutable))
+            .filter(|(_, dir, _)| dir.is_dir())
+            .map(|(prefix, dir, immutable)| {
+                let site =
+                    StaticSite::new(&dir, false, files.clone()).map_err(|e| format!("{}: {e}", dir.display()))?;
                 Ok(Folder {
                     prefix: prefix.trim_end_matches('/').to_owned(),
                     site,
-                    immutable: *immutable,
+                    immutable,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;

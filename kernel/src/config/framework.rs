@@ -24,8 +24,9 @@ pub struct Resolved {
 pub struct Layers {
     /// The original's runtime name (`ssr`, `hybrid`, `nextjs`).
     pub named: &'static str,
-    /// Folders served before the app: `(URL prefix, folder, immutable)`;
-    /// an immutable file is answered with a year-long `Cache-Control`.
+    /// Folders served before the app: `(URL prefix, folder relative to
+    /// the app's `source`, immutable)`, so a deployed version serves its
+    /// own; an immutable file is answered with a year-long `Cache-Control`.
     pub statics: Vec<(String, PathBuf, bool)>,
     /// Requests under this prefix go to the app's `upstream` (hybrid).
     pub api_prefix: Option<String>,
@@ -82,9 +83,8 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
                             format!("{} is not a directory", source.join(dir).display()),
                         ));
                     }
-                    Some(dir) => vec![("/".to_owned(), source.join(dir), false)],
-                    None if source.join("public").is_dir() => vec![("/".to_owned(), source.join("public"), false)],
-                    None => vec![],
+                    Some(dir) => vec![("/".to_owned(), dir.clone(), false)],
+                    None => vec![("/".to_owned(), PathBuf::from("public"), false)],
                 };
                 let api_prefix = match kind {
                     RuntimeKind::Hybrid => {
@@ -102,7 +102,7 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
                     }
                     _ => None,
                 };
-                if let Some((_, dir, _)) = statics.first() {
+                if let Some((_, dir, _)) = statics.first().filter(|(_, d, _)| source.join(d).is_dir()) {
                     how.push_str(&format!(", static files from {}", dir.display()));
                 }
                 if let Some(p) = &api_prefix {
@@ -144,14 +144,14 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
             };
             // Built assets never change under a name; `public/` is the app's.
             let statics = vec![
-                ("/_next/static".to_owned(), source.join(".next/static"), true),
-                ("/".to_owned(), source.join("public"), true),
+                ("/_next/static".to_owned(), PathBuf::from(".next/static"), true),
+                ("/".to_owned(), PathBuf::from("public"), true),
             ];
             // Pages are kept as their Cache-Control (and ISR's s-maxage) say.
             app.cache.get_or_insert_with(|| serde_json::json!({}));
             app.layers = Some(Layers {
                 named,
-                statics: statics.into_iter().filter(|(_, d, _)| d.is_dir()).collect(),
+                statics,
                 api_prefix: None,
             });
             format!("{how}, /_next/static/* and public/ served by bext")

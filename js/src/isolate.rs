@@ -177,16 +177,21 @@ impl Isolate {
             };
             match spec.kind {
                 Kind::App => {
-                    let default: Value<'_> = module.get("default").map_err(caught)?;
-                    let has_fetch = default
-                        .as_object()
-                        .map(|o| o.get::<_, Value<'_>>("fetch").map(|f| f.is_function()).unwrap_or(false))
-                        .unwrap_or(false);
-                    if !has_fetch {
-                        return Err(JsError::Load(format!(
-                            "{}: the default export has no fetch(request, env, ctx) method",
-                            spec.entry.display()
-                        )));
+                    let mut default: Value<'_> = module.get("default").map_err(caught)?;
+                    fn method<'js>(v: &Value<'js>, name: &str) -> Option<Function<'js>> {
+                        v.as_object()?.get::<_, Value<'js>>(name).ok()?.into_function()
+                    }
+                    if method(&default, "fetch").is_none() {
+                        // An SSR bundle as the original bext runs it:
+                        // `render(request)` exported, or on the default export.
+                        let render = export("render")?.or_else(|| method(&default, "render"));
+                        let Some(render) = render else {
+                            return Err(JsError::Load(format!(
+                                "{}: the default export has no fetch(request, env, ctx) method, and no render(request) is exported",
+                                spec.entry.display()
+                            )));
+                        };
+                        default = get("ssr")?.call((render,)).map_err(caught)?;
                     }
                     exports.fetch = true;
                     let env = ctx

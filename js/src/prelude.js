@@ -865,6 +865,17 @@
     // The headers of every plain text Response: the host knows them by
     // identity and does not read them.
     textHeaders: TEXT_HEADERS,
+    // An SSR bundle's `render(request, env, ctx)` as a fetch handler: a
+    // Response it returns is the answer, anything else the HTML page.
+    ssr(render) {
+      return {
+        fetch(request, env, ctx) {
+          return then(render(request, env, ctx), (out) => out instanceof Response
+            ? out
+            : new Response(out == null ? '' : String(out), { headers: { 'content-type': 'text/html; charset=utf-8' } }));
+        },
+      };
+    },
     // `entry.fetch(request, env, ctx)`: a JS app.
     // `streaming`: a body stream is handed to the host as it comes
     // (`pumpOf`), else collected first.

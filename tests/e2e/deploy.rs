@@ -40,7 +40,7 @@ fn bundle(s: &Site, name: &str, files: &[(&str, &str)]) -> PathBuf {
 }
 
 /// Runs `bext ARGS` to completion, with the admin token set.
-fn cli(args: &[&str]) -> Output {
+pub(crate) fn cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bext"))
         .args(args)
         .env("BEXT_ADMIN_TOKEN", TOKEN)
@@ -59,7 +59,7 @@ pub(crate) fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn json(out: Output) -> serde_json::Value {
+pub(crate) fn json(out: Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).unwrap()
 }
 

@@ -129,7 +129,7 @@ async fn redis_state(b: &Bext) -> String {
 }
 
 /// Waits until every instance's health says Redis is `state`.
-async fn redis_is(instances: &[&Bext], state: &str, secs: u64) {
+pub(crate) async fn redis_is(instances: &[&Bext], state: &str, secs: u64) {
     for b in instances {
         eventually(Duration::from_secs(secs), || async {
             (redis_state(b).await == state).then_some(())

@@ -12,6 +12,7 @@ mod admin_hosts;
 mod authn;
 mod canonical;
 mod cli;
+mod compat;
 mod compress;
 mod deploy;
 mod dylib_plugins;

@@ -5,6 +5,7 @@ pub mod bindings;
 mod forwarded;
 mod health;
 pub mod js;
+pub mod layered;
 mod pool;
 pub mod process;
 pub mod proxy;
@@ -71,11 +72,29 @@ pub enum Runtime {
     Js(js::JsApp),
     /// Supervised server processes of the app's own.
     Process(process::ProcessApp),
+    /// A framework runtime of the original bext (`ssr`, `hybrid`,
+    /// `nextjs`): one of the above behind bext's own static folders and
+    /// API upstream.
+    Layered(Box<layered::Layered>),
 }
 
 impl Runtime {
     /// Builds the runtime an app's configuration asks for.
     pub fn build(
+        id: &str,
+        cfg: &AppConfig,
+        files: &Arc<static_files::FileCache>,
+        sources: bindings::Sources<'_>,
+    ) -> Result<Runtime, String> {
+        let inner = Runtime::build_own(id, cfg, files, sources)?;
+        match &cfg.layers {
+            Some(layers) => layered::Layered::new(id, cfg, layers, inner, files).map(|l| Runtime::Layered(Box::new(l))),
+            None => Ok(inner),
+        }
+    }
+
+    /// The runtime of bext's own an app's `runtime` names.
+    fn build_own(
         id: &str,
         cfg: &AppConfig,
         files: &Arc<static_files::FileCache>,
@@ -91,6 +110,14 @@ impl Runtime {
             RuntimeKind::Proxy => proxy::ProxyApp::from_config(id, cfg).map(Runtime::Proxy),
             RuntimeKind::Js => js::JsApp::start(id, cfg, sources).map(Runtime::Js),
             RuntimeKind::Process => process::ProcessApp::new(id, cfg).map(Runtime::Process),
+            // `config::framework` turns these into the ones above when the
+            // platform is loaded.
+            RuntimeKind::Hono | RuntimeKind::Express | RuntimeKind::Ssr | RuntimeKind::Hybrid | RuntimeKind::Nextjs => {
+                Err(format!(
+                    "runtime {:?} was not resolved when the platform was loaded",
+                    cfg.runtime
+                ))
+            }
         }
     }
 
@@ -99,7 +126,7 @@ impl Runtime {
         // Only a proxy app tunnels a WebSocket over HTTP/2 (extended
         // CONNECT); for the others it is a method they do not have.
         if req.extensions().get::<hyper::ext::Protocol>().is_some()
-            && !matches!(self, Runtime::Proxy(_) | Runtime::Process(_))
+            && !matches!(self, Runtime::Proxy(_) | Runtime::Process(_) | Runtime::Layered(_))
         {
             return plain(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
@@ -108,6 +135,7 @@ impl Runtime {
             Runtime::Proxy(p) => p.serve(req, cx).await,
             Runtime::Js(j) => j.serve(req, cx).await,
             Runtime::Process(p) => p.serve(req, cx).await,
+            Runtime::Layered(l) => l.serve(req, cx).await,
         }
     }
 
@@ -117,6 +145,7 @@ impl Runtime {
         match self {
             Runtime::Js(j) => j.is_current(),
             Runtime::Process(p) => p.is_current(),
+            Runtime::Layered(l) => l.inner.is_current(),
             _ => true,
         }
     }
@@ -128,6 +157,7 @@ impl Runtime {
             Runtime::Proxy(_) => "proxy",
             Runtime::Js(_) => "js",
             Runtime::Process(_) => "process",
+            Runtime::Layered(l) => l.kind(),
         }
     }
 
@@ -136,6 +166,7 @@ impl Runtime {
     pub fn process(&self) -> Option<&process::ProcessApp> {
         match self {
             Runtime::Process(p) => Some(p),
+            Runtime::Layered(l) => l.inner.process(),
             _ => None,
         }
     }

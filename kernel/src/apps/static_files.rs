@@ -202,6 +202,12 @@ impl StaticSite {
         res
     }
 
+    /// Whether `path` names a file of the site (a folder's index.html
+    /// included): what a runtime in front of another serves itself.
+    pub fn has_file(&self, path: &str, cx: &Ctx) -> bool {
+        matches!(self.resolve(path, cx), Resolved::File(_))
+    }
+
     /// Milliseconds since the site's epoch at the request's arrival: the
     /// clock read once per request already, not again.
     fn now_ms(&self, cx: &Ctx) -> u64 {

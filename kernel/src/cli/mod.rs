@@ -225,6 +225,12 @@ pub fn run() -> ExitCode {
             listen_tls,
         } => {
             let listen_tls = listen_tls.or_else(|| tls.then(|| DEFAULT_RUN_LISTEN_TLS.to_owned()));
+            if let Err(code) = build_before_run(&dir) {
+                return code;
+            }
+            if let Some(found) = Platform::run_summary(&dir) {
+                eprintln!("bext run: serving {}: {found}", dir.display());
+            }
             serve(ConfigSource::Dir {
                 dir,
                 listen,
@@ -360,6 +366,41 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bext run DIR`'s build, when its bext.config.toml or its framework
+/// asks for one: run once in DIR by `sh -c`, its output on stderr, with
+/// what runs and why said first; a failed build stops `bext run`.
+fn build_before_run(dir: &std::path::Path) -> Result<(), ExitCode> {
+    let step = match Platform::run_build_step(dir) {
+        Ok(step) => step,
+        Err(errors) => return Err(report(&errors)),
+    };
+    let Some((command, why)) = step else {
+        return Ok(());
+    };
+    eprintln!("bext run: building {} with `{command}` ({why})", dir.display());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .status();
+    match status {
+        Ok(s) if s.success() => {
+            eprintln!("bext run: build done");
+            Ok(())
+        }
+        Ok(s) => {
+            eprintln!("error: the build `{command}` failed ({s})");
+            Err(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("error: cannot run the build `{command}`: {e}");
+            Err(ExitCode::FAILURE)
         }
     }
 }

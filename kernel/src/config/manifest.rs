@@ -69,7 +69,19 @@ struct ManifestFile {
     config: serde_json::Value,
     #[serde(default)]
     limits: Option<IsolateConfig>,
+    /// Buntime's file of the plugin's code: bext's plugins are built in
+    /// or named by `entry`, so it is ignored, with a note.
+    #[serde(default, rename = "pluginEntry")]
+    plugin_entry: Option<String>,
+    /// Buntime's vhosts manifest keeps its `hosts` map at the top level:
+    /// taken as `config.hosts`.
+    #[serde(default)]
+    hosts: Option<serde_json::Value>,
 }
+
+/// Buntime's names of plugins bext builds in, with bext's name: a
+/// manifest written for Buntime names its plugin so.
+const SCOPED_NAMES: [(&str, &str); 1] = [("@buntime/plugin-vhosts", "vhosts")];
 
 fn yes() -> bool {
     true
@@ -101,6 +113,10 @@ pub struct Manifest {
     pub limits: IsolateConfig,
     /// The file it came from.
     pub file: PathBuf,
+    /// What was read differently from how it is written (a Buntime
+    /// manifest's `pluginEntry`, its scoped name): printed by `bext
+    /// check` and logged at load.
+    pub notes: Vec<Diagnostic>,
     doc: Arc<Located>,
 }
 
@@ -112,7 +128,8 @@ impl Manifest {
         } else {
             format!("config.{path}")
         };
-        self.doc.position(&full)
+        // A Buntime manifest's top-level `hosts` became `config.hosts`.
+        (self.doc.position(&full)).or_else(|| path.starts_with("hosts").then(|| self.doc.position(path)).flatten())
     }
 
     /// The position of a top-level field (`enabled`, `priority`, ...), for
@@ -125,11 +142,61 @@ impl Manifest {
     pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostics> {
         let doc = Located::parse(file, text)?;
         let (m, problems) = doc.decode_every::<ManifestFile>(file);
-        let m = m.ok_or_else(|| Diagnostics(problems.clone()))?;
+        let mut m = m.ok_or_else(|| Diagnostics(problems.clone()))?;
         let mut errors = Diagnostics(problems);
         let here = |field: &str| doc.position(field);
+        let mut notes = Vec::new();
+        if let Some((scoped, name)) = SCOPED_NAMES.iter().find(|(scoped, _)| *scoped == m.name) {
+            notes.push(
+                Diagnostic::new(file, "name", format!("`{scoped}` is bext's built-in `{name}` plugin"))
+                    .at(here("name")),
+            );
+            m.name = (*name).to_owned();
+        }
+        if let Some(p) = &m.plugin_entry {
+            notes.push(
+                Diagnostic::new(
+                    file,
+                    "pluginEntry",
+                    format!(
+                        "`{p}` ignored: `{}` is built into bext (`entry` names a plugin file)",
+                        m.name
+                    ),
+                )
+                .at(here("pluginEntry")),
+            );
+        }
+        if let Some(hosts) = m.hosts.take() {
+            let config_hosts = m.config.get("hosts");
+            if m.name != "vhosts" {
+                errors.push(
+                    Diagnostic::new(file, "hosts", "only the vhosts plugin has a top-level `hosts` map")
+                        .at(here("hosts")),
+                );
+            } else if config_hosts.is_some() {
+                errors.push(
+                    Diagnostic::new(
+                        file,
+                        "hosts",
+                        "`hosts` is given twice, at the top level and under `config`: keep one",
+                    )
+                    .at(here("hosts")),
+                );
+            } else {
+                if !m.config.is_object() {
+                    m.config = serde_json::Value::Object(Default::default());
+                }
+                if let Some(c) = m.config.as_object_mut() {
+                    c.insert("hosts".into(), hosts);
+                }
+            }
+        }
         if !valid_name(&m.name) {
             errors.push(Diagnostic::new(file, "name", "must match [a-z][a-z0-9-]*").at(here("name")));
+        }
+        if m.base.as_deref() == Some("") {
+            // Buntime's way of saying the plugin mounts no routes.
+            m.base = None;
         }
         if let Some(base) = &m.base
             && !base.starts_with('/')
@@ -200,6 +267,7 @@ impl Manifest {
             config: m.config,
             limits: m.limits.unwrap_or_default(),
             file: file.to_owned(),
+            notes,
             doc: Arc::new(doc),
         })
     }

@@ -8,6 +8,7 @@
 
 mod bindings;
 pub mod diag;
+pub mod framework;
 pub mod isolate;
 pub mod manifest;
 pub mod platform;

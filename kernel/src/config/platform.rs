@@ -121,6 +121,25 @@ pub struct PlatformSection {
     /// `[platform.metrics]`: what `/__bext/metrics` counts.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// The certificate (PEM chain) served on `listen_tls` for every app
+    /// without a `tls` of its own, as the original bext's `tls_cert`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The key of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// How long a deploy preview lives unless its deploy says: the deploy
+    /// plugin's `preview_ttl` (`"7d"`), so the original's key keeps working.
+    #[serde(default)]
+    pub preview_ttl: Option<Span>,
+    /// Most apps the platform serves: the platform file's plus those
+    /// deploys create. A reload or a deploy past it is refused.
+    #[serde(default)]
+    pub max_apps: Option<usize>,
+    /// Most JavaScript isolates all apps may run together, checked when the
+    /// platform is loaded (each JS app's `isolate.workers`, 2 by default).
+    #[serde(default)]
+    pub max_isolates: Option<usize>,
 }
 
 /// `[platform.metrics]`.
@@ -192,6 +211,11 @@ impl Default for PlatformSection {
             admin_token_env: default_admin_token_env(),
             acme: None,
             metrics: MetricsSettings::default(),
+            tls_cert: None,
+            tls_key: None,
+            preview_ttl: None,
+            max_apps: None,
+            max_isolates: None,
         }
     }
 }
@@ -266,8 +290,7 @@ impl Default for Limits {
 }
 
 /// The kind of runtime serving an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
     /// Files from `source`.
     Static,
@@ -278,6 +301,73 @@ pub enum RuntimeKind {
     /// Supervised child processes, each a server on its own port
     /// (docs/process.md).
     Process,
+    /// The original bext's name for a fetch-handler app: `js`, its entry
+    /// found from package.json (`config::framework`).
+    Hono,
+    /// The original bext's name for a Node server: `process`, running the
+    /// package's `start` script (`config::framework`).
+    Express,
+    /// The original bext's SSR runtime: refused with what to write instead.
+    Ssr,
+    /// The original bext's SSR plus API proxy: refused with what to write instead.
+    Hybrid,
+    /// The original bext's Next.js runtime: refused with what to write instead.
+    Nextjs,
+}
+
+/// Every runtime name, as files write them.
+const RUNTIMES: [(&str, RuntimeKind); 9] = [
+    ("static", RuntimeKind::Static),
+    ("proxy", RuntimeKind::Proxy),
+    ("js", RuntimeKind::Js),
+    ("process", RuntimeKind::Process),
+    ("hono", RuntimeKind::Hono),
+    ("express", RuntimeKind::Express),
+    ("ssr", RuntimeKind::Ssr),
+    ("hybrid", RuntimeKind::Hybrid),
+    ("nextjs", RuntimeKind::Nextjs),
+];
+
+/// The original bext's framework types bext has no runtime of, with what
+/// to write instead.
+const INSTEAD: [(&str, &str); 6] = [
+    (
+        "prism",
+        "build the pages to a module exporting render(request) or a fetch handler and write \"ssr\"",
+    ),
+    (
+        "astro",
+        "write \"static\" with `static_dir = \"dist\"` for a static build, or \"express\" for its Node adapter's server (package.json `start`)",
+    ),
+    (
+        "sveltekit",
+        "write \"express\" for adapter-node's server (package.json `start`: node build), or \"static\" for adapter-static's folder",
+    ),
+    (
+        "solidstart",
+        "write \"express\" for its Node server (package.json `start`), or \"static\" for a static build",
+    ),
+    (
+        "qwik",
+        "write \"express\" for its Node server (package.json `start`), or \"static\" for a static build",
+    ),
+    ("bun", "write \"process\" with command = \"bun run start\""),
+];
+
+impl<'de> Deserialize<'de> for RuntimeKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if let Some((_, kind)) = RUNTIMES.iter().find(|(n, _)| *n == name) {
+            return Ok(*kind);
+        }
+        let names: Vec<&str> = RUNTIMES.iter().map(|(n, _)| *n).collect();
+        Err(serde::de::Error::custom(
+            match INSTEAD.iter().find(|(n, _)| *n == name) {
+                Some((_, instead)) => format!("`{name}` is not a runtime of bext: {instead} (docs/migrating.md)"),
+                None => format!("unknown runtime `{name}`, expected one of {}", names.join(", ")),
+            },
+        ))
+    }
 }
 
 /// `[apps.<id>]`.
@@ -443,6 +533,36 @@ pub struct AppConfig {
     /// (`"max-age=31536000; includeSubDomains"`).
     #[serde(default)]
     pub hsts: Option<String>,
+    /// `deploy = { keep_versions = 5 }`: this app's deploy settings, over
+    /// the deploy plugin's own.
+    #[serde(default)]
+    pub deploy: Option<AppDeploy>,
+    /// `ssr` and `hybrid` apps: the folder of their static assets,
+    /// relative to `source` (`public` when unset and there), served before
+    /// the render.
+    #[serde(default)]
+    pub static_dir: Option<PathBuf>,
+    /// `hybrid` apps: requests under this path go to `upstream` (`/api`).
+    #[serde(default)]
+    pub api_prefix: Option<String>,
+    /// What bext serves in front of a framework runtime (set by
+    /// `config::framework::resolve`).
+    #[serde(skip)]
+    pub layers: Option<super::framework::Layers>,
+    /// The app's certificate is `[platform] tls_cert`, not its own: a
+    /// name it does not cover is a warning, not an error.
+    #[serde(skip)]
+    pub tls_from_platform: bool,
+}
+
+/// `[apps.<id>] deploy`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppDeploy {
+    /// Old versions of this app kept besides the current one, instead of
+    /// the deploy plugin's `keep_versions`.
+    #[serde(default)]
+    pub keep_versions: Option<usize>,
 }
 
 /// `[apps.<id>] tls`: where the app's certificate comes from.
@@ -501,36 +621,85 @@ impl AppConfig {
     /// deploy that creates an app runs (a bundle is a static or a js app:
     /// its start command is never run).
     pub fn for_dir(dir: &Path) -> Result<(AppConfig, Option<String>), Diagnostics> {
-        AppConfig::described_by(dir, false)
+        AppConfig::described_by(dir, false).map(|d| (d.app, d.listen))
     }
 
-    /// [`AppConfig::for_dir`], and with `detect_start` a directory whose
-    /// `bext.config.toml` says nothing of how it is served runs its
-    /// `package.json` `start` script or `Procfile` (`bext run DIR`).
-    fn described_by(dir: &Path, detect_start: bool) -> Result<(AppConfig, Option<String>), Diagnostics> {
+    /// [`AppConfig::for_dir`], and with `detect_start` (`bext run DIR`)
+    /// the folder's framework is detected when its `bext.config.toml`
+    /// does not say (package.json dependencies, its `start` script, a
+    /// Procfile), and its `[redis]` and `[hooks] pre_build` are read; a
+    /// deployed bundle may not have those (the platform file's).
+    fn described_by(dir: &Path, detect_start: bool) -> Result<Described, Diagnostics> {
         let cfg_file = dir.join("bext.config.toml");
-        let mut server = RunServer::default();
+        let mut cfg = RunConfig::default();
         if cfg_file.exists() {
             let text = std::fs::read_to_string(&cfg_file)
                 .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
-            let cfg: RunConfig = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
-            server = cfg.server;
+            cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
+        }
+        let at = |field: &str, reason: String| -> Diagnostics {
+            let position = std::fs::read_to_string(&cfg_file)
+                .ok()
+                .and_then(|t| TomlDoc::parse(&cfg_file, &t).ok()?.position(field));
+            Diagnostic::new(&cfg_file, field, reason).at(position).into()
+        };
+        if cfg.render.is_some() {
+            return Err(at(
+                "render",
+                "bext does not render React itself: a Next.js app runs its own server (`[framework] type = \"nextjs\"`), which renders server components; remove [render]".into(),
+            ));
+        }
+        if !detect_start {
+            if cfg.redis.is_some() {
+                return Err(at("redis", "a deployed app shares the platform's Redis: `[redis]` belongs in the platform file, not in a bundle".into()));
+            }
+            if cfg.hooks.is_some() {
+                return Err(at(
+                    "hooks",
+                    "a deployed app's hooks are the platform file's `[apps.<id>] hooks`, not the bundle's".into(),
+                ));
+            }
+        }
+        let server = cfg.server;
+        let framework = cfg.framework.map(|f| f.kind);
+        if let (Some(named), Some(runtime)) = (framework, server.runtime)
+            && named != runtime
+        {
+            return Err(at(
+                "framework.type",
+                format!(
+                    "says {} but `[server] runtime` says {}: keep one",
+                    runtime_name(named),
+                    runtime_name(runtime)
+                ),
+            ));
         }
         let source = server
             .static_dir
             .clone()
             .map_or_else(|| dir.to_owned(), |s| dir.join(s));
-        // A directory that says nothing of how it is served: its start
-        // command, if it has one, else its files.
-        let says = server.runtime.is_some() || server.static_dir.is_some() || server.command.is_some();
-        let detected = match detect_start && !says {
+        // A directory that says nothing of how it is served: its framework
+        // or start command, if it has one, else its files.
+        let says =
+            server.runtime.is_some() || framework.is_some() || server.static_dir.is_some() || server.command.is_some();
+        let detected_framework = match detect_start && !says {
+            true => super::framework::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
+            false => None,
+        };
+        let detected = match detect_start && !says && detected_framework.is_none() {
             true => super::process::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
             false => None,
         };
         if let Some(d) = &detected {
             tracing::info!("{}: a process app, from its {}", dir.display(), d.from);
         }
-        let runtime = match (&detected, server.runtime) {
+        let runtime = match (
+            &detected,
+            server
+                .runtime
+                .or(framework)
+                .or(detected_framework.as_ref().map(|d| d.0)),
+        ) {
             (_, Some(runtime)) => runtime,
             (Some(_), None) => RuntimeKind::Process,
             (None, None) if server.command.is_some() => RuntimeKind::Process,
@@ -540,6 +709,7 @@ impl AppConfig {
             Some(d) => (Some(d.command), d.env),
             None => (server.command, BTreeMap::new()),
         };
+        let cache = cfg.cache.and_then(|c| c.isr).map(|isr| isr.plugin_config());
         let app = AppConfig {
             source: Some(source),
             domains: vec![],
@@ -584,9 +754,60 @@ impl AppConfig {
             tls: None,
             https_redirect: false,
             hsts: None,
+            deploy: None,
+            static_dir: None,
+            api_prefix: None,
+            layers: None,
+            tls_from_platform: false,
         };
-        Ok((app, server.listen))
+        let mut app = AppConfig { cache, ..app };
+        let resolved = super::framework::resolve(&mut app).map_err(|(key, reason)| {
+            let field = match key {
+                "runtime" if framework.is_some() => "framework.type",
+                "runtime" => "server.runtime",
+                "entry" => "server.entry",
+                "source" => "server.static_dir",
+                other => other,
+            };
+            match cfg_file.exists() {
+                true => at(field, reason),
+                false => Diagnostic::new(dir, "", reason).into(),
+            }
+        })?;
+        let said = match (detected_framework, resolved) {
+            (Some((_, why)), Some(r)) => Some(format!(
+                "{} ({why}): {} app, {}",
+                r.named,
+                runtime_name(app.runtime),
+                r.how
+            )),
+            (None, Some(r)) => Some(format!(
+                "{} (bext.config.toml): {} app, {}",
+                r.named,
+                runtime_name(app.runtime),
+                r.how
+            )),
+            _ => None,
+        };
+        Ok(Described {
+            app,
+            listen: server.listen,
+            redis: cfg.redis,
+            detected: said,
+        })
     }
+}
+
+/// What a directory's `bext.config.toml` (or the directory itself) says.
+struct Described {
+    /// The one app.
+    app: AppConfig,
+    /// `[server] listen`.
+    listen: Option<String>,
+    /// `[redis]`: edge mode.
+    redis: Option<RedisSection>,
+    /// The framework found, for `bext run` to say.
+    detected: Option<String>,
 }
 
 /// Refuses a `tenant_domains` entry that another name of the file
@@ -796,7 +1017,16 @@ impl Platform {
     pub fn for_dir(dir: &Path, listen: Option<&str>, listen_tls: Option<&str>) -> Result<Platform, Diagnostics> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let cfg_file = dir.join("bext.config.toml");
-        let (mut app, server_listen) = AppConfig::described_by(&dir, true)?;
+        let Described {
+            mut app,
+            listen: server_listen,
+            redis,
+            detected,
+            ..
+        } = AppConfig::described_by(&dir, true)?;
+        if let Some(d) = detected {
+            tracing::info!("{}: detected {d}", dir.display());
+        }
         if listen_tls.is_some() {
             app.tls = Some(AppTls::SelfSigned);
         }
@@ -813,7 +1043,7 @@ impl Platform {
         let file = PlatformFile {
             platform: settings,
             apps: BTreeMap::from([("app".to_owned(), app)]),
-            redis: None,
+            redis,
         };
         let (mut p, mut errors) = Platform::from_file(file, None, &dir, &BTreeSet::new());
         if cfg_file.exists() {
@@ -824,6 +1054,62 @@ impl Platform {
             p.file = Some(cfg_file);
         }
         Ok(p)
+    }
+
+    /// What `bext run DIR` found it is serving, said on stderr at start:
+    /// the framework and why, or a process app's start command, or a
+    /// static site; `None` when the folder's configuration is refused
+    /// (serving reports why).
+    pub fn run_summary(dir: &Path) -> Option<String> {
+        let d = AppConfig::described_by(dir, true).ok()?;
+        Some(match d.detected {
+            Some(text) => text,
+            None => match d.app.runtime {
+                RuntimeKind::Process => format!(
+                    "a process app running `{}`",
+                    d.app.command.map(|c| c.0.join(" ")).unwrap_or_default()
+                ),
+                RuntimeKind::Js => format!("a js app, {}", d.app.js_entry().unwrap_or_default().display()),
+                RuntimeKind::Static => format!("a static site, {}", d.app.source.unwrap_or_default().display()),
+                other => format!("a {} app", runtime_name(other)),
+            },
+        })
+    }
+
+    /// What `bext run DIR` does before serving, said on stderr: the build
+    /// (`[hooks] pre_build` of its bext.config.toml, else `npm run build`
+    /// when a fetch-handler app has a `build` script and no module to run
+    /// yet) with why, run once (not on reloads).
+    pub fn run_build_step(dir: &Path) -> Result<Option<(String, String)>, Diagnostics> {
+        let cfg_file = dir.join("bext.config.toml");
+        let mut cfg = RunConfig::default();
+        if cfg_file.exists() {
+            let text = std::fs::read_to_string(&cfg_file)
+                .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
+            cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
+        }
+        if let Some(cmd) = cfg.hooks.and_then(|h| h.pre_build) {
+            return Ok(Some((cmd, "bext.config.toml [hooks] pre_build".into())));
+        }
+        let named = cfg.server.runtime.or(cfg.framework.map(|f| f.kind));
+        let kind = match named {
+            Some(k) => Some(k),
+            None => super::framework::detect(dir)
+                .map_err(|reason| Diagnostic::new(dir, "", reason))?
+                .map(|d| d.0),
+        };
+        let fetch_handler = matches!(kind, Some(RuntimeKind::Hono));
+        if fetch_handler
+            && cfg.server.entry.is_none()
+            && super::framework::fetch_handler_entry(dir).is_err()
+            && super::framework::has_script(dir, "build")
+        {
+            return Ok(Some((
+                "npm run build".into(),
+                "package.json `build` script, and no built module yet".into(),
+            )));
+        }
+        Ok(None)
     }
 
     /// Validates a parsed file; invalid apps are reported and left out.
@@ -948,6 +1234,9 @@ impl Platform {
         if let Some(m) = &mut f.platform.manifests {
             *m = dir.join(&*m);
         }
+        check_original_keys(&mut f, dir, &mut |k, reason| {
+            errors.push(Diagnostic::new(&name, format!("platform.{k}"), reason));
+        });
         let data_dir = dir.join(f.platform.data_dir.clone().unwrap_or_else(|| PathBuf::from(".bext")));
         let mut invalid = Vec::new();
         // Each app's domains in the form vhosts matches them, so a domain it
@@ -969,6 +1258,41 @@ impl Platform {
             }
             if let Some(ca) = &mut app.ca {
                 *ca = dir.join(&*ca);
+            }
+            match super::framework::resolve(app) {
+                Ok(Some(r)) => {
+                    tracing::info!(app = %id, "runtime `{}`: {} ({})", r.named, runtime_name(app.runtime), r.how)
+                }
+                Ok(None) => {}
+                Err((key, reason)) => {
+                    errors.push(Diagnostic::new(&name, field(key), reason));
+                    invalid.push(id.clone());
+                    continue;
+                }
+            }
+            if app.static_dir.is_some() && app.layers.is_none() {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("static_dir"),
+                    "only `ssr`, `hybrid` apps serve a `static_dir` (a static app's folder is its `source`)",
+                ));
+            }
+            if app.api_prefix.is_some() && app.layers.as_ref().is_none_or(|l| l.api_prefix.is_none()) {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("api_prefix"),
+                    "only a `hybrid` app has an `api_prefix`",
+                ));
+            }
+            if app.tls.is_none()
+                && f.platform.listen_tls.is_some()
+                && let (Some(cert), Some(key)) = (&f.platform.tls_cert, &f.platform.tls_key)
+            {
+                app.tls = Some(AppTls::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                });
+                app.tls_from_platform = true;
             }
             match app.runtime {
                 RuntimeKind::Static => match &app.source {
@@ -1010,6 +1334,12 @@ impl Platform {
                         errors.push(Diagnostic::new(&name, field(&k), reason));
                     }
                 }
+                // Turned into one of the above by `framework::resolve`.
+                RuntimeKind::Hono
+                | RuntimeKind::Express
+                | RuntimeKind::Ssr
+                | RuntimeKind::Hybrid
+                | RuntimeKind::Nextjs => {}
             }
             if app.runtime != RuntimeKind::Process && app.listen != super::process::Listen::Port {
                 errors.push(Diagnostic::new(
@@ -1100,6 +1430,9 @@ impl Platform {
         );
         for id in invalid {
             f.apps.remove(&id);
+        }
+        if let Err(reason) = check_isolates(&f.platform, &f.apps) {
+            errors.push(Diagnostic::new(&name, "platform.max_isolates", reason));
         }
         let redis = f.redis.or_else(|| {
             std::env::var("REDIS_URL")
@@ -1244,6 +1577,102 @@ fn check_https(app: &mut AppConfig, has: Listeners, dir: &Path, fail: &mut dyn F
     }
 }
 
+/// The original bext's `[platform]` keys that need checking beyond their
+/// types: `tls_cert` and `tls_key` go together (paths made absolute) and
+/// are served on `listen_tls`, and the file's apps fit in `max_apps`.
+fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&str, String)) {
+    let p = &mut f.platform;
+    match (&mut p.tls_cert, &mut p.tls_key) {
+        (Some(cert), Some(key)) => {
+            *cert = dir.join(&*cert);
+            *key = dir.join(&*key);
+            if p.listen_tls.is_none() {
+                fail(
+                    "tls_cert",
+                    "is served on `listen_tls`, which is unset: add `listen_tls = \"0.0.0.0:443\"` to [platform] (`listen` stays plain HTTP)".into(),
+                );
+            }
+        }
+        (Some(_), None) => fail(
+            "tls_key",
+            "`tls_cert` needs `tls_key`, the file of its private key".into(),
+        ),
+        (None, Some(_)) => fail(
+            "tls_cert",
+            "`tls_key` needs `tls_cert`, the file of its certificate chain".into(),
+        ),
+        (None, None) => {}
+    }
+    if let Some(max) = p.max_apps
+        && f.apps.len() > max
+    {
+        fail(
+            "max_apps",
+            format!(
+                "{} apps are declared, more than max_apps = {max}: raise it or remove apps",
+                f.apps.len()
+            ),
+        );
+    }
+}
+
+/// The isolates a JS app runs: `isolate.workers` in `threads` mode (2 by
+/// default); one per HTTP worker thread `inline`.
+fn isolates_of(app: &AppConfig, settings: &PlatformSection) -> usize {
+    let limits = app.isolate.limits(IsolateConfig::APP);
+    match limits.mode {
+        bext_js::Mode::Threads => limits.workers,
+        bext_js::Mode::Inline => match settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        },
+    }
+}
+
+/// `max_isolates`: the JS apps' isolates added up; the error names every
+/// JS app with its count, so the user sees what to cut.
+fn check_isolates(settings: &PlatformSection, apps: &BTreeMap<String, AppConfig>) -> Result<(), String> {
+    let Some(max) = settings.max_isolates else {
+        return Ok(());
+    };
+    let counts: Vec<(&String, usize)> = (apps.iter())
+        .filter(|(_, a)| a.runtime == RuntimeKind::Js)
+        .map(|(id, a)| (id, isolates_of(a, settings)))
+        .collect();
+    let total: usize = counts.iter().map(|(_, n)| n).sum();
+    if total <= max {
+        return Ok(());
+    }
+    let each: Vec<String> = counts.iter().map(|(id, n)| format!("{id}: {n}")).collect();
+    Err(format!(
+        "the JS apps run {total} isolates, more than max_isolates = {max} ({}): lower their `isolate.workers` or raise max_isolates",
+        each.join(", ")
+    ))
+}
+
+/// The name a runtime is written with, for messages.
+fn runtime_name(r: RuntimeKind) -> &'static str {
+    RUNTIMES.iter().find(|(_, k)| *k == r).map_or("?", |(name, _)| name)
+}
+
+/// Whether a relative path stays inside the folder it is relative to:
+/// not absolute, and no `..` climbs above its start.
+pub(crate) fn stays_inside(path: &Path) -> bool {
+    let mut depth = 0usize;
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
 /// Ids users may declare; the apps a deploy adds have others.
 pub(crate) fn valid_app_id(id: &str) -> bool {
     let mut b = id.bytes();
@@ -1251,12 +1680,91 @@ pub(crate) fn valid_app_id(id: &str) -> bool {
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
 }
 
-/// `bext.config.toml` of a directory served by `bext run`.
+/// `bext.config.toml` of a directory served by `bext run` (or of a
+/// deployed bundle), with the original bext's sections.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunConfig {
     #[serde(default)]
     server: RunServer,
+    /// `[cache.isr]`: the app's response cache.
+    #[serde(default)]
+    cache: Option<RunCache>,
+    /// `[redis]`: edge mode for the one app (`bext run` only).
+    #[serde(default)]
+    redis: Option<RedisSection>,
+    /// `[framework] type`: how the folder is served.
+    #[serde(default)]
+    framework: Option<RunFramework>,
+    /// `[hooks] pre_build`: run before `bext run` serves the folder.
+    #[serde(default)]
+    hooks: Option<RunHooks>,
+    /// The original's `[render] rsc`: refused, naming what bext does.
+    #[serde(default)]
+    render: Option<toml::Value>,
+}
+
+/// `[cache]` of bext.config.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunCache {
+    #[serde(default)]
+    isr: Option<RunIsr>,
+}
+
+/// `[cache.isr]`: the isr plugin's settings in the original's spelling.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunIsr {
+    /// Freshness of answers without Cache-Control, in milliseconds.
+    #[serde(default)]
+    default_ttl_ms: Option<u64>,
+    /// Then served stale while refreshed, in milliseconds.
+    #[serde(default)]
+    default_swr_ms: Option<u64>,
+    /// Most responses kept.
+    #[serde(default)]
+    max_entries: Option<u64>,
+}
+
+impl RunIsr {
+    /// The isr plugin's `config` these settings are.
+    fn plugin_config(&self) -> serde_json::Value {
+        let mut c = serde_json::Map::new();
+        if let Some(ms) = self.default_ttl_ms {
+            c.insert("default_ttl".into(), format!("{ms}ms").into());
+        }
+        if let Some(ms) = self.default_swr_ms {
+            c.insert("default_swr".into(), format!("{ms}ms").into());
+        }
+        if let Some(n) = self.max_entries {
+            c.insert("max_entries".into(), n.into());
+        }
+        serde_json::Value::Object(c)
+    }
+}
+
+/// `[framework]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFramework {
+    /// A runtime, by bext's or the original's name (`hono`, `express`, ...).
+    #[serde(rename = "type")]
+    kind: RuntimeKind,
+}
+
+/// `[hooks]` of bext.config.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunHooks {
+    /// Shell command that builds the folder.
+    #[serde(default)]
+    pre_build: Option<String>,
+    /// Run after a deploy: accepted as the original writes it, and
+    /// meaningless to `bext run`, which deploys nothing.
+    #[serde(default)]
+    #[allow(dead_code)]
+    post_deploy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,7 +34,13 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
             apps: &apps,
             data_dir: &platform.data_dir,
         };
-        let changes = match (reg.app_changes)(m.config.clone(), &setup) {
+        let mut config = m.config.clone();
+        if m.name == "deploy"
+            && let Some(c) = config.as_object_mut()
+        {
+            c.insert("pinned_versions".into(), serde_json::json!(pinned_versions(manifests)));
+        }
+        let changes = match (reg.app_changes)(config, &setup) {
             Ok(changes) => changes,
             // A bad config is left to the compile, which points at its
             // line and field; a plugin with a bad config adds no apps.
@@ -51,7 +57,52 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
         }
         apps = platform.app_infos();
     }
-    Ok(())
+    within_max_apps(platform)
+}
+
+/// `[platform] max_apps` over the whole table: the file's apps and those
+/// deploys created (canaries `app@v`, previews `app~name` and pinned
+/// versions are an app's versions, not apps), so a reload that adds apps
+/// to a registry already holding some is refused too.
+fn within_max_apps(platform: &Platform) -> Result<(), Diagnostics> {
+    let Some(max) = platform.settings.max_apps else {
+        return Ok(());
+    };
+    let ids: Vec<&str> = (platform.apps.keys())
+        .map(String::as_str)
+        .filter(|id| !id.contains(['@', '~']))
+        .collect();
+    if ids.len() <= max {
+        return Ok(());
+    }
+    let file = platform.file.clone().unwrap_or_default();
+    Err(Diagnostic::new(
+        &file,
+        "platform.max_apps",
+        format!(
+            "{} apps with those deploys created ({}), more than max_apps = {max}: raise it, or `bext apps rm` some",
+            ids.len(),
+            ids.join(", ")
+        ),
+    )
+    .into())
+}
+
+/// The apps the vhosts `hosts` map names with a version (`skedly@1.2`, as
+/// Buntime's manifest writes them; `@latest` is the app itself): the
+/// deploy registry adds each, served from the version it names.
+pub(crate) fn pinned_versions(manifests: &[Manifest]) -> Vec<String> {
+    let mut pins: Vec<String> = (manifests.iter())
+        .filter(|m| m.name == "vhosts" && m.enabled)
+        .filter_map(|m| m.config.get("hosts")?.as_object())
+        .flat_map(|hosts| hosts.values())
+        .filter_map(|entry| entry.get("app")?.as_str())
+        .filter(|app| app.contains('@') && !app.ends_with("@latest"))
+        .map(str::to_owned)
+        .collect();
+    pins.sort();
+    pins.dedup();
+    pins
 }
 
 /// Hosts routed outside the app table, which no tenant's own domain may

@@ -51,6 +51,7 @@ pub fn warnings(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> 
             )
             .at(m.position("enabled"))
         })
+        .chain(manifests.iter().flat_map(|m| m.notes.iter().cloned()))
         .collect()
 }
 

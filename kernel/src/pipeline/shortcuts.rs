@@ -43,6 +43,20 @@ pub(crate) fn pass_on(platform: &Platform, manifests: &mut [Manifest]) {
         };
         config.insert(APPS_FIELD.into(), serde_json::Value::Array(ids.clone()));
         config.insert(RESERVED_FIELD.into(), reserved.clone());
+        // The original bext's platform keys for deploys: the platform
+        // file's value wins over the manifest's.
+        if let Some(ttl) = platform.settings.preview_ttl {
+            config.insert("preview_ttl".into(), serde_json::json!(format!("{}s", ttl.0.as_secs())));
+        }
+        if let Some(max) = platform.settings.max_apps {
+            config.insert("max_apps".into(), serde_json::json!(max));
+        }
+        let keep: serde_json::Map<String, serde_json::Value> = (platform.apps.iter())
+            .filter_map(|(id, a)| Some((id.clone(), serde_json::json!(a.deploy.as_ref()?.keep_versions?))))
+            .collect();
+        if !keep.is_empty() {
+            config.insert("app_keep_versions".into(), serde_json::Value::Object(keep));
+        }
         if by_app.is_empty() {
             continue;
         }

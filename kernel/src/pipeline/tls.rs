@@ -90,7 +90,16 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<(Cer
                     if !domains.is_empty()
                         && let Err(e) = info.check_covers(cert, &domains)
                     {
-                        errors.push(Diagnostic::new(&file, field("tls.cert"), e.to_string()));
+                        // `[platform] tls_cert` is a default: an app it does
+                        // not cover is served over plain HTTP only.
+                        match app.tls_from_platform {
+                            true => warnings.push(Diagnostic::new(
+                                &file,
+                                "platform.tls_cert",
+                                format!("{e}: app `{id}` gets no certificate (give it its own `tls`)"),
+                            )),
+                            false => errors.push(Diagnostic::new(&file, field("tls.cert"), e.to_string())),
+                        }
                         continue;
                     }
                     let uncovered: Vec<&str> = (domains.iter())
@@ -117,7 +126,13 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<(Cer
                         TlsError::Read { ref path, .. } | TlsError::Pem { ref path, .. } if path == key => "tls.key",
                         _ => "tls.cert",
                     };
-                    errors.push(Diagnostic::new(&file, field(which), e.to_string()));
+                    let field = match app.tls_from_platform {
+                        true => format!("platform.{}", which.replace('.', "_")),
+                        false => field(which),
+                    };
+                    if !errors.0.iter().any(|d| d.field == field) {
+                        errors.push(Diagnostic::new(&file, field, e.to_string()));
+                    }
                     continue;
                 }
             },

@@ -345,6 +345,44 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 struct BundleConfig {
     #[serde(default)]
     server: BundleServer,
+    #[serde(default)]
+    #[allow(dead_code)] // checked for its type only; the kernel reads it
+    cache: Option<BundleCache>,
+    #[serde(default)]
+    framework: Option<BundleFramework>,
+    #[serde(default)]
+    redis: Option<toml::Value>,
+    #[serde(default)]
+    hooks: Option<toml::Value>,
+}
+
+/// `[cache.isr]` (the kernel turns it into the app's isr settings).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleCache {
+    #[serde(default)]
+    #[allow(dead_code)] // checked for its type only
+    isr: Option<BundleIsr>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // checked for their types only
+struct BundleIsr {
+    #[serde(default)]
+    default_ttl_ms: Option<u64>,
+    #[serde(default)]
+    default_swr_ms: Option<u64>,
+    #[serde(default)]
+    max_entries: Option<u64>,
+}
+
+/// `[framework] type`: a runtime by bext's or the original's name.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleFramework {
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -362,6 +400,41 @@ struct BundleServer {
     runtime: Option<String>,
     #[serde(default)]
     entry: Option<String>,
+}
+
+/// The module names a fetch-handler bundle's package.json gives
+/// (`exports`, `module`, `main`), each relative, without `..`, and inside
+/// the bundle once links are followed.
+fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) -> Result<(), DeployError> {
+    let package = tree.join("package.json");
+    let Ok(text) = fs::read_to_string(&package) else {
+        return Ok(());
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| refuse(format!("package.json is not JSON: {e}")))?;
+    let exports = json.get("exports").map(|e| e.get(".").unwrap_or(e));
+    let names = [
+        exports.and_then(|e| e.as_str()),
+        exports.and_then(|e| e.get("import")?.as_str()),
+        exports.and_then(|e| e.get("default")?.as_str()),
+        json.get("module").and_then(|v| v.as_str()),
+        json.get("main").and_then(|v| v.as_str()),
+    ];
+    let root = fs::canonicalize(tree).map_err(|e| DeployError::io(tree, e))?;
+    for name in names.into_iter().flatten() {
+        let trimmed = name.trim_start_matches("./");
+        components(trimmed.as_bytes())
+            .map_err(|why| refuse(format!("package.json names {name:?} as the app's module: {why}")))?;
+        if let Ok(real) = fs::canonicalize(root.join(trimmed))
+            && !real.starts_with(&root)
+        {
+            return Err(refuse(format!(
+                "package.json names {name:?} as the app's module, which resolves to {}, outside the bundle",
+                real.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Why a path the bundle's configuration names (`field`, relative to the
@@ -396,10 +469,37 @@ pub(crate) fn check_config(tree: &Path) -> Result<(), DeployError> {
     }
     let text = fs::read_to_string(&file).map_err(|e| refuse(format!("cannot be read: {e}")))?;
     let config: BundleConfig = toml::from_str(&text).map_err(|e| refuse(e.message().trim().to_owned()))?;
+    if config.redis.is_some() {
+        return Err(refuse(
+            "[redis]: a deployed app shares the platform's Redis; set it in the platform file".into(),
+        ));
+    }
+    if config.hooks.is_some() {
+        return Err(refuse(
+            "[hooks]: a deployed app's hooks are the platform file's `[apps.<id>] hooks`".into(),
+        ));
+    }
     let server = config.server;
-    let js = match server.runtime.as_deref() {
+    let runtime = match (
+        server.runtime.as_deref(),
+        config.framework.as_ref().map(|f| f.kind.as_str()),
+    ) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(refuse(format!(
+                "server.runtime = {a:?} and framework.type = {b:?} disagree: keep one"
+            )));
+        }
+        (a, b) => a.or(b),
+    };
+    let fetch_handler = runtime == Some("hono");
+    if fetch_handler && server.entry.is_none() {
+        // Its entry is found from package.json: that name stays inside too.
+        check_package_entries(tree, &refuse)?;
+    }
+    let js = match runtime {
         None | Some("static") => false,
         Some("js") => true,
+        Some("hono") => server.entry.is_some(),
         Some("proxy") => {
             return Err(refuse(
                 "server.runtime = \"proxy\": a bundle cannot name an upstream; declare a proxy app in the platform file"
@@ -408,7 +508,7 @@ pub(crate) fn check_config(tree: &Path) -> Result<(), DeployError> {
         }
         Some(other) => {
             return Err(refuse(format!(
-                "server.runtime = {other:?}: a bundle is a `static` or a `js` app"
+                "server.runtime = {other:?}: a bundle is a `static`, `js` or `hono` app"
             )));
         }
     };
@@ -819,8 +919,19 @@ mod tests {
             ("[server]\nruntime = \"proxy\"", "a bundle cannot name an upstream"),
             (
                 "[server]\nruntime = \"process\"",
-                "a bundle is a `static` or a `js` app",
+                "a bundle is a `static`, `js` or `hono` app",
             ),
+            (
+                "[framework]\ntype = \"express\"",
+                "a bundle is a `static`, `js` or `hono` app",
+            ),
+            (
+                "[redis]\nurl = \"redis://x\"",
+                "[redis]: a deployed app shares the platform's Redis",
+            ),
+            ("[hooks]\npre_build = \"make\"", "[hooks]: a deployed app's hooks"),
+            ("[server]\nruntime = \"js\"\n[framework]\ntype = \"hono\"", "disagree"),
+            ("[cache.isr]\nttl = 1", "unknown field `ttl`"),
         ] {
             let tree = config_tree(config, &["index.html", "dist/"]);
             let err = check_config(tree.path()).unwrap_err().to_string();

@@ -50,6 +50,20 @@ pub struct Config {
     /// become a tenant's own domain.
     #[serde(default)]
     pub reserved_hosts: Vec<bext_plugin_abi::claims::Claim>,
+    /// Apps that keep another number of old versions, by app id: the
+    /// platform file's `[apps.<id>] deploy.keep_versions`, passed on by the
+    /// kernel.
+    #[serde(default)]
+    pub app_keep_versions: BTreeMap<String, usize>,
+    /// Most apps the registry may hold (`[platform] max_apps`, passed on
+    /// by the kernel): a deploy creating one more is refused (409).
+    #[serde(default)]
+    pub max_apps: Option<usize>,
+    /// Apps named with a version (`skedly@1.2`) by the vhosts `hosts` map,
+    /// passed on by the kernel: each is served from the newest deployed
+    /// version that matches, as a hidden app of that name.
+    #[serde(default)]
+    pub pinned_versions: Vec<String>,
 }
 
 impl Config {

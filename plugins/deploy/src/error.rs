@@ -37,6 +37,9 @@ pub enum DeployError {
     /// The name is taken (a tenant's domain another tenant or app has).
     #[error("{0}")]
     Taken(String),
+    /// A new app would go past the platform's `max_apps`.
+    #[error("{0}")]
+    Full(String),
     /// The change is recorded, but the kernel refused the configuration
     /// it makes (the previous one keeps serving).
     #[error("recorded, but the new configuration was refused: {0}")]
@@ -64,7 +67,7 @@ impl DeployError {
             DeployError::Bundle(_) => StatusCode::BAD_REQUEST,
             DeployError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             DeployError::NotFound(_) => StatusCode::NOT_FOUND,
-            DeployError::Exists(_) | DeployError::Taken(_) => StatusCode::CONFLICT,
+            DeployError::Exists(_) | DeployError::Taken(_) | DeployError::Full(_) => StatusCode::CONFLICT,
             DeployError::Hook(_) => StatusCode::UNPROCESSABLE_ENTITY,
             DeployError::Io { .. } | DeployError::Db(_) | DeployError::Refused(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,6 +93,7 @@ mod tests {
             (DeployError::NotFound("n".into()), StatusCode::NOT_FOUND),
             (DeployError::Exists("e".into()), StatusCode::CONFLICT),
             (DeployError::Taken("t".into()), StatusCode::CONFLICT),
+            (DeployError::Full("f".into()), StatusCode::CONFLICT),
             (DeployError::Hook(run), StatusCode::UNPROCESSABLE_ENTITY),
             (DeployError::Db("d".into()), StatusCode::INTERNAL_SERVER_ERROR),
             (DeployError::Refused("r".into()), StatusCode::INTERNAL_SERVER_ERROR),

@@ -97,9 +97,24 @@ impl BuiltinPlugin for DeployPlugin {
         })
     }
 
-    fn app_changes(_config: &Config, setup: &Setup<'_>) -> Result<Vec<AppChange>, PluginError> {
-        let served = Registry::served(&Registry::root_in(setup.data_dir)).map_err(|e| PluginError::Init(e.into()))?;
-        Ok(table::changes(served, unix_now(), setup.apps))
+    fn app_changes(config: &Config, setup: &Setup<'_>) -> Result<Vec<AppChange>, PluginError> {
+        let root = Registry::root_in(setup.data_dir);
+        let served = Registry::served(&root).map_err(|e| PluginError::Init(e.into()))?;
+        let mut changes = table::changes(served, unix_now(), setup.apps);
+        for pin in &config.pinned_versions {
+            let Some((app, spec)) = pin.split_once('@') else {
+                continue;
+            };
+            let versions = Registry::versions_read_only(&root, app).map_err(|e| PluginError::Init(e.into()))?;
+            match table::pinned(pin, app, spec, &versions) {
+                Some(change) => changes.push(change),
+                None => {
+                    let known: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+                    tracing::warn!(target: "bext::deploy", pin = %pin, deployed = ?known, "no deployed version matches: its hosts answer 502");
+                }
+            }
+        }
+        Ok(changes)
     }
 }
 

@@ -330,6 +330,10 @@ pub struct Registry {
     db: Connection,
     store: Store,
     keep_versions: usize,
+    /// Apps whose platform file says `deploy.keep_versions`.
+    keep_per_app: std::collections::BTreeMap<String, usize>,
+    /// The platform's `max_apps`: a deploy creating an app past it is refused.
+    max_apps: Option<usize>,
     limits: Limits,
 }
 
@@ -343,6 +347,29 @@ impl Registry {
     /// when not).
     pub fn exists(root: &Path) -> bool {
         root.join(DATABASE).is_file()
+    }
+
+    /// Every version of `app`, newest first, read without opening for
+    /// writing (none when nothing was ever deployed): what pinned
+    /// versions (`app@1.2` in a vhosts entry) are resolved against.
+    pub fn versions_read_only(root: &Path, app: &str) -> Result<Vec<VersionRecord>, DeployError> {
+        let file = root.join(DATABASE);
+        if !file.is_file() {
+            return Ok(Vec::new());
+        }
+        let db = Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| DeployError::db(&file, e))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| DeployError::db(&file, e))?;
+        let applied: i64 = db
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| DeployError::db(&file, e))?;
+        if applied == 0 {
+            return Ok(Vec::new());
+        }
+        db.prepare(&format!("{SELECT} WHERE app = ?1 ORDER BY id DESC"))
+            .and_then(|mut q| q.query_map([app], version_row)?.collect())
+            .map_err(|e| DeployError::db(&file, e))
     }
 
     /// Every app's current version and canary, read without opening for
@@ -407,6 +434,8 @@ impl Registry {
             store: Store::open(root)?,
             db,
             keep_versions,
+            keep_per_app: Default::default(),
+            max_apps: None,
             limits: Limits::default(),
         };
         registry.migrate()?;
@@ -420,6 +449,42 @@ impl Registry {
     /// defaults until then).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Apps that keep another number of old versions than the registry's
+    /// (`[apps.<id>] deploy.keep_versions`), and the platform's `max_apps`
+    /// (the apps a deploy may not create beyond).
+    pub fn set_app_policies(
+        &mut self,
+        keep_per_app: std::collections::BTreeMap<String, usize>,
+        max_apps: Option<usize>,
+    ) {
+        self.keep_per_app = keep_per_app;
+        self.max_apps = max_apps;
+    }
+
+    /// Refuses a deploy that would create an app past `max_apps` (the
+    /// platform file's apps and those deploys created, previews and
+    /// canaries not counted: they are versions of an app).
+    fn check_room_for(&self, app: &str) -> Result<(), DeployError> {
+        let Some(max) = self.max_apps else { return Ok(()) };
+        let known: bool = self
+            .db
+            .query_row("SELECT EXISTS (SELECT 1 FROM apps WHERE id = ?1)", [app], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?;
+        if known {
+            return Ok(());
+        }
+        let count: i64 = self
+            .db
+            .query_row("SELECT COUNT(*) FROM apps", [], |r| r.get(0))
+            .map_err(|e| self.db_err(e))?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+            return Err(DeployError::Full(format!(
+                "cannot create app `{app}`: the platform has {count} apps and max_apps = {max} (raise `[platform] max_apps`, or `bext apps rm` one)"
+            )));
+        }
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<(), DeployError> {
@@ -574,6 +639,7 @@ impl Registry {
         progress: &mut dyn FnMut(&Path, u64),
     ) -> Result<Deployed, DeployError> {
         check_deploy(app, options)?;
+        self.check_room_for(app)?;
         if !from.is_dir() {
             return Err(DeployError::Bundle(format!("{}: not a directory", from.display())));
         }
@@ -949,7 +1015,8 @@ impl Registry {
     /// rollback makes current first, then the newest (canaries and
     /// previews are never removed here).
     fn prune(&mut self, app: &str) -> Result<Vec<String>, DeployError> {
-        let target = match self.keep_versions {
+        let keep_versions = self.keep_per_app.get(app).copied().unwrap_or(self.keep_versions);
+        let target = match keep_versions {
             0 => None,
             _ => self.rollback_target(app)?,
         };
@@ -967,7 +1034,7 @@ impl Registry {
                 .and_then(Iterator::collect)
                 .map_err(|e| self.db_err(e))?
         };
-        let kept_besides = self.keep_versions - usize::from(target.is_some());
+        let kept_besides = keep_versions - usize::from(target.is_some());
         let old: Vec<(String, String)> = others
             .into_iter()
             .filter(|(version, _)| Some(version) != target.as_ref())

@@ -65,6 +65,26 @@ pub fn changes(served: Served, now: u64, table: &[AppInfo]) -> Vec<AppChange> {
     current.chain(previews).chain(canaries).chain(domains).collect()
 }
 
+/// The app a pin (`skedly@1.2`, written in a vhosts entry as Buntime
+/// writes it) is served as: the newest of `versions` (newest first) named
+/// `spec` or `v<spec>`, or whose name goes on from it after a dot
+/// (`1.2` is `1.2.7` or `v1.2.0`), as a hidden app named `pin`.
+pub fn pinned(pin: &str, app: &str, spec: &str, versions: &[crate::VersionRecord]) -> Option<AppChange> {
+    let matches = |name: &str| {
+        let name = name.strip_prefix('v').unwrap_or(name);
+        let spec = spec.strip_prefix('v').unwrap_or(spec);
+        name == spec || name.strip_prefix(spec).is_some_and(|rest| rest.starts_with('.'))
+    };
+    let v = versions.iter().find(|v| matches(&v.version))?;
+    Some(AppChange {
+        id: pin.to_owned(),
+        like: app.to_owned(),
+        source: Some(v.path.clone()),
+        domains: Domains::Hidden,
+        env: Env::Same,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -158,6 +178,33 @@ mod tests {
                 ("shop", "shop", None, &shop_domains, Env::Same),
             ],
             "the expired preview is left out, and the domain of an app nobody has"
+        );
+    }
+
+    #[test]
+    fn a_pin_is_the_newest_version_it_names() {
+        let v = |name: &str| VersionRecord {
+            app: "skedly".into(),
+            version: name.into(),
+            path: PathBuf::from(format!("/d/skedly/{name}")),
+            routes: vec![],
+            files: 1,
+            bytes: 1,
+            deployed_at: 1,
+            deployed_by: "me".into(),
+            current: false,
+        };
+        let versions = [v("1.3.0"), v("v1.2.7"), v("1.2.1"), v("1.20"), v("v2")];
+        let path = |spec: &str| pinned(&format!("skedly@{spec}"), "skedly", spec, &versions).map(|c| c.source);
+        assert_eq!(path("1.2"), Some(Some("/d/skedly/v1.2.7".into())));
+        assert_eq!(path("1.2.1"), Some(Some("/d/skedly/1.2.1".into())));
+        assert_eq!(path("2"), Some(Some("/d/skedly/v2".into())));
+        assert_eq!(path("1.20"), Some(Some("/d/skedly/1.20".into())));
+        assert_eq!(path("1.4"), None);
+        let c = pinned("skedly@1.2", "skedly", "1.2", &versions).unwrap();
+        assert_eq!(
+            (c.id.as_str(), c.like.as_str(), c.domains),
+            ("skedly@1.2", "skedly", Domains::Hidden)
         );
     }
 }

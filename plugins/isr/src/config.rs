@@ -20,6 +20,10 @@ pub struct Config {
     /// only what the app marks cacheable (or a rule's `ttl` covers).
     #[serde(default)]
     pub default_ttl: Option<Span>,
+    /// How long such answers are then served stale while one request
+    /// refreshes them (the original bext's `default_swr_ms`).
+    #[serde(default)]
+    pub default_swr: Option<Span>,
     /// How long a 404 or 410 may be served from the cache at most.
     #[serde(default = "default_negative_ttl")]
     pub negative_ttl: Span,

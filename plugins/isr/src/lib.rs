@@ -107,6 +107,7 @@ impl BuiltinPlugin for IsrPlugin {
             },
             store: Arc::new(StorePolicy {
                 default_ttl: c.default_ttl.map(|s| s.0),
+                default_swr: c.default_swr.map(|s| s.0),
                 negative_ttl: c.negative_ttl.0,
                 max_entry_bytes: usize::try_from(c.max_entry_bytes.0).unwrap_or(usize::MAX),
                 edge: OnceLock::new(),

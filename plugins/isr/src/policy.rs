@@ -93,6 +93,7 @@ pub fn freshness(
     headers: &HeaderMap,
     rule: Option<RuleSay>,
     default_ttl: Option<Duration>,
+    default_swr: Option<Duration>,
     negative_ttl: Duration,
 ) -> Option<Freshness> {
     let negative = cacheable_status(status)?;
@@ -115,14 +116,15 @@ pub fn freshness(
         .unwrap_or(0);
     let secs = Duration::from_secs;
     let rule = rule.unwrap_or_default();
-    let ttl = match (rule.ttl, d.s_maxage.or(d.max_age)) {
-        (Some(ttl), _) => ttl,
-        (None, Some(max)) => secs(max.saturating_sub(age)),
-        (None, None) => default_ttl?,
+    let (ttl, said_nothing) = match (rule.ttl, d.s_maxage.or(d.max_age)) {
+        (Some(ttl), _) => (ttl, false),
+        (None, Some(max)) => (secs(max.saturating_sub(age)), false),
+        (None, None) => (default_ttl?, true),
     };
+    let swr_default = default_swr.filter(|_| said_nothing && d.swr.is_none());
     let mut f = Freshness {
         ttl,
-        swr: rule.swr.or(d.swr.map(secs)).unwrap_or_default(),
+        swr: rule.swr.or(d.swr.map(secs)).or(swr_default).unwrap_or_default(),
         sie: d.sie.map(secs).unwrap_or_default(),
     };
     if negative {
@@ -175,8 +177,19 @@ mod tests {
             &headers(pairs),
             rule,
             None,
+            None,
             Duration::from_secs(10),
         )
+    }
+
+    #[test]
+    fn default_swr_is_for_answers_that_say_nothing() {
+        let ok = StatusCode::OK;
+        let (ttl, swr) = (Some(S(60)), Some(S(3600)));
+        let quiet = freshness(ok, &headers(&[]), None, ttl, swr, S(10)).unwrap();
+        assert_eq!((quiet.ttl, quiet.swr), (S(60), S(3600)));
+        let said = freshness(ok, &headers(&[("cache-control", "max-age=5")]), None, ttl, swr, S(10)).unwrap();
+        assert_eq!((said.ttl, said.swr), (S(5), S(0)));
     }
 
     const S: fn(u64) -> Duration = Duration::from_secs;

@@ -28,6 +28,8 @@ pub(crate) struct Bypass;
 pub(crate) struct StorePolicy {
     /// Freshness of answers that say nothing about caching.
     pub(crate) default_ttl: Option<Duration>,
+    /// Stale window of answers that say nothing about caching.
+    pub(crate) default_swr: Option<Duration>,
     /// Most a 404 or 410 is kept.
     pub(crate) negative_ttl: Duration,
     /// Larger bodies are passed through, never kept.
@@ -91,7 +93,14 @@ impl StorePolicy {
     pub(crate) async fn store(&self, p: Pending, res: &mut Response) -> bool {
         mark(res.headers_mut(), "MISS");
         let tags = tags_of(res.headers());
-        let Some(fresh) = freshness(res.status(), res.headers(), p.rule, self.default_ttl, self.negative_ttl) else {
+        let Some(fresh) = freshness(
+            res.status(),
+            res.headers(),
+            p.rule,
+            self.default_ttl,
+            self.default_swr,
+            self.negative_ttl,
+        ) else {
             return false;
         };
         let Some(new) = vary_names(res.headers(), &self.credentials, p.caller_keyed) else {

@@ -35,3 +35,20 @@ pub struct HostEntry {
     #[serde(default)]
     pub bypass: bool,
 }
+
+/// The app an entry's `app` names: Buntime's `name@latest` is the app's
+/// current version, the app itself; other `name@version` pins are apps the
+/// deploy registry adds for that version (its `pinned_versions`).
+pub fn served_app(app: &str) -> &str {
+    app.strip_suffix("@latest").unwrap_or(app)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn latest_is_the_app_itself_and_other_pins_are_kept() {
+        assert_eq!(super::served_app("skedly@latest"), "skedly");
+        assert_eq!(super::served_app("skedly@1.2"), "skedly@1.2");
+        assert_eq!(super::served_app("admin-panel"), "admin-panel");
+    }
+}

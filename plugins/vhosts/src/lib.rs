@@ -44,8 +44,13 @@ impl BuiltinPlugin for Vhosts {
             // An entry naming an app that does not exist is not refused
             // here: the kernel answers it with 502, and the app may be
             // deployed later.
-            b.add(pattern, &entry.app, entry.path_prefix.as_deref(), entry.bypass)
-                .map_err(|e| PluginError::config(format!("hosts.{pattern}"), e.reason))?;
+            b.add(
+                pattern,
+                config::served_app(&entry.app),
+                entry.path_prefix.as_deref(),
+                entry.bypass,
+            )
+            .map_err(|e| PluginError::config(format!("hosts.{pattern}"), e.reason))?;
         }
         if config.app_domains {
             for app in setup.apps {

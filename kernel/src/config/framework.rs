@@ -1,0 +1,328 @@
+//! Runtimes named after frameworks, as the original bext's platform.toml
+//! names them (`runtime = "hono"`, `"express"`, ...): each is one of
+//! bext's own runtimes with settings found in the app's folder, so a file
+//! written for the original runs unchanged. What bext serves itself in
+//! front of such an app (static files, an API upstream) is its [`Layers`].
+
+use std::path::{Path, PathBuf};
+
+use super::platform::{AppConfig, RuntimeKind};
+use super::process::CommandLine;
+
+/// What a framework runtime became, for the startup log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The runtime named in the file (`hono`).
+    pub named: &'static str,
+    /// How its settings were found (`package.json "main"`).
+    pub how: String,
+}
+
+/// What bext serves itself in front of a framework app's runtime: static
+/// folders at URL prefixes, and an API prefix sent to the app's upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layers {
+    /// The original's runtime name (`ssr`, `hybrid`, `nextjs`).
+    pub named: &'static str,
+    /// Folders served before the app: `(URL prefix, folder relative to
+    /// the app's `source`, immutable)`, so a deployed version serves its
+    /// own; an immutable file is answered with a year-long `Cache-Control`.
+    pub statics: Vec<(String, PathBuf, bool)>,
+    /// Requests under this prefix go to the app's `upstream` (hybrid).
+    pub api_prefix: Option<String>,
+}
+
+/// Far-future caching for files whose names change with their content.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Turns a framework runtime into one of bext's own (`hono` -> `js` with
+/// the entry found from package.json, `express` -> `process` with the
+/// package's `start` script, `ssr`/`hybrid` -> `js` with static files and
+/// an API upstream in front, `nextjs` -> `process` running `next start`
+/// with `.next/static` and `public/` in front). `Ok(None)` for bext's own
+/// runtimes; `Err` with `(field, reason)` when the folder does not say
+/// enough.
+pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, String)> {
+    let named = match app.runtime {
+        RuntimeKind::Static | RuntimeKind::Proxy | RuntimeKind::Js | RuntimeKind::Process => return Ok(None),
+        RuntimeKind::Hono => "hono",
+        RuntimeKind::Express => "express",
+        RuntimeKind::Ssr => "ssr",
+        RuntimeKind::Hybrid => "hybrid",
+        RuntimeKind::Nextjs => "nextjs",
+    };
+    let Some(source) = app.source.clone() else {
+        return Err((
+            "source",
+            format!("a `{named}` app needs `source`, the folder of its package.json"),
+        ));
+    };
+    if !source.is_dir() {
+        return Err(("source", format!("{} is not a directory", source.display())));
+    }
+    let kind = app.runtime;
+    let how = match kind {
+        RuntimeKind::Hono | RuntimeKind::Ssr | RuntimeKind::Hybrid => {
+            app.runtime = RuntimeKind::Js;
+            let mut how = match &app.entry {
+                Some(_) => "its `entry`".to_owned(),
+                None => {
+                    let (entry, how) = fetch_handler_entry(&source).map_err(|reason| ("entry", reason))?;
+                    app.entry = Some(entry.into());
+                    how
+                }
+            };
+            if kind != RuntimeKind::Hono {
+                let statics = match &app.static_dir {
+                    Some(dir) if !super::platform::stays_inside(dir) => {
+                        return Err(("static_dir", format!("{} leaves the app's folder", dir.display())));
+                    }
+                    Some(dir) if !source.join(dir).is_dir() => {
+                        return Err((
+                            "static_dir",
+                            format!("{} is not a directory", source.join(dir).display()),
+                        ));
+                    }
+                    Some(dir) => vec![("/".to_owned(), dir.clone(), false)],
+                    None => vec![("/".to_owned(), PathBuf::from("public"), false)],
+                };
+                let api_prefix = match kind {
+                    RuntimeKind::Hybrid => {
+                        if app.upstream.is_none() && app.upstreams.is_empty() {
+                            return Err((
+                                "upstream",
+                                "a `hybrid` app sends `/api/*` (its `api_prefix`) to `upstream = \"http://host:port\"`, which is unset".into(),
+                            ));
+                        }
+                        let prefix = app.api_prefix.clone().unwrap_or_else(|| "/api".into());
+                        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+                            return Err(("api_prefix", format!("`{prefix}`: a path like \"/api\"")));
+                        }
+                        Some(prefix)
+                    }
+                    _ => None,
+                };
+                if let Some((_, dir, _)) = statics.first().filter(|(_, d, _)| source.join(d).is_dir()) {
+                    how.push_str(&format!(", static files from {}", dir.display()));
+                }
+                if let Some(p) = &api_prefix {
+                    how.push_str(&format!(", {p}/* to the upstream"));
+                }
+                app.layers = Some(Layers {
+                    named,
+                    statics,
+                    api_prefix,
+                });
+            }
+            how
+        }
+        RuntimeKind::Nextjs => {
+            app.runtime = RuntimeKind::Process;
+            let how = match &app.command {
+                Some(_) => "its `command`".to_owned(),
+                None if source.join(".next/standalone/server.js").is_file() => {
+                    app.command = Some(CommandLine(vec!["node".into(), ".next/standalone/server.js".into()]));
+                    app.env.entry("HOSTNAME".into()).or_insert_with(|| "127.0.0.1".into());
+                    "the standalone .next/standalone/server.js".to_owned()
+                }
+                None => {
+                    let bin = source.join("node_modules/.bin");
+                    let path = std::env::var("PATH").unwrap_or_default();
+                    app.env
+                        .entry("PATH".into())
+                        .or_insert_with(|| format!("{}:{path}", bin.display()));
+                    app.command = Some(CommandLine(vec![
+                        "next".into(),
+                        "start".into(),
+                        "-H".into(),
+                        "127.0.0.1".into(),
+                        "-p".into(),
+                        "$PORT".into(),
+                    ]));
+                    "`next start`".to_owned()
+                }
+            };
+            // Built assets never change under a name; `public/` is the app's.
+            let statics = vec![
+                ("/_next/static".to_owned(), PathBuf::from(".next/static"), true),
+                ("/".to_owned(), PathBuf::from("public"), true),
+            ];
+            // Pages are kept as their Cache-Control (and ISR's s-maxage) say.
+            app.cache.get_or_insert_with(|| serde_json::json!({}));
+            app.layers = Some(Layers {
+                named,
+                statics,
+                api_prefix: None,
+            });
+            format!("{how}, /_next/static/* and public/ served by bext")
+        }
+        _ => {
+            app.runtime = RuntimeKind::Process;
+            match &app.command {
+                Some(_) => "its `command`".to_owned(),
+                None => {
+                    let found = super::process::detect(&source).map_err(|reason| ("source", reason))?;
+                    let Some(d) = found.filter(|d| d.from.starts_with("package.json")) else {
+                        return Err((
+                            "command",
+                            format!(
+                                "{} has no package.json with a `start` script: add one, or set `command = \"node server.js\"`",
+                                source.display()
+                            ),
+                        ));
+                    };
+                    app.command = Some(d.command);
+                    for (k, v) in d.env {
+                        app.env.entry(k).or_insert(v);
+                    }
+                    d.from.to_owned()
+                }
+            }
+        }
+    };
+    Ok(Some(Resolved { named, how }))
+}
+
+/// Files a fetch-handler build usually leaves, tried in order when
+/// package.json names none.
+const BUILD_OUTPUTS: [&str; 6] = [
+    "dist/index.js",
+    "dist/index.mjs",
+    "build/index.js",
+    "dist/server.js",
+    "index.js",
+    "index.mjs",
+];
+
+/// The module of a fetch-handler app (Hono and the like): package.json's
+/// `exports` (`"."`, its `import` or `default`), `module`, then `main`,
+/// then the usual build outputs; a name that leaves `dir` is refused.
+pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
+    if let Some(json) = package_json(dir)? {
+        let exports = json.get("exports").map(|e| e.get(".").unwrap_or(e));
+        let exported = exports.and_then(|e| {
+            e.as_str()
+                .or_else(|| e.get("import").and_then(|v| v.as_str()))
+                .or_else(|| e.get("default").and_then(|v| v.as_str()))
+        });
+        for (key, value) in [
+            ("exports", exported),
+            ("module", json.get("module").and_then(|v| v.as_str())),
+            ("main", json.get("main").and_then(|v| v.as_str())),
+        ] {
+            let Some(name) = value else { continue };
+            let name = name.trim_start_matches("./");
+            if !super::platform::stays_inside(Path::new(name)) {
+                return Err(format!("package.json `{key}` = `{name}` leaves the app's folder"));
+            }
+            if dir.join(name).is_file() {
+                return Ok((name.to_owned(), format!("package.json `{key}`")));
+            }
+        }
+    }
+    for name in BUILD_OUTPUTS {
+        if dir.join(name).is_file() {
+            return Ok((name.to_owned(), format!("the build output {name}")));
+        }
+    }
+    Err(format!(
+        "{}: no module to run: package.json names none that exists (`exports`, `module`, `main`) and none of {} is there; build the app or set `entry`",
+        dir.display(),
+        BUILD_OUTPUTS.join(", ")
+    ))
+}
+
+/// Node server frameworks: run as `process` apps by their `start` script.
+const NODE_SERVERS: [&str; 5] = ["express", "fastify", "koa", "@hono/node-server", "@nestjs/core"];
+/// Fetch-handler frameworks: run in isolates as `js` apps.
+const FETCH_HANDLERS: [&str; 2] = ["hono", "itty-router"];
+
+/// The framework a folder's package.json depends on (`bext run .` with no
+/// runtime said), and the dependency that says so: a Node server
+/// framework is `express`, a fetch-handler one `hono`. `None` for
+/// anything else (Next.js and other apps with a `start` script run as
+/// process apps by that script; a plain folder is a static site).
+pub fn detect(dir: &Path) -> Result<Option<(RuntimeKind, String)>, String> {
+    let Some(json) = package_json(dir)? else {
+        return Ok(None);
+    };
+    let depends_on = |name: &str| {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|k| json.get(k).and_then(|d| d.get(name)).is_some())
+    };
+    if let Some(dep) = NODE_SERVERS.iter().find(|d| depends_on(d)) {
+        return Ok(Some((RuntimeKind::Express, format!("package.json depends on `{dep}`"))));
+    }
+    if let Some(dep) = FETCH_HANDLERS.iter().find(|d| depends_on(d)) {
+        return Ok(Some((RuntimeKind::Hono, format!("package.json depends on `{dep}`"))));
+    }
+    Ok(None)
+}
+
+/// Whether package.json has a script of that name.
+pub fn has_script(dir: &Path, name: &str) -> bool {
+    package_json(dir)
+        .ok()
+        .flatten()
+        .is_some_and(|j| j.pointer(&format!("/scripts/{name}")).is_some_and(|s| s.is_string()))
+}
+
+fn package_json(dir: &Path) -> Result<Option<serde_json::Value>, String> {
+    let package = dir.join("package.json");
+    if !package.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&package).map_err(|e| format!("{}: {e}", package.display()))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: not JSON: {e}", package.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frameworks_are_detected_from_dependencies() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(detect(d).unwrap(), None);
+        std::fs::write(d.join("package.json"), r#"{"dependencies": {"hono": "^4"}}"#).unwrap();
+        assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Hono);
+        std::fs::write(
+            d.join("package.json"),
+            r#"{"dependencies": {"hono": "^4", "@hono/node-server": "1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Express);
+        std::fs::write(d.join("package.json"), r#"{"dependencies": {"next": "15"}}"#).unwrap();
+        assert_eq!(detect(d).unwrap(), None);
+        std::fs::write(d.join("package.json"), "{").unwrap();
+        assert!(detect(d).unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn the_entry_comes_from_package_json_then_build_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(fetch_handler_entry(d).unwrap_err().contains("no module to run"));
+        std::fs::create_dir_all(d.join("dist")).unwrap();
+        std::fs::write(d.join("dist/index.js"), "").unwrap();
+        assert_eq!(fetch_handler_entry(d).unwrap().0, "dist/index.js");
+        std::fs::write(d.join("app.mjs"), "").unwrap();
+        std::fs::write(d.join("package.json"), r#"{"main": "./app.mjs"}"#).unwrap();
+        assert_eq!(
+            fetch_handler_entry(d).unwrap(),
+            ("app.mjs".into(), "package.json `main`".into())
+        );
+        std::fs::write(
+            d.join("package.json"),
+            r#"{"exports": {".": {"import": "./dist/index.js"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(fetch_handler_entry(d).unwrap().0, "dist/index.js");
+        std::fs::write(d.join("package.json"), r#"{"main": "../../etc/passwd"}"#).unwrap();
+        assert!(fetch_handler_entry(d).unwrap_err().contains("leaves"));
+    }
+}

@@ -1,0 +1,801 @@
+//! Configuration written for the original bext and for Buntime, from the
+//! pages in ../shared/seeds (copied under tests/compat/, each naming its
+//! page): checked by `bext check`, served, and answered. What bext serves
+//! differently is refused with the configuration to write instead, and
+//! that configuration then runs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::deploy::{cli, json, ok};
+use crate::support::*;
+
+/// A fixture of tests/compat/ as its page writes it.
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo().join("tests/compat").join(name)).unwrap()
+}
+
+/// `bext check --config FILE`: success, and stderr (errors, warnings, notes).
+fn check(config: &Path) -> (bool, String) {
+    let out = bext_output(&["check", "--config", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn js_app(s: &Site, dir: &str, answer: &str) {
+    s.write(
+        &format!("{dir}/index.js"),
+        format!("export default {{ fetch(req) {{ return new Response('{answer} ' + new URL(req.url).pathname); }} }}"),
+    );
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// multi-app-routing.txt's platform.toml, as written: every `[platform]`
+/// key is read, `ssr` apps render in isolates (a `render(request)` export
+/// or a fetch handler) behind their static files, and each app answers on
+/// its domains with its cache, rate limit and auth.
+#[tokio::test]
+async fn the_multi_app_routing_platform_toml_runs_as_written() {
+    let s = Site::new();
+    s.write(
+        "apps/marketing/index.js",
+        "export function render(request) { return '<h1>marketing ' + new URL(request.url).pathname + '</h1>'; }",
+    );
+    s.write("apps/marketing/public/logo.svg", "<svg/>");
+    js_app(&s, "apps/dashboard", "dashboard");
+    js_app(&s, "apps/api", "api");
+    s.write("apps/docs/index.html", "docs");
+    let page = fixture("multi-app-routing.platform.toml").replace("0.0.0.0:3000", "127.0.0.1:0");
+    let config = s.platform(&page);
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve_env(
+        &config,
+        &[("DASHBOARD_JWT_SECRET", "a-secret-of-the-dashboard-32-bytes")],
+    );
+    let rendered = get(b.addr, "www.example.com", "/a").await;
+    assert_eq!(rendered.text(), "<h1>marketing /a</h1>");
+    assert_eq!(rendered.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(get(b.addr, "example.com", "/logo.svg").await.text(), "<svg/>");
+    assert_eq!(get(b.addr, "api.example.com", "/v1").await.text(), "api /v1");
+    assert_eq!(get(b.addr, "docs.example.com", "/").await.text(), "docs");
+    // `auth.required = true`: no token, no page.
+    assert_eq!(get(b.addr, "app.example.com", "/").await.status, 401);
+    // `[apps.marketing.cache]` is its isr cache: `default_ttl` keeps a
+    // page that says nothing about caching.
+    assert_eq!(get(b.addr, "example.com", "/c").await.header("x-cache"), Some("MISS"));
+    assert_eq!(get(b.addr, "example.com", "/c").await.header("x-cache"), Some("HIT"));
+
+    // A bundle with neither fetch nor render is refused by name.
+    s.write("apps/marketing/index.js", "export const nothing = 1;");
+    let (passed, text) = check(&config);
+    assert!(!passed && text.contains("no render(request) is exported"), "{text}");
+}
+
+/// `hybrid`: the SSR bundle and its static files, with `/api/*` (or the
+/// app's `api_prefix`) proxied to its upstream; other spellings of the
+/// prefix are pages, not API calls.
+#[tokio::test]
+async fn hybrid_sends_its_api_prefix_upstream_and_renders_the_rest() {
+    let s = Site::new();
+    let upstream = Echo::start().await;
+    s.write(
+        "web/dist/server.js",
+        "export default { render(request) { return 'page ' + new URL(request.url).pathname; } }",
+    );
+    s.write("web/package.json", r#"{"main": "dist/server.js"}"#);
+    s.write("web/dist/client/app.css", "body{}");
+    let app = format!(
+        "[apps.web]\nruntime = \"hybrid\"\nsource = \"web\"\nstatic_dir = \"dist/client\"\nupstream = \"http://{}\"\ndomains = [\"web.test\"]\n",
+        upstream.addr
+    );
+    let config = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n\n{app}"));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "web.test", "/about").await.text(), "page /about");
+    assert_eq!(get(b.addr, "web.test", "/app.css").await.text(), "body{}");
+    let api = get(b.addr, "web.test", "/api/users?x=1").await;
+    assert!(
+        api.text().contains("/api/users?x=1"),
+        "the echo upstream answers: {}",
+        api.text()
+    );
+    for page in ["/apix", "/API/users", "/api/../about"] {
+        let r = get(b.addr, "web.test", page).await;
+        assert!(r.text().starts_with("page /"), "{page}: {}", r.text());
+    }
+
+    // Without an upstream it says what to write; a prefix elsewhere.
+    let config =
+        s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.web]\nruntime = \"hybrid\"\nsource = \"web\"\n");
+    let (passed, text) = check(&config);
+    assert!(
+        !passed && text.contains("apps.web.upstream: a `hybrid` app sends `/api/*`"),
+        "{text}"
+    );
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n{}api_prefix = \"/backend\"\n",
+        app.replace("static_dir = \"dist/client\"\n", "")
+    ));
+    let b = Bext::serve(&config);
+    assert!(
+        get(b.addr, "web.test", "/backend/x")
+            .await
+            .text()
+            .contains("/backend/x")
+    );
+    assert_eq!(get(b.addr, "web.test", "/api/x").await.text(), "page /api/x");
+    drop(b);
+
+    // A deployed version renders and serves its own files.
+    let config = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n\n{app}"));
+    s.write("v2/package.json", r#"{"main": "dist/server.js"}"#);
+    s.write(
+        "v2/dist/server.js",
+        "export function render(request) { return 'v2 ' + new URL(request.url).pathname; }",
+    );
+    s.write("v2/dist/client/app.css", "v2{}");
+    ok(cli(&[
+        "deploy",
+        p(&s.path("v2")),
+        "--app",
+        "web",
+        "--config",
+        p(&config),
+    ]));
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "web.test", "/about").await.text(), "v2 /about");
+    assert_eq!(get(b.addr, "web.test", "/app.css").await.text(), "v2{}");
+}
+
+/// `max_isolates`: the JS apps' isolates added up, refused at load with
+/// each app and its count; `max_apps` refuses a file with more apps, a
+/// reload to one, and a deploy creating one past it.
+#[tokio::test]
+async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
+    let s = Site::new();
+    js_app(&s, "a", "a");
+    js_app(&s, "b", "b");
+    let apps = "[apps.a]\nruntime = \"js\"\nsource = \"a\"\nisolate = { workers = 3 }\n\n[apps.b]\nruntime = \"js\"\nsource = \"b\"\n";
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmax_isolates = 4\n\n{apps}"
+    ));
+    let (passed, text) = check(&config);
+    assert!(!passed);
+    assert!(
+        text.contains("platform.max_isolates: the JS apps run 5 isolates, more than max_isolates = 4 (a: 3, b: 2)"),
+        "{text}"
+    );
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmax_isolates = 5\n\n{apps}"
+    ));
+    assert!(check(&config).0);
+
+    s.write("site/index.html", "site");
+    let one = "[platform]\nlisten = \"127.0.0.1:0\"\nmax_apps = 1\n\n[apps.site]\nsource = \"site\"\ndomains = [\"site.test\"]\n";
+    let config = s.platform(one);
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", "deploy-secret")]);
+    // A reload past it is refused; the old configuration keeps serving.
+    // (Written whole at once: the watcher must not see an empty file.)
+    let two = s.write(
+        "two.toml",
+        format!("{one}\n[apps.more]\nsource = \"site\"\ndomains = [\"more.test\"]\n"),
+    );
+    std::fs::rename(two, &config).unwrap();
+    eventually(Duration::from_secs(10), || async {
+        b.log()
+            .contains("platform.max_apps: 2 apps are declared, more than max_apps = 1")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "site.test", "/").await.text(), "site");
+    assert_eq!(get(b.addr, "more.test", "/").await.status, 404);
+    let back = s.write("one.toml", one);
+    std::fs::rename(back, &config).unwrap();
+
+    // A deploy creating a second app is refused; one to the app it has is not.
+    s.write("bundle/index.html", "deployed");
+    let server = format!("http://{}", b.addr);
+    let c = p(&config);
+    let refused = cli(&[
+        "deploy",
+        p(&s.path("bundle")),
+        "--app",
+        "new",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("cannot create app `new`: the platform has 1 apps and max_apps = 1"),
+        "{said}"
+    );
+    ok(cli(&[
+        "deploy",
+        p(&s.path("bundle")),
+        "--app",
+        "site",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    assert_eq!(get(b.addr, "site.test", "/").await.text(), "deployed");
+    drop(b);
+
+    // The registry's apps count too: with one created by a deploy, a file
+    // declaring one more app than before is past max_apps = 2.
+    let two = one.replace("max_apps = 1", "max_apps = 2");
+    s.platform(&two);
+    ok(cli(&["deploy", p(&s.path("bundle")), "--app", "made", "--config", c]));
+    let config = s.platform(&format!("{two}\n[apps.more]\nsource = \"site\"\n"));
+    let out = bext_output(&["serve", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "platform.max_apps: 3 apps with those deploys created (made, more, site), more than max_apps = 2"
+        ),
+        "{said}"
+    );
+}
+
+/// `[platform] tls_cert`/`tls_key`: the certificate of every app without
+/// its own on `listen_tls`; an app with its own keeps it. Without
+/// `listen_tls` the error says to add it.
+#[tokio::test]
+async fn tls_cert_is_the_default_certificate_of_apps_without_their_own() {
+    use crate::tls::{Ca, Client, files};
+    let s = Site::new();
+    let ca = Ca::new();
+    let (wide, own) = (
+        ca.leaf(&["*.example.com", "example.com"]),
+        ca.leaf(&["own.example.com"]),
+    );
+    s.write("certs/default.pem", &wide.cert);
+    s.write("certs/default.key", &wide.key);
+    let own_tls = files(&s, "own", &own);
+    for id in ["www", "api", "own"] {
+        s.write(&format!("{id}/index.html"), id);
+    }
+    let apps = format!(
+        "[apps.www]\nsource = \"www\"\ndomains = [\"example.com\", \"www.example.com\"]\n\n[apps.api]\nsource = \"api\"\ndomains = [\"api.example.com\"]\n\n[apps.own]\nsource = \"own\"\ndomains = [\"own.example.com\"]\ntls = {own_tls}\n"
+    );
+    let without = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"certs/default.pem\"\ntls_key = \"certs/default.key\"\n\n{apps}"
+    ));
+    let (passed, text) = check(&without);
+    assert!(!passed);
+    assert!(
+        text.contains(
+            "platform.tls_cert: is served on `listen_tls`, which is unset: add `listen_tls = \"0.0.0.0:443\"`"
+        ),
+        "{text}"
+    );
+
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\ntls_cert = \"certs/default.pem\"\ntls_key = \"certs/default.key\"\n\n{apps}"
+    ));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    let tls = b.tls.unwrap();
+    let client = Client::trusting(&[&ca.root]);
+    for (host, answer, leaf) in [
+        ("example.com", "www", &wide.der),
+        ("api.example.com", "api", &wide.der),
+        ("own.example.com", "own", &own.der),
+    ] {
+        let (reply, _, served) = client.get(tls, host, "/").await;
+        assert_eq!(reply.text(), answer);
+        assert_eq!(&served, leaf, "{host}");
+    }
+}
+
+/// `[platform] preview_ttl` is the deploy plugin's default lifetime of a
+/// preview; `[apps.<id>] deploy.keep_versions` how many old versions that
+/// app keeps.
+#[tokio::test]
+async fn preview_ttl_and_keep_versions_reach_the_registry() {
+    let s = Site::new();
+    s.write("site/index.html", "site");
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\npreview_ttl = \"2h\"\n\n[apps.site]\nsource = \"site\"\ndomains = [\"site.test\"]\ndeploy.keep_versions = 1\n\n[apps.other]\nsource = \"site\"\ndomains = [\"other.test\"]\n",
+    );
+    let c = p(&config);
+    for v in 1..=4 {
+        s.write(&format!("v{v}/index.html"), format!("v{v}"));
+        ok(cli(&[
+            "deploy",
+            p(&s.path(&format!("v{v}"))),
+            "--app",
+            "site",
+            "--config",
+            c,
+        ]));
+        ok(cli(&[
+            "deploy",
+            p(&s.path(&format!("v{v}"))),
+            "--app",
+            "other",
+            "--config",
+            c,
+        ]));
+    }
+    let count = |app: &str| {
+        json(cli(&["apps", "versions", app, "--config", c, "--json"]))["versions"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count("site"), 2, "the current version and one more");
+    assert_eq!(count("other"), 4, "the current version and the plugin's 5 at most");
+    ok(cli(&[
+        "deploy",
+        p(&s.path("v1")),
+        "--app",
+        "site",
+        "--preview",
+        "pr-1",
+        "--config",
+        c,
+    ]));
+    let previews = json(cli(&["apps", "previews", "list", "--config", c, "--json"]));
+    let (created, expires) = (
+        previews[0]["created_at"].as_u64().unwrap(),
+        previews[0]["expires_at"].as_u64().unwrap(),
+    );
+    assert_eq!(expires - created, 7200);
+}
+
+/// deployment-modes.txt's single-app bext.config.toml: `[server] listen`
+/// and `static_dir`, `[cache.isr]` as the app's isr cache (a page with no
+/// Cache-Control is kept `default_ttl_ms`); `bext run` says what it serves.
+#[tokio::test]
+async fn the_single_app_bext_config_toml_serves_and_caches() {
+    let s = Site::new();
+    let page = fixture("deployment-modes.bext.config.toml").replace("0.0.0.0:3061", "127.0.0.1:0");
+    s.write("bext.config.toml", &page);
+    s.write("dist/static/index.html", "single app");
+    let b = Bext::start(&["run", p(s.dir.path())]);
+    assert!(b.log().contains("a static site"), "{}", b.log());
+    let first = get(b.addr, "localhost", "/").await;
+    assert_eq!(
+        (first.text().as_str(), first.header("x-cache")),
+        ("single app", Some("MISS"))
+    );
+    let second = get(b.addr, "localhost", "/").await;
+    assert_eq!(second.header("x-cache"), Some("HIT"));
+
+    // request-lifecycle.txt's other `[framework] type`s and `[render]`
+    // are refused with what to write instead, at their line.
+    for (extra, said) in [
+        (
+            "[framework]\ntype = \"prism\"\n",
+            "framework.type: `prism` is not a runtime of bext: build the pages to a module exporting render(request)",
+        ),
+        (
+            "[framework]\ntype = \"astro\"\n",
+            "`astro` is not a runtime of bext: write \"static\"",
+        ),
+        ("[render]\nrsc = true\n", "render: bext does not render React itself"),
+        ("[cache]\nisr = { ttl = 5 }\n", "unknown field `ttl`"),
+    ] {
+        s.write(
+            "bext.config.toml",
+            format!("[server]\nstatic_dir = \"./dist/static\"\n{extra}"),
+        );
+        let out = bext_output(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            text.contains("bext.config.toml:") && text.contains(said),
+            "{extra}: {text}"
+        );
+    }
+}
+
+/// deployment-modes.txt's edge bext.config.toml: `[redis] url` and
+/// `prefix` put `bext run` in edge mode: pages one instance rendered are
+/// served by another from Redis, under the prefix.
+#[tokio::test]
+async fn the_edge_bext_config_toml_shares_the_cache_through_redis() {
+    let redis = crate::edge::Redis::start();
+    let page = fixture("deployment-modes.edge.bext.config.toml")
+        .replace("0.0.0.0:443", "127.0.0.1:0")
+        .replace("redis://redis.internal:6379", &redis.url())
+        .replace("[server]", "[server]\nstatic_dir = \"public\"");
+    let (a_dir, b_dir) = (Site::new(), Site::new());
+    for (s, who) in [(&a_dir, "a"), (&b_dir, "b")] {
+        s.write("bext.config.toml", &page);
+        s.write("public/index.html", format!("rendered by {who}"));
+    }
+    let token = [("BEXT_ADMIN_TOKEN", "sekret")];
+    let a = Bext::start_env(&["run", p(a_dir.dir.path())], &token);
+    let b = Bext::start_env(&["run", p(b_dir.dir.path())], &token);
+    crate::edge::redis_is(&[&a, &b], "up", 10).await;
+    assert_eq!(get(a.addr, "localhost", "/").await.text(), "rendered by a");
+    // Written through to Redis, under the prefix.
+    eventually(Duration::from_secs(10), || async {
+        (redis.count_keys("bext:isr:e:*") > 0).then_some(())
+    })
+    .await;
+    let from_b = get(b.addr, "localhost", "/").await;
+    assert_eq!(
+        (from_b.text().as_str(), from_b.header("x-cache-tier")),
+        ("rendered by a", Some("L2"))
+    );
+}
+
+/// A bundle's bext.config.toml names only paths inside the bundle, in
+/// every spelling: `..`, absolute, a link; a fetch-handler bundle's
+/// package.json entry too; and it cannot set the platform's Redis.
+#[tokio::test]
+async fn a_bundle_config_names_only_paths_inside_the_bundle() {
+    let s = Site::new();
+    s.write("site/index.html", "site");
+    s.write("secret/passwords.txt", "secret");
+    let config = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.site]\nsource = \"site\"\n");
+    let c = p(&config);
+    let cases: [(&str, &str, &str); 6] = [
+        ("[server]\nstatic_dir = \"../secret\"\n", "", "a `..`"),
+        ("[server]\nstatic_dir = \"/etc\"\n", "", "an absolute path"),
+        ("[server]\nstatic_dir = \"out\"\n", "link", "a symbolic link"),
+        (
+            "[framework]\ntype = \"hono\"\n",
+            "{\"main\": \"../secret/x.js\"}",
+            "a `..`",
+        ),
+        (
+            "[framework]\ntype = \"hono\"\n",
+            "{\"main\": \"/etc/passwd\"}",
+            "an absolute path",
+        ),
+        ("[redis]\nurl = \"redis://elsewhere:6379\"\n", "", "[redis]"),
+    ];
+    for (i, (toml, package, why)) in cases.iter().enumerate() {
+        let dir = format!("b{i}");
+        s.write(&format!("{dir}/index.html"), "x");
+        s.write(&format!("{dir}/bext.config.toml"), toml);
+        if *package == "link" {
+            std::os::unix::fs::symlink(s.path("secret"), s.path(&format!("{dir}/out"))).unwrap();
+        } else if !package.is_empty() {
+            s.write(&format!("{dir}/package.json"), package);
+        }
+        let out = cli(&["deploy", p(&s.path(&dir)), "--app", "site", "--config", c]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains(why), "{toml} {package}: {said}");
+    }
+    // Inside the bundle: served, as the app the deploy creates.
+    s.write("good/public/index.html", "good");
+    s.write(
+        "good/bext.config.toml",
+        "[server]\nstatic_dir = \"public\"\n[cache.isr]\ndefault_ttl_ms = 1000\n",
+    );
+    ok(cli(&["deploy", p(&s.path("good")), "--app", "fresh", "--config", c]));
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: vhosts\nconfig:\n  hosts:\n    fresh.test: { app: fresh }\n",
+    );
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.site]\nsource = \"site\"\n",
+    );
+    let b = Bext::serve(&config);
+    let page = get(b.addr, "fresh.test", "/").await;
+    assert_eq!((page.text().as_str(), page.header("x-cache")), ("good", Some("MISS")));
+    assert_eq!(
+        get(b.addr, "fresh.test", "/").await.header("x-cache"),
+        Some("HIT"),
+        "its [cache.isr]"
+    );
+}
+
+/// buntime-vhosts.txt's manifest.yaml, unchanged: the scoped name is the
+/// vhosts plugin, `pluginEntry` is ignored with a note, top-level `hosts`
+/// route (exact, wildcard with its tenant, `pathPrefix`), `app@latest` is
+/// the app's current version.
+#[tokio::test]
+async fn buntime_s_vhosts_manifest_routes_as_written() {
+    let s = Site::new();
+    s.write("manifests/manifest.yaml", fixture("buntime-vhosts.manifest.yaml"));
+    s.write(
+        "skedly/index.js",
+        "export default { fetch(req) { return new Response('skedly ' + (req.headers.get('x-vhost-tenant') || '-') + ' ' + req.headers.get('x-base')); } }",
+    );
+    js_app(&s, "admin-panel", "admin");
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.skedly]\nruntime = \"js\"\nsource = \"skedly\"\n\n[apps.admin-panel]\nruntime = \"js\"\nsource = \"admin-panel\"\n",
+    );
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    assert!(
+        text.contains("name: `@buntime/plugin-vhosts` is bext's built-in `vhosts` plugin"),
+        "{text}"
+    );
+    assert!(text.contains("pluginEntry: `dist/plugin.js` ignored"), "{text}");
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "skedly - /");
+    assert_eq!(get(b.addr, "sked.ly:8000", "/").await.text(), "skedly - /");
+    assert_eq!(get(b.addr, "tenant1.sked.ly", "/").await.text(), "skedly tenant1 /");
+    assert_eq!(
+        get(b.addr, "dashboard.example.com", "/admin/users").await.text(),
+        "admin /admin/users"
+    );
+    assert_eq!(get(b.addr, "dashboard.example.com", "/other").await.status, 404);
+    assert_eq!(get(b.addr, "unknown.example.com", "/").await.status, 404);
+
+    // `hosts` given twice is refused rather than one silently winning.
+    s.write(
+        "manifests/manifest.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  a.test: { app: skedly }\nconfig:\n  hosts:\n    b.test: { app: skedly }\n",
+    );
+    let (passed, text) = check(&config);
+    assert!(!passed && text.contains("`hosts` is given twice"), "{text}");
+}
+
+/// `app@1.2` in a Buntime hosts entry is the newest deployed version of
+/// the app that matches, served beside the current one.
+#[tokio::test]
+async fn a_pinned_version_is_served_from_the_registry() {
+    let s = Site::new();
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"sked.ly\": { app: \"skedly@latest\" }\n  \"old.sked.ly\": { app: \"skedly@1.2\" }\n  \"none.sked.ly\": { app: \"skedly@9\" }\n",
+    );
+    s.write("skedly/index.html", "platform");
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.skedly]\nsource = \"skedly\"\n",
+    );
+    let c = p(&config);
+    for v in ["1.2.0", "1.2.3", "1.3.0"] {
+        s.write(&format!("{v}/index.html"), format!("version {v}"));
+        ok(cli(&[
+            "deploy",
+            p(&s.path(v)),
+            "--app",
+            "skedly",
+            "--version",
+            v,
+            "--config",
+            c,
+        ]));
+    }
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "version 1.3.0");
+    assert_eq!(get(b.addr, "old.sked.ly", "/").await.text(), "version 1.2.3");
+    let none = get(b.addr, "none.sked.ly", "/").await;
+    assert_eq!(
+        (none.status, none.text().trim()),
+        (502, "Virtual host app not found: skedly@9")
+    );
+}
+
+/// deployment-modes.txt's multi-app platform.toml, as written: `hono` is
+/// a js app with its entry from package.json, `express` runs the
+/// package's start script (a real Express app from npm) as a process app,
+/// `nextjs` runs its standalone server.js with bext serving
+/// `/_next/static/*` and `public/` (immutable) and caching pages by their
+/// Cache-Control.
+#[tokio::test]
+async fn hono_express_and_nextjs_runtimes_run_as_written() {
+    let s = Site::new();
+    let express = repo().join("tests/compat/express-app");
+    assert!(
+        express.join("node_modules/express").is_dir(),
+        "the Express fixture's packages are missing: tests/run installs them (npm ci in tests/compat/express-app)"
+    );
+    // What `next build` with `output: "standalone"` leaves, reduced to the
+    // parts bext relies on: the server, the hashed assets, public/.
+    s.write(
+        "srv/marketing/.next/standalone/server.js",
+        "let n = 0; require('http').createServer((q, r) => { n++; r.setHeader('cache-control', q.url === '/fresh' ? 'no-store' : 's-maxage=60, stale-while-revalidate=600'); r.end('next page ' + q.url + ' #' + n + ' on ' + process.env.HOSTNAME); }).listen(Number(process.env.PORT), process.env.HOSTNAME);",
+    );
+    s.write(
+        "srv/marketing/.next/static/chunks/main-abc123.js",
+        "console.log('chunk')",
+    );
+    s.write("srv/marketing/public/robots.txt", "User-agent: *");
+    s.write(
+        "srv/blog/package.json",
+        r#"{"name": "blog", "type": "module", "main": "./dist/index.js", "dependencies": {"hono": "^4"}}"#,
+    );
+    s.write(
+        "srv/blog/dist/index.js",
+        "export default { fetch(req) { return new Response('hono blog ' + new URL(req.url).pathname); } }",
+    );
+    std::os::unix::fs::symlink(&express, s.path("srv/api")).unwrap();
+    let page = fixture("deployment-modes.platform.toml")
+        .replace("0.0.0.0:443", "127.0.0.1:0")
+        .replace("/var/lib/bext", "data")
+        .replace("\"/srv/", "\"srv/");
+    let config = s.platform(&page);
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    assert_eq!(
+        get(b.addr, "blog.example.com", "/posts").await.text(),
+        "hono blog /posts"
+    );
+    let express = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "api.example.com", "/").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert!(
+        express.text().starts_with("express on 127.0.0.1:"),
+        "{}",
+        express.text()
+    );
+    let user = get(b.addr, "api.example.com", "/users/7").await;
+    assert_eq!(user.json(), serde_json::json!({"id": "7", "framework": "express"}));
+
+    let first = eventually(Duration::from_secs(20), || async {
+        let r = get(b.addr, "example.com", "/pricing").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(first.text(), "next page /pricing #1 on 127.0.0.1");
+    let again = get(b.addr, "example.com", "/pricing").await;
+    assert_eq!(
+        (again.text().as_str(), again.header("x-cache")),
+        ("next page /pricing #1 on 127.0.0.1", Some("HIT"))
+    );
+    let fresh = get(b.addr, "example.com", "/fresh").await;
+    assert_ne!(fresh.header("x-cache"), Some("HIT"));
+    let chunk = get(b.addr, "example.com", "/_next/static/chunks/main-abc123.js").await;
+    assert_eq!(chunk.text(), "console.log('chunk')");
+    assert_eq!(
+        chunk.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let robots = get(b.addr, "example.com", "/robots.txt").await;
+    assert_eq!(
+        (robots.text().as_str(), robots.header("cache-control")),
+        ("User-agent: *", Some("public, max-age=31536000, immutable"))
+    );
+    // A static path with no file is the app's, never a file elsewhere.
+    assert!(
+        get(b.addr, "example.com", "/_next/static/../../package.json")
+            .await
+            .text()
+            .starts_with("next page")
+    );
+    assert!(
+        get(b.addr, "example.com", "/_next/static/missing.js")
+            .await
+            .text()
+            .starts_with("next page")
+    );
+
+    // A `hono` app with nothing to run says where it looked.
+    std::fs::remove_file(s.path("srv/blog/dist/index.js")).unwrap();
+    let (passed, text) = check(&config);
+    assert!(
+        !passed && text.contains("apps.blog.entry:") && text.contains("no module to run"),
+        "{text}"
+    );
+    let (passed, text) = check(&s.platform(&page.replace("runtime = \"hono\"", "runtime = \"sveltekit\"")));
+    assert!(
+        !passed && text.contains("apps.blog.runtime: `sveltekit` is not a runtime of bext: write \"express\""),
+        "{text}"
+    );
+}
+
+/// `bext run .` detects the framework from package.json, runs the build
+/// the framework's `build` script makes (progress on stderr), and says
+/// what it detected.
+#[tokio::test]
+async fn bext_run_detects_builds_and_says_what_it_found() {
+    let s = Site::new();
+    s.write(
+        "package.json",
+        r#"{"name": "edge", "type": "module", "scripts": {"build": "node build.mjs"}, "dependencies": {"hono": "^4"}}"#,
+    );
+    s.write(
+        "build.mjs",
+        "import fs from 'node:fs'; fs.mkdirSync('dist', { recursive: true }); fs.writeFileSync('dist/index.js', \"export default { fetch() { return new Response('built'); } }\"); console.log('built dist/index.js');",
+    );
+    let b = Bext::start(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+    let log = b.log();
+    assert!(log.contains("building") && log.contains("npm run build"), "{log}");
+    assert!(log.contains("built dist/index.js"), "{log}");
+    assert!(
+        log.contains("hono (package.json depends on `hono`): js app, the build output dist/index.js"),
+        "{log}"
+    );
+    assert_eq!(get(b.addr, "localhost", "/").await.text(), "built");
+    drop(b);
+
+    // `[hooks] pre_build` of bext.config.toml runs instead, and a failing
+    // build stops `bext run` with its output.
+    s.write(
+        "bext.config.toml",
+        "[hooks]\npre_build = \"echo building by hook; exit 3\"\n",
+    );
+    let out = bext_output(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("building by hook") && said.contains("failed"), "{said}");
+}
+
+/// The file a fixture comes from is the page's own text (a guard against
+/// a fixture edited into something the page does not say).
+#[test]
+fn fixtures_name_their_pages() {
+    for (fixture_name, page) in [
+        ("multi-app-routing.platform.toml", "multi-app-routing.txt"),
+        ("deployment-modes.platform.toml", "deployment-modes.txt"),
+        ("deployment-modes.bext.config.toml", "deployment-modes.txt"),
+        ("deployment-modes.edge.bext.config.toml", "deployment-modes.txt"),
+        ("buntime-vhosts.manifest.yaml", "buntime-vhosts.txt"),
+    ] {
+        let text = fixture(fixture_name);
+        assert!(text.starts_with(&format!("# seeds/{page}")), "{fixture_name}");
+    }
+}
+
+/// A real Next.js app (tests/compat/nextjs-app, built by tests/run with
+/// `next build`, `output: "standalone"`) through `runtime = "nextjs"`:
+/// its server renders, bext serves the hashed assets and `public/` with
+/// immutable caching, and keeps the ISR page as its Cache-Control says.
+#[tokio::test]
+async fn a_next_build_runs_through_the_nextjs_runtime() {
+    let app = repo().join("tests/compat/nextjs-app");
+    assert!(
+        app.join(".next/standalone/server.js").is_file(),
+        "the Next.js fixture is not built: tests/run does it (npm ci and next build in tests/compat/nextjs-app)"
+    );
+    let s = Site::new();
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.marketing]\nsource = \"{}\"\ndomains = [\"example.com\"]\nruntime = \"nextjs\"\nenv = {{ NEXT_TELEMETRY_DISABLED = \"1\" }}\n",
+        app.display()
+    ));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    let home = eventually(Duration::from_secs(30), || async {
+        let r = get(b.addr, "example.com", "/").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    let html = home.text();
+    assert!(html.contains("next home rendered at"), "{html}");
+    assert!(
+        home.header("cache-control").is_some_and(|c| c.contains("s-maxage=60")),
+        "{:?}",
+        home.headers
+    );
+    let again = get(b.addr, "example.com", "/").await;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.text(), html, "the same rendering, from the cache");
+
+    let chunk = html
+        .split("src=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .find(|src| src.starts_with("/_next/static/chunks/"))
+        .expect("the page loads a chunk");
+    let served = get(b.addr, "example.com", chunk).await;
+    let file = std::fs::read(
+        app.join(".next/static")
+            .join(chunk.trim_start_matches("/_next/static/")),
+    )
+    .unwrap();
+    assert_eq!(served.body, file);
+    assert_eq!(
+        served.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let robots = get(b.addr, "example.com", "/robots.txt").await;
+    assert_eq!(robots.text().trim(), "User-agent: *");
+    assert_eq!(
+        robots.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+}

@@ -87,6 +87,30 @@ async fn broken_configurations_are_refused_and_the_old_one_keeps_serving() {
 }
 
 #[tokio::test]
+async fn an_emptied_platform_file_is_not_a_platform_of_no_apps() {
+    // A file rewritten in place is empty for a moment; the watcher must not
+    // take that moment for a platform without apps.
+    let (s, b) = setup();
+    s.platform("\n  \n");
+    let log = || b.log();
+    eventually(Duration::from_secs(10), || async {
+        log().contains("the platform file is empty").then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "a");
+    assert_eq!(generation(&b).await, 1);
+
+    // Written whole again (with one more app), it is reloaded.
+    s.platform(&platform("[apps.b]\nsource = \"b\"\ndomains = [\"b.test\"]\n"));
+    let addr = b.addr;
+    eventually(Duration::from_secs(10), || async move {
+        (get(addr, "b.test", "/").await.text() == "b").then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "a");
+}
+
+#[tokio::test]
 async fn requests_in_flight_finish_on_the_old_pipeline() {
     let echo = Echo::start().await;
     let s = Site::new();

@@ -308,7 +308,15 @@ pub fn start_reloader(kernel: Arc<Kernel>) {
             // Reading the files during a reload produces events of its own;
             // only new content makes the watcher reload, once.
             if why == FILE_CHANGE {
-                let now = fingerprint_of(&kernel.pipeline.load().platform);
+                let pipeline = kernel.pipeline.load();
+                if platform_file_is_empty(&pipeline.platform) {
+                    // An editor or a deploy script in the middle of writing
+                    // it: a platform of no apps is not what anybody meant.
+                    tracing::warn!("the platform file is empty; keeping the running configuration until it is written");
+                    continue;
+                }
+                let now = fingerprint_of(&pipeline.platform);
+                drop(pipeline);
                 if now == seen {
                     continue;
                 }
@@ -328,6 +336,16 @@ pub fn start_reloader(kernel: Arc<Kernel>) {
 }
 
 const FILE_CHANGE: &str = "file change";
+
+/// Whether the platform file exists and holds nothing but white space, as
+/// a file being rewritten in place does for a moment.
+fn platform_file_is_empty(platform: &crate::config::platform::Platform) -> bool {
+    platform
+        .file
+        .as_ref()
+        .and_then(|f| std::fs::read(f).ok())
+        .is_some_and(|bytes| bytes.iter().all(u8::is_ascii_whitespace))
+}
 
 /// A hash of the platform file and every manifest, names and contents,
 /// and of the size and time of every JS module named by them.

@@ -24,6 +24,7 @@ mod penalty;
 mod respond;
 pub mod rules;
 mod screen;
+pub mod seclang;
 mod switches;
 mod walk;
 

@@ -15,6 +15,7 @@ mod body;
 pub mod bots;
 mod clean;
 pub mod config;
+pub mod crs;
 mod guard;
 pub mod inspect;
 pub mod ip;

@@ -20,6 +20,7 @@ mod transform;
 use std::path::{Path, PathBuf};
 
 pub use request::RequestData;
+pub(crate) use transform::percent_decode;
 use rule::{Ctl, Rule, Var, Which};
 
 /// Why rules could not be loaded.

@@ -179,13 +179,88 @@ impl Operator {
 /// ModSecurity compiles it. PCRE-only syntax (lookaround, backreferences)
 /// fails here and the rule is counted as skipped.
 pub(crate) fn regex(pattern: &str) -> Result<Regex, LoadError> {
-    RegexBuilder::new(pattern)
+    RegexBuilder::new(&from_pcre(pattern))
         .unicode(false)
         .dot_matches_new_line(true)
         .size_limit(64 << 20)
         .dfa_size_limit(16 << 20)
         .build()
         .map_err(|e| LoadError::Unsupported(format!("@rx: {}", e.to_string().lines().last().unwrap_or(""))))
+}
+
+/// Rewrites PCRE spellings the `regex` crate reads otherwise: an escaped
+/// punctuation character (`\'`) or a non-ASCII character becomes its
+/// byte escapes, a `{` that starts no quantifier and a `[` or leading `]`
+/// inside a class are literal, and `&`/`~` in a class are not set
+/// operators.
+fn from_pcre(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len() + 16);
+    let bytes = |c: char, out: &mut String| {
+        let mut buf = [0; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    };
+    let mut class = false;
+    let mut class_start = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' if i + 1 < chars.len() => {
+                let n = chars[i + 1];
+                if n.is_ascii_alphanumeric() {
+                    out.push(c);
+                    out.push(n);
+                } else {
+                    bytes(n, &mut out);
+                }
+                i += 2;
+                continue;
+            }
+            _ if !c.is_ascii() => bytes(c, &mut out),
+            '[' if !class => {
+                class = true;
+                out.push(c);
+                if chars.get(i + 1) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                class_start = i + 1;
+            }
+            ']' if class && i == class_start => out.push_str("\\]"),
+            ']' if class => {
+                class = false;
+                out.push(c);
+            }
+            '[' if class && chars.get(i + 1) != Some(&':') => out.push_str("\\["),
+            '&' | '~' if class => {
+                out.push('\\');
+                out.push(c);
+            }
+            '{' if !class && !quantifier(&chars[i + 1..]) => out.push_str("\\{"),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether the text after `{` is a PCRE quantifier: `n}`, `n,}`, `n,m}`.
+fn quantifier(rest: &[char]) -> bool {
+    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return false;
+    }
+    match rest.get(digits) {
+        Some('}') => true,
+        Some(',') => {
+            let more = rest[digits + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            rest.get(digits + 1 + more) == Some(&'}')
+        }
+        _ => false,
+    }
 }
 
 fn phrases(words: Vec<String>) -> Result<AhoCorasick, LoadError> {
@@ -288,5 +363,11 @@ mod tests {
         assert!(op("unconditionalMatch", "").matches(b"", "", None));
         assert!(Operator::compile("rbl", "x", Path::new(".")).is_err());
         assert!(Operator::compile("rx", "(?=x)", Path::new(".")).is_err());
+        // PCRE spellings.
+        assert!(op("rx", r#"\$\{x}\'[\"\']"#).matches(b"${x}''", "", None));
+        assert!(op("rx", "[]a][[]").matches(b"][", "", None));
+        assert!(op("rx", "a{b}").matches(b"a{b}", "", None));
+        assert!(op("rx", "\u{a0}x").matches("\u{a0}x".as_bytes(), "", None));
+        assert!(op("rx", "[&~]").matches(b"~", "", None));
     }
 }

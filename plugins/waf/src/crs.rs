@@ -115,7 +115,12 @@ impl CrsTier {
 /// body or cookies (percent-decoded twice) is not a letter, digit, space
 /// or one of `-_.~/=&,:@`. Other headers are left to the native rules.
 pub fn unclear(req: &Subject<'_>) -> bool {
-    let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
+    // Cookies one by one: `; ` separates them.
+    let cookies = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .into_iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'));
     [req.path.as_bytes(), req.query.unwrap_or("").as_bytes(), req.body]
         .into_iter()
         .chain(cookies)
@@ -150,14 +155,21 @@ mod tests {
     #[test]
     fn plain_requests_are_cleared_and_anything_else_is_not() {
         let h = HeaderMap::new();
-        assert!(!unclear(&subject(&h, "/shop/item-42.html", Some("q=red+shoes&page=2"), b"")));
+        assert!(!unclear(&subject(
+            &h,
+            "/shop/item-42.html",
+            Some("q=red+shoes&page=2"),
+            b""
+        )));
         assert!(unclear(&subject(&h, "/", Some("q=caf%C3%A9"), b"")));
         assert!(unclear(&subject(&h, "/", Some("q=%27"), b"")));
         assert!(unclear(&subject(&h, "/", Some("q=%2527"), b"")));
         assert!(unclear(&subject(&h, "/a;b", None, b"")));
         assert!(unclear(&subject(&h, "/", None, b"{\"a\":1}")));
         let mut c = HeaderMap::new();
-        c.insert("cookie", HeaderValue::from_static("s=<script>"));
+        c.insert("cookie", HeaderValue::from_static("theme=dark; sid=abc.DEF-1_2"));
+        assert!(!unclear(&subject(&c, "/", None, b"")));
+        c.insert("cookie", HeaderValue::from_static("theme=dark; s=<script>"));
         assert!(unclear(&subject(&c, "/", None, b"")));
     }
 }

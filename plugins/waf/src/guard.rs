@@ -15,9 +15,9 @@ use bext_plugin_abi::{Ctx, Flow, Hook, Host, PluginError, Request};
 use http::StatusCode;
 
 use crate::audit::{AuditLog, record, record_with};
-use crate::crs::CrsTier;
 use crate::body::{self, Read};
 use crate::config::{Config, Mode, Uninspectable};
+use crate::crs::CrsTier;
 use crate::inspect::{Engine, Finding, Subject, Switches};
 use crate::ip::IpTable;
 use crate::respond;

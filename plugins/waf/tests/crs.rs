@@ -28,8 +28,14 @@ fn rules_dir() -> PathBuf {
 
 fn load(paranoia: u8) -> RuleSet {
     let dir = rules_dir();
-    RuleSet::load(&dir, &Options { paranoia, inbound_threshold: 5 })
-        .unwrap_or_else(|e| panic!("CRS rules (install Debian's modsecurity-crs, tests/run does): {e}"))
+    RuleSet::load(
+        &dir,
+        &Options {
+            paranoia,
+            inbound_threshold: 5,
+        },
+    )
+    .unwrap_or_else(|e| panic!("CRS rules (install Debian's modsecurity-crs, tests/run does): {e}"))
 }
 
 fn pct(a: usize, b: usize) -> f64 {
@@ -40,7 +46,12 @@ fn pct(a: usize, b: usize) -> f64 {
 fn engine_loads_the_crs_and_says_what_it_left_out() {
     let set = load(1);
     let stats = set.stats();
-    println!("rules compiled: {}, left out: {}, variables read as empty: {}", stats.rules, stats.skipped.len(), stats.empty_variables);
+    println!(
+        "rules compiled: {}, left out: {}, variables read as empty: {}",
+        stats.rules,
+        stats.skipped.len(),
+        stats.empty_variables
+    );
     for (id, why) in &stats.skipped {
         println!("  left out {id}: {why}");
     }
@@ -54,10 +65,15 @@ fn conformance_on_crs_regression_requests() {
     let sets: Vec<RuleSet> = (1..=4).map(load).collect();
     let mut by_level: BTreeMap<(u8, &str), (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
-    let files = [("../../tests/waf-corpus/corpus.jsonl", "corpus"), ("../../tests/waf-corpus/extra.jsonl", "extra")];
+    let files = [
+        ("../../tests/waf-corpus/corpus.jsonl", "corpus"),
+        ("../../tests/waf-corpus/extra.jsonl", "extra"),
+    ];
     for (file, label) in files {
         for r in corpus(file, None).into_iter().filter(|r| r.source == "crs") {
-            let Some(rule) = r.id.split('-').nth(1).and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some(rule) = r.id.split('-').nth(1).and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
             let level = r.paranoia.unwrap_or(1);
             let built = Built::new(&r);
             let data = RequestData::new(&built.subject(&r), "192.0.2.1");
@@ -86,7 +102,7 @@ fn conformance_on_crs_regression_requests() {
 }
 
 /// The least conformance (percent) measured when this test was written.
-const CONFORMANCE_FLOOR: f64 = 0.0;
+const CONFORMANCE_FLOOR: f64 = 63.0;
 
 /// How a configuration is judged.
 enum Setup<'a> {
@@ -156,9 +172,33 @@ fn held_out_detection_native_crs_and_both() {
             ("native + CRS PL1", Setup::Both(&pl1)),
             ("native + CRS PL2", Setup::Both(&pl2)),
         ];
-        let results: Vec<_> = setups.iter().map(|(name, s)| (*name, measure(&records, s, &engine))).collect();
+        if split == "dev" {
+            // What CRS refuses in the tuning half's benign traffic, by rule
+            // (the held-out half's are never looked at).
+            let mut by_rule: BTreeMap<u32, usize> = BTreeMap::new();
+            for r in records.iter().filter(|r| r.category == "benign") {
+                let built = Built::new(r);
+                let v = pl1.evaluate(
+                    &RequestData::new(&built.subject(r), "192.0.2.1"),
+                    &Exclusions::default(),
+                );
+                if v.denied_by.is_some() {
+                    for h in v.hits {
+                        *by_rule.entry(h.id).or_default() += 1;
+                    }
+                }
+            }
+            println!("dev benign refused by CRS PL1, rules that scored: {by_rule:?}");
+        }
+        let results: Vec<_> = setups
+            .iter()
+            .map(|(name, s)| (*name, measure(&records, s, &engine)))
+            .collect();
         println!("extra.jsonl {split}: attacks caught per family");
-        println!("| family | attacks | {} |", results.iter().map(|r| r.0).collect::<Vec<_>>().join(" | "));
+        println!(
+            "| family | attacks | {} |",
+            results.iter().map(|r| r.0).collect::<Vec<_>>().join(" | ")
+        );
         println!("|---|---:|{}", "---:|".repeat(results.len()));
         let families: Vec<&String> = results[0].1.keys().filter(|k| results[0].1[*k].block > 0).collect();
         for fam in &families {
@@ -172,7 +212,14 @@ fn held_out_detection_native_crs_and_both() {
         let row = |label: &str, num: fn(&Tally) -> usize, den: fn(&Tally) -> usize| {
             let cells: Vec<String> = results
                 .iter()
-                .map(|(_, t)| format!("{}/{} ({:.1}%)", sum(t, num), sum(t, den), pct(sum(t, num), sum(t, den))))
+                .map(|(_, t)| {
+                    format!(
+                        "{}/{} ({:.1}%)",
+                        sum(t, num),
+                        sum(t, den),
+                        pct(sum(t, num), sum(t, den))
+                    )
+                })
                 .collect();
             println!("| {label} | | {} |", cells.join(" | "));
         };
@@ -200,6 +247,19 @@ fn held_out_detection_native_crs_and_both() {
 
 /// Least detection per family (percent) of native + CRS PL1 on the
 /// held-out half, as measured when written.
-const FLOORS: &[(&str, f64)] = &[];
+const FLOORS: &[(&str, f64)] = &[
+    ("generic", 21.0),
+    ("java", 40.0),
+    ("ldap", 72.0),
+    ("lfi", 100.0),
+    ("nodejs", 82.0),
+    ("php", 41.0),
+    ("rce", 56.0),
+    ("rfi", 25.0),
+    ("sqli", 60.5),
+    ("ssrf", 87.0),
+    ("ssti", 85.0),
+    ("xss", 95.5),
+];
 /// Most benign refused (percent) of native + CRS PL1 on the held-out half.
-const BENIGN_CEILING: f64 = 100.0;
+const BENIGN_CEILING: f64 = 26.0;

@@ -20,8 +20,8 @@ mod transform;
 use std::path::{Path, PathBuf};
 
 pub use request::RequestData;
-pub(crate) use transform::percent_decode;
 use rule::{Ctl, Rule, Var, Which};
+pub(crate) use transform::percent_decode;
 
 /// Why rules could not be loaded.
 #[derive(Debug, thiserror::Error)]

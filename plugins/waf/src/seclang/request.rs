@@ -68,7 +68,7 @@ impl RequestData {
             ..RequestData::default()
         };
         if !req.body.is_empty() {
-            data.parse_body(&content_type);
+            data.parse_body(content_type);
         }
         data
     }

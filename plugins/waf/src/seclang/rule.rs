@@ -12,8 +12,9 @@ use super::operator::{Operator, regex};
 use super::parse;
 use super::transform::Transform;
 
-/// The variables the engine reads.
+/// The variables the engine reads (named as SecLang names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 pub(crate) enum Var {
     Args,
     ArgsNames,

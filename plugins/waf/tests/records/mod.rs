@@ -10,26 +10,27 @@ use serde::Deserialize;
 
 /// One labelled request.
 #[derive(Deserialize)]
-pub struct Record {
-    pub id: String,
-    pub source: String,
-    pub category: String,
-    pub method: String,
-    pub uri: String,
-    pub headers: BTreeMap<String, String>,
-    pub body: Option<String>,
-    pub expect: String,
+pub(crate) struct Record {
+    pub(crate) id: String,
+    pub(crate) source: String,
+    pub(crate) category: String,
+    pub(crate) method: String,
+    pub(crate) uri: String,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: Option<String>,
+    pub(crate) expect: String,
     /// `dev` or `test` in `extra.jsonl`; absent in the other files.
     #[serde(default)]
-    pub split: Option<String>,
+    pub(crate) split: Option<String>,
     /// The paranoia level of the CRS rule a `crs` record in `extra.jsonl`
     /// tests (the records of `corpus.jsonl` are all level 1).
     #[serde(default)]
-    pub paranoia: Option<u8>,
+    #[allow(dead_code)] // read by the crs test only
+    pub(crate) paranoia: Option<u8>,
 }
 
 /// The records of a file (relative to the crate), of one split or all.
-pub fn corpus(rel: &str, split: Option<&str>) -> Vec<Record> {
+pub(crate) fn corpus(rel: &str, split: Option<&str>) -> Vec<Record> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
@@ -40,14 +41,14 @@ pub fn corpus(rel: &str, split: Option<&str>) -> Vec<Record> {
 
 /// A record's request, as the server hands it to the WAF (a
 /// `Content-Length` as the sender sets it).
-pub struct Built {
+pub(crate) struct Built {
     method: Method,
     headers: HeaderMap,
     body: String,
 }
 
 impl Built {
-    pub fn new(r: &Record) -> Built {
+    pub(crate) fn new(r: &Record) -> Built {
         let method = Method::from_bytes(r.method.as_bytes()).expect("method");
         let mut headers = HeaderMap::new();
         for (k, v) in &r.headers {
@@ -64,7 +65,7 @@ impl Built {
     }
 
     /// The request as the inspection engines take it.
-    pub fn subject<'a>(&'a self, r: &'a Record) -> Subject<'a> {
+    pub(crate) fn subject<'a>(&'a self, r: &'a Record) -> Subject<'a> {
         let (path, query) = match r.uri.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (r.uri.as_str(), None),

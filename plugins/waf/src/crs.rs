@@ -127,8 +127,24 @@ pub fn unclear(req: &Subject<'_>) -> bool {
         .any(|v| !plain(v))
 }
 
+/// The bytes of a plain value, as a table (one load per byte).
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b' ' | b'-' | b'_' | b'.' | b'~' | b'/' | b'=' | b'&' | b',' | b':' | b'@' | b'+'
+            );
+        b += 1;
+    }
+    t
+};
+
 fn plain(v: &[u8]) -> bool {
-    let ok = |b: &u8| b.is_ascii_alphanumeric() || b" -_.~/=&,:@+".contains(b);
+    let ok = |b: &u8| PLAIN[usize::from(*b)];
     if !v.contains(&b'%') {
         return v.iter().all(ok);
     }

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use super::request::{Pairs, RequestData};
-use super::rule::{Ctl, Link, Rule, SetVar, Target, Var, Which};
+use super::rule::{Ctl, Link, Rule, Selector, SetVar, Target, Var, Which};
+use super::transform::Transform;
 use super::{Entry, Hit, RuleSet, Verdict};
 
 /// Matched data kept in a hit.
@@ -21,6 +22,10 @@ pub(crate) struct Tx<'r> {
     ctls: Vec<Ctl>,
     matched: Vec<(String, Vec<u8>)>,
     hits: Vec<Hit>,
+    /// Request values already transformed, by element and transformation
+    /// list: CRS applies the same few lists to the same values in rule
+    /// after rule.
+    transformed: HashMap<(String, Vec<Transform>), Vec<u8>>,
 }
 
 impl<'r> Tx<'r> {
@@ -32,6 +37,7 @@ impl<'r> Tx<'r> {
             ctls,
             matched: Vec::new(),
             hits: Vec::new(),
+            transformed: HashMap::new(),
         }
     }
 
@@ -64,106 +70,113 @@ impl<'r> Tx<'r> {
             .any(|c| matches!(c, Ctl::RemoveRules(w) if applies(w, rule)))
     }
 
+    /// Whether element `name` of target `t` is read by `rule`: its
+    /// selector, the `!` exclusions and the `ctl` removals.
+    fn selected(&self, t: &Target, rule: &Rule, name: &str) -> bool {
+        t.selector.as_ref().is_none_or(|s| s.selects(name))
+            && !t.not.iter().any(|s| s.selects(name))
+            && !self.ctls.iter().any(|c| match c {
+                Ctl::RemoveTarget(w, var, sel) => {
+                    *var == t.var && applies(w, rule) && sel.as_ref().is_none_or(|s| s.eq_ignore_ascii_case(name))
+                }
+                _ => false,
+            })
+    }
+
     /// The values a target stands for in this rule: (full name, value).
+    /// Elements are selected before anything is copied.
     fn collect(&self, t: &Target, rule: &Rule) -> Vec<(String, Vec<u8>)> {
         let r = self.req;
         let body = self.body_phase;
         let empty = Pairs::new();
         let post = if body { &r.args_post } else { &empty };
-        let named = |prefix: &str, pairs: &[&Pairs]| -> Vec<(String, Vec<u8>)> {
-            pairs
-                .iter()
-                .flat_map(|p| p.iter())
-                .map(|(n, v)| (format!("{prefix}:{n}"), v.clone()))
-                .collect()
-        };
-        let names = |prefix: &str, pairs: &[&Pairs]| -> Vec<(String, Vec<u8>)> {
-            pairs
-                .iter()
-                .flat_map(|p| p.iter())
-                .map(|(n, _)| (format!("{prefix}:{n}"), n.clone().into_bytes()))
-                .collect()
-        };
-        let one = |name: &str, v: &[u8]| vec![(name.to_owned(), v.to_vec())];
-        let mut values = match t.var {
-            Var::Args => named("ARGS", &[&r.args_get, post]),
-            Var::ArgsNames => names("ARGS_NAMES", &[&r.args_get, post]),
-            Var::ArgsGet => named("ARGS_GET", &[&r.args_get]),
-            Var::ArgsGetNames => names("ARGS_GET_NAMES", &[&r.args_get]),
-            Var::ArgsPost => named("ARGS_POST", &[post]),
-            Var::ArgsPostNames => names("ARGS_POST_NAMES", &[post]),
-            Var::ArgsCombinedSize => {
-                let size: usize = r.args_get.iter().chain(post).map(|(n, v)| n.len() + v.len()).sum();
-                one("ARGS_COMBINED_SIZE", size.to_string().as_bytes())
+        let mut out = Vec::new();
+        let mut pairs = |prefix: &str, lists: &[&Pairs], names: bool| {
+            for (n, v) in lists.iter().flat_map(|p| p.iter()) {
+                if self.selected(t, rule, n) {
+                    let value = if names { n.as_bytes().to_vec() } else { v.clone() };
+                    out.push((format!("{prefix}:{n}"), value));
+                }
             }
-            Var::RequestHeaders => named("REQUEST_HEADERS", &[&r.headers]),
-            Var::RequestHeadersNames => names("REQUEST_HEADERS_NAMES", &[&r.headers]),
-            Var::RequestCookies => named("REQUEST_COOKIES", &[&r.cookies]),
-            Var::RequestCookiesNames => names("REQUEST_COOKIES_NAMES", &[&r.cookies]),
-            Var::RequestUri => one("REQUEST_URI", r.uri.as_bytes()),
-            Var::RequestUriRaw => one("REQUEST_URI_RAW", r.uri.as_bytes()),
-            Var::RequestFilename => one("REQUEST_FILENAME", &r.filename),
+        };
+        match t.var {
+            Var::Args => pairs("ARGS", &[&r.args_get, post], false),
+            Var::ArgsNames => pairs("ARGS_NAMES", &[&r.args_get, post], true),
+            Var::ArgsGet => pairs("ARGS_GET", &[&r.args_get], false),
+            Var::ArgsGetNames => pairs("ARGS_GET_NAMES", &[&r.args_get], true),
+            Var::ArgsPost => pairs("ARGS_POST", &[post], false),
+            Var::ArgsPostNames => pairs("ARGS_POST_NAMES", &[post], true),
+            Var::RequestHeaders => pairs("REQUEST_HEADERS", &[&r.headers], false),
+            Var::RequestHeadersNames => pairs("REQUEST_HEADERS_NAMES", &[&r.headers], true),
+            Var::RequestCookies => pairs("REQUEST_COOKIES", &[&r.cookies], false),
+            Var::RequestCookiesNames => pairs("REQUEST_COOKIES_NAMES", &[&r.cookies], true),
+            Var::Files if body => pairs("FILES", &[&r.files], false),
+            Var::FilesNames if body => pairs("FILES_NAMES", &[&r.files], true),
+            Var::MultipartPartHeaders if body => pairs("MULTIPART_PART_HEADERS", &[&r.part_headers], false),
+            Var::Tx => match &t.selector {
+                // The common case, `TX:paranoia_level`: one lookup.
+                Some(Selector::Name(n)) => {
+                    if let Some(v) = self.vars.get(n.as_str())
+                        && self.selected(t, rule, n)
+                    {
+                        out.push((format!("TX:{n}"), v.clone().into_bytes()));
+                    }
+                }
+                _ => {
+                    let mut names: Vec<&String> = self.vars.keys().filter(|n| self.selected(t, rule, n)).collect();
+                    names.sort();
+                    out.extend(
+                        names
+                            .into_iter()
+                            .map(|n| (format!("TX:{n}"), self.vars[n].clone().into_bytes())),
+                    );
+                }
+            },
+            Var::MatchedVars => out.extend(self.matched.iter().cloned()),
+            Var::MatchedVarsNames => out.extend(self.matched.iter().map(|(n, _)| (n.clone(), n.clone().into_bytes()))),
+            _ => {
+                if let Some((name, value)) = self.scalar(t.var) {
+                    out.push((name.to_owned(), value));
+                }
+            }
+        }
+        if t.count {
+            return vec![(String::new(), out.len().to_string().into_bytes())];
+        }
+        out
+    }
+
+    /// The value of a variable that is not a collection.
+    fn scalar(&self, var: Var) -> Option<(&'static str, Vec<u8>)> {
+        let r = self.req;
+        let body = self.body_phase;
+        let v = |b: &[u8]| b.to_vec();
+        Some(match var {
+            Var::ArgsCombinedSize => {
+                let post = if body { r.args_post.as_slice() } else { &[] };
+                let size: usize = r.args_get.iter().chain(post).map(|(n, v)| n.len() + v.len()).sum();
+                ("ARGS_COMBINED_SIZE", size.to_string().into_bytes())
+            }
+            Var::RequestUri => ("REQUEST_URI", v(r.uri.as_bytes())),
+            Var::RequestUriRaw => ("REQUEST_URI_RAW", v(r.uri.as_bytes())),
+            Var::RequestFilename => ("REQUEST_FILENAME", r.filename.clone()),
             Var::RequestBasename => {
                 let base = r.filename.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
-                one("REQUEST_BASENAME", base)
+                ("REQUEST_BASENAME", v(base))
             }
-            Var::QueryString => one("QUERY_STRING", r.query.as_bytes()),
-            Var::RequestBody if body && !r.body.is_empty() => one("REQUEST_BODY", &r.body),
-            Var::RequestMethod => one("REQUEST_METHOD", r.method.as_bytes()),
-            Var::RequestProtocol => one("REQUEST_PROTOCOL", r.protocol.as_bytes()),
-            Var::RequestLine => one("REQUEST_LINE", self.request_line().as_bytes()),
-            Var::Files if body => named("FILES", &[&r.files]),
-            Var::FilesNames if body => names("FILES_NAMES", &[&r.files]),
-            Var::FilesCombinedSize if body => one("FILES_COMBINED_SIZE", b"0"),
-            Var::MultipartPartHeaders if body => named("MULTIPART_PART_HEADERS", &[&r.part_headers]),
-            Var::Tx => {
-                let mut v: Vec<_> = self
-                    .vars
-                    .iter()
-                    .map(|(n, v)| (format!("TX:{n}"), v.clone().into_bytes()))
-                    .collect();
-                v.sort();
-                v
-            }
-            Var::MatchedVar => self
-                .matched
-                .last()
-                .map(|m| vec![("MATCHED_VAR".into(), m.1.clone())])
-                .unwrap_or_default(),
-            Var::MatchedVarName => self
-                .matched
-                .last()
-                .map(|m| vec![("MATCHED_VAR_NAME".into(), m.0.clone().into_bytes())])
-                .unwrap_or_default(),
-            Var::MatchedVars => self.matched.clone(),
-            Var::MatchedVarsNames => self
-                .matched
-                .iter()
-                .map(|(n, _)| (n.clone(), n.clone().into_bytes()))
-                .collect(),
-            Var::RemoteAddr => one("REMOTE_ADDR", r.remote_addr.as_bytes()),
-            Var::ReqbodyProcessor if !r.processor.is_empty() => one("REQBODY_PROCESSOR", r.processor.as_bytes()),
-            Var::ReqbodyError if body => one("REQBODY_ERROR", if r.body_error { b"1" } else { b"0" }),
-            _ => Vec::new(),
-        };
-        let element = |full: &str| full.split_once(':').map_or("", |(_, n)| n).to_owned();
-        if let Some(sel) = &t.selector {
-            values.retain(|(n, _)| sel.selects(&element(n)));
-        }
-        values.retain(|(n, _)| {
-            let e = element(n);
-            !t.not.iter().any(|s| s.selects(&e))
-                && !self.ctls.iter().any(|c| match c {
-                    Ctl::RemoveTarget(w, var, sel) => {
-                        *var == t.var && applies(w, rule) && sel.as_ref().is_none_or(|s| s.eq_ignore_ascii_case(&e))
-                    }
-                    _ => false,
-                })
-        });
-        if t.count {
-            return vec![(String::new(), values.len().to_string().into_bytes())];
-        }
-        values
+            Var::QueryString => ("QUERY_STRING", v(r.query.as_bytes())),
+            Var::RequestBody if body && !r.body.is_empty() => ("REQUEST_BODY", r.body.clone()),
+            Var::RequestMethod => ("REQUEST_METHOD", v(r.method.as_bytes())),
+            Var::RequestProtocol => ("REQUEST_PROTOCOL", v(r.protocol.as_bytes())),
+            Var::RequestLine => ("REQUEST_LINE", self.request_line().into_bytes()),
+            Var::FilesCombinedSize if body => ("FILES_COMBINED_SIZE", v(b"0")),
+            Var::MatchedVar => ("MATCHED_VAR", self.matched.last()?.1.clone()),
+            Var::MatchedVarName => ("MATCHED_VAR_NAME", self.matched.last()?.0.clone().into_bytes()),
+            Var::RemoteAddr => ("REMOTE_ADDR", v(r.remote_addr.as_bytes())),
+            Var::ReqbodyProcessor if !r.processor.is_empty() => ("REQBODY_PROCESSOR", v(r.processor.as_bytes())),
+            Var::ReqbodyError if body => ("REQBODY_ERROR", v(if r.body_error { b"1" } else { b"0" })),
+            _ => return None,
+        })
     }
 
     /// Whether one link matches; its matches become MATCHED_VAR(S) and
@@ -181,6 +194,13 @@ impl<'r> Tx<'r> {
         let mut matched = Vec::new();
         let mut captures = Vec::new();
         for target in &link.targets {
+            // Values that change during the transaction are not kept.
+            let keep = !target.count
+                && !link.transforms.is_empty()
+                && !matches!(
+                    target.var,
+                    Var::Tx | Var::MatchedVar | Var::MatchedVarName | Var::MatchedVars | Var::MatchedVarsNames
+                );
             for (name, value) in self.collect(target, rule) {
                 let mut hit = None;
                 let check = |v: &[u8], captures: &mut Vec<Vec<u8>>| {
@@ -199,7 +219,20 @@ impl<'r> Tx<'r> {
                         }
                     }
                 } else {
-                    let v = link.transforms.iter().fold(value, |v, t| t.apply(&v));
+                    let transform = |value: Vec<u8>| link.transforms.iter().fold(value, |v, t| t.apply(&v));
+                    let v = if keep {
+                        let key = (name.clone(), link.transforms.clone());
+                        match self.transformed.get(&key) {
+                            Some(v) => v.clone(),
+                            None => {
+                                let v = transform(value);
+                                self.transformed.insert(key, v.clone());
+                                v
+                            }
+                        }
+                    } else {
+                        transform(value)
+                    };
                     if check(&v, &mut captures) {
                         hit = Some(v);
                     }

@@ -243,6 +243,15 @@ impl RuleSet {
         }
     }
 
+    /// Whether rule `id` was compiled (for conformance figures: a test
+    /// of a rule these files do not have says nothing about the engine).
+    pub fn has_rule(&self, id: u32) -> bool {
+        self.phases
+            .iter()
+            .flatten()
+            .any(|e| matches!(e, Entry::Rule(r) if r.id == id))
+    }
+
     /// What loading compiled and left out.
     pub fn stats(&self) -> &Stats {
         &self.stats

@@ -4,7 +4,7 @@
 use super::LoadError;
 
 /// One `t:` step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Transform {
     Lowercase,
     UrlDecode,

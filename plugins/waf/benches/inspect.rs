@@ -196,3 +196,40 @@ fn crs_pl1_new_page(bencher: divan::Bencher<'_, '_>) {
         assert!(v.denied_by.is_none());
     });
 }
+
+/// CRS PL1 on the largest body inspected by default: a 64 KiB JSON
+/// document of prose (what one request can make the tier spend).
+#[divan::bench]
+fn crs_pl1_json_post_64k(bencher: divan::Bencher<'_, '_>) {
+    use bext_plugin_waf::seclang::{Exclusions, Options, RequestData, RuleSet};
+    let dir = std::path::Path::new("/usr/share/modsecurity-crs/rules");
+    let Ok(set) = RuleSet::load(
+        dir,
+        &Options {
+            paranoia: 1,
+            inbound_threshold: 5,
+        },
+    ) else {
+        return;
+    };
+    let mut headers = browser_headers();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let items: Vec<String> = (0..400)
+        .map(|i| {
+            format!("{{\"id\":{i},\"text\":\"The quick brown fox jumps over the lazy dog near the river bank {i}\"}}")
+        })
+        .collect();
+    let body = format!("{{\"items\":[{}]}}", items.join(","));
+    let body = &body.as_bytes()[..body.len().min(64 * 1024)];
+    let none = Exclusions::default();
+    bencher.bench_local(|| {
+        let req = Subject {
+            method: &Method::POST,
+            path: "/api/items",
+            query: None,
+            headers: &headers,
+            body,
+        };
+        set.evaluate(&RequestData::new(divan::black_box(&req), "192.0.2.1"), &none)
+    });
+}

@@ -183,7 +183,7 @@ impl RuleSet {
                                 Some(Ok(r))
                             }
                             (None, Ok((None, _))) => return Err(at(LoadError::Rule("rule without id".into()))),
-                            (None, Err(e @ (LoadError::Unsupported(_) | LoadError::Rule(_)))) => {
+                            (None, Err(e @ LoadError::Unsupported(_))) => {
                                 let id = id_of(actions).ok_or_else(|| at(LoadError::Rule("rule without id".into())))?;
                                 set.stats.skipped.push((id, e.to_string()));
                                 Some(Err(id))
@@ -193,10 +193,11 @@ impl RuleSet {
                                 r.links.push(link);
                                 Some(Ok(r))
                             }
-                            (Some(Ok(r)), Err(e)) => {
+                            (Some(Ok(r)), Err(e @ LoadError::Unsupported(_))) => {
                                 set.stats.skipped.push((r.id, e.to_string()));
                                 Some(Err(r.id))
                             }
+                            (Some(Ok(_)), Err(e)) => return Err(at(e)),
                             (Some(Err(id)), _) => Some(Err(id)),
                         };
                         if !chained {

@@ -61,8 +61,7 @@ impl Operator {
                 let mut words = Vec::new();
                 for file in arg.split_ascii_whitespace() {
                     let path = dir.join(file);
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| LoadError::Rule(format!("{}: {e}", path.display())))?;
+                    let text = std::fs::read_to_string(&path).map_err(|e| LoadError::Io(path.clone(), e))?;
                     words.extend(
                         text.lines()
                             .map(str::trim)

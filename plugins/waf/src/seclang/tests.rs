@@ -196,3 +196,58 @@ SecRuleRemoveById 3"#);
         .is_err()
     );
 }
+
+#[test]
+fn multi_match_checks_the_value_after_each_transformation() {
+    // `%3Cscript`: only the raw value has `%3C`, only the decoded one `<`.
+    let raw = set(r#"SecRule ARGS "@rx %3c" "id:1,phase:2,deny,t:none,t:lowercase,t:urlDecode,multiMatch""#);
+    let last = set(r#"SecRule ARGS "@rx %3c" "id:1,phase:2,deny,t:none,t:lowercase,t:urlDecode""#);
+    let target = "/?q=%253Cscript";
+    assert_eq!(denied(&raw, &get(target)), Some(1));
+    assert_eq!(denied(&last, &get(target)), None);
+}
+
+#[test]
+fn phrase_files_tags_engine_off_and_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("words.data"), "# comment\netc/passwd\n\nboot.ini\n").unwrap();
+    let text = r#"SecRule REQUEST_FILENAME "@streq /off" "id:1,phase:1,pass,ctl:ruleEngine=Off"
+SecRule REQUEST_FILENAME "@streq /notag" "id:2,phase:1,pass,ctl:ruleRemoveByTag=attack-lfi"
+SecRule REQUEST_FILENAME "@streq /allowed" "id:3,phase:1,allow"
+SecRule ARGS "@pmFromFile words.data" "id:4,phase:2,deny,tag:'attack-lfi',t:none,t:lowercase""#;
+    let s = RuleSet::compile(&[("t.conf".into(), text.into())], dir.path()).unwrap();
+    assert_eq!(denied(&s, &get("/x?f=../../ETC/PASSWD")), Some(4));
+    assert_eq!(denied(&s, &get("/x?f=c:\\boot.ini")), Some(4));
+    assert_eq!(denied(&s, &get("/x?f=readme")), None);
+    assert_eq!(denied(&s, &get("/off?f=etc/passwd")), None);
+    assert_eq!(denied(&s, &get("/notag?f=etc/passwd")), None);
+    assert_eq!(denied(&s, &get("/allowed?f=etc/passwd")), None);
+    // A data file that is not there is an error naming the rule's line.
+    let err = RuleSet::compile(&[("t.conf".into(), text.into())], Path::new("/nonexistent"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("t.conf:4") && err.contains("words.data"), "{err}");
+}
+
+#[test]
+fn request_line_basename_files_and_body_variables() {
+    let s = set(
+        r#"SecRule REQUEST_LINE "@beginsWith GET /a/b.php?" "id:1,phase:1,deny,chain"
+    SecRule REQUEST_BASENAME "@streq b.php"
+SecRule FILES "@rx \.php$" "id:2,phase:2,deny"
+SecRule REQBODY_ERROR "!@eq 0" "id:3,phase:2,deny"
+SecRule &ARGS_POST "@eq 2" "id:4,phase:2,deny""#,
+    );
+    assert_eq!(denied(&s, &get("/a/b.php?x=1")), Some(1));
+    assert_eq!(denied(&s, &get("/a/b.phps?x=1")), None);
+    let upload = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"shell.php\"\r\n\r\nx\r\n--B--\r\n";
+    let mp = [("content-type", "multipart/form-data; boundary=B")];
+    assert_eq!(denied(&s, &req(Method::POST, "/up", &mp, upload)), Some(2));
+    let json = [("content-type", "application/json")];
+    assert_eq!(denied(&s, &req(Method::POST, "/api", &json, "{\"a\":")), Some(3));
+    assert_eq!(
+        denied(&s, &req(Method::POST, "/api", &json, r#"{"a":1,"b":[2]}"#)),
+        Some(4)
+    );
+}

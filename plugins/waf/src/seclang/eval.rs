@@ -5,6 +5,9 @@
 
 use std::collections::HashMap;
 
+/// Maps keyed by strings the client chose: foldhash, seeded per process.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use super::request::{Pairs, RequestData};
 use super::rule::{Ctl, Link, Rule, Selector, SetVar, Target, Var, Which};
 use super::transform::Transform;
@@ -18,14 +21,14 @@ pub(crate) struct Tx<'r> {
     req: &'r RequestData,
     /// Phase 2 sees the body; phase 1 only the head.
     body_phase: bool,
-    vars: HashMap<String, String>,
+    vars: Map<String, String>,
     ctls: Vec<Ctl>,
     matched: Vec<(String, Vec<u8>)>,
     hits: Vec<Hit>,
     /// Request values already transformed, by element and transformation
     /// list: CRS applies the same few lists to the same values in rule
     /// after rule.
-    transformed: HashMap<(String, Vec<Transform>), Vec<u8>>,
+    transformed: Map<Vec<Transform>, Map<String, Vec<u8>>>,
 }
 
 impl<'r> Tx<'r> {
@@ -33,11 +36,11 @@ impl<'r> Tx<'r> {
         Tx {
             req,
             body_phase: false,
-            vars: HashMap::new(),
+            vars: Map::default(),
             ctls,
             matched: Vec::new(),
             hits: Vec::new(),
-            transformed: HashMap::new(),
+            transformed: Map::default(),
         }
     }
 
@@ -220,21 +223,28 @@ impl<'r> Tx<'r> {
                     }
                 } else {
                     let transform = |value: Vec<u8>| link.transforms.iter().fold(value, |v, t| t.apply(&v));
-                    let v = if keep {
-                        let key = (name.clone(), link.transforms.clone());
-                        match self.transformed.get(&key) {
-                            Some(v) => v.clone(),
-                            None => {
-                                let v = transform(value);
-                                self.transformed.insert(key, v.clone());
-                                v
-                            }
+                    if keep {
+                        let chain = link.transforms.as_slice();
+                        let known = self
+                            .transformed
+                            .get(chain)
+                            .is_some_and(|m| m.contains_key(name.as_str()));
+                        if !known {
+                            let v = transform(value);
+                            self.transformed
+                                .entry(chain.to_vec())
+                                .or_default()
+                                .insert(name.clone(), v);
+                        }
+                        let v = &self.transformed[chain][name.as_str()];
+                        if check(v, &mut captures) {
+                            hit = Some(v.clone());
                         }
                     } else {
-                        transform(value)
-                    };
-                    if check(&v, &mut captures) {
-                        hit = Some(v);
+                        let v = transform(value);
+                        if check(&v, &mut captures) {
+                            hit = Some(v);
+                        }
                     }
                 }
                 if let Some(v) = hit {

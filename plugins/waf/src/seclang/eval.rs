@@ -3,6 +3,7 @@
 //! the TX collection, `ctl` exclusions, and the verdict of a `deny` rule
 //! (CRS's 949110 compares the anomaly score with the threshold).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Maps keyed by strings the client chose: foldhash, seeded per process.
@@ -16,6 +17,26 @@ use super::{Entry, Hit, RuleSet, Verdict};
 /// Matched data kept in a hit.
 const SAMPLE: usize = 80;
 
+/// One value a target stands for: borrowed from the request where it
+/// can be, its full name (`ARGS:q`) made only when it matched.
+struct Element<'r> {
+    prefix: &'static str,
+    /// The element's name in its collection; empty for a variable.
+    name: Cow<'r, str>,
+    value: Cow<'r, [u8]>,
+}
+
+impl Element<'_> {
+    fn full_name(&self) -> String {
+        match (self.prefix, self.name.as_ref()) {
+            // MATCHED_VARS: the name is already whole.
+            ("", name) => name.to_owned(),
+            (prefix, "") if prefix != "TX" => prefix.to_owned(),
+            (prefix, name) => format!("{prefix}:{name}"),
+        }
+    }
+}
+
 /// One transaction's state.
 pub(crate) struct Tx<'r> {
     req: &'r RequestData,
@@ -28,7 +49,9 @@ pub(crate) struct Tx<'r> {
     /// Request values already transformed, by element and transformation
     /// list: CRS applies the same few lists to the same values in rule
     /// after rule.
-    transformed: Map<Vec<Transform>, Map<String, Vec<u8>>>,
+    /// Keyed by where the value is in the request (it does not change
+    /// while the rules run, and transformations depend on its bytes only).
+    transformed: Map<Vec<Transform>, Map<(usize, usize), Vec<u8>>>,
 }
 
 impl<'r> Tx<'r> {
@@ -86,19 +109,23 @@ impl<'r> Tx<'r> {
             })
     }
 
-    /// The values a target stands for in this rule: (full name, value).
-    /// Elements are selected before anything is copied.
-    fn collect(&self, t: &Target, rule: &Rule) -> Vec<(String, Vec<u8>)> {
-        let r = self.req;
+    /// The values a target stands for in this rule. Elements are
+    /// selected before anything is copied.
+    fn collect(&self, t: &Target, rule: &Rule) -> Vec<Element<'r>> {
+        let r: &'r RequestData = self.req;
         let body = self.body_phase;
-        let empty = Pairs::new();
-        let post = if body { &r.args_post } else { &empty };
+        static EMPTY: Pairs = Vec::new();
+        let post: &'r Pairs = if body { &r.args_post } else { &EMPTY };
         let mut out = Vec::new();
-        let mut pairs = |prefix: &str, lists: &[&Pairs], names: bool| {
+        let mut pairs = |prefix: &'static str, lists: &[&'r Pairs], names: bool| {
             for (n, v) in lists.iter().flat_map(|p| p.iter()) {
                 if self.selected(t, rule, n) {
-                    let value = if names { n.as_bytes().to_vec() } else { v.clone() };
-                    out.push((format!("{prefix}:{n}"), value));
+                    let value = if names { n.as_bytes() } else { v.as_slice() };
+                    out.push(Element {
+                        prefix,
+                        name: Cow::Borrowed(n.as_str()),
+                        value: Cow::Borrowed(value),
+                    });
                 }
             }
         };
@@ -116,35 +143,54 @@ impl<'r> Tx<'r> {
             Var::Files if body => pairs("FILES", &[&r.files], false),
             Var::FilesNames if body => pairs("FILES_NAMES", &[&r.files], true),
             Var::MultipartPartHeaders if body => pairs("MULTIPART_PART_HEADERS", &[&r.part_headers], false),
-            Var::Tx => match &t.selector {
-                // The common case, `TX:paranoia_level`: one lookup.
-                Some(Selector::Name(n)) => {
-                    if let Some(v) = self.vars.get(n.as_str())
-                        && self.selected(t, rule, n)
-                    {
-                        out.push((format!("TX:{n}"), v.clone().into_bytes()));
+            Var::Tx => {
+                let tx = |n: &String| Element {
+                    prefix: "TX",
+                    name: Cow::Owned(n.clone()),
+                    value: Cow::Owned(self.vars[n].clone().into_bytes()),
+                };
+                match &t.selector {
+                    // The common case, `TX:paranoia_level`: one lookup.
+                    Some(Selector::Name(n)) => {
+                        if let Some((n, _)) = self.vars.get_key_value(n.as_str())
+                            && self.selected(t, rule, n)
+                        {
+                            out.push(tx(n));
+                        }
+                    }
+                    _ => {
+                        let mut names: Vec<&String> = self.vars.keys().filter(|n| self.selected(t, rule, n)).collect();
+                        names.sort();
+                        out.extend(names.into_iter().map(tx));
                     }
                 }
-                _ => {
-                    let mut names: Vec<&String> = self.vars.keys().filter(|n| self.selected(t, rule, n)).collect();
-                    names.sort();
-                    out.extend(
-                        names
-                            .into_iter()
-                            .map(|n| (format!("TX:{n}"), self.vars[n].clone().into_bytes())),
-                    );
-                }
-            },
-            Var::MatchedVars => out.extend(self.matched.iter().cloned()),
-            Var::MatchedVarsNames => out.extend(self.matched.iter().map(|(n, _)| (n.clone(), n.clone().into_bytes()))),
+            }
+            Var::MatchedVars => out.extend(self.matched.iter().map(|(n, v)| Element {
+                prefix: "",
+                name: Cow::Owned(n.clone()),
+                value: Cow::Owned(v.clone()),
+            })),
+            Var::MatchedVarsNames => out.extend(self.matched.iter().map(|(n, _)| Element {
+                prefix: "",
+                name: Cow::Owned(n.clone()),
+                value: Cow::Owned(n.clone().into_bytes()),
+            })),
             _ => {
-                if let Some((name, value)) = self.scalar(t.var) {
-                    out.push((name.to_owned(), value));
+                if let Some((prefix, value)) = self.scalar(t.var) {
+                    out.push(Element {
+                        prefix,
+                        name: Cow::Borrowed(""),
+                        value: Cow::Owned(value),
+                    });
                 }
             }
         }
         if t.count {
-            return vec![(String::new(), out.len().to_string().into_bytes())];
+            return vec![Element {
+                prefix: "",
+                name: Cow::Borrowed(""),
+                value: Cow::Owned(out.len().to_string().into_bytes()),
+            }];
         }
         out
     }
@@ -204,14 +250,15 @@ impl<'r> Tx<'r> {
                     target.var,
                     Var::Tx | Var::MatchedVar | Var::MatchedVarName | Var::MatchedVars | Var::MatchedVarsNames
                 );
-            for (name, value) in self.collect(target, rule) {
+            for element in self.collect(target, rule) {
                 let mut hit = None;
                 let check = |v: &[u8], captures: &mut Vec<Vec<u8>>| {
                     let cap = (link.capture && !link.negated).then_some(captures);
                     link.operator.matches(v, &arg, cap) != link.negated
                 };
+                let value = &element.value;
                 if link.multi_match {
-                    let mut v = value.clone();
+                    let mut v = value.to_vec();
                     if check(&v, &mut captures) {
                         hit = Some(v.clone());
                     }
@@ -221,34 +268,40 @@ impl<'r> Tx<'r> {
                             hit = Some(v.clone());
                         }
                     }
+                } else if link.transforms.is_empty() {
+                    if check(value, &mut captures) {
+                        hit = Some(value.to_vec());
+                    }
                 } else {
-                    let transform = |value: Vec<u8>| link.transforms.iter().fold(value, |v, t| t.apply(&v));
-                    if keep {
-                        let chain = link.transforms.as_slice();
-                        let known = self
-                            .transformed
-                            .get(chain)
-                            .is_some_and(|m| m.contains_key(name.as_str()));
-                        if !known {
+                    let transform = |value: &[u8]| {
+                        let (first, rest) = link.transforms.split_first().expect("not empty");
+                        rest.iter().fold(first.apply(value), |v, t| t.apply(&v))
+                    };
+                    match value {
+                        // Request values do not move while the rules run.
+                        Cow::Borrowed(bytes) if keep => {
+                            let chain = link.transforms.as_slice();
+                            let key = (bytes.as_ptr() as usize, bytes.len());
+                            let known = self.transformed.get(chain).is_some_and(|m| m.contains_key(&key));
+                            if !known {
+                                let v = transform(bytes);
+                                self.transformed.entry(chain.to_vec()).or_default().insert(key, v);
+                            }
+                            let v = &self.transformed[chain][&key];
+                            if check(v, &mut captures) {
+                                hit = Some(v.clone());
+                            }
+                        }
+                        _ => {
                             let v = transform(value);
-                            self.transformed
-                                .entry(chain.to_vec())
-                                .or_default()
-                                .insert(name.clone(), v);
-                        }
-                        let v = &self.transformed[chain][name.as_str()];
-                        if check(v, &mut captures) {
-                            hit = Some(v.clone());
-                        }
-                    } else {
-                        let v = transform(value);
-                        if check(&v, &mut captures) {
-                            hit = Some(v);
+                            if check(&v, &mut captures) {
+                                hit = Some(v);
+                            }
                         }
                     }
                 }
                 if let Some(v) = hit {
-                    matched.push((name, v));
+                    matched.push((element.full_name(), v));
                 }
             }
         }

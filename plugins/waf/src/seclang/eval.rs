@@ -17,6 +17,9 @@ use super::{Entry, Hit, RuleSet, Verdict};
 /// Matched data kept in a hit.
 const SAMPLE: usize = 80;
 
+/// Transformed request values by where they are (address, length).
+type Transformed = Map<(usize, usize), Vec<u8>>;
+
 /// One value a target stands for: borrowed from the request where it
 /// can be, its full name (`ARGS:q`) made only when it matched.
 struct Element<'r> {
@@ -51,7 +54,7 @@ pub(crate) struct Tx<'r> {
     /// after rule.
     /// Keyed by where the value is in the request (it does not change
     /// while the rules run, and transformations depend on its bytes only).
-    transformed: Map<Vec<Transform>, Map<(usize, usize), Vec<u8>>>,
+    transformed: Map<Vec<Transform>, Transformed>,
 }
 
 impl<'r> Tx<'r> {

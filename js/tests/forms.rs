@@ -71,6 +71,7 @@ fn pool(dir: &tempfile::TempDir) -> IsolatePool {
             workers: 1,
             ..Limits::default()
         },
+        bindings: Default::default(),
     })
     .unwrap()
 }

@@ -27,6 +27,7 @@ fn start(source: &str, limits: Limits) -> Fixture {
         env: BTreeMap::new(),
         config: serde_json::Value::Null,
         limits,
+        bindings: Default::default(),
     };
     Fixture {
         pool: IsolatePool::start(spec).unwrap(),

@@ -833,3 +833,98 @@ async fn http2_bodies_without_a_length_are_inspected() {
         403
     );
 }
+
+/// Command injection hidden by an empty substitution (`pi$()ng`): the
+/// native rules let it through, CRS 3.3.4's 932130 at PL1 scores it.
+const CRS_ONLY_ATTACK: &str = "/tools?host=pi$()ng%20127.0.0.1";
+
+/// The OWASP CRS tier with Debian's `modsecurity-crs` (tests/run installs
+/// it): what the native rules let through and CRS scores at the
+/// threshold is refused, and the audit log names the CRS rules, where they
+/// matched and the score; detect mode lets it through with the same
+/// record.
+#[tokio::test]
+async fn the_crs_tier_refuses_by_anomaly_score_and_logs_its_rules() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let manifest =
+        "name: waf\nenabled: true\nconfig:\n  crs: { rules: /usr/share/modsecurity-crs/rules, paranoia: 1 }\n";
+    let cfg = waf_platform(&s, echo.addr, manifest);
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let json = [("host", "echo.test"), ("content-type", "application/json")];
+    // CRS's method policy (911100: GET, HEAD, POST, OPTIONS at PL1),
+    // which the native rules do not have.
+    let put = send(b.addr, request("PUT", "/api/items/1", &json, r#"{"name":"lamp"}"#)).await;
+    assert_eq!(put.status, 403);
+    let post = send(b.addr, request("POST", "/api/items", &json, r#"{"name":"lamp"}"#)).await;
+    assert_eq!(post.status, 200, "{}", post.text());
+    // An attack the native rules let through and CRS PL1 scores.
+    let attack = get(b.addr, "echo.test", CRS_ONLY_ATTACK).await;
+    assert_eq!(attack.status, 403);
+    // Without the tier, the native rules let it through.
+    let s0 = Site::new();
+    let native = Bext::serve(&waf_platform(&s0, echo.addr, "name: waf\nenabled: true\n"));
+    assert_eq!(get(native.addr, "echo.test", CRS_ONLY_ATTACK).await.status, 200);
+
+    let auth = [("host", "echo.test"), ("authorization", "Bearer test-admin-token")];
+    let list = send(b.addr, request("GET", "/__bext/waf/events", &auth, ""))
+        .await
+        .json()["events"]
+        .clone();
+    let event = |rule: u64| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["crs"]["rules"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r["id"] == rule))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no event with CRS rule {rule}: {list}"))
+    };
+    let e = event(911100);
+    assert_eq!(
+        (e["action"].as_str(), e["path"].as_str()),
+        (Some("block"), Some("/api/items/1"))
+    );
+    assert_eq!(
+        (e["crs"]["score"].as_i64(), e["crs"]["threshold"].as_i64()),
+        (Some(5), Some(5))
+    );
+    let hit = e["crs"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == 911100)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (hit["var"].as_str(), hit["data"].as_str()),
+        (Some("REQUEST_METHOD"), Some("PUT"))
+    );
+    assert!(put.text().contains(e["request_id"].as_str().unwrap()));
+    let e = event(932130);
+    let hit = e["crs"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == 932130)
+        .unwrap()
+        .clone();
+    assert_eq!(hit["var"].as_str(), Some("ARGS:host"));
+
+    // Detect mode: the same request reaches the app, the score is logged.
+    let s2 = Site::new();
+    let detect = manifest.replace("paranoia: 1", "paranoia: 1, mode: detect");
+    let b2 = Bext::serve(&waf_platform(&s2, echo.addr, &detect));
+    let put = send(b2.addr, request("PUT", "/api/items/1", &json, r#"{"name":"lamp"}"#)).await;
+    assert_eq!(put.status, 200);
+    eventually(Duration::from_secs(5), || async {
+        b2.log()
+            .lines()
+            .any(|l| l.contains("action=\"detect\"") && l.contains("911100"))
+            .then_some(())
+    })
+    .await;
+}

@@ -140,3 +140,96 @@ fn sqli_attack(bencher: divan::Bencher<'_, '_>) {
         assert!(engine.inspect(divan::black_box(&req), &on).is_some());
     });
 }
+
+/// The CRS tier's gate on a new page (`crs.scope: unclear`): the native
+/// pass, then the bytes check that clears it before CRS.
+#[divan::bench]
+fn crs_gate_new_page(bencher: divan::Bencher<'_, '_>) {
+    let engine = Engine::new();
+    let headers = browser_headers();
+    let on = Switches::default();
+    let mut n = 0u64;
+    bencher
+        .with_inputs(|| {
+            n += 1;
+            (format!("/products/{n}"), format!("page={}&sort=price", n % 7))
+        })
+        .bench_local_refs(|(path, query)| {
+            let req = Subject {
+                method: &Method::GET,
+                path,
+                query: Some(query),
+                headers: &headers,
+                body: b"",
+            };
+            assert!(engine.inspect(divan::black_box(&req), &on).is_none());
+            assert!(!bext_plugin_waf::crs::unclear(&req));
+        });
+}
+
+/// CRS PL1 itself on the browser's page (`crs.scope: all`), when
+/// Debian's `modsecurity-crs` is installed.
+#[divan::bench]
+fn crs_pl1_new_page(bencher: divan::Bencher<'_, '_>) {
+    use bext_plugin_waf::seclang::{Exclusions, Options, RequestData, RuleSet};
+    let dir = std::path::Path::new("/usr/share/modsecurity-crs/rules");
+    let Ok(set) = RuleSet::load(
+        dir,
+        &Options {
+            paranoia: 1,
+            inbound_threshold: 5,
+        },
+    ) else {
+        return;
+    };
+    let headers = browser_headers();
+    let none = Exclusions::default();
+    bencher.bench_local(|| {
+        let req = Subject {
+            method: &Method::GET,
+            path: "/products/42",
+            query: Some("page=2&sort=price"),
+            headers: &headers,
+            body: b"",
+        };
+        let v = set.evaluate(&RequestData::new(divan::black_box(&req), "192.0.2.1"), &none);
+        assert!(v.denied_by.is_none());
+    });
+}
+
+/// CRS PL1 on the largest body inspected by default: a 64 KiB JSON
+/// document of prose (what one request can make the tier spend).
+#[divan::bench]
+fn crs_pl1_json_post_64k(bencher: divan::Bencher<'_, '_>) {
+    use bext_plugin_waf::seclang::{Exclusions, Options, RequestData, RuleSet};
+    let dir = std::path::Path::new("/usr/share/modsecurity-crs/rules");
+    let Ok(set) = RuleSet::load(
+        dir,
+        &Options {
+            paranoia: 1,
+            inbound_threshold: 5,
+        },
+    ) else {
+        return;
+    };
+    let mut headers = browser_headers();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let items: Vec<String> = (0..400)
+        .map(|i| {
+            format!("{{\"id\":{i},\"text\":\"The quick brown fox jumps over the lazy dog near the river bank {i}\"}}")
+        })
+        .collect();
+    let body = format!("{{\"items\":[{}]}}", items.join(","));
+    let body = &body.as_bytes()[..body.len().min(64 * 1024)];
+    let none = Exclusions::default();
+    bencher.bench_local(|| {
+        let req = Subject {
+            method: &Method::POST,
+            path: "/api/items",
+            query: None,
+            headers: &headers,
+            body,
+        };
+        set.evaluate(&RequestData::new(divan::black_box(&req), "192.0.2.1"), &none)
+    });
+}

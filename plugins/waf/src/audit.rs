@@ -47,6 +47,30 @@ pub struct Event {
     pub name: Option<String>,
     /// Start of the matching value, as the rule saw it.
     pub sample: Option<String>,
+    /// The CRS tier's verdict, when it ran and scored the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crs: Option<CrsEvent>,
+}
+
+/// What the CRS tier found: the anomaly score against the threshold,
+/// and each rule that matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrsEvent {
+    pub score: i64,
+    pub threshold: u32,
+    pub paranoia: u8,
+    pub rules: Vec<CrsRule>,
+}
+
+/// One CRS rule that matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrsRule {
+    pub id: u32,
+    pub msg: String,
+    /// Where: `ARGS:q`, `REQUEST_HEADERS:User-Agent`.
+    pub var: String,
+    /// The matched value as the rule saw it, cut to 80 bytes.
+    pub data: String,
 }
 
 /// A bounded, newest-last list of events.
@@ -102,6 +126,21 @@ pub(crate) fn record(
     action: &'static str,
     finding: Option<&Finding>,
 ) {
+    record_with(log, plugin, req, cx, ip, action, finding, None);
+}
+
+/// [`record`] with the CRS tier's verdict.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_with(
+    log: &AuditLog,
+    plugin: &str,
+    req: &Request,
+    cx: &Ctx,
+    ip: IpAddr,
+    action: &'static str,
+    finding: Option<&Finding>,
+    crs: Option<CrsEvent>,
+) {
     let path = req.uri().path();
     let event = Event {
         time: now(),
@@ -117,6 +156,7 @@ pub(crate) fn record(
         part: finding.map(|f| f.part.as_str()),
         name: finding.map(|f| f.name.clone()),
         sample: finding.map(|f| f.sample.clone()),
+        crs,
     };
     tracing::warn!(
         target: "bext::waf",
@@ -128,6 +168,8 @@ pub(crate) fn record(
         category = finding.map_or("", |f| f.category.as_str()),
         part = finding.map_or("", |f| f.part.as_str()),
         name = finding.map_or("", |f| f.name.as_str()),
+        crs_score = event.crs.as_ref().map_or(0, |c| c.score),
+        crs_rules = ?event.crs.as_ref().map(|c| c.rules.iter().map(|r| r.id).collect::<Vec<_>>()),
         path = %event.path,
         "waf decision"
     );
@@ -160,6 +202,7 @@ mod tests {
             part: None,
             name: None,
             sample: None,
+            crs: None,
         }
     }
 

@@ -57,6 +57,54 @@ pub struct Config {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The OWASP CRS tier (off when absent).
+    #[serde(default)]
+    pub crs: Option<CrsConfig>,
+}
+
+/// `crs:`: the OWASP Core Rule Set, run by bext's SecLang engine behind
+/// the native rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrsConfig {
+    /// The directory of CRS's `REQUEST-*.conf` and `.data` files.
+    #[serde(default = "crs_rules")]
+    pub rules: PathBuf,
+    /// CRS's paranoia level, 1 (default) to 4.
+    #[serde(default = "paranoia")]
+    pub paranoia: u8,
+    /// Anomaly score at which a request is refused (CRS's default 5: one
+    /// critical rule).
+    #[serde(default = "inbound_threshold")]
+    pub inbound_threshold: u32,
+    /// `block`, or `detect`: log the score and the rule ids only.
+    #[serde(default)]
+    pub mode: Mode,
+    /// `unclear` (default): only requests whose path, query, body or
+    /// cookies hold more than plain words; `all`: every request.
+    #[serde(default)]
+    pub scope: CrsScope,
+}
+
+/// `crs.scope`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrsScope {
+    /// What the native pass cannot clear by its bytes.
+    #[default]
+    Unclear,
+    /// Every inspected request.
+    All,
+}
+
+fn crs_rules() -> PathBuf {
+    PathBuf::from("/usr/share/modsecurity-crs/rules")
+}
+fn paranoia() -> u8 {
+    1
+}
+fn inbound_threshold() -> u32 {
+    5
 }
 
 /// What a finding does.

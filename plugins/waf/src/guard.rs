@@ -14,9 +14,10 @@ use bext_plugin_abi::metrics::CounterFamily;
 use bext_plugin_abi::{Ctx, Flow, Hook, Host, PluginError, Request};
 use http::StatusCode;
 
-use crate::audit::{AuditLog, record};
+use crate::audit::{AuditLog, record, record_with};
 use crate::body::{self, Read};
 use crate::config::{Config, Mode, Uninspectable};
+use crate::crs::CrsTier;
 use crate::inspect::{Engine, Finding, Subject, Switches};
 use crate::ip::IpTable;
 use crate::respond;
@@ -37,6 +38,8 @@ pub(crate) struct Guard {
     uninspectable: Uninspectable,
     screen: Screen,
     switches: RuleSwitches,
+    /// The OWASP CRS tier, when `crs` is configured.
+    crs: Option<CrsTier>,
     /// The plugin's audit log, the host's shared one from `on_init`.
     audit: OnceLock<Arc<AuditLog>>,
     /// Its counters on `/__bext/metrics`, from `on_init`.
@@ -65,6 +68,7 @@ impl Guard {
             uninspectable: config.uninspectable_body,
             screen: Screen::new(config, lists)?,
             switches: RuleSwitches::new(config)?,
+            crs: config.crs.as_ref().map(CrsTier::new).transpose()?,
             audit: OnceLock::new(),
             counters: OnceLock::new(),
         })
@@ -182,9 +186,33 @@ impl Guard {
             {
                 return refused;
             }
-            return Flow::Continue;
+            return self.crs_tier(req, cx, ip, on, &subject);
         };
         self.found(req, cx, ip, &finding)
+    }
+
+    /// The CRS tier on what the native rules let through: a score at the
+    /// threshold refuses it (unless `crs.mode` or `mode` is `detect`,
+    /// where any score is logged), with the rules that made it.
+    fn crs_tier(&self, req: &Request, cx: &Ctx, ip: IpAddr, on: &Switches, subject: &Subject<'_>) -> Flow {
+        let Some(tier) = &self.crs else { return Flow::Continue };
+        let Some(outcome) = tier.judge(subject, &ip.to_string(), &on.crs) else {
+            return Flow::Continue;
+        };
+        let blocking = self.mode == Mode::Block && tier.mode == Mode::Block;
+        // Below the threshold, only detect mode (tuning) logs the score.
+        if blocking && !outcome.refused {
+            return Flow::Continue;
+        }
+        let refuse = outcome.refused && blocking;
+        let action = if refuse { "block" } else { "detect" };
+        record_with(self.audit(), &self.name, req, cx, ip, action, None, Some(outcome.event));
+        self.count(action, None);
+        if !refuse {
+            return Flow::Continue;
+        }
+        self.screen.strike(ip);
+        Flow::Respond(self.refusal(cx))
     }
 
     /// A finding: logged in detect mode, refused (and a strike towards the

@@ -73,6 +73,9 @@ pub struct Switches {
     /// Arguments (lower-case names) whose values run under other switches
     /// (`exclusions[].args`); the rest of the request runs under these.
     pub args: Vec<(String, Switches)>,
+    /// CRS rules off for this request (`disabled_rules` and
+    /// `exclusions` entries that are CRS rule ids, ranges or families).
+    pub crs: crate::seclang::Exclusions,
 }
 
 impl Switches {
@@ -1119,6 +1122,7 @@ mod tests {
             off_categories: Category::Xss.bit(),
             off_rules: vec!["libinjection-xss".into()],
             args: Vec::new(),
+            crs: Default::default(),
         };
         assert!(engine.inspect(&subject(&Method::GET, xss, &plain, b""), &off).is_none());
         let f = engine.inspect(&subject(&Method::GET, xss, &plain, b""), &Switches::default());

@@ -15,6 +15,7 @@ mod body;
 pub mod bots;
 mod clean;
 pub mod config;
+pub mod crs;
 mod guard;
 pub mod inspect;
 pub mod ip;
@@ -24,6 +25,7 @@ mod penalty;
 mod respond;
 pub mod rules;
 mod screen;
+pub mod seclang;
 mod switches;
 mod walk;
 

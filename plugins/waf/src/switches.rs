@@ -33,7 +33,7 @@ impl RuleSwitches {
             }
         }
         for (i, id) in config.disabled_rules.iter().enumerate() {
-            if rule_category(id).is_none() {
+            if rule_category(id).is_none() && all.crs.remove(id, &[]).is_err() {
                 return Err(PluginError::config(
                     format!("disabled_rules[{i}]"),
                     format!("unknown rule `{id}`"),
@@ -66,7 +66,7 @@ impl Exclusion {
     /// Entry `i`, silencing its rules on top of `base`.
     fn new(i: usize, e: &config::Exclusion, base: &Switches) -> Result<Exclusion, PluginError> {
         let path = PathPattern::parse(format!("exclusions[{i}].path"), &e.path)?;
-        let silenced = if e.rules.is_empty() && e.args.is_empty() {
+        let mut silenced = if e.rules.is_empty() && e.args.is_empty() {
             None
         } else if e.rules.is_empty() {
             // Every rule, in these arguments only.
@@ -79,6 +79,7 @@ impl Exclusion {
                 match Category::ALL.iter().find(|c| c.as_str() == r) {
                     Some(c) => s.off_categories |= c.bit(),
                     None if rule_category(r).is_some() => s.off_rules.push(r.clone()),
+                    None if crate::seclang::Exclusions::default().remove(r, &[]).is_ok() => {}
                     None => {
                         return Err(PluginError::config(
                             format!("exclusions[{i}].rules[{j}]"),
@@ -93,6 +94,9 @@ impl Exclusion {
                 Some(with_args(base, e, s, i)?)
             }
         };
+        if let Some(s) = &mut silenced {
+            crs_exclusions(&mut s.crs, e);
+        }
         Ok(Exclusion {
             path,
             app: e.app.clone(),
@@ -102,6 +106,44 @@ impl Exclusion {
 }
 
 /// `base` for the request, with `silenced` for the arguments `e.args`.
+/// The CRS rules an exclusion entry silences: its CRS ids and ranges,
+/// and the CRS rule files of its families (`sqli` is 942xxx); all of
+/// them when it names no rule. With `args`, only in those arguments.
+fn crs_exclusions(crs: &mut crate::seclang::Exclusions, e: &config::Exclusion) {
+    let mut ranges: Vec<&str> = Vec::new();
+    if e.rules.is_empty() {
+        ranges.push("1-999999");
+    }
+    for r in &e.rules {
+        match Category::ALL.iter().find(|c| c.as_str() == r) {
+            Some(c) => ranges.extend(crs_family(*c)),
+            None if rule_category(r).is_none() => ranges.push(r),
+            None => {}
+        }
+    }
+    for ids in ranges {
+        // Checked by the caller: every entry here parses.
+        let _ = crs.remove(ids, &e.args);
+    }
+}
+
+/// The CRS 3 rule file of a native family.
+fn crs_family(c: Category) -> Option<&'static str> {
+    Some(match c {
+        Category::Sqli => "942000-942999",
+        Category::Xss => "941000-941999",
+        Category::Rce => "932000-932999",
+        Category::Lfi => "930000-930999",
+        Category::Rfi => "931000-931999",
+        Category::Php => "933000-933999",
+        Category::Java => "944000-944999",
+        Category::Nodejs => "934000-934999",
+        Category::Protocol => "920000-921999",
+        Category::Scanner => "913000-913999",
+        _ => return None,
+    })
+}
+
 fn with_args(base: &Switches, e: &config::Exclusion, silenced: Switches, i: usize) -> Result<Switches, PluginError> {
     let mut s = base.clone();
     for (j, arg) in e.args.iter().enumerate() {

@@ -441,3 +441,111 @@ async fn a_rebuilt_instance_keeps_the_audit_history() {
     assert!(pool.is_empty());
     assert!(!kept(&start(json!({})).await.unwrap()), "no instance left, no log");
 }
+
+/// A CRS-shaped rule set in a directory: one scoring rule and CRS's
+/// blocking evaluation.
+fn crs_rules() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("REQUEST-942-TEST.conf"),
+        "SecRule ARGS \"@rx magic\" \"id:942999,phase:2,pass,t:none,t:urlDecodeUni,severity:'CRITICAL',\\\n\
+         msg:'magic word',setvar:'tx.anomaly_score=+%{tx.critical_anomaly_score}'\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("REQUEST-949-BLOCKING-EVALUATION.conf"),
+        "SecAction \"id:901140,phase:1,pass,setvar:tx.critical_anomaly_score=5\"\n\
+         SecRule TX:ANOMALY_SCORE \"@ge %{tx.inbound_anomaly_score_threshold}\" \"id:949110,phase:2,deny\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn the_crs_tier_refuses_by_score_and_records_the_rules() {
+    let dir = crs_rules();
+    let rules = dir.path().to_str().unwrap();
+    let h = waf(json!({"crs": {"rules": rules}})).await;
+    let ex = send(&h, get("/search?q=magic(1)")).await;
+    refused(&ex, StatusCode::FORBIDDEN, "block");
+    let crs = events(&ex)[0].crs.clone().expect("crs verdict");
+    assert_eq!((crs.score, crs.threshold, crs.paranoia), (5, 5, 1));
+    let hit = &crs.rules[0];
+    assert_eq!(
+        (hit.id, hit.var.as_str(), hit.data.as_str(), hit.msg.as_str()),
+        (942999, "ARGS:q", "magic(1)", "magic word")
+    );
+    // A plain value is cleared before CRS by default, not with `scope: all`.
+    assert!(send(&h, get("/search?q=magic")).await.reached_app);
+    let all = waf(json!({"crs": {"rules": rules, "scope": "all"}})).await;
+    refused(
+        &send(&all, get("/search?q=magic")).await,
+        StatusCode::FORBIDDEN,
+        "block",
+    );
+    // Another spelling of the same value: percent-encoded.
+    refused(
+        &send(&h, get("/search?q=m%61gic%281%29")).await,
+        StatusCode::FORBIDDEN,
+        "block",
+    );
+    // Above the score, the threshold lets it through.
+    let lax = waf(json!({"crs": {"rules": rules, "inbound_threshold": 10}})).await;
+    assert!(send(&lax, get("/search?q=magic(1)")).await.reached_app);
+}
+
+#[tokio::test]
+async fn crs_detect_mode_logs_the_score_and_exclusions_silence_crs_rules() {
+    let dir = crs_rules();
+    let rules = dir.path().to_str().unwrap();
+    let h = waf(json!({"crs": {"rules": rules, "mode": "detect"}})).await;
+    let ex = send(&h, get("/search?q=magic(1)")).await;
+    assert!(ex.reached_app);
+    assert_eq!(actions(&ex), ["detect"]);
+    assert_eq!(events(&ex)[0].crs.as_ref().map(|c| c.score), Some(5));
+
+    let h = waf(json!({
+        "crs": {"rules": rules},
+        "exclusions": [{"path": "/search", "args": ["q"], "rules": ["942999"]}],
+    }))
+    .await;
+    assert!(send(&h, get("/search?q=magic(1)")).await.reached_app);
+    assert!(send(&h, get("/search?Q=magic(1)")).await.reached_app);
+    refused(
+        &send(&h, get("/search?other=magic(1)")).await,
+        StatusCode::FORBIDDEN,
+        "block",
+    );
+    refused(
+        &send(&h, get("/elsewhere?q=magic(1)")).await,
+        StatusCode::FORBIDDEN,
+        "block",
+    );
+    let off = waf(json!({"crs": {"rules": rules}, "disabled_rules": ["942000-942999"]})).await;
+    assert!(send(&off, get("/search?q=magic(1)")).await.reached_app);
+    // A family switches off its CRS file too.
+    let fam = waf(json!({"crs": {"rules": rules}, "exclusions": [{"path": "/search", "rules": ["sqli"]}]})).await;
+    assert!(send(&fam, get("/search?q=magic(1)")).await.reached_app);
+}
+
+#[tokio::test]
+async fn bad_crs_settings_name_their_field() {
+    let check = |config: Value| match Harness::<WafPlugin>::builder(config).check() {
+        Err(PluginError::Config { path, .. }) => path,
+        other => panic!("{:?}", other.err()),
+    };
+    let dir = crs_rules();
+    let rules = dir.path().to_str().unwrap();
+    assert_eq!(check(json!({"crs": {"rules": rules, "paranoia": 7}})), "crs.paranoia");
+    assert_eq!(
+        check(json!({"crs": {"rules": rules, "inbound_threshold": 0}})),
+        "crs.inbound_threshold"
+    );
+    assert_eq!(check(json!({"crs": {"rules": "/nonexistent/crs"}})), "crs.rules");
+    std::fs::write(
+        dir.path().join("REQUEST-950-BAD.conf"),
+        "SecRule ARGS \"@rx a\" \"phase:2\"\n",
+    )
+    .unwrap();
+    assert_eq!(check(json!({"crs": {"rules": rules}})), "crs.rules");
+}

@@ -12,36 +12,12 @@
 //! are floors set at what the WAF measured when they were written, so that
 //! a change that loses ground on attacks nobody tuned for fails here.
 
+mod records;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use bext_plugin_waf::inspect::{Engine, Subject, Switches};
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Record {
-    id: String,
-    source: String,
-    category: String,
-    method: String,
-    uri: String,
-    headers: BTreeMap<String, String>,
-    body: Option<String>,
-    expect: String,
-    /// `dev` or `test` in `extra.jsonl`; absent in the other files.
-    #[serde(default)]
-    split: Option<String>,
-}
-
-fn corpus(rel: &str, split: Option<&str>) -> Vec<Record> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|l| serde_json::from_str::<Record>(l).expect("corpus record"))
-        .filter(|r| split.is_none() || r.split.as_deref() == split)
-        .collect()
-}
+use bext_plugin_waf::inspect::{Engine, Switches};
+use records::{Built, corpus};
 
 #[derive(Default)]
 struct Tally {
@@ -123,29 +99,8 @@ fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
     // stricter rules than the default level, so they are told apart.
     let mut by_source: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for r in corpus(rel, split) {
-        let method = Method::from_bytes(r.method.as_bytes()).expect("method");
-        let mut headers = HeaderMap::new();
-        for (k, v) in &r.headers {
-            headers.append(
-                HeaderName::from_bytes(k.as_bytes()).expect("header name"),
-                HeaderValue::from_str(v).expect("header value"),
-            );
-        }
-        let body = r.body.clone().unwrap_or_default();
-        if r.body.is_some() || matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
-            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-        let (path, query) = match r.uri.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (r.uri.as_str(), None),
-        };
-        let subject = Subject {
-            method: &method,
-            path,
-            query,
-            headers: &headers,
-            body: body.as_bytes(),
-        };
+        let built = Built::new(&r);
+        let subject = built.subject(&r);
         let finding = engine.inspect(&subject, &on);
         if r.expect == "block" {
             let s = by_source.entry(r.source.clone()).or_default();

@@ -140,3 +140,47 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    // CRS runs ~500 rules per case: fewer cases.
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/fuzz.proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// The CRS tier's request parsing, transformations and operators on
+    /// hostile bytes, with Debian's CRS (tests/run installs it).
+    #[test]
+    fn the_crs_tier_never_panics(
+        path in hostile_bytes(),
+        query in hostile_bytes(),
+        header in hostile_bytes(),
+        body in hostile_bytes(),
+        ct in prop_oneof![
+            Just("application/x-www-form-urlencoded"),
+            Just("application/json"),
+            Just("application/xml"),
+            Just("multipart/form-data; boundary=b"),
+            Just("multipart/form-data"),
+            Just("a/b; c"),
+        ],
+    ) {
+        use bext_plugin_waf::seclang::{Exclusions, Options, RequestData, RuleSet};
+        static CRS: std::sync::LazyLock<RuleSet> = std::sync::LazyLock::new(|| {
+            let dir = std::path::Path::new("/usr/share/modsecurity-crs/rules");
+            RuleSet::load(dir, &Options { paranoia: 4, inbound_threshold: 5 }).expect("CRS rules (tests/run installs modsecurity-crs)")
+        });
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        for name in ["cookie", "user-agent", "referer", "x-custom"] {
+            if let Ok(v) = HeaderValue::from_bytes(&header) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+        let path = format!("/{}", String::from_utf8_lossy(&path));
+        let query = String::from_utf8_lossy(&query).into_owned();
+        let subject = Subject { method: &Method::POST, path: &path, query: Some(&query), headers: &headers, body: &body };
+        let _ = CRS.evaluate(&RequestData::new(&subject, "192.0.2.1"), &Exclusions::default());
+    }
+}

@@ -26,6 +26,19 @@ pub(crate) async fn build(
     previous: Option<&Pipeline>,
     kernel: &KernelCell,
 ) -> Result<Pipeline, Diagnostics> {
+    if previous.is_some()
+        && let ConfigSource::File(file) = source
+        && std::fs::read(file).is_ok_and(|bytes| bytes.iter().all(u8::is_ascii_whitespace))
+    {
+        // A file being rewritten in place is empty for a moment; a platform
+        // of no apps is not what anybody meant by it.
+        return Err(Diagnostic::new(
+            file,
+            "",
+            "the platform file is empty (being written?): keeping the running configuration",
+        )
+        .into());
+    }
     let mut platform = source.load()?;
     // From the apps the file declares, before a deploy adds its own.
     let (certs, tls_warnings) = super::tls::certificates(&platform, super::tls::Purpose::Serve)?;
@@ -308,15 +321,7 @@ pub fn start_reloader(kernel: Arc<Kernel>) {
             // Reading the files during a reload produces events of its own;
             // only new content makes the watcher reload, once.
             if why == FILE_CHANGE {
-                let pipeline = kernel.pipeline.load();
-                if platform_file_is_empty(&pipeline.platform) {
-                    // An editor or a deploy script in the middle of writing
-                    // it: a platform of no apps is not what anybody meant.
-                    tracing::warn!("the platform file is empty; keeping the running configuration until it is written");
-                    continue;
-                }
-                let now = fingerprint_of(&pipeline.platform);
-                drop(pipeline);
+                let now = fingerprint_of(&kernel.pipeline.load().platform);
                 if now == seen {
                     continue;
                 }
@@ -336,16 +341,6 @@ pub fn start_reloader(kernel: Arc<Kernel>) {
 }
 
 const FILE_CHANGE: &str = "file change";
-
-/// Whether the platform file exists and holds nothing but white space, as
-/// a file being rewritten in place does for a moment.
-fn platform_file_is_empty(platform: &crate::config::platform::Platform) -> bool {
-    platform
-        .file
-        .as_ref()
-        .and_then(|f| std::fs::read(f).ok())
-        .is_some_and(|bytes| bytes.iter().all(u8::is_ascii_whitespace))
-}
 
 /// A hash of the platform file and every manifest, names and contents,
 /// and of the size and time of every JS module named by them.

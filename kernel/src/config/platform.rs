@@ -121,6 +121,12 @@ pub struct PlatformSection {
     /// `[platform.metrics]`: what `/__bext/metrics` counts.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Serve plain HTTP/1.1 requests without a body on bext's own
+    /// connection code, handing anything else to hyper (see
+    /// kernel/src/server/h1): fewer instructions a request. Off: hyper
+    /// serves every connection. Read per connection.
+    #[serde(default = "yes")]
+    pub http1_fast_path: bool,
 }
 
 /// `[platform.metrics]`.
@@ -192,6 +198,7 @@ impl Default for PlatformSection {
             admin_token_env: default_admin_token_env(),
             acme: None,
             metrics: MetricsSettings::default(),
+            http1_fast_path: true,
         }
     }
 }

@@ -17,6 +17,7 @@ mod deploy;
 mod dylib_plugins;
 mod edge;
 mod gateway;
+mod http1;
 mod isr;
 mod isr_callers;
 mod isr_poison;

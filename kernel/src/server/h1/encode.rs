@@ -174,6 +174,14 @@ pub(super) fn encode(
     Encoded { framing, last }
 }
 
+/// hyper's answer to a head over `max_header_bytes` (the connection
+/// closes after it).
+pub(super) fn too_large(dst: &mut Vec<u8>) {
+    extend(dst, b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: ");
+    date(dst);
+    extend(dst, b"\r\n\r\n");
+}
+
 fn extend(dst: &mut Vec<u8>, bytes: &[u8]) {
     dst.extend_from_slice(bytes);
 }

@@ -125,6 +125,13 @@ async fn connection(
                 match head::parse(&mut buf, max_head) {
                     Parsed::Fast(head) => break head,
                     Parsed::Handoff => return Outcome::Handoff(buf),
+                    Parsed::TooLarge => {
+                        out.clear();
+                        encode::too_large(&mut out);
+                        let _ = flush(stream, &mut out).await;
+                        let _ = stream.shutdown().await;
+                        return Outcome::Closed;
+                    }
                     Parsed::Partial => {}
                 }
             }

@@ -11,6 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
+/// Unlocks `/__bext/metrics`.
+const TOKEN: &str = "h1-test-token";
+
 /// The same platform twice: fast path on (the default) and off.
 struct Pair {
     _site: Site,
@@ -35,8 +38,9 @@ async fn pair() -> Pair {
             echo.addr
         )
     };
-    let fast = Bext::serve(&site.write("fast.toml", platform(true)));
-    let hyper = Bext::serve(&site.write("hyper.toml", platform(false)));
+    let env = [("BEXT_ADMIN_TOKEN", TOKEN)];
+    let fast = Bext::serve_env(&site.write("fast.toml", platform(true)), &env);
+    let hyper = Bext::serve_env(&site.write("hyper.toml", platform(false)), &env);
     Pair {
         _site: site,
         fast,
@@ -267,4 +271,30 @@ async fn a_head_sent_a_byte_at_a_time_is_served() {
     s.read_to_string(&mut out).await.unwrap();
     assert_eq!(statuses(&out), [200], "{out}");
     assert!(out.ends_with("\r\n\r\nhello\n"), "{out}");
+}
+
+/// `bext_connections_open` now (the scrape's own connection included).
+async fn connections_open(addr: SocketAddr) -> f64 {
+    let auth = format!("Bearer {TOKEN}");
+    let m = send(addr, request("GET", "/__bext/metrics", &[("host", "localhost"), ("authorization", &auth)], ""))
+        .await
+        .text();
+    m.lines()
+        .find_map(|l| l.strip_prefix("bext_connections_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("bext_connections_open")
+}
+
+#[tokio::test]
+async fn a_client_that_closes_while_its_request_waits_frees_the_connection() {
+    let p = pair().await;
+    for server in [&p.fast, &p.hyper] {
+        // The upstream takes 20 s; the client leaves after its request.
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /api/slow/20000 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        eventually(Duration::from_secs(5), || async { (connections_open(server.addr).await == 2.0).then_some(()) }).await;
+        drop(s);
+        // Only the scrape's own connection is left, long before 20 s.
+        eventually(Duration::from_secs(5), || async { (connections_open(server.addr).await == 1.0).then_some(()) }).await;
+    }
 }

@@ -18,9 +18,9 @@ mod encode;
 mod head;
 mod rewind;
 
-use std::future::poll_fn;
-use std::io;
-use std::pin::pin;
+use std::future::{Future, poll_fn};
+use std::io::{self, Write as _};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -71,10 +71,8 @@ pub(super) async fn serve(
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let buf = BytesMut::from(replay.pending());
     let outcome = {
-        let fast = pin!(connection(&kernel, &info, &mut stream, buf, stop.clone()));
-        let mut fast = fast;
-        let timer = pin!(tokio::time::sleep(header_timeout.min(idle_timeout)));
-        let mut timer = timer;
+        let mut fast = pin!(connection(&kernel, &info, &mut stream, buf, stop.clone()));
+        let mut timer = pin!(tokio::time::sleep(header_timeout.min(idle_timeout)));
         let mut closing = *stop.borrow();
         loop {
             tokio::select! {
@@ -142,7 +140,10 @@ async fn connection(
         };
         let (method, version) = (parts.method.clone(), parts.version);
         // Boxed: a connection's task stays small while it idles.
-        let res = Box::pin(handle_parts(kernel.clone(), info.clone(), parts, None)).await;
+        let answer = Box::pin(handle_parts(kernel.clone(), info.clone(), parts, None));
+        let Some(res) = unless_closed(stream, &mut buf, max_head, answer).await else {
+            return Outcome::Closed;
+        };
         let (res, body) = res.into_parts();
         let size = if body.is_end_stream() {
             BodySize::None
@@ -165,6 +166,39 @@ async fn connection(
         if encoded.last {
             let _ = stream.shutdown().await;
             return Outcome::Closed;
+        }
+    }
+}
+
+/// Awaits a response, but gives the request up if the client closes the
+/// connection meanwhile (as hyper does: a proxied request then stops
+/// waiting for its upstream). Bytes that arrive meanwhile (the next
+/// pipelined request) are kept in `buf`, up to `max_head`.
+async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    max_head: usize,
+    mut answer: Pin<Box<F>>,
+) -> Option<http::Response<ResponseBody>> {
+    loop {
+        if buf.len() >= max_head {
+            return Some(answer.await);
+        }
+        tokio::select! {
+            biased;
+            res = answer.as_mut() => return Some(res),
+            ready = stream.readable() => {
+                ready.ok()?;
+                if buf.capacity() - buf.len() < READ_SIZE / 4 {
+                    buf.reserve(READ_SIZE);
+                }
+                match stream.try_read_buf(buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+            }
         }
     }
 }
@@ -228,7 +262,8 @@ async fn write_body(stream: &mut TcpStream, out: &mut Vec<u8>, body: ResponseBod
             left -= data.len() as u64;
         }
         if framing == Framing::Chunked {
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{:x}\r\n", data.len());
             push(stream, out, data).await?;
             out.extend_from_slice(b"\r\n");
         } else {

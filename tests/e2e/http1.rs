@@ -101,7 +101,11 @@ fn statuses(out: &str) -> Vec<u16> {
 #[tokio::test]
 async fn the_fast_path_answers_byte_for_byte_as_hyper() {
     let p = pair().await;
-    let etag = get(p.fast.addr, "x", "/a.txt").await.header("etag").expect("etag").to_owned();
+    let etag = get(p.fast.addr, "x", "/a.txt")
+        .await
+        .header("etag")
+        .expect("etag")
+        .to_owned();
     let cases: Vec<(&str, Vec<u8>, Vec<u16>)> = vec![
         (
             "pipelined keep-alive, the last closes",
@@ -162,7 +166,10 @@ POST /api/form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
 GET /api/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let out = exchange(p.fast.addr, bytes).await;
     assert_eq!(statuses(&out), [200, 200, 200, 200], "{out}");
-    assert!(out.contains(r#""method":"POST""#) && out.contains(r#""body_len":5"#), "{out}");
+    assert!(
+        out.contains(r#""method":"POST""#) && out.contains(r#""body_len":5"#),
+        "{out}"
+    );
     assert!(out.contains(r#""uri":"/after""#), "{out}");
     // A chunked body the same way.
     let bytes = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n\
@@ -245,7 +252,10 @@ async fn an_oversized_head_after_a_fast_get_gets_431() {
         );
         let fast = exchange(p.fast.addr, bytes.as_bytes()).await;
         assert_eq!(statuses(&fast), [200, 431], "{size}: {fast}");
-        assert!(fast.ends_with("431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"), "{fast}");
+        assert!(
+            fast.ends_with("431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"),
+            "{fast}"
+        );
     }
     // More header lines than hyper takes, on a fresh connection.
     let mut many = String::from("GET /a.txt HTTP/1.1\r\nHost: x\r\n");
@@ -276,9 +286,17 @@ async fn a_head_sent_a_byte_at_a_time_is_served() {
 /// `bext_connections_open` now (the scrape's own connection included).
 async fn connections_open(addr: SocketAddr) -> f64 {
     let auth = format!("Bearer {TOKEN}");
-    let m = send(addr, request("GET", "/__bext/metrics", &[("host", "localhost"), ("authorization", &auth)], ""))
-        .await
-        .text();
+    let m = send(
+        addr,
+        request(
+            "GET",
+            "/__bext/metrics",
+            &[("host", "localhost"), ("authorization", &auth)],
+            "",
+        ),
+    )
+    .await
+    .text();
     m.lines()
         .find_map(|l| l.strip_prefix("bext_connections_open "))
         .and_then(|v| v.trim().parse().ok())
@@ -291,10 +309,18 @@ async fn a_client_that_closes_while_its_request_waits_frees_the_connection() {
     for server in [&p.fast, &p.hyper] {
         // The upstream takes 20 s; the client leaves after its request.
         let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(b"GET /api/slow/20000 HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
-        eventually(Duration::from_secs(5), || async { (connections_open(server.addr).await == 2.0).then_some(()) }).await;
+        s.write_all(b"GET /api/slow/20000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        eventually(Duration::from_secs(5), || async {
+            (connections_open(server.addr).await == 2.0).then_some(())
+        })
+        .await;
         drop(s);
         // Only the scrape's own connection is left, long before 20 s.
-        eventually(Duration::from_secs(5), || async { (connections_open(server.addr).await == 1.0).then_some(()) }).await;
+        eventually(Duration::from_secs(5), || async {
+            (connections_open(server.addr).await == 1.0).then_some(())
+        })
+        .await;
     }
 }

@@ -396,7 +396,16 @@ async fn serve_connection(
     if protocol.0 == Protocol::Http1 && kernel.pipeline.load().platform.settings.http1_fast_path {
         return h1::serve(kernel, &builders, stream, protocol.1, info(admin, None), stop, live).await;
     }
-    drive(kernel, &builders, protocol, stream, Arc::new(info(admin, None)), stop, live).await;
+    drive(
+        kernel,
+        &builders,
+        protocol,
+        stream,
+        Arc::new(info(admin, None)),
+        stop,
+        live,
+    )
+    .await;
 }
 
 /// Serves one connection's requests with hyper until it closes, is idle

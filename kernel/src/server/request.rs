@@ -112,17 +112,17 @@ pub(super) async fn handle_parts(
     }
     let body = match incoming {
         Some(incoming) if !incoming.is_end_stream() => {
-        let limited = LimitedBody::new(
-            incoming,
-            limits.max_body_bytes,
-            limits.body_read_timeout,
-            limits.body_total_timeout,
-        );
-        if settings.metrics.enabled {
-            Body::stream(limited.counting(finish.count_body()))
-        } else {
-            Body::stream(limited)
-        }
+            let limited = LimitedBody::new(
+                incoming,
+                limits.max_body_bytes,
+                limits.body_read_timeout,
+                limits.body_total_timeout,
+            );
+            if settings.metrics.enabled {
+                Body::stream(limited.counting(finish.count_body()))
+            } else {
+                Body::stream(limited)
+            }
         }
         _ => Body::empty(),
     };

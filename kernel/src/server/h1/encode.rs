@@ -177,7 +177,10 @@ pub(super) fn encode(
 /// hyper's answer to a head over `max_header_bytes` (the connection
 /// closes after it).
 pub(super) fn too_large(dst: &mut Vec<u8>) {
-    extend(dst, b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: ");
+    extend(
+        dst,
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: ",
+    );
     date(dst);
     extend(dst, b"\r\n\r\n");
 }
@@ -206,7 +209,9 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    value.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    value
+        .iter()
+        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// Whether a comma-separated header value has `token` (any case).
@@ -243,13 +248,27 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn head(method: &Method, version: Version, keep_alive: bool, status: u16, headers: &[(&str, &str)], body: BodySize) -> (String, Encoded) {
+    fn head(
+        method: &Method,
+        version: Version,
+        keep_alive: bool,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: BodySize,
+    ) -> (String, Encoded) {
         let mut map = HeaderMap::new();
         for (n, v) in headers {
-            map.append(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            map.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         let mut dst = Vec::new();
-        let req = Answering { method, version, keep_alive };
+        let req = Answering {
+            method,
+            version,
+            keep_alive,
+        };
         let enc = encode(&mut dst, &req, StatusCode::from_u16(status).unwrap(), &map, body);
         let text = String::from_utf8(dst).unwrap();
         // The date changes; everything else is compared whole.
@@ -264,43 +283,105 @@ mod tests {
 
     #[test]
     fn a_known_length_is_written_with_the_headers_in_order() {
-        let (text, enc) = head(GET, Version::HTTP_11, true, 200, &[("content-type", "text/html"), ("etag", "\"a\"")], BodySize::Known(1024));
-        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\netag: \"a\"\r\ncontent-length: 1024\r\n\r\n");
-        assert_eq!(enc, Encoded { framing: Framing::Length(1024), last: false });
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-type", "text/html"), ("etag", "\"a\"")],
+            BodySize::Known(1024),
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\netag: \"a\"\r\ncontent-length: 1024\r\n\r\n"
+        );
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::Length(1024),
+                last: false
+            }
+        );
     }
 
     #[test]
     fn a_streaming_body_is_chunked_on_http11_and_ends_the_connection_on_http10() {
         let (text, enc) = head(GET, Version::HTTP_11, true, 200, &[], BodySize::Unknown);
         assert_eq!(text, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
-        assert_eq!(enc, Encoded { framing: Framing::Chunked, last: false });
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::Chunked,
+                last: false
+            }
+        );
         let (text, enc) = head(GET, Version::HTTP_10, true, 200, &[], BodySize::Unknown);
         assert_eq!(text, "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\r\n");
-        assert_eq!(enc, Encoded { framing: Framing::UntilClose, last: true });
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::UntilClose,
+                last: true
+            }
+        );
         // The handler's own Transfer-Encoding does not frame the body twice.
-        let (text, _) = head(GET, Version::HTTP_11, true, 200, &[("transfer-encoding", "chunked")], BodySize::Unknown);
+        let (text, _) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("transfer-encoding", "chunked")],
+            BodySize::Unknown,
+        );
         assert_eq!(text, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
     }
 
     #[test]
     fn a_declared_length_frames_a_streaming_body() {
-        let (text, enc) = head(GET, Version::HTTP_11, true, 200, &[("content-length", "5")], BodySize::Unknown);
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-length", "5")],
+            BodySize::Unknown,
+        );
         assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
         assert_eq!(enc.framing, Framing::Length(5));
         // Two lines: the first counts, as in hyper.
-        let (text, _) = head(GET, Version::HTTP_11, true, 200, &[("content-length", "5"), ("content-length", "5")], BodySize::Known(5));
+        let (text, _) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-length", "5"), ("content-length", "5")],
+            BodySize::Known(5),
+        );
         assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
     }
 
     #[test]
     fn head_204_and_304_have_no_body() {
         // HEAD keeps the length its GET would have.
-        let (text, enc) = head(&Method::HEAD, Version::HTTP_11, true, 200, &[("content-length", "1024")], BodySize::None);
+        let (text, enc) = head(
+            &Method::HEAD,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-length", "1024")],
+            BodySize::None,
+        );
         assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 1024\r\n\r\n");
         assert_eq!(enc.framing, Framing::Empty);
         let (text, enc) = head(&Method::HEAD, Version::HTTP_11, true, 200, &[], BodySize::Unknown);
         assert_eq!(text, "HTTP/1.1 200 OK\r\n\r\n");
-        assert_eq!(enc, Encoded { framing: Framing::Empty, last: false });
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::Empty,
+                last: false
+            }
+        );
         let (text, enc) = head(GET, Version::HTTP_11, true, 304, &[("etag", "\"a\"")], BodySize::None);
         assert_eq!(text, "HTTP/1.1 304 Not Modified\r\netag: \"a\"\r\n\r\n");
         assert_eq!(enc.framing, Framing::Empty);
@@ -315,15 +396,31 @@ mod tests {
     fn connection_tokens_follow_the_clients_version() {
         // HTTP/1.1, client asked to close: said so, and closed.
         let (text, enc) = head(GET, Version::HTTP_11, false, 404, &[], BodySize::Known(0));
-        assert_eq!(text, "HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(
+            text,
+            "HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+        );
         assert!(enc.last);
         // The handler closing: not said twice.
-        let (text, enc) = head(GET, Version::HTTP_11, true, 200, &[("connection", "Close")], BodySize::Known(0));
-        assert_eq!(text, "HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n");
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("connection", "Close")],
+            BodySize::Known(0),
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n"
+        );
         assert!(enc.last);
         // HTTP/1.0 keep-alive: the token is answered.
         let (text, enc) = head(GET, Version::HTTP_10, true, 200, &[], BodySize::Known(2));
-        assert_eq!(text, "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\n");
+        assert_eq!(
+            text,
+            "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\n"
+        );
         assert!(!enc.last);
         // HTTP/1.0 without it: closed, nothing added.
         let (text, enc) = head(GET, Version::HTTP_10, false, 200, &[], BodySize::Known(2));
@@ -333,8 +430,18 @@ mod tests {
 
     #[test]
     fn an_informational_status_from_a_handler_becomes_a_500_that_closes() {
-        let (text, enc) = head(GET, Version::HTTP_11, true, 103, &[("link", "</a>")], BodySize::Known(3));
-        assert_eq!(text, "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            103,
+            &[("link", "</a>")],
+            BodySize::Known(3),
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+        );
         assert!(enc.last);
     }
 

@@ -9,7 +9,6 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
-use smallvec::SmallVec;
 
 use super::encode::has_token;
 
@@ -43,12 +42,22 @@ pub(super) struct Head {
     pub(super) keep_alive: bool,
 }
 
+/// What parsing keeps from one request to the next on a busy connection
+/// (hyper keeps its header map the same way), dropped while it idles.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// The last response's header map, emptied: the next request's.
+    pub(super) headers: Option<HeaderMap>,
+    /// Each header line's name and where its value is in the head.
+    lines: Vec<(HeaderName, usize, usize)>,
+}
+
 /// Reads one head from the start of `buf`, taking its bytes when it is
 /// one the fast path serves. `max_bytes` is `max_header_bytes`: hyper
 /// applies it to its read buffer, so whether it refuses a head a little
 /// over it depends on how the bytes arrived; here a head of that size is
 /// refused however it came.
-pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize) -> Parsed {
+pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize, scratch: &mut Scratch) -> Parsed {
     let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
@@ -81,7 +90,8 @@ pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize) -> Parsed {
     let offset = |s: &[u8]| s.as_ptr() as usize - start;
     let target_at = offset(target.as_bytes());
     let target_range = target_at..target_at + target.len();
-    let mut lines: SmallVec<[(HeaderName, usize, usize); 24]> = SmallVec::with_capacity(req.headers.len());
+    let lines = &mut scratch.lines;
+    lines.clear();
     for header in req.headers.iter() {
         let Ok(name) = HeaderName::from_bytes(header.name.as_bytes()) else {
             return Parsed::Handoff;
@@ -110,8 +120,10 @@ pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize) -> Parsed {
     let Ok(uri) = Uri::from_maybe_shared(head.slice(target_range)) else {
         return restore(buf, &head);
     };
-    let mut headers = HeaderMap::with_capacity(lines.len());
-    for (name, from, to) in lines {
+    let mut headers = scratch.headers.take().unwrap_or_default();
+    headers.clear();
+    headers.reserve(lines.len());
+    for (name, from, to) in lines.drain(..) {
         match HeaderValue::from_maybe_shared(head.slice(from..to)) {
             Ok(value) => {
                 headers.append(name, value);
@@ -145,7 +157,7 @@ mod tests {
 
     fn fast(bytes: &[u8]) -> (Head, BytesMut) {
         let mut buf = BytesMut::from(bytes);
-        match parse(&mut buf, MAX) {
+        match parse(&mut buf, MAX, &mut Scratch::default()) {
             Parsed::Fast(head) => (head, buf),
             other => panic!("{other:?} for {:?}", String::from_utf8_lossy(bytes)),
         }
@@ -154,8 +166,12 @@ mod tests {
     /// Handed to hyper with every byte still there.
     fn handed_off(bytes: &[u8]) {
         let mut buf = BytesMut::from(bytes);
-        let parsed = parse(&mut buf, MAX);
-        assert!(matches!(parsed, Parsed::Handoff), "{parsed:?} for {:?}", String::from_utf8_lossy(bytes));
+        let parsed = parse(&mut buf, MAX, &mut Scratch::default());
+        assert!(
+            matches!(parsed, Parsed::Handoff),
+            "{parsed:?} for {:?}",
+            String::from_utf8_lossy(bytes)
+        );
         assert_eq!(&buf[..], bytes, "bytes kept for hyper");
     }
 
@@ -177,6 +193,22 @@ mod tests {
     }
 
     #[test]
+    fn a_recycled_header_map_starts_empty() {
+        let mut old = HeaderMap::new();
+        old.insert("x-old", HeaderValue::from_static("1"));
+        let mut scratch = Scratch {
+            headers: Some(old),
+            ..Scratch::default()
+        };
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+        let Parsed::Fast(head) = parse(&mut buf, MAX, &mut scratch) else {
+            panic!("not served")
+        };
+        assert_eq!(head.parts.headers.len(), 1);
+        assert!(!head.parts.headers.contains_key("x-old"));
+    }
+
+    #[test]
     fn keep_alive_is_read_as_hyper_reads_it() {
         let ka = |bytes: &[u8]| fast(bytes).0.keep_alive;
         assert!(ka(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
@@ -185,8 +217,12 @@ mod tests {
         assert!(!ka(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n"));
         assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
         // Once closed, a later line does not reopen it.
-        assert!(!ka(b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"));
-        assert!(!ka(b"GET / HTTP/1.1\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"
+        ));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"
+        ));
         assert_eq!(fast(b"HEAD / HTTP/1.0\r\n\r\n").0.parts.version, Version::HTTP_10);
     }
 
@@ -253,15 +289,18 @@ mod tests {
         // A head as long as the limit, complete or not.
         let long = format!("GET / HTTP/1.1\r\nX-A: {}\r\n\r\n", "a".repeat(MAX));
         for bytes in [long.as_bytes(), &long.as_bytes()[..MAX + 10], &long.as_bytes()[..MAX]] {
-            let parsed = parse(&mut BytesMut::from(bytes), MAX);
+            let parsed = parse(&mut BytesMut::from(bytes), MAX, &mut Scratch::default());
             assert!(matches!(parsed, Parsed::TooLarge), "{parsed:?}");
         }
         let just = format!("GET / HTTP/1.1\r\nX-A: {}\r\n\r\n", "a".repeat(MAX - 26));
         assert_eq!(just.len(), MAX - 1);
-        assert!(matches!(parse(&mut BytesMut::from(just.as_bytes()), MAX), Parsed::Fast(_)));
+        assert!(matches!(
+            parse(&mut BytesMut::from(just.as_bytes()), MAX, &mut Scratch::default()),
+            Parsed::Fast(_)
+        ));
         // Shorter and incomplete: wait for more.
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]);
-        assert!(matches!(parse(&mut buf, MAX), Parsed::Partial));
+        assert!(matches!(parse(&mut buf, MAX, &mut Scratch::default()), Parsed::Partial));
         assert_eq!(buf.len(), 25);
     }
 }

@@ -22,6 +22,7 @@ use std::future::{Future, poll_fn};
 use std::io::{self, Write as _};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -34,7 +35,7 @@ use super::conn_limit::ConnPermit;
 use super::finish::ResponseBody;
 use super::protocol::{Builders, Protocol, Replay};
 use super::request::handle_parts;
-use super::{ConnInfo, Live, Verdict};
+use super::{ConnInfo, IDLE_WAKE, Live, Verdict};
 use crate::Kernel;
 use encode::{Answering, BodySize, Framing};
 use head::{Head, Parsed};
@@ -70,8 +71,11 @@ pub(super) async fn serve(
     let info = Arc::new(info);
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let buf = BytesMut::from(replay.pending());
+    // Set once the connection has been quiet for `IDLE_WAKE`: the fast
+    // path then drops its buffers while it waits.
+    let release = AtomicBool::new(false);
     let outcome = {
-        let mut fast = pin!(connection(&kernel, &info, &mut stream, buf, stop.clone()));
+        let mut fast = pin!(connection(&kernel, &info, &mut stream, buf, stop.clone(), &release));
         let mut timer = pin!(tokio::time::sleep(header_timeout.min(idle_timeout)));
         let mut closing = *stop.borrow();
         loop {
@@ -87,8 +91,16 @@ pub(super) async fn serve(
                 }
                 _ = timer.as_mut() => {
                     let next = match info.activity.verdict(idle_timeout, header_timeout) {
-                        Verdict::Busy => idle_timeout.min(header_timeout),
-                        Verdict::Wait(left) => left,
+                        Verdict::Busy => idle_timeout.min(header_timeout).min(IDLE_WAKE),
+                        // Wakes once `IDLE_WAKE` after the last response;
+                        // the fast path, polled again, sees `release`.
+                        Verdict::Wait(left) => match idle_timeout.checked_sub(left) {
+                            Some(quiet) if quiet < IDLE_WAKE => left.min(IDLE_WAKE - quiet),
+                            _ => {
+                                release.store(true, Ordering::Relaxed);
+                                left
+                            }
+                        },
                         // Idle for `idle_timeout`, or a head that never
                         // completes: nothing in flight, so just close.
                         Verdict::Idle | Verdict::SlowHead => {
@@ -103,7 +115,16 @@ pub(super) async fn serve(
     };
     if let Outcome::Handoff(read) = outcome {
         let io = Rewind::new(stream, read.freeze());
-        super::drive(kernel, builders, (Protocol::Http1, Replay::default()), io, info, stop, live).await;
+        super::drive(
+            kernel,
+            builders,
+            (Protocol::Http1, Replay::default()),
+            io,
+            info,
+            stop,
+            live,
+        )
+        .await;
     }
 }
 
@@ -114,33 +135,45 @@ async fn connection(
     stream: &mut TcpStream,
     mut buf: BytesMut,
     stop: watch::Receiver<bool>,
+    release: &AtomicBool,
 ) -> Outcome {
     let max_head = kernel.limits.max_header_bytes as usize;
-    let mut out: Vec<u8> = Vec::new();
+    let mut kept = Kept::default();
+    // The handler's future, boxed (the connection's task stays small) in
+    // one box for the connection's busy life, as hyper keeps it.
+    let mut answer = None;
     loop {
         let Head { parts, keep_alive } = loop {
             if !buf.is_empty() {
-                match head::parse(&mut buf, max_head) {
+                match head::parse(&mut buf, max_head, &mut kept.scratch) {
                     Parsed::Fast(head) => break head,
                     Parsed::Handoff => return Outcome::Handoff(buf),
                     Parsed::TooLarge => {
+                        let out = &mut kept.out;
                         out.clear();
-                        encode::too_large(&mut out);
-                        let _ = flush(stream, &mut out).await;
+                        encode::too_large(out);
+                        let _ = flush(stream, out).await;
                         let _ = stream.shutdown().await;
                         return Outcome::Closed;
                     }
                     Parsed::Partial => {}
                 }
             }
-            match read(stream, &mut buf, &mut out).await {
+            match read(stream, &mut buf, &mut kept, &mut answer, release).await {
                 Ok(0) | Err(_) => return Outcome::Closed,
                 Ok(_) => info.activity.bytes_arrived(),
             }
         };
         let (method, version) = (parts.method.clone(), parts.version);
         // Boxed: a connection's task stays small while it idles.
-        let answer = Box::pin(handle_parts(kernel.clone(), info.clone(), parts, None));
+        let handler = handle_parts(kernel.clone(), info.clone(), parts, None);
+        let answer = match &mut answer {
+            Some(boxed) => {
+                Pin::set(boxed, handler);
+                boxed
+            }
+            None => answer.insert(Box::pin(handler)),
+        };
         let Some(res) = unless_closed(stream, &mut buf, max_head, answer).await else {
             return Outcome::Closed;
         };
@@ -155,10 +188,13 @@ async fn connection(
             version,
             keep_alive: keep_alive && !*stop.borrow(),
         };
+        let out = &mut kept.out;
         out.clear();
-        let encoded = encode::encode(&mut out, &answering, res.status, &res.headers, size);
-        drop(res);
-        let written = write_body(stream, &mut out, body, encoded.framing).await;
+        let encoded = encode::encode(out, &answering, res.status, &res.headers, size);
+        let mut headers = res.headers;
+        headers.clear();
+        kept.scratch.headers = Some(headers);
+        let written = write_body(stream, out, body, encoded.framing).await;
         if let Err(e) = written {
             tracing::debug!(peer = %info.peer, error = %e, "response not written whole; closing");
             return Outcome::Closed;
@@ -178,11 +214,11 @@ async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
     stream: &TcpStream,
     buf: &mut BytesMut,
     max_head: usize,
-    mut answer: Pin<Box<F>>,
+    answer: &mut Pin<Box<F>>,
 ) -> Option<http::Response<ResponseBody>> {
     loop {
         if buf.len() >= max_head {
-            return Some(answer.await);
+            return Some(answer.as_mut().await);
         }
         tokio::select! {
             biased;
@@ -203,21 +239,40 @@ async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
     }
 }
 
-/// Reads more of the client's bytes into `buf`. While it waits with
-/// nothing buffered (a keep-alive connection between requests), the
-/// connection holds no buffer at all: an idle connection costs its task.
-async fn read(stream: &mut TcpStream, buf: &mut BytesMut, out: &mut Vec<u8>) -> io::Result<usize> {
+/// What a busy connection keeps between requests so as not to allocate
+/// them for each (hyper keeps the same), dropped once it idles.
+#[derive(Default)]
+struct Kept {
+    /// The response head and small bodies, written at once.
+    out: Vec<u8>,
+    scratch: head::Scratch,
+}
+
+/// Reads more of the client's bytes into `buf`. Once `release` says the
+/// connection has been quiet a while and nothing is buffered, it holds no
+/// buffer while it waits: an idle connection costs its task.
+async fn read<F>(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    kept: &mut Kept,
+    answer: &mut Option<Pin<Box<F>>>,
+    release: &AtomicBool,
+) -> io::Result<usize> {
     loop {
         if buf.capacity() - buf.len() < READ_SIZE / 4 {
             buf.reserve(READ_SIZE.max(buf.len()));
         }
         match stream.try_read_buf(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if buf.is_empty() {
-                    *buf = BytesMut::new();
-                    *out = Vec::new();
-                }
-                stream.readable().await?;
+                poll_fn(|cx| {
+                    if release.swap(false, Ordering::Relaxed) && buf.is_empty() {
+                        *buf = BytesMut::new();
+                        *kept = Kept::default();
+                        *answer = None;
+                    }
+                    stream.poll_read_ready(cx)
+                })
+                .await?;
             }
             read => return read,
         }

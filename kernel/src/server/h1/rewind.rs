@@ -68,7 +68,9 @@ mod tests {
     #[tokio::test]
     async fn the_prefix_comes_first_then_the_socket() {
         let (mut client, server) = tokio::io::duplex(64);
-        tokio::io::AsyncWriteExt::write_all(&mut client, b" world").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut client, b" world")
+            .await
+            .unwrap();
         drop(client);
         let mut io = Rewind::new(server, Bytes::from_static(b"hello"));
         let mut all = Vec::new();

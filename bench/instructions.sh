@@ -14,6 +14,8 @@
 #   METRICS_OFF=1 bench/instructions.sh          # also with [platform.metrics]
 #                                                # enabled = false: what
 #                                                # counting costs, same binary
+#   REQUEST=plain bench/instructions.sh          # run.sh's request instead:
+#                                                # GET /index.html, Host only
 #   FAST_PATH_OFF=1 bench/instructions.sh        # also with http1_fast_path =
 #                                                # false: hyper for every
 #                                                # connection, same binary
@@ -30,6 +32,7 @@ if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PW
 rm -rf "$OUT"; mkdir -p "$OUT"
 
 WRK_ARGS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer abc.def.ghi")
+[ "${REQUEST:-browser}" = plain ] && WRK_ARGS=()
 
 count() { # name binary port [platform tables] [platform keys] -> prints instructions per request
   local dir="$OUT/$1" bin=$2 port=$3 tables=${4:-} keys=${5:-}
@@ -52,6 +55,7 @@ $tables
 source = "www"
 TOML
   CG_URL="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
+  [ "${REQUEST:-browser}" = plain ] && CG_URL="http://127.0.0.1:$port/index.html"
   if [ "${PROTOCOL:-h1}" = h2c ]; then
     callgrind_count "$dir/cg.out" cg_curl_ready cg_h2load_one_stream "$bin" serve --config "$dir/platform.toml"
   else

@@ -20,6 +20,9 @@ pub(super) const MAX_HEADERS: usize = 100;
 const MAX_TARGET: usize = u16::MAX as usize - 1;
 
 /// What the buffered bytes are.
+// Returned once a request and taken apart at once: boxing the head would
+// cost an allocation a request for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Parsed {
     /// Not a whole head yet.

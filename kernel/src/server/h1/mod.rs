@@ -76,7 +76,7 @@ pub(super) async fn serve(
     let release = AtomicBool::new(false);
     let outcome = {
         let mut fast = pin!(connection(&kernel, &info, &mut stream, buf, stop.clone(), &release));
-        let mut timer = pin!(tokio::time::sleep(header_timeout.min(idle_timeout)));
+        let mut timer = pin!(tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE)));
         let mut closing = *stop.borrow();
         loop {
             tokio::select! {

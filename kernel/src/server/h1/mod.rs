@@ -1,14 +1,14 @@
 //! bext's own HTTP/1.1 connection for the common case: requests with no
 //! body (GET, HEAD, OPTIONS, DELETE), read with httparse, served by the
 //! same [`handle_parts`] as hyper's, answered with a head of its own
-//! ([`encode`]) and the body in the same write when it is ready. Measured
-//! against hyper's connection in bench/RESULTS.md (issue 22): hyper's
-//! generic machinery (its dispatcher, header-map caching, write-buffer
-//! strategies) was a third of a static request's instructions.
+//! ([`encode`]) and the body in the same write when it is ready: a static
+//! request costs about a fifth fewer instructions than through hyper's
+//! connection (bench/RESULTS.md, issue 22).
 //!
 //! The first request this path does not fully understand (a body, any
 //! `Transfer-Encoding`, `Expect`, `Upgrade`, a target that is not
-//! origin-form, bytes httparse refuses, a head over the limits) hands the
+//! origin-form, bytes httparse refuses, more header lines than hyper
+//! takes) hands the
 //! connection, with the bytes read so far, to hyper for the rest of its
 //! life ([`Rewind`]): hyper stays the judge of everything unusual, so
 //! request-smuggling defences are unchanged. Plain TCP only; TLS

@@ -11,6 +11,7 @@
 #
 #   bench/idle.sh                       # N=5000 WAIT=10
 #   N=9000 WAIT=10 BEXT=/path/to/bext bench/idle.sh   # this machine's fd limit
+#   FAST_PATH_OFF=1 bench/idle.sh       # bext with http1_fast_path = false
 #
 # Needs nginx and python3. Loopback only.
 source "$(dirname "$0")/common.sh"
@@ -34,6 +35,7 @@ watch = false
 workers = 1
 manifests = "manifests"
 default_app = "site"
+http1_fast_path = $([ -n "${FAST_PATH_OFF:-}" ] && echo false || echo true)
 [platform.limits]
 idle_timeout = "300s"
 header_read_timeout = "300s"

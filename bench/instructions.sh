@@ -14,6 +14,11 @@
 #   METRICS_OFF=1 bench/instructions.sh          # also with [platform.metrics]
 #                                                # enabled = false: what
 #                                                # counting costs, same binary
+#   REQUEST=plain bench/instructions.sh          # run.sh's request instead:
+#                                                # GET /index.html, Host only
+#   FAST_PATH_OFF=1 bench/instructions.sh        # also with http1_fast_path =
+#                                                # false: hyper for every
+#                                                # connection, same binary
 #
 # Builds `--profile profiling` (release code with line tables) so that
 # `callgrind_annotate --inclusive=yes bench/out/instructions/<name>/cg.out.1`
@@ -27,9 +32,10 @@ if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PW
 rm -rf "$OUT"; mkdir -p "$OUT"
 
 WRK_ARGS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer abc.def.ghi")
+[ "${REQUEST:-browser}" = plain ] && WRK_ARGS=()
 
-count() { # name binary port [platform tables] -> prints instructions per request
-  local dir="$OUT/$1" bin=$2 port=$3 tables=${4:-}
+count() { # name binary port [platform tables] [platform keys] -> prints instructions per request
+  local dir="$OUT/$1" bin=$2 port=$3 tables=${4:-} keys=${5:-}
   mkdir -p "$dir/www" "$dir/manifests"
   head -c 1024 /dev/zero | tr '\0' 'x' > "$dir/www/index.html"
   # vhosts on (as by default), the rest off: the kernel's own cost.
@@ -43,11 +49,13 @@ watch = false
 workers = 1
 manifests = "manifests"
 default_app = "site"
+$keys
 $tables
 [apps.site]
 source = "www"
 TOML
   CG_URL="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
+  [ "${REQUEST:-browser}" = plain ] && CG_URL="http://127.0.0.1:$port/index.html"
   if [ "${PROTOCOL:-h1}" = h2c ]; then
     callgrind_count "$dir/cg.out" cg_curl_ready cg_h2load_one_stream "$bin" serve --config "$dir/platform.toml"
   else
@@ -68,6 +76,11 @@ if [ -n "${METRICS_OFF:-}" ]; then
   off=$(count metrics-off "$BEXT" 18483 $'[platform.metrics]\nenabled = false')
   echo "instructions per request: $off (metrics off)"
   python3 -c "print(f'metrics on/off instructions: {$new/$off:.4f}')"
+fi
+if [ -n "${FAST_PATH_OFF:-}" ]; then
+  off=$(count fast-path-off "$BEXT" 18484 "" "http1_fast_path = false")
+  echo "instructions per request: $off (http1_fast_path = false)"
+  python3 -c "print(f'fast path on/off instructions: {$new/$off:.3f}')"
 fi
 if [ -n "${BASELINE:-}" ]; then
   old=$(count old "$BASELINE" 18482)

@@ -9,6 +9,8 @@
 #
 #   bench/proxy-instructions.sh
 #   BEXT=/path/to/bext bench/proxy-instructions.sh
+#   FAST_PATH_OFF=1 bench/proxy-instructions.sh   # also bext with
+#                                                 # http1_fast_path = false
 #
 # Builds `--profile profiling`; `callgrind_annotate --inclusive=yes
 # bench/out/proxy-instructions/bext.cg.1` names the functions. Needs
@@ -55,6 +57,12 @@ count() { # name port command... -> instructions per request
 b=$(count bext "$BX" "$BEXT" serve --config "$OUT/platform.toml")
 n=$(count nginx "$NGX" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
 echo "instructions per proxied request: bext $b, nginx $n, bext/nginx $(python3 -c "print(round($b/$n, 2))")"
+if [ -n "${FAST_PATH_OFF:-}" ]; then
+  mkdir -p "$OUT/hyper"
+  sed 's/^\[platform\]$/[platform]\nhttp1_fast_path = false/; s|^manifests = .*|manifests = "../manifests"|' "$OUT/platform.toml" > "$OUT/hyper/platform.toml"
+  h=$(count bext-hyper "$BX" "$BEXT" serve --config "$OUT/hyper/platform.toml")
+  echo "instructions per proxied request, http1_fast_path = false: bext $h (fast path on/off $(python3 -c "print(round($b/$h, 3))"))"
+fi
 b2=$(count bext-two "$BX2" "$BEXT" serve --config "$OUT/two/platform.toml")
 n2=$(count nginx-two "$NGX2" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
 echo "two backends: bext $b2, nginx $n2, bext/nginx $(python3 -c "print(round($b2/$n2, 2))")"

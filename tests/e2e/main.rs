@@ -19,6 +19,7 @@ mod dylib_plugins;
 mod edge;
 mod gateway;
 mod grpc;
+mod http1;
 mod isr;
 mod isr_callers;
 mod isr_poison;

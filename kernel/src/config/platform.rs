@@ -140,6 +140,12 @@ pub struct PlatformSection {
     /// platform is loaded (each JS app's `isolate.workers`, 2 by default).
     #[serde(default)]
     pub max_isolates: Option<usize>,
+    /// Serve plain HTTP/1.1 requests without a body on bext's own
+    /// connection code, handing anything else to hyper (see
+    /// kernel/src/server/h1): fewer instructions a request. Off: hyper
+    /// serves every connection. Read per connection.
+    #[serde(default = "yes")]
+    pub http1_fast_path: bool,
 }
 
 /// `[platform.metrics]`.
@@ -216,6 +222,7 @@ impl Default for PlatformSection {
             preview_ttl: None,
             max_apps: None,
             max_isolates: None,
+            http1_fast_path: true,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod admit;
 pub mod body;
 pub mod conn_limit;
 pub mod finish;
+mod h1;
 pub mod host;
 pub mod memory;
 mod protocol;
@@ -375,7 +376,8 @@ async fn serve_connection(
                     let session = stream.get_ref().1;
                     let sni = (session.server_name()).and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
                     let protocol = (Protocol::by_alpn(session.alpn_protocol()), Replay::default());
-                    drive(kernel, &builders, protocol, stream, info(false, Some(sni)), stop, live).await;
+                    let info = Arc::new(info(false, Some(sni)));
+                    drive(kernel, &builders, protocol, stream, info, stop, live).await;
                 }
             })
             .await;
@@ -391,7 +393,19 @@ async fn serve_connection(
         },
         _ = stop.wait_for(|s| *s) => return,
     };
-    drive(kernel, &builders, protocol, stream, info(admin, None), stop, live).await;
+    if protocol.0 == Protocol::Http1 && kernel.pipeline.load().platform.settings.http1_fast_path {
+        return h1::serve(kernel, &builders, stream, protocol.1, info(admin, None), stop, live).await;
+    }
+    drive(
+        kernel,
+        &builders,
+        protocol,
+        stream,
+        Arc::new(info(admin, None)),
+        stop,
+        live,
+    )
+    .await;
 }
 
 /// Serves one connection's requests with hyper until it closes, is idle
@@ -401,13 +415,12 @@ async fn drive<IO>(
     builders: &Builders,
     (protocol, replay): (Protocol, Replay),
     stream: IO,
-    info: ConnInfo,
+    info: Arc<ConnInfo>,
     mut stop: watch::Receiver<bool>,
     _live: (Live, ConnPermit),
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let info = Arc::new(info);
     let peer = info.peer;
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();

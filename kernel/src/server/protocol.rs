@@ -41,6 +41,11 @@ pub(super) struct Replay {
 }
 
 impl Replay {
+    /// What is left to replay.
+    pub(super) fn pending(&self) -> &[u8] {
+        &self.bytes[self.start as usize..self.end as usize]
+    }
+
     /// Copies what is left into `buf`; `false` when nothing was.
     pub(super) fn read_into(&mut self, buf: &mut ReadBuf<'_>) -> bool {
         let left = &self.bytes[self.start as usize..self.end as usize];

@@ -20,23 +20,34 @@ use crate::Kernel;
 use crate::apps::plain;
 use crate::pipeline::run::{AfterResponse, route};
 
-/// Serves one request: never fails; every error is a response.
+/// Serves one request hyper read: never fails; every error is a response.
 pub async fn handle(
     kernel: Arc<Kernel>,
     conn: Arc<ConnInfo>,
     req: http::Request<Incoming>,
 ) -> Result<http::Response<ResponseBody>, Infallible> {
+    let (parts, incoming) = req.into_parts();
+    Ok(handle_parts(kernel, conn, parts, Some(incoming)).await)
+}
+
+/// Serves one request from its head and body (`None`: no body, as the
+/// HTTP/1.1 fast path reads them), the same way whoever read it.
+pub(super) async fn handle_parts(
+    kernel: Arc<Kernel>,
+    conn: Arc<ConnInfo>,
+    mut parts: http::request::Parts,
+    incoming: Option<Incoming>,
+) -> http::Response<ResponseBody> {
     let pipeline = kernel.pipeline.load_full();
-    let in_flight = conn.request_started(req.version());
+    let in_flight = conn.request_started(parts.version);
     let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
     if conn.tls {
         cx.ext.insert(crate::apps::OverTls);
     }
-    let (mut parts, incoming) = req.into_parts();
     let mut finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
     let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
         let record = pipeline.record(None, None);
-        Ok(finish.done(plain(status, reason), AfterResponse::default(), record, cx))
+        finish.done(plain(status, reason), AfterResponse::default(), record, cx)
     };
 
     cx.host = match request_host(parts.version, &parts.uri, &parts.headers) {
@@ -83,7 +94,7 @@ pub async fn handle(
             http::HeaderValue::from_static("application/octet-stream"),
         );
         let record = pipeline.record(None, None);
-        return Ok(finish.done(res, AfterResponse::default(), record, cx));
+        return finish.done(res, AfterResponse::default(), record, cx);
     }
 
     let declared = parts
@@ -99,23 +110,24 @@ pub async fn handle(
             cx,
         );
     }
-    let body = if incoming.is_end_stream() {
-        Body::empty()
-    } else {
-        let limited = LimitedBody::new(
-            incoming,
-            limits.max_body_bytes,
-            limits.body_read_timeout,
-            limits.body_total_timeout,
-        );
-        if settings.metrics.enabled {
-            Body::stream(limited.counting(finish.count_body()))
-        } else {
-            Body::stream(limited)
+    let body = match incoming {
+        Some(incoming) if !incoming.is_end_stream() => {
+            let limited = LimitedBody::new(
+                incoming,
+                limits.max_body_bytes,
+                limits.body_read_timeout,
+                limits.body_total_timeout,
+            );
+            if settings.metrics.enabled {
+                Body::stream(limited.counting(finish.count_body()))
+            } else {
+                Body::stream(limited)
+            }
         }
+        _ => Body::empty(),
     };
     let mut req = Request::from_parts(parts, body);
 
     let routed = route(&kernel, &pipeline, conn.admin, &mut req, &mut cx).await;
-    Ok(finish.done(routed.response, routed.after, routed.record, cx))
+    finish.done(routed.response, routed.after, routed.record, cx)
 }

@@ -1,0 +1,465 @@
+//! The response head the fast path writes: what hyper's HTTP/1 server
+//! writes for the same response (vendor/hyper/src/proto/h1/role.rs,
+//! `Server::encode`, and `Conn::enforce_version`), so that a client cannot
+//! tell which path served it: the request's version on the status line,
+//! lower-case names, `Content-Length` from the body's exact size or
+//! `Transfer-Encoding: chunked`, no body for HEAD, 204 and 304, the
+//! `Connection` token the client's version needs, and a `Date` formatted
+//! once a second.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, StatusCode, Version};
+
+/// How the body follows the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// Nothing (HEAD, 204, 304, or an empty body).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunks, then the last chunk.
+    Chunked,
+    /// Bytes until the connection closes (HTTP/1.0 with no length).
+    UntilClose,
+}
+
+/// What the body will be, as hyper sorts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodySize {
+    /// Ends before its first byte.
+    None,
+    /// Its exact size is known.
+    Known(u64),
+    /// It streams.
+    Unknown,
+}
+
+/// The head written, and what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Encoded {
+    pub(super) framing: Framing,
+    /// The connection closes after this response.
+    pub(super) last: bool,
+}
+
+/// The request a response answers: what its head depends on.
+pub(super) struct Answering<'a> {
+    pub(super) method: &'a Method,
+    pub(super) version: Version,
+    /// The connection stays open after the response, as far as the
+    /// client and the server's state go.
+    pub(super) keep_alive: bool,
+}
+
+/// Writes the head of a response with `status` and `headers` to `dst`.
+pub(super) fn encode(
+    dst: &mut Vec<u8>,
+    req: &Answering<'_>,
+    mut status: StatusCode,
+    headers: &HeaderMap,
+    mut body: BodySize,
+) -> Encoded {
+    let empty = HeaderMap::new();
+    let mut headers = headers;
+    let informational = status.is_informational();
+    if informational {
+        // hyper answers a 1xx from a service with a bare 500 and closes.
+        status = StatusCode::INTERNAL_SERVER_ERROR;
+        headers = &empty;
+        body = BodySize::None;
+    }
+    let http10 = req.version == Version::HTTP_10;
+    let mut last = !req.keep_alive || informational;
+    if http10 {
+        extend(dst, b"HTTP/1.0 ");
+    } else if status == StatusCode::OK {
+        extend(dst, b"HTTP/1.1 200 OK\r\n");
+    } else {
+        extend(dst, b"HTTP/1.1 ");
+    }
+    if http10 || status != StatusCode::OK {
+        extend(dst, status.as_str().as_bytes());
+        extend(dst, b" ");
+        extend(dst, status.canonical_reason().unwrap_or("<none>").as_bytes());
+        extend(dst, b"\r\n");
+    }
+
+    let head = req.method == Method::HEAD;
+    let no_body = head || matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+    let mut framing = None;
+    let mut wrote_date = false;
+    let mut keep_alive_token = false;
+    let mut close_token = false;
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH {
+            if framing.is_some() {
+                continue; // hyper writes the first and trusts it
+            }
+            let declared = parse_length(value.as_bytes());
+            match (body, declared) {
+                (BodySize::Known(n), _) => framing = Some(Framing::Length(n)),
+                (BodySize::Unknown, Some(n)) => framing = Some(Framing::Length(n)),
+                // HEAD keeps the length a GET would have had.
+                (BodySize::None, _) if head => framing = Some(Framing::Empty),
+                // A length for no body, or one that does not parse: the
+                // framing below decides instead.
+                _ => continue,
+            }
+            if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+                continue;
+            }
+        } else if name == TRANSFER_ENCODING {
+            // The framing below decides (chunked when the size is unknown).
+            continue;
+        } else if name == CONNECTION {
+            close_token |= has_token(value.as_bytes(), "close");
+            keep_alive_token |= has_token(value.as_bytes(), "keep-alive");
+        } else if name == DATE {
+            wrote_date = true;
+        }
+        extend(dst, name.as_str().as_bytes());
+        extend(dst, b": ");
+        extend(dst, value.as_bytes());
+        extend(dst, b"\r\n");
+    }
+    last |= close_token;
+    // What hyper's `enforce_version` adds for the client's version.
+    if http10 {
+        if !last && !keep_alive_token {
+            extend(dst, b"connection: keep-alive\r\n");
+        }
+    } else if last && !close_token {
+        extend(dst, b"connection: close\r\n");
+    }
+
+    let framing = match framing {
+        Some(f) => f,
+        None => match body {
+            BodySize::Unknown if http10 || no_body => {
+                if !no_body {
+                    last = true;
+                }
+                Framing::UntilClose
+            }
+            BodySize::Unknown => {
+                extend(dst, b"transfer-encoding: chunked\r\n");
+                Framing::Chunked
+            }
+            BodySize::None | BodySize::Known(0) => {
+                if !no_body {
+                    extend(dst, b"content-length: 0\r\n");
+                }
+                Framing::Empty
+            }
+            BodySize::Known(n) => {
+                if !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+                    extend(dst, b"content-length: ");
+                    decimal(dst, n);
+                    extend(dst, b"\r\n");
+                }
+                Framing::Length(n)
+            }
+        },
+    };
+    let framing = if no_body { Framing::Empty } else { framing };
+    if !wrote_date {
+        extend(dst, b"date: ");
+        date(dst);
+        extend(dst, b"\r\n");
+    }
+    extend(dst, b"\r\n");
+    Encoded { framing, last }
+}
+
+/// hyper's answer to a head over `max_header_bytes` (the connection
+/// closes after it).
+pub(super) fn too_large(dst: &mut Vec<u8>) {
+    extend(
+        dst,
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: ",
+    );
+    date(dst);
+    extend(dst, b"\r\n\r\n");
+}
+
+fn extend(dst: &mut Vec<u8>, bytes: &[u8]) {
+    dst.extend_from_slice(bytes);
+}
+
+/// Appends `n` in decimal.
+fn decimal(dst: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    dst.extend_from_slice(&digits[at..]);
+}
+
+/// A `Content-Length` value as hyper reads it: digits only.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value
+        .iter()
+        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// Whether a comma-separated header value has `token` (any case).
+pub(super) fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+thread_local! {
+    /// The second last formatted, and its `Date` value (IMF-fixdate, 29
+    /// bytes): each worker formats the date once a second, as hyper does.
+    static DATE_CACHE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+/// Appends the current time as an HTTP date.
+fn date(dst: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE_CACHE.with_borrow_mut(|(cached, value)| {
+        if *cached != secs {
+            let formatted = httpdate::fmt_http_date(now);
+            if formatted.len() == value.len() {
+                value.copy_from_slice(formatted.as_bytes());
+                *cached = secs;
+            }
+        }
+        dst.extend_from_slice(value);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn head(
+        method: &Method,
+        version: Version,
+        keep_alive: bool,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: BodySize,
+    ) -> (String, Encoded) {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let mut dst = Vec::new();
+        let req = Answering {
+            method,
+            version,
+            keep_alive,
+        };
+        let enc = encode(&mut dst, &req, StatusCode::from_u16(status).unwrap(), &map, body);
+        let text = String::from_utf8(dst).unwrap();
+        // The date changes; everything else is compared whole.
+        let (before, after) = text.split_once("date: ").expect("a date");
+        let (date, rest) = after.split_once("\r\n").unwrap();
+        assert_eq!(date.len(), 29, "{date}");
+        assert!(date.ends_with(" GMT"), "{date}");
+        (format!("{before}{rest}"), enc)
+    }
+
+    const GET: &Method = &Method::GET;
+
+    #[test]
+    fn a_known_length_is_written_with_the_headers_in_order() {
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-type", "text/html"), ("etag", "\"a\"")],
+            BodySize::Known(1024),
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\netag: \"a\"\r\ncontent-length: 1024\r\n\r\n"
+        );
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::Length(1024),
+                last: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_streaming_body_is_chunked_on_http11_and_ends_the_connection_on_http10() {
+        let (text, enc) = head(GET, Version::HTTP_11, true, 200, &[], BodySize::Unknown);
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::Chunked,
+                last: false
+            }
+        );
+        let (text, enc) = head(GET, Version::HTTP_10, true, 200, &[], BodySize::Unknown);
+        assert_eq!(text, "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\r\n");
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::UntilClose,
+                last: true
+            }
+        );
+        // The handler's own Transfer-Encoding does not frame the body twice.
+        let (text, _) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("transfer-encoding", "chunked")],
+            BodySize::Unknown,
+        );
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+    }
+
+    #[test]
+    fn a_declared_length_frames_a_streaming_body() {
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-length", "5")],
+            BodySize::Unknown,
+        );
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+        assert_eq!(enc.framing, Framing::Length(5));
+        // Two lines: the first counts, as in hyper.
+        let (text, _) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-length", "5"), ("content-length", "5")],
+            BodySize::Known(5),
+        );
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+    }
+
+    #[test]
+    fn head_204_and_304_have_no_body() {
+        // HEAD keeps the length its GET would have.
+        let (text, enc) = head(
+            &Method::HEAD,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("content-length", "1024")],
+            BodySize::None,
+        );
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 1024\r\n\r\n");
+        assert_eq!(enc.framing, Framing::Empty);
+        let (text, enc) = head(&Method::HEAD, Version::HTTP_11, true, 200, &[], BodySize::Unknown);
+        assert_eq!(text, "HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(
+            enc,
+            Encoded {
+                framing: Framing::Empty,
+                last: false
+            }
+        );
+        let (text, enc) = head(GET, Version::HTTP_11, true, 304, &[("etag", "\"a\"")], BodySize::None);
+        assert_eq!(text, "HTTP/1.1 304 Not Modified\r\netag: \"a\"\r\n\r\n");
+        assert_eq!(enc.framing, Framing::Empty);
+        let (text, _) = head(GET, Version::HTTP_11, true, 204, &[], BodySize::Known(3));
+        assert_eq!(text, "HTTP/1.1 204 No Content\r\n\r\n");
+        // An empty 200 says so.
+        let (text, _) = head(GET, Version::HTTP_11, true, 200, &[], BodySize::None);
+        assert_eq!(text, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn connection_tokens_follow_the_clients_version() {
+        // HTTP/1.1, client asked to close: said so, and closed.
+        let (text, enc) = head(GET, Version::HTTP_11, false, 404, &[], BodySize::Known(0));
+        assert_eq!(
+            text,
+            "HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+        );
+        assert!(enc.last);
+        // The handler closing: not said twice.
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            200,
+            &[("connection", "Close")],
+            BodySize::Known(0),
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n"
+        );
+        assert!(enc.last);
+        // HTTP/1.0 keep-alive: the token is answered.
+        let (text, enc) = head(GET, Version::HTTP_10, true, 200, &[], BodySize::Known(2));
+        assert_eq!(
+            text,
+            "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\n"
+        );
+        assert!(!enc.last);
+        // HTTP/1.0 without it: closed, nothing added.
+        let (text, enc) = head(GET, Version::HTTP_10, false, 200, &[], BodySize::Known(2));
+        assert_eq!(text, "HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n");
+        assert!(enc.last);
+    }
+
+    #[test]
+    fn an_informational_status_from_a_handler_becomes_a_500_that_closes() {
+        let (text, enc) = head(
+            GET,
+            Version::HTTP_11,
+            true,
+            103,
+            &[("link", "</a>")],
+            BodySize::Known(3),
+        );
+        assert_eq!(
+            text,
+            "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+        );
+        assert!(enc.last);
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 1024, u64::MAX] {
+            let mut dst = Vec::new();
+            decimal(&mut dst, n);
+            assert_eq!(dst, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn lengths_parse_as_digits_only() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"1024"), Some(1024));
+        for bad in [&b""[..], b"-1", b"+1", b" 1", b"1,1", b"99999999999999999999"] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
+        }
+    }
+}

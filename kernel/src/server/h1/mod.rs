@@ -1,0 +1,368 @@
+//! bext's own HTTP/1.1 connection for the common case: requests with no
+//! body (GET, HEAD, OPTIONS, DELETE), read with httparse, served by the
+//! same [`handle_parts`] as hyper's, answered with a head of its own
+//! ([`encode`]) and the body in the same write when it is ready: a static
+//! request costs about a fifth fewer instructions than through hyper's
+//! connection (bench/RESULTS.md, issue 22).
+//!
+//! The first request this path does not fully understand (a body, any
+//! `Transfer-Encoding`, `Expect`, `Upgrade`, a target that is not
+//! origin-form, bytes httparse refuses, more header lines than hyper
+//! takes) hands the
+//! connection, with the bytes read so far, to hyper for the rest of its
+//! life ([`Rewind`]): hyper stays the judge of everything unusual, so
+//! request-smuggling defences are unchanged. Plain TCP only; TLS
+//! connections keep hyper.
+
+mod encode;
+mod head;
+mod rewind;
+
+use std::future::{Future, poll_fn};
+use std::io::{self, Write as _};
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::Body as _;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::conn_limit::ConnPermit;
+use super::finish::ResponseBody;
+use super::protocol::{Builders, Protocol, Replay};
+use super::request::handle_parts;
+use super::{ConnInfo, IDLE_WAKE, Live, Verdict};
+use crate::Kernel;
+use encode::{Answering, BodySize, Framing};
+use head::{Head, Parsed};
+pub(super) use rewind::Rewind;
+
+/// Room read at a time: a browser's request head fits.
+const READ_SIZE: usize = 4096;
+
+/// Bodies at least this large are written from their own buffer, not
+/// copied behind the head.
+const COPY_LIMIT: usize = 16 * 1024;
+
+/// What became of a connection the fast path served.
+enum Outcome {
+    /// Closed (by either side, or on an error).
+    Closed,
+    /// A request for hyper starts with these bytes.
+    Handoff(BytesMut),
+}
+
+/// Serves a plain HTTP/1 connection until it closes, handing it to hyper
+/// at the first request this path does not serve. `replay` is what the
+/// protocol sniff read.
+pub(super) async fn serve(
+    kernel: Arc<Kernel>,
+    builders: &Builders,
+    mut stream: TcpStream,
+    replay: Replay,
+    info: ConnInfo,
+    mut stop: watch::Receiver<bool>,
+    live: (Live, ConnPermit),
+) {
+    let info = Arc::new(info);
+    let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
+    let buf = BytesMut::from(replay.pending());
+    // Set once the connection has been quiet for `IDLE_WAKE`: the fast
+    // path then drops its buffers while it waits.
+    let release = AtomicBool::new(false);
+    let outcome = {
+        let mut fast = pin!(connection(&kernel, &info, &mut stream, buf, stop.clone(), &release));
+        let mut timer = pin!(tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE)));
+        let mut closing = *stop.borrow();
+        loop {
+            tokio::select! {
+                outcome = fast.as_mut() => break outcome,
+                _ = stop.wait_for(|s| *s), if !closing => {
+                    closing = true;
+                    // Between requests: closed now; otherwise the response
+                    // in flight says `Connection: close` and ends it.
+                    if info.activity.verdict(idle_timeout, header_timeout) != Verdict::Busy {
+                        return;
+                    }
+                }
+                _ = timer.as_mut() => {
+                    let next = match info.activity.verdict(idle_timeout, header_timeout) {
+                        Verdict::Busy => idle_timeout.min(header_timeout).min(IDLE_WAKE),
+                        // Wakes once `IDLE_WAKE` after the last response;
+                        // the fast path, polled again, sees `release`.
+                        Verdict::Wait(left) => match idle_timeout.checked_sub(left) {
+                            Some(quiet) if quiet < IDLE_WAKE => left.min(IDLE_WAKE - quiet),
+                            _ => {
+                                release.store(true, Ordering::Relaxed);
+                                left
+                            }
+                        },
+                        // Idle for `idle_timeout`, or a head that never
+                        // completes: nothing in flight, so just close.
+                        Verdict::Idle | Verdict::SlowHead => {
+                            tracing::debug!(peer = %info.peer, "closing an inactive connection");
+                            return;
+                        }
+                    };
+                    timer.as_mut().reset(tokio::time::Instant::now() + next);
+                }
+            }
+        }
+    };
+    if let Outcome::Handoff(read) = outcome {
+        let io = Rewind::new(stream, read.freeze());
+        super::drive(
+            kernel,
+            builders,
+            (Protocol::Http1, Replay::default()),
+            io,
+            info,
+            stop,
+            live,
+        )
+        .await;
+    }
+}
+
+/// The fast path's loop: a head, its response, the next head.
+async fn connection(
+    kernel: &Arc<Kernel>,
+    info: &Arc<ConnInfo>,
+    stream: &mut TcpStream,
+    mut buf: BytesMut,
+    stop: watch::Receiver<bool>,
+    release: &AtomicBool,
+) -> Outcome {
+    let max_head = kernel.limits.max_header_bytes as usize;
+    let mut kept = Kept::default();
+    // The handler's future, boxed (the connection's task stays small) in
+    // one box for the connection's busy life, as hyper keeps it.
+    let mut answer = None;
+    loop {
+        let Head { parts, keep_alive } = loop {
+            if !buf.is_empty() {
+                match head::parse(&mut buf, max_head, &mut kept.scratch) {
+                    Parsed::Fast(head) => break head,
+                    Parsed::Handoff => return Outcome::Handoff(buf),
+                    Parsed::TooLarge => {
+                        let out = &mut kept.out;
+                        out.clear();
+                        encode::too_large(out);
+                        let _ = flush(stream, out).await;
+                        let _ = stream.shutdown().await;
+                        return Outcome::Closed;
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            match read(stream, &mut buf, &mut kept, &mut answer, release).await {
+                Ok(0) | Err(_) => return Outcome::Closed,
+                Ok(_) => info.activity.bytes_arrived(),
+            }
+        };
+        let (method, version) = (parts.method.clone(), parts.version);
+        // Boxed: a connection's task stays small while it idles.
+        let handler = handle_parts(kernel.clone(), info.clone(), parts, None);
+        let answer = match &mut answer {
+            Some(boxed) => {
+                Pin::set(boxed, handler);
+                boxed
+            }
+            None => answer.insert(Box::pin(handler)),
+        };
+        let Some(res) = unless_closed(stream, &mut buf, max_head, answer).await else {
+            return Outcome::Closed;
+        };
+        let (res, body) = res.into_parts();
+        let size = if body.is_end_stream() {
+            BodySize::None
+        } else {
+            body.size_hint().exact().map_or(BodySize::Unknown, BodySize::Known)
+        };
+        let answering = Answering {
+            method: &method,
+            version,
+            keep_alive: keep_alive && !*stop.borrow(),
+        };
+        let out = &mut kept.out;
+        out.clear();
+        let encoded = encode::encode(out, &answering, res.status, &res.headers, size);
+        let mut headers = res.headers;
+        headers.clear();
+        kept.scratch.headers = Some(headers);
+        let written = write_body(stream, out, body, encoded.framing).await;
+        if let Err(e) = written {
+            tracing::debug!(peer = %info.peer, error = %e, "response not written whole; closing");
+            return Outcome::Closed;
+        }
+        if encoded.last {
+            let _ = stream.shutdown().await;
+            return Outcome::Closed;
+        }
+    }
+}
+
+/// Awaits a response, but gives the request up if the client closes the
+/// connection meanwhile (as hyper does: a proxied request then stops
+/// waiting for its upstream). Bytes that arrive meanwhile (the next
+/// pipelined request) are kept in `buf`, up to `max_head`.
+async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    max_head: usize,
+    answer: &mut Pin<Box<F>>,
+) -> Option<http::Response<ResponseBody>> {
+    loop {
+        if buf.len() >= max_head {
+            return Some(answer.as_mut().await);
+        }
+        tokio::select! {
+            biased;
+            res = answer.as_mut() => return Some(res),
+            ready = stream.readable() => {
+                ready.ok()?;
+                if buf.capacity() - buf.len() < READ_SIZE / 4 {
+                    buf.reserve(READ_SIZE);
+                }
+                match stream.try_read_buf(buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// What a busy connection keeps between requests so as not to allocate
+/// them for each (hyper keeps the same), dropped once it idles.
+#[derive(Default)]
+struct Kept {
+    /// The response head and small bodies, written at once.
+    out: Vec<u8>,
+    scratch: head::Scratch,
+}
+
+/// Reads more of the client's bytes into `buf`. Once `release` says the
+/// connection has been quiet a while and nothing is buffered, it holds no
+/// buffer while it waits: an idle connection costs its task.
+async fn read<F>(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    kept: &mut Kept,
+    answer: &mut Option<Pin<Box<F>>>,
+    release: &AtomicBool,
+) -> io::Result<usize> {
+    loop {
+        if buf.capacity() - buf.len() < READ_SIZE / 4 {
+            buf.reserve(READ_SIZE.max(buf.len()));
+        }
+        match stream.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                poll_fn(|cx| {
+                    if release.swap(false, Ordering::Relaxed) && buf.is_empty() {
+                        *buf = BytesMut::new();
+                        *kept = Kept::default();
+                        *answer = None;
+                    }
+                    stream.poll_read_ready(cx)
+                })
+                .await?;
+            }
+            read => return read,
+        }
+    }
+}
+
+/// Writes the head in `out` and the body after it, framed as the head
+/// said. Small bodies go out with the head in one write; a body that is
+/// not ready yet has what is buffered written first. An error means the
+/// connection cannot carry another response.
+async fn write_body(stream: &mut TcpStream, out: &mut Vec<u8>, body: ResponseBody, framing: Framing) -> io::Result<()> {
+    let mut body = pin!(body);
+    let mut left = match framing {
+        Framing::Empty => 0,
+        Framing::Length(n) => n,
+        Framing::Chunked | Framing::UntilClose => u64::MAX,
+    };
+    while left > 0 {
+        let frame = match poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                flush(stream, out).await?;
+                poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+            }
+        };
+        let mut data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(io::Error::other(format!("response body failed: {e}"))),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                // Trailers (HTTP/1.1 chunked trailers are not sent) and
+                // empty chunks.
+                _ => continue,
+            },
+        };
+        if let Framing::Length(_) = framing {
+            if data.len() as u64 > left {
+                data.truncate(left as usize);
+                push(stream, out, data).await?;
+                return Err(io::Error::other("response body longer than its Content-Length"));
+            }
+            left -= data.len() as u64;
+        }
+        if framing == Framing::Chunked {
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{:x}\r\n", data.len());
+            push(stream, out, data).await?;
+            out.extend_from_slice(b"\r\n");
+        } else {
+            push(stream, out, data).await?;
+        }
+    }
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    flush(stream, out).await?;
+    if let Framing::Length(n) = framing
+        && left > 0
+    {
+        return Err(io::Error::other(format!(
+            "response body ended {left} bytes short of its Content-Length {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds `data` behind what is buffered, or writes both when it is large.
+async fn push(stream: &mut TcpStream, out: &mut Vec<u8>, mut data: Bytes) -> io::Result<()> {
+    if data.len() < COPY_LIMIT {
+        out.extend_from_slice(&data);
+        if out.len() >= COPY_LIMIT {
+            flush(stream, out).await?;
+        }
+        return Ok(());
+    }
+    flush(stream, out).await?;
+    while data.has_remaining() {
+        let n = stream.write(&data).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        data.advance(n);
+    }
+    Ok(())
+}
+
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}

@@ -26,6 +26,7 @@ mod js_plugins;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod observe;
 mod plugins;
 mod process;
 mod proxy;

@@ -40,6 +40,12 @@ pub(crate) const BEXT_HEADERS: [&str; 6] = [
 /// type, so no plugin can claim it.
 pub(crate) struct OverTls;
 
+/// How long the app's upstream (a proxy's backend, a process, a JS
+/// isolate) took to answer a request's head: in `Ctx::ext`, for the
+/// access log.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTime(pub std::time::Duration);
+
 /// Tells the app where it is mounted (`x-base`) and for which tenant
 /// (`x-vhost-tenant`), from the request's context.
 pub(crate) fn add_kernel_headers(headers: &mut HeaderMap, cx: &Ctx) {
@@ -85,6 +91,11 @@ impl Runtime {
             RuntimeKind::Js => js::JsApp::start(id, cfg).map(Runtime::Js),
             RuntimeKind::Process => process::ProcessApp::new(id, cfg).map(Runtime::Process),
         }
+    }
+
+    /// Whether it serves files itself (no upstream to time).
+    pub fn is_static(&self) -> bool {
+        matches!(self, Runtime::Static(_))
     }
 
     /// Answers one request.

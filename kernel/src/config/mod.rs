@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod isolate;
 pub mod manifest;
+pub mod observe;
 pub mod platform;
 pub mod process;
 mod toml_doc;

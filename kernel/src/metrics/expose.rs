@@ -149,6 +149,28 @@ impl prometheus_client::collector::Collector for Scrape {
             )?;
         }
 
+        let mut m = encoder.encode_descriptor(
+            "bext_access_log_dropped_lines",
+            "Access log lines dropped because the log's buffer was full (the disk was slower than the traffic).",
+            None,
+            MetricType::Counter,
+        )?;
+        counter(
+            &mut m,
+            metrics.access_log_dropped.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        if let Some(otel) = &pipeline.otel {
+            let mut m = encoder.encode_descriptor(
+                "bext_otel_spans",
+                "Spans sent to the OTLP collector, by result (`dropped`: queue full, or the post failed).",
+                None,
+                MetricType::Counter,
+            )?;
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            counter(&mut m.encode_family(&[("result", "exported")])?, load(&otel.exported))?;
+            counter(&mut m.encode_family(&[("result", "dropped")])?, load(&otel.dropped))?;
+        }
+
         certificates(pipeline, &mut encoder)?;
         process_apps(pipeline, &mut encoder)?;
         metrics.plugins.encode(&mut encoder)

@@ -33,7 +33,7 @@ pub async fn handle(
         cx.ext.insert(crate::apps::OverTls);
     }
     let (mut parts, incoming) = req.into_parts();
-    let mut finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
+    let mut finish = Finish::new(pipeline.access_log.clone(), in_flight, &parts);
     let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
         let record = pipeline.record(None, None);
         Ok(finish.done(plain(status, reason), AfterResponse::default(), record, cx))
@@ -69,6 +69,16 @@ pub async fn handle(
     if let Err(refusal) = admit(&mut parts, rules) {
         return refuse(finish, refusal.status, format!("{}\n", refusal.reason), cx);
     }
+    // The trace, continued or started, with bext's span as the app's parent.
+    let otel = pipeline.otel.as_ref();
+    let trace = crate::trace::TraceContext::take(&mut parts.headers, otel.map_or(0.0, |o| o.sample()));
+    if trace.sampled
+        && let Some(otel) = otel
+    {
+        cx.ext.insert(crate::trace::HookSpans::default());
+        finish.export_to(otel.clone());
+    }
+    cx.ext.insert(trace);
     // ACME's HTTP-01 validations, on the plain listener before any plugin
     // (and before `https_redirect`): the ACME server must reach them.
     if !conn.tls

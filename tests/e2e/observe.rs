@@ -410,3 +410,28 @@ async fn sampled_requests_reach_an_otlp_collector_with_their_parent_and_hooks() 
     // No token configured: no endpoint; the counters are checked in metrics.rs.
     assert_eq!(metrics.status, 404);
 }
+
+#[tokio::test]
+async fn platform_log_sets_levels_by_module_unless_rust_log_does() {
+    let s = Site::new();
+    s.write("www/index.html", "hello");
+    let platform = |log: &str| {
+        s.platform(&format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\n{log}\n[apps.site]\nsource = \"www\"\ndomains = [\"site.test\"]\n"
+        ))
+    };
+    // (levels, RUST_LOG) → whether info lines of bext::cli are written.
+    for (log, rust_log, cli_info) in [
+        ("log = \"warn,bext::access=info\"", "", false),
+        ("log = \"warn,bext::access=info,bext::cli=info\"", "", true),
+        ("log = \"warn,bext::access=info\"", "info", true),
+    ] {
+        let mut b = Bext::serve_env(&platform(log), &[("RUST_LOG", rust_log)]);
+        get(b.addr, "site.test", "/").await;
+        eventually(Duration::from_secs(10), || async { b.log().contains("bext::access").then_some(()) }).await;
+        b.signal("TERM");
+        assert!(b.wait_exit(Duration::from_secs(20)).is_some());
+        let text = b.whole_log(Duration::from_secs(10)).expect("stderr closes at exit");
+        assert_eq!(text.contains("shutting down"), cli_info, "{log} RUST_LOG={rust_log:?}:\n{text}");
+    }
+}

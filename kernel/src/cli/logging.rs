@@ -24,7 +24,11 @@ const DEFAULT: &str = "info";
 /// what is left.
 pub fn init() -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal;
-    let from_env = EnvFilter::try_from_default_env().ok();
+    // An empty RUST_LOG is no RUST_LOG.
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|_| EnvFilter::try_from_default_env().ok());
     let env_decides = from_env.is_some();
     let (filter, handle) = reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new(DEFAULT)));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()

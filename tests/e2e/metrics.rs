@@ -38,7 +38,7 @@ enabled = true
 
 /// One sample: its name, labels and value.
 #[derive(Debug, Clone, PartialEq)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -48,7 +48,7 @@ struct Sample {
 /// family's samples, each sample's name that family's (with its type's
 /// suffixes), well-formed labels, numeric values, `# EOF` last. Panics on
 /// anything else.
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     let mut lines: Vec<&str> = text.split('\n').collect();
     assert_eq!(lines.pop(), Some(""), "ends with a newline");
     assert_eq!(lines.pop(), Some("# EOF"), "ends with # EOF");
@@ -149,7 +149,7 @@ fn labels_of(mut rest: &str, line: &str) -> BTreeMap<String, String> {
 }
 
 /// The value of the sample `name` with exactly `labels`, if present.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
     let found: Vec<_> = samples.iter().filter(|s| s.name == name && s.labels == want).collect();
     assert!(found.len() <= 1, "{name} {labels:?} appears twice");

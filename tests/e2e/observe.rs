@@ -428,10 +428,17 @@ async fn platform_log_sets_levels_by_module_unless_rust_log_does() {
     ] {
         let mut b = Bext::serve_env(&platform(log), &[("RUST_LOG", rust_log)]);
         get(b.addr, "site.test", "/").await;
-        eventually(Duration::from_secs(10), || async { b.log().contains("bext::access").then_some(()) }).await;
+        eventually(Duration::from_secs(10), || async {
+            b.log().contains("bext::access").then_some(())
+        })
+        .await;
         b.signal("TERM");
         assert!(b.wait_exit(Duration::from_secs(20)).is_some());
         let text = b.whole_log(Duration::from_secs(10)).expect("stderr closes at exit");
-        assert_eq!(text.contains("shutting down"), cli_info, "{log} RUST_LOG={rust_log:?}:\n{text}");
+        assert_eq!(
+            text.contains("shutting down"),
+            cli_info,
+            "{log} RUST_LOG={rust_log:?}:\n{text}"
+        );
     }
 }

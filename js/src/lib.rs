@@ -33,7 +33,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
 pub use fetch::set_own_listeners;
-pub use pool::IsolatePool;
+pub use pool::{IsolatePool, PoolStats};
 
 /// What a pool's module is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -143,6 +143,22 @@ impl Runtime {
             _ => None,
         }
     }
+
+    /// The JS app, if it is one (its isolate pool's metrics).
+    pub fn js(&self) -> Option<&js::JsApp> {
+        match self {
+            Runtime::Js(j) => Some(j),
+            _ => None,
+        }
+    }
+
+    /// The proxy app, if it is one (its backends' health).
+    pub fn proxy(&self) -> Option<&proxy::ProxyApp> {
+        match self {
+            Runtime::Proxy(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// One app of a compiled pipeline.

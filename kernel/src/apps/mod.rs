@@ -99,7 +99,14 @@ impl Runtime {
     }
 
     /// Answers one request.
-    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+    pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
+        // The upstream (a backend, a process, JavaScript) continues the
+        // request's trace under bext's span; a static app forwards nothing.
+        if !self.is_static()
+            && let Some(trace) = cx.ext.get::<crate::trace::TraceContext>()
+        {
+            trace.apply(req.headers_mut());
+        }
         // Only a proxy app tunnels a WebSocket over HTTP/2 (extended
         // CONNECT); for the others it is a method they do not have.
         if req.extensions().get::<hyper::ext::Protocol>().is_some()

@@ -69,9 +69,10 @@ pub async fn handle(
     if let Err(refusal) = admit(&mut parts, rules) {
         return refuse(finish, refusal.status, format!("{}\n", refusal.reason), cx);
     }
-    // The trace, continued or started, with bext's span as the app's parent.
+    // The trace, continued or started; an app with an upstream gets it
+    // with bext's span as the parent (`Runtime::serve`).
     let otel = pipeline.otel.as_ref();
-    let trace = crate::trace::TraceContext::take(&mut parts.headers, otel.map_or(0.0, |o| o.sample()));
+    let trace = crate::trace::TraceContext::read(&parts.headers, otel.map_or(0.0, |o| o.sample()));
     if trace.sampled
         && let Some(otel) = otel
     {

@@ -5,12 +5,15 @@
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The request header of W3C Trace Context.
 pub const TRACEPARENT: &str = "traceparent";
 /// Vendors' trace state, meaningful only with the `traceparent` it came with.
 pub const TRACESTATE: &str = "tracestate";
+
+static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 
 /// A request's place in a trace: kept in the request's `Ctx::ext`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +45,16 @@ impl TraceContext {
     /// the request's `traceparent` with bext's span as the parent, and drops
     /// `tracestate` when the `traceparent` was not valid (it belongs to it).
     pub fn take(headers: &mut HeaderMap, sample: f64) -> TraceContext {
-        let mut values = headers.get_all(TRACEPARENT).iter();
+        let cx = TraceContext::read(headers, sample);
+        cx.apply(headers);
+        cx
+    }
+
+    /// The request's trace, as [`TraceContext::take`] finds it, without
+    /// touching the headers (done when an app that forwards them is
+    /// reached: [`TraceContext::apply`]).
+    pub fn read(headers: &HeaderMap, sample: f64) -> TraceContext {
+        let mut values = headers.get_all(&TRACEPARENT_NAME).iter();
         let incoming = match (values.next(), values.next()) {
             (Some(v), None) => parse(v.as_bytes()),
             _ => None,
@@ -55,7 +67,6 @@ impl TraceContext {
                 sampled: flags & 1 == 1,
             },
             None => {
-                headers.remove(TRACESTATE);
                 let (a, b) = (next_random(), next_random());
                 let mut trace_id = [0; 16];
                 trace_id[..8].copy_from_slice(&a.to_be_bytes());
@@ -71,8 +82,16 @@ impl TraceContext {
                 }
             }
         };
-        headers.insert(TRACEPARENT, cx.traceparent());
         cx
+    }
+
+    /// Gives the request the `traceparent` with bext's span as the parent;
+    /// drops `tracestate` when the client's `traceparent` was not valid.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if self.parent.is_none() && headers.contains_key(&TRACESTATE_NAME) {
+            headers.remove(&TRACESTATE_NAME);
+        }
+        headers.insert(TRACEPARENT_NAME.clone(), self.traceparent());
     }
 
     /// The `traceparent` the app gets: this trace, bext's span.
@@ -108,7 +127,7 @@ pub fn random_span() -> [u8; 8] {
 }
 
 /// Writes `bytes` as lower-case hex into `out` (twice as long).
-pub(super) fn hex(bytes: &[u8], out: &mut [u8]) {
+pub fn hex(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in bytes.iter().enumerate() {
         out[2 * i] = DIGITS[usize::from(b >> 4)];

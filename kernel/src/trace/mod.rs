@@ -7,7 +7,7 @@ mod otlp;
 
 use std::time::SystemTime;
 
-pub use context::{TRACEPARENT, TRACESTATE, TraceContext, random_span};
+pub use context::{TRACEPARENT, TRACESTATE, TraceContext, hex, random_span};
 pub use otlp::{Attr, Otel, Span, request_body};
 
 /// The plugin hooks a sampled request ran, kept in its `Ctx::ext` until

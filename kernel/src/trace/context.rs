@@ -59,7 +59,7 @@ impl TraceContext {
             (Some(v), None) => parse(v.as_bytes()),
             _ => None,
         };
-        let cx = match incoming {
+        match incoming {
             Some((trace_id, parent, flags)) => TraceContext {
                 trace_id,
                 span_id: random_span(),
@@ -81,8 +81,7 @@ impl TraceContext {
                     sampled: sample >= 1.0 || (sample > 0.0 && unit_random() < sample),
                 }
             }
-        };
-        cx
+        }
     }
 
     /// Gives the request the `traceparent` with bext's span as the parent;

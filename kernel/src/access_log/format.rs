@@ -226,6 +226,16 @@ fn field_str(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key);
     out.extend_from_slice(b"\":\"");
+    // Most values need no escape: one pass the compiler vectorises (no
+    // early exit), then a copy.
+    let needs_escape = value
+        .iter()
+        .fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if !needs_escape {
+        out.extend_from_slice(value);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in value.iter().enumerate() {
         if b >= 0x20 && b != b'"' && b != b'\\' {

@@ -19,6 +19,11 @@
 #   FAST_PATH_OFF=1 bench/instructions.sh        # also with http1_fast_path =
 #                                                # false: hyper for every
 #                                                # connection, same binary
+#   JSON_LOG=1 METRICS_OFF=1 bench/instructions.sh
+#                                                # the first run also writes
+#                                                # a JSON access log to a file:
+#                                                # metrics + logs against
+#                                                # neither
 #
 # Builds `--profile profiling` (release code with line tables) so that
 # `callgrind_annotate --inclusive=yes bench/out/instructions/<name>/cg.out.1`
@@ -34,8 +39,8 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 WRK_ARGS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer abc.def.ghi")
 [ "${REQUEST:-browser}" = plain ] && WRK_ARGS=()
 
-count() { # name binary port [platform tables] [platform keys] -> prints instructions per request
-  local dir="$OUT/$1" bin=$2 port=$3 tables=${4:-} keys=${5:-}
+count() { # name binary port [platform tables] [platform keys] [access_log] -> prints instructions per request
+  local dir="$OUT/$1" bin=$2 port=$3 tables=${4:-} keys=${5:-} access_log=${6:-false}
   mkdir -p "$dir/www" "$dir/manifests"
   head -c 1024 /dev/zero | tr '\0' 'x' > "$dir/www/index.html"
   # vhosts on (as by default), the rest off: the kernel's own cost.
@@ -44,7 +49,7 @@ count() { # name binary port [platform tables] [platform keys] -> prints instruc
   cat > "$dir/platform.toml" <<TOML
 [platform]
 listen = "127.0.0.1:$port"
-access_log = false
+access_log = $access_log
 watch = false
 workers = 1
 manifests = "manifests"
@@ -70,7 +75,12 @@ H2LOAD_ARGS=()
 for ((i = 0; i < ${#WRK_ARGS[@]}; i += 2)); do H2LOAD_ARGS+=(-H "${WRK_ARGS[i + 1]}"); done
 [ "${PROTOCOL:-h1}" = h2c ] && need h2load
 
-new=$(count new "$BEXT" 18481)
+if [ -n "${JSON_LOG:-}" ]; then
+  new=$(count new "$BEXT" 18481 "" "" "{ format = \"json\", path = \"$PWD/$OUT/new/access.log\" }")
+  echo "access log lines: $(wc -l < "$OUT/new/access.log")"
+else
+  new=$(count new "$BEXT" 18481)
+fi
 echo "instructions per request: $new ($BEXT)"
 if [ -n "${METRICS_OFF:-}" ]; then
   off=$(count metrics-off "$BEXT" 18483 $'[platform.metrics]\nenabled = false')

@@ -43,7 +43,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 pub use bindings::{Bindings, CacheStore, CachedResponse, KvError, KvKey, KvPage, KvQuery, KvStore, KvValue};
 pub use fetch::set_own_listeners;
-pub use pool::IsolatePool;
+pub use pool::{IsolatePool, PoolStats};
 pub use reply_stream::{CHUNKS_IN_FLIGHT, ReplyStream, StreamCut};
 
 /// What a pool's module is.

@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
@@ -47,6 +47,15 @@ impl IsolatePool {
         self.exports
     }
 
+    /// What the pool is doing, for `/__bext/metrics`; `None` for an
+    /// inline pool (its isolates run on the callers' threads).
+    pub fn stats(&self) -> Option<PoolStats> {
+        match &self.runner {
+            Runner::Threads(t) => Some(t.stats()),
+            Runner::Inline(_) => None,
+        }
+    }
+
     /// Runs one call. Too many calls waiting is [`JsError::Overloaded`] at
     /// once.
     pub async fn call(&self, call: Call) -> Result<Answer, JsError> {
@@ -63,6 +72,34 @@ impl IsolatePool {
 struct Threads {
     tx: Sender<Job>,
     closed: Arc<AtomicBool>,
+    workers: usize,
+    counts: Arc<Counts>,
+}
+
+/// What a thread pool counts as it goes.
+#[derive(Debug, Default)]
+struct Counts {
+    busy: AtomicU64,
+    restarts: AtomicU64,
+    limit_kills: AtomicU64,
+    overloaded: AtomicU64,
+}
+
+/// A pool's state and counts since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Isolate threads.
+    pub isolates: u64,
+    /// Isolates running a call now.
+    pub busy: u64,
+    /// Calls waiting for an isolate.
+    pub queued: u64,
+    /// Isolates built again (after a crash, a limit, or `max_requests`).
+    pub restarts: u64,
+    /// Calls stopped by a limit (time or memory), whose isolate was replaced.
+    pub limit_kills: u64,
+    /// Calls refused because the queue was full.
+    pub overloaded: u64,
 }
 
 impl Threads {
@@ -73,15 +110,16 @@ impl Threads {
         let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let closed = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Counts::default());
         let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
         let spec = Arc::new(spec);
         for i in 0..workers {
             let (spec, rx, ready, closed) = (spec.clone(), rx.clone(), ready_tx.clone(), closed.clone());
-            let fetcher = fetcher.clone();
+            let (fetcher, counts) = (fetcher.clone(), counts.clone());
             std::thread::Builder::new()
                 .name(format!("bext-js-{i}"))
                 .stack_size(THREAD_STACK)
-                .spawn(move || work(&spec, fetcher.as_ref(), &rx, ready, &closed))
+                .spawn(move || work(&spec, fetcher.as_ref(), &rx, ready, &closed, &counts))
                 .map_err(|e| JsError::Load(format!("cannot start an isolate thread: {e}")))?;
         }
         drop(ready_tx);
@@ -97,7 +135,27 @@ impl Threads {
             }
         }
         let exports = exports.ok_or_else(|| JsError::Load("the isolate threads stopped while starting".into()))?;
-        Ok((Threads { tx, closed }, exports))
+        Ok((
+            Threads {
+                tx,
+                closed,
+                workers,
+                counts,
+            },
+            exports,
+        ))
+    }
+
+    fn stats(&self) -> PoolStats {
+        let c = &self.counts;
+        PoolStats {
+            isolates: self.workers as u64,
+            busy: c.busy.load(Ordering::Relaxed),
+            queued: self.tx.len() as u64,
+            restarts: c.restarts.load(Ordering::Relaxed),
+            limit_kills: c.limit_kills.load(Ordering::Relaxed),
+            overloaded: c.overloaded.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
@@ -105,7 +163,10 @@ impl Threads {
         let (reply, answer) = oneshot::channel();
         match self.tx.try_send(Job { call, reply }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(JsError::Overloaded),
+            Err(TrySendError::Full(_)) => {
+                self.counts.overloaded.fetch_add(1, Ordering::Relaxed);
+                return Err(JsError::Overloaded);
+            }
             Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
         }
         // No timer here: the isolate bounds the call by its deadline, which
@@ -133,14 +194,20 @@ fn work(
     rx: &Receiver<Job>,
     ready: std::sync::mpsc::Sender<Result<Exports, JsError>>,
     closed: &AtomicBool,
+    counts: &Counts,
 ) {
     let mut ready = Some(ready);
     let mut crashes: u32 = 0;
     while !closed.load(Ordering::Acquire) {
         let mut isolate = match Isolate::new(spec, fetcher.cloned()) {
             Ok((isolate, exports)) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Ok(exports));
+                match ready.take() {
+                    Some(ready) => {
+                        let _ = ready.send(Ok(exports));
+                    }
+                    None => {
+                        counts.restarts.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 isolate
             }
@@ -209,6 +276,7 @@ fn work(
             if job.reply.is_closed() {
                 continue; // the client went away while the call waited
             }
+            counts.busy.fetch_add(1, Ordering::Relaxed);
             let result = catch_unwind(AssertUnwindSafe(|| isolate.call(job.call)))
                 .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())));
             let mut fatal = result.as_ref().err().filter(|e| e.is_fatal()).cloned();
@@ -222,8 +290,10 @@ fn work(
                 Err(e) if e.is_fatal() => fatal = Some(e),
                 Err(e) => tracing::warn!(target: "bext::js", source = %spec.name, "response stream failed: {e}"),
             }
+            counts.busy.fetch_sub(1, Ordering::Relaxed);
             served += 1;
             if let Some(e) = fatal {
+                counts.limit_kills.fetch_add(1, Ordering::Relaxed);
                 crashes += 1;
                 tracing::warn!(target: "bext::js", source = %spec.name, "replacing the isolate after: {e}");
                 break;

@@ -6,6 +6,7 @@
 //! switched on and configured by a YAML manifest. See `docs/hooks.md` for
 //! the request's way through.
 
+pub mod access_log;
 pub mod apps;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ mod loader;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;
+pub mod trace;
 
 #[cfg(test)]
 mod hostile_input_tests;

@@ -1631,3 +1631,73 @@ async fn listings_through_a_server_show_apps_who_deployed_and_preview_lifetimes(
     let table = ok(cli(&["apps", "list", "--config", c]));
     assert!(!table.contains('~') && !table.contains('@'), "{table}");
 }
+
+#[tokio::test]
+async fn canary_and_stable_answers_are_counted_by_version_on_metrics() {
+    use crate::metrics::{parse, value};
+    let s = Site::new();
+    let config = platform(&s);
+    let c = p(&config);
+    let v1 = bundle(&s, "v1", &[("index.html", "version one")]);
+    let v2 = bundle(&s, "v2", &[("index.html", "version two")]);
+    ok(cli(&["deploy", p(&v1), "--app", "blog", "--config", c]));
+    let (b, server) = serve(&config);
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "blog",
+        "--canary",
+        "50%",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    let visit = |path: &'static str, cookie: &'static str| {
+        let addr = b.addr;
+        async move {
+            send(
+                addr,
+                request("GET", path, &[("host", "blog.test"), ("cookie", cookie)], ""),
+            )
+            .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(visit("/", "bext_canary_blog=v2").await.text(), "version two");
+    }
+    for _ in 0..5 {
+        assert_eq!(visit("/", "bext_canary_blog=stable").await.text(), "version one");
+    }
+    assert_eq!(visit("/missing", "bext_canary_blog=v2").await.status, 404);
+    let auth = format!("Bearer {TOKEN}");
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/__bext/metrics",
+            &[("host", "localhost"), ("authorization", &auth)],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let samples = parse(&r.text());
+    let count = |version: &str, role: &str, class: &str| {
+        value(
+            &samples,
+            "bext_plugin_deploy_version_requests_total",
+            &[
+                ("app", "blog"),
+                ("version", version),
+                ("role", role),
+                ("status_class", class),
+            ],
+        )
+    };
+    assert_eq!(count("v2", "canary", "2xx"), Some(3.0));
+    assert_eq!(count("v2", "canary", "4xx"), Some(1.0));
+    assert_eq!(count("v1", "stable", "2xx"), Some(5.0));
+    assert_eq!(count("v1", "stable", "4xx"), None);
+}

@@ -33,6 +33,7 @@ mod js_streams;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod observe;
 mod plugins;
 mod process;
 mod process_limits;

@@ -38,7 +38,7 @@ enabled = true
 
 /// One sample: its name, labels and value.
 #[derive(Debug, Clone, PartialEq)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -48,7 +48,7 @@ struct Sample {
 /// family's samples, each sample's name that family's (with its type's
 /// suffixes), well-formed labels, numeric values, `# EOF` last. Panics on
 /// anything else.
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     let mut lines: Vec<&str> = text.split('\n').collect();
     assert_eq!(lines.pop(), Some(""), "ends with a newline");
     assert_eq!(lines.pop(), Some("# EOF"), "ends with # EOF");
@@ -149,7 +149,7 @@ fn labels_of(mut rest: &str, line: &str) -> BTreeMap<String, String> {
 }
 
 /// The value of the sample `name` with exactly `labels`, if present.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
     let found: Vec<_> = samples.iter().filter(|s| s.name == name && s.labels == want).collect();
     assert!(found.len() <= 1, "{name} {labels:?} appears twice");
@@ -363,6 +363,10 @@ async fn known_traffic_is_counted_exactly_and_survives_reloads() {
         ![
             "bext_process_",
             "bext_certificate_",
+            "bext_upstream_",
+            "bext_js_",
+            "bext_otel_",
+            "bext_plugin_deploy_",
             "bext_plugin_gateway_",
             "bext_plugin_authn_",
             "bext_plugin_isr_",
@@ -573,6 +577,12 @@ tls = "self-signed"
     for name in ["dev.test", "*.dev.test"] {
         let got = value(&m, "bext_certificate_expiry_timestamp_seconds", &[("name", name)]);
         assert_eq!(got, Some(info.not_after as f64), "{name}");
+        // Seconds left, as of the scrape (which came after `now`).
+        let left = value(&m, "bext_certificate_expires_in_seconds", &[("name", name)]).unwrap();
+        assert!(
+            left <= (info.not_after - now) as f64 && left > (info.not_after - now - 3600) as f64,
+            "{left}"
+        );
     }
     documented_names_are_scraped(&m, |name| name.starts_with("bext_certificate_"));
 }
@@ -675,4 +685,95 @@ fn the_parser_is_strict() {
     ] {
         assert!(std::panic::catch_unwind(|| parse(bad)).is_err(), "accepted {bad:?}");
     }
+}
+
+/// JS apps' isolate pools (use, queue, restarts, limit kills) and proxy
+/// apps' backends (up or not), after known traffic; the JS app also sees
+/// the request's `traceparent`.
+#[tokio::test]
+async fn js_pools_and_upstreams_show_their_state() {
+    let echo = Echo::start().await;
+    // A port nobody listens on: bound, then closed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let s = Site::new();
+    s.write(
+        "js/index.js",
+        r#"export default {
+  fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === '/loop') { for (;;) {} }
+    return new Response(request.headers.get('traceparent') ?? 'none');
+  },
+};
+"#,
+    );
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+access_log = false
+
+[apps.js]
+runtime = "js"
+source = "js"
+domains = ["js.test"]
+isolate = {{ workers = 2, timeout = "200ms", queue = 8 }}
+
+[apps.api]
+runtime = "proxy"
+upstreams = ["http://{echo}", "http://{dead}"]
+domains = ["api.test"]
+"#,
+        echo = echo.addr
+    ));
+    let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "js.test"), ("traceparent", tp)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = r.text();
+    assert!(
+        seen.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && seen != tp,
+        "{seen}"
+    );
+    // A handler past its time limit: the call is stopped, the isolate replaced.
+    let r = get(b.addr, "js.test", "/loop").await;
+    assert!(r.status >= 500, "{}", r.status);
+    // The dead backend fails its first request and is ejected at once;
+    // the request is retried on the live one.
+    for _ in 0..4 {
+        assert_eq!(get(b.addr, "api.test", "/").await.status, 200);
+    }
+    let m = eventually(Duration::from_secs(20), || async {
+        let m = scrape(b.addr).await;
+        (value(&m, "bext_js_isolate_restarts_total", &[("app", "js")]) == Some(1.0)).then_some(m)
+    })
+    .await;
+    let js = |name: &str| value(&m, name, &[("app", "js")]);
+    assert_eq!(js("bext_js_isolates"), Some(2.0));
+    assert_eq!(js("bext_js_isolates_busy"), Some(0.0));
+    assert_eq!(js("bext_js_queue_length"), Some(0.0));
+    assert_eq!(js("bext_js_limit_kills_total"), Some(1.0));
+    assert_eq!(js("bext_js_overloaded_total"), Some(0.0));
+    let up = |addr: std::net::SocketAddr| {
+        let addr = addr.to_string();
+        value(&m, "bext_upstream_up", &[("app", "api"), ("upstream", addr.as_str())])
+    };
+    assert_eq!(up(echo.addr), Some(1.0));
+    assert_eq!(up(dead), Some(0.0));
+    let in_flight = value(
+        &m,
+        "bext_upstream_in_flight",
+        &[("app", "api"), ("upstream", &echo.addr.to_string())],
+    );
+    assert_eq!(in_flight, Some(0.0));
+    documented_names_are_scraped(&m, |name| {
+        name.starts_with("bext_js_") || name.starts_with("bext_upstream_")
+    });
 }

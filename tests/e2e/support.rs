@@ -28,6 +28,8 @@ pub struct Bext {
     pub tls: Option<SocketAddr>,
     /// Everything it wrote to stderr so far.
     pub log: Arc<Mutex<String>>,
+    /// Set once its stderr closed (it exited): the log is whole.
+    stderr_closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Bext {
@@ -50,8 +52,10 @@ impl Bext {
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Bext {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bext"))
             .args(args)
-            .envs(env.iter().copied())
+            // `env` may set its own (an empty RUST_LOG leaves the levels
+            // to `[platform] log`).
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -59,12 +63,15 @@ impl Bext {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
+        let stderr_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let closed = stderr_closed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
             }
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -95,6 +102,7 @@ impl Bext {
                             admin,
                             tls,
                             log,
+                            stderr_closed,
                         };
                     }
                 }
@@ -131,6 +139,19 @@ impl Bext {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// All of stderr, once the process has exited and its stderr closed
+    /// (`None` if that takes over `limit`).
+    pub fn whole_log(&self, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while !self.stderr_closed.load(std::sync::atomic::Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(self.log())
     }
 
     /// stderr so far.

@@ -74,6 +74,11 @@ impl JsApp {
         })
     }
 
+    /// Its isolate pool's state, for `/__bext/metrics`.
+    pub fn pool_stats(&self) -> Option<bext_js::PoolStats> {
+        self.pool.stats()
+    }
+
     /// Whether the module on disk is still the one loaded.
     pub fn is_current(&self) -> bool {
         stamp(&self.entry) == self.loaded

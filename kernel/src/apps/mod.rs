@@ -43,6 +43,12 @@ pub(crate) const BEXT_HEADERS: [&str; 6] = [
 /// type, so no plugin can claim it.
 pub(crate) struct OverTls;
 
+/// How long the app's upstream (a proxy's backend, a process, a JS
+/// isolate) took to answer a request's head: in `Ctx::ext`, for the
+/// access log.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTime(pub std::time::Duration);
+
 /// Tells the app where it is mounted (`x-base`) and for which tenant
 /// (`x-vhost-tenant`), from the request's context.
 pub(crate) fn add_kernel_headers(headers: &mut HeaderMap, cx: &Ctx) {
@@ -121,8 +127,20 @@ impl Runtime {
         }
     }
 
+    /// Whether it serves files itself (no upstream to time).
+    pub fn is_static(&self) -> bool {
+        matches!(self, Runtime::Static(_))
+    }
+
     /// Answers one request.
-    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+    pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
+        // The upstream (a backend, a process, JavaScript) continues the
+        // request's trace under bext's span; a static app forwards nothing.
+        if !self.is_static()
+            && let Some(trace) = cx.ext.get::<crate::trace::TraceContext>()
+        {
+            trace.apply(req.headers_mut());
+        }
         // Only a proxy app tunnels a WebSocket over HTTP/2 (extended
         // CONNECT); for the others it is a method they do not have.
         if req.extensions().get::<hyper::ext::Protocol>().is_some()
@@ -167,6 +185,22 @@ impl Runtime {
         match self {
             Runtime::Process(p) => Some(p),
             Runtime::Layered(l) => l.inner.process(),
+            _ => None,
+        }
+    }
+
+    /// The JS app, if it is one (its isolate pool's metrics).
+    pub fn js(&self) -> Option<&js::JsApp> {
+        match self {
+            Runtime::Js(j) => Some(j),
+            _ => None,
+        }
+    }
+
+    /// The proxy app, if it is one (its backends' health).
+    pub fn proxy(&self) -> Option<&proxy::ProxyApp> {
+        match self {
+            Runtime::Proxy(p) => Some(p),
             _ => None,
         }
     }

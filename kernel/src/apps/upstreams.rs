@@ -129,6 +129,22 @@ impl Backend {
                 .is_ok()
     }
 
+    /// Its address as the platform file names it (a metrics label).
+    pub(crate) fn addr(&self) -> &str {
+        self.pool.addr()
+    }
+
+    /// Whether it is in service now: not down by its active checks, not
+    /// ejected for failed answers (a half-open one counts as out).
+    pub(crate) fn up(&self) -> bool {
+        self.in_service(now_ms())
+    }
+
+    /// Requests sent to it and not yet answered to the end.
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Relaxed)
+    }
+
     /// Milliseconds until it may take requests again, if it may not now.
     fn wait_ms(&self, now: u64, check_interval: Option<Duration>) -> u64 {
         if self.down.load(Relaxed) {

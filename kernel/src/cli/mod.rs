@@ -5,6 +5,7 @@
 mod admin_client;
 mod domains;
 mod human;
+pub mod logging;
 mod registry;
 
 use std::path::PathBuf;
@@ -443,28 +444,8 @@ fn report(errors: &crate::config::diag::Diagnostics) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs go to stderr through a bounded buffer drained by its own thread, so
-/// a slow reader of stderr never stalls a worker; when the buffer is full,
-/// lines are dropped rather than requests delayed. Keep the guard alive
-/// until exit: dropping it flushes what is left.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(64 * 1024)
-        .lossy(true)
-        .finish(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    guard
-}
-
 fn serve(source: ConfigSource) -> ExitCode {
-    let _flush_logs_on_exit = init_logging();
+    let _flush_logs_on_exit = logging::init();
     // The control runtime: signals, reload, plugin background tasks. Requests
     // are served by the worker threads `serve_async` starts.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -622,6 +603,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         apps_summary(kernel.pipeline.load().platform.apps.keys())
     );
 
+    reopen_logs_on_sigusr1();
     let signal = shutdown_signal().await;
     tracing::info!(
         signal,
@@ -645,6 +627,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     }
     crate::apps::process::stop_everything().await;
     reload::shut_down(kernel.pipeline.load().instances().map(|(_, p)| p)).await;
+    crate::access_log::close_all();
     tracing::info!("stopped");
     Ok(())
 }
@@ -661,6 +644,22 @@ fn apps_summary<'a>(ids: impl ExactSizeIterator<Item = &'a String>) -> String {
     }
     let names: Vec<&str> = ids.map(String::as_str).collect();
     format!("{count} app(s): {}", names.join(", "))
+}
+
+/// SIGUSR1 reopens the access logs' files (logrotate's `postrotate`).
+fn reopen_logs_on_sigusr1() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    crate::access_log::reopen_all();
+                    tracing::info!("SIGUSR1: access logs reopened");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGUSR1; access logs are not reopened"),
+    }
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod framework;
 pub mod isolate;
 pub mod manifest;
+pub mod observe;
 pub mod platform;
 pub mod process;
 mod toml_doc;

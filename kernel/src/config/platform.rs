@@ -12,6 +12,7 @@ pub use bext_plugin_abi::units::{ByteSize, Span, parse_duration, parse_size};
 
 use super::diag::{Diagnostic, Diagnostics};
 pub use super::isolate::IsolateConfig;
+pub use super::observe::{AccessLogConfig, AccessLogFormat, AccessLogSetting, OtelSettings};
 pub use super::process::{CommandLine, ReadyCheck};
 use super::toml_doc::TomlDoc;
 use super::yaml::Located;
@@ -84,9 +85,18 @@ pub struct PlatformSection {
     /// App serving requests no host or path routed.
     #[serde(default)]
     pub default_app: Option<String>,
-    /// One log line per request (target `bext::access`).
-    #[serde(default = "yes")]
-    pub access_log: bool,
+    /// The access log: `true` (a `bext::access` line per request in the
+    /// error log), `false`, or `{ format, path, buffer }` for a dedicated
+    /// JSON or combined log (see docs/observability.md).
+    #[serde(default = "error_log")]
+    pub access_log: AccessLogSetting,
+    /// The error log's levels by module, as `RUST_LOG` spells them
+    /// (`"info,bext::apps::proxy=debug"`); `RUST_LOG`, when set, wins.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// `[platform.otel]`: spans exported over OTLP; unset: none.
+    #[serde(default)]
+    pub otel: Option<OtelSettings>,
     /// Watch the platform file and manifests and reload on change.
     #[serde(default = "yes")]
     pub watch: bool,
@@ -207,7 +217,9 @@ impl Default for PlatformSection {
             data_dir: None,
             manifests: None,
             default_app: None,
-            access_log: true,
+            access_log: AccessLogSetting::ErrorLog,
+            log: None,
+            otel: None,
             watch: true,
             workers: 0,
             limits: Limits::default(),
@@ -233,6 +245,10 @@ fn default_listen() -> String {
 
 fn yes() -> bool {
     true
+}
+
+fn error_log() -> AccessLogSetting {
+    AccessLogSetting::ErrorLog
 }
 
 /// `[platform.limits]`: every limit has a number and a clear error.
@@ -1175,6 +1191,20 @@ impl Platform {
                     format!("`{tenant}`: {reason}"),
                 ));
             }
+        }
+        if let Some(filter) = &f.platform.log
+            && let Err(e) = tracing_subscriber::EnvFilter::builder().parse(filter)
+        {
+            errors.push(Diagnostic::new(
+                &name,
+                "platform.log",
+                format!("`{filter}` is not a log filter (`info,bext::apps::proxy=debug`): {e}"),
+            ));
+        }
+        if let Some(otel) = &f.platform.otel
+            && let Err(reason) = otel.validate()
+        {
+            errors.push(Diagnostic::new(&name, "platform.otel", reason));
         }
         if let Some(hosts) = &mut f.platform.admin_hosts {
             for (i, host) in hosts.iter_mut().enumerate() {

@@ -149,8 +149,32 @@ impl prometheus_client::collector::Collector for Scrape {
             )?;
         }
 
+        let mut m = encoder.encode_descriptor(
+            "bext_access_log_dropped_lines",
+            "Access log lines dropped because the log's buffer was full (the disk was slower than the traffic).",
+            None,
+            MetricType::Counter,
+        )?;
+        counter(
+            &mut m,
+            metrics.access_log_dropped.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        if let Some(otel) = &pipeline.otel {
+            let mut m = encoder.encode_descriptor(
+                "bext_otel_spans",
+                "Spans sent to the OTLP collector, by result (`dropped`: queue full, or the post failed).",
+                None,
+                MetricType::Counter,
+            )?;
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            counter(&mut m.encode_family(&[("result", "exported")])?, load(&otel.exported))?;
+            counter(&mut m.encode_family(&[("result", "dropped")])?, load(&otel.dropped))?;
+        }
+
         certificates(pipeline, &mut encoder)?;
         process_apps(pipeline, &mut encoder)?;
+        upstreams(pipeline, &mut encoder)?;
+        js_pools(pipeline, &mut encoder)?;
         metrics.plugins.encode(&mut encoder)
     }
 }
@@ -181,6 +205,19 @@ fn certificates(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std
     )?;
     for (name, not_after) in &expiries {
         m.encode_family(&[("name", name.as_str())])?.encode_gauge(not_after)?;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut m = encoder.encode_descriptor(
+        "bext_certificate_expires_in_seconds",
+        "Seconds until the certificate served for a name expires (negative: expired).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (name, not_after) in &expiries {
+        m.encode_family(&[("name", name.as_str())])?
+            .encode_gauge(&not_after.saturating_sub(now))?;
     }
     Ok(())
 }
@@ -247,6 +284,112 @@ fn process_apps(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std
     for (app, status) in &statuses {
         for (i, _, starts) in instances(status) {
             counter(&mut m.encode_family(&[("app", *app), ("instance", &i)])?, starts)?;
+        }
+    }
+    Ok(())
+}
+
+/// Proxy apps' backends: in service or not, and requests in flight, by
+/// the address the platform file gives (bounded).
+fn upstreams(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    let mut rows: Vec<(&str, String, bool, u32)> = Vec::new();
+    for (id, e) in &pipeline.apps {
+        if let Some(proxy) = e.app.runtime.proxy() {
+            for b in &proxy.upstreams().current().list {
+                rows.push((&**id, b.addr().to_owned(), b.up(), b.in_flight()));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort();
+    let mut m = encoder.encode_descriptor(
+        "bext_upstream_up",
+        "1 when a proxy app's backend takes requests (not down by its checks, not ejected for failures).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (app, upstream, up, _) in &rows {
+        m.encode_family(&[("app", *app), ("upstream", upstream.as_str())])?
+            .encode_gauge(&i64::from(*up))?;
+    }
+    let mut m = encoder.encode_descriptor(
+        "bext_upstream_in_flight",
+        "Requests sent to a proxy app's backend and not yet answered to the end.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (app, upstream, _, n) in &rows {
+        m.encode_family(&[("app", *app), ("upstream", upstream.as_str())])?
+            .encode_gauge(&i64::from(*n))?;
+    }
+    Ok(())
+}
+
+/// JS apps' isolate pools (a canary's or preview's under its own id:
+/// they have their own pools, and live ones only).
+fn js_pools(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    let mut pools: Vec<(&str, bext_js::PoolStats)> = pipeline
+        .apps
+        .iter()
+        .filter_map(|(id, e)| Some((&**id, e.app.runtime.js()?.pool_stats()?)))
+        .collect();
+    if pools.is_empty() {
+        return Ok(());
+    }
+    pools.sort_by(|a, b| a.0.cmp(b.0));
+    type Field = fn(&bext_js::PoolStats) -> u64;
+    let families: [(&str, &str, MetricType, Field); 6] = [
+        (
+            "bext_js_isolates",
+            "Isolates of a JS app's pool.",
+            MetricType::Gauge,
+            |s| s.isolates,
+        ),
+        (
+            "bext_js_isolates_busy",
+            "Isolates running a call now.",
+            MetricType::Gauge,
+            |s| s.busy,
+        ),
+        (
+            "bext_js_queue_length",
+            "Calls waiting for an isolate.",
+            MetricType::Gauge,
+            |s| s.queued,
+        ),
+        (
+            "bext_js_isolate_restarts",
+            "Isolates built again (after a crash, a limit, or max_requests).",
+            MetricType::Counter,
+            |s| s.restarts,
+        ),
+        (
+            "bext_js_limit_kills",
+            "Calls stopped by the isolate's time or memory limit (the isolate is replaced).",
+            MetricType::Counter,
+            |s| s.limit_kills,
+        ),
+        (
+            "bext_js_overloaded",
+            "Calls refused because the pool's queue was full (503).",
+            MetricType::Counter,
+            |s| s.overloaded,
+        ),
+    ];
+    for (name, help, kind, field) in families {
+        let is_counter = matches!(kind, MetricType::Counter);
+        let mut m = encoder.encode_descriptor(name, help, None, kind)?;
+        for (app, stats) in &pools {
+            let labels = [("app", *app)];
+            let mut f = m.encode_family(&labels)?;
+            let v = field(stats);
+            if is_counter {
+                counter(&mut f, v)?;
+            } else {
+                f.encode_gauge(&i64::try_from(v).unwrap_or(i64::MAX))?;
+            }
         }
     }
     Ok(())

@@ -34,6 +34,8 @@ pub struct Metrics {
     reloads_failed: AtomicU64,
     connections: OnceLock<crate::server::Tracker>,
     plugins: Arc<MetricsRegistry>,
+    /// Access log lines a full buffer dropped (every access log's).
+    pub access_log_dropped: Arc<AtomicU64>,
 }
 
 /// Requests of one allow-listed tenant, by status class.

@@ -229,6 +229,9 @@ pub fn compile(
             fleet: fleet.clone(),
             metered_tenants,
             metrics,
+            // Opened by `reload::build` (not by `bext check`).
+            access_log: crate::access_log::Sink::Off,
+            otel: None,
         },
         fresh,
     ))

@@ -118,6 +118,11 @@ pub struct Pipeline {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The counters of `[platform.metrics] tenants`, by tenant name.
     pub metered_tenants: Box<[(Box<str>, Arc<crate::metrics::TenantCounters>)]>,
+    /// Where requests' access log lines go, handed on from pipeline to
+    /// pipeline while `[platform] access_log` stays the same.
+    pub access_log: crate::access_log::Sink,
+    /// The OTLP exporter of `[platform.otel]`, handed on likewise.
+    pub otel: Option<Arc<crate::trace::Otel>>,
 }
 
 impl Pipeline {

@@ -52,9 +52,43 @@ pub(crate) async fn build(
     let (mut pipeline, fresh) = compile(platform, manifests, previous, fleet)?;
     pipeline.fingerprint = fingerprint;
     pipeline.tls = super::tls::build(certs, &pipeline.platform);
+    observe(&mut pipeline, previous)?;
     init(&pipeline, fresh, kernel).await?;
     start_processes(&pipeline, previous).await?;
     Ok(pipeline)
+}
+
+/// Opens the access log and starts the OTLP exporter, or keeps the
+/// previous pipeline's when their settings did not change; applies
+/// `[platform] log`.
+fn observe(pipeline: &mut Pipeline, previous: Option<&Pipeline>) -> Result<(), Diagnostics> {
+    use crate::access_log::{AccessLog, Sink};
+    use crate::config::platform::AccessLogSetting;
+    let file = pipeline.platform.file.clone().unwrap_or_else(|| "<bext run>".into());
+    let settings = &pipeline.platform.settings;
+    pipeline.access_log = match &settings.access_log {
+        AccessLogSetting::Off => Sink::Off,
+        AccessLogSetting::ErrorLog => Sink::ErrorLog,
+        AccessLogSetting::Dedicated(config) => match previous.map(|p| &p.access_log) {
+            Some(Sink::Dedicated(log)) if log.config == *config => Sink::Dedicated(log.clone()),
+            _ => match AccessLog::open(config, pipeline.metrics.access_log_dropped.clone()) {
+                Ok(log) => Sink::Dedicated(Arc::new(log)),
+                Err(reason) => return Err(Diagnostic::new(&file, "platform.access_log", reason).into()),
+            },
+        },
+    };
+    pipeline.otel = match &settings.otel {
+        None => None,
+        Some(otel) => match previous.and_then(|p| p.otel.as_ref()) {
+            Some(running) if running.settings == *otel => Some(running.clone()),
+            _ => match crate::trace::Otel::start(otel) {
+                Ok(o) => Some(Arc::new(o)),
+                Err(reason) => return Err(Diagnostic::new(&file, "platform.otel", reason).into()),
+            },
+        },
+    };
+    crate::cli::logging::set_filter(settings.log.as_deref());
+    Ok(())
 }
 
 /// Starts the pipeline's process apps that do not run yet (here, not when

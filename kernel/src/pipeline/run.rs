@@ -11,6 +11,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bext_plugin_abi::admin::refuse_unless_admin;
 use bext_plugin_abi::{Completion, Ctx, Flow, Hook, Hooks, PluginError, Request, Response};
@@ -23,6 +24,7 @@ use crate::Kernel;
 use crate::apps::{OverTls, add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
 use crate::pipeline::admin::Access;
+use crate::trace::{HookSpan, HookSpans};
 
 /// Prefix of bext's own endpoints on every host.
 pub const INTERNAL_PREFIX: &str = "/__bext";
@@ -218,7 +220,7 @@ async fn dispatch(
     }
     add_kernel_headers(req.headers_mut(), cx);
     let mut res = if cx.bypass {
-        entry.app.runtime.serve(std::mem::take(req), cx).await
+        serve_app(entry, req, cx).await
     } else {
         *after = AfterResponse::of(&entry.chain);
         run_chain(&entry.chain, req, cx, Some(entry)).await
@@ -316,11 +318,18 @@ fn serves(domains: &[String], host: &str) -> bool {
 async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&AppEntry>) -> Response {
     let slots = &chain.slots;
     let mut answered = None;
+    // A sampled request with `[platform.otel]`: each hook becomes a span.
+    let traced = cx.ext.get::<HookSpans>().is_some();
     for (i, slot) in slots.iter().enumerate() {
         if !slot.hooks.has(Hooks::REQUEST) {
             continue;
         }
-        match guard!(slot.plugin.on_request(req, cx)) {
+        let began = traced.then(SystemTime::now);
+        let outcome = guard!(slot.plugin.on_request(req, cx));
+        if let Some(began) = began {
+            hook_span(cx, slot, "on_request", began, outcome.is_err());
+        }
+        match outcome {
             Ok(Flow::Continue) => {}
             Ok(Flow::Respond(res)) => {
                 answered = Some((i, res));
@@ -338,7 +347,7 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         Some((i, res)) => (i + 1, res),
         None => {
             let res = match app {
-                Some(entry) => entry.app.runtime.serve(std::mem::take(req), cx).await,
+                Some(entry) => serve_app(entry, req, cx).await,
                 None => not_found(),
             };
             (slots.len(), res)
@@ -348,12 +357,42 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::RESPONSE) {
             continue;
         }
-        if let Err(e) = guard!(slot.plugin.on_response(&mut res, cx))
+        let began = traced.then(SystemTime::now);
+        let outcome = guard!(slot.plugin.on_response(&mut res, cx));
+        if let Some(began) = began {
+            hook_span(cx, slot, "on_response", began, outcome.is_err());
+        }
+        if let Err(e) = outcome
             && let Some(err_res) = fail(slot, e, cx)
         {
             res = err_res;
         }
     }
+    res
+}
+
+/// Notes a hook's run for the request's trace.
+fn hook_span(cx: &mut Ctx, slot: &Slot, hook: &'static str, start: SystemTime, failed: bool) {
+    if let Some(spans) = cx.ext.get_mut::<HookSpans>() {
+        spans.0.push(HookSpan {
+            plugin: slot.name.clone(),
+            hook,
+            start,
+            end: SystemTime::now(),
+            failed,
+        });
+    }
+}
+
+/// The app answers; for an app with an upstream (proxy, process, JS),
+/// the time it took to answer is kept for the access log.
+async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx) -> Response {
+    if entry.app.runtime.is_static() {
+        return entry.app.runtime.serve(std::mem::take(req), cx).await;
+    }
+    let began = std::time::Instant::now();
+    let res = entry.app.runtime.serve(std::mem::take(req), cx).await;
+    cx.ext.insert(crate::apps::UpstreamTime(began.elapsed()));
     res
 }
 

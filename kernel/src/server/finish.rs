@@ -13,6 +13,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
+use crate::access_log::{Entry, RequestLine, Sink};
 use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
 
@@ -21,26 +22,39 @@ pub struct Finish {
     /// Dropped last: marks the request done on its connection.
     in_flight: InFlight,
     after: AfterResponse,
-    access_log: bool,
+    log: Sink,
     method: Method,
+    /// The path, for the error log's `bext::access` line.
     path: Box<str>,
+    /// The head, for a dedicated access log.
+    line: Option<Box<RequestLine>>,
+    /// The response's `x-cache`, for a dedicated access log.
+    cache: Option<&'static str>,
     record: Record,
     /// The request body's bytes read, when it has one and metrics count.
     read: Option<Arc<AtomicU64>>,
+    /// Where the request's spans go, when it is sampled.
+    otel: Option<Arc<crate::trace::Otel>>,
 }
 
 impl Finish {
     /// Begins tracking a request.
-    pub fn new(access_log: bool, in_flight: InFlight, parts: &http::request::Parts) -> Self {
+    pub fn new(log: Sink, in_flight: InFlight, parts: &http::request::Parts) -> Self {
         Finish {
             in_flight,
             after: AfterResponse::default(),
-            access_log,
-            path: if access_log {
+            path: if matches!(log, Sink::ErrorLog) {
                 parts.uri.path().into()
             } else {
                 Box::default()
             },
+            line: match &log {
+                Sink::Dedicated(l) => Some(Box::new(RequestLine::new(l.format(), parts))),
+                _ => None,
+            },
+            cache: None,
+            otel: None,
+            log,
             method: parts.method.clone(),
             record: Record::default(),
             read: None,
@@ -53,13 +67,28 @@ impl Finish {
         self.read.get_or_insert_with(Arc::default).clone()
     }
 
+    /// Exports the request's span (and its hooks') when it ends.
+    pub fn export_to(&mut self, otel: Arc<crate::trace::Otel>) {
+        self.otel = Some(otel);
+    }
+
     /// Wraps the response so that `after` (and the access log and
     /// `record`'s counters) run once it is written.
     pub fn done(self, res: Response, after: AfterResponse, record: Record, cx: Ctx) -> http::Response<ResponseBody> {
         let status = res.status();
         let (parts, body) = res.into_parts();
-        let end = if self.access_log || !after.is_empty() {
-            let finish = Finish { after, record, ..self };
+        let end = if self.log.is_on() || !after.is_empty() || self.otel.is_some() {
+            let cache = if self.line.is_some() {
+                cache_status(&parts.headers)
+            } else {
+                None
+            };
+            let finish = Finish {
+                after,
+                record,
+                cache,
+                ..self
+            };
             End::Tell(Box::new(State { finish, status, cx }))
         } else {
             // Nobody to tell: the context goes now, and the end only
@@ -94,14 +123,19 @@ struct State {
 
 impl State {
     fn complete(self, bytes: u64, aborted: bool) {
-        let State { finish: f, status, cx } = self;
+        let State {
+            finish: f,
+            status,
+            mut cx,
+        } = self;
         // From the request's arrival, as plugins see it (`cx.received_at`).
         let duration = cx.received_at.elapsed();
         let read = f.read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
         f.record
             .finish(method_index(&f.method), status.as_u16(), duration, bytes, read);
-        if f.access_log {
-            tracing::info!(
+        match &f.log {
+            Sink::Off => {}
+            Sink::ErrorLog => tracing::info!(
                 target: "bext::access",
                 method = %f.method,
                 host = cx.host.as_deref().unwrap_or("-"),
@@ -113,7 +147,40 @@ impl State {
                 duration_us = duration.as_micros() as u64,
                 aborted,
                 request_id = %cx.request_id,
-            );
+            ),
+            Sink::Dedicated(log) => {
+                if let Some(line) = &f.line {
+                    let trace = cx.ext.get::<crate::trace::TraceContext>().map(|t| t.trace_id_hex());
+                    let entry = Entry {
+                        line,
+                        time: std::time::SystemTime::now()
+                            .checked_sub(duration)
+                            .unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+                        client: cx.client_ip,
+                        host: cx.host.as_deref(),
+                        status: status.as_u16(),
+                        bytes,
+                        duration,
+                        upstream: cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0),
+                        app: cx.app(),
+                        tenant: cx.tenant(),
+                        version: cx.version(),
+                        cache: f.cache,
+                        waf: cx.vars.get("waf").map(String::as_str),
+                        request_id: cx.request_id.0,
+                        trace_id: trace.as_ref().map(|t| t.as_str()),
+                        aborted,
+                    };
+                    LINE.with_borrow_mut(|buf| {
+                        buf.clear();
+                        entry.write(log.format(), buf);
+                        log.push(buf);
+                    });
+                }
+            }
+        }
+        if let Some(otel) = &f.otel {
+            export_spans(otel, &f.method, status, bytes, duration, aborted, &mut cx);
         }
         if !f.after.is_empty() {
             let done = Completion {
@@ -125,6 +192,92 @@ impl State {
             f.after.run(&cx, &done);
         }
     }
+}
+
+/// The request's span (kind server) and its hooks' (children of it).
+fn export_spans(
+    otel: &crate::trace::Otel,
+    method: &Method,
+    status: StatusCode,
+    bytes: u64,
+    duration: std::time::Duration,
+    aborted: bool,
+    cx: &mut Ctx,
+) {
+    use crate::trace::{Attr, HookSpans, Span, TraceContext, random_span};
+    let Some(trace) = cx.ext.get::<TraceContext>().copied() else {
+        return;
+    };
+    let end = std::time::SystemTime::now();
+    let start = end.checked_sub(duration).unwrap_or(end);
+    let mut attributes = vec![
+        ("http.request.method", Attr::Str(method.as_str().into())),
+        ("http.response.status_code", Attr::Int(i64::from(status.as_u16()))),
+        (
+            "http.response.body.size",
+            Attr::Int(i64::try_from(bytes).unwrap_or(i64::MAX)),
+        ),
+        ("bext.request_id", Attr::Str(cx.request_id.to_string().into())),
+    ];
+    for (key, value) in [
+        ("server.address", cx.host.as_deref()),
+        ("bext.app", cx.app()),
+        ("bext.tenant", cx.tenant()),
+        ("bext.version", cx.version()),
+    ] {
+        if let Some(v) = value {
+            attributes.push((key, Attr::Str(v.into())));
+        }
+    }
+    if aborted {
+        attributes.push(("bext.aborted", Attr::Int(1)));
+    }
+    let name = match cx.app() {
+        Some(app) => format!("{method} {app}"),
+        None => method.to_string(),
+    };
+    otel.record(Span {
+        trace_id: trace.trace_id,
+        span_id: trace.span_id,
+        parent: trace.parent,
+        name: name.into(),
+        kind: 2,
+        start,
+        end,
+        attributes,
+        error: status.is_server_error(),
+    });
+    for hook in cx.ext.remove::<HookSpans>().map(|h| h.0).unwrap_or_default() {
+        otel.record(Span {
+            trace_id: trace.trace_id,
+            span_id: random_span(),
+            parent: Some(trace.span_id),
+            name: format!("{} {}", hook.plugin, hook.hook).into(),
+            kind: 1,
+            start: hook.start,
+            end: hook.end,
+            attributes: vec![
+                ("bext.plugin", Attr::Str(hook.plugin.as_ref().into())),
+                ("bext.hook", Attr::Str(hook.hook.into())),
+            ],
+            error: hook.failed,
+        });
+    }
+}
+
+thread_local! {
+    /// Each worker's line buffer, reused from request to request.
+    static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The cache's answer as the access log names it: one of a fixed set,
+/// never what an app wrote.
+fn cache_status(headers: &http::HeaderMap) -> Option<&'static str> {
+    let v = headers.get("x-cache")?.as_bytes();
+    ["HIT", "MISS", "STALE", "BYPASS"]
+        .into_iter()
+        .find(|s| s.as_bytes().eq_ignore_ascii_case(v))
+        .or(Some("other"))
 }
 
 /// What happens when a response ends.
@@ -255,7 +408,7 @@ mod tests {
     fn response(recorder: &Arc<Recorder>, body: &'static str) -> http::Response<ResponseBody> {
         let conn = Arc::new(ConnInfo::for_tests());
         let parts = http::Request::new(()).into_parts().0;
-        let finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &parts);
+        let finish = Finish::new(Sink::Off, conn.request_started(http::Version::HTTP_11), &parts);
         let plugin: Arc<dyn Plugin> = recorder.clone();
         let after = AfterResponse::of(&Arc::new(Chain::new(
             vec![Slot {
@@ -287,7 +440,11 @@ mod tests {
         let quiet = |method: &str, body: &'static str| {
             let conn = Arc::new(ConnInfo::for_tests());
             let req = http::Request::builder().method(method).body(()).unwrap();
-            let finish = Finish::new(false, conn.request_started(http::Version::HTTP_11), &req.into_parts().0);
+            let finish = Finish::new(
+                Sink::Off,
+                conn.request_started(http::Version::HTTP_11),
+                &req.into_parts().0,
+            );
             let record = Record {
                 app: Some(counters.clone()),
                 tenant: None,

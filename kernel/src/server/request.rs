@@ -44,7 +44,7 @@ pub(super) async fn handle_parts(
     if conn.tls {
         cx.ext.insert(crate::apps::OverTls);
     }
-    let mut finish = Finish::new(pipeline.platform.settings.access_log, in_flight, &parts);
+    let mut finish = Finish::new(pipeline.access_log.clone(), in_flight, &parts);
     let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
         let record = pipeline.record(None, None);
         finish.done(plain(status, reason), AfterResponse::default(), record, cx)
@@ -80,6 +80,17 @@ pub(super) async fn handle_parts(
     if let Err(refusal) = admit(&mut parts, rules) {
         return refuse(finish, refusal.status, format!("{}\n", refusal.reason), cx);
     }
+    // The trace, continued or started; an app with an upstream gets it
+    // with bext's span as the parent (`Runtime::serve`).
+    let otel = pipeline.otel.as_ref();
+    let trace = crate::trace::TraceContext::read(&parts.headers, otel.map_or(0.0, |o| o.sample()));
+    if trace.sampled
+        && let Some(otel) = otel
+    {
+        cx.ext.insert(crate::trace::HookSpans::default());
+        finish.export_to(otel.clone());
+    }
+    cx.ext.insert(trace);
     // ACME's HTTP-01 validations, on the plain listener before any plugin
     // (and before `https_redirect`): the ACME server must reach them.
     if !conn.tls

@@ -22,6 +22,8 @@ pub(crate) struct Canary {
     /// The traffic of each version, by [`Canary::STABLE`] and
     /// [`Canary::CANARY`]; kept while the same canary goes on.
     pub(crate) stats: Arc<[Stats; 2]>,
+    /// The app's current version, which the other visitors get.
+    pub(crate) stable_version: String,
 }
 
 impl Canary {

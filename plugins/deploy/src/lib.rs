@@ -126,6 +126,15 @@ impl Plugin for DeployPlugin {
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let shared = &self.shared;
         let _ = shared.host.set(host.clone());
+        match host.metrics("deploy").counter_family(
+            "version_requests",
+            "Requests of a canaried app by version, role (stable or canary) and status class.",
+        ) {
+            Ok(family) => {
+                let _ = shared.version_requests.set(family);
+            }
+            Err(e) => return Hook::Ready(Err(PluginError::Init(e.into()))),
+        }
         if let Some(reload) = host.service::<Reload>() {
             let _ = shared.reload.set(reload);
         }
@@ -150,7 +159,7 @@ impl Plugin for DeployPlugin {
     }
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
-        split::on_response(res, cx);
+        split::on_response(&self.shared, res, cx);
         Hook::Ready(Ok(()))
     }
 }

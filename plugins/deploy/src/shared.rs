@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     /// `domains` (live previews' too) and `tenant_domains`, and the
     /// config's `reserved_hosts`. A tenant's own domain may take none.
     pub(crate) claims: Vec<Claim>,
+    /// `bext_plugin_deploy_version_requests_total` (set by `on_init`).
+    pub(crate) version_requests: OnceLock<bext_plugin_abi::metrics::CounterFamily>,
     /// Serves a canary's requests (set by `on_init`).
     pub(crate) host: OnceLock<Host>,
     /// Rebuilds the kernel's pipeline after a change (set by `on_init`).
@@ -47,6 +49,7 @@ impl Shared {
     pub(crate) fn new(config: Config, setup: &Setup<'_>) -> Shared {
         Shared {
             root: Registry::root_in(setup.data_dir),
+            version_requests: OnceLock::new(),
             apps: platform_apps(&config, setup),
             claims: claims(&config, setup.apps),
             config,
@@ -86,19 +89,30 @@ impl Shared {
     /// Reads the running canaries again; a canary that goes on keeps its
     /// counts.
     pub(crate) async fn refresh(&self) -> Result<(), DeployError> {
-        let (records, previews) = self.with_registry(|r| Ok((r.canaries()?, r.previews(None)?))).await?;
+        let (records, previews, stable) = self
+            .with_registry(|r| {
+                let records = r.canaries()?;
+                let mut stable = Vec::with_capacity(records.len());
+                for c in &records {
+                    stable.push(r.current(&c.app)?.map(|v| v.version).unwrap_or_default());
+                }
+                Ok((records, r.previews(None)?, stable))
+            })
+            .await?;
         let next = previews.iter().map(|p| p.expires_at).min().unwrap_or(u64::MAX);
         self.next_expiry.store(next, Ordering::Relaxed);
         let old = self.canaries.load_full();
         let next: HashMap<String, Arc<Canary>> = records
             .into_iter()
-            .map(|record| {
+            .zip(stable)
+            .map(|(record, stable_version)| {
                 let kept = old.get(&record.app).filter(|c| c.record.version == record.version);
                 let canary = Canary {
                     target: canary_app_id(&record.app, &record.version),
                     cookie: cookie_name(&record.app),
                     visitors: AtomicU64::new(kept.map_or(0, |c| c.visitors.load(Ordering::Relaxed))),
                     stats: kept.map_or_else(|| Arc::new(Default::default()), |c| c.stats.clone()),
+                    stable_version,
                     record,
                 };
                 (canary.record.app.clone(), Arc::new(canary))

@@ -41,6 +41,14 @@ pub(crate) fn on_request<'a>(
         None => (canary.takes(canary.visitors.fetch_add(1, Ordering::Relaxed)), true),
     };
     let started = Instant::now();
+    let version = if to_canary {
+        &canary.record.version
+    } else {
+        &canary.stable_version
+    };
+    if !version.is_empty() {
+        let _ = cx.set_version(version.as_str());
+    }
     if !to_canary {
         cx.ext.insert(StableVisit { canary, new, started });
         return Hook::Ready(Ok(Flow::Continue));
@@ -63,6 +71,7 @@ pub(crate) fn on_request<'a>(
             ));
         };
         canary.stats[Canary::CANARY].record(res.status(), started.elapsed());
+        count(&shared.version_requests, &canary, Canary::CANARY, res.status());
         if new {
             set_cookie(&mut res, &canary.cookie, &canary.record.version);
         }
@@ -72,13 +81,40 @@ pub(crate) fn on_request<'a>(
 
 /// `on_response`: a stable-version answer of a canaried app counted, and
 /// a new visitor kept on that version.
-pub(crate) fn on_response(res: &mut Response, cx: &mut Ctx) {
+pub(crate) fn on_response(shared: &Shared, res: &mut Response, cx: &mut Ctx) {
     if let Some(visit) = cx.ext.remove::<StableVisit>() {
         visit.canary.stats[Canary::STABLE].record(res.status(), visit.started.elapsed());
+        count(&shared.version_requests, &visit.canary, Canary::STABLE, res.status());
         if visit.new {
             set_cookie(res, &visit.canary.cookie, "stable");
         }
     }
+}
+
+/// Counts an answer on `/__bext/metrics` by app, version, role and
+/// status class: bounded, since an app has one canary at a time and its
+/// labels come from the registry, never from the request.
+fn count(
+    family: &std::sync::OnceLock<bext_plugin_abi::metrics::CounterFamily>,
+    canary: &Canary,
+    role: usize,
+    status: StatusCode,
+) {
+    const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+    let Some(family) = family.get() else { return };
+    let (role, version) = if role == Canary::CANARY {
+        ("canary", &canary.record.version)
+    } else {
+        ("stable", &canary.stable_version)
+    };
+    let class = CLASSES[usize::from(status.as_u16() / 100).clamp(1, 5) - 1];
+    let labels = vec![
+        ("app", canary.record.app.clone()),
+        ("version", version.clone()),
+        ("role", role.to_owned()),
+        ("status_class", class.to_owned()),
+    ];
+    family.get_or_create(&labels).inc();
 }
 
 /// The value of cookie `name` in the request, if sent.

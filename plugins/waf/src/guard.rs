@@ -19,6 +19,10 @@ use crate::body::{self, Read};
 use crate::config::{Config, Mode, Uninspectable};
 use crate::crs::CrsTier;
 use crate::inspect::{Engine, Finding, Subject, Switches};
+
+/// Key of the WAF's decision in `Ctx::vars`, which the access log reads
+/// (`block`, `detect`, `deny_ip`...).
+pub(crate) const VERDICT: &str = "waf";
 use crate::ip::IpTable;
 use crate::respond;
 use crate::screen::{Screen, Screened};
@@ -89,8 +93,10 @@ impl Guard {
         self.screen.init()
     }
 
-    /// Counts a decision (and a block's rule) on `/__bext/metrics`.
-    fn count(&self, action: &'static str, finding: Option<&Finding>) {
+    /// Counts a decision (and a block's rule) on `/__bext/metrics`, and
+    /// notes it for the access log (`waf` in `Ctx::vars`).
+    fn count(&self, cx: &mut Ctx, action: &'static str, finding: Option<&Finding>) {
+        cx.vars.insert(VERDICT.to_owned(), action.to_owned());
         let Some(c) = self.counters.get() else { return };
         c.decisions.get_or_create(&vec![("action", action.to_owned())]).inc();
         if action == "block"
@@ -112,7 +118,7 @@ impl Guard {
     pub(crate) fn on_request<'a>(
         &'a self,
         req: &'a mut Request,
-        cx: &'a Ctx,
+        cx: &'a mut Ctx,
         ip: IpAddr,
     ) -> Hook<'a, Result<Flow, PluginError>> {
         if let Some(screened) = self.screen.screen(req.headers(), ip) {
@@ -156,7 +162,7 @@ impl Guard {
     }
 
     /// Acts on what screening decided.
-    fn screened(&self, req: &Request, cx: &Ctx, ip: IpAddr, screened: Screened) -> Flow {
+    fn screened(&self, req: &Request, cx: &mut Ctx, ip: IpAddr, screened: Screened) -> Flow {
         let (action, res) = match screened {
             Screened::Allowed => return Flow::Continue,
             Screened::DeniedIp => ("deny_ip", self.refusal(cx)),
@@ -165,12 +171,12 @@ impl Guard {
             Screened::Challenge(page) => ("challenge", respond::challenge(page)),
         };
         record(self.audit(), &self.name, req, cx, ip, action, None);
-        self.count(action, None);
+        self.count(cx, action, None);
         Flow::Respond(res)
     }
 
     /// Inspects the request and acts on a finding.
-    fn judge(&self, req: &Request, cx: &Ctx, ip: IpAddr, on: &Switches, body: &[u8]) -> Flow {
+    fn judge(&self, req: &Request, cx: &mut Ctx, ip: IpAddr, on: &Switches, body: &[u8]) -> Flow {
         let subject = Subject {
             method: req.method(),
             path: req.uri().path(),
@@ -217,16 +223,16 @@ impl Guard {
 
     /// A finding: logged in detect mode, refused (and a strike towards the
     /// penalty box) in block mode.
-    fn found(&self, req: &Request, cx: &Ctx, ip: IpAddr, finding: &Finding) -> Flow {
+    fn found(&self, req: &Request, cx: &mut Ctx, ip: IpAddr, finding: &Finding) -> Flow {
         match self.mode {
             Mode::Detect => {
                 record(self.audit(), &self.name, req, cx, ip, "detect", Some(finding));
-                self.count("detect", Some(finding));
+                self.count(cx, "detect", Some(finding));
                 Flow::Continue
             }
             Mode::Block => {
                 record(self.audit(), &self.name, req, cx, ip, "block", Some(finding));
-                self.count("block", Some(finding));
+                self.count(cx, "block", Some(finding));
                 self.screen.strike(ip);
                 Flow::Respond(self.refusal(cx))
             }
@@ -236,12 +242,12 @@ impl Guard {
     /// A body the rules cannot see whole: refused with `status` unless
     /// `uninspectable_body: pass` or detect mode, which log it and go on
     /// (`None`) to inspect what could be read.
-    fn uninspectable(&self, req: &Request, cx: &Ctx, ip: IpAddr, status: StatusCode) -> Option<Flow> {
+    fn uninspectable(&self, req: &Request, cx: &mut Ctx, ip: IpAddr, status: StatusCode) -> Option<Flow> {
         if self.uninspectable == Uninspectable::Pass {
             return None;
         }
         record(self.audit(), &self.name, req, cx, ip, "uninspectable_body", None);
-        self.count("uninspectable_body", None);
+        self.count(cx, "uninspectable_body", None);
         if self.mode == Mode::Detect {
             return None;
         }

@@ -1,0 +1,488 @@
+//! An access log line: what the request's head gave ([`RequestLine`],
+//! taken on arrival), what its end gave ([`Entry`]), written as JSON or
+//! as nginx's `combined`. Everything from the client is bounded and
+//! escaped: a line is one line, whatever the client sent.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use crate::config::platform::AccessLogFormat;
+
+/// Longest path (JSON) or request target (combined) logged, in bytes.
+const MAX_TARGET: usize = 1024;
+/// Longest `User-Agent` or `Referer` logged, in bytes.
+const MAX_HEADER: usize = 256;
+
+/// What the access log keeps of a request's head.
+#[derive(Debug, Default)]
+pub struct RequestLine {
+    method: Box<str>,
+    /// The path (JSON) or path and query (combined), bounded.
+    target: Box<str>,
+    version: &'static str,
+    /// Raw bytes (bounded): combined escapes them as nginx does, JSON
+    /// replaces what is not UTF-8.
+    user_agent: Box<[u8]>,
+    referer: Box<[u8]>,
+}
+
+impl RequestLine {
+    /// Keeps what `format` writes of the head.
+    pub fn new(format: AccessLogFormat, parts: &http::request::Parts) -> RequestLine {
+        let header = |name: http::header::HeaderName| -> Box<[u8]> {
+            parts
+                .headers
+                .get(name)
+                .map(|v| v.as_bytes()[..v.len().min(MAX_HEADER)].into())
+                .unwrap_or_default()
+        };
+        let target = match format {
+            AccessLogFormat::Json => parts.uri.path(),
+            AccessLogFormat::Combined => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        };
+        RequestLine {
+            method: parts.method.as_str().into(),
+            target: bounded_lossy(target.as_bytes(), MAX_TARGET),
+            version: match parts.version {
+                http::Version::HTTP_09 => "HTTP/0.9",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                http::Version::HTTP_3 => "HTTP/3.0",
+                _ => "HTTP/1.1",
+            },
+            user_agent: header(http::header::USER_AGENT),
+            referer: if format == AccessLogFormat::Combined {
+                header(http::header::REFERER)
+            } else {
+                Box::default()
+            },
+        }
+    }
+}
+
+/// At most `max` bytes of `raw`, as text (invalid UTF-8 replaced); the
+/// escaping is the format's.
+fn bounded_lossy(raw: &[u8], max: usize) -> Box<str> {
+    let cut = &raw[..raw.len().min(max)];
+    String::from_utf8_lossy(cut).into()
+}
+
+/// What a request's end adds to its [`RequestLine`].
+#[derive(Debug)]
+pub struct Entry<'a> {
+    /// The head.
+    pub line: &'a RequestLine,
+    /// When the request arrived.
+    pub time: SystemTime,
+    /// The client (behind trusted proxies).
+    pub client: IpAddr,
+    /// The request's host, normalised.
+    pub host: Option<&'a str>,
+    /// The response's status.
+    pub status: u16,
+    /// Body bytes written.
+    pub bytes: u64,
+    /// Arrival to last byte.
+    pub duration: Duration,
+    /// Time the upstream (proxy or process app) took to answer its head.
+    pub upstream: Option<Duration>,
+    /// The app, tenant and version that served it.
+    pub app: Option<&'a str>,
+    /// The tenant.
+    pub tenant: Option<&'a str>,
+    /// The version (a deploy's, a canary's).
+    pub version: Option<&'a str>,
+    /// The cache's `x-cache` (`HIT`, `MISS`, `STALE`, `BYPASS`).
+    pub cache: Option<&'static str>,
+    /// The WAF's decision, when it made one.
+    pub waf: Option<&'a str>,
+    /// bext's request id.
+    pub request_id: u64,
+    /// The W3C trace id.
+    pub trace_id: Option<&'a str>,
+    /// The client went away before the end.
+    pub aborted: bool,
+}
+
+impl Entry<'_> {
+    /// The line, ending in `\n`, appended to `out`.
+    pub fn write(&self, format: AccessLogFormat, out: &mut Vec<u8>) {
+        match format {
+            AccessLogFormat::Json => self.write_json(out),
+            AccessLogFormat::Combined => {
+                let t = time_parts(self.time);
+                const MONTHS: [&str; 12] = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+                ];
+                let mut s = String::with_capacity(160);
+                let _ = write!(
+                    s,
+                    "{} - - [{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000] \"",
+                    self.client,
+                    t.day,
+                    MONTHS[usize::from(t.month - 1)],
+                    t.year,
+                    t.hour,
+                    t.minute,
+                    t.second
+                );
+                escape(&mut s, self.line.method.as_bytes());
+                s.push(' ');
+                escape(&mut s, self.line.target.as_bytes());
+                let _ = write!(s, " {}\" {} {} \"", self.line.version, self.status, self.bytes);
+                escape_or_dash(&mut s, &self.line.referer);
+                s.push_str("\" \"");
+                escape_or_dash(&mut s, &self.line.user_agent);
+                s.push_str("\"\n");
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+}
+
+impl Entry<'_> {
+    /// The JSON line, written by hand: this runs on the worker for every
+    /// request, and serde_json with `fmt` for the numbers and the time
+    /// cost several times more (bench/instructions.sh).
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":\"");
+        json_time(self.time, out);
+        out.extend_from_slice(b"\",\"request_id\":\"");
+        let mut id = [0u8; 16];
+        crate::trace::hex(&self.request_id.to_be_bytes(), &mut id);
+        out.extend_from_slice(&id);
+        out.push(b'"');
+        if let Some(t) = self.trace_id {
+            field_str(out, b"trace_id", t.as_bytes());
+        }
+        out.extend_from_slice(b",\"client\":\"");
+        match self.client {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    decimal(u64::from(*octet), out);
+                }
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(Utf8Vec(out), "{v6}");
+            }
+        }
+        out.push(b'"');
+        field_str(out, b"method", self.line.method.as_bytes());
+        if let Some(h) = self.host {
+            field_str(out, b"host", h.as_bytes());
+        }
+        field_str(out, b"path", self.line.target.as_bytes());
+        out.extend_from_slice(b",\"status\":");
+        decimal(u64::from(self.status), out);
+        out.extend_from_slice(b",\"bytes\":");
+        decimal(self.bytes, out);
+        out.extend_from_slice(b",\"duration_ms\":");
+        millis(self.duration, out);
+        if let Some(u) = self.upstream {
+            out.extend_from_slice(b",\"upstream_ms\":");
+            millis(u, out);
+        }
+        for (key, value) in [
+            (&b"app"[..], self.app),
+            (b"tenant", self.tenant),
+            (b"version", self.version),
+            (b"cache", self.cache),
+            (b"waf", self.waf),
+        ] {
+            if let Some(v) = value {
+                field_str(out, key, v.as_bytes());
+            }
+        }
+        if !self.line.user_agent.is_empty() {
+            field_str(
+                out,
+                b"user_agent",
+                String::from_utf8_lossy(&self.line.user_agent).as_bytes(),
+            );
+        }
+        if self.aborted {
+            out.extend_from_slice(b",\"aborted\":true");
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// `std::fmt::Write` into a byte buffer (for the rare IPv6 client).
+struct Utf8Vec<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Utf8Vec<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// `,"key":"value"` with JSON's escapes (`value` is UTF-8).
+fn field_str(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"\":\"");
+    // Most values need no escape: one pass the compiler vectorises (no
+    // early exit), then a copy.
+    let needs_escape = value
+        .iter()
+        .fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if !needs_escape {
+        out.extend_from_slice(value);
+        out.push(b'"');
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in value.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&value[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(DIGITS[usize::from(b >> 4)]);
+                out.push(DIGITS[usize::from(b & 15)]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&value[start..]);
+    out.push(b'"');
+}
+
+/// `n` in decimal.
+fn decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A duration in milliseconds with three decimals (microseconds).
+fn millis(d: Duration, out: &mut Vec<u8>) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    decimal(us / 1000, out);
+    let frac = us % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+thread_local! {
+    /// The last second formatted (`2026-12-06T09:05:09.`), by its Unix
+    /// second: lines of the same second reuse it.
+    static SECOND: std::cell::Cell<(u64, [u8; 20])> = const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+}
+
+/// `time` as RFC 3339 in UTC with milliseconds.
+fn json_time(time: SystemTime, out: &mut Vec<u8>) {
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (cached, mut prefix) = SECOND.get();
+    if cached != secs {
+        let t = time_parts(time);
+        let mut s = String::with_capacity(20);
+        let _ = write!(
+            s,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        );
+        if s.len() == 20 {
+            prefix.copy_from_slice(s.as_bytes());
+            SECOND.set((secs, prefix));
+        } else {
+            // A year outside 0..=9999: not cached.
+            out.extend_from_slice(s.as_bytes());
+            let ms = since.subsec_millis();
+            let _ = write!(Utf8Vec(out), "{ms:03}Z");
+            return;
+        }
+    }
+    out.extend_from_slice(&prefix);
+    let ms = since.subsec_millis();
+    out.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
+}
+
+/// nginx's escaping of logged variables: `"`, `\` and bytes outside
+/// printable ASCII as `\xHH`.
+fn escape(out: &mut String, value: &[u8]) {
+    for &b in value {
+        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+            let _ = write!(out, "\\x{b:02X}");
+        } else {
+            out.push(char::from(b));
+        }
+    }
+}
+
+fn escape_or_dash(out: &mut String, value: &[u8]) {
+    if value.is_empty() {
+        out.push('-');
+    } else {
+        escape(out, value);
+    }
+}
+
+/// A UTC date and time, for log lines.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TimeParts {
+    /// Year.
+    pub year: i64,
+    /// Month, 1 to 12.
+    pub month: u8,
+    /// Day of the month.
+    pub day: u8,
+    /// Hour.
+    pub hour: u8,
+    /// Minute.
+    pub minute: u8,
+    /// Second.
+    pub second: u8,
+    /// Milliseconds.
+    pub millis: u16,
+}
+
+/// `time` in UTC (Howard Hinnant's days-to-civil).
+pub fn time_parts(time: SystemTime) -> TimeParts {
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    TimeParts {
+        year,
+        month,
+        day,
+        hour: (rem / 3600) as u8,
+        minute: (rem % 3600 / 60) as u8,
+        second: (rem % 60) as u8,
+        millis: since.subsec_millis() as u16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(target: &str, headers: &[(&str, &[u8])]) -> http::request::Parts {
+        let mut b = http::Request::builder().method("GET").uri(target);
+        for (n, v) in headers {
+            b = b.header(*n, http::HeaderValue::from_bytes(v).unwrap());
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn entry(line: &RequestLine) -> Entry<'_> {
+        Entry {
+            line,
+            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_547_909_123),
+            client: "203.0.113.9".parse().unwrap(),
+            host: Some("shop.test"),
+            status: 200,
+            bytes: 512,
+            duration: Duration::from_micros(1_500),
+            upstream: Some(Duration::from_micros(1_000)),
+            app: Some("shop"),
+            tenant: None,
+            version: Some("v2"),
+            cache: Some("MISS"),
+            waf: Some("detect"),
+            request_id: 0xab,
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+            aborted: false,
+        }
+    }
+
+    #[test]
+    fn dates_are_utc_civil_dates() {
+        let t = time_parts(SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_547_909_123));
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute, t.second, t.millis),
+            (2026, 12, 6, 9, 5, 9, 123)
+        );
+        let leap = time_parts(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400));
+        assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
+    }
+
+    #[test]
+    fn json_lines_carry_bext_fields_and_only_the_path() {
+        let line = RequestLine::new(
+            AccessLogFormat::Json,
+            &parts("/cart?token=secret", &[("user-agent", b"curl/8 \"x\"\tevil")]),
+        );
+        let mut out = Vec::new();
+        entry(&line).write(AccessLogFormat::Json, &mut out);
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["time"], "2026-12-06T09:05:09.123Z");
+        assert_eq!(v["path"], "/cart", "no query (tokens live there)");
+        assert_eq!(v["request_id"], "00000000000000ab");
+        assert_eq!(v["duration_ms"], 1.5);
+        assert_eq!(v["upstream_ms"], 1.0);
+        assert_eq!(
+            (&v["app"], &v["version"], &v["cache"], &v["waf"]),
+            (&"shop".into(), &"v2".into(), &"MISS".into(), &"detect".into())
+        );
+        assert_eq!(v["user_agent"], "curl/8 \"x\"\tevil");
+        assert!(v.get("tenant").is_none() && v.get("aborted").is_none());
+    }
+
+    #[test]
+    fn combined_lines_are_nginx_s_with_hostile_bytes_escaped() {
+        let long = format!("/{}", "a".repeat(5000));
+        let line = RequestLine::new(
+            AccessLogFormat::Combined,
+            &parts(
+                "/p?q=1",
+                &[("user-agent", b"Mozilla\" \\ \t\xff"), ("referer", b"https://r.test/")],
+            ),
+        );
+        let mut out = Vec::new();
+        entry(&line).write(AccessLogFormat::Combined, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "203.0.113.9 - - [06/Dec/2026:09:05:09 +0000] \"GET /p?q=1 HTTP/1.1\" 200 512 \"https://r.test/\" \"Mozilla\\x22 \\x5C \\x09\\xFF\"\n"
+        );
+        let line = RequestLine::new(AccessLogFormat::Combined, &parts(&long, &[]));
+        let mut out = Vec::new();
+        entry(&line).write(AccessLogFormat::Combined, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(&format!("\"GET /{} HTTP/1.1\" 200 512 \"-\" \"-\"", "a".repeat(1023))),
+            "{text}"
+        );
+    }
+}

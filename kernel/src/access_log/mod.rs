@@ -1,0 +1,34 @@
+//! The dedicated access log of `[platform] access_log = { ... }`: a line
+//! per request, formatted on the worker (JSON or nginx's combined) and
+//! appended to a bounded buffer that a thread of its own writes out, so
+//! a slow disk never delays a request. A full buffer drops the line and
+//! counts it (`bext_access_log_dropped_lines_total`). SIGUSR1 reopens
+//! the file (logrotate's `postrotate`).
+
+mod format;
+mod writer;
+
+use std::sync::Arc;
+
+pub use format::{Entry, RequestLine, time_parts};
+pub use writer::{AccessLog, close_all, reopen_all};
+
+/// Where a request's access log line goes (the pipeline's, by its
+/// `[platform] access_log`).
+#[derive(Clone, Default)]
+pub enum Sink {
+    /// Nowhere.
+    #[default]
+    Off,
+    /// A `bext::access` event in the error log.
+    ErrorLog,
+    /// A dedicated log.
+    Dedicated(Arc<AccessLog>),
+}
+
+impl Sink {
+    /// Whether requests are logged.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Sink::Off)
+    }
+}

@@ -1,0 +1,446 @@
+//! Access logs, traces and OTLP export through the real server: JSON and
+//! combined lines with the request's fields, logrotate's rename and
+//! SIGUSR1, `traceparent` continued or replaced (hostile spellings
+//! included) on its way to an upstream, and spans posted to a collector
+//! started here.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::support::*;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// A proxy app `shop` on `shop.test` to `upstream` with the WAF in detect
+/// mode, and `platform` added to `[platform]`.
+fn shop(s: &Site, upstream: std::net::SocketAddr, platform: &str) -> std::path::PathBuf {
+    s.write(
+        "manifests/waf.yaml",
+        "name: waf\nenabled: true\nconfig:\n  mode: detect\n",
+    );
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+{platform}
+
+[apps.shop]
+runtime = "proxy"
+upstream = "http://{upstream}"
+domains = ["shop.test"]
+"#
+    ))
+}
+
+/// The lines of `path` once it has at least `n`.
+async fn lines(path: &Path, n: usize) -> Vec<String> {
+    eventually(Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= n).then_some(lines)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn json_lines_carry_app_trace_upstream_time_and_waf_verdict() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let log = s.path("access.json");
+    let cfg = shop(
+        &s,
+        echo.addr,
+        &format!("access_log = {{ format = \"json\", path = \"{}\" }}", log.display()),
+    );
+    let b = Bext::serve(&cfg);
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/cart?token=secret",
+            &[
+                ("host", "shop.test"),
+                ("traceparent", &traceparent),
+                ("user-agent", "probe/1"),
+            ],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let cart_bytes = r.body.len() as u64;
+    // A request the WAF notes (detect mode: served all the same).
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/search?q=1%27%20OR%20%271%27%3D%271",
+            &[("host", "shop.test")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let lines = lines(&log, 2).await;
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["app"], "shop");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["path"], "/cart", "the query is never logged");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["bytes"].as_u64(), Some(cart_bytes));
+    assert_eq!(first["trace_id"], TRACE);
+    assert_eq!(first["client"], "127.0.0.1");
+    assert_eq!(first["host"], "shop.test");
+    assert_eq!(first["user_agent"], "probe/1");
+    assert!(first["upstream_ms"].as_f64().unwrap() <= first["duration_ms"].as_f64().unwrap());
+    assert_eq!(first["request_id"].as_str().unwrap().len(), 16);
+    assert!(first.get("waf").is_none(), "{first}");
+    let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(second["waf"], "detect", "{second}");
+    assert_ne!(second["trace_id"], TRACE, "a new trace");
+    assert_eq!(second["trace_id"].as_str().unwrap().len(), 32);
+    // Nothing of it went to the error log.
+    assert!(!b.log().contains("bext::access"));
+}
+
+#[tokio::test]
+async fn combined_lines_follow_a_rotated_file_after_sigusr1() {
+    let s = Site::new();
+    s.write("www/index.html", "hello");
+    let log = s.path("access.log");
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+access_log = {{ format = "combined", path = "{}", buffer = "64KiB" }}
+
+[apps.site]
+source = "www"
+domains = ["site.test"]
+"#,
+        log.display()
+    ));
+    let b = Bext::serve(&cfg);
+    let r = send(
+        b.addr,
+        request(
+            "GET",
+            "/index.html?a=1",
+            &[
+                ("host", "site.test"),
+                ("referer", "https://r.test/"),
+                ("user-agent", "say \"hi\""),
+            ],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let first = lines(&log, 1).await;
+    let line = &first[0];
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(
+        line.ends_with("] \"GET /index.html?a=1 HTTP/1.1\" 200 5 \"https://r.test/\" \"say \\x22hi\\x22\""),
+        "{line}"
+    );
+    // logrotate: rename, then SIGUSR1.
+    let rotated = s.path("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    b.signal("USR1");
+    eventually(Duration::from_secs(10), || async { log.exists().then_some(()) }).await;
+    get(b.addr, "site.test", "/after-rotation").await;
+    let after = lines(&log, 1).await;
+    assert!(after[0].contains("\"GET /after-rotation HTTP/1.1\" 404"), "{after:?}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert_eq!(old.lines().count(), 1, "nothing more went to the rotated file: {old}");
+}
+
+#[tokio::test]
+async fn a_bad_access_log_or_otel_setting_is_a_clear_error() {
+    let s = Site::new();
+    for (setting, field, reason) in [
+        (
+            "access_log = { format = \"xml\" }",
+            "platform.access_log",
+            "unknown variant `xml`",
+        ),
+        ("access_log = { buffer = \"100\" }", "platform.access_log", "too small"),
+        ("access_log = 3", "platform.access_log", "`true`, `false` or a table"),
+        ("log = \"bext=loud\"", "platform.log", "not a log filter"),
+        (
+            "[platform.otel]\nendpoint = \"ftp://x\"",
+            "platform.otel",
+            "an http:// URL",
+        ),
+        (
+            "[platform.otel]\nendpoint = \"http://127.0.0.1:4318\"\nsample = 2.0",
+            "platform.otel",
+            "not between 0 and 1",
+        ),
+    ] {
+        let cfg = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n{setting}\n"));
+        let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{setting}");
+        assert!(err.contains(field) && err.contains(reason), "{setting}: {err}");
+    }
+    // A file that cannot be opened: serve refuses to start, naming it.
+    let cfg =
+        s.platform("[platform]\nlisten = \"127.0.0.1:0\"\naccess_log = { path = \"/nonexistent/dir/access.log\" }\n");
+    let out = bext_output(&["serve", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("platform.access_log") && err.contains("/nonexistent/dir/access.log"),
+        "{err}"
+    );
+}
+
+/// The `traceparent` the upstream got for a request sent with `values`.
+async fn traceparent_upstream(addr: std::net::SocketAddr, values: &[&str]) -> (String, Option<String>) {
+    let mut headers = vec![("host", "shop.test"), ("tracestate", "vendor=1")];
+    headers.extend(values.iter().map(|v| ("traceparent", *v)));
+    let r = send(addr, request("GET", "/", &headers, "")).await;
+    assert_eq!(r.status, 200);
+    let got = r.json();
+    let tp = got["headers"]["traceparent"]
+        .as_str()
+        .expect("a traceparent")
+        .to_owned();
+    (tp, got["headers"]["tracestate"].as_str().map(str::to_owned))
+}
+
+fn well_formed(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    parts.len() == 4 && parts[0] == "00" && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2)
+}
+
+#[tokio::test]
+async fn traceparent_is_continued_or_replaced_never_passed_on_as_sent() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let b = Bext::serve(&shop(&s, echo.addr, "access_log = false"));
+    let good = format!("00-{TRACE}-{PARENT}-01");
+    let (tp, state) = traceparent_upstream(b.addr, &[&good]).await;
+    assert!(well_formed(&tp), "{tp}");
+    assert!(tp.starts_with(&format!("00-{TRACE}-")) && tp.ends_with("-01"), "{tp}");
+    assert!(!tp.contains(PARENT), "bext's span is the upstream's parent: {tp}");
+    assert_eq!(
+        state.as_deref(),
+        Some("vendor=1"),
+        "tracestate goes with a valid traceparent"
+    );
+
+    let (tp, _) = traceparent_upstream(b.addr, &[]).await;
+    assert!(well_formed(&tp), "started: {tp}");
+
+    let upper = good.to_uppercase();
+    let ff = format!("ff-{TRACE}-{PARENT}-01");
+    let longer = format!("{good}-00");
+    let spaced = format!("00-{TRACE} -{PARENT}-01");
+    let zero = format!("00-{}-{PARENT}-01", "0".repeat(32));
+    let hostile: Vec<Vec<&str>> = vec![
+        vec![&upper],
+        vec![&ff],
+        vec![&longer],
+        vec![&spaced],
+        vec![&zero],
+        vec![&good, &good],
+        vec!["00-%34bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+        vec!["garbage"],
+    ];
+    for values in hostile {
+        let (tp, state) = traceparent_upstream(b.addr, &values).await;
+        assert!(well_formed(&tp), "{values:?} → {tp}");
+        assert!(!values.contains(&tp.as_str()), "passed on as sent: {tp}");
+        assert!(!tp.contains(TRACE), "{values:?}: the hostile trace was continued: {tp}");
+        assert_eq!(state, None, "{values:?}: tracestate of an invalid traceparent");
+    }
+}
+
+/// A tiny OTLP/HTTP collector: keeps every JSON body posted to `/v1/traces`.
+struct Collector {
+    addr: std::net::SocketAddr,
+    posts: Arc<Mutex<Vec<serde_json::Value>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let posts: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let kept = posts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let kept = kept.clone();
+                        async move {
+                            let ok = req.method() == "POST"
+                                && req.uri().path() == "/v1/traces"
+                                && req
+                                    .headers()
+                                    .get("content-type")
+                                    .is_some_and(|v| v == "application/json");
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let status = match serde_json::from_slice(&body) {
+                                Ok(v) if ok => {
+                                    kept.lock().unwrap().push(v);
+                                    200
+                                }
+                                _ => 400,
+                            };
+                            let res = http::Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                                .unwrap();
+                            Ok::<_, std::convert::Infallible>(res)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Collector {
+            addr,
+            posts,
+            _task: task,
+        }
+    }
+
+    /// Every span received so far.
+    fn spans(&self) -> Vec<serde_json::Value> {
+        let posts = self.posts.lock().unwrap();
+        let mut spans = Vec::new();
+        for p in posts.iter() {
+            for rs in p["resourceSpans"].as_array().unwrap() {
+                assert_eq!(rs["resource"]["attributes"][0]["key"], "service.name");
+                for ss in rs["scopeSpans"].as_array().unwrap() {
+                    spans.extend(ss["spans"].as_array().unwrap().iter().cloned());
+                }
+            }
+        }
+        spans
+    }
+}
+
+fn attr<'a>(span: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+#[tokio::test]
+async fn sampled_requests_reach_an_otlp_collector_with_their_parent_and_hooks() {
+    let collector = Collector::start().await;
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = shop(
+        &s,
+        echo.addr,
+        &format!(
+            "access_log = false\n[platform.otel]\nendpoint = \"http://{}\"\nsample = 0.0",
+            collector.addr
+        ),
+    );
+    let b = Bext::serve(&cfg);
+    // Not sampled (the client says so; new traces are not at 0.0).
+    let unsampled = format!("00-{}-{PARENT}-00", "1".repeat(32));
+    let (tp, _) = traceparent_upstream(b.addr, &[&unsampled]).await;
+    assert!(tp.ends_with("-00"));
+    let (_, _) = traceparent_upstream(b.addr, &[]).await;
+    // Sampled by the client: recorded, as a child of the client's span.
+    let sampled = format!("00-{TRACE}-{PARENT}-01");
+    let (tp, _) = traceparent_upstream(b.addr, &[&sampled]).await;
+    let bext_span = tp.split('-').nth(2).unwrap().to_owned();
+
+    let spans = eventually(Duration::from_secs(15), || async {
+        let spans = collector.spans();
+        spans.iter().any(|s| s["kind"] == 2).then_some(spans)
+    })
+    .await;
+    let servers: Vec<_> = spans.iter().filter(|s| s["kind"] == 2).collect();
+    assert_eq!(servers.len(), 1, "only the sampled request: {servers:?}");
+    let server = servers[0];
+    assert_eq!(server["traceId"], TRACE);
+    assert_eq!(server["parentSpanId"], PARENT);
+    assert_eq!(
+        server["spanId"],
+        bext_span.as_str(),
+        "the upstream's parent is the request's span"
+    );
+    assert_eq!(server["name"], "GET shop");
+    assert_eq!(attr(server, "http.response.status_code").unwrap()["intValue"], "200");
+    assert_eq!(attr(server, "bext.app").unwrap()["stringValue"], "shop");
+    let start: u128 = server["startTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let end: u128 = server["endTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    assert!(start <= end);
+    // The WAF's hook, a child of the request's span.
+    let hooks: Vec<_> = spans.iter().filter(|s| s["kind"] == 1).collect();
+    let waf = hooks
+        .iter()
+        .find(|h| h["name"] == "waf on_request")
+        .unwrap_or_else(|| panic!("no waf hook span in {hooks:?}"));
+    assert_eq!(waf["traceId"], TRACE);
+    assert_eq!(waf["parentSpanId"], bext_span.as_str());
+    assert!(hooks.iter().all(|h| h["traceId"] == TRACE), "{hooks:?}");
+
+    let metrics = send(b.addr, request("GET", "/__bext/metrics", &[("host", "localhost")], "")).await;
+    // No token configured: no endpoint; the counters are checked in metrics.rs.
+    assert_eq!(metrics.status, 404);
+}
+
+#[tokio::test]
+async fn platform_log_sets_levels_by_module_unless_rust_log_does() {
+    let s = Site::new();
+    s.write("www/index.html", "hello");
+    let platform = |log: &str| {
+        s.platform(&format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\n{log}\n[apps.site]\nsource = \"www\"\ndomains = [\"site.test\"]\n"
+        ))
+    };
+    // (levels, RUST_LOG) → whether info lines of bext::cli are written.
+    for (log, rust_log, cli_info) in [
+        ("log = \"warn,bext::access=info\"", "", false),
+        ("log = \"warn,bext::access=info,bext::cli=info\"", "", true),
+        ("log = \"warn,bext::access=info\"", "info", true),
+    ] {
+        let mut b = Bext::serve_env(&platform(log), &[("RUST_LOG", rust_log)]);
+        get(b.addr, "site.test", "/").await;
+        eventually(Duration::from_secs(10), || async {
+            // The access line itself (the "log levels" line names the target too).
+            b.log().contains(" bext::access: ").then_some(())
+        })
+        .await;
+        b.signal("TERM");
+        // Beyond `shutdown_timeout` (30 s), in case a kept-alive connection delays the drain.
+        assert!(b.wait_exit(Duration::from_secs(60)).is_some());
+        let text = b.whole_log(Duration::from_secs(10)).expect("stderr closes at exit");
+        assert_eq!(
+            text.contains("shutting down"),
+            cli_info,
+            "{log} RUST_LOG={rust_log:?}:\n{text}"
+        );
+    }
+}

@@ -200,7 +200,7 @@ impl Guard {
     /// The CRS tier on what the native rules let through: a score at the
     /// threshold refuses it (unless `crs.mode` or `mode` is `detect`,
     /// where any score is logged), with the rules that made it.
-    fn crs_tier(&self, req: &Request, cx: &Ctx, ip: IpAddr, on: &Switches, subject: &Subject<'_>) -> Flow {
+    fn crs_tier(&self, req: &Request, cx: &mut Ctx, ip: IpAddr, on: &Switches, subject: &Subject<'_>) -> Flow {
         let Some(tier) = &self.crs else { return Flow::Continue };
         let Some(outcome) = tier.judge(subject, &ip.to_string(), &on.crs) else {
             return Flow::Continue;
@@ -213,7 +213,7 @@ impl Guard {
         let refuse = outcome.refused && blocking;
         let action = if refuse { "block" } else { "detect" };
         record_with(self.audit(), &self.name, req, cx, ip, action, None, Some(outcome.event));
-        self.count(action, None);
+        self.count(cx, action, None);
         if !refuse {
             return Flow::Continue;
         }

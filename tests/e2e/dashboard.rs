@@ -40,8 +40,9 @@ fn serve(config: &Path) -> Bext {
     Bext::serve_env(config, &[("BEXT_ADMIN_TOKEN", TOKEN)])
 }
 
-/// Deploys a bundle saying `body` to `blog` through the running server's API.
-fn deploy(s: &Site, config: &Path, addr: SocketAddr, name: &str, body: &str) {
+/// Deploys a bundle saying `body` to `blog` through the running server's
+/// API, with the CLI's `extra` flags.
+fn deploy_with(s: &Site, config: &Path, addr: SocketAddr, name: &str, body: &str, extra: &[&str]) {
     s.write(&format!("{name}/index.html"), body);
     let out = Command::new(env!("CARGO_BIN_EXE_bext"))
         .args(["deploy", s.path(name).to_str().unwrap(), "--app", "blog"])
@@ -51,10 +52,15 @@ fn deploy(s: &Site, config: &Path, addr: SocketAddr, name: &str, body: &str) {
             "--server",
             &format!("http://{addr}"),
         ])
+        .args(extra)
         .env("BEXT_ADMIN_TOKEN", TOKEN)
         .output()
         .unwrap();
     ok(out);
+}
+
+fn deploy(s: &Site, config: &Path, addr: SocketAddr, name: &str, body: &str) {
+    deploy_with(s, config, addr, name, body, &[]);
 }
 
 async fn ui(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
@@ -274,6 +280,38 @@ async fn buttons_need_the_session_csrf_token() {
     .await;
     assert_eq!(r.status, 404);
     assert_eq!(current().await, "version one");
+
+    // A canary and a preview show on the overview; Promote makes the
+    // canary current.
+    deploy_with(&s, &config, b.addr, "three", "version three", &["--canary", "30"]);
+    deploy_with(&s, &config, b.addr, "four", "version four", &["--preview", "pr-7"]);
+    let html = ui(b.addr, "GET", "/__bext/ui", &[("cookie", &cookie)], "").await.text();
+    let canaries = &html[html.find(r#"id="canaries""#).unwrap()..html.find(r#"id="previews""#).unwrap()];
+    assert!(
+        canaries.contains("<td>canary</td><td>v3</td><td>30%</td>"),
+        "{canaries}"
+    );
+    assert!(canaries.contains("<td>stable</td><td>v1</td>"), "{canaries}");
+    let previews = &html[html.find(r#"id="previews""#).unwrap()..];
+    assert!(
+        previews.contains("<td>blog</td><td>pr-7</td><td>v4</td><td>"),
+        "{previews}"
+    );
+    let page = ui(b.addr, "GET", "/__bext/ui/apps/blog", &[("cookie", &cookie)], "")
+        .await
+        .text();
+    assert!(
+        page.contains(r#"id="promote""#) && page.contains(r#"id="canary-stats""#),
+        "{page}"
+    );
+    let promote = "/__bext/ui/apps/blog/promote";
+    assert_eq!(ui(b.addr, "POST", promote, &with, "to=50").await.status, 403);
+    let r = ui(b.addr, "POST", promote, &with, &format!("csrf={csrf}&to=")).await;
+    assert_eq!(r.status, 303);
+    let page = ui(b.addr, "GET", "/__bext/ui/apps/blog", &[("cookie", &cookie)], "")
+        .await
+        .text();
+    assert!(page.contains(r#"<strong id="current-version">v3</strong>"#), "{page}");
 }
 
 #[tokio::test]
@@ -401,4 +439,39 @@ async fn in_a_real_browser() {
     let row = browser.wait_text("tr.waf-event.fresh", |t| t.contains("block")).await;
     assert!(row.contains("xss") && row.contains("GET blog.test/"), "{row}");
     assert!(browser.url().await.ends_with("/__bext/ui"), "no reload");
+}
+
+#[tokio::test]
+async fn over_tls_the_cookie_is_secure_and_certificates_are_listed() {
+    let s = Site::new();
+    s.write("site/index.html", "hi");
+    let b = serve(&s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\n\
+         [apps.blog]\nsource = \"site\"\ndomains = [\"blog.test\"]\ntls = \"self-signed\"\n",
+    ));
+    let root = crate::tls::first_cert(&std::fs::read(s.path(".bext/tls/self-signed/blog.crt")).unwrap());
+    let client = crate::tls::Client::trusting(&[&root]);
+    let form = [
+        ("host", "blog.test"),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let login = request("POST", "/__bext/ui/login", &form, format!("token={TOKEN}"));
+    let r = client.send(b.tls.unwrap(), "blog.test", login).await;
+    assert_eq!(r.status, 303);
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.ends_with("; Secure") && set.contains("HttpOnly"), "{set}");
+    let cookie = set.split(';').next().unwrap();
+    let page = client
+        .send(
+            b.tls.unwrap(),
+            "blog.test",
+            request("GET", "/__bext/ui", &[("host", "blog.test"), ("cookie", cookie)], ""),
+        )
+        .await;
+    let html = page.text();
+    let certs = &html[html.find(r#"id="certificates""#).expect("the certificates table")..];
+    assert!(
+        certs.contains("<td>blog.test</td>") && certs.contains(" GMT</td>"),
+        "{certs}"
+    );
 }

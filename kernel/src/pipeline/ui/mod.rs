@@ -60,7 +60,7 @@ pub(super) async fn respond(
         ("/login", true) => html(StatusCode::OK, html::login(None)),
         ("/login", false) if method == Method::POST => login(req, cx, &token).await,
         _ => match authenticate(req, cx, &token, get) {
-            Err(refused) => refused,
+            Err(refused) => *refused,
             Ok(who) => serve(pipeline, sub, req, cx, &method, who).await,
         },
     };
@@ -77,10 +77,10 @@ enum Who {
 
 /// The bearer token when the request has an `Authorization` header, else
 /// the session cookie; without either a page is sent to the login form.
-fn authenticate(req: &Request, cx: &Ctx, token: &str, get: bool) -> Result<Who, Response> {
+fn authenticate(req: &Request, cx: &Ctx, token: &str, get: bool) -> Result<Who, Box<Response>> {
     if req.headers().contains_key(AUTHORIZATION) {
         return match refuse_unless_admin(req, cx, Some(token)) {
-            Some(refused) => Err(refused),
+            Some(refused) => Err(Box::new(refused)),
             None => Ok(Who::Bearer),
         };
     }
@@ -90,9 +90,9 @@ fn authenticate(req: &Request, cx: &Ctx, token: &str, get: bool) -> Result<Who, 
         return Ok(Who::Session { id, csrf: s.csrf });
     }
     if get {
-        Err(see_other(&format!("{BASE}/login")))
+        Err(Box::new(see_other(&format!("{BASE}/login"))))
     } else {
-        Err(plain(StatusCode::UNAUTHORIZED, "log in first\n"))
+        Err(Box::new(plain(StatusCode::UNAUTHORIZED, "log in first\n")))
     }
 }
 
@@ -132,7 +132,7 @@ async fn serve(
     };
     let form = match read_form(req).await {
         Ok(f) => f,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     if let Who::Session { csrf, .. } = &who {
         let cross_site = req
@@ -193,7 +193,7 @@ fn app_path(sub: &str) -> Option<(&str, Option<&str>)> {
 async fn login(req: &mut Request, cx: &Ctx, token: &str) -> Response {
     let form = match read_form(req).await {
         Ok(f) => f,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let presented = field(&form, "token").unwrap_or_default();
     let mut probe: Request = http::Request::new(Body::full(""));
@@ -241,14 +241,19 @@ fn logout(who: &Who) -> Response {
 }
 
 /// An `application/x-www-form-urlencoded` body, as pairs.
-async fn read_form(req: &mut Request) -> Result<Vec<(String, String)>, Response> {
+async fn read_form(req: &mut Request) -> Result<Vec<(String, String)>, Box<Response>> {
     let body = std::mem::replace(req.body_mut(), Body::full(""));
     let bytes = match http_body_util::Limited::new(body, MAX_FORM).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large or cut short\n")),
+        Err(_) => {
+            return Err(Box::new(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "form too large or cut short\n",
+            )));
+        }
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
-        return Err(plain(StatusCode::BAD_REQUEST, "the form is not UTF-8\n"));
+        return Err(Box::new(plain(StatusCode::BAD_REQUEST, "the form is not UTF-8\n")));
     };
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
@@ -260,7 +265,7 @@ async fn read_form(req: &mut Request) -> Result<Vec<(String, String)>, Response>
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match (decode(k), decode(v)) {
             (Ok(k), Ok(v)) => pairs.push((k, v)),
-            _ => return Err(plain(StatusCode::BAD_REQUEST, "the form is not UTF-8\n")),
+            _ => return Err(Box::new(plain(StatusCode::BAD_REQUEST, "the form is not UTF-8\n"))),
         }
     }
     Ok(pairs)

@@ -475,3 +475,64 @@ async fn over_tls_the_cookie_is_secure_and_certificates_are_listed() {
         "{certs}"
     );
 }
+
+#[tokio::test]
+async fn the_cache_hit_ratio_comes_from_the_isr_metrics() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
+    let b = serve(&shop_platform(&s, echo.addr));
+    let bearer = format!("Bearer {TOKEN}");
+    let overview = || async {
+        ui(b.addr, "GET", "/__bext/ui", &[("authorization", &bearer)], "")
+            .await
+            .text()
+    };
+    assert!(overview().await.contains("No answers through the isr cache yet."));
+    let cached = [
+        ("host", "shop.test"),
+        ("x-echo-set", "cache-control=public, max-age=60"),
+    ];
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let r = send(b.addr, request("GET", "/page", &cached, "")).await;
+        seen.push(r.header("x-cache").unwrap_or("-").to_owned());
+    }
+    assert_eq!(seen, ["MISS", "HIT", "HIT", "HIT"]);
+    let html = overview().await;
+    assert!(
+        html.contains(r#"<strong id="cache-ratio">75.0%</strong> (HIT 3, MISS 1)"#),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_event_stream_does_not_hold_up_a_shutdown() {
+    let s = Site::new();
+    let mut b = serve(&platform(&s, "[platform.limits]\nshutdown_timeout = \"600s\"\n"));
+    let bearer = format!("Bearer {TOKEN}");
+    let (mut sender, _conn) = h1_client(b.addr).await;
+    let req = request(
+        "GET",
+        "/__bext/ui/events",
+        &[("host", "admin.test"), ("authorization", &bearer)],
+        "",
+    );
+    let mut body = sender.send_request(req).await.unwrap().into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("retry: "));
+    b.signal("TERM");
+    // The stream ends (well before the 600 s the drain would wait for it)...
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(frame) = body.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream was not ended by the shutdown");
+    // ...and the server stops.
+    let status = tokio::task::spawn_blocking(move || b.wait_exit(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

@@ -10,7 +10,7 @@ pub mod reload;
 pub mod run;
 mod shortcuts;
 pub mod tls;
-mod ui;
+pub(crate) mod ui;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -93,10 +93,13 @@ pub(super) fn label<'t>(labels: &'t str, name: &str) -> Option<&'t str> {
 /// The isr cache's answers by status (`HIT`, `STALE`, `MISS`, `BYPASS`)
 /// and the hit ratio (hits and stale hits over all), if it answered any.
 pub(super) fn cache(metrics: &str) -> (Vec<(String, u64)>, Option<f64>) {
-    let by_status: Vec<(String, u64)> = samples(metrics, "bext_plugin_isr_responses_total")
+    let mut by_status: Vec<(String, u64)> = samples(metrics, "bext_plugin_isr_responses_total")
         .into_iter()
         .filter_map(|(l, v)| Some((label(l, "status")?.to_owned(), v as u64)))
         .collect();
+    // The registry's order is not stable: the cache's own order instead.
+    let rank = |s: &str| ["HIT", "STALE", "MISS", "BYPASS"].iter().position(|k| *k == s);
+    by_status.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
     let total: u64 = by_status.iter().map(|(_, n)| n).sum();
     let hits: u64 = by_status
         .iter()
@@ -125,8 +128,8 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "# HELP x\n\
-        bext_plugin_isr_responses_total{status=\"HIT\"} 3\n\
         bext_plugin_isr_responses_total{status=\"MISS\"} 1\n\
+        bext_plugin_isr_responses_total{status=\"HIT\"} 3\n\
         bext_plugin_isr_responses_total_created 5\n\
         bext_certificate_expiry_timestamp_seconds{name=\"*.shop.test\"} 1900000000\n";
 

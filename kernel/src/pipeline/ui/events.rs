@@ -3,10 +3,11 @@
 //! metrics registry) and one `waf` event per audit event newer than the
 //! stream's start. The stream ends after [`STREAM_FOR`] (the browser's
 //! `EventSource` reconnects), so a long-open page never holds a reloaded
-//! pipeline or a shutdown for long.
+//! pipeline for long, and at once when the server starts shutting down
+//! ([`stop_streams`]), so an open dashboard does not hold up the drain.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bext_plugin_abi::{Body, Ctx, Response};
@@ -37,6 +38,17 @@ struct State {
     interval: tokio::time::Interval,
 }
 
+/// Set once the server is shutting down.
+fn stopping() -> &'static tokio::sync::watch::Sender<bool> {
+    static STOPPING: OnceLock<tokio::sync::watch::Sender<bool>> = OnceLock::new();
+    STOPPING.get_or_init(|| tokio::sync::watch::channel(false).0)
+}
+
+/// Ends every event stream (called when a shutdown starts draining).
+pub(crate) fn stop_streams() {
+    stopping().send_replace(true);
+}
+
 /// The `text/event-stream` response.
 pub(super) async fn stream(pipeline: &Arc<Pipeline>, cx: &Ctx) -> Response {
     let mut own = Ctx::new(cx.request_id, cx.peer);
@@ -61,8 +73,12 @@ pub(super) async fn stream(pipeline: &Arc<Pipeline>, cx: &Ctx) -> Response {
         {
             return;
         }
+        let mut stop = stopping().subscribe();
         while state.started.elapsed() < STREAM_FOR {
-            state.interval.tick().await;
+            tokio::select! {
+                _ = state.interval.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
             let chunk = tick(&mut state).await;
             if tx.send(Bytes::from(chunk)).await.is_err() {
                 return; // the browser went away

@@ -11,6 +11,8 @@
 
 mod data;
 mod events;
+
+pub(crate) use events::stop_streams;
 mod html;
 mod pages;
 mod session;
@@ -35,7 +37,7 @@ const BASE: &str = "/__bext/ui";
 
 /// Answers `rest` (the path under `/__bext`) if it is the dashboard's and
 /// `access` lets the host see the admin surface.
-pub(super) async fn respond(
+pub(crate) async fn respond(
     pipeline: &Arc<Pipeline>,
     rest: &str,
     req: &mut Request,

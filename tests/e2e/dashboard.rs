@@ -536,3 +536,33 @@ async fn an_open_event_stream_does_not_hold_up_a_shutdown() {
         .unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+#[tokio::test]
+async fn on_admin_listen_with_the_token_and_not_on_the_public_port() {
+    let s = Site::new();
+    let b = serve(&platform(&s, "admin_listen = \"127.0.0.1:0\""));
+    let admin = b.admin.expect("the admin listener is announced");
+    let bearer = format!("Bearer {TOKEN}");
+    for host in ["admin.test", "blog.test", "127.0.0.1"] {
+        let r = send(
+            b.addr,
+            request("GET", "/__bext/ui", &[("host", host), ("authorization", &bearer)], ""),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{host} on the public port");
+    }
+    // Unlike the health details, the dashboard wants the token there too.
+    let r = ui(admin, "GET", "/__bext/ui", &[], "").await;
+    assert_eq!((r.status, r.header("location")), (303, Some("/__bext/ui/login")));
+    assert_eq!(
+        ui(admin, "GET", "/__bext/ui", &[("authorization", "Bearer x")], "")
+            .await
+            .status,
+        401
+    );
+    let r = ui(admin, "GET", "/__bext/ui", &[("authorization", &bearer)], "").await;
+    assert!(r.text().contains("/__bext/ui/apps/blog"));
+    let cookie = login(admin).await;
+    let r = ui(admin, "GET", "/__bext/ui/apps/blog", &[("cookie", &cookie)], "").await;
+    assert_eq!(r.status, 200);
+}

@@ -167,6 +167,15 @@ impl Client {
         (reply, version, leaf)
     }
 
+    /// `req` (origin-form, its own Host header) over a fresh TLS
+    /// connection for `name`, in HTTP/1.1.
+    pub(crate) async fn send(&self, addr: SocketAddr, name: &str, req: Request<Full<Bytes>>) -> Reply {
+        let tls = self.clone().alpn(&[b"http/1.1"]).connect(addr, name).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+        tokio::spawn(conn);
+        collect(sender.send_request(req).await.unwrap()).await
+    }
+
     /// The leaf certificate presented for `name`, or the handshake error.
     pub(crate) async fn leaf_for(&self, addr: SocketAddr, name: &str) -> Result<CertificateDer<'static>, String> {
         match self.connect(addr, name).await {

@@ -611,6 +611,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         "shutting down: no new connections, draining"
     );
     let _ = stop_tx.send(true);
+    crate::pipeline::ui::stop_streams();
     let deadline = kernel.limits.shutdown_timeout;
     if tokio::time::timeout(deadline, tracker.drained()).await.is_err() {
         tracing::warn!(

@@ -10,6 +10,7 @@ pub mod reload;
 pub mod run;
 mod shortcuts;
 pub mod tls;
+pub(crate) mod ui;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -182,8 +182,11 @@ async fn dispatch(
         // unknown path.
         // The kernel's own endpoints first: an app's logs live under the
         // deploy plugin's base.
-        let rest = internal_rest(req.uri().path()).unwrap_or("");
-        if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, rest, req, cx, access) {
+        let rest = internal_rest(req.uri().path()).unwrap_or("").to_owned();
+        if let Some(res) = super::ui::respond(pipeline, &rest, req, cx, access).await {
+            return res;
+        }
+        if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, &rest, req, cx, access) {
             return res;
         }
         if access == Access::Host
@@ -402,8 +405,11 @@ async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx) -> Respons
 /// fetch stage and no apps.
 async fn admin_listener(kernel: &Kernel, pipeline: &Arc<Pipeline>, req: &mut Request, cx: &mut Ctx) -> Response {
     let path = req.uri().path();
-    let rest = internal_rest(path).unwrap_or(path);
-    if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, rest, req, cx, Access::Listener) {
+    let rest = internal_rest(path).unwrap_or(path).to_owned();
+    if let Some(res) = super::ui::respond(pipeline, &rest, req, cx, Access::Listener).await {
+        return res;
+    }
+    if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, &rest, req, cx, Access::Listener) {
         return res;
     }
     match admin_mount(pipeline, req.uri().path()) {
@@ -414,14 +420,14 @@ async fn admin_listener(kernel: &Kernel, pipeline: &Arc<Pipeline>, req: &mut Req
 
 /// The plugin admin route serving `path`, if any (mounts are longest base
 /// first).
-fn admin_mount<'p>(pipeline: &'p Pipeline, path: &str) -> Option<&'p AdminMount> {
+pub(crate) fn admin_mount<'p>(pipeline: &'p Pipeline, path: &str) -> Option<&'p AdminMount> {
     pipeline.admin.iter().find(|m| m.routes.rest(path).is_some())
 }
 
 /// A plugin's admin route: the one token check, then the plugin. Its
 /// errors are answered whatever its fail mode (an admin request has no app
 /// to go on to).
-async fn serve_admin(mount: &AdminMount, req: &mut Request, cx: &mut Ctx) -> Response {
+pub(crate) async fn serve_admin(mount: &AdminMount, req: &mut Request, cx: &mut Ctx) -> Response {
     if let Some(refused) = refuse_unless_admin(req, cx, mount.token.as_deref()) {
         return refused;
     }

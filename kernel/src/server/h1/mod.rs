@@ -199,7 +199,11 @@ async fn connection(
             tracing::debug!(peer = %info.peer, error = %e, "response not written whole; closing");
             return Outcome::Closed;
         }
-        if encoded.last {
+        // A shutdown that began while this response was in flight (its
+        // head already promised keep-alive) closes the connection now, as
+        // hyper's graceful shutdown does: the drain must not wait for the
+        // client's next request or the idle timeout.
+        if encoded.last || *stop.borrow() {
             let _ = stream.shutdown().await;
             return Outcome::Closed;
         }

@@ -2,8 +2,8 @@
 //! threads of their own behind one bounded queue.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
@@ -32,8 +32,9 @@ enum Runner {
 }
 
 impl IsolatePool {
-    /// Starts the pool: loads the module, and for [`Mode::Threads`] starts
-    /// the isolate threads.
+    /// Starts the pool: loads the module once to check it. Isolates start
+    /// on the first call ([`Mode::Threads`]: on their threads; inline: on
+    /// each HTTP worker).
     pub fn start(spec: Spec) -> Result<IsolatePool, JsError> {
         let (runner, exports) = match spec.limits.mode {
             Mode::Threads => Threads::start(spec).map(|(t, e)| (Runner::Threads(t), e))?,
@@ -58,46 +59,40 @@ impl IsolatePool {
 }
 
 /// Isolates on threads of their own. Calls are answered in order of
-/// arrival by whichever isolate is free; dropping the pool stops its
+/// arrival by whichever isolate is free. No thread or isolate exists until
+/// the first call; a thread whose isolate served nothing for `idle_evict`
+/// stops, and a later call starts it again. Dropping the pool stops its
 /// threads once they finish the call in hand.
 struct Threads {
+    spec: Arc<Spec>,
+    fetcher: Option<Arc<crate::fetch::Fetcher>>,
     tx: Sender<Job>,
+    /// Held so that the queue stays open while no thread runs.
+    rx: Receiver<Job>,
+    /// Threads running. Changed only under this lock, with the queue
+    /// checked in the same section, so a thread that stops for idleness
+    /// and a call that needs one cannot miss each other.
+    live: Arc<Mutex<usize>>,
     closed: Arc<AtomicBool>,
 }
 
 impl Threads {
-    /// Starts the threads and waits until every isolate has loaded the
-    /// module, so that a broken module is an error here, not later.
+    /// Loads the module once, in an isolate built and dropped on a loader
+    /// thread, so that a broken module is an error here, not on the first
+    /// request. Starts no isolate thread.
     fn start(spec: Spec) -> Result<(Threads, Exports), JsError> {
-        let workers = spec.limits.workers.max(1);
-        let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let closed = Arc::new(AtomicBool::new(false));
         let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
-        let spec = Arc::new(spec);
-        for i in 0..workers {
-            let (spec, rx, ready, closed) = (spec.clone(), rx.clone(), ready_tx.clone(), closed.clone());
-            let fetcher = fetcher.clone();
-            std::thread::Builder::new()
-                .name(format!("bext-js-{i}"))
-                .stack_size(THREAD_STACK)
-                .spawn(move || work(&spec, fetcher.as_ref(), &rx, ready, &closed))
-                .map_err(|e| JsError::Load(format!("cannot start an isolate thread: {e}")))?;
-        }
-        drop(ready_tx);
-        let mut exports = None;
-        for _ in 0..workers {
-            match ready_rx.recv() {
-                Ok(Ok(e)) => exports = Some(e),
-                Ok(Err(e)) => {
-                    closed.store(true, Ordering::Release);
-                    return Err(e);
-                }
-                Err(_) => break,
-            }
-        }
-        let exports = exports.ok_or_else(|| JsError::Load("the isolate threads stopped while starting".into()))?;
-        Ok((Threads { tx, closed }, exports))
+        let exports = probe(&spec)?;
+        let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
+        let threads = Threads {
+            spec: Arc::new(spec),
+            fetcher,
+            tx,
+            rx: rx,
+            live: Arc::new(Mutex::new(0)),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        Ok((threads, exports))
     }
 
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
@@ -108,14 +103,51 @@ impl Threads {
             Err(TrySendError::Full(_)) => return Err(JsError::Overloaded),
             Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
         }
+        self.staff()?;
         // No timer here: the isolate bounds the call by its deadline, which
         // starts when an isolate picks the call up. Time spent waiting for
         // an isolate is not the handler's: a handler that loops must not
         // make the innocent calls queued behind it time out. The wait is
-        // bounded by the queue's length (a full queue is refused at once)
-        // and by the client, whose call is skipped if it went away. A pool
-        // that stops drops its calls, which closes the channel.
+        // bounded by the queue's length (a full queue is refused at once),
+        // by the module's evaluation limit on a cold start, and by the
+        // client, whose call is skipped if it went away. A pool that stops
+        // drops its calls, which closes the channel.
         answer.await.unwrap_or(Err(JsError::Closed))
+    }
+
+    /// Starts threads until `workers` run. Called after a call is queued.
+    fn staff(&self) -> Result<(), JsError> {
+        let workers = self.spec.limits.workers.max(1);
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        while *live < workers {
+            // Counted from when the thread runs: a closure dropped because
+            // the thread could not start must not uncount (nor lock `live`,
+            // held here).
+            let mut seat = Seat {
+                live: self.live.clone(),
+                counted: false,
+            };
+            let (spec, rx, closed) = (self.spec.clone(), self.rx.clone(), self.closed.clone());
+            let fetcher = self.fetcher.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("bext-js-{}", *live))
+                .stack_size(THREAD_STACK)
+                .spawn(move || {
+                    seat.counted = true;
+                    work(&spec, fetcher.as_ref(), &rx, seat, &closed);
+                });
+            match spawned {
+                Ok(_) => *live += 1,
+                Err(e) if *live == 0 => {
+                    return Err(JsError::Load(format!("cannot start an isolate thread: {e}")));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "bext::js", source = %self.spec.name, "cannot start another isolate thread: {e}");
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -125,32 +157,70 @@ impl Drop for Threads {
     }
 }
 
+/// Builds the module's isolate on a thread of isolate size, and drops it.
+fn probe(spec: &Spec) -> Result<Exports, JsError> {
+    std::thread::scope(|scope| {
+        let loader = std::thread::Builder::new()
+            .name("bext-js-load".into())
+            .stack_size(THREAD_STACK)
+            .spawn_scoped(scope, || Isolate::new(spec, None).map(|(_, exports)| exports))
+            .map_err(|e| JsError::Load(format!("cannot start a loader thread: {e}")))?;
+        loader
+            .join()
+            .unwrap_or_else(|_| Err(JsError::Load("the module crashed the loader".into())))
+    })
+}
+
+/// An isolate thread's place in `live`: given up when the thread stops
+/// for idleness, or when it ends any other way (even by a panic).
+struct Seat {
+    live: Arc<Mutex<usize>>,
+    counted: bool,
+}
+
+impl Seat {
+    /// Gives the place up unless a call is waiting; true if given up.
+    fn leave_if_idle(&mut self, rx: &Receiver<Job>) -> bool {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if !rx.is_empty() {
+            return false;
+        }
+        *live -= 1;
+        self.counted = false;
+        true
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        if self.counted {
+            *self.live.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        }
+    }
+}
+
 /// One isolate thread: build, serve, rebuild after a crash or after
-/// `max_requests`, until the pool is dropped.
+/// `max_requests`, until the pool is dropped or nothing came for
+/// `idle_evict`.
 fn work(
     spec: &Spec,
     fetcher: Option<&Arc<crate::fetch::Fetcher>>,
     rx: &Receiver<Job>,
-    ready: std::sync::mpsc::Sender<Result<Exports, JsError>>,
+    mut seat: Seat,
     closed: &AtomicBool,
 ) {
-    let mut ready = Some(ready);
     let mut crashes: u32 = 0;
     while !closed.load(Ordering::Acquire) {
         let mut isolate = match Isolate::new(spec, fetcher.cloned()) {
-            Ok((isolate, exports)) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Ok(exports));
-                }
-                isolate
-            }
+            Ok((isolate, _)) => isolate,
             Err(e) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
                 crashes += 1;
-                tracing::error!(target: "bext::js", source = %spec.name, "isolate failed to start again: {e}");
+                tracing::error!(target: "bext::js", source = %spec.name, "isolate failed to start: {e}");
+                // The calls waiting for it fail now rather than wait out
+                // the backoff.
+                while let Ok(job) = rx.try_recv() {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
                 backoff(crashes, closed);
                 continue;
             }
@@ -201,9 +271,14 @@ fn work(
                     },
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
-                (None, None) => match rx.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
+                (None, None) => match next_job(rx, spec.limits.idle_evict) {
+                    Next::Job(job) => job,
+                    Next::Idle if seat.leave_if_idle(rx) => {
+                        tracing::debug!(target: "bext::js", source = %spec.name, "isolate evicted after {:?} idle", spec.limits.idle_evict);
+                        return;
+                    }
+                    Next::Idle => continue,
+                    Next::Closed => return,
                 },
             };
             if job.reply.is_closed() {
@@ -239,6 +314,30 @@ fn work(
         if crashes > 1 {
             backoff(crashes - 1, closed);
         }
+    }
+}
+
+/// What an idle isolate thread got.
+enum Next {
+    /// A call.
+    Job(Job),
+    /// Nothing for `idle_evict`.
+    Idle,
+    /// The pool is gone.
+    Closed,
+}
+
+/// Waits for a call, at most `idle` (zero: for ever).
+fn next_job(rx: &Receiver<Job>, idle: Duration) -> Next {
+    let got = if idle.is_zero() {
+        rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+    } else {
+        rx.recv_timeout(idle)
+    };
+    match got {
+        Ok(job) => Next::Job(job),
+        Err(RecvTimeoutError::Timeout) => Next::Idle,
+        Err(RecvTimeoutError::Disconnected) => Next::Closed,
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use crate::backoff::backoff_delay;
 use crate::inline::InlinePool;
 use crate::isolate::{Isolate, THREAD_STACK};
+use crate::modules::ModuleCache;
 use crate::{Answer, Call, Exports, JsError, Mode, Spec};
 
 struct Job {
@@ -65,6 +66,7 @@ impl IsolatePool {
 /// threads once they finish the call in hand.
 struct Threads {
     spec: Arc<Spec>,
+    modules: Arc<ModuleCache>,
     fetcher: Option<Arc<crate::fetch::Fetcher>>,
     tx: Sender<Job>,
     /// Held so that the queue stays open while no thread runs.
@@ -82,10 +84,12 @@ impl Threads {
     /// request. Starts no isolate thread.
     fn start(spec: Spec) -> Result<(Threads, Exports), JsError> {
         let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
-        let exports = probe(&spec)?;
+        let modules = ModuleCache::for_spec(&spec)?;
+        let exports = probe(&spec, &modules)?;
         let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
         let threads = Threads {
             spec: Arc::new(spec),
+            modules,
             fetcher,
             tx,
             rx: rx,
@@ -128,13 +132,14 @@ impl Threads {
                 counted: false,
             };
             let (spec, rx, closed) = (self.spec.clone(), self.rx.clone(), self.closed.clone());
+            let modules = self.modules.clone();
             let fetcher = self.fetcher.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("bext-js-{}", *live))
                 .stack_size(THREAD_STACK)
                 .spawn(move || {
                     seat.counted = true;
-                    work(&spec, fetcher.as_ref(), &rx, seat, &closed);
+                    work(&spec, &modules, fetcher.as_ref(), &rx, seat, &closed);
                 });
             match spawned {
                 Ok(_) => *live += 1,
@@ -158,12 +163,12 @@ impl Drop for Threads {
 }
 
 /// Builds the module's isolate on a thread of isolate size, and drops it.
-fn probe(spec: &Spec) -> Result<Exports, JsError> {
+pub(crate) fn probe(spec: &Spec, modules: &Arc<ModuleCache>) -> Result<Exports, JsError> {
     std::thread::scope(|scope| {
         let loader = std::thread::Builder::new()
             .name("bext-js-load".into())
             .stack_size(THREAD_STACK)
-            .spawn_scoped(scope, || Isolate::new(spec, None).map(|(_, exports)| exports))
+            .spawn_scoped(scope, || Isolate::new(spec, modules, None).map(|(_, exports)| exports))
             .map_err(|e| JsError::Load(format!("cannot start a loader thread: {e}")))?;
         loader
             .join()
@@ -204,6 +209,7 @@ impl Drop for Seat {
 /// `idle_evict`.
 fn work(
     spec: &Spec,
+    modules: &Arc<ModuleCache>,
     fetcher: Option<&Arc<crate::fetch::Fetcher>>,
     rx: &Receiver<Job>,
     mut seat: Seat,
@@ -211,7 +217,7 @@ fn work(
 ) {
     let mut crashes: u32 = 0;
     while !closed.load(Ordering::Acquire) {
-        let mut isolate = match Isolate::new(spec, fetcher.cloned()) {
+        let mut isolate = match Isolate::new(spec, modules, fetcher.cloned()) {
             Ok((isolate, _)) => isolate,
             Err(e) => {
                 crashes += 1;

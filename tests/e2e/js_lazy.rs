@@ -131,3 +131,15 @@ fn a_bad_idle_evict_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn isolates_started_late_run_the_module_checked_at_load() {
+    let s = Site::new();
+    let b = Bext::serve(&two_apps(&s, r#"workers = 1, idle_evict = "1s""#));
+    // Changed on disk after load, without a reload: neither the first
+    // isolate nor the one after an eviction may run it.
+    s.write("a/index.js", "export default { fetch( {");
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
+    threads_become(&b, 0).await;
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
+}

@@ -92,7 +92,7 @@ impl Threads {
             modules,
             fetcher,
             tx,
-            rx: rx,
+            rx,
             live: Arc::new(Mutex::new(0)),
             closed: Arc::new(AtomicBool::new(false)),
         };
@@ -162,18 +162,54 @@ impl Drop for Threads {
     }
 }
 
-/// Builds the module's isolate on a thread of isolate size, and drops it.
+/// A module to check on the loader thread, and where to say how it went.
+type Probe = (
+    Arc<Spec>,
+    Arc<ModuleCache>,
+    std::sync::mpsc::Sender<Result<Exports, JsError>>,
+);
+
+/// Builds the module's isolate on the one loader thread, and drops it.
+/// One long-lived thread for every app's check: its allocator arena is
+/// reused from one module to the next, where a thread per check would
+/// leave each check's freed heap behind in an arena of its own.
 pub(crate) fn probe(spec: &Spec, modules: &Arc<ModuleCache>) -> Result<Exports, JsError> {
-    std::thread::scope(|scope| {
-        let loader = std::thread::Builder::new()
-            .name("bext-js-load".into())
-            .stack_size(THREAD_STACK)
-            .spawn_scoped(scope, || Isolate::new(spec, modules, None).map(|(_, exports)| exports))
-            .map_err(|e| JsError::Load(format!("cannot start a loader thread: {e}")))?;
-        loader
-            .join()
-            .unwrap_or_else(|_| Err(JsError::Load("the module crashed the loader".into())))
-    })
+    static LOADER: Mutex<Option<Sender<Probe>>> = Mutex::new(None);
+    let (reply, answer) = std::sync::mpsc::channel();
+    let job: Probe = (Arc::new(spec.clone()), modules.clone(), reply);
+    {
+        let mut loader = LOADER.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = match loader.as_ref() {
+            Some(tx) => tx.clone(),
+            None => loader.insert(start_loader()?).clone(),
+        };
+        if let Err(crossbeam_channel::SendError(job)) = tx.send(job) {
+            // The thread ended: start another.
+            let tx = loader.insert(start_loader()?);
+            tx.send(job)
+                .map_err(|_| JsError::Load("the loader thread stopped".into()))?;
+        }
+    }
+    answer
+        .recv()
+        .unwrap_or_else(|_| Err(JsError::Load("the loader thread stopped".into())))
+}
+
+/// Starts the loader thread.
+fn start_loader() -> Result<Sender<Probe>, JsError> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Probe>();
+    std::thread::Builder::new()
+        .name("bext-js-load".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            for (spec, modules, reply) in rx {
+                let checked = catch_unwind(AssertUnwindSafe(|| Isolate::new(&spec, &modules, None)))
+                    .unwrap_or_else(|_| Err(JsError::Load("the module crashed the loader".into())));
+                let _ = reply.send(checked.map(|(_, exports)| exports));
+            }
+        })
+        .map_err(|e| JsError::Load(format!("cannot start the loader thread: {e}")))?;
+    Ok(tx)
 }
 
 /// An isolate thread's place in `live`: given up when the thread stops
@@ -278,13 +314,15 @@ fn work(
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
                 (None, None) => match next_job(rx, spec.limits.idle_evict) {
-                    Next::Job(job) => job,
-                    Next::Idle if seat.leave_if_idle(rx) => {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) if seat.leave_if_idle(rx) => {
                         tracing::debug!(target: "bext::js", source = %spec.name, "isolate evicted after {:?} idle", spec.limits.idle_evict);
+                        drop(isolate);
+                        give_back_freed_memory();
                         return;
                     }
-                    Next::Idle => continue,
-                    Next::Closed => return,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
             if job.reply.is_closed() {
@@ -323,27 +361,13 @@ fn work(
     }
 }
 
-/// What an idle isolate thread got.
-enum Next {
-    /// A call.
-    Job(Job),
-    /// Nothing for `idle_evict`.
-    Idle,
-    /// The pool is gone.
-    Closed,
-}
-
-/// Waits for a call, at most `idle` (zero: for ever).
-fn next_job(rx: &Receiver<Job>, idle: Duration) -> Next {
-    let got = if idle.is_zero() {
+/// Waits for a call, at most `idle` (zero: for ever): a timeout is an
+/// isolate that served nothing for `idle_evict`.
+fn next_job(rx: &Receiver<Job>, idle: Duration) -> Result<Job, RecvTimeoutError> {
+    if idle.is_zero() {
         rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
     } else {
         rx.recv_timeout(idle)
-    };
-    match got {
-        Ok(job) => Next::Job(job),
-        Err(RecvTimeoutError::Timeout) => Next::Idle,
-        Err(RecvTimeoutError::Disconnected) => Next::Closed,
     }
 }
 
@@ -379,6 +403,28 @@ fn wait_for_answer(rx: &Receiver<Job>, isolate: &Isolate, next_timer: Option<Ins
         Err(_) => Wake::Timer,
     }
 }
+
+/// Returns the heap an evicted isolate freed to the system. QuickJS
+/// allocates with the C library's `malloc`, whose per-thread arenas keep
+/// freed pages mapped: without this, a thousand apps touched once and
+/// evicted would keep their RSS (bench/js-many.sh).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn give_back_freed_memory() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's `malloc_trim` has no preconditions: it releases
+    // free memory at the top of each arena and whole free pages inside
+    // them, under the arenas' own locks.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+/// Other C libraries: nothing to ask.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_freed_memory() {}
 
 /// Sleeps `backoff_delay`, waking early on shutdown.
 fn backoff(attempt: u32, closed: &AtomicBool) {

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use crate::backoff::backoff_delay;
 use crate::fetch::Fetcher;
 use crate::isolate::Isolate;
+use crate::modules::ModuleCache;
 use crate::{Answer, Call, Exports, JsError, Spec};
 
 /// Tells pools apart in the thread-local tables.
@@ -37,6 +38,8 @@ thread_local! {
 /// An app's or plugin's module, run inline on whichever thread calls it.
 pub(crate) struct InlinePool {
     spec: Arc<Spec>,
+    /// The module's files as read at load, for every thread's isolate.
+    modules: Arc<ModuleCache>,
     /// The app's outbound client, shared by its isolates on every thread.
     fetcher: Option<Arc<Fetcher>>,
     key: u64,
@@ -49,8 +52,10 @@ impl InlinePool {
     /// now and not on some worker's first request.
     pub(crate) fn start(spec: Spec) -> Result<(InlinePool, Exports), JsError> {
         let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
-        let (_probe, exports) = Isolate::new(&spec, None)?;
+        let modules = ModuleCache::for_spec(&spec)?;
+        let exports = crate::pool::probe(&spec, &modules)?;
         let pool = InlinePool {
+            modules,
             fetcher,
             spec: Arc::new(spec),
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
@@ -116,9 +121,15 @@ impl InlinePool {
             // This pool's first call on this thread: forget the isolates of
             // pools that are gone, then start this one's slot.
             slots.retain(|_, s| s.alive.load(Ordering::Acquire));
-            f(slots
-                .entry(self.key)
-                .or_insert_with(|| Slot::new(self.key, self.spec.clone(), self.fetcher.clone(), self.alive.clone())))
+            f(slots.entry(self.key).or_insert_with(|| {
+                Slot::new(
+                    self.key,
+                    self.spec.clone(),
+                    self.modules.clone(),
+                    self.fetcher.clone(),
+                    self.alive.clone(),
+                )
+            }))
         })
     }
 }
@@ -178,6 +189,7 @@ enum Begun {
 struct Slot {
     key: u64,
     spec: Arc<Spec>,
+    modules: Arc<ModuleCache>,
     fetcher: Option<Arc<Fetcher>>,
     alive: Arc<AtomicBool>,
     isolate: Option<Isolate>,
@@ -198,10 +210,17 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(key: u64, spec: Arc<Spec>, fetcher: Option<Arc<Fetcher>>, alive: Arc<AtomicBool>) -> Slot {
+    fn new(
+        key: u64,
+        spec: Arc<Spec>,
+        modules: Arc<ModuleCache>,
+        fetcher: Option<Arc<Fetcher>>,
+        alive: Arc<AtomicBool>,
+    ) -> Slot {
         Slot {
             key,
             spec,
+            modules,
             fetcher,
             alive,
             isolate: None,
@@ -229,7 +248,7 @@ impl Slot {
             if let Some(at) = self.retry_at.filter(|at| Instant::now() < *at) {
                 return Begun::Later(at, call);
             }
-            match Isolate::new(&self.spec, self.fetcher.clone()) {
+            match Isolate::new(&self.spec, &self.modules, self.fetcher.clone()) {
                 Ok((isolate, _)) => {
                     isolate.wake_with(self.wake.clone());
                     self.isolate = Some(isolate);

@@ -4,7 +4,6 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +16,9 @@ use rquickjs::promise::PromiseState;
 use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
 
 use crate::fetch::{FetchHost, Fetcher};
+use crate::modules::ModuleCache;
 use crate::reply_stream::{ChunkSender, Sent};
-use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, modules, natives};
+use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
 
 const PRELUDE: &str = include_str!("prelude.js");
 
@@ -87,7 +87,11 @@ struct Streaming {
 
 impl Isolate {
     /// Starts an isolate: prelude, module, and (plugins) `onInit(config)`.
-    pub(crate) fn new(spec: &Spec, fetcher: Option<Arc<Fetcher>>) -> Result<(Isolate, Exports), JsError> {
+    pub(crate) fn new(
+        spec: &Spec,
+        modules: &Arc<ModuleCache>,
+        fetcher: Option<Arc<Fetcher>>,
+    ) -> Result<(Isolate, Exports), JsError> {
         let runtime = Runtime::new().map_err(|e| JsError::Load(format!("cannot create a QuickJS runtime: {e}")))?;
         runtime.set_memory_limit(spec.limits.memory_limit);
         runtime.set_max_stack_size(MAX_STACK);
@@ -107,10 +111,17 @@ impl Isolate {
         }
         // The entry's real directory is the root no module may leave (see
         // `modules`); the entry is named by its canonical path, so imports
-        // resolve from where it really is.
-        let (root, entry) = modules::confine_entry(&spec.entry)
-            .map_err(|e| JsError::Load(format!("{}: refused: {e}", spec.entry.display())))?;
-        runtime.set_loader(RootResolver { root: root.clone() }, FileLoader { root });
+        // resolve from where it really is. The pool's cache reads each file
+        // once, for all its isolates.
+        let entry = modules.entry().to_owned();
+        runtime.set_loader(
+            RootResolver {
+                modules: modules.clone(),
+            },
+            FileLoader {
+                modules: modules.clone(),
+            },
+        );
         let context = Context::full(&runtime).map_err(|e| JsError::Load(format!("cannot create a context: {e}")))?;
 
         let clock = Instant::now();
@@ -138,10 +149,10 @@ impl Isolate {
             let (next_timer, run_timers, fetch_done) = (get("nextTimer")?, get("runTimers")?, get("fetchDone")?);
             let text_headers: Value<'_> = dispatch.get("textHeaders").map_err(caught)?;
 
-            let source = std::fs::read(&entry)
-                .map_err(|e| JsError::Load(format!("{}: cannot read: {e}", spec.entry.display())))?;
             let name = entry.to_string_lossy().into_owned();
-            let module = Module::declare(ctx.clone(), name, source).map_err(caught)?;
+            let source = (modules.source(&name))
+                .map_err(|e| JsError::Load(format!("{}: cannot read: {e}", spec.entry.display())))?;
+            let module = Module::declare(ctx.clone(), name, source.to_vec()).map_err(caught)?;
             let (module, promise) = module.eval().map_err(caught)?;
             let driver = Driver {
                 ctx: &ctx,
@@ -871,9 +882,9 @@ fn read_reply<'js>(ctx: &Ctx<'js>, h: &Handles, out: &Value<'js>, at: usize) -> 
 }
 
 /// Resolves imports relative to the importing module, to canonical paths
-/// inside the entry's directory only (see [`modules::resolve`]).
+/// inside the entry's directory only (see [`crate::modules::resolve`]).
 struct RootResolver {
-    root: PathBuf,
+    modules: Arc<ModuleCache>,
 }
 
 impl Resolver for RootResolver {
@@ -884,8 +895,8 @@ impl Resolver for RootResolver {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        match modules::resolve(&self.root, base, name) {
-            Ok(path) => Ok(path.to_string_lossy().into_owned()),
+        match self.modules.resolve(base, name) {
+            Ok(path) => Ok(path),
             Err(e) => Err(rquickjs::Error::new_resolving_message(base, name, e.to_string())),
         }
     }
@@ -893,9 +904,9 @@ impl Resolver for RootResolver {
 
 /// Reads modules from disk, under the entry's directory only, checking
 /// again at load time that the resolved path is still canonical and
-/// inside.
+/// inside; once per pool (see [`ModuleCache`]).
 struct FileLoader {
-    root: PathBuf,
+    modules: Arc<ModuleCache>,
 }
 
 impl Loader for FileLoader {
@@ -905,9 +916,8 @@ impl Loader for FileLoader {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
-        let path = modules::check_load(&self.root, name)
-            .map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
-        let source = std::fs::read(&path).map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
-        Module::declare(ctx.clone(), name, source)
+        let source =
+            (self.modules.source(name)).map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
+        Module::declare(ctx.clone(), name, source.to_vec())
     }
 }

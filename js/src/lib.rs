@@ -59,8 +59,9 @@ pub enum Kind {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// On threads of their own (`workers` of them), fed by one queue: a
-    /// handler that loops or blocks holds only its isolate.
+    /// On threads of their own (up to `workers` of them), fed by one
+    /// queue: a handler that loops or blocks holds only its isolate. The
+    /// threads start on the first call and stop after `idle_evict`.
     #[default]
     Threads,
     /// On the HTTP worker threads, one isolate per worker, with no hand-off
@@ -88,6 +89,10 @@ pub struct Limits {
     /// [`Mode::Inline`]: how long JavaScript may run before it yields (its
     /// call returns or awaits); past it the isolate is replaced.
     pub cpu_limit: Duration,
+    /// [`Mode::Threads`]: an isolate that has served nothing for this long
+    /// is dropped with its thread, and the app's next request starts it
+    /// again, so thousands of mostly idle apps hold no memory (0: never).
+    pub idle_evict: Duration,
     /// Outbound `fetch()`.
     pub fetch: FetchLimits,
 }
@@ -136,6 +141,7 @@ impl Default for Limits {
             max_requests: 0,
             queue: 256,
             cpu_limit: Duration::from_millis(100),
+            idle_evict: Duration::ZERO,
             fetch: FetchLimits::DEFAULT,
         }
     }

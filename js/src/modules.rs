@@ -6,7 +6,9 @@
 //! absolute specifier is refused with an error that says so, for the entry
 //! and for every static or dynamic import alike.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Why a module path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +95,71 @@ pub(crate) fn check_load(root: &Path, name: &str) -> Result<PathBuf, ModuleError
         });
     }
     Ok(real)
+}
+
+/// The module files of one pool, each resolved and read once. Isolates
+/// start long after load (on a first request, after an idle eviction or a
+/// crash): they all run the code that was checked at load, whatever
+/// happened to the files since; a changed module is taken by a reload.
+pub(crate) struct ModuleCache {
+    root: PathBuf,
+    entry: PathBuf,
+    /// `(base, specifier)` to the canonical name.
+    resolved: Mutex<HashMap<(String, String), String>>,
+    /// Canonical name to the file's bytes.
+    sources: Mutex<HashMap<String, Arc<[u8]>>>,
+}
+
+impl ModuleCache {
+    /// Confines the entry (see [`confine_entry`]); reads nothing yet.
+    pub(crate) fn new(entry: &Path) -> Result<Arc<ModuleCache>, ModuleError> {
+        let (root, entry) = confine_entry(entry)?;
+        Ok(Arc::new(ModuleCache {
+            root,
+            entry,
+            resolved: Mutex::default(),
+            sources: Mutex::default(),
+        }))
+    }
+
+    /// The cache of a pool's `spec`; a refused entry is a load error.
+    pub(crate) fn for_spec(spec: &crate::Spec) -> Result<Arc<ModuleCache>, crate::JsError> {
+        ModuleCache::new(&spec.entry)
+            .map_err(|e| crate::JsError::Load(format!("{}: refused: {e}", spec.entry.display())))
+    }
+
+    /// The entry's canonical path.
+    pub(crate) fn entry(&self) -> &Path {
+        &self.entry
+    }
+
+    /// [`resolve`], remembered.
+    pub(crate) fn resolve(&self, base: &str, name: &str) -> Result<String, ModuleError> {
+        let key = (base.to_owned(), name.to_owned());
+        if let Some(hit) = self.resolved.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(hit.clone());
+        }
+        let path = resolve(&self.root, base, name)?.to_string_lossy().into_owned();
+        (self.resolved.lock().unwrap_or_else(PoisonError::into_inner)).insert(key, path.clone());
+        Ok(path)
+    }
+
+    /// The module named `name` (a canonical path), read on first use after
+    /// [`check_load`], then remembered.
+    pub(crate) fn source(&self, name: &str) -> Result<Arc<[u8]>, ModuleError> {
+        if let Some(hit) = self.sources.lock().unwrap_or_else(PoisonError::into_inner).get(name) {
+            return Ok(hit.clone());
+        }
+        let path = check_load(&self.root, name)?;
+        let bytes: Arc<[u8]> = std::fs::read(&path)
+            .map_err(|e| ModuleError::Unreadable {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?
+            .into();
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(sources.entry(name.to_owned()).or_insert(bytes).clone())
+    }
 }
 
 /// `..` and `.` resolved lexically.
@@ -232,5 +299,19 @@ mod tests {
         symlink(&app, tmp2.path().join("app-link")).unwrap();
         let (root2, entry2) = confine_entry(&tmp2.path().join("app-link/index.js")).unwrap();
         assert_eq!((root2, entry2), (root, entry));
+    }
+
+    #[test]
+    fn a_cache_keeps_the_code_read_first() {
+        let (_tmp, app) = layout();
+        let cache = ModuleCache::new(&app.join("index.js")).unwrap();
+        let entry = cache.entry().to_string_lossy().into_owned();
+        let util = cache.resolve(&entry, "./lib/util").unwrap();
+        assert_eq!(&*cache.source(&util).unwrap(), b"export const x = 1");
+        std::fs::write(app.join("lib/util.js"), "export const x = 2").unwrap();
+        std::fs::remove_file(app.join("index.js")).unwrap();
+        assert_eq!(cache.resolve(&entry, "./lib/util").unwrap(), util);
+        assert_eq!(&*cache.source(&util).unwrap(), b"export const x = 1");
+        assert!(matches!(cache.source(&entry), Err(ModuleError::Unreadable { .. })));
     }
 }

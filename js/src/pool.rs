@@ -2,8 +2,8 @@
 //! threads of their own behind one bounded queue.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use crate::backoff::backoff_delay;
 use crate::inline::InlinePool;
 use crate::isolate::{Isolate, THREAD_STACK};
+use crate::modules::ModuleCache;
 use crate::{Answer, Call, Exports, JsError, Mode, Spec};
 
 struct Job {
@@ -32,8 +33,9 @@ enum Runner {
 }
 
 impl IsolatePool {
-    /// Starts the pool: loads the module, and for [`Mode::Threads`] starts
-    /// the isolate threads.
+    /// Starts the pool: loads the module once to check it. Isolates start
+    /// on the first call ([`Mode::Threads`]: on their threads; inline: on
+    /// each HTTP worker).
     pub fn start(spec: Spec) -> Result<IsolatePool, JsError> {
         let (runner, exports) = match spec.limits.mode {
             Mode::Threads => Threads::start(spec).map(|(t, e)| (Runner::Threads(t), e))?,
@@ -67,12 +69,22 @@ impl IsolatePool {
 }
 
 /// Isolates on threads of their own. Calls are answered in order of
-/// arrival by whichever isolate is free; dropping the pool stops its
+/// arrival by whichever isolate is free. No thread or isolate exists until
+/// the first call; a thread whose isolate served nothing for `idle_evict`
+/// stops, and a later call starts it again. Dropping the pool stops its
 /// threads once they finish the call in hand.
 struct Threads {
+    spec: Arc<Spec>,
+    modules: Arc<ModuleCache>,
+    fetcher: Option<Arc<crate::fetch::Fetcher>>,
     tx: Sender<Job>,
+    /// Held so that the queue stays open while no thread runs.
+    rx: Receiver<Job>,
+    /// Threads running. Changed only under this lock, with the queue
+    /// checked in the same section, so a thread that stops for idleness
+    /// and a call that needs one cannot miss each other.
+    live: Arc<Mutex<usize>>,
     closed: Arc<AtomicBool>,
-    workers: usize,
     counts: Arc<Counts>,
 }
 
@@ -88,7 +100,8 @@ struct Counts {
 /// A pool's state and counts since it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Isolate threads.
+    /// Isolate threads running now (none before the first call and after
+    /// an `idle_evict`).
     pub isolates: u64,
     /// Isolates running a call now.
     pub busy: u64,
@@ -103,53 +116,31 @@ pub struct PoolStats {
 }
 
 impl Threads {
-    /// Starts the threads and waits until every isolate has loaded the
-    /// module, so that a broken module is an error here, not later.
+    /// Loads the module once, in an isolate built and dropped on a loader
+    /// thread, so that a broken module is an error here, not on the first
+    /// request. Starts no isolate thread.
     fn start(spec: Spec) -> Result<(Threads, Exports), JsError> {
-        let workers = spec.limits.workers.max(1);
-        let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let closed = Arc::new(AtomicBool::new(false));
-        let counts = Arc::new(Counts::default());
         let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
-        let spec = Arc::new(spec);
-        for i in 0..workers {
-            let (spec, rx, ready, closed) = (spec.clone(), rx.clone(), ready_tx.clone(), closed.clone());
-            let (fetcher, counts) = (fetcher.clone(), counts.clone());
-            std::thread::Builder::new()
-                .name(format!("bext-js-{i}"))
-                .stack_size(THREAD_STACK)
-                .spawn(move || work(&spec, fetcher.as_ref(), &rx, ready, &closed, &counts))
-                .map_err(|e| JsError::Load(format!("cannot start an isolate thread: {e}")))?;
-        }
-        drop(ready_tx);
-        let mut exports = None;
-        for _ in 0..workers {
-            match ready_rx.recv() {
-                Ok(Ok(e)) => exports = Some(e),
-                Ok(Err(e)) => {
-                    closed.store(true, Ordering::Release);
-                    return Err(e);
-                }
-                Err(_) => break,
-            }
-        }
-        let exports = exports.ok_or_else(|| JsError::Load("the isolate threads stopped while starting".into()))?;
-        Ok((
-            Threads {
-                tx,
-                closed,
-                workers,
-                counts,
-            },
-            exports,
-        ))
+        let modules = ModuleCache::for_spec(&spec)?;
+        let exports = probe(&spec, &modules)?;
+        let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
+        let threads = Threads {
+            spec: Arc::new(spec),
+            modules,
+            fetcher,
+            tx,
+            rx,
+            live: Arc::new(Mutex::new(0)),
+            closed: Arc::new(AtomicBool::new(false)),
+            counts: Arc::new(Counts::default()),
+        };
+        Ok((threads, exports))
     }
 
     fn stats(&self) -> PoolStats {
         let c = &self.counts;
         PoolStats {
-            isolates: self.workers as u64,
+            isolates: *self.live.lock().unwrap_or_else(PoisonError::into_inner) as u64,
             busy: c.busy.load(Ordering::Relaxed),
             queued: self.tx.len() as u64,
             restarts: c.restarts.load(Ordering::Relaxed),
@@ -169,14 +160,52 @@ impl Threads {
             }
             Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
         }
+        self.staff()?;
         // No timer here: the isolate bounds the call by its deadline, which
         // starts when an isolate picks the call up. Time spent waiting for
         // an isolate is not the handler's: a handler that loops must not
         // make the innocent calls queued behind it time out. The wait is
-        // bounded by the queue's length (a full queue is refused at once)
-        // and by the client, whose call is skipped if it went away. A pool
-        // that stops drops its calls, which closes the channel.
+        // bounded by the queue's length (a full queue is refused at once),
+        // by the module's evaluation limit on a cold start, and by the
+        // client, whose call is skipped if it went away. A pool that stops
+        // drops its calls, which closes the channel.
         answer.await.unwrap_or(Err(JsError::Closed))
+    }
+
+    /// Starts threads until `workers` run. Called after a call is queued.
+    fn staff(&self) -> Result<(), JsError> {
+        let workers = self.spec.limits.workers.max(1);
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        while *live < workers {
+            // Counted from when the thread runs: a closure dropped because
+            // the thread could not start must not uncount (nor lock `live`,
+            // held here).
+            let mut seat = Seat {
+                live: self.live.clone(),
+                counted: false,
+            };
+            let (spec, rx, closed) = (self.spec.clone(), self.rx.clone(), self.closed.clone());
+            let modules = self.modules.clone();
+            let (fetcher, counts) = (self.fetcher.clone(), self.counts.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("bext-js-{}", *live))
+                .stack_size(THREAD_STACK)
+                .spawn(move || {
+                    seat.counted = true;
+                    work(&spec, &modules, fetcher.as_ref(), &rx, seat, &closed, &counts);
+                });
+            match spawned {
+                Ok(_) => *live += 1,
+                Err(e) if *live == 0 => {
+                    return Err(JsError::Load(format!("cannot start an isolate thread: {e}")));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "bext::js", source = %self.spec.name, "cannot start another isolate thread: {e}");
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -186,38 +215,114 @@ impl Drop for Threads {
     }
 }
 
+/// A module to check on the loader thread, and where to say how it went.
+type Probe = (
+    Arc<Spec>,
+    Arc<ModuleCache>,
+    std::sync::mpsc::Sender<Result<Exports, JsError>>,
+);
+
+/// Builds the module's isolate on the one loader thread, and drops it.
+/// One long-lived thread for every app's check: its allocator arena is
+/// reused from one module to the next, where a thread per check would
+/// leave each check's freed heap behind in an arena of its own.
+pub(crate) fn probe(spec: &Spec, modules: &Arc<ModuleCache>) -> Result<Exports, JsError> {
+    static LOADER: Mutex<Option<Sender<Probe>>> = Mutex::new(None);
+    let (reply, answer) = std::sync::mpsc::channel();
+    let job: Probe = (Arc::new(spec.clone()), modules.clone(), reply);
+    {
+        let mut loader = LOADER.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = match loader.as_ref() {
+            Some(tx) => tx.clone(),
+            None => loader.insert(start_loader()?).clone(),
+        };
+        if let Err(crossbeam_channel::SendError(job)) = tx.send(job) {
+            // The thread ended: start another.
+            let tx = loader.insert(start_loader()?);
+            tx.send(job)
+                .map_err(|_| JsError::Load("the loader thread stopped".into()))?;
+        }
+    }
+    answer
+        .recv()
+        .unwrap_or_else(|_| Err(JsError::Load("the loader thread stopped".into())))
+}
+
+/// Starts the loader thread.
+fn start_loader() -> Result<Sender<Probe>, JsError> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Probe>();
+    std::thread::Builder::new()
+        .name("bext-js-load".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            for (spec, modules, reply) in rx {
+                let checked = catch_unwind(AssertUnwindSafe(|| Isolate::new(&spec, &modules, None)))
+                    .unwrap_or_else(|_| Err(JsError::Load("the module crashed the loader".into())));
+                let _ = reply.send(checked.map(|(_, exports)| exports));
+            }
+        })
+        .map_err(|e| JsError::Load(format!("cannot start the loader thread: {e}")))?;
+    Ok(tx)
+}
+
+/// An isolate thread's place in `live`: given up when the thread stops
+/// for idleness, or when it ends any other way (even by a panic).
+struct Seat {
+    live: Arc<Mutex<usize>>,
+    counted: bool,
+}
+
+impl Seat {
+    /// Gives the place up unless a call is waiting; true if given up.
+    fn leave_if_idle(&mut self, rx: &Receiver<Job>) -> bool {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if !rx.is_empty() {
+            return false;
+        }
+        *live -= 1;
+        self.counted = false;
+        true
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        if self.counted {
+            *self.live.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        }
+    }
+}
+
 /// One isolate thread: build, serve, rebuild after a crash or after
-/// `max_requests`, until the pool is dropped.
+/// `max_requests`, until the pool is dropped or nothing came for
+/// `idle_evict`.
 fn work(
     spec: &Spec,
+    modules: &Arc<ModuleCache>,
     fetcher: Option<&Arc<crate::fetch::Fetcher>>,
     rx: &Receiver<Job>,
-    ready: std::sync::mpsc::Sender<Result<Exports, JsError>>,
+    mut seat: Seat,
     closed: &AtomicBool,
     counts: &Counts,
 ) {
-    let mut ready = Some(ready);
     let mut crashes: u32 = 0;
+    let mut first = true;
     while !closed.load(Ordering::Acquire) {
-        let mut isolate = match Isolate::new(spec, fetcher.cloned()) {
-            Ok((isolate, exports)) => {
-                match ready.take() {
-                    Some(ready) => {
-                        let _ = ready.send(Ok(exports));
-                    }
-                    None => {
-                        counts.restarts.fetch_add(1, Ordering::Relaxed);
-                    }
+        let mut isolate = match Isolate::new(spec, modules, fetcher.cloned()) {
+            Ok((isolate, _)) => {
+                if !std::mem::replace(&mut first, false) {
+                    counts.restarts.fetch_add(1, Ordering::Relaxed);
                 }
                 isolate
             }
             Err(e) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
                 crashes += 1;
-                tracing::error!(target: "bext::js", source = %spec.name, "isolate failed to start again: {e}");
+                tracing::error!(target: "bext::js", source = %spec.name, "isolate failed to start: {e}");
+                // The calls waiting for it fail now rather than wait out
+                // the backoff.
+                while let Ok(job) = rx.try_recv() {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
                 backoff(crashes, closed);
                 continue;
             }
@@ -268,9 +373,16 @@ fn work(
                     },
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
-                (None, None) => match rx.recv() {
+                (None, None) => match next_job(rx, spec.limits.idle_evict) {
                     Ok(job) => job,
-                    Err(_) => return,
+                    Err(RecvTimeoutError::Timeout) if seat.leave_if_idle(rx) => {
+                        tracing::debug!(target: "bext::js", source = %spec.name, "isolate evicted after {:?} idle", spec.limits.idle_evict);
+                        drop(isolate);
+                        give_back_freed_memory();
+                        return;
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
             if job.reply.is_closed() {
@@ -312,6 +424,16 @@ fn work(
     }
 }
 
+/// Waits for a call, at most `idle` (zero: for ever): a timeout is an
+/// isolate that served nothing for `idle_evict`.
+fn next_job(rx: &Receiver<Job>, idle: Duration) -> Result<Job, RecvTimeoutError> {
+    if idle.is_zero() {
+        rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+    } else {
+        rx.recv_timeout(idle)
+    }
+}
+
 /// What woke an isolate thread that has fetches in flight.
 enum Wake {
     /// A fetch's answer arrived.
@@ -344,6 +466,28 @@ fn wait_for_answer(rx: &Receiver<Job>, isolate: &Isolate, next_timer: Option<Ins
         Err(_) => Wake::Timer,
     }
 }
+
+/// Returns the heap an evicted isolate freed to the system. QuickJS
+/// allocates with the C library's `malloc`, whose per-thread arenas keep
+/// freed pages mapped: without this, a thousand apps touched once and
+/// evicted would keep their RSS (bench/js-many.sh).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn give_back_freed_memory() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's `malloc_trim` has no preconditions: it releases
+    // free memory at the top of each arena and whole free pages inside
+    // them, under the arenas' own locks.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+/// Other C libraries: nothing to ask.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_freed_memory() {}
 
 /// Sleeps `backoff_delay`, waking early on shutdown.
 fn backoff(attempt: u32, closed: &AtomicBool) {

@@ -28,6 +28,7 @@ mod js_apps;
 mod js_bindings;
 mod js_crypto;
 mod js_fetch;
+mod js_lazy;
 mod js_plugins;
 mod js_streams;
 mod js_web_apis;

@@ -36,6 +36,11 @@ pub struct IsolateConfig {
     /// past it the request fails and the isolate is replaced.
     #[serde(default)]
     pub cpu_limit: Option<Span>,
+    /// `threads`: how long an app's isolates may serve nothing before they
+    /// are dropped with their threads (`5m`; `0s`: never). The next request
+    /// starts them again.
+    #[serde(default)]
+    pub idle_evict: Option<Span>,
     /// Outbound `fetch()`: where to and how much. Unset, nothing may be
     /// fetched.
     #[serde(default)]
@@ -76,7 +81,9 @@ impl FetchConfig {
 }
 
 impl IsolateConfig {
-    /// Defaults of a JS app: 2 isolates of 64 MiB, 30 s per request.
+    /// Defaults of a JS app: 2 isolates of 64 MiB, 30 s per request,
+    /// dropped after 5 minutes without a request (a cold start costs a few
+    /// milliseconds; an idle isolate holds its heap and thread).
     pub const APP: bext_js::Limits = bext_js::Limits {
         mode: bext_js::Mode::Threads,
         workers: 2,
@@ -85,9 +92,11 @@ impl IsolateConfig {
         max_requests: 0,
         queue: 256,
         cpu_limit: Duration::from_millis(100),
+        idle_evict: Duration::from_secs(300),
         fetch: bext_js::FetchLimits::DEFAULT,
     };
-    /// Defaults of a JS plugin: 2 isolates of 32 MiB, 1 s per hook call.
+    /// Defaults of a JS plugin: 2 isolates of 32 MiB, 1 s per hook call,
+    /// never evicted (a plugin sits on the path of every request).
     pub const PLUGIN: bext_js::Limits = bext_js::Limits {
         mode: bext_js::Mode::Threads,
         workers: 2,
@@ -96,6 +105,7 @@ impl IsolateConfig {
         max_requests: 0,
         queue: 1024,
         cpu_limit: Duration::from_millis(100),
+        idle_evict: Duration::ZERO,
         fetch: bext_js::FetchLimits::DEFAULT,
     };
 
@@ -111,6 +121,7 @@ impl IsolateConfig {
             max_requests: self.max_requests.unwrap_or(defaults.max_requests),
             queue: self.queue.unwrap_or(defaults.queue).max(1),
             cpu_limit: self.cpu_limit.map_or(defaults.cpu_limit, |t| t.0),
+            idle_evict: self.idle_evict.map_or(defaults.idle_evict, |t| t.0),
             fetch: self.fetch.as_ref().map_or(defaults.fetch, FetchConfig::limits),
         }
     }

@@ -1,0 +1,147 @@
+//! JS apps start their isolates on their first request and drop them when
+//! idle (`isolate.idle_evict`): thousands of configured apps cost nothing
+//! until they are used. Isolate threads are named `bext-js-N`, so the
+//! tests count them in `/proc/<pid>/task`.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+/// Counts isolate threads: the running ones are `bext-js-<i>`.
+fn isolate_threads(b: &Bext) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", b.pid())).unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| {
+            let name = name.trim();
+            name.starts_with("bext-js-") && name != "bext-js-load"
+        })
+        .count()
+}
+
+/// Waits until `n` isolate threads run.
+async fn threads_become(b: &Bext, n: usize) {
+    eventually(Duration::from_secs(20), || async {
+        (isolate_threads(b) == n).then_some(())
+    })
+    .await;
+}
+
+const COUNTER: &str = "let served = 0; export default { fetch() { served++; return new Response(String(served)); } }";
+
+fn two_apps(s: &Site, a_isolate: &str) -> std::path::PathBuf {
+    s.write("a/index.js", COUNTER);
+    s.write("b/index.js", COUNTER);
+    s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.a]
+runtime = "js"
+source = "a"
+domains = ["a.test"]
+isolate = {{ {a_isolate} }}
+
+[apps.b]
+runtime = "js"
+source = "b"
+domains = ["b.test"]
+"#
+    ))
+}
+
+#[tokio::test]
+async fn an_app_starts_its_isolates_on_its_first_request() {
+    let s = Site::new();
+    let b = Bext::serve(&two_apps(&s, "workers = 3"));
+    assert_eq!(isolate_threads(&b), 0, "isolate threads before any request");
+
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
+    // a's three isolates, and none of b's.
+    threads_become(&b, 3).await;
+    assert_eq!(get(b.addr, "b.test", "/").await.text(), "1");
+    threads_become(&b, 5).await;
+}
+
+#[tokio::test]
+async fn an_idle_app_drops_its_isolates_and_the_next_request_starts_them_again() {
+    let s = Site::new();
+    let b = Bext::serve(&two_apps(&s, r#"workers = 1, idle_evict = "1s""#));
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "2");
+    assert_eq!(get(b.addr, "b.test", "/").await.text(), "1");
+    threads_become(&b, 3).await;
+
+    // a's isolate goes with its thread; b (default 5m) keeps its two.
+    threads_become(&b, 2).await;
+    // A fresh isolate: module state starts again.
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
+    threads_become(&b, 3).await;
+    // b's two isolates are still there: serving starts none.
+    assert_eq!(get(b.addr, "b.test", "/").await.status, 200);
+    assert_eq!(isolate_threads(&b), 3);
+}
+
+#[tokio::test]
+async fn many_concurrent_first_requests_are_all_answered() {
+    let s = Site::new();
+    let b = Bext::serve(&two_apps(&s, r#"workers = 2, idle_evict = "1s""#));
+    for round in 0..2 {
+        let calls = (0..16).map(|_| get(b.addr, "a.test", "/"));
+        for reply in futures_util::future::join_all(calls).await {
+            assert_eq!(reply.status, 200, "round {round}: {}", reply.text());
+        }
+        threads_become(&b, 0).await; // evicted before the next round's cold start
+    }
+}
+
+#[test]
+fn a_module_that_throws_while_loading_is_reported_by_check() {
+    let s = Site::new();
+    let cfg = two_apps(&s, "");
+    s.write(
+        "a/index.js",
+        "throw new Error('boom while loading');\nexport default { fetch() {} }",
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apps.a") && err.contains("boom while loading"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_module_that_does_not_parse() {
+    let s = Site::new();
+    let cfg = two_apps(&s, "");
+    s.write("b/index.js", "export default { fetch( {");
+    let out = bext_output(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apps.b") && err.contains("SyntaxError"), "{err}");
+}
+
+#[test]
+fn a_bad_idle_evict_is_a_clear_error() {
+    let s = Site::new();
+    let cfg = two_apps(&s, r#"idle_evict = "soon""#);
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("apps.a.isolate.idle_evict") && err.contains("`soon` is not a duration"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn isolates_started_late_run_the_module_checked_at_load() {
+    let s = Site::new();
+    let b = Bext::serve(&two_apps(&s, r#"workers = 1, idle_evict = "1s""#));
+    // Changed on disk after load, without a reload: neither the first
+    // isolate nor the one after an eviction may run it.
+    s.write("a/index.js", "export default { fetch( {");
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
+    threads_become(&b, 0).await;
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
+}

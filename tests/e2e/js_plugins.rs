@@ -116,15 +116,14 @@ async fn hostile_plugins_with(limits: &str) {
         };
         eventually(Duration::from_secs(5), || async { named().then_some(()) }).await;
         if path == "/throw" {
-            let log = b.log();
-            let frame = log[log.find("plugin threw").unwrap()..]
-                .lines()
-                .nth(1)
-                .unwrap_or_default();
-            assert!(
-                frame.contains("at onRequest (") && frame.contains("hostile.js:"),
-                "{log}"
-            );
+            // The stack follows on the next line, which the log may not
+            // hold yet when the first one is read.
+            let framed = || {
+                let log = b.log();
+                let frame = log[log.find("plugin threw")?..].lines().nth(1)?.to_owned();
+                (frame.contains("at onRequest (") && frame.contains("hostile.js:")).then_some(())
+            };
+            eventually(Duration::from_secs(5), || async { framed() }).await;
         }
         assert_eq!(get(b.addr, "shop.test", "/fine").await.status, 200, "after {path}");
     }

@@ -54,6 +54,8 @@ export default {
             badType: () => env.STORE.get('k', 'xml'),
             badTtl: () => env.STORE.put('t', 'v', { expirationTtl: 0.5 }),
             pastExpiration: () => env.STORE.put('t', 'v', { expiration: 1000 }),
+            hugeTtl: () => env.STORE.put('t', 'v', { expirationTtl: 1e300 }),
+            farExpiration: () => env.STORE.put('t', 'v', { expiration: 1e19 }),
             badLimit: () => env.STORE.list({ limit: 1001 }),
           };
           try {
@@ -275,6 +277,10 @@ async fn kv_limits_and_bad_input_are_errors_the_handler_catches() {
         ("badType", "TypeError", "xml"),
         ("badTtl", "RangeError", "expirationTtl"),
         ("pastExpiration", "RangeError", "expiration"),
+        // Past any time the stores can hold: not an overflow, nor an
+        // entry stored as already expired.
+        ("hugeTtl", "RangeError", "year 10000"),
+        ("farExpiration", "RangeError", "year 10000"),
         ("badLimit", "RangeError", "limit"),
     ] {
         let r = call(&b, "GET", "one.test", &format!("/bad/{case}"), "").await;

@@ -234,7 +234,9 @@ impl FetchHost {
             slot.free();
             send(last);
         });
-        self.in_flight.borrow_mut().insert(id, (task.abort_handle(), Some(kept)));
+        self.in_flight
+            .borrow_mut()
+            .insert(id, (task.abort_handle(), Some(kept)));
         self.credits.borrow_mut().insert(id, credit);
         Ok(id)
     }

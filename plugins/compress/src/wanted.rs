@@ -87,7 +87,11 @@ mod tests {
     #[test]
     fn server_sent_events_are_never_compressed() {
         let w = Wanted::new(&["text/*".into(), "text/event-stream".into()], 0);
-        for t in ["text/event-stream", "Text/Event-Stream; charset=utf-8", " text/event-stream "] {
+        for t in [
+            "text/event-stream",
+            "Text/Event-Stream; charset=utf-8",
+            " text/event-stream ",
+        ] {
             let res = response(200, &[("content-type", t)], Body::from("data: 1\n\n"));
             assert!(!w.wants(&res), "{t}");
         }

@@ -15,7 +15,7 @@ export default {
     const url = new URL(request.url);
     const q = url.searchParams;
     const [, route, ...rest] = url.pathname.split('/');
-    const key = decodeURIComponent(rest.join('/'));
+    const key = q.get('key') ?? decodeURIComponent(rest.join('/')); // ?key=: a key a path cannot hold
     const json = (v, status = 200) => new Response(JSON.stringify(v), { status, headers: { 'content-type': 'application/json' } });
     try {
       switch (route) {
@@ -226,6 +226,17 @@ async fn kv_entries_expire_and_list_pages_through_a_prefix() {
     }
     assert_eq!(seen, ["p/1", "p/2", "p/3", "p/4", "p/5"]);
     assert_eq!(pages, 3);
+
+    // Keys are any UTF-8, a NUL included; a prefix holding one lists them.
+    for k in ["n%00a", "n%00b", "nz"] {
+        assert_eq!(
+            call(&b, "PUT", "one.test", &format!("/kv/?key={k}"), k).await.status,
+            201
+        );
+    }
+    let page = call(&b, "GET", "one.test", "/list?prefix=n%00", "").await.json();
+    assert_eq!(page["keys"][0]["name"], "n\u{0}a", "{page}");
+    assert_eq!(page["keys"].as_array().unwrap().len(), 2, "{page}");
 
     // An entry with a TTL carries its expiration and goes away by itself.
     assert_eq!(

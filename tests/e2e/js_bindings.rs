@@ -454,6 +454,19 @@ async fn caches_default_matches_what_was_put_per_app() {
         "no-store is not kept"
     );
 
+    // A lifetime past any clock (an upstream's `max-age` can say anything)
+    // is kept as a long one, not a panic of the isolate.
+    let r = call(
+        &b,
+        "PUT",
+        "one.test",
+        "/cache/forever?cc=max-age%3D99999999999999999999999",
+        "kept",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(call(&b, "GET", "one.test", "/cache/forever", "").await.text(), "kept");
+
     let r = call(&b, "POST", "one.test", "/cache/page", "").await;
     assert_eq!(r.json()["name"], "TypeError", "only GET requests are cached");
     assert_eq!(call(&b, "DELETE", "one.test", "/cache/page", "").await.json(), true);

@@ -497,7 +497,7 @@ impl Isolate {
             let next: Function<'_> = self.handles.next_timer.clone().restore(&ctx).ok()?;
             next.call::<_, f64>(()).ok()
         })?;
-        (at >= 0.0).then(|| self.clock + Duration::from_secs_f64(at / 1000.0))
+        (at >= 0.0).then(|| timer_due(self.clock, at))
     }
 
     /// Interruptions are timeouts whatever JS made of them.
@@ -579,7 +579,7 @@ impl<'a, 'js> Driver<'a, 'js> {
                 ));
             }
             let until = self.deadline.get().unwrap_or_else(|| Instant::now() + self.timeout);
-            let due = (at >= 0.0).then(|| self.clock + Duration::from_secs_f64(at / 1000.0));
+            let due = (at >= 0.0).then(|| timer_due(self.clock, at));
             let wake = due.map_or(until, |d| d.min(until));
             // Waiting for a timer or a fetch runs no JavaScript.
             match self.fetch.wait(wake) {
@@ -619,6 +619,17 @@ pub(crate) enum Shape {
 
 /// Hands `call` to the prelude's dispatcher. `streaming`: an app's body
 /// stream comes back as a source for [`Isolate::pump`], not collected.
+/// Timers due further off are woken for at this distance (and found not
+/// due yet): a delay JavaScript gives (`setTimeout(f, 1e300)`, `Infinity`)
+/// can be past what `Duration` and `Instant` hold, which would panic.
+const FARTHEST_TIMER_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// When a timer due `at_ms` after `clock` (the prelude's `native.now()`
+/// origin) fires.
+fn timer_due(clock: Instant, at_ms: f64) -> Instant {
+    clock + Duration::from_secs_f64((at_ms / 1000.0).min(FARTHEST_TIMER_SECS))
+}
+
 fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Result<Invoked<'js>, JsError> {
     let caught = |e: rquickjs::Error| describe(ctx, e);
     let restore = |p: &Persistent<Function<'static>>| p.clone().restore(ctx).map_err(caught);

@@ -608,6 +608,104 @@ async fn canaries_are_rolled_back_or_promoted_automatically() {
     assert!(shown["app"]["events"].to_string().contains("auto-promote of canary v3"));
 }
 
+/// A canary is the app serving another version: it reads and writes the
+/// app's KV namespaces (its visitors' data is still there once it is
+/// rolled back or promoted), while a preview has namespaces of its own.
+#[tokio::test]
+async fn a_canary_shares_the_apps_kv_and_a_preview_does_not() {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write(
+        "api/index.js",
+        "export default { fetch() { return new Response('platform'); } }",
+    );
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.api]\nruntime = \"js\"\nsource = \"api\"\ndomains = [\"api.test\"]\nkv = [\"STORE\"]\n",
+    );
+    let c = p(&config);
+    let app = |v: &str| {
+        format!(
+            "export default {{ async fetch(req, env) {{ const k = new URL(req.url).pathname.slice(1); \
+             if (req.method === 'PUT') {{ await env.STORE.put(k, await req.text()); return new Response('{v} stored'); }} \
+             return new Response('{v} ' + await env.STORE.get(k)); }} }}"
+        )
+    };
+    let v1 = bundle(&s, "v1", &[("index.js", &app("v1"))]);
+    let v2 = bundle(&s, "v2", &[("index.js", &app("v2"))]);
+    ok(cli(&["deploy", p(&v1), "--app", "api", "--config", c]));
+    let (b, server) = serve(&config);
+    let put = |cookie: &'static str, key: &'static str, body: &'static str| {
+        request(
+            "PUT",
+            &format!("/{key}"),
+            &[("host", "api.test"), ("cookie", cookie)],
+            body.to_owned(),
+        )
+    };
+    assert_eq!(
+        send(b.addr, put("bext_canary_api=stable", "cart", "3 books"))
+            .await
+            .text(),
+        "v1 stored"
+    );
+
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "api",
+        "--canary",
+        "50%",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    let on_canary = |path: &'static str| {
+        request(
+            "GET",
+            path,
+            &[("host", "api.test"), ("cookie", "bext_canary_api=v2")],
+            String::new(),
+        )
+    };
+    assert_eq!(
+        send(b.addr, on_canary("/cart")).await.text(),
+        "v2 3 books",
+        "the canary reads what the current version wrote"
+    );
+    assert_eq!(
+        send(b.addr, put("bext_canary_api=v2", "wish", "a pen")).await.text(),
+        "v2 stored"
+    );
+    let stable = request(
+        "GET",
+        "/wish",
+        &[("host", "api.test"), ("cookie", "bext_canary_api=stable")],
+        String::new(),
+    );
+    assert_eq!(send(b.addr, stable).await.text(), "v1 a pen", "and the other way round");
+
+    ok(cli(&[
+        "deploy",
+        p(&v2),
+        "--app",
+        "api",
+        "--preview",
+        "pr-1",
+        "--config",
+        c,
+        "--server",
+        &server,
+    ]));
+    let r = eventually(Duration::from_secs(10), || async {
+        let r = get(b.addr, "pr-1.preview.api.test", "/cart").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(r.text(), "v2 null", "a preview is another app: none of the app's data");
+}
+
 /// A preview serves its version on its own host, with the app's
 /// `preview_env` instead of its `env`, survives a restart, and is removed
 /// with its files once its `preview_ttl` is over.

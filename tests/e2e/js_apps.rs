@@ -45,6 +45,8 @@ export default {
       case '/bomb': { const a = []; for (;;) a.push(new Array(100000).fill(a.length)); }
       case '/slow': await new Promise((r) => setTimeout(r, 300)); return new Response('slow');
       case '/served': return new Response(String(served));
+      case '/far-timer': setTimeout(() => {}, Number(url.searchParams.get('ms'))); return new Response('armed');
+      case '/far-wait': await new Promise((r) => setTimeout(r, Number(url.searchParams.get('ms')))); return new Response('woke');
       case '/url': return new Response(request.url);
       case '/framing': return new Response('short', { headers: { 'content-length': '999', 'transfer-encoding': 'chunked', connection: 'close' } });
       case '/cookies': {
@@ -171,6 +173,27 @@ async fn loops_and_bombs_are_contained(b: &Bext) {
     let r = get(b.addr, "app.test", "/served").await;
     assert_eq!((r.status, r.text()), (200, "1".to_owned()), "a fresh isolate");
     assert_eq!(get(b.addr, "hello.test", "/").await.status, 200);
+}
+
+/// A timer further off than any clock holds (`setTimeout(f, 1e300)`, an
+/// `Infinity` from a query) neither kills the isolate's thread between
+/// requests nor fails the request waiting on it: that one times out.
+#[tokio::test]
+async fn a_timer_past_any_clock_leaves_the_isolate_serving() {
+    let s = Site::new();
+    copy_example(&s, "apps/hello-js", "hello");
+    s.write("app/index.js", APP);
+    let isolate = "[apps.app.isolate]\nworkers = 1\ntimeout = \"300ms\"\n";
+    let b = Bext::serve(&js_platform(&s, isolate));
+    for ms in ["1e300", "Infinity"] {
+        let r = get(b.addr, "app.test", &format!("/far-timer?ms={ms}")).await;
+        assert_eq!((r.status, r.text()), (200, "armed".to_owned()), "{ms}");
+    }
+    let r = get(b.addr, "app.test", "/served").await;
+    assert_eq!((r.status, r.text()), (200, "3".to_owned()), "the same isolate goes on");
+    let r = get(b.addr, "app.test", "/far-wait?ms=1e300").await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(get(b.addr, "app.test", "/served").await.status, 200);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ export default {
     const url = new URL(request.url);
     const q = url.searchParams;
     const [, route, ...rest] = url.pathname.split('/');
-    const key = decodeURIComponent(rest.join('/'));
+    const key = q.get('key') ?? decodeURIComponent(rest.join('/')); // ?key=: a key a path cannot hold
     const json = (v, status = 200) => new Response(JSON.stringify(v), { status, headers: { 'content-type': 'application/json' } });
     try {
       switch (route) {
@@ -54,6 +54,8 @@ export default {
             badType: () => env.STORE.get('k', 'xml'),
             badTtl: () => env.STORE.put('t', 'v', { expirationTtl: 0.5 }),
             pastExpiration: () => env.STORE.put('t', 'v', { expiration: 1000 }),
+            hugeTtl: () => env.STORE.put('t', 'v', { expirationTtl: 1e300 }),
+            farExpiration: () => env.STORE.put('t', 'v', { expiration: 1e19 }),
             badLimit: () => env.STORE.list({ limit: 1001 }),
           };
           try {
@@ -225,6 +227,17 @@ async fn kv_entries_expire_and_list_pages_through_a_prefix() {
     assert_eq!(seen, ["p/1", "p/2", "p/3", "p/4", "p/5"]);
     assert_eq!(pages, 3);
 
+    // Keys are any UTF-8, a NUL included; a prefix holding one lists them.
+    for k in ["n%00a", "n%00b", "nz"] {
+        assert_eq!(
+            call(&b, "PUT", "one.test", &format!("/kv/?key={k}"), k).await.status,
+            201
+        );
+    }
+    let page = call(&b, "GET", "one.test", "/list?prefix=n%00", "").await.json();
+    assert_eq!(page["keys"][0]["name"], "n\u{0}a", "{page}");
+    assert_eq!(page["keys"].as_array().unwrap().len(), 2, "{page}");
+
     // An entry with a TTL carries its expiration and goes away by itself.
     assert_eq!(
         call(&b, "PUT", "one.test", "/kv/short?ttl=1", "soon gone").await.status,
@@ -275,6 +288,10 @@ async fn kv_limits_and_bad_input_are_errors_the_handler_catches() {
         ("badType", "TypeError", "xml"),
         ("badTtl", "RangeError", "expirationTtl"),
         ("pastExpiration", "RangeError", "expiration"),
+        // Past any time the stores can hold: not an overflow, nor an
+        // entry stored as already expired.
+        ("hugeTtl", "RangeError", "year 10000"),
+        ("farExpiration", "RangeError", "year 10000"),
         ("badLimit", "RangeError", "limit"),
     ] {
         let r = call(&b, "GET", "one.test", &format!("/bad/{case}"), "").await;
@@ -436,6 +453,19 @@ async fn caches_default_matches_what_was_put_per_app() {
         404,
         "no-store is not kept"
     );
+
+    // A lifetime past any clock (an upstream's `max-age` can say anything)
+    // is kept as a long one, not a panic of the isolate.
+    let r = call(
+        &b,
+        "PUT",
+        "one.test",
+        "/cache/forever?cc=max-age%3D99999999999999999999999",
+        "kept",
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(call(&b, "GET", "one.test", "/cache/forever", "").await.text(), "kept");
 
     let r = call(&b, "POST", "one.test", "/cache/page", "").await;
     assert_eq!(r.json()["name"], "TypeError", "only GET requests are cached");

@@ -9,6 +9,11 @@ use bytes::Bytes;
 use rquickjs::{Array, Ctx, Function, Object, TypedArray, Value};
 
 use super::{op_value, start};
+
+/// The longest an entry is kept, a year: a response's `max-age` can say
+/// anything (`max-age=99999999999999999999999` from an upstream), and a
+/// lifetime past what `Duration` and `Instant` hold would panic.
+const MAX_TTL_SECS: f64 = 365.0 * 24.0 * 3600.0;
 use crate::fetch::FetchHost;
 
 /// Where an app's `caches.default` keeps responses. Keys are absolute
@@ -79,7 +84,7 @@ pub(crate) fn install<'js>(
                     headers: flat.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect(),
                     body: Bytes::from(crate::natives::copy_bytes(&body)),
                 };
-                let ttl = (ttl >= 0.0 && ttl.is_finite()).then(|| Duration::from_secs_f64(ttl));
+                let ttl = (ttl >= 0.0 && ttl.is_finite()).then(|| Duration::from_secs_f64(ttl.min(MAX_TTL_SECS)));
                 start(&ctx, &h, async move {
                     s.put(&url, response, ttl).await;
                     Ok(op_value(|ctx| Ok(Value::new_undefined(ctx.clone()))))

@@ -107,24 +107,29 @@ fn check_key(ctx: &Ctx<'_>, key: &str) -> rquickjs::Result<()> {
     Ok(())
 }
 
+/// The latest expiry a put may ask for, 9999-12-31T23:59:59Z: further
+/// would overflow the arithmetic and the stores' signed times (SQLite's
+/// INTEGER, Redis's EXPIREAT in milliseconds), and be taken as expired.
+const MAX_EXPIRATION: u64 = 253_402_300_799;
+
 /// When an entry put now expires: `expiration` (seconds since the epoch)
 /// or `ttl` seconds from now, whichever is given (negative: neither).
 fn expiry(ctx: &Ctx<'_>, expiration: f64, ttl: f64) -> rquickjs::Result<Option<u64>> {
     let now = now_secs();
     if ttl >= 0.0 {
-        if !ttl.is_finite() || ttl < 1.0 {
+        if !ttl.is_finite() || ttl < 1.0 || ttl > MAX_EXPIRATION.saturating_sub(now) as f64 {
             return Err(Exception::throw_range(
                 ctx,
-                "KV expirationTtl must be at least 1 second",
+                "KV expirationTtl must be at least 1 second, and end before the year 10000",
             ));
         }
         return Ok(Some(now + ttl as u64));
     }
     if expiration >= 0.0 {
-        if !expiration.is_finite() || (expiration as u64) <= now {
+        if !expiration.is_finite() || (expiration as u64) <= now || expiration > MAX_EXPIRATION as f64 {
             return Err(Exception::throw_range(
                 ctx,
-                "KV expiration must be a time in the future (seconds since the epoch)",
+                "KV expiration must be a time in the future (seconds since the epoch), before the year 10000",
             ));
         }
         return Ok(Some(expiration as u64));

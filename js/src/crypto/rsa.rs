@@ -1,4 +1,4 @@
-//! RSA with the `rsa` crate: RSASSA-PKCS1-v1_5, RSA-PSS (any salt length),
+//! RSA with the `rsa` crate: RSASSA-PKCS1-v1_5, RSA-PSS (any salt length the key allows),
 //! RSA-OAEP, key generation and the key encodings. Private keys are kept as
 //! PKCS#8 DER, public keys as SPKI DER.
 
@@ -171,8 +171,25 @@ pub(crate) fn generate(bits: u32, exponent: &[u8]) -> CryptoResult<(Imported, Im
     Ok((imported_private(&key)?, imported_public(&key.to_public_key())?))
 }
 
+/// The longest PSS salt a key of `modulus_bits` takes with `hash`
+/// (RFC 8017 9.1.1: emLen - hLen - 2). The `rsa` crate allocates and
+/// fills the salt before it checks it, so a longer one (JavaScript may ask
+/// for 4 GiB) is refused first: it could never sign anyway.
+fn max_pss_salt(modulus_bits: usize, hash: Hash) -> usize {
+    let em_len = (modulus_bits - 1).div_ceil(8);
+    em_len.saturating_sub(hash.digest_algorithm().output_len() + 2)
+}
+
 pub(crate) fn sign(padding: Padding, hash: Hash, der: &[u8], message: &[u8]) -> CryptoResult<Vec<u8>> {
     let key = private_key(der)?;
+    if let Padding::Pss(salt) = padding {
+        let max = max_pss_salt(key.n().bits(), hash);
+        if salt > max {
+            return Err(operation(format!(
+                "RSA-PSS saltLength {salt} is more than this key and hash allow ({max} bytes)"
+            )));
+        }
+    }
     let hashed = super::hash::digest(hash, message);
     let rng = &mut rand_core::OsRng;
     let signed = with_digest!(hash, D => match padding {
@@ -185,6 +202,9 @@ pub(crate) fn sign(padding: Padding, hash: Hash, der: &[u8], message: &[u8]) -> 
 /// False for any signature that does not verify, whatever the reason.
 pub(crate) fn verify(padding: Padding, hash: Hash, der: &[u8], signature: &[u8], message: &[u8]) -> CryptoResult<bool> {
     let key = public_key(der)?;
+    if matches!(padding, Padding::Pss(salt) if salt > max_pss_salt(key.n().bits(), hash)) {
+        return Ok(false);
+    }
     let hashed = super::hash::digest(hash, message);
     let verified = with_digest!(hash, D => match padding {
         Padding::Pkcs1 => key.verify(Pkcs1v15Sign::new::<D>(), &hashed, signature),
@@ -255,6 +275,17 @@ mod tests {
             (public.modulus_bits, public.exponent.as_slice()),
             (1024, &[1u8, 0, 1][..])
         );
+        // 1024 bits with SHA-256: at most 128 - 32 - 2 = 94 bytes of salt;
+        // more is refused before the salt is made (4 GiB could be asked).
+        let sig = sign(Padding::Pss(94), Hash::Sha256, &private.der, b"m").unwrap();
+        assert!(verify(Padding::Pss(94), Hash::Sha256, &public.der, &sig, b"m").unwrap());
+        for salt in [95, 1 << 20, u32::MAX as usize] {
+            match sign(Padding::Pss(salt), Hash::Sha256, &private.der, b"m") {
+                Err(super::super::error::CryptoError::Operation(m)) => assert!(m.contains("saltLength"), "{m}"),
+                other => panic!("salt {salt}: {other:?}"),
+            }
+            assert!(!verify(Padding::Pss(salt), Hash::Sha256, &public.der, &sig, b"m").unwrap());
+        }
         assert!(generate(1000, &[1, 0, 1]).is_err());
         assert!(generate(2048, &[17]).is_err());
     }

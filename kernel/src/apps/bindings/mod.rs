@@ -30,20 +30,29 @@ pub struct Sources<'a> {
     pub isr: Option<bext_plugin_isr::store::Limits>,
 }
 
+/// The app whose KV namespaces app `id` reads and writes: a canary or a
+/// pinned version (`app@v2`) is the app itself serving another version, so
+/// it shares the app's data (what its visitors write is still there once
+/// it is promoted or rolled back); a preview (`app~name`) is another app.
+fn kv_owner(id: &str) -> &str {
+    id.split_once('@').map_or(id, |(app, _)| app)
+}
+
 /// The KV namespaces and cache of app `id`.
 pub(crate) fn for_app(id: &str, cfg: &AppConfig, sources: Sources<'_>) -> Result<Bindings, String> {
     let mut kv: Vec<(String, Arc<dyn KvStore>)> = Vec::with_capacity(cfg.kv.len());
     if !cfg.kv.is_empty() {
+        let owner = kv_owner(id);
         match sources.fleet {
             Some(edge) => {
                 for ns in &cfg.kv {
-                    kv.push((ns.clone(), Arc::new(redis::RedisKv::new(edge.clone(), id, ns))));
+                    kv.push((ns.clone(), Arc::new(redis::RedisKv::new(edge.clone(), owner, ns))));
                 }
             }
             None => {
                 let db = sqlite::KvDb::open(sources.data_dir)?;
                 for ns in &cfg.kv {
-                    kv.push((ns.clone(), Arc::new(sqlite::SqliteKv::new(db.clone(), id, ns))));
+                    kv.push((ns.clone(), Arc::new(sqlite::SqliteKv::new(db.clone(), owner, ns))));
                 }
             }
         }

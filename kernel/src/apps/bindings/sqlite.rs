@@ -154,15 +154,28 @@ impl KvStore for SqliteKv {
         let (app, ns) = (self.app.clone(), self.ns.clone());
         self.db
             .run(move |c| {
+                // The prefix is compared as bytes (?7, a blob): SQLite's
+                // length() and substr() of a text stop at a NUL, which a
+                // key may hold.
                 let mut stmt = c.prepare_cached(
                     "SELECT key, metadata, expiration FROM kv
-                     WHERE app = ?1 AND ns = ?2 AND key >= ?3 AND substr(key, 1, length(?3)) = ?3
+                     WHERE app = ?1 AND ns = ?2 AND key >= ?3
+                       AND substr(CAST(key AS BLOB), 1, length(?7)) = ?7
                        AND key > ?4 AND (expiration IS NULL OR expiration > ?5)
                      ORDER BY key LIMIT ?6",
                 )?;
                 let cursor = query.cursor.unwrap_or_default();
+                let prefix_bytes = query.prefix.as_bytes().to_vec();
                 let rows = stmt.query_map(
-                    params![app, ns, query.prefix, cursor, now(), query.limit as i64 + 1],
+                    params![
+                        app,
+                        ns,
+                        query.prefix,
+                        cursor,
+                        now(),
+                        query.limit as i64 + 1,
+                        prefix_bytes
+                    ],
                     |r| {
                         Ok(KvKey {
                             name: r.get(0)?,

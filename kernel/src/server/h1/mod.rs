@@ -220,11 +220,9 @@ async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
         if !buf.is_empty() {
             return Some(answer.as_mut().await);
         }
-        // The socket first, as hyper reads before it polls the service: a
-        // close that has arrived gives the request up even when its answer
-        // is ready.
         tokio::select! {
             biased;
+            res = answer.as_mut() => return Some(res),
             ready = stream.readable() => {
                 ready.ok()?;
                 if buf.capacity() - buf.len() < READ_SIZE / 4 {
@@ -237,7 +235,6 @@ async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
                     Err(_) => return None,
                 }
             }
-            res = answer.as_mut() => return Some(res),
         }
     }
 }

@@ -214,8 +214,14 @@ fn parse_length(value: &[u8]) -> Option<u64> {
         .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
-/// Whether a comma-separated header value has `token` (any case).
+/// Whether a comma-separated header value has `token` (any case). As
+/// hyper (`HeaderValue::to_str`), a value with bytes other than visible
+/// ASCII, space and tab has no tokens: `Connection: close, \xff` keeps a
+/// connection open on both paths.
 pub(super) fn has_token(value: &[u8], token: &str) -> bool {
+    if !value.iter().all(|b| matches!(b, b'\t' | b' '..=b'~')) {
+        return false;
+    }
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))

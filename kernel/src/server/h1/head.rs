@@ -227,6 +227,10 @@ mod tests {
             b"GET / HTTP/1.1\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"
         ));
         assert_eq!(fast(b"HEAD / HTTP/1.0\r\n\r\n").0.parts.version, Version::HTTP_10);
+        // hyper reads tokens only from a visible-ASCII value.
+        assert!(ka(b"GET / HTTP/1.1\r\nConnection: close, \xff\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.0\r\nConnection: keep-alive, \xff\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.1\r\nConnection:\tclose \r\n\r\n"));
     }
 
     #[test]

@@ -174,7 +174,7 @@ async fn connection(
             }
             None => answer.insert(Box::pin(handler)),
         };
-        let Some(res) = unless_closed(stream, &mut buf, max_head, answer).await else {
+        let Some(res) = unless_closed(stream, &mut buf, answer).await else {
             return Outcome::Closed;
         };
         let (res, body) = res.into_parts();
@@ -212,16 +212,16 @@ async fn connection(
 
 /// Awaits a response, but gives the request up if the client closes the
 /// connection meanwhile (as hyper does: a proxied request then stops
-/// waiting for its upstream). Bytes that arrive meanwhile (the next
-/// pipelined request) are kept in `buf`, up to `max_head`.
+/// waiting for its upstream). As hyper, it stops watching once bytes of
+/// the next request are buffered: a client that pipelines requests and
+/// then half-closes still gets the answer to the request in flight.
 async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
     stream: &TcpStream,
     buf: &mut BytesMut,
-    max_head: usize,
     answer: &mut Pin<Box<F>>,
 ) -> Option<http::Response<ResponseBody>> {
     loop {
-        if buf.len() >= max_head {
+        if !buf.is_empty() {
             return Some(answer.as_mut().await);
         }
         tokio::select! {

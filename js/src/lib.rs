@@ -335,11 +335,38 @@ pub enum JsError {
     /// User code answered with something that is not a valid HTTP message.
     #[error("invalid answer: {0}")]
     BadAnswer(String),
+    /// The engine panicked (caught): the isolate is in no known state, so it
+    /// is rebuilt as after a limit.
+    #[error("internal error in the JavaScript engine")]
+    Crashed,
 }
 
 impl JsError {
     /// Whether the isolate must be rebuilt after this error.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, JsError::OutOfMemory | JsError::Timeout(_))
+        matches!(self, JsError::OutOfMemory | JsError::Timeout(_) | JsError::Crashed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_isolate_is_rebuilt_after_a_limit_or_a_caught_panic_only() {
+        for fatal in [
+            JsError::OutOfMemory,
+            JsError::Timeout(Duration::from_secs(1)),
+            JsError::Crashed,
+        ] {
+            assert!(fatal.is_fatal(), "{fatal}");
+        }
+        for kept in [
+            JsError::Exception("threw".into()),
+            JsError::BadAnswer("not an array".into()),
+            JsError::Overloaded,
+        ] {
+            assert!(!kept.is_fatal(), "{kept}");
+        }
     }
 }

@@ -389,15 +389,12 @@ fn work(
                 continue; // the client went away while the call waited
             }
             counts.busy.fetch_add(1, Ordering::Relaxed);
-            let result = catch_unwind(AssertUnwindSafe(|| isolate.call(job.call)))
-                .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())));
+            let result = catch_unwind(AssertUnwindSafe(|| isolate.call(job.call))).unwrap_or(Err(JsError::Crashed));
             let mut fatal = result.as_ref().err().filter(|e| e.is_fatal()).cloned();
             let _ = job.reply.send(result);
             // A streamed body: this isolate sends it before taking another
             // call (it counts in the app's `workers` until it ends).
-            match catch_unwind(AssertUnwindSafe(|| isolate.pump()))
-                .unwrap_or_else(|_| Err(JsError::Exception("internal error in the JavaScript engine".into())))
-            {
+            match catch_unwind(AssertUnwindSafe(|| isolate.pump())).unwrap_or(Err(JsError::Crashed)) {
                 Ok(()) => {}
                 Err(e) if e.is_fatal() => fatal = Some(e),
                 Err(e) => tracing::warn!(target: "bext::js", source = %spec.name, "response stream failed: {e}"),
@@ -405,7 +402,9 @@ fn work(
             counts.busy.fetch_sub(1, Ordering::Relaxed);
             served += 1;
             if let Some(e) = fatal {
-                counts.limit_kills.fetch_add(1, Ordering::Relaxed);
+                if !matches!(e, JsError::Crashed) {
+                    counts.limit_kills.fetch_add(1, Ordering::Relaxed);
+                }
                 crashes += 1;
                 tracing::warn!(target: "bext::js", source = %spec.name, "replacing the isolate after: {e}");
                 break;

@@ -115,7 +115,10 @@ pub(super) async fn serve(
     };
     if let Outcome::Handoff(read) = outcome {
         let io = Rewind::new(stream, read.freeze());
-        super::drive(
+        // Boxed: hyper's connection state is large, and held inline it
+        // would make every connection's task (HTTP/2 ones too) that much
+        // bigger for the few that are handed over.
+        Box::pin(super::drive(
             kernel,
             builders,
             (Protocol::Http1, Replay::default()),
@@ -123,7 +126,7 @@ pub(super) async fn serve(
             info,
             stop,
             live,
-        )
+        ))
         .await;
     }
 }

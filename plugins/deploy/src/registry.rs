@@ -349,13 +349,13 @@ impl Registry {
         root.join(DATABASE).is_file()
     }
 
-    /// Every version of `app`, newest first, read without opening for
-    /// writing (none when nothing was ever deployed): what pinned
-    /// versions (`app@1.2` in a vhosts entry) are resolved against.
-    pub fn versions_read_only(root: &Path, app: &str) -> Result<Vec<VersionRecord>, DeployError> {
+    /// The registry opened for reading only, with its path and schema
+    /// version; `None` when nothing was ever deployed (no file, or no
+    /// schema yet).
+    fn open_read_only(root: &Path) -> Result<Option<(Connection, PathBuf, i64)>, DeployError> {
         let file = root.join(DATABASE);
         if !file.is_file() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let db = Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| DeployError::db(&file, e))?;
@@ -364,9 +364,16 @@ impl Registry {
         let applied: i64 = db
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| DeployError::db(&file, e))?;
-        if applied == 0 {
+        Ok((applied != 0).then_some((db, file, applied)))
+    }
+
+    /// Every version of `app`, newest first, read without opening for
+    /// writing (none when nothing was ever deployed): what pinned
+    /// versions (`app@1.2` in a vhosts entry) are resolved against.
+    pub fn versions_read_only(root: &Path, app: &str) -> Result<Vec<VersionRecord>, DeployError> {
+        let Some((db, file, _)) = Self::open_read_only(root)? else {
             return Ok(Vec::new());
-        }
+        };
         db.prepare(&format!("{SELECT} WHERE app = ?1 ORDER BY id DESC"))
             .and_then(|mut q| q.query_map([app], version_row)?.collect())
             .map_err(|e| DeployError::db(&file, e))
@@ -376,20 +383,9 @@ impl Registry {
     /// writing: what the kernel serves, asked for on every pipeline build.
     /// Empty when nothing was ever deployed.
     pub fn served(root: &Path) -> Result<Served, DeployError> {
-        let file = root.join(DATABASE);
-        if !file.is_file() {
+        let Some((db, file, applied)) = Self::open_read_only(root)? else {
             return Ok(Served::default());
-        }
-        let db = Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| DeployError::db(&file, e))?;
-        db.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| DeployError::db(&file, e))?;
-        let applied: i64 = db
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| DeployError::db(&file, e))?;
-        if applied == 0 {
-            return Ok(Served::default());
-        }
+        };
         let current = db
             .prepare(&format!("{SELECT} WHERE current = 1 ORDER BY app"))
             .and_then(|mut q| q.query_map([], version_row)?.collect())

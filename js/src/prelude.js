@@ -866,13 +866,24 @@
     // identity and does not read them.
     textHeaders: TEXT_HEADERS,
     // An SSR bundle's `render(request, env, ctx)` as a fetch handler: a
-    // Response it returns is the answer, anything else the HTML page.
+    // Response it returns is the answer; a ReadableStream (React's
+    // renderToReadableStream) or an async iterable of strings or bytes is
+    // the HTML page sent chunk by chunk as render makes them; anything
+    // else the HTML page as a string.
     ssr(render) {
+      const html = () => ({ headers: { 'content-type': 'text/html; charset=utf-8' } });
       return {
         fetch(request, env, ctx) {
-          return then(render(request, env, ctx), (out) => out instanceof Response
-            ? out
-            : new Response(out == null ? '' : String(out), { headers: { 'content-type': 'text/html; charset=utf-8' } }));
+          return then(render(request, env, ctx), (out) => {
+            if (out instanceof Response) return out;
+            if (out !== null && typeof out === 'object') {
+              if (isStream(out)) return new Response(out, html());
+              if (typeof out[Symbol.asyncIterator] === 'function') {
+                return new Response(streams().ReadableStream.from(out), html());
+              }
+            }
+            return new Response(out == null ? '' : String(out), html());
+          });
         },
       };
     },

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 use crate::support::*;
 
@@ -58,34 +58,6 @@ fn sse_platform(s: &Site, isolate: &str) -> std::path::PathBuf {
     s.platform(&format!(
         "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.sse]\nruntime = \"js\"\nsource = \"sse\"\ndomains = [\"sse.test\"]\nisolate = {{ {isolate} }}\n"
     ))
-}
-
-/// Reads frames until `want` is in what arrived; returns it all.
-async fn read_until(body: &mut hyper::body::Incoming, want: &str) -> String {
-    let mut seen = String::new();
-    while !seen.contains(want) {
-        let frame = tokio::time::timeout(Duration::from_secs(20), body.frame())
-            .await
-            .unwrap_or_else(|_| panic!("no {want:?} in 20 s; got {seen:?}"))
-            .unwrap_or_else(|| panic!("the body ended before {want:?}: {seen:?}"))
-            .unwrap();
-        if let Some(data) = frame.data_ref() {
-            seen.push_str(&String::from_utf8_lossy(data));
-        }
-    }
-    seen
-}
-
-/// Reads the rest of a body: `Err` when the server cut it.
-async fn read_to_end(body: &mut hyper::body::Incoming) -> Result<(), String> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), body.frame()).await {
-            Err(_) => panic!("the stream did not end within 30 s"),
-            Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => return Err(e.to_string()),
-            Ok(Some(Ok(_))) => {}
-        }
-    }
 }
 
 /// An SSE stream that never ends on its own: the client reads the first

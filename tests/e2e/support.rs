@@ -415,6 +415,73 @@ async fn echo(
     Ok(res.body(Full::new(Bytes::from(out.to_string()))).unwrap())
 }
 
+/// Reads frames until `want` is in what arrived; returns it all.
+pub async fn read_until(body: &mut hyper::body::Incoming, want: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(want) {
+        let frame = tokio::time::timeout(Duration::from_secs(20), body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} in 20 s; got {seen:?}"))
+            .unwrap_or_else(|| panic!("the body ended before {want:?}: {seen:?}"))
+            .unwrap();
+        if let Some(data) = frame.data_ref() {
+            seen.push_str(&String::from_utf8_lossy(data));
+        }
+    }
+    seen
+}
+
+/// Reads the rest of a body: `Err` when the server cut it.
+pub async fn read_to_end(body: &mut hyper::body::Incoming) -> Result<(), String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), body.frame()).await {
+            Err(_) => panic!("the stream did not end within 30 s"),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// An upstream that answers nothing until the test says so: one request
+/// at a time, each answered `body` by [`Gate::open`]. What a page waits
+/// on (its data) made to wait for the test, not for a clock.
+pub struct Gate {
+    pub addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+}
+
+impl Gate {
+    pub async fn start() -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Gate {
+            addr: listener.local_addr().unwrap(),
+            listener,
+        }
+    }
+
+    /// Takes the next request waiting and answers it `body`.
+    pub async fn open(&self, body: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = tokio::time::timeout(Duration::from_secs(20), self.listener.accept())
+            .await
+            .expect("nobody called the gate within 20 s")
+            .unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the caller hung up before its request ended");
+            head.extend_from_slice(&buf[..n]);
+        }
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(answer.as_bytes()).await.unwrap();
+    }
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()

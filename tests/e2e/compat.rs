@@ -152,6 +152,136 @@ async fn hybrid_sends_its_api_prefix_upstream_and_renders_the_rest() {
     assert_eq!(get(b.addr, "web.test", "/app.css").await.text(), "v2{}");
 }
 
+/// An SSR page waits for its data: `render(request)` may hand back an
+/// async iterable, a ReadableStream or a Response with a stream body, and
+/// what it makes first reaches the client while it still waits (the data
+/// is held by the test until the shell has arrived), through `ssr` and
+/// `hybrid` alike.
+#[tokio::test]
+async fn ssr_and_hybrid_stream_what_render_returns() {
+    let s = Site::new();
+    let gate = Gate::start().await;
+    let data = format!("http://127.0.0.1:{}/", gate.addr.port());
+    s.write(
+        "live/index.js",
+        format!(
+            r#"const data = () => fetch('{data}').then((r) => r.text());
+async function* page() {{
+  yield '<p>shell</p>';
+  yield new TextEncoder().encode('<p>' + (await data()) + '</p>');
+}}
+function stream() {{
+  let sent = false;
+  return new ReadableStream({{
+    async pull(c) {{
+      if (sent) {{ c.enqueue('<p>' + (await data()) + '</p>'); c.close(); return; }}
+      sent = true;
+      c.enqueue('<p>shell</p>');
+    }},
+  }});
+}}
+export async function render(request) {{
+  const path = new URL(request.url).pathname;
+  if (path === '/stream') return stream();
+  if (path === '/response') return new Response(stream(), {{ status: 203, headers: {{ 'x-page': 'own' }} }});
+  if (path === '/array') return ['<p>shell</p>'];
+  return page();
+}}
+"#
+        ),
+    );
+    s.write("live/public/app.css", "body{}");
+    let upstream = Echo::start().await;
+    let app = |id: &str, runtime: &str, more: &str| {
+        format!(
+            "[apps.{id}]\nruntime = \"{runtime}\"\nsource = \"live\"\ndomains = [\"{id}.test\"]\nisolate = {{ workers = 1, fetch = {{ allow = [\"127.0.0.1:{}\"] }} }}\n{more}\n",
+            gate.addr.port()
+        )
+    };
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n{}{}",
+        app("live", "ssr", ""),
+        app("mixed", "hybrid", &format!("upstream = \"http://{}\"\n", upstream.addr))
+    ));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    for (host, path, status, header) in [
+        ("live.test", "/", 200, ("content-type", "text/html; charset=utf-8")),
+        (
+            "live.test",
+            "/stream",
+            200,
+            ("content-type", "text/html; charset=utf-8"),
+        ),
+        ("live.test", "/response", 203, ("x-page", "own")),
+        ("mixed.test", "/", 200, ("content-type", "text/html; charset=utf-8")),
+    ] {
+        let (mut h1, _c) = h1_client(b.addr).await;
+        let req = request("GET", path, &[("host", host)], "");
+        // Without streaming the head waits for the whole page, and the
+        // page for the gate: no answer here.
+        let res = tokio::time::timeout(Duration::from_secs(20), h1.send_request(req))
+            .await
+            .unwrap_or_else(|_| panic!("{host}{path}: no answer while the page waits for its data: not streamed"))
+            .unwrap();
+        assert_eq!(res.status(), status, "{host}{path}");
+        assert_eq!(res.headers()[header.0], header.1, "{host}{path}");
+        let mut body = res.into_body();
+        let shell = read_until(&mut body, "<p>shell</p>").await;
+        assert!(!shell.contains("data"), "{host}{path}: {shell}");
+        gate.open(&format!("data for {host}{path}")).await;
+        let rest = read_until(&mut body, "</p>").await;
+        assert_eq!(rest, format!("<p>data for {host}{path}</p>"));
+        read_to_end(&mut body).await.unwrap();
+    }
+    // Other things render returns are still the page, as text; hybrid's
+    // static files and API prefix are untouched.
+    assert_eq!(get(b.addr, "live.test", "/array").await.text(), "<p>shell</p>");
+    assert_eq!(get(b.addr, "mixed.test", "/app.css").await.text(), "body{}");
+    assert!(get(b.addr, "mixed.test", "/api/x").await.text().contains("/api/x"));
+}
+
+/// React 19's renderToReadableStream as an SSR bundle's render: the
+/// example's bundle (examples/apps/react-ssr) imported, its stream
+/// returned; the shell with the Suspense fallback comes before the menu.
+#[tokio::test]
+async fn a_react_stream_from_render_is_streamed() {
+    let s = Site::new();
+    let bundle = repo().join("examples/apps/react-ssr/dist/index.js");
+    assert!(
+        bundle.is_file(),
+        "missing {}: run `npm ci && npm run build` in examples/apps/react-ssr",
+        bundle.display()
+    );
+    s.write("react/react-page.js", std::fs::read(&bundle).unwrap());
+    s.write(
+        "react/index.js",
+        "import page from './react-page.js';\nexport async function render(request) {\n  const res = await page.fetch(request);\n  return res.body;\n}\n",
+    );
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.cafe]\nruntime = \"ssr\"\nsource = \"react\"\ndomains = [\"*.cafe.test\"]\n",
+    );
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let b = Bext::serve(&config);
+    let (mut h1, _c) = h1_client(b.addr).await;
+    let req = request("GET", "/?delay=2000", &[("host", "acme.cafe.test")], "");
+    let res = h1.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    let mut body = res.into_body();
+    let shell = read_until(&mut body, "Loading the menu").await;
+    assert!(shell.contains("Welcome to café <!-- -->acme"), "{shell}");
+    assert!(
+        !shell.contains("flat white"),
+        "the data came with the shell: not streamed\n{shell}"
+    );
+    let rest = read_until(&mut body, "flat white").await;
+    assert!(rest.contains("<li>espresso</li>"), "{rest}");
+    read_to_end(&mut body).await.unwrap();
+}
+
 /// `max_isolates`: the JS apps' isolates added up, refused at load with
 /// each app and its count; `max_apps` refuses a file with more apps, a
 /// reload to one, and a deploy creating one past it.
@@ -401,6 +531,60 @@ async fn the_single_app_bext_config_toml_serves_and_caches() {
     }
 }
 
+/// deployment-modes.txt's table of per-app settings, every one on one
+/// app: the hono app answers with its cache (`cache.default_ttl`) and rate
+/// limit (`rate_limit.rpm`) in front, its two isolates
+/// (`isolate.workers`, `isolate.memory_limit = "256mb"`) counted, and a
+/// deploy runs its hooks (`deploy.keep_versions` is
+/// preview_ttl_and_keep_versions_reach_the_registry's).
+#[tokio::test]
+async fn the_per_app_settings_of_deployment_modes_apply() {
+    let s = Site::new();
+    s.write(
+        "srv/shop/package.json",
+        r#"{"name": "shop", "type": "module", "main": "./dist/index.js", "dependencies": {"hono": "^4"}}"#,
+    );
+    s.write(
+        "srv/shop/dist/index.js",
+        "let n = 0; export default { fetch(req) { n += 1; return new Response('shop ' + new URL(req.url).pathname + ' #' + n); } }",
+    );
+    let page = fixture("deployment-modes.per-app.platform.toml")
+        .replace("0.0.0.0:443", "127.0.0.1:0")
+        .replace("/var/lib/bext", "data")
+        .replace("\"/srv/", "\"srv/");
+    let config = s.platform(&page);
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let (passed, text) = check(&s.platform(&page.replace("[platform]\n", "[platform]\nmax_isolates = 1\n")));
+    assert!(!passed && text.contains("(shop: 2)"), "isolate.workers counts: {text}");
+    let config = s.platform(&page);
+    let out = cli(&[
+        "deploy",
+        p(&s.path("srv/shop")),
+        "--app",
+        "shop",
+        "--config",
+        p(&config),
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("pre-build ran") && said.contains("post-deploy ran"),
+        "{said}"
+    );
+    let b = Bext::serve(&config);
+    let first = get(b.addr, "shop.example.com", "/p").await;
+    assert_eq!(first.text(), "shop /p #1");
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    let again = get(b.addr, "shop.example.com", "/p").await;
+    assert_eq!(
+        (again.text().as_str(), again.header("x-cache")),
+        ("shop /p #1", Some("HIT"))
+    );
+    // 600 a minute, in bursts of the gateway's default (docs/gateway.md).
+    assert!(first.header("ratelimit-policy").is_some(), "{:?}", first.headers);
+}
+
 /// deployment-modes.txt's edge bext.config.toml: `[redis] url` and
 /// `prefix` put `bext run` in edge mode: pages one instance rendered are
 /// served by another from Redis, under the prefix.
@@ -539,6 +723,55 @@ async fn buntime_s_vhosts_manifest_routes_as_written() {
     assert!(!passed && text.contains("`hosts` is given twice"), "{text}");
 }
 
+/// buntime-vhosts.txt's multi-tenant manifest and its custom-domain
+/// `hosts` (the page's fragment, under the plugin's name as in the file it
+/// goes in): the landing, each tenant's subdomain with its tenant, and a
+/// tenant's own domain, all to the one app.
+#[tokio::test]
+async fn buntime_s_multi_tenant_and_custom_domain_manifests_route() {
+    let s = Site::new();
+    s.write(
+        "skedly/index.js",
+        "export default { fetch(req) { return new Response('skedly ' + (req.headers.get('x-vhost-tenant') || '-')); } }",
+    );
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.skedly]\nruntime = \"js\"\nsource = \"skedly\"\n",
+    );
+    for (manifest, answers) in [
+        (
+            fixture("buntime-vhosts.multi-tenant.manifest.yaml"),
+            [
+                ("sked.ly", "skedly -"),
+                ("tenant1.sked.ly", "skedly tenant1"),
+                ("scheduling.acme.com", ""),
+            ],
+        ),
+        (
+            format!(
+                "name: \"@buntime/plugin-vhosts\"\n{}",
+                fixture("buntime-vhosts.custom-domains.manifest.yaml")
+            ),
+            [
+                ("acme.sked.ly", "skedly acme"),
+                ("scheduling.acme.com", "skedly -"),
+                ("sked.ly", ""),
+            ],
+        ),
+    ] {
+        s.write("manifests/manifest.yaml", &manifest);
+        let (passed, text) = check(&config);
+        assert!(passed, "{text}");
+        let b = Bext::serve(&config);
+        for (host, answer) in answers {
+            let r = get(b.addr, host, "/").await;
+            match answer {
+                "" => assert_eq!(r.status, 404, "{host}: {}", r.text()),
+                _ => assert_eq!(r.text(), answer, "{host}"),
+            }
+        }
+    }
+}
+
 /// `app@1.2` in a Buntime hosts entry is the newest deployed version of
 /// the app that matches, served beside the current one.
 #[tokio::test]
@@ -574,6 +807,43 @@ async fn a_pinned_version_is_served_from_the_registry() {
         (none.status, none.text().trim()),
         (502, "Virtual host app not found: skedly@9")
     );
+}
+
+/// Pins that resolve to the version the app serves (`skedly@1.3` while
+/// 1.3.0 is current, as `skedly@latest`) share the app's runtime: one
+/// isolate counts the requests of both; an older pin has its own.
+#[tokio::test]
+async fn pins_of_the_current_version_share_its_runtime() {
+    let s = Site::new();
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"sked.ly\": { app: \"skedly@latest\" }\n  \"new.sked.ly\": { app: \"skedly@1.3\" }\n  \"old.sked.ly\": { app: \"skedly@1.2\" }\n",
+    );
+    js_app(&s, "skedly", "file");
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.skedly]\nruntime = \"js\"\nsource = \"skedly\"\nisolate = { workers = 1 }\n",
+    );
+    for v in ["1.2.0", "1.3.0"] {
+        s.write(
+            &format!("{v}/index.js"),
+            format!("let n = 0; export default {{ fetch() {{ n += 1; return new Response('{v} #' + n); }} }}"),
+        );
+        ok(cli(&[
+            "deploy",
+            p(&s.path(v)),
+            "--app",
+            "skedly",
+            "--version",
+            v,
+            "--config",
+            p(&config),
+        ]));
+    }
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "1.3.0 #1");
+    assert_eq!(get(b.addr, "new.sked.ly", "/").await.text(), "1.3.0 #2");
+    assert_eq!(get(b.addr, "old.sked.ly", "/").await.text(), "1.2.0 #1");
+    assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "1.3.0 #3");
 }
 
 /// deployment-modes.txt's multi-app platform.toml, as written: `hono` is
@@ -734,23 +1004,31 @@ fn fixtures_name_their_pages() {
         ("deployment-modes.bext.config.toml", "deployment-modes.txt"),
         ("deployment-modes.edge.bext.config.toml", "deployment-modes.txt"),
         ("buntime-vhosts.manifest.yaml", "buntime-vhosts.txt"),
+        ("buntime-vhosts.multi-tenant.manifest.yaml", "buntime-vhosts.txt"),
+        ("buntime-vhosts.custom-domains.manifest.yaml", "buntime-vhosts.txt"),
+        ("deployment-modes.per-app.platform.toml", "deployment-modes.txt"),
     ] {
         let text = fixture(fixture_name);
         assert!(text.starts_with(&format!("# seeds/{page}")), "{fixture_name}");
     }
 }
 
-/// A real Next.js app (tests/compat/nextjs-app, built by tests/run with
-/// `next build`, `output: "standalone"`) through `runtime = "nextjs"`:
-/// its server renders, bext serves the hashed assets and `public/` with
-/// immutable caching, and keeps the ISR page as its Cache-Control says.
-#[tokio::test]
-async fn a_next_build_runs_through_the_nextjs_runtime() {
+/// The Next.js fixture (tests/compat/nextjs-app), built by tests/run with
+/// `npm ci` and `next build`.
+fn next_fixture() -> std::path::PathBuf {
     let app = repo().join("tests/compat/nextjs-app");
     assert!(
         app.join(".next/standalone/server.js").is_file(),
         "the Next.js fixture is not built: tests/run does it (npm ci and next build in tests/compat/nextjs-app)"
     );
+    app
+}
+
+/// A Next.js build served through `runtime = "nextjs"`, from `app`: the
+/// server renders, bext serves the hashed assets and `public/` with
+/// immutable caching, and keeps the ISR page as its Cache-Control says.
+/// The startup log says how the app is run (`ran_by`).
+async fn serves_the_next_build(app: &Path, ran_by: &str) {
     let s = Site::new();
     let config = s.platform(&format!(
         "[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.marketing]\nsource = \"{}\"\ndomains = [\"example.com\"]\nruntime = \"nextjs\"\nenv = {{ NEXT_TELEMETRY_DISABLED = \"1\" }}\n",
@@ -764,6 +1042,8 @@ async fn a_next_build_runs_through_the_nextjs_runtime() {
         (r.status == 200).then_some(r)
     })
     .await;
+    let log = b.log();
+    assert!(log.contains(&format!("runtime `nextjs`: process ({ran_by}")), "{log}");
     let html = home.text();
     assert!(html.contains("next home rendered at"), "{html}");
     assert!(
@@ -798,4 +1078,46 @@ async fn a_next_build_runs_through_the_nextjs_runtime() {
         robots.header("cache-control"),
         Some("public, max-age=31536000, immutable")
     );
+}
+
+/// A real Next.js app built with `output: "standalone"`: its
+/// .next/standalone/server.js runs.
+#[tokio::test]
+async fn a_next_build_runs_through_the_nextjs_runtime() {
+    serves_the_next_build(&next_fixture(), "the standalone .next/standalone/server.js").await;
+}
+
+/// A Next.js build without `output: "standalone"` runs by `next start`
+/// (the package's own `next`, from its node_modules/.bin). The fixture's
+/// build is reused: a copy of it without .next/standalone, its
+/// next.config.js without `output`, its node_modules linked.
+#[tokio::test]
+async fn a_next_build_without_standalone_runs_by_next_start() {
+    let fixture = next_fixture();
+    let s = Site::new();
+    let app = s.path("next-app");
+    copy_tree(&fixture.join(".next"), &app.join(".next"), &["standalone", "cache"]);
+    copy_tree(&fixture.join("public"), &app.join("public"), &[]);
+    std::fs::copy(fixture.join("package.json"), app.join("package.json")).unwrap();
+    s.write("next-app/next.config.js", "module.exports = {};\n");
+    std::os::unix::fs::symlink(fixture.join("node_modules"), app.join("node_modules")).unwrap();
+    serves_the_next_build(&app, "`next start`").await;
+}
+
+/// Copies the folder `from` to `to`, leaving out the entries of its top
+/// level named in `skip`.
+fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if skip.iter().any(|s| entry.file_name() == *s) {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target, &[]);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }

@@ -167,7 +167,9 @@ pub fn compile(
             shared: &shared,
             isr: isr_limits(&uses),
         };
-        let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
+        let reused = (previous.and_then(|p| reuse_runtime(p, &platform, id)))
+            .or_else(|| pinned_to_its_app(&apps, &platform, id));
+        let runtime = match reused {
             Some(r) => r,
             None => match Runtime::build(id, cfg, &files, sources) {
                 Ok(r) => Arc::new(r),
@@ -287,6 +289,23 @@ fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<A
     // read again from the environment at each load.
     let same_bindings = (now.kv.is_empty() || previous.platform.redis == platform.redis) && now.secrets.is_empty();
     (before == now && same_bindings && runtime.is_current()).then(|| runtime.clone())
+}
+
+/// A version pin (`skedly@1.2`, from a Buntime hosts entry) that resolves
+/// to the version its app serves now: the app's runtime (its isolates,
+/// its process), not a second one running the same files. The app sorts
+/// before its pins, so it is built by then.
+fn pinned_to_its_app(
+    apps: &rustc_hash::FxHashMap<Arc<str>, AppEntry>,
+    platform: &Platform,
+    id: &str,
+) -> Option<Arc<Runtime>> {
+    let (app, _) = id.split_once('@')?;
+    let (pin, current) = (platform.apps.get(id)?, platform.apps.get(app)?);
+    let mut unrouted = current.clone();
+    unrouted.domains.clear();
+    unrouted.tenant_domains.clear();
+    (*pin == unrouted).then(|| apps.get(app).map(|e| e.app.runtime.clone()))?
 }
 
 /// The limits of the isr plugin's cache when it is on in `uses` (an app's

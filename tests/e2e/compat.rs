@@ -1088,7 +1088,8 @@ async fn a_next_build_runs_through_the_nextjs_runtime() {
 }
 
 /// A Next.js build without `output: "standalone"` runs by `next start`
-/// (the package's own `next`, from its node_modules/.bin). The fixture's
+/// (the package's own `next`, from its node_modules/.bin), from a platform
+/// file and from `bext run` alike. The fixture's
 /// build is reused: a copy of it without .next/standalone, its
 /// next.config.js without `output`, its node_modules linked.
 #[tokio::test]
@@ -1102,6 +1103,28 @@ async fn a_next_build_without_standalone_runs_by_next_start() {
     s.write("next-app/next.config.js", "module.exports = {};\n");
     std::os::unix::fs::symlink(fixture.join("node_modules"), app.join("node_modules")).unwrap();
     serves_the_next_build(&app, "`next start`").await;
+
+    // request-lifecycle.txt's `[framework] type = "nextjs"` in the app's
+    // bext.config.toml, with `bext run .`: the same.
+    s.write("next-app/bext.config.toml", "[framework]\ntype = \"nextjs\"\n");
+    let b = Bext::start_env(
+        &["run", p(&app), "--listen", "127.0.0.1:0"],
+        &[("NEXT_TELEMETRY_DISABLED", "1")],
+    );
+    let log = b.log();
+    assert!(
+        log.contains(
+            "nextjs (bext.config.toml): process app, `next start`, /_next/static/* and public/ served by bext"
+        ),
+        "{log}"
+    );
+    let home = eventually(Duration::from_secs(30), || async {
+        let r = get(b.addr, "localhost", "/").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert!(home.text().contains("next home rendered at"), "{}", home.text());
+    assert_eq!(get(b.addr, "localhost", "/").await.header("x-cache"), Some("HIT"));
 }
 
 /// Copies the folder `from` to `to`, leaving out the entries of its top

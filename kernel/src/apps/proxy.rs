@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::apps::activity::{Activity, Busy};
 use crate::apps::plain;
-use crate::apps::pool::{Counted, Lease, PoolError, PooledBody};
+use crate::apps::pool::{Counted, Lease, PoolError, PooledBody, WebSocketOpened};
 use crate::apps::upstreams::{NoBackend, Policy, Upstreams, UpstreamsTls};
 use crate::config::platform::AppConfig;
 use crate::config::upstream::HealthCheck;
@@ -175,12 +175,9 @@ impl ProxyApp {
             None
         };
         if upgrade.is_some() && self.http2 {
-            // HTTP/2 upstreams get no HTTP/1.1 handshake; a 200 with no
-            // tunnel behind it would fool the client.
-            return plain(
-                StatusCode::NOT_IMPLEMENTED,
-                "this app's upstreams speak HTTP/2: WebSockets do not go through\n",
-            );
+            // HTTP/2 upstreams get no HTTP/1.1 handshake: an extended
+            // CONNECT instead, if they allow it.
+            return self.websocket_to_http2(req, over_h2, busy, cx).await;
         }
         let mut client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, mut body) = req.into_parts();
@@ -372,6 +369,111 @@ impl ProxyApp {
     }
 }
 
+impl ProxyApp {
+    /// A WebSocket (asked over HTTP/1.1 or HTTP/2) to an app whose
+    /// upstreams speak HTTP/2: an extended CONNECT with `:protocol
+    /// websocket` (RFC 8441 §4) to one backend, never retried (a tunnel
+    /// is not replayed). An upstream whose SETTINGS do not allow it
+    /// answers nothing: the client gets 501.
+    async fn websocket_to_http2(&self, mut req: Request, over_h2: bool, busy: Option<Busy>, cx: &Ctx) -> Response {
+        // An HTTP/1.1 client gets `Sec-WebSocket-Accept` from bext, made
+        // from its key (RFC 6455 §4.2.2); HTTP/2 has no key.
+        let accept = if over_h2 {
+            None
+        } else {
+            match req.headers().get(&SEC_WEBSOCKET_KEY).map(websocket_accept) {
+                Some(accept) => Some(accept),
+                None => return plain(StatusCode::BAD_REQUEST, "WebSocket handshake without Sec-WebSocket-Key\n"),
+            }
+        };
+        let client = hyper::upgrade::on(&mut req);
+        let (mut parts, _) = req.into_parts();
+        parts.method = Method::CONNECT;
+        parts.extensions.insert(hyper::ext::Protocol::from_static("websocket"));
+        parts.headers.remove(header::HOST);
+        parts.headers.remove(&SEC_WEBSOCKET_KEY);
+        strip_fixed_hop_by_hop(&mut parts.headers);
+        join_cookies(&mut parts.headers);
+        super::forwarded::vouch(&mut parts.headers, cx);
+
+        let set = self.upstreams.current();
+        let key = self.upstreams.key(&parts.headers, cx);
+        let i = match self.upstreams.pick(&set, key, &[]) {
+            Ok(i) => i,
+            Err(NoBackend::Unhealthy(wait)) => return unavailable(cx, "no healthy upstream", wait),
+            Err(NoBackend::Full) => return unavailable(cx, "every upstream is busy", Duration::from_secs(1)),
+        };
+        let backend = &set.list[i];
+        let Some(uri) = target(&backend.base_path, &parts.uri) else {
+            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+        };
+        parts.uri = uri;
+        let host = match cx.host.as_deref() {
+            Some(h) if self.preserve_host => HeaderValue::from_str(h).ok(),
+            _ => None,
+        };
+        let host = host.unwrap_or_else(|| backend.pool.host().clone());
+        parts.headers.insert(header::HOST, host);
+        let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
+        let opened = tokio::time::timeout(
+            self.response_timeout,
+            backend.pool.open_websocket(Request::from_parts(parts, Body::empty())),
+        )
+        .await;
+        let res = match opened {
+            Ok(Ok(WebSocketOpened::Answered(res))) => res,
+            Ok(Ok(WebSocketOpened::NotSupported)) => {
+                return plain(
+                    StatusCode::NOT_IMPLEMENTED,
+                    format!(
+                        "app `{}`: its upstream does not accept WebSockets over HTTP/2 (no extended CONNECT)\n",
+                        cx.app().unwrap_or("")
+                    ),
+                );
+            }
+            Ok(Err(failed)) => {
+                if self.upstreams.passive {
+                    set.failed(i, failed.error.is_connect());
+                }
+                return failure(&failed.error, cx);
+            }
+            Err(_) => return timed_out(cx),
+        };
+        if !res.status().is_success() {
+            // Refused (a 4xx, say): relayed as answered, no tunnel.
+            let counted = Counted { in_flight, busy };
+            return self.relay(res, Lease::none(), counted, None, false, cx);
+        }
+        let mut answer = tunnel(res, client, busy, cx);
+        drop(in_flight);
+        strip_hop_by_hop(answer.headers_mut());
+        answer.headers_mut().remove(header::CONTENT_LENGTH);
+        match accept {
+            // An HTTP/2 client's WebSocket is accepted with a 200.
+            None => *answer.status_mut() = StatusCode::OK,
+            Some(accept) => {
+                *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                let h = answer.headers_mut();
+                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                h.insert(&SEC_WEBSOCKET_ACCEPT, accept);
+            }
+        }
+        *answer.version_mut() = Version::HTTP_11;
+        answer
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`: the
+/// base64 SHA-1 of the key and RFC 6455's GUID.
+fn websocket_accept(key: &HeaderValue) -> HeaderValue {
+    use sha1::Digest as _;
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    HeaderValue::from_bytes(&base64(&sha1.finalize())).expect("base64 is a valid header value")
+}
+
 /// The upstream's request target (origin form) for a request to `uri`:
 /// the request's path and query as they are (already parsed and checked)
 /// when the upstream URL has no path of its own, so a request costs no
@@ -395,10 +497,16 @@ static SEC_WEBSOCKET_ACCEPT: HeaderName = HeaderName::from_static("sec-websocket
 /// A `Sec-WebSocket-Key` for the upstream: 16 bytes (the request id in
 /// hex, unique per request), base64.
 fn websocket_key(cx: &Ctx) -> HeaderValue {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let raw = format!("{:016x}", cx.request_id.0);
-    let mut out = Vec::with_capacity(24);
-    for chunk in raw.as_bytes()[..16].chunks(3) {
+    HeaderValue::from_bytes(&base64(&raw.as_bytes()[..16])).expect("base64 is a valid header value")
+}
+
+/// Standard base64 with padding, of the few bytes a WebSocket handshake
+/// carries.
+fn base64(bytes: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
         let n = chunk
             .iter()
             .enumerate()
@@ -411,7 +519,7 @@ fn websocket_key(cx: &Ctx) -> HeaderValue {
             });
         }
     }
-    HeaderValue::from_bytes(&out).expect("base64 is a valid header value")
+    out
 }
 
 /// Whether a request's `TE` names `trailers`.
@@ -656,6 +764,13 @@ mod tests {
         assert_eq!(websocket_key(&cx), "MDAwMDAwMDAwMDAwMDAwMQ==");
         let cx = Ctx::new(bext_plugin_abi::RequestId(u64::MAX), "127.0.0.1:1".parse().unwrap());
         assert_eq!(websocket_key(&cx), "ZmZmZmZmZmZmZmZmZmZmZg==");
+    }
+
+    #[test]
+    fn the_websocket_accept_is_rfc_6455s() {
+        // RFC 6455 §1.3's example.
+        let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(websocket_accept(&key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]

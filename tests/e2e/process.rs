@@ -346,6 +346,42 @@ instances = 2
     ))
 }
 
+/// `restart` sets what makes a crash loop: here two failures within five
+/// minutes, with a 10 ms backoff, where the defaults would allow five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_sets_the_backoff_and_what_makes_a_crash_loop() {
+    let s = Site::new();
+    let config = crash_looping(
+        &s,
+        "restart = { backoff = \"10ms\", max_backoff = \"20ms\", crash_loop = { restarts = 2, within = \"5m\" } }",
+    );
+    let b = serve(&config);
+    let auth = format!("Bearer {TOKEN}");
+    let logs = || async {
+        let r = send(
+            b.addr,
+            request(
+                "GET",
+                "/__bext/api/platform/apps/bad/logs",
+                &[("host", "bad.test"), ("authorization", &auth)],
+                "",
+            ),
+        )
+        .await;
+        r.json()
+    };
+    let status = eventually(Duration::from_secs(20), || async {
+        let l = logs().await;
+        (l["state"] == "crash-loop").then_some(l)
+    })
+    .await;
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.contains("crash loop: failed 2 times within 300s"), "{reason}");
+    assert_eq!(status["instances"][0]["starts"], 2, "{status:#}");
+    assert!(b.log().contains("restarting in 10ms"), "{}", b.log());
+    assert_eq!(get(b.addr, "bad.test", "/").await.status, 503);
+}
+
 /// A crash-looped instance rests for `crash_pause` (the app's
 /// `Retry-After` meanwhile), then is tried again: a bug a client can
 /// trigger does not keep the app down until an operator acts.
@@ -626,6 +662,7 @@ hash = "client"
 max_connections = 0
 limits = { memory = "1MiB", cpu = 0 }
 idle_stop = "0s"
+restart = { backoff = "0s", crash_loop = { restarts = 0 } }
 
 [apps.nosource]
 runtime = "process"
@@ -668,6 +705,8 @@ command = "node server.js"
         "apps.many.limits.memory: must be at least 8MiB",
         "apps.many.limits.cpu: a number of cores above 0",
         "apps.many.idle_stop: must be longer than 0",
+        "apps.many.restart.backoff: must be longer than 0",
+        "apps.many.restart.crash_loop.restarts: must be from 1 to 100",
         "apps.static.limits: only a process app's instances have it",
         "apps.static.idle_stop: only a process app's instances have it",
     ] {

@@ -373,7 +373,10 @@ async fn a_websocket_to_an_http2_upstream_is_an_extended_connect_from_either_pro
     let (head, mut conn) = h1_websocket(b.addr, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
-    assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
     assert!(head.contains("x-saw: connect websocket key=false"), "{head}");
     echoes_through(&mut conn).await;
     // Without a key there is nothing to accept.
@@ -419,10 +422,13 @@ async fn a_websocket_to_an_http2_upstream_without_extended_connect_is_501_over_e
     let mut body = Vec::new();
     while !body.ends_with(b"\n") {
         let mut chunk = [0u8; 256];
-        let n = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut conn, &mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
+        let n = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut conn, &mut chunk),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         assert!(n > 0, "closed before the reason");
         body.extend_from_slice(&chunk[..n]);
     }

@@ -617,7 +617,10 @@ pub async fn h2_websocket_upstream(allow: bool) -> SocketAddr {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|mut req: Request<hyper::body::Incoming>| async move {
-                    let protocol = req.extensions().get::<hyper::ext::Protocol>().map(|p| p.as_str().to_owned());
+                    let protocol = req
+                        .extensions()
+                        .get::<hyper::ext::Protocol>()
+                        .map(|p| p.as_str().to_owned());
                     let Some(protocol) = protocol else {
                         return Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
                             "plain h2",

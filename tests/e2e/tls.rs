@@ -177,7 +177,11 @@ impl Client {
     }
 
     /// An HTTP/2 connection over TLS for `name` (ALPN h2 only).
-    pub(crate) async fn h2(&self, addr: SocketAddr, name: &str) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    pub(crate) async fn h2(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+    ) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
         let tls = self.clone().alpn(&[b"h2"]).connect(addr, name).await.unwrap();
         let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
             .await
@@ -739,7 +743,10 @@ async fn websockets_over_http2_on_the_tls_port_reach_either_kind_of_upstream() {
         .unwrap();
         let b = Bext::serve(&cfg);
         let mut sender = Client::trusting(&[&ca.root]).h2(b.tls.unwrap(), "shop.test").await;
-        let first = sender.send_request(request("GET", "https://shop.test/", &[], "")).await.unwrap();
+        let first = sender
+            .send_request(request("GET", "https://shop.test/", &[], ""))
+            .await
+            .unwrap();
         assert_eq!(collect(first).await.status, 200, "{app_lines}");
         let res = sender
             .send_request(websocket_connect("https://shop.test/chat", "websocket"))

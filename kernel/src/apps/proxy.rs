@@ -383,7 +383,12 @@ impl ProxyApp {
         } else {
             match req.headers().get(&SEC_WEBSOCKET_KEY).map(websocket_accept) {
                 Some(accept) => Some(accept),
-                None => return plain(StatusCode::BAD_REQUEST, "WebSocket handshake without Sec-WebSocket-Key\n"),
+                None => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "WebSocket handshake without Sec-WebSocket-Key\n",
+                    );
+                }
             }
         };
         let client = hyper::upgrade::on(&mut req);

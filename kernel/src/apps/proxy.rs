@@ -208,6 +208,26 @@ impl ProxyApp {
             _ => None,
         };
         join_cookies(&mut parts.headers);
+        let set = self.upstreams.current();
+        let retries = if set.list.len() > 1 { self.retries as usize } else { 0 };
+        if retries > 0 {
+            self.upstreams.deposit();
+        }
+        // A request sent may be sent again (after a 502, a 503 or a
+        // timeout) only when repeating it is safe and the budget has a
+        // retry: only then is its head kept, before bext's own
+        // per-request headers (made again for a retry), so the copy
+        // shares the client's header bytes instead of copying any.
+        let kept = (retries > 0
+            && upgrade.is_none()
+            && is_idempotent(&parts.method)
+            && body.as_bytes().is_some_and(<[u8]>::is_empty)
+            && self.upstreams.can_withdraw())
+        .then(|| Kept {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        });
         super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
             parts
@@ -217,20 +237,12 @@ impl ProxyApp {
         }
         parts.version = Version::HTTP_11;
 
-        let set = self.upstreams.current();
         let key = self.upstreams.key(&parts.headers, cx);
-        let retries = if set.list.len() > 1 { self.retries as usize } else { 0 };
-        if retries > 0 {
-            self.upstreams.deposit();
-        }
-        let replayable = retries > 0
-            && upgrade.is_none()
-            && is_idempotent(&parts.method)
-            && body.as_bytes().is_some_and(<[u8]>::is_empty);
         let passive = self.upstreams.passive;
         // The target as asked, kept only when the request may go to
-        // another backend (whose URL may have another base path).
-        let asked = (retries > 0).then(|| parts.uri.clone());
+        // another backend whose URL has another base path (an unsent
+        // request comes back with the first one's).
+        let asked = (retries > 0 && !set.bare_paths).then(|| parts.uri.clone());
         let mut next = Request::from_parts(parts, body);
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<Response> = None;
@@ -257,7 +269,6 @@ impl ProxyApp {
             *req.uri_mut() = uri;
             let host = client_host.clone().unwrap_or_else(|| backend.pool.host().clone());
             req.headers_mut().insert(header::HOST, host);
-            let spare = replayable.then(|| replay_of(&req));
             let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
             let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
             match tokio::time::timeout(self.response_timeout, backend.pool.send(req)).await {
@@ -271,17 +282,17 @@ impl ProxyApp {
                         }
                     }
                     let retry = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
-                        && spare.is_some()
+                        && kept.is_some()
                         && may_retry(&tried);
                     let counted = Counted {
                         in_flight,
                         busy: busy.take(),
                     };
                     let answer = self.relay(res, lease, counted, client_upgrade.take(), over_h2, cx);
-                    match spare {
-                        Some(spare) if retry => {
+                    match &kept {
+                        Some(kept) if retry => {
                             tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
-                            (next, last) = (spare, Some(answer));
+                            (next, last) = (kept.request(cx), Some(answer));
                             tried.push(i);
                         }
                         _ => return answer,
@@ -292,7 +303,8 @@ impl ProxyApp {
                         set.failed(i, failed.error.is_connect());
                     }
                     let answer = failure(&failed.error, cx);
-                    match failed.unsent.map(|r| *r).or(spare) {
+                    let again = failed.unsent.map(|r| *r);
+                    match again.or_else(|| kept.as_ref().map(|k| k.request(cx))) {
                         Some(again) if may_retry(&tried) => {
                             tracing::debug!(request_id = %cx.request_id, error = %failed.error, "retrying on another upstream");
                             (next, last) = (again, Some(answer));
@@ -306,9 +318,9 @@ impl ProxyApp {
                         set.failed(i, false);
                     }
                     let answer = timed_out(cx);
-                    match spare {
-                        Some(spare) if may_retry(&tried) => {
-                            (next, last) = (spare, Some(answer));
+                    match &kept {
+                        Some(kept) if may_retry(&tried) => {
+                            (next, last) = (kept.request(cx), Some(answer));
                             tried.push(i);
                         }
                         _ => return answer,
@@ -549,15 +561,27 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// A copy of a request without a body (only bodiless requests are
-/// replayed), to send again if the first backend fails it.
-fn replay_of(req: &Request) -> Request {
-    let mut copy = Request::new(Body::empty());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
+/// What a bodiless idempotent request needs to be sent again: its head
+/// as the client sent it (hop-by-hop headers gone), before bext's own
+/// per-request headers.
+struct Kept {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Kept {
+    /// The request again, with bext's forwarding headers made anew (the
+    /// attempt adds `Host`).
+    fn request(&self, cx: &Ctx) -> Request {
+        let mut copy = Request::new(Body::empty());
+        *copy.method_mut() = self.method.clone();
+        *copy.uri_mut() = self.uri.clone();
+        *copy.version_mut() = Version::HTTP_11;
+        *copy.headers_mut() = self.headers.clone();
+        super::forwarded::vouch(copy.headers_mut(), cx);
+        copy
+    }
 }
 
 /// 503 with `Retry-After` (whole seconds, at least one), naming the app.

@@ -223,11 +223,7 @@ impl ProxyApp {
             && is_idempotent(&parts.method)
             && body.as_bytes().is_some_and(<[u8]>::is_empty)
             && self.upstreams.can_withdraw())
-        .then(|| Kept {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-        });
+        .then(|| Kept::of(&parts));
         super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
             parts
@@ -567,10 +563,22 @@ fn is_idempotent(method: &Method) -> bool {
 struct Kept {
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    /// The fields as a list: one allocation, and the client's bytes
+    /// shared; a map (with its hash index) is made only for a retry.
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Kept {
+    fn of(parts: &http::request::Parts) -> Kept {
+        let mut headers = Vec::with_capacity(parts.headers.len());
+        headers.extend(parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
+        Kept {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers,
+        }
+    }
+
     /// The request again, with bext's forwarding headers made anew (the
     /// attempt adds `Host`).
     fn request(&self, cx: &Ctx) -> Request {
@@ -578,8 +586,12 @@ impl Kept {
         *copy.method_mut() = self.method.clone();
         *copy.uri_mut() = self.uri.clone();
         *copy.version_mut() = Version::HTTP_11;
-        *copy.headers_mut() = self.headers.clone();
-        super::forwarded::vouch(copy.headers_mut(), cx);
+        let headers = copy.headers_mut();
+        headers.reserve(self.headers.len() + 4);
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
+        }
+        super::forwarded::vouch(headers, cx);
         copy
     }
 }

@@ -9,7 +9,8 @@
 //! leaves the old one serving, through a reload or a deploy. Instances
 //! are a pool's backends: a GET whose instance dies under it is answered
 //! by another, a POST is not sent twice; with `listen = "socket"` they
-//! listen on Unix sockets in a private directory.
+//! listen on Unix sockets in a private directory. A WebSocket reaches an
+//! `http2` (h2c) Node server as an extended CONNECT.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -1059,4 +1060,80 @@ http.createServer((req, res) => {
     b.signal("TERM");
     assert!(b.wait_exit(Duration::from_secs(20)).is_some(), "bext did not exit");
     assert!(!dir.exists(), "{} outlived bext", dir.display());
+}
+
+/// A Node HTTP/2 server (h2c) that allows extended CONNECT (RFC 8441):
+/// with `http2 = true`, a WebSocket reaches it as an extended CONNECT,
+/// from an HTTP/2 client and from an HTTP/1.1 upgrade alike, and bytes
+/// go both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_reaches_an_http2_process_app_as_an_extended_connect() {
+    let s = Site::new();
+    s.write(
+        "h2/server.js",
+        r#"const http2 = require('node:http2');
+const server = http2.createServer({ settings: { enableConnectProtocol: true } });
+server.on('stream', (stream, headers) => {
+  if (headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket') {
+    stream.respond({ ':status': 200, 'x-saw': `${headers[':path']} ${headers[':protocol']}` });
+    stream.pipe(stream);
+  } else {
+    stream.respond({ ':status': 200 });
+    stream.end('plain h2');
+  }
+});
+server.listen(Number(process.env.PORT), '127.0.0.1');
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+default_app = "live"
+
+[apps.live]
+runtime = "process"
+source = "h2"
+command = "node server.js"
+http2 = true
+"#,
+    );
+    let b = serve(&config);
+    eventually(Duration::from_secs(20), || async {
+        let r = send_h2(b.addr, request("GET", "http://x/", &[], "")).await;
+        (r.text() == "plain h2").then_some(())
+    })
+    .await;
+    let (mut sender, _conn) = h2_client(b.addr).await;
+    let first = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
+    assert_eq!(collect(first).await.text(), "plain h2");
+    let res = sender
+        .send_request(websocket_connect("http://x/chat", "websocket"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-saw"], "/chat websocket");
+    let mut io = hyper_util::rt::TokioIo::new(hyper::upgrade::on(res).await.unwrap());
+    echoes_through(&mut io).await;
+    // The same server, from an HTTP/1.1 client's upgrade.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    conn.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    echoes_through(&mut conn).await;
 }

@@ -46,6 +46,10 @@ CONF
 proxy_platform "$OUT" "$BX" "$UP" waf gateway authn deploy isr
 proxy_platform "$OUT/two" "$BX2" "$UP" waf gateway authn deploy isr
 sed -i "s|^upstream = .*|upstreams = [\"http://127.0.0.1:$UP\", \"http://127.0.0.1:$UP2\"]|" "$OUT/two/platform.toml"
+# The same pool without retries: what keeping a request's head for a
+# retry costs.
+mkdir -p "$OUT/two-noretry"
+sed 's|^manifests = .*|manifests = "../two/manifests"|; $a retries = 0' "$OUT/two/platform.toml" > "$OUT/two-noretry/platform.toml"
 nginx -c "$OUT/up/nginx.conf" -p "$OUT/up"
 trap 'nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -s quit 2>/dev/null || true' EXIT
 
@@ -66,3 +70,5 @@ fi
 b2=$(count bext-two "$BX2" "$BEXT" serve --config "$OUT/two/platform.toml")
 n2=$(count nginx-two "$NGX2" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
 echo "two backends: bext $b2, nginx $n2, bext/nginx $(python3 -c "print(round($b2/$n2, 2))")"
+b3=$(count bext-two-noretry "$BX2" "$BEXT" serve --config "$OUT/two-noretry/platform.toml")
+echo "two backends, retries = 0: bext $b3 (pool of two / single: $(python3 -c "print(round($b2/$b, 3))") with retries, $(python3 -c "print(round($b3/$b, 3))") without)"

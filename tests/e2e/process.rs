@@ -9,7 +9,8 @@
 //! leaves the old one serving, through a reload or a deploy. Instances
 //! are a pool's backends: a GET whose instance dies under it is answered
 //! by another, a POST is not sent twice; with `listen = "socket"` they
-//! listen on Unix sockets in a private directory.
+//! listen on Unix sockets in a private directory. A WebSocket reaches an
+//! `http2` (h2c) Node server as an extended CONNECT.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -346,6 +347,42 @@ instances = 2
     ))
 }
 
+/// `restart` sets what makes a crash loop: here two failures within five
+/// minutes, with a 10 ms backoff, where the defaults would allow five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_sets_the_backoff_and_what_makes_a_crash_loop() {
+    let s = Site::new();
+    let config = crash_looping(
+        &s,
+        "restart = { backoff = \"10ms\", max_backoff = \"20ms\", crash_loop = { restarts = 2, within = \"5m\" } }",
+    );
+    let b = serve(&config);
+    let auth = format!("Bearer {TOKEN}");
+    let logs = || async {
+        let r = send(
+            b.addr,
+            request(
+                "GET",
+                "/__bext/api/platform/apps/bad/logs",
+                &[("host", "bad.test"), ("authorization", &auth)],
+                "",
+            ),
+        )
+        .await;
+        r.json()
+    };
+    let status = eventually(Duration::from_secs(20), || async {
+        let l = logs().await;
+        (l["state"] == "crash-loop").then_some(l)
+    })
+    .await;
+    let reason = status["reason"].as_str().unwrap();
+    assert!(reason.contains("crash loop: failed 2 times within 300s"), "{reason}");
+    assert_eq!(status["instances"][0]["starts"], 2, "{status:#}");
+    assert!(b.log().contains("restarting in 10ms"), "{}", b.log());
+    assert_eq!(get(b.addr, "bad.test", "/").await.status, 503);
+}
+
 /// A crash-looped instance rests for `crash_pause` (the app's
 /// `Retry-After` meanwhile), then is tried again: a bug a client can
 /// trigger does not keep the app down until an operator acts.
@@ -626,6 +663,7 @@ hash = "client"
 max_connections = 0
 limits = { memory = "1MiB", cpu = 0 }
 idle_stop = "0s"
+restart = { backoff = "0s", crash_loop = { restarts = 0 } }
 
 [apps.nosource]
 runtime = "process"
@@ -668,6 +706,8 @@ command = "node server.js"
         "apps.many.limits.memory: must be at least 8MiB",
         "apps.many.limits.cpu: a number of cores above 0",
         "apps.many.idle_stop: must be longer than 0",
+        "apps.many.restart.backoff: must be longer than 0",
+        "apps.many.restart.crash_loop.restarts: must be from 1 to 100",
         "apps.static.limits: only a process app's instances have it",
         "apps.static.idle_stop: only a process app's instances have it",
     ] {
@@ -1020,4 +1060,80 @@ http.createServer((req, res) => {
     b.signal("TERM");
     assert!(b.wait_exit(Duration::from_secs(20)).is_some(), "bext did not exit");
     assert!(!dir.exists(), "{} outlived bext", dir.display());
+}
+
+/// A Node HTTP/2 server (h2c) that allows extended CONNECT (RFC 8441):
+/// with `http2 = true`, a WebSocket reaches it as an extended CONNECT,
+/// from an HTTP/2 client and from an HTTP/1.1 upgrade alike, and bytes
+/// go both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_reaches_an_http2_process_app_as_an_extended_connect() {
+    let s = Site::new();
+    s.write(
+        "h2/server.js",
+        r#"const http2 = require('node:http2');
+const server = http2.createServer({ settings: { enableConnectProtocol: true } });
+server.on('stream', (stream, headers) => {
+  if (headers[':method'] === 'CONNECT' && headers[':protocol'] === 'websocket') {
+    stream.respond({ ':status': 200, 'x-saw': `${headers[':path']} ${headers[':protocol']}` });
+    stream.pipe(stream);
+  } else {
+    stream.respond({ ':status': 200 });
+    stream.end('plain h2');
+  }
+});
+server.listen(Number(process.env.PORT), '127.0.0.1');
+"#,
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+default_app = "live"
+
+[apps.live]
+runtime = "process"
+source = "h2"
+command = "node server.js"
+http2 = true
+"#,
+    );
+    let b = serve(&config);
+    eventually(Duration::from_secs(20), || async {
+        let r = send_h2(b.addr, request("GET", "http://x/", &[], "")).await;
+        (r.text() == "plain h2").then_some(())
+    })
+    .await;
+    let (mut sender, _conn) = h2_client(b.addr).await;
+    let first = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
+    assert_eq!(collect(first).await.text(), "plain h2");
+    let res = sender
+        .send_request(websocket_connect("http://x/chat", "websocket"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-saw"], "/chat websocket");
+    let mut io = hyper_util::rt::TokioIo::new(hyper::upgrade::on(res).await.unwrap());
+    echoes_through(&mut io).await;
+    // The same server, from an HTTP/1.1 client's upgrade.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    conn.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    echoes_through(&mut conn).await;
 }

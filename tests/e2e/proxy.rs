@@ -317,36 +317,127 @@ async fn websocket_over_http2_extended_connect_becomes_a_tunnel() {
     assert_eq!(sender.send_request(other).await.unwrap().status(), 405);
 }
 
+/// An app whose upstream speaks HTTP/2 (`http2 = true`) on `up`.
+fn serve_http2_upstream(up: std::net::SocketAddr) -> (Site, Bext) {
+    let site = Site::new();
+    site.write("public/index.html", "static");
+    site.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"api\"\n\
+         [apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\nhttp2 = true\n\
+         [apps.files]\nsource = \"public\"\ndomains = [\"files.test\"]\n"
+    ));
+    let b = Bext::serve(&cfg);
+    (site, b)
+}
+
+/// The HTTP/1.1 WebSocket handshake on a raw connection: the answer's
+/// head, lower case, and the connection (the tunnel when it is a 101).
+async fn h1_websocket(addr: std::net::SocketAddr, extra: &str) -> (String, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).to_lowercase(), conn)
+}
+
+/// A WebSocket to an app with `http2 = true` goes up as an extended
+/// CONNECT (RFC 8441) when the upstream's SETTINGS allow it, whether the
+/// client asked over HTTP/2 or with an HTTP/1.1 upgrade.
 #[tokio::test]
-async fn a_websocket_to_an_app_with_http2_upstreams_is_501_over_either_protocol() {
-    let (_s, b, _e) = proxied("http2 = true").await;
+async fn a_websocket_to_an_http2_upstream_is_an_extended_connect_from_either_protocol() {
+    let up = h2_websocket_upstream(true).await;
+    let (_s, b) = serve_http2_upstream(up);
+    let (mut sender, _conn) = h2_client(b.addr).await;
+    let first = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
+    assert_eq!(collect(first).await.text(), "plain h2");
+    let res = sender
+        .send_request(websocket_connect("http://x/chat", "websocket"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-saw"], "CONNECT websocket key=false");
+    assert_eq!(res.headers()["sec-websocket-protocol"], "chat");
+    let mut io = hyper_util::rt::TokioIo::new(hyper::upgrade::on(res).await.unwrap());
+    echoes_through(&mut io).await;
+
+    // An HTTP/1.1 client gets its 101 and an accept made from its key.
+    let (head, mut conn) = h1_websocket(b.addr, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    assert!(head.contains("x-saw: connect websocket key=false"), "{head}");
+    echoes_through(&mut conn).await;
+    // Without a key there is nothing to accept.
+    let (head, _) = h1_websocket(b.addr, "").await;
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+
+    // Other spellings: a CONNECT without `:protocol`, or with another
+    // protocol, is no WebSocket; a static app has none to give.
+    let plain_connect = http::Request::builder()
+        .method("CONNECT")
+        .uri("x:443")
+        .body(http_body_util::Full::<bytes::Bytes>::default())
+        .unwrap();
+    assert_eq!(sender.send_request(plain_connect).await.unwrap().status(), 405);
+    for protocol in ["connect-udp", "websocket2", "h2c"] {
+        let res = sender
+            .send_request(websocket_connect("http://x/chat", protocol))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{protocol}");
+    }
+    let res = sender
+        .send_request(websocket_connect("http://files.test/", "websocket"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405, "a static app");
+}
+
+#[tokio::test]
+async fn a_websocket_to_an_http2_upstream_without_extended_connect_is_501_over_either_protocol() {
+    let up = h2_websocket_upstream(false).await;
+    let (_s, b) = serve_http2_upstream(up);
     let (mut sender, _conn) = h2_client(b.addr).await;
     let first = sender.send_request(request("GET", "http://x/", &[], "")).await.unwrap();
     let _ = collect(first).await;
-    let connect = http::Request::builder()
-        .method("CONNECT")
-        .uri("http://x/chat")
-        .extension(hyper::ext::Protocol::from_static("websocket"))
-        .header("sec-websocket-version", "13")
-        .body(http_body_util::Full::<bytes::Bytes>::default())
+    let res = sender
+        .send_request(websocket_connect("http://x/chat", "websocket"))
+        .await
         .unwrap();
-    assert_eq!(sender.send_request(connect).await.unwrap().status(), 501, "over HTTP/2");
-    let upgrade = request(
-        "GET",
-        "/chat",
-        &[
-            ("host", "x"),
-            ("connection", "upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ],
-        "",
+    assert_eq!(res.status(), 501, "over HTTP/2");
+    let (head, mut conn) = h1_websocket(b.addr, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").await;
+    assert!(head.starts_with("http/1.1 501"), "over HTTP/1.1: {head}");
+    let mut body = Vec::new();
+    while !body.ends_with(b"\n") {
+        let mut chunk = [0u8; 256];
+        let n = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut conn, &mut chunk),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(n > 0, "closed before the reason");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("app `api`: its upstream does not accept WebSockets over HTTP/2"),
+        "{body}"
     );
-    let r = send(b.addr, upgrade).await;
-    assert_eq!(r.status, 501, "over HTTP/1.1");
-    assert_eq!(
-        r.text(),
-        "this app's upstreams speak HTTP/2: WebSockets do not go through\n"
-    );
+    // The same connection still carries plain requests.
+    let r = send_h2(b.addr, request("GET", "http://x/", &[], "")).await;
+    assert_eq!(r.text(), "plain h2");
 }

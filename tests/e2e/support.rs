@@ -671,3 +671,81 @@ impl HttpsServer {
         }
     }
 }
+
+/// An HTTP/2 upstream (h2c, prior knowledge) for WebSockets over HTTP/2:
+/// with `allow`, its SETTINGS enable extended CONNECT (RFC 8441) and it
+/// accepts `CONNECT` with `:protocol websocket` with a 200 and echoes the
+/// stream's bytes; it says in `x-saw` the method, protocol and whether a
+/// `sec-websocket-key` came. Other requests get `plain h2`.
+pub async fn h2_websocket_upstream(allow: bool) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|mut req: Request<hyper::body::Incoming>| async move {
+                    let protocol = req
+                        .extensions()
+                        .get::<hyper::ext::Protocol>()
+                        .map(|p| p.as_str().to_owned());
+                    let Some(protocol) = protocol else {
+                        return Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
+                            "plain h2",
+                        ))));
+                    };
+                    let saw = format!(
+                        "{} {protocol} key={}",
+                        req.method(),
+                        req.headers().contains_key("sec-websocket-key")
+                    );
+                    let on = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(io) = on.await {
+                            let (mut r, mut w) = tokio::io::split(TokioIo::new(io));
+                            let _ = tokio::io::copy(&mut r, &mut w).await;
+                        }
+                    });
+                    Ok(http::Response::builder()
+                        .header("x-saw", saw)
+                        .header("sec-websocket-protocol", "chat")
+                        .body(Full::default())
+                        .unwrap())
+                });
+                let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                if allow {
+                    builder.enable_connect_protocol();
+                }
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An extended CONNECT for a WebSocket to `uri` (absolute), as a browser
+/// sends it over HTTP/2 (RFC 8441 §5).
+pub fn websocket_connect(uri: &str, protocol: &'static str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method("CONNECT")
+        .uri(uri)
+        .extension(hyper::ext::Protocol::from_static(protocol))
+        .header("sec-websocket-version", "13")
+        .body(Full::default())
+        .unwrap()
+}
+
+/// Writes each message on an open tunnel and reads it back (the
+/// upstream echoes): what was sent both ways arrived.
+pub async fn echoes_through<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(io: &mut S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A masked text frame "hi" (RFC 6455 §5.7), then raw bytes.
+    for msg in [&b"\x81\x82\x37\xfa\x21\x3d\x5f\x93"[..], b"hello", b"both ways"] {
+        io.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(5), io.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, msg);
+    }
+}

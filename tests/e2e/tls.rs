@@ -176,6 +176,20 @@ impl Client {
         collect(sender.send_request(req).await.unwrap()).await
     }
 
+    /// An HTTP/2 connection over TLS for `name` (ALPN h2 only).
+    pub(crate) async fn h2(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+    ) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+        let tls = self.clone().alpn(&[b"h2"]).connect(addr, name).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        sender
+    }
+
     /// The leaf certificate presented for `name`, or the handshake error.
     pub(crate) async fn leaf_for(&self, addr: SocketAddr, name: &str) -> Result<CertificateDer<'static>, String> {
         match self.connect(addr, name).await {
@@ -705,6 +719,47 @@ async fn proxied_requests_say_which_scheme_the_client_used() {
             r.json()["headers"].get(name.to_ascii_lowercase()).is_none(),
             "{name} reached the upstream"
         );
+    }
+}
+
+/// A browser's WebSocket over HTTP/2 on the TLS port (extended CONNECT,
+/// RFC 8441) reaches an HTTP/1.1 upstream as an upgrade and an HTTP/2
+/// one as an extended CONNECT; bytes go both ways.
+#[tokio::test]
+async fn websockets_over_http2_on_the_tls_port_reach_either_kind_of_upstream() {
+    let echo = Echo::start().await;
+    let h2_up = h2_websocket_upstream(true).await;
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["shop.test"]);
+    for (upstream, app_lines) in [(echo.addr, ""), (h2_up, "http2 = true")] {
+        let s = Site::new();
+        let lines = format!("{app_lines}\ntls = {}", files(&s, "shop", &leaf));
+        let cfg = shop_platform_with(&s, upstream, &lines, "");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("[platform]\n", "[platform]\nlisten_tls = \"127.0.0.1:0\"\n"),
+        )
+        .unwrap();
+        let b = Bext::serve(&cfg);
+        let mut sender = Client::trusting(&[&ca.root]).h2(b.tls.unwrap(), "shop.test").await;
+        let first = sender
+            .send_request(request("GET", "https://shop.test/", &[], ""))
+            .await
+            .unwrap();
+        assert_eq!(collect(first).await.status, 200, "{app_lines}");
+        let res = sender
+            .send_request(websocket_connect("https://shop.test/chat", "websocket"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{app_lines}");
+        let mut io = TokioIo::new(hyper::upgrade::on(res).await.unwrap());
+        echoes_through(&mut io).await;
+        let res = sender
+            .send_request(websocket_connect("https://shop.test/chat", "connect-udp"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{app_lines}");
     }
 }
 

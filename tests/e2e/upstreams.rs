@@ -252,6 +252,70 @@ async fn a_resetting_backend_is_ejected_and_only_bodiless_idempotent_requests_ar
     }
 }
 
+/// A backend that answers every request `503` on a kept-alive
+/// connection, and counts them.
+async fn unavailable_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                    head.extend_from_slice(&buf[..n]);
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head.drain(..end + 4);
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, answered)
+}
+
+/// A GET that one backend answers 503 goes to the other as the client
+/// sent it: that backend's base path, the query, the client's headers
+/// and bext's forwarding headers, the same as a first attempt gets.
+#[tokio::test]
+async fn a_retried_get_reaches_the_other_backend_as_a_first_attempt_would() {
+    let (down, answered) = unavailable_backend().await;
+    let echo = Echo::start().await;
+    let (_s, bext) = serve_api(&format!(
+        "upstreams = [\"http://{down}/old\", \"http://{}/base\"]",
+        echo.addr
+    ));
+    // Whichever backend a request meets first, it reads the same.
+    for attempt in 0..4 {
+        let r = send(
+            bext.addr,
+            request("GET", "/x?q=1", &[("host", "site.test"), ("x-client", "kept")], ""),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{attempt}: {}", r.text());
+        let seen = r.json();
+        assert_eq!(seen["uri"], "/base/x?q=1", "{attempt}");
+        let headers = &seen["headers"];
+        assert_eq!(headers["x-client"], "kept", "{attempt}");
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{attempt}");
+        assert_eq!(headers["x-forwarded-host"], "site.test", "{attempt}");
+        assert_eq!(headers["x-forwarded-proto"], "http", "{attempt}");
+    }
+    assert!(
+        answered.load(Ordering::SeqCst) >= 1,
+        "a request met the 503 and was retried"
+    );
+}
+
 #[tokio::test]
 async fn a_slow_backend_is_504_naming_the_app_and_the_others_are_unaffected() {
     let slow = Backend::start("slow", Duration::from_secs(5)).await;

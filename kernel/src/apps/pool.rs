@@ -39,13 +39,31 @@ thread_local! {
     /// recently used last.
     static IDLE: RefCell<FxHashMap<Box<str>, Vec<Idle>>> = RefCell::default();
     /// This worker's HTTP/2 connection to each HTTP/2 upstream.
-    static SHARED_H2: RefCell<FxHashMap<Box<str>, http2::SendRequest<Body>>> = RefCell::default();
+    static SHARED_H2: RefCell<FxHashMap<Box<str>, SharedH2>> = RefCell::default();
 }
 
 /// A new connection: HTTP/1.1, or HTTP/2.
 pub(crate) enum Sender {
     H1(SendRequest<Body>),
-    H2(http2::SendRequest<Body>),
+    H2(SharedH2),
+}
+
+/// An HTTP/2 connection, shared by the worker's requests, and what its
+/// upstream said of extended CONNECT (RFC 8441): `None` until its first
+/// SETTINGS frame, then whether it allows WebSockets over HTTP/2.
+#[derive(Clone)]
+pub(crate) struct SharedH2 {
+    sender: http2::SendRequest<Body>,
+    connect_protocol: tokio::sync::watch::Receiver<Option<bool>>,
+}
+
+/// What [`Pool::open_websocket`] got.
+pub(crate) enum WebSocketOpened {
+    /// The upstream's answer to the extended CONNECT.
+    Answered(http::Response<Incoming>),
+    /// The upstream does not allow extended CONNECT (its SETTINGS did not
+    /// enable it, or it chose HTTP/1.1 by ALPN): nothing was sent.
+    NotSupported,
 }
 
 struct Idle {
@@ -197,12 +215,9 @@ impl Pool {
         mut req: http::Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendFailed> {
         if self.http2
-            && let Some(mut shared) = self.shared_h2()
+            && let Some(shared) = self.ready_h2().await
         {
-            if shared.ready().await.is_ok() {
-                return Box::pin(self.send_h2(shared, req)).await;
-            }
-            SHARED_H2.with_borrow_mut(|h2| h2.remove(&*self.key));
+            return Box::pin(self.send_h2(shared.sender, req)).await;
         }
         while let Some(mut sender) = self.take_idle() {
             if !sender.is_ready() && sender.ready().await.is_err() {
@@ -222,7 +237,7 @@ impl Pool {
             Ok(Sender::H1(sender)) => sender,
             Ok(Sender::H2(shared)) => {
                 SHARED_H2.with_borrow_mut(|h2| h2.insert(self.key.clone(), shared.clone()));
-                return Box::pin(self.send_h2(shared, req)).await;
+                return Box::pin(self.send_h2(shared.sender, req)).await;
             }
             Err(error) => {
                 return Err(SendFailed {
@@ -237,6 +252,50 @@ impl Pool {
         }
     }
 
+    /// This worker's HTTP/2 connection to the upstream, open and ready
+    /// for a stream; one that is not is forgotten.
+    async fn ready_h2(&self) -> Option<SharedH2> {
+        let mut shared = self.shared_h2()?;
+        if shared.sender.ready().await.is_ok() {
+            return Some(shared);
+        }
+        SHARED_H2.with_borrow_mut(|h2| h2.remove(&*self.key));
+        None
+    }
+
+    /// Opens a WebSocket over HTTP/2 with the upstream: `req` (an
+    /// HTTP/1.1-shaped `CONNECT` carrying `:protocol`) goes on this
+    /// worker's HTTP/2 connection once the upstream's SETTINGS say it
+    /// allows extended CONNECT (RFC 8441 §3), which a new connection
+    /// waits for (within the connect timeout).
+    pub(crate) async fn open_websocket(&self, req: http::Request<Body>) -> Result<WebSocketOpened, SendFailed> {
+        let shared = match self.ready_h2().await {
+            Some(shared) => shared,
+            None => match Box::pin(self.connect()).await {
+                Ok(Sender::H2(shared)) => {
+                    SHARED_H2.with_borrow_mut(|h2| h2.insert(self.key.clone(), shared.clone()));
+                    shared
+                }
+                Ok(Sender::H1(_)) => return Ok(WebSocketOpened::NotSupported),
+                Err(error) => {
+                    return Err(SendFailed {
+                        error,
+                        unsent: Some(Box::new(req)),
+                    });
+                }
+            },
+        };
+        let mut said = shared.connect_protocol.clone();
+        let allowed = tokio::time::timeout(self.connect_timeout, said.wait_for(Option::is_some))
+            .await
+            .is_ok_and(|said| said.is_ok_and(|said| *said == Some(true)));
+        if !allowed {
+            return Ok(WebSocketOpened::NotSupported);
+        }
+        let (res, _) = Box::pin(self.send_h2(shared.sender, req)).await?;
+        Ok(WebSocketOpened::Answered(res))
+    }
+
     /// One request on an HTTP/2 connection.
     async fn send_h2(
         &self,
@@ -244,13 +303,7 @@ impl Pool {
         req: http::Request<Body>,
     ) -> Result<(http::Response<Incoming>, Lease), SendFailed> {
         match sender.send_request(self.h2_request(req)).await {
-            Ok(res) => Ok((
-                res,
-                Lease {
-                    key: self.key.clone(),
-                    sender: None,
-                },
-            )),
+            Ok(res) => Ok((res, Lease::none())),
             Err(e) => Err(SendFailed::sent(e.into())),
         }
     }
@@ -282,8 +335,8 @@ impl Pool {
     }
 
     /// This worker's HTTP/2 connection to the upstream, if open.
-    fn shared_h2(&self) -> Option<http2::SendRequest<Body>> {
-        SHARED_H2.with_borrow(|h2| h2.get(&*self.key).filter(|s| !s.is_closed()).cloned())
+    fn shared_h2(&self) -> Option<SharedH2> {
+        SHARED_H2.with_borrow(|h2| h2.get(&*self.key).filter(|s| !s.sender.is_closed()).cloned())
     }
 
     /// `GET path` on a new connection: a health check, which tests what
@@ -298,7 +351,7 @@ impl Pool {
         };
         let res = match self.connect().await? {
             Sender::H1(mut sender) => sender.send_request(req()).await?,
-            Sender::H2(mut sender) => sender.send_request(self.h2_request(req())).await?,
+            Sender::H2(mut shared) => shared.sender.send_request(self.h2_request(req())).await?,
         };
         Ok(res.status())
     }
@@ -380,12 +433,16 @@ impl Pool {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                 .handshake(TokioIo::new(io))
                 .await?;
+            let (said, connect_protocol) = tokio::sync::watch::channel(None);
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                if let Err(e) = (WatchSettings { conn, said }).await {
                     tracing::debug!(upstream = %addr, error = %e, "upstream h2 connection ended");
                 }
             });
-            return Ok(Sender::H2(sender));
+            return Ok(Sender::H2(SharedH2 {
+                sender,
+                connect_protocol,
+            }));
         }
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
@@ -402,7 +459,60 @@ impl Pool {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// An upstream HTTP/2 connection's task, which tells its senders what
+    /// the upstream's first SETTINGS frame said of extended CONNECT once
+    /// the connection has read it (dropped with the connection, it tells
+    /// them there is no answer to wait for).
+    struct WatchSettings<C> {
+        #[pin]
+        conn: C,
+        said: tokio::sync::watch::Sender<Option<bool>>,
+    }
+}
+
+/// What [`WatchSettings`] needs of a connection: hyper's HTTP/2 client
+/// connection, whatever its transport.
+trait RemoteSettings {
+    /// Whether the upstream allows extended CONNECT, once its SETTINGS
+    /// have been applied (`cx` is woken then).
+    fn poll_connect_protocol(&self, cx: &mut Context<'_>) -> Poll<bool>;
+}
+
+impl<T> RemoteSettings for http2::Connection<TokioIo<T>, Body, TokioExecutor>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_connect_protocol(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        self.poll_remote_settings(cx)
+            .map(|()| self.is_extended_connect_protocol_enabled())
+    }
+}
+
+impl<C: Future + RemoteSettings> Future for WatchSettings<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let mut this = self.project();
+        let polled = this.conn.as_mut().poll(cx);
+        // The borrow ends before the send, which would wait for it.
+        let unknown = this.said.borrow().is_none();
+        if unknown && let Poll::Ready(allowed) = this.conn.poll_connect_protocol(cx) {
+            this.said.send_replace(Some(allowed));
+        }
+        polled
+    }
+}
+
 impl Lease {
+    /// No connection to give back (an HTTP/2 stream's).
+    pub(crate) fn none() -> Lease {
+        Lease {
+            key: Box::default(),
+            sender: None,
+        }
+    }
+
     /// Keeps the connection for the next request of this worker.
     fn give_back(self) {
         let Some(sender) = self.sender.filter(|s| !s.is_closed()) else {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::apps::activity::{Activity, Busy};
 use crate::apps::plain;
-use crate::apps::pool::{Counted, Lease, PoolError, PooledBody};
+use crate::apps::pool::{Counted, Lease, PoolError, PooledBody, WebSocketOpened};
 use crate::apps::upstreams::{NoBackend, Policy, Upstreams, UpstreamsTls};
 use crate::config::platform::AppConfig;
 use crate::config::upstream::HealthCheck;
@@ -175,12 +175,9 @@ impl ProxyApp {
             None
         };
         if upgrade.is_some() && self.http2 {
-            // HTTP/2 upstreams get no HTTP/1.1 handshake; a 200 with no
-            // tunnel behind it would fool the client.
-            return plain(
-                StatusCode::NOT_IMPLEMENTED,
-                "this app's upstreams speak HTTP/2: WebSockets do not go through\n",
-            );
+            // HTTP/2 upstreams get no HTTP/1.1 handshake: an extended
+            // CONNECT instead, if they allow it.
+            return self.websocket_to_http2(req, over_h2, busy, cx).await;
         }
         let mut client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, mut body) = req.into_parts();
@@ -211,6 +208,22 @@ impl ProxyApp {
             _ => None,
         };
         join_cookies(&mut parts.headers);
+        let set = self.upstreams.current();
+        let retries = if set.list.len() > 1 { self.retries as usize } else { 0 };
+        if retries > 0 {
+            self.upstreams.deposit();
+        }
+        // A request sent may be sent again (after a 502, a 503 or a
+        // timeout) only when repeating it is safe and the budget has a
+        // retry: only then is its head kept, before bext's own
+        // per-request headers (made again for a retry), so the copy
+        // shares the client's header bytes instead of copying any.
+        let kept = (retries > 0
+            && upgrade.is_none()
+            && is_idempotent(&parts.method)
+            && body.as_bytes().is_some_and(<[u8]>::is_empty)
+            && self.upstreams.can_withdraw())
+        .then(|| Kept::of(&parts));
         super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
             parts
@@ -220,20 +233,12 @@ impl ProxyApp {
         }
         parts.version = Version::HTTP_11;
 
-        let set = self.upstreams.current();
         let key = self.upstreams.key(&parts.headers, cx);
-        let retries = if set.list.len() > 1 { self.retries as usize } else { 0 };
-        if retries > 0 {
-            self.upstreams.deposit();
-        }
-        let replayable = retries > 0
-            && upgrade.is_none()
-            && is_idempotent(&parts.method)
-            && body.as_bytes().is_some_and(<[u8]>::is_empty);
         let passive = self.upstreams.passive;
         // The target as asked, kept only when the request may go to
-        // another backend (whose URL may have another base path).
-        let asked = (retries > 0).then(|| parts.uri.clone());
+        // another backend whose URL has another base path (an unsent
+        // request comes back with the first one's).
+        let asked = (retries > 0 && !set.bare_paths).then(|| parts.uri.clone());
         let mut next = Request::from_parts(parts, body);
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<Response> = None;
@@ -260,7 +265,6 @@ impl ProxyApp {
             *req.uri_mut() = uri;
             let host = client_host.clone().unwrap_or_else(|| backend.pool.host().clone());
             req.headers_mut().insert(header::HOST, host);
-            let spare = replayable.then(|| replay_of(&req));
             let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
             let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
             match tokio::time::timeout(self.response_timeout, backend.pool.send(req)).await {
@@ -274,17 +278,17 @@ impl ProxyApp {
                         }
                     }
                     let retry = matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE)
-                        && spare.is_some()
+                        && kept.is_some()
                         && may_retry(&tried);
                     let counted = Counted {
                         in_flight,
                         busy: busy.take(),
                     };
                     let answer = self.relay(res, lease, counted, client_upgrade.take(), over_h2, cx);
-                    match spare {
-                        Some(spare) if retry => {
+                    match &kept {
+                        Some(kept) if retry => {
                             tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
-                            (next, last) = (spare, Some(answer));
+                            (next, last) = (kept.request(cx), Some(answer));
                             tried.push(i);
                         }
                         _ => return answer,
@@ -295,7 +299,8 @@ impl ProxyApp {
                         set.failed(i, failed.error.is_connect());
                     }
                     let answer = failure(&failed.error, cx);
-                    match failed.unsent.map(|r| *r).or(spare) {
+                    let again = failed.unsent.map(|r| *r);
+                    match again.or_else(|| kept.as_ref().map(|k| k.request(cx))) {
                         Some(again) if may_retry(&tried) => {
                             tracing::debug!(request_id = %cx.request_id, error = %failed.error, "retrying on another upstream");
                             (next, last) = (again, Some(answer));
@@ -309,9 +314,9 @@ impl ProxyApp {
                         set.failed(i, false);
                     }
                     let answer = timed_out(cx);
-                    match spare {
-                        Some(spare) if may_retry(&tried) => {
-                            (next, last) = (spare, Some(answer));
+                    match &kept {
+                        Some(kept) if may_retry(&tried) => {
+                            (next, last) = (kept.request(cx), Some(answer));
                             tried.push(i);
                         }
                         _ => return answer,
@@ -372,6 +377,116 @@ impl ProxyApp {
     }
 }
 
+impl ProxyApp {
+    /// A WebSocket (asked over HTTP/1.1 or HTTP/2) to an app whose
+    /// upstreams speak HTTP/2: an extended CONNECT with `:protocol
+    /// websocket` (RFC 8441 §4) to one backend, never retried (a tunnel
+    /// is not replayed). An upstream whose SETTINGS do not allow it
+    /// answers nothing: the client gets 501.
+    async fn websocket_to_http2(&self, mut req: Request, over_h2: bool, busy: Option<Busy>, cx: &Ctx) -> Response {
+        // An HTTP/1.1 client gets `Sec-WebSocket-Accept` from bext, made
+        // from its key (RFC 6455 §4.2.2); HTTP/2 has no key.
+        let accept = if over_h2 {
+            None
+        } else {
+            match req.headers().get(&SEC_WEBSOCKET_KEY).map(websocket_accept) {
+                Some(accept) => Some(accept),
+                None => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "WebSocket handshake without Sec-WebSocket-Key\n",
+                    );
+                }
+            }
+        };
+        let client = hyper::upgrade::on(&mut req);
+        let (mut parts, _) = req.into_parts();
+        parts.method = Method::CONNECT;
+        parts.extensions.insert(hyper::ext::Protocol::from_static("websocket"));
+        parts.headers.remove(header::HOST);
+        parts.headers.remove(&SEC_WEBSOCKET_KEY);
+        strip_fixed_hop_by_hop(&mut parts.headers);
+        join_cookies(&mut parts.headers);
+        super::forwarded::vouch(&mut parts.headers, cx);
+
+        let set = self.upstreams.current();
+        let key = self.upstreams.key(&parts.headers, cx);
+        let i = match self.upstreams.pick(&set, key, &[]) {
+            Ok(i) => i,
+            Err(NoBackend::Unhealthy(wait)) => return unavailable(cx, "no healthy upstream", wait),
+            Err(NoBackend::Full) => return unavailable(cx, "every upstream is busy", Duration::from_secs(1)),
+        };
+        let backend = &set.list[i];
+        let Some(uri) = target(&backend.base_path, &parts.uri) else {
+            return plain(StatusCode::BAD_REQUEST, "bad request target\n");
+        };
+        parts.uri = uri;
+        let host = match cx.host.as_deref() {
+            Some(h) if self.preserve_host => HeaderValue::from_str(h).ok(),
+            _ => None,
+        };
+        let host = host.unwrap_or_else(|| backend.pool.host().clone());
+        parts.headers.insert(header::HOST, host);
+        let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
+        let opened = tokio::time::timeout(
+            self.response_timeout,
+            backend.pool.open_websocket(Request::from_parts(parts, Body::empty())),
+        )
+        .await;
+        let res = match opened {
+            Ok(Ok(WebSocketOpened::Answered(res))) => res,
+            Ok(Ok(WebSocketOpened::NotSupported)) => {
+                return plain(
+                    StatusCode::NOT_IMPLEMENTED,
+                    format!(
+                        "app `{}`: its upstream does not accept WebSockets over HTTP/2 (no extended CONNECT)\n",
+                        cx.app().unwrap_or("")
+                    ),
+                );
+            }
+            Ok(Err(failed)) => {
+                if self.upstreams.passive {
+                    set.failed(i, failed.error.is_connect());
+                }
+                return failure(&failed.error, cx);
+            }
+            Err(_) => return timed_out(cx),
+        };
+        if !res.status().is_success() {
+            // Refused (a 4xx, say): relayed as answered, no tunnel.
+            let counted = Counted { in_flight, busy };
+            return self.relay(res, Lease::none(), counted, None, false, cx);
+        }
+        let mut answer = tunnel(res, client, busy, cx);
+        drop(in_flight);
+        strip_hop_by_hop(answer.headers_mut());
+        answer.headers_mut().remove(header::CONTENT_LENGTH);
+        match accept {
+            // An HTTP/2 client's WebSocket is accepted with a 200.
+            None => *answer.status_mut() = StatusCode::OK,
+            Some(accept) => {
+                *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                let h = answer.headers_mut();
+                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                h.insert(&SEC_WEBSOCKET_ACCEPT, accept);
+            }
+        }
+        *answer.version_mut() = Version::HTTP_11;
+        answer
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`: the
+/// base64 SHA-1 of the key and RFC 6455's GUID.
+fn websocket_accept(key: &HeaderValue) -> HeaderValue {
+    use sha1::Digest as _;
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    HeaderValue::from_bytes(&base64(&sha1.finalize())).expect("base64 is a valid header value")
+}
+
 /// The upstream's request target (origin form) for a request to `uri`:
 /// the request's path and query as they are (already parsed and checked)
 /// when the upstream URL has no path of its own, so a request costs no
@@ -395,10 +510,16 @@ static SEC_WEBSOCKET_ACCEPT: HeaderName = HeaderName::from_static("sec-websocket
 /// A `Sec-WebSocket-Key` for the upstream: 16 bytes (the request id in
 /// hex, unique per request), base64.
 fn websocket_key(cx: &Ctx) -> HeaderValue {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let raw = format!("{:016x}", cx.request_id.0);
-    let mut out = Vec::with_capacity(24);
-    for chunk in raw.as_bytes()[..16].chunks(3) {
+    HeaderValue::from_bytes(&base64(&raw.as_bytes()[..16])).expect("base64 is a valid header value")
+}
+
+/// Standard base64 with padding, of the few bytes a WebSocket handshake
+/// carries.
+fn base64(bytes: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
         let n = chunk
             .iter()
             .enumerate()
@@ -411,7 +532,7 @@ fn websocket_key(cx: &Ctx) -> HeaderValue {
             });
         }
     }
-    HeaderValue::from_bytes(&out).expect("base64 is a valid header value")
+    out
 }
 
 /// Whether a request's `TE` names `trailers`.
@@ -436,15 +557,43 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// A copy of a request without a body (only bodiless requests are
-/// replayed), to send again if the first backend fails it.
-fn replay_of(req: &Request) -> Request {
-    let mut copy = Request::new(Body::empty());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
+/// What a bodiless idempotent request needs to be sent again: its head
+/// as the client sent it (hop-by-hop headers gone), before bext's own
+/// per-request headers.
+struct Kept {
+    method: Method,
+    uri: Uri,
+    /// The fields as a list: one allocation, and the client's bytes
+    /// shared; a map (with its hash index) is made only for a retry.
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Kept {
+    fn of(parts: &http::request::Parts) -> Kept {
+        let mut headers = Vec::with_capacity(parts.headers.len());
+        headers.extend(parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
+        Kept {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers,
+        }
+    }
+
+    /// The request again, with bext's forwarding headers made anew (the
+    /// attempt adds `Host`).
+    fn request(&self, cx: &Ctx) -> Request {
+        let mut copy = Request::new(Body::empty());
+        *copy.method_mut() = self.method.clone();
+        *copy.uri_mut() = self.uri.clone();
+        *copy.version_mut() = Version::HTTP_11;
+        let headers = copy.headers_mut();
+        headers.reserve(self.headers.len() + 4);
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
+        }
+        super::forwarded::vouch(headers, cx);
+        copy
+    }
 }
 
 /// 503 with `Retry-After` (whole seconds, at least one), naming the app.
@@ -656,6 +805,13 @@ mod tests {
         assert_eq!(websocket_key(&cx), "MDAwMDAwMDAwMDAwMDAwMQ==");
         let cx = Ctx::new(bext_plugin_abi::RequestId(u64::MAX), "127.0.0.1:1".parse().unwrap());
         assert_eq!(websocket_key(&cx), "ZmZmZmZmZmZmZmZmZmZmZg==");
+    }
+
+    #[test]
+    fn the_websocket_accept_is_rfc_6455s() {
+        // RFC 6455 §1.3's example.
+        let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(websocket_accept(&key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]

@@ -222,6 +222,9 @@ pub(crate) struct BackendSet {
     /// Backend indices, each as often as its weight, interleaved (nginx's
     /// smooth weighted round robin, computed once).
     schedule: Vec<u32>,
+    /// No backend's URL has a path: a request's target is the same for
+    /// each, so a retry needs no copy of the target as asked.
+    pub(crate) bare_paths: bool,
 }
 
 impl BackendSet {
@@ -247,7 +250,12 @@ impl BackendSet {
             current[best] -= total;
             schedule.push(best as u32);
         }
-        BackendSet { list, schedule }
+        let bare_paths = list.iter().all(|b| b.base_path.is_empty());
+        BackendSet {
+            list,
+            schedule,
+            bare_paths,
+        }
     }
 }
 
@@ -449,6 +457,12 @@ impl Upstreams {
         if self.budget.load(Relaxed) < BUDGET_MAX {
             self.budget.fetch_add(BUDGET_PER_REQUEST, Relaxed);
         }
+    }
+
+    /// Whether the budget has a retry now (without taking it): a request
+    /// keeps a copy of its head for a retry only then.
+    pub(crate) fn can_withdraw(&self) -> bool {
+        self.budget.load(Relaxed) >= BUDGET_PER_RETRY
     }
 
     /// Takes one retry from the budget, if it has one.

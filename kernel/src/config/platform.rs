@@ -506,6 +506,10 @@ pub struct AppConfig {
     /// tried again (the app's `Retry-After` meanwhile).
     #[serde(default = "super::process::default_crash_pause", deserialize_with = "duration")]
     pub crash_pause: Duration,
+    /// Process apps: the pause before a restart and what makes a crash
+    /// loop.
+    #[serde(default)]
+    pub restart: super::process::Restart,
     /// Process apps: memory and CPU of each instance, at most.
     #[serde(default)]
     pub limits: Option<super::process::Limits>,
@@ -764,6 +768,7 @@ impl AppConfig {
             ready: None,
             stop_timeout: super::process::default_stop_timeout(),
             crash_pause: super::process::default_crash_pause(),
+            restart: Default::default(),
             limits: None,
             idle_stop: None,
             preview_env: BTreeMap::new(),

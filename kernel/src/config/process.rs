@@ -74,6 +74,77 @@ pub fn default_crash_pause() -> Duration {
     Duration::from_secs(60)
 }
 
+/// `restart = { backoff = "100ms", max_backoff = "30s", crash_loop =
+/// { restarts = 5, within = "60s" } }`: how soon a failed instance is
+/// started again, and how many failures make a crash loop (then it rests
+/// for `crash_pause`). The defaults suit most servers; a server that
+/// takes long to fail, or that must come back faster, sets its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restart {
+    /// The first pause before a restart; each failure doubles it.
+    #[serde(default = "default_backoff", deserialize_with = "duration")]
+    pub backoff: Duration,
+    /// The longest pause before a restart.
+    #[serde(default = "default_max_backoff", deserialize_with = "duration")]
+    pub max_backoff: Duration,
+    /// When failures count as a crash loop.
+    #[serde(default)]
+    pub crash_loop: CrashLoop,
+}
+
+/// `crash_loop = { restarts = 5, within = "60s" }`: `restarts` failures
+/// within `within` make a crash loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashLoop {
+    /// Failures (an exit, or no readiness in time) that make a crash loop.
+    #[serde(default = "default_crash_restarts")]
+    pub restarts: u32,
+    /// The window they are counted in.
+    #[serde(default = "default_crash_within", deserialize_with = "duration")]
+    pub within: Duration,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart {
+            backoff: default_backoff(),
+            max_backoff: default_max_backoff(),
+            crash_loop: CrashLoop::default(),
+        }
+    }
+}
+
+impl Default for CrashLoop {
+    fn default() -> Self {
+        CrashLoop {
+            restarts: default_crash_restarts(),
+            within: default_crash_within(),
+        }
+    }
+}
+
+fn default_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_crash_restarts() -> u32 {
+    5
+}
+
+fn default_crash_within() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The most failures `restart.crash_loop.restarts` may allow before a
+/// rest: more is a fork storm by another name.
+pub const MAX_CRASH_RESTARTS: u32 = 100;
+
 /// What a process app's instances listen on (`listen`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -218,6 +289,28 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
     }
     if app.crash_pause.is_zero() {
         fail("crash_pause", "must be longer than 0".into());
+    }
+    let restart = &app.restart;
+    if restart.backoff.is_zero() {
+        fail(
+            "restart.backoff",
+            "must be longer than 0 (a failing process restarted at once is a fork storm)".into(),
+        );
+    }
+    if restart.max_backoff < restart.backoff {
+        fail(
+            "restart.max_backoff",
+            format!("must be at least `backoff` ({:?})", restart.backoff),
+        );
+    }
+    if !(1..=MAX_CRASH_RESTARTS).contains(&restart.crash_loop.restarts) {
+        fail(
+            "restart.crash_loop.restarts",
+            format!("must be from 1 to {MAX_CRASH_RESTARTS}"),
+        );
+    }
+    if restart.crash_loop.within.is_zero() {
+        fail("restart.crash_loop.within", "must be longer than 0".into());
     }
     if let Some(limits) = &app.limits {
         if limits.memory.is_some_and(|m| m.0 < MIN_MEMORY) {
@@ -406,7 +499,8 @@ mod tests {
         let fields = |lines: &str| -> Vec<String> { check(&app(lines)).into_iter().map(|(f, _)| f).collect() };
         assert_eq!(
             fields(
-                "instances = 0\nready = { path = 'health', timeout = '0s' }\nstop_timeout = '0s'\ncrash_pause = '0s'\nenv = { PORT = '1', 'A=B' = '1', OK = 'fine' }"
+                "instances = 0\nready = { path = 'health', timeout = '0s' }\nstop_timeout = '0s'\ncrash_pause = '0s'\nenv = { PORT = '1', 'A=B' = '1', OK = 'fine' }\n\
+                 restart = { backoff = '0s', crash_loop = { restarts = 0, within = '0s' } }"
             ),
             [
                 "source",
@@ -416,6 +510,9 @@ mod tests {
                 "ready.timeout",
                 "stop_timeout",
                 "crash_pause",
+                "restart.backoff",
+                "restart.crash_loop.restarts",
+                "restart.crash_loop.within",
                 "env.A=B",
                 "env.PORT"
             ]
@@ -449,6 +546,39 @@ mod tests {
             fields("source = '.'\ncommand = 'node'\nlimits = { memory = '256MiB', cpu = 0.5 }\nidle_stop = '15m'")
                 .is_empty()
         );
+        assert_eq!(
+            fields(
+                "source = '.'\ncommand = 'node'\nrestart = { backoff = '2s', max_backoff = '1s', crash_loop = { restarts = 101 } }"
+            ),
+            ["restart.max_backoff", "restart.crash_loop.restarts"]
+        );
+        let set = app(
+            "source = '.'\ncommand = 'node'\nrestart = { backoff = '1s', max_backoff = '1m', crash_loop = { restarts = 10, within = '5m' } }",
+        );
+        assert!(check(&set).is_empty());
+        assert_eq!(
+            (
+                set.restart.backoff,
+                set.restart.max_backoff,
+                set.restart.crash_loop.restarts,
+                set.restart.crash_loop.within
+            ),
+            (
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+                10,
+                Duration::from_secs(300)
+            )
+        );
+        let partial = app("restart = { crash_loop = { restarts = 3 } }");
+        assert_eq!(
+            partial.restart.crash_loop.within,
+            Duration::from_secs(60),
+            "unset keys keep their defaults"
+        );
+        assert_eq!(partial.restart.backoff, Duration::from_millis(100));
+        let unknown = toml::from_str::<super::super::platform::AppConfig>("restart = { crash_loop = { max = 3 } }");
+        assert!(unknown.unwrap_err().to_string().contains("unknown field `max`"));
         let unknown = toml::from_str::<super::super::platform::AppConfig>("limits = { mem = '1GiB' }");
         assert!(unknown.unwrap_err().to_string().contains("unknown field `mem`"));
     }

@@ -553,6 +553,14 @@ where
         self.inner.is_extended_connect_protocol_enabled()
     }
 
+    /// bext: ready once the server's first SETTINGS frame has been
+    /// received and applied (`cx` is woken then): until then
+    /// `is_extended_connect_protocol_enabled` is `false` whatever the
+    /// server will say.
+    pub fn poll_remote_settings(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.inner.poll_remote_settings(cx)
+    }
+
     /// Returns the current max send streams
     pub fn current_max_send_streams(&self) -> usize {
         self.inner.current_max_send_streams()

@@ -1,7 +1,11 @@
 //! One instance's life: start it, wait until it is ready, route to it
-//! while its `ready` check keeps passing, and when it ends on its own start it again after a backoff (100 ms
-//! doubling to 30 s), until it fails [`CRASH_LIMIT`] times within
-//! [`CRASH_WINDOW`]: then it rests for `crash_pause`, with the reason in
+//! while its `ready` check keeps passing, and when it ends on its own
+//! start it again after a backoff (`restart.backoff`, 100 ms, doubling to
+//! `restart.max_backoff`, 30 s), until it fails `restart.crash_loop.
+//! restarts` times (5) within `restart.crash_loop.within` (60 s): a bug
+//! any client can trigger (a thrown error that ends the process) must not
+//! leave the app down until an operator acts, and a few starts a minute
+//! is no fork storm. Then it rests for `crash_pause`, with the reason in
 //! the log and the admin API (the app answers 503 with that
 //! `Retry-After`), and tries again; a reload or deploy starts it at once.
 
@@ -15,18 +19,6 @@ use tokio::time::Instant;
 
 use super::{Running, child, limits, logs, ready};
 
-/// The first pause before a restart; each failure doubles it.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest pause before a restart.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Failures within [`CRASH_WINDOW`] after which an instance rests for the
-/// app's `crash_pause` (60 s unless set) and is then tried again: a bug
-/// any client can trigger (a thrown error that ends the process) must not
-/// leave the app down until an operator acts, and a few starts a minute
-/// is no fork storm.
-const CRASH_LIMIT: usize = 5;
-/// See [`CRASH_LIMIT`].
-const CRASH_WINDOW: Duration = Duration::from_secs(60);
 /// An instance up this long had a good run: its failures are forgotten.
 const STABLE: Duration = Duration::from_secs(30);
 /// How often a ready instance is checked again (the `ready` check).
@@ -48,7 +40,8 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
     let spec = &run.spec;
     let slot = &run.slots[index];
     let app = &*spec.app;
-    let mut backoff = FIRST_BACKOFF;
+    let policy = spec.cfg.restart;
+    let mut backoff = policy.backoff;
     let mut failures: VecDeque<Instant> = VecDeque::new();
     loop {
         if stop.is_set() {
@@ -115,7 +108,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
                         };
                         if started.elapsed() >= STABLE {
                             failures.clear();
-                            backoff = FIRST_BACKOFF;
+                            backoff = policy.backoff;
                         }
                         reason
                     }
@@ -124,14 +117,17 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
         };
         let now = Instant::now();
         failures.push_back(now);
-        while failures.front().is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW) {
+        while failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.crash_loop.within)
+        {
             failures.pop_front();
         }
-        if failures.len() >= CRASH_LIMIT {
+        if failures.len() >= policy.crash_loop.restarts as usize {
             let why = format!(
                 "crash loop: failed {} times within {}s, the last: {reason}; trying again in {}s (or at a reload or deploy)",
                 failures.len(),
-                CRASH_WINDOW.as_secs(),
+                policy.crash_loop.within.as_secs_f64(),
                 spec.cfg.crash_pause.as_secs_f64()
             );
             tracing::error!(app, instance = index, "{why}");
@@ -143,7 +139,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
             }
             *slot.gave_up.lock().unwrap_or_else(|p| p.into_inner()) = None;
             failures.clear();
-            backoff = FIRST_BACKOFF;
+            backoff = policy.backoff;
             continue;
         }
         let what = format!("{reason}; restarting in {backoff:?}");
@@ -153,7 +149,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
             () = tokio::time::sleep(backoff) => {}
             () = stop.wait() => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = backoff.saturating_mul(2).min(policy.max_backoff);
     }
 }
 

@@ -38,6 +38,12 @@ pub(super) struct Send {
 
     /// If extended connect protocol is enabled.
     is_extended_connect_protocol_enabled: bool,
+
+    /// bext: whether the peer's first SETTINGS frame has been applied, so
+    /// that `is_extended_connect_protocol_enabled` is the peer's answer
+    /// and not the default; and the task waiting for it.
+    has_remote_settings: bool,
+    remote_settings_waker: Option<Waker>,
 }
 
 /// A value to detect which public API has called `poll_reset`.
@@ -57,6 +63,8 @@ impl Send {
             prioritize: Prioritize::new(config),
             is_push_enabled: true,
             is_extended_connect_protocol_enabled: false,
+            has_remote_settings: false,
+            remote_settings_waker: None,
         }
     }
 
@@ -506,6 +514,11 @@ impl Send {
         if let Some(val) = settings.is_extended_connect_protocol_enabled() {
             self.is_extended_connect_protocol_enabled = val;
         }
+        // bext: see `has_remote_settings`.
+        self.has_remote_settings = true;
+        if let Some(waker) = self.remote_settings_waker.take() {
+            waker.wake();
+        }
 
         // Applies an update to the remote endpoint's initial window size.
         //
@@ -663,5 +676,15 @@ impl Send {
 
     pub(crate) fn is_extended_connect_protocol_enabled(&self) -> bool {
         self.is_extended_connect_protocol_enabled
+    }
+
+    /// bext: ready once the peer's first SETTINGS frame has been applied
+    /// (see the field); until then `cx` is woken when it is.
+    pub(crate) fn poll_remote_settings(&mut self, cx: &Context) -> Poll<()> {
+        if self.has_remote_settings {
+            return Poll::Ready(());
+        }
+        self.remote_settings_waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 }

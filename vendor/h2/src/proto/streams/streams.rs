@@ -368,6 +368,11 @@ where
             .is_extended_connect_protocol_enabled()
     }
 
+    /// bext: ready once the peer's first SETTINGS frame has been applied.
+    pub(crate) fn poll_remote_settings(&self, cx: &Context) -> Poll<()> {
+        self.inner.lock().unwrap().actions.send.poll_remote_settings(cx)
+    }
+
     pub fn current_max_send_streams(&self) -> usize {
         let me = self.inner.lock().unwrap();
         me.counts.max_send_streams()

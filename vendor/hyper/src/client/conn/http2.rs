@@ -245,6 +245,16 @@ where
         self.inner.1.is_extended_connect_protocol_enabled()
     }
 
+    /// bext: ready once the server's first `SETTINGS` frame has been
+    /// received, so that [`Self::is_extended_connect_protocol_enabled`]
+    /// is the server's answer rather than the default `false` (a proxy
+    /// that must know whether it may send an extended CONNECT waits for
+    /// this); until then `cx` is woken when it is. The frame is read by
+    /// the connection's own task, not by polling this connection.
+    pub fn poll_remote_settings(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.inner.1.poll_remote_settings(cx)
+    }
+
     /// Returns the current maximum send stream count.
     ///
     /// This setting is configured in a [`SETTINGS_MAX_CONCURRENT_STREAMS` parameter][1] in a `SETTINGS` frame,

@@ -447,6 +447,10 @@ where
     pub(crate) fn is_extended_connect_protocol_enabled(&self) -> bool {
         self.h2_tx.is_extended_connect_protocol_enabled()
     }
+    /// bext: see `client::conn::http2::Connection::poll_remote_settings`.
+    pub(crate) fn poll_remote_settings(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.h2_tx.poll_remote_settings(cx)
+    }
     pub(crate) fn current_max_send_streams(&self) -> usize {
         self.h2_tx.current_max_send_streams()
     }

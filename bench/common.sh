@@ -206,3 +206,39 @@ TOML
 # per request, what a core of each server serves when the client, not the
 # server, limits requests per second.
 cpu_ns() { local p; for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done | awk '{t += $1} END {print t}'; }
+
+# security_manifests DIR WAF GATEWAY AUTHN: the plugin manifests of
+# bench/security.sh in DIR/manifests, each security plugin on or off
+# (true/false): the waf in block mode with every rule, the gateway with a
+# per-IP limit too high to refuse, CORS and security headers, authn
+# verifying an HS256 JWT signed with $BENCH_JWT_SECRET.
+security_manifests() {
+  mkdir -p "$1/manifests"
+  printf 'name: vhosts\n' > "$1/manifests/vhosts.yaml"
+  # A folder overrides only the plugins it names: deploy is on by default.
+  printf 'name: deploy\nenabled: false\n' > "$1/manifests/deploy.yaml"
+  printf 'name: waf\nenabled: %s\n' "$2" > "$1/manifests/waf.yaml"
+  cat > "$1/manifests/gateway.yaml" <<YAML
+name: gateway
+enabled: $3
+config:
+  limits: [{ by: ip, rpm: 100000000, burst: 1000000 }]
+  cors: { origins: [https://shop.example.com] }
+  security_headers: basic
+YAML
+  printf 'name: authn\nenabled: %s\nconfig:\n  jwt_secret_env: BENCH_JWT_SECRET\n' "$4" > "$1/manifests/authn.yaml"
+}
+
+# bench_jwt: an HS256 JWT (sub user-42, far expiry) signed with
+# $BENCH_JWT_SECRET, which it sets when unset.
+export BENCH_JWT_SECRET=${BENCH_JWT_SECRET:-0123456789abcdef0123456789abcdef-bench}
+bench_jwt() {
+  python3 - <<'PY'
+import base64, hmac, hashlib, json, os
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
+head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b(json.dumps({"sub": "user-42", "exp": 4000000000, "scope": "read"}).encode())
+sig = b(hmac.new(os.environ["BENCH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+print(f"{head}.{body}.{sig}")
+PY
+}

@@ -30,16 +30,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1$2" && return; sleep 0.1; done; echo "port $1 did not come up"; exit 1; }
 
 TARGET="/index.html?page=2&sort=price&utm_source=newsletter"
-export BENCH_JWT_SECRET=0123456789abcdef0123456789abcdef-bench
-TOKEN=$(python3 - <<'PY'
-import base64, hmac, hashlib, json, os
-b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
-head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b(json.dumps({"sub": "user-42", "exp": 4000000000, "scope": "read"}).encode())
-sig = b(hmac.new(os.environ["BENCH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-print(f"{head}.{body}.{sig}")
-PY
-)
+TOKEN=$(bench_jwt)
 HEADERS=("${BROWSER_HEADERS[@]}" -H "Authorization: Bearer $TOKEN")
 rps() { # port [pid] -> requests/s; with a pid, its CPU µs per request goes to $OUT/cpu.<port>
   local before after out
@@ -54,20 +45,7 @@ rps() { # port [pid] -> requests/s; with a pid, its CPU µs per request goes to 
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" >/dev/null; }
 
 mk() { # name port waf-enabled gateway-enabled authn-enabled [binary]
-  mkdir -p "$OUT/$1/manifests"
-  printf 'name: vhosts\n' > "$OUT/$1/manifests/vhosts.yaml"
-  # A folder overrides only the plugins it names: deploy is on by default.
-  printf 'name: deploy\nenabled: false\n' > "$OUT/$1/manifests/deploy.yaml"
-  printf 'name: waf\nenabled: %s\n' "$3" > "$OUT/$1/manifests/waf.yaml"
-  cat > "$OUT/$1/manifests/gateway.yaml" <<YAML
-name: gateway
-enabled: $4
-config:
-  limits: [{ by: ip, rpm: 100000000, burst: 1000000 }]
-  cors: { origins: [https://shop.example.com] }
-  security_headers: basic
-YAML
-  printf 'name: authn\nenabled: %s\nconfig:\n  jwt_secret_env: BENCH_JWT_SECRET\n' "$5" > "$OUT/$1/manifests/authn.yaml"
+  security_manifests "$OUT/$1" "$3" "$4" "$5"
   cat > "$OUT/$1/platform.toml" <<TOML
 [platform]
 listen = "127.0.0.1:$2"

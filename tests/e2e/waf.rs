@@ -928,3 +928,105 @@ async fn the_crs_tier_refuses_by_anomaly_score_and_logs_its_rules() {
     })
     .await;
 }
+
+/// The CRS tier inspects at most `max_args` arguments and `max_bytes` of
+/// them (each argument costs every ARGS rule a run: a client must not
+/// choose how much CPU CRS spends). Over either, with `over_limit:
+/// refuse`, the request is refused with 413 and the audit log says why;
+/// the count takes the query and the body together, whatever the body's
+/// format; with `over_limit: pass`, it reaches the app (the native rules
+/// still inspected it) with the same record.
+#[tokio::test]
+async fn the_crs_tier_bounds_what_it_inspects() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let manifest = "name: waf\nenabled: true\nconfig:\n  crs: { rules: /usr/share/modsecurity-crs/rules, max_args: 40, \
+                    max_bytes: 2kb }\n";
+    let b = Bext::serve_env(&waf_platform(&s, echo.addr, manifest), &[("BEXT_ADMIN_TOKEN", TOKEN)]);
+    let json = [("host", "echo.test"), ("content-type", "application/json")];
+    let form = [
+        ("host", "echo.test"),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let values = |n: usize| {
+        (0..n)
+            .map(|i| format!("{{\"n\":\"v{i}\"}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    // Within the limits, a JSON body with quotes (unclear) is inspected.
+    let ok = send(
+        b.addr,
+        request("POST", "/api/items", &json, format!("[{}]", values(40))),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // One argument more, in JSON, a form, or split between query and body.
+    let over = send(
+        b.addr,
+        request("POST", "/api/items", &json, format!("[{}]", values(41))),
+    )
+    .await;
+    assert_eq!(over.status, 413, "{}", over.text());
+    let pairs = (0..41).map(|i| format!("a{i}=hi!")).collect::<Vec<_>>().join("&");
+    assert_eq!(send(b.addr, request("POST", "/f", &form, pairs)).await.status, 413);
+    let half = (0..21).map(|i| format!("q{i}=hi!")).collect::<Vec<_>>().join("&");
+    let split = send(
+        b.addr,
+        request("POST", &format!("/f?{half}"), &form, half.replace('q', "b")),
+    )
+    .await;
+    assert_eq!(split.status, 413);
+    // Few arguments, but more bytes than max_bytes (2 KiB).
+    let long = format!("{{\"text\":\"{}\"}}", "lorem ipsum ".repeat(180));
+    assert_eq!(
+        send(b.addr, request("POST", "/api/items", &json, long)).await.status,
+        413
+    );
+
+    let auth = [("host", "echo.test"), ("authorization", "Bearer test-admin-token")];
+    let list = send(b.addr, request("GET", "/__bext/waf/events", &auth, ""))
+        .await
+        .json()["events"]
+        .clone();
+    let limited: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "crs_limit")
+        .map(|e| e["crs"]["over_limit"].as_str().unwrap())
+        .collect();
+    assert_eq!(limited.len(), 4, "{list}");
+    assert!(limited.contains(&"41 arguments, crs.max_args 40"), "{limited:?}");
+    assert!(limited.contains(&"42 arguments, crs.max_args 40"), "{limited:?}");
+    assert!(
+        limited
+            .iter()
+            .any(|l| l.ends_with("bytes of arguments, crs.max_bytes 2048")),
+        "{limited:?}"
+    );
+
+    // `over_limit: pass`: the app answers, the record stays.
+    let s2 = Site::new();
+    let pass = manifest.replace("max_bytes: 2kb", "max_bytes: 2kb, over_limit: pass");
+    let b2 = Bext::serve(&waf_platform(&s2, echo.addr, &pass));
+    let over = send(
+        b2.addr,
+        request("POST", "/api/items", &json, format!("[{}]", values(41))),
+    )
+    .await;
+    assert_eq!(over.status, 200, "{}", over.text());
+    eventually(Duration::from_secs(5), || async {
+        b2.log()
+            .lines()
+            .any(|l| l.contains("action=\"crs_limit\""))
+            .then_some(())
+    })
+    .await;
+    // An attack the native rules catch is still refused over the limits.
+    let attack = format!("[{},{{\"q\":\"' OR 1=1--\"}}]", values(41));
+    assert_eq!(
+        send(b2.addr, request("POST", "/api/items", &json, attack)).await.status,
+        403
+    );
+}

@@ -24,8 +24,8 @@ pub struct Event {
     pub time: u64,
     /// The request id (as in the access log and error pages).
     pub request_id: String,
-    /// `block`, `detect`, `deny_ip`, `rate_limit`, `challenge`, `bot` or
-    /// `uninspectable_body`.
+    /// `block`, `detect`, `deny_ip`, `rate_limit`, `challenge`, `bot`,
+    /// `uninspectable_body` or `crs_limit`.
     pub action: &'static str,
     /// The client address the decision was about.
     pub client_ip: String,
@@ -56,6 +56,10 @@ pub struct Event {
 /// and each rule that matched.
 #[derive(Debug, Clone, Serialize)]
 pub struct CrsEvent {
+    /// Why CRS did not run: the request is over `crs.max_args` or
+    /// `crs.max_bytes` (`"812 arguments, crs.max_args 256"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_limit: Option<String>,
     pub score: i64,
     pub threshold: u32,
     pub paranoia: u8,

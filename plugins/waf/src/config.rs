@@ -84,6 +84,20 @@ pub struct CrsConfig {
     /// cookies hold more than plain words; `all`: every request.
     #[serde(default)]
     pub scope: CrsScope,
+    /// Arguments (query and body, JSON leaves included) CRS inspects at
+    /// most: each costs every ARGS rule a run, so an unbounded count is a
+    /// lever for a client to spend the server's CPU.
+    #[serde(default = "crs_max_args")]
+    pub max_args: usize,
+    /// Bytes of argument names and values (`ARGS_COMBINED_SIZE`) CRS
+    /// inspects at most, for the same reason.
+    #[serde(default = "crs_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// A request over `max_args` or `max_bytes`: `refuse` (413, default)
+    /// or `pass` (CRS skips it; the native rules, which inspected it,
+    /// decide). Either way the audit log records `crs_limit`.
+    #[serde(default)]
+    pub over_limit: Uninspectable,
 }
 
 /// `crs.scope`.
@@ -102,6 +116,12 @@ fn crs_rules() -> PathBuf {
 }
 fn paranoia() -> u8 {
     1
+}
+fn crs_max_args() -> usize {
+    256
+}
+fn crs_max_bytes() -> ByteSize {
+    ByteSize(64 * 1024)
 }
 fn inbound_threshold() -> u32 {
     5

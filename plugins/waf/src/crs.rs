@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use bext_plugin_abi::PluginError;
 
 use crate::audit::{CrsEvent, CrsRule};
-use crate::config::{CrsConfig, CrsScope, Mode};
+use crate::config::{CrsConfig, CrsScope, Mode, Uninspectable};
 use crate::inspect::Subject;
 use crate::seclang::{Exclusions, Options, RequestData, RuleSet, Verdict};
 
@@ -27,12 +27,40 @@ pub(crate) struct CrsTier {
     options: Options,
     pub(crate) mode: Mode,
     scope: CrsScope,
+    limits: Limits,
+}
+
+/// How much of a request the tier inspects: every argument costs each
+/// ARGS rule a run (an 800-value JSON body took ~0.1 s of CPU), so a
+/// client must not choose how much work CRS does.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    args: usize,
+    bytes: u64,
+    over: Uninspectable,
+}
+
+impl Limits {
+    /// Why `data` is over the limits, if it is.
+    fn exceeded(&self, data: &RequestData) -> Option<String> {
+        let (args, bytes) = data.args_size();
+        if args > self.args {
+            return Some(format!("{args} arguments, crs.max_args {}", self.args));
+        }
+        if bytes as u64 > self.bytes {
+            return Some(format!("{bytes} bytes of arguments, crs.max_bytes {}", self.bytes));
+        }
+        None
+    }
 }
 
 /// What the tier decided about a request.
 pub(crate) struct CrsOutcome {
-    /// The score reached the threshold (a CRS `deny` rule fired).
+    /// The score reached the threshold (a CRS `deny` rule fired), or the
+    /// request is over the limits with `over_limit: refuse`.
     pub(crate) refused: bool,
+    /// The request was over `max_args`/`max_bytes` (CRS did not run).
+    pub(crate) over_limit: bool,
     pub(crate) event: CrsEvent,
 }
 
@@ -44,6 +72,12 @@ impl CrsTier {
         }
         if config.inbound_threshold == 0 {
             return Err(PluginError::config("crs.inbound_threshold", "must be at least 1"));
+        }
+        if config.max_args == 0 {
+            return Err(PluginError::config("crs.max_args", "must be at least 1"));
+        }
+        if config.max_bytes.0 == 0 {
+            return Err(PluginError::config("crs.max_bytes", "must be at least 1 byte"));
         }
         let options = Options {
             paranoia: config.paranoia,
@@ -74,6 +108,11 @@ impl CrsTier {
             options,
             mode: config.mode,
             scope: config.scope,
+            limits: Limits {
+                args: config.max_args,
+                bytes: config.max_bytes.0,
+                over: config.over_limit,
+            },
         })
     }
 
@@ -82,18 +121,30 @@ impl CrsTier {
         if self.scope == CrsScope::Unclear && !unclear(req) {
             return None;
         }
-        let verdict = self.set.evaluate(&RequestData::new(req, ip), exclusions);
+        let data = RequestData::new(req, ip);
+        if let Some(why) = self.limits.exceeded(&data) {
+            let mut event = self.event(Verdict::default());
+            event.over_limit = Some(why);
+            return Some(CrsOutcome {
+                refused: self.limits.over == Uninspectable::Refuse,
+                over_limit: true,
+                event,
+            });
+        }
+        let verdict = self.set.evaluate(&data, exclusions);
         if verdict.denied_by.is_none() && verdict.hits.is_empty() {
             return None;
         }
         Some(CrsOutcome {
             refused: verdict.denied_by.is_some(),
+            over_limit: false,
             event: self.event(verdict),
         })
     }
 
     fn event(&self, v: Verdict) -> CrsEvent {
         CrsEvent {
+            over_limit: None,
             score: v.score,
             threshold: self.options.inbound_threshold,
             paranoia: self.options.paranoia,

@@ -206,11 +206,30 @@ impl Guard {
             return Flow::Continue;
         };
         let blocking = self.mode == Mode::Block && tier.mode == Mode::Block;
+        let refuse = outcome.refused && blocking;
+        if outcome.over_limit {
+            // Too much for CRS to inspect: always recorded, refused as
+            // configured (413, like a body over `body_limit`).
+            record_with(
+                self.audit(),
+                &self.name,
+                req,
+                cx,
+                ip,
+                "crs_limit",
+                None,
+                Some(outcome.event),
+            );
+            self.count(cx, "crs_limit", None);
+            if !refuse {
+                return Flow::Continue;
+            }
+            return Flow::Respond(respond::refusal(StatusCode::PAYLOAD_TOO_LARGE, cx.request_id));
+        }
         // Below the threshold, only detect mode (tuning) logs the score.
         if blocking && !outcome.refused {
             return Flow::Continue;
         }
-        let refuse = outcome.refused && blocking;
         let action = if refuse { "block" } else { "detect" };
         record_with(self.audit(), &self.name, req, cx, ip, action, None, Some(outcome.event));
         self.count(cx, action, None);

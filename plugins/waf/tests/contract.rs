@@ -541,6 +541,11 @@ async fn bad_crs_settings_name_their_field() {
         check(json!({"crs": {"rules": rules, "inbound_threshold": 0}})),
         "crs.inbound_threshold"
     );
+    assert_eq!(check(json!({"crs": {"rules": rules, "max_args": 0}})), "crs.max_args");
+    assert_eq!(
+        check(json!({"crs": {"rules": rules, "max_bytes": "0kb"}})),
+        "crs.max_bytes"
+    );
     assert_eq!(check(json!({"crs": {"rules": "/nonexistent/crs"}})), "crs.rules");
     std::fs::write(
         dir.path().join("REQUEST-950-BAD.conf"),

@@ -289,3 +289,48 @@ const FLOORS: &[(&str, f64)] = &[
 ];
 /// Most benign refused (percent) of native + CRS PL1 on the held-out half.
 const BENIGN_CEILING: f64 = 26.0;
+
+/// A JSON body of `n` values, as an API client (or an attacker spending
+/// the server's CPU) sends it.
+fn json_body(n: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"id":{i},"name":"item {i}","tag":"a-{i}","note":"it's ok"}}"#))
+        .collect();
+    format!(r#"{{"items":[{}]}}"#, items.join(","))
+}
+
+/// What the CRS tier's cost grows with: every argument is read by each
+/// ARGS rule, so a body's argument count multiplies the work; the tier's
+/// `max_args`/`max_bytes` bound it (the e2e test
+/// `the_crs_tier_bounds_what_it_inspects` checks the outcome). Prints the
+/// CPU time of a JSON body by its number of values.
+#[test]
+fn crs_work_grows_with_the_number_of_arguments() {
+    let set = load(1);
+    let headers = {
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", http::HeaderValue::from_static("application/json"));
+        h.insert("host", http::HeaderValue::from_static("shop.example"));
+        h
+    };
+    for n in [40usize, 200, 800] {
+        let body = json_body(n / 4);
+        let subject = bext_plugin_waf::inspect::Subject {
+            method: &http::Method::POST,
+            path: "/api/items",
+            query: None,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let start = std::time::Instant::now();
+        let data = RequestData::new(&subject, "192.0.2.1");
+        let (args, bytes) = data.args_size();
+        let verdict = set.evaluate(&data, &Exclusions::default());
+        println!(
+            "{args} arguments, {bytes} bytes: {:?}, score {}",
+            start.elapsed(),
+            verdict.score
+        );
+        assert_eq!(args, n);
+    }
+}

@@ -73,6 +73,16 @@ impl RequestData {
         data
     }
 
+    /// How many arguments (query and body) there are, and their names'
+    /// and values' bytes (`ARGS_COMBINED_SIZE`): what each ARGS rule reads.
+    pub fn args_size(&self) -> (usize, usize) {
+        let all = self.args_get.iter().chain(&self.args_post);
+        (
+            self.args_get.len() + self.args_post.len(),
+            all.map(|(n, v)| n.len() + v.len()).sum(),
+        )
+    }
+
     fn parse_body(&mut self, content_type_as_sent: &str) {
         let content_type = &content_type_as_sent.to_ascii_lowercase();
         if content_type.starts_with("application/x-www-form-urlencoded") || content_type.is_empty() {

@@ -654,6 +654,7 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
             method,
             url,
             headers,
+            body,
             ctx: cx,
         } => {
             let (f, name) = match hook {
@@ -670,8 +671,9 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
             };
             let flat = flat_headers(ctx, &headers).map_err(caught)?;
             let cx = js_ctx(ctx, &cx).map_err(caught)?;
+            let body = js_body(ctx, &body).map_err(caught)?;
             let out = restore(&h.request)?
-                .call((restore(f)?, name, method.as_str(), url, flat, cx))
+                .call((restore(f)?, name, method.as_str(), url, flat, cx, body))
                 .map_err(caught)?;
             Ok(Invoked::Value(out, Shape::Request))
         }

@@ -884,9 +884,10 @@
       if (res instanceof Response) return finish(res, 'fetch()', streaming);
       return then(res, streaming ? finishAppStreaming : finishApp);
     },
-    // `fetch` and `onRequest` of a JS plugin.
-    request(fn, name, method, url, flat, cx) {
-      const request = Request._from(method, url, flat, null);
+    // `fetch` and `onRequest` of a JS plugin; `body`: what the kernel read
+    // of the request's body (within the plugin's `max_body_bytes`), or null.
+    request(fn, name, method, url, flat, cx, body) {
+      const request = Request._from(method, url, flat, body);
       const ctx = makeCtx(cx);
       return then(fn(request, ctx), (out) => {
         if (out === undefined || out === null) {

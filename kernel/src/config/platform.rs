@@ -1378,6 +1378,13 @@ impl Platform {
                 | RuntimeKind::Hybrid
                 | RuntimeKind::Nextjs => {}
             }
+            if app.isolate.max_body_bytes.is_some() {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("isolate.max_body_bytes"),
+                    "only a JS plugin's manifest has it (`limits: { max_body_bytes }`): an app's body is bounded by [platform] max_body_bytes",
+                ));
+            }
             if app.runtime != RuntimeKind::Process && app.listen != super::process::Listen::Port {
                 errors.push(Diagnostic::new(
                     &name,

@@ -576,6 +576,41 @@ async fn a_pinned_version_is_served_from_the_registry() {
     );
 }
 
+/// A Buntime pin that names no version (`one@`) or no app (`@1.2`) is
+/// refused by `bext check`, naming the host and what to write instead.
+#[test]
+fn a_pin_without_a_version_or_an_app_is_refused() {
+    let s = Site::new();
+    s.write("one/index.html", "one");
+    let config =
+        s.platform("[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.one]\nsource = \"one\"\n");
+    for (app, says) in [
+        (
+            "one@",
+            "`one@` has no version after `@`: write `one@latest` (its current version), `one@1.2`, or `one`",
+        ),
+        ("@1.2", "`@1.2` names no app before `@`"),
+        ("one@1@2", "must be one word"),
+    ] {
+        s.write(
+            "manifests/vhosts.yaml",
+            format!("name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": {{ app: \"{app}\" }}\n"),
+        );
+        let (passed, text) = check(&config);
+        assert!(!passed, "{app}: {text}");
+        assert!(
+            text.contains("hosts.one.test.app") && text.contains(says),
+            "{app}: {text}"
+        );
+    }
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": { app: \"one@latest\" }\n",
+    );
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+}
+
 /// deployment-modes.txt's multi-app platform.toml, as written: `hono` is
 /// a js app with its entry from package.json, `express` runs the
 /// package's start script (a real Express app from npm) as a process app,

@@ -748,15 +748,34 @@
     if (redirect === undefined) throw new TypeError(`fetch: invalid redirect mode ${mode}`);
     const signal = req._signal;
     if (signal) signal.throwIfAborted();
-    const body = req._data === null ? null : await req.bytes();
+    // A stream body (`body: readableStream`, `request.body` passed on) is
+    // sent as the connection asks for it, chunk by chunk; others whole.
+    const source = req._data === null ? null : req._stream || req._data;
+    let upload = null;
+    let body = null;
+    if (isStream(source)) {
+      if (req._used || source.locked) throw new TypeError('fetch: the body stream is locked or was read');
+      req._used = true;
+      upload = source.getReader();
+    } else if (source !== null) {
+      body = await req.bytes();
+    }
     if (signal) signal.throwIfAborted();
-    const id = native.fetchStart(req.method, req.url, req.headers._toFlat(), body, redirect);
+    let id;
+    try {
+      id = native.fetchStart(req.method, req.url, req.headers._toFlat(), body, redirect, upload !== null);
+    } catch (e) {
+      if (upload) upload.cancel(e).catch(() => {});
+      throw e;
+    }
+    if (upload) uploads.set(id, upload);
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, signal, onAbort: null };
       if (signal) {
         entry.onAbort = () => {
           if (!fetches.delete(id)) return;
           native.fetchAbort(id);
+          endUpload(id, signal.reason);
           reject(signal.reason);
         };
         signal.addEventListener('abort', entry.onAbort);
@@ -767,6 +786,35 @@
   define('fetch', fetch);
   // Streamed response bodies of fetches: id -> { c: controller, owed }.
   const fetchBodies = new Map();
+  // Streamed request bodies of fetches: id -> the stream's reader.
+  const uploads = new Map();
+  // The connection asks for the next chunk: read it, then hand it over
+  // (or the end, or why the stream failed).
+  function pullUpload(id) {
+    const reader = uploads.get(id);
+    if (!reader) return;
+    reader.read().then(({ value, done }) => {
+      if (uploads.get(id) !== reader) return;
+      if (done) {
+        uploads.delete(id);
+        native.fetchWrite(id, null, null);
+      } else {
+        native.fetchWrite(id, chunkBytes(value), null);
+      }
+    }).catch((e) => {
+      if (uploads.get(id) !== reader) return;
+      uploads.delete(id);
+      native.fetchWrite(id, null, String((e && e.message) || e || 'the stream errored'));
+      reader.cancel(e).catch(() => {});
+    });
+  }
+  // The fetch is over (answered, failed, aborted): its stream is not read on.
+  function endUpload(id, why) {
+    const reader = uploads.get(id);
+    if (!reader) return;
+    uploads.delete(id);
+    reader.cancel(why).catch(() => {});
+  }
   // A fetch's head: (id, error) or (id, null, status, flat, body, url,
   // flags: 1 redirected, 2 streamed body); a streamed body's events have
   // status -1: a chunk (body), the end (neither) or a failure (error).
@@ -779,7 +827,12 @@
       fetches.delete(id);
       return op.op(error, status);
     }
+    if (status === -2) {
+      pullUpload(id);
+      return;
+    }
     if (status === -1) {
+      if (error !== null || body === null) endUpload(id, error);
       const b = fetchBodies.get(id);
       if (!b) return;
       if (error !== null) {
@@ -799,9 +852,11 @@
     fetches.delete(id);
     if (f.signal) f.signal.removeEventListener('abort', f.onAbort);
     if (error !== null) {
+      endUpload(id, error);
       f.reject(new TypeError(`fetch failed: ${error}`));
       return;
     }
+    if (!streamed) endUpload(id, null);
     const r = Response._from(status, flat);
     let data = body;
     if (streamed) {

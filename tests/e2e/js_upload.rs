@@ -81,7 +81,7 @@ async fn setup() -> Setup {
     s.write("app/index.js", APP);
     let (e, p) = (echo.addr.port(), peer.addr.port());
     let b = Bext::serve(&s.platform(&format!(
-        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.app]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"app.test\"]\nisolate = {{ memory_limit = \"16MiB\", fetch = {{ allow = [\"localhost:{e}\", \"localhost:{p}\"], max_response_bytes = \"1MiB\" }} }}\n"
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.app]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"app.test\"]\nisolate = {{ memory_limit = \"16MiB\", fetch = {{ allow = [\"localhost:{e}\", \"localhost:{p}\"], max_response_bytes = \"1MiB\" }} }}\n\n[apps.inline]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"inline.test\"]\nisolate = {{ mode = \"inline\", memory_limit = \"16MiB\", fetch = {{ allow = [\"localhost:{e}\", \"localhost:{p}\"] }} }}\n"
     )));
     Setup {
         b,
@@ -105,12 +105,14 @@ fn to(path: &str, url: &str) -> String {
 async fn a_stream_body_larger_than_the_heap_is_sent_as_it_is_made() {
     let t = setup().await;
     let echo = format!("http://localhost:{}/in", t.echo.addr.port());
-    let r = get(t.b.addr, "app.test", &to("/generate?mib=64", &echo)).await;
-    assert_eq!(r.status, 200, "{}\n{}", r.text(), t.b.log());
-    let j = r.json();
-    assert_eq!(j["body_len"], 64 << 20);
-    assert_eq!(j["method"], "POST");
-    assert_eq!(j["headers"]["transfer-encoding"], "chunked", "no length was known");
+    for app in ["app.test", "inline.test"] {
+        let r = get(t.b.addr, app, &to("/generate?mib=64", &echo)).await;
+        assert_eq!(r.status, 200, "{app}: {}\n{}", r.text(), t.b.log());
+        let j = r.json();
+        assert_eq!(j["body_len"], 64 << 20, "{app}");
+        assert_eq!(j["method"], "POST");
+        assert_eq!(j["headers"]["transfer-encoding"], "chunked", "no length was known");
+    }
     // Strings in the stream are sent as UTF-8.
     let peer = format!("http://localhost:{}/", t.peer.addr.port());
     let r = get(t.b.addr, "app.test", &to("/text-chunks", &peer)).await;

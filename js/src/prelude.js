@@ -102,8 +102,10 @@
     if (v instanceof Date) out = new Date(v.getTime());
     else if (v instanceof RegExp) out = new RegExp(v.source, v.flags);
     else if (v instanceof ArrayBuffer) out = v.slice(0);
-    else if (v instanceof DataView) out = new DataView(v.buffer.slice(0), v.byteOffset, v.byteLength);
-    else if (ArrayBuffer.isView(v)) out = v.slice();
+    // A view keeps its place in its buffer, and views of one buffer share
+    // one copy of it (the buffer is cloned once, through `seen`).
+    else if (v instanceof DataView) out = new DataView(cloneValue(v.buffer, seen), v.byteOffset, v.byteLength);
+    else if (ArrayBuffer.isView(v)) out = new v.constructor(cloneValue(v.buffer, seen), v.byteOffset, v.length);
     else if (v instanceof Error) out = new v.constructor(v.message);
     else if (v instanceof Map) {
       out = new Map();

@@ -744,7 +744,7 @@
   // `{ op(error, value) }`.
   native.pending = fetches;
   async function fetch(input, init) {
-    const req = new Request(input, init || {});
+    const req = requestFor(input, init || {});
     const mode = init && init.redirect !== undefined ? String(init.redirect) : (input instanceof Request && input._redirect) || 'follow';
     const redirect = REDIRECT[mode];
     if (redirect === undefined) throw new TypeError(`fetch: invalid redirect mode ${mode}`);
@@ -786,6 +786,22 @@
     });
   }
   define('fetch', fetch);
+  // The Request a fetch sends. A Request whose body is a stream gives its
+  // body to the fetch, as the spec says (it is then used), rather than
+  // being teed: a tee would keep every chunk for the branch nobody reads.
+  function requestFor(input, init) {
+    const body = input instanceof Request && init.body === undefined ? input._stream || input._data : null;
+    if (!isStream(body)) return new Request(input, init);
+    if (input._used || body.locked) throw new TypeError('fetch: the body stream is locked or was read');
+    const [data, stream] = [input._data, input._stream];
+    input._data = null;
+    input._stream = null;
+    let req;
+    try { req = new Request(input, init); } finally { input._data = data; input._stream = stream; }
+    input._used = true;
+    req._initBody(body);
+    return req;
+  }
   // Streamed response bodies of fetches: id -> { c: controller, owed }.
   const fetchBodies = new Map();
   // Streamed request bodies of fetches: id -> the stream's reader.

@@ -229,6 +229,16 @@ async fn a_plugin_can_fetch_what_its_limits_allow() {
 /// every byte the plugin read.
 #[tokio::test]
 async fn a_plugin_reads_the_body_within_its_limit() {
+    a_plugin_reads_the_body_with("").await;
+}
+
+/// Inline too: the body reaches the hook on the HTTP worker.
+#[tokio::test]
+async fn an_inline_plugin_reads_the_body_within_its_limit() {
+    a_plugin_reads_the_body_with("  mode: inline\n").await;
+}
+
+async fn a_plugin_reads_the_body_with(limits: &str) {
     let s = Site::new();
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.write(
@@ -245,7 +255,7 @@ async fn a_plugin_reads_the_body_within_its_limit() {
     );
     s.write(
         "manifests/guard.yaml",
-        "name: guard\nentry: ../guard.js\nlimits:\n  max_body_bytes: 64\n",
+        format!("name: guard\nentry: ../guard.js\nlimits:\n  max_body_bytes: 64\n{limits}"),
     );
     s.write(
         "app/index.js",

@@ -83,6 +83,9 @@ struct Streaming {
     tx: ChunkSender,
     /// The call's deadline: streaming is part of the call.
     deadline: Instant,
+    /// The first `next()`, when it had not settled by the time the head
+    /// was answered: the pump waits on it before asking again.
+    first: Option<Persistent<Value<'static>>>,
 }
 
 impl Isolate {
@@ -281,11 +284,43 @@ impl Isolate {
             if let (Shape::App, Some(source)) = (shape, stream_source(&value)) {
                 let mut reply = read_reply(&ctx, h, &value, 0)?;
                 let (tx, rx) = crate::reply_stream::channel();
+                // A first chunk the stream already holds is taken before
+                // the head is sent: one that is not bytes fails the call
+                // with a 500 and its error, not an empty 200. One still
+                // to come is waited for by the pump, after the head.
+                let caught = |e: rquickjs::Error| describe(&ctx, e);
+                let next: Function<'_> = source.get("next").map_err(caught)?;
+                let first: Value<'_> = next.call(()).map_err(caught)?;
+                while ctx.execute_pending_job() {}
+                let first = match settled(&ctx, &first) {
+                    None => Some(Persistent::save(&ctx, first)),
+                    Some(chunk) => {
+                        match chunk?.as_object().and_then(|o| o.as_typed_array::<u8>()) {
+                            None => tx.finish(),
+                            // Taken at once: the channel is empty.
+                            Some(bytes) => {
+                                let bytes = Bytes::from(natives::copy_bytes(bytes));
+                                if !bytes.is_empty() {
+                                    let _ = tx.send(bytes, deadline_at);
+                                }
+                                *streaming = Some(Streaming {
+                                    source: Persistent::save(&ctx, source),
+                                    tx,
+                                    deadline: deadline_at,
+                                    first: None,
+                                });
+                            }
+                        }
+                        reply.stream = Some(rx);
+                        return Ok(Answer::Respond(reply));
+                    }
+                };
                 reply.stream = Some(rx);
                 *streaming = Some(Streaming {
                     source: Persistent::save(&ctx, source),
                     tx,
                     deadline: deadline_at,
+                    first,
                 });
                 return Ok(Answer::Respond(reply));
             }
@@ -305,6 +340,7 @@ impl Isolate {
             source,
             tx,
             deadline: at,
+            first,
         }) = self.streaming.take()
         else {
             return Ok(());
@@ -319,8 +355,16 @@ impl Isolate {
             let source = source.restore(&ctx).map_err(caught)?;
             let next: Function<'_> = source.get("next").map_err(caught)?;
             let driver = Driver::new(&ctx, h, fetch, deadline, interrupted, clock, timeout)?;
+            let mut first = match first {
+                Some(first) => Some(first.restore(&ctx).map_err(caught)?),
+                None => None,
+            };
             loop {
-                let chunk = driver.settle(next.call(()).map_err(caught)?)?;
+                let asked = match first.take() {
+                    Some(first) => first,
+                    None => next.call(()).map_err(caught)?,
+                };
+                let chunk = driver.settle(asked)?;
                 let Some(bytes) = chunk.as_object().and_then(|o| o.as_typed_array::<u8>()) else {
                     tx.finish();
                     return Ok(());
@@ -654,6 +698,7 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
             method,
             url,
             headers,
+            body,
             ctx: cx,
         } => {
             let (f, name) = match hook {
@@ -670,8 +715,9 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
             };
             let flat = flat_headers(ctx, &headers).map_err(caught)?;
             let cx = js_ctx(ctx, &cx).map_err(caught)?;
+            let body = js_body(ctx, &body).map_err(caught)?;
             let out = restore(&h.request)?
-                .call((restore(f)?, name, method.as_str(), url, flat, cx))
+                .call((restore(f)?, name, method.as_str(), url, flat, cx, body))
                 .map_err(caught)?;
             Ok(Invoked::Value(out, Shape::Request))
         }

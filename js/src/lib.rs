@@ -228,6 +228,10 @@ pub enum Call {
         url: String,
         /// Request headers (the plugin may change them).
         headers: HeaderMap,
+        /// The request body, read up to the plugin's `max_body_bytes`
+        /// (empty: none, or the plugin does not read bodies). The plugin
+        /// reads a copy: the app still gets the body as sent.
+        body: Bytes,
         /// Context values (the plugin may change app and tenant).
         ctx: PluginCtx,
     },

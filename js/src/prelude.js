@@ -102,8 +102,10 @@
     if (v instanceof Date) out = new Date(v.getTime());
     else if (v instanceof RegExp) out = new RegExp(v.source, v.flags);
     else if (v instanceof ArrayBuffer) out = v.slice(0);
-    else if (v instanceof DataView) out = new DataView(v.buffer.slice(0), v.byteOffset, v.byteLength);
-    else if (ArrayBuffer.isView(v)) out = v.slice();
+    // A view keeps its place in its buffer, and views of one buffer share
+    // one copy of it (the buffer is cloned once, through `seen`).
+    else if (v instanceof DataView) out = new DataView(cloneValue(v.buffer, seen), v.byteOffset, v.byteLength);
+    else if (ArrayBuffer.isView(v)) out = new v.constructor(cloneValue(v.buffer, seen), v.byteOffset, v.length);
     else if (v instanceof Error) out = new v.constructor(v.message);
     else if (v instanceof Map) {
       out = new Map();
@@ -742,21 +744,40 @@
   // `{ op(error, value) }`.
   native.pending = fetches;
   async function fetch(input, init) {
-    const req = new Request(input, init || {});
+    const req = requestFor(input, init || {});
     const mode = init && init.redirect !== undefined ? String(init.redirect) : (input instanceof Request && input._redirect) || 'follow';
     const redirect = REDIRECT[mode];
     if (redirect === undefined) throw new TypeError(`fetch: invalid redirect mode ${mode}`);
     const signal = req._signal;
     if (signal) signal.throwIfAborted();
-    const body = req._data === null ? null : await req.bytes();
+    // A stream body (`body: readableStream`, `request.body` passed on) is
+    // sent as the connection asks for it, chunk by chunk; others whole.
+    const source = req._data === null ? null : req._stream || req._data;
+    let upload = null;
+    let body = null;
+    if (isStream(source)) {
+      if (req._used || source.locked) throw new TypeError('fetch: the body stream is locked or was read');
+      req._used = true;
+      upload = source.getReader();
+    } else if (source !== null) {
+      body = await req.bytes();
+    }
     if (signal) signal.throwIfAborted();
-    const id = native.fetchStart(req.method, req.url, req.headers._toFlat(), body, redirect);
+    let id;
+    try {
+      id = native.fetchStart(req.method, req.url, req.headers._toFlat(), body, redirect, upload !== null);
+    } catch (e) {
+      if (upload) upload.cancel(e).catch(() => {});
+      throw e;
+    }
+    if (upload) uploads.set(id, upload);
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, signal, onAbort: null };
       if (signal) {
         entry.onAbort = () => {
           if (!fetches.delete(id)) return;
           native.fetchAbort(id);
+          endUpload(id, signal.reason);
           reject(signal.reason);
         };
         signal.addEventListener('abort', entry.onAbort);
@@ -765,8 +786,53 @@
     });
   }
   define('fetch', fetch);
+  // The Request a fetch sends. A Request whose body is a stream gives its
+  // body to the fetch, as the spec says (it is then used), rather than
+  // being teed: a tee would keep every chunk for the branch nobody reads.
+  function requestFor(input, init) {
+    const body = input instanceof Request && init.body === undefined ? input._stream || input._data : null;
+    if (!isStream(body)) return new Request(input, init);
+    if (input._used || body.locked) throw new TypeError('fetch: the body stream is locked or was read');
+    const [data, stream] = [input._data, input._stream];
+    input._data = null;
+    input._stream = null;
+    let req;
+    try { req = new Request(input, init); } finally { input._data = data; input._stream = stream; }
+    input._used = true;
+    req._initBody(body);
+    return req;
+  }
   // Streamed response bodies of fetches: id -> { c: controller, owed }.
   const fetchBodies = new Map();
+  // Streamed request bodies of fetches: id -> the stream's reader.
+  const uploads = new Map();
+  // The connection asks for the next chunk: read it, then hand it over
+  // (or the end, or why the stream failed).
+  function pullUpload(id) {
+    const reader = uploads.get(id);
+    if (!reader) return;
+    reader.read().then(({ value, done }) => {
+      if (uploads.get(id) !== reader) return;
+      if (done) {
+        uploads.delete(id);
+        native.fetchWrite(id, null, null);
+      } else {
+        native.fetchWrite(id, chunkBytes(value), null);
+      }
+    }).catch((e) => {
+      if (uploads.get(id) !== reader) return;
+      uploads.delete(id);
+      native.fetchWrite(id, null, String((e && e.message) || e || 'the stream errored'));
+      reader.cancel(e).catch(() => {});
+    });
+  }
+  // The fetch is over (answered, failed, aborted): its stream is not read on.
+  function endUpload(id, why) {
+    const reader = uploads.get(id);
+    if (!reader) return;
+    uploads.delete(id);
+    reader.cancel(why).catch(() => {});
+  }
   // A fetch's head: (id, error) or (id, null, status, flat, body, url,
   // flags: 1 redirected, 2 streamed body); a streamed body's events have
   // status -1: a chunk (body), the end (neither) or a failure (error).
@@ -779,7 +845,12 @@
       fetches.delete(id);
       return op.op(error, status);
     }
+    if (status === -2) {
+      pullUpload(id);
+      return;
+    }
     if (status === -1) {
+      if (error !== null || body === null) endUpload(id, error);
       const b = fetchBodies.get(id);
       if (!b) return;
       if (error !== null) {
@@ -799,9 +870,11 @@
     fetches.delete(id);
     if (f.signal) f.signal.removeEventListener('abort', f.onAbort);
     if (error !== null) {
+      endUpload(id, error);
       f.reject(new TypeError(`fetch failed: ${error}`));
       return;
     }
+    if (!streamed) endUpload(id, null);
     const r = Response._from(status, flat);
     let data = body;
     if (streamed) {
@@ -895,9 +968,10 @@
       if (res instanceof Response) return finish(res, 'fetch()', streaming);
       return then(res, streaming ? finishAppStreaming : finishApp);
     },
-    // `fetch` and `onRequest` of a JS plugin.
-    request(fn, name, method, url, flat, cx) {
-      const request = Request._from(method, url, flat, null);
+    // `fetch` and `onRequest` of a JS plugin; `body`: what the kernel read
+    // of the request's body (within the plugin's `max_body_bytes`), or null.
+    request(fn, name, method, url, flat, cx, body) {
+      const request = Request._from(method, url, flat, body);
       const ctx = makeCtx(cx);
       return then(fn(request, ctx), (out) => {
         if (out === undefined || out === null) {

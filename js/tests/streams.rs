@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
-use bext_js::{Answer, Call, IsolatePool, Kind, Limits, Mode, Reply, Spec};
+use bext_js::{Answer, Call, IsolatePool, JsError, Kind, Limits, Mode, Reply, Spec};
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
@@ -278,11 +278,18 @@ async fn a_stream_that_errors_cuts_the_body() {
     let f = start(
         r#"export default { fetch(req) {
           if (req.url.endsWith('/ok')) return new Response('fine');
-          return new Response(new ReadableStream({ start(c) { c.enqueue('part'); c.error(new Error('broken')); } }));
+          if (req.url.endsWith('/at-once')) return new Response(new ReadableStream({ start(c) { c.enqueue('part'); c.error(new Error('broken')); } }));
+          return new Response(new ReadableStream({ start(c) { c.enqueue('part'); setTimeout(() => c.error(new Error('broken')), 5); } }));
         } };"#,
         one_worker(Mode::Threads),
     );
+    // After the head: the body is cut.
     assert!(body_of(reply(&f.pool, "/").await).await.is_err());
+    // Before anything could be sent: the call fails (a 500), with the error.
+    match f.pool.call(call("/at-once", b"")).await {
+        Err(JsError::Exception(e)) => assert!(e.contains("broken"), "{e}"),
+        other => panic!("unexpected {other:?}"),
+    }
     assert_eq!(body_of(reply(&f.pool, "/ok").await).await.unwrap(), "fine");
 }
 

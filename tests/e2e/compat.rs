@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::deploy::{cli, json, ok};
+use crate::deploy::{cli, json, ok, upload_with};
 use crate::support::*;
 
 /// A fixture of tests/compat/ as its page writes it.
@@ -371,6 +371,117 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
     assert!(
         said.contains(
             "platform.max_apps: 3 apps with those deploys created (made, more, site), more than max_apps = 2"
+        ),
+        "{said}"
+    );
+}
+
+/// `max_isolates` counts what deploys start: a preview or a canary of a
+/// JS app runs as many isolates as the app, a new JS app its defaults.
+/// The deploy API refuses one past it (409, naming the counts) before
+/// storing it, and a reload whose deploys are past it is refused.
+#[tokio::test]
+async fn max_isolates_counts_the_previews_canaries_and_apps_deploys_start() {
+    let s = Site::new();
+    js_app(&s, "a", "a");
+    js_app(&s, "v2", "v2");
+    js_app(&s, "newjs", "new");
+    s.write("newjs/bext.config.toml", "[server]\nruntime = \"js\"\n");
+    s.write("plain/index.html", "plain");
+    let file = |max: usize| {
+        format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\nmax_isolates = {max}\n\n[apps.a]\nruntime = \"js\"\nsource = \"a\"\ndomains = [\"a.test\"]\nisolate = {{ workers = 3 }}\n"
+        )
+    };
+    let config = s.platform(&file(7));
+    let c = p(&config);
+    let b = Bext::serve_env(&config, &[("BEXT_ADMIN_TOKEN", "deploy-secret")]);
+    let server = format!("http://{}", b.addr);
+    let deploy = |dir: &str, app: &str, more: &[&str]| {
+        let (dir, server) = (s.path(dir), server.clone());
+        let mut args = vec!["deploy".to_owned(), p(&dir).to_owned(), "--app".into(), app.into()];
+        args.extend(more.iter().map(|a| (*a).to_owned()));
+        args.extend(["--config".into(), c.to_owned(), "--server".into(), server]);
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // A new current version starts nothing; a preview starts a's 3 (6 of 7).
+    ok(deploy("v2", "a", &[]));
+    ok(deploy("v2", "a", &["--preview", "pr-1"]));
+    eventually(Duration::from_secs(10), || async {
+        (get(b.addr, "pr-1.preview.a.test", "/").await.text() == "v2 /").then_some(())
+    })
+    .await;
+    for (dir, app, more, says) in [
+        (
+            "v2",
+            "a",
+            &["--canary", "10"][..],
+            "cannot start `a@<version>`: it runs 3 isolates, and the JS apps run 6 of max_isolates = 7 (a: 3, a~pr-1: 3)",
+        ),
+        (
+            "v2",
+            "a",
+            &["--preview", "pr-2"][..],
+            "cannot start `a~pr-2`: it runs 3 isolates",
+        ),
+        (
+            "newjs",
+            "newjs",
+            &[][..],
+            "cannot start `newjs`: it runs 2 isolates, and the JS apps run 6 of max_isolates = 7",
+        ),
+    ] {
+        let refused = deploy(dir, app, more);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{app} {more:?}: {said}");
+        assert!(said.contains(says), "{app} {more:?}: {said}");
+    }
+    // The API's answer: 409, with the same words.
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", s.path("v2")).unwrap();
+    let r = upload_with(&b, "a", "?preview=pr-3", tar.into_inner().unwrap()).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(
+        r.text().contains("cannot start `a~pr-3`: it runs 3 isolates"),
+        "{}",
+        r.text()
+    );
+    let versions = json(cli(&[
+        "apps", "versions", "a", "--config", c, "--server", &server, "--json",
+    ]));
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        2,
+        "nothing refused was stored: {versions}"
+    );
+    // Replacing the preview starts nothing new; a static app runs none.
+    ok(deploy("v2", "a", &["--preview", "pr-1"]));
+    ok(deploy("plain", "plain", &[]));
+    drop(b);
+    // With no server, the CLI's in-process registry counts the same.
+    let refused = cli(&[
+        "deploy",
+        p(&s.path("v2")),
+        "--app",
+        "a",
+        "--preview",
+        "pr-2",
+        "--config",
+        c,
+    ]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("cannot start `a~pr-2`: it runs 3 isolates"),
+        "{said}"
+    );
+
+    // Fewer than the preview needs: the reload with it is refused.
+    let config = s.platform(&file(5));
+    let out = bext_output(&["serve", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(
+            "platform.max_isolates: the JS apps run 6 isolates, more than max_isolates = 5 (a: 3, a~pr-1: 3)"
         ),
         "{said}"
     );
@@ -844,6 +955,41 @@ async fn pins_of_the_current_version_share_its_runtime() {
     assert_eq!(get(b.addr, "new.sked.ly", "/").await.text(), "1.3.0 #2");
     assert_eq!(get(b.addr, "old.sked.ly", "/").await.text(), "1.2.0 #1");
     assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "1.3.0 #3");
+}
+
+/// A Buntime pin that names no version (`one@`) or no app (`@1.2`) is
+/// refused by `bext check`, naming the host and what to write instead.
+#[test]
+fn a_pin_without_a_version_or_an_app_is_refused() {
+    let s = Site::new();
+    s.write("one/index.html", "one");
+    let config =
+        s.platform("[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.one]\nsource = \"one\"\n");
+    for (app, says) in [
+        (
+            "one@",
+            "`one@` has no version after `@`: write `one@latest` (its current version), `one@1.2`, or `one`",
+        ),
+        ("@1.2", "`@1.2` names no app before `@`"),
+        ("one@1@2", "must be one word"),
+    ] {
+        s.write(
+            "manifests/vhosts.yaml",
+            format!("name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": {{ app: \"{app}\" }}\n"),
+        );
+        let (passed, text) = check(&config);
+        assert!(!passed, "{app}: {text}");
+        assert!(
+            text.contains("hosts.one.test.app") && text.contains(says),
+            "{app}: {text}"
+        );
+    }
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": { app: \"one@latest\" }\n",
+    );
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
 }
 
 /// deployment-modes.txt's multi-app platform.toml, as written: `hono` is

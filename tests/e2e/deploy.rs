@@ -1085,8 +1085,13 @@ domains = ["blog.test"]
 
 /// POSTs `tar` to the admin API as a deploy of `app`.
 async fn upload(b: &Bext, app: &str, tar: Vec<u8>) -> Reply {
+    upload_with(b, app, "", tar).await
+}
+
+/// [`upload`] with a query (`?preview=pr-1`, `?canary=10`).
+pub(crate) async fn upload_with(b: &Bext, app: &str, query: &str, tar: Vec<u8>) -> Reply {
     let auth = format!("Bearer {TOKEN}");
-    let path = format!("/__bext/api/platform/apps/{app}/deploy");
+    let path = format!("/__bext/api/platform/apps/{app}/deploy{query}");
     let headers = [
         ("host", "x"),
         ("authorization", auth.as_str()),

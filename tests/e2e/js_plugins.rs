@@ -223,6 +223,183 @@ async fn a_plugin_can_fetch_what_its_limits_allow() {
     );
 }
 
+/// A JS plugin with `limits.max_body_bytes` reads the request body (here
+/// to refuse JSON naming `admin`), however the client spells or frames
+/// it; a body over its limit is 413 before it runs, and the app still gets
+/// every byte the plugin read.
+#[tokio::test]
+async fn a_plugin_reads_the_body_within_its_limit() {
+    a_plugin_reads_the_body_with("").await;
+}
+
+/// Inline too: the body reaches the hook on the HTTP worker.
+#[tokio::test]
+async fn an_inline_plugin_reads_the_body_within_its_limit() {
+    a_plugin_reads_the_body_with("  mode: inline\n").await;
+}
+
+async fn a_plugin_reads_the_body_with(limits: &str) {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write(
+        "guard.js",
+        r#"export async function onRequest(req) {
+          if (req.method !== 'POST') return;
+          let doc;
+          try { doc = await req.json(); } catch { return new Response('not json\n', { status: 400 }); }
+          if (doc !== null && typeof doc === 'object' && Object.hasOwn(doc, 'admin')) {
+            return new Response('no admin here\n', { status: 403 });
+          }
+          req.headers.set('x-guard-read', String(JSON.stringify(doc).length));
+        }"#,
+    );
+    s.write(
+        "manifests/guard.yaml",
+        format!("name: guard\nentry: ../guard.js\nlimits:\n  max_body_bytes: 64\n{limits}"),
+    );
+    s.write(
+        "app/index.js",
+        "export default { async fetch(r) { return new Response(`${r.headers.get('x-guard-read')} ${await r.text()}`) } }",
+    );
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.app]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"app.test\"]\n",
+    );
+    let b = Bext::serve(&cfg);
+    let post = |body: &'static str| send(b.addr, request("POST", "/", &[("host", "app.test")], body));
+
+    let r = post(r#"{"name":"ada"}"#).await;
+    assert_eq!(
+        (r.status, r.text()),
+        (200, r#"14 {"name":"ada"}"#.to_owned()),
+        "{}",
+        b.log()
+    );
+    for hostile in [
+        r#"{"admin":true}"#,
+        r#"{"\u0061dmin":true}"#,
+        r#"{"name":"x","admin":1,"name":"y"}"#,
+        " \n{\"admin\" : null}",
+    ] {
+        let r = post(hostile).await;
+        assert_eq!((r.status, r.text()), (403, "no admin here\n".to_owned()), "{hostile}");
+    }
+    // Chunked, with no declared length: read all the same.
+    let chunked = raw(
+        b.addr,
+        b"POST / HTTP/1.1\r\nhost: app.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\n{\"adm\r\n9\r\nin\":true}\r\n0\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(chunked.starts_with("HTTP/1.1 403"), "{chunked}");
+    let chunked = raw(
+        b.addr,
+        b"POST / HTTP/1.1\r\nhost: app.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\n{\"nam\r\n9\r\ne\":\"bob\"}\r\n0\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(chunked.starts_with("HTTP/1.1 200"), "{chunked}");
+    assert!(chunked.ends_with(r#"14 {"name":"bob"}"#), "{chunked}");
+
+    // 64 bytes pass, 65 are refused, declared or chunked.
+    let at_limit = format!(r#"{{"pad":"{}"}}"#, "x".repeat(54));
+    assert_eq!(at_limit.len(), 64);
+    let r = send(b.addr, request("POST", "/", &[("host", "app.test")], at_limit.clone())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().ends_with(&at_limit));
+    let over = format!(r#"{{"pad":"{}"}}"#, "x".repeat(55));
+    let r = send(b.addr, request("POST", "/", &[("host", "app.test")], over.clone())).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        r.text(),
+        "request body over 64 bytes, the max_body_bytes of plugin guard\n"
+    );
+    let chunked_over = format!(
+        "POST / HTTP/1.1\r\nhost: app.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n20\r\n{}\r\n21\r\n{}\r\n0\r\n\r\n",
+        &over[..32],
+        &over[32..]
+    );
+    let r = raw(b.addr, chunked_over.as_bytes(), Duration::from_secs(5));
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    assert_eq!(
+        get(b.addr, "app.test", "/").await.status,
+        200,
+        "GET has no body to read"
+    );
+}
+
+/// Without `max_body_bytes` a plugin sees no body (and bodies stream past
+/// it); an app may not set it.
+#[test]
+fn max_body_bytes_is_a_plugin_s_limit() {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    s.write("app/index.js", "export default { fetch() { return new Response('') } }");
+    let cfg = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.app]\nruntime = \"js\"\nsource = \"app\"\nisolate = { max_body_bytes = \"1KiB\" }\n",
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("apps.app.isolate.max_body_bytes") && err.contains("[platform] max_body_bytes"),
+        "{err}"
+    );
+}
+
+/// A plugin's `fetch()` keeps the apps' SSRF rules: `*` reaches public
+/// hosts only, so loopback is refused by every spelling, and a port not
+/// listed is refused even on a listed name.
+#[tokio::test]
+async fn a_plugin_s_fetch_is_refused_by_the_ssrf_rules() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "caller.js",
+        r#"export async function onRequest(req) {
+          const to = req.headers.get('x-call');
+          try { await fetch(to); } catch (e) { return new Response(String(e), { status: 502 }); }
+          return new Response('reached\n');
+        }"#,
+    );
+    let port = echo.addr.port();
+    s.write(
+        "manifests/caller.yaml",
+        format!(
+            "name: caller\nentry: ../caller.js\nlimits:\n  fetch:\n    allow: [\"*\", \"*:{port}\", \"localhost\"]\n"
+        ),
+    );
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
+    for to in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://127.1:{port}/"),
+        format!("http://2130706433:{port}/"),
+        format!("http://0x7f000001:{port}/"),
+        format!("http://[::1]:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://LOCALHOST.:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+    ] {
+        let r = send(
+            b.addr,
+            request("GET", "/", &[("host", "shop.test"), ("x-call", &to)], ""),
+        )
+        .await;
+        assert_eq!(r.status, 502, "{to}: {}", r.text());
+        assert!(r.text().contains("not in isolate.fetch.allow"), "{to}: {}", r.text());
+    }
+    let to = format!("http://localhost:{port}/");
+    let r = send(
+        b.addr,
+        request("GET", "/", &[("host", "shop.test"), ("x-call", &to)], ""),
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text().contains(&format!("port {port} is not in isolate.fetch.allow")),
+        "{}",
+        r.text()
+    );
+}
+
 #[test]
 fn broken_js_plugins_are_load_errors() {
     let s = Site::new();

@@ -41,6 +41,22 @@ export default {
         },
       }, { highWaterMark: 0 }));
     }
+    if (url.pathname === '/bad-first') {
+      // Not bytes, before anything was sent: a 500, not an empty 200.
+      return new Response(new ReadableStream({ start(c) { c.enqueue({ length: 1e9 }); c.close(); } }));
+    }
+    if (url.pathname === '/bad-later') {
+      return new Response(new ReadableStream({ start(c) {
+        c.enqueue(new TextEncoder().encode('first '));
+        setTimeout(() => { c.enqueue({ length: 1e9 }); c.close(); }, 10);
+      } }));
+    }
+    if (url.pathname === '/late') {
+      return new Response(new ReadableStream({ start(c) {
+        setTimeout(() => { c.enqueue(new TextEncoder().encode('late')); c.close(); }, 10);
+      } }));
+    }
+    if (url.pathname === '/closed') return new Response(new ReadableStream({ start(c) { c.close(); } }));
     if (url.pathname === '/upload') {
       // The request body as a stream, through a TransformStream.
       let bytes = 0;
@@ -99,6 +115,42 @@ async fn server_sent_events_stream_until_the_timeout_cuts_them() {
     // The app still answers after its streams were cut.
     assert_eq!(get(b.addr, "sse.test", "/").await.text(), "ok");
     assert!(b.log().contains("timed out"), "{}", b.log());
+}
+
+/// A chunk that is not bytes fails the request with 500 when nothing was
+/// sent yet (the head waits for a first chunk the stream already holds,
+/// never for one still to come); after the first bytes it cuts the
+/// response, which never looks complete.
+#[tokio::test]
+async fn a_stream_chunk_that_is_not_bytes_is_an_error() {
+    let s = Site::new();
+    let b = Bext::serve(&sse_platform(&s, "workers = 1"));
+    let r = get(b.addr, "sse.test", "/bad-first").await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.body.len() < 100, "an error page: {}", r.text());
+    eventually(Duration::from_secs(5), || async {
+        b.log()
+            .contains("a body stream chunk must be a Uint8Array")
+            .then_some(())
+    })
+    .await;
+
+    let (mut h1, _c) = h1_client(b.addr).await;
+    let req = Request::get("/bad-later")
+        .header("host", "sse.test")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let res = h1.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.into_body();
+    read_until(&mut body, "first ").await;
+    assert!(read_to_end(&mut body).await.is_err(), "cut, not complete");
+
+    for (path, text) in [("/late", "late"), ("/closed", "")] {
+        let r = get(b.addr, "sse.test", path).await;
+        assert_eq!((r.status, r.text()), (200, text.to_owned()), "{path}");
+    }
+    assert_eq!(get(b.addr, "sse.test", "/").await.text(), "ok");
 }
 
 /// A client that sends a request and never reads the answer leaves bounded

@@ -42,6 +42,10 @@ async fn structured_clone_copies_deeply_and_refuses_functions() {
         json!({
             "distinct": true, "cycle": true, "shared": true, "date": true, "regexp": "a+b/gi",
             "set": [1, 2], "bytes": [1, 2, 3], "function": "DataCloneError", "symbol": "DataCloneError",
+            "view": {
+                "offset": 2, "length": 2, "buffer": 8, "values": [2, 3, 4, 5],
+                "dataview": [3, 2, 3], "shared": true, "written": 99, "original": 6,
+            },
         })
     );
 }

@@ -31,6 +31,7 @@ mod js_fetch;
 mod js_lazy;
 mod js_plugins;
 mod js_streams;
+mod js_upload;
 mod js_web_apis;
 mod lifecycle;
 mod limits;

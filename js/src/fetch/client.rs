@@ -17,7 +17,7 @@ use http::header::{
     TRANSFER_ENCODING,
 };
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 
 use super::own_listeners;
 use super::policy::{Policy, is_own_listener, is_public};
+use super::upload::{OutBody, Sending};
 use crate::FetchLimits;
 
 /// Redirects followed before a fetch fails, as browsers do.
@@ -50,7 +51,7 @@ pub(crate) struct Outbound {
     pub(crate) method: Method,
     pub(crate) url: url::Url,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
+    pub(crate) body: Sending,
     pub(crate) redirect: Redirect,
 }
 
@@ -116,7 +117,7 @@ fn too_big(url: &str, max: u64) -> String {
 /// connections are pooled for it alone, so one app's allowed connection is
 /// never reused by another app.
 pub(crate) struct Fetcher {
-    client: Client<Https, Full<Bytes>>,
+    client: Client<Https, OutBody>,
     policy: Arc<Policy>,
     limits: FetchLimits,
     in_flight: Arc<AtomicUsize>,
@@ -181,6 +182,12 @@ impl Fetcher {
             limits: limits.clone(),
             in_flight: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Time one fetch may take (`isolate.fetch.timeout`); a streamed
+    /// request body too.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.limits.timeout
     }
 
     /// Checks a fetch before it starts: the URL's scheme and host, and
@@ -251,7 +258,13 @@ impl Fetcher {
         for hop in 0.. {
             self.check(&url)?;
             let uri: http::Uri = url.as_str().parse().map_err(|e| format!("{url}: {e}"))?;
-            let mut request = http::Request::new(Full::new(body.clone()));
+            let out = match &mut body {
+                Sending::Whole(bytes) => Either::Left(Full::new(bytes.clone())),
+                Sending::Stream(upload) => Either::Right(upload.take().ok_or_else(|| {
+                    format!("{url}: a redirect that keeps the request body cannot be followed with a streamed body (it was sent once)")
+                })?),
+            };
+            let mut request = http::Request::new(out);
             *request.method_mut() = method.clone();
             *request.uri_mut() = uri;
             *request.headers_mut() = headers.clone();
@@ -277,7 +290,7 @@ impl Fetcher {
                 || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
             {
                 method = Method::GET;
-                body = Bytes::new();
+                body = Sending::Whole(Bytes::new());
                 headers.remove(CONTENT_TYPE);
             }
             // Credentials stay with their origin.

@@ -6,6 +6,7 @@
 
 mod client;
 mod policy;
+mod upload;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub(crate) use client::Fetcher;
 use client::{Fetched, Outbound, Redirect};
+use upload::{Piece, PieceSender, Sending, Upload};
 
 /// The runtime outbound requests run on, shared by all apps: one thread,
 /// since requests mostly wait.
@@ -71,6 +73,8 @@ enum Event {
     End,
     /// The streamed body failed (reset, too large, timed out).
     Failed(String),
+    /// The connection wants the next chunk of the streamed request body.
+    Pull,
     /// A binding operation's value (`env.KV.get`, `caches.default.match`,
     /// ...; see `crate::bindings`), which shares the fetch's channel so
     /// every wait loop sees it.
@@ -82,7 +86,7 @@ impl Event {
     fn is_last(&self) -> bool {
         match self {
             Event::Head(Ok(f)) => !f.streamed,
-            Event::Chunk(_) => false,
+            Event::Chunk(_) | Event::Pull => false,
             Event::Head(Err(_)) | Event::End | Event::Failed(_) | Event::Op(_) => true,
         }
     }
@@ -109,6 +113,9 @@ pub(crate) struct FetchHost {
     /// Streamed bodies: bytes JavaScript has read and gives back to the
     /// fetch's window (`fetchCredit`).
     credits: RefCell<HashMap<u64, Arc<Semaphore>>>,
+    /// Streamed request bodies: where JavaScript's chunks go
+    /// (`fetchWrite`), until the stream ends or the fetch does.
+    uploads: RefCell<HashMap<u64, PieceSender>>,
     next_id: Cell<u64>,
 }
 
@@ -136,6 +143,7 @@ impl FetchHost {
             wake: Arc::new(Mutex::new(None)),
             in_flight: RefCell::new(HashMap::new()),
             credits: RefCell::new(HashMap::new()),
+            uploads: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
         })
     }
@@ -163,8 +171,16 @@ impl FetchHost {
     }
 
     /// Starts a fetch; the refusals known at once (host not allowed, too
-    /// many in flight) are errors here.
-    fn start(&self, method: &str, url: &str, flat: Vec<String>, body: Bytes, redirect: i32) -> Result<u64, String> {
+    /// many in flight) are errors here. `body`: the bytes, or `None` for a
+    /// body JavaScript streams (`fetchWrite`, as the connection asks).
+    fn start(
+        &self,
+        method: &str,
+        url: &str,
+        flat: Vec<String>,
+        body: Option<Bytes>,
+        redirect: i32,
+    ) -> Result<u64, String> {
         let fetcher = self
             .fetcher
             .clone()
@@ -188,6 +204,21 @@ impl FetchHost {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let (tx, wake) = (self.done_tx.clone(), self.wake.clone());
+        let body = match body {
+            Some(bytes) => Sending::Whole(bytes),
+            None => {
+                let (ask_tx, ask_wake) = (tx.clone(), wake.clone());
+                let ask = move || {
+                    let _ = ask_tx.send(Done { id, event: Event::Pull });
+                    if let Some(n) = ask_wake.lock().ok().and_then(|w| w.clone()) {
+                        n.notify_waiters();
+                    }
+                };
+                let (upload, pieces) = Upload::new(Box::new(ask), fetcher.timeout());
+                self.uploads.borrow_mut().insert(id, pieces);
+                Sending::Stream(Some(upload))
+            }
+        };
         let req = Outbound {
             method,
             url,
@@ -270,9 +301,23 @@ impl FetchHost {
         }
     }
 
+    /// The next piece of fetch `id`'s streamed request body; the end and
+    /// a failure are its last.
+    fn write(&self, id: u64, piece: Piece) {
+        let last = !matches!(piece, Piece::Data(_));
+        let mut uploads = self.uploads.borrow_mut();
+        if let Some(pieces) = uploads.get(&id) {
+            let _ = pieces.send(piece);
+        }
+        if last {
+            uploads.remove(&id);
+        }
+    }
+
     /// Abandons a fetch (its signal aborted).
     fn abort(&self, id: u64) {
         self.credits.borrow_mut().remove(&id);
+        self.uploads.borrow_mut().remove(&id);
         if let Some((task, slot)) = self.in_flight.borrow_mut().remove(&id) {
             task.abort();
             if let Some(slot) = slot {
@@ -315,6 +360,9 @@ impl FetchHost {
             if event.is_last() {
                 self.in_flight.borrow_mut().remove(&id);
                 self.credits.borrow_mut().remove(&id);
+                // An upload still going when its fetch is over is cut (an
+                // error on the connection, never a body that looks whole).
+                self.uploads.borrow_mut().remove(&id);
             }
             n += 1;
             // `fetchDone(id, error, status, ...)`: status -1 is a streamed
@@ -347,6 +395,7 @@ impl FetchHost {
                 }
                 Event::End => done.call::<_, ()>((id as f64, null(), -1, null(), null()))?,
                 Event::Failed(e) => done.call::<_, ()>((id as f64, e, -1))?,
+                Event::Pull => done.call::<_, ()>((id as f64, null(), -2))?,
                 Event::Op(Ok(value)) => {
                     let value = value(ctx)?;
                     done.call::<_, ()>((id as f64, null(), value))?;
@@ -358,7 +407,8 @@ impl FetchHost {
     }
 }
 
-/// Adds `fetchStart` and `fetchAbort` to the prelude's `native` object.
+/// Adds `fetchStart`, `fetchCredit`, `fetchWrite` and `fetchAbort` to the
+/// prelude's `native` object.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>, host: Rc<FetchHost>) -> rquickjs::Result<()> {
     let starter = host.clone();
     native.set(
@@ -370,11 +420,16 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>, host: Rc<FetchH
                   url: String,
                   flat: Vec<String>,
                   body: Option<TypedArray<'js, u8>>,
-                  redirect: i32|
+                  redirect: i32,
+                  streamed: rquickjs::function::Opt<bool>|
                   -> rquickjs::Result<f64> {
-                let body = body
-                    .map(|b| Bytes::from(crate::natives::copy_bytes(&b)))
-                    .unwrap_or_default();
+                let body = match streamed.0 {
+                    Some(true) => None,
+                    _ => Some(
+                        body.map(|b| Bytes::from(crate::natives::copy_bytes(&b)))
+                            .unwrap_or_default(),
+                    ),
+                };
                 match starter.start(&method, &url, flat, body, redirect) {
                     Ok(id) => Ok(id as f64),
                     Err(e) => Err(rquickjs::Exception::throw_type(&ctx, &format!("fetch {url}: {e}"))),
@@ -388,6 +443,21 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>, host: Rc<FetchH
         Function::new(ctx.clone(), move |id: f64, n: f64| {
             creditor.credit(id as u64, n as usize)
         })?,
+    )?;
+    let writer = host.clone();
+    native.set(
+        "fetchWrite",
+        Function::new(
+            ctx.clone(),
+            move |id: f64, chunk: Option<TypedArray<'js, u8>>, error: Option<String>| {
+                let piece = match (chunk, error) {
+                    (_, Some(why)) => Piece::Failed(why),
+                    (Some(chunk), None) => Piece::Data(Bytes::from(crate::natives::copy_bytes(&chunk))),
+                    (None, None) => Piece::End,
+                };
+                writer.write(id as u64, piece);
+            },
+        )?,
     )?;
     native.set(
         "fetchAbort",

@@ -468,6 +468,7 @@ async fn plugin_hooks_see_and_change_requests() {
         method: Method::GET,
         url: "http://a.test/x".into(),
         headers,
+        body: Bytes::new(),
         ctx: plugin_ctx(),
     };
     match f.pool.call(call).await.unwrap() {
@@ -494,6 +495,7 @@ async fn plugin_hooks_see_and_change_requests() {
         method: Method::GET,
         url: "http://a.test/deny".into(),
         headers: HeaderMap::new(),
+        body: Bytes::new(),
         ctx: plugin_ctx(),
     };
     match f.pool.call(deny).await.unwrap() {

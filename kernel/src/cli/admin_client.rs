@@ -48,11 +48,10 @@ impl AdminClient {
     /// the platform's `admin_hosts` unless the URL names one of them.
     pub(super) fn find(config: &Path, server: Option<&str>, plugin: &str) -> anyhow::Result<AdminClient> {
         let platform = Platform::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let manifests = crate::pipeline::load_manifests(&platform).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let manifest = manifests
-            .iter()
-            .find(|m| m.name == plugin && m.enabled)
-            .with_context(|| format!("the {plugin} plugin is off in the manifests of {}", config.display()))?;
+        let mut manifests = crate::pipeline::load_manifests(&platform).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !manifests.iter().any(|m| m.name == plugin && m.enabled) {
+            anyhow::bail!("the {plugin} plugin is off in the manifests of {}", config.display());
+        }
         let reg = crate::loader::find(plugin).with_context(|| format!("this bext has no {plugin} plugin built in"))?;
         // The table as the server builds it (the registry's previews and
         // tenant domains applied), so that an in-process plugin judges
@@ -62,6 +61,10 @@ impl AdminClient {
             eprintln!("warning: the apps the registry adds are left out: {e}");
             table = platform.clone();
         }
+        crate::pipeline::app_changes::pass_isolates(&table, &mut manifests);
+        let manifest = (manifests.iter())
+            .find(|m| m.name == plugin && m.enabled)
+            .context("the plugin's manifest")?;
         let apps: Arc<[_]> = table.app_infos().into();
         let setup = Setup {
             plugin,

@@ -45,6 +45,12 @@ pub struct IsolateConfig {
     /// fetched.
     #[serde(default)]
     pub fetch: Option<FetchConfig>,
+    /// JS plugins only: the request body a plugin's `fetch`/`onRequest`
+    /// may read (`64KiB`). Unset, plugins see no body and bodies stream
+    /// past them; set, a body over it is refused with 413 before the
+    /// plugin runs. Apps are bounded by `[platform] max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<ByteSize>,
 }
 
 /// `isolate = { fetch = { allow = [...], ... } }`: an app's outbound

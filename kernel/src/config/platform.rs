@@ -1383,6 +1383,13 @@ impl Platform {
                 | RuntimeKind::Hybrid
                 | RuntimeKind::Nextjs => {}
             }
+            if app.isolate.max_body_bytes.is_some() {
+                errors.push(Diagnostic::new(
+                    &name,
+                    field("isolate.max_body_bytes"),
+                    "only a JS plugin's manifest has it (`limits: { max_body_bytes }`): an app's body is bounded by [platform] max_body_bytes",
+                ));
+            }
             if app.runtime != RuntimeKind::Process && app.listen != super::process::Listen::Port {
                 errors.push(Diagnostic::new(
                     &name,
@@ -1660,7 +1667,10 @@ fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&s
 
 /// The isolates a JS app runs: `isolate.workers` in `threads` mode (2 by
 /// default); one per HTTP worker thread `inline`.
-fn isolates_of(app: &AppConfig, settings: &PlatformSection) -> usize {
+pub(crate) fn isolates_of(app: &AppConfig, settings: &PlatformSection) -> usize {
+    if app.runtime != RuntimeKind::Js {
+        return 0;
+    }
     let limits = app.isolate.limits(IsolateConfig::APP);
     match limits.mode {
         bext_js::Mode::Threads => limits.workers,
@@ -1673,7 +1683,7 @@ fn isolates_of(app: &AppConfig, settings: &PlatformSection) -> usize {
 
 /// `max_isolates`: the JS apps' isolates added up; the error names every
 /// JS app with its count, so the user sees what to cut.
-fn check_isolates(settings: &PlatformSection, apps: &BTreeMap<String, AppConfig>) -> Result<(), String> {
+pub(crate) fn check_isolates(settings: &PlatformSection, apps: &BTreeMap<String, AppConfig>) -> Result<(), String> {
     let Some(max) = settings.max_isolates else {
         return Ok(());
     };

@@ -5,16 +5,22 @@ use std::sync::Arc;
 
 use bext_js::{Answer, Call, HeaderEdit, IsolatePool, JsError, Kind, PluginCtx, RequestHook, Spec};
 use bext_plugin_abi::{Ctx, Flow, Hook, Hooks, Plugin, PluginError, Request, Response, SUBJECT_VAR};
+use bytes::Bytes;
 use http::StatusCode;
 
+use super::js_body::read_body;
 use crate::apps::js::{request_url, response};
 use crate::config::isolate::IsolateConfig;
 use crate::config::manifest::Manifest;
 
 /// A loaded JavaScript plugin.
 pub(crate) struct JsPlugin {
+    name: String,
     pool: IsolatePool,
     hooks: Hooks,
+    /// `limits.max_body_bytes`: the request body the request hooks read;
+    /// `None`, they see none.
+    max_body: Option<u64>,
 }
 
 /// Starts the plugin's isolates and runs `onInit(config)` in each.
@@ -44,16 +50,29 @@ pub(crate) fn load(
             hooks = hooks | hook;
         }
     }
-    Ok(Arc::new(JsPlugin { pool, hooks }))
+    Ok(Arc::new(JsPlugin {
+        name: m.name.clone(),
+        pool,
+        hooks,
+        max_body: m.limits.max_body_bytes.map(|b| b.0),
+    }))
 }
 
 impl JsPlugin {
     async fn request_hook(&self, hook: RequestHook, req: &mut Request, cx: &mut Ctx) -> Result<Flow, PluginError> {
+        let body = match self.max_body {
+            Some(max) => match read_body(req.body_mut(), max, &self.name).await {
+                Ok(body) => body,
+                Err(refused) => return Ok(Flow::Respond(refused)),
+            },
+            None => Bytes::new(),
+        };
         let call = Call::Request {
             hook,
             method: req.method().clone(),
             url: request_url(req.uri(), req.headers(), cx),
             headers: req.headers().clone(),
+            body,
             ctx: plugin_ctx(cx),
         };
         match self.pool.call(call).await.map_err(hook_error)? {

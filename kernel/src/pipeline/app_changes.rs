@@ -57,7 +57,47 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
         }
         apps = platform.app_infos();
     }
-    within_max_apps(platform)
+    within_max_apps(platform)?;
+    within_max_isolates(platform)
+}
+
+/// `[platform] max_isolates` over the whole table: previews and canaries
+/// run isolates as their app does, so a reload whose deploys go past it
+/// is refused, naming every app, preview and canary with its count.
+fn within_max_isolates(platform: &Platform) -> Result<(), Diagnostics> {
+    crate::config::platform::check_isolates(&platform.settings, &platform.apps).map_err(|reason| {
+        Diagnostic::new(
+            platform.file.as_deref().unwrap_or(Path::new("")),
+            "platform.max_isolates",
+            reason,
+        )
+        .into()
+    })
+}
+
+/// Tells the deploy plugin `max_isolates` and what every app of the
+/// table (as [`apply`] left it) runs, so that its API refuses a deploy,
+/// preview or canary past it before storing it (the check above would
+/// only refuse the reload after).
+pub(crate) fn pass_isolates(platform: &Platform, manifests: &mut [Manifest]) {
+    let Some(max) = platform.settings.max_isolates else {
+        return;
+    };
+    let apps: serde_json::Map<String, serde_json::Value> = (platform.apps.iter())
+        .map(|(id, app)| {
+            let n = crate::config::platform::isolates_of(app, &platform.settings);
+            (id.clone(), serde_json::json!(n))
+        })
+        .collect();
+    let new_app = crate::config::isolate::IsolateConfig::APP.workers;
+    for m in manifests.iter_mut().filter(|m| m.name == "deploy") {
+        if let Some(config) = m.config.as_object_mut() {
+            config.insert(
+                "isolates".into(),
+                serde_json::json!({ "max": max, "apps": apps, "new_app": new_app }),
+            );
+        }
+    }
 }
 
 /// `[platform] max_apps` over the whole table: the file's apps and those

@@ -42,11 +42,12 @@ pub(crate) async fn build(
     let mut platform = source.load()?;
     // From the apps the file declares, before a deploy adds its own.
     let (certs, tls_warnings) = super::tls::certificates(&platform, super::tls::Purpose::Serve)?;
-    let manifests = load_manifests(&platform)?;
+    let mut manifests = load_manifests(&platform)?;
     for w in tls_warnings.iter().chain(&super::warnings(&platform, &manifests)) {
         tracing::warn!("{w}");
     }
     super::app_changes::apply(&mut platform, &manifests)?;
+    super::app_changes::pass_isolates(&platform, &mut manifests);
     let fingerprint = fingerprint_of(&platform);
     let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
     let (mut pipeline, fresh) = compile(platform, manifests, previous, fleet)?;

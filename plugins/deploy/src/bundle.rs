@@ -451,11 +451,12 @@ fn check_config_path(field: &str, value: &str) -> Result<(), DeployError> {
 /// paths it names (`[server] static_dir` and `entry`) relative, without
 /// `..` and, resolved on disk with every link followed, inside `tree`;
 /// `static_dir` a directory of it, a JS app's `entry` a file of it.
-pub(crate) fn check_config(tree: &Path) -> Result<(), DeployError> {
+/// Whether the bundle is a JS app (it runs isolates).
+pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
     let file = tree.join(CONFIG_FILE);
     let refuse = |why: String| DeployError::Bundle(format!("{CONFIG_FILE}: {why}"));
     match fs::symlink_metadata(&file) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(DeployError::io(&file, e)),
         Ok(meta) if !meta.is_file() => return Err(refuse("not a regular file".into())),
         Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
@@ -549,7 +550,7 @@ pub(crate) fn check_config(tree: &Path) -> Result<(), DeployError> {
             "server.entry = {name:?} is not a file of the bundle (a JS app's entry is relative to static_dir)"
         )));
     }
-    Ok(())
+    Ok(js || fetch_handler)
 }
 
 #[cfg(test)]

@@ -59,11 +59,31 @@ pub struct Config {
     /// by the kernel): a deploy creating one more is refused (409).
     #[serde(default)]
     pub max_apps: Option<usize>,
+    /// `[platform] max_isolates` and the JS isolates of the app table as
+    /// last built, passed on by the kernel: a deploy that would start
+    /// more (a new JS app, a preview, a canary) is refused (409).
+    #[serde(default)]
+    pub isolates: Option<IsolateBudget>,
     /// Apps named with a version (`skedly@1.2`) by the vhosts `hosts` map,
     /// passed on by the kernel: each is served from the newest deployed
     /// version that matches, as a hidden app of that name.
     #[serde(default)]
     pub pinned_versions: Vec<String>,
+}
+
+/// What the JS apps may run, in isolates, and what they run now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolateBudget {
+    /// `[platform] max_isolates`.
+    pub max: usize,
+    /// Isolates of each app of the table (0: not a JS app), previews
+    /// (`app~name`) and canaries (`app@version`) included.
+    #[serde(default)]
+    pub apps: BTreeMap<String, usize>,
+    /// Isolates of a JS app a bundle creates (the defaults: a bundle sets
+    /// no isolate settings).
+    pub new_app: usize,
 }
 
 impl Config {

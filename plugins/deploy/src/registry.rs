@@ -334,6 +334,9 @@ pub struct Registry {
     keep_per_app: std::collections::BTreeMap<String, usize>,
     /// The platform's `max_apps`: a deploy creating an app past it is refused.
     max_apps: Option<usize>,
+    /// The platform's `max_isolates` and the isolates running: a deploy
+    /// starting more than it leaves room for is refused.
+    isolates: Option<crate::config::IsolateBudget>,
     limits: Limits,
 }
 
@@ -432,6 +435,7 @@ impl Registry {
             keep_versions,
             keep_per_app: Default::default(),
             max_apps: None,
+            isolates: None,
             limits: Limits::default(),
         };
         registry.migrate()?;
@@ -457,6 +461,60 @@ impl Registry {
     ) {
         self.keep_per_app = keep_per_app;
         self.max_apps = max_apps;
+    }
+
+    /// `[platform] max_isolates` and the isolates the table's JS apps run
+    /// (see [`crate::config::IsolateBudget`]).
+    pub fn set_isolate_budget(&mut self, budget: Option<crate::config::IsolateBudget>) {
+        self.isolates = budget;
+    }
+
+    /// Refuses a deploy that would start isolates past `max_isolates`: a
+    /// preview or a canary of a JS app runs as many as the app, a new JS
+    /// app the defaults; a new current version, or a preview or canary
+    /// that replaces one, starts none. `js`: the bundle is a JS app.
+    fn check_isolates_for(&self, app: &str, options: &DeployOptions<'_>, js: bool) -> Result<(), DeployError> {
+        let Some(budget) = &self.isolates else { return Ok(()) };
+        let own = match budget.apps.get(app) {
+            Some(n) => *n,
+            None if js => budget.new_app,
+            None => 0,
+        };
+        let (id, added) = match (options.preview, options.canary) {
+            (Some((name, _)), _) => {
+                let id = crate::preview_app_id(app, name);
+                let added = if budget.apps.contains_key(&id) { 0 } else { own };
+                (id, added)
+            }
+            (None, Some(_)) => {
+                let prefix = crate::canary_app_id(app, "");
+                let running: bool = self
+                    .db
+                    .query_row("SELECT EXISTS (SELECT 1 FROM canaries WHERE app = ?1)", [app], |r| {
+                        r.get(0)
+                    })
+                    .map_err(|e| self.db_err(e))?;
+                let added = if running { 0 } else { own };
+                (format!("{prefix}<version>"), added)
+            }
+            (None, None) => {
+                let added = if budget.apps.contains_key(app) { 0 } else { own };
+                (app.to_owned(), added)
+            }
+        };
+        let running: usize = budget.apps.values().sum();
+        if added == 0 || running + added <= budget.max {
+            return Ok(());
+        }
+        let each: Vec<String> = (budget.apps.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(id, n)| format!("{id}: {n}"))
+            .collect();
+        Err(DeployError::Full(format!(
+            "cannot start `{id}`: it runs {added} isolates, and the JS apps run {running} of max_isolates = {} ({}): raise `[platform] max_isolates`, remove a preview or canary, or lower an app's `isolate.workers`",
+            budget.max,
+            each.join(", ")
+        )))
     }
 
     /// Refuses a deploy that would create an app past `max_apps` (the
@@ -672,8 +730,10 @@ impl Registry {
             pre_build = Some(run);
         }
         let (path, stored) = self.store.put(app, &version, from, self.limits, progress)?;
-        // What the bundle's own configuration names stays inside it.
-        if let Err(e) = bundle::check_config(&path) {
+        // What the bundle's own configuration names stays inside it; and
+        // the isolates it would start fit in max_isolates.
+        let checked = bundle::check_config(&path).and_then(|js| self.check_isolates_for(app, options, js));
+        if let Err(e) = checked {
             let _ = self.store.remove_tree(&path);
             let _ = self.store.collect();
             return Err(e);

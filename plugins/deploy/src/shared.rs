@@ -71,12 +71,14 @@ impl Shared {
         let (registry, root, keep) = (self.registry.clone(), self.root.clone(), self.config.keep_versions);
         let (apps, limits) = (self.apps.clone(), self.config.limits());
         let (keep_per_app, max_apps) = (self.config.app_keep_versions.clone(), self.config.max_apps);
+        let isolates = self.config.isolates.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = registry.lock().unwrap_or_else(|e| e.into_inner());
             if guard.is_none() {
                 let mut opened = Registry::open(&root, keep)?;
                 opened.set_limits(limits);
                 opened.set_app_policies(keep_per_app, max_apps);
+                opened.set_isolate_budget(isolates);
                 opened.sync_platform_apps(apps.iter().map(String::as_str))?;
                 *guard = Some(opened);
             }

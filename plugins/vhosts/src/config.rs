@@ -43,8 +43,48 @@ pub fn served_app(app: &str) -> &str {
     app.strip_suffix("@latest").unwrap_or(app)
 }
 
+/// Refuses a pin that names no app or no version (`one@`, `@1.2`,
+/// `one@1@2`): Buntime resolves such an entry to nothing, and bext would
+/// route its hosts to an app no deploy can create.
+pub fn check_app(app: &str) -> Result<(), String> {
+    let Some((name, version)) = app.split_once('@') else {
+        return Ok(());
+    };
+    if name.is_empty() {
+        return Err(format!("`{app}` names no app before `@` (write `app@{version}`)"));
+    }
+    if version.is_empty() {
+        return Err(format!(
+            "`{app}` has no version after `@`: write `{name}@latest` (its current version), `{name}@1.2`, or `{name}`"
+        ));
+    }
+    if version.contains('@') || version.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(format!(
+            "`{app}`: the version after `@` must be one word (`latest`, `1.2`, `v3`)"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pins_must_name_an_app_and_a_version() {
+        for good in ["one", "one@latest", "one@1.2", "one@v3"] {
+            assert_eq!(super::check_app(good), Ok(()), "{good}");
+        }
+        for (bad, says) in [
+            ("one@", "has no version after `@`: write `one@latest`"),
+            ("@1.2", "names no app before `@`"),
+            ("one@1@2", "must be one word"),
+            ("one@1 2", "must be one word"),
+            ("one@../x", "must be one word"),
+        ] {
+            let err = super::check_app(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
     #[test]
     fn latest_is_the_app_itself_and_other_pins_are_kept() {
         assert_eq!(super::served_app("skedly@latest"), "skedly");

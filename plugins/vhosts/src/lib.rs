@@ -43,7 +43,9 @@ impl BuiltinPlugin for Vhosts {
         for (pattern, entry) in &config.hosts {
             // An entry naming an app that does not exist is not refused
             // here: the kernel answers it with 502, and the app may be
-            // deployed later.
+            // deployed later; one that cannot name an app is.
+            config::check_app(&entry.app)
+                .map_err(|reason| PluginError::config(format!("hosts.{pattern}.app"), reason))?;
             b.add(
                 pattern,
                 config::served_app(&entry.app),

@@ -18,6 +18,18 @@ const routes = {
       regexp: `${copy.re.source}/${copy.re.flags}`,
       set: [...copy.s],
       bytes: [...copy.u8],
+      view: (() => {
+        // A view keeps its offset and length in a copy of its whole
+        // buffer; two views of one buffer still share one.
+        const buf = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7]).buffer;
+        const pair = structuredClone({ a: new Uint16Array(buf, 2, 2), b: new DataView(buf, 3, 2), c: new Uint8Array(buf, 6) });
+        pair.c[0] = 99;
+        return {
+          offset: pair.a.byteOffset, length: pair.a.length, buffer: pair.a.buffer.byteLength, values: [...new Uint8Array(pair.a.buffer, 2, 4)],
+          dataview: [pair.b.byteOffset, pair.b.byteLength, pair.b.getUint8(0)], shared: pair.a.buffer === pair.b.buffer && pair.b.buffer === pair.c.buffer,
+          written: new Uint8Array(pair.a.buffer)[6], original: new Uint8Array(buf)[6],
+        };
+      })(),
       function: nameOf(() => structuredClone({ f() {} })),
       symbol: nameOf(() => structuredClone(Symbol('x'))),
     });

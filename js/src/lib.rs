@@ -6,6 +6,8 @@
 //! memory or time fails alone; an isolate that ran out of memory or time is
 //! thrown away and rebuilt, with exponential backoff when that repeats.
 //! Nothing in here can take the server down.
+//! In [`Mode::Shared`] there are no threads per app: every such app's
+//! isolates live on one pool of JS threads (`shared.rs`), apps taking turns.
 //!
 //! Web APIs come from `prelude.js` (Request, Response, Headers, URL,
 //! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, timers)

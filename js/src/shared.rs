@@ -330,7 +330,16 @@ fn serve(pool: &'static Pool) {
     let mut held: HashMap<u64, Held> = HashMap::new();
     let mut next_look = Instant::now();
     loop {
-        let taken = lock(&pool.sched).take();
+        let taken = {
+            let mut sched = lock(&pool.sched);
+            let taken = sched.take();
+            // More in line: wake another thread for it (a call queued
+            // behind one already in line woke nobody).
+            if taken.is_some() && !sched.line.is_empty() {
+                pool.work.notify_one();
+            }
+            taken
+        };
         let Some((app, job)) = taken else {
             next_look = look_after(&mut held);
             let mut sched = lock(&pool.sched);

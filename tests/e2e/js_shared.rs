@@ -10,14 +10,15 @@ use crate::metrics::{TOKEN, scrape, value};
 use crate::support::*;
 
 /// Counts and serves: `/spin` loops until the app's `timeout`, `/bomb`
-/// runs out of memory, anything else answers how many calls this isolate
-/// served.
+/// runs out of memory, `/slow` waits 300 ms on a timer (holding its
+/// thread), anything else answers how many calls this isolate served.
 const APP: &str = r#"
 let served = 0;
 export default {
-  fetch(request) {
+  async fetch(request) {
     const path = new URL(request.url).pathname;
     if (path === '/spin') for (;;) {}
+    if (path === '/slow') await new Promise((r) => setTimeout(r, 300));
     if (path === '/bomb') { const a = []; for (;;) a.push(new Array(100000).fill(a.length)); }
     served++;
     return new Response(String(served));
@@ -67,15 +68,38 @@ async fn app_holds(b: &Bext, app: &str, busy: f64, queued: f64) {
     .await;
 }
 
-/// Sends `n` looping calls to `app` in the background.
-fn spin(b: &Bext, app: &str, n: usize) -> Vec<tokio::task::JoinHandle<Reply>> {
+/// Sends `n` calls of `path` to `app` in the background.
+fn send_many(b: &Bext, app: &str, path: &'static str, n: usize) -> Vec<tokio::task::JoinHandle<Reply>> {
     let (addr, host) = (b.addr, format!("{app}.test"));
     (0..n)
         .map(|_| {
             let host = host.clone();
-            tokio::spawn(async move { get(addr, &host, "/spin").await })
+            tokio::spawn(async move { get(addr, &host, path).await })
         })
         .collect()
+}
+
+/// Sends `n` looping calls to `app` in the background.
+fn spin(b: &Bext, app: &str, n: usize) -> Vec<tokio::task::JoinHandle<Reply>> {
+    send_many(b, app, "/spin", n)
+}
+
+#[tokio::test]
+async fn apps_with_work_take_turns() {
+    let s = Site::new();
+    // One thread: `busy` and `quiet` share it.
+    let b = serve(&s, "js_threads = 1", &[("busy", ""), ("quiet", "")]);
+    let backlog = send_many(&b, "busy", "/slow", 8);
+    app_holds(&b, "busy", 1.0, 7.0).await;
+    let r = get(b.addr, "quiet.test", "/").await;
+    assert_eq!((r.status, r.text()), (200, "1".to_owned()));
+    // Served in its turn, after at most the call running and the one
+    // next in line, not after busy's whole backlog.
+    let done = backlog.iter().filter(|t| t.is_finished()).count();
+    assert!(done <= 2, "quiet waited for {done} of busy's calls");
+    for t in backlog {
+        assert_eq!(t.await.unwrap().status, 200);
+    }
 }
 
 #[tokio::test]
@@ -129,7 +153,10 @@ async fn a_full_queue_answers_503_at_once() {
         "js_threads = 2",
         &[("loop", "workers = 1, queue = 2, timeout = \"60s\""), ("other", "")],
     );
-    let _spinning = spin(&b, "loop", 3);
+    // One running first, so that the next two are the ones waiting.
+    let _running = spin(&b, "loop", 1);
+    app_holds(&b, "loop", 1.0, 0.0).await;
+    let _waiting = spin(&b, "loop", 2);
     app_holds(&b, "loop", 1.0, 2.0).await;
     let r = get(b.addr, "loop.test", "/spin").await;
     assert_eq!(r.status, 503, "{}", r.text());

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,9 @@ struct App {
     fetcher: Option<Arc<Fetcher>>,
     /// Calls of this app running at once, at most.
     limit: usize,
+    /// The pool thread that last took a call of this app: woken first
+    /// for its next one, so that the app keeps to the isolate it has.
+    home: AtomicUsize,
     counts: Counts,
     /// Isolates of this app on all threads.
     isolates: AtomicU64,
@@ -117,6 +120,11 @@ struct Sched {
     line: VecDeque<u64>,
     /// Apps paused after repeated failures, and until when.
     paused: Vec<(Instant, u64)>,
+    /// Which pool threads wait for work (and were not woken yet).
+    idle: Vec<bool>,
+    /// Which pool threads run JavaScript (a call, or timers between
+    /// calls); the others are idle or about to take the next call.
+    busy: Vec<bool>,
 }
 
 impl Sched {
@@ -177,9 +185,30 @@ impl Sched {
 /// The threads and their scheduler.
 struct Pool {
     sched: Mutex<Sched>,
-    work: Condvar,
+    /// One per thread, so that a call can wake its app's home thread.
+    wakes: Vec<Condvar>,
     threads: usize,
     isolates_per_thread: usize,
+}
+
+impl Pool {
+    /// Wakes `home` if it waits for work; leaves the call to it if it is
+    /// about to take one; else wakes any waiting thread. Called under the
+    /// scheduler's lock, for a call just lined up.
+    fn wake(&self, sched: &mut Sched, home: usize) {
+        let (idle, busy) = (&mut sched.idle, &sched.busy);
+        let chosen = if idle.get(home) == Some(&true) {
+            Some(home)
+        } else if busy.get(home) == Some(&false) {
+            None
+        } else {
+            idle.iter().position(|i| *i)
+        };
+        if let Some(t) = chosen {
+            idle[t] = false; // woken: not counted on for the next call
+            self.wakes[t].notify_one();
+        }
+    }
 }
 
 /// The pool, its threads started on first use.
@@ -198,8 +227,12 @@ fn pool() -> Result<&'static Pool, JsError> {
         n => n,
     };
     let pool = POOL.get_or_init(|| Pool {
-        sched: Mutex::new(Sched::default()),
-        work: Condvar::new(),
+        sched: Mutex::new(Sched {
+            idle: vec![false; threads],
+            busy: vec![false; threads],
+            ..Sched::default()
+        }),
+        wakes: (0..threads).map(|_| Condvar::new()).collect(),
         threads,
         isolates_per_thread: settings.isolates_per_thread.max(1),
     });
@@ -207,7 +240,7 @@ fn pool() -> Result<&'static Pool, JsError> {
         let spawned = std::thread::Builder::new()
             .name(format!("bext-jsp-{i}"))
             .stack_size(THREAD_STACK)
-            .spawn(move || serve(pool));
+            .spawn(move || serve(pool, i));
         if let Err(e) = spawned {
             tracing::error!(target: "bext::js", "cannot start shared JS thread {i}: {e}");
             if i == 0 {
@@ -233,6 +266,7 @@ impl SharedApp {
         let app = Arc::new(App {
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             limit: spec.limits.workers.max(1),
+            home: AtomicUsize::new(0),
             spec: Arc::new(spec),
             modules,
             fetcher,
@@ -270,7 +304,7 @@ impl SharedApp {
             }
             q.jobs.push_back(Job { call, reply });
             if sched.line_up(app.key) {
-                pool.work.notify_one();
+                pool.wake(&mut sched, app.home.load(Ordering::Relaxed));
             }
         }
         // As in threads mode, no timer here: the call's `timeout` starts
@@ -304,7 +338,7 @@ impl Drop for SharedApp {
             // threads drop its isolates when they next look.
             let queue = lock(&pool.sched).queues.remove(&self.app.key);
             drop(queue);
-            pool.work.notify_all();
+            pool.wakes.iter().for_each(Condvar::notify_all);
         }
     }
 }
@@ -326,17 +360,26 @@ impl Drop for Held {
 /// One pool thread: take the next call in turn, run it on this thread's
 /// isolate of its app, and between calls fire timers, deliver fetch
 /// answers and drop idle isolates.
-fn serve(pool: &'static Pool) {
+fn serve(pool: &'static Pool, me: usize) {
     let mut held: HashMap<u64, Held> = HashMap::new();
     let mut next_look = Instant::now();
     loop {
         let taken = {
             let mut sched = lock(&pool.sched);
             let taken = sched.take();
+            if let Some((app, _)) = &taken {
+                app.home.store(me, Ordering::Relaxed);
+            }
+            // Between calls (timers, evictions) it counts as free: its
+            // apps' calls wait for it rather than build isolates elsewhere.
+            sched.busy[me] = taken.is_some();
             // More in line: wake another thread for it (a call queued
             // behind one already in line woke nobody).
-            if taken.is_some() && !sched.line.is_empty() {
-                pool.work.notify_one();
+            if taken.is_some()
+                && let Some(next) = sched.line.front().and_then(|k| sched.queues.get(k))
+            {
+                let home = next.app.home.load(Ordering::Relaxed);
+                pool.wake(&mut sched, home);
             }
             taken
         };
@@ -347,11 +390,9 @@ fn serve(pool: &'static Pool) {
             let wake = sched.resume(now).map_or(next_look, |at| at.min(next_look));
             if sched.line.is_empty() {
                 let wait = wake.saturating_duration_since(now);
-                drop(
-                    pool.work
-                        .wait_timeout(sched, wait)
-                        .unwrap_or_else(PoisonError::into_inner),
-                );
+                sched.idle[me] = true;
+                let (mut sched, _) = (pool.wakes[me].wait_timeout(sched, wait)).unwrap_or_else(PoisonError::into_inner);
+                sched.idle[me] = false;
             }
             continue;
         };
@@ -361,9 +402,10 @@ fn serve(pool: &'static Pool) {
             if let Some(q) = sched.queues.get_mut(&app.key) {
                 q.running -= 1;
             }
-            if sched.line_up(app.key) {
-                pool.work.notify_one();
-            }
+            sched.busy[me] = false;
+            // Its next call is this thread's own next take (which wakes
+            // another thread if more wait in line).
+            sched.line_up(app.key);
         }
         if Instant::now() >= next_look {
             next_look = look_after(&mut held);

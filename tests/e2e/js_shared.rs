@@ -130,6 +130,18 @@ async fn a_looping_app_never_holds_every_thread_of_the_pool() {
 }
 
 #[tokio::test]
+async fn an_app_keeps_to_the_thread_that_holds_its_isolate() {
+    let s = Site::new();
+    let b = serve(&s, "js_threads = 2", &[("a", "")]);
+    // One request at a time: each goes to the thread that ran the last,
+    // on the same isolate, rather than building one on the other thread.
+    for i in 1..=20 {
+        assert_eq!(get(b.addr, "a.test", "/").await.text(), i.to_string());
+    }
+    assert_eq!(js_metric(&b, "bext_js_isolates", "a").await, Some(1.0));
+}
+
+#[tokio::test]
 async fn an_app_runs_at_most_its_workers_calls_at_once() {
     let s = Site::new();
     let b = serve(

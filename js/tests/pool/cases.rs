@@ -570,8 +570,10 @@ async fn calls_that_waited_behind_a_loop_still_run() {
     );
     assert_eq!(spin.unwrap_err(), JsError::Timeout(Duration::from_millis(100)));
     assert_eq!(text_of(waited), "1");
-    // Shared: the next call may run on another pool thread, on that
-    // thread's isolate of the app (module state is per isolate).
+    // Shared: the next call goes to the thread that ran the last one only
+    // if that thread is free; here other tests' apps share the pool, so it
+    // may run on another thread's isolate of the app (module state is per
+    // isolate).
     if MODE != Mode::Shared {
         assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "2");
     }

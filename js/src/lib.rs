@@ -6,6 +6,8 @@
 //! memory or time fails alone; an isolate that ran out of memory or time is
 //! thrown away and rebuilt, with exponential backoff when that repeats.
 //! Nothing in here can take the server down.
+//! In [`Mode::Shared`] there are no threads per app: every such app's
+//! isolates live on one pool of JS threads (`shared.rs`), apps taking turns.
 //!
 //! Web APIs come from `prelude.js` (Request, Response, Headers, URL,
 //! URLSearchParams, TextEncoder/TextDecoder, atob/btoa, console, timers)
@@ -29,6 +31,7 @@ mod multipart;
 mod natives;
 mod pool;
 mod reply_stream;
+mod shared;
 mod streams;
 mod url_pattern;
 mod web;
@@ -45,6 +48,7 @@ pub use bindings::{Bindings, CacheStore, CachedResponse, KvError, KvKey, KvPage,
 pub use fetch::set_own_listeners;
 pub use pool::{IsolatePool, PoolStats};
 pub use reply_stream::{CHUNKS_IN_FLIGHT, ReplyStream, StreamCut};
+pub use shared::{SharedSettings, configure_shared};
 
 /// What a pool's module is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +59,8 @@ pub enum Kind {
     Plugin,
 }
 
-/// Where an app's or plugin's isolates run (`mode = "threads" | "inline"`).
+/// Where an app's or plugin's isolates run (`mode = "threads" | "inline" |
+/// "shared"`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -68,6 +73,11 @@ pub enum Mode {
     /// between threads: the fastest, but JavaScript that runs without
     /// yielding holds up its worker's other requests for up to `cpu_limit`.
     Inline,
+    /// On one pool of JS threads shared by every such app (one per core
+    /// by default), each thread holding isolates of many apps: no thread
+    /// per app. An app runs at most `workers` calls at once and never on
+    /// every thread; apps with work take turns.
+    Shared,
 }
 
 /// How much an app or plugin may use.
@@ -75,7 +85,8 @@ pub enum Mode {
 pub struct Limits {
     /// Where the isolates run.
     pub mode: Mode,
-    /// Isolates (threads) in the pool.
+    /// Isolates (threads) in the pool; [`Mode::Shared`]: calls of the app
+    /// running at once on the shared threads.
     pub workers: usize,
     /// Heap limit of each isolate, in bytes.
     pub memory_limit: usize,
@@ -89,8 +100,8 @@ pub struct Limits {
     /// [`Mode::Inline`]: how long JavaScript may run before it yields (its
     /// call returns or awaits); past it the isolate is replaced.
     pub cpu_limit: Duration,
-    /// [`Mode::Threads`]: an isolate that has served nothing for this long
-    /// is dropped with its thread, and the app's next request starts it
+    /// [`Mode::Threads`] and [`Mode::Shared`]: an isolate that has served
+    /// nothing for this long is dropped (with its thread in threads mode), and the app's next request starts it
     /// again, so thousands of mostly idle apps hold no memory (0: never).
     pub idle_evict: Duration,
     /// Outbound `fetch()`.

@@ -13,6 +13,7 @@ use crate::backoff::backoff_delay;
 use crate::inline::InlinePool;
 use crate::isolate::{Isolate, THREAD_STACK};
 use crate::modules::ModuleCache;
+use crate::shared::SharedApp;
 use crate::{Answer, Call, Exports, JsError, Mode, Spec};
 
 struct Job {
@@ -30,6 +31,7 @@ pub struct IsolatePool {
 enum Runner {
     Threads(Threads),
     Inline(InlinePool),
+    Shared(SharedApp),
 }
 
 impl IsolatePool {
@@ -40,6 +42,7 @@ impl IsolatePool {
         let (runner, exports) = match spec.limits.mode {
             Mode::Threads => Threads::start(spec).map(|(t, e)| (Runner::Threads(t), e))?,
             Mode::Inline => InlinePool::start(spec).map(|(p, e)| (Runner::Inline(p), e))?,
+            Mode::Shared => SharedApp::start(spec).map(|(s, e)| (Runner::Shared(s), e))?,
         };
         Ok(IsolatePool { runner, exports })
     }
@@ -54,6 +57,7 @@ impl IsolatePool {
     pub fn stats(&self) -> Option<PoolStats> {
         match &self.runner {
             Runner::Threads(t) => Some(t.stats()),
+            Runner::Shared(s) => Some(s.stats()),
             Runner::Inline(_) => None,
         }
     }
@@ -64,6 +68,7 @@ impl IsolatePool {
         match &self.runner {
             Runner::Threads(t) => t.call(call).await,
             Runner::Inline(p) => p.call(call).await,
+            Runner::Shared(s) => s.call(call).await,
         }
     }
 }
@@ -90,18 +95,19 @@ struct Threads {
 
 /// What a thread pool counts as it goes.
 #[derive(Debug, Default)]
-struct Counts {
-    busy: AtomicU64,
-    restarts: AtomicU64,
-    limit_kills: AtomicU64,
-    overloaded: AtomicU64,
+pub(crate) struct Counts {
+    pub(crate) busy: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) limit_kills: AtomicU64,
+    pub(crate) overloaded: AtomicU64,
 }
 
 /// A pool's state and counts since it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Isolate threads running now (none before the first call and after
-    /// an `idle_evict`).
+    /// Isolates running now (none before the first call and after an
+    /// `idle_evict`): in threads mode one per thread; shared, the app's
+    /// isolates on all the pool's threads.
     pub isolates: u64,
     /// Isolates running a call now.
     pub busy: u64,
@@ -472,7 +478,7 @@ fn wait_for_answer(rx: &Receiver<Job>, isolate: &Isolate, next_timer: Option<Ins
 /// evicted would keep their RSS (bench/js-many.sh).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn give_back_freed_memory() {
+pub(crate) fn give_back_freed_memory() {
     unsafe extern "C" {
         fn malloc_trim(pad: usize) -> std::ffi::c_int;
     }
@@ -486,7 +492,7 @@ fn give_back_freed_memory() {
 
 /// Other C libraries: nothing to ask.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn give_back_freed_memory() {}
+pub(crate) fn give_back_freed_memory() {}
 
 /// Sleeps `backoff_delay`, waking early on shutdown.
 fn backoff(attempt: u32, closed: &AtomicBool) {

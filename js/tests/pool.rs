@@ -1,9 +1,16 @@
-//! The isolate pool against real QuickJS, in both modes: every case in
-//! `pool/cases.rs` runs once with isolates on their own threads and once
-//! inline on the calling thread; `inline` has the cases only that mode has.
+//! The isolate pool against real QuickJS, in every mode: every case in
+//! `pool/cases.rs` runs once with isolates on their own threads, once
+//! inline on the calling thread and once on the shared pool (all the
+//! cases' apps on the same pool threads, as many apps are in production);
+//! `inline` has the cases only that mode has.
 
 mod threads {
     const MODE: bext_js::Mode = bext_js::Mode::Threads;
+    include!("pool/cases.rs");
+}
+
+mod shared {
+    const MODE: bext_js::Mode = bext_js::Mode::Shared;
     include!("pool/cases.rs");
 }
 

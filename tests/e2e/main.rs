@@ -30,6 +30,7 @@ mod js_crypto;
 mod js_fetch;
 mod js_lazy;
 mod js_plugins;
+mod js_shared;
 mod js_streams;
 mod js_upload;
 mod js_web_apis;

@@ -525,6 +525,10 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     own.extend(tls.as_ref().map(|(a, _)| *a));
     own.extend(admin.as_ref().and_then(|a| a.local_addr().ok()));
     bext_js::set_own_listeners(&own);
+    bext_js::configure_shared(bext_js::SharedSettings {
+        threads: settings.js_threads,
+        isolates_per_thread: settings.js_isolates_per_thread.max(1),
+    });
     reload::start_reloader(kernel.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

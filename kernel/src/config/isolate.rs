@@ -13,10 +13,12 @@ use bext_plugin_abi::units::{ByteSize, Span};
 #[serde(deny_unknown_fields)]
 pub struct IsolateConfig {
     /// Where the isolates run: `threads` (default), isolates on threads of
-    /// their own, or `inline`, one isolate on each HTTP worker thread.
+    /// their own; `inline`, one isolate on each HTTP worker thread; or
+    /// `shared`, on the one pool of JS threads all shared apps take turns on.
     #[serde(default)]
     pub mode: Option<bext_js::Mode>,
-    /// Isolates, in `threads` mode (each on its own thread).
+    /// Isolates, in `threads` mode (each on its own thread); `shared`: calls
+    /// of the app running at once on the shared pool (never all its threads).
     #[serde(default)]
     pub workers: Option<usize>,
     /// Heap limit of each isolate (`64MiB`).
@@ -36,9 +38,9 @@ pub struct IsolateConfig {
     /// past it the request fails and the isolate is replaced.
     #[serde(default)]
     pub cpu_limit: Option<Span>,
-    /// `threads`: how long an app's isolates may serve nothing before they
-    /// are dropped with their threads (`5m`; `0s`: never). The next request
-    /// starts them again.
+    /// `threads` and `shared`: how long an app's isolates may serve nothing
+    /// before they are dropped (with their threads in `threads` mode; `5m`;
+    /// `0s`: never). The next request starts them again.
     #[serde(default)]
     pub idle_evict: Option<Span>,
     /// Outbound `fetch()`: where to and how much. Unset, nothing may be

@@ -150,6 +150,14 @@ pub struct PlatformSection {
     /// platform is loaded (each JS app's `isolate.workers`, 2 by default).
     #[serde(default)]
     pub max_isolates: Option<usize>,
+    /// Threads of the one JS pool that apps in `isolate.mode = "shared"`
+    /// run on; 0 means one per CPU core. Read at start.
+    #[serde(default)]
+    pub js_threads: usize,
+    /// Isolates one shared JS thread keeps (of any apps); building one more
+    /// drops its least recently used. Read at start.
+    #[serde(default = "default_js_isolates_per_thread")]
+    pub js_isolates_per_thread: usize,
     /// Serve plain HTTP/1.1 requests without a body on bext's own
     /// connection code, handing anything else to hyper (see
     /// kernel/src/server/h1): fewer instructions a request. Off: hyper
@@ -203,6 +211,10 @@ fn default_admin_token_env() -> String {
     "BEXT_ADMIN_TOKEN".into()
 }
 
+fn default_js_isolates_per_thread() -> usize {
+    bext_js::SharedSettings::DEFAULT.isolates_per_thread
+}
+
 fn default_preview_domain() -> String {
     "{name}.preview.{domain}".into()
 }
@@ -234,6 +246,8 @@ impl Default for PlatformSection {
             preview_ttl: None,
             max_apps: None,
             max_isolates: None,
+            js_threads: 0,
+            js_isolates_per_thread: default_js_isolates_per_thread(),
             http1_fast_path: true,
         }
     }
@@ -1673,7 +1687,7 @@ pub(crate) fn isolates_of(app: &AppConfig, settings: &PlatformSection) -> usize 
     }
     let limits = app.isolate.limits(IsolateConfig::APP);
     match limits.mode {
-        bext_js::Mode::Threads => limits.workers,
+        bext_js::Mode::Threads | bext_js::Mode::Shared => limits.workers,
         bext_js::Mode::Inline => match settings.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,

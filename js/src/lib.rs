@@ -29,6 +29,7 @@ mod multipart;
 mod natives;
 mod pool;
 mod reply_stream;
+mod shared_check;
 mod streams;
 mod url_pattern;
 mod web;

@@ -1,6 +1,7 @@
 //! Building a [`Pipeline`]: pure apart from opening app directories, so
 //! `bext check` runs the very same code.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -78,7 +79,11 @@ struct Use<'m> {
     manifest: &'m Manifest,
     enabled: bool,
     priority: i32,
-    config: serde_json::Value,
+    /// The manifest's own unless the platform file overrides it for an
+    /// app: borrowed, so that an app without overrides costs no copy
+    /// (the deploy plugin's config lists every app: copying it for each
+    /// app made a compile quadratic in the number of apps).
+    config: Cow<'m, serde_json::Value>,
     /// `Some(app)` when the platform file overrides the config for `app`.
     override_of: Option<&'m str>,
 }
@@ -99,6 +104,7 @@ pub fn compile(
     let mut builder = Builder {
         previous,
         instances: HashMap::new(),
+        unchanged: HashMap::new(),
         fresh: Vec::new(),
         apps: &apps_info,
         apps_key: {
@@ -147,7 +153,7 @@ pub fn compile(
                 u.priority = p;
             }
             if let Some(c) = &over.config {
-                merge(&mut u.config, c);
+                merge(u.config.to_mut(), c);
                 u.override_of = Some(id);
             }
         }
@@ -244,7 +250,7 @@ impl<'m> Use<'m> {
             manifest: m,
             enabled: m.enabled,
             priority: m.priority.unwrap_or(default_priority),
-            config: m.config.clone(),
+            config: Cow::Borrowed(&m.config),
             override_of: None,
         }
     }
@@ -294,7 +300,7 @@ fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<A
 /// that does not decode is reported by the plugin itself.
 fn isr_limits(uses: &[Use<'_>]) -> Option<bext_plugin_isr::store::Limits> {
     let u = uses.iter().find(|u| u.enabled && u.manifest.name == "isr")?;
-    let c: bext_plugin_isr::config::Config = serde_json::from_value(u.config.clone()).ok()?;
+    let c: bext_plugin_isr::config::Config = serde_json::from_value(u.config.clone().into_owned()).ok()?;
     Some(bext_plugin_isr::store::Limits {
         entries: c.max_entries,
         bytes: c.max_bytes.0,
@@ -406,6 +412,9 @@ impl Plugin for LatePass {
 struct Builder<'a> {
     previous: Option<&'a Pipeline>,
     instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
+    /// Instances with their manifest's own config, by the manifest's
+    /// address (the manifests outlive the build).
+    unchanged: HashMap<usize, Arc<dyn Plugin>>,
     fresh: Fresh,
     apps: &'a [AppInfo],
     /// Hash of the app table, part of the key of every instance that
@@ -434,6 +443,24 @@ impl Builder<'_> {
     }
 
     fn instance(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
+        let m = u.manifest;
+        // A manifest's own config: the same instance for every app, found
+        // without formatting the key (its config can be as long as the
+        // app table).
+        let unchanged = matches!(u.config, Cow::Borrowed(_)).then_some(std::ptr::from_ref(m) as usize);
+        if let Some(p) = unchanged.and_then(|m| self.unchanged.get(&m)) {
+            return Ok(p.clone());
+        }
+        let plugin = self.instance_by_key(u)?;
+        if let Some(m) = unchanged {
+            self.unchanged.insert(m, plugin.clone());
+        }
+        Ok(plugin)
+    }
+
+    /// The instance for `u`'s settings: this build's, the previous
+    /// pipeline's, or a new one.
+    fn instance_by_key(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
         let m = u.manifest;
         // Everything a factory sees: name, base, config and, for plugins
         // that read it, the app table (vhosts builds its matcher from the
@@ -470,7 +497,7 @@ impl Builder<'_> {
             Entry::Builtin => {
                 let reg = crate::loader::find(&m.name)
                     .ok_or_else(|| Diagnostic::new(&m.file, "name", format!("unknown plugin `{}`", m.name)))?;
-                (reg.factory)(u.config.clone(), &setup).map_err(|e| self.locate(u, e))?
+                (reg.factory)(u.config.clone().into_owned(), &setup).map_err(|e| self.locate(u, e))?
             }
             Entry::Js(path) => crate::loader::js::load(m, path, &u.config)
                 .map_err(|reason| Diagnostic::new(&m.file, "entry", reason))?,
@@ -535,7 +562,7 @@ mod tests {
             manifest: &m,
             enabled: true,
             priority,
-            config: serde_json::Value::Null,
+            config: Cow::Owned(serde_json::Value::Null),
             override_of: None,
         };
         let mut slots: Vec<Slot> = slots_of(&u, Arc::new(TwoPass(late))).collect();

@@ -22,12 +22,14 @@ use crate::modules::ModuleCache;
 use crate::{Exports, JsError, Kind, Limits, Spec};
 
 /// What of a [`Spec`] a check depends on besides the files: all of it but
-/// the name and the entry's place, with bindings by their names (each app
-/// has stores of its own; the check only installs them).
+/// the name and the entry's place, with `env` and bindings by their names.
+/// The check only installs them: `env` values are given to `fetch`, never
+/// to the module's top level, and each app has stores of its own (so apps
+/// that differ only in a tenant's variables share a check).
 #[derive(PartialEq)]
 struct Settings {
     kind: Kind,
-    env: std::collections::BTreeMap<String, String>,
+    env: Vec<String>,
     config: serde_json::Value,
     limits: Limits,
     kv: Vec<String>,
@@ -38,7 +40,7 @@ impl Settings {
     fn of(spec: &Spec) -> Settings {
         Settings {
             kind: spec.kind,
-            env: spec.env.clone(),
+            env: spec.env.keys().cloned().collect(),
             config: spec.config.clone(),
             limits: spec.limits.clone(),
             kv: spec.bindings.kv.iter().map(|(n, _)| n.clone()).collect(),

@@ -141,3 +141,20 @@ async fn an_app_whose_file_changed_to_broken_is_refused() {
     // The pool started before keeps the code it checked.
     assert_eq!(text(&before).await, "hello 2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_that_differ_only_in_env_values_each_see_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let code = "export default { fetch(request, env) { return new Response(env.TENANT); } };\n";
+    let mut pools = Vec::new();
+    for tenant in ["t1", "t2"] {
+        let dir = tmp.path().join(tenant);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.js"), code).unwrap();
+        let mut spec = spec(&dir, one_worker());
+        spec.env.insert("TENANT".into(), tenant.into());
+        pools.push(IsolatePool::start(spec).unwrap());
+    }
+    assert_eq!(text(&pools[0]).await, "t1");
+    assert_eq!(text(&pools[1]).await, "t2");
+}

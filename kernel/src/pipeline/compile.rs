@@ -123,8 +123,7 @@ pub fn compile(
     let global = builder.chain(&global_uses, &mut errors);
     // The fetch stage and the admin routes: plugins that serve requests
     // before any app is known.
-    let before_apps = |s: &&Slot| s.hooks.has(Hooks::FETCH) || s.hooks.has(Hooks::ADMIN);
-    let mut fetch_and_admin: Vec<Slot> = global.iter().filter(before_apps).cloned().collect();
+    let mut fetch_and_admin: Vec<Slot> = global.iter().filter(|s| serves_before_apps(s)).cloned().collect();
     let global_chain = Arc::new(Chain::new(global.iter().filter(|s| !only_fetch(s)).cloned().collect()));
 
     let files = previous.map_or_else(Default::default, |p| p.files.clone());
@@ -132,46 +131,26 @@ pub fn compile(
     let metrics: Arc<crate::metrics::Metrics> = previous.map_or_else(Default::default, |p| p.metrics.clone());
     let metering = &platform.settings.metrics;
     let mut apps = rustc_hash::FxHashMap::default();
+    // The chain of every app without plugin settings of its own: built
+    // once and shared (an app then costs no chain of its own).
+    let mut plain_chain: Option<(Arc<Chain>, Option<bext_plugin_isr::store::Limits>)> = None;
     for (id, cfg) in &platform.apps {
-        let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
-        for (name, over) in &app_plugins(cfg) {
-            // Every built-in plugin has a manifest (its default one when
-            // the manifests folder does not name it).
-            let Some(idx) = uses.iter().position(|u| &u.manifest.name == name) else {
-                errors.push(Diagnostic::new(
-                    &platform_file,
-                    format!("apps.{id}.plugins.{name}"),
-                    format!("unknown plugin `{name}`"),
-                ));
-                continue;
-            };
-            let u = &mut uses[idx];
-            if let Some(e) = over.enabled {
-                u.enabled = e;
+        let overrides = app_plugins(cfg);
+        let (chain, isr) = match &plain_chain {
+            Some(built) if overrides.is_empty() => built.clone(),
+            _ => {
+                let built = app_chain(&mut builder, &manifests, &overrides, id, &mut fetch_and_admin, &mut errors);
+                if overrides.is_empty() {
+                    plain_chain = Some(built.clone());
+                }
+                built
             }
-            if let Some(p) = over.priority {
-                u.priority = p;
-            }
-            if let Some(c) = &over.config {
-                merge(u.config.to_mut(), c);
-                u.override_of = Some(id);
-            }
-        }
-        let slots = builder.chain(&uses, &mut errors);
-        // A plugin on only for some apps still serves its own endpoints
-        // (the fetch stage and the admin routes come before any app is
-        // known): the first such instance of each plugin joins them.
-        for s in slots.iter().filter(before_apps) {
-            if !fetch_and_admin.iter().any(|f| f.name == s.name) {
-                fetch_and_admin.push(s.clone());
-            }
-        }
-        let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
+        };
         let sources = crate::apps::bindings::Sources {
             data_dir: &platform.data_dir,
             fleet: fleet.as_ref(),
             shared: &shared,
-            isr: isr_limits(&uses),
+            isr,
         };
         let runtime = match previous.and_then(|p| reuse_runtime(p, &platform, id)) {
             Some(r) => r,
@@ -279,6 +258,59 @@ fn admin_mounts(slots: &[Slot], platform_token_env: &str) -> Box<[AdminMount]> {
         len(b).cmp(&len(a)).then_with(|| a.slot.name.cmp(&b.slot.name))
     });
     mounts.into_boxed_slice()
+}
+
+/// An app's plugin chain: the manifests' plugins with the app's own
+/// settings over them, and the limits of its isr cache. A plugin on only
+/// for some apps still serves its own endpoints (the fetch stage and the
+/// admin routes come before any app is known): the first such instance
+/// of each plugin joins `fetch_and_admin`.
+fn app_chain<'m>(
+    builder: &mut Builder<'_>,
+    manifests: &'m [Manifest],
+    overrides: &BTreeMap<String, AppPlugin>,
+    id: &'m str,
+    fetch_and_admin: &mut Vec<Slot>,
+    errors: &mut Diagnostics,
+) -> (Arc<Chain>, Option<bext_plugin_isr::store::Limits>) {
+    let mut uses: Vec<Use<'m>> = manifests.iter().map(Use::of).collect();
+    for (name, over) in overrides {
+        // Every built-in plugin has a manifest (its default one when the
+        // manifests folder does not name it).
+        let Some(idx) = uses.iter().position(|u| &u.manifest.name == name) else {
+            errors.push(Diagnostic::new(
+                builder.platform_file,
+                format!("apps.{id}.plugins.{name}"),
+                format!("unknown plugin `{name}`"),
+            ));
+            continue;
+        };
+        let u = &mut uses[idx];
+        if let Some(e) = over.enabled {
+            u.enabled = e;
+        }
+        if let Some(p) = over.priority {
+            u.priority = p;
+        }
+        if let Some(c) = &over.config {
+            merge(u.config.to_mut(), c);
+            u.override_of = Some(id);
+        }
+    }
+    let slots = builder.chain(&uses, errors);
+    for s in slots.iter().filter(|s| serves_before_apps(s)) {
+        if !fetch_and_admin.iter().any(|f| f.name == s.name) {
+            fetch_and_admin.push(s.clone());
+        }
+    }
+    let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
+    (chain, isr_limits(&uses))
+}
+
+/// Whether a plugin serves requests before any app is known: in the
+/// fetch stage or on admin routes.
+fn serves_before_apps(s: &Slot) -> bool {
+    s.hooks.has(Hooks::FETCH) || s.hooks.has(Hooks::ADMIN)
 }
 
 fn only_fetch(s: &Slot) -> bool {
@@ -637,5 +669,24 @@ mod tests {
             Arc::ptr_eq(&first.shared, &second.shared),
             "one pool for every pipeline"
         );
+    }
+
+    #[test]
+    fn apps_without_plugin_settings_share_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut apps = String::new();
+        for app in ["a", "b", "c", "limited"] {
+            std::fs::create_dir_all(dir.path().join(app)).unwrap();
+            apps.push_str(&format!("[apps.{app}]\nsource = \"{app}\"\ndomains = [\"{app}.test\"]\n"));
+        }
+        apps.push_str("rate_limit = { rpm = 5 }\n");
+        let p = build(dir.path(), &apps, None);
+        let chain = |id: &str| p.apps.get(id).unwrap().chain.clone();
+        assert!(Arc::ptr_eq(&chain("a"), &chain("b")) && Arc::ptr_eq(&chain("a"), &chain("c")));
+        // An app with settings of its own gets its own chain, with them.
+        assert!(!Arc::ptr_eq(&chain("a"), &chain("limited")));
+        let names = |id: &str| chain(id).slots.iter().map(|s| s.name.to_string()).collect::<Vec<_>>();
+        assert!(names("limited").contains(&"gateway".to_string()), "{:?}", names("limited"));
+        assert!(!names("a").contains(&"gateway".to_string()), "{:?}", names("a"));
     }
 }

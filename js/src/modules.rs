@@ -162,6 +162,10 @@ impl ModuleCache {
     }
 }
 
+/// What a [`ModuleCache`] resolved, `(base, specifier, result)`, and
+/// read, `(name, bytes)`.
+pub(crate) type Used = (Vec<(String, String, String)>, Vec<(String, Arc<[u8]>)>);
+
 impl ModuleCache {
     /// The canonical directory no module may leave.
     pub(crate) fn root(&self) -> &Path {
@@ -171,7 +175,7 @@ impl ModuleCache {
     /// Every resolution made so far, `(base, specifier, result)`, and
     /// every file read so far, by canonical name: after a load check,
     /// exactly what the check depended on.
-    pub(crate) fn used(&self) -> (Vec<(String, String, String)>, Vec<(String, Arc<[u8]>)>) {
+    pub(crate) fn used(&self) -> Used {
         let resolved = self.resolved.lock().unwrap_or_else(PoisonError::into_inner);
         let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         (

@@ -181,7 +181,10 @@ async fn a_broken_app_among_one_bundle_is_named_alone() {
     let s = Site::new();
     let broken = "\n[apps.broken]\nruntime = \"js\"\nsource = \"broken\"\ndomains = [\"broken.test\"]\n";
     let cfg = one_bundle(&s, 40, broken);
-    s.write("broken/index.js", &std::fs::read_to_string(s.path("t0/index.js")).unwrap());
+    s.write(
+        "broken/index.js",
+        std::fs::read_to_string(s.path("t0/index.js")).unwrap(),
+    );
     s.write(
         "broken/lib.js",
         "throw new Error('the tenant lib is broken');\nexport const label = 'never';\n",
@@ -189,7 +192,10 @@ async fn a_broken_app_among_one_bundle_is_named_alone() {
     let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("apps.broken") && err.contains("the tenant lib is broken"), "{err}");
+    assert!(
+        err.contains("apps.broken") && err.contains("the tenant lib is broken"),
+        "{err}"
+    );
     assert!(!err.contains("apps.t"), "only the broken app is named: {err}");
 
     // Served without it; then it comes back broken with a reload, which is

@@ -139,7 +139,14 @@ pub fn compile(
         let (chain, isr) = match &plain_chain {
             Some(built) if overrides.is_empty() => built.clone(),
             _ => {
-                let built = app_chain(&mut builder, &manifests, &overrides, id, &mut fetch_and_admin, &mut errors);
+                let built = app_chain(
+                    &mut builder,
+                    &manifests,
+                    &overrides,
+                    id,
+                    &mut fetch_and_admin,
+                    &mut errors,
+                );
                 if overrides.is_empty() {
                     plain_chain = Some(built.clone());
                 }
@@ -677,7 +684,9 @@ mod tests {
         let mut apps = String::new();
         for app in ["a", "b", "c", "limited"] {
             std::fs::create_dir_all(dir.path().join(app)).unwrap();
-            apps.push_str(&format!("[apps.{app}]\nsource = \"{app}\"\ndomains = [\"{app}.test\"]\n"));
+            apps.push_str(&format!(
+                "[apps.{app}]\nsource = \"{app}\"\ndomains = [\"{app}.test\"]\n"
+            ));
         }
         apps.push_str("rate_limit = { rpm = 5 }\n");
         let p = build(dir.path(), &apps, None);
@@ -686,7 +695,11 @@ mod tests {
         // An app with settings of its own gets its own chain, with them.
         assert!(!Arc::ptr_eq(&chain("a"), &chain("limited")));
         let names = |id: &str| chain(id).slots.iter().map(|s| s.name.to_string()).collect::<Vec<_>>();
-        assert!(names("limited").contains(&"gateway".to_string()), "{:?}", names("limited"));
+        assert!(
+            names("limited").contains(&"gateway".to_string()),
+            "{:?}",
+            names("limited")
+        );
         assert!(!names("a").contains(&"gateway".to_string()), "{:?}", names("a"));
     }
 }

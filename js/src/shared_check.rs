@@ -1,7 +1,6 @@
 //! One load check for apps whose code is the same. A white-label platform
 //! runs thousands of apps from one bundle; checking each in an isolate of
-//! its own costs ~3 ms and ~50 KB of QuickJS heap per app at start (10,000
-//! apps: half a minute). A check that passed is remembered with what it
+//! its own costs ~3.5 ms per app at start (10,000 apps: half a minute). A check that passed is remembered with what it
 //! depended on: every file it read and every import it resolved (relative
 //! to the app's directory), and the pool's settings. Another app passes
 //! without an isolate only when its own files, read and confined as an

@@ -4,7 +4,8 @@
 # default threads mode. For each N it reports
 #
 # - the time from `bext serve` to /__bext/health answering (every module is
-#   loaded and checked once at start, in an isolate that is then dropped);
+#   checked at start: in an isolate that is then dropped, or by a check
+#   shared with an app of the same code);
 # - RSS and OS threads before any traffic (no app has an isolate yet);
 # - a cold app's first request: p50/p99 over COLD apps, one request each
 #   (the isolate and its thread are started for it), and the same apps'
@@ -16,6 +17,12 @@
 #   bench/js-many.sh                  # N=1000 and N=10000
 #   NS="500" COLD=100 bench/js-many.sh
 #   BEXT=target/debug/bext bench/js-many.sh   # without a release build
+#   DISTINCT=1 bench/js-many.sh       # every app's file differs (a comment)
+#
+# By default every app has the same file, byte for byte, as white-label
+# apps built from one bundle do: they share one load check (docs/js-apps.md,
+# "Many apps"). DISTINCT=1 gives each app a file of its own, so each is
+# checked in an isolate.
 #
 # Needs curl. Latencies are one curl per request, so they include curl's
 # connection setup on loopback.
@@ -26,6 +33,7 @@ NS=${NS:-"1000 10000"}
 COLD=${COLD:-200}
 TOUCH=${TOUCH:-1000}
 IDLE_EVICT=${IDLE_EVICT:-10s}
+DISTINCT=${DISTINCT:-0}
 PORT=${PORT:-19180}
 OUT=bench/out/js-many
 if [ -z "${BEXT:-}" ]; then
@@ -60,7 +68,10 @@ for N in $NS; do
         "$i" "$i" "$i" "$IDLE_EVICT"
     done
   } > "$OUT/platform.toml"
-  for i in $(seq 1 "$N"); do mkdir "$OUT/apps/a$i"; cp bench/js/hello.js "$OUT/apps/a$i/index.js"; done
+  for i in $(seq 1 "$N"); do
+    mkdir "$OUT/apps/a$i"; cp bench/js/hello.js "$OUT/apps/a$i/index.js"
+    if [ "$DISTINCT" = 1 ]; then echo "// app a$i" >> "$OUT/apps/a$i/index.js"; fi
+  done
 
   start=$(now_ms)
   "$BEXT" serve --config "$OUT/platform.toml" >/dev/null 2>"$OUT/bext.err" & PID=$!

@@ -32,6 +32,7 @@ mod natives;
 mod pool;
 mod reply_stream;
 mod shared;
+mod shared_check;
 mod streams;
 mod url_pattern;
 mod web;

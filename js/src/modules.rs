@@ -162,6 +162,43 @@ impl ModuleCache {
     }
 }
 
+/// What a [`ModuleCache`] resolved, `(base, specifier, result)`, and
+/// read, `(name, bytes)`.
+pub(crate) type Used = (Vec<(String, String, String)>, Vec<(String, Arc<[u8]>)>);
+
+impl ModuleCache {
+    /// The canonical directory no module may leave.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every resolution made so far, `(base, specifier, result)`, and
+    /// every file read so far, by canonical name: after a load check,
+    /// exactly what the check depended on.
+    pub(crate) fn used(&self) -> Used {
+        let resolved = self.resolved.lock().unwrap_or_else(PoisonError::into_inner);
+        let sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        (
+            resolved
+                .iter()
+                .map(|((b, n), r)| (b.clone(), n.clone(), r.clone()))
+                .collect(),
+            sources.iter().map(|(n, b)| (n.clone(), b.clone())).collect(),
+        )
+    }
+
+    /// Keeps `bytes` (equal to what was read as `name`) in place of this
+    /// cache's own copy, so that apps with the same files hold them once.
+    pub(crate) fn share(&self, name: &str, bytes: Arc<[u8]>) {
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(own) = sources.get_mut(name)
+            && **own == *bytes
+        {
+            *own = bytes;
+        }
+    }
+}
+
 /// `..` and `.` resolved lexically.
 fn normalise(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();

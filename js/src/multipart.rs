@@ -50,13 +50,16 @@ const FORMS: &str = include_str!("web/forms.js");
 /// `[name, filename | null, contentType | null, Uint8Array, ...]`, or a
 /// `TypeError` saying why the body is not a form.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
-    let loader_native = native.clone();
+    // `native` comes as `this`, not in the closure: see `streams::install`.
     native.set(
         "loadForms",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
-            let forms: Function<'js> = ctx.eval(FORMS)?;
-            forms.call((loader_native.clone(),))
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, native: rquickjs::function::This<Object<'js>>| -> rquickjs::Result<Value<'js>> {
+                let forms: Function<'js> = ctx.eval(FORMS)?;
+                forms.call((native.0,))
+            },
+        )?,
     )?;
     native.set(
         "multipartParse",

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tokio::sync::oneshot;
 
 use crate::backoff::backoff_delay;
@@ -129,7 +129,10 @@ impl Threads {
         let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
         let modules = ModuleCache::for_spec(&spec)?;
         let exports = probe(&spec, &modules)?;
-        let (tx, rx) = crossbeam_channel::bounded(spec.limits.queue.max(1));
+        // Unbounded in the channel, bounded in `call`: a bounded channel
+        // allocates every slot up front (256 calls, ~79 KiB an app before
+        // any traffic), a list channel a block at a time as calls come.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let threads = Threads {
             spec: Arc::new(spec),
             modules,
@@ -158,13 +161,14 @@ impl Threads {
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
     async fn call(&self, call: Call) -> Result<Answer, JsError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job { call, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.counts.overloaded.fetch_add(1, Ordering::Relaxed);
-                return Err(JsError::Overloaded);
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(JsError::Closed),
+        // Checked, then sent: callers racing past the check at once can
+        // add one call each over `queue` (at most one per HTTP worker).
+        if self.tx.len() >= self.spec.limits.queue.max(1) {
+            self.counts.overloaded.fetch_add(1, Ordering::Relaxed);
+            return Err(JsError::Overloaded);
+        }
+        if self.tx.send(Job { call, reply }).is_err() {
+            return Err(JsError::Closed);
         }
         self.staff()?;
         // No timer here: the isolate bounds the call by its deadline, which
@@ -228,11 +232,17 @@ type Probe = (
     std::sync::mpsc::Sender<Result<Exports, JsError>>,
 );
 
+/// Checks the module: once for apps with the same code and settings
+/// ([`crate::shared_check`]), else in an isolate of its own.
+pub(crate) fn probe(spec: &Spec, modules: &Arc<ModuleCache>) -> Result<Exports, JsError> {
+    crate::shared_check::check(spec, modules, || probe_alone(spec, modules))
+}
+
 /// Builds the module's isolate on the one loader thread, and drops it.
 /// One long-lived thread for every app's check: its allocator arena is
 /// reused from one module to the next, where a thread per check would
 /// leave each check's freed heap behind in an arena of its own.
-pub(crate) fn probe(spec: &Spec, modules: &Arc<ModuleCache>) -> Result<Exports, JsError> {
+fn probe_alone(spec: &Spec, modules: &Arc<ModuleCache>) -> Result<Exports, JsError> {
     static LOADER: Mutex<Option<Sender<Probe>>> = Mutex::new(None);
     let (reply, answer) = std::sync::mpsc::channel();
     let job: Probe = (Arc::new(spec.clone()), modules.clone(), reply);

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use flate2::Compression;
+use rquickjs::function::This;
 use rquickjs::{Ctx, Function, Object, Result, TypedArray, Value};
 
 /// The polyfill, run as a CommonJS module: a function returning its exports.
@@ -23,15 +24,21 @@ const STREAMS: &str = include_str!("web/streams.js");
 /// `max_output` bounds what one compression step may produce, so a small
 /// gzip bomb fails with an error instead of filling Rust's heap.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>, max_output: usize) -> Result<()> {
-    let loader_native = native.clone();
+    // `native` comes as `this` (the prelude calls `native.loadStreams()`):
+    // a closure holding it would be a cycle through Rust that QuickJS's
+    // collector cannot see, and would keep the whole context alive after
+    // the isolate is dropped (~47 KiB of heap per isolate, bench/RESULTS.md).
     native.set(
         "loadStreams",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> Result<Value<'js>> {
-            let polyfill: Function<'js> = ctx.eval(POLYFILL)?;
-            let exports: Value<'js> = polyfill.call(())?;
-            let api: Function<'js> = ctx.eval(STREAMS)?;
-            api.call((loader_native.clone(), exports))
-        })?,
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, native: This<Object<'js>>| -> Result<Value<'js>> {
+                let polyfill: Function<'js> = ctx.eval(POLYFILL)?;
+                let exports: Value<'js> = polyfill.call(())?;
+                let api: Function<'js> = ctx.eval(STREAMS)?;
+                api.call((native.0, exports))
+            },
+        )?,
     )?;
 
     let coders: Rc<RefCell<HashMap<u32, Box<dyn Coder>>>> = Rc::default();

@@ -145,3 +145,71 @@ async fn isolates_started_late_run_the_module_checked_at_load() {
     threads_become(&b, 0).await;
     assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
 }
+
+/// `n` apps `t0`..`t{n-1}` from one bundle (the same `index.js` and
+/// `lib.js`, byte for byte, each in its own directory), plus `extra`.
+fn one_bundle(s: &Site, n: usize, extra: &str) -> std::path::PathBuf {
+    let mut apps = String::new();
+    for i in 0..n {
+        s.write(
+            &format!("t{i}/index.js"),
+            "import { label } from './lib.js';\nlet served = 0;\nexport default { fetch() { served++; return new Response(`${label} ${served}`); } };\n",
+        );
+        s.write(&format!("t{i}/lib.js"), "export const label = 'tenant';\n");
+        apps.push_str(&format!(
+            "\n[apps.t{i}]\nruntime = \"js\"\nsource = \"t{i}\"\ndomains = [\"t{i}.test\"]\nisolate = {{ workers = 1 }}\n"
+        ));
+    }
+    s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n{apps}{extra}"))
+}
+
+#[tokio::test]
+async fn apps_from_one_bundle_share_a_check_but_not_their_state() {
+    let s = Site::new();
+    let b = Bext::serve(&one_bundle(&s, 40, ""));
+    assert_eq!(get(b.addr, "t0.test", "/").await.text(), "tenant 1");
+    assert_eq!(get(b.addr, "t0.test", "/").await.text(), "tenant 2");
+    for i in [1, 17, 39] {
+        assert_eq!(get(b.addr, &format!("t{i}.test"), "/").await.text(), "tenant 1");
+    }
+}
+
+/// The broken app has the same entry as the 40 good ones; only its import
+/// differs. Start, reload and `bext check` each name it, and only it.
+#[tokio::test]
+async fn a_broken_app_among_one_bundle_is_named_alone() {
+    let s = Site::new();
+    let broken = "\n[apps.broken]\nruntime = \"js\"\nsource = \"broken\"\ndomains = [\"broken.test\"]\n";
+    let cfg = one_bundle(&s, 40, broken);
+    s.write(
+        "broken/index.js",
+        std::fs::read_to_string(s.path("t0/index.js")).unwrap(),
+    );
+    s.write(
+        "broken/lib.js",
+        "throw new Error('the tenant lib is broken');\nexport const label = 'never';\n",
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("apps.broken") && err.contains("the tenant lib is broken"),
+        "{err}"
+    );
+    assert!(!err.contains("apps.t"), "only the broken app is named: {err}");
+
+    // Served without it; then it comes back broken with a reload, which is
+    // refused, and the others keep serving.
+    let good = one_bundle(&s, 40, "");
+    let b = Bext::serve(&good);
+    assert_eq!(get(b.addr, "t5.test", "/").await.text(), "tenant 1");
+    std::fs::write(&good, std::fs::read_to_string(&good).unwrap() + broken).unwrap();
+    b.signal("HUP");
+    eventually(Duration::from_secs(10), || async {
+        b.log().contains("reload rejected").then_some(())
+    })
+    .await;
+    assert!(b.log().contains("the tenant lib is broken"), "{}", b.log());
+    assert_eq!(get(b.addr, "t5.test", "/").await.text(), "tenant 2");
+    assert_eq!(get(b.addr, "broken.test", "/").await.status, 404);
+}

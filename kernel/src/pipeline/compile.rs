@@ -1,6 +1,7 @@
 //! Building a [`Pipeline`]: pure apart from opening app directories, so
 //! `bext check` runs the very same code.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -78,7 +79,11 @@ struct Use<'m> {
     manifest: &'m Manifest,
     enabled: bool,
     priority: i32,
-    config: serde_json::Value,
+    /// The manifest's own unless the platform file overrides it for an
+    /// app: borrowed, so that an app without overrides costs no copy
+    /// (the deploy plugin's config lists every app: copying it for each
+    /// app made a compile quadratic in the number of apps).
+    config: Cow<'m, serde_json::Value>,
     /// `Some(app)` when the platform file overrides the config for `app`.
     override_of: Option<&'m str>,
 }
@@ -99,6 +104,7 @@ pub fn compile(
     let mut builder = Builder {
         previous,
         instances: HashMap::new(),
+        unchanged: HashMap::new(),
         fresh: Vec::new(),
         apps: &apps_info,
         apps_key: {
@@ -117,8 +123,7 @@ pub fn compile(
     let global = builder.chain(&global_uses, &mut errors);
     // The fetch stage and the admin routes: plugins that serve requests
     // before any app is known.
-    let before_apps = |s: &&Slot| s.hooks.has(Hooks::FETCH) || s.hooks.has(Hooks::ADMIN);
-    let mut fetch_and_admin: Vec<Slot> = global.iter().filter(before_apps).cloned().collect();
+    let mut fetch_and_admin: Vec<Slot> = global.iter().filter(|s| serves_before_apps(s)).cloned().collect();
     let global_chain = Arc::new(Chain::new(global.iter().filter(|s| !only_fetch(s)).cloned().collect()));
 
     let files = previous.map_or_else(Default::default, |p| p.files.clone());
@@ -126,46 +131,33 @@ pub fn compile(
     let metrics: Arc<crate::metrics::Metrics> = previous.map_or_else(Default::default, |p| p.metrics.clone());
     let metering = &platform.settings.metrics;
     let mut apps = rustc_hash::FxHashMap::default();
+    // The chain of every app without plugin settings of its own: built
+    // once and shared (an app then costs no chain of its own).
+    let mut plain_chain: Option<(Arc<Chain>, Option<bext_plugin_isr::store::Limits>)> = None;
     for (id, cfg) in &platform.apps {
-        let mut uses: Vec<Use<'_>> = manifests.iter().map(Use::of).collect();
-        for (name, over) in &app_plugins(cfg) {
-            // Every built-in plugin has a manifest (its default one when
-            // the manifests folder does not name it).
-            let Some(idx) = uses.iter().position(|u| &u.manifest.name == name) else {
-                errors.push(Diagnostic::new(
-                    &platform_file,
-                    format!("apps.{id}.plugins.{name}"),
-                    format!("unknown plugin `{name}`"),
-                ));
-                continue;
-            };
-            let u = &mut uses[idx];
-            if let Some(e) = over.enabled {
-                u.enabled = e;
+        let overrides = app_plugins(cfg);
+        let (chain, isr) = match &plain_chain {
+            Some(built) if overrides.is_empty() => built.clone(),
+            _ => {
+                let built = app_chain(
+                    &mut builder,
+                    &manifests,
+                    &overrides,
+                    id,
+                    &mut fetch_and_admin,
+                    &mut errors,
+                );
+                if overrides.is_empty() {
+                    plain_chain = Some(built.clone());
+                }
+                built
             }
-            if let Some(p) = over.priority {
-                u.priority = p;
-            }
-            if let Some(c) = &over.config {
-                merge(&mut u.config, c);
-                u.override_of = Some(id);
-            }
-        }
-        let slots = builder.chain(&uses, &mut errors);
-        // A plugin on only for some apps still serves its own endpoints
-        // (the fetch stage and the admin routes come before any app is
-        // known): the first such instance of each plugin joins them.
-        for s in slots.iter().filter(before_apps) {
-            if !fetch_and_admin.iter().any(|f| f.name == s.name) {
-                fetch_and_admin.push(s.clone());
-            }
-        }
-        let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
+        };
         let sources = crate::apps::bindings::Sources {
             data_dir: &platform.data_dir,
             fleet: fleet.as_ref(),
             shared: &shared,
-            isr: isr_limits(&uses),
+            isr,
         };
         let reused = (previous.and_then(|p| reuse_runtime(p, &platform, id)))
             .or_else(|| pinned_to_its_app(&apps, &platform, id));
@@ -246,7 +238,7 @@ impl<'m> Use<'m> {
             manifest: m,
             enabled: m.enabled,
             priority: m.priority.unwrap_or(default_priority),
-            config: m.config.clone(),
+            config: Cow::Borrowed(&m.config),
             override_of: None,
         }
     }
@@ -275,6 +267,59 @@ fn admin_mounts(slots: &[Slot], platform_token_env: &str) -> Box<[AdminMount]> {
         len(b).cmp(&len(a)).then_with(|| a.slot.name.cmp(&b.slot.name))
     });
     mounts.into_boxed_slice()
+}
+
+/// An app's plugin chain: the manifests' plugins with the app's own
+/// settings over them, and the limits of its isr cache. A plugin on only
+/// for some apps still serves its own endpoints (the fetch stage and the
+/// admin routes come before any app is known): the first such instance
+/// of each plugin joins `fetch_and_admin`.
+fn app_chain<'m>(
+    builder: &mut Builder<'_>,
+    manifests: &'m [Manifest],
+    overrides: &BTreeMap<String, AppPlugin>,
+    id: &'m str,
+    fetch_and_admin: &mut Vec<Slot>,
+    errors: &mut Diagnostics,
+) -> (Arc<Chain>, Option<bext_plugin_isr::store::Limits>) {
+    let mut uses: Vec<Use<'m>> = manifests.iter().map(Use::of).collect();
+    for (name, over) in overrides {
+        // Every built-in plugin has a manifest (its default one when the
+        // manifests folder does not name it).
+        let Some(idx) = uses.iter().position(|u| &u.manifest.name == name) else {
+            errors.push(Diagnostic::new(
+                builder.platform_file,
+                format!("apps.{id}.plugins.{name}"),
+                format!("unknown plugin `{name}`"),
+            ));
+            continue;
+        };
+        let u = &mut uses[idx];
+        if let Some(e) = over.enabled {
+            u.enabled = e;
+        }
+        if let Some(p) = over.priority {
+            u.priority = p;
+        }
+        if let Some(c) = &over.config {
+            merge(u.config.to_mut(), c);
+            u.override_of = Some(id);
+        }
+    }
+    let slots = builder.chain(&uses, errors);
+    for s in slots.iter().filter(|s| serves_before_apps(s)) {
+        if !fetch_and_admin.iter().any(|f| f.name == s.name) {
+            fetch_and_admin.push(s.clone());
+        }
+    }
+    let chain = Arc::new(Chain::new(slots.into_iter().filter(|s| !only_fetch(s)).collect()));
+    (chain, isr_limits(&uses))
+}
+
+/// Whether a plugin serves requests before any app is known: in the
+/// fetch stage or on admin routes.
+fn serves_before_apps(s: &Slot) -> bool {
+    s.hooks.has(Hooks::FETCH) || s.hooks.has(Hooks::ADMIN)
 }
 
 fn only_fetch(s: &Slot) -> bool {
@@ -313,7 +358,7 @@ fn pinned_to_its_app(
 /// that does not decode is reported by the plugin itself.
 fn isr_limits(uses: &[Use<'_>]) -> Option<bext_plugin_isr::store::Limits> {
     let u = uses.iter().find(|u| u.enabled && u.manifest.name == "isr")?;
-    let c: bext_plugin_isr::config::Config = serde_json::from_value(u.config.clone()).ok()?;
+    let c: bext_plugin_isr::config::Config = serde_json::from_value(u.config.clone().into_owned()).ok()?;
     Some(bext_plugin_isr::store::Limits {
         entries: c.max_entries,
         bytes: c.max_bytes.0,
@@ -425,6 +470,9 @@ impl Plugin for LatePass {
 struct Builder<'a> {
     previous: Option<&'a Pipeline>,
     instances: HashMap<InstanceKey, Arc<dyn Plugin>>,
+    /// Instances with their manifest's own config, by the manifest's
+    /// address (the manifests outlive the build).
+    unchanged: HashMap<usize, Arc<dyn Plugin>>,
     fresh: Fresh,
     apps: &'a [AppInfo],
     /// Hash of the app table, part of the key of every instance that
@@ -453,6 +501,24 @@ impl Builder<'_> {
     }
 
     fn instance(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
+        let m = u.manifest;
+        // A manifest's own config: the same instance for every app, found
+        // without formatting the key (its config can be as long as the
+        // app table).
+        let unchanged = matches!(u.config, Cow::Borrowed(_)).then_some(std::ptr::from_ref(m) as usize);
+        if let Some(p) = unchanged.and_then(|m| self.unchanged.get(&m)) {
+            return Ok(p.clone());
+        }
+        let plugin = self.instance_by_key(u)?;
+        if let Some(m) = unchanged {
+            self.unchanged.insert(m, plugin.clone());
+        }
+        Ok(plugin)
+    }
+
+    /// The instance for `u`'s settings: this build's, the previous
+    /// pipeline's, or a new one.
+    fn instance_by_key(&mut self, u: &Use<'_>) -> Result<Arc<dyn Plugin>, Diagnostic> {
         let m = u.manifest;
         // Everything a factory sees: name, base, config and, for plugins
         // that read it, the app table (vhosts builds its matcher from the
@@ -489,7 +555,7 @@ impl Builder<'_> {
             Entry::Builtin => {
                 let reg = crate::loader::find(&m.name)
                     .ok_or_else(|| Diagnostic::new(&m.file, "name", format!("unknown plugin `{}`", m.name)))?;
-                (reg.factory)(u.config.clone(), &setup).map_err(|e| self.locate(u, e))?
+                (reg.factory)(u.config.clone().into_owned(), &setup).map_err(|e| self.locate(u, e))?
             }
             Entry::Js(path) => crate::loader::js::load(m, path, &u.config)
                 .map_err(|reason| Diagnostic::new(&m.file, "entry", reason))?,
@@ -554,7 +620,7 @@ mod tests {
             manifest: &m,
             enabled: true,
             priority,
-            config: serde_json::Value::Null,
+            config: Cow::Owned(serde_json::Value::Null),
             override_of: None,
         };
         let mut slots: Vec<Slot> = slots_of(&u, Arc::new(TwoPass(late))).collect();
@@ -629,5 +695,30 @@ mod tests {
             Arc::ptr_eq(&first.shared, &second.shared),
             "one pool for every pipeline"
         );
+    }
+
+    #[test]
+    fn apps_without_plugin_settings_share_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut apps = String::new();
+        for app in ["a", "b", "c", "limited"] {
+            std::fs::create_dir_all(dir.path().join(app)).unwrap();
+            apps.push_str(&format!(
+                "[apps.{app}]\nsource = \"{app}\"\ndomains = [\"{app}.test\"]\n"
+            ));
+        }
+        apps.push_str("rate_limit = { rpm = 5 }\n");
+        let p = build(dir.path(), &apps, None);
+        let chain = |id: &str| p.apps.get(id).unwrap().chain.clone();
+        assert!(Arc::ptr_eq(&chain("a"), &chain("b")) && Arc::ptr_eq(&chain("a"), &chain("c")));
+        // An app with settings of its own gets its own chain, with them.
+        assert!(!Arc::ptr_eq(&chain("a"), &chain("limited")));
+        let names = |id: &str| chain(id).slots.iter().map(|s| s.name.to_string()).collect::<Vec<_>>();
+        assert!(
+            names("limited").contains(&"gateway".to_string()),
+            "{:?}",
+            names("limited")
+        );
+        assert!(!names("a").contains(&"gateway".to_string()), "{:?}", names("a"));
     }
 }

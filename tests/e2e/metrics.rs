@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::*;
 
-const TOKEN: &str = "metrics-token";
+pub(crate) const TOKEN: &str = "metrics-token";
 const PAGE: &str = "hello metrics";
 
 /// A static app `site` on `site.test` and every `*.tenant.test` with the
@@ -166,7 +166,7 @@ async fn scrape_with(addr: SocketAddr, host: &str, path: &str, token: Option<&st
 }
 
 /// Scrapes the public listener with the token and parses the answer.
-async fn scrape(addr: SocketAddr) -> Vec<Sample> {
+pub(crate) async fn scrape(addr: SocketAddr) -> Vec<Sample> {
     let r = scrape_with(addr, "localhost", "/__bext/metrics", Some(TOKEN)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(

@@ -186,7 +186,12 @@ impl State {
                         tenant,
                         version,
                         cache: f.cache,
-                        waf: cx.vars.remove("waf"),
+                        // Most requests have no vars: no hashing then.
+                        waf: if cx.vars.is_empty() {
+                            None
+                        } else {
+                            cx.vars.remove("waf")
+                        },
                         request_id: cx.request_id.0,
                         trace_id,
                         aborted,
@@ -271,7 +276,8 @@ fn export_spans(
 /// The cache's answer as the access log names it: one of a fixed set,
 /// never what an app wrote.
 fn cache_status(headers: &http::HeaderMap) -> Option<&'static str> {
-    let v = headers.get("x-cache")?.as_bytes();
+    static X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+    let v = headers.get(&X_CACHE)?.as_bytes();
     ["HIT", "MISS", "STALE", "BYPASS"]
         .into_iter()
         .find(|s| s.as_bytes().eq_ignore_ascii_case(v))

@@ -44,6 +44,11 @@ pub struct Parent {
 }
 
 impl Parent {
+    /// The trace it belongs to.
+    pub fn trace_id(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
     /// The span `headers` name, when they have exactly one valid
     /// `traceparent`.
     pub fn of(headers: &HeaderMap) -> Option<Parent> {

@@ -121,9 +121,31 @@ pub struct Record {
     /// bext's request id.
     pub request_id: u64,
     /// The W3C trace id.
-    pub trace_id: [u8; 16],
+    pub trace_id: TraceId,
     /// The client went away before the end.
     pub aborted: bool,
+}
+
+/// A request's trace id as the worker hands it over: drawing one is left
+/// to the log's thread when nothing else read the request's trace (then
+/// nobody else sees that id).
+#[derive(Debug, Clone, Copy)]
+pub enum TraceId {
+    /// Read already (a forwarding app, OTLP): the one they used.
+    Known([u8; 16]),
+    /// Not read: the client's trace when it sent a valid `traceparent`,
+    /// else a new one.
+    Unread(Option<crate::trace::Parent>),
+}
+
+impl TraceId {
+    fn resolve(self) -> [u8; 16] {
+        match self {
+            TraceId::Known(id) => id,
+            TraceId::Unread(Some(parent)) => parent.trace_id(),
+            TraceId::Unread(None) => crate::trace::TraceContext::continue_or_start(None, 0.0).trace_id,
+        }
+    }
 }
 
 /// A wall-clock date for an [`Instant`]: both clocks read once per batch
@@ -206,7 +228,7 @@ impl Record {
         out.extend_from_slice(&id);
         out.push(b'"');
         let mut trace_id = [0u8; 32];
-        crate::trace::hex(&self.trace_id, &mut trace_id);
+        crate::trace::hex(&self.trace_id.resolve(), &mut trace_id);
         field_str(out, b"trace_id", &trace_id);
         out.extend_from_slice(b",\"client\":\"");
         match self.client {
@@ -478,9 +500,9 @@ mod tests {
             cache: Some("MISS"),
             waf: Some("detect".into()),
             request_id: 0xab,
-            trace_id: [
+            trace_id: TraceId::Known([
                 0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
-            ],
+            ]),
             aborted: false,
         };
         (record, clock)
@@ -520,6 +542,27 @@ mod tests {
         );
         assert_eq!(v["user_agent"], "curl/8 \"x\"\tevil");
         assert!(v.get("tenant").is_none() && v.get("aborted").is_none());
+    }
+
+    #[test]
+    fn an_unread_trace_is_the_client_s_or_a_new_one() {
+        let json = |trace_id: TraceId| {
+            let (mut record, clock) = sample(Head::default());
+            record.trace_id = trace_id;
+            let mut out = Vec::new();
+            record.write(AccessLogFormat::Json, &clock, &mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            v["trace_id"].as_str().unwrap().to_owned()
+        };
+        let mut sent = http::HeaderMap::new();
+        sent.insert(
+            crate::trace::TRACEPARENT,
+            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let parent = crate::trace::Parent::of(&sent);
+        assert_eq!(json(TraceId::Unread(parent)), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let (a, b) = (json(TraceId::Unread(None)), json(TraceId::Unread(None)));
+        assert!(a.len() == 32 && a != b && a != "0".repeat(32), "{a} {b}");
     }
 
     #[test]

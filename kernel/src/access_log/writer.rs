@@ -290,7 +290,7 @@ mod tests {
             cache: None,
             waf: None,
             request_id,
-            trace_id: [1; 16],
+            trace_id: crate::access_log::TraceId::Known([1; 16]),
             aborted: false,
         }
     }

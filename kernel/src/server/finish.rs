@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
-use crate::access_log::{Head, Record as LogRecord, Sink};
+use crate::access_log::{Head, Record as LogRecord, Sink, TraceId};
 use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
 
@@ -170,7 +170,11 @@ impl State {
             ),
             Sink::Dedicated(log) => {
                 if let Some(head) = f.line {
-                    let trace_id = cx.trace_or_continue(f.parent, 0.0).trace_id;
+                    // Drawn by the log's thread when nothing read it.
+                    let trace_id = match cx.trace() {
+                        Some(t) => TraceId::Known(t.trace_id),
+                        None => TraceId::Unread(f.parent),
+                    };
                     let [app, tenant, version] = cx.names();
                     log.push(LogRecord {
                         head,

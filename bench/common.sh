@@ -50,7 +50,9 @@ cg_wrk_one_connection() { # seconds -> requests done
 # completed. Prints instructions per request.
 callgrind_count() {
   local cg=$1 ready=$2 load=$3; shift 3
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg" "$@" >"$cg.log" 2>&1 &
+  local per_thread=()
+  [ -n "${CG_THREADS:-}" ] && per_thread=(--separate-threads=yes)
+  valgrind --tool=callgrind --instr-atstart=no "${per_thread[@]}" --callgrind-out-file="$cg" "$@" >"$cg.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 300); do "$ready" && break; sleep 0.2; done
   "$load" 2 >/dev/null
@@ -61,7 +63,22 @@ callgrind_count() {
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  total=$(callgrind_annotate "$cg.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+  if [ -z "${CG_THREADS:-}" ]; then
+    total=$(callgrind_annotate "$cg.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+    echo $((total / n))
+    return
+  fi
+  # CG_THREADS=1: one file per thread; their sum, and each thread's share
+  # per request in $cg.threads (with the functions a thread ran, to name it).
+  local f t
+  total=0
+  : >"$cg.threads"
+  for f in "$cg".1-*; do
+    t=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+    [[ $t =~ ^[0-9]+$ ]] || t=0 # a thread that ran nothing while counted
+    total=$((total + t))
+    echo "$((t / n)) $(grep -q 'fn=.*write_out' "$f" && echo access-log-thread || echo other)" >>"$cg.threads"
+  done
   echo $((total / n))
 }
 

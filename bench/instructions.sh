@@ -19,6 +19,13 @@
 #   FAST_PATH_OFF=1 bench/instructions.sh        # also with http1_fast_path =
 #                                                # false: hyper for every
 #                                                # connection, same binary
+#   OBSERVE=1 bench/instructions.sh              # what observing costs, same binary:
+#                                                # neither metrics nor an access log,
+#                                                # metrics only, metrics + a JSON access
+#                                                # log to a file, metrics + a combined one
+#                                                # (every thread's instructions: the log's
+#                                                # own thread formats and writes; with
+#                                                # CG_THREADS=1 also the log thread's apart)
 #   JSON_LOG=1 METRICS_OFF=1 bench/instructions.sh
 #                                                # the first run also writes
 #                                                # a JSON access log to a file:
@@ -75,6 +82,23 @@ H2LOAD_ARGS=()
 for ((i = 0; i < ${#WRK_ARGS[@]}; i += 2)); do H2LOAD_ARGS+=(-H "${WRK_ARGS[i + 1]}"); done
 [ "${PROTOCOL:-h1}" = h2c ] && need h2load
 
+if [ -n "${OBSERVE:-}" ]; then
+  off=$(count observe-off "$BEXT" 18485 $'[platform.metrics]\nenabled = false')
+  metrics=$(count observe-metrics "$BEXT" 18486)
+  json=$(count observe-json "$BEXT" 18487 "" "" "{ format = \"json\", path = \"$PWD/$OUT/observe-json/access.log\" }")
+  combined=$(count observe-combined "$BEXT" 18488 "" "" "{ format = \"combined\", path = \"$PWD/$OUT/observe-combined/access.log\" }")
+  echo "access log lines: json $(wc -l < "$OUT/observe-json/access.log"), combined $(wc -l < "$OUT/observe-combined/access.log")"
+  # The log's own thread, apart (CG_THREADS=1 counts each thread).
+  log_thread() { awk '$2 == "access-log-thread" {n += $1} END {print n + 0}' "$OUT/$1/cg.out.threads" 2>/dev/null || echo 0; }
+  printf '%-18s %8s %7s %12s %7s\n' run all ratio "log thread" "others/off"
+  for row in "off $off observe-off" "metrics $metrics observe-metrics" "metrics+json $json observe-json" \
+    "metrics+combined $combined observe-combined"; do
+    set -- $row
+    lt=$(log_thread "$3")
+    python3 -c "print(f'{\"$1\":<18} {$2:>8,} {$2/$off:7.3f} {$lt:>12,} {($2-$lt)/$off:7.3f}')"
+  done
+  exit 0
+fi
 if [ -n "${JSON_LOG:-}" ]; then
   new=$(count new "$BEXT" 18481 "" "" "{ format = \"json\", path = \"$PWD/$OUT/new/access.log\" }")
   echo "access log lines: $(wc -l < "$OUT/new/access.log")"

@@ -2,8 +2,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::trace::{Parent, TraceContext};
 
 /// A process-unique request id, printed as 16 hex digits in logs and
 /// error pages so an operator can find the request a user reports.
@@ -81,6 +83,8 @@ pub struct Ctx {
     tenant: Option<Arc<str>>,
     version: Option<Arc<str>>,
     subject: Option<Arc<str>>,
+    /// The request's trace, once something needed it.
+    trace: OnceLock<TraceContext>,
 }
 
 impl Ctx {
@@ -101,7 +105,33 @@ impl Ctx {
             tenant: None,
             version: None,
             subject: None,
+            trace: OnceLock::new(),
         }
+    }
+
+    /// The request's trace, if something has needed it yet.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.get()
+    }
+
+    /// The request's trace, read from `headers` (recorded with probability
+    /// `sample` when new) the first time it is asked for: an app served
+    /// twice (a layered app's folder, then its runtime) continues one span.
+    pub fn trace_or_read(&self, headers: &http::HeaderMap, sample: f64) -> &TraceContext {
+        self.trace.get_or_init(|| TraceContext::read(headers, sample))
+    }
+
+    /// The request's trace, continuing `parent` the first time it is asked
+    /// for (once the headers are gone).
+    pub fn trace_or_continue(&self, parent: Option<Parent>, sample: f64) -> &TraceContext {
+        self.trace
+            .get_or_init(|| TraceContext::continue_or_start(parent, sample))
+    }
+
+    /// The app, tenant and version, shared (not copied): what a record
+    /// that outlives the request keeps of them (the access log's).
+    pub fn names(&self) -> [Option<Arc<str>>; 3] {
+        [self.app.clone(), self.tenant.clone(), self.version.clone()]
     }
 
     /// The app this request was routed to, once known.
@@ -178,5 +208,29 @@ mod tests {
             "the peer until a plugin resolves a proxy's client"
         );
         assert_eq!(RequestId(255).to_string(), "00000000000000ff");
+    }
+
+    #[test]
+    fn the_trace_is_read_once_when_first_needed() {
+        let cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
+        assert!(cx.trace().is_none(), "nothing read on arrival");
+        let mut sent = http::HeaderMap::new();
+        sent.insert(
+            crate::trace::TRACEPARENT,
+            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let first = *cx.trace_or_read(&sent, 0.0);
+        assert_eq!(first.trace_id_hex().as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        // A second reader (a layered app's runtime after its folder; the
+        // access log at the end) gets the same span, whatever it passes.
+        assert_eq!(*cx.trace_or_read(&http::HeaderMap::new(), 1.0), first);
+        assert_eq!(*cx.trace_or_continue(None, 1.0), first);
+        // Continued once the headers are gone: the client's trace.
+        let late = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
+        let parent = crate::trace::Parent::of(&sent);
+        assert!(parent.is_some());
+        let t = late.trace_or_continue(parent, 0.0);
+        assert_eq!((t.trace_id, t.parent, t.sampled), (first.trace_id, first.parent, true));
+        assert_ne!(t.span_id, first.span_id, "bext's own span for each request");
     }
 }

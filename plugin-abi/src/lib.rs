@@ -29,6 +29,7 @@ mod plugin;
 mod registry;
 mod shared;
 pub mod testing;
+pub mod trace;
 pub mod units;
 
 pub use app_table::{AppChange, Domains, Env};

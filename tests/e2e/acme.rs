@@ -180,9 +180,22 @@ async fn tls_alpn01_issues_through_the_tls_listener() {
     let root = pebble.issuing_root().await;
     let s = Site::new();
     let cfg = acme_platform(&s, &pebble, "challenge = \"tls-alpn-01\"", "\"alpn.bext.test\"");
-    let bext = Bext::serve(&cfg);
+    let bext = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", crate::metrics::TOKEN)]);
     let serial = issued_serial(&pebble, &root, "alpn.bext.test", &bext).await;
     assert!(!serial.is_empty());
+    // The issued certificate's expiry is a metric like a file's.
+    let m = crate::metrics::scrape(bext.addr).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    let name = [("name", "alpn.bext.test")];
+    let expiry = crate::metrics::value(&m, "bext_certificate_expiry_timestamp_seconds", &name);
+    let left = crate::metrics::value(&m, "bext_certificate_expires_in_seconds", &name);
+    assert!(
+        expiry.is_some_and(|e| e > now) && left.is_some_and(|l| l > 0.0 && l <= expiry.unwrap() - now + 1.0),
+        "{expiry:?} {left:?}"
+    );
     // Validated on the TLS listener; the plain one saw no HTTP-01 request.
     let log = bext.log();
     assert!(log.contains("ACME TLS-ALPN-01 validation answered"), "{log}");

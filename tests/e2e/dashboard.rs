@@ -285,13 +285,26 @@ async fn buttons_need_the_session_csrf_token() {
     // canary current.
     deploy_with(&s, &config, b.addr, "three", "version three", &["--canary", "30"]);
     deploy_with(&s, &config, b.addr, "four", "version four", &["--preview", "pr-7"]);
+    // Visitors kept on each side: their answers are counted per version.
+    for side in ["v3", "v3", "stable"] {
+        let visitor = format!("bext_canary_blog={side}");
+        let r = send(
+            b.addr,
+            request("GET", "/", &[("host", "blog.test"), ("cookie", &visitor)], ""),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
     let html = ui(b.addr, "GET", "/__bext/ui", &[("cookie", &cookie)], "").await.text();
     let canaries = &html[html.find(r#"id="canaries""#).unwrap()..html.find(r#"id="previews""#).unwrap()];
     assert!(
-        canaries.contains("<td>canary</td><td>v3</td><td>30%</td>"),
+        canaries.contains("<td>canary</td><td>v3</td><td>30%</td><td>2</td><td>0</td>"),
         "{canaries}"
     );
-    assert!(canaries.contains("<td>stable</td><td>v1</td>"), "{canaries}");
+    assert!(
+        canaries.contains("<td>stable</td><td>v1</td><td></td><td>1</td><td>0</td>"),
+        "{canaries}"
+    );
     let previews = &html[html.find(r#"id="previews""#).unwrap()..];
     assert!(
         previews.contains("<td>blog</td><td>pr-7</td><td>v4</td><td>"),
@@ -302,6 +315,10 @@ async fn buttons_need_the_session_csrf_token() {
         .text();
     assert!(
         page.contains(r#"id="promote""#) && page.contains(r#"id="canary-stats""#),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>stable</td><td>1</td><td>0</td>") && page.contains("<td>canary</td><td>2</td><td>0</td>"),
         "{page}"
     );
     let promote = "/__bext/ui/apps/blog/promote";

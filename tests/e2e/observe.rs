@@ -178,7 +178,17 @@ async fn a_bad_access_log_or_otel_setting_is_a_clear_error() {
         (
             "[platform.otel]\nendpoint = \"ftp://x\"",
             "platform.otel",
-            "an http:// URL",
+            "an http:// or https:// URL",
+        ),
+        (
+            "[platform.otel]\nendpoint = \"https://otel.test\"\nheaders = { \"bad name\" = \"x\" }",
+            "platform.otel",
+            "`bad name` is not a header name",
+        ),
+        (
+            "[platform.otel]\nendpoint = \"https://otel.test\"\nheaders = { host = \"evil.test\" }",
+            "platform.otel",
+            "`host` is set by bext",
         ),
         (
             "[platform.otel]\nendpoint = \"http://127.0.0.1:4318\"\nsample = 2.0",
@@ -267,56 +277,48 @@ async fn traceparent_is_continued_or_replaced_never_passed_on_as_sent() {
     }
 }
 
-/// A tiny OTLP/HTTP collector: keeps every JSON body posted to `/v1/traces`.
+/// A tiny OTLP/HTTP collector: keeps every JSON body posted to
+/// `/v1/traces`, with the `authorization` header it came with.
 struct Collector {
     addr: std::net::SocketAddr,
-    posts: Arc<Mutex<Vec<serde_json::Value>>>,
+    posts: Posts,
     _task: tokio::task::JoinHandle<()>,
 }
 
+type Posts = Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>;
+
 impl Collector {
+    /// Over plain HTTP.
     async fn start() -> Collector {
+        Collector::start_with(None).await
+    }
+
+    /// Over https, with a certificate for `localhost` from a CA of its
+    /// own; returns the CA's PEM too.
+    async fn start_tls() -> (Collector, String) {
+        let (tls, ca_pem) = private_ca_tls();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        (Collector::start_with(Some(acceptor)).await, ca_pem)
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Collector {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let posts: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let posts: Posts = Arc::default();
         let kept = posts.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let kept = kept.clone();
+                let (kept, tls) = (kept.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let kept = kept.clone();
-                        async move {
-                            let ok = req.method() == "POST"
-                                && req.uri().path() == "/v1/traces"
-                                && req
-                                    .headers()
-                                    .get("content-type")
-                                    .is_some_and(|v| v == "application/json");
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let status = match serde_json::from_slice(&body) {
-                                Ok(v) if ok => {
-                                    kept.lock().unwrap().push(v);
-                                    200
-                                }
-                                _ => 400,
-                            };
-                            let res = http::Response::builder()
-                                .status(status)
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from_static(b"{}")))
-                                .unwrap();
-                            Ok::<_, std::convert::Infallible>(res)
+                    match tls {
+                        // A client that does not trust the CA hangs up here.
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                collect(stream, kept).await;
+                            }
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                        None => collect(stream, kept).await,
+                    }
                 });
             }
         });
@@ -327,11 +329,16 @@ impl Collector {
         }
     }
 
+    /// The `authorization` of every post so far.
+    fn authorizations(&self) -> Vec<Option<String>> {
+        self.posts.lock().unwrap().iter().map(|(a, _)| a.clone()).collect()
+    }
+
     /// Every span received so far.
     fn spans(&self) -> Vec<serde_json::Value> {
         let posts = self.posts.lock().unwrap();
         let mut spans = Vec::new();
-        for p in posts.iter() {
+        for (_, p) in posts.iter() {
             for rs in p["resourceSpans"].as_array().unwrap() {
                 assert_eq!(rs["resource"]["attributes"][0]["key"], "service.name");
                 for ss in rs["scopeSpans"].as_array().unwrap() {
@@ -341,6 +348,51 @@ impl Collector {
         }
         spans
     }
+}
+
+/// Serves one connection to the collector: a JSON post to `/v1/traces`
+/// is kept (200), anything else refused (400).
+async fn collect<S>(stream: S, kept: Posts)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let kept = kept.clone();
+        async move {
+            let ok = req.method() == "POST"
+                && req.uri().path() == "/v1/traces"
+                && req
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v == "application/json");
+            let auth = req
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let status = match serde_json::from_slice(&body) {
+                Ok(v) if ok => {
+                    kept.lock().unwrap().push((auth, v));
+                    200
+                }
+                _ => 400,
+            };
+            let res = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(res)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
 }
 
 fn attr<'a>(span: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
@@ -409,6 +461,58 @@ async fn sampled_requests_reach_an_otlp_collector_with_their_parent_and_hooks() 
     let metrics = send(b.addr, request("GET", "/__bext/metrics", &[("host", "localhost")], "")).await;
     // No token configured: no endpoint; the counters are checked in metrics.rs.
     assert_eq!(metrics.status, 404);
+}
+
+/// A collector behind https with a private CA (trusted through
+/// `SSL_CERT_FILE`, as an https upstream's is) that wants a token: every
+/// post carries `headers`, and the token never reaches the log.
+#[tokio::test]
+async fn spans_reach_an_https_collector_with_the_configured_headers() {
+    let (collector, ca_pem) = Collector::start_tls().await;
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write("collector-ca.pem", &ca_pem);
+    let cfg = shop(
+        &s,
+        echo.addr,
+        &format!(
+            "access_log = false\n[platform.otel]\nendpoint = \"https://localhost:{}\"\n\
+             headers = {{ authorization = \"Bearer otel-secret\", \"x-tenant\" = \"ops\" }}",
+            collector.addr.port()
+        ),
+    );
+    let ca = s.path("collector-ca.pem");
+    let b = Bext::serve_env(&cfg, &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let (tp, _) = traceparent_upstream(b.addr, &[]).await;
+    let trace = tp.split('-').nth(1).unwrap().to_owned();
+    let spans = eventually(Duration::from_secs(15), || async {
+        let spans = collector.spans();
+        spans.iter().any(|s| s["kind"] == 2).then_some(spans)
+    })
+    .await;
+    assert!(spans.iter().any(|s| s["traceId"] == trace.as_str()), "{spans:?}");
+    let auths = collector.authorizations();
+    assert!(
+        !auths.is_empty() && auths.iter().all(|a| a.as_deref() == Some("Bearer otel-secret")),
+        "{auths:?}"
+    );
+    assert!(!b.log().contains("otel-secret"), "{}", b.log());
+
+    // Trusting another CA only, the collector is not trusted: spans are
+    // dropped (counted), and the request is still served.
+    drop(b);
+    let other = s.write("other-ca.pem", private_ca_tls().1);
+    let b = Bext::serve_env(&cfg, &[("SSL_CERT_FILE", other.to_str().unwrap())]);
+    let before = collector.authorizations().len();
+    let (tp, _) = traceparent_upstream(b.addr, &[]).await;
+    assert!(!tp.is_empty());
+    eventually(Duration::from_secs(15), || async {
+        b.log()
+            .contains("cannot post spans to the OTLP collector")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(collector.authorizations().len(), before);
 }
 
 #[tokio::test]

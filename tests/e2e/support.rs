@@ -569,6 +569,36 @@ domains = ["shop.test", "*.shop.test"]
     ))
 }
 
+/// The TLS settings of a server for `localhost` whose certificate comes
+/// from a CA of its own (a service behind a private CA), and that CA's
+/// certificate (PEM), for the client to trust.
+pub fn private_ca_tls() -> (tokio_rustls::rustls::ServerConfig, String) {
+    use tokio_rustls::rustls;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "bext test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    (tls, ca.pem())
+}
+
 /// An https server whose certificate comes from a CA of its own (as a
 /// service behind a private CA): answers every request with the document
 /// it holds now (and the HTTP version it was asked with in
@@ -594,29 +624,7 @@ impl HttpsServer {
     /// With `h2`, it accepts h2 by ALPN (before http/1.1) and speaks
     /// HTTP/2 on the connections that chose it.
     pub async fn start_alpn(document: String, h2: bool) -> HttpsServer {
-        use tokio_rustls::rustls;
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "bext test CA");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
+        let (mut tls, ca_pem) = private_ca_tls();
         if h2 {
             tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         }
@@ -666,7 +674,7 @@ impl HttpsServer {
             document,
             fetches,
             sni,
-            ca_pem: ca.pem(),
+            ca_pem,
             _task: task,
         }
     }

@@ -1,11 +1,12 @@
-//! An access log line: what the request's head gave ([`RequestLine`],
-//! taken on arrival), what its end gave ([`Entry`]), written as JSON or
-//! as nginx's `combined`. Everything from the client is bounded and
-//! escaped: a line is one line, whatever the client sent.
+//! An access log line: what the request's head gave ([`Head`], taken on
+//! arrival) and what its end gave ([`Record`]), written as JSON or as
+//! nginx's `combined` by the log's own thread. Everything from the client
+//! is bounded and escaped: a line is one line, whatever the client sent.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::platform::AccessLogFormat;
 
@@ -14,36 +15,42 @@ const MAX_TARGET: usize = 1024;
 /// Longest `User-Agent` or `Referer` logged, in bytes.
 const MAX_HEADER: usize = 256;
 
-/// What the access log keeps of a request's head.
+/// What the access log keeps of a request's head: its raw bytes in one
+/// allocation (the worker copies, the log's thread decodes and escapes).
 #[derive(Debug, Default)]
-pub struct RequestLine {
-    method: Box<str>,
-    /// The path (JSON) or path and query (combined), bounded.
-    target: Box<str>,
+pub struct Head {
+    /// The target (the path for JSON, path and query for combined), the
+    /// `User-Agent`, the `Referer` (combined only), each bounded.
+    bytes: Box<[u8]>,
+    target_len: u16,
+    user_agent_len: u16,
     version: &'static str,
-    /// Raw bytes (bounded): combined escapes them as nginx does, JSON
-    /// replaces what is not UTF-8.
-    user_agent: Box<[u8]>,
-    referer: Box<[u8]>,
 }
 
-impl RequestLine {
+impl Head {
     /// Keeps what `format` writes of the head.
-    pub fn new(format: AccessLogFormat, parts: &http::request::Parts) -> RequestLine {
-        let header = |name: http::header::HeaderName| -> Box<[u8]> {
+    pub fn new(format: AccessLogFormat, parts: &http::request::Parts) -> Head {
+        let header = |name: http::header::HeaderName| -> &[u8] {
             parts
                 .headers
                 .get(name)
-                .map(|v| v.as_bytes()[..v.len().min(MAX_HEADER)].into())
-                .unwrap_or_default()
+                .map_or(&[][..], |v| &v.as_bytes()[..v.len().min(MAX_HEADER)])
         };
         let target = match format {
             AccessLogFormat::Json => parts.uri.path(),
             AccessLogFormat::Combined => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
         };
-        RequestLine {
-            method: parts.method.as_str().into(),
-            target: bounded_lossy(target.as_bytes(), MAX_TARGET),
+        let target = &target.as_bytes()[..target.len().min(MAX_TARGET)];
+        let user_agent = header(http::header::USER_AGENT);
+        let referer = match format {
+            AccessLogFormat::Combined => header(http::header::REFERER),
+            AccessLogFormat::Json => &[],
+        };
+        Head {
+            bytes: [target, user_agent, referer].concat().into(),
+            // Bounded above by MAX_TARGET and MAX_HEADER.
+            target_len: target.len() as u16,
+            user_agent_len: user_agent.len() as u16,
             version: match parts.version {
                 http::Version::HTTP_09 => "HTTP/0.9",
                 http::Version::HTTP_10 => "HTTP/1.0",
@@ -51,34 +58,48 @@ impl RequestLine {
                 http::Version::HTTP_3 => "HTTP/3.0",
                 _ => "HTTP/1.1",
             },
-            user_agent: header(http::header::USER_AGENT),
-            referer: if format == AccessLogFormat::Combined {
-                header(http::header::REFERER)
-            } else {
-                Box::default()
-            },
         }
+    }
+
+    fn target(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.target_len)]
+    }
+
+    fn user_agent(&self) -> &[u8] {
+        let start = usize::from(self.target_len);
+        &self.bytes[start..start + usize::from(self.user_agent_len)]
+    }
+
+    fn referer(&self) -> &[u8] {
+        &self.bytes[usize::from(self.target_len) + usize::from(self.user_agent_len)..]
+    }
+
+    /// Bytes held, for the buffer's bound.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 }
 
-/// At most `max` bytes of `raw`, as text (invalid UTF-8 replaced); the
-/// escaping is the format's.
-fn bounded_lossy(raw: &[u8], max: usize) -> Box<str> {
-    let cut = &raw[..raw.len().min(max)];
-    String::from_utf8_lossy(cut).into()
-}
-
-/// What a request's end adds to its [`RequestLine`].
+/// A request's facts, handed by the worker to the log's thread as they
+/// are (numbers, shared names, the head's bytes): the worker formats
+/// nothing, reads no clock and allocates nothing of its own for a line.
 #[derive(Debug)]
-pub struct Entry<'a> {
+pub struct Record {
     /// The head.
-    pub line: &'a RequestLine,
-    /// When the request arrived.
-    pub time: SystemTime,
+    pub head: Head,
+    /// The method.
+    pub method: http::Method,
+    /// When the request arrived (made a date by the log's thread).
+    pub received_at: Instant,
     /// The client (behind trusted proxies).
     pub client: IpAddr,
     /// The request's host, normalised.
-    pub host: Option<&'a str>,
+    pub host: Option<Box<str>>,
     /// The response's status.
     pub status: u16,
     /// Body bytes written.
@@ -87,31 +108,87 @@ pub struct Entry<'a> {
     pub duration: Duration,
     /// Time the upstream (proxy or process app) took to answer its head.
     pub upstream: Option<Duration>,
-    /// The app, tenant and version that served it.
-    pub app: Option<&'a str>,
+    /// The app that served it.
+    pub app: Option<Arc<str>>,
     /// The tenant.
-    pub tenant: Option<&'a str>,
+    pub tenant: Option<Arc<str>>,
     /// The version (a deploy's, a canary's).
-    pub version: Option<&'a str>,
+    pub version: Option<Arc<str>>,
     /// The cache's `x-cache` (`HIT`, `MISS`, `STALE`, `BYPASS`).
     pub cache: Option<&'static str>,
     /// The WAF's decision, when it made one.
-    pub waf: Option<&'a str>,
+    pub waf: Option<String>,
     /// bext's request id.
     pub request_id: u64,
     /// The W3C trace id.
-    pub trace_id: Option<&'a str>,
+    pub trace_id: TraceId,
     /// The client went away before the end.
     pub aborted: bool,
 }
 
-impl Entry<'_> {
-    /// The line, ending in `\n`, appended to `out`.
-    pub fn write(&self, format: AccessLogFormat, out: &mut Vec<u8>) {
+/// A request's trace id as the worker hands it over: drawing one is left
+/// to the log's thread when nothing else read the request's trace (then
+/// nobody else sees that id).
+#[derive(Debug, Clone, Copy)]
+pub enum TraceId {
+    /// Read already (a forwarding app, OTLP): the one they used.
+    Known([u8; 16]),
+    /// Not read: the client's trace when it sent a valid `traceparent`,
+    /// else a new one.
+    Unread(Option<crate::trace::Parent>),
+}
+
+impl TraceId {
+    fn resolve(self) -> [u8; 16] {
+        match self {
+            TraceId::Known(id) => id,
+            TraceId::Unread(Some(parent)) => parent.trace_id(),
+            TraceId::Unread(None) => crate::trace::TraceContext::continue_or_start(None, 0.0).trace_id,
+        }
+    }
+}
+
+/// A wall-clock date for an [`Instant`]: both clocks read once per batch
+/// of lines, on the log's thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl Clock {
+    /// The clocks now.
+    pub fn now() -> Clock {
+        Clock {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    /// The date of `at` (before now).
+    pub fn date(&self, at: Instant) -> SystemTime {
+        self.wall
+            .checked_sub(self.mono.saturating_duration_since(at))
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+impl Record {
+    /// Memory it holds, for the buffer's bound.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Record>()
+            + self.head.len()
+            + self.host.as_ref().map_or(0, |h| h.len())
+            + self.waf.as_ref().map_or(0, String::len)
+    }
+
+    /// The line, ending in `\n`, appended to `out`; `clock` dates it.
+    pub fn write(&self, format: AccessLogFormat, clock: &Clock, out: &mut Vec<u8>) {
+        let time = clock.date(self.received_at);
         match format {
-            AccessLogFormat::Json => self.write_json(out),
+            AccessLogFormat::Json => self.write_json(time, out),
             AccessLogFormat::Combined => {
-                let t = time_parts(self.time);
+                let t = time_parts(time);
                 const MONTHS: [&str; 12] = [
                     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
                 ];
@@ -127,35 +204,32 @@ impl Entry<'_> {
                     t.minute,
                     t.second
                 );
-                escape(&mut s, self.line.method.as_bytes());
+                escape(&mut s, self.method.as_str().as_bytes());
                 s.push(' ');
-                escape(&mut s, self.line.target.as_bytes());
-                let _ = write!(s, " {}\" {} {} \"", self.line.version, self.status, self.bytes);
-                escape_or_dash(&mut s, &self.line.referer);
+                escape(&mut s, String::from_utf8_lossy(self.head.target()).as_bytes());
+                let _ = write!(s, " {}\" {} {} \"", self.head.version, self.status, self.bytes);
+                escape_or_dash(&mut s, self.head.referer());
                 s.push_str("\" \"");
-                escape_or_dash(&mut s, &self.line.user_agent);
+                escape_or_dash(&mut s, self.head.user_agent());
                 s.push_str("\"\n");
                 out.extend_from_slice(s.as_bytes());
             }
         }
     }
-}
 
-impl Entry<'_> {
-    /// The JSON line, written by hand: this runs on the worker for every
-    /// request, and serde_json with `fmt` for the numbers and the time
-    /// cost several times more (bench/instructions.sh).
-    fn write_json(&self, out: &mut Vec<u8>) {
+    /// The JSON line, written by hand: serde_json with `fmt` for the
+    /// numbers and the time cost several times more.
+    fn write_json(&self, time: SystemTime, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"time\":\"");
-        json_time(self.time, out);
+        json_time(time, out);
         out.extend_from_slice(b"\",\"request_id\":\"");
         let mut id = [0u8; 16];
         crate::trace::hex(&self.request_id.to_be_bytes(), &mut id);
         out.extend_from_slice(&id);
         out.push(b'"');
-        if let Some(t) = self.trace_id {
-            field_str(out, b"trace_id", t.as_bytes());
-        }
+        let mut trace_id = [0u8; 32];
+        crate::trace::hex(&self.trace_id.resolve(), &mut trace_id);
+        field_str(out, b"trace_id", &trace_id);
         out.extend_from_slice(b",\"client\":\"");
         match self.client {
             IpAddr::V4(v4) => {
@@ -171,11 +245,11 @@ impl Entry<'_> {
             }
         }
         out.push(b'"');
-        field_str(out, b"method", self.line.method.as_bytes());
-        if let Some(h) = self.host {
+        field_str(out, b"method", self.method.as_str().as_bytes());
+        if let Some(h) = &self.host {
             field_str(out, b"host", h.as_bytes());
         }
-        field_str(out, b"path", self.line.target.as_bytes());
+        field_str(out, b"path", String::from_utf8_lossy(self.head.target()).as_bytes());
         out.extend_from_slice(b",\"status\":");
         decimal(u64::from(self.status), out);
         out.extend_from_slice(b",\"bytes\":");
@@ -187,22 +261,19 @@ impl Entry<'_> {
             millis(u, out);
         }
         for (key, value) in [
-            (&b"app"[..], self.app),
-            (b"tenant", self.tenant),
-            (b"version", self.version),
+            (&b"app"[..], self.app.as_deref()),
+            (b"tenant", self.tenant.as_deref()),
+            (b"version", self.version.as_deref()),
             (b"cache", self.cache),
-            (b"waf", self.waf),
+            (b"waf", self.waf.as_deref()),
         ] {
             if let Some(v) = value {
                 field_str(out, key, v.as_bytes());
             }
         }
-        if !self.line.user_agent.is_empty() {
-            field_str(
-                out,
-                b"user_agent",
-                String::from_utf8_lossy(&self.line.user_agent).as_bytes(),
-            );
+        let user_agent = self.head.user_agent();
+        if !user_agent.is_empty() {
+            field_str(out, b"user_agent", String::from_utf8_lossy(user_agent).as_bytes());
         }
         if self.aborted {
             out.extend_from_slice(b",\"aborted\":true");
@@ -405,25 +476,36 @@ mod tests {
         b.body(()).unwrap().into_parts().0
     }
 
-    fn entry(line: &RequestLine) -> Entry<'_> {
-        Entry {
-            line,
-            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_547_909_123),
+    /// A clock at 2026-12-06T09:05:09.623Z, and a request that arrived
+    /// half a second before.
+    fn sample(head: Head) -> (Record, Clock) {
+        let now = Instant::now();
+        let clock = Clock {
+            wall: SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_547_909_623),
+            mono: now + Duration::from_millis(500),
+        };
+        let record = Record {
+            head,
+            method: http::Method::GET,
+            received_at: now,
             client: "203.0.113.9".parse().unwrap(),
-            host: Some("shop.test"),
+            host: Some("shop.test".into()),
             status: 200,
             bytes: 512,
             duration: Duration::from_micros(1_500),
             upstream: Some(Duration::from_micros(1_000)),
-            app: Some("shop"),
+            app: Some("shop".into()),
             tenant: None,
-            version: Some("v2"),
+            version: Some("v2".into()),
             cache: Some("MISS"),
-            waf: Some("detect"),
+            waf: Some("detect".into()),
             request_id: 0xab,
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+            trace_id: TraceId::Known([
+                0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
+            ]),
             aborted: false,
-        }
+        };
+        (record, clock)
     }
 
     #[test]
@@ -439,17 +521,19 @@ mod tests {
 
     #[test]
     fn json_lines_carry_bext_fields_and_only_the_path() {
-        let line = RequestLine::new(
+        let head = Head::new(
             AccessLogFormat::Json,
             &parts("/cart?token=secret", &[("user-agent", b"curl/8 \"x\"\tevil")]),
         );
+        let (record, clock) = sample(head);
         let mut out = Vec::new();
-        entry(&line).write(AccessLogFormat::Json, &mut out);
+        record.write(AccessLogFormat::Json, &clock, &mut out);
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["time"], "2026-12-06T09:05:09.123Z");
+        assert_eq!(v["time"], "2026-12-06T09:05:09.123Z", "the arrival");
         assert_eq!(v["path"], "/cart", "no query (tokens live there)");
         assert_eq!(v["request_id"], "00000000000000ab");
+        assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(v["duration_ms"], 1.5);
         assert_eq!(v["upstream_ms"], 1.0);
         assert_eq!(
@@ -461,24 +545,46 @@ mod tests {
     }
 
     #[test]
+    fn an_unread_trace_is_the_client_s_or_a_new_one() {
+        let json = |trace_id: TraceId| {
+            let (mut record, clock) = sample(Head::default());
+            record.trace_id = trace_id;
+            let mut out = Vec::new();
+            record.write(AccessLogFormat::Json, &clock, &mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            v["trace_id"].as_str().unwrap().to_owned()
+        };
+        let mut sent = http::HeaderMap::new();
+        sent.insert(
+            crate::trace::TRACEPARENT,
+            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let parent = crate::trace::Parent::of(&sent);
+        assert_eq!(json(TraceId::Unread(parent)), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let (a, b) = (json(TraceId::Unread(None)), json(TraceId::Unread(None)));
+        assert!(a.len() == 32 && a != b && a != "0".repeat(32), "{a} {b}");
+    }
+
+    #[test]
     fn combined_lines_are_nginx_s_with_hostile_bytes_escaped() {
         let long = format!("/{}", "a".repeat(5000));
-        let line = RequestLine::new(
+        let head = Head::new(
             AccessLogFormat::Combined,
             &parts(
                 "/p?q=1",
                 &[("user-agent", b"Mozilla\" \\ \t\xff"), ("referer", b"https://r.test/")],
             ),
         );
+        let (record, clock) = sample(head);
         let mut out = Vec::new();
-        entry(&line).write(AccessLogFormat::Combined, &mut out);
+        record.write(AccessLogFormat::Combined, &clock, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "203.0.113.9 - - [06/Dec/2026:09:05:09 +0000] \"GET /p?q=1 HTTP/1.1\" 200 512 \"https://r.test/\" \"Mozilla\\x22 \\x5C \\x09\\xFF\"\n"
         );
-        let line = RequestLine::new(AccessLogFormat::Combined, &parts(&long, &[]));
+        let (record, clock) = sample(Head::new(AccessLogFormat::Combined, &parts(&long, &[])));
         let mut out = Vec::new();
-        entry(&line).write(AccessLogFormat::Combined, &mut out);
+        record.write(AccessLogFormat::Combined, &clock, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains(&format!("\"GET /{} HTTP/1.1\" 200 512 \"-\" \"-\"", "a".repeat(1023))),

@@ -1,16 +1,18 @@
 //! The dedicated access log of `[platform] access_log = { ... }`: a line
-//! per request, formatted on the worker (JSON or nginx's combined) and
-//! appended to a bounded buffer that a thread of its own writes out, so
-//! a slow disk never delays a request. A full buffer drops the line and
-//! counts it (`bext_access_log_dropped_lines_total`). SIGUSR1 reopens
-//! the file (logrotate's `postrotate`).
+//! per request (JSON or nginx's combined). The worker only queues the
+//! request's facts ([`Record`]: numbers, shared names, the head's bytes)
+//! in a bounded buffer; a thread of its own dates, formats and writes them
+//! in batches, so neither formatting nor a slow disk delays a request. A
+//! full buffer drops the line and counts it
+//! (`bext_access_log_dropped_lines_total`). SIGUSR1 reopens the file
+//! (logrotate's `postrotate`).
 
 mod format;
 mod writer;
 
 use std::sync::Arc;
 
-pub use format::{Entry, RequestLine, time_parts};
+pub use format::{Head, Record, TraceId, time_parts};
 pub use writer::{AccessLog, close_all, reopen_all};
 
 /// Where a request's access log line goes (the pipeline's, by its

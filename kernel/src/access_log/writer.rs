@@ -1,15 +1,22 @@
-//! The buffer workers append lines to, and the thread that writes it to
-//! the file (or standard output).
+//! The queue workers hand requests' records to, and the thread that
+//! formats them and writes the lines to the file (or standard output).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
 
+use super::format::{Clock, Record};
 use crate::config::platform::{AccessLogConfig, AccessLogFormat};
 
-/// One dedicated access log: its buffer and writer thread. Dropping it
+/// How long the thread gathers records after the first of a batch before
+/// it writes them (nginx's `flush=`): one wake-up and one `write` per
+/// batch, not per request, however slow the traffic.
+const FLUSH: Duration = Duration::from_millis(100);
+
+/// One dedicated access log: its queue and writer thread. Dropping it
 /// lets the thread write what is left and end.
 pub struct AccessLog {
     shared: Arc<Shared>,
@@ -18,14 +25,25 @@ pub struct AccessLog {
 }
 
 struct Shared {
-    pending: Mutex<Vec<u8>>,
+    queue: Mutex<Queue>,
     wake: Condvar,
+    /// The bound on the memory the queued records hold (`buffer`).
     limit: usize,
+    format: AccessLogFormat,
     dropped: Arc<AtomicU64>,
     reopen: AtomicBool,
     closed: AtomicBool,
     /// Set by the thread once it wrote everything and ended.
     done: (Mutex<bool>, Condvar),
+}
+
+#[derive(Default)]
+struct Queue {
+    records: Vec<Record>,
+    /// What they hold ([`Record::size`]).
+    held: usize,
+    /// The thread sleeps until told: the first record of a batch tells it.
+    idle: bool,
 }
 
 /// Every open access log, for SIGUSR1 and the flush at exit.
@@ -35,7 +53,7 @@ static OPEN: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
 pub fn reopen_all() {
     for shared in live() {
         shared.reopen.store(true, Ordering::Relaxed);
-        shared.wake.notify_one();
+        shared.tell();
     }
 }
 
@@ -45,20 +63,44 @@ fn live() -> Vec<Arc<Shared>> {
     open.iter().filter_map(Weak::upgrade).collect()
 }
 
+impl Shared {
+    fn new(limit: usize, format: AccessLogFormat, dropped: Arc<AtomicU64>) -> Shared {
+        Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            limit,
+            format,
+            dropped,
+            reopen: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            done: (Mutex::new(false), Condvar::new()),
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the thread for a flag it reads: taking the lock first means
+    /// it is either before its check (and sees the flag) or waiting.
+    fn tell(&self) {
+        drop(self.queue());
+        self.wake.notify_one();
+    }
+
+    /// Whether the thread should write now rather than gather more.
+    fn urgent(&self, queue: &Queue) -> bool {
+        queue.held >= self.limit / 2 || self.closed.load(Ordering::Relaxed) || self.reopen.load(Ordering::Relaxed)
+    }
+}
+
 impl AccessLog {
     /// Opens the file (an error names it) and starts the writer thread;
     /// `dropped` counts the lines a full buffer refused.
     pub fn open(config: &AccessLogConfig, dropped: Arc<AtomicU64>) -> Result<AccessLog, String> {
         let out = Output::open(config.path.as_deref())?;
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Vec::with_capacity(4096)),
-            wake: Condvar::new(),
-            limit: usize::try_from(config.buffer.0).unwrap_or(usize::MAX),
-            dropped,
-            reopen: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            done: (Mutex::new(false), Condvar::new()),
-        });
+        let limit = usize::try_from(config.buffer.0).unwrap_or(usize::MAX);
+        let shared = Arc::new(Shared::new(limit, config.format, dropped));
         let path = config.path.clone();
         let thread = shared.clone();
         std::thread::Builder::new()
@@ -79,20 +121,25 @@ impl AccessLog {
         self.config.format
     }
 
-    /// Queues a whole line (ending in `\n`); never waits for the disk. A
-    /// line that does not fit is dropped and counted.
-    pub fn push(&self, line: &[u8]) {
-        let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.len() + line.len() > self.shared.limit {
-            drop(pending);
+    /// Queues a request's record; never waits for the disk. A record that
+    /// does not fit in the buffer is dropped and counted.
+    pub fn push(&self, record: Record) {
+        let size = record.size();
+        let mut queue = self.shared.queue();
+        if queue.held + size > self.shared.limit {
+            drop(queue);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let first = pending.is_empty();
-        pending.extend_from_slice(line);
-        drop(pending);
-        // The thread sleeps only on an empty buffer: one wake-up per batch.
-        if first {
+        let half = self.shared.limit / 2;
+        let crossed_half = queue.held < half && queue.held + size >= half;
+        queue.records.push(record);
+        queue.held += size;
+        // The first record of a batch wakes the sleeping thread; half the
+        // buffer stops its gathering early.
+        let tell = std::mem::take(&mut queue.idle) || crossed_half;
+        drop(queue);
+        if tell {
             self.shared.wake.notify_one();
         }
     }
@@ -111,7 +158,7 @@ impl Drop for AccessLog {
 
 fn close(shared: &Shared, wait: bool) {
     shared.closed.store(true, Ordering::Relaxed);
-    shared.wake.notify_one();
+    shared.tell();
     if wait {
         let (lock, cv) = &shared.done;
         let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,24 +205,40 @@ impl Output {
     }
 }
 
-/// The writer thread: takes the whole buffer at once, writes it outside
-/// the lock, reopens when asked, ends once closed and drained.
+/// The writer thread: sleeps until a record comes, gathers for
+/// [`FLUSH`] (less when the buffer fills, at once to close or reopen),
+/// takes the batch, formats and writes it outside the lock; ends once
+/// closed and drained.
 fn write_out(shared: &Shared, mut out: Output, path: Option<PathBuf>) {
-    let mut batch = Vec::with_capacity(4096);
+    let mut batch = Vec::new();
+    let mut text = Vec::with_capacity(4096);
     loop {
         {
-            let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
-            while pending.is_empty() && !shared.closed.load(Ordering::Relaxed) && !shared.reopen.load(Ordering::Relaxed)
-            {
-                pending = shared.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+            let mut queue = shared.queue();
+            while queue.records.is_empty() && !shared.urgent(&queue) {
+                queue.idle = true;
+                queue = shared.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
-            std::mem::swap(&mut *pending, &mut batch);
+            queue.idle = false;
+            if !shared.urgent(&queue) {
+                queue = shared
+                    .wake
+                    .wait_timeout_while(queue, FLUSH, |q| !shared.urgent(q))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            std::mem::swap(&mut queue.records, &mut batch);
+            queue.held = 0;
         }
         if !batch.is_empty() {
-            if let Err(e) = out.write_all(&batch) {
-                tracing::warn!(error = %e, lines = bytecount(&batch), "access log lines lost");
+            let clock = Clock::now();
+            for record in batch.drain(..) {
+                record.write(shared.format, &clock, &mut text);
             }
-            batch.clear();
+            if let Err(e) = out.write_all(&text) {
+                tracing::warn!(error = %e, lines = bytecount(&text), "access log lines lost");
+            }
+            text.clear();
         }
         if shared.reopen.swap(false, Ordering::Relaxed) {
             match Output::open(path.as_deref()) {
@@ -183,7 +246,7 @@ fn write_out(shared: &Shared, mut out: Output, path: Option<PathBuf>) {
                 Err(e) => tracing::warn!(error = %e, "the access log was not reopened; writing on to the old file"),
             }
         }
-        if shared.closed.load(Ordering::Relaxed) && shared.pending.lock().map(|p| p.is_empty()).unwrap_or(true) {
+        if shared.closed.load(Ordering::Relaxed) && shared.queue().records.is_empty() {
             break;
         }
     }
@@ -199,6 +262,7 @@ fn bytecount(batch: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access_log::format::Head;
     use bext_plugin_abi::units::ByteSize;
 
     fn config(path: &Path, buffer: u64) -> AccessLogConfig {
@@ -209,27 +273,63 @@ mod tests {
         }
     }
 
+    fn record(request_id: u64) -> Record {
+        Record {
+            head: Head::default(),
+            method: http::Method::GET,
+            received_at: std::time::Instant::now(),
+            client: "127.0.0.1".parse().unwrap(),
+            host: None,
+            status: 200,
+            bytes: 0,
+            duration: Duration::ZERO,
+            upstream: None,
+            app: None,
+            tenant: None,
+            version: None,
+            cache: None,
+            waf: None,
+            request_id,
+            trace_id: crate::access_log::TraceId::Known([1; 16]),
+            aborted: false,
+        }
+    }
+
+    /// The request ids of the lines in `path`, once there are `n`.
+    fn ids(path: &Path, n: usize) -> Vec<u64> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let ids: Vec<u64> = text
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    u64::from_str_radix(v["request_id"].as_str().unwrap(), 16).unwrap()
+                })
+                .collect();
+            if ids.len() >= n {
+                return ids;
+            }
+            assert!(std::time::Instant::now() < deadline, "not written: {ids:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn a_full_buffer_drops_and_counts_without_waiting() {
-        // No writer thread: nothing drains the buffer.
+        // No writer thread: nothing drains the queue.
         let dropped = Arc::new(AtomicU64::new(0));
+        let size = record(0).size();
+        let limit = 10 * size + size / 2;
         let log = AccessLog {
-            shared: Arc::new(Shared {
-                pending: Mutex::new(Vec::new()),
-                wake: Condvar::new(),
-                limit: 1024,
-                dropped: dropped.clone(),
-                reopen: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
-                done: (Mutex::new(true), Condvar::new()),
-            }),
-            config: config(Path::new("/nonexistent"), 1024),
+            shared: Arc::new(Shared::new(limit, AccessLogFormat::Json, dropped.clone())),
+            config: config(Path::new("/nonexistent"), limit as u64),
         };
-        let line = [&[b'x'; 99][..], b"\n"].concat();
-        for _ in 0..15 {
-            log.push(&line);
+        *log.shared.done.0.lock().unwrap() = true;
+        for id in 0..15 {
+            log.push(record(id));
         }
-        assert_eq!(log.shared.pending.lock().unwrap().len(), 1000, "ten whole lines fit");
+        assert_eq!(log.shared.queue().records.len(), 10, "ten whole records fit");
         assert_eq!(dropped.load(Ordering::Relaxed), 5);
     }
 
@@ -239,25 +339,22 @@ mod tests {
         let path = dir.path().join("access.log");
         let dropped = Arc::new(AtomicU64::new(0));
         let log = AccessLog::open(&config(&path, 1 << 20), dropped.clone()).unwrap();
-        log.push(b"one\n");
-        log.push(b"two\n");
+        log.push(record(1));
+        log.push(record(2));
         // Wait until written, then rotate the way logrotate does.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::fs::read_to_string(&path).unwrap_or_default() != "one\ntwo\n" {
-            assert!(std::time::Instant::now() < deadline, "not written");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        assert_eq!(ids(&path, 2), [1, 2]);
         let rotated = dir.path().join("access.log.1");
         std::fs::rename(&path, &rotated).unwrap();
         reopen_all();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !path.exists() {
             assert!(std::time::Instant::now() < deadline, "not reopened");
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
-        log.push(b"three\n");
+        log.push(record(3));
         log.close();
-        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\ntwo\n");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
+        assert_eq!(ids(&rotated, 2), [1, 2]);
+        assert_eq!(ids(&path, 1), [3], "written at close, without waiting to gather");
         assert_eq!(dropped.load(Ordering::Relaxed), 0);
     }
 }

@@ -136,9 +136,9 @@ impl Runtime {
     pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
         // The upstream (a backend, a process, JavaScript) continues the
         // request's trace under bext's span; a static app forwards nothing.
-        if !self.is_static()
-            && let Some(trace) = cx.ext.get::<crate::trace::TraceContext>()
-        {
+        // The first read fixes it: a layered app serves twice, one span.
+        if !self.is_static() {
+            let trace = cx.trace_or_read(req.headers(), 0.0);
             trace.apply(req.headers_mut());
         }
         // Only a proxy app tunnels a WebSocket over HTTP/2 (extended

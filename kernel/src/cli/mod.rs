@@ -485,6 +485,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         acme.use_fleet(kernel.pipeline.load().fleet.as_ref());
         acme.keep(&kernel.pipeline.load().platform);
+        kernel.pipeline.load().metrics.watch_acme(acme.clone());
         let _ = kernel.acme.set(acme);
     }
     let listen: std::net::SocketAddr = settings.listen.parse()?;

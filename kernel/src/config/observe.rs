@@ -101,7 +101,20 @@ pub struct OtelSettings {
     /// `service.name` of the spans.
     #[serde(default = "default_service")]
     pub service_name: String,
+    /// Headers sent with every post: what a collector asks for, such as
+    /// `authorization` (values are never logged).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
+
+/// Headers bext sets itself on a post, which `headers` may not replace.
+const OWN_HEADERS: [&str; 5] = [
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+];
 
 fn one() -> f64 {
     1.0
@@ -118,13 +131,30 @@ impl OtelSettings {
         let uri: http::Uri = format!("{base}/v1/traces")
             .parse()
             .map_err(|e| format!("endpoint: `{}` is not a URL: {e}", self.endpoint))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(format!(
-                "endpoint: `{}`: an http:// URL of an OTLP/HTTP collector (https is not supported yet)",
+                "endpoint: `{}`: an http:// or https:// URL of an OTLP/HTTP collector",
                 self.endpoint
             ));
         }
         Ok(uri)
+    }
+
+    /// `headers` as a request carries them, or which one is not a header.
+    pub fn header_map(&self) -> Result<http::HeaderMap, String> {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in &self.headers {
+            let n = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("headers: `{name}` is not a header name"))?;
+            if OWN_HEADERS.contains(&n.as_str()) {
+                return Err(format!("headers: `{name}` is set by bext"));
+            }
+            let mut v = http::HeaderValue::from_str(value)
+                .map_err(|_| format!("headers: the value of `{name}` is not a header value (a control character?)"))?;
+            v.set_sensitive(true);
+            map.insert(n, v);
+        }
+        Ok(map)
     }
 
     /// Checks what serde cannot.
@@ -132,6 +162,7 @@ impl OtelSettings {
         if !(0.0..=1.0).contains(&self.sample) {
             return Err(format!("sample: {} is not between 0 and 1", self.sample));
         }
+        self.header_map()?;
         self.traces_url().map(|_| ())
     }
 }
@@ -182,13 +213,33 @@ mod tests {
             endpoint: endpoint.into(),
             sample,
             service_name: "bext".into(),
+            headers: Default::default(),
         };
         assert_eq!(
             o("http://127.0.0.1:4318/", 0.1).traces_url().unwrap(),
             "http://127.0.0.1:4318/v1/traces"
         );
+        assert_eq!(
+            o("https://otel.example:4318", 1.0).traces_url().unwrap(),
+            "https://otel.example:4318/v1/traces"
+        );
         assert!(o("http://c:4318", 1.5).validate().is_err());
-        assert!(o("https://c:4318", 1.0).validate().is_err());
+        assert!(o("ftp://c:4318", 1.0).validate().is_err());
         assert!(o("not a url", 1.0).validate().is_err());
+        let with = |name: &str, value: &str| {
+            let mut s = o("https://c:4318", 1.0);
+            s.headers.insert(name.into(), value.into());
+            s.validate()
+        };
+        assert!(with("Authorization", "Bearer x").is_ok());
+        for (name, value, why) in [
+            ("bad name", "x", "not a header name"),
+            ("x-key", "a\nb", "not a header value"),
+            ("Content-Type", "text/plain", "set by bext"),
+            ("HOST", "evil.test", "set by bext"),
+        ] {
+            let err = with(name, value).unwrap_err();
+            assert!(err.contains(why), "{name}: {err}");
+        }
     }
 }

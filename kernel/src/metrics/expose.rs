@@ -179,24 +179,38 @@ impl prometheus_client::collector::Collector for Scrape {
     }
 }
 
-/// When each certificate of the pipeline (from files, or self-signed)
-/// expires, by the name it is served for: names from the platform file,
-/// so bounded. Certificates the ACME service issued are not here yet.
+/// When each certificate expires, by the name it is served for: the
+/// pipeline's (from files, or self-signed) and those the ACME service
+/// issued (for the platform file's names, or on demand for names its
+/// `on_demand_ask` allowed: bounded either way). A name with both is
+/// served the pipeline's, so that one is shown.
 fn certificates(pipeline: &Pipeline, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
-    let mut expiries: Vec<(String, i64)> = pipeline
+    let expiry = |name: &str, key: &bext_tls::CertifiedKey| {
+        let der = key.cert.first()?;
+        let info = bext_tls::CertInfo::parse(std::path::Path::new(name), der).ok()?;
+        Some(info.not_after)
+    };
+    let mut expiries: std::collections::BTreeMap<String, i64> = pipeline
         .tls
         .certs
         .served()
         .filter_map(|(name, key)| {
-            let der = key.cert.first()?;
-            let info = bext_tls::CertInfo::parse(std::path::Path::new(&name), der).ok()?;
-            Some((name, info.not_after))
+            let not_after = expiry(&name, key)?;
+            Some((name, not_after))
         })
         .collect();
+    if let Some(acme) = pipeline.metrics.acme.get() {
+        for (name, key) in acme.issued() {
+            if !expiries.contains_key(&*name)
+                && let Some(not_after) = expiry(&name, &key)
+            {
+                expiries.insert(name.into(), not_after);
+            }
+        }
+    }
     if expiries.is_empty() {
         return Ok(());
     }
-    expiries.sort();
     let mut m = encoder.encode_descriptor(
         "bext_certificate_expiry_timestamp_seconds",
         "When the certificate served for a name expires (Unix seconds).",

@@ -33,6 +33,8 @@ pub struct Metrics {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     connections: OnceLock<crate::server::Tracker>,
+    /// The ACME service, whose certificates are not the pipeline's.
+    acme: OnceLock<Arc<crate::server::acme::Acme>>,
     plugins: Arc<MetricsRegistry>,
     /// Access log lines a full buffer dropped (every access log's).
     pub access_log_dropped: Arc<AtomicU64>,
@@ -81,6 +83,12 @@ impl Metrics {
     /// Shows the public listeners' open connections (set once at start).
     pub fn watch_connections(&self, tracker: crate::server::Tracker) {
         let _ = self.connections.set(tracker);
+    }
+
+    /// Shows the ACME service's certificates with the pipeline's (set
+    /// once at start).
+    pub fn watch_acme(&self, acme: Arc<crate::server::acme::Acme>) {
+        let _ = self.acme.set(acme);
     }
 
     /// Where plugins register their own metrics (`Host::metrics`).

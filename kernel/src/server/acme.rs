@@ -109,6 +109,12 @@ impl Acme {
         map.get(&*name).cloned()
     }
 
+    /// Every issued certificate in service, by the name it serves (for
+    /// the certificate expiry metric).
+    pub fn issued(&self) -> Vec<(Box<str>, Arc<CertifiedKey>)> {
+        self.issued.load().iter().map(|(n, k)| (n.clone(), k.clone())).collect()
+    }
+
     /// On-demand issuance: tenants' own domains, and names
     /// `on_demand_ask` allows when it is set.
     pub fn on_demand(&self) -> Option<&Arc<OnDemand>> {

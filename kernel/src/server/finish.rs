@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
-use crate::access_log::{Entry, RequestLine, Sink};
+use crate::access_log::{Head, Record as LogRecord, Sink, TraceId};
 use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
 
@@ -27,7 +27,10 @@ pub struct Finish {
     /// The path, for the error log's `bext::access` line.
     path: Box<str>,
     /// The head, for a dedicated access log.
-    line: Option<Box<RequestLine>>,
+    line: Option<Head>,
+    /// The client's span, for the trace id a dedicated access log writes
+    /// when nothing read the request's trace while its headers were there.
+    parent: Option<bext_plugin_abi::trace::Parent>,
     /// The response's `x-cache`, for a dedicated access log.
     cache: Option<&'static str>,
     record: Record,
@@ -49,7 +52,11 @@ impl Finish {
                 Box::default()
             },
             line: match &log {
-                Sink::Dedicated(l) => Some(Box::new(RequestLine::new(l.format(), parts))),
+                Sink::Dedicated(l) => Some(Head::new(l.format(), parts)),
+                _ => None,
+            },
+            parent: match &log {
+                Sink::Dedicated(_) => bext_plugin_abi::trace::Parent::of(&parts.headers),
                 _ => None,
             },
             cache: None,
@@ -133,7 +140,20 @@ impl State {
         let read = f.read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
         f.record
             .finish(method_index(&f.method), status.as_u16(), duration, bytes, read);
-        match &f.log {
+        if let Some(otel) = &f.otel {
+            export_spans(otel, &f.method, status, bytes, duration, aborted, &mut cx);
+        }
+        if !f.after.is_empty() {
+            let done = Completion {
+                status,
+                body_bytes: bytes,
+                duration,
+                aborted,
+            };
+            f.after.run(&cx, &done);
+        }
+        // Last: the record takes what it can from the context.
+        match f.log {
             Sink::Off => {}
             Sink::ErrorLog => tracing::info!(
                 target: "bext::access",
@@ -149,47 +169,39 @@ impl State {
                 request_id = %cx.request_id,
             ),
             Sink::Dedicated(log) => {
-                if let Some(line) = &f.line {
-                    let trace = cx.ext.get::<crate::trace::TraceContext>().map(|t| t.trace_id_hex());
-                    let entry = Entry {
-                        line,
-                        time: std::time::SystemTime::now()
-                            .checked_sub(duration)
-                            .unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+                if let Some(head) = f.line {
+                    // Drawn by the log's thread when nothing read it.
+                    let trace_id = match cx.trace() {
+                        Some(t) => TraceId::Known(t.trace_id),
+                        None => TraceId::Unread(f.parent),
+                    };
+                    let [app, tenant, version] = cx.names();
+                    log.push(LogRecord {
+                        head,
+                        method: f.method,
+                        received_at: cx.received_at,
                         client: cx.client_ip,
-                        host: cx.host.as_deref(),
+                        host: cx.host.take(),
                         status: status.as_u16(),
                         bytes,
                         duration,
                         upstream: cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0),
-                        app: cx.app(),
-                        tenant: cx.tenant(),
-                        version: cx.version(),
+                        app,
+                        tenant,
+                        version,
                         cache: f.cache,
-                        waf: cx.vars.get("waf").map(String::as_str),
+                        // Most requests have no vars: no hashing then.
+                        waf: if cx.vars.is_empty() {
+                            None
+                        } else {
+                            cx.vars.remove("waf")
+                        },
                         request_id: cx.request_id.0,
-                        trace_id: trace.as_ref().map(|t| t.as_str()),
+                        trace_id,
                         aborted,
-                    };
-                    LINE.with_borrow_mut(|buf| {
-                        buf.clear();
-                        entry.write(log.format(), buf);
-                        log.push(buf);
                     });
                 }
             }
-        }
-        if let Some(otel) = &f.otel {
-            export_spans(otel, &f.method, status, bytes, duration, aborted, &mut cx);
-        }
-        if !f.after.is_empty() {
-            let done = Completion {
-                status,
-                body_bytes: bytes,
-                duration,
-                aborted,
-            };
-            f.after.run(&cx, &done);
         }
     }
 }
@@ -204,8 +216,8 @@ fn export_spans(
     aborted: bool,
     cx: &mut Ctx,
 ) {
-    use crate::trace::{Attr, HookSpans, Span, TraceContext, random_span};
-    let Some(trace) = cx.ext.get::<TraceContext>().copied() else {
+    use crate::trace::{Attr, HookSpans, Span, random_span};
+    let Some(trace) = cx.trace().copied() else {
         return;
     };
     let end = std::time::SystemTime::now();
@@ -265,15 +277,11 @@ fn export_spans(
     }
 }
 
-thread_local! {
-    /// Each worker's line buffer, reused from request to request.
-    static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// The cache's answer as the access log names it: one of a fixed set,
 /// never what an app wrote.
 fn cache_status(headers: &http::HeaderMap) -> Option<&'static str> {
-    let v = headers.get("x-cache")?.as_bytes();
+    static X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+    let v = headers.get(&X_CACHE)?.as_bytes();
     ["HIT", "MISS", "STALE", "BYPASS"]
         .into_iter()
         .find(|s| s.as_bytes().eq_ignore_ascii_case(v))

@@ -80,17 +80,16 @@ pub(super) async fn handle_parts(
     if let Err(refusal) = admit(&mut parts, rules) {
         return refuse(finish, refusal.status, format!("{}\n", refusal.reason), cx);
     }
-    // The trace, continued or started; an app with an upstream gets it
-    // with bext's span as the parent (`Runtime::serve`).
-    let otel = pipeline.otel.as_ref();
-    let trace = crate::trace::TraceContext::read(&parts.headers, otel.map_or(0.0, |o| o.sample()));
-    if trace.sampled
-        && let Some(otel) = otel
+    // With an exporter, the trace is continued or started now (whether it
+    // is sampled decides which hooks' spans are kept). Otherwise the
+    // request's trace is read the first time something needs it: an app
+    // with an upstream (`Runtime::serve`) or the access log's trace id.
+    if let Some(otel) = pipeline.otel.as_ref()
+        && cx.trace_or_read(&parts.headers, otel.sample()).sampled
     {
         cx.ext.insert(crate::trace::HookSpans::default());
         finish.export_to(otel.clone());
     }
-    cx.ext.insert(trace);
     // ACME's HTTP-01 validations, on the plain listener before any plugin
     // (and before `https_redirect`): the ACME server must reach them.
     if !conn.tls

@@ -1,13 +1,12 @@
-//! Traces: W3C `traceparent` continued or started for every request
+//! Traces: W3C `traceparent` continued or started for a request that needs one
 //! ([`TraceContext`]), and, with `[platform.otel]`, a span per request and
 //! per plugin hook of sampled requests exported over OTLP ([`Otel`]).
 
-mod context;
 mod otlp;
 
 use std::time::SystemTime;
 
-pub use context::{TRACEPARENT, TRACESTATE, TraceContext, hex, random_span};
+pub use bext_plugin_abi::trace::{Parent, TRACEPARENT, TRACESTATE, TraceContext, hex, random_span};
 pub use otlp::{Attr, Otel, Span, request_body};
 
 /// The plugin hooks a sampled request ran, kept in its `Ctx::ext` until

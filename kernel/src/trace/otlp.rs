@@ -1,6 +1,8 @@
 //! OpenTelemetry export: spans posted to `[platform.otel] endpoint`'s
 //! `/v1/traces` as OTLP/HTTP with JSON encoding (the protobuf-JSON mapping
-//! OTLP specifies), by bext's own hyper client, in batches, from a task of
+//! OTLP specifies), with the setting's `headers`, by bext's own hyper
+//! client (over TLS for https://, verified against the system's CAs or
+//! `SSL_CERT_FILE`, as `https://` upstreams are), in batches, from a task of
 //! the control runtime. A request only queues its spans; a full queue or a
 //! collector that does not answer drops spans (counted), never delays one.
 //! Why not the opentelemetry crates: docs/dependencies.md.
@@ -14,7 +16,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::context::hex;
+use super::hex;
 use crate::config::platform::OtelSettings;
 
 /// Spans waiting to be posted; beyond, new ones are dropped.
@@ -80,12 +82,17 @@ impl Otel {
     /// Starts the export task on the current (control) runtime.
     pub fn start(settings: &OtelSettings) -> Result<Otel, String> {
         let url = settings.traces_url()?;
+        let post = Post {
+            client: client(url.scheme_str() == Some("https")).map_err(|e| format!("endpoint: {e}"))?,
+            headers: settings.header_map()?,
+            url,
+        };
         let (queue, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let exported = Arc::new(AtomicU64::new(0));
         tokio::spawn(export(
             rx,
-            url,
+            post,
             settings.service_name.clone(),
             dropped.clone(),
             exported.clone(),
@@ -111,15 +118,50 @@ impl Otel {
     }
 }
 
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// Where and how spans are posted.
+struct Post {
+    client: Client,
+    url: http::Uri,
+    headers: http::HeaderMap,
+}
+
+/// The client: plain HTTP, or with `tls` TLS to the system's CAs (what
+/// an `https://` upstream trusts without `ca`).
+fn client(tls: bool) -> Result<Client, String> {
+    let config = if tls {
+        let mut config = (*crate::apps::upstream_tls::client_config(None, false, false)?).clone();
+        // The connector sets ALPN itself.
+        config.alpn_protocols.clear();
+        config
+    } else {
+        // Never used for a plain URL; no CA bundle needed.
+        rustls::ClientConfig::builder_with_provider(bext_tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
+}
+
 async fn export(
     mut rx: mpsc::Receiver<Span>,
-    url: http::Uri,
+    post: Post,
     service: String,
     dropped: Arc<AtomicU64>,
     exported: Arc<AtomicU64>,
 ) {
-    let client =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let Post { client, url, headers } = post;
     let mut batch = Vec::with_capacity(BATCH);
     // Ends when the last `Otel` (every pipeline holding it) is gone.
     while let Some(first) = rx.recv().await {
@@ -137,7 +179,8 @@ async fn export(
         let req = http::Request::post(url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)));
-        let Ok(req) = req else { continue };
+        let Ok(mut req) = req else { continue };
+        req.headers_mut().extend(headers.clone());
         let outcome = tokio::time::timeout(POST_TIMEOUT, client.request(req)).await;
         match outcome {
             Ok(Ok(res)) if res.status().is_success() => {

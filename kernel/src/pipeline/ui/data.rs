@@ -1,8 +1,9 @@
 //! What the dashboard shows, read where the admin API and the metrics
 //! registry already keep it: the deploy plugin's and the WAF's admin
 //! routes are called in-process with their own token (so the dashboard
-//! sees exactly what the API answers), the cache and certificates come
-//! from the Prometheus text `/__bext/metrics` renders.
+//! sees exactly what the API answers), the cache, canaries' answers per
+//! version and certificates come from the Prometheus text
+//! `/__bext/metrics` renders.
 
 use std::sync::Arc;
 
@@ -108,6 +109,24 @@ pub(super) fn cache(metrics: &str) -> (Vec<(String, u64)>, Option<f64>) {
         .sum();
     let ratio = (total > 0).then(|| hits as f64 / total as f64);
     (by_status, ratio)
+}
+
+/// The answers and 5xx errors version `version` of `app` gave in `role`
+/// (`stable` or `canary`), from the deploy plugin's per-version metric:
+/// the same numbers a Prometheus alert on canary errors reads.
+pub(super) fn version_answers(metrics: &str, app: &str, version: &str, role: &str) -> (u64, u64) {
+    samples(metrics, "bext_plugin_deploy_version_requests_total")
+        .into_iter()
+        .filter(|(l, _)| {
+            label(l, "app") == Some(app) && label(l, "version") == Some(version) && label(l, "role") == Some(role)
+        })
+        .fold((0, 0), |(all, errors), (l, v)| {
+            let n = v as u64;
+            (
+                all + n,
+                errors + if label(l, "status_class") == Some("5xx") { n } else { 0 },
+            )
+        })
 }
 
 /// The certificates served: name and notAfter (Unix seconds).

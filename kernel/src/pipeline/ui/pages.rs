@@ -52,27 +52,26 @@ pub(super) async fn overview(pipeline: &Arc<Pipeline>, cx: &mut Ctx, csrf: &str)
         ));
     }
 
+    let metrics = data::metrics_text(pipeline);
     let mut canaries = Vec::new();
     for app in deployed.iter().filter(|a| !a["canary"].is_null()) {
         let id = text(&app["id"]);
-        let shown = data::admin_get(pipeline, cx, &format!("{DEPLOY_API}/apps/{id}")).await;
-        let stats = shown.map(|s| s["canary_stats"].clone()).unwrap_or(Value::Null);
         for (side, version) in [
-            ("stable", &app["current"]["version"]),
-            ("canary", &app["canary"]["version"]),
+            ("stable", text(&app["current"]["version"])),
+            ("canary", text(&app["canary"]["version"])),
         ] {
-            let s = &stats[side];
+            let (answers, errors) = data::version_answers(&metrics, &id, &version, side);
             canaries.push(row(&[
                 id.clone(),
                 side.to_owned(),
-                text(version),
+                version,
                 if side == "canary" {
                     format!("{}%", text(&app["canary"]["share"]))
                 } else {
                     String::new()
                 },
-                text(&s["requests"]),
-                text(&s["errors"]),
+                answers.to_string(),
+                errors.to_string(),
             ]));
         }
     }
@@ -106,7 +105,6 @@ pub(super) async fn overview(pipeline: &Arc<Pipeline>, cx: &mut Ctx, csrf: &str)
         None => "<p>The WAF is not on (or its audit log has no token).</p>".to_owned(),
     };
 
-    let metrics = data::metrics_text(pipeline);
     let (by_status, ratio) = data::cache(&metrics);
     let cache = match ratio {
         Some(r) => {
@@ -188,10 +186,14 @@ pub(super) async fn app(pipeline: &Arc<Pipeline>, cx: &mut Ctx, id: &str, csrf: 
             esc(&text(&app["canary"]["share"]))
         ));
         body.push_str(&button(&format!("{base}/promote"), "Promote", "promote", csrf, share));
-        let stats = &shown["canary_stats"];
-        let rows: Vec<String> = ["stable", "canary"]
+        let metrics = data::metrics_text(pipeline);
+        let rows: Vec<String> = [("stable", &app["current"]), ("canary", &app["canary"])]
             .iter()
-            .map(|s| row(&[(*s).to_owned(), text(&stats[s]["requests"]), text(&stats[s]["errors"])]))
+            .map(|(side, v)| {
+                let version = text(&v["version"]);
+                let (answers, errors) = data::version_answers(&metrics, id, &version, side);
+                row(&[(*side).to_owned(), answers.to_string(), errors.to_string()])
+            })
             .collect();
         body.push_str(&table("canary-stats", &["side", "requests", "errors"], &rows, ""));
     }

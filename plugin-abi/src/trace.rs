@@ -1,6 +1,11 @@
 //! W3C Trace Context (`traceparent`): taken from a request when it is
 //! valid, started otherwise, and passed on to the app with bext's own span
 //! as the parent. A value that is not exactly right is never passed on.
+//!
+//! Here, next to [`Ctx`](crate::Ctx), because the request keeps its trace
+//! in a slot of its own that is filled the first time something needs it
+//! (an OTLP export, a dedicated access log, an app that forwards the
+//! request): a static file pays nothing for traces.
 
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
@@ -26,6 +31,37 @@ pub struct TraceContext {
     pub parent: Option<[u8; 8]>,
     /// Whether the trace is recorded (the `sampled` flag passed on).
     pub sampled: bool,
+}
+
+/// The client's span, from a request's only valid `traceparent`: what a
+/// request keeps of its headers when its trace may be needed after they
+/// are gone (the access log of a static file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parent {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+}
+
+impl Parent {
+    /// The trace it belongs to.
+    pub fn trace_id(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The span `headers` name, when they have exactly one valid
+    /// `traceparent`.
+    pub fn of(headers: &HeaderMap) -> Option<Parent> {
+        let mut values = headers.get_all(&TRACEPARENT_NAME).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None) => parse(v.as_bytes()).map(|(trace_id, span_id, flags)| Parent {
+                trace_id,
+                span_id,
+                flags,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A trace id in lower-case hex, without allocating.
@@ -54,13 +90,18 @@ impl TraceContext {
     /// touching the headers (done when an app that forwards them is
     /// reached: [`TraceContext::apply`]).
     pub fn read(headers: &HeaderMap, sample: f64) -> TraceContext {
-        let mut values = headers.get_all(&TRACEPARENT_NAME).iter();
-        let incoming = match (values.next(), values.next()) {
-            (Some(v), None) => parse(v.as_bytes()),
-            _ => None,
-        };
-        match incoming {
-            Some((trace_id, parent, flags)) => TraceContext {
+        TraceContext::continue_or_start(Parent::of(headers), sample)
+    }
+
+    /// The trace `parent` names, else a new one recorded with probability
+    /// `sample` (for a request whose headers are gone by then).
+    pub fn continue_or_start(parent: Option<Parent>, sample: f64) -> TraceContext {
+        match parent {
+            Some(Parent {
+                trace_id,
+                span_id: parent,
+                flags,
+            }) => TraceContext {
                 trace_id,
                 span_id: random_span(),
                 parent: Some(parent),

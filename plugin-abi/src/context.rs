@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::trace::{Parent, TraceContext};
+use crate::trace::TraceContext;
 
 /// A process-unique request id, printed as 16 hex digits in logs and
 /// error pages so an operator can find the request a user reports.
@@ -121,13 +121,6 @@ impl Ctx {
         self.trace.get_or_init(|| TraceContext::read(headers, sample))
     }
 
-    /// The request's trace, continuing `parent` the first time it is asked
-    /// for (once the headers are gone).
-    pub fn trace_or_continue(&self, parent: Option<Parent>, sample: f64) -> &TraceContext {
-        self.trace
-            .get_or_init(|| TraceContext::continue_or_start(parent, sample))
-    }
-
     /// The app, tenant and version, shared (not copied): what a record
     /// that outlives the request keeps of them (the access log's).
     pub fn names(&self) -> [Option<Arc<str>>; 3] {
@@ -224,13 +217,5 @@ mod tests {
         // A second reader (a layered app's runtime after its folder; the
         // access log at the end) gets the same span, whatever it passes.
         assert_eq!(*cx.trace_or_read(&http::HeaderMap::new(), 1.0), first);
-        assert_eq!(*cx.trace_or_continue(None, 1.0), first);
-        // Continued once the headers are gone: the client's trace.
-        let late = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
-        let parent = crate::trace::Parent::of(&sent);
-        assert!(parent.is_some());
-        let t = late.trace_or_continue(parent, 0.0);
-        assert_eq!((t.trace_id, t.parent, t.sampled), (first.trace_id, first.parent, true));
-        assert_ne!(t.span_id, first.span_id, "bext's own span for each request");
     }
 }

@@ -330,31 +330,23 @@ enum Read {
 
 /// Reads more of the client's bytes into `buf`, or tells that the
 /// connection has been quiet a while (`release`) with nothing buffered.
+/// With `poll_read`, not `try_read`: a read shorter than the room given
+/// clears the socket's readiness (tokio does so on epoll), so the watch
+/// for the client's close while an answer is computed ([`unless_closed`])
+/// starts without a `recvfrom` that finds nothing.
 async fn read(stream: &mut TcpStream, buf: &mut BytesMut, release: &AtomicBool) -> Read {
-    loop {
-        if buf.capacity() - buf.len() < READ_SIZE / 4 {
-            buf.reserve(READ_SIZE.max(buf.len()));
-        }
-        match stream.try_read_buf(buf) {
-            Ok(0) => return Read::Closed,
-            Ok(_) => return Read::Bytes,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let ready = poll_fn(|cx| {
-                    if release.swap(false, Ordering::Relaxed) && buf.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                    stream.poll_read_ready(cx).map(Some)
-                })
-                .await;
-                match ready {
-                    None => return Read::Quiet,
-                    Some(Err(_)) => return Read::Closed,
-                    Some(Ok(())) => {}
-                }
-            }
-            Err(_) => return Read::Closed,
-        }
+    if buf.capacity() - buf.len() < READ_SIZE / 4 {
+        buf.reserve(READ_SIZE.max(buf.len()));
     }
+    poll_fn(
+        |cx| match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Read::Closed),
+            Poll::Ready(Ok(_)) => Poll::Ready(Read::Bytes),
+            Poll::Pending if release.swap(false, Ordering::Relaxed) && buf.is_empty() => Poll::Ready(Read::Quiet),
+            Poll::Pending => Poll::Pending,
+        },
+    )
+    .await
 }
 
 /// Writes the head in `out` and the body after it, framed as the head

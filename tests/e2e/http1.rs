@@ -83,7 +83,12 @@ async fn chunked_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
 /// between two servers (the date, a request id, the trace ids an echoing
 /// upstream saw).
 async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-    let out = raw_async(addr, bytes, Duration::from_secs(10)).await;
+    comparable(&raw_async(addr, bytes, Duration::from_secs(10)).await)
+}
+
+/// Raw output without what differs from one answer to the next (dates,
+/// request and trace ids).
+fn comparable(out: &str) -> String {
     let out: String = out
         .split_inclusive("\r\n")
         .filter(|l| {
@@ -374,5 +379,96 @@ async fn a_half_close_behind_pipelined_requests_still_gets_the_first_answer() {
         s.read_to_string(&mut out).await.unwrap();
         assert_eq!(statuses(&out).first(), Some(&200), "{}: {out}", server.addr);
         assert!(out.contains(r#""uri":"/slow/300""#), "{out}");
+    }
+}
+
+/// A fast-path connection quiet for longer than `IDLE_WAKE` (3 s) ends its
+/// busy period and gives back its buffers and everything a request held
+/// (kernel/src/server/h1/mod.rs); the next bytes start a new one. After
+/// each pause the connection must answer byte for byte as hyper does: a
+/// head larger than the read buffer, pipelined requests, a body handed to
+/// hyper; and a head that was half sent when the pause began is kept and
+/// completed, not dropped with the buffers.
+#[tokio::test]
+async fn a_connection_quiet_past_its_release_serves_as_before() {
+    let p = pair().await;
+    let big_head = format!(
+        "GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(12_000)
+    );
+    // Each round's bytes and how many answers they get.
+    let rounds: Vec<(Vec<u8>, usize)> = vec![
+        (b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 1),
+        (big_head.clone().into_bytes(), 1),
+        (
+            b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            2,
+        ),
+        (
+            format!("{big_head}POST /api/form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").into_bytes(),
+            2,
+        ),
+    ];
+    let mut answers = Vec::new();
+    for server in [&p.fast, &p.hyper] {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut out = Vec::new();
+        let mut expected = 0;
+        for (i, (bytes, answers)) in rounds.iter().enumerate() {
+            if i > 0 {
+                // Past `IDLE_WAKE`: the busy period ends.
+                tokio::time::sleep(Duration::from_millis(4500)).await;
+            }
+            s.write_all(bytes).await.unwrap();
+            expected += answers;
+            read_answers(&mut s, &mut out, expected).await;
+        }
+        // Half a head when the connection goes quiet: kept, then finished.
+        s.write_all(b"GET /a.txt HTTP/1.1\r\nHo").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        s.write_all(b"st: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        s.read_to_end(&mut out).await.unwrap();
+        answers.push(comparable(&String::from_utf8_lossy(&out)));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(
+        statuses(&answers[0]),
+        [200, 200, 200, 200, 200, 200, 200],
+        "{}",
+        answers[0]
+    );
+    assert!(answers[0].contains(r#""body_len":5"#), "{}", answers[0]);
+}
+
+/// Reads until `out` holds `n` whole answers (each with a
+/// `content-length`).
+async fn read_answers(s: &mut tokio::net::TcpStream, out: &mut Vec<u8>, n: usize) {
+    let whole = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        let mut rest: &str = &text;
+        let mut count = 0;
+        while let Some(end) = rest.find("\r\n\r\n") {
+            let head = rest[..end].to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if rest.len() < end + 4 + len {
+                break;
+            }
+            rest = &rest[end + 4 + len..];
+            count += 1;
+        }
+        count
+    };
+    let mut buf = vec![0u8; 65536];
+    while whole(out) < n {
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("the answers in time")
+            .unwrap();
+        assert!(read > 0, "closed after {}", String::from_utf8_lossy(out));
+        out.extend_from_slice(&buf[..read]);
     }
 }

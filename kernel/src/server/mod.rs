@@ -448,17 +448,16 @@ async fn drive<IO>(
         conn: info.clone(),
         replay,
     };
-    let conn = builders.serve(protocol, TokioIo::new(io), svc);
-    tokio::pin!(conn);
+    let mut conn = builders.serve(protocol, TokioIo::new(io), svc);
     let timer = tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE));
     tokio::pin!(timer);
     let mut closing = *stop.borrow();
     if closing {
-        conn.as_mut().graceful_shutdown();
+        conn.graceful_shutdown();
     }
     loop {
         tokio::select! {
-            res = conn.as_mut() => {
+            res = &mut conn => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -466,7 +465,7 @@ async fn drive<IO>(
             }
             _ = stop.wait_for(|s| *s), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                conn.graceful_shutdown();
             }
             _ = &mut timer => {
                 let next = match info.activity.verdict(idle_timeout, header_timeout) {
@@ -479,7 +478,7 @@ async fn drive<IO>(
                     },
                     Verdict::Idle if !closing => {
                         closing = true;
-                        conn.as_mut().graceful_shutdown();
+                        conn.graceful_shutdown();
                         header_timeout
                     }
                     // A head that never completes, or a connection that

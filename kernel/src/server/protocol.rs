@@ -6,8 +6,8 @@
 //! hyper-util's `auto` connection did the same, but every connection's
 //! task then had room for both protocols' states inline (1.5 KB where an
 //! HTTP/1.1 one needs 0.6), and it sniffed even when ALPN had decided.
-//! Here an HTTP/1.1 connection's task holds just its state, and HTTP/2's
-//! is boxed.
+//! Here each protocol's state is boxed on its own, and only when that
+//! protocol is spoken.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -150,27 +150,23 @@ impl Builders {
         S: Service,
     {
         match protocol {
-            Protocol::Http1 => Connection::Http1 {
-                conn: self.http1.serve_connection(io, service).with_upgrades(),
-            },
-            Protocol::Http2 => Connection::Http2 {
-                conn: Box::pin(self.http2.serve_connection(io, service)),
-            },
+            Protocol::Http1 => Connection::Http1(Box::pin(self.http1.serve_connection(io, service).with_upgrades())),
+            Protocol::Http2 => Connection::Http2(Box::pin(self.http2.serve_connection(io, service))),
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// One connection served by hyper, in its protocol: HTTP/1.1 inline
-    /// in the connection's task, HTTP/2 (twice the size) boxed.
-    #[project = ConnectionProj]
-    pub(super) enum Connection<IO, S>
-    where
-        S: hyper::service::HttpService<hyper::body::Incoming>,
-    {
-        Http1 { #[pin] conn: http1::UpgradeableConnection<IO, S> },
-        Http2 { conn: Pin<Box<http2::Connection<IO, S, TokioExecutor>>> },
-    }
+/// One connection served by hyper, in its protocol. Boxed either way: a
+/// connection's task is as large as its largest path, and most plain
+/// HTTP/1.1 connections never come here (bext's fast path,
+/// kernel/src/server/h1/, serves them); held inline, hyper's state would
+/// make every task, HTTP/2 and fast-path ones too, that much bigger.
+pub(super) enum Connection<IO, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+{
+    Http1(Pin<Box<http1::UpgradeableConnection<IO, S>>>),
+    Http2(Pin<Box<http2::Connection<IO, S, TokioExecutor>>>),
 }
 
 impl<IO, S> Connection<IO, S>
@@ -179,10 +175,10 @@ where
     S: Service,
 {
     /// Finishes the requests in flight, then closes (HTTP/2 sends GOAWAY).
-    pub(super) fn graceful_shutdown(self: Pin<&mut Self>) {
-        match self.project() {
-            ConnectionProj::Http1 { conn } => conn.graceful_shutdown(),
-            ConnectionProj::Http2 { conn } => conn.as_mut().graceful_shutdown(),
+    pub(super) fn graceful_shutdown(&mut self) {
+        match self {
+            Connection::Http1(conn) => conn.as_mut().graceful_shutdown(),
+            Connection::Http2(conn) => conn.as_mut().graceful_shutdown(),
         }
     }
 }
@@ -195,9 +191,9 @@ where
     type Output = hyper::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ConnectionProj::Http1 { conn } => conn.poll(cx),
-            ConnectionProj::Http2 { conn } => conn.as_mut().poll(cx),
+        match self.get_mut() {
+            Connection::Http1(conn) => conn.as_mut().poll(cx),
+            Connection::Http2(conn) => conn.as_mut().poll(cx),
         }
     }
 }

@@ -71,16 +71,26 @@ pub(super) async fn serve(
     let info = Arc::new(info);
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let buf = BytesMut::from(replay.pending());
-    // Set once the connection has been quiet for `IDLE_WAKE`: the fast
-    // path then drops its buffers while it waits.
-    let release = AtomicBool::new(false);
+    let signals = Signals::default();
     let outcome = {
-        let mut fast = pin!(connection(&kernel, &info, &mut stream, buf, stop.clone(), &release));
-        let mut timer = pin!(tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE)));
+        let stop_seen = stop.clone();
+        let mut fast = pin!(connection(&kernel, &info, &mut stream, buf, &stop_seen, &signals));
+        let first_wake = header_timeout.min(idle_timeout).min(IDLE_WAKE);
+        let mut timer = pin!(tokio::time::sleep(first_wake));
         let mut closing = *stop.borrow();
         loop {
             tokio::select! {
+                // In this order: a busy period that began in this poll of
+                // `fast` is seen by the next branch at once.
+                biased;
                 outcome = fast.as_mut() => break outcome,
+                _ = poll_fn(|_| match signals.woke.swap(false, Ordering::Relaxed) {
+                    true => Poll::Ready(()),
+                    false => Poll::Pending,
+                }) => {
+                    // Counts `IDLE_WAKE` again for this busy period.
+                    timer.as_mut().reset(tokio::time::Instant::now() + first_wake);
+                }
                 _ = stop.wait_for(|s| *s), if !closing => {
                     closing = true;
                     // Between requests: closed now; otherwise the response
@@ -93,11 +103,12 @@ pub(super) async fn serve(
                     let next = match info.activity.verdict(idle_timeout, header_timeout) {
                         Verdict::Busy => idle_timeout.min(header_timeout).min(IDLE_WAKE),
                         // Wakes once `IDLE_WAKE` after the last response;
-                        // the fast path, polled again, sees `release`.
+                        // the fast path, polled again, sees `release`
+                        // and ends its busy period.
                         Verdict::Wait(left) => match idle_timeout.checked_sub(left) {
                             Some(quiet) if quiet < IDLE_WAKE => left.min(IDLE_WAKE - quiet),
                             _ => {
-                                release.store(true, Ordering::Relaxed);
+                                signals.release.store(true, Ordering::Relaxed);
                                 left
                             }
                         },
@@ -115,7 +126,7 @@ pub(super) async fn serve(
     };
     if let Outcome::Handoff(read) = outcome {
         let io = Rewind::new(stream, read.freeze());
-        // Boxed: hyper's connection state is large, and held inline it
+        // Boxed: held inline, `drive`'s state (its own timer and waits)
         // would make every connection's task (HTTP/2 ones too) that much
         // bigger for the few that are handed over.
         Box::pin(super::drive(
@@ -131,44 +142,95 @@ pub(super) async fn serve(
     }
 }
 
-/// The fast path's loop: a head, its response, the next head.
+/// The fast path's connection: busy periods, each in a box of its own
+/// that holds everything a request needs (buffers, the handler's box, the
+/// response being written), and between them, once the connection has
+/// been quiet for `IDLE_WAKE`, a wait that holds nothing but the socket's
+/// readiness. A connection's task is as large as its largest state, so
+/// the busy machinery inline would cost every idle connection (and every
+/// HTTP/2 one, which shares the task's type) its size; the box is
+/// allocated once per busy period, not per request.
 async fn connection(
     kernel: &Arc<Kernel>,
     info: &Arc<ConnInfo>,
     stream: &mut TcpStream,
     mut buf: BytesMut,
-    stop: watch::Receiver<bool>,
-    release: &AtomicBool,
+    stop: &watch::Receiver<bool>,
+    signals: &Signals,
 ) -> Outcome {
+    loop {
+        match Box::pin(busy(kernel, info, stream, buf, stop, &signals.release)).await {
+            Busy::Done(outcome) => return outcome,
+            Busy::Quiet => {}
+        }
+        // The last read found nothing (readiness cleared): woken by the
+        // client's next bytes or its close.
+        if poll_fn(|cx| stream.poll_read_ready(cx)).await.is_err() {
+            return Outcome::Closed;
+        }
+        signals.woke.store(true, Ordering::Relaxed);
+        buf = BytesMut::new();
+    }
+}
+
+/// What a connection's timer and its fast path tell each other.
+#[derive(Default)]
+struct Signals {
+    /// Set by the timer once the connection has been quiet for
+    /// `IDLE_WAKE`: the busy period ends, and its memory with it.
+    release: AtomicBool,
+    /// Set by the fast path when bytes start a new busy period: the timer
+    /// counts `IDLE_WAKE` again (it was left at the idle timeout).
+    woke: AtomicBool,
+}
+
+/// How a busy period ended.
+enum Busy {
+    /// The connection is done with the fast path.
+    Done(Outcome),
+    /// Quiet for `IDLE_WAKE` with nothing buffered: its memory can go.
+    Quiet,
+}
+
+/// A busy period: a head, its response, the next head, until the
+/// connection closes, is handed over, or has been quiet long enough.
+async fn busy(
+    kernel: &Arc<Kernel>,
+    info: &Arc<ConnInfo>,
+    stream: &mut TcpStream,
+    mut buf: BytesMut,
+    stop: &watch::Receiver<bool>,
+    release: &AtomicBool,
+) -> Busy {
     let max_head = kernel.limits.max_header_bytes as usize;
     let mut kept = Kept::default();
-    // The handler's future, boxed (the connection's task stays small) in
-    // one box for the connection's busy life, as hyper keeps it.
+    // The handler's future, boxed (the busy period's state stays small)
+    // in one box for the busy period, as hyper keeps it.
     let mut answer = None;
     loop {
         let Head { parts, keep_alive } = loop {
             if !buf.is_empty() {
                 match head::parse(&mut buf, max_head, &mut kept.scratch) {
                     Parsed::Fast(head) => break head,
-                    Parsed::Handoff => return Outcome::Handoff(buf),
+                    Parsed::Handoff => return Busy::Done(Outcome::Handoff(buf)),
                     Parsed::TooLarge => {
                         let out = &mut kept.out;
                         out.clear();
                         encode::too_large(out);
                         let _ = flush(stream, out).await;
                         let _ = stream.shutdown().await;
-                        return Outcome::Closed;
+                        return Busy::Done(Outcome::Closed);
                     }
                     Parsed::Partial => {}
                 }
             }
-            match read(stream, &mut buf, &mut kept, &mut answer, release).await {
-                Ok(0) | Err(_) => return Outcome::Closed,
-                Ok(_) => info.activity.bytes_arrived(),
+            match read(stream, &mut buf, release).await {
+                Read::Bytes => info.activity.bytes_arrived(),
+                Read::Closed => return Busy::Done(Outcome::Closed),
+                Read::Quiet => return Busy::Quiet,
             }
         };
         let (method, version) = (parts.method.clone(), parts.version);
-        // Boxed: a connection's task stays small while it idles.
         let handler = handle_parts(kernel.clone(), info.clone(), parts, None);
         let answer = match &mut answer {
             Some(boxed) => {
@@ -178,7 +240,7 @@ async fn connection(
             None => answer.insert(Box::pin(handler)),
         };
         let Some(res) = unless_closed(stream, &mut buf, answer).await else {
-            return Outcome::Closed;
+            return Busy::Done(Outcome::Closed);
         };
         let (res, body) = res.into_parts();
         let size = if body.is_end_stream() {
@@ -200,7 +262,7 @@ async fn connection(
         let written = write_body(stream, out, body, encoded.framing).await;
         if let Err(e) = written {
             tracing::debug!(peer = %info.peer, error = %e, "response not written whole; closing");
-            return Outcome::Closed;
+            return Busy::Done(Outcome::Closed);
         }
         // A shutdown that began while this response was in flight (its
         // head already promised keep-alive) closes the connection now, as
@@ -208,7 +270,7 @@ async fn connection(
         // client's next request or the idle timeout.
         if encoded.last || *stop.borrow() {
             let _ = stream.shutdown().await;
-            return Outcome::Closed;
+            return Busy::Done(Outcome::Closed);
         }
     }
 }
@@ -247,7 +309,7 @@ async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
 }
 
 /// What a busy connection keeps between requests so as not to allocate
-/// them for each (hyper keeps the same), dropped once it idles.
+/// them for each (hyper keeps the same); it goes with the busy period.
 #[derive(Default)]
 struct Kept {
     /// The response head and small bodies, written at once.
@@ -255,35 +317,36 @@ struct Kept {
     scratch: head::Scratch,
 }
 
-/// Reads more of the client's bytes into `buf`. Once `release` says the
-/// connection has been quiet a while and nothing is buffered, it holds no
-/// buffer while it waits: an idle connection costs its task.
-async fn read<F>(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    kept: &mut Kept,
-    answer: &mut Option<Pin<Box<F>>>,
-    release: &AtomicBool,
-) -> io::Result<usize> {
-    loop {
-        if buf.capacity() - buf.len() < READ_SIZE / 4 {
-            buf.reserve(READ_SIZE.max(buf.len()));
-        }
-        match stream.try_read_buf(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                poll_fn(|cx| {
-                    if release.swap(false, Ordering::Relaxed) && buf.is_empty() {
-                        *buf = BytesMut::new();
-                        *kept = Kept::default();
-                        *answer = None;
-                    }
-                    stream.poll_read_ready(cx)
-                })
-                .await?;
-            }
-            read => return read,
-        }
+/// What a read found.
+enum Read {
+    /// Bytes, added to the buffer.
+    Bytes,
+    /// The end of the connection, or an error on it.
+    Closed,
+    /// Nothing, `release` was set and nothing is buffered: the busy period
+    /// can end.
+    Quiet,
+}
+
+/// Reads more of the client's bytes into `buf`, or tells that the
+/// connection has been quiet a while (`release`) with nothing buffered.
+/// With `poll_read`, not `try_read`: a read shorter than the room given
+/// clears the socket's readiness (tokio does so on epoll), so the watch
+/// for the client's close while an answer is computed ([`unless_closed`])
+/// starts without a `recvfrom` that finds nothing.
+async fn read(stream: &mut TcpStream, buf: &mut BytesMut, release: &AtomicBool) -> Read {
+    if buf.capacity() - buf.len() < READ_SIZE / 4 {
+        buf.reserve(READ_SIZE.max(buf.len()));
     }
+    poll_fn(
+        |cx| match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, buf) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Read::Closed),
+            Poll::Ready(Ok(_)) => Poll::Ready(Read::Bytes),
+            Poll::Pending if release.swap(false, Ordering::Relaxed) && buf.is_empty() => Poll::Ready(Read::Quiet),
+            Poll::Pending => Poll::Pending,
+        },
+    )
+    .await
 }
 
 /// Writes the head in `out` and the body after it, framed as the head

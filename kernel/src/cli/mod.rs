@@ -37,7 +37,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Serve one directory as a static site.
+    /// Serve one directory as one app: static files, or the framework its
+    /// package.json, Procfile or bext.config.toml names (docs/migrating.md).
     Run {
         /// The directory (its `bext.config.toml` is read if present).
         dir: PathBuf,

@@ -163,10 +163,19 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
                 None => {
                     let found = super::process::detect(&source).map_err(|reason| ("source", reason))?;
                     let Some(d) = found.filter(|d| d.from.starts_with("package.json")) else {
+                        // The hint names the package's own `main` when it has one.
+                        let main = package_json(&source)
+                            .ok()
+                            .flatten()
+                            .and_then(|j| j.pointer("/main").and_then(|m| m.as_str()).map(str::to_owned));
+                        let (has, file) = match &main {
+                            Some(m) => ("a package.json without a `start` script", m.as_str()),
+                            None => ("no package.json with a `start` script", "server.js"),
+                        };
                         return Err((
                             "command",
                             format!(
-                                "{} has no package.json with a `start` script: add one, or set `command = \"node server.js\"`",
+                                "{} has {has}: add `\"start\": \"node {file}\"` to its scripts, or set `command = \"node {file}\"` in the app's table",
                                 source.display()
                             ),
                         ));
@@ -324,5 +333,29 @@ mod tests {
         assert_eq!(fetch_handler_entry(d).unwrap().0, "dist/index.js");
         std::fs::write(d.join("package.json"), r#"{"main": "../../etc/passwd"}"#).unwrap();
         assert!(fetch_handler_entry(d).unwrap_err().contains("leaves"));
+    }
+
+    #[test]
+    fn an_express_app_without_a_start_script_is_told_what_to_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let express = |dir: &Path| -> AppConfig {
+            toml::from_str(&format!(
+                "runtime = \"express\"\nsource = {:?}",
+                dir.display().to_string()
+            ))
+            .unwrap()
+        };
+        let (key, reason) = resolve(&mut express(dir.path())).unwrap_err();
+        assert_eq!(key, "command");
+        assert!(
+            reason.contains("no package.json") && reason.contains("`command = \"node server.js\"`"),
+            "{reason}"
+        );
+        std::fs::write(dir.path().join("package.json"), r#"{"main": "app.js"}"#).unwrap();
+        let (_, reason) = resolve(&mut express(dir.path())).unwrap_err();
+        assert!(
+            reason.contains("without a `start` script") && reason.contains("`\"start\": \"node app.js\"`"),
+            "{reason}"
+        );
     }
 }

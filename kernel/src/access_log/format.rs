@@ -187,34 +187,31 @@ impl Record {
         let time = clock.date(self.received_at);
         match format {
             AccessLogFormat::Json => self.write_json(time, out),
-            AccessLogFormat::Combined => {
-                let t = time_parts(time);
-                const MONTHS: [&str; 12] = [
-                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-                ];
-                let mut s = String::with_capacity(160);
-                let _ = write!(
-                    s,
-                    "{} - - [{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000] \"",
-                    self.client,
-                    t.day,
-                    MONTHS[usize::from(t.month - 1)],
-                    t.year,
-                    t.hour,
-                    t.minute,
-                    t.second
-                );
-                escape(&mut s, self.method.as_str().as_bytes());
-                s.push(' ');
-                escape(&mut s, String::from_utf8_lossy(self.head.target()).as_bytes());
-                let _ = write!(s, " {}\" {} {} \"", self.head.version, self.status, self.bytes);
-                escape_or_dash(&mut s, self.head.referer());
-                s.push_str("\" \"");
-                escape_or_dash(&mut s, self.head.user_agent());
-                s.push_str("\"\n");
-                out.extend_from_slice(s.as_bytes());
-            }
+            AccessLogFormat::Combined => self.write_combined(time, out),
         }
+    }
+
+    /// nginx's `combined` line, written by hand into `out` as JSON lines
+    /// are: `fmt` into a `String` cost twice the JSON line.
+    fn write_combined(&self, time: SystemTime, out: &mut Vec<u8>) {
+        client(self.client, out);
+        out.extend_from_slice(b" - - [");
+        combined_time(time, out);
+        out.extend_from_slice(b"] \"");
+        escape(out, self.method.as_str().as_bytes());
+        out.push(b' ');
+        escape(out, String::from_utf8_lossy(self.head.target()).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.head.version.as_bytes());
+        out.extend_from_slice(b"\" ");
+        decimal(u64::from(self.status), out);
+        out.push(b' ');
+        decimal(self.bytes, out);
+        out.extend_from_slice(b" \"");
+        escape_or_dash(out, self.head.referer());
+        out.extend_from_slice(b"\" \"");
+        escape_or_dash(out, self.head.user_agent());
+        out.extend_from_slice(b"\"\n");
     }
 
     /// The JSON line, written by hand: serde_json with `fmt` for the
@@ -231,19 +228,7 @@ impl Record {
         crate::trace::hex(&self.trace_id.resolve(), &mut trace_id);
         field_str(out, b"trace_id", &trace_id);
         out.extend_from_slice(b",\"client\":\"");
-        match self.client {
-            IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'.');
-                    }
-                    decimal(u64::from(*octet), out);
-                }
-            }
-            IpAddr::V6(v6) => {
-                let _ = write!(Utf8Vec(out), "{v6}");
-            }
-        }
+        client(self.client, out);
         out.push(b'"');
         field_str(out, b"method", self.method.as_str().as_bytes());
         if let Some(h) = &self.host {
@@ -402,22 +387,87 @@ fn json_time(time: SystemTime, out: &mut Vec<u8>) {
 
 /// nginx's escaping of logged variables: `"`, `\` and bytes outside
 /// printable ASCII as `\xHH`.
-fn escape(out: &mut String, value: &[u8]) {
+fn escape(out: &mut Vec<u8>, value: &[u8]) {
+    let plain = |b: u8| b != b'"' && b != b'\\' && (0x20..0x7f).contains(&b);
+    // Most values need no escape: one pass the compiler vectorises, then
+    // a copy.
+    if value.iter().fold(true, |all, &b| all & plain(b)) {
+        out.extend_from_slice(value);
+        return;
+    }
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     for &b in value {
-        if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
-            let _ = write!(out, "\\x{b:02X}");
+        if plain(b) {
+            out.push(b);
         } else {
-            out.push(char::from(b));
+            out.extend_from_slice(&[b'\\', b'x', DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
         }
     }
 }
 
-fn escape_or_dash(out: &mut String, value: &[u8]) {
+fn escape_or_dash(out: &mut Vec<u8>, value: &[u8]) {
     if value.is_empty() {
-        out.push('-');
+        out.push(b'-');
     } else {
         escape(out, value);
     }
+}
+
+/// The client's address, IPv4 without `fmt`.
+fn client(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                decimal(u64::from(*octet), out);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(Utf8Vec(out), "{v6}");
+        }
+    }
+}
+
+thread_local! {
+    /// The last second formatted for combined (`06/Dec/2026:09:05:09
+    /// +0000`), by its Unix second.
+    static COMBINED_SECOND: std::cell::Cell<(u64, [u8; 26])> = const { std::cell::Cell::new((u64::MAX, [0; 26])) };
+}
+
+/// `time` as nginx's `$time_local` in UTC.
+fn combined_time(time: SystemTime, out: &mut Vec<u8>) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (cached, mut text) = COMBINED_SECOND.get();
+    if cached == secs {
+        out.extend_from_slice(&text);
+        return;
+    }
+    let t = time_parts(time);
+    let mut s = String::with_capacity(26);
+    let _ = write!(
+        s,
+        "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
+        t.day,
+        MONTHS[usize::from(t.month - 1)],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
+    );
+    if s.len() == text.len() {
+        text.copy_from_slice(s.as_bytes());
+        COMBINED_SECOND.set((secs, text));
+    }
+    // Else a year outside 0..=9999: not cached.
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// A UTC date and time, for log lines.
@@ -563,6 +613,32 @@ mod tests {
         assert_eq!(json(TraceId::Unread(parent)), "4bf92f3577b34da6a3ce929d0e0e4736");
         let (a, b) = (json(TraceId::Unread(None)), json(TraceId::Unread(None)));
         assert!(a.len() == 32 && a != b && a != "0".repeat(32), "{a} {b}");
+    }
+
+    #[test]
+    fn cached_dates_follow_the_second_and_ipv6_clients_are_written_whole() {
+        let (mut record, clock) = sample(Head::new(AccessLogFormat::Combined, &parts("/", &[])));
+        record.client = "2001:db8::1".parse().unwrap();
+        let mut out = Vec::new();
+        record.write(AccessLogFormat::Combined, &clock, &mut out);
+        record.received_at -= Duration::from_secs(61);
+        record.write(AccessLogFormat::Combined, &clock, &mut out);
+        record.write(AccessLogFormat::Json, &clock, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("2001:db8::1 - - [06/Dec/2026:09:05:09 +0000] \"GET / HTTP/1.1\""),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("2001:db8::1 - - [06/Dec/2026:09:04:08 +0000] "),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(
+            (&v["time"], &v["client"]),
+            (&"2026-12-06T09:04:08.123Z".into(), &"2001:db8::1".into())
+        );
     }
 
     #[test]

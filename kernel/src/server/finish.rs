@@ -14,6 +14,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
 use crate::access_log::{Head, Record as LogRecord, Sink, TraceId};
+use crate::config::platform::AccessLogFormat;
 use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
 
@@ -55,8 +56,12 @@ impl Finish {
                 Sink::Dedicated(l) => Some(Head::new(l.format(), parts)),
                 _ => None,
             },
+            // Only JSON lines carry a trace id: no `traceparent` lookup for
+            // combined ones.
             parent: match &log {
-                Sink::Dedicated(_) => bext_plugin_abi::trace::Parent::of(&parts.headers),
+                Sink::Dedicated(l) if matches!(l.format(), AccessLogFormat::Json) => {
+                    bext_plugin_abi::trace::Parent::of(&parts.headers)
+                }
                 _ => None,
             },
             cache: None,

@@ -402,10 +402,10 @@ fn app_plugins(cfg: &AppConfig) -> BTreeMap<String, AppPlugin> {
         imply("gateway", serde_json::json!({ "app_limit": limit }));
     }
     if let Some(auth) = &cfg.auth {
-        imply("authn", auth.clone());
+        imply("authn", (**auth).clone());
     }
     if let Some(cache) = &cfg.cache {
-        imply("isr", cache.clone());
+        imply("isr", (**cache).clone());
     }
     plugins
 }

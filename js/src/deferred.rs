@@ -97,8 +97,8 @@ impl DeferredPool {
             if let Some(done) = self.slot.done.get() {
                 return done.as_ref().map_err(Clone::clone);
             }
-            let taken = self.slot.spec.lock().unwrap_or_else(PoisonError::into_inner).is_some();
-            if taken {
+            let queued = self.slot.spec.lock().unwrap_or_else(PoisonError::into_inner).is_some();
+            if queued {
                 let slot = self.slot.clone();
                 // Carried on if this request goes away: the next one finds
                 // the check done.

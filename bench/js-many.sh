@@ -3,9 +3,10 @@
 # instance"): N hello-world JS apps, each in its own directory, in the
 # default threads mode. For each N it reports
 #
-# - the time from `bext serve` to /__bext/health answering (every module is
-#   checked at start: in an isolate that is then dropped, or by a check
-#   shared with an app of the same code);
+# - the time from `bext serve` to /__bext/health answering (modules are
+#   checked in the background once the server listens: in an isolate that
+#   is then dropped, or by a check shared with an app of the same code; so
+#   with DISTINCT=1 the RSS before traffic is read while checks still run);
 # - RSS and OS threads before any traffic (no app has an isolate yet);
 # - a cold app's first request: p50/p99 over COLD apps, one request each
 #   (the isolate and its thread are started for it), and the same apps'

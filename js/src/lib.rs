@@ -23,6 +23,7 @@
 mod backoff;
 mod bindings;
 mod crypto;
+mod deferred;
 mod fetch;
 mod inline;
 mod isolate;
@@ -46,6 +47,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 
 pub use bindings::{Bindings, CacheStore, CachedResponse, KvError, KvKey, KvPage, KvQuery, KvStore, KvValue};
+pub use deferred::{CheckStatus, DeferredPool, start_deferred_checks};
 pub use fetch::set_own_listeners;
 pub use pool::{IsolatePool, PoolStats};
 pub use reply_stream::{CHUNKS_IN_FLIGHT, ReplyStream, StreamCut};

@@ -13,8 +13,8 @@ fn isolate_threads(b: &Bext) -> usize {
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
         .filter(|name| {
-            let name = name.trim();
-            name.starts_with("bext-js-") && name != "bext-js-load"
+            let n = name.trim().strip_prefix("bext-js-").unwrap_or_default();
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
         })
         .count()
 }
@@ -110,15 +110,123 @@ fn a_module_that_throws_while_loading_is_reported_by_check() {
     assert!(err.contains("apps.a") && err.contains("boom while loading"), "{err}");
 }
 
-#[test]
-fn serve_refuses_a_module_that_does_not_parse() {
+/// The detailed `/__bext/health` (with the admin token `serve_admin` sets).
+async fn health(b: &Bext) -> serde_json::Value {
+    let req = request(
+        "GET",
+        "/__bext/health",
+        &[("host", "admin.test"), ("authorization", "Bearer sekret")],
+        "",
+    );
+    let r = send(b.addr, req).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// The state `/__bext/health` gives app `id` (`checking`, `ready`, `failed`)
+/// and its reason.
+async fn app_state(b: &Bext, id: &str) -> (String, String) {
+    let h = health(b).await;
+    let app = h["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .unwrap()
+        .clone();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    (text(&app["state"]), text(&app["reason"]))
+}
+
+fn serve_admin(cfg: &std::path::Path) -> Bext {
+    Bext::serve_env(cfg, &[("BEXT_ADMIN_TOKEN", "sekret")])
+}
+
+/// The first start of `bext serve` checks modules after it listens: a
+/// broken app does not keep the others from serving. It answers 503 with
+/// the reason, which the log and the health details name too.
+#[tokio::test]
+async fn serve_starts_with_a_broken_app_which_answers_503_with_its_reason() {
     let s = Site::new();
-    let cfg = two_apps(&s, "");
-    s.write("b/index.js", "export default { fetch( {");
-    let out = bext_output(&["serve", "--config", cfg.to_str().unwrap()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("apps.b") && err.contains("SyntaxError"), "{err}");
+    let broken = "\n[apps.broken]\nruntime = \"js\"\nsource = \"broken\"\ndomains = [\"broken.test\"]\n";
+    let cfg = one_bundle(&s, 20, broken);
+    s.write("broken/index.js", "export default { fetch( {");
+    let b = serve_admin(&cfg);
+    for i in [0, 7, 19] {
+        assert_eq!(get(b.addr, &format!("t{i}.test"), "/").await.text(), "tenant 1");
+    }
+    let r = get(b.addr, "broken.test", "/").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().starts_with("app broken did not load: ") && r.text().contains("SyntaxError"),
+        "{}",
+        r.text()
+    );
+    let (state, reason) = app_state(&b, "broken").await;
+    assert_eq!(state, "failed");
+    assert!(reason.contains("SyntaxError"), "{reason}");
+    assert_eq!(app_state(&b, "t7").await.0, "ready");
+    assert!(
+        b.log().contains("app broken: did not load") && b.log().contains("SyntaxError"),
+        "{}",
+        b.log()
+    );
+    // Another request gets the same answer (the check is not run again).
+    assert_eq!(get(b.addr, "broken.test", "/").await.status, 503);
+
+    // A reload is strict: the broken app is checked again, and refused.
+    b.signal("HUP");
+    eventually(Duration::from_secs(10), || async {
+        b.log().contains("reload rejected").then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "t7.test", "/").await.text(), "tenant 2");
+    assert_eq!(get(b.addr, "broken.test", "/").await.status, 503);
+
+    // Fixed, the reload goes through and the app serves.
+    s.write(
+        "broken/index.js",
+        "export default { fetch() { return new Response('mended'); } };",
+    );
+    b.signal("HUP");
+    eventually(Duration::from_secs(10), || async {
+        (get(b.addr, "broken.test", "/").await.text() == "mended").then_some(())
+    })
+    .await;
+    assert_eq!(app_state(&b, "broken").await.0, "ready");
+}
+
+/// Apps of code of their own, each slow to load (~0.2 s of its top level):
+/// the background check takes seconds to reach the last, whose first
+/// request checks it at once and is served.
+#[tokio::test]
+async fn an_app_still_queued_for_its_check_is_checked_by_its_first_request() {
+    let s = Site::new();
+    let mut apps = String::new();
+    for i in 0..20 {
+        s.write(
+            &format!("s{i}/index.js"),
+            format!(
+                "// app {i}\nconst until = Date.now() + 200; while (Date.now() < until) {{}}\nexport default {{ fetch() {{ return new Response('slow {i}'); }} }};\n"
+            ),
+        );
+        apps.push_str(&format!(
+            "\n[apps.s{i}]\nruntime = \"js\"\nsource = \"s{i}\"\ndomains = [\"s{i}.test\"]\n"
+        ));
+    }
+    let cfg = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n{apps}"));
+    let b = serve_admin(&cfg);
+    // Checked in the order of their ids: s9 is last, 19 × 0.2 s away.
+    assert_eq!(app_state(&b, "s9").await.0, "checking");
+    let r = get(b.addr, "s9.test", "/").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "slow 9"));
+    assert_eq!(app_state(&b, "s9").await.0, "ready");
+    // The background check carries on through the others.
+    eventually(Duration::from_secs(60), || async {
+        (app_state(&b, "s8").await.0 == "ready").then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "s3.test", "/").await.text(), "slow 3");
 }
 
 #[test]
@@ -137,9 +245,13 @@ fn a_bad_idle_evict_is_a_clear_error() {
 #[tokio::test]
 async fn isolates_started_late_run_the_module_checked_at_load() {
     let s = Site::new();
-    let b = Bext::serve(&two_apps(&s, r#"workers = 1, idle_evict = "1s""#));
-    // Changed on disk after load, without a reload: neither the first
+    let b = serve_admin(&two_apps(&s, r#"workers = 1, idle_evict = "1s""#));
+    // Changed on disk after its check, without a reload: neither the first
     // isolate nor the one after an eviction may run it.
+    eventually(Duration::from_secs(20), || async {
+        (app_state(&b, "a").await.0 == "ready").then_some(())
+    })
+    .await;
     s.write("a/index.js", "export default { fetch( {");
     assert_eq!(get(b.addr, "a.test", "/").await.text(), "1");
     threads_become(&b, 0).await;

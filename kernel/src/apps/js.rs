@@ -1,7 +1,7 @@
 //! The `js` runtime: an app module's `fetch(request, env, ctx)` in a pool
 //! of QuickJS isolates.
 
-use bext_js::{Answer, Call, IsolatePool, JsError, Kind, Reply, Spec};
+use bext_js::{Answer, Call, CheckStatus, DeferredPool, IsolatePool, JsError, Kind, Reply, Spec};
 use bext_plugin_abi::{Body, Ctx, Request, Response};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
 use http::{StatusCode, uri::PathAndQuery};
@@ -14,9 +14,16 @@ use bext_plugin_abi::BodyLimitError;
 /// A JavaScript app.
 pub struct JsApp {
     id: String,
-    pool: IsolatePool,
+    pool: Pool,
     entry: std::path::PathBuf,
     loaded: Option<Stamp>,
+}
+
+/// An app's isolates: checked when built, or (the first start of
+/// `bext serve`) checked in the background or by the first request.
+enum Pool {
+    Checked(IsolatePool),
+    Deferred(DeferredPool),
 }
 
 /// Size and modification time of a module file: a changed file means a
@@ -50,8 +57,11 @@ pub(crate) fn stamp(path: &std::path::Path) -> Option<Stamp> {
 
 impl JsApp {
     /// Loads the app's module into its isolates; a module that does not
-    /// load is an error here, before the app takes traffic.
+    /// load is an error here, before the app takes traffic. With
+    /// `sources.defer_checks` the module is checked later (see
+    /// [`DeferredPool`]); a failure then answers 503 and shows in health.
     pub fn start(id: &str, cfg: &AppConfig, sources: super::bindings::Sources<'_>) -> Result<JsApp, String> {
+        let defer = sources.defer_checks;
         let entry = cfg.js_entry().ok_or("a js app needs `source`")?;
         confined(cfg.source.as_deref().unwrap_or(&entry), &entry)?;
         let spec = Spec {
@@ -65,7 +75,11 @@ impl JsApp {
         };
         let loaded = stamp(&spec.entry);
         let entry = spec.entry.clone();
-        let pool = IsolatePool::start(spec).map_err(|e| e.to_string())?;
+        let pool = if defer {
+            Pool::Deferred(DeferredPool::queue(spec))
+        } else {
+            Pool::Checked(IsolatePool::start(spec).map_err(|e| e.to_string())?)
+        };
         Ok(JsApp {
             id: id.to_owned(),
             pool,
@@ -76,12 +90,26 @@ impl JsApp {
 
     /// Its isolate pool's state, for `/__bext/metrics`.
     pub fn pool_stats(&self) -> Option<bext_js::PoolStats> {
-        self.pool.stats()
+        match &self.pool {
+            Pool::Checked(p) => p.stats(),
+            Pool::Deferred(d) => d.ready()?.stats(),
+        }
     }
 
-    /// Whether the module on disk is still the one loaded.
+    /// Whether its module passed its check (`Pending` while a deferred
+    /// check has not run), for `/__bext/health`.
+    pub fn check_status(&self) -> CheckStatus {
+        match &self.pool {
+            Pool::Checked(_) => CheckStatus::Passed,
+            Pool::Deferred(d) => d.status(),
+        }
+    }
+
+    /// Whether the module on disk is still the one loaded, and checked: a
+    /// reload builds an app whose deferred check failed or has not run
+    /// yet again, and checks it before it swaps (reloads stay strict).
     pub fn is_current(&self) -> bool {
-        stamp(&self.entry) == self.loaded
+        stamp(&self.entry) == self.loaded && self.check_status() == CheckStatus::Passed
     }
 
     /// Collects the request body and hands the request to an isolate.
@@ -110,7 +138,14 @@ impl JsApp {
             headers: parts.headers,
             body,
         };
-        match self.pool.call(call).await {
+        let pool = match &self.pool {
+            Pool::Checked(p) => p,
+            Pool::Deferred(d) => match d.pool().await {
+                Ok(p) => p,
+                Err(e) => return not_loaded(&self.id, &e),
+            },
+        };
+        match pool.call(call).await {
             Ok(Answer::Respond(reply)) => response(reply),
             Ok(other) => {
                 tracing::error!(app = %self.id, request_id = %cx.request_id, "unexpected answer from the isolate: {other:?}");
@@ -167,6 +202,15 @@ pub(crate) fn response(reply: Reply) -> Response {
 }
 
 /// The status a failed call is answered with, and its log line.
+/// The answer of an app whose deferred check failed: 503, naming the app
+/// and the reason (the check logged it when it failed).
+fn not_loaded(app: &str, e: &JsError) -> Response {
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("app {app} did not load: {}\n", e.to_string().replace('\n', " ")),
+    )
+}
+
 pub(crate) fn failure(app: &str, e: &JsError, cx: &Ctx) -> Response {
     match e {
         JsError::Overloaded => {

@@ -83,7 +83,7 @@ impl ProxyApp {
         }
         let policy = Policy {
             balance: cfg.balance,
-            hash: cfg.hash.clone(),
+            hash: cfg.hash.as_deref().cloned(),
             max_connections: cfg.max_connections,
             queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
             check_interval: cfg.health.as_ref().map(|h| h.interval),
@@ -99,7 +99,7 @@ impl ProxyApp {
             response_timeout: cfg.response_timeout,
             body_timeout: cfg.body_timeout.map(|t| t.0),
             retries: cfg.retries.unwrap_or(1),
-            health: cfg.health.clone().map(|h| (h, Once::new())),
+            health: cfg.health.as_deref().cloned().map(|h| (h, Once::new())),
             activity: None,
         };
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -118,7 +118,7 @@ impl ProxyApp {
     ) -> Result<Self, String> {
         let policy = Policy {
             balance: cfg.balance,
-            hash: cfg.hash.clone(),
+            hash: cfg.hash.as_deref().cloned(),
             max_connections: cfg.max_connections,
             queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
             check_interval: None,

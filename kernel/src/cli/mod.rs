@@ -422,7 +422,7 @@ fn check(file: PathBuf) -> ExitCode {
         for w in crate::pipeline::warnings(&platform, &manifests) {
             eprintln!("warning: {w}");
         }
-        compile(platform, manifests, None, None)
+        compile(platform, manifests, None, None, crate::pipeline::JsChecks::Strict)
     });
     match result {
         Ok((p, _)) if errors.0.is_empty() => {
@@ -531,6 +531,9 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         threads: settings.js_threads,
         isolates_per_thread: settings.js_isolates_per_thread.max(1),
     });
+    // The listeners are bound: JS modules queued at start are checked now,
+    // in the background (an app's first request checks its own if sooner).
+    bext_js::start_deferred_checks();
     reload::start_reloader(kernel.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

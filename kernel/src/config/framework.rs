@@ -108,11 +108,11 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
                 if let Some(p) = &api_prefix {
                     how.push_str(&format!(", {p}/* to the upstream"));
                 }
-                app.layers = Some(Layers {
+                app.layers = Some(Box::new(Layers {
                     named,
                     statics,
                     api_prefix,
-                });
+                }));
             }
             how
         }
@@ -148,12 +148,12 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
                 ("/".to_owned(), PathBuf::from("public"), true),
             ];
             // Pages are kept as their Cache-Control (and ISR's s-maxage) say.
-            app.cache.get_or_insert_with(|| serde_json::json!({}));
-            app.layers = Some(Layers {
+            app.cache.get_or_insert_with(|| Box::new(serde_json::json!({})));
+            app.layers = Some(Box::new(Layers {
                 named,
                 statics,
                 api_prefix: None,
-            });
+            }));
             format!("{how}, /_next/static/* and public/ served by bext")
         }
         _ => {

@@ -46,7 +46,7 @@ pub struct IsolateConfig {
     /// Outbound `fetch()`: where to and how much. Unset, nothing may be
     /// fetched.
     #[serde(default)]
-    pub fetch: Option<FetchConfig>,
+    pub fetch: Option<Box<FetchConfig>>,
     /// JS plugins only: the request body a plugin's `fetch`/`onRequest`
     /// may read (`64KiB`). Unset, plugins see no body and bodies stream
     /// past them; set, a body over it is refused with 413 before the
@@ -130,7 +130,7 @@ impl IsolateConfig {
             queue: self.queue.unwrap_or(defaults.queue).max(1),
             cpu_limit: self.cpu_limit.map_or(defaults.cpu_limit, |t| t.0),
             idle_evict: self.idle_evict.map_or(defaults.idle_evict, |t| t.0),
-            fetch: self.fetch.as_ref().map_or(defaults.fetch, FetchConfig::limits),
+            fetch: self.fetch.as_deref().map_or(defaults.fetch, FetchConfig::limits),
         }
     }
 }

@@ -233,7 +233,7 @@ pub fn proxy_problems(app: &super::platform::AppConfig) -> Vec<(&'static str, St
         problems.push((key, reason));
     }
     problems.extend(pool_problems(app));
-    if let Some(reason) = app.health.as_ref().and_then(HealthCheck::problem) {
+    if let Some(reason) = app.health.as_deref().and_then(HealthCheck::problem) {
         problems.push(("health", reason));
     }
     let any_https = (app.upstream.iter().map(String::as_str))

@@ -182,6 +182,17 @@ fn health(kernel: &Kernel, pipeline: &Pipeline) -> serde_json::Value {
                 app["state"] = status["state"].clone();
                 app["reason"] = status["reason"].clone();
             }
+            if let Some(js) = e.app.runtime.js() {
+                // A module checked after start (the first `bext serve`).
+                app["state"] = match js.check_status() {
+                    bext_js::CheckStatus::Pending => "checking".into(),
+                    bext_js::CheckStatus::Passed => "ready".into(),
+                    bext_js::CheckStatus::Failed(reason) => {
+                        app["reason"] = reason.into();
+                        "failed".into()
+                    }
+                };
+            }
             app
         })
         .collect();

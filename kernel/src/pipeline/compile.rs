@@ -88,6 +88,18 @@ struct Use<'m> {
     override_of: Option<&'m str>,
 }
 
+/// When JS apps' modules are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsChecks {
+    /// Before the compile returns: a module that does not load is a
+    /// configuration error (`bext check`, reloads).
+    Strict,
+    /// In the background once the server listens, or by an app's first
+    /// request (the first start of `bext serve`): a module that does not
+    /// load makes its app answer 503, the others serve.
+    Deferred,
+}
+
 /// Compiles a platform and its manifests. Instances and runtimes whose
 /// configuration did not change are taken from `previous`, so their state
 /// survives. Returns the pipeline and the instances that still need
@@ -97,6 +109,7 @@ pub fn compile(
     manifests: Vec<Manifest>,
     previous: Option<&Pipeline>,
     fleet: Option<Arc<bext_edge::Edge>>,
+    js_checks: JsChecks,
 ) -> Result<(Pipeline, Fresh), Diagnostics> {
     let mut errors = Diagnostics::default();
     let apps_info = platform.app_infos();
@@ -158,6 +171,7 @@ pub fn compile(
             fleet: fleet.as_ref(),
             shared: &shared,
             isr,
+            defer_checks: js_checks == JsChecks::Deferred,
         };
         let reused = (previous.and_then(|p| reuse_runtime(p, &platform, id)))
             .or_else(|| pinned_to_its_app(&apps, &platform, id));
@@ -388,10 +402,10 @@ fn app_plugins(cfg: &AppConfig) -> BTreeMap<String, AppPlugin> {
         imply("gateway", serde_json::json!({ "app_limit": limit }));
     }
     if let Some(auth) = &cfg.auth {
-        imply("authn", auth.clone());
+        imply("authn", (**auth).clone());
     }
     if let Some(cache) = &cfg.cache {
-        imply("isr", cache.clone());
+        imply("isr", (**cache).clone());
     }
     plugins
 }
@@ -661,7 +675,7 @@ mod tests {
         std::fs::write(&file, format!("[platform]\nlisten = \"127.0.0.1:0\"\n{apps}")).unwrap();
         let platform = Platform::load(&file).unwrap();
         let manifests = load_manifests(&platform).unwrap();
-        compile(platform, manifests, previous, None)
+        compile(platform, manifests, previous, None, JsChecks::Strict)
             .unwrap_or_else(|e| panic!("{e:?}"))
             .0
     }

@@ -24,7 +24,7 @@ use crate::config::manifest::FailMode;
 use crate::config::platform::Platform;
 
 pub(crate) use app_changes::preview_domains;
-pub use compile::{compile, load_manifests, load_manifests_lenient, warnings};
+pub use compile::{JsChecks, compile, load_manifests, load_manifests_lenient, warnings};
 
 /// One plugin's place in a stage.
 #[derive(Clone)]

@@ -50,7 +50,13 @@ pub(crate) async fn build(
     super::app_changes::pass_isolates(&platform, &mut manifests);
     let fingerprint = fingerprint_of(&platform);
     let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
-    let (mut pipeline, fresh) = compile(platform, manifests, previous, fleet)?;
+    // The first start defers JS module checks until the server listens.
+    let js_checks = if previous.is_none() {
+        super::JsChecks::Deferred
+    } else {
+        super::JsChecks::Strict
+    };
+    let (mut pipeline, fresh) = compile(platform, manifests, previous, fleet, js_checks)?;
     pipeline.fingerprint = fingerprint;
     pipeline.tls = super::tls::build(certs, &pipeline.platform);
     observe(&mut pipeline, previous)?;

@@ -30,7 +30,7 @@ pub(crate) fn pass_on(platform: &Platform, manifests: &mut [Manifest]) {
     let by_app: serde_json::Map<String, serde_json::Value> = platform
         .apps
         .iter()
-        .filter_map(|(id, app)| Some((id.clone(), app.hooks.clone()?)))
+        .filter_map(|(id, app)| Some((id.clone(), app.hooks.as_deref()?.clone())))
         .collect();
     let ids: Vec<serde_json::Value> = platform.apps.keys().cloned().map(serde_json::Value::String).collect();
     let reserved = serde_json::to_value(super::app_changes::reserved_hosts(platform, manifests)).unwrap_or_default();

@@ -28,6 +28,10 @@ pub struct Sources<'a> {
     /// The limits of the isr plugin's cache for this app, when the plugin
     /// is on for it: `caches.default` is kept in that cache then.
     pub isr: Option<bext_plugin_isr::store::Limits>,
+    /// Whether a JS app's module is checked after the server is up rather
+    /// than before this returns: only the first start of `bext serve`, so
+    /// that thousands of apps do not keep it from listening.
+    pub defer_checks: bool,
 }
 
 /// The app whose KV namespaces app `id` reads and writes: a canary or a

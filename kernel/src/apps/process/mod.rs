@@ -177,7 +177,7 @@ impl ProcessApp {
                 dir,
                 env: cfg.env.clone(),
                 instances: cfg.instances.max(1),
-                ready: cfg.ready.clone().unwrap_or_default(),
+                ready: cfg.ready.as_deref().cloned().unwrap_or_default(),
                 stop_timeout: cfg.stop_timeout,
                 cfg: cfg.clone(),
             }),

@@ -142,7 +142,7 @@ impl JsApp {
             Pool::Checked(p) => p,
             Pool::Deferred(d) => match d.pool().await {
                 Ok(p) => p,
-                Err(e) => return not_loaded(&self.id, &e),
+                Err(_) => return not_loaded(&self.id),
             },
         };
         match pool.call(call).await {
@@ -201,16 +201,17 @@ pub(crate) fn response(reply: Reply) -> Response {
     res
 }
 
-/// The status a failed call is answered with, and its log line.
-/// The answer of an app whose deferred check failed: 503, naming the app
-/// and the reason (the check logged it when it failed).
-fn not_loaded(app: &str, e: &JsError) -> Response {
+/// The answer of an app whose deferred check failed: 503 naming the app.
+/// The reason (file paths, source lines) stays with the operator: the
+/// check logged it, and `/__bext/health` shows it.
+fn not_loaded(app: &str) -> Response {
     plain(
         StatusCode::SERVICE_UNAVAILABLE,
-        format!("app {app} did not load: {}\n", e.to_string().replace('\n', " ")),
+        format!("app {app} did not load (the reason is in the server's log)\n"),
     )
 }
 
+/// The status a failed call is answered with, and its log line.
 pub(crate) fn failure(app: &str, e: &JsError, cx: &Ctx) -> Response {
     match e {
         JsError::Overloaded => {

@@ -403,18 +403,34 @@ async fn serve_connection(
     };
     // The first bytes, within the head's time (a client that sends none
     // holds a connection like a slow head) and not past a drain.
+    // Boxed, and gone once the protocol is known: the timer and the two
+    // futures would otherwise stay in the task for the connection's life.
     let mut stream = stream;
-    let protocol = tokio::select! {
-        sniffed = tokio::time::timeout(kernel.limits.header_read_timeout, Protocol::sniff(&mut stream)) => match sniffed {
-            Ok(protocol) => protocol,
-            Err(_) => return,
-        },
-        _ = stop.wait_for(|s| *s) => return,
-    };
+    let sniffed = Box::pin(async {
+        tokio::select! {
+            sniffed = tokio::time::timeout(kernel.limits.header_read_timeout, Protocol::sniff(&mut stream)) => sniffed.ok(),
+            _ = stop.wait_for(|s| *s) => None,
+        }
+    })
+    .await;
+    let Some(protocol) = sniffed else { return };
+    // Each path in an allocation of its own, made once the protocol is
+    // known: the task is as large as its largest path, so held inline the
+    // fast path's state would be paid again by every HTTP/2 connection
+    // (and hyper's path by every fast-path one).
     if protocol.0 == Protocol::Http1 && kernel.pipeline.load().platform.settings.http1_fast_path {
-        return h1::serve(kernel, &builders, stream, protocol.1, info(admin, None), stop, live).await;
+        return Box::pin(h1::serve(
+            kernel,
+            &builders,
+            stream,
+            protocol.1,
+            info(admin, None),
+            stop,
+            live,
+        ))
+        .await;
     }
-    drive(
+    Box::pin(drive(
         kernel,
         &builders,
         protocol,
@@ -422,7 +438,7 @@ async fn serve_connection(
         Arc::new(info(admin, None)),
         stop,
         live,
-    )
+    ))
     .await;
 }
 

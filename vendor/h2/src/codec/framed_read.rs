@@ -37,7 +37,10 @@ struct FrameDecoder {
 
     max_continuation_frames: usize,
 
-    partial: Option<Partial>,
+    // bext: boxed, as it is rare (a header block split over CONTINUATION
+    // frames) and a `Headers` frame is large: held inline, every
+    // connection paid for it, idle ones too.
+    partial: Option<Box<Partial>>,
 }
 
 /// Partially loaded headers frame
@@ -238,11 +241,11 @@ fn decode_frame(decoder: &mut FrameDecoder, mut bytes: BytesMut) -> Result<Optio
             } else {
                 tracing::trace!("loaded partial header block");
                 // Defer returning the frame
-                decoder.partial = Some(Partial {
+                decoder.partial = Some(Box::new(Partial {
                     frame: Continuable::$frame(frame),
                     buf: payload,
                     continuation_frames_count: 0,
-                });
+                }));
 
                 return Ok(None);
             }

@@ -340,11 +340,14 @@ impl<T, B> FramedWrite<T, B> {
         self.encoder.next.is_none() && self.encoder.buf.get_ref().is_empty()
     }
 
-    /// bext: gives the write buffer back when nothing is waiting in it; the
-    /// next frame allocates it again.
+    /// bext: gives the write buffer and HPACK's scratch buffer back when
+    /// nothing is waiting in them; the next frame allocates them again.
     pub(crate) fn release_idle_buffer(&mut self) {
         if self.is_write_idle() && self.encoder.buf.get_ref().capacity() > 0 {
             self.encoder.buf = Cursor::new(BytesMut::new());
+        }
+        if self.encoder.next.is_none() {
+            self.encoder.hpack.release_idle_buffers();
         }
     }
 

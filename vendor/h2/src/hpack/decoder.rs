@@ -169,12 +169,14 @@ impl Decoder {
     /// table's entries into allocations of their own: an entry is a slice of
     /// the connection's read buffer or of the string buffer, and would
     /// otherwise keep those (8 and 4 KiB) alive while the connection idles.
-    /// `decode` allocates the buffer again.
+    /// `decode` allocates the buffer again. The table's queue is also cut to
+    /// its entries (it grows by doubling; an insert grows it again).
     pub fn release_idle_buffers(&mut self) {
         self.buffer = BytesMut::new();
         for entry in self.table.entries.iter_mut() {
             *entry = entry.to_owned_copy();
         }
+        self.table.entries.shrink_to_fit(); // bext
     }
 
     /// Queues a potential size update
@@ -884,6 +886,7 @@ mod test {
         de.release_idle_buffers();
         assert_eq!(de.buffer.capacity(), 0);
         assert_eq!(de.table.entries.iter().cloned().collect::<Vec<_>>(), before);
+        assert_eq!(de.table.entries.capacity(), 2, "the queue is cut to its entries");
         // Both entries by index (62: the latest, `:path`; 63: `foo`), and a
         // new Huffman string.
         let mut buf = BytesMut::new();

@@ -57,6 +57,14 @@ impl Encoder {
         std::mem::take(&mut self.scratch)
     }
 
+    /// bext: gives back the scratch buffer, which outlives the header block
+    /// it encoded; the next header block allocates one again. Called only
+    /// with no header block being written.
+    pub(crate) fn release_idle_buffers(&mut self) {
+        self.scratch = BytesMut::new();
+        self.table.shrink_to_fit();
+    }
+
     /// Returns a fully-written header block buffer for reuse.
     pub(crate) fn return_scratch(&mut self, scratch: BytesMut) {
         self.scratch = scratch;
@@ -749,6 +757,32 @@ mod test {
     #[ignore]
     fn test_evicted_overflow() {
         // Not sure what the best way to do this is.
+    }
+
+    /// bext: after a release the encoder still refers to what it indexed
+    /// before (the peer's table has those entries), and indexes anew.
+    #[test]
+    fn release_idle_buffers_keeps_the_table() {
+        let mut encoder = Encoder::default();
+        let mut fresh = Encoder::default();
+        let block = |n: usize| {
+            (0..n)
+                .map(|i| header(&format!("x-h{i}"), "v"))
+                .collect::<Vec<_>>()
+        };
+        let first = encode(&mut encoder, block(3));
+        assert_eq!(first, encode(&mut fresh, block(3)));
+        encoder.scratch = BytesMut::with_capacity(64);
+        encoder.release_idle_buffers();
+        assert_eq!(encoder.scratch.capacity(), 0);
+        assert_eq!(encoder.table.len(), 3);
+        // Same headers: three references to the table, as without a release.
+        let again = encode(&mut encoder, block(3));
+        assert_eq!(again, encode(&mut fresh, block(3)));
+        assert_eq!(&again[..], &[0x80 | 64, 0x80 | 63, 0x80 | 62][..]);
+        // A new header is indexed as well.
+        assert_eq!(encode(&mut encoder, block(5)), encode(&mut fresh, block(5)));
+        assert_eq!(encoder.table.len(), 5);
     }
 
     fn encode(e: &mut Encoder, hdrs: Vec<Header<Option<HeaderName>>>) -> BytesMut {

@@ -101,6 +101,12 @@ impl Table {
         usable_capacity(self.indices.len())
     }
 
+    /// bext: cuts the entries' queue to its length (it grows by doubling,
+    /// and an insert grows it again); the index is left as it is.
+    pub fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+    }
+
     pub fn max_size(&self) -> usize {
         self.max_size
     }

@@ -1290,3 +1290,49 @@ fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
         }
     }
 }
+
+/// A duration without a unit is refused (never read as seconds: the
+/// original's `preview_ttl = 7` meant days to its author), and so is a
+/// `[redis] url` without a scheme (never a server silently without its
+/// fleet): `bext check` (the load `bext serve` does too) names the key
+/// and what to write instead.
+#[test]
+fn a_unitless_duration_or_a_schemeless_redis_url_says_what_to_write() {
+    let s = Site::new();
+    s.write("site/index.html", "hi");
+    let app = "[apps.site]\nsource = \"site\"\ndomains = [\"site.test\"]\n";
+    for (body, key, write) in [
+        (format!("[platform]\npreview_ttl = 7\n{app}"), "preview_ttl", "\"7d\""),
+        (
+            format!("[platform]\npreview_ttl = \"7\"\n{app}"),
+            "preview_ttl",
+            "\"7d\"",
+        ),
+        (
+            format!("[platform]\n{app}[apps.site.cache]\ndefault_ttl = 60\n"),
+            "default_ttl",
+            "\"60s\"",
+        ),
+        (
+            format!("[platform]\n{app}[apps.site.cache]\ndefault_ttl = \"60\"\n"),
+            "default_ttl",
+            "\"60s\"",
+        ),
+        (
+            format!("[platform]\n{app}[redis]\nurl = \"redis.internal:6379\"\n"),
+            "url",
+            "\"redis://redis.internal:6379\"",
+        ),
+    ] {
+        let config = s.platform(&body);
+        let (passed, text) = check(&config);
+        assert!(!passed, "{body}: {text}");
+        assert!(text.contains(key) && text.contains(write), "{body}: {text}");
+    }
+    // Written with their units, the same keys pass.
+    let config = s.platform(&format!(
+        "[platform]\npreview_ttl = \"7d\"\n{app}[apps.site.cache]\ndefault_ttl = \"60s\"\n"
+    ));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+}

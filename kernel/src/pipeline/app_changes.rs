@@ -145,6 +145,48 @@ pub(crate) fn pinned_versions(manifests: &[Manifest]) -> Vec<String> {
     pins
 }
 
+/// The vhosts `hosts` entries whose app is neither in the table (the
+/// platform file's apps and those deploys added) nor a pin the registry
+/// could serve: `bext check` refuses them, a load warns (the app may be
+/// deployed next), so `app: "admin-panl"` or `skedly@Latest` is never a
+/// host that silently answers 502.
+pub(crate) fn unknown_host_apps(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for m in manifests.iter().filter(|m| m.name == "vhosts" && m.enabled) {
+        let hosts = m.config.get("hosts").and_then(|h| h.as_object());
+        for (pattern, entry) in hosts.into_iter().flatten() {
+            let Some(app) = entry.get("app").and_then(|a| a.as_str()) else {
+                continue;
+            };
+            let served = app.strip_suffix("@latest").unwrap_or(app);
+            if platform.apps.contains_key(served) {
+                continue;
+            }
+            let reason = match served.split_once('@') {
+                Some((name, version)) if version.eq_ignore_ascii_case("latest") => {
+                    format!("`{app}`: write `{name}@latest` (lower case) for its current version")
+                }
+                Some((name, version)) if platform.apps.contains_key(name) => format!(
+                    "`{app}`: app `{name}` has no deployed version `{version}` (`bext apps versions {name}` lists them)"
+                ),
+                _ => {
+                    let mut known: Vec<&str> = (platform.apps.keys())
+                        .map(String::as_str)
+                        .filter(|id| !id.contains(['@', '~']))
+                        .collect();
+                    known.sort_unstable();
+                    format!(
+                        "`{app}` is neither an app of the platform file nor a deployed one (apps: {}): its hosts would answer 502",
+                        known.join(", ")
+                    )
+                }
+            };
+            found.push(Diagnostic::new(&m.file, &format!("hosts.{pattern}.app"), reason));
+        }
+    }
+    found
+}
+
 /// Hosts routed outside the app table, which no tenant's own domain may
 /// take: the vhosts manifest's `hosts` map, `admin_hosts` (the admin API
 /// answers there: a tenant's app must not get its token) and the names a

@@ -48,6 +48,9 @@ pub(crate) async fn build(
     }
     super::app_changes::apply(&mut platform, &manifests)?;
     super::app_changes::pass_isolates(&platform, &mut manifests);
+    for w in super::app_changes::unknown_host_apps(&platform, &manifests) {
+        tracing::warn!("{w}");
+    }
     let fingerprint = fingerprint_of(&platform);
     let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
     let (mut pipeline, fresh) = compile(platform, manifests, previous, fleet)?;

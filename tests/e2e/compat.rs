@@ -374,6 +374,13 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
         ),
         "{said}"
     );
+    // `bext check` counts the registry's apps as serve does.
+    let (passed, text) = check(&config);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("3 apps with those deploys created (made, more, site), more than max_apps = 2"),
+        "{text}"
+    );
 }
 
 /// `max_isolates` counts what deploys start: a preview or a canary of a
@@ -957,10 +964,12 @@ async fn pins_of_the_current_version_share_its_runtime() {
     assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "1.3.0 #3");
 }
 
-/// A Buntime pin that names no version (`one@`) or no app (`@1.2`) is
-/// refused by `bext check`, naming the host and what to write instead.
-#[test]
-fn a_pin_without_a_version_or_an_app_is_refused() {
+/// A Buntime pin that names no version (`one@`), no app (`@1.2`), an app
+/// neither in the file nor deployed (`admin-panl`) or a misspelt version
+/// (`one@Latest`) is refused by `bext check`, naming the host and what to
+/// write instead; serve warns.
+#[tokio::test]
+async fn a_pin_without_a_version_or_an_app_is_refused() {
     let s = Site::new();
     s.write("one/index.html", "one");
     let config =
@@ -972,6 +981,13 @@ fn a_pin_without_a_version_or_an_app_is_refused() {
         ),
         ("@1.2", "`@1.2` names no app before `@`"),
         ("one@1@2", "must be one word"),
+        // Neither in the file nor deployed: a host that would answer 502.
+        (
+            "admin-panl",
+            "`admin-panl` is neither an app of the platform file nor a deployed one (apps: one)",
+        ),
+        ("one@Latest", "`one@Latest`: write `one@latest` (lower case)"),
+        ("one@9.9", "app `one` has no deployed version `9.9`"),
     ] {
         s.write(
             "manifests/vhosts.yaml",
@@ -984,6 +1000,18 @@ fn a_pin_without_a_version_or_an_app_is_refused() {
             "{app}: {text}"
         );
     }
+    // Serve loads it (the app may be deployed next), with a warning.
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": { app: \"one@Latest\" }\n",
+    );
+    let b = Bext::serve(&config);
+    assert!(
+        b.log().contains("WARN") && b.log().contains("write `one@latest` (lower case)"),
+        "{}",
+        b.log()
+    );
+    drop(b);
     s.write(
         "manifests/vhosts.yaml",
         "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": { app: \"one@latest\" }\n",

@@ -17,7 +17,16 @@ fn fixture(name: &str) -> String {
 
 /// `bext check --config FILE`: success, and stderr (errors, warnings, notes).
 fn check(config: &Path) -> (bool, String) {
-    let out = bext_output(&["check", "--config", config.to_str().unwrap()]);
+    check_env(config, &[])
+}
+
+/// [`check`] with extra environment variables (the secrets serve reads).
+fn check_env(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(["check", "--config", p(config)])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
@@ -50,12 +59,19 @@ async fn the_multi_app_routing_platform_toml_runs_as_written() {
     s.write("apps/docs/index.html", "docs");
     let page = fixture("multi-app-routing.platform.toml").replace("0.0.0.0:3000", "127.0.0.1:0");
     let config = s.platform(&page);
-    let (passed, text) = check(&config);
+    let secret = [("DASHBOARD_JWT_SECRET", "a-secret-of-the-dashboard-32-bytes")];
+    let (passed, text) = check_env(&config, &secret);
     assert!(passed, "{text}");
-    let b = Bext::serve_env(
-        &config,
-        &[("DASHBOARD_JWT_SECRET", "a-secret-of-the-dashboard-32-bytes")],
+    // Without the secret, or with a short one, check refuses what serve
+    // would refuse, with its words.
+    let (passed, text) = check(&config);
+    assert!(
+        !passed && text.contains("jwt_secret_env: `DASHBOARD_JWT_SECRET` is not set"),
+        "{text}"
     );
+    let (passed, text) = check_env(&config, &[("DASHBOARD_JWT_SECRET", "short")]);
+    assert!(!passed && text.contains("needs at least 32 bytes"), "{text}");
+    let b = Bext::serve_env(&config, &secret);
     let rendered = get(b.addr, "www.example.com", "/a").await;
     assert_eq!(rendered.text(), "<h1>marketing /a</h1>");
     assert_eq!(rendered.header("content-type"), Some("text/html; charset=utf-8"));
@@ -71,7 +87,7 @@ async fn the_multi_app_routing_platform_toml_runs_as_written() {
 
     // A bundle with neither fetch nor render is refused by name.
     s.write("apps/marketing/index.js", "export const nothing = 1;");
-    let (passed, text) = check(&config);
+    let (passed, text) = check_env(&config, &secret);
     assert!(!passed && text.contains("no render(request) is exported"), "{text}");
 }
 

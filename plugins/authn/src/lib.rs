@@ -69,6 +69,7 @@ impl BuiltinPlugin for AuthnPlugin {
     fn new(c: Config, setup: &Setup<'_>) -> Result<Self, PluginError> {
         let policy = Policy::new(c.required, &c.public, &c.scopes)?;
         let jwt = Jwt::new(&c, setup.data_dir)?;
+        jwt::check_secret_env(&c)?;
         let api_keys = c.api_keys.as_ref().map(ApiKeys::new).transpose()?;
         if jwt.is_none() && api_keys.is_none() {
             return Err(PluginError::config(

@@ -69,7 +69,6 @@ impl BuiltinPlugin for AuthnPlugin {
     fn new(c: Config, setup: &Setup<'_>) -> Result<Self, PluginError> {
         let policy = Policy::new(c.required, &c.public, &c.scopes)?;
         let jwt = Jwt::new(&c, setup.data_dir)?;
-        jwt::check_secret_env(&c)?;
         let api_keys = c.api_keys.as_ref().map(ApiKeys::new).transpose()?;
         if jwt.is_none() && api_keys.is_none() {
             return Err(PluginError::config(
@@ -77,12 +76,16 @@ impl BuiltinPlugin for AuthnPlugin {
                 "configure `jwt`, `jwt_secret_env` or `api_keys`",
             ));
         }
+        let caller_headers = CallerHeaders::new(&c.forward)?;
+        // Last, after every field's own check: the secret of the machine
+        // this runs on, which `bext check` must judge as serve does.
+        jwt::check_secret_env(&c)?;
         Ok(AuthnPlugin {
             name: setup.plugin.to_owned(),
             policy,
             jwt,
             api_keys,
-            caller_headers: CallerHeaders::new(&c.forward)?,
+            caller_headers,
             challenges: Challenges::new(&c.realm),
             failures: std::sync::OnceLock::new(),
         })

@@ -382,14 +382,18 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
     s.platform(&two);
     ok(cli(&["deploy", p(&s.path("bundle")), "--app", "made", "--config", c]));
     let config = s.platform(&format!("{two}\n[apps.more]\nsource = \"site\"\n"));
-    let out = bext_output(&["serve", "--config", p(&config)]);
-    let said = String::from_utf8_lossy(&out.stderr);
+    let b = Bext::serve(&config);
     assert!(
-        said.contains(
+        b.log().contains(
             "platform.max_apps: 3 apps with those deploys created (made, more, site), more than max_apps = 2"
         ),
-        "{said}"
+        "{}",
+        b.log()
     );
+    // The file's apps serve; the app the deploy made is refused.
+    assert_eq!(get(b.addr, "site.test", "/").await.text(), "site");
+    assert_eq!(get(b.addr, "made", "/").await.status, 404);
+    drop(b);
     // `bext check` counts the registry's apps as serve does.
     let (passed, text) = check(&config);
     assert!(!passed, "{text}");
@@ -402,7 +406,8 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
 /// `max_isolates` counts what deploys start: a preview or a canary of a
 /// JS app runs as many isolates as the app, a new JS app its defaults.
 /// The deploy API refuses one past it (409, naming the counts) before
-/// storing it, and a reload whose deploys are past it is refused.
+/// storing it; a reload whose deploys are past it is refused, a start
+/// serves the file's apps without them, and an offline deploy is refused.
 #[tokio::test]
 async fn max_isolates_counts_the_previews_canaries_and_apps_deploys_start() {
     let s = Site::new();
@@ -498,14 +503,29 @@ async fn max_isolates_counts_the_previews_canaries_and_apps_deploys_start() {
         "{said}"
     );
 
-    // Fewer than the preview needs: the reload with it is refused.
+    // Fewer than the preview needs: the start serves the file's apps,
+    // never nothing, and says why the preview is not served.
     let config = s.platform(&file(5));
-    let out = bext_output(&["serve", "--config", p(&config)]);
-    let said = String::from_utf8_lossy(&out.stderr);
+    let b = Bext::serve(&config);
     assert!(
-        said.contains(
+        b.log().contains(
             "platform.max_isolates: the JS apps run 6 isolates, more than max_isolates = 5 (a: 3, a~pr-1: 3)"
-        ),
+        ) && b.log().contains("only the platform file's apps"),
+        "{}",
+        b.log()
+    );
+    assert_eq!(get(b.addr, "a.test", "/").await.status, 200);
+    drop(b);
+    // `bext check` says so too, and an offline deploy adding isolates to a
+    // table already past the limit is refused, not warned about.
+    let (passed, text) = check(&config);
+    assert!(!passed && text.contains("more than max_isolates = 5"), "{text}");
+    // (A new JS app's isolates fit beside the file's 3, not beside the
+    // preview's 3 more.)
+    let refused = cli(&["deploy", p(&s.path("newjs")), "--app", "other", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("cannot start `other`"),
         "{said}"
     );
 }

@@ -15,8 +15,19 @@ use crate::config::manifest::{Entry, Manifest};
 use crate::config::platform::{AppConfig, Platform, RuntimeKind};
 
 /// Asks every enabled built-in plugin for its app changes and applies
-/// them. Nothing changes when no plugin has any.
+/// them, then refuses a table past `max_apps` or `max_isolates`. Nothing
+/// changes when no plugin has any.
 pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
+    apply_unlimited(platform, manifests)?;
+    within_max_apps(platform)?;
+    within_max_isolates(platform)
+}
+
+/// [`apply`] without the limits: the table as the registry makes it, for
+/// the CLI's in-process registry, which must count every app, preview and
+/// pin already stored (a table already past `max_isolates` refuses what
+/// would add more, and still lets `bext apps rm` bring it back).
+pub(crate) fn apply_unlimited(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
     let reserved = reserved_hosts(platform, manifests);
     keep_unclaimed_platform_tenants(platform, &reserved);
     // The table each plugin sees: rebuilt only after a plugin changed it.
@@ -57,8 +68,7 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
         }
         apps = platform.app_infos();
     }
-    within_max_apps(platform)?;
-    within_max_isolates(platform)
+    Ok(())
 }
 
 /// `[platform] max_isolates` over the whole table: previews and canaries

@@ -353,7 +353,11 @@ fn ttl(s: &str) -> Result<u64, String> {
     if s.trim().bytes().take_while(u8::is_ascii_digit).count() > 9 {
         return Err(bad());
     }
-    let d = bext_plugin_abi::units::parse_duration(s).map_err(|e| format!("{e}; {}", bad()))?;
+    // `--ttl 90` is seconds, as the API's `ttl=` is; config files need a unit.
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => bext_plugin_abi::units::parse_duration(s).map_err(|e| format!("{e}; {}", bad()))?,
+    };
     match d.as_secs() {
         secs @ 1..=MAX_TTL => Ok(secs),
         _ => Err(bad()),

@@ -2063,7 +2063,7 @@ mod tests {
     fn limits_that_cannot_work_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f: PlatformFile = toml::from_str(
-            "[platform.limits]\nidle_timeout = 0\nmax_header_bytes = 1024\nmax_concurrent_streams = 0\n",
+            "[platform.limits]\nidle_timeout = \"0s\"\nmax_header_bytes = 1024\nmax_concurrent_streams = 0\n",
         )
         .unwrap();
         let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());

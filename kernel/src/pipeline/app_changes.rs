@@ -191,7 +191,7 @@ pub(crate) fn unknown_host_apps(platform: &Platform, manifests: &[Manifest]) -> 
                     )
                 }
             };
-            found.push(Diagnostic::new(&m.file, &format!("hosts.{pattern}.app"), reason));
+            found.push(Diagnostic::new(&m.file, format!("hosts.{pattern}.app"), reason));
         }
     }
     found

@@ -44,6 +44,20 @@ pub enum EdgeError {
     },
 }
 
+/// Checks that `url` is a Redis URL `Edge::start` can use, without
+/// connecting: a configuration's `[redis] url` is refused at load with
+/// what to write instead, rather than edge mode silently staying off.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if !url.contains("://") {
+        return Err(format!(
+            "`{url}` has no scheme: write \"redis://{url}\" (or \"rediss://{url}\" for TLS)"
+        ));
+    }
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| format!("`{url}` is not a Redis URL ({e}): write it like \"redis://host:6379/0\""))
+}
+
 /// The shared Redis of an edge fleet.
 pub struct Edge {
     prefix: String,

@@ -15,7 +15,12 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// A duration, written as seconds or with a unit (`250ms`, `30s`, `2m`).
+/// A duration, always written with a unit (`250ms`, `30s`, `2m`, `7d`).
+///
+/// A bare number is refused rather than read as seconds: the original bext
+/// and other tools read some of the same keys in milliseconds or days, so
+/// guessing would silently change what a file means. Keys that really are a
+/// count of milliseconds end in `_ms` and are plain integers instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
@@ -25,22 +30,31 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
-/// Reads `"10s"`, `"500ms"`, `"2m"`, `"1h"` or a number of seconds.
+/// Reads `"10s"`, `"500ms"`, `"2m"`, `"1h"`, `"7d"`; refuses a bare number.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
-        Secs(f64),
+        Number(f64),
         Text(String),
     }
     let parsed = match Raw::deserialize(d)? {
-        Raw::Secs(s) => Duration::try_from_secs_f64(s).map_err(|_| format!("{s} is not a duration")),
+        Raw::Number(n) => Err(unitless(&n.to_string())),
         Raw::Text(t) => parse_duration(&t),
     };
     parsed.map_err(serde::de::Error::custom)
 }
 
-/// Parses `"10s"`, `"500ms"`, `"2m"`, `"1h"`, `"7d"`.
+/// The error for a duration without a unit, saying what to write instead.
+fn unitless(n: &str) -> String {
+    format!(
+        "`{n}` has no unit: a duration is written with one, e.g. \"{n}s\", \"{n}m\", \"{n}h\" or \"{n}d\" \
+         (units: ms, s, m, h, d)"
+    )
+}
+
+/// Parses `"10s"`, `"500ms"`, `"2m"`, `"1h"`, `"7d"`; a number without a
+/// unit is an error naming the spellings that would be accepted.
 pub fn parse_duration(t: &str) -> Result<Duration, String> {
     let t = t.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
@@ -49,8 +63,9 @@ pub fn parse_duration(t: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{t}` is not a duration like \"10s\" or \"500ms\""))?;
     let secs = match unit.trim() {
+        "" => return Err(unitless(num)),
         "ms" => n / 1000.0,
-        "s" | "" => n,
+        "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86400.0,
@@ -100,6 +115,17 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("10 parsecs").is_err());
+        // A number without a unit is refused, never read as seconds.
+        let err = parse_duration("60").unwrap_err();
+        assert!(err.contains("no unit") && err.contains("\"60s\""), "{err}");
+        let err = serde_json::from_value::<Span>(serde_json::json!(7))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"7d\""), "{err}");
+        assert_eq!(
+            serde_json::from_value::<Span>(serde_json::json!("7d")).unwrap().0,
+            Duration::from_secs(7 * 86400)
+        );
         // Too large for a Duration: an error, never a panic.
         assert!(parse_duration("1e300s").is_err());
         assert!(parse_duration("99999999999999999999999d").is_err());

@@ -17,7 +17,16 @@ fn fixture(name: &str) -> String {
 
 /// `bext check --config FILE`: success, and stderr (errors, warnings, notes).
 fn check(config: &Path) -> (bool, String) {
-    let out = bext_output(&["check", "--config", config.to_str().unwrap()]);
+    check_env(config, &[])
+}
+
+/// [`check`] with extra environment variables (the secrets serve reads).
+fn check_env(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(["check", "--config", p(config)])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
@@ -50,12 +59,19 @@ async fn the_multi_app_routing_platform_toml_runs_as_written() {
     s.write("apps/docs/index.html", "docs");
     let page = fixture("multi-app-routing.platform.toml").replace("0.0.0.0:3000", "127.0.0.1:0");
     let config = s.platform(&page);
-    let (passed, text) = check(&config);
+    let secret = [("DASHBOARD_JWT_SECRET", "a-secret-of-the-dashboard-32-bytes")];
+    let (passed, text) = check_env(&config, &secret);
     assert!(passed, "{text}");
-    let b = Bext::serve_env(
-        &config,
-        &[("DASHBOARD_JWT_SECRET", "a-secret-of-the-dashboard-32-bytes")],
+    // Without the secret, or with a short one, check refuses what serve
+    // would refuse, with its words.
+    let (passed, text) = check(&config);
+    assert!(
+        !passed && text.contains("jwt_secret_env: `DASHBOARD_JWT_SECRET` is not set"),
+        "{text}"
     );
+    let (passed, text) = check_env(&config, &[("DASHBOARD_JWT_SECRET", "short")]);
+    assert!(!passed && text.contains("needs at least 32 bytes"), "{text}");
+    let b = Bext::serve_env(&config, &secret);
     let rendered = get(b.addr, "www.example.com", "/a").await;
     assert_eq!(rendered.text(), "<h1>marketing /a</h1>");
     assert_eq!(rendered.header("content-type"), Some("text/html; charset=utf-8"));
@@ -71,7 +87,7 @@ async fn the_multi_app_routing_platform_toml_runs_as_written() {
 
     // A bundle with neither fetch nor render is refused by name.
     s.write("apps/marketing/index.js", "export const nothing = 1;");
-    let (passed, text) = check(&config);
+    let (passed, text) = check_env(&config, &secret);
     assert!(!passed && text.contains("no render(request) is exported"), "{text}");
 }
 
@@ -366,20 +382,32 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
     s.platform(&two);
     ok(cli(&["deploy", p(&s.path("bundle")), "--app", "made", "--config", c]));
     let config = s.platform(&format!("{two}\n[apps.more]\nsource = \"site\"\n"));
-    let out = bext_output(&["serve", "--config", p(&config)]);
-    let said = String::from_utf8_lossy(&out.stderr);
+    let b = Bext::serve(&config);
     assert!(
-        said.contains(
+        b.log().contains(
             "platform.max_apps: 3 apps with those deploys created (made, more, site), more than max_apps = 2"
         ),
-        "{said}"
+        "{}",
+        b.log()
+    );
+    // The file's apps serve; the app the deploy made is refused.
+    assert_eq!(get(b.addr, "site.test", "/").await.text(), "site");
+    assert_eq!(get(b.addr, "made", "/").await.status, 404);
+    drop(b);
+    // `bext check` counts the registry's apps as serve does.
+    let (passed, text) = check(&config);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("3 apps with those deploys created (made, more, site), more than max_apps = 2"),
+        "{text}"
     );
 }
 
 /// `max_isolates` counts what deploys start: a preview or a canary of a
 /// JS app runs as many isolates as the app, a new JS app its defaults.
 /// The deploy API refuses one past it (409, naming the counts) before
-/// storing it, and a reload whose deploys are past it is refused.
+/// storing it; a reload whose deploys are past it is refused, a start
+/// serves the file's apps without them, and an offline deploy is refused.
 #[tokio::test]
 async fn max_isolates_counts_the_previews_canaries_and_apps_deploys_start() {
     let s = Site::new();
@@ -475,14 +503,29 @@ async fn max_isolates_counts_the_previews_canaries_and_apps_deploys_start() {
         "{said}"
     );
 
-    // Fewer than the preview needs: the reload with it is refused.
+    // Fewer than the preview needs: the start serves the file's apps,
+    // never nothing, and says why the preview is not served.
     let config = s.platform(&file(5));
-    let out = bext_output(&["serve", "--config", p(&config)]);
-    let said = String::from_utf8_lossy(&out.stderr);
+    let b = Bext::serve(&config);
     assert!(
-        said.contains(
+        b.log().contains(
             "platform.max_isolates: the JS apps run 6 isolates, more than max_isolates = 5 (a: 3, a~pr-1: 3)"
-        ),
+        ) && b.log().contains("only the platform file's apps"),
+        "{}",
+        b.log()
+    );
+    assert_eq!(get(b.addr, "a.test", "/").await.status, 200);
+    drop(b);
+    // `bext check` says so too, and an offline deploy adding isolates to a
+    // table already past the limit is refused, not warned about.
+    let (passed, text) = check(&config);
+    assert!(!passed && text.contains("more than max_isolates = 5"), "{text}");
+    // (A new JS app's isolates fit beside the file's 3, not beside the
+    // preview's 3 more.)
+    let refused = cli(&["deploy", p(&s.path("newjs")), "--app", "other", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("cannot start `other`"),
         "{said}"
     );
 }
@@ -957,10 +1000,12 @@ async fn pins_of_the_current_version_share_its_runtime() {
     assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "1.3.0 #3");
 }
 
-/// A Buntime pin that names no version (`one@`) or no app (`@1.2`) is
-/// refused by `bext check`, naming the host and what to write instead.
-#[test]
-fn a_pin_without_a_version_or_an_app_is_refused() {
+/// A Buntime pin that names no version (`one@`), no app (`@1.2`), an app
+/// neither in the file nor deployed (`admin-panl`) or a misspelt version
+/// (`one@Latest`) is refused by `bext check`, naming the host and what to
+/// write instead; serve warns.
+#[tokio::test]
+async fn a_pin_without_a_version_or_an_app_is_refused() {
     let s = Site::new();
     s.write("one/index.html", "one");
     let config =
@@ -972,6 +1017,13 @@ fn a_pin_without_a_version_or_an_app_is_refused() {
         ),
         ("@1.2", "`@1.2` names no app before `@`"),
         ("one@1@2", "must be one word"),
+        // Neither in the file nor deployed: a host that would answer 502.
+        (
+            "admin-panl",
+            "`admin-panl` is neither an app of the platform file nor a deployed one (apps: one)",
+        ),
+        ("one@Latest", "`one@Latest`: write `one@latest` (lower case)"),
+        ("one@9.9", "app `one` has no deployed version `9.9`"),
     ] {
         s.write(
             "manifests/vhosts.yaml",
@@ -984,6 +1036,18 @@ fn a_pin_without_a_version_or_an_app_is_refused() {
             "{app}: {text}"
         );
     }
+    // Serve loads it (the app may be deployed next), with a warning.
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": { app: \"one@Latest\" }\n",
+    );
+    let b = Bext::serve(&config);
+    assert!(
+        b.log().contains("WARN") && b.log().contains("write `one@latest` (lower case)"),
+        "{}",
+        b.log()
+    );
+    drop(b);
     s.write(
         "manifests/vhosts.yaml",
         "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": { app: \"one@latest\" }\n",
@@ -1289,4 +1353,50 @@ fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// A duration without a unit is refused (never read as seconds: the
+/// original's `preview_ttl = 7` meant days to its author), and so is a
+/// `[redis] url` without a scheme (never a server silently without its
+/// fleet): `bext check` (the load `bext serve` does too) names the key
+/// and what to write instead.
+#[test]
+fn a_unitless_duration_or_a_schemeless_redis_url_says_what_to_write() {
+    let s = Site::new();
+    s.write("site/index.html", "hi");
+    let app = "[apps.site]\nsource = \"site\"\ndomains = [\"site.test\"]\n";
+    for (body, key, write) in [
+        (format!("[platform]\npreview_ttl = 7\n{app}"), "preview_ttl", "\"7d\""),
+        (
+            format!("[platform]\npreview_ttl = \"7\"\n{app}"),
+            "preview_ttl",
+            "\"7d\"",
+        ),
+        (
+            format!("[platform]\n{app}[apps.site.cache]\ndefault_ttl = 60\n"),
+            "default_ttl",
+            "\"60s\"",
+        ),
+        (
+            format!("[platform]\n{app}[apps.site.cache]\ndefault_ttl = \"60\"\n"),
+            "default_ttl",
+            "\"60s\"",
+        ),
+        (
+            format!("[platform]\n{app}[redis]\nurl = \"redis.internal:6379\"\n"),
+            "url",
+            "\"redis://redis.internal:6379\"",
+        ),
+    ] {
+        let config = s.platform(&body);
+        let (passed, text) = check(&config);
+        assert!(!passed, "{body}: {text}");
+        assert!(text.contains(key) && text.contains(write), "{body}: {text}");
+    }
+    // Written with their units, the same keys pass.
+    let config = s.platform(&format!(
+        "[platform]\npreview_ttl = \"7d\"\n{app}[apps.site.cache]\ndefault_ttl = \"60s\"\n"
+    ));
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
 }

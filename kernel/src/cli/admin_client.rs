@@ -57,7 +57,9 @@ impl AdminClient {
         // tenant domains applied), so that an in-process plugin judges
         // the same hosts taken as a server would.
         let mut table = platform.clone();
-        if let Err(e) = crate::pipeline::app_changes::apply(&mut table, &manifests) {
+        // Past `max_apps` or `max_isolates` already, it is still the table
+        // the plugin must count: what would add more is refused.
+        if let Err(e) = crate::pipeline::app_changes::apply_unlimited(&mut table, &manifests) {
             eprintln!("warning: the apps the registry adds are left out: {e}");
             table = platform.clone();
         }

@@ -354,7 +354,11 @@ fn ttl(s: &str) -> Result<u64, String> {
     if s.trim().bytes().take_while(u8::is_ascii_digit).count() > 9 {
         return Err(bad());
     }
-    let d = bext_plugin_abi::units::parse_duration(s).map_err(|e| format!("{e}; {}", bad()))?;
+    // `--ttl 90` is seconds, as the API's `ttl=` is; config files need a unit.
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => bext_plugin_abi::units::parse_duration(s).map_err(|e| format!("{e}; {}", bad()))?,
+    };
     match d.as_secs() {
         secs @ 1..=MAX_TTL => Ok(secs),
         _ => Err(bad()),
@@ -417,11 +421,26 @@ fn check(file: PathBuf) -> ExitCode {
             Ok((_, warnings)) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
             Err(certs) => errors.0.extend(certs.0),
         }
-        let (manifests, manifest_errors) = load_manifests_lenient(&platform);
+        let (mut manifests, manifest_errors) = load_manifests_lenient(&platform);
         errors.0.extend(manifest_errors.0);
         for w in crate::pipeline::warnings(&platform, &manifests) {
             eprintln!("warning: {w}");
         }
+        // The table serve builds: the deploy registry's apps, previews and
+        // pins counted against max_apps and max_isolates as serve counts them.
+        let mut platform = platform;
+        match crate::pipeline::app_changes::apply(&mut platform, &manifests) {
+            Ok(()) => crate::pipeline::app_changes::pass_isolates(&platform, &mut manifests),
+            Err(more) => {
+                let said: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                errors
+                    .0
+                    .extend(more.0.into_iter().filter(|e| !said.contains(&e.to_string())));
+            }
+        }
+        errors
+            .0
+            .extend(crate::pipeline::app_changes::unknown_host_apps(&platform, &manifests));
         compile(platform, manifests, None, None, crate::pipeline::JsChecks::Strict)
     });
     match result {

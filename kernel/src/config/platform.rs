@@ -42,10 +42,20 @@ pub struct PlatformFile {
 #[serde(deny_unknown_fields)]
 pub struct RedisSection {
     /// `redis://host:port/db` (`redis://:password@host` with a password).
+    #[serde(deserialize_with = "redis_url")]
     pub url: String,
     /// Start of every key and channel, so fleets can share a server.
     #[serde(default = "default_redis_prefix")]
     pub prefix: String,
+}
+
+/// A `[redis] url` edge mode can use: one without a scheme is refused at
+/// load (naming the key and the URL to write), not left to log
+/// "edge mode off" while the server runs without its fleet.
+fn redis_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let url = String::deserialize(d)?;
+    bext_edge::check_url(&url).map_err(serde::de::Error::custom)?;
+    Ok(url)
 }
 
 fn default_redis_prefix() -> String {
@@ -1930,7 +1940,7 @@ fn decode_toml(doc: &TomlDoc<'_>, file: &Path) -> (PlatformFile, BTreeSet<String
     (f, undecoded, errors)
 }
 
-/// Reads `"10s"`, `"500ms"`, `"2m"`, `"1h"` or a number of seconds.
+/// Reads `"10s"`, `"500ms"`, `"2m"`, `"1h"`; a bare number is an error.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     Span::deserialize(d).map(|s| s.0)
 }
@@ -2056,7 +2066,7 @@ mod tests {
     fn limits_that_cannot_work_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f: PlatformFile = toml::from_str(
-            "[platform.limits]\nidle_timeout = 0\nmax_header_bytes = 1024\nmax_concurrent_streams = 0\n",
+            "[platform.limits]\nidle_timeout = \"0s\"\nmax_header_bytes = 1024\nmax_concurrent_streams = 0\n",
         )
         .unwrap();
         let (_, e) = Platform::from_file(f, Some("p.toml".into()), dir.path(), &BTreeSet::new());

@@ -15,8 +15,19 @@ use crate::config::manifest::{Entry, Manifest};
 use crate::config::platform::{AppConfig, Platform, RuntimeKind};
 
 /// Asks every enabled built-in plugin for its app changes and applies
-/// them. Nothing changes when no plugin has any.
+/// them, then refuses a table past `max_apps` or `max_isolates`. Nothing
+/// changes when no plugin has any.
 pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
+    apply_unlimited(platform, manifests)?;
+    within_max_apps(platform)?;
+    within_max_isolates(platform)
+}
+
+/// [`apply`] without the limits: the table as the registry makes it, for
+/// the CLI's in-process registry, which must count every app, preview and
+/// pin already stored (a table already past `max_isolates` refuses what
+/// would add more, and still lets `bext apps rm` bring it back).
+pub(crate) fn apply_unlimited(platform: &mut Platform, manifests: &[Manifest]) -> Result<(), Diagnostics> {
     let reserved = reserved_hosts(platform, manifests);
     keep_unclaimed_platform_tenants(platform, &reserved);
     // The table each plugin sees: rebuilt only after a plugin changed it.
@@ -57,8 +68,7 @@ pub(crate) fn apply(platform: &mut Platform, manifests: &[Manifest]) -> Result<(
         }
         apps = platform.app_infos();
     }
-    within_max_apps(platform)?;
-    within_max_isolates(platform)
+    Ok(())
 }
 
 /// `[platform] max_isolates` over the whole table: previews and canaries
@@ -143,6 +153,48 @@ pub(crate) fn pinned_versions(manifests: &[Manifest]) -> Vec<String> {
     pins.sort();
     pins.dedup();
     pins
+}
+
+/// The vhosts `hosts` entries whose app is neither in the table (the
+/// platform file's apps and those deploys added) nor a pin the registry
+/// could serve: `bext check` refuses them, a load warns (the app may be
+/// deployed next), so `app: "admin-panl"` or `skedly@Latest` is never a
+/// host that silently answers 502.
+pub(crate) fn unknown_host_apps(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for m in manifests.iter().filter(|m| m.name == "vhosts" && m.enabled) {
+        let hosts = m.config.get("hosts").and_then(|h| h.as_object());
+        for (pattern, entry) in hosts.into_iter().flatten() {
+            let Some(app) = entry.get("app").and_then(|a| a.as_str()) else {
+                continue;
+            };
+            let served = app.strip_suffix("@latest").unwrap_or(app);
+            if platform.apps.contains_key(served) {
+                continue;
+            }
+            let reason = match served.split_once('@') {
+                Some((name, version)) if version.eq_ignore_ascii_case("latest") => {
+                    format!("`{app}`: write `{name}@latest` (lower case) for its current version")
+                }
+                Some((name, version)) if platform.apps.contains_key(name) => format!(
+                    "`{app}`: app `{name}` has no deployed version `{version}` (`bext apps versions {name}` lists them)"
+                ),
+                _ => {
+                    let mut known: Vec<&str> = (platform.apps.keys())
+                        .map(String::as_str)
+                        .filter(|id| !id.contains(['@', '~']))
+                        .collect();
+                    known.sort_unstable();
+                    format!(
+                        "`{app}` is neither an app of the platform file nor a deployed one (apps: {}): its hosts would answer 502",
+                        known.join(", ")
+                    )
+                }
+            };
+            found.push(Diagnostic::new(&m.file, format!("hosts.{pattern}.app"), reason));
+        }
+    }
+    found
 }
 
 /// Hosts routed outside the app table, which no tenant's own domain may

@@ -46,8 +46,26 @@ pub(crate) async fn build(
     for w in tls_warnings.iter().chain(&super::warnings(&platform, &manifests)) {
         tracing::warn!("{w}");
     }
-    super::app_changes::apply(&mut platform, &manifests)?;
+    let file_apps = platform.clone();
+    if let Err(errors) = super::app_changes::apply(&mut platform, &manifests) {
+        // A reload keeps the running configuration; a start serves the
+        // platform file's apps rather than nothing, and says why the
+        // deploys' apps, previews and pins are not served.
+        if previous.is_some() {
+            return Err(errors);
+        }
+        for e in &errors.0 {
+            tracing::error!("{e}");
+        }
+        tracing::error!(
+            "the apps, previews and pinned versions deploys added are not served, only the platform file's apps: remove some (`bext apps rm APP`) or raise the limit, then reload"
+        );
+        platform = file_apps;
+    }
     super::app_changes::pass_isolates(&platform, &mut manifests);
+    for w in super::app_changes::unknown_host_apps(&platform, &manifests) {
+        tracing::warn!("{w}");
+    }
     let fingerprint = fingerprint_of(&platform);
     let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
     // The first start defers JS module checks until the server listens.

@@ -38,6 +38,20 @@ pub(crate) struct Jwt {
     last_refetch: Mutex<Option<Instant>>,
 }
 
+/// Reads `jwt_secret_env` as `on_init` will, when the configuration is
+/// built: `bext check` then refuses an unset or too short secret with the
+/// error serve gives, instead of passing a file serve refuses.
+pub(crate) fn check_secret_env(c: &Config) -> Result<(), PluginError> {
+    let Some(env) = &c.jwt_secret_env else {
+        return Ok(());
+    };
+    let secret =
+        std::env::var(env).map_err(|_| PluginError::config("jwt_secret_env", format!("`{env}` is not set")))?;
+    key_from_config("HS256", Some(secret.as_bytes()), None, None)
+        .map(drop)
+        .map_err(|e| PluginError::config("jwt_secret_env", format!("`{env}`: {e}")))
+}
+
 impl Jwt {
     /// Checks `jwt` and `jwt_secret_env`; `None` when JWTs are off. No
     /// key is read yet (that is [`Jwt::load_keys`], in `on_init`).

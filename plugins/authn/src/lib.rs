@@ -76,12 +76,16 @@ impl BuiltinPlugin for AuthnPlugin {
                 "configure `jwt`, `jwt_secret_env` or `api_keys`",
             ));
         }
+        let caller_headers = CallerHeaders::new(&c.forward)?;
+        // Last, after every field's own check: the secret of the machine
+        // this runs on, which `bext check` must judge as serve does.
+        jwt::check_secret_env(&c)?;
         Ok(AuthnPlugin {
             name: setup.plugin.to_owned(),
             policy,
             jwt,
             api_keys,
-            caller_headers: CallerHeaders::new(&c.forward)?,
+            caller_headers,
             challenges: Challenges::new(&c.realm),
             failures: std::sync::OnceLock::new(),
         })

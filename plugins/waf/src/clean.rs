@@ -15,8 +15,18 @@
 //! values a request, about one process in a hundred would draw such a
 //! pair from its random seed and inspect them in full forever). Keys are
 //! the values themselves, compared exactly after the hash, so no crafted
-//! value can pass for a clean one (a hash alone could collide); the hash
-//! is seeded per process, so nobody can aim values at one slot.
+//! value can pass for a clean one (a hash alone could collide).
+//!
+//! The hash that picks the slots reads only a sample of a long value (its
+//! length and four 8-byte words spread over it), not every byte: a browser
+//! sends the same user agent, cookie, referer and token on every request,
+//! and hashing all of them again cost more than the comparison that
+//! follows (memcmp of equal bytes is a few instructions per 32 bytes).
+//! The exact comparison is what vouches for a value, so a value that
+//! differs from a clean one anywhere, sampled or not, is never taken for
+//! it. The sample is hashed with a per-process seed; values made to share
+//! a sample only share a pair of slots, which costs their sender a full
+//! inspection each time, not a detection.
 //!
 //! Bounded: `SLOTS` entries and `THREAD_BYTES` of values per thread (past
 //! it the table starts again empty); values over `MAX_VALUE` bytes are
@@ -108,7 +118,7 @@ impl Local<'_> {
     /// The probe for a value, or `None` for a value too long to keep.
     pub(crate) fn probe(&self, json_request: bool, name: &str, value: &[u8]) -> Option<Probe> {
         (value.len() <= MAX_VALUE).then(|| Probe {
-            hash: self.hasher.hash_one((name, value)),
+            hash: self.hasher.hash_one((sample(name.as_bytes()), sample(value))),
             json_request,
         })
     }
@@ -159,6 +169,24 @@ impl Table {
     }
 }
 
+/// What the slot hash reads of a value: its length and four words at
+/// its start, a third and two thirds in, and its end (overlapping for
+/// short values, zero-padded below 8 bytes), so hashing costs the same
+/// for a 20-byte and a 2,000-byte value.
+fn sample(bytes: &[u8]) -> [u64; 5] {
+    let len = bytes.len();
+    if len < 8 {
+        let mut word = [0u8; 8];
+        word[..len].copy_from_slice(bytes);
+        return [len as u64, u64::from_le_bytes(word), 0, 0, 0];
+    }
+    let word = |at: usize| {
+        let at = at.min(len - 8);
+        u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+    };
+    [len as u64, word(0), word(len / 3), word(2 * len / 3), word(len - 8)]
+}
+
 /// The first of a value's two slots.
 fn set(hash: u64) -> usize {
     // The high bits: foldhash mixes them best.
@@ -189,6 +217,28 @@ mod tests {
         // Even a probe forged to the same hash finds nothing but its value.
         assert!(!cache.contains(p, "cookie", b"a=2"));
         assert!(!cache.contains(p, "cookiea", b"=1"));
+    }
+
+    #[test]
+    fn values_sharing_a_sample_are_told_apart_by_their_bytes() {
+        let cache = CleanCache::new();
+        let cache = cache.local();
+        // A long cookie, then the same cookie with an attack spliced in
+        // between the sampled words: same length, same sample, same slots.
+        let clean = format!("session={};theme=dark", "a".repeat(600));
+        let mut attack = clean.clone().into_bytes();
+        let payload = b"' OR 1=1--";
+        attack[100..100 + payload.len()].copy_from_slice(payload);
+        assert_eq!(sample(clean.as_bytes()), sample(&attack));
+        let p = cache.probe(false, "cookie", clean.as_bytes()).unwrap();
+        cache.insert(p, "cookie", clean.as_bytes());
+        let q = cache.probe(false, "cookie", &attack).unwrap();
+        assert_eq!(set(p.hash), set(q.hash));
+        assert!(cache.contains(p, "cookie", clean.as_bytes()));
+        assert!(!cache.contains(q, "cookie", &attack));
+        // Short values are sampled whole.
+        assert_ne!(sample(b"a=1"), sample(b"a=2"));
+        assert_ne!(sample(b"a=1"), sample(b"a=1\0"));
     }
 
     #[test]

@@ -15,18 +15,16 @@
 //! values a request, about one process in a hundred would draw such a
 //! pair from its random seed and inspect them in full forever). Keys are
 //! the values themselves, compared exactly after the hash, so no crafted
-//! value can pass for a clean one (a hash alone could collide).
+//! value can pass for a clean one (a hash alone could collide); the hash
+//! is seeded per process, so nobody can aim values at one slot.
 //!
-//! The hash that picks the slots reads only a sample of a long value (its
-//! length and four 8-byte words spread over it), not every byte: a browser
-//! sends the same user agent, cookie, referer and token on every request,
-//! and hashing all of them again cost more than the comparison that
-//! follows (memcmp of equal bytes is a few instructions per 32 bytes).
-//! The exact comparison is what vouches for a value, so a value that
-//! differs from a clean one anywhere, sampled or not, is never taken for
-//! it. The sample is hashed with a per-process seed; values made to share
-//! a sample only share a pair of slots, which costs their sender a full
-//! inspection each time, not a detection.
+//! Before the table, each thread also keeps the last request's inspected
+//! headers that were all found clean, as one run of bytes: a browser's
+//! keep-alive connection sends the same user agent, cookie, referer and
+//! token on every request, and comparing the whole run costs one `memcmp`
+//! a header, where the table costs each value a hash, a probe and the same
+//! comparison. Any difference, anywhere, falls back to the table and the
+//! rules, value by value.
 //!
 //! Bounded: `SLOTS` entries and `THREAD_BYTES` of values per thread (past
 //! it the table starts again empty); values over `MAX_VALUE` bytes are
@@ -45,6 +43,9 @@ const THREAD_BYTES: usize = 2 << 20;
 
 /// Longest value kept.
 const MAX_VALUE: usize = 4096;
+
+/// Longest run of headers kept as the last clean ones.
+const MAX_LAST_HEADERS: usize = 16 << 10;
 
 /// Bookkeeping charged per entry on top of its bytes.
 const ENTRY_OVERHEAD: usize = 48;
@@ -66,6 +67,56 @@ pub(crate) struct Probe {
 struct Table {
     slots: Box<[Option<Entry>]>,
     bytes: usize,
+    last_headers: LastHeaders,
+}
+
+/// The inspected headers of the last request on this thread whose headers
+/// were all found clean: each name and value as a 4-byte length and its
+/// bytes, so no run of other headers reads the same.
+#[derive(Default)]
+struct LastHeaders {
+    /// Whether `run` holds anything.
+    kept: bool,
+    json_request: bool,
+    run: Vec<u8>,
+}
+
+impl LastHeaders {
+    fn matches<'h>(&self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
+        if !self.kept || self.json_request != json_request {
+            return false;
+        }
+        let mut rest = &self.run[..];
+        for (name, value) in headers {
+            for part in [name.as_bytes(), value] {
+                let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                    return false;
+                };
+                if u32::from_le_bytes(*len) as usize != part.len() || !tail.starts_with(part) {
+                    return false;
+                }
+                rest = &tail[part.len()..];
+            }
+        }
+        rest.is_empty()
+    }
+
+    fn keep<'h>(&mut self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) {
+        self.run.clear();
+        self.kept = false;
+        for (name, value) in headers {
+            for part in [name.as_bytes(), value] {
+                if self.run.len() + 4 + part.len() > MAX_LAST_HEADERS {
+                    self.run.clear();
+                    return;
+                }
+                self.run.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                self.run.extend_from_slice(part);
+            }
+        }
+        self.kept = true;
+        self.json_request = json_request;
+    }
 }
 
 /// A value found clean: in a JSON request or not (a JSON body relaxes
@@ -118,9 +169,24 @@ impl Local<'_> {
     /// The probe for a value, or `None` for a value too long to keep.
     pub(crate) fn probe(&self, json_request: bool, name: &str, value: &[u8]) -> Option<Probe> {
         (value.len() <= MAX_VALUE).then(|| Probe {
-            hash: self.hasher.hash_one((sample(name.as_bytes()), sample(value))),
+            hash: self.hasher.hash_one((name, value)),
             json_request,
         })
+    }
+
+    /// Whether `headers` (the inspected ones, in order) are exactly those
+    /// of the last request whose headers this thread found all clean.
+    pub(crate) fn same_clean_headers<'h>(
+        &self,
+        json_request: bool,
+        headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+    ) -> bool {
+        self.table.borrow().last_headers.matches(json_request, headers)
+    }
+
+    /// Remembers `headers`, every one found clean, as the last clean ones.
+    pub(crate) fn keep_clean_headers<'h>(&self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) {
+        self.table.borrow_mut().last_headers.keep(json_request, headers);
     }
 
     /// Whether this thread found the value clean before.
@@ -165,26 +231,9 @@ impl Table {
         Table {
             slots: (0..SLOTS).map(|_| None).collect(),
             bytes: 0,
+            last_headers: LastHeaders::default(),
         }
     }
-}
-
-/// What the slot hash reads of a value: its length and four words at
-/// its start, a third and two thirds in, and its end (overlapping for
-/// short values, zero-padded below 8 bytes), so hashing costs the same
-/// for a 20-byte and a 2,000-byte value.
-fn sample(bytes: &[u8]) -> [u64; 5] {
-    let len = bytes.len();
-    if len < 8 {
-        let mut word = [0u8; 8];
-        word[..len].copy_from_slice(bytes);
-        return [len as u64, u64::from_le_bytes(word), 0, 0, 0];
-    }
-    let word = |at: usize| {
-        let at = at.min(len - 8);
-        u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-    };
-    [len as u64, word(0), word(len / 3), word(2 * len / 3), word(len - 8)]
 }
 
 /// The first of a value's two slots.
@@ -220,25 +269,39 @@ mod tests {
     }
 
     #[test]
-    fn values_sharing_a_sample_are_told_apart_by_their_bytes() {
+    fn the_last_clean_headers_match_only_the_same_run() {
         let cache = CleanCache::new();
         let cache = cache.local();
-        // A long cookie, then the same cookie with an attack spliced in
-        // between the sampled words: same length, same sample, same slots.
-        let clean = format!("session={};theme=dark", "a".repeat(600));
-        let mut attack = clean.clone().into_bytes();
-        let payload = b"' OR 1=1--";
-        attack[100..100 + payload.len()].copy_from_slice(payload);
-        assert_eq!(sample(clean.as_bytes()), sample(&attack));
-        let p = cache.probe(false, "cookie", clean.as_bytes()).unwrap();
-        cache.insert(p, "cookie", clean.as_bytes());
-        let q = cache.probe(false, "cookie", &attack).unwrap();
-        assert_eq!(set(p.hash), set(q.hash));
-        assert!(cache.contains(p, "cookie", clean.as_bytes()));
-        assert!(!cache.contains(q, "cookie", &attack));
-        // Short values are sampled whole.
-        assert_ne!(sample(b"a=1"), sample(b"a=2"));
-        assert_ne!(sample(b"a=1"), sample(b"a=1\0"));
+        let cookie = format!("session={};theme=dark", "a".repeat(600));
+        let run = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, Vec<u8>)> {
+            pairs.iter().map(|(n, v)| (*n, v.as_bytes().to_vec())).collect()
+        };
+        fn iter<'r>(r: &'r [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'r [u8])> {
+            r.iter().map(|(n, v)| (*n, &v[..])).collect()
+        }
+        let kept = run(&[("user-agent", "Mozilla/5.0"), ("cookie", &cookie)]);
+        assert!(!cache.same_clean_headers(false, iter(&kept).into_iter()), "nothing kept yet");
+        cache.keep_clean_headers(false, iter(&kept).into_iter());
+        assert!(cache.same_clean_headers(false, iter(&kept).into_iter()));
+        assert!(!cache.same_clean_headers(true, iter(&kept).into_iter()), "JSON requests apart");
+        let mut spliced = cookie.clone().into_bytes();
+        spliced[300..310].copy_from_slice(b"' OR 1=1--");
+        let spliced = String::from_utf8(spliced).unwrap();
+        for other in [
+            run(&[("user-agent", "Mozilla/5.0"), ("cookie", &spliced)]),
+            run(&[("user-agent", "Mozilla/5.0")]),
+            run(&[("user-agent", "Mozilla/5.0"), ("cookie", &cookie), ("cookie", "x=1")]),
+            run(&[("cookie", &cookie), ("user-agent", "Mozilla/5.0")]),
+            run(&[("user-agent", "Mozilla/5.0c"), ("ookie", &cookie)]),
+            run(&[("user-agent", "Mozilla/5.0"), ("referer", &cookie)]),
+        ] {
+            assert!(!cache.same_clean_headers(false, iter(&other).into_iter()), "{:?}", other[0]);
+        }
+        // Too long a run is not kept at all.
+        let huge = run(&[("cookie", &"a".repeat(MAX_LAST_HEADERS))]);
+        cache.keep_clean_headers(false, iter(&huge).into_iter());
+        assert!(!cache.same_clean_headers(false, iter(&huge).into_iter()));
+        assert!(!cache.same_clean_headers(false, std::iter::empty()));
     }
 
     #[test]

@@ -1116,12 +1116,21 @@ mod tests {
             let f = engine.inspect(&subject(&Method::GET, "/", &headers(&clean), b""), &Switches::default());
             assert!(f.is_none());
         }
-        for payload in ["' OR 1=1--", "%27%20OR%201=1--", "<script>x", "%3Cscript%3Ex", "../../etc/passwd"] {
+        for payload in [
+            "' OR 1=1--",
+            "%27%20OR%201=1--",
+            "<script>x",
+            "%3Cscript%3Ex",
+            "../../etc/passwd",
+        ] {
             let mut changed = clean.clone().into_bytes();
             changed[100..100 + payload.len()].copy_from_slice(payload.as_bytes());
             let changed = String::from_utf8(changed).unwrap();
             assert_eq!(changed.len(), clean.len());
-            let f = engine.inspect(&subject(&Method::GET, "/", &headers(&changed), b""), &Switches::default());
+            let f = engine.inspect(
+                &subject(&Method::GET, "/", &headers(&changed), b""),
+                &Switches::default(),
+            );
             assert!(f.is_some(), "{payload}");
             // The clean one is still remembered, the changed one never is.
             let f = engine.inspect(&subject(&Method::GET, "/", &headers(&clean), b""), &Switches::default());

@@ -126,6 +126,37 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
     {
         return;
     }
+    // The whole run of inspected headers, when it is the last clean one,
+    // is one comparison; otherwise value by value, and a run found all
+    // clean becomes the last clean one.
+    let inspected = || {
+        req.headers
+            .iter()
+            .map(|(h, value)| (h.as_str(), value.as_bytes()))
+            .filter(|(name, _)| !skipped_header(name))
+    };
+    let json_request = v.cx.json_request;
+    if !(cacheable && v.clean.same_clean_headers(json_request, inspected())) {
+        if headers(req, cacheable, v) {
+            return;
+        }
+        if cacheable && !v.skipped {
+            v.clean.keep_clean_headers(json_request, inspected());
+        }
+    }
+    if req.body.is_empty() {
+        return;
+    }
+    let ct = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    body(ct, req.body, v);
+}
+
+/// Visits the inspected headers' values; true at a finding.
+fn headers(req: &Subject<'_>, cacheable: bool, v: &mut Visitor<'_>) -> bool {
     for (header, value) in req.headers {
         let name = header.as_str();
         if skipped_header(name) {
@@ -146,18 +177,10 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
             }
         });
         if stop {
-            return;
+            return true;
         }
     }
-    if req.body.is_empty() {
-        return;
-    }
-    let ct = req
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    body(ct, req.body, v);
+    false
 }
 
 /// Visits a body by its content type.

@@ -185,7 +185,11 @@ impl Local<'_> {
     }
 
     /// Remembers `headers`, every one found clean, as the last clean ones.
-    pub(crate) fn keep_clean_headers<'h>(&self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) {
+    pub(crate) fn keep_clean_headers<'h>(
+        &self,
+        json_request: bool,
+        headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+    ) {
         self.table.borrow_mut().last_headers.keep(json_request, headers);
     }
 
@@ -280,10 +284,16 @@ mod tests {
             r.iter().map(|(n, v)| (*n, &v[..])).collect()
         }
         let kept = run(&[("user-agent", "Mozilla/5.0"), ("cookie", &cookie)]);
-        assert!(!cache.same_clean_headers(false, iter(&kept).into_iter()), "nothing kept yet");
+        assert!(
+            !cache.same_clean_headers(false, iter(&kept).into_iter()),
+            "nothing kept yet"
+        );
         cache.keep_clean_headers(false, iter(&kept).into_iter());
         assert!(cache.same_clean_headers(false, iter(&kept).into_iter()));
-        assert!(!cache.same_clean_headers(true, iter(&kept).into_iter()), "JSON requests apart");
+        assert!(
+            !cache.same_clean_headers(true, iter(&kept).into_iter()),
+            "JSON requests apart"
+        );
         let mut spliced = cookie.clone().into_bytes();
         spliced[300..310].copy_from_slice(b"' OR 1=1--");
         let spliced = String::from_utf8(spliced).unwrap();
@@ -295,7 +305,11 @@ mod tests {
             run(&[("user-agent", "Mozilla/5.0c"), ("ookie", &cookie)]),
             run(&[("user-agent", "Mozilla/5.0"), ("referer", &cookie)]),
         ] {
-            assert!(!cache.same_clean_headers(false, iter(&other).into_iter()), "{:?}", other[0]);
+            assert!(
+                !cache.same_clean_headers(false, iter(&other).into_iter()),
+                "{:?}",
+                other[0]
+            );
         }
         // Too long a run is not kept at all.
         let huge = run(&[("cookie", &"a".repeat(MAX_LAST_HEADERS))]);

@@ -580,11 +580,17 @@ async fn a_remembered_cookie_changed_on_a_kept_connection_is_inspected_again() {
         }
         req
     };
-    let attacks: Vec<Vec<String>> = ["' OR 1=1--", "%27%20OR%201=1--", "<script>x", "%3Cscript%3Ex", "../../etc/passwd"]
-        .iter()
-        .map(|p| vec![spliced(p)])
-        .chain([vec![clean.clone(), "q=' union select password from users--".to_owned()]])
-        .collect();
+    let attacks: Vec<Vec<String>> = [
+        "' OR 1=1--",
+        "%27%20OR%201=1--",
+        "<script>x",
+        "%3Cscript%3Ex",
+        "../../etc/passwd",
+    ]
+    .iter()
+    .map(|p| vec![spliced(p)])
+    .chain([vec![clean.clone(), "q=' union select password from users--".to_owned()]])
+    .collect();
     for attack in attacks {
         let (mut h1, _conn) = h1_client(b.addr).await;
         for _ in 0..2 {

@@ -160,7 +160,10 @@ mod tests {
             let mut res = HeaderMap::new();
             res.insert("x-b", HeaderValue::from_static("app"));
             res.insert("referrer-policy", HeaderValue::from_static("app"));
-            res.insert(HeaderName::from_bytes(own.as_bytes()).unwrap(), HeaderValue::from_static("own"));
+            res.insert(
+                HeaderName::from_bytes(own.as_bytes()).unwrap(),
+                HeaderValue::from_static("own"),
+            );
             h.apply(&mut res);
             assert_eq!(res.get_all(own).iter().collect::<Vec<_>>(), ["own"], "{own}");
             assert_eq!(res.len(), 5, "{own}: every other listed header added once");

@@ -67,7 +67,17 @@ pub(crate) struct Probe {
 struct Table {
     slots: Box<[Option<Entry>]>,
     bytes: usize,
-    last_headers: LastHeaders,
+    /// The last clean run of each kind, indexed by [`Run`].
+    last: [LastHeaders; 2],
+}
+
+/// Which run of values a request's last clean one is kept for.
+#[derive(Clone, Copy)]
+pub(crate) enum Run {
+    /// The path and the query string.
+    Target = 0,
+    /// The inspected headers, in order.
+    Headers = 1,
 }
 
 /// The inspected headers of the last request on this thread whose headers
@@ -174,23 +184,26 @@ impl Local<'_> {
         })
     }
 
-    /// Whether `headers` (the inspected ones, in order) are exactly those
-    /// of the last request whose headers this thread found all clean.
-    pub(crate) fn same_clean_headers<'h>(
+    /// Whether `values` (named, in order) are exactly the last run of
+    /// this kind that this thread found all clean.
+    pub(crate) fn same_clean_run<'h>(
         &self,
+        run: Run,
         json_request: bool,
-        headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+        values: impl Iterator<Item = (&'h str, &'h [u8])>,
     ) -> bool {
-        self.table.borrow().last_headers.matches(json_request, headers)
+        self.table.borrow().last[run as usize].matches(json_request, values)
     }
 
-    /// Remembers `headers`, every one found clean, as the last clean ones.
-    pub(crate) fn keep_clean_headers<'h>(
+    /// Remembers `values`, every one found clean, as the last clean run
+    /// of this kind.
+    pub(crate) fn keep_clean_run<'h>(
         &self,
+        run: Run,
         json_request: bool,
-        headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+        values: impl Iterator<Item = (&'h str, &'h [u8])>,
     ) {
-        self.table.borrow_mut().last_headers.keep(json_request, headers);
+        self.table.borrow_mut().last[run as usize].keep(json_request, values);
     }
 
     /// Whether this thread found the value clean before.
@@ -235,7 +248,7 @@ impl Table {
         Table {
             slots: (0..SLOTS).map(|_| None).collect(),
             bytes: 0,
-            last_headers: LastHeaders::default(),
+            last: Default::default(),
         }
     }
 }
@@ -285,13 +298,13 @@ mod tests {
         }
         let kept = run(&[("user-agent", "Mozilla/5.0"), ("cookie", &cookie)]);
         assert!(
-            !cache.same_clean_headers(false, iter(&kept).into_iter()),
+            !cache.same_clean_run(Run::Headers, false, iter(&kept).into_iter()),
             "nothing kept yet"
         );
-        cache.keep_clean_headers(false, iter(&kept).into_iter());
-        assert!(cache.same_clean_headers(false, iter(&kept).into_iter()));
+        cache.keep_clean_run(Run::Headers, false, iter(&kept).into_iter());
+        assert!(cache.same_clean_run(Run::Headers, false, iter(&kept).into_iter()));
         assert!(
-            !cache.same_clean_headers(true, iter(&kept).into_iter()),
+            !cache.same_clean_run(Run::Headers, true, iter(&kept).into_iter()),
             "JSON requests apart"
         );
         let mut spliced = cookie.clone().into_bytes();
@@ -306,16 +319,19 @@ mod tests {
             run(&[("user-agent", "Mozilla/5.0"), ("referer", &cookie)]),
         ] {
             assert!(
-                !cache.same_clean_headers(false, iter(&other).into_iter()),
+                !cache.same_clean_run(Run::Headers, false, iter(&other).into_iter()),
                 "{:?}",
                 other[0]
             );
         }
         // Too long a run is not kept at all.
         let huge = run(&[("cookie", &"a".repeat(MAX_LAST_HEADERS))]);
-        cache.keep_clean_headers(false, iter(&huge).into_iter());
-        assert!(!cache.same_clean_headers(false, iter(&huge).into_iter()));
-        assert!(!cache.same_clean_headers(false, std::iter::empty()));
+        cache.keep_clean_run(Run::Headers, false, iter(&huge).into_iter());
+        assert!(!cache.same_clean_run(Run::Headers, false, iter(&huge).into_iter()));
+        assert!(!cache.same_clean_run(Run::Headers, false, std::iter::empty()));
+        // Each kind of run is kept apart.
+        cache.keep_clean_run(Run::Headers, false, iter(&kept).into_iter());
+        assert!(!cache.same_clean_run(Run::Target, false, iter(&kept).into_iter()));
     }
 
     #[test]

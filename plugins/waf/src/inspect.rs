@@ -1184,6 +1184,22 @@ mod tests {
             &Switches::default(),
         );
         assert!(f.is_some());
+        // Of the same length, changed in the path or the query.
+        let page = "/products/42?page=2&sort=price";
+        for changed in [
+            "/products/42?page=2&s=<script>",
+            "/../../../etc/passwd?page=2&so",
+            "/products/42?page=2'or'1'='1--",
+        ] {
+            assert_eq!(changed.len(), page.len());
+            assert!(
+                engine
+                    .inspect(&subject(&Method::GET, page, &plain, b""), &Switches::default())
+                    .is_none()
+            );
+            let f = engine.inspect(&subject(&Method::GET, changed, &plain, b""), &Switches::default());
+            assert!(f.is_some(), "{changed}");
+        }
     }
 
     #[test]

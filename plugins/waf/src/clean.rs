@@ -18,8 +18,9 @@
 //! value can pass for a clean one (a hash alone could collide); the hash
 //! is seeded per process, so nobody can aim values at one slot.
 //!
-//! Before the table, each thread also keeps the last request's inspected
-//! headers that were all found clean, as one run of bytes: a browser's
+//! Before the table, each thread also keeps the last request's path and
+//! query, and its inspected headers, that were all found clean, each as
+//! one run of bytes: a browser's
 //! keep-alive connection sends the same user agent, cookie, referer and
 //! token on every request, and comparing the whole run costs one `memcmp`
 //! a header, where the table costs each value a hash, a probe and the same

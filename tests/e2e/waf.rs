@@ -556,6 +556,60 @@ async fn bodies_are_inspected_and_reach_the_app_whole() {
     assert_eq!(post(early).await.status, 403, "the prefix is");
 }
 
+/// A browser's keep-alive connection: a long cookie found clean on the
+/// first requests, then changed to an attack where the clean-value cache's
+/// slot hash does not look (same length, same start and end), in other
+/// spellings and as a second `Cookie` line; each change is refused, over
+/// HTTP/1.1 and HTTP/2, and the clean cookie still passes after.
+#[tokio::test]
+async fn a_remembered_cookie_changed_on_a_kept_connection_is_inspected_again() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = waf_platform(&s, echo.addr, "name: waf\nenabled: true\n");
+    let b = Bext::serve(&cfg);
+    let clean = format!("session={};theme=dark", "a".repeat(600));
+    let spliced = |payload: &str| {
+        let mut c = clean.clone().into_bytes();
+        c[100..100 + payload.len()].copy_from_slice(payload.as_bytes());
+        String::from_utf8(c).unwrap()
+    };
+    let get = |cookies: Vec<String>| {
+        let mut req = request("GET", "/account", &[("host", "echo.test")], "");
+        for c in cookies {
+            req.headers_mut().append("cookie", c.parse().unwrap());
+        }
+        req
+    };
+    let attacks: Vec<Vec<String>> = [
+        "' OR 1=1--",
+        "%27%20OR%201=1--",
+        "<script>x",
+        "%3Cscript%3Ex",
+        "../../etc/passwd",
+    ]
+    .iter()
+    .map(|p| vec![spliced(p)])
+    .chain([vec![clean.clone(), "q=' union select password from users--".to_owned()]])
+    .collect();
+    for attack in attacks {
+        let (mut h1, _conn) = h1_client(b.addr).await;
+        for _ in 0..2 {
+            let r = collect(h1.send_request(get(vec![clean.clone()])).await.unwrap()).await;
+            assert_eq!(r.status, 200);
+        }
+        let r = collect(h1.send_request(get(attack.clone())).await.unwrap()).await;
+        assert_eq!(r.status, 403, "HTTP/1.1 {attack:?}");
+
+        let (mut h2, _conn) = h2_client(b.addr).await;
+        let r = collect(h2.send_request(get(vec![clean.clone()])).await.unwrap()).await;
+        assert_eq!(r.status, 200);
+        let r = collect(h2.send_request(get(attack.clone())).await.unwrap()).await;
+        assert_eq!(r.status, 403, "HTTP/2 {attack:?}");
+        let r = collect(h2.send_request(get(vec![clean.clone()])).await.unwrap()).await;
+        assert_eq!(r.status, 200, "the clean cookie still passes");
+    }
+}
+
 /// `data` gzip-compressed.
 async fn gzip(data: &[u8]) -> Vec<u8> {
     use tokio::io::AsyncReadExt;

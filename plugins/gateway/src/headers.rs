@@ -17,6 +17,10 @@ pub(crate) struct ResponseHeaders {
     list: Vec<(HeaderName, HeaderValue)>,
     /// Replace an app's own value rather than keep it.
     override_app: bool,
+    /// The names' lengths as bits (all set if one is 64 or longer): most
+    /// of a response's header names are ruled out by length alone, before
+    /// any comparison with the list's.
+    lengths: u64,
 }
 
 impl ResponseHeaders {
@@ -41,7 +45,15 @@ impl ResponseHeaders {
             list.retain(|(h, _)| *h != n);
             list.push((n, v));
         }
-        Ok(ResponseHeaders { list, override_app })
+        let lengths = list.iter().fold(0u64, |bits, (name, _)| match name.as_str().len() {
+            len @ 0..64 => bits | 1 << len,
+            _ => u64::MAX,
+        });
+        Ok(ResponseHeaders {
+            list,
+            override_app,
+            lengths,
+        })
     }
 
     /// How many headers [`apply`](Self::apply) may add, to size the map once.
@@ -55,7 +67,11 @@ impl ResponseHeaders {
         // insert. Without `override_headers`, an app's own value stands;
         // apps rarely set these, so one look over the names decides for
         // all, and appending is cheaper than an entry each.
-        let app_set_one = !self.override_app && headers.keys().any(|k| self.list.iter().any(|(name, _)| name == k));
+        let may_be_listed = |k: &HeaderName| {
+            let len = k.as_str().len();
+            (len >= 64 || self.lengths >> len & 1 == 1) && self.list.iter().any(|(name, _)| name == k)
+        };
+        let app_set_one = !self.override_app && headers.keys().any(may_be_listed);
         for (name, value) in &self.list {
             if self.override_app {
                 headers.insert(name, value.clone());
@@ -131,6 +147,31 @@ mod tests {
         let mut replaced = app;
         ResponseHeaders::new(None, &list, true).unwrap().apply(&mut replaced);
         assert_eq!(replaced.get_all("x-app").iter().collect::<Vec<_>>(), ["shop"]);
+    }
+
+    #[test]
+    fn the_apps_value_stands_whatever_its_names_length() {
+        // Listed names of several lengths, one past 63 bytes; the app sets
+        // each in turn, next to a name of the same length not listed.
+        let long = format!("x-{}", "l".repeat(70));
+        let list = configured(&[("x-a", "1"), ("x-frame-options", "DENY"), (&long, "2")]);
+        let h = ResponseHeaders::new(None, &list, false).unwrap();
+        for own in ["x-a", "X-Frame-Options", long.as_str()] {
+            let mut res = HeaderMap::new();
+            res.insert("x-b", HeaderValue::from_static("app"));
+            res.insert("referrer-policy", HeaderValue::from_static("app"));
+            res.insert(
+                HeaderName::from_bytes(own.as_bytes()).unwrap(),
+                HeaderValue::from_static("own"),
+            );
+            h.apply(&mut res);
+            assert_eq!(res.get_all(own).iter().collect::<Vec<_>>(), ["own"], "{own}");
+            assert_eq!(res.len(), 5, "{own}: every other listed header added once");
+        }
+        let mut res = HeaderMap::new();
+        res.insert("referrer-policy", HeaderValue::from_static("app"));
+        h.apply(&mut res);
+        assert_eq!(res["x-frame-options"], "DENY", "same length, other name");
     }
 
     #[test]

@@ -18,6 +18,15 @@
 //! value can pass for a clean one (a hash alone could collide); the hash
 //! is seeded per process, so nobody can aim values at one slot.
 //!
+//! Before the table, each thread also keeps the last request's path and
+//! query, and its inspected headers, that were all found clean, each as
+//! one run of bytes: a browser's
+//! keep-alive connection sends the same user agent, cookie, referer and
+//! token on every request, and comparing the whole run costs one `memcmp`
+//! a header, where the table costs each value a hash, a probe and the same
+//! comparison. Any difference, anywhere, falls back to the table and the
+//! rules, value by value.
+//!
 //! Bounded: `SLOTS` entries and `THREAD_BYTES` of values per thread (past
 //! it the table starts again empty); values over `MAX_VALUE` bytes are
 //! not kept.
@@ -35,6 +44,9 @@ const THREAD_BYTES: usize = 2 << 20;
 
 /// Longest value kept.
 const MAX_VALUE: usize = 4096;
+
+/// Longest run of headers kept as the last clean ones.
+const MAX_LAST_HEADERS: usize = 16 << 10;
 
 /// Bookkeeping charged per entry on top of its bytes.
 const ENTRY_OVERHEAD: usize = 48;
@@ -56,6 +68,66 @@ pub(crate) struct Probe {
 struct Table {
     slots: Box<[Option<Entry>]>,
     bytes: usize,
+    /// The last clean run of each kind, indexed by [`Run`].
+    last: [LastHeaders; 2],
+}
+
+/// Which run of values a request's last clean one is kept for.
+#[derive(Clone, Copy)]
+pub(crate) enum Run {
+    /// The path and the query string.
+    Target = 0,
+    /// The inspected headers, in order.
+    Headers = 1,
+}
+
+/// The inspected headers of the last request on this thread whose headers
+/// were all found clean: each name and value as a 4-byte length and its
+/// bytes, so no run of other headers reads the same.
+#[derive(Default)]
+struct LastHeaders {
+    /// Whether `run` holds anything.
+    kept: bool,
+    json_request: bool,
+    run: Vec<u8>,
+}
+
+impl LastHeaders {
+    fn matches<'h>(&self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
+        if !self.kept || self.json_request != json_request {
+            return false;
+        }
+        let mut rest = &self.run[..];
+        for (name, value) in headers {
+            for part in [name.as_bytes(), value] {
+                let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                    return false;
+                };
+                if u32::from_le_bytes(*len) as usize != part.len() || !tail.starts_with(part) {
+                    return false;
+                }
+                rest = &tail[part.len()..];
+            }
+        }
+        rest.is_empty()
+    }
+
+    fn keep<'h>(&mut self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) {
+        self.run.clear();
+        self.kept = false;
+        for (name, value) in headers {
+            for part in [name.as_bytes(), value] {
+                if self.run.len() + 4 + part.len() > MAX_LAST_HEADERS {
+                    self.run.clear();
+                    return;
+                }
+                self.run.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                self.run.extend_from_slice(part);
+            }
+        }
+        self.kept = true;
+        self.json_request = json_request;
+    }
 }
 
 /// A value found clean: in a JSON request or not (a JSON body relaxes
@@ -113,6 +185,28 @@ impl Local<'_> {
         })
     }
 
+    /// Whether `values` (named, in order) are exactly the last run of
+    /// this kind that this thread found all clean.
+    pub(crate) fn same_clean_run<'h>(
+        &self,
+        run: Run,
+        json_request: bool,
+        values: impl Iterator<Item = (&'h str, &'h [u8])>,
+    ) -> bool {
+        self.table.borrow().last[run as usize].matches(json_request, values)
+    }
+
+    /// Remembers `values`, every one found clean, as the last clean run
+    /// of this kind.
+    pub(crate) fn keep_clean_run<'h>(
+        &self,
+        run: Run,
+        json_request: bool,
+        values: impl Iterator<Item = (&'h str, &'h [u8])>,
+    ) {
+        self.table.borrow_mut().last[run as usize].keep(json_request, values);
+    }
+
     /// Whether this thread found the value clean before.
     pub(crate) fn contains(&self, probe: Probe, name: &str, value: &[u8]) -> bool {
         let table = self.table.borrow();
@@ -155,6 +249,7 @@ impl Table {
         Table {
             slots: (0..SLOTS).map(|_| None).collect(),
             bytes: 0,
+            last: Default::default(),
         }
     }
 }
@@ -189,6 +284,55 @@ mod tests {
         // Even a probe forged to the same hash finds nothing but its value.
         assert!(!cache.contains(p, "cookie", b"a=2"));
         assert!(!cache.contains(p, "cookiea", b"=1"));
+    }
+
+    #[test]
+    fn the_last_clean_headers_match_only_the_same_run() {
+        let cache = CleanCache::new();
+        let cache = cache.local();
+        let cookie = format!("session={};theme=dark", "a".repeat(600));
+        let run = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, Vec<u8>)> {
+            pairs.iter().map(|(n, v)| (*n, v.as_bytes().to_vec())).collect()
+        };
+        fn iter<'r>(r: &'r [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'r [u8])> {
+            r.iter().map(|(n, v)| (*n, &v[..])).collect()
+        }
+        let kept = run(&[("user-agent", "Mozilla/5.0"), ("cookie", &cookie)]);
+        assert!(
+            !cache.same_clean_run(Run::Headers, false, iter(&kept).into_iter()),
+            "nothing kept yet"
+        );
+        cache.keep_clean_run(Run::Headers, false, iter(&kept).into_iter());
+        assert!(cache.same_clean_run(Run::Headers, false, iter(&kept).into_iter()));
+        assert!(
+            !cache.same_clean_run(Run::Headers, true, iter(&kept).into_iter()),
+            "JSON requests apart"
+        );
+        let mut spliced = cookie.clone().into_bytes();
+        spliced[300..310].copy_from_slice(b"' OR 1=1--");
+        let spliced = String::from_utf8(spliced).unwrap();
+        for other in [
+            run(&[("user-agent", "Mozilla/5.0"), ("cookie", &spliced)]),
+            run(&[("user-agent", "Mozilla/5.0")]),
+            run(&[("user-agent", "Mozilla/5.0"), ("cookie", &cookie), ("cookie", "x=1")]),
+            run(&[("cookie", &cookie), ("user-agent", "Mozilla/5.0")]),
+            run(&[("user-agent", "Mozilla/5.0c"), ("ookie", &cookie)]),
+            run(&[("user-agent", "Mozilla/5.0"), ("referer", &cookie)]),
+        ] {
+            assert!(
+                !cache.same_clean_run(Run::Headers, false, iter(&other).into_iter()),
+                "{:?}",
+                other[0]
+            );
+        }
+        // Too long a run is not kept at all.
+        let huge = run(&[("cookie", &"a".repeat(MAX_LAST_HEADERS))]);
+        cache.keep_clean_run(Run::Headers, false, iter(&huge).into_iter());
+        assert!(!cache.same_clean_run(Run::Headers, false, iter(&huge).into_iter()));
+        assert!(!cache.same_clean_run(Run::Headers, false, std::iter::empty()));
+        // Each kind of run is kept apart.
+        cache.keep_clean_run(Run::Headers, false, iter(&kept).into_iter());
+        assert!(!cache.same_clean_run(Run::Target, false, iter(&kept).into_iter()));
     }
 
     #[test]

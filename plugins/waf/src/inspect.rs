@@ -1101,6 +1101,44 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_header_changed_anywhere_is_inspected_again() {
+        // A browser's long cookie, found clean, then the same cookie with
+        // an attack put where the slot hash does not look (same length,
+        // same sampled words), in other spellings too.
+        let engine = Engine::new();
+        let clean = format!("session={};theme=dark", "a".repeat(600));
+        let headers = |cookie: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("cookie", cookie.parse().unwrap());
+            h
+        };
+        for _ in 0..2 {
+            let f = engine.inspect(&subject(&Method::GET, "/", &headers(&clean), b""), &Switches::default());
+            assert!(f.is_none());
+        }
+        for payload in [
+            "' OR 1=1--",
+            "%27%20OR%201=1--",
+            "<script>x",
+            "%3Cscript%3Ex",
+            "../../etc/passwd",
+        ] {
+            let mut changed = clean.clone().into_bytes();
+            changed[100..100 + payload.len()].copy_from_slice(payload.as_bytes());
+            let changed = String::from_utf8(changed).unwrap();
+            assert_eq!(changed.len(), clean.len());
+            let f = engine.inspect(
+                &subject(&Method::GET, "/", &headers(&changed), b""),
+                &Switches::default(),
+            );
+            assert!(f.is_some(), "{payload}");
+            // The clean one is still remembered, the changed one never is.
+            let f = engine.inspect(&subject(&Method::GET, "/", &headers(&clean), b""), &Switches::default());
+            assert!(f.is_none());
+        }
+    }
+
+    #[test]
     fn a_value_found_clean_is_clean_only_under_the_same_rules() {
         let engine = Engine::new();
         let plain = HeaderMap::new();
@@ -1146,6 +1184,22 @@ mod tests {
             &Switches::default(),
         );
         assert!(f.is_some());
+        // Of the same length, changed in the path or the query.
+        let page = "/products/42?page=2&sort=price";
+        for changed in [
+            "/products/42?page=2&s=<script>",
+            "/../../../etc/passwd?page=2&so",
+            "/products/42?page=2'or'1'='1--",
+        ] {
+            assert_eq!(changed.len(), page.len());
+            assert!(
+                engine
+                    .inspect(&subject(&Method::GET, page, &plain, b""), &Switches::default())
+                    .is_none()
+            );
+            let f = engine.inspect(&subject(&Method::GET, changed, &plain, b""), &Switches::default());
+            assert!(f.is_some(), "{changed}");
+        }
     }
 
     #[test]

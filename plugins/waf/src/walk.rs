@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::clean::Local;
+use crate::clean::{Local, Run};
 use crate::inspect::{Engine, Finding, Subject, Switches, allowed_charset, body_charset, charset};
 use crate::normalize::{canonical, unescape_entities};
 use crate::rules::{Category, Part};
@@ -111,12 +111,55 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
     // A verdict of "clean" is kept only with every rule on (a JSON body
     // relaxes one rule, so the cache key says whether there was one).
     let cacheable = v.cx.on.all_on();
+    let json_request = v.cx.json_request;
+    // The path and query, when they are the last clean ones, are one
+    // comparison; otherwise each goes through the table and the rules.
+    let target =
+        || std::iter::once(("\0path", req.path.as_bytes())).chain(req.query.map(|q| ("\0query", q.as_bytes())));
+    if !(cacheable && v.clean.same_clean_run(Run::Target, json_request, target())) {
+        if target_values(req, cacheable, v) {
+            return;
+        }
+        if cacheable && !v.skipped {
+            v.clean.keep_clean_run(Run::Target, json_request, target());
+        }
+    }
+    // The whole run of inspected headers, when it is the last clean one,
+    // is one comparison; otherwise value by value, and a run found all
+    // clean becomes the last clean one.
+    let inspected = || {
+        req.headers
+            .iter()
+            .map(|(h, value)| (h.as_str(), value.as_bytes()))
+            .filter(|(name, _)| !skipped_header(name))
+    };
+    if !(cacheable && v.clean.same_clean_run(Run::Headers, json_request, inspected())) {
+        if headers(req, cacheable, v) {
+            return;
+        }
+        if cacheable && !v.skipped {
+            v.clean.keep_clean_run(Run::Headers, json_request, inspected());
+        }
+    }
+    if req.body.is_empty() {
+        return;
+    }
+    let ct = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    body(ct, req.body, v);
+}
+
+/// Visits the path and the query; true at a finding.
+fn target_values(req: &Subject<'_>, cacheable: bool, v: &mut Visitor<'_>) -> bool {
     // Names no header can have (NUL), so the keys never meet a header's.
     if v.cached_clean(cacheable, "\0path", req.path.as_bytes(), |v| {
         v.found = v.engine.protocol_path(req.path, v.cx.on);
         v.found.is_some() || v.value(Part::Path, "", req.path.as_bytes(), false)
     }) {
-        return;
+        return true;
     }
     if let Some(q) = req.query
         && v.cached_clean(cacheable, "\0query", q.as_bytes(), |v| {
@@ -124,8 +167,13 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
             v.found.is_some() || form(q.as_bytes(), v)
         })
     {
-        return;
+        return true;
     }
+    false
+}
+
+/// Visits the inspected headers' values; true at a finding.
+fn headers(req: &Subject<'_>, cacheable: bool, v: &mut Visitor<'_>) -> bool {
     for (header, value) in req.headers {
         let name = header.as_str();
         if skipped_header(name) {
@@ -146,18 +194,10 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
             }
         });
         if stop {
-            return;
+            return true;
         }
     }
-    if req.body.is_empty() {
-        return;
-    }
-    let ct = req
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    body(ct, req.body, v);
+    false
 }
 
 /// Visits a body by its content type.

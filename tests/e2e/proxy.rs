@@ -95,19 +95,7 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
 async fn websocket_upgrades_become_a_tunnel() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (_s, b, _e) = proxied("").await;
-    let mut conn = tokio::net::TcpStream::connect(b.addr).await.unwrap();
-    conn.write_all(
-        b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        conn.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let (head, mut conn) = h1_websocket(b.addr, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     for msg in [&b"hello"[..], b"through bext"] {
@@ -329,24 +317,6 @@ fn serve_http2_upstream(up: std::net::SocketAddr) -> (Site, Bext) {
     ));
     let b = Bext::serve(&cfg);
     (site, b)
-}
-
-/// The HTTP/1.1 WebSocket handshake on a raw connection: the answer's
-/// head, lower case, and the connection (the tunnel when it is a 101).
-async fn h1_websocket(addr: std::net::SocketAddr, extra: &str) -> (String, tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        conn.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    (String::from_utf8_lossy(&head).to_lowercase(), conn)
 }
 
 /// A WebSocket to an app with `http2 = true` goes up as an extended

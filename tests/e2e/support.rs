@@ -757,3 +757,21 @@ pub async fn echoes_through<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Un
         assert_eq!(back, msg);
     }
 }
+
+/// The HTTP/1.1 WebSocket handshake on a raw connection: the answer's
+/// head, lower case, and the connection (the tunnel when it is a 101).
+pub async fn h1_websocket(addr: std::net::SocketAddr, extra: &str) -> (String, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).to_lowercase(), conn)
+}

@@ -246,6 +246,23 @@ YAML
   printf 'name: authn\nenabled: %s\nconfig:\n  jwt_secret_env: BENCH_JWT_SECRET\n' "$4" > "$1/manifests/authn.yaml"
 }
 
+# security_site DIR PORT WAF GATEWAY AUTHN: DIR/platform.toml (one worker,
+# no access log, the static site ../www) and its manifests as above.
+security_site() {
+  security_manifests "$1" "$3" "$4" "$5"
+  cat > "$1/platform.toml" <<TOML
+[platform]
+listen = "127.0.0.1:$2"
+access_log = false
+watch = false
+workers = 1
+manifests = "manifests"
+default_app = "site"
+[apps.site]
+source = "../www"
+TOML
+}
+
 # bench_jwt: an HS256 JWT (sub user-42, far expiry) signed with
 # $BENCH_JWT_SECRET, which it sets when unset.
 export BENCH_JWT_SECRET=${BENCH_JWT_SECRET:-0123456789abcdef0123456789abcdef-bench}

@@ -29,18 +29,7 @@ URL_PATH="/index.html?page=2&sort=price&utm_source=newsletter"
 
 count() { # name port waf gateway authn -> instructions per request
   local dir="$OUT/$1"
-  security_manifests "$dir" "$3" "$4" "$5"
-  cat > "$dir/platform.toml" <<TOML
-[platform]
-listen = "127.0.0.1:$2"
-access_log = false
-watch = false
-workers = 1
-manifests = "manifests"
-default_app = "site"
-[apps.site]
-source = "../www"
-TOML
+  security_site "$dir" "$2" "$3" "$4" "$5"
   CG_URL="http://127.0.0.1:$2$URL_PATH"
   callgrind_count "$dir/cg.out" cg_curl_ready cg_wrk_all_ok "$BEXT" serve --config "$dir/platform.toml"
   if [ -e "$OUT/refused" ]; then cat "$OUT/refused" >&2; exit 1; fi

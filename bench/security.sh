@@ -45,18 +45,7 @@ rps() { # port [pid] -> requests/s; with a pid, its CPU µs per request goes to 
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "${HEADERS[@]}" "http://127.0.0.1:$1$TARGET" >/dev/null; }
 
 mk() { # name port waf-enabled gateway-enabled authn-enabled [binary]
-  security_manifests "$OUT/$1" "$3" "$4" "$5"
-  cat > "$OUT/$1/platform.toml" <<TOML
-[platform]
-listen = "127.0.0.1:$2"
-access_log = false
-watch = false
-workers = 1
-manifests = "manifests"
-default_app = "site"
-[apps.site]
-source = "../www"
-TOML
+  security_site "$OUT/$1" "$2" "$3" "$4" "$5"
   taskset -c "$SERVER_CPU" "${6:-$BEXT}" serve --config "$OUT/$1/platform.toml" >/dev/null 2>"$OUT/$1.err" & PIDS+=($!)
 }
 mk off 19190 false false false

@@ -284,18 +284,7 @@ async fn a_react_stream_from_render_is_streamed() {
     let (mut h1, _c) = h1_client(b.addr).await;
     let req = request("GET", "/?delay=2000", &[("host", "acme.cafe.test")], "");
     let res = h1.send_request(req).await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
-    let mut body = res.into_body();
-    let shell = read_until(&mut body, "Loading the menu").await;
-    assert!(shell.contains("Welcome to café <!-- -->acme"), "{shell}");
-    assert!(
-        !shell.contains("flat white"),
-        "the data came with the shell: not streamed\n{shell}"
-    );
-    let rest = read_until(&mut body, "flat white").await;
-    assert!(rest.contains("<li>espresso</li>"), "{rest}");
-    read_to_end(&mut body).await.unwrap();
+    the_react_menu_streams(res).await;
 }
 
 /// `max_isolates`: the JS apps' isolates added up, refused at load with

@@ -443,6 +443,24 @@ pub async fn read_to_end(body: &mut hyper::body::Incoming) -> Result<(), String>
     }
 }
 
+/// The react-ssr example's page, read as it streams: the shell (with the
+/// tenant's name) arrives before the menu's data, then the menu, then the
+/// end.
+pub async fn the_react_menu_streams(res: hyper::Response<hyper::body::Incoming>) {
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    let mut body = res.into_body();
+    let shell = read_until(&mut body, "Loading the menu").await;
+    assert!(shell.contains("Welcome to café <!-- -->acme"), "{shell}");
+    assert!(
+        !shell.contains("flat white"),
+        "the data came with the shell: not streamed\n{shell}"
+    );
+    let rest = read_until(&mut body, "flat white").await;
+    assert!(rest.contains("<li>espresso</li>"), "{rest}");
+    read_to_end(&mut body).await.unwrap();
+}
+
 /// An upstream that answers nothing until the test says so: one request
 /// at a time, each answered `body` by [`Gate::open`]. What a page waits
 /// on (its data) made to wait for the test, not for a clock.

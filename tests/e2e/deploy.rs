@@ -1737,7 +1737,7 @@ async fn listings_through_a_server_show_apps_who_deployed_and_preview_lifetimes(
 
 #[tokio::test]
 async fn canary_and_stable_answers_are_counted_by_version_on_metrics() {
-    use crate::metrics::{parse, value};
+    use crate::metrics::{scrape_as, value};
     let s = Site::new();
     let config = platform(&s);
     let c = p(&config);
@@ -1774,19 +1774,7 @@ async fn canary_and_stable_answers_are_counted_by_version_on_metrics() {
         assert_eq!(visit("/", "bext_canary_blog=stable").await.text(), "version one");
     }
     assert_eq!(visit("/missing", "bext_canary_blog=v2").await.status, 404);
-    let auth = format!("Bearer {TOKEN}");
-    let r = send(
-        b.addr,
-        request(
-            "GET",
-            "/__bext/metrics",
-            &[("host", "localhost"), ("authorization", &auth)],
-            "",
-        ),
-    )
-    .await;
-    assert_eq!(r.status, 200);
-    let samples = parse(&r.text());
+    let samples = scrape_as(b.addr, TOKEN).await;
     let count = |version: &str, role: &str, class: &str| {
         value(
             &samples,

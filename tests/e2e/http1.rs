@@ -321,22 +321,8 @@ async fn a_head_sent_a_byte_at_a_time_is_served() {
 
 /// `bext_connections_open` now (the scrape's own connection included).
 async fn connections_open(addr: SocketAddr) -> f64 {
-    let auth = format!("Bearer {TOKEN}");
-    let m = send(
-        addr,
-        request(
-            "GET",
-            "/__bext/metrics",
-            &[("host", "localhost"), ("authorization", &auth)],
-            "",
-        ),
-    )
-    .await
-    .text();
-    m.lines()
-        .find_map(|l| l.strip_prefix("bext_connections_open "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("bext_connections_open")
+    let samples = crate::metrics::scrape_as(addr, TOKEN).await;
+    crate::metrics::value(&samples, "bext_connections_open", &[]).expect("bext_connections_open")
 }
 
 #[tokio::test]

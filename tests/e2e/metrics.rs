@@ -167,7 +167,12 @@ async fn scrape_with(addr: SocketAddr, host: &str, path: &str, token: Option<&st
 
 /// Scrapes the public listener with the token and parses the answer.
 pub(crate) async fn scrape(addr: SocketAddr) -> Vec<Sample> {
-    let r = scrape_with(addr, "localhost", "/__bext/metrics", Some(TOKEN)).await;
+    scrape_as(addr, TOKEN).await
+}
+
+/// [`scrape`] with another test's admin token.
+pub(crate) async fn scrape_as(addr: SocketAddr, token: &str) -> Vec<Sample> {
+    let r = scrape_with(addr, "localhost", "/__bext/metrics", Some(token)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.header("content-type"),

@@ -252,33 +252,14 @@ async fn buttons_need_the_session_csrf_token() {
             .contains(r#"id="action-error">404 blog has no canary to promote"#)
     );
     assert!(!r.text().contains("logout"), "a bearer client has no session");
-    let r = ui(
-        b.addr,
-        "POST",
-        "/__bext/ui/apps/blog/promote",
-        &[("authorization", &bearer), form],
-        "to=1e2",
-    )
-    .await;
-    assert_eq!(r.status, 400);
-    let r = ui(
-        b.addr,
-        "POST",
-        "/__bext/ui/apps/ghost/rollback",
-        &[("authorization", &bearer)],
-        "",
-    )
-    .await;
-    assert_eq!(r.status, 404);
-    let r = ui(
-        b.addr,
-        "POST",
-        "/__bext/ui/apps/blog/delete",
-        &[("authorization", &bearer)],
-        "",
-    )
-    .await;
-    assert_eq!(r.status, 404);
+    let authorized = ("authorization", bearer.as_str());
+    for (path, headers, body, status) in [
+        ("/__bext/ui/apps/blog/promote", &[authorized, form][..], "to=1e2", 400),
+        ("/__bext/ui/apps/ghost/rollback", &[authorized][..], "", 404),
+        ("/__bext/ui/apps/blog/delete", &[authorized][..], "", 404),
+    ] {
+        assert_eq!(ui(b.addr, "POST", path, headers, body).await.status, status, "{path}");
+    }
     assert_eq!(current().await, "version one");
 
     // A canary and a preview show on the overview; Promote makes the

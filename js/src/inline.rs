@@ -51,9 +51,7 @@ impl InlinePool {
     /// Loads the module once here, so that a broken module is an error
     /// now and not on some worker's first request.
     pub(crate) fn start(spec: Spec) -> Result<(InlinePool, Exports), JsError> {
-        let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
-        let modules = ModuleCache::for_spec(&spec)?;
-        let exports = crate::pool::probe(&spec, &modules)?;
+        let (fetcher, modules, exports) = crate::pool::load(&spec)?;
         let pool = InlinePool {
             modules,
             fetcher,

@@ -126,9 +126,7 @@ impl Threads {
     /// thread, so that a broken module is an error here, not on the first
     /// request. Starts no isolate thread.
     fn start(spec: Spec) -> Result<(Threads, Exports), JsError> {
-        let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
-        let modules = ModuleCache::for_spec(&spec)?;
-        let exports = probe(&spec, &modules)?;
+        let (fetcher, modules, exports) = crate::pool::load(&spec)?;
         // Unbounded in the channel, bounded in `call`: a bounded channel
         // allocates every slot up front (256 calls, ~79 KiB an app before
         // any traffic), a list channel a block at a time as calls come.
@@ -231,6 +229,19 @@ type Probe = (
     Arc<ModuleCache>,
     std::sync::mpsc::Sender<Result<Exports, JsError>>,
 );
+
+/// What every runner needs before its first call: the app's outbound
+/// client, its module files read once, and the module checked.
+pub(crate) type Loaded = (Option<Arc<crate::fetch::Fetcher>>, Arc<ModuleCache>, Exports);
+
+/// Loads `spec` for a runner ([`Loaded`]); a broken module is an error
+/// here, not on some request.
+pub(crate) fn load(spec: &Spec) -> Result<Loaded, JsError> {
+    let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
+    let modules = ModuleCache::for_spec(spec)?;
+    let exports = probe(spec, &modules)?;
+    Ok((fetcher, modules, exports))
+}
 
 /// Checks the module: once for apps with the same code and settings
 /// ([`crate::shared_check`]), else in an isolate of its own.

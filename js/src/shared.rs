@@ -260,9 +260,7 @@ pub(crate) struct SharedApp {
 impl SharedApp {
     /// Loads the module once to check it; starts nothing else.
     pub(crate) fn start(spec: Spec) -> Result<(SharedApp, Exports), JsError> {
-        let fetcher = crate::fetch::fetcher_for(&spec.limits.fetch)?;
-        let modules = ModuleCache::for_spec(&spec)?;
-        let exports = crate::pool::probe(&spec, &modules)?;
+        let (fetcher, modules, exports) = crate::pool::load(&spec)?;
         let app = Arc::new(App {
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             limit: spec.limits.workers.max(1),

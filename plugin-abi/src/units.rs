@@ -15,6 +15,44 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A memory limit (a JS isolate's heap), always written with a unit
+/// (`64MiB`): a bare number would be a count of bytes, far too few for any
+/// heap, so `128` is refused with the spelling meant rather than failing
+/// with "Allocation failed" at the first request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemorySize(pub u64);
+
+impl<'de> Deserialize<'de> for MemorySize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let parsed = match Raw::deserialize(d)? {
+            Raw::Number(n) => Err(unitless_size(&n.to_string())),
+            Raw::Text(t) => parse_memory_size(&t),
+        };
+        parsed.map(MemorySize).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"64MiB"`, `"512KiB"`, `"1GiB"`; a number without a unit is an
+/// error naming the spellings that would be accepted.
+pub fn parse_memory_size(t: &str) -> Result<u64, String> {
+    let digits = t.trim();
+    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(unitless_size(digits));
+    }
+    parse_size(t)
+}
+
+/// The error for a memory size without a unit, saying what to write.
+fn unitless_size(n: &str) -> String {
+    format!("`{n}` has no unit: a memory limit is written with one, e.g. \"{n}MiB\" (units: KiB, MiB, GiB)")
+}
+
 /// A duration, always written with a unit (`250ms`, `30s`, `2m`, `7d`).
 ///
 /// A bare number is refused rather than read as seconds: the original bext
@@ -132,5 +170,17 @@ mod tests {
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("10mb"), Ok(10 << 20));
         assert!(parse_size("lots").is_err());
+        // A memory limit without a unit is refused, number or text.
+        let err = serde_json::from_value::<MemorySize>(serde_json::json!(128))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no unit") && err.contains("\"128MiB\""), "{err}");
+        let err = parse_memory_size("128").unwrap_err();
+        assert!(err.contains("\"128MiB\""), "{err}");
+        assert_eq!(parse_memory_size("128MiB"), Ok(128 << 20));
+        assert_eq!(
+            serde_json::from_value::<MemorySize>(serde_json::json!("16mb")).unwrap().0,
+            16 << 20
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use bext_plugin_abi::units::{ByteSize, Span};
+use bext_plugin_abi::units::{ByteSize, MemorySize, Span};
 
 /// `[apps.<id>.isolate]` of a JS app, and `limits` in a JS plugin's
 /// manifest. Unset fields take the defaults of the kind of module.
@@ -21,8 +21,9 @@ pub struct IsolateConfig {
     /// of the app running at once on the shared pool (never all its threads).
     #[serde(default)]
     pub workers: Option<usize>,
-    /// Heap limit of each isolate (`64MiB`).
-    #[serde(default)]
+    /// Heap limit of each isolate (`64MiB`), written with a unit and at
+    /// least [`MIN_HEAP`].
+    #[serde(default, deserialize_with = "heap_size")]
     pub memory_limit: Option<ByteSize>,
     /// Time one call may take in JavaScript, timers included (`30s`).
     #[serde(default)]
@@ -53,6 +54,22 @@ pub struct IsolateConfig {
     /// plugin runs. Apps are bounded by `[platform] max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<ByteSize>,
+}
+
+/// The smallest `memory_limit`: below it an isolate cannot even load
+/// bext's Web APIs, and every request would fail with "Allocation failed".
+pub const MIN_HEAP: u64 = 8 << 20;
+
+/// A heap size as [`MemorySize`] reads it (a unit is required), refused
+/// under [`MIN_HEAP`] with the key's smallest working value.
+fn heap_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ByteSize>, D::Error> {
+    let MemorySize(bytes) = MemorySize::deserialize(d)?;
+    if bytes < MIN_HEAP {
+        return Err(serde::de::Error::custom(format!(
+            "{bytes} bytes is too small for a JS heap: write at least \"8MiB\" (the default is \"64MiB\")"
+        )));
+    }
+    Ok(Some(ByteSize(bytes)))
 }
 
 /// `isolate = { fetch = { allow = [...], ... } }`: an app's outbound

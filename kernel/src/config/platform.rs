@@ -1983,6 +1983,22 @@ mod tests {
     }
 
     #[test]
+    fn an_isolate_heap_without_a_unit_or_too_small_is_refused_with_what_to_write() {
+        let text = "[apps.a]\nruntime = 'js'\nisolate = { memory_limit = 128 }\n[apps.b]\nruntime = 'js'\nisolate = { memory_limit = '1KiB' }\n[apps.c]\nruntime = 'js'\nisolate = { memory_limit = '128' }\n[apps.d]\nruntime = 'js'\nisolate = { memory_limit = '8MiB' }\n";
+        let file = Path::new("p.toml");
+        let (f, _, e) = decode_toml(&TomlDoc::parse(file, text).unwrap(), file);
+        let text = e.to_string();
+        for want in [
+            "p.toml:3:28: apps.a.isolate.memory_limit: `128` has no unit: a memory limit is written with one, e.g. \"128MiB\"",
+            "p.toml:6:28: apps.b.isolate.memory_limit: 1024 bytes is too small for a JS heap: write at least \"8MiB\"",
+            "p.toml:9:28: apps.c.isolate.memory_limit: `128` has no unit",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        assert_eq!(f.apps["d"].isolate.memory_limit, Some(ByteSize(8 << 20)));
+    }
+
+    #[test]
     fn listen_addresses_in_the_spellings_users_write() {
         for (given, bound) in [
             ("127.0.0.1:3060", "127.0.0.1:3060"),

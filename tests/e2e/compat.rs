@@ -1347,8 +1347,9 @@ fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
 /// A duration without a unit is refused (never read as seconds: the
 /// original's `preview_ttl = 7` meant days to its author), and so is a
 /// `[redis] url` without a scheme (never a server silently without its
-/// fleet): `bext check` (the load `bext serve` does too) names the key
-/// and what to write instead.
+/// fleet, whether from the file or from `REDIS_URL`), and a JS heap
+/// without a unit: `bext check` (the load `bext serve` does too) names
+/// the key and what to write instead.
 #[test]
 fn a_unitless_duration_or_a_schemeless_redis_url_says_what_to_write() {
     let s = Site::new();
@@ -1382,6 +1383,26 @@ fn a_unitless_duration_or_a_schemeless_redis_url_says_what_to_write() {
         assert!(!passed, "{body}: {text}");
         assert!(text.contains(key) && text.contains(write), "{body}: {text}");
     }
+    // `REDIS_URL` is the same URL, from the environment: refused as
+    // `[redis] url` is, naming the variable.
+    let config = s.platform(&format!("[platform]\n{app}"));
+    let (passed, text) = check_env(&config, &[("REDIS_URL", "redis.internal:6379")]);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("REDIS_URL") && text.contains("\"redis://redis.internal:6379\""),
+        "{text}"
+    );
+    // A JS heap as a bare number is 128 bytes: refused with the unit meant.
+    s.write("js/index.js", "export default { fetch() { return new Response('js'); } }");
+    let config = s.platform(&format!(
+        "[platform]\n{app}[apps.js]\nruntime = \"js\"\nsource = \"js\"\nisolate = {{ memory_limit = 128 }}\n"
+    ));
+    let (passed, text) = check(&config);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("apps.js.isolate.memory_limit") && text.contains("\"128MiB\"") && !text.contains("Allocation"),
+        "{text}"
+    );
     // Written with their units, the same keys pass.
     let config = s.platform(&format!(
         "[platform]\npreview_ttl = \"7d\"\n{app}[apps.site.cache]\ndefault_ttl = \"60s\"\n"

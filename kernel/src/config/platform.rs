@@ -1511,13 +1511,17 @@ impl Platform {
             errors.push(Diagnostic::new(&name, "platform.max_isolates", reason));
         }
         let redis = f.redis.or_else(|| {
-            std::env::var("REDIS_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-                .map(|url| RedisSection {
-                    url,
-                    prefix: default_redis_prefix(),
-                })
+            let url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())?;
+            // Refused as `[redis] url` is, not left to log "edge mode
+            // off" while the server runs without its fleet.
+            if let Err(reason) = bext_edge::check_url(&url) {
+                errors.push(Diagnostic::new(&name, "REDIS_URL (environment)", reason));
+                return None;
+            }
+            Some(RedisSection {
+                url,
+                prefix: default_redis_prefix(),
+            })
         });
         let platform = Platform {
             file,

@@ -179,7 +179,9 @@ mod tests {
         assert!(err.contains("\"128MiB\""), "{err}");
         assert_eq!(parse_memory_size("128MiB"), Ok(128 << 20));
         assert_eq!(
-            serde_json::from_value::<MemorySize>(serde_json::json!("16mb")).unwrap().0,
+            serde_json::from_value::<MemorySize>(serde_json::json!("16mb"))
+                .unwrap()
+                .0,
             16 << 20
         );
     }

@@ -1393,7 +1393,10 @@ fn a_unitless_duration_or_a_schemeless_redis_url_says_what_to_write() {
         "{text}"
     );
     // A JS heap as a bare number is 128 bytes: refused with the unit meant.
-    s.write("js/index.js", "export default { fetch() { return new Response('js'); } }");
+    s.write(
+        "js/index.js",
+        "export default { fetch() { return new Response('js'); } }",
+    );
     let config = s.platform(&format!(
         "[platform]\n{app}[apps.js]\nruntime = \"js\"\nsource = \"js\"\nisolate = {{ memory_limit = 128 }}\n"
     ));

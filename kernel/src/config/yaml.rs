@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::diag::Diagnostic;
@@ -20,10 +20,24 @@ pub(crate) struct Located {
 impl Located {
     /// Parses YAML text; a syntax error comes back with its position.
     pub(crate) fn parse(file: &Path, text: &str) -> Result<Located, Diagnostic> {
-        let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|e| {
+        // Duplicate keys are let through the parser and found below, where
+        // the error can name the key's path and both of its lines.
+        let options = serde_saphyr::options! { duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::PassThrough };
+        let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
             let pos = e.location().map(|l| (l.line(), l.column()));
             Diagnostic::new(file, "", first_line(&e.to_string())).at(pos)
         })?;
+        if let Some(d) = root.value.first_duplicate("") {
+            return Err(Diagnostic::new(
+                file,
+                d.path,
+                format!(
+                    "`{}` is given twice in the same map (first on line {}): keep one (YAML keys are unique)",
+                    d.key, d.first.0
+                ),
+            )
+            .at(Some(d.again)));
+        }
         let mut positions = HashMap::new();
         let value = root.value.into_json(String::new(), &mut positions);
         Ok(Located { value, positions })
@@ -96,7 +110,44 @@ enum Node {
     Map(Vec<(Spanned<String>, Spanned<Node>)>),
 }
 
+/// A key written twice in one map.
+struct Duplicate {
+    /// The key's dotted path (`config.hosts.a.com`).
+    path: String,
+    key: String,
+    first: (u64, u64),
+    again: (u64, u64),
+}
+
 impl Node {
+    /// The first key, in document order, written twice in one map.
+    fn first_duplicate(&self, path: &str) -> Option<Duplicate> {
+        let join = |k: &str| {
+            if path.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match self {
+            Node::Seq(items) => {
+                (items.iter().enumerate()).find_map(|(i, item)| item.value.first_duplicate(&format!("{path}[{i}]")))
+            }
+            Node::Map(entries) => entries.iter().enumerate().find_map(|(i, (k, v))| {
+                if let Some((first, _)) = entries[..i].iter().find(|(earlier, _)| earlier.value == k.value) {
+                    return Some(Duplicate {
+                        path: join(&k.value),
+                        key: k.value.clone(),
+                        first: pos(&first.referenced),
+                        again: pos(&k.referenced),
+                    });
+                }
+                v.value.first_duplicate(&join(&k.value))
+            }),
+            _ => None,
+        }
+    }
+
     fn into_json(self, path: String, positions: &mut HashMap<String, (u64, u64)>) -> serde_json::Value {
         use serde_json::Value;
         match self {
@@ -189,10 +240,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut entries: Vec<(Spanned<String>, Spanned<Node>)> = Vec::new();
+        // Duplicates are kept: `first_duplicate` reports them with their path.
         while let Some(key) = map.next_key::<Spanned<String>>()? {
-            if entries.iter().any(|(k, _)| k.value == key.value) {
-                return Err(de::Error::custom(format!("duplicate key `{}`", key.value)));
-            }
             let value = map.next_value()?;
             entries.push((key, value));
         }
@@ -225,6 +274,27 @@ mod tests {
             .unwrap();
         assert!(err.position.is_some(), "{err}");
         let err = Located::parse(Path::new("m.yaml"), "a: 1\na: 2\n").err().unwrap();
-        assert!(err.reason.contains("duplicate"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "m.yaml:2:1: a: `a` is given twice in the same map (first on line 1): keep one (YAML keys are unique)"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named_by_its_path_and_both_lines() {
+        let text = "name: vhosts\nconfig:\n  hosts:\n    a.com:\n      app: x\n    b.com:\n      app: y\n    a.com:\n      app: z\n";
+        let err = Located::parse(Path::new("m.yaml"), text).err().unwrap();
+        assert_eq!(err.field, "config.hosts.a.com");
+        assert_eq!(err.position, Some((8, 5)));
+        assert!(
+            err.reason.contains("`a.com` is given twice") && err.reason.contains("first on line 4"),
+            "{err}"
+        );
+        assert!(!err.reason.contains("DuplicateKeyPolicy"), "{err}");
+        // Inside a list item too.
+        let err = Located::parse(Path::new("m.yaml"), "rules:\n  - id: 1\n    id: 2\n")
+            .err()
+            .unwrap();
+        assert_eq!(err.field, "rules[0].id");
     }
 }

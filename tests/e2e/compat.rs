@@ -1045,6 +1045,43 @@ async fn a_pin_without_a_version_or_an_app_is_refused() {
     assert!(passed, "{text}");
 }
 
+/// Buntime's `workerDirs` (buntime-vhosts.txt: apps "must be installed in
+/// one of the global workerDirs"), in a vhosts manifest or the platform
+/// file: refused with what bext uses instead, not serde's list of fields.
+#[test]
+fn buntime_s_worker_dirs_say_what_bext_uses_instead() {
+    let s = Site::new();
+    s.write("one/index.html", "one");
+    let app = "[apps.one]\nsource = \"one\"\n";
+    let manifest =
+        "name: \"@buntime/plugin-vhosts\"\nworkerDirs: [\"./apps\"]\nhosts:\n  \"one.test\": { app: \"one\" }\n";
+    s.write("manifests/vhosts.yaml", manifest);
+    for (body, field) in [
+        (
+            format!("[platform]\nmanifests = \"manifests\"\n{app}"),
+            "vhosts.yaml:2:1: workerDirs",
+        ),
+        (
+            format!("[platform]\nworkerDirs = [\"./apps\"]\n{app}"),
+            "platform.toml:2:1: platform.workerDirs",
+        ),
+        (
+            format!("workerDirs = [\"./apps\"]\n{app}"),
+            "platform.toml:1:1: workerDirs",
+        ),
+    ] {
+        let (passed, text) = check(&s.platform(&body));
+        assert!(!passed, "{body}: {text}");
+        assert!(
+            text.contains(field)
+                && text.contains("[apps.<id>] source")
+                && text.contains("bext deploy <dir> --app <id>")
+                && !text.contains("expected one of"),
+            "{body}: {text}"
+        );
+    }
+}
+
 /// deployment-modes.txt's multi-app platform.toml, as written: `hono` is
 /// a js app with its entry from package.json, `express` runs the
 /// package's start script (a real Express app from npm) as a process app,

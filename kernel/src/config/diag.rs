@@ -116,13 +116,34 @@ pub(crate) fn decode_every<V, T>(
             return (None, in_file_order(errors));
         }
         usable &= diagnostic.reason.starts_with("unknown field");
-        errors.push(diagnostic);
+        errors.push(with_guidance(diagnostic));
         if !take_out(value, &inner) {
             return (None, in_file_order(errors));
         }
         taken.push(inner);
     }
     (None, in_file_order(errors))
+}
+
+/// Keys of the systems users come from that bext has no key for, with
+/// what to write instead: serde's "unknown field" alone leaves them
+/// guessing.
+const FOREIGN_KEYS: [(&str, &str); 1] = [(
+    "workerDirs",
+    "Buntime's `workerDirs` has no equivalent in bext: apps are not found in directories but declared, \
+     each in the platform file (`[apps.<id>] source = \"<dir>\"`) or deployed to the registry \
+     (`bext deploy <dir> --app <id>`); remove the key (docs/migrating.md, \"From Buntime\")",
+)];
+
+/// `d` with what to write instead when it is an unknown key of another
+/// system ([`FOREIGN_KEYS`]).
+fn with_guidance(mut d: Diagnostic) -> Diagnostic {
+    for (key, instead) in FOREIGN_KEYS {
+        if d.reason.starts_with(&format!("unknown field `{key}`")) {
+            d.reason = format!("unknown field `{key}`: {instead}");
+        }
+    }
+    d
 }
 
 /// The dotted `path` serde_path_to_error prints for a field, as the keys

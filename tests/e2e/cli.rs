@@ -12,6 +12,46 @@ fn check_accepts_a_good_platform() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 1 app(s)"));
 }
 
+/// A bundle's bext.config.toml given to `--config`, or its folder given
+/// to `bext check DIR`, is checked as `bext run DIR` serves it (it is not
+/// a platform file, and `unknown field server` told the user nothing); a
+/// platform file with a bundle's `[server]` says which file it looks like.
+#[test]
+fn check_takes_a_bundle_s_config_as_bext_run_serves_its_folder() {
+    let s = Site::new();
+    s.write("app/index.html", "x");
+    let cfg = s.write("app/bext.config.toml", "[server]\nlisten = \"127.0.0.1:0\"\n");
+    let dir = s.path("app");
+    for args in [
+        vec!["check", "--config", cfg.to_str().unwrap()],
+        vec!["check", dir.to_str().unwrap()],
+        vec!["check", "--config", dir.to_str().unwrap()],
+    ] {
+        let out = bext_output(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("checked as `bext run` serves it"), "{args:?}: {err}");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 1 app(s)"));
+    }
+    // Its mistakes are the bundle file's, by line and field.
+    s.write("app/bext.config.toml", "[server]\nlisten = 3\n");
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bext.config.toml:2:10: server.listen"), "{err}");
+    // The same sections in a platform file: named as a bundle's.
+    let platform = s.platform("[server]\nlisten = \"127.0.0.1:0\"\n");
+    let out = bext_output(&["check", "--config", platform.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("platform.toml:1:2: server: `[server]` is a section of a bundle's bext.config.toml")
+            && err.contains("`bext check DIR`")
+            && err.contains("`bext run DIR`"),
+        "{err}"
+    );
+}
+
 #[test]
 fn check_reports_every_error_with_file_line_and_field() {
     let s = Site::new();

@@ -56,9 +56,12 @@ enum Command {
     },
     /// Validate a platform file and its manifests; print every error.
     Check {
-        /// The platform file.
-        #[arg(long, short)]
-        config: PathBuf,
+        /// The platform file. A bundle's `bext.config.toml` (or a folder)
+        /// is checked as `bext run` serves its folder.
+        #[arg(long, short, required_unless_present = "dir", conflicts_with = "dir")]
+        config: Option<PathBuf>,
+        /// A folder, checked as `bext run DIR` serves it.
+        dir: Option<PathBuf>,
     },
     /// List the built-in plugins.
     Plugins,
@@ -239,7 +242,15 @@ pub fn run() -> ExitCode {
                 listen_tls,
             })
         }
-        Command::Check { config } => check(config),
+        Command::Check { config, dir } => match dir.or_else(|| config.as_deref().and_then(bundle_of)) {
+            Some(dir) => {
+                eprintln!("bext check: {}: checked as `bext run` serves it", dir.display());
+                check(Platform::for_dir(&dir, None, None).map(|p| (p, Default::default())))
+            }
+            None => check(Platform::load_lenient(
+                config.as_deref().unwrap_or(std::path::Path::new("platform.toml")),
+            )),
+        },
         Command::Deploy {
             dir,
             app,
@@ -411,11 +422,34 @@ fn build_before_run(dir: &std::path::Path) -> Result<(), ExitCode> {
     }
 }
 
-/// Validates everything it can: a broken app does not stop the manifests
-/// and the other apps from being checked.
-fn check(file: PathBuf) -> ExitCode {
+/// The folder `--config` names when it is not a platform file but a
+/// folder, or a bundle's `bext.config.toml` (no `[platform]` or `[apps]`):
+/// a user checking the file `bext run DIR` reads means that folder.
+fn bundle_of(config: &std::path::Path) -> Option<PathBuf> {
+    if config.is_dir() {
+        return Some(config.to_owned());
+    }
+    if config.file_name()? != "bext.config.toml" {
+        return None;
+    }
+    let text = std::fs::read_to_string(config).ok()?;
+    let top: toml::Table = toml::from_str(&text).ok()?;
+    if top.contains_key("platform") || top.contains_key("apps") {
+        return None;
+    }
+    let dir = config.parent()?;
+    Some(if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir.to_owned()
+    })
+}
+
+/// Validates everything it can in a loaded platform: a broken app does
+/// not stop the manifests and the other apps from being checked.
+fn check(loaded: Result<(Platform, crate::config::diag::Diagnostics), crate::config::diag::Diagnostics>) -> ExitCode {
     let mut errors = crate::config::diag::Diagnostics::default();
-    let result = Platform::load_lenient(&file).and_then(|(platform, platform_errors)| {
+    let result = loaded.and_then(|(platform, platform_errors)| {
         errors.0.extend(platform_errors.0);
         match crate::pipeline::tls::certificates(&platform, crate::pipeline::tls::Purpose::Check) {
             Ok((_, warnings)) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),

@@ -135,13 +135,25 @@ const FOREIGN_KEYS: [(&str, &str); 1] = [(
      (`bext deploy <dir> --app <id>`); remove the key (docs/migrating.md, \"From Buntime\")",
 )];
 
+/// The sections of a bundle's `bext.config.toml`: at the top of a
+/// platform file they say the file given is a bundle's.
+const BUNDLE_SECTIONS: [&str; 5] = ["server", "framework", "cache", "hooks", "render"];
+
 /// `d` with what to write instead when it is an unknown key of another
-/// system ([`FOREIGN_KEYS`]).
+/// system ([`FOREIGN_KEYS`]) or a bundle's section in a platform file.
 fn with_guidance(mut d: Diagnostic) -> Diagnostic {
     for (key, instead) in FOREIGN_KEYS {
         if d.reason.starts_with(&format!("unknown field `{key}`")) {
             d.reason = format!("unknown field `{key}`: {instead}");
         }
+    }
+    if let Some(key) = BUNDLE_SECTIONS.iter().find(|k| d.field == **k)
+        && d.reason.starts_with("unknown field")
+    {
+        d.reason = format!(
+            "`[{key}]` is a section of a bundle's bext.config.toml, not of a platform file \
+             ([platform], [apps.<id>], [redis]): check its folder with `bext check DIR` and serve it with `bext run DIR`"
+        );
     }
     d
 }

@@ -161,6 +161,39 @@ async fn run_serves_a_directory_and_reads_its_config() {
     assert_eq!(get(b2.addr, "x", "/").await.text(), "plain dir");
 }
 
+/// `listen` on port 443 is plain HTTP there, where clients speak TLS:
+/// `bext check` and the load `bext serve` does warn, naming the key and
+/// where HTTPS is served; another port says nothing.
+#[test]
+fn plain_http_on_port_443_is_warned_of_by_check_and_serve() {
+    let s = Site::new();
+    s.write("www/index.html", "x");
+    let says =
+        "platform.listen: `0.0.0.0:443` serves plain HTTP on port 443, where clients speak TLS: no TLS is configured";
+    let cfg = s.platform("[platform]\nlisten = \"0.0.0.0:443\"\n[apps.www]\nsource = \"www\"\n");
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: ") && err.contains(says) && err.contains("listen_tls"),
+        "{err}"
+    );
+    // Serve warns at load, before it binds: an unknown plugin stops it
+    // right after, so the test never takes port 443.
+    let cfg = s.platform(
+        "[platform]\nlisten = \"0.0.0.0:443\"\n[apps.www]\nsource = \"www\"\n[apps.www.plugins.nope]\nenabled = true\n",
+    );
+    let out = bext_output(&["serve", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("WARN") && err.contains(says), "{err}");
+    // Any other port: no warning.
+    let cfg = s.platform("[platform]\nlisten = \"127.0.0.1:8080\"\n[apps.www]\nsource = \"www\"\n");
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("port 443"), "{err}");
+}
+
 #[test]
 fn plugins_lists_the_built_ins() {
     let out = bext_output(&["plugins"]);

@@ -35,8 +35,42 @@ pub fn load_manifests_lenient(platform: &Platform) -> (Vec<Manifest>, Diagnostic
 
 /// What a configuration turns off that its author may not have meant to,
 /// logged at every load and printed by `bext check`: host routing, when
-/// the vhosts manifest says `enabled: false` and no app turns it on.
+/// the vhosts manifest says `enabled: false` and no app turns it on; and
+/// plain HTTP on port 443 ([`plain_http_on_443`]).
 pub fn warnings(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> {
+    plain_http_on_443(platform)
+        .into_iter()
+        .chain(vhost_warnings(platform, manifests))
+        .collect()
+}
+
+/// `listen` on port 443: `listen` is always plain HTTP, so browsers and
+/// clients that speak TLS to 443 get garbage back, and nothing says why.
+/// HTTPS is served on `listen_tls`.
+fn plain_http_on_443(platform: &Platform) -> Option<Diagnostic> {
+    let listen = &platform.settings.listen;
+    let port = listen.parse::<std::net::SocketAddr>().ok()?.port();
+    if port != 443 {
+        return None;
+    }
+    let (file, field) = match &platform.file {
+        Some(f) if f.file_name().is_some_and(|n| n == "bext.config.toml") => (f.clone(), "server.listen"),
+        Some(f) => (f.clone(), "platform.listen"),
+        None => (std::path::PathBuf::from("bext run"), "--listen"),
+    };
+    let tls = if platform.settings.listen_tls.is_some() {
+        "HTTPS is served on `listen_tls`"
+    } else {
+        "no TLS is configured; HTTPS is served on `[platform] listen_tls = \"0.0.0.0:443\"` with `tls_cert`/`tls_key` or `[platform.acme]`"
+    };
+    let reason = format!(
+        "`{listen}` serves plain HTTP on port 443, where clients speak TLS: {tls}; plain HTTP usually listens on port 80 (`listen = \"0.0.0.0:80\"`)"
+    );
+    Some(Diagnostic::new(&file, field, reason))
+}
+
+/// Host routing turned off by the vhosts manifest while no app turns it on.
+fn vhost_warnings(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> {
     let vhosts_on_for_an_app = platform
         .apps
         .values()

@@ -194,6 +194,37 @@ fn plain_http_on_port_443_is_warned_of_by_check_and_serve() {
     assert!(out.status.success() && !err.contains("port 443"), "{err}");
 }
 
+/// A plugin's config error names the key the user wrote, at its line:
+/// `auth`/`cache` of an app (not the authn/isr config bext made of them),
+/// a Buntime manifest's top-level `hosts` (not `config.hosts`); an app's
+/// own `plugins.<name>.config` keeps its path, now with a line too.
+#[test]
+fn plugin_config_errors_name_the_field_as_written() {
+    let s = Site::new();
+    s.write("www/index.html", "x");
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"sked.ly\":\n    app: 5\n",
+    );
+    let cfg = s.platform(
+        "[platform]\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\nauth = { nope = 1 }\ncache = { rules = [{ path = \"/x\", bogus = 1 }] }\n[apps.two]\nsource = \"www\"\n[apps.two.plugins.compress]\nenabled = true\nconfig = { levels = 3 }\n",
+    );
+    let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    for want in [
+        "vhosts.yaml:4:5: hosts.sked.ly.app: invalid type",
+        "platform.toml:5:17: apps.www.auth.nope: unknown field `nope`",
+        "platform.toml:6:43: apps.www.cache.rules[0].bogus: unknown field `bogus`",
+        "platform.toml:11:21: apps.two.plugins.compress.config.levels:",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    for internal in ["config.hosts", "plugins.authn", "plugins.isr"] {
+        assert!(!err.contains(internal), "`{internal}` in:\n{err}");
+    }
+}
+
 #[test]
 fn plugins_lists_the_built_ins() {
     let out = bext_output(&["plugins"]);

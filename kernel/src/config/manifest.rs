@@ -132,6 +132,20 @@ impl Manifest {
         (self.doc.position(&full)).or_else(|| path.starts_with("hosts").then(|| self.doc.position(path)).flatten())
     }
 
+    /// A field of this manifest's `config` as the file writes it:
+    /// `config.<path>`, or `hosts.<...>` when a Buntime manifest wrote its
+    /// `hosts` map at the top level.
+    pub fn config_field(&self, path: &str) -> String {
+        let top_level_hosts = path.starts_with("hosts")
+            && self.doc.value.get("hosts").is_some()
+            && self.doc.value.get("config").and_then(|c| c.get("hosts")).is_none();
+        match path {
+            "" => "config".to_owned(),
+            p if top_level_hosts => p.to_owned(),
+            p => format!("config.{p}"),
+        }
+    }
+
     /// The position of a top-level field (`enabled`, `priority`, ...), for
     /// diagnostics about the manifest itself rather than its `config`.
     pub fn position(&self, field: &str) -> Option<(u64, u64)> {

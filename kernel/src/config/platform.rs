@@ -1054,6 +1054,18 @@ impl Platform {
         }
     }
 
+    /// Where `field` (a dotted path, `apps.a.auth.jwt`) stands in the
+    /// platform file `file`, or its nearest written ancestor: for errors
+    /// found after loading (a plugin decoding its config), read again as
+    /// the file is now.
+    pub fn position_in(file: &Path, field: &str) -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(file).ok()?;
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => Located::parse(file, &text).ok()?.position(field),
+            _ => TomlDoc::parse(file, &text).ok()?.position(field),
+        }
+    }
+
     /// The apps as plugins see them.
     pub fn app_infos(&self) -> Vec<bext_plugin_abi::AppInfo> {
         self.apps

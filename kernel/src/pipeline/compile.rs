@@ -66,7 +66,7 @@ fn plain_http_on_443(platform: &Platform) -> Option<Diagnostic> {
     let reason = format!(
         "`{listen}` serves plain HTTP on port 443, where clients speak TLS: {tls}; plain HTTP usually listens on port 80 (`listen = \"0.0.0.0:80\"`)"
     );
-    Some(Diagnostic::new(&file, field, reason))
+    Some(Diagnostic::new(&file, field, reason).at(Platform::position_in(&file, field)))
 }
 
 /// Host routing turned off by the vhosts manifest while no app turns it on.
@@ -444,6 +444,36 @@ fn app_plugins(cfg: &AppConfig) -> BTreeMap<String, AppPlugin> {
     plugins
 }
 
+/// The app key a plugin config error at `path` comes from when
+/// [`app_plugins`] made that config from it: `apps.<id>.auth.<path>` for
+/// authn, `cache` for isr, `rate_limit` for the gateway's `app_limit`;
+/// `None` when `[apps.<id>.plugins.<plugin>] config` sets that field
+/// itself (it wins), or the plugin has no such key.
+fn written_as(platform: &Platform, app: &str, plugin: &str, path: &str) -> Option<String> {
+    let cfg = platform.apps.get(app)?;
+    let first = path.split(['.', '[']).next().unwrap_or(path);
+    let explicit = (cfg.plugins.get(plugin))
+        .and_then(|p| p.config.as_ref())
+        .is_some_and(|c| c.get(first).is_some());
+    if explicit {
+        return None;
+    }
+    let under = |key: &str, rest: &str| match rest {
+        "" => format!("apps.{app}.{key}"),
+        r if r.starts_with('[') => format!("apps.{app}.{key}{r}"),
+        r => format!("apps.{app}.{key}.{r}"),
+    };
+    match plugin {
+        "authn" if cfg.auth.is_some() => Some(under("auth", path)),
+        "isr" if cfg.cache.is_some() => Some(under("cache", path)),
+        "gateway" if cfg.rate_limit.is_some() => {
+            let rest = path.strip_prefix("app_limit")?;
+            Some(under("rate_limit", rest.strip_prefix('.').unwrap_or(rest)))
+        }
+        _ => None,
+    }
+}
+
 fn merge(base: &mut serde_json::Value, over: &serde_json::Value) {
     match (base, over) {
         (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
@@ -630,16 +660,20 @@ impl Builder<'_> {
                 format!("{prefix}.{path}")
             }
         };
+        let in_platform_file = |field: String| {
+            let at = Platform::position_in(self.platform_file, &field);
+            Diagnostic::new(self.platform_file, field, reason.clone()).at(at)
+        };
         if let Some(field) = super::shortcuts::origin(self.platform, &u.manifest.name, &path) {
-            return Diagnostic::new(self.platform_file, field, reason);
+            return in_platform_file(field);
         }
         match u.override_of {
-            Some(app) => Diagnostic::new(
-                self.platform_file,
-                join(&format!("apps.{app}.plugins.{}.config", u.manifest.name)),
-                reason,
+            Some(app) => in_platform_file(
+                written_as(self.platform, app, &u.manifest.name, &path)
+                    .unwrap_or_else(|| join(&format!("apps.{app}.plugins.{}.config", u.manifest.name))),
             ),
-            None => Diagnostic::new(&u.manifest.file, join("config"), reason).at(u.manifest.config_position(&path)),
+            None => Diagnostic::new(&u.manifest.file, u.manifest.config_field(&path), reason)
+                .at(u.manifest.config_position(&path)),
         }
     }
 }

@@ -195,7 +195,8 @@ fn plain_http_on_port_443_is_warned_of_by_check_and_serve() {
 }
 
 /// A plugin's config error names the key the user wrote, at its line:
-/// `auth`/`cache` of an app (not the authn/isr config bext made of them),
+/// `auth`/`cache`/`rate_limit` of an app (not the authn/isr/gateway
+/// config bext made of them),
 /// a Buntime manifest's top-level `hosts` (not `config.hosts`); an app's
 /// own `plugins.<name>.config` keeps its path, now with a line too.
 #[test]
@@ -207,7 +208,7 @@ fn plugin_config_errors_name_the_field_as_written() {
         "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"sked.ly\":\n    app: 5\n",
     );
     let cfg = s.platform(
-        "[platform]\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\nauth = { nope = 1 }\ncache = { rules = [{ path = \"/x\", bogus = 1 }] }\n[apps.two]\nsource = \"www\"\n[apps.two.plugins.compress]\nenabled = true\nconfig = { levels = 3 }\n",
+        "[platform]\nmanifests = \"manifests\"\n[apps.www]\nsource = \"www\"\nauth = { nope = 1 }\ncache = { rules = [{ path = \"/x\", bogus = 1 }] }\n[apps.two]\nsource = \"www\"\n[apps.two.plugins.compress]\nenabled = true\nconfig = { levels = 3 }\n[apps.three]\nsource = \"www\"\nrate_limit = { rpm = 0 }\n",
     );
     let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -217,10 +218,11 @@ fn plugin_config_errors_name_the_field_as_written() {
         "platform.toml:5:17: apps.www.auth.nope: unknown field `nope`",
         "platform.toml:6:43: apps.www.cache.rules[0].bogus: unknown field `bogus`",
         "platform.toml:11:21: apps.two.plugins.compress.config.levels:",
+        "platform.toml:14:22: apps.three.rate_limit.rpm: must be at least 1",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }
-    for internal in ["config.hosts", "plugins.authn", "plugins.isr"] {
+    for internal in ["config.hosts", "plugins.authn", "plugins.isr", "app_limit"] {
         assert!(!err.contains(internal), "`{internal}` in:\n{err}");
     }
 }

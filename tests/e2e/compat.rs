@@ -691,13 +691,19 @@ async fn the_per_app_settings_of_deployment_modes_apply() {
         "srv/shop/dist/index.js",
         "let n = 0; export default { fetch(req) { n += 1; return new Response('shop ' + new URL(req.url).pathname + ' #' + n); } }",
     );
-    let page = fixture("deployment-modes.per-app.platform.toml")
-        .replace("0.0.0.0:443", "127.0.0.1:0")
+    let as_written = fixture("deployment-modes.per-app.platform.toml")
         .replace("/var/lib/bext", "data")
         .replace("\"/srv/", "\"srv/");
+    // The page's `listen = "0.0.0.0:443"` is plain HTTP there: said, not silent.
+    let (passed, text) = check(&s.platform(&as_written));
+    assert!(
+        passed && text.contains("warning: ") && text.contains("serves plain HTTP on port 443"),
+        "{text}"
+    );
+    let page = as_written.replace("0.0.0.0:443", "127.0.0.1:0");
     let config = s.platform(&page);
     let (passed, text) = check(&config);
-    assert!(passed, "{text}");
+    assert!(passed && !text.contains("port 443"), "{text}");
     let (passed, text) = check(&s.platform(&page.replace("[platform]\n", "[platform]\nmax_isolates = 1\n")));
     assert!(!passed && text.contains("(shop: 2)"), "isolate.workers counts: {text}");
     let config = s.platform(&page);

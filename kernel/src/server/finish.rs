@@ -56,20 +56,28 @@ impl Finish {
                 Sink::Dedicated(l) => Some(Head::new(l.format(), parts)),
                 _ => None,
             },
-            // Only JSON lines carry a trace id: no `traceparent` lookup for
-            // combined ones.
-            parent: match &log {
-                Sink::Dedicated(l) if matches!(l.format(), AccessLogFormat::Json) => {
-                    bext_plugin_abi::trace::Parent::of(&parts.headers)
-                }
-                _ => None,
-            },
+            // Set by `client_span` once the head is admitted, when it
+            // has a `traceparent`.
+            parent: None,
             cache: None,
             otel: None,
             log,
             method: parts.method.clone(),
             record: Record::default(),
             read: None,
+        }
+    }
+
+    /// Keeps the client's span (its only valid `traceparent`) for the
+    /// trace id of a JSON access log line, should nothing else read the
+    /// request's trace. Called only for a head that has a `traceparent`
+    /// (or was refused before anything looked): the lookup hashes the
+    /// name, and most requests have none.
+    pub fn client_span(&mut self, headers: &http::HeaderMap) {
+        if let Sink::Dedicated(l) = &self.log
+            && matches!(l.format(), AccessLogFormat::Json)
+        {
+            self.parent = bext_plugin_abi::trace::Parent::of(headers);
         }
     }
 

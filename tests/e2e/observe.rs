@@ -136,7 +136,9 @@ domains = ["site.test"]
     let good = format!("00-{TRACE}-{PARENT}-01");
     let other = format!("00-{}-{PARENT}-01", "1".repeat(32));
     let host = ("host", "site.test");
-    let cases: [(&[(&str, &str)], u16, bool); 6] = [
+    // The headers sent, the status, and whether the line has the client's trace.
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, bool);
+    let cases: [Case<'_>; 6] = [
         (&[host, ("traceparent", &good)], 200, true),
         (&[host, ("TraceParent", &good)], 200, true),
         (&[host], 200, false),

@@ -114,7 +114,8 @@ async fn json_lines_carry_app_trace_upstream_time_and_waf_verdict() {
 /// A static file's JSON line carries the client's trace when nothing read
 /// it (no upstream): whatever the header name's case, and also for heads
 /// refused before (a second Host) and by (a second Authorization) the
-/// kernel's checks; never for two `traceparent`s or none.
+/// kernel's checks; never for two `traceparent`s, one the client named in
+/// `Connection`, or none.
 #[tokio::test]
 async fn a_static_file_s_json_line_carries_the_client_s_trace_however_it_was_sent() {
     let s = Site::new();
@@ -138,11 +139,17 @@ domains = ["site.test"]
     let host = ("host", "site.test");
     // The headers sent, the status, and whether the line has the client's trace.
     type Case<'a> = (&'a [(&'a str, &'a str)], u16, bool);
-    let cases: [Case<'_>; 6] = [
+    let cases: [Case<'_>; 7] = [
         (&[host, ("traceparent", &good)], 200, true),
         (&[host, ("TraceParent", &good)], 200, true),
         (&[host], 200, false),
         (&[host, ("traceparent", &good), ("traceparent", &other)], 200, false),
+        // Named hop-by-hop: removed before anything reads it, as for an upstream.
+        (
+            &[host, ("connection", "traceparent"), ("traceparent", &good)],
+            200,
+            false,
+        ),
         (&[host, ("host", "b.test"), ("traceparent", &good)], 400, true),
         (
             &[

@@ -74,9 +74,7 @@ impl Finish {
     /// (or was refused before anything looked): the lookup hashes the
     /// name, and most requests have none.
     pub fn client_span(&mut self, headers: &http::HeaderMap) {
-        if let Sink::Dedicated(l) = &self.log
-            && matches!(l.format(), AccessLogFormat::Json)
-        {
+        if self.log.is_json() {
             self.parent = bext_plugin_abi::trace::Parent::of(headers);
         }
     }
@@ -98,7 +96,8 @@ impl Finish {
         let status = res.status();
         let (parts, body) = res.into_parts();
         let end = if self.log.is_on() || !after.is_empty() || self.otel.is_some() {
-            let cache = if self.line.is_some() {
+            // Only JSON lines carry it: no `x-cache` lookup for combined.
+            let cache = if self.log.is_json() {
                 cache_status(&parts.headers)
             } else {
                 None
@@ -188,7 +187,9 @@ impl State {
                         Some(t) => TraceId::Known(t.trace_id),
                         None => TraceId::Unread(f.parent),
                     };
-                    let [app, tenant, version] = cx.names();
+                    // Combined lines carry none of these: no lookups.
+                    let json = matches!(log.format(), AccessLogFormat::Json);
+                    let [app, tenant, version] = if json { cx.names() } else { Default::default() };
                     log.push(LogRecord {
                         head,
                         method: f.method,
@@ -198,13 +199,17 @@ impl State {
                         status: status.as_u16(),
                         bytes,
                         duration,
-                        upstream: cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0),
+                        upstream: if json {
+                            cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0)
+                        } else {
+                            None
+                        },
                         app,
                         tenant,
                         version,
                         cache: f.cache,
                         // Most requests have no vars: no hashing then.
-                        waf: if cx.vars.is_empty() {
+                        waf: if !json || cx.vars.is_empty() {
                             None
                         } else {
                             cx.vars.remove("waf")

@@ -111,6 +111,71 @@ async fn json_lines_carry_app_trace_upstream_time_and_waf_verdict() {
     assert!(!b.log().contains("bext::access"));
 }
 
+/// A static file's JSON line carries the client's trace when nothing read
+/// it (no upstream): whatever the header name's case, and also for heads
+/// refused before (a second Host) and by (a second Authorization) the
+/// kernel's checks; never for two `traceparent`s, one the client named in
+/// `Connection`, or none.
+#[tokio::test]
+async fn a_static_file_s_json_line_carries_the_client_s_trace_however_it_was_sent() {
+    let s = Site::new();
+    s.write("www/index.html", "hello");
+    let log = s.path("access.json");
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+access_log = {{ format = "json", path = "{}" }}
+
+[apps.site]
+source = "www"
+domains = ["site.test"]
+"#,
+        log.display()
+    ));
+    let b = Bext::serve(&cfg);
+    let good = format!("00-{TRACE}-{PARENT}-01");
+    let other = format!("00-{}-{PARENT}-01", "1".repeat(32));
+    let host = ("host", "site.test");
+    // The headers sent, the status, and whether the line has the client's trace.
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, bool);
+    let cases: [Case<'_>; 7] = [
+        (&[host, ("traceparent", &good)], 200, true),
+        (&[host, ("TraceParent", &good)], 200, true),
+        (&[host], 200, false),
+        (&[host, ("traceparent", &good), ("traceparent", &other)], 200, false),
+        // Named hop-by-hop: removed before anything reads it, as for an upstream.
+        (
+            &[host, ("connection", "traceparent"), ("traceparent", &good)],
+            200,
+            false,
+        ),
+        (&[host, ("host", "b.test"), ("traceparent", &good)], 400, true),
+        (
+            &[
+                host,
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b"),
+                ("TRACEPARENT", &good),
+            ],
+            400,
+            true,
+        ),
+    ];
+    for (headers, status, _) in &cases {
+        let r = send(b.addr, request("GET", "/index.html", headers, "")).await;
+        assert_eq!(r.status, *status, "{headers:?}");
+    }
+    let lines = lines(&log, cases.len()).await;
+    for ((headers, status, client_s), line) in cases.iter().zip(&lines) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["status"], *status, "{line}");
+        let trace_id = v["trace_id"].as_str().unwrap();
+        assert_eq!(trace_id.len(), 32, "{line}");
+        assert_eq!(trace_id == TRACE, *client_s, "{headers:?}: {line}");
+    }
+}
+
 #[tokio::test]
 async fn combined_lines_follow_a_rotated_file_after_sigusr1() {
     let s = Site::new();

@@ -33,4 +33,11 @@ impl Sink {
     pub fn is_on(&self) -> bool {
         !matches!(self, Sink::Off)
     }
+
+    /// Whether lines are JSON: only they carry the trace id, the cache
+    /// status, the app's names, the upstream time and the WAF verdict, so
+    /// combined lines spare the worker those lookups.
+    pub fn is_json(&self) -> bool {
+        matches!(self, Sink::Dedicated(l) if matches!(l.format(), crate::config::platform::AccessLogFormat::Json))
+    }
 }

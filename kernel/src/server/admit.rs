@@ -43,11 +43,22 @@ pub struct Rules<'a> {
     pub owned: &'a [HeaderName],
 }
 
+/// What admitting a head noticed on its way, so later steps skip a
+/// lookup for what most requests do not have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// A `traceparent` header came (it may since have been stripped):
+    /// without one, the access log's trace id needs no lookup (a lookup
+    /// hashes the name; the pass over the names that strips reserved
+    /// ones sees it for free).
+    pub traceparent: bool,
+}
+
 /// Checks the method and the target's size, makes the Host header agree
 /// with the target's authority, normalises the path, refuses a second
 /// `Authorization`, and drops client copies of bext's headers, names
 /// with `_` and the headers the client named in `Connection`.
-pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<(), Refusal> {
+pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<Admitted, Refusal> {
     check_method(&parts.method, parts.extensions.get::<hyper::ext::Protocol>())?;
     if parts.method == Method::CONNECT {
         // An admitted extended CONNECT is a WebSocket over HTTP/2: the GET
@@ -75,10 +86,19 @@ pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<(), Refusal> {
     }
     settle_host(parts)?;
     normalise_target(&mut parts.uri, &parts.method, rules.slashes)?;
-    if strip_reserved(&mut parts.headers, &rules) {
+    let names = strip_reserved(&mut parts.headers, &rules);
+    if names.connection {
         strip_connection_options(&mut parts.headers);
     }
-    Ok(())
+    Ok(Admitted {
+        traceparent: names.traceparent,
+    })
+}
+
+/// What the pass over a head's names saw (besides what it removed).
+struct Names {
+    connection: bool,
+    traceparent: bool,
 }
 
 /// Headers some frameworks take as the real path or method (IIS and
@@ -99,10 +119,10 @@ const OVERRIDE_HEADERS: [&str; 5] = [
 /// `HTTP_X_BASE`, the same variable as `x-base`, so an underscore
 /// spelling would forge bext's headers there (nginx drops such names by
 /// default for the same reason). One pass over the names, which also
-/// tells whether the request has a `Connection` header (so most requests
-/// need no lookup for it); nothing is allocated unless something is
-/// removed.
-fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) -> bool {
+/// tells whether the request has a `Connection` or a `traceparent` header
+/// (so most requests need no lookup for them); nothing is allocated
+/// unless something is removed.
+fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) -> Names {
     let doomed = |name: &HeaderName| {
         let n = name.as_str().as_bytes();
         // Byte tests first: most names are neither `x-` nor have a `_`.
@@ -110,10 +130,11 @@ fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) -> bool {
             || (!rules.underscores_in_headers && has_underscore(n))
             || (!rules.owned.is_empty() && rules.owned.contains(name))
     };
-    let (mut any_doomed, mut connection) = (false, false);
+    let (mut any_doomed, mut connection, mut traceparent) = (false, false, false);
     for name in headers.keys() {
         any_doomed |= doomed(name);
         connection |= name == header::CONNECTION;
+        traceparent |= name.as_str() == bext_plugin_abi::trace::TRACEPARENT;
     }
     if any_doomed {
         let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
@@ -121,7 +142,10 @@ fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) -> bool {
             headers.remove(name);
         }
     }
-    connection
+    Names {
+        connection,
+        traceparent,
+    }
 }
 
 /// Whether a header name has `_`, eight bytes at a time: every name of
@@ -323,7 +347,31 @@ mod tests {
             underscores_in_headers: false,
             owned: &owned,
         };
-        admit(p, rules).map_err(|r| r.status)
+        admit(p, rules).map(|_| ()).map_err(|r| r.status)
+    }
+
+    #[test]
+    fn a_traceparent_is_noticed_however_its_name_is_spelled() {
+        let rules = Rules {
+            limits: &Limits::default(),
+            slashes: EncodedSlashes::Reject,
+            underscores_in_headers: false,
+            owned: &[],
+        };
+        let seen = |headers: &[(&str, &str)]| {
+            let mut p = parts("GET", "/", headers, Version::HTTP_11);
+            admit(&mut p, rules).unwrap().traceparent
+        };
+        let value = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert!(seen(&[("traceparent", value)]));
+        assert!(seen(&[("TraceParent", value), ("accept", "*/*")]));
+        assert!(seen(&[("TRACEPARENT", "not valid"), ("TRACEPARENT", value)]));
+        assert!(!seen(&[
+            ("accept", "*/*"),
+            ("tracestate", "a=b"),
+            ("traceparents", value)
+        ]));
+        assert!(!seen(&[]));
     }
 
     #[test]

@@ -56,20 +56,26 @@ impl Finish {
                 Sink::Dedicated(l) => Some(Head::new(l.format(), parts)),
                 _ => None,
             },
-            // Only JSON lines carry a trace id: no `traceparent` lookup for
-            // combined ones.
-            parent: match &log {
-                Sink::Dedicated(l) if matches!(l.format(), AccessLogFormat::Json) => {
-                    bext_plugin_abi::trace::Parent::of(&parts.headers)
-                }
-                _ => None,
-            },
+            // Set by `client_span` once the head is admitted, when it
+            // has a `traceparent`.
+            parent: None,
             cache: None,
             otel: None,
             log,
             method: parts.method.clone(),
             record: Record::default(),
             read: None,
+        }
+    }
+
+    /// Keeps the client's span (its only valid `traceparent`) for the
+    /// trace id of a JSON access log line, should nothing else read the
+    /// request's trace. Called only for a head that has a `traceparent`
+    /// (or was refused before anything looked): the lookup hashes the
+    /// name, and most requests have none.
+    pub fn client_span(&mut self, headers: &http::HeaderMap) {
+        if self.log.is_json() {
+            self.parent = bext_plugin_abi::trace::Parent::of(headers);
         }
     }
 
@@ -90,7 +96,8 @@ impl Finish {
         let status = res.status();
         let (parts, body) = res.into_parts();
         let end = if self.log.is_on() || !after.is_empty() || self.otel.is_some() {
-            let cache = if self.line.is_some() {
+            // Only JSON lines carry it: no `x-cache` lookup for combined.
+            let cache = if self.log.is_json() {
                 cache_status(&parts.headers)
             } else {
                 None
@@ -180,7 +187,9 @@ impl State {
                         Some(t) => TraceId::Known(t.trace_id),
                         None => TraceId::Unread(f.parent),
                     };
-                    let [app, tenant, version] = cx.names();
+                    // Combined lines carry none of these: no lookups.
+                    let json = matches!(log.format(), AccessLogFormat::Json);
+                    let [app, tenant, version] = if json { cx.names() } else { Default::default() };
                     log.push(LogRecord {
                         head,
                         method: f.method,
@@ -190,13 +199,17 @@ impl State {
                         status: status.as_u16(),
                         bytes,
                         duration,
-                        upstream: cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0),
+                        upstream: if json {
+                            cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0)
+                        } else {
+                            None
+                        },
                         app,
                         tenant,
                         version,
                         cache: f.cache,
                         // Most requests have no vars: no hashing then.
-                        waf: if cx.vars.is_empty() {
+                        waf: if !json || cx.vars.is_empty() {
                             None
                         } else {
                             cx.vars.remove("waf")

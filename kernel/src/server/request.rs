@@ -45,14 +45,19 @@ pub(super) async fn handle_parts(
         cx.ext.insert(crate::apps::OverTls);
     }
     let mut finish = Finish::new(pipeline.access_log.clone(), in_flight, &parts);
-    let refuse = |finish: Finish, status: StatusCode, reason: String, cx: Ctx| {
+    // A head refused before admit's pass over its names: the client's
+    // span is looked up (rare; admitted heads say whether they have one).
+    let refuse = |mut finish: Finish, status: StatusCode, reason: String, cx: Ctx, headers: &http::HeaderMap| {
+        finish.client_span(headers);
         let record = pipeline.record(None, None);
         finish.done(plain(status, reason), AfterResponse::default(), record, cx)
     };
 
     cx.host = match request_host(parts.version, &parts.uri, &parts.headers) {
         Ok(h) => h,
-        Err(e) => return refuse(finish, StatusCode::BAD_REQUEST, format!("{e}\n"), cx),
+        Err(e) => {
+            return refuse(finish, StatusCode::BAD_REQUEST, format!("{e}\n"), cx, &parts.headers);
+        }
     };
     if let Some(sni) = &conn.sni {
         match &cx.host {
@@ -64,6 +69,7 @@ pub(super) async fn handle_parts(
                     StatusCode::MISDIRECTED_REQUEST,
                     format!("this connection was opened for {sni}, not {host}; open one for {host}\n"),
                     cx,
+                    &parts.headers,
                 );
             }
             Some(_) => {}
@@ -77,8 +83,21 @@ pub(super) async fn handle_parts(
         underscores_in_headers: settings.underscores_in_headers,
         owned: &pipeline.owned_headers,
     };
-    if let Err(refusal) = admit(&mut parts, rules) {
-        return refuse(finish, refusal.status, format!("{}\n", refusal.reason), cx);
+    match admit(&mut parts, rules) {
+        Ok(admitted) => {
+            if admitted.traceparent {
+                finish.client_span(&parts.headers);
+            }
+        }
+        Err(refusal) => {
+            return refuse(
+                finish,
+                refusal.status,
+                format!("{}\n", refusal.reason),
+                cx,
+                &parts.headers,
+            );
+        }
     }
     // With an exporter, the trace is continued or started now (whether it
     // is sampled decides which hooks' spans are kept). Otherwise the
@@ -118,6 +137,7 @@ pub(super) async fn handle_parts(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large\n".into(),
             cx,
+            &parts.headers,
         );
     }
     let body = match incoming {

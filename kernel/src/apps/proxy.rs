@@ -188,6 +188,12 @@ impl ProxyApp {
             parts.headers.insert(&SEC_WEBSOCKET_KEY, websocket_key(cx));
             body = Body::empty();
         }
+        if upgrade.is_none() && parts.version <= Version::HTTP_11 {
+            body = match gather(body).await {
+                Ok(body) => body,
+                Err(answer) => return answer,
+            };
+        }
         // The kernel already dropped what the client named in `Connection`,
         // before bext added its own headers: strip only the fixed
         // hop-by-hop set here.
@@ -547,6 +553,45 @@ fn asks_trailers(headers: &HeaderMap) -> bool {
                 .trim()
                 .eq_ignore_ascii_case("trailers")
         })
+}
+
+/// Request bodies of at most this many bytes (by their `Content-Length`)
+/// are read whole before the upstream hears of the request, as nginx's
+/// request buffering does: the head and body then go out in one write,
+/// and an upstream connection is not held while a client is slow to send.
+const GATHER_LIMIT: u64 = 64 * 1024;
+
+/// `body` in one piece when an HTTP/1 client declared a length of at most
+/// [`GATHER_LIMIT`] (a framing with no trailers to lose); any other body
+/// as it is, streamed. A body that fails while read (too large, too
+/// slow, the client gone) is answered here, as it would be by the upstream
+/// request it would have broken.
+async fn gather(body: Body) -> Result<Body, Response> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    let Some(len) = body.size_hint().exact().filter(|&n| n > 0 && n <= GATHER_LIMIT) else {
+        return Ok(body);
+    };
+    if body.as_bytes().is_some() {
+        return Ok(body);
+    }
+    let mut whole = bytes::BytesMut::with_capacity(len as usize);
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.frame().await {
+        match frame.map(http_body::Frame::into_data) {
+            Ok(Ok(data)) => whole.extend_from_slice(&data),
+            // No trailers come with a `Content-Length`.
+            Ok(Err(_)) => {}
+            Err(e) => {
+                let status = match e.downcast_ref::<BodyLimitError>() {
+                    Some(limit) => limit.status(),
+                    None => StatusCode::BAD_REQUEST,
+                };
+                return Err(plain(status, "request body refused\n"));
+            }
+        }
+    }
+    Ok(Body::full(whole.freeze()))
 }
 
 /// Methods a server must treat as safe to repeat (RFC 9110 §9.2.2).

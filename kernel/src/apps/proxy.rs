@@ -561,27 +561,33 @@ fn asks_trailers(headers: &HeaderMap) -> bool {
 /// and an upstream connection is not held while a client is slow to send.
 const GATHER_LIMIT: u64 = 64 * 1024;
 
-/// `body` in one piece when an HTTP/1 client declared a length of at most
-/// [`GATHER_LIMIT`] (a framing with no trailers to lose); any other body
-/// as it is, streamed. A body that fails while read (too large, too
-/// slow, the client gone) is answered here, as it would be by the upstream
-/// request it would have broken.
+/// `body` whole when an HTTP/1 client declared a length of at most
+/// [`GATHER_LIMIT`] (a framing with no trailers to lose): its frames as
+/// they arrived, not copied, all ready at once so the upstream connection
+/// writes them behind the head in one `writev`. Any other body stays a
+/// stream. A body that fails while read (too large, too slow, the client
+/// gone) is answered here, as the upstream request it would have broken
+/// would have been.
 async fn gather(body: Body) -> Result<Body, Response> {
     use http_body::Body as _;
     use http_body_util::BodyExt as _;
-    let Some(len) = body.size_hint().exact().filter(|&n| n > 0 && n <= GATHER_LIMIT) else {
-        return Ok(body);
-    };
-    if body.as_bytes().is_some() {
+    let small = body.size_hint().exact().is_some_and(|n| n > 0 && n <= GATHER_LIMIT);
+    if !small || body.as_bytes().is_some() {
         return Ok(body);
     }
-    let mut whole = bytes::BytesMut::with_capacity(len as usize);
+    let mut frames = Gathered {
+        frames: std::collections::VecDeque::with_capacity(4),
+        left: 0,
+    };
     let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
         match frame.map(http_body::Frame::into_data) {
-            Ok(Ok(data)) => whole.extend_from_slice(&data),
-            // No trailers come with a `Content-Length`.
-            Ok(Err(_)) => {}
+            Ok(Ok(data)) if !data.is_empty() => {
+                frames.left += data.len() as u64;
+                frames.frames.push_back(data);
+            }
+            // Empty frames, and no trailers come with a `Content-Length`.
+            Ok(_) => {}
             Err(e) => {
                 let status = match e.downcast_ref::<BodyLimitError>() {
                     Some(limit) => limit.status(),
@@ -591,7 +597,41 @@ async fn gather(body: Body) -> Result<Body, Response> {
             }
         }
     }
-    Ok(Body::full(whole.freeze()))
+    Ok(match frames.frames.len() {
+        0 | 1 => Body::full(frames.frames.pop_front().unwrap_or_default()),
+        _ => Body::stream(frames),
+    })
+}
+
+/// A request body read whole, in the frames it arrived in.
+struct Gathered {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    /// Bytes not yet given, for the size hint.
+    left: u64,
+}
+
+impl http_body::Body for Gathered {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let next = self.frames.pop_front();
+        if let Some(data) = &next {
+            self.left = self.left.saturating_sub(data.len() as u64);
+        }
+        std::task::Poll::Ready(next.map(|data| Ok(http_body::Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 /// Methods a server must treat as safe to repeat (RFC 9110 §9.2.2).

@@ -4,8 +4,9 @@
 # front of the same nginx upstream serving a 1 KiB file over keep-alive,
 # one client connection at a time, plugins off; then both with a pool of
 # two backends (the same nginx on two ports; nginx `upstream` with two
-# servers, bext `upstreams` with two URLs, round robin). Only the proxy
-# runs under callgrind; the upstream runs natively.
+# servers, bext `upstreams` with two URLs, round robin); last, both
+# proxying a 16 KiB POST (the upstream answers `ok`). Only the proxy runs
+# under callgrind; the upstream runs natively.
 #
 #   bench/proxy-instructions.sh
 #   BEXT=/path/to/bext bench/proxy-instructions.sh
@@ -23,18 +24,28 @@ UP=18701 NGX=18702 BX=18703 UP2=18704 NGX2=18705 BX2=18706
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/up/logs" "$OUT/nginx/logs"
 head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/index.html"
+head -c 16384 /dev/zero | tr '\0' z > "$OUT/body"
+cat > "$OUT/post.lua" <<'LUA'
+local f = io.open(os.getenv("BODY_FILE"), "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
 cat > "$OUT/up/nginx.conf" <<CONF
 worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
 events { worker_connections 1024; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; listen 127.0.0.1:$UP2; root $OUT/www; } }
+  server { listen 127.0.0.1:$UP; listen 127.0.0.1:$UP2; root $OUT/www;
+    location = /post { client_body_buffer_size 64k; return 200 "ok\n"; } } }
 CONF
 cat > "$OUT/nginx/nginx.conf" <<CONF
 worker_processes 1; daemon off; master_process off; pid $OUT/nginx/nginx.pid;
 error_log $OUT/nginx/logs/error.log warn;
 events { worker_connections 1024; }
 http {
-  access_log off; keepalive_requests 1000000;
+  access_log off; keepalive_requests 1000000; client_body_buffer_size 64k;
+  client_body_temp_path $OUT/nginx; proxy_temp_path $OUT/nginx;
   upstream up { server 127.0.0.1:$UP; keepalive 64; }
   upstream two { server 127.0.0.1:$UP; server 127.0.0.1:$UP2; keepalive 64; }
   server { listen 127.0.0.1:$NGX;
@@ -56,7 +67,7 @@ trap 'nginx -c "$OUT/up/nginx.conf" -p "$OUT/up" -s quit 2>/dev/null || true' EX
 WRK_ARGS=()
 count() { # name port command... -> instructions per request
   local name=$1 port=$2; shift 2
-  callgrind_per_request "$OUT/$name.cg" "http://127.0.0.1:$port/index.html" "$@"
+  callgrind_per_request "$OUT/$name.cg" "http://127.0.0.1:$port${CG_PATH:-/index.html}" "$@"
 }
 b=$(count bext "$BX" "$BEXT" serve --config "$OUT/platform.toml")
 n=$(count nginx "$NGX" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
@@ -72,3 +83,8 @@ n2=$(count nginx-two "$NGX2" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
 echo "two backends: bext $b2, nginx $n2, bext/nginx $(python3 -c "print(round($b2/$n2, 2))")"
 b3=$(count bext-two-noretry "$BX2" "$BEXT" serve --config "$OUT/two-noretry/platform.toml")
 echo "two backends, retries = 0: bext $b3 (pool of two / single: $(python3 -c "print(round($b2/$b, 3))") with retries, $(python3 -c "print(round($b3/$b, 3))") without)"
+WRK_ARGS=(-s "$OUT/post.lua")
+export BODY_FILE=$OUT/body
+p=$(CG_PATH=/post count bext-post "$BX" "$BEXT" serve --config "$OUT/platform.toml")
+np=$(CG_PATH=/post count nginx-post "$NGX" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
+echo "16 KiB POST: bext $p, nginx $np, bext/nginx $(python3 -c "print(round($p/$np, 2))")"

@@ -411,3 +411,113 @@ async fn a_websocket_to_an_http2_upstream_without_extended_connect_is_501_over_e
     let r = send_h2(b.addr, request("GET", "http://x/", &[], "")).await;
     assert_eq!(r.text(), "plain h2");
 }
+
+/// An upstream speaking HTTP/1.1 by hand that notes each request line
+/// as its head arrives and `body N` once it has read the N bytes its
+/// `Content-Length` said, then answers `ok`.
+async fn noting_upstream() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let noted = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let notes = noted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let notes = notes.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                    buf.drain(..end);
+                    let line = head.lines().next().unwrap_or("").trim_end_matches(" http/1.1");
+                    notes.lock().unwrap().push(line.to_owned());
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < len {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..len);
+                    if len > 0 {
+                        notes.lock().unwrap().push(format!("body {len}"));
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, noted)
+}
+
+#[tokio::test]
+async fn a_small_request_body_is_read_whole_before_the_upstream_hears_of_the_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (up, noted) = noting_upstream().await;
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n"
+    ));
+    let b = Bext::serve(&cfg);
+    let notes = || noted.lock().unwrap().clone();
+    // Half a body, then a pause: meanwhile the upstream hears only of
+    // another client's request.
+    let mut slow = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    slow.write_all(b"POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n")
+        .await
+        .unwrap();
+    slow.write_all(&[b'a'; 1000]).await.unwrap();
+    assert_eq!(get(b.addr, "x", "/other").await.status, 200);
+    assert_eq!(notes(), ["get /other"]);
+    // The rest arrives: head and body go up together.
+    slow.write_all(&[b'a'; 1000]).await.unwrap();
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"ok") {
+        let mut chunk = [0u8; 1024];
+        let n = slow.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(status_of(&String::from_utf8_lossy(&answer)), 200);
+    assert_eq!(notes(), ["get /other", "post /slow", "body 2000"]);
+    // A client that gives up halfway never reaches the upstream; a body
+    // over the limit goes up as it streams (the upstream hears of it
+    // before its end).
+    let mut gone = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    gone.write_all(b"PUT /gone HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
+        .await
+        .unwrap();
+    drop(gone);
+    assert_eq!(get(b.addr, "x", "/last").await.status, 200);
+    assert_eq!(notes(), ["get /other", "post /slow", "body 2000", "get /last"]);
+    let big = 64 * 1024 + 1;
+    let mut streamed = tokio::net::TcpStream::connect(b.addr).await.unwrap();
+    streamed
+        .write_all(format!("POST /big HTTP/1.1\r\nhost: x\r\ncontent-length: {big}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    streamed.write_all(&vec![b'b'; 1000]).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        notes().contains(&"post /big".to_owned()).then_some(())
+    })
+    .await;
+    streamed.write_all(&vec![b'b'; big - 1000]).await.unwrap();
+    eventually(Duration::from_secs(10), || async {
+        notes().contains(&format!("body {big}")).then_some(())
+    })
+    .await;
+}

@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,9 +38,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 thread_local! {
     /// This worker's idle connections by upstream address, the most
     /// recently used last.
-    static IDLE: RefCell<FxHashMap<Box<str>, Vec<Idle>>> = RefCell::default();
+    static IDLE: RefCell<FxHashMap<Arc<str>, Vec<Idle>>> = RefCell::default();
     /// This worker's HTTP/2 connection to each HTTP/2 upstream.
-    static SHARED_H2: RefCell<FxHashMap<Box<str>, SharedH2>> = RefCell::default();
+    static SHARED_H2: RefCell<FxHashMap<Arc<str>, SharedH2>> = RefCell::default();
 }
 
 /// A new connection: HTTP/1.1, or HTTP/2.
@@ -123,8 +124,9 @@ pub(crate) struct Pool {
     unix: Option<Box<std::path::Path>>,
     /// What keys the idle stacks: the address, and for TLS the settings
     /// its connections were verified with, so no app reuses a connection
-    /// another app's laxer settings accepted.
-    key: Box<str>,
+    /// another app's laxer settings accepted. Shared: every request's
+    /// lease carries it (a count, not a copy).
+    key: Arc<str>,
     /// For https:// upstreams: the app's TLS settings and the name the
     /// certificate must have.
     tls: Option<(
@@ -143,8 +145,8 @@ pub(crate) struct Pool {
 /// A connection lent to one request: given back when its response body
 /// ends (see [`PooledBody`]). An HTTP/2 stream has nothing to give back.
 pub(crate) struct Lease {
-    key: Box<str>,
-    sender: Option<SendRequest<Body>>,
+    /// The idle stack's key and the connection.
+    kept: Option<(Arc<str>, SendRequest<Body>)>,
 }
 
 impl Pool {
@@ -160,9 +162,9 @@ impl Pool {
         let port = authority.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
         let addr: Box<str> = format!("{}:{port}", authority.host()).into();
         let (key, tls) = match tls {
-            None => (addr.clone(), None),
+            None => (Arc::from(&*addr), None),
             Some((config, settings)) => (
-                format!("tls {settings} {addr}").into(),
+                Arc::from(format!("tls {settings} {addr}")),
                 Some((config.clone(), super::upstream_tls::server_name(authority.host())?)),
             ),
         };
@@ -182,7 +184,7 @@ impl Pool {
     pub(crate) fn unix(path: &std::path::Path, connect_timeout: Duration, http2: bool) -> Pool {
         let addr: Box<str> = format!("unix:{}", path.display()).into();
         Pool {
-            key: addr.clone(),
+            key: Arc::from(&*addr),
             addr,
             unix: Some(path.into()),
             tls: None,
@@ -358,8 +360,7 @@ impl Pool {
 
     fn lease(&self, sender: SendRequest<Body>) -> Lease {
         Lease {
-            key: self.key.clone(),
-            sender: Some(sender),
+            kept: Some((self.key.clone(), sender)),
         }
     }
 
@@ -507,21 +508,18 @@ impl<C: Future + RemoteSettings> Future for WatchSettings<C> {
 impl Lease {
     /// No connection to give back (an HTTP/2 stream's).
     pub(crate) fn none() -> Lease {
-        Lease {
-            key: Box::default(),
-            sender: None,
-        }
+        Lease { kept: None }
     }
 
     /// Keeps the connection for the next request of this worker.
     fn give_back(self) {
-        let Some(sender) = self.sender.filter(|s| !s.is_closed()) else {
+        let Some((key, sender)) = self.kept.filter(|(_, s)| !s.is_closed()) else {
             return;
         };
         IDLE.with_borrow_mut(|idle| {
-            let stack = match idle.get_mut(&*self.key) {
+            let stack = match idle.get_mut(&*key) {
                 Some(stack) => stack,
-                None => idle.entry(self.key).or_default(),
+                None => idle.entry(key).or_default(),
             };
             if stack.len() < MAX_IDLE {
                 stack.push(Idle {

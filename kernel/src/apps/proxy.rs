@@ -188,6 +188,12 @@ impl ProxyApp {
             parts.headers.insert(&SEC_WEBSOCKET_KEY, websocket_key(cx));
             body = Body::empty();
         }
+        if upgrade.is_none() && parts.version <= Version::HTTP_11 {
+            body = match gather(body).await {
+                Ok(body) => body,
+                Err(answer) => return answer,
+            };
+        }
         // The kernel already dropped what the client named in `Connection`,
         // before bext added its own headers: strip only the fixed
         // hop-by-hop set here.
@@ -547,6 +553,85 @@ fn asks_trailers(headers: &HeaderMap) -> bool {
                 .trim()
                 .eq_ignore_ascii_case("trailers")
         })
+}
+
+/// Request bodies of at most this many bytes (by their `Content-Length`)
+/// are read whole before the upstream hears of the request, as nginx's
+/// request buffering does: the head and body then go out in one write,
+/// and an upstream connection is not held while a client is slow to send.
+const GATHER_LIMIT: u64 = 64 * 1024;
+
+/// `body` whole when an HTTP/1 client declared a length of at most
+/// [`GATHER_LIMIT`] (a framing with no trailers to lose): its frames as
+/// they arrived, not copied, all ready at once so the upstream connection
+/// writes them behind the head in one `writev`. Any other body stays a
+/// stream. A body that fails while read (too large, too slow, the client
+/// gone) is answered here, as the upstream request it would have broken
+/// would have been.
+async fn gather(body: Body) -> Result<Body, Response> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    let small = body.size_hint().exact().is_some_and(|n| n > 0 && n <= GATHER_LIMIT);
+    if !small || body.as_bytes().is_some() {
+        return Ok(body);
+    }
+    let mut frames = Gathered {
+        frames: std::collections::VecDeque::with_capacity(4),
+        left: 0,
+    };
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.frame().await {
+        match frame.map(http_body::Frame::into_data) {
+            Ok(Ok(data)) if !data.is_empty() => {
+                frames.left += data.len() as u64;
+                frames.frames.push_back(data);
+            }
+            // Empty frames, and no trailers come with a `Content-Length`.
+            Ok(_) => {}
+            Err(e) => {
+                let status = match e.downcast_ref::<BodyLimitError>() {
+                    Some(limit) => limit.status(),
+                    None => StatusCode::BAD_REQUEST,
+                };
+                return Err(plain(status, "request body refused\n"));
+            }
+        }
+    }
+    Ok(match frames.frames.len() {
+        0 | 1 => Body::full(frames.frames.pop_front().unwrap_or_default()),
+        _ => Body::stream(frames),
+    })
+}
+
+/// A request body read whole, in the frames it arrived in.
+struct Gathered {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    /// Bytes not yet given, for the size hint.
+    left: u64,
+}
+
+impl http_body::Body for Gathered {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let next = self.frames.pop_front();
+        if let Some(data) = &next {
+            self.left = self.left.saturating_sub(data.len() as u64);
+        }
+        std::task::Poll::Ready(next.map(|data| Ok(http_body::Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 /// Methods a server must treat as safe to repeat (RFC 9110 §9.2.2).

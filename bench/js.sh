@@ -54,8 +54,6 @@ rps() { # port path -> requests/s
 }
 warm() { taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$1$2" >/dev/null; }
 
-ratio() { python3 -c "print(round($1/$2,3))"; }
-
 # ---- 1. hello world
 if [[ $PARTS == *app* ]]; then
 cat > "$OUT/platform.toml" <<TOML

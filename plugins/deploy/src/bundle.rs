@@ -400,6 +400,12 @@ struct BundleServer {
     runtime: Option<String>,
     #[serde(default)]
     entry: Option<String>,
+    /// `hybrid`: where its `api_prefix` requests go.
+    #[serde(default)]
+    upstream: Option<String>,
+    /// `hybrid`: the path sent to `upstream`.
+    #[serde(default)]
+    api_prefix: Option<String>,
 }
 
 /// The module names a fetch-handler bundle's package.json gives
@@ -433,6 +439,53 @@ fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) ->
                 real.display()
             )));
         }
+    }
+    Ok(())
+}
+
+/// A `hybrid` bundle's `[server] upstream` (required, `http[s]://host[:port]`)
+/// and `api_prefix` (a path like `/api`); neither on another runtime.
+fn check_hybrid(
+    server: &BundleServer,
+    runtime: Option<&str>,
+    runtime_key: &str,
+    refuse: &dyn Fn(String) -> DeployError,
+) -> Result<(), DeployError> {
+    if runtime != Some("hybrid") {
+        for (key, set) in [
+            ("upstream", server.upstream.is_some()),
+            ("api_prefix", server.api_prefix.is_some()),
+        ] {
+            if set {
+                return Err(refuse(format!(
+                    "server.{key}: only a `hybrid` app sends requests to an upstream: set `{runtime_key} = \"hybrid\"` or remove `{key}`"
+                )));
+            }
+        }
+        return Ok(());
+    }
+    let Some(url) = server.upstream.as_deref() else {
+        return Err(refuse(format!(
+            "{runtime_key} = \"hybrid\" sends `/api/*` (its `[server] api_prefix`) to `[server] upstream = \"http://host:port\"`, which is unset"
+        )));
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| refuse(format!("server.upstream = {url:?} is not a URL: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
+        return Err(refuse(format!(
+            "server.upstream = {url:?}: write \"http://host:port\" or \"https://host:port\""
+        )));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) || uri.query().is_some() {
+        return Err(refuse(format!(
+            "server.upstream = {url:?}: an upstream URL has no credentials and no query"
+        )));
+    }
+    if let Some(prefix) = server.api_prefix.as_deref()
+        && (!prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/'))
+    {
+        return Err(refuse(format!("server.api_prefix = {prefix:?}: a path like \"/api\"")));
     }
     Ok(())
 }
@@ -481,7 +534,8 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         ));
     }
     let server = config.server;
-    let runtime = match (
+    // Errors name the key the file says the runtime with.
+    let (runtime, runtime_key) = match (
         server.runtime.as_deref(),
         config.framework.as_ref().map(|f| f.kind.as_str()),
     ) {
@@ -490,9 +544,13 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
                 "server.runtime = {a:?} and framework.type = {b:?} disagree: keep one"
             )));
         }
-        (a, b) => a.or(b),
+        (Some(a), _) => (Some(a), "server.runtime"),
+        (None, b) => (b, "framework.type"),
     };
-    let fetch_handler = runtime == Some("hono");
+    // `ssr`/`hybrid`: the bundle is the app's folder, `static_dir` its
+    // assets, `entry` (or package.json's) relative to the bundle.
+    let rendered = matches!(runtime, Some("ssr" | "hybrid"));
+    let fetch_handler = matches!(runtime, Some("hono")) || rendered;
     if fetch_handler && server.entry.is_none() {
         // Its entry is found from package.json: that name stays inside too.
         check_package_entries(tree, &refuse)?;
@@ -500,19 +558,19 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
     let js = match runtime {
         None | Some("static") => false,
         Some("js") => true,
-        Some("hono") => server.entry.is_some(),
+        Some("hono" | "ssr" | "hybrid") => server.entry.is_some(),
         Some("proxy") => {
-            return Err(refuse(
-                "server.runtime = \"proxy\": a bundle cannot name an upstream; declare a proxy app in the platform file"
-                    .into(),
-            ));
+            return Err(refuse(format!(
+                "{runtime_key} = \"proxy\": a bundle cannot be a proxy app; declare it in the platform file, or make the bundle `hybrid` with `[server] upstream`"
+            )));
         }
         Some(other) => {
             return Err(refuse(format!(
-                "server.runtime = {other:?}: a bundle is a `static`, `js` or `hono` app"
+                "{runtime_key} = {other:?}: a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app"
             )));
         }
     };
+    check_hybrid(&server, runtime, runtime_key, &refuse)?;
     for (field, value) in [("static_dir", &server.static_dir), ("entry", &server.entry)] {
         if let Some(value) = value {
             check_config_path(field, value)?;
@@ -543,12 +601,20 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         },
         None => root.clone(),
     };
+    let (base, relative_to) = match rendered {
+        true => (&root, "the bundle"),
+        false => (&source, "static_dir"),
+    };
     let name = server.entry.as_deref().unwrap_or("index.js");
-    let found = inside("entry", name, &source.join(name))?;
+    let found = inside("entry", name, &base.join(name))?;
     if js && !found.is_some_and(|real| real.is_file()) {
-        return Err(refuse(format!(
-            "server.entry = {name:?} is not a file of the bundle (a JS app's entry is relative to static_dir)"
-        )));
+        return Err(refuse(match &server.entry {
+            Some(_) => format!("server.entry = {name:?} is not a file of the bundle (it is relative to {relative_to})"),
+            None => format!(
+                "{runtime_key} = {:?} runs index.js (relative to {relative_to}), which the bundle does not have: add it, or name the module with `[server] entry`",
+                runtime.unwrap_or_default()
+            ),
+        }));
     }
     Ok(js || fetch_handler)
 }
@@ -907,7 +973,32 @@ mod tests {
             ),
             (
                 "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"",
-                "\"index.js\" is not a file",
+                "server.runtime = \"js\" runs index.js (relative to static_dir), which the bundle does not have",
+            ),
+            ("[framework]\ntype = \"ssr\"\nentry = \"x.js\"", "unknown field `entry`"),
+            (
+                "[framework]\ntype = \"ssr\"\n[server]\nentry = \"dist/missing.js\"",
+                "server.entry = \"dist/missing.js\" is not a file of the bundle (it is relative to the bundle)",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"",
+                "framework.type = \"hybrid\" sends `/api/*` (its `[server] api_prefix`) to `[server] upstream",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"ftp://x\"",
+                "write \"http://host:port\"",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"http://u:p@x\"",
+                "no credentials",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"http://x\"\napi_prefix = \"api/\"",
+                "a path like \"/api\"",
+            ),
+            (
+                "[framework]\ntype = \"ssr\"\n[server]\nupstream = \"http://x\"",
+                "server.upstream: only a `hybrid` app",
             ),
             ("server = 1", "invalid type: integer `1`"),
             ("[server\n", "bext.config.toml: "),
@@ -917,14 +1008,14 @@ mod tests {
                 "[server]\nspa_fallback = \"yes\"",
                 "invalid type: string \"yes\", expected a boolean",
             ),
-            ("[server]\nruntime = \"proxy\"", "a bundle cannot name an upstream"),
+            ("[server]\nruntime = \"proxy\"", "a bundle cannot be a proxy app"),
             (
                 "[server]\nruntime = \"process\"",
-                "a bundle is a `static`, `js` or `hono` app",
+                "server.runtime = \"process\": a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app",
             ),
             (
                 "[framework]\ntype = \"express\"",
-                "a bundle is a `static`, `js` or `hono` app",
+                "framework.type = \"express\": a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app",
             ),
             (
                 "[redis]\nurl = \"redis://x\"",
@@ -950,6 +1041,9 @@ mod tests {
             "[server]\nstatic_dir = \"\"",
             "[server]\nruntime = \"js\"",
             "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"server/app.mjs\"",
+            "[framework]\ntype = \"ssr\"",
+            "[framework]\ntype = \"ssr\"\n[server]\nstatic_dir = \"dist\"\nentry = \"dist/server/app.mjs\"",
+            "[framework]\ntype = \"hybrid\"\n[server]\nstatic_dir = \"dist\"\nupstream = \"http://127.0.0.1:4000\"\napi_prefix = \"/backend\"",
         ] {
             let tree = config_tree(config, &["index.html", "index.js", "dist/server/app.mjs"]);
             check_config(tree.path()).unwrap_or_else(|e| panic!("{config}: {e}"));

@@ -932,6 +932,16 @@ async fn a_bundle_declares_ssr_and_hybrid_in_its_bext_config_toml() {
         !out.status.success() && said.contains("framework.type = \"hybrid\" sends `/api/*`"),
         "{said}"
     );
+    // Nor stores an SSR bundle with no module, which would not load.
+    s.write("bare/bext.config.toml", "[framework]\ntype = \"ssr\"\n");
+    let out = cli(&["deploy", p(&s.path("bare")), "--app", "bare", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("framework.type = \"ssr\" has no module to run"),
+        "{said}"
+    );
+    let (passed, text) = check(&config);
+    assert!(passed, "nothing stored: {text}");
 }
 
 /// buntime-vhosts.txt's manifest.yaml, unchanged: the scoped name is the
@@ -1098,12 +1108,13 @@ async fn a_deployed_bundle_s_listen_is_said_to_be_unused() {
     // The platform file's app keeps its own table (`source` is the
     // version's folder): only a new app is what the bundle describes.
     assert_eq!(get(b.addr, "site.test", "/public/index.html").await.text(), "bundle");
-    let log = b.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("WARN") && l.contains("server.listen: `0.0.0.0:3061` is not used")),
-        "{log}"
-    );
+    // The log is read on another thread: wait for the line, not a clock.
+    eventually(Duration::from_secs(10), || async {
+        (b.log().lines())
+            .any(|l| l.contains("WARN") && l.contains("server.listen: `0.0.0.0:3061` is not used"))
+            .then_some(())
+    })
+    .await;
 }
 
 /// buntime-vhosts.txt's multi-tenant manifest and its custom-domain

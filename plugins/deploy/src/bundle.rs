@@ -410,11 +410,35 @@ struct BundleServer {
 
 /// The module names a fetch-handler bundle's package.json gives
 /// (`exports`, `module`, `main`), each relative, without `..`, and inside
-/// the bundle once links are followed.
-fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) -> Result<(), DeployError> {
+/// the bundle once links are followed; for an SSR bundle (`rendered`,
+/// whose module is found from the bundle's root as here), one of them or
+/// one of the usual build outputs is a file of the bundle: the kernel
+/// would refuse to load it otherwise.
+fn check_package_entries(
+    tree: &Path,
+    rendered: Option<(&str, &str)>,
+    refuse: &dyn Fn(String) -> DeployError,
+) -> Result<(), DeployError> {
+    let named = package_entries(tree, refuse)?;
+    let Some((runtime_key, runtime)) = rendered else {
+        return Ok(());
+    };
+    let root = fs::canonicalize(tree).map_err(|e| DeployError::io(tree, e))?;
+    let is_module = |name: &str| fs::canonicalize(root.join(name)).is_ok_and(|real| real.is_file());
+    if named.iter().any(|n| is_module(n)) || bext_plugin_abi::BUILD_OUTPUTS.iter().any(|n| is_module(n)) {
+        return Ok(());
+    }
+    Err(refuse(format!(
+        "{runtime_key} = {runtime:?} has no module to run: package.json names none that is in the bundle (`exports`, `module`, `main`) and none of {} is there; build the app before deploying it, or name its module with `[server] entry`",
+        bext_plugin_abi::BUILD_OUTPUTS.join(", ")
+    )))
+}
+
+/// The names of [`check_package_entries`], each checked to stay inside.
+fn package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) -> Result<Vec<String>, DeployError> {
     let package = tree.join("package.json");
     let Ok(text) = fs::read_to_string(&package) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| refuse(format!("package.json is not JSON: {e}")))?;
@@ -427,6 +451,7 @@ fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) ->
         json.get("main").and_then(|v| v.as_str()),
     ];
     let root = fs::canonicalize(tree).map_err(|e| DeployError::io(tree, e))?;
+    let mut found = Vec::new();
     for name in names.into_iter().flatten() {
         let trimmed = name.trim_start_matches("./");
         components(trimmed.as_bytes())
@@ -439,8 +464,9 @@ fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) ->
                 real.display()
             )));
         }
+        found.push(trimmed.to_owned());
     }
-    Ok(())
+    Ok(found)
 }
 
 /// A `hybrid` bundle's `[server] upstream` (required, `http[s]://host[:port]`)
@@ -549,11 +575,13 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
     };
     // `ssr`/`hybrid`: the bundle is the app's folder, `static_dir` its
     // assets, `entry` (or package.json's) relative to the bundle.
+    check_hybrid(&server, runtime, runtime_key, &refuse)?;
     let rendered = matches!(runtime, Some("ssr" | "hybrid"));
     let fetch_handler = matches!(runtime, Some("hono")) || rendered;
     if fetch_handler && server.entry.is_none() {
         // Its entry is found from package.json: that name stays inside too.
-        check_package_entries(tree, &refuse)?;
+        let module = runtime.filter(|_| rendered).map(|r| (runtime_key, r));
+        check_package_entries(tree, module, &refuse)?;
     }
     let js = match runtime {
         None | Some("static") => false,
@@ -570,7 +598,6 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
             )));
         }
     };
-    check_hybrid(&server, runtime, runtime_key, &refuse)?;
     for (field, value) in [("static_dir", &server.static_dir), ("entry", &server.entry)] {
         if let Some(value) = value {
             check_config_path(field, value)?;
@@ -981,7 +1008,11 @@ mod tests {
                 "server.entry = \"dist/missing.js\" is not a file of the bundle (it is relative to the bundle)",
             ),
             (
-                "[framework]\ntype = \"hybrid\"",
+                "[framework]\ntype = \"ssr\"\n[server]\nstatic_dir = \"dist\"",
+                "framework.type = \"ssr\" has no module to run: package.json names none",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nentry = \"index.html\"",
                 "framework.type = \"hybrid\" sends `/api/*` (its `[server] api_prefix`) to `[server] upstream",
             ),
             (

@@ -8,6 +8,19 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Files a fetch-handler build (Hono, an SSR bundle) usually leaves, tried
+/// in order when its package.json names none: where the kernel looks for
+/// the module of a bundle that names none, and what the deploy plugin
+/// makes sure a stored bundle has before it is served.
+pub const BUILD_OUTPUTS: [&str; 6] = [
+    "dist/index.js",
+    "dist/index.mjs",
+    "build/index.js",
+    "dist/server.js",
+    "index.js",
+    "index.mjs",
+];
+
 /// One app to add to the table, or to replace in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppChange {

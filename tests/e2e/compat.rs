@@ -829,6 +829,127 @@ async fn a_bundle_config_names_only_paths_inside_the_bundle() {
     );
 }
 
+/// A bundle declares `ssr` or `hybrid` in its own bext.config.toml
+/// (`[framework] type`, `[server] static_dir` for its assets, `entry` or
+/// package.json's, and for hybrid `[server] upstream`), for `bext run`
+/// and for a deploy that creates the app; what is missing is said in the
+/// keys of that file.
+#[tokio::test]
+async fn a_bundle_declares_ssr_and_hybrid_in_its_bext_config_toml() {
+    let s = Site::new();
+    let upstream = Echo::start().await;
+    for dir in ["web", "api"] {
+        s.write(&format!("{dir}/package.json"), r#"{"main": "dist/server.js"}"#);
+        s.write(
+            &format!("{dir}/dist/server.js"),
+            format!("export function render(request) {{ return '{dir} page ' + new URL(request.url).pathname; }}"),
+        );
+        s.write(&format!("{dir}/dist/client/app.css"), format!("{dir}{{}}"));
+    }
+    s.write(
+        "web/bext.config.toml",
+        "[framework]\ntype = \"ssr\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nstatic_dir = \"dist/client\"\n",
+    );
+    let hybrid = format!(
+        "[framework]\ntype = \"hybrid\"\n\n[server]\nstatic_dir = \"dist/client\"\nupstream = \"http://{}\"\n",
+        upstream.addr
+    );
+    s.write("api/bext.config.toml", &hybrid);
+
+    let b = Bext::start(&["run", p(&s.path("web"))]);
+    assert_eq!(get(b.addr, "localhost", "/about").await.text(), "web page /about");
+    assert_eq!(get(b.addr, "localhost", "/app.css").await.text(), "web{}");
+    drop(b);
+    let b = Bext::start(&["run", p(&s.path("api")), "--listen", "127.0.0.1:0"]);
+    assert_eq!(get(b.addr, "localhost", "/about").await.text(), "api page /about");
+    assert!(
+        get(b.addr, "localhost", "/api/users")
+            .await
+            .text()
+            .contains("/api/users")
+    );
+    drop(b);
+
+    // Deployed as a new app, each renders, serves its assets, and the
+    // hybrid one sends /api/* upstream.
+    let config = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n");
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: vhosts\nconfig:\n  hosts:\n    web.test: { app: web }\n    api.test: { app: api }\n",
+    );
+    for app in ["web", "api"] {
+        ok(cli(&["deploy", p(&s.path(app)), "--app", app, "--config", p(&config)]));
+    }
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "web.test", "/x").await.text(), "web page /x");
+    assert_eq!(get(b.addr, "web.test", "/app.css").await.text(), "web{}");
+    assert_eq!(get(b.addr, "api.test", "/x").await.text(), "api page /x");
+    assert_eq!(get(b.addr, "api.test", "/app.css").await.text(), "api{}");
+    assert!(
+        get(b.addr, "api.test", "/api/orders?n=1")
+            .await
+            .text()
+            .contains("/api/orders?n=1")
+    );
+    drop(b);
+
+    // What is missing or wrong is said in bext.config.toml's keys.
+    s.write("bare/index.html", "no module");
+    for (toml, key, said) in [
+        ("[framework]\ntype = \"ssr\"\n", "server.entry", "no module to run"),
+        (
+            "[framework]\ntype = \"hybrid\"\n[server]\nentry = \"index.html\"\n",
+            "server.upstream",
+            "to `[server] upstream = \"http://host:port\"`, which is unset",
+        ),
+        (
+            "[framework]\ntype = \"hybrid\"\n[server]\nentry = \"index.html\"\nupstream = \"ftp://x\"\n",
+            "server.upstream",
+            "starts with http:// or https://",
+        ),
+        (
+            "[framework]\ntype = \"ssr\"\n[server]\nentry = \"index.html\"\nstatic_dir = \"nowhere\"\n",
+            "server.static_dir",
+            "is not a directory",
+        ),
+    ] {
+        s.write("bare/bext.config.toml", toml);
+        let out = bext_output(&["run", p(&s.path("bare")), "--listen", "127.0.0.1:0"]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{toml}: {text}");
+        assert!(
+            text.contains("bext.config.toml") && text.contains(&format!("{key}: ")) && text.contains(said),
+            "{toml}: {text}"
+        );
+        assert!(
+            !text.contains("apps.app") && !text.contains("server.runtime"),
+            "{toml}: {text}"
+        );
+        if key == "server.entry" {
+            assert!(text.contains("set `[server] entry`"), "{text}");
+        }
+    }
+    // A deploy refuses a hybrid bundle without its upstream, by the key
+    // the bundle wrote.
+    s.write("bare/bext.config.toml", "[framework]\ntype = \"hybrid\"\n");
+    let out = cli(&["deploy", p(&s.path("bare")), "--app", "bare", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("framework.type = \"hybrid\" sends `/api/*`"),
+        "{said}"
+    );
+    // Nor stores an SSR bundle with no module, which would not load.
+    s.write("bare/bext.config.toml", "[framework]\ntype = \"ssr\"\n");
+    let out = cli(&["deploy", p(&s.path("bare")), "--app", "bare", "--config", p(&config)]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("framework.type = \"ssr\" has no module to run"),
+        "{said}"
+    );
+    let (passed, text) = check(&config);
+    assert!(passed, "nothing stored: {text}");
+}
+
 /// buntime-vhosts.txt's manifest.yaml, unchanged: the scoped name is the
 /// vhosts plugin, `pluginEntry` is ignored with a note, top-level `hosts`
 /// route (exact, wildcard with its tenant, `pathPrefix`), `app@latest` is
@@ -870,6 +991,136 @@ async fn buntime_s_vhosts_manifest_routes_as_written() {
     );
     let (passed, text) = check(&config);
     assert!(!passed && text.contains("`hosts` is given twice"), "{text}");
+}
+
+/// Buntime's folder layout (buntime-vhosts.txt: "All configuration lives
+/// in plugins/plugin-vhosts/manifest.yaml"): a plugin folder's
+/// `manifest.yaml` under the manifests folder, directly or under
+/// `plugins/`, is loaded as Buntime means it; a YAML file in a folder bext
+/// does not read manifests from is refused, saying where bext reads them.
+#[tokio::test]
+async fn buntime_s_plugin_folder_layout_is_loaded_or_refused_never_ignored() {
+    let s = Site::new();
+    s.write(
+        "skedly/index.js",
+        "export default { fetch(req) { return new Response('skedly ' + (req.headers.get('x-vhost-tenant') || '-')); } }",
+    );
+    js_app(&s, "admin-panel", "admin");
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.skedly]\nruntime = \"js\"\nsource = \"skedly\"\n\n[apps.admin-panel]\nruntime = \"js\"\nsource = \"admin-panel\"\n",
+    );
+    for folder in ["manifests/plugins/plugin-vhosts", "manifests/plugin-vhosts"] {
+        let _ = std::fs::remove_dir_all(s.path("manifests"));
+        s.write(
+            &format!("{folder}/manifest.yaml"),
+            fixture("buntime-vhosts.manifest.yaml"),
+        );
+        // The plugin's own files beside it are not manifests.
+        s.write(&format!("{folder}/pnpm-lock.yaml"), "lockfileVersion: '9.0'\n");
+        let (passed, text) = check(&config);
+        assert!(passed, "{folder}: {text}");
+        assert!(
+            text.contains("pluginEntry: `dist/plugin.js` ignored"),
+            "{folder}: {text}"
+        );
+        let b = Bext::serve(&config);
+        assert_eq!(
+            get(b.addr, "tenant1.sked.ly", "/").await.text(),
+            "skedly tenant1",
+            "{folder}"
+        );
+        assert_eq!(
+            get(b.addr, "dashboard.example.com", "/admin/x").await.text(),
+            "admin /admin/x"
+        );
+    }
+    // A manifest where bext reads none: refused by check and by serve,
+    // naming where manifests go.
+    let _ = std::fs::remove_dir_all(s.path("manifests"));
+    for stray in ["manifests/plugins/vhosts.yaml", "manifests/vhosts/config.yaml"] {
+        s.write(stray, fixture("buntime-vhosts.manifest.yaml"));
+        let (passed, text) = check(&config);
+        assert!(!passed, "{stray}: {text}");
+        assert!(
+            text.contains(&format!(
+                "{}: not read: bext reads plugin manifests from",
+                s.path(stray).display()
+            )) && text.contains("/plugins/<plugin>/manifest.yaml"),
+            "{stray}: {text}"
+        );
+        let out = bext_output(&["serve", "--config", p(&config)]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && said.contains("not read: bext reads plugin manifests"),
+            "{said}"
+        );
+        std::fs::remove_file(s.path(stray)).unwrap();
+    }
+}
+
+/// A bundle's `[server] listen` is for `bext run`: deployed onto a
+/// platform, the platform's `listen` serves it, and the log (a WARN) and
+/// `bext check` say so, naming the bundle's file and the key.
+#[tokio::test]
+async fn a_deployed_bundle_s_listen_is_said_to_be_unused() {
+    let s = Site::new();
+    s.write("site/index.html", "site");
+    s.write("bundle/public/index.html", "bundle");
+    s.write(
+        "bundle/bext.config.toml",
+        "[server]\nlisten = \"0.0.0.0:3061\"\nstatic_dir = \"public\"\n",
+    );
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[apps.site]\nsource = \"site\"\ndomains = [\"site.test\"]\n",
+    );
+    let (passed, text) = check(&config);
+    assert!(passed && !text.contains("server.listen"), "{text}");
+    // A new app, and a version of the platform file's app.
+    ok(cli(&[
+        "deploy",
+        p(&s.path("bundle")),
+        "--app",
+        "fresh",
+        "--config",
+        p(&config),
+    ]));
+    ok(cli(&[
+        "deploy",
+        p(&s.path("bundle")),
+        "--app",
+        "site",
+        "--config",
+        p(&config),
+    ]));
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: vhosts\nconfig:\n  hosts:\n    fresh.test: { app: fresh }\n",
+    );
+    let (passed, text) = check(&config);
+    assert!(passed, "{text}");
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("server.listen")).collect();
+    assert_eq!(warnings.len(), 2, "one per stored bundle: {text}");
+    for w in &warnings {
+        assert!(
+            w.starts_with("warning: ")
+                && w.contains("bext.config.toml: server.listen: `0.0.0.0:3061` is not used")
+                && w.contains("served on its `listen` (127.0.0.1:0)"),
+            "{w}"
+        );
+    }
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "fresh.test", "/").await.text(), "bundle");
+    // The platform file's app keeps its own table (`source` is the
+    // version's folder): only a new app is what the bundle describes.
+    assert_eq!(get(b.addr, "site.test", "/public/index.html").await.text(), "bundle");
+    // The log is read on another thread: wait for the line, not a clock.
+    eventually(Duration::from_secs(10), || async {
+        (b.log().lines())
+            .any(|l| l.contains("WARN") && l.contains("server.listen: `0.0.0.0:3061` is not used"))
+            .then_some(())
+    })
+    .await;
 }
 
 /// buntime-vhosts.txt's multi-tenant manifest and its custom-domain

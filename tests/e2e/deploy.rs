@@ -1263,7 +1263,7 @@ async fn hostile_bundles_are_refused_by_name_and_the_previous_version_serves() {
         ),
         (
             &[("bext.config.toml", Regular, "[server]\nruntime = \"proxy\"", "")],
-            "bext.config.toml: server.runtime = \"proxy\": a bundle cannot name an upstream",
+            "bext.config.toml: server.runtime = \"proxy\": a bundle cannot be a proxy app",
         ),
         (
             &[("bext.config.toml", Regular, "[server]\nroot = \"/\"", "")],

@@ -495,3 +495,72 @@ async fn an_app_cached_through_the_platform_file_can_be_purged() {
     assert_eq!((purge.status, purge.json()["removed"].as_u64()), (200, Some(1)));
     assert_eq!(fetch(b.addr, "shop.test", p, &[]).await.header("x-cache"), Some("MISS"));
 }
+
+/// An SSR page the isr cache keeps: its first request (a MISS) is
+/// streamed as the render makes it (the shell arrives while the render
+/// still waits for its data, which the test holds), stored when it ends,
+/// and the next request is a HIT with the whole page. A page over the
+/// app's `max_entry_bytes` streams the same way and is not kept.
+#[tokio::test]
+async fn a_streamed_miss_reaches_the_client_as_it_comes_and_is_stored_at_its_end() {
+    let s = Site::new();
+    let gate = Gate::start().await;
+    s.write(
+        "live/index.js",
+        format!(
+            r#"export async function* render(request) {{
+  yield '<p>shell</p>';
+  const data = await fetch('http://127.0.0.1:{}/').then((r) => r.text());
+  yield '<p>' + data + '</p>';
+}}
+"#,
+            gate.addr.port()
+        ),
+    );
+    let app = |id: &str, cache: &str| {
+        format!(
+            "[apps.{id}]\nruntime = \"ssr\"\nsource = \"live\"\ndomains = [\"{id}.test\"]\ncache = {{ default_ttl = \"60s\"{cache} }}\nisolate = {{ workers = 1, fetch = {{ allow = [\"127.0.0.1:{}\"] }} }}\n",
+            gate.addr.port()
+        )
+    };
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n{}{}",
+        app("kept", ""),
+        app("big", ", max_entry_bytes = 16")
+    ));
+    let b = Bext::serve(&config);
+    for (host, stored) in [("kept.test", true), ("big.test", false)] {
+        let (mut h1, _c) = h1_client(b.addr).await;
+        let req = request("GET", "/menu", &[("host", host)], "");
+        // Buffered whole, the head would wait for the gate: no answer.
+        let res = tokio::time::timeout(Duration::from_secs(20), h1.send_request(req))
+            .await
+            .unwrap_or_else(|_| panic!("{host}: no answer while the render waits for its data: not streamed"))
+            .unwrap();
+        assert_eq!(res.headers()["x-cache"], "MISS", "{host}");
+        let mut body = res.into_body();
+        let shell = read_until(&mut body, "<p>shell</p>").await;
+        assert!(!shell.contains("data"), "{host}: {shell}");
+        gate.open(&format!("data for {host}")).await;
+        let rest = read_until(&mut body, "</p>").await;
+        assert_eq!(rest, format!("<p>data for {host}</p>"));
+        read_to_end(&mut body).await.unwrap();
+
+        let page = format!("<p>shell</p><p>data for {host}</p>");
+        if stored {
+            let again = get(b.addr, host, "/menu").await;
+            assert_eq!((again.header("x-cache"), again.text()), (Some("HIT"), page));
+            assert!(again.header("etag").is_some(), "a kept page has its ETag");
+        } else {
+            // Not kept: the next request renders again (and waits again).
+            let next = tokio::spawn({
+                let addr = b.addr;
+                let host = host.to_owned();
+                async move { get(addr, &host, "/menu").await }
+            });
+            gate.open(&format!("data for {host}")).await;
+            let again = next.await.unwrap();
+            assert_eq!((again.header("x-cache"), again.text()), (Some("MISS"), page));
+        }
+    }
+}

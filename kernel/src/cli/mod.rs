@@ -464,7 +464,12 @@ fn check(loaded: Result<(Platform, crate::config::diag::Diagnostics), crate::con
         // pins counted against max_apps and max_isolates as serve counts them.
         let mut platform = platform;
         match crate::pipeline::app_changes::apply(&mut platform, &manifests) {
-            Ok(()) => crate::pipeline::app_changes::pass_isolates(&platform, &mut manifests),
+            Ok(()) => {
+                crate::pipeline::app_changes::pass_isolates(&platform, &mut manifests);
+                for w in crate::pipeline::app_changes::ignored_bundle_keys(&platform) {
+                    eprintln!("warning: {w}");
+                }
+            }
             Err(more) => {
                 let said: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
                 errors

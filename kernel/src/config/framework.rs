@@ -192,16 +192,7 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
     Ok(Some(Resolved { named, how }))
 }
 
-/// Files a fetch-handler build usually leaves, tried in order when
-/// package.json names none.
-const BUILD_OUTPUTS: [&str; 6] = [
-    "dist/index.js",
-    "dist/index.mjs",
-    "build/index.js",
-    "dist/server.js",
-    "index.js",
-    "index.mjs",
-];
+use bext_plugin_abi::BUILD_OUTPUTS;
 
 /// The module of a fetch-handler app (Hono and the like): package.json's
 /// `exports` (`"."`, its `import` or `default`), `module`, then `main`,

@@ -308,19 +308,13 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>, Diagnostics> {
 /// only `deploy.yaml` does not turn virtual hosts off. A plugin is turned
 /// off by a manifest that says `enabled: false`.
 pub fn load_dir_lenient(dir: &Path) -> (Vec<Manifest>, Diagnostics) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
+    let (files, mut errors) = match manifest_files(dir) {
+        Ok(found) => found,
         Err(e) => {
             let d = Diagnostic::new(dir, "", format!("cannot read manifests directory: {e}"));
             return (Vec::new(), d.into());
         }
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
-    let mut errors = Diagnostics::default();
     let mut manifests: Vec<Manifest> = Vec::new();
     for file in files {
         let text = match std::fs::read_to_string(&file) {
@@ -351,6 +345,83 @@ pub fn load_dir_lenient(dir: &Path) -> (Vec<Manifest>, Diagnostics) {
         }
     }
     (manifests, errors)
+}
+
+/// Whether `path` is named like a manifest (`.yaml` or `.yml`).
+fn is_yaml(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+/// The plugin folder's own manifest (Buntime's layout: `manifest.yaml`
+/// beside the plugin's files), if it has one.
+fn folder_manifest(folder: &Path) -> Option<PathBuf> {
+    ["manifest.yaml", "manifest.yml"]
+        .iter()
+        .map(|n| folder.join(n))
+        .find(|f| f.is_file())
+}
+
+/// The subdirectories of `dir`, sorted.
+fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = (std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The manifest files of a manifests folder, in the order they load:
+/// every `*.yaml`/`*.yml` in it, then each plugin folder's
+/// `manifest.yaml` (`<dir>/<plugin>/manifest.yaml`, and Buntime's
+/// `<dir>/plugins/<plugin>/manifest.yaml`). A YAML file in a folder that
+/// is none of these is an error naming where bext reads manifests, not
+/// left unread without a word.
+pub fn manifest_files(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Diagnostics)> {
+    let mut files: Vec<PathBuf> = (std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())))
+        .filter(|p| p.is_file() && is_yaml(p))
+        .collect();
+    files.sort();
+    let mut errors = Diagnostics::default();
+    let mut folders = Vec::new();
+    for sub in subdirs(dir)? {
+        match sub.file_name().and_then(|n| n.to_str()) {
+            Some("plugins") if folder_manifest(&sub).is_none() => {
+                refuse_unread_yaml(dir, &sub, &mut errors);
+                folders.extend(subdirs(&sub).unwrap_or_default());
+            }
+            _ => folders.push(sub),
+        }
+    }
+    for folder in folders {
+        match folder_manifest(&folder) {
+            Some(f) => files.push(f),
+            None => refuse_unread_yaml(dir, &folder, &mut errors),
+        }
+    }
+    Ok((files, errors))
+}
+
+/// An error for each YAML file directly in `folder`, a folder of the
+/// manifests directory `dir` bext does not read manifests from.
+fn refuse_unread_yaml(dir: &Path, folder: &Path, errors: &mut Diagnostics) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let mut unread: Vec<PathBuf> = (entries.filter_map(|e| e.ok().map(|e| e.path())))
+        .filter(|p| p.is_file() && is_yaml(p))
+        .collect();
+    unread.sort();
+    for file in unread {
+        let name = file.file_stem().and_then(|n| n.to_str()).unwrap_or("plugin");
+        errors.push(Diagnostic::new(
+            &file,
+            "",
+            format!(
+                "not read: bext reads plugin manifests from {d}/*.yaml, {d}/<plugin>/manifest.yaml and {d}/plugins/<plugin>/manifest.yaml; move it to {d}/{name}.yaml, or to manifest.yaml in its plugin's folder",
+                d = dir.display()
+            ),
+        ));
+    }
 }
 
 /// The plugin files (JS modules, libraries) that the manifests in `dir`

@@ -725,10 +725,41 @@ impl AppConfig {
                 ),
             ));
         }
-        let source = server
-            .static_dir
-            .clone()
-            .map_or_else(|| dir.to_owned(), |s| dir.join(s));
+        // An SSR bundle is its folder: `static_dir` is where its assets
+        // are, its `entry` and package.json are at its root. For any other
+        // app `static_dir` is the folder served.
+        let named = server.runtime.or(framework);
+        let rendered = matches!(named, Some(RuntimeKind::Ssr | RuntimeKind::Hybrid));
+        let source = match rendered {
+            true => dir.to_owned(),
+            false => server
+                .static_dir
+                .clone()
+                .map_or_else(|| dir.to_owned(), |s| dir.join(s)),
+        };
+        let said_by = |value: &str| match server.runtime {
+            Some(_) => format!("`[server] runtime{value}`"),
+            None => format!("`[framework] type{value}`"),
+        };
+        for (key, set) in [
+            ("upstream", server.upstream.is_some()),
+            ("api_prefix", server.api_prefix.is_some()),
+        ] {
+            if set && named != Some(RuntimeKind::Hybrid) {
+                return Err(at(
+                    &format!("server.{key}"),
+                    format!(
+                        "only a `hybrid` app sends requests to an upstream: set {} or remove `{key}`",
+                        said_by(" = \"hybrid\"")
+                    ),
+                ));
+            }
+        }
+        if let Some(url) = &server.upstream
+            && let Err(why) = super::upstream::parse_upstream(url)
+        {
+            return Err(at("server.upstream", why));
+        }
         // A directory that says nothing of how it is served: its framework
         // or start command, if it has one, else its files.
         let says =
@@ -766,7 +797,7 @@ impl AppConfig {
             domains: vec![],
             tenant_domains: BTreeMap::new(),
             runtime,
-            upstream: None,
+            upstream: server.upstream,
             plugins: BTreeMap::new(),
             headers: BTreeMap::new(),
             spa_fallback: server.spa_fallback,
@@ -807,8 +838,8 @@ impl AppConfig {
             https_redirect: false,
             hsts: None,
             deploy: None,
-            static_dir: None,
-            api_prefix: None,
+            static_dir: server.static_dir.clone().filter(|_| rendered),
+            api_prefix: server.api_prefix,
             layers: None,
             tls_from_platform: false,
         };
@@ -818,14 +849,18 @@ impl AppConfig {
         };
         let resolved = super::framework::resolve(&mut app).map_err(|(key, reason)| {
             let field = match key {
-                "runtime" if framework.is_some() => "framework.type",
+                "runtime" if server.runtime.is_none() && framework.is_some() => "framework.type",
                 "runtime" => "server.runtime",
+                "source" if rendered => "framework.type",
+                "source" | "static_dir" => "server.static_dir",
                 "entry" => "server.entry",
-                "source" => "server.static_dir",
+                "upstream" => "server.upstream",
+                "api_prefix" => "server.api_prefix",
+                "command" => "server.command",
                 other => other,
             };
             match cfg_file.exists() {
-                true => at(field, reason),
+                true => at(field, in_run_config(&reason)),
                 false => Diagnostic::new(dir, "", reason).into(),
             }
         })?;
@@ -851,6 +886,18 @@ impl AppConfig {
             detected: said,
         })
     }
+}
+
+/// A reason written for the platform file's app table, in the words of
+/// bext.config.toml: `entry` is `[server] entry`, and so on.
+fn in_run_config(reason: &str) -> String {
+    let mut said = reason.to_owned();
+    for key in ["entry", "static_dir", "upstream", "api_prefix", "command"] {
+        said = said
+            .replace(&format!("`{key} = "), &format!("`[server] {key} = "))
+            .replace(&format!("`{key}`"), &format!("`[server] {key}`"));
+    }
+    said.replace("in the app's table", "in bext.config.toml")
 }
 
 /// What a directory's `bext.config.toml` (or the directory itself) says.
@@ -1005,6 +1052,10 @@ pub struct Platform {
     pub data_dir: PathBuf,
     /// Edge mode's Redis, from `[redis]` or `REDIS_URL`.
     pub redis: Option<RedisSection>,
+    /// Each deployed bundle's `bext.config.toml` whose `[server] listen`
+    /// the platform's `listen` overrides, with the app and that value:
+    /// said at every load, never used.
+    pub unused_bundle_listens: BTreeMap<PathBuf, (String, String)>,
 }
 
 impl Platform {
@@ -1541,6 +1592,7 @@ impl Platform {
             apps: f.apps,
             data_dir,
             redis,
+            unused_bundle_listens: BTreeMap::new(),
         };
         (platform, errors)
     }
@@ -1877,6 +1929,12 @@ struct RunServer {
     entry: Option<PathBuf>,
     #[serde(default)]
     command: Option<CommandLine>,
+    /// `hybrid`: where its `api_prefix` requests go.
+    #[serde(default)]
+    upstream: Option<String>,
+    /// `hybrid`: the path sent to `upstream` (`/api`).
+    #[serde(default)]
+    api_prefix: Option<String>,
 }
 
 /// Points problems found in the platform `bext run DIR` made at the
@@ -1899,7 +1957,13 @@ fn blame_run_config(errors: &mut Diagnostics, cfg_file: &Path, listen_flag: bool
             "platform.listen" => "server.listen",
             "apps.app.source" => "server.static_dir",
             "apps.app.entry" => "server.entry",
+            "apps.app.runtime" if doc.position("server.runtime").is_none() && doc.position("framework").is_some() => {
+                "framework.type"
+            }
             "apps.app.runtime" => "server.runtime",
+            "apps.app.upstream" => "server.upstream",
+            "apps.app.api_prefix" => "server.api_prefix",
+            "apps.app.static_dir" => "server.static_dir",
             _ => continue,
         };
         d.file = cfg_file.to_owned();

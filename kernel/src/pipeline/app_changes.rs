@@ -273,6 +273,11 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
             }
         });
     }
+    if let Some((file, listen)) = change.source.as_deref().and_then(bundle_listen) {
+        (platform.unused_bundle_listens)
+            .entry(file)
+            .or_insert_with(|| (change.id.clone(), listen));
+    }
     let mut app = match (platform.apps.get(&change.like), change.source) {
         (Some(like), source) => {
             let mut app = like.clone();
@@ -316,6 +321,34 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
     Ok(())
 }
 
+/// The `[server] listen` of the `bext.config.toml` in a deployed bundle
+/// `dir`, and that file: the platform's `listen` serves the app instead.
+fn bundle_listen(dir: &Path) -> Option<(std::path::PathBuf, String)> {
+    let file = dir.join("bext.config.toml");
+    let text = std::fs::read_to_string(&file).ok()?;
+    let doc: toml::Table = text.parse().ok()?;
+    let listen = doc.get("server")?.get("listen")?.as_str()?.to_owned();
+    Some((file, listen))
+}
+
+/// What deployed bundles ask for that the platform overrides (their
+/// `[server] listen`), one warning per bundle, logged at every load and
+/// printed by `bext check`.
+pub(crate) fn ignored_bundle_keys(platform: &Platform) -> Vec<Diagnostic> {
+    (platform.unused_bundle_listens.iter())
+        .map(|(file, (id, listen))| {
+            Diagnostic::new(
+                file,
+                "server.listen",
+                format!(
+                    "`{listen}` is not used: app `{id}` is deployed onto the platform and served on its `listen` ({}); `[server] listen` is for `bext run`",
+                    platform.settings.listen
+                ),
+            )
+        })
+        .collect()
+}
+
 /// The hosts of preview `name` of an app with `domains`, by the
 /// platform's `preview_domain` template (regex hosts have none).
 pub(crate) fn preview_domains(template: &str, domains: &[String], name: &str) -> Vec<String> {
@@ -339,7 +372,13 @@ fn described_by(dir: &Path) -> Result<AppConfig, Diagnostics> {
     let file = dir.join("bext.config.toml");
     let root = std::fs::canonicalize(dir).map_err(|e| Diagnostic::new(dir, "", e.to_string()))?;
     let entry = (app.runtime == RuntimeKind::Js).then(|| app.js_entry()).flatten();
-    for (field, path) in [("server.static_dir", app.source.clone()), ("server.entry", entry)] {
+    // An SSR bundle's assets folder, relative to the bundle.
+    let assets = (app.static_dir.as_ref()).and_then(|d| Some(app.source.as_ref()?.join(d)));
+    for (field, path) in [
+        ("server.static_dir", app.source.clone()),
+        ("server.static_dir", assets),
+        ("server.entry", entry),
+    ] {
         let Some(path) = path else { continue };
         // Lexically first (a missing path cannot be resolved), then as the
         // file system resolves it, every link followed.
@@ -390,6 +429,8 @@ mod tests {
             "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"../../../../x.js\"",
             "[server]\nruntime = \"js\"\nentry = \"/etc/passwd\"",
             "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"passwd.js\"",
+            "[framework]\ntype = \"ssr\"\n[server]\nentry = \"dist/index.js\"\nstatic_dir = \"up\"",
+            "[framework]\ntype = \"ssr\"\n[server]\nentry = \"dist/passwd.js\"",
         ] {
             config(bad);
             let err = described_by(&version).unwrap_err().to_string();
@@ -401,6 +442,7 @@ mod tests {
             "[server]\nstatic_dir = \"dist\"",
             "[server]\nstatic_dir = \"./dist/\"",
             "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"",
+            "[framework]\ntype = \"ssr\"\n[server]\nentry = \"dist/index.js\"\nstatic_dir = \"dist\"",
         ] {
             config(good);
             let app = described_by(&version).unwrap_or_else(|e| panic!("{good}: {e}"));

@@ -66,6 +66,9 @@ pub(crate) async fn build(
     for w in super::app_changes::unknown_host_apps(&platform, &manifests) {
         tracing::warn!("{w}");
     }
+    for w in super::app_changes::ignored_bundle_keys(&platform) {
+        tracing::warn!("{w}");
+    }
     let fingerprint = fingerprint_of(&platform);
     let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
     // The first start defers JS module checks until the server listens.
@@ -459,6 +462,12 @@ fn file_watcher(
     let manifests = pipeline.platform.settings.manifests.clone();
     if let Some(m) = &manifests {
         watched.push(m.clone());
+        // Plugin folders' manifest.yaml, and the folder Buntime keeps them in.
+        let (found, _) = crate::config::manifest::manifest_files(m).unwrap_or_default();
+        watched.extend(found.iter().filter_map(|f| f.parent().map(Path::to_path_buf)));
+        if m.join("plugins").is_dir() {
+            watched.push(m.join("plugins"));
+        }
     }
     let code = code_files(&pipeline.platform);
     for f in &code {

@@ -400,15 +400,45 @@ struct BundleServer {
     runtime: Option<String>,
     #[serde(default)]
     entry: Option<String>,
+    /// `hybrid`: where its `api_prefix` requests go.
+    #[serde(default)]
+    upstream: Option<String>,
+    /// `hybrid`: the path sent to `upstream`.
+    #[serde(default)]
+    api_prefix: Option<String>,
 }
 
 /// The module names a fetch-handler bundle's package.json gives
 /// (`exports`, `module`, `main`), each relative, without `..`, and inside
-/// the bundle once links are followed.
-fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) -> Result<(), DeployError> {
+/// the bundle once links are followed; for an SSR bundle (`rendered`,
+/// whose module is found from the bundle's root as here), one of them or
+/// one of the usual build outputs is a file of the bundle: the kernel
+/// would refuse to load it otherwise.
+fn check_package_entries(
+    tree: &Path,
+    rendered: Option<(&str, &str)>,
+    refuse: &dyn Fn(String) -> DeployError,
+) -> Result<(), DeployError> {
+    let named = package_entries(tree, refuse)?;
+    let Some((runtime_key, runtime)) = rendered else {
+        return Ok(());
+    };
+    let root = fs::canonicalize(tree).map_err(|e| DeployError::io(tree, e))?;
+    let is_module = |name: &str| fs::canonicalize(root.join(name)).is_ok_and(|real| real.is_file());
+    if named.iter().any(|n| is_module(n)) || bext_plugin_abi::BUILD_OUTPUTS.iter().any(|n| is_module(n)) {
+        return Ok(());
+    }
+    Err(refuse(format!(
+        "{runtime_key} = {runtime:?} has no module to run: package.json names none that is in the bundle (`exports`, `module`, `main`) and none of {} is there; build the app before deploying it, or name its module with `[server] entry`",
+        bext_plugin_abi::BUILD_OUTPUTS.join(", ")
+    )))
+}
+
+/// The names of [`check_package_entries`], each checked to stay inside.
+fn package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) -> Result<Vec<String>, DeployError> {
     let package = tree.join("package.json");
     let Ok(text) = fs::read_to_string(&package) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| refuse(format!("package.json is not JSON: {e}")))?;
@@ -421,6 +451,7 @@ fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) ->
         json.get("main").and_then(|v| v.as_str()),
     ];
     let root = fs::canonicalize(tree).map_err(|e| DeployError::io(tree, e))?;
+    let mut found = Vec::new();
     for name in names.into_iter().flatten() {
         let trimmed = name.trim_start_matches("./");
         components(trimmed.as_bytes())
@@ -433,6 +464,54 @@ fn check_package_entries(tree: &Path, refuse: &dyn Fn(String) -> DeployError) ->
                 real.display()
             )));
         }
+        found.push(trimmed.to_owned());
+    }
+    Ok(found)
+}
+
+/// A `hybrid` bundle's `[server] upstream` (required, `http[s]://host[:port]`)
+/// and `api_prefix` (a path like `/api`); neither on another runtime.
+fn check_hybrid(
+    server: &BundleServer,
+    runtime: Option<&str>,
+    runtime_key: &str,
+    refuse: &dyn Fn(String) -> DeployError,
+) -> Result<(), DeployError> {
+    if runtime != Some("hybrid") {
+        for (key, set) in [
+            ("upstream", server.upstream.is_some()),
+            ("api_prefix", server.api_prefix.is_some()),
+        ] {
+            if set {
+                return Err(refuse(format!(
+                    "server.{key}: only a `hybrid` app sends requests to an upstream: set `{runtime_key} = \"hybrid\"` or remove `{key}`"
+                )));
+            }
+        }
+        return Ok(());
+    }
+    let Some(url) = server.upstream.as_deref() else {
+        return Err(refuse(format!(
+            "{runtime_key} = \"hybrid\" sends `/api/*` (its `[server] api_prefix`) to `[server] upstream = \"http://host:port\"`, which is unset"
+        )));
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| refuse(format!("server.upstream = {url:?} is not a URL: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
+        return Err(refuse(format!(
+            "server.upstream = {url:?}: write \"http://host:port\" or \"https://host:port\""
+        )));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) || uri.query().is_some() {
+        return Err(refuse(format!(
+            "server.upstream = {url:?}: an upstream URL has no credentials and no query"
+        )));
+    }
+    if let Some(prefix) = server.api_prefix.as_deref()
+        && (!prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/'))
+    {
+        return Err(refuse(format!("server.api_prefix = {prefix:?}: a path like \"/api\"")));
     }
     Ok(())
 }
@@ -481,7 +560,8 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         ));
     }
     let server = config.server;
-    let runtime = match (
+    // Errors name the key the file says the runtime with.
+    let (runtime, runtime_key) = match (
         server.runtime.as_deref(),
         config.framework.as_ref().map(|f| f.kind.as_str()),
     ) {
@@ -490,26 +570,31 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
                 "server.runtime = {a:?} and framework.type = {b:?} disagree: keep one"
             )));
         }
-        (a, b) => a.or(b),
+        (Some(a), _) => (Some(a), "server.runtime"),
+        (None, b) => (b, "framework.type"),
     };
-    let fetch_handler = runtime == Some("hono");
+    // `ssr`/`hybrid`: the bundle is the app's folder, `static_dir` its
+    // assets, `entry` (or package.json's) relative to the bundle.
+    check_hybrid(&server, runtime, runtime_key, &refuse)?;
+    let rendered = matches!(runtime, Some("ssr" | "hybrid"));
+    let fetch_handler = matches!(runtime, Some("hono")) || rendered;
     if fetch_handler && server.entry.is_none() {
         // Its entry is found from package.json: that name stays inside too.
-        check_package_entries(tree, &refuse)?;
+        let module = runtime.filter(|_| rendered).map(|r| (runtime_key, r));
+        check_package_entries(tree, module, &refuse)?;
     }
     let js = match runtime {
         None | Some("static") => false,
         Some("js") => true,
-        Some("hono") => server.entry.is_some(),
+        Some("hono" | "ssr" | "hybrid") => server.entry.is_some(),
         Some("proxy") => {
-            return Err(refuse(
-                "server.runtime = \"proxy\": a bundle cannot name an upstream; declare a proxy app in the platform file"
-                    .into(),
-            ));
+            return Err(refuse(format!(
+                "{runtime_key} = \"proxy\": a bundle cannot be a proxy app; declare it in the platform file, or make the bundle `hybrid` with `[server] upstream`"
+            )));
         }
         Some(other) => {
             return Err(refuse(format!(
-                "server.runtime = {other:?}: a bundle is a `static`, `js` or `hono` app"
+                "{runtime_key} = {other:?}: a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app"
             )));
         }
     };
@@ -543,12 +628,20 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         },
         None => root.clone(),
     };
+    let (base, relative_to) = match rendered {
+        true => (&root, "the bundle"),
+        false => (&source, "static_dir"),
+    };
     let name = server.entry.as_deref().unwrap_or("index.js");
-    let found = inside("entry", name, &source.join(name))?;
+    let found = inside("entry", name, &base.join(name))?;
     if js && !found.is_some_and(|real| real.is_file()) {
-        return Err(refuse(format!(
-            "server.entry = {name:?} is not a file of the bundle (a JS app's entry is relative to static_dir)"
-        )));
+        return Err(refuse(match &server.entry {
+            Some(_) => format!("server.entry = {name:?} is not a file of the bundle (it is relative to {relative_to})"),
+            None => format!(
+                "{runtime_key} = {:?} runs index.js (relative to {relative_to}), which the bundle does not have: add it, or name the module with `[server] entry`",
+                runtime.unwrap_or_default()
+            ),
+        }));
     }
     Ok(js || fetch_handler)
 }
@@ -907,7 +1000,36 @@ mod tests {
             ),
             (
                 "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"",
-                "\"index.js\" is not a file",
+                "server.runtime = \"js\" runs index.js (relative to static_dir), which the bundle does not have",
+            ),
+            ("[framework]\ntype = \"ssr\"\nentry = \"x.js\"", "unknown field `entry`"),
+            (
+                "[framework]\ntype = \"ssr\"\n[server]\nentry = \"dist/missing.js\"",
+                "server.entry = \"dist/missing.js\" is not a file of the bundle (it is relative to the bundle)",
+            ),
+            (
+                "[framework]\ntype = \"ssr\"\n[server]\nstatic_dir = \"dist\"",
+                "framework.type = \"ssr\" has no module to run: package.json names none",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nentry = \"index.html\"",
+                "framework.type = \"hybrid\" sends `/api/*` (its `[server] api_prefix`) to `[server] upstream",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"ftp://x\"",
+                "write \"http://host:port\"",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"http://u:p@x\"",
+                "no credentials",
+            ),
+            (
+                "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"http://x\"\napi_prefix = \"api/\"",
+                "a path like \"/api\"",
+            ),
+            (
+                "[framework]\ntype = \"ssr\"\n[server]\nupstream = \"http://x\"",
+                "server.upstream: only a `hybrid` app",
             ),
             ("server = 1", "invalid type: integer `1`"),
             ("[server\n", "bext.config.toml: "),
@@ -917,14 +1039,14 @@ mod tests {
                 "[server]\nspa_fallback = \"yes\"",
                 "invalid type: string \"yes\", expected a boolean",
             ),
-            ("[server]\nruntime = \"proxy\"", "a bundle cannot name an upstream"),
+            ("[server]\nruntime = \"proxy\"", "a bundle cannot be a proxy app"),
             (
                 "[server]\nruntime = \"process\"",
-                "a bundle is a `static`, `js` or `hono` app",
+                "server.runtime = \"process\": a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app",
             ),
             (
                 "[framework]\ntype = \"express\"",
-                "a bundle is a `static`, `js` or `hono` app",
+                "framework.type = \"express\": a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app",
             ),
             (
                 "[redis]\nurl = \"redis://x\"",
@@ -950,6 +1072,9 @@ mod tests {
             "[server]\nstatic_dir = \"\"",
             "[server]\nruntime = \"js\"",
             "[server]\nruntime = \"js\"\nstatic_dir = \"dist\"\nentry = \"server/app.mjs\"",
+            "[framework]\ntype = \"ssr\"",
+            "[framework]\ntype = \"ssr\"\n[server]\nstatic_dir = \"dist\"\nentry = \"dist/server/app.mjs\"",
+            "[framework]\ntype = \"hybrid\"\n[server]\nstatic_dir = \"dist\"\nupstream = \"http://127.0.0.1:4000\"\napi_prefix = \"/backend\"",
         ] {
             let tree = config_tree(config, &["index.html", "index.js", "dist/server/app.mjs"]);
             check_config(tree.path()).unwrap_or_else(|e| panic!("{config}: {e}"));

@@ -1,21 +1,26 @@
 //! Storing the app's answer (the `on_response` side): what the policy
 //! lets keep, whole and at most `max_entry_bytes`, goes into the app's
 //! cache (and, in edge mode, the fleet's L2 tier), marked `x-cache: MISS`,
-//! and the requests waiting for its key are woken. A 5xx for a key with
+//! and the requests waiting for its key are woken. A streamed answer (an
+//! SSR render) reaches its client as it comes and is stored at its end. A 5xx for a key with
 //! an expired entry still within its stale-if-error window is replaced by
 //! that entry.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bext_plugin_abi::{Body, Ctx, Fleet, Hook, PluginError, Request, Response};
+use bext_plugin_abi::{Body, BoxError, Ctx, Fleet, Hook, PluginError, Request, Response};
+use bytes::{Bytes, BytesMut};
 use http::header::ETAG;
 use http::{HeaderMap, HeaderName};
+use http_body::{Body as _, Frame, SizeHint};
 
 use crate::IsrPlugin;
 use crate::answer::{answer, etag_of, kept_headers, mark, strip_tags, tags_of};
 use crate::l2;
-use crate::policy::{RuleSay, freshness, vary_names};
+use crate::policy::{Freshness, RuleSay, freshness, vary_names};
 use crate::store::{AppCache, Entry, Flight};
 
 /// The request passed the cache by (method, rule, credentials, body,
@@ -87,42 +92,120 @@ fn merge_vary(known: Option<&[HeaderName]>, new: Vec<HeaderName>) -> Vec<HeaderN
     vary
 }
 
+/// What a response that may be kept is stored as, decided from its head
+/// before its body is read.
+struct Keep {
+    pending: Pending,
+    status: http::StatusCode,
+    headers: HeaderMap,
+    fresh: Freshness,
+    tags: Vec<String>,
+    vary: Vec<HeaderName>,
+}
+
 impl StorePolicy {
-    /// Keeps `res` if it may be kept, whole and small enough; marks it
-    /// `MISS`. True when it was stored.
-    pub(crate) async fn store(&self, p: Pending, res: &mut Response) -> bool {
+    /// Marks `res` `MISS` and says whether and how it may be kept (status,
+    /// Cache-Control, rule, `Vary`); `None` when it may not.
+    fn keep(&self, p: Pending, res: &mut Response) -> Option<Keep> {
         mark(res.headers_mut(), "MISS");
         let tags = tags_of(res.headers());
-        let Some(fresh) = freshness(
+        let fresh = freshness(
             res.status(),
             res.headers(),
             p.rule,
             self.default_ttl,
             self.default_swr,
             self.negative_ttl,
-        ) else {
-            return false;
-        };
-        let Some(new) = vary_names(res.headers(), &self.credentials, p.caller_keyed) else {
-            return false; // Vary: *, a credential header, or a name that cannot be keyed
-        };
+        )?;
+        // Vary: *, a credential header, or a name that cannot be keyed.
+        let new = vary_names(res.headers(), &self.credentials, p.caller_keyed)?;
         let vary = merge_vary(p.cache.vary_names(&p.primary).as_deref(), new);
+        Some(Keep {
+            status: res.status(),
+            headers: kept_headers(res.headers()),
+            pending: p,
+            fresh,
+            tags,
+            vary,
+        })
+    }
+
+    /// Keeps `res` if it may be kept, whole and small enough, reading its
+    /// body first (a refresh or a revalidation nobody is waiting on);
+    /// marks it `MISS`. True when it was stored.
+    pub(crate) async fn store(&self, p: Pending, res: &mut Response) -> bool {
+        match self.keep(p, res) {
+            Some(keep) => self.store_read(keep, res).await,
+            None => false,
+        }
+    }
+
+    /// Reads `res`'s body (at most `max_entry_bytes` and one) and stores
+    /// it whole, with an `ETag` added to `res` when it has none.
+    async fn store_read(&self, keep: Keep, res: &mut Response) -> bool {
         let prefix = res.body_mut().peek(self.max_entry_bytes.saturating_add(1)).await;
         if res.body().as_bytes().is_none() || prefix.len() > self.max_entry_bytes {
             return false; // too big, or it failed midway: passed through only
         }
-        let etag = match res.headers().get(ETAG) {
+        if !res.headers().contains_key(ETAG) {
+            res.headers_mut().insert(ETAG, etag_of(&prefix));
+        }
+        self.put(keep, prefix);
+        true
+    }
+
+    /// [`StorePolicy::store`] for the answer a client is waiting on. A
+    /// body of known length (in memory, or a `Content-Length`) is read and
+    /// stored before it is sent, as `store` does; one whose length is not
+    /// known (a streamed SSR render) goes to the client as it comes and is
+    /// stored when it has ended, whole and within `max_entry_bytes`
+    /// (larger, cut, or with trailers: passed through only), with no
+    /// `ETag` added to this first answer. The requests waiting for the
+    /// key wait until then. True when it was stored or may be at its end.
+    pub(crate) async fn store_streaming(self: &Arc<Self>, p: Pending, res: &mut Response) -> bool {
+        let Some(keep) = self.keep(p, res) else {
+            return false;
+        };
+        let limit = u64::try_from(self.max_entry_bytes).unwrap_or(u64::MAX);
+        match res.body().size_hint().exact() {
+            Some(n) if n > limit => return false,
+            Some(_) => return self.store_read(keep, res).await,
+            None => {}
+        }
+        let policy = self.clone();
+        let body = std::mem::take(res.body_mut());
+        *res.body_mut() = Body::stream(Filling {
+            body,
+            seen: BytesMut::new(),
+            limit: self.max_entry_bytes,
+            fill: Some(Box::new(move |whole| policy.put(keep, whole))),
+        });
+        true
+    }
+
+    /// Stores `body` as `keep` says (and in edge mode writes it through to
+    /// the fleet), then wakes the requests waiting for its key.
+    fn put(&self, keep: Keep, body: Bytes) {
+        let Keep {
+            pending: p,
+            status,
+            mut headers,
+            fresh,
+            tags,
+            vary,
+        } = keep;
+        let etag = match headers.get(ETAG) {
             Some(e) => e.clone(),
             None => {
-                let e = etag_of(&prefix);
-                res.headers_mut().insert(ETAG, e.clone());
+                let e = etag_of(&body);
+                headers.insert(ETAG, e.clone());
                 e
             }
         };
         let entry = Entry {
-            status: res.status(),
-            headers: kept_headers(res.headers()),
-            body: prefix,
+            status,
+            headers,
+            body,
             etag,
             stored: Instant::now(),
             freshness: fresh,
@@ -151,7 +234,63 @@ impl StorePolicy {
                 }
             });
         }
-        true
+    }
+}
+
+/// Stores the bytes of a body that ended whole.
+type Fill = Box<dyn FnOnce(Bytes) + Send + Sync>;
+
+/// A MISS's streamed body: each frame passes on to the client as it
+/// arrives and is copied aside; when the body ends whole within `limit`
+/// bytes, `fill` stores the copy. Past the limit, on an error or on
+/// trailers the copy is dropped and nothing is stored.
+struct Filling {
+    body: Body,
+    seen: BytesMut,
+    limit: usize,
+    /// `None` once stored or given up.
+    fill: Option<Fill>,
+}
+
+impl Filling {
+    fn give_up(&mut self) {
+        self.fill = None;
+        self.seen = BytesMut::new();
+    }
+}
+
+impl http_body::Body for Filling {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Pending => {}
+            Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
+                Some(_) if this.fill.is_none() => {}
+                Some(data) if this.seen.len() + data.len() > this.limit => this.give_up(),
+                Some(data) => this.seen.extend_from_slice(data),
+                None => this.give_up(), // trailers: an entry has none
+            },
+            Poll::Ready(Some(Err(_))) => this.give_up(),
+            Poll::Ready(None) => {
+                if let Some(fill) = this.fill.take() {
+                    fill(std::mem::take(&mut this.seen).freeze());
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Until stored, the end is polled for (that is where it is stored).
+        self.fill.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -182,7 +321,7 @@ impl IsrPlugin {
             return Hook::Ready(Ok(()));
         }
         Hook::later(async move {
-            self.store.store(pending, res).await;
+            self.store.store_streaming(pending, res).await;
             self.count("MISS");
             strip_tags(res.headers_mut());
             Ok(())
@@ -196,6 +335,65 @@ mod tests {
 
     fn names(list: &[&'static str]) -> Vec<HeaderName> {
         list.iter().map(|n| HeaderName::from_static(n)).collect()
+    }
+
+    /// A body of these frames, in order.
+    struct Frames(std::collections::VecDeque<Result<Frame<Bytes>, BoxError>>);
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front())
+        }
+    }
+
+    /// What a client gets of `frames` through a [`Filling`] of `limit`
+    /// bytes, and what it stored.
+    async fn through(frames: Vec<Result<Frame<Bytes>, BoxError>>, limit: usize) -> (Vec<u8>, Option<Bytes>) {
+        let stored = Arc::new(Mutex::new(None));
+        let mut body = Filling {
+            body: Body::stream(Frames(frames.into())),
+            seen: BytesMut::new(),
+            limit,
+            fill: Some(Box::new({
+                let stored = stored.clone();
+                move |b| *stored.lock().unwrap() = Some(b)
+            })),
+        };
+        let mut sent = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            match frame {
+                Ok(f) => sent.extend_from_slice(f.data_ref().map_or(&[][..], |d| &d[..])),
+                Err(_) => break,
+            }
+        }
+        let kept = stored.lock().unwrap().take();
+        (sent, kept)
+    }
+
+    fn data(s: &'static str) -> Result<Frame<Bytes>, BoxError> {
+        Ok(Frame::data(Bytes::from(s)))
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_passes_whole_and_is_kept_only_whole_and_small() {
+        let (sent, kept) = through(vec![data("<p>a</p>"), data("<p>b</p>")], 16).await;
+        assert_eq!(
+            (sent.as_slice(), kept.as_deref()),
+            (&b"<p>a</p><p>b</p>"[..], Some(&b"<p>a</p><p>b</p>"[..]))
+        );
+        let (sent, kept) = through(vec![data("<p>a</p>"), data("<p>b</p>")], 15).await;
+        assert_eq!(
+            (sent.as_slice(), kept),
+            (&b"<p>a</p><p>b</p>"[..], None),
+            "over the limit: passed on only"
+        );
+        let (sent, kept) = through(vec![data("<p>a</p>"), Err("cut".into())], 100).await;
+        assert_eq!((sent.as_slice(), kept), (&b"<p>a</p>"[..], None), "cut midway");
+        let trailers = Ok(Frame::trailers(HeaderMap::new()));
+        let (_, kept) = through(vec![data("<p>a</p>"), trailers], 100).await;
+        assert_eq!(kept, None, "an entry has no trailers");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
 use crate::clean::CleanCache;
+use crate::hidden::java_in_base64;
 use crate::normalize::{Shape, base64_text, canonical, canonical_shaped, resolve_path, unescape_entities_and_js};
 use crate::rules::{Category, Part, RULES};
 use crate::walk::{Context, Visitor, values};
@@ -209,6 +210,7 @@ const SCANNER_AGENTS: &[&str] = &[
 pub const CODE_RULES: &[(&str, Category)] = &[
     ("libinjection-sqli", Category::Sqli),
     ("libinjection-xss", Category::Xss),
+    ("java-base64-gadget", Category::Java),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
     ("scanner-probe-path", Category::Scanner),
@@ -381,6 +383,13 @@ impl Engine {
                 return Some(f);
             }
             view = unescape_entities_and_js(&decoded, decoded_shape).filter(|again| *again != decoded);
+        }
+        if !matches!(part, Part::Path | Part::UserAgent)
+            && cx.on.on(Category::Java, "java-base64-gadget")
+            && java_in_base64(raw)
+        {
+            let sample = String::from_utf8_lossy(raw);
+            return Some(Finding::new("java-base64-gadget", Category::Java, part, name, &sample));
         }
         if let Some(decoded) = base64_text(raw, raw_shape) {
             let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);

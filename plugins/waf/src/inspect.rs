@@ -446,7 +446,10 @@ impl Engine {
             {
                 return hit("rfi-known-parameter", Category::Rfi);
             }
-            Part::Path => return None,
+            Part::Path => {
+                return (on.on(Category::Sqli, "libinjection-sqli") && path_sqli(value))
+                    .then(|| Finding::new("libinjection-sqli", Category::Sqli, part, name, value));
+            }
             _ => {}
         }
         // A browser's user agent is full of `;` and `()`: tokenize it only
@@ -796,6 +799,16 @@ fn libinjection_sqli(value: &str) -> bool {
     !matches!(fingerprint.as_str(), "sos" | "s&s" | "1c" | "nc") && (fingerprint != "1&1" || operators)
 }
 
+/// SQL in a path segment (`/item/1 OR 1=1`, `/p/24'union+all+select+1`):
+/// routers hand segments to queries as they hand arguments. Each segment
+/// with a space, a quote, a `+` or a parenthesis goes through libinjection,
+/// `+` read as the space a query string would make of it.
+fn path_sqli(path: &str) -> bool {
+    path.split('/')
+        .filter(|segment| segment.contains([' ', '\'', '"', '(', '+']))
+        .any(|segment| libinjection_sqli(&segment.replace('+', " ")))
+}
+
 /// Bits of the trigger set that are gates, not rules: for libinjection,
 /// and for the scanner user agents.
 const SCANNER_GATE: u32 = 125;
@@ -893,6 +906,10 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
 }
 
 #[cfg(test)]
+#[path = "family_tests.rs"]
+mod family_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -911,7 +928,7 @@ mod tests {
     }
 
     /// A POST of `body` as `ct`, inspected.
-    fn post(ct: &'static str, body: &[u8]) -> Inspection {
+    pub(super) fn post(ct: &'static str, body: &[u8]) -> Inspection {
         let engine = Engine::new();
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
@@ -956,7 +973,7 @@ mod tests {
         assert!(post("application/x-www-form-urlencoded", few.as_bytes()).complete);
     }
 
-    fn rule_for(target: &str) -> Option<&'static str> {
+    pub(super) fn rule_for(target: &str) -> Option<&'static str> {
         let engine = Engine::new();
         let headers = HeaderMap::new();
         engine

@@ -424,6 +424,43 @@ pub static RULES: &[RuleDef] = &[
         triggers: &["$"],
         pattern: r"(?:^|\[)\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|not|expr|function|accumulator|elemmatch|all|size|mod|text|jsonschema)(?:\]|$)",
     },
+    RuleDef {
+        // A string closed and an SQL operator after it, with the rest of
+        // the query commented out: `x'-email--`, `a'or?--`, `'glob 1;`.
+        id: "sqli-quote-break",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["'", "\""],
+        pattern: r#"(?:['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|div|mod|notnull|isnull|between|in|sounds\s+like)\b|'\s*[-^&<>%|=+*/!?(])[^'"]{0,80}(?:--[\s-]*|#\s*|/\*[^'"]{0,40})$|['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|collate|div|mod)\b[^'"]{0,80};\s*$"#,
+    },
+    RuleDef {
+        // Clauses only SQL writes: an alias before FROM, a subquery in
+        // IN, FROM a table WHERE a column compares, session variables,
+        // hex literals selected, CASE branches.
+        id: "sqli-clause",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["from", "select", "except", "set", "@", "when", "open"],
+        pattern: r#"\)\s*as\s+[\w`'"]+\s+from\b|\bin\s*\(\s*select\b|\bexcept\s+(?:values\s*\(|select\b)|^(?:[\w.\[\]]+=)?\W{0,3}from\s+[\w.`"\[\]]+\s+(?:where\s+[\w.`"\[\]]+\s*(?:=|<|>|!=|\blike\b|\bin\s*\(|\bis\s+(?:not\s+)?null\b)|group\s+by\s+\w|order\s+by\s+\w+\s*(?:asc\b|desc\b|,|;|$)|limit\s+\d)|\bselect\s+0x[0-9a-f]+|\bset\s+@@?\w+\s*:?=|@@?\w+\s*:=|\)\s*when\s+[\w'"]+\s+then\b|\bopen(?:rowset|datasource|query)\b"#,
+    },
+    RuleDef {
+        // A value that starts with a boolean operator and a comparison:
+        // what is appended to a number in a query (`AND 7639=(`, `|| x == '`).
+        id: "sqli-boolean-prefix",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["and", "or", "&&", "||"],
+        pattern: r#"^(?:[\w.\[\]]+=)?\W{0,3}(?:and|or|xor|&&|\|\|)\s*\(?\s*[\w.@]+\s*(?:={1,3}|!==?|<>|<=>|>=|<=)\s*(?:[\d(!]|['"]|null\b|$)"#,
+    },
+    RuleDef {
+        // Stored procedures that reach the OS, the network or the file
+        // system, by name: a payload names them before calling them.
+        id: "sqli-procedures",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["xp_", "sp_", "utl_"],
+        pattern: r"\b(?:xp_(?:cmdshell|dirtree|regread|regwrite|fileexist|subdirs|availablemedia|servicecontrol)|sp_(?:executesql|oacreate|oamethod|makewebtask|password|addextendedproc|configure|addsrvrolemember|addlogin)|utl_(?:http|inaddr|file|smtp|tcp))\b",
+    },
     // ---- cross-site scripting (beyond libinjection)
     RuleDef {
         id: "xss-script-tag",

@@ -1,0 +1,92 @@
+//! The detectors written from attack families' grammar (not from corpus
+//! records): each with an example of its family and benign near misses
+//! (search queries with quotes, Markdown with code, JSON, GraphQL,
+//! base64) that must pass.
+
+use super::tests::{post, rule_for};
+
+fn post_rule(ct: &'static str, body: &str) -> Option<&'static str> {
+    post(ct, body.as_bytes()).finding.map(|f| f.rule)
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[test]
+fn sql_after_a_closed_string_and_a_trailing_comment_is_found() {
+    for target in [
+        "/?e=x%27-email--",
+        "/?e=a%27or%3F--",
+        "/?e=z%27or+email+notnull--",
+        "/?e=%27glob+1%3B",
+        "/?e=x%27+mod+id--+-",
+    ] {
+        assert_eq!(rule_for(target), Some("sqli-quote-break"), "{target}");
+    }
+    for benign in [
+        "/?q=SCRAPBOOK+PAPER+PACK+%288.5X11%22-300+DPI%29+--",
+        "/?q=%27X%27+is+great+--+I+agree",
+        "/?m=fix%3A+handle+%27null%27+in+parser+%28%23123%29",
+        "/?q=rock+%27n%27+roll+%23",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn sql_clauses_and_boolean_prefixes_are_found() {
+    for (target, rule) in [
+        ("/?v=%29+AS+val+FROM", "sqli-clause"),
+        ("/?v=in+%28+select+%2A+from", "sqli-clause"),
+        ("/?v=FROM+t+GROUP+BY+tag1", "sqli-clause"),
+        ("/?v=%3BSET+%40OLD_SQL_MODE%3D1", "sqli-clause"),
+        ("/?v=select+0x616263", "sqli-clause"),
+        ("/?v=1+OPENROWSET", "sqli-clause"),
+        ("/?v=AND+7639%3D%28", "sqli-boolean-prefix"),
+        ("/?v=%7C%7C+arg+%3D%3D+%27", "sqli-boolean-prefix"),
+        ("/?v=xp_dirtree", "sqli-procedures"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=except+selecting+the+first",
+        "/?q=from+home+where+I+live",
+        "/?q=and+then+there+were+none",
+        "/?q=or+best+offer",
+        "/?q=open+query+builder",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    // JSON and GraphQL with SQL words in them.
+    assert_eq!(post_rule("application/json", r#"{"query":"{ orders(from: 3, where: {a: 1}) { id } }"}"#), None);
+    assert_eq!(post_rule("application/json", r#"{"sort":"created_at desc","filter":"from:alice"}"#), None);
+}
+
+#[test]
+fn sql_in_a_path_segment_is_found() {
+    assert_eq!(rule_for("/post/EmptyValue'%20and%20526=527"), Some("libinjection-sqli"));
+    assert_eq!(rule_for("/post/foo/24'union+all+select+1,2,3+from+aa"), Some("libinjection-sqli"));
+    for benign in [
+        "/blog/don't-stop-me-now",
+        "/files/My%20Document%20(1).pdf",
+        "/wiki/C++_(programming_language)",
+        "/search/rock+and+roll",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn java_hidden_in_base64_and_dotted_names_are_found() {
+    // `InvokerTransformer` as an argument name; `processbuilder` one byte
+    // into a blob, cut mid-character, as a JSON value.
+    assert_eq!(post_rule(FORM, "SW52b2tlclRyYW5zZm9ybWVy=x"), Some("java-base64-gadget"));
+    assert_eq!(post_rule("application/json", r#"{"s":"HByb2Nlc3NidWlsZGVy"}"#), Some("java-base64-gadget"));
+    assert_eq!(rule_for("/?c=java.evil.runtime"), Some("java-class"));
+    // A JWT, a base64 upload, a Java name that is no gadget.
+    assert_eq!(
+        rule_for("/?t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+        None
+    );
+    assert_eq!(post_rule(FORM, "file=aGVsbG8gd29ybGQsIHRoaXMgaXMgYW4gdXBsb2Fk"), None);
+    assert_eq!(rule_for("/?q=java.evil.runtimes"), None);
+}

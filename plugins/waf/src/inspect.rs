@@ -14,7 +14,9 @@ use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
 use crate::clean::CleanCache;
 use crate::hidden::java_in_base64;
-use crate::normalize::{Shape, base64_text, canonical, canonical_shaped, resolve_path, unescape_entities_and_js};
+use crate::normalize::{
+    Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
+};
 use crate::rules::{Category, Part, RULES};
 use crate::walk::{Context, Visitor, values};
 
@@ -371,6 +373,11 @@ impl Engine {
         let raw_shape = Shape::of(raw);
         let (canon, shape) = canonical_shaped(raw, raw_shape, plus);
         if let Some(f) = self.check_canonical(part, name, &canon, shape, cx) {
+            return Some(f);
+        }
+        if let Some(unquoted) = shell_unquoted(&canon, shape)
+            && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
+        {
             return Some(f);
         }
         // Twice: `&amp;lpar;` is `(` to a page that decodes what its

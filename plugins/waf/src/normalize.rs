@@ -356,6 +356,32 @@ fn js_escape(s: &str) -> (Option<char>, usize) {
     }
 }
 
+/// A value as a shell reads it once its no-op insertions are gone: `$@`
+/// and `$*` (empty without arguments), empty quote pairs, and backslashes
+/// before letters, which turn `c$@at /et''c/pas\\swd` into `cat
+/// /etc/passwd`. `None` when the value has none of them (the common case:
+/// no `$`, no quote, no backslash).
+pub(crate) fn shell_unquoted(canon: &str, shape: Shape) -> Option<String> {
+    if !shape.has(Shape::QUOTE | Shape::BACKSLASH) && !canon.contains('$') {
+        return None;
+    }
+    let bytes = canon.as_bytes();
+    let mut out = String::with_capacity(canon.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'$', Some(b'@' | b'*')) | (b'\'', Some(b'\'')) | (b'"', Some(b'"')) => i += 2,
+            (b'\\', Some(next)) if next.is_ascii_alphanumeric() => i += 1,
+            _ => {
+                let ch = canon[i..].chars().next().expect("in bounds");
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    (out.len() != canon.len()).then_some(out)
+}
+
 /// The text a base64 value stands for, when the value is base64 (16+
 /// chars of its alphabet) and decodes to readable text: attackers wrap
 /// payloads in base64 for apps that decode them.

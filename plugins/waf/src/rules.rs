@@ -643,6 +643,15 @@ pub static RULES: &[RuleDef] = &[
         ),
     },
     RuleDef {
+        // Mail protocol commands after a line break: a value that reaches
+        // an SMTP, IMAP or POP3 conversation adds commands of its own.
+        id: "rce-mail-command",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &["\n", "\r"],
+        pattern: r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:|(?:helo|ehlo|vrfy|expn)\s+\S|[a-z]+\d+\s+(?:uid\s+)?(?:select|examine|store|fetch|login|lsub|create|delete|rename|append|copy|search|status|subscribe|authenticate|logout|capability|expunge)\b|(?:retr|dele|uidl)\s+\d+\s*(?:[\r\n]|$))",
+    },
+    RuleDef {
         id: "rce-unix-direct",
         category: Category::Rce,
         parts: parts(&[Arg, Cookie, Body]),

@@ -57,14 +57,29 @@ fn sql_clauses_and_boolean_prefixes_are_found() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
     // JSON and GraphQL with SQL words in them.
-    assert_eq!(post_rule("application/json", r#"{"query":"{ orders(from: 3, where: {a: 1}) { id } }"}"#), None);
-    assert_eq!(post_rule("application/json", r#"{"sort":"created_at desc","filter":"from:alice"}"#), None);
+    assert_eq!(
+        post_rule(
+            "application/json",
+            r#"{"query":"{ orders(from: 3, where: {a: 1}) { id } }"}"#
+        ),
+        None
+    );
+    assert_eq!(
+        post_rule(
+            "application/json",
+            r#"{"sort":"created_at desc","filter":"from:alice"}"#
+        ),
+        None
+    );
 }
 
 #[test]
 fn sql_in_a_path_segment_is_found() {
     assert_eq!(rule_for("/post/EmptyValue'%20and%20526=527"), Some("libinjection-sqli"));
-    assert_eq!(rule_for("/post/foo/24'union+all+select+1,2,3+from+aa"), Some("libinjection-sqli"));
+    assert_eq!(
+        rule_for("/post/foo/24'union+all+select+1,2,3+from+aa"),
+        Some("libinjection-sqli")
+    );
     for benign in [
         "/blog/don't-stop-me-now",
         "/files/My%20Document%20(1).pdf",
@@ -79,8 +94,14 @@ fn sql_in_a_path_segment_is_found() {
 fn java_hidden_in_base64_and_dotted_names_are_found() {
     // `InvokerTransformer` as an argument name; `processbuilder` one byte
     // into a blob, cut mid-character, as a JSON value.
-    assert_eq!(post_rule(FORM, "SW52b2tlclRyYW5zZm9ybWVy=x"), Some("java-base64-gadget"));
-    assert_eq!(post_rule("application/json", r#"{"s":"HByb2Nlc3NidWlsZGVy"}"#), Some("java-base64-gadget"));
+    assert_eq!(
+        post_rule(FORM, "SW52b2tlclRyYW5zZm9ybWVy=x"),
+        Some("java-base64-gadget")
+    );
+    assert_eq!(
+        post_rule("application/json", r#"{"s":"HByb2Nlc3NidWlsZGVy"}"#),
+        Some("java-base64-gadget")
+    );
     assert_eq!(rule_for("/?c=java.evil.runtime"), Some("java-class"));
     // A JWT, a base64 upload, a Java name that is no gadget.
     assert_eq!(
@@ -119,6 +140,61 @@ fn mail_commands_after_a_line_break_are_found() {
         assert_eq!(rule_for(target), Some("rce-mail-command"), "{target}");
     }
     // A textarea's lines that read like commands but are not.
-    assert_eq!(post_rule(FORM, "text=Top+10%0D%0AData+is+everything%0D%0AList+3+things"), None);
+    assert_eq!(
+        post_rule(FORM, "text=Top+10%0D%0AData+is+everything%0D%0AList+3+things"),
+        None
+    );
     assert_eq!(post_rule(FORM, "text=Hi%0D%0AMail+from+Ann%3A+see+below"), None);
+}
+
+#[test]
+fn perl_interpolation_orm_traversal_and_spaced_php_uploads_are_found() {
+    assert_eq!(
+        rule_for("/?x=%40%7B%5B%20system%20%27id%27%20%5D%7D"),
+        Some("generic-perl-interpolation")
+    );
+    assert_eq!(
+        rule_for("/?user__profile__email__startswith=a"),
+        Some("generic-orm-traversal")
+    );
+    assert_eq!(rule_for("/?password__isnull=1"), Some("generic-orm-traversal"));
+    // JSON arrays, a Django filter on the model's own field, a dunder name.
+    assert_eq!(rule_for("/?x=%7B%22array%22%3A%5B1%2C2%2C3%5D%7D"), None);
+    assert_eq!(rule_for("/?price__gte=10"), None);
+    assert_eq!(rule_for("/?__init__=1"), None);
+    let upload = |name: &str| {
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\nx\r\n--b--\r\n"
+        );
+        post_rule("multipart/form-data; boundary=b", &body)
+    };
+    assert_eq!(upload("shell. php.jpg"), Some("php-upload"));
+    assert_eq!(upload("holiday photo.jpg"), None);
+}
+
+#[test]
+fn narrowed_rules_let_their_benign_near_misses_through() {
+    for benign in [
+        "/search?q=cat+%2Fdev%2Fnull+explained",
+        "/search?q=..%2F+meaning+in+file+paths",
+        "/search?q=what+does+%2Fdev%2Furandom+do",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    assert_eq!(
+        post_rule(FORM, "text=%3Cp+style%3D%22text-align%3Acenter%22%3ECentered%3C%2Fp%3E"),
+        None
+    );
+    // The attacks they were written for still are.
+    assert!(rule_for("/?f=cat+/etc/hosts").is_some());
+    assert!(rule_for("/?f=..%2F..%2Fconfig").is_some());
+    assert!(rule_for("/?f=x;cat%20/dev/tcp/10.0.0.1/80").is_some());
+    assert_eq!(
+        post_rule(
+            FORM,
+            "text=%3Cp+style%3D%22background%3Aurl(javascript%3Aalert(1))%22%3Ex%3C%2Fp%3E"
+        )
+        .map(|r| r.starts_with("xss") || r.starts_with("libinjection")),
+        Some(true)
+    );
 }

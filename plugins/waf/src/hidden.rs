@@ -59,7 +59,10 @@ pub(crate) fn java_in_base64(raw: &[u8]) -> bool {
             start += 1;
             continue;
         }
-        let end = raw[start..].iter().position(|b| !is_base64(*b)).map_or(raw.len(), |n| start + n);
+        let end = raw[start..]
+            .iter()
+            .position(|b| !is_base64(*b))
+            .map_or(raw.len(), |n| start + n);
         let run = &raw[start..end.min(start + MAX_RUN)];
         if run.len() >= MIN_RUN && mixed_case(run) && (0..4).any(|phase| FINDER.is_match(&decode(run, phase))) {
             return true;
@@ -113,7 +116,10 @@ mod tests {
         const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in text.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
             for i in 0..=chunk.len() {
                 out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
             }
@@ -134,7 +140,9 @@ mod tests {
         }
         // The serialization magic one byte in (`KztAAU`) and whole.
         assert!(java_in_base64(b"KztAAU"));
-        assert!(java_in_base64(b64(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap").as_bytes()));
+        assert!(java_in_base64(
+            b64(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap").as_bytes()
+        ));
         // URL-safe alphabet, in a cookie.
         assert!(java_in_base64(b64(b"java.lang.Runtime").replace('+', "-").as_bytes()));
     }

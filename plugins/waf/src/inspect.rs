@@ -129,6 +129,9 @@ pub struct Engine {
     restricted_ext: BytesRegex,
     content_type: Regex,
     rfi_params: Regex,
+    /// `style="..."` attributes, and what makes one able to run code.
+    style_attribute: Regex,
+    style_code: Regex,
 }
 
 /// User-agent fragments of attack tools (lower case).
@@ -292,6 +295,9 @@ impl Engine {
                 r"^(?:mosconfig_absolute_path|_conf\[path\]|_server\[document_root\]|gallery_basedir|path\[docroot\]|appserv_root|config\[root_dir\]|phpbb_root_path|include_path|base_?path|root_?path|abs_?path|dir_?path|template_?path|lang_?path)$",
             )
             .expect("rfi parameters compile"),
+            style_attribute: Regex::new(r#"\bstyle\s*=\s*(?:"[^"]*"|'[^']*')"#).expect("style attribute compiles"),
+            style_code: Regex::new(r"expression|url\s*\(|script|binding|behavior|@import|\\|&#|/\*")
+                .expect("style code compiles"),
             content_type: Regex::new(
                 r#"^[\w!#$&^.+-]+/[\w!#$&^.+*-]+(?:\s*;\s*[\w!#$&^.+-]+=(?:"[^"]*"|[^\s;"]+))*\s*;?\s*$"#,
             )
@@ -480,10 +486,29 @@ impl Engine {
                 gates & 1 << XSS_GATE != 0 || marks.xss
             })
             && libinjectionrs::detect_xss(value.as_bytes()).is_injection()
+            && self
+                .harmless_styles_removed(value)
+                .is_none_or(|rest| libinjectionrs::detect_xss(rest.as_bytes()).is_injection())
         {
             return hit("libinjection-xss", Category::Xss);
         }
         None
+    }
+
+    /// The value without its `style="..."` attributes when none of them
+    /// can run code (no `expression(`, `url(`, `javascript:`, bindings,
+    /// `@import`, escapes): libinjection refuses every `style=`, which rich
+    /// text editors write on every paragraph. `None` when there are none.
+    fn harmless_styles_removed(&self, value: &str) -> Option<String> {
+        if !value.contains("style") {
+            return None;
+        }
+        let mut harmful = false;
+        let rest = self.style_attribute.replace_all(value, |c: &regex::Captures<'_>| {
+            harmful |= self.style_code.is_match(&c[0]);
+            " "
+        });
+        (!harmful && rest.len() != value.len()).then(|| rest.into_owned())
     }
 
     /// The path's protocol checks (NUL bytes, line breaks, restricted

@@ -535,7 +535,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Lfi,
         parts: ANY,
         triggers: &[".."],
-        pattern: r"(?:^|[/\\=:;,\s])\.\.(?:[/\\]|;/|$)|(?:^|[/\\])\.\.[/\\;]",
+        pattern: r"(?:^|[/\\=:;,\s])\.\.(?:[/\\;][^\s]|[/\\]$|;/|$)|(?:^|[/\\])\.\.(?:[/\\;][^\s]|[/\\;]$)",
     },
     RuleDef {
         id: "lfi-os-files",
@@ -575,7 +575,7 @@ pub static RULES: &[RuleDef] = &[
             "$\\",
             "$/",
         ],
-        pattern: r"(?:^|[\s'\x22=(])file:/|/(?:\./)*etc/(?:\./)*(?:passwd|shadow|group|gshadow|hosts|issue|motd|crontab|sudoers|master\.passwd|subuid|subgid|security|ssh|mysql|httpd|apache2?|nginx|php|environment|profile|bashrc|hostname|resolv\.conf|fstab|network|os-release|cron|init\.d|rc\.d|pam\.d|ld\.so|aliases|inetd|xinetd)|\bntuser\.dat\b|(?:^|[/\\]{2})[^/\\\s]+[/\\][a-z]\$(?:[/\\]|$)|/(?:\./)*proc/(?:self|\d+|thread-self)/(?:environ|cmdline|fd|maps|status|mem|exe|cwd|root|mounts|net)|/proc/(?:version|cpuinfo|meminfo|net|mounts|sched_debug|kcore)|/sys/(?:class|kernel|devices|firmware|power|module|bus|block)\b|(?:^|[/\\])(?:win|boot|system|php|desktop)\.ini\b|[/\\]windows[/\\](?:system32|win\.ini|repair|panther|debug)|(?:^|[/\\])\.ssh[/\\]|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/var/(?:log|lib|run|mail|spool|www|backups|tmp)/|/root/|/home/\w+/\.|(?:^|[\s>|;&=])/(?:tmp|dev/shm|var/tmp)/\w|/dev/(?:tcp|udp|null|zero|random|urandom|mem|kmem|fd)\b|(?:^|[/\\.])\.(?:history|bash_history|zsh_history|mysql_history|psql_history|sh_history|viminfo|lesshst|netrc|pgpass|git-credentials|docker|kube|aws|azure|gnupg|npmrc|pypirc|bash_profile|bashrc|profile)(?:$|[/\\])",
+        pattern: r"(?:^|[\s'\x22=(])file:/|/(?:\./)*etc/(?:\./)*(?:passwd|shadow|group|gshadow|hosts|issue|motd|crontab|sudoers|master\.passwd|subuid|subgid|security|ssh|mysql|httpd|apache2?|nginx|php|environment|profile|bashrc|hostname|resolv\.conf|fstab|network|os-release|cron|init\.d|rc\.d|pam\.d|ld\.so|aliases|inetd|xinetd)|\bntuser\.dat\b|(?:^|[/\\]{2})[^/\\\s]+[/\\][a-z]\$(?:[/\\]|$)|/(?:\./)*proc/(?:self|\d+|thread-self)/(?:environ|cmdline|fd|maps|status|mem|exe|cwd|root|mounts|net)|/proc/(?:version|cpuinfo|meminfo|net|mounts|sched_debug|kcore)|/sys/(?:class|kernel|devices|firmware|power|module|bus|block)\b|(?:^|[/\\])(?:win|boot|system|php|desktop)\.ini\b|[/\\]windows[/\\](?:system32|win\.ini|repair|panther|debug)|(?:^|[/\\])\.ssh[/\\]|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/var/(?:log|lib|run|mail|spool|www|backups|tmp)/|/root/|/home/\w+/\.|(?:^|[\s>|;&=])/(?:tmp|dev/shm|var/tmp)/\w|/dev/(?:tcp|udp|mem|kmem|fd)\b|(?:^|[/\\.])\.(?:history|bash_history|zsh_history|mysql_history|psql_history|sh_history|viminfo|lesshst|netrc|pgpass|git-credentials|docker|kube|aws|azure|gnupg|npmrc|pypirc|bash_profile|bashrc|profile)(?:$|[/\\])",
     },
     RuleDef {
         id: "lfi-restricted-paths",
@@ -659,7 +659,7 @@ pub static RULES: &[RuleDef] = &[
             "ls", "cat", "whoami", "uname", "wget", "curl", "id", "nc", "bash", "sh", "python", "perl", "chmod",
             "ifconfig", "netstat", "echo", "rm", "/bin/", "ping", "nslookup", "sleep", "ps", "env",
         ],
-        pattern: r"^\s*(?:/(?:usr/)?s?bin/)?(?:ls\s+(?:-\w+|/|\.|\S+\s+\S+)|cat\s+(?:/|\.\.?/|\S+\.(?:txt|conf|log|php|ini|sh|py|xml|json|yml|env)\b)|whoami\s*$|uname\s+-\w|ifconfig\b|netstat\s+-\w|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)?:?//|nc\s+(?:-\w+\s+)*[\d\w.-]+\s+\d+|(?:ba|z|k|c|tc|da)?sh\s+-(?:c|i)\b|(?:python[23]?|perl|ruby|php|node)\s+-(?:c|e|r)\b|chmod\s+(?:[0-7]{3,4}|[+-]?[ugoa]*[+-][rwxs]+)\s|rm\s+-\w*[rf]|ping\s+-[nc]\s+\d|busybox\s+\S|sleep\s+\d+\s*$|(?:whoami|uname|ifconfig|netstat|id|pwd|hostname|ls|ps)\s*[;|&`'\x22]|echo\s+\S.*(?:>|\|)|id\s*[;|&]|ps\s+(?:-?aux|-ef)\b)",
+        pattern: r"^\s*(?:/(?:usr/)?s?bin/)?(?:ls\s+(?:-\w+|/|\.|\S+\s+\S+)|cat\s+(?:(?:/|\.\.?/)\S*|\S+\.(?:txt|conf|log|php|ini|sh|py|xml|json|yml|env)\b)\s*(?:$|[;|&<>`])|whoami\s*$|uname\s+-\w|ifconfig\b|netstat\s+-\w|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)?:?//|nc\s+(?:-\w+\s+)*[\d\w.-]+\s+\d+|(?:ba|z|k|c|tc|da)?sh\s+-(?:c|i)\b|(?:python[23]?|perl|ruby|php|node)\s+-(?:c|e|r)\b|chmod\s+(?:[0-7]{3,4}|[+-]?[ugoa]*[+-][rwxs]+)\s|rm\s+-\w*[rf]|ping\s+-[nc]\s+\d|busybox\s+\S|sleep\s+\d+\s*$|(?:whoami|uname|ifconfig|netstat|id|pwd|hostname|ls|ps)\s*[;|&`'\x22]|echo\s+\S.*(?:>|\|)|id\s*[;|&]|ps\s+(?:-?aux|-ef)\b)",
     },
     RuleDef {
         id: "rce-substitution",
@@ -936,7 +936,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Php,
         parts: parts(&[Filename]),
         triggers: &[".ph", ". ph", ".inc", ".htaccess", ".user.ini", ".sess", "sess_"],
-        pattern: r"\.\s*(?:php\d*|phtml|phar|pht|phps|pgif|shtml|inc)\.*\s*$|\.(?:php\d*|phtml|phar|pht)\.[a-z0-9]+\.*$|(?:^|/)\.(?:htaccess|user\.ini)$|^sess_\w+|\.sess\.",
+        pattern: r"\.\s*(?:php\d*|phtml|phar|pht|phps|pgif|shtml|inc)\.*\s*$|\.\s*(?:php\d*|phtml|phar|pht)\.[a-z0-9]+\.*$|(?:^|/)\.(?:htaccess|user\.ini)$|^sess_\w+|\.sess\.",
     },
     RuleDef {
         id: "php-stream",
@@ -1169,6 +1169,23 @@ pub static RULES: &[RuleDef] = &[
             "file.",
         ],
         pattern: r"\b(?:process\s*\.\s*(?:spawn|exec|fork|kill)|kernel\s*\.\s*(?:exec|system|spawn|open|eval|fork|`)|io\s*\.\s*(?:popen|read|write|readlines|foreach|sysopen)|open3\s*\.\s*\w+|file\s*\.\s*(?:read|write|open|delete|readlines|binread)|marshal\s*\.\s*load|yaml\s*\.\s*(?:load|unsafe_load)|erb\s*\.\s*new)\s*[(\s]|%x\{|\b(?:instance_eval|class_eval|module_eval)\b",
+    },
+    RuleDef {
+        // Perl runs code inside `@{[ ... ]}` when it interpolates a string.
+        id: "generic-perl-interpolation",
+        category: Category::Generic,
+        parts: INPUT_HEADERS,
+        triggers: &["@{"],
+        pattern: r"@\{\s*\[",
+    },
+    RuleDef {
+        // ORM filter names that walk relations (`user__profile__password`):
+        // a filter built from client-chosen names leaks other tables.
+        id: "generic-orm-traversal",
+        category: Category::Generic,
+        parts: parts(&[ArgName]),
+        triggers: &["__"],
+        pattern: r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z]\w*$|__(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*$|^(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*__",
     },
     RuleDef {
         // A YAML document that builds objects when an application loads it

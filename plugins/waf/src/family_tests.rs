@@ -198,3 +198,20 @@ fn narrowed_rules_let_their_benign_near_misses_through() {
         Some(true)
     );
 }
+
+#[test]
+fn template_control_tags_paths_and_constant_ldap_assertions_are_found() {
+    assert_eq!(
+        rule_for("/get?x=%3C%25%20if%20true%20%25%3E49%3C%25%20end%20%25%3E"),
+        Some("ssti-expression")
+    );
+    assert_eq!(rule_for("/files/%7B%7B7%2A7%7D%7D"), Some("ssti-expression"));
+    assert_eq!(
+        rule_for("/?f=(%26(uid=admin)(!(%26(1=0)(userPassword=q))))"),
+        Some("ldap-filter")
+    );
+    // A template placeholder in a path, ASP-style text, a whole filter.
+    assert_eq!(rule_for("/files/%7B%7Bid%7D%7D"), None);
+    assert_eq!(rule_for("/?q=100%25+if+you+like+it+%25"), None);
+    assert_eq!(rule_for("/?f=(%26(objectClass=user)(cn=ann))"), None);
+}

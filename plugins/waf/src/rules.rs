@@ -1111,7 +1111,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "ssti-expression",
         category: Category::Ssti,
-        parts: INPUT_HEADERS,
+        parts: INPUT_PATH,
         triggers: &[
             "{{",
             "{%",
@@ -1129,7 +1129,7 @@ pub static RULES: &[RuleDef] = &[
             "freemarker",
             "?new",
         ],
-        pattern: r#"<#(?:assign|import|include|list|if|macro|function|local|global|setting|attempt|visit)\b|freemarker\.template\.utility\.(?:execute|objectconstructor|jythonruntime)|\?new\s*\(\s*\)|\{\{[^}]*(?:[*+/%\[|(]|\.\w|__)[^}]*\}\}|\{%-?\s*(?:import|include|set|for|if|raw|macro|extends|load|debug|exec|python)\b|<%=?\s*[^%>]*[*+/(.\[`][^%>]*%>|[#$*]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{[^}]*(?:\(|\.\w+\()[^}]*\}|__(?:class|mro|subclasses|globals|builtins|import|init|base|bases)__"#,
+        pattern: r#"<#(?:assign|import|include|list|if|macro|function|local|global|setting|attempt|visit)\b|freemarker\.template\.utility\.(?:execute|objectconstructor|jythonruntime)|\?new\s*\(\s*\)|\{\{[^}]*(?:[*+/%\[|(]|\.\w|__)[^}]*\}\}|\{%-?\s*(?:import|include|set|for|if|raw|macro|extends|load|debug|exec|python)\b|<%=?\s*[^%>]*[*+/(.\[`][^%>]*%>|<%[-=]?\s*(?:if|unless|for|each|while|end|else|elsif|endif|endfor)\b[^%>]*%>|[#$*]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{[^}]*(?:\(|\.\w+\()[^}]*\}|__(?:class|mro|subclasses|globals|builtins|import|init|base|bases)__"#,
     },
     // ---- LDAP injection: a value that breaks out of the filter it is put
     // in (`x)(`, `*(|(`, an extensible match with an OID); a whole filter
@@ -1139,7 +1139,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Ldap,
         parts: INPUT,
         triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":="],
-        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=",
+        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)",
     },
     // ---- other injections
     RuleDef {

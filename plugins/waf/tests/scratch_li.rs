@@ -1,14 +1,19 @@
 #[test]
 fn scratch() {
-    let vals: Vec<(String, String)> =
-        serde_json::from_str(&std::fs::read_to_string("/tmp/waf3_sqli_vals.json").unwrap()).unwrap();
-    for (id, v) in vals {
-        let r = libinjectionrs::detect_sqli(v.as_bytes());
-        println!(
-            "{id}\t{}\t{:?}\t{}",
-            r.is_injection(),
-            r.fingerprint.map(|f| f.to_string()),
-            v.chars().take(80).collect::<String>().replace('\n', "\\n")
-        );
+    let vals = [
+        "## setup\n\nrun `npm install` then `npm start`.\n\n```js\nconst x = require('./config');\nconsole.log(x.port);\n```\n",
+        "to list files use `ls -la`.\n\n```bash\nfor f in *.txt; do echo \"$f\"; done\n```\n",
+        "python:\n\n```python\nimport os\nprint(os.path.join('a', 'b'))\n```",
+    ];
+    for r in bext_plugin_waf::rules::RULES {
+        let re = regex::bytes::RegexBuilder::new(r.pattern)
+            .unicode(false)
+            .build()
+            .unwrap();
+        for v in vals {
+            if let Some(m) = re.find(v.as_bytes()) {
+                println!("{} {:?}", r.id, String::from_utf8_lossy(m.as_bytes()));
+            }
+        }
     }
 }

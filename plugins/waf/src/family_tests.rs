@@ -215,3 +215,30 @@ fn template_control_tags_paths_and_constant_ldap_assertions_are_found() {
     assert_eq!(rule_for("/?q=100%25+if+you+like+it+%25"), None);
     assert_eq!(rule_for("/?f=(%26(objectClass=user)(cn=ann))"), None);
 }
+
+#[test]
+fn glued_quotes_probes_session_variables_and_drops_are_found() {
+    for (target, rule) in [
+        ("/?v=foo%27or%27oof", "sqli-quote-break"),
+        ("/?v=%5C%27or%271", "sqli-quote-break"),
+        ("/?v=%27%3B", "sqli-quote-break"),
+        ("/?v=%27%29%3B%23", "sqli-quote-break"),
+        ("/?v=%3BSET+%40OLD_SQL_NOTES", "sqli-clause"),
+        ("/?v=DROP+sampletable%3B--", "sqli-clause"),
+        ("/?v=SELECT%7B_+.%60%601.e.table_name%7D", "sqli-clause"),
+        ("/?v=OR+1%23+", "sqli-boolean-prefix"),
+        ("/?v=%27admin%27%2C+%271%27+%7C%7C+%271%27", "sqli-quoted-operator"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=it+is+your+parents%27+and+yours",
+        "/?q=%27rock%27+or+%27pop%27",
+        "/?q=set+%40john+straight",
+        "/?q=drop+it%3B+fine",
+        "/?q=or+1+more",
+        "/?q=Tom%27s%3B",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

@@ -401,7 +401,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT_HEADERS,
         triggers: &["sounds", "rlike", "regexp", "xor", "div", "&", "|", "^"],
-        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|[&|^]|<=>)\s*['"`]"#,
+        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|\|\||[&|^]|<=>)\s*['"`]"#,
     },
     RuleDef {
         id: "sqli-comment",
@@ -431,7 +431,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT_HEADERS,
         triggers: &["'", "\""],
-        pattern: r#"(?:['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|div|mod|notnull|isnull|between|in|sounds\s+like)\b|'\s*[-^&<>%|=+*/!?(])[^'"]{0,80}(?:--[\s-]*|#\s*|/\*[^'"]{0,40})$|['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|collate|div|mod)\b[^'"]{0,80};\s*$"#,
+        pattern: r#"(?:['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|div|mod|notnull|isnull|between|in|sounds\s+like)\b|'\s*[-^&<>%|=+*/!?(])[^'"]{0,80}(?:--[\s-]*|#\s*|/\*[^'"]{0,40})$|['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|collate|div|mod)\b[^'"]{0,80};\s*$|[\w\\]['"](?:or|and|xor|\|\||&&)['"]\w|^\s*['"`]\s*\)?\s*;\s*(?:--|#)?\s*$"#,
     },
     RuleDef {
         // Clauses only SQL writes: an alias before FROM, a subquery in
@@ -440,8 +440,8 @@ pub static RULES: &[RuleDef] = &[
         id: "sqli-clause",
         category: Category::Sqli,
         parts: INPUT_HEADERS,
-        triggers: &["from", "select", "except", "set", "@", "when", "open"],
-        pattern: r#"\)\s*as\s+[\w`'"]+\s+from\b|\bin\s*\(\s*select\b|\bexcept\s+(?:values\s*\(|select\b)|^(?:[\w.\[\]]+=)?\W{0,3}from\s+[\w.`"\[\]]+\s+(?:where\s+[\w.`"\[\]]+\s*(?:=|<|>|!=|\blike\b|\bin\s*\(|\bis\s+(?:not\s+)?null\b)|group\s+by\s+\w|order\s+by\s+\w+\s*(?:asc\b|desc\b|,|;|$)|limit\s+\d)|\bselect\s+0x[0-9a-f]+|\bset\s+@@?\w+\s*:?=|@@?\w+\s*:=|\)\s*when\s+[\w'"]+\s+then\b|\bopen(?:rowset|datasource|query)\b"#,
+        triggers: &["from", "select", "except", "set", "@", "when", "open", "drop"],
+        pattern: r#"\)\s*as\s+[\w`'"]+\s+from\b|\bin\s*\(\s*select\b|\bexcept\s+(?:values\s*\(|select\b)|^(?:[\w.\[\]]+=)?\W{0,3}from\s+[\w.`"\[\]]+\s+(?:where\s+[\w.`"\[\]]+\s*(?:=|<|>|!=|\blike\b|\bin\s*\(|\bis\s+(?:not\s+)?null\b)|group\s+by\s+\w|order\s+by\s+\w+\s*(?:asc\b|desc\b|,|;|$)|limit\s+\d)|\bselect\s+0x[0-9a-f]+|\bset\s+@@?\w+\s*:?=|[;>=]\s*set\s+@@?\w+|\bdrop\s+(?:table\s+)?[\w.`"\[\]]+\s*;\s*(?:--|#)|\bselect\s*\{|@@?\w+\s*:=|\)\s*when\s+[\w'"]+\s+then\b|\bopen(?:rowset|datasource|query)\b"#,
     },
     RuleDef {
         // A value that starts with a boolean operator and a comparison:
@@ -450,7 +450,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: parts(&[ArgName, Arg, Cookie, Body]),
         triggers: &["and", "or", "&&", "||"],
-        pattern: r#"^(?:[\w.\[\]]+=)?\W{0,3}(?:and|or|xor|&&|\|\|)\s*\(?\s*[\w.@]+\s*(?:={1,3}|!==?|<>|<=>|>=|<=)\s*(?:[\d(!]|['"]|null\b|$)"#,
+        pattern: r#"^(?:[\w.\[\]]+=)?\W{0,3}(?:and|or|xor|&&|\|\|)\s*\(?\s*[\w.@]+\s*(?:={1,3}|!==?|<>|<=>|>=|<=)\s*(?:[\d(!]|['"]|null\b|$)|^(?:[\w.\[\]]+=)?\W{0,3}(?:and|or|xor)\s+\d+\s*(?:#|--)"#,
     },
     RuleDef {
         // Stored procedures that reach the OS, the network or the file

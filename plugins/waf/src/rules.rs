@@ -662,6 +662,37 @@ pub static RULES: &[RuleDef] = &[
         pattern: r"^\s*(?:/(?:usr/)?s?bin/)?(?:ls\s+(?:-\w+|/|\.|\S+\s+\S+)|cat\s+(?:(?:/|\.\.?/)\S*|\S+\.(?:txt|conf|log|php|ini|sh|py|xml|json|yml|env)\b)\s*(?:$|[;|&<>`])|whoami\s*$|uname\s+-\w|ifconfig\b|netstat\s+-\w|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)?:?//|nc\s+(?:-\w+\s+)*[\d\w.-]+\s+\d+|(?:ba|z|k|c|tc|da)?sh\s+-(?:c|i)\b|(?:python[23]?|perl|ruby|php|node)\s+-(?:c|e|r)\b|chmod\s+(?:[0-7]{3,4}|[+-]?[ugoa]*[+-][rwxs]+)\s|rm\s+-\w*[rf]|ping\s+-[nc]\s+\d|busybox\s+\S|sleep\s+\d+\s*$|(?:whoami|uname|ifconfig|netstat|id|pwd|hostname|ls|ps)\s*[;|&`'\x22]|echo\s+\S.*(?:>|\|)|id\s*[;|&]|ps\s+(?:-?aux|-ef)\b)",
     },
     RuleDef {
+        // SQLite's shell runs dot commands (`.shell`, `.system`) at the
+        // start of a line: a value that reaches `sqlite3` adds its own.
+        id: "rce-sqlite-dot-command",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &[
+            ".sh",
+            ".system",
+            ".databases",
+            ".tables",
+            ".dump",
+            ".schema",
+            ".load",
+            ".import",
+            ".output",
+            ".once",
+            ". ",
+            ".\\",
+        ],
+        pattern: r#"(?:^|;|\n|\\n)\s*\.\s*(?:\\?['"])?\s*(?:shell|system|sh|databases|tables|dump|schema|load|import|output|once)\b"#,
+    },
+    RuleDef {
+        // Brace expansion with an empty first word (`{,echo,hi}`) runs the
+        // words as a command; no data format starts a list with a comma.
+        id: "rce-brace-expansion",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &["{,"],
+        pattern: r#"\{\s*,\s*\$?['"]?[\w./-]+['"]?\s*,"#,
+    },
+    RuleDef {
         id: "rce-substitution",
         category: Category::Rce,
         parts: INPUT_AGENT,

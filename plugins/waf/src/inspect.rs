@@ -397,7 +397,10 @@ impl Engine {
             }
             view = unescape_entities_and_js(&decoded, decoded_shape).filter(|again| *again != decoded);
         }
-        if !matches!(part, Part::Path | Part::UserAgent)
+        // Base64 has both cases; a value without them holds none.
+        if raw_shape.has(Shape::UPPER)
+            && raw_shape.has(Shape::LOWER)
+            && !matches!(part, Part::Path | Part::UserAgent)
             && cx.on.on(Category::Java, "java-base64-gadget")
             && java_in_base64(raw)
         {
@@ -460,8 +463,10 @@ impl Engine {
                 return hit("rfi-known-parameter", Category::Rfi);
             }
             Part::Path => {
-                return (on.on(Category::Sqli, "libinjection-sqli") && path_sqli(value))
-                    .then(|| Finding::new("libinjection-sqli", Category::Sqli, part, name, value));
+                return (shape.has(Shape::QUOTE | Shape::PLUS | Shape::BLANK_OR_PAREN)
+                    && on.on(Category::Sqli, "libinjection-sqli")
+                    && path_sqli(value))
+                .then(|| Finding::new("libinjection-sqli", Category::Sqli, part, name, value));
             }
             _ => {}
         }

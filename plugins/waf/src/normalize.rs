@@ -74,6 +74,10 @@ impl Shape {
     pub(crate) const AMPERSAND: u16 = 1 << 9;
     pub(crate) const SEMICOLON: u16 = 1 << 10;
     pub(crate) const BACKSLASH: u16 = 1 << 11;
+    /// `$`: shell expansions.
+    pub(crate) const DOLLAR: u16 = 1 << 12;
+    /// A space or `(`: where a path segment could hold SQL.
+    pub(crate) const BLANK_OR_PAREN: u16 = 1 << 13;
 
     const TABLE: [u16; 256] = {
         let mut t = [0u16; 256];
@@ -100,6 +104,8 @@ impl Shape {
                 b'=' => Shape::EQUALS,
                 b'&' => Shape::AMPERSAND,
                 b'\\' => Shape::BACKSLASH,
+                b'$' => Shape::DOLLAR,
+                b' ' | b'(' => Shape::BLANK_OR_PAREN,
                 _ => 0,
             };
             t[b] = f;
@@ -363,7 +369,7 @@ fn js_escape(s: &str) -> (Option<char>, usize) {
 /// value has none of them (the common case: no `$`, quote, backtick or
 /// backslash).
 pub(crate) fn shell_unquoted(canon: &str, shape: Shape) -> Option<String> {
-    if !shape.has(Shape::QUOTE | Shape::BACKSLASH | Shape::BACKTICK) && !canon.contains('$') {
+    if !shape.has(Shape::QUOTE | Shape::BACKSLASH | Shape::BACKTICK | Shape::DOLLAR) {
         return None;
     }
     let bytes = canon.as_bytes();

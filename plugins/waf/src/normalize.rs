@@ -373,6 +373,14 @@ pub(crate) fn shell_unquoted(canon: &str, shape: Shape) -> Option<String> {
         return None;
     }
     let bytes = canon.as_bytes();
+    // Most values with a quote or a `$` have nothing to undo (`O'Neil`,
+    // `$5`): a look at each pair of bytes, before anything is built.
+    let removable = |w: &[u8]| {
+        matches!(w, b"$@" | b"$*" | b"''" | b"\"\"" | b"``" | b"$(") || (w[0] == b'\\' && w[1].is_ascii_alphanumeric())
+    };
+    if !bytes.windows(2).any(removable) {
+        return None;
+    }
     let mut out = String::with_capacity(canon.len());
     let mut i = 0;
     while i < bytes.len() {

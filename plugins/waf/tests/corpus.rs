@@ -79,7 +79,7 @@ impl Goals {
     /// to what was measured, not to the goal; the other sources
     /// are attacks of the kinds PL1 covers.
     const EXTRA: Goals = Goals {
-        detection: 57.0,
+        detection: 55.0,
         benign_refused: 11.0,
         allow_refused: 12.5,
         by_source: &[

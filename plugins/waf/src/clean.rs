@@ -186,7 +186,9 @@ impl Local<'_> {
     }
 
     /// Whether `values` (named, in order) are exactly the last run of
-    /// this kind that this thread found all clean.
+    /// this kind that this thread found all clean. Inlined: it is the
+    /// whole of a repeated request's inspection.
+    #[inline]
     pub(crate) fn same_clean_run<'h>(
         &self,
         run: Run,

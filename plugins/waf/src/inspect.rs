@@ -13,7 +13,10 @@ use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
 use crate::clean::CleanCache;
-use crate::normalize::{Shape, base64_text, canonical, canonical_shaped, resolve_path, unescape_entities_and_js};
+use crate::hidden::java_in_base64;
+use crate::normalize::{
+    Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
+};
 use crate::rules::{Category, Part, RULES};
 use crate::walk::{Context, Visitor, values};
 
@@ -126,6 +129,9 @@ pub struct Engine {
     restricted_ext: BytesRegex,
     content_type: Regex,
     rfi_params: Regex,
+    /// `style="..."` attributes, and what makes one able to run code.
+    style_attribute: Regex,
+    style_code: Regex,
 }
 
 /// User-agent fragments of attack tools (lower case).
@@ -209,6 +215,7 @@ const SCANNER_AGENTS: &[&str] = &[
 pub const CODE_RULES: &[(&str, Category)] = &[
     ("libinjection-sqli", Category::Sqli),
     ("libinjection-xss", Category::Xss),
+    ("java-base64-gadget", Category::Java),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
     ("scanner-probe-path", Category::Scanner),
@@ -288,6 +295,9 @@ impl Engine {
                 r"^(?:mosconfig_absolute_path|_conf\[path\]|_server\[document_root\]|gallery_basedir|path\[docroot\]|appserv_root|config\[root_dir\]|phpbb_root_path|include_path|base_?path|root_?path|abs_?path|dir_?path|template_?path|lang_?path)$",
             )
             .expect("rfi parameters compile"),
+            style_attribute: Regex::new(r#"\bstyle\s*=\s*(?:"[^"]*"|'[^']*')"#).expect("style attribute compiles"),
+            style_code: Regex::new(r"expression|url\s*\(|script|binding|behavior|@import|\\|&#|/\*")
+                .expect("style code compiles"),
             content_type: Regex::new(
                 r#"^[\w!#$&^.+-]+/[\w!#$&^.+*-]+(?:\s*;\s*[\w!#$&^.+-]+=(?:"[^"]*"|[^\s;"]+))*\s*;?\s*$"#,
             )
@@ -371,6 +381,11 @@ impl Engine {
         if let Some(f) = self.check_canonical(part, name, &canon, shape, cx) {
             return Some(f);
         }
+        if let Some(unquoted) = shell_unquoted(&canon, shape)
+            && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
+        {
+            return Some(f);
+        }
         // Twice: `&amp;lpar;` is `(` to a page that decodes what its
         // template already decoded once.
         let mut view = unescape_entities_and_js(&canon, shape);
@@ -381,6 +396,16 @@ impl Engine {
                 return Some(f);
             }
             view = unescape_entities_and_js(&decoded, decoded_shape).filter(|again| *again != decoded);
+        }
+        // Base64 has both cases; a value without them holds none.
+        if raw_shape.has(Shape::UPPER)
+            && raw_shape.has(Shape::LOWER)
+            && !matches!(part, Part::Path | Part::UserAgent)
+            && cx.on.on(Category::Java, "java-base64-gadget")
+            && java_in_base64(raw)
+        {
+            let sample = String::from_utf8_lossy(raw);
+            return Some(Finding::new("java-base64-gadget", Category::Java, part, name, &sample));
         }
         if let Some(decoded) = base64_text(raw, raw_shape) {
             let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
@@ -437,7 +462,12 @@ impl Engine {
             {
                 return hit("rfi-known-parameter", Category::Rfi);
             }
-            Part::Path => return None,
+            Part::Path => {
+                return (shape.has(Shape::QUOTE | Shape::PLUS | Shape::BLANK_OR_PAREN)
+                    && on.on(Category::Sqli, "libinjection-sqli")
+                    && path_sqli(value))
+                .then(|| Finding::new("libinjection-sqli", Category::Sqli, part, name, value));
+            }
             _ => {}
         }
         // A browser's user agent is full of `;` and `()`: tokenize it only
@@ -461,10 +491,29 @@ impl Engine {
                 gates & 1 << XSS_GATE != 0 || marks.xss
             })
             && libinjectionrs::detect_xss(value.as_bytes()).is_injection()
+            && self
+                .harmless_styles_removed(value)
+                .is_none_or(|rest| libinjectionrs::detect_xss(rest.as_bytes()).is_injection())
         {
             return hit("libinjection-xss", Category::Xss);
         }
         None
+    }
+
+    /// The value without its `style="..."` attributes when none of them
+    /// can run code (no `expression(`, `url(`, `javascript:`, bindings,
+    /// `@import`, escapes): libinjection refuses every `style=`, which rich
+    /// text editors write on every paragraph. `None` when there are none.
+    fn harmless_styles_removed(&self, value: &str) -> Option<String> {
+        if !value.contains("style") {
+            return None;
+        }
+        let mut harmful = false;
+        let rest = self.style_attribute.replace_all(value, |c: &regex::Captures<'_>| {
+            harmful |= self.style_code.is_match(&c[0]);
+            " "
+        });
+        (!harmful && rest.len() != value.len()).then(|| rest.into_owned())
     }
 
     /// The path's protocol checks (NUL bytes, line breaks, restricted
@@ -787,6 +836,16 @@ fn libinjection_sqli(value: &str) -> bool {
     !matches!(fingerprint.as_str(), "sos" | "s&s" | "1c" | "nc") && (fingerprint != "1&1" || operators)
 }
 
+/// SQL in a path segment (`/item/1 OR 1=1`, `/p/24'union+all+select+1`):
+/// routers hand segments to queries as they hand arguments. Each segment
+/// with a space, a quote, a `+` or a parenthesis goes through libinjection,
+/// `+` read as the space a query string would make of it.
+fn path_sqli(path: &str) -> bool {
+    path.split('/')
+        .filter(|segment| segment.contains([' ', '\'', '"', '(', '+']))
+        .any(|segment| libinjection_sqli(&segment.replace('+', " ")))
+}
+
 /// Bits of the trigger set that are gates, not rules: for libinjection,
 /// and for the scanner user agents.
 const SCANNER_GATE: u32 = 125;
@@ -884,6 +943,10 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
 }
 
 #[cfg(test)]
+#[path = "family_tests.rs"]
+mod family_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -902,7 +965,7 @@ mod tests {
     }
 
     /// A POST of `body` as `ct`, inspected.
-    fn post(ct: &'static str, body: &[u8]) -> Inspection {
+    pub(super) fn post(ct: &'static str, body: &[u8]) -> Inspection {
         let engine = Engine::new();
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
@@ -947,7 +1010,7 @@ mod tests {
         assert!(post("application/x-www-form-urlencoded", few.as_bytes()).complete);
     }
 
-    fn rule_for(target: &str) -> Option<&'static str> {
+    pub(super) fn rule_for(target: &str) -> Option<&'static str> {
         let engine = Engine::new();
         let headers = HeaderMap::new();
         engine

@@ -17,6 +17,7 @@ mod clean;
 pub mod config;
 pub mod crs;
 mod guard;
+mod hidden;
 pub mod inspect;
 pub mod ip;
 mod lists;

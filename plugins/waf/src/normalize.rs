@@ -74,6 +74,10 @@ impl Shape {
     pub(crate) const AMPERSAND: u16 = 1 << 9;
     pub(crate) const SEMICOLON: u16 = 1 << 10;
     pub(crate) const BACKSLASH: u16 = 1 << 11;
+    /// `$`: shell expansions.
+    pub(crate) const DOLLAR: u16 = 1 << 12;
+    /// A space or `(`: where a path segment could hold SQL.
+    pub(crate) const BLANK_OR_PAREN: u16 = 1 << 13;
 
     const TABLE: [u16; 256] = {
         let mut t = [0u16; 256];
@@ -100,6 +104,8 @@ impl Shape {
                 b'=' => Shape::EQUALS,
                 b'&' => Shape::AMPERSAND,
                 b'\\' => Shape::BACKSLASH,
+                b'$' => Shape::DOLLAR,
+                b' ' | b'(' => Shape::BLANK_OR_PAREN,
                 _ => 0,
             };
             t[b] = f;
@@ -354,6 +360,42 @@ fn js_escape(s: &str) -> (Option<char>, usize) {
         },
         _ => (None, 1),
     }
+}
+
+/// A value as a shell reads it once its no-op insertions are gone: `$@`
+/// and `$*` (empty without arguments), empty quote pairs, empty command
+/// substitutions (`` `` ``, `$()`), and backslashes before letters, which
+/// turn `c$@at /et''c/pas\\swd` into `cat /etc/passwd`. `None` when the
+/// value has none of them (the common case: no `$`, quote, backtick or
+/// backslash).
+pub(crate) fn shell_unquoted(canon: &str, shape: Shape) -> Option<String> {
+    if !shape.has(Shape::QUOTE | Shape::BACKSLASH | Shape::BACKTICK | Shape::DOLLAR) {
+        return None;
+    }
+    let bytes = canon.as_bytes();
+    // Most values with a quote or a `$` have nothing to undo (`O'Neil`,
+    // `$5`): a look at each pair of bytes, before anything is built.
+    let removable = |w: &[u8]| {
+        matches!(w, b"$@" | b"$*" | b"''" | b"\"\"" | b"``" | b"$(") || (w[0] == b'\\' && w[1].is_ascii_alphanumeric())
+    };
+    if !bytes.windows(2).any(removable) {
+        return None;
+    }
+    let mut out = String::with_capacity(canon.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'$', Some(b'@' | b'*')) | (b'\'', Some(b'\'')) | (b'"', Some(b'"')) | (b'`', Some(b'`')) => i += 2,
+            (b'$', Some(b'(')) if bytes.get(i + 2) == Some(&b')') => i += 3,
+            (b'\\', Some(next)) if next.is_ascii_alphanumeric() => i += 1,
+            _ => {
+                let ch = canon[i..].chars().next().expect("in bounds");
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    (out.len() != canon.len()).then_some(out)
 }
 
 /// The text a base64 value stands for, when the value is base64 (16+

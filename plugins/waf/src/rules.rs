@@ -401,7 +401,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT_HEADERS,
         triggers: &["sounds", "rlike", "regexp", "xor", "div", "&", "|", "^"],
-        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|[&|^]|<=>)\s*['"`]"#,
+        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|\|\||[&|^]|<=>)\s*['"`]"#,
     },
     RuleDef {
         id: "sqli-comment",
@@ -423,6 +423,43 @@ pub static RULES: &[RuleDef] = &[
         parts: parts(&[ArgName, Arg, Body]),
         triggers: &["$"],
         pattern: r"(?:^|\[)\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|nor|not|expr|function|accumulator|elemmatch|all|size|mod|text|jsonschema)(?:\]|$)",
+    },
+    RuleDef {
+        // A string closed and an SQL operator after it, with the rest of
+        // the query commented out: `x'-email--`, `a'or?--`, `'glob 1;`.
+        id: "sqli-quote-break",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["'", "\""],
+        pattern: r#"(?:['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|div|mod|notnull|isnull|between|in|sounds\s+like)\b|'\s*[-^&<>%|=+*/!?(])[^'"]{0,80}(?:--[\s-]*|#\s*|/\*[^'"]{0,40})$|['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|collate|div|mod)\b[^'"]{0,80};\s*$|[\w\\]['"](?:or|and|xor|\|\||&&)['"]\w|^\s*['"`]\s*\)?\s*;\s*(?:--|#)?\s*$"#,
+    },
+    RuleDef {
+        // Clauses only SQL writes: an alias before FROM, a subquery in
+        // IN, FROM a table WHERE a column compares, session variables,
+        // hex literals selected, CASE branches.
+        id: "sqli-clause",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["from", "select", "except", "set", "@", "when", "open", "drop"],
+        pattern: r#"\)\s*as\s+[\w`'"]+\s+from\b|\bin\s*\(\s*select\b|\bexcept\s+(?:values\s*\(|select\b)|^(?:[\w.\[\]]+=)?\W{0,3}from\s+[\w.`"\[\]]+\s+(?:where\s+[\w.`"\[\]]+\s*(?:=|<|>|!=|\blike\b|\bin\s*\(|\bis\s+(?:not\s+)?null\b)|group\s+by\s+\w|order\s+by\s+\w+\s*(?:asc\b|desc\b|,|;|$)|limit\s+\d)|\bselect\s+0x[0-9a-f]+|\bset\s+@@?\w+\s*:?=|[;>=]\s*set\s+@@?\w+|\bdrop\s+(?:table\s+)?[\w.`"\[\]]+\s*;\s*(?:--|#)|\bselect\s*\{|@@?\w+\s*:=|\)\s*when\s+[\w'"]+\s+then\b|\bopen(?:rowset|datasource|query)\b"#,
+    },
+    RuleDef {
+        // A value that starts with a boolean operator and a comparison:
+        // what is appended to a number in a query (`AND 7639=(`, `|| x == '`).
+        id: "sqli-boolean-prefix",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["and", "or", "&&", "||"],
+        pattern: r#"^(?:[\w.\[\]]+=)?\W{0,3}(?:and|or|xor|&&|\|\|)\s*\(?\s*[\w.@]+\s*(?:={1,3}|!==?|<>|<=>|>=|<=)\s*(?:[\d(!]|['"]|null\b|$)|^(?:[\w.\[\]]+=)?\W{0,3}(?:and|or|xor)\s+\d+\s*(?:#|--)"#,
+    },
+    RuleDef {
+        // Stored procedures that reach the OS, the network or the file
+        // system, by name: a payload names them before calling them.
+        id: "sqli-procedures",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["xp_", "sp_", "utl_"],
+        pattern: r"\b(?:xp_(?:cmdshell|dirtree|regread|regwrite|fileexist|subdirs|availablemedia|servicecontrol)|sp_(?:executesql|oacreate|oamethod|makewebtask|password|addextendedproc|configure|addsrvrolemember|addlogin)|utl_(?:http|inaddr|file|smtp|tcp))\b",
     },
     // ---- cross-site scripting (beyond libinjection)
     RuleDef {
@@ -498,7 +535,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Lfi,
         parts: ANY,
         triggers: &[".."],
-        pattern: r"(?:^|[/\\=:;,\s])\.\.(?:[/\\]|;/|$)|(?:^|[/\\])\.\.[/\\;]",
+        pattern: r"(?:^|[/\\=:;,\s])\.\.(?:[/\\;][^\s]|[/\\]$|;/|$)|(?:^|[/\\])\.\.(?:[/\\;][^\s]|[/\\;]$)",
     },
     RuleDef {
         id: "lfi-os-files",
@@ -538,7 +575,7 @@ pub static RULES: &[RuleDef] = &[
             "$\\",
             "$/",
         ],
-        pattern: r"(?:^|[\s'\x22=(])file:/|/(?:\./)*etc/(?:\./)*(?:passwd|shadow|group|gshadow|hosts|issue|motd|crontab|sudoers|master\.passwd|subuid|subgid|security|ssh|mysql|httpd|apache2?|nginx|php|environment|profile|bashrc|hostname|resolv\.conf|fstab|network|os-release|cron|init\.d|rc\.d|pam\.d|ld\.so|aliases|inetd|xinetd)|\bntuser\.dat\b|(?:^|[/\\]{2})[^/\\\s]+[/\\][a-z]\$(?:[/\\]|$)|/(?:\./)*proc/(?:self|\d+|thread-self)/(?:environ|cmdline|fd|maps|status|mem|exe|cwd|root|mounts|net)|/proc/(?:version|cpuinfo|meminfo|net|mounts|sched_debug|kcore)|/sys/(?:class|kernel|devices|firmware|power|module|bus|block)\b|(?:^|[/\\])(?:win|boot|system|php|desktop)\.ini\b|[/\\]windows[/\\](?:system32|win\.ini|repair|panther|debug)|(?:^|[/\\])\.ssh[/\\]|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/var/(?:log|lib|run|mail|spool|www|backups|tmp)/|/root/|/home/\w+/\.|(?:^|[\s>|;&=])/(?:tmp|dev/shm|var/tmp)/\w|/dev/(?:tcp|udp|null|zero|random|urandom|mem|kmem|fd)\b|(?:^|[/\\.])\.(?:history|bash_history|zsh_history|mysql_history|psql_history|sh_history|viminfo|lesshst|netrc|pgpass|git-credentials|docker|kube|aws|azure|gnupg|npmrc|pypirc|bash_profile|bashrc|profile)(?:$|[/\\])",
+        pattern: r"(?:^|[\s'\x22=(])file:/|/(?:\./)*etc/(?:\./)*(?:passwd|shadow|group|gshadow|hosts|issue|motd|crontab|sudoers|master\.passwd|subuid|subgid|security|ssh|mysql|httpd|apache2?|nginx|php|environment|profile|bashrc|hostname|resolv\.conf|fstab|network|os-release|cron|init\.d|rc\.d|pam\.d|ld\.so|aliases|inetd|xinetd)|\bntuser\.dat\b|(?:^|[/\\]{2})[^/\\\s]+[/\\][a-z]\$(?:[/\\]|$)|/(?:\./)*proc/(?:self|\d+|thread-self)/(?:environ|cmdline|fd|maps|status|mem|exe|cwd|root|mounts|net)|/proc/(?:version|cpuinfo|meminfo|net|mounts|sched_debug|kcore)|/sys/(?:class|kernel|devices|firmware|power|module|bus|block)\b|(?:^|[/\\])(?:win|boot|system|php|desktop)\.ini\b|[/\\]windows[/\\](?:system32|win\.ini|repair|panther|debug)|(?:^|[/\\])\.ssh[/\\]|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/var/(?:log|lib|run|mail|spool|www|backups|tmp)/|/root/|/home/\w+/\.|(?:^|[\s>|;&=])/(?:tmp|dev/shm|var/tmp)/\w|/dev/(?:tcp|udp|mem|kmem|fd)\b|(?:^|[/\\.])\.(?:history|bash_history|zsh_history|mysql_history|psql_history|sh_history|viminfo|lesshst|netrc|pgpass|git-credentials|docker|kube|aws|azure|gnupg|npmrc|pypirc|bash_profile|bashrc|profile)(?:$|[/\\])",
     },
     RuleDef {
         id: "lfi-restricted-paths",
@@ -606,6 +643,15 @@ pub static RULES: &[RuleDef] = &[
         ),
     },
     RuleDef {
+        // Mail protocol commands after a line break: a value that reaches
+        // an SMTP, IMAP or POP3 conversation adds commands of its own.
+        id: "rce-mail-command",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &["\n", "\r"],
+        pattern: r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:|(?:helo|ehlo|vrfy|expn)\s+\S|[a-z]+\d+\s+(?:uid\s+)?(?:select|examine|store|fetch|login|lsub|create|delete|rename|append|copy|search|status|subscribe|authenticate|logout|capability|expunge)\b|(?:retr|dele|uidl)\s+\d+\s*(?:[\r\n]|$))",
+    },
+    RuleDef {
         id: "rce-unix-direct",
         category: Category::Rce,
         parts: parts(&[Arg, Cookie, Body]),
@@ -613,7 +659,38 @@ pub static RULES: &[RuleDef] = &[
             "ls", "cat", "whoami", "uname", "wget", "curl", "id", "nc", "bash", "sh", "python", "perl", "chmod",
             "ifconfig", "netstat", "echo", "rm", "/bin/", "ping", "nslookup", "sleep", "ps", "env",
         ],
-        pattern: r"^\s*(?:/(?:usr/)?s?bin/)?(?:ls\s+(?:-\w+|/|\.|\S+\s+\S+)|cat\s+(?:/|\.\.?/|\S+\.(?:txt|conf|log|php|ini|sh|py|xml|json|yml|env)\b)|whoami\s*$|uname\s+-\w|ifconfig\b|netstat\s+-\w|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)?:?//|nc\s+(?:-\w+\s+)*[\d\w.-]+\s+\d+|(?:ba|z|k|c|tc|da)?sh\s+-(?:c|i)\b|(?:python[23]?|perl|ruby|php|node)\s+-(?:c|e|r)\b|chmod\s+(?:[0-7]{3,4}|[+-]?[ugoa]*[+-][rwxs]+)\s|rm\s+-\w*[rf]|ping\s+-[nc]\s+\d|busybox\s+\S|sleep\s+\d+\s*$|(?:whoami|uname|ifconfig|netstat|id|pwd|hostname|ls|ps)\s*[;|&`'\x22]|echo\s+\S.*(?:>|\|)|id\s*[;|&]|ps\s+(?:-?aux|-ef)\b)",
+        pattern: r"^\s*(?:/(?:usr/)?s?bin/)?(?:ls\s+(?:-\w+|/|\.|\S+\s+\S+)|cat\s+(?:(?:/|\.\.?/)\S*|\S+\.(?:txt|conf|log|php|ini|sh|py|xml|json|yml|env)\b)\s*(?:$|[;|&<>`])|whoami\s*$|uname\s+-\w|ifconfig\b|netstat\s+-\w|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)?:?//|nc\s+(?:-\w+\s+)*[\d\w.-]+\s+\d+|(?:ba|z|k|c|tc|da)?sh\s+-(?:c|i)\b|(?:python[23]?|perl|ruby|php|node)\s+-(?:c|e|r)\b|chmod\s+(?:[0-7]{3,4}|[+-]?[ugoa]*[+-][rwxs]+)\s|rm\s+-\w*[rf]|ping\s+-[nc]\s+\d|busybox\s+\S|sleep\s+\d+\s*$|(?:whoami|uname|ifconfig|netstat|id|pwd|hostname|ls|ps)\s*[;|&`'\x22]|echo\s+\S.*(?:>|\|)|id\s*[;|&]|ps\s+(?:-?aux|-ef)\b)",
+    },
+    RuleDef {
+        // SQLite's shell runs dot commands (`.shell`, `.system`) at the
+        // start of a line: a value that reaches `sqlite3` adds its own.
+        id: "rce-sqlite-dot-command",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &[
+            ".sh",
+            ".system",
+            ".databases",
+            ".tables",
+            ".dump",
+            ".schema",
+            ".load",
+            ".import",
+            ".output",
+            ".once",
+            ". ",
+            ".\\",
+        ],
+        pattern: r#"(?:^|;|\n|\\n)\s*\.\s*(?:\\?['"])?\s*(?:shell|system|sh|databases|tables|dump|schema|load|import|output|once)\b"#,
+    },
+    RuleDef {
+        // Brace expansion with an empty first word (`{,echo,hi}`) runs the
+        // words as a command; no data format starts a list with a comma.
+        id: "rce-brace-expansion",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &["{,"],
+        pattern: r#"\{\s*,\s*\$?['"]?[\w./-]+['"]?\s*,"#,
     },
     RuleDef {
         id: "rce-substitution",
@@ -890,7 +967,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Php,
         parts: parts(&[Filename]),
         triggers: &[".ph", ". ph", ".inc", ".htaccess", ".user.ini", ".sess", "sess_"],
-        pattern: r"\.\s*(?:php\d*|phtml|phar|pht|phps|pgif|shtml|inc)\.*\s*$|\.(?:php\d*|phtml|phar|pht)\.[a-z0-9]+\.*$|(?:^|/)\.(?:htaccess|user\.ini)$|^sess_\w+|\.sess\.",
+        pattern: r"\.\s*(?:php\d*|phtml|phar|pht|phps|pgif|shtml|inc)\.*\s*$|\.\s*(?:php\d*|phtml|phar|pht)\.[a-z0-9]+\.*$|(?:^|/)\.(?:htaccess|user\.ini)$|^sess_\w+|\.sess\.",
     },
     RuleDef {
         id: "php-stream",
@@ -934,7 +1011,7 @@ pub static RULES: &[RuleDef] = &[
             "sun.",
             "jdk.",
         ],
-        pattern: r"\bjava\.lang\.(?:runtime|process|class|system|thread|reflect|invoke|object|string|integer|number|enum|compiler|module|securitymanager|instrument|management|ref)|\bjava\.(?:io|util|net|nio|beans|rmi|security|sql|text|math|awt|applet|time|naming)\.\w|\bjava\.(?:runtime|processbuilder|system)\b|\borg\.apache\.commons\b|\bjavax\.(?:script|naming|management|xml|el|swing|imageio|sql|crypto)\b|\borg\.apache\.(?:commons\.(?:collections|beanutils|fileupload|io)|xalan|xbean|struts2?|tomcat|log4j|catalina|myfaces|wicket|naming|jasper|batik|velocity|ibatis)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|syndication|corba|management|script)\b|\bcom\.opensymphony\.xwork2\b|\borg\.springframework\.(?:context|beans|core|aop|jndi|transaction|web)\b|\borg\.codehaus\.groovy\b|\bcom\.thoughtworks\.xstream\b|\bbsh\.(?:interpreter|xthis)\b|\bgroovy\.(?:util|lang)\b|\bcom\.mchange\.v2\b|\borg\.hibernate\.\w|\bsun\.(?:misc|reflect|rmi)\.\w|\bjdk\.(?:nashorn|jshell)\b|\borg\.omg\.\w|\bcom\.ibm\.(?:ws|websphere)\.\w|\bweblogic\.\w|\borg\.jboss\.\w|\bnet\.sf\.json\b|\bcom\.alibaba\.fastjson\b|\bcom\.fasterxml\.jackson\.databind\b",
+        pattern: r"\bjava\.(?:[a-z_$][\w$]*\.){1,5}(?:runtime|processbuilder|processimpl|unixprocess|classloader|urlclassloader|scriptenginemanager|objectinputstream)\b|\bjava\.lang\.(?:runtime|process|class|system|thread|reflect|invoke|object|string|integer|number|enum|compiler|module|securitymanager|instrument|management|ref)|\bjava\.(?:io|util|net|nio|beans|rmi|security|sql|text|math|awt|applet|time|naming)\.\w|\bjava\.(?:runtime|processbuilder|system)\b|\borg\.apache\.commons\b|\bjavax\.(?:script|naming|management|xml|el|swing|imageio|sql|crypto)\b|\borg\.apache\.(?:commons\.(?:collections|beanutils|fileupload|io)|xalan|xbean|struts2?|tomcat|log4j|catalina|myfaces|wicket|naming|jasper|batik|velocity|ibatis)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|syndication|corba|management|script)\b|\bcom\.opensymphony\.xwork2\b|\borg\.springframework\.(?:context|beans|core|aop|jndi|transaction|web)\b|\borg\.codehaus\.groovy\b|\bcom\.thoughtworks\.xstream\b|\bbsh\.(?:interpreter|xthis)\b|\bgroovy\.(?:util|lang)\b|\bcom\.mchange\.v2\b|\borg\.hibernate\.\w|\bsun\.(?:misc|reflect|rmi)\.\w|\bjdk\.(?:nashorn|jshell)\b|\borg\.omg\.\w|\bcom\.ibm\.(?:ws|websphere)\.\w|\bweblogic\.\w|\borg\.jboss\.\w|\bnet\.sf\.json\b|\bcom\.alibaba\.fastjson\b|\bcom\.fasterxml\.jackson\.databind\b",
     },
     RuleDef {
         id: "java-process",
@@ -1065,7 +1142,7 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         id: "ssti-expression",
         category: Category::Ssti,
-        parts: INPUT_HEADERS,
+        parts: INPUT_PATH,
         triggers: &[
             "{{",
             "{%",
@@ -1083,7 +1160,7 @@ pub static RULES: &[RuleDef] = &[
             "freemarker",
             "?new",
         ],
-        pattern: r#"<#(?:assign|import|include|list|if|macro|function|local|global|setting|attempt|visit)\b|freemarker\.template\.utility\.(?:execute|objectconstructor|jythonruntime)|\?new\s*\(\s*\)|\{\{[^}]*(?:[*+/%\[|(]|\.\w|__)[^}]*\}\}|\{%-?\s*(?:import|include|set|for|if|raw|macro|extends|load|debug|exec|python)\b|<%=?\s*[^%>]*[*+/(.\[`][^%>]*%>|[#$*]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{[^}]*(?:\(|\.\w+\()[^}]*\}|__(?:class|mro|subclasses|globals|builtins|import|init|base|bases)__"#,
+        pattern: r#"<#(?:assign|import|include|list|if|macro|function|local|global|setting|attempt|visit)\b|freemarker\.template\.utility\.(?:execute|objectconstructor|jythonruntime)|\?new\s*\(\s*\)|\{\{[^}]*(?:[*+/%\[|(]|\.\w|__)[^}]*\}\}|\{%-?\s*(?:import|include|set|for|if|raw|macro|extends|load|debug|exec|python)\b|<%=?\s*[^%>]*[*+/(.\[`][^%>]*%>|<%[-=]?\s*(?:if|unless|for|each|while|end|else|elsif|endif|endfor)\b[^%>]*%>|[#$*]\{\s*\d+\s*[*+/-]\s*\d+\s*\}|#\{[^}]*(?:\(|\.\w+\()[^}]*\}|__(?:class|mro|subclasses|globals|builtins|import|init|base|bases)__"#,
     },
     // ---- LDAP injection: a value that breaks out of the filter it is put
     // in (`x)(`, `*(|(`, an extensible match with an OID); a whole filter
@@ -1093,7 +1170,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Ldap,
         parts: INPUT,
         triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":="],
-        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=",
+        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)",
     },
     // ---- other injections
     RuleDef {
@@ -1123,6 +1200,23 @@ pub static RULES: &[RuleDef] = &[
             "file.",
         ],
         pattern: r"\b(?:process\s*\.\s*(?:spawn|exec|fork|kill)|kernel\s*\.\s*(?:exec|system|spawn|open|eval|fork|`)|io\s*\.\s*(?:popen|read|write|readlines|foreach|sysopen)|open3\s*\.\s*\w+|file\s*\.\s*(?:read|write|open|delete|readlines|binread)|marshal\s*\.\s*load|yaml\s*\.\s*(?:load|unsafe_load)|erb\s*\.\s*new)\s*[(\s]|%x\{|\b(?:instance_eval|class_eval|module_eval)\b",
+    },
+    RuleDef {
+        // Perl runs code inside `@{[ ... ]}` when it interpolates a string.
+        id: "generic-perl-interpolation",
+        category: Category::Generic,
+        parts: INPUT_HEADERS,
+        triggers: &["@{"],
+        pattern: r"@\{\s*\[",
+    },
+    RuleDef {
+        // ORM filter names that walk relations (`user__profile__password`):
+        // a filter built from client-chosen names leaks other tables.
+        id: "generic-orm-traversal",
+        category: Category::Generic,
+        parts: parts(&[ArgName]),
+        triggers: &["__"],
+        pattern: r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z]\w*$|__(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*$|^(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*__",
     },
     RuleDef {
         // A YAML document that builds objects when an application loads it

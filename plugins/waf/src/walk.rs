@@ -270,8 +270,11 @@ fn form(raw: &[u8], v: &mut Visitor<'_>) -> bool {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
+        // The name goes to the rules as sent (they decode it), so a
+        // base64 name keeps its letters' case.
+        let raw_name = name;
         let name = canonical(name, true);
-        if v.value(Part::ArgName, "", name.as_bytes(), false) || v.value(Part::Arg, &name, value, true) {
+        if v.value(Part::ArgName, "", raw_name, true) || v.value(Part::Arg, &name, value, true) {
             return true;
         }
     }
@@ -299,7 +302,7 @@ fn json(node: &serde_json::Value, key: &str, v: &mut Visitor<'_>) -> bool {
         serde_json::Value::Array(items) => items.iter().any(|i| json(i, key, v)),
         serde_json::Value::Object(map) => map.iter().any(|(k, val)| {
             let name = canonical(k.as_bytes(), false);
-            v.value(Part::ArgName, "", name.as_bytes(), false) || json(val, &name, v)
+            v.value(Part::ArgName, "", k.as_bytes(), false) || json(val, &name, v)
         }),
         _ => false,
     }
@@ -353,8 +356,9 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
             continue;
         }
         for (name, value) in attributes(tag) {
+            let raw_name = name;
             let name = canonical(name.as_bytes(), false);
-            if v.value(Part::ArgName, "", name.as_bytes(), false)
+            if v.value(Part::ArgName, "", raw_name.as_bytes(), false)
                 || v.value(Part::Arg, &name, unescape_entities(value).as_bytes(), false)
             {
                 return true;

@@ -79,13 +79,13 @@ impl Goals {
     /// to what was measured, not to the goal; the other sources
     /// are attacks of the kinds PL1 covers.
     const EXTRA: Goals = Goals {
-        detection: 15.0,
+        detection: 55.0,
         benign_refused: 11.0,
-        allow_refused: 10.5,
+        allow_refused: 12.5,
         by_source: &[
-            ("crs", 34.0),
-            ("gotestwaf", 92.0),
-            ("libinjection", 95.0),
+            ("crs", 65.0),
+            ("gotestwaf", 97.0),
+            ("libinjection", 96.0),
             ("handmade", 84.0),
         ],
     };

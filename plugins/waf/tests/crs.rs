@@ -274,17 +274,17 @@ fn held_out_detection_native_crs_and_both() {
 /// Least detection per family (percent) of native + CRS PL1 on the
 /// held-out half, as measured when written.
 const FLOORS: &[(&str, f64)] = &[
-    ("generic", 21.0),
-    ("java", 40.0),
-    ("ldap", 72.0),
+    ("generic", 82.0),
+    ("java", 98.5),
+    ("ldap", 88.5),
     ("lfi", 100.0),
     ("nodejs", 82.0),
     ("php", 41.0),
-    ("rce", 56.0),
+    ("rce", 67.5),
     ("rfi", 25.0),
-    ("sqli", 60.5),
+    ("sqli", 72.0),
     ("ssrf", 87.0),
-    ("ssti", 85.0),
+    ("ssti", 100.0),
     ("xss", 95.5),
 ];
 /// Most benign refused (percent) of native + CRS PL1 on the held-out half.

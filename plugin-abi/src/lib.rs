@@ -19,6 +19,7 @@ mod body;
 mod canonical;
 pub mod claims;
 mod context;
+mod encoded;
 mod error;
 mod extensions;
 mod fleet;
@@ -37,6 +38,7 @@ pub use authority::{HostError, normalise_host, normalise_host_pattern, pattern_r
 pub use body::{Body, BodyLimitError, BoxError};
 pub use canonical::{EncodedSlashes, PathError, normalise_path};
 pub use context::{AlreadySet, Ctx, RateLimitState, RequestId, SUBJECT_VAR};
+pub use encoded::{BlockError, EncodedHeaders, Full, HeaderBlock};
 pub use error::PluginError;
 pub use extensions::Extensions;
 pub use fleet::{Fleet, FleetMessages};

@@ -244,8 +244,11 @@ impl<P: BuiltinPlugin> Harness<P> {
             if let Err(e) = done
                 && let Some(failed) = self.fail(Stage::Response, e, &mut ex.errors, cx)
             {
+                cx.encoded_headers.clear();
                 res = failed;
             }
+            // As the kernel before whatever reads the map next.
+            cx.encoded_headers.move_into(res.headers_mut());
         }
         let completes = hooks.has(Hooks::COMPLETE);
         let ex = ex.written(res, started, completes).await;

@@ -456,3 +456,89 @@ async fn ipv6_clients_are_limited_per_slash_64() {
     assert_eq!(from("::ffff:198.51.100.7").await.status, 429);
     assert_eq!(from("198.51.100.8").await.status, 200, "each IPv4 address");
 }
+
+/// How often each of `names` is a header line of a raw HTTP/1 response's
+/// head, and the head's status.
+fn head_lines(raw: &str, names: &[&str]) -> (u16, Vec<usize>) {
+    let head = raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    let count = |n: &str| head.lines().filter(|l| l.starts_with(&format!("{n}:"))).count();
+    (status_of(raw), names.iter().map(|n| count(n)).collect())
+}
+
+#[tokio::test]
+async fn the_gateways_headers_read_the_same_on_every_path_once_each() {
+    // The preset, a configured header and `RateLimit-*` travel next to
+    // the response's map on bext's HTTP/1 path; each must be there once,
+    // for GET, HEAD and 304, over HTTP/2 too, and an app's own value of
+    // one of their names decides as before.
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write("www/index.html", "hello");
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits: [{ by: ip, rpm: 600000, burst: 10000 }]\n  security_headers: basic\n  headers: { x-served-by: bext }\n",
+    );
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\ndefault_app = \"site\"\n\n[apps.site]\nsource = \"www\"\n\n[apps.framed]\nsource = \"www\"\ndomains = [\"framed.test\"]\nheaders = {{ x-frame-options = \"DENY\" }}\n\n[apps.echo]\nruntime = \"proxy\"\nupstream = \"http://{}\"\ndomains = [\"echo.test\"]\n",
+        echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    let names = [
+        "x-frame-options",
+        "x-content-type-options",
+        "strict-transport-security",
+        "referrer-policy",
+        "x-served-by",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+        "ratelimit-policy",
+    ];
+    let once = vec![1; names.len()];
+    let ask = |method: &str, host: &str, extra: &str| {
+        format!("{method} /index.html HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n{extra}\r\n")
+    };
+    let wait = Duration::from_secs(5);
+
+    let get = raw_async(b.addr, ask("GET", "site.test", "").as_bytes(), wait).await;
+    assert_eq!(head_lines(&get, &names), (200, once.clone()), "{get}");
+    assert!(get.contains("\r\nx-frame-options: SAMEORIGIN\r\n"), "{get}");
+    assert!(get.contains("\r\nratelimit-limit: 10000\r\n"), "{get}");
+    assert!(get.contains("\r\nratelimit-remaining: 9999\r\n"), "{get}");
+    assert!(get.ends_with("\r\n\r\nhello"), "{get}");
+
+    let head = raw_async(b.addr, ask("HEAD", "site.test", "").as_bytes(), wait).await;
+    assert_eq!(head_lines(&head, &names), (200, once.clone()), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
+
+    let etag = get
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("the static app sends an etag")
+        .to_owned();
+    let again = ask("GET", "site.test", &format!("if-none-match: {etag}\r\n"));
+    let not_modified = raw_async(b.addr, again.as_bytes(), wait).await;
+    assert_eq!(head_lines(&not_modified, &names), (304, once.clone()), "{not_modified}");
+
+    // The app's configured header replaces the preset's value.
+    let framed = raw_async(b.addr, ask("GET", "framed.test", "").as_bytes(), wait).await;
+    assert_eq!(head_lines(&framed, &names), (200, once.clone()), "{framed}");
+    assert!(framed.contains("\r\nx-frame-options: DENY\r\n"), "{framed}");
+
+    // An upstream's own value: the preset's header stands aside, its
+    // own rate limit headers are replaced by the gateway's.
+    let set = "x-echo-set: x-frame-options=ALLOW-FROM\r\nx-echo-set: ratelimit-policy=own\r\n";
+    let proxied = raw_async(b.addr, ask("GET", "echo.test", set).as_bytes(), wait).await;
+    assert_eq!(head_lines(&proxied, &names), (200, once.clone()), "{proxied}");
+    assert!(proxied.contains("\r\nx-frame-options: ALLOW-FROM\r\n"), "{proxied}");
+    assert!(proxied.contains("\r\nratelimit-policy: 10000;w=1\r\n"), "{proxied}");
+
+    // HTTP/2: the same headers, once each, in the map hyper writes.
+    let h2 = send_h2(b.addr, request("GET", "/index.html", &[("host", "site.test")], "")).await;
+    assert_eq!(h2.status, 200);
+    for name in names {
+        assert_eq!(h2.headers.get_all(name).iter().count(), 1, "{name}");
+    }
+    assert_eq!(h2.header("x-served-by"), Some("bext"));
+    assert_eq!(h2.header("ratelimit-limit"), Some("10000"));
+}

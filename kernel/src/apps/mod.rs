@@ -220,6 +220,12 @@ pub struct App {
 }
 
 impl App {
+    /// Whether [`decorate`](Self::decorate) writes anything: headers
+    /// plugins added next to the map must be in it first.
+    pub fn has_headers(&self) -> bool {
+        !self.headers.is_empty()
+    }
+
     /// Adds the app's configured response headers.
     pub fn decorate(&self, res: &mut Response) {
         for (k, v) in &self.headers {

@@ -228,7 +228,6 @@ async fn dispatch(
         *after = AfterResponse::of(&entry.chain);
         run_chain(&entry.chain, req, cx, Some(entry)).await
     };
-    entry.app.decorate(&mut res);
     let hsts = https.and_then(|h| {
         if own_domain {
             h.hsts_own_domain.clone()
@@ -236,7 +235,14 @@ async fn dispatch(
             h.hsts.clone()
         }
     });
-    if over_tls && let Some(hsts) = hsts {
+    let hsts = hsts.filter(|_| over_tls);
+    // The app's configured headers and HSTS replace the plugins' of the
+    // same name: those must be in the map first.
+    if entry.app.has_headers() || hsts.is_some() {
+        cx.encoded_headers.move_into(res.headers_mut());
+    }
+    entry.app.decorate(&mut res);
+    if let Some(hsts) = hsts {
         res.headers_mut().insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     res
@@ -360,6 +366,9 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::RESPONSE) {
             continue;
         }
+        // Headers an earlier hook added next to the map go into it now:
+        // this hook sees and may change them as if inserted there.
+        cx.encoded_headers.move_into(res.headers_mut());
         let began = traced.then(SystemTime::now);
         let outcome = guard!(slot.plugin.on_response(&mut res, cx));
         if let Some(began) = began {
@@ -368,6 +377,8 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if let Err(e) = outcome
             && let Some(err_res) = fail(slot, e, cx)
         {
+            // What the failed hook added was for the response replaced.
+            cx.encoded_headers.clear();
             res = err_res;
         }
     }
@@ -639,6 +650,79 @@ mod tests {
         let (res, log) = run(&[("a", Act::Fail, FailMode::Open), ("b", Act::Pass, C)]).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
         assert_eq!(log, ["req a", "req b", "res b", "res a"]);
+    }
+
+    /// Adds `x-added: <name>` next to the map and notes what the map
+    /// held of it; fails after adding if `fail`.
+    struct Adds {
+        name: &'static str,
+        fail: bool,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Plugin for Adds {
+        fn hooks(&self) -> Hooks {
+            Hooks::RESPONSE
+        }
+        fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+            let held: Vec<_> = res
+                .headers()
+                .get_all("x-added")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{} saw {}", self.name, held.join(",")));
+            let block = bext_plugin_abi::HeaderBlock::new(&[(
+                http::HeaderName::from_static("x-added"),
+                HeaderValue::from_static(self.name),
+            )])
+            .unwrap();
+            cx.encoded_headers.push_block(&block).unwrap();
+            Hook::Ready(if self.fail {
+                Err(PluginError::hook(StatusCode::FORBIDDEN, "nope"))
+            } else {
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn headers_added_next_to_the_map_are_in_it_for_every_later_hook() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let slot = |i: i32, name: &'static str, fail: bool| {
+            let plugin: Arc<dyn Plugin> = Arc::new(Adds {
+                name,
+                fail,
+                log: log.clone(),
+            });
+            Slot {
+                name: name.into(),
+                hooks: plugin.hooks(),
+                plugin,
+                priority: i,
+                on_error: C,
+            }
+        };
+        let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
+        let chain = Chain::new([slot(0, "a", false), slot(1, "b", false), slot(2, "c", false)].into());
+        let res = run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None).await;
+        assert_eq!(*log.lock().unwrap(), ["c saw ", "b saw c", "a saw c,b"]);
+        let in_map: Vec<_> = res.headers().get_all("x-added").iter().collect();
+        assert_eq!(in_map, ["c", "b"], "the last hook's stay next to the map");
+        let last: Vec<_> = cx.encoded_headers.blocks().map(|b| b.lines().to_vec()).collect();
+        assert_eq!(last, [b"x-added: a\r\n".to_vec()]);
+
+        // A hook that fails after adding: its headers go with the
+        // response its failure replaces.
+        let mut cx = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
+        let chain = Chain::new([slot(0, "a", true)].into());
+        let res = run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(cx.encoded_headers.is_empty());
+        assert!(res.headers().get("x-added").is_none());
     }
 
     #[tokio::test]

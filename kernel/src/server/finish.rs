@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use bext_plugin_abi::{Body, Completion, Ctx, Response};
+use bext_plugin_abi::{Body, Completion, Ctx, EncodedHeaders, Response};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -92,7 +92,14 @@ impl Finish {
 
     /// Wraps the response so that `after` (and the access log and
     /// `record`'s counters) run once it is written.
-    pub fn done(self, res: Response, after: AfterResponse, record: Record, cx: Ctx) -> http::Response<ResponseBody> {
+    pub fn done(
+        self,
+        res: Response,
+        after: AfterResponse,
+        record: Record,
+        mut cx: Ctx,
+    ) -> http::Response<ResponseBody> {
+        let encoded = std::mem::take(&mut cx.encoded_headers);
         let status = res.status();
         let (parts, body) = res.into_parts();
         let end = if self.log.is_on() || !after.is_empty() || self.otel.is_some() {
@@ -129,6 +136,7 @@ impl Finish {
                 inner: body,
                 bytes: 0,
                 end,
+                encoded,
             },
         )
     }
@@ -326,14 +334,31 @@ enum End {
     Done,
 }
 
+/// A response whose added headers are all in its map: what hyper writes
+/// (HTTP/2, and HTTP/1 off the fast path).
+pub fn into_mapped(res: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
+    let (mut parts, mut body) = res.into_parts();
+    body.encoded.move_into(&mut parts.headers);
+    http::Response::from_parts(parts, body)
+}
+
 /// The body hyper writes for every response.
 pub struct ResponseBody {
     inner: Body,
     bytes: u64,
     end: End,
+    /// Headers the plugins added next to the response's map: bext's
+    /// HTTP/1 writer copies them as they are; [`into_mapped`] moves them
+    /// into the map for every other writer.
+    encoded: EncodedHeaders,
 }
 
 impl ResponseBody {
+    /// The headers to write after the map's, taken (the body keeps none).
+    pub(super) fn take_encoded(&mut self) -> EncodedHeaders {
+        std::mem::take(&mut self.encoded)
+    }
+
     fn finish(&mut self, aborted: bool) {
         match &mut self.end {
             End::Quiet {

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::ConnInfo;
 use super::admit::{Rules, admit};
 use super::body::LimitedBody;
-use super::finish::{Finish, ResponseBody};
+use super::finish::{Finish, ResponseBody, into_mapped};
 use super::host::request_host;
 use crate::Kernel;
 use crate::apps::plain;
@@ -27,7 +27,7 @@ pub async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<ResponseBody>, Infallible> {
     let (parts, incoming) = req.into_parts();
-    Ok(handle_parts(kernel, conn, parts, Some(incoming)).await)
+    Ok(into_mapped(handle_parts(kernel, conn, parts, Some(incoming)).await))
 }
 
 /// Serves one request from its head and body (`None`: no body, as the

@@ -35,6 +35,8 @@ impl Principal {
     /// Tells the app (headers) and later plugins (the subject) who calls.
     pub(crate) fn forward(&self, req: &mut Request, cx: &mut Ctx) {
         let headers = req.headers_mut();
+        // One growth of the map at most, not one per header.
+        headers.reserve(self.forwarded.len());
         for (h, v) in &self.forwarded {
             headers.insert(h, v.clone());
         }

@@ -1,7 +1,7 @@
 //! What the limits say to the client: the 429 of a refusal, and the
 //! `RateLimit-*` headers of the tightest limit on every response.
 
-use bext_plugin_abi::{Flow, RateLimitState, text_response};
+use bext_plugin_abi::{EncodedHeaders, Flow, RateLimitState, text_response};
 use http::StatusCode;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
@@ -9,13 +9,10 @@ use crate::gcra::Decision;
 use crate::limits::Limit;
 use crate::values::count_value;
 
-static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub(crate) static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-
-/// How many headers [`rate_limit_headers`] adds.
-pub(crate) const RATE_LIMIT_HEADERS: usize = 4;
+pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// The answer to a refused request: 429 with `Retry-After` in whole
 /// seconds, rounded up and at least 1 (0 would invite an instant retry).
@@ -27,8 +24,36 @@ pub(crate) fn too_many(decision: &Decision) -> Flow {
 }
 
 /// `RateLimit-Limit`, `-Remaining`, `-Reset` (whole seconds, rounded up)
-/// and `-Policy` of `limit` in the state `info`.
-pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, info: RateLimitState, limit: &Limit) {
+/// and `-Policy` of `limit` in the state `info`: next to the map (the
+/// limit's block and two numbers) when the response has no `RateLimit-*`
+/// header yet, so that adding cannot double one; else replacing the
+/// map's.
+pub(crate) fn rate_limit_headers(
+    headers: &mut HeaderMap,
+    encoded: &mut EncodedHeaders,
+    info: RateLimitState,
+    limit: &Limit,
+) {
+    let reset = info.reset.as_secs_f64().ceil() as u64;
+    if !headers.keys().any(|k| k.as_str().starts_with("ratelimit-"))
+        && !encoded.contains(&RATELIMIT_REMAINING)
+        && encoded.push_block(&limit.headers.block).is_ok()
+    {
+        for (name, n) in [
+            (&RATELIMIT_REMAINING, u64::from(info.remaining)),
+            (&RATELIMIT_RESET, reset),
+        ] {
+            if encoded.push_number(name, n).is_err() {
+                headers.insert(name, count_value(n));
+            }
+        }
+        return;
+    }
+    map_headers(headers, info, limit, reset);
+}
+
+/// [`rate_limit_headers`] in the map.
+fn map_headers(headers: &mut HeaderMap, info: RateLimitState, limit: &Limit, reset: u64) {
     headers.insert(&RATELIMIT_LIMIT, limit.headers.limit.clone());
     let remaining = info.remaining;
     headers.insert(
@@ -39,7 +64,6 @@ pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, info: RateLimitState, 
             count_value(remaining)
         },
     );
-    let reset = info.reset.as_secs_f64().ceil() as u64;
     headers.insert(&RATELIMIT_RESET, count_value(reset));
     headers.insert(&RATELIMIT_POLICY, limit.headers.policy.clone());
 }
@@ -72,6 +96,7 @@ mod tests {
 
     #[test]
     fn the_headers_of_a_state() {
+        const RATE_LIMIT_HEADERS: usize = 4;
         let limit = Limit::compile(
             0,
             &serde_json::from_value(serde_json::json!({ "rpm": 60, "burst": 5 })).unwrap(),
@@ -83,8 +108,16 @@ mod tests {
             reset: Duration::from_millis(reset_ms),
             decided_by: (0, 0),
         };
+        // As the kernel sees them: what went next to the map, in it.
+        let add = |h: &mut HeaderMap, s| {
+            let mut encoded = EncodedHeaders::default();
+            rate_limit_headers(h, &mut encoded, s, &limit);
+            let next_to_the_map = !encoded.is_empty();
+            encoded.move_into(h);
+            next_to_the_map
+        };
         let mut h = HeaderMap::new();
-        rate_limit_headers(&mut h, state(4, 1000), &limit);
+        assert!(add(&mut h, state(4, 1000)), "none in the map yet");
         assert_eq!(h.len(), RATE_LIMIT_HEADERS);
         assert_eq!(
             [
@@ -95,7 +128,7 @@ mod tests {
             ],
             ["5", "4", "1", "5;w=5"]
         );
-        rate_limit_headers(&mut h, state(0, 4001), &limit);
+        assert!(!add(&mut h, state(0, 4001)), "the map has them: replaced there");
         assert_eq!(
             (&h["ratelimit-remaining"], &h["ratelimit-reset"]),
             (&"0".parse().unwrap(), &"5".parse().unwrap())

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use bext_plugin_abi::PluginError;
+use bext_plugin_abi::{EncodedHeaders, HeaderBlock, PluginError};
 
 use crate::config::SecurityPreset;
 use crate::values::lasting;
@@ -15,6 +15,11 @@ use crate::values::lasting;
 pub(crate) struct ResponseHeaders {
     /// Added in this order; one entry a name.
     list: Vec<(HeaderName, HeaderValue)>,
+    /// The list written out once, for a response that has none of its
+    /// names: `None` for an empty list, or one that holds a name the
+    /// server writes itself or a `RateLimit-*` name (the limits' own
+    /// headers travel apart and must not be doubled).
+    block: Option<HeaderBlock>,
     /// Replace an app's own value rather than keep it.
     override_app: bool,
     /// The names' lengths as bits (all set if one is 64 or longer): most
@@ -49,20 +54,27 @@ impl ResponseHeaders {
             len @ 0..64 => bits | 1 << len,
             _ => u64::MAX,
         });
+        let block = (!list.is_empty() && !list.iter().any(|(n, _)| n.as_str().starts_with("ratelimit-")))
+            .then(|| HeaderBlock::new(&list).ok())
+            .flatten();
         Ok(ResponseHeaders {
             list,
+            block,
             override_app,
             lengths,
         })
     }
 
-    /// How many headers [`apply`](Self::apply) may add, to size the map once.
+    /// How many headers [`apply`](Self::apply) may add.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
 
-    /// Adds the headers to a response's.
-    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+    /// Adds the headers to a response's: as one block next to the map
+    /// when the response has none of their names (then adding and
+    /// replacing are the same), else into the map.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap, encoded: &mut EncodedHeaders) {
         // Names by reference: an owned name costs http's map more per
         // insert. Without `override_headers`, an app's own value stands;
         // apps rarely set these, so one look over the names decides for
@@ -71,7 +83,14 @@ impl ResponseHeaders {
             let len = k.as_str().len();
             (len >= 64 || self.lengths >> len & 1 == 1) && self.list.iter().any(|(name, _)| name == k)
         };
-        let app_set_one = !self.override_app && headers.keys().any(may_be_listed);
+        let app_set_one = headers.keys().any(may_be_listed);
+        if !app_set_one
+            && let Some(block) = &self.block
+            && encoded.push_block(block).is_ok()
+        {
+            return;
+        }
+        let app_set_one = app_set_one && !self.override_app;
         for (name, value) in &self.list {
             if self.override_app {
                 headers.insert(name, value.clone());
@@ -115,6 +134,15 @@ fn security_headers(preset: SecurityPreset) -> Vec<(HeaderName, HeaderValue)> {
 mod tests {
     use super::*;
 
+    /// Applies `h` as the kernel sees it: what went next to the map, in it.
+    fn apply(h: &ResponseHeaders, map: &mut HeaderMap) -> bool {
+        let mut encoded = EncodedHeaders::default();
+        h.apply(map, &mut encoded);
+        let as_block = !encoded.is_empty();
+        encoded.move_into(map);
+        as_block
+    }
+
     fn configured(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
     }
@@ -129,7 +157,7 @@ mod tests {
         .unwrap();
         assert_eq!(h.len(), 5);
         let mut out = HeaderMap::new();
-        h.apply(&mut out);
+        apply(&h, &mut out);
         assert_eq!(out.get_all("x-frame-options").iter().collect::<Vec<_>>(), ["DENY"]);
         assert_eq!(out["x-app"], "shop");
         assert_eq!(out["strict-transport-security"], "max-age=31536000");
@@ -141,11 +169,15 @@ mod tests {
         let mut app = HeaderMap::new();
         app.insert("x-app", HeaderValue::from_static("own"));
         let mut kept = app.clone();
-        ResponseHeaders::new(None, &list, false).unwrap().apply(&mut kept);
+        ResponseHeaders::new(None, &list, false)
+            .unwrap()
+            .apply(&mut kept, &mut EncodedHeaders::default());
         assert_eq!(kept.get_all("x-app").iter().collect::<Vec<_>>(), ["own"]);
         assert_eq!(kept["x-b"], "1");
         let mut replaced = app;
-        ResponseHeaders::new(None, &list, true).unwrap().apply(&mut replaced);
+        ResponseHeaders::new(None, &list, true)
+            .unwrap()
+            .apply(&mut replaced, &mut EncodedHeaders::default());
         assert_eq!(replaced.get_all("x-app").iter().collect::<Vec<_>>(), ["shop"]);
     }
 
@@ -164,14 +196,41 @@ mod tests {
                 HeaderName::from_bytes(own.as_bytes()).unwrap(),
                 HeaderValue::from_static("own"),
             );
-            h.apply(&mut res);
+            apply(&h, &mut res);
             assert_eq!(res.get_all(own).iter().collect::<Vec<_>>(), ["own"], "{own}");
             assert_eq!(res.len(), 5, "{own}: every other listed header added once");
         }
         let mut res = HeaderMap::new();
         res.insert("referrer-policy", HeaderValue::from_static("app"));
-        h.apply(&mut res);
+        apply(&h, &mut res);
         assert_eq!(res["x-frame-options"], "DENY", "same length, other name");
+    }
+
+    #[test]
+    fn a_block_only_for_a_response_without_the_names() {
+        let list = configured(&[("x-app", "shop"), ("x-b", "1")]);
+        for override_app in [false, true] {
+            let h = ResponseHeaders::new(Some(SecurityPreset::Basic), &list, override_app).unwrap();
+            let mut plain = HeaderMap::new();
+            plain.insert("content-type", HeaderValue::from_static("text/html"));
+            let mut encoded = EncodedHeaders::default();
+            h.apply(&mut plain, &mut encoded);
+            assert_eq!(plain.len(), 1, "nothing in the map");
+            assert_eq!(encoded.blocks().count(), 1);
+            let mut own = HeaderMap::new();
+            own.insert("x-b", HeaderValue::from_static("own"));
+            let mut encoded = EncodedHeaders::default();
+            h.apply(&mut own, &mut encoded);
+            assert!(encoded.is_empty(), "an app's header of a listed name: the map decides");
+            let want = if override_app { "1" } else { "own" };
+            assert_eq!(own.get_all("x-b").iter().collect::<Vec<_>>(), [want]);
+            assert_eq!(own.len(), 6);
+        }
+        // Names the server writes, or the limits' own: never a block.
+        for odd in ["date", "ratelimit-limit"] {
+            let h = ResponseHeaders::new(None, &configured(&[(odd, "1")]), false).unwrap();
+            assert!(!apply(&h, &mut HeaderMap::new()), "{odd}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ mod values;
 
 use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
 
-use crate::answer::{RATE_LIMIT_HEADERS, rate_limit_headers};
+use crate::answer::rate_limit_headers;
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::headers::ResponseHeaders;
@@ -116,16 +116,18 @@ impl Plugin for GatewayPlugin {
 
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         let headers = res.headers_mut();
-        let rate = self.limiter.reported(cx);
-        // One growth of the map for everything added here, not several.
-        headers.reserve(self.headers.len() + if rate.is_some() { RATE_LIMIT_HEADERS } else { 0 } + 2);
         if let Some(cors) = &self.cors {
+            // One growth of the map at most for its two headers.
+            headers.reserve(2);
             cors.respond(cx, headers);
         }
-        if let Some((info, limit)) = rate {
-            rate_limit_headers(headers, info, limit);
+        // The limits' and configured headers go next to the map (see
+        // `EncodedHeaders`) unless the response already has one of their
+        // names; the map path sizes the map once for all of them.
+        if let Some((info, limit)) = self.limiter.reported(cx) {
+            rate_limit_headers(headers, &mut cx.encoded_headers, info, limit);
         }
-        self.headers.apply(headers);
+        self.headers.apply(headers, &mut cx.encoded_headers);
         Hook::Ready(Ok(()))
     }
 }

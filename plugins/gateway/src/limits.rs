@@ -3,9 +3,10 @@
 
 use std::borrow::Cow;
 
-use bext_plugin_abi::{Ctx, PathPattern, PluginError, Request};
+use bext_plugin_abi::{Ctx, HeaderBlock, PathPattern, PluginError, Request};
 use http::{HeaderName, HeaderValue, Method};
 
+use crate::answer::{RATELIMIT_LIMIT, RATELIMIT_POLICY};
 use crate::config::{AppLimitConfig, LimitConfig, LimitKey};
 use crate::gcra::{Client, IpPrefixes, Quota, RateKey};
 use crate::values::lasting;
@@ -55,17 +56,27 @@ pub(crate) struct LimitHeaders {
     /// `burst - 1` on nearly every response (a large burst is beyond the
     /// table of small counts).
     pub(crate) steady_remaining: HeaderValue,
+    /// `RateLimit-Limit` and `RateLimit-Policy` written out once, for a
+    /// response that carries them next to its map.
+    pub(crate) block: HeaderBlock,
 }
 
 impl LimitHeaders {
     fn of(quota: &Quota) -> Self {
+        let policy = lasting(
+            HeaderValue::from_str(&format!("{};w={}", quota.burst, quota.window().as_secs().max(1))).expect("digits"),
+        );
+        let limit = lasting(HeaderValue::from(quota.burst));
+        let block = HeaderBlock::new(&[
+            (RATELIMIT_LIMIT.clone(), limit.clone()),
+            (RATELIMIT_POLICY.clone(), policy.clone()),
+        ])
+        .expect("two distinct names the server does not write");
         LimitHeaders {
-            policy: lasting(
-                HeaderValue::from_str(&format!("{};w={}", quota.burst, quota.window().as_secs().max(1)))
-                    .expect("digits"),
-            ),
-            limit: lasting(HeaderValue::from(quota.burst)),
+            policy,
+            limit,
             steady_remaining: lasting(HeaderValue::from(quota.burst - 1)),
+            block,
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bext_plugin_abi::EncodedHeaders;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
@@ -54,12 +55,14 @@ pub(super) struct Answering<'a> {
     pub(super) keep_alive: bool,
 }
 
-/// Writes the head of a response with `status` and `headers` to `dst`.
+/// Writes the head of a response with `status` and `headers` (the map,
+/// then the plugins' [`EncodedHeaders`], which hold no name the framing
+/// below decides) to `dst`.
 pub(super) fn encode(
     dst: &mut Vec<u8>,
     req: &Answering<'_>,
     mut status: StatusCode,
-    headers: &HeaderMap,
+    (headers, added): (&HeaderMap, &EncodedHeaders),
     mut body: BodySize,
 ) -> Encoded {
     let empty = HeaderMap::new();
@@ -124,6 +127,17 @@ pub(super) fn encode(
         extend(dst, b": ");
         extend(dst, value.as_bytes());
         extend(dst, b"\r\n");
+    }
+    if !informational {
+        for block in added.blocks() {
+            extend(dst, block.lines());
+        }
+        for (name, n) in added.numbers() {
+            extend(dst, name.as_str().as_bytes());
+            extend(dst, b": ");
+            decimal(dst, n);
+            extend(dst, b"\r\n");
+        }
     }
     last |= close_token;
     // What hyper's `enforce_version` adds for the client's version.
@@ -262,6 +276,19 @@ mod tests {
         headers: &[(&str, &str)],
         body: BodySize,
     ) -> (String, Encoded) {
+        let none = EncodedHeaders::default();
+        head_added(method, version, keep_alive, status, (headers, &none), body)
+    }
+
+    /// [`head`] with headers a plugin added next to the map.
+    fn head_added(
+        method: &Method,
+        version: Version,
+        keep_alive: bool,
+        status: u16,
+        (headers, added): (&[(&str, &str)], &EncodedHeaders),
+        body: BodySize,
+    ) -> (String, Encoded) {
         let mut map = HeaderMap::new();
         for (n, v) in headers {
             map.append(
@@ -275,7 +302,13 @@ mod tests {
             version,
             keep_alive,
         };
-        let enc = encode(&mut dst, &req, StatusCode::from_u16(status).unwrap(), &map, body);
+        let enc = encode(
+            &mut dst,
+            &req,
+            StatusCode::from_u16(status).unwrap(),
+            (&map, added),
+            body,
+        );
         let text = String::from_utf8(dst).unwrap();
         // The date changes; everything else is compared whole.
         let (before, after) = text.split_once("date: ").expect("a date");
@@ -307,6 +340,50 @@ mod tests {
                 framing: Framing::Length(1024),
                 last: false
             }
+        );
+    }
+
+    #[test]
+    fn added_headers_follow_the_maps_on_every_answer_with_a_head() {
+        let block = bext_plugin_abi::HeaderBlock::new(&[
+            (http::header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (
+                http::HeaderName::from_static("ratelimit-limit"),
+                HeaderValue::from_static("5"),
+            ),
+        ])
+        .unwrap();
+        let mut added = EncodedHeaders::default();
+        added.push_block(&block).unwrap();
+        added
+            .push_number(&http::HeaderName::from_static("ratelimit-reset"), 60)
+            .unwrap();
+        let lines = "x-frame-options: DENY\r\nratelimit-limit: 5\r\nratelimit-reset: 60\r\n";
+        let app = [("content-type", "text/html")];
+        let (text, enc) = head_added(GET, Version::HTTP_11, true, 200, (&app, &added), BodySize::Known(3));
+        assert_eq!(
+            text,
+            format!("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n{lines}content-length: 3\r\n\r\n")
+        );
+        assert_eq!(enc.framing, Framing::Length(3));
+        // HEAD and 304 keep their headers (and no body), as the map's.
+        let (text, enc) = head_added(
+            &Method::HEAD,
+            Version::HTTP_11,
+            true,
+            200,
+            (&[], &added),
+            BodySize::None,
+        );
+        assert_eq!(text, format!("HTTP/1.1 200 OK\r\n{lines}\r\n"));
+        assert_eq!(enc.framing, Framing::Empty);
+        let (text, _) = head_added(GET, Version::HTTP_11, true, 304, (&[], &added), BodySize::None);
+        assert_eq!(text, format!("HTTP/1.1 304 Not Modified\r\n{lines}\r\n"));
+        // A 1xx from a service becomes hyper's bare 500: nothing added.
+        let (text, _) = head_added(GET, Version::HTTP_11, true, 103, (&app, &added), BodySize::None);
+        assert_eq!(
+            text,
+            "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
         );
     }
 

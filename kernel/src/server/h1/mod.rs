@@ -242,7 +242,8 @@ async fn busy(
         let Some(res) = unless_closed(stream, &mut buf, answer).await else {
             return Busy::Done(Outcome::Closed);
         };
-        let (res, body) = res.into_parts();
+        let (res, mut body) = res.into_parts();
+        let added = body.take_encoded();
         let size = if body.is_end_stream() {
             BodySize::None
         } else {
@@ -255,7 +256,7 @@ async fn busy(
         };
         let out = &mut kept.out;
         out.clear();
-        let encoded = encode::encode(out, &answering, res.status, &res.headers, size);
+        let encoded = encode::encode(out, &answering, res.status, (&res.headers, &added), size);
         let mut headers = res.headers;
         headers.clear();
         kept.scratch.headers = Some(headers);

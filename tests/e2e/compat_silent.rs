@@ -1,0 +1,238 @@
+//! Configuration a new user brings from the original bext or Buntime that
+//! bext used to take and then serve differently (a key the runtime
+//! ignores, a preview lifetime no deploy accepts, the file's Redis over
+//! the environment's): each is refused or said at `bext check` and load,
+//! with the key and what to write.
+
+use std::time::Duration;
+
+use crate::compat::{check, check_env, js_app, p};
+use crate::support::*;
+
+/// Keys another runtime reads, on an app whose runtime ignores them, are
+/// refused by `bext check` with the key and what to write instead.
+#[test]
+fn keys_of_another_runtime_are_refused_with_what_to_write() {
+    let s = Site::new();
+    js_app(&s, "shop", "shop");
+    s.write("shop/dist/client/app.css", "body{}");
+    s.write("site/index.html", "site");
+    s.write(
+        "srv/server.js",
+        "require('http').createServer().listen(process.env.PORT)",
+    );
+    s.write("next/.next/static/x.js", "");
+    let config = s.platform(
+        r#"[apps.shop]
+source = "shop"
+runtime = "ssr"
+upstream = "http://127.0.0.1:8180"
+static_dir = "dist/client"
+
+[apps.files]
+source = "site"
+runtime = "static"
+entry = "index.js"
+upstream = "http://127.0.0.1:8180"
+isolate.workers = 4
+
+[apps.srv]
+source = "srv"
+runtime = "process"
+command = "node server.js"
+isolate = { memory_limit = "128MiB" }
+
+[apps.next]
+source = "next"
+runtime = "nextjs"
+static_dir = "public"
+entry = "x.js"
+
+[apps.js]
+source = "shop"
+runtime = "js"
+command = "node x"
+"#,
+    );
+    let (ok, out) = check(&config);
+    assert!(!ok, "{out}");
+    for want in [
+        "apps.shop.upstream: an `ssr` app renders every request itself: to send `/api/*` to an upstream write `runtime = \"hybrid\"`",
+        "apps.files.entry: a `static` app serves its `source` as files: for a module exporting `fetch` write `runtime = \"js\"`",
+        "apps.files.upstream: a `static` app serves its `source` as files: to forward requests write `runtime = \"proxy\"`",
+        "apps.files.isolate.workers: this app runs no JavaScript",
+        "apps.srv.isolate.memory_limit: a process app runs no isolates: bound each instance with `limits = { memory",
+        "apps.next.static_dir: a `nextjs` app serves `.next/static` and `public/` itself",
+        "apps.next.entry: a `nextjs` app runs `next start`",
+        "apps.js.command: only a process app runs a command (`runtime = \"process\"`, or `express`/`nextjs`",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    // The same app as the page means it passes.
+    let fixed = s.platform(
+        "[apps.shop]\nsource = \"shop\"\nruntime = \"hybrid\"\nupstream = \"http://127.0.0.1:8180\"\nstatic_dir = \"dist/client\"\n",
+    );
+    let (ok, out) = check(&fixed);
+    assert!(ok, "{out}");
+}
+
+/// `[framework] type = "hono"` with `[server] spa_fallback`: the router
+/// answers unknown paths, so the key is refused at `bext check DIR`.
+#[test]
+fn a_hono_bundle_with_spa_fallback_is_refused() {
+    let s = Site::new();
+    js_app(&s, ".", "hono");
+    s.write(
+        "bext.config.toml",
+        "[framework]\ntype = \"hono\"\n[server]\nspa_fallback = true\n",
+    );
+    let out = bext_output(&["check", p(s.dir.path())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("server.spa_fallback: a JS app answers unknown paths itself"),
+        "{err}"
+    );
+}
+
+/// A preview lifetime outside the deploy plugin's range is refused where
+/// it is written (`[platform] preview_ttl`, the deploy manifest's
+/// `preview_ttl`), not at every preview deploy.
+#[test]
+fn a_preview_ttl_no_deploy_accepts_is_refused_at_its_key() {
+    let s = Site::new();
+    s.write("site/index.html", "site");
+    for ttl in ["0s", "5000d"] {
+        let config = s.platform(&format!(
+            "[platform]\npreview_ttl = \"{ttl}\"\n[apps.a]\nsource = \"site\"\n"
+        ));
+        let (ok, out) = check(&config);
+        assert!(!ok, "{ttl}: {out}");
+        assert!(
+            out.contains("platform.preview_ttl: a preview lives") && out.contains("\"1s\" to \"3650d\""),
+            "{ttl}: {out}"
+        );
+    }
+    s.write(
+        "manifests/deploy.yaml",
+        "name: deploy\nenabled: true\nconfig:\n  preview_ttl: 0s\n",
+    );
+    let config = s.platform("[platform]\nmanifests = \"manifests\"\n[apps.a]\nsource = \"site\"\n");
+    let (ok, out) = check(&config);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("preview_ttl") && out.contains("a preview lives 0 s"),
+        "{out}"
+    );
+    let config = s.platform("[platform]\npreview_ttl = \"7d\"\n[apps.a]\nsource = \"site\"\n");
+    s.write("manifests/deploy.yaml", "name: deploy\nenabled: true\n");
+    let (ok, out) = check(&config);
+    assert!(ok, "{out}");
+}
+
+/// `REDIS_URL` wins over the file's `[redis] url` (each instance of a
+/// fleet sets its own, as deployment-modes shows), and the log says so.
+#[tokio::test]
+async fn redis_url_from_the_environment_wins_over_the_file() {
+    let redis = crate::edge::Redis::start();
+    let s = Site::new();
+    s.write("site/index.html", "site");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[redis]\nurl = \"redis://127.0.0.1:{dead}/\"\n[apps.a]\nsource = \"site\"\ndomains = [\"a.test\"]\n"
+    ));
+    let url = redis.url();
+    let b = Bext::serve_env(&config, &[("REDIS_URL", &url), ("BEXT_ADMIN_TOKEN", "sekret")]);
+    crate::edge::redis_is(&[&b], "up", 10).await;
+    let log = b.log();
+    assert!(
+        log.contains("REDIS_URL (environment) is used, not the file's [redis] url"),
+        "{log}"
+    );
+    assert!(log.contains("from=\"REDIS_URL\""), "{log}");
+    assert!(!log.contains("redis unreachable at start"), "{log}");
+}
+
+/// A Redis nothing listens on at start is a WARN, and bext serves on.
+#[tokio::test]
+async fn a_redis_nothing_listens_on_is_a_warning_at_start() {
+    let s = Site::new();
+    s.write("site/index.html", "site");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[redis]\nurl = \"redis://127.0.0.1:{dead}/\"\n[apps.a]\nsource = \"site\"\ndomains = [\"a.test\"]\n"
+    ));
+    let b = Bext::serve(&config);
+    eventually(Duration::from_secs(10), || async {
+        b.log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("redis unreachable at start"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "a.test", "/").await.text(), "site");
+    let (ok, out) = check_env(&config, &[]);
+    assert!(ok, "{out}");
+}
+
+/// Buntime's vhosts manifest without `enabled` is on in bext but off in
+/// Buntime: bext keeps it on and says so; and a `manifests/` folder the
+/// platform file does not name is said to be unread, with the key to add.
+#[tokio::test]
+async fn buntime_s_unset_enabled_and_an_unread_manifests_folder_are_said() {
+    let s = Site::new();
+    js_app(&s, "skedly", "skedly");
+    s.write(
+        "manifests/plugins/vhosts/manifest.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"sked.ly\": { app: skedly }\n",
+    );
+    let apps = "[apps.skedly]\nruntime = \"js\"\nsource = \"skedly\"\n";
+    let unread = s.platform(&format!("[platform]\nlisten = \"127.0.0.1:0\"\n{apps}"));
+    let (ok, out) = check(&unread);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("platform.manifests: ")
+            && out.contains("holds plugin manifests that are not read")
+            && out.contains("add `manifests = \"manifests\"` to [platform]"),
+        "{out}"
+    );
+    let b = Bext::serve(&unread);
+    assert!(
+        b.log().contains("holds plugin manifests that are not read"),
+        "{}",
+        b.log()
+    );
+    drop(b);
+
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"sked.ly\": { app: skedly }\n",
+    );
+    std::fs::remove_dir_all(s.path("manifests/plugins")).unwrap();
+    let read = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n{apps}"
+    ));
+    let (ok, out) = check(&read);
+    assert!(ok, "{out}");
+    assert!(!out.contains("not read"), "{out}");
+    assert!(
+        out.contains("enabled: unset: the plugin is on in bext") && out.contains("Buntime would have it off"),
+        "{out}"
+    );
+    let b = Bext::serve(&read);
+    assert_eq!(get(b.addr, "sked.ly", "/").await.text(), "skedly /");
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nenabled: true\nhosts:\n  \"sked.ly\": { app: skedly }\n",
+    );
+    let (ok, out) = check(&read);
+    assert!(ok && !out.contains("Buntime would have it off"), "{out}");
+}

@@ -236,3 +236,81 @@ async fn buntime_s_unset_enabled_and_an_unread_manifests_folder_are_said() {
     let (ok, out) = check(&read);
     assert!(ok && !out.contains("Buntime would have it off"), "{out}");
 }
+
+/// A `nextjs` app without its `.next/` build, in a platform file or as
+/// `[framework] type = "nextjs"` in a folder, fails check naming
+/// `next build`, not at serve with 502s.
+#[test]
+fn an_unbuilt_nextjs_app_is_told_to_run_next_build() {
+    let s = Site::new();
+    s.write("m/package.json", r#"{"name": "m", "dependencies": {"next": "15"}}"#);
+    let config = s.platform("[apps.m]\nsource = \"m\"\nruntime = \"nextjs\"\n");
+    let (ok, out) = check(&config);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("apps.m.runtime: ") && out.contains("has no `.next/` build for `nextjs`: run `next build`"),
+        "{out}"
+    );
+    s.write("empty/bext.config.toml", "[framework]\ntype = \"nextjs\"\n");
+    let out = bext_output(&["check", p(&s.path("empty"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("framework.type: ") && err.contains("run `next build`"),
+        "{err}"
+    );
+}
+
+/// package.json's `main` is what runs: one that is not there is an error
+/// naming it (not another file found by chance); a folder whose build
+/// makes it is said to be unbuilt by `bext check DIR`, and `bext run`
+/// builds it first and serves it.
+#[tokio::test]
+async fn a_missing_main_is_named_and_an_unbuilt_folder_is_built_by_run() {
+    let s = Site::new();
+    s.write(
+        "h/package.json",
+        r#"{"name": "h", "main": "./dist/server.js", "dependencies": {"hono": "4"}}"#,
+    );
+    // The source, which must not be what runs.
+    js_app(&s, "h", "source");
+    let config = s.platform("[apps.h]\nsource = \"h\"\nruntime = \"hono\"\n");
+    let (ok, out) = check(&config);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("apps.h.entry: ") && out.contains("package.json `main` = `dist/server.js` is not a file there"),
+        "{out}"
+    );
+    s.write(
+        "h/bext.config.toml",
+        "[hooks]\npre_build = \"mkdir -p dist && sed s/source/built/ index.js > dist/server.js\"\n",
+    );
+    let out = bext_output(&["check", p(&s.path("h"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("is not built yet: `bext run` builds it first with `mkdir -p dist"),
+        "{err}"
+    );
+    let b = Bext::start(&["run", p(&s.path("h")), "--listen", "127.0.0.1:0"]);
+    assert_eq!(get(b.addr, "localhost", "/x").await.text(), "built /x");
+}
+
+/// A folder holding only a module that exports a fetch handler is run as
+/// a `js` app by `bext run`, never served as its own source.
+#[tokio::test]
+async fn a_folder_of_a_fetch_handler_runs_it_rather_than_serving_its_source() {
+    let s = Site::new();
+    js_app(&s, "w", "worker");
+    let b = Bext::start(&["run", p(&s.path("w")), "--listen", "127.0.0.1:0"]);
+    let r = get(b.addr, "localhost", "/index.js").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "worker /index.js"));
+    // A plain site's script stays a file.
+    s.write("site/index.html", "<script src=index.js></script>");
+    s.write("site/index.js", "document.title = 'x'");
+    let b = Bext::start(&["run", p(&s.path("site")), "--listen", "127.0.0.1:0"]);
+    assert_eq!(
+        get(b.addr, "localhost", "/index.js").await.text(),
+        "document.title = 'x'"
+    );
+}

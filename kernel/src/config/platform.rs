@@ -747,6 +747,12 @@ impl AppConfig {
         if let Some(d) = &detected {
             tracing::info!("{}: a process app, from its {}", dir.display(), d.from);
         }
+        // A folder of just a module exporting `fetch`: run, never served
+        // as its own source.
+        let fetch_module = match detect_start && !says && detected.is_none() && detected_framework.is_none() {
+            true => super::framework::fetch_handler_module(dir),
+            false => None,
+        };
         let runtime = match (
             &detected,
             server
@@ -757,6 +763,7 @@ impl AppConfig {
             (_, Some(runtime)) => runtime,
             (Some(_), None) => RuntimeKind::Process,
             (None, None) if server.command.is_some() => RuntimeKind::Process,
+            (None, None) if fetch_module.is_some() => RuntimeKind::Js,
             (None, None) => RuntimeKind::Static,
         };
         let (command, env) = match detected {
@@ -787,7 +794,7 @@ impl AppConfig {
             ca: None,
             insecure_skip_verify: false,
             http2: false,
-            entry: server.entry,
+            entry: server.entry.or(fetch_module.map(PathBuf::from)),
             env,
             command,
             instances: super::process::one_instance(),

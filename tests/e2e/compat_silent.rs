@@ -314,3 +314,49 @@ async fn a_folder_of_a_fetch_handler_runs_it_rather_than_serving_its_source() {
         "document.title = 'x'"
     );
 }
+
+/// `render()` handing back an object that is no page (`{ html }`) is a
+/// 500 with a log line saying what to return, not 200 `[object Object]`;
+/// an array is its strings joined.
+#[tokio::test]
+async fn a_render_object_that_is_no_page_is_a_500_that_says_what_to_return() {
+    let s = Site::new();
+    s.write(
+        "r/index.js",
+        "export function render(request) { const p = new URL(request.url).pathname; return p === '/list' ? ['<p>a</p>', '<p>b</p>'] : { html: '<p>x</p>' }; }",
+    );
+    let config = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n[apps.r]\nsource = \"r\"\nruntime = \"ssr\"\ndomains = [\"r.test\"]\n",
+    );
+    let b = Bext::serve(&config);
+    let r = get(b.addr, "r.test", "/").await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(!r.text().contains("[object Object]"));
+    eventually(Duration::from_secs(5), || async {
+        b.log()
+            .contains("render() returned an object ({ html }), not a page: return the HTML as a string, a Response, or a ReadableStream")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(get(b.addr, "r.test", "/list").await.text(), "<p>a</p><p>b</p>");
+}
+
+/// A vhosts pin with an npm range (`skedly@^1.2`) is refused with what a
+/// pin may say.
+#[test]
+fn a_pin_with_a_version_range_says_ranges_are_not_supported() {
+    let s = Site::new();
+    js_app(&s, "skedly", "skedly");
+    s.write(
+        "manifests/vhosts.yaml",
+        "name: \"@buntime/plugin-vhosts\"\nenabled: true\nhosts:\n  \"sked.ly\": { app: \"skedly@^1.2\" }\n",
+    );
+    let config =
+        s.platform("[platform]\nmanifests = \"manifests\"\n[apps.skedly]\nruntime = \"js\"\nsource = \"skedly\"\n");
+    let (ok, out) = check(&config);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("`skedly@^1.2`: version ranges are not supported: write `skedly@latest`"),
+        "{out}"
+    );
+}

@@ -1185,11 +1185,13 @@ async fn hono_express_and_nextjs_runtimes_run_as_written() {
             .starts_with("next page")
     );
 
-    // A `hono` app with nothing to run says where it looked.
+    // A `hono` app whose package.json `main` is not there says so.
     std::fs::remove_file(s.path("srv/blog/dist/index.js")).unwrap();
     let (passed, text) = check(&config);
     assert!(
-        !passed && text.contains("apps.blog.entry:") && text.contains("no module to run"),
+        !passed
+            && text.contains("apps.blog.entry:")
+            && text.contains("package.json `main` = `dist/index.js` is not a file there"),
         "{text}"
     );
     let (passed, text) = check(&s.platform(&page.replace("runtime = \"hono\"", "runtime = \"sveltekit\"")));

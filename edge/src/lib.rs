@@ -226,14 +226,23 @@ impl FleetMessages for Bus {
 /// Pings Redis so health is right even when no request uses it, and so a
 /// lazy connection is made as soon as Redis is there.
 async fn probe(edge: std::sync::Weak<Edge>) {
+    let mut first = true;
     loop {
         let Some(e) = edge.upgrade() else { return };
         let mut c = e.conn.clone();
         let r = tokio::time::timeout(CALL_TIMEOUT, redis::cmd("PING").query_async::<String>(&mut c)).await;
         let was = e.is_up();
-        if e.mark(r).is_some() && !was {
-            tracing::info!(target: "bext::edge", "redis reachable");
+        match e.mark(r).is_some() {
+            true if !was => tracing::info!(target: "bext::edge", "redis reachable"),
+            // `mark` warns only when Redis goes away: one that never
+            // answered is said once too, not left to look shared.
+            false if first => tracing::warn!(
+                target: "bext::edge",
+                "redis unreachable at start; serving from local memory until it answers"
+            ),
+            _ => {}
         }
+        first = false;
         drop(e);
         tokio::time::sleep(PROBE_EVERY).await;
     }

@@ -941,8 +941,9 @@
     // An SSR bundle's `render(request, env, ctx)` as a fetch handler: a
     // Response it returns is the answer; a ReadableStream (React's
     // renderToReadableStream) or an async iterable of strings or bytes is
-    // the HTML page sent chunk by chunk as render makes them; anything
-    // else the HTML page as a string.
+    // the HTML page sent chunk by chunk as render makes them; an array
+    // its strings joined; another object an error (a 500, logged);
+    // anything else the HTML page as a string.
     ssr(render) {
       const html = () => ({ headers: { 'content-type': 'text/html; charset=utf-8' } });
       return {
@@ -954,6 +955,13 @@
               if (typeof out[Symbol.asyncIterator] === 'function') {
                 return new Response(streams().ReadableStream.from(out), html());
               }
+              if (Array.isArray(out)) return new Response(out.join(''), html());
+              if (ArrayBuffer.isView(out) || out instanceof ArrayBuffer) return new Response(out, html());
+              // `{ html }` and the like would be sent as "[object Object]".
+              const keys = Object.keys(out).slice(0, 3).join(', ');
+              throw new TypeError(
+                `render() returned an object ({ ${keys} }), not a page: return the HTML as a string, a Response, or a ReadableStream`,
+              );
             }
             return new Response(out == null ? '' : String(out), html());
           });

@@ -143,6 +143,32 @@ pub fn parse_size(t: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("`{t}` is too large"))
 }
 
+/// The longest a deploy preview may live: ten years (the lifetime is
+/// added to the current time as SQLite stores it). One range for the
+/// platform file's `[platform] preview_ttl`, the deploy manifest's
+/// `preview_ttl` and a deploy's `ttl=`, so a file is refused where it is
+/// written rather than at every preview deploy.
+pub const MAX_PREVIEW_TTL: u64 = 3650 * 86400;
+
+/// Why a preview lifetime of `secs` seconds is out of range, if it is.
+pub fn preview_ttl_problem(secs: u64) -> Option<String> {
+    (!(1..=MAX_PREVIEW_TTL).contains(&secs)).then(|| {
+        format!(
+            "a preview lives {secs} s: write \"1s\" to \"{}d\" (the default is \"7d\")",
+            MAX_PREVIEW_TTL / 86400
+        )
+    })
+}
+
+/// A `preview_ttl` key: a [`Span`] in [`preview_ttl_problem`]'s range.
+pub fn preview_ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    let span = Span::deserialize(d)?;
+    match preview_ttl_problem(span.0.as_secs()) {
+        Some(reason) => Err(serde::de::Error::custom(reason)),
+        None => Ok(span),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

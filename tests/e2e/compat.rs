@@ -16,12 +16,12 @@ fn fixture(name: &str) -> String {
 }
 
 /// `bext check --config FILE`: success, and stderr (errors, warnings, notes).
-fn check(config: &Path) -> (bool, String) {
+pub(crate) fn check(config: &Path) -> (bool, String) {
     check_env(config, &[])
 }
 
 /// [`check`] with extra environment variables (the secrets serve reads).
-fn check_env(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
+pub(crate) fn check_env(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
         .args(["check", "--config", p(config)])
         .envs(env.iter().copied())
@@ -31,14 +31,14 @@ fn check_env(config: &Path, env: &[(&str, &str)]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn js_app(s: &Site, dir: &str, answer: &str) {
+pub(crate) fn js_app(s: &Site, dir: &str, answer: &str) {
     s.write(
         &format!("{dir}/index.js"),
         format!("export default {{ fetch(req) {{ return new Response('{answer} ' + new URL(req.url).pathname); }} }}"),
     );
 }
 
-fn p(path: &Path) -> &str {
+pub(crate) fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
@@ -1436,11 +1436,13 @@ async fn hono_express_and_nextjs_runtimes_run_as_written() {
             .starts_with("next page")
     );
 
-    // A `hono` app with nothing to run says where it looked.
+    // A `hono` app whose package.json `main` is not there says so.
     std::fs::remove_file(s.path("srv/blog/dist/index.js")).unwrap();
     let (passed, text) = check(&config);
     assert!(
-        !passed && text.contains("apps.blog.entry:") && text.contains("no module to run"),
+        !passed
+            && text.contains("apps.blog.entry:")
+            && text.contains("package.json `main` = `dist/index.js` is not a file there"),
         "{text}"
     );
     let (passed, text) = check(&s.platform(&page.replace("runtime = \"hono\"", "runtime = \"sveltekit\"")));

@@ -844,16 +844,11 @@ hooks = {{ pre_build = "echo the build broke >&2; exit 7" }}
     let (b, server) = serve(&config);
     assert_eq!(get(b.addr, "blog.test", "/built.txt").await.text(), "built\n");
     let v2 = bundle(&s, "v2", &[("index.html", "two")]);
-    ok(cli(&[
-        "deploy",
-        p(&v2),
-        "--app",
-        "blog",
-        "--config",
-        c,
-        "--server",
-        &server,
-    ]));
+    let deployed = cli(&["deploy", p(&v2), "--app", "blog", "--config", c, "--server", &server]);
+    let err = String::from_utf8_lossy(&deployed.stderr).into_owned();
+    ok(deployed);
+    // The hook's exit code as a number, not Rust's `Some(0)`.
+    assert!(err.contains("exit code 0,") && !err.contains("Some("), "{err}");
     assert!(
         !s.path("v2/built.txt").exists(),
         "the server built its own copy of the upload"

@@ -13,6 +13,7 @@ mod authn;
 mod canonical;
 mod cli;
 mod compat;
+mod compat_silent;
 mod compress;
 mod dashboard;
 mod deploy;

@@ -245,7 +245,20 @@ pub fn run() -> ExitCode {
         Command::Check { config, dir } => match dir.or_else(|| config.as_deref().and_then(bundle_of)) {
             Some(dir) => {
                 eprintln!("bext check: {}: checked as `bext run` serves it", dir.display());
-                check(Platform::for_dir(&dir, None, None).map(|p| (p, Default::default())))
+                let loaded = Platform::for_dir(&dir, None, None);
+                match (&loaded, Platform::run_build_step(&dir)) {
+                    // Only the build's output is missing, and `bext run`
+                    // builds first: not a broken folder, an unbuilt one.
+                    (Err(errors), Ok(Some((command, why)))) if errors.0.iter().all(awaits_build) => {
+                        errors.0.iter().for_each(|e| eprintln!("note: {e}"));
+                        eprintln!(
+                            "bext check: {} is not built yet: `bext run` builds it first with `{command}` ({why}); run that and check again to check what it builds",
+                            dir.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    _ => check(loaded.map(|p| (p, Default::default()))),
+                }
             }
             None => check(Platform::load_lenient(
                 config.as_deref().unwrap_or(std::path::Path::new("platform.toml")),
@@ -420,6 +433,14 @@ fn build_before_run(dir: &std::path::Path) -> Result<(), ExitCode> {
             Err(ExitCode::FAILURE)
         }
     }
+}
+
+/// A problem a folder's build resolves: its module or `.next/` build is
+/// not there yet.
+fn awaits_build(d: &crate::config::diag::Diagnostic) -> bool {
+    ["build the app", "run `next build`"]
+        .iter()
+        .any(|m| d.reason.contains(m))
 }
 
 /// The folder `--config` names when it is not a platform file but a

@@ -141,11 +141,15 @@ pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
     for run in [&deployed["pre_build"], &deployed["post_deploy"]] {
         if run.is_object() {
             eprint!("{}", text(&run["output"]));
+            // No exit code: killed by a signal, or it could not start.
+            let exit = run["exit_code"].as_i64().map_or_else(
+                || "no exit code (killed, or it did not start)".to_owned(),
+                |c| format!("exit code {c}"),
+            );
             eprintln!(
-                "{} `{}`: exit code {:?}, {} ms",
+                "{} `{}`: {exit}, {} ms",
                 text(&run["hook"]),
                 text(&run["command"]),
-                run["exit_code"].as_i64(),
                 number(&run["millis"])
             );
         }

@@ -118,6 +118,17 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
         }
         RuntimeKind::Nextjs => {
             app.runtime = RuntimeKind::Process;
+            // `next start` on an unbuilt folder exits at once, and every
+            // request would be a 502: say so before serving.
+            if app.command.is_none() && !source.join(".next").is_dir() {
+                return Err((
+                    "runtime",
+                    format!(
+                        "{} has no `.next/` build for `nextjs`: run `next build` in it first (`npm run build`), or set `command`",
+                        source.display()
+                    ),
+                ));
+            }
             let how = match &app.command {
                 Some(_) => "its `command`".to_owned(),
                 None if source.join(".next/standalone/server.js").is_file() => {
@@ -205,6 +216,7 @@ pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
                 .or_else(|| e.get("import").and_then(|v| v.as_str()))
                 .or_else(|| e.get("default").and_then(|v| v.as_str()))
         });
+        let mut missing = Vec::new();
         for (key, value) in [
             ("exports", exported),
             ("module", json.get("module").and_then(|v| v.as_str())),
@@ -218,6 +230,17 @@ pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
             if dir.join(name).is_file() {
                 return Ok((name.to_owned(), format!("package.json `{key}`")));
             }
+            missing.push(format!("`{key}` = `{name}`"));
+        }
+        // What package.json names is what runs: another file found by
+        // chance would serve something else (a stale build, a source).
+        if !missing.is_empty() {
+            return Err(format!(
+                "{}: package.json {} is not a file there: build the app first (`npm run build`), or fix {}, or set `entry`",
+                dir.display(),
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ));
         }
     }
     for name in BUILD_OUTPUTS {
@@ -230,6 +253,19 @@ pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
         dir.display(),
         BUILD_OUTPUTS.join(", ")
     ))
+}
+
+/// A folder's `index.js`/`index.mjs` when it is a server module (an
+/// `export default` with a `fetch` handler, as Workers and Hono write
+/// it): `bext run` of such a folder runs it as a `js` app rather than
+/// serving its source as a static file.
+pub fn fetch_handler_module(dir: &Path) -> Option<&'static str> {
+    ["index.js", "index.mjs"].into_iter().find(|name| {
+        std::fs::read_to_string(dir.join(name)).is_ok_and(|text| {
+            let default = text.find("export default");
+            default.is_some_and(|at| text[at..].contains("fetch"))
+        })
+    })
 }
 
 /// Node server frameworks: run as `process` apps by their `start` script.
@@ -324,6 +360,28 @@ mod tests {
         assert_eq!(fetch_handler_entry(d).unwrap().0, "dist/index.js");
         std::fs::write(d.join("package.json"), r#"{"main": "../../etc/passwd"}"#).unwrap();
         assert!(fetch_handler_entry(d).unwrap_err().contains("leaves"));
+        // A `main` that is not there is an error, not dist/index.js.
+        std::fs::write(d.join("package.json"), r#"{"main": "./dist/server.js"}"#).unwrap();
+        let err = fetch_handler_entry(d).unwrap_err();
+        assert!(
+            err.contains("package.json `main` = `dist/server.js` is not a file there") && err.contains("npm run build"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_nextjs_app_without_a_build_is_told_to_run_next_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app: AppConfig = toml::from_str(&format!(
+            "runtime = \"nextjs\"\nsource = {:?}",
+            dir.path().display().to_string()
+        ))
+        .unwrap();
+        let (key, reason) = resolve(&mut app.clone()).unwrap_err();
+        assert_eq!(key, "runtime");
+        assert!(reason.contains("run `next build`"), "{reason}");
+        std::fs::create_dir_all(dir.path().join(".next/static")).unwrap();
+        assert!(resolve(&mut app).is_ok());
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct IsolateConfig {
     pub mode: Option<bext_js::Mode>,
     /// Isolates, in `threads` mode (each on its own thread); `shared`: calls
     /// of the app running at once on the shared pool (never all its threads).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_least_one")]
     pub workers: Option<usize>,
     /// Heap limit of each isolate (`64MiB`), written with a unit and at
     /// least [`MIN_HEAP`].
@@ -59,6 +59,16 @@ pub struct IsolateConfig {
 /// The smallest `memory_limit`: below it an isolate cannot even load
 /// bext's Web APIs, and every request would fail with "Allocation failed".
 pub const MIN_HEAP: u64 = 8 << 20;
+
+/// A count of isolates, refused at 0: no isolate would ever answer.
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match usize::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(
+            "0 isolates would answer nothing: write at least 1 (the default is 2)",
+        )),
+        n => Ok(Some(n)),
+    }
+}
 
 /// A heap size as [`MemorySize`] reads it (a unit is required), refused
 /// under [`MIN_HEAP`] with the key's smallest working value.
@@ -149,5 +159,17 @@ impl IsolateConfig {
             idle_evict: self.idle_evict.map_or(defaults.idle_evict, |t| t.0),
             fetch: self.fetch.as_deref().map_or(defaults.fetch, FetchConfig::limits),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_workers_is_refused_with_the_smallest_value() {
+        let err = toml::from_str::<IsolateConfig>("workers = 0").unwrap_err().to_string();
+        assert!(err.contains("write at least 1"), "{err}");
+        assert_eq!(toml::from_str::<IsolateConfig>("workers = 3").unwrap().workers, Some(3));
     }
 }

@@ -166,6 +166,16 @@ impl Manifest {
                     .at(here("name")),
             );
             m.name = (*name).to_owned();
+            if doc.value.get("enabled").is_none() {
+                notes.push(
+                    Diagnostic::new(
+                        file,
+                        "enabled",
+                        "unset: the plugin is on in bext (`enabled` defaults to true), where Buntime would have it off (its default is false); write `enabled: true` or `enabled: false` to say which",
+                    )
+                    .at(here("name")),
+                );
+            }
         }
         if let Some(p) = &m.plugin_entry {
             notes.push(

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod observe;
 pub mod platform;
 pub mod process;
+mod runtime_keys;
 mod toml_doc;
 pub mod upstream;
 mod yaml;

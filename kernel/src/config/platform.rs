@@ -47,6 +47,9 @@ pub struct RedisSection {
     /// Start of every key and channel, so fleets can share a server.
     #[serde(default = "default_redis_prefix")]
     pub prefix: String,
+    /// The URL is `REDIS_URL`'s, which wins over the file's, for the log.
+    #[serde(skip)]
+    pub from_env: bool,
 }
 
 /// A `[redis] url` edge mode can use: one without a scheme is refused at
@@ -150,7 +153,7 @@ pub struct PlatformSection {
     pub tls_key: Option<PathBuf>,
     /// How long a deploy preview lives unless its deploy says: the deploy
     /// plugin's `preview_ttl` (`"7d"`), so the original's key keeps working.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "preview_ttl")]
     pub preview_ttl: Option<Span>,
     /// Most apps the platform serves: the platform file's plus those
     /// deploys create. A reload or a deploy past it is refused.
@@ -775,6 +778,12 @@ impl AppConfig {
         if let Some(d) = &detected {
             tracing::info!("{}: a process app, from its {}", dir.display(), d.from);
         }
+        // A folder of just a module exporting `fetch`: run, never served
+        // as its own source.
+        let fetch_module = match detect_start && !says && detected.is_none() && detected_framework.is_none() {
+            true => super::framework::fetch_handler_module(dir),
+            false => None,
+        };
         let runtime = match (
             &detected,
             server
@@ -785,6 +794,7 @@ impl AppConfig {
             (_, Some(runtime)) => runtime,
             (Some(_), None) => RuntimeKind::Process,
             (None, None) if server.command.is_some() => RuntimeKind::Process,
+            (None, None) if fetch_module.is_some() => RuntimeKind::Js,
             (None, None) => RuntimeKind::Static,
         };
         let (command, env) = match detected {
@@ -815,7 +825,7 @@ impl AppConfig {
             ca: None,
             insecure_skip_verify: false,
             http2: false,
-            entry: server.entry,
+            entry: server.entry.or(fetch_module.map(PathBuf::from)),
             env,
             command,
             instances: super::process::one_instance(),
@@ -847,6 +857,10 @@ impl AppConfig {
             cache: cache.map(Box::new),
             ..app
         };
+        // `[server] spa_fallback` under `[framework] type = "hono"`, say.
+        if let Some((key, reason)) = super::runtime_keys::problems(&app, runtime_name).into_iter().next() {
+            return Err(at(&format!("server.{key}"), reason));
+        }
         let resolved = super::framework::resolve(&mut app).map_err(|(key, reason)| {
             let field = match key {
                 "runtime" if server.runtime.is_none() && framework.is_some() => "framework.type",
@@ -1391,6 +1405,9 @@ impl Platform {
             if let Some(ca) = &mut app.ca {
                 *ca = dir.join(&*ca);
             }
+            for (key, reason) in super::runtime_keys::problems(app, runtime_name) {
+                errors.push(Diagnostic::new(&name, field(&key), reason));
+            }
             match super::framework::resolve(app) {
                 Ok(Some(r)) => {
                     tracing::info!(app = %id, "runtime `{}`: {} ({})", r.named, runtime_name(app.runtime), r.how)
@@ -1401,20 +1418,6 @@ impl Platform {
                     invalid.push(id.clone());
                     continue;
                 }
-            }
-            if app.static_dir.is_some() && app.layers.is_none() {
-                errors.push(Diagnostic::new(
-                    &name,
-                    field("static_dir"),
-                    "only `ssr`, `hybrid` apps serve a `static_dir` (a static app's folder is its `source`)",
-                ));
-            }
-            if app.api_prefix.is_some() && app.layers.as_ref().is_none_or(|l| l.api_prefix.is_none()) {
-                errors.push(Diagnostic::new(
-                    &name,
-                    field("api_prefix"),
-                    "only a `hybrid` app has an `api_prefix`",
-                ));
             }
             if app.tls.is_none()
                 && f.platform.listen_tls.is_some()
@@ -1478,29 +1481,6 @@ impl Platform {
                     &name,
                     field("isolate.max_body_bytes"),
                     "only a JS plugin's manifest has it (`limits: { max_body_bytes }`): an app's body is bounded by [platform] max_body_bytes",
-                ));
-            }
-            if app.runtime != RuntimeKind::Process && app.listen != super::process::Listen::Port {
-                errors.push(Diagnostic::new(
-                    &name,
-                    field("listen"),
-                    "only a process app's instances listen (`runtime = \"process\"`)",
-                ));
-            }
-            for (key, set) in [("limits", app.limits.is_some()), ("idle_stop", app.idle_stop.is_some())] {
-                if set && app.runtime != RuntimeKind::Process {
-                    errors.push(Diagnostic::new(
-                        &name,
-                        field(key),
-                        "only a process app's instances have it (`runtime = \"process\"`)",
-                    ));
-                }
-            }
-            if app.runtime != RuntimeKind::Process && app.command.is_some() {
-                errors.push(Diagnostic::new(
-                    &name,
-                    field("command"),
-                    "only a process app (`runtime = \"process\"`) runs a command",
                 ));
             }
             for (i, domain) in app.domains.iter().enumerate() {
@@ -1573,19 +1553,30 @@ impl Platform {
         if let Err(reason) = check_isolates(&f.platform, &f.apps) {
             errors.push(Diagnostic::new(&name, "platform.max_isolates", reason));
         }
-        let redis = f.redis.or_else(|| {
-            let url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())?;
+        // The environment wins over the file, as a fleet's instances each
+        // set their own `REDIS_URL` beside one shared file; the file's
+        // `prefix` stays.
+        let redis = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+            None => f.redis,
             // Refused as `[redis] url` is, not left to log "edge mode
             // off" while the server runs without its fleet.
-            if let Err(reason) = bext_edge::check_url(&url) {
-                errors.push(Diagnostic::new(&name, "REDIS_URL (environment)", reason));
-                return None;
-            }
-            Some(RedisSection {
-                url,
-                prefix: default_redis_prefix(),
-            })
-        });
+            Some(url) => match bext_edge::check_url(&url) {
+                Err(reason) => {
+                    errors.push(Diagnostic::new(&name, "REDIS_URL (environment)", reason));
+                    None
+                }
+                Ok(()) => {
+                    if f.redis.as_ref().is_some_and(|r| r.url != url) {
+                        tracing::info!(target: "bext::edge", "REDIS_URL (environment) is used, not the file's [redis] url");
+                    }
+                    Some(RedisSection {
+                        url,
+                        prefix: f.redis.map_or_else(default_redis_prefix, |r| r.prefix),
+                        from_env: true,
+                    })
+                }
+            },
+        };
         let platform = Platform {
             file,
             settings: f.platform,
@@ -1798,6 +1789,11 @@ pub(crate) fn check_isolates(settings: &PlatformSection, apps: &BTreeMap<String,
 }
 
 /// The name a runtime is written with, for messages.
+/// `[platform] preview_ttl`, in the deploy plugin's range.
+fn preview_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+    bext_plugin_abi::units::preview_ttl(d).map(Some)
+}
+
 fn runtime_name(r: RuntimeKind) -> &'static str {
     RUNTIMES.iter().find(|(_, k)| *k == r).map_or("?", |(name, _)| name)
 }
@@ -2060,6 +2056,33 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_preview_ttl_out_of_the_deploy_range_and_zero_workers_are_refused_at_their_key() {
+        for (ttl, ok) in [
+            ("0s", false),
+            ("5000d", false),
+            ("500ms", false),
+            ("1s", true),
+            ("3650d", true),
+        ] {
+            let text = format!("[platform]\npreview_ttl = '{ttl}'\n");
+            let file = Path::new("p.toml");
+            let (f, _, e) = decode_toml(&TomlDoc::parse(file, &text).unwrap(), file);
+            let text = e.to_string();
+            match ok {
+                true => assert!(text.is_empty() && f.platform.preview_ttl.is_some(), "{ttl}: {text}"),
+                false => assert!(
+                    text.contains("p.toml:2:15: platform.preview_ttl: a preview lives") && text.contains("\"3650d\""),
+                    "{ttl}: {text}"
+                ),
+            }
+        }
+        let text = "[apps.j]\nruntime = 'js'\nisolate = { workers = 0 }\n";
+        let file = Path::new("p.toml");
+        let (_, _, e) = decode_toml(&TomlDoc::parse(file, text).unwrap(), file);
+        assert!(e.to_string().contains("apps.j.isolate.workers: 0 isolates"), "{e}");
     }
 
     #[test]

@@ -40,8 +40,50 @@ pub fn load_manifests_lenient(platform: &Platform) -> (Vec<Manifest>, Diagnostic
 pub fn warnings(platform: &Platform, manifests: &[Manifest]) -> Vec<Diagnostic> {
     plain_http_on_443(platform)
         .into_iter()
+        .chain(unread_manifests(platform))
         .chain(vhost_warnings(platform, manifests))
         .collect()
+}
+
+/// A `manifests/` folder with manifests in it next to a platform file
+/// that names no `[platform] manifests`: bext reads only the folder the
+/// file names (docs/configuration.md), so a Buntime user's folder would
+/// otherwise be ignored without a word.
+fn unread_manifests(platform: &Platform) -> Option<Diagnostic> {
+    if platform.settings.manifests.is_some() {
+        return None;
+    }
+    let file = platform.file.as_ref()?;
+    if file.file_name().is_some_and(|n| n == "bext.config.toml") {
+        return None;
+    }
+    let folder = file.parent()?.join("manifests");
+    if !holds_yaml(&folder, 3) {
+        return None;
+    }
+    Some(Diagnostic::new(
+        file,
+        "platform.manifests",
+        format!(
+            "{} holds plugin manifests that are not read (unset, the built-in defaults are used): add `manifests = \"manifests\"` to [platform] to use them",
+            folder.display()
+        ),
+    ))
+}
+
+/// Whether `dir`, or a folder under it up to `depth` levels down, holds
+/// a `.yaml`/`.yml` file.
+fn holds_yaml(dir: &Path, depth: usize) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        match path.is_dir() {
+            true => depth > 0 && holds_yaml(&path, depth - 1),
+            false => path.extension().is_some_and(|x| x == "yaml" || x == "yml"),
+        }
+    })
 }
 
 /// `listen` on port 443: `listen` is always plain HTTP, so browsers and

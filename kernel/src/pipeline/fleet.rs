@@ -22,7 +22,8 @@ pub(crate) fn fleet_for(redis: Option<&RedisSection>, previous: Option<&Pipeline
     }
     match Edge::start(&r.url, &r.prefix) {
         Ok(edge) => {
-            tracing::info!(target: "bext::edge", prefix = %r.prefix, "edge mode: sharing cache and invalidation through redis");
+            let from = if r.from_env { "REDIS_URL" } else { "[redis] url" };
+            tracing::info!(target: "bext::edge", prefix = %r.prefix, from, "edge mode: sharing cache and invalidation through redis");
             Some(edge)
         }
         Err(e) => {

@@ -17,7 +17,10 @@ pub struct Config {
     #[serde(default = "default_keep_versions")]
     pub keep_versions: usize,
     /// How long a preview is served before it is removed.
-    #[serde(default = "default_preview_ttl")]
+    #[serde(
+        default = "default_preview_ttl",
+        deserialize_with = "bext_plugin_abi::units::preview_ttl"
+    )]
     pub preview_ttl: Span,
     /// The admin API needs `Authorization: Bearer` with the value of this
     /// environment variable (and answers 404 when it is unset).

@@ -224,9 +224,9 @@ pub struct DeployOptions<'a> {
     pub hooks: Option<&'a DeployHooks>,
 }
 
-/// The longest a preview may live: ten years (the lifetime is added to
-/// the current time as SQLite stores it).
-pub const MAX_PREVIEW_TTL: u64 = 3650 * 86400;
+/// The longest a preview may live (the range the platform file and the
+/// manifest are checked against too).
+pub use bext_plugin_abi::units::MAX_PREVIEW_TTL;
 
 /// Checks what a deploy of `app` asks for (the app id, the version and
 /// preview names, the preview's lifetime, the canary's share) before any

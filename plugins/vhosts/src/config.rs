@@ -58,6 +58,13 @@ pub fn check_app(app: &str) -> Result<(), String> {
             "`{app}` has no version after `@`: write `{name}@latest` (its current version), `{name}@1.2`, or `{name}`"
         ));
     }
+    // `^1.2`, `~1.2`, `>=1`, `1.x`, `*`: npm's ranges, which a deploy's
+    // version name is not matched against.
+    if version.starts_with(['^', '~', '>', '<', '=', '*']) || version.contains(['|', '*']) || version.ends_with(".x") {
+        return Err(format!(
+            "`{app}`: version ranges are not supported: write `{name}@latest` (its current version) or a version's prefix (`{name}@1.2` serves the newest 1.2.x)"
+        ));
+    }
     if version.contains('@') || version.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(format!(
             "`{app}`: the version after `@` must be one word (`latest`, `1.2`, `v3`)"
@@ -79,6 +86,10 @@ mod tests {
             ("one@1@2", "must be one word"),
             ("one@1 2", "must be one word"),
             ("one@../x", "must be one word"),
+            ("one@^1.2", "version ranges are not supported"),
+            ("one@~1.2", "version ranges are not supported"),
+            ("one@>=1", "version ranges are not supported"),
+            ("one@1.x", "version ranges are not supported"),
         ] {
             let err = super::check_app(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");

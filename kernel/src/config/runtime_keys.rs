@@ -1,0 +1,258 @@
+//! Which `[apps.<id>]` keys each runtime reads, as one table: a key set on
+//! an app whose runtime ignores it would be a silent difference from what
+//! the file says (`upstream` on an `ssr` app meant `hybrid`; `isolate` on
+//! a process app bounds nothing), so it is refused with what to write.
+
+use super::isolate::IsolateConfig;
+use super::platform::{AppConfig, RuntimeKind};
+
+use RuntimeKind::{Express, Hono, Hybrid, Js, Nextjs, Process, Proxy, Ssr, Static};
+
+/// Runtimes that run a JS module in isolates.
+const ISOLATES: &[RuntimeKind] = &[Js, Hono, Ssr, Hybrid];
+/// Runtimes that supervise processes.
+const PROCESSES: &[RuntimeKind] = &[Process, Express, Nextjs];
+
+/// One key (or family of keys), the runtimes that read it, and how to
+/// tell whether a file set it.
+struct Rule {
+    /// What the reason says only these runtimes have.
+    what: &'static str,
+    runtimes: &'static [RuntimeKind],
+    /// The keys this rule covers that the app sets.
+    set: fn(&AppConfig) -> Vec<String>,
+}
+
+fn one(key: &str, set: bool) -> Vec<String> {
+    if set { vec![key.to_owned()] } else { Vec::new() }
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        what: "an `entry` (the JS module)",
+        runtimes: ISOLATES,
+        set: |a| one("entry", a.entry.is_some()),
+    },
+    Rule {
+        what: "an `upstream`",
+        runtimes: &[Proxy, Hybrid],
+        set: |a| {
+            let mut keys = one("upstream", a.upstream.is_some());
+            keys.extend(one("upstreams", !a.upstreams.is_empty()));
+            keys
+        },
+    },
+    Rule {
+        what: "isolates",
+        runtimes: ISOLATES,
+        set: |a| isolate_keys(&a.isolate),
+    },
+    Rule {
+        what: "a `static_dir`",
+        runtimes: &[Ssr, Hybrid],
+        set: |a| one("static_dir", a.static_dir.is_some()),
+    },
+    Rule {
+        what: "an `api_prefix`",
+        runtimes: &[Hybrid],
+        set: |a| one("api_prefix", a.api_prefix.is_some()),
+    },
+    Rule {
+        what: "a `spa_fallback` (index.html for unknown paths)",
+        runtimes: &[Static],
+        set: |a| one("spa_fallback", a.spa_fallback),
+    },
+    Rule {
+        what: "a command",
+        runtimes: PROCESSES,
+        set: |a| one("command", a.command.is_some()),
+    },
+    Rule {
+        what: "instances that listen",
+        runtimes: PROCESSES,
+        set: |a| one("listen", a.listen != super::process::Listen::Port),
+    },
+    Rule {
+        what: "instances with `limits` and `idle_stop`",
+        runtimes: PROCESSES,
+        set: |a| {
+            let mut keys = one("limits", a.limits.is_some());
+            keys.extend(one("idle_stop", a.idle_stop.is_some()));
+            keys
+        },
+    },
+];
+
+/// The `isolate.*` keys set (`max_body_bytes` has its own error).
+fn isolate_keys(i: &IsolateConfig) -> Vec<String> {
+    [
+        ("mode", i.mode.is_some()),
+        ("workers", i.workers.is_some()),
+        ("memory_limit", i.memory_limit.is_some()),
+        ("timeout", i.timeout.is_some()),
+        ("max_requests", i.max_requests.is_some()),
+        ("queue", i.queue.is_some()),
+        ("cpu_limit", i.cpu_limit.is_some()),
+        ("idle_evict", i.idle_evict.is_some()),
+        ("fetch", i.fetch.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(k, _)| format!("isolate.{k}"))
+    .collect()
+}
+
+/// The runtime as the file wrote it, also after `framework::resolve`
+/// turned an `ssr`/`hybrid`/`nextjs` app into one of bext's own.
+fn written(app: &AppConfig) -> RuntimeKind {
+    match app.layers.as_deref().map(|l| l.named) {
+        Some("ssr") => Ssr,
+        Some("hybrid") => Hybrid,
+        Some("nextjs") => Nextjs,
+        _ => app.runtime,
+    }
+}
+
+/// Keys the app sets that its runtime does not read, each with what to
+/// write instead: `(key, reason)`.
+pub(super) fn problems(app: &AppConfig, runtime_name: fn(RuntimeKind) -> &'static str) -> Vec<(String, String)> {
+    let runtime = written(app);
+    let mut out = Vec::new();
+    for rule in RULES.iter().filter(|r| !r.runtimes.contains(&runtime)) {
+        for key in (rule.set)(app) {
+            let only: Vec<String> = rule
+                .runtimes
+                .iter()
+                .map(|r| format!("`{}`", runtime_name(*r)))
+                .collect();
+            let reason = match instead(&key, runtime) {
+                Some(hint) => hint,
+                None => format!(
+                    "a `{}` app ignores it: only {} apps have {}",
+                    runtime_name(runtime),
+                    only.join(", "),
+                    rule.what
+                ),
+            };
+            out.push((key, reason));
+        }
+    }
+    out
+}
+
+/// What to write instead, where the mistake has a likely meaning.
+fn instead(key: &str, runtime: RuntimeKind) -> Option<String> {
+    let root = key.split('.').next().unwrap_or(key);
+    let hint = match (root, runtime) {
+        ("upstream" | "upstreams", Ssr) => {
+            "an `ssr` app renders every request itself: to send `/api/*` to an upstream write `runtime = \"hybrid\"`"
+        }
+        ("upstream" | "upstreams", Static) => {
+            "a `static` app serves its `source` as files: to forward requests write `runtime = \"proxy\"` (or `runtime = \"hybrid\"` for `/api/*` beside a JS render)"
+        }
+        ("upstream" | "upstreams", Js | Hono) => {
+            "a JS app answers every request itself: write `runtime = \"hybrid\"` to send `/api/*` to an upstream, or `runtime = \"proxy\"` to forward everything"
+        }
+        ("upstream" | "upstreams", Process | Express | Nextjs) => {
+            "a process app's upstreams are its own instances: remove it (or write `runtime = \"proxy\"`)"
+        }
+        ("entry", Static) => {
+            "a `static` app serves its `source` as files: for a module exporting `fetch` write `runtime = \"js\"`"
+        }
+        ("entry", Nextjs) => {
+            "a `nextjs` app runs `next start` (or .next/standalone/server.js): to run another file write `command = \"node <file>\"`"
+        }
+        ("entry", Process | Express) => "a process app runs its `command`: write `command = \"node <file>\"`",
+        ("isolate", Process | Express | Nextjs) => {
+            "a process app runs no isolates: bound each instance with `limits = { memory = \"256MiB\" }` (and `instances` for copies)"
+        }
+        ("isolate", Static | Proxy) => {
+            "this app runs no JavaScript: remove it (`runtime = \"js\"` runs a module in isolates)"
+        }
+        ("static_dir", Nextjs) => "a `nextjs` app serves `.next/static` and `public/` itself: remove it",
+        ("static_dir", Static) => "a `static` app's folder is its `source`: write `source = \"<folder>\"`",
+        ("spa_fallback", Hono | Js | Ssr | Hybrid) => {
+            "a JS app answers unknown paths itself (its router's not-found): remove it, or serve the files with `runtime = \"static\"`"
+        }
+        ("api_prefix", Ssr) => {
+            "only a `hybrid` app has an `api_prefix`: write `runtime = \"hybrid\"` with an `upstream`"
+        }
+        ("command", _) => {
+            "only a process app runs a command (`runtime = \"process\"`, or `express`/`nextjs`, which run the package's own)"
+        }
+        ("listen", _) => "only a process app's instances listen (`runtime = \"process\"`, `express` or `nextjs`)",
+        ("limits" | "idle_stop", _) => {
+            "only a process app's instances have it (`runtime = \"process\"`, `express` or `nextjs`)"
+        }
+        _ => return None,
+    };
+    Some(hint.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(toml_text: &str) -> AppConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    fn name(r: RuntimeKind) -> &'static str {
+        match r {
+            Static => "static",
+            Proxy => "proxy",
+            Js => "js",
+            Process => "process",
+            Hono => "hono",
+            Express => "express",
+            Ssr => "ssr",
+            Hybrid => "hybrid",
+            Nextjs => "nextjs",
+        }
+    }
+
+    fn keys(text: &str) -> Vec<String> {
+        problems(&app(text), name).into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn keys_of_other_runtimes_are_refused_with_what_to_write() {
+        let p = problems(&app("runtime = 'ssr'\nupstream = 'http://127.0.0.1:1'"), name);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "upstream");
+        assert!(p[0].1.contains("runtime = \"hybrid\""), "{}", p[0].1);
+        assert_eq!(
+            keys("runtime = 'static'\nentry = 'a.js'\nupstream = 'http://x'"),
+            ["entry", "upstream"]
+        );
+        let p = problems(
+            &app("runtime = 'process'\nisolate = { workers = 4, memory_limit = '64MiB' }"),
+            name,
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].0, "isolate.workers");
+        assert!(p[0].1.contains("limits = { memory"), "{}", p[0].1);
+        for rt in ["static", "express", "nextjs"] {
+            assert_eq!(
+                keys(&format!("runtime = '{rt}'\nisolate.workers = 2")),
+                ["isolate.workers"],
+                "{rt}"
+            );
+        }
+        assert_eq!(
+            keys("runtime = 'nextjs'\nstatic_dir = 'public'\nentry = 'x.js'"),
+            ["entry", "static_dir"]
+        );
+        assert_eq!(keys("runtime = 'hono'\nspa_fallback = true"), ["spa_fallback"]);
+        let p = problems(&app("runtime = 'js'\ncommand = 'node x'"), name);
+        assert!(p[0].1.contains("express`/`nextjs"), "{}", p[0].1);
+    }
+
+    #[test]
+    fn keys_of_the_runtime_pass() {
+        assert!(keys("runtime = 'hybrid'\nupstream = 'http://x'\nstatic_dir = 'd'\napi_prefix = '/api'\nentry = 'a.js'\nisolate.workers = 2").is_empty());
+        assert!(keys("runtime = 'static'\nspa_fallback = true").is_empty());
+        assert!(keys("runtime = 'express'\ncommand = 'node s.js'\nlimits = { memory = '64MiB' }").is_empty());
+        assert!(keys("runtime = 'proxy'\nupstreams = ['http://x']").is_empty());
+    }
+}

@@ -21,8 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
 use crate::backoff::backoff_delay;
 use crate::fetch::Fetcher;
 use crate::isolate::{Isolate, THREAD_STACK};
@@ -89,7 +87,7 @@ struct App {
 
 struct Job {
     call: Call,
-    reply: oneshot::Sender<Result<Answer, JsError>>,
+    reply: crate::handoff::Sender<Result<Answer, JsError>>,
 }
 
 /// One app's place in the scheduler.
@@ -283,7 +281,7 @@ impl SharedApp {
         if self.app.closed.load(Ordering::Acquire) {
             return Err(JsError::Closed);
         }
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = crate::handoff::channel();
         {
             let mut sched = lock(&pool.sched);
             let app = &self.app;

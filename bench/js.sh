@@ -12,6 +12,9 @@
 #   bench/js.sh                       # 10 s rounds, 3 rounds
 #   DURATION=5 ROUNDS=2 bench/js.sh
 #   PARTS=plugins bench/js.sh         # only part 2 (PARTS=app: only part 1)
+#   BEXT=/path/to/bext PARTS=app bench/js.sh
+#                                     # a binary copied out of target/ (say,
+#                                     # the profiling build: release code)
 #
 # Needs wrk, node and npm (Bun comes from the npm registry into bench/out).
 # Servers are pinned to CPU 0, wrk to CPU 1; every server gets one core.
@@ -19,8 +22,10 @@ source "$(dirname "$0")/common.sh"
 OUT=bench/out/js
 need wrk node npm taskset curl
 
-cargo build --release -q -p bext -p bext-plugin-rust-hello
-BEXT=$PWD/target/release/bext
+if [ -z "${BEXT:-}" ]; then
+  cargo build --release -q -p bext -p bext-plugin-rust-hello
+  BEXT=$PWD/target/release/bext
+fi
 rm -rf "$OUT"; mkdir -p "$OUT/app" "$OUT/www"
 cp bench/js/*.js bench/js/*.mjs "$OUT/"
 cp bench/js/hello.js "$OUT/app/index.js"

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use tokio::sync::oneshot;
 
 use crate::backoff::backoff_delay;
 use crate::inline::InlinePool;
@@ -17,7 +18,7 @@ use crate::{Answer, Call, Exports, JsError, Mode, Spec};
 
 struct Job {
     call: Call,
-    reply: crate::handoff::Sender<Result<Answer, JsError>>,
+    reply: oneshot::Sender<Result<Answer, JsError>>,
 }
 
 /// Isolates for one app or plugin, run as its [`Mode`] says. A module that
@@ -157,7 +158,7 @@ impl Threads {
 
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
     async fn call(&self, call: Call) -> Result<Answer, JsError> {
-        let (reply, answer) = crate::handoff::channel();
+        let (reply, answer) = oneshot::channel();
         // Checked, then sent: callers racing past the check at once can
         // add one call each over `queue` (at most one per HTTP worker).
         if self.tx.len() >= self.spec.limits.queue.max(1) {

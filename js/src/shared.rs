@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
+
 use crate::backoff::backoff_delay;
 use crate::fetch::Fetcher;
 use crate::isolate::{Isolate, THREAD_STACK};
@@ -87,7 +89,7 @@ struct App {
 
 struct Job {
     call: Call,
-    reply: crate::handoff::Sender<Result<Answer, JsError>>,
+    reply: oneshot::Sender<Result<Answer, JsError>>,
 }
 
 /// One app's place in the scheduler.
@@ -281,7 +283,7 @@ impl SharedApp {
         if self.app.closed.load(Ordering::Acquire) {
             return Err(JsError::Closed);
         }
-        let (reply, answer) = crate::handoff::channel();
+        let (reply, answer) = oneshot::channel();
         {
             let mut sched = lock(&pool.sched);
             let app = &self.app;

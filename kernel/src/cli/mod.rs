@@ -576,9 +576,6 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 tokio::spawn(crate::server::memory::trim_periodically());
-                // Answers of isolate threads wake this worker once a batch,
-                // not once a request.
-                tokio::spawn(bext_js::relay());
                 let listener = TcpListener::from_std(listener)?;
                 let plain = accept_loop(
                     kernel.clone(),

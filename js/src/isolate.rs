@@ -686,7 +686,7 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
         } => {
             let entry = h.entry.clone().restore(ctx).map_err(caught)?;
             let env = h.env.clone().restore(ctx).map_err(caught)?;
-            let flat = flat_headers(ctx, &headers).map_err(caught)?;
+            let flat = packed_headers(ctx, &headers).map_err(caught)?;
             let body = js_body(ctx, &body).map_err(caught)?;
             let out = restore(&h.app)?
                 .call((entry, method.as_str(), url, flat, body, env, streaming))
@@ -713,7 +713,7 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
                     vars: cx.vars,
                 }));
             };
-            let flat = flat_headers(ctx, &headers).map_err(caught)?;
+            let flat = packed_headers(ctx, &headers).map_err(caught)?;
             let cx = js_ctx(ctx, &cx).map_err(caught)?;
             let body = js_body(ctx, &body).map_err(caught)?;
             let out = restore(&h.request)?
@@ -729,7 +729,7 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
             let Some(f) = &h.on_response else {
                 return Ok(Invoked::Answer(Answer::KeepResponse { edits: Vec::new() }));
             };
-            let flat = flat_headers(ctx, &headers).map_err(caught)?;
+            let flat = packed_headers(ctx, &headers).map_err(caught)?;
             let cx = js_ctx(ctx, &cx).map_err(caught)?;
             let out = restore(&h.response)?
                 .call((restore(f)?, status, flat, cx))
@@ -818,18 +818,27 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
     }
 }
 
-fn flat_headers<'js>(ctx: &Ctx<'js>, headers: &HeaderMap) -> rquickjs::Result<Array<'js>> {
-    let flat = Array::new(ctx.clone())?;
-    let mut i = 0;
+/// The request's headers as one string, `name\nvalue\nname\nvalue`: one
+/// JavaScript string for the prelude to split if the handler reads the
+/// headers (most hello-world-like handlers never do), where an array of
+/// two strings a header cost an allocation each on every request.
+/// Neither names nor values can hold a line feed (`HeaderValue` refuses
+/// control characters), so the split gives back exactly these pairs.
+fn packed_headers<'js>(ctx: &Ctx<'js>, headers: &HeaderMap) -> rquickjs::Result<rquickjs::String<'js>> {
+    let size: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 2).sum();
+    let mut packed = String::with_capacity(size);
     for (name, value) in headers {
-        flat.set(i, name.as_str())?;
-        match value.to_str() {
-            Ok(v) => flat.set(i + 1, v)?,
-            Err(_) => flat.set(i + 1, String::from_utf8_lossy(value.as_bytes()).as_ref())?,
+        if !packed.is_empty() {
+            packed.push('\n');
         }
-        i += 2;
+        packed.push_str(name.as_str());
+        packed.push('\n');
+        match value.to_str() {
+            Ok(v) => packed.push_str(v),
+            Err(_) => packed.push_str(&String::from_utf8_lossy(value.as_bytes())),
+        }
     }
-    Ok(flat)
+    rquickjs::String::from_str(ctx.clone(), &packed)
 }
 
 fn js_body<'js>(ctx: &Ctx<'js>, body: &Bytes) -> rquickjs::Result<Value<'js>> {

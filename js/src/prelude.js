@@ -324,6 +324,9 @@
     if (/[\0\r\n]/.test(v)) throw new TypeError('Invalid header value');
     return v;
   }
+  // The host's packed headers ("name\nvalue\nname\nvalue": neither can
+  // hold a line feed) as [name, value, ...].
+  const unpack = (packed) => (packed === '' ? [] : packed.split('\n'));
   // Headers made from the host's (a plugin's request or response) log
   // their changes in `_ops` as [op, name, value] triples (0 set, 1 append,
   // 2 delete): the host applies the edits instead of copying every header
@@ -345,7 +348,10 @@
         for (const k of Object.keys(init)) this.append(k, init[k]);
       } else throw new TypeError('Headers: init must be an object, an iterable of pairs or Headers');
     }
+    // `flat`: [name, value, ...], or the host's packed "name\nvalue\n..."
+    // string (a request's headers, split only here, when first read).
     static _flat(flat) {
+      if (typeof flat === 'string') flat = unpack(flat);
       const h = new Headers();
       const m = h._m;
       for (let i = 0; i < flat.length; i += 2) {
@@ -632,7 +638,7 @@
       r._url = url;
       r._method = method;
       r._headers = null;
-      r._flat = flat; // Headers are built on first use.
+      r._flat = flat; // Headers are built on first use (packed or flat).
       r._data = body;
       return r;
     }
@@ -691,7 +697,7 @@
       const r = Object.create(Response.prototype);
       r._status = status;
       r._headers = null;
-      r._flat = flat; // Headers are built on first use.
+      r._flat = flat; // Headers are built on first use (packed or flat).
       r._data = null;
       return r;
     }
@@ -916,7 +922,8 @@
     }
     const status = res._status === 0 ? 500 : res._status;
     const d = res._used ? null : res._stream || res._data;
-    const headers = res._headers === null ? res._flat : res._headers._toFlat();
+    const flat = res._flat;
+    const headers = res._headers !== null ? res._headers._toFlat() : typeof flat === 'string' ? unpack(flat) : flat;
     if (isStream(d)) {
       res._used = true;
       return streaming ? [status, headers, pumpOf(d)] : collect(d).then((b) => [status, headers, b]);

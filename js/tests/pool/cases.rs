@@ -705,3 +705,80 @@ async fn web_crypto_and_urlpattern_load_on_first_use() {
     let (_, _, body) = text(&f.pool, get("http://a.test/")).await;
     assert_eq!(body, "lazy,lazy,lazy loaded,loaded,lazy loaded,36,true,true");
 }
+
+#[tokio::test]
+async fn request_headers_reach_javascript_as_sent() {
+    // The host hands headers over packed in one string, split when first
+    // read: every pair must come back as it was, in order.
+    let f = app(r#"
+        export default {
+          async fetch(req) {
+            await null;
+            const seen = [];
+            req.headers.forEach((v, k) => seen.push(`${k}=[${v}]`));
+            seen.push(`cookies=${req.headers.getSetCookie().length}`);
+            const copy = new Request(req);
+            seen.push(`copy=${copy.headers.get('x-many')}`);
+            return new Response(seen.join(' '));
+          }
+        }"#);
+    let mut headers = HeaderMap::new();
+    headers.append("x-many", HeaderValue::from_static("one"));
+    headers.append("x-many", HeaderValue::from_static("two, three"));
+    headers.insert("x-empty", HeaderValue::from_static(""));
+    headers.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+    headers.insert("set-cookie", HeaderValue::from_static("a=1"));
+    headers.append("set-cookie", HeaderValue::from_static("b=2"));
+    headers.insert("x-tab", HeaderValue::from_static("a\tb"));
+    let call = Call::App {
+        method: Method::GET,
+        url: "http://a.test/".into(),
+        headers,
+        body: Bytes::new(),
+    };
+    let (_, _, body) = text(&f.pool, call).await;
+    assert_eq!(
+        body,
+        "set-cookie=[a=1] set-cookie=[b=2] x-empty=[] x-many=[one, two, three] x-raw=[caf\u{fffd}] x-tab=[a\tb] \
+         cookies=2 copy=one, two, three"
+    );
+
+    let none = text(&f.pool, get("http://a.test/")).await.2;
+    assert_eq!(none, "cookies=0 copy=null");
+}
+
+#[tokio::test]
+async fn a_response_hook_that_answers_with_the_response_it_got_keeps_its_headers() {
+    let f = start(
+        Kind::Plugin,
+        r#"export function onResponse(res) {
+          if (res.status === 500) return res.clone();
+          return Object.assign(Object.create(Object.getPrototypeOf(res)), res);
+        }"#,
+        Limits {
+            workers: 1,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    for status in [200, 500] {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", HeaderValue::from_static("1"));
+        headers.append("x-b", HeaderValue::from_static("2"));
+        headers.append("x-b", HeaderValue::from_static("3"));
+        let call = Call::Response {
+            status,
+            headers,
+            ctx: plugin_ctx(),
+        };
+        match f.pool.call(call).await.unwrap() {
+            Answer::Respond(r) => {
+                assert_eq!(r.status.as_u16(), status);
+                assert_eq!(r.headers["x-a"], "1", "{status}");
+                let b: Vec<_> = r.headers.get_all("x-b").iter().collect();
+                assert_eq!(b, ["2", "3"], "{status}");
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}

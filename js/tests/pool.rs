@@ -60,6 +60,36 @@ mod inline {
         assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
     }
 
+    /// A timer callback that loops is still cut off at `cpu_limit` (the
+    /// limit is per callback now, not gone), its call fails and the next
+    /// request gets a fresh isolate.
+    #[tokio::test]
+    async fn a_looping_timer_callback_is_cut_off_and_the_isolate_replaced() {
+        let limits = Limits {
+            timeout: Duration::from_secs(30),
+            cpu_limit: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let f = start(
+            Kind::App,
+            r#"let n = 0;
+            export default { async fetch(req) {
+              n++;
+              if (req.url.endsWith('/spin')) await new Promise(() => setTimeout(() => { for (;;) {} }, 1));
+              return new Response(String(n));
+            } }"#,
+            limits,
+        )
+        .unwrap();
+        assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
+        let err = f.pool.call(get("http://a.test/spin")).await.unwrap_err();
+        assert!(
+            matches!(&err, JsError::Exception(m) if m.contains("replaced") && m.contains("timed out")),
+            "{err:?}"
+        );
+        assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
+    }
+
     /// A call whose caller gave up leaves the isolate at once.
     #[tokio::test]
     async fn a_call_given_up_on_frees_its_place() {

@@ -206,38 +206,6 @@ async fn exceptions_fail_the_call_only() {
     assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "fine");
 }
 
-/// Many calls whose timers come due together, each timer callback and
-/// the continuation it resolves busy for a tenth of `cpu_limit` (the batch
-/// well over it): the limit is each callback's, not the batch's, so every
-/// call answers (inline, the batch used to share one `cpu_limit`, and the
-/// isolate was replaced with every call in it).
-#[tokio::test]
-async fn many_busy_timer_callbacks_each_get_the_cpu_limit() {
-    let limits = Limits {
-        workers: 2,
-        timeout: Duration::from_secs(30),
-        cpu_limit: Duration::from_millis(100),
-        ..Limits::default()
-    };
-    let f = start(
-        Kind::App,
-        r#"let calls = 0;
-        const busy = (ms) => { const end = performance.now() + ms; while (performance.now() < end) {} };
-        export default { async fetch() {
-          calls++;
-          await new Promise((r) => setTimeout(() => { busy(10); r(); }, 5));
-          busy(10);
-          return new Response('done');
-        } }"#,
-        limits,
-    )
-    .unwrap();
-    let calls = (0..16).map(|_| f.pool.call(get("http://a.test/")));
-    for answer in futures_util::future::join_all(calls).await {
-        assert_eq!(text_of(answer), "done");
-    }
-}
-
 #[tokio::test]
 async fn infinite_loops_time_out_and_the_isolate_recovers() {
     let limits = Limits {

@@ -31,6 +31,12 @@ static TEXT_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(|
 });
 /// QuickJS's own stack limit; the isolate's thread has more than this.
 const MAX_STACK: usize = 1024 * 1024;
+
+/// How long one run of due timers or fetch answers ([`Isolate::tick`],
+/// [`Isolate::deliver`]) holds its thread before it stops between two
+/// callbacks, leaving the rest for the next run: inline, the thread is an
+/// HTTP worker whose other requests wait meanwhile.
+const SLICE: Duration = Duration::from_millis(10);
 /// The stack of an isolate thread.
 pub(crate) const THREAD_STACK: usize = 4 * 1024 * 1024;
 
@@ -40,7 +46,7 @@ struct Handles {
     request: Persistent<Function<'static>>,
     response: Persistent<Function<'static>>,
     next_timer: Persistent<Function<'static>>,
-    run_timers: Persistent<Function<'static>>,
+    run_timer: Persistent<Function<'static>>,
     /// Resolves a fetch's promise with its answer.
     fetch_done: Persistent<Function<'static>>,
     /// The prelude's shared header list of plain text responses.
@@ -149,7 +155,7 @@ impl Isolate {
             let get =
                 |name: &str| -> Result<Function<'_>, JsError> { dispatch.get(name).map_err(|e| describe(&ctx, e)) };
             let (app, request, response, init) = (get("app")?, get("request")?, get("response")?, get("init")?);
-            let (next_timer, run_timers, fetch_done) = (get("nextTimer")?, get("runTimers")?, get("fetchDone")?);
+            let (next_timer, run_timer, fetch_done) = (get("nextTimer")?, get("runTimer")?, get("fetchDone")?);
             let text_headers: Value<'_> = dispatch.get("textHeaders").map_err(caught)?;
 
             let name = entry.to_string_lossy().into_owned();
@@ -160,7 +166,7 @@ impl Isolate {
             let driver = Driver {
                 ctx: &ctx,
                 next_timer: next_timer.clone(),
-                run_timers: run_timers.clone(),
+                run_timer: run_timer.clone(),
                 fetch: &fetch,
                 fetch_done: fetch_done.clone(),
                 deadline: &deadline,
@@ -180,7 +186,7 @@ impl Isolate {
                 request: Persistent::save(&ctx, request),
                 response: Persistent::save(&ctx, response),
                 next_timer: Persistent::save(&ctx, next_timer.clone()),
-                run_timers: Persistent::save(&ctx, run_timers.clone()),
+                run_timer: Persistent::save(&ctx, run_timer.clone()),
                 fetch_done: Persistent::save(&ctx, fetch_done.clone()),
                 text_headers: Persistent::save(&ctx, text_headers),
                 entry: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
@@ -440,34 +446,48 @@ impl Isolate {
         self.fetch.wake_with(notify);
     }
 
-    /// Hands the fetch answers that arrived to JavaScript and runs what
-    /// they resolve, for `budget` at most; returns whether there were any.
-    /// An `Err` (out of time or memory) means the isolate must be replaced.
+    /// Hands the fetch answers that arrived to JavaScript, one at a time:
+    /// each answer, with the microtasks it queues, may run for `budget`
+    /// (as [`Isolate::tick`]'s callbacks, and for the same reason). Stops
+    /// once the run has held the thread for a [`SLICE`]; the answers left
+    /// wait for the next run ([`Isolate::answers_ready`]). Returns whether
+    /// there were any. An `Err` (out of time or memory) means the isolate
+    /// must be replaced.
     pub(crate) fn deliver(&mut self, budget: Duration) -> Result<bool, JsError> {
         if !self.fetch.has_answers() {
             return Ok(false);
         }
-        self.interrupted.set(false);
-        self.deadline.set(Some(Instant::now() + budget));
-        let (h, fetch) = (&self.handles, &self.fetch);
-        let delivered = self.context.with(|ctx| -> Result<bool, JsError> {
-            let done = h.fetch_done.clone().restore(&ctx).map_err(|e| describe(&ctx, e))?;
-            let n = fetch.deliver(&ctx, &done).map_err(|e| describe(&ctx, e))?;
-            while ctx.execute_pending_job() {}
-            Ok(n > 0)
-        });
-        self.deadline.set(None);
-        if self.interrupted.get() {
-            return Err(JsError::Timeout(budget));
-        }
-        match delivered {
-            // Only running out of time or memory costs the isolate.
-            Err(e) if !e.is_fatal() => {
-                tracing::warn!(target: "bext::js", "delivering a fetch's answer failed: {e}");
-                Ok(true)
+        let started = Instant::now();
+        let mut any = false;
+        loop {
+            self.interrupted.set(false);
+            self.deadline.set(Some(Instant::now() + budget));
+            let (h, fetch) = (&self.handles, &self.fetch);
+            let delivered = self.context.with(|ctx| -> Result<bool, JsError> {
+                let done = h.fetch_done.clone().restore(&ctx).map_err(|e| describe(&ctx, e))?;
+                let n = fetch.deliver(&ctx, &done, 1).map_err(|e| describe(&ctx, e))?;
+                while ctx.execute_pending_job() {}
+                Ok(n > 0)
+            });
+            self.deadline.set(None);
+            if self.interrupted.get() {
+                return Err(JsError::Timeout(budget));
             }
-            other => other,
+            match delivered {
+                Ok(true) => any = true,
+                Ok(false) => break,
+                // Only running out of time or memory costs the isolate.
+                Err(e) if !e.is_fatal() => {
+                    tracing::warn!(target: "bext::js", "delivering a fetch's answer failed: {e}");
+                    any = true;
+                }
+                Err(e) => return Err(e),
+            }
+            if !self.fetch.has_answers() || started.elapsed() >= budget.min(SLICE) {
+                break;
+            }
         }
+        Ok(any)
     }
 
     /// Whether fetches are in flight or answered and not yet delivered.
@@ -504,24 +524,40 @@ impl Isolate {
         }
     }
 
-    /// Fires due timers, JavaScript running for `budget` at most; returns
-    /// when the next one is due. An interruption is an `Err`: the isolate
-    /// must be replaced.
+    /// Fires due timers, one callback at a time: each callback, with the
+    /// microtasks it queues, may run for `budget` (the CPU limit is the
+    /// callback's, not the whole batch's, which may hold the timers of many
+    /// calls). The run stops between callbacks once it has held the thread
+    /// for a [`SLICE`]; the timers left are still due, and the returned
+    /// instant says so. An interruption is an `Err`: the isolate must be
+    /// replaced.
     pub(crate) fn tick(&mut self, budget: Duration) -> Result<Option<Instant>, JsError> {
-        self.interrupted.set(false);
-        self.deadline.set(Some(Instant::now() + budget));
-        self.context.with(|ctx| {
-            let Ok(run) = self.handles.run_timers.clone().restore(&ctx) else {
-                return;
-            };
-            if let Err(e) = run.call::<_, ()>(()) {
-                tracing::warn!(target: "bext::js", "timer failed: {}", describe(&ctx, e));
+        let started = Instant::now();
+        // Timers set by the callbacks of this run are not due in it.
+        let limit = started.saturating_duration_since(self.clock).as_secs_f64() * 1000.0;
+        loop {
+            self.interrupted.set(false);
+            self.deadline.set(Some(Instant::now() + budget));
+            let fired = self.context.with(|ctx| {
+                let Ok(run) = self.handles.run_timer.clone().restore(&ctx) else {
+                    return false;
+                };
+                // Callbacks' own exceptions are reported by the prelude: an
+                // error here is running out of time or memory.
+                let fired = run.call::<_, bool>((limit,)).unwrap_or_else(|e| {
+                    tracing::warn!(target: "bext::js", "timer failed: {}", describe(&ctx, e));
+                    false
+                });
+                while ctx.execute_pending_job() {}
+                fired
+            });
+            self.deadline.set(None);
+            if self.interrupted.get() {
+                return Err(JsError::Timeout(budget));
             }
-            while ctx.execute_pending_job() {}
-        });
-        self.deadline.set(None);
-        if self.interrupted.get() {
-            return Err(JsError::Timeout(budget));
+            if !fired || started.elapsed() >= budget.min(SLICE) {
+                break;
+            }
         }
         Ok(self.next_due())
     }
@@ -559,7 +595,7 @@ impl Isolate {
 struct Driver<'a, 'js> {
     ctx: &'a Ctx<'js>,
     next_timer: Function<'js>,
-    run_timers: Function<'js>,
+    run_timer: Function<'js>,
     fetch: &'a FetchHost,
     fetch_done: Function<'js>,
     deadline: &'a Cell<Option<Instant>>,
@@ -583,7 +619,7 @@ impl<'a, 'js> Driver<'a, 'js> {
         Ok(Driver {
             ctx,
             next_timer: restore(&h.next_timer)?,
-            run_timers: restore(&h.run_timers)?,
+            run_timer: restore(&h.run_timer)?,
             fetch,
             fetch_done: restore(&h.fetch_done)?,
             deadline,
@@ -610,7 +646,7 @@ impl<'a, 'js> Driver<'a, 'js> {
             }
             if self
                 .fetch
-                .deliver(ctx, &self.fetch_done)
+                .deliver(ctx, &self.fetch_done, usize::MAX)
                 .map_err(|e| describe(ctx, e))?
                 > 0
             {
@@ -636,7 +672,14 @@ impl<'a, 'js> Driver<'a, 'js> {
                 return Err(JsError::Timeout(self.timeout));
             }
             if due.is_some_and(|d| Instant::now() >= d) {
-                self.run_timers.call::<_, ()>(()).map_err(|e| describe(ctx, e))?;
+                // The call's own deadline bounds these: it is all one call.
+                let limit = self.clock.elapsed().as_secs_f64() * 1000.0;
+                while self.run_timer.call::<_, bool>((limit,)).map_err(|e| describe(ctx, e))? {
+                    while ctx.execute_pending_job() {}
+                    if let Some(result) = settled(ctx, &value) {
+                        return result;
+                    }
+                }
             }
         }
     }

@@ -70,21 +70,25 @@
     for (const t of timers.values()) if (at < 0 || t.at < at) at = t.at;
     return at;
   }
-  function runTimers() {
-    const now = native.now();
-    const due = [];
-    for (const [id, t] of timers) if (t.at <= now) due.push([id, t]);
-    due.sort((a, b) => a[1].at - b[1].at || a[0] - b[0]);
-    for (const [id, t] of due) {
-      if (!timers.has(id)) continue;
-      if (t.every >= 0) t.at = now + t.every;
-      else clear(id);
-      try {
-        t.fn(...t.args);
-      } catch (e) {
-        reportError(e);
-      }
+  // Fires the one timer due first at or before `limit` (a `native.now()`
+  // reading taken when the host's run began: timers a callback sets are
+  // not due in the same run); returns whether one fired. The host calls it
+  // once per callback so that each callback, with the microtasks it
+  // queues, has its own CPU budget, and stops between callbacks once the
+  // run has held the thread for long enough (the rest fire next run).
+  function runTimer(limit) {
+    let id = 0;
+    let t = null;
+    for (const [i, x] of timers) if (x.at <= limit && (t === null || x.at < t.at)) [id, t] = [i, x];
+    if (t === null) return false;
+    if (t.every >= 0) t.at = limit + t.every;
+    else clear(id);
+    try {
+      t.fn(...t.args);
+    } catch (e) {
+      reportError(e);
     }
+    return true;
   }
   function reportError(e) {
     native.log(4, `uncaught: ${inspect(e)}`);
@@ -940,7 +944,7 @@
 
   return {
     nextTimer,
-    runTimers,
+    runTimer,
     fetchDone,
     // The headers of every plain text Response: the host knows them by
     // identity and does not read them.

@@ -533,6 +533,10 @@ fn look_after(held: &mut HashMap<u64, Held>) -> Instant {
         if let Some(at) = h.isolate.next_due() {
             next = next.min(at);
         }
+        // A run stops after a slice: what it left is for the next look.
+        if h.isolate.answers_ready() {
+            next = now;
+        }
         let idle = limits.idle_evict;
         if idle.is_zero() || busy_later {
             return true;

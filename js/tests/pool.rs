@@ -60,6 +60,66 @@ mod inline {
         assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
     }
 
+    /// Many calls whose timers come due together, each timer callback and
+    /// the continuation it resolves busy for a tenth of `cpu_limit` (the
+    /// batch well over it): the limit is each callback's, not the batch's, so every
+    /// call answers (inline, the batch used to share one `cpu_limit`, and the
+    /// isolate was replaced with every call in it). tests/e2e/js_budget.rs
+    /// runs it in every mode (here, the shared pool is every test's).
+    #[tokio::test]
+    async fn many_busy_timer_callbacks_each_get_the_cpu_limit() {
+        let limits = Limits {
+            timeout: Duration::from_secs(30),
+            cpu_limit: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let f = start(
+            Kind::App,
+            r#"const busy = (ms) => { const end = performance.now() + ms; while (performance.now() < end) {} };
+            export default { async fetch() {
+              await new Promise((r) => setTimeout(() => { busy(10); r(); }, 5));
+              busy(10);
+              return new Response('done');
+            } }"#,
+            limits,
+        )
+        .unwrap();
+        let calls = (0..16).map(|_| f.pool.call(get("http://a.test/")));
+        for answer in futures_util::future::join_all(calls).await {
+            assert_eq!(text_of(answer), "done");
+        }
+    }
+
+    /// A timer callback that loops is still cut off at `cpu_limit` (the
+    /// limit is per callback now, not gone), its call fails and the next
+    /// request gets a fresh isolate.
+    #[tokio::test]
+    async fn a_looping_timer_callback_is_cut_off_and_the_isolate_replaced() {
+        let limits = Limits {
+            timeout: Duration::from_secs(30),
+            cpu_limit: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let f = start(
+            Kind::App,
+            r#"let n = 0;
+            export default { async fetch(req) {
+              n++;
+              if (req.url.endsWith('/spin')) await new Promise(() => setTimeout(() => { for (;;) {} }, 1));
+              return new Response(String(n));
+            } }"#,
+            limits,
+        )
+        .unwrap();
+        assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
+        let err = f.pool.call(get("http://a.test/spin")).await.unwrap_err();
+        assert!(
+            matches!(&err, JsError::Exception(m) if m.contains("replaced") && m.contains("timed out")),
+            "{err:?}"
+        );
+        assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "1");
+    }
+
     /// A call whose caller gave up leaves the isolate at once.
     #[tokio::test]
     async fn a_call_given_up_on_frees_its_place() {

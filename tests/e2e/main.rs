@@ -27,6 +27,7 @@ mod isr_callers;
 mod isr_poison;
 mod js_apps;
 mod js_bindings;
+mod js_budget;
 mod js_crypto;
 mod js_fetch;
 mod js_lazy;

@@ -345,11 +345,12 @@ impl FetchHost {
         }
     }
 
-    /// Hands the answers that arrived to JavaScript (`fetchDone`);
-    /// returns how many.
-    pub(crate) fn deliver<'js>(&self, ctx: &Ctx<'js>, done: &Function<'js>) -> rquickjs::Result<usize> {
+    /// Hands the answers that arrived to JavaScript (`fetchDone`), `max`
+    /// of them at most (the caller may run each one's microtasks under a
+    /// budget of its own); returns how many.
+    pub(crate) fn deliver<'js>(&self, ctx: &Ctx<'js>, done: &Function<'js>, max: usize) -> rquickjs::Result<usize> {
         let mut n = 0;
-        loop {
+        while n < max {
             let held = self.held.borrow_mut().take();
             let Some(Done { id, event }) = held.or_else(|| self.done_rx.try_recv().ok()) else {
                 break;

@@ -302,7 +302,15 @@ async fn max_requests_rotates_isolates() {
     for _ in 0..5 {
         seen.push(text(&f.pool, get("http://a.test/")).await.2);
     }
-    assert_eq!(seen, ["1", "2", "1", "2", "1"]);
+    // Shared: an app's calls may run on another thread's isolate of it
+    // when its last thread is busy with other tests' apps (module state is
+    // per isolate), so only the rotation itself is certain: no isolate
+    // serves a third request.
+    if MODE == Mode::Shared {
+        assert!(seen.iter().all(|n| n == "1" || n == "2"), "{seen:?}");
+    } else {
+        assert_eq!(seen, ["1", "2", "1", "2", "1"]);
+    }
 }
 
 #[tokio::test]
@@ -583,6 +591,12 @@ async fn calls_that_waited_behind_a_loop_still_run() {
 
 #[tokio::test]
 async fn timers_set_after_the_answer_still_fire() {
+    // Shared: the next call may run on another thread's isolate of the app
+    // (other tests' apps keep the pool busy), which never saw the timer;
+    // tests/e2e/js_budget.rs and js_shared.rs fire timers in that mode.
+    if MODE == Mode::Shared {
+        return;
+    }
     let f = app(r#"
         let fired = 0;
         export default { fetch(req) {

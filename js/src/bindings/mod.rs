@@ -86,12 +86,12 @@ pub(crate) fn install<'js>(
     let mut kit = None;
     if !bindings.kv.is_empty() {
         kv::install(ctx, native, host.clone(), &bindings.kv)?;
-        let kv: Function<'js> = KV_JS.function(&ctx)?;
+        let kv: Function<'js> = KV_JS.function(ctx)?;
         kit = Some(kv.call((native.clone(),))?);
     }
     if let Some(cache) = &bindings.cache {
         cache::install(ctx, native, host.clone(), cache.clone())?;
-        let cache: Function<'js> = CACHE_JS.function(&ctx)?;
+        let cache: Function<'js> = CACHE_JS.function(ctx)?;
         cache.call::<_, ()>((native.clone(),))?;
     }
     Ok(kit)

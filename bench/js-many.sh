@@ -19,6 +19,8 @@
 #   NS="500" COLD=100 bench/js-many.sh
 #   BEXT=target/debug/bext bench/js-many.sh   # without a release build
 #   DISTINCT=1 bench/js-many.sh       # every app's file differs (a comment)
+#   MODE=shared bench/js-many.sh      # isolate.mode = "shared" (default: threads)
+#   TOUCH=0 bench/js-many.sh          # skip the touch and eviction rounds
 #
 # By default every app has the same file, byte for byte, as white-label
 # apps built from one bundle do: they share one load check (docs/js-apps.md,
@@ -35,6 +37,7 @@ COLD=${COLD:-200}
 TOUCH=${TOUCH:-1000}
 IDLE_EVICT=${IDLE_EVICT:-10s}
 DISTINCT=${DISTINCT:-0}
+MODE=${MODE:-threads}
 PORT=${PORT:-19180}
 OUT=bench/out/js-many
 if [ -z "${BEXT:-}" ]; then
@@ -65,8 +68,8 @@ for N in $NS; do
   {
     printf '[platform]\nlisten = "127.0.0.1:%s"\naccess_log = false\nwatch = false\n' "$PORT"
     for i in $(seq 1 "$N"); do
-      printf '\n[apps.a%s]\nruntime = "js"\nsource = "apps/a%s"\ndomains = ["a%s.many.test"]\nisolate = { idle_evict = "%s" }\n' \
-        "$i" "$i" "$i" "$IDLE_EVICT"
+      printf '\n[apps.a%s]\nruntime = "js"\nsource = "apps/a%s"\ndomains = ["a%s.many.test"]\nisolate = { idle_evict = "%s", mode = "%s" }\n' \
+        "$i" "$i" "$i" "$IDLE_EVICT" "$MODE"
     done
   } > "$OUT/platform.toml"
   for i in $(seq 1 "$N"); do
@@ -92,6 +95,10 @@ for N in $NS; do
   echo "N=$N: $COLD cold apps, first request p50 $(percentile "$OUT/cold.txt" 50) ms, p99 $(percentile "$OUT/cold.txt" 99) ms;" \
     "second request p50 $(percentile "$OUT/warm.txt" 50) ms, p99 $(percentile "$OUT/warm.txt" 99) ms"
 
+  if [ "$TOUCH" = 0 ]; then # start, memory and cold requests only
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+    continue
+  fi
   touch_n=$(( TOUCH < N ? TOUCH : N ))
   seq 1 "$touch_n" | xargs -P 4 -I{} curl -s -o /dev/null -H "Host: a{}.many.test" "http://127.0.0.1:$PORT/"
   echo "N=$N: after touching $touch_n apps: RSS $(rss_mb "$PID") MB, $(threads "$PID") threads"

@@ -37,8 +37,10 @@ pub enum CheckStatus {
 struct Slot {
     /// Who, for the log.
     name: String,
-    /// The spec until somebody takes it to check it.
-    spec: Mutex<Option<Spec>>,
+    /// The spec until somebody takes it to check it; boxed, so that the
+    /// slot, kept for the app's life, does not keep a spec's room once
+    /// the pool holds it (10,000 apps: ~3 MB).
+    spec: Mutex<Option<Box<Spec>>>,
     done: OnceLock<Result<IsolatePool, JsError>>,
     /// Woken when `done` is set.
     checked: Notify,
@@ -50,7 +52,7 @@ impl Slot {
         let Some(spec) = self.spec.lock().unwrap_or_else(PoisonError::into_inner).take() else {
             return;
         };
-        let started = catch_unwind(AssertUnwindSafe(|| IsolatePool::start(spec)))
+        let started = catch_unwind(AssertUnwindSafe(|| IsolatePool::start(*spec)))
             .unwrap_or_else(|_| Err(JsError::Load("the module check crashed".into())));
         if let Err(e) = &started {
             tracing::error!(target: "bext::js", source = %self.name, "{}: did not load, it answers 503: {e}", self.name);
@@ -75,7 +77,7 @@ impl DeferredPool {
     pub fn queue(spec: Spec) -> DeferredPool {
         let slot = Arc::new(Slot {
             name: spec.name.clone(),
-            spec: Mutex::new(Some(spec)),
+            spec: Mutex::new(Some(Box::new(spec))),
             done: OnceLock::new(),
             checked: Notify::new(),
         });

@@ -15,12 +15,14 @@ use rquickjs::loader::{Loader, Resolver};
 use rquickjs::promise::PromiseState;
 use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
 
+use crate::bytecode::Compiled;
 use crate::fetch::{FetchHost, Fetcher};
 use crate::modules::ModuleCache;
 use crate::reply_stream::{ChunkSender, Sent};
 use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
 
-const PRELUDE: &str = include_str!("prelude.js");
+/// The prelude, compiled by the process's first isolate.
+pub(crate) static PRELUDE: Compiled = Compiled::new("bext:prelude", include_str!("prelude.js"));
 
 /// The headers of a plain text Response, the prelude's `textHeaders`.
 static TEXT_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(|| {
@@ -148,7 +150,7 @@ impl Isolate {
             crate::url_pattern::install(&ctx, &native).map_err(caught)?;
             crate::streams::install(&ctx, &native, spec.limits.memory_limit).map_err(caught)?;
             crate::multipart::install(&ctx, &native).map_err(caught)?;
-            let prelude: Function<'_> = ctx.eval(PRELUDE).map_err(caught)?;
+            let prelude: Function<'_> = PRELUDE.function(&ctx).map_err(caught)?;
             let dispatch: Object<'_> = prelude.call((native.clone(),)).map_err(caught)?;
             let bindings = crate::bindings::install(&ctx, &native, &fetch, &spec.bindings).map_err(caught)?;
             crate::web::install(&ctx, &native).map_err(caught)?;

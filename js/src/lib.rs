@@ -22,6 +22,7 @@
 
 mod backoff;
 mod bindings;
+mod bytecode;
 mod crypto;
 mod deferred;
 mod fetch;

@@ -7,6 +7,8 @@
 use memchr::memmem;
 use rquickjs::{Array, Ctx, Function, Object, TypedArray, Value};
 
+use crate::bytecode::Compiled;
+
 /// One field of a form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Part {
@@ -42,7 +44,8 @@ pub(crate) enum MultipartError {
 pub(crate) const MAX_PARTS: usize = 10_000;
 
 /// `native => { Blob, File, FormData, encodeMultipart, decodeForm }`.
-const FORMS: &str = include_str!("web/forms.js");
+/// Compiled once per process ([`Compiled`]).
+static FORMS: Compiled = Compiled::new("bext:forms", include_str!("web/forms.js"));
 
 /// Adds `native.loadForms()` (evaluates web/forms.js; the prelude calls
 /// it on the first use of `Blob`, `File`, `FormData` or `formData()`) and
@@ -56,7 +59,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, native: rquickjs::function::This<Object<'js>>| -> rquickjs::Result<Value<'js>> {
-                let forms: Function<'js> = ctx.eval(FORMS)?;
+                let forms: Function<'js> = FORMS.function(&ctx)?;
                 forms.call((native.0,))
             },
         )?,

@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -82,9 +82,11 @@ struct Threads {
     spec: Arc<Spec>,
     modules: Arc<ModuleCache>,
     fetcher: Option<Arc<crate::fetch::Fetcher>>,
-    tx: Sender<Job>,
-    /// Held so that the queue stays open while no thread runs.
-    rx: Receiver<Job>,
+    /// The queue, made by the first call: an idle app holds no channel
+    /// (~0.5 KiB an app: crossbeam pads its ends to cache lines). Its
+    /// receiver is held here so that the queue stays open while no
+    /// thread runs.
+    queue: OnceLock<(Sender<Job>, Receiver<Job>)>,
     /// Threads running. Changed only under this lock, with the queue
     /// checked in the same section, so a thread that stops for idleness
     /// and a call that needs one cannot miss each other.
@@ -127,16 +129,11 @@ impl Threads {
     /// request. Starts no isolate thread.
     fn start(spec: Spec) -> Result<(Threads, Exports), JsError> {
         let (fetcher, modules, exports) = crate::pool::load(&spec)?;
-        // Unbounded in the channel, bounded in `call`: a bounded channel
-        // allocates every slot up front (256 calls, ~79 KiB an app before
-        // any traffic), a list channel a block at a time as calls come.
-        let (tx, rx) = crossbeam_channel::unbounded();
         let threads = Threads {
             spec: Arc::new(spec),
             modules,
             fetcher,
-            tx,
-            rx,
+            queue: OnceLock::new(),
             live: Arc::new(Mutex::new(0)),
             closed: Arc::new(AtomicBool::new(false)),
             counts: Arc::new(Counts::default()),
@@ -149,7 +146,7 @@ impl Threads {
         PoolStats {
             isolates: *self.live.lock().unwrap_or_else(PoisonError::into_inner) as u64,
             busy: c.busy.load(Ordering::Relaxed),
-            queued: self.tx.len() as u64,
+            queued: self.queue.get().map_or(0, |(tx, _)| tx.len()) as u64,
             restarts: c.restarts.load(Ordering::Relaxed),
             limit_kills: c.limit_kills.load(Ordering::Relaxed),
             overloaded: c.overloaded.load(Ordering::Relaxed),
@@ -159,16 +156,20 @@ impl Threads {
     /// Runs one call. A full queue is [`JsError::Overloaded`] at once.
     async fn call(&self, call: Call) -> Result<Answer, JsError> {
         let (reply, answer) = oneshot::channel();
+        // Unbounded in the channel, bounded here: a bounded channel
+        // allocates every slot up front (256 calls, ~79 KiB an app before
+        // any traffic), a list channel a block at a time as calls come.
+        let (tx, rx) = self.queue.get_or_init(crossbeam_channel::unbounded);
         // Checked, then sent: callers racing past the check at once can
         // add one call each over `queue` (at most one per HTTP worker).
-        if self.tx.len() >= self.spec.limits.queue.max(1) {
+        if tx.len() >= self.spec.limits.queue.max(1) {
             self.counts.overloaded.fetch_add(1, Ordering::Relaxed);
             return Err(JsError::Overloaded);
         }
-        if self.tx.send(Job { call, reply }).is_err() {
+        if tx.send(Job { call, reply }).is_err() {
             return Err(JsError::Closed);
         }
-        self.staff()?;
+        self.staff(rx)?;
         // No timer here: the isolate bounds the call by its deadline, which
         // starts when an isolate picks the call up. Time spent waiting for
         // an isolate is not the handler's: a handler that loops must not
@@ -181,7 +182,7 @@ impl Threads {
     }
 
     /// Starts threads until `workers` run. Called after a call is queued.
-    fn staff(&self) -> Result<(), JsError> {
+    fn staff(&self, rx: &Receiver<Job>) -> Result<(), JsError> {
         let workers = self.spec.limits.workers.max(1);
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         while *live < workers {
@@ -192,7 +193,7 @@ impl Threads {
                 live: self.live.clone(),
                 counted: false,
             };
-            let (spec, rx, closed) = (self.spec.clone(), self.rx.clone(), self.closed.clone());
+            let (spec, rx, closed) = (self.spec.clone(), rx.clone(), self.closed.clone());
             let modules = self.modules.clone();
             let (fetcher, counts) = (self.fetcher.clone(), self.counts.clone());
             let spawned = std::thread::Builder::new()

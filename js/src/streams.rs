@@ -10,14 +10,21 @@ use flate2::Compression;
 use rquickjs::function::This;
 use rquickjs::{Ctx, Function, Object, Result, TypedArray, Value};
 
+use crate::bytecode::Compiled;
+
 /// The polyfill, run as a CommonJS module: a function returning its exports.
-const POLYFILL: &str = concat!(
-    "(function () { const module = { exports: {} }; const exports = module.exports;\n",
-    include_str!("web/streams-polyfill.js"),
-    "\nreturn module.exports; })"
+/// Strict as a module: its UMD head takes the `exports` branch, and the
+/// factory is strict already.
+static POLYFILL: Compiled = Compiled::new(
+    "bext:streams-polyfill",
+    concat!(
+        "(function () { const module = { exports: {} }; const exports = module.exports;\n",
+        include_str!("web/streams-polyfill.js"),
+        "\nreturn module.exports; })"
+    ),
 );
 /// `(native, polyfillExports) => streams API`.
-const STREAMS: &str = include_str!("web/streams.js");
+static STREAMS: Compiled = Compiled::new("bext:streams", include_str!("web/streams.js"));
 
 /// Adds `native.loadStreams()` (evaluates the Streams API, once per call:
 /// the prelude keeps what it returns) and the compression coders.
@@ -33,9 +40,9 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>, max_output: usi
         Function::new(
             ctx.clone(),
             |ctx: Ctx<'js>, native: This<Object<'js>>| -> Result<Value<'js>> {
-                let polyfill: Function<'js> = ctx.eval(POLYFILL)?;
+                let polyfill: Function<'js> = POLYFILL.function(&ctx)?;
                 let exports: Value<'js> = polyfill.call(())?;
-                let api: Function<'js> = ctx.eval(STREAMS)?;
+                let api: Function<'js> = STREAMS.function(&ctx)?;
                 api.call((native.0, exports))
             },
         )?,

@@ -20,11 +20,12 @@ use rquickjs::{Ctx, Function, Object, Value};
 pub use cache::{CacheStore, CachedResponse};
 pub use kv::{KvError, KvKey, KvPage, KvQuery, KvStore, KvValue};
 
+use crate::bytecode::Compiled;
 use crate::fetch::FetchHost;
 
 /// The JavaScript side of the bindings, evaluated after the prelude.
-const KV_JS: &str = include_str!("../web/kv.js");
-const CACHE_JS: &str = include_str!("../web/cache.js");
+static KV_JS: Compiled = Compiled::new("bext:kv", include_str!("../web/kv.js"));
+static CACHE_JS: Compiled = Compiled::new("bext:cache", include_str!("../web/cache.js"));
 
 /// What an app's `env` and `caches` are backed by.
 #[derive(Clone, Default)]
@@ -85,12 +86,12 @@ pub(crate) fn install<'js>(
     let mut kit = None;
     if !bindings.kv.is_empty() {
         kv::install(ctx, native, host.clone(), &bindings.kv)?;
-        let kv: Function<'js> = ctx.eval(KV_JS)?;
+        let kv: Function<'js> = KV_JS.function(ctx)?;
         kit = Some(kv.call((native.clone(),))?);
     }
     if let Some(cache) = &bindings.cache {
         cache::install(ctx, native, host.clone(), cache.clone())?;
-        let cache: Function<'js> = ctx.eval(CACHE_JS)?;
+        let cache: Function<'js> = CACHE_JS.function(ctx)?;
         cache.call::<_, ()>((native.clone(),))?;
     }
     Ok(kit)

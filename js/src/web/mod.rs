@@ -7,11 +7,15 @@
 
 use rquickjs::{Ctx, Exception, Function, Object, Result};
 
-const CRYPTO: &str = include_str!("crypto.js");
-const URLPATTERN: &str = include_str!("urlpattern.js");
+use crate::bytecode::Compiled;
+
+static CRYPTO: Compiled = Compiled::new("bext:crypto", include_str!("crypto.js"));
+static URLPATTERN: Compiled = Compiled::new("bext:urlpattern", include_str!("urlpattern.js"));
 
 /// Evaluated at start, with `native` and `load(file)`; small on purpose.
-const LAZY: &str = r#"(function (native, load) {
+static LAZY: Compiled = Compiled::new(
+    "bext:lazy",
+    r#"(function (native, load) {
   'use strict';
   const files = [['crypto', ['crypto', 'Crypto', 'CryptoKey', 'SubtleCrypto']], ['urlpattern', ['URLPattern']]];
   for (const [file, names] of files) {
@@ -31,19 +35,20 @@ const LAZY: &str = r#"(function (native, load) {
       });
     }
   }
-})"#;
+})"#,
+);
 
 /// Defines the lazy globals; `native` must already hold the natives the
 /// files use (`crypto::install`, `url_pattern::install`).
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
     let load = Function::new(ctx.clone(), |ctx: Ctx<'js>, file: String| -> Result<Function<'js>> {
         let source = match file.as_str() {
-            "crypto" => CRYPTO,
-            "urlpattern" => URLPATTERN,
+            "crypto" => &CRYPTO,
+            "urlpattern" => &URLPATTERN,
             _ => return Err(Exception::throw_type(&ctx, &format!("no Web API file {file:?}"))),
         };
-        ctx.eval(source)
+        source.function(&ctx)
     })?;
-    let lazy: Function<'js> = ctx.eval(LAZY)?;
+    let lazy: Function<'js> = LAZY.function(ctx)?;
     lazy.call((native.clone(), load))
 }

@@ -30,7 +30,7 @@ pub struct PlatformFile {
     pub platform: PlatformSection,
     /// Apps by id.
     #[serde(default)]
-    pub apps: BTreeMap<String, AppConfig>,
+    pub apps: BTreeMap<String, Box<AppConfig>>,
     /// Edge mode: the Redis several instances share (`REDIS_URL` also
     /// turns it on).
     #[serde(default)]
@@ -934,7 +934,7 @@ struct Described {
 /// The vhosts `hosts` map and default apps' certificates are judged when
 /// the pipeline is built (`pipeline::app_changes`).
 fn check_tenant_domains_unclaimed(
-    apps: &mut BTreeMap<String, AppConfig>,
+    apps: &mut BTreeMap<String, Box<AppConfig>>,
     admin_hosts: Option<&[String]>,
     fail: &mut dyn FnMut(&str, &str, String),
 ) {
@@ -1061,7 +1061,7 @@ pub struct Platform {
     /// Its settings.
     pub settings: PlatformSection,
     /// Its apps.
-    pub apps: BTreeMap<String, AppConfig>,
+    pub apps: BTreeMap<String, Box<AppConfig>>,
     /// Data directory (absolute).
     pub data_dir: PathBuf,
     /// Edge mode's Redis, from `[redis]` or `REDIS_URL`.
@@ -1174,7 +1174,7 @@ impl Platform {
         settings.watch = cfg_file.exists();
         let file = PlatformFile {
             platform: settings,
-            apps: BTreeMap::from([("app".to_owned(), app)]),
+            apps: BTreeMap::from([("app".to_owned(), Box::new(app))]),
             redis,
         };
         let (mut p, mut errors) = Platform::from_file(file, None, &dir, &BTreeSet::new());
@@ -1769,7 +1769,10 @@ pub(crate) fn isolates_of(app: &AppConfig, settings: &PlatformSection) -> usize 
 
 /// `max_isolates`: the JS apps' isolates added up; the error names every
 /// JS app with its count, so the user sees what to cut.
-pub(crate) fn check_isolates(settings: &PlatformSection, apps: &BTreeMap<String, AppConfig>) -> Result<(), String> {
+pub(crate) fn check_isolates(
+    settings: &PlatformSection,
+    apps: &BTreeMap<String, Box<AppConfig>>,
+) -> Result<(), String> {
     let Some(max) = settings.max_isolates else {
         return Ok(());
     };
@@ -1991,7 +1994,7 @@ fn decode_toml(doc: &TomlDoc<'_>, file: &Path) -> (PlatformFile, BTreeSet<String
                 errors.0.extend(problems);
                 match decoded {
                     Some(app) => {
-                        f.apps.insert(id, app);
+                        f.apps.insert(id, Box::new(app));
                     }
                     None => {
                         undecoded.insert(id);

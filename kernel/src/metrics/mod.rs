@@ -63,6 +63,14 @@ impl Metrics {
         apps.entry(base.into()).or_default().clone()
     }
 
+    /// The apps that have counters, by id (the ones that served since
+    /// the process started).
+    #[cfg(test)]
+    pub fn counted_apps(&self) -> Vec<String> {
+        let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+        apps.keys().map(|k| k.to_string()).collect()
+    }
+
     /// The counters of requests no app served.
     pub fn unrouted(&self) -> &Arc<AppCounters> {
         &self.unrouted

@@ -280,7 +280,7 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
     }
     let mut app = match (platform.apps.get(&change.like), change.source) {
         (Some(like), source) => {
-            let mut app = like.clone();
+            let mut app = AppConfig::clone(like);
             if source.is_some() {
                 app.source = source;
             }
@@ -317,7 +317,7 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
         // give a preview its own values).
         app.secrets.clear();
     }
-    platform.apps.insert(change.id, app);
+    platform.apps.insert(change.id, Box::new(app));
     Ok(())
 }
 
@@ -605,10 +605,10 @@ mod tests {
             );
             platform.apps.insert(
                 format!("{other}~pr-1"),
-                AppConfig {
+                Box::new(AppConfig {
                     domains: vec!["pr-1.preview.blog.test".into()],
-                    ..platform.apps[other].clone()
-                },
+                    ..AppConfig::clone(&platform.apps[other])
+                }),
             );
             let change = |id: &str, domains| AppChange {
                 id: id.into(),

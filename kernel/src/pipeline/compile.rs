@@ -261,7 +261,7 @@ pub fn compile(
                 }
             },
         };
-        let counters = metering.enabled.then(|| metrics.app(id));
+        let counters = super::LazyCounters::new(metering.enabled);
         let id: Arc<str> = id.as_str().into();
         apps.insert(
             id.clone(),

@@ -205,7 +205,7 @@ async fn dispatch(
         }
         Resolved::Answer(res) => return res,
     };
-    served.clone_from(&entry.counters);
+    *served = entry.counters.get(&pipeline.metrics, &entry.app.id);
     let https = pipeline.tls.https(&entry.app.id);
     // A tenant's own domain of the app (or of the app a canary copies):
     // redirected to itself, and pinned without its subdomains.

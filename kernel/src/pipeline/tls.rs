@@ -211,7 +211,7 @@ fn coverage_warnings(platform: &Platform, store: &CertStore, file: &Path) -> Vec
     // Patterns made certificates of at start (self-signed) or by ACME.
     let own: Vec<String> = (platform.apps.values())
         .filter(|a| matches!(a.tls, Some(AppTls::SelfSigned | AppTls::Acme)))
-        .flat_map(domains)
+        .flat_map(|a| domains(a))
         .collect();
     let covered_by_own = |name: &str| own.iter().any(|p| bext_plugin_abi::pattern_reaches(p, name));
     let mut warnings = Vec::new();

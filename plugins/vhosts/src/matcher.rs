@@ -192,6 +192,11 @@ impl MatcherBuilder {
             })?;
             self.matcher.regex_set = Some(set);
         }
+        // Most hosts have one route: a pushed-to `Vec` keeps room for four
+        // (~220 bytes a host; 10,000 apps: ~2 MB).
+        for routes in (self.matcher.exact.values_mut()).chain(self.matcher.wildcard.values_mut()) {
+            routes.shrink_to_fit();
+        }
         Ok(self.matcher)
     }
 }
@@ -279,6 +284,22 @@ mod tests {
 
     fn app<'a>(m: &'a Matcher, host: &'a str, path: &str) -> Option<(&'a str, Option<&'a str>)> {
         m.find(host, path).map(|m| (&*m.route.app, m.tenant))
+    }
+
+    /// 10,000 apps are 10,000 hosts of one route each: the router keeps
+    /// no spare room per host.
+    #[test]
+    fn a_host_keeps_room_for_its_routes_only() {
+        let m = matcher(&[
+            ("a.example.com", "a", None),
+            ("*.b.example.com", "b", None),
+            ("c.example.com", "c", Some("/api")),
+            ("c.example.com", "c2", None),
+        ]);
+        for routes in m.exact.values().chain(m.wildcard.values()) {
+            assert_eq!(routes.capacity(), routes.len(), "{routes:?}");
+        }
+        assert_eq!(app(&m, "c.example.com", "/api/x"), Some(("c", None)));
     }
 
     #[test]

@@ -276,3 +276,16 @@ sig = b(hmac.new(os.environ["BENCH_JWT_SECRET"].encode(), f"{head}.{body}".encod
 print(f"{head}.{body}.{sig}")
 PY
 }
+
+# post_body DIR: DIR/body (16 KiB) and DIR/post.lua, a wrk script that POSTs
+# the file named by $BODY_FILE (the proxy benches' request body).
+post_body() {
+  head -c 16384 /dev/zero | tr '\0' z > "$1/body"
+  cat > "$1/post.lua" <<'LUA'
+local f = io.open(os.getenv("BODY_FILE"), "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
+}

@@ -24,14 +24,7 @@ UP=18701 NGX=18702 BX=18703 UP2=18704 NGX2=18705 BX2=18706
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/up/logs" "$OUT/nginx/logs"
 head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/index.html"
-head -c 16384 /dev/zero | tr '\0' z > "$OUT/body"
-cat > "$OUT/post.lua" <<'LUA'
-local f = io.open(os.getenv("BODY_FILE"), "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/octet-stream"
-LUA
+post_body "$OUT"
 cat > "$OUT/up/nginx.conf" <<CONF
 worker_processes 1; pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
 events { worker_connections 1024; }

@@ -53,14 +53,7 @@ CONF
 proxy_platform "$OUT" "$BX" "$UP" waf gateway authn deploy isr compress
 proxy_platform "$OUT/two" "$BX2" "$UP" waf gateway authn deploy isr compress
 sed -i "s|^upstream = .*|upstreams = [\"http://127.0.0.1:$UP\", \"http://127.0.0.1:$UP2\"]|" "$OUT/two/platform.toml"
-head -c 16384 /dev/zero | tr '\0' z > "$OUT/body"
-cat > "$OUT/post.lua" <<'LUA'
-local f = io.open(os.getenv("BODY_FILE"), "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/octet-stream"
-LUA
+post_body "$OUT"
 
 cleanup() {
   kill "${BEXT_PID:-}" "${BEXT2_PID:-}" 2>/dev/null || true

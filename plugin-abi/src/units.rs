@@ -24,12 +24,6 @@ pub struct MemorySize(pub u64);
 
 impl<'de> Deserialize<'de> for MemorySize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(f64),
-            Text(String),
-        }
         let parsed = match Raw::deserialize(d)? {
             Raw::Number(n) => Err(unitless_size(&n.to_string())),
             Raw::Text(t) => parse_memory_size(&t),
@@ -68,14 +62,17 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+/// A quantity as written: a bare number (refused, with the spelling meant)
+/// or text with its unit.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Raw {
+    Number(f64),
+    Text(String),
+}
+
 /// Reads `"10s"`, `"500ms"`, `"2m"`, `"1h"`, `"7d"`; refuses a bare number.
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(f64),
-        Text(String),
-    }
     let parsed = match Raw::deserialize(d)? {
         Raw::Number(n) => Err(unitless(&n.to_string())),
         Raw::Text(t) => parse_duration(&t),

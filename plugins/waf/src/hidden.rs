@@ -91,13 +91,7 @@ fn decode(run: &[u8], phase: usize) -> Vec<u8> {
     let mut acc: u32 = 0;
     let mut bits = 6 * phase as u32 % 8;
     for &b in run {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            _ => 63,
-        };
+        let v = crate::normalize::sextet(b);
         acc = (acc << 6 | u32::from(v)) & 0xffff;
         bits += 6;
         if bits >= 8 {

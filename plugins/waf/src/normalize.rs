@@ -438,13 +438,7 @@ pub(crate) fn base64_text(raw: &[u8], shape: Shape) -> Option<String> {
     let mut acc: u32 = 0;
     let mut bits = 0;
     for &b in body {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            _ => 63,
-        };
+        let v = sextet(b);
         acc = (acc << 6) | u32::from(v);
         bits += 6;
         if bits >= 8 {
@@ -455,6 +449,18 @@ pub(crate) fn base64_text(raw: &[u8], shape: Shape) -> Option<String> {
     let text = String::from_utf8(out).ok()?;
     let printable = text.chars().filter(|c| !c.is_control() || c.is_whitespace()).count();
     (printable * 10 >= text.chars().count() * 9).then_some(text)
+}
+
+/// A base64 character's six bits, in either alphabet (`+`/`-` are 62,
+/// anything else 63), for decoders that read past what is not base64.
+pub(crate) fn sextet(b: u8) -> u8 {
+    match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'+' | b'-' => 62,
+        _ => 63,
+    }
 }
 
 #[cfg(test)]

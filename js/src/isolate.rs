@@ -462,19 +462,13 @@ impl Isolate {
         let started = Instant::now();
         let mut any = false;
         loop {
-            self.interrupted.set(false);
-            self.deadline.set(Some(Instant::now() + budget));
             let (h, fetch) = (&self.handles, &self.fetch);
-            let delivered = self.context.with(|ctx| -> Result<bool, JsError> {
+            let delivered = self.within(budget, |ctx| -> Result<bool, JsError> {
                 let done = h.fetch_done.clone().restore(&ctx).map_err(|e| describe(&ctx, e))?;
                 let n = fetch.deliver(&ctx, &done, 1).map_err(|e| describe(&ctx, e))?;
                 while ctx.execute_pending_job() {}
                 Ok(n > 0)
-            });
-            self.deadline.set(None);
-            if self.interrupted.get() {
-                return Err(JsError::Timeout(budget));
-            }
+            })?;
             match delivered {
                 Ok(true) => any = true,
                 Ok(false) => break,
@@ -526,6 +520,20 @@ impl Isolate {
         }
     }
 
+    /// Runs `f` in the isolate's context with `budget` of time from now;
+    /// a run the interrupt cut off is `Timeout(budget)` (the isolate must
+    /// then be replaced). One callback's or one answer's run.
+    fn within<T>(&self, budget: Duration, f: impl for<'js> FnOnce(rquickjs::Ctx<'js>) -> T) -> Result<T, JsError> {
+        self.interrupted.set(false);
+        self.deadline.set(Some(Instant::now() + budget));
+        let out = self.context.with(f);
+        self.deadline.set(None);
+        if self.interrupted.get() {
+            return Err(JsError::Timeout(budget));
+        }
+        Ok(out)
+    }
+
     /// Fires due timers, one callback at a time: each callback, with the
     /// microtasks it queues, may run for `budget` (the CPU limit is the
     /// callback's, not the whole batch's, which may hold the timers of many
@@ -538,10 +546,9 @@ impl Isolate {
         // Timers set by the callbacks of this run are not due in it.
         let limit = started.saturating_duration_since(self.clock).as_secs_f64() * 1000.0;
         loop {
-            self.interrupted.set(false);
-            self.deadline.set(Some(Instant::now() + budget));
-            let fired = self.context.with(|ctx| {
-                let Ok(run) = self.handles.run_timer.clone().restore(&ctx) else {
+            let run_timer = &self.handles.run_timer;
+            let fired = self.within(budget, |ctx| {
+                let Ok(run) = run_timer.clone().restore(&ctx) else {
                     return false;
                 };
                 // Callbacks' own exceptions are reported by the prelude: an
@@ -552,11 +559,7 @@ impl Isolate {
                 });
                 while ctx.execute_pending_job() {}
                 fired
-            });
-            self.deadline.set(None);
-            if self.interrupted.get() {
-                return Err(JsError::Timeout(budget));
-            }
+            })?;
             if !fired || started.elapsed() >= budget.min(SLICE) {
                 break;
             }

@@ -9,7 +9,6 @@ use http_body_util::BodyExt;
 
 use crate::apps::{add_kernel_headers, plain};
 use crate::config::platform::AppConfig;
-use bext_plugin_abi::BodyLimitError;
 
 /// A JavaScript app.
 pub struct JsApp {
@@ -117,12 +116,7 @@ impl JsApp {
         let (mut parts, body) = req.into_parts();
         let body = match body.collect().await {
             Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return match e.downcast_ref::<BodyLimitError>() {
-                    Some(limit) => plain(limit.status(), "request body refused\n"),
-                    None => plain(StatusCode::BAD_REQUEST, "request body could not be read\n"),
-                };
-            }
+            Err(e) => return super::body_read_failed(&e),
         };
         let url = request_url(&parts.uri, &parts.headers, cx);
         if !parts.headers.contains_key(HOST)

@@ -249,3 +249,13 @@ pub fn header_map(headers: &std::collections::BTreeMap<String, String>) -> Heade
 
 /// Every kernel-made answer is a short text response.
 pub use bext_plugin_abi::text_response as plain;
+
+/// The answer to a request body that failed while it was read: the status
+/// of the limit that cut it (413, 408), else 400 (the client broke off or
+/// sent a bad framing).
+pub fn body_read_failed(e: &bext_plugin_abi::BoxError) -> Response {
+    match e.downcast_ref::<bext_plugin_abi::BodyLimitError>() {
+        Some(limit) => plain(limit.status(), "request body refused\n"),
+        None => plain(http::StatusCode::BAD_REQUEST, "request body could not be read\n"),
+    }
+}

@@ -588,13 +588,7 @@ async fn gather(body: Body) -> Result<Body, Response> {
             }
             // Empty frames, and no trailers come with a `Content-Length`.
             Ok(_) => {}
-            Err(e) => {
-                let status = match e.downcast_ref::<BodyLimitError>() {
-                    Some(limit) => limit.status(),
-                    None => StatusCode::BAD_REQUEST,
-                };
-                return Err(plain(status, "request body refused\n"));
-            }
+            Err(e) => return Err(super::body_read_failed(&e)),
         }
     }
     Ok(match frames.frames.len() {

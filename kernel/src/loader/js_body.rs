@@ -1,7 +1,7 @@
 //! The request body a JS plugin reads (`limits.max_body_bytes`): read
 //! once, bounded, and left whole for the plugins after it and the app.
 
-use bext_plugin_abi::{Body, BodyLimitError, Response};
+use bext_plugin_abi::{Body, Response};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body::Body as _;
@@ -36,10 +36,7 @@ pub(crate) async fn read_body(body: &mut Body, max: u64, plugin: &str) -> Result
             *body = Body::stream(Full::new(bytes.clone()).with_trailers(async move { trailers.map(Ok) }));
             Ok(bytes)
         }
-        Err(e) => Err(match e.downcast_ref::<BodyLimitError>() {
-            Some(limit) => plain(limit.status(), "request body refused\n"),
-            None => plain(StatusCode::BAD_REQUEST, "request body could not be read\n"),
-        }),
+        Err(e) => Err(crate::apps::body_read_failed(&e)),
     }
 }
 
@@ -53,6 +50,7 @@ fn too_large(plugin: &str, max: u64) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bext_plugin_abi::BodyLimitError;
     use http_body_util::StreamBody;
 
     fn chunks(parts: &[&'static str]) -> Body {

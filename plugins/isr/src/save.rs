@@ -142,13 +142,16 @@ impl StorePolicy {
 
     /// Reads `res`'s body (at most `max_entry_bytes` and one) and stores
     /// it whole, with an `ETag` added to `res` when it has none.
-    async fn store_read(&self, keep: Keep, res: &mut Response) -> bool {
+    async fn store_read(&self, mut keep: Keep, res: &mut Response) -> bool {
         let prefix = res.body_mut().peek(self.max_entry_bytes.saturating_add(1)).await;
         if res.body().as_bytes().is_none() || prefix.len() > self.max_entry_bytes {
             return false; // too big, or it failed midway: passed through only
         }
         if !res.headers().contains_key(ETAG) {
-            res.headers_mut().insert(ETAG, etag_of(&prefix));
+            // Hashed once, for the answer and the entry.
+            let etag = etag_of(&prefix);
+            res.headers_mut().insert(ETAG, etag.clone());
+            keep.headers.insert(ETAG, etag);
         }
         self.put(keep, prefix);
         true

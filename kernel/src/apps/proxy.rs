@@ -87,16 +87,16 @@ impl ProxyApp {
             max_connections: cfg.max_connections,
             queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
             check_interval: cfg.health.as_ref().map(|h| h.interval),
-            connect_timeout: cfg.connect_timeout,
+            connect_timeout: cfg.connect_wait(),
             http2: cfg.http2,
         };
         let upstreams = Arc::new(Upstreams::new(&list, policy, &tls)?);
         let app = ProxyApp {
             upstreams,
-            connect_timeout: cfg.connect_timeout,
+            connect_timeout: cfg.connect_wait(),
             http2: cfg.http2,
             preserve_host: cfg.preserve_host,
-            response_timeout: cfg.response_timeout,
+            response_timeout: cfg.response_wait(),
             body_timeout: cfg.body_timeout.map(|t| t.0),
             retries: cfg.retries.unwrap_or(1),
             health: cfg.health.as_deref().cloned().map(|h| (h, Once::new())),
@@ -122,16 +122,16 @@ impl ProxyApp {
             max_connections: cfg.max_connections,
             queue: cfg.queue.unwrap_or(DEFAULT_QUEUE),
             check_interval: None,
-            connect_timeout: cfg.connect_timeout,
+            connect_timeout: cfg.connect_wait(),
             http2: cfg.http2,
         };
         let list: Vec<_> = instances.iter().map(|u| (u.clone(), 1)).collect();
         Ok(ProxyApp {
             upstreams: Arc::new(Upstreams::new(&list, policy, &UpstreamsTls::default())?),
-            connect_timeout: cfg.connect_timeout,
+            connect_timeout: cfg.connect_wait(),
             http2: cfg.http2,
             preserve_host: cfg.preserve_host,
-            response_timeout: cfg.response_timeout,
+            response_timeout: cfg.response_wait(),
             body_timeout: cfg.body_timeout.map(|t| t.0),
             retries: cfg.retries.unwrap_or(1),
             health: None,

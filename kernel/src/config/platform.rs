@@ -456,12 +456,15 @@ pub struct AppConfig {
     /// upstream's own.
     #[serde(default)]
     pub preserve_host: bool,
-    /// Proxy apps: time to open a connection to the upstream (502 after).
-    #[serde(default = "connect_timeout", deserialize_with = "duration")]
-    pub connect_timeout: Duration,
-    /// Proxy apps: time for the upstream's response head (504 after).
-    #[serde(default = "response_timeout", deserialize_with = "duration")]
-    pub response_timeout: Duration,
+    /// Proxy and process apps: time to open a connection to the upstream
+    /// (502 after; 5s when unset, see [`AppConfig::connect_wait`]). Unset
+    /// stays `None` so an app that cannot use it is told so.
+    #[serde(default)]
+    pub connect_timeout: Option<Span>,
+    /// Proxy and process apps: time for the upstream's response head (504
+    /// after; 60s when unset, see [`AppConfig::response_wait`]).
+    #[serde(default)]
+    pub response_timeout: Option<Span>,
     /// Proxy apps: several backends instead of one `upstream`, each a URL
     /// or `{ url, weight }`.
     #[serde(default)]
@@ -812,8 +815,8 @@ impl AppConfig {
             headers: BTreeMap::new(),
             spa_fallback: server.spa_fallback,
             preserve_host: false,
-            connect_timeout: connect_timeout(),
-            response_timeout: response_timeout(),
+            connect_timeout: None,
+            response_timeout: None,
             upstreams: Vec::new(),
             balance: Default::default(),
             hash: None,
@@ -1031,11 +1034,16 @@ impl AppConfig {
 fn static_runtime() -> RuntimeKind {
     RuntimeKind::Static
 }
-fn connect_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn response_timeout() -> Duration {
-    Duration::from_secs(60)
+impl AppConfig {
+    /// `connect_timeout`, or its default when unset.
+    pub fn connect_wait(&self) -> Duration {
+        self.connect_timeout.map_or(Duration::from_secs(5), |t| t.0)
+    }
+
+    /// `response_timeout`, or its default when unset.
+    pub fn response_wait(&self) -> Duration {
+        self.response_timeout.map_or(Duration::from_secs(60), |t| t.0)
+    }
 }
 
 /// `[apps.<id>.plugins.<name>]`.

@@ -329,12 +329,7 @@ pub fn check(app: &super::platform::AppConfig) -> Vec<(String, String)> {
             "must be longer than 0 (leave it unset to keep the app running)".into(),
         );
     }
-    if app.health.is_some() {
-        fail(
-            "health",
-            "a process app's instances are checked by `ready` (again every second while they run)".into(),
-        );
-    }
+    // `health` on a process app is refused by `runtime_keys`, with `ready`.
     for (field, reason) in super::upstream::pool_problems(app) {
         fail(field, reason);
     }
@@ -526,10 +521,6 @@ mod tests {
             ["hash", "max_connections", "body_timeout"]
         );
         assert_eq!(fields("source = '.'\ncommand = 'node'\nqueue = 3"), ["queue"]);
-        assert_eq!(
-            fields("source = '.'\ncommand = 'node'\nhealth = { path = '/health' }"),
-            ["health"]
-        );
         assert!(
             fields("source = '.'\ncommand = 'node'\nbalance = 'consistent_hash'\nhash = 'header:X-User'\nretries = 1\nmax_connections = 8\nqueue = 4\nbody_timeout = '5s'").is_empty()
         );

@@ -12,6 +12,12 @@ use RuntimeKind::{Express, Hono, Hybrid, Js, Nextjs, Process, Proxy, Ssr, Static
 const ISOLATES: &[RuntimeKind] = &[Js, Hono, Ssr, Hybrid];
 /// Runtimes that supervise processes.
 const PROCESSES: &[RuntimeKind] = &[Process, Express, Nextjs];
+/// Runtimes that forward requests to backends through the proxy: a proxy
+/// app's upstreams, a hybrid app's `/api/*` upstream, a process app's
+/// instances.
+const FORWARDERS: &[RuntimeKind] = &[Proxy, Hybrid, Process, Express, Nextjs];
+/// Runtimes that run code given an environment (`env`).
+const WITH_ENV: &[RuntimeKind] = &[Js, Hono, Ssr, Hybrid, Process, Express, Nextjs];
 
 /// One key (or family of keys), the runtimes that read it, and how to
 /// tell whether a file set it.
@@ -71,6 +77,65 @@ const RULES: &[Rule] = &[
         what: "instances that listen",
         runtimes: PROCESSES,
         set: |a| one("listen", a.listen != super::process::Listen::Port),
+    },
+    Rule {
+        what: "backends to forward requests to",
+        runtimes: FORWARDERS,
+        set: |a| {
+            [
+                ("preserve_host", a.preserve_host),
+                ("connect_timeout", a.connect_timeout.is_some()),
+                ("response_timeout", a.response_timeout.is_some()),
+                ("body_timeout", a.body_timeout.is_some()),
+                ("balance", a.balance != Default::default()),
+                ("hash", a.hash.is_some()),
+                ("retries", a.retries.is_some()),
+                ("max_connections", a.max_connections.is_some()),
+                ("queue", a.queue.is_some()),
+                ("http2", a.http2),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k.to_owned())
+            .collect()
+        },
+    },
+    Rule {
+        what: "upstreams checked by `health` and verified by `ca`",
+        runtimes: &[Proxy, Hybrid],
+        set: |a| {
+            let mut keys = one("health", a.health.is_some());
+            keys.extend(one("ca", a.ca.is_some()));
+            keys.extend(one("insecure_skip_verify", a.insecure_skip_verify));
+            keys
+        },
+    },
+    Rule {
+        what: "code that reads an environment",
+        runtimes: WITH_ENV,
+        set: |a| {
+            let mut keys = one("env", !a.env.is_empty());
+            keys.extend(one("preview_env", !a.preview_env.is_empty()));
+            keys
+        },
+    },
+    Rule {
+        what: "supervised instances",
+        runtimes: PROCESSES,
+        set: |a| {
+            use super::process::{Restart, default_crash_pause, default_stop_timeout, one_instance};
+            [
+                ("instances", a.instances != one_instance()),
+                ("ready", a.ready.is_some()),
+                ("stop_timeout", a.stop_timeout != default_stop_timeout()),
+                ("crash_pause", a.crash_pause != default_crash_pause()),
+                ("restart", a.restart != Restart::default()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k.to_owned())
+            .collect()
+        },
     },
     Rule {
         what: "instances with `limits` and `idle_stop`",
@@ -181,7 +246,23 @@ fn instead(key: &str, runtime: RuntimeKind) -> Option<String> {
             "only a process app runs a command (`runtime = \"process\"`, or `express`/`nextjs`, which run the package's own)"
         }
         ("listen", _) => "only a process app's instances listen (`runtime = \"process\"`, `express` or `nextjs`)",
-        ("limits" | "idle_stop", _) => {
+        ("health", Process | Express | Nextjs) => {
+            "a process app's instances are checked by `ready` (again every second while they run): write `ready = { path = \"/health\" }`"
+        }
+        (
+            "preserve_host" | "connect_timeout" | "response_timeout" | "body_timeout" | "balance" | "hash" | "retries"
+            | "max_connections" | "queue" | "http2" | "health" | "ca" | "insecure_skip_verify",
+            Static | Js | Hono | Ssr,
+        ) => {
+            "this app answers every request itself and forwards none: it is for an app that does, `runtime = \"proxy\"` with an `upstream` (or `hybrid` for `/api/*` beside a JS render, or a process app's instances)"
+        }
+        ("ca" | "insecure_skip_verify", Process | Express | Nextjs) => {
+            "a process app's instances speak plain HTTP on loopback: remove it"
+        }
+        ("env" | "preview_env", Static | Proxy) => {
+            "this app runs no code to read it: remove it (a JS app, `runtime = \"js\"`, or a process app reads `env`)"
+        }
+        ("instances" | "ready" | "stop_timeout" | "crash_pause" | "restart" | "limits" | "idle_stop", _) => {
             "only a process app's instances have it (`runtime = \"process\"`, `express` or `nextjs`)"
         }
         _ => return None,
@@ -249,7 +330,47 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_keys_on_apps_that_forward_nothing_are_refused() {
+        for rt in ["js", "hono", "ssr", "static"] {
+            let p = problems(
+                &app(&format!(
+                    "runtime = '{rt}'\npreserve_host = true\nconnect_timeout = '2s'\nresponse_timeout = '9s'"
+                )),
+                name,
+            );
+            let keys: Vec<_> = p.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, ["preserve_host", "connect_timeout", "response_timeout"], "{rt}");
+            assert!(p[0].1.contains("runtime = \"proxy\""), "{}", p[0].1);
+        }
+        assert_eq!(
+            keys("runtime = 'js'\nbody_timeout = '5s'\nbalance = 'least_connections'\nretries = 2\nmax_connections = 4\nqueue = 1\nhttp2 = true"),
+            ["body_timeout", "balance", "retries", "max_connections", "queue", "http2"]
+        );
+        assert_eq!(
+            keys("runtime = 'static'\nhealth = { path = '/h' }\nca = 'ca.pem'\ninsecure_skip_verify = true"),
+            ["health", "ca", "insecure_skip_verify"]
+        );
+        // A process app's instances are checked by `ready`.
+        let p = problems(&app("runtime = 'express'\nhealth = { path = '/h' }"), name);
+        assert!(p[0].1.contains("ready = {"), "{}", p[0].1);
+        assert_eq!(keys("runtime = 'proxy'\nenv = { A = '1' }\npreview_env = { A = '2' }"), ["env", "preview_env"]);
+        assert_eq!(
+            keys("runtime = 'hono'\ninstances = 2\nready = {}\nstop_timeout = '3s'\ncrash_pause = '5s'\nrestart = { backoff = '1s' }"),
+            ["instances", "ready", "stop_timeout", "crash_pause", "restart"]
+        );
+    }
+
+    #[test]
     fn keys_of_the_runtime_pass() {
+        for rt in ["proxy", "hybrid", "process", "express", "nextjs"] {
+            assert!(
+                keys(&format!("runtime = '{rt}'\npreserve_host = true\nconnect_timeout = '2s'\nresponse_timeout = '9s'\nbody_timeout = '1s'\nretries = 0\nhttp2 = true")).is_empty(),
+                "{rt}"
+            );
+        }
+        assert!(keys("runtime = 'process'\nenv = { A = '1' }\ninstances = 3\nready = {}\nstop_timeout = '3s'").is_empty());
+        assert!(keys("runtime = 'js'\nenv = { A = '1' }\npreview_env = { A = '2' }").is_empty());
+        assert!(keys("runtime = 'hybrid'\nhealth = { path = '/h' }\nca = 'ca.pem'").is_empty());
         assert!(keys("runtime = 'hybrid'\nupstream = 'http://x'\nstatic_dir = 'd'\napi_prefix = '/api'\nentry = 'a.js'\nisolate.workers = 2").is_empty());
         assert!(keys("runtime = 'static'\nspa_fallback = true").is_empty());
         assert!(keys("runtime = 'express'\ncommand = 'node s.js'\nlimits = { memory = '64MiB' }").is_empty());

@@ -852,6 +852,12 @@ fn describe(ctx: &Ctx<'_>, e: rquickjs::Error) -> JsError {
                 None => JsError::Exception(format!("{name}: {message}")),
             }
         }
+        // QuickJS throws `null` when it cannot even allocate its "out of
+        // memory" error (a heap full of small objects), and the unwinding
+        // frees the heap again, so nothing else tells the two apart: an
+        // uncaught `null` is reported as the limit (an app's own `throw
+        // null` too, which only costs it a fresh isolate).
+        CaughtError::Value(v) if v.is_null() => JsError::OutOfMemory,
         CaughtError::Value(v) => {
             let shown = ctx
                 .json_stringify(v.clone())

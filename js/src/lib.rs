@@ -339,8 +339,11 @@ pub enum JsError {
     /// User code threw.
     #[error("{0}")]
     Exception(String),
-    /// The isolate reached its memory limit.
-    #[error("out of memory (the isolate's memory_limit was reached)")]
+    /// The isolate reached its memory limit: the message names the key
+    /// that sets it, the one thing the app's owner can change.
+    #[error(
+        "out of memory: the isolate ran out of its memory limit (an app's `isolate.memory_limit`, a JS plugin's `limits.memory_limit`): raise it or keep less in the heap"
+    )]
     OutOfMemory,
     /// The call ran past its time limit.
     #[error("timed out after {0:?}")]

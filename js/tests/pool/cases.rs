@@ -253,12 +253,17 @@ async fn allocation_bombs_hit_the_memory_limit() {
     let limits = Limits {
         workers: 1,
         memory_limit: 16 * 1024 * 1024,
+        // Filling the heap with small objects takes longer than a huge
+        // array's; the test is about memory, not time.
+        cpu_limit: Duration::from_secs(30),
+        timeout: Duration::from_secs(30),
         ..Limits::default()
     };
     let f = start(
         Kind::App,
         r#"export default { fetch(req) {
           if (req.url.endsWith('/bomb')) { const a = []; for (;;) a.push('x'.repeat(1 << 16) + a.length); }
+          if (req.url.endsWith('/crumbs')) { const a = []; for (;;) a.push({ n: a.length }); }
           return new Response('ok');
         } }"#,
         limits,
@@ -266,6 +271,12 @@ async fn allocation_bombs_hit_the_memory_limit() {
     .unwrap();
     let err = f.pool.call(get("http://a.test/bomb")).await.unwrap_err();
     assert_eq!(err, JsError::OutOfMemory);
+    assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "ok");
+    // Small objects fill the heap to the last bytes: QuickJS cannot even
+    // make the "out of memory" error and throws `null`.
+    let err = f.pool.call(get("http://a.test/crumbs")).await.unwrap_err();
+    assert_eq!(err, JsError::OutOfMemory);
+    assert!(err.to_string().contains("isolate.memory_limit"), "{err}");
     assert_eq!(text(&f.pool, get("http://a.test/")).await.2, "ok");
 }
 

@@ -103,6 +103,11 @@ fn check_port(port: &[u8]) -> Result<(), HostError> {
 /// trailing dot, one spelling per IPv6 address, so that it compares equal
 /// to the `cx.host` of every request for it.
 pub fn normalise_host_pattern(pattern: &str) -> Result<String, String> {
+    if let Some(bare) = bare_host(pattern) {
+        return Err(format!(
+            "a domain is a bare host, without scheme, path or port: write \"{bare}\""
+        ));
+    }
     let host = pattern.trim().to_ascii_lowercase();
     let host = host.strip_suffix('.').unwrap_or(&host).to_owned();
     if host.is_empty() {
@@ -134,6 +139,23 @@ pub fn normalise_host_pattern(pattern: &str) -> Result<String, String> {
         return Err("not a valid host name".into());
     }
     Ok(host)
+}
+
+/// The host inside a URL-like pattern (`http://a.test`, `a.test/`,
+/// `a.test:8080`, `https://a.test:8443/app`), which users write for a
+/// domain as they would for a link; `None` when there is nothing to take
+/// off (or no host left to suggest).
+fn bare_host(pattern: &str) -> Option<String> {
+    let pattern = pattern.trim();
+    let rest = pattern.split_once("://").map_or(pattern, |(_, r)| r);
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or(v6)),
+        None => rest.split(':').next().unwrap_or(rest).to_owned(),
+    };
+    let host = host.to_ascii_lowercase();
+    (host != pattern.to_ascii_lowercase() && !host.is_empty() && host != "[]").then_some(host)
 }
 
 /// Whether a configured host pattern reaches `host` (normalised, as
@@ -232,6 +254,19 @@ mod tests {
         assert_eq!(p("*.Tenants.Example.com").unwrap(), "*.tenants.example.com");
         assert_eq!(p("[0:0::1]").unwrap(), "[::1]");
         assert_eq!(p("[0:0::1]").unwrap(), &*normalise_host(b"[::0001]:8080").unwrap());
+        // A URL's host is what to write instead, said as such.
+        for (url, host) in [
+            ("http://a.test", "a.test"),
+            ("HTTPS://Shop.Example.com:8443/app?x", "shop.example.com"),
+            ("a.test/", "a.test"),
+            ("a.test:8080", "a.test"),
+            ("*.t.test:80", "*.t.test"),
+            ("http://[::1]:80/", "[::1]"),
+            ("http://user@a.test", "a.test"),
+        ] {
+            let err = p(url).unwrap_err();
+            assert!(err.contains(&format!("write \"{host}\"")), "{url}: {err}");
+        }
         for bad in [
             "",
             "a.*.b",

@@ -99,11 +99,11 @@ fn check_reports_every_platform_error_at_its_line_and_field() {
     let s = Site::new();
     s.write("www/index.html", "x");
     // A type error and an unknown key in one app, a missing folder in
-    // another, a bad domain and an unknown key in a third: all five, each
-    // at its value, and the bad domain blamed on the platform file, not on
-    // the vhosts manifest.
+    // another, bad domains (one a URL, told its bare host) and an unknown
+    // key in a third: all six, each at its value, and the bad domains
+    // blamed on the platform file, not on the vhosts manifest.
     let cfg = s.platform(
-        "[apps.shop]\nsource = \"www\"\nrate_limit = { rpm = \"many\" }\ncolour = 1\n[apps.blog]\nsource = \"missing\"\n\n[apps.www]\nsource = \"www\"\ndomains = [\"ok.test\", \"bad domain.test\"]\nshade = 2\n",
+        "[apps.shop]\nsource = \"www\"\nrate_limit = { rpm = \"many\" }\ncolour = 1\n[apps.blog]\nsource = \"missing\"\n\n[apps.www]\nsource = \"www\"\ndomains = [\"ok.test\", \"bad domain.test\", \"http://a.test:8080/\"]\nshade = 2\n",
     );
     let out = bext_output(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(!out.status.success());
@@ -113,8 +113,9 @@ fn check_reports_every_platform_error_at_its_line_and_field() {
         "platform.toml:4:1: apps.shop.colour: unknown field `colour`",
         "platform.toml:6:10: apps.blog.source: ",
         "platform.toml:10:23: apps.www.domains[1]: `bad domain.test`: not a valid host name",
+        "apps.www.domains[2]: `http://a.test:8080/`: a domain is a bare host, without scheme, path or port: write \"a.test\"",
         "platform.toml:11:1: apps.www.shade: unknown field `shade`",
-        "5 error(s)",
+        "6 error(s)",
     ] {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }

@@ -11,7 +11,7 @@ pub struct Config {
     /// Host pattern → entry. A pattern is an exact host (`example.com`), a
     /// wildcard (`*.example.com`, capturing the tenant) or a regex prefixed
     /// with `~` (anchored; a named group `tenant` captures the tenant).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "host_entry")]
     pub hosts: BTreeMap<String, HostEntry>,
     /// Also route every app's `domains` from the platform file.
     #[serde(default = "yes")]
@@ -27,6 +27,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct HostEntry {
     /// Id of the app that serves this host.
+    #[serde(deserialize_with = "app_name")]
     pub app: String,
     /// Only paths under this prefix match this entry; others fall through.
     #[serde(rename = "pathPrefix", default)]
@@ -34,6 +35,73 @@ pub struct HostEntry {
     /// Skip the app's `on_request`/`on_response` plugins for this host.
     #[serde(default)]
     pub bypass: bool,
+}
+
+/// A host's entry is a map: `"sked.ly": skedly` (the app's name alone,
+/// as other tools' host maps take it) is refused with the map to write,
+/// never read as something else.
+fn host_entry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, HostEntry>, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = BTreeMap<String, HostEntry>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(r#"a map of host patterns to entries, `hosts: { "sked.ly": { app: "skedly" } }`"#)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(host) = map.next_key::<String>()? {
+                let entry = map.next_value::<Entry>()?.0;
+                out.insert(host, entry);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Entries)
+}
+
+/// One host's entry, with what to write when it is not a map.
+struct Entry(HostEntry);
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = Entry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"a map like `{ app: "my-app" }`"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, app: &str) -> Result<Entry, E> {
+                Err(E::custom(format!(
+                    r#"a host's entry is a map, not the app's name alone: write `{{ app: "{app}" }}` (in YAML, `app: "{app}"` on the line under the host)"#
+                )))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
+                HostEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Entry)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
+}
+
+/// `app` is the app's name: a map there (`app: { app: skedly }`, the
+/// entry written one level too deep) is refused with the string to write.
+fn app_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Name;
+    impl<'de> serde::de::Visitor<'de> for Name {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(r#"the app's name as a string: `app: "skedly"` (or `app: "skedly@latest"`)"#)
+        }
+        fn visit_str<E: serde::de::Error>(self, app: &str) -> Result<String, E> {
+            Ok(app.to_owned())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+            Err(serde::de::Error::custom(
+                r#"`app` is the app's name as a string, not a map: write `app: "skedly"` (the entry's other keys, `pathPrefix` and `bypass`, sit beside `app`)"#,
+            ))
+        }
+    }
+    d.deserialize_any(Name)
 }
 
 /// The app an entry's `app` names: Buntime's `name@latest` is the app's

@@ -81,6 +81,33 @@ fn config_errors_carry_the_field_path() {
         }
         other => panic!("{other:?}"),
     }
+    // `"sked.ly": skedly`, and the reverse, an entry one level too deep:
+    // each told the shape to write, at its path.
+    for (config, at, says) in [
+        (
+            serde_json::json!({"hosts": {"sked.ly": "skedly"}}),
+            "hosts.sked.ly",
+            r#"write `{ app: "skedly" }`"#,
+        ),
+        (
+            serde_json::json!({"hosts": {"sked.ly": {"app": {"app": "skedly"}}}}),
+            "hosts.sked.ly.app",
+            r#"write `app: "skedly"`"#,
+        ),
+        (
+            serde_json::json!({"hosts": ["sked.ly"]}),
+            "hosts",
+            r#"`hosts: { "sked.ly": { app: "skedly" } }`"#,
+        ),
+    ] {
+        match vhosts(config, &[]).err().unwrap() {
+            PluginError::Config { path, reason } => {
+                assert_eq!(path, at);
+                assert!(reason.contains(says), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     let err = vhosts(
         serde_json::json!({}),
         &[app_info("a", &["x.test"]), app_info("b", &["x.test"])],

@@ -1489,6 +1489,22 @@ async fn bext_run_detects_builds_and_says_what_it_found() {
     assert!(said.contains("building by hook") && said.contains("failed"), "{said}");
 }
 
+/// `bext dev`, which deployment-modes.txt names for single-app mode
+/// during development, is `bext run`, and says so.
+#[tokio::test]
+async fn bext_dev_runs_as_bext_run_and_says_so() {
+    let s = Site::new();
+    s.write("index.html", "dev home");
+    let b = Bext::start(&["dev", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+    assert_eq!(get(b.addr, "localhost", "/").await.text(), "dev home");
+    let log = b.log();
+    assert!(
+        log.contains("bext dev: the original bext's development command is `bext run` here"),
+        "{log}"
+    );
+    assert!(log.contains("bext run: serving"), "{log}");
+}
+
 /// The file a fixture comes from is the page's own text (a guard against
 /// a fixture edited into something the page does not say).
 #[test]
@@ -1598,6 +1614,33 @@ async fn a_next_build_without_standalone_runs_by_next_start() {
     s.write("next-app/next.config.js", "module.exports = {};\n");
     std::os::unix::fs::symlink(fixture.join("node_modules"), app.join("node_modules")).unwrap();
     serves_the_next_build(&app, "`next start`").await;
+
+    // `bext run .` of the folder alone: `next` in package.json's
+    // dependencies makes it a `nextjs` app, said on stderr, with bext
+    // serving public/ itself (`next start` would answer max-age=0).
+    let b = Bext::start_env(
+        &["run", p(&app), "--listen", "127.0.0.1:0"],
+        &[("NEXT_TELEMETRY_DISABLED", "1")],
+    );
+    let home = eventually(Duration::from_secs(30), || async {
+        let r = get(b.addr, "localhost", "/").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert!(home.text().contains("next home rendered at"), "{}", home.text());
+    let log = b.log();
+    assert!(
+        log.contains(
+            "nextjs (package.json depends on `next`): process app, `next start`, /_next/static/* and public/ served by bext"
+        ),
+        "{log}"
+    );
+    let robots = get(b.addr, "localhost", "/robots.txt").await;
+    assert_eq!(
+        robots.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    drop(b);
 
     // request-lifecycle.txt's `[framework] type = "nextjs"` in the app's
     // bext.config.toml, with `bext run .`: the same.

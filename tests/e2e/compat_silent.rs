@@ -342,7 +342,7 @@ async fn a_render_object_that_is_no_page_is_a_500_that_says_what_to_return() {
 }
 
 /// A vhosts pin with an npm range (`skedly@^1.2`) is refused with what a
-/// pin may say.
+/// pin may say, once.
 #[test]
 fn a_pin_with_a_version_range_says_ranges_are_not_supported() {
     let s = Site::new();
@@ -359,4 +359,7 @@ fn a_pin_with_a_version_range_says_ranges_are_not_supported() {
         out.contains("`skedly@^1.2`: version ranges are not supported: write `skedly@latest`"),
         "{out}"
     );
+    // Said once, not again as "no deployed version `^1.2`".
+    assert_eq!(out.matches("hosts.sked.ly.app").count(), 1, "{out}");
+    assert!(out.contains("1 error(s)"), "{out}");
 }

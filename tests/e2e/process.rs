@@ -307,6 +307,40 @@ async fn a_process_that_exits_at_once_is_restarted_a_bounded_number_of_times_the
     assert_eq!(b.log().matches("[bad/0] booting").count(), 10, "{}", b.log());
 }
 
+/// A server that listens on a port of its own, not the one in `PORT`,
+/// never gets ready: the error says where it must listen.
+#[tokio::test]
+async fn a_server_on_a_port_of_its_own_is_told_to_listen_on_dollar_port() {
+    let s = Site::new();
+    s.write(
+        "own/server.js",
+        "require('node:http').createServer((q, r) => r.end('hi')).listen(0, '127.0.0.1', () => console.log('listening on my own port'));\n",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.own]
+runtime = "process"
+source = "own"
+domains = ["own.test"]
+command = "node server.js"
+ready = { timeout = "1s" }
+"#,
+    );
+    let b = serve(&config);
+    let log = eventually(Duration::from_secs(20), || async {
+        let log = b.log();
+        log.contains("not ready after 1s").then_some(log)
+    })
+    .await;
+    assert!(
+        log.contains("the server must listen on 127.0.0.1 at the port bext gives it in `$PORT` ("),
+        "{log}"
+    );
+}
+
 /// A platform with one process app `bad` on `bad.test` whose process
 /// prints a line and exits at once, `app_lines` added to it.
 fn crash_looping(s: &Site, app_lines: &str) -> PathBuf {

@@ -39,6 +39,9 @@ enum Command {
     },
     /// Serve one directory as one app: static files, or the framework its
     /// package.json, Procfile or bext.config.toml names (docs/migrating.md).
+    /// `bext dev`, the original bext's command for the same single-app
+    /// mode, is another name for it.
+    #[command(visible_alias = "dev")]
     Run {
         /// The directory (its `bext.config.toml` is read if present).
         dir: PathBuf,
@@ -230,6 +233,12 @@ pub fn run() -> ExitCode {
             listen_tls,
         } => {
             let listen_tls = listen_tls.or_else(|| tls.then(|| DEFAULT_RUN_LISTEN_TLS.to_owned()));
+            if std::env::args_os().nth(1).is_some_and(|c| c == "dev") {
+                eprintln!(
+                    "bext dev: the original bext's development command is `bext run` here (single-app mode, as in production): running `bext run {}`",
+                    dir.display()
+                );
+            }
             if let Err(code) = build_before_run(&dir) {
                 return code;
             }

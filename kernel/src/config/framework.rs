@@ -275,9 +275,11 @@ const FETCH_HANDLERS: [&str; 2] = ["hono", "itty-router"];
 
 /// The framework a folder's package.json depends on (`bext run .` with no
 /// runtime said), and the dependency that says so: a Node server
-/// framework is `express`, a fetch-handler one `hono`. `None` for
-/// anything else (Next.js and other apps with a `start` script run as
-/// process apps by that script; a plain folder is a static site).
+/// framework is `express`, Next.js `nextjs` (bext serving its built
+/// assets), a fetch-handler one `hono`. `None` for anything else (apps
+/// with a `start` script run as process apps by that script; a plain
+/// folder is a static site). A Node server beside `next` is a custom
+/// Next.js server, run by the package's `start` script as `express`.
 pub fn detect(dir: &Path) -> Result<Option<(RuntimeKind, String)>, String> {
     let Some(json) = package_json(dir)? else {
         return Ok(None);
@@ -289,6 +291,9 @@ pub fn detect(dir: &Path) -> Result<Option<(RuntimeKind, String)>, String> {
     };
     if let Some(dep) = NODE_SERVERS.iter().find(|d| depends_on(d)) {
         return Ok(Some((RuntimeKind::Express, format!("package.json depends on `{dep}`"))));
+    }
+    if depends_on("next") {
+        return Ok(Some((RuntimeKind::Nextjs, "package.json depends on `next`".to_owned())));
     }
     if let Some(dep) = FETCH_HANDLERS.iter().find(|d| depends_on(d)) {
         return Ok(Some((RuntimeKind::Hono, format!("package.json depends on `{dep}`"))));
@@ -332,7 +337,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Express);
-        std::fs::write(d.join("package.json"), r#"{"dependencies": {"next": "15"}}"#).unwrap();
+        std::fs::write(d.join("package.json"), r#"{"dependencies": {"next": "15", "hono": "4"}}"#).unwrap();
+        assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Nextjs);
+        // A custom Next.js server runs by its `start` script.
+        std::fs::write(d.join("package.json"), r#"{"dependencies": {"next": "15", "express": "5"}}"#).unwrap();
+        assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Express);
+        std::fs::write(d.join("package.json"), r#"{"dependencies": {"react": "19"}}"#).unwrap();
         assert_eq!(detect(d).unwrap(), None);
         std::fs::write(d.join("package.json"), "{").unwrap();
         assert!(detect(d).unwrap_err().contains("not JSON"));

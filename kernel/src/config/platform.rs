@@ -1219,7 +1219,8 @@ impl Platform {
     /// What `bext run DIR` does before serving, said on stderr: the build
     /// (`[hooks] pre_build` of its bext.config.toml, else `npm run build`
     /// when a fetch-handler app has a `build` script and no module to run
-    /// yet) with why, run once (not on reloads).
+    /// yet, or a Next.js app no `.next/`) with why, run once (not on
+    /// reloads).
     pub fn run_build_step(dir: &Path) -> Result<Option<(String, String)>, Diagnostics> {
         let cfg_file = dir.join("bext.config.toml");
         let mut cfg = RunConfig::default();
@@ -1247,6 +1248,17 @@ impl Platform {
             return Ok(Some((
                 "npm run build".into(),
                 "package.json `build` script, and no built module yet".into(),
+            )));
+        }
+        // `next start` of an unbuilt folder exits at once.
+        if kind == Some(RuntimeKind::Nextjs)
+            && cfg.server.command.is_none()
+            && !dir.join(".next").is_dir()
+            && super::framework::has_script(dir, "build")
+        {
+            return Ok(Some((
+                "npm run build".into(),
+                "package.json `build` script, and no .next/ build yet".into(),
             )));
         }
         Ok(None)

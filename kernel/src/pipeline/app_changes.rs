@@ -169,7 +169,9 @@ pub(crate) fn unknown_host_apps(platform: &Platform, manifests: &[Manifest]) -> 
                 continue;
             };
             let served = app.strip_suffix("@latest").unwrap_or(app);
-            if platform.apps.contains_key(served) {
+            // A pin that cannot name a version (`app@`, `app@^1.2`) is the
+            // vhosts plugin's own error, at the same field: said once.
+            if platform.apps.contains_key(served) || bext_plugin_vhosts::config::check_app(app).is_err() {
                 continue;
             }
             let reason = match served.split_once('@') {

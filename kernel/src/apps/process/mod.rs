@@ -100,6 +100,21 @@ enum Endpoint {
     Socket(PathBuf),
 }
 
+/// What a server that never gets ready most likely does wrong, for the
+/// ready timeout's error: it listens on a port of its own (3000, say),
+/// not on the one it was given.
+fn listen_hint(at: &Endpoint) -> String {
+    match at {
+        Endpoint::Port(port) => {
+            format!("the server must listen on 127.0.0.1 at the port bext gives it in `$PORT` ({port}), not a port of its own")
+        }
+        Endpoint::Socket(path) => format!(
+            "the server must listen on the Unix socket bext gives it in `$BEXT_SOCKET` ({})",
+            path.display()
+        ),
+    }
+}
+
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -347,13 +362,15 @@ impl ProcessApp {
             }
             if tokio::time::Instant::now() >= deadline {
                 let last = run.logs.last(3).join(" | ");
+                let waiting = run.slots.iter().find(|s| !s.ready.load(Ordering::Acquire));
                 return Err(format!(
-                    "not ready after {}s (ready check: {}); last lines: {last}",
+                    "not ready after {}s (ready check: {}; {}); last lines: {last}",
                     self.spec.ready.timeout.as_secs_f32(),
                     self.spec.ready.path.as_deref().unwrap_or(match self.spec.cfg.listen {
                         Listen::Port => "the port opening",
                         Listen::Socket => "the socket accepting",
                     }),
+                    waiting.map_or_else(String::new, |s| listen_hint(&s.at)),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;

@@ -173,7 +173,11 @@ async fn run_once(run: &Running, index: usize, instance: &mut child::Instance, s
         Event::Ready(true) => {}
         Event::Ready(false) => {
             child::stop(instance, spec.stop_timeout).await;
-            return Ended::Failed(format!("not ready after {}s", limit.as_secs_f32()));
+            return Ended::Failed(format!(
+                "not ready after {}s: {}",
+                limit.as_secs_f32(),
+                super::listen_hint(&slot.at)
+            ));
         }
         Event::Exited(reason) => {
             child::clean_up_after(instance.pid);

@@ -337,10 +337,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Express);
-        std::fs::write(d.join("package.json"), r#"{"dependencies": {"next": "15", "hono": "4"}}"#).unwrap();
+        std::fs::write(
+            d.join("package.json"),
+            r#"{"dependencies": {"next": "15", "hono": "4"}}"#,
+        )
+        .unwrap();
         assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Nextjs);
         // A custom Next.js server runs by its `start` script.
-        std::fs::write(d.join("package.json"), r#"{"dependencies": {"next": "15", "express": "5"}}"#).unwrap();
+        std::fs::write(
+            d.join("package.json"),
+            r#"{"dependencies": {"next": "15", "express": "5"}}"#,
+        )
+        .unwrap();
         assert_eq!(detect(d).unwrap().unwrap().0, RuntimeKind::Express);
         std::fs::write(d.join("package.json"), r#"{"dependencies": {"react": "19"}}"#).unwrap();
         assert_eq!(detect(d).unwrap(), None);

@@ -250,8 +250,19 @@ fn instead(key: &str, runtime: RuntimeKind) -> Option<String> {
             "a process app's instances are checked by `ready` (again every second while they run): write `ready = { path = \"/health\" }`"
         }
         (
-            "preserve_host" | "connect_timeout" | "response_timeout" | "body_timeout" | "balance" | "hash" | "retries"
-            | "max_connections" | "queue" | "http2" | "health" | "ca" | "insecure_skip_verify",
+            "preserve_host"
+            | "connect_timeout"
+            | "response_timeout"
+            | "body_timeout"
+            | "balance"
+            | "hash"
+            | "retries"
+            | "max_connections"
+            | "queue"
+            | "http2"
+            | "health"
+            | "ca"
+            | "insecure_skip_verify",
             Static | Js | Hono | Ssr,
         ) => {
             "this app answers every request itself and forwards none: it is for an app that does, `runtime = \"proxy\"` with an `upstream` (or `hybrid` for `/api/*` beside a JS render, or a process app's instances)"
@@ -343,8 +354,17 @@ mod tests {
             assert!(p[0].1.contains("runtime = \"proxy\""), "{}", p[0].1);
         }
         assert_eq!(
-            keys("runtime = 'js'\nbody_timeout = '5s'\nbalance = 'least_connections'\nretries = 2\nmax_connections = 4\nqueue = 1\nhttp2 = true"),
-            ["body_timeout", "balance", "retries", "max_connections", "queue", "http2"]
+            keys(
+                "runtime = 'js'\nbody_timeout = '5s'\nbalance = 'least_connections'\nretries = 2\nmax_connections = 4\nqueue = 1\nhttp2 = true"
+            ),
+            [
+                "body_timeout",
+                "balance",
+                "retries",
+                "max_connections",
+                "queue",
+                "http2"
+            ]
         );
         assert_eq!(
             keys("runtime = 'static'\nhealth = { path = '/h' }\nca = 'ca.pem'\ninsecure_skip_verify = true"),
@@ -353,9 +373,14 @@ mod tests {
         // A process app's instances are checked by `ready`.
         let p = problems(&app("runtime = 'express'\nhealth = { path = '/h' }"), name);
         assert!(p[0].1.contains("ready = {"), "{}", p[0].1);
-        assert_eq!(keys("runtime = 'proxy'\nenv = { A = '1' }\npreview_env = { A = '2' }"), ["env", "preview_env"]);
         assert_eq!(
-            keys("runtime = 'hono'\ninstances = 2\nready = {}\nstop_timeout = '3s'\ncrash_pause = '5s'\nrestart = { backoff = '1s' }"),
+            keys("runtime = 'proxy'\nenv = { A = '1' }\npreview_env = { A = '2' }"),
+            ["env", "preview_env"]
+        );
+        assert_eq!(
+            keys(
+                "runtime = 'hono'\ninstances = 2\nready = {}\nstop_timeout = '3s'\ncrash_pause = '5s'\nrestart = { backoff = '1s' }"
+            ),
             ["instances", "ready", "stop_timeout", "crash_pause", "restart"]
         );
     }
@@ -368,7 +393,9 @@ mod tests {
                 "{rt}"
             );
         }
-        assert!(keys("runtime = 'process'\nenv = { A = '1' }\ninstances = 3\nready = {}\nstop_timeout = '3s'").is_empty());
+        assert!(
+            keys("runtime = 'process'\nenv = { A = '1' }\ninstances = 3\nready = {}\nstop_timeout = '3s'").is_empty()
+        );
         assert!(keys("runtime = 'js'\nenv = { A = '1' }\npreview_env = { A = '2' }").is_empty());
         assert!(keys("runtime = 'hybrid'\nhealth = { path = '/h' }\nca = 'ca.pem'").is_empty());
         assert!(keys("runtime = 'hybrid'\nupstream = 'http://x'\nstatic_dir = 'd'\napi_prefix = '/api'\nentry = 'a.js'\nisolate.workers = 2").is_empty());

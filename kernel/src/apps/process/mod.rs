@@ -106,7 +106,9 @@ enum Endpoint {
 fn listen_hint(at: &Endpoint) -> String {
     match at {
         Endpoint::Port(port) => {
-            format!("the server must listen on 127.0.0.1 at the port bext gives it in `$PORT` ({port}), not a port of its own")
+            format!(
+                "the server must listen on 127.0.0.1 at the port bext gives it in `$PORT` ({port}), not a port of its own"
+            )
         }
         Endpoint::Socket(path) => format!(
             "the server must listen on the Unix socket bext gives it in `$BEXT_SOCKET` ({})",

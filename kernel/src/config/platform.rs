@@ -2488,7 +2488,10 @@ tennants = []
             (r#"{ "*.customer.com" = "c" }"#, "one exact host name"),
             (r#"{ "[::1]" = "c" }"#, "one exact host name"),
             (r#"{ "~^x$" = "c" }"#, "one exact host name"),
-            (r#"{ "a.test:443" = "c" }"#, "without scheme, path or port: write \"a.test\""),
+            (
+                r#"{ "a.test:443" = "c" }"#,
+                "without scheme, path or port: write \"a.test\"",
+            ),
             (r#"{ "a.test" = "" }"#, "tenant ``"),
             (r#"{ "a.test" = "Bad Tenant" }"#, "tenant `Bad Tenant`"),
         ] {

@@ -35,6 +35,11 @@ fn one(key: &str, set: bool) -> Vec<String> {
 
 const RULES: &[Rule] = &[
     Rule {
+        what: "a `source` folder",
+        runtimes: &[Static, Js, Process, Hono, Express, Ssr, Hybrid, Nextjs],
+        set: |a| one("source", a.source.is_some()),
+    },
+    Rule {
         what: "an `entry` (the JS module)",
         runtimes: ISOLATES,
         set: |a| one("entry", a.entry.is_some()),
@@ -246,6 +251,9 @@ fn instead(key: &str, runtime: RuntimeKind) -> Option<String> {
             "only a process app runs a command (`runtime = \"process\"`, or `express`/`nextjs`, which run the package's own)"
         }
         ("listen", _) => "only a process app's instances listen (`runtime = \"process\"`, `express` or `nextjs`)",
+        ("source", Proxy) => {
+            "a `proxy` app forwards every request to its `upstream` and serves no folder: remove it (files of their own are a `static` app; files beside an API, `runtime = \"hybrid\"`)"
+        }
         ("health", Process | Express | Nextjs) => {
             "a process app's instances are checked by `ready` (again every second while they run): write `ready = { path = \"/health\" }`"
         }
@@ -377,6 +385,9 @@ mod tests {
             keys("runtime = 'proxy'\nenv = { A = '1' }\npreview_env = { A = '2' }"),
             ["env", "preview_env"]
         );
+        let p = problems(&app("runtime = 'proxy'\nupstream = 'http://x'\nsource = 'www'"), name);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].0 == "source" && p[0].1.contains("serves no folder"), "{p:?}");
         assert_eq!(
             keys(
                 "runtime = 'hono'\ninstances = 2\nready = {}\nstop_timeout = '3s'\ncrash_pause = '5s'\nrestart = { backoff = '1s' }"

@@ -30,7 +30,15 @@ struct Rule {
 }
 
 fn one(key: &str, set: bool) -> Vec<String> {
-    if set { vec![key.to_owned()] } else { Vec::new() }
+    those(&[(key, set)])
+}
+
+/// The keys of `keys` that are set.
+fn those(keys: &[(&str, bool)]) -> Vec<String> {
+    keys.iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| (*k).to_owned())
+        .collect()
 }
 
 const RULES: &[Rule] = &[
@@ -87,7 +95,7 @@ const RULES: &[Rule] = &[
         what: "backends to forward requests to",
         runtimes: FORWARDERS,
         set: |a| {
-            [
+            those(&[
                 ("preserve_host", a.preserve_host),
                 ("connect_timeout", a.connect_timeout.is_some()),
                 ("response_timeout", a.response_timeout.is_some()),
@@ -98,48 +106,37 @@ const RULES: &[Rule] = &[
                 ("max_connections", a.max_connections.is_some()),
                 ("queue", a.queue.is_some()),
                 ("http2", a.http2),
-            ]
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(k, _)| k.to_owned())
-            .collect()
+            ])
         },
     },
     Rule {
         what: "upstreams checked by `health` and verified by `ca`",
         runtimes: &[Proxy, Hybrid],
         set: |a| {
-            let mut keys = one("health", a.health.is_some());
-            keys.extend(one("ca", a.ca.is_some()));
-            keys.extend(one("insecure_skip_verify", a.insecure_skip_verify));
-            keys
+            those(&[
+                ("health", a.health.is_some()),
+                ("ca", a.ca.is_some()),
+                ("insecure_skip_verify", a.insecure_skip_verify),
+            ])
         },
     },
     Rule {
         what: "code that reads an environment",
         runtimes: WITH_ENV,
-        set: |a| {
-            let mut keys = one("env", !a.env.is_empty());
-            keys.extend(one("preview_env", !a.preview_env.is_empty()));
-            keys
-        },
+        set: |a| those(&[("env", !a.env.is_empty()), ("preview_env", !a.preview_env.is_empty())]),
     },
     Rule {
         what: "supervised instances",
         runtimes: PROCESSES,
         set: |a| {
             use super::process::{Restart, default_crash_pause, default_stop_timeout, one_instance};
-            [
+            those(&[
                 ("instances", a.instances != one_instance()),
                 ("ready", a.ready.is_some()),
                 ("stop_timeout", a.stop_timeout != default_stop_timeout()),
                 ("crash_pause", a.crash_pause != default_crash_pause()),
                 ("restart", a.restart != Restart::default()),
-            ]
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(k, _)| k.to_owned())
-            .collect()
+            ])
         },
     },
     Rule {

@@ -15,6 +15,19 @@ pub struct Diagnostic {
     pub field: String,
     /// What is wrong.
     pub reason: String,
+    /// What kind of problem it is.
+    pub problem: Problem,
+}
+
+/// What kind of problem a [`Diagnostic`] is, for callers that act on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Problem {
+    /// The configuration is wrong.
+    #[default]
+    Invalid,
+    /// Only a build output is missing (`dist/`, `.next/`), which `bext
+    /// run` makes before it serves the folder.
+    NotBuilt,
 }
 
 impl Diagnostic {
@@ -25,6 +38,20 @@ impl Diagnostic {
             position: None,
             field: field.into(),
             reason: reason.into(),
+            problem: Problem::Invalid,
+        }
+    }
+
+    /// A problem about `field` from a framework runtime's resolution,
+    /// [`Problem::NotBuilt`] when only its build is missing.
+    pub fn of_framework(file: &Path, field: impl Into<String>, e: super::framework::FrameworkError) -> Self {
+        let problem = match e {
+            super::framework::FrameworkError::NotBuilt { .. } => Problem::NotBuilt,
+            super::framework::FrameworkError::Invalid { .. } => Problem::Invalid,
+        };
+        Diagnostic {
+            problem,
+            ..Diagnostic::new(file, field, e.to_string())
         }
     }
 

@@ -114,6 +114,11 @@ impl<'i> TomlDoc<'i> {
         })
     }
 
+    /// Whether the file writes the field at `path` itself.
+    pub(crate) fn has(&self, path: &str) -> bool {
+        self.fields.contains_key(path)
+    }
+
     /// The position of the value at `path`, or of its nearest ancestor that
     /// has one (a missing field is blamed on its table).
     pub(crate) fn position(&self, path: &str) -> Option<(u64, u64)> {

@@ -59,6 +59,11 @@ impl Located {
         super::diag::decode_every(&mut value, decode, take_out)
     }
 
+    /// Whether the document writes the field at `path` itself.
+    pub(crate) fn has(&self, path: &str) -> bool {
+        self.positions.contains_key(path)
+    }
+
     /// The position of `path`, or of its nearest ancestor that has one.
     pub(crate) fn position(&self, path: &str) -> Option<(u64, u64)> {
         let mut p = path;

@@ -225,3 +225,82 @@ pub(crate) fn onto(
     super::framework::resolve(&mut app).map_err(|e| Diagnostic::of_framework(&said.file, field(e.field()), e))?;
     Ok((app, warnings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::platform::Platform;
+
+    const MODULE: &str = "export default { fetch() { return new Response('x') } }";
+
+    fn write(root: &Path, files: &[(&str, &str)]) -> PathBuf {
+        for (name, body) in files {
+            let path = root.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        root.to_owned()
+    }
+
+    /// What the table leaves unset comes from each version's own bundle
+    /// (never from the version deployed before it); what both set is the
+    /// table's, with a warning naming the bundle's key.
+    #[test]
+    fn a_bundle_fills_what_the_table_leaves_unset_and_the_table_wins_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, &[("site/index.html", "site"), ("shop/index.js", MODULE)]);
+        let file = write(d, &[]).join("platform.toml");
+        std::fs::write(
+            &file,
+            "[platform]\n[apps.site]\nsource = \"site\"\n\n[apps.shop]\nruntime = \"hybrid\"\nsource = \"shop\"\nupstream = \"http://127.0.0.1:4000\"\ncache = { default_ttl = \"5s\" }\n",
+        )
+        .unwrap();
+        let platform = Platform::load(&file).unwrap();
+        let onto_app = |id: &str, like: &AppConfig, version: &Path| {
+            onto(id, like, &platform.declared[id], version, &file).unwrap()
+        };
+        let v1 = write(
+            &d.join("v1"),
+            &[
+                ("index.js", MODULE),
+                (
+                    "bext.config.toml",
+                    "[framework]\ntype = \"js\"\n[cache.isr]\ndefault_ttl_ms = 1000\n",
+                ),
+            ],
+        );
+        let (site_v1, warnings) = onto_app("site", &platform.apps["site"], &v1);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(site_v1.runtime, RuntimeKind::Js);
+        assert_eq!(
+            site_v1.cache.as_deref(),
+            Some(&serde_json::json!({"default_ttl": "1000ms"}))
+        );
+        let v2 = write(&d.join("v2"), &[("index.html", "v2")]);
+        let (site_v2, _) = onto_app("site", &site_v1, &v2);
+        assert_eq!((site_v2.runtime, site_v2.cache.clone()), (RuntimeKind::Static, None));
+        let v3 = write(
+            &d.join("v3"),
+            &[
+                ("index.js", MODULE),
+                (
+                    "bext.config.toml",
+                    "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"http://10.0.0.9:1\"\napi_prefix = \"/backend\"\n[cache.isr]\ndefault_ttl_ms = 1\n",
+                ),
+            ],
+        );
+        let (shop, warnings) = onto_app("shop", &platform.apps["shop"], &v3);
+        assert_eq!(shop.upstream.as_deref(), Some("http://127.0.0.1:4000"));
+        assert_eq!(shop.layers.unwrap().api_prefix.as_deref(), Some("/backend"));
+        assert_eq!(shop.cache.as_deref(), Some(&serde_json::json!({"default_ttl": "5s"})));
+        let said: Vec<String> = warnings.iter().map(|w| format!("{}: {}", w.field, w.reason)).collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].starts_with("server.upstream: `upstream = \"http://10.0.0.9:1\"` is not used: app `shop` of ")
+                && said[0].contains("says `upstream = \"http://127.0.0.1:4000\"`"),
+            "{said:?}"
+        );
+        assert!(said[1].starts_with("cache.isr: "), "{said:?}");
+    }
+}

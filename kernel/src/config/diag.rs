@@ -117,7 +117,8 @@ impl fmt::Display for Diagnostics {
 /// what it says); a field of the wrong type leaves it undecoded.
 pub(crate) fn decode_every<V, T>(
     value: &mut V,
-    decode: impl Fn(&V) -> Result<T, (String, Diagnostic)>,
+    // Boxed: a diagnostic is large, and most decodes succeed.
+    decode: impl Fn(&V) -> Result<T, Box<(String, Diagnostic)>>,
     take_out: impl Fn(&mut V, &str) -> bool,
 ) -> (Option<T>, Vec<Diagnostic>) {
     let mut errors: Vec<Diagnostic> = Vec::new();
@@ -131,7 +132,7 @@ pub(crate) fn decode_every<V, T>(
     for _ in 0..64 {
         let (inner, diagnostic) = match decode(value) {
             Ok(t) => return (usable.then_some(t), in_file_order(errors)),
-            Err(e) => e,
+            Err(e) => *e,
         };
         // Taking a required field out makes serde miss it: not a problem
         // of the file.

@@ -53,7 +53,7 @@ impl Located {
                 let path = e.path().to_string();
                 let path = if path == "." { String::new() } else { path };
                 let d = Diagnostic::new(file, path.clone(), e.into_inner().to_string()).at(self.position(&path));
-                (path, d)
+                Box::new((path, d))
             })
         };
         super::diag::decode_every(&mut value, decode, take_out)

@@ -979,6 +979,23 @@ mod tests {
         assert_eq!(names, ["index.html"]);
     }
 
+    /// A bundle that says nothing of its runtime and holds a server module
+    /// is a JS app (it runs isolates), with or without a bext.config.toml,
+    /// as the kernel serves it; a static `index.js` keeps it static.
+    #[test]
+    fn a_server_module_makes_a_bundle_a_js_app() {
+        let module = "export default { fetch() { return new Response('x') } }";
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("index.js"), "console.log('a browser script')").unwrap();
+        assert!(!check_config(dir.path()).unwrap());
+        fs::write(dir.path().join("index.js"), module).unwrap();
+        assert!(check_config(dir.path()).unwrap());
+        fs::write(dir.path().join(CONFIG_FILE), "[cache.isr]\nmax_entries = 10\n").unwrap();
+        assert!(check_config(dir.path()).unwrap());
+        fs::write(dir.path().join(CONFIG_FILE), "[framework]\ntype = \"static\"\n").unwrap();
+        assert!(!check_config(dir.path()).unwrap());
+    }
+
     fn config_tree(config: &str, files: &[&str]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(CONFIG_FILE), config).unwrap();

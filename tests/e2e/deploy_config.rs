@@ -156,6 +156,7 @@ fn check_deploy_refuses_what_a_deploy_refuses() {
     let dir = p(&edge);
     let run = bext_output(&["check", dir]);
     assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("(`bext check --deploy` checks a bundle as a deploy stores it)"));
     let check = bext_output(&["check", "--deploy", dir]);
     let deploy = cli(&["deploy", dir, "--app", "edge", "--config", p(&config)]);
     for out in [&check, &deploy] {

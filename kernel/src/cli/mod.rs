@@ -254,7 +254,10 @@ pub fn run() -> ExitCode {
                 ExitCode::FAILURE
             }
             Some(dir) => {
-                eprintln!("bext check: {}: checked as `bext run` serves it", dir.display());
+                eprintln!(
+                    "bext check: {}: checked as `bext run` serves it (`bext check --deploy` checks a bundle as a deploy stores it)",
+                    dir.display()
+                );
                 let loaded = Platform::for_dir(&dir, None, None);
                 match (&loaded, Platform::run_build_step(&dir)) {
                     // Only the build's output is missing, and `bext run`

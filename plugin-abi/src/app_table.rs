@@ -21,6 +21,20 @@ pub const BUILD_OUTPUTS: [&str; 6] = [
     "index.mjs",
 ];
 
+/// A folder's `index.js`/`index.mjs` when it is a server module (an
+/// `export default` with a `fetch` handler, as Workers and Hono write
+/// it), so that a folder that says nothing else runs it as a `js` app
+/// rather than serving its source: the one detection `bext run`, a
+/// deployed bundle and the deploy plugin's isolate count all use.
+pub fn fetch_handler_module(dir: &std::path::Path) -> Option<&'static str> {
+    ["index.js", "index.mjs"].into_iter().find(|name| {
+        std::fs::read_to_string(dir.join(name)).is_ok_and(|text| {
+            let default = text.find("export default");
+            default.is_some_and(|at| text[at..].contains("fetch"))
+        })
+    })
+}
+
 /// One app to add to the table, or to replace in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppChange {

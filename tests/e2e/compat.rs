@@ -1111,9 +1111,9 @@ async fn a_deployed_bundle_s_listen_is_said_to_be_unused() {
     }
     let b = Bext::serve(&config);
     assert_eq!(get(b.addr, "fresh.test", "/").await.text(), "bundle");
-    // The platform file's app keeps its own table (`source` is the
-    // version's folder): only a new app is what the bundle describes.
-    assert_eq!(get(b.addr, "site.test", "/public/index.html").await.text(), "bundle");
+    // The platform file's app takes the bundle's `static_dir`, which its
+    // table leaves unset (docs/deploy.md, "A bundle's bext.config.toml").
+    assert_eq!(get(b.addr, "site.test", "/").await.text(), "bundle");
     // The log is read on another thread: wait for the line, not a clock.
     eventually(Duration::from_secs(10), || async {
         (b.log().lines())

@@ -17,6 +17,7 @@ mod compat_silent;
 mod compress;
 mod dashboard;
 mod deploy;
+mod deploy_config;
 mod dylib_plugins;
 mod edge;
 mod gateway;

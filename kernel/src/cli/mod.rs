@@ -3,6 +3,7 @@
 //! through the deploy plugin's admin API: [`admin_client`]).
 
 mod admin_client;
+mod check_deploy;
 mod domains;
 mod human;
 pub mod logging;
@@ -65,6 +66,10 @@ enum Command {
         config: Option<PathBuf>,
         /// A folder, checked as `bext run DIR` serves it.
         dir: Option<PathBuf>,
+        /// Check the folder as `bext deploy DIR` stores and serves it (a
+        /// bundle's rules), not as `bext run DIR` serves it.
+        #[arg(long)]
+        deploy: bool,
     },
     /// List the built-in plugins.
     Plugins,
@@ -251,9 +256,17 @@ pub fn run() -> ExitCode {
                 listen_tls,
             })
         }
-        Command::Check { config, dir } => match dir.or_else(|| config.as_deref().and_then(bundle_of)) {
+        Command::Check { config, dir, deploy } => match dir.or_else(|| config.as_deref().and_then(bundle_of)) {
+            Some(dir) if deploy => check_deploy::bundle(&dir),
+            None if deploy => {
+                eprintln!("bext check --deploy: name the bundle's directory: `bext check --deploy DIR`");
+                ExitCode::FAILURE
+            }
             Some(dir) => {
-                eprintln!("bext check: {}: checked as `bext run` serves it", dir.display());
+                eprintln!(
+                    "bext check: {}: checked as `bext run` serves it (`bext check --deploy` checks a bundle as a deploy stores it)",
+                    dir.display()
+                );
                 let loaded = Platform::for_dir(&dir, None, None);
                 match (&loaded, Platform::run_build_step(&dir)) {
                     // Only the build's output is missing, and `bext run`
@@ -447,9 +460,7 @@ fn build_before_run(dir: &std::path::Path) -> Result<(), ExitCode> {
 /// A problem a folder's build resolves: its module or `.next/` build is
 /// not there yet.
 fn awaits_build(d: &crate::config::diag::Diagnostic) -> bool {
-    ["build the app", "run `next build`"]
-        .iter()
-        .any(|m| d.reason.contains(m))
+    d.problem == crate::config::diag::Problem::NotBuilt
 }
 
 /// The folder `--config` names when it is not a platform file but a
@@ -525,7 +536,7 @@ fn check(loaded: Result<(Platform, crate::config::diag::Diagnostics), crate::con
     }
 }
 
-fn report(errors: &crate::config::diag::Diagnostics) -> ExitCode {
+pub(super) fn report(errors: &crate::config::diag::Diagnostics) -> ExitCode {
     for e in &errors.0 {
         eprintln!("error: {e}");
     }

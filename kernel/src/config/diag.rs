@@ -15,6 +15,19 @@ pub struct Diagnostic {
     pub field: String,
     /// What is wrong.
     pub reason: String,
+    /// What kind of problem it is.
+    pub problem: Problem,
+}
+
+/// What kind of problem a [`Diagnostic`] is, for callers that act on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Problem {
+    /// The configuration is wrong.
+    #[default]
+    Invalid,
+    /// Only a build output is missing (`dist/`, `.next/`), which `bext
+    /// run` makes before it serves the folder.
+    NotBuilt,
 }
 
 impl Diagnostic {
@@ -25,6 +38,20 @@ impl Diagnostic {
             position: None,
             field: field.into(),
             reason: reason.into(),
+            problem: Problem::Invalid,
+        }
+    }
+
+    /// A problem about `field` from a framework runtime's resolution,
+    /// [`Problem::NotBuilt`] when only its build is missing.
+    pub fn of_framework(file: &Path, field: impl Into<String>, e: super::framework::FrameworkError) -> Self {
+        let problem = match e {
+            super::framework::FrameworkError::NotBuilt { .. } => Problem::NotBuilt,
+            super::framework::FrameworkError::Invalid { .. } => Problem::Invalid,
+        };
+        Diagnostic {
+            problem,
+            ..Diagnostic::new(file, field, e.to_string())
         }
     }
 
@@ -90,7 +117,8 @@ impl fmt::Display for Diagnostics {
 /// what it says); a field of the wrong type leaves it undecoded.
 pub(crate) fn decode_every<V, T>(
     value: &mut V,
-    decode: impl Fn(&V) -> Result<T, (String, Diagnostic)>,
+    // Boxed: a diagnostic is large, and most decodes succeed.
+    decode: impl Fn(&V) -> Result<T, Box<(String, Diagnostic)>>,
     take_out: impl Fn(&mut V, &str) -> bool,
 ) -> (Option<T>, Vec<Diagnostic>) {
     let mut errors: Vec<Diagnostic> = Vec::new();
@@ -104,7 +132,7 @@ pub(crate) fn decode_every<V, T>(
     for _ in 0..64 {
         let (inner, diagnostic) = match decode(value) {
             Ok(t) => return (usable.then_some(t), in_file_order(errors)),
-            Err(e) => e,
+            Err(e) => *e,
         };
         // Taking a required field out makes serde miss it: not a problem
         // of the file.

@@ -32,6 +32,55 @@ pub struct Layers {
     pub api_prefix: Option<String>,
 }
 
+/// Why a framework runtime cannot be served from the app's folder, by the
+/// app's field at fault: `bext check DIR` tells a folder that is only
+/// missing its build (which `bext run` makes first) from a broken one by
+/// the variant, never by the words of the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameworkError {
+    /// What the runtime runs is a build output not made yet (`dist/`,
+    /// `.next/`).
+    #[error("{reason}")]
+    NotBuilt {
+        /// The app's field (`entry`, `runtime`).
+        field: &'static str,
+        /// What is missing and how to make it.
+        reason: String,
+    },
+    /// Anything else the folder or the table does not say right.
+    #[error("{reason}")]
+    Invalid {
+        /// The app's field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl FrameworkError {
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        FrameworkError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The app's field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            FrameworkError::NotBuilt { field, .. } | FrameworkError::Invalid { field, .. } => field,
+        }
+    }
+
+    /// The same error, told of `field` instead.
+    fn of(self, field: &'static str) -> Self {
+        match self {
+            FrameworkError::NotBuilt { reason, .. } => FrameworkError::NotBuilt { field, reason },
+            FrameworkError::Invalid { reason, .. } => FrameworkError::Invalid { field, reason },
+        }
+    }
+}
+
 /// Far-future caching for files whose names change with their content.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -40,9 +89,8 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// package's `start` script, `ssr`/`hybrid` -> `js` with static files and
 /// an API upstream in front, `nextjs` -> `process` running `next start`
 /// with `.next/static` and `public/` in front). `Ok(None)` for bext's own
-/// runtimes; `Err` with `(field, reason)` when the folder does not say
-/// enough.
-pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, String)> {
+/// runtimes; `Err` naming the field when the folder does not say enough.
+pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, FrameworkError> {
     let named = match app.runtime {
         RuntimeKind::Static | RuntimeKind::Proxy | RuntimeKind::Js | RuntimeKind::Process => return Ok(None),
         RuntimeKind::Hono => "hono",
@@ -52,13 +100,16 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
         RuntimeKind::Nextjs => "nextjs",
     };
     let Some(source) = app.source.clone() else {
-        return Err((
+        return Err(FrameworkError::invalid(
             "source",
             format!("a `{named}` app needs `source`, the folder of its package.json"),
         ));
     };
     if !source.is_dir() {
-        return Err(("source", format!("{} is not a directory", source.display())));
+        return Err(FrameworkError::invalid(
+            "source",
+            format!("{} is not a directory", source.display()),
+        ));
     }
     let kind = app.runtime;
     let how = match kind {
@@ -67,7 +118,7 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
             let mut how = match &app.entry {
                 Some(_) => "its `entry`".to_owned(),
                 None => {
-                    let (entry, how) = fetch_handler_entry(&source).map_err(|reason| ("entry", reason))?;
+                    let (entry, how) = fetch_handler_entry(&source).map_err(|e| e.of("entry"))?;
                     app.entry = Some(entry.into());
                     how
                 }
@@ -75,10 +126,13 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
             if kind != RuntimeKind::Hono {
                 let statics = match &app.static_dir {
                     Some(dir) if !super::platform::stays_inside(dir) => {
-                        return Err(("static_dir", format!("{} leaves the app's folder", dir.display())));
+                        return Err(FrameworkError::invalid(
+                            "static_dir",
+                            format!("{} leaves the app's folder", dir.display()),
+                        ));
                     }
                     Some(dir) if !source.join(dir).is_dir() => {
-                        return Err((
+                        return Err(FrameworkError::invalid(
                             "static_dir",
                             format!("{} is not a directory", source.join(dir).display()),
                         ));
@@ -89,14 +143,17 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
                 let api_prefix = match kind {
                     RuntimeKind::Hybrid => {
                         if app.upstream.is_none() && app.upstreams.is_empty() {
-                            return Err((
+                            return Err(FrameworkError::invalid(
                                 "upstream",
-                                "a `hybrid` app sends `/api/*` (its `api_prefix`) to `upstream = \"http://host:port\"`, which is unset".into(),
+                                "a `hybrid` app sends `/api/*` (its `api_prefix`) to `upstream = \"http://host:port\"`, which is unset",
                             ));
                         }
                         let prefix = app.api_prefix.clone().unwrap_or_else(|| "/api".into());
                         if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
-                            return Err(("api_prefix", format!("`{prefix}`: a path like \"/api\"")));
+                            return Err(FrameworkError::invalid(
+                                "api_prefix",
+                                format!("`{prefix}`: a path like \"/api\""),
+                            ));
                         }
                         Some(prefix)
                     }
@@ -121,13 +178,13 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
             // `next start` on an unbuilt folder exits at once, and every
             // request would be a 502: say so before serving.
             if app.command.is_none() && !source.join(".next").is_dir() {
-                return Err((
-                    "runtime",
-                    format!(
+                return Err(FrameworkError::NotBuilt {
+                    field: "runtime",
+                    reason: format!(
                         "{} has no `.next/` build for `nextjs`: run `next build` in it first (`npm run build`), or set `command`",
                         source.display()
                     ),
-                ));
+                });
             }
             let how = match &app.command {
                 Some(_) => "its `command`".to_owned(),
@@ -172,7 +229,8 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
             match &app.command {
                 Some(_) => "its `command`".to_owned(),
                 None => {
-                    let found = super::process::detect(&source).map_err(|reason| ("source", reason))?;
+                    let found =
+                        super::process::detect(&source).map_err(|reason| FrameworkError::invalid("source", reason))?;
                     let Some(d) = found.filter(|d| d.from.starts_with("package.json")) else {
                         // The hint names the package's own `main` when it has one.
                         let main = package_json(&source)
@@ -183,7 +241,7 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, (&'static str, S
                             Some(m) => ("a package.json without a `start` script", m.as_str()),
                             None => ("no package.json with a `start` script", "server.js"),
                         };
-                        return Err((
+                        return Err(FrameworkError::invalid(
                             "command",
                             format!(
                                 "{} has {has}: add `\"start\": \"node {file}\"` to its scripts, or set `command = \"node {file}\"` in the app's table",
@@ -208,8 +266,9 @@ use bext_plugin_abi::BUILD_OUTPUTS;
 /// The module of a fetch-handler app (Hono and the like): package.json's
 /// `exports` (`"."`, its `import` or `default`), `module`, then `main`,
 /// then the usual build outputs; a name that leaves `dir` is refused.
-pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
-    if let Some(json) = package_json(dir)? {
+pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), FrameworkError> {
+    let not_built = |reason: String| FrameworkError::NotBuilt { field: "entry", reason };
+    if let Some(json) = package_json(dir).map_err(|reason| FrameworkError::invalid("entry", reason))? {
         let exports = json.get("exports").map(|e| e.get(".").unwrap_or(e));
         let exported = exports.and_then(|e| {
             e.as_str()
@@ -225,7 +284,10 @@ pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
             let Some(name) = value else { continue };
             let name = name.trim_start_matches("./");
             if !super::platform::stays_inside(Path::new(name)) {
-                return Err(format!("package.json `{key}` = `{name}` leaves the app's folder"));
+                return Err(FrameworkError::invalid(
+                    "entry",
+                    format!("package.json `{key}` = `{name}` leaves the app's folder"),
+                ));
             }
             if dir.join(name).is_file() {
                 return Ok((name.to_owned(), format!("package.json `{key}`")));
@@ -235,12 +297,12 @@ pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
         // What package.json names is what runs: another file found by
         // chance would serve something else (a stale build, a source).
         if !missing.is_empty() {
-            return Err(format!(
+            return Err(not_built(format!(
                 "{}: package.json {} is not a file there: build the app first (`npm run build`), or fix {}, or set `entry`",
                 dir.display(),
                 missing.join(", "),
                 if missing.len() == 1 { "it" } else { "them" }
-            ));
+            )));
         }
     }
     for name in BUILD_OUTPUTS {
@@ -248,25 +310,14 @@ pub fn fetch_handler_entry(dir: &Path) -> Result<(String, String), String> {
             return Ok((name.to_owned(), format!("the build output {name}")));
         }
     }
-    Err(format!(
+    Err(not_built(format!(
         "{}: no module to run: package.json names none that exists (`exports`, `module`, `main`) and none of {} is there; build the app or set `entry`",
         dir.display(),
         BUILD_OUTPUTS.join(", ")
-    ))
+    )))
 }
 
-/// A folder's `index.js`/`index.mjs` when it is a server module (an
-/// `export default` with a `fetch` handler, as Workers and Hono write
-/// it): `bext run` of such a folder runs it as a `js` app rather than
-/// serving its source as a static file.
-pub fn fetch_handler_module(dir: &Path) -> Option<&'static str> {
-    ["index.js", "index.mjs"].into_iter().find(|name| {
-        std::fs::read_to_string(dir.join(name)).is_ok_and(|text| {
-            let default = text.find("export default");
-            default.is_some_and(|at| text[at..].contains("fetch"))
-        })
-    })
-}
+pub use bext_plugin_abi::fetch_handler_module;
 
 /// Node server frameworks: run as `process` apps by their `start` script.
 const NODE_SERVERS: [&str; 5] = ["express", "fastify", "koa", "@hono/node-server", "@nestjs/core"];
@@ -360,7 +411,9 @@ mod tests {
     fn the_entry_comes_from_package_json_then_build_outputs() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        assert!(fetch_handler_entry(d).unwrap_err().contains("no module to run"));
+        assert!(
+            matches!(fetch_handler_entry(d).unwrap_err(), FrameworkError::NotBuilt { field: "entry", reason } if reason.contains("no module to run"))
+        );
         std::fs::create_dir_all(d.join("dist")).unwrap();
         std::fs::write(d.join("dist/index.js"), "").unwrap();
         assert_eq!(fetch_handler_entry(d).unwrap().0, "dist/index.js");
@@ -377,10 +430,13 @@ mod tests {
         .unwrap();
         assert_eq!(fetch_handler_entry(d).unwrap().0, "dist/index.js");
         std::fs::write(d.join("package.json"), r#"{"main": "../../etc/passwd"}"#).unwrap();
-        assert!(fetch_handler_entry(d).unwrap_err().contains("leaves"));
+        let err = fetch_handler_entry(d).unwrap_err();
+        assert!(matches!(&err, FrameworkError::Invalid { .. }) && err.to_string().contains("leaves"));
         // A `main` that is not there is an error, not dist/index.js.
         std::fs::write(d.join("package.json"), r#"{"main": "./dist/server.js"}"#).unwrap();
         let err = fetch_handler_entry(d).unwrap_err();
+        assert!(matches!(err, FrameworkError::NotBuilt { .. }));
+        let err = err.to_string();
         assert!(
             err.contains("package.json `main` = `dist/server.js` is not a file there") && err.contains("npm run build"),
             "{err}"
@@ -395,9 +451,12 @@ mod tests {
             dir.path().display().to_string()
         ))
         .unwrap();
-        let (key, reason) = resolve(&mut app.clone()).unwrap_err();
-        assert_eq!(key, "runtime");
-        assert!(reason.contains("run `next build`"), "{reason}");
+        let err = resolve(&mut app.clone()).unwrap_err();
+        assert!(
+            matches!(&err, FrameworkError::NotBuilt { field: "runtime", .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("run `next build`"), "{err}");
         std::fs::create_dir_all(dir.path().join(".next/static")).unwrap();
         assert!(resolve(&mut app).is_ok());
     }
@@ -412,14 +471,15 @@ mod tests {
             ))
             .unwrap()
         };
-        let (key, reason) = resolve(&mut express(dir.path())).unwrap_err();
-        assert_eq!(key, "command");
+        let err = resolve(&mut express(dir.path())).unwrap_err();
+        assert_eq!(err.field(), "command");
+        let reason = err.to_string();
         assert!(
             reason.contains("no package.json") && reason.contains("`command = \"node server.js\"`"),
             "{reason}"
         );
         std::fs::write(dir.path().join("package.json"), r#"{"main": "app.js"}"#).unwrap();
-        let (_, reason) = resolve(&mut express(dir.path())).unwrap_err();
+        let reason = resolve(&mut express(dir.path())).unwrap_err().to_string();
         assert!(
             reason.contains("without a `start` script") && reason.contains("`\"start\": \"node app.js\"`"),
             "{reason}"

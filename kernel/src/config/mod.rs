@@ -7,6 +7,7 @@
 //! nothing here imports the rest of the kernel.
 
 mod bindings;
+pub mod deployed;
 pub mod diag;
 pub mod framework;
 pub mod isolate;

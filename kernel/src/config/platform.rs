@@ -782,8 +782,8 @@ impl AppConfig {
             tracing::info!("{}: a process app, from its {}", dir.display(), d.from);
         }
         // A folder of just a module exporting `fetch`: run, never served
-        // as its own source.
-        let fetch_module = match detect_start && !says && detected.is_none() && detected_framework.is_none() {
+        // as its own source (a deployed bundle as `bext run` serves it).
+        let fetch_module = match !says && detected.is_none() && detected_framework.is_none() {
             true => super::framework::fetch_handler_module(dir),
             false => None,
         };
@@ -864,8 +864,8 @@ impl AppConfig {
         if let Some((key, reason)) = super::runtime_keys::problems(&app, runtime_name).into_iter().next() {
             return Err(at(&format!("server.{key}"), reason));
         }
-        let resolved = super::framework::resolve(&mut app).map_err(|(key, reason)| {
-            let field = match key {
+        let resolved = super::framework::resolve(&mut app).map_err(|e| {
+            let field = match e.field() {
                 "runtime" if server.runtime.is_none() && framework.is_some() => "framework.type",
                 "runtime" => "server.runtime",
                 "source" if rendered => "framework.type",
@@ -876,9 +876,14 @@ impl AppConfig {
                 "command" => "server.command",
                 other => other,
             };
+            let plain = Diagnostic::of_framework(dir, "", e);
             match cfg_file.exists() {
-                true => at(field, in_run_config(&reason)),
-                false => Diagnostic::new(dir, "", reason).into(),
+                true => {
+                    let mut d = at(field, in_run_config(&plain.reason));
+                    d.0.iter_mut().for_each(|d| d.problem = plain.problem);
+                    d
+                }
+                false => plain.into(),
             }
         })?;
         let said = match (detected_framework, resolved) {
@@ -903,6 +908,67 @@ impl AppConfig {
             detected: said,
         })
     }
+}
+
+/// What a deployed bundle's `bext.config.toml` says of how it is served,
+/// for a version deployed onto an app of the platform file
+/// (`config::deployed`): read as for an app a deploy creates (no
+/// `[redis]`, `[hooks]` or `[render]`), and a bundle that says nothing
+/// and holds a server module says `js`, as `bext run` detects it.
+pub(crate) fn bundle_says(dir: &Path) -> Result<super::deployed::BundleSays, Diagnostics> {
+    let cfg_file = dir.join("bext.config.toml");
+    let mut cfg = RunConfig::default();
+    if cfg_file.exists() {
+        let text = std::fs::read_to_string(&cfg_file)
+            .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
+        cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
+    }
+    for (key, set) in [
+        ("redis", cfg.redis.is_some()),
+        ("hooks", cfg.hooks.is_some()),
+        ("render", cfg.render.is_some()),
+        ("server.command", cfg.server.command.is_some()),
+    ] {
+        if set {
+            return Err(Diagnostic::new(
+                &cfg_file,
+                key,
+                "not a deployed bundle's: an app of the platform file takes it from its `[apps.<id>]` table",
+            )
+            .into());
+        }
+    }
+    let server = cfg.server;
+    let framework = cfg.framework.map(|f| f.kind);
+    let runtime = match (server.runtime, framework) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Diagnostic::new(
+                &cfg_file,
+                "framework.type",
+                format!(
+                    "says {} but `[server] runtime` says {}: keep one",
+                    runtime_name(b),
+                    runtime_name(a)
+                ),
+            )
+            .into());
+        }
+        (Some(a), _) => Some((a, "server.runtime")),
+        (None, Some(b)) => Some((b, "framework.type")),
+        (None, None) => None,
+    };
+    let says = runtime.is_some() || server.static_dir.is_some();
+    Ok(super::deployed::BundleSays {
+        file: cfg_file,
+        runtime,
+        module: (!says).then(|| super::framework::fetch_handler_module(dir)).flatten(),
+        static_dir: server.static_dir,
+        entry: server.entry,
+        upstream: server.upstream,
+        api_prefix: server.api_prefix,
+        spa_fallback: server.spa_fallback,
+        cache: cfg.cache.and_then(|c| c.isr).map(|isr| isr.plugin_config()),
+    })
 }
 
 /// A reason written for the platform file's app table, in the words of
@@ -1078,6 +1144,14 @@ pub struct Platform {
     /// the platform's `listen` overrides, with the app and that value:
     /// said at every load, never used.
     pub unused_bundle_listens: BTreeMap<PathBuf, (String, String)>,
+    /// What deployed bundles say that the platform file's app overrides
+    /// (`config::deployed`): warned at every load and by `bext check`.
+    pub overridden_bundle_keys: Vec<Diagnostic>,
+    /// What the file's app tables write of how each app is served, before
+    /// a framework runtime is resolved: a version deployed onto the app is
+    /// resolved again from it with its bundle's `bext.config.toml`
+    /// (`config::deployed`). Apps a deploy created have none.
+    pub declared: BTreeMap<String, super::deployed::Declared>,
 }
 
 impl Platform {
@@ -1111,7 +1185,9 @@ impl Platform {
                 let doc = Located::parse(file, &text)?;
                 let (parsed, problems) = doc.decode_every(file);
                 let parsed = parsed.ok_or_else(|| Diagnostics(problems.clone()))?;
-                let (platform, mut errors) = Platform::from_file(parsed, Some(file.to_owned()), dir, &BTreeSet::new());
+                let (mut platform, mut errors) =
+                    Platform::from_file(parsed, Some(file.to_owned()), dir, &BTreeSet::new());
+                platform.note_written_runtimes(&|f| doc.has(f));
                 errors.0.extend(problems);
                 own(&mut errors, &|f| doc.position(f));
                 Ok((platform, errors))
@@ -1119,11 +1195,20 @@ impl Platform {
             _ => {
                 let doc = TomlDoc::parse(file, &text)?;
                 let (parsed, undecoded, mut errors) = decode_toml(&doc, file);
-                let (platform, more) = Platform::from_file(parsed, Some(file.to_owned()), dir, &undecoded);
+                let (mut platform, more) = Platform::from_file(parsed, Some(file.to_owned()), dir, &undecoded);
+                platform.note_written_runtimes(&|f| doc.has(f));
                 errors.0.extend(more.0);
                 own(&mut errors, &|f| doc.position(f));
                 Ok((platform, errors))
             }
+        }
+    }
+
+    /// Records which apps' tables write `runtime` (unset, a version
+    /// deployed onto the app may say its own).
+    fn note_written_runtimes(&mut self, written: &dyn Fn(&str) -> bool) {
+        for (id, d) in self.declared.iter_mut() {
+            d.runtime_written = written(&format!("apps.{id}.runtime"));
         }
     }
 
@@ -1405,6 +1490,7 @@ impl Platform {
         });
         let data_dir = dir.join(f.platform.data_dir.clone().unwrap_or_else(|| PathBuf::from(".bext")));
         let mut invalid = Vec::new();
+        let mut declared = BTreeMap::new();
         // Each app's domains in the form vhosts matches them, so a domain it
         // would refuse, or one two apps claim, is blamed here, on the app's
         // own field (`~regex` patterns are compiled, and checked, by vhosts).
@@ -1428,13 +1514,14 @@ impl Platform {
             for (key, reason) in super::runtime_keys::problems(app, runtime_name) {
                 errors.push(Diagnostic::new(&name, field(&key), reason));
             }
+            declared.insert(id.clone(), super::deployed::Declared::of(app));
             match super::framework::resolve(app) {
                 Ok(Some(r)) => {
                     tracing::info!(app = %id, "runtime `{}`: {} ({})", r.named, runtime_name(app.runtime), r.how)
                 }
                 Ok(None) => {}
-                Err((key, reason)) => {
-                    errors.push(Diagnostic::new(&name, field(key), reason));
+                Err(e) => {
+                    errors.push(Diagnostic::of_framework(&name, field(e.field()), e));
                     invalid.push(id.clone());
                     continue;
                 }
@@ -1604,6 +1691,8 @@ impl Platform {
             data_dir,
             redis,
             unused_bundle_listens: BTreeMap::new(),
+            overridden_bundle_keys: Vec::new(),
+            declared,
         };
         (platform, errors)
     }
@@ -1817,7 +1906,7 @@ fn preview_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Span>, D
     bext_plugin_abi::units::preview_ttl(d).map(Some)
 }
 
-fn runtime_name(r: RuntimeKind) -> &'static str {
+pub(crate) fn runtime_name(r: RuntimeKind) -> &'static str {
     RUNTIMES.iter().find(|(_, k)| *k == r).map_or("?", |(name, _)| name)
 }
 

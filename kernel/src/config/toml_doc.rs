@@ -76,7 +76,7 @@ impl<'i> TomlDoc<'i> {
         path: &str,
         value: Spanned<DeValue<'i>>,
     ) -> Result<T, Diagnostic> {
-        self.try_decode(file, path, value).map_err(|(_, d)| d)
+        self.try_decode(file, path, value).map_err(|e| e.1)
     }
 
     /// Decodes `value` like [`TomlDoc::decode`], but reports every error
@@ -97,7 +97,7 @@ impl<'i> TomlDoc<'i> {
         file: &Path,
         path: &str,
         value: Spanned<DeValue<'i>>,
-    ) -> Result<T, (String, Diagnostic)> {
+    ) -> Result<T, Box<(String, Diagnostic)>> {
         serde_path_to_error::deserialize(ValueDeserializer::from(value)).map_err(|e| {
             let inner = e.path().to_string();
             let field = match (path, inner.as_str()) {
@@ -110,8 +110,13 @@ impl<'i> TomlDoc<'i> {
                 .span()
                 .map(|s| self.line_col(s.start))
                 .or_else(|| self.position(&field));
-            (inner, Diagnostic::new(file, field, err.message().trim()).at(at))
+            Box::new((inner, Diagnostic::new(file, field, err.message().trim()).at(at)))
         })
+    }
+
+    /// Whether the file writes the field at `path` itself.
+    pub(crate) fn has(&self, path: &str) -> bool {
+        self.fields.contains_key(path)
     }
 
     /// The position of the value at `path`, or of its nearest ancestor that

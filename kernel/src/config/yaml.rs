@@ -53,10 +53,15 @@ impl Located {
                 let path = e.path().to_string();
                 let path = if path == "." { String::new() } else { path };
                 let d = Diagnostic::new(file, path.clone(), e.into_inner().to_string()).at(self.position(&path));
-                (path, d)
+                Box::new((path, d))
             })
         };
         super::diag::decode_every(&mut value, decode, take_out)
+    }
+
+    /// Whether the document writes the field at `path` itself.
+    pub(crate) fn has(&self, path: &str) -> bool {
+        self.positions.contains_key(path)
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.

@@ -281,11 +281,25 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
             .or_insert_with(|| (change.id.clone(), listen));
     }
     let mut app = match (platform.apps.get(&change.like), change.source) {
-        (Some(like), source) => {
-            let mut app = AppConfig::clone(like);
-            if source.is_some() {
-                app.source = source;
+        (Some(like), None) => AppConfig::clone(like),
+        // A version of an app the platform file declares: the file's table
+        // with what the bundle's bext.config.toml adds.
+        (Some(like), Some(source)) if let Some(declared) = platform.declared.get(&change.like) => {
+            let file = platform.file.clone().unwrap_or_default();
+            let (app, warnings) = crate::config::deployed::onto(&change.like, like, declared, &source, &file)?;
+            check_inside(&source, &app)?;
+            for w in warnings {
+                if !platform.overridden_bundle_keys.contains(&w) {
+                    platform.overridden_bundle_keys.push(w);
+                }
             }
+            app
+        }
+        // A version of an app a deploy created: what its own bundle says.
+        (Some(like), Some(source)) => {
+            let mut app = described_by(&source)?;
+            app.domains = like.domains.clone();
+            app.tenant_domains = like.tenant_domains.clone();
             app
         }
         (None, Some(source)) => described_by(&source)?,
@@ -334,10 +348,10 @@ fn bundle_listen(dir: &Path) -> Option<(std::path::PathBuf, String)> {
 }
 
 /// What deployed bundles ask for that the platform overrides (their
-/// `[server] listen`), one warning per bundle, logged at every load and
-/// printed by `bext check`.
+/// `[server] listen`, and what an app's table says otherwise:
+/// `config::deployed`), logged at every load and printed by `bext check`.
 pub(crate) fn ignored_bundle_keys(platform: &Platform) -> Vec<Diagnostic> {
-    (platform.unused_bundle_listens.iter())
+    let listens = (platform.unused_bundle_listens.iter())
         .map(|(file, (id, listen))| {
             Diagnostic::new(
                 file,
@@ -347,8 +361,8 @@ pub(crate) fn ignored_bundle_keys(platform: &Platform) -> Vec<Diagnostic> {
                     platform.settings.listen
                 ),
             )
-        })
-        .collect()
+        });
+    listens.chain(platform.overridden_bundle_keys.iter().cloned()).collect()
 }
 
 /// The hosts of preview `name` of an app with `domains`, by the
@@ -369,8 +383,15 @@ pub(crate) fn preview_domains(template: &str, domains: &[String], name: &str) ->
 /// path it names (`static_dir`, `entry`) resolves outside the directory:
 /// a plugin's directory (a stored version) must not serve the host's
 /// files, whatever an older plugin let into it.
-fn described_by(dir: &Path) -> Result<AppConfig, Diagnostics> {
+pub(crate) fn described_by(dir: &Path) -> Result<AppConfig, Diagnostics> {
     let (app, _) = AppConfig::for_dir(dir)?;
+    check_inside(dir, &app)?;
+    Ok(app)
+}
+
+/// Refuses an app served from the stored version `dir` whose folder,
+/// assets folder or JS module (`static_dir`, `entry`) resolves outside it.
+fn check_inside(dir: &Path, app: &AppConfig) -> Result<(), Diagnostics> {
     let file = dir.join("bext.config.toml");
     let root = std::fs::canonicalize(dir).map_err(|e| Diagnostic::new(dir, "", e.to_string()))?;
     let entry = (app.runtime == RuntimeKind::Js).then(|| app.js_entry()).flatten();
@@ -405,7 +426,7 @@ fn described_by(dir: &Path) -> Result<AppConfig, Diagnostics> {
             .into());
         }
     }
-    Ok(app)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -497,9 +518,11 @@ mod tests {
         assert_eq!(preview.env["DB"], "staging");
         assert!(preview.secrets.is_empty(), "production secrets stay out of previews");
         assert_eq!(preview.kv, ["STORE"], "KV of its own (another app id)");
+        // The bundle's `static_dir` is where a `js` app's module is found
+        // (the app's table leaves it unset).
         assert_eq!(
-            (preview.runtime, preview.source.as_deref()),
-            (RuntimeKind::Js, Some(v2.as_path()))
+            (preview.runtime, preview.source.clone()),
+            (RuntimeKind::Js, Some(v2.join("dist")))
         );
         let canary = &platform.apps["shop@v2"];
         assert!(canary.domains.is_empty());

@@ -524,6 +524,20 @@ fn check_config_path(field: &str, value: &str) -> Result<(), DeployError> {
     components(value.as_bytes()).map_err(refuse).map(drop)
 }
 
+/// Checks a local bundle directory as `bext deploy` of it does, without
+/// storing it (`bext check --deploy DIR`): each entry as the deploy copies
+/// it, into a scratch store in a temporary directory removed after, then
+/// its `bext.config.toml` ([`check_config`]). Whether it is a JS app.
+pub fn check_dir(dir: &Path, limits: Limits) -> Result<bool, DeployError> {
+    if !dir.is_dir() {
+        return Err(DeployError::Bundle(format!("{}: not a directory", dir.display())));
+    }
+    let scratch = tempfile::tempdir().map_err(|e| DeployError::io(&std::env::temp_dir(), e))?;
+    let store = crate::store::Store::open(scratch.path())?;
+    let (tree, _) = store.put("check", "check", dir, limits, &mut |_, _| {})?;
+    check_config(&tree)
+}
+
 /// Checks the configuration of the stored version `tree`
 /// (`bext.config.toml`, which the kernel reads for an app a deploy
 /// creates): what the kernel takes, a runtime a bundle can be, and the
@@ -535,7 +549,10 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
     let file = tree.join(CONFIG_FILE);
     let refuse = |why: String| DeployError::Bundle(format!("{CONFIG_FILE}: {why}"));
     match fs::symlink_metadata(&file) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        // No configuration: a static site, or a server module it runs.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(bext_plugin_abi::fetch_handler_module(tree).is_some());
+        }
         Err(e) => return Err(DeployError::io(&file, e)),
         Ok(meta) if !meta.is_file() => return Err(refuse("not a regular file".into())),
         Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
@@ -583,8 +600,13 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         let module = runtime.filter(|_| rendered).map(|r| (runtime_key, r));
         check_package_entries(tree, module, &refuse)?;
     }
+    // A bundle that says nothing of how it is served and holds a module
+    // exporting `fetch` runs it (the kernel's one detection).
+    let detected =
+        runtime.is_none() && server.static_dir.is_none() && bext_plugin_abi::fetch_handler_module(tree).is_some();
     let js = match runtime {
-        None | Some("static") => false,
+        None => detected,
+        Some("static") => false,
         Some("js") => true,
         Some("hono" | "ssr" | "hybrid") => server.entry.is_some(),
         Some("proxy") => {
@@ -955,6 +977,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["index.html"]);
+    }
+
+    /// A bundle that says nothing of its runtime and holds a server module
+    /// is a JS app (it runs isolates), with or without a bext.config.toml,
+    /// as the kernel serves it; a static `index.js` keeps it static.
+    #[test]
+    fn a_server_module_makes_a_bundle_a_js_app() {
+        let module = "export default { fetch() { return new Response('x') } }";
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("index.js"), "console.log('a browser script')").unwrap();
+        assert!(!check_config(dir.path()).unwrap());
+        fs::write(dir.path().join("index.js"), module).unwrap();
+        assert!(check_config(dir.path()).unwrap());
+        fs::write(dir.path().join(CONFIG_FILE), "[cache.isr]\nmax_entries = 10\n").unwrap();
+        assert!(check_config(dir.path()).unwrap());
+        fs::write(dir.path().join(CONFIG_FILE), "[framework]\ntype = \"static\"\n").unwrap();
+        assert!(!check_config(dir.path()).unwrap());
     }
 
     fn config_tree(config: &str, files: &[&str]) -> tempfile::TempDir {

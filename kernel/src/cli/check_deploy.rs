@@ -1,0 +1,42 @@
+//! `bext check --deploy DIR`: a bundle checked as `bext deploy` stores and
+//! serves it, not as `bext run` serves a folder. The two differ on
+//! purpose (a bundle has no `[redis]`, `[hooks]` or start command, and is
+//! never a Node server), so a bundle that `bext check DIR` passes may
+//! still be refused by a deploy: this runs the deploy's own checks, the
+//! deploy plugin's on its entries and its `bext.config.toml`, then the
+//! kernel's on the app it makes of it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::platform::{RuntimeKind, runtime_name};
+
+/// Checks `dir` as a deploy of it as a new app would; says what it would
+/// serve, or every reason it would be refused.
+pub(super) fn bundle(dir: &Path) -> ExitCode {
+    eprintln!("bext check: {}: checked as `bext deploy` stores it", dir.display());
+    #[cfg(feature = "deploy")]
+    if let Err(e) = bext_plugin_deploy::bundle::check_dir(dir, Default::default()) {
+        eprintln!("error: {e}");
+        eprintln!("1 error(s)");
+        return ExitCode::FAILURE;
+    }
+    #[cfg(not(feature = "deploy"))]
+    {
+        eprintln!("error: this bext is built without the deploy plugin, which checks bundles");
+        return ExitCode::FAILURE;
+    }
+    #[allow(unreachable_code)]
+    match crate::pipeline::app_changes::described_by(dir) {
+        Ok(app) => {
+            let what = match app.runtime {
+                RuntimeKind::Static => format!("a static site, {}", app.source.unwrap_or_default().display()),
+                RuntimeKind::Js => format!("a js app, {}", app.js_entry().unwrap_or_default().display()),
+                other => format!("a {} app", runtime_name(other)),
+            };
+            println!("ok: {} deploys as {what}", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => super::report(&errors),
+    }
+}

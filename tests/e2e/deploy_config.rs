@@ -1,0 +1,212 @@
+//! A deployed bundle's own `bext.config.toml` on an app of the platform
+//! file (docs/deploy.md, "A bundle's bext.config.toml"): its keys apply
+//! where the file says nothing, the file wins with a warning naming both
+//! where both say something, and what it names stays inside the bundle.
+//! A bundle whose index.js exports a fetch handler runs as `bext run`
+//! runs it, never served as its source. `bext check --deploy DIR` refuses
+//! what a deploy refuses, and `bext check DIR` tells an unbuilt folder
+//! from a broken one by the error's kind, not its words.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::deploy::{cli, ok};
+use crate::support::*;
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const MODULE: &str = "export default { fetch() { return new Response('ran the module'); } }";
+
+#[tokio::test]
+async fn a_bundles_config_applies_where_the_platform_file_says_nothing() {
+    let s = Site::new();
+    s.write("site/index.html", "from the platform file");
+    s.write(
+        "api/app.js",
+        "export default { fetch() { return new Response('platform source'); } }",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.blog]
+source = "site"
+domains = ["blog.test"]
+
+[apps.api]
+runtime = "js"
+source = "api"
+entry = "app.js"
+domains = ["api.test"]
+"#,
+    );
+    let c = p(&config);
+    // blog: the bundle's static_dir and [cache.isr] (the file says neither).
+    s.write("blog-v1/index.html", "the bundle's root");
+    s.write("blog-v1/dist/index.html", "from dist");
+    s.write(
+        "blog-v1/bext.config.toml",
+        "[server]\nstatic_dir = \"dist\"\n\n[cache.isr]\ndefault_ttl_ms = 60000\n",
+    );
+    // api: the bundle names another module than the file: the file wins.
+    s.write(
+        "api-v1/app.js",
+        "export default { fetch() { return new Response('app.js of the bundle'); } }",
+    );
+    s.write(
+        "api-v1/main.js",
+        "export default { fetch() { return new Response('main.js of the bundle'); } }",
+    );
+    s.write("api-v1/bext.config.toml", "[server]\nentry = \"main.js\"\n");
+    // A path out of the bundle is refused on a platform app too.
+    s.write("bad/index.html", "x");
+    s.write("bad/bext.config.toml", "[server]\nstatic_dir = \"../..\"\n");
+    let out = cli(&["deploy", p(&s.path("bad")), "--app", "blog", "--config", c]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("bext.config.toml: server.static_dir = \"../..\": ") && err.contains("`..`"),
+        "{err}"
+    );
+
+    ok(cli(&["deploy", p(&s.path("blog-v1")), "--app", "blog", "--config", c]));
+    ok(cli(&["deploy", p(&s.path("api-v1")), "--app", "api", "--config", c]));
+    let b = Bext::serve(&config);
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "from dist");
+    // `[cache.isr]` turned the app's cache on: the second answer is a HIT.
+    let again = get(b.addr, "blog.test", "/").await;
+    assert_eq!(
+        (again.text(), again.header("x-cache")),
+        ("from dist".into(), Some("HIT"))
+    );
+    assert_eq!(get(b.addr, "api.test", "/").await.text(), "app.js of the bundle");
+    let said = "server.entry: `entry = \"main.js\"` is not used: app `api` of ";
+    let log = eventually(Duration::from_secs(10), || async {
+        let log = b.log();
+        log.contains(said).then_some(log)
+    })
+    .await;
+    assert!(
+        log.contains("says `entry = \"app.js\"`, and the platform file wins"),
+        "{log}"
+    );
+    let out = bext_output(&["check", "--config", c]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: ") && err.contains(said), "{err}");
+}
+
+#[tokio::test]
+async fn a_deployed_server_module_runs_and_is_never_served_as_source_silently() {
+    let s = Site::new();
+    s.write("site/index.html", "from the platform file");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.blog]
+source = "site"
+domains = ["blog.test"]
+
+[apps.files]
+runtime = "static"
+source = "site"
+domains = ["files.test"]
+"#,
+    );
+    let c = p(&config);
+    s.write("module/index.js", MODULE);
+    for app in ["blog", "fresh", "files"] {
+        ok(cli(&["deploy", p(&s.path("module")), "--app", app, "--config", c]));
+    }
+    let b = Bext::serve(&config);
+    // Onto an app whose table says no runtime, and as a new app.
+    assert_eq!(get(b.addr, "blog.test", "/").await.text(), "ran the module");
+    assert_eq!(get(b.addr, "x", "/fresh/").await.text(), "ran the module");
+    // `runtime = "static"` written: the file wins, and says so.
+    assert_eq!(get(b.addr, "files.test", "/index.js").await.text(), MODULE);
+    let log = eventually(Duration::from_secs(10), || async {
+        let log = b.log();
+        log.contains("app `files` of").then_some(log)
+    })
+    .await;
+    assert!(
+        log.contains("index.js: `index.js`, a server module (it exports a `fetch` handler), is not used")
+            && log.contains("says `runtime = \"static\"`: its source is served as a file"),
+        "{log}"
+    );
+}
+
+#[test]
+fn check_deploy_refuses_what_a_deploy_refuses() {
+    let s = Site::new();
+    let config = s.platform("[platform]\nlisten = \"127.0.0.1:0\"\n");
+    // `[redis]` is `bext run`'s (edge mode), never a bundle's.
+    s.write("edge/index.html", "x");
+    s.write("edge/bext.config.toml", "[redis]\nurl = \"redis://127.0.0.1:6379\"\n");
+    let edge = s.path("edge");
+    let dir = p(&edge);
+    let run = bext_output(&["check", dir]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("(`bext check --deploy` checks a bundle as a deploy stores it)"));
+    let check = bext_output(&["check", "--deploy", dir]);
+    let deploy = cli(&["deploy", dir, "--app", "edge", "--config", p(&config)]);
+    for out in [&check, &deploy] {
+        let err = stderr(out);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("bext.config.toml: [redis]: a deployed app shares the platform's Redis"),
+            "{err}"
+        );
+    }
+    // A link is refused by the deploy's own copy, entry by entry.
+    s.write("linked/index.html", "x");
+    std::os::unix::fs::symlink("/etc/passwd", s.path("linked/passwd")).unwrap();
+    let err = stderr(&bext_output(&["check", "--deploy", p(&s.path("linked"))]));
+    assert!(err.contains("bundle entry `passwd`: a symbolic link"), "{err}");
+    // What deploys is said as it would be served.
+    s.write("module/index.js", MODULE);
+    let out = bext_output(&["check", "--deploy", p(&s.path("module"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("deploys as a js app") && said.contains("index.js"),
+        "{said}"
+    );
+    let err = stderr(&bext_output(&["check", "--deploy", "--config", p(&config)]));
+    assert!(err.contains("`bext check --deploy DIR`"), "{err} {config:?}");
+}
+
+/// A folder whose only problem is a build `bext run` makes first passes
+/// `bext check DIR` with a note; one whose error merely reads like that
+/// (a folder named "build the app") fails.
+#[test]
+fn check_tells_an_unbuilt_folder_by_the_errors_kind_not_its_words() {
+    let s = Site::new();
+    s.write(
+        "h/package.json",
+        r#"{"dependencies": {"hono": "^4"}, "scripts": {"build": "true"}, "main": "dist/server.js"}"#,
+    );
+    let out = bext_output(&["check", p(&s.path("h"))]);
+    let err = stderr(&out);
+    assert!(out.status.success() && err.contains("is not built yet"), "{err}");
+    s.write(
+        "h/bext.config.toml",
+        "[framework]\ntype = \"hono\"\n\n[server]\nstatic_dir = \"build the app\"\n",
+    );
+    let out = bext_output(&["check", p(&s.path("h"))]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("build the app is not a directory") && !err.contains("not built yet"),
+        "{err}"
+    );
+}

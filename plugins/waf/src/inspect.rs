@@ -18,6 +18,7 @@ use crate::normalize::{
     Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
 };
 use crate::rules::{Category, Part, RULES};
+use crate::shell::glued_command;
 use crate::walk::{Context, Visitor, values};
 
 /// How many rounds of HTML-entity and JS-escape decoding a value gets.
@@ -216,6 +217,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("libinjection-sqli", Category::Sqli),
     ("libinjection-xss", Category::Xss),
     ("java-base64-gadget", Category::Java),
+    ("rce-glued-command", Category::Rce),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
     ("scanner-probe-path", Category::Scanner),
@@ -385,6 +387,12 @@ impl Engine {
             && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
         {
             return Some(f);
+        }
+        if !matches!(part, Part::Path | Part::Filename)
+            && cx.on.on(Category::Rce, "rce-glued-command")
+            && let Some(word) = glued_command(&canon, shape)
+        {
+            return Some(Finding::new("rce-glued-command", Category::Rce, part, name, &word));
         }
         // Twice: `&amp;lpar;` is `(` to a page that decodes what its
         // template already decoded once.

@@ -27,6 +27,7 @@ mod respond;
 pub mod rules;
 mod screen;
 pub mod seclang;
+mod shell;
 mod switches;
 mod walk;
 

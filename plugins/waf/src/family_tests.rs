@@ -337,7 +337,6 @@ fn glued_words_variable_commands_and_history_are_found() {
         ("/?x=;date+--file+secrets.txt", "rce-unix-command"),
         ("/?x=;ssh-copy-id+user@server", "rce-unix-command"),
         ("/?x=%7Cgetent+hosts+x.example", "rce-unix-command"),
-        ("/?x=~0", "rce-glob-path"),
         ("/?x=!-2", "rce-glob-path"),
         ("/?x=%0D%0Alist+3", "rce-mail-command"),
         ("/?x=%0D%0ADATA", "rce-mail-command"),
@@ -351,9 +350,75 @@ fn glued_words_variable_commands_and_history_are_found() {
         "/?code=x=1;+$y+=+2",
         "/?q=top+10;+date+night+ideas",
         "/?q=~5+minutes",
+        "/?x=~0",
         "/?q=shopping%0Alist+of+things",
         "/?q=java.lang.RuntimeException+stack+trace",
         "/?n=id%27is+notes",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn node_runtime_calls_and_doubled_ldap_breakouts_are_found() {
+    for (target, rule) in [
+        ("/?c=vm.runInNewContext(%27this.constructor%27)", "nodejs-runtime"),
+        ("/?c=Function(%27return+this%27)()", "nodejs-runtime"),
+        ("/?c=execSync(%27id%27)", "nodejs-runtime"),
+        ("/?c=fs.readFileSync(%27config.json%27)", "nodejs-runtime"),
+        ("/?u=admin*)((%7Cuserpassword=*)", "ldap-filter"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=how+to+use+setTimeout+in+react",
+        "/?q=fs+module+docs",
+        "/?q=a+function+(of+x)",
+        "/?q=vm+pricing",
+        "/?q=f(x)((y))",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    assert_eq!(
+        post_rule("application/json", r#"{"query":"query { user(id: 1) { name } }"}"#),
+        None
+    );
+}
+
+#[test]
+fn sql_breakouts_constant_conditions_and_orm_lookups_are_found() {
+    for (target, rule) in [
+        ("/?v=%60%3E65", "sqli-string-breakout"),
+        ("/?v=%222562*23", "sqli-string-breakout"),
+        ("/?v=%27+or+abc!", "sqli-string-breakout"),
+        ("/?v=%27,+2,+1", "sqli-string-breakout"),
+        ("/?v=admin%27+union+x", "sqli-string-breakout"),
+        ("/?v=or+88", "sqli-bare-condition"),
+        ("/?v=11!%3D1", "sqli-constant-condition"),
+        ("/?v=42+like+42", "sqli-constant-condition"),
+        ("/?roles__contained_by=admin", "generic-orm-lookup"),
+        ("/?data__has_key=is_admin", "generic-orm-lookup"),
+        ("/?x=local_file://something", "rfi-local-scheme"),
+        ("/?x=;at+2:00+%22echo+test%22", "rce-unix-command"),
+        ("/?x=visudo", "rce-unix-command"),
+        ("/?x=strace+who", "rce-unix-command"),
+        ("/?x=perf+--version", "rce-unix-command"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=%22union+jack%22+cushion+covers",
+        "/?q=%22AND+WHEN+THE+KIDS+ARE+OLD+ENOUGH%22",
+        "/?q=%22///",
+        "/?q=%22hello+world%22",
+        "/?v=11%3D1",
+        "/?v=123%3C456",
+        "/?q=or+best+offer",
+        "/?q=note+about+field__startswith",
+        "/?price__gte=10",
+        "/?q=nmap+tutorial",
+        "/?q=meet+at+2:00",
+        "/?q=perfect+weather",
     ] {
         assert_eq!(rule_for(benign), None, "{benign}");
     }

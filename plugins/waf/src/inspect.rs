@@ -13,12 +13,12 @@ use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
 use crate::clean::CleanCache;
+use crate::detect::family_code;
 use crate::hidden::java_in_base64;
 use crate::normalize::{
     Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
 };
 use crate::rules::{Category, Part, RULES};
-use crate::shell::glued_command;
 use crate::walk::{Context, Visitor, values};
 
 /// How many rounds of HTML-entity and JS-escape decoding a value gets.
@@ -218,6 +218,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("libinjection-xss", Category::Xss),
     ("java-base64-gadget", Category::Java),
     ("rce-glued-command", Category::Rce),
+    ("sqli-constant-condition", Category::Sqli),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
     ("scanner-probe-path", Category::Scanner),
@@ -388,11 +389,8 @@ impl Engine {
         {
             return Some(f);
         }
-        if !matches!(part, Part::Path | Part::Filename)
-            && cx.on.on(Category::Rce, "rce-glued-command")
-            && let Some(word) = glued_command(&canon, shape)
-        {
-            return Some(Finding::new("rce-glued-command", Category::Rce, part, name, &word));
+        if let Some(f) = family_code(part, name, &canon, shape, cx.on) {
+            return Some(f);
         }
         // Twice: `&amp;lpar;` is `(` to a page that decodes what its
         // template already decoded once.

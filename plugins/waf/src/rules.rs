@@ -469,7 +469,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT,
         triggers: &["("],
-        pattern: r"(?:^|[^\w.$>-])(?:cast|convert|chr|char|nchar|count|date|now|if|in|length|len|local|log|minute|hour|second|day|month|year|pi|replace|round|time|upper|lower|left|right|format|concat|substring|substr|mid|ascii|sleep|user|password|database|version|coalesce|ifnull|nullif|isnull|abs|floor|ceil|ceiling|rand|md5|sha1|hex|unhex|instr|trim|ltrim|rtrim|reverse|repeat|least|greatest|sum|avg|min|max|exists|values|schema|benchmark|extractvalue|updatexml)\b[^\w()\s]{0,6}\s*[^\w()\s]{0,6}\(\s*$",
+        pattern: r"(?:^|[^\w.$>-])(?:cast|convert|chr|char|nchar|count|date|now|if|in|length|len|local|log|minute|hour|second|day|month|year|pi|replace|round|time|upper|lower|left|right|format|concat|substring|substr|mid|ascii|sleep|user|password|database|version|coalesce|ifnull|nullif|isnull|abs|floor|ceil|ceiling|rand|md5|sha1|hex|unhex|instr|trim|ltrim|rtrim|reverse|repeat|least|greatest|sum|avg|min|max|exists|values|schema|benchmark|extractvalue|updatexml|and|or|not|xor)\b[^\w(\s]{0,6}\s*[^\w(\s]{0,6}\(\s*$",
     },
     RuleDef {
         // An SQL operator that needs an operand, with the operand cut off
@@ -480,6 +480,27 @@ pub static RULES: &[RuleDef] = &[
         parts: INPUT,
         triggers: &["like", "regexp", "glob", "xor"],
         pattern: r#"(?:^|[^'"\w])(?:not\s+)?(?:like|rlike|ilike|regexp|glob)\s*['"]\s*$|^\s*xor\s*(?:'[^']*'|"[^"]*"|\d+)\s*(?:[<>=!-]|$)"#,
+    },
+    RuleDef {
+        // A value that starts by closing a string: a quote, then an
+        // operator, a comparison or a boolean word, which is where an
+        // injected value leaves the literal it was put in (`'>65`,
+        // `"2562*23`, `' or abc!`, `', 2, 1`, `admin' union x`).
+        id: "sqli-string-breakout",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["'", "\"", "`"],
+        pattern: r#"^\s*['"`]{1,2}\s*(?:[<>=*%^,;:}|&]|\)\s*(?:and|or|[;<>=])|\d+\s*[*/%<>=]|(?:or|xor|and|\|\||&&)\s+['"]?\w+['"]?\s*(?:[!=<>]|$))|[\w)]['"`]\s*union(?:\s+\w|\s*/|\s*\(|\s*$)|^\s*'\s*union\b[^']*$|^\s*"\s*union\b[^"]*$|['"]\d+['"]\s*(?:=|!=|<>)\s*['"]\d+"#,
+    },
+    RuleDef {
+        // A value that is only a boolean operator and a number (`or 88`):
+        // the tail of a condition, not data. (A value that is a true
+        // comparison of numbers, `11!=1`, is `sqli-constant-condition`.)
+        id: "sqli-bare-condition",
+        category: Category::Sqli,
+        parts: parts(&[Arg, Cookie, Body]),
+        triggers: &["or", "and"],
+        pattern: r"^\s*(?:x?or|and)\s+\d+\s*$",
     },
     // ---- cross-site scripting (beyond libinjection)
     RuleDef {
@@ -640,15 +661,78 @@ pub static RULES: &[RuleDef] = &[
         triggers: &["://"],
         pattern: r"^\s*(?:https?|ftps?)://\S+\.(?:php\d?|phtml|inc|txt|jsp|asp|aspx|cgi|pl|py|sh|gif\?|jpg\?)(?:\?|$)",
     },
+    RuleDef {
+        // Schemes that read local files through a URL fetcher (Python's
+        // `local_file://`, Java's `netdoc:` and `jar:file:`, `url:file:`).
+        id: "rfi-local-scheme",
+        category: Category::Rfi,
+        parts: INPUT,
+        triggers: &["local_file:", "netdoc:", "jar:file:", "url:file:"],
+        pattern: r"(?:^|[^\w])(?:local_file|netdoc|jar:file|url:file):",
+    },
     // ---- shell command injection
     RuleDef {
         id: "rce-unix-command",
         category: Category::Rce,
         parts: INPUT_AGENT,
         triggers: &[
-            ";", "|", "&", "`", "$(", "\n", "\r", "strace", "ltrace", "nohup", "sudo", "doas", "nice", "timeout",
-            "xargs", "busybox", "env ", "exec ", "time ", "watch ", "setsid", "stdbuf", "chroot", "cpulimit", "\\",
-            "ansible", "chef-",
+            ";",
+            "|",
+            "&",
+            "`",
+            "$(",
+            "\n",
+            "\r",
+            "strace",
+            "ltrace",
+            "nohup",
+            "sudo",
+            "doas",
+            "nice",
+            "timeout",
+            "xargs",
+            "busybox",
+            "env ",
+            "exec ",
+            "time ",
+            "watch ",
+            "setsid",
+            "stdbuf",
+            "chroot",
+            "cpulimit",
+            "\\",
+            "ansible",
+            "chef-",
+            "visudo",
+            "perf",
+            "getent",
+            "ifconfig",
+            "netstat",
+            "lsof",
+            "dmesg",
+            "printenv",
+            "crontab",
+            "useradd",
+            "usermod",
+            "userdel",
+            "chattr",
+            "iptables",
+            "sysctl",
+            "systemctl",
+            "journalctl",
+            "nsenter",
+            "unshare",
+            "setcap",
+            "getcap",
+            "ssh-",
+            "sshpass",
+            "tcpdump",
+            "socat",
+            "ncat",
+            "netcat",
+            "xxd",
+            "whoami",
+            "uname",
         ],
         pattern: concat!(
             r"(?:[;|&`\n\r]|\$\(|\|\||&&)\s*(?:\$\w+\s*|\$\{\w*\}\s*)*['\x22\\]?\s*(?:/(?:usr/)?(?:local/)?s?bin/)?",
@@ -659,7 +743,13 @@ pub static RULES: &[RuleDef] = &[
             unix_cmds!(),
             r"\b|^\s*\\",
             unix_cmds!(),
-            r"\b|^\s*(?:ansible|chef)-[a-z]+\b"
+            r"\b|^\s*(?:ansible|chef)-[a-z]+\b|^\s*(?:strace|ltrace|nohup|sudo|doas|xargs|busybox|setsid|stdbuf|chroot)\s+",
+            unix_weak_cmds!(),
+            r"\s*$|^\s*(?:visudo|strace|ltrace|perf|getent|ifconfig|netstat|lsof|dmesg|printenv|crontab|useradd|usermod|userdel|chattr|iptables|sysctl|systemctl|journalctl|nsenter|unshare|setcap|getcap|ssh-keygen|ssh-copy-id|sshpass|tcpdump|socat|ncat|netcat|xxd|whoami|uname)(?:\s*$|\s+-|\s+",
+            unix_cmds!(),
+            r"\b|\s+",
+            unix_weak_cmds!(),
+            r"\s*$)|[;|&\n]\s*at\s+(?:\d{1,2}:\d{2}|now|midnight|noon|teatime)\b"
         ),
     },
     RuleDef {
@@ -1118,6 +1208,17 @@ pub static RULES: &[RuleDef] = &[
         pattern: r#"\bfunction\s*\(\s*['"`][^'"`]*\b(?:process|require|global(?:this)?)\b|\bglobal(?:this)?\s*(?:\.\s*process\b|\[\s*['"`]process)|\brequire\s*(?:\(|\[)|\bchild_process\b|\bprocess\s*(?:\.\s*(?:env|mainmodule|binding|exit|kill|dlopen|argv|cwd|chdir|execpath|versions|getuid|setuid|memoryusage|emitwarning|stdout|stderr|stdin)\b|\[\s*['"`])|_\$\$nd_func\$\$_|\bconstructor\s*(?:\.|\[\s*['"`]?)\s*constructor\b|\beval\s*\(\s*(?:string\.fromcharcode|atob|buffer|unescape|decodeuricomponent|require|process|['"`])|\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{.*\}\s*\(\s*\)|\bimport\s*\(\s*['"`](?:child_process|fs|net|vm|os|http|worker_threads|node:)|\bglobal\s*\.\s*(?:process|require)|\bmodule\s*\.\s*(?:constructor|require|children)\b|\bthis\s*\.\s*constructor\s*\.\s*constructor"#,
     },
     RuleDef {
+        // Node's other ways to run code or reach the file system and
+        // processes without `require`: the `vm` module, a string built
+        // into a `Function` and called, the synchronous `child_process`
+        // and `fs` calls. (A string handed to a timer is `xss-dom`.)
+        id: "nodejs-runtime",
+        category: Category::Nodejs,
+        parts: INPUT_HEADERS,
+        triggers: &["vm.", "sync", "fs.", "execfile", "function"],
+        pattern: r#"\bvm\s*\.\s*(?:runin(?:new|this)?context|compilefunction|script|createcontext|sourcetextmodule)\b|\bfunction\s*\(\s*(?:['"`][^'"`]*['"`]\s*,\s*)*['"`][^'"`]*['"`]\s*\)\s*\(|\b(?:execsync|spawnsync|execfilesync|execfile)\s*\(|\bfs\s*\.\s*(?:readfile|writefile|appendfile|readdir|unlink|rmdir|rm|symlink|chmod|chown|open|createreadstream|createwritestream|copyfile|rename|mkdir)(?:sync)?\s*\("#,
+    },
+    RuleDef {
         id: "nodejs-proto-pollution",
         category: Category::Nodejs,
         parts: INPUT_HEADERS,
@@ -1211,8 +1312,8 @@ pub static RULES: &[RuleDef] = &[
         id: "ldap-filter",
         category: Category::Ldap,
         parts: INPUT,
-        triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":="],
-        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)",
+        triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":=", "(("],
+        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)|^\s*[^(\s][^()]*\)\s*\(\s*\(\s*[&|!]?\s*[\w.-]+\s*[~<>]?=",
     },
     // ---- other injections
     RuleDef {
@@ -1259,6 +1360,18 @@ pub static RULES: &[RuleDef] = &[
         parts: parts(&[ArgName]),
         triggers: &["__"],
         pattern: r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z]\w*$|__(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*$|^(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*__",
+    },
+    RuleDef {
+        // An ORM lookup that probes structure in an argument name
+        // (`data__has_key`, `roles__contained_by`, `name__regex`): a
+        // client asking which keys a JSON column has, or matching a regex
+        // it chose. Plain comparisons on a field (`price__gte`) are what
+        // filter APIs take, and pass.
+        id: "generic-orm-lookup",
+        category: Category::Generic,
+        parts: parts(&[ArgName]),
+        triggers: &["__"],
+        pattern: r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*__(?:i?regex|has_keys?|has_any_keys|contained_by|overlap)$",
     },
     RuleDef {
         // A YAML document that builds objects when an application loads it

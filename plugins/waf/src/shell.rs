@@ -27,6 +27,7 @@ pub(crate) fn glued_command(canon: &str, shape: Shape) -> Option<String> {
     }
     let bytes = canon.as_bytes();
     let mut word = String::new();
+    let mut previous = String::new();
     let mut glued = false;
     let mut i = 0;
     loop {
@@ -41,6 +42,13 @@ pub(crate) fn glued_command(canon: &str, shape: Shape) -> Option<String> {
             }
             if glued && word.len() <= MAX_WORD && COMMAND.is_match(&word) {
                 return Some(word);
+            }
+            // An option glued from pieces after a command: `kill '-'9`.
+            if glued && word.starts_with('-') && COMMAND.is_match(&previous) {
+                return Some(format!("{previous} {word}"));
+            }
+            if !word.is_empty() {
+                std::mem::swap(&mut previous, &mut word);
             }
             word.clear();
             glued = false;
@@ -159,6 +167,7 @@ mod tests {
             ("wh\\oami", "whoami"),
             ("ne''t user", "net"),
             ("c$-at+/etc/passwd", "cat"),
+            ("kill '-'9", "kill -9"),
             ("cu\\\\r\\l x", "curl"),
         ] {
             assert_eq!(glued(value).as_deref(), Some(word), "{value}");
@@ -177,6 +186,7 @@ mod tests {
             "$cat is a variable",
             "echo \"$home\"",
             "rock 'n' roll",
+            "the 'kill' command's '-9' flag",
             "i'd add that the 'union' of both",
             "where is it? i'd like two tickets",
         ] {

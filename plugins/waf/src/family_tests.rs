@@ -277,6 +277,7 @@ fn php_extension_calls_and_glued_callables_are_found() {
         ("/?f=chroot(%27/tmp%27)", "php-function-call"),
         ("/?x=(sy.(st).em)(@id)", "php-callable-string"),
         ("/?x=(+system+)[0]{/*+c+*/0}(+ls+);", "php-callable-string"),
+        ("/?x=(+[+system+][+0+])+{/*+c+*/0}+(+ls+);", "php-callable-string"),
     ] {
         assert_eq!(rule_for(target), Some(rule), "{target}");
     }
@@ -287,6 +288,7 @@ fn php_extension_calls_and_glued_callables_are_found() {
         "/?q=wiki/Array_(data_structure)",
         "/?q=release+(v1.2)(x86)",
         "/?q=see+(notes)[1]",
+        "/?q=([a][0])+and+(b)",
     ] {
         assert_eq!(rule_for(benign), None, "{benign}");
     }

@@ -26,6 +26,14 @@ pub(crate) fn glued_command(canon: &str, shape: Shape) -> Option<String> {
         return None;
     }
     let bytes = canon.as_bytes();
+    // Quotes glue only in pairs: a value whose one insertion byte is a
+    // lone apostrophe (`O'Neil`) has nothing to join.
+    if !shape.has(Shape::BACKSLASH | Shape::BACKTICK | Shape::DOLLAR)
+        && bytes.iter().filter(|&&b| b == b'\'').count() < 2
+        && bytes.iter().filter(|&&b| b == b'"').count() < 2
+    {
+        return None;
+    }
     let mut word = String::new();
     let mut previous = String::new();
     let mut glued = false;

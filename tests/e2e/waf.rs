@@ -888,9 +888,10 @@ async fn http2_bodies_without_a_length_are_inspected() {
     );
 }
 
-/// Command injection hidden by an empty substitution (`pi$()ng`): the
-/// native rules let it through, CRS 3.3.4's 932130 at PL1 scores it.
-const CRS_ONLY_ATTACK: &str = "/tools?host=pi$()ng%20127.0.0.1";
+/// A command run under `time` with the prefix quoted (`'time' who`): CRS
+/// 3.3.4's 932150 at PL1 scores it; the native rules read a quoted whole
+/// word as prose (`the word 'cat'`) and let it through.
+const CRS_ONLY_ATTACK: &str = "/tools?cmd=%27time%27%20who";
 
 /// The OWASP CRS tier with Debian's `modsecurity-crs` (tests/run installs
 /// it): what the native rules let through and CRS scores at the
@@ -958,15 +959,15 @@ async fn the_crs_tier_refuses_by_anomaly_score_and_logs_its_rules() {
         (Some("REQUEST_METHOD"), Some("PUT"))
     );
     assert!(put.text().contains(e["request_id"].as_str().unwrap()));
-    let e = event(932130);
+    let e = event(932150);
     let hit = e["crs"]["rules"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["id"] == 932130)
+        .find(|r| r["id"] == 932150)
         .unwrap()
         .clone();
-    assert_eq!(hit["var"].as_str(), Some("ARGS:host"));
+    assert_eq!(hit["var"].as_str(), Some("ARGS:cmd"));
 
     // Detect mode: the same request reaches the app, the score is logged.
     let s2 = Site::new();

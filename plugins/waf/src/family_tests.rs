@@ -265,3 +265,163 @@ fn sqlite_dot_commands_brace_expansion_and_empty_substitutions_are_found() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn php_extension_calls_and_glued_callables_are_found() {
+    for (target, rule) in [
+        ("/?f=pg_enter_pipeline_mode+(", "php-extension-call"),
+        ("/get/array_diff%20(", "php-extension-call"),
+        ("/?f=odbc_connection_string_should_quote(", "php-extension-call"),
+        ("/?f=sodium_crypto_box_keypair()", "php-extension-call"),
+        ("/?f=gethostbyname(", "php-function-call"),
+        ("/?f=chroot(%27/tmp%27)", "php-function-call"),
+        ("/?x=(sy.(st).em)(@id)", "php-callable-string"),
+        ("/?x=(+system+)[0]{/*+c+*/0}(+ls+);", "php-callable-string"),
+        ("/?x=(+[+system+][+0+])+{/*+c+*/0}+(+ls+);", "php-callable-string"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=np.array_split(x,+3)",
+        "/?q=hash_password(user)+in+django",
+        "/?q=my_helper()",
+        "/?q=wiki/Array_(data_structure)",
+        "/?q=release+(v1.2)(x86)",
+        "/?q=see+(notes)[1]",
+        "/?q=([a][0])+and+(b)",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn open_sql_calls_dangling_operators_and_collations_are_found() {
+    for (target, rule) in [
+        ("/?v=cast(", "sqli-open-call"),
+        ("/?v=length%26%26!!!$(", "sqli-open-call"),
+        ("/?v=date%5D%3D(", "sqli-open-call"),
+        ("/?v=minute+(", "sqli-open-call"),
+        ("/?v=something+LIKE+%27", "sqli-dangling-operator"),
+        ("/?v=xor+5-", "sqli-dangling-operator"),
+        ("/?v=xor+%27b%27+%3E", "sqli-dangling-operator"),
+        ("/?v=user%27collate+nocase--", "sqli-quote-break"),
+        ("/?v=user%27collate%60utf8mb4_general_ci%60--", "sqli-quote-break"),
+        ("/?q=A+%27NOT+RLIKE%27+B", "sqli-quoted-operator"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=meeting+date+(tbd)",
+        "/?q=round+(2+decimals)",
+        "/?q=count+the+days",
+        "/?q=xor+gate+truth+table",
+        "/?q=i+like+%27the+office%27",
+        "/?v=user%27collate+foo--",
+        "/?q=it%27s+%27like%27+that",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn glued_words_variable_commands_and_history_are_found() {
+    for (target, rule) in [
+        ("/?x=pi%60%60ng+127.0.0.1", "rce-glued-command"),
+        ("/?x=%22w%22get+localhost", "rce-glued-command"),
+        ("/?x=cu$@rl+example.com", "rce-glued-command"),
+        ("/?x=ti%27%27me+who", "rce-glued-command"),
+        (
+            "/?cmd=a=/etc%26%26b=/passwd%26%26c=cat%26%26$c+$a$b",
+            "rce-variable-command",
+        ),
+        ("/?cmd=g%3Dadduser%3B$g+pizza", "rce-variable-command"),
+        ("/?x=;top", "rce-unix-command"),
+        ("/?x=;date+--file+secrets.txt", "rce-unix-command"),
+        ("/?x=;ssh-copy-id+user@server", "rce-unix-command"),
+        ("/?x=%7Cgetent+hosts+x.example", "rce-unix-command"),
+        ("/?x=!-2", "rce-glob-path"),
+        ("/?x=%0D%0Alist+3", "rce-mail-command"),
+        ("/?x=%0D%0ADATA", "rce-mail-command"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=the+word+%27cat%27+in+french",
+        "/?q=don%27t+ping+me",
+        "/?q=O%27Neil%27s+cat",
+        "/?code=x=1;+$y+=+2",
+        "/?q=top+10;+date+night+ideas",
+        "/?q=~5+minutes",
+        "/?x=~0",
+        "/?q=shopping%0Alist+of+things",
+        "/?q=java.lang.RuntimeException+stack+trace",
+        "/?n=id%27is+notes",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn node_runtime_calls_and_doubled_ldap_breakouts_are_found() {
+    for (target, rule) in [
+        ("/?c=vm.runInNewContext(%27this.constructor%27)", "nodejs-runtime"),
+        ("/?c=Function(%27return+this%27)()", "nodejs-runtime"),
+        ("/?c=execSync(%27id%27)", "nodejs-runtime"),
+        ("/?c=fs.readFileSync(%27config.json%27)", "nodejs-runtime"),
+        ("/?u=admin*)((%7Cuserpassword=*)", "ldap-filter"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=how+to+use+setTimeout+in+react",
+        "/?q=fs+module+docs",
+        "/?q=a+function+(of+x)",
+        "/?q=vm+pricing",
+        "/?q=f(x)((y))",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    assert_eq!(
+        post_rule("application/json", r#"{"query":"query { user(id: 1) { name } }"}"#),
+        None
+    );
+}
+
+#[test]
+fn sql_breakouts_constant_conditions_and_orm_lookups_are_found() {
+    for (target, rule) in [
+        ("/?v=%60%3E65", "sqli-string-breakout"),
+        ("/?v=%222562*23", "sqli-string-breakout"),
+        ("/?v=%27+or+abc!", "sqli-string-breakout"),
+        ("/?v=%27,+2,+1", "sqli-string-breakout"),
+        ("/?v=admin%27+union+x", "sqli-string-breakout"),
+        ("/?v=or+88", "sqli-bare-condition"),
+        ("/?v=11!%3D1", "sqli-constant-condition"),
+        ("/?v=42+like+42", "sqli-constant-condition"),
+        ("/?roles__contained_by=admin", "generic-orm-lookup"),
+        ("/?data__has_key=is_admin", "generic-orm-lookup"),
+        ("/?x=local_file://something", "rfi-local-scheme"),
+        ("/?x=;at+2:00+%22echo+test%22", "rce-unix-command"),
+        ("/?x=visudo", "rce-unix-command"),
+        ("/?x=strace+who", "rce-unix-command"),
+        ("/?x=perf+--version", "rce-unix-command"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=%22union+jack%22+cushion+covers",
+        "/?q=%22AND+WHEN+THE+KIDS+ARE+OLD+ENOUGH%22",
+        "/?q=%22///",
+        "/?q=%22hello+world%22",
+        "/?v=11%3D1",
+        "/?v=123%3C456",
+        "/?q=or+best+offer",
+        "/?q=note+about+field__startswith",
+        "/?price__gte=10",
+        "/?q=nmap+tutorial",
+        "/?q=meet+at+2:00",
+        "/?q=perfect+weather",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

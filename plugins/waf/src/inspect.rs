@@ -13,6 +13,7 @@ use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
 use crate::clean::CleanCache;
+use crate::detect::family_code;
 use crate::hidden::java_in_base64;
 use crate::normalize::{
     Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
@@ -216,6 +217,8 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("libinjection-sqli", Category::Sqli),
     ("libinjection-xss", Category::Xss),
     ("java-base64-gadget", Category::Java),
+    ("rce-glued-command", Category::Rce),
+    ("sqli-constant-condition", Category::Sqli),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
     ("scanner-probe-path", Category::Scanner),
@@ -384,6 +387,9 @@ impl Engine {
         if let Some(unquoted) = shell_unquoted(&canon, shape)
             && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
         {
+            return Some(f);
+        }
+        if let Some(f) = family_code(part, name, &canon, shape, cx.on) {
             return Some(f);
         }
         // Twice: `&amp;lpar;` is `(` to a page that decodes what its

@@ -16,6 +16,7 @@ pub mod bots;
 mod clean;
 pub mod config;
 pub mod crs;
+mod detect;
 mod guard;
 mod hidden;
 pub mod inspect;
@@ -27,6 +28,8 @@ mod respond;
 pub mod rules;
 mod screen;
 pub mod seclang;
+mod shell;
+mod sql;
 mod switches;
 mod walk;
 

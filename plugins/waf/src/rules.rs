@@ -200,7 +200,7 @@ pub struct RuleDef {
 /// English ("time", "more", "find", "head") are left out.
 macro_rules! unix_cmds {
     () => {
-        r"(?:cat|tac|ls|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|bash|sh|zsh|ksh|csh|tcsh|dash|python[23]?|perl|ruby|php|lua|node|chmod|chown|chgrp|rm|mkfifo|mknod|killall|pkill|htop|env|printenv|base64|base32|xxd|hexdump|crontab|sudo|passwd|awk|gawk|sed|grep|egrep|nohup|ssh|scp|sftp|tftp|xterm|lastlog|useradd|usermod|gzip|gunzip|unzip|gcc|systemctl|shutdown|reboot|halt|umount|eval|exec|alias|nmap|nslookup|traceroute|lsof|strace|ltrace|getent|hostname|pwd|uptime|dmesg|sysctl|iptables|chattr|openssl|busybox|finger|pstree|vi|vim|nano|tmux|xargs|unset|readlink|ldd|cd|column|cpulimit|gdb|rmt|apt-get|aptitude|dpkg|rpm|yum|dnf|apk|pip[23]?|npm|npx|docker|kubectl|podman|ansible(?:-[a-z]+)?|chef-[a-z]+|puppet|c89|c99|g\+\+|clang|visudo|cscli|acpi|ionice|taskset|chroot|setsid|unshare|nsenter|runuser|doas|pkexec|flock|stdbuf|rlwrap|tclsh|jjs|jrunscript|irb|luajit|php-cgi|rview|rvim|emacs|zcat|bzcat|xzcat|uuencode|uudecode|sshpass|rsync|smbclient|mysql|psql|sqlite3|redis-cli|tcpdump|tshark|aria2c|lwp-download|lwp-request|lynx|w3m|elinks|tar)"
+        r"(?:cat|tac|ls|whoami|uname|ifconfig|netstat|wget|curl|nc|ncat|netcat|socat|telnet|bash|sh|zsh|ksh|csh|tcsh|dash|python[23]?|perl|ruby|php|lua|node|chmod|chown|chgrp|rm|mkfifo|mknod|killall|pkill|htop|env|printenv|base64|base32|xxd|hexdump|crontab|sudo|passwd|awk|gawk|sed|grep|egrep|nohup|ssh(?:-[a-z]+(?:-[a-z]+)?)?|scp|sftp|tftp|perf|xterm|lastlog|useradd|usermod|gzip|gunzip|unzip|gcc|systemctl|shutdown|reboot|halt|umount|eval|exec|alias|nmap|nslookup|traceroute|lsof|strace|ltrace|getent|hostname|pwd|uptime|dmesg|sysctl|iptables|chattr|openssl|busybox|finger|pstree|vi|vim|nano|tmux|xargs|unset|readlink|ldd|cd|column|cpulimit|gdb|rmt|apt-get|aptitude|dpkg|rpm|yum|dnf|apk|pip[23]?|npm|npx|docker|kubectl|podman|ansible(?:-[a-z]+)?|chef-[a-z]+|puppet|c89|c99|g\+\+|clang|visudo|cscli|acpi|ionice|taskset|chroot|setsid|unshare|nsenter|runuser|doas|pkexec|flock|stdbuf|rlwrap|tclsh|jjs|jrunscript|irb|luajit|php-cgi|rview|rvim|emacs|zcat|bzcat|xzcat|uuencode|uudecode|sshpass|rsync|smbclient|mysql|psql|sqlite3|redis-cli|tcpdump|tshark|aria2c|lwp-download|lwp-request|lynx|w3m|elinks|tar)"
     };
 }
 
@@ -208,7 +208,7 @@ macro_rules! unix_cmds {
 /// an option, a path, a separator or nothing after them.
 macro_rules! unix_weak_cmds {
     () => {
-        r"(?:id|ps|wc|dd|od|nl|ip|ss|su|kill|sleep|ping|dig|tail|less|tee|who|cat|ls|cd|env|rm|sh|nc|vi)"
+        r"(?:id|ps|wc|dd|od|nl|ip|ss|su|kill|sleep|ping|dig|tail|less|tee|who|cat|ls|cd|env|rm|sh|nc|vi|top|date|df|du|history)"
     };
 }
 
@@ -230,7 +230,7 @@ macro_rules! win_weak_cmds {
 /// PHP functions that run code, touch files or the network.
 macro_rules! php_fns {
     () => {
-        r"(?:eval|assert|system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|phpinfo|base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|hex2bin|file_get_contents|file_put_contents|fopen|fwrite|fputs|fread|readfile|unlink|rmdir|mkdir|tempnam|create_function|call_user_func|call_user_func_array|preg_replace|unserialize|serialize|move_uploaded_file|curl_exec|curl_init|fsockopen|pfsockopen|stream_socket_client|show_source|highlight_file|symlink|chmod|chown|putenv|getenv|ini_set|ini_get|ini_restore|posix_\w+|array_map|array_filter|usort|uasort|register_shutdown_function|register_tick_function|ob_start|include_once|require_once|var_dump|print_r|var_export|debug_zval_dump|get_defined_vars|get_defined_functions|scandir|opendir|readdir|is_dir|is_file|file_exists|parse_str|mb_ereg_replace|iconv|str_replace|strrev|phpversion|php_uname|getcwd|chdir|set_time_limit|error_reporting|setcookie|apache_setenv|escapeshellcmd|escapeshellarg|proc_nice|proc_terminate|proc_get_status|pclose|socket_create|socket_connect|fpassthru|ftp_connect|ftp_exec|imap_open|ldap_connect|mysql_query|mysqli_query|pg_query|sqlite_query|simplexml_load_file|simplexml_load_string|libxml_disable_entity_loader|printf|sprintf|vsprintf|fprintf|intval|floatval|strval|settype|gettype|strip_tags|addslashes|stripslashes|htmlspecialchars|unpack|filegroup|fileowner|fileperms|filesize|filemtime|fileatime|is_writable|is_readable|lchown|chgrp|umask|getmypid|getmyuid|get_current_user|getlastmod|gethostbyname|dns_get_record|stream_get_contents|stream_context_create|array_walk|array_reduce|func_get_args|implode|explode|substr_replace|trim|strtolower|strtoupper|ucfirst|str_pad|str_repeat|md5_file|sha1_file|crc32|hash_file|bin2hex|dechex|hexdec|octdec|decoct|base_convert|uniqid|mt_rand|srand|microtime|usleep)"
+        r"(?:eval|assert|system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|phpinfo|base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|hex2bin|file_get_contents|file_put_contents|fopen|fwrite|fputs|fread|readfile|unlink|rmdir|mkdir|tempnam|create_function|call_user_func|call_user_func_array|preg_replace|unserialize|serialize|move_uploaded_file|curl_exec|curl_init|fsockopen|pfsockopen|stream_socket_client|show_source|highlight_file|symlink|chmod|chown|putenv|getenv|ini_set|ini_get|ini_restore|posix_\w+|array_map|array_filter|usort|uasort|register_shutdown_function|register_tick_function|ob_start|include_once|require_once|var_dump|print_r|var_export|debug_zval_dump|get_defined_vars|get_defined_functions|scandir|opendir|readdir|is_dir|is_file|file_exists|parse_str|mb_ereg_replace|iconv|str_replace|strrev|phpversion|php_uname|getcwd|chdir|set_time_limit|error_reporting|setcookie|apache_setenv|escapeshellcmd|escapeshellarg|proc_nice|proc_terminate|proc_get_status|pclose|socket_create|socket_connect|fpassthru|ftp_connect|ftp_exec|imap_open|ldap_connect|mysql_query|mysqli_query|pg_query|sqlite_query|simplexml_load_file|simplexml_load_string|libxml_disable_entity_loader|printf|sprintf|vsprintf|fprintf|intval|floatval|strval|settype|gettype|strip_tags|addslashes|stripslashes|htmlspecialchars|unpack|filegroup|fileowner|fileperms|filesize|filemtime|fileatime|is_writable|is_readable|lchown|chgrp|umask|getmypid|getmyuid|get_current_user|getlastmod|gethostbyname|dns_get_record|stream_get_contents|stream_context_create|array_walk|array_reduce|func_get_args|implode|explode|substr_replace|trim|strtolower|strtoupper|ucfirst|str_pad|str_repeat|md5_file|sha1_file|crc32|hash_file|bin2hex|dechex|hexdec|octdec|decoct|base_convert|uniqid|mt_rand|srand|microtime|usleep|chroot)"
     };
 }
 
@@ -401,7 +401,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT_HEADERS,
         triggers: &["sounds", "rlike", "regexp", "xor", "div", "&", "|", "^"],
-        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|\|\||[&|^]|<=>)\s*['"`]"#,
+        pattern: r#"\w['"`]\s*(?:not\s+)?(?:sounds\s+like|rlike|regexp|xor|div|\|\||[&|^]|<=>)\s*['"`]|\w\s+['"`]\s*(?:not\s+)?(?:rlike|regexp)\s*['"`]\s*\w"#,
     },
     RuleDef {
         id: "sqli-comment",
@@ -431,7 +431,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT_HEADERS,
         triggers: &["'", "\""],
-        pattern: r#"(?:['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|div|mod|notnull|isnull|between|in|sounds\s+like)\b|'\s*[-^&<>%|=+*/!?(])[^'"]{0,80}(?:--[\s-]*|#\s*|/\*[^'"]{0,40})$|['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|collate|div|mod)\b[^'"]{0,80};\s*$|[\w\\]['"](?:or|and|xor|\|\||&&)['"]\w|^\s*['"`]\s*\)?\s*;\s*(?:--|#)?\s*$"#,
+        pattern: r#"['"]\s*collate\s*[`"'\\]*(?:nocase|binary|rtrim|(?:utf8|utf16|utf32|latin[125]|ascii|ucs2|cp\d+|big5|gbk|sjis|koi8)\w*|\w+_(?:ci|cs|bin))\b|(?:['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|div|mod|notnull|isnull|between|in|sounds\s+like)\b|'\s*[-^&<>%|=+*/!?(])[^'"]{0,80}(?:--[\s-]*|#\s*|/\*[^'"]{0,40})$|['"]\s*(?:or|and|xor|not|is|like|ilike|glob|rlike|regexp|collate|div|mod)\b[^'"]{0,80};\s*$|[\w\\]['"](?:or|and|xor|\|\||&&)['"]\w|^\s*['"`]\s*\)?\s*;\s*(?:--|#)?\s*$"#,
     },
     RuleDef {
         // Clauses only SQL writes: an alias before FROM, a subquery in
@@ -460,6 +460,47 @@ pub static RULES: &[RuleDef] = &[
         parts: INPUT_HEADERS,
         triggers: &["xp_", "sp_", "utl_"],
         pattern: r"\b(?:xp_(?:cmdshell|dirtree|regread|regwrite|fileexist|subdirs|availablemedia|servicecontrol)|sp_(?:executesql|oacreate|oamethod|makewebtask|password|addextendedproc|configure|addsrvrolemember|addlogin)|utl_(?:http|inaddr|file|smtp|tcp))\b",
+    },
+    RuleDef {
+        // A value that ends in an SQL function's open parenthesis, with at
+        // most a few operator bytes between (`cast(`, `length&&(`,
+        // `date]=(`): the start of a call whose rest the query supplies.
+        id: "sqli-open-call",
+        category: Category::Sqli,
+        parts: INPUT,
+        triggers: &["("],
+        pattern: r"(?:^|[^\w.$>-])(?:cast|convert|chr|char|nchar|count|date|now|if|in|length|len|local|log|minute|hour|second|day|month|year|pi|replace|round|time|upper|lower|left|right|format|concat|substring|substr|mid|ascii|sleep|user|password|database|version|coalesce|ifnull|nullif|isnull|abs|floor|ceil|ceiling|rand|md5|sha1|hex|unhex|instr|trim|ltrim|rtrim|reverse|repeat|least|greatest|sum|avg|min|max|exists|values|schema|benchmark|extractvalue|updatexml|and|or|not|xor)\b[^\w(\s]{0,6}\s*[^\w(\s]{0,6}\(\s*$",
+    },
+    RuleDef {
+        // An SQL operator that needs an operand, with the operand cut off
+        // or the value starting with it: `something LIKE '`, `xor 5-`,
+        // `xor 'b' >`.
+        id: "sqli-dangling-operator",
+        category: Category::Sqli,
+        parts: INPUT,
+        triggers: &["like", "regexp", "glob", "xor"],
+        pattern: r#"(?:^|[^'"\w])(?:not\s+)?(?:like|rlike|ilike|regexp|glob)\s*['"]\s*$|^\s*xor\s*(?:'[^']*'|"[^"]*"|\d+)\s*(?:[<>=!-]|$)"#,
+    },
+    RuleDef {
+        // A value that starts by closing a string: a quote, then an
+        // operator, a comparison or a boolean word, which is where an
+        // injected value leaves the literal it was put in (`'>65`,
+        // `"2562*23`, `' or abc!`, `', 2, 1`, `admin' union x`).
+        id: "sqli-string-breakout",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["'", "\"", "`"],
+        pattern: r#"^\s*['"`]{1,2}\s*(?:[<>=*%^,;:}|&]|\)\s*(?:and|or|[;<>=])|\d+\s*[*/%<>=]|(?:or|xor|and|\|\||&&)\s+['"]?\w+['"]?\s*(?:[!=<>]|$))|[\w)]['"`]\s*union(?:\s+\w|\s*/|\s*\(|\s*$)|^\s*'\s*union\b[^']*$|^\s*"\s*union\b[^"]*$|['"]\d+['"]\s*(?:=|!=|<>)\s*['"]\d+"#,
+    },
+    RuleDef {
+        // A value that is only a boolean operator and a number (`or 88`):
+        // the tail of a condition, not data. (A value that is a true
+        // comparison of numbers, `11!=1`, is `sqli-constant-condition`.)
+        id: "sqli-bare-condition",
+        category: Category::Sqli,
+        parts: parts(&[Arg, Cookie, Body]),
+        triggers: &["or", "and"],
+        pattern: r"^\s*(?:x?or|and)\s+\d+\s*$",
     },
     // ---- cross-site scripting (beyond libinjection)
     RuleDef {
@@ -620,26 +661,95 @@ pub static RULES: &[RuleDef] = &[
         triggers: &["://"],
         pattern: r"^\s*(?:https?|ftps?)://\S+\.(?:php\d?|phtml|inc|txt|jsp|asp|aspx|cgi|pl|py|sh|gif\?|jpg\?)(?:\?|$)",
     },
+    RuleDef {
+        // Schemes that read local files through a URL fetcher (Python's
+        // `local_file://`, Java's `netdoc:` and `jar:file:`, `url:file:`).
+        id: "rfi-local-scheme",
+        category: Category::Rfi,
+        parts: INPUT,
+        triggers: &["local_file:", "netdoc:", "jar:file:", "url:file:"],
+        pattern: r"(?:^|[^\w])(?:local_file|netdoc|jar:file|url:file):",
+    },
     // ---- shell command injection
     RuleDef {
         id: "rce-unix-command",
         category: Category::Rce,
         parts: INPUT_AGENT,
         triggers: &[
-            ";", "|", "&", "`", "$(", "\n", "\r", "strace", "ltrace", "nohup", "sudo", "doas", "nice", "timeout",
-            "xargs", "busybox", "env ", "exec ", "time ", "watch ", "setsid", "stdbuf", "chroot", "cpulimit", "\\",
-            "ansible", "chef-",
+            ";",
+            "|",
+            "&",
+            "`",
+            "$(",
+            "\n",
+            "\r",
+            "strace",
+            "ltrace",
+            "nohup",
+            "sudo",
+            "doas",
+            "nice",
+            "timeout",
+            "xargs",
+            "busybox",
+            "env ",
+            "exec ",
+            "time ",
+            "watch ",
+            "setsid",
+            "stdbuf",
+            "chroot",
+            "cpulimit",
+            "\\",
+            "ansible",
+            "chef-",
+            "visudo",
+            "perf",
+            "getent",
+            "ifconfig",
+            "netstat",
+            "lsof",
+            "dmesg",
+            "printenv",
+            "crontab",
+            "useradd",
+            "usermod",
+            "userdel",
+            "chattr",
+            "iptables",
+            "sysctl",
+            "systemctl",
+            "journalctl",
+            "nsenter",
+            "unshare",
+            "setcap",
+            "getcap",
+            "ssh-",
+            "sshpass",
+            "tcpdump",
+            "socat",
+            "ncat",
+            "netcat",
+            "xxd",
+            "whoami",
+            "uname",
         ],
         pattern: concat!(
             r"(?:[;|&`\n\r]|\$\(|\|\||&&)\s*(?:\$\w+\s*|\$\{\w*\}\s*)*['\x22\\]?\s*(?:/(?:usr/)?(?:local/)?s?bin/)?",
             unix_cmds!(),
-            r"['\x22]?(?:\s|$|[;|&`<>)'\x22/,]|\$\{?ifs)|(?:[;|&`\n\r]|\$\(|\|\||&&)\s*(?:\$\w+\s*|\$\{\w*\}\s*)*['\x22\\]?\s*(?:/(?:usr/)?(?:local/)?s?bin/)?",
+            r"['\x22]?(?:\s|$|[;|&`<>)'\x22/,+]|\$\{?ifs)|(?:[;|&`\n\r]|\$\(|\|\||&&)\s*(?:\$\w+\s*|\$\{\w*\}\s*)*['\x22\\]?\s*(?:/(?:usr/)?(?:local/)?s?bin/)?",
             unix_weak_cmds!(),
             r"['\x22]?(?:\s*$|\s*[;|&`<>)]|\s+-|\s+[/~.$]|['\x22/,]|\$\{?ifs)|^\s*(?:strace|ltrace|nohup|sudo|doas|nice|timeout|xargs|busybox|env|exec|time|watch|setsid|stdbuf|chroot|cpulimit(?:\s+-\w+\s+\d+)?(?:\s+-\w)?)\s+(?:-\S+\s+)*",
             unix_cmds!(),
             r"\b|^\s*\\",
             unix_cmds!(),
-            r"\b|^\s*(?:ansible|chef)-[a-z]+\b"
+            r"\b|^\s*(?:ansible|chef)-[a-z]+\b|^\s*(?:strace|ltrace|nohup|sudo|doas|xargs|busybox|setsid|stdbuf|chroot)\s+",
+            unix_weak_cmds!(),
+            r"\s*$|^\s*(?:visudo|strace|ltrace|perf|getent|ifconfig|netstat|lsof|dmesg|printenv|crontab|useradd|usermod|userdel|chattr|iptables|sysctl|systemctl|journalctl|nsenter|unshare|setcap|getcap|ssh-keygen|ssh-copy-id|sshpass|tcpdump|socat|ncat|netcat|xxd|whoami|uname)(?:\s*$|\s+-|\s+",
+            unix_cmds!(),
+            r"\b|\s+",
+            unix_weak_cmds!(),
+            r"\s*$)|[;|&\n]\s*at\s+(?:\d{1,2}:\d{2}|now|midnight|noon|teatime)\b"
         ),
     },
     RuleDef {
@@ -649,7 +759,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Rce,
         parts: INPUT,
         triggers: &["\n", "\r"],
-        pattern: r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:|(?:helo|ehlo|vrfy|expn)\s+\S|[a-z]+\d+\s+(?:uid\s+)?(?:select|examine|store|fetch|login|lsub|create|delete|rename|append|copy|search|status|subscribe|authenticate|logout|capability|expunge)\b|(?:retr|dele|uidl)\s+\d+\s*(?:[\r\n]|$))",
+        pattern: r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:|(?:helo|ehlo|vrfy|expn)\s+\S|[a-z]+\d+\s+(?:uid\s+)?(?:select|examine|store|fetch|login|lsub|create|delete|rename|append|copy|search|status|subscribe|authenticate|logout|capability|expunge)\b|(?:retr|dele|uidl|list|top)\s+\d+(?:\s+\d+)?\s*(?:[\r\n]|$)|apop\s+\S+\s+[0-9a-f]{32}\b|(?:data|quit|rset)\s*$)",
     },
     RuleDef {
         id: "rce-unix-direct",
@@ -659,7 +769,7 @@ pub static RULES: &[RuleDef] = &[
             "ls", "cat", "whoami", "uname", "wget", "curl", "id", "nc", "bash", "sh", "python", "perl", "chmod",
             "ifconfig", "netstat", "echo", "rm", "/bin/", "ping", "nslookup", "sleep", "ps", "env",
         ],
-        pattern: r"^\s*(?:/(?:usr/)?s?bin/)?(?:ls\s+(?:-\w+|/|\.|\S+\s+\S+)|cat\s+(?:(?:/|\.\.?/)\S*|\S+\.(?:txt|conf|log|php|ini|sh|py|xml|json|yml|env)\b)\s*(?:$|[;|&<>`])|whoami\s*$|uname\s+-\w|ifconfig\b|netstat\s+-\w|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)?:?//|nc\s+(?:-\w+\s+)*[\d\w.-]+\s+\d+|(?:ba|z|k|c|tc|da)?sh\s+-(?:c|i)\b|(?:python[23]?|perl|ruby|php|node)\s+-(?:c|e|r)\b|chmod\s+(?:[0-7]{3,4}|[+-]?[ugoa]*[+-][rwxs]+)\s|rm\s+-\w*[rf]|ping\s+-[nc]\s+\d|busybox\s+\S|sleep\s+\d+\s*$|(?:whoami|uname|ifconfig|netstat|id|pwd|hostname|ls|ps)\s*[;|&`'\x22]|echo\s+\S.*(?:>|\|)|id\s*[;|&]|ps\s+(?:-?aux|-ef)\b)",
+        pattern: r"^\s*(?:/(?:usr/)?s?bin/)?(?:ls\s+(?:-\w+|/|\.|\S+\s+\S+)|cat\s+(?:(?:/|\.\.?/)\S*|\S+\.(?:txt|conf|log|php|ini|sh|py|xml|json|yml|env)\b)\s*(?:$|[;|&<>`])|whoami\s*$|uname\s+-\w|ifconfig\b|netstat\s+-\w|(?:wget|curl)\s+(?:-\S+\s+)*(?:https?|ftp)?:?//|nc\s+(?:-\w+\s+)*[\d\w.-]+\s+\d+|(?:ba|z|k|c|tc|da)?sh\s+-(?:c|i)\b|(?:python[23]?|perl|ruby|php|node)\s+-(?:c|e|r)\b|chmod\s+(?:[0-7]{3,4}|[+-]?[ugoa]*[+-][rwxs]+)\s|rm\s+-\w*[rf]|ping\s+-[nc]\s+\d|busybox\s+\S|sleep\s+\d+\s*$|(?:whoami|uname|ifconfig|netstat|id|pwd|hostname|ls|ps)\s*(?:[;|&`]|['\x22](?:$|[^a-z]))|echo\s+\S.*(?:>|\|)|id\s*[;|&]|ps\s+(?:-?aux|-ef)\b)",
     },
     RuleDef {
         // SQLite's shell runs dot commands (`.shell`, `.system`) at the
@@ -693,6 +803,16 @@ pub static RULES: &[RuleDef] = &[
         pattern: r#"\{\s*,\s*\$?['"]?[\w./-]+['"]?\s*,"#,
     },
     RuleDef {
+        // A variable assigned a value and then run as the command
+        // (`c=cat&&$c $a$b`, `g=adduser;$g x`): the command word is
+        // never spelled out where it runs.
+        id: "rce-variable-command",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &["$"],
+        pattern: r#"\b[a-z_]\w*=[^\s;&|]+\s*(?:;|&&|\|\||\n)\s*(?:[\s\S]*[;|&\n`]\s*)?\$\{?[a-z_]\w*\}?(?:\s+[^\s=.]|\s*$|\$)"#,
+    },
+    RuleDef {
         id: "rce-substitution",
         category: Category::Rce,
         parts: INPUT_AGENT,
@@ -718,8 +838,8 @@ pub static RULES: &[RuleDef] = &[
         id: "rce-glob-path",
         category: Category::Rce,
         parts: INPUT_HEADERS,
-        triggers: &["[", "?", "*", "'", "\"", "\\", "~", "{", "!-"],
-        pattern: r"/[\w.-]*\[[!^]?[\w/-]*\][\w.-]*|/(?:[a-z]*(?:\?|\*|''|\x22\x22|\\)[a-z]*)+/(?:[a-z]*(?:\?|\*|''|\x22\x22|\\)?[a-z]*)+|/\?+/\?+|/\w*\?\w*/\w*\?|\b(?:c|ca|w)(?:''|\x22\x22|\\)\w+\s|^\s*~[+-]\d*\s*$|(?:\w\{[\w-]*,[\w,-]*\}|\{[\w-]*,[\w,-]*\}\w)|!-\d+",
+        triggers: &["[", "?", "*", "'", "\"", "\\", "~", "{", "!"],
+        pattern: r"/[\w.-]*\[[!^]?[\w/-]*\][\w.-]*|/(?:[a-z]*(?:\?|\*|''|\x22\x22|\\)[a-z]*)+/(?:[a-z]*(?:\?|\*|''|\x22\x22|\\)?[a-z]*)+|/\?+/\?+|/\w*\?\w*/\w*\?|\b(?:c|ca|w)(?:''|\x22\x22|\\)\w+\s|^\s*~[+-]\d*\s*$|^\s*!-?\d+\s*$|(?:\w\{[\w-]*,[\w,-]*\}|\{[\w-]*,[\w,-]*\}\w)|!-\d+",
     },
     RuleDef {
         id: "rce-restricted-upload",
@@ -845,7 +965,9 @@ pub static RULES: &[RuleDef] = &[
         pattern: concat!(
             r"(?:^|[^\w$.>-])",
             php_fns!(),
-            r"(?:\s*(?:/\*[\s\S]*?\*/|#[^\n]*\n|//[^\n]*\n))*\s*\(\s*(?:\)|['\x22$\w@\\(\[])|['\x22]\s*",
+            r"(?:\s*(?:/\*[\s\S]*?\*/|#[^\n]*\n|//[^\n]*\n))*\s*\(\s*(?:\)|['\x22$\w@\\(\[])|(?:^|[^\w$.>-])",
+            php_fns!(),
+            r"\(\s*$|['\x22]\s*",
             php_fns!(),
             r"\s*['\x22]\s*\(|(?:fsockopen|gzinflate|gzuncompress|gzdecode|bzdecompress|bzopen|str_rot13|base64_decode|shell_exec|proc_open|pcntl_exec|passthru|phpinfo|create_function|call_user_func\w*|move_uploaded_file|file_put_contents|file_get_contents|show_source|highlight_file|assert_options|escapeshell\w+)\s*\("
         ),
@@ -952,8 +1074,8 @@ pub static RULES: &[RuleDef] = &[
         id: "php-callable-string",
         category: Category::Php,
         parts: INPUT,
-        triggers: &[")(", ")", "]("],
-        pattern: r#"(?:\)|\]|['"])\s*\(\s*['"]?[^()]*['"]?\s*\)\s*;|\(\s*['"]?\s*[a-z_][\w.\\]*\s*['"]?(?:\s*\.\s*['"]?\w+['"]?)*\s*\)\s*\(\s*['"$\w]"#,
+        triggers: &[")(", ")", "](", "}("],
+        pattern: r#"(?:\)|\]|['"])\s*\(\s*['"]?[^()]*['"]?\s*\)\s*;|\(\s*['"]?\s*[a-z_][\w\\]*\s*['"]?(?:\s*\.\s*['"]?[a-z_]+['"]?)*\s*\)(?:\s*(?:\[\s*['"]?\w*['"]?\s*\]|\{[^}]{0,60}\}))*\s*\(\s*['"$\w]|\(\s*\(?\s*['"]?\w+['"]?\s*\)?(?:\s*\.\s*\(?\s*['"]?\w+['"]?\s*\)?)+\s*\)\s*\(\s*[@'"$]|\(\s*\[\s*['"]?[a-z_]\w*['"]?\s*\](?:\s*\[\s*\d+\s*\])+\s*\)(?:\s*\{[^}]{0,60}\})*\s*\("#,
     },
     RuleDef {
         id: "php-string-concat-call",
@@ -961,6 +1083,16 @@ pub static RULES: &[RuleDef] = &[
         parts: INPUT,
         triggers: &["'.'", "\".\"", "'.\"", "\".'"],
         pattern: r#"['"]\w+['"]\s*\.\s*['"]\w+['"](?:\s*\.\s*['"]\w+['"])*\s*\)?\s*\("#,
+    },
+    RuleDef {
+        // A call to a function of one of PHP's extensions, which name
+        // their functions with a prefix (`pg_`, `odbc_`, `sodium_`,
+        // `array_`...): the prefix names PHP, the parenthesis a call.
+        id: "php-extension-call",
+        category: Category::Php,
+        parts: INPUT_PATH,
+        triggers: &["_"],
+        pattern: r"(?:^|[^\w$.>-])(?:array|pg|mysqli?|mssql|odbc|sodium|openssl|curl|posix|proc|pcntl|stream|socket|ftp|ldap|imap|mb|iconv|dba|oci|sqlite|ini|func|preg|ob|gz|bz|ctype|spl|apache|shmop|sem|shm|msg|ssh2|xmlrpc|libxml|simplexml|xsl|gmp|bc|mcrypt|mhash|zend|php|highlight|call_user|fastcgi|opcache|readline|finfo|exif|iptc|image|imagick|intl|grapheme|idn|cubrid|ibase|fbird|db2|sybase|inotify|runkit|uopz|xdebug)_[a-z0-9_]+\s*\(",
     },
     RuleDef {
         id: "php-upload",
@@ -1011,7 +1143,7 @@ pub static RULES: &[RuleDef] = &[
             "sun.",
             "jdk.",
         ],
-        pattern: r"\bjava\.(?:[a-z_$][\w$]*\.){1,5}(?:runtime|processbuilder|processimpl|unixprocess|classloader|urlclassloader|scriptenginemanager|objectinputstream)\b|\bjava\.lang\.(?:runtime|process|class|system|thread|reflect|invoke|object|string|integer|number|enum|compiler|module|securitymanager|instrument|management|ref)|\bjava\.(?:io|util|net|nio|beans|rmi|security|sql|text|math|awt|applet|time|naming)\.\w|\bjava\.(?:runtime|processbuilder|system)\b|\borg\.apache\.commons\b|\bjavax\.(?:script|naming|management|xml|el|swing|imageio|sql|crypto)\b|\borg\.apache\.(?:commons\.(?:collections|beanutils|fileupload|io)|xalan|xbean|struts2?|tomcat|log4j|catalina|myfaces|wicket|naming|jasper|batik|velocity|ibatis)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|syndication|corba|management|script)\b|\bcom\.opensymphony\.xwork2\b|\borg\.springframework\.(?:context|beans|core|aop|jndi|transaction|web)\b|\borg\.codehaus\.groovy\b|\bcom\.thoughtworks\.xstream\b|\bbsh\.(?:interpreter|xthis)\b|\bgroovy\.(?:util|lang)\b|\bcom\.mchange\.v2\b|\borg\.hibernate\.\w|\bsun\.(?:misc|reflect|rmi)\.\w|\bjdk\.(?:nashorn|jshell)\b|\borg\.omg\.\w|\bcom\.ibm\.(?:ws|websphere)\.\w|\bweblogic\.\w|\borg\.jboss\.\w|\bnet\.sf\.json\b|\bcom\.alibaba\.fastjson\b|\bcom\.fasterxml\.jackson\.databind\b",
+        pattern: r"\bjava\.(?:[a-z_$][\w$]*\.){1,5}(?:runtime|processbuilder|processimpl|unixprocess|classloader|urlclassloader|scriptenginemanager|objectinputstream)\b|\bjava\.lang\.(?:runtime|process(?:builder|impl)?|class(?:loader)?|system|thread(?:group)?|reflect|invoke|object|string(?:builder|buffer)?|integer|number|enum|compiler|module|securitymanager|instrument|management|ref)\b|\bjava\.(?:io|util|net|nio|beans|rmi|security|sql|text|math|awt|applet|time|naming)\.\w|\bjava\.(?:runtime|processbuilder|system)\b|\borg\.apache\.commons\b|\bjavax\.(?:script|naming|management|xml|el|swing|imageio|sql|crypto)\b|\borg\.apache\.(?:commons\.(?:collections|beanutils|fileupload|io)|xalan|xbean|struts2?|tomcat|log4j|catalina|myfaces|wicket|naming|jasper|batik|velocity|ibatis)\b|\bcom\.sun\.(?:org\.apache|rowset|jndi|syndication|corba|management|script)\b|\bcom\.opensymphony\.xwork2\b|\borg\.springframework\.(?:context|beans|core|aop|jndi|transaction|web)\b|\borg\.codehaus\.groovy\b|\bcom\.thoughtworks\.xstream\b|\bbsh\.(?:interpreter|xthis)\b|\bgroovy\.(?:util|lang)\b|\bcom\.mchange\.v2\b|\borg\.hibernate\.\w|\bsun\.(?:misc|reflect|rmi)\.\w|\bjdk\.(?:nashorn|jshell)\b|\borg\.omg\.\w|\bcom\.ibm\.(?:ws|websphere)\.\w|\bweblogic\.\w|\borg\.jboss\.\w|\bnet\.sf\.json\b|\bcom\.alibaba\.fastjson\b|\bcom\.fasterxml\.jackson\.databind\b",
     },
     RuleDef {
         id: "java-process",
@@ -1074,6 +1206,17 @@ pub static RULES: &[RuleDef] = &[
             "module.",
         ],
         pattern: r#"\bfunction\s*\(\s*['"`][^'"`]*\b(?:process|require|global(?:this)?)\b|\bglobal(?:this)?\s*(?:\.\s*process\b|\[\s*['"`]process)|\brequire\s*(?:\(|\[)|\bchild_process\b|\bprocess\s*(?:\.\s*(?:env|mainmodule|binding|exit|kill|dlopen|argv|cwd|chdir|execpath|versions|getuid|setuid|memoryusage|emitwarning|stdout|stderr|stdin)\b|\[\s*['"`])|_\$\$nd_func\$\$_|\bconstructor\s*(?:\.|\[\s*['"`]?)\s*constructor\b|\beval\s*\(\s*(?:string\.fromcharcode|atob|buffer|unescape|decodeuricomponent|require|process|['"`])|\bnew\s+function\s*\(|\bfunction\s*\(\s*\)\s*\{.*\}\s*\(\s*\)|\bimport\s*\(\s*['"`](?:child_process|fs|net|vm|os|http|worker_threads|node:)|\bglobal\s*\.\s*(?:process|require)|\bmodule\s*\.\s*(?:constructor|require|children)\b|\bthis\s*\.\s*constructor\s*\.\s*constructor"#,
+    },
+    RuleDef {
+        // Node's other ways to run code or reach the file system and
+        // processes without `require`: the `vm` module, a string built
+        // into a `Function` and called, the synchronous `child_process`
+        // and `fs` calls. (A string handed to a timer is `xss-dom`.)
+        id: "nodejs-runtime",
+        category: Category::Nodejs,
+        parts: INPUT_HEADERS,
+        triggers: &["vm.", "sync", "fs.", "execfile", "function"],
+        pattern: r#"\bvm\s*\.\s*(?:runin(?:new|this)?context|compilefunction|script|createcontext|sourcetextmodule)\b|\bfunction\s*\(\s*(?:['"`][^'"`]*['"`]\s*,\s*)*['"`][^'"`]*['"`]\s*\)\s*\(|\b(?:execsync|spawnsync|execfilesync|execfile)\s*\(|\bfs\s*\.\s*(?:readfile|writefile|appendfile|readdir|unlink|rmdir|rm|symlink|chmod|chown|open|createreadstream|createwritestream|copyfile|rename|mkdir)(?:sync)?\s*\("#,
     },
     RuleDef {
         id: "nodejs-proto-pollution",
@@ -1169,8 +1312,8 @@ pub static RULES: &[RuleDef] = &[
         id: "ldap-filter",
         category: Category::Ldap,
         parts: INPUT,
-        triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":="],
-        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)",
+        triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":=", "(("],
+        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)|^\s*[^(\s][^()]*\)\s*\(\s*\(\s*[&|!]?\s*[\w.-]+\s*[~<>]?=",
     },
     // ---- other injections
     RuleDef {
@@ -1219,6 +1362,18 @@ pub static RULES: &[RuleDef] = &[
         pattern: r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z][a-z0-9]*(?:_[a-z0-9]+)*__[a-z]\w*$|__(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*$|^(?:password|passwd|secret|token|hash|is_admin|is_staff|is_superuser)\w*__",
     },
     RuleDef {
+        // An ORM lookup that probes structure in an argument name
+        // (`data__has_key`, `roles__contained_by`, `name__regex`): a
+        // client asking which keys a JSON column has, or matching a regex
+        // it chose. Plain comparisons on a field (`price__gte`) are what
+        // filter APIs take, and pass.
+        id: "generic-orm-lookup",
+        category: Category::Generic,
+        parts: parts(&[ArgName]),
+        triggers: &["__"],
+        pattern: r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*__(?:i?regex|has_keys?|has_any_keys|contained_by|overlap)$",
+    },
+    RuleDef {
         // A YAML document that builds objects when an application loads it
         // with an unsafe loader (PyYAML `!!python/object`, Psych `!ruby/`,
         // SnakeYAML `!!javax.script...`).
@@ -1258,3 +1413,17 @@ pub static RULES: &[RuleDef] = &[
         pattern: r"\\u[0-9a-f]{4}",
     },
 ];
+
+/// A whole word that is a command (Unix or Windows, with or without its
+/// `/bin/` path), for words the shell glues from pieces (see `shell`).
+pub(crate) const GLUED_COMMAND: &str = concat!(
+    r"^(?:/(?:usr/)?(?:local/)?s?bin/|[a-z]:\\(?:windows\\)?(?:system32\\)?)?(?:",
+    unix_cmds!(),
+    "|",
+    unix_weak_cmds!(),
+    "|",
+    win_cmds!(),
+    "|",
+    win_weak_cmds!(),
+    r"|time|nice|timeout|watch|adduser|getent|ssh-[a-z-]+|python[23]?(?:\.\d+)*)$"
+);

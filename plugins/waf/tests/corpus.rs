@@ -79,14 +79,14 @@ impl Goals {
     /// to what was measured, not to the goal; the other sources
     /// are attacks of the kinds PL1 covers.
     const EXTRA: Goals = Goals {
-        detection: 55.0,
+        detection: 70.0,
         benign_refused: 11.0,
         allow_refused: 12.5,
         by_source: &[
-            ("crs", 65.0),
+            ("crs", 76.0),
             ("gotestwaf", 97.0),
-            ("libinjection", 96.0),
-            ("handmade", 84.0),
+            ("libinjection", 97.0),
+            ("handmade", 86.0),
         ],
     };
 }

@@ -1,0 +1,34 @@
+//! The family detectors that are code rather than a regex in the rule
+//! table (see `shell` and `sql`), run on a value's canonical form after
+//! the table's rules found nothing.
+
+use crate::inspect::{Finding, Switches};
+use crate::normalize::Shape;
+use crate::rules::{Category, Part};
+use crate::shell::glued_command;
+use crate::sql::constant_condition;
+
+/// The first finding of the code detectors on one canonical value.
+pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on: &Switches) -> Option<Finding> {
+    if matches!(part, Part::Path | Part::Filename) {
+        return None;
+    }
+    if on.on(Category::Rce, "rce-glued-command")
+        && let Some(word) = glued_command(canon, shape)
+    {
+        return Some(Finding::new("rce-glued-command", Category::Rce, part, name, &word));
+    }
+    if matches!(part, Part::Arg | Part::Cookie | Part::Body)
+        && on.on(Category::Sqli, "sqli-constant-condition")
+        && let Some(condition) = constant_condition(canon)
+    {
+        return Some(Finding::new(
+            "sqli-constant-condition",
+            Category::Sqli,
+            part,
+            name,
+            condition,
+        ));
+    }
+    None
+}

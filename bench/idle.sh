@@ -12,6 +12,7 @@
 #   bench/idle.sh                       # N=5000 WAIT=10
 #   N=9000 WAIT=10 BEXT=/path/to/bext bench/idle.sh   # this machine's fd limit
 #   FAST_PATH_OFF=1 bench/idle.sh       # bext with http1_fast_path = false
+#   MODES=h2c bench/idle.sh             # one protocol only (h1, h2c)
 #
 # Needs nginx and python3. Loopback only.
 source "$(dirname "$0")/common.sh"
@@ -59,7 +60,7 @@ http {
 }
 CONF
 
-for mode in h1 h2c; do
+for mode in ${MODES:-h1 h2c}; do
   "$BEXT" serve --config "$OUT/platform.toml" >"$OUT/bext.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $BEXT_PORT))" 2>/dev/null && break; sleep 0.1; done

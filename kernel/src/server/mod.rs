@@ -395,7 +395,9 @@ async fn serve_connection(
                     let sni = (session.server_name()).and_then(|n| bext_plugin_abi::normalise_host(n.as_bytes()).ok());
                     let protocol = (Protocol::by_alpn(session.alpn_protocol()), Replay::default());
                     let info = Arc::new(info(false, Some(sni)));
-                    drive(kernel, &builders, protocol, stream, info, stop, live).await;
+                    // In a task of its own, as below: the handshake's
+                    // room goes with this one.
+                    tokio::spawn(drive(kernel, builders, protocol, stream, info, stop, live));
                 }
             })
             .await;
@@ -421,7 +423,7 @@ async fn serve_connection(
     if protocol.0 == Protocol::Http1 && kernel.pipeline.load().platform.settings.http1_fast_path {
         return Box::pin(h1::serve(
             kernel,
-            &builders,
+            builders,
             stream,
             protocol.1,
             info(admin, None),
@@ -430,23 +432,27 @@ async fn serve_connection(
         ))
         .await;
     }
-    Box::pin(drive(
+    // hyper's path (HTTP/2, or HTTP/1.1 without the fast path) runs in a
+    // task of its own with `drive` inline, and this one ends: an idle
+    // HTTP/2 connection then holds one allocation where it held two (this
+    // task and a box for `drive`, 640 and 656 bytes in a debug build) and
+    // no room for the sniff (issue 22, bench/RESULTS.md).
+    tokio::spawn(drive(
         kernel,
-        &builders,
+        builders,
         protocol,
         stream,
         Arc::new(info(admin, None)),
         stop,
         live,
-    ))
-    .await;
+    ));
 }
 
 /// Serves one connection's requests with hyper until it closes, is idle
 /// too long, or the server drains.
 async fn drive<IO>(
     kernel: Arc<Kernel>,
-    builders: &Builders,
+    builders: Arc<Builders>,
     (protocol, replay): (Protocol, Replay),
     stream: IO,
     info: Arc<ConnInfo>,
@@ -465,6 +471,7 @@ async fn drive<IO>(
         replay,
     };
     let mut conn = builders.serve(protocol, TokioIo::new(io), svc);
+    drop(builders);
     let timer = tokio::time::sleep(header_timeout.min(idle_timeout).min(IDLE_WAKE));
     tokio::pin!(timer);
     let mut closing = *stop.borrow();

@@ -61,7 +61,7 @@ enum Outcome {
 /// protocol sniff read.
 pub(super) async fn serve(
     kernel: Arc<Kernel>,
-    builders: &Builders,
+    builders: Arc<Builders>,
     mut stream: TcpStream,
     replay: Replay,
     info: ConnInfo,

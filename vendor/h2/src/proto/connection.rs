@@ -40,7 +40,11 @@ where
     ///
     /// This exists separately from State in order to support
     /// graceful shutdown.
-    error: Option<frame::GoAway>,
+    ///
+    /// bext: boxed (as is `GoAway`'s pending frame): a peer's GOAWAY comes
+    /// once at the end, and inline it made every connection 32 bytes larger
+    /// for its whole life (issue 22).
+    error: Option<Box<frame::GoAway>>,
 
     /// Pending GOAWAY frames to write.
     go_away: GoAway,
@@ -58,7 +62,10 @@ where
     streams: Streams<B, P>,
 
     /// A `tracing` span tracking the lifetime of the connection.
-    span: tracing::Span,
+    ///
+    /// bext: boxed, and only when a subscriber wants it (`None` otherwise):
+    /// inline a disabled span took 40 bytes of every connection (issue 22).
+    span: Option<Box<tracing::Span>>,
 
     /// bext: when the connection, idle, gives its buffers back.
     idle: super::idle::IdleRelease,
@@ -74,7 +81,7 @@ struct DynConnection<'a, B: Buf = Bytes> {
 
     streams: DynStreams<'a, B>,
 
-    error: &'a mut Option<frame::GoAway>,
+    error: &'a mut Option<Box<frame::GoAway>>,
 
     ping_pong: &'a mut PingPong,
 }
@@ -170,7 +177,7 @@ where
                 ping_pong: PingPong::new(),
                 settings: Settings::new(config.settings),
                 streams,
-                span,
+                span: (!span.is_disabled()).then(|| Box::new(span)),
                 idle: Default::default(), // bext
                 _phantom: PhantomData,
             },
@@ -220,7 +227,7 @@ where
     /// Returns `Error` as this may raise errors that are caused by delayed
     /// processing of received frames.
     fn poll_ready(&mut self, cx: &mut Context) -> Poll<Result<(), Error>> {
-        let _e = self.inner.span.enter();
+        let _e = self.inner.span.as_deref().map(tracing::Span::enter);
         let span = tracing::trace_span!("poll_ready");
         let _e = span.enter();
         // The order of these calls don't really matter too much
@@ -308,8 +315,8 @@ where
         // order to placate the borrow checker — `self` is mutably borrowed by
         // `poll2`, which means that we can't borrow `self.span` to enter it.
         // The clone is just an atomic ref bump.
-        let span = self.inner.span.clone();
-        let _e = span.enter();
+        let span = self.inner.span.as_deref().cloned();
+        let _e = span.as_ref().map(tracing::Span::enter);
         let span = tracing::trace_span!("poll");
         let _e = span.enter();
 
@@ -607,7 +614,7 @@ where
                 // until they are all EOS. Once they are, State should
                 // transition to GoAway.
                 self.streams.recv_go_away(&frame)?;
-                *self.error = Some(frame);
+                *self.error = Some(Box::new(frame));
             }
             Some(Ping(frame)) => {
                 tracing::trace!(?frame, "recv PING");
@@ -730,6 +737,15 @@ mod tests {
             DataFrameBudget::Auto.resolve(Some(MAX_WINDOW_SIZE)),
             MAX_WINDOW_SIZE as usize / 2
         );
+    }
+
+    /// bext: the state a connection keeps for its whole life, idle or not,
+    /// holds its rare parts (SETTINGS frames, GOAWAY frames, a span no one
+    /// listens to) boxed: inline they made it 352 bytes (issue 22).
+    #[test]
+    fn an_idle_connections_own_state_is_small() {
+        let size = std::mem::size_of::<ConnectionInner<crate::server::Peer, Bytes>>();
+        assert!(size <= 160, "ConnectionInner is {size} bytes");
     }
 
     #[test]

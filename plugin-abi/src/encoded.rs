@@ -105,8 +105,17 @@ const NUMBERS: usize = 4;
 /// `HeaderMap::append` would: a plugin that must replace a value the map
 /// may hold checks the map first ([`HeaderBlock::names_any_of`]) and uses
 /// the map when it does.
+///
+/// Boxed, and allocated only by the first header added: every request's
+/// `Ctx` and every response body carries one, and most add nothing, so a
+/// pointer costs them nothing to make, move and drop where the slots
+/// inline (~190 bytes) cost every request (bench/RESULTS.md, secperf4).
 #[derive(Default, Debug)]
-pub struct EncodedHeaders {
+pub struct EncodedHeaders(Option<Box<Added>>);
+
+/// What a response's plugins added, in free slots from the first.
+#[derive(Default, Debug)]
+struct Added {
     blocks: [Option<HeaderBlock>; BLOCKS],
     numbers: [Option<(HeaderName, u64)>; NUMBERS],
 }
@@ -119,7 +128,8 @@ pub struct Full;
 impl EncodedHeaders {
     /// Adds a block (a shared reference, no copy).
     pub fn push_block(&mut self, block: &HeaderBlock) -> Result<(), Full> {
-        let slot = self.blocks.iter_mut().find(|b| b.is_none()).ok_or(Full)?;
+        let added = self.0.get_or_insert_default();
+        let slot = added.blocks.iter_mut().find(|b| b.is_none()).ok_or(Full)?;
         *slot = Some(block.clone());
         Ok(())
     }
@@ -132,24 +142,29 @@ impl EncodedHeaders {
         if WRITER_OWNED.contains(&name) {
             return Err(Full);
         }
-        let slot = self.numbers.iter_mut().find(|s| s.is_none()).ok_or(Full)?;
+        let added = self.0.get_or_insert_default();
+        let slot = added.numbers.iter_mut().find(|s| s.is_none()).ok_or(Full)?;
         *slot = Some((name.clone(), n));
         Ok(())
     }
 
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.blocks[0].is_none() && self.numbers[0].is_none()
+        self.0
+            .as_ref()
+            .is_none_or(|a| a.blocks[0].is_none() && a.numbers[0].is_none())
     }
 
     /// The blocks added, in order.
     pub fn blocks(&self) -> impl Iterator<Item = &HeaderBlock> {
-        self.blocks.iter().map_while(Option::as_ref)
+        self.0.iter().flat_map(|a| a.blocks.iter().map_while(Option::as_ref))
     }
 
     /// The numeric headers added, in order.
     pub fn numbers(&self) -> impl Iterator<Item = (&HeaderName, u64)> {
-        self.numbers.iter().map_while(|s| s.as_ref().map(|(n, v)| (n, *v)))
+        self.0
+            .iter()
+            .flat_map(|a| a.numbers.iter().map_while(|s| s.as_ref().map(|(n, v)| (n, *v))))
     }
 
     /// Whether a header named `name` was added.
@@ -176,7 +191,7 @@ impl EncodedHeaders {
 
     /// Forgets everything added (the response it was for was replaced).
     pub fn clear(&mut self) {
-        *self = EncodedHeaders::default();
+        self.0 = None;
     }
 }
 

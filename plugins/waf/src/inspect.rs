@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, MatchKind};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
@@ -570,7 +570,7 @@ impl Engine {
     fn protocol(&self, req: &Subject<'_>, headers: &Notable<'_>, on: &Switches) -> Option<Finding> {
         let p = Category::Protocol;
 
-        let has_body = !req.body.is_empty() || headers.content_length.is_some_and(|n| n.trim() != "0");
+        let has_body = !req.body.is_empty() || text(headers.content_length).is_some_and(|n| n.trim() != "0");
         if has_body && (req.method == Method::GET || req.method == Method::HEAD) {
             return on.finding("protocol-get-with-body", p, Part::Body, "", "");
         }
@@ -603,8 +603,10 @@ impl Engine {
                 return on.finding("protocol-bad-charset", p, Part::Body, "encoding", &cs);
             }
         }
+        // The byte search first: most `Accept` values name no charset.
         if let Some(accept) = headers.accept
-            && contains_ci(accept, "charset")
+            && contains_ci_bytes(accept.as_bytes(), b"charset")
+            && let Some(accept) = text(Some(accept))
         {
             let lower = accept.to_ascii_lowercase();
             for range in lower.split(',') {
@@ -615,7 +617,10 @@ impl Engine {
                 }
             }
         }
-        if headers.accept_encoding.is_some_and(|v| v.len() > 100) {
+        if headers
+            .accept_encoding
+            .is_some_and(|v| v.len() > 100 && v.to_str().is_ok())
+        {
             return on.finding("protocol-long-accept-encoding", p, Part::Header, "accept-encoding", "");
         }
         if headers.legacy_cookie {
@@ -627,13 +632,16 @@ impl Engine {
 
 /// What the protocol checks read of the headers, found in one pass over
 /// the map: a lookup per header would hash and probe it once for each.
-/// Each field is the first such header's value, when it is text, as a
-/// lookup would find it.
+/// Each field is the first such header's value. Only `Content-Type`, which
+/// every check of a body reads, is taken as text at once; the others are
+/// checked for text only when a check needs them (a browser's `Accept`
+/// on every request is otherwise validated byte by byte for nothing), with
+/// the same outcome: a value that is not text is never looked at.
 struct Notable<'r> {
-    content_length: Option<&'r str>,
+    content_length: Option<&'r HeaderValue>,
     content_type: Option<&'r str>,
-    accept: Option<&'r str>,
-    accept_encoding: Option<&'r str>,
+    accept: Option<&'r HeaderValue>,
+    accept_encoding: Option<&'r HeaderValue>,
     /// A `Cookie` header in the RFC 2109 form (`$Version=...`).
     legacy_cookie: bool,
 }
@@ -664,15 +672,19 @@ impl<'r> Notable<'r> {
             };
             first.get_or_insert(value);
         }
-        let text = |v: Option<&'r http::HeaderValue>| v.and_then(|v| v.to_str().ok());
         Notable {
-            content_length: text(length),
-            content_type: text(ctype),
-            accept: text(accept),
-            accept_encoding: text(encoding),
+            content_length: length,
+            content_type: ctype.and_then(|v: &HeaderValue| v.to_str().ok()),
+            accept,
+            accept_encoding: encoding,
             legacy_cookie,
         }
     }
+}
+
+/// `value` as text, when it is.
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    value.and_then(|v| v.to_str().ok())
 }
 
 /// One Aho-Corasick automaton over rules' trigger words, and for each
@@ -923,7 +935,11 @@ impl Marks {
 /// `memchr` on the needle's first byte (both cases), which skips most of a
 /// long header at SIMD speed.
 fn contains_ci(hay: &str, needle: &str) -> bool {
-    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    contains_ci_bytes(hay.as_bytes(), needle.as_bytes())
+}
+
+/// [`contains_ci`] on bytes.
+fn contains_ci_bytes(hay: &[u8], needle: &[u8]) -> bool {
     let Some(&first) = needle.first() else { return true };
     let Some(last_start) = hay.len().checked_sub(needle.len()) else {
         return false;
@@ -1301,6 +1317,48 @@ mod tests {
         engine
             .inspect(&subject(&Method::POST, "/submit", &headers, body), &Switches::default())
             .map(|f| f.rule)
+    }
+
+    /// The protocol checks that read a header only when one is there and
+    /// is text (`Accept`, `Accept-Encoding`, `Content-Length` are taken
+    /// as text lazily): any case of the parameter is found; a value that
+    /// is not text is never judged, as before.
+    #[test]
+    fn lazily_read_headers_are_judged_as_text_only() {
+        let engine = Engine::new();
+        let get = |pairs: &[(&str, &[u8])]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                let name = http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+                headers.append(name, http::HeaderValue::from_bytes(value).unwrap());
+            }
+            engine
+                .inspect(&subject(&Method::GET, "/", &headers, b""), &Switches::default())
+                .map(|f| f.rule)
+        };
+        for accept in [
+            "text/html; charset=ibm037",
+            "text/html;CHARSET=IBM037",
+            "*/*, text/plain;Charset=utf-7",
+        ] {
+            assert_eq!(
+                get(&[("accept", accept.as_bytes())]),
+                Some("protocol-bad-charset"),
+                "{accept}"
+            );
+        }
+        assert_eq!(get(&[("accept", b"text/html; charset=utf-8")]), None);
+        assert_eq!(get(&[("accept", b"text/html; charset=ibm037 \xe9")]), None, "not text");
+        let long = "gzip, ".repeat(20);
+        assert_eq!(
+            get(&[("accept-encoding", long.as_bytes())]),
+            Some("protocol-long-accept-encoding")
+        );
+        let mut not_text = long.into_bytes();
+        not_text.push(0xe9);
+        assert_eq!(get(&[("accept-encoding", &not_text)]), None, "not text");
+        assert_eq!(get(&[("content-length", b"5")]), Some("protocol-get-with-body"));
+        assert_eq!(get(&[("content-length", b" 0 ")]), None);
     }
 
     #[test]

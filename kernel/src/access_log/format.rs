@@ -281,17 +281,15 @@ impl std::fmt::Write for Utf8Vec<'_> {
 }
 
 /// `bytes` as UTF-8, invalid sequences replaced (`U+FFFD`). Nearly every
-/// path and `User-Agent` is ASCII: one word-at-a-time check, and the
-/// bytes as they are; `from_utf8_lossy` alone walks them byte by byte
-/// (about seven instructions a byte, a tenth of a JSON line).
+/// path and `User-Agent` is valid: `str::from_utf8` checks ASCII a word
+/// at a time and the bytes are used as they are; `from_utf8_lossy` alone
+/// walks them byte by byte (about seven instructions a byte, a tenth of
+/// a JSON line), so it is left to the rare invalid value.
 fn utf8(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if bytes.is_ascii() {
-        std::borrow::Cow::Borrowed(bytes)
-    } else {
-        match String::from_utf8_lossy(bytes) {
-            std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(s.as_bytes()),
-            std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(s.into_bytes()),
-        }
+    use std::borrow::Cow;
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Cow::Borrowed(bytes),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(bytes).into_owned().into_bytes()),
     }
 }
 

@@ -36,6 +36,34 @@ pub struct RateLimitState {
     pub decided_by: (usize, usize),
 }
 
+/// How bext's cache dealt with a request (its `x-cache`): set by the
+/// cache plugin where it writes that header, read by the access log. A
+/// field of [`Ctx`], so the log's worker-side cost is a copy, not a
+/// search of the response's headers for a custom name on every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Answered from a fresh entry.
+    Hit,
+    /// Answered from a stale entry (being refreshed, or on the app's error).
+    Stale,
+    /// Not in the cache: the app answered (and the answer may be kept).
+    Miss,
+    /// Not cacheable: passed the cache by.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// The name as `x-cache`, the metrics and the access log spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+}
+
 /// Returned when a write-once security fact (app, tenant, version, subject) is set a
 /// second time: one writer per fact, so a later plugin cannot re-route a
 /// request another plugin already placed.
@@ -75,6 +103,8 @@ pub struct Ctx {
     pub bypass: bool,
     /// The binding rate limit's standing, once a limiter decided.
     pub rate_limit: Option<RateLimitState>,
+    /// How bext's cache dealt with the request, once it decided.
+    pub cache_status: Option<CacheStatus>,
     /// Response headers added next to the response's map, in HTTP/1
     /// form (see [`EncodedHeaders`](crate::EncodedHeaders)): the kernel
     /// appends them to the map before any later `on_response` hook and
@@ -104,6 +134,7 @@ impl Ctx {
             base: None,
             bypass: false,
             rate_limit: None,
+            cache_status: None,
             encoded_headers: crate::EncodedHeaders::default(),
             ext: crate::Extensions::new(),
             vars: HashMap::new(),

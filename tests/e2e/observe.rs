@@ -111,6 +111,58 @@ async fn json_lines_carry_app_trace_upstream_time_and_waf_verdict() {
     assert!(!b.log().contains("bext::access"));
 }
 
+/// A JSON line's `cache` is bext's cache's decision (`MISS`, then `HIT`,
+/// whatever `x-cache` the upstream wrote under it), and an app without the
+/// cache has none, even when its upstream sends an `x-cache` of its own.
+#[tokio::test]
+async fn a_json_line_s_cache_is_bext_s_cache_not_an_upstream_s_header() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let log = s.path("access.json");
+    let cfg = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+access_log = {{ format = "json", path = "{}" }}
+
+[apps.cached]
+runtime = "proxy"
+upstream = "http://{up}"
+domains = ["cached.test"]
+cache = {{ default_ttl = "60s" }}
+
+[apps.plain]
+runtime = "proxy"
+upstream = "http://{up}"
+domains = ["plain.test"]
+"#,
+        log.display(),
+        up = echo.addr
+    ));
+    let b = Bext::serve(&cfg);
+    // The header each answer carries, and the line's `cache`.
+    let cases: [(&str, &str, Option<&str>, Option<&str>); 4] = [
+        ("cached.test", "x-cache=HIT", Some("MISS"), Some("MISS")),
+        ("cached.test", "x-cache=HIT", Some("HIT"), Some("HIT")),
+        ("plain.test", "x-cache=HIT", Some("HIT"), None),
+        ("plain.test", "x-cache=bogus", Some("bogus"), None),
+    ];
+    for (host, set, sent, _) in &cases {
+        let r = send(
+            b.addr,
+            request("GET", "/page", &[("host", host), ("x-echo-set", set)], ""),
+        )
+        .await;
+        assert_eq!((r.status, r.header("x-cache")), (200, *sent), "{host} {set}");
+    }
+    let lines = lines(&log, cases.len()).await;
+    for ((host, set, _, cache), line) in cases.iter().zip(&lines) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["host"], *host, "{line}");
+        assert_eq!(v["cache"].as_str(), *cache, "{host} {set}: {line}");
+    }
+}
+
 /// A static file's JSON line carries the client's trace when nothing read
 /// it (no upstream): whatever the header name's case, and also for heads
 /// refused before (a second Host) and by (a second Authorization) the

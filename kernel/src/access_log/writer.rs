@@ -232,9 +232,12 @@ fn write_out(shared: &Shared, mut out: Output, path: Option<PathBuf>) {
         }
         if !batch.is_empty() {
             let clock = Clock::now();
-            for record in batch.drain(..) {
+            // By reference, then dropped in place: no move of each
+            // record out of the batch.
+            for record in &batch {
                 record.write(shared.format, &clock, &mut text);
             }
+            batch.clear();
             if let Err(e) = out.write_all(&text) {
                 tracing::warn!(error = %e, lines = bytecount(&text), "access log lines lost");
             }

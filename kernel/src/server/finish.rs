@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use bext_plugin_abi::{Body, Completion, Ctx, EncodedHeaders, Response};
+use bext_plugin_abi::{Body, CacheStatus, Completion, Ctx, EncodedHeaders, Response};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
@@ -32,8 +32,6 @@ pub struct Finish {
     /// The client's span, for the trace id a dedicated access log writes
     /// when nothing read the request's trace while its headers were there.
     parent: Option<bext_plugin_abi::trace::Parent>,
-    /// The response's `x-cache`, for a dedicated access log.
-    cache: Option<&'static str>,
     record: Record,
     /// The request body's bytes read, when it has one and metrics count.
     read: Option<Arc<AtomicU64>>,
@@ -59,7 +57,6 @@ impl Finish {
             // Set by `client_span` once the head is admitted, when it
             // has a `traceparent`.
             parent: None,
-            cache: None,
             otel: None,
             log,
             method: parts.method.clone(),
@@ -103,18 +100,7 @@ impl Finish {
         let status = res.status();
         let (parts, body) = res.into_parts();
         let end = if self.log.is_on() || !after.is_empty() || self.otel.is_some() {
-            // Only JSON lines carry it: no `x-cache` lookup for combined.
-            let cache = if self.log.is_json() {
-                cache_status(&parts.headers)
-            } else {
-                None
-            };
-            let finish = Finish {
-                after,
-                record,
-                cache,
-                ..self
-            };
+            let finish = Finish { after, record, ..self };
             End::Tell(Box::new(State { finish, status, cx }))
         } else {
             // Nobody to tell: the context goes now, and the end only
@@ -215,7 +201,8 @@ impl State {
                         app,
                         tenant,
                         version,
-                        cache: f.cache,
+                        // The cache plugin's decision, as it wrote `x-cache`.
+                        cache: cx.cache_status.filter(|_| json).map(CacheStatus::as_str),
                         // Most requests have no vars: no hashing then.
                         waf: if !json || cx.vars.is_empty() {
                             None
@@ -301,17 +288,6 @@ fn export_spans(
             error: hook.failed,
         });
     }
-}
-
-/// The cache's answer as the access log names it: one of a fixed set,
-/// never what an app wrote.
-fn cache_status(headers: &http::HeaderMap) -> Option<&'static str> {
-    static X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
-    let v = headers.get(&X_CACHE)?.as_bytes();
-    ["HIT", "MISS", "STALE", "BYPASS"]
-        .into_iter()
-        .find(|s| s.as_bytes().eq_ignore_ascii_case(v))
-        .or(Some("other"))
 }
 
 /// What happens when a response ends.

@@ -44,7 +44,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bext_plugin_abi::admin::AdminRoutes;
-use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
+use bext_plugin_abi::{
+    BuiltinPlugin, CacheStatus, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup,
+};
 
 use crate::config::Config;
 use crate::invalidate::Listener;
@@ -136,10 +138,12 @@ impl IsrPlugin {
     }
 
     /// Counts an answer's `x-cache` status (`HIT`, `STALE`, `MISS`,
-    /// `BYPASS`).
-    pub(crate) fn count(&self, status: &'static str) {
+    /// `BYPASS`) and records it in the request's context, where the
+    /// access log reads it (no search of the response's headers).
+    pub(crate) fn count(&self, cx: &mut Ctx, status: CacheStatus) {
+        cx.cache_status = Some(status);
         if let Some(s) = self.statuses.get() {
-            s.get_or_create(&vec![("status", status.to_owned())]).inc();
+            s.get_or_create(&vec![("status", status.as_str().to_owned())]).inc();
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bext_plugin_abi::{Ctx, Fleet, Flow, Hook, PluginError, Request};
+use bext_plugin_abi::{CacheStatus, Ctx, Fleet, Flow, Hook, PluginError, Request};
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, RANGE, TRANSFER_ENCODING, USER_AGENT};
 use http::uri::PathAndQuery;
 use http::{Method, Uri};
@@ -139,12 +139,12 @@ impl IsrPlugin {
         if let Some(e) = cache.get(&full) {
             match e.state(Instant::now()) {
                 State::Fresh => {
-                    self.count("HIT");
+                    self.count(cx, CacheStatus::Hit);
                     return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "HIT"))));
                 }
                 State::Stale => {
                     self.refresh(&cache, primary, &full, req, target, cx, say);
-                    self.count("STALE");
+                    self.count(cx, CacheStatus::Stale);
                     return Hook::Ready(Ok(Flow::Respond(answer(&e, req, "STALE"))));
                 }
                 State::Expired => fallback = Some(e),
@@ -180,7 +180,7 @@ impl IsrPlugin {
                 Hook::later(async move {
                     if let Some(e) = lookup_l2(&**edge, &p.cache, &p.primary, req).await {
                         drop(p); // wakes the requests waiting for this key
-                        self.count("HIT");
+                        self.count(cx, CacheStatus::Hit);
                         let mut res = answer(&e, req, "HIT");
                         res.headers_mut().insert(&X_CACHE_TIER, HeaderValue::from_static("L2"));
                         return Ok(Flow::Respond(res));
@@ -197,7 +197,7 @@ impl IsrPlugin {
                     if let Some(e) = p.cache.get(&full)
                         && e.state(Instant::now()) != State::Expired
                     {
-                        self.count("HIT");
+                        self.count(cx, CacheStatus::Hit);
                         return Ok(Flow::Respond(answer(&e, req, "HIT")));
                     }
                     park(cx, p);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bext_plugin_abi::{Body, BoxError, Ctx, Fleet, Hook, PluginError, Request, Response};
+use bext_plugin_abi::{Body, BoxError, CacheStatus, Ctx, Fleet, Hook, PluginError, Request, Response};
 use bytes::{Bytes, BytesMut};
 use http::header::ETAG;
 use http::{HeaderMap, HeaderName};
@@ -305,7 +305,7 @@ impl IsrPlugin {
     pub(crate) fn save<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         if cx.ext.get::<Bypass>().is_some() {
             mark(res.headers_mut(), "BYPASS");
-            self.count("BYPASS");
+            self.count(cx, CacheStatus::Bypass);
             return Hook::Ready(Ok(()));
         }
         let pending = cx
@@ -318,14 +318,14 @@ impl IsrPlugin {
         if res.status().is_server_error()
             && let Some(e) = pending.fallback.as_ref().filter(|e| e.usable_on_error(Instant::now()))
         {
-            self.count("STALE");
+            self.count(cx, CacheStatus::Stale);
             let mut stale = answer(e, &Request::new(Body::empty()), "STALE");
             std::mem::swap(res, &mut stale);
             return Hook::Ready(Ok(()));
         }
         Hook::later(async move {
             self.store.store_streaming(pending, res).await;
-            self.count("MISS");
+            self.count(cx, CacheStatus::Miss);
             strip_tags(res.headers_mut());
             Ok(())
         })

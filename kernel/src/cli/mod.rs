@@ -614,6 +614,11 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     // in the background (an app's first request checks its own if sooner).
     bext_js::start_deferred_checks();
     reload::start_reloader(kernel.clone());
+    // What the compile freed goes back now; the main thread then trims as
+    // the workers do (reloads compile here too, and threads that ended,
+    // such as the module checker, leave their pages for it to take).
+    crate::server::memory::trim();
+    tokio::spawn(crate::server::memory::trim_periodically());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tracker = Tracker::default();

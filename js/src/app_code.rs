@@ -287,7 +287,7 @@ mod tests {
             let (module, promise) = module.eval().catch(&ctx).map_err(|e| e.to_string())?;
             promise.finish::<()>().catch(&ctx).map_err(|e| e.to_string())?;
             let answer: i32 = module.get("answer").unwrap();
-            let boom: rquickjs::Function = module.get("boom").unwrap();
+            let boom: rquickjs::Function<'_> = module.get("boom").unwrap();
             let err = boom.call::<_, ()>(()).catch(&ctx).unwrap_err();
             Ok((answer, err.to_string()))
         })

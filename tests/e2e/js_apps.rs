@@ -269,8 +269,8 @@ async fn apps_of_one_bundle_share_bytecode_and_a_reload_replaces_it() {
             "export default {{ fetch(request) {{\n  if (new URL(request.url).pathname === '/stack') return new Response(new Error('here').stack);\n  return new Response('{version}');\n}} }};\n"
         )
     };
-    s.write("tenant-a/index.js", &code("v1"));
-    s.write("tenant-b/index.js", &code("v1"));
+    s.write("tenant-a/index.js", code("v1"));
+    s.write("tenant-b/index.js", code("v1"));
     let platform = s.platform(
         r#"
 [platform]
@@ -307,7 +307,7 @@ isolate = { workers = 1, max_requests = 2 }
         }
     }
 
-    s.write("tenant-a/index.js", &code("v2"));
+    s.write("tenant-a/index.js", code("v2"));
     b.signal("HUP");
     eventually(Duration::from_secs(10), || async {
         (get(b.addr, "a.test", "/").await.text() == "v2").then_some(())

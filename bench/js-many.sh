@@ -21,6 +21,10 @@
 #   DISTINCT=1 bench/js-many.sh       # every app's file differs (a comment)
 #   MODE=shared bench/js-many.sh      # isolate.mode = "shared" (default: threads)
 #   TOUCH=0 bench/js-many.sh          # skip the touch and eviction rounds
+#   APP=examples/apps/react-ssr/dist/index.js bench/js-many.sh
+#                                     # every app runs this file instead of
+#                                     # bench/js/hello.js (a 220 KB bundle:
+#                                     # what a cold isolate's module load costs)
 #
 # By default every app has the same file, byte for byte, as white-label
 # apps built from one bundle do: they share one load check (docs/js-apps.md,
@@ -38,6 +42,7 @@ TOUCH=${TOUCH:-1000}
 IDLE_EVICT=${IDLE_EVICT:-10s}
 DISTINCT=${DISTINCT:-0}
 MODE=${MODE:-threads}
+APP=${APP:-bench/js/hello.js}
 PORT=${PORT:-19180}
 OUT=bench/out/js-many
 if [ -z "${BEXT:-}" ]; then
@@ -49,6 +54,10 @@ PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
+# cpu_ms PID: the process's CPU time so far (user + system), in ms: a
+# cost per request that moves far less with the machine's load than
+# latencies do.
+cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / t)}' "/proc/$1/stat"; }
 rss_mb() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 threads() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
@@ -73,7 +82,7 @@ for N in $NS; do
     done
   } > "$OUT/platform.toml"
   for i in $(seq 1 "$N"); do
-    mkdir "$OUT/apps/a$i"; cp bench/js/hello.js "$OUT/apps/a$i/index.js"
+    mkdir "$OUT/apps/a$i"; cp "$APP" "$OUT/apps/a$i/index.js"
     if [ "$DISTINCT" = 1 ]; then echo "// app a$i" >> "$OUT/apps/a$i/index.js"; fi
   done
 
@@ -90,10 +99,14 @@ for N in $NS; do
 
   hosts=()
   for i in $(seq 1 "$COLD"); do hosts+=("a$(( (i * 7919) % N + 1 )).many.test"); done
+  cpu0=$(cpu_ms "$PID")
   first_byte "${hosts[@]}" > "$OUT/cold.txt"
+  cpu1=$(cpu_ms "$PID")
   first_byte "${hosts[@]}" > "$OUT/warm.txt"
+  cpu2=$(cpu_ms "$PID")
   echo "N=$N: $COLD cold apps, first request p50 $(percentile "$OUT/cold.txt" 50) ms, p99 $(percentile "$OUT/cold.txt" 99) ms;" \
-    "second request p50 $(percentile "$OUT/warm.txt" 50) ms, p99 $(percentile "$OUT/warm.txt" 99) ms"
+    "second request p50 $(percentile "$OUT/warm.txt" 50) ms, p99 $(percentile "$OUT/warm.txt" 99) ms;" \
+    "server CPU per request: first $(( (cpu1 - cpu0) * 1000 / COLD )) us, second $(( (cpu2 - cpu1) * 1000 / COLD )) us"
 
   if [ "$TOUCH" = 0 ]; then # start, memory and cold requests only
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=

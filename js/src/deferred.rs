@@ -68,6 +68,8 @@ impl Slot {
 struct Queue {
     waiting: Vec<Weak<Slot>>,
     started: bool,
+    /// Run once the queue is first checked through.
+    after: Option<Box<dyn FnOnce() + Send>>,
 }
 
 static QUEUE: LazyLock<Mutex<Queue>> = LazyLock::new(Mutex::default);
@@ -128,11 +130,18 @@ impl DeferredPool {
 
 /// Lets the background thread check the queued pools, in the order they
 /// were queued. Called once the server listens; later calls do nothing.
-pub fn start_deferred_checks() {
+/// `after` runs once they are all checked (on the checker's thread, or
+/// here when none is queued): the start's work is over then, and the
+/// kernel gives back what it freed.
+pub fn start_deferred_checks(after: impl FnOnce() + Send + 'static) {
     let mut queue = QUEUE.lock().unwrap_or_else(PoisonError::into_inner);
     if !queue.started {
         queue.started = true;
-        if !queue.waiting.is_empty() {
+        if queue.waiting.is_empty() {
+            drop(queue);
+            after();
+        } else {
+            queue.after = Some(Box::new(after));
             spawn_checker(&mut queue);
         }
     }
@@ -148,6 +157,11 @@ fn spawn_checker(queue: &mut Queue) {
                 let mut queue = QUEUE.lock().unwrap_or_else(PoisonError::into_inner);
                 if next == queue.waiting.len() {
                     queue.waiting.clear();
+                    let after = queue.after.take();
+                    drop(queue);
+                    if let Some(after) = after {
+                        after();
+                    }
                     return;
                 }
                 next += 1;
@@ -161,6 +175,9 @@ fn spawn_checker(queue: &mut Queue) {
     if let Err(e) = spawned {
         // Each app is then checked by its first request.
         queue.waiting.clear();
+        if let Some(after) = queue.after.take() {
+            after();
+        }
         tracing::warn!(target: "bext::js", "cannot start the background module check: {e}");
     }
 }

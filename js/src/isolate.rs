@@ -161,9 +161,9 @@ impl Isolate {
             let text_headers: Value<'_> = dispatch.get("textHeaders").map_err(caught)?;
 
             let name = entry.to_string_lossy().into_owned();
-            let source = (modules.source(&name))
+            (modules.source(&name))
                 .map_err(|e| JsError::Load(format!("{}: cannot read: {e}", spec.entry.display())))?;
-            let module = Module::declare(ctx.clone(), name, source.to_vec()).map_err(caught)?;
+            let module = modules.declare(&ctx, &name).map_err(caught)?;
             let (module, promise) = module.eval().map_err(caught)?;
             let driver = Driver {
                 ctx: &ctx,
@@ -1024,7 +1024,8 @@ impl Resolver for RootResolver {
 
 /// Reads modules from disk, under the entry's directory only, checking
 /// again at load time that the resolved path is still canonical and
-/// inside; once per pool (see [`ModuleCache`]).
+/// inside; once per pool (see [`ModuleCache`]), compiled once per code
+/// version (see [`crate::app_code`]).
 struct FileLoader {
     modules: Arc<ModuleCache>,
 }
@@ -1036,8 +1037,6 @@ impl Loader for FileLoader {
         name: &str,
         _attributes: Option<rquickjs::loader::ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
-        let source =
-            (self.modules.source(name)).map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
-        Module::declare(ctx.clone(), name, source.to_vec())
+        self.modules.declare(ctx, name)
     }
 }

@@ -20,6 +20,7 @@
 //! is a beta that brings its own HTTP client and crypto stack; the prelude
 //! is ~700 lines we control and test.
 
+mod app_code;
 mod backoff;
 mod bindings;
 mod bytecode;

@@ -108,6 +108,8 @@ pub(crate) struct ModuleCache {
     resolved: Mutex<HashMap<(String, String), String>>,
     /// Canonical name to the file's bytes.
     sources: Mutex<HashMap<String, Arc<[u8]>>>,
+    /// Canonical name to its compiled code (see [`crate::app_code`]).
+    compiled: Mutex<HashMap<String, Arc<crate::app_code::Code>>>,
 }
 
 impl ModuleCache {
@@ -119,6 +121,7 @@ impl ModuleCache {
             entry,
             resolved: Mutex::default(),
             sources: Mutex::default(),
+            compiled: Mutex::default(),
         }))
     }
 
@@ -159,6 +162,21 @@ impl ModuleCache {
             .into();
         let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(sources.entry(name.to_owned()).or_insert(bytes).clone())
+    }
+}
+
+impl ModuleCache {
+    /// The module `name` (a canonical path) declared in `ctx`, from its
+    /// bytecode once any isolate compiled the same bytes.
+    pub(crate) fn declare<'js>(
+        &self,
+        ctx: &rquickjs::Ctx<'js>,
+        name: &str,
+    ) -> rquickjs::Result<rquickjs::Module<'js, rquickjs::module::Declared>> {
+        let source = self
+            .source(name)
+            .map_err(|e| rquickjs::Error::new_loading_message(name, e.to_string()))?;
+        crate::app_code::declare(ctx, name, &source, &self.compiled)
     }
 }
 

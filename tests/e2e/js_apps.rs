@@ -256,6 +256,71 @@ async fn a_changed_module_is_picked_up_by_a_reload() {
     assert!(b.log().contains("SyntaxError"), "{}", b.log());
 }
 
+/// Two apps of one bundle (the same bytes in two directories) run one
+/// compile of it: each isolate's stack names its own app's file, and a
+/// reload with new code in one app serves the new code there (never the
+/// kept bytecode of the old) while the other app keeps its own.
+#[tokio::test]
+async fn apps_of_one_bundle_share_bytecode_and_a_reload_replaces_it() {
+    let s = Site::new();
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let code = |version: &str| {
+        format!(
+            "export default {{ fetch(request) {{\n  if (new URL(request.url).pathname === '/stack') return new Response(new Error('here').stack);\n  return new Response('{version}');\n}} }};\n"
+        )
+    };
+    s.write("tenant-a/index.js", code("v1"));
+    s.write("tenant-b/index.js", code("v1"));
+    let platform = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.a]
+runtime = "js"
+source = "tenant-a"
+domains = ["a.test"]
+isolate = { workers = 1, max_requests = 2 }
+
+[apps.b]
+runtime = "js"
+source = "tenant-b"
+domains = ["b.test"]
+isolate = { workers = 1, max_requests = 2 }
+"#,
+    );
+    let b = Bext::serve(&platform);
+    // Enough requests that each app's isolate is replaced (max_requests):
+    // the later isolates load the kept bytecode.
+    for _ in 0..3 {
+        for (host, own, other) in [
+            ("a.test", "tenant-a/index.js:2", "tenant-b"),
+            ("b.test", "tenant-b/index.js:2", "tenant-a"),
+        ] {
+            assert_eq!(get(b.addr, host, "/").await.text(), "v1");
+            let stack = get(b.addr, host, "/stack").await.text();
+            assert!(
+                stack.contains("at fetch (") && stack.contains(own) && !stack.contains(other),
+                "{host}: {stack}"
+            );
+        }
+    }
+
+    s.write("tenant-a/index.js", code("v2"));
+    b.signal("HUP");
+    eventually(Duration::from_secs(10), || async {
+        (get(b.addr, "a.test", "/").await.text() == "v2").then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(get(b.addr, "a.test", "/").await.text(), "v2");
+        assert_eq!(get(b.addr, "b.test", "/").await.text(), "v1");
+        let stack = get(b.addr, "b.test", "/stack").await.text();
+        assert!(stack.contains("tenant-b/index.js:2"), "{stack}");
+    }
+}
+
 #[test]
 fn check_reports_broken_js_apps() {
     let s = Site::new();

@@ -565,6 +565,8 @@ fn serve(source: ConfigSource) -> ExitCode {
 }
 
 async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
+    // Until the start's compile and module checks are over.
+    let usual_purge = crate::server::memory::purge_at_once();
     let cell = crate::KernelCell::default();
     let pipeline = match reload::build(&source, None, &cell).await {
         Ok(p) => p,
@@ -632,8 +634,18 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     });
     // The listeners are bound: JS modules queued at start are checked now,
     // in the background (an app's first request checks its own if sooner).
-    bext_js::start_deferred_checks();
+    // Once they are, the checker gives its freed pages back and serving
+    // keeps freed pages a while again (see `memory::purge_at_once`).
+    bext_js::start_deferred_checks(move || {
+        crate::server::memory::trim();
+        crate::server::memory::purge_as_usual(usual_purge);
+    });
     reload::start_reloader(kernel.clone());
+    // What the compile freed goes back now; the main thread then trims as
+    // the workers do (reloads compile here too, and threads that ended
+    // leave their pages for it to take).
+    crate::server::memory::trim();
+    tokio::spawn(crate::server::memory::trim_periodically());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tracker = Tracker::default();

@@ -198,10 +198,19 @@ fn check_tells_an_unbuilt_folder_by_the_errors_kind_not_its_words() {
     let out = bext_output(&["check", p(&s.path("h"))]);
     let err = stderr(&out);
     assert!(out.status.success() && err.contains("is not built yet"), "{err}");
+    // A `static_dir` the build may still make is awaited like the module;
+    // one that is a file is wrong whatever the build does.
     s.write(
         "h/bext.config.toml",
         "[framework]\ntype = \"hono\"\n\n[server]\nstatic_dir = \"build the app\"\n",
     );
+    let out = bext_output(&["check", p(&s.path("h"))]);
+    assert!(
+        out.status.success() && stderr(&out).contains("is not built yet"),
+        "{}",
+        stderr(&out)
+    );
+    s.write("h/build the app", "a file");
     let out = bext_output(&["check", p(&s.path("h"))]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");

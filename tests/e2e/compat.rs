@@ -769,6 +769,12 @@ async fn the_edge_bext_config_toml_shares_the_cache_through_redis() {
     let a = Bext::start_env(&["run", p(a_dir.dir.path())], &token);
     let b = Bext::start_env(&["run", p(b_dir.dir.path())], &token);
     crate::edge::redis_is(&[&a, &b], "up", 10).await;
+    assert!(
+        a.log()
+            .contains("edge mode: sharing the isr cache and its invalidations (app) through redis"),
+        "{}",
+        a.log()
+    );
     assert_eq!(get(a.addr, "localhost", "/").await.text(), "rendered by a");
     // Written through to Redis, under the prefix.
     eventually(Duration::from_secs(10), || async {
@@ -1934,4 +1940,17 @@ fn a_default_certificate_is_read_at_its_key_and_listen_tls_without_one_is_warned
         text.contains("warning: listen_tls is set but no app has `tls`: every handshake will be refused"),
         "{text}"
     );
+}
+
+/// Edge mode with nothing to share (no `[cache.isr]`, KV or rate limits)
+/// says so, never "sharing cache" with no cache.
+#[test]
+fn edge_mode_with_nothing_to_share_says_so() {
+    let s = Site::new();
+    s.write("bext.config.toml", "[redis]\nurl = \"redis://127.0.0.1:1\"\n");
+    s.write("index.html", "home");
+    let b = Bext::start(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+    let log = b.log();
+    assert!(log.contains("edge mode: nothing is shared through redis"), "{log}");
+    assert!(!log.contains("sharing"), "{log}");
 }

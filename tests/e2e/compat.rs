@@ -305,10 +305,24 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
         text.contains("platform.max_isolates: the JS apps run 5 isolates, more than max_isolates = 4 (a: 3, b: 2)"),
         "{text}"
     );
+    // Said once (at its line), not again by the table serve builds.
+    assert_eq!(text.matches("more than max_isolates").count(), 1, "{text}");
     let config = s.platform(&format!(
         "[platform]\nlisten = \"127.0.0.1:0\"\nmax_isolates = 5\n\n{apps}"
     ));
     assert!(check(&config).0);
+    let (passed, text) = check(&s.platform(&format!(
+        "[platform]\nmax_apps = 2\n\n{apps}\n[apps.c]\nsource = \"a\"\n"
+    )));
+    assert!(!passed);
+    assert!(text.contains("3 apps are declared, more than max_apps = 2"), "{text}");
+    assert_eq!(text.matches("more than max_apps").count(), 1, "{text}");
+    let (passed, text) = check(&s.platform(&format!("[platform]\nmax_apps = 0\n\n{apps}")));
+    assert!(!passed);
+    assert!(
+        text.contains("platform.max_apps: `0` allows no app at all (it does not mean \"unlimited\")"),
+        "{text}"
+    );
 
     s.write("site/index.html", "site");
     let one = "[platform]\nlisten = \"127.0.0.1:0\"\nmax_apps = 1\n\n[apps.site]\nsource = \"site\"\ndomains = [\"site.test\"]\n";
@@ -374,7 +388,7 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
     let b = Bext::serve(&config);
     assert!(
         b.log().contains(
-            "platform.max_apps: 3 apps with those deploys created (made, more, site), more than max_apps = 2"
+            "platform.max_apps: 3 apps, more than max_apps = 2: 2 declared by the file (more, site) and 1 created by deploys (made)"
         ),
         "{}",
         b.log()
@@ -387,7 +401,9 @@ async fn max_isolates_and_max_apps_are_enforced_with_the_counts() {
     let (passed, text) = check(&config);
     assert!(!passed, "{text}");
     assert!(
-        text.contains("3 apps with those deploys created (made, more, site), more than max_apps = 2"),
+        text.contains(
+            "3 apps, more than max_apps = 2: 2 declared by the file (more, site) and 1 created by deploys (made)"
+        ),
         "{text}"
     );
 }
@@ -753,6 +769,12 @@ async fn the_edge_bext_config_toml_shares_the_cache_through_redis() {
     let a = Bext::start_env(&["run", p(a_dir.dir.path())], &token);
     let b = Bext::start_env(&["run", p(b_dir.dir.path())], &token);
     crate::edge::redis_is(&[&a, &b], "up", 10).await;
+    assert!(
+        a.log()
+            .contains("edge mode: sharing the isr cache and its invalidations (app) through redis"),
+        "{}",
+        a.log()
+    );
     assert_eq!(get(a.addr, "localhost", "/").await.text(), "rendered by a");
     // Written through to Redis, under the prefix.
     eventually(Duration::from_secs(10), || async {
@@ -1751,4 +1773,184 @@ fn a_unitless_duration_or_a_schemeless_redis_url_says_what_to_write() {
     ));
     let (passed, text) = check(&config);
     assert!(passed, "{text}");
+}
+
+/// A Hono app's package.json whose `build` script makes its module
+/// (dist/index.js) and its assets (dist/static/s.txt).
+const HONO_SITE_PACKAGE: &str = r#"{"name": "site", "type": "module", "scripts": {"build": "mkdir -p dist/static && echo 'export default { fetch(r) { return new Response(\"site \" + new URL(r.url).pathname) } }' > dist/index.js && echo asset > dist/static/s.txt"}, "dependencies": {"hono": "4"}}"#;
+
+/// docs/migrating.md's own bext.config.toml block runs as written: its
+/// pre_build builds the app, `static_dir` is the Hono app's assets served
+/// by bext beside it (the module found from the folder, never looked for
+/// in `static_dir`), and paths print without `./`. Before the build,
+/// `bext check DIR` says the folder is not built yet.
+#[tokio::test]
+async fn the_bext_config_toml_block_of_migrating_md_runs_as_written() {
+    let s = Site::new();
+    let block = fixture("migrating.bext.config.toml");
+    assert!(block.contains("type = \"hono\"") && block.contains("static_dir = \"./dist/static\""));
+    s.write("bext.config.toml", block.replace("0.0.0.0:3061", "127.0.0.1:0"));
+    s.write("package.json", HONO_SITE_PACKAGE);
+    let out = bext_output(&["check", p(s.dir.path())]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("is not built yet"), "{text}");
+    let b = Bext::start(&["run", p(s.dir.path())]);
+    let asset = get(b.addr, "localhost", "/s.txt").await;
+    assert_eq!((asset.status, asset.text().trim()), (200, "asset"));
+    let page = get(b.addr, "localhost", "/x").await;
+    assert_eq!((page.status, page.text().as_str()), (200, "site /x"));
+    let log = b.log();
+    assert!(
+        log.contains("hono (bext.config.toml): js app, the build output dist/index.js, static files from dist/static"),
+        "{log}"
+    );
+    assert!(!log.contains("./dist"), "{log}");
+}
+
+/// A framework folder whose bext.config.toml has only `[server]
+/// static_dir`: the framework is detected from package.json (as
+/// docs/migrating.md says), never served as a static site; an Express
+/// app's `static_dir` is its assets, served by bext in front of it.
+#[tokio::test]
+async fn a_static_dir_beside_a_framework_s_package_json_is_its_assets() {
+    let s = Site::new();
+    s.write("bext.config.toml", "[server]\nstatic_dir = \"dist/static\"\n");
+    s.write("package.json", HONO_SITE_PACKAGE);
+    let b = Bext::start(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+    let page = get(b.addr, "localhost", "/x").await;
+    assert_eq!((page.status, page.text().as_str()), (200, "site /x"));
+    assert_eq!(get(b.addr, "localhost", "/s.txt").await.text().trim(), "asset");
+    let log = b.log();
+    assert!(
+        log.contains("hono (package.json depends on `hono`)") && !log.contains("a static site"),
+        "{log}"
+    );
+    drop(b);
+
+    let e = Site::new();
+    e.write(
+        "bext.config.toml",
+        "[framework]\ntype = \"express\"\n[server]\nstatic_dir = \"public\"\n",
+    );
+    e.write(
+        "package.json",
+        r#"{"name": "api", "scripts": {"start": "node server.js"}, "dependencies": {"express": "4"}}"#,
+    );
+    e.write(
+        "server.js",
+        "require('http').createServer((req, res) => res.end('node ' + req.url)).listen(process.env.PORT, '127.0.0.1');",
+    );
+    e.write("public/p.txt", "public file");
+    let b = Bext::start(&["run", p(e.dir.path()), "--listen", "127.0.0.1:0"]);
+    let page = eventually(Duration::from_secs(30), || async {
+        let r = get(b.addr, "localhost", "/api").await;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(page.text(), "node /api");
+    assert_eq!(get(b.addr, "localhost", "/p.txt").await.text(), "public file");
+    assert!(b.log().contains("static files from public"), "{}", b.log());
+}
+
+/// `[hooks] pre_build` making a static site's `static_dir`: before the
+/// build `bext check DIR` says it is not built yet (exit 0), as `bext
+/// run` builds and serves it.
+#[test]
+fn a_static_dir_made_by_pre_build_is_not_built_yet_for_check() {
+    let s = Site::new();
+    s.write(
+        "bext.config.toml",
+        "[hooks]\npre_build = \"mkdir -p out && echo built > out/index.html\"\n[server]\nstatic_dir = \"out\"\n",
+    );
+    let out = bext_output(&["check", p(s.dir.path())]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("is not built yet") && text.contains("mkdir -p out"),
+        "{text}"
+    );
+    // Without a hook a missing folder is an error still.
+    s.write("bext.config.toml", "[server]\nstatic_dir = \"out\"\n");
+    let out = bext_output(&["check", p(s.dir.path())]);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A `[redis]` of only `prefix` takes its URL from `REDIS_URL`; without
+/// it, the error says to write `url` or set `REDIS_URL`.
+#[test]
+fn a_redis_prefix_alone_takes_its_url_from_redis_url() {
+    let s = Site::new();
+    let file = s.write("bext.config.toml", "[redis]\nprefix = \"site:\"\n");
+    s.write("index.html", "home");
+    let (passed, text) = check_env(&file, &[("REDIS_URL", "redis://127.0.0.1:6379")]);
+    assert!(passed, "{text}");
+    let (passed, text) = check(&file);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("redis.url: `[redis]` has no `url`: write `url = \"redis://host:6379\"`, or set the REDIS_URL environment variable"),
+        "{text}"
+    );
+}
+
+/// `[platform] tls_cert` is read at its key even when no app takes it: a
+/// missing file fails `bext check` and serve; a valid default no app
+/// takes, and `listen_tls` with no certificate at all, are warned of by
+/// `bext check` as serve warns of them.
+#[test]
+fn a_default_certificate_is_read_at_its_key_and_listen_tls_without_one_is_warned_of() {
+    use crate::tls::Ca;
+    let s = Site::new();
+    let leaf = Ca::new().leaf(&["example.com"]);
+    s.write("cert.pem", &leaf.cert);
+    s.write("key.pem", &leaf.key);
+    let missing = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\ntls_cert = \"nope.pem\"\ntls_key = \"key.pem\"\n",
+    );
+    let said = "platform.tls_cert: ";
+    let (passed, text) = check(&missing);
+    assert!(
+        !passed && text.contains(said) && text.contains("nope.pem: cannot read"),
+        "{text}"
+    );
+    let served = bext_output(&["serve", "--config", p(&missing)]);
+    let text = String::from_utf8_lossy(&served.stderr);
+    assert!(
+        !served.status.success() && text.contains("nope.pem: cannot read"),
+        "{text}"
+    );
+
+    let unused = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    );
+    let (passed, text) = check(&unused);
+    assert!(passed, "{text}");
+    assert!(
+        text.contains("warning: listen_tls serves `[platform] tls_cert`") && text.contains("the file declares none"),
+        "{text}"
+    );
+    assert!(!text.contains("no app has `tls`"), "{text}");
+
+    s.write("site/index.html", "site");
+    let none = s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\n\n[apps.site]\nsource = \"site\"\ndomains = [\"example.com\"]\n",
+    );
+    let (passed, text) = check(&none);
+    assert!(passed, "{text}");
+    assert!(
+        text.contains("warning: listen_tls is set but no app has `tls`: every handshake will be refused"),
+        "{text}"
+    );
+}
+
+/// Edge mode with nothing to share (no `[cache.isr]`, KV or rate limits)
+/// says so, never "sharing cache" with no cache.
+#[test]
+fn edge_mode_with_nothing_to_share_says_so() {
+    let s = Site::new();
+    s.write("bext.config.toml", "[redis]\nurl = \"redis://127.0.0.1:1\"\n");
+    s.write("index.html", "home");
+    let b = Bext::start(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
+    let log = b.log();
+    assert!(log.contains("edge mode: nothing is shared through redis"), "{log}");
+    assert!(!log.contains("sharing"), "{log}");
 }

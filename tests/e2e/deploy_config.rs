@@ -181,6 +181,35 @@ fn check_deploy_refuses_what_a_deploy_refuses() {
         said.contains("deploys as a js app") && said.contains("index.js"),
         "{said}"
     );
+    // An `ssr` bundle is said as one, and its `[server] listen`, unused
+    // once deployed, is flagged now rather than by the deploy's load.
+    s.write("ssr/index.js", MODULE);
+    s.write(
+        "ssr/bext.config.toml",
+        "[framework]\ntype = \"ssr\"\n\n[server]\nlisten = \"0.0.0.0:3061\"\n",
+    );
+    let out = bext_output(&["check", "--deploy", p(&s.path("ssr"))]);
+    let (said, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(
+        said.contains("deploys as an ssr app, ") && said.contains("/ssr/index.js rendered in isolates"),
+        "{said}"
+    );
+    assert!(
+        err.contains("server.listen: `0.0.0.0:3061` is not used when deployed: the platform's `listen` serves the app"),
+        "{err}"
+    );
+    // A framework's package.json beside a bundle served as files is said.
+    s.write("fw/package.json", r#"{"dependencies": {"hono": "4"}}"#);
+    s.write("fw/dist/index.html", "x");
+    s.write("fw/bext.config.toml", "[server]\nstatic_dir = \"dist\"\n");
+    let out = bext_output(&["check", "--deploy", p(&s.path("fw"))]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("package.json depends on `hono`, but a deployed bundle is served as its bext.config.toml says (a static site here): write `[framework] type = \"hono\"`"),
+        "{err}"
+    );
     let err = stderr(&bext_output(&["check", "--deploy", "--config", p(&config)]));
     assert!(err.contains("`bext check --deploy DIR`"), "{err} {config:?}");
 }
@@ -198,10 +227,19 @@ fn check_tells_an_unbuilt_folder_by_the_errors_kind_not_its_words() {
     let out = bext_output(&["check", p(&s.path("h"))]);
     let err = stderr(&out);
     assert!(out.status.success() && err.contains("is not built yet"), "{err}");
+    // A `static_dir` the build may still make is awaited like the module;
+    // one that is a file is wrong whatever the build does.
     s.write(
         "h/bext.config.toml",
         "[framework]\ntype = \"hono\"\n\n[server]\nstatic_dir = \"build the app\"\n",
     );
+    let out = bext_output(&["check", p(&s.path("h"))]);
+    assert!(
+        out.status.success() && stderr(&out).contains("is not built yet"),
+        "{}",
+        stderr(&out)
+    );
+    s.write("h/build the app", "a file");
     let out = bext_output(&["check", p(&s.path("h"))]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");

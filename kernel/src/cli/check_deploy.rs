@@ -29,10 +29,34 @@ pub(super) fn bundle(dir: &Path) -> ExitCode {
     #[allow(unreachable_code)]
     match crate::pipeline::app_changes::described_by(dir) {
         Ok(app) => {
-            let what = match app.runtime {
-                RuntimeKind::Static => format!("a static site, {}", app.source.unwrap_or_default().display()),
-                RuntimeKind::Js => format!("a js app, {}", app.js_entry().unwrap_or_default().display()),
-                other => format!("a {} app", runtime_name(other)),
+            // Said now, not first by the deploy's load.
+            if let Some((file, listen)) = crate::pipeline::app_changes::bundle_listen(dir) {
+                eprintln!(
+                    "warning: {}: server.listen: `{listen}` is not used when deployed: the platform's `listen` serves the app (`[server] listen` is for `bext run`)",
+                    file.display()
+                );
+            }
+            // A bundle's framework is what its bext.config.toml says, never
+            // guessed from package.json: say so when they differ.
+            if app.runtime == RuntimeKind::Static
+                && let Ok(Some((kind, why))) = crate::config::framework::detect(dir)
+            {
+                eprintln!(
+                    "warning: {}: {why}, but a deployed bundle is served as its bext.config.toml says (a static site here): write `[framework] type = \"{}\"` in it to run the app",
+                    dir.display(),
+                    runtime_name(kind)
+                );
+            }
+            let what = match (&app.layers, app.runtime) {
+                (Some(l), RuntimeKind::Js) => format!(
+                    "{} {} app, {} rendered in isolates",
+                    if l.named == "ssr" { "an" } else { "a" },
+                    l.named,
+                    app.js_entry().unwrap_or_default().display()
+                ),
+                (_, RuntimeKind::Static) => format!("a static site, {}", app.source.unwrap_or_default().display()),
+                (_, RuntimeKind::Js) => format!("a js app, {}", app.js_entry().unwrap_or_default().display()),
+                (_, other) => format!("a {} app", runtime_name(other)),
             };
             println!("ok: {} deploys as {what}", dir.display());
             ExitCode::SUCCESS

@@ -493,7 +493,16 @@ fn check(loaded: Result<(Platform, crate::config::diag::Diagnostics), crate::con
     let result = loaded.and_then(|(platform, platform_errors)| {
         errors.0.extend(platform_errors.0);
         match crate::pipeline::tls::certificates(&platform, crate::pipeline::tls::Purpose::Check) {
-            Ok((_, warnings)) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
+            Ok((store, warnings)) => {
+                warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+                // Self-signed certificates are made at serve, not by check.
+                let self_signed = (platform.apps.values())
+                    .any(|a| matches!(a.tls, Some(crate::config::platform::AppTls::SelfSigned)));
+                let empty = store.is_empty() && !self_signed;
+                if let Some(w) = crate::pipeline::tls::no_certificate_warning(&platform, empty) {
+                    eprintln!("warning: {w}");
+                }
+            }
             Err(certs) => errors.0.extend(certs.0),
         }
         let (mut manifests, manifest_errors) = load_manifests_lenient(&platform);
@@ -512,10 +521,16 @@ fn check(loaded: Result<(Platform, crate::config::diag::Diagnostics), crate::con
                 }
             }
             Err(more) => {
+                // The file's own overrun (`max_apps`, `max_isolates`) is
+                // said once, with its position, not again by the table.
                 let said: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-                errors
-                    .0
-                    .extend(more.0.into_iter().filter(|e| !said.contains(&e.to_string())));
+                let limits: Vec<(std::path::PathBuf, String)> = (errors.0.iter())
+                    .filter(|e| matches!(e.field.as_str(), "platform.max_apps" | "platform.max_isolates"))
+                    .map(|e| (e.file.clone(), e.field.clone()))
+                    .collect();
+                errors.0.extend(more.0.into_iter().filter(|e| {
+                    !said.contains(&e.to_string()) && !limits.contains(&(e.file.clone(), e.field.clone()))
+                }));
             }
         }
         errors
@@ -609,8 +624,10 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
         for (slot, l) in tls_listeners.iter_mut().zip(bound) {
             *slot = Some(l);
         }
-        if kernel.pipeline.load().tls.certs.is_empty() && kernel.acme.get().is_none() {
-            tracing::warn!("listen_tls is set but no app has `tls`: every handshake will be refused");
+        let pipeline = kernel.pipeline.load();
+        if let Some(w) = crate::pipeline::tls::no_certificate_warning(&pipeline.platform, pipeline.tls.certs.is_empty())
+        {
+            tracing::warn!("{w}");
         }
     }
     let admin = match &settings.admin_listen {

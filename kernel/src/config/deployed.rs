@@ -141,8 +141,9 @@ pub(crate) fn onto(
     let shown = |p: &Path| format!("{:?}", p.display().to_string());
     if let Some(dir) = &said.static_dir {
         match app.runtime {
-            // An SSR bundle's assets, relative to the bundle.
-            RuntimeKind::Ssr | RuntimeKind::Hybrid => match &app.static_dir {
+            // A framework bundle's assets, relative to the bundle (as
+            // `bext run` reads it: config::platform::described_by).
+            RuntimeKind::Ssr | RuntimeKind::Hybrid | RuntimeKind::Hono => match &app.static_dir {
                 None => app.static_dir = Some(dir.clone()),
                 Some(own) if own != dir => overridden(
                     "server.static_dir",
@@ -152,7 +153,7 @@ pub(crate) fn onto(
                 Some(_) => {}
             },
             // The folder served, or the one the module is found in.
-            RuntimeKind::Static | RuntimeKind::Js | RuntimeKind::Hono => app.source = Some(version.join(dir)),
+            RuntimeKind::Static | RuntimeKind::Js => app.source = Some(version.join(dir)),
             other => overridden(
                 "server.static_dir",
                 format!("`static_dir = {}`", shown(dir)),
@@ -302,5 +303,23 @@ mod tests {
             "{said:?}"
         );
         assert!(said[1].starts_with("cache.isr: "), "{said:?}");
+        // A `hono` bundle's `static_dir` is its assets beside the module
+        // at the bundle's root, as `bext run` reads the same file.
+        let v4 = write(
+            &d.join("v4"),
+            &[
+                ("index.js", MODULE),
+                ("dist/static/s.txt", "asset"),
+                (
+                    "bext.config.toml",
+                    "[framework]\ntype = \"hono\"\n[server]\nstatic_dir = \"dist/static\"\n",
+                ),
+            ],
+        );
+        let (site_v4, warnings) = onto_app("site", &platform.apps["site"], &v4);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(site_v4.source.as_deref(), Some(v4.as_path()));
+        let statics = &site_v4.layers.as_ref().unwrap().statics;
+        assert_eq!(statics[0].1, std::path::PathBuf::from("dist/static"));
     }
 }

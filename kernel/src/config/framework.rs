@@ -115,6 +115,9 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, FrameworkError> 
     let how = match kind {
         RuntimeKind::Hono | RuntimeKind::Ssr | RuntimeKind::Hybrid => {
             app.runtime = RuntimeKind::Js;
+            // Checked first: a `static_dir` that is a file is wrong however
+            // the module is found.
+            let own_static = static_layer(&source, app.static_dir.as_deref())?;
             let mut how = match &app.entry {
                 Some(_) => "its `entry`".to_owned(),
                 None => {
@@ -123,21 +126,11 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, FrameworkError> 
                     how
                 }
             };
-            if kind != RuntimeKind::Hono {
-                let statics = match &app.static_dir {
-                    Some(dir) if !super::platform::stays_inside(dir) => {
-                        return Err(FrameworkError::invalid(
-                            "static_dir",
-                            format!("{} leaves the app's folder", dir.display()),
-                        ));
-                    }
-                    Some(dir) if !source.join(dir).is_dir() => {
-                        return Err(FrameworkError::invalid(
-                            "static_dir",
-                            format!("{} is not a directory", source.join(dir).display()),
-                        ));
-                    }
-                    Some(dir) => vec![("/".to_owned(), dir.clone(), false)],
+            // A `hono` app's `static_dir`, like an `ssr` app's, is its
+            // assets, served by bext before the app answers.
+            if kind != RuntimeKind::Hono || app.static_dir.is_some() {
+                let statics = match own_static {
+                    Some(dir) => vec![("/".to_owned(), dir, false)],
                     None => vec![("/".to_owned(), PathBuf::from("public"), false)],
                 };
                 let api_prefix = match kind {
@@ -226,7 +219,16 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, FrameworkError> 
         }
         _ => {
             app.runtime = RuntimeKind::Process;
-            match &app.command {
+            // An Express app's `static_dir`: its assets, served by bext in
+            // front of the server.
+            if let Some(dir) = static_layer(&source, app.static_dir.as_deref())? {
+                app.layers = Some(Box::new(Layers {
+                    named,
+                    statics: vec![("/".to_owned(), dir, false)],
+                    api_prefix: None,
+                }));
+            }
+            let how = match &app.command {
                 Some(_) => "its `command`".to_owned(),
                 None => {
                     let found =
@@ -255,10 +257,35 @@ pub fn resolve(app: &mut AppConfig) -> Result<Option<Resolved>, FrameworkError> 
                     }
                     d.from.to_owned()
                 }
+            };
+            match &app.static_dir {
+                Some(dir) => format!("{how}, static files from {}", dir.display()),
+                None => how,
             }
         }
     };
     Ok(Some(Resolved { named, how }))
+}
+
+/// The app's `static_dir`, checked: inside the app's folder and there.
+fn static_layer(source: &Path, dir: Option<&Path>) -> Result<Option<PathBuf>, FrameworkError> {
+    match dir {
+        None => Ok(None),
+        Some(dir) if !super::platform::stays_inside(dir) => Err(FrameworkError::invalid(
+            "static_dir",
+            format!("{} leaves the app's folder", dir.display()),
+        )),
+        // Missing: a build output not made yet (`bext run` builds first).
+        Some(dir) if !source.join(dir).exists() => Err(FrameworkError::NotBuilt {
+            field: "static_dir",
+            reason: format!("{} is not a directory", source.join(dir).display()),
+        }),
+        Some(dir) if !source.join(dir).is_dir() => Err(FrameworkError::invalid(
+            "static_dir",
+            format!("{} is not a directory", source.join(dir).display()),
+        )),
+        Some(dir) => Ok(Some(dir.to_owned())),
+    }
 }
 
 use bext_plugin_abi::BUILD_OUTPUTS;

@@ -87,6 +87,29 @@ fn yes() -> bool {
     true
 }
 
+/// Buntime matches a host's `pathPrefix` with `startsWith` (`/admin`
+/// takes `/adminx`), bext by whole path segments: a Buntime manifest's
+/// prefixes get a note saying so, one each, never a silent difference.
+fn path_prefix_notes(file: &Path, config: &serde_json::Value, at: Option<(u64, u64)>) -> Vec<Diagnostic> {
+    let Some(hosts) = config.get("hosts").and_then(|h| h.as_object()) else {
+        return Vec::new();
+    };
+    (hosts.iter())
+        .filter_map(|(host, entry)| Some((host, entry.get("pathPrefix")?.as_str()?)))
+        .map(|(host, prefix)| {
+            let bare = prefix.trim_end_matches('/');
+            Diagnostic::new(
+                file,
+                format!("hosts.{host}.pathPrefix"),
+                format!(
+                    "`{prefix}` matches by path segment in bext ({bare} and {bare}/..., not {bare}x), where Buntime matches every path starting with it: give other paths entries of their own"
+                ),
+            )
+            .at(at)
+        })
+        .collect()
+}
+
 /// Built-in plugins whose manifest may not say `on_error: open`: a WAF or
 /// an authentication check that is skipped when it fails lets through the
 /// very requests it exists to stop.
@@ -160,6 +183,7 @@ impl Manifest {
         let mut errors = Diagnostics(problems);
         let here = |field: &str| doc.position(field);
         let mut notes = Vec::new();
+        let buntime = SCOPED_NAMES.iter().any(|(scoped, _)| *scoped == m.name);
         if let Some((scoped, name)) = SCOPED_NAMES.iter().find(|(scoped, _)| *scoped == m.name) {
             notes.push(
                 Diagnostic::new(file, "name", format!("`{scoped}` is bext's built-in `{name}` plugin"))
@@ -214,6 +238,13 @@ impl Manifest {
                     c.insert("hosts".into(), hosts);
                 }
             }
+        }
+        if buntime {
+            notes.extend(path_prefix_notes(
+                file,
+                &m.config,
+                here("hosts").or(here("config.hosts")),
+            ));
         }
         if !valid_name(&m.name) {
             errors.push(Diagnostic::new(file, "name", "must match [a-z][a-z0-9-]*").at(here("name")));
@@ -473,6 +504,26 @@ mod tests {
             Ok(_) => vec![],
             Err(d) => d.0.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn a_buntime_manifest_s_path_prefix_gets_a_note_on_segment_matching() {
+        let text = "name: \"@buntime/plugin-vhosts\"\nenabled: true\nhosts:\n  \"dashboard.example.com\":\n    app: \"admin-panel\"\n    pathPrefix: \"/admin\"\n";
+        let notes: Vec<String> = (Manifest::parse(Path::new("m.yaml"), text).ok().unwrap().notes.iter())
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            notes.iter().any(|n| n.contains("hosts.dashboard.example.com.pathPrefix: `/admin` matches by path segment in bext (/admin and /admin/..., not /adminx), where Buntime matches every path starting with it")),
+            "{notes:?}"
+        );
+        // bext's own manifest means bext's matching: no note.
+        let own = text.replace("\"@buntime/plugin-vhosts\"", "vhosts");
+        let notes = Manifest::parse(Path::new("m.yaml"), &own).ok().unwrap().notes;
+        assert!(
+            notes.iter().all(|n| !n.field.contains("pathPrefix")),
+            "{:?}",
+            notes.len()
+        );
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub struct PlatformFile {
 #[serde(deny_unknown_fields)]
 pub struct RedisSection {
     /// `redis://host:port/db` (`redis://:password@host` with a password).
-    #[serde(deserialize_with = "redis_url")]
+    /// Empty when the file leaves it to `REDIS_URL` (a `[redis]` of only
+    /// `prefix`); the load refuses it empty without `REDIS_URL`.
+    #[serde(default, deserialize_with = "redis_url")]
     pub url: String,
     /// Start of every key and channel, so fleets can share a server.
     #[serde(default = "default_redis_prefix")]
@@ -731,11 +733,30 @@ impl AppConfig {
                 ),
             ));
         }
-        // An SSR bundle is its folder: `static_dir` is where its assets
-        // are, its `entry` and package.json are at its root. For any other
-        // app `static_dir` is the folder served.
-        let named = server.runtime.or(framework);
-        let rendered = matches!(named, Some(RuntimeKind::Ssr | RuntimeKind::Hybrid));
+        // A framework app is its folder: `static_dir` is where its assets
+        // are (served by bext beside the app), its `entry` and package.json
+        // are at its root. For any other app `static_dir` is the folder
+        // served. `./dist` is said as `dist`.
+        let mut server = server;
+        server.static_dir = server.static_dir.map(|d| without_dot_segments(&d));
+        // A folder whose file names no runtime: its package.json's
+        // framework (a `static_dir` beside it is that app's assets, as
+        // docs/migrating.md says).
+        let says_runtime = server.runtime.is_some() || framework.is_some() || server.command.is_some();
+        let detected_framework = match detect_start && !says_runtime {
+            true => super::framework::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
+            false => None,
+        };
+        let named = server
+            .runtime
+            .or(framework)
+            .or(detected_framework.as_ref().map(|d| d.0));
+        let rendered = matches!(
+            named,
+            Some(
+                RuntimeKind::Ssr | RuntimeKind::Hybrid | RuntimeKind::Hono | RuntimeKind::Express | RuntimeKind::Nextjs
+            )
+        );
         let source = match rendered {
             true => dir.to_owned(),
             false => server
@@ -768,12 +789,7 @@ impl AppConfig {
         }
         // A directory that says nothing of how it is served: its framework
         // or start command, if it has one, else its files.
-        let says =
-            server.runtime.is_some() || framework.is_some() || server.static_dir.is_some() || server.command.is_some();
-        let detected_framework = match detect_start && !says {
-            true => super::framework::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
-            false => None,
-        };
+        let says = says_runtime || server.static_dir.is_some();
         let detected = match detect_start && !says && detected_framework.is_none() {
             true => super::process::detect(dir).map_err(|reason| Diagnostic::new(dir, "", reason))?,
             false => None,
@@ -969,6 +985,20 @@ pub(crate) fn bundle_says(dir: &Path) -> Result<super::deployed::BundleSays, Dia
         spa_fallback: server.spa_fallback,
         cache: cfg.cache.and_then(|c| c.isr).map(|isr| isr.plugin_config()),
     })
+}
+
+/// `path` without its `.` segments (`./dist/static` is `dist/static`), so
+/// a folder joined to another prints as `/srv/site/dist/static`, never
+/// `/srv/site/././dist/static`.
+fn without_dot_segments(path: &Path) -> PathBuf {
+    let clean: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    match clean.as_os_str().is_empty() {
+        true => PathBuf::from("."),
+        false => clean,
+    }
 }
 
 /// A reason written for the platform file's app table, in the words of
@@ -1543,6 +1573,12 @@ impl Platform {
                         field("source"),
                         "a static app needs `source`, its document root",
                     )),
+                    // Not there at all: a build output not made yet
+                    // (`bext run` runs the folder's pre_build first).
+                    Some(s) if !s.exists() => errors.push(Diagnostic {
+                        problem: super::diag::Problem::NotBuilt,
+                        ..Diagnostic::new(&name, field("source"), format!("{} is not a directory", s.display()))
+                    }),
                     Some(s) if !s.is_dir() => errors.push(Diagnostic::new(
                         &name,
                         field("source"),
@@ -1664,6 +1700,14 @@ impl Platform {
         // set their own `REDIS_URL` beside one shared file; the file's
         // `prefix` stays.
         let redis = match std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
+            None if f.redis.as_ref().is_some_and(|r| r.url.is_empty()) => {
+                errors.push(Diagnostic::new(
+                    &name,
+                    "redis.url",
+                    "`[redis]` has no `url`: write `url = \"redis://host:6379\"`, or set the REDIS_URL environment variable",
+                ));
+                None
+            }
             None => f.redis,
             // Refused as `[redis] url` is, not left to log "edge mode
             // off" while the server runs without its fleet.
@@ -1673,7 +1717,7 @@ impl Platform {
                     None
                 }
                 Ok(()) => {
-                    if f.redis.as_ref().is_some_and(|r| r.url != url) {
+                    if f.redis.as_ref().is_some_and(|r| !r.url.is_empty() && r.url != url) {
                         tracing::info!(target: "bext::edge", "REDIS_URL (environment) is used, not the file's [redis] url");
                     }
                     Some(RedisSection {
@@ -1836,6 +1880,24 @@ fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&s
                     "is served on `listen_tls`, which is unset: add `listen_tls = \"0.0.0.0:443\"` to [platform] (`listen` stays plain HTTP)".into(),
                 );
             }
+            // Read here, at its own key, not only when an app takes it: a
+            // missing default would otherwise pass with no app using it.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if let Err(e) = bext_tls::load_pair(cert, key, now) {
+                let which = match &e {
+                    bext_tls::TlsError::KeyMismatch { .. } | bext_tls::TlsError::Key { .. } => "tls_key",
+                    bext_tls::TlsError::Read { path, .. } | bext_tls::TlsError::Pem { path, .. } if path == key => {
+                        "tls_key"
+                    }
+                    _ => "tls_cert",
+                };
+                fail(which, e.to_string());
+                // Said once: no app takes (and reports) it again.
+                p.tls_cert = None;
+                p.tls_key = None;
+            }
         }
         (Some(_), None) => fail(
             "tls_key",
@@ -1847,7 +1909,12 @@ fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&s
         ),
         (None, None) => {}
     }
-    if let Some(max) = p.max_apps
+    if p.max_apps == Some(0) {
+        fail(
+            "max_apps",
+            "`0` allows no app at all (it does not mean \"unlimited\"): remove `max_apps` for no limit, or write the most apps to serve".into(),
+        );
+    } else if let Some(max) = p.max_apps
         && f.apps.len() > max
     {
         fail(

@@ -68,7 +68,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         what: "a `static_dir`",
-        runtimes: &[Ssr, Hybrid],
+        runtimes: &[Ssr, Hybrid, Hono, Express],
         set: |a| one("static_dir", a.static_dir.is_some()),
     },
     Rule {
@@ -176,6 +176,8 @@ fn written(app: &AppConfig) -> RuntimeKind {
         Some("ssr") => Ssr,
         Some("hybrid") => Hybrid,
         Some("nextjs") => Nextjs,
+        Some("hono") => Hono,
+        Some("express") => Express,
         _ => app.runtime,
     }
 }

@@ -126,16 +126,24 @@ fn within_max_apps(platform: &Platform) -> Result<(), Diagnostics> {
         return Ok(());
     }
     let file = platform.file.clone().unwrap_or_default();
-    Err(Diagnostic::new(
-        &file,
-        "platform.max_apps",
-        format!(
-            "{} apps with those deploys created ({}), more than max_apps = {max}: raise it, or `bext apps rm` some",
+    // Said by where the apps come from: the file's tables, or deploys.
+    let (declared, deployed): (Vec<&str>, Vec<&str>) = ids.iter().partition(|id| platform.declared.contains_key(**id));
+    let reason = match deployed.is_empty() {
+        true => format!(
+            "{} apps are declared ({}), more than max_apps = {max}: raise it or remove apps",
             ids.len(),
-            ids.join(", ")
+            declared.join(", ")
         ),
-    )
-    .into())
+        false => format!(
+            "{} apps, more than max_apps = {max}: {} declared by the file ({}) and {} created by deploys ({}): raise it, or `bext apps rm` some",
+            ids.len(),
+            declared.len(),
+            declared.join(", "),
+            deployed.len(),
+            deployed.join(", ")
+        ),
+    };
+    Err(Diagnostic::new(&file, "platform.max_apps", reason).into())
 }
 
 /// The apps the vhosts `hosts` map names with a version (`skedly@1.2`, as
@@ -339,7 +347,7 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
 
 /// The `[server] listen` of the `bext.config.toml` in a deployed bundle
 /// `dir`, and that file: the platform's `listen` serves the app instead.
-fn bundle_listen(dir: &Path) -> Option<(std::path::PathBuf, String)> {
+pub(crate) fn bundle_listen(dir: &Path) -> Option<(std::path::PathBuf, String)> {
     let file = dir.join("bext.config.toml");
     let text = std::fs::read_to_string(&file).ok()?;
     let doc: toml::Table = text.parse().ok()?;

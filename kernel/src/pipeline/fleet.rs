@@ -15,7 +15,11 @@ use crate::config::platform::RedisSection;
 /// `previous` when its `[redis]` is the same, else a new connection
 /// (made lazily: bext serves while Redis is down). Must run inside the
 /// tokio runtime.
-pub(crate) fn fleet_for(redis: Option<&RedisSection>, previous: Option<&Pipeline>) -> Option<Arc<Edge>> {
+pub(crate) fn fleet_for(
+    redis: Option<&RedisSection>,
+    previous: Option<&Pipeline>,
+    shared: &[String],
+) -> Option<Arc<Edge>> {
     let r = redis?;
     if let Some(p) = previous.filter(|p| p.platform.redis.as_ref() == Some(r)) {
         return p.fleet.clone();
@@ -23,7 +27,14 @@ pub(crate) fn fleet_for(redis: Option<&RedisSection>, previous: Option<&Pipeline
     match Edge::start(&r.url, &r.prefix) {
         Ok(edge) => {
             let from = if r.from_env { "REDIS_URL" } else { "[redis] url" };
-            tracing::info!(target: "bext::edge", prefix = %r.prefix, from, "edge mode: sharing cache and invalidation through redis");
+            match shared.is_empty() {
+                true => {
+                    tracing::warn!(target: "bext::edge", prefix = %r.prefix, from, "edge mode: nothing is shared through redis: no app has a `cache` ([cache.isr]), `kv` or `rate_limit`, the isr and gateway plugins are off and there is no [platform.acme]; each instance runs alone")
+                }
+                false => {
+                    tracing::info!(target: "bext::edge", prefix = %r.prefix, from, "edge mode: sharing {} through redis", shared.join(", "))
+                }
+            }
             Some(edge)
         }
         Err(e) => {
@@ -38,4 +49,40 @@ pub(crate) fn fleet_for(redis: Option<&RedisSection>, previous: Option<&Pipeline
 /// new store.
 pub(crate) fn instance_key(redis: Option<&RedisSection>) -> String {
     redis.map_or_else(String::new, |r| format!("{}\0{}", r.url, r.prefix))
+}
+
+/// What instances share through `[redis]`, for the edge-mode log: the isr
+/// cache, rate limits, KV namespaces and ACME certificates, each only when
+/// something uses it, so a fleet sharing nothing is said to.
+pub(crate) fn shared_through_redis(
+    platform: &crate::config::platform::Platform,
+    manifests: &[crate::config::manifest::Manifest],
+) -> Vec<String> {
+    let on = |name: &str| manifests.iter().any(|m| m.name == name && m.enabled);
+    let apps = |has: fn(&crate::config::platform::AppConfig) -> bool| -> Vec<&str> {
+        (platform.apps.iter())
+            .filter(|(_, a)| has(a))
+            .map(|(id, _)| id.as_str())
+            .collect()
+    };
+    let mut shared = Vec::new();
+    for (what, plugin, ids) in [
+        (
+            "the isr cache and its invalidations",
+            Some("isr"),
+            apps(|a| a.cache.is_some()),
+        ),
+        ("rate limits", Some("gateway"), apps(|a| a.rate_limit.is_some())),
+        ("KV namespaces", None, apps(|a| !a.kv.is_empty())),
+    ] {
+        if plugin.is_some_and(on) {
+            shared.push(format!("{what} (every app)"));
+        } else if !ids.is_empty() {
+            shared.push(format!("{what} ({})", ids.join(", ")));
+        }
+    }
+    if platform.settings.acme.is_some() {
+        shared.push("ACME certificates".to_owned());
+    }
+    shared
 }

@@ -70,7 +70,8 @@ pub(crate) async fn build(
         tracing::warn!("{w}");
     }
     let fingerprint = fingerprint_of(&platform);
-    let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous);
+    let shared = super::fleet::shared_through_redis(&platform, &manifests);
+    let fleet = super::fleet::fleet_for(platform.redis.as_ref(), previous, &shared);
     // The first start defers JS module checks until the server listens.
     let js_checks = if previous.is_none() {
         super::JsChecks::Deferred

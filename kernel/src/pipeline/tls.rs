@@ -177,6 +177,28 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<(Cer
     errors.into_result((store, warnings))
 }
 
+/// What `listen_tls` serving no certificate means, said alike by `bext
+/// check` and at serve: `None` when some app has one (`certs_empty` is
+/// false) or ACME orders them. A default `[platform] tls_cert` no app
+/// takes is named, not reported as "no app has `tls`".
+pub(crate) fn no_certificate_warning(platform: &Platform, certs_empty: bool) -> Option<String> {
+    let settings = &platform.settings;
+    if settings.listen_tls.is_none() || !certs_empty || settings.acme.is_some() {
+        return None;
+    }
+    Some(match &settings.tls_cert {
+        Some(cert) => format!(
+            "listen_tls serves `[platform] tls_cert` ({}) to apps without their own `tls`, but no app takes it ({}): every handshake will be refused",
+            cert.display(),
+            match platform.apps.is_empty() {
+                true => "the file declares none",
+                false => "its names cover none of their domains",
+            }
+        ),
+        None => "listen_tls is set but no app has `tls`: every handshake will be refused (set `[platform] tls_cert`/`tls_key`, an app's `tls`, or `[platform.acme]`)".to_owned(),
+    })
+}
+
 /// The names each app without domains (a default app) is reached by
 /// through its certificate files, as [`certificates`] serves them: a
 /// tenant's own domain must not take one, or the tenant's app would be

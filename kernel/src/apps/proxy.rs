@@ -274,7 +274,8 @@ impl ProxyApp {
             let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
             let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
             let sent = if upgrade.is_none() && super::exchange::takes(&backend.pool, &req) {
-                let sent = tokio::time::timeout(self.response_timeout, super::exchange::send(&backend.pool, &req)).await;
+                let sent =
+                    tokio::time::timeout(self.response_timeout, super::exchange::send(&backend.pool, &req)).await;
                 sent.map(|sent| match sent {
                     Ok(answer) => Ok(Answer::Own(answer)),
                     Err(failed) => Err(SendFailed {

@@ -92,7 +92,11 @@ impl Decoder {
                     Chunk::Size => {
                         let Some(line) = line(buf)? else { return Ok(None) };
                         let size = chunk_size(&line)?;
-                        *chunk = if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) };
+                        *chunk = if size == 0 {
+                            Chunk::Trailers(0)
+                        } else {
+                            Chunk::Data(size)
+                        };
                     }
                     Chunk::Data(left) => {
                         if buf.is_empty() {
@@ -224,7 +228,10 @@ impl UpstreamBody {
         }
     }
 
-    fn fail(&mut self, error: bext_plugin_abi::BoxError) -> Poll<Option<Result<http_body::Frame<Bytes>, bext_plugin_abi::BoxError>>> {
+    fn fail(
+        &mut self,
+        error: bext_plugin_abi::BoxError,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, bext_plugin_abi::BoxError>>> {
         self.conn = None;
         self.counted = None;
         self.decoder = Decoder::Done;

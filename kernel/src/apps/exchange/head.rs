@@ -235,7 +235,9 @@ fn hop_by_hop(name: &[u8]) -> bool {
         b"transfer-encoding",
         b"upgrade",
     ];
-    NAMES.iter().any(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+    NAMES
+        .iter()
+        .any(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
 }
 
 /// The comma-separated tokens of a field value, trimmed, empty ones
@@ -290,7 +292,11 @@ mod tests {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         let mut out = Vec::new();
         write_request(&mut out, &Method::PUT, &"/".parse().unwrap(), &h, 0);
-        assert!(out.ends_with(b"content-length: 0\r\n\r\n"), "{}", String::from_utf8_lossy(&out));
+        assert!(
+            out.ends_with(b"content-length: 0\r\n\r\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[test]
@@ -340,7 +346,12 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
         ] {
-            assert_eq!(parse(raw).unwrap_err(), HeadError::ContentLength, "{}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                parse(raw).unwrap_err(),
+                HeadError::ContentLength,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
         }
         let te = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
         assert_eq!(te.unwrap_err(), HeadError::TransferEncoding);
@@ -358,7 +369,9 @@ mod tests {
             .unwrap();
         assert_eq!(head.framing, Framing::Chunked);
         assert!(head.headers.is_empty(), "{:?}", head.headers);
-        let head = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap().unwrap();
+        let head = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!((head.framing, head.keep_alive), (Framing::Close, false));
         let head = parse(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((head.framing, head.keep_alive), (Framing::Close, false));
@@ -369,7 +382,10 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n";
         let head = parse_response(&mut BytesMut::from(&raw[..]), true).unwrap().unwrap();
         assert_eq!(head.framing, Framing::Empty);
-        assert_eq!(head.headers["content-length"], "1024", "a HEAD's answer keeps its length");
+        assert_eq!(
+            head.headers["content-length"], "1024",
+            "a HEAD's answer keeps its length"
+        );
         for status in ["204 No Content", "304 Not Modified"] {
             let raw = format!("HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n");
             let head = parse(raw.as_bytes()).unwrap().unwrap();
@@ -421,7 +437,9 @@ mod tests {
 
     #[test]
     fn bare_lf_lines_read_as_hyper_read_them() {
-        let head = parse(b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\n\nok").unwrap().unwrap();
+        let head = parse(b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\n\nok")
+            .unwrap()
+            .unwrap();
         assert_eq!((head.status, head.framing), (StatusCode::OK, Framing::Length(2)));
         assert_eq!(head.headers["x-a"], "1");
     }

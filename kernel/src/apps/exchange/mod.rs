@@ -171,7 +171,9 @@ pub(crate) async fn send(pool: &Pool, req: &Request) -> Result<Answer, Failed> {
         }
         match read_head(&mut conn, head_request).await {
             Ok(head) => {
-                let kept = head.keep_alive.then(|| Kept { key: pool.key().clone() });
+                let kept = head.keep_alive.then(|| Kept {
+                    key: pool.key().clone(),
+                });
                 let mut decoder = Decoder::new(head.framing);
                 let body = match &mut decoder {
                     Decoder::Done => {

@@ -54,11 +54,13 @@ pub(crate) struct Kept {
 
 impl Kept {
     /// Keeps `conn` for this worker's next request to the same upstream,
-    /// if nothing was read past the answer.
-    fn give_back(self, conn: Conn) {
+    /// if nothing was read past the answer. Its read buffer goes (the
+    /// answer's bytes may still share it): an idle connection holds none.
+    fn give_back(self, mut conn: Conn) {
         if !conn.buf.is_empty() {
             return;
         }
+        conn.buf = BytesMut::new();
         IDLE.with_borrow_mut(|idle| {
             let stack = match idle.get_mut(&*self.key) {
                 Some(stack) => stack,

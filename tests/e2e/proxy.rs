@@ -533,15 +533,17 @@ fn proxy_to(up: std::net::SocketAddr) -> (Site, Bext) {
     (site, b)
 }
 
-/// Answers hyper's client refused are refused by bext's own exchange
-/// with plain `http://` upstreams too: 502 naming the app, never the
-/// upstream's bytes, and the next request is served.
+/// Hostile answers from a plain `http://` upstream (bext's own exchange)
+/// are refused: 502 naming the app, never the upstream's bytes, and the
+/// next request on the client's connection is served. hyper's client
+/// refused the same malformed heads; a head over its limit it let
+/// through (and the next request hung), an unasked 101 became a 500.
 #[tokio::test]
 async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
     let huge: &'static [u8] = format!("HTTP/1.1 200 OK\r\nx-a: {}\r\n\r\n", "a".repeat(420_000))
         .into_bytes()
         .leak();
-    let hostile: [(&str, &'static [u8]); 6] = [
+    let hostile: [(&str, &'static [u8]); 7] = [
         (
             "conflicting lengths",
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 30\r\n\r\nokHTTP/1.1 200 OK\r\n",
@@ -560,6 +562,10 @@ async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
             b"HTTP/1.1 200 OK\r\nx-a: 1\rx-b: 2\r\ncontent-length: 2\r\n\r\nok",
         ),
         ("a head over hyper's limit", huge),
+        (
+            "an unasked switch",
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+        ),
     ];
     for (what, answer) in hostile {
         let (up, _) = answering_upstream(false, answer).await;

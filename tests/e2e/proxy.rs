@@ -521,3 +521,173 @@ async fn a_small_request_body_is_read_whole_before_the_upstream_hears_of_the_req
     })
     .await;
 }
+
+/// One worker proxying everything to `up`, so every request of a test
+/// meets the same kept upstream connections.
+fn proxy_to(up: std::net::SocketAddr) -> (Site, Bext) {
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n"
+    ));
+    let b = Bext::serve(&cfg);
+    (site, b)
+}
+
+/// Hostile answers from a plain `http://` upstream (bext's own exchange)
+/// are refused: 502 naming the app, never the upstream's bytes, and the
+/// next request on the client's connection is served. hyper's client
+/// refused the same malformed heads; a head over its limit it let
+/// through (and the next request hung), an unasked 101 became a 500.
+#[tokio::test]
+async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
+    let huge: &'static [u8] = format!("HTTP/1.1 200 OK\r\nx-a: {}\r\n\r\n", "a".repeat(420_000))
+        .into_bytes()
+        .leak();
+    let hostile: [(&str, &'static [u8]); 7] = [
+        (
+            "conflicting lengths",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 30\r\n\r\nokHTTP/1.1 200 OK\r\n",
+        ),
+        ("a length in hex", b"HTTP/1.1 200 OK\r\ncontent-length: 0x2\r\n\r\nok"),
+        (
+            "obs-fold",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: 1\r\n folded\r\n\r\nok",
+        ),
+        (
+            "space before the colon",
+            b"HTTP/1.1 200 OK\r\ncontent-length : 2\r\n\r\nok",
+        ),
+        (
+            "a bare CR",
+            b"HTTP/1.1 200 OK\r\nx-a: 1\rx-b: 2\r\ncontent-length: 2\r\n\r\nok",
+        ),
+        ("a head over hyper's limit", huge),
+        (
+            "an unasked switch",
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+        ),
+    ];
+    for (what, answer) in hostile {
+        let (up, _) = answering_upstream(false, answer).await;
+        let (_site, b) = proxy_to(up);
+        let (mut client, _conn) = h1_client(b.addr).await;
+        for i in 0..2 {
+            let res = client
+                .send_request(request("GET", "/", &[("host", "x")], ""))
+                .await
+                .unwrap();
+            let reply = collect(res).await;
+            assert_eq!(
+                (reply.status, reply.text().as_str()),
+                (502, "app `api`: upstream unavailable\n"),
+                "{what}, request {i}"
+            );
+        }
+    }
+}
+
+/// Framing and hop-by-hop fields are exact on bext's own exchange: a
+/// chunked body decoded, what `Connection` names dropped, interim answers
+/// skipped, bodiless answers (HEAD, 204) read as such, and the
+/// connection kept for the next request only after an answer that ended
+/// where its framing said.
+#[tokio::test]
+async fn upstream_answers_are_framed_exactly_and_their_connection_kept_only_when_clean() {
+    // (answer, method, the body the client gets, upstream connections for
+    // three requests)
+    let cases: [(&'static [u8], &str, &str, usize); 5] = [
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: x-secret\r\nx-secret: 1\r\n\
+              keep-alive: timeout=5\r\nx-kept: 1\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-t: 1\r\n\r\n",
+            "GET",
+            "hello world",
+            1,
+        ),
+        (
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nx-kept: 1\r\ncontent-length: 11\r\n\r\nhello world",
+            "GET",
+            "hello world",
+            1,
+        ),
+        (b"HTTP/1.1 200 OK\r\nx-kept: 1\r\ncontent-length: 1024\r\n\r\n", "HEAD", "", 1),
+        (b"HTTP/1.1 204 No Content\r\nx-kept: 1\r\ntransfer-encoding: chunked\r\n\r\n", "GET", "", 1),
+        // Bytes past the answer's end (response splitting): never read as
+        // the next request's answer; that connection is not kept.
+        (
+            b"HTTP/1.1 200 OK\r\nx-kept: 1\r\ncontent-length: 11\r\n\r\nhello worldHTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged",
+            "GET",
+            "hello world",
+            3,
+        ),
+    ];
+    for (answer, method, body, connections) in cases {
+        let (up, accepted) = answering_upstream(false, answer).await;
+        let (_site, b) = proxy_to(up);
+        let (mut client, _conn) = h1_client(b.addr).await;
+        for i in 0..3 {
+            let res = client
+                .send_request(request(method, "/", &[("host", "x")], ""))
+                .await
+                .unwrap();
+            let reply = collect(res).await;
+            let what = format!("{method} {:?}, request {i}", String::from_utf8_lossy(answer));
+            assert_eq!((reply.status / 100, reply.text().as_str()), (2, body), "{what}");
+            assert_eq!(reply.headers["x-kept"], "1", "{what}");
+            for gone in ["x-secret", "keep-alive", "link", "x-t"] {
+                assert!(!reply.headers.contains_key(gone), "{gone}: {what}");
+            }
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            connections,
+            "{}",
+            String::from_utf8_lossy(answer)
+        );
+    }
+}
+
+/// Bodies longer than what comes with the head stream from the upstream
+/// (by length, chunked, or until it closes); an upstream that closes
+/// mid-body breaks the client's response instead of ending it short.
+#[tokio::test]
+async fn long_upstream_bodies_stream_and_one_cut_short_is_not_passed_off_as_whole() {
+    let long = "0123456789abcdef".repeat(16 * 1024);
+    let by_length: &'static [u8] = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{long}", long.len())
+        .into_bytes()
+        .leak();
+    let chunks: String = long
+        .as_bytes()
+        .chunks(10_000)
+        .map(|c| format!("{:x}\r\n{}\r\n", c.len(), String::from_utf8_lossy(c)))
+        .collect();
+    let chunked: &'static [u8] = format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{chunks}0\r\n\r\n")
+        .into_bytes()
+        .leak();
+    let until_close: &'static [u8] = format!("HTTP/1.1 200 OK\r\n\r\n{long}").into_bytes().leak();
+    for (answer, close) in [(by_length, false), (chunked, false), (until_close, true)] {
+        let (up, _) = answering_upstream(close, answer).await;
+        let (_site, b) = proxy_to(up);
+        let (mut client, _conn) = h1_client(b.addr).await;
+        for _ in 0..2 {
+            let res = client
+                .send_request(request("GET", "/", &[("host", "x")], ""))
+                .await
+                .unwrap();
+            let reply = collect(res).await;
+            assert_eq!(reply.status, 200);
+            assert!(reply.body == long.as_bytes(), "{} bytes", reply.body.len());
+        }
+    }
+    let (up, _) = answering_upstream(true, b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\nhello").await;
+    let (_site, b) = proxy_to(up);
+    for _ in 0..2 {
+        let (mut client, _conn) = h1_client(b.addr).await;
+        // The server may have begun its answer, or not yet: either way the
+        // client never reads a complete answer.
+        let whole = match client.send_request(request("GET", "/", &[("host", "x")], "")).await {
+            Err(_) => false,
+            Ok(res) => read_to_end(&mut res.into_body()).await.is_ok(),
+        };
+        assert!(!whole, "a body cut short is an error");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod activity;
 pub mod bindings;
+mod exchange;
 mod forwarded;
 mod health;
 pub mod js;

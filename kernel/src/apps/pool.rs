@@ -30,10 +30,10 @@ use super::upstreams::InFlight;
 
 /// Idle connections kept per upstream and worker, at most; more are
 /// closed as their responses end.
-const MAX_IDLE: usize = 256;
+pub(crate) const MAX_IDLE: usize = 256;
 
 /// How long an idle connection may wait for its next request.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 thread_local! {
     /// This worker's idle connections by upstream address, the most
@@ -88,6 +88,9 @@ pub(crate) enum PoolError {
     /// The request or its response failed on the connection.
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// The request or its answer failed on bext's own exchange.
+    #[error(transparent)]
+    Exchange(#[from] super::exchange::ExchangeError),
 }
 
 /// A request that failed, and the request itself when it was never
@@ -197,6 +200,26 @@ impl Pool {
     /// The upstream's own `Host`.
     pub(crate) fn host(&self) -> &HeaderValue {
         &self.host
+    }
+
+    /// What keys this upstream's idle connections.
+    pub(crate) fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// Whether requests may take bext's own HTTP/1.1 exchange
+    /// ([`super::exchange`]): plain `http://` over TCP, not HTTP/2.
+    pub(crate) fn plain_tcp_http1(&self) -> bool {
+        !self.http2 && self.tls.is_none() && self.unix.is_none()
+    }
+
+    /// A new TCP connection within the connect timeout.
+    pub(crate) async fn connect_tcp(&self) -> Result<tokio::net::TcpStream, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let tcp =
+            self.connected(tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await)?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
     }
 
     /// `host:port` or `unix:PATH`, for logs (never for answers: clients
@@ -558,7 +581,7 @@ pub(crate) struct Counted {
 /// `body_timeout`.
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream's response body paused longer than {0:?}")]
-pub(crate) struct BodyTimedOut(Duration);
+pub(crate) struct BodyTimedOut(pub(crate) Duration);
 
 impl PooledBody {
     /// `inner`, whose end gives `lease` back; an empty body gives it back

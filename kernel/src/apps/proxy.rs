@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::apps::activity::{Activity, Busy};
 use crate::apps::plain;
-use crate::apps::pool::{Counted, Lease, PoolError, PooledBody, WebSocketOpened};
+use crate::apps::pool::{Counted, Lease, PoolError, PooledBody, SendFailed, WebSocketOpened};
 use crate::apps::upstreams::{NoBackend, Policy, Upstreams, UpstreamsTls};
 use crate::config::platform::AppConfig;
 use crate::config::upstream::HealthCheck;
@@ -273,9 +273,23 @@ impl ProxyApp {
             req.headers_mut().insert(header::HOST, host);
             let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
             let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
-            match tokio::time::timeout(self.response_timeout, backend.pool.send(req)).await {
-                Ok(Ok((res, lease))) => {
-                    let status = res.status();
+            let sent = if upgrade.is_none() && super::exchange::takes(&backend.pool, &req) {
+                let sent =
+                    tokio::time::timeout(self.response_timeout, super::exchange::send(&backend.pool, &req)).await;
+                sent.map(|sent| match sent {
+                    Ok(answer) => Ok(Answer::Own(answer)),
+                    Err(failed) => Err(SendFailed {
+                        error: failed.error,
+                        unsent: (!failed.sent).then(|| Box::new(req)),
+                    }),
+                })
+            } else {
+                let sent = tokio::time::timeout(self.response_timeout, backend.pool.send(req)).await;
+                sent.map(|sent| sent.map(|(res, lease)| Answer::Hyper(res, lease)))
+            };
+            match sent {
+                Ok(Ok(answer)) => {
+                    let status = answer.status();
                     if passive {
                         if status.is_server_error() {
                             set.failed(i, false);
@@ -290,7 +304,12 @@ impl ProxyApp {
                         in_flight,
                         busy: busy.take(),
                     };
-                    let answer = self.relay(res, lease, counted, client_upgrade.take(), over_h2, cx);
+                    let answer = match answer {
+                        Answer::Own(own) => own.into_response(counted, self.body_timeout),
+                        Answer::Hyper(res, lease) => {
+                            self.relay(res, lease, counted, client_upgrade.take(), over_h2, cx)
+                        }
+                    };
                     match &kept {
                         Some(kept) if retry => {
                             tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
@@ -331,7 +350,24 @@ impl ProxyApp {
             }
         }
     }
+}
 
+/// An upstream's answer, from bext's own exchange or hyper's client.
+enum Answer {
+    Own(super::exchange::Answer),
+    Hyper(http::Response<hyper::body::Incoming>, Lease),
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Answer::Own(own) => own.status(),
+            Answer::Hyper(res, _) => res.status(),
+        }
+    }
+}
+
+impl ProxyApp {
     /// The upstream's answer as the client's: a WebSocket 101 becomes a
     /// tunnel, anything else streams back without hop-by-hop headers.
     fn relay(
@@ -562,74 +598,47 @@ fn asks_trailers(headers: &HeaderMap) -> bool {
 const GATHER_LIMIT: u64 = 64 * 1024;
 
 /// `body` whole when an HTTP/1 client declared a length of at most
-/// [`GATHER_LIMIT`] (a framing with no trailers to lose): its frames as
-/// they arrived, not copied, all ready at once so the upstream connection
-/// writes them behind the head in one `writev`. Any other body stays a
-/// stream. A body that fails while read (too large, too slow, the client
-/// gone) is answered here, as the upstream request it would have broken
-/// would have been.
+/// [`GATHER_LIMIT`] (a framing with no trailers to lose): in one buffer
+/// (the frames it arrived in joined, when there were several), so the
+/// upstream connection writes it behind the head in one `writev`. Any
+/// other body stays a stream. A body that fails while read (too large,
+/// too slow, the client gone) is answered here, as the upstream request
+/// it would have broken would have been.
 async fn gather(body: Body) -> Result<Body, Response> {
     use http_body::Body as _;
     use http_body_util::BodyExt as _;
-    let small = body.size_hint().exact().is_some_and(|n| n > 0 && n <= GATHER_LIMIT);
-    if !small || body.as_bytes().is_some() {
+    let small = body.size_hint().exact().filter(|&n| n > 0 && n <= GATHER_LIMIT);
+    let Some(size) = small.filter(|_| body.as_bytes().is_none()) else {
         return Ok(body);
-    }
-    let mut frames = Gathered {
-        frames: std::collections::VecDeque::with_capacity(4),
-        left: 0,
     };
+    let mut first: Option<bytes::Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
     let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
         match frame.map(http_body::Frame::into_data) {
-            Ok(Ok(data)) if !data.is_empty() => {
-                frames.left += data.len() as u64;
-                frames.frames.push_back(data);
-            }
+            Ok(Ok(data)) if !data.is_empty() => match (&mut joined, first.take()) {
+                (Some(all), _) => all.extend_from_slice(&data),
+                (None, None) => first = Some(data),
+                (None, Some(before)) => {
+                    let mut all = bytes::BytesMut::with_capacity(size as usize);
+                    all.extend_from_slice(&before);
+                    all.extend_from_slice(&data);
+                    joined = Some(all);
+                }
+            },
             // Empty frames, and no trailers come with a `Content-Length`.
             Ok(_) => {}
             Err(e) => return Err(super::body_read_failed(&e)),
         }
     }
-    Ok(match frames.frames.len() {
-        0 | 1 => Body::full(frames.frames.pop_front().unwrap_or_default()),
-        _ => Body::stream(frames),
+    Ok(match joined {
+        Some(all) => Body::full(all.freeze()),
+        None => Body::full(first.unwrap_or_default()),
     })
 }
 
-/// A request body read whole, in the frames it arrived in.
-struct Gathered {
-    frames: std::collections::VecDeque<bytes::Bytes>,
-    /// Bytes not yet given, for the size hint.
-    left: u64,
-}
-
-impl http_body::Body for Gathered {
-    type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        let next = self.frames.pop_front();
-        if let Some(data) = &next {
-            self.left = self.left.saturating_sub(data.len() as u64);
-        }
-        std::task::Poll::Ready(next.map(|data| Ok(http_body::Frame::data(data))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.left)
-    }
-}
-
 /// Methods a server must treat as safe to repeat (RFC 9110 §9.2.2).
-fn is_idempotent(method: &Method) -> bool {
+pub(crate) fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE

@@ -1,0 +1,272 @@
+//! bext's own HTTP/1.1 exchange with a plain `http://` upstream, in front
+//! of hyper's client as `server/h1` is in front of hyper's server: for a
+//! request whose body is already in memory (none, or gathered by the
+//! proxy), the head is written into one buffer and sent with the body in
+//! one write on a connection kept per worker, and the answer's head is
+//! parsed in place ([`head`]); a body that came with the head is handed
+//! over whole, a longer one streams from the connection ([`body`]).
+//! Everything else (TLS, HTTP/2, upgrades, streamed request bodies) stays
+//! with hyper's client in [`super::pool`]. This skips hyper's dispatch
+//! channel, the connection task it wakes, and the body channel between
+//! them: most of what a proxied request cost.
+
+mod body;
+mod head;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bext_plugin_abi::{Body, Request, Response};
+use bytes::{Bytes, BytesMut};
+use http::{Method, StatusCode, Version};
+use rustc_hash::FxHashMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::pool::{Counted, Pool, PoolError};
+use body::{Decoder, UpstreamBody};
+pub(crate) use head::HeadError;
+
+thread_local! {
+    /// This worker's idle connections by upstream address, the most
+    /// recently used last.
+    static IDLE: RefCell<FxHashMap<Arc<str>, Vec<Idle>>> = RefCell::default();
+}
+
+/// A connection to an upstream and what was read from it past the last
+/// answer (nothing, when it is idle).
+pub(crate) struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// Where an answer's connection goes back once its body ended.
+pub(crate) struct Kept {
+    key: Arc<str>,
+}
+
+impl Kept {
+    /// Keeps `conn` for this worker's next request to the same upstream,
+    /// if nothing was read past the answer. Its read buffer goes (the
+    /// answer's bytes may still share it): an idle connection holds none.
+    fn give_back(self, mut conn: Conn) {
+        if !conn.buf.is_empty() {
+            return;
+        }
+        conn.buf = BytesMut::new();
+        IDLE.with_borrow_mut(|idle| {
+            let stack = match idle.get_mut(&*self.key) {
+                Some(stack) => stack,
+                None => idle.entry(self.key).or_default(),
+            };
+            if stack.len() < super::pool::MAX_IDLE {
+                stack.push(Idle {
+                    conn,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+}
+
+/// Why the exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExchangeError {
+    /// Writing the request or reading the answer failed.
+    #[error("upstream connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The upstream closed the connection without answering.
+    #[error("the upstream closed the connection before answering")]
+    Closed,
+    /// The answer's head was refused.
+    #[error(transparent)]
+    Head(#[from] HeadError),
+}
+
+/// A failed exchange, and whether the request was written (one that was
+/// not may go to another backend whatever its method).
+pub(crate) struct Failed {
+    pub(crate) error: PoolError,
+    pub(crate) sent: bool,
+}
+
+/// An upstream's answer: its head, and its body whole or to stream.
+pub(crate) struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Pending,
+}
+
+enum Pending {
+    Whole(Bytes),
+    Stream(UpstreamBody),
+}
+
+impl Answer {
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The client's response: `counted` is held until the body ended (at
+    /// once for a body read whole), whose pauses may last `idle`.
+    pub(crate) fn into_response(self, counted: Counted, idle: Option<Duration>) -> Response {
+        let body = match self.body {
+            Pending::Whole(bytes) => Body::full(bytes),
+            Pending::Stream(stream) => Body::stream(stream.with(counted, idle)),
+        };
+        let mut res = Response::new(body);
+        *res.status_mut() = self.status;
+        *res.headers_mut() = self.headers;
+        *res.version_mut() = Version::HTTP_11;
+        res
+    }
+}
+
+/// Whether [`send`] can take `req` to `pool`: a plain `http://` HTTP/1.1
+/// upstream over TCP, and a body already in memory.
+pub(crate) fn takes(pool: &Pool, req: &Request) -> bool {
+    pool.plain_tcp_http1() && req.body().as_bytes().is_some()
+}
+
+/// Sends `req` (origin-form target, headers final, body in memory: see
+/// [`takes`]) on an idle connection of this worker, or a new one, and
+/// reads the answer's head. A kept connection the upstream closed before
+/// answering anything is no failure: an idempotent request goes again on
+/// a new connection (any request that was never written does).
+pub(crate) async fn send(pool: &Pool, req: &Request) -> Result<Answer, Failed> {
+    let body = req.body().full_bytes().unwrap_or_default();
+    let mut head = Vec::with_capacity(256 + req.headers().len() * 48);
+    head::write_request(&mut head, req.method(), req.uri(), req.headers(), body.len());
+    let head_request = req.method() == Method::HEAD;
+    let again = super::proxy::is_idempotent(req.method());
+    loop {
+        let (mut conn, reused) = match take_idle(pool.key()) {
+            Some(conn) => (conn, true),
+            None => match Box::pin(pool.connect_tcp()).await {
+                Ok(io) => (
+                    Conn {
+                        io,
+                        buf: BytesMut::new(),
+                    },
+                    false,
+                ),
+                Err(error) => return Err(Failed { error, sent: false }),
+            },
+        };
+        if let Err(e) = write_all(&mut conn.io, &head, &body).await {
+            // A kept connection the upstream closed: nothing of the
+            // request reached a server that would answer it.
+            if reused {
+                continue;
+            }
+            return Err(Failed {
+                error: ExchangeError::Io(e).into(),
+                sent: true,
+            });
+        }
+        match read_head(&mut conn, head_request).await {
+            Ok(head) => {
+                let kept = head.keep_alive.then(|| Kept {
+                    key: pool.key().clone(),
+                });
+                let mut decoder = Decoder::new(head.framing);
+                let body = match &mut decoder {
+                    Decoder::Done => {
+                        if let Some(kept) = kept {
+                            kept.give_back(conn);
+                        }
+                        Pending::Whole(Bytes::new())
+                    }
+                    Decoder::Length(n) if conn.buf.len() as u64 >= *n => {
+                        let bytes = conn.buf.split_to(*n as usize).freeze();
+                        if let Some(kept) = kept {
+                            kept.give_back(conn);
+                        }
+                        Pending::Whole(bytes)
+                    }
+                    _ => Pending::Stream(UpstreamBody::new(conn, decoder, kept)),
+                };
+                return Ok(Answer {
+                    status: head.status,
+                    headers: head.headers,
+                    body,
+                });
+            }
+            Err(ExchangeError::Closed) if reused && again => continue,
+            Err(e) => {
+                return Err(Failed {
+                    error: e.into(),
+                    sent: true,
+                });
+            }
+        }
+    }
+}
+
+/// The head and a body in one `writev` (the body's bytes are not copied
+/// behind the head).
+async fn write_all(io: &mut TcpStream, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    if body.is_empty() {
+        return io.write_all(head).await;
+    }
+    let mut written = 0;
+    while written < head.len() {
+        let slices = [std::io::IoSlice::new(&head[written..]), std::io::IoSlice::new(body)];
+        match io.write_vectored(&slices).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => written += n,
+        }
+    }
+    io.write_all(&body[written - head.len()..]).await
+}
+
+/// Reads until the answer's head is whole.
+async fn read_head(conn: &mut Conn, head_request: bool) -> Result<head::Head, ExchangeError> {
+    loop {
+        if let Some(head) = head::parse_response(&mut conn.buf, head_request)? {
+            return Ok(head);
+        }
+        conn.buf.reserve(8 * 1024);
+        if conn.io.read_buf(&mut conn.buf).await? == 0 {
+            return Err(ExchangeError::Closed);
+        }
+    }
+}
+
+/// The most recently used idle connection that is still open; older
+/// ones past the idle timeout, or that the upstream closed, are dropped
+/// on the way.
+fn take_idle(key: &Arc<str>) -> Option<Conn> {
+    IDLE.with_borrow_mut(|idle| {
+        let stack = idle.get_mut(&**key)?;
+        while let Some(Idle { conn, since }) = stack.pop() {
+            if since.elapsed() < super::pool::IDLE_TIMEOUT && still_open(&conn.io) {
+                return Some(conn);
+            }
+        }
+        None
+    })
+}
+
+/// Whether an idle connection is still open: nothing arrived on it since
+/// its last answer (an upstream that closed it sent its FIN). Readiness
+/// the runtime has not seen needs no system call; readiness it has seen
+/// is checked with one read.
+fn still_open(io: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match io.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
+    }
+}

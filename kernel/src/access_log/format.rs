@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::platform::AccessLogFormat;
+use crate::server::h1::decimal;
 
 /// Longest path (JSON) or request target (combined) logged, in bytes.
 const MAX_TARGET: usize = 1024;
@@ -210,9 +211,9 @@ impl Record {
         out.push(b' ');
         out.extend_from_slice(self.head.version.as_bytes());
         out.extend_from_slice(b"\" ");
-        decimal(u64::from(self.status), out);
+        decimal(out, u64::from(self.status));
         out.push(b' ');
-        decimal(self.bytes, out);
+        decimal(out, self.bytes);
         out.extend_from_slice(b" \"");
         escape_or_dash(out, self.head.referer());
         out.extend_from_slice(b"\" \"");
@@ -239,9 +240,9 @@ impl Record {
         }
         field_str(out, b",\"path\":\"", &utf8(self.head.target()));
         out.extend_from_slice(b",\"status\":");
-        decimal(u64::from(self.status), out);
+        decimal(out, u64::from(self.status));
         out.extend_from_slice(b",\"bytes\":");
-        decimal(self.bytes, out);
+        decimal(out, self.bytes);
         out.extend_from_slice(b",\"duration_ms\":");
         millis(self.duration, out);
         if let Some(u) = self.upstream {
@@ -332,25 +333,10 @@ fn field_str(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'"');
 }
 
-/// `n` in decimal.
-fn decimal(mut n: u64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
 /// A duration in milliseconds with three decimals (microseconds).
 fn millis(d: Duration, out: &mut Vec<u8>) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    decimal(us / 1000, out);
+    decimal(out, us / 1000);
     let frac = us % 1000;
     out.extend_from_slice(&[
         b'.',
@@ -436,7 +422,7 @@ fn client(ip: IpAddr, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b'.');
                 }
-                decimal(u64::from(*octet), out);
+                decimal(out, u64::from(*octet));
             }
         }
         IpAddr::V6(v6) => {

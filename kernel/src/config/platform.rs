@@ -689,13 +689,7 @@ impl AppConfig {
     /// Procfile), and its `[redis]` and `[hooks] pre_build` are read; a
     /// deployed bundle may not have those (the platform file's).
     fn described_by(dir: &Path, detect_start: bool) -> Result<Described, Diagnostics> {
-        let cfg_file = dir.join("bext.config.toml");
-        let mut cfg = RunConfig::default();
-        if cfg_file.exists() {
-            let text = std::fs::read_to_string(&cfg_file)
-                .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
-            cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
-        }
+        let (cfg_file, cfg) = RunConfig::read(dir)?;
         let at = |field: &str, reason: String| -> Diagnostics {
             let position = std::fs::read_to_string(&cfg_file)
                 .ok()
@@ -932,13 +926,7 @@ impl AppConfig {
 /// `[redis]`, `[hooks]` or `[render]`), and a bundle that says nothing
 /// and holds a server module says `js`, as `bext run` detects it.
 pub(crate) fn bundle_says(dir: &Path) -> Result<super::deployed::BundleSays, Diagnostics> {
-    let cfg_file = dir.join("bext.config.toml");
-    let mut cfg = RunConfig::default();
-    if cfg_file.exists() {
-        let text = std::fs::read_to_string(&cfg_file)
-            .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
-        cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
-    }
+    let (cfg_file, cfg) = RunConfig::read(dir)?;
     for (key, set) in [
         ("redis", cfg.redis.is_some()),
         ("hooks", cfg.hooks.is_some()),
@@ -1337,13 +1325,7 @@ impl Platform {
     /// yet, or a Next.js app no `.next/`) with why, run once (not on
     /// reloads).
     pub fn run_build_step(dir: &Path) -> Result<Option<(String, String)>, Diagnostics> {
-        let cfg_file = dir.join("bext.config.toml");
-        let mut cfg = RunConfig::default();
-        if cfg_file.exists() {
-            let text = std::fs::read_to_string(&cfg_file)
-                .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
-            cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
-        }
+        let (_, cfg) = RunConfig::read(dir)?;
         if let Some(cmd) = cfg.hooks.and_then(|h| h.pre_build) {
             return Ok(Some((cmd, "bext.config.toml [hooks] pre_build".into())));
         }
@@ -2000,6 +1982,21 @@ pub(crate) fn valid_app_id(id: &str) -> bool {
     let mut b = id.bytes();
     b.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+}
+
+impl RunConfig {
+    /// `dir`'s `bext.config.toml` and what it says (nothing when there is
+    /// none): the one reading for `bext run`, deploys and build steps.
+    fn read(dir: &Path) -> Result<(PathBuf, RunConfig), Diagnostics> {
+        let cfg_file = dir.join("bext.config.toml");
+        if !cfg_file.exists() {
+            return Ok((cfg_file, RunConfig::default()));
+        }
+        let text = std::fs::read_to_string(&cfg_file)
+            .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
+        let cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
+        Ok((cfg_file, cfg))
+    }
 }
 
 /// `bext.config.toml` of a directory served by `bext run` (or of a

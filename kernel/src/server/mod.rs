@@ -45,7 +45,7 @@ pub mod admit;
 pub mod body;
 pub mod conn_limit;
 pub mod finish;
-mod h1;
+pub(crate) mod h1;
 pub mod host;
 pub mod memory;
 mod protocol;

@@ -8,6 +8,8 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 
+use crate::server::h1::decimal;
+
 /// The largest answer head read: hyper's default read buffer limit, so an
 /// upstream's answer is refused exactly where hyper's client refused it.
 pub(crate) const MAX_HEAD: usize = 8192 + 4096 * 100;
@@ -86,23 +88,10 @@ pub(crate) fn write_request(out: &mut Vec<u8>, method: &Method, target: &Uri, he
     }
     if length {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(decimal(body_len as u64, &mut [0; 20]));
+        decimal(out, body_len as u64);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal, written into `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// The answer head at the front of `buf`, split off it once whole

@@ -203,8 +203,10 @@ fn extend(dst: &mut Vec<u8>, bytes: &[u8]) {
     dst.extend_from_slice(bytes);
 }
 
-/// Appends `n` in decimal.
-fn decimal(dst: &mut Vec<u8>, mut n: u64) {
+/// Appends `n` in decimal: the one writer of numbers into heads and log
+/// lines (the HTTP/1 encoder, the proxy's upstream exchange, the access
+/// log), no formatter machinery on the hot path.
+pub(crate) fn decimal(dst: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

@@ -15,6 +15,7 @@
 //! connections keep hyper.
 
 mod encode;
+pub(crate) use encode::decimal;
 mod head;
 mod rewind;
 

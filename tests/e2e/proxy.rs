@@ -586,6 +586,41 @@ async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
     }
 }
 
+/// Through hyper's client (a request body too long to gather), an
+/// unasked `101` is a 502 as on bext's own exchange, and a
+/// `Content-Length` of equal values goes on as one plain number (HTTP/2
+/// clients refuse `5, 5`).
+#[tokio::test]
+async fn through_hypers_client_an_unasked_switch_is_refused_and_a_length_folded() {
+    let long = "x".repeat(70_000);
+    let cases: [(&'static [u8], u16, Option<&str>); 2] = [
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+            502,
+            None,
+        ),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 05, 5\r\n\r\nhello", 200, Some("5")),
+    ];
+    for (answer, status, length) in cases {
+        let (up, _) = answering_upstream(false, answer).await;
+        let (_site, b) = proxy_to(up);
+        let (mut client, _conn) = h1_client(b.addr).await;
+        let res = client
+            .send_request(request("POST", "/", &[("host", "x")], long.clone()))
+            .await
+            .unwrap();
+        let reply = collect(res).await;
+        let what = String::from_utf8_lossy(answer);
+        assert_eq!(reply.status, status, "{what}: {}", reply.text());
+        if let Some(length) = length {
+            assert_eq!(
+                (reply.headers["content-length"].to_str().unwrap(), reply.text().as_str()),
+                (length, "hello")
+            );
+        }
+    }
+}
+
 /// Framing and hop-by-hop fields are exact on bext's own exchange: a
 /// chunked body decoded, what `Connection` names dropped, interim answers
 /// skipped, bodiless answers (HEAD, 204) read as such, and the
@@ -595,7 +630,7 @@ async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
 async fn upstream_answers_are_framed_exactly_and_their_connection_kept_only_when_clean() {
     // (answer, method, the body the client gets, upstream connections for
     // three requests)
-    let cases: [(&'static [u8], &str, &str, usize); 5] = [
+    let cases: [(&'static [u8], &str, &str, usize); 7] = [
         (
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: x-secret\r\nx-secret: 1\r\n\
               keep-alive: timeout=5\r\nx-kept: 1\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-t: 1\r\n\r\n",
@@ -610,7 +645,17 @@ async fn upstream_answers_are_framed_exactly_and_their_connection_kept_only_when
             1,
         ),
         (b"HTTP/1.1 200 OK\r\nx-kept: 1\r\ncontent-length: 1024\r\n\r\n", "HEAD", "", 1),
-        (b"HTTP/1.1 204 No Content\r\nx-kept: 1\r\ntransfer-encoding: chunked\r\n\r\n", "GET", "", 1),
+        // A bodiless answer that announces a body may be followed by one
+        // in a later write: its connection is not kept.
+        (b"HTTP/1.1 204 No Content\r\nx-kept: 1\r\ntransfer-encoding: chunked\r\n\r\n", "GET", "", 3),
+        (b"HTTP/1.1 204 No Content\r\nx-kept: 1\r\ncontent-length: 5\r\n\r\n", "GET", "", 3),
+        // A length of equal values goes on as one plain number.
+        (
+            b"HTTP/1.1 200 OK\r\nx-kept: 1\r\ncontent-length: 011, 11\r\n\r\nhello world",
+            "GET",
+            "hello world",
+            1,
+        ),
         // Bytes past the answer's end (response splitting): never read as
         // the next request's answer; that connection is not kept.
         (
@@ -635,6 +680,9 @@ async fn upstream_answers_are_framed_exactly_and_their_connection_kept_only_when
             assert_eq!(reply.headers["x-kept"], "1", "{what}");
             for gone in ["x-secret", "keep-alive", "link", "x-t"] {
                 assert!(!reply.headers.contains_key(gone), "{gone}: {what}");
+            }
+            if let Some(length) = reply.headers.get("content-length").filter(|_| method != "HEAD") {
+                assert_eq!(length, &reply.body.len().to_string(), "{what}");
             }
         }
         assert_eq!(

@@ -389,6 +389,17 @@ impl ProxyApp {
             }
             return answer;
         }
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Nobody asked to switch: relayed, it would leave the client
+            // on a connection that speaks no HTTP any more.
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "app `{}`: the upstream switched protocols unasked\n",
+                    cx.app().unwrap_or("")
+                ),
+            );
+        }
         if over_h2 && res.status().is_success() {
             // A 2xx would open the client's tunnel (RFC 8441 §5) with
             // nothing behind it: the upstream did not switch protocols.
@@ -406,6 +417,8 @@ impl ProxyApp {
             // must not go on (RFC 9112 §6.3), or the client reads the
             // body to the wrong length.
             parts.headers.remove(header::CONTENT_LENGTH);
+        } else {
+            plain_content_length(&mut parts.headers);
         }
         strip_hop_by_hop(&mut parts.headers);
         // The client's connection speaks its own version; an HTTP/1.0
@@ -797,6 +810,25 @@ fn failure(e: &PoolError, cx: &Ctx) -> Response {
 
 /// Removes hop-by-hop headers, including those named in `Connection`: an
 /// upstream's answer, which no plugin has touched yet.
+/// One `Content-Length` in its plain form: hyper accepts a list of equal
+/// lengths (`5, 5`) or leading zeros and would relay them as written,
+/// which HTTP/2 clients refuse (RFC 9110 §8.6 allows folding them to one).
+fn plain_content_length(headers: &mut HeaderMap) {
+    let mut lengths = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|v| std::str::from_utf8(v).ok().and_then(|v| v.trim().parse::<u64>().ok()));
+    let Some(Some(first)) = lengths.next() else {
+        return;
+    };
+    if lengths.all(|n| n == Some(first)) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(first));
+    } else {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // `keep-alive` and `close`, what most answers name, go anyway.
     let listed: Vec<HeaderName> = headers

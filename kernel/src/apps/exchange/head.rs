@@ -174,8 +174,11 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
     let mut fields = Vec::with_capacity(res.headers.len());
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
-        let by_te = chunked.is_some() && name.eq_ignore_ascii_case(b"content-length");
-        if by_te || hop_by_hop(name) || listed.iter().any(|l| l.eq_ignore_ascii_case(name)) {
+        // `Content-Length` is written anew below, once, in its plain
+        // form (`5, 5` and `05` are one length: RFC 9110 §8.6), or not at
+        // all when `Transfer-Encoding` frames the body.
+        let length_field = name.eq_ignore_ascii_case(b"content-length");
+        if length_field || hop_by_hop(name) || listed.iter().any(|l| l.eq_ignore_ascii_case(name)) {
             continue;
         }
         let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Malformed(httparse::Error::HeaderName))?;
@@ -196,18 +199,25 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
         (None, Some(n)) => Framing::Length(n),
         (None, None) => Framing::Close,
     };
+    // A bodiless answer that announces a body of its own (a 204 with a
+    // length, any with `chunked`) may be followed by one: its connection
+    // is not kept, so those bytes are never read as another answer.
+    let announced = chunked == Some(true) || (status == StatusCode::NO_CONTENT && length.is_some_and(|n| n > 0));
     let bytes: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = HeaderMap::with_capacity(fields.len() + 1);
     for field in fields {
         let value = HeaderValue::from_maybe_shared(bytes.slice(field.value))
             .map_err(|_| HeadError::Malformed(httparse::Error::HeaderValue))?;
         headers.append(field.name, value);
     }
+    if let (None, Some(n)) = (chunked, length) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
     Ok(Some(Head {
         status,
         headers,
         framing,
-        keep_alive: !close && framing != Framing::Close,
+        keep_alive: !close && framing != Framing::Close && !(bodiless && announced),
     }))
 }
 
@@ -375,10 +385,41 @@ mod tests {
             head.headers["content-length"], "1024",
             "a HEAD's answer keeps its length"
         );
-        for status in ["204 No Content", "304 Not Modified"] {
-            let raw = format!("HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n");
+        // Announcing a body it may still send, the answer's connection is
+        // not kept; a 304's length is its representation's, and is.
+        for (status, field, kept) in [
+            ("204 No Content", "Transfer-Encoding: chunked", false),
+            ("304 Not Modified", "Transfer-Encoding: chunked", false),
+            ("204 No Content", "Content-Length: 5", false),
+            ("204 No Content", "Content-Length: 0", true),
+            ("304 Not Modified", "Content-Length: 5", true),
+        ] {
+            let raw = format!("HTTP/1.1 {status}\r\n{field}\r\n\r\n");
             let head = parse(raw.as_bytes()).unwrap().unwrap();
-            assert_eq!((head.framing, head.keep_alive), (Framing::Empty, true), "{status}");
+            assert_eq!(
+                (head.framing, head.keep_alive),
+                (Framing::Empty, kept),
+                "{status} {field}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_length_of_equal_values_goes_on_as_one_plain_number() {
+        for field in [
+            "Content-Length: 5, 5",
+            "Content-Length: 05",
+            "Content-Length: 5\r\nContent-Length: 5",
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\n{field}\r\n\r\nhello");
+            let head = parse(raw.as_bytes()).unwrap().unwrap();
+            let lengths: Vec<_> = head
+                .headers
+                .get_all("content-length")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!((lengths, head.framing), (vec!["5"], Framing::Length(5)), "{field}");
         }
     }
 

@@ -15,7 +15,6 @@ mod head;
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bext_plugin_abi::{Body, Request, Response};
@@ -146,8 +145,13 @@ pub(crate) async fn send(pool: &Pool, req: &Request) -> Result<Answer, Failed> {
     head::write_request(&mut head, req.method(), req.uri(), req.headers(), body.len());
     let head_request = req.method() == Method::HEAD;
     let again = super::proxy::is_idempotent(req.method());
+    // After a kept connection failed, the request goes once more, on a
+    // new connection: never a third time.
+    let mut fresh = false;
     loop {
-        let (mut conn, reused) = match take_idle(pool.key()) {
+        let idle = if fresh { None } else { take_idle(pool.key()) };
+        fresh = true;
+        let (mut conn, reused) = match idle {
             Some(conn) => (conn, true),
             None => match Box::pin(pool.connect_tcp()).await {
                 Ok(io) => (
@@ -161,9 +165,10 @@ pub(crate) async fn send(pool: &Pool, req: &Request) -> Result<Answer, Failed> {
             },
         };
         if let Err(e) = write_all(&mut conn.io, &head, &body).await {
-            // A kept connection the upstream closed: nothing of the
-            // request reached a server that would answer it.
-            if reused {
+            // A kept connection the upstream closed: an idempotent request
+            // goes again on another connection. Part of another request
+            // may have reached the upstream, so it is never sent twice.
+            if reused && again {
                 continue;
             }
             return Err(Failed {
@@ -255,18 +260,45 @@ fn take_idle(key: &Arc<str>) -> Option<Conn> {
     })
 }
 
-/// Whether an idle connection is still open: nothing arrived on it since
-/// its last answer (an upstream that closed it sent its FIN). Readiness
-/// the runtime has not seen needs no system call; readiness it has seen
-/// is checked with one read.
+/// Whether an idle connection is still open and clean: nothing arrived
+/// on it since its last answer. Anything that did (a FIN, or bytes an
+/// upstream sent after an answer's end, which must never be read as the
+/// next client's answer) drops it. The runtime's readiness may not have
+/// seen bytes already in the socket, so this asks the kernel each time
+/// with one non-blocking peek.
 fn still_open(io: &TcpStream) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    match io.poll_read_ready(&mut cx) {
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        Poll::Ready(Ok(())) => {
-            let mut probe = [0u8; 1];
-            matches!(io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-        }
+    use rustix::net::{RecvFlags, recv};
+    let mut probe = [0u8; 1];
+    matches!(
+        recv(io, &mut probe, RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Err(rustix::io::Errno::AGAIN)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Bytes an upstream sent after an answer's end, already in the
+    /// socket but not yet seen by the runtime, and a FIN, each make a kept
+    /// connection unusable: never read as the next client's answer.
+    #[tokio::test]
+    async fn a_kept_connection_is_reused_only_when_nothing_arrived_on_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let io = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut upstream, _) = listener.accept().unwrap();
+        assert!(still_open(&io));
+        upstream.write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
+        // No await in between: the runtime has not polled for readiness.
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!still_open(&io), "bytes waiting in the socket");
+
+        let io = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (upstream, _) = listener.accept().unwrap();
+        assert!(still_open(&io));
+        drop(upstream);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!still_open(&io), "closed by the upstream");
     }
 }

@@ -456,7 +456,7 @@ async fn with_redis_down_an_instance_orders_alone_and_serves() {
     let bext = Bext::serve(&lone_platform(&s, &pebble, &down, name));
     let serial = served_serial(&bext, name, &root, &[], &pebble).await;
     assert!(!serial.is_empty());
-    let log = bext.log();
+    let log = bext.log_once_it_says(ISSUED);
     assert!(
         log.contains("the fleet's store is unreachable; ordering without it"),
         "{log}"

@@ -1310,10 +1310,10 @@ async fn a_pin_without_a_version_or_an_app_is_refused() {
         "name: \"@buntime/plugin-vhosts\"\nhosts:\n  \"one.test\": { app: \"one@Latest\" }\n",
     );
     let b = Bext::serve(&config);
+    let log = b.log_once_it_says("write `one@latest` (lower case)");
     assert!(
-        b.log().contains("WARN") && b.log().contains("write `one@latest` (lower case)"),
-        "{}",
-        b.log()
+        log.contains("WARN") && log.contains("write `one@latest` (lower case)"),
+        "{log}"
     );
     drop(b);
     s.write(

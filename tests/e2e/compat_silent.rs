@@ -205,11 +205,8 @@ async fn buntime_s_unset_enabled_and_an_unread_manifests_folder_are_said() {
         "{out}"
     );
     let b = Bext::serve(&unread);
-    assert!(
-        b.log().contains("holds plugin manifests that are not read"),
-        "{}",
-        b.log()
-    );
+    let log = b.log_once_it_says("holds plugin manifests that are not read");
+    assert!(log.contains("holds plugin manifests that are not read"), "{log}");
     drop(b);
 
     s.write(

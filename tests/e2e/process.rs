@@ -268,7 +268,8 @@ async fn a_process_that_exits_at_once_is_restarted_a_bounded_number_of_times_the
         "the reason is the operator's: {}",
         r.text()
     );
-    assert!(b.log().contains("crash loop"), "{}", b.log());
+    let log = b.log_once_it_says("crash loop");
+    assert!(log.contains("crash loop"), "{log}");
     // No more starts while it stays down.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let r = send(

@@ -158,6 +158,20 @@ impl Bext {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// stderr once it holds `needle`, or all of it after 10 s (for the
+    /// assertion's message): another thread reads the log, so its lines
+    /// may trail what the server has already done.
+    pub fn log_once_it_says(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Bext {

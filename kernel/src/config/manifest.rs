@@ -303,11 +303,18 @@ impl Manifest {
             && !bext_plugin_abi::registrations().any(|r| r.name == m.name)
         {
             let known: Vec<_> = bext_plugin_abi::registrations().map(|r| r.name).collect();
+            let hint = closest_plugin(&m.name, &known)
+                .map(|near| format!(": did you mean `{near}`?"))
+                .unwrap_or_default();
             errors.push(
                 Diagnostic::new(
                     file,
                     "name",
-                    format!("unknown plugin `{}` (built-in plugins: {})", m.name, known.join(", ")),
+                    format!(
+                        "unknown plugin `{}`{hint} (built-in plugins: {})",
+                        m.name,
+                        known.join(", ")
+                    ),
                 )
                 .at(here("name")),
             );
@@ -495,6 +502,36 @@ fn parse_defaults() -> Vec<Manifest> {
     all
 }
 
+/// The built-in plugin a misspelt or scoped name most likely means:
+/// another system's scoped name (`@buntime/plugin-gateway` is `gateway`)
+/// or a name at most two edits away (`vhost`, `gatway`).
+fn closest_plugin<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let bare = name.rsplit('/').next().unwrap_or(name);
+    let bare = bare.strip_prefix("plugin-").unwrap_or(bare).to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edits(&bare, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance between two short names.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,7 +581,19 @@ mod tests {
     #[test]
     fn unknown_plugin_and_bad_values_are_errors() {
         let e = errors("name: nosuch\n");
-        assert!(e[0].contains("unknown plugin `nosuch`"), "{e:?}");
+        assert!(e[0].contains("unknown plugin `nosuch` (built-in plugins:"), "{e:?}");
+        for (name, near) in [
+            ("\"@buntime/plugin-gateway\"", "gateway"),
+            ("\"@buntime/plugin-vhost\"", "vhosts"),
+            ("gatway", "gateway"),
+            ("WAF", "waf"),
+        ] {
+            let e = errors(&format!("name: {name}\n"));
+            assert!(
+                e.iter().any(|e| e.contains(&format!("did you mean `{near}`?"))),
+                "{name}: {e:?}"
+            );
+        }
         let e = errors("name: vhosts\npriority: high\n");
         assert!(e[0].starts_with("m.yaml:2:"), "{e:?}");
         assert!(e[0].contains("priority"), "{e:?}");

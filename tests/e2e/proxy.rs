@@ -185,6 +185,40 @@ async fn upstream_connections_are_kept_and_one_the_upstream_closed_is_not_a_fail
     }
 }
 
+/// A kept upstream connection that the upstream closes while no request
+/// names that upstream again (an old instance after a deploy, an app a
+/// reload removed) is closed by bext too: it does not sit in `CLOSE_WAIT`,
+/// holding a descriptor, until the next request to the same address.
+#[tokio::test]
+async fn an_idle_upstream_connection_the_upstream_closed_is_closed_without_another_request() {
+    let (up, accepted) = counting_upstream(true).await;
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n"
+    ));
+    let b = Bext::serve(&cfg);
+    assert_eq!(get(b.addr, "x", "/x").await.text(), "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // bext's end of a connection the peer closed and bext did not is in
+    // CLOSE_WAIT (state 08 in /proc/net/tcp), with the upstream's port as
+    // its remote port.
+    let close_wait_to_upstream = || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields[3] == "08" && fields[2].ends_with(&format!(":{:04X}", up.port()))
+            })
+            .count()
+    };
+    eventually(Duration::from_secs(30), || async {
+        (close_wait_to_upstream() == 0).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_client_gets_its_own_http_version_not_the_upstreams() {
     let (up, _) = answering_upstream(true, b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok").await;

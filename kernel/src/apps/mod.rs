@@ -8,6 +8,7 @@ mod health;
 pub mod js;
 pub mod layered;
 mod pool;
+pub(crate) use pool::sweep_idle_periodically;
 pub mod process;
 pub mod proxy;
 pub mod static_files;

@@ -35,6 +35,36 @@ pub(crate) const MAX_IDLE: usize = 256;
 /// How long an idle connection may wait for its next request.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often a worker closes its idle upstream connections that ended or
+/// timed out (see [`sweep_idle_periodically`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs on each worker: every [`SWEEP_EVERY`], closes this worker's idle
+/// upstream connections (hyper's and the exchange's) that the upstream
+/// closed or that waited past [`IDLE_TIMEOUT`], and forgets upstreams
+/// with none left. A request only looks at its own upstream's stack, so
+/// without this an upstream no request names any more (a process app's
+/// old instances after a deploy, an app a reload removed) would keep its
+/// connections, and their descriptors, for the server's life.
+pub(crate) async fn sweep_idle_periodically() {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        sweep_idle();
+        super::exchange::sweep_idle();
+    }
+}
+
+/// Drops this worker's hyper connections that are closed or past the
+/// idle timeout.
+fn sweep_idle() {
+    IDLE.with_borrow_mut(|idle| {
+        idle.retain(|_, stack| {
+            stack.retain(|conn| !conn.sender.is_closed() && conn.since.elapsed() < IDLE_TIMEOUT);
+            !stack.is_empty()
+        })
+    })
+}
+
 thread_local! {
     /// This worker's idle connections by upstream address, the most
     /// recently used last.

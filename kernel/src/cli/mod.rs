@@ -663,6 +663,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
     // leave their pages for it to take).
     crate::server::memory::trim();
     tokio::spawn(crate::server::memory::trim_periodically());
+    tokio::spawn(crate::apps::sweep_idle_periodically());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tracker = Tracker::default();
@@ -685,6 +686,7 @@ async fn serve_async(source: ConfigSource) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 tokio::spawn(crate::server::memory::trim_periodically());
+                tokio::spawn(crate::apps::sweep_idle_periodically());
                 let listener = TcpListener::from_std(listener)?;
                 let plain = accept_loop(
                     kernel.clone(),

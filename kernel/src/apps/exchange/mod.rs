@@ -260,6 +260,22 @@ fn take_idle(key: &Arc<str>) -> Option<Conn> {
     })
 }
 
+/// Closes this worker's idle connections that the upstream closed or
+/// that waited past the idle timeout, and forgets upstreams with none
+/// left. [`take_idle`] only sees the upstream a request goes to, so
+/// without this a connection to an upstream no request names any more
+/// (a process app's old instance after a deploy, an app removed by a
+/// reload) would hold its descriptor, closed by the peer, for the
+/// server's life.
+pub(super) fn sweep_idle() {
+    IDLE.with_borrow_mut(|idle| {
+        idle.retain(|_, stack| {
+            stack.retain(|Idle { conn, since }| since.elapsed() < super::pool::IDLE_TIMEOUT && still_open(&conn.io));
+            !stack.is_empty()
+        })
+    })
+}
+
 /// Whether an idle connection is still open and clean: nothing arrived
 /// on it since its last answer. Anything that did (a FIN, or bytes an
 /// upstream sent after an answer's end, which must never be read as the
@@ -300,5 +316,31 @@ mod tests {
         drop(upstream);
         std::thread::sleep(Duration::from_millis(20));
         assert!(!still_open(&io), "closed by the upstream");
+    }
+
+    /// A kept connection the upstream closed is closed by the sweep even
+    /// when no request names that upstream again; an open one stays.
+    #[tokio::test]
+    async fn the_sweep_closes_idle_connections_the_upstream_closed() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let keep = |key: &str, io: TcpStream| {
+            Kept { key: Arc::from(key) }.give_back(Conn {
+                io,
+                buf: BytesMut::new(),
+            })
+        };
+        let idle_count = || IDLE.with_borrow(|idle| idle.values().map(Vec::len).sum::<usize>());
+        keep("gone", TcpStream::connect(addr).await.unwrap());
+        let (closed_by_upstream, _) = listener.accept().unwrap();
+        keep("open", TcpStream::connect(addr).await.unwrap());
+        let (_still_open, _) = listener.accept().unwrap();
+        assert_eq!(idle_count(), 2);
+
+        drop(closed_by_upstream);
+        std::thread::sleep(Duration::from_millis(20));
+        sweep_idle();
+        assert_eq!(idle_count(), 1, "the closed connection went");
+        IDLE.with_borrow(|idle| assert!(idle.contains_key("open") && !idle.contains_key("gone")));
     }
 }

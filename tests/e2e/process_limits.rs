@@ -161,6 +161,21 @@ async fn an_idle_app_stops_its_instances_and_the_next_request_starts_them_and_wa
         count(&status["lines"], "[web] bext: a request came: starting the instances"),
         1
     );
+
+    // bext's exit stops the woken instances gracefully too: a request on
+    // a worker started them, but they run under bext's control runtime,
+    // so the workers' end (before the apps stop) does not kill them.
+    let mut b = b;
+    b.signal("TERM");
+    assert!(b.wait_exit(Duration::from_secs(30)).is_some(), "bext exits");
+    let log = b.whole_log(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        log.matches("stopped by SIGTERM").count(),
+        4,
+        "two idle stops, two at exit: {log}"
+    );
+    assert!(!log.contains("still stopping"), "nothing left to kill: {log}");
+    assert!(gone(after));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,6 +86,12 @@ struct Running {
     sockets: Option<SocketDir>,
     /// How `limits` apply to each run of an instance.
     limits: limits::Enforcer,
+    /// The control runtime the app was started on: supervisors always run
+    /// there, also when a request on a worker wakes an idle app. A child's
+    /// parent-death signal follows the thread that spawned it, and the
+    /// workers end before bext's exit stops the apps, so a child spawned
+    /// from a worker would be killed with it instead of stopped gracefully.
+    home: tokio::runtime::Handle,
 }
 
 /// The generation of an app stopped for good.
@@ -258,6 +264,7 @@ impl ProcessApp {
             idle: AtomicBool::new(false),
             sockets,
             limits,
+            home: tokio::runtime::Handle::current(),
         });
         if self.running.set(run.clone()).is_err() {
             return Ok(false);
@@ -472,7 +479,7 @@ impl Running {
                     rx: self.stop.subscribe(),
                     generation,
                 };
-                tokio::spawn(supervisor::supervise(self.clone(), i, stop))
+                self.home.spawn(supervisor::supervise(self.clone(), i, stop))
             })
             .collect();
     }

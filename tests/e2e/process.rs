@@ -342,6 +342,41 @@ ready = { timeout = "1s" }
     );
 }
 
+/// A server that listens where it should but answers its ready check with
+/// a 500 is told that, not to listen on `$PORT`.
+#[tokio::test]
+async fn a_server_failing_its_ready_check_is_told_what_the_check_got() {
+    let s = Site::new();
+    s.write(
+        "sick/server.js",
+        "require('node:http').createServer((q, r) => { r.writeHead(q.url === '/health' ? 500 : 200); r.end('hi'); }).listen(Number(process.env.PORT), '127.0.0.1');\n",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.sick]
+runtime = "process"
+source = "sick"
+domains = ["sick.test"]
+command = "node server.js"
+ready = { path = "/health", timeout = "1s" }
+"#,
+    );
+    let b = serve(&config);
+    let log = eventually(Duration::from_secs(20), || async {
+        let log = b.log();
+        log.contains("not ready after 1s").then_some(log)
+    })
+    .await;
+    assert!(
+        log.contains("not ready after 1s: GET /health answered 500 (the check wants a status below 500)"),
+        "{log}"
+    );
+    assert!(!log.contains("must listen on 127.0.0.1"), "{log}");
+}
+
 /// A platform with one process app `bad` on `bad.test` whose process
 /// prints a line and exits at once, `app_lines` added to it.
 fn crash_looping(s: &Site, app_lines: &str) -> PathBuf {
@@ -925,8 +960,15 @@ http.createServer((req, res) => {
     assert_eq!(out["state"], "running");
     assert_eq!(out["instances"][0]["starts"], 1, "taken out, not restarted");
     assert_eq!(
-        count(&out["lines"], "[web/0] bext: failed its check 3 times in a row"),
+        count(
+            &out["lines"],
+            "[web/0] bext: failed its check 3 times in a row: out of rotation (GET /health answered 500 (the check wants a status below 500))"
+        ),
         1,
+        "{out:#}"
+    );
+    assert_eq!(
+        out["instances"][0]["reason"], "ready check: GET /health answered 500 (the check wants a status below 500)",
         "{out:#}"
     );
     assert_eq!(answers().await, ["1".to_owned()].into());

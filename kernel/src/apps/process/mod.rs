@@ -180,6 +180,31 @@ struct Slot {
     pid: AtomicU32,
     starts: AtomicU32,
     gave_up: Mutex<Option<String>>,
+    /// Why its last ready check failed, while it is not ready: for the
+    /// logs endpoint and a deploy's error.
+    not_ready: Mutex<Option<ready::NotReady>>,
+}
+
+impl Slot {
+    /// What its last failed ready check found, or what a server that never
+    /// got ready most likely does wrong.
+    fn why_not_ready(&self) -> String {
+        match self.not_ready.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            None | Some(ready::NotReady::NotListening) => listen_hint(&self.at),
+            Some(why) => why.to_string(),
+        }
+    }
+
+    /// The last failed check, for the logs endpoint (`null` once ready).
+    fn not_ready_note(&self) -> Option<String> {
+        let why = self.not_ready.lock().unwrap_or_else(|p| p.into_inner());
+        why.as_ref().map(|w| format!("ready check: {w}"))
+    }
+
+    /// Notes the outcome of a ready check.
+    fn checked(&self, outcome: &Result<(), ready::NotReady>) {
+        *self.not_ready.lock().unwrap_or_else(|p| p.into_inner()) = outcome.as_ref().err().cloned();
+    }
 }
 
 /// Every started app, for bext's exit.
@@ -240,6 +265,7 @@ impl ProcessApp {
                 pid: AtomicU32::new(0),
                 starts: AtomicU32::new(0),
                 gave_up: Mutex::new(None),
+                not_ready: Mutex::new(None),
             });
         }
         let proxy = ProxyApp::for_instances(&urls, &self.spec.cfg).map_err(std::io::Error::other)?;
@@ -379,7 +405,7 @@ impl ProcessApp {
                         Listen::Port => "the port opening",
                         Listen::Socket => "the socket accepting",
                     }),
-                    waiting.map_or_else(String::new, |s| listen_hint(&s.at)),
+                    waiting.map_or_else(String::new, Slot::why_not_ready),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -414,7 +440,7 @@ impl ProcessApp {
                     "socket": match &s.at { Endpoint::Socket(path) => Some(path.display().to_string()), Endpoint::Port(_) => None },
                     "ready": s.ready.load(Ordering::Acquire),
                     "starts": s.starts.load(Ordering::Relaxed),
-                    "reason": gave_up,
+                    "reason": gave_up.or_else(|| s.not_ready_note()),
                 })
             })
             .collect();

@@ -156,7 +156,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
 /// One run of a started instance: until it is ready, then until it ends.
 async fn run_once(run: &Running, index: usize, instance: &mut child::Instance, stop: &mut Stop) -> Ended {
     enum Event {
-        Ready(bool),
+        Ready(Result<(), ready::NotReady>),
         Exited(String),
         Stop,
     }
@@ -165,18 +165,21 @@ async fn run_once(run: &Running, index: usize, instance: &mut child::Instance, s
     let app = &*spec.app;
     let limit = spec.ready.timeout;
     let first = tokio::select! {
-        ok = ready::wait(&slot.at, spec.ready.path.as_deref(), limit) => Event::Ready(ok),
+        outcome = ready::wait(&slot.at, spec.ready.path.as_deref(), limit) => {
+            slot.checked(&outcome);
+            Event::Ready(outcome)
+        }
         status = instance.child.wait() => Event::Exited(exit_reason(status)),
         () = stop.wait() => Event::Stop,
     };
     match first {
-        Event::Ready(true) => {}
-        Event::Ready(false) => {
+        Event::Ready(Ok(())) => {}
+        Event::Ready(Err(_)) => {
             child::stop(instance, spec.stop_timeout).await;
             return Ended::Failed(format!(
                 "not ready after {}s: {}",
                 limit.as_secs_f32(),
-                super::listen_hint(&slot.at)
+                slot.why_not_ready()
             ));
         }
         Event::Exited(reason) => {
@@ -213,7 +216,9 @@ async fn watch_health(run: &Running, index: usize) {
     let mut failed = 0;
     loop {
         tokio::time::sleep(HEALTH_EVERY).await;
-        if ready::probe(&slot.at, spec.ready.path.as_deref()).await {
+        let outcome = ready::probe(&slot.at, spec.ready.path.as_deref()).await;
+        slot.checked(&outcome);
+        if outcome.is_ok() {
             if failed >= UNHEALTHY_AFTER {
                 tracing::info!(
                     app,
@@ -228,10 +233,15 @@ async fn watch_health(run: &Running, index: usize) {
         }
         failed += 1;
         if failed == UNHEALTHY_AFTER {
-            run.set_ready(index, false);
-            let what = format!("failed its check {UNHEALTHY_AFTER} times in a row: out of rotation");
+            // Said before it is done, so whoever sees it out of rotation
+            // finds the reason already written.
+            let what = format!(
+                "failed its check {UNHEALTHY_AFTER} times in a row: out of rotation ({})",
+                slot.why_not_ready()
+            );
             tracing::warn!(app, instance = index, "{what}");
             run.logs.event(app, index, &what);
+            run.set_ready(index, false);
         }
     }
 }

@@ -48,6 +48,13 @@ pub const MAX_PATH: usize = 1024;
 /// limit).
 pub const MAX_COMPONENT: usize = 255;
 
+/// Deepest a bundle's directories nest. Real bundles stay far below (a
+/// Next.js standalone build's `node_modules` reaches about 15); the limit
+/// keeps every walk of a stored tree (copy, check, removal, routes)
+/// shallow, so a small archive of one deeply nested file cannot exhaust
+/// a thread's stack.
+pub const MAX_DEPTH: usize = 64;
+
 /// The bundle's own configuration file, read for apps a deploy creates.
 pub const CONFIG_FILE: &str = "bext.config.toml";
 
@@ -167,7 +174,16 @@ pub(crate) fn components(name: &[u8]) -> Result<Vec<&str>, String> {
             }
         }
     }
+    // The last part may be a file's name, in no directory of its own.
+    if parts.len() > MAX_DEPTH + 1 {
+        return Err(too_deep(parts.len() - 1));
+    }
     Ok(parts)
+}
+
+/// Why a name `depth` directories deep is refused.
+pub(crate) fn too_deep(depth: usize) -> String {
+    format!("{depth} directories deep (at most {MAX_DEPTH})")
 }
 
 /// What a name in an unpacked archive is so far.
@@ -746,6 +762,7 @@ mod tests {
     fn names_that_leave_the_bundle_or_mislead_are_refused() {
         let long_component = "x".repeat(MAX_COMPONENT + 1);
         let long_path = format!("{}/f", ["d"; MAX_PATH / 2].join("/"));
+        let too_deep = format!("{}/f", ["d"; MAX_DEPTH + 1].join("/"));
         for (name, why) in [
             (&b"/etc/passwd"[..], "an absolute path"),
             (b"//etc/passwd", "an absolute path"),
@@ -758,6 +775,7 @@ mod tests {
             (b"caf\xe9", "not UTF-8"),
             (long_component.as_bytes(), "a name of 256 bytes"),
             (long_path.as_bytes(), "at most 1024"),
+            (too_deep.as_bytes(), "65 directories deep (at most 64)"),
         ] {
             // Long names go through a GNU long-name entry, as tar writes them.
             let mut b = tar::Builder::new(Vec::new());

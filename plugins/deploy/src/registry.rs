@@ -441,6 +441,7 @@ impl Registry {
         registry.migrate()?;
         let _lock = registry.lock()?;
         registry.recover()?;
+        registry.store.empty_trash();
         Ok(registry)
     }
 
@@ -581,7 +582,7 @@ impl Registry {
         // Uploads unpacked by a server that died before storing them.
         let incoming = self.root.join(INCOMING);
         if incoming.is_dir() {
-            std::fs::remove_dir_all(&incoming).map_err(|e| DeployError::io(&incoming, e))?;
+            self.store.discard(&incoming)?;
         }
         for (app, version, path) in self.store.trees()? {
             let known: bool = self
@@ -594,7 +595,7 @@ impl Registry {
                 .map_err(|e| self.db_err(e))?;
             if !known {
                 tracing::info!(target: "bext::deploy", app, version, "removing the files of an unfinished deploy");
-                self.store.remove_tree(&path)?;
+                self.store.discard(&path)?;
             }
         }
         self.store.collect()?;

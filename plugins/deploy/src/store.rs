@@ -34,6 +34,11 @@ use crate::bundle::{self, Limits, Tally};
 /// Prefix of a tree or object still being written.
 const PARTIAL: &str = ".partial-";
 
+/// Where trees go to be removed: [`Store::discard`] moves one there at
+/// once (a rename) and [`Store::empty_trash`] removes it on a thread of
+/// its own.
+const TRASH: &str = "trash";
+
 /// What was stored for one version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
@@ -45,11 +50,13 @@ pub struct Stored {
     pub new_bytes: u64,
 }
 
-/// The `objects/` and `versions/` directories under the registry's root.
+/// The `objects/`, `versions/` and `trash/` directories under the
+/// registry's root.
 #[derive(Debug, Clone)]
 pub struct Store {
     objects: PathBuf,
     versions: PathBuf,
+    trash: PathBuf,
     /// File system syncs done, for the tests that count them.
     syncs: Arc<AtomicU64>,
 }
@@ -60,9 +67,10 @@ impl Store {
         let store = Store {
             objects: root.join("objects"),
             versions: root.join("versions"),
+            trash: root.join(TRASH),
             syncs: Arc::default(),
         };
-        for dir in [&store.objects, &store.versions] {
+        for dir in [&store.objects, &store.versions, &store.trash] {
             fs::create_dir_all(dir).map_err(|e| DeployError::io(dir, e))?;
         }
         Ok(store)
@@ -140,6 +148,11 @@ impl Store {
             let kind = entry.file_type().map_err(|e| DeployError::io(&path, e))?;
             let dest = to.join(name);
             if kind.is_dir() {
+                // Checked before going in: the walk's depth is bounded.
+                let depth = rel.components().count();
+                if depth > bundle::MAX_DEPTH {
+                    return Err(refuse(bundle::too_deep(depth)));
+                }
                 self.copy_tree(root, &path, &dest, stored, tally, progress)?;
             } else if kind.is_file() {
                 // Its size now, checked before a byte is copied; a file
@@ -316,14 +329,57 @@ impl Store {
         }
         for path in stale {
             tracing::info!(path = %path.display(), "removing what an interrupted deploy left");
-            let removed = if path.is_dir() {
-                fs::remove_dir_all(&path)
+            if path.is_dir() {
+                self.discard(&path)?;
             } else {
-                fs::remove_file(&path)
-            };
-            removed.map_err(|e| DeployError::io(&path, e))?;
+                fs::remove_file(&path).map_err(|e| DeployError::io(&path, e))?;
+            }
         }
         Ok(())
+    }
+
+    /// Moves `path`, a tree in the store, out of the way at once, for
+    /// [`Store::empty_trash`] to remove: a tree of many thousand entries
+    /// takes minutes to remove, which a start must not wait for. Its files'
+    /// objects are collected once the tree is gone.
+    pub fn discard(&self, path: &Path) -> Result<(), DeployError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let to = self.trash.join(format!("{}-{nanos}", unique()));
+        match fs::rename(path, &to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DeployError::io(path, e)),
+        }
+    }
+
+    /// Removes what is in the trash (also what an earlier process left
+    /// there), on a thread of its own. Removing only unlinks: objects the
+    /// trees shared are freed by a later [`Store::collect`], which runs
+    /// under the registry's lock.
+    pub fn empty_trash(&self) -> Option<std::thread::JoinHandle<()>> {
+        let trash = self.trash.clone();
+        let empty = move || {
+            let Ok(entries) = fs::read_dir(&trash) else { return };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let removed = match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => fs::remove_dir_all(&path),
+                    _ => fs::remove_file(&path),
+                };
+                match removed {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot remove a discarded deploy's files");
+                    }
+                    _ => {}
+                }
+            }
+        };
+        std::thread::Builder::new()
+            .name("bext-deploy-trash".into())
+            .spawn(empty)
+            .ok()
     }
 
     /// Every tree on disk, as (app, version): to find trees the database
@@ -416,6 +472,37 @@ mod tests {
         assert_eq!(store.collect().unwrap(), 4);
     }
 
+    /// A directory as deep as bundles may nest is stored; one level more
+    /// is refused with the depth, before the walk goes further down (a
+    /// tree hundreds of levels deep overflowed a worker's stack).
+    #[test]
+    fn directories_deeper_than_the_limit_are_refused_before_the_walk_goes_down() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        for (depth, ok) in [(bundle::MAX_DEPTH, true), (bundle::MAX_DEPTH + 1, false), (300, false)] {
+            let src = tempfile::tempdir().unwrap();
+            let deep = src.path().join(vec!["d"; depth].join("/"));
+            fs::create_dir_all(&deep).unwrap();
+            fs::write(deep.join("f"), "x").unwrap();
+            let put = store.put(
+                "app",
+                &format!("v{depth}"),
+                src.path(),
+                Limits::default(),
+                &mut |_, _| {},
+            );
+            match (put, ok) {
+                (Ok(_), true) => {}
+                (Err(e), false) => assert!(
+                    e.to_string()
+                        .contains(&format!("{} directories deep (at most 64)", bundle::MAX_DEPTH + 1)),
+                    "{e}"
+                ),
+                (put, _) => panic!("depth {depth}: {:?}", put.map(|_| ()).map_err(|e| e.to_string())),
+            }
+        }
+    }
+
     #[test]
     fn links_in_a_bundle_are_refused_and_leave_nothing() {
         let root = tempfile::tempdir().unwrap();
@@ -433,6 +520,25 @@ mod tests {
         assert!(store.trees().unwrap().is_empty());
         store.recover().unwrap();
         assert!(!store.tree("app", "v1").exists());
+    }
+
+    /// What an interrupted deploy left is out of the way as soon as
+    /// `recover` returns (a start does not wait for its removal); the
+    /// trash is emptied on a thread of its own, also of what an earlier
+    /// process left in it.
+    #[test]
+    fn an_interrupted_deploys_tree_is_moved_aside_at_once_and_removed_after() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let partial = store.versions.join("app").join(format!("{PARTIAL}v2-1"));
+        fs::create_dir_all(partial.join("a/b")).unwrap();
+        fs::write(partial.join("a/b/f"), "x").unwrap();
+        fs::create_dir_all(store.trash.join("left-by-an-earlier-process/c")).unwrap();
+        store.recover().unwrap();
+        assert!(!partial.exists());
+        assert_eq!(fs::read_dir(&store.trash).unwrap().count(), 2);
+        store.empty_trash().unwrap().join().unwrap();
+        assert_eq!(fs::read_dir(&store.trash).unwrap().count(), 0);
     }
 
     fn put_err(src: &Path, limits: Limits) -> String {

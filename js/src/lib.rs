@@ -50,7 +50,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 pub use bindings::{Bindings, CacheStore, CachedResponse, KvError, KvKey, KvPage, KvQuery, KvStore, KvValue};
 pub use deferred::{CheckStatus, DeferredPool, start_deferred_checks};
-pub use fetch::set_own_listeners;
+pub use fetch::{reaches_own_listener, set_own_listeners};
 pub use pool::{IsolatePool, PoolStats};
 pub use reply_stream::{CHUNKS_IN_FLIGHT, ReplyStream, StreamCut};
 pub use shared::{SharedSettings, configure_shared};

@@ -248,3 +248,61 @@ fn check_tells_an_unbuilt_folder_by_the_errors_kind_not_its_words() {
         "{err}"
     );
 }
+
+/// A `hybrid` bundle's `[server] upstream` may not make bext forward
+/// anonymous requests to its own admin listener (or a link-local
+/// address): the connection is refused after DNS, with a 502 naming the
+/// app. The same upstream written in the platform file is the operator's
+/// choice and is not held to it.
+#[tokio::test]
+async fn a_bundles_upstream_never_reaches_bexts_own_listeners() {
+    let s = Site::new();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = s.platform(&format!(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+admin_listen = "{admin}"
+
+[apps.shop]
+source = "shop"
+domains = ["shop.test"]
+
+[apps.ops]
+runtime = "proxy"
+upstream = "http://{admin}"
+domains = ["ops.test"]
+"#
+    ));
+    s.write("shop/index.html", "x");
+    s.write("v1/index.js", MODULE);
+    for host in [admin.to_string(), format!("localhost:{}", admin.port())] {
+        s.write(
+            "v1/bext.config.toml",
+            format!(
+                "[framework]\ntype = \"hybrid\"\n[server]\nentry = \"index.js\"\nupstream = \"http://{host}\"\napi_prefix = \"/api\"\n"
+            ),
+        );
+        ok(cli(&[
+            "deploy",
+            p(&s.path("v1")),
+            "--app",
+            "shop",
+            "--config",
+            p(&config),
+        ]));
+        let b = Bext::serve(&config);
+        assert_eq!(get(b.addr, "shop.test", "/").await.text(), "ran the module");
+        let refused = get(b.addr, "shop.test", "/api/x").await;
+        assert_eq!(refused.status, 502, "{host}: {}", refused.text());
+        let log = b.log_once_it_says("a deployed bundle's upstream reaches");
+        assert!(log.contains("it is one of bext's own listeners"), "{log}");
+        // The platform file's own proxy to the same address reaches it
+        // (the admin listener answers the unknown path itself).
+        let ops = get(b.addr, "ops.test", "/api/x").await;
+        assert_eq!(ops.status, 404, "{}", ops.text());
+    }
+}

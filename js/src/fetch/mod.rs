@@ -56,6 +56,13 @@ pub(crate) fn own_listeners() -> Vec<SocketAddr> {
     OWN_LISTENERS.read().map(|o| o.clone()).unwrap_or_default()
 }
 
+/// Whether a connection from `local` to `peer` reaches one of bext's own
+/// listeners: for the kernel's proxy, whose upstreams a deployed bundle
+/// names are held to the same rule as `fetch()`.
+pub fn reaches_own_listener(peer: SocketAddr, local: std::net::IpAddr) -> bool {
+    policy::is_own_listener(peer, Some(local), &own_listeners())
+}
+
 /// Something a fetch has for the isolate.
 pub(crate) struct Done {
     id: u64,

@@ -173,6 +173,22 @@ pub(crate) struct Pool {
     /// `http2`: h2c by prior knowledge on http://, h2 offered by ALPN
     /// (HTTP/1.1 if the upstream declines) on https://.
     http2: bool,
+    /// Named by a deployed bundle, not the platform file: a connection
+    /// that reaches bext's own listeners or a link-local address (a
+    /// cloud's metadata service) is refused (see [`Pool::guarded`]).
+    guarded: bool,
+}
+
+/// 169.254.0.0/16 and fe80::/10 (an IPv4 address written as IPv6 counts
+/// as itself), where clouds answer metadata and credentials.
+fn is_link_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local(),
+            None => v6.is_unicast_link_local(),
+        },
+    }
 }
 
 /// A connection lent to one request: given back when its response body
@@ -209,7 +225,20 @@ impl Pool {
             host: HeaderValue::from_str(authority.as_str()).expect("an authority is a valid header value"),
             connect_timeout,
             http2,
+            guarded: false,
         })
+    }
+
+    /// The pool for an upstream a deployed bundle names (`[server]
+    /// upstream` of a `hybrid` bundle): whoever may deploy must not make
+    /// bext forward anonymous requests to its own admin listener or to a
+    /// link-local address. Checked on each new connection's peer, after
+    /// DNS, so no spelling or later answer of a name gets around it; its
+    /// connections are kept apart from unguarded pools'.
+    pub(crate) fn guarded(mut self) -> Pool {
+        self.guarded = true;
+        self.key = Arc::from(format!("guarded {}", self.key));
+        self
     }
 
     /// The pool of the server on the Unix socket at `path` (HTTP/1.1, or
@@ -224,6 +253,7 @@ impl Pool {
             host: HeaderValue::from_static("localhost"),
             connect_timeout,
             http2,
+            guarded: false,
         }
     }
 
@@ -249,7 +279,31 @@ impl Pool {
         let tcp =
             self.connected(tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await)?;
         let _ = tcp.set_nodelay(true);
-        Ok(tcp)
+        self.allowed(tcp)
+    }
+
+    /// `tcp`, unless the pool is [guarded](Pool::guarded) and its peer is
+    /// bext itself or link-local.
+    fn allowed(&self, tcp: tokio::net::TcpStream) -> Result<tokio::net::TcpStream, PoolError> {
+        if !self.guarded {
+            return Ok(tcp);
+        }
+        let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
+            return Ok(tcp);
+        };
+        let why = if bext_js::reaches_own_listener(peer, local.ip()) {
+            "it is one of bext's own listeners"
+        } else if is_link_local(peer.ip()) {
+            "it is a link-local address (a cloud's metadata service lives there)"
+        } else {
+            return Ok(tcp);
+        };
+        Err(PoolError::Connect {
+            addr: self.addr.clone(),
+            source: std::io::Error::other(format!(
+                "refused: a deployed bundle's upstream reaches {peer}, and {why}; name such an upstream in the platform file"
+            )),
+        })
     }
 
     /// `host:port` or `unix:PATH`, for logs (never for answers: clients
@@ -442,6 +496,7 @@ impl Pool {
         let tcp =
             self.connected(tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&*self.addr)).await)?;
         let _ = tcp.set_nodelay(true);
+        let tcp = self.allowed(tcp)?;
         let Some((config, name)) = &self.tls else {
             return self.handshake(tcp, self.http2).await;
         };

@@ -89,6 +89,7 @@ impl ProxyApp {
             check_interval: cfg.health.as_ref().map(|h| h.interval),
             connect_timeout: cfg.connect_wait(),
             http2: cfg.http2,
+            guarded: cfg.upstream_from_bundle,
         };
         let upstreams = Arc::new(Upstreams::new(&list, policy, &tls)?);
         let app = ProxyApp {
@@ -124,6 +125,7 @@ impl ProxyApp {
             check_interval: None,
             connect_timeout: cfg.connect_wait(),
             http2: cfg.http2,
+            guarded: false,
         };
         let list: Vec<_> = instances.iter().map(|u| (u.clone(), 1)).collect();
         Ok(ProxyApp {

@@ -87,7 +87,10 @@ impl Backend {
         };
         let pool = match &upstream.unix {
             Some(path) => Pool::unix(path, policy.connect_timeout, policy.http2),
-            None => Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)?,
+            None => match Pool::new(&upstream.authority, policy.connect_timeout, tls, policy.http2)? {
+                pool if policy.guarded => pool.guarded(),
+                pool => pool,
+            },
         };
         let mut h = rustc_hash::FxHasher::default();
         pool.addr().hash(&mut h);
@@ -283,6 +286,8 @@ pub(crate) struct Policy {
     pub(crate) connect_timeout: Duration,
     /// Speak HTTP/2 to the backends.
     pub(crate) http2: bool,
+    /// The backends are a deployed bundle's ([`Pool::guarded`]).
+    pub(crate) guarded: bool,
 }
 
 /// How to pick among backends, and the state picking shares.
@@ -524,6 +529,7 @@ mod tests {
             check_interval: None,
             connect_timeout: Duration::from_secs(1),
             http2: false,
+            guarded: false,
         };
         Upstreams::new(list, policy, &UpstreamsTls::default()).unwrap()
     }

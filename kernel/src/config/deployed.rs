@@ -175,7 +175,10 @@ pub(crate) fn onto(
     let hybrid = app.runtime == RuntimeKind::Hybrid;
     if let Some(url) = said.upstream {
         match (&app.upstream, hybrid) {
-            (None, true) if app.upstreams.is_empty() => app.upstream = Some(url),
+            (None, true) if app.upstreams.is_empty() => {
+                app.upstream = Some(url);
+                app.upstream_from_bundle = true;
+            }
             (Some(own), true) if *own == url => {}
             (own, _) => overridden(
                 "server.upstream",

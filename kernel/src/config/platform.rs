@@ -505,6 +505,11 @@ pub struct AppConfig {
     /// (development only; spelled out, never a default).
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// The upstream came from a deployed bundle's `bext.config.toml`, not
+    /// the platform file: its connections may not reach bext's own
+    /// listeners or link-local addresses. Never read from a file.
+    #[serde(skip)]
+    pub upstream_from_bundle: bool,
     /// Proxy apps: speak HTTP/2 to the upstreams (h2c on http://, h2 by
     /// ALPN on https://), as gRPC needs.
     #[serde(default)]
@@ -837,6 +842,7 @@ impl AppConfig {
             body_timeout: None,
             ca: None,
             insecure_skip_verify: false,
+            upstream_from_bundle: false,
             http2: false,
             entry: server.entry.or(fetch_module.map(PathBuf::from)),
             env,

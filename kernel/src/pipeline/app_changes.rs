@@ -390,10 +390,12 @@ pub(crate) fn preview_domains(template: &str, domains: &[String], name: &str) ->
 /// The app a directory's own `bext.config.toml` describes, refused when a
 /// path it names (`static_dir`, `entry`) resolves outside the directory:
 /// a plugin's directory (a stored version) must not serve the host's
-/// files, whatever an older plugin let into it.
+/// files, whatever an older plugin let into it. An upstream it names is
+/// guarded like any a bundle names (`Pool::guarded`).
 pub(crate) fn described_by(dir: &Path) -> Result<AppConfig, Diagnostics> {
-    let (app, _) = AppConfig::for_dir(dir)?;
+    let (mut app, _) = AppConfig::for_dir(dir)?;
     check_inside(dir, &app)?;
+    app.upstream_from_bundle = app.upstream.is_some() || !app.upstreams.is_empty();
     Ok(app)
 }
 

@@ -311,6 +311,14 @@ entry = "app.js"
         "{err}"
     );
     assert!(err.contains(said), "{err}");
+    // A platform and a folder without `--deploy` is ambiguous: refused.
+    let both = bext_output(&["check", "--config", c, dir]);
+    assert!(!both.status.success());
+    assert!(
+        stderr(&both).contains("give `--config FILE` or a folder, not both"),
+        "{}",
+        stderr(&both)
+    );
     // Without `--app` it is a new app's bundle: nothing overrides it.
     let err = stderr(&bext_output(&["check", "--deploy", dir, "--config", c]));
     assert!(!err.contains("is not used"), "{err}");

@@ -227,7 +227,7 @@ pub(crate) fn names_by_their_certificates(platform: &Platform) -> Vec<(String, V
         .filter(|(_, app)| app.domains.is_empty())
         .filter_map(|(id, app)| match &app.tls {
             Some(AppTls::Files { cert, key }) => {
-                let (_, info) = bext_tls::load_pair(cert, key, now).ok()?;
+                let (_, info) = loaded(platform, app, cert, key, now).ok()?;
                 Some((id.clone(), info.names))
             }
             _ => None,
@@ -412,6 +412,13 @@ mod tests {
         std::fs::remove_file(d.join("site.pem")).unwrap();
         std::fs::remove_file(d.join("site.key")).unwrap();
         let (store, _) = certificates(&platform, Purpose::Serve).unwrap();
+        // A default app (no domains) is reached by the pair's own names.
+        let mut without_domains = platform.clone();
+        without_domains.apps.get_mut("b").unwrap().domains.clear();
+        assert_eq!(
+            names_by_their_certificates(&without_domains),
+            [("b".to_owned(), vec!["a.test".to_owned(), "b.test".to_owned()])]
+        );
         let served = |name: &str| store.resolve(Some(name)).map(|k| k.cert[0].clone());
         assert_eq!(served("a.test"), Some(made.key.cert[0].clone()));
         assert_eq!(served("b.test"), Some(made.key.cert[0].clone()));

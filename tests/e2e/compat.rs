@@ -1126,7 +1126,7 @@ async fn a_deployed_bundle_s_listen_is_said_to_be_unused() {
     for w in &warnings {
         assert!(
             w.starts_with("warning: ")
-                && w.contains("bext.config.toml: server.listen: `0.0.0.0:3061` is not used")
+                && w.contains("bext.config.toml:2:10: server.listen: `0.0.0.0:3061` is not used")
                 && w.contains("served on its `listen` (127.0.0.1:0)"),
             "{w}"
         );
@@ -1303,6 +1303,8 @@ async fn a_pin_without_a_version_or_an_app_is_refused() {
             text.contains("hosts.one.test.app") && text.contains(says),
             "{app}: {text}"
         );
+        // At the entry's line and column, like every other config error.
+        assert!(text.contains("vhosts.yaml:3:"), "{app}: {text}");
     }
     // Serve loads it (the app may be deployed next), with a warning.
     s.write(

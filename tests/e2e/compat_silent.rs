@@ -360,3 +360,132 @@ fn a_pin_with_a_version_range_says_ranges_are_not_supported() {
     assert_eq!(out.matches("hosts.sked.ly.app").count(), 1, "{out}");
     assert!(out.contains("1 error(s)"), "{out}");
 }
+
+/// The platform file's `[platform]` or `[apps.<id>]`, or one of
+/// `[platform]`'s keys, written in an app's bext.config.toml (where the
+/// original's single-app pages put `[server]`) says it belongs in the
+/// platform file and how to serve with one; the reverse, an app's key in
+/// `[platform]` or a bundle's `[server]` in a platform file, says where
+/// it goes there.
+#[test]
+fn platform_file_tables_in_bext_config_toml_say_where_they_belong() {
+    let s = Site::new();
+    s.write("app/index.html", "x");
+    for (written, field, says) in [
+        (
+            "[platform]\ntls_cert = \"site.pem\"\n",
+            "platform",
+            "`[platform]` is a section of the platform file, not of an app's bext.config.toml",
+        ),
+        (
+            "[apps.blog]\nsource = \".\"\n",
+            "apps",
+            "`[apps.<id>]` tables are the platform file's",
+        ),
+        (
+            "[server]\nstatic_dir = \".\"\nmax_apps = 50\n",
+            "server.max_apps",
+            "`max_apps` is a key of the platform file's `[platform]` table, not of bext.config.toml: write `[platform]` then `max_apps = ...` in platform.toml",
+        ),
+        (
+            "preview_ttl = \"7d\"\n",
+            "preview_ttl",
+            "`preview_ttl` is a key of the platform file's `[platform]` table",
+        ),
+    ] {
+        s.write("app/bext.config.toml", written);
+        let line = written
+            .lines()
+            .position(|l| l.contains(field.rsplit('.').next().unwrap()))
+            .unwrap()
+            + 1;
+        for args in [
+            vec!["check", p(&s.path("app"))],
+            vec!["check", "--deploy", p(&s.path("app"))],
+        ] {
+            let out = bext_output(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{written}: {err}");
+            assert!(
+                err.contains(&format!("bext.config.toml:{line}:")) && err.contains(&format!(": {field}: {says}")),
+                "{written}: {err}"
+            );
+            assert!(err.contains("`bext serve --config platform.toml`"), "{written}: {err}");
+        }
+    }
+    // The reverse, in a platform file.
+    let config = s.platform("[platform]\nstatic_dir = \"app\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n");
+    let (ok, out) = check(&config);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "platform.static_dir: `static_dir` is a key of one app, not of `[platform]`: write it under `[apps.<id>]`"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("server: `[server]` is a section of a bundle's bext.config.toml")
+            && out.contains("`[server] listen` is `[platform] listen`"),
+        "{out}"
+    );
+}
+
+/// A `hybrid` app's `/api/*` upstream goes through the proxy a `proxy`
+/// app's does: its keys get the same checks and the same errors.
+#[test]
+fn a_hybrid_app_s_upstream_gets_a_proxy_app_s_checks() {
+    let s = Site::new();
+    js_app(&s, "shop", "shop");
+    s.write("ca.pem", "not a certificate");
+    // A proxy app serves no folder; a hybrid app renders from one.
+    let app = |id: &str, runtime: &str, upstream: &str| {
+        let source = if runtime == "hybrid" { "source = \"shop\"\n" } else { "" };
+        format!(
+            "[apps.{id}]\n{source}runtime = \"{runtime}\"\nupstream = \"{upstream}\"\nca = \"ca.pem\"\nhash = \"client\"\nmax_connections = 0\n"
+        )
+    };
+    let config = s.platform(&format!(
+        "{}\n{}\n[apps.bad]\nsource = \"shop\"\nruntime = \"hybrid\"\nupstream = \"ftp://127.0.0.1:1\"\n",
+        app("shop", "hybrid", "http://127.0.0.1:8180"),
+        app("edge", "proxy", "http://127.0.0.1:8180"),
+    ));
+    let (ok, out) = check(&config);
+    assert!(!ok, "{out}");
+    let reasons = |id: &str| -> Vec<String> {
+        (out.lines())
+            .filter_map(|l| l.split_once(&format!("apps.{id}.")).map(|(_, r)| r.to_owned()))
+            .collect()
+    };
+    let (hybrid, proxy) = (reasons("shop"), reasons("edge"));
+    assert_eq!(hybrid, proxy, "{out}");
+    for key in ["ca: ", "hash: ", "max_connections: "] {
+        assert!(hybrid.iter().any(|r| r.starts_with(key)), "{key}: {out}");
+    }
+    assert!(out.contains("apps.bad.upstream: "), "{out}");
+}
+
+/// `kv` and `secrets` are bindings in a JS app's `env`: on a process or
+/// static app they are refused with what to write instead.
+#[test]
+fn kv_and_secrets_off_js_apps_say_what_to_write() {
+    let s = Site::new();
+    s.write("site/index.html", "x");
+    s.write(
+        "srv/server.js",
+        "require('http').createServer().listen(process.env.PORT)",
+    );
+    let config = s.platform(
+        "[apps.srv]\nsource = \"srv\"\nruntime = \"process\"\ncommand = \"node server.js\"\nsecrets = [\"STRIPE_KEY\"]\nkv = [\"SESSIONS\"]\n\n[apps.site]\nsource = \"site\"\nkv = [\"SESSIONS\"]\n",
+    );
+    let (ok, out) = check_env(&config, &[("STRIPE_KEY", "sk")]);
+    assert!(!ok, "{out}");
+    for want in [
+        "apps.srv.secrets: a process app's instances get only its `env`",
+        "write `env = { NAME = \"...\" }`",
+        "apps.srv.kv: a process app has no `env` bindings",
+        "apps.site.kv: this app runs no code to read it",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    assert_eq!(out.matches("apps.srv.kv").count(), 1, "said once: {out}");
+}

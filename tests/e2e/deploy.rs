@@ -128,6 +128,26 @@ async fn deploys_switch_roll_back_and_survive_a_restart() {
         table.lines().any(|l| l.starts_with("blog") && l.contains("v2")),
         "{table}"
     );
+    // Without the token, each command says what the token is for: a
+    // read-only one never speaks of changing the server.
+    let no_token = [("BEXT_ADMIN_TOKEN", None)];
+    for (args, doing) in [
+        (vec!["apps", "list"], "to list its apps"),
+        (vec!["apps", "versions", "blog"], "to list an app's versions"),
+        (vec!["domains", "list"], "to list tenants' domains"),
+        (vec!["deploy", p(&v2), "--app", "blog"], "to deploy to it"),
+        (vec!["rollback", "blog"], "to roll an app back"),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--config", c, "--server", &server]);
+        let out = cli_env(&args, &no_token);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            said.contains(&format!("set BEXT_ADMIN_TOKEN {doing} through its admin API")),
+            "{args:?}: {said}"
+        );
+    }
 
     // Identical files across versions are one file on disk.
     let tree = |v: &str| {
@@ -1235,7 +1255,7 @@ async fn hostile_bundles_are_refused_by_name_and_the_previous_version_serves() {
                 ("index.html", Regular, "x", ""),
                 ("bext.config.toml", Regular, "[server]\nstatic_dir = \"/\"", ""),
             ],
-            "bext.config.toml: server.static_dir = \"/\": an absolute path",
+            "bext.config.toml:2:14: server.static_dir = \"/\": an absolute path",
         ),
         (
             &[
@@ -1258,11 +1278,11 @@ async fn hostile_bundles_are_refused_by_name_and_the_previous_version_serves() {
         ),
         (
             &[("bext.config.toml", Regular, "[server]\nruntime = \"proxy\"", "")],
-            "bext.config.toml: server.runtime = \"proxy\": a bundle cannot be a proxy app",
+            "bext.config.toml:2:11: server.runtime = \"proxy\": a bundle cannot be a proxy app",
         ),
         (
             &[("bext.config.toml", Regular, "[server]\nroot = \"/\"", "")],
-            "bext.config.toml: unknown field `root`",
+            "bext.config.toml:2:1: unknown field `root`",
         ),
     ]
     .into_iter()

@@ -72,7 +72,7 @@ domains = ["api.test"]
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
     assert!(
-        err.contains("bext.config.toml: server.static_dir = \"../..\": ") && err.contains("`..`"),
+        err.contains("bext.config.toml:2:14: server.static_dir = \"../..\": ") && err.contains("`..`"),
         "{err}"
     );
 
@@ -163,7 +163,7 @@ fn check_deploy_refuses_what_a_deploy_refuses() {
         let err = stderr(out);
         assert!(!out.status.success(), "{err}");
         assert!(
-            err.contains("bext.config.toml: [redis]: a deployed app shares the platform's Redis"),
+            err.contains("bext.config.toml:1:1: [redis]: a deployed app shares the platform's Redis"),
             "{err}"
         );
     }
@@ -305,4 +305,112 @@ domains = ["ops.test"]
         let ops = get(b.addr, "ops.test", "/api/x").await;
         assert_eq!(ops.status, 404, "{}", ops.text());
     }
+}
+
+/// `bext check --deploy DIR --config FILE --app ID` checks a bundle as
+/// `bext deploy DIR --app ID` stores and serves it: within the deploy
+/// manifest's `max_bundle_bytes`, onto the app's table. What a load of it
+/// would warn about (a bundle key the table overrides) is told to the
+/// user who deploys it, and every problem of the bundle's
+/// bext.config.toml names its line and column.
+#[test]
+fn a_bundle_is_checked_and_deployed_onto_its_app_with_its_platform_s_limits() {
+    let s = Site::new();
+    s.write("site/index.html", "site");
+    s.write("api/app.js", MODULE);
+    s.write(
+        "manifests/deploy.yaml",
+        "name: deploy\nconfig:\n  max_bundle_bytes: 1KiB\n",
+    );
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+manifests = "manifests"
+
+[apps.web]
+source = "site"
+
+[apps.api]
+runtime = "js"
+source = "api"
+entry = "app.js"
+"#,
+    );
+    let c = p(&config);
+    // Over the platform's max_bundle_bytes: refused by the check as by
+    // the deploy; the plugin's default (1 GiB) holds it without a platform.
+    let big_dir = s.path("big");
+    s.write("big/index.html", "x".repeat(2048));
+    let big = p(&big_dir);
+    let check = bext_output(&["check", "--deploy", big, "--config", c]);
+    let deploy = cli(&["deploy", big, "--app", "web", "--config", c]);
+    for out in [&check, &deploy] {
+        let err = stderr(out);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("max_bundle_bytes"), "{err}");
+    }
+    let alone = bext_output(&["check", "--deploy", big]);
+    assert!(alone.status.success(), "{}", stderr(&alone));
+
+    // Onto `api`, whose table names another module: checked, then
+    // deployed, each saying which key is not used and where it is.
+    s.write("api-v2/app.js", MODULE);
+    s.write("api-v2/main.js", MODULE);
+    s.write("api-v2/bext.config.toml", "[server]\nentry = \"main.js\"\n");
+    let api_v2 = s.path("api-v2");
+    let dir = p(&api_v2);
+    let said = "bext.config.toml:2:9: server.entry: `entry = \"main.js\"` is not used: app `api` of ";
+    let check = bext_output(&["check", "--deploy", dir, "--config", c, "--app", "api"]);
+    let err = stderr(&check);
+    assert!(check.status.success(), "{err}");
+    assert!(
+        err.contains("as a version of app `api`") && err.contains(&format!("warning: {}", s.path("api-v2").display())),
+        "{err}"
+    );
+    assert!(err.contains(said), "{err}");
+    // A platform and a folder without `--deploy` is ambiguous: refused.
+    let both = bext_output(&["check", "--config", c, dir]);
+    assert!(!both.status.success());
+    assert!(
+        stderr(&both).contains("give `--config FILE` or a folder, not both"),
+        "{}",
+        stderr(&both)
+    );
+    // Without `--app` it is a new app's bundle: nothing overrides it.
+    let err = stderr(&bext_output(&["check", "--deploy", dir, "--config", c]));
+    assert!(!err.contains("is not used"), "{err}");
+    let out = cli(&["deploy", dir, "--app", "api", "--config", c]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("warning: {}", s.path("api-v2").display())) && err.contains(said),
+        "{err}"
+    );
+
+    // A `hybrid` bundle's own `/api/*` upstream is checked as a proxy
+    // app's is, and refused at its line and column (credentials: a URL,
+    // but not one the proxy sends requests to).
+    s.write("hy/index.js", MODULE);
+    s.write(
+        "hy/bext.config.toml",
+        "[framework]\ntype = \"hybrid\"\n[server]\nupstream = \"http://me:pw@127.0.0.1:1\"\n",
+    );
+    let out = bext_output(&["check", "--deploy", p(&s.path("hy")), "--config", c, "--app", "web"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "bext.config.toml:4:12: server.upstream = \"http://me:pw@127.0.0.1:1\": an upstream URL has no credentials"
+        ),
+        "{err}"
+    );
+    // `--app` alone checks against ./platform.toml, as `bext deploy` does.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(["check", "--deploy", p(&s.path("hy")), "--app", "web"])
+        .current_dir(s.path("site"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("platform.toml"), "{}", stderr(&out));
 }

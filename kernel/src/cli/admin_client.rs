@@ -46,7 +46,9 @@ impl AdminClient {
     /// then on its `listen` address; else in this process, on the
     /// platform's data directory. A server is asked under the first of
     /// the platform's `admin_hosts` unless the URL names one of them.
-    pub(super) fn find(config: &Path, server: Option<&str>, plugin: &str) -> anyhow::Result<AdminClient> {
+    /// `doing` says what the command does there (`to list its apps`), for
+    /// the error when no token is set.
+    pub(super) fn find(config: &Path, server: Option<&str>, plugin: &str, doing: &str) -> anyhow::Result<AdminClient> {
         let platform = Platform::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut manifests = crate::pipeline::load_manifests(&platform).map_err(|e| anyhow::anyhow!("{e}"))?;
         if !manifests.iter().any(|m| m.name == plugin && m.enabled) {
@@ -103,7 +105,7 @@ impl AdminClient {
                     .ok()
                     .filter(|t| !t.is_empty())
                     .with_context(|| {
-                        format!("a bext server answers at {url}: set {token_env} to change it through its admin API")
+                        format!("a bext server answers at {url}: set {token_env} {doing} through its admin API")
                     })?;
                 Target::Server {
                     host: admin_host(&platform, &url),

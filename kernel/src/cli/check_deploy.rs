@@ -9,17 +9,50 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::platform::{RuntimeKind, runtime_name};
+use crate::config::platform::{AppConfig, Platform, RuntimeKind, runtime_name};
+use crate::pipeline::app_changes;
 
-/// Checks `dir` as a deploy of it as a new app would; says what it would
+/// Checks `dir` as a deploy of it would: onto the platform file
+/// `platform` when given (its deploy manifest's bundle limits; with
+/// `app`, as a version of that app, with its table's settings), else as
+/// a new app with the deploy plugin's default limits. Says what it would
 /// serve, or every reason it would be refused.
-pub(super) fn bundle(dir: &Path) -> ExitCode {
-    eprintln!("bext check: {}: checked as `bext deploy` stores it", dir.display());
+pub(super) fn bundle(dir: &Path, platform: Option<&Path>, app: Option<&str>) -> ExitCode {
+    let onto = match platform {
+        Some(file) => match Platform::load(file) {
+            Ok(p) => Some(p),
+            Err(errors) => return super::report(&errors),
+        },
+        None => None,
+    };
+    match (&onto, app) {
+        (Some(p), Some(id)) if p.declared.contains_key(id) => eprintln!(
+            "bext check: {}: checked as `bext deploy` stores it as a version of app `{id}` of {}",
+            dir.display(),
+            p.file.as_deref().unwrap_or(Path::new("")).display()
+        ),
+        (Some(p), Some(id)) => eprintln!(
+            "bext check: {}: checked as `bext deploy` stores it; app `{id}` is not in {}, so the deploy creates it from the bundle alone",
+            dir.display(),
+            p.file.as_deref().unwrap_or(Path::new("")).display()
+        ),
+        _ => eprintln!("bext check: {}: checked as `bext deploy` stores it", dir.display()),
+    }
     #[cfg(feature = "deploy")]
-    if let Err(e) = bext_plugin_deploy::bundle::check_dir(dir, Default::default()) {
-        eprintln!("error: {e}");
-        eprintln!("1 error(s)");
-        return ExitCode::FAILURE;
+    {
+        let limits = match onto.as_ref().map(bundle_limits).transpose() {
+            Ok(limits) => limits.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                eprintln!("1 error(s)");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = bext_plugin_deploy::bundle::check_dir(dir, limits) {
+            eprintln!("error: {e}");
+            eprintln!("1 error(s)");
+            return ExitCode::FAILURE;
+        }
     }
     #[cfg(not(feature = "deploy"))]
     {
@@ -27,7 +60,44 @@ pub(super) fn bundle(dir: &Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     #[allow(unreachable_code)]
-    match crate::pipeline::app_changes::described_by(dir) {
+    let served = match (&onto, app) {
+        (Some(p), Some(id)) => match app_changes::deployed_onto(p, id, dir) {
+            Some(Ok((app, warnings))) => {
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+                Ok(app)
+            }
+            Some(Err(errors)) => Err(errors),
+            None => app_changes::described_by(dir),
+        },
+        _ => app_changes::described_by(dir),
+    };
+    said(dir, served)
+}
+
+/// The bounds the platform's deploy manifest holds bundles to
+/// (`max_bundle_bytes`, `max_bundle_entries`), read as the deploy plugin
+/// reads its `config`.
+#[cfg(feature = "deploy")]
+fn bundle_limits(platform: &Platform) -> Result<bext_plugin_deploy::bundle::Limits, String> {
+    let manifests = crate::pipeline::load_manifests(platform).map_err(|e| e.to_string())?;
+    let Some(m) = manifests.iter().find(|m| m.name == "deploy") else {
+        return Ok(Default::default());
+    };
+    // A manifest without `config` is all defaults, as the server reads it.
+    let written = match &m.config {
+        serde_json::Value::Null => serde_json::json!({}),
+        c => c.clone(),
+    };
+    let config: bext_plugin_deploy::config::Config =
+        serde_json::from_value(written).map_err(|e| format!("{}: config: {e}", m.file.display()))?;
+    Ok(config.limits())
+}
+
+/// What the bundle deploys as, or why it cannot.
+fn said(dir: &Path, served: Result<AppConfig, crate::config::diag::Diagnostics>) -> ExitCode {
+    match served {
         Ok(app) => {
             // Said now, not first by the deploy's load.
             if let Some((file, listen)) = crate::pipeline::app_changes::bundle_listen(dir) {

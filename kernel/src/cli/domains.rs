@@ -25,7 +25,11 @@ pub(crate) enum DomainsCommand {
 
 /// `bext domains add|list|rm`.
 pub(crate) fn domains(at: &At<'_>, command: DomainsCommand) -> anyhow::Result<()> {
-    let client = at.client()?;
+    let client = at.client(match &command {
+        DomainsCommand::List => "to list tenants' domains",
+        DomainsCommand::Add { .. } => "to add a domain",
+        DomainsCommand::Remove(_) => "to remove a domain",
+    })?;
     match command {
         DomainsCommand::List => {
             let domains = client.call("GET", "/domains", None)?;

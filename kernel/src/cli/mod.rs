@@ -61,8 +61,10 @@ enum Command {
     /// Validate a platform file and its manifests; print every error.
     Check {
         /// The platform file. A bundle's `bext.config.toml` (or a folder)
-        /// is checked as `bext run` serves its folder.
-        #[arg(long, short, required_unless_present = "dir", conflicts_with = "dir")]
+        /// is checked as `bext run` serves its folder. With `--deploy DIR`:
+        /// the platform the bundle is deployed onto (its deploy manifest's
+        /// `max_bundle_bytes` and `max_bundle_entries`, its apps).
+        #[arg(long, short, required_unless_present = "dir")]
         config: Option<PathBuf>,
         /// A folder, checked as `bext run DIR` serves it.
         dir: Option<PathBuf>,
@@ -70,6 +72,11 @@ enum Command {
         /// bundle's rules), not as `bext run DIR` serves it.
         #[arg(long)]
         deploy: bool,
+        /// With `--deploy DIR`: check the bundle as a version of this app
+        /// of the platform file (`--config`, platform.toml by default),
+        /// with its table's settings, as `bext deploy DIR --app ID` would.
+        #[arg(long, requires = "deploy")]
+        app: Option<String>,
     },
     /// List the built-in plugins.
     Plugins,
@@ -256,8 +263,32 @@ pub fn run() -> ExitCode {
                 listen_tls,
             })
         }
-        Command::Check { config, dir, deploy } => match dir.or_else(|| config.as_deref().and_then(bundle_of)) {
-            Some(dir) if deploy => check_deploy::bundle(&dir),
+        Command::Check {
+            config,
+            dir: Some(_),
+            deploy: false,
+            ..
+        } if config.is_some() => {
+            eprintln!(
+                "bext check: give `--config FILE` or a folder, not both (`bext check --deploy DIR --config FILE` checks a bundle against a platform)"
+            );
+            ExitCode::FAILURE
+        }
+        Command::Check {
+            config,
+            dir: Some(dir),
+            deploy: true,
+            app,
+        } => {
+            // `--app` checks against a platform file's app: the one
+            // `bext deploy` uses by default.
+            let platform = config.or_else(|| app.is_some().then(|| PathBuf::from("platform.toml")));
+            check_deploy::bundle(&dir, platform.as_deref(), app.as_deref())
+        }
+        Command::Check {
+            config, dir, deploy, ..
+        } => match dir.or_else(|| config.as_deref().and_then(bundle_of)) {
+            Some(dir) if deploy => check_deploy::bundle(&dir, None, None),
             None if deploy => {
                 eprintln!("bext check --deploy: name the bundle's directory: `bext check --deploy DIR`");
                 ExitCode::FAILURE

@@ -51,8 +51,10 @@ pub(crate) struct At<'a> {
 }
 
 impl At<'_> {
-    pub(super) fn client(&self) -> anyhow::Result<AdminClient> {
-        AdminClient::find(self.config, self.server, PLUGIN)
+    /// The deploy plugin's admin API; `doing` is what the command does
+    /// there (`to list its apps`), said when the server wants a token.
+    pub(super) fn client(&self, doing: &str) -> anyhow::Result<AdminClient> {
+        AdminClient::find(self.config, self.server, PLUGIN, doing)
     }
 }
 
@@ -97,7 +99,7 @@ pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
     if !dir.is_dir() {
         bail!("{}: not a directory", dir.display());
     }
-    let client = at.client()?;
+    let client = at.client("to deploy to it")?;
     let mut query = Vec::new();
     if let Some(v) = version {
         query.push(format!("version={}", segment(v)));
@@ -134,6 +136,12 @@ pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
     let deployed = client.call("POST", &format!("/apps/{}/deploy{query}", segment(app)), Some(upload));
     drop(progress);
     let deployed = deployed?;
+    // What the server logs at every load of this version, told now to the
+    // user who can act on it (computed by the same code from the same
+    // files and platform file).
+    for w in crate::pipeline::app_changes::deploy_warnings(&client.platform, app, dir) {
+        eprintln!("warning: {w}");
+    }
     if at.json {
         out!("{}", serde_json::to_string_pretty(&deployed)?);
         return Ok(());
@@ -198,7 +206,7 @@ pub(crate) fn deploy(at: &At<'_>, args: &DeployArgs<'_>) -> anyhow::Result<()> {
 /// `bext rollback ID`.
 pub(crate) fn rollback(at: &At<'_>, app: &str) -> anyhow::Result<()> {
     let version = at
-        .client()?
+        .client("to roll an app back")?
         .call("POST", &format!("/apps/{}/rollback", segment(app)), None)?;
     if at.json {
         out!("{}", serde_json::to_string_pretty(&version)?);
@@ -211,9 +219,9 @@ pub(crate) fn rollback(at: &At<'_>, app: &str) -> anyhow::Result<()> {
 /// `bext promote ID [--to N%]`.
 pub(crate) fn promote(at: &At<'_>, app: &str, to: Option<u8>) -> anyhow::Result<()> {
     let query = to.map(|t| format!("?to={t}")).unwrap_or_default();
-    let record = at
-        .client()?
-        .call("POST", &format!("/apps/{}/promote{query}", segment(app)), None)?;
+    let record =
+        at.client("to promote a version")?
+            .call("POST", &format!("/apps/{}/promote{query}", segment(app)), None)?;
     if at.json {
         out!("{}", serde_json::to_string_pretty(&record)?);
         return Ok(());
@@ -242,7 +250,14 @@ pub(crate) enum AppsCommand {
 
 /// `bext apps list|show|versions|rm|previews`.
 pub(crate) fn apps(at: &At<'_>, command: AppsCommand) -> anyhow::Result<()> {
-    let client = at.client()?;
+    let client = at.client(match &command {
+        AppsCommand::List => "to list its apps",
+        AppsCommand::Show(_) => "to show an app",
+        AppsCommand::Versions(_) => "to list an app's versions",
+        AppsCommand::Remove(_) => "to remove an app",
+        AppsCommand::Previews => "to list its previews",
+        AppsCommand::PrunePreviews => "to remove expired previews",
+    })?;
     match command {
         AppsCommand::List => {
             let apps = client.call("GET", "/apps", None)?;

@@ -19,11 +19,9 @@ pub(crate) fn problems(app: &AppConfig) -> Vec<(String, String)> {
         if names.is_empty() {
             continue;
         }
+        // Another runtime's `kv` or `secrets` is refused, with what to
+        // write instead, by the table of keys by runtime (`runtime_keys`).
         if app.runtime != RuntimeKind::Js {
-            out.push((
-                key.to_owned(),
-                format!("only a js app (`runtime = \"js\"`) has `{key}`"),
-            ));
             continue;
         }
         for (i, name) in names.iter().enumerate() {

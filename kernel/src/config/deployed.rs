@@ -110,14 +110,17 @@ pub(crate) fn onto(
     app.source = Some(version.to_owned());
     let mut warnings = Vec::new();
     let mut overridden = |key: &str, bundle: String, table: String| {
-        warnings.push(Diagnostic::new(
-            &said.file,
-            key,
-            format!(
-                "{bundle} is not used: app `{id}` of {} says {table}, and the platform file wins over a deployed bundle (remove one of them)",
-                platform_file.display()
-            ),
-        ));
+        warnings.push(
+            Diagnostic::new(
+                &said.file,
+                key,
+                format!(
+                    "{bundle} is not used: app `{id}` of {} says {table}, and the platform file wins over a deployed bundle (remove one of them)",
+                    platform_file.display()
+                ),
+            )
+            .at(position_in(&said.file, key, false)),
+        );
     };
     let written = |kind: RuntimeKind| format!("`runtime = \"{}\"`", runtime_name(kind));
     match (said.runtime, said.module) {
@@ -173,11 +176,13 @@ pub(crate) fn onto(
         }
     }
     let hybrid = app.runtime == RuntimeKind::Hybrid;
+    let mut upstream_of_bundle = false;
     if let Some(url) = said.upstream {
         match (&app.upstream, hybrid) {
             (None, true) if app.upstreams.is_empty() => {
                 app.upstream = Some(url);
                 app.upstream_from_bundle = true;
+                upstream_of_bundle = true;
             }
             (Some(own), true) if *own == url => {}
             (own, _) => overridden(
@@ -223,11 +228,50 @@ pub(crate) fn onto(
         }
     }
     let field = |key: &str| format!("(app `{id}` with this bundle) {key}");
+    let error = |key: &str, reason: String| {
+        Diagnostic::new(&said.file, field(key), reason).at(position_in(&said.file, key, true))
+    };
     if let Some((key, reason)) = super::runtime_keys::problems(&app, runtime_name).into_iter().next() {
-        return Err(Diagnostic::new(&said.file, field(&key), reason).into());
+        return Err(error(&key, reason).into());
     }
-    super::framework::resolve(&mut app).map_err(|e| Diagnostic::of_framework(&said.file, field(e.field()), e))?;
+    super::framework::resolve(&mut app).map_err(|e| {
+        let key = e.field();
+        Diagnostic::of_framework(&said.file, field(key), e).at(position_in(&said.file, key, true))
+    })?;
+    // The bundle's `/api/*` upstream is checked as a `proxy` app's is
+    // (the platform file's own was, when it was loaded).
+    if upstream_of_bundle && super::upstream::forwards_api(&app) {
+        let problems = super::upstream::proxy_problems(&app);
+        if let Some((_, reason)) = problems.into_iter().find(|(k, _)| *k == "upstream") {
+            return Err(error("server.upstream", reason).into());
+        }
+    }
     Ok((app, warnings))
+}
+
+/// Line and column in a bundle's `bext.config.toml` of `key`: one of the
+/// file's own (`server.upstream`, `cache.isr`) or an app key and where
+/// the file writes it (`upstream` is `[server] upstream`). With `or_runtime`,
+/// a key the file does not write points at the runtime it says (`[framework]
+/// type`): the bundle's part of a combination that cannot be served.
+pub(crate) fn position_in(file: &Path, key: &str, or_runtime: bool) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let doc = super::toml_doc::TomlDoc::parse(file, &text).ok()?;
+    let root = key.split(['.', '[']).next().unwrap_or(key);
+    let own = match root {
+        "entry" | "static_dir" | "upstream" | "api_prefix" | "spa_fallback" | "runtime" => format!("server.{root}"),
+        "upstreams" => "server.upstream".to_owned(),
+        "cache" if key == "cache" => "cache.isr".to_owned(),
+        _ => key.to_owned(),
+    };
+    let runtime: &[&str] = if or_runtime || root == "runtime" {
+        &["framework.type", "server.runtime"]
+    } else {
+        &[]
+    };
+    (std::iter::once(own.as_str()).chain(runtime.iter().copied()))
+        .find(|k| doc.has(k))
+        .and_then(|k| doc.position(k))
 }
 
 #[cfg(test)]
@@ -324,5 +368,67 @@ mod tests {
         assert_eq!(site_v4.source.as_deref(), Some(v4.as_path()));
         let statics = &site_v4.layers.as_ref().unwrap().statics;
         assert_eq!(statics[0].1, std::path::PathBuf::from("dist/static"));
+    }
+
+    /// A version whose bundle cannot be served with the app's table (one
+    /// stored before the deploy plugin checked as much) is refused at the
+    /// bundle's line and column: a `hybrid` bundle's `/api/*` upstream
+    /// gets a `proxy` app's checks, a key of the wrong runtime is blamed
+    /// on the bundle's runtime; a warning points at the bundle's key.
+    #[test]
+    fn a_bundle_s_errors_and_warnings_name_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, &[("site/index.html", "site"), ("api/app.js", MODULE)]);
+        let file = d.join("platform.toml");
+        std::fs::write(
+            &file,
+            "[apps.web]\nsource = \"site\"\n\n[apps.site]\nsource = \"site\"\nspa_fallback = true\n\n[apps.api]\nruntime = \"js\"\nsource = \"api\"\nentry = \"app.js\"\n",
+        )
+        .unwrap();
+        let platform = Platform::load(&file).unwrap();
+        let onto_app = |id: &str, version: &Path| onto(id, &platform.apps[id], &platform.declared[id], version, &file);
+        let hybrid = write(
+            &d.join("hy"),
+            &[
+                ("index.js", MODULE),
+                (
+                    "bext.config.toml",
+                    "[framework]\ntype = \"hybrid\"\n\n[server]\nupstream = \"http://me:pw@127.0.0.1:1\"\n",
+                ),
+            ],
+        );
+        let e = onto_app("web", &hybrid).unwrap_err().to_string();
+        assert!(
+            e.contains("bext.config.toml:5:12: (app `web` with this bundle) server.upstream: ")
+                && e.contains("credentials in upstream URLs are not supported"),
+            "{e}"
+        );
+        // The table's `spa_fallback` with the bundle's `js`: at `type`.
+        let js = write(
+            &d.join("js"),
+            &[
+                ("index.js", MODULE),
+                ("bext.config.toml", "# a js app\n[framework]\ntype = \"js\"\n"),
+            ],
+        );
+        let e = onto_app("site", &js).unwrap_err().to_string();
+        assert!(
+            e.contains("bext.config.toml:3:8: (app `site` with this bundle) spa_fallback: "),
+            "{e}"
+        );
+        let other = write(
+            &d.join("other"),
+            &[
+                ("main.js", MODULE),
+                ("bext.config.toml", "[server]\nentry = \"main.js\"\n"),
+            ],
+        );
+        let (_, warnings) = onto_app("api", &other).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].to_string().contains("bext.config.toml:2:9: server.entry: "),
+            "{warnings:?}"
+        );
     }
 }

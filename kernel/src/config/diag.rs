@@ -167,8 +167,35 @@ const FOREIGN_KEYS: [(&str, &str); 1] = [(
 /// platform file they say the file given is a bundle's.
 const BUNDLE_SECTIONS: [&str; 5] = ["server", "framework", "cache", "hooks", "render"];
 
+/// Keys of an app (`[apps.<id>]`) that a bundle writes in `[server]`: in
+/// a platform file's `[platform]` they say the user meant an app.
+const APP_KEYS: [&str; 8] = [
+    "static_dir",
+    "entry",
+    "upstream",
+    "runtime",
+    "source",
+    "spa_fallback",
+    "api_prefix",
+    "command",
+];
+
+/// `d`, an error of a bundle's or `bext run` folder's `bext.config.toml`,
+/// with where it belongs when it names the platform file's `[platform]`
+/// or `[apps.<id>]`, or one of `[platform]`'s keys
+/// ([`bext_plugin_abi::platform_file_key`]).
+pub(crate) fn with_platform_file_guidance(mut d: Diagnostic) -> Diagnostic {
+    if d.reason.starts_with("unknown field")
+        && let Some(instead) = bext_plugin_abi::platform_file_key(&d.field)
+    {
+        d.reason = instead;
+    }
+    d
+}
+
 /// `d` with what to write instead when it is an unknown key of another
-/// system ([`FOREIGN_KEYS`]) or a bundle's section in a platform file.
+/// system ([`FOREIGN_KEYS`]), a bundle's section in a platform file, or
+/// an app's key in its `[platform]` table.
 fn with_guidance(mut d: Diagnostic) -> Diagnostic {
     for (key, instead) in FOREIGN_KEYS {
         if d.reason.starts_with(&format!("unknown field `{key}`")) {
@@ -180,7 +207,16 @@ fn with_guidance(mut d: Diagnostic) -> Diagnostic {
     {
         d.reason = format!(
             "`[{key}]` is a section of a bundle's bext.config.toml, not of a platform file \
-             ([platform], [apps.<id>], [redis]): check its folder with `bext check DIR` and serve it with `bext run DIR`"
+             ([platform], [apps.<id>], [redis]): check its folder with `bext check DIR` and serve it with `bext run DIR`; \
+             in a platform file, `[server] listen` is `[platform] listen` and the other keys go under `[apps.<id>]`"
+        );
+    }
+    if let Some(key) = d.field.strip_prefix("platform.")
+        && APP_KEYS.contains(&key)
+        && d.reason.starts_with("unknown field")
+    {
+        d.reason = format!(
+            "`{key}` is a key of one app, not of `[platform]`: write it under `[apps.<id>]` (`[apps.site]` then `{key} = ...`)"
         );
     }
     d

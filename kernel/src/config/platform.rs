@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -945,6 +946,7 @@ pub(crate) fn bundle_says(dir: &Path) -> Result<super::deployed::BundleSays, Dia
                 key,
                 "not a deployed bundle's: an app of the platform file takes it from its `[apps.<id>]` table",
             )
+            .at(super::deployed::position_in(&cfg_file, key, false))
             .into());
         }
     }
@@ -961,6 +963,7 @@ pub(crate) fn bundle_says(dir: &Path) -> Result<super::deployed::BundleSays, Dia
                     runtime_name(a)
                 ),
             )
+            .at(super::deployed::position_in(&cfg_file, "framework.type", false))
             .into());
         }
         (Some(a), _) => Some((a, "server.runtime")),
@@ -1176,7 +1179,14 @@ pub struct Platform {
     /// resolved again from it with its bundle's `bext.config.toml`
     /// (`config::deployed`). Apps a deploy created have none.
     pub declared: BTreeMap<String, super::deployed::Declared>,
+    /// `[platform] tls_cert`/`tls_key` as read (and checked) at load, so
+    /// the pipeline serves the very pair checked without reading the
+    /// files again. `None` when unset or unusable (already reported).
+    pub default_cert: Option<DefaultCert>,
 }
+
+/// A certificate and key read from files, with the names it serves.
+pub type DefaultCert = Arc<(Arc<bext_tls::CertifiedKey>, bext_tls::CertInfo)>;
 
 impl Platform {
     /// Reads and validates a platform file (`.toml`, or `.yaml`/`.yml`).
@@ -1503,7 +1513,7 @@ impl Platform {
         if let Some(m) = &mut f.platform.manifests {
             *m = dir.join(&*m);
         }
-        check_original_keys(&mut f, dir, &mut |k, reason| {
+        let default_cert = check_original_keys(&mut f, dir, &mut |k, reason| {
             errors.push(Diagnostic::new(&name, format!("platform.{k}"), reason));
         });
         let data_dir = dir.join(f.platform.data_dir.clone().unwrap_or_else(|| PathBuf::from(".bext")));
@@ -1606,6 +1616,13 @@ impl Platform {
                 | RuntimeKind::Ssr
                 | RuntimeKind::Hybrid
                 | RuntimeKind::Nextjs => {}
+            }
+            // A `hybrid` app's `/api/*` goes through the same proxy as a
+            // `proxy` app's requests: the same checks, the same errors.
+            if super::upstream::forwards_api(app) {
+                for (key, reason) in super::upstream::proxy_problems(app) {
+                    errors.push(Diagnostic::new(&name, field(key), reason));
+                }
             }
             if app.isolate.max_body_bytes.is_some() {
                 errors.push(Diagnostic::new(
@@ -1725,6 +1742,7 @@ impl Platform {
             unused_bundle_listens: BTreeMap::new(),
             overridden_bundle_keys: Vec::new(),
             declared,
+            default_cert,
         };
         (platform, errors)
     }
@@ -1856,8 +1874,11 @@ fn check_https(app: &mut AppConfig, has: Listeners, dir: &Path, fail: &mut dyn F
 /// The original bext's `[platform]` keys that need checking beyond their
 /// types: `tls_cert` and `tls_key` go together (paths made absolute) and
 /// are served on `listen_tls`, and the file's apps fit in `max_apps`.
-fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&str, String)) {
+/// The default certificate, read here once, comes back for the TLS part
+/// of the pipeline to serve (`Platform::default_cert`).
+fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&str, String)) -> Option<DefaultCert> {
     let p = &mut f.platform;
+    let mut loaded = None;
     match (&mut p.tls_cert, &mut p.tls_key) {
         (Some(cert), Some(key)) => {
             *cert = dir.join(&*cert);
@@ -1873,18 +1894,21 @@ fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&s
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            if let Err(e) = bext_tls::load_pair(cert, key, now) {
-                let which = match &e {
-                    bext_tls::TlsError::KeyMismatch { .. } | bext_tls::TlsError::Key { .. } => "tls_key",
-                    bext_tls::TlsError::Read { path, .. } | bext_tls::TlsError::Pem { path, .. } if path == key => {
-                        "tls_key"
-                    }
-                    _ => "tls_cert",
-                };
-                fail(which, e.to_string());
-                // Said once: no app takes (and reports) it again.
-                p.tls_cert = None;
-                p.tls_key = None;
+            match bext_tls::load_pair(cert, key, now) {
+                Ok(pair) => loaded = Some(Arc::new(pair)),
+                Err(e) => {
+                    let which = match &e {
+                        bext_tls::TlsError::KeyMismatch { .. } | bext_tls::TlsError::Key { .. } => "tls_key",
+                        bext_tls::TlsError::Read { path, .. } | bext_tls::TlsError::Pem { path, .. } if path == key => {
+                            "tls_key"
+                        }
+                        _ => "tls_cert",
+                    };
+                    fail(which, e.to_string());
+                    // Said once: no app takes (and reports) it again.
+                    p.tls_cert = None;
+                    p.tls_key = None;
+                }
             }
         }
         (Some(_), None) => fail(
@@ -1913,6 +1937,7 @@ fn check_original_keys(f: &mut PlatformFile, dir: &Path, fail: &mut dyn FnMut(&s
             ),
         );
     }
+    loaded
 }
 
 /// The isolates a JS app runs: `isolate.workers` in `threads` mode (2 by
@@ -2000,7 +2025,8 @@ impl RunConfig {
         }
         let text = std::fs::read_to_string(&cfg_file)
             .map_err(|e| Diagnostic::new(&cfg_file, "", format!("cannot read: {e}")))?;
-        let cfg = TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file)?;
+        let cfg = (TomlDoc::parse(&cfg_file, &text)?.decode_all(&cfg_file))
+            .map_err(super::diag::with_platform_file_guidance)?;
         Ok((cfg_file, cfg))
     }
 }

@@ -140,6 +140,11 @@ const RULES: &[Rule] = &[
         },
     },
     Rule {
+        what: "`env` bindings: KV namespaces (`kv`) and secrets from bext's environment (`secrets`)",
+        runtimes: ISOLATES,
+        set: |a| those(&[("kv", !a.kv.is_empty()), ("secrets", !a.secrets.is_empty())]),
+    },
+    Rule {
         what: "instances with `limits` and `idle_stop`",
         runtimes: PROCESSES,
         set: |a| {
@@ -280,6 +285,15 @@ fn instead(key: &str, runtime: RuntimeKind) -> Option<String> {
         ("env" | "preview_env", Static | Proxy) => {
             "this app runs no code to read it: remove it (a JS app, `runtime = \"js\"`, or a process app reads `env`)"
         }
+        ("kv", Process | Express | Nextjs) => {
+            "a process app has no `env` bindings (`kv` is a JS app's KV namespace): keep its data in a store it connects to itself, or run it as `runtime = \"js\"`"
+        }
+        ("secrets", Process | Express | Nextjs) => {
+            "a process app's instances get only its `env` and PATH, HOME, USER, LANG, LC_ALL, TZ, TMPDIR, TERM of bext's environment: write `env = { NAME = \"...\" }` (`secrets` is a JS app's)"
+        }
+        ("kv" | "secrets", Static | Proxy) => {
+            "this app runs no code to read it: remove it (a JS app, `runtime = \"js\"`, reads `env.NAME`)"
+        }
         ("instances" | "ready" | "stop_timeout" | "crash_pause" | "restart" | "limits" | "idle_stop", _) => {
             "only a process app's instances have it (`runtime = \"process\"`, `express` or `nextjs`)"
         }
@@ -412,5 +426,26 @@ mod tests {
         assert!(keys("runtime = 'static'\nspa_fallback = true").is_empty());
         assert!(keys("runtime = 'express'\ncommand = 'node s.js'\nlimits = { memory = '64MiB' }").is_empty());
         assert!(keys("runtime = 'proxy'\nupstreams = ['http://x']").is_empty());
+        for rt in ["js", "hono", "ssr", "hybrid"] {
+            assert!(
+                keys(&format!("runtime = '{rt}'\nkv = ['S']\nsecrets = ['K']")).is_empty(),
+                "{rt}"
+            );
+        }
+    }
+
+    /// `kv` and `secrets` are bindings in a JS app's `env`: any other
+    /// runtime is told what to write instead.
+    #[test]
+    fn bindings_on_apps_without_isolates_are_refused() {
+        for rt in ["static", "proxy", "process", "express", "nextjs"] {
+            let p = problems(&app(&format!("runtime = '{rt}'\nkv = ['S']\nsecrets = ['K']")), name);
+            let keys: Vec<_> = p.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, ["kv", "secrets"], "{rt}");
+        }
+        let p = problems(&app("runtime = 'express'\nsecrets = ['STRIPE_KEY']"), name);
+        assert!(p[0].1.contains("write `env = { NAME"), "{}", p[0].1);
+        let p = problems(&app("runtime = 'static'\nkv = ['S']"), name);
+        assert!(p[0].1.contains("runs no code"), "{}", p[0].1);
     }
 }

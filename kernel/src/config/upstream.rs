@@ -221,7 +221,14 @@ pub fn backends(upstream: Option<&str>, upstreams: &[UpstreamEntry]) -> Result<V
     }
 }
 
-/// What is wrong with a proxy app's upstream settings, by key.
+/// Whether `app` (resolved) sends part of its requests to an upstream
+/// beside its own runtime: a `hybrid` app's `/api/*`.
+pub fn forwards_api(app: &super::platform::AppConfig) -> bool {
+    app.layers.as_ref().is_some_and(|l| l.api_prefix.is_some())
+}
+
+/// What is wrong with a proxy app's upstream settings, by key (a
+/// `hybrid` app's `/api/*` upstream gets the same, [`forwards_api`]).
 pub fn proxy_problems(app: &super::platform::AppConfig) -> Vec<(&'static str, String)> {
     let mut problems = Vec::new();
     if let Err(reason) = backends(app.upstream.as_deref(), &app.upstreams) {

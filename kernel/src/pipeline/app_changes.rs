@@ -201,7 +201,10 @@ pub(crate) fn unknown_host_apps(platform: &Platform, manifests: &[Manifest]) -> 
                     )
                 }
             };
-            found.push(Diagnostic::new(&m.file, format!("hosts.{pattern}.app"), reason));
+            // Named as the file writes it (`config.hosts...`, or Buntime's
+            // top-level `hosts`), at its line and column.
+            let path = format!("hosts.{pattern}.app");
+            found.push(Diagnostic::new(&m.file, m.config_field(&path), reason).at(m.config_position(&path)));
         }
     }
     found
@@ -292,10 +295,8 @@ fn apply_one(platform: &mut Platform, change: AppChange, reserved: &[Claim]) -> 
         (Some(like), None) => AppConfig::clone(like),
         // A version of an app the platform file declares: the file's table
         // with what the bundle's bext.config.toml adds.
-        (Some(like), Some(source)) if let Some(declared) = platform.declared.get(&change.like) => {
-            let file = platform.file.clone().unwrap_or_default();
-            let (app, warnings) = crate::config::deployed::onto(&change.like, like, declared, &source, &file)?;
-            check_inside(&source, &app)?;
+        (Some(_), Some(source)) if let Some(onto) = deployed_onto(platform, &change.like, &source) => {
+            let (app, warnings) = onto?;
             for w in warnings {
                 if !platform.overridden_bundle_keys.contains(&w) {
                     platform.overridden_bundle_keys.push(w);
@@ -355,21 +356,57 @@ pub(crate) fn bundle_listen(dir: &Path) -> Option<(std::path::PathBuf, String)> 
     Some((file, listen))
 }
 
+/// Bundle `dir` as a version of app `id` of the platform file (`None`
+/// when the file does not declare it): the app served, and a warning for
+/// each bundle key the file's table overrides. The one reading for a
+/// load, `bext deploy` (which tells the deploying user) and `bext check
+/// --deploy DIR --app ID`.
+pub(crate) fn deployed_onto(
+    platform: &Platform,
+    id: &str,
+    dir: &Path,
+) -> Option<Result<(AppConfig, Vec<Diagnostic>), Diagnostics>> {
+    let (like, declared) = (platform.apps.get(id)?, platform.declared.get(id)?);
+    let file = platform.file.clone().unwrap_or_default();
+    Some(
+        crate::config::deployed::onto(id, like, declared, dir, &file)
+            .and_then(|(app, warnings)| check_inside(dir, &app).map(|()| (app, warnings))),
+    )
+}
+
+/// What a server loading bundle `dir` as a version of app `id` warns
+/// about (its `[server] listen`, the keys the platform file's table
+/// overrides), for `bext deploy` to tell the deploying user; a bundle
+/// that cannot be served is the deploy's own error.
+pub(crate) fn deploy_warnings(platform: &Platform, id: &str, dir: &Path) -> Vec<Diagnostic> {
+    let listen = bundle_listen(dir).map(|(file, listen)| unused_listen(platform, &file, id, &listen));
+    let overridden = match deployed_onto(platform, id, dir) {
+        Some(Ok((_, warnings))) => warnings,
+        _ => Vec::new(),
+    };
+    listen.into_iter().chain(overridden).collect()
+}
+
+/// The warning for a deployed bundle's `[server] listen` (in `file`, of
+/// app `id`), which the platform's `listen` replaces.
+pub(crate) fn unused_listen(platform: &Platform, file: &Path, id: &str, listen: &str) -> Diagnostic {
+    Diagnostic::new(
+        file,
+        "server.listen",
+        format!(
+            "`{listen}` is not used: app `{id}` is deployed onto the platform and served on its `listen` ({}); `[server] listen` is for `bext run`",
+            platform.settings.listen
+        ),
+    )
+    .at(crate::config::deployed::position_in(file, "server.listen", false))
+}
+
 /// What deployed bundles ask for that the platform overrides (their
 /// `[server] listen`, and what an app's table says otherwise:
 /// `config::deployed`), logged at every load and printed by `bext check`.
 pub(crate) fn ignored_bundle_keys(platform: &Platform) -> Vec<Diagnostic> {
-    let listens = (platform.unused_bundle_listens.iter())
-        .map(|(file, (id, listen))| {
-            Diagnostic::new(
-                file,
-                "server.listen",
-                format!(
-                    "`{listen}` is not used: app `{id}` is deployed onto the platform and served on its `listen` ({}); `[server] listen` is for `bext run`",
-                    platform.settings.listen
-                ),
-            )
-        });
+    let listens =
+        (platform.unused_bundle_listens.iter()).map(|(file, (id, listen))| unused_listen(platform, file, id, listen));
     listens.chain(platform.overridden_bundle_keys.iter().cloned()).collect()
 }
 

@@ -85,7 +85,7 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<(Cer
         }
         let field = |k: &str| format!("apps.{id}.{k}");
         let (key, names) = match tls {
-            AppTls::Files { cert, key } => match bext_tls::load_pair(cert, key, now) {
+            AppTls::Files { cert, key } => match loaded(platform, app, cert, key, now) {
                 Ok((pair, info)) => {
                     if !domains.is_empty()
                         && let Err(e) = info.check_covers(cert, &domains)
@@ -177,6 +177,21 @@ pub(crate) fn certificates(platform: &Platform, purpose: Purpose) -> Result<(Cer
     errors.into_result((store, warnings))
 }
 
+/// An app's certificate and key: the platform's default as read once at
+/// load when the app takes it, else read from the app's own files.
+fn loaded(
+    platform: &Platform,
+    app: &AppConfig,
+    cert: &Path,
+    key: &Path,
+    now: i64,
+) -> Result<(Arc<CertifiedKey>, bext_tls::CertInfo), TlsError> {
+    match (&platform.default_cert, app.tls_from_platform) {
+        (Some(pair), true) => Ok((pair.0.clone(), pair.1.clone())),
+        _ => bext_tls::load_pair(cert, key, now),
+    }
+}
+
 /// What `listen_tls` serving no certificate means, said alike by `bext
 /// check` and at serve: `None` when some app has one (`certs_empty` is
 /// false) or ACME orders them. A default `[platform] tls_cert` no app
@@ -212,7 +227,7 @@ pub(crate) fn names_by_their_certificates(platform: &Platform) -> Vec<(String, V
         .filter(|(_, app)| app.domains.is_empty())
         .filter_map(|(id, app)| match &app.tls {
             Some(AppTls::Files { cert, key }) => {
-                let (_, info) = bext_tls::load_pair(cert, key, now).ok()?;
+                let (_, info) = loaded(platform, app, cert, key, now).ok()?;
                 Some((id.clone(), info.names))
             }
             _ => None,
@@ -369,5 +384,45 @@ mod tests {
         ] {
             assert_eq!(for_one_host(hsts), own, "{hsts}");
         }
+    }
+
+    /// `[platform] tls_cert`/`tls_key` are read once, when the platform
+    /// file is loaded: the pipeline serves that pair to every app taking
+    /// it, with the files gone by then, and a missing file is still
+    /// named at its key.
+    #[test]
+    fn the_default_certificate_is_read_once_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let made = bext_tls::self_signed(&["a.test".into(), "b.test".into()]).unwrap();
+        std::fs::write(d.join("site.pem"), &made.cert_pem).unwrap();
+        std::fs::write(d.join("site.key"), &made.key_pem).unwrap();
+        std::fs::create_dir_all(d.join("www")).unwrap();
+        let file = d.join("platform.toml");
+        let apps =
+            "[apps.a]\nsource = \"www\"\ndomains = [\"a.test\"]\n[apps.b]\nsource = \"www\"\ndomains = [\"b.test\"]\n";
+        std::fs::write(
+            &file,
+            format!(
+                "[platform]\nlisten_tls = \"127.0.0.1:0\"\ntls_cert = \"site.pem\"\ntls_key = \"site.key\"\n{apps}"
+            ),
+        )
+        .unwrap();
+        let platform = Platform::load(&file).unwrap();
+        std::fs::remove_file(d.join("site.pem")).unwrap();
+        std::fs::remove_file(d.join("site.key")).unwrap();
+        let (store, _) = certificates(&platform, Purpose::Serve).unwrap();
+        // A default app (no domains) is reached by the pair's own names.
+        let mut without_domains = platform.clone();
+        without_domains.apps.get_mut("b").unwrap().domains.clear();
+        assert_eq!(
+            names_by_their_certificates(&without_domains),
+            [("b".to_owned(), vec!["a.test".to_owned(), "b.test".to_owned()])]
+        );
+        let served = |name: &str| store.resolve(Some(name)).map(|k| k.cert[0].clone());
+        assert_eq!(served("a.test"), Some(made.key.cert[0].clone()));
+        assert_eq!(served("b.test"), Some(made.key.cert[0].clone()));
+        let e = Platform::load(&file).unwrap_err().to_string();
+        assert!(e.contains("platform.tls_cert") && e.contains("site.pem"), "{e}");
     }
 }

@@ -433,9 +433,9 @@ struct BundleServer {
 fn check_package_entries(
     tree: &Path,
     rendered: Option<(&str, &str)>,
-    refuse: &dyn Fn(String) -> DeployError,
+    refuse: &dyn Fn(&str, String) -> DeployError,
 ) -> Result<(), DeployError> {
-    let named = package_entries(tree, refuse)?;
+    let named = package_entries(tree, &|why| refuse("", why))?;
     let Some((runtime_key, runtime)) = rendered else {
         return Ok(());
     };
@@ -444,10 +444,13 @@ fn check_package_entries(
     if named.iter().any(|n| is_module(n)) || bext_plugin_abi::BUILD_OUTPUTS.iter().any(|n| is_module(n)) {
         return Ok(());
     }
-    Err(refuse(format!(
-        "{runtime_key} = {runtime:?} has no module to run: package.json names none that is in the bundle (`exports`, `module`, `main`) and none of {} is there; build the app before deploying it, or name its module with `[server] entry`",
-        bext_plugin_abi::BUILD_OUTPUTS.join(", ")
-    )))
+    Err(refuse(
+        runtime_key,
+        format!(
+            "{runtime_key} = {runtime:?} has no module to run: package.json names none that is in the bundle (`exports`, `module`, `main`) and none of {} is there; build the app before deploying it, or name its module with `[server] entry`",
+            bext_plugin_abi::BUILD_OUTPUTS.join(", ")
+        ),
+    ))
 }
 
 /// The names of [`check_package_entries`], each checked to stay inside.
@@ -491,7 +494,7 @@ fn check_hybrid(
     server: &BundleServer,
     runtime: Option<&str>,
     runtime_key: &str,
-    refuse: &dyn Fn(String) -> DeployError,
+    refuse: &dyn Fn(&str, String) -> DeployError,
 ) -> Result<(), DeployError> {
     if runtime != Some("hybrid") {
         for (key, set) in [
@@ -499,35 +502,49 @@ fn check_hybrid(
             ("api_prefix", server.api_prefix.is_some()),
         ] {
             if set {
-                return Err(refuse(format!(
-                    "server.{key}: only a `hybrid` app sends requests to an upstream: set `{runtime_key} = \"hybrid\"` or remove `{key}`"
-                )));
+                return Err(refuse(
+                    &format!("server.{key}"),
+                    format!(
+                        "server.{key}: only a `hybrid` app sends requests to an upstream: set `{runtime_key} = \"hybrid\"` or remove `{key}`"
+                    ),
+                ));
             }
         }
         return Ok(());
     }
     let Some(url) = server.upstream.as_deref() else {
-        return Err(refuse(format!(
-            "{runtime_key} = \"hybrid\" sends `/api/*` (its `[server] api_prefix`) to `[server] upstream = \"http://host:port\"`, which is unset"
-        )));
+        return Err(refuse(
+            runtime_key,
+            format!(
+                "{runtime_key} = \"hybrid\" sends `/api/*` (its `[server] api_prefix`) to `[server] upstream = \"http://host:port\"`, which is unset"
+            ),
+        ));
     };
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| refuse(format!("server.upstream = {url:?} is not a URL: {e}")))?;
+    let uri: http::Uri = url.parse().map_err(|e| {
+        refuse(
+            "server.upstream",
+            format!("server.upstream = {url:?} is not a URL: {e}"),
+        )
+    })?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
-        return Err(refuse(format!(
-            "server.upstream = {url:?}: write \"http://host:port\" or \"https://host:port\""
-        )));
+        return Err(refuse(
+            "server.upstream",
+            format!("server.upstream = {url:?}: write \"http://host:port\" or \"https://host:port\""),
+        ));
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) || uri.query().is_some() {
-        return Err(refuse(format!(
-            "server.upstream = {url:?}: an upstream URL has no credentials and no query"
-        )));
+        return Err(refuse(
+            "server.upstream",
+            format!("server.upstream = {url:?}: an upstream URL has no credentials and no query"),
+        ));
     }
     if let Some(prefix) = server.api_prefix.as_deref()
         && (!prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/'))
     {
-        return Err(refuse(format!("server.api_prefix = {prefix:?}: a path like \"/api\"")));
+        return Err(refuse(
+            "server.api_prefix",
+            format!("server.api_prefix = {prefix:?}: a path like \"/api\""),
+        ));
     }
     Ok(())
 }
@@ -535,9 +552,41 @@ fn check_hybrid(
 /// Why a path the bundle's configuration names (`field`, relative to the
 /// bundle or to its `static_dir`) cannot be: absolute, with a `..`, a
 /// backslash or a control character, too long.
-fn check_config_path(field: &str, value: &str) -> Result<(), DeployError> {
-    let refuse = |why: String| DeployError::Bundle(format!("{CONFIG_FILE}: server.{field} = {value:?}: {why}"));
-    components(value.as_bytes()).map_err(refuse).map(drop)
+fn check_config_path(
+    field: &str,
+    value: &str,
+    refuse: &dyn Fn(&str, String) -> DeployError,
+) -> Result<(), DeployError> {
+    let key = format!("server.{field}");
+    (components(value.as_bytes()).map_err(|why| refuse(&key, format!("{key} = {value:?}: {why}")))).map(drop)
+}
+
+/// `:line:column` of the value at the dotted `key` in the TOML `text`,
+/// or nothing when the text does not write it: a bundle's error points
+/// where the kernel's configuration errors point.
+fn position(text: &str, key: &str) -> String {
+    let Ok(root) = toml::de::DeTable::parse(text) else {
+        return String::new();
+    };
+    let mut table = root.get_ref();
+    let mut found = None;
+    for part in key.split('.').filter(|p| !p.is_empty()) {
+        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref() == part) else {
+            return String::new();
+        };
+        found = Some(value.span().start);
+        match value.get_ref() {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    let Some(offset) = found else {
+        return String::new();
+    };
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(":{line}:{column}")
 }
 
 /// Checks a local bundle directory as `bext deploy` of it does, without
@@ -581,14 +630,37 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         Ok(_) => {}
     }
     let text = fs::read_to_string(&file).map_err(|e| refuse(format!("cannot be read: {e}")))?;
-    let config: BundleConfig = toml::from_str(&text).map_err(|e| refuse(e.message().trim().to_owned()))?;
+    // From here on, each error points at the key it is about.
+    let refuse = |key: &str, why: String| DeployError::Bundle(format!("{CONFIG_FILE}{}: {why}", position(&text, key)));
+    // The platform file's tables and keys, said as such rather than as
+    // serde's "unknown field".
+    if let Ok(table) = text.parse::<toml::Table>() {
+        let server = table.get("server").and_then(toml::Value::as_table);
+        let keys =
+            (table.keys().cloned()).chain(server.into_iter().flat_map(|t| t.keys().map(|k| format!("server.{k}"))));
+        for key in keys {
+            if let Some(instead) = bext_plugin_abi::platform_file_key(&key) {
+                return Err(refuse(&key, format!("{key}: {instead}")));
+            }
+        }
+    }
+    let config: BundleConfig = toml::from_str(&text).map_err(|e| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(":{}:{column}", before.matches('\n').count() + 1)
+        });
+        DeployError::Bundle(format!("{CONFIG_FILE}{at}: {}", e.message().trim()))
+    })?;
     if config.redis.is_some() {
         return Err(refuse(
+            "redis",
             "[redis]: a deployed app shares the platform's Redis; set it in the platform file".into(),
         ));
     }
     if config.hooks.is_some() {
         return Err(refuse(
+            "hooks",
             "[hooks]: a deployed app's hooks are the platform file's `[apps.<id>] hooks`".into(),
         ));
     }
@@ -599,9 +671,10 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         config.framework.as_ref().map(|f| f.kind.as_str()),
     ) {
         (Some(a), Some(b)) if a != b => {
-            return Err(refuse(format!(
-                "server.runtime = {a:?} and framework.type = {b:?} disagree: keep one"
-            )));
+            return Err(refuse(
+                "framework.type",
+                format!("server.runtime = {a:?} and framework.type = {b:?} disagree: keep one"),
+            ));
         }
         (Some(a), _) => (Some(a), "server.runtime"),
         (None, b) => (b, "framework.type"),
@@ -626,19 +699,23 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         Some("js") => true,
         Some("hono" | "ssr" | "hybrid") => server.entry.is_some(),
         Some("proxy") => {
-            return Err(refuse(format!(
-                "{runtime_key} = \"proxy\": a bundle cannot be a proxy app; declare it in the platform file, or make the bundle `hybrid` with `[server] upstream`"
-            )));
+            return Err(refuse(
+                runtime_key,
+                format!(
+                    "{runtime_key} = \"proxy\": a bundle cannot be a proxy app; declare it in the platform file, or make the bundle `hybrid` with `[server] upstream`"
+                ),
+            ));
         }
         Some(other) => {
-            return Err(refuse(format!(
-                "{runtime_key} = {other:?}: a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app"
-            )));
+            return Err(refuse(
+                runtime_key,
+                format!("{runtime_key} = {other:?}: a bundle is a `static`, `js`, `hono`, `ssr` or `hybrid` app"),
+            ));
         }
     };
     for (field, value) in [("static_dir", &server.static_dir), ("entry", &server.entry)] {
         if let Some(value) = value {
-            check_config_path(field, value)?;
+            check_config_path(field, value, &refuse)?;
         }
     }
     let root = fs::canonicalize(tree).map_err(|e| DeployError::io(tree, e))?;
@@ -646,10 +723,13 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
     let inside = |field: &str, value: &str, path: &Path| -> Result<Option<PathBuf>, DeployError> {
         match fs::canonicalize(path) {
             Ok(real) if real.starts_with(&root) => Ok(Some(real)),
-            Ok(real) => Err(refuse(format!(
-                "server.{field} = {value:?} resolves to {}, outside the bundle",
-                real.display()
-            ))),
+            Ok(real) => Err(refuse(
+                &format!("server.{field}"),
+                format!(
+                    "server.{field} = {value:?} resolves to {}, outside the bundle",
+                    real.display()
+                ),
+            )),
             // Missing, or under a file: nothing there to leave by.
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
             Err(e) => Err(DeployError::io(path, e)),
@@ -659,9 +739,10 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
         Some(dir) => match inside("static_dir", dir, &root.join(dir))? {
             Some(real) if real.is_dir() => real,
             _ => {
-                return Err(refuse(format!(
-                    "server.static_dir = {dir:?} is not a directory of the bundle"
-                )));
+                return Err(refuse(
+                    "server.static_dir",
+                    format!("server.static_dir = {dir:?} is not a directory of the bundle"),
+                ));
             }
         },
         None => root.clone(),
@@ -673,13 +754,23 @@ pub(crate) fn check_config(tree: &Path) -> Result<bool, DeployError> {
     let name = server.entry.as_deref().unwrap_or("index.js");
     let found = inside("entry", name, &base.join(name))?;
     if js && !found.is_some_and(|real| real.is_file()) {
-        return Err(refuse(match &server.entry {
-            Some(_) => format!("server.entry = {name:?} is not a file of the bundle (it is relative to {relative_to})"),
-            None => format!(
-                "{runtime_key} = {:?} runs index.js (relative to {relative_to}), which the bundle does not have: add it, or name the module with `[server] entry`",
-                runtime.unwrap_or_default()
-            ),
-        }));
+        let key = if server.entry.is_some() {
+            "server.entry"
+        } else {
+            runtime_key
+        };
+        return Err(refuse(
+            key,
+            match &server.entry {
+                Some(_) => {
+                    format!("server.entry = {name:?} is not a file of the bundle (it is relative to {relative_to})")
+                }
+                None => format!(
+                    "{runtime_key} = {:?} runs index.js (relative to {relative_to}), which the bundle does not have: add it, or name the module with `[server] entry`",
+                    runtime.unwrap_or_default()
+                ),
+            },
+        ));
     }
     Ok(js || fetch_handler)
 }
@@ -1089,7 +1180,7 @@ mod tests {
                 "server.upstream: only a `hybrid` app",
             ),
             ("server = 1", "invalid type: integer `1`"),
-            ("[server\n", "bext.config.toml: "),
+            ("[server\n", "bext.config.toml:1:"),
             ("[server]\nstatic_dirs = \"dist\"", "unknown field `static_dirs`"),
             ("[build]\ncommand = \"make\"", "unknown field `build`"),
             (
@@ -1115,11 +1206,26 @@ mod tests {
         ] {
             let tree = config_tree(config, &["index.html", "dist/"]);
             let err = check_config(tree.path()).unwrap_err().to_string();
+            // `bext.config.toml:LINE:COLUMN: ...`, at the key at fault.
+            let at: Vec<&str> = err.splitn(4, ':').collect();
             assert!(
-                err.starts_with("bext.config.toml: ") && err.contains(why),
+                at[0] == "bext.config.toml"
+                    && at[1].parse::<u32>().is_ok()
+                    && at[2].parse::<u32>().is_ok()
+                    && err.contains(why),
                 "{config}: {err}"
             );
         }
+        // The line and column are those of the value at fault.
+        let tree = config_tree(
+            "[framework]\ntype = \"hybrid\"\n\n[server]\nupstream = \"ftp://x\"\n",
+            &["index.js"],
+        );
+        let err = check_config(tree.path()).unwrap_err().to_string();
+        assert!(err.starts_with("bext.config.toml:5:12: server.upstream = "), "{err}");
+        let tree = config_tree("# one\n[redis]\nurl = \"redis://x\"\n", &[]);
+        let err = check_config(tree.path()).unwrap_err().to_string();
+        assert!(err.starts_with("bext.config.toml:2:"), "{err}");
         for config in [
             "",
             "[server]\nlisten = \"127.0.0.1:1\"",

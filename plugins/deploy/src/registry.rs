@@ -1837,7 +1837,7 @@ mod tests {
             (
                 config("[server]\nstatic_dir = \"/\""),
                 400,
-                "bext.config.toml: server.static_dir = \"/\": an absolute path",
+                "bext.config.toml:2:14: server.static_dir = \"/\": an absolute path",
             ),
             (
                 config("[server]\nstatic_dir = \"../../etc\""),

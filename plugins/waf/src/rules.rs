@@ -549,6 +549,20 @@ pub static RULES: &[RuleDef] = &[
         ],
         pattern: r"\b(?:n?varchar|sql_(?:variant|longvarchar)|dbms_java|dba_users|autonomous_transaction|tbcreator|owa_util)\b",
     },
+    RuleDef {
+        // A string closed, a boolean operator and a call to any SQL
+        // function (`' or json_valid (id)`, `" and sleep(4)`): the
+        // condition an injection appends, in SQL's whole vocabulary.
+        id: "sqli-boolean-call",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["'", "\"", "`"],
+        pattern: concat!(
+            r#"['"`]\s*\)?\s*(?:or|and|xor|\|\||&&|not)\s*\(?\s*(?:"#,
+            sql_fns!(),
+            r"|json(?:_\w+)?)\s*\("
+        ),
+    },
     // ---- cross-site scripting (beyond libinjection)
     RuleDef {
         id: "xss-script-tag",

@@ -2,6 +2,7 @@
 //! table (see `shell` and `sql`), run on a value's canonical form after
 //! the table's rules found nothing.
 
+use crate::command_line::command_line;
 use crate::inspect::{Finding, Switches};
 use crate::normalize::Shape;
 use crate::rules::{Category, Part};
@@ -17,6 +18,13 @@ pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on:
         && let Some(word) = glued_command(canon, shape)
     {
         return Some(Finding::new("rce-glued-command", Category::Rce, part, name, &word));
+    }
+    if matches!(part, Part::Arg | Part::Cookie | Part::Body)
+        && shape.has(Shape::BLANK_OR_PAREN)
+        && on.on(Category::Rce, "rce-command-line")
+        && let Some(command) = command_line(canon)
+    {
+        return Some(Finding::new("rce-command-line", Category::Rce, part, name, command));
     }
     if matches!(part, Part::Arg | Part::Cookie | Part::Body)
         && on.on(Category::Sqli, "sqli-constant-condition")

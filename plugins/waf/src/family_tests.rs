@@ -329,7 +329,8 @@ fn glued_words_variable_commands_and_history_are_found() {
         ("/?x=pi%60%60ng+127.0.0.1", "rce-glued-command"),
         ("/?x=%22w%22get+localhost", "rce-glued-command"),
         ("/?x=cu$@rl+example.com", "rce-glued-command"),
-        ("/?x=ti%27%27me+who", "rce-glued-command"),
+        // Read through the shell view, `time who` is a command line first.
+        ("/?x=ti%27%27me+who", "rce-unix-command"),
         (
             "/?cmd=a=/etc%26%26b=/passwd%26%26c=cat%26%26$c+$a$b",
             "rce-variable-command",
@@ -421,6 +422,99 @@ fn sql_breakouts_constant_conditions_and_orm_lookups_are_found() {
         "/?q=nmap+tutorial",
         "/?q=meet+at+2:00",
         "/?q=perfect+weather",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn bare_sql_operators_lists_and_procedures_are_found() {
+    for (target, rule) in [
+        ("/?v=%3C%3C", "sqli-bare-operator"),
+        ("/?v=%3C%3D%3E", "sqli-bare-operator"),
+        ("/?v=RLIKE", "sqli-bare-operator"),
+        ("/?v=not+in+(1,2,3)", "sqli-bare-operator"),
+        ("/?v=exec+sp_who2", "sqli-bare-operator"),
+        ("/?v=execute+master.dbo.x", "sqli-bare-operator"),
+        ("/?v=cast(x+as+nvarchar(4000))", "sqli-type-name"),
+        ("/?v=1+and+(select+dbms_java.runjava(1))", "sqli-type-name"),
+        ("/?v=%40x%3D(select+1)", "sqli-stacked"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    // Words and punctuation people send.
+    for benign in [
+        "/search?q=exec+noun",
+        "/search?q=execute+the+plan",
+        "/search?q=regexp+tutorial",
+        "/search?q=in+(the+end)",
+        "/search?q=%3C%3C+back",
+        "/search?q=varchars",
+        "/search?q=(select+all+that+apply)",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn sql_function_calls_left_open_use_sqls_whole_vocabulary() {
+    for target in [
+        "/?v=unix_timestamp(",
+        "/?v=DAYOFWEEK+(",
+        "/?v=to_base64%26%26(",
+        "/?v=weight_string(",
+    ] {
+        assert_eq!(rule_for(target), Some("sqli-open-call"), "{target}");
+    }
+    for benign in ["/?q=weekday+(monday)", "/?q=unix+time(s)", "/?q=quarter(ly)+report"] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn command_lines_tools_and_scripts_are_found() {
+    for (target, rule) in [
+        ("/?c=tar+-xzf+backup.tgz", "rce-command-line"),
+        ("/?c=ssh+-i+key.pem+root%4010.0.0.1", "rce-command-line"),
+        ("/?c=pip3+install+requestz", "rce-tool-command"),
+        ("/?c=kubectl+apply+-f+x.yml", "rce-tool-command"),
+        ("/?c=bash+-x+run.sh", "rce-script-run"),
+        ("/?c=source+env.sh", "rce-script-run"),
+        ("/?c=time+id", "rce-unix-command"),
+        ("/?c=x%3Bfind+/+-perm+-4000", "rce-unix-command"),
+        ("/?c=a%7Ccp+./x.php+y.php", "rce-unix-command"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/search?q=cat+%2Fdev%2Fnull+explained",
+        "/search?q=grep+-r+meaning",
+        "/search?q=pip+install",
+        "/search?q=how+to+pip+install+a+package",
+        "/search?q=docker+tutorial",
+        "/search?q=bash+scripting+guide.pdf",
+        "/search?q=time+warner",
+        "/search?q=Gifts+%26+More",
+        "/search?q=salt+%26+pepper+-+grinder",
+        "/?f=Q%26A+%2F+help",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn urls_of_other_services_are_found() {
+    for target in [
+        "/?u=ftps://files.example/x",
+        "/?u=ldap://dir.example/o=x",
+        "/?u=smb://host/share",
+    ] {
+        assert_eq!(rule_for(target), Some("rfi-service-url"), "{target}");
+    }
+    for benign in [
+        "/?u=https://example.com/page",
+        "/?next=http://example.com:8080/path",
+        "/?q=what+is+ftp",
     ] {
         assert_eq!(rule_for(benign), None, "{benign}");
     }

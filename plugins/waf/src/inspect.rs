@@ -218,6 +218,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("libinjection-xss", Category::Xss),
     ("java-base64-gadget", Category::Java),
     ("rce-glued-command", Category::Rce),
+    ("rce-command-line", Category::Rce),
     ("sqli-constant-condition", Category::Sqli),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),

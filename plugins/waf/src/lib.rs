@@ -14,6 +14,7 @@ pub mod audit;
 mod body;
 pub mod bots;
 mod clean;
+mod command_line;
 pub mod config;
 pub mod crs;
 mod detect;

@@ -234,6 +234,15 @@ macro_rules! php_fns {
     };
 }
 
+/// SQL's function names, as CRS's rule 942410 lists them (OWASP CRS
+/// 3.3.4, Apache-2.0): the vocabulary a call in an injection is written
+/// in, across MySQL, PostgreSQL, SQL Server and Oracle.
+macro_rules! sql_fns {
+    () => {
+        r"c(?:o(?:n(?:v(?:ert(?:_tz)?)?|cat(?:_ws)?|nection_id)|(?:mpres)?s|ercibility|(?:un)?t|alesce)|ur(?:rent_(?:time(?:stamp)?|date|user)|(?:dat|tim)e)|h(?:ar(?:(?:acter)?_length|set)?|r)|iel(?:ing)?|ast|r32)|s(?:t(?:d(?:dev(?:_(?:sam|po)p)?)?|r(?:_to_date|cmp))|u(?:b(?:str(?:ing(?:_index)?)?|(?:dat|tim)e)|m)|e(?:c(?:_to_time|ond)|ssion_user)|ys(?:tem_user|date)|ha[12]?|oundex|chema|ig?n|leep|pace|qrt)|i(?:s(?:_(?:ipv(?:4(?:_(?:compat|mapped))?|6)|n(?:ot(?:_null)?|ull)|(?:free|used)_lock)|null)?|n(?:et(?:6_(?:aton|ntoa)|_(?:aton|ntoa))|s(?:ert|tr)|terval)?|f(?:null)?)|d(?:a(?:t(?:e(?:_(?:format|add|sub)|diff)?|abase)|y(?:of(?:month|week|year)|name)?)|e(?:(?:s_(?:de|en)cryp|faul)t|grees|code)|count|ump)|l(?:o(?:ca(?:l(?:timestamp)?|te)|g(?:10|2)?|ad_file|wer)|ast(?:_(?:insert_id|day))?|e(?:(?:as|f)t|ngth)|case|trim|pad|n)|u(?:n(?:compress(?:ed_length)?|ix_timestamp|hex)|tc_(?:time(?:stamp)?|date)|p(?:datexml|per)|uid(?:_short)?|case|ser)|r(?:a(?:wto(?:nhex(?:toraw)?|hex)|dians|nd)|e(?:p(?:lace|eat)|lease_lock|verse)|o(?:w_count|und)|ight|trim|pad)|t(?:ime(?:_(?:format|to_sec)|stamp(?:diff|add)?|diff)?|o_(?:(?:second|day)s|base64|n?char)|r(?:uncate|im)|an)|m(?:a(?:ke(?:_set|date)|ster_pos_wait|x)|i(?:(?:crosecon)?d|n(?:ute)?)|o(?:nth(?:name)?|d)|d5)|f(?:i(?:eld(?:_in_set)?|nd_in_set)|rom_(?:unixtime|base64|days)|o(?:und_rows|rmat)|loor)|p(?:o(?:w(?:er)?|sition)|eriod_(?:diff|add)|rocedure_analyse|assword|g_sleep|i)|a(?:s(?:cii(?:str)?|in)|es_(?:de|en)crypt|dd(?:dat|tim)e|(?:co|b)s|tan2?|vg)|b(?:i(?:t_(?:length|count|x?or|and)|n(?:_to_num)?)|enchmark)|e(?:x(?:tract(?:value)?|p(?:ort_set)?)|nc(?:rypt|ode)|lt)|g(?:r(?:oup_conca|eates)t|et_(?:format|lock))|v(?:a(?:r(?:_(?:sam|po)p|iance)|lues)|ersion)|o(?:(?:ld_passwo)?rd|ct(?:et_length)?)|we(?:ek(?:ofyear|day)?|ight_string)|n(?:o(?:t_in|w)|ame_const|ullif)|h(?:ex(?:toraw)?|our)|qu(?:arter|ote)|year(?:week)?|xmltype"
+    };
+}
+
 /// The rule table.
 pub static RULES: &[RuleDef] = &[
     // ---- SQL injection (beyond libinjection's tokenizer)
@@ -367,8 +376,8 @@ pub static RULES: &[RuleDef] = &[
         id: "sqli-stacked",
         category: Category::Sqli,
         parts: INPUT_HEADERS,
-        triggers: &[";"],
-        pattern: r";\s*(?:drop|truncate|alter|create|delete|insert|update|replace|rename|exec|execute|declare|shutdown|grant|revoke|select|load|copy|merge|call)(?:\s*[\(\[]|\s+(?:table|database|schema|view|function|procedure|index|user|from|into|\w+\s+set\b|master|xp_|sp_|\*|@|\w+\s*\(|\w+\s+from\b|\w+\s+into\b))|;\s*(?:truncate|shutdown)\b",
+        triggers: &[";", "select"],
+        pattern: r";\s*(?:drop|truncate|alter|create|delete|insert|update|replace|rename|exec|execute|declare|shutdown|grant|revoke|select|load|copy|merge|call)(?:\s*[\(\[]|\s+(?:table|database|schema|view|function|procedure|index|user|from|into|\w+\s+set\b|master|xp_|sp_|\*|@|\w+\s*\(|\w+\s+from\b|\w+\s+into\b))|;\s*(?:truncate|shutdown)\b|^\W{0,3};\s*(?:drop|truncate|alter|create|delete|insert|update|exec|execute|declare|shutdown|grant|revoke|select)\s*$|[=<>]\s*\(\s*select\b",
     },
     RuleDef {
         id: "sqli-tautology",
@@ -469,7 +478,11 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT,
         triggers: &["("],
-        pattern: r"(?:^|[^\w.$>-])(?:cast|convert|chr|char|nchar|count|date|now|if|in|length|len|local|log|minute|hour|second|day|month|year|pi|replace|round|time|upper|lower|left|right|format|concat|substring|substr|mid|ascii|sleep|user|password|database|version|coalesce|ifnull|nullif|isnull|abs|floor|ceil|ceiling|rand|md5|sha1|hex|unhex|instr|trim|ltrim|rtrim|reverse|repeat|least|greatest|sum|avg|min|max|exists|values|schema|benchmark|extractvalue|updatexml|and|or|not|xor)\b[^\w(\s]{0,6}\s*[^\w(\s]{0,6}\(\s*$",
+        pattern: concat!(
+            r"(?:^|[^\w.$>-])(?:cast|convert|chr|char|nchar|count|date|now|if|in|length|len|local|log|minute|hour|second|day|month|year|pi|replace|round|time|upper|lower|left|right|format|concat|substring|substr|mid|ascii|sleep|user|password|database|version|coalesce|ifnull|nullif|isnull|abs|floor|ceil|ceiling|rand|md5|sha1|hex|unhex|instr|trim|ltrim|rtrim|reverse|repeat|least|greatest|sum|avg|min|max|exists|values|schema|benchmark|extractvalue|updatexml|and|or|not|xor|",
+            sql_fns!(),
+            r")\b[^\w(\s]{0,6}\s*[^\w(\s]{0,6}\(\s*$"
+        ),
     },
     RuleDef {
         // An SQL operator that needs an operand, with the operand cut off
@@ -501,6 +514,54 @@ pub static RULES: &[RuleDef] = &[
         parts: parts(&[Arg, Cookie, Body]),
         triggers: &["or", "and"],
         pattern: r"^\s*(?:x?or|and)\s+\d+\s*$",
+    },
+    RuleDef {
+        // A value that is nothing but an SQL operator, a test of a value
+        // against a list, or a stored procedure run by name (`<<`, `<=>`,
+        // `regexp`, `not in (1,2)`, `execute sp_who`): the part of a
+        // condition an injection supplies, never data (CRS 942120, 942380).
+        // A procedure is told from a word by its `_`, `.`, `@` or digit:
+        // `exec noun` is a search.
+        id: "sqli-bare-operator",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &[
+            "<<", ">>", "||", "&&", "<>", "!=", "==", ">=", "<=", ":=", "regexp", "rlike", "ilike", "notnull",
+            "isnull", "sounds", "in ", "in(", "exec",
+        ],
+        pattern: r#"^\s*(?:<<|>>|\|\||&&|<=>|<>|!=|==|>=|<=|:=|(?:not\s+)?(?:regexp|rlike|ilike|notnull|isnull|sounds\s+like)|(?:not\s+)?in\s*\(\s*[-\d'"][^()]*\)|exec(?:ute)?\s{1,5}[\w$@#]*[_.$@#\d][\w.$@#]*)\s*$"#,
+    },
+    RuleDef {
+        // Names only SQL writes (CRS 942470's list): types cast to in a
+        // payload (`nvarchar`, `sql_variant`), Oracle's packages and
+        // views, SQL Server's autonomous transaction.
+        id: "sqli-type-name",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &[
+            "varchar",
+            "sql_",
+            "dbms_java",
+            "dba_users",
+            "autonomous_transaction",
+            "tbcreator",
+            "owa_util",
+        ],
+        pattern: r"\b(?:n?varchar|sql_(?:variant|longvarchar)|dbms_java|dba_users|autonomous_transaction|tbcreator|owa_util)\b",
+    },
+    RuleDef {
+        // A string closed, a boolean operator and a call to any SQL
+        // function (`' or json_valid (id)`, `" and sleep(4)`): the
+        // condition an injection appends, in SQL's whole vocabulary.
+        id: "sqli-boolean-call",
+        category: Category::Sqli,
+        parts: INPUT_HEADERS,
+        triggers: &["'", "\"", "`"],
+        pattern: concat!(
+            r#"['"`]\s*\)?\s*(?:or|and|xor|\|\||&&|not)\s*\(?\s*(?:"#,
+            sql_fns!(),
+            r"|json(?:_\w+)?)\s*\("
+        ),
     },
     // ---- cross-site scripting (beyond libinjection)
     RuleDef {
@@ -670,6 +731,16 @@ pub static RULES: &[RuleDef] = &[
         triggers: &["local_file:", "netdoc:", "jar:file:", "url:file:"],
         pattern: r"(?:^|[^\w])(?:local_file|netdoc|jar:file|url:file):",
     },
+    RuleDef {
+        // A parameter that is a URL a fetcher would open on another
+        // service: a scheme that is no web page (`ftps://`, `ldap://`,
+        // `smb://`). A web URL with a port passes: apps are sent those.
+        id: "rfi-service-url",
+        category: Category::Rfi,
+        parts: parts(&[Arg, Cookie, Body]),
+        triggers: &["://"],
+        pattern: r"^\s*(?:(?:ftps?|sftp|tftp|smb|cifs|nfs|ldaps?|ssh|telnet|nntp|rsync|imaps?|pop3s?|acap|xri|svn|rtsp)://)",
+    },
     // ---- shell command injection
     RuleDef {
         id: "rce-unix-command",
@@ -743,14 +814,41 @@ pub static RULES: &[RuleDef] = &[
             unix_cmds!(),
             r"\b|^\s*\\",
             unix_cmds!(),
-            r"\b|^\s*(?:ansible|chef)-[a-z]+\b|^\s*(?:strace|ltrace|nohup|sudo|doas|xargs|busybox|setsid|stdbuf|chroot)\s+",
+            r"\b|^\s*(?:ansible|chef)-[a-z]+\b|^\s*(?:strace|ltrace|nohup|sudo|doas|xargs|busybox|setsid|stdbuf|chroot|time|nice|timeout|watch|env|exec)\s+",
             unix_weak_cmds!(),
             r"\s*$|^\s*(?:visudo|strace|ltrace|perf|getent|ifconfig|netstat|lsof|dmesg|printenv|crontab|useradd|usermod|userdel|chattr|iptables|sysctl|systemctl|journalctl|nsenter|unshare|setcap|getcap|ssh-keygen|ssh-copy-id|sshpass|tcpdump|socat|ncat|netcat|xxd|whoami|uname)(?:\s*$|\s+-|\s+",
             unix_cmds!(),
             r"\b|\s+",
             unix_weak_cmds!(),
-            r"\s*$)|[;|&\n]\s*at\s+(?:\d{1,2}:\d{2}|now|midnight|noon|teatime)\b"
+            r"\s*$)|[;|&\n]\s*at\s+(?:\d{1,2}:\d{2}|now|midnight|noon|teatime)\b",
+            // Commands that are also words, after a separator and with an
+            // option or a path: `;cp /var/log/x y`, `|find / -perm`.
+            r"|(?:[;|&`\n\r]|\$\(|\|\||&&)\s*(?:/(?:usr/)?(?:local/)?s?bin/)?(?:cp|mv|ln|mkdir|touch|find|head|more|cut|sort|uniq|diff|file|stat|ftp|tr|which|whereis|locate|export|wall|mount|bzip2|xz|zip|ifdown|ifup|route|arp|host|last|free|lsblk|lspci|lsusb|pgrep|pidof|renice|shred|split|strings|test|tty|vmstat|whatis|mail|install|chpasswd|chsh|fuser|rev|seq|shuf|timeout)\s+(?:-\w|[/~$]|\.\.?/)"
         ),
+    },
+    RuleDef {
+        // A whole value that is a package manager or orchestrator run
+        // with a subcommand and an argument (`pip3 install x`, `docker
+        // run x`, `kubectl apply -f x`): a command line, not a sentence.
+        id: "rce-tool-command",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &[
+            "pip", "npm", "npx", "yarn", "pnpm", "gem ", "apt-get", "yum", "dnf", "apk", "brew", "docker", "podman",
+            "kubectl", "helm", "composer", "knife", "chef",
+        ],
+        pattern: r"^\s*(?:sudo\s+)?(?:pip[23]?|npm|npx|yarn|pnpm|gem|apt-get|yum|dnf|apk|brew|docker|podman|kubectl|helm|composer|knife|chef)\s+(?:-\S+\s+)*(?:install|uninstall|i|add|remove|rm|run|exec|get|apply|delete|create|download|build|pull|push|update|upgrade|report|bootstrap|search|show|list|config|cp|logs|attach)\s+\S",
+    },
+    RuleDef {
+        // A whole value that is a shell or an interpreter given a script
+        // file (`rc script.sh`, `bash -x run.sh`, `source env.sh`).
+        id: "rce-script-run",
+        category: Category::Rce,
+        parts: INPUT,
+        triggers: &[
+            ".sh", ".bash", ".py", ".pl", ".rb", ".js", ".php", ".lua", ".ps1", ".bat", ".cmd",
+        ],
+        pattern: r"^\s*(?:sh|bash|zsh|ksh|csh|tcsh|dash|fish|rc|source|\.|python[23]?|perl|ruby|node|php|lua|pwsh|powershell|cmd)\s+(?:-\S+\s+)*[\w./~\\:-]+\.(?:sh|bash|py|pl|rb|js|php|lua|ps1|bat|cmd)\s*$",
     },
     RuleDef {
         // Mail protocol commands after a line break: a value that reaches
@@ -1427,3 +1525,8 @@ pub(crate) const GLUED_COMMAND: &str = concat!(
     win_weak_cmds!(),
     r"|time|nice|timeout|watch|adduser|getent|ssh-[a-z-]+|python[23]?(?:\.\d+)*)$"
 );
+
+/// A command word that is no English word (Unix, with or without its
+/// `/bin/` path), for a whole value read as a command line (see
+/// `command_line`).
+pub(crate) const LEADING_COMMAND: &str = concat!(r"^(?:/(?:usr/)?(?:local/)?s?bin/)?", unix_cmds!(), "$");

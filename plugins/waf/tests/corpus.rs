@@ -45,13 +45,13 @@ fn own_corpus_detection_and_false_positive_rates() {
 /// The extra set's tuning half.
 #[test]
 fn extra_dev_detection_and_false_positive_rates() {
-    check_corpus("../../tests/waf-corpus/extra.jsonl", Some("dev"), &Goals::EXTRA);
+    check_corpus("../../tests/waf-corpus/extra.jsonl", Some("dev"), &Goals::EXTRA_DEV);
 }
 
 /// The extra set's held-out half: reported, never tuned on.
 #[test]
 fn extra_test_detection_and_false_positive_rates() {
-    check_corpus("../../tests/waf-corpus/extra.jsonl", Some("test"), &Goals::EXTRA);
+    check_corpus("../../tests/waf-corpus/extra.jsonl", Some("test"), &Goals::EXTRA_TEST);
 }
 
 /// What a set must reach.
@@ -64,6 +64,8 @@ struct Goals {
     allow_refused: f64,
     /// Least detection of the attacks from each named source (percent).
     by_source: &'static [(&'static str, f64)],
+    /// Least detection in each named category (percent), whatever its size.
+    by_category: &'static [(&'static str, f64)],
 }
 
 impl Goals {
@@ -73,20 +75,64 @@ impl Goals {
         benign_refused: 1.0,
         allow_refused: 2.0,
         by_source: &[],
+        by_category: &[],
     };
-    /// The extra sets (floors; see the module doc). CRS's PL2-4 tests
-    /// are written for stricter rules than the default level and are held
-    /// to what was measured, not to the goal; the other sources
-    /// are attacks of the kinds PL1 covers.
-    const EXTRA: Goals = Goals {
-        detection: 70.0,
-        benign_refused: 11.0,
+    /// The extra set's tuning half (floors at what the third family
+    /// round measured; see the module doc). CRS's PL2-4 tests are written
+    /// for stricter rules than the default level and are held to what was
+    /// measured, not to the goal; the other sources are attacks of
+    /// the kinds PL1 covers.
+    const EXTRA_DEV: Goals = Goals {
+        detection: 91.5,
+        benign_refused: 6.0,
+        allow_refused: 6.0,
+        by_source: &[
+            ("crs", 91.0),
+            ("gotestwaf", 100.0),
+            ("libinjection", 98.5),
+            ("handmade", 100.0),
+        ],
+        by_category: &[
+            ("sqli", 92.5),
+            ("xss", 97.0),
+            ("rce", 91.5),
+            ("lfi", 99.9),
+            ("rfi", 55.5),
+            ("php", 91.9),
+            ("java", 99.9),
+            ("nodejs", 99.9),
+            ("ssrf", 99.9),
+            ("ssti", 99.9),
+            ("ldap", 99.9),
+            ("generic", 93.9),
+        ],
+    };
+    /// The held-out half, held to what it measured at the end of the
+    /// same round (it was not tuned on, so these only keep it from
+    /// falling back).
+    const EXTRA_TEST: Goals = Goals {
+        detection: 71.5,
+        benign_refused: 10.5,
         allow_refused: 12.5,
         by_source: &[
-            ("crs", 76.0),
-            ("gotestwaf", 97.0),
-            ("libinjection", 97.0),
+            ("crs", 80.0),
+            ("gotestwaf", 97.5),
+            ("libinjection", 97.5),
             ("handmade", 86.0),
+        ],
+        by_category: &[
+            ("sqli", 84.0),
+            ("xss", 95.0),
+            ("rce", 71.5),
+            ("lfi", 94.1),
+            ("rfi", 49.9),
+            ("php", 70.5),
+            ("java", 98.5),
+            ("nodejs", 82.3),
+            ("ssrf", 87.4),
+            ("ssti", 99.9),
+            ("ldap", 83.3),
+            ("generic", 82.5),
         ],
     };
 }
@@ -165,6 +211,13 @@ fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
         let (block, caught) = by_source.get(*source).copied().unwrap_or_default();
         if pct(caught, block) < *least {
             failures.push(format!("{source}: {:.1}% detected", pct(caught, block)));
+        }
+    }
+    for (cat, least) in goals.by_category {
+        let t = tallies.get(*cat);
+        let rate = t.map_or(0.0, |t| pct(t.caught, t.block));
+        if rate < *least {
+            failures.push(format!("{cat}: {rate:.1}% detected, floor {least}%"));
         }
     }
     for (cat, t) in &tallies {

@@ -361,3 +361,36 @@ async fn invalidation_reads_paths_in_the_kernels_form() {
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("/a%2Fb"), "{}", bad.text());
 }
+
+/// The port a client writes with the host (`Host: shop.test:443`, an
+/// absolute-form target's) reaches the app, which may build links from
+/// it, so it is in the key: a page cached for one port is never served to
+/// a client that named another port, or none.
+#[tokio::test]
+async fn the_port_the_client_names_is_part_of_the_key() {
+    let up = Reflect::start().await;
+    let s = Site::new();
+    let b = serve(&s, up.addr, "");
+    let with_port = |port: &'static str| async move {
+        let host = format!("shop.test:{port}");
+        send(b.addr, request("GET", "/ported", &[("host", &host)], "")).await
+    };
+    assert_eq!(with_port("443").await.header("x-cache"), Some("MISS"));
+    assert_eq!(with_port("443").await.header("x-cache"), Some("HIT"));
+    assert_eq!(
+        fetch(&b, "/ported").await.header("x-cache"),
+        Some("MISS"),
+        "no port named"
+    );
+    assert_eq!(with_port("7777").await.header("x-cache"), Some("MISS"));
+    assert_eq!(fetch(&b, "/ported").await.header("x-cache"), Some("HIT"));
+    // An absolute-form target's port wins over Host's, as its host does.
+    let absolute = raw_async(
+        b.addr,
+        b"GET http://shop.test:5555/ported HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(absolute.to_ascii_lowercase().contains("x-cache: miss"), "{absolute}");
+    assert_eq!(up.count("/ported"), 4, "one request for each key");
+}

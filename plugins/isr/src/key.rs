@@ -1,6 +1,6 @@
 //! Cache keys: `a:{app}:t:{tenant}:l:{locale}:b:{is_bot}:p:{path}?{query}`
-//! then `@{scheme}://{host}`, so two hosts or two tenants never share an
-//! entry. The query is normalised: parameters in `ignore_params` (tracking
+//! then `@{scheme}://{host}` (with the port the client wrote, if any), so
+//! two hosts, ports or tenants never share an entry. The query is normalised: parameters in `ignore_params` (tracking
 //! tags) dropped, the rest sorted stably by name, so `?b=1&a=2` and
 //! `?a=2&b=1&utm_x=y` are one entry; a request that goes through the cache
 //! reaches the app with that very query, so nothing left out of the key

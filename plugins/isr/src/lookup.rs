@@ -38,6 +38,14 @@ fn caller(credentials: &[HeaderName], req: &Request, cx: &Ctx) -> String {
 /// The request's primary key; `query` is the request's, normalised.
 fn key(req: &Request, cx: &Ctx, app: &str, caller: Option<&str>, query: Option<&str>) -> String {
     let host = cx.host.as_deref().unwrap_or("");
+    let with_port;
+    let host = match port_as_sent(req) {
+        Some(port) => {
+            with_port = format!("{host}:{port}");
+            &with_port
+        }
+        None => host,
+    };
     let agent = req.headers().get(USER_AGENT).map_or(&b""[..], HeaderValue::as_bytes);
     primary_key(&KeyParts {
         app,
@@ -50,6 +58,21 @@ fn key(req: &Request, cx: &Ctx, app: &str, caller: Option<&str>, query: Option<&
         scheme: "http",
         host,
     })
+}
+
+/// The port the client wrote with the host (`Host: a.test:8443`, or an
+/// absolute-form target's or `:authority`'s, which win over `Host` as the
+/// kernel's host does), if any. The app sees it in its URL and may build
+/// links or redirects from it, so it is part of the key: a page rendered
+/// for a port an attacker chose is never served to a client that named
+/// none.
+fn port_as_sent(req: &Request) -> Option<&str> {
+    let authority = match req.uri().authority() {
+        Some(authority) => authority.as_str(),
+        None => req.headers().get(http::header::HOST)?.to_str().ok()?,
+    };
+    let (_, port) = authority.rsplit_once(':')?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
 /// Whether a request passes the cache by, whatever its key: not a GET

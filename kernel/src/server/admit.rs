@@ -127,7 +127,7 @@ fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) -> Names {
         let n = name.as_str().as_bytes();
         // Byte tests first: most names are neither `x-` nor have a `_`.
         (n.starts_with(b"x-") && (BEXT_HEADERS.iter().chain(&OVERRIDE_HEADERS).any(|h| h.as_bytes() == n)))
-            || (!rules.underscores_in_headers && has_underscore(n))
+            || (has_underscore(n) && (!rules.underscores_in_headers || forges_with_underscores(n, rules)))
             || (!rules.owned.is_empty() && rules.owned.contains(name))
     };
     let (mut any_doomed, mut connection, mut traceparent) = (false, false, false);
@@ -146,6 +146,32 @@ fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) -> Names {
         connection,
         traceparent,
     }
+}
+
+/// Headers the proxy sets for the client, which an underscore spelling
+/// must not forge either when `underscores_in_headers` lets other
+/// underscore names through.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+/// With `underscores_in_headers`: whether `name` (which has a `_`) is an
+/// underscore spelling of a header bext or a plugin sets (`x_vhost_tenant`,
+/// `X_Forwarded_For`, a plugin's `x_user`), which CGI, WSGI and PHP would
+/// read as that header. Those go even when other underscore names pass.
+fn forges_with_underscores(name: &[u8], rules: &Rules<'_>) -> bool {
+    let same =
+        |h: &[u8]| h.len() == name.len() && h.iter().zip(name).all(|(a, b)| a == b || (*a == b'-' && *b == b'_'));
+    BEXT_HEADERS
+        .iter()
+        .chain(&OVERRIDE_HEADERS)
+        .chain(&FORWARDING_HEADERS)
+        .any(|h| same(h.as_bytes()))
+        || rules.owned.iter().any(|h| same(h.as_str().as_bytes()))
 }
 
 /// Whether a header name has `_`, eight bytes at a time: every name of
@@ -400,6 +426,39 @@ mod tests {
         let mut names: Vec<&str> = p.headers.keys().map(|n| n.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["x-auth-token", "x-kept"]);
+    }
+
+    /// `underscores_in_headers` lets an app's own underscore names pass,
+    /// never an underscore spelling of what bext, its proxy or a plugin
+    /// sets (a CGI backend reads both as the same variable).
+    #[test]
+    fn allowed_underscores_never_forge_bext_forwarding_or_plugin_headers() {
+        let owned = [HeaderName::from_static("x-user")];
+        let rules = Rules {
+            limits: &Limits::default(),
+            slashes: EncodedSlashes::Reject,
+            underscores_in_headers: true,
+            owned: &owned,
+        };
+        let mut p = parts(
+            "GET",
+            "/",
+            &[
+                ("x_vhost_tenant", "admin"),
+                ("X_BASE", "/evil"),
+                ("x_forwarded_for", "6.6.6.6"),
+                ("X_Real_IP", "6.6.6.6"),
+                ("x_original_url", "/admin"),
+                ("x_user", "root"),
+                ("x_app_flag", "kept"),
+                ("x_vhost_tenants", "not ours"),
+            ],
+            Version::HTTP_11,
+        );
+        admit(&mut p, rules).unwrap();
+        let mut names: Vec<&str> = p.headers.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["x_app_flag", "x_vhost_tenants"]);
     }
 
     #[test]

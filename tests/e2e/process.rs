@@ -871,6 +871,13 @@ async fn deploys_switch_once_the_new_instances_are_ready_and_a_version_that_neve
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("did not get ready"), "{err}");
+    assert!(
+        err.contains(
+            "was stored but could not be served, so it was rolled back and the previous version keeps serving"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("recorded, but"), "{err}");
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await.unwrap();

@@ -158,6 +158,13 @@ async fn deploy(shared: &Shared, req: &mut Request, id: &str, query: &Query) -> 
                 .await;
             if undone.is_ok() {
                 let _ = shared.changed().await;
+                return Err(DeployError::RolledBack {
+                    version: deployed.version.version,
+                    reason: match refused {
+                        DeployError::Refused(reason) => reason,
+                        other => other.to_string(),
+                    },
+                });
             }
         }
         return Err(refused);

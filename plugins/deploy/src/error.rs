@@ -44,6 +44,17 @@ pub enum DeployError {
     /// it makes (the previous one keeps serving).
     #[error("recorded, but the new configuration was refused: {0}")]
     Refused(String),
+    /// A deployed version could not be served and was rolled back at
+    /// once: said plainly, so nobody takes it for the current version.
+    #[error(
+        "{version} was stored but could not be served, so it was rolled back and the previous version keeps serving ({reason})"
+    )]
+    RolledBack {
+        /// The version that was stored.
+        version: String,
+        /// Why the kernel refused it.
+        reason: String,
+    },
     /// The app's `pre_build` hook failed; nothing was stored.
     #[error("pre_build `{}` failed ({}):\n{}", .0.command, .0.exit_code.map_or("killed".to_owned(), |c| format!("exit code {c}")), .0.output.trim_end())]
     Hook(hooks::HookRun),
@@ -69,7 +80,9 @@ impl DeployError {
             DeployError::NotFound(_) => StatusCode::NOT_FOUND,
             DeployError::Exists(_) | DeployError::Taken(_) | DeployError::Full(_) => StatusCode::CONFLICT,
             DeployError::Hook(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            DeployError::Io { .. } | DeployError::Db(_) | DeployError::Refused(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DeployError::Io { .. } | DeployError::Db(_) | DeployError::Refused(_) | DeployError::RolledBack { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }
@@ -97,6 +110,13 @@ mod tests {
             (DeployError::Hook(run), StatusCode::UNPROCESSABLE_ENTITY),
             (DeployError::Db("d".into()), StatusCode::INTERNAL_SERVER_ERROR),
             (DeployError::Refused("r".into()), StatusCode::INTERNAL_SERVER_ERROR),
+            (
+                DeployError::RolledBack {
+                    version: "v2".into(),
+                    reason: "r".into(),
+                },
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
             (
                 DeployError::io(Path::new("/x"), std::io::Error::other("gone")),
                 StatusCode::INTERNAL_SERVER_ERROR,

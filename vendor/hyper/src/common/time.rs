@@ -30,13 +30,18 @@ impl fmt::Debug for Time {
 }
 
 impl Time {
-    // bext: `sleep` (HTTP/2's keep-alive timer, made at the connection's
-    // start) is gone: the keep-alive makes its timer when it schedules a
-    // ping, for a deadline, with `sleep_until` (src/proto/h2/ping.rs).
-    #[cfg(any(
-        all(feature = "server", feature = "http1"),
-        all(any(feature = "client", feature = "server"), feature = "http2")
-    ))]
+    #[cfg(all(any(feature = "client", feature = "server"), feature = "http2"))]
+    pub(crate) fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        match &self {
+            #[allow(clippy::panic)]
+            Time::Empty => {
+                panic!("You must supply a timer.")
+            }
+            Time::Timer(t) => t.sleep(duration),
+        }
+    }
+
+    #[cfg(all(feature = "server", feature = "http1"))]
     pub(crate) fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
         match &self {
             #[allow(clippy::panic)]

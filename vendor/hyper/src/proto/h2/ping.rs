@@ -64,7 +64,7 @@ pub(super) fn channel(ping_pong: PingPong, config: Config, timer: Time) -> (Reco
         interval,
         timeout: config.keep_alive_timeout,
         while_idle: config.keep_alive_while_idle,
-        sleep: None, // bext: made at the first schedule
+        sleep: timer.sleep(interval),
         state: KeepAliveState::Init,
         timer: timer.clone(),
     });
@@ -163,18 +163,9 @@ struct KeepAlive {
     /// If true, sends pings even when there are no active streams.
     while_idle: bool,
     state: KeepAliveState,
-    /// bext: made when a ping is first scheduled, and given back by an
-    /// idle connection that does not ping while idle (`release_when_idle`):
-    /// a boxed timer (~112 bytes) kept for the connection's life otherwise,
-    /// made at its start even if it never pings (issue 22).
-    sleep: Option<Pin<Box<dyn Sleep>>>,
+    sleep: Pin<Box<dyn Sleep>>,
     timer: Time,
 }
-
-/// bext: how long an idle connection that does not ping while idle keeps
-/// its keep-alive timer (h2's idle release, vendor/h2/BEXT-PATCH.md, and
-/// the HTTP/1 one use the same 2 s).
-const IDLE_RELEASE: Duration = Duration::from_secs(2);
 
 enum KeepAliveState {
     Init,
@@ -280,7 +271,6 @@ impl Ponger {
         let is_idle = self.is_idle();
 
         if let Some(ka) = &mut self.keep_alive {
-            ka.release_when_idle(is_idle, now, &locked); // bext
             ka.maybe_schedule(is_idle, &locked);
             ka.maybe_ping(cx, is_idle, &mut locked);
         }
@@ -444,24 +434,6 @@ fn seconds(dur: Duration) -> f64 {
 // ===== impl KeepAlive =====
 
 impl KeepAlive {
-    /// bext: a connection with no stream open, that does not ping while
-    /// idle, and has read nothing for `IDLE_RELEASE` gives its timer back
-    /// and goes back to `Init`: the ping it had scheduled would not be sent
-    /// (`maybe_ping` skips it while idle), and the next stream schedules one
-    /// again from the last read, as `Init` does. A busy connection never
-    /// gets here, so it keeps one timer for all its requests.
-    fn release_when_idle(&mut self, is_idle: bool, now: Instant, shared: &Shared) {
-        if self.while_idle || !is_idle || self.sleep.is_none() {
-            return;
-        }
-        if let KeepAliveState::Scheduled(_) = self.state {
-            if now.saturating_duration_since(shared.last_read_at()) >= IDLE_RELEASE {
-                self.state = KeepAliveState::Init;
-                self.sleep = None;
-            }
-        }
-    }
-
     fn maybe_schedule(&mut self, is_idle: bool, shared: &Shared) {
         match self.state {
             KeepAliveState::Init => {
@@ -484,18 +456,13 @@ impl KeepAlive {
     fn schedule(&mut self, shared: &Shared) {
         let interval = shared.last_read_at() + self.interval;
         self.state = KeepAliveState::Scheduled(interval);
-        match &mut self.sleep {
-            Some(sleep) => self.timer.reset(sleep, interval),
-            None => self.sleep = Some(self.timer.sleep_until(interval)), // bext
-        }
+        self.timer.reset(&mut self.sleep, interval);
     }
 
     fn maybe_ping(&mut self, cx: &mut task::Context<'_>, is_idle: bool, shared: &mut Shared) {
         match self.state {
             KeepAliveState::Scheduled(at) => {
-                // bext: `schedule` made the timer.
-                let Some(sleep) = &mut self.sleep else { return };
-                if sleep.as_mut().poll(cx).is_pending() {
+                if Pin::new(&mut self.sleep).poll(cx).is_pending() {
                     return;
                 }
                 // check if we've received a frame while we were scheduled
@@ -512,7 +479,7 @@ impl KeepAlive {
                 shared.send_ping();
                 self.state = KeepAliveState::PingSent;
                 let timeout = self.timer.now() + self.timeout;
-                self.timer.reset(sleep, timeout);
+                self.timer.reset(&mut self.sleep, timeout);
             }
             KeepAliveState::Init | KeepAliveState::PingSent => (),
         }
@@ -521,9 +488,7 @@ impl KeepAlive {
     fn maybe_timeout(&mut self, cx: &mut task::Context<'_>) -> Result<(), KeepAliveTimedOut> {
         match self.state {
             KeepAliveState::PingSent => {
-                // bext: only `Scheduled`, with its timer, sends a ping.
-                let Some(sleep) = &mut self.sleep else { return Ok(()) };
-                if sleep.as_mut().poll(cx).is_pending() {
+                if Pin::new(&mut self.sleep).poll(cx).is_pending() {
                     return Ok(());
                 }
                 trace!("keep-alive timeout ({:?}) reached", self.timeout);

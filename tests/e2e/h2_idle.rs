@@ -127,15 +127,21 @@ async fn an_idle_h2_connection_forgets_its_hpack_table_and_says_so() {
         second.block
     );
 
-    tokio::time::sleep(PAST_THE_RELEASE).await;
-    let after = h2.get("/index.html").await;
-    assert_eq!(after.body_len, 1000);
-    assert_eq!(
-        after.block[..4],
-        FORGET_AND_REOPEN,
-        "the first block after the release empties the client's table: {:x?}",
-        after.block
-    );
+    // A machine too busy to wake the connection in time leaves the table
+    // as it was: the answer then refers to it, and the next quiet period
+    // gets another chance (a request starts the idle clock again).
+    let mut after = None;
+    for _ in 0..3 {
+        tokio::time::sleep(PAST_THE_RELEASE).await;
+        let answer = h2.get("/index.html").await;
+        assert_eq!(answer.body_len, 1000);
+        if answer.block.starts_with(&FORGET_AND_REOPEN) {
+            after = Some(answer);
+            break;
+        }
+        assert!(!starts_with_a_size_update(&answer.block), "{:x?}", answer.block);
+    }
+    let after = after.expect("after a quiet period, a block that empties the client's table (20 3f e1 1f)");
     assert!(
         after.block.len() - 4 > second.block.len(),
         "then its headers as literals again: {:x?}",

@@ -72,5 +72,8 @@ for mode in ${MODES:-h1 h2c}; do
   worker=$(pgrep -P "$(cat "$OUT/nginx/nginx.pid")" | head -1)
   port=$NGINX_PORT; [ "$mode" = h2c ] && port=$((NGINX_PORT + 1))
   idle_per_connection nginx "$worker" "$port" "$mode"
-  nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" -s quit; sleep 0.5
+  nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" -s quit
+  # Until it has let its ports go (it removes its pid file last), or the
+  # next mode's nginx cannot bind them.
+  for _ in $(seq 1 100); do [ -e "$OUT/nginx/nginx.pid" ] || break; sleep 0.1; done
 done

@@ -8,6 +8,10 @@
 #   bench/instructions.sh                        # this checkout
 #   BASELINE=/path/to/older/bext bench/instructions.sh
 #                                                # both, and new/old
+#   CG_PORT=18581 bench/instructions.sh          # the first of the ports it
+#                                                # listens on (default 18481,
+#                                                # the others follow it), for
+#                                                # runs side by side
 #   PROTOCOL=h2c bench/instructions.sh           # HTTP/2 (prior knowledge)
 #                                                # with h2load, one stream
 #                                                # at a time
@@ -39,6 +43,7 @@ source "$(dirname "$0")/common.sh"
 OUT=bench/out/instructions
 need valgrind callgrind_control callgrind_annotate wrk curl
 DURATION=${DURATION:-8}
+CG_PORT=${CG_PORT:-18481}
 
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -83,10 +88,10 @@ for ((i = 0; i < ${#WRK_ARGS[@]}; i += 2)); do H2LOAD_ARGS+=(-H "${WRK_ARGS[i + 
 [ "${PROTOCOL:-h1}" = h2c ] && need h2load
 
 if [ -n "${OBSERVE:-}" ]; then
-  off=$(count observe-off "$BEXT" 18485 $'[platform.metrics]\nenabled = false')
-  metrics=$(count observe-metrics "$BEXT" 18486)
-  json=$(count observe-json "$BEXT" 18487 "" "" "{ format = \"json\", path = \"$PWD/$OUT/observe-json/access.log\" }")
-  combined=$(count observe-combined "$BEXT" 18488 "" "" "{ format = \"combined\", path = \"$PWD/$OUT/observe-combined/access.log\" }")
+  off=$(count observe-off "$BEXT" $((CG_PORT + 4)) $'[platform.metrics]\nenabled = false')
+  metrics=$(count observe-metrics "$BEXT" $((CG_PORT + 5)))
+  json=$(count observe-json "$BEXT" $((CG_PORT + 6)) "" "" "{ format = \"json\", path = \"$PWD/$OUT/observe-json/access.log\" }")
+  combined=$(count observe-combined "$BEXT" $((CG_PORT + 7)) "" "" "{ format = \"combined\", path = \"$PWD/$OUT/observe-combined/access.log\" }")
   echo "access log lines: json $(wc -l < "$OUT/observe-json/access.log"), combined $(wc -l < "$OUT/observe-combined/access.log")"
   # The log's own thread, apart (CG_THREADS=1 counts each thread).
   log_thread() { awk '$2 == "access-log-thread" {n += $1} END {print n + 0}' "$OUT/$1/cg.out.threads" 2>/dev/null || echo 0; }
@@ -100,24 +105,24 @@ if [ -n "${OBSERVE:-}" ]; then
   exit 0
 fi
 if [ -n "${JSON_LOG:-}" ]; then
-  new=$(count new "$BEXT" 18481 "" "" "{ format = \"json\", path = \"$PWD/$OUT/new/access.log\" }")
+  new=$(count new "$BEXT" $((CG_PORT + 0)) "" "" "{ format = \"json\", path = \"$PWD/$OUT/new/access.log\" }")
   echo "access log lines: $(wc -l < "$OUT/new/access.log")"
 else
-  new=$(count new "$BEXT" 18481)
+  new=$(count new "$BEXT" $((CG_PORT + 0)))
 fi
 echo "instructions per request: $new ($BEXT)"
 if [ -n "${METRICS_OFF:-}" ]; then
-  off=$(count metrics-off "$BEXT" 18483 $'[platform.metrics]\nenabled = false')
+  off=$(count metrics-off "$BEXT" $((CG_PORT + 2)) $'[platform.metrics]\nenabled = false')
   echo "instructions per request: $off (metrics off)"
   python3 -c "print(f'metrics on/off instructions: {$new/$off:.4f}')"
 fi
 if [ -n "${FAST_PATH_OFF:-}" ]; then
-  off=$(count fast-path-off "$BEXT" 18484 "" "http1_fast_path = false")
+  off=$(count fast-path-off "$BEXT" $((CG_PORT + 3)) "" "http1_fast_path = false")
   echo "instructions per request: $off (http1_fast_path = false)"
   python3 -c "print(f'fast path on/off instructions: {$new/$off:.3f}')"
 fi
 if [ -n "${BASELINE:-}" ]; then
-  old=$(count old "$BASELINE" 18482)
+  old=$(count old "$BASELINE" $((CG_PORT + 1)))
   echo "instructions per request: $old ($BASELINE)"
   python3 -c "print(f'new/old instructions: {$new/$old:.3f}')"
 fi

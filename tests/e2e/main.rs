@@ -22,6 +22,7 @@ mod dylib_plugins;
 mod edge;
 mod gateway;
 mod grpc;
+mod h2_idle;
 mod http1;
 mod isr;
 mod isr_callers;

@@ -58,11 +58,46 @@ impl Encoder {
     }
 
     /// bext: gives back the scratch buffer, which outlives the header block
-    /// it encoded; the next header block allocates one again. Called only
-    /// with no header block being written.
+    /// it encoded, and the dynamic table (its entries, their queue and
+    /// index: ~600 bytes for a response's headers, kept for the
+    /// connection's life otherwise); the next header block allocates them
+    /// again. Called only with no header block being written, so that the
+    /// next one starts with the size updates that tell the peer's decoder
+    /// to empty its copy as well (`forget_table`).
     pub(crate) fn release_idle_buffers(&mut self) {
         self.scratch = BytesMut::new();
-        self.table.shrink_to_fit();
+        self.forget_table();
+    }
+
+    /// bext: empties the dynamic table, and makes the next header block
+    /// begin with a dynamic table size update to 0 and one back to the
+    /// size in force (RFC 7541 4.2, 6.3: an encoder may lower the size at
+    /// the start of any header block, and signals the smallest size since
+    /// the last block, then the final one). The peer's decoder evicts every
+    /// entry at the update to 0, in step with this table, and the table
+    /// fills again from the next block on.
+    ///
+    /// A size update the peer's SETTINGS asked for and not yet sent is
+    /// kept: the final size is the one it asked for.
+    fn forget_table(&mut self) {
+        if self.table.is_unallocated() {
+            return;
+        }
+        if self.table.is_empty() {
+            // Nothing the peer could evict: no update to send.
+            self.table = Table::new(self.table.max_size(), 0);
+            return;
+        }
+        let target = match self.size_update {
+            None => self.table.max_size(),
+            Some(SizeUpdate::One(val)) | Some(SizeUpdate::Two(_, val)) => val,
+        };
+        self.table = Table::new(self.table.max_size(), 0);
+        self.size_update = Some(if target == 0 {
+            SizeUpdate::One(0)
+        } else {
+            SizeUpdate::Two(0, target)
+        });
     }
 
     /// Returns a fully-written header block buffer for reuse.
@@ -761,28 +796,97 @@ mod test {
 
     /// bext: after a release the encoder still refers to what it indexed
     /// before (the peer's table has those entries), and indexes anew.
+    /// bext: an idle release forgets the table and says so: the next block
+    /// begins with size updates to 0 and back to 4,096, then is what a new
+    /// encoder writes; a decoder that read every block decodes it, has
+    /// evicted the old entries, and the table is used again afterwards.
     #[test]
-    fn release_idle_buffers_keeps_the_table() {
-        let mut encoder = Encoder::default();
-        let mut fresh = Encoder::default();
-        let block = |n: usize| {
-            (0..n)
-                .map(|i| header(&format!("x-h{i}"), "v"))
-                .collect::<Vec<_>>()
+    fn release_idle_buffers_forgets_the_table_and_the_decoder_follows() {
+        use crate::hpack::Decoder;
+        use std::io::Cursor;
+        use std::ops::ControlFlow;
+
+        let block = |v: &str| {
+            vec![
+                header("x-a", v),
+                header("x-b", "same"),
+                header("content-type", "text/html"),
+            ]
         };
-        let first = encode(&mut encoder, block(3));
-        assert_eq!(first, encode(&mut fresh, block(3)));
+        let decode = |d: &mut Decoder, mut b: BytesMut| {
+            let mut got = vec![];
+            d.decode(&mut Cursor::new(&mut b), |h| {
+                if let Header::Field { name, value } = h {
+                    got.push(format!("{}: {}", name, value.to_str().unwrap()));
+                }
+                ControlFlow::Continue(())
+            })
+            .map(|()| got)
+        };
+        let mut encoder = Encoder::default();
+        let mut decoder = Decoder::new(4096);
+        let first = encode(&mut encoder, block("1"));
+        assert_eq!(
+            decode(&mut decoder, first).unwrap(),
+            ["x-a: 1", "x-b: same", "content-type: text/html"]
+        );
+        assert_eq!(encoder.table.len(), 3);
+
         encoder.scratch = BytesMut::with_capacity(64);
         encoder.release_idle_buffers();
         assert_eq!(encoder.scratch.capacity(), 0);
-        assert_eq!(encoder.table.len(), 3);
-        // Same headers: three references to the table, as without a release.
-        let again = encode(&mut encoder, block(3));
-        assert_eq!(again, encode(&mut fresh, block(3)));
+        assert!(encoder.table.is_unallocated(), "{:?}", encoder.table);
+
+        let after = encode(&mut encoder, block("2"));
+        let mut expected = BytesMut::from(&[0x20, 0x3f, 0xe1, 0x1f][..]); // 0, then 4,096
+        expected.extend_from_slice(&encode(&mut Encoder::default(), block("2")));
+        assert_eq!(after, expected);
+        assert_eq!(
+            decode(&mut decoder, after).unwrap(),
+            ["x-a: 2", "x-b: same", "content-type: text/html"]
+        );
+        // The decoder evicted the three entries from before the release:
+        // without the update to 0, 65 would be the first block's `x-a: 1`.
+        assert_eq!(
+            decode(&mut decoder, BytesMut::from(&[0x80 | 65][..])),
+            Err(crate::hpack::DecoderError::InvalidTableIndex)
+        );
+        // The table works again: the same headers are three references.
+        let again = encode(&mut encoder, block("2"));
         assert_eq!(&again[..], &[0x80 | 64, 0x80 | 63, 0x80 | 62][..]);
-        // A new header is indexed as well.
-        assert_eq!(encode(&mut encoder, block(5)), encode(&mut fresh, block(5)));
-        assert_eq!(encoder.table.len(), 5);
+        assert_eq!(
+            decode(&mut decoder, again).unwrap(),
+            ["x-a: 2", "x-b: same", "content-type: text/html"]
+        );
+    }
+
+    /// bext: a release with nothing in the table sends nothing; one that
+    /// finds a size update from the peer's SETTINGS not yet sent keeps it
+    /// as the final size.
+    #[test]
+    fn release_idle_buffers_sends_updates_only_when_needed() {
+        let mut encoder = Encoder::default();
+        encoder.release_idle_buffers();
+        let res = encode(&mut encoder, vec![method("GET")]);
+        assert_eq!(*res, [0x80 | 2], "no table yet: no update");
+
+        encode(&mut encoder, vec![header("x-a", "1")]);
+        encoder.release_idle_buffers();
+        encoder.release_idle_buffers(); // a second wait of the same idle period
+        let res = encode(&mut encoder, vec![method("GET")]);
+        assert_eq!(*res, [0x20, 0x3f, 0xe1, 0x1f, 0x80 | 2], "updated once");
+
+        encode(&mut encoder, vec![header("x-a", "1")]);
+        encoder.update_max_size(1024);
+        encoder.release_idle_buffers();
+        let res = encode(&mut encoder, vec![method("GET")]);
+        // 0, then the size the peer asked for, then the header.
+        let mut expected = BytesMut::new();
+        encode_size_update(0, &mut expected);
+        encode_size_update(1024, &mut expected);
+        expected.put_u8(0x80 | 2);
+        assert_eq!(res, expected);
+        assert_eq!(encoder.table.max_size(), 1024);
     }
 
     fn encode(e: &mut Encoder, hdrs: Vec<Header<Option<HeaderName>>>) -> BytesMut {

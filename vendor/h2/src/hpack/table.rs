@@ -101,10 +101,15 @@ impl Table {
         usable_capacity(self.indices.len())
     }
 
-    /// bext: cuts the entries' queue to its length (it grows by doubling,
-    /// and an insert grows it again); the index is left as it is.
-    pub fn shrink_to_fit(&mut self) {
-        self.slots.shrink_to_fit();
+    /// bext: nothing was ever inserted, or the table was made again since:
+    /// it holds no entry and no allocation (see `Encoder::forget_table`).
+    pub fn is_unallocated(&self) -> bool {
+        self.indices.is_empty() && self.slots.capacity() == 0
+    }
+
+    /// bext: holds no entry (its allocations may remain).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
     pub fn max_size(&self) -> usize {

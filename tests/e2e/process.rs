@@ -342,6 +342,33 @@ ready = { timeout = "1s" }
     );
 }
 
+/// A `command` whose program is not on PATH says so, and what to do, in
+/// the log (a typo such as `nodee` read like a missing folder before).
+#[tokio::test]
+async fn a_program_not_on_path_is_named_as_such() {
+    let s = Site::new();
+    s.write("typo/server.js", "");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.typo]
+runtime = "process"
+source = "typo"
+domains = ["typo.test"]
+command = "nodee-not-installed server.js"
+"#,
+    );
+    let b = serve(&config);
+    let log = b.log_once_it_says("cannot start `nodee-not-installed`");
+    assert!(
+        log.contains("cannot start `nodee-not-installed`: no program of that name on PATH (")
+            && log.contains("install it or give its full path in `command`"),
+        "{log}"
+    );
+}
+
 /// A server that listens where it should but answers its ready check with
 /// a 500 is told that, not to listen on `$PORT`.
 #[tokio::test]

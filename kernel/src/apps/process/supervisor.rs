@@ -51,10 +51,7 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
         let spawned = applied
             .as_ref()
             .map_err(|e| format!("cannot make its cgroup: {e}"))
-            .and_then(|applied| {
-                child::spawn(spec, index, &slot.at, applied)
-                    .map_err(|e| format!("cannot start `{}` in {}: {e}", spec.command[0], spec.dir.display()))
-            });
+            .and_then(|applied| child::spawn(spec, index, &slot.at, applied).map_err(|e| cannot_start(spec, &e)));
         let reason = match spawned {
             Err(reason) => {
                 if let Ok(applied) = &applied {
@@ -151,6 +148,25 @@ pub(super) async fn supervise(run: Arc<Running>, index: usize, mut stop: Stop) {
         }
         backoff = backoff.saturating_mul(2).min(policy.max_backoff);
     }
+}
+
+/// Why an instance could not start, worded for the usual cause: a
+/// program that is not on the `PATH` it gets (a typo, a tool not
+/// installed), or a path to one that does not exist in `source`.
+fn cannot_start(spec: &super::Spec, e: &std::io::Error) -> String {
+    let (program, dir) = (&spec.command[0], spec.dir.display());
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return format!("cannot start `{program}` in {dir}: {e}");
+    }
+    if program.contains('/') {
+        return format!("cannot start `{program}`: no such file (relative to {dir})");
+    }
+    let path = (spec.env.get("PATH").cloned())
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    format!(
+        "cannot start `{program}`: no program of that name on PATH ({path}); install it or give its full path in `command`"
+    )
 }
 
 /// One run of a started instance: until it is ready, then until it ends.

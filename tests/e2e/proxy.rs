@@ -87,6 +87,10 @@ async fn refused_upstream_is_502_and_slow_upstream_is_504() {
     let r = get(b.addr, "x", "/slow/slow/3000").await;
     assert_eq!(r.status, 504);
     assert!(started.elapsed() < Duration::from_secs(3));
+    // The answer names the app; the log has the address, for the operator.
+    assert!(!r.text().contains(&echo.addr.to_string()), "{}", r.text());
+    let log = b.log_once_it_says("upstream timed out: no response head");
+    assert!(log.contains(&format!("upstream=\"{}\"", echo.addr)), "{log}");
     // The server is still fine afterwards.
     assert_eq!(get(b.addr, "x", "/slow/ok").await.status, 200);
 }

@@ -340,7 +340,7 @@ impl ProxyApp {
                     if passive {
                         set.failed(i, false);
                     }
-                    let answer = timed_out(cx);
+                    let answer = head_timed_out(cx, backend.pool.addr(), self.response_timeout);
                     match &kept {
                         Some(kept) if may_retry(&tried) => {
                             (next, last) = (kept.request(cx), Some(answer));
@@ -507,7 +507,7 @@ impl ProxyApp {
                 }
                 return failure(&failed.error, cx);
             }
-            Err(_) => return timed_out(cx),
+            Err(_) => return head_timed_out(cx, backend.pool.addr(), self.response_timeout),
         };
         if !res.status().is_success() {
             // Refused (a 4xx, say): relayed as answered, no tunnel.
@@ -717,6 +717,19 @@ fn timed_out(cx: &Ctx) -> Response {
         StatusCode::GATEWAY_TIMEOUT,
         format!("app `{}`: upstream timed out\n", cx.app().unwrap_or("")),
     )
+}
+
+/// [`timed_out`] for an upstream that sent no response head within
+/// `response_timeout`, with the address in the log for the operator.
+fn head_timed_out(cx: &Ctx, upstream: &str, after: Duration) -> Response {
+    tracing::warn!(
+        request_id = %cx.request_id,
+        app = cx.app().unwrap_or(""),
+        upstream,
+        response_timeout = ?after,
+        "upstream timed out: no response head"
+    );
+    timed_out(cx)
 }
 
 /// The protocol a request asks to upgrade to, when it carries both

@@ -197,6 +197,9 @@ pub(crate) fn with_platform_file_guidance(mut d: Diagnostic) -> Diagnostic {
 /// system ([`FOREIGN_KEYS`]), a bundle's section in a platform file, or
 /// an app's key in its `[platform]` table.
 fn with_guidance(mut d: Diagnostic) -> Diagnostic {
+    if let Some(closest) = closest_expected(&d.reason) {
+        d.reason = closest;
+    }
     for (key, instead) in FOREIGN_KEYS {
         if d.reason.starts_with(&format!("unknown field `{key}`")) {
             d.reason = format!("unknown field `{key}`: {instead}");
@@ -222,9 +225,50 @@ fn with_guidance(mut d: Diagnostic) -> Diagnostic {
     d
 }
 
+/// serde's ``unknown field `instance`, expected one of `source`, ...``
+/// (an app's table lists some fifty) as ``unknown field `instance`: did
+/// you mean `instances`?`` when one expected name is a typo away (at most
+/// two edits), so the fix is not lost in the list.
+fn closest_expected(reason: &str) -> Option<String> {
+    let rest = reason.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once("`, expected ")?;
+    let names = expected
+        .strip_prefix("one of ")
+        .unwrap_or(expected)
+        .replace(" or ", ", ");
+    let (distance, closest) = names
+        .split(", ")
+        .map(|n| n.trim_matches('`'))
+        .filter(|n| !n.is_empty())
+        .map(|n| (super::manifest::edits(&unknown.to_ascii_lowercase(), n), n))
+        .min()?;
+    (distance <= 2).then(|| format!("unknown field `{unknown}`: did you mean `{closest}`?"))
+}
+
 /// The dotted `path` serde_path_to_error prints for a field, as the keys
 /// of the tables down to it. An error inside an array names the array:
 /// taking one element out would shift the indexes of later errors.
 pub(crate) fn table_keys(path: &str) -> Vec<&str> {
     path.split('[').next().unwrap_or(path).split('.').collect()
+}
+
+#[cfg(test)]
+mod closest_tests {
+    use super::closest_expected;
+
+    #[test]
+    fn a_typo_of_an_expected_field_is_named() {
+        let serde = "unknown field `instance`, expected one of `source`, `domains`, `instances`, `command`";
+        assert_eq!(
+            closest_expected(serde).unwrap(),
+            "unknown field `instance`: did you mean `instances`?"
+        );
+        let far = "unknown field `colour`, expected one of `source`, `domains`";
+        assert_eq!(closest_expected(far), None);
+        let two = "unknown field `sorce`, expected `source` or `domains`";
+        assert_eq!(
+            closest_expected(two).unwrap(),
+            "unknown field `sorce`: did you mean `source`?"
+        );
+    }
 }

@@ -517,7 +517,7 @@ fn closest_plugin<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Levenshtein distance between two short names.
-fn edits(a: &str, b: &str) -> usize {
+pub(super) fn edits(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

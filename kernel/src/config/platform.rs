@@ -1326,7 +1326,7 @@ impl Platform {
             None => match d.app.runtime {
                 RuntimeKind::Process => format!(
                     "a process app running `{}`",
-                    d.app.command.map(|c| c.0.join(" ")).unwrap_or_default()
+                    d.app.command.map(|c| c.to_string()).unwrap_or_default()
                 ),
                 RuntimeKind::Js => format!("a js app, {}", d.app.js_entry().unwrap_or_default().display()),
                 RuntimeKind::Static => format!("a static site, {}", d.app.source.unwrap_or_default().display()),

@@ -19,6 +19,29 @@ pub const RESERVED_ENV: [&str; 4] = ["PORT", "BEXT_SOCKET", "BEXT_APP", "BEXT_IN
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandLine(pub Vec<String>);
 
+/// As a shell would read it back: words with spaces or shell syntax in
+/// single quotes (`sh -c 'NODE_ENV=production node index.js && echo
+/// done'`), so what bext says it runs is unambiguous.
+impl std::fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, word) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,$".contains(&b));
+            if plain {
+                f.write_str(word)?;
+            } else {
+                write!(f, "'{}'", word.replace('\'', r"'\''"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<'de> Deserialize<'de> for CommandLine {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -418,6 +441,17 @@ fn shell(script: &str) -> CommandLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_lines_show_as_a_shell_reads_them_back() {
+        let shown = |words: &[&str]| CommandLine(words.iter().map(|w| (*w).to_owned()).collect()).to_string();
+        assert_eq!(shown(&["node", "server.js"]), "node server.js");
+        assert_eq!(
+            shown(&["sh", "-c", "NODE_ENV=production node index.js && echo done"]),
+            "sh -c 'NODE_ENV=production node index.js && echo done'"
+        );
+        assert_eq!(shown(&["echo", "it's", ""]), r"echo 'it'\''s' ''");
+    }
 
     #[test]
     fn command_lines_split_as_a_shell_splits_words() {

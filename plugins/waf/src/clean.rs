@@ -20,7 +20,8 @@
 //!
 //! Before the table, each thread also keeps the last request's path and
 //! query, and its inspected headers, that were all found clean, each as
-//! one run of bytes: a browser's
+//! one run of bytes; and the method and every header of the last
+//! bodiless request found clean, as sent: a browser's
 //! keep-alive connection sends the same user agent, cookie, referer and
 //! token on every request, and comparing the whole run costs one `memcmp`
 //! a header, where the table costs each value a hash, a probe and the same
@@ -69,7 +70,7 @@ struct Table {
     slots: Box<[Option<Entry>]>,
     bytes: usize,
     /// The last clean run of each kind, indexed by [`Run`].
-    last: [LastHeaders; 2],
+    last: [LastHeaders; 3],
 }
 
 /// Which run of values a request's last clean one is kept for.
@@ -79,6 +80,11 @@ pub(crate) enum Run {
     Target = 0,
     /// The inspected headers, in order.
     Headers = 1,
+    /// A bodiless request's method and every header (the skipped ones
+    /// too), in order: the same ones under the same rules get the same
+    /// verdicts from the protocol checks and the headers' rules, so one
+    /// comparison stands for both and leaves only the path and query.
+    Head = 2,
 }
 
 /// The inspected headers of the last request on this thread whose headers
@@ -110,6 +116,12 @@ impl LastHeaders {
             }
         }
         rest.is_empty()
+    }
+
+    /// Whether `headers` are this run, whatever its `json_request`: that
+    /// flag when they are.
+    fn flag_if_matches<'h>(&self, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Option<bool> {
+        self.matches(self.json_request, headers).then_some(self.json_request)
     }
 
     fn keep<'h>(&mut self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) {
@@ -196,6 +208,17 @@ impl Local<'_> {
         values: impl Iterator<Item = (&'h str, &'h [u8])>,
     ) -> bool {
         self.table.borrow().last[run as usize].matches(json_request, values)
+    }
+
+    /// Whether `values` are exactly the last clean run of this kind, and
+    /// if so, whether it was kept for a JSON request.
+    #[inline]
+    pub(crate) fn clean_run_flag<'h>(
+        &self,
+        run: Run,
+        values: impl Iterator<Item = (&'h str, &'h [u8])>,
+    ) -> Option<bool> {
+        self.table.borrow().last[run as usize].flag_if_matches(values)
     }
 
     /// Remembers `values`, every one found clean, as the last clean run

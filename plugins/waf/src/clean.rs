@@ -109,7 +109,10 @@ impl LastHeaders {
                 let Some((len, tail)) = rest.split_first_chunk::<4>() else {
                     return false;
                 };
-                if u32::from_le_bytes(*len) as usize != part.len() || !tail.starts_with(part) {
+                if u32::from_le_bytes(*len) as usize != part.len()
+                    || tail.len() < part.len()
+                    || !same_bytes(&tail[..part.len()], part)
+                {
                     return false;
                 }
                 rest = &tail[part.len()..];
@@ -139,6 +142,23 @@ impl LastHeaders {
         }
         self.kept = true;
         self.json_request = json_request;
+    }
+}
+
+/// Whether `a` and `b` (of one length) hold the same bytes. Most names
+/// and many values in a head are under 16 bytes: two overlapping word
+/// compares settle those inline, where `==` calls `memcmp` for each.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        0..4 => a == b,
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -288,6 +308,68 @@ fn set(hash: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_sees_a_change_at_any_place_of_any_length() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{n}");
+            for at in 0..n {
+                for flip in [1u8, 0x80, 0xff] {
+                    let mut b = a.clone();
+                    b[at] ^= flip;
+                    assert!(!same_bytes(&a, &b), "length {n}, byte {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_matches_only_the_same_names_and_values_in_order() {
+        let mut last = LastHeaders::default();
+        let run = [
+            ("user-agent", &b"Mozilla/5.0 (X11)"[..]),
+            ("cookie", b"a=1; b=2"),
+            ("x", b""),
+        ];
+        last.keep(false, run.into_iter());
+        assert!(last.matches(false, run.into_iter()));
+        assert_eq!(last.flag_if_matches(run.into_iter()), Some(false));
+        assert!(!last.matches(true, run.into_iter()), "kept for another kind of request");
+        let other = [
+            vec![
+                ("user-agent", &b"Mozilla/5.0 (X11)"[..]),
+                ("cookie", b"a=1; b=3"),
+                ("x", b""),
+            ],
+            vec![("user-agent", b"Mozilla/5.0 (X11)"), ("cookie", b"a=1; b=2")],
+            vec![
+                ("user-agent", b"Mozilla/5.0 (X11)"),
+                ("cookie", b"a=1; b=2"),
+                ("x", b""),
+                ("y", b""),
+            ],
+            vec![
+                ("user-agent", b"Mozilla/5.0 (X11)"),
+                ("cookie", b"a=1; b=2"),
+                ("y", b""),
+            ],
+            vec![
+                ("cookie", b"a=1; b=2"),
+                ("user-agent", b"Mozilla/5.0 (X11)"),
+                ("x", b""),
+            ],
+            vec![
+                ("user-agent", b"Mozilla/5.0 (X11)c"),
+                ("ookie", b"a=1; b=2"),
+                ("x", b""),
+            ],
+        ];
+        for o in other {
+            assert!(!last.matches(false, o.clone().into_iter()), "{o:?}");
+            assert_eq!(last.flag_if_matches(o.into_iter()), None);
+        }
+    }
 
     #[test]
     fn only_the_same_value_under_the_same_name_and_rules_is_clean() {

@@ -1277,7 +1277,9 @@ mod tests {
         let utf7 = headers(&[("accept", "text/html;charset=utf-7")]);
         let agent = headers(&[("user-agent", "Mozilla/5.0")]);
         let tool = headers(&[("user-agent", "sqlmap/1.7")]);
-        let cases: [(&str, (&Method, &str, &HeaderMap), (&Method, &str, &HeaderMap)); 4] = [
+        /// A request: its method, target and headers.
+        type Head<'h> = (&'h Method, &'h str, &'h HeaderMap);
+        let cases: [(&str, Head<'_>, Head<'_>); 4] = [
             (
                 "protocol-get-with-body",
                 (&Method::POST, "/", &declared),

@@ -20,7 +20,8 @@
 //!
 //! Before the table, each thread also keeps the last request's path and
 //! query, and its inspected headers, that were all found clean, each as
-//! one run of bytes: a browser's
+//! one run of bytes; and the method and every header of the last
+//! bodiless request found clean, as sent: a browser's
 //! keep-alive connection sends the same user agent, cookie, referer and
 //! token on every request, and comparing the whole run costs one `memcmp`
 //! a header, where the table costs each value a hash, a probe and the same
@@ -69,7 +70,7 @@ struct Table {
     slots: Box<[Option<Entry>]>,
     bytes: usize,
     /// The last clean run of each kind, indexed by [`Run`].
-    last: [LastHeaders; 2],
+    last: [LastHeaders; 3],
 }
 
 /// Which run of values a request's last clean one is kept for.
@@ -79,6 +80,11 @@ pub(crate) enum Run {
     Target = 0,
     /// The inspected headers, in order.
     Headers = 1,
+    /// A bodiless request's method and every header (the skipped ones
+    /// too), in order: the same ones under the same rules get the same
+    /// verdicts from the protocol checks and the headers' rules, so one
+    /// comparison stands for both and leaves only the path and query.
+    Head = 2,
 }
 
 /// The inspected headers of the last request on this thread whose headers
@@ -103,13 +109,22 @@ impl LastHeaders {
                 let Some((len, tail)) = rest.split_first_chunk::<4>() else {
                     return false;
                 };
-                if u32::from_le_bytes(*len) as usize != part.len() || !tail.starts_with(part) {
+                if u32::from_le_bytes(*len) as usize != part.len()
+                    || tail.len() < part.len()
+                    || !same_bytes(&tail[..part.len()], part)
+                {
                     return false;
                 }
                 rest = &tail[part.len()..];
             }
         }
         rest.is_empty()
+    }
+
+    /// Whether `headers` are this run, whatever its `json_request`: that
+    /// flag when they are.
+    fn flag_if_matches<'h>(&self, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Option<bool> {
+        self.matches(self.json_request, headers).then_some(self.json_request)
     }
 
     fn keep<'h>(&mut self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) {
@@ -127,6 +142,23 @@ impl LastHeaders {
         }
         self.kept = true;
         self.json_request = json_request;
+    }
+}
+
+/// Whether `a` and `b` (of one length) hold the same bytes. Most names
+/// and many values in a head are under 16 bytes: two overlapping word
+/// compares settle those inline, where `==` calls `memcmp` for each.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        0..4 => a == b,
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -198,6 +230,17 @@ impl Local<'_> {
         self.table.borrow().last[run as usize].matches(json_request, values)
     }
 
+    /// Whether `values` are exactly the last clean run of this kind, and
+    /// if so, whether it was kept for a JSON request.
+    #[inline]
+    pub(crate) fn clean_run_flag<'h>(
+        &self,
+        run: Run,
+        values: impl Iterator<Item = (&'h str, &'h [u8])>,
+    ) -> Option<bool> {
+        self.table.borrow().last[run as usize].flag_if_matches(values)
+    }
+
     /// Remembers `values`, every one found clean, as the last clean run
     /// of this kind.
     pub(crate) fn keep_clean_run<'h>(
@@ -265,6 +308,68 @@ fn set(hash: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_sees_a_change_at_any_place_of_any_length() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{n}");
+            for at in 0..n {
+                for flip in [1u8, 0x80, 0xff] {
+                    let mut b = a.clone();
+                    b[at] ^= flip;
+                    assert!(!same_bytes(&a, &b), "length {n}, byte {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_matches_only_the_same_names_and_values_in_order() {
+        let mut last = LastHeaders::default();
+        let run = [
+            ("user-agent", &b"Mozilla/5.0 (X11)"[..]),
+            ("cookie", b"a=1; b=2"),
+            ("x", b""),
+        ];
+        last.keep(false, run.into_iter());
+        assert!(last.matches(false, run.into_iter()));
+        assert_eq!(last.flag_if_matches(run.into_iter()), Some(false));
+        assert!(!last.matches(true, run.into_iter()), "kept for another kind of request");
+        let other = [
+            vec![
+                ("user-agent", &b"Mozilla/5.0 (X11)"[..]),
+                ("cookie", b"a=1; b=3"),
+                ("x", b""),
+            ],
+            vec![("user-agent", b"Mozilla/5.0 (X11)"), ("cookie", b"a=1; b=2")],
+            vec![
+                ("user-agent", b"Mozilla/5.0 (X11)"),
+                ("cookie", b"a=1; b=2"),
+                ("x", b""),
+                ("y", b""),
+            ],
+            vec![
+                ("user-agent", b"Mozilla/5.0 (X11)"),
+                ("cookie", b"a=1; b=2"),
+                ("y", b""),
+            ],
+            vec![
+                ("cookie", b"a=1; b=2"),
+                ("user-agent", b"Mozilla/5.0 (X11)"),
+                ("x", b""),
+            ],
+            vec![
+                ("user-agent", b"Mozilla/5.0 (X11)c"),
+                ("ookie", b"a=1; b=2"),
+                ("x", b""),
+            ],
+        ];
+        for o in other {
+            assert!(!last.matches(false, o.clone().into_iter()), "{o:?}");
+            assert_eq!(last.flag_if_matches(o.into_iter()), None);
+        }
+    }
 
     #[test]
     fn only_the_same_value_under_the_same_name_and_rules_is_clean() {

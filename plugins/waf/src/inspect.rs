@@ -12,14 +12,14 @@ use http::{HeaderMap, HeaderValue, Method};
 use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
-use crate::clean::CleanCache;
+use crate::clean::{CleanCache, Run};
 use crate::detect::family_code;
 use crate::hidden::java_in_base64;
 use crate::normalize::{
     Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
 };
 use crate::rules::{Category, Part, RULES};
-use crate::walk::{Context, Visitor, values};
+use crate::walk::{Context, Visitor, target, values};
 
 /// How many rounds of HTML-entity and JS-escape decoding a value gets.
 const ENTITY_ROUNDS: usize = 2;
@@ -318,6 +318,29 @@ impl Engine {
     /// past `MAX_VALUES` values the rest are not, and what was not seen
     /// may be the attack.
     pub fn inspect_whole(&self, req: &Subject<'_>, on: &Switches) -> Inspection {
+        // A bodiless request with the method and headers of this thread's
+        // last clean one (a browser's keep-alive connection sends the same
+        // head page after page) is one comparison of them: the protocol
+        // checks and the headers' values depend on nothing else (with
+        // every rule on, the only verdicts kept), so only its path and
+        // query are left to inspect.
+        let clean = self.clean_values.local();
+        let bodiless = req.body.is_empty() && on.all_on();
+        if bodiless && let Some(json_request) = clean.clean_run_flag(Run::Head, head(req)) {
+            let mut visitor = Visitor {
+                engine: self,
+                cx: Context { on, json_request },
+                budget: MAX_VALUES,
+                skipped: false,
+                found: None,
+                clean,
+            };
+            target(req, &mut visitor);
+            return Inspection {
+                complete: !visitor.skipped,
+                finding: visitor.found,
+            };
+        }
         let notable = Notable::of(req.headers);
         if let Some(f) = self.protocol(req, &notable, on) {
             return Inspection {
@@ -334,9 +357,12 @@ impl Engine {
             budget: MAX_VALUES,
             skipped: false,
             found: None,
-            clean: self.clean_values.local(),
+            clean,
         };
         values(req, &mut visitor);
+        if bodiless && visitor.found.is_none() && !visitor.skipped {
+            clean.keep_clean_run(Run::Head, json_request, head(req));
+        }
         Inspection {
             complete: !visitor.skipped,
             finding: visitor.found,
@@ -629,6 +655,13 @@ impl Engine {
         }
         None
     }
+}
+
+/// A request's method and every header as sent, as named parts for
+/// [`Run::Head`] (the method under a name no header can have).
+fn head<'r>(req: &Subject<'r>) -> impl Iterator<Item = (&'r str, &'r [u8])> {
+    std::iter::once(("\0method", req.method.as_str().as_bytes()))
+        .chain(req.headers.iter().map(|(h, v)| (h.as_str(), v.as_bytes())))
 }
 
 /// What the protocol checks read of the headers, found in one pass over
@@ -1221,6 +1254,63 @@ mod tests {
             // The clean one is still remembered, the changed one never is.
             let f = engine.inspect(&subject(&Method::GET, "/", &headers(&clean), b""), &Switches::default());
             assert!(f.is_none());
+        }
+    }
+
+    #[test]
+    fn a_repeated_head_vouches_only_for_the_same_method_and_headers() {
+        // Each case: a bodiless request found clean (twice: the second
+        // compares its method and headers), then the same request with one part
+        // changed, which only a request-level check or another value's
+        // rule sees: it must be inspected, not waved through as a repeat;
+        // the clean one stays clean.
+        let engine = Engine::new();
+        let on = Switches::default();
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(*n, v.parse().unwrap());
+            }
+            h
+        };
+        let declared = headers(&[("content-length", "4")]);
+        let utf8 = headers(&[("accept", "text/html;charset=utf-8")]);
+        let utf7 = headers(&[("accept", "text/html;charset=utf-7")]);
+        let agent = headers(&[("user-agent", "Mozilla/5.0")]);
+        let tool = headers(&[("user-agent", "sqlmap/1.7")]);
+        /// A request: its method, target and headers.
+        type Head<'h> = (&'h Method, &'h str, &'h HeaderMap);
+        let cases: [(&str, Head<'_>, Head<'_>); 4] = [
+            (
+                "protocol-get-with-body",
+                (&Method::POST, "/", &declared),
+                (&Method::GET, "/", &declared),
+            ),
+            (
+                "protocol-bad-charset",
+                (&Method::GET, "/", &utf8),
+                (&Method::GET, "/", &utf7),
+            ),
+            (
+                "scanner-user-agent",
+                (&Method::GET, "/", &agent),
+                (&Method::GET, "/", &tool),
+            ),
+            (
+                "xss",
+                (&Method::GET, "/?q=1", &agent),
+                (&Method::GET, "/?q=%3Cscript%3Ealert(1)%3C/script%3E", &agent),
+            ),
+        ];
+        for (what, (m, target, h), (m2, target2, h2)) in cases {
+            for _ in 0..2 {
+                let f = engine.inspect(&subject(m, target, h, b""), &on);
+                assert!(f.is_none(), "{what}: the clean head: {f:?}");
+            }
+            let f = engine.inspect(&subject(m2, target2, h2, b""), &on);
+            assert!(f.is_some(), "{what}: the changed head passed as a repeat");
+            let f = engine.inspect(&subject(m, target, h, b""), &on);
+            assert!(f.is_none(), "{what}: the clean head again: {f:?}");
         }
     }
 

@@ -108,22 +108,13 @@ impl Visitor<'_> {
 
 /// Visits every value of the request.
 pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
+    if target(req, v) {
+        return;
+    }
     // A verdict of "clean" is kept only with every rule on (a JSON body
     // relaxes one rule, so the cache key says whether there was one).
     let cacheable = v.cx.on.all_on();
     let json_request = v.cx.json_request;
-    // The path and query, when they are the last clean ones, are one
-    // comparison; otherwise each goes through the table and the rules.
-    let target =
-        || std::iter::once(("\0path", req.path.as_bytes())).chain(req.query.map(|q| ("\0query", q.as_bytes())));
-    if !(cacheable && v.clean.same_clean_run(Run::Target, json_request, target())) {
-        if target_values(req, cacheable, v) {
-            return;
-        }
-        if cacheable && !v.skipped {
-            v.clean.keep_clean_run(Run::Target, json_request, target());
-        }
-    }
     // The whole run of inspected headers, when it is the last clean one,
     // is one comparison; otherwise value by value, and a run found all
     // clean becomes the last clean one.
@@ -152,7 +143,28 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
     body(ct, req.body, v);
 }
 
-/// Visits the path and the query; true at a finding.
+/// Visits the path and the query (what is left of a request whose method
+/// and headers were found clean before); true at a finding.
+pub(crate) fn target(req: &Subject<'_>, v: &mut Visitor<'_>) -> bool {
+    let cacheable = v.cx.on.all_on();
+    let json_request = v.cx.json_request;
+    // The path and query, when they are the last clean ones, are one
+    // comparison; otherwise each goes through the table and the rules.
+    let target =
+        || std::iter::once(("\0path", req.path.as_bytes())).chain(req.query.map(|q| ("\0query", q.as_bytes())));
+    if cacheable && v.clean.same_clean_run(Run::Target, json_request, target()) {
+        return false;
+    }
+    if target_values(req, cacheable, v) {
+        return true;
+    }
+    if cacheable && !v.skipped {
+        v.clean.keep_clean_run(Run::Target, json_request, target());
+    }
+    false
+}
+
+/// Visits the path and the query value by value; true at a finding.
 fn target_values(req: &Subject<'_>, cacheable: bool, v: &mut Visitor<'_>) -> bool {
     // Names no header can have (NUL), so the keys never meet a header's.
     if v.cached_clean(cacheable, "\0path", req.path.as_bytes(), |v| {

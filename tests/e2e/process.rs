@@ -312,29 +312,11 @@ async fn a_process_that_exits_at_once_is_restarted_a_bounded_number_of_times_the
 /// never gets ready: the error says where it must listen.
 #[tokio::test]
 async fn a_server_on_a_port_of_its_own_is_told_to_listen_on_dollar_port() {
-    let s = Site::new();
-    s.write(
-        "own/server.js",
+    let log = lone_node_app_log(
         "require('node:http').createServer((q, r) => r.end('hi')).listen(0, '127.0.0.1', () => console.log('listening on my own port'));\n",
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.own]
-runtime = "process"
-source = "own"
-domains = ["own.test"]
-command = "node server.js"
-ready = { timeout = "1s" }
-"#,
-    );
-    let b = serve(&config);
-    let log = eventually(Duration::from_secs(20), || async {
-        let log = b.log();
-        log.contains("not ready after 1s").then_some(log)
-    })
+        "command = \"node server.js\"\nready = { timeout = \"1s\" }",
+        "not ready after 1s",
+    )
     .await;
     assert!(
         log.contains("the server must listen on 127.0.0.1 at the port bext gives it in `$PORT` ("),
@@ -346,22 +328,12 @@ ready = { timeout = "1s" }
 /// the log (a typo such as `nodee` read like a missing folder before).
 #[tokio::test]
 async fn a_program_not_on_path_is_named_as_such() {
-    let s = Site::new();
-    s.write("typo/server.js", "");
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.typo]
-runtime = "process"
-source = "typo"
-domains = ["typo.test"]
-command = "nodee-not-installed server.js"
-"#,
-    );
-    let b = serve(&config);
-    let log = b.log_once_it_says("cannot start `nodee-not-installed`");
+    let log = lone_node_app_log(
+        "",
+        "command = \"nodee-not-installed server.js\"",
+        "cannot start `nodee-not-installed`",
+    )
+    .await;
     assert!(
         log.contains("cannot start `nodee-not-installed`: no program of that name on PATH (")
             && log.contains("install it or give its full path in `command`"),
@@ -373,35 +345,33 @@ command = "nodee-not-installed server.js"
 /// a 500 is told that, not to listen on `$PORT`.
 #[tokio::test]
 async fn a_server_failing_its_ready_check_is_told_what_the_check_got() {
-    let s = Site::new();
-    s.write(
-        "sick/server.js",
+    let log = lone_node_app_log(
         "require('node:http').createServer((q, r) => { r.writeHead(q.url === '/health' ? 500 : 200); r.end('hi'); }).listen(Number(process.env.PORT), '127.0.0.1');\n",
-    );
-    let config = s.platform(
-        r#"
-[platform]
-listen = "127.0.0.1:0"
-
-[apps.sick]
-runtime = "process"
-source = "sick"
-domains = ["sick.test"]
-command = "node server.js"
-ready = { path = "/health", timeout = "1s" }
-"#,
-    );
-    let b = serve(&config);
-    let log = eventually(Duration::from_secs(20), || async {
-        let log = b.log();
-        log.contains("not ready after 1s").then_some(log)
-    })
+        "command = \"node server.js\"\nready = { path = \"/health\", timeout = \"1s\" }",
+        "not ready after 1s",
+    )
     .await;
     assert!(
         log.contains("not ready after 1s: GET /health answered 500 (the check wants a status below 500)"),
         "{log}"
     );
     assert!(!log.contains("must listen on 127.0.0.1"), "{log}");
+}
+
+/// Serves one process app `lone` whose folder holds `server_js`, with
+/// `app_lines`, and returns bext's log once it says `awaited`.
+async fn lone_node_app_log(server_js: &str, app_lines: &str, awaited: &str) -> String {
+    let s = Site::new();
+    s.write("lone/server.js", server_js);
+    let config = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\n\n[apps.lone]\nruntime = \"process\"\nsource = \"lone\"\ndomains = [\"lone.test\"]\n{app_lines}\n"
+    ));
+    let b = serve(&config);
+    eventually(Duration::from_secs(20), || async {
+        let log = b.log();
+        log.contains(awaited).then_some(log)
+    })
+    .await
 }
 
 /// A platform with one process app `bad` on `bad.test` whose process

@@ -1807,3 +1807,36 @@ async fn canary_and_stable_answers_are_counted_by_version_on_metrics() {
     assert_eq!(count("v1", "stable", "2xx"), Some(5.0));
     assert_eq!(count("v1", "stable", "4xx"), None);
 }
+
+/// A `pre_build` hook that nests directories far deeper than a bundle may
+/// (and than a recursive removal's stack or `PATH_MAX` allow): the deploy
+/// is refused with the depth, the server stays up and serves, and the
+/// upload's files go, now and not at the next start.
+#[tokio::test]
+async fn a_build_that_nests_directories_without_end_is_refused_and_removed() {
+    let s = Site::new();
+    s.write("site/index.html", "platform");
+    let config = s.platform(
+        r#"
+[platform]
+listen = "127.0.0.1:0"
+
+[apps.deep]
+source = "site"
+domains = ["deep.test"]
+hooks = { pre_build = "python3 -c \"import os\nfor _ in range(20000): os.mkdir('z'); os.chdir('z')\"" }
+"#,
+    );
+    let (b, _) = serve(&config);
+    let tar = hostile_tar(&[("index.html", tar::EntryType::Regular, "v1", "")]);
+    let r = upload(&b, "deep", tar).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("directories deep (at most 64)"), "{}", r.text());
+    assert_eq!(get(b.addr, "deep.test", "/").await.text(), "platform", "still serving");
+    let data = s.path(".bext/deploy");
+    eventually(Duration::from_secs(60), || async {
+        let left = |dir: &str| std::fs::read_dir(data.join(dir)).map_or(0, |d| d.count());
+        (left("incoming") == 0 && left("trash") == 0).then_some(())
+    })
+    .await;
+}

@@ -45,6 +45,7 @@ mod error;
 pub mod hooks;
 mod ids;
 pub mod registry;
+mod remove;
 mod shared;
 mod split;
 pub mod store;

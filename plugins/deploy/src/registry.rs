@@ -677,11 +677,17 @@ impl Registry {
         let _lock = self.lock()?;
         let incoming = self.root.join(INCOMING);
         std::fs::create_dir_all(&incoming).map_err(|e| DeployError::io(&incoming, e))?;
-        // Removed when dropped, whatever happens.
         let unpacked = tempfile::Builder::new()
             .prefix("upload-")
             .tempdir_in(&incoming)
             .map_err(|e| DeployError::io(&incoming, e))?;
+        // Moved into the trash whatever happens, and removed there: a
+        // `pre_build` hook may have nested it deeper than a recursive
+        // removal (the temporary directory's own) could take.
+        let _discard = Discard {
+            dir: unpacked.path().to_owned(),
+            store: self.store.clone(),
+        };
         bundle::unpack(tar, unpacked.path(), self.limits)?;
         self.deploy_locked(app, unpacked.path(), options, &mut |_, _| {})
     }
@@ -1469,6 +1475,22 @@ fn check(rule: &NameRule, name: &str) -> Result<(), DeployError> {
         Ok(())
     } else {
         Err(DeployError::Bundle(format!("{} {name:?}: {}", rule.what, rule.says)))
+    }
+}
+
+/// Moves a directory into the store's trash when dropped, and empties
+/// the trash on a thread of its own.
+struct Discard {
+    dir: PathBuf,
+    store: Store,
+}
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.discard(&self.dir) {
+            tracing::warn!(target: "bext::deploy", error = %e, "cannot move an upload's files aside");
+        }
+        self.store.empty_trash();
     }
 }
 

@@ -73,6 +73,13 @@ impl Store {
         for dir in [&store.objects, &store.versions, &store.trash] {
             fs::create_dir_all(dir).map_err(|e| DeployError::io(dir, e))?;
         }
+        // What lands in the trash is deleted: never somewhere a link leads.
+        if fs::symlink_metadata(&store.trash).is_ok_and(|m| !m.is_dir()) {
+            return Err(DeployError::io(
+                &store.trash,
+                io::Error::other("a symbolic link, not a directory of the store: remove it"),
+            ));
+        }
         Ok(store)
     }
 
@@ -99,13 +106,13 @@ impl Store {
         let parent = target.parent().expect("versions/<app>");
         fs::create_dir_all(parent).map_err(|e| DeployError::io(parent, e))?;
         let partial = parent.join(format!("{PARTIAL}{version}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&partial);
+        let _ = self.remove_deep(&partial);
         let mut stored = Stored::default();
         let mut tally = Tally::new(limits);
         let built = self.copy_tree(from, from, &partial, &mut stored, &mut tally, progress);
         if let Err(e) = built.and_then(|()| self.sync_filesystem(&partial)) {
             // Free at once what only this tree used (a full disk most of all).
-            let _ = fs::remove_dir_all(&partial);
+            let _ = self.remove_deep(&partial);
             let _ = self.collect();
             return Err(e);
         }
@@ -281,11 +288,13 @@ impl Store {
         if !path.starts_with(&self.versions) {
             return Err(DeployError::Bundle(format!("{} is not in the store", path.display())));
         }
-        match fs::remove_dir_all(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DeployError::io(path, e)),
-        }
+        self.remove_deep(path).map_err(|e| DeployError::io(path, e))
+    }
+
+    /// Removes `path` whatever its depth ([`crate::remove`]), chains too
+    /// deep to hold open moved into the trash on the way.
+    fn remove_deep(&self, path: &Path) -> io::Result<()> {
+        crate::remove::remove_deep(path, &self.trash, &mut trash_name)
     }
 
     /// Deletes objects no tree links to any more; returns the bytes freed.
@@ -343,10 +352,7 @@ impl Store {
     /// takes minutes to remove, which a start must not wait for. Its files'
     /// objects are collected once the tree is gone.
     pub fn discard(&self, path: &Path) -> Result<(), DeployError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let to = self.trash.join(format!("{}-{nanos}", unique()));
+        let to = self.trash.join(trash_name());
         match fs::rename(path, &to) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -359,20 +365,15 @@ impl Store {
     /// trees shared are freed by a later [`Store::collect`], which runs
     /// under the registry's lock.
     pub fn empty_trash(&self) -> Option<std::thread::JoinHandle<()>> {
-        let trash = self.trash.clone();
+        let store = self.clone();
         let empty = move || {
-            let Ok(entries) = fs::read_dir(&trash) else { return };
+            let Ok(entries) = fs::read_dir(&store.trash) else {
+                return;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
-                let removed = match entry.file_type() {
-                    Ok(kind) if kind.is_dir() => fs::remove_dir_all(&path),
-                    _ => fs::remove_file(&path),
-                };
-                match removed {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot remove a discarded deploy's files");
-                    }
-                    _ => {}
+                if let Err(e) = store.remove_deep(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a discarded deploy's files");
                 }
             }
         };
@@ -438,6 +439,15 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// A name no other writer in this process or another uses.
+/// A name in the trash no other process's can take, nor this one's
+/// before a restart.
+fn trash_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", unique())
+}
+
 fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -539,6 +549,19 @@ mod tests {
         assert_eq!(fs::read_dir(&store.trash).unwrap().count(), 2);
         store.empty_trash().unwrap().join().unwrap();
         assert_eq!(fs::read_dir(&store.trash).unwrap().count(), 0);
+    }
+
+    /// A `trash` that is a link is refused: what lands there is deleted,
+    /// and never where a link leads.
+    #[test]
+    fn a_trash_that_is_a_link_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        fs::write(victim.path().join("keep"), "x").unwrap();
+        std::os::unix::fs::symlink(victim.path(), root.path().join(TRASH)).unwrap();
+        let err = Store::open(root.path()).unwrap_err().to_string();
+        assert!(err.contains("a symbolic link"), "{err}");
+        assert!(victim.path().join("keep").exists());
     }
 
     fn put_err(src: &Path, limits: Limits) -> String {

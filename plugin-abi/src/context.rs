@@ -64,6 +64,14 @@ impl CacheStatus {
     }
 }
 
+/// In a request's `ext` when it arrived on bext's TLS listener: the scheme
+/// its app sees (`request.url`, `X-Forwarded-Proto`) is `https`. The
+/// kernel sets it; the cache keys on it, so that a page rendered with
+/// `http://` links is never served to an `https://` client, nor the
+/// reverse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArrivedOverTls;
+
 /// Returned when a write-once security fact (app, tenant, version, subject) is set a
 /// second time: one writer per fact, so a later plugin cannot re-route a
 /// request another plugin already placed.

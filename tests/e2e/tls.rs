@@ -1137,3 +1137,36 @@ async fn the_protocol_alpn_settled_is_the_one_spoken() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
+
+/// The cache keys on the scheme the app sees: a page rendered for an
+/// `http://` request (its links, redirects, canonical URL) is never
+/// served to an `https://` client, nor the reverse.
+#[tokio::test]
+async fn the_cache_keeps_http_and_https_pages_apart() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["page.test"]);
+    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
+    s.write(
+        "page/index.js",
+        "export default { fetch: (r) => new Response(r.url, { headers: { 'cache-control': 'public, max-age=60' } }) }",
+    );
+    let apps = format!(
+        "[apps.page]\nruntime = \"js\"\nsource = \"page\"\ndomains = [\"page.test\"]\ncache = {{ default_ttl = \"60s\" }}\ntls = {}\n",
+        files(&s, "page", &leaf)
+    );
+    let b = Bext::serve(&tls_platform(&s, &apps));
+    let tls = b.tls.expect("the TLS listener is announced");
+    let client = Client::trusting(&[&ca.root]);
+    let plain = get(b.addr, "page.test", "/p").await;
+    assert_eq!(
+        (plain.text().as_str(), plain.header("x-cache")),
+        ("http://page.test/p", Some("MISS"))
+    );
+    let (secure, _, _) = client.get(tls, "page.test", "/p").await;
+    assert_eq!(secure.header("x-cache"), Some("MISS"), "{}", secure.text());
+    assert!(secure.text().starts_with("https://page.test"), "{}", secure.text());
+    let (again, _, _) = client.get(tls, "page.test", "/p").await;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(get(b.addr, "page.test", "/p").await.text(), "http://page.test/p");
+}

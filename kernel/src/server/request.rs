@@ -43,6 +43,7 @@ pub(super) async fn handle_parts(
     let mut cx = Ctx::new(kernel.next_request_id(), conn.peer);
     if conn.tls {
         cx.ext.insert(crate::apps::OverTls);
+        cx.ext.insert(bext_plugin_abi::ArrivedOverTls);
     }
     let mut finish = Finish::new(pipeline.access_log.clone(), in_flight, &parts);
     // A head refused before admit's pass over its names: the client's

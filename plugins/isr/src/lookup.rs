@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bext_plugin_abi::{CacheStatus, Ctx, Fleet, Flow, Hook, PluginError, Request};
+use bext_plugin_abi::{ArrivedOverTls, CacheStatus, Ctx, Fleet, Flow, Hook, PluginError, Request};
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, RANGE, TRANSFER_ENCODING, USER_AGENT};
 use http::uri::PathAndQuery;
 use http::{Method, Uri};
@@ -55,7 +55,10 @@ fn key(req: &Request, cx: &Ctx, app: &str, caller: Option<&str>, query: Option<&
         caller,
         path: req.uri().path(),
         query,
-        scheme: "http",
+        scheme: match cx.ext.get::<ArrivedOverTls>() {
+            Some(_) => "https",
+            None => "http",
+        },
         host,
     })
 }

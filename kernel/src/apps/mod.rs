@@ -3,7 +3,7 @@
 mod activity;
 pub mod bindings;
 mod exchange;
-mod forwarded;
+pub(crate) mod forwarded;
 mod health;
 pub mod js;
 pub mod layered;

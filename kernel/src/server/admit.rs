@@ -148,15 +148,15 @@ fn strip_reserved(headers: &mut http::HeaderMap, rules: &Rules<'_>) -> Names {
     }
 }
 
-/// Headers the proxy sets for the client, which an underscore spelling
-/// must not forge either when `underscores_in_headers` lets other
-/// underscore names through.
-const FORWARDING_HEADERS: [&str; 5] = [
+/// Headers bext's proxy and request id set for the client, which an
+/// underscore spelling must not forge either when `underscores_in_headers`
+/// lets other underscore names through (with the forwarding facts bext
+/// does not vouch for, [`crate::apps::forwarded::UNVOUCHED`]).
+const FORWARDING_HEADERS: [&str; 4] = [
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-real-ip",
+    "x-request-id",
 ];
 
 /// With `underscores_in_headers`: whether `name` (which has a `_`) is an
@@ -171,7 +171,9 @@ fn forges_with_underscores(name: &[u8], rules: &Rules<'_>) -> bool {
         .chain(&OVERRIDE_HEADERS)
         .chain(&FORWARDING_HEADERS)
         .any(|h| same(h.as_bytes()))
-        || rules.owned.iter().any(|h| same(h.as_str().as_bytes()))
+        || (crate::apps::forwarded::UNVOUCHED.iter())
+            .chain(rules.owned)
+            .any(|h| same(h.as_str().as_bytes()))
 }
 
 /// Whether a header name has `_`, eight bytes at a time: every name of
@@ -450,6 +452,10 @@ mod tests {
                 ("X_Real_IP", "6.6.6.6"),
                 ("x_original_url", "/admin"),
                 ("x_user", "root"),
+                ("x_request_id", "forged"),
+                ("X-Request_Id", "forged"),
+                ("x_forwarded_prefix", "/evil"),
+                ("front_end_https", "on"),
                 ("x_app_flag", "kept"),
                 ("x_vhost_tenants", "not ours"),
             ],

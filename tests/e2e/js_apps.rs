@@ -48,6 +48,7 @@ export default {
       case '/far-timer': setTimeout(() => {}, Number(url.searchParams.get('ms'))); return new Response('armed');
       case '/far-wait': await new Promise((r) => setTimeout(r, Number(url.searchParams.get('ms')))); return new Response('woke');
       case '/url': return new Response(request.url);
+      case '/host': return new Response(request.headers.get('host'));
       case '/framing': return new Response('short', { headers: { 'content-length': '999', 'transfer-encoding': 'chunked', connection: 'close' } });
       case '/cookies': {
         const h = new Headers(); h.append('set-cookie', 'a=1'); h.append('set-cookie', 'b=2');
@@ -132,6 +133,16 @@ async fn request_url_keeps_a_port_the_client_named() {
         "the default port is implied"
     );
     assert_eq!(url("app.test").await, "http://app.test/url?q=1");
+    // Its `Host` is its URL's, not the client's spelling (what the cache
+    // keys on).
+    for (sent, seen) in [
+        ("APP.test.:8080", "app.test:8080"),
+        ("App.Test:80", "app.test"),
+        ("app.test", "app.test"),
+    ] {
+        let r = send(b.addr, request("GET", "/host", &[("host", sent)], "")).await;
+        assert_eq!(r.text(), seen, "{sent}");
+    }
 }
 
 #[tokio::test]

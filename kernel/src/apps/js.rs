@@ -119,8 +119,12 @@ impl JsApp {
             Err(e) => return super::body_read_failed(&e),
         };
         let url = request_url(&parts.uri, &parts.headers, cx);
-        if !parts.headers.contains_key(HOST)
-            && let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok())
+        // The app sees one host: its URL's (lower case, no trailing dot,
+        // the port the client named unless the scheme's default), which is
+        // what the cache keys on, not the client's own spelling of it.
+        if cx.host.is_some()
+            && let Some(authority) = url.split_once("://").and_then(|(_, rest)| rest.split('/').next())
+            && let Ok(h) = HeaderValue::from_str(authority)
         {
             parts.headers.insert(HOST, h);
         }

@@ -257,7 +257,7 @@ const MAX_VALUE: usize = 16 * 1024;
 const WINDOW_OVERLAP: usize = 1024;
 
 /// Arguments and headers inspected per request, at most.
-const MAX_VALUES: usize = 512;
+pub(crate) const MAX_VALUES: usize = 512;
 
 /// What inspecting a request found.
 #[derive(Debug)]
@@ -327,14 +327,7 @@ impl Engine {
         let clean = self.clean_values.local();
         let bodiless = req.body.is_empty() && on.all_on();
         if bodiless && let Some(json_request) = clean.clean_run_flag(Run::Head, head(req)) {
-            let mut visitor = Visitor {
-                engine: self,
-                cx: Context { on, json_request },
-                budget: MAX_VALUES,
-                skipped: false,
-                found: None,
-                clean,
-            };
+            let mut visitor = Visitor::new(self, on, json_request, clean);
             target(req, &mut visitor);
             return Inspection {
                 complete: !visitor.skipped,
@@ -351,14 +344,7 @@ impl Engine {
         let json_request = notable
             .content_type
             .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-        let mut visitor = Visitor {
-            engine: self,
-            cx: Context { on, json_request },
-            budget: MAX_VALUES,
-            skipped: false,
-            found: None,
-            clean,
-        };
+        let mut visitor = Visitor::new(self, on, json_request, clean);
         values(req, &mut visitor);
         if bodiless && visitor.found.is_none() && !visitor.skipped {
             clean.keep_clean_run(Run::Head, json_request, head(req));

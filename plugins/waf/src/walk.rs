@@ -57,6 +57,21 @@ pub(crate) struct Context<'e> {
     pub(crate) json_request: bool,
 }
 
+impl<'e> Visitor<'e> {
+    /// A visitor of one request, with the full budget of values and
+    /// nothing found yet.
+    pub(crate) fn new(engine: &'e Engine, on: &'e Switches, json_request: bool, clean: Local<'e>) -> Self {
+        Visitor {
+            engine,
+            cx: Context { on, json_request },
+            budget: crate::inspect::MAX_VALUES,
+            skipped: false,
+            found: None,
+            clean,
+        }
+    }
+}
+
 impl Visitor<'_> {
     /// Checks one value as sent; `plus` says `+` means a space (forms).
     fn value(&mut self, part: Part, name: &str, raw: &[u8], plus: bool) -> bool {

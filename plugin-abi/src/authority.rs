@@ -97,6 +97,20 @@ fn check_port(port: &[u8]) -> Result<(), HostError> {
     }
 }
 
+/// The port a request's client wrote with its host, as written: the
+/// absolute-form target's (or HTTP/2 `:authority`'s), which wins over the
+/// `Host` header as the kernel's host does, else `Host`'s. The host is
+/// normalised without it; the app sees it in its URL, and the cache keys
+/// on it, so both read it here.
+pub fn requested_port<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    let authority = match uri.authority() {
+        Some(authority) => authority.as_str(),
+        None => headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    let (_, port) = authority.rsplit_once(':')?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
+}
+
 /// The canonical form of a host pattern in configuration (an app's
 /// `domains`, vhosts' `hosts`): a host name, `*.suffix` for every
 /// subdomain, or a bracketed IPv6 address; no port. Lower case, no
@@ -215,6 +229,24 @@ mod tests {
         assert_eq!(&*host(b"localhost").unwrap(), "localhost");
         assert_eq!(&*host(b"127.0.0.1:80").unwrap(), "127.0.0.1");
         assert_eq!(&*host(b"x:65535").unwrap(), "x");
+    }
+
+    #[test]
+    fn the_requested_port_is_the_targets_else_the_host_headers() {
+        let mut headers = http::HeaderMap::new();
+        let origin: http::Uri = "/x".parse().unwrap();
+        assert_eq!(requested_port(&origin, &headers), None);
+        for (host, port) in [
+            ("a.test:0443", Some("0443")),
+            ("a.test", None),
+            ("[::1]", None),
+            ("[::1]:8080", Some("8080")),
+        ] {
+            headers.insert(http::header::HOST, host.parse().unwrap());
+            assert_eq!(requested_port(&origin, &headers), port, "{host}");
+        }
+        let absolute: http::Uri = "http://a.test:7777/x".parse().unwrap();
+        assert_eq!(requested_port(&absolute, &headers), Some("7777"), "the target wins");
     }
 
     #[test]

@@ -165,20 +165,11 @@ pub(crate) fn request_url(uri: &http::Uri, headers: &http::HeaderMap, cx: &Ctx) 
     } else {
         ("http", 80)
     };
-    match named_port(uri, headers).filter(|p| *p != default_port) {
+    let port = bext_plugin_abi::requested_port(uri, headers).and_then(|p| p.parse::<u16>().ok());
+    match port.filter(|p| *p != default_port) {
         Some(port) => format!("{scheme}://{host}:{port}{path}"),
         None => format!("{scheme}://{host}{path}"),
     }
-}
-
-/// The port of the request's authority: the absolute-form target's, else
-/// the `Host` header's (`cx.host` keeps the name only).
-fn named_port(uri: &http::Uri, headers: &http::HeaderMap) -> Option<u16> {
-    if let Some(authority) = uri.authority() {
-        return authority.port_u16();
-    }
-    let host = headers.get(HOST)?.to_str().ok()?;
-    host.parse::<http::uri::Authority>().ok()?.port_u16()
 }
 
 /// A response made in JavaScript. Framing is bext's: a `content-length`,

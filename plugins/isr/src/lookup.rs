@@ -39,7 +39,7 @@ fn caller(credentials: &[HeaderName], req: &Request, cx: &Ctx) -> String {
 fn key(req: &Request, cx: &Ctx, app: &str, caller: Option<&str>, query: Option<&str>) -> String {
     let host = cx.host.as_deref().unwrap_or("");
     let with_port;
-    let host = match port_as_sent(req) {
+    let host = match bext_plugin_abi::requested_port(req.uri(), req.headers()) {
         Some(port) => {
             with_port = format!("{host}:{port}");
             &with_port
@@ -61,21 +61,6 @@ fn key(req: &Request, cx: &Ctx, app: &str, caller: Option<&str>, query: Option<&
         },
         host,
     })
-}
-
-/// The port the client wrote with the host (`Host: a.test:8443`, or an
-/// absolute-form target's or `:authority`'s, which win over `Host` as the
-/// kernel's host does), if any. The app sees it in its URL and may build
-/// links or redirects from it, so it is part of the key: a page rendered
-/// for a port an attacker chose is never served to a client that named
-/// none.
-fn port_as_sent(req: &Request) -> Option<&str> {
-    let authority = match req.uri().authority() {
-        Some(authority) => authority.as_str(),
-        None => req.headers().get(http::header::HOST)?.to_str().ok()?,
-    };
-    let (_, port) = authority.rsplit_once(':')?;
-    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
 /// Whether a request passes the cache by, whatever its key: not a GET

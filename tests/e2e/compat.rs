@@ -1952,7 +1952,7 @@ fn edge_mode_with_nothing_to_share_says_so() {
     s.write("bext.config.toml", "[redis]\nurl = \"redis://127.0.0.1:1\"\n");
     s.write("index.html", "home");
     let b = Bext::start(&["run", p(s.dir.path()), "--listen", "127.0.0.1:0"]);
-    let log = b.log();
+    let log = b.log_once_it_says("edge mode: ");
     assert!(log.contains("edge mode: nothing is shared through redis"), "{log}");
     assert!(!log.contains("sharing"), "{log}");
 }

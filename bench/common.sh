@@ -10,11 +10,44 @@ CONNECTIONS=${CONNECTIONS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
-# need TOOL...: stop with a clear message unless every tool is installed.
+# need TOOL...: installs the Debian package of each missing tool (as
+# tests/run does for the tests' servers), or stops with a clear message
+# when it cannot.
 need() {
+  local tool package missing=()
   for tool in "$@"; do
-    command -v "$tool" >/dev/null || { echo "missing $tool (Debian: apt-get install nginx-light wrk; node and npm for bench/js.sh)"; exit 1; }
+    command -v "$tool" >/dev/null && continue
+    package=$(debian_package "$tool")
+    [[ " ${missing[*]} " == *" $package "* ]] || missing+=("$package")
   done
+  [ ${#missing[@]} -eq 0 ] && return
+  local apt=(apt-get)
+  [ "$(id -u)" = 0 ] || apt=(sudo apt-get)
+  echo "installing ${missing[*]} (Debian packages) for $(basename "$0")" >&2
+  "${apt[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null \
+    || { echo "could not install ${missing[*]}: install them and run $(basename "$0") again" >&2; exit 1; }
+  # Debian starts the packaged nginx; the benches start their own.
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+    (command -v systemctl >/dev/null 2>&1 && systemctl stop nginx 2>/dev/null) || service nginx stop >/dev/null 2>&1 || true
+  fi
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool after installing ${missing[*]}" >&2; exit 1; }
+  done
+}
+
+# debian_package TOOL: the Debian package that installs TOOL.
+debian_package() {
+  case $1 in
+    nginx) echo nginx-light ;;
+    h2load) echo nghttp2-client ;;
+    valgrind | callgrind_control | callgrind_annotate) echo valgrind ;;
+    taskset | unshare) echo util-linux ;;
+    ip) echo iproute2 ;;
+    cc) echo gcc ;;
+    node) echo nodejs ;;
+    perf) echo linux-perf ;;
+    *) echo "$1" ;; # wrk, heaptrack, curl, python3, npm, openssl
+  esac
 }
 
 # A browser's request headers (user agent, accept, language, cookies,

@@ -9,8 +9,8 @@
 #
 # Without an argument it builds the bench binary of this tree. To compare
 # two commits, build each tree's binary and pass it.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
+need valgrind python3
 
 bin="${1:-}"
 if [[ -z "$bin" ]]; then
@@ -20,7 +20,6 @@ for l in sys.stdin:
     m=json.loads(l)
     if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="inspect" and m.get("executable"): print(m["executable"])' | tail -1)
 fi
-command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

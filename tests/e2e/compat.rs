@@ -1375,7 +1375,7 @@ async fn hono_express_and_nextjs_runtimes_run_as_written() {
     let express = repo().join("tests/compat/express-app");
     assert!(
         express.join("node_modules/express").is_dir(),
-        "the Express fixture's packages are missing: tests/run installs them (npm ci in tests/compat/express-app)"
+        "the Express fixture's packages are missing: they are committed (tests/compat/express-app/node_modules, what npm ci leaves)"
     );
     // What `next build` with `output: "standalone"` leaves, reduced to the
     // parts bext relies on: the server, the hashed assets, public/.
@@ -1548,13 +1548,13 @@ fn fixtures_name_their_pages() {
     }
 }
 
-/// The Next.js fixture (tests/compat/nextjs-app), built by tests/run with
-/// `npm ci` and `next build`.
+/// The Next.js fixture (tests/compat/nextjs-app) with its committed build
+/// (`npm run build` there makes it; .ci/run checks it is current).
 fn next_fixture() -> std::path::PathBuf {
     let app = repo().join("tests/compat/nextjs-app");
     assert!(
         app.join(".next/standalone/server.js").is_file(),
-        "the Next.js fixture is not built: tests/run does it (npm ci and next build in tests/compat/nextjs-app)"
+        "the Next.js fixture's build is missing: it is committed (tests/compat/nextjs-app/.next/standalone and .next/static)"
     );
     app
 }
@@ -1616,27 +1616,43 @@ async fn serves_the_next_build(app: &Path, ran_by: &str) {
 }
 
 /// A real Next.js app built with `output: "standalone"`: its
-/// .next/standalone/server.js runs.
+/// .next/standalone/server.js runs. It runs from a copy of the committed
+/// build in another folder: what Next writes (its ISR cache) stays out of
+/// the checkout, and a path of the build machine it needed would show.
 #[tokio::test]
 async fn a_next_build_runs_through_the_nextjs_runtime() {
-    serves_the_next_build(&next_fixture(), "the standalone .next/standalone/server.js").await;
+    let fixture = next_fixture();
+    let s = Site::new();
+    let app = s.path("next-app");
+    for part in [".next/standalone", ".next/static", "public"] {
+        copy_tree(&fixture.join(part), &app.join(part));
+    }
+    serves_the_next_build(&app, "the standalone .next/standalone/server.js").await;
 }
 
 /// A Next.js build without `output: "standalone"` runs by `next start`
 /// (the package's own `next`, from its node_modules/.bin), from a platform
-/// file and from `bext run` alike. The fixture's
-/// build is reused: a copy of it without .next/standalone, its
-/// next.config.js without `output`, its node_modules linked.
+/// file and from `bext run` alike. The fixture's committed build is
+/// reused, laid out as `next build` without `output` leaves it: the
+/// standalone build's .next with the hashed assets, next.config.js without
+/// `output`, and as node_modules the standalone one, which holds what
+/// `next start` needs of `next` too (the fixture's add-next-start.js).
 #[tokio::test]
 async fn a_next_build_without_standalone_runs_by_next_start() {
     let fixture = next_fixture();
     let s = Site::new();
     let app = s.path("next-app");
-    copy_tree(&fixture.join(".next"), &app.join(".next"), &["standalone", "cache"]);
-    copy_tree(&fixture.join("public"), &app.join("public"), &[]);
+    copy_tree(&fixture.join(".next/standalone/.next"), &app.join(".next"));
+    copy_tree(&fixture.join(".next/static"), &app.join(".next/static"));
+    copy_tree(&fixture.join("public"), &app.join("public"));
     std::fs::copy(fixture.join("package.json"), app.join("package.json")).unwrap();
     s.write("next-app/next.config.js", "module.exports = {};\n");
-    std::os::unix::fs::symlink(fixture.join("node_modules"), app.join("node_modules")).unwrap();
+    // A copy, not a link: from the checkout, Node would find a file missing
+    // there in tests/compat/nextjs-app/node_modules, which `npm ci` fills.
+    copy_tree(
+        &fixture.join(".next/standalone/node_modules"),
+        &app.join("node_modules"),
+    );
     serves_the_next_build(&app, "`next start`").await;
 
     // `bext run .` of the folder alone: `next` in package.json's
@@ -1689,18 +1705,18 @@ async fn a_next_build_without_standalone_runs_by_next_start() {
     assert_eq!(get(b.addr, "localhost", "/").await.header("x-cache"), Some("HIT"));
 }
 
-/// Copies the folder `from` to `to`, leaving out the entries of its top
-/// level named in `skip`.
-fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+/// Copies the folder `from` to `to`. Links stay links (npm's
+/// node_modules/.bin).
+fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        if skip.iter().any(|s| entry.file_name() == *s) {
-            continue;
-        }
         let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target, &[]);
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }

@@ -1,0 +1,3 @@
+module.exports=[93695,(a,b,c)=>{b.exports=a.x("next/dist/shared/lib/no-fallback-error.external.js",()=>require("next/dist/shared/lib/no-fallback-error.external.js"))},49901,(a,b,c)=>{},65127,a=>{"use strict";a.s(["default",()=>d,"revalidate",()=>c]);var b=a.i(7997);let c=60;function d(){return(0,b.jsxs)("main",{children:["next home rendered at ",new Date().toISOString()]})}}];
+
+//# sourceMappingURL=%5Broot-of-the-server%5D__9cd88657._.js.map

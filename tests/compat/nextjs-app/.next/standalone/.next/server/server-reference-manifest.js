@@ -1,0 +1,1 @@
+self.__RSC_SERVER_MANIFEST="{\n  \"node\": {},\n  \"edge\": {},\n  \"encryptionKey\": \"2w9fRQNuGG3/2UeUKrLhbhjjDg6G4GOtOiy48u38+jw=\"\n}"

@@ -606,7 +606,8 @@ stop_timeout = "1s"
     for pid in &pids {
         assert!(gone(*pid), "{pid} outlived bext: {}", b.log());
     }
-    let log = b.log();
+    // The log's reader may trail bext's exit.
+    let log = b.log_once_it_says("SIGKILL after stop_timeout");
     assert!(log.contains("[stubborn/0] ignoring SIGTERM"), "{log}");
     assert!(log.contains("SIGKILL after stop_timeout"), "{log}");
 }

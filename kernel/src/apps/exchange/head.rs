@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn hop_by_hop_fields_and_those_connection_lists_are_dropped() {
         let head = parse(
-            b"HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\nx-secret: 2\r\n\
+            b"HTTP/1.1 200 OK\r\nX-Early: 1\r\nConnection: X-Secret, keep-alive, x-EARLY\r\nX-Secret: 1\r\nx-secret: 2\r\n\
               Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nProxy-Connection: x\r\nTE: trailers\r\n\
               Trailer: x\r\nUpgrade: h2c\r\nX-Kept: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
               Content-Length: 0\r\n\r\n",

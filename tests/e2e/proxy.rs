@@ -28,6 +28,9 @@ async fn forwards_path_query_and_forwarding_headers() {
             &[
                 ("host", "Shop.Example.com"),
                 ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "evil.test"),
+                ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
                 ("connection", "x-secret"),
                 ("x-secret", "1"),
                 ("proxy-authorization", "Basic eA=="),
@@ -44,6 +47,10 @@ async fn forwards_path_query_and_forwarding_headers() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "shop.example.com");
     assert_eq!(h["host"], echo.addr.to_string());
+    // bext's own fields replace the client's: each is there once.
+    let tp = h["traceparent"].as_str().unwrap();
+    assert!(tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && !tp.contains("b7ad6b7169203331"));
+    assert_eq!(s["repeated"], serde_json::json!([]), "{h}");
     assert!(h.get("x-secret").is_none() && h.get("proxy-authorization").is_none());
     // Hop-by-hop headers of the upstream's answer are dropped too.
     assert!(r.header("x-upstream-private").is_none() && r.header("keep-alive").is_none());

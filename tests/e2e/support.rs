@@ -409,6 +409,14 @@ async fn echo(
     for (k, v) in req.headers() {
         headers.insert(k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned());
     }
+    // The names that came more than once (the map above keeps one value).
+    let repeated: Vec<&str> = req
+        .headers()
+        .keys()
+        .filter(|k| req.headers().get_all(*k).iter().count() > 1)
+        .map(|k| k.as_str())
+        .collect();
+    let repeated = serde_json::json!(repeated);
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let body = req
@@ -417,7 +425,7 @@ async fn echo(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let out = serde_json::json!({"method": method, "uri": uri, "headers": headers, "body_len": body.len()});
+    let out = serde_json::json!({"method": method, "uri": uri, "headers": headers, "repeated": repeated, "body_len": body.len()});
     let mut res = http::Response::builder()
         .header("content-type", "application/json")
         .header("connection", "keep-alive, x-upstream-private")

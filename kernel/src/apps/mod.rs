@@ -139,7 +139,9 @@ impl Runtime {
         // The upstream (a backend, a process, JavaScript) continues the
         // request's trace under bext's span; a static app forwards nothing.
         // The first read fixes it: a layered app serves twice, one span.
-        if !self.is_static() {
+        // A proxy app writes it with its forwarding fields
+        // (`forwarded::Forwarding`), not in the map.
+        if !self.is_static() && !matches!(self, Runtime::Proxy(_)) {
             let trace = cx.trace_or_read(req.headers(), 0.0);
             trace.apply(req.headers_mut());
         }

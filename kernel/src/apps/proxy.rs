@@ -10,6 +10,8 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use crate::apps::activity::{Activity, Busy};
+use crate::apps::exchange::Failed;
+use crate::apps::forwarded::Forwarding;
 use crate::apps::plain;
 use crate::apps::pool::{Counted, Lease, PoolError, PooledBody, SendFailed, WebSocketOpened};
 use crate::apps::upstreams::{NoBackend, Policy, Upstreams, UpstreamsTls};
@@ -216,6 +218,10 @@ impl ProxyApp {
             _ => None,
         };
         join_cookies(&mut parts.headers);
+        // bext's forwarding fields, made once for every try and written
+        // where the request goes (the client's copies leave the map now,
+        // so a kept head has none).
+        let forwarding = Forwarding::take(&mut parts.headers, cx);
         let set = self.upstreams.current();
         let retries = if set.list.len() > 1 { self.retries as usize } else { 0 };
         if retries > 0 {
@@ -232,7 +238,6 @@ impl ProxyApp {
             && body.as_bytes().is_some_and(<[u8]>::is_empty)
             && self.upstreams.can_withdraw())
         .then(|| Kept::of(&parts));
-        super::forwarded::vouch(&mut parts.headers, cx);
         if let Some(protocol) = &upgrade {
             parts
                 .headers
@@ -241,7 +246,7 @@ impl ProxyApp {
         }
         parts.version = Version::HTTP_11;
 
-        let key = self.upstreams.key(&parts.headers, cx);
+        let key = self.upstreams.key(&parts.headers, &forwarding, cx);
         let passive = self.upstreams.passive;
         // The target as asked, kept only when the request may go to
         // another backend whose URL has another base path (an unsent
@@ -271,23 +276,37 @@ impl ProxyApp {
                 return plain(StatusCode::BAD_REQUEST, "bad request target\n");
             };
             *req.uri_mut() = uri;
-            let host = client_host.clone().unwrap_or_else(|| backend.pool.host().clone());
-            req.headers_mut().insert(header::HOST, host);
+            let host = client_host.as_ref().unwrap_or_else(|| backend.pool.host());
             let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
             let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
             let sent = if upgrade.is_none() && super::exchange::takes(&backend.pool, &req) {
-                let sent =
-                    tokio::time::timeout(self.response_timeout, super::exchange::send(&backend.pool, &req)).await;
-                sent.map(|sent| match sent {
-                    Ok(answer) => Ok(Answer::Own(answer)),
-                    Err(failed) => Err(SendFailed {
-                        error: failed.error,
-                        unsent: (!failed.sent).then(|| Box::new(req)),
-                    }),
-                })
+                let exchange = super::exchange::send(&backend.pool, &req, host, &forwarding, self.response_timeout);
+                match exchange.await {
+                    Ok(answer) => Ok(Ok(Answer::Own(answer))),
+                    Err(Failed::Error { error, sent }) => Ok(Err(SendFailed {
+                        error,
+                        unsent: (!sent).then(|| Box::new(req)),
+                    })),
+                    Err(Failed::TimedOut) => Err(TimedOut),
+                }
             } else {
+                // hyper's client takes the fields in the map.
+                req.headers_mut().insert(header::HOST, host.clone());
+                forwarding.insert_into(req.headers_mut());
                 let sent = tokio::time::timeout(self.response_timeout, backend.pool.send(req)).await;
-                sent.map(|sent| sent.map(|(res, lease)| Answer::Hyper(res, lease)))
+                let sent = sent.map_err(|_| TimedOut);
+                sent.map(|sent| {
+                    sent.map(|(res, lease)| Answer::Hyper(res, lease))
+                        .map_err(|mut failed| {
+                            // Unsent, it may go to the exchange next, which
+                            // writes these itself.
+                            if let Some(req) = &mut failed.unsent {
+                                req.headers_mut().remove(header::HOST);
+                                forwarding.remove_from(req.headers_mut());
+                            }
+                            failed
+                        })
+                })
             };
             match sent {
                 Ok(Ok(answer)) => {
@@ -315,7 +334,7 @@ impl ProxyApp {
                     match &kept {
                         Some(kept) if retry => {
                             tracing::debug!(request_id = %cx.request_id, %status, "retrying on another upstream");
-                            (next, last) = (kept.request(cx), Some(answer));
+                            (next, last) = (kept.request(), Some(answer));
                             tried.push(i);
                         }
                         _ => return answer,
@@ -327,7 +346,7 @@ impl ProxyApp {
                     }
                     let answer = failure(&failed.error, cx);
                     let again = failed.unsent.map(|r| *r);
-                    match again.or_else(|| kept.as_ref().map(|k| k.request(cx))) {
+                    match again.or_else(|| kept.as_ref().map(Kept::request)) {
                         Some(again) if may_retry(&tried) => {
                             tracing::debug!(request_id = %cx.request_id, error = %failed.error, "retrying on another upstream");
                             (next, last) = (again, Some(answer));
@@ -343,7 +362,7 @@ impl ProxyApp {
                     let answer = head_timed_out(cx, backend.pool.addr(), self.response_timeout);
                     match &kept {
                         Some(kept) if may_retry(&tried) => {
-                            (next, last) = (kept.request(cx), Some(answer));
+                            (next, last) = (kept.request(), Some(answer));
                             tried.push(i);
                         }
                         _ => return answer,
@@ -353,6 +372,9 @@ impl ProxyApp {
         }
     }
 }
+
+/// No answer head within the response timeout.
+struct TimedOut;
 
 /// An upstream's answer, from bext's own exchange or hyper's client.
 enum Answer {
@@ -464,10 +486,11 @@ impl ProxyApp {
         parts.headers.remove(&SEC_WEBSOCKET_KEY);
         strip_fixed_hop_by_hop(&mut parts.headers);
         join_cookies(&mut parts.headers);
-        super::forwarded::vouch(&mut parts.headers, cx);
+        let forwarding = Forwarding::take(&mut parts.headers, cx);
+        forwarding.insert_into(&mut parts.headers);
 
         let set = self.upstreams.current();
-        let key = self.upstreams.key(&parts.headers, cx);
+        let key = self.upstreams.key(&parts.headers, &forwarding, cx);
         let i = match self.upstreams.pick(&set, key, &[]) {
             Ok(i) => i,
             Err(NoBackend::Unhealthy(wait)) => return unavailable(cx, "no healthy upstream", wait),
@@ -661,8 +684,8 @@ pub(crate) fn is_idempotent(method: &Method) -> bool {
 }
 
 /// What a bodiless idempotent request needs to be sent again: its head
-/// as the client sent it (hop-by-hop headers gone), before bext's own
-/// per-request headers.
+/// as the client sent it (hop-by-hop and forwarding fields gone), before
+/// bext's own per-request headers.
 struct Kept {
     method: Method,
     uri: Uri,
@@ -682,9 +705,9 @@ impl Kept {
         }
     }
 
-    /// The request again, with bext's forwarding headers made anew (the
-    /// attempt adds `Host`).
-    fn request(&self, cx: &Ctx) -> Request {
+    /// The request again (the attempt adds `Host` and bext's forwarding
+    /// fields).
+    fn request(&self) -> Request {
         let mut copy = Request::new(Body::empty());
         *copy.method_mut() = self.method.clone();
         *copy.uri_mut() = self.uri.clone();
@@ -694,7 +717,6 @@ impl Kept {
         for (name, value) in &self.headers {
             headers.append(name, value.clone());
         }
-        super::forwarded::vouch(headers, cx);
         copy
     }
 }

@@ -21,6 +21,7 @@ use bext_plugin_abi::Ctx;
 use http::HeaderMap;
 use tokio::sync::Notify;
 
+use super::forwarded::Forwarding;
 use super::pool::Pool;
 use crate::config::upstream::{Balance, HashKey, Upstream};
 
@@ -368,7 +369,7 @@ impl Upstreams {
     }
 
     /// A request's hash key under `consistent_hash`, if it has one.
-    pub(crate) fn key(&self, headers: &HeaderMap, cx: &Ctx) -> Option<u64> {
+    pub(crate) fn key(&self, headers: &HeaderMap, own: &Forwarding, cx: &Ctx) -> Option<u64> {
         if self.balance != Balance::ConsistentHash {
             return None;
         }
@@ -376,7 +377,8 @@ impl Upstreams {
         match &self.hash {
             HashKey::Client => cx.client_ip.hash(&mut h),
             HashKey::Tenant => cx.tenant()?.hash(&mut h),
-            HashKey::Header(name) => headers.get(name)?.as_bytes().hash(&mut h),
+            // bext's own forwarding fields are not in the map yet.
+            HashKey::Header(name) => (own.get(name).or_else(|| headers.get(name)))?.as_bytes().hash(&mut h),
             HashKey::Cookie(name) => cookie(headers, name)?.hash(&mut h),
         }
         Some(mix(h.finish()))

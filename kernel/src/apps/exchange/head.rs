@@ -4,6 +4,8 @@
 //! values sharing the bytes read instead of copies, hop-by-hop fields
 //! gone and its body's framing decided.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -67,16 +69,28 @@ pub(crate) struct Head {
 }
 
 /// Writes the head of a request for an HTTP/1.1 upstream: `target`'s
-/// origin form, `headers` as they are (the proxy made them final: `Host`,
-/// forwarding headers, no hop-by-hop ones), and a `Content-Length` for a
+/// origin form, `host`, the request's `headers` as they are (the proxy
+/// made them final: no hop-by-hop ones, no `Host`, no forwarding fields),
+/// bext's `own` fields (its `X-Forwarded-*`), and a `Content-Length` for a
 /// body of `body_len` bytes (one the client sent too, even 0, stays).
-pub(crate) fn write_request(out: &mut Vec<u8>, method: &Method, target: &Uri, headers: &HeaderMap, body_len: usize) {
+pub(crate) fn write_request(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &Uri,
+    host: &HeaderValue,
+    headers: &HeaderMap,
+    own: &[(&HeaderName, HeaderValue)],
+    body_len: usize,
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.path_and_query().map_or("/", |pq| pq.as_str()).as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
     let mut length = body_len > 0;
-    for (name, value) in headers {
+    let fields = headers.iter().chain(own.iter().map(|(n, v)| (*n, v)));
+    for (name, value) in fields {
         if name == header::CONTENT_LENGTH {
             length = true;
             continue;
@@ -117,9 +131,16 @@ struct Field {
 }
 
 fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut slots);
-    let len = match res.parse(buf) {
+    if buf.is_empty() {
+        // Nothing read yet (a kept connection's buffer starts empty).
+        return Ok(None);
+    }
+    // Uninitialised slots: a hundred empty headers written for every
+    // answer cost more than parsing its eight.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut slots);
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -142,8 +163,14 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
     let mut listed: Vec<&[u8]> = Vec::new();
     let mut chunked = None;
     let mut length: Option<u64> = None;
+    // One pass: each name is parsed once (a known one becomes a constant
+    // compared in one instruction), the framing fields read, the
+    // hop-by-hop ones dropped.
+    let mut fields = Vec::with_capacity(res.headers.len());
     for h in res.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection") {
+        let name =
+            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed(httparse::Error::HeaderName))?;
+        if name == header::CONNECTION {
             for token in tokens(h.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
@@ -153,7 +180,7 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
                     listed.push(token);
                 }
             }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name == header::TRANSFER_ENCODING {
             for coding in tokens(h.value) {
                 if chunked == Some(true) {
                     return Err(HeadError::TransferEncoding);
@@ -161,7 +188,10 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
                 chunked = Some(coding.eq_ignore_ascii_case(b"chunked"));
             }
             chunked.get_or_insert(false);
-        } else if h.name.eq_ignore_ascii_case("content-length") {
+        } else if name == header::CONTENT_LENGTH {
+            // Written anew below, once, in its plain form (`5, 5` and
+            // `05` are one length: RFC 9110 §8.6), or not at all when
+            // `Transfer-Encoding` frames the body.
             for value in h.value.split(|&b| b == b',') {
                 let n = digits(trim(value)).ok_or(HeadError::ContentLength)?;
                 if length.is_some_and(|l| l != n) {
@@ -169,23 +199,20 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
                 }
                 length = Some(n);
             }
+        } else if !hop_by_hop(name.as_str().as_bytes()) {
+            let at = h.value.as_ptr() as usize - start;
+            fields.push(Field {
+                name,
+                value: at..at + h.value.len(),
+            });
         }
     }
-    let mut fields = Vec::with_capacity(res.headers.len());
-    for h in res.headers.iter() {
-        let name = h.name.as_bytes();
-        // `Content-Length` is written anew below, once, in its plain
-        // form (`5, 5` and `05` are one length: RFC 9110 §8.6), or not at
-        // all when `Transfer-Encoding` frames the body.
-        let length_field = name.eq_ignore_ascii_case(b"content-length");
-        if length_field || hop_by_hop(name) || listed.iter().any(|l| l.eq_ignore_ascii_case(name)) {
-            continue;
-        }
-        let name = HeaderName::from_bytes(name).map_err(|_| HeadError::Malformed(httparse::Error::HeaderName))?;
-        let at = h.value.as_ptr() as usize - start;
-        fields.push(Field {
-            name,
-            value: at..at + h.value.len(),
+    if !listed.is_empty() {
+        // Names are lower case; `Connection` may list them in any case.
+        fields.retain(|f| {
+            !listed
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case(f.name.as_str().as_bytes()))
         });
     }
     let bodiless = head_request
@@ -222,6 +249,7 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
 }
 
 /// Fields that concern one connection (RFC 9110 §7.6.1), never relayed.
+/// `name` is lower case, as a parsed `HeaderName` is.
 fn hop_by_hop(name: &[u8]) -> bool {
     const NAMES: [&[u8]; 9] = [
         b"connection",
@@ -234,9 +262,7 @@ fn hop_by_hop(name: &[u8]) -> bool {
         b"transfer-encoding",
         b"upgrade",
     ];
-    NAMES
-        .iter()
-        .any(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+    NAMES.contains(&name)
 }
 
 /// The comma-separated tokens of a field value, trimmed, empty ones
@@ -274,23 +300,33 @@ mod tests {
     #[test]
     fn the_request_head_is_one_buffer_with_a_length_for_its_body() {
         let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("up.test"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
         h.append("x-a", HeaderValue::from_static("1"));
+        let host = HeaderValue::from_static("up.test");
+        let xff = HeaderName::from_static("x-forwarded-for");
+        let own = [(&xff, HeaderValue::from_static("10.0.0.1"))];
         let mut out = Vec::new();
-        write_request(&mut out, &Method::POST, &"/p?q=1".parse().unwrap(), &h, 16384);
+        write_request(
+            &mut out,
+            &Method::POST,
+            &"/p?q=1".parse().unwrap(),
+            &host,
+            &h,
+            &own,
+            16384,
+        );
         assert_eq!(
             out,
-            b"POST /p?q=1 HTTP/1.1\r\nhost: up.test\r\nx-a: 1\r\ncontent-length: 16384\r\n\r\n"
+            &b"POST /p?q=1 HTTP/1.1\r\nhost: up.test\r\nx-a: 1\r\nx-forwarded-for: 10.0.0.1\r\ncontent-length: 16384\r\n\r\n"[..]
         );
         let mut out = Vec::new();
         h.remove(header::CONTENT_LENGTH);
-        write_request(&mut out, &Method::GET, &Uri::default(), &h, 0);
+        write_request(&mut out, &Method::GET, &Uri::default(), &host, &h, &[], 0);
         assert_eq!(out, b"GET / HTTP/1.1\r\nhost: up.test\r\nx-a: 1\r\n\r\n");
         // A client's `Content-Length: 0` stays said.
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         let mut out = Vec::new();
-        write_request(&mut out, &Method::PUT, &"/".parse().unwrap(), &h, 0);
+        write_request(&mut out, &Method::PUT, &"/".parse().unwrap(), &host, &h, &[], 0);
         assert!(
             out.ends_with(b"content-length: 0\r\n\r\n"),
             "{}",
@@ -321,7 +357,7 @@ mod tests {
     #[test]
     fn hop_by_hop_fields_and_those_connection_lists_are_dropped() {
         let head = parse(
-            b"HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\nx-secret: 2\r\n\
+            b"HTTP/1.1 200 OK\r\nX-Early: 1\r\nConnection: X-Secret, keep-alive, x-EARLY\r\nX-Secret: 1\r\nx-secret: 2\r\n\
               Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nProxy-Connection: x\r\nTE: trailers\r\n\
               Trailer: x\r\nUpgrade: h2c\r\nX-Kept: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\
               Content-Length: 0\r\n\r\n",

@@ -14,8 +14,9 @@ mod body;
 mod head;
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bext_plugin_abi::{Body, Request, Response};
 use bytes::{Bytes, BytesMut};
@@ -23,7 +24,9 @@ use http::{Method, StatusCode, Version};
 use rustc_hash::FxHashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
+use super::forwarded::Forwarding;
 use super::pool::{Counted, Pool, PoolError};
 use body::{Decoder, UpstreamBody};
 pub(crate) use head::HeadError;
@@ -34,11 +37,29 @@ thread_local! {
     static IDLE: RefCell<FxHashMap<Arc<str>, Vec<Idle>>> = RefCell::default();
 }
 
-/// A connection to an upstream and what was read from it past the last
-/// answer (nothing, when it is idle).
+/// A connection to an upstream, what was read from it past the last
+/// answer (nothing, when it is idle), and its response timer.
 pub(crate) struct Conn {
     io: TcpStream,
     buf: BytesMut,
+    /// The deadline of the answer awaited: one timer for the connection's
+    /// life, moved later for each request. A timer made per request costs
+    /// a registration in the runtime's wheel and a removal (each under its
+    /// lock); moving a registered deadline later is one atomic store (the
+    /// wheel sees the new deadline when the old one comes). A deadline left
+    /// behind by the last answer may wake the task that awaited it once,
+    /// for nothing, while the connection idles.
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Conn {
+    fn new(io: TcpStream, deadline: Instant) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
 }
 
 struct Idle {
@@ -89,11 +110,13 @@ pub(crate) enum ExchangeError {
     Head(#[from] HeadError),
 }
 
-/// A failed exchange, and whether the request was written (one that was
-/// not may go to another backend whatever its method).
-pub(crate) struct Failed {
-    pub(crate) error: PoolError,
-    pub(crate) sent: bool,
+/// A failed exchange.
+pub(crate) enum Failed {
+    /// The error, and whether the request was written (one that was not
+    /// may go to another backend whatever its method).
+    Error { error: PoolError, sent: bool },
+    /// No answer head within the response timeout.
+    TimedOut,
 }
 
 /// An upstream's answer: its head, and its body whole or to stream.
@@ -134,15 +157,32 @@ pub(crate) fn takes(pool: &Pool, req: &Request) -> bool {
     pool.plain_tcp_http1() && req.body().as_bytes().is_some()
 }
 
-/// Sends `req` (origin-form target, headers final, body in memory: see
+/// Sends `req` (origin-form target, headers final but for `host` and
+/// bext's forwarding fields `own`, written here; body in memory: see
 /// [`takes`]) on an idle connection of this worker, or a new one, and
-/// reads the answer's head. A kept connection the upstream closed before
-/// answering anything is no failure: an idempotent request goes again on
-/// a new connection (any request that was never written does).
-pub(crate) async fn send(pool: &Pool, req: &Request) -> Result<Answer, Failed> {
+/// reads the answer's head within `timeout`. A kept connection the
+/// upstream closed before answering anything is no failure: an idempotent
+/// request goes again on a new connection (any request that was never
+/// written does).
+pub(crate) async fn send(
+    pool: &Pool,
+    req: &Request,
+    host: &http::HeaderValue,
+    own: &Forwarding,
+    timeout: Duration,
+) -> Result<Answer, Failed> {
+    let deadline = Instant::now() + timeout;
     let body = req.body().full_bytes().unwrap_or_default();
     let mut head = Vec::with_capacity(256 + req.headers().len() * 48);
-    head::write_request(&mut head, req.method(), req.uri(), req.headers(), body.len());
+    head::write_request(
+        &mut head,
+        req.method(),
+        req.uri(),
+        host,
+        req.headers(),
+        own.fields(),
+        body.len(),
+    );
     let head_request = req.method() == Method::HEAD;
     let again = super::proxy::is_idempotent(req.method());
     // After a kept connection failed, the request goes once more, on a
@@ -153,30 +193,24 @@ pub(crate) async fn send(pool: &Pool, req: &Request) -> Result<Answer, Failed> {
         fresh = true;
         let (mut conn, reused) = match idle {
             Some(conn) => (conn, true),
-            None => match Box::pin(pool.connect_tcp()).await {
-                Ok(io) => (
-                    Conn {
-                        io,
-                        buf: BytesMut::new(),
-                    },
-                    false,
-                ),
-                Err(error) => return Err(Failed { error, sent: false }),
+            None => match tokio::time::timeout_at(deadline, Box::pin(pool.connect_tcp())).await {
+                Ok(Ok(io)) => (Conn::new(io, deadline), false),
+                Ok(Err(error)) => return Err(Failed::Error { error, sent: false }),
+                Err(_) => return Err(Failed::TimedOut),
             },
         };
-        if let Err(e) = write_all(&mut conn.io, &head, &body).await {
-            // A kept connection the upstream closed: an idempotent request
-            // goes again on another connection. Part of another request
-            // may have reached the upstream, so it is never sent twice.
-            if reused && again {
-                continue;
-            }
-            return Err(Failed {
-                error: ExchangeError::Io(e).into(),
-                sent: true,
-            });
-        }
-        match read_head(&mut conn, head_request).await {
+        conn.deadline.as_mut().reset(deadline);
+        let Conn {
+            io,
+            buf,
+            deadline: timer,
+        } = &mut conn;
+        let exchanged = tokio::select! {
+            biased;
+            exchanged = exchange(io, buf, &head, &body, head_request) => exchanged,
+            () = timer.as_mut() => return Err(Failed::TimedOut),
+        };
+        match exchanged {
             Ok(head) => {
                 let kept = head.keep_alive.then(|| Kept {
                     key: pool.key().clone(),
@@ -204,15 +238,33 @@ pub(crate) async fn send(pool: &Pool, req: &Request) -> Result<Answer, Failed> {
                     body,
                 });
             }
-            Err(ExchangeError::Closed) if reused && again => continue,
-            Err(e) => {
-                return Err(Failed {
+            // A kept connection the upstream closed: an idempotent request
+            // goes again on another connection. Part of another request
+            // may have reached the upstream, so it is never sent twice.
+            Err((ExchangeError::Io(_), false) | (ExchangeError::Closed, true)) if reused && again => continue,
+            Err((e, _)) => {
+                return Err(Failed::Error {
                     error: e.into(),
                     sent: true,
                 });
             }
         }
     }
+}
+
+/// Writes the request and reads the answer's head; an error says whether
+/// it came while reading (the request was written whole).
+async fn exchange(
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
+    head: &[u8],
+    body: &[u8],
+    head_request: bool,
+) -> Result<head::Head, (ExchangeError, bool)> {
+    write_all(io, head, body)
+        .await
+        .map_err(|e| (ExchangeError::Io(e), false))?;
+    read_head(io, buf, head_request).await.map_err(|e| (e, true))
 }
 
 /// The head and a body in one `writev` (the body's bytes are not copied
@@ -233,13 +285,13 @@ async fn write_all(io: &mut TcpStream, head: &[u8], body: &[u8]) -> std::io::Res
 }
 
 /// Reads until the answer's head is whole.
-async fn read_head(conn: &mut Conn, head_request: bool) -> Result<head::Head, ExchangeError> {
+async fn read_head(io: &mut TcpStream, buf: &mut BytesMut, head_request: bool) -> Result<head::Head, ExchangeError> {
     loop {
-        if let Some(head) = head::parse_response(&mut conn.buf, head_request)? {
+        if let Some(head) = head::parse_response(buf, head_request)? {
             return Ok(head);
         }
-        conn.buf.reserve(8 * 1024);
-        if conn.io.read_buf(&mut conn.buf).await? == 0 {
+        buf.reserve(8 * 1024);
+        if io.read_buf(buf).await? == 0 {
             return Err(ExchangeError::Closed);
         }
     }
@@ -324,12 +376,7 @@ mod tests {
     async fn the_sweep_closes_idle_connections_the_upstream_closed() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let keep = |key: &str, io: TcpStream| {
-            Kept { key: Arc::from(key) }.give_back(Conn {
-                io,
-                buf: BytesMut::new(),
-            })
-        };
+        let keep = |key: &str, io: TcpStream| Kept { key: Arc::from(key) }.give_back(Conn::new(io, Instant::now()));
         let idle_count = || IDLE.with_borrow(|idle| idle.values().map(Vec::len).sum::<usize>());
         keep("gone", TcpStream::connect(addr).await.unwrap());
         let (closed_by_upstream, _) = listener.accept().unwrap();

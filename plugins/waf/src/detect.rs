@@ -3,6 +3,7 @@
 //! the table's rules found nothing.
 
 use crate::command_line::command_line;
+use crate::glob_path::globbed_system_path;
 use crate::inspect::{Finding, Switches};
 use crate::normalize::Shape;
 use crate::rules::{Category, Part};
@@ -18,6 +19,11 @@ pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on:
         && let Some(word) = glued_command(canon, shape)
     {
         return Some(Finding::new("rce-glued-command", Category::Rce, part, name, &word));
+    }
+    if on.on(Category::Rce, "rce-globbed-path")
+        && let Some(path) = globbed_system_path(canon)
+    {
+        return Some(Finding::new("rce-globbed-path", Category::Rce, part, name, path));
     }
     if matches!(part, Part::Arg | Part::Cookie | Part::Body)
         && shape.has(Shape::BLANK_OR_PAREN)

@@ -519,3 +519,84 @@ fn urls_of_other_services_are_found() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn disguised_system_paths_are_found() {
+    for target in [
+        "/?vuln=/%3F%3F%3F/b%3F%3Fh",
+        "/?id=cat+/et*/*wd",
+        "/?h=example.com;/bin/ca%3F+/et*/passwd",
+        "/?h=x;cat$u+/etc$u/passwd",
+        "/?h=x;ca%5Ct+/et%5Cc/pa%5Cs%5Cswd",
+        "/?f=/usr/b%5Bi%5Dn/wh%3Fami",
+    ] {
+        // Other rules read some of these first; any of the shell's or the
+        // file rules' is right.
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(rule.starts_with("rce-") || rule.starts_with("lfi-"), "{target}: {rule}");
+    }
+    // Ones the table's rules do not read: only the wildcard reading finds them.
+    for target in ["/?f=/etc/pa%3F%3Fwd", "/?f=/etc/sh*ow", "/?f=x+/et%27c%27/pa%27ss%27wd"] {
+        assert_eq!(rule_for(target), Some("rce-globbed-path"), "{target}");
+    }
+    for benign in [
+        "/?p=/api/v1/users%3Fid=3",
+        "/?q=what+is+/etc/*",
+        "/?q=see+/bin/*",
+        "/?q=2*3/4%3F",
+        "/?q=%22/usr/share/doc/*%22",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn a_break_out_then_any_command_is_found() {
+    for target in [
+        "/?ip=127.0.0.1;nsupdate+-l",
+        "/?ip=;pstack+$$",
+        "/?ip=example.com%7C%7Cmtr+-r+example.org",
+        "/?x=%26%26tcptraceroute+/tmp",
+        "/?x=%60ldconfig+-p%60",
+        "/?x=$(getfacl+/etc)",
+        "/?x=%0Areadelf+-a+./a.out",
+    ] {
+        assert_eq!(rule_for(target), Some("rce-separator-command"), "{target}");
+    }
+    for benign in [
+        "/?q=;environment",
+        "/?q=;EACH",
+        "/?e=%60foo%60;%60bar%60;%60def%60",
+        "/?t=rock;pop;jazz",
+        "/?t=%7C+name+%7C+age+%7C",
+        "/?q=%26copy;+2024",
+        "/?q=a+%7C+b",
+        "/?q=1;2;3",
+        "/?q=tom+%26+jerry+-+the+movie",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn mail_protocol_lines_are_read_by_their_grammar() {
+    for target in [
+        "/?m=%0D%0Aa2+NAMESPACE",
+        "/?m=%0D%0Atag7+UID+MOVE+1:3+Trash",
+        "/?m=%0D%0Ax1+GETQUOTAROOT+INBOX",
+        "/?m=%0D%0AAUTH+PLAIN+dGVzdA==",
+        "/?m=%0D%0AUSER+bob%0D%0APASS+secret",
+        "/?m=%0D%0ASTAT",
+        "/?m=%0D%0AETRN+example.com",
+    ] {
+        assert_eq!(rule_for(target), Some("rce-mail-command"), "{target}");
+    }
+    for benign in [
+        "/?m=Dear+team,%0D%0A1+list+of+items+follows",
+        "/?m=Hello%0D%0AUser+guide+attached",
+        "/?m=Notes%0D%0AData%0D%0AMore+notes",
+        "/?m=Hi%0D%0Aauth+is+broken",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

@@ -219,6 +219,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("java-base64-gadget", Category::Java),
     ("rce-glued-command", Category::Rce),
     ("rce-command-line", Category::Rce),
+    ("rce-globbed-path", Category::Rce),
     ("sqli-constant-condition", Category::Sqli),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),

@@ -18,6 +18,7 @@ mod command_line;
 pub mod config;
 pub mod crs;
 mod detect;
+mod glob_path;
 mod guard;
 mod hidden;
 pub mod inspect;

@@ -9,6 +9,7 @@ use crate::normalize::Shape;
 use crate::rules::{Category, Part};
 use crate::shell::glued_command;
 use crate::sql::constant_condition;
+use crate::ssrf_host::internal_url_host;
 
 /// The first finding of the code detectors on one canonical value.
 pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on: &Switches) -> Option<Finding> {
@@ -31,6 +32,12 @@ pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on:
         && let Some(command) = command_line(canon)
     {
         return Some(Finding::new("rce-command-line", Category::Rce, part, name, command));
+    }
+    if matches!(part, Part::Arg | Part::Cookie | Part::Body)
+        && on.on(Category::Ssrf, "ssrf-internal-address")
+        && let Some(host) = internal_url_host(canon)
+    {
+        return Some(Finding::new("ssrf-internal-address", Category::Ssrf, part, name, host));
     }
     if matches!(part, Part::Arg | Part::Cookie | Part::Body)
         && on.on(Category::Sqli, "sqli-constant-condition")

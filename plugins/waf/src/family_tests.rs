@@ -600,3 +600,31 @@ fn mail_protocol_lines_are_read_by_their_grammar() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn internal_addresses_are_read_as_a_resolver_reads_them() {
+    for target in [
+        "/?u=http://0/",
+        "/?u=http://0x7f.1/admin",
+        "/?u=//192.168.0.1/admin",
+        "/?u=http://[::ffff:7f00:1]/",
+        "/?u=go+to+http://0x7f000001/",
+        "/?u=ok+http://2130706433/x",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(
+            rule.starts_with("ssrf-") || rule.starts_with("rfi-"),
+            "{target}: {rule}"
+        );
+    }
+    assert_eq!(rule_for("/?u=go+to+http://0x7f000001/"), Some("ssrf-internal-address"));
+    for benign in [
+        // (a URL with any IP address opening a value is `rfi-ip-url`'s)
+        "/?u=https://127.example.com/",
+        "/?q=see+http://192.168.1.1+for+the+router",
+        "/?q=see+http://example.org/0x7f",
+        "/?q=ratio+10//3",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

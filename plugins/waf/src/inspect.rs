@@ -221,6 +221,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("rce-command-line", Category::Rce),
     ("rce-globbed-path", Category::Rce),
     ("sqli-constant-condition", Category::Sqli),
+    ("ssrf-internal-address", Category::Ssrf),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
     ("scanner-probe-path", Category::Scanner),

@@ -32,6 +32,7 @@ mod screen;
 pub mod seclang;
 mod shell;
 mod sql;
+mod ssrf_host;
 mod switches;
 mod walk;
 

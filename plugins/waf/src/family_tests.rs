@@ -628,3 +628,32 @@ fn internal_addresses_are_read_as_a_resolver_reads_them() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn statements_after_a_closed_value_and_escaped_quotes_are_found() {
+    for (target, rule) in [
+        ("/?v=%27%29+union+select+1", "sqli-leading-statement"),
+        ("/?v=1%22%3B+alter+table+t", "sqli-leading-statement"),
+        ("/?v=%29%29+UNION+ALL", "sqli-leading-statement"),
+        ("/?v=%5C%27or%271", "sqli-escaped-quote-boolean"),
+        ("/?v=x%5C%22+and+1", "sqli-escaped-quote-boolean"),
+    ] {
+        let found = rule_for(target).unwrap_or("none");
+        assert!(
+            found == rule || found.starts_with("sqli-") || found.starts_with("libinjection"),
+            "{target}: {found}"
+        );
+    }
+    assert_eq!(rule_for("/?v=%3B%3B+alter+x"), Some("sqli-leading-statement"));
+    assert_eq!(rule_for("/?v=%5C%27+xor+b"), Some("sqli-escaped-quote-boolean"));
+    for benign in [
+        "/?q=%22union+jack%22+cushion+covers",
+        "/?q=-+union+members",
+        "/?q=1+Union+Street",
+        "/?q=%22UNION%22+BY+ROBERT+F",
+        "/?v=%5C%27lol%27+or+%271",
+        "/?q=Don%5C%27t+or+won%5C%27t",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

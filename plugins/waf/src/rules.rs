@@ -506,6 +506,32 @@ pub static RULES: &[RuleDef] = &[
         pattern: r#"^\s*['"`]{1,2}\s*(?:[<>=*%^,;:}|&]|\)\s*(?:and|or|[;<>=])|\d+\s*[*/%<>=]|(?:or|xor|and|\|\||&&)\s+['"]?\w+['"]?\s*(?:[!=<>]|$))|[\w)]['"`]\s*union(?:\s+\w|\s*/|\s*\(|\s*$)|^\s*'\s*union\b[^']*$|^\s*"\s*union\b[^"]*$|['"]\d+['"]\s*(?:=|!=|<>)\s*['"]\d+"#,
     },
     RuleDef {
+        // A statement that starts a value after what closes the one being
+        // built (a quote, a parenthesis, a semicolon), with only symbols
+        // or digits before it (`') union`, `1"; alter`): CRS 942361's
+        // grammar, narrowed to closing punctuation so that a bullet, a
+        // house number or a quoted phrase (`- union members`, `1 Union
+        // Street`, `"union jack" covers`) passes.
+        id: "sqli-leading-statement",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["union", "alter"],
+        pattern: r#"^[\W\d]*(?:[);]|['"`][\W\d]*?\W)[\W\d]*?(?:alter|union)\b"#,
+    },
+    RuleDef {
+        // A quote escaped with a backslash and then a boolean operator
+        // right after it (`\'or'1`, `x\" and 1`): the escape an
+        // `addslashes` filter adds is undone by a multi-byte or doubled
+        // backslash, and the quote closes the string after all (CRS
+        // 942522's grammar; a string between, `\'lol' or`, is CRS's near
+        // miss and passes).
+        id: "sqli-escaped-quote-boolean",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["\\'", "\\\"", "\\`"],
+        pattern: r#"\\['"`]\s*(?:(?:and|or|xor)\b|&&|\|\|)"#,
+    },
+    RuleDef {
         // A value that is only a boolean operator and a number (`or 88`):
         // the tail of a condition, not data. (A value that is a true
         // comparison of numbers, `11!=1`, is `sqli-constant-condition`.)

@@ -6,6 +6,7 @@ use crate::command_line::command_line;
 use crate::glob_path::globbed_system_path;
 use crate::inspect::{Finding, Switches};
 use crate::normalize::Shape;
+use crate::php_call::php_call;
 use crate::rules::{Category, Part};
 use crate::shell::glued_command;
 use crate::sql::constant_condition;
@@ -13,6 +14,12 @@ use crate::ssrf_host::internal_url_host;
 
 /// The first finding of the code detectors on one canonical value.
 pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on: &Switches) -> Option<Finding> {
+    if part != Part::Filename
+        && on.on(Category::Php, "php-known-function")
+        && let Some(function) = php_call(canon)
+    {
+        return Some(Finding::new("php-known-function", Category::Php, part, name, function));
+    }
     if matches!(part, Part::Path | Part::Filename) {
         return None;
     }

@@ -657,3 +657,28 @@ fn statements_after_a_closed_value_and_escaped_quotes_are_found() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn php_functions_of_phps_vocabulary_are_found_with_its_gaps() {
+    for target in [
+        "/get/array_diff%20(",
+        "/?f=bin2hex%09()",
+        "/?f=ftruncate/*x*/()",
+        "/?f=gzinflate%23c%0A()",
+        "/?f=x%3Dgetmxrr+($h)",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        // (`/*x*/` is also a wildcard path to `rce-glob-path`)
+        assert!(rule.starts_with("php-") || rule == "rce-glob-path", "{target}: {rule}");
+    }
+    assert_eq!(rule_for("/?f=getmxrr%0B()"), Some("php-known-function"));
+    for benign in [
+        "/?q=getmxrr%23x()",
+        "/?q=meeting+date+(tbd)",
+        "/?q=ceiling+height(9ft)",
+        "/wiki/Mercury_(planet)",
+        "/?c=os.path.join(%27a%27)",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

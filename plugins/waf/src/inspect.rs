@@ -222,6 +222,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("rce-globbed-path", Category::Rce),
     ("sqli-constant-condition", Category::Sqli),
     ("ssrf-internal-address", Category::Ssrf),
+    ("php-known-function", Category::Php),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
     ("scanner-probe-path", Category::Scanner),

@@ -26,6 +26,7 @@ pub mod ip;
 mod lists;
 pub mod normalize;
 mod penalty;
+mod php_call;
 mod respond;
 pub mod rules;
 mod screen;

@@ -14,7 +14,13 @@ use crate::ssrf_host::internal_url_host;
 
 /// The first finding of the code detectors on one canonical value.
 pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on: &Switches) -> Option<Finding> {
-    if part != Part::Filename
+    // Each detector behind a byte test first: most values have none of
+    // `(`, `/` or `//`, and pay only that.
+    let input = matches!(part, Part::ArgName | Part::Arg | Part::Cookie | Part::Body);
+    let bytes = canon.as_bytes();
+    if (input || part == Part::Path)
+        && shape.has(Shape::BLANK_OR_PAREN)
+        && memchr::memchr(b'(', bytes).is_some()
         && on.on(Category::Php, "php-known-function")
         && let Some(function) = php_call(canon)
     {
@@ -28,7 +34,9 @@ pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on:
     {
         return Some(Finding::new("rce-glued-command", Category::Rce, part, name, &word));
     }
-    if on.on(Category::Rce, "rce-globbed-path")
+    if input
+        && memchr::memchr(b'/', bytes).is_some()
+        && on.on(Category::Rce, "rce-globbed-path")
         && let Some(path) = globbed_system_path(canon)
     {
         return Some(Finding::new("rce-globbed-path", Category::Rce, part, name, path));
@@ -41,6 +49,7 @@ pub(crate) fn family_code(part: Part, name: &str, canon: &str, shape: Shape, on:
         return Some(Finding::new("rce-command-line", Category::Rce, part, name, command));
     }
     if matches!(part, Part::Arg | Part::Cookie | Part::Body)
+        && memchr::memmem::find(bytes, b"//").is_some()
         && on.on(Category::Ssrf, "ssrf-internal-address")
         && let Some(host) = internal_url_host(canon)
     {

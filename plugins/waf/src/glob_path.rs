@@ -119,7 +119,12 @@ fn names_system_path(word: &str) -> bool {
         return false;
     }
     // Quotes around a whole word are prose; the shell's tricks sit inside.
-    let word = word.trim_matches(|c| matches!(c, '(' | ')' | '{' | '}' | '\'' | '"'));
+    let word = word.strip_prefix("$(").unwrap_or(word);
+    let word = word.trim_matches(|c| matches!(c, '(' | ')' | '{' | '}' | '\'' | '"' | '`'));
+    // An absolute path with something to read; the rest costs no copy.
+    if !word.starts_with('/') || !word.contains(['?', '*', '[', '\\', '\'', '"', '$', '`']) {
+        return false;
+    }
     let Some((path, disguised)) = shell_read(word) else {
         return false;
     };

@@ -24,7 +24,7 @@ const MAX_NAME: usize = 48;
 pub(crate) fn php_call(canon: &str) -> Option<&str> {
     let b = canon.as_bytes();
     let mut from = 0;
-    while let Some(at) = memchr(b'(', &b[from..]) {
+    while let Some(at) = memchr::memchr(b'(', &b[from..]) {
         let open = from + at;
         from = open + 1;
         let end = before_gap(b, open);
@@ -75,11 +75,7 @@ fn before_gap(b: &[u8], open: usize) -> usize {
 }
 
 fn find_back(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == needle)
+    memchr::memmem::rfind(hay, needle)
 }
 
 #[cfg(test)]

@@ -16,11 +16,8 @@ const MAX_HOST: usize = 64;
 /// The host of the first URL in `canon` (canonical, lower-cased) that
 /// names an internal address, as a refusal reads it.
 pub(crate) fn internal_url_host(canon: &str) -> Option<&str> {
-    if !canon.contains("//") {
-        return None;
-    }
     let mut from = 0;
-    while let Some(at) = canon[from..].find("//") {
+    while let Some(at) = memchr::memmem::find(&canon.as_bytes()[from..], b"//") {
         let start = from + at + 2;
         from = start;
         let before = &canon[..start - 2];
@@ -30,7 +27,7 @@ pub(crate) fn internal_url_host(canon: &str) -> Option<&str> {
             .rsplit(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-' | ':')))
             .next()
             .unwrap_or("");
-        if !leads && !(scheme.ends_with(':') && scheme.len() > 1) {
+        if !(leads || (scheme.ends_with(':') && scheme.len() > 1)) {
             continue;
         }
         let opens = leads || before.trim_start() == scheme;

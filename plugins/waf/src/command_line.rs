@@ -32,10 +32,41 @@ pub(crate) fn command_line(canon: &str) -> Option<&str> {
         return None;
     }
     let last = words.next_back().unwrap_or(second);
-    if !ends_a_command(last) || command.len() > 40 || !COMMAND.is_match(command) {
+    if !ends_a_command(last) || command.len() > 40 {
         return None;
     }
-    Some(command)
+    if COMMAND.is_match(command) || unknown_command(command, line) {
+        return Some(command);
+    }
+    None
+}
+
+/// A command word no list names (`mtr`, `nsupdate`, `readelf`) when the
+/// line around it is all shell: two or more arguments, each an option, a
+/// path, a number, a file, an address or a variable, one of them an
+/// option that starts with a letter. A sentence has words among its
+/// arguments (`pros -and cons`), a search for a number one argument
+/// (`covid -19`).
+fn unknown_command(command: &str, line: &str) -> bool {
+    let b = command.as_bytes();
+    if !b.first().is_some_and(u8::is_ascii_lowercase)
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'+'))
+    {
+        return false;
+    }
+    let args = line.split_ascii_whitespace().skip(1);
+    let (mut count, mut letter_option) = (0, false);
+    for arg in args {
+        if !ends_a_command(arg) {
+            return false;
+        }
+        count += 1;
+        letter_option |=
+            (arg.len() > 1 && arg.starts_with('-') && arg.as_bytes()[1].is_ascii_alphabetic()) || arg.starts_with("--");
+    }
+    count >= 2 && letter_option
 }
 
 /// An option (`-la`, `--version`, `+x`), a path (`/etc`, `~/x`, `./run`,
@@ -93,6 +124,9 @@ mod tests {
             ("nc -lvp 4444", "nc"),
             ("python3 -c 'import os'", "python3"),
             ("perl -e print > /tmp/x", "perl"),
+            ("mtr -r -c 10 example.org", "mtr"),
+            ("readelf -a ./a.out", "readelf"),
+            ("nsupdate -l -v /tmp/zone.txt", "nsupdate"),
         ] {
             assert_eq!(command_line(value), Some(word), "{value}");
         }
@@ -114,6 +148,12 @@ mod tests {
             "bash -c meaning in scripts",
             "ssh - the secure shell",
             "- 10% off",
+            "covid -19 cases",
+            "covid -19 2021",
+            "pros -and cons",
+            "windows -x",
+            "ibm -5% today",
+            "tickets --cheap",
         ] {
             assert_eq!(command_line(value), None, "{value}");
         }

@@ -519,3 +519,166 @@ fn urls_of_other_services_are_found() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn disguised_system_paths_are_found() {
+    for target in [
+        "/?vuln=/%3F%3F%3F/b%3F%3Fh",
+        "/?id=cat+/et*/*wd",
+        "/?h=example.com;/bin/ca%3F+/et*/passwd",
+        "/?h=x;cat$u+/etc$u/passwd",
+        "/?h=x;ca%5Ct+/et%5Cc/pa%5Cs%5Cswd",
+        "/?f=/usr/b%5Bi%5Dn/wh%3Fami",
+    ] {
+        // Other rules read some of these first; any of the shell's or the
+        // file rules' is right.
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(rule.starts_with("rce-") || rule.starts_with("lfi-"), "{target}: {rule}");
+    }
+    // Ones the table's rules do not read: only the wildcard reading finds them.
+    for target in ["/?f=/etc/pa%3F%3Fwd", "/?f=/etc/sh*ow", "/?f=x+/et%27c%27/pa%27ss%27wd"] {
+        assert_eq!(rule_for(target), Some("rce-globbed-path"), "{target}");
+    }
+    for benign in [
+        "/?p=/api/v1/users%3Fid=3",
+        "/?q=what+is+/etc/*",
+        "/?q=see+/bin/*",
+        "/?q=2*3/4%3F",
+        "/?q=%22/usr/share/doc/*%22",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn a_break_out_then_any_command_is_found() {
+    for target in [
+        "/?ip=127.0.0.1;nsupdate+-l",
+        "/?ip=;pstack+$$",
+        "/?ip=example.com%7C%7Cmtr+-r+example.org",
+        "/?x=%26%26tcptraceroute+/tmp",
+        "/?x=%60ldconfig+-p%60",
+        "/?x=$(getfacl+/etc)",
+        "/?x=%0Areadelf+-a+./a.out",
+    ] {
+        assert_eq!(rule_for(target), Some("rce-separator-command"), "{target}");
+    }
+    for benign in [
+        "/?q=;environment",
+        "/?q=;EACH",
+        "/?e=%60foo%60;%60bar%60;%60def%60",
+        "/?t=rock;pop;jazz",
+        "/?t=%7C+name+%7C+age+%7C",
+        "/?q=%26copy;+2024",
+        "/?q=a+%7C+b",
+        "/?q=1;2;3",
+        "/?q=tom+%26+jerry+-+the+movie",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn mail_protocol_lines_are_read_by_their_grammar() {
+    for target in [
+        "/?m=%0D%0Aa2+NAMESPACE",
+        "/?m=%0D%0Atag7+UID+MOVE+1:3+Trash",
+        "/?m=%0D%0Ax1+GETQUOTAROOT+INBOX",
+        "/?m=%0D%0AAUTH+PLAIN+dGVzdA==",
+        "/?m=%0D%0AUSER+bob%0D%0APASS+secret",
+        "/?m=%0D%0ASTAT",
+        "/?m=%0D%0AETRN+example.com",
+    ] {
+        assert_eq!(rule_for(target), Some("rce-mail-command"), "{target}");
+    }
+    for benign in [
+        "/?m=Dear+team,%0D%0A1+list+of+items+follows",
+        "/?m=Hello%0D%0AUser+guide+attached",
+        "/?m=Notes%0D%0AData%0D%0AMore+notes",
+        "/?m=Hi%0D%0Aauth+is+broken",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn internal_addresses_are_read_as_a_resolver_reads_them() {
+    for target in [
+        "/?u=http://0/",
+        "/?u=http://0x7f.1/admin",
+        "/?u=//192.168.0.1/admin",
+        "/?u=http://[::ffff:7f00:1]/",
+        "/?u=go+to+http://0x7f000001/",
+        "/?u=ok+http://2130706433/x",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(
+            rule.starts_with("ssrf-") || rule.starts_with("rfi-"),
+            "{target}: {rule}"
+        );
+    }
+    assert_eq!(rule_for("/?u=go+to+http://0x7f000001/"), Some("ssrf-internal-address"));
+    for benign in [
+        // (a URL with any IP address opening a value is `rfi-ip-url`'s)
+        "/?u=https://127.example.com/",
+        "/?q=see+http://192.168.1.1+for+the+router",
+        "/?q=see+http://example.org/0x7f",
+        "/?q=ratio+10//3",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn statements_after_a_closed_value_and_escaped_quotes_are_found() {
+    for (target, rule) in [
+        ("/?v=%27%29+union+select+1", "sqli-leading-statement"),
+        ("/?v=1%22%3B+alter+table+t", "sqli-leading-statement"),
+        ("/?v=%29%29+UNION+ALL", "sqli-leading-statement"),
+        ("/?v=%5C%27or%271", "sqli-escaped-quote-boolean"),
+        ("/?v=x%5C%22+and+1", "sqli-escaped-quote-boolean"),
+    ] {
+        let found = rule_for(target).unwrap_or("none");
+        assert!(
+            found == rule || found.starts_with("sqli-") || found.starts_with("libinjection"),
+            "{target}: {found}"
+        );
+    }
+    assert_eq!(rule_for("/?v=%3B%3B+alter+x"), Some("sqli-leading-statement"));
+    assert_eq!(rule_for("/?v=%5C%27+xor+b"), Some("sqli-escaped-quote-boolean"));
+    for benign in [
+        "/?q=%22union+jack%22+cushion+covers",
+        "/?q=-+union+members",
+        "/?q=1+Union+Street",
+        "/?q=%22UNION%22+BY+ROBERT+F",
+        "/?v=%5C%27lol%27+or+%271",
+        "/?q=Don%5C%27t+or+won%5C%27t",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn php_functions_of_phps_vocabulary_are_found_with_its_gaps() {
+    for target in [
+        "/get/array_diff%20(",
+        "/?f=bin2hex%09()",
+        "/?f=ftruncate/*x*/()",
+        "/?f=gzinflate%23c%0A()",
+        "/?f=x%3Dgetmxrr+($h)",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        // (`/*x*/` is also a wildcard path to `rce-glob-path`)
+        assert!(rule.starts_with("php-") || rule == "rce-glob-path", "{target}: {rule}");
+    }
+    assert_eq!(rule_for("/?f=getmxrr%0B()"), Some("php-known-function"));
+    for benign in [
+        "/?q=getmxrr%23x()",
+        "/?q=meeting+date+(tbd)",
+        "/?q=ceiling+height(9ft)",
+        "/wiki/Mercury_(planet)",
+        "/?c=os.path.join(%27a%27)",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

@@ -506,6 +506,32 @@ pub static RULES: &[RuleDef] = &[
         pattern: r#"^\s*['"`]{1,2}\s*(?:[<>=*%^,;:}|&]|\)\s*(?:and|or|[;<>=])|\d+\s*[*/%<>=]|(?:or|xor|and|\|\||&&)\s+['"]?\w+['"]?\s*(?:[!=<>]|$))|[\w)]['"`]\s*union(?:\s+\w|\s*/|\s*\(|\s*$)|^\s*'\s*union\b[^']*$|^\s*"\s*union\b[^"]*$|['"]\d+['"]\s*(?:=|!=|<>)\s*['"]\d+"#,
     },
     RuleDef {
+        // A statement that starts a value after what closes the one being
+        // built (a quote, a parenthesis, a semicolon), with only symbols
+        // or digits before it (`') union`, `1"; alter`): CRS 942361's
+        // grammar, narrowed to closing punctuation so that a bullet, a
+        // house number or a quoted phrase (`- union members`, `1 Union
+        // Street`, `"union jack" covers`) passes.
+        id: "sqli-leading-statement",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["union", "alter"],
+        pattern: r#"^[\W\d]*(?:[);]|['"`][\W\d]*?\W)[\W\d]*?(?:alter|union)\b"#,
+    },
+    RuleDef {
+        // A quote escaped with a backslash and then a boolean operator
+        // right after it (`\'or'1`, `x\" and 1`): the escape an
+        // `addslashes` filter adds is undone by a multi-byte or doubled
+        // backslash, and the quote closes the string after all (CRS
+        // 942522's grammar; a string between, `\'lol' or`, is CRS's near
+        // miss and passes).
+        id: "sqli-escaped-quote-boolean",
+        category: Category::Sqli,
+        parts: parts(&[ArgName, Arg, Cookie, Body]),
+        triggers: &["\\'", "\\\"", "\\`"],
+        pattern: r#"\\['"`]\s*(?:(?:and|or|xor)\b|&&|\|\|)"#,
+    },
+    RuleDef {
         // A value that is only a boolean operator and a number (`or 88`):
         // the tail of a condition, not data. (A value that is a true
         // comparison of numbers, `11!=1`, is `sqli-constant-condition`.)
@@ -853,11 +879,32 @@ pub static RULES: &[RuleDef] = &[
     RuleDef {
         // Mail protocol commands after a line break: a value that reaches
         // an SMTP, IMAP or POP3 conversation adds commands of its own.
+        // Each protocol's whole command set (RFC 5321, 9051 and its
+        // extensions, 1939 and 2449), in the grammar of its lines: an
+        // IMAP command after a tag (`a001`), a POP3 command with its
+        // numbers or names, an SMTP verb with its argument; a command
+        // that is an English word only as a whole line.
         id: "rce-mail-command",
         category: Category::Rce,
         parts: INPUT,
         triggers: &["\n", "\r"],
-        pattern: r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:|(?:helo|ehlo|vrfy|expn)\s+\S|[a-z]+\d+\s+(?:uid\s+)?(?:select|examine|store|fetch|login|lsub|create|delete|rename|append|copy|search|status|subscribe|authenticate|logout|capability|expunge)\b|(?:retr|dele|uidl|list|top)\s+\d+(?:\s+\d+)?\s*(?:[\r\n]|$)|apop\s+\S+\s+[0-9a-f]{32}\b|(?:data|quit|rset)\s*$)",
+        pattern: r"[\r\n]\s*(?:(?:mail\s+from|rcpt\s+to)\s*:|(?:helo|ehlo|vrfy|expn|etrn|bdat|atrn)\s+\S|auth\s+(?:plain|login|cram-md5|digest-md5|xoauth2|oauthbearer|scram-sha-[\w-]+|gssapi|ntlm|external)\b|(?:[a-z]+\d+[a-z\d]*|\*)\s+(?:uid\s+)?(?:select|examine|store|fetch|login|lsub|list|create|delete|rename|append|copy|move|search|status|subscribe|unsubscribe|authenticate|logout|capability|expunge|noop|check|close|unselect|idle|namespace|enable|starttls|getquota(?:root)?|setquota|getacl|setacl|deleteacl|myrights|listrights|getmetadata|setmetadata|compress|esearch|sort|thread|id)\b|(?:retr|dele|uidl|list|top)\s+\d+(?:\s+\d+)?\s*(?:[\r\n]|$)|user\s+\S+\s*[\r\n]+\s*pass\s+\S|apop\s+\S+\s+[0-9a-f]{32}\b|(?:data|quit|rset|stat|capa|stls|starttls|noop|turn)\s*$)",
+    },
+    RuleDef {
+        // A value that breaks out of a command line at its start (or after
+        // the address or number it was meant to be: `127.0.0.1;x`) and
+        // then runs a word as a command: the word is followed by what
+        // follows a command (an option, a path, a variable, a redirection,
+        // another separator). A word alone (`;environment`) passes. Any word, not a list: the
+        // break-out is the grammar (CRS 932236's list is hundreds of
+        // commands long and still incomplete). An HTML entity (`&copy;`),
+        // a Markdown table row (`| name | age |`) and a tag list
+        // (`rock;pop`) are no break-out.
+        id: "rce-separator-command",
+        category: Category::Rce,
+        parts: parts(&[Arg, Cookie, Body]),
+        triggers: &[";", "|", "&&", "& ", "`", "$(", "\n"],
+        pattern: r"^\s*(?:(?:\d{1,3}(?:\.\d{1,3}){3}|[a-z\d-]+(?:\.[a-z\d-]+)+|\d+)\s*)?(?:;|\|\|?|&&|&\s|`|\$\(|\r?\n)\s*(?:/[\w./-]*/)?[a-z][\w.+-]{1,30}(?:\s*(?:[;<>]|&&)|\s+-{1,2}[a-z]|\s+[/~$]|\s+\.\.?/)",
     },
     RuleDef {
         id: "rce-unix-direct",

@@ -77,7 +77,7 @@ impl Goals {
         by_source: &[],
         by_category: &[],
     };
-    /// The extra set's tuning half (floors at what the third family
+    /// The extra set's tuning half (floors at what the fourth family
     /// round measured; see the module doc). CRS's PL2-4 tests are written
     /// for stricter rules than the default level and are held to what was
     /// measured, not to the goal; the other sources are attacks of
@@ -87,13 +87,13 @@ impl Goals {
         benign_refused: 6.0,
         allow_refused: 6.0,
         by_source: &[
-            ("crs", 91.0),
+            ("crs", 91.5),
             ("gotestwaf", 100.0),
             ("libinjection", 98.5),
             ("handmade", 100.0),
         ],
         by_category: &[
-            ("sqli", 92.5),
+            ("sqli", 92.7),
             ("xss", 97.0),
             ("rce", 91.5),
             ("lfi", 99.9),
@@ -111,25 +111,25 @@ impl Goals {
     /// same round (it was not tuned on, so these only keep it from
     /// falling back).
     const EXTRA_TEST: Goals = Goals {
-        detection: 71.5,
+        detection: 75.5,
         benign_refused: 10.5,
         allow_refused: 12.5,
         by_source: &[
-            ("crs", 80.0),
+            ("crs", 82.0),
             ("gotestwaf", 97.5),
             ("libinjection", 97.5),
-            ("handmade", 86.0),
+            ("handmade", 88.0),
         ],
         by_category: &[
-            ("sqli", 84.0),
+            ("sqli", 85.4),
             ("xss", 95.0),
-            ("rce", 71.5),
+            ("rce", 75.7),
             ("lfi", 94.1),
             ("rfi", 49.9),
-            ("php", 70.5),
+            ("php", 76.4),
             ("java", 98.5),
             ("nodejs", 82.3),
-            ("ssrf", 87.4),
+            ("ssrf", 94.9),
             ("ssti", 99.9),
             ("ldap", 83.3),
             ("generic", 82.5),

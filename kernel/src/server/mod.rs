@@ -461,7 +461,6 @@ async fn drive<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let peer = info.peer;
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();
     let svc = hyper::service::service_fn(move |req| request::handle(kernel.clone(), svc_info.clone(), req));
@@ -482,7 +481,7 @@ async fn drive<IO>(
         tokio::select! {
             res = &mut conn => {
                 if let Err(e) = res {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
@@ -507,7 +506,7 @@ async fn drive<IO>(
                     // A head that never completes, or a connection that
                     // would not close politely: drop it.
                     Verdict::Idle | Verdict::SlowHead => {
-                        tracing::debug!(%peer, "closing a connection that sent no complete request in time");
+                        tracing::debug!(peer = %info.peer, "closing a connection that sent no complete request in time");
                         return;
                     }
                 };

@@ -154,10 +154,10 @@ mod tests {
                 // SAFETY: non-zero sizes; each block freed once with its layout.
                 unsafe {
                     let p = Allocator.alloc(layout);
-                    assert!(!p.is_null() && p as usize % align == 0, "{size}/{align}");
+                    assert!(!p.is_null() && (p as usize).is_multiple_of(align), "{size}/{align}");
                     p.write_bytes(0xab, size);
                     let q = Allocator.realloc(p, layout, size * 3);
-                    assert!(!q.is_null() && q as usize % align == 0, "{size}/{align}");
+                    assert!(!q.is_null() && (q as usize).is_multiple_of(align), "{size}/{align}");
                     assert!((0..size).all(|i| *q.add(i) == 0xab), "{size}/{align}");
                     Allocator.dealloc(q, grown);
                     let z = Allocator.alloc_zeroed(layout);

@@ -128,7 +128,10 @@ impl Encoder {
     /// A size update the peer's SETTINGS asked for and not yet sent is
     /// kept: the final size is the one it asked for.
     fn forget_table(&mut self) {
-        let Some(busy) = &self.busy else { return };
+        let busy = match &self.busy {
+            Some(busy) => busy,
+            None => return,
+        };
         if busy.table.is_empty() {
             // Nothing the peer could evict: no update to send.
             return;

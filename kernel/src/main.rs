@@ -2,9 +2,10 @@
 
 /// mimalloc: hyper servers allocate many small short-lived buffers per
 /// request, which it serves faster than glibc's malloc (measured in
-/// `bench/RESULTS.md`).
+/// `bench/RESULTS.md`); plain `mi_malloc` for word-aligned layouts (see
+/// `Allocator`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: bext::server::memory::Allocator = bext::server::memory::Allocator;
 
 fn main() -> std::process::ExitCode {
     bext::cli::run()

@@ -230,7 +230,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
 forward_async_write!(Watched);
 
 /// How long after its last response a keep-alive connection's task is
-/// woken once more, so that hyper for HTTP/1.1 and h2 for HTTP/2 (both
+/// woken once more (then at twice its quiet time each, until
+/// `idle_timeout`), so that hyper for HTTP/1.1 and h2 for HTTP/2 (both
 /// patched, see vendor/hyper/BEXT-PATCH.md and vendor/h2/BEXT-PATCH.md) see
 /// it idle and give back its read and write buffers.
 const IDLE_WAKE: Duration = Duration::from_secs(3);
@@ -461,7 +462,6 @@ async fn drive<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let peer = info.peer;
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();
     let svc = hyper::service::service_fn(move |req| request::handle(kernel.clone(), svc_info.clone(), req));
@@ -482,7 +482,7 @@ async fn drive<IO>(
         tokio::select! {
             res = &mut conn => {
                 if let Err(e) = res {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
@@ -495,9 +495,14 @@ async fn drive<IO>(
                     Verdict::Busy => idle_timeout.min(header_timeout).min(IDLE_WAKE),
                     // Once more after `IDLE_WAKE` of quiet: hyper gives an
                     // idle connection's buffers back when it is polled then.
+                    // Then at twice the quiet time each (6 s, 12 s...): h2
+                    // releases only after 2 s with no stream, which a loaded
+                    // server can miss at the first wake, and idle HTTP/2
+                    // connections are no longer woken by pings.
                     Verdict::Wait(left) => match idle_timeout.checked_sub(left) {
                         Some(quiet) if quiet < IDLE_WAKE => left.min(IDLE_WAKE - quiet),
-                        _ => left,
+                        Some(quiet) => left.min(quiet),
+                        None => left,
                     },
                     Verdict::Idle if !closing => {
                         closing = true;
@@ -507,7 +512,7 @@ async fn drive<IO>(
                     // A head that never completes, or a connection that
                     // would not close politely: drop it.
                     Verdict::Idle | Verdict::SlowHead => {
-                        tracing::debug!(%peer, "closing a connection that sent no complete request in time");
+                        tracing::debug!(peer = %info.peer, "closing a connection that sent no complete request in time");
                         return;
                     }
                 };

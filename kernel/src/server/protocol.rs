@@ -137,8 +137,12 @@ impl Builders {
             .max_concurrent_streams(limits.max_concurrent_streams)
             // WebSocket over HTTP/2 (RFC 8441), for proxy apps.
             .enable_connect_protocol()
+            // Pings find dead peers of connections with requests in
+            // flight; idle ones are not pinged (as nginx does not) and
+            // `idle_timeout` closes them, so that they hold no timer.
             .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(false);
         Builders { http1, http2 }
     }
 

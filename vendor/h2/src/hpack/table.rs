@@ -101,12 +101,6 @@ impl Table {
         usable_capacity(self.indices.len())
     }
 
-    /// bext: nothing was ever inserted, or the table was made again since:
-    /// it holds no entry and no allocation (see `Encoder::forget_table`).
-    pub fn is_unallocated(&self) -> bool {
-        self.indices.is_empty() && self.slots.capacity() == 0
-    }
-
     /// bext: holds no entry (its allocations may remain).
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()

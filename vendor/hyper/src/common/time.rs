@@ -30,18 +30,7 @@ impl fmt::Debug for Time {
 }
 
 impl Time {
-    #[cfg(all(any(feature = "client", feature = "server"), feature = "http2"))]
-    pub(crate) fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        match &self {
-            #[allow(clippy::panic)]
-            Time::Empty => {
-                panic!("You must supply a timer.")
-            }
-            Time::Timer(t) => t.sleep(duration),
-        }
-    }
-
-    #[cfg(all(feature = "server", feature = "http1"))]
+    #[cfg(any(all(feature = "server", feature = "http1"), feature = "http2"))]
     pub(crate) fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
         match &self {
             #[allow(clippy::panic)]

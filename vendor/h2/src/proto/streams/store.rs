@@ -10,6 +10,16 @@ use std::ops;
 /// Storage for streams
 #[derive(Debug)]
 pub(super) struct Store {
+    /// bext: the slab and the index, in one box made for the first stream
+    /// after an idle release (`Streams::release_idle_memory` drops it with
+    /// no stream left): inline, their 112 bytes were in every connection's
+    /// shared state for its life (issue 22).
+    parts: Option<Box<Parts>>,
+}
+
+/// bext: what a store holds only while it has (or recently had) streams.
+#[derive(Debug)]
+struct Parts {
     slab: slab::Slab<Stream>,
     ids: IndexMap<StreamId, SlabIndex>,
 }
@@ -80,15 +90,26 @@ pub(super) trait Resolve {
 
 impl Store {
     pub fn new() -> Self {
-        Store {
-            slab: slab::Slab::new(),
-            ids: IndexMap::new(),
-        }
+        Store { parts: None }
+    }
+
+    /// bext: the slab and the index, made if the store has none.
+    fn parts(&mut self) -> &mut Parts {
+        self.parts.get_or_insert_with(|| {
+            Box::new(Parts {
+                slab: slab::Slab::new(),
+                ids: IndexMap::new(),
+            })
+        })
+    }
+
+    fn ids_len(&self) -> usize {
+        self.parts.as_ref().map_or(0, |p| p.ids.len())
     }
 
     pub fn find_mut(&mut self, id: &StreamId) -> Option<Ptr<'_>> {
         let index = {
-            let key = self.ids.get(id)?;
+            let key = self.parts.as_ref()?.ids.get(id)?;
             *key
         };
 
@@ -102,8 +123,9 @@ impl Store {
     }
 
     pub fn insert(&mut self, id: StreamId, val: Stream) -> Ptr<'_> {
-        let index = SlabIndex(self.slab.insert(val) as u32);
-        assert!(self.ids.insert(id, index).is_none());
+        let parts = self.parts();
+        let index = SlabIndex(parts.slab.insert(val) as u32);
+        assert!(parts.ids.insert(id, index).is_none());
 
         Ptr {
             key: Key {
@@ -117,11 +139,12 @@ impl Store {
     pub fn find_entry(&mut self, id: StreamId) -> Entry<'_> {
         use self::indexmap::map::Entry::*;
 
-        match self.ids.entry(id) {
+        let parts = self.parts();
+        match parts.ids.entry(id) {
             Occupied(e) => Entry::Occupied(OccupiedEntry { ids: e }),
             Vacant(e) => Entry::Vacant(VacantEntry {
                 ids: e,
-                slab: &mut self.slab,
+                slab: &mut parts.slab,
             }),
         }
     }
@@ -145,13 +168,14 @@ impl Store {
     where
         F: FnMut(Ptr) -> Result<(), E>,
     {
-        let mut len = self.ids.len();
+        let mut len = self.ids_len();
         let mut i = 0;
 
         while i < len {
             // Get the key by index, this makes the borrow checker happy
             let (stream_id, index) = {
-                let entry = self.ids.get_index(i).unwrap();
+                let parts = self.parts.as_ref().expect("a stream is stored");
+                let entry = parts.ids.get_index(i).unwrap();
                 (*entry.0, *entry.1)
             };
 
@@ -161,7 +185,7 @@ impl Store {
             })?;
 
             // TODO: This logic probably could be better...
-            let new_len = self.ids.len();
+            let new_len = self.ids_len();
 
             if new_len < len {
                 debug_assert!(new_len == len - 1);
@@ -185,8 +209,9 @@ impl ops::Index<Key> for Store {
     type Output = Stream;
 
     fn index(&self, key: Key) -> &Self::Output {
-        self.slab
-            .get(key.index.0 as usize)
+        self.parts
+            .as_ref()
+            .and_then(|p| p.slab.get(key.index.0 as usize))
             .filter(|s| s.id == key.stream_id)
             .unwrap_or_else(|| {
                 panic!("dangling store key for stream_id={:?}", key.stream_id);
@@ -196,8 +221,9 @@ impl ops::Index<Key> for Store {
 
 impl ops::IndexMut<Key> for Store {
     fn index_mut(&mut self, key: Key) -> &mut Self::Output {
-        self.slab
-            .get_mut(key.index.0 as usize)
+        self.parts
+            .as_mut()
+            .and_then(|p| p.slab.get_mut(key.index.0 as usize))
             .filter(|s| s.id == key.stream_id)
             .unwrap_or_else(|| {
                 panic!("dangling store key for stream_id={:?}", key.stream_id);
@@ -208,17 +234,19 @@ impl ops::IndexMut<Key> for Store {
 impl Store {
     /// bext: no stream is stored (so no key to one exists).
     pub fn is_empty(&self) -> bool {
-        self.slab.is_empty() && self.ids.is_empty()
+        self.parts
+            .as_ref()
+            .map_or(true, |p| p.slab.is_empty() && p.ids.is_empty())
     }
 
     #[cfg(feature = "unstable")]
     pub fn num_active_streams(&self) -> usize {
-        self.ids.len()
+        self.ids_len()
     }
 
     #[cfg(feature = "unstable")]
     pub fn num_wired_streams(&self) -> usize {
-        self.slab.len()
+        self.parts.as_ref().map_or(0, |p| p.slab.len())
     }
 }
 
@@ -233,7 +261,7 @@ impl Drop for Store {
         use std::thread;
 
         if !thread::panicking() {
-            debug_assert!(self.slab.is_empty());
+            debug_assert!(self.parts.as_ref().map_or(true, |p| p.slab.is_empty()));
         }
     }
 }
@@ -406,10 +434,10 @@ impl<'a> Ptr<'a> {
     /// Remove the stream from the store
     pub fn remove(self) -> StreamId {
         // The stream must have been unlinked before this point
-        debug_assert!(!self.store.ids.contains_key(&self.key.stream_id));
+        debug_assert!(!self.store.parts().ids.contains_key(&self.key.stream_id));
 
         // Remove the stream state
-        let stream = self.store.slab.remove(self.key.index.0 as usize);
+        let stream = self.store.parts().slab.remove(self.key.index.0 as usize);
         assert_eq!(stream.id, self.key.stream_id);
         stream.id
     }
@@ -420,7 +448,7 @@ impl<'a> Ptr<'a> {
     /// concerned.
     pub fn unlink(&mut self) {
         let id = self.key.stream_id;
-        self.store.ids.swap_remove(&id);
+        self.store.parts().ids.swap_remove(&id);
     }
 }
 

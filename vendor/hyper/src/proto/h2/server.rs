@@ -52,6 +52,8 @@ pub(crate) struct Config {
     pub(crate) max_local_error_reset_streams: Option<usize>,
     pub(crate) keep_alive_interval: Option<Duration>,
     pub(crate) keep_alive_timeout: Duration,
+    /// bext: whether connections with no stream open are pinged too.
+    pub(crate) keep_alive_while_idle: bool,
     pub(crate) max_send_buffer_size: usize,
     pub(crate) header_table_size: Option<u32>,
     pub(crate) max_header_list_size: u32,
@@ -72,6 +74,7 @@ impl Default for Config {
             header_table_size: None,
             keep_alive_interval: None,
             keep_alive_timeout: Duration::from_secs(20),
+            keep_alive_while_idle: true,
             max_send_buffer_size: DEFAULT_MAX_SEND_BUF_SIZE,
             max_header_list_size: DEFAULT_SETTINGS_MAX_HEADER_LIST_SIZE,
             date_header: true,
@@ -164,9 +167,10 @@ where
             bdp_initial_window: bdp,
             keep_alive_interval: config.keep_alive_interval,
             keep_alive_timeout: config.keep_alive_timeout,
-            // If keep-alive is enabled for servers, always enabled while
-            // idle, so it can more aggressively close dead connections.
-            keep_alive_while_idle: true,
+            // If keep-alive is enabled for servers, enabled while idle
+            // unless turned off (bext: `Builder::keep_alive_while_idle`),
+            // so it can more aggressively close dead connections.
+            keep_alive_while_idle: config.keep_alive_while_idle,
         };
 
         Server {

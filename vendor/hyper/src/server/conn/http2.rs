@@ -239,6 +239,17 @@ impl<E> Builder<E> {
         self
     }
 
+    /// bext: whether keep-alive pings go to connections with no stream
+    /// open too. With `false`, an idle connection is not pinged and holds
+    /// no keep-alive timer (a server then closes idle connections with a
+    /// timeout of its own, as nginx does).
+    ///
+    /// Default is `true`. Does nothing if `keep_alive_interval` is disabled.
+    pub fn keep_alive_while_idle(&mut self, enabled: bool) -> &mut Self {
+        self.h2_builder.keep_alive_while_idle = enabled;
+        self
+    }
+
     /// Set the maximum write buffer size for each HTTP/2 stream.
     ///
     /// Default is currently ~400KB, but may change.

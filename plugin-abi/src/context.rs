@@ -72,6 +72,9 @@ impl CacheStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArrivedOverTls;
 
+/// Request headers set together ([`Ctx::set_request_headers`]), shared.
+pub type HeaderSet = Arc<[(http::HeaderName, http::HeaderValue)]>;
+
 /// Returned when a write-once security fact (app, tenant, version, subject) is set a
 /// second time: one writer per fact, so a later plugin cannot re-route a
 /// request another plugin already placed.
@@ -94,8 +97,9 @@ pub struct Ctx {
     pub request_id: RequestId,
     /// Address of the TCP peer (the client, or the proxy in front of bext).
     pub peer: SocketAddr,
-    /// The client's address: the peer's, until a security plugin (the
-    /// waf) resolves the address a trusted proxy reports. Later plugins
+    /// The client's address: the peer's (an IPv4-mapped IPv6 address as
+    /// IPv4), until a security plugin (the waf) resolves the address a
+    /// trusted proxy reports. Later plugins
     /// (rate limits, logs) key on it, so all agree on who the client is;
     /// a field, not an `ext` entry, because every request has one.
     pub client_ip: IpAddr,
@@ -120,6 +124,9 @@ pub struct Ctx {
     pub encoded_headers: crate::EncodedHeaders,
     /// Typed values plugins share, keyed by type.
     pub ext: crate::Extensions,
+    /// Request headers set next to the request's map, not yet inserted
+    /// ([`Ctx::set_request_headers`]).
+    request_headers: Option<HeaderSet>,
     /// String values for plugins that cannot share Rust types.
     pub vars: HashMap<String, String>,
     app: Option<Arc<str>>,
@@ -136,7 +143,9 @@ impl Ctx {
         Ctx {
             request_id,
             peer,
-            client_ip: peer.ip(),
+            // An IPv4 client on a dual-stack listener is its IPv4
+            // address (`::ffff:a.b.c.d` → `a.b.c.d`) to every plugin.
+            client_ip: peer.ip().to_canonical(),
             received_at: Instant::now(),
             host: None,
             base: None,
@@ -145,6 +154,7 @@ impl Ctx {
             cache_status: None,
             encoded_headers: crate::EncodedHeaders::default(),
             ext: crate::Extensions::new(),
+            request_headers: None,
             vars: HashMap::new(),
             app: None,
             tenant: None,
@@ -193,6 +203,47 @@ impl Ctx {
     /// caches and rate limits.
     pub fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
+    }
+
+    /// Sets `set` on the request as [`HeaderMap::insert`](http::HeaderMap::insert)
+    /// would (each name's values in the map replaced), later: the kernel
+    /// inserts them before anything reads the request's map (any later
+    /// hook, the app), except for a static site when none of their names
+    /// is one it reads, which then pays nothing for them (authn's identity
+    /// headers on every request, two map inserts that nobody reads). A set
+    /// is shared, not copied: one built per caller costs a request a
+    /// reference count. `headers` is the request's map, into which a set
+    /// still pending from before goes first.
+    pub fn set_request_headers(&mut self, headers: &mut http::HeaderMap, set: HeaderSet) {
+        self.insert_request_headers(headers);
+        self.request_headers = Some(set);
+    }
+
+    /// Inserts the pending request headers ([`Ctx::set_request_headers`])
+    /// into `headers`, the request's map, and forgets them: what the kernel
+    /// does before anything reads that map.
+    #[inline]
+    pub fn insert_request_headers(&mut self, headers: &mut http::HeaderMap) {
+        // Called before every hook: most find nothing pending.
+        if self.request_headers.is_some() {
+            self.insert_pending(headers);
+        }
+    }
+
+    fn insert_pending(&mut self, headers: &mut http::HeaderMap) {
+        let Some(set) = self.request_headers.take() else { return };
+        // One growth of the map at most, not one per header.
+        headers.reserve(set.len());
+        for (name, value) in set.iter() {
+            headers.insert(name, value.clone());
+        }
+    }
+
+    /// The names of the pending request headers.
+    pub fn pending_request_headers(&self) -> impl Iterator<Item = &http::HeaderName> {
+        self.request_headers
+            .iter()
+            .flat_map(|set| set.iter().map(|(name, _)| name))
     }
 
     /// Routes the request to `app`; only the first call succeeds.
@@ -245,7 +296,35 @@ mod tests {
             cx.peer.ip(),
             "the peer until a plugin resolves a proxy's client"
         );
+        let mapped = Ctx::new(RequestId(2), "[::ffff:192.0.2.1]:1".parse().unwrap());
+        assert_eq!(mapped.client_ip, "192.0.2.1".parse::<IpAddr>().unwrap(), "canonical");
         assert_eq!(RequestId(255).to_string(), "00000000000000ff");
+    }
+
+    #[test]
+    fn request_headers_set_later_replace_the_maps_when_inserted() {
+        use http::{HeaderMap, HeaderName, HeaderValue};
+        let set = |v: &'static str| -> HeaderSet {
+            Arc::from([(HeaderName::from_static("x-auth-sub"), HeaderValue::from_static(v))])
+        };
+        let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
+        let mut map = HeaderMap::new();
+        map.append("x-auth-sub", HeaderValue::from_static("client"));
+        map.append("x-auth-sub", HeaderValue::from_static("client2"));
+        cx.set_request_headers(&mut map, set("first"));
+        assert_eq!(map.get_all("x-auth-sub").iter().count(), 2, "not inserted yet");
+        assert_eq!(
+            cx.pending_request_headers().map(HeaderName::as_str).collect::<Vec<_>>(),
+            ["x-auth-sub"]
+        );
+        // A second set: the first goes into the map, then waits itself.
+        cx.set_request_headers(&mut map, set("second"));
+        assert_eq!(map.get_all("x-auth-sub").iter().collect::<Vec<_>>(), ["first"]);
+        cx.insert_request_headers(&mut map);
+        assert_eq!(map.get_all("x-auth-sub").iter().collect::<Vec<_>>(), ["second"]);
+        assert_eq!(cx.pending_request_headers().count(), 0, "forgotten once inserted");
+        cx.insert_request_headers(&mut map);
+        assert_eq!(map.len(), 1);
     }
 
     #[test]

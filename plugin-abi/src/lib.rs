@@ -38,7 +38,7 @@ pub use app_table::{AppChange, BUILD_OUTPUTS, Domains, Env, fetch_handler_module
 pub use authority::{HostError, normalise_host, normalise_host_pattern, pattern_reaches, requested_port};
 pub use body::{Body, BodyLimitError, BoxError};
 pub use canonical::{EncodedSlashes, PathError, normalise_path};
-pub use context::{AlreadySet, ArrivedOverTls, CacheStatus, Ctx, RateLimitState, RequestId, SUBJECT_VAR};
+pub use context::{AlreadySet, ArrivedOverTls, CacheStatus, Ctx, HeaderSet, RateLimitState, RequestId, SUBJECT_VAR};
 pub use encoded::{BlockError, EncodedHeaders, Full, HeaderBlock};
 pub use error::PluginError;
 pub use extensions::Extensions;

@@ -224,6 +224,9 @@ impl<P: BuiltinPlugin> Harness<P> {
         // plugin's (the kernel's `LatePass`), so it runs whatever hooks
         // the plugin names, but only if the request got past `on_request`.
         if answered.is_none() && self.late {
+            // As the kernel before any hook: what the last one set for
+            // the request is in its map.
+            cx.insert_request_headers(req.headers_mut());
             let flow = self.plugin.on_late_request(&mut req, cx).resolve().await;
             answered = self
                 .decide(Stage::LateRequest, flow, &mut ex.errors, cx)
@@ -236,6 +239,7 @@ impl<P: BuiltinPlugin> Harness<P> {
             }
             None => {
                 ex.reached_app = true;
+                cx.insert_request_headers(req.headers_mut());
                 app(std::mem::take(&mut req), cx)
             }
         };

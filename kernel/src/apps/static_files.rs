@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bext_plugin_abi::{Body, Ctx, Request, Response};
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -356,6 +356,20 @@ fn sanitise(raw: &str) -> Option<PathBuf> {
 /// Whether the client takes HTML (the SPA fallback's index): no `Accept`,
 /// or `text/html`, `text/*` or `*/*` with q > 0 (media types are
 /// case-insensitive).
+/// Every request header a static site reads: `Accept` (the SPA
+/// fallback), `Accept-Encoding`, `Range` and the conditionals. The kernel
+/// leaves the headers plugins set for apps ([`Ctx::set_request_headers`])
+/// out of a static site's request unless one is named here, so a header
+/// read in this file must be listed.
+pub(crate) const READS: [HeaderName; 6] = [
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::RANGE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_RANGE,
+];
+
 fn accepts_html(headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(header::ACCEPT).iter().peekable();
     if values.peek().is_none() {

@@ -333,6 +333,8 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::REQUEST) {
             continue;
         }
+        // What an earlier hook set for the request is in its map now.
+        cx.insert_request_headers(req.headers_mut());
         let began = traced.then(SystemTime::now);
         let outcome = guard!(slot.plugin.on_request(req, cx));
         if let Some(began) = began {
@@ -402,8 +404,18 @@ fn hook_span(cx: &mut Ctx, slot: &Slot, hook: &'static str, start: SystemTime, f
 /// the time it took to answer is kept for the access log.
 async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx) -> Response {
     if entry.app.runtime.is_static() {
+        // The request headers plugins set for apps (authn's identity) are
+        // read by no static site: they stay out of its map unless one is
+        // a header it reads.
+        if cx
+            .pending_request_headers()
+            .any(|n| crate::apps::static_files::READS.contains(n))
+        {
+            cx.insert_request_headers(req.headers_mut());
+        }
         return entry.app.runtime.serve(std::mem::take(req), cx).await;
     }
+    cx.insert_request_headers(req.headers_mut());
     let began = std::time::Instant::now();
     let res = entry.app.runtime.serve(std::mem::take(req), cx).await;
     cx.ext.insert(crate::apps::UpstreamTime(began.elapsed()));
@@ -723,6 +735,63 @@ mod tests {
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(cx.encoded_headers.is_empty());
         assert!(res.headers().get("x-added").is_none());
+    }
+
+    /// Sets `x-set: <name>` next to the request's map and notes what the
+    /// map held of it.
+    struct Sets {
+        name: &'static str,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Plugin for Sets {
+        fn hooks(&self) -> Hooks {
+            Hooks::REQUEST
+        }
+        fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+            let held: Vec<_> = req
+                .headers()
+                .get_all("x-set")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{} saw {}", self.name, held.join(",")));
+            let set: bext_plugin_abi::HeaderSet = Arc::from([(
+                http::HeaderName::from_static("x-set"),
+                HeaderValue::from_static(self.name),
+            )]);
+            cx.set_request_headers(req.headers_mut(), set);
+            Hook::Ready(Ok(Flow::Continue))
+        }
+    }
+
+    #[tokio::test]
+    async fn request_headers_set_next_to_the_map_are_in_it_for_every_later_hook() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let slots = ["a", "b", "c"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let plugin: Arc<dyn Plugin> = Arc::new(Sets { name, log: log.clone() });
+                Slot {
+                    name: name.into(),
+                    hooks: plugin.hooks(),
+                    plugin,
+                    priority: i as i32,
+                    on_error: C,
+                }
+            })
+            .collect();
+        let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
+        let mut req = Request::new(Body::empty());
+        req.headers_mut().insert("x-set", HeaderValue::from_static("client"));
+        run_chain(&Chain::new(slots), &mut req, &mut cx, None).await;
+        assert_eq!(*log.lock().unwrap(), ["a saw client", "b saw a", "c saw b"]);
+        let pending: Vec<_> = cx.pending_request_headers().map(|n| n.as_str()).collect();
+        assert_eq!(pending, ["x-set"], "the last hook's wait for a reader");
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bext_plugin_abi::{Ctx, PluginError, Request};
+use bext_plugin_abi::{Ctx, HeaderSet, PluginError, Request};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
@@ -28,17 +28,17 @@ pub(crate) struct Principal {
     /// request without a copy.
     pub(crate) subject: Option<Arc<str>>,
     pub(crate) scopes: Vec<String>,
-    pub(crate) forwarded: Vec<(HeaderName, HeaderValue)>,
+    /// The headers that tell the app, set with
+    /// [`Ctx::set_request_headers`]: inserted into the request's map only
+    /// when something reads it (a static site never does).
+    pub(crate) forwarded: HeaderSet,
 }
 
 impl Principal {
     /// Tells the app (headers) and later plugins (the subject) who calls.
     pub(crate) fn forward(&self, req: &mut Request, cx: &mut Ctx) {
-        let headers = req.headers_mut();
-        // One growth of the map at most, not one per header.
-        headers.reserve(self.forwarded.len());
-        for (h, v) in &self.forwarded {
-            headers.insert(h, v.clone());
+        if !self.forwarded.is_empty() {
+            cx.set_request_headers(req.headers_mut(), self.forwarded.clone());
         }
         // With two authn plugins in a chain (platform and app), the first
         // one's verified subject stands.
@@ -168,7 +168,7 @@ impl CallerHeaders {
         Principal {
             subject,
             scopes,
-            forwarded,
+            forwarded: forwarded.into(),
         }
     }
 }
@@ -427,6 +427,9 @@ mod tests {
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
         h.jwt_caller(&claims(serde_json::json!({"sub": "first"})))
             .forward(&mut req, &mut cx);
+        assert_eq!(req.headers()["x-auth-sub"], "old", "set next to the map");
+        // What the kernel does before anything reads the map.
+        cx.insert_request_headers(req.headers_mut());
         assert_eq!(req.headers()["x-auth-sub"], "first", "replaced, not appended");
         assert_eq!(req.headers().get_all("x-auth-sub").iter().count(), 1);
         assert_eq!(cx.subject(), Some("jwt:|first"));
@@ -436,6 +439,7 @@ mod tests {
             Some("jwt:|first"),
             "a second authn keeps the first subject"
         );
+        cx.insert_request_headers(req.headers_mut());
         assert_eq!(req.headers()["x-auth-sub"], "second");
     }
 }

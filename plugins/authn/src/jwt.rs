@@ -174,16 +174,20 @@ impl Jwt {
         at: Instant,
         headers: &CallerHeaders,
     ) -> Result<Arc<Principal>, Rejection> {
-        let token = std::str::from_utf8(token).map_err(|_| Rejection::Malformed)?;
         // A guard, not a clone: no reference count touched per request.
         let keys = self.keys.load();
+        // A token verified before is text: only a new one is checked for it.
         let verified = match self.verified.get(token, &keys, at) {
             Some(principal) => Ok(principal),
-            None => self.checks.verify(token, &keys).map(|claims| {
-                let principal = Arc::new(headers.jwt_caller(&claims));
-                self.verified.insert(token, &claims, &principal, &keys, at);
-                principal
-            }),
+            None => std::str::from_utf8(token)
+                .map_err(|_| Rejection::Malformed)
+                .and_then(|token| {
+                    self.checks.verify(token, &keys).map(|claims| {
+                        let principal = Arc::new(headers.jwt_caller(&claims));
+                        self.verified.insert(token, &claims, &principal, &keys, at);
+                        principal
+                    })
+                }),
         };
         if matches!(verified, Err(Rejection::UnknownKid)) && self.jwks.is_some() {
             let mut last = self.last_refetch.lock().unwrap_or_else(|p| p.into_inner());

@@ -79,14 +79,17 @@ impl VerifiedTokens {
     }
 
     /// The principal of a token verified before with `keys`, if its
-    /// verdict still holds at `at`.
-    pub(crate) fn get(&self, token: &str, keys: &Arc<Vec<Key>>, at: Instant) -> Option<Arc<Principal>> {
+    /// verdict still holds at `at`. Takes the token as sent: the thread's
+    /// last one is compared as bytes (it was text when kept, so an equal
+    /// one is too); only the shared cache needs it as text.
+    pub(crate) fn get(&self, token: &[u8], keys: &Arc<Vec<Key>>, at: Instant) -> Option<Arc<Principal>> {
         let mut last = self.last.get_or_default().borrow_mut();
-        if last.token == token
+        if last.token.as_bytes() == token
             && let Some(verdict) = &last.verdict
         {
             return verdict.holds(keys, at);
         }
+        let token = std::str::from_utf8(token).ok()?;
         let hit = self.cache.get(token)?;
         let principal = hit.holds(keys, at)?;
         last.remember(token, &hit);
@@ -151,46 +154,48 @@ mod tests {
         let who = Arc::new(Principal {
             subject: Some("u".into()),
             scopes: Vec::new(),
-            forwarded: Vec::new(),
+            forwarded: Vec::new().into(),
         });
         let at = Instant::now();
         cache.insert("fresh", &claims(now + 100), &who, &keys, at);
         cache.insert("stale", &claims(now - 100), &who, &keys, at);
         cache.insert("leeway", &claims(now - 2), &who, &keys, at);
-        assert!(cache.get("fresh", &keys, at).is_some());
+        assert!(cache.get(b"fresh", &keys, at).is_some());
         // "fresh" is now this thread's last token: only the same bytes hit.
         for near in ["fres", "freshh", "Fresh", ""] {
-            assert!(cache.get(near, &keys, at).is_none(), "{near:?} is not fresh");
+            assert!(cache.get(near.as_bytes(), &keys, at).is_none(), "{near:?} is not fresh");
         }
         std::thread::scope(|s| {
-            s.spawn(|| assert!(cache.get("fresh", &keys, at).is_some(), "shared across threads"));
+            s.spawn(|| assert!(cache.get(b"fresh", &keys, at).is_some(), "shared across threads"));
         });
         assert!(
-            cache.get("stale", &keys, at).is_none(),
+            cache.get(b"stale", &keys, at).is_none(),
             "an expired token is verified again (and refused)"
         );
-        assert!(cache.get("leeway", &keys, at).is_some());
+        assert!(cache.get(b"leeway", &keys, at).is_some());
         let later = |secs| at + Duration::from_secs(secs);
         assert!(
-            cache.get("leeway", &keys, later(5)).is_none(),
+            cache.get(b"leeway", &keys, later(5)).is_none(),
             "past exp + leeway, the verdict lapses"
         );
-        assert!(cache.get("fresh", &keys, later(59)).is_some());
+        assert!(cache.get(b"fresh", &keys, later(59)).is_some());
         assert!(
-            cache.get("fresh", &keys, later(60)).is_none(),
+            cache.get(b"fresh", &keys, later(60)).is_none(),
             "kept at most a minute however far exp is"
         );
         let rotated = Arc::new(vec![
             keys::key_from_config("HS256", Some(&[8; 32]), None, None).unwrap(),
         ]);
-        assert!(cache.get("fresh", &rotated, at).is_none(), "new keys: verified again");
+        assert!(cache.get(b"fresh", &rotated, at).is_none(), "new keys: verified again");
         cache.insert(&"x".repeat(MAX_CACHED_TOKEN + 1), &claims(now + 100), &who, &keys, at);
         assert!(
-            cache.get(&"x".repeat(MAX_CACHED_TOKEN + 1), &keys, at).is_none(),
+            cache
+                .get("x".repeat(MAX_CACHED_TOKEN + 1).as_bytes(), &keys, at)
+                .is_none(),
             "huge tokens are not kept"
         );
         let no_exp = serde_json::Map::new();
         cache.insert("no-exp", &no_exp, &who, &keys, at);
-        assert!(cache.get("no-exp", &keys, at).is_none(), "no exp: never kept");
+        assert!(cache.get(b"no-exp", &keys, at).is_none(), "no exp: never kept");
     }
 }

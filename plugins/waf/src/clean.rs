@@ -19,14 +19,15 @@
 //! is seeded per process, so nobody can aim values at one slot.
 //!
 //! Before the table, each thread also keeps the last request's path and
-//! query, and its inspected headers, that were all found clean, each as
-//! one run of bytes; and the method and every header of the last
-//! bodiless request found clean, as sent: a browser's
-//! keep-alive connection sends the same user agent, cookie, referer and
-//! token on every request, and comparing the whole run costs one `memcmp`
-//! a header, where the table costs each value a hash, a probe and the same
-//! comparison. Any difference, anywhere, falls back to the table and the
-//! rules, value by value.
+//! query, and its inspected headers, that were all found clean; and the
+//! method and every header of the last bodiless request found clean, as
+//! sent (names and the method as `http`'s types, which compare in a few
+//! instructions): a browser's keep-alive connection sends the same user
+//! agent, cookie, referer and token on every request, and comparing them
+//! costs a length test and one byte comparison a header, where the table
+//! costs each value a hash, a probe and the same comparison. Any
+//! difference, anywhere, falls back to the table and the rules, value by
+//! value.
 //!
 //! Bounded: `SLOTS` entries and `THREAD_BYTES` of values per thread (past
 //! it the table starts again empty); values over `MAX_VALUE` bytes are
@@ -35,6 +36,7 @@
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 
+use http::{HeaderMap, HeaderName, Method};
 use thread_local::ThreadLocal;
 
 /// Slots in each thread's table (a power of two).
@@ -69,22 +71,119 @@ pub(crate) struct Probe {
 struct Table {
     slots: Box<[Option<Entry>]>,
     bytes: usize,
-    /// The last clean run of each kind, indexed by [`Run`].
-    last: [LastHeaders; 3],
+    /// The last clean run of inspected headers.
+    headers: LastHeaders,
+    /// The last clean path and query.
+    target: LastTarget,
+    /// The last clean bodiless head.
+    head: LastHead,
 }
 
-/// Which run of values a request's last clean one is kept for.
-#[derive(Clone, Copy)]
-pub(crate) enum Run {
-    /// The path and the query string.
-    Target = 0,
-    /// The inspected headers, in order.
-    Headers = 1,
-    /// A bodiless request's method and every header (the skipped ones
-    /// too), in order: the same ones under the same rules get the same
-    /// verdicts from the protocol checks and the headers' rules, so one
-    /// comparison stands for both and leaves only the path and query.
-    Head = 2,
+/// The path and query of the last request on this thread found clean.
+#[derive(Default)]
+struct LastTarget {
+    /// Whether anything is kept.
+    kept: bool,
+    json_request: bool,
+    path: Vec<u8>,
+    query: Option<Vec<u8>>,
+}
+
+impl LastTarget {
+    fn matches(&self, json_request: bool, path: &[u8], query: Option<&[u8]>) -> bool {
+        let same = |kept: &[u8], now: &[u8]| kept.len() == now.len() && same_bytes(kept, now);
+        self.kept
+            && self.json_request == json_request
+            && same(&self.path, path)
+            && match (&self.query, query) {
+                (Some(kept), Some(now)) => same(kept, now),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    fn keep(&mut self, json_request: bool, path: &[u8], query: Option<&[u8]>) {
+        self.kept = path.len() + query.map_or(0, <[u8]>::len) <= MAX_LAST_HEADERS;
+        self.path.clear();
+        if !self.kept {
+            self.query = None;
+            return;
+        }
+        self.path.extend_from_slice(path);
+        match (&mut self.query, query) {
+            (Some(kept), Some(now)) => {
+                kept.clear();
+                kept.extend_from_slice(now);
+            }
+            (kept, now) => *kept = now.map(<[u8]>::to_vec),
+        }
+        self.json_request = json_request;
+    }
+}
+
+/// A bodiless request's method and every header (the skipped ones too),
+/// in order, of the last such request found clean: the same ones under
+/// the same rules get the same verdicts from the protocol checks and the
+/// headers' rules, so one comparison stands for both and leaves only the
+/// path and query. Names and the method are kept as `http`'s types, so
+/// each compares in a few instructions (a standard name is one byte; no
+/// name is spelt out); the values are one run of bytes.
+#[derive(Default)]
+struct LastHead {
+    /// Whether anything is kept.
+    kept: bool,
+    json_request: bool,
+    method: Method,
+    /// Each header's name and its value's length, in the map's order.
+    names: Vec<(HeaderName, u32)>,
+    /// The values, one after another.
+    values: Vec<u8>,
+}
+
+impl LastHead {
+    /// Whether `method` and `headers` are the kept ones: then the flag
+    /// they were kept with.
+    fn flag_if_matches(&self, method: &Method, headers: &HeaderMap) -> Option<bool> {
+        // `len` counts values, as `iter` yields them: equal lengths make
+        // the zip below cover both whole.
+        if !self.kept || self.names.len() != headers.len() || self.method != *method {
+            return None;
+        }
+        let mut rest = &self.values[..];
+        for ((name, value), (kept_name, len)) in headers.iter().zip(&self.names) {
+            let value = value.as_bytes();
+            if value.len() != *len as usize || name != kept_name {
+                return None;
+            }
+            let (kept, tail) = rest.split_at_checked(value.len())?;
+            if !same_bytes(kept, value) {
+                return None;
+            }
+            rest = tail;
+        }
+        Some(self.json_request)
+    }
+
+    fn keep(&mut self, json_request: bool, method: &Method, headers: &HeaderMap) {
+        self.kept = false;
+        self.names.clear();
+        self.values.clear();
+        let mut bytes = 0;
+        for (name, value) in headers {
+            let value = value.as_bytes();
+            bytes += 4 + name.as_str().len() + value.len();
+            if bytes > MAX_LAST_HEADERS {
+                self.names.clear();
+                self.values.clear();
+                return;
+            }
+            self.names.push((name.clone(), value.len() as u32));
+            self.values.extend_from_slice(value);
+        }
+        self.method = method.clone();
+        self.json_request = json_request;
+        self.kept = true;
+    }
 }
 
 /// The inspected headers of the last request on this thread whose headers
@@ -121,12 +220,6 @@ impl LastHeaders {
         rest.is_empty()
     }
 
-    /// Whether `headers` are this run, whatever its `json_request`: that
-    /// flag when they are.
-    fn flag_if_matches<'h>(&self, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Option<bool> {
-        self.matches(self.json_request, headers).then_some(self.json_request)
-    }
-
     fn keep<'h>(&mut self, json_request: bool, headers: impl Iterator<Item = (&'h str, &'h [u8])>) {
         self.run.clear();
         self.kept = false;
@@ -148,7 +241,7 @@ impl LastHeaders {
 /// Whether `a` and `b` (of one length) hold the same bytes. Most names
 /// and many values in a head are under 16 bytes: two overlapping word
 /// compares settle those inline, where `==` calls `memcmp` for each.
-#[inline]
+#[inline(always)]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
@@ -218,38 +311,47 @@ impl Local<'_> {
     }
 
     /// Whether `values` (named, in order) are exactly the last run of
-    /// this kind that this thread found all clean. Inlined: it is the
-    /// whole of a repeated request's inspection.
+    /// inspected headers that this thread found all clean. Inlined: it is
+    /// the whole of a repeated request's inspection of its headers.
     #[inline]
-    pub(crate) fn same_clean_run<'h>(
+    pub(crate) fn same_clean_headers<'h>(
         &self,
-        run: Run,
         json_request: bool,
         values: impl Iterator<Item = (&'h str, &'h [u8])>,
     ) -> bool {
-        self.table.borrow().last[run as usize].matches(json_request, values)
+        self.table.borrow().headers.matches(json_request, values)
     }
 
-    /// Whether `values` are exactly the last clean run of this kind, and
-    /// if so, whether it was kept for a JSON request.
+    /// Whether `path` and `query` are exactly the last ones this thread
+    /// found clean.
     #[inline]
-    pub(crate) fn clean_run_flag<'h>(
-        &self,
-        run: Run,
-        values: impl Iterator<Item = (&'h str, &'h [u8])>,
-    ) -> Option<bool> {
-        self.table.borrow().last[run as usize].flag_if_matches(values)
+    pub(crate) fn same_clean_target(&self, json_request: bool, path: &[u8], query: Option<&[u8]>) -> bool {
+        self.table.borrow().target.matches(json_request, path, query)
+    }
+
+    /// Remembers `path` and `query`, found clean, as the last clean ones.
+    pub(crate) fn keep_clean_target(&self, json_request: bool, path: &[u8], query: Option<&[u8]>) {
+        self.table.borrow_mut().target.keep(json_request, path, query);
+    }
+
+    /// Whether `method` and `headers` are exactly the last clean
+    /// bodiless head this thread kept ([`LastHead`]), and if so, whether
+    /// it was kept for a JSON request.
+    #[inline]
+    pub(crate) fn clean_head_flag(&self, method: &Method, headers: &HeaderMap) -> Option<bool> {
+        self.table.borrow().head.flag_if_matches(method, headers)
+    }
+
+    /// Remembers `method` and `headers`, found clean, as the last clean
+    /// bodiless head.
+    pub(crate) fn keep_clean_head(&self, json_request: bool, method: &Method, headers: &HeaderMap) {
+        self.table.borrow_mut().head.keep(json_request, method, headers);
     }
 
     /// Remembers `values`, every one found clean, as the last clean run
-    /// of this kind.
-    pub(crate) fn keep_clean_run<'h>(
-        &self,
-        run: Run,
-        json_request: bool,
-        values: impl Iterator<Item = (&'h str, &'h [u8])>,
-    ) {
-        self.table.borrow_mut().last[run as usize].keep(json_request, values);
+    /// of inspected headers.
+    pub(crate) fn keep_clean_headers<'h>(&self, json_request: bool, values: impl Iterator<Item = (&'h str, &'h [u8])>) {
+        self.table.borrow_mut().headers.keep(json_request, values);
     }
 
     /// Whether this thread found the value clean before.
@@ -294,7 +396,9 @@ impl Table {
         Table {
             slots: (0..SLOTS).map(|_| None).collect(),
             bytes: 0,
-            last: Default::default(),
+            headers: LastHeaders::default(),
+            target: LastTarget::default(),
+            head: LastHead::default(),
         }
     }
 }
@@ -334,7 +438,6 @@ mod tests {
         ];
         last.keep(false, run.into_iter());
         assert!(last.matches(false, run.into_iter()));
-        assert_eq!(last.flag_if_matches(run.into_iter()), Some(false));
         assert!(!last.matches(true, run.into_iter()), "kept for another kind of request");
         let other = [
             vec![
@@ -367,8 +470,79 @@ mod tests {
         ];
         for o in other {
             assert!(!last.matches(false, o.clone().into_iter()), "{o:?}");
-            assert_eq!(last.flag_if_matches(o.into_iter()), None);
         }
+    }
+
+    #[test]
+    fn a_head_matches_only_the_same_method_names_and_values_in_order() {
+        let map = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(*n, v.parse().unwrap());
+            }
+            h
+        };
+        let long = "a".repeat(300);
+        let kept = map(&[
+            ("host", "shop.example.com"),
+            ("user-agent", "Mozilla/5.0 (X11)"),
+            ("x-custom-name", "1"),
+            ("cookie", &long),
+        ]);
+        let mut last = LastHead::default();
+        assert_eq!(last.flag_if_matches(&Method::GET, &kept), None, "nothing kept yet");
+        last.keep(true, &Method::GET, &kept);
+        assert_eq!(last.flag_if_matches(&Method::GET, &kept), Some(true));
+        assert_eq!(last.flag_if_matches(&Method::GET, &kept.clone()), Some(true), "a copy");
+        assert_eq!(last.flag_if_matches(&Method::HEAD, &kept), None, "another method");
+        let mut spliced = long.clone().into_bytes();
+        spliced[200] = b'\'';
+        let spliced = String::from_utf8(spliced).unwrap();
+        for other in [
+            map(&[
+                ("host", "shop.example.com"),
+                ("user-agent", "Mozilla/5.0 (X11)"),
+                ("x-custom-name", "1"),
+            ]),
+            map(&[
+                ("host", "shop.example.com"),
+                ("user-agent", "Mozilla/5.0 (X11)"),
+                ("x-custom-name", "1"),
+                ("cookie", &spliced),
+            ]),
+            map(&[
+                ("host", "shop.example.com"),
+                ("user-agent", "Mozilla/5.0 (X11)"),
+                ("x-custom-namf", "1"),
+                ("cookie", &long),
+            ]),
+            map(&[
+                ("host", "shop.example.com"),
+                ("user-agent", "Mozilla/5.0 (X11)"),
+                ("x-custom-name", "1"),
+                ("cookie", &long),
+                ("cookie", "b=2"),
+            ]),
+            map(&[
+                ("host", "shop.example.com"),
+                ("referer", "Mozilla/5.0 (X11)"),
+                ("x-custom-name", "1"),
+                ("cookie", &long),
+            ]),
+            map(&[
+                ("host", "shop.example.com"),
+                ("user-agent", "Mozilla/5.0 (X11)c"),
+                ("x-custom-name", ""),
+                ("cookie", &long),
+            ]),
+        ] {
+            assert_eq!(last.flag_if_matches(&Method::GET, &other), None, "{other:?}");
+        }
+        // Too long a head is not kept at all.
+        let huge = map(&[("cookie", &"a".repeat(MAX_LAST_HEADERS))]);
+        last.keep(false, &Method::GET, &huge);
+        assert_eq!(last.flag_if_matches(&Method::GET, &huge), None);
+        assert_eq!(last.flag_if_matches(&Method::GET, &kept), None, "the old one is gone");
     }
 
     #[test]
@@ -406,13 +580,13 @@ mod tests {
         }
         let kept = run(&[("user-agent", "Mozilla/5.0"), ("cookie", &cookie)]);
         assert!(
-            !cache.same_clean_run(Run::Headers, false, iter(&kept).into_iter()),
+            !cache.same_clean_headers(false, iter(&kept).into_iter()),
             "nothing kept yet"
         );
-        cache.keep_clean_run(Run::Headers, false, iter(&kept).into_iter());
-        assert!(cache.same_clean_run(Run::Headers, false, iter(&kept).into_iter()));
+        cache.keep_clean_headers(false, iter(&kept).into_iter());
+        assert!(cache.same_clean_headers(false, iter(&kept).into_iter()));
         assert!(
-            !cache.same_clean_run(Run::Headers, true, iter(&kept).into_iter()),
+            !cache.same_clean_headers(true, iter(&kept).into_iter()),
             "JSON requests apart"
         );
         let mut spliced = cookie.clone().into_bytes();
@@ -427,19 +601,45 @@ mod tests {
             run(&[("user-agent", "Mozilla/5.0"), ("referer", &cookie)]),
         ] {
             assert!(
-                !cache.same_clean_run(Run::Headers, false, iter(&other).into_iter()),
+                !cache.same_clean_headers(false, iter(&other).into_iter()),
                 "{:?}",
                 other[0]
             );
         }
         // Too long a run is not kept at all.
         let huge = run(&[("cookie", &"a".repeat(MAX_LAST_HEADERS))]);
-        cache.keep_clean_run(Run::Headers, false, iter(&huge).into_iter());
-        assert!(!cache.same_clean_run(Run::Headers, false, iter(&huge).into_iter()));
-        assert!(!cache.same_clean_run(Run::Headers, false, std::iter::empty()));
-        // Each kind of run is kept apart.
-        cache.keep_clean_run(Run::Headers, false, iter(&kept).into_iter());
-        assert!(!cache.same_clean_run(Run::Target, false, iter(&kept).into_iter()));
+        cache.keep_clean_headers(false, iter(&huge).into_iter());
+        assert!(!cache.same_clean_headers(false, iter(&huge).into_iter()));
+        assert!(!cache.same_clean_headers(false, std::iter::empty()));
+        // The path and query are kept apart.
+        cache.keep_clean_headers(false, iter(&kept).into_iter());
+        assert!(!cache.same_clean_target(false, b"Mozilla/5.0", None));
+    }
+
+    #[test]
+    fn the_last_clean_target_matches_only_the_same_path_and_query() {
+        let cache = CleanCache::new();
+        let cache = cache.local();
+        assert!(!cache.same_clean_target(false, b"/", None), "nothing kept yet");
+        cache.keep_clean_target(false, b"/index.html", Some(b"page=2"));
+        assert!(cache.same_clean_target(false, b"/index.html", Some(b"page=2")));
+        for (json, path, query) in [
+            (true, &b"/index.html"[..], Some(&b"page=2"[..])),
+            (false, b"/index.html", None),
+            (false, b"/index.html", Some(b"")),
+            (false, b"/index.html", Some(b"page=3")),
+            (false, b"/index.htm", Some(b"lpage=2")),
+            (false, b"/index.htmlpage=2", None),
+        ] {
+            assert!(!cache.same_clean_target(json, path, query), "{path:?} {query:?}");
+        }
+        cache.keep_clean_target(false, b"/a", None);
+        assert!(cache.same_clean_target(false, b"/a", None));
+        assert!(!cache.same_clean_target(false, b"/a", Some(b"")));
+        let long = vec![b'a'; MAX_LAST_HEADERS + 1];
+        cache.keep_clean_target(false, &long, None);
+        assert!(!cache.same_clean_target(false, &long, None), "too long to keep");
+        assert!(!cache.same_clean_target(false, b"/a", None));
     }
 
     #[test]

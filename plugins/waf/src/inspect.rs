@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use regex::Regex;
 use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
-use crate::clean::{CleanCache, Run};
+use crate::clean::CleanCache;
 use crate::detect::family_code;
 use crate::hidden::java_in_base64;
 use crate::normalize::{
@@ -329,7 +329,7 @@ impl Engine {
         // query are left to inspect.
         let clean = self.clean_values.local();
         let bodiless = req.body.is_empty() && on.all_on();
-        if bodiless && let Some(json_request) = clean.clean_run_flag(Run::Head, head(req)) {
+        if bodiless && let Some(json_request) = clean.clean_head_flag(req.method, req.headers) {
             let mut visitor = Visitor::new(self, on, json_request, clean);
             target(req, &mut visitor);
             return Inspection {
@@ -350,7 +350,7 @@ impl Engine {
         let mut visitor = Visitor::new(self, on, json_request, clean);
         values(req, &mut visitor);
         if bodiless && visitor.found.is_none() && !visitor.skipped {
-            clean.keep_clean_run(Run::Head, json_request, head(req));
+            clean.keep_clean_head(json_request, req.method, req.headers);
         }
         Inspection {
             complete: !visitor.skipped,
@@ -644,13 +644,6 @@ impl Engine {
         }
         None
     }
-}
-
-/// A request's method and every header as sent, as named parts for
-/// [`Run::Head`] (the method under a name no header can have).
-fn head<'r>(req: &Subject<'r>) -> impl Iterator<Item = (&'r str, &'r [u8])> {
-    std::iter::once(("\0method", req.method.as_str().as_bytes()))
-        .chain(req.headers.iter().map(|(h, v)| (h.as_str(), v.as_bytes())))
 }
 
 /// What the protocol checks read of the headers, found in one pass over

@@ -154,6 +154,11 @@ impl Proxies {
         Ok(Proxies { trusted: table, header })
     }
 
+    /// Whether no proxy is trusted: then the client is always the peer.
+    pub fn is_empty(&self) -> bool {
+        self.trusted.is_empty()
+    }
+
     /// The client's address, as [`client_ip`] finds it.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         client_ip(peer, headers, &self.trusted, self.header)

@@ -96,7 +96,15 @@ impl WafPlugin {
 
 impl Plugin for WafPlugin {
     fn hooks(&self) -> Hooks {
-        Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::ADMIN
+        let hooks = Hooks::INIT | Hooks::REQUEST | Hooks::ADMIN;
+        // Without trusted proxies the client is the peer, which the
+        // kernel already put in `cx.client_ip` (canonical): no fetch hook
+        // to run on every request for nothing.
+        if self.proxies.is_empty() {
+            hooks
+        } else {
+            hooks | Hooks::FETCH
+        }
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {

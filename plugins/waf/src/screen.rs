@@ -23,6 +23,9 @@ use crate::penalty::PenaltyBox;
 pub(crate) struct Screen {
     /// The IP lists, swapped whole when a list file changes.
     lists: Arc<ArcSwap<IpTable>>,
+    /// Whether the lists can hold anything (entries or files configured):
+    /// without, they stay empty and are not read per request.
+    lists_configured: bool,
     ip_default: IpDefault,
     penalty: Option<PenaltyBox>,
     bot_mode: BotMode,
@@ -56,8 +59,13 @@ impl Screen {
             Some(p) => Some(PenaltyBox::new(p.after, p.within.0, p.ban.0)),
             None => None,
         };
+        let ip = &config.ip;
         Ok(Screen {
             lists,
+            lists_configured: !(ip.allow.is_empty()
+                && ip.deny.is_empty()
+                && ip.allow_files.is_empty()
+                && ip.deny_files.is_empty()),
             ip_default: config.ip.default,
             penalty,
             bot_mode: config.bots.mode,
@@ -92,7 +100,12 @@ impl Screen {
 
     /// Screens a request from `ip`; `None`: it is to be inspected.
     pub(crate) fn screen(&self, headers: &HeaderMap, ip: IpAddr) -> Option<Screened> {
-        match self.lists.load().lookup(ip) {
+        let listed = if self.lists_configured {
+            self.lists.load().lookup(ip)
+        } else {
+            None
+        };
+        match listed {
             Some(Verdict::Allow) => return Some(Screened::Allowed),
             Some(Verdict::Deny) => return Some(Screened::DeniedIp),
             None if self.ip_default == IpDefault::Deny => return Some(Screened::DeniedIp),

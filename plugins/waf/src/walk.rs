@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::clean::{Local, Run};
+use crate::clean::Local;
 use crate::inspect::{Engine, Finding, Subject, Switches, allowed_charset, body_charset, charset};
 use crate::normalize::{canonical, unescape_entities};
 use crate::rules::{Category, Part};
@@ -139,12 +139,12 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
             .map(|(h, value)| (h.as_str(), value.as_bytes()))
             .filter(|(name, _)| !skipped_header(name))
     };
-    if !(cacheable && v.clean.same_clean_run(Run::Headers, json_request, inspected())) {
+    if !(cacheable && v.clean.same_clean_headers(json_request, inspected())) {
         if headers(req, cacheable, v) {
             return;
         }
         if cacheable && !v.skipped {
-            v.clean.keep_clean_run(Run::Headers, json_request, inspected());
+            v.clean.keep_clean_headers(json_request, inspected());
         }
     }
     if req.body.is_empty() {
@@ -165,16 +165,15 @@ pub(crate) fn target(req: &Subject<'_>, v: &mut Visitor<'_>) -> bool {
     let json_request = v.cx.json_request;
     // The path and query, when they are the last clean ones, are one
     // comparison; otherwise each goes through the table and the rules.
-    let target =
-        || std::iter::once(("\0path", req.path.as_bytes())).chain(req.query.map(|q| ("\0query", q.as_bytes())));
-    if cacheable && v.clean.same_clean_run(Run::Target, json_request, target()) {
+    let (path, query) = (req.path.as_bytes(), req.query.map(str::as_bytes));
+    if cacheable && v.clean.same_clean_target(json_request, path, query) {
         return false;
     }
     if target_values(req, cacheable, v) {
         return true;
     }
     if cacheable && !v.skipped {
-        v.clean.keep_clean_run(Run::Target, json_request, target());
+        v.clean.keep_clean_target(json_request, path, query);
     }
     false
 }

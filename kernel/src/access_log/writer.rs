@@ -39,7 +39,10 @@ struct Shared {
 
 #[derive(Default)]
 struct Queue {
-    records: Vec<Record>,
+    /// Boxed on purpose: a worker builds the record when the response's
+    /// head is answered and moves only a pointer in at the end.
+    #[allow(clippy::vec_box)]
+    records: Vec<Box<Record>>,
     /// What they hold ([`Record::size`]).
     held: usize,
     /// The thread sleeps until told: the first record of a batch tells it.
@@ -123,7 +126,7 @@ impl AccessLog {
 
     /// Queues a request's record; never waits for the disk. A record that
     /// does not fit in the buffer is dropped and counted.
-    pub fn push(&self, record: Record) {
+    pub fn push(&self, record: Box<Record>) {
         let size = record.size();
         let mut queue = self.shared.queue();
         if queue.held + size > self.shared.limit {
@@ -276,8 +279,8 @@ mod tests {
         }
     }
 
-    fn record(request_id: u64) -> Record {
-        Record {
+    fn record(request_id: u64) -> Box<Record> {
+        Box::new(Record {
             head: Head::default(),
             method: http::Method::GET,
             received_at: std::time::Instant::now(),
@@ -295,7 +298,7 @@ mod tests {
             request_id,
             trace_id: crate::access_log::TraceId::Known([1; 16]),
             aborted: false,
-        }
+        })
     }
 
     /// The request ids of the lines in `path`, once there are `n`.

@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
-use crate::access_log::{Head, Record as LogRecord, Sink, TraceId};
+use crate::access_log::{AccessLog, Head, Record as LogRecord, Sink, TraceId};
 use crate::config::platform::AccessLogFormat;
 use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
@@ -99,13 +99,22 @@ impl Finish {
         let encoded = std::mem::take(&mut cx.encoded_headers);
         let status = res.status();
         let (parts, body) = res.into_parts();
-        let end = if self.log.is_on() || !after.is_empty() || self.otel.is_some() {
+        let end = if matches!(self.log, Sink::ErrorLog) || !after.is_empty() || self.otel.is_some() {
             let finish = Finish { after, record, ..self };
             End::Tell(Box::new(State { finish, status, cx }))
         } else {
-            // Nobody to tell: the context goes now, and the end only
-            // counts the request and marks it done (no box; no clock read
-            // when metrics are off).
+            // Nobody to tell but a dedicated access log: its record is
+            // taken from the context now (nothing reads the context after
+            // the head is answered), and the context goes; the end fills
+            // in the numbers and queues it (no boxed state, no moves of
+            // the context; no clock read when neither counts).
+            let log = match (self.log, self.line) {
+                (Sink::Dedicated(log), Some(head)) => {
+                    let line = log_record(&log, head, self.method.clone(), self.parent, status, &mut cx);
+                    Some((log, line))
+                }
+                _ => None,
+            };
             End::Quiet {
                 head: self.method == Method::HEAD,
                 method: method_index(&self.method),
@@ -113,6 +122,7 @@ impl Finish {
                 received_at: cx.received_at,
                 record,
                 read: self.read,
+                log,
                 _in_flight: self.in_flight,
             }
         };
@@ -176,47 +186,66 @@ impl State {
             ),
             Sink::Dedicated(log) => {
                 if let Some(head) = f.line {
-                    // Drawn by the log's thread when nothing read it.
-                    let trace_id = match cx.trace() {
-                        Some(t) => TraceId::Known(t.trace_id),
-                        None => TraceId::Unread(f.parent),
-                    };
-                    // Combined lines carry none of these: no lookups.
-                    let json = matches!(log.format(), AccessLogFormat::Json);
-                    let [app, tenant, version] = if json { cx.names() } else { Default::default() };
-                    log.push(LogRecord {
-                        head,
-                        method: f.method,
-                        received_at: cx.received_at,
-                        client: cx.client_ip,
-                        host: cx.host.take(),
-                        status: status.as_u16(),
-                        bytes,
-                        duration,
-                        upstream: if json {
-                            cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0)
-                        } else {
-                            None
-                        },
-                        app,
-                        tenant,
-                        version,
-                        // The cache plugin's decision, as it wrote `x-cache`.
-                        cache: cx.cache_status.filter(|_| json).map(CacheStatus::as_str),
-                        // Most requests have no vars: no hashing then.
-                        waf: if !json || cx.vars.is_empty() {
-                            None
-                        } else {
-                            cx.vars.remove("waf")
-                        },
-                        request_id: cx.request_id.0,
-                        trace_id,
-                        aborted,
-                    });
+                    let mut line = log_record(&log, head, f.method, f.parent, status, &mut cx);
+                    line.bytes = bytes;
+                    line.duration = duration;
+                    line.aborted = aborted;
+                    log.push(line);
                 }
             }
         }
     }
+}
+
+/// A request's access log record, taken from its context once the
+/// response's head is answered; the end fills in the bytes, the duration
+/// and whether it was aborted. Boxed: the worker moves a pointer to the
+/// queue, not the record.
+fn log_record(
+    log: &AccessLog,
+    head: Head,
+    method: Method,
+    parent: Option<bext_plugin_abi::trace::Parent>,
+    status: StatusCode,
+    cx: &mut Ctx,
+) -> Box<LogRecord> {
+    // Drawn by the log's thread when nothing read it.
+    let trace_id = match cx.trace() {
+        Some(t) => TraceId::Known(t.trace_id),
+        None => TraceId::Unread(parent),
+    };
+    // Combined lines carry none of these: no lookups.
+    let json = matches!(log.format(), AccessLogFormat::Json);
+    let [app, tenant, version] = if json { cx.names() } else { Default::default() };
+    Box::new(LogRecord {
+        head,
+        method,
+        received_at: cx.received_at,
+        client: cx.client_ip,
+        host: cx.host.take(),
+        status: status.as_u16(),
+        bytes: 0,
+        duration: std::time::Duration::ZERO,
+        upstream: if json {
+            cx.ext.get::<crate::apps::UpstreamTime>().map(|u| u.0)
+        } else {
+            None
+        },
+        app,
+        tenant,
+        version,
+        // The cache plugin's decision, as it wrote `x-cache`.
+        cache: cx.cache_status.filter(|_| json).map(CacheStatus::as_str),
+        // Most requests have no vars: no hashing then.
+        waf: if !json || cx.vars.is_empty() {
+            None
+        } else {
+            cx.vars.remove("waf")
+        },
+        request_id: cx.request_id.0,
+        trace_id,
+        aborted: false,
+    })
 }
 
 /// The request's span (kind server) and its hooks' (children of it).
@@ -292,10 +321,10 @@ fn export_spans(
 
 /// What happens when a response ends.
 enum End {
-    /// `on_complete` hooks or the access log run.
+    /// `on_complete` hooks, OTLP or the error log's line run.
     Tell(Box<State>),
-    /// The request is counted, and the connection learns it is done
-    /// (when this drops).
+    /// The request is counted and its access log record queued, and the
+    /// connection learns it is done (when this drops).
     Quiet {
         _in_flight: InFlight,
         head: bool,
@@ -305,6 +334,8 @@ enum End {
         /// Taken once counted.
         record: Record,
         read: Option<Arc<AtomicU64>>,
+        /// The access log and the request's record, taken once queued.
+        log: Option<(Arc<AccessLog>, Box<LogRecord>)>,
     },
     /// Done already.
     Done,
@@ -343,11 +374,23 @@ impl ResponseBody {
                 received_at,
                 record,
                 read,
+                log,
                 ..
             } => {
-                if !record.is_off() {
+                let counted = !record.is_off();
+                if !counted && log.is_none() {
+                    return;
+                }
+                let duration = received_at.elapsed();
+                if counted {
                     let read = read.as_ref().map_or(0, |r| r.load(Ordering::Relaxed));
-                    std::mem::take(record).finish(*method, *status, received_at.elapsed(), self.bytes, read);
+                    std::mem::take(record).finish(*method, *status, duration, self.bytes, read);
+                }
+                if let Some((log, mut line)) = log.take() {
+                    line.bytes = self.bytes;
+                    line.duration = duration;
+                    line.aborted = aborted;
+                    log.push(line);
                 }
             }
             End::Tell(_) => {
@@ -491,6 +534,46 @@ mod tests {
         assert_eq!(counters.requests(1, 2), 1, "POST 2xx");
         assert_eq!(counters.response_bytes(), 5);
         assert_eq!(counters.durations().1, 3);
+    }
+
+    #[tokio::test]
+    async fn a_logged_response_s_line_has_its_bytes_and_an_abandoned_one_says_aborted() {
+        use crate::config::platform::AccessLogConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let config = AccessLogConfig {
+            format: AccessLogFormat::Json,
+            path: Some(path.clone()),
+            buffer: bext_plugin_abi::units::ByteSize(1 << 20),
+        };
+        let log = Arc::new(AccessLog::open(&config, Arc::default()).unwrap());
+        // Only the log to tell, metrics off: the end without boxed state.
+        let logged = |body: &'static str| {
+            let conn = Arc::new(ConnInfo::for_tests());
+            let parts = http::Request::builder().uri("/x").body(()).unwrap().into_parts().0;
+            let finish = Finish::new(
+                Sink::Dedicated(log.clone()),
+                conn.request_started(http::Version::HTTP_11),
+                &parts,
+            );
+            let cx = Ctx::new(RequestId(7), "127.0.0.1:1".parse().unwrap());
+            finish.done(
+                Response::new(Body::from(body)),
+                AfterResponse::default(),
+                Record::default(),
+                cx,
+            )
+        };
+        let body = logged("hello").into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        drop(logged("never sent"));
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!((&lines[0]["path"], &lines[0]["bytes"]), (&"/x".into(), &5.into()));
+        assert!(lines[0].get("aborted").is_none(), "{text}");
+        assert_eq!((&lines[1]["bytes"], &lines[1]["aborted"]), (&0.into(), &true.into()));
     }
 
     #[tokio::test]

@@ -208,6 +208,18 @@ fn extend(dst: &mut Vec<u8>, bytes: &[u8]) {
 /// log), no formatter machinery on the hot path; two digits a division
 /// (a head carries several numbers: `Content-Length`, `RateLimit-*`).
 pub(crate) fn decimal(dst: &mut Vec<u8>, mut n: u64) {
+    // Statuses, octets, small sizes: appends of a constant length
+    // (stores, not a `memcpy` call for the digits' variable length).
+    let digit = |d: u64| b'0' + (d % 10) as u8;
+    match n {
+        0..=9 => return dst.push(digit(n)),
+        10..=99 => return dst.extend_from_slice(&[digit(n / 10), digit(n)]),
+        100..=999 => return dst.extend_from_slice(&[digit(n / 100), digit(n / 10), digit(n)]),
+        1000..=9999 => {
+            return dst.extend_from_slice(&[digit(n / 1000), digit(n / 100), digit(n / 10), digit(n)]);
+        }
+        _ => {}
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     while n >= 100 {
@@ -548,7 +560,25 @@ mod tests {
 
     #[test]
     fn decimals() {
-        for n in [0, 7, 9, 10, 99, 100, 101, 1024, 999_999, 1_000_000, u64::MAX] {
+        for n in [
+            0,
+            7,
+            9,
+            10,
+            42,
+            99,
+            100,
+            101,
+            404,
+            999,
+            1000,
+            1024,
+            9999,
+            10_000,
+            999_999,
+            1_000_000,
+            u64::MAX,
+        ] {
             let mut dst = Vec::new();
             decimal(&mut dst, n);
             assert_eq!(dst, n.to_string().as_bytes());

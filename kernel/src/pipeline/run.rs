@@ -672,21 +672,18 @@ mod tests {
         log: Arc<Mutex<Vec<String>>>,
     }
 
+    /// Logs `<plugin> saw <values>`: the values of `field` a hook found.
+    fn note_seen(log: &Mutex<Vec<String>>, plugin: &str, headers: &http::HeaderMap, field: &str) {
+        let held: Vec<_> = headers.get_all(field).iter().map(|v| v.to_str().unwrap()).collect();
+        log.lock().unwrap().push(format!("{plugin} saw {}", held.join(",")));
+    }
+
     impl Plugin for Adds {
         fn hooks(&self) -> Hooks {
             Hooks::RESPONSE
         }
         fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
-            let held: Vec<_> = res
-                .headers()
-                .get_all("x-added")
-                .iter()
-                .map(|v| v.to_str().unwrap())
-                .collect();
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("{} saw {}", self.name, held.join(",")));
+            note_seen(&self.log, self.name, res.headers(), "x-added");
             let block = bext_plugin_abi::HeaderBlock::new(&[(
                 http::HeaderName::from_static("x-added"),
                 HeaderValue::from_static(self.name),
@@ -749,16 +746,7 @@ mod tests {
             Hooks::REQUEST
         }
         fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
-            let held: Vec<_> = req
-                .headers()
-                .get_all("x-set")
-                .iter()
-                .map(|v| v.to_str().unwrap())
-                .collect();
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("{} saw {}", self.name, held.join(",")));
+            note_seen(&self.log, self.name, req.headers(), "x-set");
             let set: bext_plugin_abi::HeaderSet = Arc::from([(
                 http::HeaderName::from_static("x-set"),
                 HeaderValue::from_static(self.name),

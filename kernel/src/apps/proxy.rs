@@ -271,13 +271,17 @@ impl ProxyApp {
                 }
             };
             let backend = &set.list[i];
+            // `pick` saw room; another request may have taken it since:
+            // then pick again (and wait in the queue).
+            let Ok(in_flight) = self.upstreams.enter(backend) else {
+                continue;
+            };
             let mut req = next;
             let Some(uri) = target(&backend.base_path, asked.as_ref().unwrap_or(req.uri())) else {
                 return plain(StatusCode::BAD_REQUEST, "bad request target\n");
             };
             *req.uri_mut() = uri;
             let host = client_host.as_ref().unwrap_or_else(|| backend.pool.host());
-            let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
             let may_retry = |tried: &[usize]| tried.len() < retries && self.upstreams.withdraw();
             let sent = if upgrade.is_none() && super::exchange::takes(&backend.pool, &req) {
                 let exchange = super::exchange::send(&backend.pool, &req, host, &forwarding, self.response_timeout);
@@ -507,7 +511,9 @@ impl ProxyApp {
         };
         let host = host.unwrap_or_else(|| backend.pool.host().clone());
         parts.headers.insert(header::HOST, host);
-        let in_flight = self.upstreams.counts_in_flight().then(|| Upstreams::enter(backend));
+        let Ok(in_flight) = self.upstreams.enter(backend) else {
+            return unavailable(cx, "every upstream is busy", Duration::from_secs(1));
+        };
         let opened = tokio::time::timeout(
             self.response_timeout,
             backend.pool.open_websocket(Request::from_parts(parts, Body::empty())),

@@ -211,6 +211,10 @@ fn ejection(n: u32) -> Duration {
 /// response body, or when the request failed).
 pub(crate) struct InFlight(Arc<Backend>);
 
+/// Every connection `max_connections` allows to a backend is in use.
+#[derive(Debug)]
+pub(crate) struct Full;
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Relaxed);
@@ -362,10 +366,19 @@ impl Upstreams {
         self.max_connections.is_some() || self.balance == Balance::LeastConnections
     }
 
-    /// Counts a request in `backend`'s `in_flight` while the guard lives.
-    pub(crate) fn enter(backend: &Arc<Backend>) -> InFlight {
-        backend.in_flight.fetch_add(1, Relaxed);
-        InFlight(backend.clone())
+    /// Counts a request in `backend`'s `in_flight` while the guard lives
+    /// (`None` when the app does not count them). Within
+    /// `max_connections` in one atomic step: `pick` saw room, but requests
+    /// on other workers may have taken it since (`Err(Full)`).
+    pub(crate) fn enter(&self, backend: &Arc<Backend>) -> Result<Option<InFlight>, Full> {
+        if !self.counts_in_flight() {
+            return Ok(None);
+        }
+        let max = self.max_connections.unwrap_or(u32::MAX);
+        (backend.in_flight)
+            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+            .map(|_| Some(InFlight(backend.clone())))
+            .map_err(|_| Full)
     }
 
     /// A request's hash key under `consistent_hash`, if it has one.
@@ -626,16 +639,39 @@ mod tests {
     fn least_connections_and_max_connections() {
         let u = upstreams(&[1, 1], Balance::LeastConnections);
         let set = u.current();
-        let _busy = Upstreams::enter(&set.list[0]);
+        let _busy = u.enter(&set.list[0]).unwrap();
         assert_eq!(picks(&u, 3, None), [1, 1, 1]);
         let list = [1, 2].map(|i| (parse_upstream(&format!("http://10.0.0.{i}:80")).unwrap(), 1));
         let u = limited(&list, Balance::RoundRobin, Some(1));
         let set = u.current();
-        let _a = Upstreams::enter(&set.list[0]);
-        let b = Upstreams::enter(&set.list[1]);
+        let _a = u.enter(&set.list[0]).unwrap();
+        let b = u.enter(&set.list[1]).unwrap();
         assert!(matches!(u.pick(&set, None, &[]), Err(NoBackend::Full)));
         drop(b);
         assert_eq!(picks(&u, 2, None), [1, 1]);
+    }
+
+    /// Two requests that both saw room for the last connection: only one
+    /// gets it, however their steps interleave across workers.
+    #[test]
+    fn the_last_connection_goes_to_one_request_only() {
+        let list = [(parse_upstream("http://10.0.0.1:80").unwrap(), 1)];
+        let u = limited(&list, Balance::RoundRobin, Some(1));
+        let set = u.current();
+        let (first, second) = (u.pick(&set, None, &[]), u.pick(&set, None, &[]));
+        assert_eq!((first.ok(), second.ok()), (Some(0), Some(0)), "both saw room");
+        let held = u.enter(&set.list[0]).unwrap();
+        assert!(held.is_some());
+        assert!(u.enter(&set.list[0]).is_err(), "the second finds it taken");
+        drop(held);
+        // Eight at once, each keeping what it got: one connection.
+        let all = std::thread::scope(|s| {
+            let tries: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| u.enter(&set.list[0]).ok().flatten()))
+                .collect();
+            tries.into_iter().map(|t| t.join().unwrap()).collect::<Vec<_>>()
+        });
+        assert_eq!(all.iter().filter(|g| g.is_some()).count(), 1);
     }
 
     #[test]

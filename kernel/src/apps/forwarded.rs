@@ -103,8 +103,11 @@ impl Forwarding {
             &TRACE[..]
         };
         let prev = strip(headers, trace_fields);
-        let xff = match prev.as_ref().and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.trim().is_empty() => HeaderValue::from_str(&format!("{prev}, {}", cx.peer.ip())).ok(),
+        // The peer as the rest of bext names it: an IPv4 client of a
+        // dual-stack listener as IPv4.
+        let peer = cx.peer.ip().to_canonical();
+        let xff = match prev {
+            Some(prev) if !prev.trim().is_empty() => HeaderValue::from_str(&format!("{prev}, {peer}")).ok(),
             _ => None,
         };
         let proto = if cx.ext.get::<super::OverTls>().is_some() {
@@ -117,7 +120,7 @@ impl Forwarding {
             fields: std::array::from_fn(|_| (x_forwarded_for, HeaderValue::from_static(""))),
             len: 0,
         };
-        own.push(x_forwarded_for, xff.unwrap_or_else(|| ip_value(cx.peer.ip())));
+        own.push(x_forwarded_for, xff.unwrap_or_else(|| ip_value(peer)));
         own.push(x_forwarded_proto, HeaderValue::from_static(proto));
         if let Some(h) = cx.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
             own.push(x_forwarded_host, h);
@@ -159,14 +162,17 @@ impl Forwarding {
 
 /// Removes the client's copies of bext's fields ([`UNVOUCHED`], bext's
 /// own three, and `trace`) in one pass over the names `headers` has, and
-/// returns its first `X-Forwarded-For`.
-fn strip(headers: &mut HeaderMap, trace: &[HeaderName]) -> Option<HeaderValue> {
+/// returns its `X-Forwarded-For` lines as one list (a proxy in front may
+/// add a line of its own rather than extend the last; lines that are not
+/// text are left out).
+fn strip(headers: &mut HeaderMap, trace: &[HeaderName]) -> Option<String> {
     let mut prev = None;
     for name in present(headers, &[&UNVOUCHED, &OWN, trace]) {
-        let first = headers.remove(&name);
         if name == OWN[0] {
-            prev = first;
+            let lines = headers.get_all(&name).iter().filter_map(|v| v.to_str().ok());
+            prev = Some(lines.collect::<Vec<_>>().join(", "));
         }
+        headers.remove(&name);
     }
     prev
 }
@@ -233,7 +239,7 @@ mod tests {
         assert_eq!(
             fields[..3],
             [
-                ("x-forwarded-for", "203.0.113.9, 127.0.0.1"),
+                ("x-forwarded-for", "203.0.113.9, 198.51.100.1, 127.0.0.1"),
                 ("x-forwarded-proto", "http"),
                 ("x-forwarded-host", "site.test"),
             ]
@@ -253,6 +259,21 @@ mod tests {
         assert_eq!(own.fields().len(), 3);
         assert_eq!(own.get(&OWN[0]).unwrap(), "127.0.0.1");
         assert!(own.get(&OWN[2]).is_none());
+    }
+
+    /// An IPv4 client of a dual-stack listener is written as IPv4, as
+    /// bext's log and plugins name it, after the client's list.
+    #[test]
+    fn a_mapped_peer_is_written_as_ipv4() {
+        let cx = Ctx::new(bext_plugin_abi::RequestId(1), "[::ffff:127.0.0.1]:9".parse().unwrap());
+        let own = Forwarding::take(&mut HeaderMap::new(), &cx);
+        assert_eq!(own.get(&OWN[0]).unwrap(), "127.0.0.1");
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        assert_eq!(
+            Forwarding::take(&mut h, &cx).get(&OWN[0]).unwrap(),
+            "6.6.6.6, 127.0.0.1"
+        );
     }
 
     /// A valid `traceparent` is continued under bext's span and its

@@ -30,11 +30,21 @@ pub struct IpTable {
 }
 
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a plain address (a /32 or /128).
+/// An IPv4-mapped entry (`::ffff:1.2.3.4`, `::ffff:10.0.0.0/104`) is the
+/// IPv4 network it spells, as lookups read mapped clients as IPv4.
 pub fn parse_net(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
-    text.parse::<IpNet>()
+    let net = text
+        .parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{text}` is not an IP address or CIDR"))
+        .map_err(|_| format!("`{text}` is not an IP address or CIDR"))?;
+    Ok(match net {
+        IpNet::V6(n) if n.prefix_len() >= 96 => match n.network().to_ipv4_mapped() {
+            Some(v4) => IpNet::V4(ipnet::Ipv4Net::new(v4, n.prefix_len() - 96).expect("96 + at most 32 bits")),
+            None => net,
+        },
+        _ => net,
+    })
 }
 
 impl IpTable {
@@ -328,6 +338,21 @@ mod tests {
             table(&[("0.0.0.0/0", Verdict::Deny)]).lookup(ip("8.8.8.8")),
             Some(Verdict::Deny)
         );
+        assert_eq!(parse_net("::ffff:127.0.0.4").unwrap(), parse_net("127.0.0.4").unwrap());
+        assert_eq!(
+            parse_net("::ffff:8.8.8.0/120").unwrap(),
+            parse_net("8.8.8.0/24").unwrap()
+        );
+        assert_eq!(
+            parse_net("0:0:0:0:0:ffff:9.9.9.9/128").unwrap(),
+            parse_net("9.9.9.9").unwrap()
+        );
+        assert_eq!(parse_net("::ffff:0:0/80").unwrap().to_string(), "::ffff:0.0.0.0/80");
+        let mut t = IpTable::default();
+        t.insert(parse_net("::ffff:8.8.8.0/120").unwrap(), Verdict::Deny);
+        for client in ["8.8.8.8", "::ffff:8.8.8.8"] {
+            assert_eq!(t.lookup(client.parse().unwrap()), Some(Verdict::Deny), "{client}");
+        }
         assert!(parse_net("10.0.0.0/33").is_err());
         assert!(parse_net("nope").is_err());
     }

@@ -38,6 +38,11 @@ pub(crate) enum HeadError {
     /// `chunked` applied, then another coding after it: no end to read.
     #[error("the upstream's answer has a Transfer-Encoding with chunked before another coding")]
     TransferEncoding,
+    /// A transfer coding other than `chunked` (`gzip, chunked`): bext
+    /// would hand on coded bytes without a label the client could read
+    /// them by (nginx refuses them too).
+    #[error("the upstream's answer has a Transfer-Encoding other than chunked")]
+    UnknownCoding,
     /// A 101 to a request that asked for no upgrade.
     #[error("the upstream switched protocols unasked")]
     UnaskedSwitch,
@@ -185,7 +190,10 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
                 if chunked == Some(true) {
                     return Err(HeadError::TransferEncoding);
                 }
-                chunked = Some(coding.eq_ignore_ascii_case(b"chunked"));
+                if !coding.eq_ignore_ascii_case(b"chunked") {
+                    return Err(HeadError::UnknownCoding);
+                }
+                chunked = Some(true);
             }
             chunked.get_or_insert(false);
         } else if name == header::CONTENT_LENGTH {
@@ -399,15 +407,16 @@ mod tests {
 
     #[test]
     fn transfer_encoding_frames_the_body_over_a_content_length() {
-        let head = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n")
+        let head = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: Chunked\r\n\r\n")
             .unwrap()
             .unwrap();
         assert_eq!(head.framing, Framing::Chunked);
         assert!(head.headers.is_empty(), "{:?}", head.headers);
-        let head = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!((head.framing, head.keep_alive), (Framing::Close, false));
+        // Codings bext would pass on unlabelled are refused.
+        for te in ["gzip, Chunked", "gzip", "identity", "chunked, chunked"] {
+            let answer = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n");
+            assert!(parse(answer.as_bytes()).is_err(), "{te}");
+        }
         let head = parse(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((head.framing, head.keep_alive), (Framing::Close, false));
     }

@@ -588,7 +588,7 @@ async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
     let huge: &'static [u8] = format!("HTTP/1.1 200 OK\r\nx-a: {}\r\n\r\n", "a".repeat(420_000))
         .into_bytes()
         .leak();
-    let hostile: [(&str, &'static [u8]); 7] = [
+    let hostile: [(&str, &'static [u8]); 8] = [
         (
             "conflicting lengths",
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 30\r\n\r\nokHTTP/1.1 200 OK\r\n",
@@ -607,6 +607,10 @@ async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
             b"HTTP/1.1 200 OK\r\nx-a: 1\rx-b: 2\r\ncontent-length: 2\r\n\r\nok",
         ),
         ("a head over hyper's limit", huge),
+        (
+            "a coding besides chunked",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
         (
             "an unasked switch",
             b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
@@ -632,15 +636,20 @@ async fn hostile_upstream_answers_are_refused_as_502_naming_the_app() {
 }
 
 /// Through hyper's client (a request body too long to gather), an
-/// unasked `101` is a 502 as on bext's own exchange, and a
-/// `Content-Length` of equal values goes on as one plain number (HTTP/2
-/// clients refuse `5, 5`).
+/// unasked `101` and a transfer coding besides `chunked` are 502s as on
+/// bext's own exchange, and a `Content-Length` of equal values goes on as
+/// one plain number (HTTP/2 clients refuse `5, 5`).
 #[tokio::test]
 async fn through_hypers_client_an_unasked_switch_is_refused_and_a_length_folded() {
     let long = "x".repeat(70_000);
-    let cases: [(&'static [u8], u16, Option<&str>); 2] = [
+    let cases: [(&'static [u8], u16, Option<&str>); 3] = [
         (
             b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+            502,
+            None,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             502,
             None,
         ),

@@ -439,6 +439,17 @@ impl ProxyApp {
                 ),
             );
         }
+        let codings = res.headers().get_all(header::TRANSFER_ENCODING);
+        if !codings.iter().all(|v| super::exchange::only_chunked(v.as_bytes())) {
+            // hyper took the body out of its chunks; the other coding
+            // would reach the client unlabelled (bext's own exchange
+            // refuses it the same way).
+            tracing::warn!(request_id = %cx.request_id, app = cx.app().unwrap_or(""), "the upstream's answer has a Transfer-Encoding other than chunked");
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("app `{}`: upstream unavailable\n", cx.app().unwrap_or("")),
+            );
+        }
         let (mut parts, body) = res.into_parts();
         if parts.headers.contains_key(header::TRANSFER_ENCODING) {
             // Framed by its Transfer-Encoding: a Content-Length beside it

@@ -35,8 +35,8 @@ pub(crate) enum HeadError {
     /// end is unknown (response splitting).
     #[error("the upstream's answer has an invalid or conflicting Content-Length")]
     ContentLength,
-    /// `chunked` applied, then another coding after it: no end to read.
-    #[error("the upstream's answer has a Transfer-Encoding with chunked before another coding")]
+    /// `chunked` applied twice: the body's end is ambiguous.
+    #[error("the upstream's answer has a Transfer-Encoding with chunked twice")]
     TransferEncoding,
     /// A transfer coding other than `chunked` (`gzip, chunked`): bext
     /// would hand on coded bytes without a label the client could read
@@ -186,12 +186,12 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
                 }
             }
         } else if name == header::TRANSFER_ENCODING {
-            for coding in tokens(h.value) {
+            if !only_chunked(h.value) {
+                return Err(HeadError::UnknownCoding);
+            }
+            for _ in tokens(h.value) {
                 if chunked == Some(true) {
                     return Err(HeadError::TransferEncoding);
-                }
-                if !coding.eq_ignore_ascii_case(b"chunked") {
-                    return Err(HeadError::UnknownCoding);
                 }
                 chunked = Some(true);
             }
@@ -275,6 +275,13 @@ fn hop_by_hop(name: &[u8]) -> bool {
 
 /// The comma-separated tokens of a field value, trimmed, empty ones
 /// skipped.
+/// Whether a `Transfer-Encoding` value names no coding but `chunked`:
+/// any other would reach the client as coded bytes without a label (see
+/// [`HeadError::UnknownCoding`]; hyper's client path asks this too).
+pub(crate) fn only_chunked(value: &[u8]) -> bool {
+    tokens(value).all(|c| c.eq_ignore_ascii_case(b"chunked"))
+}
+
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
 }
@@ -397,8 +404,10 @@ mod tests {
             );
         }
         let te = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
-        assert_eq!(te.unwrap_err(), HeadError::TransferEncoding);
+        assert_eq!(te.unwrap_err(), HeadError::UnknownCoding);
         let te = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert_eq!(te.unwrap_err(), HeadError::UnknownCoding);
+        let te = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(te.unwrap_err(), HeadError::TransferEncoding);
         // The same length twice is one length (RFC 9110 §8.6).
         let same = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n");

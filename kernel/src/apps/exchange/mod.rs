@@ -13,6 +13,8 @@
 mod body;
 mod head;
 
+pub(crate) use head::only_chunked;
+
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::Arc;

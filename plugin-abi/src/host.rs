@@ -180,7 +180,9 @@ impl Host {
     /// Has an app's runtime answer `req` directly, with no plugin in
     /// between: a cache refreshing an entry in the background, or
     /// re-rendering a page on demand. `None` without an app service or
-    /// without that app.
+    /// without that app. A request carrying [`crate::ArrivedOverTls`] in
+    /// its extensions is served as one that arrived over TLS: the app
+    /// sees the `https` scheme, as the client the answer is for did.
     pub fn serve_app(&self, to: AppTarget, req: crate::Request) -> AppResponse {
         match &self.app_service {
             Some(service) => service(to, req),

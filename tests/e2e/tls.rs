@@ -1170,3 +1170,75 @@ async fn the_cache_keeps_http_and_https_pages_apart() {
     assert_eq!(again.header("x-cache"), Some("HIT"));
     assert_eq!(get(b.addr, "page.test", "/p").await.text(), "http://page.test/p");
 }
+
+/// An `https://` page is rendered again as `https://`: by the background
+/// refresh of a stale entry, and by `revalidate` with `"scheme": "https"`
+/// (the app saw `http://` in both before, and its links went into the
+/// page kept for `https://` clients).
+#[tokio::test]
+async fn the_cache_renders_https_pages_again_as_https() {
+    let s = Site::new();
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["page.test"]);
+    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
+    s.write(
+        "page/index.js",
+        "let n = 0;\nexport default { fetch: (r) => new Response(`${r.url} n=${++n}`, \
+         { headers: { 'cache-control': 'public, max-age=1, stale-while-revalidate=60' } }) }",
+    );
+    let apps = format!(
+        "[apps.page]\nruntime = \"js\"\nsource = \"page\"\ndomains = [\"page.test\"]\ncache = {{ default_ttl = \"60s\" }}\ntls = {}\n",
+        files(&s, "page", &leaf)
+    );
+    let b = Bext::serve_env(&tls_platform(&s, &apps), &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    let tls = b.tls.expect("the TLS listener is announced");
+    let client = Client::trusting(&[&ca.root]);
+
+    let (first, _, _) = client.get(tls, "page.test", "/p").await;
+    assert_eq!(first.header("x-cache"), Some("MISS"), "{}", first.text());
+    let first = first.text();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let (stale, _, _) = client.get(tls, "page.test", "/p").await;
+    assert_eq!((stale.header("x-cache"), stale.text()), (Some("STALE"), first.clone()));
+    let refreshed = eventually(Duration::from_secs(10), || async {
+        let (r, _, _) = client.get(tls, "page.test", "/p").await;
+        (r.text() != first).then(|| r.text())
+    })
+    .await;
+    assert!(refreshed.starts_with("https://page.test/p n="), "{refreshed}");
+
+    let revalidate = |body: &'static str| {
+        let addr = b.addr;
+        async move {
+            send(
+                addr,
+                request(
+                    "POST",
+                    "/__bext/api/revalidate",
+                    &[("host", "page.test"), ("authorization", "Bearer sekret")],
+                    body,
+                ),
+            )
+            .await
+        }
+    };
+    let r = revalidate(r#"{"app":"page","path":"/q","host":"page.test","scheme":"https"}"#).await;
+    assert_eq!(
+        (r.status, r.json()["stored"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text()
+    );
+    let (hit, _, _) = client.get(tls, "page.test", "/q").await;
+    assert_eq!(hit.header("x-cache"), Some("HIT"), "{}", hit.text());
+    assert!(hit.text().starts_with("https://page.test/q n="), "{}", hit.text());
+    // Without a scheme the page is rendered for `http://` clients, as before.
+    let r = revalidate(r#"{"app":"page","path":"/r","host":"page.test"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let plain = get(b.addr, "page.test", "/r").await;
+    assert_eq!(plain.header("x-cache"), Some("HIT"));
+    assert!(plain.text().starts_with("http://page.test/r n="), "{}", plain.text());
+    let r = revalidate(r#"{"app":"page","path":"/r","host":"page.test","scheme":"ftp"}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("`scheme` \"ftp\""), "{}", r.text());
+}

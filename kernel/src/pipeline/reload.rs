@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bext_plugin_abi::{AppService, AppTarget, Ctx, Host, Plugin, Reload, RequestId};
+use bext_plugin_abi::{AppService, AppTarget, ArrivedOverTls, Ctx, Host, Plugin, Reload, RequestId};
 
 use super::{Pipeline, compile, load_manifests};
 use crate::apps::Runtime;
@@ -249,6 +249,13 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
         }
         cx.host = to.host.map(Into::into);
         cx.base = to.base.map(Into::into);
+        // A page the cache keeps for `https://` clients is rendered as
+        // one: the app's scheme (`request.url`, `X-Forwarded-Proto`)
+        // follows the marker the plugin put on the request.
+        if req.extensions().get::<ArrivedOverTls>().is_some() {
+            cx.ext.insert(crate::apps::OverTls);
+            cx.ext.insert(ArrivedOverTls);
+        }
         Box::pin(async move {
             let mut res = runtime.serve(req, &cx).await;
             for (k, v) in &headers {

@@ -4,7 +4,9 @@
 //! path's entries and has the app render it again into the cache.
 
 use bext_plugin_abi::admin::json;
-use bext_plugin_abi::{AppTarget, Body, EncodedSlashes, PathError, Request, Response, normalise_path, text_response};
+use bext_plugin_abi::{
+    AppTarget, ArrivedOverTls, Body, EncodedSlashes, PathError, Request, Response, normalise_path, text_response,
+};
 use http::header::HeaderValue;
 use http::{HeaderMap, Method, StatusCode};
 
@@ -129,6 +131,16 @@ impl IsrPlugin {
         let (Some(app), Some(path)) = (order.app.clone(), order.path.clone()) else {
             return text_response(StatusCode::BAD_REQUEST, "give `app` and `path`\n");
         };
+        let over_tls = match order.scheme.as_deref() {
+            None | Some("http") => false,
+            Some("https") => true,
+            Some(other) => {
+                return text_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("`scheme` {other:?}: give \"http\" or \"https\"\n"),
+                );
+            }
+        };
         let Some(host) = self.host.get() else {
             return text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
         };
@@ -156,6 +168,9 @@ impl IsrPlugin {
         if let Some(h) = order.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
             fetch.headers_mut().insert(http::header::HOST, h);
         }
+        if over_tls {
+            fetch.extensions_mut().insert(ArrivedOverTls);
+        }
         let target = AppTarget {
             app: app.clone(),
             host: order.host.clone(),
@@ -174,7 +189,7 @@ impl IsrPlugin {
             caller: None,
             path: &path_only,
             query: query.as_deref(),
-            scheme: "http",
+            scheme: if over_tls { "https" } else { "http" },
             host: order.host.as_deref().unwrap_or(""),
         });
         let rule = self.rules.find(&path_only).map(|r| r.say);

@@ -34,6 +34,12 @@ pub(crate) struct AdminOrder {
     /// The tenant to render it for (`revalidate`).
     #[serde(default)]
     pub(crate) tenant: Option<String>,
+    /// The scheme to render it for (`revalidate`): `http` (the default)
+    /// or `https`, whose clients have entries of their own. Left out of
+    /// the fleet's messages when not given, so that instances of an
+    /// older build still read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scheme: Option<String>,
 }
 
 impl AdminOrder {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bext_plugin_abi::{AppTarget, Body, Ctx, Request};
+use bext_plugin_abi::{AppTarget, ArrivedOverTls, Body, Ctx, Request};
 use http::Uri;
 use http::header::IF_NONE_MATCH;
 
@@ -42,6 +42,11 @@ impl IsrPlugin {
         *fetch.uri_mut() = target;
         *fetch.headers_mut() = req.headers().clone();
         fetch.headers_mut().remove(IF_NONE_MATCH);
+        // Rendered again for the scheme it is kept for: an `https://`
+        // page refreshed as `http://` would carry the wrong links.
+        if cx.ext.get::<ArrivedOverTls>().is_some() {
+            fetch.extensions_mut().insert(ArrivedOverTls);
+        }
         let target = AppTarget {
             app: app.to_owned(),
             host: cx.host.as_deref().map(str::to_owned),

@@ -490,11 +490,12 @@ fn nginx_escape(b: u8) -> bool {
 /// between escapes copied whole; at most `max` bytes written.
 fn escape(out: &mut Vec<u8>, value: &[u8], max: usize) {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut rest = value;
-    // A plain value within the limit (nearly all) is not counted.
-    if value.len() > max || find(value, nginx_escape).is_some() {
-        rest = &value[..fit(value, max, 4, |b| if nginx_escape(b) { 4 } else { 1 })];
+    // A plain value within the limit (nearly all): one scan, one copy.
+    if value.len() <= max && find(value, nginx_escape).is_none() {
+        out.extend_from_slice(value);
+        return;
     }
+    let mut rest = &value[..fit(value, max, 4, |b| if nginx_escape(b) { 4 } else { 1 })];
     while let Some(i) = find(rest, nginx_escape) {
         out.extend_from_slice(&rest[..i]);
         let b = rest[i];

@@ -82,7 +82,7 @@ impl InlinePool {
                 // for it (without holding the thread), as they would in a
                 // queue.
                 Begun::Later(at, back) if at < deadline => {
-                    call = back;
+                    call = *back;
                     tokio::time::sleep_until(at.into()).await;
                 }
                 Begun::Later(..) => return Err(JsError::Timeout(self.spec.limits.timeout)),
@@ -174,8 +174,8 @@ impl Drop for Forget {
 enum Begun {
     Done(Result<Answer, JsError>),
     /// No isolate before this instant (backing off after crashes); the
-    /// call is handed back.
-    Later(Instant, Call),
+    /// call is handed back (boxed: a rare path, and the enum stays small).
+    Later(Instant, Box<Call>),
     Pending {
         id: u64,
         generation: u64,
@@ -244,7 +244,7 @@ impl Slot {
         }
         if self.isolate.is_none() {
             if let Some(at) = self.retry_at.filter(|at| Instant::now() < *at) {
-                return Begun::Later(at, call);
+                return Begun::Later(at, Box::new(call));
             }
             match Isolate::new(&self.spec, &self.modules, self.fetcher.clone()) {
                 Ok((isolate, _)) => {

@@ -913,6 +913,7 @@ fn js_ctx<'js>(ctx: &Ctx<'js>, cx: &PluginCtx) -> rquickjs::Result<Array<'js>> {
         vars.set(k.as_str(), v.as_str())?;
     }
     a.set(4, vars)?;
+    a.set(5, cx.client_ip.as_str())?;
     Ok(a)
 }
 

@@ -207,6 +207,9 @@ pub struct PluginCtx {
     pub base: String,
     /// The request id.
     pub request_id: String,
+    /// The client's address (`ctx.clientIp`), as the kernel settled it:
+    /// behind trusted proxies the one they report, IPv4-mapped as IPv4.
+    pub client_ip: String,
     /// String values plugins share for this request (`ctx.vars`).
     pub vars: HashMap<String, String>,
 }

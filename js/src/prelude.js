@@ -939,7 +939,7 @@
   const finishApp = (res) => finish(res, 'fetch()', false);
   const finishAppStreaming = (res) => finish(res, 'fetch()', true);
   function makeCtx(c) {
-    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4] };
+    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4], clientIp: c[5] };
   }
 
   return {

@@ -93,6 +93,19 @@ impl RawH2 {
     }
 }
 
+impl RawH2 {
+    /// The next frame, or `None` once the server closed the connection.
+    async fn next_frame(&mut self) -> Option<(u8, u8, u32, Vec<u8>)> {
+        let mut head = [0u8; 9];
+        self.stream.read_exact(&mut head).await.ok()?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let sid = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0u8; len];
+        self.stream.read_exact(&mut payload).await.ok()?;
+        Some((head[3], head[4], sid, payload))
+    }
+}
+
 /// One HTTP/2 frame: 24-bit length, type, flags, stream, payload.
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
@@ -202,4 +215,40 @@ async fn echo_round(
     assert_eq!(reply.header("x-same"), Some("same"), "round {round}");
     assert_eq!(reply.header("x-fill"), Some(fill.as_str()), "round {round}");
     assert_eq!(reply.json()["uri"], "/echo");
+}
+
+/// At `idle_timeout` an idle HTTP/2 connection gets one GOAWAY naming the
+/// last stream it served, then is closed: bext does not wait for the
+/// client to answer a PING (h2's graceful shutdown), which this client
+/// never does. The attack pass saw such a connection held 30 s past its
+/// idle timeout (until `header_read_timeout`).
+#[tokio::test]
+async fn an_idle_h2_connection_closes_at_its_idle_timeout_without_a_ping_answer() {
+    let s = Site::new();
+    s.write("www/index.html", "hello");
+    let b = Bext::serve(&s.platform(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"www\"\n\
+         [platform.limits]\nidle_timeout = \"1s\"\n[apps.www]\nsource = \"www\"\n",
+    ));
+    let mut h2 = RawH2::connect(b.addr).await;
+    assert_eq!(h2.get("/index.html").await.body_len, 5);
+    let served = tokio::time::Instant::now();
+    // The idle timeout and generous slack for a loaded machine; far below
+    // the 30 s of `header_read_timeout`.
+    let bound = Duration::from_secs(10);
+    let mut go_aways = vec![];
+    loop {
+        match tokio::time::timeout_at(served + bound, h2.next_frame()).await {
+            Err(_) => panic!("still open {bound:?} after the last answer (idle_timeout 1s); GOAWAYs {go_aways:x?}"),
+            Ok(None) => break,
+            // GOAWAY: the last stream id and the error code.
+            Ok(Some((7, _, 0, payload))) => go_aways.push((
+                u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]) & 0x7fff_ffff,
+                u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]),
+            )),
+            // PINGs (left unanswered), SETTINGS acknowledgements...
+            Ok(Some(_)) => {}
+        }
+    }
+    assert_eq!(go_aways, [(1, 0)], "one GOAWAY: stream 1 was the last, NO_ERROR");
 }

@@ -72,6 +72,47 @@ async fn a_fetch_stage_plugin_can_route() {
     assert_eq!(r.json()["headers"]["x-vhost-tenant"], "globex");
 }
 
+/// `ctx.clientIp` is the client the kernel settled on, as Rust plugins'
+/// `cx.client_ip`: the peer, or behind a trusted proxy (the WAF's
+/// `trusted_proxies`) the address it reports, IPv4-mapped written as IPv4;
+/// in the fetch stage after the WAF's, in `onRequest` and `onResponse`.
+#[tokio::test]
+async fn a_js_plugin_sees_the_client_address() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "who.js",
+        "export function fetch(req, ctx) { req.headers.set('x-fetch-saw', String(ctx.clientIp)); }\n\
+         export function onRequest(req, ctx) {\n\
+           return Response.json({ fetch: req.headers.get('x-fetch-saw'), onRequest: ctx.clientIp });\n\
+         }\n\
+         export function onResponse(res, ctx) { res.headers.set('x-client-ip', String(ctx.clientIp)); }\n",
+    );
+    s.write("manifests/who.yaml", "name: who\nentry: ../who.js\n");
+    s.write(
+        "manifests/waf.yaml",
+        "name: waf\nenabled: true\nconfig:\n  trusted_proxies: [127.0.0.1]\n",
+    );
+    let b = Bext::serve(&shop_platform(&s, echo.addr));
+    for (forwarded, client) in [
+        (None, "127.0.0.1"),
+        (Some("203.0.113.9"), "203.0.113.9"),
+        (Some("198.51.100.1, ::ffff:203.0.113.9"), "203.0.113.9"),
+        (Some("2001:db8::7"), "2001:db8::7"),
+    ] {
+        let mut headers = vec![("host", "shop.test")];
+        headers.extend(forwarded.map(|f| ("x-forwarded-for", f)));
+        let r = send(b.addr, request("GET", "/who", &headers, "")).await;
+        assert_eq!(r.status, 200, "{}", b.log());
+        assert_eq!(
+            r.json(),
+            serde_json::json!({ "fetch": client, "onRequest": client }),
+            "X-Forwarded-For {forwarded:?}"
+        );
+        assert_eq!(r.header("x-client-ip"), Some(client), "onResponse");
+    }
+}
+
 #[tokio::test]
 async fn hostile_plugins_fail_their_request_never_the_server() {
     hostile_plugins_with("  workers: 1\n  timeout: 200ms\n").await;

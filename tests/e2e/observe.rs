@@ -280,6 +280,137 @@ domains = ["site.test"]
     assert_eq!(old.lines().count(), 1, "nothing more went to the rotated file: {old}");
 }
 
+/// Requests whose path and `User-Agent` reach the log's limits (1,024 and
+/// 256 bytes) with a character across the limit, with bytes that are not
+/// UTF-8 (written as U+FFFD in JSON, `\xHH` in combined; a path of them
+/// is refused before the log) and with bytes both formats escape: each is
+/// sent on its own connection.
+fn long_heads() -> Vec<Vec<u8>> {
+    let straddling = (
+        format!("/{}é{}", "a".repeat(1022), "b".repeat(10)).into_bytes(),
+        format!("{}év", "u".repeat(255)).into_bytes(),
+    );
+    [
+        straddling,
+        (
+            format!("/r/{}", "€".repeat(700)).into_bytes(),
+            "\"".repeat(300).into_bytes(),
+        ),
+        (
+            format!("/q/{}", "é".repeat(600)).into_bytes(),
+            format!("{}t", "t\t".repeat(150)).into_bytes(),
+        ),
+        (format!("/{}", "c".repeat(3000)).into_bytes(), b"\xff".repeat(300)),
+    ]
+    .into_iter()
+    .map(|(path, agent)| {
+        let mut head = b"GET ".to_vec();
+        head.extend(path);
+        head.extend(b" HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\nUser-Agent: ");
+        head.extend(agent);
+        head.extend(b"\r\n\r\n");
+        head
+    })
+    .collect()
+}
+
+/// The access log of a static site in `format`, after [`long_heads`].
+async fn log_of_long_heads(format: &str) -> Vec<String> {
+    let s = Site::new();
+    s.write("www/index.html", "hello");
+    let log = s.path("access.log");
+    let cfg = s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\naccess_log = {{ format = \"{format}\", path = \"{}\" }}\n\n\
+         [apps.site]\nsource = \"www\"\ndomains = [\"site.test\"]\n",
+        log.display()
+    ));
+    let b = Bext::serve(&cfg);
+    let heads = long_heads();
+    for head in &heads {
+        let answer = raw_async(b.addr, head, Duration::from_secs(5)).await;
+        assert!(status_of(&answer) > 0, "an answer: {answer}");
+    }
+    lines(&log, heads.len()).await
+}
+
+/// The text of the quoted JSON string after `"name":"`, as written
+/// (escapes included).
+fn written_json_field<'a>(line: &'a str, name: &str) -> &'a str {
+    let key = format!("\"{name}\":\"");
+    let start = line.find(&key).unwrap_or_else(|| panic!("no {name}: {line}")) + key.len();
+    let mut escaped = false;
+    for (i, c) in line[start..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return &line[start..start + i],
+            _ => {}
+        }
+    }
+    panic!("{name} not closed: {line}")
+}
+
+/// The attack pass saw a path of 1,026 bytes under the 1 KiB limit and a
+/// `User-Agent` of 258 under 256: the raw bytes were cut mid-character
+/// (U+FFFD added) and escapes grew the cut text. As written, a field is
+/// never longer than its limit, and is cut between characters.
+#[tokio::test]
+async fn json_fields_stay_within_their_limits_as_written() {
+    let lines = log_of_long_heads("json").await;
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for (field, limit) in [("path", 1024), ("user_agent", 256)] {
+            let written = written_json_field(line, field);
+            assert!(
+                written.len() <= limit,
+                "{field}: {} bytes written: {line}",
+                written.len()
+            );
+            assert!(v[field].as_str().unwrap().len() <= limit, "{line}");
+        }
+    }
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        first["path"].as_str().unwrap(),
+        format!("/{}", "a".repeat(1022)),
+        "cut before the character that crosses the limit, no U+FFFD"
+    );
+    assert_eq!(first["user_agent"].as_str().unwrap(), "u".repeat(255));
+    let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(second["user_agent"].as_str().unwrap(), "\"".repeat(128), "{}", lines[1]);
+}
+
+#[tokio::test]
+async fn combined_fields_stay_within_their_limits_as_written() {
+    let lines = log_of_long_heads("combined").await;
+    for line in &lines {
+        // `"GET <target> HTTP/1.1" 404 <n> "-" "<user agent>"`: escaped,
+        // neither holds a space or a quote.
+        let target = line
+            .split_once("\"GET ")
+            .and_then(|(_, rest)| rest.split_once(" HTTP/1.1\""))
+            .map(|(target, _)| target)
+            .unwrap_or_else(|| panic!("no target: {line}"));
+        let agent = line
+            .rsplit_once(" \"")
+            .and_then(|(_, rest)| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no user agent: {line}"));
+        assert!(target.len() <= 1024, "target: {} bytes written: {line}", target.len());
+        assert!(agent.len() <= 256, "user agent: {} bytes written: {line}", agent.len());
+    }
+    assert!(
+        lines[0].contains(&format!("\"GET /{} HTTP/1.1\"", "a".repeat(1022))),
+        "cut before the character that crosses the limit: {}",
+        lines[0]
+    );
+    assert!(lines[0].ends_with(&format!("\"{}\"", "u".repeat(255))), "{}", lines[0]);
+    assert!(
+        lines[1].ends_with(&format!("\"{}\"", "\\x22".repeat(64))),
+        "{}",
+        lines[1]
+    );
+}
+
 #[tokio::test]
 async fn a_bad_access_log_or_otel_setting_is_a_clear_error() {
     let s = Site::new();

@@ -454,6 +454,7 @@ fn plugin_ctx() -> PluginCtx {
         tenant: None,
         base: String::new(),
         request_id: "42".into(),
+        client_ip: "192.0.2.1".into(),
         vars: [("seen".to_string(), "rust".to_string())].into(),
     }
 }
@@ -468,6 +469,7 @@ async fn plugin_hooks_see_and_change_requests() {
           if (new URL(req.url).pathname === '/deny') return new Response('denied', { status: 403 });
           req.headers.set('x-label', label);
           req.headers.delete('x-secret');
+          req.headers.set('x-client', ctx.clientIp);
           ctx.tenant = req.headers.get('x-want-tenant');
           ctx.vars.seen += ',js';
           ctx.vars.count = 2;
@@ -509,6 +511,7 @@ async fn plugin_hooks_see_and_change_requests() {
             headers.insert("x-secret", HeaderValue::from_static("s"));
             HeaderEdit::apply(edits, &mut headers);
             assert_eq!(headers["x-label"], "from-config");
+            assert_eq!(headers["x-client"], "192.0.2.1", "ctx.clientIp");
             assert!(!headers.contains_key("x-secret"));
             assert_eq!(app.as_deref(), Some("shop"));
             assert_eq!(tenant.as_deref(), Some("acme"));

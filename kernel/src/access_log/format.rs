@@ -11,9 +11,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::platform::AccessLogFormat;
 use crate::server::h1::decimal;
 
-/// Longest path (JSON) or request target (combined) logged, in bytes.
+/// Longest path (JSON) or request target (combined) logged, in bytes as
+/// written (escapes counted).
 const MAX_TARGET: usize = 1024;
-/// Longest `User-Agent` or `Referer` logged, in bytes.
+/// Longest `User-Agent` or `Referer` logged, in bytes as written.
 const MAX_HEADER: usize = 256;
 
 /// What the access log keeps of a request's head: its raw bytes in one
@@ -35,13 +36,13 @@ impl Head {
             parts
                 .headers
                 .get(name)
-                .map_or(&[][..], |v| &v.as_bytes()[..v.len().min(MAX_HEADER)])
+                .map_or(&[][..], |v| cut(v.as_bytes(), MAX_HEADER))
         };
         let target = match format {
             AccessLogFormat::Json => parts.uri.path(),
             AccessLogFormat::Combined => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
         };
-        let target = &target.as_bytes()[..target.len().min(MAX_TARGET)];
+        let target = cut(target.as_bytes(), MAX_TARGET);
         let user_agent = header(http::header::USER_AGENT);
         let referer = match format {
             AccessLogFormat::Combined => header(http::header::REFERER),
@@ -205,9 +206,9 @@ impl Record {
         out.extend_from_slice(b" - - [");
         combined_time(time, out);
         out.extend_from_slice(b"] \"");
-        escape(out, self.method.as_str().as_bytes());
+        escape(out, self.method.as_str().as_bytes(), usize::MAX);
         out.push(b' ');
-        escape_text(out, self.head.target());
+        escape_text(out, self.head.target(), MAX_TARGET);
         out.push(b' ');
         out.extend_from_slice(self.head.version.as_bytes());
         out.extend_from_slice(b"\" ");
@@ -215,9 +216,9 @@ impl Record {
         out.push(b' ');
         decimal(out, self.bytes);
         out.extend_from_slice(b" \"");
-        escape_or_dash(out, self.head.referer());
+        escape_or_dash(out, self.head.referer(), MAX_HEADER);
         out.extend_from_slice(b"\" \"");
-        escape_or_dash(out, self.head.user_agent());
+        escape_or_dash(out, self.head.user_agent(), MAX_HEADER);
         out.extend_from_slice(b"\"\n");
     }
 
@@ -238,7 +239,7 @@ impl Record {
         if let Some(h) = &self.host {
             field_str(out, b",\"host\":\"", h.as_bytes());
         }
-        field_str(out, b",\"path\":\"", self.head.target());
+        field_str_within(out, b",\"path\":\"", self.head.target(), MAX_TARGET);
         out.extend_from_slice(b",\"status\":");
         decimal(out, u64::from(self.status));
         out.extend_from_slice(b",\"bytes\":");
@@ -262,7 +263,7 @@ impl Record {
         }
         let user_agent = self.head.user_agent();
         if !user_agent.is_empty() {
-            field_str(out, b",\"user_agent\":\"", user_agent);
+            field_str_within(out, b",\"user_agent\":\"", user_agent, MAX_HEADER);
         }
         if self.aborted {
             out.extend_from_slice(b",\"aborted\":true");
@@ -334,22 +335,76 @@ fn json_escape(b: u8) -> bool {
     (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
+/// What a byte costs written in a JSON string: its escape's length.
+fn json_cost(b: u8) -> usize {
+    match b {
+        b'"' | b'\\' | b'\n' | b'\t' | b'\r' => 2,
+        0..0x20 => 6,
+        _ => 1,
+    }
+}
+
+/// The longest start of `value` that takes at most `max` bytes written,
+/// each byte taking `cost` (at most `worst`), and that does not end inside
+/// a UTF-8 sequence: a field's limit holds for what is written, escapes
+/// and U+FFFD replacements included, and no character is cut in two.
+fn fit(value: &[u8], max: usize, worst: usize, cost: impl Fn(u8) -> usize) -> usize {
+    if value.len().saturating_mul(worst) <= max {
+        return value.len();
+    }
+    let mut used = 0;
+    let end = value
+        .iter()
+        .position(|&b| {
+            used += cost(b);
+            used > max
+        })
+        .unwrap_or(value.len());
+    char_start(value, end)
+}
+
+/// `end`, moved back to the start of the UTF-8 sequence it falls inside
+/// (at most three bytes back: bytes that are not UTF-8 are cut anywhere).
+fn char_start(value: &[u8], mut end: usize) -> usize {
+    let floor = end.saturating_sub(3);
+    while end > floor && value.get(end).is_some_and(|&b| b & 0xc0 == 0x80) {
+        end -= 1;
+    }
+    end
+}
+
+/// `value` cut to at most `max` bytes, between characters: what the worker
+/// keeps of a field the log bounds by `max`.
+fn cut(value: &[u8], max: usize) -> &[u8] {
+    if value.len() <= max {
+        value
+    } else {
+        &value[..char_start(value, max)]
+    }
+}
+
 /// `key` (`,"name":"` with its punctuation), then `value"` with JSON's
 /// escapes, invalid UTF-8 replaced (`U+FFFD`). Inlined: the key's copy is
 /// then of a known length (stores, not a `memcpy` call).
 #[inline(always)]
 fn field_str(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    field_str_within(out, key, value, usize::MAX);
+}
+
+/// [`field_str`] with at most `max` bytes written between the quotes.
+#[inline(always)]
+fn field_str_within(out: &mut Vec<u8>, key: &[u8], value: &[u8], max: usize) {
     out.extend_from_slice(key);
     // Most values are ASCII and need no escape: one vectorised scan (it
     // also stands for the UTF-8 check), then a copy.
-    if find(value, |b| json_escape(b) | (b >= 0x80)).is_none() {
+    if value.len() <= max && find(value, |b| json_escape(b) | (b >= 0x80)).is_none() {
         out.extend_from_slice(value);
         out.push(b'"');
         return;
     }
     // Copied in runs between the escapes.
     let value = utf8(value);
-    let mut rest = &value[..];
+    let mut rest = &value[..fit(&value, max, 6, json_cost)];
     while let Some(i) = find(rest, json_escape) {
         out.extend_from_slice(&rest[..i]);
         match rest[i] {
@@ -432,10 +487,15 @@ fn nginx_escape(b: u8) -> bool {
 }
 
 /// nginx's escaping of logged variables, as `\xHH`; the plain runs
-/// between escapes copied whole.
-fn escape(out: &mut Vec<u8>, value: &[u8]) {
+/// between escapes copied whole; at most `max` bytes written.
+fn escape(out: &mut Vec<u8>, value: &[u8], max: usize) {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut rest = value;
+    // A plain value within the limit (nearly all): one scan, one copy.
+    if value.len() <= max && find(value, nginx_escape).is_none() {
+        out.extend_from_slice(value);
+        return;
+    }
+    let mut rest = &value[..fit(value, max, 4, |b| if nginx_escape(b) { 4 } else { 1 })];
     while let Some(i) = find(rest, nginx_escape) {
         out.extend_from_slice(&rest[..i]);
         let b = rest[i];
@@ -447,19 +507,19 @@ fn escape(out: &mut Vec<u8>, value: &[u8]) {
 
 /// [`escape`] of text the client sent (the target), invalid UTF-8
 /// replaced first; a plain value (nearly all) is copied after one scan.
-fn escape_text(out: &mut Vec<u8>, value: &[u8]) {
-    if find(value, nginx_escape).is_none() {
+fn escape_text(out: &mut Vec<u8>, value: &[u8], max: usize) {
+    if value.len() <= max && find(value, nginx_escape).is_none() {
         out.extend_from_slice(value);
     } else {
-        escape(out, &utf8(value));
+        escape(out, &utf8(value), max);
     }
 }
 
-fn escape_or_dash(out: &mut Vec<u8>, value: &[u8]) {
+fn escape_or_dash(out: &mut Vec<u8>, value: &[u8], max: usize) {
     if value.is_empty() {
         out.push(b'-');
     } else {
-        escape(out, value);
+        escape(out, value, max);
     }
 }
 
@@ -675,8 +735,61 @@ mod tests {
                     expected.push(b'"');
                     assert_eq!(json, expected, "json {value:?}");
                     let mut nginx = Vec::new();
-                    escape(&mut nginx, &value);
+                    escape(&mut nginx, &value, usize::MAX);
                     assert_eq!(nginx, escaped_bytewise(false, &value), "nginx {value:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fields_stay_within_their_limits_as_written_and_cut_between_characters() {
+        let mut values: Vec<Vec<u8>> = vec![
+            b"a".repeat(5000),
+            b"\"".repeat(5000),
+            b"\\\t".repeat(2000),
+            b"\xff".repeat(5000),
+            b"\x01".repeat(5000),
+            b"\xc3".repeat(5000),
+        ];
+        // Two-, three- and four-byte characters at every offset from a limit.
+        for c in ["é", "€", "😀"] {
+            for skew in 0..4 {
+                values.push([b"a".repeat(skew), c.repeat(2000).into_bytes()].concat());
+            }
+        }
+        for max in [MAX_HEADER, MAX_TARGET] {
+            for value in &values {
+                let kept = cut(value, max);
+                assert!(kept.len() <= max && value.starts_with(kept));
+                let mut whole = Vec::new();
+                field_str(&mut whole, b"", value);
+                let mut json = Vec::new();
+                field_str_within(&mut json, b"", kept, max);
+                assert_eq!(json.pop(), Some(b'"'));
+                assert!(json.len() <= max && json.len() + 6 > max, "{max}: {}", json.len());
+                assert!(whole.starts_with(&json), "a cut of the whole, escapes whole");
+                let text = std::str::from_utf8(&json).expect("JSON is UTF-8");
+                if std::str::from_utf8(value).is_ok() {
+                    assert!(!text.contains('\u{FFFD}'), "no character cut in two: {text}");
+                }
+                for written in [
+                    {
+                        let mut out = Vec::new();
+                        escape_text(&mut out, kept, max);
+                        out
+                    },
+                    {
+                        let mut out = Vec::new();
+                        escape_or_dash(&mut out, kept, max);
+                        out
+                    },
+                ] {
+                    assert!(
+                        written.len() <= max && written.len() + 16 > max,
+                        "{max}: {}",
+                        written.len()
+                    );
                 }
             }
         }

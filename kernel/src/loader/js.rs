@@ -144,6 +144,7 @@ fn plugin_ctx(cx: &Ctx) -> PluginCtx {
         tenant: cx.tenant().map(str::to_owned),
         base: cx.base.as_deref().unwrap_or("").to_owned(),
         request_id: cx.request_id.to_string(),
+        client_ip: cx.client_ip.to_string(),
         vars,
     }
 }

@@ -478,6 +478,8 @@ async fn drive<IO>(
     if closing {
         conn.graceful_shutdown();
     }
+    // Told to close for its idle timeout (draining or not).
+    let mut idled = false;
     loop {
         tokio::select! {
             res = &mut conn => {
@@ -504,9 +506,9 @@ async fn drive<IO>(
                         Some(quiet) => left.min(quiet),
                         None => left,
                     },
-                    Verdict::Idle if !closing => {
-                        closing = true;
-                        conn.graceful_shutdown();
+                    Verdict::Idle if !idled => {
+                        (closing, idled) = (true, true);
+                        conn.idle_shutdown();
                         header_timeout
                     }
                     // A head that never completes, or a connection that

@@ -185,6 +185,19 @@ where
             Connection::Http2(conn) => conn.as_mut().graceful_shutdown(),
         }
     }
+
+    /// Closes a connection with nothing in flight at `idle_timeout`, as
+    /// nginx does at `keepalive_timeout`: HTTP/2 sends one GOAWAY naming
+    /// the last stream served and closes, without the PING round trip of
+    /// [`Connection::graceful_shutdown`], which a client that never
+    /// answers PINGs would stretch to the connection loop's backstop
+    /// (vendor/h2/BEXT-PATCH.md).
+    pub(super) fn idle_shutdown(&mut self) {
+        match self {
+            Connection::Http1(conn) => conn.as_mut().graceful_shutdown(),
+            Connection::Http2(conn) => conn.as_mut().idle_shutdown(),
+        }
+    }
 }
 
 impl<IO, S> Future for Connection<IO, S>

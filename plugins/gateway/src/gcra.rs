@@ -14,13 +14,13 @@
 //! one limiter; here one store serves every quota.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
-
-use foldhash::quality::RandomState;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use foldhash::quality::RandomState;
+use hashbrown::HashTable;
 
 /// Requests allowed: one per `interval` on average, up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,34 +183,48 @@ impl IpPrefixes {
 }
 
 impl RateKey<'_> {
-    /// The key as bytes, for a store that keeps it (Redis):
+    /// The key as bytes, for a store that keeps it (Redis, and the
+    /// in-memory store to tell keys apart):
     /// `limit|app|ip4:<4 octets>`, `...|key:<value>`, `...|sub:<subject>`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.limit.len() + self.app.len() + 24);
-        key.extend_from_slice(self.limit.as_bytes());
-        key.push(b'|');
-        key.extend_from_slice(self.app.as_bytes());
-        key.push(b'|');
+        self.parts(|part| key.extend_from_slice(part));
+        key
+    }
+
+    /// Whether `bytes` is this key's [`RateKey::to_bytes`], compared part
+    /// by part: no allocation on a lookup.
+    fn eq_bytes(&self, bytes: &[u8]) -> bool {
+        let mut rest = Some(bytes);
+        self.parts(|part| rest = rest.and_then(|r| r.strip_prefix(part)));
+        rest.is_some_and(<[u8]>::is_empty)
+    }
+
+    /// The pieces of [`RateKey::to_bytes`], in order.
+    fn parts(&self, mut part: impl FnMut(&[u8])) {
+        part(self.limit.as_bytes());
+        part(b"|");
+        part(self.app.as_bytes());
+        part(b"|");
         match &self.client {
             Client::All => {}
             Client::Ip(IpAddr::V4(a)) => {
-                key.extend_from_slice(b"ip4:");
-                key.extend_from_slice(&a.octets());
+                part(b"ip4:");
+                part(&a.octets());
             }
             Client::Ip(IpAddr::V6(a)) => {
-                key.extend_from_slice(b"ip6:");
-                key.extend_from_slice(&a.octets());
+                part(b"ip6:");
+                part(&a.octets());
             }
             Client::Key(k) => {
-                key.extend_from_slice(b"key:");
-                key.extend_from_slice(k);
+                part(b"key:");
+                part(k);
             }
             Client::Subject(s) => {
-                key.extend_from_slice(b"sub:");
-                key.extend_from_slice(s.as_bytes());
+                part(b"sub:");
+                part(s.as_bytes());
             }
         }
-        key
     }
 }
 
@@ -221,50 +235,52 @@ pub trait RateStore: Send + Sync {
     fn check(&self, key: &RateKey<'_>, quota: &Quota, now: u64) -> Decision;
 }
 
-/// The in-memory store: sharded maps from a keyed hash of the key to its
-/// TAT, bounded by `max_keys`.
+/// The in-memory store: sharded hash tables of buckets, bounded by
+/// `max_keys`.
 ///
-/// Keys are hashed with foldhash under a per-process random seed: no
-/// client sees a hash, so none can choose keys that collide (share a
-/// bucket with someone else's) or flood one shard; foldhash is several
-/// times faster than SipHash on short keys. When a shard is full, keys whose TAT has passed (equivalent to
-/// absent) are dropped first; if none has, an arbitrary key is dropped,
-/// which can only let that client burst again: memory stays bounded under
-/// millions of distinct keys either way.
-pub struct MemoryStore {
-    shards: Vec<Mutex<HashMap<u64, u64, BuildHasherDefault<Prehashed>>>>,
+/// A bucket keeps its whole key ([`RateKey::to_bytes`]) and a lookup
+/// compares it in full: two clients whose keys hash alike still count in
+/// two buckets. The hash (foldhash, per-process seed) only places keys;
+/// its seed comes from address-space layout and the clock, not a secret
+/// an attacker cannot learn, so a 64-bit hash alone as the key would let
+/// a patient one aim a key at a victim's bucket and spend its budget.
+/// Keeping the key costs one allocation per new bucket, none per decision.
+/// (The fleet's Redis keys by the same bytes: the same spelling on every
+/// instance.)
+///
+/// When a shard is full, keys whose TAT has passed (equivalent to absent)
+/// are dropped first; if none has, an arbitrary key is dropped, which can
+/// only let that client burst again: memory stays bounded under millions
+/// of distinct keys either way.
+pub struct MemoryStore<S = RandomState> {
+    shards: Vec<Mutex<HashTable<Bucket>>>,
     per_shard: usize,
-    hasher: RandomState,
+    hasher: S,
+}
+
+/// One key's state, with its hash (to move it when the table grows).
+struct Bucket {
+    hash: u64,
+    key: Box<[u8]>,
+    tat: u64,
 }
 
 const SHARDS: usize = 64;
 
-/// The maps' keys are already SipHash outputs: hashing them again would
-/// only cost time.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 impl MemoryStore {
     /// A store keeping at most about `max_keys` keys.
     pub fn new(max_keys: usize) -> Self {
+        MemoryStore::with_hasher(max_keys, RandomState::default())
+    }
+}
+
+impl<S> MemoryStore<S> {
+    /// The same, placing keys with `hasher`.
+    pub fn with_hasher(max_keys: usize, hasher: S) -> Self {
         MemoryStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             per_shard: (max_keys / SHARDS).max(16),
-            hasher: RandomState::default(),
+            hasher,
         }
     }
 
@@ -282,31 +298,37 @@ impl MemoryStore {
     }
 }
 
-impl RateStore for MemoryStore {
+impl<S: BuildHasher + Send + Sync> RateStore for MemoryStore<S> {
     fn check(&self, key: &RateKey<'_>, quota: &Quota, now: u64) -> Decision {
         let hash = self.hasher.hash_one(key);
-        // The top bits pick the shard; the map uses the whole hash.
-        let shard = &self.shards[(hash >> 58) as usize % SHARDS];
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        // Middle bits pick the shard: the table takes its slot from the
+        // low bits and its 7-bit tags from the top ones, and keys of one
+        // shard that shared those would all be compared in full.
+        let shard = &self.shards[(hash >> 32) as usize % SHARDS];
+        let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
         // A known key (the common case) is decided and updated in place.
-        if let Some(tat) = map.get_mut(&hash) {
-            let (decision, new_tat) = decide(*tat, now, quota);
+        if let Some(bucket) = table.find_mut(hash, |b| key.eq_bytes(&b.key)) {
+            let (decision, new_tat) = decide(bucket.tat, now, quota);
             if let Some(new_tat) = new_tat {
-                *tat = new_tat;
+                bucket.tat = new_tat;
             }
             return decision;
         }
         let (decision, new_tat) = decide(0, now, quota);
-        if let Some(new_tat) = new_tat {
-            if map.len() >= self.per_shard {
-                map.retain(|_, t| *t > now);
-                if map.len() >= self.per_shard
-                    && let Some(victim) = map.keys().next().copied()
-                {
-                    map.remove(&victim);
+        if let Some(tat) = new_tat {
+            if table.len() >= self.per_shard {
+                table.retain(|b| b.tat > now);
+                if table.len() >= self.per_shard {
+                    let mut victim = true;
+                    table.retain(|_| !std::mem::take(&mut victim));
                 }
             }
-            map.insert(hash, new_tat);
+            let bucket = Bucket {
+                hash,
+                key: key.to_bytes().into_boxed_slice(),
+                tat,
+            };
+            table.insert_unique(hash, bucket, |b| b.hash);
         }
         decision
     }
@@ -451,6 +473,46 @@ mod tests {
             allowed += usize::from(store.check(&k, &q, SEC).allowed);
         }
         assert_eq!(allowed, 2, "ten addresses of one /64 are one client");
+    }
+
+    /// Hashes every key alike.
+    #[derive(Default)]
+    struct Colliding;
+
+    impl std::hash::Hasher for Colliding {
+        fn finish(&self) -> u64 {
+            42
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn keys_whose_hashes_collide_keep_their_own_buckets() {
+        let q = Quota::per_minute(60, 2);
+        let store = MemoryStore::with_hasher(6400, std::hash::BuildHasherDefault::<Colliding>::default());
+        assert!(store.check(&key(1), &q, SEC).allowed);
+        assert!(store.check(&key(1), &q, SEC).allowed);
+        assert!(!store.check(&key(1), &q, SEC).allowed, "client 1 spent its burst");
+        for n in 2..50 {
+            let d = store.check(&key(n), &q, SEC);
+            assert!(d.allowed && d.remaining == 1, "client {n} has its own bucket: {d:?}");
+        }
+        assert_eq!(store.len(), 49);
+        // Keys that are prefixes of each other, or alike but for their kind.
+        let other = |client| RateKey {
+            limit: "l",
+            app: "a",
+            client,
+        };
+        for client in [
+            Client::Key(b"k"),
+            Client::Key(b"k1"),
+            Client::Subject("k".into()),
+            Client::All,
+        ] {
+            assert_eq!(store.check(&other(client.clone()), &q, SEC).remaining, 1, "{client:?}");
+            assert_eq!(store.check(&other(client.clone()), &q, SEC).remaining, 0, "{client:?}");
+        }
     }
 
     #[test]

@@ -550,6 +550,17 @@ where
         self.connection.go_away_gracefully();
     }
 
+    /// bext: closes an idle connection: a GOAWAY naming the last stream
+    /// processed, then the connection closes once no stream is open (at
+    /// once when none is), without the PING round trip of
+    /// [`graceful_shutdown`](Connection::graceful_shutdown), which a
+    /// client that never answers PINGs would hold open.
+    ///
+    /// Must continue being polled to close connection.
+    pub fn idle_shutdown(&mut self) {
+        self.connection.go_away_idle();
+    }
+
     /// Takes a `PingPong` instance from the connection.
     ///
     /// # Note

@@ -673,6 +673,22 @@ where
         self.inner.streams.next_incoming()
     }
 
+    /// bext: closes a connection its server found idle: one GOAWAY naming
+    /// the last stream processed, then the connection closes as soon as no
+    /// stream is open (at once when none is). No PING round trip, unlike
+    /// `go_away_gracefully`: a stream the client opened meanwhile is above
+    /// the last id, so the client knows it was not processed and may retry
+    /// it (RFC 9113 §6.8), and a client that never answers PINGs cannot
+    /// hold the connection open.
+    pub fn go_away_idle(&mut self) {
+        if self.inner.go_away.is_final() {
+            return;
+        }
+        let mut conn = self.inner.as_dyn();
+        let last_processed_id = conn.streams.last_processed_id();
+        conn.go_away(last_processed_id, Reason::NO_ERROR);
+    }
+
     // Graceful shutdown only makes sense for server peers.
     pub fn go_away_gracefully(&mut self) {
         if self.inner.go_away.is_going_away() {

@@ -87,6 +87,14 @@ impl GoAway {
         self.go_away_now(f);
     }
 
+    /// bext: whether a GOAWAY naming a real last stream (not the graceful
+    /// shutdown's first, 2^31-1) was scheduled.
+    pub fn is_final(&self) -> bool {
+        self.going_away
+            .as_ref()
+            .is_some_and(|g| g.last_processed_id != StreamId::MAX)
+    }
+
     /// Return if a GOAWAY has ever been scheduled.
     pub fn is_going_away(&self) -> bool {
         self.going_away.is_some()

@@ -199,6 +199,22 @@ where
             }
         }
     }
+
+    /// bext: closes an idle connection without the PING round trip of a
+    /// graceful shutdown (h2's `idle_shutdown`).
+    pub(crate) fn idle_shutdown(&mut self) {
+        trace!("idle_shutdown");
+        match &mut self.state {
+            State::Handshaking { .. } => {
+                self.close_pending = true;
+            }
+            State::Serving(srv) => {
+                if srv.closing.is_none() {
+                    srv.conn.idle_shutdown();
+                }
+            }
+        }
+    }
 }
 
 impl<T, S, B, E> Future for Server<T, S, B, E>

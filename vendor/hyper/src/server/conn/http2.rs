@@ -78,6 +78,17 @@ where
     pub fn graceful_shutdown(mut self: Pin<&mut Self>) {
         self.conn.graceful_shutdown();
     }
+
+    /// bext: closes a connection found idle: one GOAWAY naming the last
+    /// stream processed, then the connection closes once no stream is open
+    /// (at once when none is). Unlike [`graceful_shutdown`](Self::graceful_shutdown)
+    /// it does not wait for the client to answer a PING first, which a
+    /// client that never answers would make last forever.
+    ///
+    /// This `Connection` should continue to be polled until it closes.
+    pub fn idle_shutdown(mut self: Pin<&mut Self>) {
+        self.conn.idle_shutdown();
+    }
 }
 
 impl<I, B, S, E> Future for Connection<I, S, E>

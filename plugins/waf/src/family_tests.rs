@@ -737,3 +737,94 @@ fn wildcards_under_a_web_directory_pass() {
         assert!(rule_for(target).is_some(), "{target}");
     }
 }
+
+#[test]
+fn a_closed_value_and_a_condition_of_constants_is_found() {
+    for target in [
+        "/?id=x%27+or+~0+or+%27",
+        "/?id=-1+xor+%21%211",
+        "/?id=1+or+true",
+        "/?id=abc%27%29+or+not+0%27%29--",
+    ] {
+        assert_eq!(rule_for(target), Some("sqli-constant-boolean"), "{target}");
+    }
+    // Other SQL rules may read some spellings first.
+    for target in [
+        "/?id=1%27+%26%26+0x31%3D0x31%23",
+        "/?id=1%29+or+2%3E1--",
+        "/?id=1%22+and+1+in+(1)--",
+        "/?id=1+or+1+between+0+and+2",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(rule.starts_with("sqli-"), "{target}: {rule}");
+    }
+    for (target, rule) in [
+        ("/?id=1%3Bgrant+all+on+*.*+to+x", "sqli-stacked"),
+        ("/?id=1%29+group+by+password+having+1%3D1", "sqli-tautology"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=1+or+2",
+        "/?q=2+or+more+bedrooms",
+        "/?q=is+it+true+or+false",
+        "/?q=%27true%27+or+%27false%27+in+javascript",
+        "/?q=rock+%27n%27+roll+or+true+love",
+        "/?q=size+10+or+11",
+        "/?q=1+and+2+and+3",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn a_break_out_then_a_command_with_an_argument_is_found() {
+    for target in [
+        "/?h=127.0.0.1;sleep+5",
+        "/?h=%7Cdig+evil.example",
+        "/?h=%26%26dd+if%3D/dev/zero",
+        "/?h=%26links+http://x.example/",
+        "/?h=;ps+aux;",
+        "/?h=;id+%23",
+        "/?h=%7Bls,-la%7D",
+        "/?h=%7Bcat,/etc/hosts%7D",
+        "/?h=%7Bnc,10.0.0.1,9%7D",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(rule.starts_with("rce-") || rule.starts_with("lfi-"), "{target}: {rule}");
+    }
+    for benign in [
+        "/?q=;environment",
+        "/?q=%7C+step+1+%7C+done+%7C",
+        "/?q=rock;pop",
+        "/?q=%26copy;+2024",
+        "/?q=a;+see+also+chapter+2",
+        "/?sort=%7Bname,-price%7D",
+        "/?q=%0AHello+world%0A",
+        "/?q=%26+more+to+come",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn names_joined_from_string_literals_and_other_spellings_are_found() {
+    for target in [
+        "/?x=globalThis%5B%27pro%27%2B%27cess%27%5D.exit()",
+        "/?x=a%5Bconstructor%5D%5Bprototype%5D%5Badmin%5D%3D1",
+        "/?x=spawn(%27sh%27,%5B%27-c%27,%27id%27%5D)",
+        "/?x=%25x(id)",
+        "/?x=qx%7Bid%7D",
+        "/?x=x))(%7C(uid%3D*",
+    ] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+    for benign in [
+        "/?q=%27a%27+%2B+%27b%27+in+js",
+        "/?q=50%25x(2)",
+        "/?q=the+qx+series",
+        "/?q=spawn+point+(sh)",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

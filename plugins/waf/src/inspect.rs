@@ -18,7 +18,8 @@ use crate::glob_path::wildcards_under_web_dirs;
 use crate::hidden::java_in_base64;
 use crate::markdown::{Quoted, quoted_code};
 use crate::normalize::{
-    Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
+    Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, strings_joined,
+    unescape_entities_and_js,
 };
 use crate::rules::{Category, Part, RULES};
 use crate::walk::{Context, Visitor, target, values};
@@ -522,6 +523,11 @@ impl Engine {
         }
         if let Some(unquoted) = shell_unquoted(canon, shape)
             && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
+        {
+            return Some(f);
+        }
+        if let Some(joined) = strings_joined(canon, shape)
+            && let Some(f) = self.check_canonical(part, name, &joined, Shape::of(joined.as_bytes()), cx)
         {
             return Some(f);
         }

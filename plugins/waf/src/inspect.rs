@@ -526,7 +526,10 @@ impl Engine {
         {
             return Some(f);
         }
-        if let Some(joined) = strings_joined(canon, shape)
+        // Code lands in arguments, cookies and bodies; a browser's
+        // headers are full of quotes (`sec-ch-ua`) and join nothing.
+        if matches!(part, Part::ArgName | Part::Arg | Part::Cookie | Part::Body)
+            && let Some(joined) = strings_joined(canon, shape)
             && let Some(f) = self.check_canonical(part, name, &joined, Shape::of(joined.as_bytes()), cx)
         {
             return Some(f);

@@ -586,7 +586,10 @@ pub static RULES: &[RuleDef] = &[
         id: "sqli-constant-boolean",
         category: Category::Sqli,
         parts: INPUT,
-        triggers: &["or", "and", "||", "&&"],
+        // The operator after what closes a value (`sort` wakes nothing).
+        triggers: &[
+            " or", "'or", "\"or", "`or", ")or", " and", "'and", "\"and", "`and", ")and", "xor", "||", "&&",
+        ],
         pattern: concat!(
             // A string closed and any constant, or a number closed and a
             // truth value or a comparison of constants.

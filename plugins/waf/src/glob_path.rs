@@ -145,6 +145,32 @@ fn names_system_path(word: &str) -> bool {
         && TARGETS.iter().any(|name| glob_match(last.as_bytes(), name.as_bytes()))
 }
 
+/// Whether `canon`'s wildcards (`?`, `*` after a `/`) all sit in paths
+/// whose first directory is no system one, and it has none of the shell's
+/// other tricks (`[`, quotes, `\\`, `{`, `~`, `!`): `/api/v?/users`,
+/// `/api/*/users`, `docs/v*/intro`. A glob expands under its first
+/// directory, so such a path names nothing outside the web's; `/???/`,
+/// `/e?c/`, `/*/` and `/home/` are or can be system directories, and
+/// `.`, `..` lead anywhere. `rce-glob-path` spells the rest, and a
+/// comment (`/*x*/`, which splits `DROP/*x*/TABLE` past a filter) is no
+/// web path either.
+pub(crate) fn wildcards_under_web_dirs(canon: &str) -> bool {
+    if canon.contains(['[', '\'', '"', '\\', '~', '{', '!'])
+        || canon.find("/*").is_some_and(|open| canon[open + 2..].contains("*/"))
+    {
+        return false;
+    }
+    canon
+        .split(|c: char| {
+            c.is_ascii_whitespace() || matches!(c, ';' | '|' | '&' | '<' | '>' | '=' | ',' | '+' | '(' | ')')
+        })
+        .filter(|word| word.contains('/') && word.contains(['?', '*']))
+        .all(|word| {
+            let first = word.trim_start_matches('/').split('/').next().unwrap_or_default();
+            !matches!(first, "" | "." | "..") && !DIRS.iter().any(|dir| glob_match(first.as_bytes(), dir.as_bytes()))
+        })
+}
+
 /// `word` as the shell joins it: quotes, backslashes, backticks, empty
 /// `$()`, `$@`-style specials and plain variables (unset in an attack)
 /// dropped. Returns the word and whether anything was dropped; `None` for
@@ -245,7 +271,35 @@ fn in_set(set: &[u8], c: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{glob_match, globbed_system_path};
+    use super::{glob_match, globbed_system_path, wildcards_under_web_dirs};
+
+    #[test]
+    fn wildcards_under_a_web_directory_are_no_system_path() {
+        for value in [
+            "/api/v?/users",
+            "/api/*/users",
+            "docs/v*/intro and /img/*.png",
+            "/search?q=cat",
+            "https://example.com/a?b=1/c?",
+            "/v?/users",
+        ] {
+            assert!(wildcards_under_web_dirs(value), "{value}");
+        }
+        for value in [
+            "/???/b??h",
+            "/e??/passwd",
+            "/*/bin/id",
+            "/home/*/docs",
+            "/usr/b?n/id",
+            "../??c/passwd",
+            "/bi'n'/c?t",
+            "/api/v?/\\users",
+            "/api/v[1]/users",
+            "drop/*x*/table",
+        ] {
+            assert!(!wildcards_under_web_dirs(value), "{value}");
+        }
+    }
 
     #[test]
     fn wildcards_match_as_the_shell_does() {

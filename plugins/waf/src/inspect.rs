@@ -14,9 +14,12 @@ use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 
 use crate::clean::CleanCache;
 use crate::detect::family_code;
+use crate::glob_path::wildcards_under_web_dirs;
 use crate::hidden::java_in_base64;
+use crate::markdown::{Quoted, quoted_code};
 use crate::normalize::{
-    Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, unescape_entities_and_js,
+    Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, strings_joined,
+    unescape_entities_and_js,
 };
 use crate::rules::{Category, Part, RULES};
 use crate::walk::{Context, Visitor, target, values};
@@ -101,6 +104,34 @@ impl Switches {
         self.off_categories & category.bit() == 0 && !self.off_rules.iter().any(|r| r == rule)
     }
 
+    /// These switches for a value that is Markdown with quoted code
+    /// (`markdown.rs`). For the whole value (`code` false): the families
+    /// whose sinks run a whole value as a program (the shell, Node, PHP
+    /// but for `<?php`) off, and libinjection's SQL fingerprint, which
+    /// reads a value from its start and so takes a quoted snippet for
+    /// the query; they read the prose. For the quoted `code`, line by
+    /// line: only the shell's rules (but those that judge a whole value
+    /// as a command line, which a snippet shown to a reader is) and
+    /// `<?php`.
+    pub(crate) fn without_program_families(&self, code: bool) -> Switches {
+        let mut s = self.clone();
+        let php = RULES
+            .iter()
+            .filter(|r| r.category == Category::Php && r.id != "php-open-tag")
+            .map(|r| r.id)
+            .chain(["php-known-function"]);
+        s.off_rules.extend(php.map(str::to_owned));
+        if code {
+            // The other families read the whole value.
+            s.off_categories |= !(Category::Rce.bit() | Category::Php.bit());
+            s.off_rules.extend(WHOLE_COMMAND_LINE.iter().map(|id| (*id).to_owned()));
+        } else {
+            s.off_categories |= Category::Rce.bit() | Category::Nodejs.bit();
+            s.off_rules.push("libinjection-sqli".to_owned());
+        }
+        s
+    }
+
     /// A finding of `rule`, unless it is switched off.
     pub(crate) fn finding(
         &self,
@@ -114,6 +145,18 @@ impl Switches {
             .then(|| Finding::new(rule, category, part, name, sample))
     }
 }
+
+/// The shell rules that ask whether a whole value is a command line
+/// (`ls -la`, `pip install x`, `bash run.sh`), not whether a payload sits
+/// in it.
+const WHOLE_COMMAND_LINE: &[&str] = &[
+    "rce-unix-direct",
+    "rce-command-line",
+    "rce-tool-command",
+    "rce-script-run",
+    "rce-windows-direct",
+    "rce-separator-command",
+];
 
 /// The compiled rule set; built once per plugin instance.
 pub struct Engine {
@@ -397,20 +440,106 @@ impl Engine {
         }
         let raw_shape = Shape::of(raw);
         let (canon, shape) = canonical_shaped(raw, raw_shape, plus);
-        if let Some(f) = self.check_canonical(part, name, &canon, shape, cx) {
+        if matches!(part, Part::Arg | Part::Body)
+            && shape.has(Shape::BACKTICK)
+            && let Some(quoted) = quoted_code(&canon)
+        {
+            return self.check_quoted(part, name, raw, raw_shape, &canon, shape, &quoted, cx);
+        }
+        self.check_views(part, name, raw, raw_shape, &canon, shape, cx)
+    }
+
+    /// A value that is Markdown prose with quoted code (`markdown.rs`):
+    /// the families that run a value as a program (the shell, Node, PHP)
+    /// read its prose, and its code only with the rules that find a
+    /// payload wherever it sits; the other families read the whole value.
+    #[allow(clippy::too_many_arguments)]
+    fn check_quoted(
+        &self,
+        part: Part,
+        name: &str,
+        raw: &[u8],
+        raw_shape: Shape,
+        canon: &str,
+        shape: Shape,
+        quoted: &Quoted<'_>,
+        cx: &Context<'_>,
+    ) -> Option<Finding> {
+        let whole = cx.on.without_program_families(false);
+        let whole = Context {
+            on: &whole,
+            json_request: cx.json_request,
+        };
+        if let Some(f) = self.check_views(part, name, raw, raw_shape, canon, shape, &whole) {
             return Some(f);
         }
-        if let Some(unquoted) = shell_unquoted(&canon, shape)
+        if let Some(f) = self.check_text(part, name, &quoted.prose, cx) {
+            return Some(f);
+        }
+        let code = cx.on.without_program_families(true);
+        let code = Context {
+            on: &code,
+            json_request: cx.json_request,
+        };
+        // A fenced block's lines are command lines shown one by one: the
+        // line break between two of them is no separator written into a value.
+        quoted
+            .code
+            .iter()
+            .flat_map(|piece| piece.lines())
+            .find_map(|line| self.check_text(part, name, line, &code))
+    }
+
+    /// The canonical checks of a text already canonical: as it is, as
+    /// the shell joins it, and the code detectors.
+    fn check_text(&self, part: Part, name: &str, text: &str, cx: &Context<'_>) -> Option<Finding> {
+        let shape = Shape::of(text.as_bytes());
+        if let Some(f) = self.check_canonical(part, name, text, shape, cx) {
+            return Some(f);
+        }
+        if let Some(unquoted) = shell_unquoted(text, shape)
             && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
         {
             return Some(f);
         }
-        if let Some(f) = family_code(part, name, &canon, shape, cx.on) {
+        family_code(part, name, text, shape, cx.on)
+    }
+
+    /// Every view of one value: canonical, as the shell joins it, the
+    /// code detectors, entities and escapes undone, base64.
+    #[allow(clippy::too_many_arguments)]
+    fn check_views(
+        &self,
+        part: Part,
+        name: &str,
+        raw: &[u8],
+        raw_shape: Shape,
+        canon: &str,
+        shape: Shape,
+        cx: &Context<'_>,
+    ) -> Option<Finding> {
+        if let Some(f) = self.check_canonical(part, name, canon, shape, cx) {
+            return Some(f);
+        }
+        if let Some(unquoted) = shell_unquoted(canon, shape)
+            && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
+        {
+            return Some(f);
+        }
+        // Code lands in arguments, cookies and bodies; a browser's
+        // headers are full of quotes (`sec-ch-ua`) and join nothing.
+        if matches!(part, Part::ArgName | Part::Arg | Part::Cookie | Part::Body)
+            && let Some(joined) = strings_joined(canon, shape)
+            && let Some(f) = self.check_canonical(part, name, &joined, Shape::of(joined.as_bytes()), cx)
+        {
+            return Some(f);
+        }
+        if let Some(f) = family_code(part, name, canon, shape, cx.on) {
             return Some(f);
         }
         // Twice: `&amp;lpar;` is `(` to a page that decodes what its
         // template already decoded once.
-        let mut view = unescape_entities_and_js(&canon, shape);
+        let mut view = unescape_entities_and_js(canon, shape);
         for _ in 0..ENTITY_ROUNDS {
             let Some(decoded) = view else { break };
             let decoded_shape = Shape::of(decoded.as_bytes());
@@ -469,6 +598,7 @@ impl Engine {
                 && on.on(rule.category, rule.id)
                 && !(cx.json_request && rule.id == "protocol-unicode-escape")
                 && self.regexes[i].is_match(value.as_bytes())
+                && !(rule.id == "rce-glob-path" && wildcards_under_web_dirs(value))
             {
                 return hit(rule.id, rule.category);
             }

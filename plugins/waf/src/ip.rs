@@ -126,7 +126,7 @@ fn mask128(len: u8) -> u128 {
 }
 
 /// `::ffff:1.2.3.4` as `1.2.3.4`, so one list covers dual-stack sockets.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -24,6 +24,7 @@ mod hidden;
 pub mod inspect;
 pub mod ip;
 mod lists;
+mod markdown;
 pub mod normalize;
 mod penalty;
 mod php_call;

@@ -362,6 +362,49 @@ fn js_escape(s: &str) -> (Option<char>, usize) {
     }
 }
 
+/// A value with its string literals joined where JavaScript or PHP joins
+/// them: `'pro'+'cess'`, `"sys" . "tem"` are `'process'` and `"system"`,
+/// the name a filter looks for. `None` when nothing is joined (no quote,
+/// or no quote, `+` or `.` and the same quote in a row).
+pub(crate) fn strings_joined(canon: &str, shape: Shape) -> Option<String> {
+    if !shape.has(Shape::QUOTE | Shape::BACKTICK) {
+        return None;
+    }
+    let b = canon.as_bytes();
+    // The length of a junction at `i`: a quote, blanks, `+` or `.`,
+    // blanks and the same quote.
+    let junction = |i: usize| {
+        let q = b[i];
+        if !matches!(q, b'\'' | b'"' | b'`') {
+            return 0;
+        }
+        let blanks = |j: usize| b[j..].iter().take_while(|c| **c == b' ').count();
+        let mut j = i + 1;
+        j += blanks(j);
+        if !matches!(b.get(j), Some(b'+' | b'.')) {
+            return 0;
+        }
+        j += 1;
+        j += blanks(j);
+        if b.get(j) == Some(&q) { j + 1 - i } else { 0 }
+    };
+    let first = memchr::memchr3_iter(b'\'', b'"', b'`', b).find(|&i| junction(i) > 0)?;
+    let mut out = String::with_capacity(canon.len());
+    out.push_str(&canon[..first]);
+    let mut i = first;
+    while i < b.len() {
+        let len = junction(i);
+        if len > 0 {
+            i += len;
+            continue;
+        }
+        let ch = canon[i..].chars().next().expect("in bounds");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    Some(out)
+}
+
 /// A value as a shell reads it once its no-op insertions are gone: `$@`
 /// and `$*` (empty without arguments), empty quote pairs, empty command
 /// substitutions (`` `` ``, `$()`), and backslashes before letters, which
@@ -596,5 +639,27 @@ mod tests {
         assert_eq!(resolve_path("..\\..\\windows\\win.ini"), "/windows/win.ini");
         assert_eq!(resolve_path("/static/"), "/static/");
         assert_eq!(resolve_path(""), "/");
+    }
+}
+
+#[cfg(test)]
+mod joined_tests {
+    use super::{Shape, strings_joined};
+
+    fn joined(v: &str) -> Option<String> {
+        strings_joined(v, Shape::of(v.as_bytes()))
+    }
+
+    #[test]
+    fn string_literals_are_joined_as_js_and_php_join_them() {
+        assert_eq!(
+            joined("globalthis['pro'+'cess']").as_deref(),
+            Some("globalthis['process']")
+        );
+        assert_eq!(joined("$a=\"sys\" . \"tem\";").as_deref(), Some("$a=\"system\";"));
+        assert_eq!(joined("x[`ev`+`a`+`l`]").as_deref(), Some("x[`eval`]"));
+        for v in ["o'neil", "'a' + \"b\"", "it's 5+6", "rock 'n' roll", ""] {
+            assert_eq!(joined(v), None, "{v}");
+        }
     }
 }

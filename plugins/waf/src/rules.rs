@@ -377,7 +377,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Sqli,
         parts: INPUT_HEADERS,
         triggers: &[";", "select"],
-        pattern: r";\s*(?:drop|truncate|alter|create|delete|insert|update|replace|rename|exec|execute|declare|shutdown|grant|revoke|select|load|copy|merge|call)(?:\s*[\(\[]|\s+(?:table|database|schema|view|function|procedure|index|user|from|into|\w+\s+set\b|master|xp_|sp_|\*|@|\w+\s*\(|\w+\s+from\b|\w+\s+into\b))|;\s*(?:truncate|shutdown)\b|^\W{0,3};\s*(?:drop|truncate|alter|create|delete|insert|update|exec|execute|declare|shutdown|grant|revoke|select)\s*$|[=<>]\s*\(\s*select\b",
+        pattern: r";\s*(?:drop|truncate|alter|create|delete|insert|update|replace|rename|exec|execute|declare|shutdown|grant|revoke|select|load|copy|merge|call)(?:\s*[\(\[]|\s+(?:table|database|schema|view|function|procedure|index|user|from|into|\w+\s+set\b|master|xp_|sp_|\*|@|\w+\s*\(|\w+\s+from\b|\w+\s+into\b))|;\s*(?:truncate|shutdown)\b|;\s*(?:grant|revoke)\s+[\w ,*]+?\s+(?:on|to|from)\b|^\W{0,3};\s*(?:drop|truncate|alter|create|delete|insert|update|exec|execute|declare|shutdown|grant|revoke|select)\s*$|[=<>]\s*\(\s*select\b",
     },
     RuleDef {
         id: "sqli-tautology",
@@ -401,7 +401,7 @@ pub static RULES: &[RuleDef] = &[
             "<>",
             "=",
         ],
-        pattern: r#"['"`\)]\s*(?:or|and|xor|\|\||&&|div|having)\b\s*[\(\s]*['"`]?\s*[\w.-]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bis\s+(?:not\s+)?null\b|\bbetween\b|\bin\b\s*\()|\b(?:or|and)\s+(\d+)\s*(?:=|<=>|>=|<=|<|>)\s*\d+\s*(?:$|--|#|/\*|;|\))|\b(?:or|and)\s+['"](\w*)['"]\s*=\s*['"]\w*|['"]\s*(?:or|and|\|\|)\s*(?:true|false|not|!|\d+)\b|\bwhere\s+\d+\s*=\s*\d+|['"`]\w*['"`]\s*(?:!=|<>|<=>|=)\s*['"`]"#,
+        pattern: r#"['"`\)]\s*(?:or|and|xor|\|\||&&|div|having)\b\s*[\(\s]*['"`]?\s*[\w.-]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bis\s+(?:not\s+)?null\b|\bbetween\b|\bin\b\s*\()|\b(?:or|and|having)\s+(\d+)\s*(?:=|<=>|>=|<=|<|>)\s*\d+\s*(?:$|--|#|/\*|;|\))|\b(?:or|and)\s+['"](\w*)['"]\s*=\s*['"]\w*|['"]\s*(?:or|and|\|\|)\s*(?:true|false|not|!|\d+)\b|\bwhere\s+\d+\s*=\s*\d+|['"`]\w*['"`]\s*(?:!=|<>|<=>|=)\s*['"`]"#,
     },
     RuleDef {
         // A string closed, an operator, a string opened: `x' sounds like 'y`,
@@ -574,6 +574,34 @@ pub static RULES: &[RuleDef] = &[
             "owa_util",
         ],
         pattern: r"\b(?:n?varchar|sql_(?:variant|longvarchar)|dbms_java|dba_users|autonomous_transaction|tbcreator|owa_util)\b",
+    },
+    RuleDef {
+        // A whole value that closes what it was meant to be (a string, a
+        // number, a parenthesis) and appends a condition made of
+        // constants only, then ends or comments the rest out: `x' or ~0
+        // or '`, `1) or 2>1--`, `-1 xor !!1`, `1' && 0x31=0x31#`. A
+        // condition of constants says nothing about a row, so only an
+        // injection writes one (libinjection's model: the whole value, from
+        // its start). After a number, a bare number is data (`1 or 2`).
+        id: "sqli-constant-boolean",
+        category: Category::Sqli,
+        parts: INPUT,
+        // The operator after what closes a value (`sort` wakes nothing).
+        triggers: &[
+            " or", "'or", "\"or", "`or", ")or", " and", "'and", "\"and", "`and", ")and", "xor", "||", "&&",
+        ],
+        pattern: concat!(
+            // A string closed and any constant, or a number closed and a
+            // truth value or a comparison of constants.
+            r#"^\s*(?:[^'"`\s]*['"`]\s*\)*\s*(?:or|and|xor|\|\||&&)\s*\(*\s*(?:not\s+|!+\s*|~\s*)*(?:true|false|null|0x[0-9a-f]+|-?\d+(?:\.\d+)?|'[^']*(?:'|$)|"[^"]*(?:"|$))(?:"#,
+            r#"\s*(?:=|!=|<>|<=>|<=|>=|<|>|\blike\b|\brlike\b|\bregexp\b)\s*(?:not\s+|!+\s*|~\s*)*(?:true|false|null|0x[0-9a-f]+|-?\d+(?:\.\d+)?|'[^']*(?:'|$)|"[^"]*(?:"|$))"#,
+            r#"|\s+in\s*\(\s*[\d\s,'"]+\)|\s+between\s+-?\d+\s+and\s+-?\d+)?"#,
+            r#"|-?\d+\s*\)*\s*(?:or|and|xor|\|\||&&)\s*\(*\s*(?:(?:not\s+|!+\s*|~\s*)+(?:true|false|null|0x[0-9a-f]+|-?\d+(?:\.\d+)?)|(?:true|false)\b|(?:0x[0-9a-f]+|-?\d+(?:\.\d+)?|'[^']*'|"[^"]*")(?:"#,
+            r#"\s*(?:=|!=|<>|<=>|<=|>=|<|>|\blike\b|\brlike\b|\bregexp\b)\s*(?:not\s+|!+\s*|~\s*)*(?:true|false|null|0x[0-9a-f]+|-?\d+(?:\.\d+)?|'[^']*(?:'|$)|"[^"]*(?:"|$))"#,
+            r#"|\s+in\s*\(\s*[\d\s,'"]+\)|\s+between\s+-?\d+\s+and\s+-?\d+)))"#,
+            // And the end of the statement, or the rest commented out.
+            r#"\s*\)*\s*(?:$|--|#|/\*|;|\x00|(?:or|and)\s*['"(]|limit\b|['"`]\s*\)*\s*(?:$|--|#|;))"#
+        ),
     },
     RuleDef {
         // A string closed, a boolean operator and a call to any SQL
@@ -903,8 +931,16 @@ pub static RULES: &[RuleDef] = &[
         id: "rce-separator-command",
         category: Category::Rce,
         parts: parts(&[Arg, Cookie, Body]),
-        triggers: &[";", "|", "&&", "& ", "`", "$(", "\n"],
-        pattern: r"^\s*(?:(?:\d{1,3}(?:\.\d{1,3}){3}|[a-z\d-]+(?:\.[a-z\d-]+)+|\d+)\s*)?(?:;|\|\|?|&&|&\s|`|\$\(|\r?\n)\s*(?:/[\w./-]*/)?[a-z][\w.+-]{1,30}(?:\s*(?:[;<>]|&&)|\s+-{1,2}[a-z]|\s+[/~$]|\s+\.\.?/)",
+        triggers: &[";", "|", "&", "`", "$(", "\n"],
+        pattern: concat!(
+            r"^\s*(?:(?:\d{1,3}(?:\.\d{1,3}){3}|[a-z\d-]+(?:\.[a-z\d-]+)+|\d+)\s*)?(?:;|\|\|?|&&|&\s|`|\$\(|\r?\n)\s*(?:/[\w./-]*/)?[a-z][\w.+-]{1,30}(?:\s*(?:[;<>]|&&)|\s+#(?:\s|$)|\s+-{1,2}[a-z]|\s+[/~$]|\s+\.\.?/)",
+            // Or one argument a command takes and a word does not (a
+            // number, an address, a URL, an assignment) and the end of the
+            // command (`;sleep 5`, `|dig x.example`, `&&dd if=/dev/zero`),
+            // or two words closed by a separator (`;ps aux;`). Not after a
+            // line break (text), nor closed by `|` (a Markdown table row).
+            r"|^\s*(?:(?:\d{1,3}(?:\.\d{1,3}){3}|[a-z\d-]+(?:\.[a-z\d-]+)+|\d+)\s*)?(?:;|\|\|?|&&?|`|\$\()\s*(?:/[\w./-]*/)?[a-z][\w.+-]{1,30}\s+(?:(?:\d+(?:\.\d+)*|[a-z\d-]+(?:\.[a-z\d-]+)+|[a-z][\w+.-]*://\S*|[a-z_]\w*=\S*)\s*(?:$|[;&#`)])|[a-z][\w.-]*\s*[;&#`])"
+        ),
     },
     RuleDef {
         id: "rce-unix-direct",
@@ -944,8 +980,12 @@ pub static RULES: &[RuleDef] = &[
         id: "rce-brace-expansion",
         category: Category::Rce,
         parts: INPUT,
-        triggers: &["{,"],
-        pattern: r#"\{\s*,\s*\$?['"]?[\w./-]+['"]?\s*,"#,
+        triggers: &["{"],
+        // Or a command word first and an option, a path, an address or a
+        // URL next (`{ls,-la}`, `{cat,/etc/passwd}`, `{nc,10.0.0.1,9}`):
+        // brace expansion in a command's place, which no list or sort
+        // spec writes (`{name,-price}` passes).
+        pattern: r#"\{\s*,\s*\$?['"]?[\w./-]+['"]?\s*,|\{\s*(?:/[\w./-]*/)?[a-z][\w.+-]{0,30}\s*,\s*(?:-{1,2}[a-z\d]{1,3}\s*[,}]|[/~$]|\.\.?/|\d+(?:\.\d+){3}|[a-z]+://)"#,
     },
     RuleDef {
         // A variable assigned a value and then run as the command
@@ -1360,15 +1400,15 @@ pub static RULES: &[RuleDef] = &[
         id: "nodejs-runtime",
         category: Category::Nodejs,
         parts: INPUT_HEADERS,
-        triggers: &["vm.", "sync", "fs.", "execfile", "function"],
-        pattern: r#"\bvm\s*\.\s*(?:runin(?:new|this)?context|compilefunction|script|createcontext|sourcetextmodule)\b|\bfunction\s*\(\s*(?:['"`][^'"`]*['"`]\s*,\s*)*['"`][^'"`]*['"`]\s*\)\s*\(|\b(?:execsync|spawnsync|execfilesync|execfile)\s*\(|\bfs\s*\.\s*(?:readfile|writefile|appendfile|readdir|unlink|rmdir|rm|symlink|chmod|chown|open|createreadstream|createwritestream|copyfile|rename|mkdir)(?:sync)?\s*\("#,
+        triggers: &["vm.", "sync", "fs.", "execfile", "function", "spawn"],
+        pattern: r#"\bvm\s*\.\s*(?:runin(?:new|this)?context|compilefunction|script|createcontext|sourcetextmodule)\b|\bfunction\s*\(\s*(?:['"`][^'"`]*['"`]\s*,\s*)*['"`][^'"`]*['"`]\s*\)\s*\(|\b(?:execsync|spawnsync|execfilesync|execfile)\s*\(|\bspawn\s*\(\s*['"`](?:/(?:usr/)?bin/)?(?:ba|z|da|k)?sh['"`]|\bfs\s*\.\s*(?:readfile|writefile|appendfile|readdir|unlink|rmdir|rm|symlink|chmod|chown|open|createreadstream|createwritestream|copyfile|rename|mkdir)(?:sync)?\s*\("#,
     },
     RuleDef {
         id: "nodejs-proto-pollution",
         category: Category::Nodejs,
         parts: INPUT_HEADERS,
         triggers: &["__proto__", "prototype", "constructor"],
-        pattern: r#"__proto__|\bconstructor\s*(?:\[\s*['"]?|\.)\s*prototype\b|\bprototype\s*(?:\[|\.)\s*(?:polluted|isadmin|__\w+__)"#,
+        pattern: r#"__proto__|\bconstructor\s*['"]?\s*\]?\s*(?:\[\s*['"]?|\.)\s*prototype\b|\bprototype\s*(?:\[|\.)\s*(?:polluted|isadmin|__\w+__)"#,
     },
     RuleDef {
         id: "nodejs-dos",
@@ -1458,7 +1498,7 @@ pub static RULES: &[RuleDef] = &[
         category: Category::Ldap,
         parts: INPUT,
         triggers: &[")(", ")!(", ") (", ")\t(", "(&", "(|", "(!", ":=", "(("],
-        pattern: r"^\s*[^(\s][^()]*\)\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)|^\s*[^(\s][^()]*\)\s*\(\s*\(\s*[&|!]?\s*[\w.-]+\s*[~<>]?=",
+        pattern: r"^\s*[^(\s][^()]*\)+\s*!?\s*\(\s*(?:[&|!]|[\w.-]+\s*[~<>]?=|$)|\*\s*\)\s*\(\s*[\w|&!]|^\s*[^(\s][^()]*\(\s*[&|!]\s*\(\s*[\w.;-]+\s*[~<>]?=|^[^(]*?\b[a-z][\w;-]*(?::dn)?:\d+(?:\.\d+)+:=|\(\s*[&|!]\s*\(\s*\d+\s*=\s*\d+\s*\)|\(\s*\d+\s*=\s*\d+\s*\)\s*\)|^\s*[^(\s][^()]*\)\s*\(\s*\(\s*[&|!]?\s*[\w.-]+\s*[~<>]?=",
     },
     // ---- other injections
     RuleDef {
@@ -1478,7 +1518,8 @@ pub static RULES: &[RuleDef] = &[
             "io.",
             "open3",
             "system(",
-            "%x{",
+            "%x",
+            "qx",
             "instance_eval",
             "class_eval",
             "send(",
@@ -1487,7 +1528,7 @@ pub static RULES: &[RuleDef] = &[
             "erb.new",
             "file.",
         ],
-        pattern: r"\b(?:process\s*\.\s*(?:spawn|exec|fork|kill)|kernel\s*\.\s*(?:exec|system|spawn|open|eval|fork|`)|io\s*\.\s*(?:popen|read|write|readlines|foreach|sysopen)|open3\s*\.\s*\w+|file\s*\.\s*(?:read|write|open|delete|readlines|binread)|marshal\s*\.\s*load|yaml\s*\.\s*(?:load|unsafe_load)|erb\s*\.\s*new)\s*[(\s]|%x\{|\b(?:instance_eval|class_eval|module_eval)\b",
+        pattern: r"\b(?:process\s*\.\s*(?:spawn|exec|fork|kill)|kernel\s*\.\s*(?:exec|system|spawn|open|eval|fork|`)|io\s*\.\s*(?:popen|read|write|readlines|foreach|sysopen)|open3\s*\.\s*\w+|file\s*\.\s*(?:read|write|open|delete|readlines|binread)|marshal\s*\.\s*load|yaml\s*\.\s*(?:load|unsafe_load)|erb\s*\.\s*new)\s*[(\s]|(?:^|[^\w%])%x\s*[({\[<|!/]\s*[\w/.$`'\x22-]|\bqx\s*[({\[<|!/]\s*[\w/.$`'\x22-]|\b(?:instance_eval|class_eval|module_eval)\b",
     },
     RuleDef {
         // Perl runs code inside `@{[ ... ]}` when it interpolates a string.

@@ -247,7 +247,7 @@ mod tests {
                 )
                 .map(|f| f.rule)
         };
-        let code = "body=Run+%60ls+-la%60%0Aimport+os";
+        let code = "body=Run+%60ls+-la%60";
         assert_eq!(form("/comments", code), None);
         assert_eq!(form("/comments", "BODY=Run+%60ls+-la%60"), None, "names in any case");
         // The same value in another argument, or on another path, is found.

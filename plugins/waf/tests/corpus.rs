@@ -77,17 +77,17 @@ impl Goals {
         by_source: &[],
         by_category: &[],
     };
-    /// The extra set's tuning half (floors at what the fourth family
+    /// The extra set's tuning half (floors at what the fifth family
     /// round measured; see the module doc). CRS's PL2-4 tests are written
     /// for stricter rules than the default level and are held to what was
     /// measured, not to the goal; the other sources are attacks of
     /// the kinds PL1 covers.
     const EXTRA_DEV: Goals = Goals {
         detection: 91.5,
-        benign_refused: 6.0,
-        allow_refused: 6.0,
+        benign_refused: 1.0,
+        allow_refused: 3.5,
         by_source: &[
-            ("crs", 91.5),
+            ("crs", 91.6),
             ("gotestwaf", 100.0),
             ("libinjection", 98.5),
             ("handmade", 100.0),
@@ -112,8 +112,8 @@ impl Goals {
     /// falling back).
     const EXTRA_TEST: Goals = Goals {
         detection: 75.5,
-        benign_refused: 10.5,
-        allow_refused: 12.5,
+        benign_refused: 7.0,
+        allow_refused: 12.0,
         by_source: &[
             ("crs", 82.0),
             ("gotestwaf", 97.5),

@@ -90,10 +90,9 @@ impl Operator {
             "ipmatch" => Operator::IpMatch(
                 arg.split([',', ' '])
                     .filter(|s| !s.is_empty())
+                    // As `deny`/`allow` read them: `::ffff:10.0.0.0/104` is `10.0.0.0/8`.
                     .map(|s| {
-                        s.parse::<IpNet>()
-                            .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                            .map_err(|_| LoadError::Rule(format!("@ipMatch: bad address {s:?}")))
+                        crate::ip::parse_net(s).map_err(|_| LoadError::Rule(format!("@ipMatch: bad address {s:?}")))
                     })
                     .collect::<Result<_, _>>()?,
             ),
@@ -160,6 +159,7 @@ impl Operator {
             Operator::IpMatch(nets) => std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
+                .map(crate::ip::canonical_ip)
                 .is_some_and(|ip| nets.iter().any(|n| n.contains(&ip))),
             Operator::Unconditional => true,
         }
@@ -359,6 +359,12 @@ mod tests {
         assert!(op("validateByteRange", "32-126").matches(b"a\x01", "", None));
         assert!(!op("validateByteRange", "32-126,9").matches(b"a\tb", "", None));
         assert!(op("ipMatch", "127.0.0.1,10.0.0.0/8").matches(b"10.1.2.3", "", None));
+        // IPv4-mapped IPv6, in the list or in the value, is the IPv4 address.
+        assert!(op("ipMatch", "::ffff:10.0.0.0/104").matches(b"10.1.2.3", "", None));
+        assert!(op("ipMatch", "::ffff:192.0.2.7").matches(b"192.0.2.7", "", None));
+        assert!(op("ipMatch", "10.0.0.0/8").matches(b"::ffff:10.1.2.3", "", None));
+        assert!(!op("ipMatch", "::ffff:10.0.0.0/104").matches(b"11.1.2.3", "", None));
+        assert!(!op("ipMatch", "2001:db8::/32").matches(b"10.1.2.3", "", None));
         assert!(op("unconditionalMatch", "").matches(b"", "", None));
         assert!(Operator::compile("rbl", "x", Path::new(".")).is_err());
         assert!(Operator::compile("rx", "(?=x)", Path::new(".")).is_err());

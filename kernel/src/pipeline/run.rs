@@ -221,7 +221,12 @@ async fn dispatch(
     {
         return to_https(kernel, entry, asked, cx, own_domain);
     }
-    add_kernel_headers(req.headers_mut(), cx);
+    // The app's mount and tenant, for the app and the plugins before it:
+    // a static site reads neither, so without such a plugin they are not
+    // written (a map insert a request).
+    if !entry.app.runtime.is_static() || (entry.chain.requests && !cx.bypass) {
+        add_kernel_headers(req.headers_mut(), cx);
+    }
     let mut res = if cx.bypass {
         serve_app(entry, req, cx).await
     } else {
@@ -413,7 +418,11 @@ async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx) -> Respons
         {
             cx.insert_request_headers(req.headers_mut());
         }
-        return entry.app.runtime.serve(std::mem::take(req), cx).await;
+        // The file's headers go next to the map, with the plugins'.
+        let mut added = std::mem::take(&mut cx.encoded_headers);
+        let res = entry.app.runtime.answer(std::mem::take(req), cx, &mut added).await;
+        cx.encoded_headers = added;
+        return res;
     }
     cx.insert_request_headers(req.headers_mut());
     let began = std::time::Instant::now();

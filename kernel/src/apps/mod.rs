@@ -163,12 +163,16 @@ impl Runtime {
         {
             return plain(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
+        // The others' futures boxed: held inline, the largest (a proxy's
+        // exchange) sized every request's future, which the HTTP/1 fast
+        // path moves into its box per request (7 KiB, bench/RESULTS.md,
+        // static22); a box costs those requests one allocation.
         match self {
             Runtime::Static(s) => s.answer(req, cx, added).await,
-            Runtime::Proxy(p) => p.serve(req, cx).await,
-            Runtime::Js(j) => j.serve(req, cx).await,
-            Runtime::Process(p) => p.serve(req, cx).await,
-            Runtime::Layered(l) => l.serve(req, cx).await,
+            Runtime::Proxy(p) => Box::pin(p.serve(req, cx)).await,
+            Runtime::Js(j) => Box::pin(j.serve(req, cx)).await,
+            Runtime::Process(p) => Box::pin(p.serve(req, cx)).await,
+            Runtime::Layered(l) => Box::pin(l.serve(req, cx)).await,
         }
     }
 

@@ -139,7 +139,7 @@ async fn dispatch(
     served: &mut Option<Arc<crate::metrics::AppCounters>>,
 ) -> Response {
     if on_admin_listener {
-        return admin_listener(kernel, pipeline, req, cx).await;
+        return Box::pin(admin_listener(kernel, pipeline, req, cx)).await;
     }
     let path = req.uri().path();
     if path == "*" {
@@ -183,7 +183,9 @@ async fn dispatch(
         // The kernel's own endpoints first: an app's logs live under the
         // deploy plugin's base.
         let rest = internal_rest(req.uri().path()).unwrap_or("").to_owned();
-        if let Some(res) = super::ui::respond(pipeline, &rest, req, cx, access).await {
+        // Boxed, as below: bext's own endpoints are rare, and their
+        // futures held inline would size every request's.
+        if let Some(res) = Box::pin(super::ui::respond(pipeline, &rest, req, cx, access)).await {
             return res;
         }
         if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, &rest, req, cx, access) {
@@ -192,7 +194,7 @@ async fn dispatch(
         if access == Access::Host
             && let Some(mount) = admin_mount(pipeline, req.uri().path())
         {
-            return serve_admin(mount, req, cx).await;
+            return Box::pin(serve_admin(mount, req, cx)).await;
         }
         return not_found();
     }

@@ -20,6 +20,10 @@
 #                                                # counting costs, same binary
 #   REQUEST=plain bench/instructions.sh          # run.sh's request instead:
 #                                                # GET /index.html, Host only
+#   NGINX=1 bench/instructions.sh                # also nginx serving the same file
+#                                                # (as run.sh's faster variant:
+#                                                # sendfile off, open_file_cache,
+#                                                # no access log), same requests
 #   FAST_PATH_OFF=1 bench/instructions.sh        # also with http1_fast_path =
 #                                                # false: hyper for every
 #                                                # connection, same binary
@@ -125,4 +129,27 @@ if [ -n "${BASELINE:-}" ]; then
   old=$(count old "$BASELINE" $((CG_PORT + 1)))
   echo "instructions per request: $old ($BASELINE)"
   python3 -c "print(f'new/old instructions: {$new/$old:.3f}')"
+fi
+if [ -n "${NGINX:-}" ]; then
+  need nginx
+  dir=$PWD/$OUT/nginx port=$((CG_PORT + 8))
+  mkdir -p "$dir/logs"
+  cat > "$dir/nginx.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off; tcp_nodelay on; keepalive_requests 1000000;
+  open_file_cache max=1000 inactive=60s; open_file_cache_valid 1s;
+  include /etc/nginx/mime.types;
+  client_body_temp_path $dir; proxy_temp_path $dir;
+  fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+  server { listen 127.0.0.1:$port; root $PWD/$OUT/new/www; sendfile off; }
+}
+CONF
+  url="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
+  [ "${REQUEST:-browser}" = plain ] && url="http://127.0.0.1:$port/index.html"
+  ngx=$(callgrind_per_request "$dir/cg.out" "$url" nginx -c "$dir/nginx.conf" -p "$dir")
+  echo "instructions per request: $ngx (nginx, sendfile off)"
+  python3 -c "print(f'bext/nginx instructions: {$new/$ngx:.3f}')"
 fi

@@ -18,7 +18,7 @@ mod upstreams;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use bext_plugin_abi::{Ctx, Request, Response};
+use bext_plugin_abi::{Ctx, EncodedHeaders, Request, Response};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
@@ -135,7 +135,18 @@ impl Runtime {
     }
 
     /// Answers one request.
-    pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
+    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        let mut added = EncodedHeaders::default();
+        let mut res = self.answer(req, cx, &mut added).await;
+        added.move_into(res.headers_mut());
+        res
+    }
+
+    /// [`serve`](Self::serve), with the headers a static site prepares
+    /// per file added next to the response's map in `added`: for the
+    /// pipeline, which moves them into the map wherever one is needed
+    /// (`Ctx::encoded_headers`).
+    pub async fn answer(&self, mut req: Request, cx: &Ctx, added: &mut EncodedHeaders) -> Response {
         // The upstream (a backend, a process, JavaScript) continues the
         // request's trace under bext's span; a static app forwards nothing.
         // The first read fixes it: a layered app serves twice, one span.
@@ -152,12 +163,16 @@ impl Runtime {
         {
             return plain(http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
+        // The others' futures boxed: held inline, the largest (a proxy's
+        // exchange) sized every request's future, which the HTTP/1 fast
+        // path moves into its box per request (7 KiB, bench/RESULTS.md,
+        // static22); a box costs those requests one allocation.
         match self {
-            Runtime::Static(s) => s.serve(req, cx).await,
-            Runtime::Proxy(p) => p.serve(req, cx).await,
-            Runtime::Js(j) => j.serve(req, cx).await,
-            Runtime::Process(p) => p.serve(req, cx).await,
-            Runtime::Layered(l) => l.serve(req, cx).await,
+            Runtime::Static(s) => s.answer(req, cx, added).await,
+            Runtime::Proxy(p) => Box::pin(p.serve(req, cx)).await,
+            Runtime::Js(j) => Box::pin(j.serve(req, cx)).await,
+            Runtime::Process(p) => Box::pin(p.serve(req, cx)).await,
+            Runtime::Layered(l) => Box::pin(l.serve(req, cx)).await,
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bext_plugin_abi::{Body, Ctx, Request, Response};
+use bext_plugin_abi::{Body, Ctx, EncodedHeaders, HeaderBlock, Request, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -109,24 +109,64 @@ struct CachedFile {
 
 impl CachedFile {
     fn weight(&self) -> u64 {
-        let w = |v: &Variant| v.bytes.as_ref().map_or(0, |b| b.len() as u64) + 256;
+        // The bytes, and about 1 KiB for the path and the header blocks.
+        let w = |v: &Variant| v.file.bytes.as_ref().map_or(0, |b| b.len() as u64) + 1024;
         w(&self.file) + self.br.as_ref().map_or(0, w) + self.gzip.as_ref().map_or(0, w)
     }
 }
 
-#[derive(Clone)]
-struct Variant {
+/// A file as read from disk.
+struct OnDisk {
     path: PathBuf,
     len: u64,
     modified: SystemTime,
-    etag: HeaderValue,
-    last_modified: HeaderValue,
-    content_type: HeaderValue,
-    /// `len` as a header value, made once: formatting it per request
-    /// allocates twice.
-    full_length: HeaderValue,
     /// The content, for files up to [`MAX_CACHED_FILE`].
     bytes: Option<Bytes>,
+}
+
+/// A file as served: the file itself or a precompressed sibling, with its
+/// answers' headers.
+struct Variant {
+    file: OnDisk,
+    etag: HeaderValue,
+    /// The headers of a 200 or 206 answer but its framing: `content-type`,
+    /// `etag`, `last-modified`, `accept-ranges` or `content-encoding`, and
+    /// `vary` when the file has siblings. Written out once per cached file:
+    /// bext's HTTP/1 writer copies them as they are, where inserting them
+    /// into the response's map cost a hash and a probe each, every request
+    /// (bench/RESULTS.md, static22).
+    headers: HeaderBlock,
+    /// A 304's: the same but `content-type`.
+    not_modified: HeaderBlock,
+}
+
+impl Variant {
+    /// `file` as served with `content_type` (the original's, for a
+    /// sibling), in `encoding` (a sibling's) or as it is, varying on
+    /// `Accept-Encoding` when the file has siblings.
+    fn new(file: OnDisk, content_type: &HeaderValue, encoding: Option<&'static str>, vary: bool) -> Option<Variant> {
+        let mtime = file.modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let etag = HeaderValue::from_str(&format!("\"{:x}-{:x}\"", mtime.as_secs(), file.len)).ok()?;
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(file.modified)).ok()?;
+        let mut pairs = vec![
+            (header::CONTENT_TYPE, content_type.clone()),
+            (header::ETAG, etag.clone()),
+            (header::LAST_MODIFIED, last_modified),
+            match encoding {
+                Some(enc) => (header::CONTENT_ENCODING, HeaderValue::from_static(enc)),
+                None => (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+            },
+        ];
+        if vary {
+            pairs.push((header::VARY, HeaderValue::from_static("accept-encoding")));
+        }
+        Some(Variant {
+            headers: HeaderBlock::new(&pairs).ok()?,
+            not_modified: HeaderBlock::new(&pairs[1..]).ok()?,
+            file,
+            etag,
+        })
+    }
 }
 
 enum Resolved {
@@ -159,6 +199,17 @@ impl StaticSite {
     /// Answers one request; the request's header map becomes the
     /// response's (see [`reuse_headers`]).
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+        let mut added = EncodedHeaders::default();
+        let mut res = self.answer(req, cx, &mut added).await;
+        added.move_into(res.headers_mut());
+        res
+    }
+
+    /// [`serve`](Self::serve), with a file's headers added next to the
+    /// response's map in `added` (see [`Variant::headers`]) when there is
+    /// room: for a caller that moves them into the map wherever one is
+    /// needed (the pipeline, with `Ctx::encoded_headers`).
+    pub async fn answer(&self, req: Request, cx: &Ctx, added: &mut EncodedHeaders) -> Response {
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
             let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -195,7 +246,9 @@ impl StaticSite {
             },
         };
         let head = method == Method::HEAD;
-        let mut res = respond(&file, req.into_parts().0.headers, head).await;
+        // `Vary` is merged in the map below: the file's headers go there.
+        let added = (!by_accept).then_some(added);
+        let mut res = respond(&file, req.into_parts().0.headers, head, added).await;
         if by_accept {
             add_vary(res.headers_mut(), "accept");
         }
@@ -249,7 +302,7 @@ impl StaticSite {
         if !real.starts_with(&self.root) {
             return Resolved::NotFound;
         }
-        let Some(file) = load_variant(&real) else {
+        let Some(file) = read_file(&real) else {
             return Resolved::NotFound;
         };
         let sibling = |ext: &str| {
@@ -257,14 +310,17 @@ impl StaticSite {
             p.push(ext);
             let p = PathBuf::from(p);
             let real = p.canonicalize().ok().filter(|r| r.starts_with(&self.root))?;
-            load_variant(&real).map(|mut v| {
-                v.content_type = file.content_type.clone();
-                v
-            })
+            read_file(&real)
+        };
+        let (br, gzip) = (sibling(".br"), sibling(".gz"));
+        let vary = br.is_some() || gzip.is_some();
+        let media = content_type(&real);
+        let Some(file) = Variant::new(file, &media, None, vary) else {
+            return Resolved::NotFound;
         };
         let entry = Arc::new(CachedFile {
-            br: sibling(".br"),
-            gzip: sibling(".gz"),
+            br: br.and_then(|f| Variant::new(f, &media, Some("br"), vary)),
+            gzip: gzip.and_then(|f| Variant::new(f, &media, Some("gzip"), vary)),
             file,
             checked: AtomicU64::new(self.now_ms(cx)),
         });
@@ -280,12 +336,13 @@ impl StaticSite {
 /// Whether the file on disk is still the one cached.
 fn unchanged(f: &CachedFile) -> bool {
     let same = |v: &Variant| {
-        std::fs::metadata(&v.path).is_ok_and(|m| m.len() == v.len && m.modified().ok() == Some(v.modified))
+        let f = &v.file;
+        std::fs::metadata(&f.path).is_ok_and(|m| m.len() == f.len && m.modified().ok() == Some(f.modified))
     };
     same(&f.file) && f.br.as_ref().is_none_or(same) && f.gzip.as_ref().is_none_or(same)
 }
 
-fn load_variant(path: &Path) -> Option<Variant> {
+fn read_file(path: &Path) -> Option<OnDisk> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
         return None;
@@ -301,15 +358,10 @@ fn load_variant(path: &Path) -> Option<Variant> {
     } else {
         None
     };
-    let mtime = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
-    Some(Variant {
+    Some(OnDisk {
         path: path.to_owned(),
         len,
         modified,
-        etag: HeaderValue::from_str(&format!("\"{:x}-{:x}\"", mtime.as_secs(), len)).ok()?,
-        last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?,
-        content_type: content_type(path),
-        full_length: HeaderValue::from(len),
         bytes,
     })
 }
@@ -418,10 +470,10 @@ fn add_vary(headers: &mut HeaderMap, name: &str) {
 }
 
 /// Picks the encoding to send: `br`, then `gzip`, when the client accepts
-/// it (q > 0) and a sibling file exists.
-fn pick_encoding<'f>(f: &'f CachedFile, headers: &HeaderMap) -> (&'f Variant, Option<&'static str>) {
+/// it (q > 0) and a sibling file exists; `true` for a sibling.
+fn pick_encoding<'f>(f: &'f CachedFile, headers: &HeaderMap) -> (&'f Variant, bool) {
     if f.br.is_none() && f.gzip.is_none() {
-        return (&f.file, None);
+        return (&f.file, false);
     }
     let accept = headers
         .get(header::ACCEPT_ENCODING)
@@ -440,14 +492,14 @@ fn pick_encoding<'f>(f: &'f CachedFile, headers: &HeaderMap) -> (&'f Variant, Op
     if let Some(br) = &f.br
         && accepts("br")
     {
-        return (br, Some("br"));
+        return (br, true);
     }
     if let Some(gz) = &f.gzip
         && accepts("gzip")
     {
-        return (gz, Some("gzip"));
+        return (gz, true);
     }
-    (&f.file, None)
+    (&f.file, false)
 }
 
 /// The request's header map, emptied, to hold the response's headers. The
@@ -464,68 +516,76 @@ fn reuse_headers(mut map: HeaderMap) -> HeaderMap {
     map
 }
 
-async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool) -> Response {
+/// The answer for `f`; its headers go next to the map in `added` when
+/// given and there is room, else into the map.
+async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool, added: Option<&mut EncodedHeaders>) -> Response {
     let req = &req_headers;
-    let (v, encoding) = pick_encoding(f, req);
-    let not_modified = not_modified(v, req);
-    let range = match (encoding, req.get(header::RANGE)) {
-        (None, Some(r)) if !not_modified && if_range_holds(v, req) => parse_range(r.to_str().unwrap_or(""), v.len),
+    let (v, encoded) = pick_encoding(f, req);
+    // Most requests are neither conditional nor ranged: one look over the
+    // names (a browser sends about ten) rather than a lookup for each.
+    let asks = req
+        .keys()
+        .any(|k| k == header::IF_NONE_MATCH || k == header::IF_MODIFIED_SINCE || k == header::RANGE);
+    let not_modified = asks && not_modified(v, req);
+    let range = match asks.then(|| req.get(header::RANGE)).flatten() {
+        Some(r) if !encoded && !not_modified && if_range_holds(v, req) => {
+            parse_range(r.to_str().unwrap_or(""), v.file.len)
+        }
         _ => RangeSpec::Full,
     };
     let mut headers = reuse_headers(req_headers);
-    headers.insert(header::CONTENT_TYPE, v.content_type.clone());
-    headers.insert(header::ETAG, v.etag.clone());
-    headers.insert(header::LAST_MODIFIED, v.last_modified.clone());
-    if let Some(enc) = encoding {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
-    } else {
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    }
-    if f.br.is_some() || f.gzip.is_some() {
-        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    }
+    let len = v.file.len;
     if not_modified {
+        put(&v.not_modified, &mut headers, added);
         let mut res = plain(StatusCode::NOT_MODIFIED, "");
-        headers.remove(header::CONTENT_TYPE);
         *res.headers_mut() = headers;
         return res;
     }
-    let whole = matches!(range, RangeSpec::Full);
     let (status, start, len) = match range {
-        RangeSpec::Full => (StatusCode::OK, 0, v.len),
+        RangeSpec::Full => (StatusCode::OK, 0, len),
         RangeSpec::Part(start, end) => {
-            let cr = format!("bytes {start}-{end}/{}", v.len);
+            let cr = format!("bytes {start}-{end}/{len}");
             headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
         RangeSpec::Unsatisfiable => {
             let mut res = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
-            let cr = format!("bytes */{}", v.len);
+            let cr = format!("bytes */{len}");
             res.headers_mut()
                 .insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
             return res;
         }
     };
-    let length = if whole {
-        v.full_length.clone()
-    } else {
-        HeaderValue::from(len)
-    };
-    headers.insert(header::CONTENT_LENGTH, length);
+    put(&v.headers, &mut headers, added);
     let body = if head {
         Body::empty()
-    } else if let Some(bytes) = &v.bytes {
+    } else if let Some(bytes) = &v.file.bytes {
         Body::full(bytes.slice(start as usize..(start + len) as usize))
     } else {
-        match open_stream(&v.path, start, len).await {
+        match open_stream(&v.file.path, start, len).await {
             Ok(b) => b,
             Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
         }
     };
+    // An in-memory body tells every writer its length itself; a HEAD
+    // answer (no body) and a file streamed from disk say it here.
+    if head || v.file.bytes.is_none() {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
     let mut res = Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = headers;
     res
+}
+
+/// Adds `block` next to the map (`added`), or into it.
+fn put(block: &HeaderBlock, headers: &mut HeaderMap, added: Option<&mut EncodedHeaders>) {
+    if added.is_some_and(|a| a.push_block(block).is_ok()) {
+        return;
+    }
+    for (name, value) in block.pairs() {
+        headers.append(name, value.clone());
+    }
 }
 
 async fn open_stream(path: &Path, start: u64, len: u64) -> std::io::Result<Body> {
@@ -550,7 +610,7 @@ fn not_modified(v: &Variant, req: &HeaderMap) -> bool {
     if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|h| h.to_str().ok())
         && let Ok(since) = httpdate::parse_http_date(ims)
     {
-        let modified = v.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let modified = v.file.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let since = since.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         return modified <= since;
     }
@@ -562,9 +622,9 @@ fn if_range_holds(v: &Variant, req: &HeaderMap) -> bool {
         None => true,
         Some(r) if r.starts_with('"') => r == v.etag,
         Some(r) => httpdate::parse_http_date(r).is_ok_and(|d| {
-            d == v.modified || {
+            d == v.file.modified || {
                 let a = d.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                a == v.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+                a == v.file.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
             }
         }),
     }
@@ -635,15 +695,14 @@ mod tests {
         };
         assert_eq!(state.hash_one(&owned), state.hash_one(&borrowed));
         let cache = FileCache::default();
-        let file = |path: &str| Variant {
-            path: path.into(),
-            len: 0,
-            modified: SystemTime::UNIX_EPOCH,
-            etag: HeaderValue::from_static("\"e\""),
-            last_modified: HeaderValue::from_static("x"),
-            content_type: HeaderValue::from_static("text/css"),
-            full_length: HeaderValue::from_static("0"),
-            bytes: None,
+        let file = |path: &str| {
+            let on_disk = OnDisk {
+                path: path.into(),
+                len: 0,
+                modified: SystemTime::UNIX_EPOCH,
+                bytes: None,
+            };
+            Variant::new(on_disk, &HeaderValue::from_static("text/css"), None, false).unwrap()
         };
         let entry = Arc::new(CachedFile {
             file: file("/srv/site/a.css"),
@@ -717,6 +776,61 @@ mod tests {
         *req.uri_mut() = "/a.txt".parse().unwrap();
         assert_eq!(three.serve(req, &cx).await.body().as_bytes(), Some(&b"other root"[..]));
         assert_eq!(cache.0.len(), 2, "another root never shares an entry");
+    }
+
+    #[tokio::test]
+    async fn a_files_headers_go_next_to_the_map_and_serve_puts_them_in() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), "hello").unwrap();
+        let site = StaticSite::new(dir.path(), false, Arc::new(FileCache::default())).unwrap();
+        let cx = Ctx::new(bext_plugin_abi::RequestId(1), "127.0.0.1:1".parse().unwrap());
+        let request = |method: Method, headers: &[(&'static str, &str)]| {
+            let mut req = Request::new(Body::empty());
+            *req.method_mut() = method;
+            *req.uri_mut() = "/a.txt".parse().unwrap();
+            for (k, v) in headers {
+                req.headers_mut().append(*k, HeaderValue::from_str(v).unwrap());
+            }
+            req
+        };
+        let names = |block: &HeaderBlock| {
+            let names: Vec<String> = block.pairs().iter().map(|(n, _)| n.to_string()).collect();
+            names
+        };
+        let mut added = EncodedHeaders::default();
+        let get = site.answer(request(Method::GET, &[]), &cx, &mut added).await;
+        assert!(get.headers().is_empty(), "{:?}", get.headers());
+        let blocks: Vec<_> = added.blocks().collect();
+        assert_eq!(
+            names(blocks[0]),
+            ["content-type", "etag", "last-modified", "accept-ranges"]
+        );
+        assert_eq!(get.body().as_bytes(), Some(&b"hello"[..]), "its length is the body's");
+        let etag = blocks[0].pairs()[1].1.to_str().unwrap().to_owned();
+
+        // A 304 has the same but its type; HEAD says its length in the map.
+        let mut added = EncodedHeaders::default();
+        let res = site
+            .answer(request(Method::GET, &[("if-none-match", &etag)]), &cx, &mut added)
+            .await;
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(
+            names(added.blocks().next().unwrap()),
+            ["etag", "last-modified", "accept-ranges"]
+        );
+        let mut added = EncodedHeaders::default();
+        let head = site.answer(request(Method::HEAD, &[]), &cx, &mut added).await;
+        assert_eq!(head.headers()[header::CONTENT_LENGTH], "5");
+        assert_eq!(added.blocks().count(), 1);
+
+        // `serve` answers with every header in the map, as before.
+        let res = site.serve(request(Method::GET, &[("range", "bytes=1-2")]), &cx).await;
+        assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+        let h = res.headers();
+        assert_eq!(h[header::CONTENT_RANGE], "bytes 1-2/5");
+        assert_eq!(h[header::ETAG], etag.as_str());
+        assert_eq!(h[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(h[header::CONTENT_TYPE], "text/plain; charset=utf-8");
     }
 
     #[tokio::test]

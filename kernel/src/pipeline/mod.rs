@@ -60,13 +60,21 @@ pub struct Chain {
     /// Whether any plugin wants `on_complete`, known at compile time so a
     /// request without such plugins keeps no state for it.
     pub completes: bool,
+    /// Whether any plugin has `on_request`: without one, nothing but the
+    /// app reads the request's map.
+    pub requests: bool,
 }
 
 impl Chain {
     /// A chain of already sorted slots.
     pub fn new(slots: Box<[Slot]>) -> Self {
         let completes = slots.iter().any(|s| s.hooks.has(Hooks::COMPLETE));
-        Chain { slots, completes }
+        let requests = slots.iter().any(|s| s.hooks.has(Hooks::REQUEST));
+        Chain {
+            slots,
+            completes,
+            requests,
+        }
     }
 }
 

@@ -139,7 +139,7 @@ async fn dispatch(
     served: &mut Option<Arc<crate::metrics::AppCounters>>,
 ) -> Response {
     if on_admin_listener {
-        return admin_listener(kernel, pipeline, req, cx).await;
+        return Box::pin(admin_listener(kernel, pipeline, req, cx)).await;
     }
     let path = req.uri().path();
     if path == "*" {
@@ -183,7 +183,9 @@ async fn dispatch(
         // The kernel's own endpoints first: an app's logs live under the
         // deploy plugin's base.
         let rest = internal_rest(req.uri().path()).unwrap_or("").to_owned();
-        if let Some(res) = super::ui::respond(pipeline, &rest, req, cx, access).await {
+        // Boxed, as below: bext's own endpoints are rare, and their
+        // futures held inline would size every request's.
+        if let Some(res) = Box::pin(super::ui::respond(pipeline, &rest, req, cx, access)).await {
             return res;
         }
         if let Some(res) = crate::pipeline::admin::respond(kernel, pipeline, &rest, req, cx, access) {
@@ -192,7 +194,7 @@ async fn dispatch(
         if access == Access::Host
             && let Some(mount) = admin_mount(pipeline, req.uri().path())
         {
-            return serve_admin(mount, req, cx).await;
+            return Box::pin(serve_admin(mount, req, cx)).await;
         }
         return not_found();
     }
@@ -221,7 +223,12 @@ async fn dispatch(
     {
         return to_https(kernel, entry, asked, cx, own_domain);
     }
-    add_kernel_headers(req.headers_mut(), cx);
+    // The app's mount and tenant, for the app and the plugins before it:
+    // a static site reads neither, so without such a plugin they are not
+    // written (a map insert a request).
+    if !entry.app.runtime.is_static() || (entry.chain.requests && !cx.bypass) {
+        add_kernel_headers(req.headers_mut(), cx);
+    }
     let mut res = if cx.bypass {
         serve_app(entry, req, cx).await
     } else {
@@ -413,7 +420,11 @@ async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx) -> Respons
         {
             cx.insert_request_headers(req.headers_mut());
         }
-        return entry.app.runtime.serve(std::mem::take(req), cx).await;
+        // The file's headers go next to the map, with the plugins'.
+        let mut added = std::mem::take(&mut cx.encoded_headers);
+        let res = entry.app.runtime.answer(std::mem::take(req), cx, &mut added).await;
+        cx.encoded_headers = added;
+        return res;
     }
     cx.insert_request_headers(req.headers_mut());
     let began = std::time::Instant::now();

@@ -259,7 +259,11 @@ async fn busy(
         out.clear();
         let encoded = encode::encode(out, &answering, res.status, (&res.headers, &added), size);
         let mut headers = res.headers;
-        headers.clear();
+        // Often empty already (a static file's headers are written from
+        // its block): clearing still walks the map's whole index.
+        if !headers.is_empty() {
+            headers.clear();
+        }
         kept.scratch.headers = Some(headers);
         let written = write_body(stream, out, body, encoded.framing).await;
         if let Err(e) = written {

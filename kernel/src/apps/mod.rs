@@ -3,6 +3,9 @@
 mod activity;
 pub mod bindings;
 mod exchange;
+pub(crate) use exchange::RawFields;
+#[cfg(test)]
+pub(crate) use exchange::fields_of;
 pub(crate) mod forwarded;
 mod health;
 pub mod js;

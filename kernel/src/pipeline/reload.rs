@@ -251,6 +251,8 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
         cx.base = to.base.map(Into::into);
         Box::pin(async move {
             let mut res = runtime.serve(req, &cx).await;
+            // The plugin reads the map.
+            crate::apps::RawFields::into_headers(&mut res);
             for (k, v) in &headers {
                 res.headers_mut().insert(k, v.clone());
             }

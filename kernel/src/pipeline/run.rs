@@ -21,7 +21,7 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::{OverTls, add_kernel_headers, plain};
+use crate::apps::{OverTls, RawFields, add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
 use crate::pipeline::admin::Access;
 use crate::trace::{HookSpan, HookSpans};
@@ -236,9 +236,10 @@ async fn dispatch(
         }
     });
     let hsts = hsts.filter(|_| over_tls);
-    // The app's configured headers and HSTS replace the plugins' of the
-    // same name: those must be in the map first.
+    // The app's configured headers and HSTS replace the upstream's and
+    // the plugins' of the same name: those must be in the map first.
     if entry.app.has_headers() || hsts.is_some() {
+        RawFields::into_headers(&mut res);
         cx.encoded_headers.move_into(res.headers_mut());
     }
     entry.app.decorate(&mut res);
@@ -368,8 +369,10 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::RESPONSE) {
             continue;
         }
-        // Headers an earlier hook added next to the map go into it now:
-        // this hook sees and may change them as if inserted there.
+        // An upstream's fields kept as they came, and headers an earlier
+        // hook added next to the map, go into it now: this hook sees and
+        // may change them as if they had been inserted there.
+        RawFields::into_headers(&mut res);
         cx.encoded_headers.move_into(res.headers_mut());
         let began = traced.then(SystemTime::now);
         let outcome = guard!(slot.plugin.on_response(&mut res, cx));

@@ -141,8 +141,9 @@ impl Answer {
     }
 
     /// The client's response: `counted` is held until the body ended (at
-    /// once for a body read whole), whose pauses may last `idle`.
-    pub(crate) fn into_response(self, counted: Counted, idle: Option<Duration>) -> Response {
+    /// once for a body read whole), whose pauses may last `idle`. `mapped`:
+    /// its writer needs a `HeaderMap` (hyper's), built now.
+    pub(crate) fn into_response(self, counted: Counted, idle: Option<Duration>, mapped: bool) -> Response {
         let body = match self.body {
             Pending::Whole(bytes) => Body::full(bytes),
             Pending::Stream(stream) => Body::stream(stream.with(counted, idle)),
@@ -151,7 +152,7 @@ impl Answer {
         *res.status_mut() = self.status;
         // The fields stay as they came until something needs the map
         // ([`RawFields::into_headers`]); bext's HTTP/1 writer copies them.
-        if self.fields.in_map_order() {
+        if !mapped && self.fields.in_map_order() {
             res.extensions_mut().insert(self.fields);
         } else {
             *res.headers_mut() = self.fields.into_map();

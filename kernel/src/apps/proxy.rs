@@ -331,7 +331,7 @@ impl ProxyApp {
                     };
                     let answer = match answer {
                         Answer::Own(own) => {
-                            let mapped = cx.ext.get::<super::WrittenByHyper>().is_some();
+                            let mapped = cx.ext.get::<super::MapNeeded>().is_some();
                             own.into_response(counted, self.body_timeout, mapped)
                         }
                         Answer::Hyper(res, lease) => {

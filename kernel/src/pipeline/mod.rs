@@ -60,13 +60,21 @@ pub struct Chain {
     /// Whether any plugin wants `on_complete`, known at compile time so a
     /// request without such plugins keeps no state for it.
     pub completes: bool,
+    /// Whether any plugin has `on_response`, which reads the answer's
+    /// headers as a map.
+    pub responds: bool,
 }
 
 impl Chain {
     /// A chain of already sorted slots.
     pub fn new(slots: Box<[Slot]>) -> Self {
         let completes = slots.iter().any(|s| s.hooks.has(Hooks::COMPLETE));
-        Chain { slots, completes }
+        let responds = slots.iter().any(|s| s.hooks.has(Hooks::RESPONSE));
+        Chain {
+            slots,
+            completes,
+            responds,
+        }
     }
 }
 

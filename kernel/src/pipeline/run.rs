@@ -21,7 +21,7 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::{OverTls, RawFields, add_kernel_headers, plain};
+use crate::apps::{MapNeeded, OverTls, RawFields, add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
 use crate::pipeline::admin::Access;
 use crate::trace::{HookSpan, HookSpans};
@@ -222,12 +222,6 @@ async fn dispatch(
         return to_https(kernel, entry, asked, cx, own_domain);
     }
     add_kernel_headers(req.headers_mut(), cx);
-    let mut res = if cx.bypass {
-        serve_app(entry, req, cx).await
-    } else {
-        *after = AfterResponse::of(&entry.chain);
-        run_chain(&entry.chain, req, cx, Some(entry)).await
-    };
     let hsts = https.and_then(|h| {
         if own_domain {
             h.hsts_own_domain.clone()
@@ -236,6 +230,15 @@ async fn dispatch(
         }
     });
     let hsts = hsts.filter(|_| over_tls);
+    if entry.app.has_headers() || hsts.is_some() || (!cx.bypass && entry.chain.responds) {
+        cx.ext.insert(MapNeeded);
+    }
+    let mut res = if cx.bypass {
+        serve_app(entry, req, cx).await
+    } else {
+        *after = AfterResponse::of(&entry.chain);
+        run_chain(&entry.chain, req, cx, Some(entry)).await
+    };
     // The app's configured headers and HSTS replace the upstream's and
     // the plugins' of the same name: those must be in the map first.
     if entry.app.has_headers() || hsts.is_some() {

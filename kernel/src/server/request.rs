@@ -46,7 +46,7 @@ pub(super) async fn handle_parts(
         cx.ext.insert(bext_plugin_abi::ArrivedOverTls);
     }
     if incoming.is_some() {
-        cx.ext.insert(crate::apps::WrittenByHyper);
+        cx.ext.insert(crate::apps::MapNeeded);
     }
     let mut finish = Finish::new(pipeline.access_log.clone(), in_flight, &parts);
     // A head refused before admit's pass over its names: the client's

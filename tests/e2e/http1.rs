@@ -458,3 +458,113 @@ async fn read_answers(s: &mut tokio::net::TcpStream, out: &mut Vec<u8>, n: usize
         out.extend_from_slice(&buf[..read]);
     }
 }
+
+/// An upstream answering every request with one head of every kind of
+/// field line: names in any case, a cookie set twice, a field its
+/// `Connection` names, hop-by-hop fields, a value with spaces around it,
+/// its own date, a line ending in a bare LF. `/split` answers with a name
+/// that comes back after another (a map groups those).
+async fn fields_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = seen.drain(..end + 4).collect();
+                        let fields = if head.windows(6).any(|w| w == b"/split") {
+                            "Set-Cookie: a=1\r\nX-Between: 1\r\nset-cookie: b=2\r\n"
+                        } else {
+                            "Server: up/1.0\r\nDate: Mon, 07 Dec 2026 02:00:00 GMT\r\nSET-COOKIE: a=1\r\n\
+                             Set-Cookie: b=2; Path=/\r\nX-Secret: 1\r\nConnection: X-Secret, keep-alive\r\n\
+                             Keep-Alive: timeout=5\r\nX-Spaced:   v  w  \r\nx-bare-lf: 1\nLocation: /there\r\n"
+                        };
+                        let body = if head.starts_with(b"HEAD ") { "" } else { "hello" };
+                        let answer = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 5\r\n\r\n{body}");
+                        if s.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// An upstream's fields reach the client the same whether the fast path
+/// copies them as they came (no `on_response` hook: `plain`) or hyper
+/// writes them from the map built of them, and the same as the fast path
+/// writes them once a hook needed the map (`hooked`).
+#[tokio::test]
+async fn an_upstreams_fields_read_the_same_copied_or_from_a_map() {
+    let (up, _task) = fields_upstream().await;
+    let site = Site::new();
+    // deploy's `on_response` would need the map for every answer.
+    site.write("manifests/deploy.yaml", "name: deploy\nenabled: false\n");
+    let platform = |fast: bool| {
+        format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\nhttp1_fast_path = {fast}\n\
+             [apps.plain]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n\
+             [apps.hooked]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n\
+             [apps.hooked.plugins.request-id]\nenabled = true\n"
+        )
+    };
+    let fast = Bext::serve(&site.write("fast.toml", platform(true)));
+    let hyper = Bext::serve(&site.write("hyper.toml", platform(false)));
+    let cases: [(&str, &str, usize); 3] = [
+        (
+            "keep-alive GET, HEAD, then a GET that closes",
+            "GET /{app}/a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /{app}/a HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /{app}/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            3,
+        ),
+        (
+            "HTTP/1.0",
+            "GET /{app}/a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /{app}/a HTTP/1.0\r\n\r\n",
+            2,
+        ),
+        (
+            "a name that comes back",
+            "GET /{app}/split HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            1,
+        ),
+    ];
+    for (name, template, answers) in cases {
+        let plain = template.replace("{app}", "plain");
+        let copied = exchange(fast.addr, plain.as_bytes()).await;
+        assert_eq!(statuses(&copied), vec![200; answers], "{name}: {copied}");
+        assert_eq!(copied, exchange(hyper.addr, plain.as_bytes()).await, "{name}");
+        let hooked = template.replace("{app}", "hooked");
+        assert_eq!(copied, exchange(fast.addr, hooked.as_bytes()).await, "{name}");
+    }
+    let copied = raw_async(
+        fast.addr,
+        b"GET /plain/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        copied,
+        "HTTP/1.1 200 OK\r\nserver: up/1.0\r\ndate: Mon, 07 Dec 2026 02:00:00 GMT\r\nset-cookie: a=1\r\n\
+         set-cookie: b=2; Path=/\r\nx-spaced: v  w\r\nx-bare-lf: 1\r\nlocation: /there\r\n\
+         content-length: 5\r\nconnection: close\r\n\r\nhello"
+    );
+    let split = raw_async(
+        fast.addr,
+        b"GET /plain/split HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        split.contains("\r\nset-cookie: a=1\r\nset-cookie: b=2\r\nx-between: 1\r\n"),
+        "grouped as a map groups them: {split}"
+    );
+}

@@ -3,6 +3,9 @@
 mod activity;
 pub mod bindings;
 mod exchange;
+pub(crate) use exchange::RawFields;
+#[cfg(test)]
+pub(crate) use exchange::fields_of;
 pub(crate) mod forwarded;
 mod health;
 pub mod js;
@@ -44,6 +47,14 @@ pub(crate) const BEXT_HEADERS: [&str; 6] = [
 /// `https_redirect`, `hsts` and the proxy's `X-Forwarded-Proto`. A kernel
 /// type, so no plugin can claim it.
 pub(crate) struct OverTls;
+
+/// Marks a request whose response's headers will be a `HeaderMap` in any
+/// case: hyper writes it (HTTP/2, or HTTP/1 off the fast path; set by the
+/// server), or an `on_response` hook, the app's headers or HSTS change
+/// it (set by the pipeline). The proxy then builds the map of an
+/// upstream's fields at once rather than keep them raw ([`RawFields`])
+/// for bext's HTTP/1 writer, which would only add the raw form's cost.
+pub(crate) struct MapNeeded;
 
 /// How long the app's upstream (a proxy's backend, a process, a JS
 /// isolate) took to answer a request's head: in `Ctx::ext`, for the

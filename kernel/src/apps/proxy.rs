@@ -330,7 +330,10 @@ impl ProxyApp {
                         busy: busy.take(),
                     };
                     let answer = match answer {
-                        Answer::Own(own) => own.into_response(counted, self.body_timeout),
+                        Answer::Own(own) => {
+                            let mapped = cx.ext.get::<super::MapNeeded>().is_some();
+                            own.into_response(counted, self.body_timeout, mapped)
+                        }
                         Answer::Hyper(res, lease) => {
                             self.relay(res, lease, counted, client_upgrade.take(), over_h2, cx)
                         }

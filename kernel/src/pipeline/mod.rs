@@ -63,6 +63,9 @@ pub struct Chain {
     /// Whether any plugin has `on_request`: without one, nothing but the
     /// app reads the request's map.
     pub requests: bool,
+    /// Whether any plugin has `on_response`, which reads the answer's
+    /// headers as a map.
+    pub responds: bool,
 }
 
 impl Chain {
@@ -70,10 +73,12 @@ impl Chain {
     pub fn new(slots: Box<[Slot]>) -> Self {
         let completes = slots.iter().any(|s| s.hooks.has(Hooks::COMPLETE));
         let requests = slots.iter().any(|s| s.hooks.has(Hooks::REQUEST));
+        let responds = slots.iter().any(|s| s.hooks.has(Hooks::RESPONSE));
         Chain {
             slots,
             completes,
             requests,
+            responds,
         }
     }
 }

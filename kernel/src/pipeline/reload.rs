@@ -258,6 +258,8 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
         }
         Box::pin(async move {
             let mut res = runtime.serve(req, &cx).await;
+            // The plugin reads the map.
+            crate::apps::RawFields::into_headers(&mut res);
             for (k, v) in &headers {
                 res.headers_mut().insert(k, v.clone());
             }

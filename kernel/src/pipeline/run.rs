@@ -21,7 +21,7 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::{OverTls, add_kernel_headers, plain};
+use crate::apps::{MapNeeded, OverTls, RawFields, add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
 use crate::pipeline::admin::Access;
 use crate::trace::{HookSpan, HookSpans};
@@ -229,12 +229,6 @@ async fn dispatch(
     if !entry.app.runtime.is_static() || (entry.chain.requests && !cx.bypass) {
         add_kernel_headers(req.headers_mut(), cx);
     }
-    let mut res = if cx.bypass {
-        serve_app(entry, req, cx).await
-    } else {
-        *after = AfterResponse::of(&entry.chain);
-        run_chain(&entry.chain, req, cx, Some(entry)).await
-    };
     let hsts = https.and_then(|h| {
         if own_domain {
             h.hsts_own_domain.clone()
@@ -243,9 +237,19 @@ async fn dispatch(
         }
     });
     let hsts = hsts.filter(|_| over_tls);
-    // The app's configured headers and HSTS replace the plugins' of the
-    // same name: those must be in the map first.
+    if entry.app.has_headers() || hsts.is_some() || (!cx.bypass && entry.chain.responds) {
+        cx.ext.insert(MapNeeded);
+    }
+    let mut res = if cx.bypass {
+        serve_app(entry, req, cx).await
+    } else {
+        *after = AfterResponse::of(&entry.chain);
+        run_chain(&entry.chain, req, cx, Some(entry)).await
+    };
+    // The app's configured headers and HSTS replace the upstream's and
+    // the plugins' of the same name: those must be in the map first.
     if entry.app.has_headers() || hsts.is_some() {
+        RawFields::into_headers(&mut res);
         cx.encoded_headers.move_into(res.headers_mut());
     }
     entry.app.decorate(&mut res);
@@ -375,8 +379,10 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if !slot.hooks.has(Hooks::RESPONSE) {
             continue;
         }
-        // Headers an earlier hook added next to the map go into it now:
-        // this hook sees and may change them as if inserted there.
+        // An upstream's fields kept as they came, and headers an earlier
+        // hook added next to the map, go into it now: this hook sees and
+        // may change them as if they had been inserted there.
+        RawFields::into_headers(&mut res);
         cx.encoded_headers.move_into(res.headers_mut());
         let began = traced.then(SystemTime::now);
         let outcome = guard!(slot.plugin.on_response(&mut res, cx));

@@ -14,6 +14,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
 use crate::access_log::{AccessLog, Head, Record as LogRecord, Sink, TraceId};
+use crate::apps::RawFields;
 use crate::config::platform::AccessLogFormat;
 use crate::metrics::{Record, method_index};
 use crate::pipeline::run::AfterResponse;
@@ -341,9 +342,11 @@ enum End {
     Done,
 }
 
-/// A response whose added headers are all in its map: what hyper writes
+/// A response whose headers are all in its map (an upstream's fields
+/// kept as they came, then what plugins added): what hyper writes
 /// (HTTP/2, and HTTP/1 off the fast path).
-pub fn into_mapped(res: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
+pub fn into_mapped(mut res: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
+    RawFields::into_headers(&mut res);
     let (mut parts, mut body) = res.into_parts();
     body.encoded.move_into(&mut parts.headers);
     http::Response::from_parts(parts, body)

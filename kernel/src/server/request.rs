@@ -45,6 +45,9 @@ pub(super) async fn handle_parts(
         cx.ext.insert(crate::apps::OverTls);
         cx.ext.insert(bext_plugin_abi::ArrivedOverTls);
     }
+    if incoming.is_some() {
+        cx.ext.insert(crate::apps::MapNeeded);
+    }
     let mut finish = Finish::new(pipeline.access_log.clone(), in_flight, &parts);
     // A head refused before admit's pass over its names: the client's
     // span is looked up (rare; admitted heads say whether they have one).

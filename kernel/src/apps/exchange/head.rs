@@ -1,15 +1,16 @@
 //! The heads of bext's own HTTP/1.1 exchange with an upstream: the
 //! request head written straight into one buffer, and the answer head
-//! parsed (httparse) into what the client's response needs, its header
-//! values sharing the bytes read instead of copies, hop-by-hop fields
-//! gone and its body's framing decided.
+//! parsed (httparse) into what the client's response needs: its fields
+//! kept where they lie in the bytes read ([`RawFields`]), hop-by-hop
+//! fields gone and its body's framing decided.
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 
+use super::raw::{Field, RawFields};
 use crate::server::h1::decimal;
 
 /// The largest answer head read: hyper's default read buffer limit, so an
@@ -65,8 +66,8 @@ pub(crate) enum Framing {
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) status: StatusCode,
-    /// The end-to-end fields, in the upstream's order.
-    pub(crate) headers: HeaderMap,
+    /// The end-to-end fields, in the upstream's order, and the length.
+    pub(crate) fields: RawFields,
     pub(crate) framing: Framing,
     /// Whether the connection may take another request after this
     /// answer's body.
@@ -129,11 +130,39 @@ pub(crate) fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<O
     }
 }
 
-/// Where a field's name and value lie in the head.
-struct Field {
-    name: HeaderName,
-    value: std::ops::Range<usize>,
+/// What the parse does with a field, by its name (any case).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Connection,
+    TransferEncoding,
+    ContentLength,
+    /// Another field that concerns one connection (RFC 9110 §7.6.1),
+    /// never relayed.
+    HopByHop,
+    /// An end-to-end field.
+    Other,
 }
+
+/// `name`'s kind: most names are ruled out by their length alone.
+fn known(name: &[u8]) -> Known {
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 if is(b"te") => Known::HopByHop,
+        7 if is(b"trailer") || is(b"upgrade") => Known::HopByHop,
+        10 if is(b"connection") => Known::Connection,
+        10 if is(b"keep-alive") => Known::HopByHop,
+        14 if is(b"content-length") => Known::ContentLength,
+        16 if is(b"proxy-connection") => Known::HopByHop,
+        17 if is(b"transfer-encoding") => Known::TransferEncoding,
+        18 if is(b"proxy-authenticate") => Known::HopByHop,
+        19 if is(b"proxy-authorization") => Known::HopByHop,
+        _ => Known::Other,
+    }
+}
+
+/// The longest name a `HeaderName` may have (http's limit): a longer one
+/// is refused here, where the map it may become would refuse it.
+const MAX_NAME: usize = (1 << 16) - 1;
 
 fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, HeadError> {
     if buf.is_empty() {
@@ -162,65 +191,73 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
     }
     let http10 = res.version == Some(0);
     let start = buf.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
     // What `Connection` lists goes with it; `close` and `keep-alive`
     // decide the connection's reuse.
     let mut close = http10;
     let mut listed: Vec<&[u8]> = Vec::new();
     let mut chunked = None;
     let mut length: Option<u64> = None;
-    // One pass: each name is parsed once (a known one becomes a constant
-    // compared in one instruction), the framing fields read, the
-    // hop-by-hop ones dropped.
+    // One pass: each name is looked at once, the framing fields read, the
+    // hop-by-hop ones dropped; the others are kept where they lie.
     let mut fields = Vec::with_capacity(res.headers.len());
     for h in res.headers.iter() {
-        let name =
-            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed(httparse::Error::HeaderName))?;
-        if name == header::CONNECTION {
-            for token in tokens(h.value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    close &= !http10;
-                } else {
-                    listed.push(token);
+        let name = h.name.as_bytes();
+        if name.len() > MAX_NAME {
+            return Err(HeadError::Malformed(httparse::Error::HeaderName));
+        }
+        match known(name) {
+            Known::Connection => {
+                for token in tokens(h.value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        close &= !http10;
+                    } else {
+                        listed.push(token);
+                    }
                 }
             }
-        } else if name == header::TRANSFER_ENCODING {
-            if !only_chunked(h.value) {
-                return Err(HeadError::UnknownCoding);
-            }
-            for _ in tokens(h.value) {
-                if chunked == Some(true) {
-                    return Err(HeadError::TransferEncoding);
+            Known::TransferEncoding => {
+                if !only_chunked(h.value) {
+                    return Err(HeadError::UnknownCoding);
                 }
-                chunked = Some(true);
-            }
-            chunked.get_or_insert(false);
-        } else if name == header::CONTENT_LENGTH {
-            // Written anew below, once, in its plain form (`5, 5` and
-            // `05` are one length: RFC 9110 §8.6), or not at all when
-            // `Transfer-Encoding` frames the body.
-            for value in h.value.split(|&b| b == b',') {
-                let n = digits(trim(value)).ok_or(HeadError::ContentLength)?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(HeadError::ContentLength);
+                for _ in tokens(h.value) {
+                    if chunked == Some(true) {
+                        return Err(HeadError::TransferEncoding);
+                    }
+                    chunked = Some(true);
                 }
-                length = Some(n);
+                chunked.get_or_insert(false);
             }
-        } else if !hop_by_hop(name.as_str().as_bytes()) {
-            let at = h.value.as_ptr() as usize - start;
-            fields.push(Field {
-                name,
-                value: at..at + h.value.len(),
-            });
+            Known::ContentLength => {
+                // Written anew after the fields, once, in its plain form
+                // (`5, 5` and `05` are one length: RFC 9110 §8.6), or not
+                // at all when `Transfer-Encoding` frames the body.
+                for value in h.value.split(|&b| b == b',') {
+                    let n = digits(trim(value)).ok_or(HeadError::ContentLength)?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(HeadError::ContentLength);
+                    }
+                    length = Some(n);
+                }
+            }
+            Known::HopByHop => {}
+            Known::Other => {
+                let name = at(name);
+                // An empty value may not point into the head.
+                let value = if h.value.is_empty() { 0 } else { at(h.value) };
+                fields.push(Field {
+                    name: (name, name + h.name.len() as u32),
+                    value: (value, value + h.value.len() as u32),
+                });
+            }
         }
     }
     if !listed.is_empty() {
-        // Names are lower case; `Connection` may list them in any case.
         fields.retain(|f| {
-            !listed
-                .iter()
-                .any(|l| l.eq_ignore_ascii_case(f.name.as_str().as_bytes()))
+            let name = &buf[f.name.0 as usize..f.name.1 as usize];
+            !listed.iter().any(|l| l.eq_ignore_ascii_case(name))
         });
     }
     let bodiless = head_request
@@ -238,43 +275,16 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
     // length, any with `chunked`) may be followed by one: its connection
     // is not kept, so those bytes are never read as another answer.
     let announced = chunked == Some(true) || (status == StatusCode::NO_CONTENT && length.is_some_and(|n| n > 0));
-    let bytes: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(fields.len() + 1);
-    for field in fields {
-        let value = HeaderValue::from_maybe_shared(bytes.slice(field.value))
-            .map_err(|_| HeadError::Malformed(httparse::Error::HeaderValue))?;
-        headers.append(field.name, value);
-    }
-    if let (None, Some(n)) = (chunked, length) {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-    }
+    let length = length.filter(|_| chunked.is_none());
+    let fields = RawFields::new(buf.split_to(len), fields, length);
     Ok(Some(Head {
         status,
-        headers,
+        fields,
         framing,
         keep_alive: !close && framing != Framing::Close && !(bodiless && announced),
     }))
 }
 
-/// Fields that concern one connection (RFC 9110 §7.6.1), never relayed.
-/// `name` is lower case, as a parsed `HeaderName` is.
-fn hop_by_hop(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 9] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    ];
-    NAMES.contains(&name)
-}
-
-/// The comma-separated tokens of a field value, trimmed, empty ones
-/// skipped.
 /// Whether a `Transfer-Encoding` value names no coding but `chunked`:
 /// any other would reach the client as coded bytes without a label (see
 /// [`HeadError::UnknownCoding`]; hyper's client path asks this too).
@@ -282,6 +292,8 @@ pub(crate) fn only_chunked(value: &[u8]) -> bool {
     tokens(value).all(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
+/// The comma-separated tokens of a field value, trimmed, empty ones
+/// skipped.
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
 }
@@ -307,6 +319,13 @@ fn digits(s: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Head {
+        /// The map the fields make, as the client's response would have it.
+        fn headers(&self) -> HeaderMap {
+            self.fields.clone().into_map()
+        }
+    }
 
     fn parse(raw: &[u8]) -> Result<Option<Head>, HeadError> {
         parse_response(&mut BytesMut::from(raw), false)
@@ -363,7 +382,7 @@ mod tests {
             let head = parse_response(&mut buf, false).unwrap().unwrap();
             assert_eq!(head.status, 200);
             assert_eq!(head.framing, Framing::Length(2));
-            assert_eq!(head.headers["content-type"], "text/plain");
+            assert_eq!(head.headers()["content-type"], "text/plain");
             assert!(head.keep_alive);
             assert_eq!(&buf[..], b"ok");
         }
@@ -379,10 +398,11 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let mut names: Vec<&str> = head.headers.keys().map(HeaderName::as_str).collect();
+        let headers = head.headers();
+        let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         names.sort();
         assert_eq!(names, ["content-length", "set-cookie", "x-kept"]);
-        assert_eq!(head.headers.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(head.headers().get_all("set-cookie").iter().count(), 2);
         assert!(head.keep_alive);
     }
 
@@ -420,7 +440,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(head.framing, Framing::Chunked);
-        assert!(head.headers.is_empty(), "{:?}", head.headers);
+        assert!(head.headers().is_empty(), "{:?}", head.headers());
         // Codings bext would pass on unlabelled are refused.
         for te in ["gzip, Chunked", "gzip", "identity", "chunked, chunked"] {
             let answer = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n");
@@ -436,7 +456,8 @@ mod tests {
         let head = parse_response(&mut BytesMut::from(&raw[..]), true).unwrap().unwrap();
         assert_eq!(head.framing, Framing::Empty);
         assert_eq!(
-            head.headers["content-length"], "1024",
+            head.headers()["content-length"],
+            "1024",
             "a HEAD's answer keeps its length"
         );
         // Announcing a body it may still send, the answer's connection is
@@ -467,8 +488,8 @@ mod tests {
         ] {
             let raw = format!("HTTP/1.1 200 OK\r\n{field}\r\n\r\nhello");
             let head = parse(raw.as_bytes()).unwrap().unwrap();
-            let lengths: Vec<_> = head
-                .headers
+            let headers = head.headers();
+            let lengths: Vec<_> = headers
                 .get_all("content-length")
                 .iter()
                 .map(|v| v.to_str().unwrap())
@@ -525,7 +546,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((head.status, head.framing), (StatusCode::OK, Framing::Length(2)));
-        assert_eq!(head.headers["x-a"], "1");
+        assert_eq!(head.headers()["x-a"], "1");
     }
 
     #[test]

@@ -12,8 +12,10 @@
 
 mod body;
 mod head;
+mod raw;
 
 pub(crate) use head::only_chunked;
+pub(crate) use raw::RawFields;
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -124,7 +126,7 @@ pub(crate) enum Failed {
 /// An upstream's answer: its head, and its body whole or to stream.
 pub(crate) struct Answer {
     status: StatusCode,
-    headers: http::HeaderMap,
+    fields: RawFields,
     body: Pending,
 }
 
@@ -139,18 +141,33 @@ impl Answer {
     }
 
     /// The client's response: `counted` is held until the body ended (at
-    /// once for a body read whole), whose pauses may last `idle`.
-    pub(crate) fn into_response(self, counted: Counted, idle: Option<Duration>) -> Response {
+    /// once for a body read whole), whose pauses may last `idle`. `mapped`:
+    /// its writer needs a `HeaderMap` (hyper's), built now.
+    pub(crate) fn into_response(self, counted: Counted, idle: Option<Duration>, mapped: bool) -> Response {
         let body = match self.body {
             Pending::Whole(bytes) => Body::full(bytes),
             Pending::Stream(stream) => Body::stream(stream.with(counted, idle)),
         };
         let mut res = Response::new(body);
         *res.status_mut() = self.status;
-        *res.headers_mut() = self.headers;
+        // The fields stay as they came until something needs the map
+        // ([`RawFields::into_headers`]); bext's HTTP/1 writer copies them.
+        if !mapped && self.fields.in_map_order() {
+            res.extensions_mut().insert(self.fields);
+        } else {
+            *res.headers_mut() = self.fields.into_map();
+        }
         *res.version_mut() = Version::HTTP_11;
         res
     }
+}
+
+/// The fields of an answer head as the exchange keeps them, for tests of
+/// what copies them.
+#[cfg(test)]
+pub(crate) fn fields_of(head: &[u8], head_request: bool) -> RawFields {
+    let parsed = head::parse_response(&mut BytesMut::from(head), head_request);
+    parsed.unwrap().expect("a whole head").fields
 }
 
 /// Whether [`send`] can take `req` to `pool`: a plain `http://` HTTP/1.1
@@ -236,7 +253,7 @@ pub(crate) async fn send(
                 };
                 return Ok(Answer {
                     status: head.status,
-                    headers: head.headers,
+                    fields: head.fields,
                     body,
                 });
             }

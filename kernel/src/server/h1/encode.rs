@@ -11,6 +11,8 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bext_plugin_abi::EncodedHeaders;
+
+use crate::apps::RawFields;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
@@ -55,23 +57,26 @@ pub(super) struct Answering<'a> {
     pub(super) keep_alive: bool,
 }
 
-/// Writes the head of a response with `status` and `headers` (the map,
-/// then the plugins' [`EncodedHeaders`], which hold no name the framing
-/// below decides) to `dst`.
+/// Writes the head of a response with `status` and its headers (an
+/// upstream's [`RawFields`], as the map would hold them before anything
+/// else, then the map, then the plugins' [`EncodedHeaders`], which hold
+/// no name the framing below decides) to `dst`.
 pub(super) fn encode(
     dst: &mut Vec<u8>,
     req: &Answering<'_>,
     mut status: StatusCode,
-    (headers, added): (&HeaderMap, &EncodedHeaders),
+    (raw, headers, added): (Option<&RawFields>, &HeaderMap, &EncodedHeaders),
     mut body: BodySize,
 ) -> Encoded {
     let empty = HeaderMap::new();
     let mut headers = headers;
+    let mut raw = raw;
     let informational = status.is_informational();
     if informational {
         // hyper answers a 1xx from a service with a bare 500 and closes.
         status = StatusCode::INTERNAL_SERVER_ERROR;
         headers = &empty;
+        raw = None;
         body = BodySize::None;
     }
     let http10 = req.version == Version::HTTP_10;
@@ -96,22 +101,39 @@ pub(super) fn encode(
     let mut wrote_date = false;
     let mut keep_alive_token = false;
     let mut close_token = false;
+    // What a `Content-Length` in the headers does: it may frame the body
+    // (the first one: hyper writes it and trusts it), and is written then.
+    let length = |framing: &mut Option<Framing>, declared: Option<u64>| {
+        if framing.is_some() {
+            return false;
+        }
+        match (body, declared) {
+            (BodySize::Known(n), _) => *framing = Some(Framing::Length(n)),
+            (BodySize::Unknown, Some(n)) => *framing = Some(Framing::Length(n)),
+            // HEAD keeps the length a GET would have had.
+            (BodySize::None, _) if head => *framing = Some(Framing::Empty),
+            // A length for no body, or one that does not parse: the
+            // framing below decides instead.
+            _ => return false,
+        }
+        !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+    };
+    if let Some(raw) = raw {
+        // No framing or connection fields among them: the exchange took
+        // those out, and its length comes after the fields, as in a map.
+        raw.write_lines(dst);
+        wrote_date |= raw.has_date();
+        if let Some(n) = raw.length()
+            && length(&mut framing, Some(n))
+        {
+            extend(dst, b"content-length: ");
+            decimal(dst, n);
+            extend(dst, b"\r\n");
+        }
+    }
     for (name, value) in headers {
         if name == CONTENT_LENGTH {
-            if framing.is_some() {
-                continue; // hyper writes the first and trusts it
-            }
-            let declared = parse_length(value.as_bytes());
-            match (body, declared) {
-                (BodySize::Known(n), _) => framing = Some(Framing::Length(n)),
-                (BodySize::Unknown, Some(n)) => framing = Some(Framing::Length(n)),
-                // HEAD keeps the length a GET would have had.
-                (BodySize::None, _) if head => framing = Some(Framing::Empty),
-                // A length for no body, or one that does not parse: the
-                // framing below decides instead.
-                _ => continue,
-            }
-            if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+            if !length(&mut framing, parse_length(value.as_bytes())) {
                 continue;
             }
         } else if name == TRANSFER_ENCODING {
@@ -336,7 +358,7 @@ mod tests {
             &mut dst,
             &req,
             StatusCode::from_u16(status).unwrap(),
-            (&map, added),
+            (None, &map, added),
             body,
         );
         let text = String::from_utf8(dst).unwrap();
@@ -539,6 +561,75 @@ mod tests {
         let (text, enc) = head(GET, Version::HTTP_10, false, 200, &[], BodySize::Known(2));
         assert_eq!(text, "HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n");
         assert!(enc.last);
+    }
+
+    /// An upstream's fields written as they came read as the map built
+    /// from them writes them: same lines, same order, same framing, for
+    /// the answers the exchange hands on.
+    #[test]
+    fn an_upstreams_fields_are_written_as_their_map_would_be() {
+        let block = bext_plugin_abi::HeaderBlock::new(&[
+            (http::header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (http::header::VARY, HeaderValue::from_static("Origin")),
+        ])
+        .unwrap();
+        let heads: &[&[u8]] = &[
+            // nginx's, as the benches' upstream sends it.
+            b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026 02:00:00 GMT\r\n\
+              Content-Type: text/html\r\nContent-Length: 1024\r\nLast-Modified: Mon, 07 Dec 2026 01:00:00 GMT\r\n\
+              Connection: keep-alive\r\nETag: \"6932\"\r\nAccept-Ranges: bytes\r\n\r\n",
+            // Names in any case, repeated ones side by side, values with
+            // space around them or none, bare LF lines, no date.
+            b"HTTP/1.1 201 Created\nSET-COOKIE: a=1\nset-cookie: b=2; Path=/\nX-Empty:\nX-Spaced:   v  w  \n\
+              Vary: accept-encoding\nlocation: /x?y=1\nContent-Length: 05, 5\n\n",
+            // Framed by chunks: no length written from the upstream.
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A:b\r\nContent-Length: 3\r\n\r\n",
+            // What `Connection` names goes, hop-by-hop fields go.
+            b"HTTP/1.1 404 Not Found\r\nX-Secret: 1\r\nConnection: x-secret, Keep-Alive\r\nKeep-Alive: timeout=5\r\n\
+              Upgrade: h2c\r\nTE: trailers\r\nX-Kept: \xff\tok\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\nContent-Length: 12\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nDATE: Mon, 07 Dec 2026 02:00:00 GMT\r\n\r\n",
+        ];
+        for head in heads {
+            for (method, body) in [
+                (GET, BodySize::Known(1024)),
+                (GET, BodySize::Unknown),
+                (GET, BodySize::None),
+                (&Method::HEAD, BodySize::None),
+            ] {
+                for version in [Version::HTTP_11, Version::HTTP_10] {
+                    let raw = crate::apps::fields_of(head, method == Method::HEAD);
+                    assert!(raw.in_map_order());
+                    let map = raw.clone().into_map();
+                    let mut added = EncodedHeaders::default();
+                    added.push_block(&block).unwrap();
+                    let none = HeaderMap::new();
+                    let req = Answering {
+                        method,
+                        version,
+                        keep_alive: true,
+                    };
+                    let status = StatusCode::from_bytes(&head[9..12]).unwrap();
+                    let (mut copied, mut mapped) = (Vec::new(), Vec::new());
+                    let c = encode(&mut copied, &req, status, (Some(&raw), &none, &added), body);
+                    let m = encode(&mut mapped, &req, status, (None, &map, &added), body);
+                    // The writer's own date may be a second apart.
+                    let lines = |out: &[u8]| -> Vec<Vec<u8>> {
+                        let dated = |l: &[u8]| l.starts_with(b"date: ") && !l.windows(8).any(|w| w == b"02:00:00");
+                        (out.split(|&b| b == b'\n'))
+                            .map(|l| if dated(l) { b"date: <now>".to_vec() } else { l.to_vec() })
+                            .collect()
+                    };
+                    assert_eq!(
+                        (lines(&copied), c),
+                        (lines(&mapped), m),
+                        "{method} {body:?} {version:?}: {}",
+                        String::from_utf8_lossy(&copied)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -38,6 +38,7 @@ use super::protocol::{Builders, Protocol, Replay};
 use super::request::handle_parts;
 use super::{ConnInfo, IDLE_WAKE, Live, Verdict};
 use crate::Kernel;
+use crate::apps::RawFields;
 use encode::{Answering, BodySize, Framing};
 use head::{Head, Parsed};
 pub(super) use rewind::Rewind;
@@ -243,8 +244,17 @@ async fn busy(
         let Some(res) = unless_closed(stream, &mut buf, answer).await else {
             return Busy::Done(Outcome::Closed);
         };
-        let (res, mut body) = res.into_parts();
+        let (mut res, mut body) = res.into_parts();
         let added = body.take_encoded();
+        // An upstream's fields, copied as they came: before the map's,
+        // which then holds nothing (or, should anything have skipped
+        // `RawFields::into_headers`, goes into one map with them).
+        let mut raw = res.extensions.remove::<RawFields>();
+        if !res.headers.is_empty()
+            && let Some(fields) = raw.take()
+        {
+            fields.prepend_to(&mut res.headers);
+        }
         let size = if body.is_end_stream() {
             BodySize::None
         } else {
@@ -257,7 +267,8 @@ async fn busy(
         };
         let out = &mut kept.out;
         out.clear();
-        let encoded = encode::encode(out, &answering, res.status, (&res.headers, &added), size);
+        let encoded = encode::encode(out, &answering, res.status, (raw.as_ref(), &res.headers, &added), size);
+        drop(raw);
         let mut headers = res.headers;
         // Often empty already (a static file's headers are written from
         // its block): clearing still walks the map's whole index.

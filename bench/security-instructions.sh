@@ -9,6 +9,7 @@
 #   bench/security-instructions.sh
 #   BEXT=/path/to/bext bench/security-instructions.sh
 #   DURATION=4 bench/security-instructions.sh
+#   CG_PORT=19081 bench/security-instructions.sh  (ports CG_PORT..+2, for runs side by side)
 #
 # Prints instructions per request, the ratios waf/off and all/off, and
 # where the extra instructions go (callgrind's inclusive count of each
@@ -20,6 +21,7 @@ source "$(dirname "$0")/common.sh"
 OUT=bench/out/security-instructions
 need valgrind callgrind_control callgrind_annotate wrk curl python3
 DURATION=${DURATION:-6}
+PORT=${CG_PORT:-18491}
 
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www"
@@ -51,9 +53,9 @@ cg_wrk_all_ok() { # seconds -> requests done
   awk '/requests in/ {print $1}' <<<"$out"
 }
 
-off=$(count off 18491 false false false)
-waf=$(count waf 18492 true false false)
-all=$(count all 18493 true true true)
+off=$(count off "$PORT" false false false)
+waf=$(count waf $((PORT + 1)) true false false)
+all=$(count all $((PORT + 2)) true true true)
 printf "instructions per request: off %s, waf %s, all three %s\n" "$off" "$waf" "$all"
 python3 -c "print(f'waf/off {$waf/$off:.3f} (+{100*($waf/$off-1):.1f}%), all/off {$all/$off:.3f} (+{100*($all/$off-1):.1f}%)')"
 

@@ -10,6 +10,7 @@
 //! server.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -46,6 +47,29 @@ macro_rules! guard {
 /// Calls a hook, turning a panic into an error.
 fn start<'a, T>(call: impl FnOnce() -> Hook<'a, T>) -> Result<Hook<'a, T>, PluginError> {
     std::panic::catch_unwind(AssertUnwindSafe(call)).map_err(panicked)
+}
+
+/// What a request hook said, as [`ask`] hands it back: the usual
+/// `Continue` as a word and anything else boxed or as its future, so the
+/// common case moves no `Flow` (a whole response wide) through
+/// `catch_unwind` and the chain's loop, as [`guard!`] does for any hook.
+enum Said<'a> {
+    /// `Ok(Flow::Continue)` at once.
+    Continue,
+    /// Any other answer at once, or the hook's panic as an error.
+    Other(Box<Result<Flow, PluginError>>),
+    /// The hook waits.
+    Later(Pin<Box<dyn Future<Output = Result<Flow, PluginError>> + Send + 'a>>),
+}
+
+/// Calls a request hook, turning a panic into an error.
+fn ask<'a>(call: impl FnOnce() -> Hook<'a, Result<Flow, PluginError>>) -> Said<'a> {
+    let said = std::panic::catch_unwind(AssertUnwindSafe(|| match call() {
+        Hook::Ready(Ok(Flow::Continue)) => Said::Continue,
+        Hook::Ready(other) => Said::Other(Box::new(other)),
+        Hook::Later(fut) => Said::Later(fut),
+    }));
+    said.unwrap_or_else(|p| Said::Other(Box::new(Err(panicked(p)))))
 }
 
 /// Awaits a hook that waits, turning a panic into an error.
@@ -347,17 +371,21 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         // What an earlier hook set for the request is in its map now.
         cx.insert_request_headers(req.headers_mut());
         let began = traced.then(SystemTime::now);
-        let outcome = guard!(slot.plugin.on_request(req, cx));
+        let outcome = match ask(|| slot.plugin.on_request(req, cx)) {
+            Said::Continue => None,
+            Said::Other(outcome) => Some(*outcome),
+            Said::Later(fut) => Some(wait(fut).await),
+        };
         if let Some(began) = began {
-            hook_span(cx, slot, "on_request", began, outcome.is_err());
+            hook_span(cx, slot, "on_request", began, matches!(outcome, Some(Err(_))));
         }
         match outcome {
-            Ok(Flow::Continue) => {}
-            Ok(Flow::Respond(res)) => {
+            None | Some(Ok(Flow::Continue)) => {}
+            Some(Ok(Flow::Respond(res))) => {
                 answered = Some((i, res));
                 break;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 if let Some(res) = fail(slot, e, cx) {
                     answered = Some((i, res));
                     break;

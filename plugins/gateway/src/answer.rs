@@ -6,6 +6,7 @@ use http::StatusCode;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 use crate::gcra::Decision;
+use crate::headers::is_rate_limit;
 use crate::limits::Limit;
 use crate::values::count_value;
 
@@ -34,22 +35,33 @@ pub(crate) fn rate_limit_headers(
     info: RateLimitState,
     limit: &Limit,
 ) {
-    let reset = info.reset.as_secs_f64().ceil() as u64;
-    if !headers.keys().any(|k| k.as_str().starts_with("ratelimit-"))
+    if !headers.keys().any(is_rate_limit)
         && !encoded.contains(&RATELIMIT_REMAINING)
         && encoded.push_block(&limit.headers.block).is_ok()
     {
-        for (name, n) in [
-            (&RATELIMIT_REMAINING, u64::from(info.remaining)),
-            (&RATELIMIT_RESET, reset),
-        ] {
-            if encoded.push_number(name, n).is_err() {
-                headers.insert(name, count_value(n));
-            }
-        }
+        push_counts(headers, encoded, info);
         return;
     }
-    map_headers(headers, info, limit, reset);
+    map_headers(headers, info, limit, reset_secs(info));
+}
+
+/// `RateLimit-Remaining` and `-Reset` of `info` next to the map, for a
+/// response whose `RateLimit-Limit` and `-Policy` went there in a block
+/// (into the map when the response has no room left).
+pub(crate) fn push_counts(headers: &mut HeaderMap, encoded: &mut EncodedHeaders, info: RateLimitState) {
+    for (name, n) in [
+        (&RATELIMIT_REMAINING, u64::from(info.remaining)),
+        (&RATELIMIT_RESET, reset_secs(info)),
+    ] {
+        if encoded.push_number(name, n).is_err() {
+            headers.insert(name, count_value(n));
+        }
+    }
+}
+
+/// `RateLimit-Reset`: whole seconds, rounded up.
+fn reset_secs(info: RateLimitState) -> u64 {
+    info.reset.as_secs_f64().ceil() as u64
 }
 
 /// [`rate_limit_headers`] in the map.

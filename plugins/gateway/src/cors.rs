@@ -169,9 +169,28 @@ impl Cors {
     /// `Origin`), if allowed; `Vary: Origin` either way, so caches keep
     /// answers for different origins apart.
     pub fn decorate(&self, origin: Option<&str>, res: &mut HeaderMap) {
-        if !self.any_origin || self.credentials {
+        if self.varies() {
             vary_on_origin(res);
         }
+        self.allowed_origin(origin, res);
+    }
+
+    /// Whether every actual response gets `Vary: Origin`: unless any
+    /// origin gets the same `*` answer.
+    pub(crate) fn varies(&self) -> bool {
+        !self.any_origin || self.credentials
+    }
+
+    /// [`respond`](Self::respond) without `Vary`, which the caller adds
+    /// (see [`varies`](Self::varies) and [`vary_on_origin`]).
+    pub(crate) fn respond_but_vary(&self, cx: &Ctx, res: &mut HeaderMap) {
+        if let Some(origin) = cx.ext.get::<RequestOrigin>() {
+            self.allowed_origin(origin.0.to_str().ok(), res);
+        }
+    }
+
+    /// The headers of an allowed `origin`; nothing for another.
+    fn allowed_origin(&self, origin: Option<&str>, res: &mut HeaderMap) {
         let Some(origin) = origin.filter(|o| self.allows_origin(o)) else {
             return;
         };
@@ -205,7 +224,7 @@ struct RequestOrigin(HeaderValue);
 /// compress plugin's `Vary: accept-encoding` becomes one prebuilt value,
 /// as a second `Vary` line would cost the header map an allocation on
 /// every response; other values get a second line (the same to a cache).
-fn vary_on_origin(res: &mut HeaderMap) {
+pub(crate) fn vary_on_origin(res: &mut HeaderMap) {
     // One lookup, then an insert or an append: an entry costs http's map
     // more, and most responses have no Vary at all.
     let mut values = res.get_all(VARY).iter();

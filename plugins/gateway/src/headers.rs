@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue, VARY};
 
 use bext_plugin_abi::{EncodedHeaders, HeaderBlock, PluginError};
 
@@ -54,7 +54,7 @@ impl ResponseHeaders {
             len @ 0..64 => bits | 1 << len,
             _ => u64::MAX,
         });
-        let block = (!list.is_empty() && !list.iter().any(|(n, _)| n.as_str().starts_with("ratelimit-")))
+        let block = (!list.is_empty() && !list.iter().any(|(n, _)| is_rate_limit(n)))
             .then(|| HeaderBlock::new(&list).ok())
             .flatten();
         Ok(ResponseHeaders {
@@ -62,6 +62,39 @@ impl ResponseHeaders {
             block,
             override_app,
             lengths,
+        })
+    }
+
+    /// One block of `first` (a limit's `RateLimit-Limit` and `-Policy`,
+    /// or nothing), the list and, with `vary`, `Vary: Origin`: everything
+    /// the plugin adds to a response that has none of those names, written
+    /// out once. `None` when there is nothing to add, or when the list
+    /// holds a name the server writes, a `RateLimit-*` name or one of
+    /// `first`'s: such responses take the separate paths.
+    pub(crate) fn combined(&self, first: &[(HeaderName, HeaderValue)], vary: bool) -> Option<HeaderBlock> {
+        if self.list.iter().any(|(n, _)| is_rate_limit(n)) {
+            return None;
+        }
+        let mut pairs = first.to_vec();
+        pairs.extend(self.list.iter().cloned());
+        if vary {
+            pairs.push((VARY, HeaderValue::from_static("Origin")));
+        }
+        (!pairs.is_empty()).then(|| HeaderBlock::new(&pairs).ok()).flatten()
+    }
+
+    /// Whether `headers` has a name a [`combined`](Self::combined) block
+    /// must not be added to: a `RateLimit-*` name, one of the list's, or
+    /// with `vary` a `Vary`. One look over the names for all three.
+    pub(crate) fn names_taken(&self, headers: &HeaderMap, vary: bool) -> bool {
+        headers.keys().any(|k| {
+            if vary && k == VARY {
+                return true;
+            }
+            let name = k.as_str();
+            let len = name.len();
+            name.starts_with("ratelimit-")
+                || ((len >= 64 || self.lengths >> len & 1 == 1) && self.list.iter().any(|(name, _)| name == k))
         })
     }
 
@@ -101,6 +134,12 @@ impl ResponseHeaders {
             }
         }
     }
+}
+
+/// Whether `name` is a `RateLimit-*` header: the limits' own, never
+/// doubled.
+pub(crate) fn is_rate_limit(name: &HeaderName) -> bool {
+    name.as_str().starts_with("ratelimit-")
 }
 
 /// The headers of a preset, as documented on [`SecurityPreset`].

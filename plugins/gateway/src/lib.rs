@@ -36,11 +36,14 @@ mod limits;
 pub mod shared;
 mod values;
 
-use bext_plugin_abi::{BuiltinPlugin, Ctx, Flow, Hook, Hooks, Host, Plugin, PluginError, Request, Response, Setup};
+use bext_plugin_abi::{
+    BuiltinPlugin, Ctx, Flow, HeaderBlock, Hook, Hooks, Host, Plugin, PluginError, RateLimitState, Request, Response,
+    Setup,
+};
 
-use crate::answer::rate_limit_headers;
+use crate::answer::{push_counts, rate_limit_headers};
 use crate::config::Config;
-use crate::cors::Cors;
+use crate::cors::{Cors, vary_on_origin};
 use crate::headers::ResponseHeaders;
 use crate::limiter::Limiter;
 use crate::limits::Pass;
@@ -50,6 +53,43 @@ pub struct GatewayPlugin {
     limiter: Limiter,
     cors: Option<Cors>,
     headers: ResponseHeaders,
+    blocks: Blocks,
+}
+
+/// Everything the plugin adds to a response whose map has none of the
+/// names, as one block made at start: a response then costs one look over
+/// its names, one block and the two `RateLimit-*` numbers, where adding
+/// CORS's `Vary`, the limit's headers and the configured ones each on its
+/// own looked the map over three times.
+struct Blocks {
+    /// Indexed like the limits: that limit's `RateLimit-Limit` and
+    /// `-Policy`, the configured headers, and `Vary: Origin` if `vary`.
+    by_limit: Vec<Option<HeaderBlock>>,
+    /// The same for a response no limit reports on.
+    no_limit: Option<HeaderBlock>,
+    /// Whether CORS adds `Vary: Origin` to every response.
+    vary: bool,
+}
+
+impl Blocks {
+    fn new(limiter: &Limiter, cors: Option<&Cors>, headers: &ResponseHeaders) -> Self {
+        let vary = cors.is_some_and(Cors::varies);
+        Blocks {
+            by_limit: (limiter.limits().iter())
+                .map(|l| headers.combined(l.headers.block.pairs(), vary))
+                .collect(),
+            no_limit: headers.combined(&[], vary),
+            vary,
+        }
+    }
+
+    /// The block for a response `reported` on (by this instance).
+    fn of(&self, reported: Option<RateLimitState>) -> Option<&HeaderBlock> {
+        match reported {
+            Some(info) => self.by_limit.get(info.decided_by.1)?.as_ref(),
+            None => self.no_limit.as_ref(),
+        }
+    }
 }
 
 impl BuiltinPlugin for GatewayPlugin {
@@ -77,7 +117,13 @@ impl BuiltinPlugin for GatewayPlugin {
         if config.ipv6_prefix > 128 {
             return Err(PluginError::config("ipv6_prefix", "must be 0 to 128"));
         }
-        Ok(GatewayPlugin { limiter, cors, headers })
+        let blocks = Blocks::new(&limiter, cors.as_ref(), &headers);
+        Ok(GatewayPlugin {
+            limiter,
+            cors,
+            headers,
+            blocks,
+        })
     }
 }
 
@@ -117,14 +163,31 @@ impl Plugin for GatewayPlugin {
     fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         let headers = res.headers_mut();
         if let Some(cors) = &self.cors {
-            // One growth of the map at most for its two headers.
-            headers.reserve(2);
-            cors.respond(cx, headers);
+            // An allowed `Origin`'s headers (rare: most requests have
+            // none) in the map; `Vary` below.
+            cors.respond_but_vary(cx, headers);
         }
-        // The limits' and configured headers go next to the map (see
-        // `EncodedHeaders`) unless the response already has one of their
-        // names; the map path sizes the map once for all of them.
-        if let Some((info, limit)) = self.limiter.reported(cx) {
+        let reported = self.limiter.reported(cx);
+        // Most responses: none of the names yet, nothing added next to
+        // the map before (the kernel moves that into the map before each
+        // hook), so adding is appending: one block and two numbers next
+        // to the map (see `EncodedHeaders`).
+        if let Some(block) = self.blocks.of(reported.map(|(info, _)| info))
+            && cx.encoded_headers.is_empty()
+            && !self.headers.names_taken(headers, self.blocks.vary)
+            && cx.encoded_headers.push_block(block).is_ok()
+        {
+            if let Some((info, _)) = reported {
+                push_counts(headers, &mut cx.encoded_headers, info);
+            }
+            return Hook::Ready(Ok(()));
+        }
+        // Otherwise each concern on its own, merging with or replacing
+        // what the map has.
+        if self.blocks.vary {
+            vary_on_origin(headers);
+        }
+        if let Some((info, limit)) = reported {
             rate_limit_headers(headers, &mut cx.encoded_headers, info, limit);
         }
         self.headers.apply(headers, &mut cx.encoded_headers);
@@ -136,6 +199,8 @@ bext_plugin_abi::register!(GatewayPlugin);
 
 #[cfg(test)]
 mod tests {
+    use http::header::{HeaderMap, HeaderValue, ORIGIN};
+
     use super::*;
     use crate::gcra::IpPrefixes;
 
@@ -147,6 +212,104 @@ mod tests {
             data_dir: std::path::Path::new("/tmp"),
         };
         GatewayPlugin::new(bext_plugin_abi::decode_config(config).unwrap(), &setup)
+    }
+
+    /// A request's way through the plugin, with `own` as the app's
+    /// response headers: the headers sent, as the kernel sends them (what
+    /// went next to the map, in it), and how many blocks went there.
+    fn answer(
+        g: &GatewayPlugin,
+        origin: Option<&'static str>,
+        own: &[(&'static str, &'static str)],
+    ) -> (HeaderMap, usize) {
+        let mut cx = Ctx::new(bext_plugin_abi::RequestId(1), "192.0.2.1:1".parse().unwrap());
+        let mut req = Request::new(bext_plugin_abi::Body::empty());
+        if let Some(origin) = origin {
+            req.headers_mut().insert(ORIGIN, HeaderValue::from_static(origin));
+        }
+        assert!(matches!(
+            g.on_request(&mut req, &mut cx),
+            Hook::Ready(Ok(Flow::Continue))
+        ));
+        let mut res = Response::new(bext_plugin_abi::Body::empty());
+        for (name, value) in own {
+            res.headers_mut().append(*name, HeaderValue::from_static(value));
+        }
+        assert!(matches!(g.on_response(&mut res, &mut cx), Hook::Ready(Ok(()))));
+        let blocks = cx.encoded_headers.blocks().count();
+        cx.encoded_headers.move_into(res.headers_mut());
+        (res.headers().clone(), blocks)
+    }
+
+    /// Each header's values, in order.
+    fn values<'h>(h: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+        h.get_all(name).iter().map(|v| v.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn every_response_gets_each_header_once_in_one_block_or_merged_in_the_map() {
+        let g = build(serde_json::json!({
+            "limits": [{ "rpm": 600, "burst": 10 }],
+            "cors": { "origins": ["https://shop.example.com"] },
+            "security_headers": "basic",
+        }))
+        .unwrap();
+        let preset = ["strict-transport-security", "x-content-type-options", "referrer-policy"];
+        // Limit, policy, remaining, reset; Vary; the preset's four.
+        const ADDED: usize = 9;
+
+        let (h, blocks) = answer(&g, None, &[("content-type", "text/html")]);
+        assert_eq!(blocks, 1, "none of the names yet: one block");
+        assert_eq!(h.len(), 1 + ADDED);
+        assert_eq!(values(&h, "vary"), ["Origin"]);
+        assert_eq!(values(&h, "ratelimit-limit"), ["10"]);
+        assert_eq!(values(&h, "ratelimit-policy"), ["10;w=1"]);
+        assert_eq!(values(&h, "ratelimit-remaining"), ["9"]);
+        assert_eq!(values(&h, "ratelimit-reset").len(), 1);
+        assert_eq!(values(&h, "x-frame-options"), ["SAMEORIGIN"]);
+        assert!(preset.iter().all(|n| values(&h, n).len() == 1));
+
+        // The static site's `Vary`: merged into one value.
+        let (h, _) = answer(&g, None, &[("vary", "accept-encoding")]);
+        assert_eq!(values(&h, "vary"), ["accept-encoding, Origin"]);
+        assert_eq!(h.len(), ADDED);
+        let (h, _) = answer(&g, None, &[("vary", "Cookie")]);
+        assert_eq!(values(&h, "vary"), ["Cookie", "Origin"]);
+
+        // The app's own header of the preset stands, the others are added.
+        let (h, _) = answer(&g, None, &[("x-frame-options", "DENY")]);
+        assert_eq!(values(&h, "x-frame-options"), ["DENY"]);
+        assert_eq!((h.len(), values(&h, "vary")), (ADDED, vec!["Origin"]));
+        assert!(preset.iter().all(|n| values(&h, n).len() == 1));
+
+        // A `RateLimit-*` header already there is replaced, never doubled.
+        let (h, _) = answer(&g, None, &[("ratelimit-remaining", "77")]);
+        let remaining = values(&h, "ratelimit-remaining");
+        assert!(remaining.len() == 1 && remaining[0] != "77", "{remaining:?}");
+        assert_eq!(h.len(), ADDED);
+        assert_eq!(values(&h, "x-frame-options"), ["SAMEORIGIN"]);
+
+        // An allowed origin gets its CORS header too; another does not.
+        let (h, blocks) = answer(&g, Some("https://shop.example.com"), &[]);
+        assert_eq!(values(&h, "access-control-allow-origin"), ["https://shop.example.com"]);
+        assert_eq!((blocks, h.len(), values(&h, "vary")), (1, ADDED + 1, vec!["Origin"]));
+        let (h, _) = answer(&g, Some("https://evil.example"), &[]);
+        assert!(h.get("access-control-allow-origin").is_none());
+        assert_eq!(values(&h, "vary"), ["Origin"]);
+    }
+
+    #[test]
+    fn without_limits_or_cors_the_headers_are_the_configured_ones() {
+        let g = build(serde_json::json!({ "headers": { "x-app": "shop" }, "security_headers": "strict" })).unwrap();
+        let (h, blocks) = answer(&g, None, &[]);
+        assert_eq!((blocks, h.len()), (1, 7));
+        assert!(h.get("vary").is_none() && h.get("ratelimit-limit").is_none());
+        assert_eq!(values(&h, "x-app"), ["shop"]);
+        // Any origin gets `*`, the same for all: no `Vary`.
+        let g = build(serde_json::json!({ "cors": { "origins": ["*"] } })).unwrap();
+        let (h, blocks) = answer(&g, Some("https://a.example"), &[]);
+        assert_eq!((blocks, values(&h, "access-control-allow-origin")), (0, vec!["*"]));
+        assert!(h.get("vary").is_none());
     }
 
     #[test]

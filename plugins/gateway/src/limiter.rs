@@ -81,6 +81,12 @@ impl Limiter {
         Ok(())
     }
 
+    /// The compiled limits, in the order [`RateLimitState::decided_by`]
+    /// indexes them.
+    pub(crate) fn limits(&self) -> &[Limit] {
+        &self.limits
+    }
+
     /// Whether there is any limit to decide.
     pub(crate) fn is_empty(&self) -> bool {
         self.limits.is_empty()

@@ -60,6 +60,12 @@ pub struct Config {
     /// The OWASP CRS tier (off when absent).
     #[serde(default)]
     pub crs: Option<CrsConfig>,
+    /// Markdown with quoted code in arguments and bodies read as text
+    /// about code (docs/waf.md, "Code quoted in prose"). Off by default:
+    /// it stops refusing comments that quote commands, and so lets plain
+    /// commands quoted that way reach an app that would run them.
+    #[serde(default)]
+    pub markdown_prose: bool,
 }
 
 /// `crs:`: the OWASP Core Rule Set, run by bext's SecLang engine behind

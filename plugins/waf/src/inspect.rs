@@ -83,6 +83,10 @@ pub struct Switches {
     /// CRS rules off for this request (`disabled_rules` and
     /// `exclusions` entries that are CRS rule ids, ranges or families).
     pub crs: crate::seclang::Exclusions,
+    /// Read Markdown with quoted code as text about code
+    /// (`markdown_prose`, `markdown.rs`): opt-in, since it lets plain
+    /// commands quoted in prose through to an app that would run them.
+    pub markdown_prose: bool,
 }
 
 impl Switches {
@@ -97,7 +101,7 @@ impl Switches {
     /// Whether every rule runs everywhere (what the clean-value cache
     /// needs to vouch for a value).
     pub(crate) fn all_on(&self) -> bool {
-        self.off_categories == 0 && self.off_rules.is_empty() && self.args.is_empty()
+        self.off_categories == 0 && self.off_rules.is_empty() && self.args.is_empty() && !self.markdown_prose
     }
 
     pub(crate) fn on(&self, category: Category, rule: &str) -> bool {
@@ -440,7 +444,8 @@ impl Engine {
         }
         let raw_shape = Shape::of(raw);
         let (canon, shape) = canonical_shaped(raw, raw_shape, plus);
-        if matches!(part, Part::Arg | Part::Body)
+        if cx.on.markdown_prose
+            && matches!(part, Part::Arg | Part::Body)
             && shape.has(Shape::BACKTICK)
             && let Some(quoted) = quoted_code(&canon)
         {
@@ -1134,10 +1139,15 @@ mod tests {
 
     /// A POST of `body` as `ct`, inspected.
     pub(super) fn post(ct: &'static str, body: &[u8]) -> Inspection {
+        post_with(ct, body, &Switches::default())
+    }
+
+    /// [`post`] under `on` (e.g. `markdown_prose`).
+    pub(super) fn post_with(ct: &'static str, body: &[u8], on: &Switches) -> Inspection {
         let engine = Engine::new();
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
-        engine.inspect_whole(&subject(&Method::POST, "/submit", &headers, body), &Switches::default())
+        engine.inspect_whole(&subject(&Method::POST, "/submit", &headers, body), on)
     }
 
     #[test]
@@ -1449,6 +1459,7 @@ mod tests {
             off_rules: vec!["libinjection-xss".into()],
             args: Vec::new(),
             crs: Default::default(),
+            markdown_prose: false,
         };
         assert!(engine.inspect(&subject(&Method::GET, xss, &plain, b""), &off).is_none());
         let f = engine.inspect(&subject(&Method::GET, xss, &plain, b""), &Switches::default());

@@ -41,6 +41,7 @@ impl RuleSwitches {
             }
         }
         all.off_rules = config.disabled_rules.clone();
+        all.markdown_prose = config.markdown_prose;
         let exclusions = config
             .exclusions
             .iter()

@@ -54,6 +54,21 @@ fn extra_test_detection_and_false_positive_rates() {
     check_corpus("../../tests/waf-corpus/extra.jsonl", Some("test"), &Goals::EXTRA_TEST);
 }
 
+/// Both halves with `markdown_prose` on (docs/waf.md, "Code quoted in prose").
+#[test]
+fn extra_with_markdown_prose_detection_and_false_positive_rates() {
+    check_corpus(
+        "../../tests/waf-corpus/extra.jsonl",
+        Some("dev"),
+        &Goals::EXTRA_DEV_MARKDOWN,
+    );
+    check_corpus(
+        "../../tests/waf-corpus/extra.jsonl",
+        Some("test"),
+        &Goals::EXTRA_TEST_MARKDOWN,
+    );
+}
+
 /// What a set must reach.
 struct Goals {
     /// Least detection in a category with more than 20 attacks (percent).
@@ -66,6 +81,8 @@ struct Goals {
     by_source: &'static [(&'static str, f64)],
     /// Least detection in each named category (percent), whatever its size.
     by_category: &'static [(&'static str, f64)],
+    /// Measured with `markdown_prose` on (off is the default).
+    markdown_prose: bool,
 }
 
 impl Goals {
@@ -76,6 +93,7 @@ impl Goals {
         allow_refused: 2.0,
         by_source: &[],
         by_category: &[],
+        markdown_prose: false,
     };
     /// The extra set's tuning half (floors at what the fifth family
     /// round measured; see the module doc). CRS's PL2-4 tests are written
@@ -84,8 +102,9 @@ impl Goals {
     /// the kinds PL1 covers.
     const EXTRA_DEV: Goals = Goals {
         detection: 91.5,
-        benign_refused: 1.0,
-        allow_refused: 3.5,
+        benign_refused: 6.0,
+        allow_refused: 6.0,
+        markdown_prose: false,
         by_source: &[
             ("crs", 91.6),
             ("gotestwaf", 100.0),
@@ -112,8 +131,9 @@ impl Goals {
     /// falling back).
     const EXTRA_TEST: Goals = Goals {
         detection: 75.5,
-        benign_refused: 7.0,
-        allow_refused: 12.0,
+        benign_refused: 10.5,
+        allow_refused: 13.0,
+        markdown_prose: false,
         by_source: &[
             ("crs", 82.0),
             ("gotestwaf", 97.5),
@@ -135,11 +155,30 @@ impl Goals {
             ("generic", 82.5),
         ],
     };
+
+    /// The tuning half with `markdown_prose` on: its Markdown comments
+    /// with code pass.
+    const EXTRA_DEV_MARKDOWN: Goals = Goals {
+        benign_refused: 1.0,
+        allow_refused: 3.5,
+        markdown_prose: true,
+        ..Goals::EXTRA_DEV
+    };
+    /// The held-out half with `markdown_prose` on.
+    const EXTRA_TEST_MARKDOWN: Goals = Goals {
+        benign_refused: 7.0,
+        allow_refused: 12.0,
+        markdown_prose: true,
+        ..Goals::EXTRA_TEST
+    };
 }
 
 fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
     let engine = Engine::new();
-    let on = Switches::default();
+    let on = Switches {
+        markdown_prose: goals.markdown_prose,
+        ..Switches::default()
+    };
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     // Attacks by source: CRS's paranoia-level-2+ tests are written for
     // stricter rules than the default level, so they are told apart.

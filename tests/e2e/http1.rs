@@ -53,6 +53,16 @@ async fn pair() -> Pair {
 /// An upstream whose answers stream in chunks (no length): bext must
 /// frame them itself.
 async fn chunked_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    raw_upstream(|_| {
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            .to_owned()
+    })
+    .await
+}
+
+/// A keep-alive upstream that writes `answer(head)` for each request head
+/// it reads, byte for byte.
+async fn raw_upstream(answer: fn(&[u8]) -> String) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -62,9 +72,8 @@ async fn chunked_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
                 let mut buf = [0u8; 4096];
                 loop {
                     while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
-                        if s.write_all(answer.as_bytes()).await.is_err() {
+                        let head: Vec<u8> = seen.drain(..end + 4).collect();
+                        if s.write_all(answer(&head).as_bytes()).await.is_err() {
                             return;
                         }
                     }
@@ -465,38 +474,18 @@ async fn read_answers(s: &mut tokio::net::TcpStream, out: &mut Vec<u8>, n: usize
 /// its own date, a line ending in a bare LF. `/split` answers with a name
 /// that comes back after another (a map groups those).
 async fn fields_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head: Vec<u8> = seen.drain(..end + 4).collect();
-                        let fields = if head.windows(6).any(|w| w == b"/split") {
-                            "Set-Cookie: a=1\r\nX-Between: 1\r\nset-cookie: b=2\r\n"
-                        } else {
-                            "Server: up/1.0\r\nDate: Mon, 07 Dec 2026 02:00:00 GMT\r\nSET-COOKIE: a=1\r\n\
-                             Set-Cookie: b=2; Path=/\r\nX-Secret: 1\r\nConnection: X-Secret, keep-alive\r\n\
-                             Keep-Alive: timeout=5\r\nX-Spaced:   v  w  \r\nx-bare-lf: 1\nLocation: /there\r\n"
-                        };
-                        let body = if head.starts_with(b"HEAD ") { "" } else { "hello" };
-                        let answer = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 5\r\n\r\n{body}");
-                        if s.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-            });
-        }
-    });
-    (addr, task)
+    raw_upstream(|head| {
+        let fields = if head.windows(6).any(|w| w == b"/split") {
+            "Set-Cookie: a=1\r\nX-Between: 1\r\nset-cookie: b=2\r\n"
+        } else {
+            "Server: up/1.0\r\nDate: Mon, 07 Dec 2026 02:00:00 GMT\r\nSET-COOKIE: a=1\r\n\
+             Set-Cookie: b=2; Path=/\r\nX-Secret: 1\r\nConnection: X-Secret, keep-alive\r\n\
+             Keep-Alive: timeout=5\r\nX-Spaced:   v  w  \r\nx-bare-lf: 1\nLocation: /there\r\n"
+        };
+        let body = if head.starts_with(b"HEAD ") { "" } else { "hello" };
+        format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 5\r\n\r\n{body}")
+    })
+    .await
 }
 
 /// An upstream's fields reach the client the same whether the fast path

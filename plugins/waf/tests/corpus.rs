@@ -69,6 +69,28 @@ fn extra_with_markdown_prose_detection_and_false_positive_rates() {
     );
 }
 
+/// Ordinary traffic of the kinds a WAF refuses by mistake
+/// (`tests/waf-corpus/benign-extra.jsonl`): the half that refusals were
+/// fixed on, with the default settings.
+#[test]
+fn benign_extra_dev_refusals() {
+    check_corpus(
+        "../../tests/waf-corpus/benign-extra.jsonl",
+        Some("dev"),
+        &Goals::BENIGN_DEV,
+    );
+}
+
+/// Its held-out half: reported, never tuned on.
+#[test]
+fn benign_extra_test_refusals() {
+    check_corpus(
+        "../../tests/waf-corpus/benign-extra.jsonl",
+        Some("test"),
+        &Goals::BENIGN_TEST,
+    );
+}
+
 /// What a set must reach.
 struct Goals {
     /// Least detection in a category with more than 20 attacks (percent).
@@ -96,14 +118,14 @@ impl Goals {
         markdown_prose: false,
     };
     /// The extra set's tuning half (floors at what the fifth family
-    /// round measured; see the module doc). CRS's PL2-4 tests are written
+    /// round measured, benign ceilings at the sixth's; see the module doc). CRS's PL2-4 tests are written
     /// for stricter rules than the default level and are held to what was
     /// measured, not to the goal; the other sources are attacks of
     /// the kinds PL1 covers.
     const EXTRA_DEV: Goals = Goals {
         detection: 91.5,
-        benign_refused: 6.0,
-        allow_refused: 6.0,
+        benign_refused: 3.0,
+        allow_refused: 4.5,
         markdown_prose: false,
         by_source: &[
             ("crs", 91.6),
@@ -156,6 +178,21 @@ impl Goals {
         ],
     };
 
+    /// `benign-extra.jsonl`'s tuning half: ceilings at what the sixth
+    /// round measured (7 of 62: code spans and shell lines in Markdown, a
+    /// video `<iframe>`, a search libinjection reads as SQL).
+    const BENIGN_DEV: Goals = Goals {
+        benign_refused: 11.5,
+        allow_refused: 11.5,
+        ..Goals::TUNED
+    };
+    /// Its held-out half (7 of 60 at the end of the same round).
+    const BENIGN_TEST: Goals = Goals {
+        benign_refused: 12.0,
+        allow_refused: 12.0,
+        ..Goals::TUNED
+    };
+
     /// The tuning half with `markdown_prose` on: its Markdown comments
     /// with code pass.
     const EXTRA_DEV_MARKDOWN: Goals = Goals {
@@ -183,6 +220,8 @@ fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
     // Attacks by source: CRS's paranoia-level-2+ tests are written for
     // stricter rules than the default level, so they are told apart.
     let mut by_source: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    // Benign records refused by kind of traffic (`benign-extra.jsonl`).
+    let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for r in corpus(rel, split) {
         let built = Built::new(&r);
         let subject = built.subject(&r);
@@ -191,6 +230,11 @@ fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
             let s = by_source.entry(r.source.clone()).or_default();
             s.0 += 1;
             s.1 += usize::from(finding.is_some());
+        }
+        if let Some(kind) = &r.kind {
+            let k = by_kind.entry(kind.clone()).or_default();
+            k.0 += 1;
+            k.1 += usize::from(finding.is_some());
         }
         let t = tallies.entry(r.category.clone()).or_default();
         match (r.expect.as_str(), finding) {
@@ -246,6 +290,9 @@ fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
     for (source, (block, caught)) in &by_source {
         println!("attacks from {source}: {caught}/{block} ({:.1}%)", pct(*caught, *block));
     }
+    for (kind, (all, refused)) in &by_kind {
+        println!("benign {kind}: {refused}/{all} refused");
+    }
     for (source, least) in goals.by_source {
         let (block, caught) = by_source.get(*source).copied().unwrap_or_default();
         if pct(caught, block) < *least {
@@ -259,7 +306,8 @@ fn check_corpus(rel: &str, split: Option<&str>, goals: &Goals) {
             failures.push(format!("{cat}: {rate:.1}% detected, floor {least}%"));
         }
     }
-    for (cat, t) in &tallies {
+    // The held-out half's misses are not named: nothing may be tuned on them.
+    for (cat, t) in tallies.iter().filter(|_| split != Some("test")) {
         if !t.misses.is_empty() {
             println!("missed {cat}: {}", t.misses.join(" "));
         }

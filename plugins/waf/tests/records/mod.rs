@@ -27,6 +27,11 @@ pub(crate) struct Record {
     #[serde(default)]
     #[allow(dead_code)] // read by the crs test only
     pub(crate) paranoia: Option<u8>,
+    /// What traffic a record of `benign-extra.jsonl` is (`api`,
+    /// `markdown`, `richtext`...).
+    #[serde(default)]
+    #[allow(dead_code)] // read by the corpus test only
+    pub(crate) kind: Option<String>,
 }
 
 /// The records of a file (relative to the crate), of one split or all.

@@ -769,11 +769,7 @@ mod tests {
             static OWNED: [HeaderName; 1] = [HeaderName::from_static("x-owned")];
             &OWNED
         }
-        fn on_late_request<'a>(
-            &'a self,
-            req: &'a mut Request,
-            cx: &'a mut Ctx,
-        ) -> Hook<'a, Result<Flow, PluginError>> {
+        fn on_late_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
             if req.headers().contains_key("x-late-ask") {
                 cx.want_response();
             }

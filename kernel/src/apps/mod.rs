@@ -3,9 +3,9 @@
 mod activity;
 pub mod bindings;
 mod exchange;
-pub(crate) use exchange::{KeptFields, RawFields};
 #[cfg(test)]
 pub(crate) use exchange::fields_of;
+pub(crate) use exchange::{KeptFields, RawFields};
 pub(crate) mod forwarded;
 mod health;
 pub mod js;

@@ -258,7 +258,7 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
         }
         Box::pin(async move {
             // The plugin reads the map: an upstream's fields go into it.
-            let mut res = runtime.serve(req, &cx, &mut crate::apps::KeptFields::into_map()).await;
+            let mut res = runtime.serve(req, &cx, &mut crate::apps::KeptFields::map_only()).await;
             for (k, v) in &headers {
                 res.headers_mut().insert(k, v.clone());
             }

@@ -145,15 +145,28 @@ pub(crate) async fn route(
     cx: &mut Ctx,
     kept: &mut KeptFields,
 ) -> Routed {
-    let mut after = AfterResponse::default();
-    let mut served = None;
-    let response = dispatch(kernel, pipeline, on_admin_listener, req, cx, &mut after, &mut served, kept).await;
-    let record = pipeline.record(served, cx.tenant());
+    let mut beside = Beside {
+        after: AfterResponse::default(),
+        served: None,
+        kept,
+    };
+    let response = dispatch(kernel, pipeline, on_admin_listener, req, cx, &mut beside).await;
+    let record = pipeline.record(beside.served, cx.tenant());
     Routed {
         response,
-        after,
+        after: beside.after,
         record,
     }
+}
+
+/// What [`dispatch`] settles beside the response.
+struct Beside<'k> {
+    /// The `on_complete` hooks owed.
+    after: AfterResponse,
+    /// The app's counters, when an app served.
+    served: Option<Arc<crate::metrics::AppCounters>>,
+    /// Where an upstream's answer fields go.
+    kept: &'k mut KeptFields,
 }
 
 async fn dispatch(
@@ -162,10 +175,9 @@ async fn dispatch(
     on_admin_listener: bool,
     req: &mut Request,
     cx: &mut Ctx,
-    after: &mut AfterResponse,
-    served: &mut Option<Arc<crate::metrics::AppCounters>>,
-    kept: &mut KeptFields,
+    beside: &mut Beside<'_>,
 ) -> Response {
+    let Beside { after, served, kept } = beside;
     if on_admin_listener {
         return Box::pin(admin_listener(kernel, pipeline, req, cx)).await;
     }
@@ -278,7 +290,7 @@ async fn dispatch(
     // The app's configured headers and HSTS replace the upstream's and
     // the plugins' of the same name: those must be in the map first.
     if decorated {
-        kept.into_headers(res.headers_mut());
+        kept.move_into(res.headers_mut());
         cx.encoded_headers.move_into(res.headers_mut());
     }
     entry.app.decorate(&mut res);
@@ -438,7 +450,7 @@ async fn run_chain(
     // first hook that runs, which sees and may change them as if they
     // had been inserted there.
     if slots[..seen].iter().enumerate().any(|(i, slot)| responds(i, slot)) {
-        kept.into_headers(res.headers_mut());
+        kept.move_into(res.headers_mut());
     }
     for (i, slot) in slots[..seen].iter().enumerate().rev() {
         if !responds(i, slot) {
@@ -495,7 +507,11 @@ async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx, kept: &mut
         }
         // The file's headers go next to the map, with the plugins'.
         let mut added = std::mem::take(&mut cx.encoded_headers);
-        let res = entry.app.runtime.answer(std::mem::take(req), cx, &mut added, kept).await;
+        let res = entry
+            .app
+            .runtime
+            .answer(std::mem::take(req), cx, &mut added, kept)
+            .await;
         cx.encoded_headers = added;
         return res;
     }
@@ -704,7 +720,7 @@ mod tests {
         let chain = chain(plugins, &log);
         let mut req = Request::new(Body::empty());
         let mut cx = Ctx::new(RequestId(0xabc), "127.0.0.1:1".parse().unwrap());
-        let res = run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::into_map()).await;
+        let res = run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
         let log = log.lock().unwrap().clone();
         (res, log)
     }
@@ -801,7 +817,14 @@ mod tests {
         };
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
         let chain = Chain::new([slot(0, "a", false), slot(1, "b", false), slot(2, "c", false)].into());
-        let res = run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::into_map()).await;
+        let res = run_chain(
+            &chain,
+            &mut Request::new(Body::empty()),
+            &mut cx,
+            None,
+            &mut KeptFields::map_only(),
+        )
+        .await;
         assert_eq!(*log.lock().unwrap(), ["c saw ", "b saw c", "a saw c,b"]);
         let in_map: Vec<_> = res.headers().get_all("x-added").iter().collect();
         assert_eq!(in_map, ["c", "b"], "the last hook's stay next to the map");
@@ -812,7 +835,14 @@ mod tests {
         // response its failure replaces.
         let mut cx = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
         let chain = Chain::new([slot(0, "a", true)].into());
-        let res = run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::into_map()).await;
+        let res = run_chain(
+            &chain,
+            &mut Request::new(Body::empty()),
+            &mut cx,
+            None,
+            &mut KeptFields::map_only(),
+        )
+        .await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(cx.encoded_headers.is_empty());
         assert!(res.headers().get("x-added").is_none());
@@ -860,7 +890,7 @@ mod tests {
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
         let mut req = Request::new(Body::empty());
         req.headers_mut().insert("x-set", HeaderValue::from_static("client"));
-        run_chain(&Chain::new(slots), &mut req, &mut cx, None, &mut KeptFields::into_map()).await;
+        run_chain(&Chain::new(slots), &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
         assert_eq!(*log.lock().unwrap(), ["a saw client", "b saw a", "c saw b"]);
         let pending: Vec<_> = cx.pending_request_headers().map(|n| n.as_str()).collect();
         assert_eq!(pending, ["x-set"], "the last hook's wait for a reader");
@@ -931,7 +961,7 @@ mod tests {
                 req.headers_mut().insert("x-ask", HeaderValue::from_static("1"));
             }
             let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
-            run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::into_map()).await;
+            run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
             let log = log.lock().unwrap();
             assert_eq!(log[..4], ["req asked", "req no-hook", "req unasked", "req always"]);
             assert_eq!(log[4..], *want, "asked: {ask}");

@@ -27,7 +27,9 @@ pub async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<ResponseBody>, Infallible> {
     let (parts, incoming) = req.into_parts();
-    Ok(into_mapped(handle_parts(kernel, conn, parts, Arrived::Hyper(incoming)).await))
+    Ok(into_mapped(
+        handle_parts(kernel, conn, parts, Arrived::Hyper(incoming)).await,
+    ))
 }
 
 /// A request's body as the server read it.

@@ -151,7 +151,7 @@ impl Answer {
         let mut res = Response::new(body);
         *res.status_mut() = self.status;
         // The fields stay as they came until something needs the map
-        // ([`KeptFields::into_headers`]); bext's HTTP/1 writer copies them.
+        // ([`KeptFields::move_into`]); bext's HTTP/1 writer copies them.
         if kept.keeps() && self.fields.in_map_order() {
             kept.keep(self.fields);
         } else {

@@ -12,7 +12,7 @@
 //! hands down with the request (only the HTTP/1 fast path keeps them, and
 //! only when no `on_response` hook, configured header or HSTS will read
 //! the map: the proxy builds the map at once otherwise). Whatever touches
-//! a response's map first calls [`KeptFields::into_headers`], so nobody
+//! a response's map first calls [`KeptFields::move_into`], so nobody
 //! sees a difference but the cost.
 
 use bytes::{Bytes, BytesMut};
@@ -197,7 +197,7 @@ impl KeptFields {
     }
 
     /// Every answer's fields into its map: for whoever reads the map.
-    pub(crate) fn into_map() -> Self {
+    pub(crate) fn map_only() -> Self {
         Self::new(false)
     }
 
@@ -220,7 +220,7 @@ impl KeptFields {
     /// Puts the kept fields, if any, into `headers`, before what it
     /// already holds. Whatever reads or changes a response's headers
     /// calls this first.
-    pub(crate) fn into_headers(&mut self, headers: &mut HeaderMap) {
+    pub(crate) fn move_into(&mut self, headers: &mut HeaderMap) {
         if let Some(raw) = self.fields.take() {
             raw.prepend_to(headers);
         }
@@ -310,7 +310,7 @@ mod tests {
         let mut kept = KeptFields::new(true);
         assert!(kept.keeps());
         kept.keep(raw);
-        kept.into_headers(&mut headers);
+        kept.move_into(&mut headers);
         assert!(kept.take().is_none(), "taken");
         assert_eq!(
             names(&headers),
@@ -324,9 +324,9 @@ mod tests {
             ]
         );
         // Nothing to do the second time.
-        kept.into_headers(&mut headers);
+        kept.move_into(&mut headers);
         assert_eq!(headers.len(), 6);
         kept.need_map();
-        assert!(!kept.keeps() && !KeptFields::into_map().keeps());
+        assert!(!kept.keeps() && !KeptFields::map_only().keeps());
     }
 }

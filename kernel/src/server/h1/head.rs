@@ -130,9 +130,9 @@ pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize, max_body: usize, scrat
             if !plain || lines.iter().any(|(n, ..)| n == CONTENT_LENGTH) {
                 return Parsed::Handoff;
             }
-            body = value
-                .iter()
-                .fold(0usize, |n, d| n.saturating_mul(10).saturating_add(usize::from(d - b'0')));
+            body = value.iter().fold(0usize, |n, d| {
+                n.saturating_mul(10).saturating_add(usize::from(d - b'0'))
+            });
             if body > 0 && (!with_body || body > max_body) {
                 return Parsed::Handoff;
             }
@@ -275,7 +275,11 @@ mod tests {
     #[test]
     fn a_body_of_a_plain_length_within_the_limit_is_read_here() {
         for (bytes, method, body) in [
-            (&b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"[..], Method::POST, 3),
+            (
+                &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"[..],
+                Method::POST,
+                3,
+            ),
             (b"PUT / HTTP/1.1\r\nContent-Length: 16\r\n\r\n", Method::PUT, 16),
             (b"PATCH / HTTP/1.0\r\nContent-Length: 0\r\n\r\n", Method::PATCH, 0),
             // No length and no coding: no body (RFC 9112 §6.3).
@@ -368,7 +372,10 @@ mod tests {
         ));
         // Shorter and incomplete: wait for more.
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]);
-        assert!(matches!(parse(&mut buf, MAX, BODY, &mut Scratch::default()), Parsed::Partial));
+        assert!(matches!(
+            parse(&mut buf, MAX, BODY, &mut Scratch::default()),
+            Parsed::Partial
+        ));
         assert_eq!(buf.len(), 25);
     }
 }

@@ -274,7 +274,7 @@ async fn busy(
         let added = body.take_encoded();
         // An upstream's fields, copied as they came: before the map's,
         // which then holds nothing (or, should anything have skipped
-        // `KeptFields::into_headers`, goes into one map with them).
+        // `KeptFields::move_into`, goes into one map with them).
         let mut raw = body.fields.take();
         if !res.headers.is_empty()
             && let Some(fields) = raw.take()

@@ -12,6 +12,12 @@
 #   BEXT=/path/to/bext bench/proxy-instructions.sh
 #   FAST_PATH_OFF=1 bench/proxy-instructions.sh   # also bext with
 #                                                 # http1_fast_path = false
+#   CG_PORT=18981 bench/proxy-instructions.sh     # the first of the 7
+#                                                 # ports it uses (18701)
+#
+# The GET and the POST are counted again with the deploy plugin on, as it
+# is by default (its `on_response` runs only when it asks: a canaried
+# app's stable answers).
 #
 # Builds `--profile profiling`; `callgrind_annotate --inclusive=yes
 # bench/out/proxy-instructions/bext.cg.1` names the functions. Needs
@@ -20,7 +26,8 @@ source "$(dirname "$0")/common.sh"
 need valgrind callgrind_control callgrind_annotate nginx wrk curl
 OUT=$PWD/bench/out/proxy-instructions
 DURATION=${DURATION:-6}
-UP=18701 NGX=18702 BX=18703 UP2=18704 NGX2=18705 BX2=18706
+P=${CG_PORT:-18701}
+UP=$P NGX=$((P + 1)) BX=$((P + 2)) UP2=$((P + 3)) NGX2=$((P + 4)) BX2=$((P + 5)) BXD=$((P + 6))
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/up/logs" "$OUT/nginx/logs"
 head -c 1024 /dev/zero | tr '\0' x > "$OUT/www/index.html"
@@ -49,6 +56,7 @@ http {
 CONF
 proxy_platform "$OUT" "$BX" "$UP" waf gateway authn deploy isr
 proxy_platform "$OUT/two" "$BX2" "$UP" waf gateway authn deploy isr
+proxy_platform "$OUT/deploy-on" "$BXD" "$UP" waf gateway authn isr
 sed -i "s|^upstream = .*|upstreams = [\"http://127.0.0.1:$UP\", \"http://127.0.0.1:$UP2\"]|" "$OUT/two/platform.toml"
 # The same pool without retries: what keeping a request's head for a
 # retry costs.
@@ -81,3 +89,7 @@ export BODY_FILE=$OUT/body
 p=$(CG_PATH=/post count bext-post "$BX" "$BEXT" serve --config "$OUT/platform.toml")
 np=$(CG_PATH=/post count nginx-post "$NGX" nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx")
 echo "16 KiB POST: bext $p, nginx $np, bext/nginx $(python3 -c "print(round($p/$np, 2))")"
+dp=$(CG_PATH=/post count bext-deploy-post "$BXD" "$BEXT" serve --config "$OUT/deploy-on/platform.toml")
+WRK_ARGS=()
+d=$(count bext-deploy "$BXD" "$BEXT" serve --config "$OUT/deploy-on/platform.toml")
+echo "deploy on (the default): GET bext $d ($(python3 -c "print(round($d/$n, 2))")x nginx), 16 KiB POST bext $dp ($(python3 -c "print(round($dp/$np, 2))")x nginx)"

@@ -135,6 +135,8 @@ pub struct Ctx {
     subject: Option<Arc<str>>,
     /// The request's trace, once something needed it.
     trace: OnceLock<TraceContext>,
+    /// The running `on_request` asked for the response.
+    response_wanted: bool,
 }
 
 impl Ctx {
@@ -161,7 +163,24 @@ impl Ctx {
             version: None,
             subject: None,
             trace: OnceLock::new(),
+            response_wanted: false,
         }
+    }
+
+    /// Asks for this request's response in this plugin's `on_response`:
+    /// called from `on_request` by a plugin whose hooks name
+    /// [`Hooks::RESPONSE_WHEN_ASKED`](crate::Hooks::RESPONSE_WHEN_ASKED)
+    /// (for others it changes nothing). Only the plugin that asks is
+    /// called, and only if the response comes back through it (the onion
+    /// order: not when a plugin before it answered).
+    pub fn want_response(&mut self) {
+        self.response_wanted = true;
+    }
+
+    /// Whether the hook that just ran called [`Ctx::want_response`],
+    /// forgotten once read: the kernel reads it after each `on_request`.
+    pub fn take_response_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.response_wanted)
     }
 
     /// The request's trace, if something has needed it yet.

@@ -100,6 +100,14 @@ impl Hooks {
     pub const SHUTDOWN: Hooks = Hooks(1 << 5);
     /// [`Plugin::admin`], at the routes [`Plugin::admin_routes`] declares.
     pub const ADMIN: Hooks = Hooks(1 << 6);
+    /// [`Plugin::on_response`], but only for the requests whose
+    /// `on_request` asked for their response ([`Ctx::want_response`]),
+    /// instead of every request's ([`Hooks::RESPONSE`], which wins when
+    /// both are named). For a plugin that needs few responses (a canary
+    /// counting one app's answers): a response no hook reads keeps the
+    /// cheap form the kernel has for it (an upstream's answer fields are
+    /// copied to the client as they came instead of built into a map).
+    pub const RESPONSE_WHEN_ASKED: Hooks = Hooks(1 << 7);
 
     /// Whether every hook of `other` is in `self`.
     pub const fn has(self, other: Hooks) -> bool {
@@ -195,7 +203,10 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     /// Sees the response on its way back: edit status, headers or body. It
-    /// cannot short-circuit; an error follows the fail mode.
+    /// cannot short-circuit; an error follows the fail mode. Called for
+    /// every request this plugin's `on_request` saw with
+    /// [`Hooks::RESPONSE`]; with [`Hooks::RESPONSE_WHEN_ASKED`] only for
+    /// those whose `on_request` called [`Ctx::want_response`].
     fn on_response<'a>(&'a self, _res: &'a mut Response, _cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
         Hook::Ready(Ok(()))
     }

@@ -214,8 +214,10 @@ impl<P: BuiltinPlugin> Harness<P> {
         }
 
         let mut answered = None;
+        let mut asked = false;
         if hooks.has(Hooks::REQUEST) {
             let flow = self.plugin.on_request(&mut req, cx).resolve().await;
+            asked = cx.take_response_wanted();
             answered = self
                 .decide(Stage::Request, flow, &mut ex.errors, cx)
                 .map(|r| (Stage::Request, r));
@@ -228,6 +230,9 @@ impl<P: BuiltinPlugin> Harness<P> {
             // the request is in its map.
             cx.insert_request_headers(req.headers_mut());
             let flow = self.plugin.on_late_request(&mut req, cx).resolve().await;
+            // The late place is a slot without `on_response`: its ask
+            // counts for nothing, as in the kernel.
+            cx.take_response_wanted();
             answered = self
                 .decide(Stage::LateRequest, flow, &mut ex.errors, cx)
                 .map(|r| (Stage::LateRequest, r));
@@ -243,7 +248,9 @@ impl<P: BuiltinPlugin> Harness<P> {
                 app(std::mem::take(&mut req), cx)
             }
         };
-        if hooks.has(Hooks::RESPONSE) {
+        // `on_response` for every response, or for one its `on_request`
+        // asked for (`Hooks::RESPONSE_WHEN_ASKED`), as the kernel calls it.
+        if hooks.has(Hooks::RESPONSE) || (hooks.has(Hooks::RESPONSE_WHEN_ASKED) && asked) {
             let done = self.plugin.on_response(&mut res, cx).resolve().await;
             if let Err(e) = done
                 && let Some(failed) = self.fail(Stage::Response, e, &mut ex.errors, cx)
@@ -679,6 +686,10 @@ mod tests {
         /// Names `on_request` only.
         #[serde(default)]
         bare: bool,
+        /// `on_response` only when asked: `on_request` (and the late
+        /// place) ask when the request has `x-ask`.
+        #[serde(default)]
+        when_asked: bool,
     }
 
     fn log(cx: &mut Ctx, what: &str) {
@@ -720,7 +731,12 @@ mod tests {
             if self.cfg.bare {
                 return Hooks::REQUEST;
             }
-            Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | Hooks::RESPONSE | Hooks::COMPLETE | Hooks::SHUTDOWN
+            let response = if self.cfg.when_asked {
+                Hooks::RESPONSE_WHEN_ASKED
+            } else {
+                Hooks::RESPONSE
+            };
+            Hooks::INIT | Hooks::FETCH | Hooks::REQUEST | response | Hooks::COMPLETE | Hooks::SHUTDOWN
         }
         fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
             *self.init.lock().unwrap() = Some(host.data_dir().to_owned());
@@ -740,7 +756,10 @@ mod tests {
             }
             self.answer("fetch", cx)
         }
-        fn on_request<'a>(&'a self, _req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+        fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+            if req.headers().contains_key("x-ask") {
+                cx.want_response();
+            }
             self.answer("request", cx)
         }
         fn late_priority(&self) -> Option<i32> {
@@ -750,11 +769,10 @@ mod tests {
             static OWNED: [HeaderName; 1] = [HeaderName::from_static("x-owned")];
             &OWNED
         }
-        fn on_late_request<'a>(
-            &'a self,
-            _req: &'a mut Request,
-            cx: &'a mut Ctx,
-        ) -> Hook<'a, Result<Flow, PluginError>> {
+        fn on_late_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+            if req.headers().contains_key("x-late-ask") {
+                cx.want_response();
+            }
             self.answer("late", cx)
         }
         fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
@@ -842,6 +860,21 @@ mod tests {
                 ex.cx.vars["log"], "fetch request response",
                 "no late place, no late hook"
             );
+
+            // `on_response` only for the requests `on_request` asked for
+            // (an ask from the late place counts for nothing).
+            let h = probe(serde_json::json!({"when_asked": true, "late": true})).await;
+            for (ask, log) in [
+                (None, "fetch request late"),
+                (Some("x-late-ask"), "fetch request late"),
+                (Some("x-ask"), "fetch request late response"),
+            ] {
+                let req = match ask {
+                    Some(name) => get().header(name, "1"),
+                    None => get(),
+                };
+                assert_eq!(h.send(req, app).await.cx.vars["log"], log, "{ask:?}");
+            }
 
             let h = probe(serde_json::json!({"bare": true})).await;
             let ex = h.send(get(), app).await;

@@ -1,8 +1,9 @@
 //! The HTTP/1.1 fast path (kernel/src/server/h1) against hyper, on raw
 //! sockets: the same bytes in give the same bytes out whichever serves the
 //! connection (`[platform] http1_fast_path`), and whatever the fast path
-//! does not serve (bodies, smuggling attempts, oversized heads) is judged
-//! by hyper on the same connection, after requests the fast path served.
+//! does not serve (bodies but small ones of a plain length that came with
+//! their head, smuggling attempts, oversized heads) is judged by hyper on
+//! the same connection, after requests the fast path served.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -178,6 +179,25 @@ async fn the_fast_path_answers_byte_for_byte_as_hyper() {
             vec![405, 405],
         ),
         (
+            "small bodies of a plain length, read with their head",
+            b"POST /api/form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+PUT /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+POST /api/none HTTP/1.1\r\nHost: x\r\n\r\n\
+PATCH /api/zero HTTP/1.0\r\nContent-Length: 0\r\n\r\n"
+                .to_vec(),
+            vec![200, 405, 200, 200],
+        ),
+        (
+            "a body longer than the first read, then a GET",
+            [
+                &b"POST /api/big HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n"[..],
+                &[b'b'; 20_000],
+                b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ]
+            .concat(),
+            vec![200, 200],
+        ),
+        (
             // hyper reads `Connection` only when it is visible ASCII.
             "a Connection value with obs-text has no close token",
             b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close, \xff\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
@@ -202,8 +222,33 @@ async fn the_fast_path_answers_byte_for_byte_as_hyper() {
     }
 }
 
+/// A body that is not there whole when its head is read goes to hyper
+/// with the head (and hyper's body timeouts), on the same connection.
 #[tokio::test]
-async fn a_post_after_fast_gets_is_served_by_hyper_on_the_same_connection() {
+async fn a_body_sent_after_its_head_is_read_by_hyper() {
+    let p = pair().await;
+    let mut answers = Vec::new();
+    for server in [&p.fast, &p.hyper] {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nPOST /api/late HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.write_all(b"world").await.unwrap();
+        s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        answers.push(comparable(&String::from_utf8_lossy(&out)));
+    }
+    assert_eq!(statuses(&answers[0]), [200, 200, 200], "{}", answers[0]);
+    assert!(answers[0].contains(r#""body_len":10"#), "{}", answers[0]);
+    assert_eq!(answers[0], answers[1]);
+}
+
+#[tokio::test]
+async fn a_post_after_fast_gets_is_served_on_the_same_connection() {
     let p = pair().await;
     let bytes = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n\
 GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n\

@@ -793,3 +793,54 @@ async fn long_upstream_bodies_stream_and_one_cut_short_is_not_passed_off_as_whol
         assert!(!whole, "a body cut short is an error");
     }
 }
+
+/// The length an upstream gives a 204 and a 304, as nginx passes them on
+/// to an HTTP/2 client: none on a 204 (RFC 9110 §8.6: a 204 has no
+/// `Content-Length`), the selected representation's on a 304 (allowed
+/// there); an HTTP/1.1 client gets hyper's head, which drops both.
+#[tokio::test]
+async fn a_204_has_no_length_and_a_304_keeps_its_representations_for_h2() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = seen.drain(..end + 4).collect();
+                        let answer: &[u8] = if head.starts_with(b"GET /204 ") {
+                            b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX-A: 1\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"x\"\r\n\r\n"
+                        };
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    let site = Site::new();
+    let cfg = site.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\ndefault_app = \"api\"\n[apps.api]\nruntime = \"proxy\"\nupstream = \"http://{up}\"\n"
+    ));
+    let b = Bext::serve(&cfg);
+    let r = send_h2(b.addr, request("GET", "http://x/204", &[], "")).await;
+    assert_eq!((r.status, r.header("x-a")), (204, Some("1")));
+    assert!(r.headers.get("content-length").is_none(), "{:?}", r.headers);
+    let r = send_h2(b.addr, request("GET", "http://x/304", &[], "")).await;
+    assert_eq!((r.status, r.header("etag")), (304, Some("\"x\"")));
+    assert_eq!(r.header("content-length"), Some("5"), "the representation's, as nginx");
+    for path in ["/204", "/304"] {
+        let r = get(b.addr, "x", path).await;
+        assert!(r.headers.get("content-length").is_none(), "{path}: {:?}", r.headers);
+    }
+}

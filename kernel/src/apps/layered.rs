@@ -74,12 +74,12 @@ impl Layered {
     }
 
     /// The API upstream for `/api/*`, a file of a folder, or the app.
-    pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
+    pub(crate) async fn serve(&self, mut req: Request, cx: &Ctx, kept: &mut super::KeptFields) -> Response {
         let path = req.uri().path().to_owned();
         if let Some((prefix, proxy)) = &self.api
             && under(&path, prefix).is_some()
         {
-            return proxy.serve(req, cx).await;
+            return proxy.serve(req, cx, kept).await;
         }
         if req.method() == Method::GET || req.method() == Method::HEAD {
             for folder in &self.folders {
@@ -101,7 +101,7 @@ impl Layered {
                 return res;
             }
         }
-        Box::pin(self.inner.serve(req, cx)).await
+        Box::pin(self.inner.serve(req, cx, kept)).await
     }
 }
 

@@ -3,9 +3,9 @@
 mod activity;
 pub mod bindings;
 mod exchange;
-pub(crate) use exchange::RawFields;
 #[cfg(test)]
 pub(crate) use exchange::fields_of;
+pub(crate) use exchange::{KeptFields, RawFields};
 pub(crate) mod forwarded;
 mod health;
 pub mod js;
@@ -47,14 +47,6 @@ pub(crate) const BEXT_HEADERS: [&str; 6] = [
 /// `https_redirect`, `hsts` and the proxy's `X-Forwarded-Proto`. A kernel
 /// type, so no plugin can claim it.
 pub(crate) struct OverTls;
-
-/// Marks a request whose response's headers will be a `HeaderMap` in any
-/// case: hyper writes it (HTTP/2, or HTTP/1 off the fast path; set by the
-/// server), or an `on_response` hook, the app's headers or HSTS change
-/// it (set by the pipeline). The proxy then builds the map of an
-/// upstream's fields at once rather than keep them raw ([`RawFields`])
-/// for bext's HTTP/1 writer, which would only add the raw form's cost.
-pub(crate) struct MapNeeded;
 
 /// How long the app's upstream (a proxy's backend, a process, a JS
 /// isolate) took to answer a request's head: in `Ctx::ext`, for the
@@ -145,10 +137,11 @@ impl Runtime {
         matches!(self, Runtime::Static(_))
     }
 
-    /// Answers one request.
-    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+    /// Answers one request. An upstream's answer fields go into `kept`
+    /// when it keeps them ([`KeptFields::new`]), else into the map.
+    pub(crate) async fn serve(&self, req: Request, cx: &Ctx, kept: &mut KeptFields) -> Response {
         let mut added = EncodedHeaders::default();
-        let mut res = self.answer(req, cx, &mut added).await;
+        let mut res = self.answer(req, cx, &mut added, kept).await;
         added.move_into(res.headers_mut());
         res
     }
@@ -157,7 +150,13 @@ impl Runtime {
     /// per file added next to the response's map in `added`: for the
     /// pipeline, which moves them into the map wherever one is needed
     /// (`Ctx::encoded_headers`).
-    pub async fn answer(&self, mut req: Request, cx: &Ctx, added: &mut EncodedHeaders) -> Response {
+    pub(crate) async fn answer(
+        &self,
+        mut req: Request,
+        cx: &Ctx,
+        added: &mut EncodedHeaders,
+        kept: &mut KeptFields,
+    ) -> Response {
         // The upstream (a backend, a process, JavaScript) continues the
         // request's trace under bext's span; a static app forwards nothing.
         // The first read fixes it: a layered app serves twice, one span.
@@ -180,10 +179,10 @@ impl Runtime {
         // static22); a box costs those requests one allocation.
         match self {
             Runtime::Static(s) => s.answer(req, cx, added).await,
-            Runtime::Proxy(p) => Box::pin(p.serve(req, cx)).await,
+            Runtime::Proxy(p) => Box::pin(p.serve(req, cx, kept)).await,
             Runtime::Js(j) => Box::pin(j.serve(req, cx)).await,
-            Runtime::Process(p) => Box::pin(p.serve(req, cx)).await,
-            Runtime::Layered(l) => Box::pin(l.serve(req, cx)).await,
+            Runtime::Process(p) => Box::pin(p.serve(req, cx, kept)).await,
+            Runtime::Layered(l) => Box::pin(l.serve(req, cx, kept)).await,
         }
     }
 

@@ -163,7 +163,7 @@ impl ProxyApp {
     /// Forwards one request and streams the answer back; an HTTP/1.1
     /// `Upgrade` (WebSocket) that the upstream accepts with 101 becomes a
     /// byte tunnel between client and upstream.
-    pub async fn serve(&self, mut req: Request, cx: &Ctx) -> Response {
+    pub(crate) async fn serve(&self, mut req: Request, cx: &Ctx, fields: &mut super::KeptFields) -> Response {
         self.start_checks();
         let mut busy = self.activity.as_ref().map(|a| a.enter());
         // A WebSocket over HTTP/2: admitted only with `:protocol
@@ -330,10 +330,7 @@ impl ProxyApp {
                         busy: busy.take(),
                     };
                     let answer = match answer {
-                        Answer::Own(own) => {
-                            let mapped = cx.ext.get::<super::MapNeeded>().is_some();
-                            own.into_response(counted, self.body_timeout, mapped)
-                        }
+                        Answer::Own(own) => own.into_response(counted, self.body_timeout, fields),
                         Answer::Hyper(res, lease) => {
                             self.relay(res, lease, counted, client_upgrade.take(), over_h2, cx)
                         }

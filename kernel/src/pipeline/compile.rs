@@ -413,7 +413,10 @@ fn serves_before_apps(s: &Slot) -> bool {
 }
 
 fn only_fetch(s: &Slot) -> bool {
-    !s.hooks.has(Hooks::REQUEST) && !s.hooks.has(Hooks::RESPONSE) && !s.hooks.has(Hooks::COMPLETE)
+    !s.hooks.has(Hooks::REQUEST)
+        && !s.hooks.has(Hooks::RESPONSE)
+        && !s.hooks.has(Hooks::RESPONSE_WHEN_ASKED)
+        && !s.hooks.has(Hooks::COMPLETE)
 }
 
 fn reuse_runtime(previous: &Pipeline, platform: &Platform, id: &str) -> Option<Arc<Runtime>> {

@@ -63,8 +63,10 @@ pub struct Chain {
     /// Whether any plugin has `on_request`: without one, nothing but the
     /// app reads the request's map.
     pub requests: bool,
-    /// Whether any plugin has `on_response`, which reads the answer's
-    /// headers as a map.
+    /// Whether any plugin has `on_response` for every response
+    /// ([`Hooks::RESPONSE`]), which reads the answer's headers as a map
+    /// (those that run only when asked, [`Hooks::RESPONSE_WHEN_ASKED`],
+    /// are known per request).
     pub responds: bool,
 }
 

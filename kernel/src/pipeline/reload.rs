@@ -257,9 +257,8 @@ fn app_service(pipeline: &Pipeline) -> Arc<AppService> {
             cx.ext.insert(ArrivedOverTls);
         }
         Box::pin(async move {
-            let mut res = runtime.serve(req, &cx).await;
-            // The plugin reads the map.
-            crate::apps::RawFields::into_headers(&mut res);
+            // The plugin reads the map: an upstream's fields go into it.
+            let mut res = runtime.serve(req, &cx, &mut crate::apps::KeptFields::map_only()).await;
             for (k, v) in &headers {
                 res.headers_mut().insert(k, v.clone());
             }

@@ -22,7 +22,7 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::{MapNeeded, OverTls, RawFields, add_kernel_headers, plain};
+use crate::apps::{KeptFields, OverTls, add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
 use crate::pipeline::admin::Access;
 use crate::trace::{HookSpan, HookSpans};
@@ -134,23 +134,39 @@ impl AfterResponse {
 
 /// Routes a request whose head the server has admitted: the kernel's and
 /// plugins' `/__bext/` endpoints, the fetch stage, the app and its chain.
-/// `on_admin_listener` is a request on `admin_listen`.
-pub async fn route(
+/// `on_admin_listener` is a request on `admin_listen`. An upstream's answer
+/// fields stay in `kept` when it keeps them and nothing here reads the
+/// response's map (then the server's writer copies them).
+pub(crate) async fn route(
     kernel: &Kernel,
     pipeline: &Arc<Pipeline>,
     on_admin_listener: bool,
     req: &mut Request,
     cx: &mut Ctx,
+    kept: &mut KeptFields,
 ) -> Routed {
-    let mut after = AfterResponse::default();
-    let mut served = None;
-    let response = dispatch(kernel, pipeline, on_admin_listener, req, cx, &mut after, &mut served).await;
-    let record = pipeline.record(served, cx.tenant());
+    let mut beside = Beside {
+        after: AfterResponse::default(),
+        served: None,
+        kept,
+    };
+    let response = dispatch(kernel, pipeline, on_admin_listener, req, cx, &mut beside).await;
+    let record = pipeline.record(beside.served, cx.tenant());
     Routed {
         response,
-        after,
+        after: beside.after,
         record,
     }
+}
+
+/// What [`dispatch`] settles beside the response.
+struct Beside<'k> {
+    /// The `on_complete` hooks owed.
+    after: AfterResponse,
+    /// The app's counters, when an app served.
+    served: Option<Arc<crate::metrics::AppCounters>>,
+    /// Where an upstream's answer fields go.
+    kept: &'k mut KeptFields,
 }
 
 async fn dispatch(
@@ -159,9 +175,9 @@ async fn dispatch(
     on_admin_listener: bool,
     req: &mut Request,
     cx: &mut Ctx,
-    after: &mut AfterResponse,
-    served: &mut Option<Arc<crate::metrics::AppCounters>>,
+    beside: &mut Beside<'_>,
 ) -> Response {
+    let Beside { after, served, kept } = beside;
     if on_admin_listener {
         return Box::pin(admin_listener(kernel, pipeline, req, cx)).await;
     }
@@ -227,7 +243,7 @@ async fn dispatch(
         Resolved::App(entry) => entry,
         Resolved::NoApp => {
             *after = AfterResponse::of(&pipeline.global);
-            return run_chain(&pipeline.global, req, cx, None).await;
+            return run_chain(&pipeline.global, req, cx, None, kept).await;
         }
         Resolved::Answer(res) => return res,
     };
@@ -261,19 +277,20 @@ async fn dispatch(
         }
     });
     let hsts = hsts.filter(|_| over_tls);
-    if entry.app.has_headers() || hsts.is_some() || (!cx.bypass && entry.chain.responds) {
-        cx.ext.insert(MapNeeded);
+    let decorated = entry.app.has_headers() || hsts.is_some();
+    if decorated {
+        kept.need_map();
     }
     let mut res = if cx.bypass {
-        serve_app(entry, req, cx).await
+        serve_app(entry, req, cx, kept).await
     } else {
         *after = AfterResponse::of(&entry.chain);
-        run_chain(&entry.chain, req, cx, Some(entry)).await
+        run_chain(&entry.chain, req, cx, Some(entry), kept).await
     };
     // The app's configured headers and HSTS replace the upstream's and
     // the plugins' of the same name: those must be in the map first.
-    if entry.app.has_headers() || hsts.is_some() {
-        RawFields::into_headers(&mut res);
+    if decorated {
+        kept.move_into(res.headers_mut());
         cx.encoded_headers.move_into(res.headers_mut());
     }
     entry.app.decorate(&mut res);
@@ -358,10 +375,21 @@ fn serves(domains: &[String], host: &str) -> bool {
 }
 
 /// Runs `on_request`, the app (or a 404 without one), then `on_response`
-/// over the plugins that saw the request, in reverse.
-async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&AppEntry>) -> Response {
+/// over the plugins that saw the request, in reverse: those with
+/// [`Hooks::RESPONSE`], and those with [`Hooks::RESPONSE_WHEN_ASKED`]
+/// whose `on_request` asked for this response ([`Ctx::want_response`]).
+async fn run_chain(
+    chain: &Chain,
+    req: &mut Request,
+    cx: &mut Ctx,
+    app: Option<&AppEntry>,
+    kept: &mut KeptFields,
+) -> Response {
     let slots = &chain.slots;
     let mut answered = None;
+    // The slots whose `on_request` asked for the response, as bits (the
+    // 64th and later share the last: one asking calls them all).
+    let mut asked = 0u64;
     // A sampled request with `[platform.otel]`: each hook becomes a span.
     let traced = cx.ext.get::<HookSpans>().is_some();
     for (i, slot) in slots.iter().enumerate() {
@@ -379,6 +407,11 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
         if let Some(began) = began {
             hook_span(cx, slot, "on_request", began, matches!(outcome, Some(Err(_))));
         }
+        // Read (and reset) after every hook, so one plugin's ask is never
+        // taken for the next one's.
+        if cx.take_response_wanted() && slot.hooks.has(Hooks::RESPONSE_WHEN_ASKED) {
+            asked |= bit(i);
+        }
         match outcome {
             None | Some(Ok(Flow::Continue)) => {}
             Some(Ok(Flow::Respond(res))) => {
@@ -393,24 +426,37 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
             }
         }
     }
+    let responds = |i: usize, slot: &Slot| {
+        slot.hooks.has(Hooks::RESPONSE) || (slot.hooks.has(Hooks::RESPONSE_WHEN_ASKED) && asked & bit(i) != 0)
+    };
     let (seen, mut res) = match answered {
         Some((i, res)) => (i + 1, res),
         None => {
             let res = match app {
-                Some(entry) => serve_app(entry, req, cx).await,
+                Some(entry) => {
+                    // A hook will read the answer's map: the upstream's
+                    // fields go into it at once.
+                    if chain.responds || asked != 0 {
+                        kept.need_map();
+                    }
+                    serve_app(entry, req, cx, kept).await
+                }
                 None => not_found(),
             };
             (slots.len(), res)
         }
     };
-    for slot in slots[..seen].iter().rev() {
-        if !slot.hooks.has(Hooks::RESPONSE) {
+    // An upstream's fields kept as they came go into the map before the
+    // first hook that runs, which sees and may change them as if they
+    // had been inserted there.
+    if slots[..seen].iter().enumerate().any(|(i, slot)| responds(i, slot)) {
+        kept.move_into(res.headers_mut());
+    }
+    for (i, slot) in slots[..seen].iter().enumerate().rev() {
+        if !responds(i, slot) {
             continue;
         }
-        // An upstream's fields kept as they came, and headers an earlier
-        // hook added next to the map, go into it now: this hook sees and
-        // may change them as if they had been inserted there.
-        RawFields::into_headers(&mut res);
+        // Headers an earlier hook added next to the map go into it now.
         cx.encoded_headers.move_into(res.headers_mut());
         let began = traced.then(SystemTime::now);
         let outcome = guard!(slot.plugin.on_response(&mut res, cx));
@@ -428,6 +474,11 @@ async fn run_chain(chain: &Chain, req: &mut Request, cx: &mut Ctx, app: Option<&
     res
 }
 
+/// A slot's bit in a chain's set of slots that asked for the response.
+fn bit(i: usize) -> u64 {
+    1 << i.min(63)
+}
+
 /// Notes a hook's run for the request's trace.
 fn hook_span(cx: &mut Ctx, slot: &Slot, hook: &'static str, start: SystemTime, failed: bool) {
     if let Some(spans) = cx.ext.get_mut::<HookSpans>() {
@@ -443,7 +494,7 @@ fn hook_span(cx: &mut Ctx, slot: &Slot, hook: &'static str, start: SystemTime, f
 
 /// The app answers; for an app with an upstream (proxy, process, JS),
 /// the time it took to answer is kept for the access log.
-async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx) -> Response {
+async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx, kept: &mut KeptFields) -> Response {
     if entry.app.runtime.is_static() {
         // The request headers plugins set for apps (authn's identity) are
         // read by no static site: they stay out of its map unless one is
@@ -456,13 +507,17 @@ async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx) -> Respons
         }
         // The file's headers go next to the map, with the plugins'.
         let mut added = std::mem::take(&mut cx.encoded_headers);
-        let res = entry.app.runtime.answer(std::mem::take(req), cx, &mut added).await;
+        let res = entry
+            .app
+            .runtime
+            .answer(std::mem::take(req), cx, &mut added, kept)
+            .await;
         cx.encoded_headers = added;
         return res;
     }
     cx.insert_request_headers(req.headers_mut());
     let began = std::time::Instant::now();
-    let res = entry.app.runtime.serve(std::mem::take(req), cx).await;
+    let res = entry.app.runtime.serve(std::mem::take(req), cx, kept).await;
     cx.ext.insert(crate::apps::UpstreamTime(began.elapsed()));
     res
 }
@@ -665,7 +720,7 @@ mod tests {
         let chain = chain(plugins, &log);
         let mut req = Request::new(Body::empty());
         let mut cx = Ctx::new(RequestId(0xabc), "127.0.0.1:1".parse().unwrap());
-        let res = run_chain(&chain, &mut req, &mut cx, None).await;
+        let res = run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
         let log = log.lock().unwrap().clone();
         (res, log)
     }
@@ -762,7 +817,14 @@ mod tests {
         };
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
         let chain = Chain::new([slot(0, "a", false), slot(1, "b", false), slot(2, "c", false)].into());
-        let res = run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None).await;
+        let res = run_chain(
+            &chain,
+            &mut Request::new(Body::empty()),
+            &mut cx,
+            None,
+            &mut KeptFields::map_only(),
+        )
+        .await;
         assert_eq!(*log.lock().unwrap(), ["c saw ", "b saw c", "a saw c,b"]);
         let in_map: Vec<_> = res.headers().get_all("x-added").iter().collect();
         assert_eq!(in_map, ["c", "b"], "the last hook's stay next to the map");
@@ -773,7 +835,14 @@ mod tests {
         // response its failure replaces.
         let mut cx = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
         let chain = Chain::new([slot(0, "a", true)].into());
-        let res = run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None).await;
+        let res = run_chain(
+            &chain,
+            &mut Request::new(Body::empty()),
+            &mut cx,
+            None,
+            &mut KeptFields::map_only(),
+        )
+        .await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(cx.encoded_headers.is_empty());
         assert!(res.headers().get("x-added").is_none());
@@ -821,10 +890,84 @@ mod tests {
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
         let mut req = Request::new(Body::empty());
         req.headers_mut().insert("x-set", HeaderValue::from_static("client"));
-        run_chain(&Chain::new(slots), &mut req, &mut cx, None).await;
+        run_chain(&Chain::new(slots), &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
         assert_eq!(*log.lock().unwrap(), ["a saw client", "b saw a", "c saw b"]);
         let pending: Vec<_> = cx.pending_request_headers().map(|n| n.as_str()).collect();
         assert_eq!(pending, ["x-set"], "the last hook's wait for a reader");
+    }
+
+    /// Logs its hooks; calls `want_response` from `on_request` when
+    /// `asks` and the request has `x-ask`.
+    struct Asks {
+        name: &'static str,
+        response: Hooks,
+        asks: bool,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Plugin for Asks {
+        fn hooks(&self) -> Hooks {
+            Hooks::REQUEST | self.response
+        }
+        fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+            self.log.lock().unwrap().push(format!("req {}", self.name));
+            if self.asks && req.headers().contains_key("x-ask") {
+                cx.want_response();
+            }
+            Hook::Ready(Ok(Flow::Continue))
+        }
+        fn on_response<'a>(&'a self, _res: &'a mut Response, _cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+            self.log.lock().unwrap().push(format!("res {}", self.name));
+            Hook::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_runs_when_asked_sees_only_the_responses_it_asked_for() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let slot = |i: i32, name: &'static str, response: Hooks, asks: bool| {
+            let plugin: Arc<dyn Plugin> = Arc::new(Asks {
+                name,
+                response,
+                asks,
+                log: log.clone(),
+            });
+            Slot {
+                name: name.into(),
+                hooks: plugin.hooks(),
+                plugin,
+                priority: i,
+                on_error: C,
+            }
+        };
+        let chain = Chain::new(
+            [
+                slot(0, "asked", Hooks::RESPONSE_WHEN_ASKED, true),
+                // Asks, but has no `on_response`: its ask is no one else's.
+                slot(1, "no-hook", Hooks::NONE, true),
+                slot(2, "unasked", Hooks::RESPONSE_WHEN_ASKED, false),
+                slot(3, "always", Hooks::RESPONSE, false),
+            ]
+            .into(),
+        );
+        assert!(chain.responds, "a hook for every response");
+        for (ask, want) in [
+            (false, ["res always"].as_slice()),
+            (true, ["res always", "res asked"].as_slice()),
+        ] {
+            log.lock().unwrap().clear();
+            let mut req = Request::new(Body::empty());
+            if ask {
+                req.headers_mut().insert("x-ask", HeaderValue::from_static("1"));
+            }
+            let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
+            run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
+            let log = log.lock().unwrap();
+            assert_eq!(log[..4], ["req asked", "req no-hook", "req unasked", "req always"]);
+            assert_eq!(log[4..], *want, "asked: {ask}");
+        }
+        let only_asked = Chain::new([slot(0, "asked", Hooks::RESPONSE_WHEN_ASKED, true)].into());
+        assert!(!only_asked.responds, "known per request");
     }
 
     #[tokio::test]

@@ -134,6 +134,7 @@ impl Finish {
                 bytes: 0,
                 end,
                 encoded,
+                fields: None,
             },
         )
     }
@@ -345,9 +346,11 @@ enum End {
 /// A response whose headers are all in its map (an upstream's fields
 /// kept as they came, then what plugins added): what hyper writes
 /// (HTTP/2, and HTTP/1 off the fast path).
-pub fn into_mapped(mut res: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
-    RawFields::into_headers(&mut res);
+pub fn into_mapped(res: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
     let (mut parts, mut body) = res.into_parts();
+    if let Some(fields) = body.fields.take() {
+        fields.prepend_to(&mut parts.headers);
+    }
     body.encoded.move_into(&mut parts.headers);
     http::Response::from_parts(parts, body)
 }
@@ -361,6 +364,10 @@ pub struct ResponseBody {
     /// HTTP/1 writer copies them as they are; [`into_mapped`] moves them
     /// into the map for every other writer.
     encoded: EncodedHeaders,
+    /// An upstream's answer fields kept as they came (`KeptFields`): the
+    /// HTTP/1 writer copies them before the map's; [`into_mapped`] puts
+    /// them into it.
+    pub(super) fields: Option<RawFields>,
 }
 
 impl ResponseBody {

@@ -17,7 +17,7 @@ use super::body::LimitedBody;
 use super::finish::{Finish, ResponseBody, into_mapped};
 use super::host::request_host;
 use crate::Kernel;
-use crate::apps::plain;
+use crate::apps::{KeptFields, plain};
 use crate::pipeline::run::{AfterResponse, route};
 
 /// Serves one request hyper read: never fails; every error is a response.
@@ -27,16 +27,28 @@ pub async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<ResponseBody>, Infallible> {
     let (parts, incoming) = req.into_parts();
-    Ok(into_mapped(handle_parts(kernel, conn, parts, Some(incoming)).await))
+    Ok(into_mapped(
+        handle_parts(kernel, conn, parts, Arrived::Hyper(incoming)).await,
+    ))
 }
 
-/// Serves one request from its head and body (`None`: no body, as the
-/// HTTP/1.1 fast path reads them), the same way whoever read it.
+/// A request's body as the server read it.
+pub(super) enum Arrived {
+    /// None: the HTTP/1.1 fast path's bodiless requests.
+    Nothing,
+    /// Whole, read by the fast path within its `Content-Length`.
+    Whole(bytes::Bytes),
+    /// To stream from hyper, which then writes the response (from a map).
+    Hyper(Incoming),
+}
+
+/// Serves one request from its head and body, the same way whoever read
+/// it.
 pub(super) async fn handle_parts(
     kernel: Arc<Kernel>,
     conn: Arc<ConnInfo>,
     mut parts: http::request::Parts,
-    incoming: Option<Incoming>,
+    body: Arrived,
 ) -> http::Response<ResponseBody> {
     let pipeline = kernel.pipeline.load_full();
     let in_flight = conn.request_started(parts.version);
@@ -45,9 +57,9 @@ pub(super) async fn handle_parts(
         cx.ext.insert(crate::apps::OverTls);
         cx.ext.insert(bext_plugin_abi::ArrivedOverTls);
     }
-    if incoming.is_some() {
-        cx.ext.insert(crate::apps::MapNeeded);
-    }
+    // bext's HTTP/1 writer copies an upstream's answer fields as they
+    // came; hyper's writes a map.
+    let mut kept = KeptFields::new(!matches!(body, Arrived::Hyper(_)));
     let mut finish = Finish::new(pipeline.access_log.clone(), in_flight, &parts);
     // A head refused before admit's pass over its names: the client's
     // span is looked up (rare; admitted heads say whether they have one).
@@ -144,8 +156,8 @@ pub(super) async fn handle_parts(
             &parts.headers,
         );
     }
-    let body = match incoming {
-        Some(incoming) if !incoming.is_end_stream() => {
+    let body = match body {
+        Arrived::Hyper(incoming) if !incoming.is_end_stream() => {
             let limited = LimitedBody::new(
                 incoming,
                 limits.max_body_bytes,
@@ -158,10 +170,20 @@ pub(super) async fn handle_parts(
                 Body::stream(limited)
             }
         }
-        _ => Body::empty(),
+        Arrived::Whole(bytes) => {
+            if settings.metrics.enabled {
+                finish
+                    .count_body()
+                    .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Body::full(bytes)
+        }
+        Arrived::Hyper(_) | Arrived::Nothing => Body::empty(),
     };
     let mut req = Request::from_parts(parts, body);
 
-    let routed = route(&kernel, &pipeline, conn.admin, &mut req, &mut cx).await;
-    finish.done(routed.response, routed.after, routed.record, cx)
+    let routed = route(&kernel, &pipeline, conn.admin, &mut req, &mut cx, &mut kept).await;
+    let mut res = finish.done(routed.response, routed.after, routed.record, cx);
+    res.body_mut().fields = kept.take();
+    res
 }

@@ -121,7 +121,9 @@ impl BuiltinPlugin for DeployPlugin {
 
 impl Plugin for DeployPlugin {
     fn hooks(&self) -> Hooks {
-        Hooks::INIT | Hooks::REQUEST | Hooks::RESPONSE | Hooks::ADMIN
+        // `on_response` only counts a canaried app's stable answers: asked
+        // for by `on_request`, so every other response is left alone.
+        Hooks::INIT | Hooks::REQUEST | Hooks::RESPONSE_WHEN_ASKED | Hooks::ADMIN
     }
 
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {

@@ -2,7 +2,9 @@
 //! keeps the version its cookie names; a new visitor gets the canary's
 //! share. Canary requests are answered in `on_request`, by the canary
 //! version's runtime (the plugins outside this one still see them); the
-//! rest go on to the current version and are counted in `on_response`.
+//! rest go on to the current version and are counted in `on_response`,
+//! which is asked for only by them (`Hooks::RESPONSE_WHEN_ASKED`): other
+//! apps' responses never reach it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -51,6 +53,7 @@ pub(crate) fn on_request<'a>(
     }
     if !to_canary {
         cx.ext.insert(StableVisit { canary, new, started });
+        cx.want_response();
         return Hook::Ready(Ok(Flow::Continue));
     }
     let Some(host) = shared.host.get() else {

@@ -275,7 +275,10 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Hea
     // length, any with `chunked`) may be followed by one: its connection
     // is not kept, so those bytes are never read as another answer.
     let announced = chunked == Some(true) || (status == StatusCode::NO_CONTENT && length.is_some_and(|n| n > 0));
-    let length = length.filter(|_| chunked.is_none());
+    // A 204 has no `Content-Length` (RFC 9110 §8.6; nginx drops an
+    // upstream's): hyper's HTTP/2 writer would pass it on. A 304 keeps
+    // its representation's, as nginx does.
+    let length = length.filter(|_| chunked.is_none() && status != StatusCode::NO_CONTENT);
     let fields = RawFields::new(buf.split_to(len), fields, length);
     Ok(Some(Head {
         status,
@@ -475,6 +478,12 @@ mod tests {
                 (head.framing, head.keep_alive),
                 (Framing::Empty, kept),
                 "{status} {field}"
+            );
+            let length = head.headers().get("content-length").cloned();
+            assert_eq!(
+                length.is_some(),
+                status.starts_with("304") && field.starts_with("Content-Length"),
+                "{status} {field}: only a 304 keeps its length"
             );
         }
     }

@@ -15,7 +15,7 @@ mod head;
 mod raw;
 
 pub(crate) use head::only_chunked;
-pub(crate) use raw::RawFields;
+pub(crate) use raw::{KeptFields, RawFields};
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -141,9 +141,9 @@ impl Answer {
     }
 
     /// The client's response: `counted` is held until the body ended (at
-    /// once for a body read whole), whose pauses may last `idle`. `mapped`:
-    /// its writer needs a `HeaderMap` (hyper's), built now.
-    pub(crate) fn into_response(self, counted: Counted, idle: Option<Duration>, mapped: bool) -> Response {
+    /// once for a body read whole), whose pauses may last `idle`. The
+    /// fields go into `kept` when it keeps them, else into the map now.
+    pub(crate) fn into_response(self, counted: Counted, idle: Option<Duration>, kept: &mut KeptFields) -> Response {
         let body = match self.body {
             Pending::Whole(bytes) => Body::full(bytes),
             Pending::Stream(stream) => Body::stream(stream.with(counted, idle)),
@@ -151,9 +151,9 @@ impl Answer {
         let mut res = Response::new(body);
         *res.status_mut() = self.status;
         // The fields stay as they came until something needs the map
-        // ([`RawFields::into_headers`]); bext's HTTP/1 writer copies them.
-        if !mapped && self.fields.in_map_order() {
-            res.extensions_mut().insert(self.fields);
+        // ([`KeptFields::move_into`]); bext's HTTP/1 writer copies them.
+        if kept.keeps() && self.fields.in_map_order() {
+            kept.keep(self.fields);
         } else {
             *res.headers_mut() = self.fields.into_map();
         }

@@ -8,9 +8,12 @@
 //! and hashing it into a map, for a writer that walks the map once to
 //! write the same bytes back, was a fifth of a proxied request's cost.
 //!
-//! The fields ride in the response's extensions until then: whatever
-//! touches a response's map first calls [`RawFields::into_headers`], so
-//! nobody sees a difference but the cost.
+//! The fields ride beside the response, in a [`KeptFields`] the server
+//! hands down with the request (only the HTTP/1 fast path keeps them, and
+//! only when no `on_response` hook, configured header or HSTS will read
+//! the map: the proxy builds the map at once otherwise). Whatever touches
+//! a response's map first calls [`KeptFields::move_into`], so nobody
+//! sees a difference but the cost.
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -157,15 +160,6 @@ impl RawFields {
         headers
     }
 
-    /// Puts a response's raw fields, if it has any, into its map, before
-    /// what the map already holds (nothing, unless someone skipped this).
-    /// Whatever reads or changes a response's headers calls this first.
-    pub(crate) fn into_headers<B>(res: &mut http::Response<B>) {
-        if let Some(raw) = res.extensions_mut().remove::<RawFields>() {
-            raw.prepend_to(res.headers_mut());
-        }
-    }
-
     /// The map with these fields first, then what `headers` held.
     pub(crate) fn prepend_to(self, headers: &mut HeaderMap) {
         let later = std::mem::replace(headers, self.into_map());
@@ -179,6 +173,62 @@ impl RawFields {
                 headers.append(name, value);
             }
         }
+    }
+}
+
+/// Where an upstream answer's fields go on their way to the client: kept
+/// as they came ([`RawFields`]) for bext's HTTP/1 writer, or into the
+/// response's map at once when something will read the map (hyper writes
+/// the response, an `on_response` hook runs, the app has `headers` or
+/// HSTS). Made by the server per request and handed down to the app by
+/// reference: carrying the fields in the response's extensions cost a
+/// proxied GET ~450 instructions (three allocations), a `&mut` costs none.
+#[derive(Debug, Default)]
+pub(crate) struct KeptFields {
+    keep: bool,
+    fields: Option<RawFields>,
+}
+
+impl KeptFields {
+    /// `keep`: the response's writer copies raw fields (bext's HTTP/1
+    /// fast path); otherwise every answer's fields go into its map.
+    pub(crate) fn new(keep: bool) -> Self {
+        KeptFields { keep, fields: None }
+    }
+
+    /// Every answer's fields into its map: for whoever reads the map.
+    pub(crate) fn map_only() -> Self {
+        Self::new(false)
+    }
+
+    /// From now on answers' fields go into their map (called before the
+    /// app answers, by what will read the map).
+    pub(crate) fn need_map(&mut self) {
+        self.keep = false;
+    }
+
+    /// Whether an answer's fields may stay raw.
+    pub(crate) fn keeps(&self) -> bool {
+        self.keep
+    }
+
+    /// Keeps `fields` for the writer (the caller checked [`Self::keeps`]).
+    pub(crate) fn keep(&mut self, fields: RawFields) {
+        self.fields = Some(fields);
+    }
+
+    /// Puts the kept fields, if any, into `headers`, before what it
+    /// already holds. Whatever reads or changes a response's headers
+    /// calls this first.
+    pub(crate) fn move_into(&mut self, headers: &mut HeaderMap) {
+        if let Some(raw) = self.fields.take() {
+            raw.prepend_to(headers);
+        }
+    }
+
+    /// The kept fields, taken: for the writer.
+    pub(crate) fn take(&mut self) -> Option<RawFields> {
+        self.fields.take()
     }
 }
 
@@ -253,15 +303,17 @@ mod tests {
             false,
         );
         assert!(raw.has_date());
-        let mut res = http::Response::new(());
-        res.headers_mut().append("vary", HeaderValue::from_static("b"));
-        res.headers_mut().append("x-late", HeaderValue::from_static("1"));
-        res.headers_mut().append("x-late", HeaderValue::from_static("2"));
-        res.extensions_mut().insert(raw);
-        RawFields::into_headers(&mut res);
-        assert!(res.extensions().get::<RawFields>().is_none(), "taken");
+        let mut headers = HeaderMap::new();
+        headers.append("vary", HeaderValue::from_static("b"));
+        headers.append("x-late", HeaderValue::from_static("1"));
+        headers.append("x-late", HeaderValue::from_static("2"));
+        let mut kept = KeptFields::new(true);
+        assert!(kept.keeps());
+        kept.keep(raw);
+        kept.move_into(&mut headers);
+        assert!(kept.take().is_none(), "taken");
         assert_eq!(
-            names(res.headers()),
+            names(&headers),
             [
                 ("date", &b"x"[..]),
                 ("vary", b"a"),
@@ -272,7 +324,9 @@ mod tests {
             ]
         );
         // Nothing to do the second time.
-        RawFields::into_headers(&mut res);
-        assert_eq!(res.headers().len(), 6);
+        kept.move_into(&mut headers);
+        assert_eq!(headers.len(), 6);
+        kept.need_map();
+        assert!(!kept.keeps() && !KeptFields::map_only().keeps());
     }
 }

@@ -322,7 +322,7 @@ impl ProcessApp {
     /// Forwards a request to a ready instance (picked by `balance`,
     /// retried on another when safe); 503 with `Retry-After` while none
     /// is ready.
-    pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
+    pub(crate) async fn serve(&self, req: Request, cx: &Ctx, kept: &mut crate::apps::KeptFields) -> Response {
         if let Some(run) = self.running.get() {
             // Counted from its arrival, so a request waiting for a start
             // keeps the app from going idle again.
@@ -339,7 +339,7 @@ impl ProcessApp {
                 }
             }
             if run.any_ready() {
-                return run.proxy.serve(req, cx).await;
+                return run.proxy.serve(req, cx, kept).await;
             }
         }
         let (body, retry) = match self.crash_looped() {

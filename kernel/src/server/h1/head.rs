@@ -2,7 +2,9 @@
 //! uses, so both paths accept exactly the same bytes), then a short list
 //! of checks decides whether this path understands the request. Anything
 //! it does not is handed to hyper untouched, so hyper stays the judge of
-//! bodies, framing and every unusual case (request smuggling included).
+//! framing and every unusual case (request smuggling included): the only
+//! body read here is one of a single plain `Content-Length` with no
+//! `Transfer-Encoding`, which has one meaning.
 
 use std::mem::MaybeUninit;
 
@@ -36,13 +38,20 @@ pub(super) enum Parsed {
     TooLarge,
 }
 
-/// A request head the fast path serves: no body, nothing to upgrade.
+/// A request head the fast path serves: nothing to upgrade, and no body
+/// but one of a plain `Content-Length` of at most the limit [`parse`]
+/// was given.
 #[derive(Debug)]
 pub(super) struct Head {
     pub(super) parts: http::request::Parts,
     /// The client wants the connection kept (HTTP/1.1 without `close`,
     /// HTTP/1.0 with `keep-alive`), as hyper reads it.
     pub(super) keep_alive: bool,
+    /// The body's length (`Content-Length`; 0 without one).
+    pub(super) body: usize,
+    /// The head's bytes, to give back to hyper with the buffer should the
+    /// body not be there whole ([`restore`]).
+    pub(super) bytes: Bytes,
 }
 
 /// What parsing keeps from one request to the next on a busy connection
@@ -59,8 +68,10 @@ pub(super) struct Scratch {
 /// one the fast path serves. `max_bytes` is `max_header_bytes`: hyper
 /// applies it to its read buffer, so whether it refuses a head a little
 /// over it depends on how the bytes arrived; here a head of that size is
-/// refused however it came.
-pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize, scratch: &mut Scratch) -> Parsed {
+/// refused however it came. `max_body` is the longest body the fast path
+/// reads itself (a request with a longer one goes to hyper, which streams
+/// it).
+pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize, max_body: usize, scratch: &mut Scratch) -> Parsed {
     let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
@@ -73,15 +84,21 @@ pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize, scratch: &mut Scratch)
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Parsed::Handoff;
     };
-    let method = match method {
-        "GET" => Method::GET,
-        "HEAD" => Method::HEAD,
-        // CONNECT tunnels; others may carry a body, and rare ones are
-        // not worth a second code path: hyper serves them.
-        "OPTIONS" => Method::OPTIONS,
-        "DELETE" => Method::DELETE,
+    // Whether a body is read here (of a plain `Content-Length`, or none
+    // without one, RFC 9112 §6.3); for the others only `Content-Length: 0`.
+    let (method, with_body) = match method {
+        "GET" => (Method::GET, false),
+        "HEAD" => (Method::HEAD, false),
+        "POST" => (Method::POST, true),
+        "PUT" => (Method::PUT, true),
+        "PATCH" => (Method::PATCH, true),
+        // CONNECT tunnels; rare ones are not worth a second code path:
+        // hyper serves them.
+        "OPTIONS" => (Method::OPTIONS, false),
+        "DELETE" => (Method::DELETE, false),
         _ => return Parsed::Handoff,
     };
+    let mut body = 0;
     // Origin-form only: absolute-form, authority-form and `*` go to hyper.
     if !target.starts_with('/') || target.len() > MAX_TARGET {
         return Parsed::Handoff;
@@ -103,8 +120,20 @@ pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize, scratch: &mut Scratch)
             return Parsed::Handoff;
         }
         if name == CONTENT_LENGTH {
-            // Exactly one `Content-Length: 0`, or hyper decides.
-            if header.value != b"0" || lines.iter().any(|(n, ..)| n == CONTENT_LENGTH) {
+            // Exactly one, plain decimal (`0`, or no leading zero), within
+            // the limit; a body only where one is read here. Anything else
+            // (a list, a sign, a second line): hyper decides.
+            let value = header.value;
+            let plain = matches!(value, [b'0'] | [b'1'..=b'9', ..])
+                && value.len() <= 19
+                && value.iter().all(u8::is_ascii_digit);
+            if !plain || lines.iter().any(|(n, ..)| n == CONTENT_LENGTH) {
+                return Parsed::Handoff;
+            }
+            body = value.iter().fold(0usize, |n, d| {
+                n.saturating_mul(10).saturating_add(usize::from(d - b'0'))
+            });
+            if body > 0 && (!with_body || body > max_body) {
                 return Parsed::Handoff;
             }
         } else if name == CONNECTION {
@@ -142,12 +171,18 @@ pub(super) fn parse(buf: &mut BytesMut, max_bytes: usize, scratch: &mut Scratch)
     parts.uri = uri;
     parts.version = version;
     parts.headers = headers;
-    Parsed::Fast(Head { parts, keep_alive })
+    Parsed::Fast(Head {
+        parts,
+        keep_alive,
+        body,
+        bytes: head,
+    })
 }
 
 /// Puts a head taken from `buf` back in front of it, for hyper (a value
-/// the `http` crate refuses where httparse did not: rare, so copied).
-fn restore(buf: &mut BytesMut, head: &[u8]) -> Parsed {
+/// the `http` crate refuses where httparse did not, a body not there
+/// whole: rare, so copied).
+pub(super) fn restore(buf: &mut BytesMut, head: &[u8]) -> Parsed {
     let mut whole = BytesMut::with_capacity(head.len() + buf.len());
     whole.extend_from_slice(head);
     whole.extend_from_slice(buf);
@@ -160,10 +195,11 @@ mod tests {
     use super::*;
 
     const MAX: usize = 64 * 1024;
+    const BODY: usize = 16;
 
     fn fast(bytes: &[u8]) -> (Head, BytesMut) {
         let mut buf = BytesMut::from(bytes);
-        match parse(&mut buf, MAX, &mut Scratch::default()) {
+        match parse(&mut buf, MAX, BODY, &mut Scratch::default()) {
             Parsed::Fast(head) => (head, buf),
             other => panic!("{other:?} for {:?}", String::from_utf8_lossy(bytes)),
         }
@@ -172,7 +208,7 @@ mod tests {
     /// Handed to hyper with every byte still there.
     fn handed_off(bytes: &[u8]) {
         let mut buf = BytesMut::from(bytes);
-        let parsed = parse(&mut buf, MAX, &mut Scratch::default());
+        let parsed = parse(&mut buf, MAX, BODY, &mut Scratch::default());
         assert!(
             matches!(parsed, Parsed::Handoff),
             "{parsed:?} for {:?}",
@@ -207,7 +243,7 @@ mod tests {
             ..Scratch::default()
         };
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
-        let Parsed::Fast(head) = parse(&mut buf, MAX, &mut scratch) else {
+        let Parsed::Fast(head) = parse(&mut buf, MAX, BODY, &mut scratch) else {
             panic!("not served")
         };
         assert_eq!(head.parts.headers.len(), 1);
@@ -237,11 +273,37 @@ mod tests {
     }
 
     #[test]
-    fn anything_with_a_body_or_an_upgrade_goes_to_hyper() {
+    fn a_body_of_a_plain_length_within_the_limit_is_read_here() {
+        for (bytes, method, body) in [
+            (
+                &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"[..],
+                Method::POST,
+                3,
+            ),
+            (b"PUT / HTTP/1.1\r\nContent-Length: 16\r\n\r\n", Method::PUT, 16),
+            (b"PATCH / HTTP/1.0\r\nContent-Length: 0\r\n\r\n", Method::PATCH, 0),
+            // No length and no coding: no body (RFC 9112 §6.3).
+            (b"POST / HTTP/1.1\r\nHost: a\r\n\r\n", Method::POST, 0),
+        ] {
+            let (head, rest) = fast(bytes);
+            assert_eq!((head.parts.method, head.body), (method, body));
+            assert_eq!(rest.len(), bytes.len() - head.bytes.len(), "the body stays buffered");
+        }
+    }
+
+    #[test]
+    fn anything_with_another_body_or_an_upgrade_goes_to_hyper() {
         for bytes in [
-            &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"[..],
-            b"POST / HTTP/1.1\r\nHost: a\r\n\r\n",
-            b"PUT / HTTP/1.1\r\nHost: a\r\n\r\n",
+            &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 17\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: 03\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+            b"DELETE / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
             b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
             b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
             b"GET / HTTP/1.1\r\nContent-Length: 00\r\n\r\n",
@@ -299,18 +361,21 @@ mod tests {
         // A head as long as the limit, complete or not.
         let long = format!("GET / HTTP/1.1\r\nX-A: {}\r\n\r\n", "a".repeat(MAX));
         for bytes in [long.as_bytes(), &long.as_bytes()[..MAX + 10], &long.as_bytes()[..MAX]] {
-            let parsed = parse(&mut BytesMut::from(bytes), MAX, &mut Scratch::default());
+            let parsed = parse(&mut BytesMut::from(bytes), MAX, BODY, &mut Scratch::default());
             assert!(matches!(parsed, Parsed::TooLarge), "{parsed:?}");
         }
         let just = format!("GET / HTTP/1.1\r\nX-A: {}\r\n\r\n", "a".repeat(MAX - 26));
         assert_eq!(just.len(), MAX - 1);
         assert!(matches!(
-            parse(&mut BytesMut::from(just.as_bytes()), MAX, &mut Scratch::default()),
+            parse(&mut BytesMut::from(just.as_bytes()), MAX, BODY, &mut Scratch::default()),
             Parsed::Fast(_)
         ));
         // Shorter and incomplete: wait for more.
         let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]);
-        assert!(matches!(parse(&mut buf, MAX, &mut Scratch::default()), Parsed::Partial));
+        assert!(matches!(
+            parse(&mut buf, MAX, BODY, &mut Scratch::default()),
+            Parsed::Partial
+        ));
         assert_eq!(buf.len(), 25);
     }
 }

@@ -1,14 +1,16 @@
 //! bext's own HTTP/1.1 connection for the common case: requests with no
-//! body (GET, HEAD, OPTIONS, DELETE), read with httparse, served by the
-//! same [`handle_parts`] as hyper's, answered with a head of its own
-//! ([`encode`]) and the body in the same write when it is ready: a static
-//! request costs about a fifth fewer instructions than through hyper's
-//! connection (bench/RESULTS.md, issue 22).
+//! body (GET, HEAD, OPTIONS, DELETE) or a small one of a plain
+//! `Content-Length` that arrived with the head (POST, PUT, PATCH up to
+//! [`MAX_BODY`]), read with httparse, served by the same [`handle_parts`]
+//! as hyper's, answered with a head of its own ([`encode`]) and the body
+//! in the same write when it is ready: a static request costs about a
+//! fifth fewer instructions than through hyper's connection
+//! (bench/RESULTS.md, issue 22).
 //!
-//! The first request this path does not fully understand (a body, any
-//! `Transfer-Encoding`, `Expect`, `Upgrade`, a target that is not
-//! origin-form, bytes httparse refuses, more header lines than hyper
-//! takes) hands the
+//! The first request this path does not fully understand (a larger body,
+//! one still on its way, any `Transfer-Encoding`, `Expect`, `Upgrade`, a
+//! target that is not origin-form, bytes httparse refuses, more header
+//! lines than hyper takes) hands the
 //! connection, with the bytes read so far, to hyper for the rest of its
 //! life ([`Rewind`]): hyper stays the judge of everything unusual, so
 //! request-smuggling defences are unchanged. Plain TCP only; TLS
@@ -35,10 +37,9 @@ use tokio::sync::watch;
 use super::conn_limit::ConnPermit;
 use super::finish::ResponseBody;
 use super::protocol::{Builders, Protocol, Replay};
-use super::request::handle_parts;
+use super::request::{Arrived, handle_parts};
 use super::{ConnInfo, IDLE_WAKE, Live, Verdict};
 use crate::Kernel;
-use crate::apps::RawFields;
 use encode::{Answering, BodySize, Framing};
 use head::{Head, Parsed};
 pub(super) use rewind::Rewind;
@@ -49,6 +50,12 @@ const READ_SIZE: usize = 4096;
 /// Bodies at least this large are written from their own buffer, not
 /// copied behind the head.
 const COPY_LIMIT: usize = 16 * 1024;
+
+/// The longest request body this path reads itself (and then only when
+/// it is there whole as the head is read): what the proxy reads whole
+/// before it asks an upstream (`apps::proxy`'s gather limit), so a body
+/// read here is one buffer, never a stream.
+const MAX_BODY: usize = 64 * 1024;
 
 /// What became of a connection the fast path served.
 enum Outcome {
@@ -205,14 +212,20 @@ async fn busy(
     release: &AtomicBool,
 ) -> Busy {
     let max_head = kernel.limits.max_header_bytes as usize;
+    let max_body = usize::try_from(kernel.limits.max_body_bytes).map_or(MAX_BODY, |m| m.min(MAX_BODY));
     let mut kept = Kept::default();
     // The handler's future, boxed (the busy period's state stays small)
     // in one box for the busy period, as hyper keeps it.
     let mut answer = None;
     loop {
-        let Head { parts, keep_alive } = loop {
+        let Head {
+            parts,
+            keep_alive,
+            body,
+            bytes,
+        } = loop {
             if !buf.is_empty() {
-                match head::parse(&mut buf, max_head, &mut kept.scratch) {
+                match head::parse(&mut buf, max_head, max_body, &mut kept.scratch) {
                     Parsed::Fast(head) => break head,
                     Parsed::Handoff => return Busy::Done(Outcome::Handoff(buf)),
                     Parsed::TooLarge => {
@@ -232,8 +245,21 @@ async fn busy(
                 Read::Quiet => return Busy::Quiet,
             }
         };
+        let body = match body {
+            0 => Arrived::Nothing,
+            n => match whole_body(stream, &mut buf, n) {
+                Some(body) => Arrived::Whole(body),
+                // Still on its way (or the connection ended): hyper reads
+                // it, with its timeouts, from the head on.
+                None => {
+                    head::restore(&mut buf, &bytes);
+                    return Busy::Done(Outcome::Handoff(buf));
+                }
+            },
+        };
+        drop(bytes);
         let (method, version) = (parts.method.clone(), parts.version);
-        let handler = handle_parts(kernel.clone(), info.clone(), parts, None);
+        let handler = handle_parts(kernel.clone(), info.clone(), parts, body);
         let answer = match &mut answer {
             Some(boxed) => {
                 Pin::set(boxed, handler);
@@ -248,8 +274,8 @@ async fn busy(
         let added = body.take_encoded();
         // An upstream's fields, copied as they came: before the map's,
         // which then holds nothing (or, should anything have skipped
-        // `RawFields::into_headers`, goes into one map with them).
-        let mut raw = res.extensions.remove::<RawFields>();
+        // `KeptFields::move_into`, goes into one map with them).
+        let mut raw = body.fields.take();
         if !res.headers.is_empty()
             && let Some(fields) = raw.take()
         {
@@ -323,6 +349,22 @@ async fn unless_closed<F: Future<Output = http::Response<ResponseBody>>>(
             }
         }
     }
+}
+
+/// The `n` bytes of a request body, from the buffer, and what the socket
+/// has ready without waiting (a client sends a small body with its
+/// head); `None` if they are not all there, or the connection ended.
+fn whole_body(stream: &TcpStream, buf: &mut BytesMut, n: usize) -> Option<Bytes> {
+    if buf.len() < n {
+        buf.reserve(n - buf.len());
+    }
+    while buf.len() < n {
+        match stream.try_read_buf(buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    Some(buf.split_to(n).freeze())
 }
 
 /// What a busy connection keeps between requests so as not to allocate

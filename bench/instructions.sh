@@ -34,6 +34,15 @@
 #                                                # (every thread's instructions: the log's
 #                                                # own thread formats and writes; with
 #                                                # CG_THREADS=1 also the log thread's apart)
+#   NGINX_LOG=1 bench/instructions.sh            # what nginx's access log costs it, as OBSERVE
+#                                                # measures bext's: nginx (as NGINX=1) with
+#                                                # access_log off, the combined format, and a
+#                                                # JSON log_format (escape=json) with the fields
+#                                                # of bext's JSON line, each unbuffered and with
+#                                                # buffer=64k (and once without its random
+#                                                # $request_id); with OBSERVE=1 bext's rows too.
+#                                                # Callgrind counts user space only: an
+#                                                # unbuffered line's write(2) is not in it
 #   JSON_LOG=1 METRICS_OFF=1 bench/instructions.sh
 #                                                # the first run also writes
 #                                                # a JSON access log to a file:
@@ -90,6 +99,66 @@ cg_h2load_one_stream() { # seconds -> requests done, over one h2c connection
 H2LOAD_ARGS=()
 for ((i = 0; i < ${#WRK_ARGS[@]}; i += 2)); do H2LOAD_ARGS+=(-H "${WRK_ARGS[i + 1]}"); done
 [ "${PROTOCOL:-h1}" = h2c ] && need h2load
+
+# nginx_count NAME PORT ROOT [ACCESS_LOG]: nginx serving ROOT as NGINX=1
+# does (its faster static variant), the server's `access_log` directive
+# ACCESS_LOG (default off); prints instructions per request.
+nginx_count() {
+  local dir=$PWD/$OUT/$1 port=$2 root=$3 access_log=${4:-off}
+  mkdir -p "$dir/logs"
+  # The fields of bext's JSON line for this request (time, request_id,
+  # trace_id, client, method, host, path, status, bytes, duration_ms, app,
+  # user_agent): nginx's nearest variables. It has no trace id: the
+  # request id (32 random hex digits) stands for it.
+  cat > "$dir/nginx.conf" <<CONF
+worker_processes 1; daemon off; master_process off; pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off; tcp_nodelay on; keepalive_requests 1000000;
+  open_file_cache max=1000 inactive=60s; open_file_cache_valid 1s;
+  include /etc/nginx/mime.types;
+  client_body_temp_path $dir; proxy_temp_path $dir;
+  fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+  log_format bext_json escape=json '{"time":"\$time_iso8601","request_id":"\$request_id","trace_id":"\$request_id",'
+    '"client":"\$remote_addr","method":"\$request_method","host":"\$host","path":"\$uri","status":\$status,'
+    '"bytes":\$body_bytes_sent,"duration_ms":\$request_time,"app":"\$server_name","user_agent":"\$http_user_agent"}';
+  # The same without \$request_id, whose 16 random bytes come from
+  # OpenSSL's RAND_bytes (most of the line's cost): the connection and its
+  # request count stand for both ids.
+  log_format bext_json_noid escape=json '{"time":"\$time_iso8601","request_id":"\$connection-\$connection_requests",'
+    '"trace_id":"\$connection-\$connection_requests","client":"\$remote_addr","method":"\$request_method",'
+    '"host":"\$host","path":"\$uri","status":\$status,"bytes":\$body_bytes_sent,"duration_ms":\$request_time,'
+    '"app":"\$server_name","user_agent":"\$http_user_agent"}';
+  server { listen 127.0.0.1:$port; server_name site; root $root; sendfile off; access_log $access_log; }
+}
+CONF
+  local url="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
+  [ "${REQUEST:-browser}" = plain ] && url="http://127.0.0.1:$port/index.html"
+  callgrind_per_request "$dir/cg.out" "$url" nginx -c "$dir/nginx.conf" -p "$dir"
+}
+
+if [ -n "${NGINX_LOG:-}" ]; then
+  need nginx
+  root=$PWD/$OUT/nginx-www
+  mkdir -p "$root"
+  head -c 1024 /dev/zero | tr '\0' 'x' > "$root/index.html"
+  printf '%-22s %8s %7s %9s\n' "nginx access_log" all ratio "per line"
+  n_off=$(nginx_count nginx-log-off $((CG_PORT + 10)) "$root")
+  printf '%-22s %8s %7s %9s\n' off "$n_off" 1.000 0
+  port=$((CG_PORT + 11))
+  for row in "combined combined" "combined-64k combined buffer=64k" "json bext_json" "json-64k bext_json buffer=64k" \
+    "json-noid-64k bext_json_noid buffer=64k"; do
+    set -- $row
+    name=$1; shift
+    n=$(nginx_count "nginx-log-$name" "$port" "$root" "$PWD/$OUT/nginx-log-$name/access.log $*")
+    lines=$(wc -l < "$OUT/nginx-log-$name/access.log")
+    python3 -c "print(f'{\"$name\":<22} {$n:>8,} {$n/$n_off:7.3f} {$n-$n_off:>9,}  ({$lines} lines)')"
+    port=$((port + 1))
+  done
+  tail -1 "$OUT/nginx-log-json/access.log"
+  [ -z "${OBSERVE:-}" ] && exit 0
+fi
 
 if [ -n "${OBSERVE:-}" ]; then
   off=$(count observe-off "$BEXT" $((CG_PORT + 4)) $'[platform.metrics]\nenabled = false')

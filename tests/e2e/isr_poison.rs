@@ -394,3 +394,36 @@ async fn the_port_the_client_names_is_part_of_the_key() {
     assert!(absolute.to_ascii_lowercase().contains("x-cache: miss"), "{absolute}");
     assert_eq!(up.count("/ported"), 4, "one request for each key");
 }
+
+/// `revalidate` drops every entry of the path before the app renders it
+/// again: a host the app does not answer on is refused (400, naming it)
+/// and drops nothing; the app's own host, however spelled, is keyed as
+/// clients' requests are.
+#[tokio::test]
+async fn revalidating_for_a_host_the_app_does_not_serve_is_refused() {
+    let up = Reflect::start().await;
+    let s = Site::new();
+    let b = serve(&s, up.addr, "");
+    assert_eq!(fetch(&b, "/page").await.header("x-cache"), Some("MISS"));
+    assert_eq!(fetch(&b, "/page").await.header("x-cache"), Some("HIT"));
+    let r = admin(&b, "revalidate", r#"{"app":"shop","path":"/page","host":"evil.test"}"#).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("\"evil.test\""), "{}", r.text());
+    assert_eq!(
+        fetch(&b, "/page").await.header("x-cache"),
+        Some("HIT"),
+        "nothing dropped"
+    );
+    assert_eq!(up.count("/page"), 1);
+
+    let r = admin(
+        &b,
+        "revalidate",
+        r#"{"app":"shop","path":"/page","host":"SHOP.test:80"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hit = fetch(&b, "/page").await;
+    assert_eq!(hit.header("x-cache"), Some("HIT"), "stored under the clients' key");
+    assert!(hit.text().contains("n=2"), "{}", hit.text());
+}

@@ -283,3 +283,47 @@ async fn changed_files_are_picked_up() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_same_size_rewrite_in_the_same_second_gets_a_new_etag() {
+    let (s, b) = site(false);
+    let path = s.path("www/ten.txt");
+    let set_mtime = |at: std::time::SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    };
+    // Both versions dated within one second: only the nanoseconds differ.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let second = std::time::UNIX_EPOCH + Duration::from_secs(now.as_secs() - 60);
+    set_mtime(second + Duration::from_millis(100));
+    let old = get(b.addr, "x", "/ten.txt").await;
+    assert_eq!(old.text(), "0123456789");
+    let old_tag = old.header("etag").unwrap().to_owned();
+    s.write("www/ten.txt", "9876543210");
+    set_mtime(second + Duration::from_millis(600));
+    // Served from memory for up to a second, then checked on disk.
+    let addr = b.addr;
+    eventually(Duration::from_secs(5), || async move {
+        (get(addr, "x", "/ten.txt").await.text() == "9876543210").then_some(())
+    })
+    .await;
+    let new = get(b.addr, "x", "/ten.txt").await;
+    assert_ne!(
+        new.header("etag"),
+        Some(old_tag.as_str()),
+        "the same tag for other bytes"
+    );
+    // A client holding the old tag gets the new bytes, not a 304.
+    let r = send(
+        b.addr,
+        request("GET", "/ten.txt", &[("host", "x"), ("if-none-match", &old_tag)], ""),
+    )
+    .await;
+    assert_eq!((r.status, r.text().as_str()), (200, "9876543210"));
+}

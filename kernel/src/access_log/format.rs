@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bext_plugin_abi::trace::hex_u64;
+
 use crate::config::platform::AccessLogFormat;
 use crate::server::h1::decimal;
 
@@ -18,12 +20,13 @@ const MAX_TARGET: usize = 1024;
 const MAX_HEADER: usize = 256;
 
 /// What the access log keeps of a request's head: its raw bytes in one
-/// allocation (the worker copies, the log's thread decodes and escapes).
+/// buffer (the worker copies, the log's thread decodes and escapes),
+/// kept with its record when the record is used again.
 #[derive(Debug, Default)]
 pub struct Head {
     /// The target (the path for JSON, path and query for combined), the
     /// `User-Agent`, the `Referer` (combined only), each bounded.
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
     target_len: u16,
     user_agent_len: u16,
     version: &'static str,
@@ -32,6 +35,14 @@ pub struct Head {
 impl Head {
     /// Keeps what `format` writes of the head.
     pub fn new(format: AccessLogFormat, parts: &http::request::Parts) -> Head {
+        let mut head = Head::default();
+        head.fill(format, parts);
+        head
+    }
+
+    /// Keeps what `format` writes of the head, in this head's buffer (a
+    /// used record's: no allocation when it is large enough).
+    pub fn fill(&mut self, format: AccessLogFormat, parts: &http::request::Parts) {
         let header = |name: http::header::HeaderName| -> &[u8] {
             parts
                 .headers
@@ -48,25 +59,23 @@ impl Head {
             AccessLogFormat::Combined => header(http::header::REFERER),
             AccessLogFormat::Json => &[],
         };
-        // One allocation of the exact size, three copies (`concat`'s
-        // generic sum and extend cost more on the worker).
-        let mut bytes = Vec::with_capacity(target.len() + user_agent.len() + referer.len());
-        bytes.extend_from_slice(target);
-        bytes.extend_from_slice(user_agent);
-        bytes.extend_from_slice(referer);
-        Head {
-            bytes: bytes.into_boxed_slice(),
-            // Bounded above by MAX_TARGET and MAX_HEADER.
-            target_len: target.len() as u16,
-            user_agent_len: user_agent.len() as u16,
-            version: match parts.version {
-                http::Version::HTTP_09 => "HTTP/0.9",
-                http::Version::HTTP_10 => "HTTP/1.0",
-                http::Version::HTTP_2 => "HTTP/2.0",
-                http::Version::HTTP_3 => "HTTP/3.0",
-                _ => "HTTP/1.1",
-            },
-        }
+        // At most one allocation (none in a used buffer), three copies
+        // (`concat`'s generic sum and extend cost more on the worker).
+        self.bytes.clear();
+        self.bytes.reserve(target.len() + user_agent.len() + referer.len());
+        self.bytes.extend_from_slice(target);
+        self.bytes.extend_from_slice(user_agent);
+        self.bytes.extend_from_slice(referer);
+        // Bounded above by MAX_TARGET and MAX_HEADER.
+        self.target_len = target.len() as u16;
+        self.user_agent_len = user_agent.len() as u16;
+        self.version = match parts.version {
+            http::Version::HTTP_09 => "HTTP/0.9",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            http::Version::HTTP_3 => "HTTP/3.0",
+            _ => "HTTP/1.1",
+        };
     }
 
     fn target(&self) -> &[u8] {
@@ -151,7 +160,7 @@ impl TraceId {
         match self {
             TraceId::Known(id) => id,
             TraceId::Unread(Some(parent)) => parent.trace_id(),
-            TraceId::Unread(None) => crate::trace::TraceContext::continue_or_start(None, 0.0).trace_id,
+            TraceId::Unread(None) => bext_plugin_abi::trace::new_trace_id(),
         }
     }
 }
@@ -160,28 +169,69 @@ impl TraceId {
 /// of lines, on the log's thread.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    wall: SystemTime,
+    /// The wall clock, since the Unix epoch.
+    wall: Duration,
     mono: Instant,
 }
 
 impl Clock {
     /// The clocks now.
     pub fn now() -> Clock {
+        Clock::at(SystemTime::now(), Instant::now())
+    }
+
+    fn at(wall: SystemTime, mono: Instant) -> Clock {
         Clock {
-            wall: SystemTime::now(),
-            mono: Instant::now(),
+            wall: wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
+            mono,
         }
     }
 
-    /// The date of `at` (before now).
-    pub fn date(&self, at: Instant) -> SystemTime {
-        self.wall
-            .checked_sub(self.mono.saturating_duration_since(at))
-            .unwrap_or(SystemTime::UNIX_EPOCH)
+    /// The date of `at` (before now), since the Unix epoch: a `Duration`
+    /// subtraction per line, where `SystemTime`'s checked arithmetic and
+    /// the epoch's subtraction were two.
+    pub fn date(&self, at: Instant) -> Duration {
+        self.wall.saturating_sub(self.mono.saturating_duration_since(at))
     }
 }
 
 impl Record {
+    /// A record to fill in: its head at the request's arrival, the rest
+    /// when the response's head is answered (`received_at` is a
+    /// placeholder until then).
+    pub fn blank() -> Box<Record> {
+        Box::new(Record {
+            head: Head::default(),
+            method: http::Method::GET,
+            received_at: Instant::now(),
+            client: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            host: None,
+            status: 0,
+            bytes: 0,
+            duration: Duration::ZERO,
+            upstream: None,
+            app: None,
+            tenant: None,
+            version: None,
+            cache: None,
+            waf: None,
+            request_id: 0,
+            trace_id: TraceId::Known([0; 16]),
+            aborted: false,
+        })
+    }
+
+    /// Lets go of what the record shares or owns besides its head's
+    /// buffer, once written, so that a worker can fill it again.
+    pub fn clear(&mut self) {
+        self.host = None;
+        self.app = None;
+        self.tenant = None;
+        self.version = None;
+        self.waf = None;
+        self.method = http::Method::GET;
+    }
+
     /// Memory it holds, for the buffer's bound.
     pub fn size(&self) -> usize {
         std::mem::size_of::<Record>()
@@ -201,12 +251,12 @@ impl Record {
 
     /// nginx's `combined` line, written by hand into `out` as JSON lines
     /// are: `fmt` into a `String` cost twice the JSON line.
-    fn write_combined(&self, time: SystemTime, out: &mut Vec<u8>) {
+    fn write_combined(&self, time: Duration, out: &mut Vec<u8>) {
         client(self.client, out);
         out.extend_from_slice(b" - - [");
         combined_time(time, out);
         out.extend_from_slice(b"] \"");
-        escape(out, self.method.as_str().as_bytes(), usize::MAX);
+        method(self.method.as_str().as_bytes(), out);
         out.push(b' ');
         escape_text(out, self.head.target(), MAX_TARGET);
         out.push(b' ');
@@ -226,16 +276,22 @@ impl Record {
     /// numbers and the time cost several times more. A key comes with
     /// its punctuation, and the two ids with theirs: one append each
     /// (three per field were an eighth of a debug build's line).
-    fn write_json(&self, time: SystemTime, out: &mut Vec<u8>) {
+    fn write_json(&self, time: Duration, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"time\":\"");
         json_time(time, out);
         let mut ids =
             *b"\",\"request_id\":\"0123456789abcdef\",\"trace_id\":\"0123456789abcdef0123456789abcdef\",\"client\":\"";
-        crate::trace::hex(&self.request_id.to_be_bytes(), &mut ids[16..32]);
-        crate::trace::hex(&self.trace_id.resolve(), &mut ids[46..78]);
+        // Fixed-size copies of word-arithmetic digits (the generic
+        // `hex` walks slices).
+        let trace = u128::from_be_bytes(self.trace_id.resolve());
+        ids[16..32].copy_from_slice(&hex_u64(self.request_id));
+        ids[46..62].copy_from_slice(&hex_u64((trace >> 64) as u64));
+        ids[62..78].copy_from_slice(&hex_u64(trace as u64));
         out.extend_from_slice(&ids);
         client(self.client, out);
-        field_str(out, b"\",\"method\":\"", self.method.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"method\":\"");
+        method(self.method.as_str().as_bytes(), out);
+        out.push(b'"');
         if let Some(h) = &self.host {
             field_str(out, b",\"host\":\"", h.as_bytes());
         }
@@ -270,6 +326,14 @@ impl Record {
         }
         out.extend_from_slice(b"}\n");
     }
+}
+
+/// The method, copied without an escape scan: `http::Method` holds only
+/// token characters (RFC 9110 `tchar`: printable ASCII without `"` or
+/// `\`), which neither format escapes.
+fn method(method: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(method.iter().all(|&b| !json_escape(b) && !nginx_escape(b)));
+    out.extend_from_slice(method);
 }
 
 /// `std::fmt::Write` into a byte buffer (for the rare IPv6 client).
@@ -445,13 +509,12 @@ thread_local! {
     static SECOND: std::cell::Cell<(u64, [u8; 20])> = const { std::cell::Cell::new((u64::MAX, [0; 20])) };
 }
 
-/// `time` as RFC 3339 in UTC with milliseconds.
-fn json_time(time: SystemTime, out: &mut Vec<u8>) {
-    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+/// `since` (the Unix epoch) as RFC 3339 in UTC with milliseconds.
+fn json_time(since: Duration, out: &mut Vec<u8>) {
     let secs = since.as_secs();
     let (cached, mut prefix) = SECOND.get();
     if cached != secs {
-        let t = time_parts(time);
+        let t = time_parts(SystemTime::UNIX_EPOCH + since);
         let mut s = String::with_capacity(20);
         let _ = write!(
             s,
@@ -567,21 +630,18 @@ thread_local! {
     static COMBINED_SECOND: std::cell::Cell<(u64, [u8; 26])> = const { std::cell::Cell::new((u64::MAX, [0; 26])) };
 }
 
-/// `time` as nginx's `$time_local` in UTC.
-fn combined_time(time: SystemTime, out: &mut Vec<u8>) {
+/// `since` (the Unix epoch) as nginx's `$time_local` in UTC.
+fn combined_time(since: Duration, out: &mut Vec<u8>) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let secs = since.as_secs();
     let (cached, mut text) = COMBINED_SECOND.get();
     if cached == secs {
         out.extend_from_slice(&text);
         return;
     }
-    let t = time_parts(time);
+    let t = time_parts(SystemTime::UNIX_EPOCH + since);
     let mut s = String::with_capacity(26);
     let _ = write!(
         s,
@@ -661,10 +721,10 @@ mod tests {
     /// half a second before.
     fn sample(head: Head) -> (Record, Clock) {
         let now = Instant::now();
-        let clock = Clock {
-            wall: SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_547_909_623),
-            mono: now + Duration::from_millis(500),
-        };
+        let clock = Clock::at(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_547_909_623),
+            now + Duration::from_millis(500),
+        );
         let record = Record {
             head,
             method: http::Method::GET,
@@ -852,6 +912,26 @@ mod tests {
             "\n"
         );
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_record_used_again_writes_the_line_a_new_one_writes() {
+        let parts = parts("/p?q=1", &[("user-agent", b"ua"), ("referer", b"https://r.test/")]);
+        for format in [AccessLogFormat::Json, AccessLogFormat::Combined] {
+            let (fresh, clock) = sample(Head::new(format, &parts));
+            let mut expected = Vec::new();
+            fresh.write(format, &clock, &mut expected);
+            // A record that held a longer head and other names, cleared.
+            let long = self::parts(&format!("/{}", "x".repeat(900)), &[("user-agent", &[b'u'; 200])]);
+            let (mut used, _) = sample(Head::new(AccessLogFormat::Combined, &long));
+            used.clear();
+            let mut head = std::mem::take(&mut used.head);
+            head.fill(format, &parts);
+            let (again, _) = sample(head);
+            let mut out = Vec::new();
+            again.write(format, &clock, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
+        }
     }
 
     #[test]

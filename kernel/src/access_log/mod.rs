@@ -13,7 +13,7 @@ mod writer;
 use std::sync::Arc;
 
 pub use format::{Head, Record, TraceId, time_parts};
-pub use writer::{AccessLog, close_all, reopen_all};
+pub use writer::{AccessLog, close_all, record, reopen_all};
 
 /// Where a request's access log line goes (the pipeline's, by its
 /// `[platform] access_log`).

@@ -1,6 +1,7 @@
 //! The queue workers hand requests' records to, and the thread that
 //! formats them and writes the lines to the file (or standard output).
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,37 @@ use crate::config::platform::{AccessLogConfig, AccessLogFormat};
 /// it writes them (nginx's `flush=`): one wake-up and one `write` per
 /// batch, not per request, however slow the traffic.
 const FLUSH: Duration = Duration::from_millis(100);
+
+/// Written records kept for workers to fill again (each with its head's
+/// buffer): a worker's record then costs no allocation, and the log's
+/// thread no frees of memory another thread allocated.
+const SPARES: usize = 256;
+
+/// Spare records a worker thread holds, taken when it queues one.
+const STASH: usize = 8;
+
+thread_local! {
+    /// Boxed on purpose: records move between threads as pointers.
+    #[allow(clippy::vec_box)]
+    static STASHED: RefCell<Vec<Box<Record>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A record for a request's line: a written one kept by this thread, or
+/// a new one.
+pub fn record() -> Box<Record> {
+    STASHED.with_borrow_mut(Vec::pop).unwrap_or_else(Record::blank)
+}
+
+/// Keeps `record` (a spare, or a line a full buffer refused) for this
+/// thread's next request, when it holds fewer than [`STASH`] (one thread
+/// local access per request: a stash that is full, rare, frees it).
+fn stash(record: Box<Record>) {
+    STASHED.with_borrow_mut(|s| {
+        if s.len() < STASH {
+            s.push(record);
+        }
+    });
+}
 
 /// One dedicated access log: its queue and writer thread. Dropping it
 /// lets the thread write what is left and end.
@@ -47,6 +79,10 @@ struct Queue {
     held: usize,
     /// The thread sleeps until told: the first record of a batch tells it.
     idle: bool,
+    /// Written records, cleared, for workers to fill again (at most
+    /// [`SPARES`]).
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Record>>,
 }
 
 /// Every open access log, for SIGUSR1 and the flush at exit.
@@ -125,15 +161,19 @@ impl AccessLog {
     }
 
     /// Queues a request's record; never waits for the disk. A record that
-    /// does not fit in the buffer is dropped and counted.
-    pub fn push(&self, record: Box<Record>) {
+    /// does not fit in the buffer is dropped and counted. Takes a spare
+    /// record for this thread's next request, when there is one.
+    pub fn push(&self, mut record: Box<Record>) {
         let size = record.size();
         let mut queue = self.shared.queue();
         if queue.held + size > self.shared.limit {
             drop(queue);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            record.clear();
+            stash(record);
             return;
         }
+        let spare = queue.spare.pop();
         let half = self.shared.limit / 2;
         let crossed_half = queue.held < half && queue.held + size >= half;
         queue.records.push(record);
@@ -144,6 +184,9 @@ impl AccessLog {
         drop(queue);
         if tell {
             self.shared.wake.notify_one();
+        }
+        if let Some(spare) = spare {
+            stash(spare);
         }
     }
 
@@ -214,10 +257,14 @@ impl Output {
 /// closed and drained.
 fn write_out(shared: &Shared, mut out: Output, path: Option<PathBuf>) {
     let mut batch = Vec::new();
+    // The last batch's records, cleared, handed back with the next take.
+    let mut written: Vec<Box<Record>> = Vec::new();
     let mut text = Vec::with_capacity(4096);
     loop {
         {
             let mut queue = shared.queue();
+            let room = SPARES.saturating_sub(queue.spare.len()).min(written.len());
+            queue.spare.extend(written.drain(..room));
             while queue.records.is_empty() && !shared.urgent(&queue) {
                 queue.idle = true;
                 queue = shared.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
@@ -233,14 +280,17 @@ fn write_out(shared: &Shared, mut out: Output, path: Option<PathBuf>) {
             std::mem::swap(&mut queue.records, &mut batch);
             queue.held = 0;
         }
+        // Spares beyond the bound, freed outside the lock.
+        written.clear();
         if !batch.is_empty() {
             let clock = Clock::now();
-            // By reference, then dropped in place: no move of each
-            // record out of the batch.
-            for record in &batch {
+            // By reference, then cleared in place for workers to fill
+            // again: no move of each record out of the batch.
+            for record in &mut batch {
                 record.write(shared.format, &clock, &mut text);
+                record.clear();
             }
-            batch.clear();
+            written.append(&mut batch);
             if let Err(e) = out.write_all(&text) {
                 tracing::warn!(error = %e, lines = bytecount(&text), "access log lines lost");
             }
@@ -337,6 +387,32 @@ mod tests {
         }
         assert_eq!(log.shared.queue().records.len(), 10, "ten whole records fit");
         assert_eq!(dropped.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn written_records_come_back_cleared_to_the_workers_that_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::open(&config(&path, 1 << 20), Arc::default()).unwrap();
+        let mut first = record(1);
+        first.host = Some("a.test".into());
+        log.push(first);
+        assert_eq!(ids(&path, 1), [1]);
+        // Handed back with the thread's next take, then to a queuing thread.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        std::thread::spawn(move || {
+            loop {
+                log.push(record(2));
+                if let Some(spare) = STASHED.with_borrow_mut(Vec::pop) {
+                    assert!(spare.host.is_none(), "cleared");
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "no spare came back");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

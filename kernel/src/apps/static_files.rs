@@ -145,8 +145,12 @@ impl Variant {
     /// sibling), in `encoding` (a sibling's) or as it is, varying on
     /// `Accept-Encoding` when the file has siblings.
     fn new(file: OnDisk, content_type: &HeaderValue, encoding: Option<&'static str>, vary: bool) -> Option<Variant> {
+        // The modification time to the nanosecond and the size (Caddy's
+        // ETag): a rewrite of the same size within one second is a new
+        // tag, as it is a new file to `unchanged` (seconds alone, nginx's
+        // tag, kept the old one and a client holding it got 304s).
         let mtime = file.modified.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let etag = HeaderValue::from_str(&format!("\"{:x}-{:x}\"", mtime.as_secs(), file.len)).ok()?;
+        let etag = HeaderValue::from_str(&format!("\"{:x}-{:x}\"", mtime.as_nanos(), file.len)).ok()?;
         let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(file.modified)).ok()?;
         let mut pairs = vec![
             (header::CONTENT_TYPE, content_type.clone()),

@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::InFlight;
-use crate::access_log::{AccessLog, Head, Record as LogRecord, Sink, TraceId};
+use crate::access_log::{AccessLog, Record as LogRecord, Sink, TraceId};
 use crate::apps::RawFields;
 use crate::config::platform::AccessLogFormat;
 use crate::metrics::{Record, method_index};
@@ -28,8 +28,8 @@ pub struct Finish {
     method: Method,
     /// The path, for the error log's `bext::access` line.
     path: Box<str>,
-    /// The head, for a dedicated access log.
-    line: Option<Head>,
+    /// A dedicated access log's record, its head filled in on arrival.
+    line: Option<Box<LogRecord>>,
     /// The client's span, for the trace id a dedicated access log writes
     /// when nothing read the request's trace while its headers were there.
     parent: Option<bext_plugin_abi::trace::Parent>,
@@ -52,7 +52,11 @@ impl Finish {
                 Box::default()
             },
             line: match &log {
-                Sink::Dedicated(l) => Some(Head::new(l.format(), parts)),
+                Sink::Dedicated(l) => {
+                    let mut line = crate::access_log::record();
+                    line.head.fill(l.format(), parts);
+                    Some(line)
+                }
                 _ => None,
             },
             // Set by `client_span` once the head is admitted, when it
@@ -110,8 +114,8 @@ impl Finish {
             // in the numbers and queues it (no boxed state, no moves of
             // the context; no clock read when neither counts).
             let log = match (self.log, self.line) {
-                (Sink::Dedicated(log), Some(head)) => {
-                    let line = log_record(&log, head, self.method.clone(), self.parent, status, &mut cx);
+                (Sink::Dedicated(log), Some(line)) => {
+                    let line = log_record(&log, line, self.method.clone(), self.parent, status, &mut cx);
                     Some((log, line))
                 }
                 _ => None,
@@ -187,8 +191,8 @@ impl State {
                 request_id = %cx.request_id,
             ),
             Sink::Dedicated(log) => {
-                if let Some(head) = f.line {
-                    let mut line = log_record(&log, head, f.method, f.parent, status, &mut cx);
+                if let Some(line) = f.line {
+                    let mut line = log_record(&log, line, f.method, f.parent, status, &mut cx);
                     line.bytes = bytes;
                     line.duration = duration;
                     line.aborted = aborted;
@@ -199,13 +203,13 @@ impl State {
     }
 }
 
-/// A request's access log record, taken from its context once the
+/// A request's access log record, filled in from its context once the
 /// response's head is answered; the end fills in the bytes, the duration
-/// and whether it was aborted. Boxed: the worker moves a pointer to the
-/// queue, not the record.
+/// and whether it was aborted. Boxed (and a written one used again): the
+/// worker moves a pointer to the queue, not the record.
 fn log_record(
     log: &AccessLog,
-    head: Head,
+    mut line: Box<LogRecord>,
     method: Method,
     parent: Option<bext_plugin_abi::trace::Parent>,
     status: StatusCode,
@@ -219,7 +223,8 @@ fn log_record(
     // Combined lines carry none of these: no lookups.
     let json = matches!(log.format(), AccessLogFormat::Json);
     let [app, tenant, version] = if json { cx.names() } else { Default::default() };
-    Box::new(LogRecord {
+    let head = std::mem::take(&mut line.head);
+    *line = LogRecord {
         head,
         method,
         received_at: cx.received_at,
@@ -247,7 +252,8 @@ fn log_record(
         request_id: cx.request_id.0,
         trace_id,
         aborted: false,
-    })
+    };
+    line
 }
 
 /// The request's span (kind server) and its hooks' (children of it).

@@ -5,7 +5,8 @@
 
 use bext_plugin_abi::admin::json;
 use bext_plugin_abi::{
-    AppTarget, ArrivedOverTls, Body, EncodedSlashes, PathError, Request, Response, normalise_path, text_response,
+    AppInfo, AppTarget, ArrivedOverTls, Body, EncodedSlashes, PathError, Request, Response, normalise_host,
+    normalise_path, pattern_reaches, text_response,
 };
 use http::header::HeaderValue;
 use http::{HeaderMap, Method, StatusCode};
@@ -93,6 +94,39 @@ fn keyed_target(path: &str, ignored: &IgnoredParams) -> Result<(String, Option<S
     Ok((path_only, query))
 }
 
+/// The host a `revalidate` names, in the kernel's form (lower case, no
+/// port, no trailing dot: what entries are keyed by), refused (the 400's
+/// text, naming it) when `app` does not answer on it: the order drops every entry of the path before the
+/// app renders it again, so a made-up host would empty the path's cache
+/// and store a page no client asks for. A host reaches the app when one of
+/// its domains (or tenants' domains) does; an app without domains (the
+/// default app) answers any host that no other app's domains claim. An
+/// app unknown here is left to `serve_app`'s 404; one with a `~` pattern
+/// is given the benefit of the doubt (this plugin has no regex engine).
+fn check_host(apps: &[AppInfo], app: &str, given: &str) -> Result<Box<str>, String> {
+    let host = normalise_host(given.as_bytes()).map_err(|e| format!("`host` {given:?}: {e}\n"))?;
+    // A canary (`app@version`) answers on its app's domains.
+    let id = app.split_once('@').map_or(app, |(id, _)| id);
+    let Some(info) = apps.iter().find(|a| a.id == id) else {
+        return Ok(host);
+    };
+    let reaches =
+        |a: &AppInfo| a.domains.iter().any(|d| pattern_reaches(d, &host)) || a.tenant_domains.contains_key(&*host);
+    let served = if info.domains.is_empty() && info.tenant_domains.is_empty() {
+        !apps.iter().any(|a| a.id != id && reaches(a))
+    } else {
+        reaches(info) || info.domains.iter().any(|d| d.starts_with('~'))
+    };
+    if served {
+        Ok(host)
+    } else {
+        Err(format!(
+            "`host` {given:?}: app {app:?} does not answer on it (its domains: {:?})\n",
+            info.domains
+        ))
+    }
+}
+
 impl IsrPlugin {
     /// Answers `{base}/invalidate` and `{base}/revalidate` (the kernel
     /// checked the token).
@@ -127,7 +161,7 @@ impl IsrPlugin {
 
     /// Drops the entries of `order.path` and has the app render it again
     /// into the cache, as a request through the cache would ask for it.
-    async fn revalidate(&self, order: AdminOrder) -> Response {
+    async fn revalidate(&self, mut order: AdminOrder) -> Response {
         let (Some(app), Some(path)) = (order.app.clone(), order.path.clone()) else {
             return text_response(StatusCode::BAD_REQUEST, "give `app` and `path`\n");
         };
@@ -144,6 +178,12 @@ impl IsrPlugin {
         let Some(host) = self.host.get() else {
             return text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
         };
+        if let Some(given) = order.host.as_deref() {
+            match check_host(host.apps(), &app, given) {
+                Ok(h) => order.host = Some(h.into()),
+                Err(e) => return text_response(StatusCode::BAD_REQUEST, e),
+            }
+        }
         // The app is asked for what the key will say, as for any request
         // that goes through the cache.
         let (path_only, query) = match keyed_target(&path, &self.ignored) {
@@ -215,6 +255,44 @@ impl IsrPlugin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revalidated_host_must_be_one_the_app_answers_on() {
+        let app = |id: &str, domains: &[&str]| AppInfo {
+            id: id.into(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            tenant_domains: [("shop.customer.com".to_string(), "customer".to_string())]
+                .into_iter()
+                .filter(|_| id == "shop")
+                .collect(),
+        };
+        let apps = [
+            app("shop", &["shop.test", "*.shop.test"]),
+            app("blog", &["blog.test"]),
+            app("site", &[]),
+        ];
+        for (given, keyed) in [
+            ("shop.test", "shop.test"),
+            ("SHOP.test.", "shop.test"),
+            ("a.shop.test", "a.shop.test"),
+            ("shop.customer.com", "shop.customer.com"),
+            ("shop.test:8080", "shop.test"),
+        ] {
+            assert_eq!(check_host(&apps, "shop", given).as_deref(), Ok(keyed), "{given}");
+        }
+        assert!(check_host(&apps, "shop@v2", "shop.test").is_ok(), "a canary");
+        let refused = check_host(&apps, "shop", "evil.test").unwrap_err();
+        assert!(
+            refused.contains("\"evil.test\"") && refused.contains("\"shop\""),
+            "{refused}"
+        );
+        assert!(check_host(&apps, "shop", "blog.test").is_err(), "another app's");
+        assert!(check_host(&apps, "shop", "bad host").is_err());
+        // The default app answers hosts no other app claims.
+        assert!(check_host(&apps, "site", "anything.test").is_ok());
+        assert!(check_host(&apps, "site", "blog.test").is_err());
+        assert!(check_host(&apps, "unknown", "x.test").is_ok(), "left to serve_app");
+    }
 
     /// L9: every spelling of a path names the entries the kernel's form does.
     #[test]

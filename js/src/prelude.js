@@ -1005,8 +1005,12 @@
   const APP_CTX = Object.freeze({ waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} });
   const finishApp = (res) => finish(res, 'fetch()', false);
   const finishAppStreaming = (res) => finish(res, 'fetch()', true);
+  // `clientIp` is read-only (a getter: assigning it throws in a module,
+  // which is strict): a hook cannot make a later one, or the log, see
+  // another client.
   function makeCtx(c) {
-    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4], clientIp: c[5] };
+    const ip = c[5];
+    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4], get clientIp() { return ip; } };
   }
 
   return {

@@ -137,6 +137,10 @@ impl BodySink {
     }
 }
 
+/// What runs for an id in flight (a fetch's or an operation's task; none
+/// for a request body), and the `max_concurrent` place it holds.
+type InFlight = (Option<tokio::task::AbortHandle>, Option<client::Slot>);
+
 /// One isolate's fetches: started by JavaScript, answered through `done`.
 pub(crate) struct FetchHost {
     fetcher: Option<Arc<Fetcher>>,
@@ -150,7 +154,7 @@ pub(crate) struct FetchHost {
     wake: Arc<Mutex<Option<Arc<Notify>>>>,
     /// Fetches hold a place in the app's `max_concurrent`; binding
     /// operations hold none; request bodies have no task either.
-    in_flight: RefCell<HashMap<u64, (Option<tokio::task::AbortHandle>, Option<client::Slot>)>>,
+    in_flight: RefCell<HashMap<u64, InFlight>>,
     /// App request bodies still arriving, until they end or their call does.
     bodies: RefCell<HashMap<u64, crate::request_body::BodyTap>>,
     /// Streamed bodies: bytes JavaScript has read and gives back to the

@@ -178,9 +178,23 @@ async fn call_feeding(
     feed: BodyFeed,
     body: Body,
 ) -> Result<Result<Answer, JsError>, Response> {
+    let mut feeding = Box::pin(feed.pump(body));
+    // One turn of the worker first, for the connection to hand over what
+    // it already holds of the body (all of a small POST's, usually): the
+    // isolate then takes it whole, with no stream to feed (inline, the
+    // call would otherwise start before the connection has run).
+    let early = tokio::select! {
+        biased;
+        fed = &mut feeding => Some(fed),
+        () = tokio::task::yield_now() => None,
+    };
+    match early {
+        Some(Ok(())) => return Ok(pool.call(call).await),
+        Some(Err(e)) => return Err(super::body_read_failed(&e)),
+        None => {}
+    }
     let answer = pool.call(call);
     tokio::pin!(answer);
-    let mut feeding = Box::pin(feed.pump(body));
     tokio::select! {
         answer = &mut answer => {
             if matches!(&answer, Ok(Answer::Respond(Reply { stream: Some(_), .. }))) {

@@ -10,6 +10,9 @@
 #   BASELINE=/path/to/older/bext bench/js-instructions.sh
 #                                                # both, and new/old
 #   MODES=threads bench/js-instructions.sh       # only some modes
+#   POST=1 bench/js-instructions.sh              # a small POST (POST_BYTES,
+#                                                # 256) read whole by
+#                                                # bench/js/post.js instead
 #
 # Builds `--profile profiling` unless BEXT is given;
 # `callgrind_annotate --inclusive=yes bench/out/js-instructions/<name>.cg.1`
@@ -21,9 +24,21 @@ DURATION=${DURATION:-8}
 read -ra MODES <<< "${MODES:-threads inline}"
 if [ -z "${BEXT:-}" ]; then cargo build --profile profiling -q -p bext; BEXT=$PWD/target/profiling/bext; fi
 rm -rf "$OUT"; mkdir -p "$OUT/app"
-cp bench/js/hello.js "$OUT/app/index.js"
-
 WRK_ARGS=()
+if [ -n "${POST:-}" ]; then
+  cp bench/js/post.js "$OUT/app/index.js"
+  head -c "${POST_BYTES:-256}" /dev/zero | tr '\0' z > "$OUT/body"
+  cat > "$OUT/post.lua" <<LUA
+local f = io.open("$OUT/body", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+LUA
+  WRK_ARGS=(-s "$OUT/post.lua")
+else
+  cp bench/js/hello.js "$OUT/app/index.js"
+fi
+
 count() { # name binary port mode -> instructions per request
   cat > "$OUT/$1.toml" <<TOML
 [platform]

@@ -65,7 +65,7 @@ fn hello_world_in(bencher: divan::Bencher<'_, '_>, in_flight: usize, mode: Mode)
                         method: Method::GET,
                         url: "http://bench.test/".into(),
                         headers: headers(),
-                        body: Bytes::new(),
+                        body: Bytes::new().into(),
                     })
                 });
                 for r in futures_util::future::join_all(calls).await {

@@ -19,7 +19,9 @@ use crate::bytecode::Compiled;
 use crate::fetch::{FetchHost, Fetcher};
 use crate::modules::ModuleCache;
 use crate::reply_stream::{ChunkSender, Sent};
-use crate::{Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestHook, Spec, natives};
+use crate::{
+    Answer, Call, Exports, HeaderEdit, JsError, Kind, PluginCtx, Reply, RequestBody, RequestHook, Spec, natives,
+};
 
 /// The prelude, compiled by the process's first isolate.
 pub(crate) static PRELUDE: Compiled = Compiled::new("bext:prelude", include_str!("prelude.js"));
@@ -41,6 +43,9 @@ const MAX_STACK: usize = 1024 * 1024;
 const SLICE: Duration = Duration::from_millis(10);
 /// The stack of an isolate thread.
 pub(crate) const THREAD_STACK: usize = 4 * 1024 * 1024;
+/// The key of [`Isolate::call`]'s call among request bodies (inline
+/// calls are numbered from 0 up).
+const DIRECT: u64 = u64::MAX;
 
 /// The functions a call needs, kept alive across calls.
 struct Handles {
@@ -68,6 +73,9 @@ pub(crate) struct Isolate {
     handles: Handles,
     /// Calls started by [`Isolate::begin`] whose promise is still pending.
     pending: HashMap<u64, (Persistent<Value<'static>>, Shape)>,
+    /// Request bodies still arriving, by the call that reads them
+    /// ([`DIRECT`]: the call of [`Isolate::call`]), until the call is over.
+    bodies: HashMap<u64, u64>,
     /// The body stream of the call just answered, for [`Isolate::pump`]
     /// (it holds a JavaScript value: it drops before the context).
     streaming: Option<Streaming>,
@@ -258,6 +266,7 @@ impl Isolate {
         let isolate = Isolate {
             handles,
             pending: HashMap::new(),
+            bodies: HashMap::new(),
             streaming: None,
             context,
             _runtime: runtime,
@@ -282,8 +291,9 @@ impl Isolate {
         let (deadline, interrupted, timeout, clock) = (&self.deadline, &self.interrupted, self.timeout, self.clock);
         let fetch = &*self.fetch;
         let streaming = &mut self.streaming;
+        let mut body = None;
         let result = self.context.with(|ctx| -> Result<Answer, JsError> {
-            let (out, shape) = match invoke(&ctx, h, call, true)? {
+            let (out, shape) = match invoke(&ctx, h, fetch, call, true, &mut body)? {
                 Invoked::Answer(answer) => return Ok(answer),
                 Invoked::Value(out, shape) => (out, shape),
             };
@@ -335,7 +345,17 @@ impl Isolate {
             decode(&ctx, h, shape, value)
         });
         self.deadline.set(None);
-        result.map_err(|e| self.classify(e))
+        let result = result.map_err(|e| self.classify(e));
+        if let Some(id) = body {
+            self.bodies.insert(DIRECT, id);
+        }
+        // A streamed answer may still read the body: [`Isolate::pump`]
+        // lets go of it.
+        if self.streaming.is_none() {
+            let fatal = result.as_ref().is_err_and(JsError::is_fatal);
+            self.end_body(DIRECT, !fatal);
+        }
+        result
     }
 
     /// Sends the body stream of the call just answered, chunk by chunk as
@@ -398,7 +418,41 @@ impl Isolate {
             }
         });
         self.deadline.set(None);
-        result.map_err(|e| self.classify(e))
+        let result = result.map_err(|e| self.classify(e));
+        self.end_body(DIRECT, !result.as_ref().is_err_and(JsError::is_fatal));
+        result
+    }
+
+    /// Call `call` is over: its request body, if still arriving, is let go
+    /// (the feed stops reading the client) and, with `js`, what
+    /// JavaScript still holds of it fails rather than waits for ever.
+    fn end_body(&mut self, call: u64, js: bool) {
+        if self.bodies.is_empty() {
+            return; // most calls: no hashing
+        }
+        let Some(id) = self.bodies.remove(&call) else {
+            return;
+        };
+        if !self.fetch.has_body(id) {
+            return; // it ended
+        }
+        self.fetch.abort(id);
+        if !js {
+            return;
+        }
+        let done = &self.handles.fetch_done;
+        let ran = self.within(self.timeout, |ctx| {
+            if let Ok(done) = done.clone().restore(&ctx) {
+                let why = "the request is over: its body can no longer be read";
+                if let Err(e) = done.call::<_, ()>((id as f64, why, -1)) {
+                    tracing::warn!(target: "bext::js", "letting go of a request body: {}", describe(&ctx, e));
+                }
+                while ctx.execute_pending_job() {}
+            }
+        });
+        if let Err(e) = ran {
+            tracing::warn!(target: "bext::js", "letting go of a request body: {e}");
+        }
     }
 
     /// Starts a call without waiting: runs it and its microtasks, then
@@ -408,10 +462,11 @@ impl Isolate {
     pub(crate) fn begin(&mut self, id: u64, call: Call, deadline: Instant) -> Option<Result<Answer, JsError>> {
         self.interrupted.set(false);
         self.deadline.set(Some(deadline));
-        let h = &self.handles;
+        let (h, fetch) = (&self.handles, &*self.fetch);
         let pending = &mut self.pending;
+        let mut body = None;
         let result = self.context.with(|ctx| -> Option<Result<Answer, JsError>> {
-            let (out, shape) = match invoke(&ctx, h, call, false) {
+            let (out, shape) = match invoke(&ctx, h, fetch, call, false, &mut body) {
                 Ok(Invoked::Answer(answer)) => return Some(Ok(answer)),
                 Ok(Invoked::Value(out, shape)) => (out, shape),
                 Err(e) => return Some(Err(e)),
@@ -427,7 +482,14 @@ impl Isolate {
             }
         });
         self.deadline.set(None);
-        self.checked(result)
+        let result = self.checked(result);
+        if let Some(body) = body {
+            self.bodies.insert(id, body);
+        }
+        if let Some(answer) = &result {
+            self.end_body(id, !answer.as_ref().is_err_and(JsError::is_fatal));
+        }
+        result
     }
 
     /// The answer of the pending call `id`, once its promise has settled.
@@ -440,7 +502,11 @@ impl Isolate {
             let (_, shape) = pending.remove(&id)?;
             Some(result.and_then(|value| decode(&ctx, h, shape, value)))
         });
-        self.checked(result)
+        let result = self.checked(result);
+        if let Some(answer) = &result {
+            self.end_body(id, !answer.as_ref().is_err_and(JsError::is_fatal));
+        }
+        result
     }
 
     /// Inline isolates: who to wake when a fetch's answer arrives.
@@ -504,6 +570,7 @@ impl Isolate {
     /// Gives up on the pending call `id` (it timed out, or its client left).
     pub(crate) fn forget(&mut self, id: u64) {
         self.pending.remove(&id);
+        self.end_body(id, true);
     }
 
     /// Calls started with [`Isolate::begin`] that have not settled yet.
@@ -722,7 +789,16 @@ fn timer_due(clock: Instant, at_ms: f64) -> Instant {
     clock + Duration::from_secs_f64((at_ms / 1000.0).min(FARTHEST_TIMER_SECS))
 }
 
-fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Result<Invoked<'js>, JsError> {
+/// An app's request body still arriving is taken by this isolate's
+/// `fetch` host; `body` is then its id.
+fn invoke<'js>(
+    ctx: &Ctx<'js>,
+    h: &Handles,
+    fetch: &FetchHost,
+    call: Call,
+    streaming: bool,
+    body: &mut Option<u64>,
+) -> Result<Invoked<'js>, JsError> {
     let caught = |e: rquickjs::Error| describe(ctx, e);
     let restore = |p: &Persistent<Function<'static>>| p.clone().restore(ctx).map_err(caught);
     match call {
@@ -730,14 +806,25 @@ fn invoke<'js>(ctx: &Ctx<'js>, h: &Handles, call: Call, streaming: bool) -> Resu
             method,
             url,
             headers,
-            body,
+            body: request_body,
         } => {
             let entry = h.entry.clone().restore(ctx).map_err(caught)?;
             let env = h.env.clone().restore(ctx).map_err(caught)?;
             let flat = packed_headers(ctx, &headers).map_err(caught)?;
-            let body = js_body(ctx, &body).map_err(caught)?;
+            let data = match request_body {
+                RequestBody::Whole(bytes) => js_body(ctx, &bytes).map_err(caught)?,
+                RequestBody::Arriving(tap) => match tap.whole() {
+                    Some(bytes) => js_body(ctx, &bytes).map_err(caught)?,
+                    // The prelude reads it as it comes, by this id.
+                    None => {
+                        let id = fetch.take_body(tap);
+                        *body = Some(id);
+                        Value::new_number(ctx.clone(), id as f64)
+                    }
+                },
+            };
             let out = restore(&h.app)?
-                .call((entry, method.as_str(), url, flat, body, env, streaming))
+                .call((entry, method.as_str(), url, flat, data, env, streaming))
                 .map_err(caught)?;
             Ok(Invoked::Value(out, Shape::App))
         }

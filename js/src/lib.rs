@@ -34,6 +34,7 @@ mod multipart;
 mod natives;
 mod pool;
 mod reply_stream;
+mod request_body;
 mod shared;
 mod shared_check;
 mod streams;
@@ -53,6 +54,7 @@ pub use deferred::{CheckStatus, DeferredPool, start_deferred_checks};
 pub use fetch::{reaches_own_listener, set_own_listeners};
 pub use pool::{IsolatePool, PoolStats};
 pub use reply_stream::{CHUNKS_IN_FLIGHT, ReplyStream, StreamCut};
+pub use request_body::{BodyFeed, BodyTap, RequestBody, request_body};
 pub use shared::{SharedSettings, configure_shared};
 
 /// What a pool's module is.
@@ -234,8 +236,9 @@ pub enum Call {
         url: String,
         /// Request headers.
         headers: HeaderMap,
-        /// The whole request body.
-        body: Bytes,
+        /// The request body: whole, or still arriving (the handler is
+        /// called as soon as the head is in).
+        body: RequestBody,
     },
     /// A plugin's `fetch` or `onRequest`.
     Request {

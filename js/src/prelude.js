@@ -558,7 +558,7 @@
       if (this._data === null) return null;
       if (!this._stream) {
         const d = this._data;
-        this._stream = isStream(d) ? d : streamOf(typeof d === 'string' ? native.utf8Encode(d) : d);
+        this._stream = isStream(d) ? d : d instanceof HostBody ? d.stream() : streamOf(typeof d === 'string' ? native.utf8Encode(d) : d);
       }
       return this._stream;
     }
@@ -568,6 +568,7 @@
       const d = this._stream || this._data;
       if (d === null) return '';
       if (isStream(d)) return collect(d);
+      if (d instanceof HostBody) return d.bytes();
       return d;
     }
     async text() {
@@ -590,7 +591,7 @@
     }
     _cloneData() {
       if (this._used) throw new TypeError('Body has already been consumed');
-      const d = this._stream || this._data;
+      const d = this._data instanceof HostBody ? this.body : this._stream || this._data;
       if (!isStream(d)) return d;
       // A streamed body is teed: this body reads one branch, the clone the other.
       const [mine, theirs] = d.tee();
@@ -800,7 +801,8 @@
   // body to the fetch, as the spec says (it is then used), rather than
   // being teed: a tee would keep every chunk for the branch nobody reads.
   function requestFor(input, init) {
-    const body = input instanceof Request && init.body === undefined ? input._stream || input._data : null;
+    const own = input instanceof Request && init.body === undefined;
+    const body = own ? (input._data instanceof HostBody ? input.body : input._stream || input._data) : null;
     if (!isStream(body)) return new Request(input, init);
     if (input._used || body.locked) throw new TypeError('fetch: the body stream is locked or was read');
     const [data, stream] = [input._data, input._stream];
@@ -816,6 +818,70 @@
   const fetchBodies = new Map();
   // Streamed request bodies of fetches: id -> the stream's reader.
   const uploads = new Map();
+  // An app's request body still arriving from the client (the handler
+  // started before all of it was in). The host sends its chunks as it
+  // does a streamed fetch body's (status -1 events of `fetchDone`, under
+  // this id); they wait in `parts` until read, and bytes read are credited
+  // back, so the host reads on from the client only as JavaScript reads
+  // (backpressure). `text()` and the like collect it without loading the
+  // Streams API; `request.body` is a stream over it.
+  class HostBody {
+    constructor(id) {
+      this.id = id;
+      this.parts = [];
+      this.end = false;
+      this.error = null;
+      this.waiter = null;
+      fetchBodies.set(id, this);
+    }
+    // A chunk (body), the end (neither) or why it failed (error).
+    event(error, body) {
+      if (error !== null) {
+        fetchBodies.delete(this.id);
+        this.error = new TypeError(`the request body could not be read: ${error}`);
+      } else if (body === null) {
+        fetchBodies.delete(this.id);
+        this.end = true;
+      } else this.parts.push(body);
+      const w = this.waiter;
+      this.waiter = null;
+      if (w) w();
+    }
+    // The next chunk, or null at the end.
+    async read() {
+      while (this.parts.length === 0 && !this.end && this.error === null) {
+        await new Promise((resolve) => { this.waiter = resolve; });
+      }
+      if (this.parts.length) {
+        const b = this.parts.shift();
+        native.fetchCredit(this.id, b.length);
+        return b;
+      }
+      if (this.error !== null) throw this.error;
+      return null;
+    }
+    cancel() {
+      if (fetchBodies.delete(this.id)) native.fetchAbort(this.id);
+      this.parts = [];
+      this.end = true;
+    }
+    stream() {
+      return new (streams().ReadableStream)({
+        pull: (c) => this.read().then((b) => (b === null ? c.close() : c.enqueue(b))),
+        cancel: () => this.cancel(),
+      }, { highWaterMark: 0 });
+    }
+    async bytes() {
+      const parts = [];
+      let total = 0;
+      for (let b; (b = await this.read()) !== null;) { parts.push(b); total += b.length; }
+      if (parts.length === 1) return parts[0];
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const p of parts) { out.set(p, at); at += p.length; }
+      return out;
+    }
+  }
   // The connection asks for the next chunk: read it, then hand it over
   // (or the end, or why the stream failed).
   function pullUpload(id) {
@@ -863,6 +929,7 @@
       if (error !== null || body === null) endUpload(id, error);
       const b = fetchBodies.get(id);
       if (!b) return;
+      if (b instanceof HostBody) return b.event(error, body);
       if (error !== null) {
         fetchBodies.delete(id);
         b.c.error(new TypeError(`fetch failed: ${error}`));
@@ -938,8 +1005,12 @@
   const APP_CTX = Object.freeze({ waitUntil: (p) => void Promise.resolve(p).catch(reportError), passThroughOnException() {} });
   const finishApp = (res) => finish(res, 'fetch()', false);
   const finishAppStreaming = (res) => finish(res, 'fetch()', true);
+  // `clientIp` is read-only (a getter: assigning it throws in a module,
+  // which is strict): a hook cannot make a later one, or the log, see
+  // another client.
   function makeCtx(c) {
-    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4], clientIp: c[5] };
+    const ip = c[5];
+    return { app: c[0], tenant: c[1], base: c[2], requestId: c[3], vars: c[4], get clientIp() { return ip; } };
   }
 
   return {
@@ -982,8 +1053,10 @@
     // `entry.fetch(request, env, ctx)`: a JS app.
     // `streaming`: a body stream is handed to the host as it comes
     // (`pumpOf`), else collected first.
+    // `body`: the bytes, null, or the id of a body still arriving.
     app(entry, method, url, flat, body, env, streaming) {
-      const res = entry.fetch(Request._from(method, url, flat, body), env, APP_CTX);
+      const data = typeof body === 'number' ? new HostBody(body) : body;
+      const res = entry.fetch(Request._from(method, url, flat, data), env, APP_CTX);
       if (res instanceof Response) return finish(res, 'fetch()', streaming);
       return then(res, streaming ? finishAppStreaming : finishApp);
     },

@@ -83,7 +83,7 @@ async fn json(pool: &IsolatePool, path: &str, content_type: &str, body: &'static
         method: Method::POST,
         url: format!("http://f.test{path}"),
         headers,
-        body: Bytes::from_static(body),
+        body: Bytes::from_static(body).into(),
     };
     match pool.call(call).await.unwrap() {
         Answer::Respond(r) => serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {:?}", r.body)),
@@ -122,7 +122,7 @@ Content-Type: text/plain\r\n\r\nline 1\r\nline 2\r\n\
             method: Method::POST,
             url: "http://f.test/echo-form".into(),
             headers: HeaderMap::new(),
-            body: Bytes::from_static(b"x"),
+            body: Bytes::from_static(b"x").into(),
         })
         .await
         .unwrap_err();

@@ -51,7 +51,7 @@ async fn text(pool: &IsolatePool) -> String {
         method: Method::GET,
         url: "http://shared.test/".into(),
         headers: HeaderMap::new(),
-        body: Bytes::new(),
+        body: Bytes::new().into(),
     };
     match pool.call(call).await {
         Ok(Answer::Respond(r)) => String::from_utf8(r.body.to_vec()).unwrap(),

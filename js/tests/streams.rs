@@ -48,7 +48,7 @@ fn call(path: &str, body: &'static [u8]) -> Call {
         method: if body.is_empty() { Method::GET } else { Method::POST },
         url: format!("http://s.test{path}"),
         headers: HeaderMap::new(),
-        body: Bytes::from_static(body),
+        body: Bytes::from_static(body).into(),
     }
 }
 

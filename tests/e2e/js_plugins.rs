@@ -113,6 +113,50 @@ async fn a_js_plugin_sees_the_client_address() {
     }
 }
 
+/// `ctx.clientIp` is read-only: assigning it throws (a module is strict
+/// code) and changes nothing for the hooks after it or the access log.
+#[tokio::test]
+async fn a_js_plugin_cannot_change_the_client_address() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    s.write(
+        "spoof.js",
+        "export function fetch(req, ctx) {\n\
+           try { ctx.clientIp = '6.6.6.6'; req.headers.set('x-assign', 'allowed'); }\n\
+           catch (e) { req.headers.set('x-assign', e.name); }\n\
+           req.headers.set('x-fetch-saw', String(ctx.clientIp));\n\
+         }\n\
+         export function onRequest(req, ctx) {\n\
+           try { ctx.clientIp = '6.6.6.6'; } catch {}\n\
+           req.headers.set('x-on-request-saw', String(ctx.clientIp));\n\
+         }\n\
+         export function onResponse(res, ctx) { res.headers.set('x-client-ip', String(ctx.clientIp)); }\n",
+    );
+    s.write("manifests/spoof.yaml", "name: spoof\nentry: ../spoof.js\n");
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    let log = s.path("access.json");
+    let b = Bext::serve(&s.platform(&format!(
+        "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\naccess_log = {{ format = \"json\", path = \"{}\" }}\n\n\
+         [apps.shop]\nruntime = \"proxy\"\nupstream = \"http://{}\"\ndomains = [\"shop.test\"]\n",
+        log.display(),
+        echo.addr
+    )));
+    let r = send(b.addr, request("GET", "/who", &[("host", "shop.test")], "")).await;
+    assert_eq!(r.status, 200, "{}", b.log());
+    let headers = &r.json()["headers"];
+    assert_eq!(headers["x-assign"], "TypeError", "{headers}");
+    assert_eq!(headers["x-fetch-saw"], "127.0.0.1");
+    assert_eq!(headers["x-on-request-saw"], "127.0.0.1");
+    assert_eq!(r.header("x-client-ip"), Some("127.0.0.1"), "onResponse");
+    let line = eventually(Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().next().map(str::to_owned)
+    })
+    .await;
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["client"], "127.0.0.1", "{entry}");
+}
+
 #[tokio::test]
 async fn hostile_plugins_fail_their_request_never_the_server() {
     hostile_plugins_with("  workers: 1\n  timeout: 200ms\n").await;

@@ -34,6 +34,7 @@ mod js_crypto;
 mod js_fetch;
 mod js_lazy;
 mod js_plugins;
+mod js_request_body;
 mod js_shared;
 mod js_streams;
 mod js_upload;

@@ -101,7 +101,45 @@ impl Event {
 
 /// Bytes of a streamed body that may wait for JavaScript to read them;
 /// past this the fetch stops reading from the network (backpressure).
-const BODY_WINDOW: usize = 256 << 10;
+const BODY_WINDOW: usize = crate::request_body::WINDOW;
+
+/// What an app's request body still arriving has for the isolate
+/// (`crate::request_body`): the same events as a streamed fetch body.
+pub(crate) enum BodyEvent {
+    /// A chunk.
+    Chunk(Bytes),
+    /// The body ended.
+    End,
+    /// The body failed (the client left, a kernel limit cut it).
+    Failed(String),
+}
+
+/// Where an app's request body goes once an isolate took it: the
+/// isolate's answers channel, under the id [`FetchHost::take_body`] gave.
+pub(crate) struct BodySink {
+    id: u64,
+    tx: Sender<Done>,
+    wake: Arc<Mutex<Option<Arc<Notify>>>>,
+}
+
+impl BodySink {
+    /// Hands `event` to the isolate and wakes it (inline).
+    pub(crate) fn send(&self, event: BodyEvent) {
+        let event = match event {
+            BodyEvent::Chunk(data) => Event::Chunk(data),
+            BodyEvent::End => Event::End,
+            BodyEvent::Failed(why) => Event::Failed(why),
+        };
+        let _ = self.tx.send(Done { id: self.id, event });
+        if let Some(n) = self.wake.lock().ok().and_then(|w| w.clone()) {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// What runs for an id in flight (a fetch's or an operation's task; none
+/// for a request body), and the `max_concurrent` place it holds.
+type InFlight = (Option<tokio::task::AbortHandle>, Option<client::Slot>);
 
 /// One isolate's fetches: started by JavaScript, answered through `done`.
 pub(crate) struct FetchHost {
@@ -115,8 +153,10 @@ pub(crate) struct FetchHost {
     /// channel itself).
     wake: Arc<Mutex<Option<Arc<Notify>>>>,
     /// Fetches hold a place in the app's `max_concurrent`; binding
-    /// operations hold none.
-    in_flight: RefCell<HashMap<u64, (tokio::task::AbortHandle, Option<client::Slot>)>>,
+    /// operations hold none; request bodies have no task either.
+    in_flight: RefCell<HashMap<u64, InFlight>>,
+    /// App request bodies still arriving, until they end or their call does.
+    bodies: RefCell<HashMap<u64, crate::request_body::BodyTap>>,
     /// Streamed bodies: bytes JavaScript has read and gives back to the
     /// fetch's window (`fetchCredit`).
     credits: RefCell<HashMap<u64, Arc<Semaphore>>>,
@@ -129,7 +169,9 @@ pub(crate) struct FetchHost {
 impl Drop for FetchHost {
     fn drop(&mut self) {
         for (_, (task, slot)) in self.in_flight.borrow_mut().drain() {
-            task.abort();
+            if let Some(task) = task {
+                task.abort();
+            }
             if let Some(slot) = slot {
                 slot.free();
             }
@@ -151,6 +193,7 @@ impl FetchHost {
             in_flight: RefCell::new(HashMap::new()),
             credits: RefCell::new(HashMap::new()),
             uploads: RefCell::new(HashMap::new()),
+            bodies: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
         })
     }
@@ -274,7 +317,7 @@ impl FetchHost {
         });
         self.in_flight
             .borrow_mut()
-            .insert(id, (task.abort_handle(), Some(kept)));
+            .insert(id, (Some(task.abort_handle()), Some(kept)));
         self.credits.borrow_mut().insert(id, credit);
         Ok(id)
     }
@@ -297,8 +340,32 @@ impl FetchHost {
                 n.notify_waiters();
             }
         });
-        self.in_flight.borrow_mut().insert(id, (task.abort_handle(), None));
+        self.in_flight
+            .borrow_mut()
+            .insert(id, (Some(task.abort_handle()), None));
         Ok(id)
+    }
+
+    /// Takes an app's request body that is still arriving: its chunks
+    /// reach JavaScript as a streamed fetch body's do (`fetchDone` events
+    /// of the returned id), and bytes read are credited back to its window.
+    pub(crate) fn take_body(&self, tap: crate::request_body::BodyTap) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.in_flight.borrow_mut().insert(id, (None, None));
+        self.credits.borrow_mut().insert(id, tap.window());
+        tap.attach(BodySink {
+            id,
+            tx: self.done_tx.clone(),
+            wake: self.wake.clone(),
+        });
+        self.bodies.borrow_mut().insert(id, tap);
+        id
+    }
+
+    /// Whether request body `id` is still taken (neither ended nor let go).
+    pub(crate) fn has_body(&self, id: u64) -> bool {
+        self.bodies.borrow().contains_key(&id)
     }
 
     /// JavaScript read `n` bytes of fetch `id`'s streamed body.
@@ -321,12 +388,16 @@ impl FetchHost {
         }
     }
 
-    /// Abandons a fetch (its signal aborted).
-    fn abort(&self, id: u64) {
+    /// Abandons a fetch (its signal aborted), or lets go of a request
+    /// body (cancelled, or its call is over).
+    pub(crate) fn abort(&self, id: u64) {
         self.credits.borrow_mut().remove(&id);
         self.uploads.borrow_mut().remove(&id);
+        self.bodies.borrow_mut().remove(&id);
         if let Some((task, slot)) = self.in_flight.borrow_mut().remove(&id) {
-            task.abort();
+            if let Some(task) = task {
+                task.abort();
+            }
             if let Some(slot) = slot {
                 slot.free();
             }
@@ -371,6 +442,7 @@ impl FetchHost {
                 // An upload still going when its fetch is over is cut (an
                 // error on the connection, never a body that looks whole).
                 self.uploads.borrow_mut().remove(&id);
+                self.bodies.borrow_mut().remove(&id);
             }
             n += 1;
             // `fetchDone(id, error, status, ...)`: status -1 is a streamed

@@ -51,7 +51,7 @@ fn get(url: &str) -> Call {
         method: Method::GET,
         url: url.into(),
         headers: HeaderMap::new(),
-        body: Bytes::new(),
+        body: Bytes::new().into(),
     }
 }
 
@@ -100,7 +100,7 @@ async fn async_handler_with_timers_and_json_body() {
         method: Method::POST,
         url: "http://a.test/".into(),
         headers,
-        body: Bytes::from_static(br#"{"n":41}"#),
+        body: Bytes::from_static(br#"{"n":41}"#).into(),
     };
     let (status, headers, body) = text(&f.pool, call).await;
     assert_eq!(status, 201);
@@ -768,7 +768,7 @@ async fn request_headers_reach_javascript_as_sent() {
         method: Method::GET,
         url: "http://a.test/".into(),
         headers,
-        body: Bytes::new(),
+        body: Bytes::new().into(),
     };
     let (_, _, body) = text(&f.pool, call).await;
     assert_eq!(

@@ -1,11 +1,12 @@
 //! The `js` runtime: an app module's `fetch(request, env, ctx)` in a pool
 //! of QuickJS isolates.
 
-use bext_js::{Answer, Call, CheckStatus, DeferredPool, IsolatePool, JsError, Kind, Reply, Spec};
+use bext_js::{
+    Answer, BodyFeed, Call, CheckStatus, DeferredPool, IsolatePool, JsError, Kind, Reply, RequestBody, Spec,
+};
 use bext_plugin_abi::{Body, Ctx, Request, Response};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, RETRY_AFTER, TRANSFER_ENCODING};
 use http::{StatusCode, uri::PathAndQuery};
-use http_body_util::BodyExt;
 
 use crate::apps::{add_kernel_headers, plain};
 use crate::config::platform::AppConfig;
@@ -111,12 +112,17 @@ impl JsApp {
         stamp(&self.entry) == self.loaded && self.check_status() == CheckStatus::Passed
     }
 
-    /// Collects the request body and hands the request to an isolate.
+    /// Hands the request to an isolate as soon as its head is in; its
+    /// body follows as it arrives (whole when it is already: none, or
+    /// read by a plugin).
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
         let (mut parts, body) = req.into_parts();
-        let body = match body.collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return super::body_read_failed(&e),
+        let (body, feed) = match body.full_bytes() {
+            Some(bytes) => (RequestBody::Whole(bytes), None),
+            None => {
+                let (feed, arriving) = bext_js::request_body();
+                (arriving, Some((feed, body)))
+            }
         };
         let url = request_url(&parts.uri, &parts.headers, cx);
         // The app sees one host: its URL's (lower case, no trailing dot,
@@ -143,7 +149,14 @@ impl JsApp {
                 Err(_) => return not_loaded(&self.id),
             },
         };
-        match pool.call(call).await {
+        let answer = match feed {
+            None => pool.call(call).await,
+            Some((feed, body)) => match call_feeding(pool, call, feed, body).await {
+                Ok(answer) => answer,
+                Err(refused) => return refused,
+            },
+        };
+        match answer {
             Ok(Answer::Respond(reply)) => response(reply),
             Ok(other) => {
                 tracing::error!(app = %self.id, request_id = %cx.request_id, "unexpected answer from the isolate: {other:?}");
@@ -151,6 +164,50 @@ impl JsApp {
             }
             Err(e) => failure(&self.id, &e, cx),
         }
+    }
+}
+
+/// Runs `call` while `body` is fed to it. A body the kernel cuts off (over
+/// `max_body_bytes`, too slow, malformed, the client gone) before the
+/// answer is answered with its status (413, 408, 400) at once; the
+/// handler's read of it fails too. A streamed answer may still read the
+/// body: feeding goes on beside it until the isolate lets go of it.
+async fn call_feeding(
+    pool: &IsolatePool,
+    call: Call,
+    feed: BodyFeed,
+    body: Body,
+) -> Result<Result<Answer, JsError>, Response> {
+    let mut feeding = Box::pin(feed.pump(body));
+    // One turn of the worker first, for the connection to hand over what
+    // it already holds of the body (all of a small POST's, usually): the
+    // isolate then takes it whole, with no stream to feed (inline, the
+    // call would otherwise start before the connection has run).
+    let early = tokio::select! {
+        biased;
+        fed = &mut feeding => Some(fed),
+        () = tokio::task::yield_now() => None,
+    };
+    match early {
+        Some(Ok(())) => return Ok(pool.call(call).await),
+        Some(Err(e)) => return Err(super::body_read_failed(&e)),
+        None => {}
+    }
+    let answer = pool.call(call);
+    tokio::pin!(answer);
+    tokio::select! {
+        answer = &mut answer => {
+            if matches!(&answer, Ok(Answer::Respond(Reply { stream: Some(_), .. }))) {
+                tokio::spawn(async move {
+                    let _ = feeding.await;
+                });
+            }
+            Ok(answer)
+        }
+        fed = &mut feeding => match fed {
+            Ok(()) => Ok(answer.await),
+            Err(e) => Err(super::body_read_failed(&e)),
+        },
     }
 }
 

@@ -113,9 +113,8 @@ pub fn decide(tat: u64, now: u64, quota: &Quota) -> (Decision, Option<u64>) {
 }
 
 /// One bucket: a limit, the app it counts for, and the client it counts.
-/// Kept as parts, not joined bytes: the in-memory store only hashes it,
-/// and joining costs more than the decision (a shared store joins).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Stores key buckets by its bytes ([`RateKey::to_bytes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateKey<'a> {
     /// The limit's name.
     pub limit: &'a str,
@@ -126,7 +125,7 @@ pub struct RateKey<'a> {
 }
 
 /// Who a bucket counts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Client<'a> {
     /// Everyone (a limit for the whole app).
     All,
@@ -186,25 +185,53 @@ impl RateKey<'_> {
     /// The key as bytes, for a store that keeps it (Redis, and the
     /// in-memory store to tell keys apart):
     /// `limit|app|ip4:<4 octets>`, `...|key:<value>`, `...|sub:<subject>`.
+    ///
+    /// A limit name or app id with a `|` would make that spelling
+    /// ambiguous (limit `a|b` of app `c` and limit `a` of app `b|c` would
+    /// share a bucket), so such a key is spelt
+    /// `||<len>:<limit><len>:<app>|<client>` instead: it starts with `||`
+    /// and a digit, where a plain key with an empty name and app goes on
+    /// with a client's `ip4:`, `ip6:`, `key:`, `sub:` or nothing, and the
+    /// lengths tell the parts apart. Keys of names and ids without `|`
+    /// (all the defaults, all app ids a platform file accepts) keep the
+    /// plain spelling exactly: instances of two versions share buckets in
+    /// the fleet's Redis during a rolling upgrade.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut key = Vec::with_capacity(self.limit.len() + self.app.len() + 24);
-        self.parts(|part| key.extend_from_slice(part));
-        key
+        self.spelled().to_vec()
     }
 
-    /// Whether `bytes` is this key's [`RateKey::to_bytes`], compared part
-    /// by part: no allocation on a lookup.
-    fn eq_bytes(&self, bytes: &[u8]) -> bool {
-        let mut rest = Some(bytes);
-        self.parts(|part| rest = rest.and_then(|r| r.strip_prefix(part)));
-        rest.is_some_and(<[u8]>::is_empty)
+    /// [`RateKey::to_bytes`] on the stack when it fits: the in-memory
+    /// store hashes and compares these bytes, one pass each.
+    fn spelled(&self) -> Spelt {
+        let mut len = 0;
+        self.parts(|part| len += part.len());
+        if len > SPELT_ON_STACK {
+            let mut key = Vec::with_capacity(len);
+            self.parts(|part| key.extend_from_slice(part));
+            return Spelt::Heap(key);
+        }
+        let (mut buf, mut at) = ([0; SPELT_ON_STACK], 0);
+        self.parts(|part| {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        });
+        Spelt::Stack(buf, at)
     }
 
     /// The pieces of [`RateKey::to_bytes`], in order.
     fn parts(&self, mut part: impl FnMut(&[u8])) {
-        part(self.limit.as_bytes());
-        part(b"|");
-        part(self.app.as_bytes());
+        if self.limit.as_bytes().contains(&b'|') || self.app.as_bytes().contains(&b'|') {
+            part(b"||");
+            for name in [self.limit, self.app] {
+                part(name.len().to_string().as_bytes());
+                part(b":");
+                part(name.as_bytes());
+            }
+        } else {
+            part(self.limit.as_bytes());
+            part(b"|");
+            part(self.app.as_bytes());
+        }
         part(b"|");
         match &self.client {
             Client::All => {}
@@ -228,6 +255,25 @@ impl RateKey<'_> {
     }
 }
 
+/// Longest key spelt on the stack.
+const SPELT_ON_STACK: usize = 128;
+
+/// A key's bytes ([`RateKey::to_bytes`]), on the stack when they fit.
+enum Spelt {
+    Stack([u8; SPELT_ON_STACK], usize),
+    Heap(Vec<u8>),
+}
+
+impl std::ops::Deref for Spelt {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Spelt::Stack(buf, len) => &buf[..*len],
+            Spelt::Heap(key) => key,
+        }
+    }
+}
+
 /// Where the per-key state lives; `now` is nanoseconds on the store's
 /// clock.
 pub trait RateStore: Send + Sync {
@@ -244,7 +290,8 @@ pub trait RateStore: Send + Sync {
 /// its seed comes from address-space layout and the clock, not a secret
 /// an attacker cannot learn, so a 64-bit hash alone as the key would let
 /// a patient one aim a key at a victim's bucket and spend its budget.
-/// Keeping the key costs one allocation per new bucket, none per decision.
+/// Keeping the key costs one allocation per new bucket, none per decision
+/// (a key of up to 128 bytes is spelt on the stack).
 /// (The fleet's Redis keys by the same bytes: the same spelling on every
 /// instance.)
 ///
@@ -300,14 +347,17 @@ impl<S> MemoryStore<S> {
 
 impl<S: BuildHasher + Send + Sync> RateStore for MemoryStore<S> {
     fn check(&self, key: &RateKey<'_>, quota: &Quota, now: u64) -> Decision {
-        let hash = self.hasher.hash_one(key);
+        // Spelt once, then hashed and compared as bytes: cheaper than
+        // hashing the parts and comparing them part by part.
+        let key = key.spelled();
+        let hash = self.hasher.hash_one(&key[..]);
         // Middle bits pick the shard: the table takes its slot from the
         // low bits and its 7-bit tags from the top ones, and keys of one
         // shard that shared those would all be compared in full.
         let shard = &self.shards[(hash >> 32) as usize % SHARDS];
         let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
         // A known key (the common case) is decided and updated in place.
-        if let Some(bucket) = table.find_mut(hash, |b| key.eq_bytes(&b.key)) {
+        if let Some(bucket) = table.find_mut(hash, |b| *b.key == *key) {
             let (decision, new_tat) = decide(bucket.tat, now, quota);
             if let Some(new_tat) = new_tat {
                 bucket.tat = new_tat;
@@ -325,7 +375,7 @@ impl<S: BuildHasher + Send + Sync> RateStore for MemoryStore<S> {
             }
             let bucket = Bucket {
                 hash,
-                key: key.to_bytes().into_boxed_slice(),
+                key: Box::from(&key[..]),
                 tat,
             };
             table.insert_unique(hash, bucket, |b| b.hash);
@@ -408,6 +458,40 @@ mod tests {
         assert_eq!(k(Client::Key(b"k1")), b"per-ip|shop|key:k1");
         assert_eq!(k(Client::Subject("ana".into())), b"per-ip|shop|sub:ana");
         assert_ne!(k(Client::Key(b"ana")), k(Client::Subject("ana".into())));
+    }
+
+    #[test]
+    fn a_bar_in_a_limit_or_app_cannot_make_two_buckets_one() {
+        let k = |limit, app, client| RateKey { limit, app, client }.to_bytes();
+        // Spelt plainly, each pair would be one key.
+        let pairs = [
+            (k("a|b", "c", Client::All), k("a", "b|c", Client::All)),
+            (k("n|a|key:k", "", Client::All), k("n", "a", Client::Key(b"k||"))),
+            (k("|", "", Client::All), k("", "|", Client::All)),
+            (k("", "", Client::Key(b"x")), k("|", "", Client::Key(b"x"))),
+        ];
+        for (one, other) in &pairs {
+            assert_ne!(
+                one,
+                other,
+                "{:?} {:?}",
+                String::from_utf8_lossy(one),
+                String::from_utf8_lossy(other)
+            );
+        }
+        assert_eq!(k("a|b", "c", Client::All), b"||3:a|b1:c|");
+        assert_eq!(k("l", "x|y", Client::Key(b"k")), b"||1:l3:x|y|key:k");
+        // Through the store: two buckets, each with its own burst.
+        let q = Quota::per_minute(60, 1);
+        let store = MemoryStore::new(1000);
+        let key = |limit, app| RateKey {
+            limit,
+            app,
+            client: Client::All,
+        };
+        assert!(store.check(&key("a|b", "c"), &q, SEC).allowed);
+        assert!(store.check(&key("a", "b|c"), &q, SEC).allowed, "its own bucket");
+        assert!(!store.check(&key("a", "b|c"), &q, SEC).allowed);
     }
 
     #[test]

@@ -119,14 +119,17 @@ pub struct Ctx {
     pub cache_status: Option<CacheStatus>,
     /// Response headers added next to the response's map, in HTTP/1
     /// form (see [`EncodedHeaders`](crate::EncodedHeaders)): the kernel
-    /// appends them to the map before any later `on_response` hook and
-    /// wherever a map is needed, so they read as if inserted there.
+    /// appends them to the map before any later `on_response` hook (but
+    /// one whose plugin [reads them where they are](crate::Plugin::reads_encoded_headers))
+    /// and wherever a map is needed, so they read as if inserted there.
     pub encoded_headers: crate::EncodedHeaders,
     /// Typed values plugins share, keyed by type.
     pub ext: crate::Extensions,
     /// Request headers set next to the request's map, not yet inserted
     /// ([`Ctx::set_request_headers`]).
     request_headers: Option<HeaderSet>,
+    /// See [`Ctx::headers_as_admitted`].
+    headers_as_admitted: bool,
     /// String values for plugins that cannot share Rust types.
     pub vars: HashMap<String, String>,
     app: Option<Arc<str>>,
@@ -157,6 +160,7 @@ impl Ctx {
             encoded_headers: crate::EncodedHeaders::default(),
             ext: crate::Extensions::new(),
             request_headers: None,
+            headers_as_admitted: false,
             vars: HashMap::new(),
             app: None,
             tenant: None,
@@ -236,6 +240,26 @@ impl Ctx {
     pub fn set_request_headers(&mut self, headers: &mut http::HeaderMap, set: HeaderSet) {
         self.insert_request_headers(headers);
         self.request_headers = Some(set);
+        self.headers_as_admitted = false;
+    }
+
+    /// Whether no plugin can have added a request header since the kernel
+    /// admitted the head (the kernel's own `x-base` and tenant headers
+    /// aside): the kernel removed every header a plugin owns ([`Plugin::owned_request_headers`](crate::Plugin::owned_request_headers))
+    /// on arrival, and every plugin that ran since says it adds no request
+    /// header ([`Plugin::adds_request_headers`](crate::Plugin::adds_request_headers))
+    /// and set none with [`Ctx::set_request_headers`]. Then no client copy
+    /// of an owned header can be in the map, and its owner need not look
+    /// for one. `false` for a context the kernel did not admit a head for.
+    pub fn headers_as_admitted(&self) -> bool {
+        self.headers_as_admitted
+    }
+
+    /// For the kernel: the request's head was admitted, its owned headers
+    /// removed ([`Ctx::headers_as_admitted`] holds from now on), or
+    /// (`false`) a plugin that may add request headers is about to run.
+    pub fn note_headers_as_admitted(&mut self, admitted: bool) {
+        self.headers_as_admitted = admitted;
     }
 
     /// Inserts the pending request headers ([`Ctx::set_request_headers`])

@@ -167,6 +167,11 @@ impl EncodedHeaders {
             .flat_map(|a| a.numbers.iter().map_while(|s| s.as_ref().map(|(n, v)| (n, *v))))
     }
 
+    /// The names of the headers added, blocks first.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        (self.blocks().flat_map(|b| b.pairs().iter().map(|(n, _)| n))).chain(self.numbers().map(|(n, _)| n))
+    }
+
     /// Whether a header named `name` was added.
     pub fn contains(&self, name: &HeaderName) -> bool {
         self.blocks().any(|b| b.contains(name)) || self.numbers().any(|(n, _)| n == name)

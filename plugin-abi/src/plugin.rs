@@ -193,6 +193,42 @@ pub trait Plugin: Send + Sync + 'static {
         &[]
     }
 
+    /// Whether this plugin's request hooks (`fetch`, `on_request`,
+    /// `on_late_request`) may add a header to the request's map. `true`
+    /// unless the plugin says otherwise; one that only reads request
+    /// headers (or removes some) says `false`, so the kernel can tell the
+    /// plugins after it that the map still holds only what admission left
+    /// ([`Ctx::headers_as_admitted`]): authn then need not look for client
+    /// copies of its headers. Headers set with
+    /// [`Ctx::set_request_headers`] are counted apart.
+    fn adds_request_headers(&self) -> bool {
+        true
+    }
+
+    /// Whether this plugin's request hooks read `x-base` or
+    /// `x-vhost-tenant` from the request's map (the kernel's copies of
+    /// [`Ctx::base`] and [`Ctx::tenant`], which a hook can read there
+    /// instead). `true` unless the plugin says otherwise: a static site
+    /// reads neither, so for a static app the kernel writes them (an
+    /// insert a request) only when a plugin of its chain may read them.
+    fn reads_kernel_headers(&self) -> bool {
+        true
+    }
+
+    /// Whether this plugin's `on_response` takes the headers the app and
+    /// later hooks added next to the response's map
+    /// ([`Ctx::encoded_headers`]) where they are. By default the kernel
+    /// appends them to the map before the hook, so that it sees one map;
+    /// that costs an insert a header on every response, which a hook that
+    /// adds its own headers as a block need not pay. Saying `true` is a
+    /// promise: the hook counts those headers as the response's (looks at
+    /// their names before adding one of its own) and moves them into the
+    /// map ([`EncodedHeaders::move_into`](crate::EncodedHeaders::move_into))
+    /// before it changes the map.
+    fn reads_encoded_headers(&self) -> bool {
+        false
+    }
+
     /// The request hook of the late place ([`Plugin::late_priority`]), with
     /// the same contract as `on_request`: `Respond` answers, and the
     /// response then goes back through every plugin before this late

@@ -96,6 +96,60 @@ config:
     ))
 }
 
+/// The kernel removes client copies of authn's headers on arrival, and
+/// authn looks for them again only when a plugin before it may have set
+/// one: the WAF and the gateway say they add none, a JavaScript plugin
+/// may. Whatever sets them before authn, the app never gets them.
+#[tokio::test]
+async fn caller_headers_set_before_authn_never_reach_the_app() {
+    let echo = Echo::start().await;
+    let s = Site::new();
+    let cfg = authn_platform(&s, echo.addr);
+    s.write("manifests/waf.yaml", "name: waf\nenabled: true\n");
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits: [{ rpm: 60000, burst: 1000 }]\n",
+    );
+    s.write(
+        "spoof.js",
+        "export function onRequest(req) {\n\
+           if (req.headers.get('x-spoof')) { req.headers.set('x-auth-sub', 'admin'); req.headers.set('x-auth-email', 'spoof@evil.test'); }\n\
+         }\n",
+    );
+    s.write(
+        "manifests/spoof.yaml",
+        "name: spoof\nentry: ../spoof.js\npriority: 200\n",
+    );
+    let b = Bext::serve_env(&cfg, &[("TEST_JWT_SECRET", SECRET)]);
+    let token = format!("Bearer {}", sign(Algorithm::HS256, None, claims(serde_json::json!({}))));
+    for spoof in [false, true] {
+        let mut headers = vec![
+            ("host", "shop.test"),
+            ("x-auth-sub", "root"),
+            ("x-auth-email", "a@evil.test"),
+        ];
+        if spoof {
+            headers.push(("x-spoof", "1"));
+        }
+        // A public path: authn lets it through without a caller.
+        let r = send(b.addr, request("GET", "/health", &headers, "")).await;
+        assert_eq!(r.status, 200, "{}", b.log());
+        let seen = &r.json()["headers"];
+        assert!(seen.get("x-auth-sub").is_none(), "spoof {spoof}: {seen}");
+        assert!(seen.get("x-auth-email").is_none(), "spoof {spoof}: {seen}");
+        // A verified caller: authn's values, never the plugin's.
+        headers.push(("authorization", token.as_str()));
+        let r = send(b.addr, request("GET", "/orders", &headers, "")).await;
+        assert_eq!(r.status, 200, "{}", b.log());
+        let seen = &r.json()["headers"];
+        assert_eq!(
+            (&seen["x-auth-sub"], &seen["x-auth-email"]),
+            (&"user-42".into(), &"ana@example.com".into()),
+            "spoof {spoof}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn tokens_with_any_listed_flaw_are_refused() {
     let echo = Echo::start().await;

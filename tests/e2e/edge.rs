@@ -257,6 +257,41 @@ async fn a_rate_limit_holds_for_the_fleet() {
     assert!((10..=11).contains(&allowed), "{allowed} allowed");
 }
 
+/// The fleet's Redis keys a bucket `<prefix>rl:limit|app|client`: spelt
+/// plainly, a limit name with `|` could spell another limit's bucket for
+/// a chosen API key, and each request would count twice in one bucket.
+/// Such keys are spelt apart.
+#[tokio::test]
+async fn a_limit_name_with_a_bar_never_shares_another_limits_bucket() {
+    let up = Counting::start().await;
+    let redis = Redis::start();
+    let s = Site::new();
+    s.write(
+        "manifests/gateway.yaml",
+        "name: gateway\nenabled: true\nconfig:\n  limits:\n    - { name: lim, by: header, header: x-alias, rpm: 60, burst: 2 }\n    - { name: \"lim|shop|key:k\", by: app, rpm: 60, burst: 2 }\n",
+    );
+    let (a, _b) = fleet(&s, up.addr, &redis);
+    redis_is(&[&a], "up", 5).await;
+    // Spelt plainly, `lim`'s bucket for the key `k|shop|` and the app's
+    // bucket of `lim|shop|key:k` are both `lim|shop|key:k|shop|`.
+    let get = || {
+        send(
+            a.addr,
+            request(
+                "GET",
+                "/cc/no-store/alias",
+                &[("host", "shop.test"), ("x-alias", "k|shop|")],
+                "",
+            ),
+        )
+    };
+    for n in 1..=2 {
+        let r = get().await;
+        assert_eq!(r.status, 200, "request {n}: each limit's burst is 2: {}", a.log());
+    }
+    assert_eq!(get().await.status, 429, "the third is over both");
+}
+
 #[tokio::test]
 async fn bext_run_takes_redis_from_the_environment() {
     let redis = Redis::start();

@@ -146,6 +146,13 @@ config:
     let refused = api("key-a").await;
     assert_eq!(refused.status, 429);
     assert_eq!(api("key-b").await.status, 200, "another key, another bucket");
+    // An empty key is no key: it counts by address, as a request without
+    // the header does, never in one bucket shared by all who send it.
+    for _ in 0..3 {
+        assert_eq!(api("").await.status, 200);
+    }
+    let keyless = send(b.addr, request("GET", "/api/items", &[("host", "x")], "")).await;
+    assert_eq!(keyless.status, 429, "the address's bucket the empty keys spent");
 
     // A refusal still carries CORS headers, so the browser shows the 429.
     let r = send(
@@ -193,8 +200,15 @@ config:
     assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST, PUT"));
     assert_eq!(r.header("access-control-max-age"), Some("300"));
     assert!(r.text().is_empty(), "not the echo app's answer");
+    let vary: Vec<_> = r.headers.get_all("vary").iter().collect();
+    assert_eq!(
+        vary,
+        ["Origin, Access-Control-Request-Method, Access-Control-Request-Headers"],
+        "one Vary naming Origin once"
+    );
     let r = preflight("https://evil.test", "PUT").await;
     assert_eq!(r.status, 204);
+    assert_eq!(r.headers.get_all("vary").iter().count(), 1, "refused: one Vary too");
     assert_eq!(
         r.header("access-control-allow-origin"),
         None,

@@ -581,6 +581,14 @@ impl Plugin for LatePass {
         Hooks::REQUEST
     }
 
+    fn adds_request_headers(&self) -> bool {
+        self.0.adds_request_headers()
+    }
+
+    fn reads_kernel_headers(&self) -> bool {
+        self.0.reads_kernel_headers()
+    }
+
     fn on_request<'a>(
         &'a self,
         req: &'a mut bext_plugin_abi::Request,

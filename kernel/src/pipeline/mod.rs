@@ -68,6 +68,13 @@ pub struct Chain {
     /// (those that run only when asked, [`Hooks::RESPONSE_WHEN_ASKED`],
     /// are known per request).
     pub responds: bool,
+    /// The first slot with a request hook whose plugin may add request
+    /// headers (`usize::MAX`: none): the slots after it no longer see
+    /// [`Ctx::headers_as_admitted`](bext_plugin_abi::Ctx::headers_as_admitted).
+    pub first_adder: usize,
+    /// Whether a plugin with a request hook may read the kernel's
+    /// `x-base` and `x-vhost-tenant` request headers.
+    pub reads_kernel_headers: bool,
 }
 
 impl Chain {
@@ -76,11 +83,18 @@ impl Chain {
         let completes = slots.iter().any(|s| s.hooks.has(Hooks::COMPLETE));
         let requests = slots.iter().any(|s| s.hooks.has(Hooks::REQUEST));
         let responds = slots.iter().any(|s| s.hooks.has(Hooks::RESPONSE));
+        let first_adder = (slots.iter())
+            .position(|s| s.hooks.has(Hooks::REQUEST) && s.plugin.adds_request_headers())
+            .unwrap_or(usize::MAX);
+        let reads_kernel_headers =
+            (slots.iter()).any(|s| s.hooks.has(Hooks::REQUEST) && s.plugin.reads_kernel_headers());
         Chain {
             slots,
             completes,
             requests,
             responds,
+            first_adder,
+            reads_kernel_headers,
         }
     }
 }

@@ -205,6 +205,9 @@ async fn dispatch(
         internal_rest(path).map(|_| crate::pipeline::admin::access(&pipeline.platform.settings, cx.host.as_deref()));
 
     for slot in pipeline.fetch.iter() {
+        if slot.plugin.adds_request_headers() {
+            cx.note_headers_as_admitted(false);
+        }
         match guard!(slot.plugin.fetch(req, cx)) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Respond(res)) => return res,
@@ -264,9 +267,9 @@ async fn dispatch(
         return to_https(kernel, entry, asked, cx, own_domain);
     }
     // The app's mount and tenant, for the app and the plugins before it:
-    // a static site reads neither, so without such a plugin they are not
-    // written (a map insert a request).
-    if !entry.app.runtime.is_static() || (entry.chain.requests && !cx.bypass) {
+    // a static site reads neither, so without a plugin that may read them
+    // they are not written (a map insert a request).
+    if !entry.app.runtime.is_static() || (entry.chain.reads_kernel_headers && !cx.bypass) {
         add_kernel_headers(req.headers_mut(), cx);
     }
     let hsts = https.and_then(|h| {
@@ -398,6 +401,9 @@ async fn run_chain(
         }
         // What an earlier hook set for the request is in its map now.
         cx.insert_request_headers(req.headers_mut());
+        if i > chain.first_adder {
+            cx.note_headers_as_admitted(false);
+        }
         let began = traced.then(SystemTime::now);
         let outcome = match ask(|| slot.plugin.on_request(req, cx)) {
             Said::Continue => None,
@@ -456,8 +462,12 @@ async fn run_chain(
         if !responds(i, slot) {
             continue;
         }
-        // Headers an earlier hook added next to the map go into it now.
-        cx.encoded_headers.move_into(res.headers_mut());
+        // Headers an earlier hook added next to the map go into it now:
+        // this hook sees and may change them as if they had been inserted
+        // there (unless it takes the added ones where they are).
+        if !slot.plugin.reads_encoded_headers() {
+            cx.encoded_headers.move_into(res.headers_mut());
+        }
         let began = traced.then(SystemTime::now);
         let outcome = guard!(slot.plugin.on_response(&mut res, cx));
         if let Some(began) = began {
@@ -848,6 +858,59 @@ mod tests {
         assert!(res.headers().get("x-added").is_none());
     }
 
+    /// [`Adds`], taking the headers added next to the map where they are.
+    struct AddsWhereTheyAre(Adds);
+
+    impl Plugin for AddsWhereTheyAre {
+        fn hooks(&self) -> Hooks {
+            Hooks::RESPONSE
+        }
+        fn reads_encoded_headers(&self) -> bool {
+            true
+        }
+        fn on_response<'a>(&'a self, res: &'a mut Response, cx: &'a mut Ctx) -> Hook<'a, Result<(), PluginError>> {
+            let next_to: Vec<_> = cx.encoded_headers.names().map(|n| n.as_str().to_owned()).collect();
+            self.0
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("{} next to the map: {}", self.0.name, next_to.join(",")));
+            self.0.on_response(res, cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_reads_added_headers_where_they_are_gets_them_there() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let adds = |name| Adds {
+            name,
+            fail: false,
+            log: log.clone(),
+        };
+        let plugins: [Arc<dyn Plugin>; 3] = [
+            Arc::new(adds("a")),
+            Arc::new(AddsWhereTheyAre(adds("b"))),
+            Arc::new(adds("c")),
+        ];
+        let slots = (plugins.into_iter().enumerate())
+            .map(|(i, plugin)| Slot {
+                name: format!("{i}").into(),
+                hooks: plugin.hooks(),
+                plugin,
+                priority: i as i32,
+                on_error: C,
+            })
+            .collect();
+        let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
+        let res = run_chain(&Chain::new(slots), &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::map_only()).await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["c saw ", "b next to the map: x-added", "b saw ", "a saw c,b"]
+        );
+        let in_map: Vec<_> = res.headers().get_all("x-added").iter().collect();
+        assert_eq!(in_map, ["c", "b"]);
+    }
+
     /// Sets `x-set: <name>` next to the request's map and notes what the
     /// map held of it.
     struct Sets {
@@ -922,6 +985,47 @@ mod tests {
         }
     }
 
+    /// Notes whether its hook found the map as admitted; says it adds no
+    /// request header unless `adds`.
+    struct Reads {
+        name: &'static str,
+        adds: bool,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Plugin for Reads {
+        fn hooks(&self) -> Hooks {
+            Hooks::REQUEST
+        }
+        fn adds_request_headers(&self) -> bool {
+            self.adds
+        }
+        fn on_request<'a>(&'a self, _req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+            let seen = if cx.headers_as_admitted() {
+                "as admitted"
+            } else {
+                "touched"
+            };
+            self.log.lock().unwrap().push(format!("{} {seen}", self.name));
+            Hook::Ready(Ok(Flow::Continue))
+        }
+    }
+
+    /// [`Sets`], declaring it adds no request header to the map.
+    struct SetsSayingNoAdds(Sets);
+
+    impl Plugin for SetsSayingNoAdds {
+        fn hooks(&self) -> Hooks {
+            Hooks::REQUEST
+        }
+        fn adds_request_headers(&self) -> bool {
+            false
+        }
+        fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
+            self.0.on_request(req, cx)
+        }
+    }
+
     #[tokio::test]
     async fn a_hook_that_runs_when_asked_sees_only_the_responses_it_asked_for() {
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -968,6 +1072,62 @@ mod tests {
         }
         let only_asked = Chain::new([slot(0, "asked", Hooks::RESPONSE_WHEN_ASKED, true)].into());
         assert!(!only_asked.responds, "known per request");
+    }
+
+    #[tokio::test]
+    async fn headers_stay_as_admitted_only_until_a_plugin_that_may_add_one() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let slot = |i: i32, plugin: Arc<dyn Plugin>| Slot {
+            name: format!("{i}").into(),
+            hooks: plugin.hooks(),
+            plugin,
+            priority: i,
+            on_error: C,
+        };
+        let reads = |name, adds| -> Arc<dyn Plugin> {
+            Arc::new(Reads {
+                name,
+                adds,
+                log: log.clone(),
+            })
+        };
+        let sets: Arc<dyn Plugin> = Arc::new(SetsSayingNoAdds(Sets {
+            name: "sets",
+            log: Arc::new(Mutex::new(Vec::new())),
+        }));
+        let runs = [
+            vec![reads("a", false), reads("b", true), reads("c", false)],
+            vec![reads("a", false), reads("b", false)],
+            // Setting next to the map counts, whatever the plugin says.
+            vec![reads("a", false), sets, reads("c", false)],
+        ];
+        for plugins in runs {
+            let slots = plugins
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| slot(i as i32, p))
+                .collect();
+            let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
+            cx.note_headers_as_admitted(true);
+            run_chain(&Chain::new(slots), &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::map_only()).await;
+        }
+        // A context no admission vouched for.
+        let chain = Chain::new([slot(0, reads("z", false))].into());
+        let mut cx = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
+        run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::map_only()).await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            [
+                "a as admitted",
+                "b as admitted",
+                "c touched",
+                "a as admitted",
+                "b as admitted",
+                "a as admitted",
+                "c touched",
+                "z touched",
+            ]
+        );
     }
 
     #[tokio::test]

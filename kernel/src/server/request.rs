@@ -101,6 +101,9 @@ pub(super) async fn handle_parts(
     };
     match admit(&mut parts, rules) {
         Ok(admitted) => {
+            // Its owned headers removed: no client copy is left for a
+            // plugin to look for (see `Ctx::headers_as_admitted`).
+            cx.note_headers_as_admitted(true);
             if admitted.traceparent {
                 finish.client_span(&parts.headers);
             }

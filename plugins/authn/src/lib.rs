@@ -135,6 +135,11 @@ impl Plugin for AuthnPlugin {
         Hooks::INIT | Hooks::REQUEST
     }
 
+    /// Its policy reads the path, never `x-base` or `x-vhost-tenant`.
+    fn reads_kernel_headers(&self) -> bool {
+        false
+    }
+
     fn owned_request_headers(&self) -> &[HeaderName] {
         self.caller_headers.owned()
     }
@@ -158,7 +163,11 @@ impl Plugin for AuthnPlugin {
     }
 
     fn on_request<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
-        self.caller_headers.remove_client_copies(req.headers_mut());
+        // The kernel removed them on arrival; only a plugin since could
+        // have set one.
+        if !cx.headers_as_admitted() {
+            self.caller_headers.remove_client_copies(req.headers_mut());
+        }
         let access = self.policy.access(req.method(), req.uri().path());
         if access == Access::Public {
             return Hook::Ready(Ok(Flow::Continue));

@@ -92,8 +92,8 @@ pub enum LimitKey {
     Ip,
     /// The whole app: every client shares one bucket.
     App,
-    /// A header's value, such as an API key; requests without it fall
-    /// back to the client address.
+    /// A header's value, such as an API key; requests without it, or
+    /// with an empty one, fall back to the client address.
     Header,
     /// The subject the authn plugin verified (a JWT's `sub`, an API key's
     /// name); else the client address. Decided at `subject_priority`.

@@ -223,20 +223,30 @@ struct RequestOrigin(HeaderValue);
 /// Adds `Origin` to the response's `Vary`. The static runtime's and the
 /// compress plugin's `Vary: accept-encoding` becomes one prebuilt value,
 /// as a second `Vary` line would cost the header map an allocation on
-/// every response; other values get a second line (the same to a cache).
+/// every response; a `Vary` that already lists `Origin` (a preflight's
+/// answer) or `*` is left as it is, so no answer names `Origin` twice;
+/// other values get a second line (the same to a cache).
 pub(crate) fn vary_on_origin(res: &mut HeaderMap) {
     // One lookup, then an insert or an append: an entry costs http's map
     // more, and most responses have no Vary at all.
     let mut values = res.get_all(VARY).iter();
-    let only_accept_encoding = match (values.next(), values.next()) {
-        (Some(v), None) => v.as_bytes().eq_ignore_ascii_case(b"accept-encoding"),
-        _ => false,
-    };
-    if only_accept_encoding {
-        res.insert(VARY, HeaderValue::from_static("accept-encoding, Origin"));
-    } else {
-        res.append(VARY, HeaderValue::from_static("Origin"));
+    match (values.next(), values.next()) {
+        (None, _) => {}
+        (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"accept-encoding") => {
+            res.insert(VARY, HeaderValue::from_static("accept-encoding, Origin"));
+            return;
+        }
+        _ if res.get_all(VARY).iter().any(lists_origin) => return,
+        _ => {}
     }
+    res.append(VARY, HeaderValue::from_static("Origin"));
+}
+
+/// Whether a `Vary` value names `Origin` (in any case) or `*`.
+fn lists_origin(value: &HeaderValue) -> bool {
+    (value.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|name| name == b"*" || name.eq_ignore_ascii_case(b"origin"))
 }
 
 /// `a, b, c` as a header value; `None` when empty.
@@ -341,6 +351,12 @@ mod tests {
         assert_eq!(vary(&["Accept-Encoding"]), ["accept-encoding, Origin"]);
         assert_eq!(vary(&["Cookie"]), ["Cookie", "Origin"]);
         assert_eq!(vary(&["a", "b"]), ["a", "b", "Origin"]);
+        // Already there (a preflight's answer), or everything varies.
+        let preflight = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+        assert_eq!(vary(&[preflight]), [preflight]);
+        assert_eq!(vary(&["cookie", "accept, origin"]), ["cookie", "accept, origin"]);
+        assert_eq!(vary(&["*"]), ["*"]);
+        assert_eq!(vary(&["x-origin, origins"]), ["x-origin, origins", "Origin"]);
     }
 
     #[test]

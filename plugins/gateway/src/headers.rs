@@ -83,19 +83,17 @@ impl ResponseHeaders {
         (!pairs.is_empty()).then(|| HeaderBlock::new(&pairs).ok()).flatten()
     }
 
-    /// Whether `headers` has a name a [`combined`](Self::combined) block
-    /// must not be added to: a `RateLimit-*` name, one of the list's, or
-    /// with `vary` a `Vary`. One look over the names for all three.
-    pub(crate) fn names_taken(&self, headers: &HeaderMap, vary: bool) -> bool {
-        headers.keys().any(|k| {
-            if vary && k == VARY {
-                return true;
-            }
-            let name = k.as_str();
-            let len = name.len();
-            name.starts_with("ratelimit-")
-                || ((len >= 64 || self.lengths >> len & 1 == 1) && self.list.iter().any(|(name, _)| name == k))
-        })
+    /// Whether a response's header `name` is one a [`combined`](Self::combined)
+    /// block must not be added to: a `RateLimit-*` name, one of the
+    /// list's, or with `vary` a `Vary`. One test for all three.
+    pub(crate) fn takes(&self, name: &HeaderName, vary: bool) -> bool {
+        if vary && name == VARY {
+            return true;
+        }
+        let spelt = name.as_str();
+        let len = spelt.len();
+        spelt.starts_with("ratelimit-")
+            || ((len >= 64 || self.lengths >> len & 1 == 1) && self.list.iter().any(|(listed, _)| listed == name))
     }
 
     /// How many headers [`apply`](Self::apply) may add.

@@ -40,6 +40,7 @@ use bext_plugin_abi::{
     BuiltinPlugin, Ctx, Flow, HeaderBlock, Hook, Hooks, Host, Plugin, PluginError, RateLimitState, Request, Response,
     Setup,
 };
+use http::HeaderName;
 
 use crate::answer::{push_counts, rate_limit_headers};
 use crate::config::Config;
@@ -132,6 +133,23 @@ impl Plugin for GatewayPlugin {
         Hooks::INIT | Hooks::REQUEST | Hooks::RESPONSE
     }
 
+    /// Reads neither `x-base` nor `x-vhost-tenant` (the WAF inspects what
+    /// the client sent; the gateway keys on `cx`).
+    fn reads_kernel_headers(&self) -> bool {
+        false
+    }
+
+    /// Reads request headers (limits' keys, `Origin`), never adds one.
+    fn adds_request_headers(&self) -> bool {
+        false
+    }
+
+    /// Its `on_response` looks at the names added next to the map and
+    /// moves them into it before changing the map.
+    fn reads_encoded_headers(&self) -> bool {
+        true
+    }
+
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         if self.limiter.is_empty() {
             return Hook::Ready(Ok(()));
@@ -168,13 +186,18 @@ impl Plugin for GatewayPlugin {
             cors.respond_but_vary(cx, headers);
         }
         let reported = self.limiter.reported(cx);
-        // Most responses: none of the names yet, nothing added next to
-        // the map before (the kernel moves that into the map before each
-        // hook), so adding is appending: one block and two numbers next
-        // to the map (see `EncodedHeaders`).
+        // Most responses: none of the names yet, in the map or next to it
+        // (a static file's headers, which the kernel leaves there for this
+        // hook: `reads_encoded_headers`), so adding is appending: one
+        // block and two numbers next to the map (see `EncodedHeaders`).
+        let taken = |name: &HeaderName| self.headers.takes(name, self.blocks.vary);
         if let Some(block) = self.blocks.of(reported.map(|(info, _)| info))
-            && cx.encoded_headers.is_empty()
-            && !self.headers.names_taken(headers, self.blocks.vary)
+            && !headers.keys().any(taken)
+            && !cx
+                .encoded_headers
+                .blocks()
+                .any(|b| b.pairs().iter().any(|(n, _)| taken(n)))
+            && !cx.encoded_headers.numbers().any(|(n, _)| taken(n))
             && cx.encoded_headers.push_block(block).is_ok()
         {
             if let Some((info, _)) = reported {
@@ -183,7 +206,8 @@ impl Plugin for GatewayPlugin {
             return Hook::Ready(Ok(()));
         }
         // Otherwise each concern on its own, merging with or replacing
-        // what the map has.
+        // what the response has, all of it in the map.
+        cx.encoded_headers.move_into(headers);
         if self.blocks.vary {
             vary_on_origin(headers);
         }
@@ -222,6 +246,18 @@ mod tests {
         origin: Option<&'static str>,
         own: &[(&'static str, &'static str)],
     ) -> (HeaderMap, usize) {
+        answer_with(g, origin, own, &[])
+    }
+
+    /// [`answer`], the app having added `beside` next to the map (as the
+    /// static runtime adds a file's headers), which the kernel leaves
+    /// there for the gateway.
+    fn answer_with(
+        g: &GatewayPlugin,
+        origin: Option<&'static str>,
+        own: &[(&'static str, &'static str)],
+        beside: &[(&'static str, &'static str)],
+    ) -> (HeaderMap, usize) {
         let mut cx = Ctx::new(bext_plugin_abi::RequestId(1), "192.0.2.1:1".parse().unwrap());
         let mut req = Request::new(bext_plugin_abi::Body::empty());
         if let Some(origin) = origin {
@@ -235,6 +271,15 @@ mod tests {
         for (name, value) in own {
             res.headers_mut().append(*name, HeaderValue::from_static(value));
         }
+        if !beside.is_empty() {
+            let pairs: Vec<_> = (beside.iter())
+                .map(|(n, v)| (http::HeaderName::from_static(n), HeaderValue::from_static(v)))
+                .collect();
+            cx.encoded_headers
+                .push_block(&HeaderBlock::new(&pairs).unwrap())
+                .unwrap();
+        }
+        assert!(g.reads_encoded_headers());
         assert!(matches!(g.on_response(&mut res, &mut cx), Hook::Ready(Ok(()))));
         let blocks = cx.encoded_headers.blocks().count();
         cx.encoded_headers.move_into(res.headers_mut());
@@ -296,6 +341,60 @@ mod tests {
         let (h, _) = answer(&g, Some("https://evil.example"), &[]);
         assert!(h.get("access-control-allow-origin").is_none());
         assert_eq!(values(&h, "vary"), ["Origin"]);
+    }
+
+    #[test]
+    fn headers_the_app_added_next_to_the_map_count_as_the_responses() {
+        let g = build(serde_json::json!({
+            "limits": [{ "rpm": 600, "burst": 10 }],
+            "cors": { "origins": ["https://shop.example.com"] },
+            "security_headers": "basic",
+        }))
+        .unwrap();
+        const ADDED: usize = 9;
+        let file = [("content-type", "text/html"), ("etag", "\"1\"")];
+        let (h, blocks) = answer_with(&g, None, &[], &file);
+        assert_eq!(blocks, 2, "the file's block and the gateway's");
+        assert_eq!(h.len(), 2 + ADDED);
+        assert_eq!(values(&h, "vary"), ["Origin"]);
+        assert_eq!(values(&h, "etag"), ["\"1\""]);
+        // A `Vary`, one of the preset's names or a `RateLimit-*` next to
+        // the map: merged, kept or replaced in the map, as in it.
+        let (h, _) = answer_with(&g, None, &[], &[("vary", "accept-encoding"), ("etag", "\"1\"")]);
+        assert_eq!(values(&h, "vary"), ["accept-encoding, Origin"]);
+        assert_eq!((h.len(), values(&h, "etag")), (1 + ADDED, vec!["\"1\""]));
+        let (h, _) = answer_with(&g, None, &[], &[("x-frame-options", "DENY")]);
+        assert_eq!((h.len(), values(&h, "x-frame-options")), (ADDED, vec!["DENY"]));
+        let (h, _) = answer_with(&g, None, &[], &[("ratelimit-limit", "77")]);
+        assert_eq!((h.len(), values(&h, "ratelimit-limit")), (ADDED, vec!["10"]));
+    }
+
+    #[test]
+    fn a_preflights_answer_names_origin_in_one_vary() {
+        let g = build(serde_json::json!({
+            "limits": [{ "rpm": 600 }],
+            "cors": { "origins": ["https://shop.example.com"], "methods": ["PUT"] },
+        }))
+        .unwrap();
+        for origin in ["https://shop.example.com", "https://evil.example"] {
+            let mut cx = Ctx::new(bext_plugin_abi::RequestId(1), "192.0.2.1:1".parse().unwrap());
+            let mut req = http::Request::builder()
+                .method("OPTIONS")
+                .header("origin", origin)
+                .header("access-control-request-method", "PUT")
+                .body(bext_plugin_abi::Body::empty())
+                .unwrap();
+            let Hook::Ready(Ok(Flow::Respond(mut res))) = g.on_request(&mut req, &mut cx) else {
+                panic!("a preflight is answered here");
+            };
+            assert!(matches!(g.on_response(&mut res, &mut cx), Hook::Ready(Ok(()))));
+            cx.encoded_headers.move_into(res.headers_mut());
+            assert_eq!(
+                values(res.headers(), "vary"),
+                ["Origin, Access-Control-Request-Method, Access-Control-Request-Headers"],
+                "{origin}"
+            );
+        }
     }
 
     #[test]

@@ -153,9 +153,11 @@ impl Limit {
         let client = match self.by {
             LimitKey::App => Client::All,
             LimitKey::Ip => ip,
+            // An empty value is no key: all who send one would share a
+            // bucket anyone could drain for the others.
             LimitKey::Header => match self.header.as_ref().and_then(|h| req.headers().get(h)) {
-                Some(v) => Client::Key(v.as_bytes()),
-                None => ip,
+                Some(v) if !v.is_empty() => Client::Key(v.as_bytes()),
+                _ => ip,
             },
             // Only a subject authn verified: a claim read from an unsigned
             // token names whoever the caller likes.
@@ -277,6 +279,12 @@ mod tests {
         let by_key = limit(serde_json::json!({ "by": "header", "header": "x-api-key", "rpm": 1 })).unwrap();
         assert_eq!(by_key.key(prefixes, &keyed, &cx).client, Client::Key(b"k1"));
         assert_eq!(by_key.key(prefixes, &plain, &cx).client, Client::Ip(net));
+        let empty = request("GET", "/", Some(("x-api-key", "")));
+        assert_eq!(
+            by_key.key(prefixes, &empty, &cx).client,
+            Client::Ip(net),
+            "an empty key is no key"
+        );
 
         let by_subject = limit(serde_json::json!({ "by": "subject", "rpm": 1 })).unwrap();
         assert_eq!(

@@ -88,6 +88,12 @@ impl Plugin for Vhosts {
         Hooks::FETCH
     }
 
+    /// Routes by the host and path; never adds a request header (the
+    /// kernel writes the tenant's).
+    fn adds_request_headers(&self) -> bool {
+        false
+    }
+
     fn fetch<'a>(&'a self, req: &'a mut Request, cx: &'a mut Ctx) -> Hook<'a, Result<Flow, PluginError>> {
         if cx.app().is_none()
             && let Some(host) = cx.host.as_deref()

@@ -108,6 +108,17 @@ impl Plugin for WafPlugin {
         }
     }
 
+    /// Reads neither `x-base` nor `x-vhost-tenant` (the WAF inspects what
+    /// the client sent; the gateway keys on `cx`).
+    fn reads_kernel_headers(&self) -> bool {
+        false
+    }
+
+    /// Reads request headers, never adds one (a body read is a body).
+    fn adds_request_headers(&self) -> bool {
+        false
+    }
+
     fn on_init<'a>(&'a self, host: &'a Host) -> Hook<'a, Result<(), PluginError>> {
         let audit = host.shared(AUDIT_KEY, AuditLog::default);
         self.admin.init(&audit);

@@ -61,34 +61,6 @@ async fn chunked_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     .await
 }
 
-/// A keep-alive upstream that writes `answer(head)` for each request head
-/// it reads, byte for byte.
-async fn raw_upstream(answer: fn(&[u8]) -> String) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head: Vec<u8> = seen.drain(..end + 4).collect();
-                        if s.write_all(answer(&head).as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-            });
-        }
-    });
-    (addr, task)
-}
-
 /// What the server sent for `bytes` until it closed, without what differs
 /// between two servers (the date, a request id, the trace ids an echoing
 /// upstream saw).

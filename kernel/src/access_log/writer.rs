@@ -318,7 +318,6 @@ fn bytecount(batch: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access_log::format::Head;
     use bext_plugin_abi::units::ByteSize;
 
     fn config(path: &Path, buffer: u64) -> AccessLogConfig {
@@ -330,25 +329,12 @@ mod tests {
     }
 
     fn record(request_id: u64) -> Box<Record> {
-        Box::new(Record {
-            head: Head::default(),
-            method: http::Method::GET,
-            received_at: std::time::Instant::now(),
-            client: "127.0.0.1".parse().unwrap(),
-            host: None,
-            status: 200,
-            bytes: 0,
-            duration: Duration::ZERO,
-            upstream: None,
-            app: None,
-            tenant: None,
-            version: None,
-            cache: None,
-            waf: None,
-            request_id,
-            trace_id: crate::access_log::TraceId::Known([1; 16]),
-            aborted: false,
-        })
+        let mut record = Record::blank();
+        record.client = "127.0.0.1".parse().unwrap();
+        record.status = 200;
+        record.request_id = request_id;
+        record.trace_id = crate::access_log::TraceId::Known([1; 16]);
+        record
     }
 
     /// The request ids of the lines in `path`, once there are `n`.

@@ -902,7 +902,14 @@ mod tests {
             })
             .collect();
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
-        let res = run_chain(&Chain::new(slots), &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::map_only()).await;
+        let res = run_chain(
+            &Chain::new(slots),
+            &mut Request::new(Body::empty()),
+            &mut cx,
+            None,
+            &mut KeptFields::map_only(),
+        )
+        .await;
         assert_eq!(
             *log.lock().unwrap(),
             ["c saw ", "b next to the map: x-added", "b saw ", "a saw c,b"]
@@ -1109,12 +1116,26 @@ mod tests {
                 .collect();
             let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
             cx.note_headers_as_admitted(true);
-            run_chain(&Chain::new(slots), &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::map_only()).await;
+            run_chain(
+                &Chain::new(slots),
+                &mut Request::new(Body::empty()),
+                &mut cx,
+                None,
+                &mut KeptFields::map_only(),
+            )
+            .await;
         }
         // A context no admission vouched for.
         let chain = Chain::new([slot(0, reads("z", false))].into());
         let mut cx = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
-        run_chain(&chain, &mut Request::new(Body::empty()), &mut cx, None, &mut KeptFields::map_only()).await;
+        run_chain(
+            &chain,
+            &mut Request::new(Body::empty()),
+            &mut cx,
+            None,
+            &mut KeptFields::map_only(),
+        )
+        .await;
         assert_eq!(
             *log.lock().unwrap(),
             [

@@ -42,8 +42,9 @@ export default {
 };
 "#;
 
-/// One app per mode, `slow` with a 1 s timeout and one isolate, and a 64
-/// KiB body limit.
+/// One streaming app per mode, `slow` with a 1 s timeout and one isolate,
+/// `buffered` with one isolate and bodies read whole first (the default),
+/// and a 64 KiB body limit.
 fn platform(s: &Site, upstream: Option<u16>) -> std::path::PathBuf {
     s.write("manifests/vhosts.yaml", "name: vhosts\n");
     s.write("app/index.js", APP);
@@ -52,11 +53,12 @@ fn platform(s: &Site, upstream: Option<u16>) -> std::path::PathBuf {
     });
     s.platform(&format!(
         "[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n\n[platform.limits]\nmax_body_bytes = \"64KiB\"\n\n\
-         [apps.app]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"app.test\"]\nisolate = {{ workers = 1{allow} }}\n\n\
-         [apps.shared]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"shared.test\"]\nisolate = {{ mode = \"shared\" }}\n\n\
-         [apps.inline]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"inline.test\"]\nisolate = {{ mode = \"inline\", cpu_limit = \"50ms\" }}\n\n\
-         [apps.slow]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"slow.test\"]\nisolate = {{ workers = 1, timeout = \"1s\" }}\n\n\
-         [apps.slow-inline]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"slow-inline.test\"]\nisolate = {{ mode = \"inline\", timeout = \"1s\" }}\n"
+         [apps.app]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"app.test\"]\nisolate = {{ workers = 1, stream_request_body = true{allow} }}\n\n\
+         [apps.shared]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"shared.test\"]\nisolate = {{ mode = \"shared\", stream_request_body = true }}\n\n\
+         [apps.inline]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"inline.test\"]\nisolate = {{ mode = \"inline\", cpu_limit = \"50ms\", stream_request_body = true }}\n\n\
+         [apps.slow]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"slow.test\"]\nisolate = {{ workers = 1, timeout = \"1s\", stream_request_body = true }}\n\n\
+         [apps.slow-inline]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"slow-inline.test\"]\nisolate = {{ mode = \"inline\", timeout = \"1s\", stream_request_body = true }}\n\n\
+         [apps.buffered]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"buffered.test\"]\nisolate = {{ workers = 1 }}\n"
     ))
 }
 
@@ -243,4 +245,50 @@ async fn a_streamed_upload_goes_through_fetch() {
     read_until(&mut c, &mut got, "\"body_len\":50000").await;
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(got.contains("\"method\":\"POST\""), "{got}");
+}
+
+/// Without `stream_request_body` a body is read whole before an isolate
+/// takes the call: uploads trickling a byte a second hold no isolate, so
+/// the app's one isolate still answers others at once, and a handler
+/// reading the body gets all of it.
+#[tokio::test]
+async fn slow_uploads_hold_no_isolate_of_an_app_that_reads_bodies_whole() {
+    let s = Site::new();
+    let b = Bext::serve(&platform(&s, None));
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(b.addr).await.unwrap();
+        c.write_all(chunked_head("/started", "buffered.test").as_bytes())
+            .await
+            .unwrap();
+        c.write_all(&chunk(b"a")).await.unwrap();
+        slow.push(c);
+    }
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for c in &mut slow {
+            c.write_all(&chunk(b"a")).await.unwrap();
+        }
+        let r = tokio::time::timeout(Duration::from_secs(5), get(b.addr, "buffered.test", "/"))
+            .await
+            .expect("the app answers while uploads trickle");
+        assert_eq!((r.status, r.text()), (200, "app".to_owned()));
+    }
+    // The handler runs once the body is in, with all of it.
+    let mut c = slow.pop().unwrap();
+    drop(slow);
+    c.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut got = String::new();
+    read_until(&mut c, &mut got, "started").await;
+    let mut c = TcpStream::connect(b.addr).await.unwrap();
+    c.write_all(chunked_head("/text", "buffered.test").as_bytes())
+        .await
+        .unwrap();
+    for part in [&b"one "[..], b"two"] {
+        c.write_all(&chunk(part)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut got = String::new();
+    read_until(&mut c, &mut got, "one two").await;
 }

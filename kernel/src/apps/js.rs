@@ -17,6 +17,9 @@ pub struct JsApp {
     pool: Pool,
     entry: std::path::PathBuf,
     loaded: Option<Stamp>,
+    /// `isolate.stream_request_body`: the handler starts before the body
+    /// is in.
+    streams_body: bool,
 }
 
 /// An app's isolates: checked when built, or (the first start of
@@ -85,6 +88,7 @@ impl JsApp {
             pool,
             entry,
             loaded,
+            streams_body: cfg.isolate.stream_request_body.unwrap_or(false),
         })
     }
 
@@ -112,13 +116,18 @@ impl JsApp {
         stamp(&self.entry) == self.loaded && self.check_status() == CheckStatus::Passed
     }
 
-    /// Hands the request to an isolate as soon as its head is in; its
-    /// body follows as it arrives (whole when it is already: none, or
-    /// read by a plugin).
+    /// Hands the request to an isolate with its body read whole, or (with
+    /// `stream_request_body`) as soon as its head is in, the body
+    /// following as it arrives (whole when it is already: none, or read
+    /// by a plugin).
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
         let (mut parts, body) = req.into_parts();
         let (body, feed) = match body.full_bytes() {
             Some(bytes) => (RequestBody::Whole(bytes), None),
+            None if !self.streams_body => match http_body_util::BodyExt::collect(body).await {
+                Ok(b) => (RequestBody::Whole(b.to_bytes()), None),
+                Err(e) => return super::body_read_failed(&e),
+            },
             None => {
                 let (feed, arriving) = bext_js::request_body();
                 (arriving, Some((feed, body)))

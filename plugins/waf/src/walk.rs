@@ -55,6 +55,9 @@ pub(crate) struct Context<'e> {
     pub(crate) on: &'e Switches,
     /// The body is JSON: `\\uXXXX` escapes are normal there.
     pub(crate) json_request: bool,
+    /// The values are the query string's: a `data:` picture there is a
+    /// file to include, not one pasted into a form.
+    pub(crate) in_query: bool,
 }
 
 impl<'e> Visitor<'e> {
@@ -63,7 +66,11 @@ impl<'e> Visitor<'e> {
     pub(crate) fn new(engine: &'e Engine, on: &'e Switches, json_request: bool, clean: Local<'e>) -> Self {
         Visitor {
             engine,
-            cx: Context { on, json_request },
+            cx: Context {
+                on,
+                json_request,
+                in_query: false,
+            },
             budget: crate::inspect::MAX_VALUES,
             skipped: false,
             found: None,
@@ -190,7 +197,13 @@ fn target_values(req: &Subject<'_>, cacheable: bool, v: &mut Visitor<'_>) -> boo
     if let Some(q) = req.query
         && v.cached_clean(cacheable, "\0query", q.as_bytes(), |v| {
             v.found = v.engine.protocol_query(q, v.cx.on);
-            v.found.is_some() || form(q.as_bytes(), v)
+            if v.found.is_some() {
+                return true;
+            }
+            v.cx.in_query = true;
+            let found = form(q.as_bytes(), v);
+            v.cx.in_query = false;
+            found
         })
     {
         return true;

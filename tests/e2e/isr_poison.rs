@@ -426,4 +426,27 @@ async fn revalidating_for_a_host_the_app_does_not_serve_is_refused() {
     let hit = fetch(&b, "/page").await;
     assert_eq!(hit.header("x-cache"), Some("HIT"), "stored under the clients' key");
     assert!(hit.text().contains("n=2"), "{}", hit.text());
+
+    // A wildcard tenant's host: stored under the tenant its requests are
+    // for; a tenant the host is not for is refused.
+    let on_w = || send(b.addr, request("GET", "/page", &[("host", "w.shop.test")], ""));
+    let r = admin(
+        &b,
+        "revalidate",
+        r#"{"app":"shop","path":"/page","host":"w.shop.test","tenant":"victim"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = admin(
+        &b,
+        "revalidate",
+        r#"{"app":"shop","path":"/page","host":"w.shop.test"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        on_w().await.header("x-cache"),
+        Some("HIT"),
+        "stored under the tenant's key"
+    );
 }

@@ -95,35 +95,73 @@ fn keyed_target(path: &str, ignored: &IgnoredParams) -> Result<(String, Option<S
 }
 
 /// The host a `revalidate` names, in the kernel's form (lower case, no
-/// port, no trailing dot: what entries are keyed by), refused (the 400's
-/// text, naming it) when `app` does not answer on it: the order drops every entry of the path before the
-/// app renders it again, so a made-up host would empty the path's cache
-/// and store a page no client asks for. A host reaches the app when one of
-/// its domains (or tenants' domains) does; an app without domains (the
-/// default app) answers any host that no other app's domains claim. An
-/// app unknown here is left to `serve_app`'s 404; one with a `~` pattern
-/// is given the benefit of the doubt (this plugin has no regex engine).
-fn check_host(apps: &[AppInfo], app: &str, given: &str) -> Result<Box<str>, String> {
+/// port, no trailing dot: what entries are keyed by), with the tenant the
+/// router gives a request on it (a tenant's own domain's, or what a
+/// wildcard domain captures: `w` of `w.shop.test` under `*.shop.test`),
+/// refused (the 400's text, naming it) when `app` does not answer on it,
+/// or when `tenant` is given and is not the host's: the order drops every
+/// entry of the path before the app renders it again, so a made-up host or
+/// tenant would empty the path's cache and store a page no client asks
+/// for. A host reaches the app when one of its domains (or tenants'
+/// domains) does; an app without domains (the default app) answers any
+/// host that no other app's domains claim. An app unknown here is left to
+/// `serve_app`'s 404; one with a `~` pattern is given the benefit of the
+/// doubt (this plugin has no regex engine), its tenant as given.
+fn check_host(
+    apps: &[AppInfo],
+    app: &str,
+    given: &str,
+    tenant: Option<&str>,
+) -> Result<(Box<str>, Option<String>), String> {
     let host = normalise_host(given.as_bytes()).map_err(|e| format!("`host` {given:?}: {e}\n"))?;
     // A canary (`app@version`) answers on its app's domains.
     let id = app.split_once('@').map_or(app, |(id, _)| id);
     let Some(info) = apps.iter().find(|a| a.id == id) else {
-        return Ok(host);
+        return Ok((host, tenant.map(str::to_owned)));
     };
     let reaches =
         |a: &AppInfo| a.domains.iter().any(|d| pattern_reaches(d, &host)) || a.tenant_domains.contains_key(&*host);
+    let regex = info.domains.iter().any(|d| d.starts_with('~'));
     let served = if info.domains.is_empty() && info.tenant_domains.is_empty() {
         !apps.iter().any(|a| a.id != id && reaches(a))
     } else {
-        reaches(info) || info.domains.iter().any(|d| d.starts_with('~'))
+        reaches(info) || regex
     };
-    if served {
-        Ok(host)
-    } else {
-        Err(format!(
+    if !served {
+        return Err(format!(
             "`host` {given:?}: app {app:?} does not answer on it (its domains: {:?})\n",
             info.domains
-        ))
+        ));
+    }
+    // As the router finds it: an exact domain, a tenant's own domain, then
+    // the longest wildcard suffix (the shortest tenant).
+    let exact = info
+        .domains
+        .iter()
+        .any(|d| !d.starts_with("*.") && pattern_reaches(d, &host));
+    let own = info.tenant_domains.get(&*host).cloned();
+    let captured = (!exact && own.is_none())
+        .then(|| {
+            host.match_indices('.').find_map(|(i, _)| {
+                let suffix = &host[i + 1..];
+                info.domains
+                    .iter()
+                    .any(|d| {
+                        d.strip_prefix("*.")
+                            .is_some_and(|w| w.eq_ignore_ascii_case(suffix.trim_end_matches('.')))
+                    })
+                    .then(|| host[..i].to_owned())
+            })
+        })
+        .flatten();
+    let derived = own.or(captured);
+    match (tenant, derived) {
+        (Some(t), Some(d)) if t != d => Err(format!("`tenant` {t:?}: a request on {host:?} is for tenant {d:?}\n")),
+        (Some(t), None) if !regex && !(info.domains.is_empty() && info.tenant_domains.is_empty()) => {
+            Err(format!("`tenant` {t:?}: a request on {host:?} has no tenant\n"))
+        }
+        (Some(t), _) => Ok((host, Some(t.to_owned()))),
+        (None, d) => Ok((host, d)),
     }
 }
 
@@ -179,8 +217,11 @@ impl IsrPlugin {
             return text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n");
         };
         if let Some(given) = order.host.as_deref() {
-            match check_host(host.apps(), &app, given) {
-                Ok(h) => order.host = Some(h.into()),
+            match check_host(host.apps(), &app, given, order.tenant.as_deref()) {
+                Ok((h, tenant)) => {
+                    order.host = Some(h.into());
+                    order.tenant = tenant;
+                }
                 Err(e) => return text_response(StatusCode::BAD_REQUEST, e),
             }
         }
@@ -278,20 +319,39 @@ mod tests {
             ("shop.customer.com", "shop.customer.com"),
             ("shop.test:8080", "shop.test"),
         ] {
-            assert_eq!(check_host(&apps, "shop", given).as_deref(), Ok(keyed), "{given}");
+            assert_eq!(
+                check_host(&apps, "shop", given, None).map(|(h, _)| h).as_deref(),
+                Ok(keyed),
+                "{given}"
+            );
         }
-        assert!(check_host(&apps, "shop@v2", "shop.test").is_ok(), "a canary");
-        let refused = check_host(&apps, "shop", "evil.test").unwrap_err();
+        assert!(check_host(&apps, "shop@v2", "shop.test", None).is_ok(), "a canary");
+        let refused = check_host(&apps, "shop", "evil.test", None).unwrap_err();
         assert!(
             refused.contains("\"evil.test\"") && refused.contains("\"shop\""),
             "{refused}"
         );
-        assert!(check_host(&apps, "shop", "blog.test").is_err(), "another app's");
-        assert!(check_host(&apps, "shop", "bad host").is_err());
+        assert!(check_host(&apps, "shop", "blog.test", None).is_err(), "another app's");
+        assert!(check_host(&apps, "shop", "bad host", None).is_err());
         // The default app answers hosts no other app claims.
-        assert!(check_host(&apps, "site", "anything.test").is_ok());
-        assert!(check_host(&apps, "site", "blog.test").is_err());
-        assert!(check_host(&apps, "unknown", "x.test").is_ok(), "left to serve_app");
+        assert!(check_host(&apps, "site", "anything.test", None).is_ok());
+        assert!(check_host(&apps, "site", "blog.test", None).is_err());
+        assert!(
+            check_host(&apps, "unknown", "x.test", None).is_ok(),
+            "left to serve_app"
+        );
+        // The tenant a request on the host is for: captured by a wildcard,
+        // a tenant's own domain's, none on an exact domain; a given one
+        // that differs is refused.
+        let tenant = |host, given| check_host(&apps, "shop", host, given).map(|(_, t)| t);
+        assert_eq!(tenant("w.shop.test", None), Ok(Some("w".into())));
+        assert_eq!(tenant("a.b.shop.test", None), Ok(Some("a.b".into())));
+        assert_eq!(tenant("shop.customer.com", None), Ok(Some("customer".into())));
+        assert_eq!(tenant("shop.test", None), Ok(None));
+        assert_eq!(tenant("w.shop.test", Some("w")), Ok(Some("w".into())));
+        assert!(tenant("w.shop.test", Some("victim")).is_err());
+        assert!(tenant("shop.test", Some("victim")).is_err());
+        assert!(tenant("shop.customer.com", Some("other")).is_err());
     }
 
     /// L9: every spelling of a path names the entries the kernel's form does.

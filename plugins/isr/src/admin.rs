@@ -122,7 +122,8 @@ fn check_host(
     let reaches =
         |a: &AppInfo| a.domains.iter().any(|d| pattern_reaches(d, &host)) || a.tenant_domains.contains_key(&*host);
     let regex = info.domains.iter().any(|d| d.starts_with('~'));
-    let served = if info.domains.is_empty() && info.tenant_domains.is_empty() {
+    let default_app = info.domains.is_empty() && info.tenant_domains.is_empty();
+    let served = if default_app {
         !apps.iter().any(|a| a.id != id && reaches(a))
     } else {
         reaches(info) || regex
@@ -157,7 +158,7 @@ fn check_host(
     let derived = own.or(captured);
     match (tenant, derived) {
         (Some(t), Some(d)) if t != d => Err(format!("`tenant` {t:?}: a request on {host:?} is for tenant {d:?}\n")),
-        (Some(t), None) if !regex && !(info.domains.is_empty() && info.tenant_domains.is_empty()) => {
+        (Some(t), None) if !(regex || default_app) => {
             Err(format!("`tenant` {t:?}: a request on {host:?} has no tenant\n"))
         }
         (Some(t), _) => Ok((host, Some(t.to_owned()))),

@@ -949,14 +949,38 @@ fn raster_images_in_data_uris_pass() {
     use base64::Engine as _;
     let png_head =
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     for code in [
         &b"<?php system($_GET['c']); ?>"[..],
+        b"<?= system($_GET[c]) ?>",
         b"<ScRiPt>alert(1)</script>",
+        b"<svg\nonload=alert(1)>",
+        b"<img src=x onerror=alert(1)>",
         b"${jndi:ldap://x/a}",
+        b"${${lower:j}ndi:ldap://x/a}",
     ] {
-        let poly = base64::engine::general_purpose::STANDARD.encode([&png_head[..], &[0u8; 32], code].concat());
-        let body = format!(r#"{{"avatar": "data:image/png;base64,{poly}"}}"#);
-        assert!(post_rule(JSON, &body).is_some(), "{}", String::from_utf8_lossy(code));
+        let poly = b64(&[&png_head[..], &[0u8; 32], code].concat());
+        // As sent, wrapped at 76 columns (MIME), with a space, and as a
+        // padded picture followed by the code's own base64.
+        let wrapped: Vec<&str> = poly
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        for spelled in [
+            poly.clone(),
+            wrapped.join("\\n"),
+            wrapped.join("\\r\\n"),
+            wrapped.join(" "),
+            format!("{}{}", b64(&[&png_head[..], b"A"].concat()), b64(code)),
+        ] {
+            let body = format!(r#"{{"avatar": "data:image/png;base64,{spelled}"}}"#);
+            assert!(
+                post_rule(JSON, &body).is_some(),
+                "{}: {spelled}",
+                String::from_utf8_lossy(code)
+            );
+        }
     }
     for scheme in ["data", "DATA"] {
         let uri = format!(

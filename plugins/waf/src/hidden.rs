@@ -73,22 +73,39 @@ pub(crate) fn java_in_base64(raw: &[u8]) -> bool {
 }
 
 /// Whether a `data:` picture in `raw` (the value as sent: base64 keeps its
-/// case) carries code behind its signature, a polyglot: a PHP or HTML tag,
-/// a `javascript:` URL or a JNDI lookup in its decoded bytes. PHP's
-/// `data:` wrapper runs a picture's `<?php`, and a browser sniffing one
-/// as HTML runs its `<script>`. The markers are five bytes or more, so a
-/// picture's compressed bytes do not spell one by chance (a 1 MB picture
-/// would spell a given three bytes about once in sixteen).
+/// case) carries code behind its signature, a polyglot: PHP, JSP/ASP or
+/// HTML script tags, an event handler, a `javascript:` URL or a JNDI
+/// lookup in its decoded bytes. PHP's `data:` wrapper runs a picture's
+/// `<?php` or `<?=`, and a browser sniffing one as HTML runs its
+/// `<script>`. The base64 is read as lenient decoders read it (PHP's,
+/// Python's): line breaks and spaces skipped, and decoding both across
+/// and after padding, so neither hides the code. The markers are long
+/// enough that a picture's compressed bytes rarely spell one by chance
+/// (the three-byte ones about once in 170 pictures of 100 KB; such a
+/// picture is then read as text, as before pictures were recognised).
 pub(crate) fn code_in_pictures(raw: &[u8]) -> bool {
     const MARKERS: &[&[u8]] = &[
         b"<?php",
+        b"<?=",
+        b"<%=",
+        b"<%@",
         b"<script",
-        b"<svg ",
-        b"<svg/",
+        b"<svg",
         b"<iframe",
         b"<html",
+        b"<body",
+        b"<img",
+        b"<object",
+        b"<embed",
+        b"onerror",
+        b"onload",
         b"javascript:",
+        b"vbscript:",
         b"${jndi",
+        b"${${",
+        b"${lower:",
+        b"${env:",
+        b"${sys:",
     ];
     let decoded;
     let raw = match raw
@@ -109,12 +126,23 @@ pub(crate) fn code_in_pictures(raw: &[u8]) -> bool {
             return false;
         };
         let data = &raw[from + comma + b";base64,".len()..];
-        let run = &data[..data.iter().position(|b| !is_base64(*b)).unwrap_or(data.len())];
-        let bytes = decode(run, 0);
-        if MARKERS
+        // The run as a lenient decoder takes it: the alphabet, padding and
+        // white space.
+        let run: Vec<u8> = data
             .iter()
-            .any(|m| bytes.windows(m.len()).any(|w| w.eq_ignore_ascii_case(m)))
-        {
+            .take_while(|b| is_base64(**b) || matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n'))
+            .filter(|b| !b.is_ascii_whitespace())
+            .copied()
+            .collect();
+        // Padding read past (PHP), and each padded piece on its own.
+        let joined: Vec<u8> = run.iter().filter(|b| **b != b'=').copied().collect();
+        let pieces = run.split(|b| *b == b'=').filter(|p| !p.is_empty());
+        let has_code = |bytes: Vec<u8>| {
+            MARKERS
+                .iter()
+                .any(|m| bytes.windows(m.len()).any(|w| w.eq_ignore_ascii_case(m)))
+        };
+        if has_code(decode(&joined, 0)) || pieces.map(|p| decode(p, 0)).any(has_code) {
             return true;
         }
     }

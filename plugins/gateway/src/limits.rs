@@ -154,9 +154,11 @@ impl Limit {
             LimitKey::App => Client::All,
             LimitKey::Ip => ip,
             // An empty value is no key: all who send one would share a
-            // bucket anyone could drain for the others.
+            // bucket anyone could drain for the others. Spaces and tabs
+            // around it are no part of it (HTTP/1.1's parser drops them,
+            // HTTP/2 hands them over), so a blank one is empty too.
             LimitKey::Header => match self.header.as_ref().and_then(|h| req.headers().get(h)) {
-                Some(v) if !v.is_empty() => Client::Key(v.as_bytes()),
+                Some(v) if !v.as_bytes().trim_ascii().is_empty() => Client::Key(v.as_bytes().trim_ascii()),
                 _ => ip,
             },
             // Only a subject authn verified: a claim read from an unsigned
@@ -279,12 +281,16 @@ mod tests {
         let by_key = limit(serde_json::json!({ "by": "header", "header": "x-api-key", "rpm": 1 })).unwrap();
         assert_eq!(by_key.key(prefixes, &keyed, &cx).client, Client::Key(b"k1"));
         assert_eq!(by_key.key(prefixes, &plain, &cx).client, Client::Ip(net));
-        let empty = request("GET", "/", Some(("x-api-key", "")));
-        assert_eq!(
-            by_key.key(prefixes, &empty, &cx).client,
-            Client::Ip(net),
-            "an empty key is no key"
-        );
+        for blank in ["", " ", "\t", " \t "] {
+            let empty = request("GET", "/", Some(("x-api-key", blank)));
+            assert_eq!(
+                by_key.key(prefixes, &empty, &cx).client,
+                Client::Ip(net),
+                "an empty key is no key: {blank:?}"
+            );
+        }
+        let spaced = request("GET", "/", Some(("x-api-key", " k1\t")));
+        assert_eq!(by_key.key(prefixes, &spaced, &cx).client, Client::Key(b"k1"), "as HTTP/1.1 reads it");
 
         let by_subject = limit(serde_json::json!({ "by": "subject", "rpm": 1 })).unwrap();
         assert_eq!(

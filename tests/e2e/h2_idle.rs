@@ -48,13 +48,24 @@ impl RawH2 {
 
     /// GET `path` (`:authority` x) on a new stream, and its answer.
     async fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, "x").await
+    }
+
+    /// `method` `path` on a new stream, and its answer.
+    async fn send(&mut self, method: &str, path: &str, authority: &str) -> Answer {
         let id = self.next_stream;
         self.next_stream += 2;
-        // :method GET, :scheme http (static 2, 6); :path and :authority as
-        // literals without indexing (static names 4 and 1).
-        let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+        // :method GET (static 2) or a literal, :scheme http (static 6);
+        // :path and :authority as literals without indexing (static
+        // names 4 and 1).
+        let mut block = match method {
+            "GET" => vec![0x82],
+            other => [&[0x02, other.len() as u8][..], other.as_bytes()].concat(),
+        };
+        block.extend([0x86, 0x04, path.len() as u8]);
         block.extend(path.as_bytes());
-        block.extend([0x01, 1, b'x']);
+        block.extend([0x01, authority.len() as u8]);
+        block.extend(authority.as_bytes());
         self.stream
             .write_all(&frame(1, 0x5, id, &block)) // END_STREAM | END_HEADERS
             .await
@@ -251,4 +262,31 @@ async fn an_idle_h2_connection_closes_at_its_idle_timeout_without_a_ping_answer(
         }
     }
     assert_eq!(go_aways, [(1, 0)], "one GOAWAY: stream 1 was the last, NO_ERROR");
+}
+
+/// A HEAD answer from a JS app has no DATA frames (a client counts them
+/// against the head's length: curl then fails the stream with a protocol
+/// error), in each isolate mode.
+#[tokio::test]
+async fn a_head_answer_from_a_js_app_sends_no_data() {
+    let s = Site::new();
+    s.write(
+        "app/index.js",
+        "export default { fetch() { return new Response('app'); } };\n",
+    );
+    let mut platform = String::from("[platform]\nlisten = \"127.0.0.1:0\"\nmanifests = \"manifests\"\n");
+    s.write("manifests/vhosts.yaml", "name: vhosts\n");
+    for mode in ["threads", "shared", "inline"] {
+        platform.push_str(&format!(
+            "[apps.{mode}]\nruntime = \"js\"\nsource = \"app\"\ndomains = [\"{mode}.test\"]\nisolate = {{ mode = \"{mode}\" }}\n"
+        ));
+    }
+    let b = Bext::serve(&s.platform(&platform));
+    let mut h2 = RawH2::connect(b.addr).await;
+    for mode in ["threads", "shared", "inline"] {
+        let get = h2.send("GET", "/", &format!("{mode}.test")).await;
+        assert_eq!(get.body_len, 3, "{mode}");
+        let head = h2.send("HEAD", "/", &format!("{mode}.test")).await;
+        assert_eq!(head.body_len, 0, "{mode}: no DATA for a HEAD");
+    }
 }

@@ -290,7 +290,11 @@ mod tests {
             );
         }
         let spaced = request("GET", "/", Some(("x-api-key", " k1\t")));
-        assert_eq!(by_key.key(prefixes, &spaced, &cx).client, Client::Key(b"k1"), "as HTTP/1.1 reads it");
+        assert_eq!(
+            by_key.key(prefixes, &spaced, &cx).client,
+            Client::Key(b"k1"),
+            "as HTTP/1.1 reads it"
+        );
 
         let by_subject = limit(serde_json::json!({ "by": "subject", "rpm": 1 })).unwrap();
         assert_eq!(

@@ -664,6 +664,11 @@ mod tests {
 
     use super::*;
 
+    /// [`run_chain`] without an app, its kept fields going into the map.
+    async fn run_alone(chain: &Chain, req: &mut Request, cx: &mut Ctx) -> Response {
+        run_chain(chain, req, cx, None, &mut KeptFields::map_only()).await
+    }
+
     #[derive(Clone, Copy, PartialEq)]
     enum Act {
         Pass,
@@ -730,7 +735,7 @@ mod tests {
         let chain = chain(plugins, &log);
         let mut req = Request::new(Body::empty());
         let mut cx = Ctx::new(RequestId(0xabc), "127.0.0.1:1".parse().unwrap());
-        let res = run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
+        let res = run_alone(&chain, &mut req, &mut cx).await;
         let log = log.lock().unwrap().clone();
         (res, log)
     }
@@ -827,14 +832,7 @@ mod tests {
         };
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
         let chain = Chain::new([slot(0, "a", false), slot(1, "b", false), slot(2, "c", false)].into());
-        let res = run_chain(
-            &chain,
-            &mut Request::new(Body::empty()),
-            &mut cx,
-            None,
-            &mut KeptFields::map_only(),
-        )
-        .await;
+        let res = run_alone(&chain, &mut Request::new(Body::empty()), &mut cx).await;
         assert_eq!(*log.lock().unwrap(), ["c saw ", "b saw c", "a saw c,b"]);
         let in_map: Vec<_> = res.headers().get_all("x-added").iter().collect();
         assert_eq!(in_map, ["c", "b"], "the last hook's stay next to the map");
@@ -845,14 +843,7 @@ mod tests {
         // response its failure replaces.
         let mut cx = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
         let chain = Chain::new([slot(0, "a", true)].into());
-        let res = run_chain(
-            &chain,
-            &mut Request::new(Body::empty()),
-            &mut cx,
-            None,
-            &mut KeptFields::map_only(),
-        )
-        .await;
+        let res = run_alone(&chain, &mut Request::new(Body::empty()), &mut cx).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(cx.encoded_headers.is_empty());
         assert!(res.headers().get("x-added").is_none());
@@ -902,14 +893,7 @@ mod tests {
             })
             .collect();
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
-        let res = run_chain(
-            &Chain::new(slots),
-            &mut Request::new(Body::empty()),
-            &mut cx,
-            None,
-            &mut KeptFields::map_only(),
-        )
-        .await;
+        let res = run_alone(&Chain::new(slots), &mut Request::new(Body::empty()), &mut cx).await;
         assert_eq!(
             *log.lock().unwrap(),
             ["c saw ", "b next to the map: x-added", "b saw ", "a saw c,b"]
@@ -960,7 +944,7 @@ mod tests {
         let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
         let mut req = Request::new(Body::empty());
         req.headers_mut().insert("x-set", HeaderValue::from_static("client"));
-        run_chain(&Chain::new(slots), &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
+        run_alone(&Chain::new(slots), &mut req, &mut cx).await;
         assert_eq!(*log.lock().unwrap(), ["a saw client", "b saw a", "c saw b"]);
         let pending: Vec<_> = cx.pending_request_headers().map(|n| n.as_str()).collect();
         assert_eq!(pending, ["x-set"], "the last hook's wait for a reader");
@@ -1072,7 +1056,7 @@ mod tests {
                 req.headers_mut().insert("x-ask", HeaderValue::from_static("1"));
             }
             let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
-            run_chain(&chain, &mut req, &mut cx, None, &mut KeptFields::map_only()).await;
+            run_alone(&chain, &mut req, &mut cx).await;
             let log = log.lock().unwrap();
             assert_eq!(log[..4], ["req asked", "req no-hook", "req unasked", "req always"]);
             assert_eq!(log[4..], *want, "asked: {ask}");
@@ -1116,26 +1100,12 @@ mod tests {
                 .collect();
             let mut cx = Ctx::new(RequestId(1), "127.0.0.1:1".parse().unwrap());
             cx.note_headers_as_admitted(true);
-            run_chain(
-                &Chain::new(slots),
-                &mut Request::new(Body::empty()),
-                &mut cx,
-                None,
-                &mut KeptFields::map_only(),
-            )
-            .await;
+            run_alone(&Chain::new(slots), &mut Request::new(Body::empty()), &mut cx).await;
         }
         // A context no admission vouched for.
         let chain = Chain::new([slot(0, reads("z", false))].into());
         let mut cx = Ctx::new(RequestId(2), "127.0.0.1:1".parse().unwrap());
-        run_chain(
-            &chain,
-            &mut Request::new(Body::empty()),
-            &mut cx,
-            None,
-            &mut KeptFields::map_only(),
-        )
-        .await;
+        run_alone(&chain, &mut Request::new(Body::empty()), &mut cx).await;
         assert_eq!(
             *log.lock().unwrap(),
             [

@@ -496,11 +496,7 @@ impl Engine {
         if part == Part::Arg
             && let Some(on) = cx.on.for_arg(name)
         {
-            let cx = Context {
-                on,
-                json_request: cx.json_request,
-                in_query: cx.in_query,
-            };
+            let cx = cx.with(on);
             return self.check(part, name, raw, plus, &cx);
         }
         if raw.len() <= MAX_VALUE {
@@ -571,11 +567,7 @@ impl Engine {
     /// payload wherever it sits; the other families read the whole value.
     fn check_quoted(&self, v: &Value<'_>, quoted: &Quoted<'_>, cx: &Context<'_>) -> Option<Finding> {
         let [whole, code] = cx.on.for_quoted();
-        let whole = Context {
-            on: whole,
-            json_request: cx.json_request,
-            in_query: cx.in_query,
-        };
+        let whole = cx.with(whole);
         if let Some(f) = self.check_views(v, &whole) {
             return Some(f);
         }
@@ -592,11 +584,7 @@ impl Engine {
         {
             return Some(f);
         }
-        let code = Context {
-            on: code,
-            json_request: cx.json_request,
-            in_query: cx.in_query,
-        };
+        let code = cx.with(code);
         // A fenced block's lines are command lines shown one by one: the
         // line break between two of them is no separator written into a value.
         quoted
@@ -616,11 +604,7 @@ impl Engine {
     /// fingerprint only outside the blocks).
     fn check_fenced(&self, v: &Value<'_>, quoted: &Quoted<'_>, cx: &Context<'_>) -> Option<Finding> {
         let [whole, lines] = cx.on.for_quoted();
-        let whole = Context {
-            on: whole,
-            json_request: cx.json_request,
-            in_query: cx.in_query,
-        };
+        let whole = cx.with(whole);
         if let Some(f) = self.check_views(v, &whole) {
             return Some(f);
         }
@@ -635,11 +619,7 @@ impl Engine {
         if let Some(f) = self.check_views(&outside, cx) {
             return Some(f);
         }
-        let lines = Context {
-            on: lines,
-            json_request: cx.json_request,
-            in_query: cx.in_query,
-        };
+        let lines = cx.with(lines);
         quoted.fenced.iter().flat_map(|block| block.lines()).find_map(|line| {
             self.check_text(v.part, v.name, line, &lines).or_else(|| {
                 (lines.on.on(Category::Rce, "rce-fenced-command") && command_line_of_block(line))

@@ -60,6 +60,17 @@ pub(crate) struct Context<'e> {
     pub(crate) in_query: bool,
 }
 
+impl Context<'_> {
+    /// The same request's context with other switches (a quoted part's).
+    pub(crate) fn with<'s>(&self, on: &'s Switches) -> Context<'s> {
+        Context {
+            on,
+            json_request: self.json_request,
+            in_query: self.in_query,
+        }
+    }
+}
+
 impl<'e> Visitor<'e> {
     /// A visitor of one request, with the full budget of values and
     /// nothing found yet.

@@ -201,24 +201,7 @@ if [ -n "${BASELINE:-}" ]; then
 fi
 if [ -n "${NGINX:-}" ]; then
   need nginx
-  dir=$PWD/$OUT/nginx port=$((CG_PORT + 8))
-  mkdir -p "$dir/logs"
-  cat > "$dir/nginx.conf" <<CONF
-worker_processes 1; daemon off; master_process off; pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off; tcp_nodelay on; keepalive_requests 1000000;
-  open_file_cache max=1000 inactive=60s; open_file_cache_valid 1s;
-  include /etc/nginx/mime.types;
-  client_body_temp_path $dir; proxy_temp_path $dir;
-  fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 127.0.0.1:$port; root $PWD/$OUT/new/www; sendfile off; }
-}
-CONF
-  url="http://127.0.0.1:$port/index.html?page=2&sort=price&utm_source=newsletter"
-  [ "${REQUEST:-browser}" = plain ] && url="http://127.0.0.1:$port/index.html"
-  ngx=$(callgrind_per_request "$dir/cg.out" "$url" nginx -c "$dir/nginx.conf" -p "$dir")
+  ngx=$(nginx_count nginx $((CG_PORT + 8)) "$PWD/$OUT/new/www")
   echo "instructions per request: $ngx (nginx, sendfile off)"
   python3 -c "print(f'bext/nginx instructions: {$new/$ngx:.3f}')"
 fi

@@ -264,11 +264,11 @@ async fn an_idle_h2_connection_closes_at_its_idle_timeout_without_a_ping_answer(
     assert_eq!(go_aways, [(1, 0)], "one GOAWAY: stream 1 was the last, NO_ERROR");
 }
 
-/// A HEAD answer from a JS app has no DATA frames (a client counts them
-/// against the head's length: curl then fails the stream with a protocol
-/// error), in each isolate mode.
+/// A HEAD answer has no DATA frames (a client counts them against the
+/// head's length: curl then fails the stream with a protocol error): a JS
+/// app's in each isolate mode, and the kernel's own 404.
 #[tokio::test]
-async fn a_head_answer_from_a_js_app_sends_no_data() {
+async fn a_head_answer_sends_no_data() {
     let s = Site::new();
     s.write(
         "app/index.js",
@@ -289,4 +289,10 @@ async fn a_head_answer_from_a_js_app_sends_no_data() {
         let head = h2.send("HEAD", "/", &format!("{mode}.test")).await;
         assert_eq!(head.body_len, 0, "{mode}: no DATA for a HEAD");
     }
+    assert!(h2.send("GET", "/", "nobody.test").await.body_len > 0, "a 404 page");
+    assert_eq!(
+        h2.send("HEAD", "/", "nobody.test").await.body_len,
+        0,
+        "the 404's head only"
+    );
 }

@@ -122,7 +122,6 @@ impl JsApp {
     /// by a plugin).
     pub async fn serve(&self, req: Request, cx: &Ctx) -> Response {
         let (mut parts, body) = req.into_parts();
-        let head = parts.method == http::Method::HEAD;
         let (body, feed) = match body.full_bytes() {
             Some(bytes) => (RequestBody::Whole(bytes), None),
             None if !self.streams_body => match http_body_util::BodyExt::collect(body).await {
@@ -167,7 +166,6 @@ impl JsApp {
             },
         };
         match answer {
-            Ok(Answer::Respond(reply)) if head => headless(response(reply)),
             Ok(Answer::Respond(reply)) => response(reply),
             Ok(other) => {
                 tracing::error!(app = %self.id, request_id = %cx.request_id, "unexpected answer from the isolate: {other:?}");
@@ -256,17 +254,6 @@ pub(crate) fn response(reply: Reply) -> Response {
     *res.status_mut() = reply.status;
     *res.headers_mut() = headers;
     res
-}
-
-/// A HEAD request's answer: the handler's head with its body's length when
-/// known, and no body (as Node and Bun answer HEAD; over HTTP/2 the body
-/// would otherwise go out in DATA frames a HEAD must not have).
-fn headless(res: Response) -> Response {
-    let (mut parts, body) = res.into_parts();
-    if let Some(n) = http_body::Body::size_hint(&body).exact() {
-        parts.headers.insert(CONTENT_LENGTH, n.into());
-    }
-    Response::from_parts(parts, Body::empty())
 }
 
 /// The answer of an app whose deferred check failed: 503 naming the app.

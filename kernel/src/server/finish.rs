@@ -377,6 +377,12 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
+    /// Lets go of the data (a HEAD answer's), keeping what the end of the
+    /// response tells: it ends at once, with no bytes sent.
+    pub(super) fn drop_data(&mut self) {
+        self.inner = Body::empty();
+    }
+
     /// The headers to write after the map's, taken (the body keeps none).
     pub(super) fn take_encoded(&mut self) -> EncodedHeaders {
         std::mem::take(&mut self.encoded)

@@ -27,9 +27,31 @@ pub async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<ResponseBody>, Infallible> {
     let (parts, incoming) = req.into_parts();
-    Ok(into_mapped(
-        handle_parts(kernel, conn, parts, Arrived::Hyper(incoming)).await,
-    ))
+    let head = parts.method == http::Method::HEAD;
+    let res = into_mapped(handle_parts(kernel, conn, parts, Arrived::Hyper(incoming)).await);
+    Ok(if head { headless(res) } else { res })
+}
+
+/// A HEAD request's answer as hyper writes it: the head a GET would get,
+/// its body's length when known, and no body. hyper drops a HEAD answer's
+/// body over HTTP/1.1 but sends it over HTTP/2, where its DATA frames are
+/// a protocol error for the client (an app's or a plugin's answer, a 404:
+/// whatever did not build a bodiless HEAD answer itself).
+fn headless(res: http::Response<ResponseBody>) -> http::Response<ResponseBody> {
+    let (mut parts, mut body) = res.into_parts();
+    let bodiless = parts.status.is_informational()
+        || matches!(
+            parts.status,
+            http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED
+        );
+    if !bodiless
+        && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+        && let Some(n) = http_body::Body::size_hint(&body).exact()
+    {
+        parts.headers.insert(http::header::CONTENT_LENGTH, n.into());
+    }
+    body.drop_data();
+    http::Response::from_parts(parts, body)
 }
 
 /// A request's body as the server read it.

@@ -61,6 +61,16 @@ BROWSER_HEADERS=(
   -H "Referer: https://shop.example.com/category/shoes?color=red"
 )
 
+# small_page FILE: the same small file for every static bench (a typical
+# small HTML page, 1 KiB), so their figures compare.
+small_page() {
+  python3 - "$1" <<'PY'
+import sys
+body = "<!doctype html><title>bench</title>" + "<p>bext static benchmark</p>" * 34
+open(sys.argv[1], "w").write(body[:1024])
+PY
+}
+
 # callgrind_per_request CG_FILE URL COMMAND...: runs COMMAND (a server)
 # under callgrind, warms it with wrk, counts what it executes for DURATION
 # seconds of one connection's requests to URL (with the wrk arguments in

@@ -40,12 +40,7 @@ need nginx wrk python3 taskset
 if [ -z "${BEXT:-}" ]; then cargo build --release -q -p bext; BEXT=$PWD/target/release/bext; fi
 
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx/logs"
-# The same small file for everyone (a typical small HTML page, 1 KiB).
-python3 - "$OUT/www/index.html" <<'PY'
-import sys
-body = "<!doctype html><title>bench</title>" + "<p>bext static benchmark</p>" * 34
-open(sys.argv[1], "w").write(body[:1024])
-PY
+small_page "$OUT/www/index.html"
 
 # bext: one app per host, all sharing the same document root.
 {

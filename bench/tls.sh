@@ -67,11 +67,7 @@ if [ -z "${BEXT_TLS_NETNS:-}" ]; then
 fi
 ip link set lo up
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx/logs" "$OUT/cert"
-python3 - "$OUT/www/index.html" <<'PY'
-import sys
-body = "<!doctype html><title>bench</title>" + "<p>bext static benchmark</p>" * 34
-open(sys.argv[1], "w").write(body[:1024])
-PY
+small_page "$OUT/www/index.html"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -subj /CN=bench.test -addext 'subjectAltName=DNS:*.bench.test' \
   -keyout "$OUT/cert/key.pem" -out "$OUT/cert/cert.pem" 2>/dev/null

@@ -85,6 +85,9 @@ pub fn admit(parts: &mut Parts, rules: Rules<'_>) -> Result<Admitted, Refusal> {
         ));
     }
     settle_host(parts)?;
+    if parts.version >= Version::HTTP_2 {
+        refuse_padded_values(&parts.headers)?;
+    }
     normalise_target(&mut parts.uri, &parts.method, rules.slashes)?;
     let names = strip_reserved(&mut parts.headers, &rules);
     if names.connection {
@@ -266,6 +269,25 @@ fn settle_host(parts: &mut Parts) -> Result<(), Refusal> {
     let value = HeaderValue::from_str(authority.as_str())
         .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "malformed authority"))?;
     parts.headers.insert(header::HOST, value);
+    Ok(())
+}
+
+/// HTTP/1.1's parser drops the whitespace around a field value; HTTP/2
+/// carries values as sent and calls one that starts or ends with a space
+/// or tab malformed (RFC 9113 §8.2.1). Refused, so that a check which
+/// compares ` admin` with `admin` (a role, an API key, a tenant) and an
+/// app or upstream that trims it never read two different values.
+fn refuse_padded_values(headers: &http::HeaderMap) -> Result<(), Refusal> {
+    let padded = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        matches!(b.first(), Some(b' ' | b'\t')) || matches!(b.last(), Some(b' ' | b'\t'))
+    };
+    if headers.values().any(padded) {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "a header value starts or ends with whitespace",
+        ));
+    }
     Ok(())
 }
 
@@ -574,6 +596,21 @@ mod tests {
         let mut p = parts("GET", "http://pa.test/x", &[], Version::HTTP_2);
         run(&mut p).unwrap();
         assert_eq!(p.headers[header::HOST], "pa.test");
+    }
+
+    #[test]
+    fn http2_values_with_whitespace_at_an_edge_are_malformed() {
+        for value in [" admin", "admin ", "\tadmin", "admin\t"] {
+            let mut p = parts("GET", "http://pa.test/x", &[("x-role", value)], Version::HTTP_2);
+            assert_eq!(run(&mut p), Err(StatusCode::BAD_REQUEST), "{value:?}");
+        }
+        let mut p = parts(
+            "GET",
+            "http://pa.test/x",
+            &[("x-role", "an admin"), ("x-empty", "")],
+            Version::HTTP_2,
+        );
+        assert_eq!(run(&mut p), Ok(()));
     }
 
     #[test]

@@ -178,18 +178,20 @@ impl Goals {
         ],
     };
 
-    /// `benign-extra.jsonl`'s tuning half: ceilings at what the sixth
-    /// round measured (7 of 62: code spans and shell lines in Markdown, a
-    /// video `<iframe>`, a search libinjection reads as SQL).
+    /// `benign-extra.jsonl`'s tuning half: ceilings at what was measured
+    /// when the seventh round added 92 records, before tuning on them (17
+    /// of 104; the sixth round's 62 stay at 7: code spans and shell lines
+    /// in Markdown, a video `<iframe>`, a search libinjection reads as SQL).
     const BENIGN_DEV: Goals = Goals {
-        benign_refused: 11.5,
-        allow_refused: 11.5,
+        benign_refused: 16.5,
+        allow_refused: 16.5,
         ..Goals::TUNED
     };
-    /// Its held-out half (7 of 60 at the end of the same round).
+    /// Its held-out half (20 of 110 at the same point; the sixth round's
+    /// 60 stay at 7).
     const BENIGN_TEST: Goals = Goals {
-        benign_refused: 12.0,
-        allow_refused: 12.0,
+        benign_refused: 18.5,
+        allow_refused: 18.5,
         ..Goals::TUNED
     };
 

@@ -178,20 +178,20 @@ impl Goals {
         ],
     };
 
-    /// `benign-extra.jsonl`'s tuning half: ceilings at what was measured
-    /// when the seventh round added 92 records, before tuning on them (17
-    /// of 104; the sixth round's 62 stay at 7: code spans and shell lines
-    /// in Markdown, a video `<iframe>`, a search libinjection reads as SQL).
+    /// `benign-extra.jsonl`'s tuning half: ceilings at what the seventh
+    /// round measured (13 of 104, from 17 before it: code spans and shell
+    /// lines in Markdown, a video `<iframe>`, a search libinjection reads
+    /// as SQL, Python's `print('x')`, a `${page}` in a template literal,
+    /// `process.env` in a diff, SQL in a code span).
     const BENIGN_DEV: Goals = Goals {
-        benign_refused: 16.5,
-        allow_refused: 16.5,
+        benign_refused: 13.0,
+        allow_refused: 13.0,
         ..Goals::TUNED
     };
-    /// Its held-out half (20 of 110 at the same point; the sixth round's
-    /// 60 stay at 7).
+    /// Its held-out half (18 of 110 at the end of the same round, from 20).
     const BENIGN_TEST: Goals = Goals {
-        benign_refused: 18.5,
-        allow_refused: 18.5,
+        benign_refused: 16.5,
+        allow_refused: 16.5,
         ..Goals::TUNED
     };
 

@@ -725,6 +725,16 @@ impl Engine {
         None
     }
 
+    /// Whether shell rule `i`, which matched `value`, matched only in
+    /// backtick pieces the shell cannot parse (`shell_grammar.rs`). Out of
+    /// line: it runs only after a match, and the rule loop stays small.
+    #[cold]
+    #[inline(never)]
+    fn only_in_code_the_shell_cannot_parse(&self, i: usize, value: &str) -> bool {
+        !NOT_UNIX_SHELL.contains(&RULES[i].id)
+            && unparsable_code_blanked(value).is_some_and(|parsable| !self.regexes[i].is_match(parsable.as_bytes()))
+    }
+
     /// Runs the rules that apply to one canonical value of that shape.
     /// `as_sent`: the value is what a shell would be given (not a view
     /// with quotes undone or strings joined), so what the shell cannot
@@ -760,11 +770,7 @@ impl Engine {
                 && !(cx.json_request && rule.id == "protocol-unicode-escape")
                 && self.regexes[i].is_match(value.as_bytes())
                 && !(rule.id == "rce-glob-path" && wildcards_under_web_dirs(value))
-                && !(as_sent
-                    && rule.category == Category::Rce
-                    && !NOT_UNIX_SHELL.contains(&rule.id)
-                    && unparsable_code_blanked(value)
-                        .is_some_and(|parsable| !self.regexes[i].is_match(parsable.as_bytes())))
+                && !(as_sent && rule.category == Category::Rce && self.only_in_code_the_shell_cannot_parse(i, value))
                 && !(rule.id == "xss-dom"
                     && timers_given_functions(value).is_some_and(|rest| !self.regexes[i].is_match(rest.as_bytes())))
             {

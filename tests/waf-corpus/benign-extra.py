@@ -211,6 +211,141 @@ MARKDOWN = [
 ]
 
 
+# Round 7 (issue 24): more everyday traffic of the issue's kinds, written
+# from what those apps send, added with new ids so the first 122 keep theirs.
+API_MORE = [
+    ("POST", "/v1/payment_intents", {
+        "amount": 2000, "currency": "usd", "payment_method_types": ["card"],
+        "description": "Order #1042 -- 2x T-shirt (M), 1x mug", "metadata": {"cart_id": "c_9f8e"},
+        "receipt_email": "o'hara@example.com"}),
+    ("POST", "/api/chat.postMessage", {
+        "channel": "C1H9RESGL", "blocks": [{"type": "section", "text": {
+            "type": "mrkdwn", "text": "*Deploy* of `api` to _prod_ finished in 3m 12s :white_check_mark:\n"
+                                      "<https://ci.example.com/runs/9921|View run> | rollback with `/deploy undo`"}}]}),
+    ("POST", "/api/1/envelope/", {
+        "exception": {"values": [{"type": "TypeError",
+                                  "value": "Cannot read properties of undefined (reading 'map')",
+                                  "stacktrace": {"frames": [
+                                      {"filename": "webpack:///./src/components/Cart.jsx", "function": "render",
+                                       "lineno": 42, "context_line": "    return items.map((item) => <Row key={item.id} {...item} />);"},
+                                      {"filename": "node_modules/react-dom/cjs/react-dom.development.js",
+                                       "function": "renderWithHooks", "lineno": 14985}]}}]},
+        "request": {"url": "https://app.example.com/cart?step=2", "method": "GET"}}),
+    ("POST", "/v1/track", {
+        "event": "Order Completed", "userId": "019mr8mf4r",
+        "properties": {"order_id": "50314b8e9bcf000000000000", "total": 27.5, "coupon": "hasbros",
+                       "products": [{"name": "Monopoly: 3rd Edition", "price": 19, "category": "Games"},
+                                    {"name": "Uno Card Game", "price": 3, "category": "Games"}]}}),
+    ("POST", "/rest/api/2/issue", {"fields": {
+        "project": {"key": "OPS"}, "issuetype": {"name": "Bug"},
+        "summary": "Login fails when the password contains ' or \"",
+        "description": "Steps:\n1) go to /login\n2) type pa'ss\"word\n3) submit -> HTTP 500\n\n"
+                       "Expected: 'wrong password' message."}}),
+    ("PUT", "/3.0/lists/57afe96172/members/62eeb292278cc15f5817cb78f7790b08", {
+        "email_address": "urist.mcvankab@example.com", "status_if_new": "subscribed",
+        "merge_fields": {"FNAME": "Urist", "LNAME": "McVankab", "ADDRESS": "1 Main St; Apt 2"}}),
+    ("POST", "/v1/chat/completions", {
+        "model": "gpt-4o-mini", "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Why does this print 'done'?\n\nfor i in range(3):\n    print(i)\n"
+                                        "else:\n    print('done')"}]}),
+    ("PUT", "/admin/api/2024-04/products/632910392.json", {"product": {
+        "title": "Burton Custom Freestyle 151", "body_html": "<strong>Good snowboard!</strong><br>Sizes 151 &amp; 155",
+        "vendor": "Burton", "tags": "Barnes & Noble, Big Air, John's Fav"}}),
+    ("POST", "/api/todos", {"title": "Buy milk & eggs; call mom re: Sunday", "due": "2024-06-05", "done": False,
+                            "notes": "-- don't forget the 'good' bread --"}),
+    ("GET", "/v0/appABC123/Tasks?" + urllib.parse.urlencode({
+        "filterByFormula": "AND({Status}='Done', IS_AFTER({Due}, TODAY()))", "maxRecords": "20",
+        "sort[0][field]": "Due", "sort[0][direction]": "desc"}), None),
+    ("POST", "/1/indexes/*/queries", {"requests": [{"indexName": "products", "params": urllib.parse.urlencode({
+        "query": "iphone case", "hitsPerPage": 20, "facetFilters": json.dumps(["brand:Apple"])})}]}),
+    ("POST", "/repos/acme/app/pulls/12/comments", {
+        "body": "```suggestion\nconst total = items.reduce((sum, item) => sum + item.price, 0);\n```",
+        "commit_id": "6dcb09b5b57875f334f61aebed695e2e4193db5e", "path": "src/cart.js", "line": 14}),
+    ("POST", "/v3/mail/send", {
+        "personalizations": [{"to": [{"email": "john@example.com"}], "subject": "Your order #5512 has shipped!"}],
+        "from": {"email": "orders@example.com", "name": "Acme Shop"},
+        "content": [{"type": "text/html", "value": "<p>Hi John,</p><p>Track it <a href=\"https://acme.example/t/5512\">here</a>.</p>"}]}),
+    ("PATCH", "/api/settings", {"theme": "dark", "shortcuts": {"save": "Ctrl+S", "search": "/", "palette": "Ctrl+Shift+P"},
+                                "signature": "-- \nAnn Lee | Support | \"We're here to help\""}),
+]
+
+GRAPHQL_MORE = [
+    ('query getProducts($first: Int!) { products(first: $first, query: "tag:sale AND price:<50") '
+     '{ edges { node { id title handle priceRange { minVariantPrice { amount currencyCode } } } } } }',
+     {"first": 12}),
+    ("mutation AddComment($subjectId: ID!, $body: String!) { addComment(input: {subjectId: $subjectId, body: $body}) "
+     "{ commentEdge { node { id } } } }",
+     {"subjectId": "I_kwDOA", "body": "Looks good -- but `select` should be `SELECT` in the docs, and the `<table>` "
+                                        "example is missing `</tr>`."}),
+    ('query { search(query: "repo:acme/app is:issue is:open label:bug", type: ISSUE, first: 5) '
+     '{ issueCount edges { node { ... on Issue { number title } } } } }', None),
+    ('query Users { users(where: {_or: [{name: {_ilike: "%ann%"}}, {email: {_like: "%@example.com"}}]}, '
+     'order_by: {created_at: desc}, limit: 10) { id name email } }', None),
+    ("query Dashboard($id: ID!) { me { ...UserParts } project(id: $id) { name owner { ...UserParts } } } "
+     "fragment UserParts on User { id login avatarUrl(size: 64) }", {"id": "p-7"}),
+    ("mutation Update($id: ID!, $patch: PostPatch!) { updatePost(id: $id, patch: $patch) { id updatedAt } }",
+     {"id": "42", "patch": {"title": "What's new in 2.0?", "body": "<p>Faster builds &amp; a new CLI.</p>"}}),
+]
+
+RICH_TEXT_MORE = [
+    '<pre class="language-javascript"><code>if (a &lt; b) {\n  return fetch(`/api/items?page=${page}`);\n}</code></pre>',
+    '<!--[if mso]><table role="presentation" width="600"><tr><td><![endif]-->'
+    '<div style="max-width:600px;margin:0 auto;font-family:Arial,sans-serif">Hello {{first_name}},</div>'
+    '<!--[if mso]></td></tr></table><![endif]-->',
+    '<blockquote><p>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server '
+    'version for the right syntax to use near \'\' at line 1</p></blockquote><p>I get this after the upgrade. '
+    'Any ideas?</p>',
+    '<p>Great recipe!! I used 1/2 cup sugar instead of 3/4 cup &amp; it was still sweet :)</p>',
+    '[caption id="attachment_12" align="alignnone" width="300"]<img class="size-medium wp-image-12" '
+    'src="https://blog.example.com/wp-content/uploads/2024/05/cake-300x200.jpg" alt="" width="300" height="200" /> '
+    'Birthday cake[/caption]',
+    '<p>Thanks <span class="mention" data-mention="@ann" contenteditable="false">@ann</span>! '
+    'Fixed in <a href="https://git.example.com/acme/app/commit/4f2a" rel="nofollow">4f2a</a>.</p>',
+    '<h3>Ingredients</h3><ul><li>2 cups flour</li><li>1 tsp salt</li></ul><h3>Steps</h3>'
+    '<ol><li>Mix; then rest for 30 min.</li><li>Bake at 200&deg;C (400&deg;F).</li></ol>',
+    '<p><code>npm install --save lodash</code> then <code>import debounce from \'lodash/debounce\'</code>.</p>',
+]
+
+SEARCHES_MORE = [
+    '"drop-down menu" css hover',
+    "select all checkbox jquery",
+    "kids' shoes size 13",
+    '"O\'Hare" to "Midway" bus',
+    "5'11\" in cm",
+    '"script" tag defer vs async',
+    "grep -r \"TODO\" . --include=*.js",
+    "order by date desc limit 10",
+    'laptop -refurbished "16gb ram"',
+    "c++ vs rust performance",
+    "what is /etc/hosts file",
+    "sleep(1) in python",
+    "wait for it... (live)",
+    "rock & roll hall of fame tickets",
+]
+
+MARKDOWN_MORE = [
+    "```python\nimport os\n\nfor name in os.listdir(path):\n    print(name)\n```\n\nThis lists the folder, "
+    "but not recursively.",
+    "Every Rust binary starts at `fn main() {}`, and a library has none.",
+    "On Stack Overflow style indentation:\n\n    def greet(name):\n        return f\"Hello, {name}!\"\n\n"
+    "Then call `greet('Ann')`.",
+    "```go\nfunc main() {\n\tif err := run(); err != nil {\n\t\tlog.Fatal(err)\n\t}\n}\n```",
+    "You can chain it:\n\n```js\nfetch('/api/items')\n  .then((r) => r.json())\n  .then((items) => render(items));\n```",
+    "```diff\n- const limit = 10;\n+ const limit = Number(process.env.LIMIT ?? 10);\n```\n\nReads the limit from the env.",
+    "Use `SELECT COUNT(*) FROM users WHERE active` instead of loading every row.",
+    "```dockerfile\nFROM node:20-alpine\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\n"
+    "CMD [\"node\", \"server.js\"]\n```",
+    "Traceback (most recent call last):\n  File \"app.py\", line 12, in <module>\n    main()\n"
+    "  File \"app.py\", line 8, in main\n    data = json.loads(raw)\nValueError: Expecting value: line 1 column 1 (char 0)",
+    "```c\nint main(void) {\n    printf(\"hi\\n\");\n    return 0;\n}\n```",
+    "```java\npublic class Main {\n    public static void main(String[] args) {\n        System.out.println(\"Hi\");\n    }\n}\n```",
+    "In Kotlin: `fun main() { println(\"Hi\") }`, in Swift: `func greet() { print(\"Hi\") }`.",
+    "```ts\nexport function sum(xs: number[]): number {\n  return xs.reduce((a, b) => a + b, 0);\n}\n```",
+    "Thanks! That fixed it. For others: the key was `ls = os.listdir(folder)` instead of `glob`.",
+]
+
+
 def png_data_uri():
     return ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA"
             "60e6kgAAAABJRU5ErkJggg==")
@@ -232,6 +367,30 @@ def readme_b64():
     text = b"# Notes\n\nRun `make` to build; see docs/ for more.\n" * 3
     enc = base64.b64encode(text).decode()
     return "\n".join(enc[i:i + 60] for i in range(0, len(enc), 60)) + "\n"
+
+
+def gif_data_uri():
+    gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00" \
+          b"\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    return "data:image/gif;base64," + base64.b64encode(gif).decode()
+
+
+def svg_icon_b64():
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="24" height="24">'
+           b'<path d="M12 2L2 7l10 5 10-5-10-5z" fill="none" stroke="currentColor" stroke-width="2"/></svg>')
+    return base64.b64encode(svg).decode()
+
+
+def script_b64():
+    code = (b"import os\nimport sys\n\n\ndef main():\n    for name in sorted(os.listdir(sys.argv[1])):\n"
+            b"        print(name)\n\n\nif __name__ == '__main__':\n    main()\n")
+    return base64.b64encode(code).decode()
+
+
+def csv_b64():
+    rows = b'name,email,notes\n"O\'Brien, Pat",pat@example.com,"said ""hi"" -- call back"\nAnn Lee,ann@example.com,\n'
+    return base64.b64encode(rows).decode()
+
 
 
 def build():
@@ -319,6 +478,81 @@ def build():
     ]
     for i, f in enumerate(forms, 1):
         out.append(record("benign-form-%d" % i, "form", "POST", "/forms/%d" % i, f,
+                          "application/x-www-form-urlencoded"))
+
+    # Round 7 records (see API_MORE).
+    for i, (method, uri, obj) in enumerate(API_MORE, 1):
+        body = None if obj is None else json.dumps(obj)
+        out.append(record("benign-api-more-%d" % i, "api", method, uri, body,
+                          None if obj is None else "application/json", {"Accept": "application/json"}))
+    out.append(record("benign-api-more-form-1", "api", "POST", "/2010-04-01/Accounts/AC123/Messages.json",
+                      urllib.parse.urlencode({"To": "+15558675310", "From": "+15017122661",
+                                              "Body": "Your code is 123456. Don't share it (we'll never ask)."}),
+                      "application/x-www-form-urlencoded"))
+    for i, (query, variables) in enumerate(GRAPHQL_MORE, 1):
+        body = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        out.append(record("benign-graphql-more-%d" % i, "graphql", "POST", "/graphql", json.dumps(body),
+                          "application/json", {"Accept": "application/json"}))
+    batch = [{"operationName": "Me", "query": "query Me { me { id name } }", "variables": {}},
+             {"operationName": "Cart", "query": "query Cart($id: ID!) { cart(id: $id) { lines { quantity } } }",
+              "variables": {"id": "gid://shop/Cart/c1"}}]
+    out.append(record("benign-graphql-more-batch-1", "graphql", "POST", "/graphql", json.dumps(batch),
+                      "application/json", {"Accept": "application/json"}))
+    out.append(record("benign-graphql-more-get-1", "graphql", "GET", "/graphql?" + urllib.parse.urlencode({
+        "query": "query Product($handle: String!) { product(handle: $handle) { title description } }",
+        "variables": json.dumps({"handle": "men's-shoes"})})))
+    for i, html in enumerate(RICH_TEXT_MORE, 1):
+        body = "title=" + urllib.parse.quote_plus("Re: update") + "&content=" + urllib.parse.quote_plus(html)
+        out.append(record("benign-richtext-more-%d" % i, "richtext", "POST", "/admin/posts/new", body,
+                          "application/x-www-form-urlencoded"))
+        out.append(record("benign-richtext-more-json-%d" % i, "richtext", "PUT", "/api/pages/%d" % (100 + i),
+                          json.dumps({"title": "Update", "html": html}), "application/json"))
+    draft = {"blocks": [{"key": "a1b2c", "text": "Use <b> for bold; 'quotes' and \"doubles\" are fine.",
+                         "type": "unstyled", "inlineStyleRanges": [{"offset": 4, "length": 3, "style": "CODE"}]},
+                        {"key": "d3e4f", "text": "SELECT the best plan -- then upgrade.", "type": "header-two",
+                         "inlineStyleRanges": []}], "entityMap": {}}
+    out.append(record("benign-richtext-more-draftjs-1", "richtext", "POST", "/api/notes",
+                      json.dumps({"content": json.dumps(draft)}), "application/json"))
+    for i, q in enumerate(SEARCHES_MORE, 1):
+        out.append(record("benign-search-more-%d" % i, "search", "GET", "/search?q=" + urllib.parse.quote_plus(q)))
+    for i, md in enumerate(MARKDOWN_MORE, 1):
+        out.append(record("benign-markdown-more-%d" % i, "markdown", "POST", "/api/issues/21/comments",
+                          json.dumps({"body": md}), "application/json"))
+        out.append(record("benign-markdown-more-form-%d" % i, "markdown", "POST", "/t/help/77/reply",
+                          "raw=" + urllib.parse.quote_plus(md) + "&reply_to=1", "application/x-www-form-urlencoded"))
+    uploads_more = [
+        ("PUT", "/repos/acme/tools/contents/list_dir.py",
+         {"message": "Add list_dir.py", "content": script_b64(), "branch": "main"}),
+        ("POST", "/v3/mail/send", {"personalizations": [{"to": [{"email": "ann@example.com"}]}],
+                                   "from": {"email": "billing@example.com"}, "subject": "Invoice",
+                                   "attachments": [{"content": pdf_b64(), "filename": "invoice.pdf",
+                                                    "type": "application/pdf", "disposition": "attachment"}]}),
+        ("POST", "/api/imports", {"filename": "contacts.csv", "data": csv_b64()}),
+        ("POST", "/api/icons", {"name": "layers", "svg": svg_icon_b64()}),
+        ("POST", "/api/reactions", {"emoji": "party", "image": gif_data_uri()}),
+    ]
+    for i, (method, uri, obj) in enumerate(uploads_more, 1):
+        out.append(record("benign-base64-more-%d" % i, "base64", method, uri, json.dumps(obj), "application/json"))
+    boundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
+    multipart = ("--%s\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nQ2 report\r\n"
+                 "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n"
+                 "Content-Type: text/plain\r\n\r\nAgenda: budget; hiring -- and the 'new' office.\r\n"
+                 "--%s--\r\n") % (boundary, boundary, boundary)
+    out.append(record("benign-base64-more-multipart-1", "base64", "POST", "/upload", multipart,
+                      "multipart/form-data; boundary=" + boundary))
+    forms_more = [
+        "password=" + urllib.parse.quote_plus("x7#Lq$9!mZ(p") + "&password_confirmation="
+        + urllib.parse.quote_plus("x7#Lq$9!mZ(p") + "&terms=1",
+        "address2=" + urllib.parse.quote_plus("Units 5 & 6 (back door)") + "&city=" + urllib.parse.quote_plus("St. John's")
+        + "&province=NL",
+        "subject=" + urllib.parse.quote_plus("Refund? Order #5512 / #5513") + "&body="
+        + urllib.parse.quote_plus("Hello,\r\n\r\nI returned both items on 03/06 -- tracking: 1Z999AA10123456784.\r\n\r\nThanks,\r\nAnn"),
+        "display_name=" + urllib.parse.quote_plus("<Ann> the \"great\"") + "&pronouns=she%2Fher",
+    ]
+    for i, f in enumerate(forms_more, 1):
+        out.append(record("benign-form-more-%d" % i, "form", "POST", "/forms/more/%d" % i, f,
                           "application/x-www-form-urlencoded"))
     for r in out:
         r["split"] = split_of(r["id"])

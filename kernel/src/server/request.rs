@@ -69,6 +69,7 @@ pub(super) enum Arrived {
 /// second copy of its arguments in its state (the head's 224 bytes and
 /// the body's among them), and the HTTP/1 fast path moves the whole state
 /// into its box once a request.
+#[allow(clippy::manual_async_fn)]
 pub(super) fn handle_parts(
     kernel: Arc<Kernel>,
     conn: Arc<ConnInfo>,

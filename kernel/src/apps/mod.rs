@@ -178,7 +178,10 @@ impl Runtime {
         // path moves into its box per request (7 KiB, bench/RESULTS.md,
         // static22); a box costs those requests one allocation.
         match self {
-            Runtime::Static(s) => s.answer(req, cx, added).await,
+            Runtime::Static(s) => match s.answer_now(&mut req, cx, added) {
+                static_files::Now::Ready(res) => res,
+                static_files::Now::FromDisk(file) => Box::pin(file.open()).await,
+            },
             Runtime::Proxy(p) => Box::pin(p.serve(req, cx, kept)).await,
             Runtime::Js(j) => Box::pin(j.serve(req, cx)).await,
             Runtime::Process(p) => Box::pin(p.serve(req, cx, kept)).await,

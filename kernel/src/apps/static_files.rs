@@ -213,13 +213,28 @@ impl StaticSite {
     /// response's map in `added` (see [`Variant::headers`]) when there is
     /// room: for a caller that moves them into the map wherever one is
     /// needed (the pipeline, with `Ctx::encoded_headers`).
-    pub async fn answer(&self, req: Request, cx: &Ctx, added: &mut EncodedHeaders) -> Response {
+    pub async fn answer(&self, mut req: Request, cx: &Ctx, added: &mut EncodedHeaders) -> Response {
+        match self.answer_now(&mut req, cx, added) {
+            Now::Ready(res) => res,
+            Now::FromDisk(file) => Box::pin(file.open()).await,
+        }
+    }
+
+    /// [`answer`](Self::answer) without a future: what it answers at once
+    /// (a file held in memory, a redirect, an error), or the file to open
+    /// first. The request's header map becomes the response's; the rest
+    /// of the request is left to the caller. The pipeline's static path
+    /// calls this: every `async` level on the way to a file held in memory
+    /// held the request by value and was moved into its parent's future,
+    /// a copy of each level's whole state a request (bench/RESULTS.md,
+    /// kern22d).
+    pub fn answer_now(&self, req: &mut Request, cx: &Ctx, added: &mut EncodedHeaders) -> Now {
         let method = req.method();
         if method != Method::GET && method != Method::HEAD {
             let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             res.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
+            return Now::Ready(res);
         }
         let path = req.uri().path();
         // Set when the answer was chosen by `Accept` (the SPA fallback):
@@ -233,9 +248,9 @@ impl StaticSite {
                 if let Ok(v) = HeaderValue::from_str(&to) {
                     res.headers_mut().insert(header::LOCATION, v);
                 }
-                return res;
+                return Now::Ready(res);
             }
-            Resolved::BadRequest => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
+            Resolved::BadRequest => return Now::Ready(plain(StatusCode::BAD_REQUEST, "bad request path\n")),
             Resolved::NotFound => match self.spa_fallback.then(|| self.resolve("/index.html", cx)) {
                 Some(Resolved::File(f)) if accepts_html(req.headers()) => {
                     by_accept = true;
@@ -244,19 +259,23 @@ impl StaticSite {
                 Some(Resolved::File(_)) => {
                     let mut res = plain(StatusCode::NOT_FOUND, "not found\n");
                     add_vary(res.headers_mut(), "accept");
-                    return res;
+                    return Now::Ready(res);
                 }
-                _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+                _ => return Now::Ready(plain(StatusCode::NOT_FOUND, "not found\n")),
             },
         };
         let head = method == Method::HEAD;
         // `Vary` is merged in the map below: the file's headers go there.
         let added = (!by_accept).then_some(added);
-        let mut res = respond(&file, req.into_parts().0.headers, head, added).await;
+        let mut now = respond(&file, std::mem::take(req.headers_mut()), head, added);
         if by_accept {
+            let res = match &mut now {
+                Now::Ready(res) => res,
+                Now::FromDisk(file) => &mut file.res,
+            };
             add_vary(res.headers_mut(), "accept");
         }
-        res
+        now
     }
 
     /// Whether `path` names a file of the site (a folder's index.html
@@ -522,7 +541,7 @@ fn reuse_headers(mut map: HeaderMap) -> HeaderMap {
 
 /// The answer for `f`; its headers go next to the map in `added` when
 /// given and there is room, else into the map.
-async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool, added: Option<&mut EncodedHeaders>) -> Response {
+fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool, added: Option<&mut EncodedHeaders>) -> Now {
     let req = &req_headers;
     let (v, encoded) = pick_encoding(f, req);
     // Most requests are neither conditional nor ranged: one look over the
@@ -543,7 +562,7 @@ async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool, added: Opti
         put(&v.not_modified, &mut headers, added);
         let mut res = plain(StatusCode::NOT_MODIFIED, "");
         *res.headers_mut() = headers;
-        return res;
+        return Now::Ready(res);
     }
     let (status, start, len) = match range {
         RangeSpec::Full => (StatusCode::OK, 0, len),
@@ -557,29 +576,71 @@ async fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool, added: Opti
             let cr = format!("bytes */{len}");
             res.headers_mut()
                 .insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
-            return res;
+            return Now::Ready(res);
         }
     };
     put(&v.headers, &mut headers, added);
-    let body = if head {
-        Body::empty()
-    } else if let Some(bytes) = &v.file.bytes {
-        Body::full(bytes.slice(start as usize..(start + len) as usize))
-    } else {
-        match open_stream(&v.file.path, start, len).await {
-            Ok(b) => b,
-            Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
-        }
-    };
     // An in-memory body tells every writer its length itself; a HEAD
     // answer (no body) and a file streamed from disk say it here.
     if head || v.file.bytes.is_none() {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
+    let body = match &v.file.bytes {
+        _ if head => Body::empty(),
+        Some(bytes) => Body::full(bytes.slice(start as usize..(start + len) as usize)),
+        None => Body::empty(),
+    };
     let mut res = Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = headers;
-    res
+    if head || v.file.bytes.is_some() {
+        return Now::Ready(res);
+    }
+    Now::FromDisk(Box::new(FromDisk {
+        path: v.file.path.clone(),
+        start,
+        len,
+        res,
+    }))
+}
+
+/// A static site's answer: ready, or a file to open and stream from disk
+/// first ([`FromDisk::open`]).
+pub enum Now {
+    /// The whole answer.
+    Ready(Response),
+    /// A file too large to hold in memory (boxed: rare, and its future
+    /// stays out of the callers' while they wait for a file held in
+    /// memory).
+    FromDisk(Box<FromDisk>),
+}
+
+/// A file streamed from disk: its answer but for the body.
+pub struct FromDisk {
+    path: PathBuf,
+    start: u64,
+    len: u64,
+    res: Response,
+}
+
+impl FromDisk {
+    /// Opens the file and streams its part as the body (a 404 when it
+    /// cannot be opened any more).
+    pub async fn open(self: Box<Self>) -> Response {
+        let FromDisk {
+            path,
+            start,
+            len,
+            mut res,
+        } = *self;
+        match open_stream(&path, start, len).await {
+            Ok(body) => {
+                *res.body_mut() = body;
+                res
+            }
+            Err(_) => plain(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
 }
 
 /// Adds `block` next to the map (`added`), or into it.

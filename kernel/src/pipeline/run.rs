@@ -22,7 +22,8 @@ use http::{StatusCode, Uri};
 
 use super::{AdminMount, AppEntry, Chain, Pipeline, Slot};
 use crate::Kernel;
-use crate::apps::{KeptFields, OverTls, add_kernel_headers, plain};
+use crate::apps::static_files::Now;
+use crate::apps::{KeptFields, OverTls, Runtime, add_kernel_headers, plain};
 use crate::config::manifest::FailMode;
 use crate::pipeline::admin::Access;
 use crate::trace::{HookSpan, HookSpans};
@@ -505,7 +506,13 @@ fn hook_span(cx: &mut Ctx, slot: &Slot, hook: &'static str, start: SystemTime, f
 /// The app answers; for an app with an upstream (proxy, process, JS),
 /// the time it took to answer is kept for the access log.
 async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx, kept: &mut KeptFields) -> Response {
-    if entry.app.runtime.is_static() {
+    // A static site is answered here, without the runtime's future: a
+    // file held in memory is ready at once, and the request is lent, not
+    // moved (a WebSocket over HTTP/2 goes to the runtime, which refuses
+    // it as for every app without an upstream).
+    if let Runtime::Static(site) = &*entry.app.runtime
+        && req.extensions().get::<hyper::ext::Protocol>().is_none()
+    {
         // The request headers plugins set for apps (authn's identity) are
         // read by no static site: they stay out of its map unless one is
         // a header it reads.
@@ -517,11 +524,17 @@ async fn serve_app(entry: &AppEntry, req: &mut Request, cx: &mut Ctx, kept: &mut
         }
         // The file's headers go next to the map, with the plugins'.
         let mut added = std::mem::take(&mut cx.encoded_headers);
-        let res = entry
-            .app
-            .runtime
-            .answer(std::mem::take(req), cx, &mut added, kept)
-            .await;
+        let now = site.answer_now(req, cx, &mut added);
+        cx.encoded_headers = added;
+        return match now {
+            Now::Ready(res) => res,
+            Now::FromDisk(file) => Box::pin(file.open()).await,
+        };
+    }
+    if entry.app.runtime.is_static() {
+        // Only a WebSocket over HTTP/2 is left here: the runtime's 405.
+        let mut added = std::mem::take(&mut cx.encoded_headers);
+        let res = Box::pin(entry.app.runtime.answer(std::mem::take(req), cx, &mut added, kept)).await;
         cx.encoded_headers = added;
         return res;
     }

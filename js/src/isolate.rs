@@ -1006,7 +1006,10 @@ fn packed_headers<'js>(ctx: &Ctx<'js>, headers: &HeaderMap) -> rquickjs::Result<
         }
         packed.push_str(name.as_str());
         packed.push('\n');
-        match value.to_str() {
+        // `from_utf8` checks ASCII a word at a time where `to_str` looks at
+        // every byte; a value with other bytes is the same text either way
+        // (valid UTF-8 as is, else with replacement characters).
+        match std::str::from_utf8(value.as_bytes()) {
             Ok(v) => packed.push_str(v),
             Err(_) => packed.push_str(&String::from_utf8_lossy(value.as_bytes())),
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use rquickjs::loader::{Loader, Resolver};
 use rquickjs::promise::PromiseState;
 use rquickjs::{Array, CaughtError, Context, Ctx, Function, Module, Object, Persistent, Runtime, TypedArray, Value};
@@ -33,6 +33,17 @@ static TEXT_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(|
         HeaderValue::from_static("text/plain;charset=UTF-8"),
     )])
 });
+/// The methods whose names an isolate makes as JavaScript strings once
+/// ([`Handles::methods`], same order).
+const STANDARD_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::PATCH,
+];
 /// QuickJS's own stack limit; the isolate's thread has more than this.
 const MAX_STACK: usize = 1024 * 1024;
 
@@ -62,6 +73,9 @@ struct Handles {
     entry: Persistent<Value<'static>>,
     /// App: `env`.
     env: Persistent<Value<'static>>,
+    /// The names of [`STANDARD_METHODS`] as JavaScript strings: a request's
+    /// method is a reference to one, not a new string each call.
+    methods: Vec<Persistent<Value<'static>>>,
     fetch: Option<Persistent<Function<'static>>>,
     on_request: Option<Persistent<Function<'static>>>,
     on_response: Option<Persistent<Function<'static>>>,
@@ -201,6 +215,10 @@ impl Isolate {
                 text_headers: Persistent::save(&ctx, text_headers),
                 entry: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
                 env: Persistent::save(&ctx, Value::new_undefined(ctx.clone())),
+                methods: (STANDARD_METHODS.iter())
+                    .map(|m| rquickjs::String::from_str(ctx.clone(), m.as_str()).map(|s| Persistent::save(&ctx, s.into_value())))
+                    .collect::<rquickjs::Result<_>>()
+                    .map_err(caught)?,
                 fetch: None,
                 on_request: None,
                 on_response: None,
@@ -297,8 +315,12 @@ impl Isolate {
                 Invoked::Answer(answer) => return Ok(answer),
                 Invoked::Value(out, shape) => (out, shape),
             };
-            let driver = Driver::new(&ctx, h, fetch, deadline, interrupted, clock, timeout)?;
-            let value = driver.settle(out)?;
+            // Most handlers answer at once: no driver to set up then.
+            let value = if out.is_promise() {
+                Driver::new(&ctx, h, fetch, deadline, interrupted, clock, timeout)?.settle(out)?
+            } else {
+                out
+            };
             if let (Shape::App, Some(source)) = (shape, stream_source(&value)) {
                 let mut reply = read_reply(&ctx, h, &value, 0)?;
                 let (tx, rx) = crate::reply_stream::channel();
@@ -824,7 +846,7 @@ fn invoke<'js>(
                 },
             };
             let out = restore(&h.app)?
-                .call((entry, method.as_str(), url, flat, data, env, streaming))
+                .call((entry, method_value(ctx, h, &method)?, url, flat, data, env, streaming))
                 .map_err(caught)?;
             Ok(Invoked::Value(out, Shape::App))
         }
@@ -852,7 +874,7 @@ fn invoke<'js>(
             let cx = js_ctx(ctx, &cx).map_err(caught)?;
             let body = js_body(ctx, &body).map_err(caught)?;
             let out = restore(&h.request)?
-                .call((restore(f)?, name, method.as_str(), url, flat, cx, body))
+                .call((restore(f)?, name, method_value(ctx, h, &method)?, url, flat, cx, body))
                 .map_err(caught)?;
             Ok(Invoked::Value(out, Shape::Request))
         }
@@ -872,6 +894,16 @@ fn invoke<'js>(
             Ok(Invoked::Value(out, Shape::Response))
         }
     }
+}
+
+/// `method` as a JavaScript string: a standard one's made once, another's
+/// made now.
+fn method_value<'js>(ctx: &Ctx<'js>, h: &Handles, method: &Method) -> Result<Value<'js>, JsError> {
+    let made = match STANDARD_METHODS.iter().position(|m| m == method) {
+        Some(i) => h.methods[i].clone().restore(ctx),
+        None => rquickjs::String::from_str(ctx.clone(), method.as_str()).map(rquickjs::String::into_value),
+    };
+    made.map_err(|e| describe(ctx, e))
 }
 
 /// The value of `out` if it is not a promise or has settled; `None` while
@@ -974,7 +1006,10 @@ fn packed_headers<'js>(ctx: &Ctx<'js>, headers: &HeaderMap) -> rquickjs::Result<
         }
         packed.push_str(name.as_str());
         packed.push('\n');
-        match value.to_str() {
+        // `from_utf8` checks ASCII a word at a time where `to_str` looks at
+        // every byte; a value with other bytes is the same text either way
+        // (valid UTF-8 as is, else with replacement characters).
+        match std::str::from_utf8(value.as_bytes()) {
             Ok(v) => packed.push_str(v),
             Err(_) => packed.push_str(&String::from_utf8_lossy(value.as_bytes())),
         }

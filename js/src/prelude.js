@@ -452,7 +452,9 @@
   const streams = streamsApi.get;
   const formsApi = lazyGlobals(['Blob', 'File', 'FormData'], () => native.loadForms());
   const forms = formsApi.get;
-  const isStream = (x) => streamsApi.loaded() !== null && x instanceof streamsApi.loaded().ReadableStream;
+  // Strings (most bodies) and null are no streams: no call to find out.
+  const isStream = (x) =>
+    typeof x === 'object' && x !== null && streamsApi.loaded() !== null && x instanceof streamsApi.loaded().ReadableStream;
   const formsLoaded = () => formsApi.loaded();
   function streamOf(bytes) {
     return new (streams().ReadableStream)({
@@ -743,6 +745,25 @@
   }
   withBody(Request);
   withBody(Response);
+  // QuickJS frees a shape (an object's hidden class) with the last object
+  // that has it, so each request built the shapes of its Request and
+  // Response again, one property at a time (a new shape, a rehash, a
+  // resize each). One object at every step of the hot paths' chains,
+  // kept for the isolate's life, keeps those shapes cached: the same
+  // properties in the same order then find them.
+  // Held by `native` (which the prelude's closures keep alive): a
+  // variable no closure uses is freed when the prelude returns.
+  const SHAPES = [];
+  native.shapes = SHAPES;
+  const keepShapes = (proto, names) => {
+    for (let n = 0; n <= names.length; n++) {
+      const o = Object.create(proto);
+      for (let i = 0; i < n; i++) o[names[i]] = null;
+      SHAPES.push(o);
+    }
+  };
+  keepShapes(Request.prototype, ['_url', '_method', '_headers', '_flat', '_data']); // Request._from
+  keepShapes(Response.prototype, ['_status', '_headers', '_flat', '_data']); // new Response(text)
   define('Request', Request);
   define('Response', Response);
 

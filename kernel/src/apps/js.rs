@@ -243,8 +243,13 @@ pub(crate) fn request_url(uri: &http::Uri, headers: &http::HeaderMap, cx: &Ctx) 
 /// the body actually sent, so they are dropped and hyper sets its own.
 pub(crate) fn response(reply: Reply) -> Response {
     let mut headers = reply.headers;
-    for name in [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION] {
-        headers.remove(name);
+    // One look at each of the few names JS set (a text answer has one)
+    // rather than three hashed removals on every answer.
+    let framing = |n: &http::HeaderName| n == CONTENT_LENGTH || n == TRANSFER_ENCODING || n == CONNECTION;
+    if headers.keys().any(framing) {
+        for name in [CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION] {
+            headers.remove(name);
+        }
     }
     let body = match reply.stream {
         Some(stream) => Body::stream(stream),

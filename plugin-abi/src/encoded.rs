@@ -79,6 +79,14 @@ impl HeaderBlock {
         &self.0.pairs
     }
 
+    /// Whether `other` is this very block (a clone of it), not merely an
+    /// equal one: one pointer comparison, for a plugin that remembers
+    /// what it found in a block (the static runtime adds the same block
+    /// for every answer of a file).
+    pub fn same(&self, other: &HeaderBlock) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Whether the block has a header named `name`.
     pub fn contains(&self, name: &HeaderName) -> bool {
         self.0.lengths & length_bit(name) != 0 && self.0.pairs.iter().any(|(n, _)| n == name)

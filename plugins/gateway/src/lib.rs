@@ -36,6 +36,9 @@ mod limits;
 pub mod shared;
 mod values;
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bext_plugin_abi::{
     BuiltinPlugin, Ctx, Flow, HeaderBlock, Hook, Hooks, Host, Plugin, PluginError, RateLimitState, Request, Response,
     Setup,
@@ -55,6 +58,22 @@ pub struct GatewayPlugin {
     cors: Option<Cors>,
     headers: ResponseHeaders,
     blocks: Blocks,
+    /// This instance among every one the process made, for
+    /// [`LAST_CLEAR`] (an address could be an earlier instance's).
+    id: u64,
+}
+
+/// Instances made so far, for [`GatewayPlugin::id`].
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The last block found next to a response's map that has none of an
+    /// instance's names, with that instance's id. A static file's
+    /// headers are one block shared by every answer of the file, so the
+    /// next response of the same file is one pointer comparison, not a
+    /// look at each of its names. The block is held (a reference count),
+    /// so its address cannot be another block's while it is here.
+    static LAST_CLEAR: RefCell<Option<(u64, HeaderBlock)>> = const { RefCell::new(None) };
 }
 
 /// Everything the plugin adds to a response whose map has none of the
@@ -93,6 +112,26 @@ impl Blocks {
     }
 }
 
+impl GatewayPlugin {
+    /// Whether `block` has none of the names `taken` says this instance
+    /// adds or replaces; remembered for the thread's last such block.
+    fn clear_of_names(&self, block: &HeaderBlock, taken: impl Fn(&HeaderName) -> bool) -> bool {
+        LAST_CLEAR.with_borrow_mut(|last| {
+            if let Some((id, clear)) = last.as_ref()
+                && *id == self.id
+                && clear.same(block)
+            {
+                return true;
+            }
+            let clear = !block.pairs().iter().any(|(n, _)| taken(n));
+            if clear {
+                *last = Some((self.id, block.clone()));
+            }
+            clear
+        })
+    }
+}
+
 impl BuiltinPlugin for GatewayPlugin {
     const NAME: &'static str = "gateway";
     const PRIORITY: i32 = 100;
@@ -124,6 +163,7 @@ impl BuiltinPlugin for GatewayPlugin {
             cors,
             headers,
             blocks,
+            id: INSTANCES.fetch_add(1, Ordering::Relaxed),
         })
     }
 }
@@ -193,10 +233,7 @@ impl Plugin for GatewayPlugin {
         let taken = |name: &HeaderName| self.headers.takes(name, self.blocks.vary);
         if let Some(block) = self.blocks.of(reported.map(|(info, _)| info))
             && !headers.keys().any(taken)
-            && !cx
-                .encoded_headers
-                .blocks()
-                .any(|b| b.pairs().iter().any(|(n, _)| taken(n)))
+            && cx.encoded_headers.blocks().all(|b| self.clear_of_names(b, taken))
             && !cx.encoded_headers.numbers().any(|(n, _)| taken(n))
             && cx.encoded_headers.push_block(block).is_ok()
         {
@@ -367,6 +404,57 @@ mod tests {
         assert_eq!((h.len(), values(&h, "x-frame-options")), (ADDED, vec!["DENY"]));
         let (h, _) = answer_with(&g, None, &[], &[("ratelimit-limit", "77")]);
         assert_eq!((h.len(), values(&h, "ratelimit-limit")), (ADDED, vec!["10"]));
+    }
+
+    /// The same block (a static file's, answer after answer) is judged
+    /// once per thread and instance: a remembered clear block stays clear
+    /// for its instance only, and a block with one of the names is never
+    /// taken for it.
+    #[test]
+    fn a_block_found_clear_is_remembered_for_its_instance_only() {
+        let limits = serde_json::json!([{ "rpm": 600, "burst": 10 }]);
+        let plain = build(serde_json::json!({ "limits": limits, "security_headers": "basic" })).unwrap();
+        let etag = (
+            http::HeaderName::from_static("etag"),
+            http::HeaderValue::from_static("\"1\""),
+        );
+        let file = HeaderBlock::new(std::slice::from_ref(&etag)).unwrap();
+        let respond = |g: &GatewayPlugin, block: &HeaderBlock| {
+            let mut cx = Ctx::new(bext_plugin_abi::RequestId(1), "192.0.2.1:1".parse().unwrap());
+            let mut req = Request::new(bext_plugin_abi::Body::empty());
+            assert!(matches!(
+                g.on_request(&mut req, &mut cx),
+                Hook::Ready(Ok(Flow::Continue))
+            ));
+            let mut res = Response::new(bext_plugin_abi::Body::empty());
+            cx.encoded_headers.push_block(block).unwrap();
+            assert!(matches!(g.on_response(&mut res, &mut cx), Hook::Ready(Ok(()))));
+            let blocks = cx.encoded_headers.blocks().count();
+            cx.encoded_headers.move_into(res.headers_mut());
+            (res.headers().clone(), blocks)
+        };
+        for _ in 0..2 {
+            let (h, blocks) = respond(&plain, &file);
+            assert_eq!(blocks, 2, "the file's block and the gateway's");
+            assert_eq!(values(&h, "etag"), ["\"1\""]);
+            assert_eq!(values(&h, "ratelimit-limit"), ["10"]);
+        }
+        // Another instance that sets `etag` itself, over the same block
+        // the first one remembered as clear: its own value wins.
+        let own = build(serde_json::json!({
+            "limits": limits,
+            "headers": { "etag": "\"mine\"" },
+            "override_headers": true,
+        }))
+        .unwrap();
+        for _ in 0..2 {
+            // Taken for clear, the block would be sent beside the
+            // instance's own: two `etag`s.
+            let (h, _) = respond(&own, &file);
+            assert_eq!(values(&h, "etag"), ["\"mine\""]);
+        }
+        // The first instance still takes the remembered way.
+        assert_eq!(respond(&plain, &file).1, 2);
     }
 
     #[test]

@@ -47,6 +47,22 @@ async fn index_and_content_types() {
     assert_eq!((r.status, r.header("location")), (301, Some("/sub/")));
     assert_eq!(get(b.addr, "x", "/missing").await.status, 404);
     assert_eq!(get(b.addr, "x", "/.well-known/security.txt").await.text(), "contact: x");
+    // A file named as a directory is not that file (nginx: 404 too), or
+    // `/backup.sql/` would pass rules that read the last segment.
+    for path in [
+        "/app.js/",
+        "/app.js//",
+        "/app.js/.",
+        "/app.js/%2e",
+        "/app.js/./",
+        "/sub/index.html/",
+    ] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let out = raw_async(b.addr, req.as_bytes(), Duration::from_secs(5)).await;
+        assert_eq!(status_of(&out), 404, "{path}\n{out}");
+        assert!(!out.contains("console.log"), "{path} served the file:\n{out}");
+    }
+    assert_eq!(get(b.addr, "x", "/app.js").await.status, 200);
 }
 
 #[tokio::test]

@@ -317,6 +317,12 @@ impl StaticSite {
                 return Resolved::Redirect(format!("{base}{raw_path}/"));
             }
             full.push("index.html");
+        } else if names_a_directory(raw_path) {
+            // `/dump.sql/` is not the file `/dump.sql` (nginx answers 404
+            // too): served as the file, it would pass every rule that
+            // judges a path by its last segment (the WAF's backup and
+            // restricted extensions).
+            return Resolved::NotFound;
         }
         // Follow symlinks, then insist on staying under the root.
         let Ok(real) = full.canonicalize() else {
@@ -402,6 +408,13 @@ fn content_type(path: &Path) -> HeaderValue {
         mime.to_string()
     };
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+}
+
+/// Whether a path's last segment says "directory": empty (a trailing
+/// `/`) or `.` in any spelling, which [`sanitise`] skips.
+fn names_a_directory(raw: &str) -> bool {
+    let last = raw.rsplit('/').next().unwrap_or_default();
+    last.is_empty() || last == "." || last.eq_ignore_ascii_case("%2e")
 }
 
 /// Decodes a request path into a relative file path, refusing anything that

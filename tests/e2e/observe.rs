@@ -796,3 +796,71 @@ async fn platform_log_sets_levels_by_module_unless_rust_log_does() {
         );
     }
 }
+
+/// Requests no head could be read from (hyper's 400 for a malformed
+/// field or request line, 431 for a head over the limit, the fast path's
+/// 431) still get a line in either format and a count among the requests
+/// no app served, as nginx logs them: probes leave a trace.
+#[tokio::test]
+async fn requests_with_no_readable_head_are_logged_and_counted() {
+    for format in ["json", "combined"] {
+        let s = Site::new();
+        s.write("www/index.html", "hello");
+        let log = s.path("access.log");
+        let cfg = s.platform(&format!(
+            "[platform]\nlisten = \"127.0.0.1:0\"\naccess_log = {{ format = \"{format}\", path = \"{}\" }}\n\
+             [platform.limits]\nmax_header_bytes = \"8KiB\"\n\n\
+             [apps.site]\nsource = \"www\"\ndomains = [\"site.test\"]\n",
+            log.display()
+        ));
+        let b = Bext::serve_env(&cfg, &[("BEXT_ADMIN_TOKEN", crate::metrics::TOKEN)]);
+        let long = format!(
+            "GET / HTTP/1.1\r\nHost: site.test\r\nX-Pad: {}\r\n\r\n",
+            "p".repeat(16384)
+        );
+        let heads: [&[u8]; 4] = [
+            b"GET /x HTTP/1.1\r\nHost: site.test\r\nBad Header: x\r\n\r\n",
+            b"GARBAGE\r\n\r\n",
+            b"GET /x HTTP/9.9\r\nHost: site.test\r\n\r\n",
+            long.as_bytes(),
+        ];
+        let mut statuses = Vec::new();
+        for head in heads {
+            let answer = raw_async(b.addr, head, Duration::from_secs(5)).await;
+            statuses.push(status_of(&answer));
+        }
+        assert_eq!(statuses, [400, 400, 400, 431], "{format}");
+        // One served request after them, so the log has a line to wait for.
+        assert_eq!(get(b.addr, "site.test", "/").await.status, 200);
+        // In any order: hyper's answer can reach the client before its
+        // connection's end is logged.
+        let lines = lines(&log, 5).await;
+        let mut logged: Vec<u16> = Vec::new();
+        for line in &lines {
+            if format == "json" {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                if v["method"] == "-" {
+                    assert_eq!(v["client"], "127.0.0.1", "{line}");
+                    assert!(v.get("app").is_none() && v["path"] == "", "{line}");
+                    logged.push(v["status"].as_u64().unwrap() as u16);
+                }
+            } else if let Some((_, rest)) = line.split_once("] \"-\" ") {
+                assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+                let (status, rest) = rest.split_once(' ').unwrap();
+                assert_eq!(rest, "0 \"-\" \"-\"", "{line}");
+                logged.push(status.parse().unwrap());
+            }
+        }
+        logged.sort_unstable();
+        assert_eq!(logged, statuses, "{format}: {lines:#?}");
+        let samples = crate::metrics::scrape(b.addr).await;
+        let no_app = |class: &str| {
+            crate::metrics::value(
+                &samples,
+                "bext_requests_total",
+                &[("app", "-"), ("status_class", class), ("method", "other")],
+            )
+        };
+        assert_eq!(no_app("4xx"), Some(4.0), "{format}");
+    }
+}

@@ -221,6 +221,20 @@ impl Record {
         })
     }
 
+    /// Fills a (cleared) record for a request that had no readable head
+    /// (`server::finish::unparsed`): no request line, no headers, no app.
+    pub fn fill_unparsed(&mut self, client: IpAddr, status: u16, request_id: u64) {
+        self.head.bytes.clear();
+        (self.head.target_len, self.head.user_agent_len, self.head.version) = (0, 0, "");
+        self.received_at = Instant::now();
+        self.client = client;
+        self.status = status;
+        (self.bytes, self.duration, self.upstream, self.cache) = (0, Duration::ZERO, None, None);
+        self.request_id = request_id;
+        self.trace_id = TraceId::Unread(None);
+        self.aborted = false;
+    }
+
     /// Lets go of what the record shares or owns besides its head's
     /// buffer, once written, so that a worker can fill it again.
     pub fn clear(&mut self) {
@@ -256,11 +270,17 @@ impl Record {
         out.extend_from_slice(b" - - [");
         combined_time(time, out);
         out.extend_from_slice(b"] \"");
-        method(self.method.as_str().as_bytes(), out);
-        out.push(b' ');
-        escape_text(out, self.head.target(), MAX_TARGET);
-        out.push(b' ');
-        out.extend_from_slice(self.head.version.as_bytes());
+        if self.head.version.is_empty() {
+            // No head was read (a request hyper could not parse): nginx's
+            // `-` for the request line.
+            out.push(b'-');
+        } else {
+            method(self.method.as_str().as_bytes(), out);
+            out.push(b' ');
+            escape_text(out, self.head.target(), MAX_TARGET);
+            out.push(b' ');
+            out.extend_from_slice(self.head.version.as_bytes());
+        }
         out.extend_from_slice(b"\" ");
         decimal(out, u64::from(self.status));
         out.push(b' ');
@@ -290,7 +310,11 @@ impl Record {
         out.extend_from_slice(&ids);
         client(self.client, out);
         out.extend_from_slice(b"\",\"method\":\"");
-        method(self.method.as_str().as_bytes(), out);
+        if self.head.version.is_empty() {
+            out.push(b'-');
+        } else {
+            method(self.method.as_str().as_bytes(), out);
+        }
         out.push(b'"');
         if let Some(h) = &self.host {
             field_str(out, b",\"host\":\"", h.as_bytes());

@@ -144,6 +144,52 @@ impl Finish {
     }
 }
 
+/// A request answered before it had a head to read: hyper's 400 (a
+/// malformed request line or field), 431 or 414 (a head or target over
+/// its limits), or the fast path's 431. No plugin or app saw it, but
+/// nginx logs such requests and so does bext, so that probes and
+/// smuggling attempts leave a trace: an access log line (method `-`, no
+/// path) and a count among the requests no app served.
+pub(super) fn unparsed(kernel: &crate::Kernel, peer: std::net::IpAddr, status: StatusCode) {
+    let pipeline = kernel.pipeline.load();
+    // No method was read: `other`, the last of `METHODS`.
+    let other = (crate::metrics::METHODS.len() - 1) as u8;
+    (pipeline.record(None, None)).finish(other, status.as_u16(), std::time::Duration::ZERO, 0, 0);
+    match &pipeline.access_log {
+        Sink::Off => {}
+        Sink::ErrorLog => tracing::info!(
+            target: "bext::access",
+            method = "-",
+            client = %peer,
+            status = status.as_u16(),
+            "a request with no readable head"
+        ),
+        Sink::Dedicated(log) => {
+            let mut line = crate::access_log::record();
+            line.fill_unparsed(peer, status.as_u16(), kernel.next_request_id().0);
+            log.push(line);
+        }
+    }
+}
+
+/// The status hyper answered a connection's error with, when the error
+/// is a request it could not parse (see `role.rs`'s `on_error` in
+/// vendor/hyper); `None` for every other end of a connection.
+pub(super) fn unparsed_status(error: &hyper::Error) -> Option<StatusCode> {
+    if !error.is_parse() || error.is_parse_version_h2() {
+        return None;
+    }
+    Some(if !error.is_parse_too_large() {
+        StatusCode::BAD_REQUEST
+    } else if error.to_string().contains("URI too long") {
+        // hyper's public API tells a long target from a long head only
+        // in its message.
+        StatusCode::URI_TOO_LONG
+    } else {
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    })
+}
+
 struct State {
     finish: Finish,
     status: StatusCode,

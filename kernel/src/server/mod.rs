@@ -464,7 +464,8 @@ async fn drive<IO>(
 {
     let (idle_timeout, header_timeout) = (kernel.limits.idle_timeout, kernel.limits.header_read_timeout);
     let svc_info = info.clone();
-    let svc = hyper::service::service_fn(move |req| request::handle(kernel.clone(), svc_info.clone(), req));
+    let svc_kernel = kernel.clone();
+    let svc = hyper::service::service_fn(move |req| request::handle(svc_kernel.clone(), svc_info.clone(), req));
     let io = Watched {
         io: stream,
         conn: info.clone(),
@@ -485,6 +486,9 @@ async fn drive<IO>(
             res = &mut conn => {
                 if let Err(e) = res {
                     tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+                    if let Some(status) = finish::unparsed_status(&e) {
+                        finish::unparsed(&kernel, info.peer.ip(), status);
+                    }
                 }
                 return;
             }

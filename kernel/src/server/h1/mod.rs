@@ -232,6 +232,11 @@ async fn busy(
                         let out = &mut kept.out;
                         out.clear();
                         encode::too_large(out);
+                        super::finish::unparsed(
+                            kernel,
+                            info.peer.ip(),
+                            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        );
                         let _ = flush(stream, out).await;
                         let _ = stream.shutdown().await;
                         return Busy::Done(Outcome::Closed);

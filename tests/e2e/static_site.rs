@@ -65,6 +65,66 @@ async fn index_and_content_types() {
     assert_eq!(get(b.addr, "x", "/app.js").await.status, 200);
 }
 
+/// `If-Match` and `If-Unmodified-Since` (RFC 9110 §13.1.1, §13.1.4):
+/// the file as the client holds it, or 412, before 304s and ranges.
+#[tokio::test]
+async fn if_match_and_if_unmodified_since_give_412_when_the_file_changed() {
+    let (_s, b) = site(false);
+    let r = get(b.addr, "x", "/ten.txt").await;
+    let etag = r.header("etag").unwrap().to_owned();
+    let lm = r.header("last-modified").unwrap().to_owned();
+    let ask = |headers: Vec<(&'static str, String)>| {
+        let mut h: Vec<(&str, &str)> = vec![("host", "x")];
+        h.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+        send(b.addr, request("GET", "/ten.txt", &h, ""))
+    };
+    let weak = format!("W/{etag}");
+    let listed = format!("\"other\", {etag}");
+    for (headers, status) in [
+        (vec![("if-match", etag.clone())], 200),
+        (vec![("if-match", listed)], 200),
+        (vec![("if-match", "*".to_owned())], 200),
+        (vec![("if-match", "\"stale-tag\"".to_owned())], 412),
+        // Strong comparison: a weak tag never matches.
+        (vec![("if-match", weak)], 412),
+        (vec![("if-unmodified-since", lm.clone())], 200),
+        (
+            vec![("if-unmodified-since", "Thu, 01 Jan 1998 00:00:00 GMT".to_owned())],
+            412,
+        ),
+        // If-Match is evaluated alone when both come.
+        (
+            vec![
+                ("if-match", etag.clone()),
+                ("if-unmodified-since", "Thu, 01 Jan 1998 00:00:00 GMT".to_owned()),
+            ],
+            200,
+        ),
+        // Before a range or a 304.
+        (
+            vec![
+                ("if-match", "\"stale-tag\"".to_owned()),
+                ("range", "bytes=0-1".to_owned()),
+            ],
+            412,
+        ),
+        (vec![("if-match", etag.clone()), ("range", "bytes=0-1".to_owned())], 206),
+        (
+            vec![
+                ("if-match", "\"stale-tag\"".to_owned()),
+                ("if-none-match", etag.clone()),
+            ],
+            412,
+        ),
+    ] {
+        let r = ask(headers.clone()).await;
+        assert_eq!(r.status, status, "{headers:?}");
+        if status == 412 {
+            assert!(!r.text().contains("0123456789"), "{headers:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn etag_and_last_modified_give_304() {
     let (_s, b) = site(false);

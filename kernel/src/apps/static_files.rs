@@ -449,13 +449,15 @@ fn sanitise(raw: &str) -> Option<PathBuf> {
 /// leaves the headers plugins set for apps ([`Ctx::set_request_headers`])
 /// out of a static site's request unless one is named here, so a header
 /// read in this file must be listed.
-pub(crate) const READS: [HeaderName; 6] = [
+pub(crate) const READS: [HeaderName; 8] = [
     header::ACCEPT,
     header::ACCEPT_ENCODING,
     header::RANGE,
     header::IF_NONE_MATCH,
     header::IF_MODIFIED_SINCE,
     header::IF_RANGE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
 ];
 
 fn accepts_html(headers: &HeaderMap) -> bool {
@@ -559,9 +561,16 @@ fn respond(f: &CachedFile, req_headers: HeaderMap, head: bool, added: Option<&mu
     let (v, encoded) = pick_encoding(f, req);
     // Most requests are neither conditional nor ranged: one look over the
     // names (a browser sends about ten) rather than a lookup for each.
-    let asks = req
-        .keys()
-        .any(|k| k == header::IF_NONE_MATCH || k == header::IF_MODIFIED_SINCE || k == header::RANGE);
+    let asks = req.keys().any(|k| {
+        k == header::IF_NONE_MATCH
+            || k == header::IF_MODIFIED_SINCE
+            || k == header::RANGE
+            || k == header::IF_MATCH
+            || k == header::IF_UNMODIFIED_SINCE
+    });
+    if asks && precondition_fails(v, req) {
+        return Now::Ready(plain(StatusCode::PRECONDITION_FAILED, ""));
+    }
     let not_modified = asks && not_modified(v, req);
     let range = match asks.then(|| req.get(header::RANGE)).flatten() {
         Some(r) if !encoded && !not_modified && if_range_holds(v, req) => {
@@ -675,6 +684,30 @@ async fn open_stream(path: &Path, start: u64, len: u64) -> std::io::Result<Body>
     Ok(Body::stream(http_body_util::StreamBody::new(
         futures_util::StreamExt::map(stream, |chunk| chunk.map(http_body::Frame::data)),
     )))
+}
+
+/// `If-Match` and `If-Unmodified-Since` (RFC 9110 §13.1.1, §13.1.4,
+/// evaluated first as §13.2.2 orders): a client that must act on the
+/// version it holds (a resumed download, an edit) gets 412 when the file
+/// changed, never another version. `If-Match` compares strongly, so a
+/// weak tag never matches; `*` matches any file.
+fn precondition_fails(v: &Variant, req: &HeaderMap) -> bool {
+    if let Some(im) = req.get(header::IF_MATCH) {
+        let tag = v.etag.as_bytes();
+        return !im.to_str().is_ok_and(|im| {
+            im.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.as_bytes() == tag
+            })
+        });
+    }
+    if let Some(ius) = req.get(header::IF_UNMODIFIED_SINCE).and_then(|h| h.to_str().ok())
+        && let Ok(since) = httpdate::parse_http_date(ius)
+    {
+        let secs = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        return secs(v.file.modified) > secs(since);
+    }
+    false
 }
 
 fn not_modified(v: &Variant, req: &HeaderMap) -> bool {

@@ -367,6 +367,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("protocol-long-accept-encoding", Category::Protocol),
     ("protocol-legacy-cookie", Category::Protocol),
     ("protocol-multipart-name", Category::Protocol),
+    ("protocol-duplicate-parameter", Category::Protocol),
 ];
 
 /// The family of a rule id, or `None` if no rule has that id.
@@ -907,6 +908,9 @@ impl Engine {
             if lower.matches("charset").count() > 1 {
                 return on.finding("protocol-duplicate-charset", p, Part::Header, "content-type", ct);
             }
+            if repeated_parameter(&lower) {
+                return on.finding("protocol-duplicate-parameter", p, Part::Header, "content-type", ct);
+            }
             if let Some(cs) = charset(&lower)
                 && !allowed_charset(cs)
             {
@@ -948,6 +952,28 @@ impl Engine {
         }
         None
     }
+}
+
+/// Whether a (lower-cased, well-formed) media type names a parameter
+/// twice, quoted or not: parsers disagree on which one counts (the WAF's
+/// multipart reader took the first `boundary=`, Flask and `cgi` the last),
+/// so the app would read parts the WAF never saw.
+fn repeated_parameter(ct: &str) -> bool {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut rest = ct.split_once(';').map_or("", |(_, r)| r);
+    while let Some((name, after)) = rest.split_once('=') {
+        let name = name.trim_matches(|c: char| c == ';' || c.is_whitespace());
+        if seen.contains(&name) {
+            return true;
+        }
+        seen.push(name);
+        let after = after.trim_start();
+        rest = match after.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').map_or("", |(_, r)| r),
+            None => after.split_once(';').map_or("", |(_, r)| r),
+        };
+    }
+    false
 }
 
 /// What the protocol checks read of the headers, found in one pass over
@@ -1746,6 +1772,58 @@ mod tests {
         let body = b"<?xml version=\"1.0\"?><r><a p=\"x&amp;&amp;cat /etc/passwd\"/></r>";
         let f = engine.inspect(&subject(&Method::POST, "/", &headers, body), &Switches::default());
         assert!(f.is_some());
+    }
+
+    /// One multipart part (`head` lines, then `content`) on boundary `a`,
+    /// with CRLF or bare LF line ends.
+    fn one_part(head: &[&str], content: &[u8], crlf: bool) -> Vec<u8> {
+        let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+        let mut out = b"--a".to_vec();
+        out.extend_from_slice(nl);
+        for line in head {
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(nl);
+        }
+        out.extend_from_slice(nl);
+        out.extend_from_slice(content);
+        out.extend_from_slice(nl);
+        out.extend_from_slice(b"--a--");
+        out.extend_from_slice(nl);
+        out
+    }
+
+    /// A parameter named twice: parsers disagree on which one counts.
+    #[test]
+    fn repeated_content_type_parameters_are_refused() {
+        let part = one_part(
+            &["Content-Disposition: form-data; name=\"q\""],
+            b"' UNION SELECT password FROM users--",
+            true,
+        );
+        let benign = one_part(&["Content-Disposition: form-data; name=\"q\""], b"hello", true);
+        for ct in [
+            "multipart/form-data; boundary=b; boundary=a",
+            "multipart/form-data; boundary=b;boundary=a",
+            "multipart/form-data; boundary=\"b\"; boundary=a",
+            "multipart/form-data; boundary=b; boundary=\"a\"",
+            "multipart/form-data;  boundary=b ;  BOUNDARY=a",
+            "multipart/form-data; Boundary=a; boundary=a",
+            "multipart/form-data; boundary=a; x=1; X=2",
+            "text/plain; format=flowed; FORMAT=fixed",
+        ] {
+            assert_eq!(post_as(ct, &part), Some("protocol-duplicate-parameter"), "{ct}");
+            assert_eq!(post_as(ct, &benign), Some("protocol-duplicate-parameter"), "{ct}");
+        }
+        for ct in [
+            "multipart/form-data; boundary=a",
+            "multipart/form-data; boundary=\"a\"; charset=utf-8",
+        ] {
+            assert_eq!(post_as(ct, &benign), None, "{ct}");
+        }
+        assert_eq!(post_as("text/plain; format=flowed; delsp=yes", b"hello"), None);
+        assert!(!repeated_parameter("multipart/form-data; boundary=\"x;boundary=y\""));
+        assert!(!repeated_parameter("multipart/form-data; boundary=\"x\"; b=1"));
+        assert!(repeated_parameter("multipart/form-data; boundary=\"x;y\"; boundary=z"));
     }
 
     /// `1' UNION SELECT username,password FROM users--` as the form field

@@ -1826,6 +1826,42 @@ mod tests {
         assert!(repeated_parameter("multipart/form-data; boundary=\"x;y\"; boundary=z"));
     }
 
+    /// `constructor` holding a `prototype` is lodash-merge pollution at
+    /// any depth and in any spelling JSON allows.
+    #[test]
+    fn constructor_prototype_in_json_is_pollution() {
+        for doc in [
+            r#"{"constructor":{"prototype":{"isAdmin":true}}}"#,
+            r#"{"user":{"constructor":{"prototype":{"isAdmin":true}}}}"#,
+            r#"[{"a":[{"constructor":{"prototype":{"x":1}}}]}]"#,
+            r#"{"\u0063onstructor":{"\u0070rototype":{"isAdmin":true}}}"#,
+            r#"{ "constructor" : { "prototype" : { } } }"#,
+            r#"{"Constructor":{"PROTOTYPE":{"isAdmin":1}}}"#,
+            r#"{"constructor":{"name":"x","prototype":"y"}}"#,
+        ] {
+            for ct in [
+                "application/json",
+                "application/vnd.api+json",
+                "application/json; charset=utf-8",
+            ] {
+                assert_eq!(
+                    post_as(ct, doc.as_bytes()),
+                    Some("nodejs-proto-pollution"),
+                    "{ct} {doc}"
+                );
+            }
+        }
+        for doc in [
+            r#"{"constructor":"Acme Ltd"}"#,
+            r#"{"prototype":{"name":"v2","steps":3}}"#,
+            r#"{"constructor":{"name":"Acme Ltd","country":"NL"}}"#,
+            r#"{"company":{"constructor":"Acme","prototype":{"a":1}}}"#,
+            r#"{"constructor":["prototype"]}"#,
+        ] {
+            assert_eq!(post_as("application/json", doc.as_bytes()), None, "{doc}");
+        }
+    }
+
     /// `1' UNION SELECT username,password FROM users--` as the form field
     /// `q`, in EBCDIC (cp037).
     const EBCDIC_FORM: &[u8] = b"\x98\x7e\xf1\x7d\x40\xe4\xd5\xc9\xd6\xd5\x40\xe2\xc5\xd3\xc5\xc3\xe3\x40\xa4\xa2\x85\x99\x95\x81\x94\x85\x6b\x97\x81\xa2\xa2\xa6\x96\x99\x84\x40\xc6\xd9\xd6\xd4\x40\xa4\xa2\x85\x99\xa2\x60\x60";

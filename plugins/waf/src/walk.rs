@@ -38,6 +38,15 @@ fn skipped_header(name: &str) -> bool {
     ) || name.starts_with("sec-")
 }
 
+/// Whether a header's value is read as free text: every header but the
+/// structured ones of [`skipped_header`], and those too when their value
+/// holds a `$`, which no structured value has and `${jndi:...}` and
+/// template lookups need: an app that logs every header (Log4Shell's
+/// way in) reads `Cache-Control` as well as `User-Agent`.
+fn inspected_header(name: &str, value: &[u8]) -> bool {
+    !skipped_header(name) || memchr::memchr(b'$', value).is_some()
+}
+
 /// Walks a request's values, checking each; the walk stops at the first
 /// finding (every method returns true then).
 pub(crate) struct Visitor<'e> {
@@ -156,7 +165,7 @@ pub(crate) fn values(req: &Subject<'_>, v: &mut Visitor<'_>) {
         req.headers
             .iter()
             .map(|(h, value)| (h.as_str(), value.as_bytes()))
-            .filter(|(name, _)| !skipped_header(name))
+            .filter(|(name, value)| inspected_header(name, value))
     };
     if !(cacheable && v.clean.same_clean_headers(json_request, inspected())) {
         if headers(req, cacheable, v) {
@@ -227,10 +236,10 @@ fn target_values(req: &Subject<'_>, cacheable: bool, v: &mut Visitor<'_>) -> boo
 fn headers(req: &Subject<'_>, cacheable: bool, v: &mut Visitor<'_>) -> bool {
     for (header, value) in req.headers {
         let name = header.as_str();
-        if skipped_header(name) {
+        let bytes = value.as_bytes();
+        if !inspected_header(name, bytes) {
             continue;
         }
-        let bytes = value.as_bytes();
         let stop = v.cached_clean(cacheable, name, bytes, |v| {
             if header == http::header::COOKIE {
                 cookies(bytes, v)

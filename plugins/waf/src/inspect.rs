@@ -1957,4 +1957,138 @@ mod tests {
             assert_eq!(post_as("application/xml", benign.as_bytes()), None, "{benign}");
         }
     }
+
+    /// A request as `engine` sees it: the rule that refuses it, if any.
+    fn refused_by(
+        engine: &Engine,
+        method: &Method,
+        target: &str,
+        ct: Option<&str>,
+        body: &[u8],
+    ) -> Option<&'static str> {
+        let mut headers = HeaderMap::new();
+        if let Some(ct) = ct {
+            headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        }
+        engine
+            .inspect(&subject(method, target, &headers, body), &Switches::default())
+            .map(|f| f.rule)
+    }
+
+    /// Every blank MSSQL, MySQL or a Unicode-aware parser reads as a
+    /// space, percent-encoded in a query or a form, raw in a body, or
+    /// `\uXXXX` in JSON, in place of the spaces of an injection: found
+    /// as the same injection with spaces is.
+    #[test]
+    fn odd_blanks_between_words_hide_no_injection() {
+        let engine = Engine::new();
+        let blanks = [
+            "%01",
+            "%02",
+            "%08",
+            "%0e",
+            "%0f",
+            "%10",
+            "%11",
+            "%12",
+            "%1a",
+            "%1c",
+            "%1d",
+            "%1e",
+            "%1f",
+            "%a0",
+            "%A0",
+            "%85",
+            "%c2%a0",
+            "%C2%A0",
+            "%c2%85",
+            "%e3%80%80",
+            "%e2%80%83",
+            "%E2%80%80",
+            "%e2%80%8a",
+            "%e2%80%a8",
+            "%e2%80%a9",
+            "%e2%80%af",
+            "%e2%81%9f",
+            "%e1%9a%80",
+            "%ef%bb%bf",
+            "%2501",
+            "%25c2%25a0",
+        ];
+        let attacks = ["x'_union_select_password_from_users--", "1'_or_1=1--"];
+        for blank in blanks {
+            for attack in attacks {
+                let value = attack.replace('_', blank);
+                let target = format!("/?id={value}");
+                assert!(
+                    refused_by(&engine, &Method::GET, &target, None, b"").is_some(),
+                    "{target}"
+                );
+                let form = format!("id={value}");
+                for ct in [
+                    "application/x-www-form-urlencoded",
+                    "application/x-www-form-urlencoded; charset=iso-8859-1",
+                ] {
+                    let found = refused_by(&engine, &Method::POST, "/submit", Some(ct), form.as_bytes());
+                    assert!(found.is_some(), "{ct}: {form}");
+                }
+            }
+        }
+        // Raw bytes in a text body and `\u` escapes in JSON.
+        for blank in ["\u{1}", "\u{1f}", "\u{a0}", "\u{3000}", "\u{2003}", "\u{feff}"] {
+            let body = "1' union select password from users--".replace(' ', blank);
+            let found = refused_by(&engine, &Method::POST, "/submit", Some("text/plain"), body.as_bytes());
+            assert!(found.is_some(), "text: {body:?}");
+        }
+        for escape in ["\\u0001", "\\u00a0", "\\u00A0", "\\u3000", "\\u2003", "\\u0085"] {
+            let json = "{\"id\":\"x' union select password from users--\"}".replace(' ', escape);
+            let found = refused_by(
+                &engine,
+                &Method::POST,
+                "/api",
+                Some("application/json"),
+                json.as_bytes(),
+            );
+            assert!(found.is_some(), "json: {json}");
+        }
+        // Latin-1 bytes of a form as sent, unencoded.
+        let latin1 = b"id=1'\xa0or\xa01=1--";
+        let found = refused_by(
+            &engine,
+            &Method::POST,
+            "/submit",
+            Some("application/x-www-form-urlencoded; charset=iso-8859-1"),
+            latin1,
+        );
+        assert!(found.is_some());
+    }
+
+    /// Text that uses NBSP and other Unicode spaces as typography does
+    /// (French `prix : 10 €`, thin spaces in numbers) is still text.
+    #[test]
+    fn typographic_spaces_in_text_are_not_attacks() {
+        let engine = Engine::new();
+        for value in [
+            "prix%c2%a0:%c2%a010%c2%a0%e2%82%ac",
+            "l%27%c3%a9t%c3%a9%c2%a0:%c2%a0%c2%ab%c2%a0oui%c2%a0%c2%bb",
+            "1%e2%80%af000%e2%80%af000",
+            "voil%c3%a0%20le%20menu",
+            "caf%e9%a0cr%e8me",
+            "select%c2%a0a%c2%a0size",
+        ] {
+            let target = format!("/?q={value}");
+            assert_eq!(refused_by(&engine, &Method::GET, &target, None, b""), None, "{target}");
+        }
+        let json = "{\"note\":\"prix\\u00a0: 10\\u00a0\u{20ac}, l'\u{e9}t\u{e9}\u{a0}!\"}";
+        assert_eq!(
+            refused_by(
+                &engine,
+                &Method::POST,
+                "/api",
+                Some("application/json"),
+                json.as_bytes()
+            ),
+            None
+        );
+    }
 }

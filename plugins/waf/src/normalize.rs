@@ -12,7 +12,8 @@ use std::borrow::Cow;
 const DECODE_ROUNDS: usize = 3;
 
 /// A value made ready for the rules: decoded until stable, overlong UTF-8
-/// folded to ASCII, NUL bytes removed, lower-cased.
+/// folded to ASCII, NUL bytes removed, odd blanks (controls, NBSP, Unicode
+/// spaces) made spaces, lower-cased.
 pub fn canonical(raw: &[u8], plus_is_space: bool) -> Cow<'_, str> {
     canonical_shaped(raw, Shape::of(raw), plus_is_space).0
 }
@@ -44,6 +45,7 @@ pub(crate) fn canonical_shaped(raw: &[u8], shape: Shape, plus_is_space: bool) ->
         }
     }
     let bytes = fold_overlong(&bytes);
+    let bytes = blanks_to_spaces(&bytes);
     let mut out = String::from_utf8_lossy(&bytes).into_owned();
     out.retain(|c| c != '\0');
     out.make_ascii_lowercase();
@@ -130,6 +132,75 @@ impl Shape {
             false => self,
         }
     }
+}
+
+/// Whether `c` is a character some database, shell or browser reads as
+/// a blank though the rules' `\s` (ASCII: tab to CR, space) does not:
+/// MSSQL takes every C0 control for whitespace, MySQL 0xA0 (sqlmap's
+/// `space2mssqlblank`, `space2mysqlblank`), and Unicode-aware parsers
+/// (JSON, Latin-1 forms) the Unicode spaces.
+fn is_odd_blank(c: char) -> bool {
+    matches!(
+        c,
+        '\u{1}'..='\u{8}'
+            | '\u{e}'..='\u{1f}'
+            | '\u{85}'
+            | '\u{a0}'
+            | '\u{1680}'
+            | '\u{2000}'..='\u{200a}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202f}'
+            | '\u{205f}'
+            | '\u{3000}'
+            | '\u{feff}'
+    )
+}
+
+/// `bytes` with every odd blank ([`is_odd_blank`]) made a space, so
+/// `union\x01select` reads as `union select` to every rule and detector;
+/// a lone 0x85 or 0xA0 byte (Latin-1 NEL and NBSP, not UTF-8) too. NUL
+/// and `\t`..`\r` are left as they are (removed, and `\s`, already).
+fn blanks_to_spaces(bytes: &[u8]) -> Cow<'_, [u8]> {
+    // The byte test first: most values have no such control and no
+    // non-ASCII byte, and pay only this.
+    let odd = |b: u8| matches!(b, 0x01..=0x08 | 0x0e..=0x1f) || b >= 0x80;
+    let Some(first) = bytes.iter().position(|&b| odd(b)) else {
+        return Cow::Borrowed(bytes);
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            out.push(if odd(b) { b' ' } else { b });
+            i += 1;
+            continue;
+        }
+        let len = match b {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 1,
+        };
+        let seq = bytes.get(i..i + len).and_then(|s| std::str::from_utf8(s).ok());
+        match seq.and_then(|s| s.chars().next()) {
+            Some(c) => {
+                if is_odd_blank(c) {
+                    out.push(b' ');
+                } else {
+                    out.extend_from_slice(&bytes[i..i + len]);
+                }
+                i += len;
+            }
+            None => {
+                out.push(if matches!(b, 0x85 | 0xa0) { b' ' } else { b });
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// One round of percent-decoding (`%41`, and IIS's `%u0041`); `None` when
@@ -644,7 +715,7 @@ mod tests {
 
 #[cfg(test)]
 mod joined_tests {
-    use super::{Shape, strings_joined};
+    use super::{Shape, canonical, strings_joined};
 
     fn joined(v: &str) -> Option<String> {
         strings_joined(v, Shape::of(v.as_bytes()))
@@ -661,5 +732,36 @@ mod joined_tests {
         for v in ["o'neil", "'a' + \"b\"", "it's 5+6", "rock 'n' roll", ""] {
             assert_eq!(joined(v), None, "{v}");
         }
+    }
+
+    /// Controls, NEL, NBSP and the Unicode spaces read as a space, in
+    /// every encoding; tab to CR, NUL and letters whose UTF-8 holds 0xA0
+    /// or 0x85 (`à`, `Å`) keep what they are.
+    #[test]
+    fn odd_blanks_become_spaces() {
+        for raw in [
+            "a%01b",
+            "a%1fb",
+            "a%1Fb",
+            "a%a0b",
+            "a%85b",
+            "a%c2%a0b",
+            "a%C2%A0b",
+            "a%e3%80%80b",
+            "a%e2%80%83b",
+            "a%ef%bb%bfb",
+            "a%2501b",
+            "a\u{1}b",
+            "a\u{a0}b",
+            "a\u{2028}b",
+            "a\u{feff}b",
+            "A\u{3000}B",
+        ] {
+            assert_eq!(canonical(raw.as_bytes(), false), "a b", "{raw}");
+        }
+        assert_eq!(canonical(b"a\xa0b%20", false), "a b ");
+        assert_eq!(canonical(b"a%09b%0ac%00d", false), "a\tb\ncd");
+        assert_eq!(canonical("voil%C3%A0 %c3%85".as_bytes(), false), "voil\u{e0} \u{c5}");
+        assert_eq!(canonical("10%e2%82%ac".as_bytes(), false), "10\u{20ac}");
     }
 }

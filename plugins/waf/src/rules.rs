@@ -38,7 +38,7 @@ pub enum Category {
     Ssti,
     /// LDAP filter injection.
     Ldap,
-    /// Other injections (Ruby, `data:` URIs).
+    /// Other injections (Ruby, `data:` URIs, XML external entities).
     Generic,
     /// Known attack tools by user agent, and probe paths.
     Scanner,

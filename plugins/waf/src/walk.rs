@@ -428,6 +428,20 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
         if text_value(&mut joined, v) {
             return true;
         }
+        // A DOCTYPE, with its internal subset `[...]`, which holds `>`.
+        if rest.len() >= 9 && rest.as_bytes()[..9].eq_ignore_ascii_case(b"<!doctype") {
+            let end = doctype_end(rest);
+            let decl = rest[..end.unwrap_or(rest.len())].to_ascii_lowercase();
+            if let Some((rule, sample)) = doctype_threat(&decl) {
+                return v.flag(rule, Category::Generic, Part::Body, "doctype", sample);
+            }
+            // Left open, as a tag left open: the rest is one value.
+            let Some(end) = end else {
+                return v.value(Part::Body, "", unescape_entities(rest).as_bytes(), false);
+            };
+            rest = &rest[end + 1..];
+            continue;
+        }
         let Some(gt) = find_tag_end(rest) else {
             return v.value(Part::Body, "", unescape_entities(rest).as_bytes(), false);
         };
@@ -447,6 +461,109 @@ fn xml(raw: &[u8], v: &mut Visitor<'_>) -> bool {
         }
     }
     text_value(&mut joined, v)
+}
+
+/// Where the DOCTYPE or declaration at the start of `s` ends (its
+/// closing `>`), skipping quoted literals, comments and the internal
+/// subset `[...]`; `None` when it is left open.
+fn doctype_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let (mut quote, mut depth, mut i) = (None, 0usize, 1);
+    while i < bytes.len() {
+        let b = bytes[i];
+        match (quote, b) {
+            (Some(q), b) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'<') if bytes[i..].starts_with(b"<!--") => {
+                i += 4 + memchr::memmem::find(&bytes[i + 4..], b"-->")? + 2;
+            }
+            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'[') => depth += 1,
+            (None, b']') => depth = depth.saturating_sub(1),
+            (None, b'>') if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `decl` (a lower-cased DOCTYPE) without its quoted literals, so a
+/// keyword is looked for only where the parser reads keywords.
+fn unquoted(decl: &str) -> String {
+    let mut out = String::with_capacity(decl.len());
+    let mut quote = None;
+    for c in decl.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                out.push(' ');
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether the declaration `words` (unquoted) names an external
+/// identifier (`SYSTEM` or `PUBLIC`) after its keyword and one name:
+/// `<!doctype name system`, `<!entity name public`.
+fn external_id(words: &str, keyword: &str) -> bool {
+    let mut tokens = words.get(keyword.len()..).unwrap_or("").split_whitespace();
+    tokens.next();
+    tokens
+        .next()
+        .is_some_and(|t| t.starts_with("system") || t.starts_with("public"))
+}
+
+/// What makes a DOCTYPE of an XML body an attack (XXE), with its rule:
+/// an external DTD or entity (`SYSTEM`/`PUBLIC` identifiers: the parser
+/// fetches a file or URL and may put it in the document), a parameter
+/// entity (`<!ENTITY % p ...>`, how out-of-band XXE loads its DTD), or an
+/// entity whose value refers to another entity (the billion-laughs
+/// expansion bomb). A DOCTYPE that only names the root (`<!DOCTYPE html>`)
+/// and the W3C's own public DTDs are none of these.
+fn doctype_threat(decl: &str) -> Option<(&'static str, &str)> {
+    let (outer, subset) = match decl.find('[') {
+        Some(i) => (&decl[..i], &decl[i..]),
+        None => (decl, ""),
+    };
+    let w3c_public = (outer.contains("\"-//w3c//") || outer.contains("'-//w3c//"))
+        && outer.match_indices("http").all(|(at, _)| {
+            ["http://www.w3.org/", "https://www.w3.org/"]
+                .iter()
+                .any(|w| outer[at..].starts_with(w))
+        });
+    if external_id(&unquoted(outer), "<!doctype") && !w3c_public {
+        return Some(("xxe-external-entity", decl));
+    }
+    for (at, _) in subset.match_indices("<!entity") {
+        let entity = &subset[at..];
+        let entity = &entity[..doctype_end(entity).unwrap_or(entity.len())];
+        let words = unquoted(entity);
+        if words
+            .get("<!entity".len()..)
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('%')
+            || external_id(&words, "<!entity")
+        {
+            return Some(("xxe-external-entity", entity));
+        }
+        // `&name;` in the value, but for the five predefined and
+        // character references, which expand to one character.
+        let refers = entity.match_indices('&').any(|(i, _)| {
+            let name = &entity[i + 1..];
+            let name = &name[..name.find(';').unwrap_or(name.len())];
+            !name.is_empty() && !name.starts_with('#') && !matches!(name, "amp" | "lt" | "gt" | "quot" | "apos")
+        });
+        if refers {
+            return Some(("xxe-entity-expansion", entity));
+        }
+    }
+    None
 }
 
 /// Checks (and empties) the text gathered between two tags.

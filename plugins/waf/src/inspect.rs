@@ -370,6 +370,7 @@ pub const CODE_RULES: &[(&str, Category)] = &[
     ("protocol-legacy-cookie", Category::Protocol),
     ("protocol-multipart-name", Category::Protocol),
     ("protocol-duplicate-parameter", Category::Protocol),
+    ("protocol-conflicting-content-type", Category::Protocol),
     ("php-code-in-upload", Category::Php),
     ("xss-markup-in-upload", Category::Xss),
     ("java-jndi-in-upload", Category::Java),
@@ -900,6 +901,10 @@ impl Engine {
         if has_body && (req.method == Method::GET || req.method == Method::HEAD) {
             return on.finding("protocol-get-with-body", p, Part::Body, "", "");
         }
+        if headers.conflicting_content_type {
+            let ct = headers.content_type.unwrap_or("");
+            return on.finding("protocol-conflicting-content-type", p, Part::Header, "content-type", ct);
+        }
         if let Some(ct) = headers.content_type {
             let lower = ct.to_ascii_lowercase();
             if !self.content_type.is_match(&lower) {
@@ -995,17 +1000,22 @@ struct Notable<'r> {
     accept_encoding: Option<&'r HeaderValue>,
     /// A `Cookie` header in the RFC 2109 form (`$Version=...`).
     legacy_cookie: bool,
+    /// A second `Content-Type` that is not byte for byte the first
+    /// (`boundary=a` then `boundary=A`: boundaries are case-sensitive,
+    /// and an app that reads the last would read parts this one did not).
+    conflicting_content_type: bool,
 }
 
 impl<'r> Notable<'r> {
     fn of(headers: &'r HeaderMap) -> Self {
         use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
         let [mut length, mut ctype, mut accept, mut encoding] = [None; 4];
-        let mut legacy_cookie = false;
+        let (mut legacy_cookie, mut conflicting_content_type) = (false, false);
         for (name, value) in headers {
             let first = if name == CONTENT_LENGTH {
                 &mut length
             } else if name == CONTENT_TYPE {
+                conflicting_content_type |= ctype.is_some_and(|first: &HeaderValue| first != value);
                 &mut ctype
             } else if name == ACCEPT {
                 &mut accept
@@ -1029,6 +1039,7 @@ impl<'r> Notable<'r> {
             accept,
             accept_encoding: encoding,
             legacy_cookie,
+            conflicting_content_type,
         }
     }
 }
@@ -1875,6 +1886,13 @@ mod tests {
                 }
             }
         }
+        // White space before `=` names no `filename` to Werkzeug or cgi:
+        // the part is a field to them, and is inspected as one.
+        for space in ["\t", "\x0b", "\x0c", " "] {
+            let disposition = format!("Content-Disposition: form-data; name=\"q\"; filename{space}=\"a.png\"");
+            let part = one_part(&[&disposition, "Content-Type: image/png"], payloads[0], true);
+            assert!(post_as(MULTIPART_A, &part).is_some(), "{space:?}");
+        }
         // Benign look-alikes: plain words in a typed field, and a file
         // whose bytes are a picture's.
         for ty in ["image/jpeg", "application/octet-stream", "foo"] {
@@ -1958,6 +1976,42 @@ mod tests {
                 String::from_utf8_lossy(&content)
             );
         }
+    }
+
+    /// Two `Content-Type` headers that differ at all, in case too
+    /// (boundaries are case-sensitive): an app reading the last would
+    /// read parts the WAF never saw. The same header twice passes.
+    #[test]
+    fn a_second_content_type_that_differs_is_refused() {
+        let part = |boundary: &str| {
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n' UNION SELECT password FROM users--\r\n--{boundary}--\r\n"
+            )
+        };
+        let engine = Engine::new();
+        let judge = |first: &'static str, second: &'static str, body: &str| {
+            let mut headers = HeaderMap::new();
+            headers.append(http::header::CONTENT_TYPE, http::HeaderValue::from_static(first));
+            headers.append(http::header::CONTENT_TYPE, http::HeaderValue::from_static(second));
+            let req = subject(&Method::POST, "/submit", &headers, body.as_bytes());
+            engine.inspect(&req, &Switches::default()).map(|f| f.rule)
+        };
+        for (first, second) in [
+            ("multipart/form-data; boundary=a", "multipart/form-data; boundary=A"),
+            ("multipart/form-data; boundary=xy", "multipart/form-data; boundary=Xy"),
+            ("multipart/form-data; boundary=a", "text/plain"),
+            ("multipart/form-data; boundary=a", "multipart/form-data;  boundary=a"),
+        ] {
+            assert_eq!(
+                judge(first, second, &part("A")),
+                Some("protocol-conflicting-content-type"),
+                "{second}"
+            );
+        }
+        let benign = "--a\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\nhello\r\n--a--\r\n";
+        let same = "multipart/form-data; boundary=a";
+        assert_eq!(judge(same, same, benign), None);
+        assert!(judge(same, same, &part("a")).is_some(), "still inspected");
     }
 
     /// A parameter named twice: parsers disagree on which one counts.

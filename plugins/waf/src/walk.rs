@@ -749,11 +749,14 @@ fn disposition_params(v: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = v;
     while let Some(eq) = rest.find('=') {
+        // The name runs back from `=` to a `;` or any white space, so
+        // `filename\t=` or `filename =` names no `filename`: Werkzeug and
+        // cgi read such a part as a field, and so must the walk (a part
+        // taken for a file gets only the file checks).
         let key = rest[..eq]
-            .rsplit([';', ' '])
+            .rsplit(|c: char| c == ';' || c.is_whitespace())
             .next()
             .unwrap_or("")
-            .trim()
             .to_ascii_lowercase();
         let after = &rest[eq + 1..];
         let (value, next) = if let Some(q) = after.strip_prefix('"') {

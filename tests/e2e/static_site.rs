@@ -84,6 +84,11 @@ async fn if_match_and_if_unmodified_since_give_412_when_the_file_changed() {
         (vec![("if-match", etag.clone())], 200),
         (vec![("if-match", listed)], 200),
         (vec![("if-match", "*".to_owned())], 200),
+        // Two lines are one list.
+        (
+            vec![("if-match", "\"stale-tag\"".to_owned()), ("if-match", etag.clone())],
+            200,
+        ),
         (vec![("if-match", "\"stale-tag\"".to_owned())], 412),
         // Strong comparison: a weak tag never matches.
         (vec![("if-match", weak)], 412),

@@ -692,12 +692,16 @@ async fn open_stream(path: &Path, start: u64, len: u64) -> std::io::Result<Body>
 /// changed, never another version. `If-Match` compares strongly, so a
 /// weak tag never matches; `*` matches any file.
 fn precondition_fails(v: &Variant, req: &HeaderMap) -> bool {
-    if let Some(im) = req.get(header::IF_MATCH) {
+    // One list, however many lines it came in.
+    let mut lines = req.get_all(header::IF_MATCH).iter().peekable();
+    if lines.peek().is_some() {
         let tag = v.etag.as_bytes();
-        return !im.to_str().is_ok_and(|im| {
-            im.split(',').any(|t| {
-                let t = t.trim();
-                t == "*" || t.as_bytes() == tag
+        return !lines.any(|line| {
+            line.to_str().is_ok_and(|line| {
+                line.split(',').any(|t| {
+                    let t = t.trim();
+                    t == "*" || t.as_bytes() == tag
+                })
             })
         });
     }

@@ -708,10 +708,15 @@ fn precondition_fails(v: &Variant, req: &HeaderMap) -> bool {
     if let Some(ius) = req.get(header::IF_UNMODIFIED_SINCE).and_then(|h| h.to_str().ok())
         && let Ok(since) = httpdate::parse_http_date(ius)
     {
-        let secs = |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        return secs(v.file.modified) > secs(since);
+        return whole_seconds(v.file.modified) > whole_seconds(since);
     }
     false
+}
+
+/// A time as HTTP dates carry it: whole seconds (a file's modification
+/// time has nanoseconds, which a date never matches).
+fn whole_seconds(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 fn not_modified(v: &Variant, req: &HeaderMap) -> bool {
@@ -725,9 +730,7 @@ fn not_modified(v: &Variant, req: &HeaderMap) -> bool {
     if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|h| h.to_str().ok())
         && let Ok(since) = httpdate::parse_http_date(ims)
     {
-        let modified = v.file.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let since = since.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        return modified <= since;
+        return whole_seconds(v.file.modified) <= whole_seconds(since);
     }
     false
 }
@@ -736,12 +739,8 @@ fn if_range_holds(v: &Variant, req: &HeaderMap) -> bool {
     match req.get(header::IF_RANGE).and_then(|h| h.to_str().ok()) {
         None => true,
         Some(r) if r.starts_with('"') => r == v.etag,
-        Some(r) => httpdate::parse_http_date(r).is_ok_and(|d| {
-            d == v.file.modified || {
-                let a = d.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                a == v.file.modified.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-            }
-        }),
+        Some(r) => httpdate::parse_http_date(r)
+            .is_ok_and(|d| d == v.file.modified || { whole_seconds(d) == whole_seconds(v.file.modified) }),
     }
 }
 
